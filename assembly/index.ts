@@ -1,0 +1,22 @@
+// The engine's exports (docs/ARCHITECTURE.md, "Engine ABI"): the model, then every kernel and its scalar
+// twin for tests and benchmarks.
+import { GEMM_ROWS } from "./kernels/gemm";
+
+export { alloc, init, payloadBytes, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { crc32, crc32Scalar } from "./kernels/crc32";
+export { gemm, gemmScalar } from "./kernels/gemm";
+export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
+export { layerNorm, layerNormScalar } from "./kernels/norm";
+export { softmax, softmaxScalar } from "./kernels/softmax";
+export { gelu, geluScalar } from "./kernels/gelu";
+export { dotCeiling, dotCeilingMacs } from "./kernels/ceiling";
+
+/** Rows of A per GEMM tile: quantized A buffers hold their rows padded to a multiple of it. */
+export function gemmRowTile(): i32 {
+  return GEMM_ROWS;
+}
+
+/** 1 when compiled with relaxed SIMD. */
+export function relaxed(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}

@@ -1,0 +1,44 @@
+import { dotAdd } from "./gemm";
+
+// The register-only int8 dot-product ceiling, for the benchmark: the GEMM's dot step on register operands
+// only (2 A vectors x 3 B vectors, six accumulators), no memory traffic, so the GEMM's GMAC/s can be read
+// as a fraction of what the CPU and the wasm engine can do at best. Every (A, B) pair differs, or the
+// compiler would compute a repeated product once; six accumulators leave V8 enough registers not to spill.
+
+/** MACs done by one iteration of dotCeiling. */
+export function dotCeilingMacs(): i32 {
+  // 6 dot steps; a relaxed dot step is 16 MACs, a dot_i16x8_s step is 8.
+  return ASC_FEATURE_RELAXED_SIMD ? 6 * 16 : 6 * 8;
+}
+
+/**
+ * Runs `iterations` rounds on 64 bytes at ptr (two A vectors, then two B vectors with lanes in [0, 127]);
+ * returns a sum so the work cannot be removed.
+ */
+export function dotCeiling(ptr: usize, iterations: i32): i32 {
+  const a0 = v128.load(ptr), a1 = v128.load(ptr, 16);
+  const b0 = v128.load(ptr, 32), b1 = v128.load(ptr, 48);
+  const b2 = i8x16.avgr_u(b0, b1); // a third B vector, still in [0, 127]
+  const ones = i16x8.splat(1);
+  let c0 = i32x4.splat(0), c1 = i32x4.splat(0), c2 = i32x4.splat(0);
+  let c3 = i32x4.splat(0), c4 = i32x4.splat(0), c5 = i32x4.splat(0);
+  for (let i = 0; i < iterations; i++) {
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      c0 = dotAdd(a0, b0, c0, ones);
+      c1 = dotAdd(a0, b1, c1, ones);
+      c2 = dotAdd(a0, b2, c2, ones);
+      c3 = dotAdd(a1, b0, c3, ones);
+      c4 = dotAdd(a1, b1, c4, ones);
+      c5 = dotAdd(a1, b2, c5, ones);
+    } else {
+      c0 = i32x4.add(c0, i32x4.dot_i16x8_s(a0, b0));
+      c1 = i32x4.add(c1, i32x4.dot_i16x8_s(a0, b1));
+      c2 = i32x4.add(c2, i32x4.dot_i16x8_s(a0, b2));
+      c3 = i32x4.add(c3, i32x4.dot_i16x8_s(a1, b0));
+      c4 = i32x4.add(c4, i32x4.dot_i16x8_s(a1, b1));
+      c5 = i32x4.add(c5, i32x4.dot_i16x8_s(a1, b2));
+    }
+  }
+  const s = i32x4.add(i32x4.add(i32x4.add(c0, c1), i32x4.add(c2, c3)), i32x4.add(c4, c5));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+}

@@ -1,0 +1,100 @@
+// GELU, exact erf form: gelu(x) = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2)).
+//
+// erfc(z), z >= 0, uses the Chebyshev fit of Numerical Recipes (erfcc, fractional error < 1.2e-7 for all
+// z): erfc(z) = t * exp(-z^2 + poly(t)), t = 1 / (1 + z / 2). The exponent -z^2 = -x^2 / 2 is split as
+// -xh^2 / 2 (exact: xh keeps the top 12 bits of x) plus the small -(x - xh)(x + xh) / 2, and both parts go
+// to expSplit, so the tail stays accurate in relative terms: Phi(x) = erfc(|x| / sqrt(2)) / 2 for x < 0
+// and 1 - erfc(x / sqrt(2)) / 2 for x >= 0.
+import { expSplit, expSplit4 } from "./exp";
+
+@lazy const SQRT1_2: f32 = 0.7071067811865476;
+@lazy const ONE: f32 = 1;
+@lazy const HALF: f32 = 0.5;
+@lazy const ZERO: f32 = 0;
+@lazy const C0: f32 = -1.26551223;
+@lazy const C1: f32 = 1.00002368;
+@lazy const C2: f32 = 0.37409196;
+@lazy const C3: f32 = 0.09678418;
+@lazy const C4: f32 = -0.18628806;
+@lazy const C5: f32 = 0.27886807;
+@lazy const C6: f32 = -1.13520398;
+@lazy const C7: f32 = 1.48851587;
+@lazy const C8: f32 = -0.82215223;
+@lazy const C9: f32 = 0.17087277;
+/** Clears the low 12 bits of an f32: the high part keeps 12 significant bits, so its square is exact. */
+@lazy const HIGH_MASK: i32 = 0xfffff000;
+
+/** GELU of one value. */
+export function gelu1(x: f32): f32 {
+  const ax = abs<f32>(x);
+  const t: f32 = 1 / (1 + 0.5 * (ax * SQRT1_2));
+  const poly = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * (C8 + t * C9))))))));
+  const xh = reinterpret<f32>(reinterpret<i32>(ax) & HIGH_MASK);
+  const half = t * expSplit(-(xh * xh) * 0.5, poly - (ax - xh) * (ax + xh) * 0.5) * 0.5; // erfc(|x|/sqrt2)/2
+  return x * (x < 0 ? half : 1 - half);
+}
+
+// The vector constants, each as four equal lanes in memory: V8 rebuilds a v128.const at every use
+// (three instructions), while a load from here is one and can fold into the arithmetic.
+@lazy const VECTOR_CONSTANTS: usize = memory.data<f32>([
+  SQRT1_2, SQRT1_2, SQRT1_2, SQRT1_2,
+  ONE, ONE, ONE, ONE,
+  HALF, HALF, HALF, HALF,
+  ZERO, ZERO, ZERO, ZERO,
+  C0, C0, C0, C0,
+  C1, C1, C1, C1,
+  C2, C2, C2, C2,
+  C3, C3, C3, C3,
+  C4, C4, C4, C4,
+  C5, C5, C5, C5,
+  C6, C6, C6, C6,
+  C7, C7, C7, C7,
+  C8, C8, C8, C8,
+  C9, C9, C9, C9,
+  reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK),
+], 16);
+
+/** The vector constant in row `row` of VECTOR_CONSTANTS. */
+@inline function k(row: usize): v128 {
+  return v128.load(VECTOR_CONSTANTS + (row << 4));
+}
+@lazy const K_SQRT1_2: usize = 0;
+@lazy const K_ONE: usize = 1;
+@lazy const K_HALF: usize = 2;
+@lazy const K_ZERO: usize = 3;
+@lazy const K_C0: usize = 4; // C0..C9 in rows 4..13
+@lazy const K_HIGH_MASK: usize = 14;
+
+/** gelu1 on four lanes, the same operations in the same order. */
+@inline function gelu4(v: v128): v128 {
+  const ax = f32x4.abs(v);
+  const t = f32x4.div(k(K_ONE), f32x4.add(k(K_ONE), f32x4.mul(k(K_HALF), f32x4.mul(ax, k(K_SQRT1_2)))));
+  let poly = f32x4.add(k(K_C0 + 8), f32x4.mul(t, k(K_C0 + 9)));
+  for (let i = 7; i >= 0; i--) poly = f32x4.add(k(K_C0 + i), f32x4.mul(t, poly));
+  const xh = v128.and(ax, k(K_HIGH_MASK));
+  const a = f32x4.mul(f32x4.neg(f32x4.mul(xh, xh)), k(K_HALF));
+  const b = f32x4.sub(poly, f32x4.mul(f32x4.mul(f32x4.sub(ax, xh), f32x4.add(ax, xh)), k(K_HALF)));
+  const half = f32x4.mul(f32x4.mul(t, expSplit4(a, b)), k(K_HALF));
+  return f32x4.mul(v, v128.bitselect(half, f32x4.sub(k(K_ONE), half), f32x4.lt(v, k(K_ZERO))));
+}
+
+/** In place over n values. */
+export function gelu(x: usize, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const p = x + (<usize>i << 2);
+    v128.store(p, gelu4(v128.load(p)));
+  }
+  for (let i = n4; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, gelu1(load<f32>(p)));
+  }
+}
+
+/** Scalar twin of gelu. */
+export function geluScalar(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, gelu1(load<f32>(p)));
+  }
+}

@@ -1,0 +1,63 @@
+// Row softmax in f32, numerically stable: p = exp(x * scale - max(x * scale)) / sum.
+// Attention passes scale = 1 / sqrt(headDim), so the scores are scaled here, as Hugging Face scales them
+// before its softmax.
+import { expSplit, expSplit4 } from "./exp";
+
+/** In place over M rows of N values (row stride ld floats). */
+export function softmax(x: usize, M: i32, N: i32, ld: i32, scale: f32): void {
+  const N4 = N & ~3;
+  const s4 = f32x4.splat(scale);
+  for (let m = 0; m < M; m++) {
+    const row = x + ((<usize>m * ld) << 2);
+    let max4 = f32x4.splat(-Infinity);
+    for (let n = 0; n < N4; n += 4) max4 = f32x4.max(max4, v128.load(row + (<usize>n << 2)));
+    let hi = max(max(f32x4.extract_lane(max4, 0), f32x4.extract_lane(max4, 1)), max(f32x4.extract_lane(max4, 2), f32x4.extract_lane(max4, 3)));
+    for (let n = N4; n < N; n++) hi = max(hi, load<f32>(row + (<usize>n << 2)));
+    const shift = -(hi * scale);
+    const shift4 = f32x4.splat(shift);
+    let sum4 = f32x4.splat(0);
+    for (let n = 0; n < N4; n += 4) {
+      const p = row + (<usize>n << 2);
+      const e = expSplit4(f32x4.mul(v128.load(p), s4), shift4);
+      v128.store(p, e);
+      sum4 = f32x4.add(sum4, e);
+    }
+    let sum = (f32x4.extract_lane(sum4, 0) + f32x4.extract_lane(sum4, 1)) + (f32x4.extract_lane(sum4, 2) + f32x4.extract_lane(sum4, 3));
+    for (let n = N4; n < N; n++) {
+      const p = row + (<usize>n << 2);
+      const e = expSplit(load<f32>(p) * scale, shift);
+      store<f32>(p, e);
+      sum += e;
+    }
+    const inv4 = f32x4.splat(1 / sum);
+    for (let n = 0; n < N4; n += 4) {
+      const p = row + (<usize>n << 2);
+      v128.store(p, f32x4.mul(v128.load(p), inv4));
+    }
+    for (let n = N4; n < N; n++) {
+      const p = row + (<usize>n << 2);
+      store<f32>(p, load<f32>(p) * (1 / sum));
+    }
+  }
+}
+
+/** Scalar twin of softmax. */
+export function softmaxScalar(x: usize, M: i32, N: i32, ld: i32, scale: f32): void {
+  for (let m = 0; m < M; m++) {
+    const row = x + ((<usize>m * ld) << 2);
+    let hi: f32 = -Infinity;
+    for (let n = 0; n < N; n++) hi = max(hi, load<f32>(row + (<usize>n << 2)));
+    const shift = -(hi * scale);
+    let sum: f32 = 0;
+    for (let n = 0; n < N; n++) {
+      const p = row + (<usize>n << 2);
+      const e = expSplit(load<f32>(p) * scale, shift);
+      store<f32>(p, e);
+      sum += e;
+    }
+    for (let n = 0; n < N; n++) {
+      const p = row + (<usize>n << 2);
+      store<f32>(p, load<f32>(p) / sum);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+// Loads both engine builds for the kernel tests and gives typed access to their exports and memory.
+import { readFileSync } from "node:fs";
+
+export interface Engine {
+  name: string;
+  memory: WebAssembly.Memory;
+  alloc(bytes: number): number;
+  crc32(crc: number, ptr: number, len: number): number;
+  crc32Scalar(crc: number, ptr: number, len: number): number;
+  gemmRowTile(): number;
+  relaxed(): number;
+  gemm(A: number, sa: number, za: number, asum: number, M: number, K16: number, B: number, sb: number, bsum: number,
+    bias: number, N: number, C: number, ldc: number, accumulate: number): void;
+  gemmScalar(A: number, sa: number, za: number, asum: number, M: number, K16: number, B: number, sb: number,
+    bsum: number, bias: number, N: number, C: number, ldc: number, accumulate: number): void;
+  quantizeRows(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
+  quantizeRowsScalar(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
+  packRows(x: number, strideN: number, strideK: number, N: number, K: number, out: number, sb: number, bsum: number): void;
+  packRowsScalar(x: number, strideN: number, strideK: number, N: number, K: number, out: number, sb: number, bsum: number): void;
+  layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
+  layerNormScalar(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
+  softmax(x: number, M: number, N: number, ld: number, scale: number): void;
+  softmaxScalar(x: number, M: number, N: number, ld: number, scale: number): void;
+  gelu(x: number, n: number): void;
+  geluScalar(x: number, n: number): void;
+  init(weights: number, channels: number, imageSize: number, patch: number, dim: number, heads: number, hidden: number,
+    layers: number, classes: number, distilled: number, eps: number): number;
+  payloadBytes(): number;
+  inputPtr(): number;
+  forward(capture: number): void;
+  logitsPtr(): number;
+  outputPtr(): number;
+  capturedPtr(): number;
+  tokens(): number;
+}
+
+const buildDir = new URL("../../build/", import.meta.url);
+
+export const BUILDS = ["engine.wasm", "engine-relaxed.wasm"] as const;
+
+export function loadEngine(file: (typeof BUILDS)[number]): Engine {
+  const module = new WebAssembly.Module(readFileSync(new URL(file, buildDir)));
+  const exports = new WebAssembly.Instance(module, {}).exports as unknown as Engine;
+  return Object.assign(Object.create(exports), { name: file });
+}
+
+/** Views are made on demand: memory.grow detaches earlier ones. */
+export const f32 = (e: Engine, ptr: number, n: number) => new Float32Array(e.memory.buffer, ptr, n);
+export const i32 = (e: Engine, ptr: number, n: number) => new Int32Array(e.memory.buffer, ptr, n);
+export const i8 = (e: Engine, ptr: number, n: number) => new Int8Array(e.memory.buffer, ptr, n);
+export const u8 = (e: Engine, ptr: number, n: number) => new Uint8Array(e.memory.buffer, ptr, n);
+
+/** Copies `data` into fresh engine memory; returns the pointer. */
+export function put(e: Engine, data: Float32Array | Int32Array | Uint8Array | Int8Array): number {
+  const ptr = e.alloc(Math.max(data.byteLength, 1));
+  new Uint8Array(e.memory.buffer, ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return ptr;
+}
+
+/** Deterministic PRNG (LCG), uniform in [0, 1). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+export function randomF32(random: () => number, n: number, lo: number, hi: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * random();
+  return out;
+}
+
+export const K16 = (k: number) => Math.ceil(k / 16) * 16;
+export const N4 = (n: number) => Math.ceil(n / 4) * 4;
