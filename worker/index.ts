@@ -1,5 +1,23 @@
+// The Worker's router: path and method to a handler in api.ts; every failure becomes a JSON error.
+
+import { routes } from "./api.ts";
+import { EdgevitError } from "./errors.ts";
+import { errorResponse, failure } from "./http.ts";
+
 export default {
-  async fetch(): Promise<Response> {
-    return new Response("ok");
+  async fetch(request, env): Promise<Response> {
+    const url = new URL(request.url);
+    const methods = routes[url.pathname];
+    if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
+    const handler = methods[request.method];
+    if (!handler) {
+      const allow = Object.keys(methods).join(", ");
+      return errorResponse(new EdgevitError("method_not_allowed", `${url.pathname} accepts ${allow}, not ${request.method}`), { allow });
+    }
+    try {
+      return await handler(request, env, url);
+    } catch (error) {
+      return failure(error);
+    }
   },
-} satisfies ExportedHandler;
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,66 @@
+// `edgevit upload <model.evit> [--name <name>] [--remote]`: checks the bundle (header, length, payload
+// CRC-32) and puts it into the Worker's R2 bucket as `<name>.evit`, in wrangler's local state unless
+// --remote.
+
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { describe, readBundle, type BundleHeader } from "../models/bundle.ts";
+import { keyOf, modelName } from "../worker/catalog.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const USAGE = "usage: edgevit upload <model.evit> [--name <name>] [--remote]";
+
+// Everything the Worker's loader checks (header, length, payload CRC-32), so a bad bundle is refused here
+// rather than served as a 503.
+export function checkBundle(path: string): BundleHeader {
+  return readBundle(new Uint8Array(readFileSync(path)), crc32).header;
+}
+
+// The bucket the Worker binds as MODELS, from wrangler.toml (the one place it is configured).
+function bucketName(): string {
+  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+  const match = /binding\s*=\s*"MODELS"\s*\n\s*bucket_name\s*=\s*"([^"]+)"/.exec(toml);
+  if (!match) throw new Error("wrangler.toml has no R2 bucket bound as MODELS");
+  return match[1];
+}
+
+export function putObject(file: string, name: string, remote: boolean): void {
+  const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+  const args = ["r2", "object", "put", `${bucketName()}/${keyOf(name)}`, "--file", file, remote ? "--remote" : "--local"];
+  const run = spawnSync(process.execPath, [wrangler, ...args], { cwd: root, stdio: "inherit" });
+  if (run.status !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${run.status}`);
+}
+
+export async function main(args: string[]): Promise<number> {
+  let file: string | undefined;
+  let name: string | undefined;
+  let remote = false;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--name") name = args[++i];
+    else if (args[i] === "--remote") remote = true;
+    else if (!args[i].startsWith("--") && file === undefined) file = args[i];
+    else {
+      console.error(`unknown argument ${args[i]}\n${USAGE}`);
+      return 2;
+    }
+  }
+  if (!file) {
+    console.error(USAGE);
+    return 2;
+  }
+  try {
+    const header = checkBundle(file);
+    const target = modelName(name ?? header.name);
+    console.log(`${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`);
+    putObject(file, target, remote);
+    console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucketName()})`);
+    return 0;
+  } catch (error) {
+    console.error(`edgevit upload: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,28 @@
+// `npm run dev [-- <wrangler dev args>]`: builds the wasm engine, puts the default model into the local
+// R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
+
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { main as upload } from "../cli/upload.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+const build = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.ts")], { cwd: root, stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+// The default model's name is configured once, in wrangler.toml's [vars].
+const defaultModel = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1];
+const bundle = join(root, "models", "default", `${defaultModel}.evit`);
+if (!defaultModel || !existsSync(bundle)) {
+  console.warn(`dev: no bundle at ${bundle}; the default model will answer 404 until one is uploaded (npx edgevit upload)`);
+} else if ((await upload([bundle, "--name", defaultModel])) !== 0) {
+  process.exit(1);
+}
+
+const wrangler = spawn(process.execPath, [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: "inherit",
+});
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => wrangler.kill(signal));
+wrangler.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,0 +1,66 @@
+// Test bundles made by the real bundle writer from seeded random weights. Portable: workerd and Node.
+
+import { encodeBundle, layout, type BundleParts, type ModelConfig } from "../../models/bundle.ts";
+import { packLinear } from "../../models/pack.ts";
+
+// IEEE CRC-32 (zlib's), table-driven; the bundle writer takes the CRC as a function.
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+export function crc32(data: Uint8Array, value = 0): number {
+  let c = ~value >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// mulberry32: a small seeded generator, uniform in [-1, 1).
+function uniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+export const SMALL_CONFIG: ModelConfig = {
+  imageSize: 32, patchSize: 8, channels: 3, dim: 32, heads: 2, hidden: 64, layers: 2, classes: 5,
+  eps: 1e-12, distilled: false,
+};
+
+// A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
+export function randomBundle(name: string, seed: number, config: ModelConfig = SMALL_CONFIG): Uint8Array {
+  const next = uniform(seed);
+  const random = (n: number, scale: number, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * next());
+  const tensors = new Map<string, ArrayBufferView>();
+  for (const entry of layout(config).tensors) {
+    const { source } = entry;
+    if (source.kind === "f32") {
+      const n = source.shape.reduce((a, b) => a * b, 1);
+      tensors.set(entry.name, entry.name.endsWith("norm_before.weight") || entry.name.endsWith("norm_after.weight") || entry.name === "layernorm.weight"
+        ? random(n, 0.1, 1)
+        : random(n, 0.5));
+    } else if (source.part === "weight") {
+      const base = entry.name.slice(0, -".weight".length);
+      const packed = packLinear(random(source.n * source.k, 1 / Math.sqrt(source.k)), random(source.n, 0.1), source.n, source.k);
+      for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
+    }
+  }
+  const parts: BundleParts = {
+    name,
+    config,
+    preprocessing: {
+      doResize: true, size: { height: config.imageSize, width: config.imageSize }, resample: 2,
+      doCenterCrop: false, cropSize: null, doRescale: true, rescaleFactor: 1 / 255,
+      doNormalize: true, imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5],
+    },
+    labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
+    source: { layout: "hf-vit", checkpoint: `random seed ${seed}`, files: {}, dtype: "F32", converter: "test", convertedAt: "2026-11-27T00:00:00Z" },
+  };
+  return encodeBundle(parts, tensors, crc32);
+}

@@ -1,0 +1,173 @@
+// One test per error code a client can cause: status, stable code, and a JSON body a user can read.
+
+import { beforeAll, describe, expect, test } from "vitest";
+import { env, SELF } from "cloudflare:test";
+import bomb from "../fixtures/images/invalid-bomb-60000x60000.jpg";
+import random from "../fixtures/images/invalid-random-bytes.jpg";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import catPng from "../fixtures/images/cat.png";
+import { failure } from "../../worker/http.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
+
+const NAME = "errors-vit";
+
+beforeAll(async () => {
+  await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 11));
+});
+
+async function expectError(response: Response, status: number, code: string): Promise<string> {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = await response.json<any>();
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(body.error.code).toBe(code);
+  expect(typeof body.error.message).toBe("string");
+  expect(body.error.message.length).toBeGreaterThan(10);
+  return body.error.message;
+}
+
+const classify = (query: string, body: BodyInit = cat, type = "image/jpeg") =>
+  SELF.fetch(jpegRequest(`/v1/classify?model=${NAME}${query}`, body, type));
+
+describe("400 invalid_image", () => {
+  test("bytes that are not a JPEG", async () => {
+    await expectError(await classify("", random), 400, "invalid_image");
+  });
+
+  test("a PNG sent as image/jpeg", async () => {
+    const message = await expectError(await classify("", catPng), 400, "invalid_image");
+    expect(message).toMatch(/PNG/);
+  });
+});
+
+describe("400 bad_parameter", () => {
+  test.each([
+    ["top_k=0"], ["top_k=-1"], ["top_k=two"], ["top_k=1.5"], ["include=everything"],
+  ])("classify ?%s", async (query) => {
+    await expectError(await classify(`&${query}`), 400, "bad_parameter");
+  });
+
+  test("embed ?pool=max", async () => {
+    await expectError(await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=max`, cat)), 400, "bad_parameter");
+  });
+
+  test.each([[""], ["&layer=-1"], ["&layer=3"], ["&layer=x"]])("hidden_states layer %s (the model has 2 layers)", async (query) => {
+    await expectError(await SELF.fetch(jpegRequest(`/v1/hidden_states?model=${NAME}${query}`, cat)), 400, "bad_parameter");
+  });
+
+  test.each([["../secret"], ["a/b"], [".hidden"], [`${NAME}.evit`]])("model name %s", async (model) => {
+    await expectError(await SELF.fetch(jpegRequest(`/v1/classify?model=${encodeURIComponent(model)}`, cat)), 400, "bad_parameter");
+  });
+
+  test("multipart without an image field", async () => {
+    const form = new FormData();
+    form.append("picture", new File([cat], "cat.jpg", { type: "image/jpeg" }));
+    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    await expectError(response, 400, "bad_parameter");
+  });
+});
+
+test("404 model_not_found", async () => {
+  const response = await SELF.fetch(jpegRequest("/v1/classify?model=no-such-model", cat));
+  const message = await expectError(response, 404, "model_not_found");
+  expect(message).toMatch(/no-such-model/);
+});
+
+test("404 not_found for an unknown path", async () => {
+  await expectError(await SELF.fetch("http://edgevit.test/v2/classify"), 404, "not_found");
+});
+
+test("405 method_not_allowed, with Allow", async () => {
+  const get = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`);
+  await expectError(get, 405, "method_not_allowed");
+  expect(get.headers.get("allow")).toBe("POST");
+  const post = await SELF.fetch("http://edgevit.test/v1/models", { method: "POST", body: "x" });
+  await expectError(post, 405, "method_not_allowed");
+  expect(post.headers.get("allow")).toBe("GET");
+});
+
+describe("413 payload_too_large", () => {
+  const limit = Number(env.MAX_BODY_BYTES);
+
+  test("from Content-Length, before reading", async () => {
+    await expectError(await classify("", new Uint8Array(limit + 1)), 413, "payload_too_large");
+  });
+
+  test("a body exactly at the limit is read (and then judged as an image)", async () => {
+    await expectError(await classify("", new Uint8Array(limit)), 400, "invalid_image");
+  });
+
+  test("a streamed body without Content-Length stops being read past the limit", async () => {
+    const chunk = 64 * 1024;
+    const chunks = (4 * limit) / chunk;
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled === chunks) return controller.close();
+        pulled++;
+        controller.enqueue(new Uint8Array(chunk));
+      },
+    }, { highWaterMark: 0 });
+    const request = new Request(`http://edgevit.test/v1/classify?model=${NAME}`, {
+      method: "POST", body, headers: { "content-type": "image/jpeg" }, duplex: "half",
+    } as RequestInit);
+    expect(request.headers.get("content-length")).toBeNull();
+    await expectError(await call(request), 413, "payload_too_large");
+    expect(pulled).toBeLessThan(chunks);
+    expect(pulled * chunk).toBeLessThanOrEqual(limit + 2 * chunk);
+  });
+
+  test("multipart bodies have the same limit", async () => {
+    const form = new FormData();
+    form.append("image", new File([new Uint8Array(limit + 1)], "big.jpg", { type: "image/jpeg" }));
+    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    await expectError(response, 413, "payload_too_large");
+  });
+});
+
+describe("413 image_too_large", () => {
+  test("a 35 KB file whose header claims 60000x60000 pixels", async () => {
+    const message = await expectError(await classify("", bomb), 413, "image_too_large");
+    expect(message).toMatch(/60000x60000/);
+  });
+
+  test("the pixel limit comes from MAX_IMAGE_PIXELS (451x300 = 135300 pixels)", async () => {
+    const request = (limit: number) => call(jpegRequest(`/v1/classify?model=${NAME}`, cat), { MAX_IMAGE_PIXELS: limit });
+    await expectError(await request(135_299), 413, "image_too_large");
+    expect((await request(135_300)).status).toBe(200);
+  });
+});
+
+describe("415 unsupported_media_type", () => {
+  test.each([["text/plain"], ["image/png"], ["application/json"], [""]])("raw body of type %s", async (type) => {
+    const request = new Request(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: cat });
+    if (type) request.headers.set("content-type", type);
+    else request.headers.delete("content-type");
+    await expectError(await SELF.fetch(request), 415, "unsupported_media_type");
+  });
+
+  test("multipart image field of type image/png", async () => {
+    const form = new FormData();
+    form.append("image", new File([catPng], "cat.png", { type: "image/png" }));
+    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    await expectError(response, 415, "unsupported_media_type");
+  });
+});
+
+// 503 model_unavailable is tested in models.test.ts, with the recovery.
+
+test("anything else is a bug: a logged 500 that reveals nothing", async () => {
+  const logged: unknown[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  try {
+    const response = failure(new TypeError("secret internals"));
+    expect(response.status).toBe(500);
+    const body = await response.json<any>();
+    expect(body.error.code).toBe("internal_error");
+    expect(body.error.message).not.toMatch(/secret/);
+  } finally {
+    console.error = original;
+  }
+  expect(logged).toHaveLength(1);
+});

@@ -1,0 +1,33 @@
+// Helpers to call the Worker inside workerd.
+
+import { createExecutionContext, env } from "cloudflare:test";
+import worker from "../../worker/index.ts";
+
+export { randomBundle, SMALL_CONFIG } from "./bundles.ts";
+
+// Calls the Worker's own fetch with bindings and vars replaced (e.g. a counting bucket, a smaller limit).
+export function call(request: Request, overrides: Partial<Env> = {}): Promise<Response> {
+  return worker.fetch(request, { ...env, ...overrides }, createExecutionContext());
+}
+
+// The real R2 binding, counting the reads of each key (ranged reads are counted apart).
+export function countingBucket(bucket: R2Bucket): { bucket: R2Bucket; gets: Map<string, number> } {
+  const gets = new Map<string, number>();
+  const counted = new Proxy(bucket, {
+    get(target, property) {
+      if (property === "get") {
+        return (key: string, options?: R2GetOptions) => {
+          if (!options?.range) gets.set(key, (gets.get(key) ?? 0) + 1);
+          return target.get(key, options);
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { bucket: counted, gets };
+}
+
+export function jpegRequest(path: string, body: BodyInit, type = "image/jpeg", headers: HeadersInit = {}): Request {
+  return new Request(`http://edgevit.test${path}`, { method: "POST", body, headers: { "content-type": type, ...headers } });
+}

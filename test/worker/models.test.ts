@@ -1,0 +1,136 @@
+// Loading from R2 inside workerd: one read per model per isolate (single flight), failed loads not cached,
+// corrupt bundles as 503 until the object is fixed, least-recently-used eviction under the memory budget.
+// Reads are counted by wrapping the real R2 binding; each test uses its own model names, so each starts
+// with a cold cache for them.
+
+import { describe, expect, test } from "vitest";
+import { env } from "cloudflare:test";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import { call, countingBucket, jpegRequest, randomBundle } from "./helpers.ts";
+
+const MiB = 2 ** 20;
+
+const classify = (model: string, overrides: Partial<Env> = {}) =>
+  call(jpegRequest(`/v1/classify?model=${model}&include=logits`, cat), overrides);
+
+async function listing(overrides: Partial<Env> = {}): Promise<any> {
+  return (await call(new Request("http://edgevit.test/v1/models"), overrides)).json();
+}
+
+test("many concurrent requests at a cold model read the bundle from R2 once and agree", async () => {
+  await env.MODELS.put("flight-vit.evit", randomBundle("flight-vit", 21));
+  const { bucket, gets } = countingBucket(env.MODELS);
+  const responses = await Promise.all(Array.from({ length: 16 }, () => classify("flight-vit", { MODELS: bucket })));
+  expect(responses.map((r) => r.status)).toEqual(Array(16).fill(200));
+  const bodies = await Promise.all(responses.map((r) => r.json()));
+  for (const body of bodies) expect(body).toEqual(bodies[0]);
+  expect(gets.get("flight-vit.evit")).toBe(1);
+
+  // Later requests reuse the loaded model.
+  expect((await classify("flight-vit", { MODELS: bucket })).status).toBe(200);
+  expect(gets.get("flight-vit.evit")).toBe(1);
+});
+
+// The byte offset of the payload, from the prefix (FORMAT.md).
+const payloadOffset = (bundle: Uint8Array) => new DataView(bundle.buffer, bundle.byteOffset).getUint32(12, true);
+
+const corruptions: [string, (good: Uint8Array) => Uint8Array, RegExp][] = [
+  ["missing payload", (good) => good.slice(0, payloadOffset(good)), /payload ended after 0 of/],
+  ["truncated", (good) => good.slice(0, good.length - 1000), /payload ended after/],
+  ["bad checksum", (good) => {
+    const bad = good.slice();
+    bad[payloadOffset(good) + 100] ^= 0x01;
+    return bad;
+  }, /CRC-32/],
+  ["wrong version", (good) => {
+    const bad = good.slice();
+    new DataView(bad.buffer).setUint32(4, 2, true);
+    return bad;
+  }, /version 2/],
+  ["not a bundle", () => new TextEncoder().encode("<html>not found</html>"), /not an edgevit bundle/],
+];
+
+describe("a corrupt bundle gives 503 model_unavailable, and replacing it recovers without a restart", () => {
+  test.each(corruptions)("%s", async (what, corrupt, reason) => {
+    const name = `corrupt-${what.replace(/ /g, "-")}`;
+    const good = randomBundle(name, 31);
+    await env.MODELS.put(`${name}.evit`, corrupt(good));
+    const { bucket, gets } = countingBucket(env.MODELS);
+
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const response = await classify(name, { MODELS: bucket });
+      expect(response.status).toBe(503);
+      const { error } = await response.json<any>();
+      expect(error.code).toBe("model_unavailable");
+      expect(error.message).toMatch(reason);
+      // A failed load is not cached: every request reads the object again.
+      expect(gets.get(`${name}.evit`)).toBe(attempt);
+    }
+
+    await env.MODELS.put(`${name}.evit`, good);
+    const fixed = await classify(name, { MODELS: bucket });
+    expect(fixed.status).toBe(200);
+    expect((await fixed.json<any>()).predictions).toHaveLength(5);
+  });
+
+  test("concurrent requests during a failing load share that one failure", async () => {
+    const good = randomBundle("corrupt-shared", 32);
+    await env.MODELS.put("corrupt-shared.evit", good.slice(0, good.length - 1));
+    const { bucket, gets } = countingBucket(env.MODELS);
+    const responses = await Promise.all(Array.from({ length: 8 }, () => classify("corrupt-shared", { MODELS: bucket })));
+    expect(responses.map((r) => r.status)).toEqual(Array(8).fill(503));
+    expect(gets.get("corrupt-shared.evit")).toBe(1);
+  });
+
+  test("/v1/models still answers, with the bundle's problem", async () => {
+    await env.MODELS.put("listed-bad.evit", randomBundle("listed-bad", 33).slice(0, 40));
+    const body = await listing();
+    const entry = body.models.find((m: any) => m.name === "listed-bad");
+    expect(entry.bytes).toBe(40);
+    expect(entry.error.code).toBe("truncated");
+    expect(entry).not.toHaveProperty("config");
+  });
+});
+
+describe("the memory budget", () => {
+  test("least recently used models are evicted to stay under MODEL_MEMORY_BUDGET_MB", async () => {
+    for (const name of ["lru-a", "lru-b", "lru-c"]) await env.MODELS.put(`${name}.evit`, randomBundle(name, 41));
+    const { bucket, gets } = countingBucket(env.MODELS);
+    // Measure one model's memory under the configured budget, then allow exactly two of them.
+    expect((await classify("lru-a", { MODELS: bucket })).status).toBe(200);
+    const perModel = (await listing()).loaded.find((m: any) => m.name === "lru-a").memoryBytes;
+    const overrides = { MODELS: bucket, MODEL_MEMORY_BUDGET_MB: (2 * perModel) / MiB };
+
+    expect((await classify("lru-b", overrides)).status).toBe(200);
+    expect((await classify("lru-a", overrides)).status).toBe(200); // a is now the most recently used
+    expect((await classify("lru-c", overrides)).status).toBe(200); // evicts b, the least recently used
+    const loaded = (await listing(overrides)).loaded.map((m: any) => m.name);
+    expect(loaded).toEqual(["lru-a", "lru-c"]);
+    expect((await listing(overrides)).memory.usedBytes).toBe(2 * perModel);
+
+    expect((await classify("lru-b", overrides)).status).toBe(200);
+    expect(Object.fromEntries(gets)).toEqual({ "lru-a.evit": 1, "lru-b.evit": 2, "lru-c.evit": 1 });
+  });
+
+  test("concurrent loads of different models with room for one: both answer, the later one stays", async () => {
+    for (const name of ["pair-a", "pair-b", "pair-c"]) await env.MODELS.put(`${name}.evit`, randomBundle(name, 42));
+    expect((await classify("pair-a")).status).toBe(200);
+    const perModel = (await listing()).loaded.find((m: any) => m.name === "pair-a").memoryBytes;
+    const overrides = { MODEL_MEMORY_BUDGET_MB: (1.5 * perModel) / MiB };
+    const responses = await Promise.all([classify("pair-b", overrides), classify("pair-c", overrides)]);
+    expect(responses.map((r) => r.status)).toEqual([200, 200]);
+    const after = await listing(overrides);
+    expect(after.memory.usedBytes).toBeLessThanOrEqual(after.memory.budgetBytes);
+    expect(after.loaded.map((m: any) => m.name)).toEqual(["pair-c"]);
+  });
+
+  test("a model larger than the whole budget is unavailable, not loaded", async () => {
+    await env.MODELS.put("too-big.evit", randomBundle("too-big", 51));
+    const response = await classify("too-big", { MODEL_MEMORY_BUDGET_MB: 0.05 });
+    expect(response.status).toBe(503);
+    const { error } = await response.json<any>();
+    expect(error.code).toBe("model_unavailable");
+    expect(error.message).toMatch(/MODEL_MEMORY_BUDGET_MB/);
+    expect((await listing()).loaded.map((m: any) => m.name)).not.toContain("too-big");
+  });
+});

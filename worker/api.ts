@@ -1,0 +1,122 @@
+// The API's handlers: parameters first, then the body, then the model, then one synchronous stretch
+// (decode, preprocess, forward pass) so that requests never hold decoded pixels across an await.
+
+import { EdgevitError } from "./errors.ts";
+import { choiceParam, intParam, json, listParam, npy, readImage, wantsNpy } from "./http.ts";
+import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
+import { preprocess } from "./image/preprocess.ts";
+import { listBundles, modelName } from "./catalog.ts";
+import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
+import type { Model } from "./engine.ts";
+
+type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
+
+// Bytes per pixel jpeg-js accounts for at worst (4:4:4 and progressive files: coefficients, planes and
+// output together, measured ~22): its own guard, on top of the pixel limit.
+const DECODE_BYTES_PER_PIXEL = 24;
+
+interface Inference {
+  name: string;
+  model: Model;
+  image: { width: number; height: number };
+  result: ReturnType<Model["run"]>;
+}
+
+// The upload through the model; `capture` is the layer whose output to keep (-1 none).
+async function infer(request: Request, env: Env, url: URL, capture = -1): Promise<Inference> {
+  const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
+  const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
+  const limits: DecodeLimits = {
+    maxPixels: Number(env.MAX_IMAGE_PIXELS),
+    maxMemoryMB: Math.ceil((Number(env.MAX_IMAGE_PIXELS) * DECODE_BYTES_PER_PIXEL) / (1 << 20)),
+  };
+  // Refuse a bad or oversized image from its header before a model is loaded for it.
+  const info = readJpegInfo(bytes);
+  if (info.width * info.height > limits.maxPixels) {
+    throw new EdgevitError("image_too_large", `the image is ${info.width}x${info.height}; the limit is ${limits.maxPixels} pixels`);
+  }
+  const model = await getModel(env, name);
+  const { layers } = model.header.config;
+  if (capture > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
+
+  const image = decodeJpeg(bytes, limits);
+  preprocess(image, model.header.preprocessing, model.input());
+  const result = model.run({ capture });
+  return { name, model, image: { width: image.width, height: image.height }, result };
+}
+
+const classify: Handler = async (request, env, url) => {
+  const topK = intParam(url, "top_k", 5, 1);
+  const include = listParam(url, "include", ["logits"] as const);
+  const { name, model, image, result } = await infer(request, env, url);
+
+  // Softmax in float64: scores are probabilities that sum to 1.
+  const logits = Array.from(result.logits);
+  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
+  const exps = logits.map((x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  const predictions = exps
+    .map((e, index) => ({ label: model.header.labels[index], index, score: e / sum }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, topK);
+  return json({ model: name, predictions, ...(include.has("logits") ? { logits } : {}), image });
+};
+
+const embed: Handler = async (request, env, url) => {
+  const pool = choiceParam(url, "pool", ["cls", "mean"] as const);
+  const { name, model, result } = await infer(request, env, url);
+  const { dim, imageSize, patchSize } = model.header.config;
+  const patches = (imageSize / patchSize) ** 2;
+  const output = result.output; // [tokens][dim], final LayerNorm applied
+
+  let embedding: Float32Array;
+  if (pool === "cls") {
+    embedding = output.slice(0, dim);
+  } else {
+    // Patch tokens follow the class (and distillation) token.
+    const first = output.length / dim - patches;
+    const sum = new Float64Array(dim);
+    for (let t = first; t < first + patches; t++) {
+      for (let d = 0; d < dim; d++) sum[d] += output[t * dim + d];
+    }
+    embedding = Float32Array.from(sum, (s) => s / patches);
+  }
+  return json({ model: name, dim, pool, embedding: Array.from(embedding) });
+};
+
+const hiddenStates: Handler = async (request, env, url) => {
+  if (!url.searchParams.has("layer")) throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
+  const layer = intParam(url, "layer", 0, 0);
+  const npyOut = wantsNpy(request);
+  const { name, model, result } = await infer(request, env, url, layer);
+  const { dim } = model.header.config;
+  const states = result.captured!; // [tokens][dim]
+  const tokens = states.length / dim;
+  if (npyOut) return npy(states, [tokens, dim]);
+  const rows: number[][] = [];
+  for (let t = 0; t < tokens; t++) rows.push(Array.from(states.subarray(t * dim, (t + 1) * dim)));
+  return json({ model: name, layer, tokens, dim, hidden_states: rows });
+};
+
+const models: Handler = async (_request, env) => {
+  const bundles = await listBundles(env.MODELS);
+  const loaded = loadedModels();
+  return json({
+    default: env.DEFAULT_MODEL,
+    engine: await engineBuild(),
+    models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
+    loaded: loaded.models,
+    memory: { usedBytes: loaded.usedBytes, budgetBytes: budgetBytes(env) },
+  });
+};
+
+const healthz: Handler = async () => json({ status: "ok" });
+
+// path -> method -> handler
+export const routes: Record<string, Record<string, Handler>> = {
+  "/healthz": { GET: healthz },
+  "/v1/models": { GET: models },
+  "/v1/classify": { POST: classify },
+  "/v1/embed": { POST: embed },
+  "/v1/hidden_states": { POST: hiddenStates },
+};

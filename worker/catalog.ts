@@ -1,0 +1,66 @@
+// The bucket's catalogue: how model names map to R2 keys, and bundle headers read without the payload.
+
+import { BundleError, describe, parsePrefix, type BundleHeader, type ModelConfig } from "../models/bundle.ts";
+import { EdgevitError } from "./errors.ts";
+
+// R2 keys are `<name>.evit`; names stay URL- and key-safe.
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SUFFIX = ".evit";
+
+export function modelName(raw: string): string {
+  if (!NAME.test(raw) || raw.endsWith(SUFFIX)) {
+    throw new EdgevitError("bad_parameter", `${JSON.stringify(raw)} is not a model name (letters, digits, ".", "_", "-")`);
+  }
+  return raw;
+}
+
+export const keyOf = (name: string): string => name + SUFFIX;
+
+// Enough for the prefix and the header of any realistic bundle in one ranged read.
+const HEAD_READ = 64 * 1024;
+
+export interface BundleSummary {
+  name: string;
+  bytes: number;
+  uploaded: string;
+  config?: ModelConfig;
+  summary?: string;
+  error?: { code: string; message: string };
+}
+
+// The bundle's header, from ranged reads of its first bytes only.
+async function readHeader(bucket: R2Bucket, key: string): Promise<BundleHeader> {
+  let length = HEAD_READ;
+  for (;;) {
+    const object = await bucket.get(key, { range: { offset: 0, length } });
+    if (!object) throw new BundleError("truncated", "the object disappeared while it was read");
+    const bytes = new Uint8Array(await object.arrayBuffer());
+    const result = parsePrefix(bytes);
+    if ("header" in result) return result.header;
+    if (bytes.length < length || result.need <= length) throw new BundleError("truncated", `the bundle ends inside its header`);
+    length = result.need;
+  }
+}
+
+export async function listBundles(bucket: R2Bucket): Promise<BundleSummary[]> {
+  const objects: R2Object[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ cursor });
+    objects.push(...page.objects.filter((o) => o.key.endsWith(SUFFIX)));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+
+  return Promise.all(
+    objects.map(async (object): Promise<BundleSummary> => {
+      const base = { name: object.key.slice(0, -SUFFIX.length), bytes: object.size, uploaded: object.uploaded.toISOString() };
+      try {
+        const header = await readHeader(bucket, object.key);
+        return { ...base, config: header.config, summary: describe(header.config) };
+      } catch (error) {
+        if (!(error instanceof BundleError)) throw error;
+        return { ...base, error: { code: error.code, message: error.message } };
+      }
+    }),
+  );
+}

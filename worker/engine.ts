@@ -1,0 +1,266 @@
+// Engine host: instantiates the wasm engine, streams a bundle's payload straight into wasm memory
+// (length and CRC-32 checked, no JS copy of the payload), runs the forward pass and copies outputs out.
+// Shared by the CLI (Node) and the Worker (workerd): no Node imports.
+import { BundleError, PREFIX_BYTES, hex32, parsePrefix, tokens, type BundleHeader } from "../models/bundle.ts";
+
+// The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
+interface EngineExports {
+  memory: WebAssembly.Memory;
+  alloc(bytes: number): number;
+  crc32(crc: number, ptr: number, len: number): number;
+  init(
+    weights: number, channels: number, imageSize: number, patch: number, dim: number, heads: number,
+    hidden: number, layers: number, classes: number, distilled: number, eps: number,
+  ): number;
+  inputPtr(): number;
+  forward(capture: number): void;
+  logitsPtr(): number;
+  outputPtr(): number;
+  capturedPtr(): number;
+  tokens(): number;
+}
+
+export interface RunOptions {
+  capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
+}
+
+export interface RunResult {
+  logits: Float32Array;    // [classes]
+  output: Float32Array;    // [tokens][dim]: last_hidden_state
+  captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
+}
+
+// Reads AssemblyScript's abort message (UTF-16 string with its byte length at ptr - 4).
+function readString(memory: WebAssembly.Memory, ptr: number): string {
+  if (!ptr) return "";
+  const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
+  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
+}
+
+function imports(getMemory: () => WebAssembly.Memory | undefined): WebAssembly.Imports {
+  return {
+    env: {
+      abort(message: number, file: number, line: number, column: number) {
+        const memory = getMemory();
+        const text = memory ? `${readString(memory, message)} at ${readString(memory, file)}:${line}:${column}` : "abort";
+        throw new Error(`engine aborted: ${text}`);
+      },
+    },
+  };
+}
+
+export class Engine {
+  readonly module: WebAssembly.Module;
+
+  private constructor(module: WebAssembly.Module) {
+    this.module = module;
+  }
+
+  // Checks the module instantiates and exports the ABI; each load gets its own instance and memory.
+  static async instantiate(module: WebAssembly.Module): Promise<Engine> {
+    const engine = new Engine(module);
+    engine.exportsOf(await engine.newInstance());
+    return engine;
+  }
+
+  // The relaxed-SIMD build when this runtime accepts it (its bytes validate), else the baseline.
+  static async pick(
+    baseline: { module: WebAssembly.Module },
+    relaxed: { module: WebAssembly.Module; bytes?: BufferSource },
+  ): Promise<Engine> {
+    if (relaxed.bytes && !WebAssembly.validate(relaxed.bytes)) return Engine.instantiate(baseline.module);
+    try {
+      return await Engine.instantiate(relaxed.module);
+    } catch {
+      return Engine.instantiate(baseline.module);
+    }
+  }
+
+  // Node: compile from bytes, relaxed build first.
+  static async fromBytes(baseline: BufferSource, relaxed?: BufferSource): Promise<Engine> {
+    const bytes = relaxed && WebAssembly.validate(relaxed) ? relaxed : baseline;
+    return Engine.instantiate(await WebAssembly.compile(bytes));
+  }
+
+  private async newInstance(): Promise<WebAssembly.Instance> {
+    let memory: WebAssembly.Memory | undefined;
+    const instance = await WebAssembly.instantiate(this.module, imports(() => memory));
+    memory = instance.exports.memory as WebAssembly.Memory;
+    return instance;
+  }
+
+  private exportsOf(instance: WebAssembly.Instance): EngineExports {
+    const e = instance.exports as unknown as EngineExports;
+    for (const name of ["memory", "alloc", "crc32", "init", "inputPtr", "forward", "logitsPtr", "outputPtr", "capturedPtr", "tokens"] as const) {
+      if (!(name in e)) throw new Error(`engine module does not export ${name}`);
+    }
+    return e;
+  }
+
+  async load(source: Uint8Array | ReadableStream<Uint8Array>): Promise<Model> {
+    const exports = this.exportsOf(await this.newInstance());
+    const loader = new PayloadLoader(exports);
+    if (source instanceof Uint8Array) {
+      loader.push(source);
+    } else {
+      const reader = source.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          loader.push(value);
+        }
+      } catch (error) {
+        // stop the source (an R2 body, a file) instead of leaving it half read
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      } finally {
+        reader.releaseLock();
+      }
+    }
+    const { header, weights } = loader.end();
+    const c = header.config;
+    const code = exports.init(
+      weights, c.channels, c.imageSize, c.patchSize, c.dim, c.heads, c.hidden, c.layers, c.classes,
+      c.distilled ? 1 : 0, c.eps,
+    );
+    if (code !== 0) throw new BundleError("bad_header", `engine refused the model configuration (${describeConfig(header)}): init returned ${code}`);
+    if (exports.tokens() !== tokens(c)) {
+      throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
+    }
+    return new Model(exports, header, loader.largestJsBuffer);
+  }
+}
+
+function describeConfig(header: BundleHeader): string {
+  const c = header.config;
+  return `${header.name}: ${c.imageSize}px/${c.patchSize}, dim ${c.dim}, heads ${c.heads}, layers ${c.layers}`;
+}
+
+// Feeds stream chunks through: the prefix and header are gathered in a small JS buffer, every payload
+// byte goes straight to its place in wasm memory and through the wasm CRC-32.
+class PayloadLoader {
+  largestJsBuffer = 0;
+  private readonly e: EngineExports;
+  private head = new Uint8Array(0); // prefix and header bytes gathered so far
+  private need = PREFIX_BYTES;      // bytes the prefix parser needs before it can tell more
+  private header: BundleHeader | null = null;
+  private weights = 0;
+  private received = 0; // payload bytes copied
+  private crc = 0;
+
+  constructor(exports: EngineExports) {
+    this.e = exports;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.largestJsBuffer = Math.max(this.largestJsBuffer, chunk.byteLength);
+    if (!this.header) {
+      chunk = this.gatherHead(chunk);
+      if (!this.header) return;
+    }
+    const length = this.header.payload.length;
+    if (this.received + chunk.length > length) {
+      throw new BundleError("size_mismatch", `bundle has bytes past the ${length}-byte payload its header declares`);
+    }
+    if (chunk.length === 0) return;
+    const at = this.weights + this.received;
+    new Uint8Array(this.e.memory.buffer, at, chunk.length).set(chunk);
+    this.crc = this.e.crc32(this.crc, at, chunk.length) >>> 0;
+    this.received += chunk.length;
+  }
+
+  // Collects the prefix and header (at most payloadOffset bytes are copied; a chunk that holds the
+  // whole header is parsed in place). Returns the payload bytes that follow in this chunk.
+  private gatherHead(chunk: Uint8Array): Uint8Array {
+    for (;;) {
+      if (this.head.length === 0 && chunk.length >= this.need) {
+        const result = parsePrefix(chunk);
+        if ("need" in result) {
+          this.need = result.need;
+          continue;
+        }
+        return this.start(result.header, chunk.subarray(result.payloadOffset));
+      }
+      const take = Math.min(this.need - this.head.length, chunk.length);
+      const joined = new Uint8Array(this.head.length + take);
+      joined.set(this.head);
+      joined.set(chunk.subarray(0, take), this.head.length);
+      this.head = joined;
+      this.largestJsBuffer = Math.max(this.largestJsBuffer, joined.length);
+      chunk = chunk.subarray(take);
+      if (this.head.length < this.need) return chunk;
+      const result = parsePrefix(this.head);
+      if ("need" in result) {
+        this.need = result.need;
+        continue;
+      }
+      return this.start(result.header, chunk);
+    }
+  }
+
+  private start(header: BundleHeader, rest: Uint8Array): Uint8Array {
+    this.header = header;
+    this.head = new Uint8Array(0);
+    this.weights = this.e.alloc(header.payload.length);
+    return rest;
+  }
+
+  end(): { header: BundleHeader; weights: number } {
+    if (!this.header) {
+      throw new BundleError("truncated", `bundle ended after ${this.head.length} bytes, inside its prefix or header`);
+    }
+    const { length, crc32 } = this.header.payload;
+    if (this.received < length) {
+      throw new BundleError("truncated", `bundle payload ended after ${this.received} of ${length} bytes`);
+    }
+    const got = hex32(this.crc);
+    if (got !== crc32) {
+      throw new BundleError("checksum_mismatch", `bundle payload CRC-32 is ${got}, the header says ${crc32}: the file is corrupt`);
+    }
+    return { header: this.header, weights: this.weights };
+  }
+}
+
+export class Model {
+  readonly header: BundleHeader;
+  readonly largestJsBuffer: number; // bytes: the largest JS buffer held while loading
+  private readonly e: EngineExports;
+
+  constructor(exports: EngineExports, header: BundleHeader, largestJsBuffer: number) {
+    this.e = exports;
+    this.header = header;
+    this.largestJsBuffer = largestJsBuffer;
+  }
+
+  get memoryBytes(): number {
+    return this.e.memory.buffer.byteLength;
+  }
+
+  get tokens(): number {
+    return this.e.tokens();
+  }
+
+  // f32 [channels][imageSize][imageSize]: write the preprocessed image here before run().
+  input(): Float32Array {
+    const c = this.header.config;
+    return new Float32Array(this.e.memory.buffer, this.e.inputPtr(), c.channels * c.imageSize * c.imageSize);
+  }
+
+  run(options: RunOptions = {}): RunResult {
+    const c = this.header.config;
+    const capture = options.capture ?? -1;
+    if (!Number.isInteger(capture) || capture < -1 || capture > c.layers) {
+      throw new RangeError(`capture must be -1 or a layer 0..${c.layers}, got ${capture}`);
+    }
+    this.e.forward(capture);
+    const buffer = this.e.memory.buffer;
+    const size = this.e.tokens() * c.dim;
+    const result: RunResult = {
+      logits: new Float32Array(buffer, this.e.logitsPtr(), c.classes).slice(),
+      output: new Float32Array(buffer, this.e.outputPtr(), size).slice(),
+    };
+    if (capture >= 0) result.captured = new Float32Array(buffer, this.e.capturedPtr(), size).slice();
+    return result;
+  }
+}

@@ -1,0 +1,148 @@
+// HTTP plumbing for the API: bounded body reading, the image out of a raw or multipart body, query
+// parameters, and JSON / NumPy responses.
+
+import { EdgevitError } from "./errors.ts";
+
+const JPEG_TYPES = new Set(["image/jpeg", "image/jpg", "image/pjpeg", "application/octet-stream"]);
+
+// The media type without parameters, lower case ("" when absent).
+function mediaType(header: string | null): string {
+  return (header ?? "").split(";")[0].trim().toLowerCase();
+}
+
+// The whole body, refusing it once it would exceed `limit`: first from Content-Length, then while
+// reading, so no more than `limit` bytes are ever held.
+export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (length + value.byteLength > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+    length += value.byteLength;
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
+}
+
+// The uploaded image: the raw body (`image/jpeg`) or the `image` field of a multipart form.
+export async function readImage(request: Request, limit: number): Promise<Uint8Array> {
+  const type = mediaType(request.headers.get("content-type"));
+  if (type === "multipart/form-data") {
+    const body = await readBody(request, limit);
+    let form: FormData;
+    try {
+      // Parsed from the bytes already read, so the limit above also bounds the form.
+      form = await new Response(body, { headers: { "content-type": request.headers.get("content-type")! } }).formData();
+    } catch {
+      throw new EdgevitError("bad_parameter", "the multipart/form-data body could not be parsed");
+    }
+    const field = form.get("image");
+    if (field === null) throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
+    if (typeof field === "string") throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
+    const fieldType = mediaType(field.type);
+    if (fieldType !== "" && !JPEG_TYPES.has(fieldType)) throw unsupported(fieldType);
+    return new Uint8Array(await field.arrayBuffer());
+  }
+  if (!JPEG_TYPES.has(type)) throw unsupported(type);
+  return readBody(request, limit);
+}
+
+function unsupported(type: string): EdgevitError {
+  return new EdgevitError(
+    "unsupported_media_type",
+    `${type === "" ? "a body without Content-Type" : type} is not accepted: send image/jpeg, or multipart/form-data with an "image" field`,
+  );
+}
+
+// An integer query parameter in [min, max], or `fallback` when absent.
+export function intParam(url: URL, name: string, fallback: number, min: number, max = Infinity): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
+    throw new EdgevitError("bad_parameter", `${name} must be an integer ${range}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+// One of `choices`, or the first choice when absent.
+export function choiceParam<T extends string>(url: URL, name: string, choices: readonly T[]): T {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return choices[0];
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new EdgevitError("bad_parameter", `${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
+  }
+  return raw as T;
+}
+
+// A comma-separated list parameter whose every item is one of `choices`.
+export function listParam<T extends string>(url: URL, name: string, choices: readonly T[]): Set<T> {
+  const items = url.searchParams.getAll(name).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  for (const item of items) {
+    if (!(choices as readonly string[]).includes(item)) {
+      throw new EdgevitError("bad_parameter", `${name} accepts ${choices.join(", ")}, got ${JSON.stringify(item)}`);
+    }
+  }
+  return new Set(items as T[]);
+}
+
+export function json(body: unknown, status = 200, headers: HeadersInit = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+export function errorResponse(error: EdgevitError, headers: HeadersInit = {}): Response {
+  return json(error.toJSON(), error.status, headers);
+}
+
+// Whether the client asked for NumPy's format over JSON.
+export function wantsNpy(request: Request): boolean {
+  return (request.headers.get("accept") ?? "").split(",").some((part) => mediaType(part) === "application/x-npy");
+}
+
+// NumPy format version 1.0 (`<f4`, C order): the magic, the header length, a Python dict literal
+// padded with spaces to a 64-byte boundary and ended by a newline, then the raw little-endian data.
+export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
+  const preamble = 10; // "\x93NUMPY", major, minor, u16 header length
+  const headerLength = Math.ceil((preamble + dict.length + 1) / 64) * 64 - preamble;
+  const header = dict.padEnd(headerLength - 1, " ") + "\n";
+  const out = new Uint8Array(preamble + headerLength + data.byteLength);
+  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0], 0);
+  new DataView(out.buffer).setUint16(8, headerLength, true);
+  out.set(new TextEncoder().encode(header), preamble);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), preamble + headerLength);
+  return out;
+}
+
+export function npy(data: Float32Array, shape: readonly number[]): Response {
+  return new Response(encodeNpy(data, shape), { headers: { "content-type": "application/x-npy" } });
+}
+
+// The response for anything a handler throws: its own status for an EdgevitError, a logged 500 for a bug.
+export function failure(error: unknown): Response {
+  if (error instanceof EdgevitError) return errorResponse(error);
+  console.error("unhandled error:", error);
+  return json({ error: { code: "internal_error", message: "an internal error occurred; it has been logged" } }, 500);
+}
