@@ -1,0 +1,83 @@
+// `edgevit classify [-m model.evit] [-k N] [--logits] <image>...`: one JSON line per image.
+import { readFile } from "node:fs/promises";
+import { EdgevitError } from "../worker/errors.ts";
+import { decodeJpeg } from "../worker/image/jpeg.ts";
+import { preprocess } from "../worker/image/preprocess.ts";
+import type { Model } from "../worker/engine.ts";
+import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
+
+const USAGE = "usage: edgevit classify [-m model.evit] [-k N] [--logits] <image>...";
+
+export interface Prediction {
+  label: string;
+  index: number;
+  score: number;
+}
+
+// Softmax in float64, highest first; ties keep the lower class index first.
+export function topK(logits: Float32Array, labels: string[], k: number): Prediction[] {
+  let max = -Infinity;
+  for (const x of logits) max = Math.max(max, x);
+  const exps = Array.from(logits, (x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps
+    .map((e, index) => ({ label: labels[index], index, score: e / sum }))
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .slice(0, k);
+}
+
+export function classifyBytes(model: Model, bytes: Uint8Array): Float32Array {
+  const image = decodeJpeg(bytes);
+  preprocess(image, model.header.preprocessing, model.input());
+  return model.run().logits;
+}
+
+function errorOf(e: unknown): { code: string; message: string } {
+  if (e instanceof EdgevitError) return { code: e.code, message: e.message };
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === "ENOENT") return { code: "not_found", message: `no such file: ${err.path}` };
+  if (err.code === "EISDIR") return { code: "invalid_image", message: `${err.path} is a directory` };
+  throw e;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let modelPath = DEFAULT_MODEL;
+  let k = 5;
+  let withLogits = false;
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "-m" || a === "--model") modelPath = args[++i];
+    else if (a === "-k" || a === "--top") k = Number(args[++i]);
+    else if (a === "--logits") withLogits = true;
+    else if (a.startsWith("-")) return usage(`unknown option ${a}`);
+    else files.push(a);
+  }
+  if (!modelPath) return usage("-m needs a model file");
+  if (!Number.isInteger(k) || k < 1) return usage("-k needs a positive integer");
+  if (files.length === 0) return usage("no images given");
+
+  const model = await loadModelFile(await nodeEngine(), modelPath);
+  let failed = 0;
+  for (const file of files) {
+    let line: object;
+    try {
+      const logits = classifyBytes(model, await readFile(file));
+      line = {
+        file,
+        predictions: topK(logits, model.header.labels, Math.min(k, logits.length)),
+        ...(withLogits ? { logits: Array.from(logits) } : {}),
+      };
+    } catch (e) {
+      failed++;
+      line = { file, error: errorOf(e) };
+    }
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  }
+  return failed ? 1 : 0;
+}
+
+function usage(problem: string): number {
+  console.error(`edgevit classify: ${problem}\n${USAGE}`);
+  return 2;
+}

@@ -1,0 +1,40 @@
+// The edgevit command line: routes a subcommand to its module.
+import { existsSync } from "node:fs";
+
+const USAGE = `usage: edgevit <command> [options]
+  convert <checkpoint-dir> -o <model.evit> [--name NAME]    Hugging Face / timm checkpoint -> bundle
+  classify [-m model.evit] [-k N] [--logits] <image>...    one JSON line per image
+  eval [-m model.evit] [--limit N] [--quality Q]            Fashion-MNIST test set accuracy and speed
+  upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket`;
+
+type Command = { main(args: string[]): Promise<number> };
+
+const commands: Record<string, () => Promise<Command>> = {
+  convert: () => import("./convert.ts"),
+  classify: () => import("./classify.ts"),
+  eval: () => import("./eval.ts"),
+  upload: () => import("./upload.ts"),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name) {
+    console.error(USAGE);
+    return 2;
+  }
+  if (name === "-h" || name === "--help" || name === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load || (name === "upload" && !existsSync(new URL("./upload.ts", import.meta.url)))) {
+    console.error(`edgevit: unknown command ${JSON.stringify(name)}\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await (await load()).main(args);
+  } catch (e) {
+    console.error(`edgevit ${name}: ${(e as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,25 @@
+// Node side of the engine host: the wasm builds from build/ and bundles streamed from disk.
+import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { Engine, type Model } from "../worker/engine.ts";
+
+const root = new URL("..", import.meta.url);
+
+export const DEFAULT_MODEL = new URL("models/default/fashion-vit.evit", root).pathname;
+
+// The relaxed-SIMD build when this Node accepts it, else the baseline SIMD build.
+export async function nodeEngine(): Promise<Engine> {
+  const read = (name: string) =>
+    readFile(new URL(`build/${name}`, root)).catch(() => {
+      throw new Error(`build/${name} is missing: run \`npm run build:wasm\``);
+    });
+  const [baseline, relaxed] = await Promise.all([read("engine.wasm"), read("engine-relaxed.wasm")]);
+  return Engine.fromBytes(baseline, relaxed);
+}
+
+// Streams the file through the same loader the Worker uses on an R2 body.
+export async function loadModelFile(engine: Engine, path: string): Promise<Model> {
+  const stream = Readable.toWeb(createReadStream(path, { highWaterMark: 1 << 20 })) as ReadableStream<Uint8Array>;
+  return engine.load(stream);
+}

@@ -1,0 +1,535 @@
+// Checkpoint directory (config.json, model.safetensors, preprocessor_config.json as published on the
+// Hugging Face hub) -> .evit bundle. Knows three tensor layouts: HF ViT, HF DeiT (distilled) and timm.
+// Streams: one source tensor is in memory at a time, and the bundle goes to disk as it is packed.
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { crc32 } from "node:zlib";
+import {
+  BundleError,
+  BundleWriter,
+  describe,
+  hex32,
+  tokens,
+  type BundleHeader,
+  type BundleParts,
+  type ModelConfig,
+  type Preprocessing,
+  type ResizeSize,
+} from "./bundle.ts";
+import { packLinear, type PackedLinear } from "./pack.ts";
+import { SafetensorsFile } from "./safetensors.ts";
+
+export const CONVERTER = "edgevit 0.1.0";
+
+export type LayoutName = "hf-vit" | "hf-deit" | "timm";
+
+export class ConvertError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConvertError";
+  }
+}
+
+export interface ConvertOptions {
+  name?: string;        // bundle name; default: the checkpoint directory's name
+  convertedAt?: string; // ISO timestamp; default: now (fixed in tests for reproducible bytes)
+  log?: (line: string) => void;
+}
+
+type Json = Record<string, unknown>;
+
+// ---- config.json -> ModelConfig ----
+
+// transformers' ViTConfig defaults, used for keys a published config.json leaves out.
+const HF_DEFAULTS = {
+  image_size: 224, patch_size: 16, num_channels: 3, hidden_size: 768, num_hidden_layers: 12,
+  num_attention_heads: 12, intermediate_size: 3072, layer_norm_eps: 1e-12, hidden_act: "gelu",
+};
+// timm's ViT/DeiT head counts by model size, for timm config.json files that name only the architecture.
+const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, medium: 8, base: 12, large: 16, huge: 16 };
+const TIMM_EPS = 1e-6;
+
+function positiveInt(v: unknown, what: string): number {
+  if (!Number.isInteger(v) || (v as number) <= 0) throw new ConvertError(`config.json: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+function labelsFrom(cfg: Json, classes: number): string[] {
+  const id2label = cfg.id2label as Record<string, string> | undefined;
+  const names = (cfg.label_names ?? (cfg.pretrained_cfg as Json | undefined)?.label_names) as string[] | undefined;
+  if (id2label && Object.keys(id2label).length > 0) {
+    const labels = new Array<string>(classes);
+    for (const [id, label] of Object.entries(id2label)) {
+      const i = Number(id);
+      if (!Number.isInteger(i) || i < 0 || i >= classes) throw new ConvertError(`config.json: id2label key ${id} is not a class index below ${classes}`);
+      labels[i] = String(label);
+    }
+    const missing = labels.findIndex((l) => l === undefined);
+    if (Object.keys(id2label).length !== classes || missing >= 0) {
+      throw new ConvertError(`config.json: id2label has ${Object.keys(id2label).length} labels but the classifier has ${classes} classes`);
+    }
+    return labels;
+  }
+  if (Array.isArray(names)) {
+    if (names.length !== classes) throw new ConvertError(`config.json: label_names has ${names.length} labels but the classifier has ${classes} classes`);
+    return names.map(String);
+  }
+  return Array.from({ length: classes }, (_, i) => `LABEL_${i}`); // what transformers names unlabelled classes
+}
+
+// Reads sizes from config.json (HF names, or timm names with the sizes read off the tensors) and
+// checks what the engine can run.
+function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { config: ModelConfig; labels: string[] } {
+  const act = cfg.hidden_act ?? (layout === "timm" ? "gelu" : HF_DEFAULTS.hidden_act);
+  if (act !== "gelu") {
+    throw new ConvertError(`config.json: hidden_act ${JSON.stringify(act)} is not supported; the engine computes the exact erf "gelu" only`);
+  }
+  const distilled = layout === "hf-deit" || (layout === "timm" && ckpt.has("dist_token"));
+  const head = layout === "hf-deit" ? "cls_classifier" : layout === "timm" ? "head" : "classifier";
+  const classes = ckpt.has(`${head}.weight`) ? ckpt.info(`${head}.weight`).shape[0] : 0;
+  let config: ModelConfig;
+  if (layout !== "timm" || "hidden_size" in cfg) {
+    const get = <K extends keyof typeof HF_DEFAULTS>(k: K) => (cfg[k] ?? HF_DEFAULTS[k]) as (typeof HF_DEFAULTS)[K];
+    config = {
+      imageSize: positiveInt(get("image_size"), "image_size"),
+      patchSize: positiveInt(get("patch_size"), "patch_size"),
+      channels: positiveInt(get("num_channels"), "num_channels"),
+      dim: positiveInt(get("hidden_size"), "hidden_size"),
+      heads: positiveInt(get("num_attention_heads"), "num_attention_heads"),
+      hidden: positiveInt(get("intermediate_size"), "intermediate_size"),
+      layers: positiveInt(get("num_hidden_layers"), "num_hidden_layers"),
+      classes,
+      eps: Number(cfg.layer_norm_eps ?? (layout === "timm" ? TIMM_EPS : HF_DEFAULTS.layer_norm_eps)),
+      distilled,
+    };
+  } else {
+    // timm: the architecture name and the tensor shapes carry the sizes.
+    const proj = ckpt.info("patch_embed.proj.weight").shape; // [dim][channels][patch][patch]
+    const patches = ckpt.info("pos_embed").shape[1] - 1 - (distilled ? 1 : 0);
+    const side = Math.round(Math.sqrt(patches));
+    let layers = 0;
+    while (ckpt.has(`blocks.${layers}.norm1.weight`)) layers++;
+    const args = (cfg.model_args ?? {}) as Json;
+    const arch = String(cfg.architecture ?? "");
+    const size = Object.keys(TIMM_HEADS).find((s) => arch.includes(`_${s}_`));
+    const heads = cfg.num_heads ?? args.num_heads ?? (size ? TIMM_HEADS[size] : undefined);
+    if (heads === undefined) {
+      throw new ConvertError(`config.json: cannot tell the number of attention heads of timm architecture ${JSON.stringify(arch)}; add "num_heads"`);
+    }
+    config = {
+      imageSize: side * proj[2], patchSize: proj[2], channels: proj[1], dim: proj[0],
+      heads: positiveInt(heads, "num_heads"),
+      hidden: ckpt.info("blocks.0.mlp.fc1.weight").shape[0],
+      layers, classes, eps: TIMM_EPS, distilled,
+    };
+  }
+  if (config.dim % config.heads !== 0) {
+    throw new ConvertError(`config.json: hidden size ${config.dim} is not divisible by ${config.heads} attention heads`);
+  }
+  if (config.imageSize % config.patchSize !== 0) {
+    throw new ConvertError(`config.json: image size ${config.imageSize} is not divisible by patch size ${config.patchSize}`);
+  }
+  if (!(config.eps > 0)) throw new ConvertError(`config.json: layer_norm_eps must be positive, got ${JSON.stringify(cfg.layer_norm_eps)}`);
+  return { config, labels: labelsFrom(cfg, classes) };
+}
+
+// ---- preprocessor_config.json -> Preprocessing ----
+
+const IMAGENET_STANDARD = [0.5, 0.5, 0.5];
+const IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225];
+const PIL_FILTERS: Record<string, number> = { nearest: 0, lanczos: 1, bilinear: 2, bicubic: 3, box: 4, hamming: 5 };
+
+// transformers' ViTImageProcessor and DeiTImageProcessor defaults (keys a published file may omit).
+function processorDefaults(kind: "vit" | "deit", imageSize: number): Preprocessing {
+  const deit = kind === "deit";
+  return {
+    doResize: true,
+    size: deit ? { height: 256, width: 256 } : { height: imageSize, width: imageSize },
+    resample: deit ? 3 : 2,
+    doCenterCrop: deit,
+    cropSize: deit ? { height: 224, width: 224 } : null,
+    doRescale: true,
+    rescaleFactor: 1 / 255,
+    doNormalize: true,
+    imageMean: deit ? IMAGENET_DEFAULT_MEAN : IMAGENET_STANDARD,
+    imageStd: deit ? IMAGENET_DEFAULT_STD : IMAGENET_STANDARD,
+  };
+}
+
+// transformers' get_size_dict: an int is a square; {"shortest_edge"} keeps the aspect ratio.
+function sizeDict(v: unknown, what: string): ResizeSize {
+  if (Number.isInteger(v)) return { height: v as number, width: v as number };
+  const o = v as Json;
+  if (o && typeof o === "object") {
+    if ("height" in o && "width" in o) return { height: positiveInt(o.height, `${what}.height`), width: positiveInt(o.width, `${what}.width`) };
+    if ("shortest_edge" in o && o.longest_edge == null) return { shortestEdge: positiveInt(o.shortest_edge, `${what}.shortest_edge`) };
+  }
+  throw new ConvertError(`preprocessor_config.json: ${what} ${JSON.stringify(v)} is not an int, {"height","width"} or {"shortest_edge"}`);
+}
+
+export function normalizePreprocessing(pre: Json, layout: LayoutName, config: ModelConfig): Preprocessing {
+  const type = String(pre.image_processor_type ?? pre.feature_extractor_type ?? "");
+  const kind = /deit/i.test(type) || (!type && layout === "hf-deit") ? "deit" : "vit";
+  const d = processorDefaults(kind, config.imageSize);
+  const p: Preprocessing = {
+    doResize: (pre.do_resize ?? d.doResize) as boolean,
+    size: pre.size == null ? d.size : sizeDict(pre.size, "size"),
+    resample: (pre.resample ?? d.resample) as number,
+    doCenterCrop: (pre.do_center_crop ?? d.doCenterCrop) as boolean,
+    cropSize: null,
+    doRescale: (pre.do_rescale ?? d.doRescale) as boolean,
+    rescaleFactor: Number(pre.rescale_factor ?? d.rescaleFactor),
+    doNormalize: (pre.do_normalize ?? d.doNormalize) as boolean,
+    imageMean: ((pre.image_mean ?? d.imageMean) as number[]).map(Number),
+    imageStd: ((pre.image_std ?? d.imageStd) as number[]).map(Number),
+  };
+  if (p.doCenterCrop) {
+    const crop = pre.crop_size == null ? d.cropSize : sizeDict(pre.crop_size, "crop_size");
+    if (!crop || !("height" in crop)) throw new ConvertError(`preprocessor_config.json: crop_size ${JSON.stringify(pre.crop_size)} must be an int or {"height","width"}`);
+    p.cropSize = crop;
+  }
+  return checkInputSize(p, config, "preprocessor_config.json");
+}
+
+// timm checkpoints describe their eval transform in config.json's pretrained_cfg:
+// resize the shortest edge to floor(size / crop_pct), then center crop to size.
+function timmPreprocessing(cfg: Json, config: ModelConfig): Preprocessing {
+  const pc = (cfg.pretrained_cfg ?? cfg) as Json;
+  const size = config.imageSize;
+  const cropPct = Number(pc.crop_pct ?? 0.875);
+  const interpolation = String(pc.interpolation ?? "bicubic");
+  if (!(interpolation in PIL_FILTERS)) throw new ConvertError(`config.json: interpolation ${JSON.stringify(interpolation)} is not a PIL filter`);
+  const mean = (pc.mean ?? IMAGENET_DEFAULT_MEAN) as number[];
+  const std = (pc.std ?? IMAGENET_DEFAULT_STD) as number[];
+  return checkInputSize({
+    doResize: true, size: { shortestEdge: Math.floor(size / cropPct) }, resample: PIL_FILTERS[interpolation],
+    doCenterCrop: true, cropSize: { height: size, width: size },
+    doRescale: true, rescaleFactor: 1 / 255, doNormalize: true, imageMean: mean.map(Number), imageStd: std.map(Number),
+  }, config, "config.json pretrained_cfg");
+}
+
+function checkInputSize(p: Preprocessing, config: ModelConfig, file: string): Preprocessing {
+  const final = p.doCenterCrop ? p.cropSize : p.doResize && "height" in p.size ? p.size : null;
+  if (!final || final.height !== config.imageSize || final.width !== config.imageSize) {
+    throw new ConvertError(
+      `${file}: images come out ${final ? `${final.height}x${final.width}` : "at their own size"}, ` +
+      `but the model takes ${config.imageSize}x${config.imageSize}`,
+    );
+  }
+  if (p.imageMean.length !== config.channels || p.imageStd.length !== config.channels) {
+    throw new ConvertError(`${file}: image_mean/image_std need ${config.channels} values, got ${p.imageMean.length}/${p.imageStd.length}`);
+  }
+  if (!Number.isInteger(p.resample) || p.resample < 0 || p.resample > 5) throw new ConvertError(`${file}: resample ${p.resample} is not a PIL filter 0..5`);
+  return p;
+}
+
+// ---- tensor layouts ----
+
+// How to build one bundle tensor from checkpoint tensors: f32 copies, or a Linear whose weight rows
+// are the concatenation of `weights` (q, k, v for HF attention).
+type Recipe =
+  | { kind: "f32"; from: string; shape: number[] }
+  | { kind: "linear"; weights: string[]; biases: string[]; optionalBias: boolean; n: number; k: number; weightShape?: number[] };
+
+function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
+  const r = new Map<string, Recipe>();
+  const f32 = (name: string, from: string, shape: number[]) => r.set(name, { kind: "f32", from, shape });
+  const linear = (name: string, from: string[], k: number, n: number, optionalBias = false) =>
+    r.set(name, { kind: "linear", weights: from.map((f) => `${f}.weight`), biases: from.map((f) => `${f}.bias`), optionalBias, n, k });
+  const { dim, hidden, classes, channels, patchSize } = c;
+  // The patch projection is a conv weight [dim][channels][patch][patch]; flattened, K runs (c, py, px).
+  const patch = (from: string) => r.set("embeddings.patch_embeddings.projection", {
+    kind: "linear", weights: [`${from}.weight`], biases: [`${from}.bias`], optionalBias: false,
+    n: dim, k: channels * patchSize * patchSize, weightShape: [dim, channels, patchSize, patchSize],
+  });
+
+  if (layout === "timm") {
+    patch("patch_embed.proj");
+    f32("embeddings.cls_token", "cls_token", [1, 1, dim]);
+    if (c.distilled) f32("embeddings.distillation_token", "dist_token", [1, 1, dim]);
+    f32("embeddings.position_embeddings", "pos_embed", [1, tokens(c), dim]);
+    for (let l = 0; l < c.layers; l++) {
+      const b = `blocks.${l}`, p = `encoder.layer.${l}`;
+      f32(`${p}.layernorm_before.weight`, `${b}.norm1.weight`, [dim]);
+      f32(`${p}.layernorm_before.bias`, `${b}.norm1.bias`, [dim]);
+      linear(`${p}.attention.qkv`, [`${b}.attn.qkv`], dim, 3 * dim, true); // rows already q, k, v
+      linear(`${p}.attention.output.dense`, [`${b}.attn.proj`], dim, dim);
+      f32(`${p}.layernorm_after.weight`, `${b}.norm2.weight`, [dim]);
+      f32(`${p}.layernorm_after.bias`, `${b}.norm2.bias`, [dim]);
+      linear(`${p}.intermediate.dense`, [`${b}.mlp.fc1`], dim, hidden);
+      linear(`${p}.output.dense`, [`${b}.mlp.fc2`], hidden, dim);
+    }
+    f32("layernorm.weight", "norm.weight", [dim]);
+    f32("layernorm.bias", "norm.bias", [dim]);
+    linear("classifier", ["head"], dim, classes);
+    if (c.distilled) linear("distillation_classifier", ["head_dist"], dim, classes);
+  } else {
+    const m = layout === "hf-deit" ? "deit" : "vit";
+    patch(`${m}.embeddings.patch_embeddings.projection`);
+    f32("embeddings.cls_token", `${m}.embeddings.cls_token`, [1, 1, dim]);
+    if (c.distilled) f32("embeddings.distillation_token", `${m}.embeddings.distillation_token`, [1, 1, dim]);
+    f32("embeddings.position_embeddings", `${m}.embeddings.position_embeddings`, [1, tokens(c), dim]);
+    for (let l = 0; l < c.layers; l++) {
+      const p = `encoder.layer.${l}`, s = `${m}.${p}`;
+      for (const ln of ["layernorm_before", "layernorm_after"]) {
+        f32(`${p}.${ln}.weight`, `${s}.${ln}.weight`, [dim]);
+        f32(`${p}.${ln}.bias`, `${s}.${ln}.bias`, [dim]);
+      }
+      const a = `${s}.attention.attention`;
+      linear(`${p}.attention.qkv`, [`${a}.query`, `${a}.key`, `${a}.value`], dim, 3 * dim, true);
+      linear(`${p}.attention.output.dense`, [`${s}.attention.output.dense`], dim, dim);
+      linear(`${p}.intermediate.dense`, [`${s}.intermediate.dense`], dim, hidden);
+      linear(`${p}.output.dense`, [`${s}.output.dense`], hidden, dim);
+    }
+    f32("layernorm.weight", `${m}.layernorm.weight`, [dim]);
+    f32("layernorm.bias", `${m}.layernorm.bias`, [dim]);
+    if (c.distilled) {
+      linear("classifier", ["cls_classifier"], dim, classes);
+      linear("distillation_classifier", ["distillation_classifier"], dim, classes);
+    } else {
+      linear("classifier", ["classifier"], dim, classes);
+    }
+  }
+  return r;
+}
+
+function required(recipe: Recipe): string[] {
+  return recipe.kind === "f32" ? [recipe.from] : recipe.optionalBias ? recipe.weights : [...recipe.weights, ...recipe.biases];
+}
+
+// Tensors each layout needs whatever the sizes; the per-layer rest is checked once the config is known.
+const ANCHORS: Record<LayoutName, string[]> = {
+  "hf-vit": ["vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "vit.embeddings.patch_embeddings.projection.weight",
+    "vit.encoder.layer.0.attention.attention.query.weight", "vit.layernorm.weight", "classifier.weight"],
+  "hf-deit": ["deit.embeddings.cls_token", "deit.embeddings.distillation_token", "deit.embeddings.position_embeddings",
+    "deit.embeddings.patch_embeddings.projection.weight", "deit.encoder.layer.0.attention.attention.query.weight",
+    "deit.layernorm.weight", "cls_classifier.weight", "distillation_classifier.weight"],
+  timm: ["cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.norm1.weight", "blocks.0.attn.qkv.weight",
+    "blocks.0.mlp.fc1.weight", "norm.weight", "head.weight"],
+};
+
+function listMissing(missing: string[]): string {
+  const shown = missing.slice(0, 12).join(", ");
+  return missing.length > 12 ? `${shown} and ${missing.length - 12} more` : shown;
+}
+
+export function detectLayout(names: Set<string>): LayoutName {
+  const scored = (Object.keys(ANCHORS) as LayoutName[]).map((layout) => ({ layout, missing: ANCHORS[layout].filter((n) => !names.has(n)) }));
+  const found = scored.find((s) => s.missing.length === 0);
+  if (found) return found.layout;
+  scored.sort((a, b) => a.missing.length - b.missing.length);
+  const lines = scored.map((s) => `  ${s.layout}: missing ${listMissing(s.missing)}`);
+  throw new ConvertError(`model.safetensors is not a layout this converter knows (HF ViT, HF DeiT distilled, timm ViT/DeiT); expected tensors not found:\n${lines.join("\n")}`);
+}
+
+// ---- reading the checkpoint ----
+
+async function fileRecord(path: string): Promise<{ bytes: number; crc32: string }> {
+  const handle = await open(path, "r");
+  try {
+    const buf = new Uint8Array(1 << 22);
+    let crc = 0, bytes = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) break;
+      crc = crc32(buf.subarray(0, bytesRead), crc);
+      bytes += bytesRead;
+    }
+    return { bytes, crc32: hex32(crc) };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readJson(path: string, optional: boolean): Promise<Json | null> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if (optional && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ConvertError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (e) {
+    throw new ConvertError(`${path} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+interface Plan {
+  parts: BundleParts;
+  recipes: Map<string, Recipe>;
+  ckpt: SafetensorsFile;
+}
+
+async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
+  const log = options.log ?? (() => {});
+  const cfg = await readJson(join(dir, "config.json"), false) as Json;
+  const pre = await readJson(join(dir, "preprocessor_config.json"), true);
+  const ckpt = await SafetensorsFile.open(join(dir, "model.safetensors"));
+  try {
+    const layout = detectLayout(new Set(ckpt.tensors.keys()));
+    if (layout === "timm" && ckpt.has("fc_norm.weight")) {
+      throw new ConvertError("model.safetensors: this timm model pools by averaging tokens (fc_norm); the engine classifies from the class token");
+    }
+    const { config, labels } = modelConfig(cfg, layout, ckpt);
+    const recipes = recipesFor(layout, config);
+    const missing = [...recipes.values()].flatMap(required).filter((n) => !ckpt.has(n));
+    if (missing.length) {
+      throw new ConvertError(`model.safetensors looks like ${layout} (${describe(config)}) but lacks ${missing.length} tensors: ${listMissing(missing)}`);
+    }
+    checkShapes(recipes, ckpt, layout);
+    if (!pre && layout !== "timm") throw new ConvertError(`${dir}: no preprocessor_config.json`);
+    const preprocessing = pre ? normalizePreprocessing(pre, layout, config) : timmPreprocessing(cfg, config);
+    const files: Record<string, { bytes: number; crc32: string }> = {};
+    for (const f of ["config.json", "preprocessor_config.json", "model.safetensors"]) {
+      if (f !== "preprocessor_config.json" || pre) files[f] = await fileRecord(join(dir, f));
+    }
+    const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
+    log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
+    log(`  image ${config.imageSize}x${config.imageSize}x${config.channels}, patch ${config.patchSize}, tokens ${tokens(config)}, ` +
+      `dim ${config.dim}, heads ${config.heads}, hidden ${config.hidden}, layers ${config.layers}, eps ${config.eps}, ` +
+      `${labels.length} labels${config.distilled ? ", distilled" : ""}`);
+    const size = "shortestEdge" in preprocessing.size ? `shortest edge ${preprocessing.size.shortestEdge}` : `${preprocessing.size.height}x${preprocessing.size.width}`;
+    log(`  preprocessing: resize ${preprocessing.doResize ? size : "off"} (resample ${preprocessing.resample}), ` +
+      `crop ${preprocessing.cropSize ? `${preprocessing.cropSize.height}x${preprocessing.cropSize.width}` : "off"}, ` +
+      `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`);
+    const parts: BundleParts = {
+      name: options.name ?? basename(dir.replace(/\/+$/, "")),
+      config, preprocessing, labels,
+      source: {
+        layout, checkpoint: dir, files, dtype: dtypes, converter: CONVERTER,
+        convertedAt: options.convertedAt ?? new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      },
+    };
+    return { parts, recipes, ckpt };
+  } catch (e) {
+    await ckpt.close();
+    throw e;
+  }
+}
+
+function checkShapes(recipes: Map<string, Recipe>, ckpt: SafetensorsFile, layout: LayoutName): void {
+  const expect = (name: string, shape: number[]) => {
+    const got = ckpt.info(name).shape;
+    if (!sameShape(got, shape)) {
+      throw new ConvertError(`model.safetensors: ${name} has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`);
+    }
+  };
+  for (const r of recipes.values()) {
+    if (r.kind === "f32") {
+      expect(r.from, r.shape);
+      continue;
+    }
+    const rows = r.n / r.weights.length;
+    r.weights.forEach((w) => expect(w, r.weightShape ?? [rows, r.k]));
+    const present = r.biases.filter((b) => ckpt.has(b));
+    if (present.length !== 0 && present.length !== r.biases.length) {
+      throw new ConvertError(`model.safetensors (${layout}): only some of ${r.biases.join(", ")} are present`);
+    }
+    present.forEach((b) => expect(b, [rows]));
+  }
+}
+
+async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
+  if (names.length === 1) return ckpt.read(names[0]);
+  const parts = await Promise.all(names.map((n) => ckpt.read(n)));
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+// The bundle's tensors in layout order, each packed from the checkpoint as it is reached.
+async function* bundleTensors(p: Plan, writer: BundleWriter, log: (line: string) => void): AsyncGenerator<[string, ArrayBufferView]> {
+  let packed: PackedLinear | null = null;
+  let layer = -1;
+  const big = p.ckpt.bytes > 50e6;
+  for (const entry of writer.plan.tensors) {
+    const m = /^encoder\.layer\.(\d+)\./.exec(entry.name);
+    if (big && m && Number(m[1]) !== layer) {
+      layer = Number(m[1]);
+      log(`  layer ${layer + 1}/${p.parts.config.layers}`);
+    }
+    const source = entry.source;
+    if (source.kind === "f32") {
+      const r = p.recipes.get(entry.name);
+      if (!r || r.kind !== "f32") throw new Error(`no recipe for ${entry.name}`);
+      yield [entry.name, await p.ckpt.read(r.from)];
+      continue;
+    }
+    const module = entry.name.slice(0, entry.name.lastIndexOf("."));
+    if (source.part === "weight") {
+      const r = p.recipes.get(module);
+      if (!r || r.kind !== "linear") throw new Error(`no recipe for ${module}`);
+      const weight = await concat(p.ckpt, r.weights);
+      const bias = p.ckpt.has(r.biases[0]) ? await concat(p.ckpt, r.biases) : null;
+      packed = packLinear(weight, bias, r.n, r.k);
+    }
+    if (!packed) throw new Error(`${entry.name} before its weight`);
+    yield [entry.name, packed[source.part]];
+  }
+}
+
+// A whole bundle in memory: for small models and tests (the engine fidelity tests convert with this).
+export async function convertDirectory(dir: string, options: ConvertOptions = {}): Promise<Uint8Array> {
+  const p = await plan(dir, options);
+  try {
+    const writer = new BundleWriter(p.parts, crc32);
+    const out = new Uint8Array(writer.payloadOffset + writer.plan.length);
+    let at = writer.payloadOffset;
+    for await (const [name, data] of bundleTensors(p, writer, options.log ?? (() => {}))) {
+      for (const chunk of writer.add(name, data)) {
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+    }
+    out.set(writer.finish().head, 0);
+    return out;
+  } finally {
+    await p.ckpt.close();
+  }
+}
+
+// Streams the bundle to `outPath` (through a temporary file, renamed when complete).
+export async function convertToFile(dir: string, outPath: string, options: ConvertOptions = {}): Promise<BundleHeader> {
+  const log = options.log ?? (() => {});
+  const p = await plan(dir, options);
+  const tmp = `${outPath}.partial`;
+  const out = await open(tmp, "w");
+  try {
+    const writer = new BundleWriter(p.parts, crc32);
+    let at = 0;
+    const write = async (chunk: Uint8Array, position: number) => {
+      const { bytesWritten } = await out.write(chunk, 0, chunk.length, position);
+      if (bytesWritten !== chunk.length) throw new ConvertError(`short write to ${tmp}`);
+    };
+    const head = writer.head();
+    await write(head, 0);
+    at = head.length;
+    for await (const [name, data] of bundleTensors(p, writer, log)) {
+      for (const chunk of writer.add(name, data)) {
+        await write(chunk, at);
+        at += chunk.length;
+      }
+    }
+    const { head: final, header } = writer.finish();
+    await write(final, 0);
+    await out.close();
+    await rename(tmp, outPath);
+    log(`wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`);
+    return header;
+  } catch (e) {
+    await out.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw e instanceof BundleError ? new ConvertError(e.message) : e;
+  } finally {
+    await p.ckpt.close();
+  }
+}
