@@ -3,15 +3,27 @@
 // exactly as an upload is and run on the int8 engine. Quality 100 by default: its quantization tables are
 // all ones, so the JPEG round trip moves pixels by at most a level or two and the accuracy measured is
 // the engine's, while the decode path is still exercised. Lower qualities measure robustness to JPEG.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { encode as encodeJpeg } from "jpeg-js";
 import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 import { decodeJpeg } from "../worker/image/jpeg.ts";
 import { preprocess } from "../worker/image/preprocess.ts";
 
-const DATA = "/usr/share/datasets/fashion-mnist";
-const USAGE = "usage: edgevit eval [-m model.evit] [--limit N] [--quality Q]";
+// The full test set from Debian's dataset-fashion-mnist, else the first 500 images committed for CI.
+const DATASET = "/usr/share/datasets/fashion-mnist";
+export const SUBSET = fileURLToPath(new URL("../test/fixtures/fashion-mnist", import.meta.url));
+const USAGE = "usage: edgevit eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]";
+
+// The t10k images and labels in `dir` (idx files, gzipped, as the dataset ships them).
+export function findTestSet(dir: string): { images: string; labels: string } {
+  const files = existsSync(dir) ? readdirSync(dir) : [];
+  const images = files.find((f) => /^t10k-images.*-idx3-ubyte\.gz$/.test(f));
+  const labels = files.find((f) => /^t10k-labels.*-idx1-ubyte\.gz$/.test(f));
+  if (!images || !labels) throw new Error(`${dir} holds no t10k-images*-idx3-ubyte.gz and t10k-labels*-idx1-ubyte.gz`);
+  return { images: `${dir}/${images}`, labels: `${dir}/${labels}` };
+}
 
 // The float32 reference written next to the model when it was exported.
 export interface Reference {
@@ -60,11 +72,13 @@ export async function main(args: string[]): Promise<number> {
   let modelPath = DEFAULT_MODEL;
   let limit = Infinity;
   let quality = 100;
+  let data = existsSync(DATASET) ? DATASET : SUBSET;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "-m" || a === "--model") modelPath = args[++i];
     else if (a === "--limit") limit = Number(args[++i]);
     else if (a === "--quality") quality = Number(args[++i]);
+    else if (a === "--data") data = args[++i];
     else {
       console.error(`edgevit eval: unexpected argument ${a}\n${USAGE}`);
       return 2;
@@ -74,8 +88,15 @@ export async function main(args: string[]): Promise<number> {
     console.error(`edgevit eval: --limit must be positive and --quality 1..100\n${USAGE}`);
     return 2;
   }
-  const images = readIdx(`${DATA}/t10k-images-idx3-ubyte.gz`);
-  const labels = readIdx(`${DATA}/t10k-labels-idx1-ubyte.gz`);
+  let set: { images: string; labels: string };
+  try {
+    set = findTestSet(data);
+  } catch (e) {
+    console.error(`edgevit eval: ${(e as Error).message}`);
+    return 2;
+  }
+  const images = readIdx(set.images);
+  const labels = readIdx(set.labels);
   const refPath = modelPath.replace(/\.evit$/, ".reference.json");
   const reference = existsSync(refPath) ? (JSON.parse(readFileSync(refPath, "utf8")) as Reference) : null;
 
@@ -97,7 +118,7 @@ export async function main(args: string[]): Promise<number> {
     if (reference && Number(reference.predictions[i]) === labels.data[i]) floatCorrect++;
   }
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-  console.log(`model ${model.header.name} (${modelPath}), ${n} Fashion-MNIST test images as JPEG quality ${quality}`);
+  console.log(`model ${model.header.name} (${modelPath}), ${n} Fashion-MNIST test images (${data}) as JPEG quality ${quality}`);
   console.log(`int8 accuracy            ${pct(correct / n)} (${correct}/${n})`);
   if (reference) {
     console.log(`float32 accuracy         ${pct(reference.float32Accuracy)} (recorded at export, all ${reference.predictions.length} images, no JPEG); ` +
