@@ -71,7 +71,9 @@ export function expSplit(a: f32, b: f32): f32 {
 
 /** exp(a + b) lane-wise, the scalar form's operations in the same order. */
 @inline export function expSplit4(a: v128, b: v128): v128 {
-  const x = f32x4.min(f32x4.add(a, b), k(K_EXP_MAX));
+  // pmin(a, b) = b < a ? b : a is one minps in V8, min is seven with its NaN rules; with a constant second
+  // operand both return the same value for every input, NaN included.
+  const x = f32x4.pmin(f32x4.add(a, b), k(K_EXP_MAX));
   // n = nearest(x / ln2) without f32x4.nearest and i32x4.trunc_sat (slow in V8): adding ROUNDER leaves
   // the rounded value in j, and its integer in j's low bits.
   const j = f32x4.add(f32x4.mul(x, k(K_LOG2E)), k(K_ROUNDER));
@@ -79,7 +81,11 @@ export function expSplit(a: f32, b: f32): f32 {
   const r = f32x4.sub(f32x4.add(f32x4.sub(a, f32x4.mul(n, k(K_LN2_HI))), b), f32x4.mul(n, k(K_LN2_LO)));
   const r2 = f32x4.mul(r, r);
   let p = f32x4.add(f32x4.mul(k(K_P0), r), k(K_P0 + 1));
-  for (let i: usize = 2; i <= 5; i++) p = f32x4.add(f32x4.mul(p, r), k(K_P0 + i));
+  // Horner's scheme written out: the compiler keeps a loop over the constants as a loop.
+  p = f32x4.add(f32x4.mul(p, r), k(K_P0 + 2));
+  p = f32x4.add(f32x4.mul(p, r), k(K_P0 + 3));
+  p = f32x4.add(f32x4.mul(p, r), k(K_P0 + 4));
+  p = f32x4.add(f32x4.mul(p, r), k(K_P0 + 5));
   p = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), k(K_ONE));
   const scale = i32x4.shl(i32x4.sub(j, k(K_EXPONENT_BIAS_BITS)), 23); // 2^n
   // Lanes below EXP_MIN are 0 (their 2^n would not be a normal number).

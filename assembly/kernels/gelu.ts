@@ -69,8 +69,16 @@ export function gelu1(x: f32): f32 {
 @inline function gelu4(v: v128): v128 {
   const ax = f32x4.abs(v);
   const t = f32x4.div(k(K_ONE), f32x4.add(k(K_ONE), f32x4.mul(k(K_HALF), f32x4.mul(ax, k(K_SQRT1_2)))));
+  // Horner's scheme written out: the compiler keeps a loop over the constants as a loop.
   let poly = f32x4.add(k(K_C0 + 8), f32x4.mul(t, k(K_C0 + 9)));
-  for (let i = 7; i >= 0; i--) poly = f32x4.add(k(K_C0 + i), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 7), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 6), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 5), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 4), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 3), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 2), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0 + 1), f32x4.mul(t, poly));
+  poly = f32x4.add(k(K_C0), f32x4.mul(t, poly));
   const xh = v128.and(ax, k(K_HIGH_MASK));
   const a = f32x4.mul(f32x4.neg(f32x4.mul(xh, xh)), k(K_HALF));
   const b = f32x4.sub(poly, f32x4.mul(f32x4.mul(f32x4.sub(ax, xh), f32x4.add(ax, xh)), k(K_HALF)));
@@ -80,8 +88,22 @@ export function gelu1(x: f32): f32 {
 
 /** In place over n values. */
 export function gelu(x: usize, n: i32): void {
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
+  const n4 = n & ~3, n16 = n & ~15;
+  let i = 0;
+  // Four independent vectors per iteration: one gelu4 is a long dependency chain (a division, two
+  // polynomials), and four in flight measured 1.4x faster than one.
+  for (; i < n16; i += 16) {
+    const p = x + (<usize>i << 2);
+    const y0 = gelu4(v128.load(p));
+    const y1 = gelu4(v128.load(p, 16));
+    const y2 = gelu4(v128.load(p, 32));
+    const y3 = gelu4(v128.load(p, 48));
+    v128.store(p, y0);
+    v128.store(p, y1, 16);
+    v128.store(p, y2, 32);
+    v128.store(p, y3, 48);
+  }
+  for (; i < n4; i += 4) {
     const p = x + (<usize>i << 2);
     v128.store(p, gelu4(v128.load(p)));
   }

@@ -55,11 +55,19 @@ export function quantizeRows(x: usize, ldx: i32, M: i32, K: i32, q: usize, sa: u
   for (let m = 0; m < M; m++) {
     const row = x + ((<usize>m * ldx) << 2);
     const out = q + <usize>m * kBytes;
-    let lo4 = f32x4.splat(0), hi4 = f32x4.splat(0);
+    // pmin / pmax are one instruction each in V8 (min / max are seven, for their NaN and signed-zero
+    // rules); NaN lanes are tracked apart so that a NaN still gives lo = hi = NaN as min / max would.
+    // Signed zeros may differ from min / max, which changes neither s nor z.
+    let lo4 = f32x4.splat(0), hi4 = f32x4.splat(0), nan4 = i32x4.splat(0);
     for (let k = 0; k < K4; k += 4) {
       const v = v128.load(row + (<usize>k << 2));
-      lo4 = f32x4.min(lo4, v);
-      hi4 = f32x4.max(hi4, v);
+      lo4 = f32x4.pmin(lo4, v);
+      hi4 = f32x4.pmax(hi4, v);
+      nan4 = v128.or(nan4, f32x4.ne(v, v));
+    }
+    if (v128.any_true(nan4)) {
+      lo4 = f32x4.splat(NaN);
+      hi4 = lo4;
     }
     let lo = min(min(f32x4.extract_lane(lo4, 0), f32x4.extract_lane(lo4, 1)), min(f32x4.extract_lane(lo4, 2), f32x4.extract_lane(lo4, 3)));
     let hi = max(max(f32x4.extract_lane(hi4, 0), f32x4.extract_lane(hi4, 1)), max(f32x4.extract_lane(hi4, 2), f32x4.extract_lane(hi4, 3)));
@@ -180,15 +188,23 @@ export function packRows(x: usize, strideN: i32, strideK: i32, N: i32, K: i32, o
   const t = f32x4.trunc(r);
   const away = v128.or(v128.and(r, i32x4.splat(0x80000000)), f32x4.splat(1)); // copysign(1, r)
   const rounded = f32x4.add(t, v128.and(away, f32x4.ge(f32x4.abs(f32x4.sub(r, t)), f32x4.splat(0.5))));
-  return i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.splat(63), f32x4.max(f32x4.splat(-63), rounded)));
+  // pmax / pmin (one instruction each in V8) with `rounded` first return what max / min return for every
+  // input, NaN included (NaN goes through, and trunc_sat makes it 0).
+  return i32x4.trunc_sat_f32x4_s(f32x4.pmin(f32x4.pmax(rounded, f32x4.splat(-63)), f32x4.splat(63)));
 }
 
 /** packRowScalar for a row whose K values are contiguous at `row`. */
 function packContiguousRow(row: usize, n: i32, K: i32, out: usize, sb: usize, bsum: usize): void {
   const kBytes = k16(K);
   const K4 = K & ~3, K16 = K & ~15;
-  let max4 = f32x4.splat(0);
-  for (let k = 0; k < K4; k += 4) max4 = f32x4.max(max4, f32x4.abs(v128.load(row + (<usize>k << 2))));
+  // pmax, with NaN tracked apart, as in quantizeRows.
+  let max4 = f32x4.splat(0), nan4 = i32x4.splat(0);
+  for (let k = 0; k < K4; k += 4) {
+    const v = v128.load(row + (<usize>k << 2));
+    max4 = f32x4.pmax(max4, f32x4.abs(v));
+    nan4 = v128.or(nan4, f32x4.ne(v, v));
+  }
+  if (v128.any_true(nan4)) max4 = f32x4.splat(NaN);
   let maxAbs = max(max(f32x4.extract_lane(max4, 0), f32x4.extract_lane(max4, 1)), max(f32x4.extract_lane(max4, 2), f32x4.extract_lane(max4, 3)));
   for (let k = K4; k < K; k++) maxAbs = max(maxAbs, abs<f32>(load<f32>(row + (<usize>k << 2))));
   const s: f32 = maxAbs / 63;
@@ -219,8 +235,14 @@ function packContiguousRow(row: usize, n: i32, K: i32, out: usize, sb: usize, bs
 /** packRowScalar for rows n..n+3 (n a multiple of 4) whose values at each k are four consecutive floats. */
 function packFourRows(x: usize, strideK: i32, n: i32, K: i32, out: usize, sb: usize, bsum: usize): void {
   const kBytes = k16(K);
-  let max4 = f32x4.splat(0);
-  for (let k = 0; k < K; k++) max4 = f32x4.max(max4, f32x4.abs(v128.load(x + ((<usize>k * strideK) << 2))));
+  // pmax, with NaN tracked apart per row (lane), as in quantizeRows.
+  let max4 = f32x4.splat(0), nan4 = i32x4.splat(0);
+  for (let k = 0; k < K; k++) {
+    const v = v128.load(x + ((<usize>k * strideK) << 2));
+    max4 = f32x4.pmax(max4, f32x4.abs(v));
+    nan4 = v128.or(nan4, f32x4.ne(v, v));
+  }
+  max4 = v128.bitselect(f32x4.splat(NaN), max4, nan4);
   const s4 = f32x4.div(max4, f32x4.splat(63));
   // A row of zeros has s = 0 and stores q = 0: divide it by 1 instead of 0.
   const zero = f32x4.eq(s4, f32x4.splat(0));

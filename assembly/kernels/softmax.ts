@@ -9,14 +9,36 @@ export function softmax(x: usize, M: i32, N: i32, ld: i32, scale: f32): void {
   const s4 = f32x4.splat(scale);
   for (let m = 0; m < M; m++) {
     const row = x + ((<usize>m * ld) << 2);
-    let max4 = f32x4.splat(-Infinity);
-    for (let n = 0; n < N4; n += 4) max4 = f32x4.max(max4, v128.load(row + (<usize>n << 2)));
+    // pmax is one instruction in V8 (max is seven, for its NaN and signed-zero rules); NaN is tracked
+    // apart so that it still gives hi = NaN. A signed zero that differs from max's changes no output.
+    let max4 = f32x4.splat(-Infinity), nan4 = i32x4.splat(0);
+    for (let n = 0; n < N4; n += 4) {
+      const v = v128.load(row + (<usize>n << 2));
+      max4 = f32x4.pmax(max4, v);
+      nan4 = v128.or(nan4, f32x4.ne(v, v));
+    }
+    if (v128.any_true(nan4)) max4 = f32x4.splat(NaN);
     let hi = max(max(f32x4.extract_lane(max4, 0), f32x4.extract_lane(max4, 1)), max(f32x4.extract_lane(max4, 2), f32x4.extract_lane(max4, 3)));
     for (let n = N4; n < N; n++) hi = max(hi, load<f32>(row + (<usize>n << 2)));
     const shift = -(hi * scale);
     const shift4 = f32x4.splat(shift);
     let sum4 = f32x4.splat(0);
-    for (let n = 0; n < N4; n += 4) {
+    // Four exponentials per iteration, independent chains; the sum keeps its order (bit-identical).
+    const N16 = N & ~15;
+    let n = 0;
+    for (; n < N16; n += 16) {
+      const p = row + (<usize>n << 2);
+      const e0 = expSplit4(f32x4.mul(v128.load(p), s4), shift4);
+      const e1 = expSplit4(f32x4.mul(v128.load(p, 16), s4), shift4);
+      const e2 = expSplit4(f32x4.mul(v128.load(p, 32), s4), shift4);
+      const e3 = expSplit4(f32x4.mul(v128.load(p, 48), s4), shift4);
+      v128.store(p, e0);
+      v128.store(p, e1, 16);
+      v128.store(p, e2, 32);
+      v128.store(p, e3, 48);
+      sum4 = f32x4.add(f32x4.add(f32x4.add(f32x4.add(sum4, e0), e1), e2), e3);
+    }
+    for (; n < N4; n += 4) {
       const p = row + (<usize>n << 2);
       const e = expSplit4(f32x4.mul(v128.load(p), s4), shift4);
       v128.store(p, e);
