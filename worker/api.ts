@@ -7,6 +7,8 @@ import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
 import { preprocess } from "./image/preprocess.ts";
 import { listBundles, modelName } from "./catalog.ts";
 import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
+import { patchPicture } from "./pca.ts";
+import { encodePng } from "./png.ts";
 import type { Model } from "./engine.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
@@ -22,8 +24,8 @@ interface Inference {
   result: ReturnType<Model["run"]>;
 }
 
-// The upload through the model; `capture` is the layer whose output to keep (-1 none).
-async function infer(request: Request, env: Env, url: URL, capture = -1): Promise<Inference> {
+// The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
+async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
   const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
   const limits: DecodeLimits = {
@@ -37,11 +39,12 @@ async function infer(request: Request, env: Env, url: URL, capture = -1): Promis
   }
   const model = await getModel(env, name);
   const { layers } = model.header.config;
-  if (capture > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
+  const layer = capture === "last" ? layers : capture;
+  if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
 
   const image = decodeJpeg(bytes, limits);
   preprocess(image, model.header.preprocessing, model.input());
-  const result = model.run({ capture });
+  const result = model.run({ capture: layer });
   return { name, model, image: { width: image.width, height: image.height }, result };
 }
 
@@ -98,6 +101,16 @@ const hiddenStates: Handler = async (request, env, url) => {
   return json({ model: name, layer, tokens, dim, hidden_states: rows });
 };
 
+// The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue.
+const pcaPicture: Handler = async (request, env, url) => {
+  const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
+  const size = intParam(url, "size", 224, 16, 1024);
+  const { model, result } = await infer(request, env, url, layer);
+  const { dim, imageSize, patchSize } = model.header.config;
+  const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
+  return new Response(await encodePng(rgb, size, size), { headers: { "content-type": "image/png" } });
+};
+
 const models: Handler = async (_request, env) => {
   const bundles = await listBundles(env.MODELS);
   const loaded = loadedModels();
@@ -119,4 +132,5 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/classify": { POST: classify },
   "/v1/embed": { POST: embed },
   "/v1/hidden_states": { POST: hiddenStates },
+  "/v1/pca": { POST: pcaPicture },
 };
