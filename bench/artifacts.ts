@@ -1,0 +1,109 @@
+// Everything the end-to-end benchmark compares is built here, into .cache/bench/, and rebuilt only when
+// missing (the bundle also when the converter or checkpoint is newer than it):
+//
+//   .cache/bench/<preset>/hf/            config.json, model.safetensors, preprocessor_config.json, inputs.f32
+//                                        (models/tools/make-random-vit.ts: deterministic random weights)
+//   .cache/bench/<preset>/model.evit     the edgevit bundle (`edgevit convert`)
+//   .cache/bench/<preset>/model.f32.onnx, model.int8.onnx, reference-logits.f32   (bench/export_onnx.py)
+//   .cache/bench/ort/                    onnxruntime-web, installed on demand (not a project dependency)
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parsePrefix, type BundleHeader } from "../models/bundle.ts";
+import type { VitShape } from "./stats.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+export const cacheDir = join(root, ".cache", "bench");
+
+export const ORT_VERSION = "1.30.0";
+const PYTHON = "/usr/bin/python3"; // Debian's, with torch and onnx
+
+export interface ModelFiles {
+  preset: string;
+  dir: string;
+  evit: string;
+  header: BundleHeader;
+  shape: VitShape;
+  inputs: Float32Array[];     // [images] of [channels][imageSize][imageSize]
+  referenceLogits: Float32Array[]; // [images] of [classes]: the float32 reference (models/tools/reference.py)
+}
+
+function run(what: string, command: string, args: string[]): void {
+  console.log(`bench: ${what}`);
+  const t0 = performance.now();
+  const result = spawnSync(command, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (result.status !== 0) throw new Error(`${what} failed: ${command} ${args.join(" ")} exited with ${result.status ?? result.signal}`);
+  console.log(`bench: ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+const mtime = (path: string): number => statSync(path).mtimeMs;
+
+function newestIn(dir: string, suffix: string): number {
+  return Math.max(...readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => mtime(join(dir, f))));
+}
+
+function readF32(path: string, rowLength: number): Float32Array[] {
+  const bytes = readFileSync(path);
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
+  if (all.length % rowLength !== 0) throw new Error(`${path}: ${all.length} floats is not a whole number of rows of ${rowLength}`);
+  return Array.from({ length: all.length / rowLength }, (_, i) => all.subarray(i * rowLength, (i + 1) * rowLength));
+}
+
+// The bundle's header, reading more of the file until the prefix parser has what it needs.
+export function readBundleHeader(path: string): BundleHeader {
+  const fd = openSync(path, "r");
+  try {
+    for (let need = 16; ;) {
+      const bytes = new Uint8Array(need);
+      const got = readSync(fd, bytes, 0, need, 0);
+      const result = parsePrefix(bytes.subarray(0, got));
+      if ("header" in result) return result.header;
+      if (got < need || result.need <= need) throw new Error(`${path} ends inside its header`);
+      need = result.need;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function prepareModel(preset: string): ModelFiles {
+  const dir = join(cacheDir, preset);
+  const hf = join(dir, "hf");
+  const evit = join(dir, "model.evit");
+  mkdirSync(dir, { recursive: true });
+
+  if (!existsSync(join(hf, "model.safetensors")) || !existsSync(join(hf, "inputs.f32"))) {
+    const args = ["--preset", preset, "--layout", "hf-vit", "--seed", "1", "--inputs", "4", "--out", hf];
+    run(`${preset}: random checkpoint`, process.execPath, [join(root, "models/tools/make-random-vit.ts"), ...args]);
+  }
+  const converterTime = Math.max(newestIn(join(root, "models"), ".ts"), newestIn(join(root, "cli"), ".ts"));
+  if (!existsSync(evit) || mtime(evit) < Math.max(converterTime, mtime(join(hf, "model.safetensors")))) {
+    run(`${preset}: edgevit bundle`, process.execPath, [join(root, "bin/edgevit.mjs"), "convert", hf, "-o", evit, "--name", preset]);
+  }
+  if (!["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"].every((f) => existsSync(join(dir, f)))) {
+    run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), hf, dir]);
+  }
+
+  const header = readBundleHeader(evit);
+  const c = header.config;
+  const shape: VitShape = {
+    channels: c.channels, imageSize: c.imageSize, patch: c.patchSize, dim: c.dim, hidden: c.hidden,
+    layers: c.layers, classes: c.classes, distilled: c.distilled,
+  };
+  const inputs = readF32(join(hf, "inputs.f32"), c.channels * c.imageSize * c.imageSize);
+  const referenceLogits = readF32(join(dir, "reference-logits.f32"), c.classes);
+  if (referenceLogits.length !== inputs.length) throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);
+  return { preset, dir, evit, header, shape, inputs, referenceLogits };
+}
+
+// onnxruntime-web under Node: its package's "node" export, which loads the wasm binary from its own dist/.
+export function installOrt(): string {
+  const prefix = join(cacheDir, "ort");
+  const pkg = join(prefix, "node_modules", "onnxruntime-web");
+  const installed = existsSync(join(pkg, "package.json")) && JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
+  if (installed !== ORT_VERSION) {
+    mkdirSync(prefix, { recursive: true });
+    run(`onnxruntime-web@${ORT_VERSION}`, "npm", ["install", "--prefix", prefix, "--no-audit", "--no-fund", `onnxruntime-web@${ORT_VERSION}`]);
+  }
+  return join(pkg, "dist", "ort.node.min.mjs");
+}

@@ -1,0 +1,165 @@
+// The end-to-end results as Markdown: printed, and written as the "End to end" section of BENCHMARKS.md
+// (the other sections of that file are left as they are).
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Summary } from "./stats.ts";
+
+export interface SystemResult {
+  system: string;
+  latency: Summary | null;     // ms per image, warm
+  cosine: number | null;       // min over images of cosine(logits, float32 reference logits)
+  peakRssBytes: number | null;
+  runtimeRssBytes?: number; // the process before the model was loaded: Node, or workerd with the Worker
+  wasmBytes?: number;
+  largestJsBuffer?: number;
+  loadMs?: number;
+  note?: string;
+}
+
+export interface ColdStart {
+  firstAnswerMs: number[];  // ready server, empty isolate -> first classify answered (R2 read, load, run)
+  spawnToAnswerMs: number[]; // `wrangler dev` spawned -> first classify answered
+}
+
+export interface ModelResult {
+  preset: string;
+  gmac: number; // work of one forward pass
+  systems: SystemResult[];
+  cold: ColdStart | null;
+  jpegMs: number | null; // JPEG decode + preprocessing in Node, part of every workerd request
+  checks: string[];
+}
+
+export interface Meta {
+  command: string;
+  date: string;
+  machine: string;
+  node: string;
+  ort: string;
+  edgevitBuild: string;
+  rounds: number;
+  images: number;
+  ceilingGmacs: number | null; // int8 GEMM ceiling in wasm SIMD, one thread (bench/kernels.ts)
+  workerNote: string | null;   // why the Worker was not timed
+}
+
+const MB = 1e6;
+const fmt = (x: number, digits = 1): string => x.toFixed(digits);
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+function latencyTable(models: ModelResult[], meta: Meta): string[] {
+  const ceiling = meta.ceilingGmacs !== null ? " | % of int8 ceiling" : "";
+  const lines = [
+    `| model | system | median ms | min-max ms | speed-up vs ORT int8 | GMAC/s${ceiling} | cosine vs float32 | peak RSS MB |`,
+    `| --- | --- | ---: | ---: | ---: | ---:${ceiling ? " | ---:" : ""} | ---: | ---: |`,
+  ];
+  for (const m of models) {
+    const int8 = m.systems.find((s) => s.system === "ort-int8")?.latency?.median;
+    for (const s of m.systems) {
+      const l = s.latency;
+      const gmacs = l ? m.gmac / (l.median / 1000) : null;
+      const cells = [
+        m.preset,
+        s.system,
+        l ? fmt(l.median) : "n/a",
+        l ? `${fmt(l.min)}-${fmt(l.max)}` : "n/a",
+        l && int8 ? `${fmt(int8 / l.median, 2)}x` : "n/a",
+        gmacs !== null ? fmt(gmacs) : "n/a",
+        ...(meta.ceilingGmacs !== null ? [gmacs !== null && s.system !== "ort-f32" ? `${fmt((100 * gmacs) / meta.ceilingGmacs, 0)}%` : "n/a"] : []),
+        s.cosine !== null ? s.cosine.toFixed(5) : "n/a",
+        s.peakRssBytes !== null ? fmt(s.peakRssBytes / MB, 0) : "n/a",
+      ];
+      lines.push(`| ${cells.join(" | ")} |`);
+    }
+  }
+  return lines;
+}
+
+function memoryTable(models: ModelResult[]): string[] {
+  const lines = [
+    "| model | system | peak RSS MB | RSS before loading MB | wasm memory MB | largest JS buffer MB | load ms |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  const opt = (x: number | undefined | null, scale = MB, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? "n/a" : fmt(x / scale, digits));
+  for (const m of models) {
+    for (const s of m.systems) {
+      lines.push(`| ${m.preset} | ${s.system} | ${opt(s.peakRssBytes, MB, 0)} | ${opt(s.runtimeRssBytes, MB, 0)} | ${opt(s.wasmBytes)} | ${opt(s.largestJsBuffer, MB, 2)} | ${opt(s.loadMs, 1, 0)} |`);
+    }
+  }
+  return lines;
+}
+
+export function formatReport(models: ModelResult[], meta: Meta): string {
+  const out = [
+    `Command: \`${meta.command}\`, ${meta.date}. Machine: ${meta.machine}; Node ${meta.node}; onnxruntime-web ${meta.ort}`,
+    `(wasm backend, SIMD, \`numThreads = 1\`); edgevit engine build: ${meta.edgevitBuild}. \`npm run bench -- --quick\` is a`,
+    "short run, `--models vit-b16,deit-small,deit-tiny` chooses the models; generated files go to `.cache/bench/`.",
+    "",
+    `Per-image latency, warm: ${meta.rounds} rounds of ${meta.images} image(s) per system, the systems interleaved`,
+    "round-robin (a different one first each round), each in its own process. Same weights everywhere: the",
+    "deterministic random checkpoints of `models/tools/make-random-vit.ts`, converted by `edgevit convert` and",
+    "exported by `bench/export_onnx.py` (float32) and rewritten as `quantize_dynamic` writes it (int8).",
+    "",
+    ...latencyTable(models, meta),
+    "",
+    "- edgevit-node: the engine host (`worker/engine.ts`) in Node 22: pixel values in, forward pass, logits out.",
+    "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
+    "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",
+    `  (the same decode and preprocessing take ${models.filter((m) => m.jpegMs !== null).map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`).join(", ") || "n/a"} in Node).`,
+    "- ort-f32 / ort-int8: `InferenceSession.run` on the same pixel values (input tensor in, logits out). The int8",
+    "  graph is `quantize_dynamic`'s default: per-tensor symmetric int8 weights, each weight MatMul (and the patch",
+    "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; attention's two matmuls and the",
+    "  classifier (a Gemm) stay float32. edgevit: per-channel 7-bit weights, per-token int8 activations on every",
+    "  Linear and on both attention matmuls (docs/ARCHITECTURE.md).",
+    "- speed-up: ORT int8 median / this median. GMAC/s: the model's multiply-accumulates per forward pass",
+    `  (${models.map((m) => `${m.preset} ${fmt(m.gmac, 2)} G`).join(", ")}) / median time.`,
+    ...(meta.ceilingGmacs !== null ? [`- int8 ceiling: ${fmt(meta.ceilingGmacs)} GMAC/s, the engine's register-only int8 dot loop (\`dotCeiling\`, as \`npm run bench:kernels\` reports it), wasm SIMD, one thread, measured in this run.`] : []),
+    "- cosine: the lowest over the inputs of cosine(logits, float32 logits of the same pixels): the PyTorch",
+    "  float32 reference (`models/tools/reference.py`) for the Node systems; for workerd, ORT float32 on the",
+    "  Worker's own preprocessing of the JPEG.",
+    ...(meta.workerNote ? [`- edgevit-workerd not timed: ${meta.workerNote}`] : []),
+    "",
+    "Memory: peak RSS is VmHWM of the system's own process, its runtime included (for workerd, the workerd that",
+    "runs the Worker, sampled after every request); RSS before loading is that process before the model was",
+    "loaded (Node after start-up; workerd once the Worker answered /healthz); wasm memory is edgevit's instance",
+    "with the model loaded. Load: file read to first run possible (ORT: session creation).",
+    "",
+    ...memoryTable(models),
+  ];
+  const cold = models.filter((m) => m.cold);
+  if (cold.length) {
+    out.push(
+      "",
+      "Cold start: a fresh `wrangler dev` (empty isolate), the bundle in local R2; median (runs) of the first",
+      "`POST /v1/classify` answered (R2 read streamed into wasm memory, CRC check, engine init, first forward pass):",
+      "",
+      "| model | ready -> first answer ms | spawn -> first answer ms | warm request ms |",
+      "| --- | ---: | ---: | ---: |",
+      ...cold.map((m) => {
+        const c = m.cold!;
+        const warm = m.systems.find((s) => s.system === "edgevit-workerd")?.latency?.median;
+        return `| ${m.preset} | ${fmt(median(c.firstAnswerMs), 0)} (${c.firstAnswerMs.map((x) => fmt(x, 0)).join(", ")}) | ${fmt(median(c.spawnToAnswerMs), 0)} | ${warm ? fmt(warm, 0) : "n/a"} |`;
+      }),
+    );
+  }
+  out.push("", "Checks:", "", ...models.flatMap((m) => m.checks.map((c) => `- ${m.preset}: ${c}`)));
+  return out.join("\n") + "\n";
+}
+
+// Replaces the body of `## <title>` (up to the next `## ` heading) or appends the section.
+export function writeSection(path: string, title: string, body: string): void {
+  const heading = `## ${title}`;
+  const text = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
+  const lines = text.split("\n");
+  const start = lines.findIndex((l) => l.trim() === heading);
+  let next: string;
+  if (start < 0) {
+    next = `${text.replace(/\n*$/, "\n")}\n${heading}\n\n${body}`;
+  } else {
+    let end = lines.findIndex((l, i) => i > start && l.startsWith("## "));
+    if (end < 0) end = lines.length;
+    const after = lines.slice(end).join("\n");
+    next = `${lines.slice(0, start + 1).join("\n")}\n\n${body}${after ? `\n${after}` : ""}`;
+  }
+  writeFileSync(`${path}.tmp`, next);
+  renameSync(`${path}.tmp`, path);
+}

@@ -1,0 +1,224 @@
+// End-to-end benchmark: edgevit (Node and workerd) against onnxruntime-web (float32 and dynamic int8) on the
+// same ViTs, the same weights and the same inputs, on this machine, in one run.
+//
+//   npm run bench [-- --quick] [-- --models vit-b16,deit-small,deit-tiny] [--rounds N] [--images N]
+//                 [--no-worker] [--write | --no-write]
+//
+// A full run writes the "End to end" section of BENCHMARKS.md; --quick (1 round, 1 image, 1 cold start)
+// only prints unless --write is given.
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { decodeJpeg } from "../worker/image/jpeg.ts";
+import { preprocess } from "../worker/image/preprocess.ts";
+import { int8CeilingGmacs } from "./ceiling.ts";
+import { cacheDir, installOrt, ORT_VERSION, prepareModel, type ModelFiles } from "./artifacts.ts";
+import { formatReport, writeSection, type ColdStart, type Meta, type ModelResult, type SystemResult } from "./report.ts";
+import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
+import { classify, NodeSystem, WorkerSystem, workerWasmBytes, type System } from "./systems.ts";
+import { statusBytes } from "./proc.ts";
+import { DevServer, putLocalObject } from "./wrangler.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const PRESETS = ["vit-b16", "deit-small", "deit-tiny"];
+const JPEG = join(root, "test/fixtures/images/cat-baseline-420.jpg"); // 451x300 baseline 4:2:0
+const WORKER_PERSIST = join(cacheDir, "wrangler");
+
+// ORT float32 must reproduce the PyTorch float32 reference (models/tools/reference.py) up to summation
+// order; the int8 systems must stay close to it.
+const F32_TOLERANCE = (scale: number) => 1e-4 + 1e-4 * scale;
+const INT8_MIN_COSINE = 0.99;
+const SAME_ENGINE_TOLERANCE = 1e-4; // the Worker and the Node host run the same engine on the same pixels
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    models: { type: "string", default: PRESETS.join(",") },
+    rounds: { type: "string" },
+    images: { type: "string" },
+    worker: { type: "boolean", default: true },
+    write: { type: "boolean" },
+  },
+  allowNegative: true,
+});
+const presets = opts.models.split(",").filter(Boolean);
+for (const p of presets) if (!PRESETS.includes(p)) throw new Error(`unknown model ${p}: choose from ${PRESETS.join(", ")}`);
+const rounds = Number(opts.rounds ?? (opts.quick ? 1 : 5));
+const maxImages = Number(opts.images ?? (opts.quick ? 1 : 3));
+const coldStarts = opts.quick ? 1 : 3;
+const write = opts.write ?? !opts.quick;
+
+const failures: string[] = [];
+function check(ok: boolean, text: string, checks: string[]): void {
+  checks.push(`${ok ? "ok" : "FAILED"}: ${text}`);
+  if (!ok) failures.push(text);
+}
+
+function firstLine(error: unknown): string {
+  return String((error as Error).message ?? error).split("\n")[0];
+}
+
+// Fresh `wrangler dev` servers, each timed from spawn to its first classify answer; the last one is kept.
+// Also returns, for the kept one, workerd's resident memory before the model was loaded and the wasm memory
+// after.
+async function coldStartWorker(preset: string, evit: string, jpeg: Uint8Array): Promise<{ server: DevServer; cold: ColdStart; loaded: { runtimeRss: number; wasmBytes: number } }> {
+  putLocalObject(WORKER_PERSIST, `${preset}.evit`, evit);
+  const cold: ColdStart = { firstAnswerMs: [], spawnToAnswerMs: [] };
+  for (let k = 0; ; k++) {
+    const { server, startedAt } = await DevServer.start(WORKER_PERSIST);
+    let loaded: { runtimeRss: number; wasmBytes: number };
+    try {
+      const runtimeRss = statusBytes(await server.workerdPid(), "VmRSS");
+      const first = await classify(server.url, preset, jpeg);
+      cold.firstAnswerMs.push(first.ms);
+      cold.spawnToAnswerMs.push(performance.now() - startedAt);
+      loaded = { runtimeRss, wasmBytes: await workerWasmBytes(server.url) };
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    if (k === coldStarts - 1) return { server, cold, loaded };
+    await server.stop();
+  }
+}
+
+async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array, meta: Meta): Promise<ModelResult> {
+  const { preset, shape } = files;
+  const checks: string[] = [];
+  const images = Math.min(maxImages, files.inputs.length);
+  console.log(`bench: ${preset}: ${files.inputs.length} inputs, timing ${rounds} rounds x ${images} image(s)`);
+
+  let worker: WorkerSystem | null = null;
+  let cold: ColdStart | null = null;
+  if (opts.worker && !meta.workerNote) {
+    try {
+      const started = await coldStartWorker(preset, files.evit, jpeg);
+      worker = new WorkerSystem(started.server, preset, jpeg, started.loaded);
+      cold = started.cold;
+    } catch (error) {
+      meta.workerNote = `the Worker did not answer (${firstLine(error)})`;
+      console.log(`bench: ${preset}: ${meta.workerNote}`);
+    }
+  }
+
+  const started: System[] = worker ? [worker] : [];
+  const start = async (system: "edgevit" | "ort-int8" | "ort-f32") => {
+    const s = await NodeSystem.start(system, files.dir, ortModule, files.inputs);
+    started.push(s);
+    return s;
+  };
+  try {
+    const edgevit = await start("edgevit");
+    const ortInt8 = await start("ort-int8");
+    const ortF32 = await start("ort-f32");
+    meta.edgevitBuild = String(edgevit.info.build);
+    const cosines = new Map<string, number>();
+    let jpegMs: number | null = null; // decode + preprocess of the Worker's JPEG, in Node
+
+    // Every input once through every Node system (also the warm-up), against the float32 reference.
+    const outputs = new Map<NodeSystem, Float32Array[]>();
+    for (const system of [edgevit, ortInt8, ortF32]) {
+      const logits: Float32Array[] = [];
+      for (let i = 0; i < files.inputs.length; i++) logits.push((await system.run(i)).logits);
+      outputs.set(system, logits);
+      cosines.set(system.name, Math.min(...logits.map((l, i) => cosine(l, files.referenceLogits[i]))));
+    }
+    const f32Diff = Math.max(...outputs.get(ortF32)!.map((l, i) => maxAbsDiff(l, files.referenceLogits[i])));
+    const scale = Math.max(...files.referenceLogits.flatMap((l) => Array.from(l, Math.abs)));
+    check(f32Diff <= F32_TOLERANCE(scale), `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`, checks);
+    for (const system of [ortInt8, edgevit]) {
+      const c = cosines.get(system.name)!;
+      check(c >= INT8_MIN_COSINE, `${system.name} logits vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`, checks);
+    }
+
+    if (worker) {
+      // The Worker's own preprocessing of the JPEG, through ORT float32 and the Node host.
+      const pixels = new Float32Array(shape.channels * shape.imageSize * shape.imageSize);
+      const decodeTimes: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        const t0 = performance.now();
+        preprocess(decodeJpeg(jpeg), files.header.preprocessing, pixels);
+        decodeTimes.push(performance.now() - t0);
+      }
+      jpegMs = summarize(decodeTimes).median;
+      const reference = (await ortF32.runPixels(pixels)).logits;
+      const node = (await edgevit.runPixels(pixels)).logits;
+      const served = (await worker.run()).logits;
+      cosines.set(worker.name, cosine(served, reference));
+      const diff = maxAbsDiff(served, node);
+      check(diff <= SAME_ENGINE_TOLERANCE, `the Worker's logits for the JPEG equal the Node host's on the same preprocessed pixels: max |diff| ${diff.toExponential(2)}`, checks);
+    }
+
+    // Round-robin: each round every system runs the same images; the first system rotates.
+    const systems: System[] = [edgevit, ...(worker ? [worker] : []), ortInt8, ortF32];
+    const times = new Map<System, number[]>(systems.map((s) => [s, []]));
+    for (let r = 0; r < rounds; r++) {
+      const order = systems.map((_, k) => systems[(k + r) % systems.length]);
+      for (const system of order) {
+        for (let i = 0; i < images; i++) times.get(system)!.push((await system.run(i)).ms);
+      }
+      console.log(`bench: ${preset}: round ${r + 1}/${rounds}: ${order.map((s) => `${s.name} ${summarize(times.get(s)!).median.toFixed(1)} ms`).join(", ")}`);
+    }
+
+    if (worker?.restarts) {
+      checks.push(`note: wrangler restarted workerd ${worker.restarts} time(s) during the run (a source file changed); a request that overlapped a restart was redone after the model was loaded again`);
+    }
+
+    const results: SystemResult[] = [];
+    for (const system of systems) {
+      const details = await system.details();
+      results.push({
+        system: system === edgevit ? "edgevit-node" : system.name,
+        latency: summarize(times.get(system)!),
+        cosine: cosines.get(system.name) ?? null,
+        peakRssBytes: await system.peakRssBytes(),
+        wasmBytes: details.wasmBytes as number | undefined,
+        largestJsBuffer: details.largestJsBuffer as number | undefined,
+        loadMs: details.loadMs as number | undefined,
+        runtimeRssBytes: details.runtimeRss as number | undefined,
+      });
+    }
+    return { preset, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, checks };
+  } finally {
+    for (const system of started) await system.stop();
+  }
+}
+
+function machine(): string {
+  const lscpu = execFileSync("lscpu", { encoding: "utf8" });
+  const field = (name: string) => lscpu.match(new RegExp(`^${name}:\\s*(.+)$`, "m"))?.[1].trim() ?? "?";
+  return `${field("Model name")}, ${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared; load average ${loadavg()[0].toFixed(1)} at the start)`;
+}
+
+const jpeg = new Uint8Array(readFileSync(JPEG));
+const ortModule = installOrt();
+const models = presets.map(prepareModel);
+const meta: Meta = {
+  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+  date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+  machine: machine(),
+  node: process.version,
+  ort: ORT_VERSION,
+  edgevitBuild: "?",
+  rounds,
+  images: Math.min(maxImages, ...models.map((m) => m.inputs.length)),
+  ceilingGmacs: int8CeilingGmacs(),
+  workerNote: opts.worker ? null : "--no-worker",
+};
+
+const results: ModelResult[] = [];
+for (const files of models) results.push(await benchModel(files, ortModule, jpeg, meta));
+
+const report = formatReport(results, meta);
+console.log(`\n${report}`);
+writeFileSync(join(cacheDir, "results.json"), JSON.stringify({ meta, results }, null, 2));
+if (failures.length) {
+  console.error(`bench: ${failures.length} check(s) failed; BENCHMARKS.md left unchanged:\n- ${failures.join("\n- ")}`);
+  process.exit(1);
+}
+if (write) {
+  writeSection(join(root, "BENCHMARKS.md"), "End to end", report);
+  console.log("bench: wrote the End to end section of BENCHMARKS.md");
+}

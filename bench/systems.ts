@@ -1,0 +1,172 @@
+// The systems the end-to-end benchmark times, behind one interface: a child process per Node system
+// (bench/child.ts), and the Worker under `wrangler dev`, timed from this process.
+import { fork, type ChildProcess } from "node:child_process";
+import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
+import { statusBytes } from "./proc.ts";
+import type { DevServer } from "./wrangler.ts";
+
+export interface Timed {
+  ms: number;
+  logits: Float32Array; // [classes]
+}
+
+export interface System {
+  readonly name: string;
+  run(image: number): Promise<Timed>;
+  peakRssBytes(): Promise<number>;
+  details(): Promise<Record<string, number | string>>;
+  stop(): Promise<void>;
+}
+
+export class NodeSystem implements System {
+  readonly name: string;
+  readonly loadMs: number;
+  readonly info: Record<string, string | number>;
+  private readonly child: ChildProcess;
+  private readonly inputs: Float32Array[];
+  private waiting: ((reply: ChildReply) => void) | null = null;
+
+  private constructor(name: string, child: ChildProcess, inputs: Float32Array[], ready: Extract<ChildReply, { type: "ready" }>) {
+    this.name = name;
+    this.child = child;
+    this.inputs = inputs;
+    this.loadMs = ready.loadMs;
+    this.info = ready.info;
+    child.on("message", (reply: ChildReply) => {
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(reply);
+    });
+  }
+
+  // `inputs`: one [channels][imageSize][imageSize] array per image, the same for every system.
+  static async start(system: SystemName, modelDir: string, ortModule: string, inputs: Float32Array[]): Promise<NodeSystem> {
+    const child = fork(new URL("./child.ts", import.meta.url).pathname, [system, modelDir, ortModule], {
+      serialization: "advanced", // typed arrays cross as typed arrays
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const ready = await new Promise<ChildReply>((resolve, reject) => {
+      child.once("message", resolve);
+      child.once("exit", (code) => reject(new Error(`${system} child exited with ${code} before it was ready`)));
+    });
+    if (ready.type !== "ready") throw new Error(`${system} child said ${ready.type} first`);
+    child.removeAllListeners("exit");
+    return new NodeSystem(system, child, inputs, ready);
+  }
+
+  private ask(request: ChildRequest): Promise<ChildReply> {
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.child.once("exit", (code) => reject(new Error(`${this.name} child exited with ${code}`)));
+      this.child.send(request);
+    }).finally(() => this.child.removeAllListeners("exit")) as Promise<ChildReply>;
+  }
+
+  async run(image: number): Promise<Timed> {
+    return this.runPixels(this.inputs[image]);
+  }
+
+  async runPixels(pixels: Float32Array): Promise<Timed> {
+    const reply = await this.ask({ type: "run", pixels });
+    if (reply.type !== "result") throw new Error(`${this.name}: expected a result, got ${reply.type}`);
+    return { ms: reply.ms, logits: reply.logits };
+  }
+
+  async peakRssBytes(): Promise<number> {
+    return statusBytes(this.child.pid!, "VmHWM");
+  }
+
+  async details(): Promise<Record<string, number | string>> {
+    const reply = await this.ask({ type: "memory" });
+    if (reply.type !== "memory") throw new Error(`${this.name}: expected memory, got ${reply.type}`);
+    return { ...this.info, loadMs: this.loadMs, ...reply.memory };
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.send({ type: "exit" } satisfies ChildRequest);
+    await exited;
+  }
+}
+
+// POST /v1/classify of one JPEG, timed around the request: inside workerd the clocks stand still while
+// code runs. The time includes HTTP on loopback, JPEG decoding and preprocessing.
+export async function classify(url: string, model: string, jpeg: Uint8Array): Promise<Timed> {
+  const start = performance.now();
+  const response = await fetch(`${url}/v1/classify?model=${encodeURIComponent(model)}&include=logits&top_k=1`, {
+    method: "POST",
+    headers: { "content-type": "image/jpeg" },
+    body: jpeg,
+  });
+  const body = (await response.json()) as { logits?: number[]; error?: unknown };
+  const ms = performance.now() - start;
+  if (!response.ok || !body.logits) throw new Error(`classify ${model}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+  return { ms, logits: Float32Array.from(body.logits) };
+}
+
+// wrangler reloads the Worker when a source file changes, in a new workerd process: a request that
+// overlaps a restart is redone (the model is then loaded again, untimed), restarts are counted, and the
+// peak resident memory is sampled after every request, across restarts.
+export class WorkerSystem implements System {
+  readonly name = "edgevit-workerd";
+  restarts = 0;
+  private readonly server: DevServer;
+  private readonly model: string;
+  private readonly jpeg: Uint8Array;
+  private readonly loaded: { runtimeRss: number; wasmBytes: number };
+  private pid = 0;
+  private peak = 0;
+
+  // `loaded`: workerd's resident bytes before the model was loaded, and the wasm memory once it was.
+  constructor(server: DevServer, model: string, jpeg: Uint8Array, loaded: { runtimeRss: number; wasmBytes: number }) {
+    this.server = server;
+    this.model = model;
+    this.jpeg = jpeg;
+    this.loaded = loaded;
+  }
+
+  // The current workerd's pid, after noting its peak memory; counts a change of process as a restart.
+  private async sample(): Promise<number> {
+    const pid = await this.server.workerdPid();
+    if (this.pid && pid !== this.pid) this.restarts++;
+    this.pid = pid;
+    this.peak = Math.max(this.peak, statusBytes(pid, "VmHWM"));
+    return pid;
+  }
+
+  async run(): Promise<Timed> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.sample();
+      try {
+        const timed = await classify(this.server.url, this.model, this.jpeg);
+        if ((await this.sample()) === before) return timed;
+      } catch (error) {
+        if ((await this.sample()) === before || attempt === 5) throw error;
+      }
+      await classify(this.server.url, this.model, this.jpeg); // the restarted Worker loads the model
+    }
+  }
+
+  async peakRssBytes(): Promise<number> {
+    await this.sample();
+    return this.peak;
+  }
+
+  async details(): Promise<Record<string, number | string>> {
+    const response = await fetch(`${this.server.url}/v1/models`);
+    const body = (await response.json()) as { engine: string };
+    return { build: body.engine, wasmBytes: this.loaded.wasmBytes, runtimeRss: this.loaded.runtimeRss, restarts: this.restarts };
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+}
+
+// The wasm memory of the models loaded in the Worker's isolate, as GET /v1/models reports it.
+export async function workerWasmBytes(url: string): Promise<number> {
+  const response = await fetch(`${url}/v1/models`);
+  const body = (await response.json()) as { memory: { usedBytes: number } };
+  return body.memory.usedBytes;
+}
