@@ -103,20 +103,7 @@ export class Engine {
     if (source instanceof Uint8Array) {
       loader.push(source);
     } else {
-      const reader = source.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          loader.push(value);
-        }
-      } catch (error) {
-        // stop the source (an R2 body, a file) instead of leaving it half read
-        await reader.cancel(error).catch(() => {});
-        throw error;
-      } finally {
-        reader.releaseLock();
-      }
+      await pump(source, loader);
     }
     const { header, weights } = loader.end();
     const c = header.config;
@@ -129,6 +116,40 @@ export class Engine {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }
     return new Model(exports, header, loader.largestJsBuffer);
+  }
+}
+
+// Bytes per read from a byte stream. An R2 body read with a default reader arrives in 4 KiB chunks
+// (21,510 reads for a ViT-B/16, ~0.5 s of per-read cost in workerd); a BYOB read fills up to 64 KiB,
+// the most workerd hands out per read, into one buffer reused for the whole load.
+const READ_BYTES = 64 * 1024;
+
+// Reads the stream to its end into the loader: BYOB into a reused buffer when it is a byte stream (an R2
+// body), else chunk by chunk as the stream makes them.
+async function pump(source: ReadableStream<Uint8Array>, loader: PayloadLoader): Promise<void> {
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = source.getReader({ mode: "byob" });
+  } catch {
+    // not a byte stream
+  }
+  const reader = byob ?? source.getReader();
+  let buffer = new ArrayBuffer(READ_BYTES);
+  if (byob) loader.largestJsBuffer = READ_BYTES;
+  try {
+    for (;;) {
+      const { done, value } = byob ? await byob.read(new Uint8Array(buffer)) : await reader.read();
+      if (done) break;
+      loader.push(value);
+      // the read transferred the buffer: the view it returned now owns it
+      if (byob) buffer = value.buffer as ArrayBuffer;
+    }
+  } catch (error) {
+    // stop the source (an R2 body, a file) instead of leaving it half read
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
   }
 }
 

@@ -38,7 +38,7 @@ export async function engineBuild(): Promise<string> {
 export interface LoadedSummary {
   name: string;
   memoryBytes: number; // the model's wasm memory: payload, activations, engine data
-  largestLoadBufferBytes: number; // the largest JS buffer its load held (a stream chunk or the header)
+  largestLoadBufferBytes: number; // the largest JS buffer its load held (the read buffer, a stream chunk or the header)
 }
 
 // The models of this isolate. `loaded` keeps least recently used first: a use moves its entry to the end.
