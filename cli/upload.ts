@@ -26,9 +26,9 @@ function bucketName(): string {
   return match[1];
 }
 
-export function putObject(file: string, name: string, remote: boolean): void {
+function putObject(bucket: string, file: string, name: string, remote: boolean): void {
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-  const args = ["r2", "object", "put", `${bucketName()}/${keyOf(name)}`, "--file", file, remote ? "--remote" : "--local"];
+  const args = ["r2", "object", "put", `${bucket}/${keyOf(name)}`, "--file", file, remote ? "--remote" : "--local"];
   const run = spawnSync(process.execPath, [wrangler, ...args], { cwd: root, stdio: "inherit" });
   if (run.status !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${run.status}`);
 }
@@ -54,8 +54,9 @@ export async function main(args: string[]): Promise<number> {
     const header = checkBundle(file);
     const target = modelName(name ?? header.name);
     console.log(`${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`);
-    putObject(file, target, remote);
-    console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucketName()})`);
+    const bucket = bucketName();
+    putObject(bucket, file, target, remote);
+    console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucket})`);
     return 0;
   } catch (error) {
     console.error(`edgevit upload: ${(error as Error).message}`);

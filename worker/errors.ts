@@ -1,6 +1,6 @@
 // Every failure a client can cause, as a stable code with an HTTP status and a readable sentence.
 
-export const ERROR_STATUS = {
+const ERROR_STATUS = {
   invalid_image: 400,
   bad_parameter: 400,
   model_not_found: 404,

@@ -12,7 +12,7 @@ function mediaType(header: string | null): string {
 
 // The whole body, refusing it once it would exceed `limit`: first from Content-Length, then while
 // reading, so no more than `limit` bytes are ever held.
-export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge();
@@ -122,7 +122,7 @@ export function wantsNpy(request: Request): boolean {
 
 // NumPy format version 1.0 (`<f4`, C order): the magic, the header length, a Python dict literal
 // padded with spaces to a 64-byte boundary and ended by a newline, then the raw little-endian data.
-export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
+function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
   const preamble = 10; // "\x93NUMPY", major, minor, u16 header length

@@ -2,19 +2,8 @@
 
 import { encodeBundle, layout, type BundleParts, type ModelConfig } from "../../models/bundle.ts";
 import { packLinear } from "../../models/pack.ts";
-
-// IEEE CRC-32 (zlib's), table-driven; the bundle writer takes the CRC as a function.
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-export function crc32(data: Uint8Array, value = 0): number {
-  let c = ~value >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
+// The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
+import { crc32 } from "../../worker/png.ts";
 
 // mulberry32: a small seeded generator, uniform in [-1, 1).
 function uniform(seed: number): () => number {

@@ -29,6 +29,13 @@ async function expectError(response: Response, status: number, code: string): Pr
 const classify = (query: string, body: BodyInit = cat, type = "image/jpeg") =>
   SELF.fetch(jpegRequest(`/v1/classify?model=${NAME}${query}`, body, type));
 
+// A multipart/form-data classify request with `file` as its only field, named `field`.
+function classifyForm(field: string, file: File): Promise<Response> {
+  const form = new FormData();
+  form.append(field, file);
+  return SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+}
+
 describe("400 invalid_image", () => {
   test("bytes that are not a JPEG", async () => {
     await expectError(await classify("", random), 400, "invalid_image");
@@ -60,9 +67,7 @@ describe("400 bad_parameter", () => {
   });
 
   test("multipart without an image field", async () => {
-    const form = new FormData();
-    form.append("picture", new File([cat], "cat.jpg", { type: "image/jpeg" }));
-    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    const response = await classifyForm("picture", new File([cat], "cat.jpg", { type: "image/jpeg" }));
     await expectError(response, 400, "bad_parameter");
   });
 });
@@ -118,9 +123,7 @@ describe("413 payload_too_large", () => {
   });
 
   test("multipart bodies have the same limit", async () => {
-    const form = new FormData();
-    form.append("image", new File([new Uint8Array(limit + 1)], "big.jpg", { type: "image/jpeg" }));
-    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    const response = await classifyForm("image", new File([new Uint8Array(limit + 1)], "big.jpg", { type: "image/jpeg" }));
     await expectError(response, 413, "payload_too_large");
   });
 });
@@ -147,9 +150,7 @@ describe("415 unsupported_media_type", () => {
   });
 
   test("multipart image field of type image/png", async () => {
-    const form = new FormData();
-    form.append("image", new File([catPng], "cat.png", { type: "image/png" }));
-    const response = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: form });
+    const response = await classifyForm("image", new File([catPng], "cat.png", { type: "image/png" }));
     await expectError(response, 415, "unsupported_media_type");
   });
 });

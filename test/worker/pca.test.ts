@@ -49,6 +49,15 @@ async function hiddenStates(jpeg: ArrayBuffer, layer: number): Promise<{ states:
   return { states: Float32Array.from(body.hidden_states.flat()), dim: body.dim };
 }
 
+// decodePng checks each chunk with the encoder's own crc32: pin that function to zlib's known values first,
+// so the check cannot pass by agreeing with itself.
+test("png.ts's crc32 is zlib's CRC-32", () => {
+  const ascii = (text: string) => new TextEncoder().encode(text);
+  expect(crc32(ascii("123456789"))).toBe(0xcbf43926);
+  expect(crc32(ascii("IEND"))).toBe(0xae426082);
+  expect(crc32(ascii("6789"), crc32(ascii("12345")))).toBe(0xcbf43926);
+});
+
 describe("POST /v1/pca", () => {
   test.each([
     ["bag.jpg", bag, 2, 64],
