@@ -1,6 +1,6 @@
 // The ViT: config, weight pointers into the payload, activation buffers, and forward() in paper order,
 // following Hugging Face's ViTModel / ViTForImageClassification (and DeiT's distilled head).
-import { GEMM_ROWS, gemm } from "./kernels/gemm";
+import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
 import { quantizeRows, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
 import { softmax } from "./kernels/softmax";
@@ -20,14 +20,6 @@ export function alloc(bytes: usize): usize {
   const pages = <i32>((end + 0xffff) >>> 16);
   if (pages > memory.size()) memory.grow(pages - memory.size());
   return (heap.alloc(bytes + 64) + 63) & ~<usize>63;
-}
-
-function k16(k: i32): i32 {
-  return (k + 15) & ~15;
-}
-
-function n4(n: i32): i32 {
-  return (n + 3) & ~3;
 }
 
 /** A Linear(K -> N) in the packed B layout (docs/ARCHITECTURE.md). */
@@ -167,7 +159,7 @@ export function init(
     takeLinear(distillationClassifier);
   }
 
-  const rows = (numTokens + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS;
+  const rows = rowsPadded(numTokens);
   const f32s = (n: i32): usize => alloc(<usize>n << 2);
   input = f32s(channels * imageSize * imageSize);
   patchRows = f32s(patches * patchDim);

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { layout, type ModelConfig } from "../models/bundle.ts";
+import { K16 as k16, N4 as n4 } from "../models/pack.ts";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -61,9 +62,6 @@ function time(fn: () => void, budget = 0.4): number {
   return best;
 }
 
-const k16 = (k: number) => Math.ceil(k / 16) * 16;
-const n4 = (n: number) => Math.ceil(n / 4) * 4;
-
 function ceiling(e: Exports): number {
   const ptr = e.alloc(64);
   fillBytes(e, ptr, 32, -128, 127);
@@ -109,8 +107,10 @@ function floatRates(e: Exports): Record<string, number> {
   const tokens = 197, dim = 768, hidden = 3072;
   const x = e.alloc(tokens * hidden * 4), out = e.alloc(tokens * hidden * 4);
   const w = e.alloc(dim * 4), b = e.alloc(dim * 4);
-  const q = e.alloc(tokens * hidden + 64), sa = e.alloc(tokens * 4 + 16), za = e.alloc(tokens * 4 + 16), asum = e.alloc(tokens * 4 + 16);
-  const packed = e.alloc(n4(tokens) * 64), sb = e.alloc(n4(tokens) * 4), bsum = e.alloc(n4(tokens) * 4);
+  // quantizeRows writes rows padded to the GEMM tile; packRows writes N4 x K16 bytes (K: 197 x 64, V^T: 64 x 197).
+  const rows = Math.ceil(tokens / e.gemmRowTile()) * e.gemmRowTile();
+  const q = e.alloc(rows * k16(hidden)), sa = e.alloc(rows * 4), za = e.alloc(rows * 4), asum = e.alloc(rows * 4);
+  const packed = e.alloc(Math.max(n4(tokens) * k16(64), n4(64) * k16(tokens))), sb = e.alloc(n4(tokens) * 4), bsum = e.alloc(n4(tokens) * 4);
   fillF32(e, w, dim, 0.5, 1.5);
   fillF32(e, b, dim, -0.1, 0.1);
   const refill = () => fillF32(e, x, tokens * hidden, -6, 6);

@@ -13,9 +13,9 @@ export const PACK_ROWS = 4;
 /** Bytes of K per chunk of one B row. */
 export const PACK_K = 16;
 /** Largest magnitude of a 7-bit weight. */
-export const W7_MAX = 63;
+const W7_MAX = 63;
 /** Stored byte = q + W7_OFFSET; padding stores W7_OFFSET (= 0). */
-export const W7_OFFSET = 64;
+const W7_OFFSET = 64;
 
 /** K rounded up to a multiple of 16. */
 export function K16(k: number): number {
@@ -48,7 +48,7 @@ export interface PackedLinear {
 }
 
 /** Round to nearest, ties away from zero (Math.round sends -2.5 to -2). */
-export function roundHalfAway(x: number): number {
+function roundHalfAway(x: number): number {
   return Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
 }
 

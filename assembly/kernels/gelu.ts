@@ -25,7 +25,7 @@ import { expSplit, expSplit4 } from "./exp";
 @lazy const HIGH_MASK: i32 = 0xfffff000;
 
 /** GELU of one value. */
-export function gelu1(x: f32): f32 {
+function gelu1(x: f32): f32 {
   const ax = abs<f32>(x);
   const t: f32 = 1 / (1 + 0.5 * (ax * SQRT1_2));
   const poly = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * (C8 + t * C9))))))));

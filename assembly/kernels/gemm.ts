@@ -22,6 +22,21 @@
 /** Rows of A per micro-kernel tile; quantized A buffers hold their rows padded to a multiple of it. */
 export const GEMM_ROWS: i32 = 2;
 
+/** K rounded up to a multiple of 16: the bytes of one row of A or of B (K16 in docs/ARCHITECTURE.md). */
+@inline export function k16(k: i32): i32 {
+  return (k + 15) & ~15;
+}
+
+/** N rounded up to a multiple of 4: the rows of packed B and the length of sb, bsum and bias (N4). */
+@inline export function n4(n: i32): i32 {
+  return (n + 3) & ~3;
+}
+
+/** M rounded up to a multiple of GEMM_ROWS: the rows a quantized A buffer holds. */
+@inline export function rowsPadded(m: i32): i32 {
+  return (m + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS;
+}
+
 /** Offset of the stored B bytes: stored = q + 64. */
 @lazy const B_OFFSET: i32 = 64;
 

@@ -7,19 +7,11 @@
 // B side at run time (attention's K and V^T, per row of B, symmetric 7-bit):
 //   s = max|x| / 63, q = clamp(round(x / s), -63, 63) with ties away from zero, stored q + 64 in the
 //   packed B layout; padding stores 64.
-import { GEMM_ROWS } from "./gemm";
+import { k16, n4, rowsPadded } from "./gemm";
 
 /** 1.5 * 2^23: x + ROUNDER holds nearest(x) (ties to even) in its low mantissa bits for |x| < 2^22. */
 @lazy const ROUNDER: f32 = 12582912;
 @lazy const ROUNDER_BITS: i32 = 0x4b400000;
-
-@inline function k16(k: i32): i32 {
-  return (k + 15) & ~15;
-}
-
-@inline function rowsPadded(m: i32): i32 {
-  return (m + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS;
-}
 
 @inline function quantizeValue(x: f32, s: f32, z: i32): i32 {
   return min(127, max(-128, <i32>nearest<f32>(x / s) + z));
@@ -171,15 +163,15 @@ function packRowScalar(x: usize, strideN: i32, strideK: i32, n: i32, N: i32, K: 
  */
 export function packRows(x: usize, strideN: i32, strideK: i32, N: i32, K: i32, out: usize, sb: usize, bsum: usize): void {
   const kBytes = k16(K);
-  const n4 = (N + 3) & ~3;
-  memory.fill(out, 64, <usize>n4 * kBytes);
+  const rows = n4(N);
+  memory.fill(out, 64, <usize>rows * kBytes);
   let n = 0;
   if (strideK == 1) {
     for (; n < N; n++) packContiguousRow(x + ((<usize>n * strideN) << 2), n, K, out, sb, bsum);
   } else if (strideN == 1) {
     for (; n + 4 <= N; n += 4) packFourRows(x + (<usize>n << 2), strideK, n, K, out, sb, bsum);
   }
-  for (; n < n4; n++) packRowScalar(x, strideN, strideK, n, N, K, out, sb, bsum);
+  for (; n < rows; n++) packRowScalar(x, strideN, strideK, n, N, K, out, sb, bsum);
 }
 
 /** quantizeB on four lanes (s4 > 0 in every lane), as i32. */
@@ -265,7 +257,7 @@ function packFourRows(x: usize, strideK: i32, n: i32, K: i32, out: usize, sb: us
 /** Scalar twin of packRows. */
 export function packRowsScalar(x: usize, strideN: i32, strideK: i32, N: i32, K: i32, out: usize, sb: usize, bsum: usize): void {
   const kBytes = k16(K);
-  const n4 = (N + 3) & ~3;
-  memory.fill(out, 64, <usize>n4 * kBytes);
-  for (let n = 0; n < n4; n++) packRowScalar(x, strideN, strideK, n, N, K, out, sb, bsum);
+  const rows = n4(N);
+  memory.fill(out, 64, <usize>rows * kBytes);
+  for (let n = 0; n < rows; n++) packRowScalar(x, strideN, strideK, n, N, K, out, sb, bsum);
 }

@@ -72,5 +72,4 @@ export function randomF32(random: () => number, n: number, lo: number, hi: numbe
   return out;
 }
 
-export const K16 = (k: number) => Math.ceil(k / 16) * 16;
-export const N4 = (n: number) => Math.ceil(n / 4) * 4;
+export { K16, N4 } from "../../models/pack.ts";

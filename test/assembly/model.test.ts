@@ -201,11 +201,14 @@ describe("forward", () => {
     }
   });
 
-  test("init rejects a bad config and a misaligned payload", () => {
+  test("init rejects a bad config, a misaligned payload and a second init", () => {
     const e = loadEngine("engine-relaxed.wasm");
     const ptr = e.alloc(1024);
     expect(e.init(ptr, 3, 16, 4, 30, 4, 64, 1, 10, 0, 1e-12)).toBe(1); // 30 % 4 != 0
     expect(e.init(ptr, 3, 16, 32, 32, 4, 64, 1, 10, 0, 1e-12)).toBe(1); // patch > image
     expect(e.init(ptr + 4, 3, 16, 4, 32, 4, 64, 1, 10, 0, 1e-12)).toBe(2);
+    // The rejected calls left the instance unbound: a good config binds it once (init reads no weights).
+    expect(e.init(ptr, 1, 8, 4, 8, 2, 8, 0, 2, 0, 1e-12)).toBe(0);
+    expect(e.init(ptr, 1, 8, 4, 8, 2, 8, 0, 2, 0, 1e-12)).toBe(3);
   });
 });
