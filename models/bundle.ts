@@ -340,7 +340,7 @@ function bad(message: string): never {
 }
 
 // Sizes that the engine can plan for; shared by the writer and the reader.
-export function checkConfig(config: unknown): asserts config is ModelConfig {
+function checkConfig(config: unknown): asserts config is ModelConfig {
   if (!isObject(config)) bad("header.config is not an object");
   for (const key of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"]) {
     if (!isPositiveInt(config[key])) bad(`config.${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
@@ -371,8 +371,8 @@ function checkPreprocessing(p: unknown, channels: number): asserts p is Preproce
   if (!Number.isInteger(p.resample) || (p.resample as number) < 0 || (p.resample as number) > 5) {
     bad(`preprocessing.resample must be a PIL filter 0..5, got ${JSON.stringify(p.resample)}`);
   }
-  if (p.doCenterCrop) checkHeightWidth(p.cropSize, "preprocessing.cropSize");
-  else if (p.cropSize !== null) checkHeightWidth(p.cropSize, "preprocessing.cropSize");
+  // required when cropping, and well formed whenever present
+  if (p.doCenterCrop || p.cropSize !== null) checkHeightWidth(p.cropSize, "preprocessing.cropSize");
   if (!isFinitePositive(p.rescaleFactor)) bad("preprocessing.rescaleFactor must be a positive number");
   for (const key of ["imageMean", "imageStd"]) {
     const v = p[key];
@@ -435,22 +435,35 @@ export function describe(c: ModelConfig): string {
     `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}`;
 }
 
+// ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (worker/engine.ts) ----
+
+export function headerTruncated(received: number): BundleError {
+  return new BundleError("truncated", `bundle ended after ${received} bytes, inside its prefix or header`);
+}
+
+export function pastPayload(header: BundleHeader): BundleError {
+  return new BundleError("size_mismatch", `bundle has bytes past the ${header.payload.length}-byte payload its header declares`);
+}
+
+// `received` payload bytes with IEEE CRC-32 `crc`: exactly the declared length, and the declared CRC.
+export function checkPayload(header: BundleHeader, received: number, crc: number): void {
+  const { length, crc32 } = header.payload;
+  if (received < length) throw new BundleError("truncated", `bundle payload ended after ${received} of ${length} bytes`);
+  if (received > length) throw pastPayload(header);
+  const got = hex32(crc);
+  if (got !== crc32) {
+    throw new BundleError("checksum_mismatch", `bundle payload CRC-32 is ${got}, the header says ${crc32}: the file is corrupt`);
+  }
+}
+
 // A whole bundle in memory -> its header and a view of its payload, with the checks a streaming loader
 // makes at the end (length, CRC-32). For tools and tests; the engine host streams instead.
 export function readBundle(bytes: Uint8Array, crc32: Crc32): { header: BundleHeader; payload: Uint8Array } {
   const result = parsePrefix(bytes);
-  if ("need" in result) throw new BundleError("truncated", `bundle ended after ${bytes.length} bytes, inside its prefix or header`);
+  if ("need" in result) throw headerTruncated(bytes.length);
   const { header, payloadOffset } = result;
   const payload = bytes.subarray(payloadOffset);
-  if (payload.length < header.payload.length) {
-    throw new BundleError("truncated", `bundle payload ended after ${payload.length} of ${header.payload.length} bytes`);
-  }
-  if (payload.length > header.payload.length) {
-    throw new BundleError("size_mismatch", `bundle has bytes past the ${header.payload.length}-byte payload its header declares`);
-  }
-  const got = hex32(crc32(payload));
-  if (got !== header.payload.crc32) {
-    throw new BundleError("checksum_mismatch", `bundle payload CRC-32 is ${got}, the header says ${header.payload.crc32}: the file is corrupt`);
-  }
+  // the CRC only of a payload of the right length
+  checkPayload(header, payload.length, payload.length === header.payload.length ? crc32(payload) : 0);
   return { header, payload };
 }

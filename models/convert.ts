@@ -314,7 +314,7 @@ function listMissing(missing: string[]): string {
   return missing.length > 12 ? `${shown} and ${missing.length - 12} more` : shown;
 }
 
-export function detectLayout(names: Set<string>): LayoutName {
+function detectLayout(names: Set<string>): LayoutName {
   const scored = (Object.keys(ANCHORS) as LayoutName[]).map((layout) => ({ layout, missing: ANCHORS[layout].filter((n) => !names.has(n)) }));
   const found = scored.find((s) => s.missing.length === 0);
   if (found) return found.layout;
@@ -434,9 +434,8 @@ function checkShapes(recipes: Map<string, Recipe>, ckpt: SafetensorsFile, layout
   }
 }
 
-async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
-  if (names.length === 1) return ckpt.read(names[0]);
-  const parts = await Promise.all(names.map((n) => ckpt.read(n)));
+// Row-major [N][K] matrices (or [N] vectors) stacked by rows: HF's query, key, value -> one qkv.
+export function concatRows(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -444,6 +443,11 @@ async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Ar
     at += p.length;
   }
   return out;
+}
+
+async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
+  if (names.length === 1) return ckpt.read(names[0]);
+  return concatRows(await Promise.all(names.map((n) => ckpt.read(n))));
 }
 
 // The bundle's tensors in layout order, each packed from the checkpoint as it is reached.
@@ -477,20 +481,34 @@ async function* bundleTensors(p: Plan, writer: BundleWriter, log: (line: string)
   }
 }
 
+// Writes the bundle through `write(chunk, position)`: the placeholder head, the payload chunks in order,
+// then the final head (with the payload CRC) over the placeholder.
+async function writeBundle(
+  p: Plan,
+  writer: BundleWriter,
+  log: (line: string) => void,
+  write: (chunk: Uint8Array, position: number) => void | Promise<void>,
+): Promise<BundleHeader> {
+  await write(writer.head(), 0);
+  let at = writer.payloadOffset;
+  for await (const [name, data] of bundleTensors(p, writer, log)) {
+    for (const chunk of writer.add(name, data)) {
+      await write(chunk, at);
+      at += chunk.length;
+    }
+  }
+  const { head, header } = writer.finish();
+  await write(head, 0);
+  return header;
+}
+
 // A whole bundle in memory: for small models and tests (the engine fidelity tests convert with this).
 export async function convertDirectory(dir: string, options: ConvertOptions = {}): Promise<Uint8Array> {
   const p = await plan(dir, options);
   try {
     const writer = new BundleWriter(p.parts, crc32);
     const out = new Uint8Array(writer.payloadOffset + writer.plan.length);
-    let at = writer.payloadOffset;
-    for await (const [name, data] of bundleTensors(p, writer, options.log ?? (() => {}))) {
-      for (const chunk of writer.add(name, data)) {
-        out.set(chunk, at);
-        at += chunk.length;
-      }
-    }
-    out.set(writer.finish().head, 0);
+    await writeBundle(p, writer, options.log ?? (() => {}), (chunk, position) => out.set(chunk, position));
     return out;
   } finally {
     await p.ckpt.close();
@@ -504,23 +522,10 @@ export async function convertToFile(dir: string, outPath: string, options: Conve
   const tmp = `${outPath}.partial`;
   const out = await open(tmp, "w");
   try {
-    const writer = new BundleWriter(p.parts, crc32);
-    let at = 0;
-    const write = async (chunk: Uint8Array, position: number) => {
+    const header = await writeBundle(p, new BundleWriter(p.parts, crc32), log, async (chunk, position) => {
       const { bytesWritten } = await out.write(chunk, 0, chunk.length, position);
       if (bytesWritten !== chunk.length) throw new ConvertError(`short write to ${tmp}`);
-    };
-    const head = writer.head();
-    await write(head, 0);
-    at = head.length;
-    for await (const [name, data] of bundleTensors(p, writer, log)) {
-      for (const chunk of writer.add(name, data)) {
-        await write(chunk, at);
-        at += chunk.length;
-      }
-    }
-    const { head: final, header } = writer.finish();
-    await write(final, 0);
+    });
     await out.close();
     await rename(tmp, outPath);
     log(`wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`);

@@ -25,7 +25,7 @@ export class SafetensorsError extends Error {
 }
 
 // Parses the JSON header; `dataStart` = 8 + N, `fileBytes` bounds the offsets.
-export function parseHeader(json: string, dataStart: number, fileBytes: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+function parseHeader(json: string, dataStart: number, fileBytes: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -68,7 +68,7 @@ export function parseHeader(json: string, dataStart: number, fileBytes: number):
 
 const F16_EXP = new Float32Array(32).map((_, e) => 2 ** (e - 15));
 
-export function f16ToF32(h: number): number {
+function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;
@@ -182,8 +182,4 @@ export function encodeSafetensors(tensors: Record<string, WriteTensor>, metadata
     pos += t.data.length;
   }
   return out;
-}
-
-export function f32Tensor(shape: number[], values: Float32Array): WriteTensor {
-  return { dtype: "F32", shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }

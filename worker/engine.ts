@@ -1,10 +1,12 @@
 // Engine host: instantiates the wasm engine, streams a bundle's payload straight into wasm memory
 // (length and CRC-32 checked, no JS copy of the payload), runs the forward pass and copies outputs out.
 // Shared by the CLI (Node) and the Worker (workerd): no Node imports.
-import { BundleError, PREFIX_BYTES, hex32, parsePrefix, tokens, type BundleHeader } from "../models/bundle.ts";
+import {
+  BundleError, PREFIX_BYTES, checkPayload, describe, headerTruncated, parsePrefix, pastPayload, tokens, type BundleHeader,
+} from "../models/bundle.ts";
 
 // The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
-interface EngineExports {
+export interface EngineExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;
   crc32(crc: number, ptr: number, len: number): number;
@@ -111,7 +113,7 @@ export class Engine {
       weights, c.channels, c.imageSize, c.patchSize, c.dim, c.heads, c.hidden, c.layers, c.classes,
       c.distilled ? 1 : 0, c.eps,
     );
-    if (code !== 0) throw new BundleError("bad_header", `engine refused the model configuration (${describeConfig(header)}): init returned ${code}`);
+    if (code !== 0) throw new BundleError("bad_header", `engine refused the model configuration (${header.name}: ${describe(c)}): init returned ${code}`);
     if (exports.tokens() !== tokens(c)) {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }
@@ -153,11 +155,6 @@ async function pump(source: ReadableStream<Uint8Array>, loader: PayloadLoader): 
   }
 }
 
-function describeConfig(header: BundleHeader): string {
-  const c = header.config;
-  return `${header.name}: ${c.imageSize}px/${c.patchSize}, dim ${c.dim}, heads ${c.heads}, layers ${c.layers}`;
-}
-
 // Feeds stream chunks through: the prefix and header are gathered in a small JS buffer, every payload
 // byte goes straight to its place in wasm memory and through the wasm CRC-32.
 class PayloadLoader {
@@ -180,10 +177,7 @@ class PayloadLoader {
       chunk = this.gatherHead(chunk);
       if (!this.header) return;
     }
-    const length = this.header.payload.length;
-    if (this.received + chunk.length > length) {
-      throw new BundleError("size_mismatch", `bundle has bytes past the ${length}-byte payload its header declares`);
-    }
+    if (this.received + chunk.length > this.header.payload.length) throw pastPayload(this.header);
     if (chunk.length === 0) return;
     const at = this.weights + this.received;
     new Uint8Array(this.e.memory.buffer, at, chunk.length).set(chunk);
@@ -228,17 +222,8 @@ class PayloadLoader {
   }
 
   end(): { header: BundleHeader; weights: number } {
-    if (!this.header) {
-      throw new BundleError("truncated", `bundle ended after ${this.head.length} bytes, inside its prefix or header`);
-    }
-    const { length, crc32 } = this.header.payload;
-    if (this.received < length) {
-      throw new BundleError("truncated", `bundle payload ended after ${this.received} of ${length} bytes`);
-    }
-    const got = hex32(this.crc);
-    if (got !== crc32) {
-      throw new BundleError("checksum_mismatch", `bundle payload CRC-32 is ${got}, the header says ${crc32}: the file is corrupt`);
-    }
+    if (!this.header) throw headerTruncated(this.head.length);
+    checkPayload(this.header, this.received, this.crc);
     return { header: this.header, weights: this.weights };
   }
 }

@@ -130,11 +130,18 @@ describe("round trip", () => {
     const tensors = tensorsFor(config);
     const whole = encodeBundle(parts(), tensors, crc32);
     const writer = new BundleWriter(parts(), crc32);
-    const chunks = [writer.head()];
+    const placeholder = writer.head();
+    const chunks = [placeholder];
     for (const t of writer.plan.tensors) chunks.push(...writer.add(t.name, tensors.get(t.name)!));
     const { head } = writer.finish();
     chunks[0] = head;
     expect(Buffer.concat(chunks)).toEqual(Buffer.from(whole));
+    // encodeBundle is built on the writer too; what is the writer's own: the placeholder head is the final
+    // head with the payload CRC zeroed, so writing the final head over it changes nothing else
+    const zeroCrc = (h: Uint8Array) => new TextDecoder().decode(h).replace(/("crc32":")[0-9a-f]{8}("\},"tensors")/, (_, a, b) => `${a}00000000${b}`);
+    expect(placeholder.length).toBe(writer.payloadOffset);
+    expect(new TextDecoder().decode(placeholder)).toBe(zeroCrc(head));
+    expect(head).not.toEqual(placeholder);
   });
 
   test("the writer refuses tensors out of order or of the wrong size", () => {

@@ -2,6 +2,7 @@
 // the converter can be checked against the tensors it was given.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { concatRows } from "../../models/convert.ts";
 import { encodeSafetensors, type Dtype, type WriteTensor } from "../../models/safetensors.ts";
 
 export interface Tiny {
@@ -60,16 +61,6 @@ export function makeWeights(t: Tiny, seed = 7): Weights {
     add("head_dist.bias", [t.classes]);
   }
   return w;
-}
-
-function concatRows(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // Tensor names of each layout -> data.
