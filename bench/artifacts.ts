@@ -50,7 +50,7 @@ function readF32(path: string, rowLength: number): Float32Array[] {
 }
 
 // The bundle's header, reading more of the file until the prefix parser has what it needs.
-export function readBundleHeader(path: string): BundleHeader {
+function readBundleHeader(path: string): BundleHeader {
   const fd = openSync(path, "r");
   try {
     for (let need = 16; ;) {

@@ -4,10 +4,9 @@
 //
 // Loads the model, answers "ready", then runs one image per request from the parent and answers with the
 // latency measured here (input copied in, forward pass, logits copied out) and the logits.
-import { createReadStream, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { Engine } from "../worker/engine.ts";
+import { loadModelFile, nodeEngine } from "../cli/node-engine.ts";
 import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -21,12 +20,12 @@ interface Loaded {
   memory: () => Record<string, number>;
 }
 
+// The CLI's engine and loader: relaxed build when it validates, the bundle streamed from disk in 1 MiB
+// chunks straight into wasm memory, as the Worker streams R2's body.
 async function loadEdgevit(modelDir: string): Promise<Loaded> {
+  const engine = await nodeEngine();
+  const model = await loadModelFile(engine, join(modelDir, "model.evit"));
   const relaxed = readFileSync(join(root, "build/engine-relaxed.wasm"));
-  const engine = await Engine.fromBytes(readFileSync(join(root, "build/engine.wasm")), relaxed);
-  // Streamed from disk in 1 MiB chunks straight into wasm memory, as the Worker streams R2's body.
-  const file = createReadStream(join(modelDir, "model.evit"), { highWaterMark: 1 << 20 });
-  const model = await engine.load(Readable.toWeb(file) as ReadableStream<Uint8Array>);
   return {
     run: async (pixels) => {
       model.input().set(pixels);

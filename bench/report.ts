@@ -1,7 +1,7 @@
 // The end-to-end results as Markdown: printed, and written as the "End to end" section of BENCHMARKS.md
 // (the other sections of that file are left as they are).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import type { Summary } from "./stats.ts";
+import { summarize, type Summary } from "./stats.ts";
 
 export interface SystemResult {
   system: string;
@@ -44,7 +44,7 @@ export interface Meta {
 
 const MB = 1e6;
 const fmt = (x: number, digits = 1): string => x.toFixed(digits);
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const median = (xs: number[]): number => summarize(xs).median;
 
 function latencyTable(models: ModelResult[], meta: Meta): string[] {
   const ceiling = meta.ceilingGmacs !== null ? " | % of int8 ceiling" : "";

@@ -10,11 +10,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { encodeSafetensors, type Dtype, type WriteTensor } from "../safetensors.ts";
 
-export type Layout = "hf-vit" | "hf-deit-distilled" | "timm" | "timm-distilled";
-export type Dtype = "F32" | "F16" | "BF16";
+type Layout = "hf-vit" | "hf-deit-distilled" | "timm" | "timm-distilled";
 
-export interface Preset {
+interface Preset {
   imageSize: number;
   patchSize: number;
   channels: number;
@@ -25,7 +25,7 @@ export interface Preset {
   classes: number;
 }
 
-export const PRESETS: Record<string, Preset> = {
+const PRESETS: Record<string, Preset> = {
   // headDim 16: the engine's SIMD-friendly case
   tiny: { imageSize: 32, patchSize: 8, channels: 3, dim: 48, heads: 3, hidden: 192, layers: 2, classes: 10 },
   // every size off the 4/16 grid: headDim 12, K = 3*6*6 = 108, hidden 150, 7 classes
@@ -144,7 +144,7 @@ function concat(parts: Tensor[]): Tensor {
 }
 
 // Renames (and for timm fuses q, k, v) the canonical tensors into the checkpoint's layout.
-export function layoutWeights(p: Preset, seed: number, layout: Layout): Map<string, Tensor> {
+function layoutWeights(p: Preset, seed: number, layout: Layout): Map<string, Tensor> {
   const distilled = layout === "hf-deit-distilled" || layout === "timm-distilled";
   const w = canonicalWeights(p, seed, distilled);
   const get = (name: string) => w.get(name)!;
@@ -220,40 +220,16 @@ function bf16Bits(x: number): number {
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+// Little-endian bytes of the tensor in `dtype` (F32: a view, encodeSafetensors copies it).
 function encode(data: Float32Array, dtype: Dtype): Uint8Array {
-  if (dtype === "F32") return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   const convert = dtype === "F16" ? f16Bits : bf16Bits;
   for (let i = 0; i < data.length; i++) out[i] = convert(data[i]);
   return new Uint8Array(out.buffer);
 }
 
-// safetensors: u64 LE header length, JSON header (padded with spaces to 8 bytes), data.
-export function safetensorsBytes(tensors: Map<string, Tensor>, dtype: Dtype): Uint8Array {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
-  const blobs: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, t] of tensors) {
-    const bytes = encode(t.data, dtype);
-    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
-    blobs.push(bytes);
-    offset += bytes.length;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8); // ASCII only, so characters = bytes
-  const headerBytes = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let at = 8 + headerBytes.length;
-  for (const b of blobs) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
-}
-
-export function configJson(p: Preset, layout: Layout, dtype: Dtype) {
+function configJson(p: Preset, layout: Layout, dtype: Dtype) {
   const deit = layout === "hf-deit-distilled";
   const timm = layout.startsWith("timm");
   const labels: Record<string, string> = {};
@@ -280,7 +256,7 @@ export function configJson(p: Preset, layout: Layout, dtype: Dtype) {
   };
 }
 
-export function preprocessorJson(p: Preset) {
+function preprocessorJson(p: Preset) {
   return {
     image_processor_type: "ViTImageProcessor",
     do_resize: true,
@@ -297,7 +273,7 @@ export function preprocessorJson(p: Preset) {
 // `count` images of pixel_values [channels][size][size], as the processor above makes them
 // from uint8 pictures: a background gradient, a few soft blobs and pixel noise, rounded to
 // whole levels, then (q / 255 - 0.5) / 0.5. Arithmetic only (no Math.sin), so exact everywhere.
-export function makeInputs(p: Preset, seed: number, count: number): Float32Array {
+function makeInputs(p: Preset, seed: number, count: number): Float32Array {
   const { channels: c, imageSize: s } = p;
   const out = new Float32Array(count * c * s * s);
   for (let n = 0; n < count; n++) {
@@ -349,8 +325,10 @@ export function makeCheckpoint(o: Options): Record<string, Uint8Array> {
   const text = (obj: unknown) => new TextEncoder().encode(JSON.stringify(obj, null, 2) + "\n");
   const inputs = makeInputs(preset, o.seed, o.inputs);
   const shape = [preset.channels, preset.imageSize, preset.imageSize];
+  const tensors: Record<string, WriteTensor> = {};
+  for (const [name, t] of layoutWeights(preset, o.seed, layout)) tensors[name] = { dtype, shape: t.shape, data: encode(t.data, dtype) };
   return {
-    "model.safetensors": safetensorsBytes(layoutWeights(preset, o.seed, layout), dtype),
+    "model.safetensors": encodeSafetensors(tensors, { format: "pt" }),
     "config.json": text(configJson(preset, layout, dtype)),
     "preprocessor_config.json": text(preprocessorJson(preset)),
     "inputs.f32": new Uint8Array(inputs.buffer),

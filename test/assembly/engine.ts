@@ -1,11 +1,10 @@
 // Loads both engine builds for the kernel tests and gives typed access to their exports and memory.
 import { readFileSync } from "node:fs";
+import type { EngineExports } from "../../worker/engine.ts";
 
-export interface Engine {
+// The host's ABI (worker/engine.ts) plus the kernel exports the tests and benchmarks call directly.
+export interface Engine extends EngineExports {
   name: string;
-  memory: WebAssembly.Memory;
-  alloc(bytes: number): number;
-  crc32(crc: number, ptr: number, len: number): number;
   crc32Scalar(crc: number, ptr: number, len: number): number;
   gemmRowTile(): number;
   relaxed(): number;
@@ -23,15 +22,7 @@ export interface Engine {
   softmaxScalar(x: number, M: number, N: number, ld: number, scale: number): void;
   gelu(x: number, n: number): void;
   geluScalar(x: number, n: number): void;
-  init(weights: number, channels: number, imageSize: number, patch: number, dim: number, heads: number, hidden: number,
-    layers: number, classes: number, distilled: number, eps: number): number;
   payloadBytes(): number;
-  inputPtr(): number;
-  forward(capture: number): void;
-  logitsPtr(): number;
-  outputPtr(): number;
-  capturedPtr(): number;
-  tokens(): number;
 }
 
 const buildDir = new URL("../../build/", import.meta.url);

@@ -65,6 +65,7 @@ describe("resize against PIL's Image.resize (goldens)", () => {
     const { width, height } = c.output;
     const out = resize(input, width, height, pp.resample);
     const expected = goldenBytes(c.file);
+    expect(out.data.length).toBe(expected.length);
     let differing = 0;
     for (let i = 0; i < expected.length; i++) if (out.data[i] !== expected[i]) differing++;
     expect(differing, `resample ${pp.resample} to ${width}x${height}: values differing from PIL`).toBe(0);

@@ -68,7 +68,7 @@ export function valueTable(pp: Preprocessing): Float32Array {
 export function preprocess(image: RgbImage, pp: Preprocessing, out: Float32Array): Size {
   const target = resizedSize(pp, image);
   const resized = pp.doResize ? resize(image, target.width, target.height, pp.resample) : image;
-  const { height, width } = outputSize(pp, resized);
+  const { height, width } = outputSize(pp, image);
   if (out.length !== CHANNELS * height * width) {
     throw new RangeError(`pixel_values needs ${CHANNELS}x${height}x${width} floats, the buffer holds ${out.length}`);
   }
