@@ -13,14 +13,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeJpeg } from "../worker/image/jpeg.ts";
 import { preprocess } from "../worker/image/preprocess.ts";
-import { keyOf } from "../worker/catalog.ts";
 import { int8CeilingGmacs } from "./ceiling.ts";
 import { cacheDir, installOrt, ORT_VERSION, prepareModel, type ModelFiles } from "./artifacts.ts";
 import { formatReport, writeSection, type ColdStart, type Meta, type ModelResult, type SystemResult } from "./report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
 import { classify, NodeSystem, WorkerSystem, workerWasmBytes, type System } from "./systems.ts";
 import { statusBytes } from "./proc.ts";
-import { DevServer, putLocalObject } from "./wrangler.ts";
+import { DevServer } from "./wrangler.ts";
+import { bucketName, putObject } from "../cli/upload.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const PRESETS = ["vit-b16", "deit-small", "deit-tiny"];
@@ -65,7 +65,7 @@ function firstLine(error: unknown): string {
 // Also returns, for the kept one, workerd's resident memory before the model was loaded and the wasm memory
 // after.
 async function coldStartWorker(preset: string, evit: string, jpeg: Uint8Array): Promise<{ server: DevServer; cold: ColdStart; loaded: { runtimeRss: number; wasmBytes: number } }> {
-  putLocalObject(WORKER_PERSIST, keyOf(preset), evit);
+  putObject(bucketName(), evit, preset, { remote: false, persistTo: WORKER_PERSIST, quiet: true });
   const cold: ColdStart = { firstAnswerMs: [], spawnToAnswerMs: [] };
   for (let k = 0; ; k++) {
     const { server, startedAt } = await DevServer.start(WORKER_PERSIST);

@@ -1,6 +1,6 @@
 // `wrangler dev` for the benchmark: its own local R2 state under .cache/bench, free ports, started fresh
 // (an empty isolate) and stopped by the benchmark.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -8,20 +8,6 @@ import { descendantsNamed } from "./proc.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const wranglerJs = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-
-// The bucket the Worker binds as MODELS, as wrangler.toml configures it.
-function bucketName(): string {
-  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
-  const match = /binding\s*=\s*"MODELS"\s*\n\s*bucket_name\s*=\s*"([^"]+)"/.exec(toml);
-  if (!match) throw new Error("wrangler.toml has no R2 bucket bound as MODELS");
-  return match[1];
-}
-
-export function putLocalObject(persistDir: string, key: string, file: string): void {
-  const args = [wranglerJs, "r2", "object", "put", `${bucketName()}/${key}`, "--file", file, "--local", "--persist-to", persistDir];
-  const run = spawnSync(process.execPath, args, { cwd: root, encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`wrangler r2 object put ${key} failed:\n${run.stdout}${run.stderr}`);
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

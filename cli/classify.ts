@@ -3,28 +3,11 @@ import { readFile } from "node:fs/promises";
 import { EdgevitError } from "../worker/errors.ts";
 import { decodeJpeg } from "../worker/image/jpeg.ts";
 import { preprocess } from "../worker/image/preprocess.ts";
+import { topPredictions } from "../worker/predictions.ts";
 import type { Model } from "../worker/engine.ts";
 import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
 const USAGE = "usage: edgevit classify [-m model.evit] [-k N] [--logits] <image>...";
-
-export interface Prediction {
-  label: string;
-  index: number;
-  score: number;
-}
-
-// Softmax in float64, highest first; ties keep the lower class index first.
-export function topK(logits: Float32Array, labels: string[], k: number): Prediction[] {
-  let max = -Infinity;
-  for (const x of logits) max = Math.max(max, x);
-  const exps = Array.from(logits, (x) => Math.exp(x - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps
-    .map((e, index) => ({ label: labels[index], index, score: e / sum }))
-    .sort((a, b) => b.score - a.score || a.index - b.index)
-    .slice(0, k);
-}
 
 export function classifyBytes(model: Model, bytes: Uint8Array): Float32Array {
   const image = decodeJpeg(bytes);
@@ -65,7 +48,7 @@ export async function main(args: string[]): Promise<number> {
       const logits = classifyBytes(model, await readFile(file));
       line = {
         file,
-        predictions: topK(logits, model.header.labels, Math.min(k, logits.length)),
+        predictions: topPredictions(logits, model.header.labels, k),
         ...(withLogits ? { logits: Array.from(logits) } : {}),
       };
     } catch (e) {

@@ -19,18 +19,21 @@ export function checkBundle(path: string): BundleHeader {
 }
 
 // The bucket the Worker binds as MODELS, from wrangler.toml (the one place it is configured).
-function bucketName(): string {
+export function bucketName(): string {
   const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
   const match = /binding\s*=\s*"MODELS"\s*\n\s*bucket_name\s*=\s*"([^"]+)"/.exec(toml);
   if (!match) throw new Error("wrangler.toml has no R2 bucket bound as MODELS");
   return match[1];
 }
 
-function putObject(bucket: string, file: string, name: string, remote: boolean): void {
+// Puts `file` into the bucket as `<name>.evit` with wrangler: the remote bucket, or the local state that
+// `wrangler dev` reads (`persistTo` picks a state folder other than the default .wrangler/state).
+export function putObject(bucket: string, file: string, name: string, where: { remote: boolean; persistTo?: string; quiet?: boolean }): void {
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-  const args = ["r2", "object", "put", `${bucket}/${keyOf(name)}`, "--file", file, remote ? "--remote" : "--local"];
-  const run = spawnSync(process.execPath, [wrangler, ...args], { cwd: root, stdio: "inherit" });
-  if (run.status !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${run.status}`);
+  const args = ["r2", "object", "put", `${bucket}/${keyOf(name)}`, "--file", file, where.remote ? "--remote" : "--local"];
+  if (where.persistTo) args.push("--persist-to", where.persistTo);
+  const run = spawnSync(process.execPath, [wrangler, ...args], { cwd: root, stdio: where.quiet ? "pipe" : "inherit", encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${run.status}${where.quiet ? `:\n${run.stdout}${run.stderr}` : ""}`);
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -55,7 +58,7 @@ export async function main(args: string[]): Promise<number> {
     const target = modelName(name ?? header.name);
     console.log(`${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`);
     const bucket = bucketName();
-    putObject(bucket, file, target, remote);
+    putObject(bucket, file, target, { remote });
     console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucket})`);
     return 0;
   } catch (error) {

@@ -9,6 +9,7 @@ import { listBundles, modelName } from "./catalog.ts";
 import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
 import { patchPicture } from "./pca.ts";
 import { encodePng } from "./png.ts";
+import { topPredictions } from "./predictions.ts";
 import type { Model } from "./engine.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
@@ -53,15 +54,8 @@ const classify: Handler = async (request, env, url) => {
   const include = listParam(url, "include", ["logits"] as const);
   const { name, model, image, result } = await infer(request, env, url);
 
-  // Softmax in float64: scores are probabilities that sum to 1.
   const logits = Array.from(result.logits);
-  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
-  const exps = logits.map((x) => Math.exp(x - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  const predictions = exps
-    .map((e, index) => ({ label: model.header.labels[index], index, score: e / sum }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, topK);
+  const predictions = topPredictions(result.logits, model.header.labels, topK);
   return json({ model: name, predictions, ...(include.has("logits") ? { logits } : {}), image });
 };
 

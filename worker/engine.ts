@@ -32,25 +32,6 @@ export interface RunResult {
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
 }
 
-// Reads AssemblyScript's abort message (UTF-16 string with its byte length at ptr - 4).
-function readString(memory: WebAssembly.Memory, ptr: number): string {
-  if (!ptr) return "";
-  const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
-  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
-}
-
-function imports(getMemory: () => WebAssembly.Memory | undefined): WebAssembly.Imports {
-  return {
-    env: {
-      abort(message: number, file: number, line: number, column: number) {
-        const memory = getMemory();
-        const text = memory ? `${readString(memory, message)} at ${readString(memory, file)}:${line}:${column}` : "abort";
-        throw new Error(`engine aborted: ${text}`);
-      },
-    },
-  };
-}
-
 export class Engine {
   readonly module: WebAssembly.Module;
 
@@ -84,11 +65,9 @@ export class Engine {
     return Engine.instantiate(await WebAssembly.compile(bytes));
   }
 
-  private async newInstance(): Promise<WebAssembly.Instance> {
-    let memory: WebAssembly.Memory | undefined;
-    const instance = await WebAssembly.instantiate(this.module, imports(() => memory));
-    memory = instance.exports.memory as WebAssembly.Memory;
-    return instance;
+  // The builds import nothing (scripts/build-wasm.ts: a failed allocation traps rather than calling abort).
+  private newInstance(): Promise<WebAssembly.Instance> {
+    return WebAssembly.instantiate(this.module, {});
   }
 
   private exportsOf(instance: WebAssembly.Instance): EngineExports {
