@@ -97,7 +97,7 @@ export async function classify(url: string, model: string, jpeg: Uint8Array): Pr
   const response = await fetch(`${url}/v1/classify?model=${encodeURIComponent(model)}&include=logits&top_k=1`, {
     method: "POST",
     headers: { "content-type": "image/jpeg" },
-    body: jpeg,
+    body: jpeg as Uint8Array<ArrayBuffer>,
   });
   const body = (await response.json()) as { logits?: number[]; error?: unknown };
   const ms = performance.now() - start;

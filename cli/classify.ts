@@ -1,24 +1,21 @@
 // `edgevit classify [-m model.evit] [-k N] [--logits] <image>...`: one JSON line per image.
 import { readFile } from "node:fs/promises";
-import { EdgevitError } from "../worker/errors.ts";
-import { decodeJpeg } from "../worker/image/jpeg.ts";
-import { preprocess } from "../worker/image/preprocess.ts";
-import { topPredictions } from "../worker/predictions.ts";
-import type { Model } from "../worker/engine.ts";
-import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
+import { EdgevitError } from "../core/errors.ts";
+import { runImage } from "../core/pipeline.ts";
+import { topPredictions } from "../core/predictions.ts";
+import type { Model } from "../core/engine.ts";
+import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
 const USAGE = "usage: edgevit classify [-m model.evit] [-k N] [--logits] <image>...";
 
 export function classifyBytes(model: Model, bytes: Uint8Array): Float32Array {
-  const image = decodeJpeg(bytes);
-  preprocess(image, model.header.preprocessing, model.input());
-  return model.run().logits;
+  return runImage(model, bytes, CLI_LIMITS).result.logits;
 }
 
 function errorOf(e: unknown): { code: string; message: string } {
   if (e instanceof EdgevitError) return { code: e.code, message: e.message };
   const err = e as NodeJS.ErrnoException;
-  if (err.code === "ENOENT") return { code: "not_found", message: `no such file: ${err.path}` };
+  if (err.code === "ENOENT") return { code: "file_not_found", message: `no such file: ${err.path}` };
   if (err.code === "EISDIR") return { code: "invalid_image", message: `${err.path} is a directory` };
   throw e;
 }

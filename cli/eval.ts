@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { encode as encodeJpeg } from "jpeg-js";
 import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
-import { decodeJpeg } from "../worker/image/jpeg.ts";
-import { preprocess } from "../worker/image/preprocess.ts";
+import { decodeJpeg } from "../core/image/jpeg.ts";
+import { preprocess } from "../core/image/preprocess.ts";
 
 // The full test set from Debian's dataset-fashion-mnist, else the first 500 images committed for CI.
 const DATASET = "/usr/share/datasets/fashion-mnist";

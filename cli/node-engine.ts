@@ -2,11 +2,15 @@
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { Engine, type Model } from "../worker/engine.ts";
+import { Engine, type Model } from "../core/engine.ts";
+import type { ImageLimits } from "../core/pipeline.ts";
 
 const root = new URL("..", import.meta.url);
 
 export const DEFAULT_MODEL = new URL("models/default/fashion-vit.evit", root).pathname;
+
+// What the CLI accepts: 16 MP, as large a photo as a phone takes.
+export const CLI_LIMITS: ImageLimits = { maxPixels: 16_000_000 };
 
 // The relaxed-SIMD build when this Node accepts it, else the baseline SIMD build.
 export async function nodeEngine(): Promise<Engine> {
@@ -15,7 +19,8 @@ export async function nodeEngine(): Promise<Engine> {
       throw new Error(`build/${name} is missing: run \`npm run build:wasm\``);
     });
   const [baseline, relaxed] = await Promise.all([read("engine.wasm"), read("engine-relaxed.wasm")]);
-  return Engine.fromBytes(baseline, relaxed);
+  const bytes = WebAssembly.validate(relaxed) ? relaxed : baseline;
+  return Engine.instantiate(await WebAssembly.compile(bytes));
 }
 
 // Streams the file through the same loader the Worker uses on an R2 body.

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, readBundle, type BundleHeader } from "../models/bundle.ts";
-import { keyOf, modelName } from "../worker/catalog.ts";
+import { keyOf, modelName } from "../core/names.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const USAGE = "usage: edgevit upload <model.evit> [--name <name>] [--remote]";

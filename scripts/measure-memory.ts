@@ -100,7 +100,7 @@ async function post(path: string, image: string | Uint8Array, headers: Record<st
   const started = performance.now();
   const response = await fetch(`${base}${path}`, {
     method: "POST",
-    body: typeof image === "string" ? fixture(image) : image,
+    body: (typeof image === "string" ? fixture(image) : image) as Uint8Array<ArrayBuffer>,
     headers: { "content-type": "image/jpeg", ...headers },
   });
   const bytes = (await response.arrayBuffer()).byteLength;

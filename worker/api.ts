@@ -1,52 +1,40 @@
 // The API's handlers: parameters first, then the body, then the model, then one synchronous stretch
 // (decode, preprocess, forward pass) so that requests never hold decoded pixels across an await.
 
-import { EdgevitError } from "./errors.ts";
+import { EdgevitError } from "../core/errors.ts";
 import { choiceParam, intParam, json, listParam, npy, readImage, wantsNpy } from "./http.ts";
-import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
-import { preprocess } from "./image/preprocess.ts";
-import { listBundles, modelName } from "./catalog.ts";
+import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
+import { listBundles } from "./catalog.ts";
+import { modelName } from "../core/names.ts";
 import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
-import { patchPicture } from "./pca.ts";
-import { encodePng } from "./png.ts";
-import { topPredictions } from "./predictions.ts";
-import type { Model } from "./engine.ts";
+import { patchPicture } from "../core/pca.ts";
+import { encodePng } from "../core/png.ts";
+import { poolEmbedding } from "../core/pool.ts";
+import { topPredictions } from "../core/predictions.ts";
+import type { Model } from "../core/engine.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
-// Bytes per pixel jpeg-js accounts for at worst (4:4:4 and progressive files: coefficients, planes and
-// output together, measured ~22): its own guard, on top of the pixel limit.
-const DECODE_BYTES_PER_PIXEL = 24;
-
-interface Inference {
+interface Inference extends CoreInference {
   name: string;
   model: Model;
-  image: { width: number; height: number };
-  result: ReturnType<Model["run"]>;
+}
+
+function limitsOf(env: Env): ImageLimits {
+  return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
 }
 
 // The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
 async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
   const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
-  const limits: DecodeLimits = {
-    maxPixels: Number(env.MAX_IMAGE_PIXELS),
-    maxMemoryMB: Math.ceil((Number(env.MAX_IMAGE_PIXELS) * DECODE_BYTES_PER_PIXEL) / (1 << 20)),
-  };
   // Refuse a bad or oversized image from its header before a model is loaded for it.
-  const info = readJpegInfo(bytes);
-  if (info.width * info.height > limits.maxPixels) {
-    throw new EdgevitError("image_too_large", `the image is ${info.width}x${info.height}; the limit is ${limits.maxPixels} pixels`);
-  }
+  inspectImage(bytes, limitsOf(env));
   const model = await getModel(env, name);
   const { layers } = model.header.config;
   const layer = capture === "last" ? layers : capture;
   if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
-
-  const image = decodeJpeg(bytes, limits);
-  preprocess(image, model.header.preprocessing, model.input());
-  const result = model.run({ capture: layer });
-  return { name, model, image: { width: image.width, height: image.height }, result };
+  return { name, model, ...runImage(model, bytes, limitsOf(env), layer) };
 }
 
 const classify: Handler = async (request, env, url) => {
@@ -63,21 +51,7 @@ const embed: Handler = async (request, env, url) => {
   const pool = choiceParam(url, "pool", ["cls", "mean"] as const);
   const { name, model, result } = await infer(request, env, url);
   const { dim, imageSize, patchSize } = model.header.config;
-  const patches = (imageSize / patchSize) ** 2;
-  const output = result.output; // [tokens][dim], final LayerNorm applied
-
-  let embedding: Float32Array;
-  if (pool === "cls") {
-    embedding = output.slice(0, dim);
-  } else {
-    // Patch tokens follow the class (and distillation) token.
-    const first = output.length / dim - patches;
-    const sum = new Float64Array(dim);
-    for (let t = first; t < first + patches; t++) {
-      for (let d = 0; d < dim; d++) sum[d] += output[t * dim + d];
-    }
-    embedding = Float32Array.from(sum, (s) => s / patches);
-  }
+  const embedding = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
   return json({ model: name, dim, pool, embedding: Array.from(embedding) });
 };
 

@@ -1,20 +1,7 @@
-// The bucket's catalogue: how model names map to R2 keys, and bundle headers read without the payload.
+// The bucket's catalogue: the bundles in R2 and their headers, read without the payloads.
 
 import { BundleError, describe, parsePrefix, type BundleHeader, type ModelConfig } from "../models/bundle.ts";
-import { EdgevitError } from "./errors.ts";
-
-// R2 keys are `<name>.evit`; names stay URL- and key-safe.
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const SUFFIX = ".evit";
-
-export function modelName(raw: string): string {
-  if (!NAME.test(raw) || raw.endsWith(SUFFIX)) {
-    throw new EdgevitError("bad_parameter", `${JSON.stringify(raw)} is not a model name (letters, digits, ".", "_", "-")`);
-  }
-  return raw;
-}
-
-export const keyOf = (name: string): string => name + SUFFIX;
+import { SUFFIX } from "../core/names.ts";
 
 // Enough for the prefix and the header of any realistic bundle in one ranged read.
 const HEAD_READ = 64 * 1024;

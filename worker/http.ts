@@ -1,7 +1,8 @@
 // HTTP plumbing for the API: bounded body reading, the image out of a raw or multipart body, query
 // parameters, and JSON / NumPy responses.
 
-import { EdgevitError } from "./errors.ts";
+import { EdgevitError } from "../core/errors.ts";
+import { ERROR_STATUS } from "./status.ts";
 
 const JPEG_TYPES = new Set(["image/jpeg", "image/jpg", "image/pjpeg", "application/octet-stream"]);
 
@@ -112,7 +113,7 @@ export function json(body: unknown, status = 200, headers: HeadersInit = {}): Re
 }
 
 export function errorResponse(error: EdgevitError, headers: HeadersInit = {}): Response {
-  return json(error.toJSON(), error.status, headers);
+  return json(error.toJSON(), ERROR_STATUS[error.code], headers);
 }
 
 // Whether the client asked for NumPy's format over JSON.

@@ -1,11 +1,11 @@
 // The Worker's router: path and method to a handler in api.ts; every failure becomes a JSON error.
 
 import { routes } from "./api.ts";
-import { EdgevitError } from "./errors.ts";
+import { EdgevitError } from "../core/errors.ts";
 import { errorResponse, failure } from "./http.ts";
 
 export default {
-  async fetch(request, env): Promise<Response> {
+  async fetch(request, env, _ctx): Promise<Response> {
     const url = new URL(request.url);
     const methods = routes[url.pathname];
     if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));

@@ -4,9 +4,9 @@
 import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
-import { keyOf } from "./catalog.ts";
-import { Engine, type Model } from "./engine.ts";
-import { EdgevitError } from "./errors.ts";
+import { keyOf } from "../core/names.ts";
+import { Engine, type Model } from "../core/engine.ts";
+import { EdgevitError } from "../core/errors.ts";
 
 const MiB = 1 << 20;
 

@@ -1,6 +1,6 @@
 // Loads both engine builds for the kernel tests and gives typed access to their exports and memory.
 import { readFileSync } from "node:fs";
-import type { EngineExports } from "../../worker/engine.ts";
+import type { EngineExports } from "../../core/engine.ts";
 
 // The host's ABI (worker/engine.ts) plus the kernel exports the tests and benchmarks call directly.
 export interface Engine extends EngineExports {

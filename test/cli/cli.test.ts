@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { readBundle } from "../../models/bundle.ts";
 import { nodeEngine, loadModelFile } from "../../cli/node-engine.ts";
-import { decodeJpeg } from "../../worker/image/jpeg.ts";
-import { preprocess } from "../../worker/image/preprocess.ts";
+import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { preprocess } from "../../core/image/preprocess.ts";
 import { SUBSET, findTestSet, grayToJpeg, readIdx } from "../../cli/eval.ts";
 import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, writeCheckpoint } from "../models/checkpoints.ts";
 
@@ -77,7 +77,7 @@ describe("classify", () => {
     expect(logits).toEqual(Array.from(model.run().logits));
 
     expect(png).toEqual({ file: join(images, "cat.png"), error: { code: "invalid_image", message: "This is a PNG image; only JPEG is supported." } });
-    expect(missing.error).toEqual({ code: "not_found", message: `no such file: ${join(root, "missing.jpg")}` });
+    expect(missing.error).toEqual({ code: "file_not_found", message: `no such file: ${join(root, "missing.jpg")}` });
     expect(truncated.error.code).toBe("invalid_image");
   });
 

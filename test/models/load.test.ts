@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { BundleError, readBundle } from "../../models/bundle.ts";
 import { convertDirectory } from "../../models/convert.ts";
-import type { Engine } from "../../worker/engine.ts";
+import type { Engine } from "../../core/engine.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
 import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, timmTensors, writeCheckpoint, type Tiny } from "./checkpoints.ts";
 import { forward } from "./reference-vit.ts";

@@ -5,9 +5,9 @@
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
-import { Engine, type Model } from "../../worker/engine.ts";
-import { decodeJpeg } from "../../worker/image/jpeg.ts";
-import { preprocess } from "../../worker/image/preprocess.ts";
+import { Engine, type Model } from "../../core/engine.ts";
+import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { preprocess } from "../../core/image/preprocess.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";

@@ -7,7 +7,8 @@ export { randomBundle, SMALL_CONFIG } from "./bundles.ts";
 
 // Calls the Worker's own fetch with bindings and vars replaced (e.g. a counting bucket, a smaller limit).
 export function call(request: Request, overrides: Partial<Env> = {}): Promise<Response> {
-  return worker.fetch(request, { ...env, ...overrides }, createExecutionContext());
+  // A test builds a plain Request; the Worker reads no `cf` properties.
+  return worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ...overrides }, createExecutionContext());
 }
 
 // The real R2 binding, counting the reads of each key (ranged reads are counted apart).

@@ -6,8 +6,8 @@ import { env, SELF } from "cloudflare:test";
 import bundle from "../../models/default/fashion-vit.evit";
 import bag from "../../models/default/samples/bag.jpg";
 import sneaker from "../../models/default/samples/sneaker.jpg";
-import { patchPicture } from "../../worker/pca.ts";
-import { crc32, PNG_SIGNATURE } from "../../worker/png.ts";
+import { patchPicture } from "../../core/pca.ts";
+import { crc32, PNG_SIGNATURE } from "../../core/png.ts";
 import { jpegRequest } from "./helpers.ts";
 
 const LAYERS = 6; // models/default/README.md: 6 layers, dim 64, 28x28 input, 7x7 patches

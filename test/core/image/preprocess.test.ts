@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
-import type { Preprocessing } from "../../models/bundle.ts";
-import { decodeJpeg } from "../../worker/image/jpeg.ts";
-import { outputSize, preprocess, resizedSize, valueTable } from "../../worker/image/preprocess.ts";
+import type { Preprocessing } from "../../../models/bundle.ts";
+import { decodeJpeg } from "../../../core/image/jpeg.ts";
+import { outputSize, preprocess, resizedSize, valueTable } from "../../../core/image/preprocess.ts";
 import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff, sha256, tensorFromTable } from "./goldens.ts";
 
 const vit = goldens.configs.vit;

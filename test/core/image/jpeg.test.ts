@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
-import { EdgevitError } from "../../worker/errors.ts";
-import { decodeJpeg, readJpegInfo } from "../../worker/image/jpeg.ts";
-import { applyOrientation } from "../../worker/image/orientation.ts";
+import { EdgevitError } from "../../../core/errors.ts";
+import { decodeJpeg, readJpegInfo } from "../../../core/image/jpeg.ts";
+import { applyOrientation } from "../../../core/image/orientation.ts";
 import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff } from "./goldens.ts";
 
 function errorOf(fn: () => unknown): EdgevitError {

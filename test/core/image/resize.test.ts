@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { BICUBIC, BILINEAR, BOX, HAMMING, LANCZOS, NEAREST, resize } from "../../worker/image/resize.ts";
-import { fancyUpsampleChroma, ycbcrToRgb } from "../../worker/image/color.ts";
+import { BICUBIC, BILINEAR, BOX, HAMMING, LANCZOS, NEAREST, resize } from "../../../core/image/resize.ts";
+import { fancyUpsampleChroma, ycbcrToRgb } from "../../../core/image/color.ts";
 import { decodedPhoto, goldenBytes, goldens, sha256 } from "./goldens.ts";
 
 const rgb = (width: number, height: number, values: number[]) => ({ width, height, data: new Uint8Array(values) });

@@ -1,6 +1,7 @@
 // Engine host: instantiates the wasm engine, streams a bundle's payload straight into wasm memory
 // (length and CRC-32 checked, no JS copy of the payload), runs the forward pass and copies outputs out.
-// Shared by the CLI (Node) and the Worker (workerd): no Node imports.
+// Shared by the CLI (Node) and the Worker (workerd): it takes compiled modules (Workers cannot compile
+// bytes at run time; the CLI compiles in cli/node-engine.ts) and uses no host's globals.
 import {
   BundleError, PREFIX_BYTES, checkPayload, describe, headerTruncated, parsePrefix, pastPayload, tokens, type BundleHeader,
 } from "../models/bundle.ts";
@@ -59,12 +60,6 @@ export class Engine {
     }
   }
 
-  // Node: compile from bytes, relaxed build first.
-  static async fromBytes(baseline: BufferSource, relaxed?: BufferSource): Promise<Engine> {
-    const bytes = relaxed && WebAssembly.validate(relaxed) ? relaxed : baseline;
-    return Engine.instantiate(await WebAssembly.compile(bytes));
-  }
-
   // The builds import nothing (scripts/build-wasm.ts: a failed allocation traps rather than calling abort).
   private newInstance(): Promise<WebAssembly.Instance> {
     return WebAssembly.instantiate(this.module, {});
@@ -117,9 +112,10 @@ async function pump(source: ReadableStream<Uint8Array>, loader: PayloadLoader): 
   const reader = byob ?? source.getReader();
   let buffer = new ArrayBuffer(READ_BYTES);
   if (byob) loader.largestJsBuffer = READ_BYTES;
+  const read = byob ? () => byob.read(new Uint8Array(buffer)) : () => (reader as ReadableStreamDefaultReader<Uint8Array>).read();
   try {
     for (;;) {
-      const { done, value } = byob ? await byob.read(new Uint8Array(buffer)) : await reader.read();
+      const { done, value } = await read();
       if (done) break;
       loader.push(value);
       // the read transferred the buffer: the view it returned now owns it

@@ -3,10 +3,10 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
-import type { Preprocessing } from "../../models/bundle.ts";
-import { decodeJpeg, type RgbImage } from "../../worker/image/jpeg.ts";
+import type { Preprocessing } from "../../../models/bundle.ts";
+import { decodeJpeg, type RgbImage } from "../../../core/image/jpeg.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
+const root = new URL("../../../", import.meta.url).pathname;
 export const FIXTURES = `${root}test/fixtures/images/`;
 const GOLDENS = `${root}test/goldens/preprocess/`;
 
