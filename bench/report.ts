@@ -142,7 +142,7 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     );
   }
   out.push("", "Checks:", "", ...models.flatMap((m) => m.checks.map((c) => `- ${m.preset}: ${c}`)));
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 // Replaces the body of `## <title>` (up to the next `## ` heading) or appends the section.

@@ -198,7 +198,7 @@ const ortModule = installOrt();
 const models = presets.map(prepareModel);
 const meta: Meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
-  date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+  date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   machine: machine(),
   node: process.version,
   ort: ORT_VERSION,

@@ -58,17 +58,17 @@ function labelsFrom(cfg: Json, classes: number): string[] {
   const id2label = cfg.id2label as Record<string, string> | undefined;
   const names = (cfg.label_names ?? (cfg.pretrained_cfg as Json | undefined)?.label_names) as string[] | undefined;
   if (id2label && Object.keys(id2label).length > 0) {
-    const labels = new Array<string>(classes);
+    const labels = new Array<string | undefined>(classes).fill(undefined);
     for (const [id, label] of Object.entries(id2label)) {
       const i = Number(id);
       if (!Number.isInteger(i) || i < 0 || i >= classes) throw new ConvertError(`config.json: id2label key ${id} is not a class index below ${classes}`);
       labels[i] = String(label);
     }
-    const missing = labels.findIndex((l) => l === undefined);
+    const missing = labels.indexOf(undefined);
     if (Object.keys(id2label).length !== classes || missing >= 0) {
       throw new ConvertError(`config.json: id2label has ${Object.keys(id2label).length} labels but the classifier has ${classes} classes`);
     }
-    return labels;
+    return labels as string[]; // every index filled, checked above
   }
   if (Array.isArray(names)) {
     if (names.length !== classes) throw new ConvertError(`config.json: label_names has ${names.length} labels but the classifier has ${classes} classes`);
@@ -464,14 +464,14 @@ async function* bundleTensors(p: Plan, writer: BundleWriter, log: (line: string)
     const source = entry.source;
     if (source.kind === "f32") {
       const r = p.recipes.get(entry.name);
-      if (!r || r.kind !== "f32") throw new Error(`no recipe for ${entry.name}`);
+      if (r?.kind !== "f32") throw new Error(`no recipe for ${entry.name}`);
       yield [entry.name, await p.ckpt.read(r.from)];
       continue;
     }
     const module = entry.name.slice(0, entry.name.lastIndexOf("."));
     if (source.part === "weight") {
       const r = p.recipes.get(module);
-      if (!r || r.kind !== "linear") throw new Error(`no recipe for ${module}`);
+      if (r?.kind !== "linear") throw new Error(`no recipe for ${module}`);
       const weight = await concat(p.ckpt, r.weights);
       const bias = p.ckpt.has(r.biases[0]) ? await concat(p.ckpt, r.biases) : null;
       packed = packLinear(weight, bias, r.n, r.k);

@@ -42,6 +42,13 @@ async function ready(): Promise<void> {
   throw new Error("wrangler dev did not start");
 }
 
+// The part of GET /v1/models this script reads.
+interface ModelsAnswer {
+  models: { name: string; config: { layers: number } }[];
+  loaded: unknown;
+  memory: { usedBytes: number; budgetBytes: number };
+}
+
 // The isolate's V8 heap, through wrangler's inspector proxy (it wants an Origin on localhost).
 async function heap(): Promise<{ usedSize: number; totalSize: number }> {
   const ws = new WebSocket(`ws://localhost:${inspectorPort}/ws`, { headers: { origin: "http://localhost" } } as never);
@@ -49,7 +56,7 @@ async function heap(): Promise<{ usedSize: number; totalSize: number }> {
     ws.addEventListener("open", resolve);
     ws.addEventListener("error", () => reject(new Error("inspector connection failed")));
   });
-  const reply = new Promise<any>((resolve) => ws.addEventListener("message", (e) => {
+  const reply = new Promise<{ usedSize: number; totalSize: number }>((resolve) => ws.addEventListener("message", (e) => {
     const message = JSON.parse(String(e.data));
     if (message.id === 1) resolve(message.result);
   }));
@@ -110,7 +117,7 @@ async function post(path: string, image: string | Uint8Array, headers: Record<st
 async function report(step: string): Promise<void> {
   const h = await heap();
   const p = workerdMemory();
-  const models = await (await fetch(`${base}/v1/models`)).json();
+  const models = (await (await fetch(`${base}/v1/models`)).json()) as ModelsAnswer;
   const wasm = models.memory.usedBytes;
   console.log(
     `${step.padEnd(34)} wasm ${mib(wasm).padStart(10)}  JS heap used ${mib(h.usedSize).padStart(9)} of ${mib(h.totalSize).padStart(9)}` +
@@ -123,7 +130,7 @@ try {
   await report("started");
   const cold = await post(`/v1/classify?model=${name}`, "cat-baseline-420.jpg");
   console.log(`cold classify: ${cold.status} in ${cold.seconds.toFixed(2)} s (client side, includes the load)`);
-  const models = await (await fetch(`${base}/v1/models`)).json();
+  const models = (await (await fetch(`${base}/v1/models`)).json()) as ModelsAnswer;
   console.log("GET /v1/models:", JSON.stringify(models.loaded), JSON.stringify(models.memory));
   await report("after the load");
   for (const image of ["astronaut-444.jpg", "hubble-cmyk.jpg", "coffee-progressive.jpg"]) {
@@ -135,7 +142,7 @@ try {
   const big = await post(`/v1/classify?model=${name}`, largest);
   console.log(`classify 1024x1024 4:4:4 (${largest.length} bytes): ${big.status} in ${big.seconds.toFixed(2)} s`);
   await report("after the largest image");
-  const layer = models.models.find((m: any) => m.name === name).config.layers;
+  const layer = models.models.find((m) => m.name === name)!.config.layers;
   const states = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", { accept: "application/x-npy" });
   console.log(`hidden_states layer ${layer} as npy: ${states.status}, ${states.bytes} bytes in ${states.seconds.toFixed(2)} s`);
   const json = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg");

@@ -128,7 +128,7 @@ function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
   const preamble = 10; // "\x93NUMPY", major, minor, u16 header length
   const headerLength = Math.ceil((preamble + dict.length + 1) / 64) * 64 - preamble;
-  const header = dict.padEnd(headerLength - 1, " ") + "\n";
+  const header = `${dict.padEnd(headerLength - 1, " ")}\n`;
   const out = new Uint8Array(preamble + headerLength + data.byteLength);
   out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0], 0);
   new DataView(out.buffer).setUint16(8, headerLength, true);

@@ -18,7 +18,7 @@ for (let i = 0; i < 256; i++) {
   CB_G[i] = -fix(0.34414) * x + ONE_HALF;
 }
 
-const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+const clamp8 = (v: number) => (v < 0 ? 0 : Math.min(v , 255));
 
 // data: [pixels][Y, Cb, Cr] -> [pixels][R, G, B] in place.
 export function ycbcrToRgb(data: Uint8Array): void {

@@ -107,7 +107,7 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
 // Pillow's clip8: the accumulator shifted down (arithmetic shift), clamped to 0..255.
 function clip8(ss: number): number {
   const v = ss >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v , 255);
 }
 
 // src rows [rowOffset, rowOffset + outHeight) of a width-inWidth RGB image -> outWidth columns.

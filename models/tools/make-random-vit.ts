@@ -82,15 +82,15 @@ interface Tensor {
 // wider so that top-1 margins are well above quantization noise.
 function linear(seed: number, name: string, outs: number, ins: number, std = 0.7 / Math.sqrt(ins)) {
   return {
-    weight: { shape: [outs, ins], data: uniformTensor(seed, name + ".weight", outs * ins, 0, std) },
-    bias: { shape: [outs], data: uniformTensor(seed, name + ".bias", outs, 0, 0.02) },
+    weight: { shape: [outs, ins], data: uniformTensor(seed, `${name}.weight`, outs * ins, 0, std) },
+    bias: { shape: [outs], data: uniformTensor(seed, `${name}.bias`, outs, 0, 0.02) },
   };
 }
 
 function layerNorm(seed: number, name: string, dim: number) {
   return {
-    weight: { shape: [dim], data: uniformTensor(seed, name + ".weight", dim, 1, 0.05) },
-    bias: { shape: [dim], data: uniformTensor(seed, name + ".bias", dim, 0, 0.02) },
+    weight: { shape: [dim], data: uniformTensor(seed, `${name}.weight`, dim, 1, 0.05) },
+    bias: { shape: [dim], data: uniformTensor(seed, `${name}.bias`, dim, 0, 0.02) },
   };
 }
 
@@ -101,8 +101,8 @@ function canonicalWeights(p: Preset, seed: number, distilled: boolean): Map<stri
   const tokens = patches + (distilled ? 2 : 1);
   const w = new Map<string, Tensor>();
   const put = (name: string, t: { weight: Tensor; bias: Tensor }) => {
-    w.set(name + ".weight", t.weight);
-    w.set(name + ".bias", t.bias);
+    w.set(`${name}.weight`, t.weight);
+    w.set(`${name}.bias`, t.bias);
   };
   w.set("embeddings.cls_token", { shape: [1, 1, dim], data: uniformTensor(seed, "embeddings.cls_token", dim, 0, 0.02) });
   if (distilled) {
@@ -116,14 +116,14 @@ function canonicalWeights(p: Preset, seed: number, distilled: boolean): Map<stri
   put("embeddings.patch_embeddings.projection", proj);
   for (let l = 0; l < p.layers; l++) {
     const pre = `encoder.layer.${l}.`;
-    put(pre + "layernorm_before", layerNorm(seed, pre + "layernorm_before", dim));
+    put(`${pre}layernorm_before`, layerNorm(seed, `${pre}layernorm_before`, dim));
     for (const q of ["query", "key", "value"]) {
-      put(pre + "attention.attention." + q, linear(seed, pre + "attention.attention." + q, dim, dim));
+      put(`${pre}attention.attention.${q}`, linear(seed, `${pre}attention.attention.${q}`, dim, dim));
     }
-    put(pre + "attention.output.dense", linear(seed, pre + "attention.output.dense", dim, dim));
-    put(pre + "layernorm_after", layerNorm(seed, pre + "layernorm_after", dim));
-    put(pre + "intermediate.dense", linear(seed, pre + "intermediate.dense", hidden, dim));
-    put(pre + "output.dense", linear(seed, pre + "output.dense", dim, hidden));
+    put(`${pre}attention.output.dense`, linear(seed, `${pre}attention.output.dense`, dim, dim));
+    put(`${pre}layernorm_after`, layerNorm(seed, `${pre}layernorm_after`, dim));
+    put(`${pre}intermediate.dense`, linear(seed, `${pre}intermediate.dense`, hidden, dim));
+    put(`${pre}output.dense`, linear(seed, `${pre}output.dense`, dim, hidden));
   }
   put("layernorm", layerNorm(seed, "layernorm", dim));
   const headStd = 4 / Math.sqrt(dim); // logits with std ~4
@@ -159,8 +159,8 @@ function layoutWeights(p: Preset, seed: number, layout: Layout): Map<string, Ten
     return out;
   }
   const both = (from: string, to: string) => {
-    out.set(to + ".weight", get(from + ".weight"));
-    out.set(to + ".bias", get(from + ".bias"));
+    out.set(`${to}.weight`, get(`${from}.weight`));
+    out.set(`${to}.bias`, get(`${from}.bias`));
   };
   out.set("cls_token", get("embeddings.cls_token"));
   if (distilled) out.set("dist_token", get("embeddings.distillation_token"));
@@ -169,15 +169,15 @@ function layoutWeights(p: Preset, seed: number, layout: Layout): Map<string, Ten
   for (let l = 0; l < p.layers; l++) {
     const hf = `encoder.layer.${l}.`;
     const tm = `blocks.${l}.`;
-    both(hf + "layernorm_before", tm + "norm1");
+    both(`${hf}layernorm_before`, `${tm}norm1`);
     for (const part of ["weight", "bias"]) {
       const qkv = ["query", "key", "value"].map((q) => get(`${hf}attention.attention.${q}.${part}`));
       out.set(`${tm}attn.qkv.${part}`, concat(qkv)); // rows: query, then key, then value
     }
-    both(hf + "attention.output.dense", tm + "attn.proj");
-    both(hf + "layernorm_after", tm + "norm2");
-    both(hf + "intermediate.dense", tm + "mlp.fc1");
-    both(hf + "output.dense", tm + "mlp.fc2");
+    both(`${hf}attention.output.dense`, `${tm}attn.proj`);
+    both(`${hf}layernorm_after`, `${tm}norm2`);
+    both(`${hf}intermediate.dense`, `${tm}mlp.fc1`);
+    both(`${hf}output.dense`, `${tm}mlp.fc2`);
   }
   both("layernorm", "norm");
   both("classifier", "head");
@@ -322,7 +322,7 @@ export function makeCheckpoint(o: Options): Record<string, Uint8Array> {
   if (!layouts.includes(layout)) throw new Error(`unknown layout ${layout}; known: ${layouts.join(", ")}`);
   const dtype = o.dtype as Dtype;
   if (!["F32", "F16", "BF16"].includes(dtype)) throw new Error(`unknown dtype ${dtype}; known: F32, F16, BF16`);
-  const text = (obj: unknown) => new TextEncoder().encode(JSON.stringify(obj, null, 2) + "\n");
+  const text = (obj: unknown) => new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
   const inputs = makeInputs(preset, o.seed, o.inputs);
   const shape = [preset.channels, preset.imageSize, preset.imageSize];
   const tensors: Record<string, WriteTensor> = {};
