@@ -24,7 +24,7 @@ export interface ModelFiles {
   evit: string;
   header: BundleHeader;
   shape: VitShape;
-  inputs: Float32Array[];     // [images] of [channels][imageSize][imageSize]
+  inputs: Float32Array[]; // [images] of [channels][imageSize][imageSize]
   referenceLogits: Float32Array[]; // [images] of [classes]: the float32 reference (models/tools/reference.py)
 }
 
@@ -32,20 +32,26 @@ function run(what: string, command: string, args: string[]): void {
   console.log(`bench: ${what}`);
   const t0 = performance.now();
   const result = spawnSync(command, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-  if (result.status !== 0) throw new Error(`${what} failed: ${command} ${args.join(" ")} exited with ${result.status ?? result.signal}`);
+  if (result.status !== 0)
+    throw new Error(`${what} failed: ${command} ${args.join(" ")} exited with ${result.status ?? result.signal}`);
   console.log(`bench: ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 const mtime = (path: string): number => statSync(path).mtimeMs;
 
 function newestIn(dir: string, suffix: string): number {
-  return Math.max(...readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => mtime(join(dir, f))));
+  return Math.max(
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith(suffix))
+      .map((f) => mtime(join(dir, f))),
+  );
 }
 
 function readF32(path: string, rowLength: number): Float32Array[] {
   const bytes = readFileSync(path);
   const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
-  if (all.length % rowLength !== 0) throw new Error(`${path}: ${all.length} floats is not a whole number of rows of ${rowLength}`);
+  if (all.length % rowLength !== 0)
+    throw new Error(`${path}: ${all.length} floats is not a whole number of rows of ${rowLength}`);
   return Array.from({ length: all.length / rowLength }, (_, i) => all.subarray(i * rowLength, (i + 1) * rowLength));
 }
 
@@ -53,7 +59,7 @@ function readF32(path: string, rowLength: number): Float32Array[] {
 function readBundleHeader(path: string): BundleHeader {
   const fd = openSync(path, "r");
   try {
-    for (let need = 16; ;) {
+    for (let need = 16; ; ) {
       const bytes = new Uint8Array(need);
       const got = readSync(fd, bytes, 0, need, 0);
       const result = parsePrefix(bytes.subarray(0, got));
@@ -78,7 +84,15 @@ export function prepareModel(preset: string): ModelFiles {
   }
   const converterTime = Math.max(newestIn(join(root, "models"), ".ts"), newestIn(join(root, "cli"), ".ts"));
   if (!existsSync(evit) || mtime(evit) < Math.max(converterTime, mtime(join(hf, "model.safetensors")))) {
-    run(`${preset}: edgevit bundle`, process.execPath, [join(root, "bin/edgevit.mjs"), "convert", hf, "-o", evit, "--name", preset]);
+    run(`${preset}: edgevit bundle`, process.execPath, [
+      join(root, "bin/edgevit.mjs"),
+      "convert",
+      hf,
+      "-o",
+      evit,
+      "--name",
+      preset,
+    ]);
   }
   if (!["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"].every((f) => existsSync(join(dir, f)))) {
     run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), hf, dir]);
@@ -87,12 +101,19 @@ export function prepareModel(preset: string): ModelFiles {
   const header = readBundleHeader(evit);
   const c = header.config;
   const shape: VitShape = {
-    channels: c.channels, imageSize: c.imageSize, patch: c.patchSize, dim: c.dim, hidden: c.hidden,
-    layers: c.layers, classes: c.classes, distilled: c.distilled,
+    channels: c.channels,
+    imageSize: c.imageSize,
+    patch: c.patchSize,
+    dim: c.dim,
+    hidden: c.hidden,
+    layers: c.layers,
+    classes: c.classes,
+    distilled: c.distilled,
   };
   const inputs = readF32(join(hf, "inputs.f32"), c.channels * c.imageSize * c.imageSize);
   const referenceLogits = readF32(join(dir, "reference-logits.f32"), c.classes);
-  if (referenceLogits.length !== inputs.length) throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);
+  if (referenceLogits.length !== inputs.length)
+    throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);
   return { preset, dir, evit, header, shape, inputs, referenceLogits };
 }
 
@@ -100,10 +121,18 @@ export function prepareModel(preset: string): ModelFiles {
 export function installOrt(): string {
   const prefix = join(cacheDir, "ort");
   const pkg = join(prefix, "node_modules", "onnxruntime-web");
-  const installed = existsSync(join(pkg, "package.json")) && JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
+  const installed =
+    existsSync(join(pkg, "package.json")) && JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
   if (installed !== ORT_VERSION) {
     mkdirSync(prefix, { recursive: true });
-    run(`onnxruntime-web@${ORT_VERSION}`, "npm", ["install", "--prefix", prefix, "--no-audit", "--no-fund", `onnxruntime-web@${ORT_VERSION}`]);
+    run(`onnxruntime-web@${ORT_VERSION}`, "npm", [
+      "install",
+      "--prefix",
+      prefix,
+      "--no-audit",
+      "--no-fund",
+      `onnxruntime-web@${ORT_VERSION}`,
+    ]);
   }
   return join(pkg, "dist", "ort.node.min.mjs");
 }

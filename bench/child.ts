@@ -40,7 +40,10 @@ async function loadOrt(modelDir: string, ortModule: string, precision: "f32" | "
   const ort = await import(ortModule);
   ort.env.wasm.numThreads = 1; // a Worker has no threads
   const bytes = readFileSync(join(modelDir, `model.${precision}.onnx`));
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
   const largestJsBuffer = bytes.byteLength;
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
@@ -63,9 +66,10 @@ function send(reply: ChildReply): void {
 const [system, modelDir, ortModule] = process.argv.slice(2) as [SystemName, string, string];
 const runtimeRss = process.memoryUsage().rss; // Node after start-up, before the model is loaded
 const t0 = performance.now();
-const loaded = system === "edgevit"
-  ? await loadEdgevit(modelDir)
-  : await loadOrt(modelDir, ortModule, system === "ort-f32" ? "f32" : "int8");
+const loaded =
+  system === "edgevit"
+    ? await loadEdgevit(modelDir)
+    : await loadOrt(modelDir, ortModule, system === "ort-f32" ? "f32" : "int8");
 send({ type: "ready", loadMs: performance.now() - t0, info: { ...loaded.info, runtimeRss } });
 
 process.on("message", async (request: ChildRequest) => {

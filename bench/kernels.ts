@@ -16,13 +16,33 @@ interface Exports {
   gemmRowTile(): number;
   gemm(...args: number[]): void;
   quantizeRows(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
-  packRows(x: number, strideN: number, strideK: number, N: number, K: number, out: number, sb: number, bsum: number): void;
+  packRows(
+    x: number,
+    strideN: number,
+    strideK: number,
+    N: number,
+    K: number,
+    out: number,
+    sb: number,
+    bsum: number,
+  ): void;
   layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
   gelu(x: number, n: number): void;
   crc32(crc: number, ptr: number, len: number): number;
-  init(weights: number, channels: number, imageSize: number, patch: number, dim: number, heads: number, hidden: number,
-    layers: number, classes: number, distilled: number, eps: number): number;
+  init(
+    weights: number,
+    channels: number,
+    imageSize: number,
+    patch: number,
+    dim: number,
+    heads: number,
+    hidden: number,
+    layers: number,
+    classes: number,
+    distilled: number,
+    eps: number,
+  ): number;
   inputPtr(): number;
   forward(capture: number): void;
 }
@@ -74,8 +94,14 @@ function ceiling(e: Exports): number {
 /** A GEMM call on random operands of shape M x K x N, ready to time. */
 function gemmCall(e: Exports, M: number, K: number, N: number): () => void {
   const rows = Math.ceil(M / e.gemmRowTile()) * e.gemmRowTile();
-  const A = e.alloc(rows * k16(K)), sa = e.alloc(rows * 4), za = e.alloc(rows * 4), asum = e.alloc(rows * 4);
-  const B = e.alloc(n4(N) * k16(K)), sb = e.alloc(n4(N) * 4), bsum = e.alloc(n4(N) * 4), bias = e.alloc(n4(N) * 4);
+  const A = e.alloc(rows * k16(K)),
+    sa = e.alloc(rows * 4),
+    za = e.alloc(rows * 4),
+    asum = e.alloc(rows * 4);
+  const B = e.alloc(n4(N) * k16(K)),
+    sb = e.alloc(n4(N) * 4),
+    bsum = e.alloc(n4(N) * 4),
+    bias = e.alloc(n4(N) * 4);
   const C = e.alloc(M * N * 4);
   fillBytes(e, A, rows * k16(K), -128, 127);
   fillBytes(e, B, n4(N) * k16(K), 1, 127);
@@ -105,23 +131,40 @@ function timeInterleaved(fns: (() => void)[], budget: number): number[] {
 
 /** Million values per second of the float kernels at ViT-B/16 sizes (tokens 197, dim 768, hidden 3072). */
 function floatRates(e: Exports): Record<string, number> {
-  const tokens = 197, dim = 768, hidden = 3072;
-  const x = e.alloc(tokens * hidden * 4), out = e.alloc(tokens * hidden * 4);
-  const w = e.alloc(dim * 4), b = e.alloc(dim * 4);
+  const tokens = 197,
+    dim = 768,
+    hidden = 3072;
+  const x = e.alloc(tokens * hidden * 4),
+    out = e.alloc(tokens * hidden * 4);
+  const w = e.alloc(dim * 4),
+    b = e.alloc(dim * 4);
   // quantizeRows writes rows padded to the GEMM tile; packRows writes N4 x K16 bytes (K: 197 x 64, V^T: 64 x 197).
   const rows = Math.ceil(tokens / e.gemmRowTile()) * e.gemmRowTile();
-  const q = e.alloc(rows * k16(hidden)), sa = e.alloc(rows * 4), za = e.alloc(rows * 4), asum = e.alloc(rows * 4);
-  const packed = e.alloc(Math.max(n4(tokens) * k16(64), n4(64) * k16(tokens))), sb = e.alloc(n4(tokens) * 4), bsum = e.alloc(n4(tokens) * 4);
+  const q = e.alloc(rows * k16(hidden)),
+    sa = e.alloc(rows * 4),
+    za = e.alloc(rows * 4),
+    asum = e.alloc(rows * 4);
+  const packed = e.alloc(Math.max(n4(tokens) * k16(64), n4(64) * k16(tokens))),
+    sb = e.alloc(n4(tokens) * 4),
+    bsum = e.alloc(n4(tokens) * 4);
   fillF32(e, w, dim, 0.5, 1.5);
   fillF32(e, b, dim, -0.1, 0.1);
   const refill = () => fillF32(e, x, tokens * hidden, -6, 6);
   refill();
   const rates: Record<string, number> = {};
   rates["layerNorm [197x768]"] = (tokens * dim) / time(() => e.layerNorm(x, tokens, dim, w, b, 1e-12, out)) / 1e6;
-  rates["quantizeRows [197x3072]"] = (tokens * hidden) / time(() => e.quantizeRows(x, hidden, tokens, hidden, q, sa, za, asum)) / 1e6;
-  rates["packRows K [197x64]"] = (tokens * 64) / time(() => e.packRows(x, 3 * dim, 1, tokens, 64, packed, sb, bsum)) / 1e6;
-  rates["packRows V^T [64x197]"] = (tokens * 64) / time(() => e.packRows(x, 1, 3 * dim, 64, tokens, packed, sb, bsum)) / 1e6;
-  rates["gelu [197x3072]"] = (tokens * hidden) / time(() => { e.gelu(x, tokens * hidden); }) / 1e6;
+  rates["quantizeRows [197x3072]"] =
+    (tokens * hidden) / time(() => e.quantizeRows(x, hidden, tokens, hidden, q, sa, za, asum)) / 1e6;
+  rates["packRows K [197x64]"] =
+    (tokens * 64) / time(() => e.packRows(x, 3 * dim, 1, tokens, 64, packed, sb, bsum)) / 1e6;
+  rates["packRows V^T [64x197]"] =
+    (tokens * 64) / time(() => e.packRows(x, 1, 3 * dim, 64, tokens, packed, sb, bsum)) / 1e6;
+  rates["gelu [197x3072]"] =
+    (tokens * hidden) /
+    time(() => {
+      e.gelu(x, tokens * hidden);
+    }) /
+    1e6;
   refill();
   rates["softmax [197x197]"] = (tokens * tokens) / time(() => e.softmax(x, tokens, tokens, tokens, 0.125)) / 1e6;
   const bytes = 1 << 24;
@@ -140,12 +183,28 @@ function forwardCall(file: string, config: ModelConfig): () => void {
   for (const t of plan.tensors) {
     const at = payload + t.offset;
     if (t.source.kind === "linear" && t.source.part === "weight") fillBytes(e, at, t.bytes, 1, 127);
-    else if (t.source.kind === "linear" && t.source.part === "scale") fillF32(e, at, t.bytes / 4, 0.5 / 63 / Math.sqrt(t.source.k), 1 / 63 / Math.sqrt(t.source.k));
-    else if (t.source.kind === "f32") fillF32(e, at, t.bytes / 4, t.name.includes("layernorm") ? 0.9 : -0.5, t.name.includes("layernorm") ? 1.1 : 0.5);
+    else if (t.source.kind === "linear" && t.source.part === "scale")
+      fillF32(e, at, t.bytes / 4, 0.5 / 63 / Math.sqrt(t.source.k), 1 / 63 / Math.sqrt(t.source.k));
+    else if (t.source.kind === "f32")
+      fillF32(e, at, t.bytes / 4, t.name.includes("layernorm") ? 0.9 : -0.5, t.name.includes("layernorm") ? 1.1 : 0.5);
     else bytes.fill(0, t.offset, t.offset + t.bytes);
   }
   const c = config;
-  if (e.init(payload, c.channels, c.imageSize, c.patchSize, c.dim, c.heads, c.hidden, c.layers, c.classes, c.distilled ? 1 : 0, c.eps) !== 0) {
+  if (
+    e.init(
+      payload,
+      c.channels,
+      c.imageSize,
+      c.patchSize,
+      c.dim,
+      c.heads,
+      c.hidden,
+      c.layers,
+      c.classes,
+      c.distilled ? 1 : 0,
+      c.eps,
+    ) !== 0
+  ) {
     throw new Error("init failed");
   }
   fillF32(e, e.inputPtr(), c.channels * c.imageSize * c.imageSize, -1, 1);
@@ -186,11 +245,17 @@ shapes.forEach((s, j) => {
   const work = M * s.K * s.N;
   const rates = builds.map((_, i) => work / best[j * builds.length + i] / 1e9);
   macs += work;
-  rates.forEach((r, i) => { seconds[i] += work / (r * 1e9); });
-  out(`| ${s.name} | ${rates[0].toFixed(1)} (${((100 * rates[0]) / ceilings[0]).toFixed(0)}%) | ${rates[1].toFixed(1)} (${((100 * rates[1]) / ceilings[1]).toFixed(0)}%) |`);
+  rates.forEach((r, i) => {
+    seconds[i] += work / (r * 1e9);
+  });
+  out(
+    `| ${s.name} | ${rates[0].toFixed(1)} (${((100 * rates[0]) / ceilings[0]).toFixed(0)}%) | ${rates[1].toFixed(1)} (${((100 * rates[1]) / ceilings[1]).toFixed(0)}%) |`,
+  );
 });
 const overall = seconds.map((t) => macs / t / 1e9);
-out(`| all four (one layer's Linears) | ${overall[0].toFixed(1)} (${((100 * overall[0]) / ceilings[0]).toFixed(0)}%) | ${overall[1].toFixed(1)} (${((100 * overall[1]) / ceilings[1]).toFixed(0)}%) |`);
+out(
+  `| all four (one layer's Linears) | ${overall[0].toFixed(1)} (${((100 * overall[0]) / ceilings[0]).toFixed(0)}%) | ${overall[1].toFixed(1)} (${((100 * overall[1]) / ceilings[1]).toFixed(0)}%) |`,
+);
 out("");
 out("Float kernels and CRC-32 (million values per second; identical code in both builds, relaxed build shown):");
 out("");
@@ -198,8 +263,24 @@ out("| kernel | Mvalues/s |");
 out("| --- | --- |");
 for (const [name, rate] of Object.entries(floatRates(builds[0].e))) out(`| ${name} | ${rate.toFixed(0)} |`);
 out("");
-const vitB: ModelConfig = { imageSize: 224, patchSize: 16, channels: 3, dim: 768, heads: 12, hidden: 3072, layers: 12, classes: 1000, eps: 1e-12, distilled: false };
-const forwardTimes = timeInterleaved(["engine-relaxed.wasm", "engine.wasm"].map((file) => forwardCall(file, vitB)), 12);
+const vitB: ModelConfig = {
+  imageSize: 224,
+  patchSize: 16,
+  channels: 3,
+  dim: 768,
+  heads: 12,
+  hidden: 3072,
+  layers: 12,
+  classes: 1000,
+  eps: 1e-12,
+  distilled: false,
+};
+const forwardTimes = timeInterleaved(
+  ["engine-relaxed.wasm", "engine.wasm"].map((file) => forwardCall(file, vitB)),
+  12,
+);
 const gmac = forwardMacs({ ...vitB, patch: vitB.patchSize }) / 1e9;
 const rate = (t: number) => `${(t * 1000).toFixed(0)} ms (${(gmac / t).toFixed(1)} GMAC/s overall)`;
-out(`Whole forward pass, ViT-B/16 at 224, random weights, ${gmac.toFixed(1)} GMAC per image: relaxed ${rate(forwardTimes[0])}, baseline ${rate(forwardTimes[1])}.`);
+out(
+  `Whole forward pass, ViT-B/16 at 224, random weights, ${gmac.toFixed(1)} GMAC per image: relaxed ${rate(forwardTimes[0])}, baseline ${rate(forwardTimes[1])}.`,
+);

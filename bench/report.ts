@@ -5,8 +5,8 @@ import { summarize, type Summary } from "./stats.ts";
 
 export interface SystemResult {
   system: string;
-  latency: Summary | null;     // ms per image, warm
-  cosine: number | null;       // min over images of cosine(logits, float32 reference logits)
+  latency: Summary | null; // ms per image, warm
+  cosine: number | null; // min over images of cosine(logits, float32 reference logits)
   peakRssBytes: number | null;
   runtimeRssBytes?: number; // the process before the model was loaded: Node, or workerd with the Worker
   wasmBytes?: number;
@@ -16,7 +16,7 @@ export interface SystemResult {
 }
 
 export interface ColdStart {
-  firstAnswerMs: number[];  // ready server, empty isolate -> first classify answered (R2 read, load, run)
+  firstAnswerMs: number[]; // ready server, empty isolate -> first classify answered (R2 read, load, run)
   spawnToAnswerMs: number[]; // `wrangler dev` spawned -> first classify answered
 }
 
@@ -39,7 +39,7 @@ export interface Meta {
   rounds: number;
   images: number;
   ceilingGmacs: number | null; // int8 GEMM ceiling in wasm SIMD, one thread (bench/kernels.ts)
-  workerNote: string | null;   // why the Worker was not timed
+  workerNote: string | null; // why the Worker was not timed
 }
 
 const MB = 1e6;
@@ -64,7 +64,9 @@ function latencyTable(models: ModelResult[], meta: Meta): string[] {
         l ? `${fmt(l.min)}-${fmt(l.max)}` : "n/a",
         l && int8 ? `${fmt(int8 / l.median, 2)}x` : "n/a",
         gmacs !== null ? fmt(gmacs) : "n/a",
-        ...(meta.ceilingGmacs !== null ? [gmacs !== null && s.system !== "ort-f32" ? `${fmt((100 * gmacs) / meta.ceilingGmacs, 0)}%` : "n/a"] : []),
+        ...(meta.ceilingGmacs !== null
+          ? [gmacs !== null && s.system !== "ort-f32" ? `${fmt((100 * gmacs) / meta.ceilingGmacs, 0)}%` : "n/a"]
+          : []),
         s.cosine !== null ? s.cosine.toFixed(5) : "n/a",
         s.peakRssBytes !== null ? fmt(s.peakRssBytes / MB, 0) : "n/a",
       ];
@@ -79,10 +81,13 @@ function memoryTable(models: ModelResult[]): string[] {
     "| model | system | peak RSS MB | RSS before loading MB | wasm memory MB | largest JS buffer MB | load ms |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ];
-  const opt = (x: number | undefined | null, scale = MB, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? "n/a" : fmt(x / scale, digits));
+  const opt = (x: number | undefined | null, scale = MB, digits = 1) =>
+    x === undefined || x === null || Number.isNaN(x) ? "n/a" : fmt(x / scale, digits);
   for (const m of models) {
     for (const s of m.systems) {
-      lines.push(`| ${m.preset} | ${s.system} | ${opt(s.peakRssBytes, MB, 0)} | ${opt(s.runtimeRssBytes, MB, 0)} | ${opt(s.wasmBytes)} | ${opt(s.largestJsBuffer, MB, 2)} | ${opt(s.loadMs, 1, 0)} |`);
+      lines.push(
+        `| ${m.preset} | ${s.system} | ${opt(s.peakRssBytes, MB, 0)} | ${opt(s.runtimeRssBytes, MB, 0)} | ${opt(s.wasmBytes)} | ${opt(s.largestJsBuffer, MB, 2)} | ${opt(s.loadMs, 1, 0)} |`,
+      );
     }
   }
   return lines;
@@ -104,7 +109,12 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "- edgevit-node: the engine host (`worker/engine.ts`) in Node 22: pixel values in, forward pass, logits out.",
     "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
     "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",
-    `  (the same decode and preprocessing take ${models.filter((m) => m.jpegMs !== null).map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`).join(", ") || "n/a"} in Node).`,
+    `  (the same decode and preprocessing take ${
+      models
+        .filter((m) => m.jpegMs !== null)
+        .map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`)
+        .join(", ") || "n/a"
+    } in Node).`,
     "- ort-f32 / ort-int8: `InferenceSession.run` on the same pixel values (input tensor in, logits out). The int8",
     "  graph is `quantize_dynamic`'s default: per-tensor symmetric int8 weights, each weight MatMul (and the patch",
     "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; attention's two matmuls and the",
@@ -112,7 +122,11 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "  Linear and on both attention matmuls (docs/ARCHITECTURE.md).",
     "- speed-up: ORT int8 median / this median. GMAC/s: the model's multiply-accumulates per forward pass",
     `  (${models.map((m) => `${m.preset} ${fmt(m.gmac, 2)} G`).join(", ")}) / median time.`,
-    ...(meta.ceilingGmacs !== null ? [`- int8 ceiling: ${fmt(meta.ceilingGmacs)} GMAC/s, the engine's register-only int8 dot loop (\`dotCeiling\`, as \`npm run bench:kernels\` reports it), wasm SIMD, one thread, measured in this run.`] : []),
+    ...(meta.ceilingGmacs !== null
+      ? [
+          `- int8 ceiling: ${fmt(meta.ceilingGmacs)} GMAC/s, the engine's register-only int8 dot loop (\`dotCeiling\`, as \`npm run bench:kernels\` reports it), wasm SIMD, one thread, measured in this run.`,
+        ]
+      : []),
     "- cosine: the lowest over the inputs of cosine(logits, float32 logits of the same pixels): the PyTorch",
     "  float32 reference (`models/tools/reference.py`) for the Node systems; for workerd, ORT float32 on the",
     "  Worker's own preprocessing of the JPEG.",

@@ -15,7 +15,14 @@ import { decodeJpeg } from "../core/image/jpeg.ts";
 import { preprocess } from "../core/image/preprocess.ts";
 import { int8CeilingGmacs } from "./ceiling.ts";
 import { cacheDir, installOrt, ORT_VERSION, prepareModel, type ModelFiles } from "./artifacts.ts";
-import { formatReport, writeSection, type ColdStart, type Meta, type ModelResult, type SystemResult } from "./report.ts";
+import {
+  formatReport,
+  writeSection,
+  type ColdStart,
+  type Meta,
+  type ModelResult,
+  type SystemResult,
+} from "./report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
 import { classify, NodeSystem, WorkerSystem, workerWasmBytes, type System } from "./systems.ts";
 import { statusBytes } from "./proc.ts";
@@ -45,7 +52,8 @@ const { values: opts } = parseArgs({
   allowNegative: true,
 });
 const presets = opts.models.split(",").filter(Boolean);
-for (const p of presets) if (!PRESETS.includes(p)) throw new Error(`unknown model ${p}: choose from ${PRESETS.join(", ")}`);
+for (const p of presets)
+  if (!PRESETS.includes(p)) throw new Error(`unknown model ${p}: choose from ${PRESETS.join(", ")}`);
 const rounds = Number(opts.rounds ?? (opts.quick ? 1 : 5));
 const maxImages = Number(opts.images ?? (opts.quick ? 1 : 3));
 const coldStarts = opts.quick ? 1 : 3;
@@ -64,7 +72,11 @@ function firstLine(error: unknown): string {
 // Fresh `wrangler dev` servers, each timed from spawn to its first classify answer; the last one is kept.
 // Also returns, for the kept one, workerd's resident memory before the model was loaded and the wasm memory
 // after.
-async function coldStartWorker(preset: string, evit: string, jpeg: Uint8Array): Promise<{ server: DevServer; cold: ColdStart; loaded: { runtimeRss: number; wasmBytes: number } }> {
+async function coldStartWorker(
+  preset: string,
+  evit: string,
+  jpeg: Uint8Array,
+): Promise<{ server: DevServer; cold: ColdStart; loaded: { runtimeRss: number; wasmBytes: number } }> {
   putObject(bucketName(), evit, preset, { remote: false, persistTo: WORKER_PERSIST, quiet: true });
   const cold: ColdStart = { firstAnswerMs: [], spawnToAnswerMs: [] };
   for (let k = 0; ; k++) {
@@ -128,10 +140,18 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     }
     const f32Diff = Math.max(...outputs.get(ortF32)!.map((l, i) => maxAbsDiff(l, files.referenceLogits[i])));
     const scale = Math.max(...files.referenceLogits.flatMap((l) => Array.from(l, Math.abs)));
-    check(f32Diff <= F32_TOLERANCE(scale), `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`, checks);
+    check(
+      f32Diff <= F32_TOLERANCE(scale),
+      `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`,
+      checks,
+    );
     for (const system of [ortInt8, edgevit]) {
       const c = cosines.get(system.name)!;
-      check(c >= INT8_MIN_COSINE, `${system.name} logits vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`, checks);
+      check(
+        c >= INT8_MIN_COSINE,
+        `${system.name} logits vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`,
+        checks,
+      );
     }
 
     if (worker) {
@@ -149,7 +169,11 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       const served = (await worker.run()).logits;
       cosines.set(worker.name, cosine(served, reference));
       const diff = maxAbsDiff(served, node);
-      check(diff <= SAME_ENGINE_TOLERANCE, `the Worker's logits for the JPEG equal the Node host's on the same preprocessed pixels: max |diff| ${diff.toExponential(2)}`, checks);
+      check(
+        diff <= SAME_ENGINE_TOLERANCE,
+        `the Worker's logits for the JPEG equal the Node host's on the same preprocessed pixels: max |diff| ${diff.toExponential(2)}`,
+        checks,
+      );
     }
 
     // Round-robin: each round every system runs the same images; the first system rotates.
@@ -160,11 +184,15 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       for (const system of order) {
         for (let i = 0; i < images; i++) times.get(system)!.push((await system.run(i)).ms);
       }
-      console.log(`bench: ${preset}: round ${r + 1}/${rounds}: ${order.map((s) => `${s.name} ${summarize(times.get(s)!).median.toFixed(1)} ms`).join(", ")}`);
+      console.log(
+        `bench: ${preset}: round ${r + 1}/${rounds}: ${order.map((s) => `${s.name} ${summarize(times.get(s)!).median.toFixed(1)} ms`).join(", ")}`,
+      );
     }
 
     if (worker?.restarts) {
-      checks.push(`note: wrangler restarted workerd ${worker.restarts} time(s) during the run (a source file changed); a request that overlapped a restart was redone after the model was loaded again`);
+      checks.push(
+        `note: wrangler restarted workerd ${worker.restarts} time(s) during the run (a source file changed); a request that overlapped a restart was redone after the model was loaded again`,
+      );
     }
 
     const results: SystemResult[] = [];

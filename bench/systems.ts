@@ -26,7 +26,12 @@ export class NodeSystem implements System {
   private readonly inputs: Float32Array[];
   private waiting: ((reply: ChildReply) => void) | null = null;
 
-  private constructor(name: string, child: ChildProcess, inputs: Float32Array[], ready: Extract<ChildReply, { type: "ready" }>) {
+  private constructor(
+    name: string,
+    child: ChildProcess,
+    inputs: Float32Array[],
+    ready: Extract<ChildReply, { type: "ready" }>,
+  ) {
     this.name = name;
     this.child = child;
     this.inputs = inputs;
@@ -40,7 +45,12 @@ export class NodeSystem implements System {
   }
 
   // `inputs`: one [channels][imageSize][imageSize] array per image, the same for every system.
-  static async start(system: SystemName, modelDir: string, ortModule: string, inputs: Float32Array[]): Promise<NodeSystem> {
+  static async start(
+    system: SystemName,
+    modelDir: string,
+    ortModule: string,
+    inputs: Float32Array[],
+  ): Promise<NodeSystem> {
     const child = fork(new URL("./child.ts", import.meta.url).pathname, [system, modelDir, ortModule], {
       serialization: "advanced", // typed arrays cross as typed arrays
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -101,7 +111,8 @@ export async function classify(url: string, model: string, jpeg: Uint8Array): Pr
   });
   const body = (await response.json()) as { logits?: number[]; error?: unknown };
   const ms = performance.now() - start;
-  if (!response.ok || !body.logits) throw new Error(`classify ${model}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+  if (!response.ok || !body.logits)
+    throw new Error(`classify ${model}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
   return { ms, logits: Float32Array.from(body.logits) };
 }
 
@@ -156,7 +167,12 @@ export class WorkerSystem implements System {
   async details(): Promise<Record<string, number | string>> {
     const response = await fetch(`${this.server.url}/v1/models`);
     const body = (await response.json()) as { engine: string };
-    return { build: body.engine, wasmBytes: this.loaded.wasmBytes, runtimeRss: this.loaded.runtimeRss, restarts: this.restarts };
+    return {
+      build: body.engine,
+      wasmBytes: this.loaded.wasmBytes,
+      runtimeRss: this.loaded.runtimeRss,
+      restarts: this.restarts,
+    };
   }
 
   stop(): Promise<void> {

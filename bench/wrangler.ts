@@ -37,11 +37,26 @@ export class DevServer {
   static async start(persistDir: string, timeoutMs = 120_000): Promise<{ server: DevServer; startedAt: number }> {
     const [port, inspectorPort] = [await freePort(), await freePort()];
     const args = [
-      wranglerJs, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-      "--persist-to", persistDir, "--show-interactive-dev-session=false", "--log-level", "warn",
+      wranglerJs,
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspectorPort),
+      "--persist-to",
+      persistDir,
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "warn",
     ];
     const startedAt = performance.now();
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    });
     const server = new DevServer(`http://127.0.0.1:${port}`, child);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -76,7 +91,10 @@ export class DevServer {
         }
       });
       if (pids.length === 1) return pids[0];
-      if (Date.now() > deadline) throw new Error(`expected one workerd running the Worker under wrangler (pid ${this.process.pid}), found ${pids.length}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `expected one workerd running the Worker under wrangler (pid ${this.process.pid}), found ${pids.length}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -45,10 +45,12 @@ export function readIdx(path: string): Idx {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0);
   const dims = magic & 0xff;
-  if (magic >>> 8 !== 0x08 || dims < 1 || dims > 3) throw new Error(`${path} is not an idx u8 file (magic ${magic.toString(16)})`);
+  if (magic >>> 8 !== 0x08 || dims < 1 || dims > 3)
+    throw new Error(`${path} is not an idx u8 file (magic ${magic.toString(16)})`);
   const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
   const data = bytes.subarray(4 + 4 * dims);
-  if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: ${data.length} bytes for shape ${shape.join("x")}`);
+  if (data.length !== shape.reduce((a, b) => a * b, 1))
+    throw new Error(`${path}: ${data.length} bytes for shape ${shape.join("x")}`);
   return { count: shape[0], rows: shape[1] ?? 1, cols: shape[2] ?? 1, data };
 }
 
@@ -103,7 +105,11 @@ export async function main(args: string[]): Promise<number> {
   const model = await loadModelFile(await nodeEngine(), modelPath);
   const n = Math.min(limit, images.count);
   const plane = images.rows * images.cols;
-  let correct = 0, agree = 0, floatCorrect = 0, decodeMs = 0, forwardMs = 0;
+  let correct = 0,
+    agree = 0,
+    floatCorrect = 0,
+    decodeMs = 0,
+    forwardMs = 0;
   const input = model.input();
   for (let i = 0; i < n; i++) {
     const jpeg = grayToJpeg(images.data.subarray(i * plane, (i + 1) * plane), images.cols, images.rows, quality);
@@ -118,17 +124,23 @@ export async function main(args: string[]): Promise<number> {
     if (reference && Number(reference.predictions[i]) === labels.data[i]) floatCorrect++;
   }
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-  console.log(`model ${model.header.name} (${modelPath}), ${n} Fashion-MNIST test images (${data}) as JPEG quality ${quality}`);
+  console.log(
+    `model ${model.header.name} (${modelPath}), ${n} Fashion-MNIST test images (${data}) as JPEG quality ${quality}`,
+  );
   console.log(`int8 accuracy            ${pct(correct / n)} (${correct}/${n})`);
   if (reference) {
-    console.log(`float32 accuracy         ${pct(reference.float32Accuracy)} (recorded at export, all ${reference.predictions.length} images, no JPEG); ` +
-      `${pct(floatCorrect / n)} on these ${n}`);
+    console.log(
+      `float32 accuracy         ${pct(reference.float32Accuracy)} (recorded at export, all ${reference.predictions.length} images, no JPEG); ` +
+        `${pct(floatCorrect / n)} on these ${n}`,
+    );
     console.log(`top-1 agreement with f32 ${pct(agree / n)} (${agree}/${n})`);
   } else {
     console.log(`no float32 reference at ${refPath}`);
   }
   const perSecond = (ms: number) => (n / (ms / 1000)).toFixed(0);
-  console.log(`speed                    ${perSecond(decodeMs + forwardMs)} images/s end to end, one thread ` +
-    `(decode + preprocess ${(decodeMs / n).toFixed(2)} ms, int8 forward ${(forwardMs / n).toFixed(2)} ms per image)`);
+  console.log(
+    `speed                    ${perSecond(decodeMs + forwardMs)} images/s end to end, one thread ` +
+      `(decode + preprocess ${(decodeMs / n).toFixed(2)} ms, int8 forward ${(forwardMs / n).toFixed(2)} ms per image)`,
+  );
   return 0;
 }

@@ -28,12 +28,32 @@ export function bucketName(): string {
 
 // Puts `file` into the bucket as `<name>.evit` with wrangler: the remote bucket, or the local state that
 // `wrangler dev` reads (`persistTo` picks a state folder other than the default .wrangler/state).
-export function putObject(bucket: string, file: string, name: string, where: { remote: boolean; persistTo?: string; quiet?: boolean }): void {
+export function putObject(
+  bucket: string,
+  file: string,
+  name: string,
+  where: { remote: boolean; persistTo?: string; quiet?: boolean },
+): void {
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-  const args = ["r2", "object", "put", `${bucket}/${keyOf(name)}`, "--file", file, where.remote ? "--remote" : "--local"];
+  const args = [
+    "r2",
+    "object",
+    "put",
+    `${bucket}/${keyOf(name)}`,
+    "--file",
+    file,
+    where.remote ? "--remote" : "--local",
+  ];
   if (where.persistTo) args.push("--persist-to", where.persistTo);
-  const run = spawnSync(process.execPath, [wrangler, ...args], { cwd: root, stdio: where.quiet ? "pipe" : "inherit", encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${run.status}${where.quiet ? `:\n${run.stdout}${run.stderr}` : ""}`);
+  const run = spawnSync(process.execPath, [wrangler, ...args], {
+    cwd: root,
+    stdio: where.quiet ? "pipe" : "inherit",
+    encoding: "utf8",
+  });
+  if (run.status !== 0)
+    throw new Error(
+      `wrangler ${args.join(" ")} exited with ${run.status}${where.quiet ? `:\n${run.stdout}${run.stderr}` : ""}`,
+    );
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -56,7 +76,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     const header = checkBundle(file);
     const target = modelName(name ?? header.name);
-    console.log(`${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`);
+    console.log(
+      `${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`,
+    );
     const bucket = bucketName();
     putObject(bucket, file, target, { remote });
     console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucket})`);

@@ -3,7 +3,15 @@
 // Shared by the CLI (Node) and the Worker (workerd): it takes compiled modules (Workers cannot compile
 // bytes at run time; the CLI compiles in cli/node-engine.ts) and uses no host's globals.
 import {
-  BundleError, PREFIX_BYTES, checkPayload, describe, headerTruncated, parsePrefix, pastPayload, tokens, type BundleHeader,
+  BundleError,
+  PREFIX_BYTES,
+  checkPayload,
+  describe,
+  headerTruncated,
+  parsePrefix,
+  pastPayload,
+  tokens,
+  type BundleHeader,
 } from "../models/bundle.ts";
 
 // The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
@@ -12,8 +20,17 @@ export interface EngineExports {
   alloc(bytes: number): number;
   crc32(crc: number, ptr: number, len: number): number;
   init(
-    weights: number, channels: number, imageSize: number, patch: number, dim: number, heads: number,
-    hidden: number, layers: number, classes: number, distilled: number, eps: number,
+    weights: number,
+    channels: number,
+    imageSize: number,
+    patch: number,
+    dim: number,
+    heads: number,
+    hidden: number,
+    layers: number,
+    classes: number,
+    distilled: number,
+    eps: number,
   ): number;
   inputPtr(): number;
   forward(capture: number): void;
@@ -28,8 +45,8 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  logits: Float32Array;    // [classes]
-  output: Float32Array;    // [tokens][dim]: last_hidden_state
+  logits: Float32Array; // [classes]
+  output: Float32Array; // [tokens][dim]: last_hidden_state
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
 }
 
@@ -67,7 +84,18 @@ export class Engine {
 
   private exportsOf(instance: WebAssembly.Instance): EngineExports {
     const e = instance.exports as unknown as EngineExports;
-    for (const name of ["memory", "alloc", "crc32", "init", "inputPtr", "forward", "logitsPtr", "outputPtr", "capturedPtr", "tokens"] as const) {
+    for (const name of [
+      "memory",
+      "alloc",
+      "crc32",
+      "init",
+      "inputPtr",
+      "forward",
+      "logitsPtr",
+      "outputPtr",
+      "capturedPtr",
+      "tokens",
+    ] as const) {
       if (!(name in e)) throw new Error(`engine module does not export ${name}`);
     }
     return e;
@@ -84,10 +112,23 @@ export class Engine {
     const { header, weights } = loader.end();
     const c = header.config;
     const code = exports.init(
-      weights, c.channels, c.imageSize, c.patchSize, c.dim, c.heads, c.hidden, c.layers, c.classes,
-      c.distilled ? 1 : 0, c.eps,
+      weights,
+      c.channels,
+      c.imageSize,
+      c.patchSize,
+      c.dim,
+      c.heads,
+      c.hidden,
+      c.layers,
+      c.classes,
+      c.distilled ? 1 : 0,
+      c.eps,
     );
-    if (code !== 0) throw new BundleError("bad_header", `engine refused the model configuration (${header.name}: ${describe(c)}): init returned ${code}`);
+    if (code !== 0)
+      throw new BundleError(
+        "bad_header",
+        `engine refused the model configuration (${header.name}: ${describe(c)}): init returned ${code}`,
+      );
     if (exports.tokens() !== tokens(c)) {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }
@@ -112,7 +153,9 @@ async function pump(source: ReadableStream<Uint8Array>, loader: PayloadLoader): 
   const reader = byob ?? source.getReader();
   let buffer = new ArrayBuffer(READ_BYTES);
   if (byob) loader.largestJsBuffer = READ_BYTES;
-  const read = byob ? () => byob.read(new Uint8Array(buffer)) : () => (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+  const read = byob
+    ? () => byob.read(new Uint8Array(buffer))
+    : () => (reader as ReadableStreamDefaultReader<Uint8Array>).read();
   try {
     for (;;) {
       const { done, value } = await read();
@@ -136,7 +179,7 @@ class PayloadLoader {
   largestJsBuffer = 0;
   private readonly e: EngineExports;
   private head = new Uint8Array(0); // prefix and header bytes gathered so far
-  private need = PREFIX_BYTES;      // bytes the prefix parser needs before it can tell more
+  private need = PREFIX_BYTES; // bytes the prefix parser needs before it can tell more
   private header: BundleHeader | null = null;
   private weights = 0;
   private received = 0; // payload bytes copied

@@ -7,7 +7,10 @@ export const SUFFIX = ".evit";
 
 export function modelName(raw: string): string {
   if (!NAME.test(raw) || raw.endsWith(SUFFIX)) {
-    throw new EdgevitError("bad_parameter", `${JSON.stringify(raw)} is not a model name (letters, digits, ".", "_", "-")`);
+    throw new EdgevitError(
+      "bad_parameter",
+      `${JSON.stringify(raw)} is not a model name (letters, digits, ".", "_", "-")`,
+    );
   }
   return raw;
 }

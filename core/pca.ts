@@ -15,7 +15,12 @@ const MAX_ITERATIONS = 300;
 // The top eigenpairs of the symmetric matrix `m` ([n][n], row-major): power iteration from a fixed start,
 // deflation after each pair, and re-orthogonalization against the pairs found so rounding cannot
 // bring them back. Eigenvalues below `floor` count as zero (the matrix's rank is lower than k).
-function topEigen(m: Float64Array, n: number, k: number, floor: number): { vectors: Float64Array[]; values: Float64Array } {
+function topEigen(
+  m: Float64Array,
+  n: number,
+  k: number,
+  floor: number,
+): { vectors: Float64Array[]; values: Float64Array } {
   const vectors: Float64Array[] = [];
   const values = new Float64Array(k);
   for (let c = 0; c < k; c++) {
@@ -102,13 +107,17 @@ export function pca(x: ArrayLike<number>, rows: number, dim: number, k = 3): Pca
     for (let c = 0; c < k; c++) {
       components.push(vectors[c]);
       variance[c] = values[c] / divisor;
-      for (let r = 0; r < rows; r++) projections[r * k + c] = dot(centered.subarray(r * dim, (r + 1) * dim), vectors[c]);
+      for (let r = 0; r < rows; r++)
+        projections[r * k + c] = dot(centered.subarray(r * dim, (r + 1) * dim), vectors[c]);
     }
   } else {
     const gram = new Float64Array(rows * rows); // [rows][rows], X X^T
     for (let a = 0; a < rows; a++) {
       for (let b = a; b < rows; b++) {
-        gram[a * rows + b] = gram[b * rows + a] = dot(centered.subarray(a * dim, (a + 1) * dim), centered.subarray(b * dim, (b + 1) * dim));
+        gram[a * rows + b] = gram[b * rows + a] = dot(
+          centered.subarray(a * dim, (a + 1) * dim),
+          centered.subarray(b * dim, (b + 1) * dim),
+        );
       }
     }
     const { vectors, values } = topEigen(gram, rows, k, floor);
@@ -153,7 +162,8 @@ export function pcaColors(x: ArrayLike<number>, rows: number, dim: number): Uint
       hi = Math.max(hi, projections[r * 3 + c]);
     }
     const range = hi - lo;
-    for (let r = 0; r < rows; r++) colors[r * 3 + c] = range > 0 ? Math.round(((projections[r * 3 + c] - lo) / range) * 255) : 0;
+    for (let r = 0; r < rows; r++)
+      colors[r * 3 + c] = range > 0 ? Math.round(((projections[r * 3 + c] - lo) / range) * 255) : 0;
   }
   return colors;
 }

@@ -27,15 +27,15 @@ export class BundleError extends Error {
 }
 
 export interface ModelConfig {
-  imageSize: number;  // input is [channels][imageSize][imageSize]
-  patchSize: number;  // patches = (imageSize / patchSize)^2
+  imageSize: number; // input is [channels][imageSize][imageSize]
+  patchSize: number; // patches = (imageSize / patchSize)^2
   channels: number;
-  dim: number;        // residual stream width
-  heads: number;      // headDim = dim / heads
-  hidden: number;     // MLP width
+  dim: number; // residual stream width
+  heads: number; // headDim = dim / heads
+  hidden: number; // MLP width
   layers: number;
   classes: number;
-  eps: number;        // LayerNorm epsilon
+  eps: number; // LayerNorm epsilon
   distilled: boolean; // DeiT: distillation token and a second head
 }
 
@@ -297,7 +297,10 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   if (bytes.length < PREFIX_BYTES) return { need: PREFIX_BYTES };
   const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
   if (magic !== MAGIC) {
-    throw new BundleError("bad_magic", `not an edgevit bundle: the file starts with ${JSON.stringify(magic)}, not "EVIT"`);
+    throw new BundleError(
+      "bad_magic",
+      `not an edgevit bundle: the file starts with ${JSON.stringify(magic)}, not "EVIT"`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4, true);
@@ -321,7 +324,9 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   if (bytes.length < payloadOffset) return { need: payloadOffset };
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes)));
+    json = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes)),
+    );
   } catch (e) {
     throw new BundleError("bad_header", `header is not UTF-8 JSON: ${(e as Error).message}`);
   }
@@ -343,13 +348,15 @@ function bad(message: string): never {
 function checkConfig(config: unknown): asserts config is ModelConfig {
   if (!isObject(config)) bad("header.config is not an object");
   for (const key of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"]) {
-    if (!isPositiveInt(config[key])) bad(`config.${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
+    if (!isPositiveInt(config[key]))
+      bad(`config.${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
   }
   const c = config as unknown as ModelConfig;
   if (!isFinitePositive(c.eps)) bad(`config.eps must be a positive number, got ${JSON.stringify(c.eps)}`);
   if (typeof c.distilled !== "boolean") bad("config.distilled must be true or false");
   if (c.dim % c.heads !== 0) bad(`config.dim ${c.dim} is not divisible by heads ${c.heads}`);
-  if (c.imageSize % c.patchSize !== 0) bad(`config.imageSize ${c.imageSize} is not divisible by patchSize ${c.patchSize}`);
+  if (c.imageSize % c.patchSize !== 0)
+    bad(`config.imageSize ${c.imageSize} is not divisible by patchSize ${c.patchSize}`);
 }
 
 function checkHeightWidth(v: unknown, what: string): void {
@@ -388,14 +395,18 @@ export function validateHeader(json: unknown): BundleHeader {
   if (!isObject(json)) bad("header is not a JSON object");
   if (json.format !== "edgevit") bad(`header.format is ${JSON.stringify(json.format)}, not "edgevit"`);
   if (json.version !== FORMAT_VERSION) {
-    throw new BundleError("unsupported_version", `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSION}`);
+    throw new BundleError(
+      "unsupported_version",
+      `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSION}`,
+    );
   }
   if (typeof json.name !== "string" || json.name === "") bad("header.name must be a non-empty string");
   checkConfig(json.config);
   const config = json.config;
   checkPreprocessing(json.preprocessing, config.channels);
   const labels = json.labels;
-  if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) bad("header.labels must be an array of strings");
+  if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
+    bad("header.labels must be an array of strings");
   if (labels.length !== config.classes) bad(`header has ${labels.length} labels for ${config.classes} classes`);
   const q = json.quantization;
   if (!isObject(q) || q.scheme !== QUANTIZATION.scheme) {
@@ -406,7 +417,12 @@ export function validateHeader(json: unknown): BundleHeader {
   }
   if (!isObject(json.source)) bad("header.source is not an object");
   const payload = json.payload;
-  if (!isObject(payload) || !Number.isInteger(payload.length) || typeof payload.crc32 !== "string" || !/^[0-9a-f]{8}$/.test(payload.crc32)) {
+  if (
+    !isObject(payload) ||
+    !Number.isInteger(payload.length) ||
+    typeof payload.crc32 !== "string" ||
+    !/^[0-9a-f]{8}$/.test(payload.crc32)
+  ) {
     bad(`header.payload must be {"length": integer, "crc32": 8 hex digits}, got ${JSON.stringify(payload)}`);
   }
   const plan = layout(config);
@@ -424,15 +440,19 @@ export function validateHeader(json: unknown): BundleHeader {
   plan.tensors.forEach((want, i) => {
     const got = table[i];
     if (!isObject(got) || got.name !== want.name || got.offset !== want.offset || got.bytes !== want.bytes) {
-      bad(`tensor #${i} is ${JSON.stringify(got)}; the layout says ${JSON.stringify({ name: want.name, offset: want.offset, bytes: want.bytes })}`);
+      bad(
+        `tensor #${i} is ${JSON.stringify(got)}; the layout says ${JSON.stringify({ name: want.name, offset: want.offset, bytes: want.bytes })}`,
+      );
     }
   });
   return json as unknown as BundleHeader;
 }
 
 export function describe(c: ModelConfig): string {
-  return `${c.imageSize}px/${c.patchSize} ${c.channels}ch, dim ${c.dim}, heads ${c.heads}, hidden ${c.hidden}, ` +
-    `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}`;
+  return (
+    `${c.imageSize}px/${c.patchSize} ${c.channels}ch, dim ${c.dim}, heads ${c.heads}, hidden ${c.hidden}, ` +
+    `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}`
+  );
 }
 
 // ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (worker/engine.ts) ----
@@ -442,17 +462,24 @@ export function headerTruncated(received: number): BundleError {
 }
 
 export function pastPayload(header: BundleHeader): BundleError {
-  return new BundleError("size_mismatch", `bundle has bytes past the ${header.payload.length}-byte payload its header declares`);
+  return new BundleError(
+    "size_mismatch",
+    `bundle has bytes past the ${header.payload.length}-byte payload its header declares`,
+  );
 }
 
 // `received` payload bytes with IEEE CRC-32 `crc`: exactly the declared length, and the declared CRC.
 export function checkPayload(header: BundleHeader, received: number, crc: number): void {
   const { length, crc32 } = header.payload;
-  if (received < length) throw new BundleError("truncated", `bundle payload ended after ${received} of ${length} bytes`);
+  if (received < length)
+    throw new BundleError("truncated", `bundle payload ended after ${received} of ${length} bytes`);
   if (received > length) throw pastPayload(header);
   const got = hex32(crc);
   if (got !== crc32) {
-    throw new BundleError("checksum_mismatch", `bundle payload CRC-32 is ${got}, the header says ${crc32}: the file is corrupt`);
+    throw new BundleError(
+      "checksum_mismatch",
+      `bundle payload CRC-32 is ${got}, the header says ${crc32}: the file is corrupt`,
+    );
   }
 }
 

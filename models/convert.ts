@@ -31,7 +31,7 @@ export class ConvertError extends Error {
 }
 
 export interface ConvertOptions {
-  name?: string;        // bundle name; default: the checkpoint directory's name
+  name?: string; // bundle name; default: the checkpoint directory's name
   convertedAt?: string; // ISO timestamp; default: now (fixed in tests for reproducible bytes)
   log?: (line: string) => void;
 }
@@ -42,15 +42,23 @@ type Json = Record<string, unknown>;
 
 // transformers' ViTConfig defaults, used for keys a published config.json leaves out.
 const HF_DEFAULTS = {
-  image_size: 224, patch_size: 16, num_channels: 3, hidden_size: 768, num_hidden_layers: 12,
-  num_attention_heads: 12, intermediate_size: 3072, layer_norm_eps: 1e-12, hidden_act: "gelu",
+  image_size: 224,
+  patch_size: 16,
+  num_channels: 3,
+  hidden_size: 768,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  intermediate_size: 3072,
+  layer_norm_eps: 1e-12,
+  hidden_act: "gelu",
 };
 // timm's ViT/DeiT head counts by model size, for timm config.json files that name only the architecture.
 const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, medium: 8, base: 12, large: 16, huge: 16 };
 const TIMM_EPS = 1e-6;
 
 function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) <= 0) throw new ConvertError(`config.json: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(v) || (v as number) <= 0)
+    throw new ConvertError(`config.json: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
   return v as number;
 }
 
@@ -61,17 +69,23 @@ function labelsFrom(cfg: Json, classes: number): string[] {
     const labels = new Array<string | undefined>(classes).fill(undefined);
     for (const [id, label] of Object.entries(id2label)) {
       const i = Number(id);
-      if (!Number.isInteger(i) || i < 0 || i >= classes) throw new ConvertError(`config.json: id2label key ${id} is not a class index below ${classes}`);
+      if (!Number.isInteger(i) || i < 0 || i >= classes)
+        throw new ConvertError(`config.json: id2label key ${id} is not a class index below ${classes}`);
       labels[i] = String(label);
     }
     const missing = labels.indexOf(undefined);
     if (Object.keys(id2label).length !== classes || missing >= 0) {
-      throw new ConvertError(`config.json: id2label has ${Object.keys(id2label).length} labels but the classifier has ${classes} classes`);
+      throw new ConvertError(
+        `config.json: id2label has ${Object.keys(id2label).length} labels but the classifier has ${classes} classes`,
+      );
     }
     return labels as string[]; // every index filled, checked above
   }
   if (Array.isArray(names)) {
-    if (names.length !== classes) throw new ConvertError(`config.json: label_names has ${names.length} labels but the classifier has ${classes} classes`);
+    if (names.length !== classes)
+      throw new ConvertError(
+        `config.json: label_names has ${names.length} labels but the classifier has ${classes} classes`,
+      );
     return names.map(String);
   }
   return Array.from({ length: classes }, (_, i) => `LABEL_${i}`); // what transformers names unlabelled classes
@@ -82,7 +96,9 @@ function labelsFrom(cfg: Json, classes: number): string[] {
 function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { config: ModelConfig; labels: string[] } {
   const act = cfg.hidden_act ?? (layout === "timm" ? "gelu" : HF_DEFAULTS.hidden_act);
   if (act !== "gelu") {
-    throw new ConvertError(`config.json: hidden_act ${JSON.stringify(act)} is not supported; the engine computes the exact erf "gelu" only`);
+    throw new ConvertError(
+      `config.json: hidden_act ${JSON.stringify(act)} is not supported; the engine computes the exact erf "gelu" only`,
+    );
   }
   const distilled = layout === "hf-deit" || (layout === "timm" && ckpt.has("dist_token"));
   const head = layout === "hf-deit" ? "cls_classifier" : layout === "timm" ? "head" : "classifier";
@@ -114,22 +130,35 @@ function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { co
     const size = Object.keys(TIMM_HEADS).find((s) => arch.includes(`_${s}_`));
     const heads = cfg.num_heads ?? args.num_heads ?? (size ? TIMM_HEADS[size] : undefined);
     if (heads === undefined) {
-      throw new ConvertError(`config.json: cannot tell the number of attention heads of timm architecture ${JSON.stringify(arch)}; add "num_heads"`);
+      throw new ConvertError(
+        `config.json: cannot tell the number of attention heads of timm architecture ${JSON.stringify(arch)}; add "num_heads"`,
+      );
     }
     config = {
-      imageSize: side * proj[2], patchSize: proj[2], channels: proj[1], dim: proj[0],
+      imageSize: side * proj[2],
+      patchSize: proj[2],
+      channels: proj[1],
+      dim: proj[0],
       heads: positiveInt(heads, "num_heads"),
       hidden: ckpt.info("blocks.0.mlp.fc1.weight").shape[0],
-      layers, classes, eps: TIMM_EPS, distilled,
+      layers,
+      classes,
+      eps: TIMM_EPS,
+      distilled,
     };
   }
   if (config.dim % config.heads !== 0) {
-    throw new ConvertError(`config.json: hidden size ${config.dim} is not divisible by ${config.heads} attention heads`);
+    throw new ConvertError(
+      `config.json: hidden size ${config.dim} is not divisible by ${config.heads} attention heads`,
+    );
   }
   if (config.imageSize % config.patchSize !== 0) {
-    throw new ConvertError(`config.json: image size ${config.imageSize} is not divisible by patch size ${config.patchSize}`);
+    throw new ConvertError(
+      `config.json: image size ${config.imageSize} is not divisible by patch size ${config.patchSize}`,
+    );
   }
-  if (!(config.eps > 0)) throw new ConvertError(`config.json: layer_norm_eps must be positive, got ${JSON.stringify(cfg.layer_norm_eps)}`);
+  if (!(config.eps > 0))
+    throw new ConvertError(`config.json: layer_norm_eps must be positive, got ${JSON.stringify(cfg.layer_norm_eps)}`);
   return { config, labels: labelsFrom(cfg, classes) };
 }
 
@@ -162,10 +191,14 @@ function sizeDict(v: unknown, what: string): ResizeSize {
   if (Number.isInteger(v)) return { height: v as number, width: v as number };
   const o = v as Json;
   if (o && typeof o === "object") {
-    if ("height" in o && "width" in o) return { height: positiveInt(o.height, `${what}.height`), width: positiveInt(o.width, `${what}.width`) };
-    if ("shortest_edge" in o && o.longest_edge == null) return { shortestEdge: positiveInt(o.shortest_edge, `${what}.shortest_edge`) };
+    if ("height" in o && "width" in o)
+      return { height: positiveInt(o.height, `${what}.height`), width: positiveInt(o.width, `${what}.width`) };
+    if ("shortest_edge" in o && o.longest_edge == null)
+      return { shortestEdge: positiveInt(o.shortest_edge, `${what}.shortest_edge`) };
   }
-  throw new ConvertError(`preprocessor_config.json: ${what} ${JSON.stringify(v)} is not an int, {"height","width"} or {"shortest_edge"}`);
+  throw new ConvertError(
+    `preprocessor_config.json: ${what} ${JSON.stringify(v)} is not an int, {"height","width"} or {"shortest_edge"}`,
+  );
 }
 
 export function normalizePreprocessing(pre: Json, layout: LayoutName, config: ModelConfig): Preprocessing {
@@ -186,7 +219,10 @@ export function normalizePreprocessing(pre: Json, layout: LayoutName, config: Mo
   };
   if (p.doCenterCrop) {
     const crop = pre.crop_size == null ? d.cropSize : sizeDict(pre.crop_size, "crop_size");
-    if (!crop || !("height" in crop)) throw new ConvertError(`preprocessor_config.json: crop_size ${JSON.stringify(pre.crop_size)} must be an int or {"height","width"}`);
+    if (!crop || !("height" in crop))
+      throw new ConvertError(
+        `preprocessor_config.json: crop_size ${JSON.stringify(pre.crop_size)} must be an int or {"height","width"}`,
+      );
     p.cropSize = crop;
   }
   return checkInputSize(p, config, "preprocessor_config.json");
@@ -199,14 +235,26 @@ function timmPreprocessing(cfg: Json, config: ModelConfig): Preprocessing {
   const size = config.imageSize;
   const cropPct = Number(pc.crop_pct ?? 0.875);
   const interpolation = String(pc.interpolation ?? "bicubic");
-  if (!(interpolation in PIL_FILTERS)) throw new ConvertError(`config.json: interpolation ${JSON.stringify(interpolation)} is not a PIL filter`);
+  if (!(interpolation in PIL_FILTERS))
+    throw new ConvertError(`config.json: interpolation ${JSON.stringify(interpolation)} is not a PIL filter`);
   const mean = (pc.mean ?? IMAGENET_DEFAULT_MEAN) as number[];
   const std = (pc.std ?? IMAGENET_DEFAULT_STD) as number[];
-  return checkInputSize({
-    doResize: true, size: { shortestEdge: Math.floor(size / cropPct) }, resample: PIL_FILTERS[interpolation],
-    doCenterCrop: true, cropSize: { height: size, width: size },
-    doRescale: true, rescaleFactor: 1 / 255, doNormalize: true, imageMean: mean.map(Number), imageStd: std.map(Number),
-  }, config, "config.json pretrained_cfg");
+  return checkInputSize(
+    {
+      doResize: true,
+      size: { shortestEdge: Math.floor(size / cropPct) },
+      resample: PIL_FILTERS[interpolation],
+      doCenterCrop: true,
+      cropSize: { height: size, width: size },
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: mean.map(Number),
+      imageStd: std.map(Number),
+    },
+    config,
+    "config.json pretrained_cfg",
+  );
 }
 
 function checkInputSize(p: Preprocessing, config: ModelConfig, file: string): Preprocessing {
@@ -214,13 +262,16 @@ function checkInputSize(p: Preprocessing, config: ModelConfig, file: string): Pr
   if (!final || final.height !== config.imageSize || final.width !== config.imageSize) {
     throw new ConvertError(
       `${file}: images come out ${final ? `${final.height}x${final.width}` : "at their own size"}, ` +
-      `but the model takes ${config.imageSize}x${config.imageSize}`,
+        `but the model takes ${config.imageSize}x${config.imageSize}`,
     );
   }
   if (p.imageMean.length !== config.channels || p.imageStd.length !== config.channels) {
-    throw new ConvertError(`${file}: image_mean/image_std need ${config.channels} values, got ${p.imageMean.length}/${p.imageStd.length}`);
+    throw new ConvertError(
+      `${file}: image_mean/image_std need ${config.channels} values, got ${p.imageMean.length}/${p.imageStd.length}`,
+    );
   }
-  if (!Number.isInteger(p.resample) || p.resample < 0 || p.resample > 5) throw new ConvertError(`${file}: resample ${p.resample} is not a PIL filter 0..5`);
+  if (!Number.isInteger(p.resample) || p.resample < 0 || p.resample > 5)
+    throw new ConvertError(`${file}: resample ${p.resample} is not a PIL filter 0..5`);
   return p;
 }
 
@@ -230,19 +281,40 @@ function checkInputSize(p: Preprocessing, config: ModelConfig, file: string): Pr
 // are the concatenation of `weights` (q, k, v for HF attention).
 type Recipe =
   | { kind: "f32"; from: string; shape: number[] }
-  | { kind: "linear"; weights: string[]; biases: string[]; optionalBias: boolean; n: number; k: number; weightShape?: number[] };
+  | {
+      kind: "linear";
+      weights: string[];
+      biases: string[];
+      optionalBias: boolean;
+      n: number;
+      k: number;
+      weightShape?: number[];
+    };
 
 function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
   const r = new Map<string, Recipe>();
   const f32 = (name: string, from: string, shape: number[]) => r.set(name, { kind: "f32", from, shape });
   const linear = (name: string, from: string[], k: number, n: number, optionalBias = false) =>
-    r.set(name, { kind: "linear", weights: from.map((f) => `${f}.weight`), biases: from.map((f) => `${f}.bias`), optionalBias, n, k });
+    r.set(name, {
+      kind: "linear",
+      weights: from.map((f) => `${f}.weight`),
+      biases: from.map((f) => `${f}.bias`),
+      optionalBias,
+      n,
+      k,
+    });
   const { dim, hidden, classes, channels, patchSize } = c;
   // The patch projection is a conv weight [dim][channels][patch][patch]; flattened, K runs (c, py, px).
-  const patch = (from: string) => r.set("embeddings.patch_embeddings.projection", {
-    kind: "linear", weights: [`${from}.weight`], biases: [`${from}.bias`], optionalBias: false,
-    n: dim, k: channels * patchSize * patchSize, weightShape: [dim, channels, patchSize, patchSize],
-  });
+  const patch = (from: string) =>
+    r.set("embeddings.patch_embeddings.projection", {
+      kind: "linear",
+      weights: [`${from}.weight`],
+      biases: [`${from}.bias`],
+      optionalBias: false,
+      n: dim,
+      k: channels * patchSize * patchSize,
+      weightShape: [dim, channels, patchSize, patchSize],
+    });
 
   if (layout === "timm") {
     patch("patch_embed.proj");
@@ -250,7 +322,8 @@ function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
     if (c.distilled) f32("embeddings.distillation_token", "dist_token", [1, 1, dim]);
     f32("embeddings.position_embeddings", "pos_embed", [1, tokens(c), dim]);
     for (let l = 0; l < c.layers; l++) {
-      const b = `blocks.${l}`, p = `encoder.layer.${l}`;
+      const b = `blocks.${l}`,
+        p = `encoder.layer.${l}`;
       f32(`${p}.layernorm_before.weight`, `${b}.norm1.weight`, [dim]);
       f32(`${p}.layernorm_before.bias`, `${b}.norm1.bias`, [dim]);
       linear(`${p}.attention.qkv`, [`${b}.attn.qkv`], dim, 3 * dim, true); // rows already q, k, v
@@ -271,7 +344,8 @@ function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
     if (c.distilled) f32("embeddings.distillation_token", `${m}.embeddings.distillation_token`, [1, 1, dim]);
     f32("embeddings.position_embeddings", `${m}.embeddings.position_embeddings`, [1, tokens(c), dim]);
     for (let l = 0; l < c.layers; l++) {
-      const p = `encoder.layer.${l}`, s = `${m}.${p}`;
+      const p = `encoder.layer.${l}`,
+        s = `${m}.${p}`;
       for (const ln of ["layernorm_before", "layernorm_after"]) {
         f32(`${p}.${ln}.weight`, `${s}.${ln}.weight`, [dim]);
         f32(`${p}.${ln}.bias`, `${s}.${ln}.bias`, [dim]);
@@ -295,18 +369,43 @@ function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
 }
 
 function required(recipe: Recipe): string[] {
-  return recipe.kind === "f32" ? [recipe.from] : recipe.optionalBias ? recipe.weights : [...recipe.weights, ...recipe.biases];
+  return recipe.kind === "f32"
+    ? [recipe.from]
+    : recipe.optionalBias
+      ? recipe.weights
+      : [...recipe.weights, ...recipe.biases];
 }
 
 // Tensors each layout needs whatever the sizes; the per-layer rest is checked once the config is known.
 const ANCHORS: Record<LayoutName, string[]> = {
-  "hf-vit": ["vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "vit.embeddings.patch_embeddings.projection.weight",
-    "vit.encoder.layer.0.attention.attention.query.weight", "vit.layernorm.weight", "classifier.weight"],
-  "hf-deit": ["deit.embeddings.cls_token", "deit.embeddings.distillation_token", "deit.embeddings.position_embeddings",
-    "deit.embeddings.patch_embeddings.projection.weight", "deit.encoder.layer.0.attention.attention.query.weight",
-    "deit.layernorm.weight", "cls_classifier.weight", "distillation_classifier.weight"],
-  timm: ["cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.norm1.weight", "blocks.0.attn.qkv.weight",
-    "blocks.0.mlp.fc1.weight", "norm.weight", "head.weight"],
+  "hf-vit": [
+    "vit.embeddings.cls_token",
+    "vit.embeddings.position_embeddings",
+    "vit.embeddings.patch_embeddings.projection.weight",
+    "vit.encoder.layer.0.attention.attention.query.weight",
+    "vit.layernorm.weight",
+    "classifier.weight",
+  ],
+  "hf-deit": [
+    "deit.embeddings.cls_token",
+    "deit.embeddings.distillation_token",
+    "deit.embeddings.position_embeddings",
+    "deit.embeddings.patch_embeddings.projection.weight",
+    "deit.encoder.layer.0.attention.attention.query.weight",
+    "deit.layernorm.weight",
+    "cls_classifier.weight",
+    "distillation_classifier.weight",
+  ],
+  timm: [
+    "cls_token",
+    "pos_embed",
+    "patch_embed.proj.weight",
+    "blocks.0.norm1.weight",
+    "blocks.0.attn.qkv.weight",
+    "blocks.0.mlp.fc1.weight",
+    "norm.weight",
+    "head.weight",
+  ],
 };
 
 function listMissing(missing: string[]): string {
@@ -315,12 +414,17 @@ function listMissing(missing: string[]): string {
 }
 
 function detectLayout(names: Set<string>): LayoutName {
-  const scored = (Object.keys(ANCHORS) as LayoutName[]).map((layout) => ({ layout, missing: ANCHORS[layout].filter((n) => !names.has(n)) }));
+  const scored = (Object.keys(ANCHORS) as LayoutName[]).map((layout) => ({
+    layout,
+    missing: ANCHORS[layout].filter((n) => !names.has(n)),
+  }));
   const found = scored.find((s) => s.missing.length === 0);
   if (found) return found.layout;
   scored.sort((a, b) => a.missing.length - b.missing.length);
   const lines = scored.map((s) => `  ${s.layout}: missing ${listMissing(s.missing)}`);
-  throw new ConvertError(`model.safetensors is not a layout this converter knows (HF ViT, HF DeiT distilled, timm ViT/DeiT); expected tensors not found:\n${lines.join("\n")}`);
+  throw new ConvertError(
+    `model.safetensors is not a layout this converter knows (HF ViT, HF DeiT distilled, timm ViT/DeiT); expected tensors not found:\n${lines.join("\n")}`,
+  );
 }
 
 // ---- reading the checkpoint ----
@@ -329,7 +433,8 @@ async function fileRecord(path: string): Promise<{ bytes: number; crc32: string 
   const handle = await open(path, "r");
   try {
     const buf = new Uint8Array(1 << 22);
-    let crc = 0, bytes = 0;
+    let crc = 0,
+      bytes = 0;
     for (;;) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
       if (bytesRead === 0) break;
@@ -367,19 +472,23 @@ interface Plan {
 
 async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
   const log = options.log ?? (() => {});
-  const cfg = await readJson(join(dir, "config.json"), false) as Json;
+  const cfg = (await readJson(join(dir, "config.json"), false)) as Json;
   const pre = await readJson(join(dir, "preprocessor_config.json"), true);
   const ckpt = await SafetensorsFile.open(join(dir, "model.safetensors"));
   try {
     const layout = detectLayout(new Set(ckpt.tensors.keys()));
     if (layout === "timm" && ckpt.has("fc_norm.weight")) {
-      throw new ConvertError("model.safetensors: this timm model pools by averaging tokens (fc_norm); the engine classifies from the class token");
+      throw new ConvertError(
+        "model.safetensors: this timm model pools by averaging tokens (fc_norm); the engine classifies from the class token",
+      );
     }
     const { config, labels } = modelConfig(cfg, layout, ckpt);
     const recipes = recipesFor(layout, config);
     const missing = [...recipes.values()].flatMap(required).filter((n) => !ckpt.has(n));
     if (missing.length) {
-      throw new ConvertError(`model.safetensors looks like ${layout} (${describe(config)}) but lacks ${missing.length} tensors: ${listMissing(missing)}`);
+      throw new ConvertError(
+        `model.safetensors looks like ${layout} (${describe(config)}) but lacks ${missing.length} tensors: ${listMissing(missing)}`,
+      );
     }
     checkShapes(recipes, ckpt, layout);
     if (!pre && layout !== "timm") throw new ConvertError(`${dir}: no preprocessor_config.json`);
@@ -390,18 +499,31 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
     }
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
-    log(`  image ${config.imageSize}x${config.imageSize}x${config.channels}, patch ${config.patchSize}, tokens ${tokens(config)}, ` +
-      `dim ${config.dim}, heads ${config.heads}, hidden ${config.hidden}, layers ${config.layers}, eps ${config.eps}, ` +
-      `${labels.length} labels${config.distilled ? ", distilled" : ""}`);
-    const size = "shortestEdge" in preprocessing.size ? `shortest edge ${preprocessing.size.shortestEdge}` : `${preprocessing.size.height}x${preprocessing.size.width}`;
-    log(`  preprocessing: resize ${preprocessing.doResize ? size : "off"} (resample ${preprocessing.resample}), ` +
-      `crop ${preprocessing.cropSize ? `${preprocessing.cropSize.height}x${preprocessing.cropSize.width}` : "off"}, ` +
-      `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`);
+    log(
+      `  image ${config.imageSize}x${config.imageSize}x${config.channels}, patch ${config.patchSize}, tokens ${tokens(config)}, ` +
+        `dim ${config.dim}, heads ${config.heads}, hidden ${config.hidden}, layers ${config.layers}, eps ${config.eps}, ` +
+        `${labels.length} labels${config.distilled ? ", distilled" : ""}`,
+    );
+    const size =
+      "shortestEdge" in preprocessing.size
+        ? `shortest edge ${preprocessing.size.shortestEdge}`
+        : `${preprocessing.size.height}x${preprocessing.size.width}`;
+    log(
+      `  preprocessing: resize ${preprocessing.doResize ? size : "off"} (resample ${preprocessing.resample}), ` +
+        `crop ${preprocessing.cropSize ? `${preprocessing.cropSize.height}x${preprocessing.cropSize.width}` : "off"}, ` +
+        `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`,
+    );
     const parts: BundleParts = {
       name: options.name ?? basename(dir.replace(/\/+$/, "")),
-      config, preprocessing, labels,
+      config,
+      preprocessing,
+      labels,
       source: {
-        layout, checkpoint: dir, files, dtype: dtypes, converter: CONVERTER,
+        layout,
+        checkpoint: dir,
+        files,
+        dtype: dtypes,
+        converter: CONVERTER,
         convertedAt: options.convertedAt ?? new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       },
     };
@@ -416,7 +538,9 @@ function checkShapes(recipes: Map<string, Recipe>, ckpt: SafetensorsFile, layout
   const expect = (name: string, shape: number[]) => {
     const got = ckpt.info(name).shape;
     if (!sameShape(got, shape)) {
-      throw new ConvertError(`model.safetensors: ${name} has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`);
+      throw new ConvertError(
+        `model.safetensors: ${name} has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`,
+      );
     }
   };
   for (const r of recipes.values()) {
@@ -451,7 +575,11 @@ async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Ar
 }
 
 // The bundle's tensors in layout order, each packed from the checkpoint as it is reached.
-async function* bundleTensors(p: Plan, writer: BundleWriter, log: (line: string) => void): AsyncGenerator<[string, ArrayBufferView]> {
+async function* bundleTensors(
+  p: Plan,
+  writer: BundleWriter,
+  log: (line: string) => void,
+): AsyncGenerator<[string, ArrayBufferView]> {
   let packed: PackedLinear | null = null;
   let layer = -1;
   const big = p.ckpt.bytes > 50e6;
@@ -528,7 +656,9 @@ export async function convertToFile(dir: string, outPath: string, options: Conve
     });
     await out.close();
     await rename(tmp, outPath);
-    log(`wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`);
+    log(
+      `wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`,
+    );
     return header;
   } catch (e) {
     await out.close().catch(() => {});

@@ -25,14 +25,19 @@ export class SafetensorsError extends Error {
 }
 
 // Parses the JSON header; `dataStart` = 8 + N, `fileBytes` bounds the offsets.
-function parseHeader(json: string, dataStart: number, fileBytes: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+function parseHeader(
+  json: string,
+  dataStart: number,
+  fileBytes: number,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch (e) {
     throw new SafetensorsError(`safetensors header is not JSON: ${(e as Error).message}`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new SafetensorsError("safetensors header is not a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new SafetensorsError("safetensors header is not a JSON object");
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
@@ -42,7 +47,9 @@ function parseHeader(json: string, dataStart: number, fileBytes: number): { tens
     }
     const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!(typeof info.dtype === "string" && info.dtype in ITEM_BYTES)) {
-      throw new SafetensorsError(`tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read`);
+      throw new SafetensorsError(
+        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read`,
+      );
     }
     const dtype = info.dtype as Dtype;
     const shape = info.shape;
@@ -56,10 +63,14 @@ function parseHeader(json: string, dataStart: number, fileBytes: number): { tens
     const count = shape.reduce((a: number, b: number) => a * b, 1);
     const [b, e] = offsets as [number, number];
     if (e - b !== count * ITEM_BYTES[dtype]) {
-      throw new SafetensorsError(`tensor ${name}: ${e - b} bytes for ${dtype} shape [${shape.join(", ")}] (expected ${count * ITEM_BYTES[dtype]})`);
+      throw new SafetensorsError(
+        `tensor ${name}: ${e - b} bytes for ${dtype} shape [${shape.join(", ")}] (expected ${count * ITEM_BYTES[dtype]})`,
+      );
     }
     if (dataStart + e > fileBytes) {
-      throw new SafetensorsError(`tensor ${name} ends at byte ${dataStart + e}, past the end of the ${fileBytes}-byte file (truncated?)`);
+      throw new SafetensorsError(
+        `tensor ${name} ends at byte ${dataStart + e}, past the end of the ${fileBytes}-byte file (truncated?)`,
+      );
     }
     tensors.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
   }
@@ -114,7 +125,8 @@ export class SafetensorsFile {
     try {
       const { size } = await handle.stat();
       const prefix = Buffer.alloc(8);
-      if (size < 8 || (await handle.read(prefix, 0, 8, 0)).bytesRead !== 8) throw new SafetensorsError(`${path}: too short for a safetensors file`);
+      if (size < 8 || (await handle.read(prefix, 0, 8, 0)).bytesRead !== 8)
+        throw new SafetensorsError(`${path}: too short for a safetensors file`);
       const n = prefix.readBigUInt64LE(0);
       if (n > BigInt(Math.min(MAX_HEADER_BYTES, size - 8))) {
         throw new SafetensorsError(`${path}: header length ${n} does not fit in the ${size}-byte file`);

@@ -41,10 +41,15 @@ for (const target of targets) {
   }
   const args = [
     join(sourceDir, "index.ts"),
-    "--outFile", outFile,
-    "-O3", "--runtime", "stub", "--noAssert",
+    "--outFile",
+    outFile,
+    "-O3",
+    "--runtime",
+    "stub",
+    "--noAssert",
     // No imports: a failed allocation traps (unreachable) instead of calling env.abort.
-    "--use", "abort=",
+    "--use",
+    "abort=",
     ...target.features.flatMap((f) => ["--enable", f]),
   ];
   const { error, stderr } = await asc.main(args, {});

@@ -15,14 +15,20 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 const defaultModel = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1];
 const bundle = join(root, "models", "default", `${defaultModel}.evit`);
 if (!defaultModel || !existsSync(bundle)) {
-  console.warn(`dev: no bundle at ${bundle}; the default model will answer 404 until one is uploaded (npx edgevit upload)`);
+  console.warn(
+    `dev: no bundle at ${bundle}; the default model will answer 404 until one is uploaded (npx edgevit upload)`,
+  );
 } else if ((await upload([bundle, "--name", defaultModel])) !== 0) {
   process.exit(1);
 }
 
-const wrangler = spawn(process.execPath, [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: "inherit",
-});
+const wrangler = spawn(
+  process.execPath,
+  [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...process.argv.slice(2)],
+  {
+    cwd: root,
+    stdio: "inherit",
+  },
+);
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => wrangler.kill(signal));
 wrangler.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

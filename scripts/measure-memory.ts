@@ -25,7 +25,14 @@ if ((await upload([bundle, "--name", name])) !== 0) process.exit(1);
 
 const wrangler = spawn(
   process.execPath,
-  [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", "--port", String(port), "--inspector-port", String(inspectorPort)],
+  [
+    join(root, "node_modules", "wrangler", "bin", "wrangler.js"),
+    "dev",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+  ],
   { cwd: root, stdio: "ignore" },
 );
 const base = `http://localhost:${port}`;
@@ -56,10 +63,12 @@ async function heap(): Promise<{ usedSize: number; totalSize: number }> {
     ws.addEventListener("open", resolve);
     ws.addEventListener("error", () => reject(new Error("inspector connection failed")));
   });
-  const reply = new Promise<{ usedSize: number; totalSize: number }>((resolve) => ws.addEventListener("message", (e) => {
-    const message = JSON.parse(String(e.data));
-    if (message.id === 1) resolve(message.result);
-  }));
+  const reply = new Promise<{ usedSize: number; totalSize: number }>((resolve) =>
+    ws.addEventListener("message", (e) => {
+      const message = JSON.parse(String(e.data));
+      if (message.id === 1) resolve(message.result);
+    }),
+  );
   ws.send(JSON.stringify({ id: 1, method: "Runtime.getHeapUsage" }));
   const result = await reply;
   ws.close();
@@ -103,7 +112,11 @@ function largestImage(): Uint8Array {
   return jpeg.encode({ data, width: side, height: side }, 95).data;
 }
 
-async function post(path: string, image: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; seconds: number; bytes: number }> {
+async function post(
+  path: string,
+  image: string | Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; seconds: number; bytes: number }> {
   const started = performance.now();
   const response = await fetch(`${base}${path}`, {
     method: "POST",
@@ -121,7 +134,7 @@ async function report(step: string): Promise<void> {
   const wasm = models.memory.usedBytes;
   console.log(
     `${step.padEnd(34)} wasm ${mib(wasm).padStart(10)}  JS heap used ${mib(h.usedSize).padStart(9)} of ${mib(h.totalSize).padStart(9)}` +
-    `  workerd RSS ${mib(p.rss).padStart(10)} (peak ${mib(p.peak)})`,
+      `  workerd RSS ${mib(p.rss).padStart(10)} (peak ${mib(p.peak)})`,
   );
 }
 
@@ -143,10 +156,16 @@ try {
   console.log(`classify 1024x1024 4:4:4 (${largest.length} bytes): ${big.status} in ${big.seconds.toFixed(2)} s`);
   await report("after the largest image");
   const layer = models.models.find((m) => m.name === name)!.config.layers;
-  const states = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", { accept: "application/x-npy" });
-  console.log(`hidden_states layer ${layer} as npy: ${states.status}, ${states.bytes} bytes in ${states.seconds.toFixed(2)} s`);
+  const states = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", {
+    accept: "application/x-npy",
+  });
+  console.log(
+    `hidden_states layer ${layer} as npy: ${states.status}, ${states.bytes} bytes in ${states.seconds.toFixed(2)} s`,
+  );
   const json = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg");
-  console.log(`hidden_states layer ${layer} as JSON: ${json.status}, ${json.bytes} bytes in ${json.seconds.toFixed(2)} s`);
+  console.log(
+    `hidden_states layer ${layer} as JSON: ${json.status}, ${json.bytes} bytes in ${json.seconds.toFixed(2)} s`,
+  );
   await report("after hidden_states");
 } finally {
   const exited = new Promise((resolve) => wrangler.on("exit", resolve));

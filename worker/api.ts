@@ -56,7 +56,8 @@ const embed: Handler = async (request, env, url) => {
 };
 
 const hiddenStates: Handler = async (request, env, url) => {
-  if (!url.searchParams.has("layer")) throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
+  if (!url.searchParams.has("layer"))
+    throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
   const layer = intParam(url, "layer", 0, 0);
   const npyOut = wantsNpy(request);
   const { name, model, result } = await infer(request, env, url, layer);

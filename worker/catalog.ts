@@ -24,7 +24,8 @@ async function readHeader(bucket: R2Bucket, key: string): Promise<BundleHeader> 
     const bytes = new Uint8Array(await object.arrayBuffer());
     const result = parsePrefix(bytes);
     if ("header" in result) return result.header;
-    if (bytes.length < length || result.need <= length) throw new BundleError("truncated", `the bundle ends inside its header`);
+    if (bytes.length < length || result.need <= length)
+      throw new BundleError("truncated", `the bundle ends inside its header`);
     length = result.need;
   }
 }
@@ -40,7 +41,11 @@ export async function listBundles(bucket: R2Bucket): Promise<BundleSummary[]> {
 
   return Promise.all(
     objects.map(async (object): Promise<BundleSummary> => {
-      const base = { name: object.key.slice(0, -SUFFIX.length), bytes: object.size, uploaded: object.uploaded.toISOString() };
+      const base = {
+        name: object.key.slice(0, -SUFFIX.length),
+        bytes: object.size,
+        uploaded: object.uploaded.toISOString(),
+      };
       try {
         const header = await readHeader(bucket, object.key);
         return { ...base, config: header.config, summary: describe(header.config) };

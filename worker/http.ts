@@ -56,7 +56,8 @@ export async function readImage(request: Request, limit: number): Promise<Uint8A
     }
     const field = form.get("image");
     if (field === null) throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
-    if (typeof field === "string") throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
+    if (typeof field === "string")
+      throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
     const fieldType = mediaType(field.type);
     if (fieldType !== "" && !JPEG_TYPES.has(fieldType)) throw unsupported(fieldType);
     return new Uint8Array(await field.arrayBuffer());
@@ -96,7 +97,11 @@ export function choiceParam<T extends string>(url: URL, name: string, choices: r
 
 // A comma-separated list parameter whose every item is one of `choices`.
 export function listParam<T extends string>(url: URL, name: string, choices: readonly T[]): Set<T> {
-  const items = url.searchParams.getAll(name).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  const items = url.searchParams
+    .getAll(name)
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
   for (const item of items) {
     if (!(choices as readonly string[]).includes(item)) {
       throw new EdgevitError("bad_parameter", `${name} accepts ${choices.join(", ")}, got ${JSON.stringify(item)}`);

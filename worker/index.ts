@@ -12,7 +12,10 @@ export default {
     const handler = methods[request.method];
     if (!handler) {
       const allow = Object.keys(methods).join(", ");
-      return errorResponse(new EdgevitError("method_not_allowed", `${url.pathname} accepts ${allow}, not ${request.method}`), { allow });
+      return errorResponse(
+        new EdgevitError("method_not_allowed", `${url.pathname} accepts ${allow}, not ${request.method}`),
+        { allow },
+      );
     }
     try {
       return await handler(request, env, url);

@@ -13,13 +13,39 @@ const MiB = 1 << 20;
 // A module with one relaxed-SIMD instruction (`i8x16.relaxed_swizzle`): it validates exactly where the
 // relaxed build can run. Validating compiles nothing, so it is allowed where compiling fetched bytes is not.
 const RELAXED_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
-  0x03, 0x02, 0x01, 0x00, // one function of that type
-  0x0a, 0x2b, 0x01, 0x29, 0x00, // code: one 41-byte body, no locals
-  0xfd, 0x0c, ...new Array(16).fill(0), // v128.const 0
-  0xfd, 0x0c, ...new Array(16).fill(0), // v128.const 0
-  0xfd, 0x80, 0x02, // i8x16.relaxed_swizzle
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7b, // type: () -> v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // one function of that type
+  0x0a,
+  0x2b,
+  0x01,
+  0x29,
+  0x00, // code: one 41-byte body, no locals
+  0xfd,
+  0x0c,
+  ...new Array(16).fill(0), // v128.const 0
+  0xfd,
+  0x0c,
+  ...new Array(16).fill(0), // v128.const 0
+  0xfd,
+  0x80,
+  0x02, // i8x16.relaxed_swizzle
   0x0b, // end
 ]);
 
@@ -97,7 +123,9 @@ class ModelCache {
     } catch (error) {
       await object.body.cancel().catch(() => {});
       if (!(error instanceof BundleError)) console.error(`loading model ${name}:`, error);
-      throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${(error as Error).message}`, { cause: error });
+      throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     // Now with the activations the engine planned; the memory does not grow after init.
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);

@@ -18,12 +18,14 @@ for (let i = 0; i < 256; i++) {
   CB_G[i] = -fix(0.34414) * x + ONE_HALF;
 }
 
-const clamp8 = (v: number) => (v < 0 ? 0 : Math.min(v , 255));
+const clamp8 = (v: number) => (v < 0 ? 0 : Math.min(v, 255));
 
 // data: [pixels][Y, Cb, Cr] -> [pixels][R, G, B] in place.
 export function ycbcrToRgb(data: Uint8Array): void {
   for (let i = 0; i < data.length; i += 3) {
-    const y = data[i], cb = data[i + 1], cr = data[i + 2];
+    const y = data[i],
+      cb = data[i + 1],
+      cr = data[i + 2];
     data[i] = clamp8(y + CR_R[cr]);
     data[i + 1] = clamp8(y + ((CB_G[cb] + CR_G[cr]) >> SCALEBITS));
     data[i + 2] = clamp8(y + CB_B[cb]);

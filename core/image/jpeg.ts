@@ -14,9 +14,9 @@ export interface RgbImage {
 }
 
 export interface JpegInfo {
-  width: number;       // as stored, before the EXIF orientation
+  width: number; // as stored, before the EXIF orientation
   height: number;
-  components: number;  // 1 grayscale, 3 YCbCr/RGB, 4 CMYK/YCCK
+  components: number; // 1 grayscale, 3 YCbCr/RGB, 4 CMYK/YCCK
   progressive: boolean;
   orientation: number; // EXIF 1..8; 1 when absent or out of range
   colorSpace: JpegColorSpace;
@@ -27,7 +27,7 @@ export interface JpegInfo {
 // jpeg-js accounts, per pixel, about 9 bytes for grayscale, 14 for 4:2:0, 21 for 4:4:4 and 27 for CMYK
 // (measured on the fixtures); an EXIF rotation adds a 3-byte copy of the output.
 export interface DecodeLimits {
-  maxPixels: number;   // width * height above this is image_too_large, checked from the header
+  maxPixels: number; // width * height above this is image_too_large, checked from the header
   maxMemoryMB: number; // jpeg-js's own accounting of its buffers (coefficients, planes, output)
 }
 
@@ -86,7 +86,8 @@ export function readJpegInfo(bytes: Uint8Array): JpegInfo {
       throw new EdgevitError("invalid_image", "The JPEG has no image data.");
     }
     if (marker === 0xe0 && end - start >= 5 && ascii(bytes, start, start + 5) === "JFIF\0") jfif = true;
-    if (marker === 0xee && end - start >= 12 && ascii(bytes, start, start + 6) === "Adobe\0") adobeTransform = bytes[start + 11];
+    if (marker === 0xee && end - start >= 12 && ascii(bytes, start, start + 6) === "Adobe\0")
+      adobeTransform = bytes[start + 11];
     if (marker === 0xe1 && orientation === 0 && end - start >= 14 && ascii(bytes, start, start + 6) === "Exif\0\0") {
       // PIL keeps the first Exif block; later ones are ignored as it does.
       orientation = readExifOrientation(bytes.subarray(start + 6, end)) || -1;
@@ -123,7 +124,8 @@ function ascii(b: Uint8Array, from: number, to: number): string {
 // an empty payload. An EdgevitError is returned, not thrown, so the caller decides if it matters.
 function nextSegment(bytes: Uint8Array, pos: number): { marker: number; start: number; end: number } | EdgevitError {
   if (pos >= bytes.length) return truncated();
-  if (bytes[pos] !== 0xff) return new EdgevitError("invalid_image", "The JPEG is corrupt: a marker was expected in its header.");
+  if (bytes[pos] !== 0xff)
+    return new EdgevitError("invalid_image", "The JPEG is corrupt: a marker was expected in its header.");
   while (pos < bytes.length && bytes[pos] === 0xff) pos++;
   if (pos >= bytes.length) return truncated();
   const marker = bytes[pos++];
@@ -139,10 +141,16 @@ function readFrame(bytes: Uint8Array, marker: number, start: number, end: number
   const components = end - start >= 6 ? bytes[start + 5] : 0;
   if (end - start < 6 + 3 * components || components === 0) throw truncated();
   if (!SUPPORTED_SOF.has(marker)) {
-    throw new EdgevitError("invalid_image", "Unsupported JPEG coding (lossless, hierarchical or arithmetic); use a baseline or progressive JPEG.");
+    throw new EdgevitError(
+      "invalid_image",
+      "Unsupported JPEG coding (lossless, hierarchical or arithmetic); use a baseline or progressive JPEG.",
+    );
   }
   if (bytes[start] !== 8) {
-    throw new EdgevitError("invalid_image", `Unsupported JPEG sample precision of ${bytes[start]} bits; only 8 is supported.`);
+    throw new EdgevitError(
+      "invalid_image",
+      `Unsupported JPEG sample precision of ${bytes[start]} bits; only 8 is supported.`,
+    );
   }
   const height = (bytes[start + 1] << 8) | bytes[start + 2];
   const width = (bytes[start + 3] << 8) | bytes[start + 4];
@@ -190,8 +198,10 @@ export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DEC
   const info = readJpegInfo(bytes);
   const pixels = info.width * info.height;
   if (pixels > limits.maxPixels) {
-    throw new EdgevitError("image_too_large",
-      `The image is ${info.width}x${info.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`);
+    throw new EdgevitError(
+      "image_too_large",
+      `The image is ${info.width}x${info.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
+    );
   }
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
@@ -227,7 +237,9 @@ function decoderError(err: unknown): EdgevitError {
   const message = err instanceof Error ? err.message : String(err);
   // jpeg-js's limits, or the engine refusing an allocation; corrupt data gives any other error.
   if (/maxMemoryUsageInMB|maxResolutionInMP|allocat/.test(message)) {
-    return new EdgevitError("image_too_large", `The image needs more memory to decode than allowed (${message}).`, { cause: err });
+    return new EdgevitError("image_too_large", `The image needs more memory to decode than allowed (${message}).`, {
+      cause: err,
+    });
   }
   return new EdgevitError("invalid_image", `The JPEG could not be decoded: ${message}.`, { cause: err });
 }

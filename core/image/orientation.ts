@@ -9,14 +9,22 @@ import type { RgbImage } from "./jpeg.ts";
 function walk(orientation: number, w: number, h: number): { base: number; stepX: number; stepY: number } {
   const last = (h - 1) * w;
   switch (orientation) {
-    case 2: return { base: w - 1, stepX: -1, stepY: w };
-    case 3: return { base: last + w - 1, stepX: -1, stepY: -w };
-    case 4: return { base: last, stepX: 1, stepY: -w };
-    case 5: return { base: 0, stepX: w, stepY: 1 };
-    case 6: return { base: last, stepX: -w, stepY: 1 };
-    case 7: return { base: last + w - 1, stepX: -w, stepY: -1 };
-    case 8: return { base: w - 1, stepX: w, stepY: -1 };
-    default: return { base: 0, stepX: 1, stepY: w };
+    case 2:
+      return { base: w - 1, stepX: -1, stepY: w };
+    case 3:
+      return { base: last + w - 1, stepX: -1, stepY: -w };
+    case 4:
+      return { base: last, stepX: 1, stepY: -w };
+    case 5:
+      return { base: 0, stepX: w, stepY: 1 };
+    case 6:
+      return { base: last, stepX: -w, stepY: 1 };
+    case 7:
+      return { base: last + w - 1, stepX: -w, stepY: -1 };
+    case 8:
+      return { base: w - 1, stepX: w, stepY: -1 };
+    default:
+      return { base: 0, stepX: 1, stepY: w };
   }
 }
 

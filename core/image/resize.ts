@@ -107,11 +107,18 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
 // Pillow's clip8: the accumulator shifted down (arithmetic shift), clamped to 0..255.
 function clip8(ss: number): number {
   const v = ss >> PRECISION_BITS;
-  return v < 0 ? 0 : Math.min(v , 255);
+  return v < 0 ? 0 : Math.min(v, 255);
 }
 
 // src rows [rowOffset, rowOffset + outHeight) of a width-inWidth RGB image -> outWidth columns.
-function horizontal(src: Uint8Array, inWidth: number, rowOffset: number, outWidth: number, outHeight: number, c: Coefficients): Uint8Array {
+function horizontal(
+  src: Uint8Array,
+  inWidth: number,
+  rowOffset: number,
+  outWidth: number,
+  outHeight: number,
+  c: Coefficients,
+): Uint8Array {
   const out = new Uint8Array(outWidth * outHeight * 3);
   const { ksize, bounds, weights } = c;
   let o = 0;
@@ -121,7 +128,9 @@ function horizontal(src: Uint8Array, inWidth: number, rowOffset: number, outWidt
       const count = bounds[xx * 2 + 1];
       const kBase = xx * ksize;
       let p = row + bounds[xx * 2] * 3;
-      let ss0 = HALF, ss1 = HALF, ss2 = HALF;
+      let ss0 = HALF,
+        ss1 = HALF,
+        ss2 = HALF;
       for (let x = 0; x < count; x++, p += 3) {
         const k = weights[kBase + x];
         ss0 += src[p] * k;
@@ -148,7 +157,9 @@ function vertical(src: Uint8Array, width: number, outHeight: number, c: Coeffici
     const kBase = yy * ksize;
     for (let xx = 0; xx < stride; xx += 3) {
       let p = ymin * stride + xx;
-      let ss0 = HALF, ss1 = HALF, ss2 = HALF;
+      let ss0 = HALF,
+        ss1 = HALF,
+        ss2 = HALF;
       for (let y = 0; y < count; y++, p += stride) {
         const k = weights[kBase + y];
         ss0 += src[p] * k;

@@ -30,10 +30,37 @@ const PRESETS: Record<string, Preset> = {
   tiny: { imageSize: 32, patchSize: 8, channels: 3, dim: 48, heads: 3, hidden: 192, layers: 2, classes: 10 },
   // every size off the 4/16 grid: headDim 12, K = 3*6*6 = 108, hidden 150, 7 classes
   "tiny-odd": { imageSize: 30, patchSize: 6, channels: 3, dim: 60, heads: 5, hidden: 150, layers: 2, classes: 7 },
-  "deit-tiny": { imageSize: 224, patchSize: 16, channels: 3, dim: 192, heads: 3, hidden: 768, layers: 12, classes: 1000 },
-  "deit-small": { imageSize: 224, patchSize: 16, channels: 3, dim: 384, heads: 6, hidden: 1536, layers: 12, classes: 1000 },
+  "deit-tiny": {
+    imageSize: 224,
+    patchSize: 16,
+    channels: 3,
+    dim: 192,
+    heads: 3,
+    hidden: 768,
+    layers: 12,
+    classes: 1000,
+  },
+  "deit-small": {
+    imageSize: 224,
+    patchSize: 16,
+    channels: 3,
+    dim: 384,
+    heads: 6,
+    hidden: 1536,
+    layers: 12,
+    classes: 1000,
+  },
   // google/vit-base-patch16-224
-  "vit-b16": { imageSize: 224, patchSize: 16, channels: 3, dim: 768, heads: 12, hidden: 3072, layers: 12, classes: 1000 },
+  "vit-b16": {
+    imageSize: 224,
+    patchSize: 16,
+    channels: 3,
+    dim: 768,
+    heads: 12,
+    hidden: 3072,
+    layers: 12,
+    classes: 1000,
+  },
 };
 
 // ---- counter-based PRNG ------------------------------------------------------------------
@@ -104,7 +131,10 @@ function canonicalWeights(p: Preset, seed: number, distilled: boolean): Map<stri
     w.set(`${name}.weight`, t.weight);
     w.set(`${name}.bias`, t.bias);
   };
-  w.set("embeddings.cls_token", { shape: [1, 1, dim], data: uniformTensor(seed, "embeddings.cls_token", dim, 0, 0.02) });
+  w.set("embeddings.cls_token", {
+    shape: [1, 1, dim],
+    data: uniformTensor(seed, "embeddings.cls_token", dim, 0, 0.02),
+  });
   if (distilled) {
     const name = "embeddings.distillation_token";
     w.set(name, { shape: [1, 1, dim], data: uniformTensor(seed, name, dim, 0, 0.02) });
@@ -281,7 +311,9 @@ function makeInputs(p: Preset, seed: number, count: number): Float32Array {
     let r = 0;
     const next = () => uniform(key, r++);
     const blobs = Array.from({ length: 3 }, () => ({
-      x: next() * s, y: next() * s, radius: (0.15 + 0.35 * next()) * s,
+      x: next() * s,
+      y: next() * s,
+      radius: (0.15 + 0.35 * next()) * s,
       level: Array.from({ length: c }, () => 255 * (next() - 0.5)),
     }));
     for (let ch = 0; ch < c; ch++) {
@@ -326,13 +358,20 @@ export function makeCheckpoint(o: Options): Record<string, Uint8Array> {
   const inputs = makeInputs(preset, o.seed, o.inputs);
   const shape = [preset.channels, preset.imageSize, preset.imageSize];
   const tensors: Record<string, WriteTensor> = {};
-  for (const [name, t] of layoutWeights(preset, o.seed, layout)) tensors[name] = { dtype, shape: t.shape, data: encode(t.data, dtype) };
+  for (const [name, t] of layoutWeights(preset, o.seed, layout))
+    tensors[name] = { dtype, shape: t.shape, data: encode(t.data, dtype) };
   return {
     "model.safetensors": encodeSafetensors(tensors, { format: "pt" }),
     "config.json": text(configJson(preset, layout, dtype)),
     "preprocessor_config.json": text(preprocessorJson(preset)),
     "inputs.f32": new Uint8Array(inputs.buffer),
-    "inputs.json": text({ count: o.inputs, shape, dtype: "f32", layout: "[count][channels][size][size] little-endian", seed: o.seed }),
+    "inputs.json": text({
+      count: o.inputs,
+      shape,
+      dtype: "f32",
+      layout: "[count][channels][size][size] little-endian",
+      seed: o.seed,
+    }),
   };
 }
 
@@ -357,8 +396,10 @@ function main(): void {
   mkdirSync(options.out, { recursive: true });
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(options.out, name), bytes);
   const mb = (files["model.safetensors"].length / 1e6).toFixed(1);
-  console.log(`${options.out}: ${options.preset} ${options.layout} ${options.dtype} seed ${options.seed}, ` +
-    `model.safetensors ${mb} MB, ${options.inputs} inputs`);
+  console.log(
+    `${options.out}: ${options.preset} ${options.layout} ${options.dtype} seed ${options.seed}, ` +
+      `model.safetensors ${mb} MB, ${options.inputs} inputs`,
+  );
 }
 
 if (import.meta.main) main();

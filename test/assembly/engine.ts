@@ -8,14 +8,69 @@ export interface Engine extends EngineExports {
   crc32Scalar(crc: number, ptr: number, len: number): number;
   gemmRowTile(): number;
   relaxed(): number;
-  gemm(A: number, sa: number, za: number, asum: number, M: number, K16: number, B: number, sb: number, bsum: number,
-    bias: number, N: number, C: number, ldc: number, accumulate: number): void;
-  gemmScalar(A: number, sa: number, za: number, asum: number, M: number, K16: number, B: number, sb: number,
-    bsum: number, bias: number, N: number, C: number, ldc: number, accumulate: number): void;
+  gemm(
+    A: number,
+    sa: number,
+    za: number,
+    asum: number,
+    M: number,
+    K16: number,
+    B: number,
+    sb: number,
+    bsum: number,
+    bias: number,
+    N: number,
+    C: number,
+    ldc: number,
+    accumulate: number,
+  ): void;
+  gemmScalar(
+    A: number,
+    sa: number,
+    za: number,
+    asum: number,
+    M: number,
+    K16: number,
+    B: number,
+    sb: number,
+    bsum: number,
+    bias: number,
+    N: number,
+    C: number,
+    ldc: number,
+    accumulate: number,
+  ): void;
   quantizeRows(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
-  quantizeRowsScalar(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
-  packRows(x: number, strideN: number, strideK: number, N: number, K: number, out: number, sb: number, bsum: number): void;
-  packRowsScalar(x: number, strideN: number, strideK: number, N: number, K: number, out: number, sb: number, bsum: number): void;
+  quantizeRowsScalar(
+    x: number,
+    ldx: number,
+    M: number,
+    K: number,
+    q: number,
+    sa: number,
+    za: number,
+    asum: number,
+  ): void;
+  packRows(
+    x: number,
+    strideN: number,
+    strideK: number,
+    N: number,
+    K: number,
+    out: number,
+    sb: number,
+    bsum: number,
+  ): void;
+  packRowsScalar(
+    x: number,
+    strideN: number,
+    strideK: number,
+    N: number,
+    K: number,
+    out: number,
+    sb: number,
+    bsum: number,
+  ): void;
   layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   layerNormScalar(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
@@ -44,7 +99,9 @@ export const u8 = (e: Engine, ptr: number, n: number) => new Uint8Array(e.memory
 /** Copies `data` into fresh engine memory; returns the pointer. */
 export function put(e: Engine, data: Float32Array | Int32Array | Uint8Array | Int8Array): number {
   const ptr = e.alloc(Math.max(data.byteLength, 1));
-  new Uint8Array(e.memory.buffer, ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  new Uint8Array(e.memory.buffer, ptr, data.byteLength).set(
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
   return ptr;
 }
 

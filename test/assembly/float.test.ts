@@ -9,7 +9,8 @@ const [baseline, relaxed] = engines;
 
 function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>, floor: number): number {
   let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), floor));
+  for (let i = 0; i < want.length; i++)
+    worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), floor));
   return worst;
 }
 
@@ -17,13 +18,22 @@ describe("layerNorm", () => {
   for (const e of engines) {
     test(`${e.name}: SIMD and scalar within 2e-6 of float64 (relative; absolute where |y| < 1)`, () => {
       const random = rng(3);
-      for (const [M, D, eps] of [[1, 1, 1e-5], [3, 7, 1e-12], [10, 96, 1e-6], [197, 768, 1e-12], [5, 1001, 1e-12]]) {
+      for (const [M, D, eps] of [
+        [1, 1, 1e-5],
+        [3, 7, 1e-12],
+        [10, 96, 1e-6],
+        [197, 768, 1e-12],
+        [5, 1001, 1e-12],
+      ]) {
         const x = randomF32(random, M * D, -4, 6);
-        const w = randomF32(random, D, 0.5, 1.5), b = randomF32(random, D, -0.2, 0.2);
+        const w = randomF32(random, D, 0.5, 1.5),
+          b = randomF32(random, D, -0.2, 0.2);
         const want = ref.layerNorm(Float64Array.from(x), M, D, w, b, eps);
-        const wp = put(e, w), bp = put(e, b);
+        const wp = put(e, w),
+          bp = put(e, b);
         for (const kernel of [e.layerNorm, e.layerNormScalar]) {
-          const src = put(e, x), out = e.alloc(M * D * 4);
+          const src = put(e, x),
+            out = e.alloc(M * D * 4);
           kernel(src, M, D, wp, bp, eps, out);
           expect(maxRelErr(f32(e, out, M * D), want, 1)).toBeLessThan(2e-6);
           kernel(src, M, D, wp, bp, eps, src); // in place
@@ -38,7 +48,13 @@ describe("softmax", () => {
   for (const e of engines) {
     test(`${e.name}: SIMD and scalar within 1e-6 (relative) of float64, rows sum to 1`, () => {
       const random = rng(4);
-      for (const [M, N, ld, scale] of [[1, 1, 1, 1], [3, 5, 7, 0.125], [10, 197, 197, 0.125], [4, 50, 53, 0.35], [2, 9, 9, 30]]) {
+      for (const [M, N, ld, scale] of [
+        [1, 1, 1, 1],
+        [3, 5, 7, 0.125],
+        [10, 197, 197, 0.125],
+        [4, 50, 53, 0.35],
+        [2, 9, 9, 30],
+      ]) {
         const x = randomF32(random, M * ld, -40, 40);
         const packed = new Float32Array(M * N);
         for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) packed[m * N + n] = x[m * ld + n];
@@ -78,7 +94,10 @@ describe("gelu (exact erf form)", () => {
   for (const e of engines) {
     test(`${e.name}: known values within 1e-6 relative`, () => {
       for (const kernel of [e.gelu, e.geluScalar]) {
-        const p = put(e, Float32Array.from(known, ([x]) => x));
+        const p = put(
+          e,
+          Float32Array.from(known, ([x]) => x),
+        );
         kernel(p, known.length);
         const got = f32(e, p, known.length);
         known.forEach(([, want], i) => expect(Math.abs(got[i] - want)).toBeLessThanOrEqual(1e-6 * Math.abs(want)));
@@ -93,10 +112,12 @@ describe("gelu (exact erf form)", () => {
       for (let i = 0; i < n; i++) x[i] = -12 + (24 * i) / (n - 1);
       for (let i = n; i < x.length; i++) x[i] = (random() - 0.5) * 24;
       const want = Array.from(x, ref.gelu);
-      const fast = put(e, x), slow = put(e, x);
+      const fast = put(e, x),
+        slow = put(e, x);
       e.gelu(fast, x.length);
       e.geluScalar(slow, x.length);
-      const a = f32(e, fast, x.length), b = f32(e, slow, x.length);
+      const a = f32(e, fast, x.length),
+        b = f32(e, slow, x.length);
       expect(maxRelErr(a, want, 1e-30)).toBeLessThan(1e-6);
       expect(ref.sameBits(a, b)).toBe(true);
     });
@@ -110,14 +131,19 @@ describe("gelu (exact erf form)", () => {
 
 test("float kernels are bit-identical across the two builds", () => {
   const random = rng(6);
-  const x = randomF32(random, 3 * 301, -8, 8), w = randomF32(random, 301, 0.5, 1.5), b = randomF32(random, 301, -1, 1);
+  const x = randomF32(random, 3 * 301, -8, 8),
+    w = randomF32(random, 301, 0.5, 1.5),
+    b = randomF32(random, 301, -1, 1);
   const run = (e: typeof baseline) => {
-    const g = put(e, x), s = put(e, x), l = put(e, x);
+    const g = put(e, x),
+      s = put(e, x),
+      l = put(e, x);
     e.gelu(g, x.length);
     e.softmax(s, 3, 301, 301, 0.2);
     e.layerNorm(l, 3, 301, put(e, w), put(e, b), 1e-12, l);
     return [f32(e, g, x.length).slice(), f32(e, s, x.length).slice(), f32(e, l, x.length).slice()];
   };
-  const [g0, s0, l0] = run(baseline), [g1, s1, l1] = run(relaxed);
+  const [g0, s0, l0] = run(baseline),
+    [g1, s1, l1] = run(relaxed);
   expect(ref.sameBits(g0, g1) && ref.sameBits(s0, s1) && ref.sameBits(l0, l1)).toBe(true);
 });

@@ -21,8 +21,18 @@ import { cosine, sameBits } from "./reference.ts";
 interface Golden {
   name: string;
   made: string;
-  config: { imageSize: number; patchSize: number; channels: number; dim: number; heads: number; hidden: number;
-    layers: number; classes: number; eps: number; distilled: boolean };
+  config: {
+    imageSize: number;
+    patchSize: number;
+    channels: number;
+    dim: number;
+    heads: number;
+    hidden: number;
+    layers: number;
+    classes: number;
+    eps: number;
+    distilled: boolean;
+  };
   tokens: number;
   count: number;
   outputs: {
@@ -58,7 +68,21 @@ async function prepare(g: Golden): Promise<{ engines: Engine[]; images: Float32A
     const e = loadEngine(file);
     const ptr = e.alloc(payload.length);
     new Uint8Array(e.memory.buffer, ptr, payload.length).set(payload);
-    expect(e.init(ptr, c.channels, c.imageSize, c.patchSize, c.dim, c.heads, c.hidden, c.layers, c.classes, c.distilled ? 1 : 0, c.eps)).toBe(0);
+    expect(
+      e.init(
+        ptr,
+        c.channels,
+        c.imageSize,
+        c.patchSize,
+        c.dim,
+        c.heads,
+        c.hidden,
+        c.layers,
+        c.classes,
+        c.distilled ? 1 : 0,
+        c.eps,
+      ),
+    ).toBe(0);
     expect(e.payloadBytes()).toBe(payload.length);
     expect(e.tokens()).toBe(g.tokens);
     return e;
@@ -82,7 +106,8 @@ describe("forward vs PyTorch float32 goldens", () => {
       const { engines, images } = await prepare(g);
       const pixels = g.config.channels * g.config.imageSize ** 2;
       const cosines: number[] = [];
-      let sameTop1 = 0, decided = 0;
+      let sameTop1 = 0,
+        decided = 0;
       for (let i = 0; i < g.count; i++) {
         // Capture the residual stream after the middle layer (hidden_states[capture]).
         const capture = Math.ceil(g.config.layers / 2);
@@ -95,7 +120,8 @@ describe("forward vs PyTorch float32 goldens", () => {
             captured: f32(e, e.capturedPtr(), g.tokens * g.config.dim).slice(),
           };
         });
-        for (const key of ["logits", "output", "captured"] as const) expect(sameBits(runs[0][key], runs[1][key])).toBe(true);
+        for (const key of ["logits", "output", "captured"] as const)
+          expect(sameBits(runs[0][key], runs[1][key])).toBe(true);
         const want = g.outputs[i];
         if (want.lastHiddenState && want.hiddenStates) {
           // Every token of last_hidden_state and of hidden_states[capture] follows float32.

@@ -15,8 +15,12 @@ function nearestEven(x: number): number {
 /** The A-side quantization of docs/ARCHITECTURE.md in f32 arithmetic, one row. */
 function quantizeRowReference(x: Float32Array) {
   const fr = Math.fround;
-  let lo = 0, hi = 0;
-  for (const v of x) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = 0,
+    hi = 0;
+  for (const v of x) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   let s = fr(fr(hi - lo) / 255);
   if (s === 0) s = 1;
   const z = nearestEven(fr(-128 - fr(lo / s)));
@@ -24,19 +28,36 @@ function quantizeRowReference(x: Float32Array) {
   return { s, z, q, sum: q.reduce((a, b) => a + b, 0) };
 }
 
-interface QuantizedA { q: number; sa: number; za: number; asum: number; rows: number }
+interface QuantizedA {
+  q: number;
+  sa: number;
+  za: number;
+  asum: number;
+  rows: number;
+}
 
 function quantizeA(e: Engine, x: Float32Array, ldx: number, M: number, K: number, scalar: boolean): QuantizedA {
   const rows = Math.ceil(M / e.gemmRowTile()) * e.gemmRowTile();
   const src = put(e, x);
   // Fill the outputs with garbage first: the quantizer must write every byte, padding included.
   const q = put(e, new Uint8Array(rows * K16(K)).fill(0x5a));
-  const sa = put(e, new Float32Array(rows).fill(7)), za = put(e, new Int32Array(rows).fill(7)), asum = put(e, new Int32Array(rows).fill(7));
+  const sa = put(e, new Float32Array(rows).fill(7)),
+    za = put(e, new Int32Array(rows).fill(7)),
+    asum = put(e, new Int32Array(rows).fill(7));
   (scalar ? e.quantizeRowsScalar : e.quantizeRows)(src, ldx, M, K, q, sa, za, asum);
   return { q, sa, za, asum, rows };
 }
 
-const quantShapes = [[1, 1], [2, 15], [3, 17], [5, 33], [4, 64], [9, 100], [197, 64], [13, 768]];
+const quantShapes = [
+  [1, 1],
+  [2, 15],
+  [3, 17],
+  [5, 33],
+  [4, 64],
+  [9, 100],
+  [197, 64],
+  [13, 768],
+];
 
 describe("quantizeRows (A side, per row asymmetric int8)", () => {
   for (const e of engines) {
@@ -60,7 +81,11 @@ describe("quantizeRows (A side, per row asymmetric int8)", () => {
           const row = Array.from(i8(e, fast.q + m * K16(K), K16(K)));
           if (m >= M) {
             expect(row.every((v) => v === 0)).toBe(true);
-            expect([f32(e, fast.sa, fast.rows)[m], i32(e, fast.za, fast.rows)[m], i32(e, fast.asum, fast.rows)[m]]).toEqual([0, 0, 0]);
+            expect([
+              f32(e, fast.sa, fast.rows)[m],
+              i32(e, fast.za, fast.rows)[m],
+              i32(e, fast.asum, fast.rows)[m],
+            ]).toEqual([0, 0, 0]);
             continue;
           }
           const ref = quantizeRowReference(x.subarray(m * ldx, m * ldx + K));
@@ -79,7 +104,16 @@ describe("packRows (B side at run time, per row symmetric 7-bit)", () => {
   for (const e of engines) {
     test(`${e.name}: fast and scalar, K (row-major) and V^T (column-major), match models/pack.ts`, () => {
       const random = rng(2);
-      for (const [N, K] of [[1, 1], [5, 12], [10, 16], [197, 64], [13, 197], [7, 33], [12, 40], [64, 197]]) {
+      for (const [N, K] of [
+        [1, 1],
+        [5, 12],
+        [10, 16],
+        [197, 64],
+        [13, 197],
+        [7, 33],
+        [12, 40],
+        [64, 197],
+      ]) {
         const W = randomF32(random, N * K, -2, 2);
         W[0] = 0;
         if (N > 3) for (let k = 0; k < K; k++) W[3 * K + k] = 0; // an all-zero row: scale 0
@@ -98,11 +132,16 @@ describe("packRows (B side at run time, per row symmetric 7-bit)", () => {
         // neither fast path (strided rows of a transposed copy) exercises the fast kernel's fallback.
         const strided = new Float32Array(K * (N + 2) * 2);
         for (let i = 0; i < colMajor.length; i++) strided[2 * i] = colMajor[i];
-        const layouts = [[rowMajor, ld, 1], [colMajor, 1, N + 2], [strided, 2, 2 * (N + 2)]] as const;
+        const layouts = [
+          [rowMajor, ld, 1],
+          [colMajor, 1, N + 2],
+          [strided, 2, 2 * (N + 2)],
+        ] as const;
         for (const [src, strideN, strideK] of layouts) {
           for (const kernel of [e.packRows, e.packRowsScalar]) {
             const out = put(e, new Uint8Array(N4(N) * K16(K)).fill(0xee));
-            const sb = put(e, new Float32Array(N4(N)).fill(9)), bsum = put(e, new Int32Array(N4(N)).fill(9));
+            const sb = put(e, new Float32Array(N4(N)).fill(9)),
+              bsum = put(e, new Int32Array(N4(N)).fill(9));
             kernel(put(e, src), strideN, strideK, N, K, out, sb, bsum);
             expect(u8(e, out, N4(N) * K16(K))).toEqual(expected.weight);
             expect(f32(e, sb, N4(N))).toEqual(expected.scale);
@@ -114,7 +153,13 @@ describe("packRows (B side at run time, per row symmetric 7-bit)", () => {
   }
 });
 
-interface GemmCase { M: number; K: number; N: number; accumulate: number; bias: boolean }
+interface GemmCase {
+  M: number;
+  K: number;
+  N: number;
+  accumulate: number;
+  bias: boolean;
+}
 
 const gemmCases: GemmCase[] = [
   { M: 1, K: 1, N: 1, accumulate: 0, bias: true },
@@ -137,12 +182,34 @@ function runGemm(e: Engine, c: GemmCase, scalar: boolean) {
   const ldc = c.N + 3;
   const C0 = randomF32(random, c.M * ldc, -1, 1);
   const C = put(e, C0);
-  const args = [A.q, A.sa, A.za, A.asum, c.M, K16(c.K), put(e, packed.weight), put(e, packed.scale), put(e, packed.wsum),
-    c.bias ? put(e, packed.bias) : 0, c.N, C, ldc, c.accumulate] as const;
+  const args = [
+    A.q,
+    A.sa,
+    A.za,
+    A.asum,
+    c.M,
+    K16(c.K),
+    put(e, packed.weight),
+    put(e, packed.scale),
+    put(e, packed.wsum),
+    c.bias ? put(e, packed.bias) : 0,
+    c.N,
+    C,
+    ldc,
+    c.accumulate,
+  ] as const;
   (scalar ? e.gemmScalar : e.gemm)(...args);
   return {
-    C: f32(e, C, c.M * ldc).slice(), C0, ldc, x, W, bias, packed,
-    qa: i8(e, A.q, A.rows * K16(c.K)).slice(), sa: f32(e, A.sa, c.M).slice(), za: i32(e, A.za, c.M).slice(),
+    C: f32(e, C, c.M * ldc).slice(),
+    C0,
+    ldc,
+    x,
+    W,
+    bias,
+    packed,
+    qa: i8(e, A.q, A.rows * K16(c.K)).slice(),
+    sa: f32(e, A.sa, c.M).slice(),
+    za: i32(e, A.za, c.M).slice(),
     asum: i32(e, A.asum, c.M).slice(),
   };
 }
@@ -152,9 +219,13 @@ describe("gemm (int8 x w7, dequantizing epilogue)", () => {
     const label = `M=${c.M} K=${c.K} N=${c.N} accumulate=${c.accumulate} bias=${c.bias}`;
     test(`${label}: fast == scalar in both builds, builds identical, matches the documented math`, () => {
       const results = engines.flatMap((e) => [runGemm(e, c, false), runGemm(e, c, true)]);
-      for (const r of results.slice(1)) expect(new Uint32Array(r.C.buffer)).toEqual(new Uint32Array(results[0].C.buffer));
+      for (const r of results.slice(1))
+        expect(new Uint32Array(r.C.buffer)).toEqual(new Uint32Array(results[0].C.buffer));
       const { C, C0, ldc, qa, sa, za, packed, x, W, bias } = results[0];
-      let errMax = 0, refMax = 0, floatErr = 0, floatNorm = 0;
+      let errMax = 0,
+        refMax = 0,
+        floatErr = 0,
+        floatNorm = 0;
       for (let m = 0; m < c.M; m++) {
         for (let n = 0; n < ldc; n++) {
           const got = C[m * ldc + n];
@@ -163,9 +234,12 @@ describe("gemm (int8 x w7, dequantizing epilogue)", () => {
             continue;
           }
           // sa * sb * sum_k (qa - za) * qb + bias, qb = stored - 64, in float64.
-          let dot = 0, exact = 0;
+          let dot = 0,
+            exact = 0;
           for (let k = 0; k < c.K; k++) {
-            const qb = packed.weight[(Math.floor(n / 4) * (K16(c.K) / 16) + Math.floor(k / 16)) * 64 + (n % 4) * 16 + (k % 16)] - 64;
+            const qb =
+              packed.weight[(Math.floor(n / 4) * (K16(c.K) / 16) + Math.floor(k / 16)) * 64 + (n % 4) * 16 + (k % 16)] -
+              64;
             dot += (qa[m * K16(c.K) + k] - za[m]) * qb;
             exact += x[m * c.K + k] * W[n * c.K + k];
           }

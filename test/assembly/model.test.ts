@@ -8,18 +8,35 @@ import { BUILDS, type Engine, f32, loadEngine, randomF32, rng } from "./engine.t
 import * as ref from "./reference.ts";
 
 interface Config {
-  channels: number; imageSize: number; patchSize: number; dim: number; heads: number; hidden: number;
-  layers: number; classes: number; distilled: boolean; eps: number;
+  channels: number;
+  imageSize: number;
+  patchSize: number;
+  dim: number;
+  heads: number;
+  hidden: number;
+  layers: number;
+  classes: number;
+  distilled: boolean;
+  eps: number;
 }
 
-interface LinearWeights { W: Float32Array; b: Float32Array; N: number; K: number }
+interface LinearWeights {
+  W: Float32Array;
+  b: Float32Array;
+  N: number;
+  K: number;
+}
 
 function randomModel(cfg: Config, seed: number) {
   const random = rng(seed);
   const grid = Math.floor(cfg.imageSize / cfg.patchSize);
   const tokens = grid * grid + (cfg.distilled ? 2 : 1);
-  const linear = (K: number, N: number): LinearWeights =>
-    ({ W: randomF32(random, N * K, -1 / Math.sqrt(K), 1 / Math.sqrt(K)).map((v) => v * 1.7), b: randomF32(random, N, -0.1, 0.1), N, K });
+  const linear = (K: number, N: number): LinearWeights => ({
+    W: randomF32(random, N * K, -1 / Math.sqrt(K), 1 / Math.sqrt(K)).map((v) => v * 1.7),
+    b: randomF32(random, N, -0.1, 0.1),
+    N,
+    K,
+  });
   const norm = () => ({ w: randomF32(random, cfg.dim, 0.7, 1.3), b: randomF32(random, cfg.dim, -0.1, 0.1) });
   return {
     tokens,
@@ -28,8 +45,12 @@ function randomModel(cfg: Config, seed: number) {
     dist: randomF32(random, cfg.dim, -1, 1),
     pos: randomF32(random, tokens * cfg.dim, -0.5, 0.5),
     layers: Array.from({ length: cfg.layers }, () => ({
-      ln1: norm(), qkv: linear(cfg.dim, 3 * cfg.dim), out: linear(cfg.dim, cfg.dim),
-      ln2: norm(), fc1: linear(cfg.dim, cfg.hidden), fc2: linear(cfg.hidden, cfg.dim),
+      ln1: norm(),
+      qkv: linear(cfg.dim, 3 * cfg.dim),
+      out: linear(cfg.dim, cfg.dim),
+      ln2: norm(),
+      fc1: linear(cfg.dim, cfg.hidden),
+      fc2: linear(cfg.hidden, cfg.dim),
     })),
     ln: norm(),
     head: linear(cfg.dim, cfg.classes),
@@ -55,9 +76,17 @@ function payload(cfg: Config, m: Model): Uint8Array {
   if (cfg.distilled) f(m.dist);
   f(m.pos);
   for (const l of m.layers) {
-    f(l.ln1.w); f(l.ln1.b); lin(l.qkv); lin(l.out); f(l.ln2.w); f(l.ln2.b); lin(l.fc1); lin(l.fc2);
+    f(l.ln1.w);
+    f(l.ln1.b);
+    lin(l.qkv);
+    lin(l.out);
+    f(l.ln2.w);
+    f(l.ln2.b);
+    lin(l.fc1);
+    lin(l.fc2);
   }
-  f(m.ln.w); f(m.ln.b);
+  f(m.ln.w);
+  f(m.ln.b);
   lin(m.head);
   if (cfg.distilled) lin(m.headDist);
   const align = (n: number) => Math.ceil(n / 64) * 64;
@@ -75,12 +104,19 @@ function payload(cfg: Config, m: Model): Uint8Array {
 /** Hugging Face ViT forward in float64: returns hidden_states, last_hidden_state and logits. */
 function reference(cfg: Config, m: Model, image: Float32Array) {
   const { dim, heads, patchSize: P, imageSize: S, channels: Ch } = cfg;
-  const grid = Math.floor(S / P), T = m.tokens, headDim = dim / heads, prefix = cfg.distilled ? 2 : 1;
+  const grid = Math.floor(S / P),
+    T = m.tokens,
+    headDim = dim / heads,
+    prefix = cfg.distilled ? 2 : 1;
   const patchDim = Ch * P * P;
   const patches = new Float64Array(grid * grid * patchDim);
-  for (let gy = 0; gy < grid; gy++) for (let gx = 0; gx < grid; gx++) for (let c = 0; c < Ch; c++)
-    for (let py = 0; py < P; py++) for (let px = 0; px < P; px++)
-      patches[(gy * grid + gx) * patchDim + (c * P + py) * P + px] = image[(c * S + gy * P + py) * S + gx * P + px];
+  for (let gy = 0; gy < grid; gy++)
+    for (let gx = 0; gx < grid; gx++)
+      for (let c = 0; c < Ch; c++)
+        for (let py = 0; py < P; py++)
+          for (let px = 0; px < P; px++)
+            patches[(gy * grid + gx) * patchDim + (c * P + py) * P + px] =
+              image[(c * S + gy * P + py) * S + gx * P + px];
   const emb = ref.linear(patches, grid * grid, patchDim, m.patch.W, m.patch.b, dim);
   let x = new Float64Array(T * dim);
   x.set(m.cls, 0);
@@ -95,17 +131,19 @@ function reference(cfg: Config, m: Model, image: Float32Array) {
     for (let hd = 0; hd < heads; hd++) {
       const at = (t: number, part: number, j: number) => qkv[t * 3 * dim + part * dim + hd * headDim + j];
       const scores = new Float64Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-        let s = 0;
-        for (let d = 0; d < headDim; d++) s += at(i, 0, d) * at(j, 1, d);
-        scores[i * T + j] = s;
-      }
+      for (let i = 0; i < T; i++)
+        for (let j = 0; j < T; j++) {
+          let s = 0;
+          for (let d = 0; d < headDim; d++) s += at(i, 0, d) * at(j, 1, d);
+          scores[i * T + j] = s;
+        }
       const p = ref.softmax(scores, T, T, 1 / Math.sqrt(headDim));
-      for (let i = 0; i < T; i++) for (let d = 0; d < headDim; d++) {
-        let s = 0;
-        for (let j = 0; j < T; j++) s += p[i * T + j] * at(j, 2, d);
-        ctx[i * dim + hd * headDim + d] = s;
-      }
+      for (let i = 0; i < T; i++)
+        for (let d = 0; d < headDim; d++) {
+          let s = 0;
+          for (let j = 0; j < T; j++) s += p[i * T + j] * at(j, 2, d);
+          ctx[i * dim + hd * headDim + d] = s;
+        }
     }
     const attn = ref.linear(ctx, T, dim, l.out.W, l.out.b, dim);
     x = x.map((v, i) => v + attn[i]);
@@ -127,8 +165,19 @@ function reference(cfg: Config, m: Model, image: Float32Array) {
 function load(e: Engine, cfg: Config, bytes: Uint8Array): void {
   const ptr = e.alloc(bytes.length);
   new Uint8Array(e.memory.buffer, ptr, bytes.length).set(bytes);
-  const status = e.init(ptr, cfg.channels, cfg.imageSize, cfg.patchSize, cfg.dim, cfg.heads, cfg.hidden, cfg.layers,
-    cfg.classes, cfg.distilled ? 1 : 0, cfg.eps);
+  const status = e.init(
+    ptr,
+    cfg.channels,
+    cfg.imageSize,
+    cfg.patchSize,
+    cfg.dim,
+    cfg.heads,
+    cfg.hidden,
+    cfg.layers,
+    cfg.classes,
+    cfg.distilled ? 1 : 0,
+    cfg.eps,
+  );
   expect(status).toBe(0);
   expect(e.payloadBytes()).toBe(bytes.length);
 }
@@ -146,11 +195,53 @@ function run(e: Engine, cfg: Config, image: Float32Array, capture: number) {
 
 const configs: [string, Config][] = [
   // headDim 12 (not a multiple of 16), 10 % 3 != 0 (the conv drops the last row/column), 10 tokens.
-  ["ViT, headDim 12, patch not dividing the image", { channels: 3, imageSize: 10, patchSize: 3, dim: 36, heads: 3, hidden: 72, layers: 2, classes: 5, distilled: false, eps: 1e-12 }],
+  [
+    "ViT, headDim 12, patch not dividing the image",
+    {
+      channels: 3,
+      imageSize: 10,
+      patchSize: 3,
+      dim: 36,
+      heads: 3,
+      hidden: 72,
+      layers: 2,
+      classes: 5,
+      distilled: false,
+      eps: 1e-12,
+    },
+  ],
   // Distilled (class + distillation tokens), one channel, headDim 8, odd token count 27.
-  ["DeiT distilled, 1 channel, headDim 8", { channels: 1, imageSize: 20, patchSize: 4, dim: 32, heads: 4, hidden: 50, layers: 3, classes: 7, distilled: true, eps: 1e-6 }],
+  [
+    "DeiT distilled, 1 channel, headDim 8",
+    {
+      channels: 1,
+      imageSize: 20,
+      patchSize: 4,
+      dim: 32,
+      heads: 4,
+      hidden: 50,
+      layers: 3,
+      classes: 7,
+      distilled: true,
+      eps: 1e-6,
+    },
+  ],
   // Wider: K = 3 * 16 * 16 = 768 for the patch GEMM, 65 tokens, headDim 20.
-  ["patch 16, 65 tokens, headDim 20", { channels: 3, imageSize: 128, patchSize: 16, dim: 80, heads: 4, hidden: 160, layers: 2, classes: 11, distilled: false, eps: 1e-12 }],
+  [
+    "patch 16, 65 tokens, headDim 20",
+    {
+      channels: 3,
+      imageSize: 128,
+      patchSize: 16,
+      dim: 80,
+      heads: 4,
+      hidden: 160,
+      layers: 2,
+      classes: 11,
+      distilled: false,
+      eps: 1e-12,
+    },
+  ],
 ];
 
 describe("forward", () => {
@@ -173,12 +264,14 @@ describe("forward", () => {
         return { embeddings: byCapture[1].captured, last: byCapture[2].captured, ...byCapture[0] };
       });
       const [a, b] = results;
-      for (const key of ["logits", "output", "embeddings", "last"] as const) expect(ref.sameBits(a[key], b[key])).toBe(true);
+      for (const key of ["logits", "output", "embeddings", "last"] as const)
+        expect(ref.sameBits(a[key], b[key])).toBe(true);
 
       const perToken = (got: Float32Array, expected: Float64Array) => {
         let worst = 1;
         for (let t = 0; t < model.tokens; t++) {
-          const s = t * cfg.dim, e = s + cfg.dim;
+          const s = t * cfg.dim,
+            e = s + cfg.dim;
           worst = Math.min(worst, ref.cosine(got.subarray(s, e), expected.subarray(s, e)));
         }
         return worst;

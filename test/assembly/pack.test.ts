@@ -11,9 +11,18 @@ test("sizes: K padded to 16, N to 4", () => {
 test("quantization: s = max|w| / 63, q = round(w / s) ties away from zero, stored q + 64", () => {
   // Row maxima 63/64 and 63/32 make the scales 1/64 and 1/32 exactly, so w / s is exact.
   const W = new Float32Array([
-    0.5, -0.5 / 64, 1.5 / 64, -63 / 64, // q = 32, -0.5 -> -1, 1.5 -> 2, -63
-    0, 0, 0, 0, // all zero: s = 0, q = 0
-    63 / 32, -1.5 / 32, 0.5 / 32, 2.5 / 32, // q = 63, -1.5 -> -2, 0.5 -> 1, 2.5 -> 3
+    0.5,
+    -0.5 / 64,
+    1.5 / 64,
+    -63 / 64, // q = 32, -0.5 -> -1, 1.5 -> 2, -63
+    0,
+    0,
+    0,
+    0, // all zero: s = 0, q = 0
+    63 / 32,
+    -1.5 / 32,
+    0.5 / 32,
+    2.5 / 32, // q = 63, -1.5 -> -2, 0.5 -> 1, 2.5 -> 3
   ]);
   const p = packLinear(W, new Float32Array([1, 2, 3]), 3, 4);
   expect(Array.from(p.scale)).toEqual([1 / 64, 0, 1 / 32, 0]);

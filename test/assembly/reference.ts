@@ -6,7 +6,8 @@ export function erfc(z: number): number {
   if (z < 0) return 2 - erfc(-z);
   if (z < 3) {
     // erf(z) = 2/sqrt(pi) * sum_n (-1)^n z^(2n+1) / (n! (2n+1))
-    let term = z, sum = z;
+    let term = z,
+      sum = z;
     for (let n = 1; n < 200; n++) {
       term *= (-z * z) / n;
       sum += term / (2 * n + 1);
@@ -16,7 +17,9 @@ export function erfc(z: number): number {
   }
   // erfc(z) = exp(-z^2)/sqrt(pi) * 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + ...))))
   const tiny = 1e-300;
-  let f = z, C = z, D = 0;
+  let f = z,
+    C = z,
+    D = 0;
   for (let n = 1; n < 500; n++) {
     const a = n / 2;
     D = z + a * D;
@@ -36,7 +39,14 @@ export function gelu(x: number): number {
 }
 
 /** y[M][N] = x[M][K] W[N][K]^T + b. */
-export function linear(x: Float64Array, M: number, K: number, W: Float32Array, b: Float32Array | null, N: number): Float64Array {
+export function linear(
+  x: Float64Array,
+  M: number,
+  K: number,
+  W: Float32Array,
+  b: Float32Array | null,
+  N: number,
+): Float64Array {
   const y = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -48,7 +58,14 @@ export function linear(x: Float64Array, M: number, K: number, W: Float32Array, b
   return y;
 }
 
-export function layerNorm(x: Float64Array, M: number, D: number, w: ArrayLike<number>, b: ArrayLike<number>, eps: number): Float64Array {
+export function layerNorm(
+  x: Float64Array,
+  M: number,
+  D: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(M * D);
   for (let m = 0; m < M; m++) {
     let mean = 0;
@@ -76,7 +93,9 @@ export function softmax(x: ArrayLike<number>, M: number, N: number, scale: numbe
 }
 
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i] * b[i];
     aa += a[i] * a[i];
@@ -88,7 +107,8 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Same bits (so NaN == NaN and 0 != -0): what "bit-identical" means for float outputs. */
 export function sameBits(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length),
+    ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
   return true;
 }

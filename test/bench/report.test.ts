@@ -15,7 +15,16 @@ describe("forwardMacs", () => {
     const head = 768 * 1000;
     const expected = projection + 12 * (attention + mlp) + head;
     expect(expected).toBe(17_563_828_224);
-    const shape = { channels: 3, imageSize: 224, patch: 16, dim: 768, hidden: 3072, layers: 12, classes: 1000, distilled: false };
+    const shape = {
+      channels: 3,
+      imageSize: 224,
+      patch: 16,
+      dim: 768,
+      hidden: 3072,
+      layers: 12,
+      classes: 1000,
+      distilled: false,
+    };
     expect(forwardMacs(shape)).toBe(expected);
   });
 
@@ -50,7 +59,9 @@ describe("writeSection", () => {
     const path = join(dir, "middle.md");
     writeFileSync(path, "# Benchmarks\n\n## Kernels\n\nk\n\n## End to end\n\nold\n\n## Accuracy\n\na\n");
     writeSection(path, "End to end", "new\n");
-    expect(readFileSync(path, "utf8")).toBe("# Benchmarks\n\n## Kernels\n\nk\n\n## End to end\n\nnew\n\n## Accuracy\n\na\n");
+    expect(readFileSync(path, "utf8")).toBe(
+      "# Benchmarks\n\n## Kernels\n\nk\n\n## End to end\n\nnew\n\n## Accuracy\n\na\n",
+    );
   });
 
   test("appends the section to a file without it, and creates a missing file", () => {

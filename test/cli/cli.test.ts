@@ -20,15 +20,25 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 function cli(...args: string[]) {
   const run = spawnSync(process.execPath, [join(repo, "bin/edgevit.mjs"), ...args], { cwd: repo, encoding: "utf8" });
   return {
-    code: run.status, stdout: run.stdout, stderr: run.stderr,
+    code: run.status,
+    stdout: run.stdout,
+    stderr: run.stderr,
     get lines() {
-      return run.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      return run.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
     },
   };
 }
 
 beforeAll(() => {
-  const dir = writeCheckpoint(join(root, "ckpt"), hfTensors(TINY, makeWeights(TINY), "vit"), hfConfig(TINY), VIT_PREPROCESSOR);
+  const dir = writeCheckpoint(
+    join(root, "ckpt"),
+    hfTensors(TINY, makeWeights(TINY), "vit"),
+    hfConfig(TINY),
+    VIT_PREPROCESSOR,
+  );
   const run = cli("convert", dir, "-o", modelPath, "--name", "tiny");
   expect(run.code).toBe(0);
 });
@@ -54,7 +64,18 @@ describe("convert", () => {
 describe("classify", () => {
   test("one JSON line per image; bad files get an error line and exit code 1", async () => {
     const good = join(images, "cat-baseline-420.jpg");
-    const run = cli("classify", "-m", modelPath, "-k", "3", "--logits", good, join(images, "cat.png"), join(root, "missing.jpg"), join(images, "invalid-truncated.jpg"));
+    const run = cli(
+      "classify",
+      "-m",
+      modelPath,
+      "-k",
+      "3",
+      "--logits",
+      good,
+      join(images, "cat.png"),
+      join(root, "missing.jpg"),
+      join(images, "invalid-truncated.jpg"),
+    );
     expect(run.code).toBe(1);
     expect(run.lines).toHaveLength(4);
 
@@ -76,7 +97,10 @@ describe("classify", () => {
     preprocess(decodeJpeg(new Uint8Array(readFileSync(good))), model.header.preprocessing, model.input());
     expect(logits).toEqual(Array.from(model.run().logits));
 
-    expect(png).toEqual({ file: join(images, "cat.png"), error: { code: "invalid_image", message: "This is a PNG image; only JPEG is supported." } });
+    expect(png).toEqual({
+      file: join(images, "cat.png"),
+      error: { code: "invalid_image", message: "This is a PNG image; only JPEG is supported." },
+    });
     expect(missing.error).toEqual({ code: "file_not_found", message: `no such file: ${join(root, "missing.jpg")}` });
     expect(truncated.error.code).toBe("invalid_image");
   });
@@ -104,8 +128,12 @@ describe("eval", () => {
   test("accuracy and agreement count what the upload path predicts for each test image", async () => {
     const t = { ...TINY, imageSize: 28, patchSize: 7, dim: 16, hidden: 32, layers: 1, classes: 10 };
     const labels = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), `c${i}`]));
-    const dir = writeCheckpoint(join(root, "fashion-ckpt"), hfTensors(t, makeWeights(t, 2), "vit"), hfConfig(t, { id2label: labels }),
-      { ...VIT_PREPROCESSOR, size: { height: 28, width: 28 } });
+    const dir = writeCheckpoint(
+      join(root, "fashion-ckpt"),
+      hfTensors(t, makeWeights(t, 2), "vit"),
+      hfConfig(t, { id2label: labels }),
+      { ...VIT_PREPROCESSOR, size: { height: 28, width: 28 } },
+    );
     const evit = join(root, "fashion.evit");
     expect(cli("convert", dir, "-o", evit).code).toBe(0);
 
@@ -116,21 +144,30 @@ describe("eval", () => {
     const model = await loadModelFile(await nodeEngine(), evit);
     const predicted: number[] = [];
     for (let i = 0; i < n; i++) {
-      preprocess(decodeJpeg(grayToJpeg(imgs.data.subarray(784 * i, 784 * (i + 1)), 28, 28, 100)), model.header.preprocessing, model.input());
+      preprocess(
+        decodeJpeg(grayToJpeg(imgs.data.subarray(784 * i, 784 * (i + 1)), 28, 28, 100)),
+        model.header.preprocessing,
+        model.input(),
+      );
       const logits = model.run().logits;
       predicted.push(logits.indexOf(Math.max(...logits)));
     }
     const correct = predicted.filter((p, i) => p === truth[i]).length;
     // a float32 reference that agrees on every other image
     const reference = predicted.map((p, i) => (i % 2 ? (p + 1) % 10 : p)).join("");
-    writeFileSync(join(root, "fashion.reference.json"), JSON.stringify({ dataset: "fashion-mnist t10k", float32Accuracy: 0.9123, predictions: reference }));
+    writeFileSync(
+      join(root, "fashion.reference.json"),
+      JSON.stringify({ dataset: "fashion-mnist t10k", float32Accuracy: 0.9123, predictions: reference }),
+    );
 
     const run = cli("eval", "-m", evit, "--data", SUBSET, "--limit", String(n));
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`${n} Fashion-MNIST test images (${SUBSET}) as JPEG quality 100`);
     expect(run.stdout).toContain(`int8 accuracy            ${((100 * correct) / n).toFixed(2)}% (${correct}/${n})`);
     const floatCorrect = [...reference].filter((p, i) => Number(p) === truth[i]).length;
-    expect(run.stdout).toContain(`float32 accuracy         91.23% (recorded at export, all ${n} images, no JPEG); ${((100 * floatCorrect) / n).toFixed(2)}% on these ${n}`);
+    expect(run.stdout).toContain(
+      `float32 accuracy         91.23% (recorded at export, all ${n} images, no JPEG); ${((100 * floatCorrect) / n).toFixed(2)}% on these ${n}`,
+    );
     expect(run.stdout).toContain(`top-1 agreement with f32 50.00% (20/${n})`);
     expect(run.stdout).toMatch(/speed +\d+ images\/s end to end/);
   });
@@ -158,12 +195,17 @@ describe("default model", () => {
 
   test("classifies each committed sample as its file name says", () => {
     const dir = join(repo, "models/default/samples");
-    const files = readdirSync(dir).filter((f) => f.endsWith(".jpg")).map((f) => join(dir, f));
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith(".jpg"))
+      .map((f) => join(dir, f));
     expect(files.length).toBeGreaterThan(0);
     const run = cli("classify", "-k", "1", ...files);
     expect(run.code).toBe(0);
     for (const line of run.lines) {
-      const slug = line.predictions[0].label.toLowerCase().replace(/[^a-z]+/g, "-").replace(/-+$/, "");
+      const slug = line.predictions[0].label
+        .toLowerCase()
+        .replace(/[^a-z]+/g, "-")
+        .replace(/-+$/, "");
       expect(line.file).toMatch(new RegExp(`/${slug}\\.jpg$`));
     }
   });
@@ -183,7 +225,8 @@ describe("eval helpers", () => {
     const gray = imgs.data.subarray(0, 784);
     const rgb = decodeJpeg(grayToJpeg(gray, 28, 28, 100));
     let worst = 0;
-    for (let i = 0; i < 784; i++) for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(rgb.data[3 * i + c] - gray[i]));
+    for (let i = 0; i < 784; i++)
+      for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(rgb.data[3 * i + c] - gray[i]));
     expect(worst).toBeLessThanOrEqual(4);
   });
 });

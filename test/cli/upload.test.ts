@@ -28,8 +28,24 @@ test("a good bundle's header comes back", () => {
 test.each([
   ["truncated", good.slice(0, good.length - 1), /payload ended after/],
   ["one extra byte", new Uint8Array([...good, 0]), /past the/],
-  ["a flipped payload bit", (() => { const b = good.slice(); b[payloadOffset + 5] ^= 0x80; return b; })(), /CRC-32/],
-  ["version 2", (() => { const b = good.slice(); b[4] = 2; return b; })(), /version 2/],
+  [
+    "a flipped payload bit",
+    (() => {
+      const b = good.slice();
+      b[payloadOffset + 5] ^= 0x80;
+      return b;
+    })(),
+    /CRC-32/,
+  ],
+  [
+    "version 2",
+    (() => {
+      const b = good.slice();
+      b[4] = 2;
+      return b;
+    })(),
+    /version 2/,
+  ],
 ])("refuses a bundle with %s", (_, bytes, message) => {
   expect(() => checkBundle(file("bad.evit", bytes))).toThrow(message);
 });

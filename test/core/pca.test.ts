@@ -27,10 +27,12 @@ const SIGMA = [3, 2, 1];
 function axesData(dim: number) {
   const axes = orthonormal(3, dim);
   const coords: number[][] = [];
-  for (const a of LEVELS) for (const b of LEVELS) for (const c of LEVELS) coords.push([a * SIGMA[0], b * SIGMA[1], c * SIGMA[2]]);
+  for (const a of LEVELS)
+    for (const b of LEVELS) for (const c of LEVELS) coords.push([a * SIGMA[0], b * SIGMA[1], c * SIGMA[2]]);
   const x = new Float64Array(coords.length * dim);
   coords.forEach((t, r) => {
-    for (let d = 0; d < dim; d++) x[r * dim + d] = 5 - 0.25 * d + t[0] * axes[0][d] + t[1] * axes[1][d] + t[2] * axes[2][d];
+    for (let d = 0; d < dim; d++)
+      x[r * dim + d] = 5 - 0.25 * d + t[0] * axes[0][d] + t[1] * axes[1][d] + t[2] * axes[2][d];
   });
   return { x, rows: coords.length, axes, coords };
 }
@@ -61,7 +63,10 @@ describe("pca", () => {
     // One axis: values 1, 2, 3, 10 center to -3, -2, -1, 6 along +axis; their negation centers to 3, 2, 1, -6
     // along +axis, so the component flips to -axis and the projections are again -3, -2, -1, 6.
     const axis = orthonormal(1, 4)[0];
-    for (const [values, sign] of [[[1, 2, 3, 10], 1], [[-1, -2, -3, -10], -1]] as const) {
+    for (const [values, sign] of [
+      [[1, 2, 3, 10], 1],
+      [[-1, -2, -3, -10], -1],
+    ] as const) {
       const x = values.flatMap((v) => Array.from(axis, (a) => v * a));
       const { components, projections, variance } = pca(x, 4, 4);
       for (let r = 0; r < 4; r++) expect(projections[r * 3]).toBeCloseTo([-3, -2, -1, 6][r], 9);
@@ -77,7 +82,12 @@ describe("pca", () => {
     const { x, rows, coords } = axesData(5);
     const colors = pcaColors(x, rows, 5);
     // Levels -3, -1, 0, 4 over the range 7: (t + 3) / 7 * 255 -> 0, 73, 109, 255 on every axis.
-    const byLevel = new Map([[-3, 0], [-1, 73], [0, 109], [4, 255]]);
+    const byLevel = new Map([
+      [-3, 0],
+      [-1, 73],
+      [0, 109],
+      [4, 255],
+    ]);
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < 3; c++) expect(colors[r * 3 + c]).toBe(byLevel.get(coords[r][c] / SIGMA[c]));
     }
@@ -99,7 +109,9 @@ describe("pca", () => {
     for (let y = 0; y < size; y++) {
       for (let xx = 0; xx < size; xx++) {
         const patch = cell[y] * 2 + cell[xx];
-        expect(Array.from(rgb.subarray((y * size + xx) * 3, (y * size + xx) * 3 + 3))).toEqual(Array.from(colors.subarray(patch * 3, patch * 3 + 3)));
+        expect(Array.from(rgb.subarray((y * size + xx) * 3, (y * size + xx) * 3 + 3))).toEqual(
+          Array.from(colors.subarray(patch * 3, patch * 3 + 3)),
+        );
       }
     }
   });
@@ -116,7 +128,7 @@ describe("encodePng", () => {
 
     const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
     const chunks: { type: string; data: Uint8Array }[] = [];
-    for (let at = 8; at < png.length;) {
+    for (let at = 8; at < png.length; ) {
       const length = view.getUint32(at);
       const type = new TextDecoder().decode(png.subarray(at + 4, at + 8));
       const data = png.subarray(at + 8, at + 8 + length);
@@ -134,7 +146,9 @@ describe("encodePng", () => {
     expect(raw).toHaveLength(height * (width * 3 + 1));
     for (let y = 0; y < height; y++) {
       expect(raw[y * (width * 3 + 1)]).toBe(0);
-      expect(Array.from(raw.subarray(y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1)))).toEqual(Array.from(rgb.subarray(y * width * 3, (y + 1) * width * 3)));
+      expect(Array.from(raw.subarray(y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1)))).toEqual(
+        Array.from(rgb.subarray(y * width * 3, (y + 1) * width * 3)),
+      );
     }
   });
 

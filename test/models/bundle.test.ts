@@ -1,12 +1,30 @@
 import { describe, expect, test } from "vitest";
 import { crc32 } from "node:zlib";
 import {
-  BundleError, BundleWriter, encodeBundle, encodeHead, layout, parsePrefix, readBundle, validateHeader,
-  type BundleHeader, type BundleParts, type ModelConfig,
+  BundleError,
+  BundleWriter,
+  encodeBundle,
+  encodeHead,
+  layout,
+  parsePrefix,
+  readBundle,
+  validateHeader,
+  type BundleHeader,
+  type BundleParts,
+  type ModelConfig,
 } from "../../models/bundle.ts";
 
 const config: ModelConfig = {
-  imageSize: 8, patchSize: 4, channels: 3, dim: 8, heads: 2, hidden: 20, layers: 2, classes: 3, eps: 1e-6, distilled: false,
+  imageSize: 8,
+  patchSize: 4,
+  channels: 3,
+  dim: 8,
+  heads: 2,
+  hidden: 20,
+  layers: 2,
+  classes: 3,
+  eps: 1e-6,
+  distilled: false,
 };
 
 function parts(c: ModelConfig = config): BundleParts {
@@ -14,11 +32,26 @@ function parts(c: ModelConfig = config): BundleParts {
     name: "tiny",
     config: c,
     preprocessing: {
-      doResize: true, size: { height: 8, width: 8 }, resample: 2, doCenterCrop: false, cropSize: null,
-      doRescale: true, rescaleFactor: 1 / 255, doNormalize: true, imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5],
+      doResize: true,
+      size: { height: 8, width: 8 },
+      resample: 2,
+      doCenterCrop: false,
+      cropSize: null,
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: [0.5, 0.5, 0.5],
+      imageStd: [0.5, 0.5, 0.5],
     },
     labels: Array.from({ length: c.classes }, (_, i) => `class ${i}`),
-    source: { layout: "hf-vit", checkpoint: "test", files: {}, dtype: "F32", converter: "test", convertedAt: "2026-01-01T00:00:00Z" },
+    source: {
+      layout: "hf-vit",
+      checkpoint: "test",
+      files: {},
+      dtype: "F32",
+      converter: "test",
+      convertedAt: "2026-01-01T00:00:00Z",
+    },
   };
 }
 
@@ -61,11 +94,17 @@ describe("layout", () => {
     const { tensors, length } = layout(config);
     const names = tensors.map((t) => t.name);
     expect(names.slice(0, 6)).toEqual([
-      "embeddings.patch_embeddings.projection.weight", "embeddings.patch_embeddings.projection.scale",
-      "embeddings.patch_embeddings.projection.wsum", "embeddings.patch_embeddings.projection.bias",
-      "embeddings.cls_token", "embeddings.position_embeddings",
+      "embeddings.patch_embeddings.projection.weight",
+      "embeddings.patch_embeddings.projection.scale",
+      "embeddings.patch_embeddings.projection.wsum",
+      "embeddings.patch_embeddings.projection.bias",
+      "embeddings.cls_token",
+      "embeddings.position_embeddings",
     ]);
-    expect(names.slice(6, 8)).toEqual(["encoder.layer.0.layernorm_before.weight", "encoder.layer.0.layernorm_before.bias"]);
+    expect(names.slice(6, 8)).toEqual([
+      "encoder.layer.0.layernorm_before.weight",
+      "encoder.layer.0.layernorm_before.bias",
+    ]);
     expect(names.at(-1)).toBe("classifier.bias");
     // patch projection: K = 3*4*4 = 48 (K16 48), N = 8 (N4 8) -> 384 weight bytes, 32 per vector
     expect(tensors.slice(0, 4).map((t) => t.bytes)).toEqual([384, 32, 32, 32]);
@@ -87,7 +126,12 @@ describe("layout", () => {
     const names = d.map((t) => t.name);
     expect(names.indexOf("embeddings.distillation_token")).toBe(names.indexOf("embeddings.cls_token") + 1);
     expect(d.find((t) => t.name === "embeddings.position_embeddings")!.bytes).toBe(6 * 8 * 4);
-    expect(names.slice(-4)).toEqual(["distillation_classifier.weight", "distillation_classifier.scale", "distillation_classifier.wsum", "distillation_classifier.bias"]);
+    expect(names.slice(-4)).toEqual([
+      "distillation_classifier.weight",
+      "distillation_classifier.scale",
+      "distillation_classifier.wsum",
+      "distillation_classifier.bias",
+    ]);
   });
 });
 
@@ -138,7 +182,8 @@ describe("round trip", () => {
     expect(Buffer.concat(chunks)).toEqual(Buffer.from(whole));
     // encodeBundle is built on the writer too; what is the writer's own: the placeholder head is the final
     // head with the payload CRC zeroed, so writing the final head over it changes nothing else
-    const zeroCrc = (h: Uint8Array) => new TextDecoder().decode(h).replace(/("crc32":")[0-9a-f]{8}("\},"tensors")/, (_, a, b) => `${a}00000000${b}`);
+    const zeroCrc = (h: Uint8Array) =>
+      new TextDecoder().decode(h).replace(/("crc32":")[0-9a-f]{8}("\},"tensors")/, (_, a, b) => `${a}00000000${b}`);
     expect(placeholder.length).toBe(writer.payloadOffset);
     expect(new TextDecoder().decode(placeholder)).toBe(zeroCrc(head));
     expect(head).not.toEqual(placeholder);
@@ -146,13 +191,22 @@ describe("round trip", () => {
 
   test("the writer refuses tensors out of order or of the wrong size", () => {
     const writer = new BundleWriter(parts(), crc32);
-    expect(codeOf(() => writer.add("embeddings.cls_token", new Uint8Array(32))).message).toMatch(/embeddings.patch_embeddings.projection.weight belongs/);
-    expect(codeOf(() => writer.add("embeddings.patch_embeddings.projection.weight", new Uint8Array(10))).code).toBe("size_mismatch");
+    expect(codeOf(() => writer.add("embeddings.cls_token", new Uint8Array(32))).message).toMatch(
+      /embeddings.patch_embeddings.projection.weight belongs/,
+    );
+    expect(codeOf(() => writer.add("embeddings.patch_embeddings.projection.weight", new Uint8Array(10))).code).toBe(
+      "size_mismatch",
+    );
     expect(codeOf(() => writer.finish()).code).toBe("truncated");
     // nor does it start a bundle a reader would refuse
-    expect(codeOf(() => new BundleWriter({ ...parts(), labels: ["a"] }, crc32)).message).toMatch(/1 labels for 3 classes/);
+    expect(codeOf(() => new BundleWriter({ ...parts(), labels: ["a"] }, crc32)).message).toMatch(
+      /1 labels for 3 classes/,
+    );
     const p = parts();
-    expect(codeOf(() => new BundleWriter({ ...p, preprocessing: { ...p.preprocessing, imageStd: [0.5, 0, 0.5] } }, crc32)).message).toMatch(/imageStd has a zero/);
+    expect(
+      codeOf(() => new BundleWriter({ ...p, preprocessing: { ...p.preprocessing, imageStd: [0.5, 0, 0.5] } }, crc32))
+        .message,
+    ).toMatch(/imageStd has a zero/);
   });
 });
 
@@ -193,23 +247,31 @@ describe("refusals", () => {
   });
 
   test("payload length other than the config implies", () => {
-    const bytes = rewriteHeader(good, (h) => { h.payload.length += 64; });
+    const bytes = rewriteHeader(good, (h) => {
+      h.payload.length += 64;
+    });
     const e = codeOf(() => parsePrefix(bytes));
     expect(e.code).toBe("size_mismatch");
     expect(e.message).toMatch(/payload.length is \d+ bytes but the config \(.*\) implies \d+/);
   });
 
   test("tensor table not matching the layout", () => {
-    const bytes = rewriteHeader(good, (h) => { h.tensors[4].offset += 64; });
+    const bytes = rewriteHeader(good, (h) => {
+      h.tensors[4].offset += 64;
+    });
     const e = codeOf(() => parsePrefix(bytes));
     expect(e.code).toBe("bad_header");
     expect(e.message).toMatch(/tensor #4 is .*embeddings.cls_token.*the layout says/);
   });
 
   test("labels count and config sanity", () => {
-    expect(codeOf(() => validateHeader({ ...readBundle(good, crc32).header, labels: ["a"] })).message).toMatch(/1 labels for 3 classes/);
+    expect(codeOf(() => validateHeader({ ...readBundle(good, crc32).header, labels: ["a"] })).message).toMatch(
+      /1 labels for 3 classes/,
+    );
     const header = readBundle(good, crc32).header;
-    expect(codeOf(() => validateHeader({ ...header, config: { ...header.config, heads: 3 } })).message).toMatch(/dim 8 is not divisible by heads 3/);
+    expect(codeOf(() => validateHeader({ ...header, config: { ...header.config, heads: 3 } })).message).toMatch(
+      /dim 8 is not divisible by heads 3/,
+    );
     expect(codeOf(() => validateHeader({ ...header, format: "onnx" })).message).toMatch(/format is "onnx"/);
   });
 

@@ -6,11 +6,28 @@ import { concatRows } from "../../models/convert.ts";
 import { encodeSafetensors, type Dtype, type WriteTensor } from "../../models/safetensors.ts";
 
 export interface Tiny {
-  imageSize: number; patchSize: number; channels: number; dim: number; heads: number; hidden: number;
-  layers: number; classes: number; distilled: boolean;
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+  dim: number;
+  heads: number;
+  hidden: number;
+  layers: number;
+  classes: number;
+  distilled: boolean;
 }
 
-export const TINY: Tiny = { imageSize: 8, patchSize: 4, channels: 3, dim: 8, heads: 2, hidden: 20, layers: 2, classes: 3, distilled: false };
+export const TINY: Tiny = {
+  imageSize: 8,
+  patchSize: 4,
+  channels: 3,
+  dim: 8,
+  heads: 2,
+  hidden: 20,
+  layers: 2,
+  classes: 3,
+  distilled: false,
+};
 export const LABELS = ["cat", "dog", "bird"];
 
 // Weights of one model by role, [N][K] row-major for Linears (PyTorch's layout).
@@ -64,7 +81,11 @@ export function makeWeights(t: Tiny, seed = 7): Weights {
 }
 
 // Tensor names of each layout -> data.
-export function hfTensors(t: Tiny, w: Weights, prefix: "vit" | "deit"): Map<string, { shape: number[]; data: Float32Array }> {
+export function hfTensors(
+  t: Tiny,
+  w: Weights,
+  prefix: "vit" | "deit",
+): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   const put = (name: string, role: string) => out.set(name, w.get(role)!);
   const e = `${prefix}.embeddings`;
@@ -74,8 +95,14 @@ export function hfTensors(t: Tiny, w: Weights, prefix: "vit" | "deit"): Map<stri
   put(`${e}.patch_embeddings.projection.weight`, "patch.weight");
   put(`${e}.patch_embeddings.projection.bias`, "patch.bias");
   const names: Record<string, string> = {
-    ln1: "layernorm_before", ln2: "layernorm_after", q: "attention.attention.query", k: "attention.attention.key",
-    v: "attention.attention.value", o: "attention.output.dense", fc1: "intermediate.dense", fc2: "output.dense",
+    ln1: "layernorm_before",
+    ln2: "layernorm_after",
+    q: "attention.attention.query",
+    k: "attention.attention.key",
+    v: "attention.attention.value",
+    o: "attention.output.dense",
+    fc1: "intermediate.dense",
+    fc2: "output.dense",
   };
   for (let l = 0; l < t.layers; l++) {
     for (const [role, name] of Object.entries(names)) {
@@ -108,8 +135,14 @@ export function timmTensors(t: Tiny, w: Weights): Map<string, { shape: number[];
     put(`${b}.norm1.weight`, `${l}.ln1.weight`);
     put(`${b}.norm1.bias`, `${l}.ln1.bias`);
     // timm fuses q, k, v by rows
-    out.set(`${b}.attn.qkv.weight`, { shape: [3 * t.dim, t.dim], data: concatRows(["q", "k", "v"].map((p) => w.get(`${l}.${p}.weight`)!.data)) });
-    out.set(`${b}.attn.qkv.bias`, { shape: [3 * t.dim], data: concatRows(["q", "k", "v"].map((p) => w.get(`${l}.${p}.bias`)!.data)) });
+    out.set(`${b}.attn.qkv.weight`, {
+      shape: [3 * t.dim, t.dim],
+      data: concatRows(["q", "k", "v"].map((p) => w.get(`${l}.${p}.weight`)!.data)),
+    });
+    out.set(`${b}.attn.qkv.bias`, {
+      shape: [3 * t.dim],
+      data: concatRows(["q", "k", "v"].map((p) => w.get(`${l}.${p}.bias`)!.data)),
+    });
     put(`${b}.attn.proj.weight`, `${l}.o.weight`);
     put(`${b}.attn.proj.bias`, `${l}.o.bias`);
     put(`${b}.norm2.weight`, `${l}.ln2.weight`);
@@ -141,17 +174,31 @@ export function hfConfig(t: Tiny, extra: Record<string, unknown> = {}): Record<s
   return {
     architectures: [t.distilled ? "DeiTForImageClassificationWithTeacher" : "ViTForImageClassification"],
     model_type: t.distilled ? "deit" : "vit",
-    image_size: t.imageSize, patch_size: t.patchSize, num_channels: t.channels, hidden_size: t.dim,
-    num_attention_heads: t.heads, intermediate_size: t.hidden, num_hidden_layers: t.layers,
-    hidden_act: "gelu", layer_norm_eps: 1e-12, qkv_bias: true,
+    image_size: t.imageSize,
+    patch_size: t.patchSize,
+    num_channels: t.channels,
+    hidden_size: t.dim,
+    num_attention_heads: t.heads,
+    intermediate_size: t.hidden,
+    num_hidden_layers: t.layers,
+    hidden_act: "gelu",
+    layer_norm_eps: 1e-12,
+    qkv_bias: true,
     id2label: Object.fromEntries(LABELS.slice(0, t.classes).map((l, i) => [String(i), l])),
     ...extra,
   };
 }
 
 export const VIT_PREPROCESSOR = {
-  image_processor_type: "ViTImageProcessor", do_resize: true, size: { height: 8, width: 8 }, resample: 2,
-  do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5],
+  image_processor_type: "ViTImageProcessor",
+  do_resize: true,
+  size: { height: 8, width: 8 },
+  resample: 2,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.5, 0.5, 0.5],
+  image_std: [0.5, 0.5, 0.5],
 };
 
 export function writeCheckpoint(

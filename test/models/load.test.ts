@@ -8,7 +8,16 @@ import { BundleError, readBundle } from "../../models/bundle.ts";
 import { convertDirectory } from "../../models/convert.ts";
 import type { Engine } from "../../core/engine.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
-import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, timmTensors, writeCheckpoint, type Tiny } from "./checkpoints.ts";
+import {
+  TINY,
+  VIT_PREPROCESSOR,
+  hfConfig,
+  hfTensors,
+  makeWeights,
+  timmTensors,
+  writeCheckpoint,
+  type Tiny,
+} from "./checkpoints.ts";
 import { forward } from "./reference-vit.ts";
 
 const root = mkdtempSync(join(tmpdir(), "edgevit-load-"));
@@ -24,12 +33,15 @@ const T: Tiny = { ...TINY, dim: 16, hidden: 32 };
 const weights = makeWeights(T, 1);
 let bundle: Uint8Array;
 beforeAll(async () => {
-  bundle = await convertDirectory(writeCheckpoint(join(root, "vit"), hfTensors(T, weights, "vit"), hfConfig(T), VIT_PREPROCESSOR));
+  bundle = await convertDirectory(
+    writeCheckpoint(join(root, "vit"), hfTensors(T, weights, "vit"), hfConfig(T), VIT_PREPROCESSOR),
+  );
 });
 
 // A stream that hands out `bytes` in chunks of the given sizes (cycled).
 function streamOf(bytes: Uint8Array, sizes: number[]): ReadableStream<Uint8Array> {
-  let at = 0, i = 0;
+  let at = 0,
+    i = 0;
   return new ReadableStream({
     pull(controller) {
       if (at >= bytes.length) return controller.close();
@@ -61,7 +73,8 @@ describe("load", () => {
     expect(streamed.header).toEqual(readBundle(bundle, crc32).header);
     setInput(whole.input());
     setInput(streamed.input());
-    const a = whole.run({ capture: 1 }), b = streamed.run({ capture: 1 });
+    const a = whole.run({ capture: 1 }),
+      b = streamed.run({ capture: 1 });
     expect(b.logits).toEqual(a.logits);
     expect(b.output).toEqual(a.output);
     expect(b.captured).toEqual(a.captured);
@@ -87,7 +100,9 @@ describe("load", () => {
   test("distilled: a timm DeiT runs as the mean of its two heads", async () => {
     const t = { ...T, distilled: true };
     const w = makeWeights(t, 4);
-    const model = await engine.load(await convertDirectory(writeCheckpoint(join(root, "deit"), timmTensors(t, w), hfConfig(t), VIT_PREPROCESSOR)));
+    const model = await engine.load(
+      await convertDirectory(writeCheckpoint(join(root, "deit"), timmTensors(t, w), hfConfig(t), VIT_PREPROCESSOR)),
+    );
     expect(model.tokens).toBe(6);
     setInput(model.input());
     const got = model.run();

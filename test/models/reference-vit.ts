@@ -4,8 +4,12 @@ import type { Tiny, Weights } from "./checkpoints.ts";
 
 // Abramowitz-Stegun 7.1.26, |error| < 1.5e-7: far below the int8 tolerance.
 function erf(x: number): number {
-  const s = Math.sign(x), a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
-  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
+  const s = Math.sign(x),
+    a = Math.abs(x),
+    t = 1 / (1 + 0.3275911 * a);
+  const y =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
   return s * y;
 }
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
@@ -26,16 +30,24 @@ function layerNorm(x: number[], g: Float32Array, b: Float32Array, eps: number): 
 }
 
 // input: [channels][imageSize][imageSize] -> logits [classes], output [tokens][dim]
-export function forward(t: Tiny, w: Weights, input: Float32Array, eps: number): { logits: number[]; output: number[][] } {
+export function forward(
+  t: Tiny,
+  w: Weights,
+  input: Float32Array,
+  eps: number,
+): { logits: number[]; output: number[][] } {
   const W = (name: string) => w.get(name)!.data;
   const { dim, heads, patchSize: p, imageSize: size, channels } = t;
-  const side = size / p, headDim = dim / heads;
+  const side = size / p,
+    headDim = dim / heads;
   let x: number[][] = [Array.from(W("cls"))];
   if (t.distilled) x.push(Array.from(W("dist")));
   for (let py = 0; py < side; py++) {
     for (let px = 0; px < side; px++) {
       const v: number[] = [];
-      for (let c = 0; c < channels; c++) for (let dy = 0; dy < p; dy++) for (let dx = 0; dx < p; dx++) v.push(input[(c * size + py * p + dy) * size + px * p + dx]);
+      for (let c = 0; c < channels; c++)
+        for (let dy = 0; dy < p; dy++)
+          for (let dx = 0; dx < p; dx++) v.push(input[(c * size + py * p + dy) * size + px * p + dx]);
       x.push(linear(v, W("patch.weight"), W("patch.bias"), dim));
     }
   }
@@ -43,7 +55,9 @@ export function forward(t: Tiny, w: Weights, input: Float32Array, eps: number): 
   x = x.map((row, i) => row.map((v, j) => v + pos[i * dim + j]));
   for (let l = 0; l < t.layers; l++) {
     const h = x.map((r) => layerNorm(r, W(`${l}.ln1.weight`), W(`${l}.ln1.bias`), eps));
-    const [q, k, v] = ["q", "k", "v"].map((m) => h.map((r) => linear(r, W(`${l}.${m}.weight`), W(`${l}.${m}.bias`), dim)));
+    const [q, k, v] = ["q", "k", "v"].map((m) =>
+      h.map((r) => linear(r, W(`${l}.${m}.weight`), W(`${l}.${m}.bias`), dim)),
+    );
     const attn = x.map(() => new Array<number>(dim).fill(0));
     for (let hd = 0; hd < heads; hd++) {
       const o = hd * headDim;
@@ -61,7 +75,12 @@ export function forward(t: Tiny, w: Weights, input: Float32Array, eps: number): 
     }
     x = x.map((r, i) => linear(attn[i], W(`${l}.o.weight`), W(`${l}.o.bias`), dim).map((v, j) => r[j] + v));
     x = x.map((r) => {
-      const hidden = linear(layerNorm(r, W(`${l}.ln2.weight`), W(`${l}.ln2.bias`), eps), W(`${l}.fc1.weight`), W(`${l}.fc1.bias`), t.hidden).map(gelu);
+      const hidden = linear(
+        layerNorm(r, W(`${l}.ln2.weight`), W(`${l}.ln2.bias`), eps),
+        W(`${l}.fc1.weight`),
+        W(`${l}.fc1.bias`),
+        t.hidden,
+      ).map(gelu);
       return linear(hidden, W(`${l}.fc2.weight`), W(`${l}.fc2.bias`), dim).map((v, j) => r[j] + v);
     });
   }

@@ -35,11 +35,17 @@ describe("decode", () => {
 
 describe("SafetensorsFile", () => {
   const file = join(dir, "model.safetensors");
-  writeFileSync(file, encodeSafetensors({
-    a: { dtype: "F32", shape: [2, 1], data: new Uint8Array([0, 0, 0xc0, 0x3f, 0, 0, 0x80, 0xbe]) },
-    b: { dtype: "F16", shape: [3], data: u16le(0x3c00, 0xc000, 0x3555) },
-    c: { dtype: "BF16", shape: [1, 2], data: u16le(0x3f80, 0x4049) },
-  }, { format: "pt" }));
+  writeFileSync(
+    file,
+    encodeSafetensors(
+      {
+        a: { dtype: "F32", shape: [2, 1], data: new Uint8Array([0, 0, 0xc0, 0x3f, 0, 0, 0x80, 0xbe]) },
+        b: { dtype: "F16", shape: [3], data: u16le(0x3c00, 0xc000, 0x3555) },
+        c: { dtype: "BF16", shape: [1, 2], data: u16le(0x3f80, 0x4049) },
+      },
+      { format: "pt" },
+    ),
+  );
 
   test("reads the header, then each tensor by offset", async () => {
     const st = await SafetensorsFile.open(file);
@@ -64,23 +70,31 @@ describe("SafetensorsFile", () => {
   test("refuses a truncated file, an unknown dtype and a size that does not match the shape", async () => {
     const whole = encodeSafetensors({ x: { dtype: "F32", shape: [4], data: new Uint8Array(16) } });
     writeFileSync(join(dir, "short.safetensors"), whole.subarray(0, whole.length - 4));
-    await expect(SafetensorsFile.open(join(dir, "short.safetensors"))).rejects.toThrow(/past the end of the \d+-byte file \(truncated\?\)/);
+    await expect(SafetensorsFile.open(join(dir, "short.safetensors"))).rejects.toThrow(
+      /past the end of the \d+-byte file \(truncated\?\)/,
+    );
 
     const i8 = new TextEncoder().encode(JSON.stringify({ x: { dtype: "I8", shape: [1], data_offsets: [0, 1] } }));
     const bad = new Uint8Array(8 + i8.length + 1);
     new DataView(bad.buffer).setBigUint64(0, BigInt(i8.length), true);
     bad.set(i8, 8);
     writeFileSync(join(dir, "i8.safetensors"), bad);
-    await expect(SafetensorsFile.open(join(dir, "i8.safetensors"))).rejects.toThrow(/dtype "I8"; only F32, F16 and BF16/);
+    await expect(SafetensorsFile.open(join(dir, "i8.safetensors"))).rejects.toThrow(
+      /dtype "I8"; only F32, F16 and BF16/,
+    );
 
     const wrong = new TextEncoder().encode(JSON.stringify({ x: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }));
     const w = new Uint8Array(8 + wrong.length + 4);
     new DataView(w.buffer).setBigUint64(0, BigInt(wrong.length), true);
     w.set(wrong, 8);
     writeFileSync(join(dir, "wrong.safetensors"), w);
-    await expect(SafetensorsFile.open(join(dir, "wrong.safetensors"))).rejects.toThrow(/4 bytes for F32 shape \[2\] \(expected 8\)/);
+    await expect(SafetensorsFile.open(join(dir, "wrong.safetensors"))).rejects.toThrow(
+      /4 bytes for F32 shape \[2\] \(expected 8\)/,
+    );
 
     writeFileSync(join(dir, "huge.safetensors"), new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0, 0]));
-    await expect(SafetensorsFile.open(join(dir, "huge.safetensors"))).rejects.toThrow(/header length 4294967295 does not fit/);
+    await expect(SafetensorsFile.open(join(dir, "huge.safetensors"))).rejects.toThrow(
+      /header length 4294967295 does not fit/,
+    );
   });
 });

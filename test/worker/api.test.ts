@@ -94,7 +94,10 @@ describe("POST /v1/classify", () => {
     const form = new FormData();
     form.append("note", "ignored");
     form.append("image", new File([cat], "cat.jpg", { type: "image/jpeg" }));
-    const multipart = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}&include=logits`, { method: "POST", body: form });
+    const multipart = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}&include=logits`, {
+      method: "POST",
+      body: form,
+    });
     expect(multipart.status).toBe(200);
     const raw = await post(`/v1/classify?model=${NAME}&include=logits`, cat);
     expect(await multipart.json()).toEqual(await raw.json());
@@ -129,7 +132,11 @@ function parseNpy(bytes: Uint8Array): { descr: string; fortran: boolean; shape: 
   expect(header.endsWith("\n")).toBe(true);
   const match = /^\{'descr': '([^']+)', 'fortran_order': (True|False), 'shape': \(([\d, ]*)\), \} *\n$/.exec(header);
   expect(match).not.toBeNull();
-  const shape = match![3].split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = match![3]
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const body = bytes.slice(10 + headerLength);
   return { descr: match![1], fortran: match![2] === "True", shape, data: new Float32Array(body.buffer) };
 }
@@ -146,7 +153,8 @@ describe("POST /v1/hidden_states", () => {
   });
 
   test("layers differ from each other (the capture index reaches the engine)", async () => {
-    const at = async (layer: number) => (await (await post(`/v1/hidden_states?model=${NAME}&layer=${layer}`, cat)).json<any>()).hidden_states;
+    const at = async (layer: number) =>
+      (await (await post(`/v1/hidden_states?model=${NAME}&layer=${layer}`, cat)).json<any>()).hidden_states;
     expect(await at(0)).not.toEqual(await at(layers));
   });
 

@@ -18,25 +18,44 @@ function uniform(seed: number): () => number {
 }
 
 export const SMALL_CONFIG: ModelConfig = {
-  imageSize: 32, patchSize: 8, channels: 3, dim: 32, heads: 2, hidden: 64, layers: 2, classes: 5,
-  eps: 1e-12, distilled: false,
+  imageSize: 32,
+  patchSize: 8,
+  channels: 3,
+  dim: 32,
+  heads: 2,
+  hidden: 64,
+  layers: 2,
+  classes: 5,
+  eps: 1e-12,
+  distilled: false,
 };
 
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
 export function randomBundle(name: string, seed: number, config: ModelConfig = SMALL_CONFIG): Uint8Array {
   const next = uniform(seed);
-  const random = (n: number, scale: number, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * next());
+  const random = (n: number, scale: number, offset = 0) =>
+    Float32Array.from({ length: n }, () => offset + scale * next());
   const tensors = new Map<string, ArrayBufferView>();
   for (const entry of layout(config).tensors) {
     const { source } = entry;
     if (source.kind === "f32") {
       const n = source.shape.reduce((a, b) => a * b, 1);
-      tensors.set(entry.name, entry.name.endsWith("norm_before.weight") || entry.name.endsWith("norm_after.weight") || entry.name === "layernorm.weight"
-        ? random(n, 0.1, 1)
-        : random(n, 0.5));
+      tensors.set(
+        entry.name,
+        entry.name.endsWith("norm_before.weight") ||
+          entry.name.endsWith("norm_after.weight") ||
+          entry.name === "layernorm.weight"
+          ? random(n, 0.1, 1)
+          : random(n, 0.5),
+      );
     } else if (source.part === "weight") {
       const base = entry.name.slice(0, -".weight".length);
-      const packed = packLinear(random(source.n * source.k, 1 / Math.sqrt(source.k)), random(source.n, 0.1), source.n, source.k);
+      const packed = packLinear(
+        random(source.n * source.k, 1 / Math.sqrt(source.k)),
+        random(source.n, 0.1),
+        source.n,
+        source.k,
+      );
       for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
     }
   }
@@ -44,12 +63,26 @@ export function randomBundle(name: string, seed: number, config: ModelConfig = S
     name,
     config,
     preprocessing: {
-      doResize: true, size: { height: config.imageSize, width: config.imageSize }, resample: 2,
-      doCenterCrop: false, cropSize: null, doRescale: true, rescaleFactor: 1 / 255,
-      doNormalize: true, imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5],
+      doResize: true,
+      size: { height: config.imageSize, width: config.imageSize },
+      resample: 2,
+      doCenterCrop: false,
+      cropSize: null,
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: [0.5, 0.5, 0.5],
+      imageStd: [0.5, 0.5, 0.5],
     },
     labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
-    source: { layout: "hf-vit", checkpoint: `random seed ${seed}`, files: {}, dtype: "F32", converter: "test", convertedAt: "2026-11-27T00:00:00Z" },
+    source: {
+      layout: "hf-vit",
+      checkpoint: `random seed ${seed}`,
+      files: {},
+      dtype: "F32",
+      converter: "test",
+      convertedAt: "2026-11-27T00:00:00Z",
+    },
   };
   return encodeBundle(parts, tensors, crc32);
 }

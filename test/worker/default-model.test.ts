@@ -8,11 +8,16 @@ import { parsePrefix } from "../../models/bundle.ts";
 import bundle from "../../models/default/fashion-vit.evit";
 import { jpegRequest } from "./helpers.ts";
 
-const samples = Object.entries(import.meta.glob<ArrayBuffer>("../../models/default/samples/*.jpg", { eager: true, import: "default" }))
-  .map(([path, bytes]) => ({ file: path.split("/").pop()!, bytes }));
+const samples = Object.entries(
+  import.meta.glob<ArrayBuffer>("../../models/default/samples/*.jpg", { eager: true, import: "default" }),
+).map(([path, bytes]) => ({ file: path.split("/").pop()!, bytes }));
 
 // "T-shirt/top" -> "t-shirt-top", as the sample files are named.
-const slug = (label: string) => label.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+const slug = (label: string) =>
+  label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "");
 
 beforeAll(async () => {
   await env.MODELS.put(`${env.DEFAULT_MODEL}.evit`, bundle);

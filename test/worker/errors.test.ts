@@ -48,22 +48,34 @@ describe("400 invalid_image", () => {
 });
 
 describe("400 bad_parameter", () => {
-  test.each([
-    ["top_k=0"], ["top_k=-1"], ["top_k=two"], ["top_k=1.5"], ["include=everything"],
-  ])("classify ?%s", async (query) => {
-    await expectError(await classify(`&${query}`), 400, "bad_parameter");
-  });
+  test.each([["top_k=0"], ["top_k=-1"], ["top_k=two"], ["top_k=1.5"], ["include=everything"]])(
+    "classify ?%s",
+    async (query) => {
+      await expectError(await classify(`&${query}`), 400, "bad_parameter");
+    },
+  );
 
   test("embed ?pool=max", async () => {
     await expectError(await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=max`, cat)), 400, "bad_parameter");
   });
 
-  test.each([[""], ["&layer=-1"], ["&layer=3"], ["&layer=x"]])("hidden_states layer %s (the model has 2 layers)", async (query) => {
-    await expectError(await SELF.fetch(jpegRequest(`/v1/hidden_states?model=${NAME}${query}`, cat)), 400, "bad_parameter");
-  });
+  test.each([[""], ["&layer=-1"], ["&layer=3"], ["&layer=x"]])(
+    "hidden_states layer %s (the model has 2 layers)",
+    async (query) => {
+      await expectError(
+        await SELF.fetch(jpegRequest(`/v1/hidden_states?model=${NAME}${query}`, cat)),
+        400,
+        "bad_parameter",
+      );
+    },
+  );
 
   test.each([["../secret"], ["a/b"], [".hidden"], [`${NAME}.evit`]])("model name %s", async (model) => {
-    await expectError(await SELF.fetch(jpegRequest(`/v1/classify?model=${encodeURIComponent(model)}`, cat)), 400, "bad_parameter");
+    await expectError(
+      await SELF.fetch(jpegRequest(`/v1/classify?model=${encodeURIComponent(model)}`, cat)),
+      400,
+      "bad_parameter",
+    );
   });
 
   test("multipart without an image field", async () => {
@@ -106,15 +118,21 @@ describe("413 payload_too_large", () => {
     const chunk = 64 * 1024;
     const chunks = (4 * limit) / chunk;
     let pulled = 0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (pulled === chunks) return controller.close();
-        pulled++;
-        controller.enqueue(new Uint8Array(chunk));
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (pulled === chunks) return controller.close();
+          pulled++;
+          controller.enqueue(new Uint8Array(chunk));
+        },
       },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
     const request = new Request(`http://edgevit.test/v1/classify?model=${NAME}`, {
-      method: "POST", body, headers: { "content-type": "image/jpeg" }, duplex: "half",
+      method: "POST",
+      body,
+      headers: { "content-type": "image/jpeg" },
+      duplex: "half",
     } as RequestInit);
     expect(request.headers.get("content-length")).toBeNull();
     await expectError(await call(request), 413, "payload_too_large");
@@ -123,7 +141,10 @@ describe("413 payload_too_large", () => {
   });
 
   test("multipart bodies have the same limit", async () => {
-    const response = await classifyForm("image", new File([new Uint8Array(limit + 1)], "big.jpg", { type: "image/jpeg" }));
+    const response = await classifyForm(
+      "image",
+      new File([new Uint8Array(limit + 1)], "big.jpg", { type: "image/jpeg" }),
+    );
     await expectError(response, 413, "payload_too_large");
   });
 });
@@ -135,7 +156,8 @@ describe("413 image_too_large", () => {
   });
 
   test("the pixel limit comes from MAX_IMAGE_PIXELS (451x300 = 135300 pixels)", async () => {
-    const request = (limit: number) => call(jpegRequest(`/v1/classify?model=${NAME}`, cat), { MAX_IMAGE_PIXELS: limit });
+    const request = (limit: number) =>
+      call(jpegRequest(`/v1/classify?model=${NAME}`, cat), { MAX_IMAGE_PIXELS: limit });
     await expectError(await request(135_299), 413, "image_too_large");
     expect((await request(135_300)).status).toBe(200);
   });

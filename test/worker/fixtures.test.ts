@@ -7,8 +7,9 @@ import { call, jpegRequest, randomBundle } from "./helpers.ts";
 const NAME = "fixtures-vit";
 
 const images = Object.fromEntries(
-  Object.entries(import.meta.glob<ArrayBuffer>("../fixtures/images/*.{jpg,png}", { eager: true, import: "default" }))
-    .map(([path, bytes]) => [path.split("/").pop()!, bytes]),
+  Object.entries(
+    import.meta.glob<ArrayBuffer>("../fixtures/images/*.{jpg,png}", { eager: true, import: "default" }),
+  ).map(([path, bytes]) => [path.split("/").pop()!, bytes]),
 );
 
 // Width x height as PIL reports them after ImageOps.exif_transpose (what transformers' load_image sees).

@@ -8,7 +8,11 @@ export { randomBundle, SMALL_CONFIG } from "./bundles.ts";
 // Calls the Worker's own fetch with bindings and vars replaced (e.g. a counting bucket, a smaller limit).
 export function call(request: Request, overrides: Partial<Env> = {}): Promise<Response> {
   // A test builds a plain Request; the Worker reads no `cf` properties.
-  return worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ...overrides }, createExecutionContext());
+  return worker.fetch(
+    request as Request<unknown, IncomingRequestCfProperties>,
+    { ...env, ...overrides },
+    createExecutionContext(),
+  );
 }
 
 // The real R2 binding, counting the reads of each key (ranged reads are counted apart).
@@ -30,5 +34,9 @@ export function countingBucket(bucket: R2Bucket): { bucket: R2Bucket; gets: Map<
 }
 
 export function jpegRequest(path: string, body: BodyInit, type = "image/jpeg", headers: HeadersInit = {}): Request {
-  return new Request(`http://edgevit.test${path}`, { method: "POST", body, headers: { "content-type": type, ...headers } });
+  return new Request(`http://edgevit.test${path}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": type, ...headers },
+  });
 }

@@ -37,16 +37,24 @@ const payloadOffset = (bundle: Uint8Array) => new DataView(bundle.buffer, bundle
 const corruptions: [string, (good: Uint8Array) => Uint8Array, RegExp][] = [
   ["missing payload", (good) => good.slice(0, payloadOffset(good)), /payload ended after 0 of/],
   ["truncated", (good) => good.slice(0, good.length - 1000), /payload ended after/],
-  ["bad checksum", (good) => {
-    const bad = good.slice();
-    bad[payloadOffset(good) + 100] ^= 0x01;
-    return bad;
-  }, /CRC-32/],
-  ["wrong version", (good) => {
-    const bad = good.slice();
-    new DataView(bad.buffer).setUint32(4, 2, true);
-    return bad;
-  }, /version 2/],
+  [
+    "bad checksum",
+    (good) => {
+      const bad = good.slice();
+      bad[payloadOffset(good) + 100] ^= 0x01;
+      return bad;
+    },
+    /CRC-32/,
+  ],
+  [
+    "wrong version",
+    (good) => {
+      const bad = good.slice();
+      new DataView(bad.buffer).setUint32(4, 2, true);
+      return bad;
+    },
+    /version 2/,
+  ],
   ["not a bundle", () => new TextEncoder().encode("<html>not found</html>"), /not an edgevit bundle/],
 ];
 
@@ -77,7 +85,9 @@ describe("a corrupt bundle gives 503 model_unavailable, and replacing it recover
     const good = randomBundle("corrupt-shared", 32);
     await env.MODELS.put("corrupt-shared.evit", good.slice(0, good.length - 1));
     const { bucket, gets } = countingBucket(env.MODELS);
-    const responses = await Promise.all(Array.from({ length: 8 }, () => classify("corrupt-shared", { MODELS: bucket })));
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => classify("corrupt-shared", { MODELS: bucket })),
+    );
     expect(responses.map((r) => r.status)).toEqual(Array(8).fill(503));
     expect(gets.get("corrupt-shared.evit")).toBe(1);
   });

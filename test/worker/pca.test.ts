@@ -22,7 +22,7 @@ async function decodePng(png: Uint8Array): Promise<{ width: number; height: numb
   expect(Array.from(png.subarray(0, 8))).toEqual(Array.from(PNG_SIGNATURE));
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const chunks = new Map<string, Uint8Array>();
-  for (let at = 8; at < png.length;) {
+  for (let at = 8; at < png.length; ) {
     const length = view.getUint32(at);
     const type = new TextDecoder().decode(png.subarray(at + 4, at + 8));
     expect(view.getUint32(at + 8 + length)).toBe(crc32(png.subarray(at + 4, at + 8 + length)));
@@ -93,7 +93,10 @@ describe("POST /v1/pca", () => {
     const raw = new Uint8Array(await (await SELF.fetch(jpegRequest("/v1/pca?layer=1&size=32", sneaker))).arrayBuffer());
     const form = new FormData();
     form.set("image", new File([sneaker], "sneaker.jpg", { type: "image/jpeg" }));
-    const response = await SELF.fetch(`http://edgevit.test/v1/pca?layer=1&size=32&model=${env.DEFAULT_MODEL}`, { method: "POST", body: form });
+    const response = await SELF.fetch(`http://edgevit.test/v1/pca?layer=1&size=32&model=${env.DEFAULT_MODEL}`, {
+      method: "POST",
+      body: form,
+    });
     expect(response.status).toBe(200);
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(raw);
   });
@@ -104,11 +107,14 @@ describe("POST /v1/pca", () => {
     expect((await response.json<any>()).error.code).toBe("model_not_found");
   });
 
-  test.each(["layer=7", "layer=-1", "layer=x", "size=15", "size=1025", "size=2.5"])("%s is bad_parameter", async (query) => {
-    const response = await SELF.fetch(jpegRequest(`/v1/pca?${query}`, bag));
-    expect(response.status).toBe(400);
-    expect((await response.json<any>()).error.code).toBe("bad_parameter");
-  });
+  test.each(["layer=7", "layer=-1", "layer=x", "size=15", "size=1025", "size=2.5"])(
+    "%s is bad_parameter",
+    async (query) => {
+      const response = await SELF.fetch(jpegRequest(`/v1/pca?${query}`, bag));
+      expect(response.status).toBe(400);
+      expect((await response.json<any>()).error.code).toBe("bad_parameter");
+    },
+  );
 
   test("GET is method_not_allowed", async () => {
     const response = await SELF.fetch("http://edgevit.test/v1/pca");

@@ -48,7 +48,9 @@ export function fixture(name: string): Uint8Array {
 }
 
 export function sha256(bytes: ArrayBufferView): string {
-  return createHash("sha256").update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest("hex");
+  return createHash("sha256")
+    .update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    .digest("hex");
 }
 
 const decodedCache = new Map<string, RgbImage>();

@@ -24,15 +24,27 @@ describe("readJpegInfo", () => {
     ["rocket-exif-orient6.jpg", 640, 427, 3, false, 6],
     ["retina-restart-markers.jpg", 1411, 1411, 3, false, 1],
     ["cat-tiny-37x23.jpg", 37, 23, 3, false, 1],
-  ])("%s: %dx%d, %d components, progressive %s, orientation %d", (name, width, height, components, progressive, orientation) => {
-    expect(readJpegInfo(fixture(name))).toMatchObject({ width, height, components, progressive, orientation });
-  });
+  ])(
+    "%s: %dx%d, %d components, progressive %s, orientation %d",
+    (name, width, height, components, progressive, orientation) => {
+      expect(readJpegInfo(fixture(name))).toMatchObject({ width, height, components, progressive, orientation });
+    },
+  );
 
   test("colour space and sampling as libjpeg sees them", () => {
     expect(readJpegInfo(fixture("cat-baseline-420.jpg"))).toMatchObject({
-      colorSpace: "ycbcr", sampling: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }],
+      colorSpace: "ycbcr",
+      sampling: [
+        { h: 2, v: 2 },
+        { h: 1, v: 1 },
+        { h: 1, v: 1 },
+      ],
     });
-    expect(readJpegInfo(fixture("astronaut-444.jpg")).sampling).toEqual([{ h: 1, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }]);
+    expect(readJpegInfo(fixture("astronaut-444.jpg")).sampling).toEqual([
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+    ]);
     expect(readJpegInfo(fixture("camera-grayscale.jpg")).colorSpace).toBe("gray");
     expect(readJpegInfo(fixture("hubble-cmyk.jpg"))).toMatchObject({ colorSpace: "cmyk", adobeTransform: 0 });
   });
@@ -44,8 +56,14 @@ describe("readJpegInfo", () => {
     const sof0 = [0xff, 0xc0, 0, 11, 8, 0, 7, 0, 9, 1, 1, 0x11, 0];
     const bytes = new Uint8Array([0xff, 0xd8, ...app1, 0xff, 0xff, ...sof0]); // 0xff fill byte before SOF
     expect(readJpegInfo(bytes)).toEqual({
-      width: 9, height: 7, components: 1, progressive: false, orientation: 8,
-      colorSpace: "gray", adobeTransform: -1, sampling: [{ h: 1, v: 1 }],
+      width: 9,
+      height: 7,
+      components: 1,
+      progressive: false,
+      orientation: 8,
+      colorSpace: "gray",
+      adobeTransform: -1,
+      sampling: [{ h: 1, v: 1 }],
     });
   });
 
@@ -56,22 +74,25 @@ describe("readJpegInfo", () => {
 });
 
 describe("decodeJpeg on the fixture photos", () => {
-  test.each(goldens.endToEnd.map((e) => [e.photo, e] as const))("%s matches PIL's decode in size and colour", (photo, golden) => {
-    const image = decodedPhoto(photo);
-    expect([image.width, image.height]).toEqual([golden.decoded.width, golden.decoded.height]);
-    expect(image.data.length).toBe(image.width * image.height * 3);
-    const sums = [0, 0, 0];
-    let gray = true;
-    for (let i = 0; i < image.data.length; i += 3) {
-      for (let c = 0; c < 3; c++) sums[c] += image.data[i + c];
-      if (image.data[i] !== image.data[i + 1] || image.data[i + 1] !== image.data[i + 2]) gray = false;
-    }
-    const means = sums.map((s) => s / (image.width * image.height));
-    // Same chroma upsampling and colour conversion as libjpeg; only IDCT rounding differs: channel
-    // means agree within a quarter level on every photo, CMYK and grayscale included.
-    for (let c = 0; c < 3; c++) expect(Math.abs(means[c] - golden.decodedMean[c])).toBeLessThan(0.25);
-    expect(gray).toBe(golden.decodedGray);
-  });
+  test.each(goldens.endToEnd.map((e) => [e.photo, e] as const))(
+    "%s matches PIL's decode in size and colour",
+    (photo, golden) => {
+      const image = decodedPhoto(photo);
+      expect([image.width, image.height]).toEqual([golden.decoded.width, golden.decoded.height]);
+      expect(image.data.length).toBe(image.width * image.height * 3);
+      const sums = [0, 0, 0];
+      let gray = true;
+      for (let i = 0; i < image.data.length; i += 3) {
+        for (let c = 0; c < 3; c++) sums[c] += image.data[i + c];
+        if (image.data[i] !== image.data[i + 1] || image.data[i + 1] !== image.data[i + 2]) gray = false;
+      }
+      const means = sums.map((s) => s / (image.width * image.height));
+      // Same chroma upsampling and colour conversion as libjpeg; only IDCT rounding differs: channel
+      // means agree within a quarter level on every photo, CMYK and grayscale included.
+      for (let c = 0; c < 3; c++) expect(Math.abs(means[c] - golden.decodedMean[c])).toBeLessThan(0.25);
+      expect(gray).toBe(golden.decodedGray);
+    },
+  );
 
   // Odd sizes in 4:2:0 and 4:2:2: chroma upsampling at the right and bottom edges, pixel by pixel.
   test.each(Object.entries(goldens.decoded))("%s: every pixel within 3 levels of PIL's decode", (name, golden) => {
@@ -142,14 +163,16 @@ describe("broken input", () => {
 
   test("limits: pixel count from the header, jpeg-js memory accounting", () => {
     const astronaut = fixture("astronaut-444.jpg");
-    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 511, maxMemoryMB: 256 })).code).toBe("image_too_large");
+    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 511, maxMemoryMB: 256 })).code).toBe(
+      "image_too_large",
+    );
     expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 512, maxMemoryMB: 1 })).code).toBe("image_too_large");
     expect(decodeJpeg(astronaut, { maxPixels: 512 * 512, maxMemoryMB: 16 }).width).toBe(512);
   });
 
   test("every truncation of real JPEGs is invalid_image; random corruption decodes or fails cleanly, quickly", () => {
     let seed = 12345;
-    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     const outcomes = { decoded: 0, invalid_image: 0, image_too_large: 0 };
     const attempt = (bytes: Uint8Array): keyof typeof outcomes => {
       const start = performance.now();
@@ -164,10 +187,17 @@ describe("broken input", () => {
         expect(performance.now() - start).toBeLessThan(5000);
       }
     };
-    for (const name of ["cat-baseline-420.jpg", "coffee-progressive.jpg", "retina-restart-markers.jpg", "hubble-cmyk.jpg"]) {
+    for (const name of [
+      "cat-baseline-420.jpg",
+      "coffee-progressive.jpg",
+      "retina-restart-markers.jpg",
+      "hubble-cmyk.jpg",
+    ]) {
       const good = fixture(name);
       for (let i = 1; i < 13; i++) {
-        expect(attempt(good.subarray(0, Math.floor((good.length * i) / 13))), `${name} cut at ${i}/13`).toBe("invalid_image");
+        expect(attempt(good.subarray(0, Math.floor((good.length * i) / 13))), `${name} cut at ${i}/13`).toBe(
+          "invalid_image",
+        );
       }
       for (let i = 0; i < 12; i++) {
         const bad = good.slice();

@@ -17,9 +17,9 @@ function run(image: Parameters<typeof preprocess>[0], pp: Preprocessing): Float3
 
 describe("sizes", () => {
   test("get_resize_output_image_size: short side to 256, long side truncated", () => {
-    expect(resizedSize(short256, { width: 451, height: 300 })).toEqual({ width: 384, height: 256 });  // 384.85
-    expect(resizedSize(short256, { width: 427, height: 640 })).toEqual({ width: 256, height: 383 });  // 383.70
-    expect(resizedSize(short256, { width: 37, height: 23 })).toEqual({ width: 411, height: 256 });    // 411.83
+    expect(resizedSize(short256, { width: 451, height: 300 })).toEqual({ width: 384, height: 256 }); // 384.85
+    expect(resizedSize(short256, { width: 427, height: 640 })).toEqual({ width: 256, height: 383 }); // 383.70
+    expect(resizedSize(short256, { width: 37, height: 23 })).toEqual({ width: 411, height: 256 }); // 411.83
     expect(resizedSize(short256, { width: 512, height: 512 })).toEqual({ width: 256, height: 256 });
     expect(resizedSize(vit, { width: 451, height: 300 })).toEqual({ width: 224, height: 224 });
   });
@@ -33,7 +33,9 @@ describe("sizes", () => {
   });
 
   test("a wrongly sized output buffer is refused", () => {
-    expect(() => preprocess(decodedPhoto("cat-tiny-37x23.jpg"), vit, new Float32Array(3 * 224 * 223))).toThrow(RangeError);
+    expect(() => preprocess(decodedPhoto("cat-tiny-37x23.jpg"), vit, new Float32Array(3 * 224 * 223))).toThrow(
+      RangeError,
+    );
   });
 });
 
@@ -90,7 +92,9 @@ test("throughput on a 2 MP photo (printed, not asserted)", () => {
   const vitMs = time(() => preprocess(image, vit, out));
   const deitMs = time(() => preprocess(image, deit, out));
   const mp = (image.width * image.height) / 1e6;
-  console.log(`${image.width}x${image.height} (${mp.toFixed(2)} MP): decode ${decodeMs.toFixed(0)} ms, ` +
-    `preprocess vit ${vitMs.toFixed(1)} ms (${(mp / vitMs * 1000).toFixed(0)} MP/s), deit ${deitMs.toFixed(1)} ms`);
+  console.log(
+    `${image.width}x${image.height} (${mp.toFixed(2)} MP): decode ${decodeMs.toFixed(0)} ms, ` +
+      `preprocess vit ${vitMs.toFixed(1)} ms (${((mp / vitMs) * 1000).toFixed(0)} MP/s), deit ${deitMs.toFixed(1)} ms`,
+  );
   expect(out.some((v) => v !== 0)).toBe(true);
 });

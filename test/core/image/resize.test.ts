@@ -4,7 +4,12 @@ import { fancyUpsampleChroma, ycbcrToRgb } from "../../../core/image/color.ts";
 import { decodedPhoto, goldenBytes, goldens, sha256 } from "./goldens.ts";
 
 const rgb = (width: number, height: number, values: number[]) => ({ width, height, data: new Uint8Array(values) });
-const gray = (width: number, values: number[]) => rgb(width, 1, values.flatMap((v) => [v, v, v]));
+const gray = (width: number, values: number[]) =>
+  rgb(
+    width,
+    1,
+    values.flatMap((v) => [v, v, v]),
+  );
 const red = (image: { data: Uint8Array }) => Array.from(image.data.filter((_, i) => i % 3 === 0));
 
 describe("resize by hand", () => {
@@ -40,12 +45,20 @@ describe("resize by hand", () => {
     expect(red(resize(gray(2, [7, 9]), 5, 1, NEAREST))).toEqual([7, 7, 9, 9, 9]);
   });
 
-  test.each([NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING])("filter %i keeps a constant image constant", (filter) => {
-    const flat = { width: 37, height: 23, data: new Uint8Array(37 * 23 * 3).fill(77) };
-    for (const [w, h] of [[224, 224], [5, 3], [37, 100], [1, 1]]) {
-      expect(resize(flat, w, h, filter).data.every((v) => v === 77)).toBe(true);
-    }
-  });
+  test.each([NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING])(
+    "filter %i keeps a constant image constant",
+    (filter) => {
+      const flat = { width: 37, height: 23, data: new Uint8Array(37 * 23 * 3).fill(77) };
+      for (const [w, h] of [
+        [224, 224],
+        [5, 3],
+        [37, 100],
+        [1, 1],
+      ]) {
+        expect(resize(flat, w, h, filter).data.every((v) => v === 77)).toBe(true);
+      }
+    },
+  );
 
   test("same size is a copy", () => {
     const image = gray(3, [1, 2, 3]);
@@ -97,7 +110,16 @@ describe("libjpeg colour steps by hand", () => {
   });
 
   test("h2v2: column sums 3:1 with the row above/below, then 3:1 across, biases 8 and 7", () => {
-    const data = replicated([[0, 100, 200], [40, 40, 40]], 2, 2, 6, 4);
+    const data = replicated(
+      [
+        [0, 100, 200],
+        [40, 40, 40],
+      ],
+      2,
+      2,
+      6,
+      4,
+    );
     fancyUpsampleChroma(data, 6, 4, 2, 2);
     expect(cb(data, 6, 0)).toEqual([0, 25, 75, 125, 175, 200]);
     expect(cb(data, 6, 1)).toEqual([10, 29, 66, 104, 141, 160]);
