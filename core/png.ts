@@ -1,20 +1,9 @@
 // A minimal PNG encoder for 8-bit RGB: signature, IHDR, one IDAT (zlib via CompressionStream, which
 // workerd and Node both have), IEND. Every row uses filter 0 (none).
 
+import { crc32 } from "./crc32.ts";
+
 export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-
-// IEEE CRC-32 (zlib's), table-driven: PNG checks each chunk's type and data with it.
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-export function crc32(data: Uint8Array, value = 0): number {
-  let c = ~value >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 // length (u32 BE), type, data, CRC-32 of type + data.
 function chunk(type: string, data: Uint8Array): Uint8Array {

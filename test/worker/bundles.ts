@@ -3,7 +3,7 @@
 import { encodeBundle, layout, type BundleParts, type ModelConfig } from "../../models/bundle.ts";
 import { packLinear } from "../../models/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
-import { crc32 } from "../../core/png.ts";
+import { crc32 } from "../../core/crc32.ts";
 
 // mulberry32: a small seeded generator, uniform in [-1, 1).
 function uniform(seed: number): () => number {

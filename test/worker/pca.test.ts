@@ -7,7 +7,8 @@ import bundle from "../../models/default/fashion-vit.evit";
 import bag from "../../models/default/samples/bag.jpg";
 import sneaker from "../../models/default/samples/sneaker.jpg";
 import { patchPicture } from "../../core/pca.ts";
-import { crc32, PNG_SIGNATURE } from "../../core/png.ts";
+import { crc32 } from "../../core/crc32.ts";
+import { PNG_SIGNATURE } from "../../core/png.ts";
 import { jpegRequest } from "./helpers.ts";
 
 const LAYERS = 6; // models/default/README.md: 6 layers, dim 64, 28x28 input, 7x7 patches
@@ -51,7 +52,7 @@ async function hiddenStates(jpeg: ArrayBuffer, layer: number): Promise<{ states:
 
 // decodePng checks each chunk with the encoder's own crc32: pin that function to zlib's known values first,
 // so the check cannot pass by agreeing with itself.
-test("png.ts's crc32 is zlib's CRC-32", () => {
+test("core/crc32.ts is zlib's CRC-32", () => {
   const ascii = (text: string) => new TextEncoder().encode(text);
   expect(crc32(ascii("123456789"))).toBe(0xcbf43926);
   expect(crc32(ascii("IEND"))).toBe(0xae426082);
