@@ -5,12 +5,6 @@
 import { EdgevitError } from "../core/errors.ts";
 import { errorResponse } from "./http.ts";
 
-declare global {
-  interface Env {
-    API_TOKEN?: string; // a secret, absent unless set
-  }
-}
-
 export function isPublic(request: Request, url: URL): boolean {
   if (url.pathname === "/healthz") return true;
   return (request.method === "GET" || request.method === "HEAD") && !url.pathname.startsWith("/v1/");

@@ -6,7 +6,7 @@ import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { call, jpegRequest, randomBundle } from "./helpers.ts";
 
 const TOKEN = "s3cret-token-for-tests";
-const locked = { API_TOKEN: TOKEN };
+const locked: Partial<Env> = { API_TOKEN: TOKEN };
 const get = (path: string, headers: HeadersInit = {}) =>
   call(new Request(`http://edgevit.test${path}`, { headers }), locked);
 
