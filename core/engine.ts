@@ -57,16 +57,17 @@ export interface LoadOptions {
 export interface MemoryPlan {
   payloadBytes: number;
   activationBytes: number; // activations, quantized operands and the engine's per-layer records
-  totalBytes: number; // the instance's memory after init: what it has before the load, plus both, in pages
+  totalBytes: number; // the instance's memory after init: its heap before the load, plus both, in whole pages
 }
 
 const PAGE = 65536;
-// Each alloc() takes up to 64 bytes of alignment and the heap's block header beside its request.
-const ALLOC_SLACK = 128;
+// Each alloc() takes 64 bytes for alignment, the stub runtime's 16-byte block header and its own 16-byte
+// rounding beside its request.
+const ALLOC_SLACK = 96;
 // Per layer, the engine's Layer record and its four Linear records (a few dozen bytes each, with headers).
 const LAYER_RECORD_BYTES = 512;
 
-export function memoryPlan(c: ModelConfig, payloadBytes: number, baseBytes: number, rowTile: number): MemoryPlan {
+export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number, rowTile: number): MemoryPlan {
   const k16 = (k: number) => Math.ceil(k / 16) * 16;
   const n4 = (n: number) => Math.ceil(n / 4) * 4;
   const t = tokens(c);
@@ -99,7 +100,7 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, baseBytes: numb
     Math.max(n4(t) * k16(headDim), n4(headDim) * k16(t)), // qb
   ];
   const activationBytes = bytes.reduce((sum, b) => sum + b + ALLOC_SLACK, 0) + (c.layers + 4) * LAYER_RECORD_BYTES;
-  const totalBytes = Math.ceil((baseBytes + payloadBytes + ALLOC_SLACK + activationBytes) / PAGE) * PAGE;
+  const totalBytes = Math.ceil((heapTop + payloadBytes + ALLOC_SLACK + activationBytes) / PAGE) * PAGE;
   return { payloadBytes, activationBytes, totalBytes };
 }
 
@@ -331,12 +332,8 @@ class PayloadLoader {
   }
 
   private start(header: BundleHeader, rest: Uint8Array): Uint8Array {
-    const plan = memoryPlan(
-      header.config,
-      header.payload.length,
-      this.e.memory.buffer.byteLength,
-      this.e.gemmRowTile(),
-    );
+    // alloc(0) is the top of the heap (it takes a few bytes): what the instance holds before the model
+    const plan = memoryPlan(header.config, header.payload.length, this.e.alloc(0), this.e.gemmRowTile());
     this.options.reserve?.(plan, header);
     this.plan = plan;
     this.header = header;
