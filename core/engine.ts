@@ -114,8 +114,9 @@ export class MemoryLimitError extends Error {
   }
 }
 
-const MiB = 1 << 20;
-export const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+// A size for a sentence: MiB, or KiB below one MiB (a small model's plan would read "0.0 MiB").
+export const sizeText = (bytes: number): string =>
+  bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 export interface RunOptions {
   capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
@@ -226,8 +227,8 @@ function grow<T>(plan: MemoryPlan, call: () => T): T {
     if (!(error instanceof WebAssembly.RuntimeError)) throw error;
     throw new MemoryLimitError(
       plan,
-      `the runtime would not grow wasm memory to the ${mib(plan.totalBytes)} the model needs ` +
-        `(${mib(plan.payloadBytes)} of weights, ${mib(plan.activationBytes)} of activations)`,
+      `the runtime would not grow wasm memory to the ${sizeText(plan.totalBytes)} the model needs ` +
+        `(${sizeText(plan.payloadBytes)} of weights, ${sizeText(plan.activationBytes)} of activations)`,
     );
   }
 }

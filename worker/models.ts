@@ -5,7 +5,7 @@ import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
-import { Engine, MemoryLimitError, mib, type MemoryPlan, type Model } from "../core/engine.ts";
+import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
 
 const MiB = 1 << 20;
@@ -154,11 +154,13 @@ class ModelCache {
 }
 
 function overBudget(name: string, bytes: number, budgetBytes: number, plan?: MemoryPlan): EdgevitError {
-  const parts = plan ? ` (${mib(plan.payloadBytes)} of weights, ${mib(plan.activationBytes)} of activations)` : "";
+  const parts = plan
+    ? ` (${sizeText(plan.payloadBytes)} of weights, ${sizeText(plan.activationBytes)} of activations)`
+    : "";
   return new EdgevitError(
     "model_unavailable",
-    `model ${name} is too large: it needs ${mib(bytes)} of memory${parts}, more than ` +
-      `MODEL_MEMORY_BUDGET_MB allows (${mib(budgetBytes)})`,
+    `model ${name} is too large: it needs ${sizeText(bytes)} of memory${parts}, more than ` +
+      `MODEL_MEMORY_BUDGET_MB allows (${sizeText(budgetBytes)})`,
   );
 }
 

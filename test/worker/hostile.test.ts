@@ -219,7 +219,7 @@ describe("a model over the memory budget says so with both sizes", () => {
     const { status, message } = await refusal("budget-vit", { MODEL_MEMORY_BUDGET_MB: budget });
     expect(status).toBe(503);
     expect(message).toMatch(
-      /model budget-vit is too large: it needs \d+\.\d MiB of memory \(0\.\d MiB of weights, \d+\.\d MiB of activations\), more than MODEL_MEMORY_BUDGET_MB allows \(0\.\d MiB\)/,
+      /^model budget-vit is too large: it needs 128\.0 KiB of memory \(31\.5 KiB of weights, \d+\.\d KiB of activations\), more than MODEL_MEMORY_BUDGET_MB allows \(\d+\.\d KiB\)$/,
     );
     expect(message).not.toMatch(/unreachable/);
     expect((await classify("budget-vit")).status).toBe(200);
