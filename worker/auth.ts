@@ -1,13 +1,15 @@
 // Optional access control: when the `API_TOKEN` secret is set (`wrangler secret put API_TOKEN`), every
 // API route needs `Authorization: Bearer <token>`. /healthz stays open for uptime checks, and so do GET
-// and HEAD of paths outside /v1/ (the page's static files).
+// and HEAD of paths outside /v1/ (the page's static files) and CORS preflights.
 
 import { EdgevitError } from "../core/errors.ts";
 import { errorResponse } from "./http.ts";
 
-export function isPublic(request: Request, url: URL): boolean {
-  if (url.pathname === "/healthz") return true;
-  return (request.method === "GET" || request.method === "HEAD") && !url.pathname.startsWith("/v1/");
+function isPublic(request: Request, url: URL): boolean {
+  // A CORS preflight carries no credentials by design; the request it clears is checked.
+  if (url.pathname === "/healthz" || request.method === "OPTIONS") return true;
+  const api = url.pathname === "/v1" || url.pathname.startsWith("/v1/");
+  return (request.method === "GET" || request.method === "HEAD") && !api;
 }
 
 const encoder = new TextEncoder();

@@ -59,6 +59,11 @@ describe("with API_TOKEN set", () => {
     expect((await call(new Request("http://edgevit.test/index.html", { method: "POST" }), locked)).status).toBe(401);
   });
 
+  test("a CORS preflight needs no token (it never carries one)", async () => {
+    const preflight = await call(new Request("http://edgevit.test/v1/classify", { method: "OPTIONS" }), locked);
+    expect(preflight.status).not.toBe(401);
+  });
+
   test("without API_TOKEN every route is open", async () => {
     expect((await call(new Request("http://edgevit.test/v1/models"))).status).toBe(200);
   });
