@@ -17,10 +17,11 @@ export const LIMITS = {
   // The JSON header: 21,843 ImageNet-21k labels and a 64-layer tensor table take ~0.8 MiB.
   headerBytes: 2 * MiB,
   // The weights are used in place in wasm memory, inside the isolate's 128 MiB with the JS heap and the
-  // activations beside them: ViT-B/16 int8 is 84 MiB; 120 MiB leaves 8 MiB, the least a request needs.
+  // activations beside them: ViT-B/16 int8 is 84 MiB. 120 MiB leaves 8 MiB for everything else, so no
+  // larger payload can ever load; the deployed bound is the tighter MODEL_MEMORY_BUDGET_MB.
   payloadBytes: 120 * MiB,
-  // ViT-H has 32 layers; a layer of dim 192 (DeiT-Ti) is 0.45 MiB, so 120 MiB would allow ~270 of them,
-  // and the tensor table (20 entries a layer) stays a few thousand entries.
+  // ViT-H has 32 layers; a layer of dim 192 (DeiT-Ti) is ~0.43 MiB, so the payload limit alone would allow
+  // ~280. At 64 the tensor table (20 entries a layer) stays under 1,300 entries.
   layers: 64,
   // ViT-G is 1664 wide. 4096 keeps every buffer the engine plans below 2^31 bytes (its offsets are i32).
   dim: 4096,
@@ -28,7 +29,8 @@ export const LIMITS = {
   heads: 64,
   // 4 x dim at the widest dim: [tokens][hidden] f32 stays below 2^31 bytes.
   hidden: 16384,
-  // ImageNet-21k has 21,843; the classifier is dim x classes bytes, 96 MiB at dim 4096.
+  // ImageNet-21k has 21,843; the classifier is dim x classes bytes (128 MiB at dim 4096: the payload
+  // limit binds first).
   classes: 32768,
   // The engine's input is f32 [channels][imageSize][imageSize]: 12 MiB at 1024 px and 3 channels.
   imageSize: 1024,
