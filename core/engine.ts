@@ -53,7 +53,7 @@ export interface LoadOptions {
 }
 
 // What a model's instance will hold in wasm memory, from its config alone (mirrors init() in
-// assembly/model.ts; test/models/load.test.ts checks it against the memory a load really takes).
+// assembly/model.ts; test/models/limits.test.ts checks it against the memory loads really take).
 export interface MemoryPlan {
   payloadBytes: number;
   activationBytes: number; // activations, quantized operands and the engine's per-layer records
