@@ -431,7 +431,8 @@ export function checkPayloadLimit(bytes: number, what: string): void {
   if (bytes > LIMITS.payloadBytes) {
     throw new BundleError(
       "over_limit",
-      `${what} is ${bytes} bytes (${mib(bytes)}), over the limit of ${mib(LIMITS.payloadBytes)} of weights a Worker can hold`,
+      `${what} is ${bytes} bytes (${mib(bytes)}), ` +
+        `over the limit of ${mib(LIMITS.payloadBytes)} of weights a Worker can hold`,
     );
   }
 }
