@@ -6,6 +6,7 @@ import type { EngineExports } from "../../core/engine.ts";
 export interface Engine extends EngineExports {
   name: string;
   crc32Scalar(crc: number, ptr: number, len: number): number;
+  nonFiniteScalar(ptr: number, count: number): number;
   gemmRowTile(): number;
   relaxed(): number;
   gemm(
