@@ -555,7 +555,7 @@ export function describe(c: ModelConfig): string {
   );
 }
 
-// ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (worker/engine.ts) ----
+// ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (core/engine.ts) ----
 
 export function headerTruncated(received: number): BundleError {
   return new BundleError("truncated", `bundle ended after ${received} bytes, inside its prefix or header`);
