@@ -147,6 +147,6 @@ export function boolParam(url: URL, name: string, fallback = false): boolean {
 export function serverTiming(timings: Record<string, number | undefined>): string {
   return Object.entries(timings)
     .filter(([, ms]) => ms !== undefined)
-    .map(([name, ms]) => (ms! > 0 ? `${name};dur=${ms!.toFixed(1)}` : `${name};desc="not measurable here"`))
+    .map(([name, ms]) => (ms! > 0 ? `${name};dur=${ms!.toFixed(1)}` : `${name};desc="clock frozen"`))
     .join(", ");
 }
