@@ -2,9 +2,10 @@
 // R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { main as upload } from "../cli/upload.ts";
+import { readWranglerConfig, stringVar } from "../cli/wrangler-config.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -12,7 +13,7 @@ const build = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.ts"
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 // The default model's name is configured once, in wrangler.toml's [vars].
-const defaultModel = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1];
+const defaultModel = stringVar(await readWranglerConfig(), "DEFAULT_MODEL");
 const bundle = join(root, "models", "default", `${defaultModel}.evit`);
 if (!defaultModel || !existsSync(bundle)) {
   console.warn(
