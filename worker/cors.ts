@@ -22,7 +22,9 @@ function allowOrigin(env: Env, origin: string | null): string | null {
 export function withCors(request: Request, env: Env, response: Response): Response {
   const origin = allowOrigin(env, request.headers.get("origin"));
   const headers = new Headers(response.headers);
-  headers.append("vary", "Origin");
+  const vary = headers.get("vary");
+  if (!vary?.split(",").some((v) => v.trim().toLowerCase() === "origin"))
+    headers.set("vary", vary ? `${vary}, Origin` : "Origin");
   if (origin !== null) {
     headers.set("access-control-allow-origin", origin);
     headers.set("access-control-expose-headers", EXPOSED.join(", "));

@@ -141,12 +141,13 @@ export function boolParam(url: URL, name: string, fallback = false): boolean {
   throw new EdgevitError("bad_parameter", `${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
-// The Server-Timing header: each phase measured, in milliseconds. Phases the clock could not see (workerd
-// stands its clock still while code runs, so synchronous decode/preprocess/forward read 0) are named
-// without a duration rather than reported as taking no time.
+// The Server-Timing header: each phase measured, in milliseconds. Deployed workerd stands its clock still
+// while code runs (it moves at I/O only), so the synchronous decode/preprocess/forward read 0 there; under
+// `wrangler dev` they read in coarse whole milliseconds. A phase that read 0 is named without a duration
+// rather than reported as taking no time.
 export function serverTiming(timings: Record<string, number | undefined>): string {
   return Object.entries(timings)
     .filter(([, ms]) => ms !== undefined)
-    .map(([name, ms]) => (ms! > 0 ? `${name};dur=${ms!.toFixed(1)}` : `${name};desc="clock frozen"`))
+    .map(([name, ms]) => (ms! > 0 ? `${name};dur=${ms!.toFixed(1)}` : `${name};desc="clock did not advance"`))
     .join(", ");
 }
