@@ -70,7 +70,7 @@ export const openapi = {
   openapi: "3.1.0",
   info: {
     title: "edgevit",
-    version: "0.1.0",
+    version: "v1", // the routes' version (/v1/...), not the package's
     description: "int8 Vision Transformers in a Cloudflare Worker: classify, embed and inspect images.",
   },
   paths: {

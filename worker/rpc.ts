@@ -1,7 +1,7 @@
 // The RPC entrypoint: another Worker binds it as a service (`entrypoint = "Edgevit"`) and calls
 // `env.EDGEVIT.classify(bytes)`. Each method reads the image under MAX_BODY_BYTES and answers the same
-// plain object as the HTTP route; a refusal throws an Error whose message starts with the stable code
-// (`invalid_image: ...`), because RPC carries an error's message across, not its other properties.
+// plain object as the HTTP route; a refusal throws an Error carrying the stable code as `code` and at the
+// start of its message (`invalid_image: ...`), so a caller that only logs messages still sees it.
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
@@ -29,7 +29,7 @@ import type {
   ModelsAnswer,
 } from "./types.ts";
 
-// An error as the caller receives it: the code first in the message, and as `code` where it survives.
+// An error as the caller receives it: workerd's RPC carries the message and own properties such as `code`.
 function rpcError(error: unknown): Error {
   if (error instanceof EdgevitError) {
     return Object.assign(new Error(`${error.code}: ${error.message}`), { code: error.code });

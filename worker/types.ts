@@ -94,7 +94,8 @@ export interface ModelsAnswer {
   memory: { usedBytes: number; budgetBytes: number };
 }
 
-// The error body of every failed HTTP answer; over RPC the thrown Error's message starts with `code: `.
+// The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that
+// starts with `code: `.
 export interface ErrorAnswer {
   error: { code: ErrorCode; message: string };
 }
@@ -110,8 +111,9 @@ export interface EdgevitApi {
 // A service binding to edgevit's RPC entrypoint, as the caller's Env declares it.
 export type EdgevitBinding = Fetcher & EdgevitApi;
 
-// The stable code of an error thrown over RPC (the message is `code: sentence`), or undefined.
+// The stable code of an error thrown over RPC (its `code`, else the start of its message), or undefined.
 export function errorCode(error: unknown): ErrorCode | undefined {
-  const code = /^([a-z_]+): /.exec(error instanceof Error ? error.message : "")?.[1];
+  const own = (error as { code?: unknown } | null)?.code;
+  const code = typeof own === "string" ? own : /^([a-z_]+): /.exec(error instanceof Error ? error.message : "")?.[1];
   return (ERROR_CODES as readonly string[]).includes(code ?? "") ? (code as ErrorCode) : undefined;
 }

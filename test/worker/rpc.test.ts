@@ -70,6 +70,7 @@ test("refusals reach the caller with the HTTP route's stable code", async () => 
   for (const [path, body, options, code] of cases) {
     const { result, error } = await viaCaller(path, body, options);
     expect(result).toBeUndefined();
+    expect(error.code).toBe(code);
     expect(errorCode(new Error(error.message))).toBe(code);
   }
   // The same code over HTTP for the same input.
