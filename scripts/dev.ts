@@ -1,5 +1,5 @@
-// `npm run dev [-- <wrangler dev args>]`: builds the wasm engine, puts the default model into the local
-// R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
+// `npm run dev [-- [--events] <wrangler dev args>]`: builds the wasm engine, puts the default model into the
+// local R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -23,9 +23,23 @@ if (!defaultModel || !existsSync(bundle)) {
   process.exit(1);
 }
 
+// --events: a second Worker in the same session (scripts/local-events) stands in for R2 event
+// notifications, which miniflare does not emit: `PUT /images/<key>` puts an image into the input bucket and
+// queues its event, `GET /results/<key>` reads the consumer's output, the rest goes to edgevit. The state
+// folder is named because wrangler would otherwise keep it beside the first config.
+const args = process.argv.slice(2);
+const events = args.includes("--events");
+const sessions = events
+  ? ["-c", join("scripts", "local-events", "wrangler.toml"), "-c", "wrangler.toml", "--persist-to", ".wrangler/state"]
+  : [];
 const wrangler = spawn(
   process.execPath,
-  [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...process.argv.slice(2)],
+  [
+    join(root, "node_modules", "wrangler", "bin", "wrangler.js"),
+    "dev",
+    ...sessions,
+    ...args.filter((a) => a !== "--events"),
+  ],
   {
     cwd: root,
     stdio: "inherit",
