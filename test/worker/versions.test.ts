@@ -120,6 +120,51 @@ describe("a replaced bundle", () => {
     expect(await loaded(name)).not.toHaveProperty("refreshError");
   });
 
+  test("while the new version streams in, other requests are answered by the old one", async () => {
+    const name = "overlap-vit";
+    const v1 = randomBundle(name, 69);
+    const v2 = randomBundle(name, 70, { ...SMALL_CONFIG, classes: 7 });
+    await env.MODELS.put(`${name}.evit`, v1);
+    expect((await classify(name, {})).version).toBe(versionOf(v1));
+    await env.MODELS.put(`${name}.evit`, v2);
+
+    // A bucket whose full read of the bundle waits until the test lets it go.
+    let reached!: () => void;
+    const atRead = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const gated = new Proxy(env.MODELS, {
+      get(target, property) {
+        if (property === "get")
+          return async (key: string, options?: R2GetOptions) => {
+            if (!options?.range) {
+              reached();
+              await gate;
+            }
+            return target.get(key, options);
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const overrides = { MODELS: gated, MODEL_REFRESH_SECONDS: 1 };
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const swapping = classify(name, overrides); // finds the check stale, sees a new etag, starts the load
+    await atRead;
+    const meanwhile = await classify(name, overrides);
+    expect(meanwhile.version).toBe(versionOf(v1));
+    expect(meanwhile.logits).toHaveLength(5);
+    release();
+    const swapped = await swapping;
+    expect(swapped.version).toBe(versionOf(v2));
+    expect(swapped.logits).toHaveLength(7);
+    expect((await classify(name, overrides)).version).toBe(versionOf(v2));
+  });
+
   test("the swap keeps within the memory budget when old and new cannot both fit", async () => {
     const name = "tight-swap-vit";
     await env.MODELS.put(`${name}.evit`, randomBundle(name, 67));
