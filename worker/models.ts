@@ -7,6 +7,7 @@ import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
 import { Engine, type Model } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
+import type { LoadedListing } from "./types.ts";
 
 const MiB = 1 << 20;
 
@@ -61,16 +62,8 @@ export async function engineBuild(): Promise<string> {
   return (await getEngine()).module === relaxedModule ? "relaxed-simd" : "simd";
 }
 
-export interface LoadedSummary {
-  name: string;
-  version: string; // the bundle's payload CRC-32: the same bytes give the same version wherever uploaded
-  etag: string; // the R2 object's etag when it was loaded: what revalidation compares
-  memoryBytes: number; // the model's wasm memory: payload, activations, engine data
-  largestLoadBufferBytes: number; // the largest JS buffer its load held (the read buffer, a stream chunk or the header)
-  checkedAt: string; // when the object in R2 was last compared with this version
-  // A newer object under the same key that failed to load: the version above keeps serving meanwhile.
-  refreshError?: { etag: string; code: string; message: string };
-}
+// What /v1/models reports per loaded model (worker/types.ts documents the fields).
+export type LoadedSummary = LoadedListing;
 
 // A loaded model and what revalidating it needs.
 export interface LoadedModel {
@@ -144,7 +137,7 @@ class ModelCache {
 
   // Compares the object in R2 with the loaded version by its etag (a HEAD: no body is read when nothing
   // changed). A new object is loaded while the old version keeps answering; requests that already hold
-  // the old model finish on it (a model is used only in synchronous stretches, see api.ts). A new version
+  // the old model finish on it (a model is used only in synchronous stretches, see service.ts). A new version
   // that fails to load leaves the old one serving, with the failure kept for /v1/models; that object is
   // not retried until its etag changes again.
   private revalidate(entry: LoadedModel, options: CacheOptions): Promise<LoadedModel> {
@@ -166,7 +159,8 @@ class ModelCache {
       entry.checkedAt = Date.now();
       return entry;
     }
-    // From here on other requests get the loaded version at once; only this one waits for a swap.
+    // Requests that came during the HEAD wait for it; from here on, later ones get the loaded version at
+    // once while this check loads a new one.
     entry.checkedAt = Date.now();
     if (!head) {
       this.loaded.delete(entry.name);
@@ -174,8 +168,7 @@ class ModelCache {
     }
     if (head.etag === entry.etag || head.etag === entry.refreshError?.etag) return entry;
     try {
-      const fresh = await this.serialized(() => this.load(entry.name, options, entry));
-      return fresh;
+      return await this.serialized(() => this.load(entry.name, options, entry));
     } catch (error) {
       const failure = error instanceof EdgevitError ? error : new EdgevitError("model_unavailable", String(error));
       if (failure.code === "model_not_found") throw failure;

@@ -77,11 +77,12 @@ export interface BundleListing {
 
 export interface LoadedListing {
   name: string;
-  version: string;
-  etag: string;
-  memoryBytes: number;
-  largestLoadBufferBytes: number;
-  checkedAt: string;
+  version: string; // the bundle's payload CRC-32: the same bytes give the same version wherever uploaded
+  etag: string; // the R2 object's etag when it was loaded: what revalidation compares
+  memoryBytes: number; // the model's wasm memory: payload, activations, engine data
+  largestLoadBufferBytes: number; // the largest JS buffer its load held (read buffer, stream chunk or header)
+  checkedAt: string; // when the object in R2 was last compared with this version
+  // A newer object under the same key that failed to load: the version above keeps serving meanwhile.
   refreshError?: { etag: string; code: string; message: string };
 }
 
