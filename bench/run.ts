@@ -77,7 +77,7 @@ async function coldStartWorker(
   evit: string,
   jpeg: Uint8Array,
 ): Promise<{ server: DevServer; cold: ColdStart; loaded: { runtimeRss: number; wasmBytes: number } }> {
-  putObject(await bucketName(), evit, preset, { remote: false, persistTo: WORKER_PERSIST, quiet: true });
+  putObject(bucketName(), evit, preset, { remote: false, persistTo: WORKER_PERSIST, quiet: true });
   const cold: ColdStart = { firstAnswerMs: [], spawnToAnswerMs: [] };
   for (let k = 0; ; k++) {
     const { server, startedAt } = await DevServer.start(WORKER_PERSIST);

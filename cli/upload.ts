@@ -32,8 +32,8 @@ export function checkBundle(path: string): BundleHeader {
 }
 
 // The bucket the Worker binds as MODELS, from wrangler.toml (the one place it is configured).
-export async function bucketName(): Promise<string> {
-  return bucketOf(await readWranglerConfig(), "MODELS");
+export function bucketName(): string {
+  return bucketOf(readWranglerConfig(), "MODELS");
 }
 
 // Puts `file` into the bucket as `<name>.evit` with wrangler: the remote bucket, or the local state that
@@ -74,7 +74,7 @@ export function main(args: string[]): Promise<number> {
       `${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`,
     );
     const remote = values.remote === true;
-    const bucket = await bucketName();
+    const bucket = bucketName();
     putObject(bucket, file, target, { remote });
     console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucket})`);
     return 0;

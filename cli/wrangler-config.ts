@@ -1,7 +1,9 @@
 // The one reader of wrangler.toml for the CLI and the scripts: wrangler's own parser
 // (`experimental_readRawConfig`), so what they read is what `wrangler dev` and `wrangler deploy` read.
-// Imported lazily: loading wrangler takes a second or more, and only upload and dev need it.
+// Required on first use (wrangler's CommonJS build, so the reader stays synchronous): loading it takes a
+// second or more, and only upload and dev need it.
 
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -11,8 +13,8 @@ export interface WranglerConfig {
   r2Buckets: { binding: string; bucket_name?: string }[];
 }
 
-export async function readWranglerConfig(path = join(root, "wrangler.toml")): Promise<WranglerConfig> {
-  const { experimental_readRawConfig } = await import("wrangler");
+export function readWranglerConfig(path = join(root, "wrangler.toml")): WranglerConfig {
+  const { experimental_readRawConfig } = createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
   const { rawConfig } = experimental_readRawConfig({ config: path });
   return {
     vars: (rawConfig.vars ?? {}) as Record<string, unknown>,

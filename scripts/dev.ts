@@ -13,7 +13,7 @@ const build = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.ts"
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 // The default model's name is configured once, in wrangler.toml's [vars].
-const defaultModel = stringVar(await readWranglerConfig(), "DEFAULT_MODEL");
+const defaultModel = stringVar(readWranglerConfig(), "DEFAULT_MODEL");
 const bundle = join(root, "models", "default", `${defaultModel}.evit`);
 if (!defaultModel || !existsSync(bundle)) {
   console.warn(

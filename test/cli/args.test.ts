@@ -86,7 +86,7 @@ describe("the converter names the architectures it supports", () => {
   });
 });
 
-test("wrangler.toml is read by wrangler's parser: vars, buckets, strings with # and quotes", async () => {
+test("wrangler.toml is read by wrangler's parser: vars, buckets, strings with # and quotes", () => {
   const path = join(root, "wrangler.toml");
   writeFileSync(
     path,
@@ -105,7 +105,7 @@ test("wrangler.toml is read by wrangler's parser: vars, buckets, strings with # 
       "MAX = 3",
     ].join("\n"),
   );
-  const config = await readWranglerConfig(path);
+  const config = readWranglerConfig(path);
   expect(bucketOf(config, "MODELS")).toBe("my-models");
   expect(stringVar(config, "DEFAULT_MODEL")).toBe('a#b "quoted"');
   expect(stringVar(config, "MAX")).toBeUndefined();
