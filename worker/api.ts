@@ -1,58 +1,57 @@
 // The API's handlers: parameters first, then the body, then the model, then one synchronous stretch
-// (decode, preprocess, forward pass) so that requests never hold decoded pixels across an await.
+// (decode, preprocess, forward pass) so that requests never hold decoded pixels across an await. The work
+// itself is in service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
-import { choiceParam, intParam, json, listParam, npy, readImage, wantsNpy } from "./http.ts";
-import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
-import { listBundles } from "./catalog.ts";
-import { modelName } from "../core/names.ts";
-import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
+import { boolParam, choiceParam, intParam, json, listParam, npy, readImage, serverTiming, wantsNpy } from "./http.ts";
+import {
+  POOLS,
+  classifyAnswer,
+  embedAnswer,
+  hiddenStatesAnswer,
+  infer as inferBytes,
+  modelOf,
+  modelsAnswer,
+  type Inference,
+  type Timings,
+} from "./service.ts";
+import { openapi } from "./openapi.ts";
 import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
-import { poolEmbedding } from "../core/pool.ts";
-import { topPredictions } from "../core/predictions.ts";
-import type { Model } from "../core/engine.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
-interface Inference extends CoreInference {
-  name: string;
-  model: Model;
-}
-
-function limitsOf(env: Env): ImageLimits {
-  return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
-}
-
 // The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
 async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
-  const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
+  const name = modelOf(env, url.searchParams.get("model"));
+  const timings: Timings = {};
+  const started = performance.now();
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
-  // Refuse a bad or oversized image from its header before a model is loaded for it.
-  inspectImage(bytes, limitsOf(env));
-  const model = await getModel(env, name);
-  const { layers } = model.header.config;
-  const layer = capture === "last" ? layers : capture;
-  if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
-  return { name, model, ...runImage(model, bytes, limitsOf(env), layer) };
+  timings.body = performance.now() - started;
+  return inferBytes(env, name, bytes, capture, timings);
+}
+
+// Headers every inference answer carries: which model and version produced it, and the phase timings.
+function inferenceHeaders(inference: Inference): Record<string, string> {
+  return {
+    "x-edgevit-model": inference.name,
+    "x-edgevit-model-version": inference.version,
+    "server-timing": serverTiming({ ...inference.timings }),
+  };
 }
 
 const classify: Handler = async (request, env, url) => {
   const topK = intParam(url, "top_k", 5, 1);
   const include = listParam(url, "include", ["logits"] as const);
-  const { name, model, image, result } = await infer(request, env, url);
-
-  const logits = Array.from(result.logits);
-  const predictions = topPredictions(result.logits, model.header.labels, topK);
-  return json({ model: name, predictions, ...(include.has("logits") ? { logits } : {}), image });
+  const inference = await infer(request, env, url);
+  return json(classifyAnswer(inference, topK, include.has("logits")), 200, inferenceHeaders(inference));
 };
 
 const embed: Handler = async (request, env, url) => {
-  const pool = choiceParam(url, "pool", ["cls", "mean"] as const);
-  const { name, model, result } = await infer(request, env, url);
-  const { dim, imageSize, patchSize } = model.header.config;
-  const embedding = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
-  return json({ model: name, dim, pool, embedding: Array.from(embedding) });
+  const pool = choiceParam(url, "pool", POOLS);
+  const normalize = boolParam(url, "normalize");
+  const inference = await infer(request, env, url);
+  return json(embedAnswer(inference, pool, normalize), 200, inferenceHeaders(inference));
 };
 
 const hiddenStates: Handler = async (request, env, url) => {
@@ -60,43 +59,38 @@ const hiddenStates: Handler = async (request, env, url) => {
     throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
   const layer = intParam(url, "layer", 0, 0);
   const npyOut = wantsNpy(request);
-  const { name, model, result } = await infer(request, env, url, layer);
-  const { dim } = model.header.config;
-  const states = result.captured!; // [tokens][dim]
-  const tokens = states.length / dim;
-  if (npyOut) return npy(states, [tokens, dim]);
-  const rows: number[][] = [];
-  for (let t = 0; t < tokens; t++) rows.push(Array.from(states.subarray(t * dim, (t + 1) * dim)));
-  return json({ model: name, layer, tokens, dim, hidden_states: rows });
+  const inference = await infer(request, env, url, layer);
+  if (npyOut) {
+    const states = inference.result.captured!; // [tokens][dim]
+    const { dim } = inference.model.header.config;
+    return npy(states, [states.length / dim, dim], inferenceHeaders(inference));
+  }
+  return json(hiddenStatesAnswer(inference, layer), 200, inferenceHeaders(inference));
 };
 
 // The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue.
 const pcaPicture: Handler = async (request, env, url) => {
   const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, 1024);
-  const { model, result } = await infer(request, env, url, layer);
+  const inference = await infer(request, env, url, layer);
+  const { model, result } = inference;
   const { dim, imageSize, patchSize } = model.header.config;
   const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
-  return new Response(await encodePng(rgb, size, size), { headers: { "content-type": "image/png" } });
-};
-
-const models: Handler = async (_request, env) => {
-  const bundles = await listBundles(env.MODELS);
-  const loaded = loadedModels();
-  return json({
-    default: env.DEFAULT_MODEL,
-    engine: await engineBuild(),
-    models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
-    loaded: loaded.models,
-    memory: { usedBytes: loaded.usedBytes, budgetBytes: budgetBytes(env) },
+  return new Response(await encodePng(rgb, size, size), {
+    headers: { "content-type": "image/png", ...inferenceHeaders(inference) },
   });
 };
 
+const models: Handler = async (_request, env) => json(await modelsAnswer(env));
+
 const healthz: Handler = async () => json({ status: "ok" });
+
+const openapiDocument: Handler = async () => json(openapi);
 
 // path -> method -> handler
 export const routes: Record<string, Record<string, Handler>> = {
   "/healthz": { GET: healthz },
+  "/openapi.json": { GET: openapiDocument },
   "/v1/models": { GET: models },
   "/v1/classify": { POST: classify },
   "/v1/embed": { POST: embed },
