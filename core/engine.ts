@@ -33,21 +33,41 @@ export interface EngineExports {
     eps: number,
   ): number;
   inputPtr(): number;
-  forward(capture: number): void;
+  forward(capture: number, flags: number, attentionLayer: number): void;
   logitsPtr(): number;
   outputPtr(): number;
   capturedPtr(): number;
   tokens(): number;
+  enableCapture(): void;
+  hiddenStatesPtr(): number;
+  clsAttentionPtr(): number;
+  meanAttentionPtr(): number;
+  attentionsPtr(): number;
 }
 
+// assembly/model.ts's CAPTURE_* bits.
+const CAPTURE_HIDDEN_STATES = 1;
+const CAPTURE_ATTENTION = 2;
+
+// Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
+// `output_attentions[N - 1]`.
 export interface RunOptions {
   capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
+  hiddenStates?: boolean; // keep every hidden state 0..L
+  attention?: boolean; // keep per layer the class token's attention rows and the head-mean matrix
+  attentionLayer?: number; // 1..L: keep that layer's attention probabilities, every head
+  pixels?: boolean; // return a copy of the preprocessed input
 }
 
 export interface RunResult {
   logits: Float32Array; // [classes]
   output: Float32Array; // [tokens][dim]: last_hidden_state
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
+  hiddenStates?: Float32Array; // [layers + 1][tokens][dim]
+  clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
+  meanAttention?: Float32Array; // [layers][tokens][tokens]: the probabilities averaged over heads
+  attentions?: Float32Array; // [heads][tokens][tokens]: layer attentionLayer's probabilities
+  pixels?: Float32Array; // [channels][imageSize][imageSize]: pixel_values
 }
 
 export class Engine {
@@ -95,6 +115,11 @@ export class Engine {
       "outputPtr",
       "capturedPtr",
       "tokens",
+      "enableCapture",
+      "hiddenStatesPtr",
+      "clsAttentionPtr",
+      "meanAttentionPtr",
+      "attentionsPtr",
     ] as const) {
       if (!(name in e)) throw new Error(`engine module does not export ${name}`);
     }
@@ -277,14 +302,29 @@ export class Model {
     if (!Number.isInteger(capture) || capture < -1 || capture > c.layers) {
       throw new RangeError(`capture must be -1 or a layer 0..${c.layers}, got ${capture}`);
     }
-    this.e.forward(capture);
+    const attentionLayer = options.attentionLayer ?? 0;
+    if (!Number.isInteger(attentionLayer) || attentionLayer < 0 || attentionLayer > c.layers) {
+      throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
+    }
+    const flags = (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) | (options.attention ? CAPTURE_ATTENTION : 0);
+    if (flags !== 0 || attentionLayer !== 0) this.e.enableCapture();
+    this.e.forward(capture, flags, attentionLayer);
     const buffer = this.e.memory.buffer;
-    const size = this.e.tokens() * c.dim;
+    const t = this.e.tokens();
+    const size = t * c.dim;
+    const copy = (ptr: number, length: number) => new Float32Array(buffer, ptr, length).slice();
     const result: RunResult = {
-      logits: new Float32Array(buffer, this.e.logitsPtr(), c.classes).slice(),
-      output: new Float32Array(buffer, this.e.outputPtr(), size).slice(),
+      logits: copy(this.e.logitsPtr(), c.classes),
+      output: copy(this.e.outputPtr(), size),
     };
-    if (capture >= 0) result.captured = new Float32Array(buffer, this.e.capturedPtr(), size).slice();
+    if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
+    if (options.hiddenStates) result.hiddenStates = copy(this.e.hiddenStatesPtr(), (c.layers + 1) * size);
+    if (options.attention) {
+      result.clsAttention = copy(this.e.clsAttentionPtr(), c.layers * c.heads * t);
+      result.meanAttention = copy(this.e.meanAttentionPtr(), c.layers * t * t);
+    }
+    if (attentionLayer !== 0) result.attentions = copy(this.e.attentionsPtr(), c.heads * t * t);
+    if (options.pixels) result.pixels = this.input().slice();
     return result;
   }
 }

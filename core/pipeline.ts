@@ -1,6 +1,6 @@
 // One upload through one model: bytes -> decoded -> preprocessed -> forward -> outputs. The Worker, the
 // RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the same files.
-import type { Model, RunResult } from "./engine.ts";
+import type { Model, RunOptions, RunResult } from "./engine.ts";
 import { EdgevitError } from "./errors.ts";
 import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
 import { preprocess } from "./image/preprocess.ts";
@@ -45,11 +45,16 @@ export function inspectImage(bytes: Uint8Array, limits: ImageLimits): ImageInfo 
 
 // Decodes, preprocesses as the model's image processor does, and runs the forward pass, all in one
 // synchronous stretch so that no caller holds decoded pixels across an await. `capture` is the layer
-// whose output to keep (-1 none).
-export function runImage(model: Model, bytes: Uint8Array, limits: ImageLimits, capture = -1): Inference {
+// whose output to keep (-1 none), or the engine's capture options (hidden states, attention, pixels).
+export function runImage(
+  model: Model,
+  bytes: Uint8Array,
+  limits: ImageLimits,
+  capture: number | RunOptions = -1,
+): Inference {
   inspectImage(bytes, limits);
   const image = decodeJpeg(bytes, decodeLimits(limits));
   preprocess(image, model.header.preprocessing, model.input());
-  const result = model.run({ capture });
+  const result = model.run(typeof capture === "number" ? { capture } : capture);
   return { image: { width: image.width, height: image.height }, result };
 }

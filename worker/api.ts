@@ -11,7 +11,10 @@ import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
-import type { Model } from "../core/engine.ts";
+import type { Model, RunOptions } from "../core/engine.ts";
+import type { ModelConfig } from "../models/bundle.ts";
+import { SEE_CAPTURE } from "../core/see.ts";
+import { attentionMap, headParam, nestedAttentions, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
@@ -24,13 +27,21 @@ function limitsOf(env: Env): ImageLimits {
   return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
 }
 
-// The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
-async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
+// What to keep from the forward pass: a layer's output (-1 none, "last" the last layer), or capture options
+// made from the model's config once it is known (they may refuse a parameter with bad_parameter).
+type Capture = number | "last" | ((config: ModelConfig, name: string) => RunOptions);
+
+// The upload through the model.
+async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
   const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
   // Refuse a bad or oversized image from its header before a model is loaded for it.
   inspectImage(bytes, limitsOf(env));
   const model = await getModel(env, name);
+  if (typeof capture === "function") {
+    const options = capture(model.header.config, name);
+    return { name, model, ...runImage(model, bytes, limitsOf(env), options) };
+  }
   const { layers } = model.header.config;
   const layer = capture === "last" ? layers : capture;
   if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
@@ -70,14 +81,69 @@ const hiddenStates: Handler = async (request, env, url) => {
   return json({ model: name, layer, tokens, dim, hidden_states: rows });
 };
 
-// The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue.
+// The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue;
+// layer=all: an animated PNG of every hidden state's picture, one frame per layer.
 const pcaPicture: Handler = async (request, env, url) => {
+  if (url.searchParams.get("layer") === "all") {
+    const size = intParam(url, "size", 224, 16, 1024);
+    const { model, result } = await infer(request, env, url, () => ({ hiddenStates: true }));
+    return pngResponse(await pcaAnimation(result, model.header, size));
+  }
   const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, 1024);
   const { model, result } = await infer(request, env, url, layer);
   const { dim, imageSize, patchSize } = model.header.config;
   const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
   return new Response(await encodePng(rgb, size, size), { headers: { "content-type": "image/png" } });
+};
+
+// A layer N (1..L) for attention, checked against the model once it is known.
+function attentionLayer(raw: number | "last", config: ModelConfig, name: string): number {
+  if (raw === "last") return config.layers;
+  if (raw > config.layers)
+    throw new EdgevitError("bad_parameter", `layer must be from 1 to ${config.layers} for model ${name}`);
+  return raw;
+}
+
+// Layer N's attention probabilities, every head: transformers' output_attentions[N - 1].
+const attentions: Handler = async (request, env, url) => {
+  if (!url.searchParams.has("layer"))
+    throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
+  const raw = intParam(url, "layer", 1, 1);
+  const npyOut = wantsNpy(request);
+  let layer = 0;
+  const { name, model, result } = await infer(request, env, url, (config, modelName) => {
+    layer = attentionLayer(raw, config, modelName);
+    return { attentionLayer: layer };
+  });
+  const { heads } = model.header.config;
+  const tokens = model.tokens;
+  if (npyOut) return npy(result.attentions!, [heads, tokens, tokens]);
+  return json({ model: name, layer, heads, tokens, attentions: nestedAttentions(result.attentions!, heads, tokens) });
+};
+
+// The class token's attention (one head or their mean) or the attention rollout, over the image.
+const attentionMapPicture: Handler = async (request, env, url) => {
+  const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
+  const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
+  const size = intParam(url, "size", 224, 16, 1024);
+  let layer = 0;
+  let head: number | "mean" = "mean";
+  const { model, result } = await infer(request, env, url, (config, name) => {
+    layer = attentionLayer(raw, config, name);
+    head = headParam(url, config.heads);
+    return { attention: true, pixels: true };
+  });
+  return pngResponse(await attentionMap(result, model.header, { layer, head, mode, size }));
+};
+
+// Everything the page at / draws, from one forward pass.
+const see: Handler = async (request, env, url) => {
+  const topK = intParam(url, "top_k", 5, 1);
+  const size = intParam(url, "size", 224, 16, 1024);
+  const { name, model, image, result } = await infer(request, env, url, () => SEE_CAPTURE);
+  const predictions = topPredictions(result.logits, model.header.labels, topK);
+  return json(await seeBody(name, model.header, image, result, predictions, size));
 };
 
 const models: Handler = async (_request, env) => {
@@ -102,4 +168,7 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/embed": { POST: embed },
   "/v1/hidden_states": { POST: hiddenStates },
   "/v1/pca": { POST: pcaPicture },
+  "/v1/attentions": { POST: attentions },
+  "/v1/attention_map": { POST: attentionMapPicture },
+  "/v1/see": { POST: see },
 };

@@ -1,0 +1,114 @@
+// The answers behind /v1/attentions, /v1/attention_map, /v1/pca?layer=all and /v1/see: what the model
+// sees, built from one forward pass by core/see.ts and put into HTTP form here.
+import type { RunResult } from "../core/engine.ts";
+import { EdgevitError } from "../core/errors.ts";
+import { encodeApng, encodePng } from "../core/png.ts";
+import type { Prediction } from "../core/predictions.ts";
+import {
+  attentionPicture,
+  clsAttention,
+  geometry,
+  pcaFrames,
+  preprocessedImage,
+  rolloutAttention,
+} from "../core/see.ts";
+import type { BundleHeader } from "../models/bundle.ts";
+import { intParam } from "./http.ts";
+
+// How long each layer shows in the PCA animation.
+export const FRAME_MS = 600;
+
+export function pngResponse(png: Uint8Array): Response {
+  return new Response(png, { headers: { "content-type": "image/png" } });
+}
+
+// The animation of every hidden state's PCA picture, [size][size], one frame per layer 0..L.
+export function pcaAnimation(result: RunResult, header: BundleHeader, size: number): Promise<Uint8Array> {
+  return encodeApng(pcaFrames(result, header.config, size), size, size, { delayMs: FRAME_MS });
+}
+
+// The `head` parameter: an integer 0..heads-1 or "mean" (the default).
+export function headParam(url: URL, heads: number): number | "mean" {
+  const raw = url.searchParams.get("head");
+  if (raw === null || raw === "mean") return "mean";
+  return intParam(url, "head", 0, 0, heads - 1);
+}
+
+export interface MapRequest {
+  layer: number; // 1..L
+  head: number | "mean";
+  mode: "cls" | "rollout";
+  size: number;
+}
+
+export async function attentionMap(result: RunResult, header: BundleHeader, q: MapRequest): Promise<Uint8Array> {
+  const c = header.config;
+  if (q.mode === "rollout" && q.head !== "mean")
+    throw new EdgevitError("bad_parameter", "mode=rollout composes the mean over heads: leave head out or pass mean");
+  const values = q.mode === "rollout" ? rolloutAttention(result, c, q.layer) : clsAttention(result, c, q.layer, q.head);
+  const image = preprocessedImage(result, c, header.preprocessing);
+  return encodePng(attentionPicture(values, image, c, q.size), q.size, q.size);
+}
+
+// [heads][tokens][tokens] nested, as transformers' output_attentions[layer - 1][0].
+export function nestedAttentions(attentions: Float32Array, heads: number, tokens: number): number[][][] {
+  return Array.from({ length: heads }, (_, h) =>
+    Array.from({ length: tokens }, (_, i) =>
+      Array.from(attentions.subarray((h * tokens + i) * tokens, (h * tokens + i + 1) * tokens)),
+    ),
+  );
+}
+
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+const pngUrl = (png: Uint8Array) => `data:image/png;base64,${base64(png)}`;
+
+// Four significant digits: plenty for a picture, a third of the JSON.
+const round = (values: ArrayLike<number>) => Array.from(values, (v) => Number(v.toPrecision(4)));
+
+// Everything the page draws, from one forward pass.
+export async function seeBody(
+  name: string,
+  header: BundleHeader,
+  image: { width: number; height: number },
+  result: RunResult,
+  predictions: Prediction[],
+  size: number,
+) {
+  const c = header.config;
+  const g = geometry(c);
+  const frames = pcaFrames(result, c, size);
+  const layers = Array.from({ length: c.layers }, (_, l) => l + 1);
+  const pixels = preprocessedImage(result, c, header.preprocessing);
+  return {
+    model: name,
+    config: {
+      imageSize: c.imageSize,
+      patchSize: c.patchSize,
+      grid: g.grid,
+      tokens: g.tokens,
+      prefixTokens: g.prefix,
+      dim: c.dim,
+      heads: c.heads,
+      layers: c.layers,
+    },
+    image,
+    predictions,
+    preprocessed: pngUrl(await encodePng(pixels, c.imageSize, c.imageSize)),
+    pca: {
+      size,
+      frames: await Promise.all(frames.map(async (f) => pngUrl(await encodePng(f, size, size)))),
+      animation: pngUrl(await encodeApng(frames, size, size, { delayMs: FRAME_MS })),
+      frameMs: FRAME_MS,
+    },
+    attention: {
+      cls: layers.map((l) => Array.from({ length: c.heads }, (_, h) => round(clsAttention(result, c, l, h)))),
+      mean: layers.map((l) => round(clsAttention(result, c, l, "mean"))),
+      rollout: layers.map((l) => round(rolloutAttention(result, c, l))),
+    },
+  };
+}
