@@ -42,7 +42,8 @@ describe("attention probabilities vs PyTorch float32", () => {
       const files = makeCheckpoint(parseOptions(g.made.split(/\s+/).slice(3)));
       const dir = join(scratch, g.name);
       mkdirSync(dir, { recursive: true });
-      for (const [name, bytes] of Object.entries(files)) if (name !== "inputs.f32") writeFileSync(join(dir, name), bytes);
+      for (const [name, bytes] of Object.entries(files))
+        if (name !== "inputs.f32") writeFileSync(join(dir, name), bytes);
       const model = await (await nodeEngine()).load(await convertDirectory(dir));
       const c = model.header.config;
       const t = g.tokens;

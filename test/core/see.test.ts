@@ -36,7 +36,9 @@ describe("attention rollout", () => {
     const full = [...m, 0.1, 0.8, 0.1, 0.4, 0.4, 0.2, 0.3, 0.3, 0.4];
     const r = rollout(full, 3, 3);
     for (let t = 0; t < 3; t++) {
-      expect(Array.from(rolloutRow(full, 3, 3, t))).toEqual(Array.from(r.subarray(t * 3, t * 3 + 3)).map((v) => expect.closeTo(v, 12)));
+      expect(Array.from(rolloutRow(full, 3, 3, t))).toEqual(
+        Array.from(r.subarray(t * 3, t * 3 + 3)).map((v) => expect.closeTo(v, 12)),
+      );
     }
   });
 });
@@ -98,17 +100,7 @@ describe("APNG", () => {
     const frames = [0, 1, 2].map((f) => Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => (i * 7 + f * 50) & 255));
     const png = await encodeApng(frames, 3, 2, { delayMs: 600 });
     const list = chunks(png);
-    expect(list.map((c) => c.type)).toEqual([
-      "IHDR",
-      "acTL",
-      "fcTL",
-      "IDAT",
-      "fcTL",
-      "fdAT",
-      "fcTL",
-      "fdAT",
-      "IEND",
-    ]);
+    expect(list.map((c) => c.type)).toEqual(["IHDR", "acTL", "fcTL", "IDAT", "fcTL", "fdAT", "fcTL", "fdAT", "IEND"]);
     const u32 = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getUint32(at);
     const u16 = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getUint16(at);
     expect([u32(list[1].data, 0), u32(list[1].data, 4)]).toEqual([3, 0]); // 3 frames, loop forever
@@ -151,7 +143,8 @@ describe("preprocessed image from pixel_values", () => {
     const lut = valueTable(pp);
     const width = 256;
     const pixels = new Float32Array(3 * width);
-    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) pixels[c * width + v] = lut[c * 256 + ((v * 7 + c) & 255)];
+    for (let c = 0; c < 3; c++)
+      for (let v = 0; v < 256; v++) pixels[c * width + v] = lut[c * 256 + ((v * 7 + c) & 255)];
     const rgb = pixelsToRgb(pixels, pp, width, 1);
     for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) expect(rgb[v * 3 + c]).toBe((v * 7 + c) & 255);
   });
