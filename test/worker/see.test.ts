@@ -301,7 +301,10 @@ describe("POST /v1/see", () => {
   });
 
   test("a file that is not a JPEG is invalid_image", async () => {
-    const response = await post("/v1/see?model=see-vit", new TextEncoder().encode("not a picture").buffer);
+    const response = await post(
+      "/v1/see?model=see-vit",
+      new TextEncoder().encode("not a picture").buffer as ArrayBuffer,
+    );
     expect(await errorCode(response)).toEqual([400, "invalid_image"]);
   });
 
