@@ -65,7 +65,7 @@ describe("the page in Chromium", () => {
 
     await page.goto(`${server.url}/`);
     // The empty state says what to do, and the model list comes from /v1/models.
-    await expect.poll(() => page.locator("#status").innerText()).toContain("choose one above");
+    await expect.poll(() => page.locator("#status").textContent()).toContain("choose one above");
     await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
 
     const sees: string[] = [];
@@ -75,8 +75,8 @@ describe("the page in Chromium", () => {
     await page.setInputFiles("#file", SAMPLE);
     await page.waitForSelector("#predictions li .score");
 
-    const labels = await page.locator("#predictions li .label").allInnerTexts();
-    const scores = await page.locator("#predictions li .score").allInnerTexts();
+    const labels = await page.locator("#predictions li .label").allTextContents();
+    const scores = await page.locator("#predictions li .score").allTextContents();
     expect(labels).toEqual(want.map((p) => p.label));
     expect(labels[0]).toBe("Ankle boot");
     expect(scores).toEqual(want.map((p) => `${(p.score * 100).toFixed(1)}%`));
@@ -109,18 +109,18 @@ describe("the page in Chromium", () => {
       });
     const last = await overlay();
     expect(last.colours).toBeGreaterThan(16);
-    expect(await page.locator("#attention-caption").innerText()).toContain(`Layer ${config.layers}, mean of`);
+    expect(await page.locator("#attention-caption").textContent()).toContain(`Layer ${config.layers}, mean of`);
     await page.selectOption("#layer", "1");
     await page.selectOption("#head", "0");
-    expect(await page.locator("#attention-caption").innerText()).toContain("Layer 1, head 0");
+    expect(await page.locator("#attention-caption").textContent()).toContain("Layer 1, head 0");
     const first = await overlay();
     expect(first.pixels).not.toEqual(last.pixels);
     await page.selectOption("#mode", "rollout");
-    expect(await page.locator("#attention-caption").innerText()).toContain("rollout through layers 1–1");
+    expect(await page.locator("#attention-caption").textContent()).toContain("rollout through layers 1–1");
     expect(await page.locator("#head").isDisabled()).toBe(true);
 
     // The image as the model receives it, with its patch grid, and a caption in the article's terms.
-    expect(await page.locator("#input-caption").innerText()).toContain(
+    expect(await page.locator("#input-caption").textContent()).toContain(
       `${config.imageSize / config.patchSize}×${config.imageSize / config.patchSize}`,
     );
 
@@ -132,7 +132,7 @@ describe("the page in Chromium", () => {
 
   test("a file that is not an image is refused with a message and the last answer stays", async () => {
     await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
-    await expect.poll(() => page.locator("#error").innerText()).toContain("notes.txt is not a JPEG or PNG image");
-    expect(await page.locator("#predictions li .label").first().innerText()).toBe("Ankle boot");
+    await expect.poll(() => page.locator("#error").textContent()).toContain("notes.txt is not a JPEG or PNG image");
+    expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
   });
 });
