@@ -3,7 +3,8 @@ const USAGE = `usage: edgevit <command> [options]
   convert <checkpoint-dir> -o <model.evit> [--name NAME]    Hugging Face / timm checkpoint -> bundle
   classify [-m model.evit] [-k N] [--logits] <image>...    one JSON line per image
   eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]  Fashion-MNIST test set accuracy and speed
-  upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket`;
+  upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket
+  see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions`;
 
 type Command = { main(args: string[]): Promise<number> };
 
@@ -12,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   classify: () => import("./classify.ts"),
   eval: () => import("./eval.ts"),
   upload: () => import("./upload.ts"),
+  see: () => import("./see.ts"),
 };
 
 export async function main(argv: string[]): Promise<number> {
