@@ -1,6 +1,8 @@
 // Plain float64 references for the kernel and forward-pass tests, written from the definitions
 // (not from the engine's code).
 
+export { cosine } from "../../bench/stats.ts";
+
 /** erfc(z) in float64: power series of erf for |z| < 3, continued fraction (modified Lentz) beyond. */
 export function erfc(z: number): number {
   if (z < 0) return 2 - erfc(-z);
@@ -90,18 +92,6 @@ export function softmax(x: ArrayLike<number>, M: number, N: number, scale: numbe
     for (let n = 0; n < N; n++) y[m * N + n] /= sum;
   }
   return y;
-}
-
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0,
-    aa = 0,
-    bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 /** Same bits (so NaN == NaN and 0 != -0): what "bit-identical" means for float outputs. */
