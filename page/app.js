@@ -181,7 +181,11 @@ function renderInput() {
   const patches = c.grid * c.grid;
   const prefix = c.prefixTokens === 2 ? "class and distillation tokens" : "class token";
   ui.inputCaption.textContent =
-    `The ${seen.image.width}×${seen.image.height} upload resized to ${c.imageSize}×${c.imageSize} and normalised, ` +
+    `The ${seen.image.width}×${seen.image.height} upload ` +
+    (seen.image.width === c.imageSize && seen.image.height === c.imageSize
+      ? "kept at its size"
+      : `brought to ${c.imageSize}×${c.imageSize} by the checkpoint's own image processor`) +
+    " and normalised, " +
     `then cut into ${c.grid}×${c.grid} = ${patches} patches of ${c.patchSize}×${c.patchSize} pixels. ` +
     `Each patch is flattened and linearly embedded into a ${c.dim}-dimension vector; with the ${prefix} ` +
     `that makes ${c.tokens} tokens.`;
