@@ -98,10 +98,11 @@ let qbSum: usize = 0; // i32 [N4(max(tokens, headDim))]
 // Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call.
 export const CAPTURE_HIDDEN_STATES: i32 = 1; // every hidden state 0..layers
 export const CAPTURE_ATTENTION: i32 = 2; // per layer: class-token rows per head and the head-mean matrix
-let captureFlags: i32 = 0; // this forward() call's CAPTURE_* bits
+export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
+let captureFlags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
 let captureLayer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
 // Allocated by enableCapture() on the first request that asks for them, so that a model that only
-// classifies does not carry them (11.2 MiB more for a ViT-B/16).
+// classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB).
 let hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
 let clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities
 let meanAttention: usize = 0; // f32 [layers][tokens][tokens], mean over heads
@@ -211,14 +212,16 @@ export function clsAttentionPtr(): usize { return clsAttention; }
 export function meanAttentionPtr(): usize { return meanAttention; }
 export function attentionsPtr(): usize { return layerAttention; }
 
-/** Allocates the capture buffers once (after init); later calls do nothing. */
-export function enableCapture(): void {
-  if (hiddenStates != 0 || numTokens == 0) return;
+/** Allocates the buffers of the CAPTURE_* bits in `flags` that are not allocated yet (after init). */
+export function enableCapture(flags: i32): void {
+  if (numTokens == 0) return;
   const f32s = (n: i32): usize => alloc(<usize>n << 2);
-  hiddenStates = f32s((layers + 1) * numTokens * dim);
-  clsAttention = f32s(max(layers, 1) * heads * numTokens);
-  meanAttention = f32s(max(layers, 1) * numTokens * numTokens);
-  layerAttention = f32s(heads * numTokens * numTokens);
+  if (flags & CAPTURE_HIDDEN_STATES && hiddenStates == 0) hiddenStates = f32s((layers + 1) * numTokens * dim);
+  if (flags & CAPTURE_ATTENTION && clsAttention == 0) {
+    clsAttention = f32s(max(layers, 1) * heads * numTokens);
+    meanAttention = f32s(max(layers, 1) * numTokens * numTokens);
+  }
+  if (flags & CAPTURE_LAYER && layerAttention == 0) layerAttention = f32s(heads * numTokens * numTokens);
 }
 
 /** Keeps what this call captures of head h's probabilities in layer l (0-based; scores [tokens][tokens]). */
@@ -316,13 +319,13 @@ function mlp(layer: Layer): void {
 /**
  * Runs the model on inputPtr(); `capture` = layer whose output to keep (0 = embeddings, -1 = none);
  * `flags` = CAPTURE_* bits, `attentionLayer` = layer 1..layers whose attention probabilities to keep
- * (0 = none). Both need enableCapture() first and are ignored without it.
+ * (0 = none). Each needs its buffers from enableCapture() and is ignored without them.
  */
 export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
   const stateBytes = <usize>(numTokens * dim) << 2;
-  const capturing = hiddenStates != 0;
-  captureFlags = capturing ? flags : 0;
-  captureLayer = capturing && attentionLayer >= 1 && attentionLayer <= layers ? attentionLayer : 0;
+  const enabled = (hiddenStates != 0 ? CAPTURE_HIDDEN_STATES : 0) | (clsAttention != 0 ? CAPTURE_ATTENTION : 0);
+  captureFlags = flags & enabled;
+  captureLayer = layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= layers ? attentionLayer : 0;
   // embeddings
   embeddings();
   if (capture == 0) memory.copy(captured, x, stateBytes);

@@ -7,20 +7,10 @@ import { join } from "node:path";
 import { runImage } from "../core/pipeline.ts";
 import { encodeApng, encodePng } from "../core/png.ts";
 import { topPredictions } from "../core/predictions.ts";
-import {
-  attentionPicture,
-  clsAttention,
-  pcaFrames,
-  preprocessedImage,
-  rolloutAttention,
-  SEE_CAPTURE,
-} from "../core/see.ts";
+import { attentionPicture, FRAME_MS, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
 const USAGE = "usage: edgevit see <image> [-m model.evit] [-o out/] [-k N] [--size S] [--heads]";
-
-// How long each layer shows in the animation (as /v1/pca?layer=all).
-const FRAME_MS = 600;
 
 const two = (n: number) => String(n).padStart(2, "0");
 
@@ -51,8 +41,13 @@ export async function main(args: string[]): Promise<number> {
   const bytes = await readFile(files[0]).catch((e: NodeJS.ErrnoException) => {
     throw e.code === "ENOENT" ? new Error(`no such file: ${files[0]}`) : e;
   });
-  const { image, result } = runImage(model, bytes, CLI_LIMITS, SEE_CAPTURE);
   const { header } = model;
+  let seen: Seen | undefined;
+  const { image, result } = runImage(model, bytes, CLI_LIMITS, {
+    ...SEE_CAPTURE,
+    read: (captures) => (seen = seeAll(captures, header, size)),
+  });
+  const { frames, mean, cls } = seen!;
   const c = header.config;
   await mkdir(outDir, { recursive: true });
   const written: string[] = [];
@@ -63,9 +58,8 @@ export async function main(args: string[]): Promise<number> {
 
   const predictions = topPredictions(result.logits, header.labels, k);
   await put("predictions.json", `${JSON.stringify({ file: files[0], model: header.name, image, predictions })}\n`);
-  const pixels = preprocessedImage(result, c, header.preprocessing);
+  const pixels = seen!.image;
   await put("preprocessed.png", await encodePng(pixels, c.imageSize, c.imageSize));
-  const frames = pcaFrames(result, c, size);
   for (let layer = 0; layer <= c.layers; layer++) {
     await put(`pca-${two(layer)}.png`, await encodePng(frames[layer], size, size));
   }
@@ -73,12 +67,13 @@ export async function main(args: string[]): Promise<number> {
   for (let layer = 1; layer <= c.layers; layer++) {
     const heads: (number | "mean")[] = ["mean", ...(everyHead ? Array.from({ length: c.heads }, (_, h) => h) : [])];
     for (const head of heads) {
-      const picture = attentionPicture(clsAttention(result, c, layer, head), pixels, c, size);
+      const values = head === "mean" ? mean[layer - 1] : cls[layer - 1][head];
+      const picture = attentionPicture(values, pixels, c, size);
       const name = `attention-${two(layer)}-${head === "mean" ? "mean" : `head${two(head)}`}.png`;
       await put(name, await encodePng(picture, size, size));
     }
   }
-  const rollout = attentionPicture(rolloutAttention(result, c, c.layers), pixels, c, size);
+  const rollout = attentionPicture(seen!.rollout[c.layers - 1], pixels, c, size);
   await put("rollout.png", await encodePng(rollout, size, size));
   console.error(`edgevit see: ${files[0]} through ${header.name}: wrote ${written.length} files to ${outDir}`);
   process.stdout.write(`${JSON.stringify({ file: files[0], predictions, out: outDir, files: written })}\n`);

@@ -1,7 +1,7 @@
 // "What the model sees", from one forward pass: the image as the model received it, the PCA picture of
 // every hidden state, the class token's attention per layer and head, and attention rollout. The
 // Worker's /v1/see, /v1/attention_map and /v1/pca?layer=all and the CLI's `see` all build on these.
-import type { ModelConfig, Preprocessing } from "../models/bundle.ts";
+import type { BundleHeader, ModelConfig, Preprocessing } from "../models/bundle.ts";
 import type { RunOptions, RunResult } from "./engine.ts";
 import { heatMap, resizeNearest } from "./heatmap.ts";
 import { valueTable } from "./image/preprocess.ts";
@@ -11,6 +11,9 @@ import { rolloutRow } from "./rollout.ts";
 // What the pictures below need from the engine: everything in one pass, nothing for all layers that is
 // [heads][tokens][tokens] (the class-token rows and the head means are enough).
 export const SEE_CAPTURE: RunOptions = { hiddenStates: true, attention: true, pixels: true };
+
+// How long each layer shows in the animation of the PCA pictures.
+export const FRAME_MS = 600;
 
 export interface Geometry {
   grid: number; // patches per side
@@ -92,4 +95,26 @@ export function rolloutAttention(result: RunResult, c: ModelConfig, upTo: number
 export function attentionPicture(values: ArrayLike<number>, image: Uint8Array, c: ModelConfig, size: number) {
   const base = resizeNearest(image, c.imageSize, c.imageSize, size);
   return heatMap(values, geometry(c).grid, base, size);
+}
+
+// Everything the page draws, as pictures and numbers (no reference into the run).
+export interface Seen {
+  image: Uint8Array; // [imageSize][imageSize][3], the preprocessed image
+  frames: Uint8Array[]; // [layers + 1] of [size][size][3], the PCA picture of each hidden state
+  cls: Float32Array[][]; // [layers][heads] of [patches], the class token's attention
+  mean: Float32Array[]; // [layers] of [patches], the same averaged over heads
+  rollout: Float32Array[]; // [layers] of [patches], rollout through layers 1..N
+}
+
+// Works on a run made with SEE_CAPTURE, copies or views (RunOptions.read): reads it all synchronously.
+export function seeAll(result: RunResult, header: BundleHeader, size: number): Seen {
+  const c = header.config;
+  const layers = Array.from({ length: c.layers }, (_, l) => l + 1);
+  return {
+    image: preprocessedImage(result, c, header.preprocessing),
+    frames: pcaFrames(result, c, size),
+    cls: layers.map((l) => Array.from({ length: c.heads }, (_, h) => clsAttention(result, c, l, h))),
+    mean: layers.map((l) => clsAttention(result, c, l, "mean")),
+    rollout: layers.map((l) => rolloutAttention(result, c, l)),
+  };
 }

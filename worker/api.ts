@@ -12,8 +12,8 @@ import { encodePng } from "../core/png.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
 import type { Model, RunOptions } from "../core/engine.ts";
-import type { ModelConfig } from "../models/bundle.ts";
-import { SEE_CAPTURE } from "../core/see.ts";
+import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
+import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
 import { attentionMap, headParam, nestedAttentions, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
@@ -28,8 +28,8 @@ function limitsOf(env: Env): ImageLimits {
 }
 
 // What to keep from the forward pass: a layer's output (-1 none, "last" the last layer), or capture options
-// made from the model's config once it is known (they may refuse a parameter with bad_parameter).
-type Capture = number | "last" | ((config: ModelConfig, name: string) => RunOptions);
+// made from the model's header once it is known (they may refuse a parameter with bad_parameter).
+type Capture = number | "last" | ((header: BundleHeader, name: string) => RunOptions);
 
 // The upload through the model.
 async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
@@ -39,7 +39,7 @@ async function infer(request: Request, env: Env, url: URL, capture: Capture = -1
   inspectImage(bytes, limitsOf(env));
   const model = await getModel(env, name);
   if (typeof capture === "function") {
-    const options = capture(model.header.config, name);
+    const options = capture(model.header, name);
     return { name, model, ...runImage(model, bytes, limitsOf(env), options) };
   }
   const { layers } = model.header.config;
@@ -86,8 +86,13 @@ const hiddenStates: Handler = async (request, env, url) => {
 const pcaPicture: Handler = async (request, env, url) => {
   if (url.searchParams.get("layer") === "all") {
     const size = intParam(url, "size", 224, 16, 1024);
-    const { model, result } = await infer(request, env, url, () => ({ hiddenStates: true }));
-    return pngResponse(await pcaAnimation(result, model.header, size));
+    // The pictures are made from the hidden states in place, before anything awaits.
+    let frames: Uint8Array[] = [];
+    await infer(request, env, url, (header) => ({
+      hiddenStates: true,
+      read: (captures) => (frames = pcaFrames(captures, header.config, size)),
+    }));
+    return pngResponse(await pcaAnimation(frames, size));
   }
   const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, 1024);
@@ -112,8 +117,8 @@ const attentions: Handler = async (request, env, url) => {
   const raw = intParam(url, "layer", 1, 1);
   const npyOut = wantsNpy(request);
   let layer = 0;
-  const { name, model, result } = await infer(request, env, url, (config, modelName) => {
-    layer = attentionLayer(raw, config, modelName);
+  const { name, model, result } = await infer(request, env, url, (header, modelName) => {
+    layer = attentionLayer(raw, header.config, modelName);
     return { attentionLayer: layer };
   });
   const { heads } = model.header.config;
@@ -129,9 +134,9 @@ const attentionMapPicture: Handler = async (request, env, url) => {
   const size = intParam(url, "size", 224, 16, 1024);
   let layer = 0;
   let head: number | "mean" = "mean";
-  const { model, result } = await infer(request, env, url, (config, name) => {
-    layer = attentionLayer(raw, config, name);
-    head = headParam(url, config.heads);
+  const { model, result } = await infer(request, env, url, (header, name) => {
+    layer = attentionLayer(raw, header.config, name);
+    head = headParam(url, header.config.heads);
     return { attention: true, pixels: true };
   });
   return pngResponse(await attentionMap(result, model.header, { layer, head, mode, size }));
@@ -141,9 +146,14 @@ const attentionMapPicture: Handler = async (request, env, url) => {
 const see: Handler = async (request, env, url) => {
   const topK = intParam(url, "top_k", 5, 1);
   const size = intParam(url, "size", 224, 16, 1024);
-  const { name, model, image, result } = await infer(request, env, url, () => SEE_CAPTURE);
+  // Every picture is read from the captures in place, before anything awaits.
+  let seen: Seen | undefined;
+  const { name, model, image, result } = await infer(request, env, url, (header) => ({
+    ...SEE_CAPTURE,
+    read: (captures) => (seen = seeAll(captures, header, size)),
+  }));
   const predictions = topPredictions(result.logits, model.header.labels, topK);
-  return json(await seeBody(name, model.header, image, result, predictions, size));
+  return json(await seeBody(name, model.header, image, seen!, predictions, size));
 };
 
 const models: Handler = async (_request, env) => {

@@ -7,24 +7,22 @@ import type { Prediction } from "../core/predictions.ts";
 import {
   attentionPicture,
   clsAttention,
+  FRAME_MS,
   geometry,
-  pcaFrames,
   preprocessedImage,
   rolloutAttention,
+  type Seen,
 } from "../core/see.ts";
 import type { BundleHeader } from "../models/bundle.ts";
 import { intParam } from "./http.ts";
-
-// How long each layer shows in the PCA animation.
-export const FRAME_MS = 600;
 
 export function pngResponse(png: Uint8Array): Response {
   return new Response(png, { headers: { "content-type": "image/png" } });
 }
 
-// The animation of every hidden state's PCA picture, [size][size], one frame per layer 0..L.
-export function pcaAnimation(result: RunResult, header: BundleHeader, size: number): Promise<Uint8Array> {
-  return encodeApng(pcaFrames(result, header.config, size), size, size, { delayMs: FRAME_MS });
+// The animation of every hidden state's PCA picture ([size][size][3] each), one frame per layer 0..L.
+export function pcaAnimation(frames: Uint8Array[], size: number): Promise<Uint8Array> {
+  return encodeApng(frames, size, size, { delayMs: FRAME_MS });
 }
 
 // The `head` parameter: an integer 0..heads-1 or "mean" (the default).
@@ -75,15 +73,12 @@ export async function seeBody(
   name: string,
   header: BundleHeader,
   image: { width: number; height: number },
-  result: RunResult,
+  seen: Seen,
   predictions: Prediction[],
   size: number,
 ) {
   const c = header.config;
   const g = geometry(c);
-  const frames = pcaFrames(result, c, size);
-  const layers = Array.from({ length: c.layers }, (_, l) => l + 1);
-  const pixels = preprocessedImage(result, c, header.preprocessing);
   return {
     model: name,
     config: {
@@ -98,17 +93,17 @@ export async function seeBody(
     },
     image,
     predictions,
-    preprocessed: pngUrl(await encodePng(pixels, c.imageSize, c.imageSize)),
+    preprocessed: pngUrl(await encodePng(seen.image, c.imageSize, c.imageSize)),
     pca: {
       size,
-      frames: await Promise.all(frames.map(async (f) => pngUrl(await encodePng(f, size, size)))),
-      animation: pngUrl(await encodeApng(frames, size, size, { delayMs: FRAME_MS })),
+      frames: await Promise.all(seen.frames.map(async (f) => pngUrl(await encodePng(f, size, size)))),
+      animation: pngUrl(await pcaAnimation(seen.frames, size)),
       frameMs: FRAME_MS,
     },
     attention: {
-      cls: layers.map((l) => Array.from({ length: c.heads }, (_, h) => round(clsAttention(result, c, l, h)))),
-      mean: layers.map((l) => round(clsAttention(result, c, l, "mean"))),
-      rollout: layers.map((l) => round(rolloutAttention(result, c, l))),
+      cls: seen.cls.map((heads) => heads.map(round)),
+      mean: seen.mean.map(round),
+      rollout: seen.rollout.map(round),
     },
   };
 }

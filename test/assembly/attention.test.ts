@@ -98,3 +98,48 @@ describe("attention probabilities vs PyTorch float32", () => {
     });
   }
 });
+
+describe("capture", () => {
+  test("changes no output, and views read in place equal the copies", async () => {
+    const g = goldens.find((x) => x.name === "tiny-deit-distilled")!;
+    const files = makeCheckpoint(parseOptions(g.made.split(/\s+/).slice(3)));
+    const dir = join(scratch, `${g.name}-capture`);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, bytes] of Object.entries(files)) if (name !== "inputs.f32") writeFileSync(join(dir, name), bytes);
+    const bundle = await convertDirectory(dir);
+    const engine = await nodeEngine();
+    const [plain, capturing] = [await engine.load(bundle), await engine.load(bundle)];
+    const c = plain.header.config;
+    const input = Float32Array.from({ length: c.channels * c.imageSize ** 2 }, (_, i) => Math.sin(i * 0.37));
+    plain.input().set(input);
+    const before = plain.memoryBytes;
+    const want = plain.run({ capture: 1 });
+    expect(plain.memoryBytes).toBe(before); // a run without capture allocates nothing
+    capturing.input().set(input);
+    const options = { capture: 1, hiddenStates: true, attention: true, attentionLayer: 2, pixels: true };
+    const copies = capturing.run(options);
+    for (const key of ["logits", "output", "captured"] as const) expect(copies[key]).toEqual(want[key]);
+    // hidden_states[1] is the captured layer; pixel_values are the input
+    const state = c.dim * capturing.tokens;
+    expect(copies.hiddenStates!.subarray(state, 2 * state)).toEqual(want.captured);
+    expect(copies.pixels).toEqual(input);
+    let views: Record<string, Float32Array | undefined> = {};
+    const read = capturing.run({
+      ...options,
+      read: (r) => {
+        views = Object.fromEntries(
+          (["hiddenStates", "clsAttention", "meanAttention", "attentions", "pixels"] as const).map((k) => [
+            k,
+            r[k]?.slice(),
+          ]),
+        );
+      },
+    });
+    expect(read.hiddenStates).toBeUndefined();
+    expect(read.logits).toEqual(want.logits);
+    for (const key of ["hiddenStates", "clsAttention", "meanAttention", "attentions", "pixels"] as const)
+      expect(views[key], key).toEqual(copies[key]);
+    // After capture, a run without it gives the same outputs again
+    expect(capturing.run({ capture: 1 }).logits).toEqual(want.logits);
+  });
+});
