@@ -40,7 +40,10 @@ export function resizeNearest(rgb: Uint8Array, width: number, height: number, si
     const sy = Math.min(height - 1, Math.floor(((y + 0.5) * height) / size));
     for (let x = 0; x < size; x++) {
       const sx = Math.min(width - 1, Math.floor(((x + 0.5) * width) / size));
-      out.set(rgb.subarray((sy * width + sx) * 3, (sy * width + sx) * 3 + 3), (y * size + x) * 3);
+      const [o, i] = [(y * size + x) * 3, (sy * width + sx) * 3];
+      out[o] = rgb[i];
+      out[o + 1] = rgb[i + 1];
+      out[o + 2] = rgb[i + 2];
     }
   }
   return out;

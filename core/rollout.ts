@@ -38,20 +38,25 @@ export function rollout(mean: ArrayLike<number>, tokens: number, upTo: number): 
   return r;
 }
 
-// Row `token` of rollout(mean, tokens, upTo) ([tokens]) without forming the matrix: the row vector is
-// multiplied through A'_upTo, ..., A'_1, tokens^2 work per layer instead of tokens^3.
+// Row `token` of rollout(mean, tokens, upTo) ([tokens]) without forming a matrix: the row vector is
+// multiplied through A'_upTo, ..., A'_1, reading A' from `mean` as it goes (tokens^2 work and no
+// allocation per layer, instead of tokens^3).
 export function rolloutRow(mean: ArrayLike<number>, tokens: number, upTo: number, token = 0): Float64Array {
   let v = new Float64Array(tokens);
+  let next = new Float64Array(tokens);
   v[token] = 1;
   for (let l = upTo - 1; l >= 0; l--) {
-    const a = residualAttention(mean, l, tokens);
-    const next = new Float64Array(tokens);
+    const base = l * tokens * tokens;
+    next.fill(0);
     for (let i = 0; i < tokens; i++) {
-      const w = v[i];
-      if (w === 0) continue;
-      for (let j = 0; j < tokens; j++) next[j] += w * a[i * tokens + j];
+      if (v[i] === 0) continue;
+      let sum = 0.5; // row i of 0.5 * A + 0.5 * I, before renormalising
+      for (let j = 0; j < tokens; j++) sum += 0.5 * mean[base + i * tokens + j];
+      const w = v[i] / sum;
+      for (let j = 0; j < tokens; j++) next[j] += w * 0.5 * mean[base + i * tokens + j];
+      next[i] += w * 0.5;
     }
-    v = next;
+    [v, next] = [next, v];
   }
   return v;
 }

@@ -14,7 +14,7 @@ import { topPredictions } from "../core/predictions.ts";
 import type { Model, RunOptions } from "../core/engine.ts";
 import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
 import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
-import { attentionMap, headParam, nestedAttentions, pcaAnimation, pngResponse, seeBody } from "./see.ts";
+import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
@@ -124,7 +124,7 @@ const attentions: Handler = async (request, env, url) => {
   const { heads } = model.header.config;
   const tokens = model.tokens;
   if (npyOut) return npy(result.attentions!, [heads, tokens, tokens]);
-  return json({ model: name, layer, heads, tokens, attentions: nestedAttentions(result.attentions!, heads, tokens) });
+  return attentionsJson({ model: name, layer, heads, tokens }, result.attentions!, heads, tokens);
 };
 
 // The class token's attention (one head or their mean) or the attention rollout, over the image.

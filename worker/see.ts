@@ -48,13 +48,30 @@ export async function attentionMap(result: RunResult, header: BundleHeader, q: M
   return encodePng(attentionPicture(values, image, c, q.size), q.size, q.size);
 }
 
-// [heads][tokens][tokens] nested, as transformers' output_attentions[layer - 1][0].
-export function nestedAttentions(attentions: Float32Array, heads: number, tokens: number): number[][][] {
-  return Array.from({ length: heads }, (_, h) =>
-    Array.from({ length: tokens }, (_, i) =>
-      Array.from(attentions.subarray((h * tokens + i) * tokens, (h * tokens + i + 1) * tokens)),
-    ),
-  );
+// `{...fields, "attentions": [heads][tokens][tokens]}` (as transformers' output_attentions[layer - 1][0])
+// streamed one head at a time: for a ViT-B/16 the answer is ~10 MB of text, which built at once (nested
+// arrays, then one string, then its bytes) would take ~25 MB of heap beside the model.
+export function attentionsJson(fields: object, attentions: Float32Array, heads: number, tokens: number): Response {
+  const encoder = new TextEncoder();
+  let head = 0;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(`${JSON.stringify(fields).slice(0, -1)},"attentions":[`));
+    },
+    pull(controller) {
+      const rows: string[] = [];
+      for (let i = 0; i < tokens; i++) {
+        const at = (head * tokens + i) * tokens;
+        rows.push(JSON.stringify(Array.from(attentions.subarray(at, at + tokens))));
+      }
+      controller.enqueue(encoder.encode(`${head > 0 ? "," : ""}[${rows.join(",")}]`));
+      if (++head === heads) {
+        controller.enqueue(encoder.encode("]}"));
+        controller.close();
+      }
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/json; charset=utf-8" } });
 }
 
 function base64(bytes: Uint8Array): string {
