@@ -5,6 +5,7 @@ import { GEMM_ROWS } from "./kernels/gemm";
 export { alloc, init, payloadBytes, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { enableCapture, hiddenStatesPtr, clsAttentionPtr, meanAttentionPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
+export { nonFinite, nonFiniteScalar } from "./kernels/finite";
 export { gemm, gemmScalar } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";

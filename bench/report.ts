@@ -106,7 +106,7 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "",
     ...latencyTable(models, meta),
     "",
-    "- edgevit-node: the engine host (`worker/engine.ts`) in Node 22: pixel values in, forward pass, logits out.",
+    "- edgevit-node: the engine host (`core/engine.ts`) in Node 22: pixel values in, forward pass, logits out.",
     "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
     "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",
     `  (the same decode and preprocessing take ${

@@ -3,18 +3,46 @@
 // --remote.
 
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { describe, readBundle, type BundleHeader } from "../models/bundle.ts";
+import {
+  checkPayload,
+  describe,
+  headerTruncated,
+  parsePrefix,
+  readBundle,
+  type BundleHeader,
+} from "../models/bundle.ts";
 import { keyOf, modelName } from "../core/names.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const USAGE = "usage: edgevit upload <model.evit> [--name <name>] [--remote]";
 
-// Everything the Worker's loader checks (header, length, payload CRC-32), so a bad bundle is refused here
-// rather than served as a 503.
+// Everything the Worker's loader checks (header and its limits, length, payload CRC-32, finite floats),
+// so a bad bundle is refused here rather than served as a 503. The header is read and checked first, from
+// the file's first bytes: a hostile header or a file of the wrong size is refused before the payload is read.
 export function checkBundle(path: string): BundleHeader {
+  const size = statSync(path).size;
+  const fd = openSync(path, "r");
+  try {
+    let head = new Uint8Array(0);
+    for (;;) {
+      const result = parsePrefix(head);
+      if ("header" in result) {
+        const { header, payloadOffset } = result;
+        // a file of the wrong length: checkPayload says which way, before the CRC
+        const received = size - payloadOffset;
+        if (received !== header.payload.length) checkPayload(header, received, 0);
+        break;
+      }
+      if (result.need > size) throw headerTruncated(size);
+      head = new Uint8Array(result.need);
+      readSync(fd, head, 0, result.need, 0);
+    }
+  } finally {
+    closeSync(fd);
+  }
   return readBundle(new Uint8Array(readFileSync(path)), crc32).header;
 }
 

@@ -7,18 +7,24 @@ import {
   PREFIX_BYTES,
   checkPayload,
   describe,
+  floatTensors,
   headerTruncated,
+  nonFinite,
   parsePrefix,
   pastPayload,
   tokens,
   type BundleHeader,
+  type ModelConfig,
 } from "../models/bundle.ts";
+import { EdgevitError } from "./errors.ts";
 
 // The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
 export interface EngineExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;
   crc32(crc: number, ptr: number, len: number): number;
+  nonFinite(ptr: number, count: number): number; // index of the first NaN/Inf f32, or -1
+  gemmRowTile(): number;
   init(
     weights: number,
     channels: number,
@@ -44,6 +50,78 @@ export interface EngineExports {
   meanAttentionPtr(): number;
   attentionsPtr(): number;
 }
+
+export interface LoadOptions {
+  // Called once the header is read, before any wasm memory is grown for the model: may refuse the plan
+  // (throw) or make room for it.
+  reserve?: (plan: MemoryPlan, header: BundleHeader) => void;
+}
+
+// What a model's instance will hold in wasm memory, from its config alone (mirrors init() in
+// assembly/model.ts; test/models/limits.test.ts checks it against the memory loads really take).
+export interface MemoryPlan {
+  payloadBytes: number;
+  activationBytes: number; // activations, quantized operands and the engine's per-layer records
+  totalBytes: number; // the instance's memory after init: its heap before the load, plus both, in whole pages
+}
+
+const PAGE = 65536;
+// Each alloc() takes 64 bytes for alignment, the stub runtime's 16-byte block header and its own 16-byte
+// rounding beside its request.
+const ALLOC_SLACK = 96;
+// Per layer, the engine's Layer record and its four Linear records (a few dozen bytes each, with headers).
+const LAYER_RECORD_BYTES = 512;
+
+export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number, rowTile: number): MemoryPlan {
+  const k16 = (k: number) => Math.ceil(k / 16) * 16;
+  const n4 = (n: number) => Math.ceil(n / 4) * 4;
+  const t = tokens(c);
+  const patches = (c.imageSize / c.patchSize) ** 2;
+  const patchDim = c.channels * c.patchSize * c.patchSize;
+  const headDim = c.dim / c.heads;
+  const rows = Math.ceil(t / rowTile) * rowTile;
+  const f32s = [
+    c.channels * c.imageSize * c.imageSize, // input
+    patches * patchDim, // patch rows
+    t * c.dim, // x
+    t * c.dim, // norm
+    t * 3 * c.dim, // qkv
+    t * t, // scores
+    t * c.dim, // context
+    t * c.hidden, // MLP hidden
+    t * c.dim, // output
+    t * c.dim, // captured
+    c.classes, // logits
+    c.classes, // distillation logits
+    rows, // qa scale
+    rows, // qa zero
+    rows, // qa sum
+    n4(Math.max(t, headDim)), // qb scale
+    n4(Math.max(t, headDim)), // qb sum
+  ];
+  const bytes = [
+    ...f32s.map((n) => 4 * n),
+    rows * Math.max(k16(c.dim), k16(c.hidden), k16(patchDim), k16(t)), // qa
+    Math.max(n4(t) * k16(headDim), n4(headDim) * k16(t)), // qb
+  ];
+  const activationBytes = bytes.reduce((sum, b) => sum + b + ALLOC_SLACK, 0) + (c.layers + 4) * LAYER_RECORD_BYTES;
+  const totalBytes = Math.ceil((heapTop + payloadBytes + ALLOC_SLACK + activationBytes) / PAGE) * PAGE;
+  return { payloadBytes, activationBytes, totalBytes };
+}
+
+// The model's memory plan does not fit what the caller allows, or the runtime would not grow memory to it.
+export class MemoryLimitError extends Error {
+  readonly plan: MemoryPlan;
+  constructor(plan: MemoryPlan, message: string) {
+    super(message);
+    this.name = "MemoryLimitError";
+    this.plan = plan;
+  }
+}
+
+// A size for a sentence: MiB, or KiB below one MiB (a small model's plan would read "0.0 MiB").
+export const sizeText = (bytes: number): string =>
+  bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 // assembly/model.ts's CAPTURE_* bits.
 const CAPTURE_HIDDEN_STATES = 1;
@@ -114,6 +192,8 @@ export class Engine {
       "memory",
       "alloc",
       "crc32",
+      "nonFinite",
+      "gemmRowTile",
       "init",
       "inputPtr",
       "forward",
@@ -132,9 +212,9 @@ export class Engine {
     return e;
   }
 
-  async load(source: Uint8Array | ReadableStream<Uint8Array>): Promise<Model> {
+  async load(source: Uint8Array | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<Model> {
     const exports = this.exportsOf(await this.newInstance());
-    const loader = new PayloadLoader(exports);
+    const loader = new PayloadLoader(exports, options);
     if (source instanceof Uint8Array) {
       loader.push(source);
     } else {
@@ -142,18 +222,20 @@ export class Engine {
     }
     const { header, weights } = loader.end();
     const c = header.config;
-    const code = exports.init(
-      weights,
-      c.channels,
-      c.imageSize,
-      c.patchSize,
-      c.dim,
-      c.heads,
-      c.hidden,
-      c.layers,
-      c.classes,
-      c.distilled ? 1 : 0,
-      c.eps,
+    const code = grow(loader.plan!, () =>
+      exports.init(
+        weights,
+        c.channels,
+        c.imageSize,
+        c.patchSize,
+        c.dim,
+        c.heads,
+        c.hidden,
+        c.layers,
+        c.classes,
+        c.distilled ? 1 : 0,
+        c.eps,
+      ),
     );
     if (code !== 0)
       throw new BundleError(
@@ -164,6 +246,21 @@ export class Engine {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }
     return new Model(exports, header, loader.largestJsBuffer);
+  }
+}
+
+// Runs an engine call that grows memory: a failed grow traps (the builds have no abort import), which is
+// reported as the plan that did not fit rather than as the trap.
+function grow<T>(plan: MemoryPlan, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+    throw new MemoryLimitError(
+      plan,
+      `the runtime would not grow wasm memory to the ${sizeText(plan.totalBytes)} the model needs ` +
+        `(${sizeText(plan.payloadBytes)} of weights, ${sizeText(plan.activationBytes)} of activations)`,
+    );
   }
 }
 
@@ -208,7 +305,9 @@ async function pump(source: ReadableStream<Uint8Array>, loader: PayloadLoader): 
 // byte goes straight to its place in wasm memory and through the wasm CRC-32.
 class PayloadLoader {
   largestJsBuffer = 0;
+  plan: MemoryPlan | null = null;
   private readonly e: EngineExports;
+  private readonly options: LoadOptions;
   private head = new Uint8Array(0); // prefix and header bytes gathered so far
   private need = PREFIX_BYTES; // bytes the prefix parser needs before it can tell more
   private header: BundleHeader | null = null;
@@ -216,8 +315,9 @@ class PayloadLoader {
   private received = 0; // payload bytes copied
   private crc = 0;
 
-  constructor(exports: EngineExports) {
+  constructor(exports: EngineExports, options: LoadOptions) {
     this.e = exports;
+    this.options = options;
   }
 
   push(chunk: Uint8Array): void {
@@ -264,15 +364,25 @@ class PayloadLoader {
   }
 
   private start(header: BundleHeader, rest: Uint8Array): Uint8Array {
+    // alloc(0) is the top of the heap (it takes a few bytes): what the instance holds before the model
+    const plan = memoryPlan(header.config, header.payload.length, this.e.alloc(0), this.e.gemmRowTile());
+    this.options.reserve?.(plan, header);
+    this.plan = plan;
     this.header = header;
     this.head = new Uint8Array(0);
-    this.weights = this.e.alloc(header.payload.length);
+    this.weights = grow(plan, () => this.e.alloc(header.payload.length));
     return rest;
   }
 
   end(): { header: BundleHeader; weights: number } {
     if (!this.header) throw headerTruncated(this.head.length);
     checkPayload(this.header, this.received, this.crc);
+    // In place in wasm memory, after the CRC: the payload is the one the header describes.
+    for (const entry of floatTensors(this.header.config)) {
+      const at = this.weights + entry.offset;
+      const index = this.e.nonFinite(at, entry.bytes / 4);
+      if (index >= 0) throw nonFinite(entry, index, new Float32Array(this.e.memory.buffer, at + 4 * index, 1)[0]);
+    }
     return { header: this.header, weights: this.weights };
   }
 }
@@ -302,6 +412,29 @@ export class Model {
     return new Float32Array(this.e.memory.buffer, this.e.inputPtr(), c.channels * c.imageSize * c.imageSize);
   }
 
+  // The capture buffers of `kinds` (CAPTURE_* bits), allocated once: a failed grow traps (the builds have
+  // no abort import), reported as the memory that could not be had.
+  private enableCapture(kinds: number): void {
+    const c = this.header.config;
+    const t = this.e.tokens();
+    try {
+      this.e.enableCapture(kinds);
+    } catch (error) {
+      if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+      const bytes =
+        4 *
+        ((kinds & CAPTURE_HIDDEN_STATES ? (c.layers + 1) * t * c.dim : 0) +
+          (kinds & CAPTURE_ATTENTION ? c.layers * (c.heads + t) * t : 0) +
+          (kinds & CAPTURE_LAYER ? c.heads * t * t : 0));
+      throw new EdgevitError(
+        "model_unavailable",
+        `model ${this.header.name} cannot keep what this request asks for: the runtime would not grow its ` +
+          `memory by ${sizeText(bytes)}`,
+        { cause: error },
+      );
+    }
+  }
+
   run(options: RunOptions = {}): RunResult {
     const c = this.header.config;
     const capture = options.capture ?? -1;
@@ -313,11 +446,25 @@ export class Model {
       throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
     }
     const flags = (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) | (options.attention ? CAPTURE_ATTENTION : 0);
-    if (flags !== 0 || attentionLayer !== 0) this.e.enableCapture(flags | (attentionLayer !== 0 ? CAPTURE_LAYER : 0));
+    if (flags !== 0 || attentionLayer !== 0) this.enableCapture(flags | (attentionLayer !== 0 ? CAPTURE_LAYER : 0));
     this.e.forward(capture, flags, attentionLayer);
     const buffer = this.e.memory.buffer;
     const t = this.e.tokens();
     const size = t * c.dim;
+    // Finite weights can still overflow on some input; such numbers are not an answer.
+    const outputs: [string, number, number][] = [
+      ["scores", this.e.logitsPtr(), c.classes],
+      ["hidden states", this.e.outputPtr(), size],
+    ];
+    if (capture >= 0) outputs.push([`layer ${capture} hidden states`, this.e.capturedPtr(), size]);
+    for (const [what, ptr, count] of outputs) {
+      if (this.e.nonFinite(ptr, count) >= 0) {
+        throw new EdgevitError(
+          "model_unavailable",
+          `model ${this.header.name} computed non-finite ${what} for this image: its weights overflow`,
+        );
+      }
+    }
     const copy = (ptr: number, length: number) => new Float32Array(buffer, ptr, length).slice();
     const result: RunResult = {
       logits: copy(this.e.logitsPtr(), c.classes),

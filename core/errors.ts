@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   "image_too_large", // the image's declared size is over the pixel limit
   "unsupported_media_type", // a format that is not accepted
   "model_unavailable", // the model exists but cannot be loaded or run
+  "unauthorized", // the API needs a bearer token and the request has none or a wrong one
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

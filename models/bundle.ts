@@ -6,8 +6,45 @@ export const MAGIC = "EVIT";
 export const FORMAT_VERSION = 1;
 export const PREFIX_BYTES = 16;
 export const ALIGN = 64;
-// A header is a few kilobytes even with 21k labels; anything far beyond is not a bundle header.
-export const MAX_HEADER_BYTES = 16 << 20;
+const MiB = 1 << 20;
+
+// The largest numbers a bundle may declare, derived from what one Worker isolate can hold: 128 MiB for
+// the JS heap and every wasm memory together (docs/MEMORY.md). Each is checked, in O(1), before anything
+// is laid out or allocated, by the reader (parsePrefix, validateHeader), the writer and the converter, so
+// a hostile header costs as little as a good one. The sizes they imply together (payload, activations)
+// are bounded again by `payloadBytes` and, when loading, by the memory budget (core/engine.ts).
+export const LIMITS = {
+  // The JSON header: 21,843 ImageNet-21k labels of ~30 characters and a 64-layer tensor table take 0.74 MiB.
+  headerBytes: 2 * MiB,
+  // The weights are used in place in wasm memory, inside the isolate's 128 MiB with the JS heap and the
+  // activations beside them: ViT-B/16 int8 is 84 MiB. 120 MiB leaves 8 MiB for everything else, so no
+  // larger payload can ever load; the deployed bound is the tighter MODEL_MEMORY_BUDGET_MB.
+  payloadBytes: 120 * MiB,
+  // ViT-H has 32 layers; a layer of dim 192 (DeiT-Ti) is ~0.43 MiB, so the payload limit alone would allow
+  // ~280. At 64 the tensor table (20 entries a layer) stays under 1,300 entries.
+  layers: 64,
+  // ViT-G is 1664 wide. 4096 keeps every buffer the engine plans below 2^31 bytes (its offsets are i32).
+  dim: 4096,
+  // headDim = dim / heads is at least 1; published ViTs use 3..16 heads.
+  heads: 64,
+  // 4 x dim at the widest dim: [tokens][hidden] f32 stays below 2^31 bytes.
+  hidden: 16384,
+  // ImageNet-21k has 21,843; the classifier is dim x classes bytes (128 MiB at dim 4096: the payload
+  // limit binds first).
+  classes: 32768,
+  // The engine's input is f32 [channels][imageSize][imageSize]: 12 MiB at 1024 px and 3 channels.
+  imageSize: 1024,
+  patchSize: 64,
+  // The decoder makes RGB; one more allows an alpha or depth plane if a converter produces one.
+  channels: 4,
+  // (imageSize / patchSize)^2: attention scores are f32 [tokens][tokens], 64 MiB at 4096 patches.
+  patches: 4096,
+  // Label strings as shown in responses; ImageNet's longest is 121 characters.
+  labelChars: 256,
+} as const;
+
+// A header is a few kilobytes for most models and under a megabyte with 21k labels.
+export const MAX_HEADER_BYTES = LIMITS.headerBytes;
 
 export type BundleErrorCode =
   | "bad_magic"
@@ -15,7 +52,9 @@ export type BundleErrorCode =
   | "bad_header"
   | "size_mismatch"
   | "truncated"
-  | "checksum_mismatch";
+  | "checksum_mismatch"
+  | "over_limit"
+  | "non_finite";
 
 export class BundleError extends Error {
   readonly code: BundleErrorCode;
@@ -223,6 +262,7 @@ export class BundleWriter {
     this.parts = parts;
     this.crc32 = crc32;
     this.plan = layout(parts.config);
+    checkPayloadLimit(this.plan.length, `the payload that ${describe(parts.config)} implies`);
     // write only what a reader accepts
     validateHeader(headerFor(parts, this.plan, 0));
     this.payloadOffset = this.head().length;
@@ -357,12 +397,67 @@ function checkConfig(config: unknown): asserts config is ModelConfig {
   if (c.dim % c.heads !== 0) bad(`config.dim ${c.dim} is not divisible by heads ${c.heads}`);
   if (c.imageSize % c.patchSize !== 0)
     bad(`config.imageSize ${c.imageSize} is not divisible by patchSize ${c.patchSize}`);
+  const over = overLimit(c);
+  if (over) throw new BundleError("over_limit", `config.${over.field} ${over.message}`);
+}
+
+export interface OverLimit {
+  field: keyof ModelConfig | "patches";
+  value: number;
+  limit: number;
+  message: string; // "is 1000000, over the limit of 64 ..."; the caller names the field
+}
+
+// The first of a config's sizes over LIMITS, in O(1). The sizes must already be positive integers.
+export function overLimit(c: ModelConfig): OverLimit | null {
+  const over = (field: OverLimit["field"], value: number, limit: number, what = ""): OverLimit => ({
+    field,
+    value,
+    limit,
+    message: `is ${value}${what}, over the limit of ${limit} for a model a Worker can hold`,
+  });
+  for (const field of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"] as const) {
+    if (c[field] > LIMITS[field]) return over(field, c[field], LIMITS[field]);
+  }
+  const patches = (c.imageSize / c.patchSize) ** 2;
+  if (patches > LIMITS.patches) return over("patches", patches, LIMITS.patches, " ((imageSize / patchSize)^2)");
+  return null;
+}
+
+const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+
+// A payload of `bytes` against LIMITS.payloadBytes; `what` says where the number comes from.
+export function checkPayloadLimit(bytes: number, what: string): void {
+  if (bytes > LIMITS.payloadBytes) {
+    throw new BundleError(
+      "over_limit",
+      `${what} is ${bytes} bytes (${mib(bytes)}), ` +
+        `over the limit of ${mib(LIMITS.payloadBytes)} of weights a Worker can hold`,
+    );
+  }
+}
+
+// Entries of layout(config), in O(1): the patch embedding Linear (4), class token, distillation token,
+// position embeddings, 20 per layer (2 + 2 norm vectors, 4 Linears of 4), final norm (2), the heads (4 each).
+export function tensorCount(c: ModelConfig): number {
+  return 4 + 1 + (c.distilled ? 1 : 0) + 1 + 20 * c.layers + 2 + 4 + (c.distilled ? 4 : 0);
+}
+
+// Resize and crop sizes bound the per-request image buffers (resize output, crop), so they are capped
+// like the model's own input: at most 4 x LIMITS.imageSize.
+const MAX_RESIZE = 4 * LIMITS.imageSize;
+
+function checkEdge(v: unknown, what: string): void {
+  if (!isPositiveInt(v) || v > MAX_RESIZE)
+    bad(`${what} must be an integer from 1 to ${MAX_RESIZE}, got ${JSON.stringify(v)}`);
 }
 
 function checkHeightWidth(v: unknown, what: string): void {
   if (!isObject(v) || !isPositiveInt(v.height) || !isPositiveInt(v.width)) {
     bad(`${what} must be {"height", "width"} positive integers, got ${JSON.stringify(v)}`);
   }
+  checkEdge(v.height, `${what}.height`);
+  checkEdge(v.width, `${what}.width`);
 }
 
 function checkPreprocessing(p: unknown, channels: number): asserts p is Preprocessing {
@@ -371,7 +466,7 @@ function checkPreprocessing(p: unknown, channels: number): asserts p is Preproce
     if (typeof p[key] !== "boolean") bad(`preprocessing.${key} must be true or false`);
   }
   if (isObject(p.size) && "shortestEdge" in p.size) {
-    if (!isPositiveInt(p.size.shortestEdge)) bad("preprocessing.size.shortestEdge must be a positive integer");
+    checkEdge(p.size.shortestEdge, "preprocessing.size.shortestEdge");
   } else {
     checkHeightWidth(p.size, "preprocessing.size");
   }
@@ -408,6 +503,9 @@ export function validateHeader(json: unknown): BundleHeader {
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
     bad("header.labels must be an array of strings");
   if (labels.length !== config.classes) bad(`header has ${labels.length} labels for ${config.classes} classes`);
+  const long = labels.findIndex((l) => l.length > LIMITS.labelChars);
+  if (long >= 0)
+    bad(`header.labels[${long}] is ${labels[long].length} characters, over the limit of ${LIMITS.labelChars}`);
   const q = json.quantization;
   if (!isObject(q) || q.scheme !== QUANTIZATION.scheme) {
     bad(`quantization scheme ${JSON.stringify(isObject(q) ? q.scheme : q)} is not "${QUANTIZATION.scheme}"`);
@@ -425,17 +523,19 @@ export function validateHeader(json: unknown): BundleHeader {
   ) {
     bad(`header.payload must be {"length": integer, "crc32": 8 hex digits}, got ${JSON.stringify(payload)}`);
   }
+  checkPayloadLimit(payload.length as number, "header.payload.length");
+  const table = json.tensors;
+  if (!Array.isArray(table)) bad("header.tensors is not an array");
+  if (table.length !== tensorCount(config)) {
+    bad(`header lists ${table.length} tensors; the config implies ${tensorCount(config)}`);
+  }
+  // Bounded from here on: the config is within LIMITS, so its layout has at most a few thousand entries.
   const plan = layout(config);
   if (payload.length !== plan.length) {
     throw new BundleError(
       "size_mismatch",
       `header.payload.length is ${payload.length} bytes but the config (${describe(config)}) implies ${plan.length}`,
     );
-  }
-  const table = json.tensors;
-  if (!Array.isArray(table)) bad("header.tensors is not an array");
-  if (table.length !== plan.tensors.length) {
-    bad(`header lists ${table.length} tensors; the config implies ${plan.tensors.length}`);
   }
   plan.tensors.forEach((want, i) => {
     const got = table[i];
@@ -455,7 +555,7 @@ export function describe(c: ModelConfig): string {
   );
 }
 
-// ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (worker/engine.ts) ----
+// ---- the checks at the end of a bundle, shared by readBundle and the streaming loader (core/engine.ts) ----
 
 export function headerTruncated(received: number): BundleError {
   return new BundleError("truncated", `bundle ended after ${received} bytes, inside its prefix or header`);
@@ -483,8 +583,34 @@ export function checkPayload(header: BundleHeader, received: number, crc: number
   }
 }
 
+// The tensors that hold f32 values: embeddings, norms, and each Linear's scale and bias (its weight is
+// bytes and its wsum integers). These must be finite for the forward pass to be.
+export function floatTensors(config: ModelConfig): LayoutEntry[] {
+  return layout(config).tensors.filter(
+    ({ source }) => source.kind === "f32" || source.part === "scale" || source.part === "bias",
+  );
+}
+
+export function nonFinite(entry: TensorEntry, index: number, value: number): BundleError {
+  return new BundleError(
+    "non_finite",
+    `tensor ${entry.name} has a non-finite value (${value}) at element ${index}: the weights are corrupt or overflowed`,
+  );
+}
+
+// Every float tensor of `payload` is finite (NaN and +-Inf refused), checked in place.
+export function checkFinite(header: BundleHeader, payload: Uint8Array): void {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  for (const entry of floatTensors(header.config)) {
+    for (let i = 0; i < entry.bytes / 4; i++) {
+      const value = view.getFloat32(entry.offset + 4 * i, true);
+      if (!Number.isFinite(value)) throw nonFinite(entry, i, value);
+    }
+  }
+}
+
 // A whole bundle in memory -> its header and a view of its payload, with the checks a streaming loader
-// makes at the end (length, CRC-32). For tools and tests; the engine host streams instead.
+// makes at the end (length, CRC-32, finite floats). For tools and tests; the engine host streams instead.
 export function readBundle(bytes: Uint8Array, crc32: Crc32): { header: BundleHeader; payload: Uint8Array } {
   const result = parsePrefix(bytes);
   if ("need" in result) throw headerTruncated(bytes.length);
@@ -492,5 +618,6 @@ export function readBundle(bytes: Uint8Array, crc32: Crc32): { header: BundleHea
   const payload = bytes.subarray(payloadOffset);
   // the CRC only of a payload of the right length
   checkPayload(header, payload.length, payload.length === header.payload.length ? crc32(payload) : 0);
+  checkFinite(header, payload);
   return { header, payload };
 }

@@ -7,7 +7,11 @@ import { crc32 } from "node:zlib";
 import {
   BundleError,
   BundleWriter,
+  checkPayloadLimit,
   describe,
+  layout as bundleLayout,
+  overLimit,
+  type OverLimit,
   hex32,
   tokens,
   type BundleHeader,
@@ -159,7 +163,38 @@ function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { co
   }
   if (!(config.eps > 0))
     throw new ConvertError(`config.json: layer_norm_eps must be positive, got ${JSON.stringify(cfg.layer_norm_eps)}`);
+  checkLimits(config, layout !== "timm" || "hidden_size" in cfg);
   return { config, labels: labelsFrom(cfg, classes) };
+}
+
+// config.json's keys for the bundle's sizes (timm configs: read off the tensors, named after them).
+const HF_NAMES: Record<OverLimit["field"], string> = {
+  imageSize: "image_size",
+  patchSize: "patch_size",
+  channels: "num_channels",
+  dim: "hidden_size",
+  heads: "num_attention_heads",
+  hidden: "intermediate_size",
+  layers: "num_hidden_layers",
+  classes: "the classifier's classes",
+  patches: "(image_size / patch_size)^2",
+  eps: "layer_norm_eps",
+  distilled: "distilled",
+};
+
+// Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in bundle.ts), and
+// the payload they imply (laying it out is bounded once the sizes are).
+function checkLimits(config: ModelConfig, hfNames: boolean): void {
+  const over = overLimit(config);
+  if (over) {
+    const where = hfNames ? "config.json" : "model.safetensors";
+    throw new ConvertError(`${where}: ${hfNames ? HF_NAMES[over.field] : over.field} ${over.message}`);
+  }
+  try {
+    checkPayloadLimit(bundleLayout(config).length, `the int8 payload of ${describe(config)}`);
+  } catch (e) {
+    throw new ConvertError(`config.json: ${(e as Error).message}`);
+  }
 }
 
 // ---- preprocessor_config.json -> Preprocessing ----
@@ -569,9 +604,20 @@ export function concatRows(parts: Float32Array[]): Float32Array {
   return out;
 }
 
+// A checkpoint tensor, refused when it holds NaN or +-Inf: quantizing would spread it over its row.
+async function readFinite(ckpt: SafetensorsFile, name: string): Promise<Float32Array> {
+  const data = await ckpt.read(name);
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new ConvertError(`model.safetensors: tensor ${name} has a non-finite value (${data[i]}) at element ${i}`);
+    }
+  }
+  return data;
+}
+
 async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
-  if (names.length === 1) return ckpt.read(names[0]);
-  return concatRows(await Promise.all(names.map((n) => ckpt.read(n))));
+  if (names.length === 1) return readFinite(ckpt, names[0]);
+  return concatRows(await Promise.all(names.map((n) => readFinite(ckpt, n))));
 }
 
 // The bundle's tensors in layout order, each packed from the checkpoint as it is reached.
@@ -593,7 +639,7 @@ async function* bundleTensors(
     if (source.kind === "f32") {
       const r = p.recipes.get(entry.name);
       if (r?.kind !== "f32") throw new Error(`no recipe for ${entry.name}`);
-      yield [entry.name, await p.ckpt.read(r.from)];
+      yield [entry.name, await readFinite(p.ckpt, r.from)];
       continue;
     }
     const module = entry.name.slice(0, entry.name.lastIndexOf("."));

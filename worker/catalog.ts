@@ -15,21 +15,30 @@ export interface BundleSummary {
   error?: { code: string; message: string };
 }
 
-// The bundle's header, from ranged reads of its first bytes only.
-async function readHeader(bucket: R2Bucket, key: string): Promise<BundleHeader> {
-  let length = HEAD_READ;
+// Headers read at once: each read holds at most one header (LIMITS.headerBytes) in memory.
+const CONCURRENT_READS = 6;
+
+// The bundle's header, from ranged reads of its first bytes only: at most the prefix and a header of
+// LIMITS.headerBytes, so any object costs a bounded read and a bounded check (parsePrefix is O(1) in the
+// header's numbers).
+async function readHeader(bucket: R2Bucket, object: R2Object): Promise<BundleHeader> {
+  if (object.size === 0) throw new BundleError("truncated", "the object is empty (0 bytes)");
+  let length = Math.min(HEAD_READ, object.size);
   for (;;) {
-    const object = await bucket.get(key, { range: { offset: 0, length } });
-    if (!object) throw new BundleError("truncated", "the object disappeared while it was read");
-    const bytes = new Uint8Array(await object.arrayBuffer());
+    const read = await bucket.get(object.key, { range: { offset: 0, length } });
+    if (!read) throw new BundleError("truncated", "the object disappeared while it was read");
+    const bytes = new Uint8Array(await read.arrayBuffer());
     const result = parsePrefix(bytes);
     if ("header" in result) return result.header;
-    if (bytes.length < length || result.need <= length)
-      throw new BundleError("truncated", `the bundle ends inside its header`);
+    if (result.need > object.size || result.need <= length) {
+      throw new BundleError("truncated", `the ${object.size}-byte object ends inside its prefix or header`);
+    }
     length = result.need;
   }
 }
 
+// Every `.evit` object, each with its config or, when it cannot be read, its error: one bad object
+// shows as an entry with `error` and never fails the listing.
 export async function listBundles(bucket: R2Bucket): Promise<BundleSummary[]> {
   const objects: R2Object[] = [];
   let cursor: string | undefined;
@@ -39,20 +48,31 @@ export async function listBundles(bucket: R2Bucket): Promise<BundleSummary[]> {
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
 
-  return Promise.all(
-    objects.map(async (object): Promise<BundleSummary> => {
-      const base = {
-        name: object.key.slice(0, -SUFFIX.length),
-        bytes: object.size,
-        uploaded: object.uploaded.toISOString(),
-      };
-      try {
-        const header = await readHeader(bucket, object.key);
-        return { ...base, config: header.config, summary: describe(header.config) };
-      } catch (error) {
-        if (!(error instanceof BundleError)) throw error;
-        return { ...base, error: { code: error.code, message: error.message } };
-      }
-    }),
-  );
+  const summaries: BundleSummary[] = new Array(objects.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < objects.length) {
+      const i = next++;
+      summaries[i] = await summarize(bucket, objects[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENT_READS, objects.length) }, worker));
+  return summaries;
+}
+
+async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSummary> {
+  const base = {
+    name: object.key.slice(0, -SUFFIX.length),
+    bytes: object.size,
+    uploaded: object.uploaded.toISOString(),
+  };
+  try {
+    const header = await readHeader(bucket, object);
+    return { ...base, config: header.config, summary: describe(header.config) };
+  } catch (error) {
+    if (error instanceof BundleError) return { ...base, error: { code: error.code, message: error.message } };
+    // R2 itself failed for this object: report it there, keep listing the rest.
+    console.error(`reading the header of ${object.key}:`, error);
+    return { ...base, error: { code: "unreadable", message: "the object could not be read from the bucket" } };
+  }
 }

@@ -23,7 +23,9 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   let length = 0;
   const reader = request.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((error: unknown) => {
+      throw new ClientDisconnected(length, error);
+    });
     if (done) break;
     if (length + value.byteLength > limit) {
       await reader.cancel();
@@ -151,4 +153,20 @@ export function failure(error: unknown): Response {
   if (error instanceof EdgevitError) return errorResponse(error);
   console.error("unhandled error:", error);
   return json({ error: { code: "internal_error", message: "an internal error occurred; it has been logged" } }, 500);
+}
+
+// The request body stopped with an error instead of ending: the client reset or closed the connection.
+export class ClientDisconnected extends Error {
+  readonly received: number; // body bytes read before it stopped
+  constructor(received: number, cause: unknown) {
+    super(`the client disconnected after sending ${received} body bytes`, { cause });
+    this.name = "ClientDisconnected";
+    this.received = received;
+  }
+}
+
+// Nobody is left to answer: a 499-style log line (nginx's "client closed request") instead of a 500.
+export function clientGone(request: Request, url: URL, error: ClientDisconnected): Response {
+  console.warn(`499 client closed request: ${request.method} ${url.pathname} after ${error.received} body bytes`);
+  return new Response(null, { status: 499 });
 }

@@ -2,11 +2,14 @@
 
 import { routes } from "./api.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { errorResponse, failure } from "./http.ts";
+import { ClientDisconnected, clientGone, errorResponse, failure } from "./http.ts";
+import { refuse } from "./auth.ts";
 
 export default {
   async fetch(request, env, _ctx): Promise<Response> {
     const url = new URL(request.url);
+    const unauthorized = await refuse(request, env, url);
+    if (unauthorized) return unauthorized;
     const methods = routes[url.pathname];
     if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
     const handler = methods[request.method];
@@ -20,6 +23,7 @@ export default {
     try {
       return await handler(request, env, url);
     } catch (error) {
+      if (error instanceof ClientDisconnected) return clientGone(request, url, error);
       return failure(error);
     }
   },

@@ -5,7 +5,7 @@ import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
-import { Engine, type Model } from "../core/engine.ts";
+import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
 
 const MiB = 1 << 20;
@@ -119,9 +119,18 @@ class ModelCache {
 
     let model: Model;
     try {
-      model = await (await getEngine()).load(object.body);
+      model = await (await getEngine()).load(object.body, {
+        // From the header, before the payload is streamed: refuse a plan over the whole budget, else
+        // make room for all of it (payload and activations) at once.
+        reserve: (plan) => {
+          if (plan.totalBytes > budgetBytes) throw overBudget(name, plan.totalBytes, budgetBytes, plan);
+          this.evictFor(plan.totalBytes, budgetBytes);
+        },
+      });
     } catch (error) {
       await object.body.cancel().catch(() => {});
+      if (error instanceof EdgevitError) throw error;
+      if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
       if (!(error instanceof BundleError)) console.error(`loading model ${name}:`, error);
       throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${(error as Error).message}`, {
         cause: error,
@@ -146,10 +155,14 @@ class ModelCache {
   }
 }
 
-function overBudget(name: string, bytes: number, budgetBytes: number): EdgevitError {
+function overBudget(name: string, bytes: number, budgetBytes: number, plan?: MemoryPlan): EdgevitError {
+  const parts = plan
+    ? ` (${sizeText(plan.payloadBytes)} of weights, ${sizeText(plan.activationBytes)} of activations)`
+    : "";
   return new EdgevitError(
     "model_unavailable",
-    `model ${name} needs ${(bytes / MiB).toFixed(1)} MiB, more than MODEL_MEMORY_BUDGET_MB (${budgetBytes / MiB})`,
+    `model ${name} is too large: it needs ${sizeText(bytes)} of memory${parts}, more than ` +
+      `MODEL_MEMORY_BUDGET_MB allows (${sizeText(budgetBytes)})`,
   );
 }
 

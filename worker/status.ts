@@ -11,4 +11,5 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   image_too_large: 413,
   unsupported_media_type: 415,
   model_unavailable: 503,
+  unauthorized: 401,
 };

@@ -2,10 +2,11 @@
 import { readFileSync } from "node:fs";
 import type { EngineExports } from "../../core/engine.ts";
 
-// The host's ABI (worker/engine.ts) plus the kernel exports the tests and benchmarks call directly.
+// The host's ABI (core/engine.ts) plus the kernel exports the tests and benchmarks call directly.
 export interface Engine extends EngineExports {
   name: string;
   crc32Scalar(crc: number, ptr: number, len: number): number;
+  nonFiniteScalar(ptr: number, count: number): number;
   gemmRowTile(): number;
   relaxed(): number;
   gemm(

@@ -1,4 +1,4 @@
-// The engine host (worker/engine.ts) loading converted bundles: streamed or whole, checked, and run.
+// The engine host (core/engine.ts) loading converted bundles: streamed or whole, checked, and run.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

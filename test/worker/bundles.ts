@@ -1,6 +1,14 @@
 // Test bundles made by the real bundle writer from seeded random weights. Portable: workerd and Node.
 
-import { encodeBundle, layout, type BundleParts, type ModelConfig } from "../../models/bundle.ts";
+import {
+  encodeBundle,
+  encodeHead,
+  layout,
+  parsePrefix,
+  type BundleHeader,
+  type BundleParts,
+  type ModelConfig,
+} from "../../models/bundle.ts";
 import { packLinear } from "../../models/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
@@ -31,7 +39,14 @@ export const SMALL_CONFIG: ModelConfig = {
 };
 
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
-export function randomBundle(name: string, seed: number, config: ModelConfig = SMALL_CONFIG): Uint8Array {
+// `edit` may change the tensors (by bundle name) before they are written: the bundle stays
+// self-consistent (its CRC covers the edit).
+export function randomBundle(
+  name: string,
+  seed: number,
+  config: ModelConfig = SMALL_CONFIG,
+  edit?: (tensors: Map<string, ArrayBufferView>) => void,
+): Uint8Array {
   const next = uniform(seed);
   const random = (n: number, scale: number, offset = 0) =>
     Float32Array.from({ length: n }, () => offset + scale * next());
@@ -59,6 +74,7 @@ export function randomBundle(name: string, seed: number, config: ModelConfig = S
       for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
     }
   }
+  edit?.(tensors);
   const parts: BundleParts = {
     name,
     config,
@@ -85,4 +101,49 @@ export function randomBundle(name: string, seed: number, config: ModelConfig = S
     },
   };
   return encodeBundle(parts, tensors, crc32);
+}
+
+// ---- corrupt and hostile bundles, made from a good one ----
+
+// The bundle's header and payload.
+export function split(bundle: Uint8Array): { header: BundleHeader; payload: Uint8Array } {
+  const result = parsePrefix(bundle);
+  if ("need" in result) throw new Error("not a whole header");
+  return { header: result.header, payload: bundle.subarray(result.payloadOffset) };
+}
+
+// `bundle` with its header JSON changed by `edit` (anything goes: no check is made) and re-encoded with a
+// correct prefix, followed by `payload` (default: the original payload).
+export function withHeader(bundle: Uint8Array, edit: (header: any) => void, payload?: Uint8Array): Uint8Array {
+  const parts = split(bundle);
+  const header = structuredClone(parts.header);
+  edit(header);
+  const head = encodeHead(header);
+  const body = payload ?? parts.payload;
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
+}
+
+// A header that agrees with itself for `config` (labels, tensor table and payload length as the config
+// implies) with none of the payload it declares after it: a huge model in a small object.
+export function selfConsistentHead(config: ModelConfig): Uint8Array {
+  const plan = layout(config);
+  return withHeader(
+    randomBundle("huge", 1),
+    (h) => {
+      h.config = config;
+      h.labels = Array.from({ length: config.classes }, (_, i) => `class-${i}`);
+      h.payload.length = plan.length;
+      h.tensors = plan.tensors.map(({ name, offset, bytes }) => ({ name, offset, bytes }));
+    },
+    new Uint8Array(0),
+  );
+}
+
+// `n` bytes of seeded noise: what a failed upload or a wrong file might leave.
+export function garbage(n: number, seed: number): Uint8Array {
+  const next = uniform(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor((next() + 1) * 128));
 }

@@ -1,5 +1,5 @@
 // POST /v1/pca inside workerd with the committed default model: the PNG decoded here must show, pixel for
-// pixel, what worker/pca.ts makes of the same layer's /v1/hidden_states answer.
+// pixel, what core/pca.ts makes of the same layer's /v1/hidden_states answer.
 
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
