@@ -1,6 +1,10 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 
+// The plugin renames the Worker under test to its runner, "vitest-plugin-runner-<project name>": an
+// auxiliary Worker binds the Worker's named entrypoints through that name.
+const RUNNER = "vitest-plugin-runner-workers";
+
 export default defineConfig({
   test: {
     projects: [
@@ -14,9 +18,29 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
+              serviceBindings: { CALLER: "edgevit-caller" },
+              workers: [
+                {
+                  name: "edgevit-caller",
+                  modules: true,
+                  scriptPath: "./test/worker/caller/index.js",
+                  compatibilityDate: "2026-11-01",
+                  serviceBindings: { EDGEVIT: { name: RUNNER, entrypoint: "Edgevit" } },
+                },
+              ],
+            },
+          }),
+        ],
         test: {
           name: "workers",
+          // Without it, with two projects, the plugin resolves the Worker's relative wasm imports against
+          // the parent folder ("No such module .../build/engine.wasm").
+          root: import.meta.dirname,
           include: ["test/worker/**/*.test.ts"],
           testTimeout: 120_000,
         },

@@ -4,9 +4,20 @@ import { EdgevitError } from "../core/errors.ts";
 import { runImage } from "../core/pipeline.ts";
 import { topPredictions } from "../core/predictions.ts";
 import type { Model } from "../core/engine.ts";
+import { intValue, runCommand, type CommandSpec } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
-const USAGE = "usage: edgevit classify [-m model.evit] [-k N] [--logits] <image>...";
+export const spec: CommandSpec = {
+  name: "classify",
+  synopsis: "[-m model.evit] [-k N] [--logits] <image>...",
+  summary: "Classifies JPEG files on this machine, as the Worker would: one JSON line per image.",
+  options: {
+    model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
+    top: { type: "string", short: "k", value: "N", help: "how many labels per image (default 5)" },
+    logits: { type: "boolean", help: "add every class's logit" },
+  },
+  positionals: { min: 1, max: Infinity },
+};
 
 export function classifyBytes(model: Model, bytes: Uint8Array): Float32Array {
   return runImage(model, bytes, CLI_LIMITS).result.logits;
@@ -20,44 +31,26 @@ function errorOf(e: unknown): { code: string; message: string } {
   throw e;
 }
 
-export async function main(args: string[]): Promise<number> {
-  let modelPath = DEFAULT_MODEL;
-  let k = 5;
-  let withLogits = false;
-  const files: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "-m" || a === "--model") modelPath = args[++i];
-    else if (a === "-k" || a === "--top") k = Number(args[++i]);
-    else if (a === "--logits") withLogits = true;
-    else if (a.startsWith("-")) return usage(`unknown option ${a}`);
-    else files.push(a);
-  }
-  if (!modelPath) return usage("-m needs a model file");
-  if (!Number.isInteger(k) || k < 1) return usage("-k needs a positive integer");
-  if (files.length === 0) return usage("no images given");
-
-  const model = await loadModelFile(await nodeEngine(), modelPath);
-  let failed = 0;
-  for (const file of files) {
-    let line: object;
-    try {
-      const logits = classifyBytes(model, await readFile(file));
-      line = {
-        file,
-        predictions: topPredictions(logits, model.header.labels, k),
-        ...(withLogits ? { logits: Array.from(logits) } : {}),
-      };
-    } catch (e) {
-      failed++;
-      line = { file, error: errorOf(e) };
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals: files }) => {
+    const k = intValue("top", values.top, 5, 1);
+    const model = await loadModelFile(await nodeEngine(), (values.model as string | undefined) ?? DEFAULT_MODEL);
+    let failed = 0;
+    for (const file of files) {
+      let line: object;
+      try {
+        const logits = classifyBytes(model, await readFile(file));
+        line = {
+          file,
+          predictions: topPredictions(logits, model.header.labels, k),
+          ...(values.logits ? { logits: Array.from(logits) } : {}),
+        };
+      } catch (e) {
+        failed++;
+        line = { file, error: errorOf(e) };
+      }
+      process.stdout.write(`${JSON.stringify(line)}\n`);
     }
-    process.stdout.write(`${JSON.stringify(line)}\n`);
-  }
-  return failed ? 1 : 0;
-}
-
-function usage(problem: string): number {
-  console.error(`edgevit classify: ${problem}\n${USAGE}`);
-  return 2;
+    return failed ? 1 : 0;
+  });
 }

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { encode as encodeJpeg } from "jpeg-js";
+import { intValue, runCommand, UsageError, type CommandSpec, type Parsed } from "./args.ts";
 import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import { preprocess } from "../core/image/preprocess.ts";
@@ -14,7 +15,18 @@ import { preprocess } from "../core/image/preprocess.ts";
 // The full test set from Debian's dataset-fashion-mnist, else the first 500 images committed for CI.
 const DATASET = "/usr/share/datasets/fashion-mnist";
 export const SUBSET = fileURLToPath(new URL("../test/fixtures/fashion-mnist", import.meta.url));
-const USAGE = "usage: edgevit eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]";
+export const spec: CommandSpec = {
+  name: "eval",
+  synopsis: "[-m model.evit] [--data DIR] [--limit N] [--quality Q]",
+  summary: "Fashion-MNIST test set accuracy and speed through the upload path (JPEG encode, decode, int8 forward).",
+  options: {
+    model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
+    data: { type: "string", value: "DIR", help: "folder with t10k-*-ubyte.gz (default: Debian's, else the subset)" },
+    limit: { type: "string", value: "N", help: "only the first N images" },
+    quality: { type: "string", value: "Q", help: "JPEG quality 1..100 (default 100)" },
+  },
+  positionals: { min: 0, max: 0 },
+};
 
 // The t10k images and labels in `dir` (idx files, gzipped, as the dataset ships them).
 export function findTestSet(dir: string): { images: string; labels: string } {
@@ -70,32 +82,20 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-export async function main(args: string[]): Promise<number> {
-  let modelPath = DEFAULT_MODEL;
-  let limit = Infinity;
-  let quality = 100;
-  let data = existsSync(DATASET) ? DATASET : SUBSET;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "-m" || a === "--model") modelPath = args[++i];
-    else if (a === "--limit") limit = Number(args[++i]);
-    else if (a === "--quality") quality = Number(args[++i]);
-    else if (a === "--data") data = args[++i];
-    else {
-      console.error(`edgevit eval: unexpected argument ${a}\n${USAGE}`);
-      return 2;
-    }
-  }
-  if (!(limit > 0) || !(quality >= 1 && quality <= 100)) {
-    console.error(`edgevit eval: --limit must be positive and --quality 1..100\n${USAGE}`);
-    return 2;
-  }
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, (parsed) => evaluate(parsed.values));
+}
+
+async function evaluate(values: Parsed["values"]): Promise<number> {
+  const modelPath = (values.model as string | undefined) ?? DEFAULT_MODEL;
+  const limit = intValue("limit", values.limit, Infinity, 1);
+  const quality = intValue("quality", values.quality, 100, 1, 100);
+  const data = (values.data as string | undefined) ?? (existsSync(DATASET) ? DATASET : SUBSET);
   let set: { images: string; labels: string };
   try {
     set = findTestSet(data);
   } catch (e) {
-    console.error(`edgevit eval: ${(e as Error).message}`);
-    return 2;
+    throw new UsageError((e as Error).message);
   }
   const images = readIdx(set.images);
   const labels = readIdx(set.labels);

@@ -1,10 +1,15 @@
-// The edgevit command line: routes a subcommand to its module.
-const USAGE = `usage: edgevit <command> [options]
+// The edgevit command line: routes a subcommand to its module. Each subcommand parses its own arguments
+// with cli/args.ts (so each has --help) and reports errors in the one shape.
+import { readFileSync } from "node:fs";
+
+const USAGE = `usage: edgevit <command> [options]   (edgevit <command> --help for its options)
   convert <checkpoint-dir> -o <model.evit> [--name NAME]    Hugging Face / timm checkpoint -> bundle
   classify [-m model.evit] [-k N] [--logits] <image>...    one JSON line per image
   eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]  Fashion-MNIST test set accuracy and speed
   upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket
-  see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions`;
+  see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions
+
+  --version                                               the edgevit version`;
 
 type Command = { main(args: string[]): Promise<number> };
 
@@ -16,6 +21,11 @@ const commands: Record<string, () => Promise<Command>> = {
   see: () => import("./see.ts"),
 };
 
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (!name) {
@@ -24,6 +34,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === "-h" || name === "--help" || name === "help") {
     console.log(USAGE);
+    return 0;
+  }
+  if (name === "-V" || name === "--version") {
+    console.log(`edgevit ${version()}`);
     return 0;
   }
   const load = commands[name];

@@ -8,38 +8,41 @@ import { runImage } from "../core/pipeline.ts";
 import { encodeApng, encodePng } from "../core/png.ts";
 import { topPredictions } from "../core/predictions.ts";
 import { attentionPicture, FRAME_MS, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
+import { type CommandSpec, intValue, runCommand } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
-const USAGE = "usage: edgevit see <image> [-m model.evit] [-o out/] [-k N] [--size S] [--heads]";
+export const spec: CommandSpec = {
+  name: "see",
+  synopsis: "<image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]",
+  summary:
+    "What the model sees, from one forward pass: the preprocessed image, the PCA picture of every hidden state " +
+    "(pca-NN.png) and their animation (pca.apng), the class token's attention per layer (attention-NN-mean.png), " +
+    "attention rollout (rollout.png) and predictions.json, into a folder.",
+  options: {
+    model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
+    out: { type: "string", short: "o", value: "DIR", help: "where to write the files (default: see)" },
+    top: { type: "string", short: "k", value: "N", help: "how many labels in predictions.json (default 5)" },
+    size: { type: "string", value: "S", help: "picture side in pixels, 16 to 1024 (default 224)" },
+    heads: { type: "boolean", help: "an attention map for every head too (attention-NN-headHH.png)" },
+  },
+  positionals: { min: 1, max: 1 },
+};
 
 const two = (n: number) => String(n).padStart(2, "0");
 
-export async function main(args: string[]): Promise<number> {
-  let modelPath = DEFAULT_MODEL;
-  let outDir = "see";
-  let k = 5;
-  let size = 224;
-  let everyHead = false;
-  const files: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "-m" || a === "--model") modelPath = args[++i];
-    else if (a === "-o" || a === "--out") outDir = args[++i];
-    else if (a === "-k" || a === "--top") k = Number(args[++i]);
-    else if (a === "--size") size = Number(args[++i]);
-    else if (a === "--heads") everyHead = true;
-    else if (a.startsWith("-")) return usage(`unknown option ${a}`);
-    else files.push(a);
-  }
-  if (!modelPath) return usage("-m needs a model file");
-  if (!outDir) return usage("-o needs a directory");
-  if (!Number.isInteger(k) || k < 1) return usage("-k needs a positive integer");
-  if (!Number.isInteger(size) || size < 16 || size > 1024) return usage("--size needs an integer from 16 to 1024");
-  if (files.length !== 1) return usage("give exactly one image");
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals: [file] }) => {
+    const k = intValue("top", values.top, 5, 1);
+    const size = intValue("size", values.size, 224, 16, 1024);
+    const outDir = (values.out as string | undefined) ?? "see";
+    return see(file, (values.model as string | undefined) ?? DEFAULT_MODEL, outDir, k, size, values.heads === true);
+  });
+}
 
+async function see(file: string, modelPath: string, outDir: string, k: number, size: number, everyHead: boolean) {
   const model = await loadModelFile(await nodeEngine(), modelPath);
-  const bytes = await readFile(files[0]).catch((e: NodeJS.ErrnoException) => {
-    throw e.code === "ENOENT" ? new Error(`no such file: ${files[0]}`) : e;
+  const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === "ENOENT" ? new Error(`no such file: ${file}`) : e;
   });
   const { header } = model;
   let seen: Seen | undefined;
@@ -57,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
   };
 
   const predictions = topPredictions(result.logits, header.labels, k);
-  await put("predictions.json", `${JSON.stringify({ file: files[0], model: header.name, image, predictions })}\n`);
+  await put("predictions.json", `${JSON.stringify({ file: file, model: header.name, image, predictions })}\n`);
   const pixels = seen!.image;
   await put("preprocessed.png", await encodePng(pixels, c.imageSize, c.imageSize));
   for (let layer = 0; layer <= c.layers; layer++) {
@@ -75,12 +78,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const rollout = attentionPicture(seen!.rollout[c.layers - 1], pixels, c, size);
   await put("rollout.png", await encodePng(rollout, size, size));
-  console.error(`edgevit see: ${files[0]} through ${header.name}: wrote ${written.length} files to ${outDir}`);
-  process.stdout.write(`${JSON.stringify({ file: files[0], predictions, out: outDir, files: written })}\n`);
+  console.error(`edgevit see: ${file} through ${header.name}: wrote ${written.length} files to ${outDir}`);
+  process.stdout.write(`${JSON.stringify({ file: file, predictions, out: outDir, files: written })}\n`);
   return 0;
-}
-
-function usage(problem: string): number {
-  console.error(`edgevit see: ${problem}\n${USAGE}`);
-  return 2;
 }

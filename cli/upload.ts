@@ -1,4 +1,4 @@
-// `edgevit upload <model.evit> [--name <name>] [--remote]`: checks the bundle (header, length, payload
+// `edgevit upload <model.evit> [--name NAME] [--remote]`: checks the bundle (header, length, payload
 // CRC-32) and puts it into the Worker's R2 bucket as `<name>.evit`, in wrangler's local state unless
 // --remote.
 
@@ -15,9 +15,22 @@ import {
   type BundleHeader,
 } from "../models/bundle.ts";
 import { keyOf, modelName } from "../core/names.ts";
+import { runCommand, type CommandSpec } from "./args.ts";
+import { bucketOf, readWranglerConfig } from "./wrangler-config.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const USAGE = "usage: edgevit upload <model.evit> [--name <name>] [--remote]";
+export const spec: CommandSpec = {
+  name: "upload",
+  synopsis: "<model.evit> [--name NAME] [--remote]",
+  summary:
+    "Checks a bundle (header, length, payload CRC-32) and puts it into the Worker's MODELS bucket as " +
+    "<name>.evit: wrangler's local state (what `npm run dev` serves) unless --remote.",
+  options: {
+    name: { type: "string", value: "NAME", help: "the model's name (default: the bundle's own)" },
+    remote: { type: "boolean", help: "the real bucket in your Cloudflare account" },
+  },
+  positionals: { min: 1, max: 1 },
+};
 
 // Everything the Worker's loader checks (header and its limits, length, payload CRC-32, finite floats),
 // so a bad bundle is refused here rather than served as a 503. The header is read and checked first, from
@@ -48,10 +61,7 @@ export function checkBundle(path: string): BundleHeader {
 
 // The bucket the Worker binds as MODELS, from wrangler.toml (the one place it is configured).
 export function bucketName(): string {
-  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
-  const match = /binding\s*=\s*"MODELS"\s*\n\s*bucket_name\s*=\s*"([^"]+)"/.exec(toml);
-  if (!match) throw new Error("wrangler.toml has no R2 bucket bound as MODELS");
-  return match[1];
+  return bucketOf(readWranglerConfig(), "MODELS");
 }
 
 // Puts `file` into the bucket as `<name>.evit` with wrangler: the remote bucket, or the local state that
@@ -84,37 +94,19 @@ export function putObject(
     );
 }
 
-export async function main(args: string[]): Promise<number> {
-  let file: string | undefined;
-  let name: string | undefined;
-  let remote = false;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--name") name = args[++i];
-    else if (args[i] === "--remote") remote = true;
-    else if (!args[i].startsWith("--") && file === undefined) file = args[i];
-    else {
-      console.error(`unknown argument ${args[i]}\n${USAGE}`);
-      return 2;
-    }
-  }
-  if (!file) {
-    console.error(USAGE);
-    return 2;
-  }
-  try {
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals: [file] }) => {
     const header = checkBundle(file);
-    const target = modelName(name ?? header.name);
+    const target = modelName((values.name as string | undefined) ?? header.name);
     console.log(
       `${file}: ${header.name}, ${describe(header.config)}, payload ${header.payload.length} bytes, CRC-32 ok`,
     );
+    const remote = values.remote === true;
     const bucket = bucketName();
     putObject(bucket, file, target, { remote });
     console.log(`uploaded as ${keyOf(target)} (${remote ? "remote" : "local"} bucket ${bucket})`);
     return 0;
-  } catch (error) {
-    console.error(`edgevit upload: ${(error as Error).message}`);
-    return 1;
-  }
+  });
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -462,6 +462,46 @@ function detectLayout(names: Set<string>): LayoutName {
   );
 }
 
+// ---- which architectures ----
+
+// The architectures this converter knows, by config.json's model_type (transformers) and the
+// `architectures` class names that go with it; timm configs name an `architecture` instead.
+const SUPPORTED: Record<string, string[]> = {
+  vit: ["ViTForImageClassification"],
+  deit: ["DeiTForImageClassification", "DeiTForImageClassificationWithTeacher"],
+};
+const TIMM_ARCH = /^(vit|deit)_/;
+
+export const SUPPORTED_ARCHITECTURES =
+  'Hugging Face ViT (model_type "vit": ViTForImageClassification), DeiT (model_type "deit": ' +
+  "DeiTForImageClassification, DeiTForImageClassificationWithTeacher) and timm vit_* / deit_* checkpoints";
+
+// Refuses a checkpoint of another architecture (Swin, BEiT, ConvNeXt, ...) by what its config.json says,
+// before any tensor is read; a config that names no architecture is judged by its tensors.
+function checkArchitecture(cfg: Json): void {
+  const modelType = typeof cfg.model_type === "string" ? cfg.model_type : undefined;
+  const classes = Array.isArray(cfg.architectures) ? (cfg.architectures as unknown[]).map(String) : [];
+  const timmArch = typeof cfg.architecture === "string" ? cfg.architecture : undefined;
+  const named = [modelType && `model_type ${JSON.stringify(modelType)}`, classes.length && classes.join(", ")]
+    .filter(Boolean)
+    .join(", ");
+  if (modelType !== undefined) {
+    const known = SUPPORTED[modelType];
+    const unknownClass = classes.find((c) => known && !known.includes(c));
+    if (!known || unknownClass) {
+      throw new ConvertError(
+        `config.json: this is a ${named} checkpoint; edgevit converts ${SUPPORTED_ARCHITECTURES} only`,
+      );
+    }
+    return;
+  }
+  if (timmArch !== undefined && !TIMM_ARCH.test(timmArch)) {
+    throw new ConvertError(
+      `config.json: this is a timm ${JSON.stringify(timmArch)} checkpoint; edgevit converts ${SUPPORTED_ARCHITECTURES} only`,
+    );
+  }
+}
+
 // ---- reading the checkpoint ----
 
 async function fileRecord(path: string): Promise<{ bytes: number; crc32: string }> {
@@ -508,6 +548,7 @@ interface Plan {
 async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
   const log = options.log ?? (() => {});
   const cfg = (await readJson(join(dir, "config.json"), false)) as Json;
+  checkArchitecture(cfg);
   const pre = await readJson(join(dir, "preprocessor_config.json"), true);
   const ckpt = await SafetensorsFile.open(join(dir, "model.safetensors"));
   try {

@@ -1,10 +1,11 @@
-// `npm run dev [-- <wrangler dev args>]`: builds the wasm engine, puts the default model into the local
-// R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
+// `npm run dev [-- [--events] <wrangler dev args>]`: builds the wasm engine, puts the default model into the
+// local R2 bucket, then runs `wrangler dev` with the extra arguments (e.g. `-- --port 8788`).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { main as upload } from "../cli/upload.ts";
+import { readWranglerConfig, stringVar } from "../cli/wrangler-config.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -12,7 +13,7 @@ const build = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.ts"
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 // The default model's name is configured once, in wrangler.toml's [vars].
-const defaultModel = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1];
+const defaultModel = stringVar(readWranglerConfig(), "DEFAULT_MODEL");
 const bundle = join(root, "models", "default", `${defaultModel}.evit`);
 if (!defaultModel || !existsSync(bundle)) {
   console.warn(
@@ -22,9 +23,23 @@ if (!defaultModel || !existsSync(bundle)) {
   process.exit(1);
 }
 
+// --events: a second Worker in the same session (scripts/local-events) stands in for R2 event
+// notifications, which miniflare does not emit: `PUT /images/<key>` puts an image into the input bucket and
+// queues its event, `GET /results/<key>` reads the consumer's output, the rest goes to edgevit. The state
+// folder is named because wrangler would otherwise keep it beside the first config.
+const args = process.argv.slice(2);
+const events = args.includes("--events");
+const sessions = events
+  ? ["-c", join("scripts", "local-events", "wrangler.toml"), "-c", "wrangler.toml", "--persist-to", ".wrangler/state"]
+  : [];
 const wrangler = spawn(
   process.execPath,
-  [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...process.argv.slice(2)],
+  [
+    join(root, "node_modules", "wrangler", "bin", "wrangler.js"),
+    "dev",
+    ...sessions,
+    ...args.filter((a) => a !== "--events"),
+  ],
   {
     cwd: root,
     stdio: "inherit",

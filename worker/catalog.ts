@@ -10,6 +10,8 @@ export interface BundleSummary {
   name: string;
   bytes: number;
   uploaded: string;
+  etag: string;
+  version?: string; // the payload CRC-32 from the header: what a loaded model reports as its version
   config?: ModelConfig;
   summary?: string;
   error?: { code: string; message: string };
@@ -65,10 +67,11 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
     name: object.key.slice(0, -SUFFIX.length),
     bytes: object.size,
     uploaded: object.uploaded.toISOString(),
+    etag: object.etag,
   };
   try {
     const header = await readHeader(bucket, object);
-    return { ...base, config: header.config, summary: describe(header.config) };
+    return { ...base, version: header.payload.crc32, config: header.config, summary: describe(header.config) };
   } catch (error) {
     if (error instanceof BundleError) return { ...base, error: { code: error.code, message: error.message } };
     // R2 itself failed for this object: report it there, keep listing the rest.

@@ -3,6 +3,7 @@
 
 import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
+import { type ClientDisconnected, readBounded, tooLarge } from "./input.ts";
 
 const JPEG_TYPES = new Set(["image/jpeg", "image/jpg", "image/pjpeg", "application/octet-stream"]);
 
@@ -14,34 +15,10 @@ function mediaType(header: string | null): string {
 // The whole body, refusing it once it would exceed `limit`: first from Content-Length, then while
 // reading, so no more than `limit` bytes are ever held.
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw tooLarge();
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (!request.body) return new Uint8Array(0);
-
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read().catch((error: unknown) => {
-      throw new ClientDisconnected(length, error);
-    });
-    if (done) break;
-    if (length + value.byteLength > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-    length += value.byteLength;
-  }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return body;
+  return readBounded(request.body, limit);
 }
 
 // The uploaded image: the raw body (`image/jpeg`) or the `image` field of a multipart form.
@@ -144,8 +121,8 @@ function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
   return out;
 }
 
-export function npy(data: Float32Array, shape: readonly number[]): Response {
-  return new Response(encodeNpy(data, shape), { headers: { "content-type": "application/x-npy" } });
+export function npy(data: Float32Array, shape: readonly number[], headers: HeadersInit = {}): Response {
+  return new Response(encodeNpy(data, shape), { headers: { "content-type": "application/x-npy", ...headers } });
 }
 
 // The response for anything a handler throws: its own status for an EdgevitError, a logged 500 for a bug.
@@ -155,14 +132,24 @@ export function failure(error: unknown): Response {
   return json({ error: { code: "internal_error", message: "an internal error occurred; it has been logged" } }, 500);
 }
 
-// The request body stopped with an error instead of ending: the client reset or closed the connection.
-export class ClientDisconnected extends Error {
-  readonly received: number; // body bytes read before it stopped
-  constructor(received: number, cause: unknown) {
-    super(`the client disconnected after sending ${received} body bytes`, { cause });
-    this.name = "ClientDisconnected";
-    this.received = received;
-  }
+// `true` or `false` (also 1/0), or `fallback` when absent.
+export function boolParam(url: URL, name: string, fallback = false): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new EdgevitError("bad_parameter", `${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+// The Server-Timing header: each phase measured, in milliseconds. Deployed workerd stands its clock still
+// while code runs (it moves at I/O only), so the synchronous decode/preprocess/forward read 0 there; under
+// `wrangler dev` they read in coarse whole milliseconds. A phase that read 0 is named without a duration
+// rather than reported as taking no time.
+export function serverTiming(timings: Record<string, number | undefined>): string {
+  return Object.entries(timings)
+    .filter(([, ms]) => ms !== undefined)
+    .map(([name, ms]) => (ms! > 0 ? `${name};dur=${ms!.toFixed(1)}` : `${name};desc="clock did not advance"`))
+    .join(", ");
 }
 
 // Nobody is left to answer: a 499-style log line (nginx's "client closed request") instead of a 500.

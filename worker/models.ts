@@ -7,6 +7,7 @@ import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
 import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
+import type { LoadedListing } from "./types.ts";
 
 const MiB = 1 << 20;
 
@@ -61,53 +62,131 @@ export async function engineBuild(): Promise<string> {
   return (await getEngine()).module === relaxedModule ? "relaxed-simd" : "simd";
 }
 
-export interface LoadedSummary {
+// What /v1/models reports per loaded model (worker/types.ts documents the fields).
+export type LoadedSummary = LoadedListing;
+
+// A loaded model and what revalidating it needs.
+export interface LoadedModel {
   name: string;
-  memoryBytes: number; // the model's wasm memory: payload, activations, engine data
-  largestLoadBufferBytes: number; // the largest JS buffer its load held (the read buffer, a stream chunk or the header)
+  model: Model;
+  version: string;
+  etag: string;
+  checkedAt: number; // Date.now() after the last load or check (workerd's clock moves at I/O only)
+  refreshError?: { etag: string; code: string; message: string };
+}
+
+export interface CacheOptions {
+  bucket: R2Bucket;
+  budgetBytes: number;
+  refreshMs: number; // how old a check may be before a request revalidates the object in R2
 }
 
 // The models of this isolate. `loaded` keeps least recently used first: a use moves its entry to the end.
 class ModelCache {
-  private readonly loaded = new Map<string, Model>();
-  private readonly loading = new Map<string, Promise<Model>>();
+  private readonly loaded = new Map<string, LoadedModel>();
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private readonly checking = new Map<string, Promise<LoadedModel>>();
   // Loads run one at a time, so each one's eviction sees every byte already committed to wasm memory.
   private lastLoad: Promise<unknown> = Promise.resolve();
 
-  // The model, loading it if needed. Concurrent callers share one load; a failed load is forgotten, so
-  // the next request tries again (fixing the object in R2 fixes the service).
-  async get(name: string, bucket: R2Bucket, budgetBytes: number): Promise<Model> {
+  // The model, loading it if needed and revalidating it once its last check is older than `refreshMs`.
+  // Concurrent callers share one load; a failed load is forgotten, so the next request tries again
+  // (fixing the object in R2 fixes the service).
+  async get(name: string, options: CacheOptions): Promise<LoadedModel> {
     const hit = this.loaded.get(name);
     if (hit) {
       this.loaded.delete(name);
       this.loaded.set(name, hit);
-      return hit;
+      if (Date.now() - hit.checkedAt < options.refreshMs) return hit;
+      return this.revalidate(hit, options);
     }
+    // A swap that had to release the old version first: wait for the new one.
+    const swapping = this.checking.get(name);
+    if (swapping) return swapping;
     let pending = this.loading.get(name);
     if (!pending) {
-      const load = this.lastLoad.then(() => this.load(name, bucket, budgetBytes));
-      this.lastLoad = load.catch(() => undefined);
-      pending = load.finally(() => this.loading.delete(name));
+      pending = this.serialized(() => this.load(name, options)).finally(() => this.loading.delete(name));
       this.loading.set(name, pending);
     }
     return pending;
   }
 
   summary(): LoadedSummary[] {
-    return [...this.loaded].map(([name, model]) => ({
-      name,
-      memoryBytes: model.memoryBytes,
-      largestLoadBufferBytes: model.largestJsBuffer,
+    return [...this.loaded.values()].map((entry) => ({
+      name: entry.name,
+      version: entry.version,
+      etag: entry.etag,
+      memoryBytes: entry.model.memoryBytes,
+      largestLoadBufferBytes: entry.model.largestJsBuffer,
+      checkedAt: new Date(entry.checkedAt).toISOString(),
+      ...(entry.refreshError ? { refreshError: entry.refreshError } : {}),
     }));
   }
 
   usedBytes(): number {
     let used = 0;
-    for (const model of this.loaded.values()) used += model.memoryBytes;
+    for (const entry of this.loaded.values()) used += entry.model.memoryBytes;
     return used;
   }
 
-  private async load(name: string, bucket: R2Bucket, budgetBytes: number): Promise<Model> {
+  private serialized<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.lastLoad.then(run);
+    this.lastLoad = next.catch(() => undefined);
+    return next;
+  }
+
+  // Compares the object in R2 with the loaded version by its etag (a HEAD: no body is read when nothing
+  // changed). A new object is loaded while the old version keeps answering; requests that already hold
+  // the old model finish on it (a model is used only in synchronous stretches, see service.ts). A new version
+  // that fails to load leaves the old one serving, with the failure kept for /v1/models; that object is
+  // not retried until its etag changes again.
+  private revalidate(entry: LoadedModel, options: CacheOptions): Promise<LoadedModel> {
+    let pending = this.checking.get(entry.name);
+    if (!pending) {
+      pending = this.swapIfChanged(entry, options).finally(() => this.checking.delete(entry.name));
+      this.checking.set(entry.name, pending);
+    }
+    return pending;
+  }
+
+  private async swapIfChanged(entry: LoadedModel, options: CacheOptions): Promise<LoadedModel> {
+    let head: R2Object | null;
+    try {
+      head = await options.bucket.head(keyOf(entry.name));
+    } catch (error) {
+      // R2 unreachable for a moment: keep serving what is loaded and check again after refreshMs.
+      console.error(`checking model ${entry.name}:`, error);
+      entry.checkedAt = Date.now();
+      return entry;
+    }
+    // Requests that came during the HEAD wait for it; from here on, later ones get the loaded version at
+    // once while this check loads a new one.
+    entry.checkedAt = Date.now();
+    if (!head) {
+      this.loaded.delete(entry.name);
+      throw new EdgevitError("model_not_found", `no model ${JSON.stringify(entry.name)} in the bucket`);
+    }
+    if (head.etag === entry.etag || head.etag === entry.refreshError?.etag) return entry;
+    try {
+      return await this.serialized(() => this.load(entry.name, options, entry));
+    } catch (error) {
+      const failure = error instanceof EdgevitError ? error : new EdgevitError("model_unavailable", String(error));
+      if (failure.code === "model_not_found") throw failure;
+      entry.refreshError = { etag: head.etag, code: failure.code, message: failure.message };
+      // The load may have evicted the old version to make room: the failed instance is garbage now, so
+      // the old one goes back if it fits.
+      if (!this.loaded.has(entry.name)) {
+        this.evictFor(entry.model.memoryBytes, options.budgetBytes);
+        this.loaded.set(entry.name, entry);
+      }
+      return entry;
+    }
+  }
+
+  // Streams the object into a new wasm instance. `replacing` is the version it supersedes: it stays
+  // loaded (and counted) while the new one streams in, and is evicted only when both do not fit.
+  private async load(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
+    const { bucket, budgetBytes } = options;
     const object = await bucket.get(keyOf(name));
     if (!object) throw new EdgevitError("model_not_found", `no model ${JSON.stringify(name)} in the bucket`);
     // The payload is most of the memory a model needs: make room for it before streaming it in.
@@ -140,9 +219,17 @@ class ModelCache {
     // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md); usedBytes() reads
     // the live sizes, so the next load makes room for them too.
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);
+    if (replacing && this.loaded.get(name) === replacing) this.loaded.delete(name);
     this.evictFor(model.memoryBytes, budgetBytes);
-    this.loaded.set(name, model);
-    return model;
+    const entry: LoadedModel = {
+      name,
+      model,
+      version: model.header.payload.crc32,
+      etag: object.etag,
+      checkedAt: Date.now(),
+    };
+    this.loaded.set(name, entry);
+    return entry;
   }
 
   // Drops least recently used models until `bytes` more fit. A request that already holds an evicted
@@ -172,8 +259,14 @@ export function budgetBytes(env: Env): number {
   return Number(env.MODEL_MEMORY_BUDGET_MB) * MiB;
 }
 
-export function getModel(env: Env, name: string): Promise<Model> {
-  return cache.get(name, env.MODELS, budgetBytes(env));
+// How stale a loaded model's check may be (MODEL_REFRESH_SECONDS): a replaced bundle is served at most
+// this long after it was replaced, by the first request after that.
+export function refreshMs(env: Env): number {
+  return Number(env.MODEL_REFRESH_SECONDS ?? 60) * 1000;
+}
+
+export function getModel(env: Env, name: string): Promise<LoadedModel> {
+  return cache.get(name, { bucket: env.MODELS, budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) });
 }
 
 export function loadedModels(): { models: LoadedSummary[]; usedBytes: number } {

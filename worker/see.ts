@@ -16,8 +16,8 @@ import {
 import type { BundleHeader } from "../models/bundle.ts";
 import { intParam } from "./http.ts";
 
-export function pngResponse(png: Uint8Array): Response {
-  return new Response(png, { headers: { "content-type": "image/png" } });
+export function pngResponse(png: Uint8Array, headers: Record<string, string> = {}): Response {
+  return new Response(png, { headers: { "content-type": "image/png", ...headers } });
 }
 
 // The animation of every hidden state's PCA picture ([size][size][3] each), one frame per layer 0..L.
@@ -51,7 +51,13 @@ export async function attentionMap(result: RunResult, header: BundleHeader, q: M
 // `{...fields, "attentions": [heads][tokens][tokens]}` (as transformers' output_attentions[layer - 1][0])
 // streamed one head at a time: for a ViT-B/16 the answer is ~10 MB of text, which built at once (nested
 // arrays, then one string, then its bytes) would take ~25 MB of heap beside the model.
-export function attentionsJson(fields: object, attentions: Float32Array, heads: number, tokens: number): Response {
+export function attentionsJson(
+  fields: object,
+  attentions: Float32Array,
+  heads: number,
+  tokens: number,
+  headers: Record<string, string> = {},
+): Response {
   const encoder = new TextEncoder();
   let head = 0;
   const body = new ReadableStream<Uint8Array>({
@@ -71,7 +77,7 @@ export function attentionsJson(fields: object, attentions: Float32Array, heads: 
       }
     },
   });
-  return new Response(body, { headers: { "content-type": "application/json; charset=utf-8" } });
+  return new Response(body, { headers: { "content-type": "application/json; charset=utf-8", ...headers } });
 }
 
 function base64(bytes: Uint8Array): string {
@@ -88,6 +94,7 @@ const round = (values: ArrayLike<number>) => Array.from(values, (v) => Number(v.
 // Everything the page draws, from one forward pass.
 export async function seeBody(
   name: string,
+  version: string,
   header: BundleHeader,
   image: { width: number; height: number },
   seen: Seen,
@@ -98,6 +105,7 @@ export async function seeBody(
   const g = geometry(c);
   return {
     model: name,
+    version,
     config: {
       imageSize: c.imageSize,
       patchSize: c.patchSize,

@@ -97,10 +97,10 @@ test("404 not_found for an unknown path", async () => {
 test("405 method_not_allowed, with Allow", async () => {
   const get = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`);
   await expectError(get, 405, "method_not_allowed");
-  expect(get.headers.get("allow")).toBe("POST");
+  expect(get.headers.get("allow")).toBe("POST, OPTIONS");
   const post = await SELF.fetch("http://edgevit.test/v1/models", { method: "POST", body: "x" });
   await expectError(post, 405, "method_not_allowed");
-  expect(post.headers.get("allow")).toBe("GET");
+  expect(post.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
 });
 
 describe("413 payload_too_large", () => {

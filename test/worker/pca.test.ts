@@ -120,6 +120,6 @@ describe("POST /v1/pca", () => {
   test("GET is method_not_allowed", async () => {
     const response = await SELF.fetch("http://edgevit.test/v1/pca");
     expect(response.status).toBe(405);
-    expect(response.headers.get("allow")).toBe("POST");
+    expect(response.headers.get("allow")).toBe("POST, OPTIONS");
   });
 });

@@ -1,0 +1,38 @@
+// A second Worker that uses edgevit as a Workers developer would: a service binding to its RPC
+// entrypoint (EDGEVIT, entrypoint "Edgevit"), called with bytes, a stream or bad input. It answers
+// the RPC result, or the error's message, as JSON so the test can look at both sides.
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const options = JSON.parse(url.searchParams.get("options") ?? "{}");
+    try {
+      let result;
+      switch (url.pathname) {
+        case "/classify":
+          result = await env.EDGEVIT.classify(new Uint8Array(await request.arrayBuffer()), options);
+          break;
+        case "/classify-stream":
+          result = await env.EDGEVIT.classify(request.body, options);
+          break;
+        case "/classify-buffer":
+          result = await env.EDGEVIT.classify(await request.arrayBuffer(), options);
+          break;
+        case "/embed":
+          result = await env.EDGEVIT.embed(new Uint8Array(await request.arrayBuffer()), options);
+          break;
+        case "/hidden-states":
+          result = await env.EDGEVIT.hiddenStates(new Uint8Array(await request.arrayBuffer()), options);
+          break;
+        case "/models":
+          result = await env.EDGEVIT.models();
+          break;
+        default:
+          return new Response("no such path", { status: 404 });
+      }
+      return Response.json({ result });
+    } catch (error) {
+      return Response.json({ error: { name: error.name, message: error.message, code: error.code ?? null } });
+    }
+  },
+};

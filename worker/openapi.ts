@@ -1,0 +1,284 @@
+// The OpenAPI 3.1 description of the HTTP API, served at /openapi.json. test/worker/openapi.test.ts
+// checks every route's real answers against these schemas, so the document cannot drift from the code.
+// Schemas use a small subset of JSON Schema: type, properties, required, additionalProperties, items,
+// enum, $ref.
+
+import { ERROR_CODES } from "../core/errors.ts";
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const int = { type: "integer" };
+const num = { type: "number" };
+const str = { type: "string" };
+const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema => ({
+  type: "object",
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((s) => [
+      String(s),
+      { description: "a refusal with a stable code", content: { "application/json": { schema: ref("Error") } } },
+    ]),
+  );
+
+const modelQuery = {
+  name: "model",
+  in: "query",
+  description: "model name (the bundle `<name>.evit` in R2); default DEFAULT_MODEL",
+  schema: str,
+};
+
+const imageBody = {
+  required: true,
+  description: "a JPEG, raw or as the `image` field of a multipart form, at most MAX_BODY_BYTES",
+  content: {
+    "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
+    "application/octet-stream": { schema: { type: "string" } },
+    "multipart/form-data": {
+      schema: { type: "object", properties: { image: { type: "string", contentMediaType: "image/jpeg" } } },
+    },
+  },
+};
+
+const versionHeaders = {
+  "x-edgevit-model": { description: "the model that answered", schema: str },
+  "x-edgevit-model-version": { description: "its bundle's payload CRC-32", schema: str },
+  "server-timing": { description: "body, model (and decode, preprocess, forward where measurable)", schema: str },
+};
+
+const jsonAnswer = (schema: string, description: string) => ({
+  "200": { description, headers: versionHeaders, content: { "application/json": { schema: ref(schema) } } },
+});
+
+const inference = (summary: string, parameters: Schema[], answer: Record<string, unknown>) => ({
+  post: {
+    summary,
+    parameters: [modelQuery, ...parameters],
+    requestBody: imageBody,
+    responses: { ...answer, ...errorResponses(400, 404, 413, 415, 503) },
+  },
+});
+
+const modelVersion = { model: str, version: str };
+
+export const openapi = {
+  openapi: "3.1.0",
+  info: {
+    title: "edgevit",
+    version: "v1", // the routes' version (/v1/...), not the package's
+    description: "int8 Vision Transformers in a Cloudflare Worker: classify, embed and inspect images.",
+  },
+  paths: {
+    "/healthz": {
+      get: {
+        summary: "liveness",
+        responses: { "200": { description: "ok", content: { "application/json": { schema: ref("Health") } } } },
+      },
+    },
+    "/openapi.json": {
+      get: {
+        summary: "this document",
+        responses: {
+          "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: ref("OpenApi") } } },
+        },
+      },
+    },
+    "/v1/models": {
+      get: {
+        summary: "the bundles in R2, the models loaded in this isolate and their versions",
+        responses: { "200": { description: "catalogue", content: { "application/json": { schema: ref("Models") } } } },
+      },
+    },
+    "/v1/classify": inference(
+      "top-k labels",
+      [
+        { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
+        { name: "include", in: "query", description: "`logits` adds every class's logit", schema: str },
+      ],
+      jsonAnswer("Classify", "predictions"),
+    ),
+    "/v1/embed": inference(
+      "an image embedding from the final LayerNorm output",
+      [
+        { name: "pool", in: "query", schema: { type: "string", enum: ["cls", "mean"], default: "cls" } },
+        { name: "normalize", in: "query", description: "unit L2 length", schema: { type: "boolean", default: false } },
+      ],
+      jsonAnswer("Embed", "the embedding"),
+    ),
+    "/v1/hidden_states": inference(
+      "one layer's tokens; `Accept: application/x-npy` for a NumPy array",
+      [{ name: "layer", in: "query", required: true, schema: { type: "integer", minimum: 0 } }],
+      {
+        "200": {
+          description: "[tokens][dim]",
+          headers: versionHeaders,
+          content: {
+            "application/json": { schema: ref("HiddenStates") },
+            "application/x-npy": { schema: { type: "string", contentMediaType: "application/x-npy" } },
+          },
+        },
+      },
+    ),
+    "/v1/pca": inference(
+      "the top three principal components of a layer's patch tokens as an RGB picture",
+      [
+        {
+          name: "layer",
+          in: "query",
+          description: "0..L (default L), or `all`: an animated PNG, one frame per hidden state",
+          schema: str,
+        },
+        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+      ],
+      {
+        "200": {
+          description: "PNG (APNG for layer=all)",
+          headers: versionHeaders,
+          content: { "image/png": { schema: { type: "string", contentMediaType: "image/png" } } },
+        },
+      },
+    ),
+    "/v1/attentions": inference(
+      "one layer's softmax attention probabilities, every head (output_attentions[layer - 1]); `Accept: application/x-npy` for a NumPy array",
+      [{ name: "layer", in: "query", required: true, schema: { type: "integer", minimum: 1 } }],
+      {
+        "200": {
+          description: "[heads][tokens][tokens]",
+          headers: versionHeaders,
+          content: {
+            "application/json": { schema: ref("Attentions") },
+            "application/x-npy": { schema: { type: "string", contentMediaType: "application/x-npy" } },
+          },
+        },
+      },
+    ),
+    "/v1/attention_map": inference(
+      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image",
+      [
+        { name: "layer", in: "query", description: "1..L, default L", schema: { type: "integer", minimum: 1 } },
+        { name: "head", in: "query", description: "0..heads-1 or `mean` (default)", schema: str },
+        { name: "mode", in: "query", schema: { type: "string", enum: ["cls", "rollout"], default: "cls" } },
+        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+      ],
+      {
+        "200": {
+          description: "PNG",
+          headers: versionHeaders,
+          content: { "image/png": { schema: { type: "string", contentMediaType: "image/png" } } },
+        },
+      },
+    ),
+    "/v1/see": inference(
+      "everything the page at / draws, from one forward pass",
+      [
+        { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
+        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+      ],
+      jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
+    ),
+  },
+  components: {
+    schemas: {
+      Attentions: obj({
+        ...modelVersion,
+        layer: int,
+        heads: int,
+        tokens: int,
+        attentions: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+      }),
+      See: obj({
+        ...modelVersion,
+        config: obj({
+          imageSize: int,
+          patchSize: int,
+          grid: int,
+          tokens: int,
+          prefixTokens: int,
+          dim: int,
+          heads: int,
+          layers: int,
+        }),
+        image: obj({ width: int, height: int }),
+        predictions: { type: "array", items: ref("Prediction") },
+        preprocessed: str,
+        pca: obj({ size: int, frames: { type: "array", items: str }, animation: str, frameMs: int }),
+        attention: obj({
+          cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+          mean: { type: "array", items: { type: "array", items: num } },
+          rollout: { type: "array", items: { type: "array", items: num } },
+        }),
+      }),
+      Health: obj({ status: { type: "string", enum: ["ok"] } }),
+      OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
+      Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),
+      Prediction: obj({ label: str, index: int, score: num }),
+      Classify: obj(
+        {
+          ...modelVersion,
+          predictions: { type: "array", items: ref("Prediction") },
+          logits: { type: "array", items: num },
+          image: obj({ width: int, height: int }),
+        },
+        ["model", "version", "predictions", "image"],
+      ),
+      Embed: obj({
+        ...modelVersion,
+        dim: int,
+        pool: { type: "string", enum: ["cls", "mean"] },
+        normalized: { type: "boolean" },
+        embedding: { type: "array", items: num },
+      }),
+      HiddenStates: obj({
+        ...modelVersion,
+        layer: int,
+        tokens: int,
+        dim: int,
+        hidden_states: { type: "array", items: { type: "array", items: num } },
+      }),
+      Failure: obj({ etag: str, code: str, message: str }),
+      Models: obj({
+        default: str,
+        engine: { type: "string", enum: ["simd", "relaxed-simd"] },
+        refreshSeconds: num,
+        models: {
+          type: "array",
+          items: obj(
+            {
+              name: str,
+              bytes: int,
+              uploaded: str,
+              etag: str,
+              version: str,
+              config: { type: "object" },
+              summary: str,
+              error: obj({ code: str, message: str }),
+              loaded: { type: "boolean" },
+            },
+            ["name", "bytes", "uploaded", "loaded"],
+          ),
+        },
+        loaded: {
+          type: "array",
+          items: obj(
+            {
+              name: str,
+              version: str,
+              etag: str,
+              memoryBytes: int,
+              largestLoadBufferBytes: int,
+              checkedAt: str,
+              refreshError: ref("Failure"),
+            },
+            ["name", "version", "etag", "memoryBytes", "largestLoadBufferBytes", "checkedAt"],
+          ),
+        },
+        memory: obj({ usedBytes: int, budgetBytes: int }),
+      }),
+    },
+  },
+};

@@ -1,0 +1,167 @@
+// The API's operations without a transport: an image's bytes through a model, and the answers built from
+// the outputs. The HTTP handlers (api.ts), the RPC entrypoint (rpc.ts) and the queue consumer (queue.ts)
+// all call these, so they refuse the same inputs with the same codes and answer the same objects.
+
+import { EdgevitError } from "../core/errors.ts";
+import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
+import type { Model, RunOptions } from "../core/engine.ts";
+import type { BundleHeader } from "../models/bundle.ts";
+import { modelName } from "../core/names.ts";
+import { poolEmbedding } from "../core/pool.ts";
+import { topPredictions } from "../core/predictions.ts";
+import { listBundles } from "./catalog.ts";
+import { budgetBytes, engineBuild, getModel, loadedModels, refreshMs } from "./models.ts";
+import type {
+  ClassifyAnswer,
+  ClassifyOptions,
+  EmbedAnswer,
+  EmbedOptions,
+  HiddenStatesAnswer,
+  ModelsAnswer,
+  Pool,
+} from "./types.ts";
+
+// Milliseconds per phase of one request. Only phases that span I/O are measurable in workerd: its clock
+// stands still while code runs, so the synchronous decode, preprocess and forward read 0 there.
+export interface Timings {
+  body?: number; // reading the upload
+  model?: number; // getting the model: a load from R2, a revalidation, or a cache hit
+  decode?: number;
+  preprocess?: number;
+  forward?: number;
+}
+
+export interface Inference extends CoreInference {
+  name: string;
+  version: string;
+  model: Model;
+  timings: Timings;
+}
+
+function limitsOf(env: Env): ImageLimits {
+  return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
+}
+
+// The model a request names, or the deployment's default.
+export function modelOf(env: Env, raw: string | null | undefined): string {
+  return modelName(raw ?? env.DEFAULT_MODEL);
+}
+
+// What to keep from the forward pass: a layer's output (-1 none, "last" the last layer), or the engine's
+// capture options made from the model's header once it is known (they may refuse a parameter).
+export type Capture = number | "last" | ((header: BundleHeader, name: string) => RunOptions);
+
+// The upload through the model. The image's header is checked before the model is fetched, so a bad file
+// never costs a model load.
+export async function infer(
+  env: Env,
+  name: string,
+  bytes: Uint8Array,
+  capture: Capture = -1,
+  timings: Timings = {},
+): Promise<Inference> {
+  inspectImage(bytes, limitsOf(env));
+  const started = performance.now();
+  const { model, version } = await getModel(env, name);
+  timings.model = performance.now() - started;
+  if (typeof capture === "function") {
+    const options = capture(model.header, name);
+    return { name, version, model, timings, ...runImage(model, bytes, limitsOf(env), options, timings) };
+  }
+  const { layers } = model.header.config;
+  const layer = capture === "last" ? layers : capture;
+  if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
+  // From here to the answer nothing awaits: this model (even if a swap replaces it in the cache meanwhile)
+  // serves the whole request.
+  return { name, version, model, timings, ...runImage(model, bytes, limitsOf(env), layer, timings) };
+}
+
+export function classifyAnswer(inference: Inference, topK: number, withLogits: boolean): ClassifyAnswer {
+  const { name, version, model, image, result } = inference;
+  const predictions = topPredictions(result.logits, model.header.labels, topK);
+  return {
+    model: name,
+    version,
+    predictions,
+    ...(withLogits ? { logits: Array.from(result.logits) } : {}),
+    image,
+  };
+}
+
+// x / |x|: unit length for cosine similarity in vector indexes; a zero vector stays zero.
+function l2Normalize(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (const x of v) sum += x * x;
+  const norm = Math.sqrt(sum);
+  return norm === 0 ? v : v.map((x) => x / norm);
+}
+
+export function embedAnswer(inference: Inference, pool: Pool, normalize: boolean): EmbedAnswer {
+  const { name, version, model, result } = inference;
+  const { dim, imageSize, patchSize } = model.header.config;
+  const pooled = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
+  const embedding = normalize ? l2Normalize(pooled) : pooled;
+  return { model: name, version, dim, pool, normalized: normalize, embedding: Array.from(embedding) };
+}
+
+export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenStatesAnswer {
+  const { name, version, model, result } = inference;
+  const { dim } = model.header.config;
+  const states = result.captured!; // [tokens][dim]
+  const tokens = states.length / dim;
+  const rows: number[][] = [];
+  for (let t = 0; t < tokens; t++) rows.push(Array.from(states.subarray(t * dim, (t + 1) * dim)));
+  return { model: name, version, layer, tokens, dim, hidden_states: rows };
+}
+
+export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
+  const bundles = await listBundles(env.MODELS);
+  const loaded = loadedModels();
+  return {
+    default: env.DEFAULT_MODEL,
+    engine: await engineBuild(),
+    refreshSeconds: refreshMs(env) / 1000,
+    models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
+    loaded: loaded.models,
+    memory: { usedBytes: loaded.usedBytes, budgetBytes: budgetBytes(env) },
+  };
+}
+
+// Options given as values (RPC, queue settings) checked as the HTTP parameters are.
+function badOption(name: string, expected: string, got: unknown): EdgevitError {
+  return new EdgevitError("bad_parameter", `${name} must be ${expected}, got ${JSON.stringify(got) ?? String(got)}`);
+}
+
+export function intOption(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min)
+    throw badOption(name, `an integer at least ${min}`, value);
+  return value;
+}
+
+export function boolOption(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") throw badOption(name, "true or false", value);
+  return value;
+}
+
+export function choiceOption<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (value === undefined) return choices[0];
+  if (!(choices as readonly unknown[]).includes(value)) throw badOption(name, `one of ${choices.join(", ")}`, value);
+  return value as T;
+}
+
+export function modelOption(env: Env, value: unknown): string {
+  if (value !== undefined && typeof value !== "string") throw badOption("model", "a model name", value);
+  return modelOf(env, value);
+}
+
+export const POOLS = ["cls", "mean"] as const;
+
+export function classifyOptions(options: ClassifyOptions = {}): { topK: number; logits: boolean } {
+  return { topK: intOption("topK", options.topK, 5, 1), logits: boolOption("logits", options.logits) };
+}
+
+export function embedOptions(options: EmbedOptions = {}): { pool: Pool; normalize: boolean } {
+  return { pool: choiceOption("pool", options.pool, POOLS), normalize: boolOption("normalize", options.normalize) };
+}

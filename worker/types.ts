@@ -1,0 +1,120 @@
+// What a caller of edgevit sees: the answers (the same objects over HTTP, RPC and in the queue's results),
+// the options, and the RPC interface a service binding exposes. Exported from the package as "edgevit"
+// (package.json "exports"), so another Worker types its binding as `EdgevitBinding`.
+
+import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
+import type { ModelConfig } from "../models/bundle.ts";
+
+export type { ErrorCode } from "../core/errors.ts";
+export type { ModelConfig } from "../models/bundle.ts";
+
+// The image as bytes: a whole buffer, a view, or a stream (read up to MAX_BODY_BYTES).
+export type ImageInput = ArrayBuffer | Uint8Array | ReadableStream<Uint8Array>;
+
+// Which model answered: its name and the version of its bundle (the payload CRC-32, hex).
+export interface ModelVersion {
+  model: string;
+  version: string;
+}
+
+export interface Prediction {
+  label: string;
+  index: number;
+  score: number; // softmax probability
+}
+
+export interface ModelOption {
+  model?: string; // default: the deployment's DEFAULT_MODEL
+}
+
+export interface ClassifyOptions extends ModelOption {
+  topK?: number; // default 5
+  logits?: boolean; // include every class's logit
+}
+
+export type Pool = "cls" | "mean";
+
+export interface EmbedOptions extends ModelOption {
+  pool?: Pool; // default "cls"
+  normalize?: boolean; // scale to unit L2 length (cosine similarity = dot product)
+}
+
+export interface HiddenStatesOptions extends ModelOption {
+  layer: number; // 0 = embeddings, L = the last encoder layer
+}
+
+export interface ClassifyAnswer extends ModelVersion {
+  predictions: Prediction[];
+  logits?: number[]; // [classes]
+  image: { width: number; height: number }; // as decoded, after the EXIF orientation
+}
+
+export interface EmbedAnswer extends ModelVersion {
+  dim: number;
+  pool: Pool;
+  normalized: boolean;
+  embedding: number[]; // [dim]
+}
+
+export interface HiddenStatesAnswer extends ModelVersion {
+  layer: number;
+  tokens: number;
+  dim: number;
+  hidden_states: number[][]; // [tokens][dim]
+}
+
+export interface BundleListing {
+  name: string;
+  bytes: number;
+  uploaded: string;
+  etag?: string;
+  version?: string; // payload CRC-32 from the bundle's header
+  config?: ModelConfig;
+  summary?: string;
+  error?: { code: string; message: string };
+  loaded: boolean;
+}
+
+export interface LoadedListing {
+  name: string;
+  version: string; // the bundle's payload CRC-32: the same bytes give the same version wherever uploaded
+  etag: string; // the R2 object's etag when it was loaded: what revalidation compares
+  memoryBytes: number; // the model's wasm memory: payload, activations, engine data
+  largestLoadBufferBytes: number; // the largest JS buffer its load held (read buffer, stream chunk or header)
+  checkedAt: string; // when the object in R2 was last compared with this version
+  // A newer object under the same key that failed to load: the version above keeps serving meanwhile.
+  refreshError?: { etag: string; code: string; message: string };
+}
+
+export interface ModelsAnswer {
+  default: string;
+  engine: string;
+  refreshSeconds: number;
+  models: BundleListing[];
+  loaded: LoadedListing[];
+  memory: { usedBytes: number; budgetBytes: number };
+}
+
+// The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that
+// starts with `code: `.
+export interface ErrorAnswer {
+  error: { code: ErrorCode; message: string };
+}
+
+// The methods of the RPC entrypoint (worker/rpc.ts implements this).
+export interface EdgevitApi {
+  classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyAnswer>;
+  embed(image: ImageInput, options?: EmbedOptions): Promise<EmbedAnswer>;
+  hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer>;
+  models(): Promise<ModelsAnswer>;
+}
+
+// A service binding to edgevit's RPC entrypoint, as the caller's Env declares it.
+export type EdgevitBinding = Fetcher & EdgevitApi;
+
+// The stable code of an error thrown over RPC (its `code`, else the start of its message), or undefined.
+export function errorCode(error: unknown): ErrorCode | undefined {
+  const own = (error as { code?: unknown } | null)?.code;
+  const code = typeof own === "string" ? own : /^([a-z_]+): /.exec(error instanceof Error ? error.message : "")?.[1];
+  return (ERROR_CODES as readonly string[]).includes(code ?? "") ? (code as ErrorCode) : undefined;
+}
