@@ -79,6 +79,6 @@ async function see(file: string, modelPath: string, outDir: string, k: number, s
   const rollout = attentionPicture(seen!.rollout[c.layers - 1], pixels, c, size);
   await put("rollout.png", await encodePng(rollout, size, size));
   console.error(`edgevit see: ${file} through ${header.name}: wrote ${written.length} files to ${outDir}`);
-  process.stdout.write(`${JSON.stringify({ file: file, predictions, out: outDir, files: written })}\n`);
+  process.stdout.write(`${JSON.stringify({ file, predictions, out: outDir, files: written })}\n`);
   return 0;
 }

@@ -1,14 +1,14 @@
 // `npm run screenshot`: docs/page.png, the page at 900 px wide on the ankle-boot sample, taken in
 // Debian's headless chromium against `wrangler dev` with the default model (as test/page/page.test.ts).
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { DevServer } from "../bench/wrangler.ts";
 import { bucketName, putObject } from "../cli/upload.ts";
+import { readWranglerConfig, stringVar } from "../cli/wrangler-config.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const persist = join(root, ".cache", "screenshot");
-const model = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))![1];
+const model = stringVar(readWranglerConfig(), "DEFAULT_MODEL")!;
 putObject(bucketName(), join(root, "models", "default", `${model}.evit`), model, {
   remote: false,
   persistTo: persist,

@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { DevServer } from "../../bench/wrangler.ts";
 import { bucketName, putObject } from "../../cli/upload.ts";
+import { readWranglerConfig, stringVar } from "../../cli/wrangler-config.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const PERSIST = join(root, ".cache", "page-test");
-const MODEL = /^DEFAULT_MODEL\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))![1];
+const MODEL = stringVar(readWranglerConfig(), "DEFAULT_MODEL")!;
 const SAMPLE = join(root, "page", "samples", "ankle-boot.jpg");
 
 let server: DevServer;
