@@ -77,9 +77,19 @@ async function loadModels() {
     if (!names.includes(body.default)) names.unshift(body.default);
     for (const name of names) {
       const entry = body.models.find((m) => m.name === name);
-      const option = new Option(entry ? `${name} (${describe(entry.config)})` : `${name} (not in the bucket)`, name);
-      option.selected = name === body.default;
+      // A bundle the catalogue cannot read is listed with its reason and cannot be chosen.
+      const label = !entry
+        ? `${name} (not in the bucket)`
+        : entry.error
+          ? `${name} (unusable: ${entry.error.message})`
+          : `${name} (${describe(entry.config)})`;
+      const option = new Option(label, name);
+      option.disabled = !entry || Boolean(entry.error);
+      option.selected = name === body.default && !option.disabled;
       ui.model.append(option);
+    }
+    if (![...ui.model.options].some((o) => !o.disabled)) {
+      showError("The bucket has no usable model: upload one with `npx edgevit upload` (README, Your own model).");
     }
   } catch (error) {
     ui.model.replaceChildren(new Option("default model", ""));
