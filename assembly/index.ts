@@ -3,6 +3,7 @@
 import { GEMM_ROWS } from "./kernels/gemm";
 
 export { alloc, init, payloadBytes, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { enableCapture, hiddenStatesPtr, clsAttentionPtr, meanAttentionPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
 export { gemm, gemmScalar } from "./kernels/gemm";

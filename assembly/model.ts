@@ -95,6 +95,19 @@ let qb: usize = 0; // u8 packed: one head's K [tokens][headDim] or V^T [headDim]
 let qbScale: usize = 0; // f32 [N4(max(tokens, headDim))]
 let qbSum: usize = 0; // i32 [N4(max(tokens, headDim))]
 
+// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call.
+export const CAPTURE_HIDDEN_STATES: i32 = 1; // every hidden state 0..layers
+export const CAPTURE_ATTENTION: i32 = 2; // per layer: class-token rows per head and the head-mean matrix
+export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
+let captureFlags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
+let captureLayer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
+// Allocated by enableCapture() on the first request that asks for them, so that a model that only
+// classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB).
+let hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
+let clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities
+let meanAttention: usize = 0; // f32 [layers][tokens][tokens], mean over heads
+let layerAttention: usize = 0; // f32 [heads][tokens][tokens], layer captureLayer
+
 let payloadStart: usize = 0;
 let cursor: usize = 0; // end of the last tensor taken
 
@@ -194,6 +207,43 @@ export function logitsPtr(): usize { return logits; }
 export function outputPtr(): usize { return output; }
 export function capturedPtr(): usize { return captured; }
 export function tokens(): i32 { return numTokens; }
+export function hiddenStatesPtr(): usize { return hiddenStates; }
+export function clsAttentionPtr(): usize { return clsAttention; }
+export function meanAttentionPtr(): usize { return meanAttention; }
+export function attentionsPtr(): usize { return layerAttention; }
+
+/** Allocates the buffers of the CAPTURE_* bits in `flags` that are not allocated yet (after init). */
+export function enableCapture(flags: i32): void {
+  if (numTokens == 0) return;
+  const f32s = (n: i32): usize => alloc(<usize>n << 2);
+  if (flags & CAPTURE_HIDDEN_STATES && hiddenStates == 0) hiddenStates = f32s((layers + 1) * numTokens * dim);
+  if (flags & CAPTURE_ATTENTION && clsAttention == 0) {
+    clsAttention = f32s(max(layers, 1) * heads * numTokens);
+    meanAttention = f32s(max(layers, 1) * numTokens * numTokens);
+  }
+  if (flags & CAPTURE_LAYER && layerAttention == 0) layerAttention = f32s(heads * numTokens * numTokens);
+}
+
+/** Keeps what this call captures of head h's probabilities in layer l (0-based; scores [tokens][tokens]). */
+function captureAttention(l: i32, h: i32): void {
+  const square = <usize>(numTokens * numTokens) << 2;
+  if (captureFlags & CAPTURE_ATTENTION) {
+    memory.copy(clsAttention + (<usize>((l * heads + h) * numTokens) << 2), scores, <usize>numTokens << 2);
+    // head mean, summed in head order then scaled: the same float32 operations as a reference's mean
+    const mean = meanAttention + <usize>l * square;
+    if (h == 0) memory.copy(mean, scores, square);
+    else addInPlace(mean, scores, numTokens * numTokens);
+    if (h == heads - 1) scaleInPlace(mean, numTokens * numTokens, 1 / <f32>heads);
+  }
+  if (captureLayer == l + 1) memory.copy(layerAttention + <usize>h * square, scores, square);
+}
+
+function scaleInPlace(dst: usize, n: i32, factor: f32): void {
+  for (let i = 0; i < n; i++) {
+    const p = <usize>i << 2;
+    store<f32>(dst + p, load<f32>(dst + p) * factor);
+  }
+}
 
 /** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM. */
 function linear(src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool): void {
@@ -236,7 +286,7 @@ function addInPlace(dst: usize, src: usize, n: i32): void {
 }
 
 /** x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h), on norm = LN_before(x). */
-function selfAttention(layer: Layer): void {
+function selfAttention(layer: Layer, l: i32): void {
   const threeDim = 3 * dim;
   linear(norm, dim, numTokens, layer.qkv, qkvOut, threeDim, false);
   const scale: f32 = 1 / Mathf.sqrt(<f32>headDim);
@@ -249,6 +299,7 @@ function selfAttention(layer: Layer): void {
     packRows(key, threeDim, 1, numTokens, headDim, qb, qbScale, qbSum);
     gemm(qa, qaScale, qaZero, qaSum, numTokens, k16(headDim), qb, qbScale, qbSum, 0, numTokens, scores, numTokens, false);
     softmax(scores, numTokens, numTokens, numTokens, scale);
+    if (captureFlags != 0 || captureLayer != 0) captureAttention(l, h);
     // context[:, h] [tokens][headDim] = P V_h; B rows are channels of V (V^T).
     quantizeRows(scores, numTokens, numTokens, numTokens, qa, qaScale, qaZero, qaSum);
     packRows(value, 1, threeDim, headDim, numTokens, qb, qbScale, qbSum);
@@ -265,21 +316,30 @@ function mlp(layer: Layer): void {
   linear(mlpHidden, hidden, numTokens, layer.output, x, dim, true);
 }
 
-/** Runs the model on inputPtr(); `capture` = layer whose output to keep (0 = embeddings, -1 = none). */
-export function forward(capture: i32): void {
+/**
+ * Runs the model on inputPtr(); `capture` = layer whose output to keep (0 = embeddings, -1 = none);
+ * `flags` = CAPTURE_* bits, `attentionLayer` = layer 1..layers whose attention probabilities to keep
+ * (0 = none). Each needs its buffers from enableCapture() and is ignored without them.
+ */
+export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
   const stateBytes = <usize>(numTokens * dim) << 2;
+  const enabled = (hiddenStates != 0 ? CAPTURE_HIDDEN_STATES : 0) | (clsAttention != 0 ? CAPTURE_ATTENTION : 0);
+  captureFlags = flags & enabled;
+  captureLayer = layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= layers ? attentionLayer : 0;
   // embeddings
   embeddings();
   if (capture == 0) memory.copy(captured, x, stateBytes);
+  if (captureFlags & CAPTURE_HIDDEN_STATES) memory.copy(hiddenStates, x, stateBytes);
   for (let l = 0; l < layers; l++) {
     const layer = encoder[l];
     // norm 1, self-attention, add skip connection
     layerNorm(x, numTokens, dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, eps, norm);
-    selfAttention(layer);
+    selfAttention(layer, l);
     // norm 2, MLP, add skip connection
     layerNorm(x, numTokens, dim, layer.layernormAfterWeight, layer.layernormAfterBias, eps, norm);
     mlp(layer);
     if (capture == l + 1) memory.copy(captured, x, stateBytes);
+    if (captureFlags & CAPTURE_HIDDEN_STATES) memory.copy(hiddenStates + <usize>(l + 1) * stateBytes, x, stateBytes);
   }
   // final norm
   layerNorm(x, numTokens, dim, layernormWeight, layernormBias, eps, output);

@@ -7,6 +7,8 @@ const USAGE = `usage: edgevit <command> [options]   (edgevit <command> --help fo
   classify [-m model.evit] [-k N] [--logits] <image>...    one JSON line per image
   eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]  Fashion-MNIST test set accuracy and speed
   upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket
+  see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions
+
   --version                                               the edgevit version`;
 
 type Command = { main(args: string[]): Promise<number> };
@@ -16,6 +18,7 @@ const commands: Record<string, () => Promise<Command>> = {
   classify: () => import("./classify.ts"),
   eval: () => import("./eval.ts"),
   upload: () => import("./upload.ts"),
+  see: () => import("./see.ts"),
 };
 
 function version(): string {

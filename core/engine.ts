@@ -39,11 +39,16 @@ export interface EngineExports {
     eps: number,
   ): number;
   inputPtr(): number;
-  forward(capture: number): void;
+  forward(capture: number, flags: number, attentionLayer: number): void;
   logitsPtr(): number;
   outputPtr(): number;
   capturedPtr(): number;
   tokens(): number;
+  enableCapture(flags: number): void;
+  hiddenStatesPtr(): number;
+  clsAttentionPtr(): number;
+  meanAttentionPtr(): number;
+  attentionsPtr(): number;
 }
 
 export interface LoadOptions {
@@ -118,14 +123,35 @@ export class MemoryLimitError extends Error {
 export const sizeText = (bytes: number): string =>
   bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
+// assembly/model.ts's CAPTURE_* bits.
+const CAPTURE_HIDDEN_STATES = 1;
+const CAPTURE_ATTENTION = 2;
+const CAPTURE_LAYER = 4;
+
+// Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
+// `output_attentions[N - 1]`.
 export interface RunOptions {
   capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
+  hiddenStates?: boolean; // keep every hidden state 0..L
+  attention?: boolean; // keep per layer the class token's attention rows and the head-mean matrix
+  attentionLayer?: number; // 1..L: keep that layer's attention probabilities, every head
+  pixels?: boolean; // return a copy of the preprocessed input
+  // Reads the captures (hiddenStates, clsAttention, meanAttention, attentions, pixels) in place instead
+  // of copying them: called synchronously with views into wasm memory that are valid only during the
+  // call (the next run overwrites them); run() then returns no captures. Saves their copies (7.5 MiB of
+  // hidden states for a ViT-B/16).
+  read?: (captures: RunResult) => void;
 }
 
 export interface RunResult {
   logits: Float32Array; // [classes]
   output: Float32Array; // [tokens][dim]: last_hidden_state
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
+  hiddenStates?: Float32Array; // [layers + 1][tokens][dim]
+  clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
+  meanAttention?: Float32Array; // [layers][tokens][tokens]: the probabilities averaged over heads
+  attentions?: Float32Array; // [heads][tokens][tokens]: layer attentionLayer's probabilities
+  pixels?: Float32Array; // [channels][imageSize][imageSize]: pixel_values
 }
 
 export class Engine {
@@ -175,6 +201,11 @@ export class Engine {
       "outputPtr",
       "capturedPtr",
       "tokens",
+      "enableCapture",
+      "hiddenStatesPtr",
+      "clsAttentionPtr",
+      "meanAttentionPtr",
+      "attentionsPtr",
     ] as const) {
       if (!(name in e)) throw new Error(`engine module does not export ${name}`);
     }
@@ -381,15 +412,45 @@ export class Model {
     return new Float32Array(this.e.memory.buffer, this.e.inputPtr(), c.channels * c.imageSize * c.imageSize);
   }
 
+  // The capture buffers of `kinds` (CAPTURE_* bits), allocated once: a failed grow traps (the builds have
+  // no abort import), reported as the memory that could not be had.
+  private enableCapture(kinds: number): void {
+    const c = this.header.config;
+    const t = this.e.tokens();
+    try {
+      this.e.enableCapture(kinds);
+    } catch (error) {
+      if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+      const bytes =
+        4 *
+        ((kinds & CAPTURE_HIDDEN_STATES ? (c.layers + 1) * t * c.dim : 0) +
+          (kinds & CAPTURE_ATTENTION ? c.layers * (c.heads + t) * t : 0) +
+          (kinds & CAPTURE_LAYER ? c.heads * t * t : 0));
+      throw new EdgevitError(
+        "model_unavailable",
+        `model ${this.header.name} cannot keep what this request asks for: the runtime would not grow its ` +
+          `memory by ${sizeText(bytes)}`,
+        { cause: error },
+      );
+    }
+  }
+
   run(options: RunOptions = {}): RunResult {
     const c = this.header.config;
     const capture = options.capture ?? -1;
     if (!Number.isInteger(capture) || capture < -1 || capture > c.layers) {
       throw new RangeError(`capture must be -1 or a layer 0..${c.layers}, got ${capture}`);
     }
-    this.e.forward(capture);
+    const attentionLayer = options.attentionLayer ?? 0;
+    if (!Number.isInteger(attentionLayer) || attentionLayer < 0 || attentionLayer > c.layers) {
+      throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
+    }
+    const flags = (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) | (options.attention ? CAPTURE_ATTENTION : 0);
+    if (flags !== 0 || attentionLayer !== 0) this.enableCapture(flags | (attentionLayer !== 0 ? CAPTURE_LAYER : 0));
+    this.e.forward(capture, flags, attentionLayer);
     const buffer = this.e.memory.buffer;
-    const size = this.e.tokens() * c.dim;
+    const t = this.e.tokens();
+    const size = t * c.dim;
     // Finite weights can still overflow on some input; such numbers are not an answer.
     const outputs: [string, number, number][] = [
       ["scores", this.e.logitsPtr(), c.classes],
@@ -404,11 +465,22 @@ export class Model {
         );
       }
     }
+    const copy = (ptr: number, length: number) => new Float32Array(buffer, ptr, length).slice();
     const result: RunResult = {
-      logits: new Float32Array(buffer, this.e.logitsPtr(), c.classes).slice(),
-      output: new Float32Array(buffer, this.e.outputPtr(), size).slice(),
+      logits: copy(this.e.logitsPtr(), c.classes),
+      output: copy(this.e.outputPtr(), size),
     };
-    if (capture >= 0) result.captured = new Float32Array(buffer, this.e.capturedPtr(), size).slice();
+    if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
+    const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
+    const captures: RunResult = options.read ? { ...result } : result;
+    if (options.hiddenStates) captures.hiddenStates = take(this.e.hiddenStatesPtr(), (c.layers + 1) * size);
+    if (options.attention) {
+      captures.clsAttention = take(this.e.clsAttentionPtr(), c.layers * c.heads * t);
+      captures.meanAttention = take(this.e.meanAttentionPtr(), c.layers * t * t);
+    }
+    if (attentionLayer !== 0) captures.attentions = take(this.e.attentionsPtr(), c.heads * t * t);
+    if (options.pixels) captures.pixels = options.read ? this.input() : this.input().slice();
+    options.read?.(captures);
     return result;
   }
 }

@@ -114,10 +114,10 @@ export function pca(x: ArrayLike<number>, rows: number, dim: number, k = 3): Pca
     const gram = new Float64Array(rows * rows); // [rows][rows], X X^T
     for (let a = 0; a < rows; a++) {
       for (let b = a; b < rows; b++) {
-        gram[a * rows + b] = gram[b * rows + a] = dot(
-          centered.subarray(a * dim, (a + 1) * dim),
-          centered.subarray(b * dim, (b + 1) * dim),
-        );
+        // indexed in place: a subarray per pair would make ~19k short-lived objects per ViT-B/16 layer
+        let sum = 0;
+        for (let d = 0; d < dim; d++) sum += centered[a * dim + d] * centered[b * dim + d];
+        gram[a * rows + b] = gram[b * rows + a] = sum;
       }
     }
     const { vectors, values } = topEigen(gram, rows, k, floor);
@@ -179,7 +179,11 @@ export function patchPicture(states: Float32Array, dim: number, grid: number, si
     const row = Math.floor((y * grid) / size);
     for (let x = 0; x < size; x++) {
       const patch = row * grid + Math.floor((x * grid) / size);
-      rgb.set(colors.subarray(patch * 3, patch * 3 + 3), (y * size + x) * 3);
+      // three stores, not a subarray per pixel (50k short-lived objects per 224x224 picture)
+      const o = (y * size + x) * 3;
+      rgb[o] = colors[patch * 3];
+      rgb[o + 1] = colors[patch * 3 + 1];
+      rgb[o + 2] = colors[patch * 3 + 2];
     }
   }
   return rgb;

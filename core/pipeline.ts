@@ -1,6 +1,6 @@
 // One upload through one model: bytes -> decoded -> preprocessed -> forward -> outputs. The Worker, the
 // RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the same files.
-import type { Model, RunResult } from "./engine.ts";
+import type { Model, RunOptions, RunResult } from "./engine.ts";
 import { EdgevitError } from "./errors.ts";
 import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
 import { preprocess } from "./image/preprocess.ts";
@@ -53,12 +53,12 @@ export interface PhaseTimings {
 
 // Decodes, preprocesses as the model's image processor does, and runs the forward pass, all in one
 // synchronous stretch so that no caller holds decoded pixels across an await. `capture` is the layer
-// whose output to keep (-1 none).
+// whose output to keep (-1 none), or the engine's capture options (hidden states, attention, pixels).
 export function runImage(
   model: Model,
   bytes: Uint8Array,
   limits: ImageLimits,
-  capture = -1,
+  capture: number | RunOptions = -1,
   timings: PhaseTimings = {},
 ): Inference {
   inspectImage(bytes, limits);
@@ -67,7 +67,7 @@ export function runImage(
   const t1 = performance.now();
   preprocess(image, model.header.preprocessing, model.input());
   const t2 = performance.now();
-  const result = model.run({ capture });
+  const result = model.run(typeof capture === "number" ? { capture } : capture);
   const t3 = performance.now();
   Object.assign(timings, { decode: t1 - t0, preprocess: t2 - t1, forward: t3 - t2 });
   return { image: { width: image.width, height: image.height }, result };

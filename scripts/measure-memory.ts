@@ -167,6 +167,17 @@ try {
     `hidden_states layer ${layer} as JSON: ${json.status}, ${json.bytes} bytes in ${json.seconds.toFixed(2)} s`,
   );
   await report("after hidden_states");
+  const small = await post(`/v1/see?model=${name}`, "cat-baseline-420.jpg");
+  console.log(`see cat-baseline-420.jpg: ${small.status}, ${small.bytes} bytes in ${small.seconds.toFixed(2)} s`);
+  await report("after /v1/see (capture allocated)");
+  const see = await post(`/v1/see?model=${name}`, largest);
+  console.log(`see 1024x1024 4:4:4: ${see.status}, ${see.bytes} bytes in ${see.seconds.toFixed(2)} s`);
+  await report("after /v1/see of the largest image");
+  for (const accept of ["application/x-npy", "application/json"]) {
+    const attentions = await post(`/v1/attentions?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", { accept });
+    console.log(`attentions layer ${layer} as ${accept}: ${attentions.status}, ${attentions.bytes} bytes`);
+  }
+  await report("after attentions");
 } finally {
   const exited = new Promise((resolve) => wrangler.on("exit", resolve));
   wrangler.kill("SIGINT");

@@ -9,6 +9,7 @@ import {
   classifyAnswer,
   embedAnswer,
   hiddenStatesAnswer,
+  type Capture,
   infer as inferBytes,
   modelOf,
   modelsAnswer,
@@ -18,11 +19,15 @@ import {
 import { openapi } from "./openapi.ts";
 import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
+import { topPredictions } from "../core/predictions.ts";
+import type { ModelConfig } from "../models/bundle.ts";
+import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
+import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
-// The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
-async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
+// The upload through the model; `capture`: what to keep (service.ts).
+async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
   const name = modelOf(env, url.searchParams.get("model"));
   const timings: Timings = {};
   const started = performance.now();
@@ -68,8 +73,19 @@ const hiddenStates: Handler = async (request, env, url) => {
   return json(hiddenStatesAnswer(inference, layer), 200, inferenceHeaders(inference));
 };
 
-// The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue.
+// The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue;
+// layer=all: an animated PNG of every hidden state's picture, one frame per layer.
 const pcaPicture: Handler = async (request, env, url) => {
+  if (url.searchParams.get("layer") === "all") {
+    const size = intParam(url, "size", 224, 16, 1024);
+    // The pictures are made from the hidden states in place, before anything awaits.
+    let frames: Uint8Array[] = [];
+    const inference = await infer(request, env, url, (header) => ({
+      hiddenStates: true,
+      read: (captures) => (frames = pcaFrames(captures, header.config, size)),
+    }));
+    return pngResponse(await pcaAnimation(frames, size), inferenceHeaders(inference));
+  }
   const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, 1024);
   const inference = await infer(request, env, url, layer);
@@ -79,6 +95,65 @@ const pcaPicture: Handler = async (request, env, url) => {
   return new Response(await encodePng(rgb, size, size), {
     headers: { "content-type": "image/png", ...inferenceHeaders(inference) },
   });
+};
+
+// A layer N (1..L) for attention, checked against the model once it is known.
+function attentionLayer(raw: number | "last", config: ModelConfig, name: string): number {
+  if (raw === "last") return config.layers;
+  if (raw > config.layers)
+    throw new EdgevitError("bad_parameter", `layer must be from 1 to ${config.layers} for model ${name}`);
+  return raw;
+}
+
+// Layer N's attention probabilities, every head: transformers' output_attentions[N - 1].
+const attentions: Handler = async (request, env, url) => {
+  if (!url.searchParams.has("layer"))
+    throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
+  const raw = intParam(url, "layer", 1, 1);
+  const npyOut = wantsNpy(request);
+  let layer = 0;
+  const inference = await infer(request, env, url, (header, modelName) => {
+    layer = attentionLayer(raw, header.config, modelName);
+    return { attentionLayer: layer };
+  });
+  const { name, version, model, result } = inference;
+  const { heads } = model.header.config;
+  const tokens = model.tokens;
+  if (npyOut) return npy(result.attentions!, [heads, tokens, tokens], inferenceHeaders(inference));
+  const fields = { model: name, version, layer, heads, tokens };
+  return attentionsJson(fields, result.attentions!, heads, tokens, inferenceHeaders(inference));
+};
+
+// The class token's attention (one head or their mean) or the attention rollout, over the image.
+const attentionMapPicture: Handler = async (request, env, url) => {
+  const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
+  const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
+  const size = intParam(url, "size", 224, 16, 1024);
+  let layer = 0;
+  let head: number | "mean" = "mean";
+  const inference = await infer(request, env, url, (header, name) => {
+    layer = attentionLayer(raw, header.config, name);
+    head = headParam(url, header.config.heads);
+    return { attention: true, pixels: true };
+  });
+  const png = await attentionMap(inference.result, inference.model.header, { layer, head, mode, size });
+  return pngResponse(png, inferenceHeaders(inference));
+};
+
+// Everything the page at / draws, from one forward pass.
+const see: Handler = async (request, env, url) => {
+  const topK = intParam(url, "top_k", 5, 1);
+  const size = intParam(url, "size", 224, 16, 1024);
+  // Every picture is read from the captures in place, before anything awaits.
+  let seen: Seen | undefined;
+  const inference = await infer(request, env, url, (header) => ({
+    ...SEE_CAPTURE,
+    read: (captures) => (seen = seeAll(captures, header, size)),
+  }));
+  const { name, version, model, image, result } = inference;
+  const predictions = topPredictions(result.logits, model.header.labels, topK);
+  const body = await seeBody(name, version, model.header, image, seen!, predictions, size);
+  return json(body, 200, inferenceHeaders(inference));
 };
 
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
@@ -96,4 +171,7 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/embed": { POST: embed },
   "/v1/hidden_states": { POST: hiddenStates },
   "/v1/pca": { POST: pcaPicture },
+  "/v1/attentions": { POST: attentions },
+  "/v1/attention_map": { POST: attentionMapPicture },
+  "/v1/see": { POST: see },
 };

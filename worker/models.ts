@@ -215,7 +215,9 @@ class ModelCache {
         cause: error,
       });
     }
-    // Now with the activations the engine planned; the memory does not grow after init.
+    // Now with the activations the engine planned. Later the memory grows only by the capture buffers, once,
+    // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md); usedBytes() reads
+    // the live sizes, so the next load makes room for them too.
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);
     if (replacing && this.loaded.get(name) === replacing) this.loaded.delete(name);
     this.evictFor(model.memoryBytes, budgetBytes);

@@ -127,7 +127,42 @@ export const openapi = {
     "/v1/pca": inference(
       "the top three principal components of a layer's patch tokens as an RGB picture",
       [
-        { name: "layer", in: "query", schema: { type: "integer", minimum: 0 } },
+        {
+          name: "layer",
+          in: "query",
+          description: "0..L (default L), or `all`: an animated PNG, one frame per hidden state",
+          schema: str,
+        },
+        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+      ],
+      {
+        "200": {
+          description: "PNG (APNG for layer=all)",
+          headers: versionHeaders,
+          content: { "image/png": { schema: { type: "string", contentMediaType: "image/png" } } },
+        },
+      },
+    ),
+    "/v1/attentions": inference(
+      "one layer's softmax attention probabilities, every head (output_attentions[layer - 1]); `Accept: application/x-npy` for a NumPy array",
+      [{ name: "layer", in: "query", required: true, schema: { type: "integer", minimum: 1 } }],
+      {
+        "200": {
+          description: "[heads][tokens][tokens]",
+          headers: versionHeaders,
+          content: {
+            "application/json": { schema: ref("Attentions") },
+            "application/x-npy": { schema: { type: "string", contentMediaType: "application/x-npy" } },
+          },
+        },
+      },
+    ),
+    "/v1/attention_map": inference(
+      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image",
+      [
+        { name: "layer", in: "query", description: "1..L, default L", schema: { type: "integer", minimum: 1 } },
+        { name: "head", in: "query", description: "0..heads-1 or `mean` (default)", schema: str },
+        { name: "mode", in: "query", schema: { type: "string", enum: ["cls", "rollout"], default: "cls" } },
         { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
       ],
       {
@@ -138,9 +173,46 @@ export const openapi = {
         },
       },
     ),
+    "/v1/see": inference(
+      "everything the page at / draws, from one forward pass",
+      [
+        { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
+        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+      ],
+      jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
+    ),
   },
   components: {
     schemas: {
+      Attentions: obj({
+        ...modelVersion,
+        layer: int,
+        heads: int,
+        tokens: int,
+        attentions: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+      }),
+      See: obj({
+        ...modelVersion,
+        config: obj({
+          imageSize: int,
+          patchSize: int,
+          grid: int,
+          tokens: int,
+          prefixTokens: int,
+          dim: int,
+          heads: int,
+          layers: int,
+        }),
+        image: obj({ width: int, height: int }),
+        predictions: { type: "array", items: ref("Prediction") },
+        preprocessed: str,
+        pca: obj({ size: int, frames: { type: "array", items: str }, animation: str, frameMs: int }),
+        attention: obj({
+          cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+          mean: { type: "array", items: { type: "array", items: num } },
+          rollout: { type: "array", items: { type: "array", items: num } },
+        }),
+      }),
       Health: obj({ status: { type: "string", enum: ["ok"] } }),
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
       Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),

@@ -4,7 +4,8 @@
 
 import { EdgevitError } from "../core/errors.ts";
 import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
-import type { Model } from "../core/engine.ts";
+import type { Model, RunOptions } from "../core/engine.ts";
+import type { BundleHeader } from "../models/bundle.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
@@ -46,19 +47,27 @@ export function modelOf(env: Env, raw: string | null | undefined): string {
   return modelName(raw ?? env.DEFAULT_MODEL);
 }
 
-// The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
-// The image's header is checked before the model is fetched, so a bad file never costs a model load.
+// What to keep from the forward pass: a layer's output (-1 none, "last" the last layer), or the engine's
+// capture options made from the model's header once it is known (they may refuse a parameter).
+export type Capture = number | "last" | ((header: BundleHeader, name: string) => RunOptions);
+
+// The upload through the model. The image's header is checked before the model is fetched, so a bad file
+// never costs a model load.
 export async function infer(
   env: Env,
   name: string,
   bytes: Uint8Array,
-  capture: number | "last" = -1,
+  capture: Capture = -1,
   timings: Timings = {},
 ): Promise<Inference> {
   inspectImage(bytes, limitsOf(env));
   const started = performance.now();
   const { model, version } = await getModel(env, name);
   timings.model = performance.now() - started;
+  if (typeof capture === "function") {
+    const options = capture(model.header, name);
+    return { name, version, model, timings, ...runImage(model, bytes, limitsOf(env), options, timings) };
+  }
   const { layers } = model.header.config;
   const layer = capture === "last" ? layers : capture;
   if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);

@@ -87,7 +87,7 @@ def main():
         tv_logits, tv_out = torchvision_forward(m, w, pixels)
         worst_logits = worst_out = 0.0
         for i, x in enumerate(pixels):
-            logits, out, _ = reference.forward(w, cfg, x)
+            logits, out, _, _ = reference.forward(w, cfg, x)
             worst_logits = max(worst_logits, (logits - tv_logits[i]).abs().max().item())
             worst_out = max(worst_out, (out - tv_out[i]).abs().max().item())
             assert logits.argmax() == tv_logits[i].argmax(), f"input {i}: top-1 differs"

@@ -13,9 +13,9 @@ GOLDENS=test/goldens
 
 # name preset layout dtype seed inputs reference-flags
 GOLDEN_SPECS=(
-  "tiny                 tiny      hf-vit            F32  1 4  --hidden-states"
-  "tiny-odd             tiny-odd  hf-vit            F32  2 4  --hidden-states"
-  "tiny-deit-distilled  tiny      hf-deit-distilled F32  3 4  --hidden-states"
+  "tiny                 tiny      hf-vit            F32  1 4  --hidden-states --attentions"
+  "tiny-odd             tiny-odd  hf-vit            F32  2 4  --hidden-states --attentions"
+  "tiny-deit-distilled  tiny      hf-deit-distilled F32  3 4  --hidden-states --attentions"
   "tiny-timm            tiny      timm              F32  4 4  --hidden-states"
   "tiny-timm-distilled  tiny-odd  timm-distilled    F32  5 4  --hidden-states"
   "tiny-f16             tiny      hf-vit            F16  6 2  --hidden-states"

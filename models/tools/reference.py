@@ -3,13 +3,14 @@
 encoder layers, final LayerNorm, classifier on token 0 (distilled: mean of the two heads).
 
     /usr/bin/python3 models/tools/reference.py <checkpoint dir> <inputs.f32> -o golden.json
-        [--count N] [--hidden-states] [--name tiny] [--command "how the checkpoint was made"]
+        [--count N] [--hidden-states] [--attentions] [--name tiny] [--command "how the checkpoint was made"]
 
 Reads the three checkpoint layouts (HF ViT, HF DeiT distilled, timm with or without dist_token)
 in F32, F16 or BF16. Writes per input: logits, the final LayerNorm output of token 0 (`cls`) and
 the mean of the final LayerNorm output over patch tokens (`meanPatch`); with --hidden-states also
 the whole residual stream after the embeddings and after every layer, and the final LayerNorm
-output for every token.
+output for every token. With --attentions, also `attentions.json` beside the output: every layer's
+softmax probabilities per head (transformers' `output_attentions`) for the first two inputs.
 """
 
 import argparse
@@ -89,8 +90,9 @@ def gelu(x):
     return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
 
-def forward(w, cfg, pixels, keep_hidden=False):
-    """pixels: (channels, size, size) float32. Returns logits, final LayerNorm output, hidden states."""
+def forward(w, cfg, pixels, keep_hidden=False, keep_attentions=False):
+    """pixels: (channels, size, size) float32. Returns logits, final LayerNorm output, hidden states and
+    attention probabilities (each (heads, tokens, tokens))."""
     c, size = cfg["num_channels"], cfg["image_size"]
     p, dim, heads, eps = cfg["patch_size"], cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
     head_dim = dim // heads
@@ -109,6 +111,7 @@ def forward(w, cfg, pixels, keep_hidden=False):
     x = torch.cat(lead + [x]) + w["embeddings.position_embeddings"].reshape(-1, dim)  # (tokens, dim)
     tokens = x.shape[0]
     hidden = [x.clone()] if keep_hidden else []
+    attentions = []
 
     for layer in range(cfg["num_hidden_layers"]):
         pre = f"encoder.layer.{layer}."
@@ -117,7 +120,10 @@ def forward(w, cfg, pixels, keep_hidden=False):
         q, k, v = (linear(h, w, pre + "attention.attention." + n).reshape(tokens, heads, head_dim).transpose(0, 1)
                    for n in ("query", "key", "value"))  # (heads, tokens, headDim)
         scores = q @ k.transpose(1, 2) / math.sqrt(head_dim)  # (heads, tokens, tokens)
-        att = torch.softmax(scores, dim=-1) @ v  # (heads, tokens, headDim)
+        probs = torch.softmax(scores, dim=-1)  # (heads, tokens, tokens)
+        if keep_attentions:
+            attentions.append(probs.clone())
+        att = probs @ v  # (heads, tokens, headDim)
         x = x + linear(att.transpose(0, 1).reshape(tokens, dim), w, pre + "attention.output.dense")
         # MLP on the normed stream, added to the residual
         h = layer_norm(x, w[pre + "layernorm_after.weight"], w[pre + "layernorm_after.bias"], eps)
@@ -129,7 +135,11 @@ def forward(w, cfg, pixels, keep_hidden=False):
     logits = linear(out[0], w, "classifier")
     if distilled:
         logits = (logits + linear(out[1], w, "distillation_classifier")) / 2
-    return logits, out, hidden
+    return logits, out, hidden, attentions
+
+
+# Inputs whose attention probabilities --attentions keeps: enough to check, small enough to commit.
+ATTENTION_INPUTS = 2
 
 
 def load(directory):
@@ -154,6 +164,7 @@ def main():
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--count", type=int, default=0, help="use the first N inputs (0: all)")
     ap.add_argument("--hidden-states", action="store_true")
+    ap.add_argument("--attentions", action="store_true", help="also write attentions.json beside --out")
     ap.add_argument("--name", default="")
     ap.add_argument("--command", default="", help="the command that made the checkpoint and inputs")
     args = ap.parse_args()
@@ -168,9 +179,13 @@ def main():
     first_patch = 2 if distilled else 1
 
     outputs = []
+    attentions = []
     with torch.no_grad():
-        for x in pixels:
-            logits, out, hidden = forward(w, cfg, x, args.hidden_states)
+        for i, x in enumerate(pixels):
+            keep = args.attentions and i < ATTENTION_INPUTS
+            logits, out, hidden, probs = forward(w, cfg, x, args.hidden_states, keep)
+            if keep:
+                attentions.append([sig7(p) for p in probs])
             item = {"logits": sig7(logits), "top1": int(logits.argmax()), "cls": sig7(out[0]),
                     "meanPatch": sig7(out[first_patch:].mean(0))}
             if args.hidden_states:
@@ -198,6 +213,14 @@ def main():
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")
     print(f"{args.out}: {layout}, {len(outputs)} inputs, top1 {[o['top1'] for o in outputs]}")
+    if args.attentions:
+        path = os.path.join(os.path.dirname(args.out), "attentions.json")
+        with open(path, "w") as f:
+            json.dump({"name": golden["name"], "made": args.command, "tokens": golden["tokens"],
+                       "heads": cfg["num_attention_heads"], "layers": cfg["num_hidden_layers"],
+                       "count": len(attentions), "attentions": attentions}, f, separators=(",", ":"))
+            f.write("\n")
+        print(f"{path}: attention probabilities of {len(attentions)} inputs")
 
 
 if __name__ == "__main__":

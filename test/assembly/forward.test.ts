@@ -113,7 +113,7 @@ describe("forward vs PyTorch float32 goldens", () => {
         const capture = Math.ceil(g.config.layers / 2);
         const runs = engines.map((e) => {
           f32(e, e.inputPtr(), pixels).set(images.subarray(i * pixels, (i + 1) * pixels));
-          e.forward(capture);
+          e.forward(capture, 0, 0);
           return {
             logits: f32(e, e.logitsPtr(), g.config.classes).slice(),
             output: f32(e, e.outputPtr(), g.tokens * g.config.dim).slice(),

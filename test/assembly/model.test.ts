@@ -184,7 +184,7 @@ function load(e: Engine, cfg: Config, bytes: Uint8Array): void {
 
 function run(e: Engine, cfg: Config, image: Float32Array, capture: number) {
   f32(e, e.inputPtr(), image.length).set(image);
-  e.forward(capture);
+  e.forward(capture, 0, 0);
   const T = e.tokens();
   return {
     logits: f32(e, e.logitsPtr(), cfg.classes).slice(),

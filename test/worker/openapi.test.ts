@@ -93,6 +93,13 @@ const cases: [string, string, ArrayBuffer | null, number][] = [
   ["post", `/v1/hidden_states?model=${NAME}`, cat, 400],
   ["post", `/v1/pca?model=${NAME}&size=32`, cat, 200],
   ["post", `/v1/pca?model=${NAME}`, random, 400],
+  ["post", `/v1/pca?model=${NAME}&layer=all&size=32`, cat, 200],
+  ["post", `/v1/attentions?model=${NAME}&layer=1`, cat, 200],
+  ["post", `/v1/attentions?model=${NAME}`, cat, 400],
+  ["post", `/v1/attention_map?model=${NAME}&mode=rollout&size=32`, cat, 200],
+  ["post", `/v1/attention_map?model=${NAME}&head=x`, cat, 400],
+  ["post", `/v1/see?model=${NAME}&size=32`, cat, 200],
+  ["post", `/v1/see?model=missing-model`, cat, 404],
 ];
 
 test.each(cases)("%s %s answers as documented (%#)", async (method, path, body, status) => {

@@ -1,0 +1,339 @@
+// The "what the model sees" routes inside workerd: /v1/attentions, /v1/pca?layer=all, /v1/attention_map,
+// /v1/see, and the page at /. References: the engine run directly in the test on the same preprocessed
+// input (full attention probabilities of each layer, hidden states one layer at a time), the class rows,
+// head means and rollout computed here from those, the heat map and PCA picture functions of core/ on
+// them, and the decoded JPEG resized by core/image for the preprocessed picture.
+
+import { beforeAll, describe, expect, test } from "vitest";
+import { env, SELF } from "cloudflare:test";
+import relaxedModule from "../../build/engine-relaxed.wasm";
+import { Engine, type Model } from "../../core/engine.ts";
+import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { preprocess } from "../../core/image/preprocess.ts";
+import { resize } from "../../core/image/resize.ts";
+import { heatMap, resizeNearest } from "../../core/heatmap.ts";
+import { patchPicture } from "../../core/pca.ts";
+import { rollout } from "../../core/rollout.ts";
+import { topPredictions } from "../../core/predictions.ts";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import coffee from "../fixtures/images/coffee-progressive.jpg";
+import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+
+const PLAIN = "see-vit";
+const DISTILLED = "see-deit";
+const CONFIGS = { [PLAIN]: SMALL_CONFIG, [DISTILLED]: { ...SMALL_CONFIG, distilled: true, heads: 4 } };
+const grid = SMALL_CONFIG.imageSize / SMALL_CONFIG.patchSize;
+const patches = grid * grid;
+
+const references = new Map<string, Model>();
+
+beforeAll(async () => {
+  const engine = await Engine.instantiate(relaxedModule);
+  for (const [name, config] of Object.entries(CONFIGS)) {
+    const bundle = randomBundle(name, name === PLAIN ? 11 : 12, config);
+    await env.MODELS.put(`${name}.evit`, bundle);
+    references.set(name, await engine.load(bundle));
+  }
+});
+
+// The reference engine on the same bytes: decoded, preprocessed, then run with `options`.
+function reference(name: string, jpeg: ArrayBuffer, options: Parameters<Model["run"]>[0]) {
+  const model = references.get(name)!;
+  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+  preprocess(image, model.header.preprocessing, model.input());
+  return model.run(options);
+}
+
+// Layer N's probabilities [heads][tokens][tokens] from a run that keeps only that layer.
+function probabilities(name: string, jpeg: ArrayBuffer, layer: number): Float32Array {
+  return reference(name, jpeg, { attentionLayer: layer }).attentions!;
+}
+
+// The class token's row over the patches, for one head or the mean of the heads, from full probabilities.
+function clsRow(p: Float32Array, heads: number, tokens: number, head: number | "mean"): number[] {
+  const prefix = tokens - patches;
+  const pick = head === "mean" ? Array.from({ length: heads }, (_, h) => h) : [head];
+  return Array.from({ length: patches }, (_, j) => {
+    let s = 0;
+    for (const h of pick) s += p[h * tokens * tokens + prefix + j];
+    return s / pick.length;
+  });
+}
+
+function post(path: string, jpeg: ArrayBuffer, headers: HeadersInit = {}): Promise<Response> {
+  return SELF.fetch(jpegRequest(path, jpeg, "image/jpeg", headers));
+}
+
+async function errorCode(response: Response): Promise<[number, string]> {
+  return [response.status, (await response.json<any>()).error.code];
+}
+
+// PNG or APNG chunks in order.
+function chunks(png: Uint8Array): { type: string; data: Uint8Array }[] {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  const out: { type: string; data: Uint8Array }[] = [];
+  for (let at = 8; at < png.length; at += 12 + view.getUint32(at)) {
+    out.push({
+      type: new TextDecoder().decode(png.subarray(at + 4, at + 8)),
+      data: png.subarray(at + 8, at + 8 + view.getUint32(at)),
+    });
+  }
+  return out;
+}
+
+// zlib data of filter-0 RGB rows -> [height][width][3].
+async function rows(zlib: Uint8Array, width: number, height: number): Promise<Uint8Array> {
+  const stream = new Blob([zlib as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate"));
+  const raw = new Uint8Array(await new Response(stream).arrayBuffer());
+  expect(raw).toHaveLength(height * (width * 3 + 1));
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    expect(raw[y * (width * 3 + 1)]).toBe(0);
+    rgb.set(raw.subarray(y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1)), y * width * 3);
+  }
+  return rgb;
+}
+
+async function decodePng(png: Uint8Array): Promise<{ width: number; height: number; rgb: Uint8Array }> {
+  const list = chunks(png);
+  const ihdr = new DataView(list[0].data.buffer, list[0].data.byteOffset, 13);
+  const [width, height] = [ihdr.getUint32(0), ihdr.getUint32(4)];
+  return { width, height, rgb: await rows(list.find((c) => c.type === "IDAT")!.data, width, height) };
+}
+
+// The image the model received, as bytes: decoded and resized by core/image (32x32, no crop).
+function resized(jpeg: ArrayBuffer): Uint8Array {
+  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+  const pp = references.get(PLAIN)!.header.preprocessing;
+  return resize(image, SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, pp.resample).data;
+}
+
+describe("POST /v1/attentions", () => {
+  test.each([
+    [PLAIN, 1],
+    [PLAIN, 2],
+    [DISTILLED, 2],
+  ] as const)("%s layer %i: [heads][tokens][tokens] probabilities, rows summing to 1", async (name, layer) => {
+    const response = await post(`/v1/attentions?model=${name}&layer=${layer}`, cat);
+    expect(response.status).toBe(200);
+    const body = await response.json<any>();
+    const { heads } = CONFIGS[name];
+    const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
+    expect([body.model, body.layer, body.heads, body.tokens]).toEqual([name, layer, heads, tokens]);
+    expect(body.attentions).toHaveLength(heads);
+    for (const head of body.attentions) {
+      expect(head).toHaveLength(tokens);
+      for (const row of head) {
+        expect(row).toHaveLength(tokens);
+        expect(row.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
+        for (const p of row) expect(p).toBeGreaterThanOrEqual(0);
+      }
+    }
+    expect(Float32Array.from(body.attentions.flat(2))).toEqual(probabilities(name, cat, layer));
+  });
+
+  test("Accept: application/x-npy gives float32 [heads, tokens, tokens]", async () => {
+    const response = await post("/v1/attentions?model=see-vit&layer=2", coffee, { accept: "application/x-npy" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/x-npy");
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const headerLength = new DataView(bytes.buffer).getUint16(8, true);
+    const header = new TextDecoder().decode(bytes.subarray(10, 10 + headerLength));
+    expect(header).toContain("'descr': '<f4'");
+    expect(header).toContain(`'shape': (2, ${patches + 1}, ${patches + 1})`);
+    const data = new Float32Array(bytes.slice(10 + headerLength).buffer);
+    expect(data).toEqual(probabilities(PLAIN, coffee, 2));
+  });
+
+  test.each(["", "layer=0", "layer=3", "layer=x", "layer=-1"])("%s is bad_parameter", async (query) => {
+    expect(await errorCode(await post(`/v1/attentions?model=see-vit&${query}`, cat))).toEqual([400, "bad_parameter"]);
+  });
+});
+
+describe("POST /v1/pca?layer=all", () => {
+  test("an APNG with one frame per hidden state, each the PCA picture of that layer", async () => {
+    const response = await post("/v1/pca?model=see-vit&layer=all&size=48", cat);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/png");
+    const list = chunks(new Uint8Array(await response.arrayBuffer()));
+    const frames = SMALL_CONFIG.layers + 1;
+    expect(list.map((c) => c.type)).toEqual([
+      "IHDR",
+      "acTL",
+      "fcTL",
+      "IDAT",
+      ...Array.from({ length: frames - 1 }, () => ["fcTL", "fdAT"]).flat(),
+      "IEND",
+    ]);
+    expect(new DataView(list[1].data.buffer, list[1].data.byteOffset).getUint32(0)).toBe(frames);
+    const data = list.filter((c) => c.type === "IDAT" || c.type === "fdAT");
+    for (let layer = 0; layer < frames; layer++) {
+      const zlib = layer === 0 ? data[0].data : data[layer].data.subarray(4);
+      const states = reference(PLAIN, cat, { capture: layer }).captured!;
+      expect(await rows(zlib, 48, 48), `layer ${layer}`).toEqual(patchPicture(states, SMALL_CONFIG.dim, grid, 48));
+    }
+  });
+
+  test("size is checked as for one layer", async () => {
+    expect(await errorCode(await post("/v1/pca?model=see-vit&layer=all&size=8", cat))).toEqual([400, "bad_parameter"]);
+  });
+});
+
+describe("POST /v1/attention_map", () => {
+  test.each([
+    [PLAIN, "layer=1&head=0", 1, 0],
+    [PLAIN, "layer=2&head=1&size=64", 2, 1],
+    [PLAIN, "head=mean", 2, "mean"],
+    [DISTILLED, "layer=1&head=3", 1, 3],
+    [DISTILLED, "layer=2", 2, "mean"],
+  ] as const)("%s %s: the class token's attention over the image", async (name, query, layer, head) => {
+    const size = query.includes("size=64") ? 64 : 224;
+    const response = await post(`/v1/attention_map?model=${name}&mode=cls&${query}`, coffee);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/png");
+    const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
+    expect([png.width, png.height]).toEqual([size, size]);
+    const { heads } = CONFIGS[name];
+    const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
+    const values = clsRow(probabilities(name, coffee, layer), heads, tokens, head);
+    const base = resizeNearest(resized(coffee), SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, size);
+    // The head mean is summed in another order in the engine: allow one level of rounding.
+    const want = heatMap(values, grid, base, size);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(png.rgb[i] - want[i]));
+    expect(worst).toBeLessThanOrEqual(head === "mean" ? 1 : 0);
+  });
+
+  test.each([
+    [PLAIN, 1],
+    [PLAIN, 2],
+    [DISTILLED, 2],
+  ] as const)("%s rollout through layer %i: Abnar & Zuidema over the head means", async (name, layer) => {
+    const response = await post(`/v1/attention_map?model=${name}&mode=rollout&layer=${layer}&size=32`, cat);
+    expect(response.status).toBe(200);
+    const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
+    const { heads } = CONFIGS[name];
+    const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
+    const mean = new Float64Array(layer * tokens * tokens);
+    for (let l = 1; l <= layer; l++) {
+      const p = probabilities(name, cat, l);
+      for (let k = 0; k < tokens * tokens; k++) {
+        for (let h = 0; h < heads; h++) mean[(l - 1) * tokens * tokens + k] += p[h * tokens * tokens + k] / heads;
+      }
+    }
+    const r = rollout(mean, tokens, layer);
+    const values = Array.from({ length: patches }, (_, j) => r[tokens - patches + j]); // row 0 over patches
+    const want = heatMap(values, grid, resizeNearest(resized(cat), 32, 32, 32), 32);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(png.rgb[i] - want[i]));
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+
+  test.each([
+    "layer=0",
+    "layer=3",
+    "head=2",
+    "head=-1",
+    "head=x",
+    "mode=pixels",
+    "mode=rollout&head=0",
+    "size=15",
+    "size=1025",
+  ])("%s is bad_parameter", async (query) => {
+    const response = await post(`/v1/attention_map?model=see-vit&${query}`, cat);
+    expect(await errorCode(response)).toEqual([400, "bad_parameter"]);
+  });
+});
+
+describe("POST /v1/see", () => {
+  test("everything the page draws, from one forward pass", async () => {
+    const response = await post(`/v1/see?model=${DISTILLED}&top_k=3&size=32`, coffee);
+    expect(response.status).toBe(200);
+    const body = await response.json<any>();
+    const c = CONFIGS[DISTILLED];
+    const tokens = patches + 2;
+    expect(body.model).toBe(DISTILLED);
+    expect(body.config).toEqual({
+      imageSize: c.imageSize,
+      patchSize: c.patchSize,
+      grid,
+      tokens,
+      prefixTokens: 2,
+      dim: c.dim,
+      heads: c.heads,
+      layers: c.layers,
+    });
+    const run = reference(DISTILLED, coffee, {});
+    expect(body.predictions).toEqual(topPredictions(run.logits, references.get(DISTILLED)!.header.labels, 3));
+
+    const picture = async (url: string) => {
+      expect(url.startsWith("data:image/png;base64,")).toBe(true);
+      return Uint8Array.from(atob(url.slice(22)), (ch) => ch.charCodeAt(0));
+    };
+    const preprocessed = await decodePng(await picture(body.preprocessed));
+    expect([preprocessed.width, preprocessed.height]).toEqual([c.imageSize, c.imageSize]);
+    expect(preprocessed.rgb).toEqual(resized(coffee));
+
+    expect(body.pca.frames).toHaveLength(c.layers + 1);
+    for (let layer = 0; layer <= c.layers; layer++) {
+      const frame = await decodePng(await picture(body.pca.frames[layer]));
+      const states = reference(DISTILLED, coffee, { capture: layer }).captured!;
+      expect(frame.rgb).toEqual(patchPicture(states, c.dim, grid, 32));
+    }
+    const animation = chunks(await picture(body.pca.animation));
+    expect(animation.filter((k) => k.type === "fcTL")).toHaveLength(c.layers + 1);
+
+    for (let layer = 1; layer <= c.layers; layer++) {
+      const p = probabilities(DISTILLED, coffee, layer);
+      expect(body.attention.cls[layer - 1]).toHaveLength(c.heads);
+      for (let h = 0; h < c.heads; h++) {
+        const want = clsRow(p, c.heads, tokens, h);
+        expect(body.attention.cls[layer - 1][h]).toEqual(want.map((v) => expect.closeTo(v, 3)));
+      }
+      const mean = clsRow(p, c.heads, tokens, "mean");
+      expect(body.attention.mean[layer - 1]).toEqual(mean.map((v) => expect.closeTo(v, 3)));
+      expect(body.attention.rollout[layer - 1]).toHaveLength(patches);
+    }
+  });
+
+  test.each(["top_k=0", "size=2000"])("%s is bad_parameter", async (query) => {
+    expect(await errorCode(await post(`/v1/see?model=see-vit&${query}`, cat))).toEqual([400, "bad_parameter"]);
+  });
+
+  test("a file that is not a JPEG is invalid_image", async () => {
+    const response = await post(
+      "/v1/see?model=see-vit",
+      new TextEncoder().encode("not a picture").buffer as ArrayBuffer,
+    );
+    expect(await errorCode(response)).toEqual([400, "invalid_image"]);
+  });
+
+  test("GET is method_not_allowed", async () => {
+    const response = await SELF.fetch("http://edgevit.test/v1/see");
+    expect(await errorCode(response)).toEqual([405, "method_not_allowed"]);
+  });
+});
+
+describe("the page", () => {
+  // Calls to the Worker skip the assets router here; the ASSETS binding serves what `wrangler dev` and a
+  // deployment serve at those paths (test/page/page.test.ts drives the whole thing in Chromium).
+  test("/ is the page, its script and styles and the samples are served", async () => {
+    const assets = env.ASSETS;
+    const page = await assets.fetch("http://edgevit.test/");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const html = await page.text();
+    expect(html).toContain('<input id="file"');
+    for (const path of ["/app.js", "/style.css", "/samples/bag.jpg"]) {
+      const response = await assets.fetch(`http://edgevit.test${path}`);
+      expect(response.status, path).toBe(200);
+      await response.arrayBuffer();
+    }
+  });
+
+  test("the API still answers under /v1 and unknown paths stay JSON not_found", async () => {
+    expect((await SELF.fetch("http://edgevit.test/healthz")).status).toBe(200);
+    expect(await errorCode(await SELF.fetch("http://edgevit.test/v1/nothing"))).toEqual([404, "not_found"]);
+    expect(await errorCode(await SELF.fetch("http://edgevit.test/nothing.html"))).toEqual([404, "not_found"]);
+  });
+});

@@ -1,0 +1,134 @@
+// The answers behind /v1/attentions, /v1/attention_map, /v1/pca?layer=all and /v1/see: what the model
+// sees, built from one forward pass by core/see.ts and put into HTTP form here.
+import type { RunResult } from "../core/engine.ts";
+import { EdgevitError } from "../core/errors.ts";
+import { encodeApng, encodePng } from "../core/png.ts";
+import type { Prediction } from "../core/predictions.ts";
+import {
+  attentionPicture,
+  clsAttention,
+  FRAME_MS,
+  geometry,
+  preprocessedImage,
+  rolloutAttention,
+  type Seen,
+} from "../core/see.ts";
+import type { BundleHeader } from "../models/bundle.ts";
+import { intParam } from "./http.ts";
+
+export function pngResponse(png: Uint8Array, headers: Record<string, string> = {}): Response {
+  return new Response(png, { headers: { "content-type": "image/png", ...headers } });
+}
+
+// The animation of every hidden state's PCA picture ([size][size][3] each), one frame per layer 0..L.
+export function pcaAnimation(frames: Uint8Array[], size: number): Promise<Uint8Array> {
+  return encodeApng(frames, size, size, { delayMs: FRAME_MS });
+}
+
+// The `head` parameter: an integer 0..heads-1 or "mean" (the default).
+export function headParam(url: URL, heads: number): number | "mean" {
+  const raw = url.searchParams.get("head");
+  if (raw === null || raw === "mean") return "mean";
+  return intParam(url, "head", 0, 0, heads - 1);
+}
+
+export interface MapRequest {
+  layer: number; // 1..L
+  head: number | "mean";
+  mode: "cls" | "rollout";
+  size: number;
+}
+
+export async function attentionMap(result: RunResult, header: BundleHeader, q: MapRequest): Promise<Uint8Array> {
+  const c = header.config;
+  if (q.mode === "rollout" && q.head !== "mean")
+    throw new EdgevitError("bad_parameter", "mode=rollout composes the mean over heads: leave head out or pass mean");
+  const values = q.mode === "rollout" ? rolloutAttention(result, c, q.layer) : clsAttention(result, c, q.layer, q.head);
+  const image = preprocessedImage(result, c, header.preprocessing);
+  return encodePng(attentionPicture(values, image, c, q.size), q.size, q.size);
+}
+
+// `{...fields, "attentions": [heads][tokens][tokens]}` (as transformers' output_attentions[layer - 1][0])
+// streamed one head at a time: for a ViT-B/16 the answer is ~10 MB of text, which built at once (nested
+// arrays, then one string, then its bytes) would take ~25 MB of heap beside the model.
+export function attentionsJson(
+  fields: object,
+  attentions: Float32Array,
+  heads: number,
+  tokens: number,
+  headers: Record<string, string> = {},
+): Response {
+  const encoder = new TextEncoder();
+  let head = 0;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(`${JSON.stringify(fields).slice(0, -1)},"attentions":[`));
+    },
+    pull(controller) {
+      const rows: string[] = [];
+      for (let i = 0; i < tokens; i++) {
+        const at = (head * tokens + i) * tokens;
+        rows.push(JSON.stringify(Array.from(attentions.subarray(at, at + tokens))));
+      }
+      controller.enqueue(encoder.encode(`${head > 0 ? "," : ""}[${rows.join(",")}]`));
+      if (++head === heads) {
+        controller.enqueue(encoder.encode("]}"));
+        controller.close();
+      }
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/json; charset=utf-8", ...headers } });
+}
+
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+const pngUrl = (png: Uint8Array) => `data:image/png;base64,${base64(png)}`;
+
+// Four significant digits: plenty for a picture, a third of the JSON.
+const round = (values: ArrayLike<number>) => Array.from(values, (v) => Number(v.toPrecision(4)));
+
+// Everything the page draws, from one forward pass.
+export async function seeBody(
+  name: string,
+  version: string,
+  header: BundleHeader,
+  image: { width: number; height: number },
+  seen: Seen,
+  predictions: Prediction[],
+  size: number,
+) {
+  const c = header.config;
+  const g = geometry(c);
+  return {
+    model: name,
+    version,
+    config: {
+      imageSize: c.imageSize,
+      patchSize: c.patchSize,
+      grid: g.grid,
+      tokens: g.tokens,
+      prefixTokens: g.prefix,
+      dim: c.dim,
+      heads: c.heads,
+      layers: c.layers,
+    },
+    image,
+    predictions,
+    preprocessed: pngUrl(await encodePng(seen.image, c.imageSize, c.imageSize)),
+    pca: {
+      size,
+      frames: await Promise.all(seen.frames.map(async (f) => pngUrl(await encodePng(f, size, size)))),
+      animation: pngUrl(await pcaAnimation(seen.frames, size)),
+      frameMs: FRAME_MS,
+    },
+    attention: {
+      cls: seen.cls.map((heads) => heads.map(round)),
+      mean: seen.mean.map(round),
+      rollout: seen.rollout.map(round),
+    },
+  };
+}
