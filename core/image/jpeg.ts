@@ -196,6 +196,15 @@ function readExifOrientation(tiff: Uint8Array): number {
 // image_too_large for the limits, invalid_image for anything else.
 export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): RgbImage {
   const info = readJpegInfo(bytes);
+  return applyOrientation(decodeJpegStored(bytes, limits, info), info.orientation);
+}
+
+// Decodes to RGB as stored, before the EXIF orientation.
+export function decodeJpegStored(
+  bytes: Uint8Array,
+  limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+  info: JpegInfo = readJpegInfo(bytes),
+): RgbImage {
   const pixels = info.width * info.height;
   if (pixels > limits.maxPixels) {
     throw new EdgevitError(
@@ -230,7 +239,7 @@ export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DEC
     }
     ycbcrToRgb(decoded.data);
   }
-  return applyOrientation({ width: decoded.width, height: decoded.height, data: decoded.data }, info.orientation);
+  return { width: decoded.width, height: decoded.height, data: decoded.data };
 }
 
 function decoderError(err: unknown): EdgevitError {
