@@ -4,6 +4,7 @@
 import { EdgevitError } from "../core/errors.ts";
 import { choiceParam, intParam, json, listParam, npy, readImage, wantsNpy } from "./http.ts";
 import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
+import { DECODE_MODES } from "../core/image/stream.ts";
 import { listBundles } from "./catalog.ts";
 import { modelName } from "../core/names.ts";
 import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
@@ -27,14 +28,17 @@ function limitsOf(env: Env): ImageLimits {
 // The upload through the model; `capture` is the layer whose output to keep (-1 none, "last" the last layer).
 async function infer(request: Request, env: Env, url: URL, capture: number | "last" = -1): Promise<Inference> {
   const name = modelName(url.searchParams.get("model") ?? env.DEFAULT_MODEL);
+  // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
+  // model's input; decode=exact decodes every pixel.
+  const mode = choiceParam(url, "decode", DECODE_MODES);
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
   // Refuse a bad or oversized image from its header before a model is loaded for it.
-  inspectImage(bytes, limitsOf(env));
+  const decoder = inspectImage(bytes, limitsOf(env));
   const model = await getModel(env, name);
   const { layers } = model.header.config;
   const layer = capture === "last" ? layers : capture;
   if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
-  return { name, model, ...runImage(model, bytes, limitsOf(env), layer) };
+  return { name, model, ...(await runImage(model, decoder, limitsOf(env), layer, mode)) };
 }
 
 const classify: Handler = async (request, env, url) => {
@@ -49,10 +53,10 @@ const classify: Handler = async (request, env, url) => {
 
 const embed: Handler = async (request, env, url) => {
   const pool = choiceParam(url, "pool", ["cls", "mean"] as const);
-  const { name, model, result } = await infer(request, env, url);
+  const { name, model, image, result } = await infer(request, env, url);
   const { dim, imageSize, patchSize } = model.header.config;
   const embedding = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
-  return json({ model: name, dim, pool, embedding: Array.from(embedding) });
+  return json({ model: name, dim, pool, embedding: Array.from(embedding), image });
 };
 
 const hiddenStates: Handler = async (request, env, url) => {

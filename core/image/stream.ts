@@ -109,7 +109,7 @@ interface Plan {
 
 // Which T coordinates a stored pixel lands on. Non-transposed: T row of stored row y, mirrored columns.
 // Transposed: T column of stored row y, T row of stored column x.
-function mapping(o: number, w: number, h: number) {
+function mapping(o: number, h: number) {
   const swap = o >= 5;
   return {
     swap,
@@ -130,7 +130,7 @@ function convolutionPlan(
   filter: ReturnType<typeof filterOf> | null,
 ): Plan {
   const { width: w, height: h } = stored;
-  const m = mapping(o, w, h);
+  const m = mapping(o, h);
   const tw = m.swap ? h : w;
   const th = m.swap ? w : h;
   const hPass = filter !== null && outW !== tw;
@@ -242,7 +242,7 @@ function convolutionPlan(
 // ImagingScaleAffine (NEAREST): output pixel (x, y) is T(xin[x], yin[y]), zero where that falls outside.
 function nearestPlan(stored: Size, o: number, outW: number, outH: number): Plan {
   const { width: w, height: h } = stored;
-  const m = mapping(o, w, h);
+  const m = mapping(o, h);
   const tw = m.swap ? h : w;
   const th = m.swap ? w : h;
   const xin = nearestIndices(tw, outW);

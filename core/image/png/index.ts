@@ -380,7 +380,7 @@ async function inflate(
       for (let at = 0; at < data.length && !stopped; at += PIECE) {
         await writer.ready;
         if (stopped) return;
-        await writer.write(data.subarray(at, Math.min(at + PIECE, data.length)));
+        await writer.write(data.subarray(at, Math.min(at + PIECE, data.length)) as Uint8Array<ArrayBuffer>);
       }
     }
     if (!stopped) await writer.close();
