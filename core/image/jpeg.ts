@@ -242,13 +242,17 @@ export function decodeJpegStored(
   return { width: decoded.width, height: decoded.height, data: decoded.data };
 }
 
+// jpeg-js's own messages name its internals ("Cannot read properties of undefined", "marker was not
+// found"): they are kept as the cause, and the user gets a sentence about the file.
 function decoderError(err: unknown): EdgevitError {
   const message = err instanceof Error ? err.message : String(err);
   // jpeg-js's limits, or the engine refusing an allocation; corrupt data gives any other error.
   if (/maxMemoryUsageInMB|maxResolutionInMP|allocat/.test(message)) {
-    return new EdgevitError("image_too_large", `The image needs more memory to decode than allowed (${message}).`, {
+    return new EdgevitError("image_too_large", "The image needs more memory to decode than this server allows.", {
       cause: err,
     });
   }
-  return new EdgevitError("invalid_image", `The JPEG could not be decoded: ${message}.`, { cause: err });
+  return new EdgevitError("invalid_image", "The JPEG is corrupt: its compressed image data could not be decoded.", {
+    cause: err,
+  });
 }
