@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { photosService } from "./test/tools/photos.ts";
 
 export default defineConfig({
   test: {
@@ -14,7 +15,13 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // Phone-sized photos made at test time in Node (test/tools/photos.ts), fetched by photos.test.ts.
+            miniflare: { serviceBindings: { PHOTOS: photosService } },
+          }),
+        ],
         test: {
           name: "workers",
           include: ["test/worker/**/*.test.ts"],
