@@ -23,9 +23,12 @@ export interface PngLimits extends DecoderLimits {
 // 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
-// Compressed bytes handed to the inflater at a time: deflate expands at most ~1032:1, so one piece can
-// queue at most ~4 MiB of output beyond what IHDR allows before the refusal.
-const PIECE = 4096;
+// Compressed bytes handed to the inflater at a time. Deflate expands at most ~1032:1 and about two pieces
+// are in flight, so a piece is sized from the output still expected: what can queue beyond IHDR's size
+// before the refusal stays under ~2 x 1032 x MIN_PIECE (8 MiB), while large images inflate in large pieces.
+const MIN_PIECE = 4096;
+const MAX_PIECE = 65536;
+const DEFLATE_MAX_RATIO = 1032;
 
 export interface PngInfo {
   width: number;
@@ -207,10 +210,11 @@ function unfilter(type: number, row: Uint8Array, prev: Uint8Array, bpp: number, 
         const a = row[i - bpp];
         const b = prev[i];
         const c = prev[i - bpp];
-        const p = a + b - c;
-        const pa = Math.abs(p - a);
-        const pb = Math.abs(p - b);
-        const pc = Math.abs(p - c);
+        // |p - a|, |p - b|, |p - c| for p = a + b - c, without Math.abs (the hot spot of Paeth rows).
+        const pa = b > c ? b - c : c - b;
+        const pb = a > c ? a - c : c - a;
+        const d = a + b - c - c;
+        const pc = d < 0 ? -d : d;
         row[i] = (row[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 255;
       }
       return;
@@ -353,7 +357,8 @@ class PngDecoder implements ImageDecoder {
       }
     };
 
-    await inflate(this.idat, consume, done);
+    const expected = passes.reduce((n, p) => n + p.rows * (p.stride + 1), 0);
+    await inflate(this.idat, expected, consume, done);
     if (!done()) throw new EdgevitError("invalid_image", "The PNG is truncated: its image data ends early.");
     if (info.interlaced) {
       const stride = width * 3;
@@ -368,19 +373,24 @@ class PngDecoder implements ImageDecoder {
 // accepted, as Pillow, which stops reading at the last row, accepts it.
 async function inflate(
   idat: Uint8Array[],
+  expected: number,
   consume: (data: Uint8Array) => void,
   finished: () => boolean,
 ): Promise<void> {
+  let inflated = 0;
   const stream = new DecompressionStream("deflate");
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   let stopped = false;
   const feeding = (async () => {
     for (const data of idat) {
-      for (let at = 0; at < data.length && !stopped; at += PIECE) {
+      for (let at = 0; at < data.length && !stopped; ) {
         await writer.ready;
         if (stopped) return;
-        await writer.write(data.subarray(at, Math.min(at + PIECE, data.length)) as Uint8Array<ArrayBuffer>);
+        const room = Math.floor(Math.max(0, expected - inflated) / (2 * DEFLATE_MAX_RATIO));
+        const piece = Math.min(MAX_PIECE, Math.max(MIN_PIECE, room), data.length - at);
+        await writer.write(data.subarray(at, at + piece) as Uint8Array<ArrayBuffer>);
+        at += piece;
       }
     }
     if (!stopped) await writer.close();
@@ -398,6 +408,7 @@ async function inflate(
       }
       if (result.done) return;
       // Past the last row any further byte is refused: the output is bounded by IHDR, not by the stream.
+      inflated += result.value.length;
       consume(result.value);
     }
   } finally {
