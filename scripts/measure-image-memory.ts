@@ -40,7 +40,8 @@ const VIT: Preprocessing = {
 };
 
 const files = process.argv.slice(2);
-const list = files.length > 0 ? files : ["24mp.png", "12mp-orient6.jpg", "24mp.jpg"].map((f) => join(root, ".cache", "memory", f));
+const list =
+  files.length > 0 ? files : ["24mp.png", "12mp-orient6.jpg", "24mp.jpg"].map((f) => join(root, ".cache", "memory", f));
 for (const file of list) {
   gc();
   const base = used();

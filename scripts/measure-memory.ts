@@ -116,7 +116,12 @@ exif[0x0112] = 6
 photo.resize((4032, 3024), Image.BICUBIC).save(out + "/12mp-orient6.jpg", quality=90, exif=exif.tobytes())
 `;
   if (!existsSync(join(big, "12mp-orient6.jpg"))) {
-    execFileSync("/usr/bin/python3", ["-c", script, big, join(root, "test", "fixtures", "images", "coffee-progressive.jpg")]);
+    execFileSync("/usr/bin/python3", [
+      "-c",
+      script,
+      big,
+      join(root, "test", "fixtures", "images", "coffee-progressive.jpg"),
+    ]);
   }
   return Object.fromEntries(
     ["24mp.png", "12mp-orient6.jpg", "24mp.jpg"].map((f) => [f, new Uint8Array(readFileSync(join(big, f)))]),
