@@ -48,3 +48,15 @@ test("decode=exact is honoured and named in the answer", async () => {
   const bad = await call(jpegRequest(`/v1/classify?model=${NAME}&decode=quick`, bytes));
   expect(bad.status).toBe(400);
 });
+
+test("a PNG as the multipart form's image field", async () => {
+  const bytes = await (await photos.fetch("http://photos/palette.png")).arrayBuffer();
+  const form = new FormData();
+  form.append("image", new File([bytes], "palette.png", { type: "image/png" }));
+  const response = await call(
+    new Request(`http://edgevit.test/v1/embed?model=${NAME}`, { method: "POST", body: form }),
+  );
+  const body = await response.json<any>();
+  expect(response.status, JSON.stringify(body)).toBe(200);
+  expect(body.image).toMatchObject({ format: "png", width: 2000, height: 1500 });
+});
