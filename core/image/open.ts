@@ -48,11 +48,8 @@ export function openImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder 
   if (format === "jpeg") return openJpegJs(bytes, limits);
   if (format === "png") return openPng(bytes, limits);
   if (format !== null) {
-    const article = /^[AEIOU]/.test(format) ? "an" : "a";
-    throw new EdgevitError(
-      "unsupported_media_type",
-      `This is ${article} ${format} image; edgevit accepts JPEG and PNG.`,
-    );
+    const what = format === "PDF" ? "a PDF document" : `${/^[AEIOS]/.test(format) ? "an" : "a"} ${format} image`;
+    throw new EdgevitError("unsupported_media_type", `This is ${what}; edgevit accepts JPEG and PNG.`);
   }
   throw new EdgevitError("invalid_image", "The file is not a JPEG or PNG image (its first bytes are neither).");
 }
