@@ -2,7 +2,7 @@
 // ./source.ts: it decodes the whole picture, then pushes its rows. Full scale only. It is the fallback
 // for any JPEG a streaming decoder declines.
 
-import { EdgevitError } from "../errors.ts";
+import { checkPixels } from "./limits.ts";
 import { type DecodeLimits, decodeJpegStored, readJpegInfo } from "./jpeg.ts";
 import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "./source.ts";
 
@@ -12,13 +12,7 @@ const DECODE_BYTES_PER_PIXEL = 24;
 
 export function openJpegJs(bytes: Uint8Array, limits: DecoderLimits): ImageDecoder {
   const info = readJpegInfo(bytes);
-  const pixels = info.width * info.height;
-  if (pixels > limits.maxPixels) {
-    throw new EdgevitError(
-      "image_too_large",
-      `The image is ${info.width}x${info.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
-    );
-  }
+  checkPixels(info.width, info.height, limits.maxPixels);
   const decodeLimits: DecodeLimits = {
     maxPixels: limits.maxPixels,
     maxMemoryMB: Math.ceil((limits.maxPixels * DECODE_BYTES_PER_PIXEL) / (1 << 20)),

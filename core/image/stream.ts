@@ -139,7 +139,8 @@ function convolutionPlan(
   const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
   const rows = lastRow - firstRow;
   const interStride = outW * 3;
-  const inter = new Uint8Array(rows * interStride); // [rows][outW][3]: T rows firstRow..lastRow after the horizontal pass
+  // [rows][outW][3]: T's rows firstRow..lastRow after the horizontal pass
+  const inter = new Uint8Array(rows * interStride);
   const horiz = hPass ? coefficients(tw, outW, filter!) : null;
 
   const finish = () => {

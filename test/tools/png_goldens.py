@@ -4,7 +4,7 @@ Image.open(f).convert("RGB") -- transformers' load_image. Run with Debian's Pyth
 
     /usr/bin/python3 test/tools/png_goldens.py
 
-Writes test/goldens/png/<case>.png and test/goldens/png/cases.json ({case: {width, height, mode, sha256,
+Writes test/goldens/preprocess/png/<case>.png and cases.json there ({case: {width, height, mode, sha256,
 rgb}}: the SHA-256 of the [height][width][3] bytes, and for small cases those bytes in base64).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-OUT = pathlib.Path(__file__).resolve().parents[1] / "goldens" / "png"
+OUT = pathlib.Path(__file__).resolve().parents[1] / "goldens" / "preprocess" / "png"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 
@@ -124,7 +124,8 @@ def main() -> None:
         mode = im.mode
         rgb = im.convert("RGB")
         pixels = rgb.tobytes()
-        cases[name] = {"width": rgb.width, "height": rgb.height, "mode": mode, "sha256": hashlib.sha256(pixels).hexdigest()}
+        sha = hashlib.sha256(pixels).hexdigest()
+        cases[name] = {"width": rgb.width, "height": rgb.height, "mode": mode, "sha256": sha}
         if rgb.width * rgb.height <= 1024:  # small enough to keep the pixels, for a readable diff
             cases[name]["rgb"] = base64.b64encode(pixels).decode()
 

@@ -6,8 +6,8 @@ normalize in float32), then models/tools/reference.py's PyTorch forward pass on 
         --out .cache/models/tiny-png
     /usr/bin/python3 test/tools/png_hidden_states.py .cache/models/tiny-png
 
-Writes test/goldens/png/hidden-states.json: per PNG, the SHA-256 of pixel_values (float32, little-endian,
-[3][32][32]) and the reference's hidden_states[0] ([tokens][dim]).
+Writes test/goldens/preprocess/png/hidden-states.json: per PNG, the SHA-256 of pixel_values (float32,
+little-endian, [3][32][32]) and the reference's hidden_states[0] ([tokens][dim]).
 """
 
 import hashlib
@@ -41,15 +41,13 @@ def pixel_values(path, pp):
 def main() -> None:
     checkpoint = pathlib.Path(sys.argv[1])
     pp = json.loads((checkpoint / "preprocessor_config.json").read_text())
-    values = [pixel_values(ROOT / "test" / "goldens" / "png" / name, pp) for name in PNGS]
+    values = [pixel_values(ROOT / "test" / "goldens" / "preprocess" / "png" / name, pp) for name in PNGS]
     with tempfile.TemporaryDirectory() as tmp:
         inputs = pathlib.Path(tmp) / "inputs.f32"
         np.stack(values).astype("<f4").tofile(inputs)
         out = pathlib.Path(tmp) / "reference.json"
-        subprocess.run(
-            [sys.executable, ROOT / "models" / "tools" / "reference.py", checkpoint, inputs, "-o", out, "--hidden-states"],
-            check=True,
-        )
+        reference_py = ROOT / "models" / "tools" / "reference.py"
+        subprocess.run([sys.executable, reference_py, checkpoint, inputs, "-o", out, "--hidden-states"], check=True)
         reference = json.loads(out.read_text())
     golden = {
         "made": MADE,
@@ -65,7 +63,7 @@ def main() -> None:
             for name, v, o in zip(PNGS, values, reference["outputs"])
         ],
     }
-    path = ROOT / "test" / "goldens" / "png" / "hidden-states.json"
+    path = ROOT / "test" / "goldens" / "preprocess" / "png" / "hidden-states.json"
     path.write_text(json.dumps(golden, separators=(",", ":")) + "\n")
     print(f"{path}: {len(PNGS)} PNGs")
 

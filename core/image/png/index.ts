@@ -11,6 +11,7 @@
 
 import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
+import { checkPixels } from "../limits.ts";
 import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
 export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
@@ -284,13 +285,8 @@ class PngDecoder implements ImageDecoder {
 
   constructor(bytes: Uint8Array, limits: PngLimits) {
     const { info, idat } = readChunks(bytes);
+    checkPixels(info.width, info.height, limits.maxPixels);
     const pixels = info.width * info.height;
-    if (pixels > limits.maxPixels) {
-      throw new EdgevitError(
-        "image_too_large",
-        `The image is ${info.width}x${info.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
-      );
-    }
     const interlacedLimit = limits.maxInterlacedPixels ?? DEFAULT_MAX_INTERLACED_PIXELS;
     if (info.interlaced && pixels > interlacedLimit) {
       throw new EdgevitError(

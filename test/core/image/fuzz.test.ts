@@ -25,8 +25,8 @@ const JPEGS = [
   ...load("test/fixtures/fuzz", readdirSync(`${root}test/fixtures/fuzz`).sort()),
 ];
 const PNGS = load(
-  "test/goldens/png",
-  readdirSync(`${root}test/goldens/png`)
+  "test/goldens/preprocess/png",
+  readdirSync(`${root}test/goldens/preprocess/png`)
     .filter((f) => f.endsWith(".png") && f !== "rgb-8-large.png")
     .sort(),
 );

@@ -15,7 +15,7 @@ import { makeCheckpoint, parseOptions } from "../../../../models/tools/make-rand
 import { DEFAULT_IMAGE_LIMITS, runImage } from "../../../../core/pipeline.ts";
 import { nodeEngine } from "../../../../cli/node-engine.ts";
 
-const DIR = new URL("../../../goldens/png/", import.meta.url).pathname;
+const DIR = new URL("../../../goldens/preprocess/png/", import.meta.url).pathname;
 const golden: {
   made: string;
   tokens: number;

@@ -8,7 +8,7 @@ import { crc32 } from "../../../../core/crc32.ts";
 import { EdgevitError } from "../../../../core/errors.ts";
 import { openPng } from "../../../../core/image/png/index.ts";
 
-const DIR = new URL("../../../goldens/png/", import.meta.url).pathname;
+const DIR = new URL("../../../goldens/preprocess/png/", import.meta.url).pathname;
 const goldens: {
   pillow: string;
   cases: Record<string, { width: number; height: number; mode: string; sha256: string; rgb?: string }>;
