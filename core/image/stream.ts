@@ -16,6 +16,7 @@
 // photo to 224), plus a few rows of accumulators; never the decoded image.
 
 import type { Preprocessing } from "../../models/bundle.ts";
+import { EdgevitError } from "../errors.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
   type Coefficients,
@@ -29,6 +30,10 @@ import {
   vertical,
 } from "./resize.ts";
 import type { ImageHeader, RowSink } from "./source.ts";
+
+// The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
+// 4,000 rows).
+const MAX_INTERMEDIATE_BYTES = 16 << 20;
 
 export type DecodeMode = "exact" | "fast";
 export const DECODE_MODES: readonly DecodeMode[] = ["fast", "exact"];
@@ -75,6 +80,16 @@ export class StreamingPreprocessor {
     this.resized = pp.doResize ? resizedSize(pp, t) : t;
     const { width: outW, height: outH } = this.resized;
     const identity = outW === t.width && outH === t.height;
+    // The intermediate is T's height x the output width: bounded here, so an extreme aspect ratio (a
+    // 1x20000 strip resized by its short edge) is refused instead of allocated.
+    const held = Math.max(t.height * outW, outW * outH) * 3;
+    if (held > MAX_INTERMEDIATE_BYTES) {
+      throw new EdgevitError(
+        "image_too_large",
+        `The image is ${t.width}x${t.height}; resizing it to ${outW}x${outH} needs more memory than this server ` +
+          "allows (its aspect ratio is too extreme).",
+      );
+    }
     const plan =
       !identity && pp.resample === NEAREST
         ? nearestPlan(decoded, o, outW, outH)

@@ -21,6 +21,9 @@ export interface PngLimits extends DecoderLimits {
   maxInterlacedPixels?: number;
 }
 
+// A side's bound, as JPEG's: it bounds a row's buffers (at most 512 KiB at 16-bit RGBA) whatever the area.
+const MAX_SIDE = 65535;
+
 // 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
@@ -286,6 +289,12 @@ class PngDecoder implements ImageDecoder {
   constructor(bytes: Uint8Array, limits: PngLimits) {
     const { info, idat } = readChunks(bytes);
     checkPixels(info.width, info.height, limits.maxPixels);
+    if (info.width > MAX_SIDE || info.height > MAX_SIDE) {
+      throw new EdgevitError(
+        "image_too_large",
+        `The image is ${info.width}x${info.height}; PNGs are accepted up to ${MAX_SIDE} pixels on a side.`,
+      );
+    }
     const pixels = info.width * info.height;
     const interlacedLimit = limits.maxInterlacedPixels ?? DEFAULT_MAX_INTERLACED_PIXELS;
     if (info.interlaced && pixels > interlacedLimit) {

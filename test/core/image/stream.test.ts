@@ -7,6 +7,7 @@ import type { Preprocessing } from "../../../models/bundle.ts";
 import { decodeJpegStored, readJpegInfo, type RgbImage } from "../../../core/image/jpeg.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";
 import { outputSize, preprocess, resizedSize } from "../../../core/image/preprocess.ts";
+import { EdgevitError } from "../../../core/errors.ts";
 import { chooseScale, StreamingPreprocessor } from "../../../core/image/stream.ts";
 import { fixture, goldens, sha256 } from "./goldens.ts";
 
@@ -113,4 +114,13 @@ describe("decode scale", () => {
     expect(chooseScale(header(4000, 3000), short, "fast")).toBe(4);
     expect(chooseScale(header(4000, 400, 6), vit, "fast")).toBe(1);
   });
+});
+
+test("an aspect ratio too extreme to resize within memory is image_too_large, before any row", () => {
+  const strip = () => new StreamingPreprocessor(goldens.configs.short256, { width: 1, height: 30000 }, 1);
+  expect(strip).toThrow(EdgevitError);
+  expect(strip).toThrow(/aspect ratio is too extreme/);
+  // the same strip for a fixed 224x224 resize holds 30000 x 224 x 3 bytes (19 MiB): also refused
+  expect(() => new StreamingPreprocessor(goldens.configs.vit, { width: 10, height: 30000 }, 1)).toThrow(EdgevitError);
+  expect(() => new StreamingPreprocessor(goldens.configs.vit, { width: 4000, height: 6000 }, 6)).not.toThrow();
 });

@@ -99,7 +99,13 @@ describe("refusals", () => {
     expect(e.code).toBe("image_too_large");
   });
 
-  test("a 37 KB file that inflates to 1 GiB is refused without inflating it all", async () => {
+  test("a side over 65535 pixels, whatever the area", async () => {
+    const e = await refusal(() => openPng(png(70000, 1, 8, 0, new Uint8Array(0)), LIMITS));
+    expect(e.code).toBe("image_too_large");
+    expect(e.message).toMatch(/up to 65535 pixels on a side/);
+  });
+
+  test("a 1 MB file that inflates to 1 GiB is refused at the first byte past IHDR's size", async () => {
     // IHDR says 16x16 gray; the zlib stream holds 1 GiB of zeros (deflate of zeros is ~1030:1).
     const zeros = new Uint8Array(1 << 20);
     const stream = new ReadableStream<Uint8Array>({
