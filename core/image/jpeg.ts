@@ -172,7 +172,7 @@ function readFrame(bytes: Uint8Array, marker: number, start: number, end: number
 
 // tiff: the TIFF structure inside the Exif block. Returns the Orientation tag (0x0112) of IFD0, 0 if
 // absent or malformed; values outside 1..8 mean no transform, as in exif_transpose.
-function readExifOrientation(tiff: Uint8Array): number {
+export function readExifOrientation(tiff: Uint8Array): number {
   if (tiff.length < 8) return 0;
   const little = tiff[0] === 0x49 && tiff[1] === 0x49;
   if (!little && !(tiff[0] === 0x4d && tiff[1] === 0x4d)) return 0;

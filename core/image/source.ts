@@ -6,7 +6,7 @@ export interface ImageHeader {
   format: "jpeg" | "png";
   width: number; // as stored, before the EXIF orientation
   height: number;
-  orientation: number; // EXIF 1..8 (1 when absent, and always 1 for PNG)
+  orientation: number; // EXIF 1..8, 1 when absent (PNG: from an eXIf chunk, which Pillow's exif_transpose applies)
   scales: readonly number[]; // the DCT-domain reductions the decoder offers: [1] for PNG, [1, 2, 4, 8] for JPEG
 }
 

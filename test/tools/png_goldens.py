@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 import PIL
-from PIL import Image
+from PIL import Image, ImageOps
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "goldens" / "preprocess" / "png"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -126,6 +126,10 @@ def main() -> None:
         pixels = rgb.tobytes()
         sha = hashlib.sha256(pixels).hexdigest()
         cases[name] = {"width": rgb.width, "height": rgb.height, "mode": mode, "sha256": sha}
+        if "exif" in im.info or im.getexif():
+            turned = ImageOps.exif_transpose(im).convert("RGB")
+            cases[name]["orientation"] = im.getexif().get(0x0112, 1)
+            cases[name]["transposed"] = hashlib.sha256(turned.tobytes()).hexdigest()
         if rgb.width * rgb.height <= 1024:  # small enough to keep the pixels, for a readable diff
             cases[name]["rgb"] = base64.b64encode(pixels).decode()
 
@@ -148,6 +152,15 @@ def main() -> None:
     add("palette-short-trns", encode(idx, 8, 3, False, chunk(b"PLTE", pal) + chunk(b"tRNS", bytes([0, 128, 255]))))
     add("gray-8-trns", encode(samples(rng, h, w, 1, 8), 8, 0, False, chunk(b"tRNS", b"\x00\x07")))
     add("rgb-16-trns", encode(samples(rng, h, w, 3, 16), 16, 2, True, chunk(b"tRNS", b"\x00\x01" * 3)))
+    # EXIF orientation in an eXIf chunk, before the image data (6) and after it (8, which Pillow reads at load)
+    for orientation, after in ((6, False), (8, True)):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        raw = exif.tobytes()
+        raw = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+        data = encode(samples(rng, h, w, 3, 8), 8, 2)
+        at = data.index(b"IEND") - 4 if after else data.index(b"IDAT") - 4
+        add(f"rgb-8-exif{orientation}", data[:at] + chunk(b"eXIf", raw) + data[at:])
     # Larger than one inflated chunk, many IDATs: the incremental path across chunk boundaries.
     yy, xx = np.mgrid[0:300, 0:211]
     big = np.stack([xx, yy, (xx + yy) // 2], axis=-1) % 256 + rng.integers(0, 3, size=(300, 211, 3))

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PNGS = ["rgb-8-large.png", "rgba-16-adam7.png", "palette-4.png", "gray-16.png"]
+PNGS = ["rgb-8-large.png", "rgba-16-adam7.png", "palette-4.png", "gray-16.png", "rgb-8-exif6.png"]
 MADE = (
     "npx node models/tools/make-random-vit.ts --preset tiny --layout hf-vit --dtype F32 --seed 1 --inputs 1 "
     "--out .cache/models/tiny-png"

@@ -6,10 +6,12 @@
 //   RGB, RGBA, gray+alpha 16 bits   the high byte of each sample (alpha dropped, never composited)
 //   palette          PLTE entries; an index past the palette's end is gray (i, i, i), as Pillow pads it
 //   tRNS             ignored (convert("RGB") drops transparency)
+//   eXIf             its orientation is the header's: Pillow's exif_transpose reads it from PNGs too
 // The inflated stream's size is known from IHDR: inflating stops with a refusal as soon as it would exceed
 // it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
 
 import { crc32 } from "../../crc32.ts";
+import { readExifOrientation } from "../jpeg.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels } from "../limits.ts";
 import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
@@ -41,6 +43,7 @@ export interface PngInfo {
   colorType: number; // 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
   interlaced: boolean;
   palette: Uint8Array | null; // [entries][3]
+  orientation: number; // EXIF 1..8 from an eXIf chunk, 1 without one
 }
 
 const ALLOWED_DEPTHS: Record<number, readonly number[]> = {
@@ -133,6 +136,9 @@ function readChunks(bytes: Uint8Array): Chunks {
     } else if (name === "IDAT") {
       if (idatEnded) throw corrupt("its image data is split by other chunks");
       idat.push(data);
+    } else if (name === "eXIf") {
+      // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
+      info!.orientation = readExifOrientation(data) || 1;
     } else if (name === "IEND") {
       break;
     } else if (idat.length > 0) {
@@ -161,7 +167,7 @@ function readHeader(d: Uint8Array): PngInfo {
   if (compression !== 0) throw corrupt(`IHDR declares an unknown compression method ${compression}`);
   if (filter !== 0) throw corrupt(`IHDR declares an unknown filter method ${filter}`);
   if (interlace > 1) throw corrupt(`IHDR declares an unknown interlace method ${interlace}`);
-  return { width, height, bitDepth, colorType, interlaced: interlace === 1, palette: null };
+  return { width, height, bitDepth, colorType, interlaced: interlace === 1, palette: null, orientation: 1 };
 }
 
 // One pass's geometry (the whole image when not interlaced); passes of zero columns or rows have no bytes.
@@ -306,7 +312,13 @@ class PngDecoder implements ImageDecoder {
     }
     this.info = info;
     this.idat = idat;
-    this.header = { format: "png", width: info.width, height: info.height, orientation: 1, scales: [1] };
+    this.header = {
+      format: "png",
+      width: info.width,
+      height: info.height,
+      orientation: info.orientation,
+      scales: [1],
+    };
   }
 
   // Asynchronous: the inflater is a stream. Rows reach `sink` as the data is inflated (not interlaced),

@@ -6,12 +6,24 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { crc32 } from "../../../../core/crc32.ts";
 import { EdgevitError } from "../../../../core/errors.ts";
+import { applyOrientation } from "../../../../core/image/orientation.ts";
 import { openPng } from "../../../../core/image/png/index.ts";
 
 const DIR = new URL("../../../goldens/preprocess/png/", import.meta.url).pathname;
 const goldens: {
   pillow: string;
-  cases: Record<string, { width: number; height: number; mode: string; sha256: string; rgb?: string }>;
+  cases: Record<
+    string,
+    {
+      width: number;
+      height: number;
+      mode: string;
+      sha256: string;
+      rgb?: string;
+      orientation?: number;
+      transposed?: string;
+    }
+  >;
 } = JSON.parse(readFileSync(`${DIR}cases.json`, "utf8"));
 
 const LIMITS = { maxPixels: 1e8 };
@@ -73,7 +85,7 @@ async function deflate(data: Uint8Array): Promise<Uint8Array> {
 describe("against Pillow", () => {
   test("the goldens were made by Pillow 9.4", () => {
     expect(goldens.pillow).toBe("9.4.0");
-    expect(Object.keys(goldens.cases).length).toBeGreaterThanOrEqual(34);
+    expect(Object.keys(goldens.cases).length).toBeGreaterThanOrEqual(36);
   });
 
   test.each(Object.entries(goldens.cases))("%s: bit-exact with convert('RGB')", async (name, c) => {
@@ -82,6 +94,13 @@ describe("against Pillow", () => {
     expect([width, height]).toEqual([c.width, c.height]);
     if (c.rgb) expect(Buffer.from(rgb).toString("base64")).toBe(c.rgb);
     expect(createHash("sha256").update(rgb).digest("hex")).toBe(c.sha256);
+    // eXIf: the header carries the orientation, and applying it gives Pillow's exif_transpose.
+    const { orientation } = openPng(bytes, LIMITS).header;
+    expect(orientation).toBe(c.orientation ?? 1);
+    if (c.transposed) {
+      const turned = applyOrientation({ width, height, data: rgb }, orientation);
+      expect(createHash("sha256").update(turned.data).digest("hex")).toBe(c.transposed);
+    }
   });
 });
 
