@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { photosService } from "./test/tools/photos.ts";
 
 // The plugin renames the Worker under test to its runner, "vitest-plugin-runner-<project name>": an
 // auxiliary Worker binds the Worker's named entrypoints through that name.
@@ -22,8 +23,9 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              // Phone-sized photos made at test time in Node (test/tools/photos.ts), fetched by photos.test.ts.
               // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
-              serviceBindings: { CALLER: "edgevit-caller" },
+              serviceBindings: { CALLER: "edgevit-caller", PHOTOS: photosService },
               workers: [
                 {
                   name: "edgevit-caller",

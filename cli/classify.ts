@@ -1,26 +1,28 @@
 // `edgevit classify [-m model.evit] [-k N] [--logits] <image>...`: one JSON line per image.
 import { readFile } from "node:fs/promises";
 import { EdgevitError } from "../core/errors.ts";
-import { runImage } from "../core/pipeline.ts";
+import { type DecodeMode, runImage } from "../core/pipeline.ts";
+import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/image/stream.ts";
 import { topPredictions } from "../core/predictions.ts";
 import type { Model } from "../core/engine.ts";
-import { intValue, runCommand, type CommandSpec } from "./args.ts";
+import { intValue, runCommand, UsageError, type CommandSpec } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
 export const spec: CommandSpec = {
   name: "classify",
-  synopsis: "[-m model.evit] [-k N] [--logits] <image>...",
-  summary: "Classifies JPEG files on this machine, as the Worker would: one JSON line per image.",
+  synopsis: "[-m model.evit] [-k N] [--logits] [--decode fast|exact] <image>...",
+  summary: "Classifies JPEG and PNG files on this machine, as the Worker would: one JSON line per image.",
   options: {
     model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
     top: { type: "string", short: "k", value: "N", help: "how many labels per image (default 5)" },
     logits: { type: "boolean", help: "add every class's logit" },
+    decode: { type: "string", value: "MODE", help: "fast (default: DCT-domain scaling when it applies) or exact" },
   },
   positionals: { min: 1, max: Infinity },
 };
 
-export function classifyBytes(model: Model, bytes: Uint8Array): Float32Array {
-  return runImage(model, bytes, CLI_LIMITS).result.logits;
+export async function classifyBytes(model: Model, bytes: Uint8Array, mode?: DecodeMode): Promise<Float32Array> {
+  return (await runImage(model, bytes, CLI_LIMITS, { decode: mode })).result.logits;
 }
 
 function errorOf(e: unknown): { code: string; message: string } {
@@ -34,12 +36,14 @@ function errorOf(e: unknown): { code: string; message: string } {
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals: files }) => {
     const k = intValue("top", values.top, 5, 1);
+    const mode = (values.decode as string | undefined) ?? DEFAULT_DECODE_MODE;
+    if (!(DECODE_MODES as readonly string[]).includes(mode)) throw new UsageError("--decode needs fast or exact");
     const model = await loadModelFile(await nodeEngine(), (values.model as string | undefined) ?? DEFAULT_MODEL);
     let failed = 0;
     for (const file of files) {
       let line: object;
       try {
-        const logits = classifyBytes(model, await readFile(file));
+        const logits = await classifyBytes(model, new Uint8Array(await readFile(file)), mode as DecodeMode);
         line = {
           file,
           predictions: topPredictions(logits, model.header.labels, k),

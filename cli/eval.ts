@@ -8,9 +8,8 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { encode as encodeJpeg } from "jpeg-js";
 import { intValue, runCommand, UsageError, type CommandSpec, type Parsed } from "./args.ts";
-import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
-import { decodeJpeg } from "../core/image/jpeg.ts";
-import { preprocess } from "../core/image/preprocess.ts";
+import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
+import { preprocessImage } from "../core/pipeline.ts";
 
 // The full test set from Debian's dataset-fashion-mnist, else the first 500 images committed for CI.
 const DATASET = "/usr/share/datasets/fashion-mnist";
@@ -110,11 +109,10 @@ async function evaluate(values: Parsed["values"]): Promise<number> {
     floatCorrect = 0,
     decodeMs = 0,
     forwardMs = 0;
-  const input = model.input();
   for (let i = 0; i < n; i++) {
     const jpeg = grayToJpeg(images.data.subarray(i * plane, (i + 1) * plane), images.cols, images.rows, quality);
     const t0 = performance.now();
-    preprocess(decodeJpeg(jpeg), model.header.preprocessing, input);
+    await preprocessImage(model, jpeg, CLI_LIMITS);
     const t1 = performance.now();
     const predicted = argmax(model.run().logits);
     forwardMs += performance.now() - t1;

@@ -46,9 +46,8 @@ async function see(file: string, modelPath: string, outDir: string, k: number, s
   });
   const { header } = model;
   let seen: Seen | undefined;
-  const { image, result } = runImage(model, bytes, CLI_LIMITS, {
-    ...SEE_CAPTURE,
-    read: (captures) => (seen = seeAll(captures, header, size)),
+  const { image, result } = await runImage(model, new Uint8Array(bytes), CLI_LIMITS, {
+    capture: { ...SEE_CAPTURE, read: (captures) => (seen = seeAll(captures, header, size)) },
   });
   const { frames, mean, cls } = seen!;
   const c = header.config;

@@ -1,74 +1,100 @@
-// One upload through one model: bytes -> decoded -> preprocessed -> forward -> outputs. The Worker, the
-// RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the same files.
+// One upload through one model: bytes -> decoder -> streamed preprocessing -> forward -> outputs. The
+// Worker, the RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the
+// same files under the same limits.
 import type { Model, RunOptions, RunResult } from "./engine.ts";
-import { EdgevitError } from "./errors.ts";
-import { decodeJpeg, readJpegInfo, type DecodeLimits } from "./image/jpeg.ts";
-import { preprocess } from "./image/preprocess.ts";
+import { openImage } from "./image/open.ts";
+import type { ImageDecoder } from "./image/source.ts";
+import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./image/stream.ts";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "./limits.ts";
+
+export type { DecodeMode };
 
 export interface ImageLimits {
   maxPixels: number; // width * height above this is image_too_large, read from the file's header
 }
 
-export interface ImageInfo {
-  width: number; // as stored, before the EXIF orientation
-  height: number;
-}
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxPixels: DEFAULT_MAX_IMAGE_PIXELS };
 
 export interface Inference {
-  image: { width: number; height: number }; // as decoded, after the EXIF orientation
+  image: {
+    format: "jpeg" | "png";
+    width: number; // as stored at full size, after the EXIF orientation
+    height: number;
+    decode: { mode: DecodeMode; scale: number }; // the decoder ran at 1/scale
+  };
   result: RunResult;
 }
 
-// Bytes per pixel jpeg-js accounts for at worst (4:4:4 and progressive files: coefficients, planes and
-// output together, measured ~22): its own guard, on top of the pixel limit.
-const DECODE_BYTES_PER_PIXEL = 24;
+// Reads the image's header only: refuses a file that is not an accepted image or is over the pixel limit
+// before a model is loaded or any pixel memory is spent. The decoder it returns is what runImage takes.
+export function inspectImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+  return openImage(bytes, limits);
+}
 
-function decodeLimits(limits: ImageLimits): DecodeLimits {
+// Decodes (at the scale `mode` allows) and preprocesses as the model's image processor does while rows
+// arrive, writing pixel_values into the model's input as the last, synchronous step: run the model right
+// after, without an await in between, so requests sharing a model never see each other's pixels. Decoding
+// may await (PNG's inflater is a stream); what a request holds across those awaits is the preprocessor's
+// intermediate (max side x model width x 3 bytes), never the picture.
+export async function preprocessImage(
+  model: Model,
+  image: Uint8Array | ImageDecoder,
+  limits: ImageLimits,
+  mode: DecodeMode = DEFAULT_DECODE_MODE,
+  timings: PhaseTimings = {},
+): Promise<Inference["image"]> {
+  const decoder = image instanceof Uint8Array ? inspectImage(image, limits) : image;
+  const { header } = decoder;
+  const pp = model.header.preprocessing;
+  const scale = chooseScale(header, pp, mode);
+  const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
+  const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
+  const t0 = performance.now();
+  const size = await decoder.decode(scale, stream.sink);
+  const t1 = performance.now();
+  if (size.width !== decoded.width || size.height !== decoded.height) {
+    throw new RangeError(
+      `the decoder made ${size.width}x${size.height} at 1/${scale}, not ${decoded.width}x${decoded.height}`,
+    );
+  }
+  stream.finish(model.input());
+  timings.decode = t1 - t0;
+  timings.preprocess = performance.now() - t1;
+  const swap = header.orientation >= 5 && header.orientation <= 8;
   return {
-    maxPixels: limits.maxPixels,
-    maxMemoryMB: Math.ceil((limits.maxPixels * DECODE_BYTES_PER_PIXEL) / (1 << 20)),
+    format: header.format,
+    width: swap ? header.height : header.width,
+    height: swap ? header.width : header.height,
+    decode: { mode, scale },
   };
 }
 
-// Reads the image's header only: refuses a file that is not an image or is over the pixel limit before
-// a model is loaded or any pixel memory is spent.
-export function inspectImage(bytes: Uint8Array, limits: ImageLimits): ImageInfo {
-  const info = readJpegInfo(bytes);
-  if (info.width * info.height > limits.maxPixels) {
-    throw new EdgevitError(
-      "image_too_large",
-      `the image is ${info.width}x${info.height}; the limit is ${limits.maxPixels} pixels`,
-    );
-  }
-  return { width: info.width, height: info.height };
-}
-
-// Milliseconds each phase took by `performance.now()`. Real in Node; in workerd the clock does not move
-// while code runs, so there all three read 0.
+// Milliseconds each phase took by `performance.now()`: decode (with the resize that runs as rows arrive),
+// the rest of the preprocessing, the forward pass. Real in Node; in workerd the clock does not move while
+// code runs, so there they read 0.
 export interface PhaseTimings {
   decode?: number;
   preprocess?: number;
   forward?: number;
 }
 
-// Decodes, preprocesses as the model's image processor does, and runs the forward pass, all in one
-// synchronous stretch so that no caller holds decoded pixels across an await. `capture` is the layer
-// whose output to keep (-1 none), or the engine's capture options (hidden states, attention, pixels).
-export function runImage(
+export interface RunImageOptions {
+  capture?: number | RunOptions; // the layer whose output to keep (-1 none), or the engine's capture options
+  decode?: DecodeMode;
+  timings?: PhaseTimings; // filled in
+}
+
+// preprocessImage, then the forward pass right after it, with no await in between.
+export async function runImage(
   model: Model,
-  bytes: Uint8Array,
+  image: Uint8Array | ImageDecoder,
   limits: ImageLimits,
-  capture: number | RunOptions = -1,
-  timings: PhaseTimings = {},
-): Inference {
-  inspectImage(bytes, limits);
+  options: RunImageOptions = {},
+): Promise<Inference> {
+  const { capture = -1, decode = DEFAULT_DECODE_MODE, timings = {} } = options;
+  const info = await preprocessImage(model, image, limits, decode, timings);
   const t0 = performance.now();
-  const image = decodeJpeg(bytes, decodeLimits(limits));
-  const t1 = performance.now();
-  preprocess(image, model.header.preprocessing, model.input());
-  const t2 = performance.now();
   const result = model.run(typeof capture === "number" ? { capture } : capture);
-  const t3 = performance.now();
-  Object.assign(timings, { decode: t1 - t0, preprocess: t2 - t1, forward: t3 - t2 });
-  return { image: { width: image.width, height: image.height }, result };
+  timings.forward = performance.now() - t0;
+  return { image: info, result };
 }

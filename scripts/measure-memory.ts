@@ -1,13 +1,13 @@
-// Measures docs/MEMORY.md's plan: loads a bundle in the Worker under `wrangler dev` and reports the wasm
-// memory (GET /v1/models), the isolate's JS heap (V8 inspector, Runtime.getHeapUsage) and the workerd
-// process's resident memory, cold and after requests.
+// Measures docs/MEMORY.md's plan: loads a bundle in the Worker under `wrangler dev` (default limits from
+// wrangler.toml) and reports the wasm memory (GET /v1/models), the isolate's JS heap (V8 inspector,
+// Runtime.getHeapUsage) and the workerd process's resident memory, cold, after requests, and after the
+// largest uploads the limits allow (24 MP PNG and JPEG, a 12 MP phone JPEG).
 //
 //   node scripts/measure-memory.ts <bundle.evit> [--port 8799]
 
-import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import jpeg from "jpeg-js";
 import { main as upload } from "../cli/upload.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -97,19 +97,35 @@ function workerdMemory(): { rss: number; peak: number } {
 
 const fixture = (file: string) => readFileSync(join(root, "test", "fixtures", "images", file));
 
-// The costliest upload the limits let in: a photo at exactly MAX_IMAGE_PIXELS (1024x1024), 4:4:4, quality
-// 95 (jpeg-js's encoder does not subsample chroma), scaled up from a fixture by nearest neighbour.
-function largestImage(): Uint8Array {
-  const source = jpeg.decode(fixture("astronaut-444.jpg"), { useTArray: true });
-  const side = 1024;
-  const data = new Uint8Array(side * side * 4);
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const from = (Math.floor((y * source.height) / side) * source.width + Math.floor((x * source.width) / side)) * 4;
-      data.set(source.data.subarray(from, from + 4), (y * side + x) * 4);
-    }
+// The costliest uploads the default limits let in, made at run time with Pillow into .cache/memory/: a
+// 24 MP (6000x4000) photo as PNG (~10 MiB, under MAX_BODY_BYTES) and as JPEG, and a 12 MP phone JPEG with
+// EXIF orientation 6.
+const big = join(root, ".cache", "memory");
+function largeImages(): Record<string, Uint8Array> {
+  mkdirSync(big, { recursive: true });
+  const script = `
+from PIL import Image
+import sys
+out = sys.argv[1]
+photo = Image.open(sys.argv[2]).convert("RGB")
+im = photo.resize((6000, 4000), Image.BICUBIC)
+im.save(out + "/24mp.png")
+im.save(out + "/24mp.jpg", quality=90)
+exif = Image.Exif()
+exif[0x0112] = 6
+photo.resize((4032, 3024), Image.BICUBIC).save(out + "/12mp-orient6.jpg", quality=90, exif=exif.tobytes())
+`;
+  if (!existsSync(join(big, "12mp-orient6.jpg"))) {
+    execFileSync("/usr/bin/python3", [
+      "-c",
+      script,
+      big,
+      join(root, "test", "fixtures", "images", "coffee-progressive.jpg"),
+    ]);
   }
-  return jpeg.encode({ data, width: side, height: side }, 95).data;
+  return Object.fromEntries(
+    ["24mp.png", "12mp-orient6.jpg", "24mp.jpg"].map((f) => [f, new Uint8Array(readFileSync(join(big, f)))]),
+  );
 }
 
 async function post(
@@ -151,10 +167,13 @@ try {
     console.log(`warm classify ${image}: ${warm.status} in ${warm.seconds.toFixed(2)} s`);
   }
   await report("after 3 classifications");
-  const largest = largestImage();
-  const big = await post(`/v1/classify?model=${name}`, largest);
-  console.log(`classify 1024x1024 4:4:4 (${largest.length} bytes): ${big.status} in ${big.seconds.toFixed(2)} s`);
-  await report("after the largest image");
+  const large = Object.entries(largeImages());
+  for (const [file, bytes] of large) {
+    const type = file.endsWith(".png") ? "image/png" : "image/jpeg";
+    const answer = await post(`/v1/classify?model=${name}`, bytes, { "content-type": type });
+    console.log(`classify ${file} (${mib(bytes.length)}): ${answer.status} in ${answer.seconds.toFixed(2)} s`);
+    await report(`after ${file}`);
+  }
   const layer = models.models.find((m) => m.name === name)!.config.layers;
   const states = await post(`/v1/hidden_states?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", {
     accept: "application/x-npy",
@@ -170,8 +189,10 @@ try {
   const small = await post(`/v1/see?model=${name}`, "cat-baseline-420.jpg");
   console.log(`see cat-baseline-420.jpg: ${small.status}, ${small.bytes} bytes in ${small.seconds.toFixed(2)} s`);
   await report("after /v1/see (capture allocated)");
-  const see = await post(`/v1/see?model=${name}`, largest);
-  console.log(`see 1024x1024 4:4:4: ${see.status}, ${see.bytes} bytes in ${see.seconds.toFixed(2)} s`);
+  const [largestFile, largest] = large.reduce((a, b) => (b[1].length > a[1].length ? b : a));
+  const seeType = largestFile.endsWith(".png") ? "image/png" : "image/jpeg";
+  const see = await post(`/v1/see?model=${name}`, largest, { "content-type": seeType });
+  console.log(`see ${largestFile}: ${see.status}, ${see.bytes} bytes in ${see.seconds.toFixed(2)} s`);
   await report("after /v1/see of the largest image");
   for (const accept of ["application/x-npy", "application/json"]) {
     const attentions = await post(`/v1/attentions?model=${name}&layer=${layer}`, "cat-baseline-420.jpg", { accept });

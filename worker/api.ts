@@ -17,6 +17,7 @@ import {
   type Timings,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
+import { DECODE_MODES } from "../core/image/stream.ts";
 import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
 import { topPredictions } from "../core/predictions.ts";
@@ -29,11 +30,14 @@ type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 // The upload through the model; `capture`: what to keep (service.ts).
 async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
   const name = modelOf(env, url.searchParams.get("model"));
+  // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
+  // model's input; decode=exact decodes every pixel.
+  const decode = choiceParam(url, "decode", DECODE_MODES);
   const timings: Timings = {};
   const started = performance.now();
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
   timings.body = performance.now() - started;
-  return inferBytes(env, name, bytes, capture, timings);
+  return inferBytes(env, name, bytes, { capture, decode, timings });
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.

@@ -5,7 +5,12 @@ import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
 import { type ClientDisconnected, readBounded, tooLarge } from "./input.ts";
 
-const JPEG_TYPES = new Set(["image/jpeg", "image/jpg", "image/pjpeg", "application/octet-stream"]);
+// Declared types a body may come with: any image/* or application/octet-stream. The format itself is
+// sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
+// WebP, HEIC or GIF gets a 415 that names it.
+function imageType(type: string): boolean {
+  return type === "application/octet-stream" || type.startsWith("image/");
+}
 
 // The media type without parameters, lower case ("" when absent).
 function mediaType(header: string | null): string {
@@ -21,7 +26,8 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   return readBounded(request.body, limit);
 }
 
-// The uploaded image: the raw body (`image/jpeg`) or the `image` field of a multipart form.
+// The uploaded image: the raw body (`image/jpeg`, `image/png`, `application/octet-stream`) or the `image`
+// field of a multipart form.
 export async function readImage(request: Request, limit: number): Promise<Uint8Array> {
   const type = mediaType(request.headers.get("content-type"));
   if (type === "multipart/form-data") {
@@ -38,17 +44,17 @@ export async function readImage(request: Request, limit: number): Promise<Uint8A
     if (typeof field === "string")
       throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
     const fieldType = mediaType(field.type);
-    if (fieldType !== "" && !JPEG_TYPES.has(fieldType)) throw unsupported(fieldType);
+    if (fieldType !== "" && !imageType(fieldType)) throw unsupported(fieldType);
     return new Uint8Array(await field.arrayBuffer());
   }
-  if (!JPEG_TYPES.has(type)) throw unsupported(type);
+  if (!imageType(type)) throw unsupported(type);
   return readBody(request, limit);
 }
 
 function unsupported(type: string): EdgevitError {
   return new EdgevitError(
     "unsupported_media_type",
-    `${type === "" ? "a body without Content-Type" : type} is not accepted: send image/jpeg, or multipart/form-data with an "image" field`,
+    `${type === "" ? "a body without Content-Type" : type} is not accepted: send a JPEG or PNG as image/jpeg, image/png or application/octet-stream, or multipart/form-data with an "image" field`,
   );
 }
 

@@ -9,6 +9,7 @@ import { readInput } from "./input.ts";
 import {
   classifyAnswer,
   classifyOptions,
+  decodeOption,
   embedAnswer,
   embedOptions,
   hiddenStatesAnswer,
@@ -57,7 +58,11 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
     return this.run(async () => {
       const name = modelOption(this.env, options.model);
       const { topK, logits } = classifyOptions(options);
-      return classifyAnswer(await infer(this.env, name, await this.read(image)), topK, logits);
+      return classifyAnswer(
+        await infer(this.env, name, await this.read(image), { decode: decodeOption(options) }),
+        topK,
+        logits,
+      );
     });
   }
 
@@ -65,7 +70,11 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
     return this.run(async () => {
       const name = modelOption(this.env, options.model);
       const { pool, normalize } = embedOptions(options);
-      return embedAnswer(await infer(this.env, name, await this.read(image)), pool, normalize);
+      return embedAnswer(
+        await infer(this.env, name, await this.read(image), { decode: decodeOption(options) }),
+        pool,
+        normalize,
+      );
     });
   }
 
@@ -75,7 +84,10 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       if (options?.layer === undefined)
         throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
       const layer = intOption("layer", options.layer, 0, 0);
-      return hiddenStatesAnswer(await infer(this.env, name, await this.read(image), layer), layer);
+      return hiddenStatesAnswer(
+        await infer(this.env, name, await this.read(image), { capture: layer, decode: decodeOption(options) }),
+        layer,
+      );
     });
   }
 

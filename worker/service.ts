@@ -3,9 +3,16 @@
 // all call these, so they refuse the same inputs with the same codes and answer the same objects.
 
 import { EdgevitError } from "../core/errors.ts";
-import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
+import {
+  type DecodeMode,
+  inspectImage,
+  runImage,
+  type ImageLimits,
+  type Inference as CoreInference,
+} from "../core/pipeline.ts";
 import type { Model, RunOptions } from "../core/engine.ts";
 import type { BundleHeader } from "../models/bundle.ts";
+import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/image/stream.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
@@ -53,27 +60,33 @@ export type Capture = number | "last" | ((header: BundleHeader, name: string) =>
 
 // The upload through the model. The image's header is checked before the model is fetched, so a bad file
 // never costs a model load.
-export async function infer(
-  env: Env,
-  name: string,
-  bytes: Uint8Array,
-  capture: Capture = -1,
-  timings: Timings = {},
-): Promise<Inference> {
-  inspectImage(bytes, limitsOf(env));
+export interface InferOptions {
+  capture?: Capture;
+  decode?: DecodeMode;
+  timings?: Timings; // filled in
+}
+
+// The upload through the model. The image's header is checked before the model is fetched, so a bad file
+// never costs a model load.
+export async function infer(env: Env, name: string, bytes: Uint8Array, options: InferOptions = {}): Promise<Inference> {
+  const { capture = -1, decode, timings = {} } = options;
+  const decoder = inspectImage(bytes, limitsOf(env));
   const started = performance.now();
   const { model, version } = await getModel(env, name);
   timings.model = performance.now() - started;
+  let engineCapture: number | RunOptions;
   if (typeof capture === "function") {
-    const options = capture(model.header, name);
-    return { name, version, model, timings, ...runImage(model, bytes, limitsOf(env), options, timings) };
+    engineCapture = capture(model.header, name);
+  } else {
+    const { layers } = model.header.config;
+    engineCapture = capture === "last" ? layers : capture;
+    if (engineCapture > layers) {
+      throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
+    }
   }
-  const { layers } = model.header.config;
-  const layer = capture === "last" ? layers : capture;
-  if (layer > layers) throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
-  // From here to the answer nothing awaits: this model (even if a swap replaces it in the cache meanwhile)
-  // serves the whole request.
-  return { name, version, model, timings, ...runImage(model, bytes, limitsOf(env), layer, timings) };
+  // The model fetched here serves the whole request, even if a swap replaces it in the cache meanwhile.
+  const inference = await runImage(model, decoder, limitsOf(env), { capture: engineCapture, decode, timings });
+  return { name, version, model, timings, ...inference };
 }
 
 export function classifyAnswer(inference: Inference, topK: number, withLogits: boolean): ClassifyAnswer {
@@ -101,7 +114,15 @@ export function embedAnswer(inference: Inference, pool: Pool, normalize: boolean
   const { dim, imageSize, patchSize } = model.header.config;
   const pooled = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
   const embedding = normalize ? l2Normalize(pooled) : pooled;
-  return { model: name, version, dim, pool, normalized: normalize, embedding: Array.from(embedding) };
+  return {
+    model: name,
+    version,
+    dim,
+    pool,
+    normalized: normalize,
+    embedding: Array.from(embedding),
+    image: inference.image,
+  };
 }
 
 export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenStatesAnswer {
@@ -154,6 +175,10 @@ export function choiceOption<T extends string>(name: string, value: unknown, cho
 export function modelOption(env: Env, value: unknown): string {
   if (value !== undefined && typeof value !== "string") throw badOption("model", "a model name", value);
   return modelOf(env, value);
+}
+
+export function decodeOption(options: { decode?: unknown } = {}): DecodeMode {
+  return choiceOption("decode", options.decode ?? DEFAULT_DECODE_MODE, DECODE_MODES);
 }
 
 export const POOLS = ["cls", "mean"] as const;

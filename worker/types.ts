@@ -25,6 +25,17 @@ export interface Prediction {
 
 export interface ModelOption {
   model?: string; // default: the deployment's DEFAULT_MODEL
+  // "fast" (default) lets a JPEG decode at 1/2, 1/4 or 1/8 in the DCT domain when the image is far larger than
+  // the model's input; "exact" decodes every pixel.
+  decode?: "fast" | "exact";
+}
+
+// The upload as the model received it.
+export interface ImageSummary {
+  format: "jpeg" | "png";
+  width: number; // at full size, after the EXIF orientation
+  height: number;
+  decode: { mode: "fast" | "exact"; scale: number }; // the decoder ran at 1/scale
 }
 
 export interface ClassifyOptions extends ModelOption {
@@ -46,7 +57,7 @@ export interface HiddenStatesOptions extends ModelOption {
 export interface ClassifyAnswer extends ModelVersion {
   predictions: Prediction[];
   logits?: number[]; // [classes]
-  image: { width: number; height: number }; // as decoded, after the EXIF orientation
+  image: ImageSummary;
 }
 
 export interface EmbedAnswer extends ModelVersion {
@@ -54,6 +65,7 @@ export interface EmbedAnswer extends ModelVersion {
   pool: Pool;
   normalized: boolean;
   embedding: number[]; // [dim]
+  image: ImageSummary;
 }
 
 export interface HiddenStatesAnswer extends ModelVersion {

@@ -172,7 +172,7 @@ function readFrame(bytes: Uint8Array, marker: number, start: number, end: number
 
 // tiff: the TIFF structure inside the Exif block. Returns the Orientation tag (0x0112) of IFD0, 0 if
 // absent or malformed; values outside 1..8 mean no transform, as in exif_transpose.
-function readExifOrientation(tiff: Uint8Array): number {
+export function readExifOrientation(tiff: Uint8Array): number {
   if (tiff.length < 8) return 0;
   const little = tiff[0] === 0x49 && tiff[1] === 0x49;
   if (!little && !(tiff[0] === 0x4d && tiff[1] === 0x4d)) return 0;
@@ -196,6 +196,15 @@ function readExifOrientation(tiff: Uint8Array): number {
 // image_too_large for the limits, invalid_image for anything else.
 export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): RgbImage {
   const info = readJpegInfo(bytes);
+  return applyOrientation(decodeJpegStored(bytes, limits, info), info.orientation);
+}
+
+// Decodes to RGB as stored, before the EXIF orientation.
+export function decodeJpegStored(
+  bytes: Uint8Array,
+  limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+  info: JpegInfo = readJpegInfo(bytes),
+): RgbImage {
   const pixels = info.width * info.height;
   if (pixels > limits.maxPixels) {
     throw new EdgevitError(
@@ -230,16 +239,20 @@ export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DEC
     }
     ycbcrToRgb(decoded.data);
   }
-  return applyOrientation({ width: decoded.width, height: decoded.height, data: decoded.data }, info.orientation);
+  return { width: decoded.width, height: decoded.height, data: decoded.data };
 }
 
+// jpeg-js's own messages name its internals ("Cannot read properties of undefined", "marker was not
+// found"): they are kept as the cause, and the user gets a sentence about the file.
 function decoderError(err: unknown): EdgevitError {
   const message = err instanceof Error ? err.message : String(err);
   // jpeg-js's limits, or the engine refusing an allocation; corrupt data gives any other error.
   if (/maxMemoryUsageInMB|maxResolutionInMP|allocat/.test(message)) {
-    return new EdgevitError("image_too_large", `The image needs more memory to decode than allowed (${message}).`, {
+    return new EdgevitError("image_too_large", "The image needs more memory to decode than this server allows.", {
       cause: err,
     });
   }
-  return new EdgevitError("invalid_image", `The JPEG could not be decoded: ${message}.`, { cause: err });
+  return new EdgevitError("invalid_image", "The JPEG is corrupt: its compressed image data could not be decoded.", {
+    cause: err,
+  });
 }

@@ -68,7 +68,13 @@ export function valueTable(pp: Preprocessing): Float32Array {
 export function preprocess(image: RgbImage, pp: Preprocessing, out: Float32Array): Size {
   const target = resizedSize(pp, image);
   const resized = pp.doResize ? resize(image, target.width, target.height, pp.resample) : image;
-  const { height, width } = outputSize(pp, image);
+  return cropAndNormalize(resized, outputSize(pp, image), pp, out);
+}
+
+// The steps after the resize: center crop (or pad) `resized` to `size`, rescale, normalize, into `out`
+// ([channels][height][width]).
+export function cropAndNormalize(resized: RgbImage, size: Size, pp: Preprocessing, out: Float32Array): Size {
+  const { height, width } = size;
   if (out.length !== CHANNELS * height * width) {
     throw new RangeError(`pixel_values needs ${CHANNELS}x${height}x${width} floats, the buffer holds ${out.length}`);
   }

@@ -15,11 +15,11 @@ export const BOX = 4;
 export const HAMMING = 5;
 
 // 8 bits of result and 2 bits of headroom (filters with negative lobes overshoot) in an int32.
-const PRECISION_BITS = 32 - 8 - 2;
-const HALF = 1 << (PRECISION_BITS - 1);
+export const PRECISION_BITS = 32 - 8 - 2;
+export const HALF = 1 << (PRECISION_BITS - 1);
 const SCALE = 1 << PRECISION_BITS;
 
-interface Filter {
+export interface Filter {
   fn: (x: number) => number;
   support: number;
 }
@@ -67,14 +67,14 @@ const FILTERS: Record<number, Filter> = {
 };
 
 // Per output pixel: the first input pixel it reads, how many, and ksize fixed-point weights.
-interface Coefficients {
+export interface Coefficients {
   ksize: number;
   bounds: Int32Array; // [outSize][2]: xmin, count
   weights: Int32Array; // [outSize][ksize]
 }
 
 // precompute_coeffs + normalize_coeffs_8bpc. Downscaling widens the filter by the scale (antialias).
-function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
+export function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filter.support * filterScale;
@@ -105,9 +105,39 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
 }
 
 // Pillow's clip8: the accumulator shifted down (arithmetic shift), clamped to 0..255.
-function clip8(ss: number): number {
+export function clip8(ss: number): number {
   const v = ss >> PRECISION_BITS;
   return v < 0 ? 0 : Math.min(v, 255);
+}
+
+// One row: src[from..] (RGB pixels of the input row) -> out[at..] (outWidth RGB pixels).
+export function horizontalRow(
+  src: Uint8Array,
+  from: number,
+  out: Uint8Array,
+  at: number,
+  outWidth: number,
+  c: Coefficients,
+): void {
+  const { ksize, bounds, weights } = c;
+  let o = at;
+  for (let xx = 0; xx < outWidth; xx++) {
+    const count = bounds[xx * 2 + 1];
+    const kBase = xx * ksize;
+    let p = from + bounds[xx * 2] * 3;
+    let ss0 = HALF,
+      ss1 = HALF,
+      ss2 = HALF;
+    for (let x = 0; x < count; x++, p += 3) {
+      const k = weights[kBase + x];
+      ss0 += src[p] * k;
+      ss1 += src[p + 1] * k;
+      ss2 += src[p + 2] * k;
+    }
+    out[o++] = clip8(ss0);
+    out[o++] = clip8(ss1);
+    out[o++] = clip8(ss2);
+  }
 }
 
 // src rows [rowOffset, rowOffset + outHeight) of a width-inWidth RGB image -> outWidth columns.
@@ -120,33 +150,14 @@ function horizontal(
   c: Coefficients,
 ): Uint8Array {
   const out = new Uint8Array(outWidth * outHeight * 3);
-  const { ksize, bounds, weights } = c;
-  let o = 0;
   for (let yy = 0; yy < outHeight; yy++) {
-    const row = (yy + rowOffset) * inWidth * 3;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const count = bounds[xx * 2 + 1];
-      const kBase = xx * ksize;
-      let p = row + bounds[xx * 2] * 3;
-      let ss0 = HALF,
-        ss1 = HALF,
-        ss2 = HALF;
-      for (let x = 0; x < count; x++, p += 3) {
-        const k = weights[kBase + x];
-        ss0 += src[p] * k;
-        ss1 += src[p + 1] * k;
-        ss2 += src[p + 2] * k;
-      }
-      out[o++] = clip8(ss0);
-      out[o++] = clip8(ss1);
-      out[o++] = clip8(ss2);
-    }
+    horizontalRow(src, (yy + rowOffset) * inWidth * 3, out, yy * outWidth * 3, outWidth, c);
   }
   return out;
 }
 
 // bounds are relative to the first row of src.
-function vertical(src: Uint8Array, width: number, outHeight: number, c: Coefficients): Uint8Array {
+export function vertical(src: Uint8Array, width: number, outHeight: number, c: Coefficients): Uint8Array {
   const out = new Uint8Array(width * outHeight * 3);
   const { ksize, bounds, weights } = c;
   const stride = width * 3;
@@ -174,18 +185,14 @@ function vertical(src: Uint8Array, width: number, outHeight: number, c: Coeffici
   return out;
 }
 
-// ImagingScaleAffine: source coordinates accumulate in doubles from the first pixel's center.
+// ImagingScaleAffine on the whole image.
 function nearest(image: RgbImage, width: number, height: number): RgbImage {
   const { width: inW, height: inH, data } = image;
   const out = new Uint8Array(width * height * 3);
-  const ax = inW / width;
-  const ay = inH / height;
-  const xin = new Int32Array(width);
-  let xo = ax * 0.5;
-  for (let x = 0; x < width; x++, xo += ax) xin[x] = xo < 0 ? -1 : Math.trunc(xo);
-  let yo = ay * 0.5;
-  for (let y = 0; y < height; y++, yo += ay) {
-    const yi = yo < 0 ? -1 : Math.trunc(yo);
+  const xin = nearestIndices(inW, width);
+  const yin = nearestIndices(inH, height);
+  for (let y = 0; y < height; y++) {
+    const yi = yin[y];
     if (yi < 0 || yi >= inH) continue;
     for (let x = 0; x < width; x++) {
       const xi = xin[x];
@@ -200,6 +207,23 @@ function nearest(image: RgbImage, width: number, height: number): RgbImage {
   return { width, height, data: out };
 }
 
+// The filter of a resample id other than NEAREST.
+export function filterOf(resample: number): Filter {
+  const filter = FILTERS[resample];
+  if (!filter) throw new RangeError(`unsupported resampling filter ${resample}`);
+  return filter;
+}
+
+// ImagingScaleAffine's source index per output index: coordinates accumulate in doubles from the first
+// pixel's center; -1 or >= inSize falls outside (left at zero).
+export function nearestIndices(inSize: number, outSize: number): Int32Array {
+  const index = new Int32Array(outSize);
+  const a = inSize / outSize;
+  let o = a * 0.5;
+  for (let i = 0; i < outSize; i++, o += a) index[i] = o < 0 ? -1 : Math.trunc(o);
+  return index;
+}
+
 // PIL's Image.resize((width, height), resample) on an RGB image.
 export function resize(image: RgbImage, width: number, height: number, resample: number): RgbImage {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
@@ -209,8 +233,7 @@ export function resize(image: RgbImage, width: number, height: number, resample:
     return { width, height, data: image.data.slice() };
   }
   if (resample === NEAREST) return nearest(image, width, height);
-  const filter = FILTERS[resample];
-  if (!filter) throw new RangeError(`unsupported resampling filter ${resample}`);
+  const filter = filterOf(resample);
 
   const vert = coefficients(image.height, height, filter);
   const firstRow = vert.bounds[0];

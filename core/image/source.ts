@@ -6,7 +6,7 @@ export interface ImageHeader {
   format: "jpeg" | "png";
   width: number; // as stored, before the EXIF orientation
   height: number;
-  orientation: number; // EXIF 1..8 (1 when absent, and always 1 for PNG)
+  orientation: number; // EXIF 1..8, 1 when absent (PNG: from an eXIf chunk, which Pillow's exif_transpose applies)
   scales: readonly number[]; // the DCT-domain reductions the decoder offers: [1] for PNG, [1, 2, 4, 8] for JPEG
 }
 
@@ -19,7 +19,16 @@ export interface ImageDecoder {
   // Decodes the whole image at 1/scale (one of header.scales) and pushes every row to `sink`. Returns the
   // decoded size, ceil(width / scale) x ceil(height / scale) as libjpeg scales. The pixels are Pillow's
   // Image.open(...).convert("RGB") (with draft() choosing that scale when scale > 1), before exif_transpose.
-  decode(scale: number, sink: RowSink): { width: number; height: number };
+  //
+  // A decoder may return a Promise instead (PNG does: DecompressionStream, its inflater, is asynchronous);
+  // callers await the result. Rows are still pushed in order, and only between the call and the promise
+  // settling. JPEG decoders stay synchronous.
+  decode(scale: number, sink: RowSink): DecodedSize | Promise<DecodedSize>;
+}
+
+export interface DecodedSize {
+  width: number;
+  height: number;
 }
 
 export interface DecoderLimits {

@@ -74,20 +74,20 @@ describe("edgevit see", () => {
     );
   });
 
-  test("each PCA picture is that hidden state's, and the animation has them as frames in order", () => {
+  test("each PCA picture is that hidden state's, and the animation has them as frames in order", async () => {
     const { layers, dim, imageSize, patchSize } = model.header.config;
     const animation = chunks(readFileSync(join(out, "pca.apng")));
     const data = animation.filter((c) => c.type === "IDAT" || c.type === "fdAT");
     expect(data).toHaveLength(layers + 1);
     for (let layer = 0; layer <= layers; layer++) {
-      const states = runImage(model, bytes, CLI_LIMITS, layer).result.captured!;
+      const states = (await runImage(model, bytes, CLI_LIMITS, { capture: layer })).result.captured!;
       const want = patchPicture(states, dim, imageSize / patchSize, 64);
       expect(png(`pca-${String(layer).padStart(2, "0")}.png`), `layer ${layer}`).toEqual(want);
       expect(rgb(layer === 0 ? data[0].data : data[layer].data.subarray(4), 64)).toEqual(want);
     }
   });
 
-  test("the attention maps are the head-mean class rows of each layer's probabilities over the image", () => {
+  test("the attention maps are the head-mean class rows of each layer's probabilities over the image", async () => {
     const { layers, heads, imageSize, patchSize } = model.header.config;
     const grid = imageSize / patchSize;
     const tokens = model.tokens;
@@ -96,7 +96,7 @@ describe("edgevit see", () => {
       imageSize,
     );
     for (let layer = 1; layer <= layers; layer++) {
-      const p = runImage(model, bytes, CLI_LIMITS, { attentionLayer: layer }).result.attentions!;
+      const p = (await runImage(model, bytes, CLI_LIMITS, { capture: { attentionLayer: layer } })).result.attentions!;
       const values = Array.from({ length: grid * grid }, (_, j) => {
         let s = 0;
         for (let h = 0; h < heads; h++) s += p[h * tokens * tokens + 1 + j];

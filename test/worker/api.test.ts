@@ -67,7 +67,7 @@ describe("POST /v1/classify", () => {
     const body = await response.json<any>();
     const { logits } = expected(cat);
     expect(body.model).toBe(NAME);
-    expect(body.image).toEqual({ width: 451, height: 300 });
+    expect(body.image).toEqual({ format: "jpeg", width: 451, height: 300, decode: { mode: "fast", scale: 1 } });
     expect(body.logits).toEqual(Array.from(logits));
 
     const exps = Array.from(logits, (x) => Math.exp(x));

@@ -36,6 +36,6 @@ test.each(samples.map((s) => [s.file, s.bytes] as const))("%s", async (file, byt
   expect(response.status).toBe(200);
   const body = await response.json<any>();
   expect(body.model).toBe(env.DEFAULT_MODEL);
-  expect(body.image).toEqual({ width: 28, height: 28 });
+  expect(body.image).toEqual({ format: "jpeg", width: 28, height: 28, decode: { mode: "fast", scale: 1 } });
   expect(slug(body.predictions[0].label)).toBe(file.replace(/\.jpg$/, ""));
 });

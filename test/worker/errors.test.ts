@@ -37,13 +37,15 @@ function classifyForm(field: string, file: File): Promise<Response> {
 }
 
 describe("400 invalid_image", () => {
-  test("bytes that are not a JPEG", async () => {
-    await expectError(await classify("", random), 400, "invalid_image");
+  test("bytes that are not an image", async () => {
+    const message = await expectError(await classify("", random), 400, "invalid_image");
+    expect(message).toMatch(/not a JPEG or PNG/);
   });
 
-  test("a PNG sent as image/jpeg", async () => {
-    const message = await expectError(await classify("", catPng), 400, "invalid_image");
-    expect(message).toMatch(/PNG/);
+  test("a PNG sent as image/jpeg is sniffed and read as the PNG it is", async () => {
+    const response = await classify("", catPng);
+    expect(response.status).toBe(200);
+    expect((await response.json<any>()).image).toMatchObject({ format: "png", width: 451, height: 300 });
   });
 });
 
@@ -163,16 +165,35 @@ describe("413 image_too_large", () => {
   });
 });
 
+// The first bytes of files edgevit does not decode.
+const WEBP = new TextEncoder().encode("RIFF\x24\0\0\0WEBPVP8 \x18\0\0\0");
+const HEIC = Uint8Array.of(0, 0, 0, 24, ...new TextEncoder().encode("ftypheic\0\0\0\0mif1heic"));
+const GIF = new TextEncoder().encode("GIF89a\x01\0\x01\0\0\0\0;");
+
 describe("415 unsupported_media_type", () => {
-  test.each([["text/plain"], ["image/png"], ["application/json"], [""]])("raw body of type %s", async (type) => {
+  test.each([
+    ["WebP", WEBP, "image/webp"],
+    ["HEIC", HEIC, "application/octet-stream"],
+    ["GIF", GIF, "image/jpeg"],
+  ] as const)("a %s body is named, whatever its Content-Type", async (format, bytes, type) => {
+    const message = await expectError(await classify("", bytes, type), 415, "unsupported_media_type");
+    expect(message).toBe(`This is a ${format} image; edgevit accepts JPEG and PNG.`);
+  });
+
+  test.each([["text/plain"], ["application/json"], [""]])("raw body of type %s", async (type) => {
     const request = new Request(`http://edgevit.test/v1/classify?model=${NAME}`, { method: "POST", body: cat });
     if (type) request.headers.set("content-type", type);
     else request.headers.delete("content-type");
     await expectError(await SELF.fetch(request), 415, "unsupported_media_type");
   });
 
-  test("multipart image field of type image/png", async () => {
-    const response = await classifyForm("image", new File([catPng], "cat.png", { type: "image/png" }));
+  test("multipart image field holding a WebP", async () => {
+    const response = await classifyForm("image", new File([WEBP], "cat.webp", { type: "image/webp" }));
+    await expectError(response, 415, "unsupported_media_type");
+  });
+
+  test("multipart image field of type text/plain", async () => {
+    const response = await classifyForm("image", new File([cat], "cat.txt", { type: "text/plain" }));
     await expectError(response, 415, "unsupported_media_type");
   });
 });

@@ -22,6 +22,7 @@ const decodable: Record<string, [number, number]> = {
   "hubble-cmyk.jpg": [640, 520],
   "rocket-exif-orient6.jpg": [427, 640],
   "retina-restart-markers.jpg": [1411, 1411],
+  "cat.png": [451, 300],
 };
 
 // The files that must fail, and how, under the configured limits.
@@ -30,7 +31,6 @@ const refused: Record<string, [number, string]> = {
   "invalid-empty.jpg": [400, "invalid_image"],
   "invalid-random-bytes.jpg": [400, "invalid_image"],
   "invalid-truncated.jpg": [400, "invalid_image"],
-  "cat.png": [415, "unsupported_media_type"],
 };
 
 beforeAll(async () => {
@@ -56,7 +56,7 @@ test.each(Object.keys(images))("%s", async (file) => {
     return;
   }
   expect(response.status).toBe(200);
-  if (size) expect(body.image).toEqual({ width: size[0], height: size[1] });
+  if (size) expect(body.image).toMatchObject({ width: size[0], height: size[1] });
   expect(body.predictions).toHaveLength(5);
   for (const p of body.predictions) expect(p.score).toBeGreaterThan(0);
 });
@@ -68,5 +68,5 @@ test("over MAX_IMAGE_PIXELS is image_too_large, and decodes when the limit allow
   expect(refusedAt.status).toBe(413);
   const accepted = await call(request(), { MAX_IMAGE_PIXELS: width * height });
   expect(accepted.status).toBe(200);
-  expect((await accepted.json<any>()).image).toEqual({ width, height });
+  expect((await accepted.json<any>()).image).toMatchObject({ width, height });
 });

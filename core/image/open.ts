@@ -1,0 +1,55 @@
+// An upload's format, told from its first bytes (never from a Content-Type), and the decoder for it.
+// JPEG and PNG are accepted; every other image format a browser or a phone produces is named in a 415.
+
+import { EdgevitError } from "../errors.ts";
+import { openJpegJs } from "./jpegjs-decoder.ts";
+import { openPng, type PngLimits } from "./png/index.ts";
+import type { ImageDecoder } from "./source.ts";
+
+export type ImageLimits = PngLimits;
+
+function ascii(b: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode(...b.subarray(from, Math.min(to, b.length)));
+}
+
+// HEIF brands (ISO/IEC 23008-12) and AVIF's, as the `ftyp` box at byte 4 names them.
+const HEIF_BRANDS = new Set(["heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1"]);
+const AVIF_BRANDS = new Set(["avif", "avis"]);
+
+// "jpeg", "png", the name of another image format, or null for bytes that are no image we know.
+export function sniffFormat(b: Uint8Array): "jpeg" | "png" | string | null {
+  if (b[0] === 0xff && b[1] === 0xd8) return "jpeg";
+  if (b[0] === 0x89 && ascii(b, 1, 4) === "PNG") return "png";
+  if (ascii(b, 0, 4) === "GIF8") return "GIF";
+  if (ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 12) === "WEBP") return "WebP";
+  if (ascii(b, 4, 8) === "ftyp") {
+    const brand = ascii(b, 8, 12);
+    if (AVIF_BRANDS.has(brand)) return "AVIF";
+    if (HEIF_BRANDS.has(brand)) return "HEIC";
+  }
+  if (ascii(b, 0, 2) === "BM") return "BMP";
+  if (ascii(b, 0, 4) === "II*\0" || ascii(b, 0, 4) === "MM\0*") return "TIFF";
+  if ((b[0] === 0xff && b[1] === 0x0a) || ascii(b, 4, 12) === "JXL \r\n\x87\n") return "JPEG XL";
+  if (ascii(b, 4, 12) === "jP  \r\n\x87\n" || (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff)) return "JPEG 2000";
+  if (ascii(b, 0, 4) === "8BPS") return "Photoshop (PSD)";
+  if (ascii(b, 0, 4) === "qoif") return "QOI";
+  if (b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 0) return "ICO";
+  if (ascii(b, 0, 5) === "%PDF-") return "PDF";
+  if (/^\s*<(\?xml|svg)/.test(ascii(b, 0, 64))) return "SVG";
+  return null;
+}
+
+// Opens the upload's header (see ./source.ts): invalid_image, image_too_large or unsupported_media_type.
+export function openImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+  if (bytes.length === 0) {
+    throw new EdgevitError("invalid_image", "The image is empty; edgevit accepts JPEG and PNG.");
+  }
+  const format = sniffFormat(bytes);
+  if (format === "jpeg") return openJpegJs(bytes, limits);
+  if (format === "png") return openPng(bytes, limits);
+  if (format !== null) {
+    const what = format === "PDF" ? "a PDF document" : `${/^[AEIOS]/.test(format) ? "an" : "a"} ${format} image`;
+    throw new EdgevitError("unsupported_media_type", `This is ${what}; edgevit accepts JPEG and PNG.`);
+  }
+  throw new EdgevitError("invalid_image", "The file is not a JPEG or PNG image (its first bytes are neither).");
+}

@@ -1,0 +1,446 @@
+// PNG input: the chunk structure and IHDR are read and checked when the file is opened; decode inflates
+// the IDAT stream incrementally with DecompressionStream("deflate") (native in workerd and Node), undoes
+// the row filters and pushes RGB rows as Pillow 9.4's Image.open(f).convert("RGB") makes them:
+//   gray 1/2/4 bits  scaled to 0..255 (v * 255, v * 85, v * 17)
+//   gray 16 bits     opened as mode I, whose conversion to RGB clips: min(v, 255)
+//   RGB, RGBA, gray+alpha 16 bits   the high byte of each sample (alpha dropped, never composited)
+//   palette          PLTE entries; an index past the palette's end is gray (i, i, i), as Pillow pads it
+//   tRNS             ignored (convert("RGB") drops transparency)
+//   eXIf             its orientation is the header's: Pillow's exif_transpose reads it from PNGs too
+// The inflated stream's size is known from IHDR: inflating stops with a refusal as soon as it would exceed
+// it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
+
+import { crc32 } from "../../crc32.ts";
+import { readExifOrientation } from "../jpeg.ts";
+import { EdgevitError } from "../../errors.ts";
+import { checkPixels } from "../limits.ts";
+import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+
+export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
+
+export interface PngLimits extends DecoderLimits {
+  // Interlaced images are assembled whole (3 bytes per pixel) before any row is final.
+  maxInterlacedPixels?: number;
+}
+
+// A side's bound, as JPEG's: it bounds a row's buffers (at most 512 KiB at 16-bit RGBA) whatever the area.
+const MAX_SIDE = 65535;
+
+// 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
+export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
+
+// Compressed bytes handed to the inflater at a time. Deflate expands at most ~1032:1 and about two pieces
+// are in flight, so a piece is sized from the output still expected: what can queue beyond IHDR's size
+// before the refusal stays under ~2 x 1032 x MIN_PIECE (8 MiB), while large images inflate in large pieces.
+const MIN_PIECE = 4096;
+const MAX_PIECE = 65536;
+const DEFLATE_MAX_RATIO = 1032;
+
+export interface PngInfo {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number; // 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
+  interlaced: boolean;
+  palette: Uint8Array | null; // [entries][3]
+  orientation: number; // EXIF 1..8 from an eXIf chunk, 1 without one
+}
+
+const ALLOWED_DEPTHS: Record<number, readonly number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const COLOR_NAMES: Record<number, string> = {
+  0: "grayscale",
+  2: "RGB",
+  3: "palette",
+  4: "grayscale+alpha",
+  6: "RGBA",
+};
+
+// Adam7: per pass, the first column and row and the steps between them.
+const ADAM7 = [
+  { x0: 0, y0: 0, dx: 8, dy: 8 },
+  { x0: 4, y0: 0, dx: 8, dy: 8 },
+  { x0: 0, y0: 4, dx: 4, dy: 8 },
+  { x0: 2, y0: 0, dx: 4, dy: 4 },
+  { x0: 0, y0: 2, dx: 2, dy: 4 },
+  { x0: 1, y0: 0, dx: 2, dy: 2 },
+  { x0: 0, y0: 1, dx: 1, dy: 2 },
+];
+
+function corrupt(what: string): EdgevitError {
+  return new EdgevitError("invalid_image", `The PNG is corrupt: ${what}.`);
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+function chunkName(b: Uint8Array, at: number): string | null {
+  let name = "";
+  for (let i = 0; i < 4; i++) {
+    const c = b[at + i];
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) return null;
+    name += String.fromCharCode(c);
+  }
+  return name;
+}
+
+interface Chunks {
+  info: PngInfo;
+  idat: Uint8Array[]; // views into the file's bytes, in order
+}
+
+// Walks every chunk, checking each CRC, the chunk order PNG requires and IHDR's fields.
+function readChunks(bytes: Uint8Array): Chunks {
+  for (let i = 0; i < 8; i++) {
+    if (bytes[i] !== PNG_SIGNATURE[i]) {
+      throw new EdgevitError("invalid_image", "The PNG's signature is damaged (it was perhaps sent as text).");
+    }
+  }
+  let info: PngInfo | null = null;
+  const idat: Uint8Array[] = [];
+  let idatEnded = false;
+  let pos = 8;
+  while (pos < bytes.length) {
+    if (pos + 8 > bytes.length) throw new EdgevitError("invalid_image", "The PNG is truncated inside a chunk header.");
+    const length = u32(bytes, pos);
+    const name = chunkName(bytes, pos + 4);
+    if (name === null) throw corrupt(`the chunk at byte ${pos} has an invalid name`);
+    if (length > 0x7fffffff) throw corrupt(`the ${name} chunk declares an impossible length`);
+    const start = pos + 8;
+    const end = start + length;
+    if (end + 4 > bytes.length) {
+      throw new EdgevitError("invalid_image", `The PNG is truncated: its ${name} chunk ends early.`);
+    }
+    if (crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) {
+      throw corrupt(`the ${name} chunk's CRC does not match its data`);
+    }
+    const data = bytes.subarray(start, end);
+    pos = end + 4;
+    if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
+    if (name === "IHDR") {
+      if (info !== null) throw corrupt("it has two IHDR chunks");
+      info = readHeader(data);
+    } else if (name === "PLTE") {
+      if (idat.length > 0) throw corrupt("PLTE comes after the image data");
+      if (length === 0 || length % 3 !== 0 || length > 768) {
+        throw corrupt(`its palette has ${length} bytes, not 3 per entry for 1 to 256 entries`);
+      }
+      info!.palette = data;
+    } else if (name === "IDAT") {
+      if (idatEnded) throw corrupt("its image data is split by other chunks");
+      idat.push(data);
+    } else if (name === "eXIf") {
+      // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
+      info!.orientation = readExifOrientation(data) || 1;
+    } else if (name === "IEND") {
+      break;
+    } else if (idat.length > 0) {
+      idatEnded = true;
+    }
+  }
+  if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
+  if (idat.length === 0) throw new EdgevitError("invalid_image", "The PNG has no image data (IDAT).");
+  if (info.colorType === 3 && info.palette === null) throw corrupt("a palette image has no PLTE chunk");
+  return { info, idat };
+}
+
+function readHeader(d: Uint8Array): PngInfo {
+  if (d.length !== 13) throw corrupt(`IHDR has ${d.length} bytes instead of 13`);
+  const width = u32(d, 0);
+  const height = u32(d, 4);
+  const [bitDepth, colorType, compression, filter, interlace] = d.subarray(8, 13);
+  if (width === 0 || height === 0 || width > 0x7fffffff || height > 0x7fffffff) {
+    throw corrupt(`IHDR declares an impossible size of ${width}x${height}`);
+  }
+  const depths = ALLOWED_DEPTHS[colorType];
+  if (!depths) throw corrupt(`IHDR declares an unknown color type ${colorType}`);
+  if (!depths.includes(bitDepth)) {
+    throw corrupt(`IHDR declares a bit depth of ${bitDepth}, which ${COLOR_NAMES[colorType]} images cannot have`);
+  }
+  if (compression !== 0) throw corrupt(`IHDR declares an unknown compression method ${compression}`);
+  if (filter !== 0) throw corrupt(`IHDR declares an unknown filter method ${filter}`);
+  if (interlace > 1) throw corrupt(`IHDR declares an unknown interlace method ${interlace}`);
+  return { width, height, bitDepth, colorType, interlaced: interlace === 1, palette: null, orientation: 1 };
+}
+
+// One pass's geometry (the whole image when not interlaced); passes of zero columns or rows have no bytes.
+interface Pass {
+  x0: number;
+  y0: number;
+  dx: number;
+  dy: number;
+  cols: number;
+  rows: number;
+  stride: number; // bytes per row, without the filter byte
+}
+
+function passesOf(info: PngInfo): Pass[] {
+  const bits = info.bitDepth * CHANNELS[info.colorType];
+  const layout = info.interlaced ? ADAM7 : [{ x0: 0, y0: 0, dx: 1, dy: 1 }];
+  return layout
+    .map((p) => {
+      const cols = Math.ceil((info.width - p.x0) / p.dx);
+      const rows = Math.ceil((info.height - p.y0) / p.dy);
+      return {
+        ...p,
+        cols: Math.max(cols, 0),
+        rows: Math.max(rows, 0),
+        stride: Math.ceil((Math.max(cols, 0) * bits) / 8),
+      };
+    })
+    .filter((p) => p.cols > 0 && p.rows > 0);
+}
+
+// Undoes the row filter in place: `row` holds the filtered bytes, `prev` the previous unfiltered row of
+// the same pass (zeros for the first), `bpp` bytes per complete pixel (at least 1).
+function unfilter(type: number, row: Uint8Array, prev: Uint8Array, bpp: number, n: number): void {
+  switch (type) {
+    case 0:
+      return;
+    case 1:
+      for (let i = bpp; i < n; i++) row[i] = (row[i] + row[i - bpp]) & 255;
+      return;
+    case 2:
+      for (let i = 0; i < n; i++) row[i] = (row[i] + prev[i]) & 255;
+      return;
+    case 3:
+      for (let i = 0; i < bpp; i++) row[i] = (row[i] + (prev[i] >> 1)) & 255;
+      for (let i = bpp; i < n; i++) row[i] = (row[i] + ((row[i - bpp] + prev[i]) >> 1)) & 255;
+      return;
+    case 4:
+      for (let i = 0; i < bpp; i++) row[i] = (row[i] + prev[i]) & 255;
+      for (let i = bpp; i < n; i++) {
+        // Paeth, branch-free (the hot spot of photo PNGs, whose rows are mostly Paeth and whose noise
+        // defeats branch prediction): |p - a| = |b - c|, |p - b| = |a - c|, |p - c| = |a + b - 2c|.
+        const a = row[i - bpp];
+        const b = prev[i];
+        const c = prev[i - bpp];
+        let d = b - c;
+        const pa = (d ^ (d >> 31)) - (d >> 31);
+        d = a - c;
+        const pb = (d ^ (d >> 31)) - (d >> 31);
+        d = a + b - c - c;
+        const pc = (d ^ (d >> 31)) - (d >> 31);
+        const notA = ((pb - pa) | (pc - pa)) >> 31; // 0 when pa <= pb and pa <= pc
+        const notB = (pc - pb) >> 31; // 0 when pb <= pc
+        row[i] = (row[i] + ((a & ~notA) | (((b & ~notB) | (c & notB)) & notA))) & 255;
+      }
+      return;
+  }
+}
+
+// The RGB conversion of one unfiltered row of `cols` pixels into rgb[at..], every `step` pixels apart.
+type ToRgb = (row: Uint8Array, cols: number, rgb: Uint8Array, at: number, step: number) => void;
+
+function converter(info: PngInfo): ToRgb {
+  const { bitDepth: depth, colorType } = info;
+  if (colorType === 0 || colorType === 3) {
+    // One sample per pixel: a table from the sample to its RGB triple.
+    const lut = new Uint8Array(256 * 3);
+    const palette = info.palette;
+    const entries = palette ? palette.length / 3 : 0;
+    for (let v = 0; v < 256; v++) {
+      if (colorType === 3) {
+        const inside = v < entries;
+        for (let c = 0; c < 3; c++) lut[v * 3 + c] = inside ? palette![v * 3 + c] : v;
+      } else {
+        const g = depth === 1 ? (v ? 255 : 0) : depth === 2 ? v * 85 : depth === 4 ? v * 17 : v;
+        lut.fill(g & 255, v * 3, v * 3 + 3);
+      }
+    }
+    if (depth === 16) {
+      return (row, cols, rgb, at, step) => {
+        for (let x = 0, o = at; x < cols; x++, o += step * 3) {
+          const v = row[2 * x] ? 255 : row[2 * x + 1];
+          rgb[o] = rgb[o + 1] = rgb[o + 2] = v;
+        }
+      };
+    }
+    const perByte = 8 / depth;
+    const mask = (1 << depth) - 1;
+    return (row, cols, rgb, at, step) => {
+      for (let x = 0, o = at; x < cols; x++, o += step * 3) {
+        const shift = 8 - depth * ((x % perByte) + 1);
+        const v = (row[Math.floor(x / perByte)] >> shift) & mask;
+        rgb[o] = lut[v * 3];
+        rgb[o + 1] = lut[v * 3 + 1];
+        rgb[o + 2] = lut[v * 3 + 2];
+      }
+    };
+  }
+  // Gray+alpha, RGB, RGBA at 8 or 16 bits: the (high) bytes of the colour samples.
+  const bytesPerSample = depth / 8;
+  const pixelBytes = CHANNELS[colorType] * bytesPerSample;
+  const gray = colorType === 4;
+  return (row, cols, rgb, at, step) => {
+    for (let x = 0, s = 0, o = at; x < cols; x++, s += pixelBytes, o += step * 3) {
+      if (gray) {
+        rgb[o] = rgb[o + 1] = rgb[o + 2] = row[s];
+      } else {
+        rgb[o] = row[s];
+        rgb[o + 1] = row[s + bytesPerSample];
+        rgb[o + 2] = row[s + 2 * bytesPerSample];
+      }
+    }
+  };
+}
+
+class PngDecoder implements ImageDecoder {
+  readonly header: ImageHeader;
+  readonly info: PngInfo;
+  private readonly idat: Uint8Array[];
+
+  constructor(bytes: Uint8Array, limits: PngLimits) {
+    const { info, idat } = readChunks(bytes);
+    checkPixels(info.width, info.height, limits.maxPixels);
+    if (info.width > MAX_SIDE || info.height > MAX_SIDE) {
+      throw new EdgevitError(
+        "image_too_large",
+        `The image is ${info.width}x${info.height}; PNGs are accepted up to ${MAX_SIDE} pixels on a side.`,
+      );
+    }
+    const pixels = info.width * info.height;
+    const interlacedLimit = limits.maxInterlacedPixels ?? DEFAULT_MAX_INTERLACED_PIXELS;
+    if (info.interlaced && pixels > interlacedLimit) {
+      throw new EdgevitError(
+        "image_too_large",
+        `The image is an interlaced PNG of ${info.width}x${info.height} (${(pixels / 1e6).toFixed(1)} MP); ` +
+          `interlaced PNGs are accepted up to ${(interlacedLimit / 1e6).toFixed(1)} MP (save it without interlacing).`,
+      );
+    }
+    this.info = info;
+    this.idat = idat;
+    this.header = {
+      format: "png",
+      width: info.width,
+      height: info.height,
+      orientation: info.orientation,
+      scales: [1],
+    };
+  }
+
+  // Asynchronous: the inflater is a stream. Rows reach `sink` as the data is inflated (not interlaced),
+  // or all at the end (interlaced).
+  async decode(scale: number, sink: RowSink): Promise<{ width: number; height: number }> {
+    if (scale !== 1) throw new RangeError(`PNG offers no scale ${scale}, only 1`);
+    const { info } = this;
+    const { width, height } = info;
+    const passes = passesOf(info);
+    const bpp = Math.max(1, (info.bitDepth * CHANNELS[info.colorType]) >> 3);
+    const toRgb = converter(info);
+    const maxStride = Math.max(...passes.map((p) => p.stride));
+    let cur = new Uint8Array(maxStride + 1); // filter byte, then the row
+    let prev = new Uint8Array(maxStride + 1);
+    // Not interlaced: one output row, reused. Interlaced: the whole image, [height][width][3].
+    const rgb = new Uint8Array(info.interlaced ? width * height * 3 : width * 3);
+
+    let passIndex = 0;
+    let row = 0; // within the pass
+    let filled = 0; // bytes of `cur` filled
+    prev.fill(0);
+    const done = () => passIndex >= passes.length;
+
+    const consume = (data: Uint8Array) => {
+      let at = 0;
+      while (at < data.length) {
+        if (done()) throw corrupt("its image data holds more than IHDR's size needs");
+        const pass = passes[passIndex];
+        const need = pass.stride + 1 - filled;
+        const take = Math.min(need, data.length - at);
+        cur.set(data.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled < pass.stride + 1) break;
+        const type = cur[0];
+        if (type > 4) throw corrupt(`row ${row} uses an unknown filter type ${type}`);
+        const line = cur.subarray(1);
+        unfilter(type, line, prev.subarray(1), bpp, pass.stride);
+        if (info.interlaced) {
+          const y = pass.y0 + row * pass.dy;
+          toRgb(line, pass.cols, rgb, (y * width + pass.x0) * 3, pass.dx);
+        } else {
+          toRgb(line, width, rgb, 0, 1);
+          sink(rgb, row, 1);
+        }
+        [cur, prev] = [prev, cur];
+        filled = 0;
+        if (++row === pass.rows) {
+          row = 0;
+          passIndex++;
+          prev.fill(0);
+        }
+      }
+    };
+
+    const expected = passes.reduce((n, p) => n + p.rows * (p.stride + 1), 0);
+    await inflate(this.idat, expected, consume, done);
+    if (!done()) throw new EdgevitError("invalid_image", "The PNG is truncated: its image data ends early.");
+    if (info.interlaced) {
+      const stride = width * 3;
+      for (let y = 0; y < height; y++) sink(rgb.subarray(y * stride, (y + 1) * stride), y, 1);
+    }
+    return { width, height };
+  }
+}
+
+// Feeds the IDAT pieces through a zlib inflater and hands each inflated chunk to `consume` (which throws
+// to refuse). A damaged end of stream (the Adler-32, a missing final block) after every row is in is
+// accepted, as Pillow, which stops reading at the last row, accepts it.
+async function inflate(
+  idat: Uint8Array[],
+  expected: number,
+  consume: (data: Uint8Array) => void,
+  finished: () => boolean,
+): Promise<void> {
+  let inflated = 0;
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  let stopped = false;
+  const feeding = (async () => {
+    for (const data of idat) {
+      for (let at = 0; at < data.length && !stopped; ) {
+        await writer.ready;
+        if (stopped) return;
+        const room = Math.floor(Math.max(0, expected - inflated) / (2 * DEFLATE_MAX_RATIO));
+        const piece = Math.min(MAX_PIECE, Math.max(MIN_PIECE, room), data.length - at);
+        await writer.write(data.subarray(at, at + piece) as Uint8Array<ArrayBuffer>);
+        at += piece;
+      }
+    }
+    if (!stopped) await writer.close();
+  })();
+  // The writer's failures show on the reader too; this keeps them from being unhandled.
+  feeding.catch(() => {});
+  try {
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch {
+        if (finished()) return;
+        throw corrupt("its compressed image data (zlib) is damaged or truncated");
+      }
+      if (result.done) return;
+      // Past the last row any further byte is refused: the output is bounded by IHDR, not by the stream.
+      inflated += result.value.length;
+      consume(result.value);
+    }
+  } finally {
+    stopped = true;
+    reader.cancel().catch(() => {});
+    writer.abort().catch(() => {});
+  }
+}
+
+// Reads and checks the chunks and IHDR; no pixel memory is spent until decode.
+export function openPng(bytes: Uint8Array, limits: PngLimits): ImageDecoder & { info: PngInfo } {
+  return new PngDecoder(bytes, limits);
+}
