@@ -33,15 +33,23 @@ const modelQuery = {
   schema: str,
 };
 
+const decodeQuery = {
+  name: "decode",
+  in: "query",
+  description:
+    "fast (default): a JPEG far larger than the model's input may be decoded at 1/2, 1/4 or 1/8 in the DCT domain; exact: every pixel",
+  schema: { type: "string", enum: ["fast", "exact"] },
+};
+
 const imageBody = {
   required: true,
-  description: "a JPEG, raw or as the `image` field of a multipart form, at most MAX_BODY_BYTES",
+  description:
+    "a JPEG or PNG (the format is read from the bytes), raw or as the `image` field of a multipart form, at most MAX_BODY_BYTES",
   content: {
     "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
+    "image/png": { schema: { type: "string", contentMediaType: "image/png" } },
     "application/octet-stream": { schema: { type: "string" } },
-    "multipart/form-data": {
-      schema: { type: "object", properties: { image: { type: "string", contentMediaType: "image/jpeg" } } },
-    },
+    "multipart/form-data": { schema: { type: "object", properties: { image: { type: "string" } } } },
   },
 };
 
@@ -58,7 +66,7 @@ const jsonAnswer = (schema: string, description: string) => ({
 const inference = (summary: string, parameters: Schema[], answer: Record<string, unknown>) => ({
   post: {
     summary,
-    parameters: [modelQuery, ...parameters],
+    parameters: [modelQuery, decodeQuery, ...parameters],
     requestBody: imageBody,
     responses: { ...answer, ...errorResponses(400, 404, 413, 415, 503) },
   },
@@ -203,7 +211,7 @@ export const openapi = {
           heads: int,
           layers: int,
         }),
-        image: obj({ width: int, height: int }),
+        image: ref("Image"),
         predictions: { type: "array", items: ref("Prediction") },
         preprocessed: str,
         pca: obj({ size: int, frames: { type: "array", items: str }, animation: str, frameMs: int }),
@@ -217,12 +225,23 @@ export const openapi = {
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
       Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),
       Prediction: obj({ label: str, index: int, score: num }),
+      // The upload as the model received it: full-size dimensions after the EXIF orientation, and the scale
+      // the decoder ran at (decode=fast may scale a JPEG by 1/2, 1/4 or 1/8 in the DCT domain).
+      Image: obj({
+        format: { type: "string", enum: ["jpeg", "png"] },
+        width: int,
+        height: int,
+        decode: obj({
+          mode: { type: "string", enum: ["fast", "exact"] },
+          scale: { type: "integer", enum: [1, 2, 4, 8] },
+        }),
+      }),
       Classify: obj(
         {
           ...modelVersion,
           predictions: { type: "array", items: ref("Prediction") },
           logits: { type: "array", items: num },
-          image: obj({ width: int, height: int }),
+          image: ref("Image"),
         },
         ["model", "version", "predictions", "image"],
       ),
@@ -232,6 +251,7 @@ export const openapi = {
         pool: { type: "string", enum: ["cls", "mean"] },
         normalized: { type: "boolean" },
         embedding: { type: "array", items: num },
+        image: ref("Image"),
       }),
       HiddenStates: obj({
         ...modelVersion,
