@@ -1,7 +1,10 @@
 // Cross-origin access for pages on other origins: ALLOWED_ORIGINS is "*" or a comma-separated list of
-// origins (scheme://host[:port]). The API takes no cookies or credentials, so "*" is safe for it.
+// origins (scheme://host[:port]). The API reads no cookies, and a cross-origin caller cannot send a bearer
+// token (API_TOKEN, worker/auth.ts) it does not hold, so "*" lets a page do only what a direct request could.
 
 const EXPOSED = ["server-timing", "x-edgevit-model", "x-edgevit-model-version"];
+// The request headers a page may send beyond the CORS-safelisted ones.
+export const ALLOWED_HEADERS = ["content-type", "accept", "authorization"];
 
 function allowed(env: Env): string[] {
   return String(env.ALLOWED_ORIGINS ?? "")
@@ -42,7 +45,8 @@ export function preflight(request: Request, env: Env, methods: string[]): Respon
   if (origin !== null) {
     headers.set("access-control-allow-origin", origin);
     headers.set("access-control-allow-methods", methods.join(", "));
-    headers.set("access-control-allow-headers", "content-type, accept");
+    // authorization: with API_TOKEN set, a page sends its bearer token, and the browser's preflight names it.
+    headers.set("access-control-allow-headers", ALLOWED_HEADERS.join(", "));
     headers.set("access-control-max-age", "86400");
   }
   return new Response(null, { status: 204, headers });

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, countingBucket, jpegRequest, randomBundle } from "./helpers.ts";
 
 const TOKEN = "s3cret-token-for-tests";
 const locked: Partial<Env> = { API_TOKEN: TOKEN };
@@ -43,13 +43,39 @@ describe("with API_TOKEN set", () => {
 
   test("POST routes are refused before the body is read or a model is loaded", async () => {
     await env.MODELS.put("access-vit.evit", randomBundle("access-vit", 71));
-    const denied = await call(jpegRequest("/v1/classify?model=access-vit", cat), locked);
+    const { bucket, gets } = countingBucket(env.MODELS);
+    // The image as a stream that counts how often the Worker pulls from it (highWaterMark 0: nothing is
+    // pulled before someone reads).
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          pulls++;
+          controller.enqueue(new Uint8Array(cat));
+          controller.close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const denied = await call(
+      new Request("http://edgevit.test/v1/classify?model=access-vit", {
+        method: "POST",
+        body,
+        headers: { "content-type": "image/jpeg" },
+        duplex: "half",
+      } as RequestInit),
+      { ...locked, MODELS: bucket },
+    );
     expect(denied.status).toBe(401);
+    expect(pulls).toBe(0);
+    expect(gets.get("access-vit.evit")).toBeUndefined();
     const allowed = await call(
       jpegRequest("/v1/classify?model=access-vit", cat, "image/jpeg", { authorization: `Bearer ${TOKEN}` }),
-      locked,
+      { ...locked, MODELS: bucket },
     );
     expect(allowed.status).toBe(200);
+    // The counters see what passes: the allowed request streamed the model from the bucket.
+    expect(gets.get("access-vit.evit")).toBe(1);
   });
 
   test("unknown /v1 routes are 401 too (the API's shape is not disclosed); GET of other paths is public", async () => {
@@ -59,9 +85,24 @@ describe("with API_TOKEN set", () => {
     expect((await call(new Request("http://edgevit.test/index.html", { method: "POST" }), locked)).status).toBe(401);
   });
 
-  test("a CORS preflight needs no token (it never carries one)", async () => {
-    const preflight = await call(new Request("http://edgevit.test/v1/classify", { method: "OPTIONS" }), locked);
-    expect(preflight.status).not.toBe(401);
+  test("a CORS preflight needs no token (it never carries one) and clears the Authorization header", async () => {
+    const preflight = await call(
+      new Request("http://edgevit.test/v1/classify", {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type",
+        },
+      }),
+      locked,
+    );
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-methods")).toBe("POST, OPTIONS");
+    const allowedHeaders = preflight.headers.get("access-control-allow-headers")!.split(", ");
+    expect(allowedHeaders).toEqual(expect.arrayContaining(["authorization", "content-type"]));
+    expect(await preflight.text()).toBe("");
   });
 
   test("without API_TOKEN every route is open", async () => {
