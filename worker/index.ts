@@ -32,9 +32,7 @@ async function route(request: Request, env: Env): Promise<Response> {
     );
   }
   try {
-    const response = await handler(request, env, url);
-    // HEAD: the GET answer's status and headers, without its body.
-    return request.method === "HEAD" ? new Response(null, response) : response;
+    return await handler(request, env, url);
   } catch (error) {
     if (error instanceof ClientDisconnected) return clientGone(request, url, error);
     return failure(error);
@@ -43,7 +41,11 @@ async function route(request: Request, env: Env): Promise<Response> {
 
 export default {
   async fetch(request, env, _ctx): Promise<Response> {
-    return withCors(request, env, await route(request, env));
+    const response = withCors(request, env, await route(request, env));
+    if (request.method !== "HEAD") return response;
+    // HEAD: every answer's status and headers (the GET answer, a 401, 404 or 405) without its body.
+    await response.body?.cancel();
+    return new Response(null, response);
   },
   async queue(batch, env, _ctx): Promise<void> {
     await consume(batch, env);

@@ -77,9 +77,24 @@ describe("HEAD", () => {
     expect(await head.text()).toBe("");
   });
 
-  test("a POST-only route refuses HEAD", async () => {
+  test("a POST-only route refuses HEAD, without a body", async () => {
     const head = await call(new Request("http://edgevit.test/v1/classify", { method: "HEAD" }));
     expect(head.status).toBe(405);
+    expect(head.headers.get("allow")).toBe("POST, OPTIONS");
+    expect(await head.text()).toBe("");
+  });
+
+  test.each([
+    ["an unknown path: 404", "/v1/nothing", {}, 404],
+    ["an API route without its token: 401", "/v1/models", { API_TOKEN: "t0ken" }, 401],
+  ])("%s, the status and headers without the JSON body", async (_, path, overrides, status) => {
+    const get = await call(new Request(`http://edgevit.test${path}`), overrides);
+    expect(get.status).toBe(status);
+    expect((await get.json<any>()).error.code).toBeTypeOf("string");
+    const head = await call(new Request(`http://edgevit.test${path}`, { method: "HEAD" }), overrides);
+    expect(head.status).toBe(status);
+    expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+    expect(await head.text()).toBe("");
   });
 });
 
