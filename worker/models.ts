@@ -62,9 +62,6 @@ export async function engineBuild(): Promise<string> {
   return (await getEngine()).module === relaxedModule ? "relaxed-simd" : "simd";
 }
 
-// What /v1/models reports per loaded model (worker/types.ts documents the fields).
-export type LoadedSummary = LoadedListing;
-
 // A loaded model and what revalidating it needs.
 export interface LoadedModel {
   name: string;
@@ -111,7 +108,7 @@ class ModelCache {
     return pending;
   }
 
-  summary(): LoadedSummary[] {
+  summary(): LoadedListing[] {
     return [...this.loaded.values()].map((entry) => ({
       name: entry.name,
       version: entry.version,
@@ -170,7 +167,7 @@ class ModelCache {
     try {
       return await this.serialized(() => this.load(entry.name, options, entry));
     } catch (error) {
-      const failure = error instanceof EdgevitError ? error : new EdgevitError("model_unavailable", String(error));
+      const failure = error instanceof EdgevitError ? error : unavailable(entry.name, error);
       if (failure.code === "model_not_found") throw failure;
       entry.refreshError = { etag: head.etag, code: failure.code, message: failure.message };
       // The load may have evicted the old version to make room: the failed instance is garbage now, so
@@ -187,7 +184,13 @@ class ModelCache {
   // loaded (and counted) while the new one streams in, and is evicted only when both do not fit.
   private async load(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
     const { bucket, budgetBytes } = options;
-    const object = await bucket.get(keyOf(name));
+    let object: R2ObjectBody | null;
+    try {
+      object = await bucket.get(keyOf(name));
+    } catch (error) {
+      // R2 itself failed: a 503 the next request retries, not a 500.
+      throw unavailable(name, error);
+    }
     if (!object) throw new EdgevitError("model_not_found", `no model ${JSON.stringify(name)} in the bucket`);
     // The payload is most of the memory a model needs: make room for it before streaming it in.
     if (object.size > budgetBytes) {
@@ -210,8 +213,10 @@ class ModelCache {
       await object.body.cancel().catch(() => {});
       if (error instanceof EdgevitError) throw error;
       if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
-      if (!(error instanceof BundleError)) console.error(`loading model ${name}:`, error);
-      throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${(error as Error).message}`, {
+      // A BundleError is about the bundle's bytes and says so; anything else is ours or R2's: logged, and
+      // answered with a fixed sentence.
+      if (!(error instanceof BundleError)) throw unavailable(name, error);
+      throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${error.message}`, {
         cause: error,
       });
     }
@@ -253,10 +258,35 @@ function overBudget(name: string, bytes: number, budgetBytes: number, plan?: Mem
   );
 }
 
+// A failure that is not about the bundle's bytes (R2, the runtime): logged with its cause, answered with a
+// sentence that discloses nothing of it.
+function unavailable(name: string, cause: unknown): EdgevitError {
+  console.error(`loading model ${name}:`, cause);
+  return new EdgevitError(
+    "model_unavailable",
+    `model ${name} cannot be loaded right now; the cause has been logged, try again later`,
+    { cause },
+  );
+}
+
 const cache = new ModelCache();
 
+// wrangler.toml's value: one ViT-B/16 int8 with its activations fits.
+export const DEFAULT_BUDGET_MB = 100;
+
+// MODEL_MEMORY_BUDGET_MB in bytes: the default when unset; a value that is not a positive number is a
+// deployment error, refused with a sentence naming it rather than read as NaN (which disabled the budget).
 export function budgetBytes(env: Env): number {
-  return Number(env.MODEL_MEMORY_BUDGET_MB) * MiB;
+  const raw: unknown = env.MODEL_MEMORY_BUDGET_MB;
+  if (raw === undefined || raw === "") return DEFAULT_BUDGET_MB * MiB;
+  const mb = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!(Number.isFinite(mb) && mb > 0)) {
+    throw new EdgevitError(
+      "model_unavailable",
+      `the deployment's MODEL_MEMORY_BUDGET_MB must be a positive number of MiB, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return mb * MiB;
 }
 
 // How stale a loaded model's check may be (MODEL_REFRESH_SECONDS): a replaced bundle is served at most
@@ -269,6 +299,6 @@ export function getModel(env: Env, name: string): Promise<LoadedModel> {
   return cache.get(name, { bucket: env.MODELS, budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) });
 }
 
-export function loadedModels(): { models: LoadedSummary[]; usedBytes: number } {
+export function loadedModels(): { models: LoadedListing[]; usedBytes: number } {
   return { models: cache.summary(), usedBytes: cache.usedBytes() };
 }

@@ -3,7 +3,7 @@
 // Reads are counted by wrapping the real R2 binding; each test uses its own model names, so each starts
 // with a cold cache for them.
 
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { call, countingBucket, jpegRequest, randomBundle } from "./helpers.ts";
@@ -142,5 +142,80 @@ describe("the memory budget", () => {
     expect(error.code).toBe("model_unavailable");
     expect(error.message).toMatch(/MODEL_MEMORY_BUDGET_MB/);
     expect((await listing()).loaded.map((m: any) => m.name)).not.toContain("too-big");
+  });
+});
+
+// A bucket whose reads of whole objects (not ranged header reads, not HEADs) fail as an R2 outage does.
+function failingGets(secret: string): R2Bucket {
+  return new Proxy(env.MODELS, {
+    get(target, property) {
+      if (property === "get")
+        return (key: string, options?: R2GetOptions) =>
+          options?.range ? target.get(key, options) : Promise.reject(new Error(secret));
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+describe("failures that are not the bundle's", () => {
+  const SECRET = "internal detail: r2 shard 7 at 10.0.0.3 timed out";
+
+  test("R2 failing on a first load: 503 model_unavailable with a fixed sentence, the cause logged", async () => {
+    await env.MODELS.put("r2-down.evit", randomBundle("r2-down", 52));
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const response = await classify("r2-down", { MODELS: failingGets(SECRET) });
+      expect(response.status).toBe(503);
+      const { error } = await response.json<any>();
+      expect(error.code).toBe("model_unavailable");
+      expect(error.message).toBe(
+        "model r2-down cannot be loaded right now; the cause has been logged, try again later",
+      );
+      expect(logged.mock.calls.some((args) => args.some((a) => a instanceof Error && a.message === SECRET))).toBe(true);
+    } finally {
+      logged.mockRestore();
+    }
+    // R2 back: the failure was not cached.
+    expect((await classify("r2-down")).status).toBe(200);
+  });
+
+  test("a refresh that fails for another reason keeps a fixed sentence in refreshError", async () => {
+    await env.MODELS.put("r2-flaky.evit", randomBundle("r2-flaky", 53));
+    expect((await classify("r2-flaky")).status).toBe(200);
+    await env.MODELS.put("r2-flaky.evit", randomBundle("r2-flaky", 54));
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const overrides = { MODELS: failingGets(SECRET), MODEL_REFRESH_SECONDS: 0 };
+      expect((await classify("r2-flaky", overrides)).status).toBe(200); // the old version keeps serving
+      const entry = (await listing()).loaded.find((m: any) => m.name === "r2-flaky");
+      expect(entry.refreshError.code).toBe("model_unavailable");
+      expect(entry.refreshError.message).not.toContain(SECRET);
+      expect(entry.refreshError.message).toMatch(/the cause has been logged/);
+    } finally {
+      logged.mockRestore();
+    }
+  });
+});
+
+describe("MODEL_MEMORY_BUDGET_MB", () => {
+  test("unset: the documented default of 100 MiB", async () => {
+    const body = await listing({ MODEL_MEMORY_BUDGET_MB: undefined });
+    expect(body.memory.budgetBytes).toBe(100 * MiB);
+  });
+
+  test.each([
+    ["not a number", "lots"],
+    ["zero", 0],
+    ["negative", -5],
+  ])("%s: a 503 naming the setting", async (_, v) => {
+    await env.MODELS.put("budget-bad.evit", randomBundle("budget-bad", 55));
+    const response = await classify("budget-bad", { MODEL_MEMORY_BUDGET_MB: v as number });
+    expect(response.status).toBe(503);
+    const { error } = await response.json<any>();
+    expect(error.code).toBe("model_unavailable");
+    expect(error.message).toBe(
+      `the deployment's MODEL_MEMORY_BUDGET_MB must be a positive number of MiB, got ${JSON.stringify(v)}`,
+    );
   });
 });
