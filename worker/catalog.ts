@@ -1,21 +1,14 @@
 // The bucket's catalogue: the bundles in R2 and their headers, read without the payloads.
 
-import { BundleError, describe, parsePrefix, type BundleHeader, type ModelConfig } from "../models/bundle.ts";
+import { BundleError, describe, parsePrefix, type BundleHeader } from "../models/bundle.ts";
 import { SUFFIX } from "../core/names.ts";
+import type { BundleListing } from "./types.ts";
 
 // Enough for the prefix and the header of any realistic bundle in one ranged read.
 const HEAD_READ = 64 * 1024;
 
-export interface BundleSummary {
-  name: string;
-  bytes: number;
-  uploaded: string;
-  etag: string;
-  version?: string; // the payload CRC-32 from the header: what a loaded model reports as its version
-  config?: ModelConfig;
-  summary?: string;
-  error?: { code: string; message: string };
-}
+// What the catalogue knows of a bundle: the listing without what this isolate has loaded.
+export type BundleSummary = Omit<BundleListing, "loaded">;
 
 // Headers read at once: each read holds at most one header (LIMITS.headerBytes) in memory.
 const CONCURRENT_READS = 6;

@@ -75,16 +75,17 @@ export interface HiddenStatesAnswer extends ModelVersion {
   hidden_states: number[][]; // [tokens][dim]
 }
 
+// A bundle in the bucket, as /v1/models lists it (worker/catalog.ts reads all but `loaded`).
 export interface BundleListing {
   name: string;
   bytes: number;
   uploaded: string;
-  etag?: string;
-  version?: string; // payload CRC-32 from the bundle's header
+  etag: string;
+  version?: string; // the payload CRC-32 from the header: what a loaded model reports as its version
   config?: ModelConfig;
   summary?: string;
-  error?: { code: string; message: string };
-  loaded: boolean;
+  error?: { code: string; message: string }; // the header cannot be read: why
+  loaded: boolean; // this isolate has it loaded
 }
 
 export interface LoadedListing {
