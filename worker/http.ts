@@ -4,6 +4,7 @@
 import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
 import { type ClientDisconnected, readBounded, tooLarge } from "./input.ts";
+import { boolOption, choiceOption, intOption } from "./options.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
 // sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
@@ -58,26 +59,16 @@ function unsupported(type: string): EdgevitError {
   );
 }
 
-// An integer query parameter in [min, max], or `fallback` when absent.
+// An integer query parameter in [min, max], or `fallback` when absent (checked by options.ts).
 export function intParam(url: URL, name: string, fallback: number, min: number, max = Infinity): number {
   const raw = url.searchParams.get(name);
   if (raw === null) return fallback;
-  const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
-    throw new EdgevitError("bad_parameter", `${name} must be an integer ${range}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
+  return intOption(name, /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw, fallback, min, max, raw);
 }
 
 // One of `choices`, or the first choice when absent.
 export function choiceParam<T extends string>(url: URL, name: string, choices: readonly T[]): T {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return choices[0];
-  if (!(choices as readonly string[]).includes(raw)) {
-    throw new EdgevitError("bad_parameter", `${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
-  }
-  return raw as T;
+  return choiceOption(name, url.searchParams.get(name) ?? undefined, choices);
 }
 
 // A comma-separated list parameter whose every item is one of `choices`.
@@ -142,9 +133,8 @@ export function failure(error: unknown): Response {
 export function boolParam(url: URL, name: string, fallback = false): boolean {
   const raw = url.searchParams.get(name);
   if (raw === null) return fallback;
-  if (raw === "true" || raw === "1") return true;
-  if (raw === "false" || raw === "0") return false;
-  throw new EdgevitError("bad_parameter", `${name} must be true or false, got ${JSON.stringify(raw)}`);
+  const value = raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : raw;
+  return boolOption(name, value, fallback, raw);
 }
 
 // The Server-Timing header: each phase measured, in milliseconds. Deployed workerd stands its clock still

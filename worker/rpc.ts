@@ -6,6 +6,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
 import { readInput } from "./input.ts";
+import { intOption } from "./options.ts";
 import {
   classifyAnswer,
   classifyOptions,
@@ -14,7 +15,6 @@ import {
   embedOptions,
   hiddenStatesAnswer,
   infer,
-  intOption,
   modelOption,
   modelsAnswer,
 } from "./service.ts";

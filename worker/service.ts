@@ -18,6 +18,7 @@ import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
 import { listBundles } from "./catalog.ts";
 import { budgetBytes, engineBuild, getModel, loadedModels, refreshMs } from "./models.ts";
+import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
   ClassifyAnswer,
   ClassifyOptions,
@@ -148,32 +149,13 @@ export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
   };
 }
 
-// Options given as values (RPC, queue settings) checked as the HTTP parameters are.
-function badOption(name: string, expected: string, got: unknown): EdgevitError {
-  return new EdgevitError("bad_parameter", `${name} must be ${expected}, got ${JSON.stringify(got) ?? String(got)}`);
-}
-
-export function intOption(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min)
-    throw badOption(name, `an integer at least ${min}`, value);
-  return value;
-}
-
-export function boolOption(name: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== "boolean") throw badOption(name, "true or false", value);
-  return value;
-}
-
-export function choiceOption<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
-  if (value === undefined) return choices[0];
-  if (!(choices as readonly unknown[]).includes(value)) throw badOption(name, `one of ${choices.join(", ")}`, value);
-  return value as T;
-}
-
 export function modelOption(env: Env, value: unknown): string {
-  if (value !== undefined && typeof value !== "string") throw badOption("model", "a model name", value);
+  if (value !== undefined && typeof value !== "string") {
+    throw new EdgevitError(
+      "bad_parameter",
+      `model must be a model name, got ${JSON.stringify(value) ?? String(value)}`,
+    );
+  }
   return modelOf(env, value);
 }
 

@@ -50,15 +50,21 @@ describe("400 invalid_image", () => {
 });
 
 describe("400 bad_parameter", () => {
-  test.each([["top_k=0"], ["top_k=-1"], ["top_k=two"], ["top_k=1.5"], ["include=everything"]])(
-    "classify ?%s",
-    async (query) => {
-      await expectError(await classify(`&${query}`), 400, "bad_parameter");
-    },
-  );
+  test.each([
+    ["top_k=0", 'top_k must be an integer at least 1, got "0"'],
+    ["top_k=-1", 'top_k must be an integer at least 1, got "-1"'],
+    ["top_k=two", 'top_k must be an integer at least 1, got "two"'],
+    ["top_k=1.5", 'top_k must be an integer at least 1, got "1.5"'],
+    ["include=everything", 'include accepts logits, got "everything"'],
+  ])("classify ?%s", async (query, sentence) => {
+    expect(await expectError(await classify(`&${query}`), 400, "bad_parameter")).toBe(sentence);
+  });
 
-  test("embed ?pool=max", async () => {
-    await expectError(await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=max`, cat)), 400, "bad_parameter");
+  test("embed ?pool=max, ?normalize=yes", async () => {
+    const pool = await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=max`, cat));
+    expect(await expectError(pool, 400, "bad_parameter")).toBe('pool must be one of cls, mean, got "max"');
+    const normalize = await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&normalize=yes`, cat));
+    expect(await expectError(normalize, 400, "bad_parameter")).toBe('normalize must be true or false, got "yes"');
   });
 
   test.each([[""], ["&layer=-1"], ["&layer=3"], ["&layer=x"]])(
