@@ -3,7 +3,7 @@
 
 import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
-import { type ClientDisconnected, readBounded, tooLarge } from "./input.ts";
+import { ClientDisconnected, readBounded, tooLarge } from "./input.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
@@ -24,7 +24,7 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (!request.body) return new Uint8Array(0);
-  return readBounded(request.body, limit);
+  return readBounded(request.body, limit, (received, cause) => new ClientDisconnected(received, cause));
 }
 
 // The uploaded image: the raw body (`image/jpeg`, `image/png`, `application/octet-stream`) or the `image`

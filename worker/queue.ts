@@ -98,7 +98,10 @@ async function processObject(env: Env, event: R2EventMessage): Promise<PipelineR
       await object.body.cancel();
       throw tooLarge(limit);
     }
-    const bytes = await readBounded(object.body, limit);
+    // R2 failing mid-read is worth a retry: a plain Error, not a refusal of the image.
+    const bytes = await readBounded(object.body, limit, (received, cause) => {
+      return new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause });
+    });
     const name = modelOf(env, env.PIPELINE_MODEL || undefined);
     const inference = await infer(env, name, bytes);
     result = { ...base };

@@ -3,7 +3,7 @@
 // image through the HTTP routes; the vector line is checked against the form `wrangler vectorize insert`
 // reads and an embedding normalised here.
 
-import { beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test, vi } from "vitest";
 import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
@@ -157,6 +157,40 @@ test("transient failures are retried with growing delays; other messages in the 
   expect(outcome.retryMessages).toEqual([{ msgId: ids[0], delaySeconds: 10 }]);
   expect(outcome.explicitAcks).toEqual([ids[1]]);
   expect((await result("uploads/fine.jpg")).classify.model).toBe(MODEL);
+});
+
+test("an image body that fails mid-read from R2 is retried, not taken for a disconnected client", async () => {
+  await env.IMAGES.put("uploads/cut.jpg", cat);
+  // The object is found, but its body fails after 1000 bytes as a dropped R2 read does.
+  const cut = new Proxy(env.IMAGES, {
+    get(target, property) {
+      if (property === "get")
+        return async (key: string) => {
+          const object = await target.get(key);
+          if (!object) return object;
+          let sent = false;
+          const body = new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (sent) return controller.error(new Error("R2 read reset"));
+              controller.enqueue(new Uint8Array(cat).slice(0, 1000));
+              sent = true;
+            },
+          });
+          // The real object for everything but its body (a GetResult's properties are read-only).
+          return new Proxy(object, { get: (o, p) => (p === "body" ? body : Reflect.get(o, p)) });
+        };
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+  const { ids, result: outcome } = await deliver([event("uploads/cut.jpg")], { IMAGES: cut });
+  expect(outcome.retryMessages).toEqual([{ msgId: ids[0], delaySeconds: 10 }]);
+  expect(outcome.explicitAcks).toEqual([]);
+  const causes = logged.mock.calls.map((args) => (args[1] as Error).message);
+  logged.mockRestore();
+  expect(causes).toEqual(["reading uploads/cut.jpg from the input bucket failed after 1000 bytes"]);
+  expect(await result("uploads/cut.jpg")).toBeNull();
 });
 
 test("deletes, other buckets and stray messages are acknowledged without writing anything", async () => {
