@@ -53,16 +53,18 @@ export function backoffSeconds(attempts: number): number {
   return Math.min(10 * 2 ** Math.max(0, attempts - 1), 900);
 }
 
-// The tasks this deployment runs, from PIPELINE_TASKS ("classify,embed").
-function tasksOf(env: Env): Set<Task> {
+// The tasks this deployment runs, from PIPELINE_TASKS ("classify,embed"), or the sentence saying why the
+// setting cannot be run.
+function tasksOf(env: Env): Set<Task> | string {
   const raw = String(env.PIPELINE_TASKS ?? "classify")
     .split(",")
     .map((t) => t.trim())
     .filter((t) => t !== "");
   for (const task of raw) {
     if (!(TASKS as readonly string[]).includes(task))
-      throw new Error(`PIPELINE_TASKS accepts ${TASKS.join(", ")}, got ${JSON.stringify(task)}`);
+      return `PIPELINE_TASKS accepts ${TASKS.join(", ")}, got ${JSON.stringify(task)}`;
   }
+  if (raw.length === 0) return `PIPELINE_TASKS names no task: it accepts ${TASKS.join(", ")}`;
   return new Set(raw as Task[]);
 }
 
@@ -77,7 +79,7 @@ export const resultKey = (env: Env, key: string): string => `${env.RESULT_PREFIX
 export const vectorsKey = (env: Env, key: string): string => `${env.RESULT_PREFIX ?? "results/"}${key}.vectors.ndjson`;
 
 // Runs the tasks on one object and writes its results. Throws only for failures worth retrying.
-async function processObject(env: Env, event: R2EventMessage): Promise<PipelineResult | null> {
+async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>): Promise<PipelineResult | null> {
   const key = event.object.key;
   const object = await env.IMAGES.get(key);
   // Deleted since the event: nothing to describe; a later event covers a new upload.
@@ -89,7 +91,6 @@ async function processObject(env: Env, event: R2EventMessage): Promise<PipelineR
     size: object.size,
     eventTime: event.eventTime,
   };
-  const tasks = tasksOf(env);
   let result: PipelineResult;
   let vectors: string | null = null;
   try {
@@ -128,6 +129,10 @@ async function processObject(env: Env, event: R2EventMessage): Promise<PipelineR
   await env.RESULTS.put(resultKey(env, key), JSON.stringify(result), json);
   if (vectors !== null) {
     await env.RESULTS.put(vectorsKey(env, key), vectors, { httpMetadata: { contentType: "application/x-ndjson" } });
+  } else {
+    // No embedding this time (the image was replaced by one that cannot be read, or embed left PIPELINE_TASKS):
+    // a vector line from an earlier version of the object would describe an image that is no longer there.
+    await env.RESULTS.delete(vectorsKey(env, key));
   }
   return result;
 }
@@ -139,6 +144,15 @@ function isEvent(body: unknown): body is R2EventMessage {
 
 // One batch: every message acknowledged or retried on its own, so one bad image never holds back others.
 export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  // Checked once per batch, before any object is read: a setting that cannot run is the deployment's
+  // fault, not the images'. Every message waits for a fixed deployment (retried; the dead letter queue
+  // keeps them if it never comes), and the log says why once rather than once per message.
+  const tasks = tasksOf(env);
+  if (typeof tasks === "string") {
+    console.error(`queue: ${tasks}; the batch of ${batch.messages.length} messages is retried unprocessed`);
+    for (const message of batch.messages) message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    return;
+  }
   for (const message of batch.messages) {
     const body = message.body;
     // Not an object-create event of the input bucket (a delete, another bucket, a stray message):
@@ -148,7 +162,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<v
       continue;
     }
     try {
-      await processObject(env, body);
+      await processObject(env, body, tasks);
       message.ack();
     } catch (error) {
       console.error(`queue: ${body.bucket}/${body.object.key}, attempt ${message.attempts}:`, error);

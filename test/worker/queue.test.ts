@@ -8,7 +8,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF }
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
 import worker from "../../worker/index.ts";
-import { jpegRequest, randomBundle } from "./helpers.ts";
+import { countingBucket, jpegRequest, randomBundle } from "./helpers.ts";
 
 const MODEL = "queue-vit";
 const BUCKET = env.INPUT_BUCKET;
@@ -214,4 +214,39 @@ test("PIPELINE_TASKS=classify writes no embedding", async () => {
   expect(written.classify.model).toBe(MODEL);
   expect(written).not.toHaveProperty("embed");
   expect(await env.RESULTS.head(`${env.RESULT_PREFIX}${key}.vectors.ndjson`)).toBeNull();
+});
+
+test("a bad PIPELINE_TASKS retries the batch unread, with one log line that names the setting", async () => {
+  await env.IMAGES.put("uploads/misconfigured.jpg", cat);
+  const { bucket, gets } = countingBucket(env.IMAGES);
+  const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+  const { ids, result: outcome } = await deliver(
+    [event("uploads/misconfigured.jpg"), event("uploads/misconfigured.jpg")],
+    { PIPELINE_TASKS: "classify,segment", IMAGES: bucket },
+  );
+  const lines = logged.mock.calls.map((args) => args.join(" "));
+  logged.mockRestore();
+  expect(outcome.retryMessages).toEqual(ids.map((msgId) => ({ msgId, delaySeconds: 10 })));
+  expect(outcome.explicitAcks).toEqual([]);
+  expect(gets.size).toBe(0); // no object was read, so no body is left open
+  expect(lines).toEqual([
+    'queue: PIPELINE_TASKS accepts classify, embed, got "segment"; the batch of 2 messages is retried unprocessed',
+  ]);
+  expect(await result("uploads/misconfigured.jpg")).toBeNull();
+});
+
+test("an image replaced by an unreadable one, or embed dropped from PIPELINE_TASKS, loses its old vector line", async () => {
+  const vectors = (key: string) => env.RESULTS.head(`${env.RESULT_PREFIX}${key}.vectors.ndjson`);
+  for (const [key, replace] of [
+    ["uploads/replaced-bad.jpg", { body: random, overrides: {} }],
+    ["uploads/replaced-tasks.jpg", { body: cat, overrides: { PIPELINE_TASKS: "classify" } }],
+  ] as const) {
+    await env.IMAGES.put(key, cat);
+    await deliver([event(key)]);
+    expect(await vectors(key)).not.toBeNull();
+    await env.IMAGES.put(key, replace.body);
+    await deliver([event(key)], replace.overrides);
+    expect(await vectors(key)).toBeNull();
+    expect(await result(key)).not.toHaveProperty("embed");
+  }
 });
