@@ -1,5 +1,7 @@
 // The OpenAPI 3.1 description of the HTTP API, served at /openapi.json. test/worker/openapi.test.ts
-// checks every route's real answers against these schemas, so the document cannot drift from the code.
+// checks that every route the router serves is described, and validates real answers against these schemas
+// for the statuses it provokes (each route's success and a refusal, 401 and 405 on every route): a field or
+// status no test reaches can still drift.
 // Schemas use a small subset of JSON Schema: type, properties, required, additionalProperties, items,
 // enum, $ref.
 
@@ -68,7 +70,7 @@ const inference = (summary: string, parameters: Schema[], answer: Record<string,
     summary,
     parameters: [modelQuery, decodeQuery, ...parameters],
     requestBody: imageBody,
-    responses: { ...answer, ...errorResponses(400, 404, 413, 415, 503) },
+    responses: { ...answer, ...errorResponses(400, 401, 404, 405, 413, 415, 503) },
   },
 });
 
@@ -85,21 +87,30 @@ export const openapi = {
     "/healthz": {
       get: {
         summary: "liveness",
-        responses: { "200": { description: "ok", content: { "application/json": { schema: ref("Health") } } } },
+        security: [], // open even with API_TOKEN set, for uptime checks
+        responses: {
+          "200": { description: "ok", content: { "application/json": { schema: ref("Health") } } },
+          ...errorResponses(405),
+        },
       },
     },
     "/openapi.json": {
       get: {
         summary: "this document",
+        security: [], // outside /v1/: open even with API_TOKEN set
         responses: {
           "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: ref("OpenApi") } } },
+          ...errorResponses(405),
         },
       },
     },
     "/v1/models": {
       get: {
         summary: "the bundles in R2, the models loaded in this isolate and their versions",
-        responses: { "200": { description: "catalogue", content: { "application/json": { schema: ref("Models") } } } },
+        responses: {
+          "200": { description: "catalogue", content: { "application/json": { schema: ref("Models") } } },
+          ...errorResponses(401, 405, 503),
+        },
       },
     },
     "/v1/classify": inference(
@@ -190,7 +201,13 @@ export const openapi = {
       jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
     ),
   },
+  // With the API_TOKEN secret set, every /v1/ route needs `Authorization: Bearer <token>` (else 401); without
+  // it the API is open: either requirement satisfies the document.
+  security: [{}, { bearer: [] }],
   components: {
+    securitySchemes: {
+      bearer: { type: "http", scheme: "bearer", description: "the deployment's API_TOKEN secret, when it has one" },
+    },
     schemas: {
       Attentions: obj({
         ...modelVersion,

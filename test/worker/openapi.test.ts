@@ -7,7 +7,7 @@ import { env, SELF } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
 import { routes } from "../../worker/api.ts";
-import { jpegRequest, randomBundle } from "./helpers.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
 
 const NAME = "openapi-vit";
 type Schema = Record<string, any>;
@@ -115,4 +115,46 @@ test.each(cases)("%s %s answers as documented (%#)", async (method, path, body, 
   if (type === "application/json") expect(validate(await response.json(), content.schema)).toEqual([]);
   else expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(0);
   for (const header of Object.keys(documented.headers ?? {})) expect(response.headers.has(header), header).toBe(true);
+});
+
+// The answer as documented: its status and content type are described, and a JSON body validates.
+async function documented(response: Response, path: string, method: string, status: number): Promise<void> {
+  expect(response.status).toBe(status);
+  const entry = doc.paths[path][method].responses[String(status)];
+  expect(entry, `${status} is documented for ${method} ${path}`).toBeDefined();
+  const type = response.headers.get("content-type")!.split(";")[0];
+  expect(entry.content[type], `${type} is documented for ${status}`).toBeDefined();
+  expect(validate(await response.json(), entry.content[type].schema)).toEqual([]);
+}
+
+test("every /v1 route documents the 401 it answers with API_TOKEN set, and the bearer scheme", async () => {
+  expect(doc.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: "http", scheme: "bearer" }));
+  expect(doc.security).toEqual([{}, { bearer: [] }]);
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const method of Object.keys(ops as object)) {
+      const request = new Request(`http://edgevit.test${path}?model=${NAME}`, {
+        method: method.toUpperCase(),
+        ...(method === "post" ? { body: cat, headers: { "content-type": "image/jpeg" } } : {}),
+      });
+      const response = await call(request, { API_TOKEN: "openapi-test-token" });
+      if (path.startsWith("/v1/")) await documented(response, path, method, 401);
+      else {
+        expect(doc.paths[path][method].security).toEqual([]);
+        expect(response.status).toBe(200);
+      }
+    }
+  }
+});
+
+test("every route documents the 405 it answers to a method it does not serve", async () => {
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    const method = "get" in (ops as object) ? "post" : "get";
+    const served = Object.keys(ops as object)[0];
+    const response = await SELF.fetch(`http://edgevit.test${path}`, {
+      method: method.toUpperCase(),
+      body: method === "post" ? "x" : null,
+    });
+    expect(response.status).toBe(405);
+    await documented(response, path, served, 405);
+  }
 });
