@@ -128,6 +128,31 @@ const CAPTURE_HIDDEN_STATES = 1;
 const CAPTURE_ATTENTION = 2;
 const CAPTURE_LAYER = 4;
 
+const captureKinds = (options: RunOptions): number =>
+  (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) |
+  (options.attention ? CAPTURE_ATTENTION : 0) |
+  (options.attentionLayer ? CAPTURE_LAYER : 0);
+
+// The f32 buffers enableCapture() in assembly/model.ts allocates for `kinds`, each followed by the 128 bytes
+// its alloc() grows memory for beside the request: what memory can grow by, from the config alone.
+function kindsBytes(c: ModelConfig, kinds: number): number {
+  const t = tokens(c);
+  const layers = Math.max(c.layers, 1);
+  const buffers = [
+    kinds & CAPTURE_HIDDEN_STATES ? (c.layers + 1) * t * c.dim : 0,
+    kinds & CAPTURE_ATTENTION ? layers * c.heads * t : 0, // class token's rows
+    kinds & CAPTURE_ATTENTION ? layers * t * t : 0, // head means
+    kinds & CAPTURE_LAYER ? c.heads * t * t : 0,
+  ].filter((n) => n > 0);
+  return buffers.reduce((sum, n) => sum + 4 * n + 128, 0);
+}
+
+// At most how much the capture buffers `options` asks for grow a model's memory, in whole pages: a host can
+// budget them before run() grows memory for them (they are allocated once, the first time they are asked for).
+export function captureBytes(c: ModelConfig, options: RunOptions): number {
+  return Math.ceil(kindsBytes(c, captureKinds(options)) / PAGE) * PAGE;
+}
+
 // Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
 // `output_attentions[N - 1]`.
 export interface RunOptions {
@@ -391,6 +416,7 @@ export class Model {
   readonly header: BundleHeader;
   readonly largestJsBuffer: number; // bytes: the largest JS buffer held while loading
   private readonly e: EngineExports;
+  private captureKinds = 0; // the CAPTURE_* buffers allocated so far
 
   constructor(exports: EngineExports, header: BundleHeader, largestJsBuffer: number) {
     this.e = exports;
@@ -406,6 +432,12 @@ export class Model {
     return this.e.tokens();
   }
 
+  // captureBytes for the buffers of `options` this instance has not allocated yet (0 once it has).
+  captureGrowth(options: RunOptions): number {
+    const missing = captureKinds(options) & ~this.captureKinds;
+    return Math.ceil(kindsBytes(this.header.config, missing) / PAGE) * PAGE;
+  }
+
   // f32 [channels][imageSize][imageSize]: write the preprocessed image here before run().
   input(): Float32Array {
     const c = this.header.config;
@@ -415,17 +447,12 @@ export class Model {
   // The capture buffers of `kinds` (CAPTURE_* bits), allocated once: a failed grow traps (the builds have
   // no abort import), reported as the memory that could not be had.
   private enableCapture(kinds: number): void {
-    const c = this.header.config;
-    const t = this.e.tokens();
     try {
       this.e.enableCapture(kinds);
+      this.captureKinds |= kinds;
     } catch (error) {
       if (!(error instanceof WebAssembly.RuntimeError)) throw error;
-      const bytes =
-        4 *
-        ((kinds & CAPTURE_HIDDEN_STATES ? (c.layers + 1) * t * c.dim : 0) +
-          (kinds & CAPTURE_ATTENTION ? c.layers * (c.heads + t) * t : 0) +
-          (kinds & CAPTURE_LAYER ? c.heads * t * t : 0));
+      const bytes = kindsBytes(this.header.config, kinds & ~this.captureKinds);
       throw new EdgevitError(
         "model_unavailable",
         `model ${this.header.name} cannot keep what this request asks for: the runtime would not grow its ` +

@@ -5,7 +5,7 @@ import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
-import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model } from "../core/engine.ts";
+import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model, type RunOptions } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
 import type { LoadedListing } from "./types.ts";
 
@@ -221,8 +221,8 @@ class ModelCache {
       });
     }
     // Now with the activations the engine planned. Later the memory grows only by the capture buffers, once,
-    // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md); usedBytes() reads
-    // the live sizes, so the next load makes room for them too.
+    // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md): reserveCapture makes
+    // room for them first, and usedBytes() reads the live sizes.
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);
     if (replacing && this.loaded.get(name) === replacing) this.loaded.delete(name);
     this.evictFor(model.memoryBytes, budgetBytes);
@@ -235,6 +235,23 @@ class ModelCache {
     };
     this.loaded.set(name, entry);
     return entry;
+  }
+
+  // Room for `entry`'s memory to grow by `bytes` (capture buffers): other models are evicted, least recently
+  // used first; when even alone it would not fit, the request is refused before anything grows.
+  makeRoomToGrow(entry: LoadedModel, bytes: number, budgetBytes: number): void {
+    const needs = entry.model.memoryBytes + bytes;
+    if (needs > budgetBytes) {
+      throw new EdgevitError(
+        "model_unavailable",
+        `model ${entry.name} cannot keep what this request asks for: its ${sizeText(bytes)} of capture buffers ` +
+          `would take it to ${sizeText(needs)}, more than MODEL_MEMORY_BUDGET_MB allows (${sizeText(budgetBytes)})`,
+      );
+    }
+    for (const [name, other] of this.loaded) {
+      if (this.usedBytes() + bytes <= budgetBytes) return;
+      if (other !== entry) this.loaded.delete(name);
+    }
   }
 
   // Drops least recently used models until `bytes` more fit. A request that already holds an evicted
@@ -297,6 +314,13 @@ export function refreshMs(env: Env): number {
 
 export function getModel(env: Env, name: string): Promise<LoadedModel> {
   return cache.get(name, { bucket: env.MODELS, budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) });
+}
+
+// Before a run that may allocate capture buffers (/v1/see, /v1/attentions, /v1/pca?layer=all): they count
+// against the budget like the model itself, so room is made (or the request refused) before memory grows.
+export function reserveCapture(env: Env, entry: LoadedModel, options: RunOptions): void {
+  const growth = entry.model.captureGrowth(options);
+  if (growth > 0) cache.makeRoomToGrow(entry, growth, budgetBytes(env));
 }
 
 export function loadedModels(): { models: LoadedListing[]; usedBytes: number } {

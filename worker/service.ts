@@ -17,7 +17,7 @@ import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
 import { listBundles } from "./catalog.ts";
-import { budgetBytes, engineBuild, getModel, loadedModels, refreshMs } from "./models.ts";
+import { budgetBytes, engineBuild, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
   ClassifyAnswer,
@@ -73,7 +73,8 @@ export async function infer(env: Env, name: string, bytes: Uint8Array, options: 
   const { capture = -1, decode, timings = {} } = options;
   const decoder = inspectImage(bytes, limitsOf(env));
   const started = performance.now();
-  const { model, version } = await getModel(env, name);
+  const loaded = await getModel(env, name);
+  const { model, version } = loaded;
   timings.model = performance.now() - started;
   let engineCapture: number | RunOptions;
   if (typeof capture === "function") {
@@ -85,6 +86,7 @@ export async function infer(env: Env, name: string, bytes: Uint8Array, options: 
       throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
     }
   }
+  if (typeof engineCapture !== "number") reserveCapture(env, loaded, engineCapture);
   // The model fetched here serves the whole request, even if a swap replaces it in the cache meanwhile.
   const inference = await runImage(model, decoder, limitsOf(env), { capture: engineCapture, decode, timings });
   return { name, version, model, timings, ...inference };

@@ -219,3 +219,48 @@ describe("MODEL_MEMORY_BUDGET_MB", () => {
     );
   });
 });
+
+describe("capture buffers count against the budget", () => {
+  // /v1/see's capture for SMALL_CONFIG (17 tokens, dim 32, 2 heads, 2 layers), as assembly/model.ts's
+  // enableCapture allocates it, each buffer with alloc()'s 128 bytes beside it: hidden states 3 x 17 x 32,
+  // the class token's rows 2 x 2 x 17, the head means 2 x 17 x 17 (f32) = 9496 bytes: one 64 KiB page.
+  const SEE_GROWTH = 65536;
+  const see = (model: string, overrides: Partial<Env>) =>
+    call(jpegRequest(`/v1/see?model=${model}&size=32`, cat), overrides);
+
+  test("a model that fits but whose capture would not: 503 naming both sizes, nothing grows", async () => {
+    await env.MODELS.put("capture-alone.evit", randomBundle("capture-alone", 56));
+    expect((await classify("capture-alone")).status).toBe(200);
+    const before = (await listing()).loaded.find((m: any) => m.name === "capture-alone").memoryBytes;
+    const budget = before + SEE_GROWTH / 2;
+    const overrides = { MODEL_MEMORY_BUDGET_MB: budget / MiB };
+    const response = await see("capture-alone", overrides);
+    expect(response.status).toBe(503);
+    const { error } = await response.json<any>();
+    expect(error.code).toBe("model_unavailable");
+    const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+    expect(error.message).toBe(
+      `model capture-alone cannot keep what this request asks for: its 64.0 KiB of capture buffers would take ` +
+        `it to ${kib(before + SEE_GROWTH)}, more than MODEL_MEMORY_BUDGET_MB allows (${kib(budget)})`,
+    );
+    const after = (await listing(overrides)).loaded.find((m: any) => m.name === "capture-alone");
+    expect(after.memoryBytes).toBe(before);
+  });
+
+  test("room for the capture is made by evicting the least recently used other model", async () => {
+    for (const name of ["capture-a", "capture-b"]) await env.MODELS.put(`${name}.evit`, randomBundle(name, 57));
+    expect((await classify("capture-a")).status).toBe(200);
+    const perModel = (await listing()).loaded.find((m: any) => m.name === "capture-a").memoryBytes;
+    // Both models fit, the capture beside both does not.
+    const overrides = { MODEL_MEMORY_BUDGET_MB: (2 * perModel + SEE_GROWTH / 2) / MiB };
+    expect((await classify("capture-b", overrides)).status).toBe(200);
+    expect((await classify("capture-a", overrides)).status).toBe(200); // a is the most recently used
+    const before = await listing(overrides);
+    expect(before.loaded.map((m: any) => m.name)).toEqual(expect.arrayContaining(["capture-a", "capture-b"]));
+    expect((await see("capture-a", overrides)).status).toBe(200);
+    const after = await listing(overrides);
+    expect(after.loaded.map((m: any) => m.name)).toContain("capture-a");
+    expect(after.loaded.map((m: any) => m.name)).not.toContain("capture-b");
+    expect(after.memory.usedBytes).toBeLessThanOrEqual(after.memory.budgetBytes);
+  });
+});
