@@ -27,6 +27,12 @@ import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, see
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 
+// The largest `size` of one picture (/v1/pca, /v1/attention_map), and of the routes that make one picture
+// per hidden state (/v1/see, /v1/pca?layer=all): for a ViT-B/16 those hold 13 frames of size x size x 3
+// bytes, their PNGs and (see) their base64 at once, 39 MiB of pixels alone at 1024 against 7.5 MiB at 448.
+const MAX_SIZE = 1024;
+export const MAX_FRAMES_SIZE = 448;
+
 // The upload through the model; `capture`: what to keep (service.ts).
 async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
   const name = modelOf(env, url.searchParams.get("model"));
@@ -81,7 +87,7 @@ const hiddenStates: Handler = async (request, env, url) => {
 // layer=all: an animated PNG of every hidden state's picture, one frame per layer.
 const pcaPicture: Handler = async (request, env, url) => {
   if (url.searchParams.get("layer") === "all") {
-    const size = intParam(url, "size", 224, 16, 1024);
+    const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
     // The pictures are made from the hidden states in place, before anything awaits.
     let frames: Uint8Array[] = [];
     const inference = await infer(request, env, url, (header) => ({
@@ -91,7 +97,7 @@ const pcaPicture: Handler = async (request, env, url) => {
     return pngResponse(await pcaAnimation(frames, size), inferenceHeaders(inference));
   }
   const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
-  const size = intParam(url, "size", 224, 16, 1024);
+  const size = intParam(url, "size", 224, 16, MAX_SIZE);
   const inference = await infer(request, env, url, layer);
   const { model, result } = inference;
   const { dim, imageSize, patchSize } = model.header.config;
@@ -132,7 +138,7 @@ const attentions: Handler = async (request, env, url) => {
 const attentionMapPicture: Handler = async (request, env, url) => {
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
   const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
-  const size = intParam(url, "size", 224, 16, 1024);
+  const size = intParam(url, "size", 224, 16, MAX_SIZE);
   let layer = 0;
   let head: number | "mean" = "mean";
   const inference = await infer(request, env, url, (header, name) => {
@@ -147,7 +153,7 @@ const attentionMapPicture: Handler = async (request, env, url) => {
 // Everything the page at / draws, from one forward pass.
 const see: Handler = async (request, env, url) => {
   const topK = intParam(url, "top_k", 5, 1);
-  const size = intParam(url, "size", 224, 16, 1024);
+  const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
   // Every picture is read from the captures in place, before anything awaits.
   let seen: Seen | undefined;
   const inference = await infer(request, env, url, (header) => ({

@@ -152,7 +152,12 @@ export const openapi = {
           description: "0..L (default L), or `all`: an animated PNG, one frame per hidden state",
           schema: str,
         },
-        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+        {
+          name: "size",
+          in: "query",
+          description: "16 to 1024 for one layer; at most 448 with layer=all (one frame per hidden state)",
+          schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 },
+        },
       ],
       {
         "200": {
@@ -196,7 +201,12 @@ export const openapi = {
       "everything the page at / draws, from one forward pass",
       [
         { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
-        { name: "size", in: "query", schema: { type: "integer", minimum: 16, maximum: 1024, default: 224 } },
+        {
+          name: "size",
+          in: "query",
+          description: "every picture's side; at most 448, as the answer holds one picture per hidden state",
+          schema: { type: "integer", minimum: 16, maximum: 448, default: 224 },
+        },
       ],
       jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
     ),

@@ -296,8 +296,18 @@ describe("POST /v1/see", () => {
     }
   });
 
-  test.each(["top_k=0", "size=2000"])("%s is bad_parameter", async (query) => {
+  test.each(["top_k=0", "size=2000", "size=449"])("%s is bad_parameter", async (query) => {
     expect(await errorCode(await post(`/v1/see?model=see-vit&${query}`, cat))).toEqual([400, "bad_parameter"]);
+  });
+
+  test("the routes with one picture per hidden state take size up to 448; one picture, up to 1024", async () => {
+    const see = await post("/v1/see?model=see-vit&size=448", cat);
+    expect(see.status).toBe(200);
+    expect((await see.json<any>()).pca.size).toBe(448);
+    const all = await post("/v1/pca?model=see-vit&layer=all&size=449", cat);
+    expect((await all.json<any>()).error.message).toBe('size must be an integer from 16 to 448, got "449"');
+    expect((await post("/v1/pca?model=see-vit&layer=all&size=448", cat)).status).toBe(200);
+    expect((await post("/v1/pca?model=see-vit&layer=1&size=1024", cat)).status).toBe(200);
   });
 
   test("a file that is not a JPEG is invalid_image", async () => {
