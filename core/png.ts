@@ -51,10 +51,14 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+// A PNG around one image's zlib stream.
+function pngOf(data: Uint8Array, width: number, height: number): Uint8Array {
+  return concat([PNG_SIGNATURE, ihdr(width, height), chunk("IDAT", data), chunk("IEND", new Uint8Array(0))]);
+}
+
 // `rgb` is [height][width][3].
 export async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Uint8Array> {
-  const data = await imageData(rgb, width, height);
-  return concat([PNG_SIGNATURE, ihdr(width, height), chunk("IDAT", data), chunk("IEND", new Uint8Array(0))]);
+  return pngOf(await imageData(rgb, width, height), width, height);
 }
 
 export interface ApngOptions {
@@ -62,24 +66,17 @@ export interface ApngOptions {
   plays?: number; // 0 (default): loop forever
 }
 
-// An animated PNG of `frames` (each [height][width][3]), all the full canvas size. The first frame is
-// also the default image, so a viewer without APNG shows it. Chunk order and fields: the APNG
-// specification (acTL before the first IDAT; fcTL and fdAT share one sequence starting at 0).
-export async function encodeApng(
-  frames: Uint8Array[],
-  width: number,
-  height: number,
-  options: ApngOptions,
-): Promise<Uint8Array> {
-  if (frames.length === 0) throw new RangeError("an animation needs at least one frame");
+// An animated PNG of the frames' zlib streams, all the full canvas size. The first frame is also the default
+// image, so a viewer without APNG shows it. Chunk order and fields: the APNG specification (acTL before the
+// first IDAT; fcTL and fdAT share one sequence starting at 0).
+function apngOf(data: Uint8Array[], width: number, height: number, options: ApngOptions): Uint8Array {
   const delay = Math.round(options.delayMs);
-  if (!(delay >= 0 && delay <= 0xffff)) throw new RangeError(`frame delay must be 0..65535 ms, got ${options.delayMs}`);
   const actl = new Uint8Array(8);
-  new DataView(actl.buffer).setUint32(0, frames.length);
+  new DataView(actl.buffer).setUint32(0, data.length);
   new DataView(actl.buffer).setUint32(4, options.plays ?? 0);
   const parts = [PNG_SIGNATURE, ihdr(width, height), chunk("acTL", actl)];
   let sequence = 0;
-  for (let f = 0; f < frames.length; f++) {
+  for (let f = 0; f < data.length; f++) {
     const fctl = new Uint8Array(26);
     const view = new DataView(fctl.buffer);
     view.setUint32(0, sequence++);
@@ -92,16 +89,46 @@ export async function encodeApng(
     view.setUint8(24, 0); // dispose: none
     view.setUint8(25, 0); // blend: source (each frame replaces the canvas)
     parts.push(chunk("fcTL", fctl));
-    const data = await imageData(frames[f], width, height);
     if (f === 0) {
-      parts.push(chunk("IDAT", data));
+      parts.push(chunk("IDAT", data[f]));
     } else {
-      const fdat = new Uint8Array(4 + data.length);
+      const fdat = new Uint8Array(4 + data[f].length);
       new DataView(fdat.buffer).setUint32(0, sequence++);
-      fdat.set(data, 4);
+      fdat.set(data[f], 4);
       parts.push(chunk("fdAT", fdat));
     }
   }
   parts.push(chunk("IEND", new Uint8Array(0)));
   return concat(parts);
+}
+
+// Every frame's zlib stream (each [height][width][3]), after checking what the animation needs.
+async function framesData(frames: Uint8Array[], width: number, height: number, options: ApngOptions) {
+  if (frames.length === 0) throw new RangeError("an animation needs at least one frame");
+  const delay = Math.round(options.delayMs);
+  if (!(delay >= 0 && delay <= 0xffff)) throw new RangeError(`frame delay must be 0..65535 ms, got ${options.delayMs}`);
+  const data: Uint8Array[] = [];
+  for (const frame of frames) data.push(await imageData(frame, width, height));
+  return data;
+}
+
+// An animated PNG of `frames` (each [height][width][3]).
+export async function encodeApng(
+  frames: Uint8Array[],
+  width: number,
+  height: number,
+  options: ApngOptions,
+): Promise<Uint8Array> {
+  return apngOf(await framesData(frames, width, height, options), width, height, options);
+}
+
+// Each frame as its own PNG and all of them as one APNG, every frame deflated once for both.
+export async function encodeFrames(
+  frames: Uint8Array[],
+  width: number,
+  height: number,
+  options: ApngOptions,
+): Promise<{ pngs: Uint8Array[]; apng: Uint8Array }> {
+  const data = await framesData(frames, width, height, options);
+  return { pngs: data.map((d) => pngOf(d, width, height)), apng: apngOf(data, width, height, options) };
 }

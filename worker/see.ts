@@ -2,7 +2,7 @@
 // sees, built from one forward pass by core/see.ts and put into HTTP form here.
 import type { RunResult } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { encodeApng, encodePng } from "../core/png.ts";
+import { encodeApng, encodeFrames, encodePng } from "../core/png.ts";
 import type { Prediction } from "../core/predictions.ts";
 import {
   attentionPicture,
@@ -103,6 +103,8 @@ export async function seeBody(
 ) {
   const c = header.config;
   const g = geometry(c);
+  // Each frame deflated once, for its PNG and for the animation.
+  const pca = await encodeFrames(seen.frames, size, size, { delayMs: FRAME_MS });
   return {
     model: name,
     version,
@@ -121,8 +123,8 @@ export async function seeBody(
     preprocessed: pngUrl(await encodePng(seen.image, c.imageSize, c.imageSize)),
     pca: {
       size,
-      frames: await Promise.all(seen.frames.map(async (f) => pngUrl(await encodePng(f, size, size)))),
-      animation: pngUrl(await pcaAnimation(seen.frames, size)),
+      frames: pca.pngs.map(pngUrl),
+      animation: pngUrl(pca.apng),
       frameMs: FRAME_MS,
     },
     attention: {

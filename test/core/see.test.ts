@@ -5,7 +5,7 @@
 import { describe, expect, test } from "vitest";
 import { crc32 as zlibCrc32, inflateSync } from "node:zlib";
 import { heatMap, minMax, rampColor, resizeNearest } from "../../core/heatmap.ts";
-import { encodeApng, PNG_SIGNATURE } from "../../core/png.ts";
+import { encodeApng, encodeFrames, PNG_SIGNATURE } from "../../core/png.ts";
 import { rollout, rolloutRow } from "../../core/rollout.ts";
 import { pixelsToRgb } from "../../core/see.ts";
 import { valueTable } from "../../core/image/preprocess.ts";
@@ -122,6 +122,41 @@ describe("APNG", () => {
   test("refuses no frames and out-of-range delays", async () => {
     await expect(encodeApng([], 1, 1, { delayMs: 10 })).rejects.toThrow(RangeError);
     await expect(encodeApng([new Uint8Array(3)], 1, 1, { delayMs: 70_000 })).rejects.toThrow(RangeError);
+    await expect(encodeFrames([], 1, 1, { delayMs: 10 })).rejects.toThrow(RangeError);
+  });
+
+  test("encodeFrames deflates each frame once for its PNG and the APNG, which inflate to the frames", async () => {
+    const frames = [0, 1, 2].map((f) => Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => (i * 5 + f * 40) & 255));
+    const Real = globalThis.CompressionStream;
+    let streams = 0;
+    globalThis.CompressionStream = class extends Real {
+      constructor(format: CompressionFormat) {
+        super(format);
+        streams++;
+      }
+    };
+    let out: { pngs: Uint8Array[]; apng: Uint8Array };
+    try {
+      out = await encodeFrames(frames, 3, 2, { delayMs: 600 });
+    } finally {
+      globalThis.CompressionStream = Real;
+    }
+    expect(streams).toBe(3);
+    const rowsOf = (zlib: Uint8Array) => {
+      const raw = inflateSync(zlib);
+      return [0, 1].map((y) => Array.from(raw.subarray(y * 10, (y + 1) * 10)));
+    };
+    const want = (f: number) => [0, 1].map((y) => [0, ...frames[f].subarray(y * 9, (y + 1) * 9)]);
+    out.pngs.forEach((png, f) => {
+      const list = chunks(png);
+      expect(list.map((c) => c.type)).toEqual(["IHDR", "IDAT", "IEND"]);
+      expect(rowsOf(list[1].data)).toEqual(want(f));
+    });
+    const list = chunks(out.apng);
+    expect(list.map((c) => c.type)).toEqual(["IHDR", "acTL", "fcTL", "IDAT", "fcTL", "fdAT", "fcTL", "fdAT", "IEND"]);
+    [list[3].data, list[5].data.subarray(4), list[7].data.subarray(4)].forEach((d, f) => {
+      expect(rowsOf(d)).toEqual(want(f));
+    });
   });
 });
 
