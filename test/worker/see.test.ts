@@ -13,7 +13,7 @@ import { preprocess } from "../../core/image/preprocess.ts";
 import { resize } from "../../core/image/resize.ts";
 import { heatMap, resizeNearest } from "../../core/heatmap.ts";
 import { patchPicture } from "../../core/pca.ts";
-import { rollout } from "../../core/rollout.ts";
+import { rollout } from "../core/rollout-reference.ts";
 import { topPredictions } from "../../core/predictions.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
