@@ -17,6 +17,7 @@ import {
   type ModelConfig,
 } from "../models/bundle.ts";
 import { EdgevitError } from "./errors.ts";
+import { sizeText } from "./sizes.ts";
 
 // The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
 export interface EngineExports {
@@ -119,9 +120,7 @@ export class MemoryLimitError extends Error {
   }
 }
 
-// A size for a sentence: MiB, or KiB below one MiB (a small model's plan would read "0.0 MiB").
-export const sizeText = (bytes: number): string =>
-  bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+export { sizeText } from "./sizes.ts";
 
 // assembly/model.ts's CAPTURE_* bits.
 const CAPTURE_HIDDEN_STATES = 1;

@@ -1,12 +1,12 @@
 // The .evit bundle (models/FORMAT.md): the one module that writes and reads bundle headers and computes
 // the payload layout. Portable (Node and workerd): no Node imports; callers pass their CRC-32.
 import { PACK_K, PACK_ROWS, packedSizes } from "./pack.ts";
+import { MiB, sizeText } from "../core/sizes.ts";
 
 export const MAGIC = "EVIT";
 export const FORMAT_VERSION = 1;
 export const PREFIX_BYTES = 16;
 export const ALIGN = 64;
-const MiB = 1 << 20;
 
 // The largest numbers a bundle may declare, derived from what one Worker isolate can hold: 128 MiB for
 // the JS heap and every wasm memory together (docs/MEMORY.md). Each is checked, in O(1), before anything
@@ -424,15 +424,13 @@ export function overLimit(c: ModelConfig): OverLimit | null {
   return null;
 }
 
-const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
-
 // A payload of `bytes` against LIMITS.payloadBytes; `what` says where the number comes from.
 export function checkPayloadLimit(bytes: number, what: string): void {
   if (bytes > LIMITS.payloadBytes) {
     throw new BundleError(
       "over_limit",
-      `${what} is ${bytes} bytes (${mib(bytes)}), ` +
-        `over the limit of ${mib(LIMITS.payloadBytes)} of weights a Worker can hold`,
+      `${what} is ${bytes} bytes (${sizeText(bytes)}), ` +
+        `over the limit of ${sizeText(LIMITS.payloadBytes)} of weights a Worker can hold`,
     );
   }
 }

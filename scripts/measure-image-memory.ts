@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Preprocessing } from "../models/bundle.ts";
 import { DEFAULT_IMAGE_LIMITS } from "../core/pipeline.ts";
 import { openImage } from "../core/image/open.ts";
+import { MiB } from "../core/sizes.ts";
 import { outputSize } from "../core/image/preprocess.ts";
 import { chooseScale, StreamingPreprocessor } from "../core/image/stream.ts";
 
@@ -20,7 +21,6 @@ if (!gc) {
   console.error("run with --expose-gc");
   process.exit(2);
 }
-const MiB = 2 ** 20;
 const used = () => {
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;

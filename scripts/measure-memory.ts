@@ -9,6 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { main as upload } from "../cli/upload.ts";
+import { MiB } from "../core/sizes.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -36,8 +37,7 @@ const wrangler = spawn(
   { cwd: root, stdio: "ignore" },
 );
 const base = `http://localhost:${port}`;
-const MiB = 2 ** 20;
-const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`; // always MiB: the columns line up
 
 async function ready(): Promise<void> {
   for (let i = 0; i < 120; i++) {

@@ -7,9 +7,8 @@ import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
 import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model, type RunOptions } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
+import { MiB } from "../core/sizes.ts";
 import type { LoadedListing } from "./types.ts";
-
-const MiB = 1 << 20;
 
 // A module with one relaxed-SIMD instruction (`i8x16.relaxed_swizzle`): it validates exactly where the
 // relaxed build can run. Validating compiles nothing, so it is allowed where compiling fetched bytes is not.
