@@ -1,8 +1,16 @@
 // The "what the model sees" routes inside workerd: /v1/attentions, /v1/pca?layer=all, /v1/attention_map,
 // /v1/see, and the page at /. References: the engine run directly in the test on the same preprocessed
 // input (full attention probabilities of each layer, hidden states one layer at a time), the class rows,
-// head means and rollout computed here from those, the heat map and PCA picture functions of core/ on
-// them, and the decoded JPEG resized by core/image for the preprocessed picture.
+// head means and rollout computed here from those (rollout by the full-matrix reference), and the decoded
+// JPEG resized by core/image for the preprocessed picture.
+//
+// What these tests prove: each route captures the right things (layer, head, mode, size, every hidden state)
+// from one forward pass and hands them to the picture functions, the numbers match the engine's own outputs,
+// and the PNG, APNG and JSON carry them. The expected pictures themselves are made with core/'s heatMap,
+// resizeNearest and patchPicture, so they do not check those functions: test/core/see.test.ts and
+// test/core/pca.test.ts check them against hand-computed values. The checks here that do not go through
+// them: the heat map's most and least attended patches against matplotlib's inferno end colours blended by
+// hand, and each PCA frame's patch squares and 0..255 channel range.
 
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
@@ -58,6 +66,22 @@ function clsRow(p: Float32Array, heads: number, tokens: number, head: number | "
     for (const h of pick) s += p[h * tokens * tokens + prefix + j];
     return s / pick.length;
   });
+}
+
+// The class token's row of the attention rollout through layers 1..upTo over the patches: the head means of
+// the reference's full probabilities, composed by the full-matrix reference.
+function rolloutOverPatches(name: keyof typeof CONFIGS, jpeg: ArrayBuffer, upTo: number): number[] {
+  const { heads } = CONFIGS[name];
+  const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
+  const mean = new Float64Array(upTo * tokens * tokens);
+  for (let l = 1; l <= upTo; l++) {
+    const p = probabilities(name, jpeg, l);
+    for (let k = 0; k < tokens * tokens; k++) {
+      for (let h = 0; h < heads; h++) mean[(l - 1) * tokens * tokens + k] += p[h * tokens * tokens + k] / heads;
+    }
+  }
+  const r = rollout(mean, tokens, upTo);
+  return Array.from({ length: patches }, (_, j) => r[tokens - patches + j]); // row 0 over the patches
 }
 
 function post(path: string, jpeg: ArrayBuffer, headers: HeadersInit = {}): Promise<Response> {
@@ -204,6 +228,30 @@ describe("POST /v1/attention_map", () => {
     expect(worst).toBeLessThanOrEqual(head === "mean" ? 1 : 0);
   });
 
+  test("independently of heatMap: the most and least attended patches carry inferno's end colours", async () => {
+    // size 32 is the model's input, so the base is the preprocessed picture pixel for pixel, and each of the
+    // 4 x 4 patches is an 8 x 8 square. matplotlib's inferno(0) = (0, 0, 4) and inferno(1) = (252, 255, 164)
+    // (its _inferno_data, times 255, rounded), blended over the base at alpha 0.6.
+    const response = await post(`/v1/attention_map?model=${PLAIN}&mode=cls&layer=1&head=0&size=32`, coffee);
+    const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
+    const values = clsRow(probabilities(PLAIN, coffee, 1), SMALL_CONFIG.heads, patches + 1, 0);
+    const base = resized(coffee);
+    const ends: [number, number[]][] = [
+      [values.indexOf(Math.max(...values)), [252, 255, 164]],
+      [values.indexOf(Math.min(...values)), [0, 0, 4]],
+    ];
+    for (const [patch, colour] of ends) {
+      const [py, px] = [Math.floor(patch / grid), patch % grid];
+      for (let y = py * 8; y < py * 8 + 8; y++) {
+        for (let x = px * 8; x < px * 8 + 8; x++) {
+          const o = (y * 32 + x) * 3;
+          const want = [0, 1, 2].map((c) => Math.round(0.4 * base[o + c] + 0.6 * colour[c]));
+          expect(Array.from(png.rgb.subarray(o, o + 3)), `patch ${patch} pixel ${x},${y}`).toEqual(want);
+        }
+      }
+    }
+  });
+
   test.each([
     [PLAIN, 1],
     [PLAIN, 2],
@@ -212,17 +260,7 @@ describe("POST /v1/attention_map", () => {
     const response = await post(`/v1/attention_map?model=${name}&mode=rollout&layer=${layer}&size=32`, cat);
     expect(response.status).toBe(200);
     const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
-    const { heads } = CONFIGS[name];
-    const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
-    const mean = new Float64Array(layer * tokens * tokens);
-    for (let l = 1; l <= layer; l++) {
-      const p = probabilities(name, cat, l);
-      for (let k = 0; k < tokens * tokens; k++) {
-        for (let h = 0; h < heads; h++) mean[(l - 1) * tokens * tokens + k] += p[h * tokens * tokens + k] / heads;
-      }
-    }
-    const r = rollout(mean, tokens, layer);
-    const values = Array.from({ length: patches }, (_, j) => r[tokens - patches + j]); // row 0 over patches
+    const values = rolloutOverPatches(name, cat, layer);
     const want = heatMap(values, grid, resizeNearest(resized(cat), 32, 32, 32), 32);
     let worst = 0;
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(png.rgb[i] - want[i]));
@@ -275,13 +313,30 @@ describe("POST /v1/see", () => {
     expect(preprocessed.rgb).toEqual(resized(coffee));
 
     expect(body.pca.frames).toHaveLength(c.layers + 1);
+    const animation = chunks(await picture(body.pca.animation));
+    expect(animation.filter((k) => k.type === "fcTL")).toHaveLength(c.layers + 1);
+    const animated = animation.filter((k) => k.type === "IDAT" || k.type === "fdAT");
+    expect(animated).toHaveLength(c.layers + 1);
     for (let layer = 0; layer <= c.layers; layer++) {
       const frame = await decodePng(await picture(body.pca.frames[layer]));
       const states = reference(DISTILLED, coffee, { capture: layer }).captured!;
       expect(frame.rgb).toEqual(patchPicture(states, c.dim, grid, 32));
+      // The animation's frame is the same picture.
+      const zlib = layer === 0 ? animated[0].data : animated[layer].data.subarray(4);
+      expect(await rows(zlib, 32, 32), `animation frame ${layer}`).toEqual(frame.rgb);
+      // Independently of patchPicture: one colour per 8 x 8 patch square, each channel min-max scaled to 0..255.
+      for (let y = 0; y < 32; y++) {
+        for (let x = 0; x < 32; x++) {
+          const corner = ((y - (y % 8)) * 32 + (x - (x % 8))) * 3;
+          const o = (y * 32 + x) * 3;
+          expect(frame.rgb.subarray(o, o + 3)).toEqual(frame.rgb.subarray(corner, corner + 3));
+        }
+      }
+      for (let ch = 0; ch < 3; ch++) {
+        const channel = Array.from({ length: 32 * 32 }, (_, i) => frame.rgb[i * 3 + ch]);
+        expect([Math.min(...channel), Math.max(...channel)], `layer ${layer} channel ${ch}`).toEqual([0, 255]);
+      }
     }
-    const animation = chunks(await picture(body.pca.animation));
-    expect(animation.filter((k) => k.type === "fcTL")).toHaveLength(c.layers + 1);
 
     for (let layer = 1; layer <= c.layers; layer++) {
       const p = probabilities(DISTILLED, coffee, layer);
@@ -292,7 +347,8 @@ describe("POST /v1/see", () => {
       }
       const mean = clsRow(p, c.heads, tokens, "mean");
       expect(body.attention.mean[layer - 1]).toEqual(mean.map((v) => expect.closeTo(v, 3)));
-      expect(body.attention.rollout[layer - 1]).toHaveLength(patches);
+      const rolled = rolloutOverPatches(DISTILLED, coffee, layer);
+      expect(body.attention.rollout[layer - 1]).toEqual(rolled.map((v) => expect.closeTo(v, 3)));
     }
   });
 
