@@ -1,5 +1,6 @@
 // A burst against a bucket holding good, corrupt, hostile and missing models, inside workerd: 50
-// concurrent requests each get their own model's answer, and /healthz answers throughout.
+// concurrent requests (/healthz and the catalogue among them) each get their own answer, and /healthz
+// answers while a model load is held open.
 
 import { expect, test } from "vitest";
 import { env } from "cloudflare:test";
@@ -32,7 +33,7 @@ const headerIntact = new Set(["burst-good", "burst-other", "burst-crc", "burst-n
 
 const classify = (model: string) => call(jpegRequest(`/v1/classify?model=${model}&include=logits`, cat));
 
-test("50 concurrent requests: each the right answer, /healthz throughout", async () => {
+test("50 concurrent requests: each the right answer, /healthz among them", async () => {
   for (const [name, [bytes]] of Object.entries(bucket)) if (bytes) await env.MODELS.put(`${name}.evit`, bytes);
   const names = Object.keys(bucket);
   // every fifth request is /healthz, every eleventh the catalogue, the rest cycle through the models
@@ -83,4 +84,45 @@ test("50 concurrent requests: each the right answer, /healthz throughout", async
   });
   // the two good models differ, so a mix-up would show
   expect(alone["burst-good"]).not.toEqual(alone["burst-other"]);
+});
+
+test("/healthz and the catalogue answer while a model load is held open", async () => {
+  await env.MODELS.put("burst-held.evit", randomBundle("burst-held", 86));
+  // A bucket whose full read of the bundle waits until the test lets it go.
+  let reached!: () => void;
+  const atRead = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const gated = new Proxy(env.MODELS, {
+    get(target, property) {
+      if (property === "get")
+        return async (key: string, options?: R2GetOptions) => {
+          if (!options?.range) {
+            reached();
+            await gate;
+          }
+          return target.get(key, options);
+        };
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  let settled = false;
+  const loading = call(jpegRequest("/v1/classify?model=burst-held", cat), { MODELS: gated }).finally(() => {
+    settled = true;
+  });
+  await atRead;
+  const health = await call(new Request("http://edgevit.test/healthz"), { MODELS: gated });
+  expect(health.status).toBe(200);
+  expect(await health.json()).toEqual({ status: "ok" });
+  const models = await call(new Request("http://edgevit.test/v1/models"), { MODELS: gated });
+  expect(models.status).toBe(200);
+  expect((await models.json<any>()).models.some((m: any) => m.name === "burst-held")).toBe(true);
+  expect(settled).toBe(false); // the load is still held
+  release();
+  expect((await loading).status).toBe(200);
 });

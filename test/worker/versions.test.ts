@@ -173,7 +173,65 @@ describe("a replaced bundle", () => {
     const tight = { MODEL_REFRESH_SECONDS: 0, MODEL_MEMORY_BUDGET_MB: (1.5 * perModel) / MiB };
     const next = randomBundle(name, 68);
     await env.MODELS.put(`${name}.evit`, next);
-    const answers = await Promise.all([classify(name, tight), classify(name, tight)]);
+
+    // The new bundle's body stops after its prefix, header and a few payload bytes, until the test lets it
+    // go: by then the cache has reserved the new version's memory and the payload is streaming in.
+    const payloadOffset = new DataView(next.buffer, next.byteOffset).getUint32(12, true);
+    let reached!: () => void;
+    const atPayload = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = (body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> => {
+      const reader = body.getReader();
+      let pending: Uint8Array = new Uint8Array(0);
+      let sent = 0;
+      return new ReadableStream<Uint8Array>(
+        {
+          async pull(controller) {
+            if (sent > payloadOffset) {
+              reached();
+              await gate;
+            }
+            if (pending.length === 0) {
+              const { done, value } = await reader.read();
+              if (done) return controller.close();
+              pending = value;
+            }
+            // Up to a little past the payload's start in the first piece, the rest after the gate.
+            const take = sent <= payloadOffset ? Math.min(pending.length, payloadOffset + 64 - sent) : pending.length;
+            controller.enqueue(pending.slice(0, take));
+            pending = pending.subarray(take);
+            sent += take;
+          },
+        },
+        { highWaterMark: 0 },
+      );
+    };
+    const paused = new Proxy(env.MODELS, {
+      get(target, property) {
+        if (property === "get")
+          return async (key: string, options?: R2GetOptions) => {
+            const object = await target.get(key, options);
+            if (options?.range || !object) return object;
+            const body = held(object.body);
+            return new Proxy(object, { get: (o, p) => (p === "body" ? body : Reflect.get(o, p)) });
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const during = { ...tight, MODELS: paused };
+    const pending = Promise.all([classify(name, during), classify(name, during)]);
+    await atPayload;
+    const reserved: any = await (await call(new Request("http://edgevit.test/v1/models"), tight)).json();
+    // The old version made room: what stays loaded plus the version streaming in fits the budget.
+    expect(reserved.memory.usedBytes + perModel).toBeLessThanOrEqual(reserved.memory.budgetBytes);
+    release();
+    const answers = await pending;
     expect(answers.map((a) => a.version)).toContain(versionOf(next));
     const body: any = await (await call(new Request("http://edgevit.test/v1/models"), tight)).json();
     expect(body.memory.usedBytes).toBeLessThanOrEqual(body.memory.budgetBytes);
