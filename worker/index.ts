@@ -39,13 +39,19 @@ async function route(request: Request, env: Env): Promise<Response> {
   }
 }
 
+// The HTTP answer to `request`: the default export's fetch and the Edgevit entrypoint's (rpc.ts), so a
+// service binding reaches the same routes.
+export async function serve(request: Request, env: Env): Promise<Response> {
+  const response = withCors(request, env, await route(request, env));
+  if (request.method !== "HEAD") return response;
+  // HEAD: every answer's status and headers (the GET answer, a 401, 404 or 405) without its body.
+  await response.body?.cancel();
+  return new Response(null, response);
+}
+
 export default {
-  async fetch(request, env, _ctx): Promise<Response> {
-    const response = withCors(request, env, await route(request, env));
-    if (request.method !== "HEAD") return response;
-    // HEAD: every answer's status and headers (the GET answer, a 401, 404 or 405) without its body.
-    await response.body?.cancel();
-    return new Response(null, response);
+  fetch(request, env, _ctx): Promise<Response> {
+    return serve(request, env);
   },
   async queue(batch, env, _ctx): Promise<void> {
     await consume(batch, env);

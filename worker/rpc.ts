@@ -5,6 +5,7 @@
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
+import { serve } from "./index.ts";
 import { readInput } from "./input.ts";
 import { intOption } from "./options.ts";
 import {
@@ -93,5 +94,10 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
 
   models(): Promise<ModelsAnswer> {
     return this.run(() => modelsAnswer(this.env));
+  }
+
+  // The HTTP routes over the same binding (`env.EDGEVIT.fetch(request)`), answered as the Worker's own fetch.
+  fetch(request: Request): Promise<Response> {
+    return serve(request, this.env);
   }
 }

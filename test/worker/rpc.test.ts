@@ -84,3 +84,21 @@ test("a stream longer than MAX_BODY_BYTES is refused as payload_too_large", asyn
   const { error } = await viaCaller("/classify-stream", big, { model: NAME });
   expect(errorCode(new Error(error.message))).toBe("payload_too_large");
 });
+
+test("the binding's fetch serves the HTTP routes, as the Worker's own fetch does", async () => {
+  const through = (path: string, init: RequestInit = {}) =>
+    env.CALLER.fetch(`http://caller.test/fetch?path=${encodeURIComponent(path)}`, init);
+  const health = await through("/healthz");
+  expect(health.status).toBe(200);
+  expect(await health.json()).toEqual({ status: "ok" });
+
+  const path = `/v1/classify?model=${NAME}&top_k=3&include=logits`;
+  const viaBinding = await through(path, { method: "POST", body: cat, headers: { "content-type": "image/jpeg" } });
+  expect(viaBinding.status).toBe(200);
+  expect(viaBinding.headers.get("x-edgevit-model")).toBe(NAME);
+  expect(await viaBinding.json()).toEqual(await viaHttp(path, cat));
+
+  const missing = await through("/v1/nothing");
+  expect(missing.status).toBe(404);
+  expect(((await missing.json()) as any).error.code).toBe("not_found");
+});

@@ -27,6 +27,14 @@ export default {
         case "/models":
           result = await env.EDGEVIT.models();
           break;
+        case "/fetch": {
+          // The HTTP routes through the same binding: the path and query after /fetch, method, headers, body.
+          const target = new URL(url.searchParams.get("path"), "http://edgevit.internal");
+          const answer = await env.EDGEVIT.fetch(
+            new Request(target, { method: request.method, headers: request.headers, body: request.body }),
+          );
+          return new Response(answer.body, answer);
+        }
         default:
           return new Response("no such path", { status: 404 });
       }
