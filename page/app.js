@@ -3,6 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const ui = {
   model: $("model"),
+  token: $("token"),
   file: $("file"),
   drop: $("drop"),
   samples: $("samples"),
@@ -67,11 +68,29 @@ function setBusy(on) {
   document.body.classList.toggle("busy", on);
 }
 
+// A deployment with the API_TOKEN secret answers /v1/ only with `Authorization: Bearer <token>`. The token
+// typed here is kept in sessionStorage (this tab only, gone when it closes) and sent with every API call.
+const TOKEN_KEY = "edgevit-token";
+ui.token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+
+function apiHeaders(headers = {}) {
+  const token = ui.token.value.trim();
+  return token ? { ...headers, authorization: `Bearer ${token}` } : headers;
+}
+
+// The refusal of a 401 says what to do on this page.
+function unauthorized(response) {
+  return response.status === 401 ? "this API needs an access token: enter it in the Access token field above" : null;
+}
+
 async function loadModels() {
+  clearError();
   try {
-    const response = await fetch("/v1/models");
+    const response = await fetch("/v1/models", { headers: apiHeaders() });
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error?.message ?? `the server answered ${response.status}`);
+    if (!response.ok) {
+      throw new Error(unauthorized(response) ?? body.error?.message ?? `the server answered ${response.status}`);
+    }
     ui.model.replaceChildren();
     const names = body.models.map((m) => m.name);
     if (!names.includes(body.default)) names.unshift(body.default);
@@ -124,12 +143,12 @@ async function run(blob, name) {
   try {
     const response = await fetch(`/v1/see?${params}`, {
       method: "POST",
-      headers: { "content-type": type },
+      headers: apiHeaders({ "content-type": type }),
       body: blob,
     });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
-      const message = body?.error?.message ?? `the server answered ${response.status}`;
+      const message = unauthorized(response) ?? body?.error?.message ?? `the server answered ${response.status}`;
       throw new Error(`${name} was refused: ${message}`);
     }
     seen = body;
@@ -324,6 +343,13 @@ ui.samples.addEventListener("click", async (e) => {
   } catch (error) {
     showError(`Could not load the sample: ${error.message}`);
   }
+});
+
+ui.token.addEventListener("change", () => {
+  const token = ui.token.value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  loadModels();
 });
 
 ui.model.addEventListener("change", () => {

@@ -2,7 +2,9 @@
 // `wrangler dev` with the default model in its local R2: a sample chosen through the file input must give
 // the predictions /v1/classify gives for the same file, one PCA picture per hidden state plus an animation
 // Chromium decodes as that many frames, the attention overlay for a layer and for rollout, no console
-// errors, no horizontal scrolling at 375 px; a file that is not an image is refused with a message.
+// errors, no horizontal scrolling at 375 px; a file that is not an image is refused with a message; against
+// an API that wants a token (answered here as a deployment with API_TOKEN answers), the token typed into
+// the page is sent with every API call and kept for the tab.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -135,5 +137,41 @@ describe("the page in Chromium", () => {
     await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
     await expect.poll(() => page.locator("#error").textContent()).toContain("notes.txt is not a JPEG or PNG image");
     expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
+  });
+
+  test("with API_TOKEN set, the page asks for the token and sends it as a bearer token", async () => {
+    const TOKEN = "page-test-token";
+    const sent: (string | null)[] = [];
+    // The 401 worker/auth.ts answers without the right token; with it, the request goes to the server.
+    await page.route("**/v1/**", async (route) => {
+      const authorization = route.request().headers().authorization ?? null;
+      sent.push(authorization);
+      if (authorization === `Bearer ${TOKEN}`) return route.continue();
+      return route.fulfill({
+        status: 401,
+        contentType: "application/json",
+        headers: { "www-authenticate": 'Bearer realm="edgevit"' },
+        body: JSON.stringify({
+          error: { code: "unauthorized", message: "this API needs an Authorization: Bearer <token> header" },
+        }),
+      });
+    });
+    try {
+      await page.goto(`${server.url}/`);
+      await expect.poll(() => page.locator("#error").textContent()).toContain("enter it in the Access token field");
+      await page.fill("#token", TOKEN);
+      await page.dispatchEvent("#token", "change");
+      await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
+      expect(await page.locator("#error").isHidden()).toBe(true);
+      await page.setInputFiles("#file", SAMPLE);
+      await page.waitForSelector("#predictions li .score");
+      expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
+      expect(sent[0]).toBeNull();
+      expect(sent.slice(1)).toEqual(sent.slice(1).map(() => `Bearer ${TOKEN}`));
+      expect(sent.length).toBeGreaterThanOrEqual(3); // the first listing, the listing with the token, /v1/see
+      expect(await page.evaluate(() => sessionStorage.getItem("edgevit-token"))).toBe(TOKEN);
+    } finally {
+      await page.unroute("**/v1/**");
+    }
   });
 });
