@@ -1,12 +1,14 @@
 // What capture costs: the forward pass of the engine without capture support (built from a git ref, by
-// default `main`) against this tree's engine with capture off (what /v1/classify runs), with the capture
-// /v1/see asks for (every hidden state, class-token rows and head means), and with one layer's full
-// attention (/v1/attentions). Same process, same random weights, runs interleaved round by round.
-// Usage: npm run bench:capture [-- --base <git-ref>] [--rounds N] [--model vit-b16|deit-tiny]
+// default 4feaf9f, the last commit whose engine has none: `main` has capture since it merged) against this
+// tree's engine with capture off (what /v1/classify runs), with the capture /v1/see asks for (every hidden
+// state, class-token rows and head means), and with one layer's full attention (/v1/attentions). Same
+// process, same random weights, the four engines in alternating runs.
+// Usage: npm run bench:capture [-- --base <git-ref>] [--runs N] [--model vit-b16|deit-tiny]
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { layout, type ModelConfig } from "../models/bundle.ts";
 import { summarize } from "./stats.ts";
 
@@ -26,12 +28,16 @@ interface Exports {
 }
 
 const root = new URL("..", import.meta.url).pathname;
-const option = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
-const base = option("--base", "main");
-const rounds = Number(option("--rounds", "9"));
+const { values: opts } = parseArgs({
+  options: {
+    base: { type: "string", default: "4feaf9f" },
+    runs: { type: "string", default: "9" },
+    model: { type: "string", default: "vit-b16" },
+  },
+});
+const base = opts.base;
+const runs = Number(opts.runs);
+if (!(Number.isInteger(runs) && runs >= 1)) throw new Error(`--runs must be a whole number of runs, got ${opts.runs}`);
 const CONFIGS: Record<string, ModelConfig> = {
   "vit-b16": {
     imageSize: 224,
@@ -58,7 +64,7 @@ const CONFIGS: Record<string, ModelConfig> = {
     distilled: true,
   },
 };
-const config = CONFIGS[option("--model", "vit-b16")];
+const config = CONFIGS[opts.model];
 if (!config) throw new Error(`--model must be one of ${Object.keys(CONFIGS).join(", ")}`);
 
 // The relaxed-SIMD build of `sourceDir`, with build-wasm.ts's flags.
@@ -142,7 +148,7 @@ const variants = [
 ];
 for (const v of variants) v.run(); // warm up
 const times: number[][] = variants.map(() => []);
-for (let r = 0; r < rounds; r++) {
+for (let r = 0; r < runs; r++) {
   variants.forEach((v, i) => {
     const t0 = performance.now();
     v.run();
@@ -152,7 +158,7 @@ for (let r = 0; r < rounds; r++) {
 const load = readFileSync("/proc/loadavg", "utf8").trim();
 console.log(`Date: ${new Date().toISOString()}; CPU: ${cpus()[0]?.model}; Node ${process.version}; loadavg ${load}`);
 console.log(
-  `Model: ${option("--model", "vit-b16")} (random weights), ${rounds} interleaved rounds, ms per forward pass`,
+  `Model: ${opts.model} (random weights), ${runs} alternating runs of each engine, base ${base}, ms per forward pass`,
 );
 console.log("| engine | median | min | max |\n| --- | --- | --- | --- |");
 variants.forEach((v, i) => {
