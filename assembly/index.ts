@@ -2,7 +2,7 @@
 // twin for tests and benchmarks.
 import { GEMM_ROWS } from "./kernels/gemm";
 
-export { alloc, init, payloadBytes, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { alloc, init, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { gemm, gemmScalar } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";

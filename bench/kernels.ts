@@ -4,6 +4,7 @@
 // Usage: npm run bench:kernels (prints Markdown tables for BENCHMARKS.md).
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { initEngine, initError } from "../core/engine.ts";
 import { layout, type ModelConfig } from "../models/bundle.ts";
 import { K16 as k16, N4 as n4 } from "../models/pack.ts";
 import { forwardMacs } from "./stats.ts";
@@ -30,19 +31,7 @@ interface Exports {
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
   gelu(x: number, n: number): void;
   crc32(crc: number, ptr: number, len: number): number;
-  init(
-    weights: number,
-    channels: number,
-    imageSize: number,
-    patch: number,
-    dim: number,
-    heads: number,
-    hidden: number,
-    layers: number,
-    classes: number,
-    distilled: number,
-    eps: number,
-  ): number;
+  init(config: number, weights: number): number;
   inputPtr(): number;
   forward(capture: number): void;
 }
@@ -190,23 +179,8 @@ function forwardCall(file: string, config: ModelConfig): () => void {
     else bytes.fill(0, t.offset, t.offset + t.bytes);
   }
   const c = config;
-  if (
-    e.init(
-      payload,
-      c.channels,
-      c.imageSize,
-      c.patchSize,
-      c.dim,
-      c.heads,
-      c.hidden,
-      c.layers,
-      c.classes,
-      c.distilled ? 1 : 0,
-      c.eps,
-    ) !== 0
-  ) {
-    throw new Error("init failed");
-  }
+  const code = initEngine(e, c, { ptr: payload, bytes: plan.length, tensors: plan.tensors });
+  if (code !== 0) throw new Error(initError(code));
   fillF32(e, e.inputPtr(), c.channels * c.imageSize * c.imageSize, -1, 1);
   return () => e.forward(-1);
 }

@@ -11,7 +11,10 @@ import {
   parsePrefix,
   pastPayload,
   tokens,
+  weightSlots,
   type BundleHeader,
+  type ModelConfig,
+  type TensorEntry,
 } from "../models/bundle.ts";
 
 // The exports of assembly/index.ts this host uses (docs/ARCHITECTURE.md, "Engine ABI").
@@ -19,25 +22,73 @@ export interface EngineExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;
   crc32(crc: number, ptr: number, len: number): number;
-  init(
-    weights: number,
-    channels: number,
-    imageSize: number,
-    patch: number,
-    dim: number,
-    heads: number,
-    hidden: number,
-    layers: number,
-    classes: number,
-    distilled: number,
-    eps: number,
-  ): number;
+  init(config: number, weights: number): number;
   inputPtr(): number;
   forward(capture: number): void;
   logitsPtr(): number;
   outputPtr(): number;
   capturedPtr(): number;
   tokens(): number;
+}
+
+// The config struct init() reads (assembly/model.ts, ConfigStruct): 4-byte little-endian fields at these
+// byte offsets, the struct's own size first. Written by name, so no two fields can trade places.
+const CONFIG_FIELDS = {
+  bytes: 0,
+  channels: 4,
+  imageSize: 8,
+  patchSize: 12,
+  dim: 16,
+  heads: 20,
+  hidden: 24,
+  layers: 28,
+  classes: 32,
+  distilled: 36,
+  eps: 40,
+} as const;
+const CONFIG_BYTES = 44;
+// The weight table (assembly/model.ts, WeightBinder): payload pointer, payload bytes, slot count, offsets.
+const TABLE_HEADER_WORDS = 3;
+const ABSENT = 0xffffffff;
+
+// What init() returned, as a sentence (assembly/model.ts's ERR_ codes).
+const INIT_ERRORS: Record<number, string> = {
+  1: "the engine cannot run this configuration (a size is not positive, dim is not a multiple of heads, or the patch is larger than the image)",
+  2: "the payload is not 64-byte aligned in engine memory",
+  3: "the engine instance already holds a model",
+  4: "the host and the engine disagree on the config struct or the weight table size (mismatched builds)",
+  5: "a tensor of the header's table is missing, misaligned or ends past the payload",
+};
+
+export function initError(code: number): string {
+  return INIT_ERRORS[code] ?? `init returned the unknown code ${code}`;
+}
+
+// Writes the config struct and the weight table (each tensor's offset looked up by name in the header's
+// tensor table, in the engine's slot order) into engine memory and calls init. Returns init's code.
+export function initEngine(
+  e: Pick<EngineExports, "memory" | "alloc" | "init">,
+  config: ModelConfig,
+  payload: { ptr: number; bytes: number; tensors: readonly TensorEntry[] },
+): number {
+  const configPtr = e.alloc(CONFIG_BYTES);
+  const view = new DataView(e.memory.buffer, configPtr, CONFIG_BYTES);
+  view.setInt32(CONFIG_FIELDS.bytes, CONFIG_BYTES, true);
+  for (const key of ["channels", "imageSize", "patchSize", "dim", "heads", "hidden", "layers", "classes"] as const) {
+    view.setInt32(CONFIG_FIELDS[key], config[key], true);
+  }
+  view.setInt32(CONFIG_FIELDS.distilled, config.distilled ? 1 : 0, true);
+  view.setFloat32(CONFIG_FIELDS.eps, config.eps, true);
+
+  const offsets = new Map(payload.tensors.map((t) => [t.name, t.offset]));
+  const slots = weightSlots(config);
+  const tablePtr = e.alloc(4 * (TABLE_HEADER_WORDS + slots.length));
+  const table = new Uint32Array(e.memory.buffer, tablePtr, TABLE_HEADER_WORDS + slots.length);
+  table.set([payload.ptr, payload.bytes, slots.length]);
+  slots.forEach((name, i) => {
+    table[TABLE_HEADER_WORDS + i] = name === null ? ABSENT : (offsets.get(name) ?? ABSENT);
+  });
+  return e.init(configPtr, tablePtr);
 }
 
 export interface RunOptions {
@@ -111,24 +162,10 @@ export class Engine {
     }
     const { header, weights } = loader.end();
     const c = header.config;
-    const code = exports.init(
-      weights,
-      c.channels,
-      c.imageSize,
-      c.patchSize,
-      c.dim,
-      c.heads,
-      c.hidden,
-      c.layers,
-      c.classes,
-      c.distilled ? 1 : 0,
-      c.eps,
-    );
-    if (code !== 0)
-      throw new BundleError(
-        "bad_header",
-        `engine refused the model configuration (${header.name}: ${describe(c)}): init returned ${code}`,
-      );
+    const code = initEngine(exports, c, { ptr: weights, bytes: header.payload.length, tensors: header.tensors });
+    if (code !== 0) {
+      throw new BundleError("bad_header", `engine refused ${header.name} (${describe(c)}): ${initError(code)}`);
+    }
     if (exports.tokens() !== tokens(c)) {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }

@@ -77,7 +77,6 @@ export interface Engine extends EngineExports {
   softmaxScalar(x: number, M: number, N: number, ld: number, scale: number): void;
   gelu(x: number, n: number): void;
   geluScalar(x: number, n: number): void;
-  payloadBytes(): number;
 }
 
 const buildDir = new URL("../../build/", import.meta.url);

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
+import { initEngine } from "../../core/engine.ts";
 import { readBundle } from "../../models/bundle.ts";
 import { convertDirectory } from "../../models/convert.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
@@ -68,22 +69,7 @@ async function prepare(g: Golden): Promise<{ engines: Engine[]; images: Float32A
     const e = loadEngine(file);
     const ptr = e.alloc(payload.length);
     new Uint8Array(e.memory.buffer, ptr, payload.length).set(payload);
-    expect(
-      e.init(
-        ptr,
-        c.channels,
-        c.imageSize,
-        c.patchSize,
-        c.dim,
-        c.heads,
-        c.hidden,
-        c.layers,
-        c.classes,
-        c.distilled ? 1 : 0,
-        c.eps,
-      ),
-    ).toBe(0);
-    expect(e.payloadBytes()).toBe(payload.length);
+    expect(initEngine(e, c, { ptr, bytes: payload.length, tensors: header.tensors })).toBe(0);
     expect(e.tokens()).toBe(g.tokens);
     return e;
   });
