@@ -10,6 +10,7 @@ export { layerNorm, layerNormScalar } from "./kernels/norm";
 export { softmax, softmaxScalar } from "./kernels/softmax";
 export { gelu, geluScalar } from "./kernels/gelu";
 export { dotCeiling, dotCeilingMacs } from "./kernels/ceiling";
+export { probeDot, dotPath, setDotPath } from "./kernels/dot";
 
 /** Rows of A per GEMM tile: quantized A buffers hold their rows padded to a multiple of it. */
 export function gemmRowTile(): i32 {

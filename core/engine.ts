@@ -29,6 +29,26 @@ export interface EngineExports {
   outputPtr(): number;
   capturedPtr(): number;
   tokens(): number;
+  probeDot(): number;
+  dotPath(): number;
+  setDotPath(path: number): number;
+}
+
+// The int8 dot step the GEMM takes (assembly/kernels/dot.ts): "fused" (one relaxed_dot_i8x16_i7x16_add_s,
+// where the runtime lowers it to vpdpbusd / vpdpbssd / sdot), "split" (relaxed dot to i16, then widen) or
+// "i16" (the baseline build's sign-extending loads and dot_i16x8_s). All give the same outputs.
+export type DotPath = "i16" | "split" | "fused";
+const DOT_PATHS: readonly DotPath[] = ["i16", "split", "fused"];
+
+export interface DotInfo {
+  path: DotPath;
+  // lane 0 of relaxed_dot_i8x16_i7x16_add_s(127s, 0xFFs, 0) in this runtime: 65534 (pmaddubsw), 129540
+  // (vpdpbusd), -508 (vpdpbssd, sdot); 0 in the baseline build
+  probe: number;
+}
+
+export interface EngineOptions {
+  dot?: DotPath; // force a path the build has (tests, benchmarks); default: the probe's choice
 }
 
 // The config struct init() reads (assembly/model.ts, ConfigStruct): 4-byte little-endian fields at these
@@ -53,7 +73,9 @@ const ABSENT = 0xffffffff;
 
 // What init() returned, as a sentence (assembly/model.ts's ERR_ codes).
 const INIT_ERRORS: Record<number, string> = {
-  1: "the engine cannot run this configuration (a size is not positive, dim is not a multiple of heads, or the patch is larger than the image)",
+  1:
+    "the engine cannot run this configuration (a size is not positive, dim is not a multiple of heads, " +
+    "or the patch is larger than the image)",
   2: "the payload is not 64-byte aligned in engine memory",
   3: "the engine instance already holds a model",
   4: "the host and the engine disagree on the config struct or the weight table size (mismatched builds)",
@@ -103,15 +125,20 @@ export interface RunResult {
 
 export class Engine {
   readonly module: WebAssembly.Module;
+  readonly options: EngineOptions;
+  // the dot path this runtime's instances take, read from the first instance
+  dot: DotInfo = { path: "i16", probe: 0 };
 
-  private constructor(module: WebAssembly.Module) {
+  private constructor(module: WebAssembly.Module, options: EngineOptions) {
     this.module = module;
+    this.options = options;
   }
 
   // Checks the module instantiates and exports the ABI; each load gets its own instance and memory.
-  static async instantiate(module: WebAssembly.Module): Promise<Engine> {
-    const engine = new Engine(module);
-    engine.exportsOf(await engine.newInstance());
+  static async instantiate(module: WebAssembly.Module, options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(module, options);
+    const e = engine.exportsOf(await engine.newInstance());
+    engine.dot = { path: DOT_PATHS[e.dotPath()] ?? "i16", probe: e.probeDot() };
     return engine;
   }
 
@@ -119,12 +146,13 @@ export class Engine {
   static async pick(
     baseline: { module: WebAssembly.Module },
     relaxed: { module: WebAssembly.Module; bytes?: BufferSource },
+    options: EngineOptions = {},
   ): Promise<Engine> {
-    if (relaxed.bytes && !WebAssembly.validate(relaxed.bytes)) return Engine.instantiate(baseline.module);
+    if (relaxed.bytes && !WebAssembly.validate(relaxed.bytes)) return Engine.instantiate(baseline.module, options);
     try {
-      return await Engine.instantiate(relaxed.module);
+      return await Engine.instantiate(relaxed.module, options);
     } catch {
-      return Engine.instantiate(baseline.module);
+      return Engine.instantiate(baseline.module, options);
     }
   }
 
@@ -133,6 +161,7 @@ export class Engine {
     return WebAssembly.instantiate(this.module, {});
   }
 
+  // The instance's exports, its dot path forced when the options ask for one.
   private exportsOf(instance: WebAssembly.Instance): EngineExports {
     const e = instance.exports as unknown as EngineExports;
     for (const name of [
@@ -146,8 +175,15 @@ export class Engine {
       "outputPtr",
       "capturedPtr",
       "tokens",
+      "probeDot",
+      "dotPath",
+      "setDotPath",
     ] as const) {
       if (!(name in e)) throw new Error(`engine module does not export ${name}`);
+    }
+    const forced = this.options.dot;
+    if (forced !== undefined && e.setDotPath(DOT_PATHS.indexOf(forced)) !== DOT_PATHS.indexOf(forced)) {
+      throw new Error(`this engine build has no ${forced} dot path`);
     }
     return e;
   }

@@ -6,7 +6,7 @@ import { choiceParam, intParam, json, listParam, npy, readImage, wantsNpy } from
 import { inspectImage, runImage, type ImageLimits, type Inference as CoreInference } from "../core/pipeline.ts";
 import { listBundles } from "./catalog.ts";
 import { modelName } from "../core/names.ts";
-import { budgetBytes, engineBuild, getModel, loadedModels } from "./models.ts";
+import { budgetBytes, engineBuild, engineDot, getModel, loadedModels } from "./models.ts";
 import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
 import { poolEmbedding } from "../core/pool.ts";
@@ -86,6 +86,7 @@ const models: Handler = async (_request, env) => {
   return json({
     default: env.DEFAULT_MODEL,
     engine: await engineBuild(),
+    dot: await engineDot(),
     models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
     loaded: loaded.models,
     memory: { usedBytes: loaded.usedBytes, budgetBytes: budgetBytes(env) },

@@ -5,7 +5,7 @@ import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
-import { Engine, type Model } from "../core/engine.ts";
+import { type DotInfo, Engine, type Model } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
 
 const MiB = 1 << 20;
@@ -59,6 +59,11 @@ function getEngine(): Promise<Engine> {
 
 export async function engineBuild(): Promise<string> {
   return (await getEngine()).module === relaxedModule ? "relaxed-simd" : "simd";
+}
+
+// The int8 dot path this isolate's engine took, and the probe value it chose it by.
+export async function engineDot(): Promise<DotInfo> {
+  return (await getEngine()).dot;
 }
 
 export interface LoadedSummary {

@@ -1,12 +1,13 @@
-// The full forward pass on small random models: both builds bit-identical, and close to a float64
-// reference of Hugging Face's ViT computed from the unquantized weights. The payload is laid out here from
-// models/FORMAT.md with models/pack.ts, independently of the engine.
+// The full forward pass on small random models: every dot path (both builds, both spellings of the relaxed
+// dot) bit-identical, and close to a float64 reference of Hugging Face's ViT computed from the unquantized
+// weights. The payload is laid out here from models/FORMAT.md with models/pack.ts, independently of the
+// engine.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { initEngine } from "../../core/engine.ts";
 import { layout } from "../../models/bundle.ts";
 import { packLinear } from "../../models/pack.ts";
-import { BUILDS, type Engine, f32, loadEngine, randomF32, rng } from "./engine.ts";
+import { BUILDS, DOT_VARIANTS, type Engine, f32, loadEngine, loadVariant, randomF32, rng } from "./engine.ts";
 import * as ref from "./reference.ts";
 
 interface Config {
@@ -237,13 +238,13 @@ const configs: [string, Config][] = [
 
 describe("forward", () => {
   for (const [name, cfg] of configs) {
-    test(`${name}: both builds bit-identical; int8 close to the float64 reference`, () => {
+    test(`${name}: every dot path bit-identical; int8 close to the float64 reference`, () => {
       const model = randomModel(cfg, 11);
       const bytes = payload(cfg, model);
       const image = randomF32(rng(12), cfg.channels * cfg.imageSize * cfg.imageSize, -1, 1);
       const want = reference(cfg, model, image);
-      const results = BUILDS.map((file) => {
-        const e = loadEngine(file);
+      const results = DOT_VARIANTS.map((variant) => {
+        const e = loadVariant(variant);
         load(e, cfg, bytes);
         expect(e.tokens()).toBe(model.tokens);
         const byCapture = [-1, 0, cfg.layers].map((capture) => run(e, cfg, image, capture));
@@ -254,9 +255,10 @@ describe("forward", () => {
         }
         return { embeddings: byCapture[1].captured, last: byCapture[2].captured, ...byCapture[0] };
       });
-      const [a, b] = results;
-      for (const key of ["logits", "output", "embeddings", "last"] as const)
-        expect(ref.sameBits(a[key], b[key])).toBe(true);
+      const [a, ...others] = results;
+      for (const b of others)
+        for (const key of ["logits", "output", "embeddings", "last"] as const)
+          expect(ref.sameBits(a[key], b[key])).toBe(true);
 
       const perToken = (got: Float32Array, expected: Float64Array) => {
         let worst = 1;
@@ -285,7 +287,7 @@ describe("forward", () => {
     }
   });
 
-  test("init rejects a bad config, a bad struct or table, a misaligned payload, a tensor past it, a second init", () => {
+  test("init rejects a bad config, struct or table, a misaligned payload, a tensor past it, a second init", () => {
     const e = loadEngine("engine-relaxed.wasm");
     const good = { channels: 1, imageSize: 8, patchSize: 4, dim: 8, heads: 2, hidden: 8, layers: 1, classes: 2 };
     const cfg = { ...good, distilled: false, eps: 1e-12 };
