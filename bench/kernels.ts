@@ -4,8 +4,7 @@
 // Usage: npm run bench:kernels (prints Markdown tables for BENCHMARKS.md).
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { initEngine, initError } from "../core/engine.ts";
-import { layout, type ModelConfig } from "../models/bundle.ts";
+import { BENCH_MODELS, randomForward } from "./random-model.ts";
 import { K16 as k16, N4 as n4 } from "../models/pack.ts";
 import { forwardMacs } from "./stats.ts";
 
@@ -163,28 +162,6 @@ function floatRates(e: Exports): Record<string, number> {
   return rates;
 }
 
-/** The whole forward pass on a random model (the weights do not change the work), ready to time. */
-function forwardCall(file: string, config: ModelConfig): () => void {
-  const e = load(file);
-  const plan = layout(config);
-  const payload = e.alloc(plan.length);
-  const bytes = new Uint8Array(e.memory.buffer, payload, plan.length);
-  for (const t of plan.tensors) {
-    const at = payload + t.offset;
-    if (t.source.kind === "linear" && t.source.part === "weight") fillBytes(e, at, t.bytes, 1, 127);
-    else if (t.source.kind === "linear" && t.source.part === "scale")
-      fillF32(e, at, t.bytes / 4, 0.5 / 63 / Math.sqrt(t.source.k), 1 / 63 / Math.sqrt(t.source.k));
-    else if (t.source.kind === "f32")
-      fillF32(e, at, t.bytes / 4, t.name.includes("layernorm") ? 0.9 : -0.5, t.name.includes("layernorm") ? 1.1 : 0.5);
-    else bytes.fill(0, t.offset, t.offset + t.bytes);
-  }
-  const c = config;
-  const code = initEngine(e, c, { ptr: payload, bytes: plan.length, tensors: plan.tensors });
-  if (code !== 0) throw new Error(initError(code));
-  fillF32(e, e.inputPtr(), c.channels * c.imageSize * c.imageSize, -1, 1);
-  return () => e.forward(-1);
-}
-
 const shapes = [
   { name: "qkv 768->2304", K: 768, N: 2304 },
   { name: "attention.output 768->768", K: 768, N: 768 },
@@ -237,20 +214,9 @@ out("| kernel | Mvalues/s |");
 out("| --- | --- |");
 for (const [name, rate] of Object.entries(floatRates(builds[0].e))) out(`| ${name} | ${rate.toFixed(0)} |`);
 out("");
-const vitB: ModelConfig = {
-  imageSize: 224,
-  patchSize: 16,
-  channels: 3,
-  dim: 768,
-  heads: 12,
-  hidden: 3072,
-  layers: 12,
-  classes: 1000,
-  eps: 1e-12,
-  distilled: false,
-};
+const vitB = BENCH_MODELS["vit-b16"];
 const forwardTimes = timeInterleaved(
-  ["engine-relaxed.wasm", "engine.wasm"].map((file) => forwardCall(file, vitB)),
+  ["engine-relaxed.wasm", "engine.wasm"].map((file) => randomForward(load(file), vitB)),
   12,
 );
 const gmac = forwardMacs({ ...vitB, patch: vitB.patchSize }) / 1e9;
