@@ -7,7 +7,7 @@ export { crc32, crc32Scalar } from "./kernels/crc32";
 export { gemm, gemmScalar } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";
-export { softmax, softmaxScalar } from "./kernels/softmax";
+export { softmax, softmaxScalar, softmaxQuantize } from "./kernels/softmax";
 export { gelu, geluScalar } from "./kernels/gelu";
 export { dotCeiling, dotCeilingMacs } from "./kernels/ceiling";
 export { probeDot, dotPath, setDotPath } from "./kernels/dot";

@@ -6,7 +6,7 @@
 import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
 import { quantizeRows, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
-import { softmax } from "./kernels/softmax";
+import { softmaxQuantize } from "./kernels/softmax";
 import { gelu } from "./kernels/gelu";
 
 /** init() results (core/engine.ts turns each into a sentence). */
@@ -380,9 +380,9 @@ function selfAttention(c: Config, layer: Layer, s: RunState): void {
     quantizeRows(query, threeDim, T, headDim, qa.q, qa.scale, qa.zero, qa.sum);
     packRows(key, threeDim, 1, T, headDim, qb.weight, qb.scale, qb.sum);
     gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
-    softmax(s.scores, T, T, T, scale);
+    // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
+    softmaxQuantize(s.scores, T, T, T, scale, qa.q, qa.scale, qa.zero, qa.sum);
     // context[:, h] [tokens][headDim] = P V_h; B rows are channels of V (V^T).
-    quantizeRows(s.scores, T, T, T, qa.q, qa.scale, qa.zero, qa.sum);
     packRows(value, 1, threeDim, headDim, T, qb.weight, qb.scale, qb.sum);
     gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(T), qb.weight, qb.scale, qb.sum, 0, headDim,
       s.context + (<usize>(h * headDim) << 2), c.dim, false);

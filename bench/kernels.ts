@@ -28,6 +28,7 @@ interface Exports {
   ): void;
   layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
+  softmaxQuantize(...args: number[]): void;
   gelu(x: number, n: number): void;
   crc32(crc: number, ptr: number, len: number): number;
   init(config: number, weights: number): number;
@@ -155,6 +156,16 @@ function floatRates(e: Exports): Record<string, number> {
     1e6;
   refill();
   rates["softmax [197x197]"] = (tokens * tokens) / time(() => e.softmax(x, tokens, tokens, tokens, 0.125)) / 1e6;
+  // attention's P: softmax then quantizeRows, and the two in one kernel (the range pass skipped)
+  rates["softmax + quantizeRows [197x197]"] =
+    (tokens * tokens) /
+    time(() => {
+      e.softmax(x, tokens, tokens, tokens, 0.125);
+      e.quantizeRows(x, tokens, tokens, tokens, q, sa, za, asum);
+    }) /
+    1e6;
+  rates["softmaxQuantize [197x197]"] =
+    (tokens * tokens) / time(() => e.softmaxQuantize(x, tokens, tokens, tokens, 0.125, q, sa, za, asum)) / 1e6;
   const bytes = 1 << 24;
   const data = e.alloc(bytes);
   fillBytes(e, data, bytes, -128, 127);

@@ -75,6 +75,17 @@ export interface Engine extends EngineExports {
   layerNormScalar(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
   softmaxScalar(x: number, M: number, N: number, ld: number, scale: number): void;
+  softmaxQuantize(
+    x: number,
+    M: number,
+    N: number,
+    ld: number,
+    scale: number,
+    q: number,
+    sa: number,
+    za: number,
+    asum: number,
+  ): void;
   gelu(x: number, n: number): void;
   geluScalar(x: number, n: number): void;
 }
