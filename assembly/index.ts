@@ -4,7 +4,7 @@ import { GEMM_ROWS } from "./kernels/gemm";
 
 export { alloc, init, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
-export { gemm, gemmScalar } from "./kernels/gemm";
+export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";
 export { softmax, softmaxScalar, softmaxQuantize } from "./kernels/softmax";

@@ -10,9 +10,8 @@
 // The micro-kernel computes a GEMM_ROWS x 4 tile of C. Each of its 8 accumulators is an i32x4 holding
 // four partial sums of one (m, n) pair over 16-byte K chunks; they are reduced horizontally once per tile.
 // 8 accumulators, 2 A chunks, the B chunks and a register of ones about fill x86's 16 xmm registers.
-// 1 x 4, 4 x 2 and 3 x 4 tiles measured the same or slower with the split dot step. The fused step needs
-// no register of ones, and takes 3 x 4 tiles (12 accumulators) while three rows remain: in workerd, whose
-// V8 bounds-checks every wasm load explicitly, fewer loads per dot step made the GEMM 1.38x faster.
+// 1 x 4, 4 x 2 and 3 x 4 tiles measured the same or slower (3 x 4 with the fused step too: 12
+// accumulators and 3 A chunks leave V8 no register to spare).
 //
 // Relaxed build: the dot step of dot.ts, split or fused as the instance chose at start (one branch per
 // call, outside the loops; each spelling has its own copy of the tile loop). Baseline build:
@@ -88,7 +87,29 @@ export function gemm(
   B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
   C: usize, ldc: i32, accumulate: bool,
 ): void {
-  if (fused()) gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, true);
+  if (fused()) gemmFused(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate);
+  else gemmSplit(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate);
+}
+
+// The two spellings as functions of their own (exported, so that the compiler keeps them apart instead of
+// inlining both into gemm: one function holding both loops made V8 compile the split loop 10-17% slower).
+
+/** gemm on the split dot step (the baseline build's sign-extending loads in the baseline build). */
+export function gemmSplit(
+  A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
+  B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
+  C: usize, ldc: i32, accumulate: bool,
+): void {
+  gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, false);
+}
+
+/** gemm on the fused dot step (the relaxed build; the baseline build has only gemmSplit's loop). */
+export function gemmFused(
+  A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
+  B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
+  C: usize, ldc: i32, accumulate: bool,
+): void {
+  if (ASC_FEATURE_RELAXED_SIMD) gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, true);
   else gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, false);
 }
 
@@ -105,14 +126,7 @@ export function gemm(
   for (let n = 0; n < N; n += 4) {
     const panel = B + (<usize>(n >> 2)) * panelBytes;
     const cols = min(4, N - n);
-    let m = 0;
-    if (ASC_FEATURE_RELAXED_SIMD && fusedStep) {
-      // 3 x 4 tiles: 12 accumulators and no register of ones; 7 loads per 12 dot steps instead of 6 per 8
-      // (in workerd every load carries an explicit bounds check).
-      for (; m + 3 <= M; m += 3) tile3x4(A + <usize>m * kBytes, kBytes, panel, m, n, cols, sa, za, asum, sb, bsum, bias,
-        C, ldc, accumulate);
-    }
-    for (; m < M; m += GEMM_ROWS) {
+    for (let m = 0; m < M; m += GEMM_ROWS) {
       // pa walks row m's 16-byte chunks; row m + 1 is kBytes further.
       let pa = A + <usize>m * kBytes;
       const end = pa + kBytes;
@@ -180,45 +194,6 @@ export function gemm(
       }
     }
   }
-}
-
-/** One 3 x 4 tile of C, rows m..m+2, columns n..n+3 (`cols` stored), with the fused dot step. */
-@inline function tile3x4(
-  pa: usize, kBytes: usize, panel: usize, m: i32, n: i32, cols: i32,
-  sa: usize, za: usize, asum: usize, sb: usize, bsum: usize, bias: usize, C: usize, ldc: i32, accumulate: bool,
-): void {
-  const end = pa + kBytes;
-  const ones = i16x8.splat(1); // unused by the fused step
-  let pb = panel;
-  let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c02 = i32x4.splat(0), c03 = i32x4.splat(0);
-  let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
-  let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c22 = i32x4.splat(0), c23 = i32x4.splat(0);
-  do {
-    const x0 = v128.load(pa);
-    const x1 = v128.load(pa + kBytes);
-    const x2 = v128.load(pa + (kBytes << 1));
-    let b = v128.load(pb);
-    c00 = dotAdd(x0, b, c00, ones, true);
-    c10 = dotAdd(x1, b, c10, ones, true);
-    c20 = dotAdd(x2, b, c20, ones, true);
-    b = v128.load(pb, 16);
-    c01 = dotAdd(x0, b, c01, ones, true);
-    c11 = dotAdd(x1, b, c11, ones, true);
-    c21 = dotAdd(x2, b, c21, ones, true);
-    b = v128.load(pb, 32);
-    c02 = dotAdd(x0, b, c02, ones, true);
-    c12 = dotAdd(x1, b, c12, ones, true);
-    c22 = dotAdd(x2, b, c22, ones, true);
-    b = v128.load(pb, 48);
-    c03 = dotAdd(x0, b, c03, ones, true);
-    c13 = dotAdd(x1, b, c13, ones, true);
-    c23 = dotAdd(x2, b, c23, ones, true);
-    pa += 16;
-    pb += 64;
-  } while (pa < end);
-  storeRow(reduce4(c00, c01, c02, c03), m, n, cols, sa, za, asum, sb, bsum, bias, C, ldc, accumulate);
-  storeRow(reduce4(c10, c11, c12, c13), m + 1, n, cols, sa, za, asum, sb, bsum, bias, C, ldc, accumulate);
-  storeRow(reduce4(c20, c21, c22, c23), m + 2, n, cols, sa, za, asum, sb, bsum, bias, C, ldc, accumulate);
 }
 
 /** Scalar twin of gemm: the specification, one dot product per output. */
