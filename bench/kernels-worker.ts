@@ -5,17 +5,51 @@
 //   GET /ceiling?dot=split|fused&n=N             N x dotCeiling(2M iterations) -> {macs}
 //   GET /forward?model=deit-tiny&dot=...&n=N     N forward passes of a random model -> {macs}
 //   GET /gemm?shape=768x3072&dot=...&n=N         N int8 GEMMs of 197 tokens, K x N -> {macs}
+//   GET /float?kernel=gelu&width=768&n=N         N float kernel calls on 197 rows of `width` -> {values}
 //   GET /healthz
 import relaxedModule from "../build/engine-relaxed.wasm";
 import type { EngineExports } from "../core/engine.ts";
 import { forwardMacs } from "./stats.ts";
-import { BENCH_MODELS, fillBytes, randomForward, randomSource } from "./random-model.ts";
+import { BENCH_MODELS, fillBytes, fillF32, randomForward, randomSource } from "./random-model.ts";
 
 interface Exports extends EngineExports {
   dotCeiling(ptr: number, iterations: number): number;
   dotCeilingMacs(): number;
   gemmRowTile(): number;
   gemm(...args: number[]): void;
+  gelu(x: number, n: number): void;
+  layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
+  quantizeRows(...args: number[]): void;
+  softmaxQuantize(...args: number[]): void;
+  packRows(...args: number[]): void;
+}
+
+// A float kernel on TOKENS rows of `width` values, as the forward pass calls it.
+function floatCase(e: Exports, kernel: string, width: number): { run: () => void; macs: number } {
+  const random = randomSource(5);
+  const n = TOKENS * width;
+  const rows = Math.ceil(TOKENS / e.gemmRowTile()) * e.gemmRowTile();
+  const x = e.alloc(n * 4);
+  const out = e.alloc(n * 4);
+  const w = e.alloc(width * 4);
+  const b = e.alloc(width * 4);
+  const q = e.alloc(rows * k16(width));
+  const [sa, za, asum] = [e.alloc(rows * 4), e.alloc(rows * 4), e.alloc(rows * 4)];
+  const packed = e.alloc(n4(TOKENS) * k16(width) + n4(width) * k16(TOKENS));
+  const [sb, bsum] = [e.alloc(n4(Math.max(TOKENS, width)) * 4), e.alloc(n4(Math.max(TOKENS, width)) * 4)];
+  fillF32(e, random, x, n, -4, 4);
+  fillF32(e, random, w, width, 0.5, 1.5);
+  const runs: Record<string, () => void> = {
+    gelu: () => e.gelu(x, n),
+    layerNorm: () => e.layerNorm(x, TOKENS, width, w, b, 1e-12, out),
+    quantizeRows: () => e.quantizeRows(x, width, TOKENS, width, q, sa, za, asum),
+    softmaxQuantize: () => e.softmaxQuantize(x, TOKENS, width, width, 0.125, q, sa, za, asum),
+    packK: () => e.packRows(x, width, 1, TOKENS, width, packed, sb, bsum), // K: [tokens][width]
+    packVt: () => e.packRows(x, 1, width, width, TOKENS, packed, sb, bsum), // V^T: [width][tokens]
+  };
+  const run = runs[kernel];
+  if (!run) throw new Error(`unknown kernel ${kernel}`);
+  return { run, macs: n };
 }
 
 const TOKENS = 197;
@@ -67,6 +101,10 @@ function makeCase(kind: string, dot: string | null, model: string | null) {
         return { run: () => void e.dotCeiling(ptr, CEILING_ITERATIONS), macs: CEILING_ITERATIONS * e.dotCeilingMacs() };
       }
       if (kind === "gemm") return gemmCase(e, model ?? "768x3072");
+      if (kind === "float") {
+        const [kernel, width] = (model ?? "gelu:768").split(":");
+        return floatCase(e, kernel, Number(width));
+      }
       const config = BENCH_MODELS[model ?? ""];
       if (!config) throw new Error(`unknown model ${model}`);
       return { run: randomForward(e, config), macs: forwardMacs({ ...config, patch: config.patchSize }) };
@@ -86,8 +124,10 @@ export default {
         const e = await instance(null);
         return Response.json({ probe: e.probeDot(), path: e.dotPath() });
       }
-      if (url.pathname === "/ceiling" || url.pathname === "/forward" || url.pathname === "/gemm") {
-        const c = await makeCase(url.pathname.slice(1), q.get("dot"), q.get("model") ?? q.get("shape"));
+      if (["/ceiling", "/forward", "/gemm", "/float"].includes(url.pathname)) {
+        const what =
+          q.get("model") ?? q.get("shape") ?? (q.has("kernel") ? `${q.get("kernel")}:${q.get("width")}` : null);
+        const c = await makeCase(url.pathname.slice(1), q.get("dot"), what);
         const n = Number(q.get("n") ?? 1);
         for (let i = 0; i < n; i++) c.run();
         return Response.json({ macs: c.macs * n });

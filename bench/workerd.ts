@@ -3,6 +3,7 @@
 // timed by this client; every case runs in interleaved rounds and the best round counts (shared machine).
 //
 //   node bench/workerd.ts [--models deit-tiny,vit-b16] [--rounds N]
+//   node bench/workerd.ts --profile      DeiT-Tiny's kernels one by one (fused path), per forward pass
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,7 +11,11 @@ import { cacheDir } from "./artifacts.ts";
 import { DevServer } from "./wrangler.ts";
 
 const { values: opts } = parseArgs({
-  options: { models: { type: "string", default: "deit-tiny,vit-b16" }, rounds: { type: "string", default: "5" } },
+  options: {
+    models: { type: "string", default: "deit-tiny,vit-b16" },
+    rounds: { type: "string", default: "5" },
+    profile: { type: "boolean", default: false },
+  },
 });
 const rounds = Number(opts.rounds);
 const models = opts.models.split(",").filter(Boolean);
@@ -39,12 +44,63 @@ async function get(url: string): Promise<{ ms: number; body: Record<string, numb
   return { ms, body };
 }
 
+// DeiT-Tiny's calls per forward pass (12 layers, 3 heads, 197 tokens): the GEMMs by K x N, the float kernels
+// by the width of their 197 rows; query rows are quantized at headDim 64 (strided in the real pass).
+const DEIT_TINY_CALLS: [string, string, number][] = [
+  ["gemm qkv 192x576", "gemm?shape=192x576", 12],
+  ["gemm attention.output 192x192", "gemm?shape=192x192", 12],
+  ["gemm fc1 192x768", "gemm?shape=192x768", 12],
+  ["gemm fc2 768x192", "gemm?shape=768x192", 12],
+  ["gemm scores Q K^T (K = 64)", "gemm?shape=64x197", 36],
+  ["gemm context P V (K = 208)", "gemm?shape=197x64", 36],
+  ["layerNorm [197x192]", "float?kernel=layerNorm&width=192", 25],
+  ["gelu [197x768]", "float?kernel=gelu&width=768", 12],
+  ["quantizeRows [197x192]", "float?kernel=quantizeRows&width=192", 36],
+  ["quantizeRows [197x768]", "float?kernel=quantizeRows&width=768", 12],
+  ["quantizeRows Q [197x64]", "float?kernel=quantizeRows&width=64", 36],
+  ["softmaxQuantize [197x197]", "float?kernel=softmaxQuantize&width=197", 36],
+  ["packRows K [197x64]", "float?kernel=packK&width=64", 36],
+  ["packRows V^T [64x197]", "float?kernel=packVt&width=64", 36],
+];
+
+// Each kernel with enough repetitions per request (~80 ms) that the request's own cost is small.
+async function profile(base: string, overhead: number): Promise<void> {
+  const rows: { label: string; us: number; calls: number }[] = [];
+  for (const [label, path, calls] of DEIT_TINY_CALLS) {
+    const url = (n: number) => `${base}/${path}&dot=fused&n=${n}`;
+    await get(url(1));
+    const probe = (await get(url(20))).ms;
+    const n = Math.max(20, Math.ceil((20 * 80) / Math.max(probe - overhead, 0.5)));
+    let best = Infinity;
+    for (let r = 0; r < rounds; r++) best = Math.min(best, Math.max((await get(url(n))).ms - overhead, 0) / n);
+    rows.push({ label, us: best * 1000, calls });
+  }
+  const total = rows.reduce((a, r) => a + (r.us * r.calls) / 1000, 0);
+  console.log(
+    `DeiT-Tiny kernels in workerd, fused path, best of ${rounds}; overhead ${overhead.toFixed(2)} ms subtracted`,
+  );
+  console.log("");
+  console.log("| kernel | us per call | calls per forward | ms per forward | share |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const r of rows) {
+    const ms = (r.us * r.calls) / 1000;
+    console.log(
+      `| ${r.label} | ${r.us.toFixed(1)} | ${r.calls} | ${ms.toFixed(2)} | ${((100 * ms) / total).toFixed(0)}% |`,
+    );
+  }
+  console.log(`| sum | | | ${total.toFixed(1)} | |`);
+}
+
 const { server } = await DevServer.start(join(cacheDir, "wrangler-kernels"), 120_000, "bench/kernels-wrangler.toml");
 try {
   const base = server.url;
   const probe = (await get(`${base}/probe`)).body;
   let overhead = Infinity;
   for (let i = 0; i < 20; i++) overhead = Math.min(overhead, (await get(`${base}/healthz`)).ms);
+  if (opts.profile) {
+    await profile(base, overhead);
+    process.exit(0);
+  }
 
   interface Case {
     label: string;
