@@ -49,6 +49,8 @@ describe("GET", () => {
     const body = await response.json<any>();
     expect(body.default).toBe(env.DEFAULT_MODEL);
     expect(body.engine).toBe("relaxed-simd");
+    // fused exactly where the probe shows one instruction (vpdpbusd 129540, vpdpbssd -508)
+    expect(body.dot.path).toBe([129540, -508].includes(body.dot.probe) ? "fused" : "split");
     const entry = body.models.find((m: any) => m.name === NAME);
     expect(entry.config).toEqual(SMALL_CONFIG);
     expect(entry.bytes).toBe((await env.MODELS.head(`${NAME}.evit`))!.size);
