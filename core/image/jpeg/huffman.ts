@@ -1,0 +1,264 @@
+// Huffman entropy decoding: the bit reader, sequential blocks, and the four progressive scan kinds (DC first,
+// DC refine, AC first, AC refine) exactly as libjpeg-turbo's jdhuff.c / jdphuff.c read them, including what
+// they do with damaged data: a marker met inside the entropy data ends it, the missing bits read as zeros,
+// and the rest of the segment decodes as zero coefficients (a flat gray), with a warning that Pillow ignores.
+// The end of the file inside entropy data is different: Pillow reports "image file is truncated".
+
+import { truncatedJpeg, ZIGZAG } from "./markers.ts";
+
+const LOOKAHEAD = 9;
+
+export interface HuffmanTable {
+  valid: boolean; // false when the code lengths overflow (libjpeg refuses such a table when a scan uses it)
+  maxSymbol: number;
+  lookup: Uint16Array; // (512) by the next 9 bits: length << 8 | symbol, 0 for longer codes
+  maxCode: Int32Array; // (18) largest code of each length, -1 if none; [17] is a sentinel
+  valOffset: Int32Array; // (18) symbol index of the first code of each length minus that code
+  symbols: Uint8Array;
+}
+
+export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): HuffmanTable {
+  const lookup = new Uint16Array(1 << LOOKAHEAD);
+  const maxCode = new Int32Array(18).fill(-1);
+  const valOffset = new Int32Array(18);
+  let code = 0;
+  let k = 0;
+  let valid = true;
+  let maxSymbol = 0;
+  for (let i = 0; i < symbols.length; i++) maxSymbol = Math.max(maxSymbol, symbols[i]);
+  for (let len = 1; len <= 16; len++) {
+    const n = counts[len - 1];
+    valOffset[len] = k - code;
+    for (let i = 0; i < n; i++, k++, code++) {
+      if (len <= LOOKAHEAD) {
+        const shift = LOOKAHEAD - len;
+        const entry = (len << 8) | symbols[k];
+        for (let j = code << shift, stop = (code + 1) << shift; j < stop && j < lookup.length; j++) lookup[j] = entry;
+      }
+    }
+    if (n > 0) maxCode[len] = code - 1;
+    // A code may not be all ones, so the next code must still fit in len bits.
+    if (code >= 1 << len) valid = false;
+    code <<= 1;
+  }
+  maxCode[17] = 0x7fffffff;
+  return { valid, maxSymbol, lookup, maxCode, valOffset, symbols: symbols.slice() };
+}
+
+export class BitReader {
+  data: Uint8Array;
+  pos: number; // next byte to read; at a marker, the marker's code byte
+  acc = 0; // the low `bits` bits are unread
+  bits = 0;
+  pad = 0; // how many of those are zeros made up after a marker
+  atMarker = false;
+
+  constructor(data: Uint8Array, pos: number) {
+    this.data = data;
+    this.pos = pos;
+  }
+
+  // Tops the buffer up to at least 25 bits (libjpeg's MIN_GET_BITS).
+  fill(): void {
+    const d = this.data;
+    const n = d.length;
+    while (this.bits <= 24) {
+      let byte = 0;
+      if (this.atMarker) {
+        this.pad += 8;
+      } else {
+        const p = this.pos;
+        if (p >= n) throw truncatedJpeg();
+        byte = d[p];
+        if (byte !== 0xff) {
+          this.pos = p + 1;
+        } else {
+          let q = p + 1;
+          while (q < n && d[q] === 0xff) q++;
+          if (q >= n) throw truncatedJpeg();
+          if (d[q] === 0) {
+            this.pos = q + 1;
+          } else {
+            this.atMarker = true;
+            this.pos = q;
+            this.pad += 8;
+            byte = 0;
+          }
+        }
+      }
+      this.acc = (this.acc << 8) | byte;
+      this.bits += 8;
+    }
+  }
+
+  // True once a bit past the real data was consumed: libjpeg's insufficient_data.
+  get exhausted(): boolean {
+    return this.bits < this.pad;
+  }
+
+  // Drops buffered bits, as a restart marker or the end of a scan does.
+  reset(): void {
+    this.acc = 0;
+    this.bits = 0;
+    this.pad = 0;
+  }
+
+  bit(): number {
+    if (this.bits < 1) this.fill();
+    this.bits--;
+    return (this.acc >>> this.bits) & 1;
+  }
+
+  getBits(n: number): number {
+    if (this.bits < n) this.fill();
+    this.bits -= n;
+    return (this.acc >>> this.bits) & ((1 << n) - 1);
+  }
+
+  // An n-bit magnitude category value, sign-extended (JPEG's EXTEND).
+  receiveExtend(n: number): number {
+    if (this.bits < n) this.fill();
+    this.bits -= n;
+    const v = (this.acc >>> this.bits) & ((1 << n) - 1);
+    return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
+  }
+
+  decode(t: HuffmanTable): number {
+    if (this.bits < 16) this.fill();
+    const e = t.lookup[(this.acc >>> (this.bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)];
+    if (e !== 0) {
+      this.bits -= e >> 8;
+      return e & 0xff;
+    }
+    const maxCode = t.maxCode;
+    for (let len = LOOKAHEAD + 1; len <= 16; len++) {
+      const code = (this.acc >>> (this.bits - len)) & ((1 << len) - 1);
+      if (code <= maxCode[len]) {
+        this.bits -= len;
+        return t.symbols[(code + t.valOffset[len]) & 0xff];
+      }
+    }
+    // No code matches: libjpeg warns and reads the symbol as 0.
+    this.bits -= 16;
+    return 0;
+  }
+}
+
+// One sequential block into blk[off .. off + 64) (natural order, zeroed by the caller). Returns the new DC
+// predictor. The DC coefficient is stored as a 16-bit value, wrapping as libjpeg's JCOEF does.
+export function decodeBlock(
+  r: BitReader,
+  dc: HuffmanTable,
+  ac: HuffmanTable,
+  blk: Int16Array,
+  off: number,
+  pred: number,
+): number {
+  const s = r.decode(dc);
+  const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
+  blk[off] = dcv;
+  for (let k = 1; k < 64; k++) {
+    const rs = r.decode(ac);
+    const run = rs >> 4;
+    const size = rs & 15;
+    if (size !== 0) {
+      k += run;
+      blk[off + ZIGZAG[k]] = r.receiveExtend(size);
+    } else {
+      if (run !== 15) break;
+      k += 15;
+    }
+  }
+  return dcv;
+}
+
+export function decodeDcFirst(r: BitReader, dc: HuffmanTable, blk: Int16Array, off: number, pred: number, al: number) {
+  const s = r.decode(dc);
+  const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
+  blk[off] = dcv << al;
+  return dcv;
+}
+
+export function decodeDcRefine(r: BitReader, blk: Int16Array, off: number, al: number): void {
+  if (r.bit()) blk[off] |= 1 << al;
+}
+
+// AC first scan of one block; eobrun in, eobrun out.
+export function decodeAcFirst(
+  r: BitReader,
+  ac: HuffmanTable,
+  blk: Int16Array,
+  off: number,
+  ss: number,
+  se: number,
+  al: number,
+  eobrun: number,
+): number {
+  if (eobrun > 0) return eobrun - 1;
+  for (let k = ss; k <= se; k++) {
+    const rs = r.decode(ac);
+    const run = rs >> 4;
+    const size = rs & 15;
+    if (size !== 0) {
+      k += run;
+      blk[off + ZIGZAG[k]] = r.receiveExtend(size) * (1 << al);
+    } else if (run === 15) {
+      k += 15;
+    } else {
+      let n = 1 << run;
+      if (run !== 0) n += r.getBits(run);
+      return n - 1;
+    }
+  }
+  return 0;
+}
+
+// AC refinement scan of one block (the correction-bit pass); eobrun in, eobrun out.
+export function decodeAcRefine(
+  r: BitReader,
+  ac: HuffmanTable,
+  blk: Int16Array,
+  off: number,
+  ss: number,
+  se: number,
+  al: number,
+  eobrun: number,
+): number {
+  const p1 = 1 << al;
+  let k = ss;
+  if (eobrun === 0) {
+    for (; k <= se; k++) {
+      const rs = r.decode(ac);
+      let run = rs >> 4;
+      const size = rs & 15;
+      let value = 0;
+      if (size !== 0) {
+        value = r.bit() ? p1 : -p1;
+      } else if (run !== 15) {
+        eobrun = 1 << run;
+        if (run !== 0) eobrun += r.getBits(run);
+        break;
+      }
+      do {
+        const z = off + ZIGZAG[k];
+        const c = blk[z];
+        if (c !== 0) {
+          if (r.bit() && (c & p1) === 0) blk[z] = c >= 0 ? c + p1 : c - p1;
+        } else if (--run < 0) {
+          break;
+        }
+        k++;
+      } while (k <= se);
+      if (value !== 0) blk[off + ZIGZAG[k]] = value;
+    }
+  }
+  if (eobrun > 0) {
+    for (; k <= se; k++) {
+      const z = off + ZIGZAG[k];
+      const c = blk[z];
+      if (c !== 0 && r.bit() && (c & p1) === 0) blk[z] = c >= 0 ? c + p1 : c - p1;
+    }
+    eobrun--;
+  }
+  return eobrun;
+}

@@ -1,0 +1,290 @@
+// Inverse DCTs, integer-exact with libjpeg-turbo's defaults: the "islow" 8x8 (jidctint.c) and the reduced
+// 4x4, 2x2 and 1x1 ones that DCT-domain scaling uses (jidctred.c). Fixed point with 13 fractional bits;
+// the column pass keeps 2 extra bits (PASS1_BITS). On x86 Pillow runs libjpeg-turbo's SIMD versions of the
+// 8x8, 4x4 and 2x2 transforms, which saturate the result to 0..255 where the C code's range_limit table
+// wraps values far out of range (only corrupt data gets there), so the clamp here saturates too.
+//
+// Each takes the block's 64 coefficients (natural order) at coefs[off], the dequantization table, and
+// writes size x size samples at out[outOff], rows `stride` apart. The hot spot of decoding, with Huffman.
+
+const F_0_211 = 1730;
+const F_0_298 = 2446;
+const F_0_390 = 3196;
+const F_0_509 = 4176;
+const F_0_541 = 4433;
+const F_0_601 = 4926;
+const F_0_720 = 5906;
+const F_0_765 = 6270;
+const F_0_850 = 6967;
+const F_0_899 = 7373;
+const F_1_061 = 8697;
+const F_1_175 = 9633;
+const F_1_272 = 10426;
+const F_1_451 = 11893;
+const F_1_501 = 12299;
+const F_1_847 = 15137;
+const F_1_961 = 16069;
+const F_2_053 = 16819;
+const F_2_172 = 17799;
+const F_2_562 = 20995;
+const F_3_072 = 25172;
+const F_3_624 = 29692;
+
+// (value + 128) clamped to 0..255, for value in [-1024, 1023] (outputs are masked to 10 bits first as
+// libjpeg masks its range_limit index).
+const SATURATE = new Uint8Array(1024);
+// libjpeg's C range_limit table (used by the 1x1 transform, which has no SIMD version): wraps outside
+// [-384, 383].
+const WRAP = new Uint8Array(1024);
+for (let i = 0; i < 1024; i++) {
+  const v = i < 512 ? i : i - 1024;
+  SATURATE[i] = Math.max(0, Math.min(255, v + 128));
+  WRAP[i] = i < 128 ? i + 128 : i < 512 ? 255 : i < 896 ? 0 : i - 896;
+}
+
+const ws = new Int32Array(64); // (8 rows, 8 columns) between the two passes
+
+export function idct8(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+  // Pass 1: columns, into ws scaled by 2^PASS1_BITS.
+  for (let c = 0; c < 8; c++) {
+    const i = off + c;
+    if (
+      coefs[i + 8] === 0 &&
+      coefs[i + 16] === 0 &&
+      coefs[i + 24] === 0 &&
+      coefs[i + 32] === 0 &&
+      coefs[i + 40] === 0 &&
+      coefs[i + 48] === 0 &&
+      coefs[i + 56] === 0
+    ) {
+      const dc = (coefs[i] * q[c]) << 2;
+      ws[c] = dc;
+      ws[c + 8] = dc;
+      ws[c + 16] = dc;
+      ws[c + 24] = dc;
+      ws[c + 32] = dc;
+      ws[c + 40] = dc;
+      ws[c + 48] = dc;
+      ws[c + 56] = dc;
+      continue;
+    }
+    let z2 = coefs[i + 16] * q[c + 16];
+    let z3 = coefs[i + 48] * q[c + 48];
+    let z1 = (z2 + z3) * F_0_541;
+    let tmp2 = z1 - z3 * F_1_847;
+    let tmp3 = z1 + z2 * F_0_765;
+    z2 = coefs[i] * q[c];
+    z3 = coefs[i + 32] * q[c + 32];
+    let tmp0 = (z2 + z3) * 8192;
+    let tmp1 = (z2 - z3) * 8192;
+    const tmp10 = tmp0 + tmp3;
+    const tmp13 = tmp0 - tmp3;
+    const tmp11 = tmp1 + tmp2;
+    const tmp12 = tmp1 - tmp2;
+    tmp0 = coefs[i + 56] * q[c + 56];
+    tmp1 = coefs[i + 40] * q[c + 40];
+    tmp2 = coefs[i + 24] * q[c + 24];
+    tmp3 = coefs[i + 8] * q[c + 8];
+    z1 = tmp0 + tmp3;
+    z2 = tmp1 + tmp2;
+    z3 = tmp0 + tmp2;
+    let z4 = tmp1 + tmp3;
+    const z5 = (z3 + z4) * F_1_175;
+    tmp0 *= F_0_298;
+    tmp1 *= F_2_053;
+    tmp2 *= F_3_072;
+    tmp3 *= F_1_501;
+    z1 *= -F_0_899;
+    z2 *= -F_2_562;
+    z3 = z3 * -F_1_961 + z5;
+    z4 = z4 * -F_0_390 + z5;
+    tmp0 += z1 + z3;
+    tmp1 += z2 + z4;
+    tmp2 += z2 + z3;
+    tmp3 += z1 + z4;
+    ws[c] = (tmp10 + tmp3 + 1024) >> 11;
+    ws[c + 56] = (tmp10 - tmp3 + 1024) >> 11;
+    ws[c + 8] = (tmp11 + tmp2 + 1024) >> 11;
+    ws[c + 48] = (tmp11 - tmp2 + 1024) >> 11;
+    ws[c + 16] = (tmp12 + tmp1 + 1024) >> 11;
+    ws[c + 40] = (tmp12 - tmp1 + 1024) >> 11;
+    ws[c + 24] = (tmp13 + tmp0 + 1024) >> 11;
+    ws[c + 32] = (tmp13 - tmp0 + 1024) >> 11;
+  }
+  // Pass 2: rows, descaled by 2^(13 + 2 + 3).
+  for (let r = 0; r < 8; r++) {
+    const w = r * 8;
+    const o = outOff + r * stride;
+    if (
+      ws[w + 1] === 0 &&
+      ws[w + 2] === 0 &&
+      ws[w + 3] === 0 &&
+      ws[w + 4] === 0 &&
+      ws[w + 5] === 0 &&
+      ws[w + 6] === 0 &&
+      ws[w + 7] === 0
+    ) {
+      const v = SATURATE[((ws[w] + 16) >> 5) & 1023];
+      out[o] = v;
+      out[o + 1] = v;
+      out[o + 2] = v;
+      out[o + 3] = v;
+      out[o + 4] = v;
+      out[o + 5] = v;
+      out[o + 6] = v;
+      out[o + 7] = v;
+      continue;
+    }
+    let z2 = ws[w + 2];
+    let z3 = ws[w + 6];
+    let z1 = (z2 + z3) * F_0_541;
+    let tmp2 = z1 - z3 * F_1_847;
+    let tmp3 = z1 + z2 * F_0_765;
+    let tmp0 = (ws[w] + ws[w + 4]) * 8192;
+    let tmp1 = (ws[w] - ws[w + 4]) * 8192;
+    const tmp10 = tmp0 + tmp3;
+    const tmp13 = tmp0 - tmp3;
+    const tmp11 = tmp1 + tmp2;
+    const tmp12 = tmp1 - tmp2;
+    tmp0 = ws[w + 7];
+    tmp1 = ws[w + 5];
+    tmp2 = ws[w + 3];
+    tmp3 = ws[w + 1];
+    z1 = tmp0 + tmp3;
+    z2 = tmp1 + tmp2;
+    z3 = tmp0 + tmp2;
+    let z4 = tmp1 + tmp3;
+    const z5 = (z3 + z4) * F_1_175;
+    tmp0 *= F_0_298;
+    tmp1 *= F_2_053;
+    tmp2 *= F_3_072;
+    tmp3 *= F_1_501;
+    z1 *= -F_0_899;
+    z2 *= -F_2_562;
+    z3 = z3 * -F_1_961 + z5;
+    z4 = z4 * -F_0_390 + z5;
+    tmp0 += z1 + z3;
+    tmp1 += z2 + z4;
+    tmp2 += z2 + z3;
+    tmp3 += z1 + z4;
+    out[o] = SATURATE[((tmp10 + tmp3 + 131072) >> 18) & 1023];
+    out[o + 7] = SATURATE[((tmp10 - tmp3 + 131072) >> 18) & 1023];
+    out[o + 1] = SATURATE[((tmp11 + tmp2 + 131072) >> 18) & 1023];
+    out[o + 6] = SATURATE[((tmp11 - tmp2 + 131072) >> 18) & 1023];
+    out[o + 2] = SATURATE[((tmp12 + tmp1 + 131072) >> 18) & 1023];
+    out[o + 5] = SATURATE[((tmp12 - tmp1 + 131072) >> 18) & 1023];
+    out[o + 3] = SATURATE[((tmp13 + tmp0 + 131072) >> 18) & 1023];
+    out[o + 4] = SATURATE[((tmp13 - tmp0 + 131072) >> 18) & 1023];
+  }
+}
+
+// 4x4 output from the 8x8 coefficients, ignoring row and column 4 (jpeg_idct_4x4).
+export function idct4(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+  for (let c = 0; c < 8; c++) {
+    if (c === 4) continue;
+    const i = off + c;
+    if (
+      coefs[i + 8] === 0 &&
+      coefs[i + 16] === 0 &&
+      coefs[i + 24] === 0 &&
+      coefs[i + 40] === 0 &&
+      coefs[i + 48] === 0 &&
+      coefs[i + 56] === 0
+    ) {
+      const dc = (coefs[i] * q[c]) << 2;
+      ws[c] = dc;
+      ws[c + 8] = dc;
+      ws[c + 16] = dc;
+      ws[c + 24] = dc;
+      continue;
+    }
+    let tmp0 = coefs[i] * q[c] * 16384;
+    let tmp2 = coefs[i + 16] * q[c + 16] * F_1_847 - coefs[i + 48] * q[c + 48] * F_0_765;
+    const tmp10 = tmp0 + tmp2;
+    const tmp12 = tmp0 - tmp2;
+    const z1 = coefs[i + 56] * q[c + 56];
+    const z2 = coefs[i + 40] * q[c + 40];
+    const z3 = coefs[i + 24] * q[c + 24];
+    const z4 = coefs[i + 8] * q[c + 8];
+    tmp0 = -z1 * F_0_211 + z2 * F_1_451 - z3 * F_2_172 + z4 * F_1_061;
+    tmp2 = -z1 * F_0_509 - z2 * F_0_601 + z3 * F_0_899 + z4 * F_2_562;
+    ws[c] = (tmp10 + tmp2 + 2048) >> 12;
+    ws[c + 24] = (tmp10 - tmp2 + 2048) >> 12;
+    ws[c + 8] = (tmp12 + tmp0 + 2048) >> 12;
+    ws[c + 16] = (tmp12 - tmp0 + 2048) >> 12;
+  }
+  for (let r = 0; r < 4; r++) {
+    const w = r * 8;
+    const o = outOff + r * stride;
+    if (
+      ws[w + 1] === 0 &&
+      ws[w + 2] === 0 &&
+      ws[w + 3] === 0 &&
+      ws[w + 5] === 0 &&
+      ws[w + 6] === 0 &&
+      ws[w + 7] === 0
+    ) {
+      const v = SATURATE[((ws[w] + 16) >> 5) & 1023];
+      out[o] = v;
+      out[o + 1] = v;
+      out[o + 2] = v;
+      out[o + 3] = v;
+      continue;
+    }
+    let tmp0 = ws[w] * 16384;
+    let tmp2 = ws[w + 2] * F_1_847 - ws[w + 6] * F_0_765;
+    const tmp10 = tmp0 + tmp2;
+    const tmp12 = tmp0 - tmp2;
+    const z1 = ws[w + 7];
+    const z2 = ws[w + 5];
+    const z3 = ws[w + 3];
+    const z4 = ws[w + 1];
+    tmp0 = -z1 * F_0_211 + z2 * F_1_451 - z3 * F_2_172 + z4 * F_1_061;
+    tmp2 = -z1 * F_0_509 - z2 * F_0_601 + z3 * F_0_899 + z4 * F_2_562;
+    out[o] = SATURATE[((tmp10 + tmp2 + 262144) >> 19) & 1023];
+    out[o + 3] = SATURATE[((tmp10 - tmp2 + 262144) >> 19) & 1023];
+    out[o + 1] = SATURATE[((tmp12 + tmp0 + 262144) >> 19) & 1023];
+    out[o + 2] = SATURATE[((tmp12 - tmp0 + 262144) >> 19) & 1023];
+  }
+}
+
+// 2x2 output, reading rows and columns 0, 1, 3, 5, 7 (jpeg_idct_2x2).
+export function idct2(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+  for (let c = 0; c < 8; c++) {
+    if (c === 2 || c === 4 || c === 6) continue;
+    const i = off + c;
+    if (coefs[i + 8] === 0 && coefs[i + 24] === 0 && coefs[i + 40] === 0 && coefs[i + 56] === 0) {
+      const dc = (coefs[i] * q[c]) << 2;
+      ws[c] = dc;
+      ws[c + 8] = dc;
+      continue;
+    }
+    const tmp10 = coefs[i] * q[c] * 32768;
+    const tmp0 =
+      -coefs[i + 56] * q[c + 56] * F_0_720 +
+      coefs[i + 40] * q[c + 40] * F_0_850 -
+      coefs[i + 24] * q[c + 24] * F_1_272 +
+      coefs[i + 8] * q[c + 8] * F_3_624;
+    ws[c] = (tmp10 + tmp0 + 4096) >> 13;
+    ws[c + 8] = (tmp10 - tmp0 + 4096) >> 13;
+  }
+  for (let r = 0; r < 2; r++) {
+    const w = r * 8;
+    const o = outOff + r * stride;
+    if (ws[w + 1] === 0 && ws[w + 3] === 0 && ws[w + 5] === 0 && ws[w + 7] === 0) {
+      const v = SATURATE[((ws[w] + 16) >> 5) & 1023];
+      out[o] = v;
+      out[o + 1] = v;
+      continue;
+    }
+    const tmp10 = ws[w] * 32768;
+    const tmp0 = -ws[w + 7] * F_0_720 + ws[w + 5] * F_0_850 - ws[w + 3] * F_1_272 + ws[w + 1] * F_3_624;
+    out[o] = SATURATE[((tmp10 + tmp0 + 524288) >> 20) & 1023];
+    out[o + 1] = SATURATE[((tmp10 - tmp0 + 524288) >> 20) & 1023];
+  }
+}
+
+// The block's mean: DC / 8 (jpeg_idct_1x1).
+export function idct1(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number) {
+  out[outOff] = WRAP[((coefs[off] * q[0] + 4) >> 3) & 1023];
+}

@@ -1,0 +1,16 @@
+// JPEG input: baseline, extended sequential and progressive Huffman JPEGs, 8-bit, any sampling factors,
+// grayscale, YCbCr, RGB, CMYK and YCCK, decoded bit-exact with Pillow's Image.open(...).convert("RGB")
+// (libjpeg-turbo's islow IDCT and fancy upsampling), with DCT-domain scaling as Pillow's draft() does it.
+// Runtime-neutral. See DECODER-CONTRACT in core/image/source.ts.
+
+import type { ImageDecoder } from "../source.ts";
+import { JpegDecoder, type JpegLimits } from "./decoder.ts";
+
+export type { DecodeStats, JpegColorSpace, JpegLimits } from "./decoder.ts";
+export { DEFAULT_MAX_COEFFICIENT_PASSES, DEFAULT_MAX_SCANS, JpegDecoder } from "./decoder.ts";
+
+// Reads and checks the header (EdgevitError invalid_image, image_too_large or unsupported_media_type);
+// decoding happens in decode().
+export function openJpeg(bytes: Uint8Array, limits: JpegLimits): ImageDecoder {
+  return new JpegDecoder(bytes, limits);
+}
