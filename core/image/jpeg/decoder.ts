@@ -27,6 +27,7 @@ import {
   type Component,
   corrupt,
   type Frame,
+  installStandardTables,
   newTables,
   nextMarker,
   readExifOrientation,
@@ -43,13 +44,18 @@ import {
 
 export interface JpegLimits extends DecoderLimits {
   maxScans?: number; // scans per file; libjpeg-turbo's tools suggest a cap of this kind for untrusted input
-  // Coefficient visits allowed for a progressive or multi-scan file, as a multiple of (blocks * 64): a
-  // typical progressive file needs about 3 passes over its coefficients.
+  // Coefficient visits allowed for a progressive file: at most this many passes over (blocks * 64), and at
+  // most BASE_PASSES passes plus maxVisitsPerByte per byte of the file. A typical progression (cjpeg's,
+  // Pillow's) visits each coefficient about 3 times; the per-byte term keeps a small file that declares a
+  // large image and many refinement scans from costing seconds.
   maxCoefficientPasses?: number;
+  maxVisitsPerByte?: number;
 }
 
 export const DEFAULT_MAX_SCANS = 256;
 export const DEFAULT_MAX_COEFFICIENT_PASSES = 16;
+export const DEFAULT_MAX_VISITS_PER_BYTE = 64;
+const BASE_PASSES = 3;
 
 export type JpegColorSpace = "gray" | "ycbcr" | "rgb" | "cmyk" | "ycck";
 
@@ -100,13 +106,15 @@ export class JpegDecoder implements ImageDecoder {
   private readonly bytes: Uint8Array;
   private readonly tables: Tables; // as of the first scan header
   private readonly firstScan: number; // offset of the 0xFF before the first SOS marker
-  private readonly maxScans: number;
+  readonly maxScans: number;
   private readonly maxPasses: number;
+  private readonly maxVisitsPerByte: number;
 
   constructor(bytes: Uint8Array, limits: JpegLimits) {
     this.bytes = bytes;
     this.maxScans = limits.maxScans ?? DEFAULT_MAX_SCANS;
     this.maxPasses = limits.maxCoefficientPasses ?? DEFAULT_MAX_COEFFICIENT_PASSES;
+    this.maxVisitsPerByte = limits.maxVisitsPerByte ?? DEFAULT_MAX_VISITS_PER_BYTE;
     const b = bytes;
     // Pillow recognises a JPEG by FF D8 FF.
     if (b.length < 3 || b[0] !== 0xff || b[1] !== 0xd8 || b[2] !== 0xff) {
@@ -188,8 +196,10 @@ export class JpegDecoder implements ImageDecoder {
     return new Pass(this, this.bytes, cloneTables(this.tables), this.firstScan, scale, sink).run();
   }
 
-  limitsOf(): { maxScans: number; maxPasses: number } {
-    return { maxScans: this.maxScans, maxPasses: this.maxPasses };
+  // Coefficient visits allowed for this file at `blocks` blocks (all components, in whole MCUs).
+  visitBudget(blocks: number): number {
+    const perBlock = 64 * blocks;
+    return Math.min(this.maxPasses * perBlock, BASE_PASSES * perBlock + this.maxVisitsPerByte * this.bytes.length);
   }
 }
 
@@ -250,6 +260,7 @@ class Pass {
     this.b = b;
     this.frame = d.frame;
     this.tables = tables;
+    installStandardTables(tables);
     this.pos = pos;
     this.sink = sink;
     const f = this.frame;
@@ -312,8 +323,8 @@ class Pass {
   run(): { width: number; height: number } {
     const f = this.frame;
     const blocks = this.planes.reduce((n, p) => n + p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn, 0);
-    const { maxScans, maxPasses } = this.d.limitsOf();
-    this.visitBudget = maxPasses * 64 * blocks;
+    const maxScans = this.d.maxScans;
+    this.visitBudget = this.d.visitBudget(blocks);
     let buffered = false;
     let scans = 0;
     for (;;) {

@@ -7,7 +7,12 @@ import type { ImageDecoder } from "../source.ts";
 import { JpegDecoder, type JpegLimits } from "./decoder.ts";
 
 export type { DecodeStats, JpegColorSpace, JpegLimits } from "./decoder.ts";
-export { DEFAULT_MAX_COEFFICIENT_PASSES, DEFAULT_MAX_SCANS, JpegDecoder } from "./decoder.ts";
+export {
+  DEFAULT_MAX_COEFFICIENT_PASSES,
+  DEFAULT_MAX_SCANS,
+  DEFAULT_MAX_VISITS_PER_BYTE,
+  JpegDecoder,
+} from "./decoder.ts";
 
 // Reads and checks the header (EdgevitError invalid_image, image_too_large or unsupported_media_type);
 // decoding happens in decode().

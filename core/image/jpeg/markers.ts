@@ -268,3 +268,41 @@ export function readExifOrientation(tiff: Uint8Array): number {
   }
   return 1;
 }
+
+// The tables of the JPEG standard's Annex K. libjpeg-turbo installs them in any of slots 0 and 1 still empty
+// when decoding starts (Motion-JPEG frames omit them), so a file without DHT markers decodes.
+const STD_DC_COUNTS = [
+  [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+  [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0],
+];
+const STD_DC_SYMBOLS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+const STD_AC_COUNTS = [
+  [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d],
+  [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77],
+];
+// The AC symbols (run << 4 | size) in code order: the first few differ between the two tables, then both
+// list the remaining run/size pairs in ascending order.
+const STD_AC_SYMBOLS = [
+  "01 02 03 00 04 11 05 12 21 31 41 06 13 51 61 07 22 71 14 32 81 91 a1 08 23 42 b1 c1 15 52 d1 f0 24 33 62 72 82 09 0a",
+  "00 01 02 03 11 04 05 21 31 06 12 41 51 07 61 71 13 22 32 81 08 14 42 91 a1 b1 c1 09 23 33 52 f0 15 62 72 d1 0a 16 24 34 e1 25 f1",
+];
+
+function stdAcSymbols(t: number): number[] {
+  const head = STD_AC_SYMBOLS[t].split(" ").map((x) => Number.parseInt(x, 16));
+  const seen = new Set(head);
+  const rest: number[] = [];
+  for (let run = 0; run < 16; run++) {
+    for (let size = 1; size <= 10; size++) {
+      const s = (run << 4) | size;
+      if (!seen.has(s)) rest.push(s);
+    }
+  }
+  return head.concat(rest);
+}
+
+export function installStandardTables(tables: Tables): void {
+  for (let t = 0; t < 2; t++) {
+    tables.dc[t] ??= buildHuffmanTable(new Uint8Array(STD_DC_COUNTS[t]), new Uint8Array(STD_DC_SYMBOLS));
+    tables.ac[t] ??= buildHuffmanTable(new Uint8Array(STD_AC_COUNTS[t]), new Uint8Array(stdAcSymbols(t)));
+  }
+}
