@@ -25,30 +25,30 @@ for (let i = 0; i < 256; i++) {
 const CLAMP = new Uint8Array(1280);
 for (let i = 0; i < 1280; i++) CLAMP[i] = Math.max(0, Math.min(255, i - 512));
 
-// Fills `out` with the component row for output row y (absolute, in the scaled image). `row(r)` gives
-// the offset in `plane` of component sample row r, already clamped to the component's rows.
+// Fills `out` with one upsampled component row. `near` is the offset in `plane` of the component row the
+// output row falls in; `far` (vertical filters only) the row above it for even output rows, below it for odd
+// ones (`odd`), clamped to the component's rows by the caller.
 export function upsampleRow(
   method: UpsampleMethod,
   hExpand: number,
-  vExpand: number,
   compWidth: number,
   plane: Uint8Array,
-  row: (r: number) => number,
-  y: number,
+  near: number,
+  far: number,
+  odd: boolean,
   out: Uint8Array,
   outWidth: number,
 ): void {
   if (method === "replicate") {
-    const src = row(Math.floor(y / vExpand));
     for (let x = 0, i = 0; i < outWidth; x++) {
-      const v = plane[src + x];
+      const v = plane[near + x];
       for (let e = 0; e < hExpand && i < outWidth; e++) out[i++] = v;
     }
     return;
   }
+  const w = compWidth;
   if (method === "h2v1") {
-    const s = row(y);
-    const w = compWidth;
+    const s = near;
     out[0] = plane[s];
     out[1] = (plane[s] * 3 + plane[s + 1] + 2) >> 2;
     for (let x = 1; x < w - 1; x++) {
@@ -61,16 +61,12 @@ export function upsampleRow(
     out[2 * w - 1] = last;
     return;
   }
-  // Vertical triangle: the nearer row is y / 2, the further one above it for even y, below for odd y.
-  const nearRow = y >> 1;
-  const near = row(nearRow);
-  const far = row(y & 1 ? nearRow + 1 : nearRow - 1);
   if (method === "h1v2") {
-    const bias = y & 1 ? 2 : 1;
-    for (let x = 0; x < compWidth; x++) out[x] = (plane[near + x] * 3 + plane[far + x] + bias) >> 2;
+    const bias = odd ? 2 : 1;
+    for (let x = 0; x < w; x++) out[x] = (plane[near + x] * 3 + plane[far + x] + bias) >> 2;
     return;
   }
-  const w = compWidth;
+  // h2v2: vertical sums first (unrounded), then the horizontal triangle with biases 8 and 7.
   let last = plane[near] * 3 + plane[far];
   let thisSum = last;
   let next = plane[near + 1] * 3 + plane[far + 1];

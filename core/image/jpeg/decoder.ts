@@ -65,7 +65,7 @@ export interface DecodeStats {
   coefficientVisits: number;
 }
 
-type Idct = (c: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) => void;
+type Idct = (blk: Int32Array, out: Uint8Array, outOff: number, stride: number) => void;
 
 // Per component, for one decode at one scale.
 interface Plane {
@@ -92,10 +92,11 @@ function idctFor(size: number): Idct {
   if (size === 8) return idct8;
   if (size === 4) return idct4;
   if (size === 2) return idct2;
-  return (c, off, q, out, outOff) => idct1(c, off, q, out, outOff);
+  return (blk, out, outOff) => idct1(blk, out, outOff);
 }
 
 const MARKER_EOI = 0xd9;
+const UNIT_QUANT = new Int32Array(64).fill(1);
 const MARKER_SOS = 0xda;
 
 export class JpegDecoder implements ImageDecoder {
@@ -251,6 +252,7 @@ class Pass {
   private readonly bandHeight: number; // output rows per MCU row
   private readonly out: Uint8Array; // (bandHeight, outWidth, 3)
   private readonly block = new Int16Array(64); // one block's coefficients, natural order
+  private readonly dequantized = new Int32Array(64); // the block the IDCT reads
   private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
   private pos: number;
   private visitBudget = 0;
@@ -464,7 +466,8 @@ class Pass {
     const restart = this.tables.restartInterval;
     this.nextRestart = 0;
     this.exhausted = false;
-    const blk = this.block;
+    const dq = this.dequantized;
+    const qs = scan.components.map((s) => this.quants[s.index] as Int32Array);
     const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
     const acs = scan.components.map((s) => this.tables.ac[s.acTable] as HuffmanTable);
     const single = this.planes[scan.components[0].index];
@@ -489,17 +492,12 @@ class Pass {
           const bv = interleaved ? c.v : 1;
           for (let v = 0; v < bv; v++) {
             for (let h = 0; h < bh; h++) {
-              blk.fill(0);
-              preds[i] = decodeBlock(r, dcs[i], acs[i], blk, 0, preds[i]);
               const bx = interleaved ? mx * c.h + h : mx;
               const by = interleaved ? my * c.v + v : my;
+              dq.fill(0);
+              preds[i] = decodeBlock(r, dcs[i], acs[i], dq, buffered ? UNIT_QUANT : qs[i], preds[i]);
               if (buffered) this.storeBlock(p, bx, by);
-              else {
-                const q = this.quants[scan.components[i].index] as Int32Array;
-                const s = p.size;
-                const row = ((my % 3) * p.bandRows + v * s) * p.stride;
-                p.idct(blk, 0, q, p.ring, row + bx * s, p.stride);
-              }
+              else p.idct(dq, p.ring, ((my % 3) * p.bandRows + v * p.size) * p.stride + bx * p.size, p.stride);
             }
           }
         }
@@ -523,9 +521,10 @@ class Pass {
     }
   }
 
+  // The decoded (not dequantized) block into the coefficient store; Int16Array stores wrap as JCOEF does.
   private storeBlock(p: Plane, bx: number, by: number): void {
     const coefs = p.coefs as Int16Array;
-    const blk = this.block;
+    const blk = this.dequantized;
     const n = by * p.comp.paddedBlocksPerLine + bx;
     if (p.kept === 64) {
       coefs.set(blk, n * 64);
@@ -706,21 +705,16 @@ class Pass {
       p.ring.fill(128, slot * p.stride, (slot + p.bandRows) * p.stride);
       return;
     }
-    const blk = this.block;
+    const dq = this.dequantized;
+    const keep = p.keepIndex;
     for (let v = 0; v < c.v; v++) {
       const by = row * c.v + v;
       if (by >= c.blocksPerColumn) break;
       for (let bx = 0; bx < c.blocksPerLine; bx++) {
-        const nb = by * c.paddedBlocksPerLine + bx;
-        const out = (slot + v * s) * p.stride + bx * s;
-        if (p.kept === 64) p.idct(coefs, nb * 64, q, p.ring, out, p.stride);
-        else if (p.kept === 1) idct1(coefs, nb, q, p.ring, out);
-        else {
-          const keep = p.keepIndex;
-          const o = nb * p.kept;
-          for (let i = 0; i < 64; i++) blk[i] = keep[i] >= 0 ? coefs[o + keep[i]] : 0;
-          p.idct(blk, 0, q, p.ring, out, p.stride);
-        }
+        const o = (by * c.paddedBlocksPerLine + bx) * p.kept;
+        if (p.kept === 64) for (let i = 0; i < 64; i++) dq[i] = coefs[o + i] * q[i];
+        else for (let i = 0; i < 64; i++) dq[i] = keep[i] >= 0 ? coefs[o + keep[i]] * q[i] : 0;
+        p.idct(dq, p.ring, (slot + v * s) * p.stride + bx * s, p.stride);
       }
     }
   }
@@ -740,18 +734,22 @@ class Pass {
       const y = first + i;
       for (let ci = 0; ci < n; ci++) {
         const p = planes[ci];
-        const rowOffset = (r: number) => {
-          const rr = r < 0 ? 0 : r >= p.height ? p.height - 1 : r;
-          return ((Math.floor(rr / p.bandRows) % 3) * p.bandRows + (rr % p.bandRows)) * p.stride;
-        };
         if (p.method === "full") {
           arrays[ci] = p.ring;
-          offsets[ci] = rowOffset(y);
-        } else {
-          upsampleRow(p.method, p.hExpand, p.vExpand, p.width, p.ring, rowOffset, y, p.upsampled, w);
-          arrays[ci] = p.upsampled;
-          offsets[ci] = 0;
+          offsets[ci] = rowOffset(p, y);
+          continue;
         }
+        let near: number;
+        let far = 0;
+        if (p.method === "replicate") near = rowOffset(p, Math.floor(y / p.vExpand));
+        else if (p.method === "h2v1") near = rowOffset(p, y);
+        else {
+          near = rowOffset(p, y >> 1);
+          far = rowOffset(p, y & 1 ? (y >> 1) + 1 : (y >> 1) - 1);
+        }
+        upsampleRow(p.method, p.hExpand, p.width, p.ring, near, far, (y & 1) === 1, p.upsampled, w);
+        arrays[ci] = p.upsampled;
+        offsets[ci] = 0;
       }
       const o = i * w * 3;
       switch (this.d.colorSpace) {
@@ -770,6 +768,14 @@ class Pass {
     }
     this.sink(out, first, count);
   }
+}
+
+// Offset in the plane's ring of component row r, clamped to the rows the component has (libjpeg repeats the
+// first and last rows as context for the vertical filters).
+function rowOffset(p: Plane, r: number): number {
+  const rr = r < 0 ? 0 : r >= p.height ? p.height - 1 : r;
+  const band = (rr / p.bandRows) | 0;
+  return ((band % 3) * p.bandRows + (rr - band * p.bandRows)) * p.stride;
 }
 
 function checkTable(t: HuffmanTable | null, dc: boolean): void {

@@ -15,6 +15,9 @@ export interface HuffmanTable {
   maxCode: Int32Array; // (18) largest code of each length, -1 if none; [17] is a sentinel
   valOffset: Int32Array; // (18) symbol index of the first code of each length minus that code
   symbols: Uint8Array;
+  // (512) by the next 9 bits, for AC codes whose code and value bits both fit in them: value << 8 |
+  // run << 4 | bits used; 0 otherwise. Most AC coefficients of a photo decode through this one lookup.
+  fastAc: Int32Array;
 }
 
 export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): HuffmanTable {
@@ -42,7 +45,19 @@ export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): Huff
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff;
-  return { valid, maxSymbol, lookup, maxCode, valOffset, symbols: symbols.slice() };
+  const fastAc = new Int32Array(1 << LOOKAHEAD);
+  for (let peek = 0; peek < fastAc.length; peek++) {
+    const e = lookup[peek];
+    if (e === 0) continue;
+    const len = e >> 8;
+    const run = (e & 0xff) >> 4;
+    const size = e & 15;
+    if (size === 0 || len + size > LOOKAHEAD) continue;
+    const bits = (peek >> (LOOKAHEAD - len - size)) & ((1 << size) - 1);
+    const value = bits < 1 << (size - 1) ? bits - (1 << size) + 1 : bits;
+    fastAc[peek] = (value << 8) | (run << 4) | (len + size);
+  }
+  return { valid, maxSymbol, lookup, maxCode, valOffset, symbols: symbols.slice(), fastAc };
 }
 
 export class BitReader {
@@ -144,26 +159,37 @@ export class BitReader {
   }
 }
 
-// One sequential block into blk[off .. off + 64) (natural order, zeroed by the caller). Returns the new DC
-// predictor. The DC coefficient is stored as a 16-bit value, wrapping as libjpeg's JCOEF does.
+// One sequential block into blk (natural order, dequantized by q, zeroed by the caller). Returns the new
+// DC predictor. The DC coefficient is kept as a 16-bit value, wrapping as libjpeg's JCOEF does.
 export function decodeBlock(
   r: BitReader,
   dc: HuffmanTable,
   ac: HuffmanTable,
-  blk: Int16Array,
-  off: number,
+  blk: Int32Array,
+  q: Int32Array,
   pred: number,
 ): number {
   const s = r.decode(dc);
   const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
-  blk[off] = dcv;
+  blk[0] = ((dcv << 16) >> 16) * q[0];
+  const fast = ac.fastAc;
   for (let k = 1; k < 64; k++) {
+    if (r.bits < 16) r.fill();
+    const f = fast[(r.acc >>> (r.bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)];
+    if (f !== 0) {
+      r.bits -= f & 15;
+      k += (f >> 4) & 15;
+      const z = ZIGZAG[k];
+      blk[z] = (f >> 8) * q[z];
+      continue;
+    }
     const rs = r.decode(ac);
     const run = rs >> 4;
     const size = rs & 15;
     if (size !== 0) {
       k += run;
-      blk[off + ZIGZAG[k]] = r.receiveExtend(size);
+      const z = ZIGZAG[k];
+      blk[z] = r.receiveExtend(size) * q[z];
     } else {
       if (run !== 15) break;
       k += 15;

@@ -4,8 +4,8 @@
 // 8x8, 4x4 and 2x2 transforms, which saturate the result to 0..255 where the C code's range_limit table
 // wraps values far out of range (only corrupt data gets there), so the clamp here saturates too.
 //
-// Each takes the block's 64 coefficients (natural order) at coefs[off], the dequantization table, and
-// writes size x size samples at out[outOff], rows `stride` apart. The hot spot of decoding, with Huffman.
+// Each takes one block's 64 dequantized coefficients (natural order) and writes size x size samples at
+// out[outOff], rows `stride` apart. The hot spot of decoding, with Huffman.
 
 const F_0_211 = 1730;
 const F_0_298 = 2446;
@@ -44,10 +44,10 @@ for (let i = 0; i < 1024; i++) {
 
 const ws = new Int32Array(64); // (8 rows, 8 columns) between the two passes
 
-export function idct8(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+export function idct8(coefs: Int32Array, out: Uint8Array, outOff: number, stride: number) {
   // Pass 1: columns, into ws scaled by 2^PASS1_BITS.
   for (let c = 0; c < 8; c++) {
-    const i = off + c;
+    const i = c;
     if (
       coefs[i + 8] === 0 &&
       coefs[i + 16] === 0 &&
@@ -57,7 +57,7 @@ export function idct8(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
       coefs[i + 48] === 0 &&
       coefs[i + 56] === 0
     ) {
-      const dc = (coefs[i] * q[c]) << 2;
+      const dc = coefs[i] << 2;
       ws[c] = dc;
       ws[c + 8] = dc;
       ws[c + 16] = dc;
@@ -68,23 +68,23 @@ export function idct8(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
       ws[c + 56] = dc;
       continue;
     }
-    let z2 = coefs[i + 16] * q[c + 16];
-    let z3 = coefs[i + 48] * q[c + 48];
+    let z2 = coefs[i + 16];
+    let z3 = coefs[i + 48];
     let z1 = (z2 + z3) * F_0_541;
     let tmp2 = z1 - z3 * F_1_847;
     let tmp3 = z1 + z2 * F_0_765;
-    z2 = coefs[i] * q[c];
-    z3 = coefs[i + 32] * q[c + 32];
+    z2 = coefs[i];
+    z3 = coefs[i + 32];
     let tmp0 = (z2 + z3) * 8192;
     let tmp1 = (z2 - z3) * 8192;
     const tmp10 = tmp0 + tmp3;
     const tmp13 = tmp0 - tmp3;
     const tmp11 = tmp1 + tmp2;
     const tmp12 = tmp1 - tmp2;
-    tmp0 = coefs[i + 56] * q[c + 56];
-    tmp1 = coefs[i + 40] * q[c + 40];
-    tmp2 = coefs[i + 24] * q[c + 24];
-    tmp3 = coefs[i + 8] * q[c + 8];
+    tmp0 = coefs[i + 56];
+    tmp1 = coefs[i + 40];
+    tmp2 = coefs[i + 24];
+    tmp3 = coefs[i + 8];
     z1 = tmp0 + tmp3;
     z2 = tmp1 + tmp2;
     z3 = tmp0 + tmp2;
@@ -179,10 +179,10 @@ export function idct8(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
 }
 
 // 4x4 output from the 8x8 coefficients, ignoring row and column 4 (jpeg_idct_4x4).
-export function idct4(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+export function idct4(coefs: Int32Array, out: Uint8Array, outOff: number, stride: number) {
   for (let c = 0; c < 8; c++) {
     if (c === 4) continue;
-    const i = off + c;
+    const i = c;
     if (
       coefs[i + 8] === 0 &&
       coefs[i + 16] === 0 &&
@@ -191,21 +191,21 @@ export function idct4(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
       coefs[i + 48] === 0 &&
       coefs[i + 56] === 0
     ) {
-      const dc = (coefs[i] * q[c]) << 2;
+      const dc = coefs[i] << 2;
       ws[c] = dc;
       ws[c + 8] = dc;
       ws[c + 16] = dc;
       ws[c + 24] = dc;
       continue;
     }
-    let tmp0 = coefs[i] * q[c] * 16384;
-    let tmp2 = coefs[i + 16] * q[c + 16] * F_1_847 - coefs[i + 48] * q[c + 48] * F_0_765;
+    let tmp0 = coefs[i] * 16384;
+    let tmp2 = coefs[i + 16] * F_1_847 - coefs[i + 48] * F_0_765;
     const tmp10 = tmp0 + tmp2;
     const tmp12 = tmp0 - tmp2;
-    const z1 = coefs[i + 56] * q[c + 56];
-    const z2 = coefs[i + 40] * q[c + 40];
-    const z3 = coefs[i + 24] * q[c + 24];
-    const z4 = coefs[i + 8] * q[c + 8];
+    const z1 = coefs[i + 56];
+    const z2 = coefs[i + 40];
+    const z3 = coefs[i + 24];
+    const z4 = coefs[i + 8];
     tmp0 = -z1 * F_0_211 + z2 * F_1_451 - z3 * F_2_172 + z4 * F_1_061;
     tmp2 = -z1 * F_0_509 - z2 * F_0_601 + z3 * F_0_899 + z4 * F_2_562;
     ws[c] = (tmp10 + tmp2 + 2048) >> 12;
@@ -249,22 +249,18 @@ export function idct4(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
 }
 
 // 2x2 output, reading rows and columns 0, 1, 3, 5, 7 (jpeg_idct_2x2).
-export function idct2(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number, stride: number) {
+export function idct2(coefs: Int32Array, out: Uint8Array, outOff: number, stride: number) {
   for (let c = 0; c < 8; c++) {
     if (c === 2 || c === 4 || c === 6) continue;
-    const i = off + c;
+    const i = c;
     if (coefs[i + 8] === 0 && coefs[i + 24] === 0 && coefs[i + 40] === 0 && coefs[i + 56] === 0) {
-      const dc = (coefs[i] * q[c]) << 2;
+      const dc = coefs[i] << 2;
       ws[c] = dc;
       ws[c + 8] = dc;
       continue;
     }
-    const tmp10 = coefs[i] * q[c] * 32768;
-    const tmp0 =
-      -coefs[i + 56] * q[c + 56] * F_0_720 +
-      coefs[i + 40] * q[c + 40] * F_0_850 -
-      coefs[i + 24] * q[c + 24] * F_1_272 +
-      coefs[i + 8] * q[c + 8] * F_3_624;
+    const tmp10 = coefs[i] * 32768;
+    const tmp0 = -coefs[i + 56] * F_0_720 + coefs[i + 40] * F_0_850 - coefs[i + 24] * F_1_272 + coefs[i + 8] * F_3_624;
     ws[c] = (tmp10 + tmp0 + 4096) >> 13;
     ws[c + 8] = (tmp10 - tmp0 + 4096) >> 13;
   }
@@ -285,6 +281,6 @@ export function idct2(coefs: Int16Array, off: number, q: Int32Array, out: Uint8A
 }
 
 // The block's mean: DC / 8 (jpeg_idct_1x1).
-export function idct1(coefs: Int16Array, off: number, q: Int32Array, out: Uint8Array, outOff: number) {
-  out[outOff] = WRAP[((coefs[off] * q[0] + 4) >> 3) & 1023];
+export function idct1(coefs: Int32Array, out: Uint8Array, outOff: number) {
+  out[outOff] = WRAP[((coefs[0] + 4) >> 3) & 1023];
 }
