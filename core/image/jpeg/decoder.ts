@@ -16,7 +16,9 @@ import { cmykToRgb, grayToRgb, rgbToRgb, type UpsampleMethod, upsampleRow, yccTo
 import {
   BitReader,
   decodeAcFirst,
+  decodeAcFirstCompact,
   decodeAcRefine,
+  decodeAcRefineCompact,
   decodeBlock,
   decodeDcFirst,
   decodeDcRefine,
@@ -40,6 +42,7 @@ import {
   type Tables,
   truncatedJpeg,
   u16,
+  ZIGZAG,
 } from "./markers.ts";
 
 export interface JpegLimits extends DecoderLimits {
@@ -85,6 +88,8 @@ interface Plane {
   coefs: Int16Array | null;
   kept: number; // coefficients kept per block: 64, 25 (2x2 IDCT) or 1 (1x1)
   keepIndex: Int8Array; // natural index -> kept slot, -1 if dropped
+  keptNatural: Int8Array; // natural index of each kept slot
+  keptZigzag: Int8Array; // zigzag indices of the kept coefficients, ascending
   nonzero: Uint32Array | null; // (blocks, 2)
 }
 
@@ -251,7 +256,6 @@ class Pass {
   private readonly outHeight: number;
   private readonly bandHeight: number; // output rows per MCU row
   private readonly out: Uint8Array; // (bandHeight, outWidth, 3)
-  private readonly block = new Int16Array(64); // one block's coefficients, natural order
   private readonly dequantized = new Int32Array(64); // the block the IDCT reads
   private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
   private pos: number;
@@ -317,6 +321,12 @@ class Pass {
         coefs: null,
         kept,
         keepIndex,
+        keptNatural: Int8Array.from({ length: kept }, (_, slot) => keepIndex.indexOf(slot)),
+        keptZigzag: Int8Array.from(
+          Array.from(ZIGZAG.subarray(0, 64))
+            .map((z, k) => (keepIndex[z] >= 0 ? k : -1))
+            .filter((k) => k >= 0),
+        ),
         nonzero: null,
       };
     });
@@ -598,7 +608,7 @@ class Pass {
     let eobrun = 0;
     let mcu = 0;
     const full = p.kept === 64;
-    const blk = this.block;
+    const nz = p.nonzero as Uint32Array;
     for (let by = 0; by < c.blocksPerColumn; by++) {
       for (let bx = 0; bx < c.blocksPerLine; bx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
@@ -613,12 +623,11 @@ class Pass {
               ? decodeAcFirst(r, ac, coefs, nb * 64, ss, se, al, eobrun)
               : decodeAcRefine(r, ac, coefs, nb * 64, ss, se, al, eobrun);
         } else {
-          this.expand(p, nb);
+          const o = nb * p.kept;
           eobrun =
             ah === 0
-              ? decodeAcFirst(r, ac, blk, 0, ss, se, al, eobrun)
-              : decodeAcRefine(r, ac, blk, 0, ss, se, al, eobrun);
-          this.compact(p, nb);
+              ? decodeAcFirstCompact(r, ac, coefs, o, p.keepIndex, nz, nb, ss, se, al, eobrun)
+              : decodeAcRefineCompact(r, ac, coefs, o, p.keepIndex, p.keptZigzag, nz, nb, ss, se, al, eobrun);
         }
         if (r.exhausted) this.exhausted = true;
       }
@@ -634,42 +643,6 @@ class Pass {
         "The JPEG's progressive scans need far more decoding work than its size warrants; it is refused as a likely decompression bomb.",
       );
     }
-  }
-
-  // Dropped coefficients come back as 1 when nonzero: refinement scans only ask whether they are.
-  private expand(p: Plane, nb: number): void {
-    const blk = this.block;
-    const coefs = p.coefs as Int16Array;
-    const nz = p.nonzero as Uint32Array;
-    const keep = p.keepIndex;
-    const o = nb * p.kept;
-    const lo = nz[2 * nb];
-    const hi = nz[2 * nb + 1];
-    for (let i = 0; i < 64; i++) {
-      const k = keep[i];
-      if (k >= 0) blk[i] = coefs[o + k];
-      else blk[i] = ((i < 32 ? lo >>> i : hi >>> (i - 32)) & 1) === 1 ? 1 : 0;
-    }
-  }
-
-  private compact(p: Plane, nb: number): void {
-    const blk = this.block;
-    const coefs = p.coefs as Int16Array;
-    const nz = p.nonzero as Uint32Array;
-    const keep = p.keepIndex;
-    const o = nb * p.kept;
-    let lo = 0;
-    let hi = 0;
-    for (let i = 0; i < 64; i++) {
-      const k = keep[i];
-      if (k >= 0) coefs[o + k] = blk[i];
-      else if (blk[i] !== 0) {
-        if (i < 32) lo |= 1 << i;
-        else hi |= 1 << (i - 32);
-      }
-    }
-    nz[2 * nb] = lo;
-    nz[2 * nb + 1] = hi;
   }
 
   // libjpeg smooths blocks (jdcoefct.c decompress_smooth_data) when a progressive file leaves some of the
@@ -706,15 +679,24 @@ class Pass {
       return;
     }
     const dq = this.dequantized;
-    const keep = p.keepIndex;
+    const natural = p.keptNatural;
     for (let v = 0; v < c.v; v++) {
       const by = row * c.v + v;
       if (by >= c.blocksPerColumn) break;
       for (let bx = 0; bx < c.blocksPerLine; bx++) {
         const o = (by * c.paddedBlocksPerLine + bx) * p.kept;
-        if (p.kept === 64) for (let i = 0; i < 64; i++) dq[i] = coefs[o + i] * q[i];
-        else for (let i = 0; i < 64; i++) dq[i] = keep[i] >= 0 ? coefs[o + keep[i]] * q[i] : 0;
-        p.idct(dq, p.ring, (slot + v * s) * p.stride + bx * s, p.stride);
+        const out = (slot + v * s) * p.stride + bx * s;
+        if (p.kept === 64) {
+          for (let i = 0; i < 64; i++) dq[i] = coefs[o + i] * q[i];
+        } else if (p.kept === 1) {
+          dq[0] = coefs[o] * q[0];
+          idct1(dq, p.ring, out);
+          continue;
+        } else {
+          dq.fill(0);
+          for (let i = 0; i < p.kept; i++) dq[natural[i]] = coefs[o + i] * q[natural[i]];
+        }
+        p.idct(dq, p.ring, out, p.stride);
       }
     }
   }

@@ -124,6 +124,14 @@ export class BitReader {
     return (this.acc >>> this.bits) & 1;
   }
 
+  skip(n: number): void {
+    while (n > 16) {
+      this.getBits(16);
+      n -= 16;
+    }
+    if (n > 0) this.getBits(n);
+  }
+
   getBits(n: number): number {
     if (this.bits < n) this.fill();
     this.bits -= n;
@@ -287,4 +295,150 @@ export function decodeAcRefine(
     eobrun--;
   }
   return eobrun;
+}
+
+// The same two AC scans for a compact block store (DCT scaling keeps only the coefficients its IDCT reads):
+// kept coefficient z at coefs[o + keep[z]], every other one only as a nonzero bit, bit z of the pair
+// nz[2 * nb], nz[2 * nb + 1]. Refinement needs no more: it reads a correction bit for each nonzero
+// coefficient and places new ones on zero positions, and a dropped coefficient's value is never read.
+
+function isSet(nz: Uint32Array, nb: number, z: number): boolean {
+  return ((nz[2 * nb + (z >> 5)] >>> (z & 31)) & 1) === 1;
+}
+
+function setBit(nz: Uint32Array, nb: number, z: number, on: boolean): void {
+  const w = 2 * nb + (z >> 5);
+  if (on) nz[w] |= 1 << (z & 31);
+  else nz[w] &= ~(1 << (z & 31));
+}
+
+export function decodeAcFirstCompact(
+  r: BitReader,
+  ac: HuffmanTable,
+  coefs: Int16Array,
+  o: number,
+  keep: Int8Array,
+  nz: Uint32Array,
+  nb: number,
+  ss: number,
+  se: number,
+  al: number,
+  eobrun: number,
+): number {
+  if (eobrun > 0) return eobrun - 1;
+  for (let k = ss; k <= se; k++) {
+    const rs = r.decode(ac);
+    const run = rs >> 4;
+    const size = rs & 15;
+    if (size !== 0) {
+      k += run;
+      const z = ZIGZAG[k];
+      const v = r.receiveExtend(size) * (1 << al);
+      const slot = keep[z];
+      if (slot >= 0) coefs[o + slot] = v;
+      else setBit(nz, nb, z, (v << 16) >> 16 !== 0);
+    } else if (run === 15) {
+      k += 15;
+    } else {
+      let n = 1 << run;
+      if (run !== 0) n += r.getBits(run);
+      return n - 1;
+    }
+  }
+  return 0;
+}
+
+export function decodeAcRefineCompact(
+  r: BitReader,
+  ac: HuffmanTable,
+  coefs: Int16Array,
+  o: number,
+  keep: Int8Array,
+  keptZigzag: Int8Array, // zigzag indices of the kept coefficients, ascending
+  nz: Uint32Array,
+  nb: number,
+  ss: number,
+  se: number,
+  al: number,
+  eobrun: number,
+): number {
+  const p1 = 1 << al;
+  let k = ss;
+  if (eobrun === 0) {
+    for (; k <= se; k++) {
+      const rs = r.decode(ac);
+      let run = rs >> 4;
+      const size = rs & 15;
+      let value = 0;
+      if (size !== 0) {
+        value = r.bit() ? p1 : -p1;
+      } else if (run !== 15) {
+        eobrun = 1 << run;
+        if (run !== 0) eobrun += r.getBits(run);
+        break;
+      }
+      do {
+        const z = ZIGZAG[k];
+        const slot = keep[z];
+        if (slot >= 0) {
+          const c = coefs[o + slot];
+          if (c !== 0) {
+            if (r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
+          } else if (--run < 0) {
+            break;
+          }
+        } else if (isSet(nz, nb, z)) {
+          r.bit();
+        } else if (--run < 0) {
+          break;
+        }
+        k++;
+      } while (k <= se);
+      if (value !== 0) {
+        const z = ZIGZAG[k];
+        const slot = keep[z];
+        if (slot >= 0) coefs[o + slot] = value;
+        else setBit(nz, nb, z, true);
+      }
+    }
+  }
+  if (eobrun > 0) {
+    // The hot path of refinement at reduced scale: the correction bits of dropped coefficients are counted
+    // off the nonzero bits between kept positions rather than read one by one.
+    const lo = nz[2 * nb];
+    const hi = nz[2 * nb + 1];
+    for (let i = 0; i < keptZigzag.length; i++) {
+      const kz = keptZigzag[i];
+      if (kz < k) continue;
+      if (kz > se) break;
+      r.skip(droppedBetween(lo, hi, k, kz));
+      const slot = keep[ZIGZAG[kz]];
+      const c = coefs[o + slot];
+      if (c !== 0 && r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
+      k = kz + 1;
+    }
+    if (k <= se) r.skip(droppedBetween(lo, hi, k, se + 1));
+    eobrun--;
+  }
+  return eobrun;
+}
+
+// Natural-order bit masks of the coefficients at zigzag index >= k, k = 0..64, as (low, high) words.
+const FROM_LO = new Uint32Array(65);
+const FROM_HI = new Uint32Array(65);
+for (let k = 63; k >= 0; k--) {
+  const z = ZIGZAG[k];
+  FROM_LO[k] = FROM_LO[k + 1] | (z < 32 ? 1 << z : 0);
+  FROM_HI[k] = FROM_HI[k + 1] | (z >= 32 ? 1 << (z - 32) : 0);
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+// How many nonzero bits of (lo, hi) lie at zigzag indices [from, to).
+function droppedBetween(lo: number, hi: number, from: number, to: number): number {
+  return popcount(lo & FROM_LO[from] & ~FROM_LO[to]) + popcount(hi & FROM_HI[from] & ~FROM_HI[to]);
 }
