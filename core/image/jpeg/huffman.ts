@@ -7,6 +7,7 @@
 import { truncatedJpeg, ZIGZAG } from "./markers.ts";
 
 const LOOKAHEAD = 9;
+const FAST_BITS = 11; // AC codes and their value bits decoded in one lookup when they fit in this many bits
 
 export interface HuffmanTable {
   valid: boolean; // false when the code lengths overflow (libjpeg refuses such a table when a scan uses it)
@@ -15,7 +16,7 @@ export interface HuffmanTable {
   maxCode: Int32Array; // (18) largest code of each length, -1 if none; [17] is a sentinel
   valOffset: Int32Array; // (18) symbol index of the first code of each length minus that code
   symbols: Uint8Array;
-  // (512) by the next 9 bits, for AC codes whose code and value bits both fit in them: value << 8 |
+  // (2048) by the next 11 bits, for AC codes whose code and value bits both fit in them: value << 8 |
   // run << 4 | bits used; 0 otherwise. Most AC coefficients of a photo decode through this one lookup.
   fastAc: Int32Array;
 }
@@ -45,17 +46,21 @@ export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): Huff
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff;
-  const fastAc = new Int32Array(1 << LOOKAHEAD);
+  const fastAc = new Int32Array(1 << FAST_BITS);
   for (let peek = 0; peek < fastAc.length; peek++) {
-    const e = lookup[peek];
-    if (e === 0) continue;
-    const len = e >> 8;
-    const run = (e & 0xff) >> 4;
-    const size = e & 15;
-    if (size === 0 || len + size > LOOKAHEAD) continue;
-    const bits = (peek >> (LOOKAHEAD - len - size)) & ((1 << size) - 1);
-    const value = bits < 1 << (size - 1) ? bits - (1 << size) + 1 : bits;
-    fastAc[peek] = (value << 8) | (run << 4) | (len + size);
+    for (let len = 1; len <= FAST_BITS; len++) {
+      const c = peek >> (FAST_BITS - len);
+      if (c > maxCode[len]) continue;
+      const symbol = symbols[c + valOffset[len]];
+      const run = symbol >> 4;
+      const size = symbol & 15;
+      if (size !== 0 && len + size <= FAST_BITS) {
+        const bits = (peek >> (FAST_BITS - len - size)) & ((1 << size) - 1);
+        const value = bits < 1 << (size - 1) ? bits - (1 << size) + 1 : bits;
+        fastAc[peek] = (value << 8) | (run << 4) | (len + size);
+      }
+      break;
+    }
   }
   return { valid, maxSymbol, lookup, maxCode, valOffset, symbols: symbols.slice(), fastAc };
 }
@@ -183,7 +188,7 @@ export function decodeBlock(
   const fast = ac.fastAc;
   for (let k = 1; k < 64; k++) {
     if (r.bits < 16) r.fill();
-    const f = fast[(r.acc >>> (r.bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)];
+    const f = fast[(r.acc >>> (r.bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
     if (f !== 0) {
       r.bits -= f & 15;
       k += (f >> 4) & 15;
