@@ -357,9 +357,10 @@ class Pass {
         this.pos = end;
         this.latchTables(scan);
         if (scans === 1 && !f.progressive && scan.components.length === f.components.length) {
-          // Single-scan sequential: stream it. libjpeg stops reading once the last row is out.
+          // Single-scan sequential: stream it.
           this.decodeSequential(scan, false);
           this.emitBand(f.mcusPerColumn - 1);
+          this.readTrailer();
           return { width: this.outWidth, height: this.outHeight };
         }
         if (!buffered) {
@@ -384,6 +385,18 @@ class Pass {
     }
     this.emitBand(f.mcusPerColumn - 1);
     return { width: this.outWidth, height: this.outHeight };
+  }
+
+  // After the rows of a single-scan file Pillow calls jpeg_finish_decompress, which reads the markers up to
+  // EOI: a broken one fails the whole decode, while the end of the file there is accepted.
+  private readTrailer(): void {
+    for (;;) {
+      const m = nextMarker(this.b, this.pos);
+      if (m < 0 || this.b[m] === MARKER_EOI || this.b[m] === MARKER_SOS) return;
+      const standalone = this.b[m] === 0x01 || (this.b[m] >= 0xd0 && this.b[m] <= 0xd7);
+      if (!standalone && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) return;
+      this.readTableMarker(this.b[m], m);
+    }
   }
 
   private readTableMarker(marker: number, m: number): void {

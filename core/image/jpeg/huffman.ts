@@ -166,8 +166,9 @@ export class BitReader {
         return t.symbols[(code + t.valOffset[len]) & 0xff];
       }
     }
-    // No code matches: libjpeg warns and reads the symbol as 0.
-    this.bits -= 16;
+    // No code matches: libjpeg warns, drops 17 bits (it reaches its sentinel length) and reads symbol 0.
+    if (this.bits < 17) this.fill();
+    this.bits -= 17;
     return 0;
   }
 }
