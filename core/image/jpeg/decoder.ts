@@ -393,9 +393,12 @@ class Pass {
     for (;;) {
       const m = nextMarker(this.b, this.pos);
       if (m < 0 || this.b[m] === MARKER_EOI || this.b[m] === MARKER_SOS) return;
-      const standalone = this.b[m] === 0x01 || (this.b[m] >= 0xd0 && this.b[m] <= 0xd7);
-      if (!standalone && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) return;
-      this.readTableMarker(this.b[m], m);
+      const marker = this.b[m];
+      // libjpeg judges the marker's type before it reads the segment, which may then suspend harmlessly.
+      const table = marker === 0xc4 || marker === 0xdb || marker === 0xdd || marker === 0xcc || marker === 0xdc;
+      const ignored = (marker >= 0xe0 && marker <= 0xef) || marker === 0xfe;
+      if ((table || ignored) && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) return;
+      this.readTableMarker(marker, m);
     }
   }
 
