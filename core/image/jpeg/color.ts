@@ -176,3 +176,50 @@ export function cmykToRgb(
     out[o++] = nk - mulDiv255(yy, nk);
   }
 }
+
+// The common phone case in one pass: 4:2:0 chroma upsampled with h2v2 fancy filtering and converted with
+// the luma row, without the intermediate upsampled rows (same arithmetic as upsampleRow + yccToRgb). The
+// neighbour sums past either end repeat the edge column, which is what libjpeg's edge cases compute.
+export function h2v2YccRow(
+  y: Uint8Array,
+  yo: number,
+  cb: Uint8Array,
+  cbNear: number,
+  cbFar: number,
+  cr: Uint8Array,
+  crNear: number,
+  crFar: number,
+  chromaWidth: number,
+  out: Uint8Array,
+  o: number,
+  width: number,
+): void {
+  let cbThis = cb[cbNear] * 3 + cb[cbFar];
+  let crThis = cr[crNear] * 3 + cr[crFar];
+  let cbLast = cbThis;
+  let crLast = crThis;
+  const lastColumn = chromaWidth - 1;
+  for (let x = 0; x < chromaWidth; x++) {
+    const more = x < lastColumn;
+    const cbNext = more ? cb[cbNear + x + 1] * 3 + cb[cbFar + x + 1] : cbThis;
+    const crNext = more ? cr[crNear + x + 1] * 3 + cr[crFar + x + 1] : crThis;
+    const px = 2 * x;
+    let b = (cbThis * 3 + cbLast + 8) >> 4;
+    let r = (crThis * 3 + crLast + 8) >> 4;
+    let l = y[yo + px] + 512;
+    out[o++] = CLAMP[l + CR_R[r]];
+    out[o++] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+    out[o++] = CLAMP[l + CB_B[b]];
+    if (px + 1 >= width) break;
+    b = (cbThis * 3 + cbNext + 7) >> 4;
+    r = (crThis * 3 + crNext + 7) >> 4;
+    l = y[yo + px + 1] + 512;
+    out[o++] = CLAMP[l + CR_R[r]];
+    out[o++] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+    out[o++] = CLAMP[l + CB_B[b]];
+    cbLast = cbThis;
+    crLast = crThis;
+    cbThis = cbNext;
+    crThis = crNext;
+  }
+}

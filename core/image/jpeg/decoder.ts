@@ -12,7 +12,7 @@
 
 import { EdgevitError } from "../../errors.ts";
 import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
-import { cmykToRgb, grayToRgb, rgbToRgb, type UpsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
+import { cmykToRgb, grayToRgb, h2v2YccRow, rgbToRgb, type UpsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
 import {
   BitReader,
   decodeAcFirst,
@@ -728,8 +728,33 @@ class Pass {
     const n = planes.length;
     const arrays: Uint8Array[] = new Array(n);
     const offsets: number[] = new Array(n);
+    const [p0, p1, p2] = planes;
+    const fused = this.d.colorSpace === "ycbcr" && p0.method === "full" && p1.method === "h2v2" && p2.method === "h2v2";
     for (let i = 0; i < count; i++) {
       const y = first + i;
+      if (fused) {
+        const near = y >> 1;
+        const far = y & 1 ? near + 1 : near - 1;
+        const cbNear = rowOffset(p1, near);
+        const crNear = rowOffset(p2, near);
+        const cbFar = rowOffset(p1, far);
+        const crFar = rowOffset(p2, far);
+        h2v2YccRow(
+          p0.ring,
+          rowOffset(p0, y),
+          p1.ring,
+          cbNear,
+          cbFar,
+          p2.ring,
+          crNear,
+          crFar,
+          p1.width,
+          out,
+          i * w * 3,
+          w,
+        );
+        continue;
+      }
       for (let ci = 0; ci < n; ci++) {
         const p = planes[ci];
         if (p.method === "full") {
