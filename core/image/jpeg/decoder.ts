@@ -91,6 +91,7 @@ interface Plane {
   keptNatural: Int8Array; // natural index of each kept slot
   keptZigzag: Int8Array; // zigzag indices of the kept coefficients, ascending
   nonzero: Uint32Array | null; // (blocks, 2)
+  lastNonzero: Uint8Array | null; // (blocks) highest zigzag index that may be nonzero, full store only
 }
 
 function idctFor(size: number): Idct {
@@ -328,6 +329,7 @@ class Pass {
             .filter((k) => k >= 0),
         ),
         nonzero: null,
+        lastNonzero: null,
       };
     });
   }
@@ -369,6 +371,7 @@ class Pass {
             const n = p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn;
             p.coefs = new Int16Array(n * p.kept);
             if (p.kept < 64) p.nonzero = new Uint32Array(n * 2);
+            else p.lastNonzero = new Uint8Array(n);
           }
         }
         if (f.progressive) this.decodeProgressive(scan);
@@ -625,6 +628,7 @@ class Pass {
     let mcu = 0;
     const full = p.kept === 64;
     const nz = p.nonzero as Uint32Array;
+    const last = p.lastNonzero as Uint8Array;
     for (let by = 0; by < c.blocksPerColumn; by++) {
       for (let bx = 0; bx < c.blocksPerLine; bx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
@@ -636,8 +640,8 @@ class Pass {
         if (full) {
           eobrun =
             ah === 0
-              ? decodeAcFirst(r, ac, coefs, nb * 64, ss, se, al, eobrun)
-              : decodeAcRefine(r, ac, coefs, nb * 64, ss, se, al, eobrun);
+              ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun)
+              : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun);
         } else {
           const o = nb * p.kept;
           eobrun =

@@ -223,12 +223,15 @@ export function decodeDcRefine(r: BitReader, blk: Int16Array, off: number, al: n
   if (r.bit()) blk[off] |= 1 << al;
 }
 
-// AC first scan of one block; eobrun in, eobrun out.
+// AC first scan of one block; eobrun in, eobrun out. last[nb] keeps the block's highest zigzag index that
+// may be nonzero, so that refinement can stop there.
 export function decodeAcFirst(
   r: BitReader,
   ac: HuffmanTable,
   blk: Int16Array,
   off: number,
+  last: Uint8Array,
+  nb: number,
   ss: number,
   se: number,
   al: number,
@@ -242,6 +245,8 @@ export function decodeAcFirst(
     if (size !== 0) {
       k += run;
       blk[off + ZIGZAG[k]] = r.receiveExtend(size) * (1 << al);
+      const at = k > 63 ? 63 : k;
+      if (at > last[nb]) last[nb] = at;
     } else if (run === 15) {
       k += 15;
     } else {
@@ -259,6 +264,8 @@ export function decodeAcRefine(
   ac: HuffmanTable,
   blk: Int16Array,
   off: number,
+  last: Uint8Array,
+  nb: number,
   ss: number,
   se: number,
   al: number,
@@ -289,11 +296,17 @@ export function decodeAcRefine(
         }
         k++;
       } while (k <= se);
-      if (value !== 0) blk[off + ZIGZAG[k]] = value;
+      if (value !== 0) {
+        blk[off + ZIGZAG[k]] = value;
+        const at = k > 63 ? 63 : k;
+        if (at > last[nb]) last[nb] = at;
+      }
     }
   }
   if (eobrun > 0) {
-    for (; k <= se; k++) {
+    // The hot loop of refinement: past the block's last nonzero coefficient there is nothing to correct.
+    const stop = se < last[nb] ? se : last[nb];
+    for (; k <= stop; k++) {
       const z = off + ZIGZAG[k];
       const c = blk[z];
       if (c !== 0 && r.bit() && (c & p1) === 0) blk[z] = c >= 0 ? c + p1 : c - p1;
