@@ -90,6 +90,7 @@ interface Plane {
   keepIndex: Int8Array; // natural index -> kept slot, -1 if dropped
   keptNatural: Int8Array; // natural index of each kept slot
   keptZigzag: Int8Array; // zigzag indices of the kept coefficients, ascending
+  keepZigzag: Int8Array; // zigzag index -> kept slot, -1 if dropped
   nonzero: Uint32Array | null; // (blocks, 2)
   lastNonzero: Uint8Array | null; // (blocks) highest zigzag index that may be nonzero, full store only
 }
@@ -322,6 +323,7 @@ class Pass {
         coefs: null,
         kept,
         keepIndex,
+        keepZigzag: Int8Array.from(ZIGZAG.subarray(0, 64), (z) => keepIndex[z]),
         keptNatural: Int8Array.from({ length: kept }, (_, slot) => keepIndex.indexOf(slot)),
         keptZigzag: Int8Array.from(
           Array.from(ZIGZAG.subarray(0, 64))
@@ -646,8 +648,8 @@ class Pass {
           const o = nb * p.kept;
           eobrun =
             ah === 0
-              ? decodeAcFirstCompact(r, ac, coefs, o, p.keepIndex, nz, nb, ss, se, al, eobrun)
-              : decodeAcRefineCompact(r, ac, coefs, o, p.keepIndex, p.keptZigzag, nz, nb, ss, se, al, eobrun);
+              ? decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, eobrun)
+              : decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, eobrun);
         }
         if (r.exhausted) this.exhausted = true;
       }

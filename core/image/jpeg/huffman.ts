@@ -245,7 +245,7 @@ export function decodeAcFirst(
     if (size !== 0) {
       k += run;
       blk[off + ZIGZAG[k]] = r.receiveExtend(size) * (1 << al);
-      const at = k > 63 ? 63 : k;
+      const at = Math.min(k, 63);
       if (at > last[nb]) last[nb] = at;
     } else if (run === 15) {
       k += 15;
@@ -298,14 +298,14 @@ export function decodeAcRefine(
       } while (k <= se);
       if (value !== 0) {
         blk[off + ZIGZAG[k]] = value;
-        const at = k > 63 ? 63 : k;
+        const at = Math.min(k, 63);
         if (at > last[nb]) last[nb] = at;
       }
     }
   }
   if (eobrun > 0) {
     // The hot loop of refinement: past the block's last nonzero coefficient there is nothing to correct.
-    const stop = se < last[nb] ? se : last[nb];
+    const stop = Math.min(se, last[nb]);
     for (; k <= stop; k++) {
       const z = off + ZIGZAG[k];
       const c = blk[z];
@@ -317,19 +317,10 @@ export function decodeAcRefine(
 }
 
 // The same two AC scans for a compact block store (DCT scaling keeps only the coefficients its IDCT reads):
-// kept coefficient z at coefs[o + keep[z]], every other one only as a nonzero bit, bit z of the pair
-// nz[2 * nb], nz[2 * nb + 1]. Refinement needs no more: it reads a correction bit for each nonzero
-// coefficient and places new ones on zero positions, and a dropped coefficient's value is never read.
-
-function isSet(nz: Uint32Array, nb: number, z: number): boolean {
-  return ((nz[2 * nb + (z >> 5)] >>> (z & 31)) & 1) === 1;
-}
-
-function setBit(nz: Uint32Array, nb: number, z: number, on: boolean): void {
-  const w = 2 * nb + (z >> 5);
-  if (on) nz[w] |= 1 << (z & 31);
-  else nz[w] &= ~(1 << (z & 31));
-}
+// the kept coefficient at zigzag index k is coefs[o + keep[k]], every other one only a nonzero bit, bit k of
+// the pair nz[2 * nb], nz[2 * nb + 1] (zigzag order). Refinement needs no more: it reads a correction bit for
+// each nonzero coefficient and places new ones on zero positions; a dropped coefficient's value is never read.
+// `keep` is indexed by zigzag position here.
 
 export function decodeAcFirstCompact(
   r: BitReader,
@@ -345,26 +336,36 @@ export function decodeAcFirstCompact(
   eobrun: number,
 ): number {
   if (eobrun > 0) return eobrun - 1;
-  for (let k = ss; k <= se; k++) {
+  let lo = nz[2 * nb];
+  let hi = nz[2 * nb + 1];
+  let k = ss;
+  for (; k <= se; k++) {
     const rs = r.decode(ac);
     const run = rs >> 4;
     const size = rs & 15;
     if (size !== 0) {
       k += run;
-      const z = ZIGZAG[k];
+      const at = Math.min(k, 63);
       const v = r.receiveExtend(size) * (1 << al);
-      const slot = keep[z];
+      const slot = keep[at];
       if (slot >= 0) coefs[o + slot] = v;
-      else setBit(nz, nb, z, (v << 16) >> 16 !== 0);
+      else if ((v << 16) >> 16 !== 0) {
+        if (at < 32) lo |= 1 << at;
+        else hi |= 1 << (at - 32);
+      } else if (at < 32) lo &= ~(1 << at);
+      else hi &= ~(1 << (at - 32));
     } else if (run === 15) {
       k += 15;
     } else {
-      let n = 1 << run;
-      if (run !== 0) n += r.getBits(run);
-      return n - 1;
+      eobrun = 1 << run;
+      if (run !== 0) eobrun += r.getBits(run);
+      eobrun--;
+      break;
     }
   }
-  return 0;
+  nz[2 * nb] = lo;
+  nz[2 * nb + 1] = hi;
+  return k > se ? 0 : eobrun;
 }
 
 export function decodeAcRefineCompact(
@@ -382,6 +383,8 @@ export function decodeAcRefineCompact(
   eobrun: number,
 ): number {
   const p1 = 1 << al;
+  let lo = nz[2 * nb];
+  let hi = nz[2 * nb + 1];
   let k = ss;
   if (eobrun === 0) {
     for (; k <= se; k++) {
@@ -397,8 +400,7 @@ export function decodeAcRefineCompact(
         break;
       }
       do {
-        const z = ZIGZAG[k];
-        const slot = keep[z];
+        const slot = keep[k];
         if (slot >= 0) {
           const c = coefs[o + slot];
           if (c !== 0) {
@@ -406,7 +408,7 @@ export function decodeAcRefineCompact(
           } else if (--run < 0) {
             break;
           }
-        } else if (isSet(nz, nb, z)) {
+        } else if (((k < 32 ? lo >>> k : hi >>> (k - 32)) & 1) === 1) {
           r.bit();
         } else if (--run < 0) {
           break;
@@ -414,41 +416,33 @@ export function decodeAcRefineCompact(
         k++;
       } while (k <= se);
       if (value !== 0) {
-        const z = ZIGZAG[k];
-        const slot = keep[z];
+        const at = Math.min(k, 63);
+        const slot = keep[at];
         if (slot >= 0) coefs[o + slot] = value;
-        else setBit(nz, nb, z, true);
+        else if (at < 32) lo |= 1 << at;
+        else hi |= 1 << (at - 32);
       }
     }
   }
   if (eobrun > 0) {
     // The hot path of refinement at reduced scale: the correction bits of dropped coefficients are counted
     // off the nonzero bits between kept positions rather than read one by one.
-    const lo = nz[2 * nb];
-    const hi = nz[2 * nb + 1];
     for (let i = 0; i < keptZigzag.length; i++) {
       const kz = keptZigzag[i];
       if (kz < k) continue;
       if (kz > se) break;
-      r.skip(droppedBetween(lo, hi, k, kz));
-      const slot = keep[ZIGZAG[kz]];
+      r.skip(countBetween(lo, hi, k, kz));
+      const slot = keep[kz];
       const c = coefs[o + slot];
       if (c !== 0 && r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
       k = kz + 1;
     }
-    if (k <= se) r.skip(droppedBetween(lo, hi, k, se + 1));
+    if (k <= se) r.skip(countBetween(lo, hi, k, se + 1));
     eobrun--;
   }
+  nz[2 * nb] = lo;
+  nz[2 * nb + 1] = hi;
   return eobrun;
-}
-
-// Natural-order bit masks of the coefficients at zigzag index >= k, k = 0..64, as (low, high) words.
-const FROM_LO = new Uint32Array(65);
-const FROM_HI = new Uint32Array(65);
-for (let k = 63; k >= 0; k--) {
-  const z = ZIGZAG[k];
-  FROM_LO[k] = FROM_LO[k + 1] | (z < 32 ? 1 << z : 0);
-  FROM_HI[k] = FROM_HI[k + 1] | (z >= 32 ? 1 << (z - 32) : 0);
 }
 
 function popcount(x: number): number {
@@ -457,7 +451,13 @@ function popcount(x: number): number {
   return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
-// How many nonzero bits of (lo, hi) lie at zigzag indices [from, to).
-function droppedBetween(lo: number, hi: number, from: number, to: number): number {
+// Bits at positions >= k of the low and high words, k = 0..64.
+const FROM_LO = Uint32Array.from({ length: 65 }, (_, k) => (k >= 32 ? 0 : (0xffffffff << k) >>> 0));
+const FROM_HI = Uint32Array.from({ length: 65 }, (_, k) =>
+  k <= 32 ? 0xffffffff : k >= 64 ? 0 : (0xffffffff << (k - 32)) >>> 0,
+);
+
+// How many set bits of (lo, hi) lie at positions [from, to).
+function countBetween(lo: number, hi: number, from: number, to: number): number {
   return popcount(lo & FROM_LO[from] & ~FROM_LO[to]) + popcount(hi & FROM_HI[from] & ~FROM_HI[to]);
 }
