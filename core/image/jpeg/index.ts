@@ -14,8 +14,12 @@ export {
   JpegDecoder,
 } from "./decoder.ts";
 
-// Reads and checks the header (EdgevitError invalid_image, image_too_large or unsupported_media_type);
-// decoding happens in decode().
+// Reads and checks the header; decoding happens in decode(). Errors are EdgevitErrors:
+// - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds);
+// - image_too_large: the header declares more than limits.maxPixels;
+// - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (arithmetic
+//   coding; lossless and hierarchical processes; a progressive file left incomplete, which libjpeg would
+//   smooth). A caller may try another decoder (jpeg-js) for these.
 export function openJpeg(bytes: Uint8Array, limits: JpegLimits): ImageDecoder {
   return new JpegDecoder(bytes, limits);
 }
