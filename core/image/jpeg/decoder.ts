@@ -23,6 +23,7 @@ import {
   decodeDcFirst,
   decodeDcRefine,
   type HuffmanTable,
+  skipBlockAc,
 } from "./huffman.ts";
 import { idct1, idct2, idct4, idct8 } from "./idct.ts";
 import {
@@ -525,10 +526,17 @@ class Pass {
             for (let h = 0; h < bh; h++) {
               const bx = interleaved ? mx * c.h + h : mx;
               const by = interleaved ? my * c.v + v : my;
+              const out = ((my % 3) * p.bandRows + v * p.size) * p.stride + bx * p.size;
+              if (!buffered && p.size === 1) {
+                preds[i] = skipBlockAc(r, dcs[i], acs[i], preds[i]);
+                dq[0] = ((preds[i] << 16) >> 16) * qs[i][0];
+                idct1(dq, p.ring, out);
+                continue;
+              }
               dq.fill(0);
               preds[i] = decodeBlock(r, dcs[i], acs[i], dq, buffered ? UNIT_QUANT : qs[i], preds[i]);
               if (buffered) this.storeBlock(p, bx, by);
-              else p.idct(dq, p.ring, ((my % 3) * p.bandRows + v * p.size) * p.stride + bx * p.size, p.stride);
+              else p.idct(dq, p.ring, out, p.stride);
             }
           }
         }

@@ -212,6 +212,33 @@ export function decodeBlock(
   return dcv;
 }
 
+// A sequential block whose AC coefficients no IDCT reads (scaled DCT size 1): they are parsed and dropped,
+// as libjpeg-turbo does. Returns the new DC predictor; the DC value itself is the predictor, as int16.
+export function skipBlockAc(r: BitReader, dc: HuffmanTable, ac: HuffmanTable, pred: number): number {
+  const s = r.decode(dc);
+  const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
+  const fast = ac.fastAc;
+  for (let k = 1; k < 64; k++) {
+    if (r.bits < 16) r.fill();
+    const f = fast[(r.acc >>> (r.bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
+    if (f !== 0) {
+      r.bits -= f & 15;
+      k += (f >> 4) & 15;
+      continue;
+    }
+    const rs = r.decode(ac);
+    const size = rs & 15;
+    if (size !== 0) {
+      k += rs >> 4;
+      r.skip(size);
+    } else {
+      if (rs >> 4 !== 15) break;
+      k += 15;
+    }
+  }
+  return dcv;
+}
+
 export function decodeDcFirst(r: BitReader, dc: HuffmanTable, blk: Int16Array, off: number, pred: number, al: number) {
   const s = r.decode(dc);
   const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
