@@ -19,6 +19,7 @@ import {
   decodeAcFirstCompact,
   decodeAcRefine,
   decodeAcRefineCompact,
+  decodeAcRefineDropped,
   decodeBlock,
   decodeDcFirst,
   decodeDcRefine,
@@ -639,6 +640,8 @@ class Pass {
     const full = p.kept === 64;
     const nz = p.nonzero as Uint32Array;
     const last = p.lastNonzero as Uint8Array;
+    // No coefficient of the band is kept: refinement only tracks which are nonzero.
+    const dropped = !Array.from(p.keptZigzag).some((k) => k >= ss && k <= se);
     for (let by = 0; by < c.blocksPerColumn; by++) {
       for (let bx = 0; bx < c.blocksPerLine; bx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
@@ -654,10 +657,9 @@ class Pass {
               : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun);
         } else {
           const o = nb * p.kept;
-          eobrun =
-            ah === 0
-              ? decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, eobrun)
-              : decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, eobrun);
+          if (ah === 0) eobrun = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, eobrun);
+          else if (dropped) eobrun = decodeAcRefineDropped(r, ac, nz, nb, ss, se, eobrun);
+          else eobrun = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, eobrun);
         }
         if (r.exhausted) this.exhausted = true;
       }

@@ -130,6 +130,7 @@ export class BitReader {
   }
 
   skip(n: number): void {
+    if (n === 0) return;
     while (n > 16) {
       this.getBits(16);
       n -= 16;
@@ -426,22 +427,27 @@ export function decodeAcRefineCompact(
         if (run !== 0) eobrun += r.getBits(run);
         break;
       }
+      // Correction bits of dropped coefficients are only skipped; they are counted and skipped together.
+      let pending = 0;
       do {
         const slot = keep[k];
         if (slot >= 0) {
           const c = coefs[o + slot];
           if (c !== 0) {
+            r.skip(pending);
+            pending = 0;
             if (r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
           } else if (--run < 0) {
             break;
           }
         } else if (((k < 32 ? lo >>> k : hi >>> (k - 32)) & 1) === 1) {
-          r.bit();
+          pending++;
         } else if (--run < 0) {
           break;
         }
         k++;
       } while (k <= se);
+      r.skip(pending);
       if (value !== 0) {
         const at = Math.min(k, 63);
         const slot = keep[at];
@@ -464,6 +470,55 @@ export function decodeAcRefineCompact(
       if (c !== 0 && r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
       k = kz + 1;
     }
+    if (k <= se) r.skip(countBetween(lo, hi, k, se + 1));
+    eobrun--;
+  }
+  nz[2 * nb] = lo;
+  nz[2 * nb + 1] = hi;
+  return eobrun;
+}
+
+// Refinement of a band in which no coefficient is kept (AC scans at scaled DCT size 1): only the nonzero
+// bits change and every correction bit is skipped.
+export function decodeAcRefineDropped(
+  r: BitReader,
+  ac: HuffmanTable,
+  nz: Uint32Array,
+  nb: number,
+  ss: number,
+  se: number,
+  eobrun: number,
+): number {
+  let lo = nz[2 * nb];
+  let hi = nz[2 * nb + 1];
+  let k = ss;
+  if (eobrun === 0) {
+    for (; k <= se; k++) {
+      const rs = r.decode(ac);
+      let run = rs >> 4;
+      const size = rs & 15;
+      if (size !== 0) {
+        r.bit(); // the new coefficient's sign
+      } else if (run !== 15) {
+        eobrun = 1 << run;
+        if (run !== 0) eobrun += r.getBits(run);
+        break;
+      }
+      let pending = 0;
+      do {
+        if (((k < 32 ? lo >>> k : hi >>> (k - 32)) & 1) === 1) pending++;
+        else if (--run < 0) break;
+        k++;
+      } while (k <= se);
+      r.skip(pending);
+      if (size !== 0) {
+        const at = Math.min(k, 63);
+        if (at < 32) lo |= 1 << at;
+        else hi |= 1 << (at - 32);
+      }
+    }
+  }
+  if (eobrun > 0) {
     if (k <= se) r.skip(countBetween(lo, hi, k, se + 1));
     eobrun--;
   }
