@@ -55,12 +55,33 @@ export interface JpegLimits extends DecoderLimits {
   // large image and many refinement scans from costing seconds.
   maxCoefficientPasses?: number;
   maxVisitsPerByte?: number;
+  // Bytes of coefficients a progressive or multi-scan file may hold until its last scan (see
+  // coefficientBytes); above it, decoding at that scale is image_too_large. Sequential single-scan files
+  // stream and hold none.
+  maxCoefficientBytes?: number;
 }
 
 export const DEFAULT_MAX_SCANS = 256;
 export const DEFAULT_MAX_COEFFICIENT_PASSES = 16;
 export const DEFAULT_MAX_VISITS_PER_BYTE = 64;
 const BASE_PASSES = 3;
+export const DEFAULT_MAX_COEFFICIENT_BYTES = 256 * 1024 * 1024;
+
+// The scaled DCT size libjpeg gives a component at output scale 1/scale (jdmaster.c: subsampled components
+// are scaled up through the IDCT where the sampling ratios allow, instead of being upsampled).
+function componentSize(f: Frame, c: Component, scale: number): number {
+  const minSize = 8 / scale;
+  let size = minSize;
+  while (size < 8 && (f.maxH * minSize) % (c.h * size * 2) === 0 && (f.maxV * minSize) % (c.v * size * 2) === 0) {
+    size *= 2;
+  }
+  return size;
+}
+
+// Coefficients kept per block for an IDCT of this size: all 64, the 25 the 2x2 transform reads, or the DC.
+function keptFor(size: number): number {
+  return size >= 4 ? 64 : size === 2 ? 25 : 1;
+}
 
 export type JpegColorSpace = "gray" | "ycbcr" | "rgb" | "cmyk" | "ycck";
 
@@ -119,12 +140,16 @@ export class JpegDecoder implements ImageDecoder {
   readonly maxScans: number;
   private readonly maxPasses: number;
   private readonly maxVisitsPerByte: number;
+  private readonly maxCoefficientBytes: number;
+  // A sequential file whose first scan holds every component decodes row by row, holding no coefficients.
+  readonly streams: boolean;
 
   constructor(bytes: Uint8Array, limits: JpegLimits) {
     this.bytes = bytes;
     this.maxScans = limits.maxScans ?? DEFAULT_MAX_SCANS;
     this.maxPasses = limits.maxCoefficientPasses ?? DEFAULT_MAX_COEFFICIENT_PASSES;
     this.maxVisitsPerByte = limits.maxVisitsPerByte ?? DEFAULT_MAX_VISITS_PER_BYTE;
+    this.maxCoefficientBytes = limits.maxCoefficientBytes ?? DEFAULT_MAX_COEFFICIENT_BYTES;
     const b = bytes;
     // Pillow recognises a JPEG by FF D8 FF.
     if (b.length < 3 || b[0] !== 0xff || b[1] !== 0xd8 || b[2] !== 0xff) {
@@ -143,6 +168,8 @@ export class JpegDecoder implements ImageDecoder {
       if (marker === MARKER_SOS) {
         if (!frame) throw corrupt("a scan starts before the frame header");
         this.firstScan = m - 1;
+        const scan = readScan(b, m + 3, segmentEnd(b, m + 1), frame);
+        this.streams = !frame.progressive && scan.components.length === frame.components.length;
         break;
       }
       if (marker === 0xd8) throw corrupt("it has a second start-of-image marker");
@@ -206,6 +233,30 @@ export class JpegDecoder implements ImageDecoder {
     return new Pass(this, this.bytes, cloneTables(this.tables), this.firstScan, scale, sink).run();
   }
 
+  // Memory the coefficients take until the last scan when decoding at 1/scale: int16 per kept coefficient,
+  // plus 8 bytes of nonzero bits per block when some are dropped, or 1 byte (last nonzero index) when not.
+  // 0 for a file that streams. A caller can pick its scale with this before decoding.
+  coefficientBytes(scale: number): number {
+    if (this.streams) return 0;
+    let bytes = 0;
+    for (const c of this.frame.components) {
+      const kept = keptFor(componentSize(this.frame, c, scale));
+      bytes += c.paddedBlocksPerLine * c.paddedBlocksPerColumn * (2 * kept + (kept < 64 ? 8 : 1));
+    }
+    return bytes;
+  }
+
+  checkCoefficientBytes(scale: number): void {
+    const bytes = this.coefficientBytes(scale);
+    if (bytes > this.maxCoefficientBytes) {
+      const mb = (n: number) => (n / 1048576).toFixed(0);
+      throw new EdgevitError(
+        "image_too_large",
+        `The JPEG is ${this.frame.width}x${this.frame.height} and progressive: decoding it at 1/${scale} needs ${mb(bytes)} MB for its coefficients; the limit is ${mb(this.maxCoefficientBytes)} MB.`,
+      );
+    }
+  }
+
   // Coefficient visits allowed for this file at `blocks` blocks (all components, in whole MCUs).
   visitBudget(blocks: number): number {
     const perBlock = 64 * blocks;
@@ -264,6 +315,7 @@ class Pass {
   private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
   private pos: number;
   private visitBudget = 0;
+  private readonly scale: number;
 
   constructor(d: JpegDecoder, b: Uint8Array, tables: Tables, pos: number, scale: number, sink: RowSink) {
     this.d = d;
@@ -273,6 +325,7 @@ class Pass {
     installStandardTables(tables);
     this.pos = pos;
     this.sink = sink;
+    this.scale = scale;
     const f = this.frame;
     const minSize = 8 / scale;
     this.outWidth = Math.ceil(f.width / scale);
@@ -284,11 +337,7 @@ class Pass {
     // libjpeg's fancy upsampling needs context rows, which it cannot provide at scaled DCT size 1.
     const fancy = minSize > 1;
     this.planes = f.components.map((c) => {
-      // jdmaster.c: scale subsampled components up through the IDCT where the ratios allow.
-      let size = minSize;
-      while (size < 8 && (f.maxH * minSize) % (c.h * size * 2) === 0 && (f.maxV * minSize) % (c.v * size * 2) === 0) {
-        size *= 2;
-      }
+      const size = componentSize(f, c, scale);
       const hIn = (c.h * size) / minSize;
       const vIn = (c.v * size) / minSize;
       const width = Math.ceil((f.width * c.h * size) / (f.maxH * 8));
@@ -301,6 +350,7 @@ class Pass {
       const stride = c.paddedBlocksPerLine * size;
       const bandRows = c.v * size;
       const keepIndex = new Int8Array(64).fill(-1);
+      // The same choice as keptFor: all 64, rows and columns 0, 1, 3, 5, 7 for the 2x2 IDCT, or the DC.
       let kept = 0;
       for (let i = 0; i < 64; i++) {
         const row = i >> 3;
@@ -370,6 +420,7 @@ class Pass {
           return { width: this.outWidth, height: this.outHeight };
         }
         if (!buffered) {
+          this.d.checkCoefficientBytes(this.scale);
           buffered = true;
           for (const p of this.planes) {
             const n = p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn;

@@ -227,6 +227,26 @@ describe("bounded work", () => {
   });
 });
 
+describe("coefficient memory of progressive files", () => {
+  // coffee-progressive.jpg: 600x400, 4:2:0, so 38x25 MCUs: 76x50 luma blocks and 38x25 per chroma component.
+  test("only what the scale's IDCT reads is kept", () => {
+    const d = openJpeg(bytesOf("images/coffee-progressive.jpg"), LIMITS) as JpegDecoder;
+    // 1/1: all 64 int16 coefficients plus a last-nonzero byte per block.
+    expect(d.coefficientBytes(1)).toBe((3800 + 2 * 950) * (128 + 1));
+    // 1/8: luma keeps its DC (2 bytes + 8 bytes of nonzero bits); chroma, upscaled to a 2x2 IDCT, 25.
+    expect(d.coefficientBytes(8)).toBe(3800 * (2 + 8) + 2 * 950 * (50 + 8));
+    expect((openJpeg(bytesOf("images/cat-baseline-420.jpg"), LIMITS) as JpegDecoder).coefficientBytes(1)).toBe(0);
+  });
+
+  test("over maxCoefficientBytes a scale is image_too_large; a smaller scale still decodes", () => {
+    const d = openJpeg(bytesOf("images/coffee-progressive.jpg"), { ...LIMITS, maxCoefficientBytes: 700_000 });
+    const err = errorOf(() => d.decode(1, () => {}));
+    expect(err.code).toBe("image_too_large");
+    expect(err.message).toMatch(/^The JPEG is 600x400 and progressive: .*\.$/);
+    expect(d.decode(8, () => {})).toEqual({ width: 75, height: 50 });
+  });
+});
+
 describe("streaming", () => {
   test("a baseline file arrives one MCU row (16 rows at 4:2:0) at a time", () => {
     expect(decodeAll(bytesOf("images/cat-baseline-420.jpg"), 1).maxBatch).toBe(16);
