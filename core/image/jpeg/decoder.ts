@@ -856,7 +856,7 @@ class Pass {
           cmykToRgb(arrays, offsets, this.d.colorSpace === "ycck", out, o, w);
       }
     }
-    this.sink(out, first, count);
+    this.sink(count === this.bandHeight ? out : out.subarray(0, count * w * 3), first, count);
   }
 }
 

@@ -35,6 +35,7 @@ function decodeAll(bytes: Uint8Array, scale: number, limits = LIMITS) {
   let maxBatch = 0;
   const size = d.decode(scale, (rows, first, count) => {
     expect(first).toBe(next);
+    expect(rows.length).toBe(count * width * 3);
     rgb.set(rows.subarray(0, count * width * 3), first * width * 3);
     next = first + count;
     maxBatch = Math.max(maxBatch, count);
