@@ -45,19 +45,18 @@ for (let i = 0; i < 1024; i++) {
 const ws = new Int32Array(64); // (8 rows, 8 columns) between the two passes
 
 export function idct8(coefs: Int32Array, out: Uint8Array, outOff: number, stride: number) {
-  // Pass 1: columns, into ws scaled by 2^PASS1_BITS.
+  // Pass 1: columns, into ws scaled by 2^PASS1_BITS. Each column is read into locals once.
   for (let c = 0; c < 8; c++) {
-    const i = c;
-    if (
-      coefs[i + 8] === 0 &&
-      coefs[i + 16] === 0 &&
-      coefs[i + 24] === 0 &&
-      coefs[i + 32] === 0 &&
-      coefs[i + 40] === 0 &&
-      coefs[i + 48] === 0 &&
-      coefs[i + 56] === 0
-    ) {
-      const dc = coefs[i] << 2;
+    const d0 = coefs[c];
+    const d1 = coefs[c + 8];
+    const d2 = coefs[c + 16];
+    const d3 = coefs[c + 24];
+    const d4 = coefs[c + 32];
+    const d5 = coefs[c + 40];
+    const d6 = coefs[c + 48];
+    const d7 = coefs[c + 56];
+    if ((d1 | d2 | d3 | d4 | d5 | d6 | d7) === 0) {
+      const dc = d0 << 2;
       ws[c] = dc;
       ws[c + 8] = dc;
       ws[c + 16] = dc;
@@ -68,40 +67,24 @@ export function idct8(coefs: Int32Array, out: Uint8Array, outOff: number, stride
       ws[c + 56] = dc;
       continue;
     }
-    let z2 = coefs[i + 16];
-    let z3 = coefs[i + 48];
-    let z1 = (z2 + z3) * F_0_541;
-    let tmp2 = z1 - z3 * F_1_847;
-    let tmp3 = z1 + z2 * F_0_765;
-    z2 = coefs[i];
-    z3 = coefs[i + 32];
-    let tmp0 = (z2 + z3) * 8192;
-    let tmp1 = (z2 - z3) * 8192;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-    tmp0 = coefs[i + 56];
-    tmp1 = coefs[i + 40];
-    tmp2 = coefs[i + 24];
-    tmp3 = coefs[i + 8];
-    z1 = tmp0 + tmp3;
-    z2 = tmp1 + tmp2;
-    z3 = tmp0 + tmp2;
-    let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * F_1_175;
-    tmp0 *= F_0_298;
-    tmp1 *= F_2_053;
-    tmp2 *= F_3_072;
-    tmp3 *= F_1_501;
-    z1 *= -F_0_899;
-    z2 *= -F_2_562;
-    z3 = z3 * -F_1_961 + z5;
-    z4 = z4 * -F_0_390 + z5;
-    tmp0 += z1 + z3;
-    tmp1 += z2 + z4;
-    tmp2 += z2 + z3;
-    tmp3 += z1 + z4;
+    const z1e = (d2 + d6) * F_0_541;
+    const tmp2e = z1e - d6 * F_1_847;
+    const tmp3e = z1e + d2 * F_0_765;
+    const tmp0e = (d0 + d4) * 8192;
+    const tmp1e = (d0 - d4) * 8192;
+    const tmp10 = tmp0e + tmp3e;
+    const tmp13 = tmp0e - tmp3e;
+    const tmp11 = tmp1e + tmp2e;
+    const tmp12 = tmp1e - tmp2e;
+    const z5 = (d7 + d3 + d5 + d1) * F_1_175;
+    const z1 = (d7 + d1) * -F_0_899;
+    const z2 = (d5 + d3) * -F_2_562;
+    const z3 = (d7 + d3) * -F_1_961 + z5;
+    const z4 = (d5 + d1) * -F_0_390 + z5;
+    const tmp0 = d7 * F_0_298 + z1 + z3;
+    const tmp1 = d5 * F_2_053 + z2 + z4;
+    const tmp2 = d3 * F_3_072 + z2 + z3;
+    const tmp3 = d1 * F_1_501 + z1 + z4;
     ws[c] = (tmp10 + tmp3 + 1024) >> 11;
     ws[c + 56] = (tmp10 - tmp3 + 1024) >> 11;
     ws[c + 8] = (tmp11 + tmp2 + 1024) >> 11;
@@ -115,16 +98,16 @@ export function idct8(coefs: Int32Array, out: Uint8Array, outOff: number, stride
   for (let r = 0; r < 8; r++) {
     const w = r * 8;
     const o = outOff + r * stride;
-    if (
-      ws[w + 1] === 0 &&
-      ws[w + 2] === 0 &&
-      ws[w + 3] === 0 &&
-      ws[w + 4] === 0 &&
-      ws[w + 5] === 0 &&
-      ws[w + 6] === 0 &&
-      ws[w + 7] === 0
-    ) {
-      const v = SATURATE[((ws[w] + 16) >> 5) & 1023];
+    const d0 = ws[w];
+    const d1 = ws[w + 1];
+    const d2 = ws[w + 2];
+    const d3 = ws[w + 3];
+    const d4 = ws[w + 4];
+    const d5 = ws[w + 5];
+    const d6 = ws[w + 6];
+    const d7 = ws[w + 7];
+    if ((d1 | d2 | d3 | d4 | d5 | d6 | d7) === 0) {
+      const v = SATURATE[((d0 + 16) >> 5) & 1023];
       out[o] = v;
       out[o + 1] = v;
       out[o + 2] = v;
@@ -135,38 +118,24 @@ export function idct8(coefs: Int32Array, out: Uint8Array, outOff: number, stride
       out[o + 7] = v;
       continue;
     }
-    let z2 = ws[w + 2];
-    let z3 = ws[w + 6];
-    let z1 = (z2 + z3) * F_0_541;
-    let tmp2 = z1 - z3 * F_1_847;
-    let tmp3 = z1 + z2 * F_0_765;
-    let tmp0 = (ws[w] + ws[w + 4]) * 8192;
-    let tmp1 = (ws[w] - ws[w + 4]) * 8192;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-    tmp0 = ws[w + 7];
-    tmp1 = ws[w + 5];
-    tmp2 = ws[w + 3];
-    tmp3 = ws[w + 1];
-    z1 = tmp0 + tmp3;
-    z2 = tmp1 + tmp2;
-    z3 = tmp0 + tmp2;
-    let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * F_1_175;
-    tmp0 *= F_0_298;
-    tmp1 *= F_2_053;
-    tmp2 *= F_3_072;
-    tmp3 *= F_1_501;
-    z1 *= -F_0_899;
-    z2 *= -F_2_562;
-    z3 = z3 * -F_1_961 + z5;
-    z4 = z4 * -F_0_390 + z5;
-    tmp0 += z1 + z3;
-    tmp1 += z2 + z4;
-    tmp2 += z2 + z3;
-    tmp3 += z1 + z4;
+    const z1e = (d2 + d6) * F_0_541;
+    const tmp2e = z1e - d6 * F_1_847;
+    const tmp3e = z1e + d2 * F_0_765;
+    const tmp0e = (d0 + d4) * 8192;
+    const tmp1e = (d0 - d4) * 8192;
+    const tmp10 = tmp0e + tmp3e;
+    const tmp13 = tmp0e - tmp3e;
+    const tmp11 = tmp1e + tmp2e;
+    const tmp12 = tmp1e - tmp2e;
+    const z5 = (d7 + d3 + d5 + d1) * F_1_175;
+    const z1 = (d7 + d1) * -F_0_899;
+    const z2 = (d5 + d3) * -F_2_562;
+    const z3 = (d7 + d3) * -F_1_961 + z5;
+    const z4 = (d5 + d1) * -F_0_390 + z5;
+    const tmp0 = d7 * F_0_298 + z1 + z3;
+    const tmp1 = d5 * F_2_053 + z2 + z4;
+    const tmp2 = d3 * F_3_072 + z2 + z3;
+    const tmp3 = d1 * F_1_501 + z1 + z4;
     out[o] = SATURATE[((tmp10 + tmp3 + 131072) >> 18) & 1023];
     out[o + 7] = SATURATE[((tmp10 - tmp3 + 131072) >> 18) & 1023];
     out[o + 1] = SATURATE[((tmp11 + tmp2 + 131072) >> 18) & 1023];
