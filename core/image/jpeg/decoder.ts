@@ -126,8 +126,9 @@ function idctFor(size: number): Idct {
 }
 
 const MARKER_EOI = 0xd9;
-const UNIT_QUANT = new Int32Array(64).fill(1);
 const MARKER_SOS = 0xda;
+// Multi-scan sequential files store coefficients as decoded; they are dequantized before the IDCT.
+const UNIT_QUANT = new Int32Array(64).fill(1);
 
 export class JpegDecoder implements ImageDecoder {
   readonly header: ImageHeader;
