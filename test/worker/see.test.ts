@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine, type Model } from "../../core/engine.ts";
-import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/image/preprocess.ts";
 import { resize } from "../../core/image/resize.ts";
 import { heatMap, resizeNearest } from "../../core/heatmap.ts";
@@ -37,16 +37,16 @@ beforeAll(async () => {
 });
 
 // The reference engine on the same bytes: decoded, preprocessed, then run with `options`.
-function reference(name: string, jpeg: ArrayBuffer, options: Parameters<Model["run"]>[0]) {
+async function reference(name: string, jpeg: ArrayBuffer, options: Parameters<Model["run"]>[0]) {
   const model = references.get(name)!;
-  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+  const image = await decodeWhole(jpeg, model.header.preprocessing);
   preprocess(image, model.header.preprocessing, model.input());
   return model.run(options);
 }
 
 // Layer N's probabilities [heads][tokens][tokens] from a run that keeps only that layer.
-function probabilities(name: string, jpeg: ArrayBuffer, layer: number): Float32Array {
-  return reference(name, jpeg, { attentionLayer: layer }).attentions!;
+async function probabilities(name: string, jpeg: ArrayBuffer, layer: number): Promise<Float32Array> {
+  return (await reference(name, jpeg, { attentionLayer: layer })).attentions!;
 }
 
 // The class token's row over the patches, for one head or the mean of the heads, from full probabilities.
@@ -102,9 +102,9 @@ async function decodePng(png: Uint8Array): Promise<{ width: number; height: numb
 }
 
 // The image the model received, as bytes: decoded and resized by core/image (32x32, no crop).
-function resized(jpeg: ArrayBuffer): Uint8Array {
-  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+async function resized(jpeg: ArrayBuffer): Promise<Uint8Array> {
   const pp = references.get(PLAIN)!.header.preprocessing;
+  const image = await decodeWhole(jpeg, pp);
   return resize(image, SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, pp.resample).data;
 }
 
@@ -129,7 +129,7 @@ describe("POST /v1/attentions", () => {
         for (const p of row) expect(p).toBeGreaterThanOrEqual(0);
       }
     }
-    expect(Float32Array.from(body.attentions.flat(2))).toEqual(probabilities(name, cat, layer));
+    expect(Float32Array.from(body.attentions.flat(2))).toEqual(await probabilities(name, cat, layer));
   });
 
   test("Accept: application/x-npy gives float32 [heads, tokens, tokens]", async () => {
@@ -142,7 +142,7 @@ describe("POST /v1/attentions", () => {
     expect(header).toContain("'descr': '<f4'");
     expect(header).toContain(`'shape': (2, ${patches + 1}, ${patches + 1})`);
     const data = new Float32Array(bytes.slice(10 + headerLength).buffer);
-    expect(data).toEqual(probabilities(PLAIN, coffee, 2));
+    expect(data).toEqual(await probabilities(PLAIN, coffee, 2));
   });
 
   test.each(["", "layer=0", "layer=3", "layer=x", "layer=-1"])("%s is bad_parameter", async (query) => {
@@ -169,7 +169,7 @@ describe("POST /v1/pca?layer=all", () => {
     const data = list.filter((c) => c.type === "IDAT" || c.type === "fdAT");
     for (let layer = 0; layer < frames; layer++) {
       const zlib = layer === 0 ? data[0].data : data[layer].data.subarray(4);
-      const states = reference(PLAIN, cat, { capture: layer }).captured!;
+      const states = (await reference(PLAIN, cat, { capture: layer })).captured!;
       expect(await rows(zlib, 48, 48), `layer ${layer}`).toEqual(patchPicture(states, SMALL_CONFIG.dim, grid, 48));
     }
   });
@@ -195,8 +195,8 @@ describe("POST /v1/attention_map", () => {
     expect([png.width, png.height]).toEqual([size, size]);
     const { heads } = CONFIGS[name];
     const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
-    const values = clsRow(probabilities(name, coffee, layer), heads, tokens, head);
-    const base = resizeNearest(resized(coffee), SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, size);
+    const values = clsRow(await probabilities(name, coffee, layer), heads, tokens, head);
+    const base = resizeNearest(await resized(coffee), SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, size);
     // The head mean is summed in another order in the engine: allow one level of rounding.
     const want = heatMap(values, grid, base, size);
     let worst = 0;
@@ -216,14 +216,14 @@ describe("POST /v1/attention_map", () => {
     const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
     const mean = new Float64Array(layer * tokens * tokens);
     for (let l = 1; l <= layer; l++) {
-      const p = probabilities(name, cat, l);
+      const p = await probabilities(name, cat, l);
       for (let k = 0; k < tokens * tokens; k++) {
         for (let h = 0; h < heads; h++) mean[(l - 1) * tokens * tokens + k] += p[h * tokens * tokens + k] / heads;
       }
     }
     const r = rollout(mean, tokens, layer);
     const values = Array.from({ length: patches }, (_, j) => r[tokens - patches + j]); // row 0 over patches
-    const want = heatMap(values, grid, resizeNearest(resized(cat), 32, 32, 32), 32);
+    const want = heatMap(values, grid, resizeNearest(await resized(cat), 32, 32, 32), 32);
     let worst = 0;
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(png.rgb[i] - want[i]));
     expect(worst).toBeLessThanOrEqual(1);
@@ -263,7 +263,7 @@ describe("POST /v1/see", () => {
       heads: c.heads,
       layers: c.layers,
     });
-    const run = reference(DISTILLED, coffee, {});
+    const run = await reference(DISTILLED, coffee, {});
     expect(body.predictions).toEqual(topPredictions(run.logits, references.get(DISTILLED)!.header.labels, 3));
 
     const picture = async (url: string) => {
@@ -272,19 +272,19 @@ describe("POST /v1/see", () => {
     };
     const preprocessed = await decodePng(await picture(body.preprocessed));
     expect([preprocessed.width, preprocessed.height]).toEqual([c.imageSize, c.imageSize]);
-    expect(preprocessed.rgb).toEqual(resized(coffee));
+    expect(preprocessed.rgb).toEqual(await resized(coffee));
 
     expect(body.pca.frames).toHaveLength(c.layers + 1);
     for (let layer = 0; layer <= c.layers; layer++) {
       const frame = await decodePng(await picture(body.pca.frames[layer]));
-      const states = reference(DISTILLED, coffee, { capture: layer }).captured!;
+      const states = (await reference(DISTILLED, coffee, { capture: layer })).captured!;
       expect(frame.rgb).toEqual(patchPicture(states, c.dim, grid, 32));
     }
     const animation = chunks(await picture(body.pca.animation));
     expect(animation.filter((k) => k.type === "fcTL")).toHaveLength(c.layers + 1);
 
     for (let layer = 1; layer <= c.layers; layer++) {
-      const p = probabilities(DISTILLED, coffee, layer);
+      const p = await probabilities(DISTILLED, coffee, layer);
       expect(body.attention.cls[layer - 1]).toHaveLength(c.heads);
       for (let h = 0; h < c.heads; h++) {
         const want = clsRow(p, c.heads, tokens, h);
