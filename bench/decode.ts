@@ -13,7 +13,12 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { decode as jpegJsDecode } from "jpeg-js";
+import type { Preprocessing } from "../models/bundle.ts";
+import { decodeJpeg } from "../core/image/jpeg.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
+import { openImage } from "../core/image/open.ts";
+import { preprocess } from "../core/image/preprocess.ts";
+import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/image/stream.ts";
 import { summarize } from "./stats.ts";
 
 const CACHE = ".cache/bench-decode";
@@ -57,6 +62,56 @@ for scale in (1, 2, 4, 8):
     out[scale] = {"wall": sorted(wall)[runs // 2], "cpu": sorted(cpu)[runs // 2], "sha256": digest}
 print(json.dumps(out))
 `;
+
+// The whole upload path to google/vit-base-patch16-224's pixel_values (224x224 bilinear, mean = std = 0.5)
+// in Pillow + the Hugging Face processor's arithmetic: open, draft (fast: the scaled image at least twice
+// the target, as edgevit's decode=fast picks), exif_transpose, convert("RGB"), resize, rescale, normalize.
+const PILLOW_UPLOAD = `
+import sys, time, json
+import numpy as np
+from PIL import Image, ImageOps
+path, runs, fast = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fast"
+wall, cpu = [], []
+for _ in range(runs):
+    t, c = time.perf_counter(), time.process_time()
+    im = Image.open(path)
+    if fast:
+        im.draft("RGB", (448, 448))
+    im = ImageOps.exif_transpose(im).convert("RGB").resize((224, 224), Image.BILINEAR)
+    x = ((np.asarray(im, dtype=np.float64) * (1 / 255)).astype(np.float32) - 0.5) / 0.5
+    x = x.transpose(2, 0, 1)
+    wall.append((time.perf_counter() - t) * 1000)
+    cpu.append((time.process_time() - c) * 1000)
+print(json.dumps({"wall": sorted(wall)[runs // 2], "cpu": sorted(cpu)[runs // 2]}))
+`;
+
+const VIT: Preprocessing = {
+  doResize: true,
+  size: { height: 224, width: 224 },
+  resample: 2,
+  doCenterCrop: false,
+  cropSize: null,
+  doRescale: true,
+  rescaleFactor: 1 / 255,
+  doNormalize: true,
+  imageMean: [0.5, 0.5, 0.5],
+  imageStd: [0.5, 0.5, 0.5],
+};
+
+// edgevit's upload path without the model: openImage, the decode scale `mode` picks, rows streamed through
+// the preprocessor into pixel_values.
+function uploadPath(bytes: Uint8Array, mode: DecodeMode, out: Float32Array): void {
+  const decoder = openImage(bytes, { maxPixels: 50_000_000 });
+  const scale = chooseScale(decoder.header, VIT, mode);
+  const { width, height, orientation } = decoder.header;
+  const stream = new StreamingPreprocessor(
+    VIT,
+    { width: Math.ceil(width / scale), height: Math.ceil(height / scale) },
+    orientation,
+  );
+  decoder.decode(scale, stream.sink);
+  stream.finish(out);
+}
 
 interface Timing {
   wall: number;
@@ -133,4 +188,27 @@ function main(): void {
   }
 }
 
+// Decode + preprocess of each photo to pixel_values, as an upload to a 224x224 model: edgevit fast and exact,
+// jpeg-js (full decode, then the same whole-image preprocessing), Pillow fast (draft) and exact.
+function uploads(): void {
+  console.log("");
+  console.log("Decode + preprocess to google/vit-base's 224x224 pixel_values, median; wall / CPU time.");
+  console.log("| file | edgevit fast | edgevit exact | jpeg-js + preprocess | Pillow fast (draft) | Pillow exact |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
+  const out = new Float32Array(3 * 224 * 224);
+  for (const path of ensurePhotos()) {
+    const bytes = new Uint8Array(readFileSync(path));
+    const pillow = (mode: string): Timing =>
+      JSON.parse(execFileSync(PYTHON, ["-c", PILLOW_UPLOAD, path, String(RUNS), mode]).toString());
+    const fast = median(() => uploadPath(bytes, "fast", out));
+    const exact = median(() => uploadPath(bytes, "exact", out));
+    const jpegJs = median(() => preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxMemoryMB: 2048 }), VIT, out));
+    const name = path.split("/").pop();
+    console.log(
+      `| ${name} | ${fmt(fast)} | ${fmt(exact)} | ${fmt(jpegJs)} | ${fmt(pillow("fast"))} | ${fmt(pillow("exact"))} |`,
+    );
+  }
+}
+
 main();
+uploads();
