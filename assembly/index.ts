@@ -2,16 +2,17 @@
 // twin for tests and benchmarks.
 import { GEMM_ROWS } from "./kernels/gemm";
 
-export { alloc, init, payloadBytes, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { alloc, init, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { enableCapture, hiddenStatesPtr, clsAttentionPtr, meanAttentionPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
-export { gemm, gemmScalar } from "./kernels/gemm";
+export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";
-export { softmax, softmaxScalar } from "./kernels/softmax";
+export { softmax, softmaxScalar, softmaxQuantize } from "./kernels/softmax";
 export { gelu, geluScalar } from "./kernels/gelu";
 export { dotCeiling, dotCeilingMacs } from "./kernels/ceiling";
+export { probeDot, dotPath, setDotPath } from "./kernels/dot";
 
 /** Rows of A per GEMM tile: quantized A buffers hold their rows padded to a multiple of it. */
 export function gemmRowTile(): i32 {

@@ -1,16 +1,21 @@
-// The ViT: config, weight pointers into the payload, activation buffers, and forward() in paper order,
-// following Hugging Face's ViTModel / ViTForImageClassification (and DeiT's distilled head).
+// The ViT as three structs, as llama2.c keeps a transformer: Config (sizes, written by the host into a
+// small struct in memory), TransformerWeights (pointers into the payload, bound from the host's table of
+// the bundle header's tensor offsets), RunState (activation buffers, allocated once); forward() in paper
+// order, following Hugging Face's ViTModel / ViTForImageClassification (and DeiT's distilled head).
+// Every helper takes the structs it uses and says which buffers it reads and writes.
 import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
 import { quantizeRows, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
-import { softmax } from "./kernels/softmax";
+import { softmaxQuantize } from "./kernels/softmax";
 import { gelu } from "./kernels/gelu";
 
-/** init() results. */
+/** init() results (core/engine.ts turns each into a sentence). */
 export const OK: i32 = 0;
 export const ERR_CONFIG: i32 = 1; // a size is not positive, dim % heads != 0, or patch > imageSize
 export const ERR_ALIGNMENT: i32 = 2; // the payload is not 64-byte aligned
 export const ERR_STATE: i32 = 3; // init was already called on this instance
+export const ERR_ABI: i32 = 4; // the config struct or the weight table has another size than this build's
+export const ERR_WEIGHTS: i32 = 5; // a tensor offset is misaligned, missing, or its tensor ends past the payload
 
 /** 64-byte-aligned bump allocation on the runtime's heap; grows memory; never freed. */
 export function alloc(bytes: usize): usize {
@@ -20,6 +25,45 @@ export function alloc(bytes: usize): usize {
   const pages = <i32>((end + 0xffff) >>> 16);
   if (pages > memory.size()) memory.grow(pages - memory.size());
   return (heap.alloc(bytes + 64) + 63) & ~<usize>63;
+}
+
+/**
+ * The config struct the host writes (docs/ARCHITECTURE.md, "Engine ABI"): ten 4-byte little-endian fields
+ * after its own size, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that
+ * writes another layout.
+ */
+@unmanaged class ConfigStruct {
+  bytes: i32; // 44
+  channels: i32;
+  imageSize: i32;
+  patchSize: i32;
+  dim: i32;
+  heads: i32;
+  hidden: i32;
+  layers: i32;
+  classes: i32;
+  distilled: i32; // 0 or 1
+  eps: f32; // LayerNorm epsilon
+}
+
+/** Sizes from the bundle header (no other constant exists) and the sizes they imply. */
+class Config {
+  channels: i32 = 0;
+  imageSize: i32 = 0;
+  patchSize: i32 = 0;
+  dim: i32 = 0; // residual stream width
+  heads: i32 = 0;
+  headDim: i32 = 0; // dim / heads
+  hidden: i32 = 0; // MLP width
+  layers: i32 = 0;
+  classes: i32 = 0;
+  distilled: bool = false; // DeiT: distillation token and a second head
+  eps: f32 = 0;
+  grid: i32 = 0; // patches per side
+  patches: i32 = 0; // grid * grid
+  prefixTokens: i32 = 0; // class token (+ distillation token)
+  tokens: i32 = 0; // patches + prefixTokens
+  patchDim: i32 = 0; // channels * patchSize * patchSize
 }
 
 /** A Linear(K -> N) in the packed B layout (docs/ARCHITECTURE.md). */
@@ -53,189 +97,271 @@ class Layer {
   }
 }
 
-// Config (from the bundle header; no other constant exists).
-let channels = 0, imageSize = 0, patchSize = 0, dim = 0, heads = 0, headDim = 0, hidden = 0, layers = 0, classes = 0;
-let distilled = false;
-let eps: f32 = 0;
-let grid = 0; // patches per side
-let patches = 0; // grid * grid
-let prefixTokens = 0; // class token (+ distillation token)
-let numTokens = 0; // patches + prefixTokens
-let patchDim = 0; // channels * patchSize * patchSize
+/** Pointers into the payload. */
+class TransformerWeights {
+  patchEmbeddings: Linear; // channels * patch * patch -> dim
+  clsToken: usize = 0; // f32 [dim]
+  distillationToken: usize = 0; // f32 [dim]
+  positionEmbeddings: usize = 0; // f32 [tokens][dim]
+  encoder: StaticArray<Layer>;
+  layernormWeight: usize = 0; // f32 [dim]
+  layernormBias: usize = 0; // f32 [dim]
+  classifier: Linear; // dim -> classes
+  distillationClassifier: Linear; // dim -> classes
+  constructor(c: Config) {
+    this.patchEmbeddings = new Linear(c.patchDim, c.dim);
+    this.classifier = new Linear(c.dim, c.classes);
+    this.distillationClassifier = new Linear(c.dim, c.classes);
+    const encoder = new StaticArray<Layer>(c.layers);
+    for (let l = 0; l < c.layers; l++) encoder[l] = new Layer(c.dim, c.hidden);
+    this.encoder = encoder;
+  }
+}
 
-// Weights: pointers into the payload.
-let patchEmbeddings: Linear = new Linear(0, 0); // channels * patch * patch -> dim
-let clsToken: usize = 0; // f32 [dim]
-let distillationToken: usize = 0; // f32 [dim]
-let positionEmbeddings: usize = 0; // f32 [tokens][dim]
-let encoder: StaticArray<Layer> = new StaticArray<Layer>(0);
-let layernormWeight: usize = 0, layernormBias: usize = 0; // f32 [dim]
-let classifier: Linear = new Linear(0, 0); // dim -> classes
-let distillationClassifier: Linear = new Linear(0, 0); // dim -> classes
+/** One quantized A operand of the GEMM (kernels/quant.ts, quantizeRows). */
+class QuantizedRows {
+  q: usize = 0; // i8 [rows padded to GEMM_ROWS][K16]
+  scale: usize = 0; // f32 [rows padded]
+  zero: usize = 0; // i32 [rows padded]
+  sum: usize = 0; // i32 [rows padded]
+}
 
-// Activations, allocated once by init().
-let input: usize = 0; // f32 [channels][imageSize][imageSize]
-let patchRows: usize = 0; // f32 [patches][patchDim], patches flattened (c, py, px)
-let x: usize = 0; // f32 [tokens][dim], the residual stream
-let norm: usize = 0; // f32 [tokens][dim], LayerNorm output
-let qkvOut: usize = 0; // f32 [tokens][3 * dim]
-let scores: usize = 0; // f32 [tokens][tokens], one head's attention probabilities
-let context: usize = 0; // f32 [tokens][dim], heads concatenated
-let mlpHidden: usize = 0; // f32 [tokens][hidden]
-let output: usize = 0; // f32 [tokens][dim], final LayerNorm output
-let captured: usize = 0; // f32 [tokens][dim]
-let logits: usize = 0; // f32 [classes]
-let distillationLogits: usize = 0; // f32 [classes]
-// Quantized GEMM operands, sized for the largest use.
-let qa: usize = 0; // i8 [tokens padded to GEMM_ROWS][max K16]
-let qaScale: usize = 0; // f32 [tokens padded]
-let qaZero: usize = 0; // i32 [tokens padded]
-let qaSum: usize = 0; // i32 [tokens padded]
-let qb: usize = 0; // u8 packed: one head's K [tokens][headDim] or V^T [headDim][tokens]
-let qbScale: usize = 0; // f32 [N4(max(tokens, headDim))]
-let qbSum: usize = 0; // i32 [N4(max(tokens, headDim))]
+/** One packed B operand built at run time (kernels/quant.ts, packRows). */
+class PackedRows {
+  weight: usize = 0; // u8 packed [N4/4][K16/16][4][16]
+  scale: usize = 0; // f32 [N4]
+  sum: usize = 0; // i32 [N4]
+}
+
+/** Activation buffers, allocated once by init(). */
+class RunState {
+  input: usize = 0; // f32 [channels][imageSize][imageSize]
+  patchRows: usize = 0; // f32 [patches][patchDim], patches flattened (c, py, px)
+  x: usize = 0; // f32 [tokens][dim], the residual stream
+  norm: usize = 0; // f32 [tokens][dim], LayerNorm output
+  qkvOut: usize = 0; // f32 [tokens][3 * dim]
+  scores: usize = 0; // f32 [tokens][tokens], one head's attention probabilities
+  context: usize = 0; // f32 [tokens][dim], heads concatenated
+  mlpHidden: usize = 0; // f32 [tokens][hidden]
+  output: usize = 0; // f32 [tokens][dim], final LayerNorm output
+  captured: usize = 0; // f32 [tokens][dim]
+  logits: usize = 0; // f32 [classes]
+  distillationLogits: usize = 0; // f32 [classes]
+  // GEMM operands, sized for the largest use: A up to max K16 wide, B one head's K [tokens][headDim] or
+  // V^T [headDim][tokens].
+  qa: QuantizedRows = new QuantizedRows();
+  qb: PackedRows = new PackedRows();
+  constructor(c: Config) {
+    const rows = rowsPadded(c.tokens);
+    const f32s = (n: i32): usize => alloc(<usize>n << 2);
+    this.input = f32s(c.channels * c.imageSize * c.imageSize);
+    this.patchRows = f32s(c.patches * c.patchDim);
+    this.x = f32s(c.tokens * c.dim);
+    this.norm = f32s(c.tokens * c.dim);
+    this.qkvOut = f32s(c.tokens * 3 * c.dim);
+    this.scores = f32s(c.tokens * c.tokens);
+    this.context = f32s(c.tokens * c.dim);
+    this.mlpHidden = f32s(c.tokens * c.hidden);
+    this.output = f32s(c.tokens * c.dim);
+    this.captured = f32s(c.tokens * c.dim);
+    this.logits = f32s(c.classes);
+    this.distillationLogits = f32s(c.classes);
+    const widest = max(max(k16(c.dim), k16(c.hidden)), max(k16(c.patchDim), k16(c.tokens)));
+    this.qa.q = alloc(<usize>rows * widest);
+    this.qa.scale = f32s(rows);
+    this.qa.zero = f32s(rows);
+    this.qa.sum = f32s(rows);
+    this.qb.weight = alloc(<usize>max(n4(c.tokens) * k16(c.headDim), n4(c.headDim) * k16(c.tokens)));
+    this.qb.scale = f32s(n4(max(c.tokens, c.headDim)));
+    this.qb.sum = f32s(n4(max(c.tokens, c.headDim)));
+  }
+}
 
 // Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call.
 export const CAPTURE_HIDDEN_STATES: i32 = 1; // every hidden state 0..layers
 export const CAPTURE_ATTENTION: i32 = 2; // per layer: class-token rows per head and the head-mean matrix
 export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
-let captureFlags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
-let captureLayer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
-// Allocated by enableCapture() on the first request that asks for them, so that a model that only
-// classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB).
-let hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
-let clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities
-let meanAttention: usize = 0; // f32 [layers][tokens][tokens], mean over heads
-let layerAttention: usize = 0; // f32 [heads][tokens][tokens], layer captureLayer
 
-let payloadStart: usize = 0;
-let cursor: usize = 0; // end of the last tensor taken
-
-/** The next payload tensor of `bytes` bytes; tensors start on 64-byte boundaries. */
-function take(bytes: i32): usize {
-  const at = (cursor + 63) & ~<usize>63;
-  cursor = at + <usize>bytes;
-  return at;
+/**
+ * Capture buffers, allocated by enableCapture() on the first request that asks for them, so that a model
+ * that only classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB); 0 until then.
+ */
+class CaptureState {
+  flags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
+  layer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
+  hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
+  clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities
+  meanAttention: usize = 0; // f32 [layers][tokens][tokens], mean over heads
+  layerAttention: usize = 0; // f32 [heads][tokens][tokens], layer `layer`
 }
 
-function takeLinear(lin: Linear): void {
-  lin.weight = take(n4(lin.N) * k16(lin.K));
-  lin.scale = take(n4(lin.N) * 4);
-  lin.wsum = take(n4(lin.N) * 4);
-  lin.bias = take(n4(lin.N) * 4);
+class Transformer {
+  config: Config;
+  weights: TransformerWeights;
+  state: RunState;
+  capture: CaptureState = new CaptureState();
+  constructor(config: Config, weights: TransformerWeights, state: RunState) {
+    this.config = config;
+    this.weights = weights;
+    this.state = state;
+  }
 }
 
-export function init(
-  weights: usize, channels_: i32, imageSize_: i32, patch_: i32, dim_: i32, heads_: i32, hidden_: i32,
-  layers_: i32, classes_: i32, distilled_: i32, eps_: f32,
-): i32 {
-  if (numTokens != 0) return ERR_STATE;
-  if (channels_ <= 0 || imageSize_ <= 0 || patch_ <= 0 || patch_ > imageSize_ || dim_ <= 0 || heads_ <= 0 ||
-      dim_ % heads_ != 0 || hidden_ <= 0 || layers_ < 0 || classes_ <= 0) return ERR_CONFIG;
-  if (weights & 63) return ERR_ALIGNMENT;
-  channels = channels_; imageSize = imageSize_; patchSize = patch_; dim = dim_; heads = heads_;
-  headDim = dim_ / heads_; hidden = hidden_; layers = layers_; classes = classes_;
-  distilled = distilled_ != 0; eps = eps_;
-  grid = imageSize / patchSize;
-  patches = grid * grid;
-  prefixTokens = distilled ? 2 : 1;
-  numTokens = patches + prefixTokens;
-  patchDim = channels * patchSize * patchSize;
+// The instance's one model: null until init() succeeds.
+let model: Transformer | null = null;
 
-  // Walk the payload in the order of models/FORMAT.md.
-  payloadStart = weights;
-  cursor = weights;
-  patchEmbeddings = new Linear(patchDim, dim);
-  takeLinear(patchEmbeddings);
-  clsToken = take(dim * 4);
-  if (distilled) distillationToken = take(dim * 4);
-  positionEmbeddings = take(numTokens * dim * 4);
-  encoder = new StaticArray<Layer>(layers);
-  for (let l = 0; l < layers; l++) {
-    const layer = new Layer(dim, hidden);
-    layer.layernormBeforeWeight = take(dim * 4);
-    layer.layernormBeforeBias = take(dim * 4);
-    takeLinear(layer.qkv);
-    takeLinear(layer.attentionOutput);
-    layer.layernormAfterWeight = take(dim * 4);
-    layer.layernormAfterBias = take(dim * 4);
-    takeLinear(layer.intermediate);
-    takeLinear(layer.output);
-    encoder[l] = layer;
-  }
-  layernormWeight = take(dim * 4);
-  layernormBias = take(dim * 4);
-  classifier = new Linear(dim, classes);
-  takeLinear(classifier);
-  if (distilled) {
-    distillationClassifier = new Linear(dim, classes);
-    takeLinear(distillationClassifier);
+/** The config from the host's struct and the sizes it implies; null when a size is invalid. */
+function readConfig(s: ConfigStruct): Config | null {
+  if (s.channels <= 0 || s.imageSize <= 0 || s.patchSize <= 0 || s.patchSize > s.imageSize || s.dim <= 0 ||
+      s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 || s.layers < 0 || s.classes <= 0) return null;
+  const c = new Config();
+  c.channels = s.channels;
+  c.imageSize = s.imageSize;
+  c.patchSize = s.patchSize;
+  c.dim = s.dim;
+  c.heads = s.heads;
+  c.headDim = s.dim / s.heads;
+  c.hidden = s.hidden;
+  c.layers = s.layers;
+  c.classes = s.classes;
+  c.distilled = s.distilled != 0;
+  c.eps = s.eps;
+  c.grid = c.imageSize / c.patchSize;
+  c.patches = c.grid * c.grid;
+  c.prefixTokens = c.distilled ? 2 : 1;
+  c.tokens = c.patches + c.prefixTokens;
+  c.patchDim = c.channels * c.patchSize * c.patchSize;
+  return c;
+}
+
+/**
+ * The weight table the host writes (docs/ARCHITECTURE.md, "Weight table"): u32 payload pointer, u32
+ * payload bytes, u32 slot count, then one u32 payload offset per slot in slot order. The payload order is
+ * not known here: the host reads every offset from the bundle header's tensor table (models/bundle.ts,
+ * weightSlots). ABSENT marks the distillation slots of a model without them.
+ */
+@lazy const TABLE_HEADER_BYTES: usize = 12;
+@lazy const ABSENT: u32 = 0xffffffff;
+@lazy const GLOBAL_SLOTS: i32 = 17;
+@lazy const LAYER_SLOTS: i32 = 20;
+
+/** Reads the weight table into pointers, checking each tensor against the payload it lies in. */
+class WeightBinder {
+  table: usize;
+  payload: usize;
+  payloadBytes: u64;
+  failed: bool = false;
+  constructor(table: usize) {
+    this.table = table;
+    this.payload = load<u32>(table);
+    this.payloadBytes = <u64>load<u32>(table, 4);
   }
 
-  const rows = rowsPadded(numTokens);
-  const f32s = (n: i32): usize => alloc(<usize>n << 2);
-  input = f32s(channels * imageSize * imageSize);
-  patchRows = f32s(patches * patchDim);
-  x = f32s(numTokens * dim);
-  norm = f32s(numTokens * dim);
-  qkvOut = f32s(numTokens * 3 * dim);
-  scores = f32s(numTokens * numTokens);
-  context = f32s(numTokens * dim);
-  mlpHidden = f32s(numTokens * hidden);
-  output = f32s(numTokens * dim);
-  captured = f32s(numTokens * dim);
-  logits = f32s(classes);
-  distillationLogits = f32s(classes);
-  const widest = max(max(k16(dim), k16(hidden)), max(k16(patchDim), k16(numTokens)));
-  qa = alloc(<usize>rows * widest);
-  qaScale = f32s(rows);
-  qaZero = f32s(rows);
-  qaSum = f32s(rows);
-  qb = alloc(<usize>max(n4(numTokens) * k16(headDim), n4(headDim) * k16(numTokens)));
-  qbScale = f32s(n4(max(numTokens, headDim)));
-  qbSum = f32s(n4(max(numTokens, headDim)));
+  /** The pointer of slot `slot`, a tensor of `bytes` bytes (ABSENT allowed when `present` is false). */
+  tensor(slot: i32, bytes: i32, present: bool = true): usize {
+    const offset = load<u32>(this.table + TABLE_HEADER_BYTES + (<usize>slot << 2));
+    if (!present) {
+      if (offset != ABSENT) this.failed = true;
+      return 0;
+    }
+    if (offset == ABSENT || (offset & 63) != 0 || <u64>offset + <u64>bytes > this.payloadBytes) {
+      this.failed = true;
+      return 0;
+    }
+    return this.payload + <usize>offset;
+  }
+
+  /** A Linear's four tensors from slots slot..slot+3: weight, scale, wsum, bias. */
+  linear(lin: Linear, slot: i32, present: bool = true): void {
+    lin.weight = this.tensor(slot, n4(lin.N) * k16(lin.K), present);
+    lin.scale = this.tensor(slot + 1, n4(lin.N) * 4, present);
+    lin.wsum = this.tensor(slot + 2, n4(lin.N) * 4, present);
+    lin.bias = this.tensor(slot + 3, n4(lin.N) * 4, present);
+  }
+}
+
+/** Binds every weight from the table's slots (slot numbers: docs/ARCHITECTURE.md, "Weight table"). */
+function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
+  const vector = c.dim * 4;
+  b.linear(w.patchEmbeddings, 0);
+  w.clsToken = b.tensor(4, vector);
+  w.distillationToken = b.tensor(5, vector, c.distilled);
+  w.positionEmbeddings = b.tensor(6, c.tokens * vector);
+  w.layernormWeight = b.tensor(7, vector);
+  w.layernormBias = b.tensor(8, vector);
+  b.linear(w.classifier, 9);
+  b.linear(w.distillationClassifier, 13, c.distilled);
+  for (let l = 0; l < c.layers; l++) {
+    const layer = w.encoder[l];
+    const base = GLOBAL_SLOTS + l * LAYER_SLOTS;
+    layer.layernormBeforeWeight = b.tensor(base, vector);
+    layer.layernormBeforeBias = b.tensor(base + 1, vector);
+    b.linear(layer.qkv, base + 2);
+    b.linear(layer.attentionOutput, base + 6);
+    layer.layernormAfterWeight = b.tensor(base + 10, vector);
+    layer.layernormAfterBias = b.tensor(base + 11, vector);
+    b.linear(layer.intermediate, base + 12);
+    b.linear(layer.output, base + 16);
+  }
+}
+
+/**
+ * Reads the config struct at `config` and the weight table at `weights`, binds every tensor and allocates
+ * the run state. Returns OK or an ERR_ code; a refused call leaves the instance unbound.
+ */
+export function init(config: usize, weights: usize): i32 {
+  if (model) return ERR_STATE;
+  const s = changetype<ConfigStruct>(config);
+  if (s.bytes != <i32>offsetof<ConfigStruct>()) return ERR_ABI;
+  const c = readConfig(s);
+  if (!c) return ERR_CONFIG;
+  if (load<u32>(weights, 8) != <u32>(GLOBAL_SLOTS + c.layers * LAYER_SLOTS)) return ERR_ABI;
+  const binder = new WeightBinder(weights);
+  if (binder.payload & 63) return ERR_ALIGNMENT;
+  const w = new TransformerWeights(c);
+  bindWeights(c, w, binder);
+  if (binder.failed) return ERR_WEIGHTS;
+  model = new Transformer(c, w, new RunState(c));
   return OK;
 }
 
-/** Bytes of payload that init() bound: the end of the last tensor (models/FORMAT.md's payload.length). */
-export function payloadBytes(): usize {
-  return cursor - payloadStart;
-}
-
-export function inputPtr(): usize { return input; }
-export function logitsPtr(): usize { return logits; }
-export function outputPtr(): usize { return output; }
-export function capturedPtr(): usize { return captured; }
-export function tokens(): i32 { return numTokens; }
-export function hiddenStatesPtr(): usize { return hiddenStates; }
-export function clsAttentionPtr(): usize { return clsAttention; }
-export function meanAttentionPtr(): usize { return meanAttention; }
-export function attentionsPtr(): usize { return layerAttention; }
+// Before init() every pointer is 0 and tokens() is 0.
+export function inputPtr(): usize { return model ? model!.state.input : 0; }
+export function logitsPtr(): usize { return model ? model!.state.logits : 0; }
+export function outputPtr(): usize { return model ? model!.state.output : 0; }
+export function capturedPtr(): usize { return model ? model!.state.captured : 0; }
+export function tokens(): i32 { return model ? model!.config.tokens : 0; }
+export function hiddenStatesPtr(): usize { return model ? model!.capture.hiddenStates : 0; }
+export function clsAttentionPtr(): usize { return model ? model!.capture.clsAttention : 0; }
+export function meanAttentionPtr(): usize { return model ? model!.capture.meanAttention : 0; }
+export function attentionsPtr(): usize { return model ? model!.capture.layerAttention : 0; }
 
 /** Allocates the buffers of the CAPTURE_* bits in `flags` that are not allocated yet (after init). */
 export function enableCapture(flags: i32): void {
-  if (numTokens == 0) return;
+  if (!model) return;
+  const c = model!.config, k = model!.capture;
   const f32s = (n: i32): usize => alloc(<usize>n << 2);
-  if (flags & CAPTURE_HIDDEN_STATES && hiddenStates == 0) hiddenStates = f32s((layers + 1) * numTokens * dim);
-  if (flags & CAPTURE_ATTENTION && clsAttention == 0) {
-    clsAttention = f32s(max(layers, 1) * heads * numTokens);
-    meanAttention = f32s(max(layers, 1) * numTokens * numTokens);
+  if (flags & CAPTURE_HIDDEN_STATES && k.hiddenStates == 0) k.hiddenStates = f32s((c.layers + 1) * c.tokens * c.dim);
+  if (flags & CAPTURE_ATTENTION && k.clsAttention == 0) {
+    k.clsAttention = f32s(max(c.layers, 1) * c.heads * c.tokens);
+    k.meanAttention = f32s(max(c.layers, 1) * c.tokens * c.tokens);
   }
-  if (flags & CAPTURE_LAYER && layerAttention == 0) layerAttention = f32s(heads * numTokens * numTokens);
+  if (flags & CAPTURE_LAYER && k.layerAttention == 0) k.layerAttention = f32s(c.heads * c.tokens * c.tokens);
 }
 
-/** Keeps what this call captures of head h's probabilities in layer l (0-based; scores [tokens][tokens]). */
-function captureAttention(l: i32, h: i32): void {
-  const square = <usize>(numTokens * numTokens) << 2;
-  if (captureFlags & CAPTURE_ATTENTION) {
-    memory.copy(clsAttention + (<usize>((l * heads + h) * numTokens) << 2), scores, <usize>numTokens << 2);
+/** Keeps what this call captures of head h's probabilities in layer l (0-based); reads s.scores [tokens][tokens]. */
+function captureAttention(c: Config, s: RunState, k: CaptureState, l: i32, h: i32): void {
+  const T = c.tokens;
+  const square = <usize>(T * T) << 2;
+  if (k.flags & CAPTURE_ATTENTION) {
+    memory.copy(k.clsAttention + (<usize>((l * c.heads + h) * T) << 2), s.scores, <usize>T << 2);
     // head mean, summed in head order then scaled: the same float32 operations as a reference's mean
-    const mean = meanAttention + <usize>l * square;
-    if (h == 0) memory.copy(mean, scores, square);
-    else addInPlace(mean, scores, numTokens * numTokens);
-    if (h == heads - 1) scaleInPlace(mean, numTokens * numTokens, 1 / <f32>heads);
+    const mean = k.meanAttention + <usize>l * square;
+    if (h == 0) memory.copy(mean, s.scores, square);
+    else addInPlace(mean, s.scores, T * T);
+    if (h == c.heads - 1) scaleInPlace(mean, T * T, 1 / <f32>c.heads);
   }
-  if (captureLayer == l + 1) memory.copy(layerAttention + <usize>h * square, scores, square);
+  if (k.layer == l + 1) memory.copy(k.layerAttention + <usize>h * square, s.scores, square);
 }
 
 function scaleInPlace(dst: usize, n: i32, factor: f32): void {
@@ -245,32 +371,41 @@ function scaleInPlace(dst: usize, n: i32, factor: f32): void {
   }
 }
 
-/** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM. */
-function linear(src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool): void {
-  quantizeRows(src, ldSrc, M, lin.K, qa, qaScale, qaZero, qaSum);
-  gemm(qa, qaScale, qaZero, qaSum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N, out, ldOut, accumulate);
+/** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM; writes s.qa. */
+function linear(
+  s: RunState, src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool,
+): void {
+  const qa = s.qa;
+  quantizeRows(src, ldSrc, M, lin.K, qa.q, qa.scale, qa.zero, qa.sum);
+  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N, out, ldOut,
+    accumulate);
 }
 
-/** Patch embedding, class (and distillation) token, position embeddings: x = [cls; (dist;) patches W^T + b] + pos. */
-function embeddings(): void {
+/**
+ * Patch embedding, class (and distillation) token, position embeddings: x = [cls; (dist;) patches W^T + b] + pos.
+ * Reads s.input; writes s.patchRows and s.x.
+ */
+function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
   // Flatten each patch as the conv weight is flattened: (c, py, px).
-  for (let gy = 0; gy < grid; gy++) {
-    for (let gx = 0; gx < grid; gx++) {
-      let dst = patchRows + (<usize>((gy * grid + gx) * patchDim) << 2);
-      for (let c = 0; c < channels; c++) {
-        for (let py = 0; py < patchSize; py++) {
-          const src = input + (<usize>((c * imageSize + gy * patchSize + py) * imageSize + gx * patchSize) << 2);
-          memory.copy(dst, src, <usize>patchSize << 2);
-          dst += <usize>patchSize << 2;
+  for (let gy = 0; gy < c.grid; gy++) {
+    for (let gx = 0; gx < c.grid; gx++) {
+      let dst = s.patchRows + (<usize>((gy * c.grid + gx) * c.patchDim) << 2);
+      for (let ch = 0; ch < c.channels; ch++) {
+        for (let py = 0; py < c.patchSize; py++) {
+          const src = s.input +
+            (<usize>((ch * c.imageSize + gy * c.patchSize + py) * c.imageSize + gx * c.patchSize) << 2);
+          memory.copy(dst, src, <usize>c.patchSize << 2);
+          dst += <usize>c.patchSize << 2;
         }
       }
     }
   }
-  const rowBytes = <usize>dim << 2;
-  linear(patchRows, patchDim, patches, patchEmbeddings, x + <usize>prefixTokens * rowBytes, dim, false);
-  memory.copy(x, clsToken, rowBytes);
-  if (distilled) memory.copy(x + rowBytes, distillationToken, rowBytes);
-  addInPlace(x, positionEmbeddings, numTokens * dim);
+  const rowBytes = <usize>c.dim << 2;
+  linear(s, s.patchRows, c.patchDim, c.patches, w.patchEmbeddings, s.x + <usize>c.prefixTokens * rowBytes, c.dim,
+    false);
+  memory.copy(s.x, w.clsToken, rowBytes);
+  if (c.distilled) memory.copy(s.x + rowBytes, w.distillationToken, rowBytes);
+  addInPlace(s.x, w.positionEmbeddings, c.tokens * c.dim);
 }
 
 function addInPlace(dst: usize, src: usize, n: i32): void {
@@ -285,71 +420,83 @@ function addInPlace(dst: usize, src: usize, n: i32): void {
   }
 }
 
-/** x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h), on norm = LN_before(x). */
-function selfAttention(layer: Layer, l: i32): void {
-  const threeDim = 3 * dim;
-  linear(norm, dim, numTokens, layer.qkv, qkvOut, threeDim, false);
+/**
+ * x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h), on norm = LN_before(x).
+ * Reads s.norm; writes s.qkvOut, s.scores, s.context, s.qa, s.qb and what `k` captures of layer l; adds into s.x.
+ */
+function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
+  const threeDim = 3 * c.dim;
+  const headDim = c.headDim, T = c.tokens;
+  const qa = s.qa, qb = s.qb;
+  linear(s, s.norm, c.dim, T, layer.qkv, s.qkvOut, threeDim, false);
   const scale: f32 = 1 / Mathf.sqrt(<f32>headDim);
-  for (let h = 0; h < heads; h++) {
-    const query = qkvOut + (<usize>(h * headDim) << 2); // [tokens][headDim], row stride 3 * dim
-    const key = query + (<usize>dim << 2);
-    const value = key + (<usize>dim << 2);
+  for (let h = 0; h < c.heads; h++) {
+    const query = s.qkvOut + (<usize>(h * headDim) << 2); // [tokens][headDim], row stride 3 * dim
+    const key = query + (<usize>c.dim << 2);
+    const value = key + (<usize>c.dim << 2);
     // scores [tokens][tokens] = Q_h K_h^T; B rows are tokens of K.
-    quantizeRows(query, threeDim, numTokens, headDim, qa, qaScale, qaZero, qaSum);
-    packRows(key, threeDim, 1, numTokens, headDim, qb, qbScale, qbSum);
-    gemm(qa, qaScale, qaZero, qaSum, numTokens, k16(headDim), qb, qbScale, qbSum, 0, numTokens, scores, numTokens, false);
-    softmax(scores, numTokens, numTokens, numTokens, scale);
-    if (captureFlags != 0 || captureLayer != 0) captureAttention(l, h);
+    quantizeRows(query, threeDim, T, headDim, qa.q, qa.scale, qa.zero, qa.sum);
+    packRows(key, threeDim, 1, T, headDim, qb.weight, qb.scale, qb.sum);
+    gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
+    // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
+    softmaxQuantize(s.scores, T, T, T, scale, qa.q, qa.scale, qa.zero, qa.sum);
+    if (k.flags != 0 || k.layer != 0) captureAttention(c, s, k, l, h);
     // context[:, h] [tokens][headDim] = P V_h; B rows are channels of V (V^T).
-    quantizeRows(scores, numTokens, numTokens, numTokens, qa, qaScale, qaZero, qaSum);
-    packRows(value, 1, threeDim, headDim, numTokens, qb, qbScale, qbSum);
-    gemm(qa, qaScale, qaZero, qaSum, numTokens, k16(numTokens), qb, qbScale, qbSum, 0, headDim,
-      context + (<usize>(h * headDim) << 2), dim, false);
+    packRows(value, 1, threeDim, headDim, T, qb.weight, qb.scale, qb.sum);
+    gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(T), qb.weight, qb.scale, qb.sum, 0, headDim,
+      s.context + (<usize>(h * headDim) << 2), c.dim, false);
   }
-  linear(context, dim, numTokens, layer.attentionOutput, x, dim, true);
+  linear(s, s.context, c.dim, T, layer.attentionOutput, s.x, c.dim, true);
 }
 
-/** x += output.dense(gelu(intermediate.dense(norm))), on norm = LN_after(x). */
-function mlp(layer: Layer): void {
-  linear(norm, dim, numTokens, layer.intermediate, mlpHidden, hidden, false);
-  gelu(mlpHidden, numTokens * hidden);
-  linear(mlpHidden, hidden, numTokens, layer.output, x, dim, true);
+/**
+ * x += output.dense(gelu(intermediate.dense(norm))), on norm = LN_after(x).
+ * Reads s.norm; writes s.mlpHidden and s.qa; adds into s.x.
+ */
+function mlp(c: Config, layer: Layer, s: RunState): void {
+  linear(s, s.norm, c.dim, c.tokens, layer.intermediate, s.mlpHidden, c.hidden, false);
+  gelu(s.mlpHidden, c.tokens * c.hidden);
+  linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.x, c.dim, true);
 }
 
 /**
  * Runs the model on inputPtr(); `capture` = layer whose output to keep (0 = embeddings, -1 = none);
  * `flags` = CAPTURE_* bits, `attentionLayer` = layer 1..layers whose attention probabilities to keep
  * (0 = none). Each needs its buffers from enableCapture() and is ignored without them.
+ * Writes logitsPtr(), outputPtr() and, when capturing, capturedPtr() and the capture buffers.
  */
 export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
-  const stateBytes = <usize>(numTokens * dim) << 2;
-  const enabled = (hiddenStates != 0 ? CAPTURE_HIDDEN_STATES : 0) | (clsAttention != 0 ? CAPTURE_ATTENTION : 0);
-  captureFlags = flags & enabled;
-  captureLayer = layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= layers ? attentionLayer : 0;
+  const t = model!;
+  const c = t.config, w = t.weights, s = t.state, k = t.capture;
+  const stateBytes = <usize>(c.tokens * c.dim) << 2;
+  const enabled = (k.hiddenStates != 0 ? CAPTURE_HIDDEN_STATES : 0) | (k.clsAttention != 0 ? CAPTURE_ATTENTION : 0);
+  k.flags = flags & enabled;
+  k.layer = k.layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= c.layers ? attentionLayer : 0;
   // embeddings
-  embeddings();
-  if (capture == 0) memory.copy(captured, x, stateBytes);
-  if (captureFlags & CAPTURE_HIDDEN_STATES) memory.copy(hiddenStates, x, stateBytes);
-  for (let l = 0; l < layers; l++) {
-    const layer = encoder[l];
+  embeddings(c, w, s);
+  if (capture == 0) memory.copy(s.captured, s.x, stateBytes);
+  if (k.flags & CAPTURE_HIDDEN_STATES) memory.copy(k.hiddenStates, s.x, stateBytes);
+  for (let l = 0; l < c.layers; l++) {
+    const layer = w.encoder[l];
     // norm 1, self-attention, add skip connection
-    layerNorm(x, numTokens, dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, eps, norm);
-    selfAttention(layer, l);
+    layerNorm(s.x, c.tokens, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
+    selfAttention(c, layer, s, k, l);
     // norm 2, MLP, add skip connection
-    layerNorm(x, numTokens, dim, layer.layernormAfterWeight, layer.layernormAfterBias, eps, norm);
-    mlp(layer);
-    if (capture == l + 1) memory.copy(captured, x, stateBytes);
-    if (captureFlags & CAPTURE_HIDDEN_STATES) memory.copy(hiddenStates + <usize>(l + 1) * stateBytes, x, stateBytes);
+    layerNorm(s.x, c.tokens, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
+    mlp(c, layer, s);
+    if (capture == l + 1) memory.copy(s.captured, s.x, stateBytes);
+    if (k.flags & CAPTURE_HIDDEN_STATES) memory.copy(k.hiddenStates + <usize>(l + 1) * stateBytes, s.x, stateBytes);
   }
   // final norm
-  layerNorm(x, numTokens, dim, layernormWeight, layernormBias, eps, output);
+  layerNorm(s.x, c.tokens, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.output);
   // head on the class token; distilled: mean of the class head and the distillation head
-  linear(output, dim, 1, classifier, logits, classes, false);
-  if (distilled) {
-    linear(output + (<usize>dim << 2), dim, 1, distillationClassifier, distillationLogits, classes, false);
-    for (let c = 0; c < classes; c++) {
-      const p = <usize>c << 2;
-      store<f32>(logits + p, (load<f32>(logits + p) + load<f32>(distillationLogits + p)) * 0.5);
+  linear(s, s.output, c.dim, 1, w.classifier, s.logits, c.classes, false);
+  if (c.distilled) {
+    linear(s, s.output + (<usize>c.dim << 2), c.dim, 1, w.distillationClassifier, s.distillationLogits, c.classes,
+      false);
+    for (let k = 0; k < c.classes; k++) {
+      const p = <usize>k << 2;
+      store<f32>(s.logits + p, (load<f32>(s.logits + p) + load<f32>(s.distillationLogits + p)) * 0.5);
     }
   }
 }

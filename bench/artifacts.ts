@@ -7,7 +7,17 @@
 //   .cache/bench/<preset>/model.f32.onnx, model.int8.onnx, reference-logits.f32   (bench/export_onnx.py)
 //   .cache/bench/ort/                    onnxruntime-web, installed on demand (not a project dependency)
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { parsePrefix, type BundleHeader } from "../models/bundle.ts";
 import type { VitShape } from "./stats.ts";
@@ -16,6 +26,10 @@ const root = new URL("..", import.meta.url).pathname;
 export const cacheDir = join(root, ".cache", "bench");
 
 export const ORT_VERSION = "1.30.0";
+// The newest Node the npm registry's `node` package provides (`npm view node version` on 2026-12-01): its
+// V8 (14.6) is as new as the Worker's, so onnxruntime-web is also timed on a V8 that lowers the fused
+// relaxed dot product natively.
+export const NODE_LATEST_VERSION = "26.10.0";
 const PYTHON = "/usr/bin/python3"; // Debian's, with torch and onnx
 
 export interface ModelFiles {
@@ -115,6 +129,28 @@ export function prepareModel(preset: string): ModelFiles {
   if (referenceLogits.length !== inputs.length)
     throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);
   return { preset, dir, evit, header, shape, inputs, referenceLogits };
+}
+
+// The `node` package's binary under .cache/bench/node-latest (installed on first use; its install script
+// fetches the platform binary, so the prefix's package.json allows it).
+export function installNodeLatest(): string {
+  const prefix = join(cacheDir, "node-latest");
+  const bin = join(prefix, "node_modules", ".bin", "node");
+  const pkg = join(prefix, "node_modules", "node", "package.json");
+  const installed = existsSync(pkg) && existsSync(bin) && JSON.parse(readFileSync(pkg, "utf8")).version;
+  if (installed !== NODE_LATEST_VERSION) {
+    mkdirSync(prefix, { recursive: true });
+    writeFileSync(join(prefix, "package.json"), JSON.stringify({ private: true, allowScripts: { node: true } }));
+    run(`node@${NODE_LATEST_VERSION}`, "npm", [
+      "install",
+      "--prefix",
+      prefix,
+      "--no-audit",
+      "--no-fund",
+      `node@${NODE_LATEST_VERSION}`,
+    ]);
+  }
+  return bin;
 }
 
 // onnxruntime-web under Node: its package's "node" export, which loads the wasm binary from its own dist/.

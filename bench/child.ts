@@ -31,7 +31,7 @@ async function loadEdgevit(modelDir: string): Promise<Loaded> {
       model.input().set(pixels);
       return model.run().logits;
     },
-    info: { build: WebAssembly.validate(relaxed) ? "relaxed-simd" : "simd" },
+    info: { build: WebAssembly.validate(relaxed) ? "relaxed-simd" : "simd", dot: engine.dot.path },
     memory: () => ({ wasmBytes: model.memoryBytes, largestJsBuffer: model.largestJsBuffer }),
   };
 }
@@ -63,6 +63,15 @@ function send(reply: ChildReply): void {
   process.send!(reply);
 }
 
+// This runtime's lowering of relaxed_dot_i8x16_i7x16_add_s (assembly/kernels/dot.ts), whichever system runs
+// here: 65534 pmaddubsw, 129540 vpdpbusd, -508 vpdpbssd; 0 without relaxed SIMD.
+function probeDot(): number {
+  const relaxed = readFileSync(join(root, "build/engine-relaxed.wasm"));
+  if (!WebAssembly.validate(relaxed)) return 0;
+  const e = new WebAssembly.Instance(new WebAssembly.Module(relaxed), {}).exports as { probeDot(): number };
+  return e.probeDot();
+}
+
 const [system, modelDir, ortModule] = process.argv.slice(2) as [SystemName, string, string];
 const runtimeRss = process.memoryUsage().rss; // Node after start-up, before the model is loaded
 const t0 = performance.now();
@@ -70,7 +79,11 @@ const loaded =
   system === "edgevit"
     ? await loadEdgevit(modelDir)
     : await loadOrt(modelDir, ortModule, system === "ort-f32" ? "f32" : "int8");
-send({ type: "ready", loadMs: performance.now() - t0, info: { ...loaded.info, runtimeRss } });
+send({
+  type: "ready",
+  loadMs: performance.now() - t0,
+  info: { ...loaded.info, runtimeRss, node: process.version, v8: process.versions.v8, probe: probeDot() },
+});
 
 process.on("message", async (request: ChildRequest) => {
   if (request.type === "run") {

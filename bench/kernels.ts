@@ -4,7 +4,7 @@
 // Usage: npm run bench:kernels (prints Markdown tables for BENCHMARKS.md).
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { layout, type ModelConfig } from "../models/bundle.ts";
+import { BENCH_MODELS, randomForward } from "./random-model.ts";
 import { K16 as k16, N4 as n4 } from "../models/pack.ts";
 import { forwardMacs } from "./stats.ts";
 
@@ -28,21 +28,10 @@ interface Exports {
   ): void;
   layerNorm(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
+  softmaxQuantize(...args: number[]): void;
   gelu(x: number, n: number): void;
   crc32(crc: number, ptr: number, len: number): number;
-  init(
-    weights: number,
-    channels: number,
-    imageSize: number,
-    patch: number,
-    dim: number,
-    heads: number,
-    hidden: number,
-    layers: number,
-    classes: number,
-    distilled: number,
-    eps: number,
-  ): number;
+  init(config: number, weights: number): number;
   inputPtr(): number;
   forward(capture: number): void;
 }
@@ -167,48 +156,21 @@ function floatRates(e: Exports): Record<string, number> {
     1e6;
   refill();
   rates["softmax [197x197]"] = (tokens * tokens) / time(() => e.softmax(x, tokens, tokens, tokens, 0.125)) / 1e6;
+  // attention's P: softmax then quantizeRows, and the two in one kernel (the range pass skipped)
+  rates["softmax + quantizeRows [197x197]"] =
+    (tokens * tokens) /
+    time(() => {
+      e.softmax(x, tokens, tokens, tokens, 0.125);
+      e.quantizeRows(x, tokens, tokens, tokens, q, sa, za, asum);
+    }) /
+    1e6;
+  rates["softmaxQuantize [197x197]"] =
+    (tokens * tokens) / time(() => e.softmaxQuantize(x, tokens, tokens, tokens, 0.125, q, sa, za, asum)) / 1e6;
   const bytes = 1 << 24;
   const data = e.alloc(bytes);
   fillBytes(e, data, bytes, -128, 127);
   rates["crc32 (MB/s)"] = bytes / time(() => e.crc32(0, data, bytes)) / 1e6;
   return rates;
-}
-
-/** The whole forward pass on a random model (the weights do not change the work), ready to time. */
-function forwardCall(file: string, config: ModelConfig): () => void {
-  const e = load(file);
-  const plan = layout(config);
-  const payload = e.alloc(plan.length);
-  const bytes = new Uint8Array(e.memory.buffer, payload, plan.length);
-  for (const t of plan.tensors) {
-    const at = payload + t.offset;
-    if (t.source.kind === "linear" && t.source.part === "weight") fillBytes(e, at, t.bytes, 1, 127);
-    else if (t.source.kind === "linear" && t.source.part === "scale")
-      fillF32(e, at, t.bytes / 4, 0.5 / 63 / Math.sqrt(t.source.k), 1 / 63 / Math.sqrt(t.source.k));
-    else if (t.source.kind === "f32")
-      fillF32(e, at, t.bytes / 4, t.name.includes("layernorm") ? 0.9 : -0.5, t.name.includes("layernorm") ? 1.1 : 0.5);
-    else bytes.fill(0, t.offset, t.offset + t.bytes);
-  }
-  const c = config;
-  if (
-    e.init(
-      payload,
-      c.channels,
-      c.imageSize,
-      c.patchSize,
-      c.dim,
-      c.heads,
-      c.hidden,
-      c.layers,
-      c.classes,
-      c.distilled ? 1 : 0,
-      c.eps,
-    ) !== 0
-  ) {
-    throw new Error("init failed");
-  }
-  fillF32(e, e.inputPtr(), c.channels * c.imageSize * c.imageSize, -1, 1);
-  return () => e.forward(-1);
 }
 
 const shapes = [
@@ -263,20 +225,9 @@ out("| kernel | Mvalues/s |");
 out("| --- | --- |");
 for (const [name, rate] of Object.entries(floatRates(builds[0].e))) out(`| ${name} | ${rate.toFixed(0)} |`);
 out("");
-const vitB: ModelConfig = {
-  imageSize: 224,
-  patchSize: 16,
-  channels: 3,
-  dim: 768,
-  heads: 12,
-  hidden: 3072,
-  layers: 12,
-  classes: 1000,
-  eps: 1e-12,
-  distilled: false,
-};
+const vitB = BENCH_MODELS["vit-b16"];
 const forwardTimes = timeInterleaved(
-  ["engine-relaxed.wasm", "engine.wasm"].map((file) => forwardCall(file, vitB)),
+  ["engine-relaxed.wasm", "engine.wasm"].map((file) => randomForward(load(file), vitB)),
   12,
 );
 const gmac = forwardMacs({ ...vitB, patch: vitB.patchSize }) / 1e9;

@@ -14,7 +14,15 @@ import { parseArgs } from "node:util";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import { preprocess } from "../core/image/preprocess.ts";
 import { int8CeilingGmacs } from "./ceiling.ts";
-import { cacheDir, installOrt, ORT_VERSION, prepareModel, type ModelFiles } from "./artifacts.ts";
+import {
+  cacheDir,
+  installNodeLatest,
+  installOrt,
+  NODE_LATEST_VERSION,
+  ORT_VERSION,
+  prepareModel,
+  type ModelFiles,
+} from "./artifacts.ts";
 import {
   formatReport,
   writeSection,
@@ -117,14 +125,16 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
   }
 
   const started: System[] = worker ? [worker] : [];
-  const start = async (system: "edgevit" | "ort-int8" | "ort-f32") => {
-    const s = await NodeSystem.start(system, files.dir, ortModule, files.inputs);
+  const start = async (system: "edgevit" | "ort-int8" | "ort-f32", latest = false) => {
+    const s = await NodeSystem.start(system, files.dir, ortModule, files.inputs, latest ? nodeLatest : undefined);
     started.push(s);
     return s;
   };
   try {
     const edgevit = await start("edgevit");
+    const edgevitLatest = await start("edgevit", true);
     const ortInt8 = await start("ort-int8");
+    const ortInt8Latest = await start("ort-int8", true);
     const ortF32 = await start("ort-f32");
     meta.edgevitBuild = String(edgevit.info.build);
     const cosines = new Map<string, number>();
@@ -132,7 +142,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
 
     // Every input once through every Node system (also the warm-up), against the float32 reference.
     const outputs = new Map<NodeSystem, Float32Array[]>();
-    for (const system of [edgevit, ortInt8, ortF32]) {
+    for (const system of [edgevit, edgevitLatest, ortInt8, ortInt8Latest, ortF32]) {
       const logits: Float32Array[] = [];
       for (let i = 0; i < files.inputs.length; i++) logits.push((await system.run(i)).logits);
       outputs.set(system, logits);
@@ -145,7 +155,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`,
       checks,
     );
-    for (const system of [ortInt8, edgevit]) {
+    for (const system of [ortInt8, ortInt8Latest, edgevit, edgevitLatest]) {
       const c = cosines.get(system.name)!;
       check(
         c >= INT8_MIN_COSINE,
@@ -177,7 +187,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     }
 
     // Round-robin: each round every system runs the same images; the first system rotates.
-    const systems: System[] = [edgevit, ...(worker ? [worker] : []), ortInt8, ortF32];
+    const systems: System[] = [edgevit, edgevitLatest, ...(worker ? [worker] : []), ortInt8, ortInt8Latest, ortF32];
     const times = new Map<System, number[]>(systems.map((s) => [s, []]));
     for (let r = 0; r < rounds; r++) {
       const order = systems.map((_, k) => systems[(k + r) % systems.length]);
@@ -199,7 +209,10 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     for (const system of systems) {
       const details = await system.details();
       results.push({
-        system: system === edgevit ? "edgevit-node" : system.name,
+        system: system.name.replace(/^edgevit(?=@|$)/, "edgevit-node"),
+        runtime: typeof details.node === "string" ? `Node ${details.node} (V8 ${details.v8})` : "workerd",
+        probe: details.probe as number | undefined,
+        dot: details.dot as string | undefined,
         latency: summarize(times.get(system)!),
         cosine: cosines.get(system.name) ?? null,
         peakRssBytes: await system.peakRssBytes(),
@@ -218,17 +231,24 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
 function machine(): string {
   const lscpu = execFileSync("lscpu", { encoding: "utf8" });
   const field = (name: string) => lscpu.match(new RegExp(`^${name}:\\s*(.+)$`, "m"))?.[1].trim() ?? "?";
-  return `${field("Model name")}, ${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared; load average ${loadavg()[0].toFixed(1)} at the start)`;
+  const flags = field("Flags").split(/\s+/);
+  const vnni = ["avx_vnni", "avx512_vnni", "avx_vnni_int8"].filter((f) => flags.includes(f));
+  return (
+    `${field("Model name")} (family ${field("CPU family")}, model ${field("Model")}; VNNI: ${vnni.join(", ") || "none"}), ` +
+    `${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared; load average ${loadavg()[0].toFixed(1)} at the start)`
+  );
 }
 
 const jpeg = new Uint8Array(readFileSync(JPEG));
 const ortModule = installOrt();
+const nodeLatest = { execPath: installNodeLatest(), label: `node${NODE_LATEST_VERSION.split(".")[0]}` };
 const models = presets.map(prepareModel);
 const meta: Meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
   date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   machine: machine(),
   node: process.version,
+  nodeLatest: NODE_LATEST_VERSION,
   ort: ORT_VERSION,
   edgevitBuild: "?",
   rounds,

@@ -44,16 +44,19 @@ export class NodeSystem implements System {
     });
   }
 
-  // `inputs`: one [channels][imageSize][imageSize] array per image, the same for every system.
+  // `inputs`: one [channels][imageSize][imageSize] array per image, the same for every system. `node`: another
+  // Node binary than this one (the newest Node), named in the system's name as `<system>@<label>`.
   static async start(
     system: SystemName,
     modelDir: string,
     ortModule: string,
     inputs: Float32Array[],
+    node?: { execPath: string; label: string },
   ): Promise<NodeSystem> {
     const child = fork(new URL("./child.ts", import.meta.url).pathname, [system, modelDir, ortModule], {
       serialization: "advanced", // typed arrays cross as typed arrays
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      ...(node ? { execPath: node.execPath } : {}),
     });
     const ready = await new Promise<ChildReply>((resolve, reject) => {
       child.once("message", resolve);
@@ -61,7 +64,7 @@ export class NodeSystem implements System {
     });
     if (ready.type !== "ready") throw new Error(`${system} child said ${ready.type} first`);
     child.removeAllListeners("exit");
-    return new NodeSystem(system, child, inputs, ready);
+    return new NodeSystem(node ? `${system}@${node.label}` : system, child, inputs, ready);
   }
 
   private ask(request: ChildRequest): Promise<ChildReply> {
@@ -166,9 +169,10 @@ export class WorkerSystem implements System {
 
   async details(): Promise<Record<string, number | string>> {
     const response = await fetch(`${this.server.url}/v1/models`);
-    const body = (await response.json()) as { engine: string };
+    const body = (await response.json()) as { engine: string; dot?: { path: string; probe: number } };
     return {
       build: body.engine,
+      ...(body.dot ? { dot: body.dot.path, probe: body.dot.probe } : {}),
       wasmBytes: this.loaded.wasmBytes,
       runtimeRss: this.loaded.runtimeRss,
       restarts: this.restarts,

@@ -33,12 +33,17 @@ export class DevServer {
   }
 
   // Starts `wrangler dev` and resolves once the Worker answers /healthz; `startedAt` is performance.now()
-  // at spawn.
-  static async start(persistDir: string, timeoutMs = 120_000): Promise<{ server: DevServer; startedAt: number }> {
+  // at spawn. `config`: another wrangler.toml than the project's (bench/kernels-wrangler.toml).
+  static async start(
+    persistDir: string,
+    timeoutMs = 120_000,
+    config?: string,
+  ): Promise<{ server: DevServer; startedAt: number }> {
     const [port, inspectorPort] = [await freePort(), await freePort()];
     const args = [
       wranglerJs,
       "dev",
+      ...(config ? ["--config", config] : []),
       "--ip",
       "127.0.0.1",
       "--port",

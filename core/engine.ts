@@ -13,8 +13,10 @@ import {
   parsePrefix,
   pastPayload,
   tokens,
+  weightSlots,
   type BundleHeader,
   type ModelConfig,
+  type TensorEntry,
 } from "../models/bundle.ts";
 import { EdgevitError } from "./errors.ts";
 import { sizeText } from "./sizes.ts";
@@ -26,19 +28,7 @@ export interface EngineExports {
   crc32(crc: number, ptr: number, len: number): number;
   nonFinite(ptr: number, count: number): number; // index of the first NaN/Inf f32, or -1
   gemmRowTile(): number;
-  init(
-    weights: number,
-    channels: number,
-    imageSize: number,
-    patch: number,
-    dim: number,
-    heads: number,
-    hidden: number,
-    layers: number,
-    classes: number,
-    distilled: number,
-    eps: number,
-  ): number;
+  init(config: number, weights: number): number;
   inputPtr(): number;
   forward(capture: number, flags: number, attentionLayer: number): void;
   logitsPtr(): number;
@@ -50,6 +40,88 @@ export interface EngineExports {
   clsAttentionPtr(): number;
   meanAttentionPtr(): number;
   attentionsPtr(): number;
+  probeDot(): number;
+  dotPath(): number;
+  setDotPath(path: number): number;
+}
+
+// The int8 dot step the GEMM takes (assembly/kernels/dot.ts): "fused" (one relaxed_dot_i8x16_i7x16_add_s,
+// where the runtime lowers it to vpdpbusd / vpdpbssd / sdot), "split" (relaxed dot to i16, then widen) or
+// "i16" (the baseline build's sign-extending loads and dot_i16x8_s). All give the same outputs.
+export type DotPath = "i16" | "split" | "fused";
+const DOT_PATHS: readonly DotPath[] = ["i16", "split", "fused"];
+
+export interface DotInfo {
+  path: DotPath;
+  // lane 0 of relaxed_dot_i8x16_i7x16_add_s(127s, 0xFFs, 0) in this runtime: 65534 (pmaddubsw), 129540
+  // (vpdpbusd), -508 (vpdpbssd, sdot); 0 in the baseline build
+  probe: number;
+}
+
+export interface EngineOptions {
+  dot?: DotPath; // force a path the build has (tests, benchmarks); default: the probe's choice
+}
+
+// The config struct init() reads (assembly/model.ts, ConfigStruct): 4-byte little-endian fields at these
+// byte offsets, the struct's own size first. Written by name, so no two fields can trade places.
+const CONFIG_FIELDS = {
+  bytes: 0,
+  channels: 4,
+  imageSize: 8,
+  patchSize: 12,
+  dim: 16,
+  heads: 20,
+  hidden: 24,
+  layers: 28,
+  classes: 32,
+  distilled: 36,
+  eps: 40,
+} as const;
+const CONFIG_BYTES = 44;
+// The weight table (assembly/model.ts, WeightBinder): payload pointer, payload bytes, slot count, offsets.
+const TABLE_HEADER_WORDS = 3;
+const ABSENT = 0xffffffff;
+
+// What init() returned, as a sentence (assembly/model.ts's ERR_ codes).
+const INIT_ERRORS: Record<number, string> = {
+  1:
+    "the engine cannot run this configuration (a size is not positive, dim is not a multiple of heads, " +
+    "or the patch is larger than the image)",
+  2: "the payload is not 64-byte aligned in engine memory",
+  3: "the engine instance already holds a model",
+  4: "the host and the engine disagree on the config struct or the weight table size (mismatched builds)",
+  5: "a tensor of the header's table is missing, misaligned or ends past the payload",
+};
+
+export function initError(code: number): string {
+  return INIT_ERRORS[code] ?? `init returned the unknown code ${code}`;
+}
+
+// Writes the config struct and the weight table (each tensor's offset looked up by name in the header's
+// tensor table, in the engine's slot order) into engine memory and calls init. Returns init's code.
+export function initEngine(
+  e: Pick<EngineExports, "memory" | "alloc" | "init">,
+  config: ModelConfig,
+  payload: { ptr: number; bytes: number; tensors: readonly TensorEntry[] },
+): number {
+  const configPtr = e.alloc(CONFIG_BYTES);
+  const view = new DataView(e.memory.buffer, configPtr, CONFIG_BYTES);
+  view.setInt32(CONFIG_FIELDS.bytes, CONFIG_BYTES, true);
+  for (const key of ["channels", "imageSize", "patchSize", "dim", "heads", "hidden", "layers", "classes"] as const) {
+    view.setInt32(CONFIG_FIELDS[key], config[key], true);
+  }
+  view.setInt32(CONFIG_FIELDS.distilled, config.distilled ? 1 : 0, true);
+  view.setFloat32(CONFIG_FIELDS.eps, config.eps, true);
+
+  const offsets = new Map(payload.tensors.map((t) => [t.name, t.offset]));
+  const slots = weightSlots(config);
+  const tablePtr = e.alloc(4 * (TABLE_HEADER_WORDS + slots.length));
+  const table = new Uint32Array(e.memory.buffer, tablePtr, TABLE_HEADER_WORDS + slots.length);
+  table.set([payload.ptr, payload.bytes, slots.length]);
+  slots.forEach((name, i) => {
+    table[TABLE_HEADER_WORDS + i] = name === null ? ABSENT : (offsets.get(name) ?? ABSENT);
+  });
+  return e.init(configPtr, tablePtr);
 }
 
 export interface LoadOptions {
@@ -180,15 +252,20 @@ export interface RunResult {
 
 export class Engine {
   readonly module: WebAssembly.Module;
+  readonly options: EngineOptions;
+  // the dot path this runtime's instances take, read from the first instance
+  dot: DotInfo = { path: "i16", probe: 0 };
 
-  private constructor(module: WebAssembly.Module) {
+  private constructor(module: WebAssembly.Module, options: EngineOptions) {
     this.module = module;
+    this.options = options;
   }
 
   // Checks the module instantiates and exports the ABI; each load gets its own instance and memory.
-  static async instantiate(module: WebAssembly.Module): Promise<Engine> {
-    const engine = new Engine(module);
-    engine.exportsOf(await engine.newInstance());
+  static async instantiate(module: WebAssembly.Module, options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(module, options);
+    const e = engine.exportsOf(await engine.newInstance());
+    engine.dot = { path: DOT_PATHS[e.dotPath()] ?? "i16", probe: e.probeDot() };
     return engine;
   }
 
@@ -196,12 +273,13 @@ export class Engine {
   static async pick(
     baseline: { module: WebAssembly.Module },
     relaxed: { module: WebAssembly.Module; bytes?: BufferSource },
+    options: EngineOptions = {},
   ): Promise<Engine> {
-    if (relaxed.bytes && !WebAssembly.validate(relaxed.bytes)) return Engine.instantiate(baseline.module);
+    if (relaxed.bytes && !WebAssembly.validate(relaxed.bytes)) return Engine.instantiate(baseline.module, options);
     try {
-      return await Engine.instantiate(relaxed.module);
+      return await Engine.instantiate(relaxed.module, options);
     } catch {
-      return Engine.instantiate(baseline.module);
+      return Engine.instantiate(baseline.module, options);
     }
   }
 
@@ -210,6 +288,7 @@ export class Engine {
     return WebAssembly.instantiate(this.module, {});
   }
 
+  // The instance's exports, its dot path forced when the options ask for one.
   private exportsOf(instance: WebAssembly.Instance): EngineExports {
     const e = instance.exports as unknown as EngineExports;
     for (const name of [
@@ -230,8 +309,15 @@ export class Engine {
       "clsAttentionPtr",
       "meanAttentionPtr",
       "attentionsPtr",
+      "probeDot",
+      "dotPath",
+      "setDotPath",
     ] as const) {
       if (!(name in e)) throw new Error(`engine module does not export ${name}`);
+    }
+    const forced = this.options.dot;
+    if (forced !== undefined && e.setDotPath(DOT_PATHS.indexOf(forced)) !== DOT_PATHS.indexOf(forced)) {
+      throw new Error(`this engine build has no ${forced} dot path`);
     }
     return e;
   }
@@ -247,25 +333,11 @@ export class Engine {
     const { header, weights } = loader.end();
     const c = header.config;
     const code = grow(loader.plan!, () =>
-      exports.init(
-        weights,
-        c.channels,
-        c.imageSize,
-        c.patchSize,
-        c.dim,
-        c.heads,
-        c.hidden,
-        c.layers,
-        c.classes,
-        c.distilled ? 1 : 0,
-        c.eps,
-      ),
+      initEngine(exports, c, { ptr: weights, bytes: header.payload.length, tensors: header.tensors }),
     );
-    if (code !== 0)
-      throw new BundleError(
-        "bad_header",
-        `engine refused the model configuration (${header.name}: ${describe(c)}): init returned ${code}`,
-      );
+    if (code !== 0) {
+      throw new BundleError("bad_header", `engine refused ${header.name} (${describe(c)}): ${initError(code)}`);
+    }
     if (exports.tokens() !== tokens(c)) {
       throw new Error(`engine planned ${exports.tokens()} tokens, the config implies ${tokens(c)}`);
     }

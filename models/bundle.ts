@@ -150,7 +150,8 @@ export const align64 = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 export const hex32 = (crc: number): string => (crc >>> 0).toString(16).padStart(8, "0");
 
 export function tokens(config: ModelConfig): number {
-  const side = config.imageSize / config.patchSize;
+  // as the patch conv counts them (bundles have imageSize % patchSize == 0; the engine also runs others)
+  const side = Math.floor(config.imageSize / config.patchSize);
   return side * side + 1 + (config.distilled ? 1 : 0);
 }
 
@@ -168,7 +169,28 @@ export interface Layout {
   length: number; // payload bytes: end of the last tensor
 }
 
-// The payload tensors in FORMAT.md order with their offsets.
+// Tensor names, the one spelling shared by the payload layout and the engine's weight slots.
+const LINEAR_PARTS = ["weight", "scale", "wsum", "bias"] as const;
+const PATCH = "embeddings.patch_embeddings.projection";
+const CLS = "embeddings.cls_token";
+const DISTILLATION_TOKEN = "embeddings.distillation_token";
+const POSITION = "embeddings.position_embeddings";
+const FINAL_NORM = "layernorm";
+const CLASSIFIER = "classifier";
+const DISTILLATION_CLASSIFIER = "distillation_classifier";
+const layerNames = (l: number) => {
+  const p = `encoder.layer.${l}`;
+  return {
+    normBefore: `${p}.layernorm_before`,
+    qkv: `${p}.attention.qkv`,
+    attentionOutput: `${p}.attention.output.dense`,
+    normAfter: `${p}.layernorm_after`,
+    intermediate: `${p}.intermediate.dense`,
+    output: `${p}.output.dense`,
+  };
+};
+
+// The payload tensors in FORMAT.md order with their offsets: the only place that order is written.
 export function layout(config: ModelConfig): Layout {
   const { channels, patchSize, dim, hidden, layers, classes, distilled } = config;
   const out: LayoutEntry[] = [];
@@ -182,31 +204,62 @@ export function layout(config: ModelConfig): Layout {
     push(name, 4 * shape.reduce((a, b) => a * b, 1), { kind: "f32", shape });
   const linear = (name: string, k: number, n: number) => {
     const sizes = packedSizes(n, k);
-    for (const part of ["weight", "scale", "wsum", "bias"] as const) {
-      push(`${name}.${part}`, sizes[part], { kind: "linear", part, n, k });
-    }
+    for (const part of LINEAR_PARTS) push(`${name}.${part}`, sizes[part], { kind: "linear", part, n, k });
   };
 
-  linear("embeddings.patch_embeddings.projection", channels * patchSize * patchSize, dim);
-  f32("embeddings.cls_token", [dim]);
-  if (distilled) f32("embeddings.distillation_token", [dim]);
-  f32("embeddings.position_embeddings", [tokens(config), dim]);
+  linear(PATCH, channels * patchSize * patchSize, dim);
+  f32(CLS, [dim]);
+  if (distilled) f32(DISTILLATION_TOKEN, [dim]);
+  f32(POSITION, [tokens(config), dim]);
   for (let l = 0; l < layers; l++) {
-    const p = `encoder.layer.${l}`;
-    f32(`${p}.layernorm_before.weight`, [dim]);
-    f32(`${p}.layernorm_before.bias`, [dim]);
-    linear(`${p}.attention.qkv`, dim, 3 * dim);
-    linear(`${p}.attention.output.dense`, dim, dim);
-    f32(`${p}.layernorm_after.weight`, [dim]);
-    f32(`${p}.layernorm_after.bias`, [dim]);
-    linear(`${p}.intermediate.dense`, dim, hidden);
-    linear(`${p}.output.dense`, hidden, dim);
+    const n = layerNames(l);
+    f32(`${n.normBefore}.weight`, [dim]);
+    f32(`${n.normBefore}.bias`, [dim]);
+    linear(n.qkv, dim, 3 * dim);
+    linear(n.attentionOutput, dim, dim);
+    f32(`${n.normAfter}.weight`, [dim]);
+    f32(`${n.normAfter}.bias`, [dim]);
+    linear(n.intermediate, dim, hidden);
+    linear(n.output, hidden, dim);
   }
-  f32("layernorm.weight", [dim]);
-  f32("layernorm.bias", [dim]);
-  linear("classifier", dim, classes);
-  if (distilled) linear("distillation_classifier", dim, classes);
+  f32(`${FINAL_NORM}.weight`, [dim]);
+  f32(`${FINAL_NORM}.bias`, [dim]);
+  linear(CLASSIFIER, dim, classes);
+  if (distilled) linear(DISTILLATION_CLASSIFIER, dim, classes);
   return { tensors: out, length: offset };
+}
+
+// The engine's weight slots (assembly/model.ts, bindWeights; docs/ARCHITECTURE.md, "Weight table"): the
+// tensor name in each slot, null where a model without distillation has none. A fixed ABI order, not the
+// payload's: the host looks every name up in the header's tensor table, so the payload order may change
+// here alone.
+export function weightSlots(config: ModelConfig): (string | null)[] {
+  const linear = (name: string) => LINEAR_PARTS.map((part) => `${name}.${part}`);
+  const ifDistilled = (names: string[]) => names.map((n) => (config.distilled ? n : null));
+  const slots: (string | null)[] = [
+    ...linear(PATCH), // 0..3
+    CLS, // 4
+    ...ifDistilled([DISTILLATION_TOKEN]), // 5
+    POSITION, // 6
+    `${FINAL_NORM}.weight`, // 7
+    `${FINAL_NORM}.bias`, // 8
+    ...linear(CLASSIFIER), // 9..12
+    ...ifDistilled(linear(DISTILLATION_CLASSIFIER)), // 13..16
+  ];
+  for (let l = 0; l < config.layers; l++) {
+    const n = layerNames(l);
+    slots.push(
+      `${n.normBefore}.weight`, // 17 + 20 l
+      `${n.normBefore}.bias`,
+      ...linear(n.qkv), // + 2..5
+      ...linear(n.attentionOutput), // + 6..9
+      `${n.normAfter}.weight`, // + 10
+      `${n.normAfter}.bias`,
+      ...linear(n.intermediate), // + 12..15
+      ...linear(n.output), // + 16..19
+    );
+  }
+  return slots;
 }
 
 // ---- writing ----

@@ -5,7 +5,15 @@ import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
 import { BundleError } from "../models/bundle.ts";
 import { keyOf } from "../core/names.ts";
-import { Engine, MemoryLimitError, sizeText, type MemoryPlan, type Model, type RunOptions } from "../core/engine.ts";
+import {
+  type DotInfo,
+  Engine,
+  MemoryLimitError,
+  sizeText,
+  type MemoryPlan,
+  type Model,
+  type RunOptions,
+} from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { MiB } from "../core/sizes.ts";
 import type { LoadedListing } from "./types.ts";
@@ -59,6 +67,11 @@ function getEngine(): Promise<Engine> {
 
 export async function engineBuild(): Promise<string> {
   return (await getEngine()).module === relaxedModule ? "relaxed-simd" : "simd";
+}
+
+// The int8 dot path this isolate's engine took, and the probe value it chose it by.
+export async function engineDot(): Promise<DotInfo> {
+  return (await getEngine()).dot;
 }
 
 // A loaded model and what revalidating it needs.

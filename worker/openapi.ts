@@ -291,6 +291,7 @@ export const openapi = {
       Models: obj({
         default: str,
         engine: { type: "string", enum: ["simd", "relaxed-simd"] },
+        dot: obj({ path: { type: "string", enum: ["i16", "split", "fused"] }, probe: int }),
         refreshSeconds: num,
         models: {
           type: "array",

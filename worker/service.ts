@@ -17,7 +17,7 @@ import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
 import { topPredictions } from "../core/predictions.ts";
 import { listBundles } from "./catalog.ts";
-import { budgetBytes, engineBuild, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
+import { budgetBytes, engineBuild, engineDot, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
   ClassifyAnswer,
@@ -144,6 +144,7 @@ export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
   return {
     default: env.DEFAULT_MODEL,
     engine: await engineBuild(),
+    dot: await engineDot(),
     refreshSeconds: refreshMs(env) / 1000,
     models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
     loaded: loaded.models,

@@ -102,6 +102,9 @@ export interface LoadedListing {
 export interface ModelsAnswer {
   default: string;
   engine: string;
+  // the int8 dot step the engine took: "fused" where the runtime lowers relaxed_dot_i8x16_i7x16_add_s to one
+  // instruction (AVX-VNNI), "split" elsewhere, "i16" (sign-extended i16 dot products) without relaxed SIMD; `probe` is the value it chose by
+  dot: { path: "i16" | "split" | "fused"; probe: number };
   refreshSeconds: number;
   models: BundleListing[];
   loaded: LoadedListing[];

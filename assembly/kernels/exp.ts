@@ -4,25 +4,10 @@
 // Relative error about 2 ulp; results below 2^-126 flush to 0. The scalar and vector forms perform the
 // same operations in the same order, so they agree bit for bit.
 
-@lazy const LOG2E: f32 = 1.44269504088896341;
-@lazy const LN2_HI: f32 = 0.693359375;
-@lazy const LN2_LO: f32 = -2.12194440e-4;
-/** Below this, exp is under 2^-126: return 0. */
-@lazy const EXP_MIN: f32 = -87.33;
-/** Above this, 2^n would overflow the exponent field. */
-@lazy const EXP_MAX: f32 = 88.3;
-/** 1.5 * 2^23: adding it rounds an f32 of magnitude < 2^22 to an integer (ties to even) in the low mantissa bits. */
-@lazy const ROUNDER: f32 = 12582912;
-@lazy const ROUNDER_BITS: i32 = 0x4b400000;
-/** ROUNDER_BITS - 127: subtracting it from the rounded bits gives n + 127, the biased exponent of 2^n. */
-@lazy const EXPONENT_BIAS_BITS: i32 = ROUNDER_BITS - 127;
-@lazy const ONE: f32 = 1;
-@lazy const P0: f32 = 1.9875691500e-4;
-@lazy const P1: f32 = 1.3981999507e-3;
-@lazy const P2: f32 = 8.3334519073e-3;
-@lazy const P3: f32 = 4.1665795894e-2;
-@lazy const P4: f32 = 1.6666665459e-1;
-@lazy const P5: f32 = 5.0000001201e-1;
+import {
+  EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E, P0, P1, P2, P3, P4, P5,
+  K_EXPONENT_BIAS_BITS, K_EXP_MAX, K_EXP_MIN, K_LN2_HI, K_LN2_LO, K_LOG2E, K_ONE, K_P0, K_ROUNDER, k,
+} from "./constants";
 
 /** exp(a + b) for scalars. */
 export function expSplit(a: f32, b: f32): f32 {
@@ -34,40 +19,6 @@ export function expSplit(a: f32, b: f32): f32 {
   const p = (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * r2 + r + 1;
   return p * reinterpret<f32>((<i32>n + 127) << 23);
 }
-
-// The vector constants, each as four equal lanes in memory: V8 rebuilds a v128.const at every use
-// (three instructions), while a load from here is one and can fold into the arithmetic.
-@lazy const VECTOR_CONSTANTS: usize = memory.data<f32>([
-  EXP_MAX, EXP_MAX, EXP_MAX, EXP_MAX,
-  EXP_MIN, EXP_MIN, EXP_MIN, EXP_MIN,
-  LOG2E, LOG2E, LOG2E, LOG2E,
-  ROUNDER, ROUNDER, ROUNDER, ROUNDER,
-  LN2_HI, LN2_HI, LN2_HI, LN2_HI,
-  LN2_LO, LN2_LO, LN2_LO, LN2_LO,
-  ONE, ONE, ONE, ONE,
-  P0, P0, P0, P0,
-  P1, P1, P1, P1,
-  P2, P2, P2, P2,
-  P3, P3, P3, P3,
-  P4, P4, P4, P4,
-  P5, P5, P5, P5,
-  reinterpret<f32>(EXPONENT_BIAS_BITS), reinterpret<f32>(EXPONENT_BIAS_BITS),
-  reinterpret<f32>(EXPONENT_BIAS_BITS), reinterpret<f32>(EXPONENT_BIAS_BITS),
-], 16);
-
-/** The vector constant in row `row` of VECTOR_CONSTANTS. */
-@inline function k(row: usize): v128 {
-  return v128.load(VECTOR_CONSTANTS + (row << 4));
-}
-@lazy const K_EXP_MAX: usize = 0;
-@lazy const K_EXP_MIN: usize = 1;
-@lazy const K_LOG2E: usize = 2;
-@lazy const K_ROUNDER: usize = 3;
-@lazy const K_LN2_HI: usize = 4;
-@lazy const K_LN2_LO: usize = 5;
-@lazy const K_ONE: usize = 6;
-@lazy const K_P0: usize = 7; // P0..P5 in rows 7..12
-@lazy const K_EXPONENT_BIAS_BITS: usize = 13;
 
 /** exp(a + b) lane-wise, the scalar form's operations in the same order. */
 @inline export function expSplit4(a: v128, b: v128): v128 {

@@ -6,23 +6,10 @@
 // to expSplit, so the tail stays accurate in relative terms: Phi(x) = erfc(|x| / sqrt(2)) / 2 for x < 0
 // and 1 - erfc(x / sqrt(2)) / 2 for x >= 0.
 import { expSplit, expSplit4 } from "./exp";
-
-@lazy const SQRT1_2: f32 = 0.7071067811865476;
-@lazy const ONE: f32 = 1;
-@lazy const HALF: f32 = 0.5;
-@lazy const ZERO: f32 = 0;
-@lazy const C0: f32 = -1.26551223;
-@lazy const C1: f32 = 1.00002368;
-@lazy const C2: f32 = 0.37409196;
-@lazy const C3: f32 = 0.09678418;
-@lazy const C4: f32 = -0.18628806;
-@lazy const C5: f32 = 0.27886807;
-@lazy const C6: f32 = -1.13520398;
-@lazy const C7: f32 = 1.48851587;
-@lazy const C8: f32 = -0.82215223;
-@lazy const C9: f32 = 0.17087277;
-/** Clears the low 12 bits of an f32: the high part keeps 12 significant bits, so its square is exact. */
-@lazy const HIGH_MASK: i32 = 0xfffff000;
+import {
+  C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, HIGH_MASK, SQRT1_2,
+  K_C0, K_HALF, K_HIGH_MASK, K_ONE, K_SQRT1_2, K_ZERO, k,
+} from "./constants";
 
 /** GELU of one value. */
 function gelu1(x: f32): f32 {
@@ -33,37 +20,6 @@ function gelu1(x: f32): f32 {
   const half = t * expSplit(-(xh * xh) * 0.5, poly - (ax - xh) * (ax + xh) * 0.5) * 0.5; // erfc(|x|/sqrt2)/2
   return x * (x < 0 ? half : 1 - half);
 }
-
-// The vector constants, each as four equal lanes in memory: V8 rebuilds a v128.const at every use
-// (three instructions), while a load from here is one and can fold into the arithmetic.
-@lazy const VECTOR_CONSTANTS: usize = memory.data<f32>([
-  SQRT1_2, SQRT1_2, SQRT1_2, SQRT1_2,
-  ONE, ONE, ONE, ONE,
-  HALF, HALF, HALF, HALF,
-  ZERO, ZERO, ZERO, ZERO,
-  C0, C0, C0, C0,
-  C1, C1, C1, C1,
-  C2, C2, C2, C2,
-  C3, C3, C3, C3,
-  C4, C4, C4, C4,
-  C5, C5, C5, C5,
-  C6, C6, C6, C6,
-  C7, C7, C7, C7,
-  C8, C8, C8, C8,
-  C9, C9, C9, C9,
-  reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK),
-], 16);
-
-/** The vector constant in row `row` of VECTOR_CONSTANTS. */
-@inline function k(row: usize): v128 {
-  return v128.load(VECTOR_CONSTANTS + (row << 4));
-}
-@lazy const K_SQRT1_2: usize = 0;
-@lazy const K_ONE: usize = 1;
-@lazy const K_HALF: usize = 2;
-@lazy const K_ZERO: usize = 3;
-@lazy const K_C0: usize = 4; // C0..C9 in rows 4..13
-@lazy const K_HIGH_MASK: usize = 14;
 
 /** gelu1 on four lanes, the same operations in the same order. */
 @inline function gelu4(v: v128): v128 {

@@ -10,14 +10,12 @@
 // The micro-kernel computes a GEMM_ROWS x 4 tile of C. Each of its 8 accumulators is an i32x4 holding
 // four partial sums of one (m, n) pair over 16-byte K chunks; they are reduced horizontally once per tile.
 // 8 accumulators, 2 A chunks, the B chunks and a register of ones about fill x86's 16 xmm registers.
-// 1 x 4, 4 x 2 and 3 x 4 tiles measured the same or slower.
+// 1 x 4, 4 x 2 and 3 x 4 tiles measured the same or slower (3 x 4 with the fused step too: 12
+// accumulators and 3 A chunks leave V8 no register to spare).
 //
-// Relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s (pmaddubsw on x86), then i32x4.dot_i16x8_s with a
-// register of ones (one pmaddwd) to widen into the accumulator. Exact because every byte of B is in
-// [0, 127], so no i16 lane saturates (|2 * 128 * 127| < 2^15). V8 lowers the fused
-// i32x4.relaxed_dot_i8x16_i7x16_add_s to the same steps but reloads its constant at every use, which
-// measured slower. Baseline build: sign-extending 8-byte loads and i32x4.dot_i16x8_s.
-// Both builds compute the same integers.
+// Relaxed build: the dot step of dot.ts, split or fused as the instance chose at start (one branch per
+// call, outside the loops; each spelling has its own copy of the tile loop). Baseline build:
+// sign-extending 8-byte loads and i32x4.dot_i16x8_s. Every path computes the same integers.
 
 /** Rows of A per micro-kernel tile; quantized A buffers hold their rows padded to a multiple of it. */
 export const GEMM_ROWS: i32 = 2;
@@ -37,16 +35,10 @@ export const GEMM_ROWS: i32 = 2;
   return (m + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS;
 }
 
+import { dotAdd, fused } from "./dot";
+
 /** Offset of the stored B bytes: stored = q + 64. */
 @lazy const B_OFFSET: i32 = 64;
-
-/**
- * acc + the relaxed dot of a (i8) and b (i7): four sums of four products per lane. `ones` is
- * i16x8.splat(1), kept in a register by the caller: the widening pairwise add is then one pmaddwd.
- */
-@inline export function dotAdd(a: v128, b: v128, acc: v128, ones: v128): v128 {
-  return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
-}
 
 /** Lane j = sum of the four lanes of cj: the horizontal sums of four accumulators in one vector. */
 @inline function reduce4(c0: v128, c1: v128, c2: v128, c3: v128): v128 {
@@ -95,6 +87,38 @@ export function gemm(
   B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
   C: usize, ldc: i32, accumulate: bool,
 ): void {
+  if (fused()) gemmFused(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate);
+  else gemmSplit(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate);
+}
+
+// The two spellings as functions of their own (exported, so that the compiler keeps them apart instead of
+// inlining both into gemm: one function holding both loops made V8 compile the split loop 10-17% slower).
+
+/** gemm on the split dot step (the baseline build's sign-extending loads in the baseline build). */
+export function gemmSplit(
+  A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
+  B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
+  C: usize, ldc: i32, accumulate: bool,
+): void {
+  gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, false);
+}
+
+/** gemm on the fused dot step (the relaxed build; the baseline build has only gemmSplit's loop). */
+export function gemmFused(
+  A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
+  B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
+  C: usize, ldc: i32, accumulate: bool,
+): void {
+  if (ASC_FEATURE_RELAXED_SIMD) gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, true);
+  else gemmTiles(A, sa, za, asum, M, K16, B, sb, bsum, bias, N, C, ldc, accumulate, false);
+}
+
+/** gemm's tile loop with the dot step's spelling fixed (`fusedStep`: a constant at both call sites). */
+@inline function gemmTiles(
+  A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
+  B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
+  C: usize, ldc: i32, accumulate: bool, fusedStep: bool,
+): void {
   const kBytes = <usize>K16;
   const panelBytes = kBytes << 2; // one group of 4 B rows
   const ones = i16x8.splat(1);
@@ -114,17 +138,17 @@ export function gemm(
           const x0 = v128.load(pa);
           const x1 = v128.load(pa + kBytes);
           let b = v128.load(pb);
-          c00 = dotAdd(x0, b, c00, ones);
-          c10 = dotAdd(x1, b, c10, ones);
+          c00 = dotAdd(x0, b, c00, ones, fusedStep);
+          c10 = dotAdd(x1, b, c10, ones, fusedStep);
           b = v128.load(pb, 16);
-          c01 = dotAdd(x0, b, c01, ones);
-          c11 = dotAdd(x1, b, c11, ones);
+          c01 = dotAdd(x0, b, c01, ones, fusedStep);
+          c11 = dotAdd(x1, b, c11, ones, fusedStep);
           b = v128.load(pb, 32);
-          c02 = dotAdd(x0, b, c02, ones);
-          c12 = dotAdd(x1, b, c12, ones);
+          c02 = dotAdd(x0, b, c02, ones, fusedStep);
+          c12 = dotAdd(x1, b, c12, ones, fusedStep);
           b = v128.load(pb, 48);
-          c03 = dotAdd(x0, b, c03, ones);
-          c13 = dotAdd(x1, b, c13, ones);
+          c03 = dotAdd(x0, b, c03, ones, fusedStep);
+          c13 = dotAdd(x1, b, c13, ones, fusedStep);
           pa += 16;
           pb += 64;
         } while (pa < end);

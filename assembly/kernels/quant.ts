@@ -18,7 +18,7 @@ import { k16, n4, rowsPadded } from "./gemm";
 }
 
 /** Zero rows M .. rowsPadded(M) of a quantized A buffer and their parameters. */
-function zeroPaddingRows(M: i32, kBytes: i32, q: usize, sa: usize, za: usize, asum: usize): void {
+export function zeroPaddingRows(M: i32, kBytes: i32, q: usize, sa: usize, za: usize, asum: usize): void {
   for (let m = M; m < rowsPadded(M); m++) {
     memory.fill(q + <usize>m * kBytes, 0, kBytes);
     store<f32>(sa + (<usize>m << 2), 0);
@@ -42,58 +42,75 @@ function zeroPaddingRows(M: i32, kBytes: i32, q: usize, sa: usize, za: usize, as
  */
 export function quantizeRows(x: usize, ldx: i32, M: i32, K: i32, q: usize, sa: usize, za: usize, asum: usize): void {
   const kBytes = k16(K);
-  const K4 = K & ~3;
-  const K16 = K & ~15;
   for (let m = 0; m < M; m++) {
     const row = x + ((<usize>m * ldx) << 2);
-    const out = q + <usize>m * kBytes;
-    // pmin / pmax are one instruction each in V8 (min / max are seven, for their NaN and signed-zero
-    // rules); NaN lanes are tracked apart so that a NaN still gives lo = hi = NaN as min / max would.
-    // Signed zeros may differ from min / max, which changes neither s nor z.
-    let lo4 = f32x4.splat(0), hi4 = f32x4.splat(0), nan4 = i32x4.splat(0);
-    for (let k = 0; k < K4; k += 4) {
-      const v = v128.load(row + (<usize>k << 2));
-      lo4 = f32x4.pmin(lo4, v);
-      hi4 = f32x4.pmax(hi4, v);
-      nan4 = v128.or(nan4, f32x4.ne(v, v));
-    }
-    if (v128.any_true(nan4)) {
-      lo4 = f32x4.splat(NaN);
-      hi4 = lo4;
-    }
-    let lo = min(min(f32x4.extract_lane(lo4, 0), f32x4.extract_lane(lo4, 1)), min(f32x4.extract_lane(lo4, 2), f32x4.extract_lane(lo4, 3)));
-    let hi = max(max(f32x4.extract_lane(hi4, 0), f32x4.extract_lane(hi4, 1)), max(f32x4.extract_lane(hi4, 2), f32x4.extract_lane(hi4, 3)));
-    for (let k = K4; k < K; k++) {
-      const v = load<f32>(row + (<usize>k << 2));
-      lo = min(lo, v);
-      hi = max(hi, v);
-    }
-    const s = rowParams(lo, hi, m, sa, za);
-    const z = load<i32>(za + (<usize>m << 2));
-    const s4 = f32x4.splat(s), rounder = f32x4.splat(ROUNDER), zBits = i32x4.splat(z - ROUNDER_BITS);
-    let sum4 = i32x4.splat(0);
-    for (let k = 0; k < K16; k += 16) {
-      const p = row + (<usize>k << 2);
-      // nearest(x / s) + z in i32 (|x / s| <= 255, so the rounder is exact), then two saturating narrows:
-      // the clamp to [-128, 127].
-      const q0 = i32x4.add(f32x4.add(f32x4.div(v128.load(p), s4), rounder), zBits);
-      const q1 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 16), s4), rounder), zBits);
-      const q2 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 32), s4), rounder), zBits);
-      const q3 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 48), s4), rounder), zBits);
-      const q8 = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
-      v128.store(out + k, q8);
-      sum4 = i32x4.add(sum4, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q8)));
-    }
-    let sum = i32x4.extract_lane(sum4, 0) + i32x4.extract_lane(sum4, 1) + i32x4.extract_lane(sum4, 2) + i32x4.extract_lane(sum4, 3);
-    for (let k = K16; k < K; k++) {
-      const v = quantizeValue(load<f32>(row + (<usize>k << 2)), s, z);
-      store<i8>(out + k, v);
-      sum += v;
-    }
-    memory.fill(out + K, 0, kBytes - K);
-    store<i32>(asum + (<usize>m << 2), sum);
+    const range = rowRange(row, K);
+    quantizeRow(row, K, q + <usize>m * kBytes, m, f32x4.extract_lane(range, 0), f32x4.extract_lane(range, 1), sa, za,
+      asum);
   }
   zeroPaddingRows(M, kBytes, q, sa, za, asum);
+}
+
+/** [lo, hi, -, -]: lo = min(0, min x), hi = max(0, max x) over row[0..K); a NaN anywhere makes both NaN. */
+@inline export function rowRange(row: usize, K: i32): v128 {
+  const K4 = K & ~3;
+  // pmin / pmax are one instruction each in V8 (min / max are seven, for their NaN and signed-zero
+  // rules); NaN lanes are tracked apart so that a NaN still gives lo = hi = NaN as min / max would.
+  // Signed zeros may differ from min / max, which changes neither s nor z.
+  let lo4 = f32x4.splat(0), hi4 = f32x4.splat(0), nan4 = i32x4.splat(0);
+  for (let k = 0; k < K4; k += 4) {
+    const v = v128.load(row + (<usize>k << 2));
+    lo4 = f32x4.pmin(lo4, v);
+    hi4 = f32x4.pmax(hi4, v);
+    nan4 = v128.or(nan4, f32x4.ne(v, v));
+  }
+  if (v128.any_true(nan4)) {
+    lo4 = f32x4.splat(NaN);
+    hi4 = lo4;
+  }
+  let lo = min(min(f32x4.extract_lane(lo4, 0), f32x4.extract_lane(lo4, 1)), min(f32x4.extract_lane(lo4, 2), f32x4.extract_lane(lo4, 3)));
+  let hi = max(max(f32x4.extract_lane(hi4, 0), f32x4.extract_lane(hi4, 1)), max(f32x4.extract_lane(hi4, 2), f32x4.extract_lane(hi4, 3)));
+  for (let k = K4; k < K; k++) {
+    const v = load<f32>(row + (<usize>k << 2));
+    lo = min(lo, v);
+    hi = max(hi, v);
+  }
+  return f32x4.replace_lane(f32x4.splat(lo), 1, hi);
+}
+
+/**
+ * Row m of quantizeRows given the row's range lo..hi: writes sa[m], za[m], the K16 bytes at `out` (zero
+ * padded) and asum[m].
+ */
+@inline export function quantizeRow(
+  row: usize, K: i32, out: usize, m: i32, lo: f32, hi: f32, sa: usize, za: usize, asum: usize,
+): void {
+  const kBytes = k16(K);
+  const K16 = K & ~15;
+  const s = rowParams(lo, hi, m, sa, za);
+  const z = load<i32>(za + (<usize>m << 2));
+  const s4 = f32x4.splat(s), rounder = f32x4.splat(ROUNDER), zBits = i32x4.splat(z - ROUNDER_BITS);
+  let sum4 = i32x4.splat(0);
+  for (let k = 0; k < K16; k += 16) {
+    const p = row + (<usize>k << 2);
+    // nearest(x / s) + z in i32 (|x / s| <= 255, so the rounder is exact), then two saturating narrows:
+    // the clamp to [-128, 127].
+    const q0 = i32x4.add(f32x4.add(f32x4.div(v128.load(p), s4), rounder), zBits);
+    const q1 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 16), s4), rounder), zBits);
+    const q2 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 32), s4), rounder), zBits);
+    const q3 = i32x4.add(f32x4.add(f32x4.div(v128.load(p, 48), s4), rounder), zBits);
+    const q8 = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+    v128.store(out + k, q8);
+    sum4 = i32x4.add(sum4, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q8)));
+  }
+  let sum = i32x4.extract_lane(sum4, 0) + i32x4.extract_lane(sum4, 1) + i32x4.extract_lane(sum4, 2) + i32x4.extract_lane(sum4, 3);
+  for (let k = K16; k < K; k++) {
+    const v = quantizeValue(load<f32>(row + (<usize>k << 2)), s, z);
+    store<i8>(out + k, v);
+    sum += v;
+  }
+  memory.fill(out + K, 0, kBytes - K);
+  store<i32>(asum + (<usize>m << 2), sum);
 }
 
 /** Scalar twin of quantizeRows. */

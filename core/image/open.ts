@@ -2,11 +2,66 @@
 // JPEG and PNG are accepted; every other image format a browser or a phone produces is named in a 415.
 
 import { EdgevitError } from "../errors.ts";
+import { openJpeg } from "./jpeg/index.ts";
 import { openJpegJs } from "./jpegjs-decoder.ts";
 import { openPng, type PngLimits } from "./png/index.ts";
 import type { ImageDecoder } from "./source.ts";
 
 export type ImageLimits = PngLimits;
+
+// A progressive JPEG keeps its coefficients until its last scan; at most this much of them (the streaming
+// decoder keeps only those the chosen DCT scale reads, so decode=fast fits large photos far below it).
+const MAX_COEFFICIENT_BYTES = 48 * 1024 * 1024;
+
+// jpeg-js decodes what the streaming decoder declines (arithmetic coding, lossless and hierarchical JPEGs,
+// progressive files that libjpeg would smooth) by holding the whole picture and its coefficients, ~24 bytes
+// per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate.
+const FALLBACK_MAX_PIXELS = 1 << 20;
+
+const declined = (error: unknown): error is EdgevitError =>
+  error instanceof EdgevitError && error.code === "unsupported_media_type";
+
+function fallback(bytes: Uint8Array, limits: ImageLimits, why: EdgevitError): ImageDecoder {
+  const decoder = openJpegJs(bytes, limits);
+  const { width, height } = decoder.header;
+  if (width * height > FALLBACK_MAX_PIXELS) {
+    throw new EdgevitError(
+      "image_too_large",
+      `${why.message} Such JPEGs are accepted up to ${FALLBACK_MAX_PIXELS} pixels; this one is ${width}x${height}.`,
+    );
+  }
+  return decoder;
+}
+
+// The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines:
+// at open, or at decode when no row has been pushed yet and the scale is one jpeg-js has.
+function openAnyJpeg(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+  let primary: ImageDecoder;
+  try {
+    primary = openJpeg(bytes, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
+  } catch (error) {
+    if (declined(error)) return fallback(bytes, limits, error);
+    throw error;
+  }
+  return {
+    header: primary.header,
+    decode(scale, sink) {
+      let pushed = false;
+      try {
+        return primary.decode(scale, (rows, first, count) => {
+          pushed = true;
+          sink(rows, first, count);
+        });
+      } catch (error) {
+        if (!declined(error) || pushed) throw error;
+        if (scale !== 1) {
+          throw new EdgevitError("unsupported_media_type", `${error.message} Send it with decode=exact.`);
+        }
+        return fallback(bytes, limits, error).decode(1, sink);
+      }
+    },
+  };
+}
 
 function ascii(b: Uint8Array, from: number, to: number): string {
   return String.fromCharCode(...b.subarray(from, Math.min(to, b.length)));
@@ -45,7 +100,7 @@ export function openImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder 
     throw new EdgevitError("invalid_image", "The image is empty; edgevit accepts JPEG and PNG.");
   }
   const format = sniffFormat(bytes);
-  if (format === "jpeg") return openJpegJs(bytes, limits);
+  if (format === "jpeg") return openAnyJpeg(bytes, limits);
   if (format === "png") return openPng(bytes, limits);
   if (format !== null) {
     const what = format === "PDF" ? "a PDF document" : `${/^[AEIOS]/.test(format) ? "an" : "a"} ${format} image`;

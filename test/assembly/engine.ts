@@ -76,9 +76,19 @@ export interface Engine extends EngineExports {
   layerNormScalar(x: number, M: number, D: number, w: number, b: number, eps: number, out: number): void;
   softmax(x: number, M: number, N: number, ld: number, scale: number): void;
   softmaxScalar(x: number, M: number, N: number, ld: number, scale: number): void;
+  softmaxQuantize(
+    x: number,
+    M: number,
+    N: number,
+    ld: number,
+    scale: number,
+    q: number,
+    sa: number,
+    za: number,
+    asum: number,
+  ): void;
   gelu(x: number, n: number): void;
   geluScalar(x: number, n: number): void;
-  payloadBytes(): number;
 }
 
 const buildDir = new URL("../../build/", import.meta.url);
@@ -89,6 +99,24 @@ export function loadEngine(file: (typeof BUILDS)[number]): Engine {
   const module = new WebAssembly.Module(readFileSync(new URL(file, buildDir)));
   const exports = new WebAssembly.Instance(module, {}).exports as unknown as Engine;
   return Object.assign(Object.create(exports), { name: file });
+}
+
+// dotPath() / setDotPath() values (assembly/kernels/dot.ts).
+export const DOT = { i16: 0, split: 1, fused: 2 } as const;
+
+// Every GEMM path: the baseline build, and the relaxed build forced to each spelling of its dot step
+// (whatever this runtime's probe would choose).
+export const DOT_VARIANTS = [
+  { file: "engine.wasm", dot: DOT.i16 },
+  { file: "engine-relaxed.wasm", dot: DOT.split },
+  { file: "engine-relaxed.wasm", dot: DOT.fused },
+] as const;
+
+export function loadVariant(v: (typeof DOT_VARIANTS)[number]): Engine {
+  const e = loadEngine(v.file);
+  if (e.setDotPath(v.dot) !== v.dot) throw new Error(`${v.file} has no dot path ${v.dot}`);
+  const path = Object.keys(DOT).find((k) => DOT[k as keyof typeof DOT] === v.dot);
+  return Object.assign(e, { name: `${v.file} (${path})` });
 }
 
 /** Views are made on demand: memory.grow detaches earlier ones. */

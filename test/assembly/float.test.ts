@@ -1,7 +1,7 @@
 // Float kernels (LayerNorm, softmax, GELU): the SIMD kernel against its scalar twin and against float64
 // references, on sizes that are not multiples of 4; GELU also against hand-computed values.
 import { describe, expect, test } from "vitest";
-import { BUILDS, f32, loadEngine, put, randomF32, rng } from "./engine.ts";
+import { BUILDS, f32, i32, i8, K16, loadEngine, put, randomF32, rng } from "./engine.ts";
 import * as ref from "./reference.ts";
 
 const engines = BUILDS.map(loadEngine);
@@ -146,4 +146,52 @@ test("float kernels are bit-identical across the two builds", () => {
   const [g0, s0, l0] = run(baseline),
     [g1, s1, l1] = run(relaxed);
   expect(ref.sameBits(g0, g1) && ref.sameBits(s0, s1) && ref.sameBits(l0, l1)).toBe(true);
+});
+
+describe("softmaxQuantize (attention's P, quantized as it is normalized)", () => {
+  for (const e of engines) {
+    test(`${e.name}: bit for bit softmax then quantizeRows, NaN and infinite rows included`, () => {
+      const random = rng(8);
+      for (const [M, N] of [
+        [1, 1],
+        [3, 13],
+        [5, 16],
+        [7, 197],
+        [4, 301],
+      ]) {
+        const ld = N + 3;
+        const x = randomF32(random, M * ld, -30, 30);
+        if (M > 3) {
+          x[1 * ld + 2] = Number.NaN;
+          x[2 * ld] = Number.POSITIVE_INFINITY;
+          for (let n = 0; n < N; n++) x[3 * ld + n] = Number.NEGATIVE_INFINITY;
+        }
+        const rows = Math.ceil(M / e.gemmRowTile()) * e.gemmRowTile();
+        const run = (fused: boolean) => {
+          const p = put(e, x);
+          const q = e.alloc(rows * K16(N)),
+            sa = e.alloc(rows * 4),
+            za = e.alloc(rows * 4),
+            asum = e.alloc(rows * 4);
+          if (fused) e.softmaxQuantize(p, M, N, ld, 0.3, q, sa, za, asum);
+          else {
+            e.softmax(p, M, N, ld, 0.3);
+            e.quantizeRows(p, ld, M, N, q, sa, za, asum);
+          }
+          return [
+            f32(e, p, M * ld).slice(),
+            i8(e, q, rows * K16(N)).slice(),
+            f32(e, sa, rows).slice(),
+            i32(e, za, rows).slice(),
+            i32(e, asum, rows).slice(),
+          ];
+        };
+        const [fused, separate] = [run(true), run(false)];
+        fused.forEach((a, i) => {
+          const b = separate[i];
+          expect(ref.sameBits(new Float32Array(a.buffer), new Float32Array(b.buffer))).toBe(true);
+        });
+      }
+    });
+  }
 });

@@ -2,9 +2,25 @@
 // (exactly), across the two builds (exactly), and against plain float64 references of the documented math.
 import { describe, expect, test } from "vitest";
 import { packLinear } from "../../models/pack.ts";
-import { BUILDS, type Engine, K16, N4, f32, i32, i8, loadEngine, put, randomF32, rng, u8 } from "./engine.ts";
+import {
+  DOT,
+  DOT_VARIANTS,
+  type Engine,
+  K16,
+  N4,
+  f32,
+  i32,
+  i8,
+  loadEngine,
+  loadVariant,
+  put,
+  randomF32,
+  rng,
+  u8,
+} from "./engine.ts";
 
-const engines = BUILDS.map(loadEngine);
+// the baseline build and both dot spellings of the relaxed build
+const engines = DOT_VARIANTS.map(loadVariant);
 
 /** Round half to even, as wasm's f32.nearest. */
 function nearestEven(x: number): number {
@@ -217,7 +233,7 @@ function runGemm(e: Engine, c: GemmCase, scalar: boolean) {
 describe("gemm (int8 x w7, dequantizing epilogue)", () => {
   for (const c of gemmCases) {
     const label = `M=${c.M} K=${c.K} N=${c.N} accumulate=${c.accumulate} bias=${c.bias}`;
-    test(`${label}: fast == scalar in both builds, builds identical, matches the documented math`, () => {
+    test(`${label}: fast == scalar on every dot path, paths identical, matches the documented math`, () => {
       const results = engines.flatMap((e) => [runGemm(e, c, false), runGemm(e, c, true)]);
       for (const r of results.slice(1))
         expect(new Uint32Array(r.C.buffer)).toEqual(new Uint32Array(results[0].C.buffer));
@@ -257,4 +273,19 @@ describe("gemm (int8 x w7, dequantizing epilogue)", () => {
       expect(Math.sqrt(floatErr / floatNorm)).toBeLessThan(0.02);
     });
   }
+});
+
+describe("dot path (assembly/kernels/dot.ts)", () => {
+  test("the probe tells the lowering; fused exactly where it is one instruction", () => {
+    const relaxed = loadEngine("engine-relaxed.wasm");
+    const probe = relaxed.probeDot();
+    // 4 * 127 * 255 (vpdpbusd), 4 * 127 * -1 (vpdpbssd, sdot), or two i16 pairs saturating at 32767 (pmaddubsw)
+    expect([4 * 127 * 255, 4 * 127 * -1, 2 * 32767]).toContain(probe);
+    expect(relaxed.dotPath()).toBe(probe === 2 * 32767 ? DOT.split : DOT.fused);
+    const baseline = loadEngine("engine.wasm");
+    expect([baseline.probeDot(), baseline.dotPath()]).toEqual([0, DOT.i16]);
+    // a path a build lacks is refused: the instance keeps the probe's choice
+    expect(baseline.setDotPath(DOT.fused)).toBe(DOT.i16);
+    expect(relaxed.setDotPath(DOT.i16)).toBe(relaxed.dotPath());
+  });
 });

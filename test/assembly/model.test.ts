@@ -1,10 +1,13 @@
-// The full forward pass on small random models: both builds bit-identical, and close to a float64
-// reference of Hugging Face's ViT computed from the unquantized weights. The payload is laid out here from
-// models/FORMAT.md with models/pack.ts, independently of the engine.
+// The full forward pass on small random models: every dot path (both builds, both spellings of the relaxed
+// dot) bit-identical, and close to a float64 reference of Hugging Face's ViT computed from the unquantized
+// weights. The payload is laid out here from models/FORMAT.md with models/pack.ts, independently of the
+// engine.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
+import { initEngine } from "../../core/engine.ts";
+import { layout } from "../../models/bundle.ts";
 import { packLinear } from "../../models/pack.ts";
-import { BUILDS, type Engine, f32, loadEngine, randomF32, rng } from "./engine.ts";
+import { BUILDS, DOT_VARIANTS, type Engine, f32, loadEngine, loadVariant, randomF32, rng } from "./engine.ts";
 import * as ref from "./reference.ts";
 
 interface Config {
@@ -165,21 +168,10 @@ function reference(cfg: Config, m: Model, image: Float32Array) {
 function load(e: Engine, cfg: Config, bytes: Uint8Array): void {
   const ptr = e.alloc(bytes.length);
   new Uint8Array(e.memory.buffer, ptr, bytes.length).set(bytes);
-  const status = e.init(
-    ptr,
-    cfg.channels,
-    cfg.imageSize,
-    cfg.patchSize,
-    cfg.dim,
-    cfg.heads,
-    cfg.hidden,
-    cfg.layers,
-    cfg.classes,
-    cfg.distilled ? 1 : 0,
-    cfg.eps,
-  );
-  expect(status).toBe(0);
-  expect(e.payloadBytes()).toBe(bytes.length);
+  // The header's tensor table is layout()'s; the payload laid out here independently must end where it says.
+  const plan = layout(cfg);
+  expect(bytes.length).toBe(plan.length);
+  expect(initEngine(e, cfg, { ptr, bytes: bytes.length, tensors: plan.tensors })).toBe(0);
 }
 
 function run(e: Engine, cfg: Config, image: Float32Array, capture: number) {
@@ -246,13 +238,13 @@ const configs: [string, Config][] = [
 
 describe("forward", () => {
   for (const [name, cfg] of configs) {
-    test(`${name}: both builds bit-identical; int8 close to the float64 reference`, () => {
+    test(`${name}: every dot path bit-identical; int8 close to the float64 reference`, () => {
       const model = randomModel(cfg, 11);
       const bytes = payload(cfg, model);
       const image = randomF32(rng(12), cfg.channels * cfg.imageSize * cfg.imageSize, -1, 1);
       const want = reference(cfg, model, image);
-      const results = BUILDS.map((file) => {
-        const e = loadEngine(file);
+      const results = DOT_VARIANTS.map((variant) => {
+        const e = loadVariant(variant);
         load(e, cfg, bytes);
         expect(e.tokens()).toBe(model.tokens);
         const byCapture = [-1, 0, cfg.layers].map((capture) => run(e, cfg, image, capture));
@@ -263,9 +255,10 @@ describe("forward", () => {
         }
         return { embeddings: byCapture[1].captured, last: byCapture[2].captured, ...byCapture[0] };
       });
-      const [a, b] = results;
-      for (const key of ["logits", "output", "embeddings", "last"] as const)
-        expect(ref.sameBits(a[key], b[key])).toBe(true);
+      const [a, ...others] = results;
+      for (const b of others)
+        for (const key of ["logits", "output", "embeddings", "last"] as const)
+          expect(ref.sameBits(a[key], b[key])).toBe(true);
 
       const perToken = (got: Float32Array, expected: Float64Array) => {
         let worst = 1;
@@ -294,14 +287,37 @@ describe("forward", () => {
     }
   });
 
-  test("init rejects a bad config, a misaligned payload and a second init", () => {
+  test("init rejects a bad config, struct or table, a misaligned payload, a tensor past it, a second init", () => {
     const e = loadEngine("engine-relaxed.wasm");
-    const ptr = e.alloc(1024);
-    expect(e.init(ptr, 3, 16, 4, 30, 4, 64, 1, 10, 0, 1e-12)).toBe(1); // 30 % 4 != 0
-    expect(e.init(ptr, 3, 16, 32, 32, 4, 64, 1, 10, 0, 1e-12)).toBe(1); // patch > image
-    expect(e.init(ptr + 4, 3, 16, 4, 32, 4, 64, 1, 10, 0, 1e-12)).toBe(2);
-    // The rejected calls left the instance unbound: a good config binds it once (init reads no weights).
-    expect(e.init(ptr, 1, 8, 4, 8, 2, 8, 0, 2, 0, 1e-12)).toBe(0);
-    expect(e.init(ptr, 1, 8, 4, 8, 2, 8, 0, 2, 0, 1e-12)).toBe(3);
+    const good = { channels: 1, imageSize: 8, patchSize: 4, dim: 8, heads: 2, hidden: 8, layers: 1, classes: 2 };
+    const cfg = { ...good, distilled: false, eps: 1e-12 };
+    const plan = layout(cfg);
+    const ptr = e.alloc(plan.length);
+    const bind = (c: typeof cfg, at = ptr, tensors = plan.tensors) =>
+      initEngine(e, c, { ptr: at, bytes: plan.length, tensors });
+    expect(bind({ ...cfg, dim: 30, heads: 4 })).toBe(1); // 30 % 4 != 0
+    expect(bind({ ...cfg, patchSize: 16 })).toBe(1); // patch > image
+    expect(bind(cfg, ptr + 4)).toBe(2);
+    // a tensor moved past the end of the payload, and one missing from the table
+    const last = plan.tensors.length - 1;
+    expect(
+      bind(
+        cfg,
+        ptr,
+        plan.tensors.map((t, i) => (i === last ? { ...t, offset: plan.length } : t)),
+      ),
+    ).toBe(5);
+    expect(bind(cfg, ptr, plan.tensors.slice(0, last))).toBe(5);
+    // a config struct of another size and a table with the wrong slot count (a host of another build)
+    const config = e.alloc(64);
+    const table = e.alloc(64);
+    new Int32Array(e.memory.buffer, config, 11).set([40, 1, 8, 4, 8, 2, 8, 1, 2, 0, 0]);
+    expect(e.init(config, table)).toBe(4);
+    new Int32Array(e.memory.buffer, config, 1).set([44]);
+    new Uint32Array(e.memory.buffer, table, 3).set([ptr, plan.length, 36]);
+    expect(e.init(config, table)).toBe(4);
+    // The rejected calls left the instance unbound: a good config binds it once.
+    expect(bind(cfg)).toBe(0);
+    expect(bind(cfg)).toBe(3);
   });
 });

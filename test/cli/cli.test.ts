@@ -7,6 +7,7 @@ import { crc32 } from "node:zlib";
 import { readBundle } from "../../models/bundle.ts";
 import { nodeEngine, loadModelFile } from "../../cli/node-engine.ts";
 import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/image/preprocess.ts";
 import { SUBSET, findTestSet, grayToJpeg, readIdx } from "../../cli/eval.ts";
 import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, writeCheckpoint } from "../models/checkpoints.ts";
@@ -94,7 +95,8 @@ describe("classify", () => {
 
     // the logits are what the engine gives for this image through the upload path
     const model = await loadModelFile(await nodeEngine(), modelPath);
-    preprocess(decodeJpeg(new Uint8Array(readFileSync(good))), model.header.preprocessing, model.input());
+    const pp = model.header.preprocessing;
+    preprocess(await decodeWhole(readFileSync(good), pp), pp, model.input());
     expect(logits).toEqual(Array.from(model.run().logits));
 
     // a PNG is read as the Worker reads it

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine, type Model } from "../../core/engine.ts";
-import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/image/preprocess.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
@@ -19,8 +19,8 @@ const tokens = (imageSize / patchSize) ** 2 + 1;
 let reference: Model;
 
 // The engine on the same bytes, outside the Worker.
-function expected(jpeg: ArrayBuffer, capture = -1) {
-  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+async function expected(jpeg: ArrayBuffer, capture = -1) {
+  const image = await decodeWhole(jpeg, reference.header.preprocessing);
   preprocess(image, reference.header.preprocessing, reference.input());
   return reference.run({ capture });
 }
@@ -49,6 +49,8 @@ describe("GET", () => {
     const body = await response.json<any>();
     expect(body.default).toBe(env.DEFAULT_MODEL);
     expect(body.engine).toBe("relaxed-simd");
+    // fused exactly where the probe shows one instruction (vpdpbusd 129540, vpdpbssd -508)
+    expect(body.dot.path).toBe([129540, -508].includes(body.dot.probe) ? "fused" : "split");
     const entry = body.models.find((m: any) => m.name === NAME);
     expect(entry.config).toEqual(SMALL_CONFIG);
     expect(entry.bytes).toBe((await env.MODELS.head(`${NAME}.evit`))!.size);
@@ -65,10 +67,19 @@ describe("POST /v1/classify", () => {
     const response = await post(`/v1/classify?model=${NAME}&top_k=3&include=logits`, cat);
     expect(response.status).toBe(200);
     const body = await response.json<any>();
-    const { logits } = expected(cat);
+    const { logits } = await expected(cat);
     expect(body.model).toBe(NAME);
-    expect(body.image).toEqual({ format: "jpeg", width: 451, height: 300, decode: { mode: "fast", scale: 1 } });
+    // decode=fast: the largest DCT scale keeping both sides >= 2 x 32 (the model's input): 300 / 4 = 75, 300 / 8 < 64
+    expect(body.image).toEqual({ format: "jpeg", width: 451, height: 300, decode: { mode: "fast", scale: 4 } });
     expect(body.logits).toEqual(Array.from(logits));
+
+    // decode=exact: every pixel, and the engine's logits on the full-size decode
+    const exact = await post(`/v1/classify?model=${NAME}&include=logits&decode=exact`, cat);
+    const exactBody = await exact.json<any>();
+    expect(exactBody.image.decode).toEqual({ mode: "exact", scale: 1 });
+    const full = await decodeWhole(cat, reference.header.preprocessing, "exact");
+    preprocess(full, reference.header.preprocessing, reference.input());
+    expect(exactBody.logits).toEqual(Array.from(reference.run().logits));
 
     const exps = Array.from(logits, (x) => Math.exp(x));
     const total = exps.reduce((a, b) => a + b, 0);
@@ -108,12 +119,12 @@ describe("POST /v1/embed", () => {
   test("the final-norm class token", async () => {
     const body = await (await post(`/v1/embed?model=${NAME}`, cat)).json<any>();
     expect(body).toMatchObject({ model: NAME, dim });
-    expect(body.embedding).toEqual(Array.from(expected(cat).output.subarray(0, dim)));
+    expect(body.embedding).toEqual(Array.from((await expected(cat)).output.subarray(0, dim)));
   });
 
   test("pool=mean: the mean of the patch tokens (not the class token)", async () => {
     const body = await (await post(`/v1/embed?model=${NAME}&pool=mean`, cat)).json<any>();
-    const { output } = expected(cat);
+    const { output } = await expected(cat);
     for (let d = 0; d < dim; d++) {
       let sum = 0;
       for (let t = 1; t < tokens; t++) sum += output[t * dim + d];
@@ -146,7 +157,7 @@ describe("POST /v1/hidden_states", () => {
     for (let layer = 0; layer <= layers; layer++) {
       const body = await (await post(`/v1/hidden_states?model=${NAME}&layer=${layer}`, cat)).json<any>();
       expect(body).toMatchObject({ model: NAME, layer, tokens, dim });
-      const captured = expected(cat, layer).captured!;
+      const captured = (await expected(cat, layer)).captured!;
       expect(body.hidden_states).toHaveLength(tokens);
       expect(body.hidden_states.flat()).toEqual(Array.from(captured));
     }
@@ -166,6 +177,6 @@ describe("POST /v1/hidden_states", () => {
     expect(parsed.descr).toBe("<f4");
     expect(parsed.fortran).toBe(false);
     expect(parsed.shape).toEqual([tokens, dim]);
-    expect(Array.from(parsed.data)).toEqual(Array.from(expected(cat, 1).captured!));
+    expect(Array.from(parsed.data)).toEqual(Array.from((await expected(cat, 1)).captured!));
   });
 });

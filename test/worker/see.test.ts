@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine, type Model } from "../../core/engine.ts";
-import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/image/preprocess.ts";
 import { resize } from "../../core/image/resize.ts";
 import { heatMap, resizeNearest } from "../../core/heatmap.ts";
@@ -45,16 +45,16 @@ beforeAll(async () => {
 });
 
 // The reference engine on the same bytes: decoded, preprocessed, then run with `options`.
-function reference(name: string, jpeg: ArrayBuffer, options: Parameters<Model["run"]>[0]) {
+async function reference(name: string, jpeg: ArrayBuffer, options: Parameters<Model["run"]>[0]) {
   const model = references.get(name)!;
-  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+  const image = await decodeWhole(jpeg, model.header.preprocessing);
   preprocess(image, model.header.preprocessing, model.input());
   return model.run(options);
 }
 
 // Layer N's probabilities [heads][tokens][tokens] from a run that keeps only that layer.
-function probabilities(name: string, jpeg: ArrayBuffer, layer: number): Float32Array {
-  return reference(name, jpeg, { attentionLayer: layer }).attentions!;
+async function probabilities(name: string, jpeg: ArrayBuffer, layer: number): Promise<Float32Array> {
+  return (await reference(name, jpeg, { attentionLayer: layer })).attentions!;
 }
 
 // The class token's row over the patches, for one head or the mean of the heads, from full probabilities.
@@ -70,12 +70,12 @@ function clsRow(p: Float32Array, heads: number, tokens: number, head: number | "
 
 // The class token's row of the attention rollout through layers 1..upTo over the patches: the head means of
 // the reference's full probabilities, composed by the full-matrix reference.
-function rolloutOverPatches(name: keyof typeof CONFIGS, jpeg: ArrayBuffer, upTo: number): number[] {
+async function rolloutOverPatches(name: keyof typeof CONFIGS, jpeg: ArrayBuffer, upTo: number): Promise<number[]> {
   const { heads } = CONFIGS[name];
   const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
   const mean = new Float64Array(upTo * tokens * tokens);
   for (let l = 1; l <= upTo; l++) {
-    const p = probabilities(name, jpeg, l);
+    const p = await probabilities(name, jpeg, l);
     for (let k = 0; k < tokens * tokens; k++) {
       for (let h = 0; h < heads; h++) mean[(l - 1) * tokens * tokens + k] += p[h * tokens * tokens + k] / heads;
     }
@@ -126,9 +126,9 @@ async function decodePng(png: Uint8Array): Promise<{ width: number; height: numb
 }
 
 // The image the model received, as bytes: decoded and resized by core/image (32x32, no crop).
-function resized(jpeg: ArrayBuffer): Uint8Array {
-  const image = decodeJpeg(new Uint8Array(jpeg), { maxPixels: Number(env.MAX_IMAGE_PIXELS), maxMemoryMB: 64 });
+async function resized(jpeg: ArrayBuffer): Promise<Uint8Array> {
   const pp = references.get(PLAIN)!.header.preprocessing;
+  const image = await decodeWhole(jpeg, pp);
   return resize(image, SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, pp.resample).data;
 }
 
@@ -153,7 +153,7 @@ describe("POST /v1/attentions", () => {
         for (const p of row) expect(p).toBeGreaterThanOrEqual(0);
       }
     }
-    expect(Float32Array.from(body.attentions.flat(2))).toEqual(probabilities(name, cat, layer));
+    expect(Float32Array.from(body.attentions.flat(2))).toEqual(await probabilities(name, cat, layer));
   });
 
   test("Accept: application/x-npy gives float32 [heads, tokens, tokens]", async () => {
@@ -166,7 +166,7 @@ describe("POST /v1/attentions", () => {
     expect(header).toContain("'descr': '<f4'");
     expect(header).toContain(`'shape': (2, ${patches + 1}, ${patches + 1})`);
     const data = new Float32Array(bytes.slice(10 + headerLength).buffer);
-    expect(data).toEqual(probabilities(PLAIN, coffee, 2));
+    expect(data).toEqual(await probabilities(PLAIN, coffee, 2));
   });
 
   test.each(["", "layer=0", "layer=3", "layer=x", "layer=-1"])("%s is bad_parameter", async (query) => {
@@ -193,7 +193,7 @@ describe("POST /v1/pca?layer=all", () => {
     const data = list.filter((c) => c.type === "IDAT" || c.type === "fdAT");
     for (let layer = 0; layer < frames; layer++) {
       const zlib = layer === 0 ? data[0].data : data[layer].data.subarray(4);
-      const states = reference(PLAIN, cat, { capture: layer }).captured!;
+      const states = (await reference(PLAIN, cat, { capture: layer })).captured!;
       expect(await rows(zlib, 48, 48), `layer ${layer}`).toEqual(patchPicture(states, SMALL_CONFIG.dim, grid, 48));
     }
   });
@@ -219,8 +219,8 @@ describe("POST /v1/attention_map", () => {
     expect([png.width, png.height]).toEqual([size, size]);
     const { heads } = CONFIGS[name];
     const tokens = patches + (CONFIGS[name].distilled ? 2 : 1);
-    const values = clsRow(probabilities(name, coffee, layer), heads, tokens, head);
-    const base = resizeNearest(resized(coffee), SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, size);
+    const values = clsRow(await probabilities(name, coffee, layer), heads, tokens, head);
+    const base = resizeNearest(await resized(coffee), SMALL_CONFIG.imageSize, SMALL_CONFIG.imageSize, size);
     // The head mean is summed in another order in the engine: allow one level of rounding.
     const want = heatMap(values, grid, base, size);
     let worst = 0;
@@ -234,8 +234,8 @@ describe("POST /v1/attention_map", () => {
     // (its _inferno_data, times 255, rounded), blended over the base at alpha 0.6.
     const response = await post(`/v1/attention_map?model=${PLAIN}&mode=cls&layer=1&head=0&size=32`, coffee);
     const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
-    const values = clsRow(probabilities(PLAIN, coffee, 1), SMALL_CONFIG.heads, patches + 1, 0);
-    const base = resized(coffee);
+    const values = clsRow(await probabilities(PLAIN, coffee, 1), SMALL_CONFIG.heads, patches + 1, 0);
+    const base = await resized(coffee);
     const ends: [number, number[]][] = [
       [values.indexOf(Math.max(...values)), [252, 255, 164]],
       [values.indexOf(Math.min(...values)), [0, 0, 4]],
@@ -260,8 +260,8 @@ describe("POST /v1/attention_map", () => {
     const response = await post(`/v1/attention_map?model=${name}&mode=rollout&layer=${layer}&size=32`, cat);
     expect(response.status).toBe(200);
     const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
-    const values = rolloutOverPatches(name, cat, layer);
-    const want = heatMap(values, grid, resizeNearest(resized(cat), 32, 32, 32), 32);
+    const values = await rolloutOverPatches(name, cat, layer);
+    const want = heatMap(values, grid, resizeNearest(await resized(cat), 32, 32, 32), 32);
     let worst = 0;
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(png.rgb[i] - want[i]));
     expect(worst).toBeLessThanOrEqual(1);
@@ -301,7 +301,7 @@ describe("POST /v1/see", () => {
       heads: c.heads,
       layers: c.layers,
     });
-    const run = reference(DISTILLED, coffee, {});
+    const run = await reference(DISTILLED, coffee, {});
     expect(body.predictions).toEqual(topPredictions(run.logits, references.get(DISTILLED)!.header.labels, 3));
 
     const picture = async (url: string) => {
@@ -310,7 +310,7 @@ describe("POST /v1/see", () => {
     };
     const preprocessed = await decodePng(await picture(body.preprocessed));
     expect([preprocessed.width, preprocessed.height]).toEqual([c.imageSize, c.imageSize]);
-    expect(preprocessed.rgb).toEqual(resized(coffee));
+    expect(preprocessed.rgb).toEqual(await resized(coffee));
 
     expect(body.pca.frames).toHaveLength(c.layers + 1);
     const animation = chunks(await picture(body.pca.animation));
@@ -319,7 +319,7 @@ describe("POST /v1/see", () => {
     expect(animated).toHaveLength(c.layers + 1);
     for (let layer = 0; layer <= c.layers; layer++) {
       const frame = await decodePng(await picture(body.pca.frames[layer]));
-      const states = reference(DISTILLED, coffee, { capture: layer }).captured!;
+      const states = (await reference(DISTILLED, coffee, { capture: layer })).captured!;
       expect(frame.rgb).toEqual(patchPicture(states, c.dim, grid, 32));
       // The animation's frame is the same picture.
       const zlib = layer === 0 ? animated[0].data : animated[layer].data.subarray(4);
@@ -339,7 +339,7 @@ describe("POST /v1/see", () => {
     }
 
     for (let layer = 1; layer <= c.layers; layer++) {
-      const p = probabilities(DISTILLED, coffee, layer);
+      const p = await probabilities(DISTILLED, coffee, layer);
       expect(body.attention.cls[layer - 1]).toHaveLength(c.heads);
       for (let h = 0; h < c.heads; h++) {
         const want = clsRow(p, c.heads, tokens, h);
@@ -347,7 +347,7 @@ describe("POST /v1/see", () => {
       }
       const mean = clsRow(p, c.heads, tokens, "mean");
       expect(body.attention.mean[layer - 1]).toEqual(mean.map((v) => expect.closeTo(v, 3)));
-      const rolled = rolloutOverPatches(DISTILLED, coffee, layer);
+      const rolled = await rolloutOverPatches(DISTILLED, coffee, layer);
       expect(body.attention.rollout[layer - 1]).toEqual(rolled.map((v) => expect.closeTo(v, 3)));
     }
   });

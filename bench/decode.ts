@@ -1,0 +1,214 @@
+// JPEG decoding side by side in one run: the streaming decoder (core/image/jpeg) at full scale and with
+// DCT-domain scaling, jpeg-js (full scale only), and Pillow 9.4 / libjpeg-turbo (Debian's /usr/bin/python3,
+// timing Image.open + draft + load). The test photos are made with Pillow into .cache/bench-decode/: a
+// fixture upscaled to 12 MP with added detail, quality 90, 4:2:0, baseline, one copy with EXIF
+// orientation 6, and a progressive copy. Every result of ours is checked against Pillow's pixels (sha256)
+// before it is timed. Each figure is wall time / CPU time of this process (medians): on a shared machine the
+// CPU time is the steadier of the two.
+//
+//   npm run bench:decode [-- --runs 5]
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { decode as jpegJsDecode } from "jpeg-js";
+import type { Preprocessing } from "../models/bundle.ts";
+import { decodeJpeg } from "../core/image/jpeg.ts";
+import { openJpeg } from "../core/image/jpeg/index.ts";
+import { openImage } from "../core/image/open.ts";
+import { preprocess } from "../core/image/preprocess.ts";
+import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/image/stream.ts";
+import { summarize } from "./stats.ts";
+
+const CACHE = ".cache/bench-decode";
+const PYTHON = "/usr/bin/python3";
+const runsArg = process.argv.indexOf("--runs");
+const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+
+const MAKE = `
+import sys, random
+from PIL import Image, ImageFilter
+src, out = sys.argv[1], sys.argv[2]
+im = Image.open(src).convert("RGB").resize((4000, 3000), Image.BICUBIC)
+# Upscaling alone leaves the picture too smooth to compress like a phone photo: add sensor-like noise.
+random.seed(1)
+noise = Image.effect_noise((4000, 3000), 24).convert("RGB")
+im = Image.blend(im, noise, 0.12).filter(ImageFilter.SHARPEN)
+exif = Image.Exif()
+exif[0x0112] = 6
+im.save(out + "/phone-12mp-420.jpg", quality=90, subsampling=2)
+im.save(out + "/phone-12mp-420-orient6.jpg", quality=90, subsampling=2, exif=exif.tobytes())
+im.save(out + "/phone-12mp-420-progressive.jpg", quality=90, subsampling=2, progressive=True)
+`;
+
+// Pillow's time and its pixels' sha256 for each scale, in one Python process (the import is not timed).
+const PILLOW = `
+import sys, time, hashlib, json
+from PIL import Image
+path, runs = sys.argv[1], int(sys.argv[2])
+out = {}
+for scale in (1, 2, 4, 8):
+    wall, cpu = [], []
+    for _ in range(runs):
+        t, c = time.perf_counter(), time.process_time()
+        im = Image.open(path)
+        if scale > 1:
+            im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+        im.load()
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    digest = hashlib.sha256(im.convert("RGB").tobytes()).hexdigest()
+    out[scale] = {"wall": sorted(wall)[runs // 2], "cpu": sorted(cpu)[runs // 2], "sha256": digest}
+print(json.dumps(out))
+`;
+
+// The whole upload path to google/vit-base-patch16-224's pixel_values (224x224 bilinear, mean = std = 0.5)
+// in Pillow + the Hugging Face processor's arithmetic: open, draft (fast: the scaled image at least twice
+// the target, as edgevit's decode=fast picks), exif_transpose, convert("RGB"), resize, rescale, normalize.
+const PILLOW_UPLOAD = `
+import sys, time, json
+import numpy as np
+from PIL import Image, ImageOps
+path, runs, fast = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fast"
+wall, cpu = [], []
+for _ in range(runs):
+    t, c = time.perf_counter(), time.process_time()
+    im = Image.open(path)
+    if fast:
+        im.draft("RGB", (448, 448))
+    im = ImageOps.exif_transpose(im).convert("RGB").resize((224, 224), Image.BILINEAR)
+    x = ((np.asarray(im, dtype=np.float64) * (1 / 255)).astype(np.float32) - 0.5) / 0.5
+    x = x.transpose(2, 0, 1)
+    wall.append((time.perf_counter() - t) * 1000)
+    cpu.append((time.process_time() - c) * 1000)
+print(json.dumps({"wall": sorted(wall)[runs // 2], "cpu": sorted(cpu)[runs // 2]}))
+`;
+
+const VIT: Preprocessing = {
+  doResize: true,
+  size: { height: 224, width: 224 },
+  resample: 2,
+  doCenterCrop: false,
+  cropSize: null,
+  doRescale: true,
+  rescaleFactor: 1 / 255,
+  doNormalize: true,
+  imageMean: [0.5, 0.5, 0.5],
+  imageStd: [0.5, 0.5, 0.5],
+};
+
+// edgevit's upload path without the model: openImage, the decode scale `mode` picks, rows streamed through
+// the preprocessor into pixel_values.
+function uploadPath(bytes: Uint8Array, mode: DecodeMode, out: Float32Array): void {
+  const decoder = openImage(bytes, { maxPixels: 50_000_000 });
+  const scale = chooseScale(decoder.header, VIT, mode);
+  const { width, height, orientation } = decoder.header;
+  const stream = new StreamingPreprocessor(
+    VIT,
+    { width: Math.ceil(width / scale), height: Math.ceil(height / scale) },
+    orientation,
+  );
+  decoder.decode(scale, stream.sink);
+  stream.finish(out);
+}
+
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+function ensurePhotos(): string[] {
+  const names = ["phone-12mp-420.jpg", "phone-12mp-420-orient6.jpg", "phone-12mp-420-progressive.jpg"];
+  if (!names.every((n) => existsSync(`${CACHE}/${n}`))) {
+    mkdirSync(CACHE, { recursive: true });
+    execFileSync(PYTHON, ["-c", MAKE, "test/fixtures/images/rocket-exif-orient6.jpg", CACHE], { stdio: "inherit" });
+  }
+  return names.map((n) => `${CACHE}/${n}`);
+}
+
+function time(fn: () => void): Timing {
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  fn();
+  const wall = performance.now() - t;
+  const used = process.cpuUsage(cpu);
+  return { wall, cpu: (used.user + used.system) / 1000 };
+}
+
+function median(fn: () => void): Timing {
+  fn(); // warm-up (JIT)
+  const runs = Array.from({ length: RUNS }, () => time(fn));
+  return { wall: summarize(runs.map((r) => r.wall)).median, cpu: summarize(runs.map((r) => r.cpu)).median };
+}
+
+function ours(bytes: Uint8Array, scale: number): { sha256: string; ms: Timing } {
+  const d = openJpeg(bytes, { maxPixels: 50_000_000 });
+  const width = Math.ceil(d.header.width / scale);
+  const hash = createHash("sha256");
+  d.decode(scale, (rows, _first, count) => hash.update(rows.subarray(0, count * width * 3)));
+  const sha256 = hash.digest("hex");
+  // Timed without hashing: the sink only counts the rows.
+  const height = Math.ceil(d.header.height / scale);
+  const ms = median(() => {
+    let rows = 0;
+    openJpeg(bytes, { maxPixels: 50_000_000 }).decode(scale, (_rows, _first, count) => {
+      rows += count;
+    });
+    if (rows !== height) throw new Error(`decode pushed ${rows} rows, not ${height}`);
+  });
+  return { sha256, ms };
+}
+
+const fmt = (t: Timing) => `${t.wall.toFixed(0)} / ${t.cpu.toFixed(0)} ms`;
+
+function main(): void {
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  console.log(`JPEG decode, median of ${RUNS} runs; ${cpu}, ${cpus().length} cores (shared machine)`);
+  console.log("Each cell: wall / CPU time.");
+  console.log("| file | MB | scale | ours | jpeg-js | Pillow | ours = Pillow |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const path of ensurePhotos()) {
+    const bytes = new Uint8Array(readFileSync(path));
+    const pillow: Record<string, Timing & { sha256: string }> = JSON.parse(
+      execFileSync(PYTHON, ["-c", PILLOW, path, String(RUNS)]).toString(),
+    );
+    const jpegJs = median(() =>
+      jpegJsDecode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 }),
+    );
+    const name = path.split("/").pop();
+    for (const scale of [1, 2, 4, 8]) {
+      const mine = ours(bytes, scale);
+      const p = pillow[String(scale)];
+      const same = mine.sha256 === p.sha256 ? "bit-exact" : "DIFFERENT";
+      const js = scale === 1 ? fmt(jpegJs) : "-";
+      const mb = (bytes.length / 1e6).toFixed(2);
+      console.log(`| ${name} | ${mb} | 1/${scale} | ${fmt(mine.ms)} | ${js} | ${fmt(p)} | ${same} |`);
+    }
+  }
+}
+
+// Decode + preprocess of each photo to pixel_values, as an upload to a 224x224 model: edgevit fast and exact,
+// jpeg-js (full decode, then the same whole-image preprocessing), Pillow fast (draft) and exact.
+function uploads(): void {
+  console.log("");
+  console.log("Decode + preprocess to google/vit-base's 224x224 pixel_values, median; wall / CPU time.");
+  console.log("| file | edgevit fast | edgevit exact | jpeg-js + preprocess | Pillow fast (draft) | Pillow exact |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
+  const out = new Float32Array(3 * 224 * 224);
+  for (const path of ensurePhotos()) {
+    const bytes = new Uint8Array(readFileSync(path));
+    const pillow = (mode: string): Timing =>
+      JSON.parse(execFileSync(PYTHON, ["-c", PILLOW_UPLOAD, path, String(RUNS), mode]).toString());
+    const fast = median(() => uploadPath(bytes, "fast", out));
+    const exact = median(() => uploadPath(bytes, "exact", out));
+    const jpegJs = median(() => preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxMemoryMB: 2048 }), VIT, out));
+    const name = path.split("/").pop();
+    console.log(
+      `| ${name} | ${fmt(fast)} | ${fmt(exact)} | ${fmt(jpegJs)} | ${fmt(pillow("fast"))} | ${fmt(pillow("exact"))} |`,
+    );
+  }
+}
+
+main();
+uploads();

@@ -1,0 +1,876 @@
+// The JPEG decoder: reads the header on open, then decodes at 1/1, 1/2, 1/4 or 1/8 and pushes RGB rows.
+//
+// A sequential JPEG whose first scan holds every component is decoded one MCU row at a time: its samples
+// go into a ring of three MCU-row bands per component (the previous band's last row and the next band's
+// first row are what the vertical upsampling filters read), and rows are emitted one band behind the
+// decoding. Memory is O(width). Progressive and multi-scan files keep their coefficients until the end
+// of the file (int16, only those the chosen scale's IDCT reads, plus a nonzero bit per dropped coefficient
+// so refinement scans still parse), then run the same band pipeline.
+//
+// Work is bounded: a scan-count cap and a budget of coefficient visits for progressive files, so a valid
+// but pathological file (hundreds of refinement scans) is refused quickly instead of blocking.
+
+import { EdgevitError } from "../../errors.ts";
+import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import { cmykToRgb, grayToRgb, h2v2YccRow, rgbToRgb, type UpsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
+import {
+  BitReader,
+  decodeAcFirst,
+  decodeAcFirstCompact,
+  decodeAcRefine,
+  decodeAcRefineCompact,
+  decodeAcRefineDropped,
+  decodeBlock,
+  decodeDcFirst,
+  decodeDcRefine,
+  type HuffmanTable,
+  skipBlockAc,
+} from "./huffman.ts";
+import { idct1, idct2, idct4, idct8 } from "./idct.ts";
+import {
+  type Component,
+  corrupt,
+  type Frame,
+  installStandardTables,
+  newTables,
+  nextMarker,
+  readExifOrientation,
+  readFrame,
+  readHuffmanTables,
+  readQuantTables,
+  readScan,
+  type Scan,
+  segmentEnd,
+  type Tables,
+  truncatedJpeg,
+  u16,
+  ZIGZAG,
+} from "./markers.ts";
+
+export interface JpegLimits extends DecoderLimits {
+  maxScans?: number; // scans per file; libjpeg-turbo's tools suggest a cap of this kind for untrusted input
+  // Coefficient visits allowed for a progressive file: at most this many passes over (blocks * 64), and at
+  // most BASE_PASSES passes plus maxVisitsPerByte per byte of the file. A typical progression (cjpeg's,
+  // Pillow's) visits each coefficient about 3 times; the per-byte term keeps a small file that declares a
+  // large image and many refinement scans from costing seconds.
+  maxCoefficientPasses?: number;
+  maxVisitsPerByte?: number;
+  // Bytes of coefficients a progressive or multi-scan file may hold until its last scan (see
+  // coefficientBytes); above it, decoding at that scale is image_too_large. Sequential single-scan files
+  // stream and hold none.
+  maxCoefficientBytes?: number;
+}
+
+export const DEFAULT_MAX_SCANS = 256;
+export const DEFAULT_MAX_COEFFICIENT_PASSES = 16;
+export const DEFAULT_MAX_VISITS_PER_BYTE = 64;
+const BASE_PASSES = 3;
+export const DEFAULT_MAX_COEFFICIENT_BYTES = 256 * 1024 * 1024;
+
+// The scaled DCT size libjpeg gives a component at output scale 1/scale (jdmaster.c: subsampled components
+// are scaled up through the IDCT where the sampling ratios allow, instead of being upsampled).
+function componentSize(f: Frame, c: Component, scale: number): number {
+  const minSize = 8 / scale;
+  let size = minSize;
+  while (size < 8 && (f.maxH * minSize) % (c.h * size * 2) === 0 && (f.maxV * minSize) % (c.v * size * 2) === 0) {
+    size *= 2;
+  }
+  return size;
+}
+
+// Coefficients kept per block for an IDCT of this size: all 64, the 25 the 2x2 transform reads, or the DC.
+function keptFor(size: number): number {
+  return size >= 4 ? 64 : size === 2 ? 25 : 1;
+}
+
+export type JpegColorSpace = "gray" | "ycbcr" | "rgb" | "cmyk" | "ycck";
+
+// What a decode did, for tests and benchmarks.
+export interface DecodeStats {
+  scans: number;
+  coefficientVisits: number;
+}
+
+type Idct = (blk: Int32Array, out: Uint8Array, outOff: number, stride: number) => void;
+
+// Per component, for one decode at one scale.
+interface Plane {
+  comp: Component;
+  size: number; // its scaled DCT size: 1, 2, 4 or 8 (libjpeg may pick a larger one for subsampled chroma)
+  idct: Idct;
+  bandRows: number; // sample rows per MCU row: v * size
+  stride: number; // paddedBlocksPerLine * size
+  ring: Uint8Array; // (3 bands, bandRows, stride)
+  width: number; // samples after the IDCT (libjpeg's downsampled_width)
+  height: number;
+  method: UpsampleMethod;
+  hExpand: number;
+  vExpand: number;
+  upsampled: Uint8Array; // one upsampled row, (outWidth + 8)
+  // Buffered mode: coefficients, (paddedBlocksPerColumn * paddedBlocksPerLine, kept) and dropped-nonzero bits.
+  coefs: Int16Array | null;
+  kept: number; // coefficients kept per block: 64, 25 (2x2 IDCT) or 1 (1x1)
+  keepIndex: Int8Array; // natural index -> kept slot, -1 if dropped
+  keptNatural: Int8Array; // natural index of each kept slot
+  keptZigzag: Int8Array; // zigzag indices of the kept coefficients, ascending
+  keepZigzag: Int8Array; // zigzag index -> kept slot, -1 if dropped
+  nonzero: Uint32Array | null; // (blocks, 2)
+  lastNonzero: Uint8Array | null; // (blocks) highest zigzag index that may be nonzero, full store only
+}
+
+function idctFor(size: number): Idct {
+  if (size === 8) return idct8;
+  if (size === 4) return idct4;
+  if (size === 2) return idct2;
+  return (blk, out, outOff) => idct1(blk, out, outOff);
+}
+
+const MARKER_EOI = 0xd9;
+const MARKER_SOS = 0xda;
+// Multi-scan sequential files store coefficients as decoded; they are dequantized before the IDCT.
+const UNIT_QUANT = new Int32Array(64).fill(1);
+
+export class JpegDecoder implements ImageDecoder {
+  readonly header: ImageHeader;
+  readonly colorSpace: JpegColorSpace;
+  readonly frame: Frame;
+  readonly stats: DecodeStats = { scans: 0, coefficientVisits: 0 };
+  private readonly bytes: Uint8Array;
+  private readonly tables: Tables; // as of the first scan header
+  private readonly firstScan: number; // offset of the 0xFF before the first SOS marker
+  readonly maxScans: number;
+  private readonly maxPasses: number;
+  private readonly maxVisitsPerByte: number;
+  private readonly maxCoefficientBytes: number;
+  // A sequential file whose first scan holds every component decodes row by row, holding no coefficients.
+  readonly streams: boolean;
+
+  constructor(bytes: Uint8Array, limits: JpegLimits) {
+    this.bytes = bytes;
+    this.maxScans = limits.maxScans ?? DEFAULT_MAX_SCANS;
+    this.maxPasses = limits.maxCoefficientPasses ?? DEFAULT_MAX_COEFFICIENT_PASSES;
+    this.maxVisitsPerByte = limits.maxVisitsPerByte ?? DEFAULT_MAX_VISITS_PER_BYTE;
+    this.maxCoefficientBytes = limits.maxCoefficientBytes ?? DEFAULT_MAX_COEFFICIENT_BYTES;
+    const b = bytes;
+    // Pillow recognises a JPEG by FF D8 FF.
+    if (b.length < 3 || b[0] !== 0xff || b[1] !== 0xd8 || b[2] !== 0xff) {
+      throw new EdgevitError("invalid_image", "The file is not a JPEG image: it does not start with a JPEG marker.");
+    }
+    const tables = newTables();
+    let frame: Frame | null = null;
+    let orientation = 0;
+    let jfif = false;
+    let adobeTransform = -1;
+    let pos = 2;
+    for (;;) {
+      const m = nextMarker(b, pos);
+      if (m < 0) throw truncatedJpeg();
+      const marker = b[m];
+      if (marker === MARKER_SOS) {
+        if (!frame) throw corrupt("a scan starts before the frame header");
+        this.firstScan = m - 1;
+        const scan = readScan(b, m + 3, segmentEnd(b, m + 1), frame);
+        this.streams = !frame.progressive && scan.components.length === frame.components.length;
+        break;
+      }
+      if (marker === 0xd8) throw corrupt("it has a second start-of-image marker");
+      if (marker === MARKER_EOI) throw corrupt("it ends before any image data");
+      // Pillow's own header parser refuses standalone markers here ("no marker found").
+      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+        throw corrupt("a restart marker appears in its header");
+      }
+      const end = segmentEnd(b, m + 1);
+      const start = m + 3;
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        if (frame) throw corrupt("it has two frame headers");
+        frame = readFrame(b, marker, start, end);
+        checkProcess(marker);
+      } else if (marker === 0xc4) {
+        readHuffmanTables(b, start, end, tables);
+      } else if (marker === 0xdb) {
+        readQuantTables(b, start, end, tables);
+      } else if (marker === 0xdd) {
+        if (end - start < 2) throw corrupt("its restart interval marker is cut short");
+        tables.restartInterval = u16(b, start);
+      } else if (marker === 0xe0) {
+        jfif ||= end - start >= 14 && ascii(b, start, 5) === "JFIF\0";
+      } else if (marker === 0xe1) {
+        // Pillow keeps the first Exif block.
+        if (orientation === 0 && end - start >= 6 && ascii(b, start, 6) === "Exif\0\0") {
+          orientation = readExifOrientation(b.subarray(start + 6, end));
+        }
+      } else if (marker === 0xee) {
+        if (end - start >= 12 && ascii(b, start, 5) === "Adobe") adobeTransform = b[start + 11];
+      } else if (!((marker >= 0xe2 && marker <= 0xef) || marker === 0xfe || marker === 0xcc || marker === 0xdc)) {
+        throw corrupt(`it has an unknown marker 0xFF${marker.toString(16).toUpperCase()} in its header`);
+      }
+      pos = end;
+    }
+    this.frame = frame;
+    this.tables = tables;
+    this.colorSpace = colorSpaceOf(frame, jfif, adobeTransform);
+    const pixels = frame.width * frame.height;
+    if (pixels > limits.maxPixels) {
+      throw new EdgevitError(
+        "image_too_large",
+        `The image is ${frame.width}x${frame.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
+      );
+    }
+    this.header = {
+      format: "jpeg",
+      width: frame.width,
+      height: frame.height,
+      orientation: orientation || 1,
+      scales: [1, 2, 4, 8],
+    };
+  }
+
+  decode(scale: number, sink: RowSink): { width: number; height: number } {
+    if (scale !== 1 && scale !== 2 && scale !== 4 && scale !== 8) {
+      throw new EdgevitError("bad_parameter", `A JPEG decodes at scale 1, 2, 4 or 8, not ${scale}.`);
+    }
+    this.stats.scans = 0;
+    this.stats.coefficientVisits = 0;
+    return new Pass(this, this.bytes, cloneTables(this.tables), this.firstScan, scale, sink).run();
+  }
+
+  // Memory the coefficients take until the last scan when decoding at 1/scale: int16 per kept coefficient,
+  // plus 8 bytes of nonzero bits per block when some are dropped, or 1 byte (last nonzero index) when not.
+  // 0 for a file that streams. A caller can pick its scale with this before decoding.
+  coefficientBytes(scale: number): number {
+    if (this.streams) return 0;
+    let bytes = 0;
+    for (const c of this.frame.components) {
+      const kept = keptFor(componentSize(this.frame, c, scale));
+      bytes += c.paddedBlocksPerLine * c.paddedBlocksPerColumn * (2 * kept + (kept < 64 ? 8 : 1));
+    }
+    return bytes;
+  }
+
+  checkCoefficientBytes(scale: number): void {
+    const bytes = this.coefficientBytes(scale);
+    if (bytes > this.maxCoefficientBytes) {
+      const mb = (n: number) => (n / 1048576).toFixed(0);
+      throw new EdgevitError(
+        "image_too_large",
+        `The JPEG is ${this.frame.width}x${this.frame.height} and progressive: decoding it at 1/${scale} needs ${mb(bytes)} MB for its coefficients; the limit is ${mb(this.maxCoefficientBytes)} MB.`,
+      );
+    }
+  }
+
+  // Coefficient visits allowed for this file at `blocks` blocks (all components, in whole MCUs).
+  visitBudget(blocks: number): number {
+    const perBlock = 64 * blocks;
+    return Math.min(this.maxPasses * perBlock, BASE_PASSES * perBlock + this.maxVisitsPerByte * this.bytes.length);
+  }
+}
+
+function checkProcess(marker: number): void {
+  if (marker <= 0xc2) return;
+  if (marker === 0xc9 || marker === 0xca) {
+    throw new EdgevitError(
+      "unsupported_media_type",
+      "The JPEG uses arithmetic coding, which this decoder does not support; only Huffman-coded JPEGs are.",
+    );
+  }
+  const kind = marker === 0xc3 || marker === 0xcb ? "lossless" : "hierarchical";
+  throw new EdgevitError(
+    "unsupported_media_type",
+    `The JPEG is a ${kind} JPEG, which is not supported; only baseline and progressive JPEGs are.`,
+  );
+}
+
+function ascii(b: Uint8Array, start: number, n: number): string {
+  return String.fromCharCode(...b.subarray(start, start + n));
+}
+
+// libjpeg's guess (jdapimin.c default_decompress_parms).
+function colorSpaceOf(frame: Frame, jfif: boolean, adobeTransform: number): JpegColorSpace {
+  const n = frame.components.length;
+  if (n === 1) return "gray";
+  if (n === 4) return adobeTransform < 0 || adobeTransform === 0 ? "cmyk" : "ycck";
+  if (jfif) return "ycbcr";
+  if (adobeTransform >= 0) return adobeTransform === 0 ? "rgb" : "ycbcr";
+  const ids = frame.components.map((c) => c.id);
+  return ids[0] === 82 && ids[1] === 71 && ids[2] === 66 ? "rgb" : "ycbcr";
+}
+
+function cloneTables(t: Tables): Tables {
+  return { quant: t.quant.slice(), dc: t.dc.slice(), ac: t.ac.slice(), restartInterval: t.restartInterval };
+}
+
+// One decode at one scale.
+class Pass {
+  private readonly d: JpegDecoder;
+  private readonly b: Uint8Array;
+  private readonly frame: Frame;
+  private readonly tables: Tables;
+  private readonly sink: RowSink;
+  private readonly planes: Plane[];
+  private readonly quants: (Int32Array | null)[];
+  private readonly outWidth: number;
+  private readonly outHeight: number;
+  private readonly bandHeight: number; // output rows per MCU row
+  private readonly out: Uint8Array; // (bandHeight, outWidth, 3)
+  private readonly dequantized = new Int32Array(64); // the block the IDCT reads
+  private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
+  private pos: number;
+  private visitBudget = 0;
+  private readonly scale: number;
+
+  constructor(d: JpegDecoder, b: Uint8Array, tables: Tables, pos: number, scale: number, sink: RowSink) {
+    this.d = d;
+    this.b = b;
+    this.frame = d.frame;
+    this.tables = tables;
+    installStandardTables(tables);
+    this.pos = pos;
+    this.sink = sink;
+    this.scale = scale;
+    const f = this.frame;
+    const minSize = 8 / scale;
+    this.outWidth = Math.ceil(f.width / scale);
+    this.outHeight = Math.ceil(f.height / scale);
+    this.bandHeight = f.maxV * minSize;
+    this.out = new Uint8Array(this.bandHeight * this.outWidth * 3);
+    this.quants = f.components.map(() => null);
+    this.coefBits = f.components.map(() => new Int8Array(64).fill(-1));
+    // libjpeg's fancy upsampling needs context rows, which it cannot provide at scaled DCT size 1.
+    const fancy = minSize > 1;
+    this.planes = f.components.map((c) => {
+      const size = componentSize(f, c, scale);
+      const hIn = (c.h * size) / minSize;
+      const vIn = (c.v * size) / minSize;
+      const width = Math.ceil((f.width * c.h * size) / (f.maxH * 8));
+      const height = Math.ceil((f.height * c.v * size) / (f.maxV * 8));
+      let method: UpsampleMethod = "replicate";
+      if (hIn === f.maxH && vIn === f.maxV) method = "full";
+      else if (hIn * 2 === f.maxH && vIn === f.maxV && fancy && width > 2) method = "h2v1";
+      else if (hIn === f.maxH && vIn * 2 === f.maxV && fancy) method = "h1v2";
+      else if (hIn * 2 === f.maxH && vIn * 2 === f.maxV && fancy && width > 2) method = "h2v2";
+      const stride = c.paddedBlocksPerLine * size;
+      const bandRows = c.v * size;
+      const keepIndex = new Int8Array(64).fill(-1);
+      // The same choice as keptFor: all 64, rows and columns 0, 1, 3, 5, 7 for the 2x2 IDCT, or the DC.
+      let kept = 0;
+      for (let i = 0; i < 64; i++) {
+        const row = i >> 3;
+        const col = i & 7;
+        const needed = size >= 4 || (size === 2 ? row % 2 === 1 || row === 0 : i === 0);
+        const neededCol = size >= 4 || (size === 2 ? col % 2 === 1 || col === 0 : i === 0);
+        if (needed && neededCol) keepIndex[i] = kept++;
+      }
+      return {
+        comp: c,
+        size,
+        idct: idctFor(size),
+        bandRows,
+        stride,
+        ring: new Uint8Array(3 * bandRows * stride),
+        width,
+        height,
+        method,
+        hExpand: f.maxH / hIn,
+        vExpand: f.maxV / vIn,
+        upsampled: new Uint8Array(this.outWidth + 8),
+        coefs: null,
+        kept,
+        keepIndex,
+        keepZigzag: Int8Array.from(ZIGZAG.subarray(0, 64), (z) => keepIndex[z]),
+        keptNatural: Int8Array.from({ length: kept }, (_, slot) => keepIndex.indexOf(slot)),
+        keptZigzag: Int8Array.from(
+          Array.from(ZIGZAG.subarray(0, 64))
+            .map((z, k) => (keepIndex[z] >= 0 ? k : -1))
+            .filter((k) => k >= 0),
+        ),
+        nonzero: null,
+        lastNonzero: null,
+      };
+    });
+  }
+
+  run(): { width: number; height: number } {
+    const f = this.frame;
+    const blocks = this.planes.reduce((n, p) => n + p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn, 0);
+    const maxScans = this.d.maxScans;
+    this.visitBudget = this.d.visitBudget(blocks);
+    let buffered = false;
+    let scans = 0;
+    for (;;) {
+      const m = nextMarker(this.b, this.pos);
+      if (m < 0) throw truncatedJpeg();
+      const marker = this.b[m];
+      if (marker === MARKER_EOI) break;
+      if (marker === MARKER_SOS) {
+        const end = segmentEnd(this.b, m + 1);
+        const scan = readScan(this.b, m + 3, end, f);
+        if (++scans > maxScans) {
+          throw new EdgevitError(
+            "invalid_image",
+            `The JPEG has more than ${maxScans} scans; a real photograph has a few dozen at most.`,
+          );
+        }
+        this.d.stats.scans = scans;
+        this.pos = end;
+        this.latchTables(scan);
+        if (scans === 1 && !f.progressive && scan.components.length === f.components.length) {
+          // Single-scan sequential: stream it.
+          this.decodeSequential(scan, false);
+          this.emitBand(f.mcusPerColumn - 1);
+          this.readTrailer();
+          return { width: this.outWidth, height: this.outHeight };
+        }
+        if (!buffered) {
+          this.d.checkCoefficientBytes(this.scale);
+          buffered = true;
+          for (const p of this.planes) {
+            const n = p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn;
+            p.coefs = new Int16Array(n * p.kept);
+            if (p.kept < 64) p.nonzero = new Uint32Array(n * 2);
+            else p.lastNonzero = new Uint8Array(n);
+          }
+        }
+        if (f.progressive) this.decodeProgressive(scan);
+        else this.decodeSequential(scan, true);
+        continue;
+      }
+      this.readTableMarker(marker, m);
+    }
+    if (!buffered) throw corrupt("it has no image data");
+    this.checkSmoothing();
+    for (let row = 0; row < f.mcusPerColumn; row++) {
+      for (const p of this.planes) this.idctBandFromCoefs(p, row);
+      if (row > 0) this.emitBand(row - 1);
+    }
+    this.emitBand(f.mcusPerColumn - 1);
+    return { width: this.outWidth, height: this.outHeight };
+  }
+
+  // After the rows of a single-scan file Pillow calls jpeg_finish_decompress, which reads the markers up to
+  // EOI: a broken one fails the whole decode, while the end of the file there is accepted.
+  private readTrailer(): void {
+    for (;;) {
+      const m = nextMarker(this.b, this.pos);
+      if (m < 0 || this.b[m] === MARKER_EOI || this.b[m] === MARKER_SOS) return;
+      const marker = this.b[m];
+      // libjpeg judges the marker's type before it reads the segment, which may then suspend harmlessly.
+      const table = marker === 0xc4 || marker === 0xdb || marker === 0xdd || marker === 0xcc || marker === 0xdc;
+      const ignored = (marker >= 0xe0 && marker <= 0xef) || marker === 0xfe;
+      if ((table || ignored) && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) return;
+      this.readTableMarker(marker, m);
+    }
+  }
+
+  private readTableMarker(marker: number, m: number): void {
+    const b = this.b;
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      this.pos = m + 1; // a stray restart marker: libjpeg ignores it
+      return;
+    }
+    if (marker === 0xd8) throw corrupt("it has a second start-of-image marker");
+    const end = segmentEnd(b, m + 1);
+    const start = m + 3;
+    if (marker === 0xc4) readHuffmanTables(b, start, end, this.tables);
+    else if (marker === 0xdb) readQuantTables(b, start, end, this.tables);
+    else if (marker === 0xdd) {
+      if (end - start < 2) throw corrupt("its restart interval marker is cut short");
+      this.tables.restartInterval = u16(b, start);
+    } else if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      throw corrupt("it has two frame headers");
+    } else if (!((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe || marker === 0xcc || marker === 0xdc)) {
+      throw corrupt(`it has an unknown marker 0xFF${marker.toString(16).toUpperCase()}`);
+    }
+    this.pos = end;
+  }
+
+  // libjpeg copies a component's quantization table when its first scan starts, and derives the Huffman
+  // tables a scan uses when it starts (refusing missing or over-full ones).
+  private latchTables(scan: Scan): void {
+    const f = this.frame;
+    for (const sc of scan.components) {
+      const c = f.components[sc.index];
+      if (!this.quants[sc.index]) {
+        const q = this.tables.quant[c.quantIndex];
+        if (!q) throw corrupt("a quantization table it uses is missing");
+        this.quants[sc.index] = q;
+      }
+      const needDc = !f.progressive || (scan.ss === 0 && scan.ah === 0);
+      const needAc = !f.progressive || scan.ss > 0;
+      if (needDc) checkTable(this.tables.dc[sc.dcTable], true);
+      if (needAc) checkTable(this.tables.ac[sc.acTable], false);
+    }
+  }
+
+  private restartCheck(r: BitReader): void {
+    // libjpeg's process_restart + read_restart_marker + jpeg_resync_to_restart, in outline: the expected
+    // RSTn is consumed; anything else is resolved the way jdmarker.c resolves it.
+    r.reset();
+    const b = this.b;
+    let m = r.atMarker ? r.pos : nextMarker(b, r.pos);
+    if (m < 0) throw truncatedJpeg();
+    const expected = 0xd0 + this.nextRestart;
+    this.nextRestart = (this.nextRestart + 1) & 7;
+    for (;;) {
+      const marker = b[m];
+      let action: number;
+      if (marker === expected) action = 1;
+      else if (marker < 0xc0) action = 2;
+      else if (marker < 0xd0 || marker > 0xd7) action = 3;
+      else {
+        const want = expected - 0xd0;
+        const got = marker - 0xd0;
+        if (got === ((want + 1) & 7) || got === ((want + 2) & 7)) action = 3;
+        else if (got === ((want - 1) & 7) || got === ((want - 2) & 7)) action = 2;
+        else action = 1;
+      }
+      if (action === 1) {
+        r.pos = m + 1;
+        r.atMarker = false;
+        this.exhausted = false;
+        return;
+      }
+      if (action === 3) {
+        r.pos = m;
+        r.atMarker = true;
+        return;
+      }
+      m = nextMarker(b, m + 1);
+      if (m < 0) throw truncatedJpeg();
+    }
+  }
+
+  private nextRestart = 0;
+  private exhausted = false; // libjpeg's insufficient_data for the current segment
+
+  // Sequential scan. Streaming: all components interleaved, each MCU row turned into samples as it comes.
+  private decodeSequential(scan: Scan, buffered: boolean): void {
+    const f = this.frame;
+    const r = new BitReader(this.b, this.pos);
+    const preds = new Int32Array(scan.components.length);
+    const interleaved = scan.components.length > 1;
+    const restart = this.tables.restartInterval;
+    this.nextRestart = 0;
+    this.exhausted = false;
+    const dq = this.dequantized;
+    const qs = scan.components.map((s) => this.quants[s.index] as Int32Array);
+    const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
+    const acs = scan.components.map((s) => this.tables.ac[s.acTable] as HuffmanTable);
+    const single = this.planes[scan.components[0].index];
+    const mcusX = interleaved ? f.mcusPerLine : single.comp.blocksPerLine;
+    const mcusY = interleaved ? f.mcusPerColumn : single.comp.blocksPerColumn;
+    let mcu = 0;
+    for (let my = 0; my < mcusY; my++) {
+      for (let mx = 0; mx < mcusX; mx++, mcu++) {
+        if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+          this.restartCheck(r);
+          preds.fill(0);
+        }
+        if (this.exhausted) {
+          // Out of data in this segment: the blocks stay zero (libjpeg leaves them so), i.e. flat gray.
+          if (!buffered) this.zeroMcu(scan, mx, my);
+          continue;
+        }
+        for (let i = 0; i < scan.components.length; i++) {
+          const p = this.planes[scan.components[i].index];
+          const c = p.comp;
+          const bh = interleaved ? c.h : 1;
+          const bv = interleaved ? c.v : 1;
+          for (let v = 0; v < bv; v++) {
+            for (let h = 0; h < bh; h++) {
+              const bx = interleaved ? mx * c.h + h : mx;
+              const by = interleaved ? my * c.v + v : my;
+              const out = ((my % 3) * p.bandRows + v * p.size) * p.stride + bx * p.size;
+              if (!buffered && p.size === 1) {
+                preds[i] = skipBlockAc(r, dcs[i], acs[i], preds[i]);
+                dq[0] = ((preds[i] << 16) >> 16) * qs[i][0];
+                idct1(dq, p.ring, out);
+                continue;
+              }
+              dq.fill(0);
+              preds[i] = decodeBlock(r, dcs[i], acs[i], dq, buffered ? UNIT_QUANT : qs[i], preds[i]);
+              if (buffered) this.storeBlock(p, bx, by);
+              else p.idct(dq, p.ring, out, p.stride);
+            }
+          }
+        }
+        if (r.exhausted) this.exhausted = true;
+      }
+      if (!buffered && my > 0) this.emitBand(my - 1);
+    }
+    this.pos = r.atMarker ? r.pos - 1 : r.pos;
+  }
+
+  private zeroMcu(scan: Scan, mx: number, my: number): void {
+    // A block of zero coefficients decodes to 128 at every scale.
+    for (const sc of scan.components) {
+      const p = this.planes[sc.index];
+      const c = p.comp;
+      const s = p.size;
+      for (let row = 0; row < c.v * s; row++) {
+        const o = ((my % 3) * p.bandRows + row) * p.stride + mx * c.h * s;
+        p.ring.fill(128, o, o + c.h * s);
+      }
+    }
+  }
+
+  // The decoded (not dequantized) block into the coefficient store; Int16Array stores wrap as JCOEF does.
+  private storeBlock(p: Plane, bx: number, by: number): void {
+    const coefs = p.coefs as Int16Array;
+    const blk = this.dequantized;
+    const n = by * p.comp.paddedBlocksPerLine + bx;
+    if (p.kept === 64) {
+      coefs.set(blk, n * 64);
+      return;
+    }
+    const o = n * p.kept;
+    const keep = p.keepIndex;
+    for (let i = 0; i < 64; i++) if (keep[i] >= 0) coefs[o + keep[i]] = blk[i];
+  }
+
+  private decodeProgressive(scan: Scan): void {
+    const f = this.frame;
+    const r = new BitReader(this.b, this.pos);
+    const { ss, se, ah, al } = scan;
+    const restart = this.tables.restartInterval;
+    this.nextRestart = 0;
+    this.exhausted = false;
+    const n = scan.components.length;
+    const preds = new Int32Array(n);
+    // libjpeg's progression bookkeeping (warnings only), kept for the block-smoothing decision.
+    for (const sc of scan.components) {
+      const bits = this.coefBits[sc.index];
+      for (let k = ss; k <= se; k++) bits[k] = al;
+    }
+    if (ss === 0) {
+      const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
+      const interleaved = n > 1;
+      const single = this.planes[scan.components[0].index];
+      const mcusX = interleaved ? f.mcusPerLine : single.comp.blocksPerLine;
+      const mcusY = interleaved ? f.mcusPerColumn : single.comp.blocksPerColumn;
+      let blocksPerMcu = 0;
+      for (const sc of scan.components)
+        blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
+      this.spend(mcusX * mcusY * blocksPerMcu);
+      let mcu = 0;
+      for (let my = 0; my < mcusY; my++) {
+        for (let mx = 0; mx < mcusX; mx++, mcu++) {
+          if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+            this.restartCheck(r);
+            preds.fill(0);
+          }
+          if (this.exhausted) continue;
+          for (let i = 0; i < n; i++) {
+            const p = this.planes[scan.components[i].index];
+            const c = p.comp;
+            const coefs = p.coefs as Int16Array;
+            const bh = interleaved ? c.h : 1;
+            const bv = interleaved ? c.v : 1;
+            for (let v = 0; v < bv; v++) {
+              for (let h = 0; h < bh; h++) {
+                const bx = interleaved ? mx * c.h + h : mx;
+                const by = interleaved ? my * c.v + v : my;
+                const off = (by * c.paddedBlocksPerLine + bx) * p.kept;
+                if (ah === 0) preds[i] = decodeDcFirst(r, dcs[i], coefs, off, preds[i], al);
+                else decodeDcRefine(r, coefs, off, al);
+              }
+            }
+          }
+          if (r.exhausted) this.exhausted = true;
+        }
+      }
+      this.pos = r.atMarker ? r.pos - 1 : r.pos;
+      return;
+    }
+    // AC scans cover one component, block by block.
+    const p = this.planes[scan.components[0].index];
+    const c = p.comp;
+    const ac = this.tables.ac[scan.components[0].acTable] as HuffmanTable;
+    const coefs = p.coefs as Int16Array;
+    this.spend(c.blocksPerLine * c.blocksPerColumn * (se - ss + 1));
+    let eobrun = 0;
+    let mcu = 0;
+    const full = p.kept === 64;
+    const nz = p.nonzero as Uint32Array;
+    const last = p.lastNonzero as Uint8Array;
+    // No coefficient of the band is kept: refinement only tracks which are nonzero.
+    const dropped = !Array.from(p.keptZigzag).some((k) => k >= ss && k <= se);
+    for (let by = 0; by < c.blocksPerColumn; by++) {
+      for (let bx = 0; bx < c.blocksPerLine; bx++, mcu++) {
+        if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+          this.restartCheck(r);
+          eobrun = 0;
+        }
+        if (this.exhausted) continue;
+        const nb = by * c.paddedBlocksPerLine + bx;
+        if (full) {
+          eobrun =
+            ah === 0
+              ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun)
+              : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun);
+        } else {
+          const o = nb * p.kept;
+          if (ah === 0) eobrun = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, eobrun);
+          else if (dropped) eobrun = decodeAcRefineDropped(r, ac, nz, nb, ss, se, eobrun);
+          else eobrun = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, eobrun);
+        }
+        if (r.exhausted) this.exhausted = true;
+      }
+    }
+    this.pos = r.atMarker ? r.pos - 1 : r.pos;
+  }
+
+  private spend(visits: number): void {
+    this.d.stats.coefficientVisits += visits;
+    if (this.d.stats.coefficientVisits > this.visitBudget) {
+      throw new EdgevitError(
+        "invalid_image",
+        "The JPEG's progressive scans need far more decoding work than its size warrants; it is refused as a likely decompression bomb.",
+      );
+    }
+  }
+
+  // libjpeg smooths blocks (jdcoefct.c decompress_smooth_data) when a progressive file leaves some of the
+  // first nine AC coefficients unrefined. That estimate is not reproduced; such files are declined.
+  private checkSmoothing(): void {
+    if (!this.frame.progressive) return;
+    let useful = false;
+    for (let ci = 0; ci < this.planes.length; ci++) {
+      const q = this.quants[ci];
+      if (!q) return;
+      if (q[0] === 0 || q[1] === 0 || q[8] === 0 || q[16] === 0 || q[9] === 0 || q[2] === 0 || q[3] === 0) return;
+      if (q[10] === 0 || q[17] === 0 || q[24] === 0) return;
+      const bits = this.coefBits[ci];
+      if (bits[0] < 0) return;
+      for (let k = 1; k < 10; k++) if (bits[k] !== 0) useful = true;
+    }
+    if (useful) {
+      throw new EdgevitError(
+        "unsupported_media_type",
+        "The progressive JPEG stops before its low-frequency detail is complete, which this decoder does not reproduce.",
+      );
+    }
+  }
+
+  private idctBandFromCoefs(p: Plane, row: number): void {
+    const c = p.comp;
+    const q = this.quants[this.planes.indexOf(p)];
+    const s = p.size;
+    const slot = (row % 3) * p.bandRows;
+    const coefs = p.coefs as Int16Array;
+    if (!q) {
+      // A component no scan ever covered: libjpeg outputs zero coefficients, i.e. 128.
+      p.ring.fill(128, slot * p.stride, (slot + p.bandRows) * p.stride);
+      return;
+    }
+    const dq = this.dequantized;
+    const natural = p.keptNatural;
+    for (let v = 0; v < c.v; v++) {
+      const by = row * c.v + v;
+      if (by >= c.blocksPerColumn) break;
+      for (let bx = 0; bx < c.blocksPerLine; bx++) {
+        const o = (by * c.paddedBlocksPerLine + bx) * p.kept;
+        const out = (slot + v * s) * p.stride + bx * s;
+        if (p.kept === 64) {
+          for (let i = 0; i < 64; i++) dq[i] = coefs[o + i] * q[i];
+        } else if (p.kept === 1) {
+          dq[0] = coefs[o] * q[0];
+          idct1(dq, p.ring, out);
+          continue;
+        } else {
+          dq.fill(0);
+          for (let i = 0; i < p.kept; i++) dq[natural[i]] = coefs[o + i] * q[natural[i]];
+        }
+        p.idct(dq, p.ring, out, p.stride);
+      }
+    }
+  }
+
+  // Upsamples and converts the output rows of MCU row `band` (whose neighbours are still in the rings).
+  private emitBand(band: number): void {
+    const first = band * this.bandHeight;
+    const count = Math.min(this.bandHeight, this.outHeight - first);
+    if (count <= 0) return;
+    const w = this.outWidth;
+    const out = this.out;
+    const planes = this.planes;
+    const n = planes.length;
+    const arrays: Uint8Array[] = new Array(n);
+    const offsets: number[] = new Array(n);
+    const [p0, p1, p2] = planes;
+    const fused = this.d.colorSpace === "ycbcr" && p0.method === "full" && p1.method === "h2v2" && p2.method === "h2v2";
+    for (let i = 0; i < count; i++) {
+      const y = first + i;
+      if (fused) {
+        const near = y >> 1;
+        const far = y & 1 ? near + 1 : near - 1;
+        const cbNear = rowOffset(p1, near);
+        const crNear = rowOffset(p2, near);
+        const cbFar = rowOffset(p1, far);
+        const crFar = rowOffset(p2, far);
+        h2v2YccRow(
+          p0.ring,
+          rowOffset(p0, y),
+          p1.ring,
+          cbNear,
+          cbFar,
+          p2.ring,
+          crNear,
+          crFar,
+          p1.width,
+          out,
+          i * w * 3,
+          w,
+        );
+        continue;
+      }
+      for (let ci = 0; ci < n; ci++) {
+        const p = planes[ci];
+        if (p.method === "full") {
+          arrays[ci] = p.ring;
+          offsets[ci] = rowOffset(p, y);
+          continue;
+        }
+        let near: number;
+        let far = 0;
+        if (p.method === "replicate") near = rowOffset(p, Math.floor(y / p.vExpand));
+        else if (p.method === "h2v1") near = rowOffset(p, y);
+        else {
+          near = rowOffset(p, y >> 1);
+          far = rowOffset(p, y & 1 ? (y >> 1) + 1 : (y >> 1) - 1);
+        }
+        upsampleRow(p.method, p.hExpand, p.width, p.ring, near, far, (y & 1) === 1, p.upsampled, w);
+        arrays[ci] = p.upsampled;
+        offsets[ci] = 0;
+      }
+      const o = i * w * 3;
+      switch (this.d.colorSpace) {
+        case "gray":
+          grayToRgb(arrays[0], offsets[0], out, o, w);
+          break;
+        case "ycbcr":
+          yccToRgb(arrays[0], offsets[0], arrays[1], offsets[1], arrays[2], offsets[2], out, o, w);
+          break;
+        case "rgb":
+          rgbToRgb(arrays[0], offsets[0], arrays[1], offsets[1], arrays[2], offsets[2], out, o, w);
+          break;
+        default:
+          cmykToRgb(arrays, offsets, this.d.colorSpace === "ycck", out, o, w);
+      }
+    }
+    this.sink(count === this.bandHeight ? out : out.subarray(0, count * w * 3), first, count);
+  }
+}
+
+// Offset in the plane's ring of component row r, clamped to the rows the component has (libjpeg repeats the
+// first and last rows as context for the vertical filters).
+function rowOffset(p: Plane, r: number): number {
+  const rr = r < 0 ? 0 : r >= p.height ? p.height - 1 : r;
+  const band = (rr / p.bandRows) | 0;
+  return ((band % 3) * p.bandRows + (rr - band * p.bandRows)) * p.stride;
+}
+
+function checkTable(t: HuffmanTable | null, dc: boolean): void {
+  if (!t) throw corrupt("a Huffman table it uses is missing");
+  if (!t.valid) throw corrupt("a Huffman table has more codes than its lengths allow");
+  if (dc && t.maxSymbol > 15) throw corrupt("a DC Huffman table has a symbol above 15");
+}

@@ -1,0 +1,27 @@
+// JPEG input: baseline, extended sequential and progressive Huffman JPEGs, 8-bit, any sampling factors,
+// grayscale, YCbCr, RGB, CMYK and YCCK, decoded bit-exact with Pillow's Image.open(...).convert("RGB")
+// (libjpeg-turbo's islow IDCT and fancy upsampling), with DCT-domain scaling as Pillow's draft() does it.
+// Runtime-neutral. See DECODER-CONTRACT in core/image/source.ts.
+
+import type { ImageDecoder } from "../source.ts";
+import { JpegDecoder, type JpegLimits } from "./decoder.ts";
+
+export type { DecodeStats, JpegColorSpace, JpegLimits } from "./decoder.ts";
+export {
+  DEFAULT_MAX_COEFFICIENT_BYTES,
+  DEFAULT_MAX_COEFFICIENT_PASSES,
+  DEFAULT_MAX_SCANS,
+  DEFAULT_MAX_VISITS_PER_BYTE,
+  JpegDecoder,
+} from "./decoder.ts";
+
+// Reads and checks the header; decoding happens in decode(). Errors are EdgevitErrors:
+// - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds);
+// - image_too_large: the header declares more than limits.maxPixels, or (decode) a progressive file would
+//   need more than limits.maxCoefficientBytes of coefficients at that scale;
+// - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (arithmetic
+//   coding; lossless and hierarchical processes; a progressive file left incomplete, which libjpeg would
+//   smooth). A caller may try another decoder (jpeg-js) for these.
+export function openJpeg(bytes: Uint8Array, limits: JpegLimits): ImageDecoder {
+  return new JpegDecoder(bytes, limits);
+}

@@ -1,0 +1,270 @@
+"""Small test JPEGs for the JPEG decoder, one per flavour, and Pillow's decoding of them as goldens.
+
+Run with Debian's Pillow (libjpeg-turbo) and cjpeg (apt: libjpeg-turbo-progs):
+    /usr/bin/python3 test/tools/jpeg_goldens.py
+
+Writes test/fixtures/jpeg/*.jpg and test/fixtures/jpeg/goldens.json. For every file (these and the photos in
+test/fixtures/images) and every DCT scale 1, 2, 4, 8 the golden is the sha256 of Pillow's
+Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), or the fact that Pillow
+refuses the file.
+"""
+
+import hashlib
+import io
+import json
+import os
+import struct
+import subprocess
+import tempfile
+
+from PIL import Image
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+OUT = os.path.join(ROOT, "jpeg")
+PHOTOS = os.path.join(ROOT, "images")
+
+
+def source(w, h):
+    """A crop of the cat photo with its detail, w x h, RGB."""
+    cat = Image.open(os.path.join(PHOTOS, "cat.png")).convert("RGB")
+    return cat.crop((120, 40, 120 + 4 * w, 40 + 4 * h)).resize((w, h), Image.LANCZOS)
+
+
+def pil_jpeg(im, **kw):
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def cjpeg(im, *args, script=None):
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "in.ppm")
+        im.save(src)
+        cmd = ["cjpeg", "-quality", "90", *args]
+        if script is not None:
+            path = os.path.join(d, "scans.txt")
+            with open(path, "w") as f:
+                f.write(script)
+            cmd += ["-scans", path]
+        return subprocess.run([*cmd, src], check=True, capture_output=True).stdout
+
+
+def segments(data):
+    """(marker, start, end) of each marker segment before the first SOS, end exclusive, start at 0xFF."""
+    out = []
+    p = 2
+    while p < len(data):
+        marker = data[p + 1]
+        length = struct.unpack(">H", data[p + 2 : p + 4])[0]
+        out.append((marker, p, p + 2 + length))
+        if marker == 0xDA:
+            break
+        p += 2 + length
+    return out
+
+
+def strip(data, marker):
+    for m, s, e in segments(data):
+        if m == marker:
+            return data[:s] + data[e:]
+    raise ValueError(f"no marker {marker:#x}")
+
+
+def patch(data, marker, offset, value):
+    """Sets byte `offset` of the first `marker` segment's payload (after its length)."""
+    for m, s, _ in segments(data):
+        if m == marker:
+            b = bytearray(data)
+            b[s + 4 + offset] = value
+            return bytes(b)
+    raise ValueError(f"no marker {marker:#x}")
+
+
+def find_sos(data):
+    return [s for m, s, _ in segments(data) if m == 0xDA][0]
+
+
+def cmyk_source(w, h):
+    rgb = source(w, h)
+    return rgb.convert("CMYK")
+
+
+# A valid progression with 100 scans for a grayscale image: DC in two steps, each AC coefficient alone at
+# Al=1, then the refinement of 1..63 in 35 bands (28 of two coefficients, 7 of one).
+def hundred_scans():
+    lines = ["0: 0-0, 0, 1;", "0: 0-0, 1, 0;"]
+    lines += [f"0: {k}-{k}, 0, 1;" for k in range(1, 64)]
+    bands = [(1 + 2 * i, 2 + 2 * i) for i in range(28)] + [(k, k) for k in range(57, 64)]
+    lines += [f"0: {a}-{b}, 1, 0;" for a, b in bands]
+    assert len(lines) == 100
+    return "\n".join(lines) + "\n"
+
+
+def flavours():
+    s33 = source(33, 17)
+    f = {}
+    f["baseline-444-33x17.jpg"] = pil_jpeg(s33, quality=90, subsampling=0)
+    f["baseline-422-33x17.jpg"] = pil_jpeg(s33, quality=90, subsampling=1)
+    f["baseline-420-33x17.jpg"] = pil_jpeg(s33, quality=90, subsampling=2)
+    f["baseline-420-3x5.jpg"] = pil_jpeg(source(3, 5), quality=90, subsampling=2)
+    f["baseline-440-40x30.jpg"] = cjpeg(source(40, 30), "-sample", "1x2,1x1,1x1")
+    f["baseline-411-45x21.jpg"] = cjpeg(source(45, 21), "-sample", "4x1,1x1,1x1")
+    f["baseline-31-50x26.jpg"] = cjpeg(source(50, 26), "-sample", "3x1,1x1,1x1")
+    f["baseline-mixed-2x2-1x2-2x1-41x27.jpg"] = cjpeg(source(41, 27), "-sample", "2x2,1x2,2x1")
+    f["baseline-42-37x29.jpg"] = cjpeg(source(37, 29), "-sample", "4x2,1x1,1x1")
+    f["baseline-chroma-larger-1x1-2x2-1x1-35x19.jpg"] = cjpeg(source(35, 19), "-sample", "1x1,2x2,1x1")
+    f["progressive-420-64x48.jpg"] = pil_jpeg(source(64, 48), quality=90, subsampling=2, progressive=True)
+    f["progressive-444-35x21.jpg"] = pil_jpeg(source(35, 21), quality=90, subsampling=0, progressive=True)
+    f["progressive-gray-45x30.jpg"] = pil_jpeg(source(45, 30).convert("L"), quality=90, progressive=True)
+    f["progressive-restart-420-50x40.jpg"] = cjpeg(source(50, 40), "-progressive", "-restart", "3B")
+    f["baseline-restart-420-50x40.jpg"] = cjpeg(source(50, 40), "-restart", "2B")
+    f["baseline-rgb-30x20.jpg"] = cjpeg(source(30, 20), "-rgb")
+    f["sequential-multiscan-420-40x24.jpg"] = cjpeg(source(40, 24), script="0;\n1;\n2;\n")
+    f["progressive-100-scans-gray-48x40.jpg"] = cjpeg(source(48, 40).convert("L"), "-grayscale", script=hundred_scans())
+    cmyk = pil_jpeg(cmyk_source(37, 22), quality=90)
+    f["cmyk-adobe-37x22.jpg"] = cmyk
+    # The same samples read as YCCK: the Adobe marker's transform flag (payload byte 11) set to 2.
+    f["ycck-adobe-37x22.jpg"] = patch(cmyk, 0xEE, 11, 2)
+    f["cmyk-no-adobe-37x22.jpg"] = strip(cmyk, 0xEE)
+    f["exif-orient6-24x16.jpg"] = pil_jpeg(source(24, 16), quality=90, exif=exif_orientation(6))
+    base = f["baseline-420-33x17.jpg"]
+    # Entropy data cut short by an EOI: libjpeg fills in gray and warns; Pillow accepts it.
+    sos = find_sos(base)
+    f["damaged-early-eoi-33x17.jpg"] = base[: sos + 40] + b"\xff\xd9"
+    # Refused by Pillow.
+    f["refused-truncated.jpg"] = base[: len(base) // 2]
+    f["refused-sos-no-components.jpg"] = sos_zero_components(base)
+    f["refused-sampling-5.jpg"] = patch(base, 0xC0, 7, 0x52)
+    f["refused-12-bit.jpg"] = patch(base, 0xC0, 0, 12)
+    # Without DHT markers libjpeg-turbo uses the standard tables (Motion-JPEG frames omit them).
+    f["no-huffman-tables-33x17.jpg"] = strip_all(base, 0xC4)
+    f["refused-no-quant.jpg"] = strip_all(base, 0xDB)
+    prog = f["progressive-444-35x21.jpg"]
+    f["refused-progressive-ss-gt-se.jpg"] = patch_scan(prog, 1, ss=5, se=2)
+    f["refused-progressive-se-64.jpg"] = patch_scan(prog, 1, ss=1, se=64)
+    f["refused-progressive-al-14.jpg"] = patch_scan(prog, 1, ahal=0x0E)
+    f["refused-progressive-ah-al.jpg"] = patch_scan(prog, 1, ahal=0x31)
+    # Declined on purpose (Pillow decodes these):
+    f["declined-arithmetic.jpg"] = cjpeg(source(20, 12), "-arithmetic")
+    f["declined-progressive-dc-only.jpg"] = cjpeg(source(20, 12), script="0,1,2: 0-0, 0, 0;\n")
+    # Progressive with one scan repeated 300 times: libjpeg only warns about the bogus progression.
+    f["declined-300-scans.jpg"] = repeat_last_scan(f["progressive-gray-45x30.jpg"], 300)
+    return f
+
+
+def exif_orientation(value):
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()
+
+
+def strip_all(data, marker):
+    while any(m == marker for m, _, _ in segments(data)):
+        data = strip(data, marker)
+    return data
+
+
+def sos_zero_components(data):
+    s = find_sos(data)
+    # FF DA, length 6, 0 components, Ss Se AhAl; the entropy data follows unchanged.
+    return data[:s] + b"\xff\xda\x00\x06\x00\x00\x3f\x00" + data[s + 2 + struct.unpack(">H", data[s + 2 : s + 4])[0] :]
+
+
+def scan_headers(data):
+    """Offsets of every SOS marker (0xFF at the offset), found by walking the whole file."""
+    out = []
+    p = 2
+    while p + 1 < len(data):
+        if data[p] != 0xFF or data[p + 1] in (0x00, 0xFF) or 0xD0 <= data[p + 1] <= 0xD7:
+            p += 1
+            continue
+        marker = data[p + 1]
+        if marker == 0xD9:
+            break
+        length = struct.unpack(">H", data[p + 2 : p + 4])[0]
+        if marker == 0xDA:
+            out.append(p)
+        p += 2 + length
+    return out
+
+
+def patch_scan(data, index, ss=None, se=None, ahal=None):
+    s = scan_headers(data)[index]
+    n = data[s + 4]
+    p = s + 5 + 2 * n
+    b = bytearray(data)
+    if ss is not None:
+        b[p] = ss
+    if se is not None:
+        b[p + 1] = se
+    if ahal is not None:
+        b[p + 2] = ahal
+    return bytes(b)
+
+
+def repeat_last_scan(data, times):
+    starts = scan_headers(data)
+    last = starts[-1]
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + data[last:eoi] * (times - len(starts)) + data[eoi:]
+
+
+def pillow(path, scale):
+    im = Image.open(path)
+    if scale > 1:
+        im.draft("RGB", (max(1, im.size[0] // scale), max(1, im.size[1] // scale)))
+    im = im.convert("RGB")
+    return im
+
+
+def golden(path):
+    entry = {}
+    try:
+        with Image.open(path) as im:
+            entry["width"], entry["height"] = im.size
+            entry["orientation"] = im.getexif().get(0x0112, 1)
+    except Exception as e:  # noqa: BLE001 - Pillow's refusal is the golden
+        return {"pillow": f"refused: {e}"}
+    scales = {}
+    for scale in (1, 2, 4, 8):
+        try:
+            im = pillow(path, scale)
+        except Exception as e:  # noqa: BLE001
+            return {"pillow": f"refused: {e}"}
+        expected = (-(-entry["width"] // scale), -(-entry["height"] // scale))
+        by = "pillow"
+        if im.size != expected:
+            # draft() cannot pick a scale above the image's width or height; the same libjpeg-turbo, run by
+            # djpeg with its defaults, decodes at that scale.
+            out = subprocess.run(["djpeg", "-scale", f"1/{scale}", path], check=True, capture_output=True).stdout
+            im = Image.open(io.BytesIO(out)).convert("RGB")
+            by = "djpeg"
+        if im.size != expected:
+            raise SystemExit(f"{path}: {by} gave {im.size} for scale {scale}, not {expected}")
+        w, h = im.size
+        digest = hashlib.sha256(im.tobytes()).hexdigest()
+        scales[str(scale)] = {"width": w, "height": h, "sha256": digest, "by": by}
+    entry["scales"] = scales
+    entry["pillow"] = "decodes"
+    return entry
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    goldens = {}
+    for name, data in sorted(flavours().items()):
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
+        goldens[f"jpeg/{name}"] = golden(os.path.join(OUT, name))
+    for name in sorted(os.listdir(PHOTOS)):
+        if name.endswith(".jpg"):
+            goldens[f"images/{name}"] = golden(os.path.join(PHOTOS, name))
+    with open(os.path.join(OUT, "goldens.json"), "w") as f:
+        json.dump(goldens, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for k, v in goldens.items():
+        print(k, v.get("pillow"))
+
+
+if __name__ == "__main__":
+    main()
