@@ -1,6 +1,7 @@
 // One upload through one model: bytes -> decoder -> streamed preprocessing -> forward -> outputs. The
 // Worker, the RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the
 // same files under the same limits.
+import type { Preprocessing } from "../models/bundle.ts";
 import type { Model, RunOptions, RunResult } from "./engine.ts";
 import { openImage } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
@@ -43,9 +44,21 @@ export async function preprocessImage(
   mode: DecodeMode = DEFAULT_DECODE_MODE,
   timings: PhaseTimings = {},
 ): Promise<Inference["image"]> {
+  return preprocessInto(model.header.preprocessing, image, limits, () => model.input(), mode, timings);
+}
+
+// The same into any pixel_values buffer (a benchmark's, a test's): `out` is asked for only at the end, so a
+// view on wasm memory is made after every await.
+export async function preprocessInto(
+  pp: Preprocessing,
+  image: Uint8Array | ImageDecoder,
+  limits: ImageLimits,
+  out: () => Float32Array,
+  mode: DecodeMode = DEFAULT_DECODE_MODE,
+  timings: PhaseTimings = {},
+): Promise<Inference["image"]> {
   const decoder = image instanceof Uint8Array ? inspectImage(image, limits) : image;
   const { header } = decoder;
-  const pp = model.header.preprocessing;
   const scale = chooseScale(header, pp, mode);
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
@@ -57,7 +70,7 @@ export async function preprocessImage(
       `the decoder made ${size.width}x${size.height} at 1/${scale}, not ${decoded.width}x${decoded.height}`,
     );
   }
-  stream.finish(model.input());
+  stream.finish(out());
   timings.decode = t1 - t0;
   timings.preprocess = performance.now() - t1;
   const swap = header.orientation >= 5 && header.orientation <= 8;
