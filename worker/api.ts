@@ -6,6 +6,7 @@ import { EdgevitError } from "../core/errors.ts";
 import { boolParam, choiceParam, intParam, json, listParam, npy, readImage, serverTiming, wantsNpy } from "./http.ts";
 import {
   POOLS,
+  attentionLayer,
   classifyAnswer,
   embedAnswer,
   hiddenStatesAnswer,
@@ -21,7 +22,6 @@ import { DECODE_MODES } from "../core/image/stream.ts";
 import { patchPicture } from "../core/pca.ts";
 import { encodePng } from "../core/png.ts";
 import { topPredictions } from "../core/predictions.ts";
-import type { ModelConfig } from "../models/bundle.ts";
 import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
 import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
@@ -108,12 +108,6 @@ const pcaPicture: Handler = async (request, env, url) => {
 };
 
 // A layer N (1..L) for attention, checked against the model once it is known.
-function attentionLayer(raw: number | "last", config: ModelConfig, name: string): number {
-  if (raw === "last") return config.layers;
-  if (raw > config.layers)
-    throw new EdgevitError("bad_parameter", `layer must be from 1 to ${config.layers} for model ${name}`);
-  return raw;
-}
 
 // Layer N's attention probabilities, every head: transformers' output_attentions[N - 1].
 const attentions: Handler = async (request, env, url) => {

@@ -8,7 +8,10 @@ import { EdgevitError } from "../core/errors.ts";
 import { serve } from "./index.ts";
 import { readInput } from "./input.ts";
 import { intOption } from "./options.ts";
+import type { BundleHeader } from "../models/bundle.ts";
 import {
+  attentionLayer,
+  attentionsAnswer,
   classifyAnswer,
   classifyOptions,
   decodeOption,
@@ -20,6 +23,8 @@ import {
   modelsAnswer,
 } from "./service.ts";
 import type {
+  AttentionsAnswer,
+  AttentionsOptions,
   ClassifyAnswer,
   ClassifyOptions,
   EdgevitApi,
@@ -89,6 +94,22 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
         await infer(this.env, name, await this.read(image), { capture: layer, decode: decodeOption(options) }),
         layer,
       );
+    });
+  }
+
+  attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer> {
+    return this.run(async () => {
+      const name = modelOption(this.env, options?.model);
+      if (options?.layer === undefined)
+        throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
+      const raw = intOption("layer", options.layer, 1, 1);
+      let layer = 0;
+      const capture = (header: BundleHeader, modelName: string) => {
+        layer = attentionLayer(raw, header.config, modelName);
+        return { attentionLayer: layer };
+      };
+      const bytes = await this.read(image);
+      return attentionsAnswer(await infer(this.env, name, bytes, { capture, decode: decodeOption(options) }), layer);
     });
   }
 

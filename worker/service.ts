@@ -11,7 +11,7 @@ import {
   type Inference as CoreInference,
 } from "../core/pipeline.ts";
 import type { Model, RunOptions } from "../core/engine.ts";
-import type { BundleHeader } from "../models/bundle.ts";
+import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/image/stream.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
@@ -20,6 +20,7 @@ import { listBundles } from "./catalog.ts";
 import { budgetBytes, engineBuild, engineDot, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
+  AttentionsAnswer,
   ClassifyAnswer,
   ClassifyOptions,
   EmbedAnswer,
@@ -126,6 +127,28 @@ export function embedAnswer(inference: Inference, pool: Pool, normalize: boolean
     embedding: Array.from(embedding),
     image: inference.image,
   };
+}
+
+// A requested attention layer ("last" or 1..L) checked against the model it is for.
+export function attentionLayer(raw: number | "last", config: ModelConfig, name: string): number {
+  if (raw === "last") return config.layers;
+  if (raw > config.layers)
+    throw new EdgevitError("bad_parameter", `layer must be from 1 to ${config.layers} for model ${name}`);
+  return raw;
+}
+
+// transformers' output_attentions[layer - 1][0] as nested arrays: [heads][tokens][tokens].
+export function attentionsAnswer(inference: Inference, layer: number): AttentionsAnswer {
+  const { name, version, model, result } = inference;
+  const { heads } = model.header.config;
+  const tokens = model.tokens;
+  const p = result.attentions!; // [heads][tokens][tokens]
+  const attentions = Array.from({ length: heads }, (_, h) =>
+    Array.from({ length: tokens }, (_, t) =>
+      Array.from(p.subarray((h * tokens + t) * tokens, (h * tokens + t + 1) * tokens)),
+    ),
+  );
+  return { model: name, version, layer, heads, tokens, attentions };
 }
 
 export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenStatesAnswer {

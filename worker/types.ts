@@ -54,6 +54,10 @@ export interface HiddenStatesOptions extends ModelOption {
   layer: number; // 0 = embeddings, L = the last encoder layer
 }
 
+export interface AttentionsOptions extends ModelOption {
+  layer: number; // 1..L: transformers' output_attentions[layer - 1]
+}
+
 export interface ClassifyAnswer extends ModelVersion {
   predictions: Prediction[];
   logits?: number[]; // [classes]
@@ -66,6 +70,13 @@ export interface EmbedAnswer extends ModelVersion {
   normalized: boolean;
   embedding: number[]; // [dim]
   image: ImageSummary;
+}
+
+export interface AttentionsAnswer extends ModelVersion {
+  layer: number;
+  heads: number;
+  tokens: number;
+  attentions: number[][][]; // [heads][tokens][tokens], softmax probabilities (rows sum to 1)
 }
 
 export interface HiddenStatesAnswer extends ModelVersion {
@@ -122,6 +133,7 @@ export interface EdgevitApi {
   classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyAnswer>;
   embed(image: ImageInput, options?: EmbedOptions): Promise<EmbedAnswer>;
   hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer>;
+  attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer>;
   models(): Promise<ModelsAnswer>;
 }
 

@@ -49,6 +49,16 @@ test("embed and hiddenStates answer as their routes do", async () => {
   expect(states.result).toEqual(statesHttp);
 });
 
+test("attentions answers as POST /v1/attentions does, and refuses a layer the model has not", async () => {
+  const http = await viaHttp(`/v1/attentions?model=${NAME}&layer=2`, cat);
+  const rpc = await viaCaller("/attentions", cat, { model: NAME, layer: 2 });
+  expect(rpc.error).toBeUndefined();
+  expect(rpc.result).toEqual(http);
+  expect(rpc.result.attentions).toHaveLength(SMALL_CONFIG.heads);
+  const past = await viaCaller("/attentions", cat, { model: NAME, layer: SMALL_CONFIG.layers + 1 });
+  expect(errorCode(new Error(past.error.message))).toBe("bad_parameter");
+});
+
 test("models() answers the /v1/models object", async () => {
   await viaCaller("/classify", cat, { model: NAME });
   const { result } = await viaCaller("/models", null);

@@ -24,6 +24,9 @@ export default {
         case "/hidden-states":
           result = await env.EDGEVIT.hiddenStates(new Uint8Array(await request.arrayBuffer()), options);
           break;
+        case "/attentions":
+          result = await env.EDGEVIT.attentions(new Uint8Array(await request.arrayBuffer()), options);
+          break;
         case "/models":
           result = await env.EDGEVIT.models();
           break;
