@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { decode as jpegJsDecode } from "jpeg-js";
-import type { Preprocessing } from "../models/bundle.ts";
+import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
 import { openImage } from "../core/image/open.ts";
@@ -85,18 +85,7 @@ for _ in range(runs):
 print(json.dumps({"wall": sorted(wall)[runs // 2], "cpu": sorted(cpu)[runs // 2]}))
 `;
 
-const VIT: Preprocessing = {
-  doResize: true,
-  size: { height: 224, width: 224 },
-  resample: 2,
-  doCenterCrop: false,
-  cropSize: null,
-  doRescale: true,
-  rescaleFactor: 1 / 255,
-  doNormalize: true,
-  imageMean: [0.5, 0.5, 0.5],
-  imageStd: [0.5, 0.5, 0.5],
-};
+const VIT = VIT_BASE_PREPROCESSING;
 
 // edgevit's upload path without the model: openImage, the decode scale `mode` picks, rows streamed through
 // the preprocessor into pixel_values.

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Preprocessing } from "../models/bundle.ts";
+import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { DEFAULT_IMAGE_LIMITS } from "../core/pipeline.ts";
 import { openImage } from "../core/image/open.ts";
 import { outputSize } from "../core/image/preprocess.ts";
@@ -27,18 +27,7 @@ const files = ["rgb.png", "rgba.png", "palette.png", "gray.png", "gray-alpha.png
 const big = join(root, ".cache", "memory", "24mp.png"); // made by scripts/measure-memory.ts
 if (existsSync(big)) files.push(big);
 
-const VIT: Preprocessing = {
-  doResize: true,
-  size: { height: 224, width: 224 },
-  resample: 2,
-  doCenterCrop: false,
-  cropSize: null,
-  doRescale: true,
-  rescaleFactor: 1 / 255,
-  doNormalize: true,
-  imageMean: [0.5, 0.5, 0.5],
-  imageStd: [0.5, 0.5, 0.5],
-};
+const VIT = VIT_BASE_PREPROCESSING;
 
 async function ours(bytes: Uint8Array): Promise<number> {
   const started = performance.now();

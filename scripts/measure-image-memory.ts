@@ -8,7 +8,7 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Preprocessing } from "../models/bundle.ts";
+import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { DEFAULT_IMAGE_LIMITS } from "../core/pipeline.ts";
 import { openImage } from "../core/image/open.ts";
 import { MiB } from "../core/sizes.ts";
@@ -25,19 +25,7 @@ const used = () => {
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
 };
-// google/vit-base-patch16-224's preprocessing: 224x224 bilinear.
-const VIT: Preprocessing = {
-  doResize: true,
-  size: { height: 224, width: 224 },
-  resample: 2,
-  doCenterCrop: false,
-  cropSize: null,
-  doRescale: true,
-  rescaleFactor: 1 / 255,
-  doNormalize: true,
-  imageMean: [0.5, 0.5, 0.5],
-  imageStd: [0.5, 0.5, 0.5],
-};
+const VIT = VIT_BASE_PREPROCESSING;
 
 const files = process.argv.slice(2);
 const list =
