@@ -37,6 +37,28 @@
 /** Clears the low 12 bits of an f32: the high part keeps 12 significant bits, so its square is exact. */
 @lazy export const HIGH_MASK: i32 = 0xfffff000;
 
+// GELU without exp (gelu.ts): Phi(-|x|) = R(s)^2, R = P(s) / Q(s) with s = |x| * 2 / GELU_SAT - 1, for
+// GELU_EXACT_BELOW <= x <= GELU_SAT (scripts/gelu-fit.py fits P and Q).
+/** Below this, a lane takes the exact path: Phi(x) < 1.35e-3 falls off like exp(-x^2 / 2), which R^2 cannot follow. */
+@lazy export const GELU_EXACT_BELOW: f32 = -3;
+/** Above this, Phi(x) = 1 to within 5.8e-8 and GELU(x) = x. */
+@lazy export const GELU_SAT: f32 = 5.3;
+@lazy export const GELU_SCALE: f32 = 3.773584962e-1; // 2 / GELU_SAT
+@lazy export const R_P0: f32 = 6.343964487e-2;
+@lazy export const R_P1: f32 = -1.701430976e-1;
+@lazy export const R_P2: f32 = 1.749366373e-1;
+@lazy export const R_P3: f32 = -7.422592491e-2;
+@lazy export const R_P4: f32 = -6.079275627e-4;
+@lazy export const R_P5: f32 = 1.056932565e-2;
+@lazy export const R_P6: f32 = -2.496111672e-3;
+@lazy export const R_Q1: f32 = 1.239854693;
+@lazy export const R_Q2: f32 = 1.539866209;
+@lazy export const R_Q3: f32 = 1.129546642;
+@lazy export const R_Q4: f32 = 7.352139354e-1;
+@lazy export const R_Q5: f32 = 3.349629939e-1;
+@lazy export const R_Q6: f32 = 1.161815003e-1;
+@lazy export const R_Q7: f32 = 2.352945507e-2;
+
 @lazy const ONE: f32 = 1;
 @lazy const HALF: f32 = 0.5;
 @lazy const ZERO: f32 = 0;
@@ -71,6 +93,23 @@
   C8, C8, C8, C8,
   C9, C9, C9, C9,
   reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK), reinterpret<f32>(HIGH_MASK),
+  GELU_SCALE, GELU_SCALE, GELU_SCALE, GELU_SCALE,
+  GELU_EXACT_BELOW, GELU_EXACT_BELOW, GELU_EXACT_BELOW, GELU_EXACT_BELOW,
+  GELU_SAT, GELU_SAT, GELU_SAT, GELU_SAT,
+  R_P0, R_P0, R_P0, R_P0,
+  R_P1, R_P1, R_P1, R_P1,
+  R_P2, R_P2, R_P2, R_P2,
+  R_P3, R_P3, R_P3, R_P3,
+  R_P4, R_P4, R_P4, R_P4,
+  R_P5, R_P5, R_P5, R_P5,
+  R_P6, R_P6, R_P6, R_P6,
+  R_Q1, R_Q1, R_Q1, R_Q1,
+  R_Q2, R_Q2, R_Q2, R_Q2,
+  R_Q3, R_Q3, R_Q3, R_Q3,
+  R_Q4, R_Q4, R_Q4, R_Q4,
+  R_Q5, R_Q5, R_Q5, R_Q5,
+  R_Q6, R_Q6, R_Q6, R_Q6,
+  R_Q7, R_Q7, R_Q7, R_Q7,
 ], 16);
 
 // Rows of VECTOR_CONSTANTS.
@@ -88,6 +127,11 @@
 @lazy export const K_SQRT1_2: usize = 16;
 @lazy export const K_C0: usize = 17; // C0..C9 in rows 17..26
 @lazy export const K_HIGH_MASK: usize = 27;
+@lazy export const K_GELU_SCALE: usize = 28;
+@lazy export const K_GELU_EXACT_BELOW: usize = 29;
+@lazy export const K_GELU_SAT: usize = 30;
+@lazy export const K_R_P0: usize = 31; // R_P0..R_P6 in rows 31..37
+@lazy export const K_R_Q1: usize = 38; // R_Q1..R_Q7 in rows 38..44
 
 /** The vector constant in row `row` of VECTOR_CONSTANTS. */
 @inline export function k(row: usize): v128 {
