@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { layout, type ModelConfig } from "../models/bundle.ts";
 import { summarize } from "./stats.ts";
+import { initEngine, initError } from "../core/engine.ts";
 
 interface Asc {
   main(args: string[], options: object): Promise<{ error: Error | null; stderr: { toString(): string } }>;
@@ -24,7 +25,7 @@ interface Exports {
   init(...args: number[]): number;
   inputPtr(): number;
   forward(capture: number, flags?: number, attentionLayer?: number): void;
-  enableCapture?(): void;
+  enableCapture?(flags: number): void;
 }
 
 const root = new URL("..", import.meta.url).pathname;
@@ -114,20 +115,29 @@ function instance(wasm: Uint8Array<ArrayBuffer>): Exports {
     }
   }
   const c = config;
-  const code = e.init(
-    payload,
-    c.channels,
-    c.imageSize,
-    c.patchSize,
-    c.dim,
-    c.heads,
-    c.hidden,
-    c.layers,
-    c.classes,
-    c.distilled ? 1 : 0,
-    c.eps,
-  );
-  if (code !== 0) throw new Error(`init returned ${code}`);
+  // The base (4feaf9f) takes the config as positional numbers; this tree's engine takes a config struct and
+  // a weight table (core/engine.ts, initEngine).
+  const code =
+    "probeDot" in e
+      ? initEngine(e as unknown as Parameters<typeof initEngine>[0], c, {
+          ptr: payload,
+          bytes: plan.length,
+          tensors: plan.tensors,
+        })
+      : e.init(
+          payload,
+          c.channels,
+          c.imageSize,
+          c.patchSize,
+          c.dim,
+          c.heads,
+          c.hidden,
+          c.layers,
+          c.classes,
+          c.distilled ? 1 : 0,
+          c.eps,
+        );
+  if (code !== 0) throw new Error(`init returned ${code}: ${initError(code)}`);
   const input = new Float32Array(e.memory.buffer, e.inputPtr(), c.channels * c.imageSize ** 2);
   for (let i = 0; i < input.length; i++) input[i] = random() * 2 - 1;
   return e;
@@ -136,7 +146,7 @@ function instance(wasm: Uint8Array<ArrayBuffer>): Exports {
 const baseEngine = instance(baseWasm);
 const headEngine = instance(headWasm);
 const captureEngine = instance(headWasm);
-captureEngine.enableCapture!();
+captureEngine.enableCapture!(7); // every CAPTURE_* kind (assembly/model.ts)
 const variants = [
   { name: `${base}: no capture support, forward(-1)`, run: () => baseEngine.forward(-1) },
   { name: "this tree: capture off, forward(-1, 0, 0)", run: () => headEngine.forward(-1, 0, 0) },
