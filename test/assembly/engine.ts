@@ -3,44 +3,32 @@ import { readFileSync } from "node:fs";
 import type { EngineExports } from "../../core/engine.ts";
 
 // The host's ABI (core/engine.ts) plus the kernel exports the tests and benchmarks call directly.
+// C[M][N] (=|+=) A[M][K16] B[N][K16]^T with the w7a8 epilogue (docs/ARCHITECTURE.md); pointers into memory.
+type Gemm = (
+  A: number,
+  sa: number,
+  za: number,
+  asum: number,
+  M: number,
+  K16: number,
+  B: number,
+  sb: number,
+  bsum: number,
+  bias: number,
+  N: number,
+  C: number,
+  ldc: number,
+  accumulate: number,
+) => void;
+
 export interface Engine extends EngineExports {
   name: string;
   crc32Scalar(crc: number, ptr: number, len: number): number;
   nonFiniteScalar(ptr: number, count: number): number;
   gemmRowTile(): number;
   relaxed(): number;
-  gemm(
-    A: number,
-    sa: number,
-    za: number,
-    asum: number,
-    M: number,
-    K16: number,
-    B: number,
-    sb: number,
-    bsum: number,
-    bias: number,
-    N: number,
-    C: number,
-    ldc: number,
-    accumulate: number,
-  ): void;
-  gemmScalar(
-    A: number,
-    sa: number,
-    za: number,
-    asum: number,
-    M: number,
-    K16: number,
-    B: number,
-    sb: number,
-    bsum: number,
-    bias: number,
-    N: number,
-    C: number,
-    ldc: number,
-    accumulate: number,
-  ): void;
+  gemm: Gemm;
+  gemmScalar: Gemm;
   quantizeRows(x: number, ldx: number, M: number, K: number, q: number, sa: number, za: number, asum: number): void;
   quantizeRowsScalar(
     x: number,

@@ -6,7 +6,7 @@ import { expect, test } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { garbage, withHeader } from "./bundles.ts";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, gatedBucket, jpegRequest, randomBundle } from "./helpers.ts";
 
 const good = randomBundle("burst-good", 81);
 const crcFlipped = randomBundle("burst-crc", 82);
@@ -89,28 +89,7 @@ test("50 concurrent requests: each the right answer, /healthz among them", async
 test("/healthz and the catalogue answer while a model load is held open", async () => {
   await env.MODELS.put("burst-held.evit", randomBundle("burst-held", 86));
   // A bucket whose full read of the bundle waits until the test lets it go.
-  let reached!: () => void;
-  const atRead = new Promise<void>((resolve) => {
-    reached = resolve;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const gated = new Proxy(env.MODELS, {
-    get(target, property) {
-      if (property === "get")
-        return async (key: string, options?: R2GetOptions) => {
-          if (!options?.range) {
-            reached();
-            await gate;
-          }
-          return target.get(key, options);
-        };
-      const value = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const { bucket: gated, atRead, release } = gatedBucket(env.MODELS);
   let settled = false;
   const loading = call(jpegRequest("/v1/classify?model=burst-held", cat), { MODELS: gated }).finally(() => {
     settled = true;

@@ -40,3 +40,31 @@ export function jpegRequest(path: string, body: BodyInit, type = "image/jpeg", h
     headers: { "content-type": type, ...headers },
   });
 }
+
+// The real R2 binding, except that a full (not ranged) read waits until `release()`; `atRead` resolves when
+// such a read has begun. Holds a model load open while a test looks at the Worker.
+export function gatedBucket(bucket: R2Bucket): { bucket: R2Bucket; atRead: Promise<void>; release: () => void } {
+  let reached!: () => void;
+  const atRead = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const gated = new Proxy(bucket, {
+    get(target, property) {
+      if (property === "get")
+        return async (key: string, options?: R2GetOptions) => {
+          if (!options?.range) {
+            reached();
+            await gate;
+          }
+          return target.get(key, options);
+        };
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { bucket: gated, atRead, release };
+}

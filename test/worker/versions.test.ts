@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { crc32 } from "../../core/crc32.ts";
-import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { call, gatedBucket, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const MiB = 2 ** 20;
 
@@ -129,28 +129,7 @@ describe("a replaced bundle", () => {
     await env.MODELS.put(`${name}.evit`, v2);
 
     // A bucket whose full read of the bundle waits until the test lets it go.
-    let reached!: () => void;
-    const atRead = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const gated = new Proxy(env.MODELS, {
-      get(target, property) {
-        if (property === "get")
-          return async (key: string, options?: R2GetOptions) => {
-            if (!options?.range) {
-              reached();
-              await gate;
-            }
-            return target.get(key, options);
-          };
-        const value = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const { bucket: gated, atRead, release } = gatedBucket(env.MODELS);
     const overrides = { MODELS: gated, MODEL_REFRESH_SECONDS: 1 };
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const swapping = classify(name, overrides); // finds the check stale, sees a new etag, starts the load
