@@ -134,7 +134,47 @@ export function gemmFused(
       let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
       if (ASC_FEATURE_RELAXED_SIMD) {
         let pb = panel;
-        do {
+        // Two 16-byte chunks per iteration, then the odd one. workerd's V8 checks every memory access
+        // explicitly (no guard-page trap handler) and does not unroll a loop holding those checks, so the
+        // loop's own cost (interrupt check, memory size reload, branch) came once per 8 dot steps: two
+        // chunks made the fused GEMM 0.82-0.89x the time there (fc1 0.87x, K = 64/208 0.89x/0.82x), the
+        // split one 0.73-1.0x. Node, whose V8 unrolls the loop itself, is unchanged (26: +-1%; 22 split:
+        // 0-4% slower). Four chunks were 1.2-1.37x slower than two in workerd and Node 26 (V8 hoists the
+        // loads and spills accumulators). BENCHMARKS.md, "Bounds checks in workerd".
+        const pairsEnd = pa + (kBytes & ~31);
+        while (pa < pairsEnd) {
+          let x0 = v128.load(pa);
+          let x1 = v128.load(pa + kBytes);
+          let b = v128.load(pb);
+          c00 = dotAdd(x0, b, c00, ones, fusedStep);
+          c10 = dotAdd(x1, b, c10, ones, fusedStep);
+          b = v128.load(pb, 16);
+          c01 = dotAdd(x0, b, c01, ones, fusedStep);
+          c11 = dotAdd(x1, b, c11, ones, fusedStep);
+          b = v128.load(pb, 32);
+          c02 = dotAdd(x0, b, c02, ones, fusedStep);
+          c12 = dotAdd(x1, b, c12, ones, fusedStep);
+          b = v128.load(pb, 48);
+          c03 = dotAdd(x0, b, c03, ones, fusedStep);
+          c13 = dotAdd(x1, b, c13, ones, fusedStep);
+          x0 = v128.load(pa, 16);
+          x1 = v128.load(pa + kBytes, 16);
+          b = v128.load(pb, 64);
+          c00 = dotAdd(x0, b, c00, ones, fusedStep);
+          c10 = dotAdd(x1, b, c10, ones, fusedStep);
+          b = v128.load(pb, 80);
+          c01 = dotAdd(x0, b, c01, ones, fusedStep);
+          c11 = dotAdd(x1, b, c11, ones, fusedStep);
+          b = v128.load(pb, 96);
+          c02 = dotAdd(x0, b, c02, ones, fusedStep);
+          c12 = dotAdd(x1, b, c12, ones, fusedStep);
+          b = v128.load(pb, 112);
+          c03 = dotAdd(x0, b, c03, ones, fusedStep);
+          c13 = dotAdd(x1, b, c13, ones, fusedStep);
+          pa += 32;
+          pb += 128;
+        }
+        if (pa < end) {
           const x0 = v128.load(pa);
           const x1 = v128.load(pa + kBytes);
           let b = v128.load(pb);
@@ -149,9 +189,7 @@ export function gemmFused(
           b = v128.load(pb, 48);
           c03 = dotAdd(x0, b, c03, ones, fusedStep);
           c13 = dotAdd(x1, b, c13, ones, fusedStep);
-          pa += 16;
-          pb += 64;
-        } while (pa < end);
+        }
       } else {
         // Two passes over K, columns n, n+1 then n+2, n+3: with sign-extended halves a 2 x 4 tile needs
         // more registers than x86 has and V8 spills; two 2 x 2 passes measured 5-15% faster.
