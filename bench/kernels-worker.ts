@@ -6,9 +6,13 @@
 //   GET /forward?model=deit-tiny&dot=...&n=N     N forward passes of a random model -> {macs}
 //   GET /gemm?shape=768x3072&dot=...&n=N         N int8 GEMMs of 197 tokens, K x N -> {macs}
 //   GET /float?kernel=gelu&width=768&n=N         N float kernel calls on 197 rows of `width` -> {values}
+//   PUT /bundle                                  loads the .evit in the body (the engine host's loader)
+//   POST /bundle/run?n=N                         pixel values (f32) in the body, N forward passes of the
+//                                                loaded bundle -> {logits} (npm run bench: the forward
+//                                                pass in workerd, without HTTP upload parsing or decoding)
 //   GET /healthz
 import relaxedModule from "../build/engine-relaxed.wasm";
-import type { EngineExports } from "../core/engine.ts";
+import { Engine, type EngineExports, type Model } from "../core/engine.ts";
 import { forwardMacs } from "./stats.ts";
 import { BENCH_MODELS, fillBytes, fillF32, randomForward, randomSource } from "./random-model.ts";
 
@@ -114,12 +118,34 @@ function makeCase(kind: string, dot: string | null, model: string | null) {
   return c;
 }
 
+// The bundle of PUT /bundle, in an instance of its own (the probe's dot path).
+let bundle: Model | null = null;
+
+async function bundleRoute(request: Request, url: URL): Promise<Response> {
+  if (request.method === "PUT") {
+    if (!request.body) throw new Error("PUT /bundle: no body");
+    bundle = null;
+    bundle = await (await Engine.instantiate(relaxedModule)).load(request.body);
+    return Response.json({ ok: true });
+  }
+  if (!bundle) throw new Error("POST /bundle/run before PUT /bundle");
+  const pixels = new Float32Array(await request.arrayBuffer());
+  const input = bundle.input();
+  if (pixels.length !== input.length) throw new Error(`expected ${input.length} pixel values, got ${pixels.length}`);
+  input.set(pixels);
+  const n = Number(url.searchParams.get("n") ?? 1);
+  let logits: number[] = [];
+  for (let i = 0; i < n; i++) logits = Array.from(bundle.run().logits);
+  return Response.json({ logits });
+}
+
 export default {
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const q = url.searchParams;
     try {
       if (url.pathname === "/healthz") return Response.json({ ok: true });
+      if (url.pathname === "/bundle" || url.pathname === "/bundle/run") return await bundleRoute(request, url);
       if (url.pathname === "/probe") {
         const e = await instance(null);
         return Response.json({ probe: e.probeDot(), path: e.dotPath() });

@@ -145,6 +145,10 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
         .map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`)
         .join(", ") || "n/a"
     } in Node).`,
+    "- edgevit-workerd-forward: the forward pass alone in workerd, like for like with ORT: the same bundle in the",
+    "  benchmark Worker (`bench/kernels-worker.ts` under `wrangler dev`, loaded by the engine host's own loader),",
+    "  the same pixel values posted, several forward passes per request for the small models; the client's time",
+    "  less that of the same request without a forward pass, per pass.",
     "- ort-f32 / ort-int8: `InferenceSession.run` on the same pixel values (input tensor in, logits out). The int8",
     "  graph is `quantize_dynamic`'s default: per-tensor symmetric int8 weights, each weight MatMul (and the patch",
     "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; attention's two matmuls and the",
@@ -158,7 +162,8 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
         ]
       : []),
     "- cosine: the lowest over the inputs of cosine(logits, float32 logits of the same pixels): the PyTorch",
-    "  float32 reference (`models/tools/reference.py`) for the Node systems; for workerd, ORT float32 on the",
+    "  float32 reference (`models/tools/reference.py`) for the Node systems and the forward pass in workerd; for",
+    "  the Worker's JPEG answers, ORT float32 on the",
     "  Worker's own preprocessing of the JPEG.",
     ...(meta.workerNote ? [`- edgevit-workerd not timed: ${meta.workerNote}`] : []),
     "",

@@ -31,7 +31,7 @@ import {
   type SystemResult,
 } from "./report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
-import { classify, NodeSystem, WorkerSystem, workerWasmBytes, type System } from "./systems.ts";
+import { classify, NodeSystem, WorkerForwardSystem, WorkerSystem, workerWasmBytes, type System } from "./systems.ts";
 import { statusBytes } from "./proc.ts";
 import { DevServer } from "./wrangler.ts";
 import { bucketName, putObject } from "../cli/upload.ts";
@@ -40,6 +40,7 @@ const root = new URL("..", import.meta.url).pathname;
 const PRESETS = ["vit-b16", "deit-small", "deit-tiny"];
 const JPEG = join(root, "test/fixtures/images/cat-baseline-420.jpg"); // 451x300 baseline 4:2:0
 const WORKER_PERSIST = join(cacheDir, "wrangler");
+const KERNELS_PERSIST = join(cacheDir, "wrangler-kernels");
 
 // ORT float32 must reproduce the PyTorch float32 reference (models/tools/reference.py) up to summation
 // order; the int8 systems must stay close to it.
@@ -135,13 +136,25 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     const ortInt8 = await start("ort-int8");
     const ortInt8Latest = await start("ort-int8", true);
     const ortF32 = await start("ort-f32");
+    // The forward pass alone in workerd: the same bundle and pixel values as the Node systems.
+    let forward: WorkerForwardSystem | null = null;
+    if (worker) {
+      const { server } = await DevServer.start(KERNELS_PERSIST, 120_000, "bench/kernels-wrangler.toml");
+      try {
+        forward = await WorkerForwardSystem.start(server, files.evit, files.inputs);
+      } catch (error) {
+        await server.stop();
+        throw error;
+      }
+      started.push(forward);
+    }
     meta.edgevitBuild = String(edgevit.info.build);
     const cosines = new Map<string, number>();
     let jpegMs: number | null = null; // decode + preprocess of the Worker's JPEG, in Node
 
     // Every input once through every Node system (also the warm-up), against the float32 reference.
-    const outputs = new Map<NodeSystem, Float32Array[]>();
-    for (const system of [edgevit, edgevitLatest, ortInt8, ortInt8Latest, ortF32]) {
+    const outputs = new Map<System, Float32Array[]>();
+    for (const system of [edgevit, edgevitLatest, ...(forward ? [forward] : []), ortInt8, ortInt8Latest, ortF32]) {
       const logits: Float32Array[] = [];
       for (let i = 0; i < files.inputs.length; i++) logits.push((await system.run(i)).logits);
       outputs.set(system, logits);
@@ -154,11 +167,19 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`,
       checks,
     );
-    for (const system of [ortInt8, ortInt8Latest, edgevit, edgevitLatest]) {
+    for (const system of [ortInt8, ortInt8Latest, edgevit, edgevitLatest, ...(forward ? [forward] : [])]) {
       const c = cosines.get(system.name)!;
       check(
         c >= INT8_MIN_COSINE,
         `${system.name} logits vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`,
+        checks,
+      );
+    }
+    if (forward) {
+      const diff = Math.max(...outputs.get(forward)!.map((l, i) => maxAbsDiff(l, outputs.get(edgevit)![i])));
+      check(
+        diff <= SAME_ENGINE_TOLERANCE,
+        `the forward pass in workerd gives the Node host's logits on the same pixels: max |diff| ${diff.toExponential(2)}`,
         checks,
       );
     }
@@ -187,7 +208,15 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     }
 
     // Round-robin: each round every system runs the same images; the first system rotates.
-    const systems: System[] = [edgevit, edgevitLatest, ...(worker ? [worker] : []), ortInt8, ortInt8Latest, ortF32];
+    const systems: System[] = [
+      edgevit,
+      edgevitLatest,
+      ...(worker ? [worker] : []),
+      ...(forward ? [forward] : []),
+      ortInt8,
+      ortInt8Latest,
+      ortF32,
+    ];
     const times = new Map<System, number[]>(systems.map((s) => [s, []]));
     for (let r = 0; r < rounds; r++) {
       const order = systems.map((_, k) => systems[(k + r) % systems.length]);

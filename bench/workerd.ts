@@ -97,11 +97,14 @@ try {
   const probe = (await get(`${base}/probe`)).body;
   let overhead = Infinity;
   for (let i = 0; i < 20; i++) overhead = Math.min(overhead, (await get(`${base}/healthz`)).ms);
-  if (opts.profile) {
-    await profile(base, overhead);
-    process.exit(0);
-  }
+  if (opts.profile) await profile(base, overhead);
+  else await compare(base, overhead, probe);
+} finally {
+  await server.stop();
+}
 
+// Every case on both dot paths, interleaved rounds, best of each.
+async function compare(base: string, overhead: number, probe: Record<string, number>): Promise<void> {
   interface Case {
     label: string;
     path: (typeof PATHS)[number];
@@ -164,6 +167,4 @@ try {
         `${(f.best / s.best).toFixed(2)} | ${pct(s)}, ${pct(f)} |`,
     );
   }
-} finally {
-  await server.stop();
 }
