@@ -9,7 +9,7 @@ const USAGE = `usage: edgevit <command> [options]   (edgevit <command> --help fo
   upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket
   see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions
 
-  --version                                               the edgevit version`;
+  --version                                               the edgevit version, and the engine this runtime takes`;
 
 type Command = { main(args: string[]): Promise<number> };
 
@@ -26,6 +26,17 @@ function version(): string {
   return pkg.version;
 }
 
+// The wasm build and int8 dot path this runtime's engine takes (as GET /v1/models reports them in the Worker).
+async function engineLine(): Promise<string> {
+  const { nodeEngine } = await import("./node-engine.ts");
+  try {
+    const engine = await nodeEngine();
+    return `engine: dot path ${engine.dot.path} (probe ${engine.dot.probe}), Node ${process.version}`;
+  } catch (e) {
+    return `engine: ${(e as Error).message}`;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (!name) {
@@ -38,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === "-V" || name === "--version") {
     console.log(`edgevit ${version()}`);
+    console.log(await engineLine());
     return 0;
   }
   const load = commands[name];

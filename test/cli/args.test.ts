@@ -33,11 +33,21 @@ describe("--help", () => {
   });
 });
 
-test("--version is package.json's version", () => {
+test("--version is package.json's version, then the dot path this Node's engine takes", () => {
   const { version } = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"));
   const run = cli("--version");
   expect(run.code).toBe(0);
-  expect(run.stdout.trim()).toBe(`edgevit ${version}`);
+  const [first, second, ...rest] = run.stdout.trim().split("\n");
+  expect(first).toBe(`edgevit ${version}`);
+  expect(rest).toEqual([]);
+  // The probe computed here, in the same Node: lane 0 of relaxed_dot_i8x16_i7x16_add_s(127s, 0xFFs, 0) is
+  // 65534 (pmaddubsw: split), 129540 (vpdpbusd) or -508 (vpdpbssd): fused. The baseline build reports 0.
+  const relaxed = readFileSync(join(repo, "build/engine-relaxed.wasm"));
+  const probe = WebAssembly.validate(relaxed)
+    ? (new WebAssembly.Instance(new WebAssembly.Module(relaxed), {}).exports as { probeDot(): number }).probeDot()
+    : 0;
+  const path = probe === 129540 || probe === -508 ? "fused" : probe === 0 ? "i16" : "split";
+  expect(second).toBe(`engine: dot path ${path} (probe ${probe}), Node ${process.version}`);
 });
 
 describe("one error shape", () => {
