@@ -48,20 +48,23 @@ import { dotAdd, fused } from "./dot";
   return i32x4.add(i32x4.shuffle(t01, t23, 0, 1, 4, 5), i32x4.shuffle(t01, t23, 2, 3, 6, 7));
 }
 
-/** Epilogue for row m and the four columns n..n+3 (only `cols` of them are stored). */
+/**
+ * Epilogue for row m and the four columns n..n+3 (only `cols` of them are stored). `sbn`, `bsumn`, `biasn`:
+ * sb, bsum and bias at n, loaded once per group of columns by the caller (`biasn` unused without bias).
+ */
 @inline function storeRow(
   acc: v128, m: i32, n: i32, cols: i32,
-  sa: usize, za: usize, asum: usize, sb: usize, bsum: usize, bias: usize,
+  sa: usize, za: usize, asum: usize, sbn: v128, bsumn: v128, bias: usize, biasn: v128,
   C: usize, ldc: i32, accumulate: bool,
 ): void {
   const correction = i32x4.add(
     i32x4.splat(B_OFFSET * load<i32>(asum + (<usize>m << 2))),
-    i32x4.mul(i32x4.splat(load<i32>(za + (<usize>m << 2))), v128.load(bsum + (<usize>n << 2))),
+    i32x4.mul(i32x4.splat(load<i32>(za + (<usize>m << 2))), bsumn),
   );
   const exact = i32x4.sub(acc, correction);
-  const scale = f32x4.mul(f32x4.splat(load<f32>(sa + (<usize>m << 2))), v128.load(sb + (<usize>n << 2)));
+  const scale = f32x4.mul(f32x4.splat(load<f32>(sa + (<usize>m << 2))), sbn);
   let y = f32x4.mul(scale, f32x4.convert_i32x4_s(exact));
-  if (bias) y = f32x4.add(y, v128.load(bias + (<usize>n << 2)));
+  if (bias) y = f32x4.add(y, biasn);
   const dst = C + ((<usize>m * ldc + n) << 2);
   if (cols == 4) {
     if (accumulate) y = f32x4.add(v128.load(dst), y);
@@ -126,6 +129,10 @@ export function gemmFused(
   for (let n = 0; n < N; n += 4) {
     const panel = B + (<usize>(n >> 2)) * panelBytes;
     const cols = min(4, N - n);
+    // The epilogue's per-column vectors, the same for every row of this group of columns.
+    const sbn = v128.load(sb + (<usize>n << 2));
+    const bsumn = v128.load(bsum + (<usize>n << 2));
+    const biasn = bias ? v128.load(bias + (<usize>n << 2)) : i32x4.splat(0);
     for (let m = 0; m < M; m += GEMM_ROWS) {
       // pa walks row m's 16-byte chunks; row m + 1 is kBytes further.
       let pa = A + <usize>m * kBytes;
@@ -226,9 +233,11 @@ export function gemmFused(
           pb += 64;
         } while (pa < end);
       }
-      storeRow(reduce4(c00, c01, c02, c03), m, n, cols, sa, za, asum, sb, bsum, bias, C, ldc, accumulate);
+      storeRow(reduce4(c00, c01, c02, c03), m, n, cols, sa, za, asum, sbn, bsumn, bias, biasn, C, ldc, accumulate);
       if (m + 1 < M) {
-        storeRow(reduce4(c10, c11, c12, c13), m + 1, n, cols, sa, za, asum, sb, bsum, bias, C, ldc, accumulate);
+        storeRow(
+          reduce4(c10, c11, c12, c13), m + 1, n, cols, sa, za, asum, sbn, bsumn, bias, biasn, C, ldc, accumulate,
+        );
       }
     }
   }
