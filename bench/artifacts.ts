@@ -51,6 +51,25 @@ function run(what: string, command: string, args: string[]): void {
   console.log(`bench: ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// The ONNX export needs torch, onnx and numpy in Debian's Python (bench/setup.sh installs them). Checked
+// before the first model is built, so a machine without them is told what to install instead of showing
+// a Python traceback after the checkpoint and the bundle have been made.
+let pythonChecked = false;
+function requirePython(): void {
+  if (pythonChecked) return;
+  const missing = ["torch", "onnx", "numpy"].filter(
+    (module) => spawnSync(PYTHON, ["-c", `import ${module}`], { stdio: "ignore" }).status !== 0,
+  );
+  if (missing.length > 0) {
+    const packages = missing.map((module) => `python3-${module}`).join(" ");
+    throw new Error(
+      `npm run bench exports the ONNX models with ${PYTHON}, which lacks ${missing.join(", ")}: ` +
+        `run \`npm run bench:setup\` as root (Debian: apt-get install ${packages})`,
+    );
+  }
+  pythonChecked = true;
+}
+
 const mtime = (path: string): number => statSync(path).mtimeMs;
 
 function newestIn(dir: string, suffix: string): number {
@@ -91,6 +110,9 @@ export function prepareModel(preset: string): ModelFiles {
   const hf = join(dir, "hf");
   const evit = join(dir, "model.evit");
   mkdirSync(dir, { recursive: true });
+  const onnxFiles = ["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"];
+  const needsExport = !onnxFiles.every((f) => existsSync(join(dir, f)));
+  if (needsExport) requirePython();
 
   if (!existsSync(join(hf, "model.safetensors")) || !existsSync(join(hf, "inputs.f32"))) {
     const args = ["--preset", preset, "--layout", "hf-vit", "--seed", "1", "--inputs", "4", "--out", hf];
@@ -108,7 +130,7 @@ export function prepareModel(preset: string): ModelFiles {
       preset,
     ]);
   }
-  if (!["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"].every((f) => existsSync(join(dir, f)))) {
+  if (needsExport) {
     run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), hf, dir]);
   }
 

@@ -271,7 +271,14 @@ function machine(): string {
 const jpeg = new Uint8Array(readFileSync(JPEG));
 const ortModule = installOrt();
 const nodeLatest = { execPath: installNodeLatest(), label: `node${NODE_LATEST_VERSION.split(".")[0]}` };
-const models = presets.map(prepareModel);
+let models: ModelFiles[];
+try {
+  models = presets.map(prepareModel);
+} catch (error) {
+  // What is missing on this machine, said once, without a stack trace.
+  console.error(`bench: ${(error as Error).message}`);
+  process.exit(1);
+}
 const meta: Meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
   date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
