@@ -191,7 +191,41 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     );
   }
   out.push("", "Checks:", "", ...models.flatMap((m) => m.checks.map((c) => `- ${m.preset}: ${c}`)));
-  return `${out.join("\n")}\n`;
+  return alignTables(`${out.join("\n")}\n`);
+}
+
+// Pads the cells of every Markdown table in `text` to its column's width, so the tables read as tables in
+// the file too: right-aligned columns (`---:`) are padded on the left, the others on the right, and each
+// delimiter cell becomes a run of dashes as wide as its column (keeping its colon).
+export function alignTables(text: string): string {
+  const lines = text.split("\n");
+  const isRow = (line: string): boolean => line.startsWith("|") && line.endsWith("|");
+  const cellsOf = (line: string): string[] =>
+    line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/) // a cell may hold an escaped \|
+      .map((c) => c.trim());
+  for (let start = 0; start < lines.length; start++) {
+    if (!isRow(lines[start]) || start + 1 >= lines.length || !/^\|(\s*:?-+:?\s*\|)+$/.test(lines[start + 1])) continue;
+    let end = start;
+    while (end < lines.length && isRow(lines[end])) end++;
+    const rows = lines.slice(start, end).map(cellsOf);
+    const columns = Math.max(...rows.map((r) => r.length));
+    const right = rows[1].map((c) => c.endsWith(":"));
+    const widths = Array.from({ length: columns }, (_, i) =>
+      Math.max(3, ...rows.filter((_, r) => r !== 1).map((row) => (row[i] ?? "").length)),
+    );
+    rows.forEach((row, r) => {
+      const cells = widths.map((width, i) => {
+        if (r === 1) return right[i] ? `${"-".repeat(width - 1)}:` : "-".repeat(width);
+        const cell = row[i] ?? "";
+        return right[i] ? cell.padStart(width) : cell.padEnd(width);
+      });
+      lines[start + r] = `| ${cells.join(" | ")} |`;
+    });
+    start = end - 1;
+  }
+  return lines.join("\n");
 }
 
 // Replaces the body of `## <title>` (up to the next `## ` heading) or appends the section.

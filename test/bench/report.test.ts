@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { writeSection } from "../../bench/report.ts";
+import { alignTables, writeSection } from "../../bench/report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "../../bench/stats.ts";
 
 describe("forwardMacs", () => {
@@ -73,5 +73,41 @@ describe("writeSection", () => {
     writeSection(fresh, "End to end", "one\n");
     writeSection(fresh, "End to end", "two\n");
     expect(readFileSync(fresh, "utf8")).toBe("# Benchmarks\n\n## End to end\n\ntwo\n");
+  });
+});
+
+describe("alignTables", () => {
+  test("pads each column to its widest cell, right-aligned columns on the left", () => {
+    const text = [
+      "before | not a table",
+      "",
+      "| model | median ms |",
+      "| --- | ---: |",
+      "| vit-b16 | 242.2 |",
+      "| deit-tiny | 25.4 |",
+      "",
+      "after",
+    ].join("\n");
+    expect(alignTables(text)).toBe(
+      [
+        "before | not a table",
+        "",
+        "| model     | median ms |",
+        "| --------- | --------: |",
+        "| vit-b16   |     242.2 |",
+        "| deit-tiny |      25.4 |",
+        "",
+        "after",
+      ].join("\n"),
+    );
+  });
+
+  test("leaves aligned tables and lines that only look like rows as they are", () => {
+    const aligned = "| a   |   b |\n| --- | --: |\n| xyz |   1 |";
+    expect(alignTables(aligned)).toBe("| a   |   b |\n| --- | --: |\n| xyz |   1 |");
+    expect(alignTables("| lone | row |\ntext")).toBe("| lone | row |\ntext");
+    expect(alignTables("| max\\|x\\| | n |\n| --- | --- |\n| 1 | 2 |")).toBe(
+      "| max\\|x\\| | n   |\n| -------- | --- |\n| 1        | 2   |",
+    );
   });
 });
