@@ -57,6 +57,8 @@ function run(what: string, command: string, args: string[]): void {
 let pythonChecked = false;
 function requirePython(): void {
   if (pythonChecked) return;
+  if (!existsSync(PYTHON))
+    throw new Error(`npm run bench exports the ONNX models with ${PYTHON}, which this machine lacks (Debian: python3)`);
   const missing = ["torch", "onnx", "numpy"].filter(
     (module) => spawnSync(PYTHON, ["-c", `import ${module}`], { stdio: "ignore" }).status !== 0,
   );

@@ -128,13 +128,22 @@ async function bundleRoute(request: Request, url: URL): Promise<Response> {
     bundle = await (await Engine.instantiate(relaxedModule)).load(request.body);
     return Response.json({ ok: true });
   }
-  if (!bundle) throw new Error("POST /bundle/run before PUT /bundle");
+  // A restarted Worker (wrangler reloads it when a watched file changes) has no bundle: the client uploads
+  // it again on this code.
+  if (!bundle)
+    return Response.json({ error: "POST /bundle/run before PUT /bundle", code: "no_bundle" }, { status: 409 });
+  const n = Number(url.searchParams.get("n") ?? 1);
+  if (!Number.isInteger(n) || n < 0 || n > 10_000)
+    return Response.json(
+      { error: `n must be an integer from 0 to 10000, not ${url.searchParams.get("n")}` },
+      { status: 400 },
+    );
   const pixels = new Float32Array(await request.arrayBuffer());
   const input = bundle.input();
   if (pixels.length !== input.length) throw new Error(`expected ${input.length} pixel values, got ${pixels.length}`);
   input.set(pixels);
-  const n = Number(url.searchParams.get("n") ?? 1);
-  let logits: number[] = [];
+  // n = 0 answers as many numbers as a run would, so that its time is the request's overhead alone.
+  let logits: number[] = new Array(bundle.header.config.classes).fill(0);
   for (let i = 0; i < n; i++) logits = Array.from(bundle.run().logits);
   return Response.json({ logits });
 }

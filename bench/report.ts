@@ -44,6 +44,7 @@ export interface Meta {
   images: number;
   ceilingGmacs: number | null; // int8 GEMM ceiling in wasm SIMD, one thread (bench/kernels.ts)
   workerNote: string | null; // why the Worker was not timed
+  forwardNote: string | null; // why the forward pass in workerd was not timed
 }
 
 const MB = 1e6;
@@ -166,6 +167,7 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "  the Worker's JPEG answers, ORT float32 on the",
     "  Worker's own preprocessing of the JPEG.",
     ...(meta.workerNote ? [`- edgevit-workerd not timed: ${meta.workerNote}`] : []),
+    ...(meta.forwardNote ? [`- edgevit-workerd-forward not timed: ${meta.forwardNote}`] : []),
     "",
     "Memory: peak RSS is VmHWM of the system's own process, its runtime included (for workerd, the workerd that",
     "runs the Worker, sampled after every request); RSS before loading is that process before the model was",
@@ -195,8 +197,8 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
 }
 
 // Pads the cells of every Markdown table in `text` to its column's width, so the tables read as tables in
-// the file too: right-aligned columns (`---:`) are padded on the left, the others on the right, and each
-// delimiter cell becomes a run of dashes as wide as its column (keeping its colon).
+// the file too: right-aligned columns (`---:`) are padded on the left, centred ones (`:---:`) on both
+// sides, the others on the right; each delimiter cell becomes dashes as wide as its column, its colons kept.
 export function alignTables(text: string): string {
   const lines = text.split("\n");
   const isRow = (line: string): boolean => line.startsWith("|") && line.endsWith("|");
@@ -211,14 +213,20 @@ export function alignTables(text: string): string {
     while (end < lines.length && isRow(lines[end])) end++;
     const rows = lines.slice(start, end).map(cellsOf);
     const columns = Math.max(...rows.map((r) => r.length));
+    const left = rows[1].map((c) => c.startsWith(":"));
     const right = rows[1].map((c) => c.endsWith(":"));
     const widths = Array.from({ length: columns }, (_, i) =>
       Math.max(3, ...rows.filter((_, r) => r !== 1).map((row) => (row[i] ?? "").length)),
     );
     rows.forEach((row, r) => {
       const cells = widths.map((width, i) => {
-        if (r === 1) return right[i] ? `${"-".repeat(width - 1)}:` : "-".repeat(width);
+        if (r === 1) {
+          const colons = (left[i] ? 1 : 0) + (right[i] ? 1 : 0);
+          return `${left[i] ? ":" : ""}${"-".repeat(width - colons)}${right[i] ? ":" : ""}`;
+        }
         const cell = row[i] ?? "";
+        if (left[i] && right[i])
+          return cell.padStart(cell.length + Math.floor((width - cell.length) / 2)).padEnd(width);
         return right[i] ? cell.padStart(width) : cell.padEnd(width);
       });
       lines[start + r] = `| ${cells.join(" | ")} |`;

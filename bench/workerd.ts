@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cacheDir } from "./artifacts.ts";
+import { jsonBody } from "./systems.ts";
 import { DevServer } from "./wrangler.ts";
 
 const { values: opts } = parseArgs({
@@ -38,10 +39,8 @@ export function cpuInfo(): { model: string; avxVnni: boolean; avx512Vnni: boolea
 async function get(url: string): Promise<{ ms: number; body: Record<string, number> }> {
   const t0 = performance.now();
   const response = await fetch(url);
-  const body = (await response.json()) as Record<string, number>;
-  const ms = performance.now() - t0;
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${JSON.stringify(body)}`);
-  return { ms, body };
+  const body = (await jsonBody(response, url)) as Record<string, number>;
+  return { ms: performance.now() - t0, body };
 }
 
 // DeiT-Tiny's calls per forward pass (12 layers, 3 heads, 197 tokens): the GEMMs by K x N, the float kernels

@@ -26,7 +26,7 @@ function version(): string {
   return pkg.version;
 }
 
-// The wasm build and int8 dot path this runtime's engine takes (as GET /v1/models reports them in the Worker).
+// The int8 dot path this runtime's engine takes and its probe (as GET /v1/models reports them in the Worker).
 async function engineLine(): Promise<string> {
   const { nodeEngine } = await import("./node-engine.ts");
   try {

@@ -185,6 +185,9 @@ const gemmCases: GemmCase[] = [
   { M: 197, K: 64, N: 197, accumulate: 0, bias: false },
   { M: 10, K: 197, N: 12, accumulate: 0, bias: false },
   { M: 64, K: 768, N: 36, accumulate: 1, bias: true },
+  // three K chunks (one pair, then the odd one) with a three-column tail; one chunk exactly, no padding
+  { M: 4, K: 48, N: 7, accumulate: 1, bias: true },
+  { M: 2, K: 16, N: 3, accumulate: 0, bias: false },
 ];
 
 /** Runs one GEMM case on an engine; returns C (with its ldc padding columns) and the quantized operands. */

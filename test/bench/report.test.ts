@@ -106,6 +106,9 @@ describe("alignTables", () => {
     const aligned = "| a   |   b |\n| --- | --: |\n| xyz |   1 |";
     expect(alignTables(aligned)).toBe("| a   |   b |\n| --- | --: |\n| xyz |   1 |");
     expect(alignTables("| lone | row |\ntext")).toBe("| lone | row |\ntext");
+    expect(alignTables("| left | mid | n |\n| :--- | :---: | ---: |\n| a | b | 1 |")).toBe(
+      "| left | mid |   n |\n| :--- | :-: | --: |\n| a    |  b  |   1 |",
+    );
     expect(alignTables("| max\\|x\\| | n |\n| --- | --- |\n| 1 | 2 |")).toBe(
       "| max\\|x\\| | n   |\n| -------- | --- |\n| 1        | 2   |",
     );
