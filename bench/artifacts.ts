@@ -51,22 +51,27 @@ function run(what: string, command: string, args: string[]): void {
   console.log(`bench: ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// What this machine lacks for the benchmark: said to the user as it is, without a stack trace.
+export class SetupError extends Error {}
+
 // The ONNX export needs torch, onnx and numpy in Debian's Python (bench/setup.sh installs them). Checked
-// before the first model is built, so a machine without them is told what to install instead of showing
-// a Python traceback after the checkpoint and the bundle have been made.
+// (one Python process, no module imported) before the first model is built, so a machine without them is
+// told what to install instead of showing a traceback after the checkpoint and the bundle have been made.
 let pythonChecked = false;
 function requirePython(): void {
   if (pythonChecked) return;
-  if (!existsSync(PYTHON))
-    throw new Error(`npm run bench exports the ONNX models with ${PYTHON}, which this machine lacks (Debian: python3)`);
-  const missing = ["torch", "onnx", "numpy"].filter(
-    (module) => spawnSync(PYTHON, ["-c", `import ${module}`], { stdio: "ignore" }).status !== 0,
-  );
+  const modules = ["torch", "onnx", "numpy"];
+  const find = `import importlib.util; print(" ".join(m for m in ${JSON.stringify(modules)} if importlib.util.find_spec(m) is None))`;
+  const result = spawnSync(PYTHON, ["-c", find], { encoding: "utf8" });
+  if (result.error || result.status !== 0)
+    throw new SetupError(
+      `npm run bench exports the ONNX models with ${PYTHON}, which does not run here (Debian: python3)`,
+    );
+  const missing = result.stdout.trim().split(/\s+/).filter(Boolean);
   if (missing.length > 0) {
-    const packages = missing.map((module) => `python3-${module}`).join(" ");
-    throw new Error(
+    throw new SetupError(
       `npm run bench exports the ONNX models with ${PYTHON}, which lacks ${missing.join(", ")}: ` +
-        `run \`npm run bench:setup\` as root (Debian: apt-get install ${packages})`,
+        `run \`npm run bench:setup\` as root (Debian: apt-get install ${missing.map((m) => `python3-${m}`).join(" ")})`,
     );
   }
   pythonChecked = true;

@@ -21,6 +21,7 @@ import {
   ORT_VERSION,
   prepareModel,
   type ModelFiles,
+  SetupError,
 } from "./artifacts.ts";
 import {
   formatReport,
@@ -146,7 +147,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
         started.push(forward);
       } catch (error) {
         await server?.stop();
-        meta.forwardNote = `the benchmark Worker did not answer (${firstLine(error)})`;
+        meta.forwardNote = `${preset}: the benchmark Worker did not answer (${firstLine(error)})`;
         console.log(`bench: ${preset}: edgevit-workerd-forward not timed: ${meta.forwardNote}`);
       }
     }
@@ -282,8 +283,8 @@ let models: ModelFiles[];
 try {
   models = presets.map(prepareModel);
 } catch (error) {
-  // What is missing on this machine, said once, without a stack trace.
-  console.error(`bench: ${(error as Error).message}`);
+  if (!(error instanceof SetupError)) throw error;
+  console.error(`bench: ${error.message}`);
   process.exit(1);
 }
 const meta: Meta = {

@@ -106,6 +106,9 @@ describe("alignTables", () => {
     const aligned = "| a   |   b |\n| --- | --: |\n| xyz |   1 |";
     expect(alignTables(aligned)).toBe("| a   |   b |\n| --- | --: |\n| xyz |   1 |");
     expect(alignTables("| lone | row |\ntext")).toBe("| lone | row |\ntext");
+  });
+
+  test("keeps the delimiter's colons (left, centre, right) and a cell's escaped pipes", () => {
     expect(alignTables("| left | mid | n |\n| :--- | :---: | ---: |\n| a | b | 1 |")).toBe(
       "| left | mid |   n |\n| :--- | :-: | --: |\n| a    |  b  |   1 |",
     );
