@@ -14,11 +14,11 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { decode as jpegJsDecode } from "jpeg-js";
 import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
-import { decodeJpeg } from "../core/image/jpeg.ts";
+import { decodeJpeg } from "../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
 import { openImage } from "../core/image/open.ts";
-import { preprocess } from "../core/image/preprocess.ts";
-import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/image/stream.ts";
+import { preprocess } from "../core/preprocess/preprocess.ts";
+import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { summarize } from "./stats.ts";
 
 const CACHE = ".cache/bench-decode";
@@ -191,7 +191,9 @@ function uploads(): void {
       JSON.parse(execFileSync(PYTHON, ["-c", PILLOW_UPLOAD, path, String(RUNS), mode]).toString());
     const fast = median(() => uploadPath(bytes, "fast", out));
     const exact = median(() => uploadPath(bytes, "exact", out));
-    const jpegJs = median(() => preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxMemoryMB: 2048 }), VIT, out));
+    const jpegJs = median(() =>
+      preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxJpegJsMemoryMB: 2048 }), VIT, out),
+    );
     const name = path.split("/").pop();
     console.log(
       `| ${name} | ${fmt(fast)} | ${fmt(exact)} | ${fmt(jpegJs)} | ${fmt(pillow("fast"))} | ${fmt(pillow("exact"))} |`,

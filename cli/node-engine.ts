@@ -3,14 +3,14 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { Engine, type Model } from "../core/engine.ts";
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from "../core/pipeline.ts";
+import { DEFAULT_LIMITS, type Limits } from "../core/limits.ts";
 
 const root = new URL("..", import.meta.url);
 
 export const DEFAULT_MODEL = new URL("models/default/fashion-vit.evit", root).pathname;
 
 // What the CLI accepts: the Worker's defaults (core/limits.ts).
-export const CLI_LIMITS: ImageLimits = DEFAULT_IMAGE_LIMITS;
+export const CLI_LIMITS: Limits = DEFAULT_LIMITS;
 
 // The relaxed-SIMD build when this Node accepts it, else the baseline SIMD build.
 export async function nodeEngine(): Promise<Engine> {

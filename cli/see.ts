@@ -5,9 +5,9 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runImage } from "../core/pipeline.ts";
-import { encodeApng, encodePng } from "../core/png.ts";
-import { topPredictions } from "../core/predictions.ts";
-import { attentionPicture, FRAME_MS, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
+import { encodeApng, encodePng } from "../core/pictures/png.ts";
+import { topPredictions } from "../core/answers/predictions.ts";
+import { attentionPicture, FRAME_MS, SEE_CAPTURE, type Seen, seeAll } from "../core/pictures/see.ts";
 import { type CommandSpec, intValue, runCommand } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 

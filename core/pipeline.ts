@@ -5,16 +5,10 @@ import type { Preprocessing } from "../models/bundle.ts";
 import type { Model, RunOptions, RunResult } from "./engine.ts";
 import { openImage } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
-import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./image/stream.ts";
-import { DEFAULT_MAX_IMAGE_PIXELS } from "./limits.ts";
+import type { Limits } from "./limits.ts";
+import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 
 export type { DecodeMode };
-
-export interface ImageLimits {
-  maxPixels: number; // width * height above this is image_too_large, read from the file's header
-}
-
-export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxPixels: DEFAULT_MAX_IMAGE_PIXELS };
 
 export interface Inference {
   image: {
@@ -28,7 +22,7 @@ export interface Inference {
 
 // Reads the image's header only: refuses a file that is not an accepted image or is over the pixel limit
 // before a model is loaded or any pixel memory is spent. The decoder it returns is what runImage takes.
-export function inspectImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+export function inspectImage(bytes: Uint8Array, limits: Limits): ImageDecoder {
   return openImage(bytes, limits);
 }
 
@@ -40,7 +34,7 @@ export function inspectImage(bytes: Uint8Array, limits: ImageLimits): ImageDecod
 export async function preprocessImage(
   model: Model,
   image: Uint8Array | ImageDecoder,
-  limits: ImageLimits,
+  limits: Limits,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
   timings: PhaseTimings = {},
 ): Promise<Inference["image"]> {
@@ -52,7 +46,7 @@ export async function preprocessImage(
 export async function preprocessInto(
   pp: Preprocessing,
   image: Uint8Array | ImageDecoder,
-  limits: ImageLimits,
+  limits: Limits,
   out: () => Float32Array,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
   timings: PhaseTimings = {},
@@ -101,7 +95,7 @@ export interface RunImageOptions {
 export async function runImage(
   model: Model,
   image: Uint8Array | ImageDecoder,
-  limits: ImageLimits,
+  limits: Limits,
   options: RunImageOptions = {},
 ): Promise<Inference> {
   const { capture = -1, decode = DEFAULT_DECODE_MODE, timings = {} } = options;

@@ -21,7 +21,7 @@ const ui = {
   attentionCaption: $("attention-caption"),
 };
 
-// The heat-map ramp of core/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
+// The heat-map ramp of core/pictures/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
 // /v1/attention_map colour alike.
 const STOPS = [
   [0, 0, 4],

@@ -18,11 +18,11 @@ import {
   type Timings,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
-import { DECODE_MODES } from "../core/image/stream.ts";
-import { patchPicture } from "../core/pca.ts";
-import { encodePng } from "../core/png.ts";
-import { topPredictions } from "../core/predictions.ts";
-import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/see.ts";
+import { DECODE_MODES } from "../core/preprocess/stream.ts";
+import { patchPicture } from "../core/pictures/pca.ts";
+import { encodePng } from "../core/pictures/png.ts";
+import { topPredictions } from "../core/answers/predictions.ts";
+import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/pictures/see.ts";
 import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;

@@ -1,9 +1,9 @@
 // The answers behind /v1/attentions, /v1/attention_map, /v1/pca?layer=all and /v1/see: what the model
-// sees, built from one forward pass by core/see.ts and put into HTTP form here.
+// sees, built from one forward pass by core/pictures/see.ts and put into HTTP form here.
 import type { RunResult } from "../core/engine.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { encodeApng, encodeFrames, encodePng } from "../core/png.ts";
-import type { Prediction } from "../core/predictions.ts";
+import { encodeApng, encodeFrames, encodePng } from "../core/pictures/png.ts";
+import type { Prediction } from "../core/answers/predictions.ts";
 import {
   attentionPicture,
   clsAttention,
@@ -12,7 +12,7 @@ import {
   preprocessedImage,
   rolloutAttention,
   type Seen,
-} from "../core/see.ts";
+} from "../core/pictures/see.ts";
 import type { BundleHeader } from "../models/bundle.ts";
 import { intParam } from "./http.ts";
 

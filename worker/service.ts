@@ -3,19 +3,14 @@
 // all call these, so they refuse the same inputs with the same codes and answer the same objects.
 
 import { EdgevitError } from "../core/errors.ts";
-import {
-  type DecodeMode,
-  inspectImage,
-  runImage,
-  type ImageLimits,
-  type Inference as CoreInference,
-} from "../core/pipeline.ts";
+import { type DecodeMode, inspectImage, runImage, type Inference as CoreInference } from "../core/pipeline.ts";
+import type { Limits } from "../core/limits.ts";
 import type { Model, RunOptions } from "../core/engine.ts";
 import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
-import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/image/stream.ts";
+import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
-import { poolEmbedding } from "../core/pool.ts";
-import { topPredictions } from "../core/predictions.ts";
+import { poolEmbedding } from "../core/answers/pool.ts";
+import { topPredictions } from "../core/answers/predictions.ts";
 import { listBundles } from "./catalog.ts";
 import { budgetBytes, engineBuild, engineDot, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
@@ -47,7 +42,7 @@ export interface Inference extends CoreInference {
   timings: Timings;
 }
 
-function limitsOf(env: Env): ImageLimits {
+function limitsOf(env: Env): Limits {
   return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
 }
 

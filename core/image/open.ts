@@ -2,27 +2,27 @@
 // JPEG and PNG are accepted; every other image format a browser or a phone produces is named in a 415.
 
 import { EdgevitError } from "../errors.ts";
+import type { Limits } from "../limits.ts";
+import { openJpegFallback } from "./jpeg/fallback.ts";
 import { openJpeg } from "./jpeg/index.ts";
-import { openJpegJs } from "./jpegjs-decoder.ts";
-import { openPng, type PngLimits } from "./png/index.ts";
+import { openPng } from "./png/index.ts";
 import type { ImageDecoder } from "./source.ts";
-
-export type ImageLimits = PngLimits;
 
 // A progressive JPEG keeps its coefficients until its last scan; at most this much of them (the streaming
 // decoder keeps only those the chosen DCT scale reads, so decode=fast fits large photos far below it).
 const MAX_COEFFICIENT_BYTES = 48 * 1024 * 1024;
 
-// jpeg-js decodes what the streaming decoder declines (arithmetic coding, lossless and hierarchical JPEGs,
-// progressive files that libjpeg would smooth) by holding the whole picture and its coefficients, ~24 bytes
-// per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate.
+// The jpeg-js fallback (./jpeg/fallback.ts) decodes the Huffman JPEGs the streaming decoder declines
+// (progressive files that libjpeg would smooth; arithmetic, lossless and hierarchical ones it refuses as
+// invalid_image, as jpeg-js reads none of them) by holding the whole picture and its coefficients, ~24
+// bytes per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate.
 const FALLBACK_MAX_PIXELS = 1 << 20;
 
 const declined = (error: unknown): error is EdgevitError =>
   error instanceof EdgevitError && error.code === "unsupported_media_type";
 
-function fallback(bytes: Uint8Array, limits: ImageLimits, why: EdgevitError): ImageDecoder {
-  const decoder = openJpegJs(bytes, limits);
+function fallback(bytes: Uint8Array, limits: Limits, why: EdgevitError): ImageDecoder {
+  const decoder = openJpegFallback(bytes, limits);
   const { width, height } = decoder.header;
   if (width * height > FALLBACK_MAX_PIXELS) {
     throw new EdgevitError(
@@ -35,7 +35,7 @@ function fallback(bytes: Uint8Array, limits: ImageLimits, why: EdgevitError): Im
 
 // The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines:
 // at open, or at decode when no row has been pushed yet and the scale is one jpeg-js has.
-function openAnyJpeg(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+function openAnyJpeg(bytes: Uint8Array, limits: Limits): ImageDecoder {
   let primary: ImageDecoder;
   try {
     primary = openJpeg(bytes, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
@@ -95,7 +95,7 @@ export function sniffFormat(b: Uint8Array): "jpeg" | "png" | string | null {
 }
 
 // Opens the upload's header (see ./source.ts): invalid_image, image_too_large or unsupported_media_type.
-export function openImage(bytes: Uint8Array, limits: ImageLimits): ImageDecoder {
+export function openImage(bytes: Uint8Array, limits: Limits): ImageDecoder {
   if (bytes.length === 0) {
     throw new EdgevitError("invalid_image", "The image is empty; edgevit accepts JPEG and PNG.");
   }

@@ -2,7 +2,7 @@
 // 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90
 // (PIL's rotations are counter-clockwise, so 6 turns the picture 90 degrees clockwise).
 
-import type { RgbImage } from "./jpeg.ts";
+import type { RgbImage } from "./source.ts";
 
 // For output pixel (x, y) the source pixel index is base + x * stepX + y * stepY (in pixels of the
 // input, whose width is w and height h).

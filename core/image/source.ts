@@ -1,5 +1,12 @@
-// The contract between the image decoders (JPEG, PNG) and the streaming preprocessor: a decoder reads the
-// header first, then pushes RGB rows as it decodes them, so no caller holds the whole picture.
+// The contract between the image decoders (JPEG, PNG) and the preprocessing: a decoder reads the header
+// first, then pushes RGB rows as it decodes them, so no caller holds the whole picture. RgbImage is the
+// whole picture, for the references and the fallback that do hold it.
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array; // RGB, row-major: [height][width][3]
+}
 
 // What a decoder knows from the file's header, before any pixel memory is spent.
 export interface ImageHeader {
@@ -29,8 +36,4 @@ export interface ImageDecoder {
 export interface DecodedSize {
   width: number;
   height: number;
-}
-
-export interface DecoderLimits {
-  maxPixels: number; // width * height above this is image_too_large, from the header
 }

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { convertDirectory } from "../../models/convert.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
-import { rolloutRow } from "../../core/rollout.ts";
+import { rolloutRow } from "../../core/pictures/rollout.ts";
 
 interface AttentionGolden {
   name: string;

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { readBundle } from "../../models/bundle.ts";
 import { nodeEngine, loadModelFile } from "../../cli/node-engine.ts";
-import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeJpeg } from "../../core/image/jpeg/fallback.ts";
 import { decodeWhole } from "../core/image/whole.ts";
-import { preprocess } from "../../core/image/preprocess.ts";
+import { preprocess } from "../../core/preprocess/preprocess.ts";
 import { SUBSET, findTestSet, grayToJpeg, readIdx } from "../../cli/eval.ts";
 import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, writeCheckpoint } from "../models/checkpoints.ts";
 

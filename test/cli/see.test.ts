@@ -8,8 +8,8 @@ import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "../../cli/node-engine.ts";
 import type { Model } from "../../core/engine.ts";
-import { heatMap, resizeNearest } from "../../core/heatmap.ts";
-import { patchPicture } from "../../core/pca.ts";
+import { heatMap, resizeNearest } from "../../core/pictures/heatmap.ts";
+import { patchPicture } from "../../core/pictures/pca.ts";
 import { runImage } from "../../core/pipeline.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;

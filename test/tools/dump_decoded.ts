@@ -4,7 +4,7 @@
 
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { decodeJpeg } from "../../core/image/jpeg.ts";
+import { decodeJpeg } from "../../core/image/jpeg/fallback.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const fixtures = join(root, "test/fixtures/images");

@@ -7,7 +7,7 @@ import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine, type Model } from "../../core/engine.ts";
 import { decodeWhole } from "../core/image/whole.ts";
-import { preprocess } from "../../core/image/preprocess.ts";
+import { preprocess } from "../../core/preprocess/preprocess.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";

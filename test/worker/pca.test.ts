@@ -1,14 +1,14 @@
 // POST /v1/pca inside workerd with the committed default model: the PNG decoded here must show, pixel for
-// pixel, what core/pca.ts makes of the same layer's /v1/hidden_states answer.
+// pixel, what core/pictures/pca.ts makes of the same layer's /v1/hidden_states answer.
 
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import bundle from "../../models/default/fashion-vit.evit";
 import bag from "../../models/default/samples/bag.jpg";
 import sneaker from "../../models/default/samples/sneaker.jpg";
-import { patchPicture } from "../../core/pca.ts";
+import { patchPicture } from "../../core/pictures/pca.ts";
 import { crc32 } from "../../core/crc32.ts";
-import { PNG_SIGNATURE } from "../../core/png.ts";
+import { PNG_SIGNATURE } from "../../core/pictures/png.ts";
 import { jpegRequest } from "./helpers.ts";
 
 const LAYERS = 6; // models/default/README.md: 6 layers, dim 64, 28x28 input, 7x7 patches

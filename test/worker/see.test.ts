@@ -7,8 +7,8 @@
 // What these tests prove: each route captures the right things (layer, head, mode, size, every hidden state)
 // from one forward pass and hands them to the picture functions, the numbers match the engine's own outputs,
 // and the PNG, APNG and JSON carry them. The expected pictures themselves are made with core/'s heatMap,
-// resizeNearest and patchPicture, so they do not check those functions: test/core/see.test.ts and
-// test/core/pca.test.ts check them against hand-computed values. The checks here that do not go through
+// resizeNearest and patchPicture, so they do not check those functions: test/core/pictures/see.test.ts and
+// test/core/pictures/pca.test.ts check them against hand-computed values. The checks here that do not go through
 // them: the heat map's most and least attended patches against matplotlib's inferno end colours blended by
 // hand, and each PCA frame's patch squares and 0..255 channel range.
 
@@ -17,12 +17,12 @@ import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine, type Model } from "../../core/engine.ts";
 import { decodeWhole } from "../core/image/whole.ts";
-import { preprocess } from "../../core/image/preprocess.ts";
-import { resize } from "../../core/image/resize.ts";
-import { heatMap, resizeNearest } from "../../core/heatmap.ts";
-import { patchPicture } from "../../core/pca.ts";
-import { rollout } from "../core/rollout-reference.ts";
-import { topPredictions } from "../../core/predictions.ts";
+import { preprocess } from "../../core/preprocess/preprocess.ts";
+import { resize } from "../../core/preprocess/resize.ts";
+import { heatMap, resizeNearest } from "../../core/pictures/heatmap.ts";
+import { patchPicture } from "../../core/pictures/pca.ts";
+import { rollout } from "../core/pictures/rollout-reference.ts";
+import { topPredictions } from "../../core/answers/predictions.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";

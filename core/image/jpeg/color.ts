@@ -8,6 +8,16 @@
 
 export type UpsampleMethod = "full" | "h2v1" | "h1v2" | "h2v2" | "replicate";
 
+// The method for a component expanded hExpand x vExpand (whole factors) to the image, whose samples after
+// the IDCT are `width` wide; `fancy` is false at scaled DCT size 1, where libjpeg has no context rows.
+export function upsampleMethod(hExpand: number, vExpand: number, width: number, fancy: boolean): UpsampleMethod {
+  if (hExpand === 1 && vExpand === 1) return "full";
+  if (hExpand === 2 && vExpand === 1 && fancy && width > 2) return "h2v1";
+  if (hExpand === 1 && vExpand === 2 && fancy) return "h1v2";
+  if (hExpand === 2 && vExpand === 2 && fancy && width > 2) return "h2v2";
+  return "replicate";
+}
+
 // Y, Cb, Cr to R, G, B with libjpeg's 16-bit fixed-point tables (build_ycc_rgb_table).
 const CR_R = new Int32Array(256);
 const CB_B = new Int32Array(256);

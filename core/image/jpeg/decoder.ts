@@ -11,8 +11,19 @@
 // but pathological file (hundreds of refinement scans) is refused quickly instead of blocking.
 
 import { EdgevitError } from "../../errors.ts";
-import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
-import { cmykToRgb, grayToRgb, h2v2YccRow, rgbToRgb, type UpsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
+import { checkPixels, type Limits } from "../../limits.ts";
+import type { ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import {
+  cmykToRgb,
+  grayToRgb,
+  h2v2YccRow,
+  rgbToRgb,
+  type UpsampleMethod,
+  upsampleMethod,
+  upsampleRow,
+  yccToRgb,
+} from "./color.ts";
+import { corrupt, truncatedJpeg } from "./errors.ts";
 import {
   BitReader,
   decodeAcFirst,
@@ -29,37 +40,26 @@ import {
 import { idct1, idct2, idct4, idct8 } from "./idct.ts";
 import {
   type Component,
-  corrupt,
   type Frame,
   installStandardTables,
-  newTables,
+  type JpegColorSpace,
   nextMarker,
-  readExifOrientation,
-  readFrame,
   readHuffmanTables,
+  readJpegHeader,
   readQuantTables,
   readScan,
   type Scan,
   segmentEnd,
   type Tables,
-  truncatedJpeg,
   u16,
-  ZIGZAG,
 } from "./markers.ts";
+import { ZIGZAG } from "./zigzag.ts";
 
-export interface JpegLimits extends DecoderLimits {
-  maxScans?: number; // scans per file; libjpeg-turbo's tools suggest a cap of this kind for untrusted input
-  // Coefficient visits allowed for a progressive file: at most this many passes over (blocks * 64), and at
-  // most BASE_PASSES passes plus maxVisitsPerByte per byte of the file. A typical progression (cjpeg's,
-  // Pillow's) visits each coefficient about 3 times; the per-byte term keeps a small file that declares a
-  // large image and many refinement scans from costing seconds.
-  maxCoefficientPasses?: number;
-  maxVisitsPerByte?: number;
-  // Bytes of coefficients a progressive or multi-scan file may hold until its last scan (see
-  // coefficientBytes); above it, decoding at that scale is image_too_large. Sequential single-scan files
-  // stream and hold none.
-  maxCoefficientBytes?: number;
-}
+// The bounds the streaming JPEG decoder reads (see core/limits.ts); each optional one has its default below.
+export type JpegLimits = Pick<
+  Limits,
+  "maxPixels" | "maxScans" | "maxCoefficientPasses" | "maxVisitsPerByte" | "maxCoefficientBytes"
+>;
 
 export const DEFAULT_MAX_SCANS = 256;
 export const DEFAULT_MAX_COEFFICIENT_PASSES = 16;
@@ -82,8 +82,6 @@ function componentSize(f: Frame, c: Component, scale: number): number {
 function keptFor(size: number): number {
   return size >= 4 ? 64 : size === 2 ? 25 : 1;
 }
-
-export type JpegColorSpace = "gray" | "ycbcr" | "rgb" | "cmyk" | "ycck";
 
 // What a decode did, for tests and benchmarks.
 export interface DecodeStats {
@@ -151,76 +149,19 @@ export class JpegDecoder implements ImageDecoder {
     this.maxPasses = limits.maxCoefficientPasses ?? DEFAULT_MAX_COEFFICIENT_PASSES;
     this.maxVisitsPerByte = limits.maxVisitsPerByte ?? DEFAULT_MAX_VISITS_PER_BYTE;
     this.maxCoefficientBytes = limits.maxCoefficientBytes ?? DEFAULT_MAX_COEFFICIENT_BYTES;
-    const b = bytes;
-    // Pillow recognises a JPEG by FF D8 FF.
-    if (b.length < 3 || b[0] !== 0xff || b[1] !== 0xd8 || b[2] !== 0xff) {
-      throw new EdgevitError("invalid_image", "The file is not a JPEG image: it does not start with a JPEG marker.");
-    }
-    const tables = newTables();
-    let frame: Frame | null = null;
-    let orientation = 0;
-    let jfif = false;
-    let adobeTransform = -1;
-    let pos = 2;
-    for (;;) {
-      const m = nextMarker(b, pos);
-      if (m < 0) throw truncatedJpeg();
-      const marker = b[m];
-      if (marker === MARKER_SOS) {
-        if (!frame) throw corrupt("a scan starts before the frame header");
-        this.firstScan = m - 1;
-        const scan = readScan(b, m + 3, segmentEnd(b, m + 1), frame);
-        this.streams = !frame.progressive && scan.components.length === frame.components.length;
-        break;
-      }
-      if (marker === 0xd8) throw corrupt("it has a second start-of-image marker");
-      if (marker === MARKER_EOI) throw corrupt("it ends before any image data");
-      // Pillow's own header parser refuses standalone markers here ("no marker found").
-      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-        throw corrupt("a restart marker appears in its header");
-      }
-      const end = segmentEnd(b, m + 1);
-      const start = m + 3;
-      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-        if (frame) throw corrupt("it has two frame headers");
-        frame = readFrame(b, marker, start, end);
-        checkProcess(marker);
-      } else if (marker === 0xc4) {
-        readHuffmanTables(b, start, end, tables);
-      } else if (marker === 0xdb) {
-        readQuantTables(b, start, end, tables);
-      } else if (marker === 0xdd) {
-        if (end - start < 2) throw corrupt("its restart interval marker is cut short");
-        tables.restartInterval = u16(b, start);
-      } else if (marker === 0xe0) {
-        jfif ||= end - start >= 14 && ascii(b, start, 5) === "JFIF\0";
-      } else if (marker === 0xe1) {
-        // Pillow keeps the first Exif block.
-        if (orientation === 0 && end - start >= 6 && ascii(b, start, 6) === "Exif\0\0") {
-          orientation = readExifOrientation(b.subarray(start + 6, end));
-        }
-      } else if (marker === 0xee) {
-        if (end - start >= 12 && ascii(b, start, 5) === "Adobe") adobeTransform = b[start + 11];
-      } else if (!((marker >= 0xe2 && marker <= 0xef) || marker === 0xfe || marker === 0xcc || marker === 0xdc)) {
-        throw corrupt(`it has an unknown marker 0xFF${marker.toString(16).toUpperCase()} in its header`);
-      }
-      pos = end;
-    }
-    this.frame = frame;
-    this.tables = tables;
-    this.colorSpace = colorSpaceOf(frame, jfif, adobeTransform);
-    const pixels = frame.width * frame.height;
-    if (pixels > limits.maxPixels) {
-      throw new EdgevitError(
-        "image_too_large",
-        `The image is ${frame.width}x${frame.height} (${(pixels / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
-      );
-    }
+    const h = readJpegHeader(bytes, checkProcess);
+    if (h.firstScan < 0) throw truncatedJpeg();
+    this.frame = h.frame;
+    this.tables = h.tables;
+    this.firstScan = h.firstScan;
+    this.streams = !h.frame.progressive && h.firstScanComponents === h.frame.components.length;
+    this.colorSpace = h.colorSpace;
+    checkPixels(h.frame.width, h.frame.height, limits.maxPixels);
     this.header = {
       format: "jpeg",
-      width: frame.width,
-      height: frame.height,
-      orientation: orientation || 1,
+      width: h.frame.width,
+      height: h.frame.height,
+      orientation: h.orientation,
       scales: [1, 2, 4, 8],
     };
   }
@@ -280,21 +221,6 @@ function checkProcess(marker: number): void {
   );
 }
 
-function ascii(b: Uint8Array, start: number, n: number): string {
-  return String.fromCharCode(...b.subarray(start, start + n));
-}
-
-// libjpeg's guess (jdapimin.c default_decompress_parms).
-function colorSpaceOf(frame: Frame, jfif: boolean, adobeTransform: number): JpegColorSpace {
-  const n = frame.components.length;
-  if (n === 1) return "gray";
-  if (n === 4) return adobeTransform < 0 || adobeTransform === 0 ? "cmyk" : "ycck";
-  if (jfif) return "ycbcr";
-  if (adobeTransform >= 0) return adobeTransform === 0 ? "rgb" : "ycbcr";
-  const ids = frame.components.map((c) => c.id);
-  return ids[0] === 82 && ids[1] === 71 && ids[2] === 66 ? "rgb" : "ycbcr";
-}
-
 function cloneTables(t: Tables): Tables {
   return { quant: t.quant.slice(), dc: t.dc.slice(), ac: t.ac.slice(), restartInterval: t.restartInterval };
 }
@@ -343,11 +269,7 @@ class Pass {
       const vIn = (c.v * size) / minSize;
       const width = Math.ceil((f.width * c.h * size) / (f.maxH * 8));
       const height = Math.ceil((f.height * c.v * size) / (f.maxV * 8));
-      let method: UpsampleMethod = "replicate";
-      if (hIn === f.maxH && vIn === f.maxV) method = "full";
-      else if (hIn * 2 === f.maxH && vIn === f.maxV && fancy && width > 2) method = "h2v1";
-      else if (hIn === f.maxH && vIn * 2 === f.maxV && fancy) method = "h1v2";
-      else if (hIn * 2 === f.maxH && vIn * 2 === f.maxV && fancy && width > 2) method = "h2v2";
+      const method = upsampleMethod(f.maxH / hIn, f.maxV / vIn, width, fancy);
       const stride = c.paddedBlocksPerLine * size;
       const bandRows = c.v * size;
       const keepIndex = new Int8Array(64).fill(-1);

@@ -4,7 +4,8 @@
 // and the rest of the segment decodes as zero coefficients (a flat gray), with a warning that Pillow ignores.
 // The end of the file inside entropy data is different: Pillow reports "image file is truncated".
 
-import { truncatedJpeg, ZIGZAG } from "./markers.ts";
+import { truncatedJpeg } from "./errors.ts";
+import { ZIGZAG } from "./zigzag.ts";
 
 const LOOKAHEAD = 9;
 const FAST_BITS = 11; // AC codes and their value bits decoded in one lookup when they fit in this many bits

@@ -6,7 +6,8 @@
 import type { ImageDecoder } from "../source.ts";
 import { JpegDecoder, type JpegLimits } from "./decoder.ts";
 
-export type { DecodeStats, JpegColorSpace, JpegLimits } from "./decoder.ts";
+export type { DecodeStats, JpegLimits } from "./decoder.ts";
+export type { JpegColorSpace } from "./markers.ts";
 export {
   DEFAULT_MAX_COEFFICIENT_BYTES,
   DEFAULT_MAX_COEFFICIENT_PASSES,

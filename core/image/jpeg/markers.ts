@@ -3,15 +3,10 @@
 // that libjpeg-turbo (and so Pillow) makes fatal; what libjpeg only warns about is accepted.
 
 import { EdgevitError } from "../../errors.ts";
+import { readExifOrientation } from "../exif.ts";
+import { corrupt, truncatedJpeg } from "./errors.ts";
 import { buildHuffmanTable, type HuffmanTable } from "./huffman.ts";
-
-export function corrupt(what: string): EdgevitError {
-  return new EdgevitError("invalid_image", `The JPEG is corrupt: ${what}.`);
-}
-
-export function truncatedJpeg(): EdgevitError {
-  return new EdgevitError("invalid_image", "The JPEG is truncated: the file ends before its image data does.");
-}
+import { ZIGZAG } from "./zigzag.ts";
 
 export interface Component {
   id: number;
@@ -67,14 +62,6 @@ export function newTables(): Tables {
     restartInterval: 0,
   };
 }
-
-// ZIGZAG[k] = natural (row-major) index of the k-th coefficient in zigzag order. 16 extra entries pointing
-// at 63 absorb run lengths that overshoot the block in corrupt data, as libjpeg's table does.
-export const ZIGZAG = new Int32Array([
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
-  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47,
-  55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
-]);
 
 export function u16(b: Uint8Array, p: number): number {
   return (b[p] << 8) | b[p + 1];
@@ -247,26 +234,110 @@ export function readScan(b: Uint8Array, start: number, end: number, frame: Frame
   return scan;
 }
 
-// APP1 "Exif\0\0" payload -> the IFD0 Orientation tag, 1 when absent or outside 1..8 (exif_transpose ignores
-// those).
-export function readExifOrientation(tiff: Uint8Array): number {
-  if (tiff.length < 8) return 1;
-  const little = tiff[0] === 0x49 && tiff[1] === 0x49;
-  if (!little && !(tiff[0] === 0x4d && tiff[1] === 0x4d)) return 1;
-  const r16 = (o: number) => (little ? tiff[o] | (tiff[o + 1] << 8) : (tiff[o] << 8) | tiff[o + 1]);
-  const r32 = (o: number) => (little ? r16(o) + r16(o + 2) * 65536 : r16(o) * 65536 + r16(o + 2));
-  const ifd = r32(4);
-  if (ifd + 2 > tiff.length) return 1;
-  const count = r16(ifd);
-  for (let i = 0; i < count; i++) {
-    const entry = ifd + 2 + 12 * i;
-    if (entry + 12 > tiff.length) return 1;
-    if (r16(entry) !== 0x0112) continue;
-    const type = r16(entry + 2);
-    const value = type === 3 ? r16(entry + 8) : type === 4 ? r32(entry + 8) : 0;
-    return value >= 1 && value <= 8 ? value : 1;
+// What the samples are, decided as libjpeg (and so Pillow) decides: a JFIF marker means YCbCr, else an
+// Adobe marker's transform flag, else the component ids ('R','G','B' means RGB).
+export type JpegColorSpace = "gray" | "ycbcr" | "rgb" | "cmyk" | "ycck";
+
+// libjpeg's guess (jdapimin.c default_decompress_parms).
+function colorSpaceOf(frame: Frame, jfif: boolean, adobeTransform: number): JpegColorSpace {
+  const n = frame.components.length;
+  if (n === 1) return "gray";
+  if (n === 4) return adobeTransform < 0 || adobeTransform === 0 ? "cmyk" : "ycck";
+  if (jfif) return "ycbcr";
+  if (adobeTransform >= 0) return adobeTransform === 0 ? "rgb" : "ycbcr";
+  const ids = frame.components.map((c) => c.id);
+  return ids[0] === 82 && ids[1] === 71 && ids[2] === 66 ? "rgb" : "ycbcr";
+}
+
+function ascii(b: Uint8Array, start: number, n: number): string {
+  return String.fromCharCode(...b.subarray(start, start + n));
+}
+
+// Everything before the first scan's data: what the JPEG decoders size, orient and set up decoding from.
+export interface JpegHeader {
+  frame: Frame;
+  tables: Tables; // as of the first scan header
+  firstScan: number; // offset of the 0xFF before the first SOS marker; -1 if the data ends after the frame
+  firstScanComponents: number; // how many components the first scan holds (0 without a scan)
+  orientation: number; // EXIF 1..8 from the first Exif block, 1 without one
+  colorSpace: JpegColorSpace;
+  adobeTransform: number; // the Adobe APP14 transform flag, -1 without that marker
+}
+
+const MARKER_SOS = 0xda;
+const MARKER_EOI = 0xd9;
+
+// Reads the markers up to the first scan header (SOS) without decoding anything; every refusal is an
+// invalid_image, except what `checkProcess` throws for the frame's coding process (its SOF marker) as soon
+// as the frame header is read: each decoder accepts its own processes. Data that ends right after the
+// frame header is returned with firstScan -1: the size is known there, and a decoder refuses it as
+// truncated when it needs the scans.
+export function readJpegHeader(b: Uint8Array, checkProcess: (marker: number) => void): JpegHeader {
+  // Pillow recognises a JPEG by FF D8 FF.
+  if (b.length < 3 || b[0] !== 0xff || b[1] !== 0xd8 || b[2] !== 0xff) {
+    throw new EdgevitError("invalid_image", "The file is not a JPEG image: it does not start with a JPEG marker.");
   }
-  return 1;
+  const tables = newTables();
+  let frame: Frame | null = null;
+  let exif: Uint8Array | null = null;
+  let jfif = false;
+  let adobeTransform = -1;
+  let firstScan = -1;
+  let firstScanComponents = 0;
+  let pos = 2;
+  for (;;) {
+    const m = nextMarker(b, pos);
+    if (m < 0) {
+      if (frame) break;
+      throw truncatedJpeg();
+    }
+    const marker = b[m];
+    if (marker === MARKER_SOS) {
+      if (!frame) throw corrupt("a scan starts before the frame header");
+      firstScan = m - 1;
+      firstScanComponents = readScan(b, m + 3, segmentEnd(b, m + 1), frame).components.length;
+      break;
+    }
+    if (marker === 0xd8) throw corrupt("it has a second start-of-image marker");
+    if (marker === MARKER_EOI) throw corrupt("it ends before any image data");
+    // Pillow's own header parser refuses standalone markers here ("no marker found").
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      throw corrupt("a restart marker appears in its header");
+    }
+    const end = segmentEnd(b, m + 1);
+    const start = m + 3;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (frame) throw corrupt("it has two frame headers");
+      frame = readFrame(b, marker, start, end);
+      checkProcess(marker);
+    } else if (marker === 0xc4) {
+      readHuffmanTables(b, start, end, tables);
+    } else if (marker === 0xdb) {
+      readQuantTables(b, start, end, tables);
+    } else if (marker === 0xdd) {
+      if (end - start < 2) throw corrupt("its restart interval marker is cut short");
+      tables.restartInterval = u16(b, start);
+    } else if (marker === 0xe0) {
+      jfif ||= end - start >= 14 && ascii(b, start, 5) === "JFIF\0";
+    } else if (marker === 0xe1) {
+      // Pillow keeps the first Exif block.
+      if (exif === null && end - start >= 6 && ascii(b, start, 6) === "Exif\0\0") exif = b.subarray(start + 6, end);
+    } else if (marker === 0xee) {
+      if (end - start >= 12 && ascii(b, start, 5) === "Adobe") adobeTransform = b[start + 11];
+    } else if (!((marker >= 0xe2 && marker <= 0xef) || marker === 0xfe || marker === 0xcc || marker === 0xdc)) {
+      throw corrupt(`it has an unknown marker 0xFF${marker.toString(16).toUpperCase()} in its header`);
+    }
+    pos = end;
+  }
+  return {
+    frame,
+    tables,
+    firstScan,
+    firstScanComponents,
+    orientation: exif === null ? 1 : readExifOrientation(exif),
+    colorSpace: colorSpaceOf(frame, jfif, adobeTransform),
+    adobeTransform,
+  };
 }
 
 // The tables of the JPEG standard's Annex K. libjpeg-turbo installs them in any of slots 0 and 1 still empty

@@ -11,17 +11,14 @@
 // it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
 
 import { crc32 } from "../../crc32.ts";
-import { readExifOrientation } from "../jpeg.ts";
 import { EdgevitError } from "../../errors.ts";
-import { checkPixels } from "../limits.ts";
-import type { DecoderLimits, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import { checkPixels, type Limits } from "../../limits.ts";
+import { readExifOrientation } from "../exif.ts";
+import type { ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
 export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
 
-export interface PngLimits extends DecoderLimits {
-  // Interlaced images are assembled whole (3 bytes per pixel) before any row is final.
-  maxInterlacedPixels?: number;
-}
+export type PngLimits = Pick<Limits, "maxPixels" | "maxInterlacedPixels">;
 
 // A side's bound, as JPEG's: it bounds a row's buffers (at most 512 KiB at 16-bit RGBA) whatever the area.
 const MAX_SIDE = 65535;
@@ -138,7 +135,7 @@ function readChunks(bytes: Uint8Array): Chunks {
       idat.push(data);
     } else if (name === "eXIf") {
       // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
-      info!.orientation = readExifOrientation(data) || 1;
+      info!.orientation = readExifOrientation(data);
     } else if (name === "IEND") {
       break;
     } else if (idat.length > 0) {

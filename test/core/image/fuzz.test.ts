@@ -8,8 +8,8 @@ import { expect, test } from "vitest";
 import { crc32 } from "../../../core/crc32.ts";
 import { EdgevitError } from "../../../core/errors.ts";
 import { openImage } from "../../../core/image/open.ts";
-import { outputSize } from "../../../core/image/preprocess.ts";
-import { StreamingPreprocessor } from "../../../core/image/stream.ts";
+import { outputSize } from "../../../core/preprocess/preprocess.ts";
+import { StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
 import { goldens } from "./goldens.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;

@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import type { Preprocessing } from "../../../models/bundle.ts";
-import { decodeJpeg, type RgbImage } from "../../../core/image/jpeg.ts";
+import { decodeJpeg } from "../../../core/image/jpeg/fallback.ts";
+import type { RgbImage } from "../../../core/image/source.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 export const FIXTURES = `${root}test/fixtures/images/`;

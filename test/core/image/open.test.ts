@@ -1,7 +1,9 @@
 // openImage tells the format from the bytes and names the formats it does not decode.
 
+import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
+import { decodeJpegStored } from "../../../core/image/jpeg/fallback.ts";
 import { openImage, sniffFormat } from "../../../core/image/open.ts";
 import { fixture } from "./goldens.ts";
 
@@ -37,4 +39,26 @@ test("JPEG and PNG open whatever they are called; other bytes are invalid_image"
   expect(openImage(fixture("cat.png"), LIMITS).header).toMatchObject({ format: "png", width: 451, height: 300 });
   expect(() => openImage(fixture("invalid-random-bytes.jpg"), LIMITS)).toThrow(/not a JPEG or PNG/);
   expect(() => openImage(new Uint8Array(0), LIMITS)).toThrow(/empty/);
+});
+
+const jpegFixture = (name: string) =>
+  new Uint8Array(readFileSync(new URL(`../../fixtures/jpeg/${name}`, import.meta.url)));
+
+test("what the streaming JPEG decoder declines: jpeg-js at full scale, decode=exact asked for at others", async () => {
+  const bytes = jpegFixture("declined-progressive-dc-only.jpg");
+  const decoder = openImage(bytes, LIMITS);
+  const { width, height } = decoder.header;
+  const gathered = new Uint8Array(width * height * 3);
+  let next = 0;
+  const size = await decoder.decode(1, (rows, first, count) => {
+    expect(first).toBe(next);
+    gathered.set(rows.subarray(0, count * width * 3), first * width * 3);
+    next = first + count;
+  });
+  expect(size).toEqual({ width, height });
+  expect(next).toBe(height);
+  expect(Buffer.from(gathered).equals(Buffer.from(decodeJpegStored(bytes).data))).toBe(true);
+  await expect(async () => openImage(bytes, LIMITS).decode(2, () => {})).rejects.toThrow(/decode=exact/);
+  // jpeg-js reads Huffman JPEGs only: an arithmetic-coded one is refused by both decoders.
+  expect(() => openImage(jpegFixture("declined-arithmetic.jpg"), LIMITS)).toThrow(/Unsupported JPEG coding/);
 });

@@ -1,12 +1,12 @@
 // A whole-image reference of what the upload path feeds the preprocessor: the decoder's rows at the scale
 // the decode mode picks (the decoders are checked against Pillow, bit for bit, in their own tests),
 // gathered into one picture and turned by the EXIF orientation. Tests preprocess it with the whole-image
-// resize, which is independent of core/image/stream.ts's streaming one.
+// resize, which is independent of core/preprocess/stream.ts's streaming one.
 import type { Preprocessing } from "../../../models/bundle.ts";
-import type { RgbImage } from "../../../core/image/jpeg.ts";
+import type { RgbImage } from "../../../core/image/source.ts";
 import { openImage } from "../../../core/image/open.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";
-import { chooseScale, type DecodeMode } from "../../../core/image/stream.ts";
+import { chooseScale, type DecodeMode } from "../../../core/preprocess/stream.ts";
 
 export async function decodeWhole(
   bytes: Uint8Array | ArrayBuffer,

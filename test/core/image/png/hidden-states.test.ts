@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
 import { convertDirectory } from "../../../../models/convert.ts";
 import { makeCheckpoint, parseOptions } from "../../../../models/tools/make-random-vit.ts";
-import { DEFAULT_IMAGE_LIMITS, runImage } from "../../../../core/pipeline.ts";
+import { DEFAULT_LIMITS } from "../../../../core/limits.ts";
+import { runImage } from "../../../../core/pipeline.ts";
 import { nodeEngine } from "../../../../cli/node-engine.ts";
 
 const DIR = new URL("../../../goldens/preprocess/png/", import.meta.url).pathname;
@@ -84,7 +85,7 @@ test("hidden_states[0] of PNG uploads follow transformers + PyTorch", async () =
   const weight = projection(files["model.safetensors"]);
   for (const c of golden.cases) {
     const bytes = new Uint8Array(readFileSync(DIR + c.png));
-    const { result } = await runImage(model, bytes, DEFAULT_IMAGE_LIMITS, { capture: 0 });
+    const { result } = await runImage(model, bytes, DEFAULT_LIMITS, { capture: 0 });
     const input = model.input();
     const sha = createHash("sha256").update(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
     expect(sha.digest("hex"), `${c.png}: pixel_values`).toBe(c.pixelValues);

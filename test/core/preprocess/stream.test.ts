@@ -4,12 +4,13 @@
 
 import { describe, expect, test } from "vitest";
 import type { Preprocessing } from "../../../models/bundle.ts";
-import { decodeJpegStored, readJpegInfo, type RgbImage } from "../../../core/image/jpeg.ts";
+import { decodeJpegStored, readJpegInfo } from "../../../core/image/jpeg/fallback.ts";
+import type { RgbImage } from "../../../core/image/source.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";
-import { outputSize, preprocess, resizedSize } from "../../../core/image/preprocess.ts";
+import { outputSize, preprocess, resizedSize } from "../../../core/preprocess/preprocess.ts";
 import { EdgevitError } from "../../../core/errors.ts";
-import { chooseScale, StreamingPreprocessor } from "../../../core/image/stream.ts";
-import { fixture, goldens, sha256 } from "./goldens.ts";
+import { chooseScale, StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
+import { fixture, goldens, sha256 } from "../image/goldens.ts";
 
 // Pushes the stored image's rows in uneven batches, as decoders do (one row, MCU rows, all at once).
 function streamed(stored: RgbImage, orientation: number, pp: Preprocessing, batches = [1, 7, 16]): Float32Array {

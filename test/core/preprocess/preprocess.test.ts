@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
 import type { Preprocessing } from "../../../models/bundle.ts";
-import { decodeJpeg } from "../../../core/image/jpeg.ts";
-import { outputSize, preprocess, resizedSize, valueTable } from "../../../core/image/preprocess.ts";
-import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff, sha256, tensorFromTable } from "./goldens.ts";
+import { decodeJpeg } from "../../../core/image/jpeg/fallback.ts";
+import { outputSize, preprocess, resizedSize, valueTable } from "../../../core/preprocess/preprocess.ts";
+import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff, sha256, tensorFromTable } from "../image/goldens.ts";
 
 const vit = goldens.configs.vit;
 const deit = goldens.configs.deit;

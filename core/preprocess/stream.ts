@@ -29,7 +29,7 @@ import {
   nearestIndices,
   vertical,
 } from "./resize.ts";
-import type { ImageHeader, RowSink } from "./source.ts";
+import type { ImageHeader, RowSink } from "../image/source.ts";
 
 // The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
 // 4,000 rows).

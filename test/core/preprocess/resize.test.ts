@@ -1,7 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { BICUBIC, BILINEAR, BOX, HAMMING, LANCZOS, NEAREST, resize } from "../../../core/image/resize.ts";
-import { fancyUpsampleChroma, ycbcrToRgb } from "../../../core/image/color.ts";
-import { decodedPhoto, goldenBytes, goldens, sha256 } from "./goldens.ts";
+import { BICUBIC, BILINEAR, BOX, HAMMING, LANCZOS, NEAREST, resize } from "../../../core/preprocess/resize.ts";
+import { decodedPhoto, goldenBytes, goldens, sha256 } from "../image/goldens.ts";
 
 const rgb = (width: number, height: number, values: number[]) => ({ width, height, data: new Uint8Array(values) });
 const gray = (width: number, values: number[]) =>
@@ -82,52 +81,5 @@ describe("resize against PIL's Image.resize (goldens)", () => {
     let differing = 0;
     for (let i = 0; i < expected.length; i++) if (out.data[i] !== expected[i]) differing++;
     expect(differing, `resample ${pp.resample} to ${width}x${height}: values differing from PIL`).toBe(0);
-  });
-});
-
-describe("libjpeg colour steps by hand", () => {
-  test("YCbCr -> RGB rounds as jdcolor.c", () => {
-    const data = new Uint8Array([128, 128, 128, 100, 128, 228, 0, 255, 0, 255, 0, 255]);
-    ycbcrToRgb(data);
-    expect(Array.from(data)).toEqual([128, 128, 128, 240, 29, 100, 0, 48, 225, 255, 208, 28]);
-  });
-
-  // One chroma channel replicated as jpeg-js returns it; Y and the other chroma channel are zero.
-  function replicated(plane: number[][], hs: number, vs: number, width: number, height: number): Uint8Array {
-    const data = new Uint8Array(width * height * 3);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) data[(y * width + x) * 3 + 1] = plane[Math.floor(y / vs)][Math.floor(x / hs)];
-    }
-    return data;
-  }
-  const cb = (data: Uint8Array, width: number, y: number) =>
-    Array.from({ length: width }, (_, x) => data[(y * width + x) * 3 + 1]);
-
-  test("h2v1: 3/4 nearer + 1/4 farther, biases 1 and 2, edges repeat", () => {
-    const data = replicated([[0, 100, 200]], 2, 1, 6, 1);
-    fancyUpsampleChroma(data, 6, 1, 2, 1);
-    expect(cb(data, 6, 0)).toEqual([0, 25, 75, 125, 175, 200]);
-  });
-
-  test("h2v2: column sums 3:1 with the row above/below, then 3:1 across, biases 8 and 7", () => {
-    const data = replicated(
-      [
-        [0, 100, 200],
-        [40, 40, 40],
-      ],
-      2,
-      2,
-      6,
-      4,
-    );
-    fancyUpsampleChroma(data, 6, 4, 2, 2);
-    expect(cb(data, 6, 0)).toEqual([0, 25, 75, 125, 175, 200]);
-    expect(cb(data, 6, 1)).toEqual([10, 29, 66, 104, 141, 160]);
-  });
-
-  test("h1v2 with an odd height: biases 1 and 2, the top row repeats itself", () => {
-    const data = replicated([[0], [100]], 1, 2, 1, 3);
-    fancyUpsampleChroma(data, 1, 3, 1, 2);
-    expect(cb(data, 1, 0).concat(cb(data, 1, 1), cb(data, 1, 2))).toEqual([0, 25, 75]);
   });
 });

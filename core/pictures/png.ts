@@ -2,7 +2,7 @@
 // workerd and Node both have), IEND. Every row uses filter 0 (none). encodeApng writes an animated PNG
 // (APNG: acTL, then per frame fcTL and IDAT for the first frame, fdAT for the others).
 
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../crc32.ts";
 
 export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 

@@ -2,8 +2,8 @@
 
 import { describe, expect, test } from "vitest";
 import { crc32 as zlibCrc32, inflateSync } from "node:zlib";
-import { patchPicture, pca, pcaColors } from "../../core/pca.ts";
-import { encodePng, PNG_SIGNATURE } from "../../core/png.ts";
+import { patchPicture, pca, pcaColors } from "../../../core/pictures/pca.ts";
+import { encodePng, PNG_SIGNATURE } from "../../../core/pictures/png.ts";
 
 // Orthonormal vectors by Gram-Schmidt from fixed, generic ones.
 function orthonormal(count: number, dim: number): Float64Array[] {

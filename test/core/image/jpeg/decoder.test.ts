@@ -7,10 +7,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { decode as jpegJsDecode } from "jpeg-js";
 import { describe, expect, test } from "vitest";
-import { EdgevitError } from "../../../core/errors.ts";
-import { type JpegDecoder, openJpeg } from "../../../core/image/jpeg/index.ts";
+import { EdgevitError } from "../../../../core/errors.ts";
+import { type JpegDecoder, openJpeg } from "../../../../core/image/jpeg/index.ts";
 
-const FIXTURES = new URL("../../fixtures/", import.meta.url);
+const FIXTURES = new URL("../../../fixtures/", import.meta.url);
 
 interface Golden {
   pillow: string;

@@ -4,7 +4,7 @@
 // vertical pass; coefficients normalized to sum 1 and rounded to 22-bit fixed point; integer
 // accumulation starting at one half, then clip to 0..255. Nearest follows Pillow's affine scaling.
 
-import type { RgbImage } from "./jpeg.ts";
+import type { RgbImage } from "../image/source.ts";
 
 // PIL's resample ids, as preprocessor_config.json stores them.
 export const NEAREST = 0;

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
-import { EdgevitError } from "../../../core/errors.ts";
-import { decodeJpeg, readJpegInfo } from "../../../core/image/jpeg.ts";
-import { applyOrientation } from "../../../core/image/orientation.ts";
-import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff } from "./goldens.ts";
+import { EdgevitError } from "../../../../core/errors.ts";
+import { decodeJpeg, readJpegInfo } from "../../../../core/image/jpeg/fallback.ts";
+import { applyOrientation } from "../../../../core/image/orientation.ts";
+import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff } from "../goldens.ts";
 
 function errorOf(fn: () => unknown): EdgevitError {
   try {
@@ -163,11 +163,13 @@ describe("broken input", () => {
 
   test("limits: pixel count from the header, jpeg-js memory accounting", () => {
     const astronaut = fixture("astronaut-444.jpg");
-    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 511, maxMemoryMB: 256 })).code).toBe(
+    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 511, maxJpegJsMemoryMB: 256 })).code).toBe(
       "image_too_large",
     );
-    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 512, maxMemoryMB: 1 })).code).toBe("image_too_large");
-    expect(decodeJpeg(astronaut, { maxPixels: 512 * 512, maxMemoryMB: 16 }).width).toBe(512);
+    expect(errorOf(() => decodeJpeg(astronaut, { maxPixels: 512 * 512, maxJpegJsMemoryMB: 1 })).code).toBe(
+      "image_too_large",
+    );
+    expect(decodeJpeg(astronaut, { maxPixels: 512 * 512, maxJpegJsMemoryMB: 16 }).width).toBe(512);
   });
 
   test("every truncation of real JPEGs is invalid_image; random corruption decodes or fails cleanly, quickly", () => {

@@ -9,7 +9,7 @@
 // Every output value is a function of one uint8 and its channel, so a 3x256 table computes it exactly.
 
 import type { Preprocessing } from "../../models/bundle.ts";
-import type { RgbImage } from "./jpeg.ts";
+import type { RgbImage } from "../image/source.ts";
 import { resize } from "./resize.ts";
 
 export type { Preprocessing };

@@ -4,13 +4,13 @@
 
 import { describe, expect, test } from "vitest";
 import { crc32 as zlibCrc32, inflateSync } from "node:zlib";
-import { heatMap, minMax, rampColor, resizeNearest } from "../../core/heatmap.ts";
-import { encodeApng, encodeFrames, PNG_SIGNATURE } from "../../core/png.ts";
-import { rolloutRow } from "../../core/rollout.ts";
+import { heatMap, minMax, rampColor, resizeNearest } from "../../../core/pictures/heatmap.ts";
+import { encodeApng, encodeFrames, PNG_SIGNATURE } from "../../../core/pictures/png.ts";
+import { rolloutRow } from "../../../core/pictures/rollout.ts";
 import { rollout } from "./rollout-reference.ts";
-import { pixelsToRgb } from "../../core/see.ts";
-import { valueTable } from "../../core/image/preprocess.ts";
-import type { Preprocessing } from "../../models/bundle.ts";
+import { pixelsToRgb } from "../../../core/pictures/see.ts";
+import { valueTable } from "../../../core/preprocess/preprocess.ts";
+import type { Preprocessing } from "../../../models/bundle.ts";
 
 describe("attention rollout", () => {
   // A1 = [[0.6, 0.4], [0.2, 0.8]] -> A1' = 0.5 A1 + 0.5 I = [[0.8, 0.2], [0.1, 0.9]];
