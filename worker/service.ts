@@ -10,8 +10,8 @@ import {
   type ImageLimits,
   type Inference as CoreInference,
 } from "../core/pipeline.ts";
-import type { Model, RunOptions } from "../core/engine.ts";
-import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
+import type { Model, RunOptions } from "../core/engine/model.ts";
+import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/image/stream.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/pool.ts";
