@@ -19,8 +19,8 @@ export const ERR_WEIGHTS: i32 = 5; // a tensor offset is misaligned, missing, or
 
 /** 64-byte-aligned bump allocation on the runtime's heap; grows memory; never freed. */
 export function alloc(bytes: usize): usize {
-  // The stub runtime grows memory by at least doubling it (a ViT-B/16 took 168.1 MiB instead of 92.9):
-  // grow by exactly the pages this allocation needs first, so the runtime finds them already there.
+  // The stub runtime grows memory by at least doubling it: grow by exactly the pages this allocation needs
+  // first, so the runtime finds them already there (docs/MEMORY.md).
   const end = heap.alloc(0) + bytes + 128; // heap.alloc(0) is the next block; 128 covers its header and the alignment
   const pages = <i32>((end + 0xffff) >>> 16);
   if (pages > memory.size()) memory.grow(pages - memory.size());
