@@ -182,7 +182,7 @@ const HF_NAMES: Record<OverLimit["field"], string> = {
   distilled: "distilled",
 };
 
-// Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in bundle.ts), and
+// Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in core/bundle/format.ts), and
 // the payload they imply (laying it out is bounded once the sizes are).
 function checkLimits(config: ModelConfig, hfNames: boolean): void {
   const over = overLimit(config);
