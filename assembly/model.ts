@@ -9,7 +9,7 @@ import { layerNorm } from "./kernels/norm";
 import { softmaxQuantize } from "./kernels/softmax";
 import { gelu } from "./kernels/gelu";
 
-/** init() results (core/engine.ts turns each into a sentence). */
+/** init() results (core/engine/abi.ts turns each into a sentence). */
 export const OK: i32 = 0;
 export const ERR_CONFIG: i32 = 1; // a size is not positive, dim % heads != 0, or patch > imageSize
 export const ERR_ALIGNMENT: i32 = 2; // the payload is not 64-byte aligned
@@ -19,8 +19,8 @@ export const ERR_WEIGHTS: i32 = 5; // a tensor offset is misaligned, missing, or
 
 /** 64-byte-aligned bump allocation on the runtime's heap; grows memory; never freed. */
 export function alloc(bytes: usize): usize {
-  // The stub runtime grows memory by at least doubling it (a ViT-B/16 took 168.1 MiB instead of 92.9):
-  // grow by exactly the pages this allocation needs first, so the runtime finds them already there.
+  // The stub runtime grows memory by at least doubling it: grow by exactly the pages this allocation needs
+  // first, so the runtime finds them already there (docs/MEMORY.md).
   const end = heap.alloc(0) + bytes + 128; // heap.alloc(0) is the next block; 128 covers its header and the alignment
   const pages = <i32>((end + 0xffff) >>> 16);
   if (pages > memory.size()) memory.grow(pages - memory.size());
@@ -28,9 +28,9 @@ export function alloc(bytes: usize): usize {
 }
 
 /**
- * The config struct the host writes (docs/ARCHITECTURE.md, "Engine ABI"): ten 4-byte little-endian fields
- * after its own size, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that
- * writes another layout.
+ * The config struct the host writes (docs/ARCHITECTURE.md, "Engine ABI"): after its own size, one 4-byte
+ * little-endian field per field of CONFIG_STRUCT in core/engine/abi.ts, by the same name and in the same
+ * order, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that writes another layout.
  */
 @unmanaged class ConfigStruct {
   bytes: i32; // 44
@@ -237,7 +237,7 @@ function readConfig(s: ConfigStruct): Config | null {
 /**
  * The weight table the host writes (docs/ARCHITECTURE.md, "Weight table"): u32 payload pointer, u32
  * payload bytes, u32 slot count, then one u32 payload offset per slot in slot order. The payload order is
- * not known here: the host reads every offset from the bundle header's tensor table (models/bundle.ts,
+ * not known here: the host reads every offset from the bundle header's tensor table (core/bundle/layout.ts,
  * weightSlots). ABSENT marks the distillation slots of a model without them.
  */
 @lazy const TABLE_HEADER_BYTES: usize = 12;

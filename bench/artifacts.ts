@@ -19,7 +19,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { parsePrefix, type BundleHeader } from "../models/bundle.ts";
+import { parsePrefix } from "../core/bundle/reader.ts";
+import type { BundleHeader } from "../core/bundle/format.ts";
 import type { VitShape } from "./stats.ts";
 
 const root = new URL("..", import.meta.url).pathname;

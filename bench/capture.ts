@@ -9,9 +9,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { layout, type ModelConfig } from "../models/bundle.ts";
+import { layout } from "../core/bundle/layout.ts";
+import type { ModelConfig } from "../core/bundle/format.ts";
 import { summarize } from "./stats.ts";
-import { initEngine, initError } from "../core/engine.ts";
+import { initEngine, initError } from "../core/engine/abi.ts";
 
 interface Asc {
   main(args: string[], options: object): Promise<{ error: Error | null; stderr: { toString(): string } }>;
@@ -116,7 +117,7 @@ function instance(wasm: Uint8Array<ArrayBuffer>): Exports {
   }
   const c = config;
   // The base (4feaf9f) takes the config as positional numbers; this tree's engine takes a config struct and
-  // a weight table (core/engine.ts, initEngine).
+  // a weight table (core/engine/abi.ts, initEngine).
   const code =
     "probeDot" in e
       ? initEngine(e as unknown as Parameters<typeof initEngine>[0], c, {

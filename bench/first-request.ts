@@ -2,7 +2,7 @@
 // (engine instance, bundle load with its CRC check, first image) and warm, in Node, median of 7 rounds.
 // The deploy notes in README.md compare it with the Free plan's 10 ms.
 import { readFileSync } from "node:fs";
-import { Engine } from "../core/engine.ts";
+import { Engine } from "../core/engine/index.ts";
 import { runImage } from "../core/pipeline.ts";
 
 const root = new URL("..", import.meta.url).pathname;

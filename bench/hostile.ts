@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkBundle } from "../cli/upload.ts";
-import { parsePrefix } from "../models/bundle.ts";
+import { parsePrefix } from "../core/bundle/reader.ts";
 import { convertDirectory } from "../models/convert.ts";
 import {
   TINY,

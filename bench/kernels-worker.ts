@@ -12,7 +12,9 @@
 //                                                pass in workerd, without HTTP upload parsing or decoding)
 //   GET /healthz
 import relaxedModule from "../build/engine-relaxed.wasm";
-import { Engine, type EngineExports, type Model } from "../core/engine.ts";
+import { Engine } from "../core/engine/index.ts";
+import type { EngineExports } from "../core/engine/abi.ts";
+import type { Model } from "../core/engine/model.ts";
 import { forwardMacs } from "./stats.ts";
 import { BENCH_MODELS, fillBytes, fillF32, randomForward, randomSource } from "./random-model.ts";
 

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { BENCH_MODELS, randomForward } from "./random-model.ts";
-import { K16 as k16, N4 as n4 } from "../models/pack.ts";
+import { K16 as k16, N4 as n4 } from "../core/bundle/pack.ts";
 import { forwardMacs } from "./stats.ts";
 
 interface Exports {

@@ -1,7 +1,8 @@
 // A whole model with random weights in an engine instance, ready to time (the weights do not change the
 // work): for bench/kernels.ts in Node and bench/kernels-worker.ts in workerd, so no Node or Workers APIs.
-import { type EngineExports, initEngine, initError } from "../core/engine.ts";
-import { layout, type ModelConfig } from "../models/bundle.ts";
+import { type EngineExports, initEngine, initError } from "../core/engine/abi.ts";
+import { layout } from "../core/bundle/layout.ts";
+import type { ModelConfig } from "../core/bundle/format.ts";
 
 // The benchmark shapes: the presets of models/tools/make-random-vit.ts (Hugging Face ViT layout).
 const vit = (dim: number, heads: number): ModelConfig => ({

@@ -136,7 +136,7 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "",
     ...runtimeTable(models),
     "",
-    "- edgevit-node: the engine host (`core/engine.ts`) in Node 22: pixel values in, forward pass, logits out;",
+    "- edgevit-node: the engine host (`core/engine/`) in Node 22: pixel values in, forward pass, logits out;",
     `  \`@node${meta.nodeLatest.split(".")[0]}\`: the same system in Node ${meta.nodeLatest} (npm's \`node\` package, in .cache/bench/node-latest).`,
     "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
     "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",

@@ -4,7 +4,7 @@ import { EdgevitError } from "../core/errors.ts";
 import { type DecodeMode, runImage } from "../core/pipeline.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import type { Model } from "../core/engine.ts";
+import type { Model } from "../core/engine/model.ts";
 import { intValue, runCommand, UsageError, type CommandSpec } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 

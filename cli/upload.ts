@@ -6,14 +6,8 @@ import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import {
-  checkPayload,
-  describe,
-  headerTruncated,
-  parsePrefix,
-  readBundle,
-  type BundleHeader,
-} from "../models/bundle.ts";
+import { checkPayload, headerTruncated, parsePrefix, readBundle } from "../core/bundle/reader.ts";
+import { describe, type BundleHeader } from "../core/bundle/format.ts";
 import { keyOf, modelName } from "../core/names.ts";
 import { runCommand, type CommandSpec } from "./args.ts";
 import { bucketOf, readWranglerConfig } from "./wrangler-config.ts";

@@ -1,8 +1,8 @@
 // One upload through one model: bytes -> decoder -> streamed preprocessing -> forward -> outputs. The
 // Worker, the RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the
 // same files under the same limits.
-import type { Preprocessing } from "../models/bundle.ts";
-import type { Model, RunOptions, RunResult } from "./engine.ts";
+import type { Preprocessing } from "./bundle/format.ts";
+import type { Model, RunOptions, RunResult } from "./engine/model.ts";
 import { openImage } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
 import type { Limits } from "./limits.ts";

@@ -6,10 +6,8 @@ import { basename, join } from "node:path";
 import { crc32 } from "node:zlib";
 import {
   BundleError,
-  BundleWriter,
   checkPayloadLimit,
   describe,
-  layout as bundleLayout,
   overLimit,
   type OverLimit,
   hex32,
@@ -19,8 +17,10 @@ import {
   type ModelConfig,
   type Preprocessing,
   type ResizeSize,
-} from "./bundle.ts";
-import { packLinear, type PackedLinear } from "./pack.ts";
+} from "../core/bundle/format.ts";
+import { BundleWriter } from "../core/bundle/writer.ts";
+import { layout as bundleLayout } from "../core/bundle/layout.ts";
+import { packLinear, type PackedLinear } from "../core/bundle/pack.ts";
 import { SafetensorsFile } from "./safetensors.ts";
 
 export const CONVERTER = "edgevit 0.1.0";
@@ -182,7 +182,7 @@ const HF_NAMES: Record<OverLimit["field"], string> = {
   distilled: "distilled",
 };
 
-// Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in bundle.ts), and
+// Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in core/bundle/format.ts), and
 // the payload they imply (laying it out is bounded once the sizes are).
 function checkLimits(config: ModelConfig, hfNames: boolean): void {
   const over = overLimit(config);

@@ -1,6 +1,7 @@
 // The bucket's catalogue: the bundles in R2 and their headers, read without the payloads.
 
-import { BundleError, describe, parsePrefix, type BundleHeader } from "../models/bundle.ts";
+import { BundleError, describe, type BundleHeader } from "../core/bundle/format.ts";
+import { parsePrefix } from "../core/bundle/reader.ts";
 import { SUFFIX } from "../core/names.ts";
 import type { BundleListing } from "./types.ts";
 

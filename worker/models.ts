@@ -3,19 +3,14 @@
 
 import relaxedModule from "../build/engine-relaxed.wasm";
 import baselineModule from "../build/engine.wasm";
-import { BundleError } from "../models/bundle.ts";
+import { BundleError } from "../core/bundle/format.ts";
 import { keyOf } from "../core/names.ts";
-import {
-  type DotInfo,
-  Engine,
-  MemoryLimitError,
-  sizeText,
-  type MemoryPlan,
-  type Model,
-  type RunOptions,
-} from "../core/engine.ts";
+import type { DotInfo } from "../core/engine/abi.ts";
+import { Engine } from "../core/engine/index.ts";
+import { MemoryLimitError, type MemoryPlan } from "../core/engine/memory.ts";
+import type { Model, RunOptions } from "../core/engine/model.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { MiB } from "../core/sizes.ts";
+import { MiB, sizeText } from "../core/sizes.ts";
 import type { LoadedListing } from "./types.ts";
 
 // A module with one relaxed-SIMD instruction (`i8x16.relaxed_swizzle`): it validates exactly where the

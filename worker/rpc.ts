@@ -8,7 +8,7 @@ import { EdgevitError } from "../core/errors.ts";
 import { serve } from "./index.ts";
 import { readInput } from "./input.ts";
 import { intOption } from "./options.ts";
-import type { BundleHeader } from "../models/bundle.ts";
+import type { BundleHeader } from "../core/bundle/format.ts";
 import {
   attentionLayer,
   attentionsAnswer,

@@ -1,6 +1,6 @@
 // The answers behind /v1/attentions, /v1/attention_map, /v1/pca?layer=all and /v1/see: what the model
 // sees, built from one forward pass by core/pictures/see.ts and put into HTTP form here.
-import type { RunResult } from "../core/engine.ts";
+import type { RunResult } from "../core/engine/model.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { encodeApng, encodeFrames, encodePng } from "../core/pictures/png.ts";
 import type { Prediction } from "../core/answers/predictions.ts";
@@ -13,7 +13,7 @@ import {
   rolloutAttention,
   type Seen,
 } from "../core/pictures/see.ts";
-import type { BundleHeader } from "../models/bundle.ts";
+import type { BundleHeader } from "../core/bundle/format.ts";
 import { intParam } from "./http.ts";
 
 export function pngResponse(png: Uint8Array, headers: Record<string, string> = {}): Response {

@@ -5,8 +5,8 @@
 import { EdgevitError } from "../core/errors.ts";
 import { type DecodeMode, inspectImage, runImage, type Inference as CoreInference } from "../core/pipeline.ts";
 import type { Limits } from "../core/limits.ts";
-import type { Model, RunOptions } from "../core/engine.ts";
-import type { BundleHeader, ModelConfig } from "../models/bundle.ts";
+import type { Model, RunOptions } from "../core/engine/model.ts";
+import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/answers/pool.ts";

@@ -3,10 +3,10 @@
 // (package.json "exports"), so another Worker types its binding as `EdgevitBinding`.
 
 import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
-import type { ModelConfig } from "../models/bundle.ts";
+import type { ModelConfig } from "../core/bundle/format.ts";
 
 export type { ErrorCode } from "../core/errors.ts";
-export type { ModelConfig } from "../models/bundle.ts";
+export type { ModelConfig } from "../core/bundle/format.ts";
 
 // The image as bytes: a whole buffer, a view, or a stream (read up to MAX_BODY_BYTES).
 export type ImageInput = ArrayBuffer | Uint8Array | ReadableStream<Uint8Array>;

@@ -9,9 +9,9 @@
 //
 // The micro-kernel computes a GEMM_ROWS x 4 tile of C. Each of its 8 accumulators is an i32x4 holding
 // four partial sums of one (m, n) pair over 16-byte K chunks; they are reduced horizontally once per tile.
-// 8 accumulators, 2 A chunks, the B chunks and a register of ones about fill x86's 16 xmm registers.
-// 1 x 4, 4 x 2 and 3 x 4 tiles measured the same or slower (3 x 4 with the fused step too: 12
-// accumulators and 3 A chunks leave V8 no register to spare).
+// 8 accumulators, 2 A chunks, the B chunks and a register of ones about fill x86's 16 xmm registers; other
+// tile shapes measured the same or slower, 3 x 4 leaving V8 no register to spare (BENCHMARKS.md, "Kernels",
+// "Dot paths and workerd").
 //
 // Relaxed build: the dot step of dot.ts, split or fused as the instance chose at start (one branch per
 // call, outside the loops; each spelling has its own copy of the tile loop). Baseline build:
@@ -95,9 +95,10 @@ export function gemm(
 }
 
 // The two spellings as functions of their own (exported, so that the compiler keeps them apart instead of
-// inlining both into gemm: one function holding both loops made V8 compile the split loop 10-17% slower).
+// inlining both into gemm): V8 compiles one function holding both loops worse (BENCHMARKS.md, "Dot paths
+// and workerd").
 
-/** gemm on the split dot step (the baseline build's sign-extending loads in the baseline build). */
+/** gemm on the split dot step (the relaxed build) or the sign-extending loads (the baseline build). */
 export function gemmSplit(
   A: usize, sa: usize, za: usize, asum: usize, M: i32, K16: i32,
   B: usize, sb: usize, bsum: usize, bias: usize, N: i32,
@@ -141,13 +142,9 @@ export function gemmFused(
       let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
       if (ASC_FEATURE_RELAXED_SIMD) {
         let pb = panel;
-        // Two 16-byte chunks per iteration, then the odd one. workerd's V8 checks every memory access
-        // explicitly (no guard-page trap handler) and does not unroll a loop holding those checks, so the
-        // loop's own cost (interrupt check, memory size reload, branch) came once per 8 dot steps: two
-        // chunks made the fused GEMM 0.82-0.89x the time there (fc1 0.87x, K = 64/208 0.89x/0.82x), the
-        // split one 0.73-1.0x. Node, whose V8 unrolls the loop itself, is unchanged (26: +-1%; 22 split:
-        // 0-4% slower). Four chunks were 1.2-1.37x slower than two in workerd and Node 26 (V8 hoists the
-        // loads and spills accumulators). BENCHMARKS.md, "Bounds checks in workerd".
+        // Two 16-byte chunks per iteration, then the odd one: workerd's V8 checks every memory access
+        // explicitly and does not unroll a loop holding those checks, so this halves the loop's own cost
+        // per dot step; four chunks make V8 spill accumulators (BENCHMARKS.md, "Bounds checks in workerd").
         const pairsEnd = pa + (kBytes & ~31);
         while (pa < pairsEnd) {
           let x0 = v128.load(pa);

@@ -1,8 +1,8 @@
 // "What the model sees", from one forward pass: the image as the model received it, the PCA picture of
 // every hidden state, the class token's attention per layer and head, and attention rollout. The
 // Worker's /v1/see, /v1/attention_map and /v1/pca?layer=all and the CLI's `see` all build on these.
-import type { BundleHeader, ModelConfig, Preprocessing } from "../../models/bundle.ts";
-import type { RunOptions, RunResult } from "../engine.ts";
+import type { BundleHeader, ModelConfig, Preprocessing } from "../bundle/format.ts";
+import type { RunOptions, RunResult } from "../engine/model.ts";
 import { heatMap, resizeNearest } from "./heatmap.ts";
 import { valueTable } from "../preprocess/preprocess.ts";
 import { patchPicture } from "./pca.ts";

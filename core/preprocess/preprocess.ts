@@ -8,7 +8,7 @@
 //   normalize  float32(float32(x - float32(mean)) / float32(std)) (mean and std cast to the image dtype)
 // Every output value is a function of one uint8 and its channel, so a 3x256 table computes it exactly.
 
-import type { Preprocessing } from "../../models/bundle.ts";
+import type { Preprocessing } from "../bundle/format.ts";
 import type { RgbImage } from "../image/source.ts";
 import { resize } from "./resize.ts";
 

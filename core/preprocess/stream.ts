@@ -15,7 +15,7 @@
 // Held meanwhile: the intermediate, max(width, height) x output width x 3 bytes (2.7 MiB for a 4000x3000
 // photo to 224), plus a few rows of accumulators; never the decoded image.
 
-import type { Preprocessing } from "../../models/bundle.ts";
+import type { Preprocessing } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {

@@ -1,8 +1,8 @@
 // Loads both engine builds for the kernel tests and gives typed access to their exports and memory.
 import { readFileSync } from "node:fs";
-import type { EngineExports } from "../../core/engine.ts";
+import type { EngineExports } from "../../core/engine/abi.ts";
 
-// The host's ABI (core/engine.ts) plus the kernel exports the tests and benchmarks call directly.
+// The host's ABI (core/engine/abi.ts) plus the kernel exports the tests and benchmarks call directly.
 // C[M][N] (=|+=) A[M][K16] B[N][K16]^T with the w7a8 epilogue (docs/ARCHITECTURE.md); pointers into memory.
 type Gemm = (
   A: number,
@@ -137,4 +137,4 @@ export function randomF32(random: () => number, n: number, lo: number, hi: numbe
   return out;
 }
 
-export { K16, N4 } from "../../models/pack.ts";
+export { K16, N4 } from "../../core/bundle/pack.ts";

@@ -1,7 +1,7 @@
 // The int8 path: A-side quantizer, run-time B packer, and the GEMM, each against its scalar twin
 // (exactly), across the two builds (exactly), and against plain float64 references of the documented math.
 import { describe, expect, test } from "vitest";
-import { packLinear } from "../../models/pack.ts";
+import { packLinear } from "../../core/bundle/pack.ts";
 import {
   DOT,
   DOT_VARIANTS,
@@ -118,7 +118,7 @@ describe("quantizeRows (A side, per row asymmetric int8)", () => {
 
 describe("packRows (B side at run time, per row symmetric 7-bit)", () => {
   for (const e of engines) {
-    test(`${e.name}: fast and scalar, K (row-major) and V^T (column-major), match models/pack.ts`, () => {
+    test(`${e.name}: fast and scalar, K (row-major) and V^T (column-major), match core/bundle/pack.ts`, () => {
       const random = rng(2);
       for (const [N, K] of [
         [1, 1],

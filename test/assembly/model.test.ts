@@ -1,12 +1,12 @@
 // The full forward pass on small random models: every dot path (both builds, both spellings of the relaxed
 // dot) bit-identical, and close to a float64 reference of Hugging Face's ViT computed from the unquantized
-// weights. The payload is laid out here from models/FORMAT.md with models/pack.ts, independently of the
+// weights. The payload is laid out here from core/bundle/FORMAT.md with core/bundle/pack.ts, independently of the
 // engine.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { initEngine } from "../../core/engine.ts";
-import { layout } from "../../models/bundle.ts";
-import { packLinear } from "../../models/pack.ts";
+import { initEngine } from "../../core/engine/abi.ts";
+import { layout } from "../../core/bundle/layout.ts";
+import { packLinear } from "../../core/bundle/pack.ts";
 import { BUILDS, DOT_VARIANTS, type Engine, f32, loadEngine, loadVariant, randomF32, rng } from "./engine.ts";
 import * as ref from "./reference.ts";
 
@@ -63,7 +63,7 @@ function randomModel(cfg: Config, seed: number) {
 
 type Model = ReturnType<typeof randomModel>;
 
-/** The payload of models/FORMAT.md: tensors in order, each at a multiple of 64. */
+/** The payload of core/bundle/FORMAT.md: tensors in order, each at a multiple of 64. */
 function payload(cfg: Config, m: Model): Uint8Array {
   const parts: Uint8Array[] = [];
   const f = (a: Float32Array) => parts.push(new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)));

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { readBundle } from "../../models/bundle.ts";
+import { readBundle } from "../../core/bundle/reader.ts";
 import { nodeEngine, loadModelFile } from "../../cli/node-engine.ts";
 import { decodeJpeg } from "../../core/image/jpeg/fallback.ts";
 import { decodeWhole } from "../core/image/whole.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "../../cli/node-engine.ts";
-import type { Model } from "../../core/engine.ts";
+import type { Model } from "../../core/engine/model.ts";
 import { heatMap, resizeNearest } from "../../core/pictures/heatmap.ts";
 import { patchPicture } from "../../core/pictures/pca.ts";
 import { runImage } from "../../core/pipeline.ts";

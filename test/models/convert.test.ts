@@ -3,9 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { readBundle, type BundleHeader } from "../../models/bundle.ts";
+import { readBundle } from "../../core/bundle/reader.ts";
+import type { BundleHeader } from "../../core/bundle/format.ts";
 import { ConvertError, convertDirectory, convertToFile } from "../../models/convert.ts";
-import { packedIndex } from "../../models/pack.ts";
+import { packedIndex } from "../../core/bundle/pack.ts";
 import {
   LABELS,
   TINY,

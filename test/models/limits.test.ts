@@ -1,21 +1,14 @@
-// Bounded validation (models/bundle.ts LIMITS): every size a header declares is checked against what a
+// Bounded validation (core/bundle/format.ts LIMITS): every size a header declares is checked against what a
 // Worker can hold before the layout is built, with a sentence naming the field and the limit; float
 // tensors must be finite; the engine's memory plan bounds the memory a load really takes.
 import { describe, expect, test } from "vitest";
 import { crc32 } from "node:zlib";
-import {
-  BundleError,
-  BundleWriter,
-  LIMITS,
-  layout,
-  overLimit,
-  parsePrefix,
-  readBundle,
-  tensorCount,
-  validateHeader,
-  type ModelConfig,
-} from "../../models/bundle.ts";
-import { memoryPlan } from "../../core/engine.ts";
+import { BundleError, LIMITS, overLimit, type ModelConfig } from "../../core/bundle/format.ts";
+import { BundleWriter } from "../../core/bundle/writer.ts";
+import { layout, tensorCount } from "../../core/bundle/layout.ts";
+import { parsePrefix, readBundle } from "../../core/bundle/reader.ts";
+import { validateHeader } from "../../core/bundle/header.ts";
+import { memoryPlan } from "../../core/engine/memory.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
 import { randomBundle, SMALL_CONFIG, split, withHeader } from "../worker/bundles.ts";
 

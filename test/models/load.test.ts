@@ -1,12 +1,13 @@
-// The engine host (core/engine.ts) loading converted bundles: streamed or whole, checked, and run.
+// The engine host (core/engine/) loading converted bundles: streamed or whole, checked, and run.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { BundleError, readBundle } from "../../models/bundle.ts";
+import { BundleError } from "../../core/bundle/format.ts";
+import { readBundle } from "../../core/bundle/reader.ts";
 import { convertDirectory } from "../../models/convert.ts";
-import type { Engine } from "../../core/engine.ts";
+import type { Engine } from "../../core/engine/index.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
 import {
   TINY,

@@ -1,6 +1,6 @@
 // preprocessor_config.json as published -> the bundle's normalized preprocessing.
 import { describe, expect, test } from "vitest";
-import type { ModelConfig } from "../../models/bundle.ts";
+import type { ModelConfig } from "../../core/bundle/format.ts";
 import { normalizePreprocessing } from "../../models/convert.ts";
 
 const at224: ModelConfig = {

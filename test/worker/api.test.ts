@@ -5,7 +5,8 @@
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
-import { Engine, type Model } from "../../core/engine.ts";
+import { Engine } from "../../core/engine/index.ts";
+import type { Model } from "../../core/engine/model.ts";
 import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/preprocess/preprocess.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";

@@ -1,15 +1,10 @@
 // Test bundles made by the real bundle writer from seeded random weights. Portable: workerd and Node.
 
-import {
-  encodeBundle,
-  encodeHead,
-  layout,
-  parsePrefix,
-  type BundleHeader,
-  type BundleParts,
-  type ModelConfig,
-} from "../../models/bundle.ts";
-import { packLinear } from "../../models/pack.ts";
+import { encodeBundle, encodeHead } from "../../core/bundle/writer.ts";
+import { layout } from "../../core/bundle/layout.ts";
+import { parsePrefix } from "../../core/bundle/reader.ts";
+import type { BundleHeader, BundleParts, ModelConfig } from "../../core/bundle/format.ts";
+import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
 

@@ -4,7 +4,7 @@
 
 import { beforeAll, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
-import { parsePrefix } from "../../models/bundle.ts";
+import { parsePrefix } from "../../core/bundle/reader.ts";
 import bundle from "../../models/default/fashion-vit.evit";
 import { jpegRequest } from "./helpers.ts";
 

@@ -15,7 +15,8 @@
 import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import relaxedModule from "../../build/engine-relaxed.wasm";
-import { Engine, type Model } from "../../core/engine.ts";
+import { Engine } from "../../core/engine/index.ts";
+import type { Model } from "../../core/engine/model.ts";
 import { decodeWhole } from "../core/image/whole.ts";
 import { preprocess } from "../../core/preprocess/preprocess.ts";
 import { resize } from "../../core/preprocess/resize.ts";

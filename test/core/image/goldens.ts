@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
-import type { Preprocessing } from "../../../models/bundle.ts";
+import type { Preprocessing } from "../../../core/bundle/format.ts";
 import { decodeJpeg } from "../../../core/image/jpeg/fallback.ts";
 import type { RgbImage } from "../../../core/image/source.ts";
 

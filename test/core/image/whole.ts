@@ -2,7 +2,7 @@
 // the decode mode picks (the decoders are checked against Pillow, bit for bit, in their own tests),
 // gathered into one picture and turned by the EXIF orientation. Tests preprocess it with the whole-image
 // resize, which is independent of core/preprocess/stream.ts's streaming one.
-import type { Preprocessing } from "../../../models/bundle.ts";
+import type { Preprocessing } from "../../../core/bundle/format.ts";
 import type { RgbImage } from "../../../core/image/source.ts";
 import { openImage } from "../../../core/image/open.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";

@@ -10,7 +10,7 @@ import { rolloutRow } from "../../../core/pictures/rollout.ts";
 import { rollout } from "./rollout-reference.ts";
 import { pixelsToRgb } from "../../../core/pictures/see.ts";
 import { valueTable } from "../../../core/preprocess/preprocess.ts";
-import type { Preprocessing } from "../../../models/bundle.ts";
+import type { Preprocessing } from "../../../core/bundle/format.ts";
 
 describe("attention rollout", () => {
   // A1 = [[0.6, 0.4], [0.2, 0.8]] -> A1' = 0.5 A1 + 0.5 I = [[0.8, 0.2], [0.1, 0.9]];

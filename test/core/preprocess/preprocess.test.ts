@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { Preprocessing } from "../../../models/bundle.ts";
+import type { Preprocessing } from "../../../core/bundle/format.ts";
 import { decodeJpeg } from "../../../core/image/jpeg/fallback.ts";
 import { outputSize, preprocess, resizedSize, valueTable } from "../../../core/preprocess/preprocess.ts";
 import { decodedPhoto, fixture, goldenBytes, goldens, maxAbsDiff, sha256, tensorFromTable } from "../image/goldens.ts";

@@ -3,7 +3,7 @@
 // photos and on random images in every orientation, filter and direction of scaling.
 
 import { describe, expect, test } from "vitest";
-import type { Preprocessing } from "../../../models/bundle.ts";
+import type { Preprocessing } from "../../../core/bundle/format.ts";
 import { decodeJpegStored, readJpegInfo } from "../../../core/image/jpeg/fallback.ts";
 import type { RgbImage } from "../../../core/image/source.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";

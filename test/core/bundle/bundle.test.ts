@@ -1,18 +1,11 @@
+// The .evit bundle written and read back (core/bundle/writer.ts, reader.ts), and every refusal FORMAT.md lists.
 import { describe, expect, test } from "vitest";
 import { crc32 } from "node:zlib";
-import {
-  BundleError,
-  BundleWriter,
-  encodeBundle,
-  encodeHead,
-  layout,
-  parsePrefix,
-  readBundle,
-  validateHeader,
-  type BundleHeader,
-  type BundleParts,
-  type ModelConfig,
-} from "../../models/bundle.ts";
+import { BundleError, type BundleHeader, type BundleParts, type ModelConfig } from "../../../core/bundle/format.ts";
+import { BundleWriter, encodeBundle, encodeHead } from "../../../core/bundle/writer.ts";
+import { layout } from "../../../core/bundle/layout.ts";
+import { parsePrefix, readBundle } from "../../../core/bundle/reader.ts";
+import { validateHeader } from "../../../core/bundle/header.ts";
 
 const config: ModelConfig = {
   imageSize: 8,
@@ -88,52 +81,6 @@ function rewriteHeader(bytes: Uint8Array, edit: (h: BundleHeader) => void): Uint
   out.set(bytes.subarray(r.payloadOffset), head.length);
   return out;
 }
-
-describe("layout", () => {
-  test("follows FORMAT.md order with 64-byte aligned offsets and packed sizes", () => {
-    const { tensors, length } = layout(config);
-    const names = tensors.map((t) => t.name);
-    expect(names.slice(0, 6)).toEqual([
-      "embeddings.patch_embeddings.projection.weight",
-      "embeddings.patch_embeddings.projection.scale",
-      "embeddings.patch_embeddings.projection.wsum",
-      "embeddings.patch_embeddings.projection.bias",
-      "embeddings.cls_token",
-      "embeddings.position_embeddings",
-    ]);
-    expect(names.slice(6, 8)).toEqual([
-      "encoder.layer.0.layernorm_before.weight",
-      "encoder.layer.0.layernorm_before.bias",
-    ]);
-    expect(names.at(-1)).toBe("classifier.bias");
-    // patch projection: K = 3*4*4 = 48 (K16 48), N = 8 (N4 8) -> 384 weight bytes, 32 per vector
-    expect(tensors.slice(0, 4).map((t) => t.bytes)).toEqual([384, 32, 32, 32]);
-    // position embeddings: tokens (2*2 + 1) x dim 8 x 4 bytes
-    expect(tensors[5].bytes).toBe(5 * 8 * 4);
-    // qkv: N = 24, K = 8 -> K16 = 16: 24*16 bytes
-    expect(tensors.find((t) => t.name === "encoder.layer.0.attention.qkv.weight")!.bytes).toBe(384);
-    // classifier N = 3 -> N4 = 4
-    expect(tensors.find((t) => t.name === "classifier.scale")!.bytes).toBe(16);
-    for (const t of tensors) expect(t.offset % 64).toBe(0);
-    for (let i = 1; i < tensors.length; i++) {
-      expect(tensors[i].offset).toBe(Math.ceil((tensors[i - 1].offset + tensors[i - 1].bytes) / 64) * 64);
-    }
-    expect(length).toBe(tensors.at(-1)!.offset + tensors.at(-1)!.bytes);
-  });
-
-  test("distilled adds the distillation token, two position rows more and a second head", () => {
-    const d = layout({ ...config, distilled: true }).tensors;
-    const names = d.map((t) => t.name);
-    expect(names.indexOf("embeddings.distillation_token")).toBe(names.indexOf("embeddings.cls_token") + 1);
-    expect(d.find((t) => t.name === "embeddings.position_embeddings")!.bytes).toBe(6 * 8 * 4);
-    expect(names.slice(-4)).toEqual([
-      "distillation_classifier.weight",
-      "distillation_classifier.scale",
-      "distillation_classifier.wsum",
-      "distillation_classifier.bias",
-    ]);
-  });
-});
 
 describe("round trip", () => {
   test("encode -> parse -> read gives back header and every tensor at its offset", () => {

@@ -1,7 +1,7 @@
-// models/pack.ts against hand-computed vectors: the 7-bit symmetric quantization (ties away from zero),
+// core/bundle/pack.ts against hand-computed vectors: the 7-bit symmetric quantization (ties away from zero),
 // the row sums, the padding, and the interleaved byte layout of docs/ARCHITECTURE.md.
 import { expect, test } from "vitest";
-import { K16, N4, packLinear, packedIndex, packedSizes } from "../../models/pack.ts";
+import { K16, N4, packLinear, packedIndex, packedSizes } from "../../../core/bundle/pack.ts";
 
 test("sizes: K padded to 16, N to 4", () => {
   expect([K16(1), K16(16), K16(17), N4(1), N4(4), N4(5)]).toEqual([16, 16, 32, 4, 4, 8]);

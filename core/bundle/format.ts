@@ -1,0 +1,200 @@
+// The .evit bundle (FORMAT.md beside this file): the prefix, the header's types, the limits every size is
+// checked against and the error a bundle problem raises. The payload layout is layout.ts, the header's
+// validation header.ts, writing writer.ts and reading reader.ts. Portable: no Node or Workers imports;
+// callers pass their CRC-32.
+import { PACK_K, PACK_ROWS } from "./pack.ts";
+import { MiB, sizeText } from "../sizes.ts";
+
+export const MAGIC = "EVIT";
+export const FORMAT_VERSION = 1;
+export const PREFIX_BYTES = 16;
+export const ALIGN = 64;
+
+// The largest numbers a bundle may declare, derived from what one Worker isolate can hold: 128 MiB for
+// the JS heap and every wasm memory together (docs/MEMORY.md). Each is checked, in O(1), before anything
+// is laid out or allocated, by the reader (parsePrefix, validateHeader), the writer and the converter, so
+// a hostile header costs as little as a good one. The sizes they imply together (payload, activations)
+// are bounded again by `payloadBytes` and, when loading, by the memory budget (core/engine/memory.ts).
+export const LIMITS = {
+  // The JSON header: 21,843 ImageNet-21k labels of ~30 characters and a 64-layer tensor table take 0.74 MiB.
+  headerBytes: 2 * MiB,
+  // The weights are used in place in wasm memory, inside the isolate's 128 MiB with the JS heap and the
+  // activations beside them: ViT-B/16 int8 is 84 MiB. 120 MiB leaves 8 MiB for everything else, so no
+  // larger payload can ever load; the deployed bound is the tighter MODEL_MEMORY_BUDGET_MB.
+  payloadBytes: 120 * MiB,
+  // ViT-H has 32 layers; a layer of dim 192 (DeiT-Ti) is ~0.43 MiB, so the payload limit alone would allow
+  // ~280. At 64 the tensor table (20 entries a layer) stays under 1,300 entries.
+  layers: 64,
+  // ViT-G is 1664 wide. 4096 keeps every buffer the engine plans below 2^31 bytes (its offsets are i32).
+  dim: 4096,
+  // headDim = dim / heads is at least 1; published ViTs use 3..16 heads.
+  heads: 64,
+  // 4 x dim at the widest dim: [tokens][hidden] f32 stays below 2^31 bytes.
+  hidden: 16384,
+  // ImageNet-21k has 21,843; the classifier is dim x classes bytes (128 MiB at dim 4096: the payload
+  // limit binds first).
+  classes: 32768,
+  // The engine's input is f32 [channels][imageSize][imageSize]: 12 MiB at 1024 px and 3 channels.
+  imageSize: 1024,
+  patchSize: 64,
+  // The decoder makes RGB; one more allows an alpha or depth plane if a converter produces one.
+  channels: 4,
+  // (imageSize / patchSize)^2: attention scores are f32 [tokens][tokens], 64 MiB at 4096 patches.
+  patches: 4096,
+  // Label strings as shown in responses; ImageNet's longest is 121 characters.
+  labelChars: 256,
+} as const;
+
+// A header is a few kilobytes for most models and under a megabyte with 21k labels.
+export const MAX_HEADER_BYTES = LIMITS.headerBytes;
+
+export type BundleErrorCode =
+  | "bad_magic"
+  | "unsupported_version"
+  | "bad_header"
+  | "size_mismatch"
+  | "truncated"
+  | "checksum_mismatch"
+  | "over_limit"
+  | "non_finite";
+
+export class BundleError extends Error {
+  readonly code: BundleErrorCode;
+  constructor(code: BundleErrorCode, message: string) {
+    super(message);
+    this.name = "BundleError";
+    this.code = code;
+  }
+}
+
+export interface ModelConfig {
+  imageSize: number; // input is [channels][imageSize][imageSize]
+  patchSize: number; // patches = (imageSize / patchSize)^2
+  channels: number;
+  dim: number; // residual stream width
+  heads: number; // headDim = dim / heads
+  hidden: number; // MLP width
+  layers: number;
+  classes: number;
+  eps: number; // LayerNorm epsilon
+  distilled: boolean; // DeiT: distillation token and a second head
+}
+
+export type ResizeSize = { height: number; width: number } | { shortestEdge: number };
+
+export interface Preprocessing {
+  doResize: boolean;
+  size: ResizeSize;
+  resample: number; // PIL: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming
+  doCenterCrop: boolean;
+  cropSize: { height: number; width: number } | null;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+  imageMean: number[];
+  imageStd: number[];
+}
+
+export interface SourceFile {
+  bytes: number;
+  crc32: string;
+}
+
+export interface BundleSource {
+  layout: string;
+  checkpoint: string;
+  files: Record<string, SourceFile>;
+  dtype: string;
+  converter: string;
+  convertedAt: string;
+}
+
+export interface TensorEntry {
+  name: string;
+  offset: number; // payload offset, a multiple of ALIGN
+  bytes: number;
+}
+
+export interface BundleHeader {
+  format: "edgevit";
+  version: number;
+  name: string;
+  config: ModelConfig;
+  preprocessing: Preprocessing;
+  labels: string[];
+  quantization: typeof QUANTIZATION;
+  source: BundleSource;
+  payload: { length: number; crc32: string };
+  tensors: TensorEntry[];
+}
+
+// What the converter knows before it has written a byte of payload.
+export interface BundleParts {
+  name: string;
+  config: ModelConfig;
+  preprocessing: Preprocessing;
+  labels: string[];
+  source: BundleSource;
+}
+
+export const QUANTIZATION = {
+  scheme: "w7a8",
+  weights: "per-channel symmetric 7-bit, stored q+64",
+  activations: "per-token asymmetric int8",
+  pack: { rows: PACK_ROWS, k: PACK_K },
+} as const;
+
+// Same signature as node:zlib's crc32(data, value): IEEE CRC-32, continued from `value`.
+export type Crc32 = (data: Uint8Array, value?: number) => number;
+
+export const align64 = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
+
+export const hex32 = (crc: number): string => (crc >>> 0).toString(16).padStart(8, "0");
+
+export function tokens(config: ModelConfig): number {
+  // as the patch conv counts them (bundles have imageSize % patchSize == 0; the engine also runs others)
+  const side = Math.floor(config.imageSize / config.patchSize);
+  return side * side + 1 + (config.distilled ? 1 : 0);
+}
+
+export interface OverLimit {
+  field: keyof ModelConfig | "patches";
+  value: number;
+  limit: number;
+  message: string; // "is 1000000, over the limit of 64 ..."; the caller names the field
+}
+
+// The first of a config's sizes over LIMITS, in O(1). The sizes must already be positive integers.
+export function overLimit(c: ModelConfig): OverLimit | null {
+  const over = (field: OverLimit["field"], value: number, limit: number, what = ""): OverLimit => ({
+    field,
+    value,
+    limit,
+    message: `is ${value}${what}, over the limit of ${limit} for a model a Worker can hold`,
+  });
+  for (const field of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"] as const) {
+    if (c[field] > LIMITS[field]) return over(field, c[field], LIMITS[field]);
+  }
+  const patches = (c.imageSize / c.patchSize) ** 2;
+  if (patches > LIMITS.patches) return over("patches", patches, LIMITS.patches, " ((imageSize / patchSize)^2)");
+  return null;
+}
+
+// A payload of `bytes` against LIMITS.payloadBytes; `what` says where the number comes from.
+export function checkPayloadLimit(bytes: number, what: string): void {
+  if (bytes > LIMITS.payloadBytes) {
+    throw new BundleError(
+      "over_limit",
+      `${what} is ${bytes} bytes (${sizeText(bytes)}), ` +
+        `over the limit of ${sizeText(LIMITS.payloadBytes)} of weights a Worker can hold`,
+    );
+  }
+}
+
+// A config in one line, for messages.
+export function describe(c: ModelConfig): string {
+  return (
+    `${c.imageSize}px/${c.patchSize} ${c.channels}ch, dim ${c.dim}, heads ${c.heads}, hidden ${c.hidden}, ` +
+    `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}`
+  );
+}

@@ -1,0 +1,146 @@
+// Checks a parsed header against the format, LIMITS and the layout its own config implies: what the reader
+// accepts, and all the writer writes.
+import {
+  BundleError,
+  FORMAT_VERSION,
+  LIMITS,
+  QUANTIZATION,
+  checkPayloadLimit,
+  describe,
+  overLimit,
+  type BundleHeader,
+  type ModelConfig,
+  type Preprocessing,
+} from "./format.ts";
+import { layout, tensorCount } from "./layout.ts";
+import { PACK_K, PACK_ROWS } from "./pack.ts";
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isPositiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const isFinitePositive = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
+
+function bad(message: string): never {
+  throw new BundleError("bad_header", message);
+}
+
+// Sizes that the engine can plan for; shared by the writer and the reader.
+export function checkConfig(config: unknown): asserts config is ModelConfig {
+  if (!isObject(config)) bad("header.config is not an object");
+  for (const key of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"]) {
+    if (!isPositiveInt(config[key]))
+      bad(`config.${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
+  }
+  const c = config as unknown as ModelConfig;
+  if (!isFinitePositive(c.eps)) bad(`config.eps must be a positive number, got ${JSON.stringify(c.eps)}`);
+  if (typeof c.distilled !== "boolean") bad("config.distilled must be true or false");
+  if (c.dim % c.heads !== 0) bad(`config.dim ${c.dim} is not divisible by heads ${c.heads}`);
+  if (c.imageSize % c.patchSize !== 0)
+    bad(`config.imageSize ${c.imageSize} is not divisible by patchSize ${c.patchSize}`);
+  const over = overLimit(c);
+  if (over) throw new BundleError("over_limit", `config.${over.field} ${over.message}`);
+}
+
+// Resize and crop sizes bound the per-request image buffers (resize output, crop), so they are capped
+// like the model's own input: at most 4 x LIMITS.imageSize.
+const MAX_RESIZE = 4 * LIMITS.imageSize;
+
+function checkEdge(v: unknown, what: string): void {
+  if (!isPositiveInt(v) || v > MAX_RESIZE)
+    bad(`${what} must be an integer from 1 to ${MAX_RESIZE}, got ${JSON.stringify(v)}`);
+}
+
+function checkHeightWidth(v: unknown, what: string): void {
+  if (!isObject(v) || !isPositiveInt(v.height) || !isPositiveInt(v.width)) {
+    bad(`${what} must be {"height", "width"} positive integers, got ${JSON.stringify(v)}`);
+  }
+  checkEdge(v.height, `${what}.height`);
+  checkEdge(v.width, `${what}.width`);
+}
+
+function checkPreprocessing(p: unknown, channels: number): asserts p is Preprocessing {
+  if (!isObject(p)) bad("header.preprocessing is not an object");
+  for (const key of ["doResize", "doCenterCrop", "doRescale", "doNormalize"]) {
+    if (typeof p[key] !== "boolean") bad(`preprocessing.${key} must be true or false`);
+  }
+  if (isObject(p.size) && "shortestEdge" in p.size) {
+    checkEdge(p.size.shortestEdge, "preprocessing.size.shortestEdge");
+  } else {
+    checkHeightWidth(p.size, "preprocessing.size");
+  }
+  if (!Number.isInteger(p.resample) || (p.resample as number) < 0 || (p.resample as number) > 5) {
+    bad(`preprocessing.resample must be a PIL filter 0..5, got ${JSON.stringify(p.resample)}`);
+  }
+  // required when cropping, and well formed whenever present
+  if (p.doCenterCrop || p.cropSize !== null) checkHeightWidth(p.cropSize, "preprocessing.cropSize");
+  if (!isFinitePositive(p.rescaleFactor)) bad("preprocessing.rescaleFactor must be a positive number");
+  for (const key of ["imageMean", "imageStd"]) {
+    const v = p[key];
+    if (!Array.isArray(v) || v.length !== channels || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
+      bad(`preprocessing.${key} must be ${channels} numbers, got ${JSON.stringify(v)}`);
+    }
+  }
+  if (!(p.imageStd as number[]).every((x) => x !== 0)) bad("preprocessing.imageStd has a zero");
+}
+
+// A parsed header -> the BundleHeader it is, or a BundleError saying which field is wrong and why.
+export function validateHeader(json: unknown): BundleHeader {
+  if (!isObject(json)) bad("header is not a JSON object");
+  if (json.format !== "edgevit") bad(`header.format is ${JSON.stringify(json.format)}, not "edgevit"`);
+  if (json.version !== FORMAT_VERSION) {
+    throw new BundleError(
+      "unsupported_version",
+      `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSION}`,
+    );
+  }
+  if (typeof json.name !== "string" || json.name === "") bad("header.name must be a non-empty string");
+  checkConfig(json.config);
+  const config = json.config;
+  checkPreprocessing(json.preprocessing, config.channels);
+  const labels = json.labels;
+  if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
+    bad("header.labels must be an array of strings");
+  if (labels.length !== config.classes) bad(`header has ${labels.length} labels for ${config.classes} classes`);
+  const long = labels.findIndex((l) => l.length > LIMITS.labelChars);
+  if (long >= 0)
+    bad(`header.labels[${long}] is ${labels[long].length} characters, over the limit of ${LIMITS.labelChars}`);
+  const q = json.quantization;
+  if (!isObject(q) || q.scheme !== QUANTIZATION.scheme) {
+    bad(`quantization scheme ${JSON.stringify(isObject(q) ? q.scheme : q)} is not "${QUANTIZATION.scheme}"`);
+  }
+  if (!isObject(q.pack) || q.pack.rows !== PACK_ROWS || q.pack.k !== PACK_K) {
+    bad(`weight packing ${JSON.stringify(q.pack)} is not {"rows": ${PACK_ROWS}, "k": ${PACK_K}}`);
+  }
+  if (!isObject(json.source)) bad("header.source is not an object");
+  const payload = json.payload;
+  if (
+    !isObject(payload) ||
+    !Number.isInteger(payload.length) ||
+    typeof payload.crc32 !== "string" ||
+    !/^[0-9a-f]{8}$/.test(payload.crc32)
+  ) {
+    bad(`header.payload must be {"length": integer, "crc32": 8 hex digits}, got ${JSON.stringify(payload)}`);
+  }
+  checkPayloadLimit(payload.length as number, "header.payload.length");
+  const table = json.tensors;
+  if (!Array.isArray(table)) bad("header.tensors is not an array");
+  if (table.length !== tensorCount(config)) {
+    bad(`header lists ${table.length} tensors; the config implies ${tensorCount(config)}`);
+  }
+  // Bounded from here on: the config is within LIMITS, so its layout has at most a few thousand entries.
+  const plan = layout(config);
+  if (payload.length !== plan.length) {
+    throw new BundleError(
+      "size_mismatch",
+      `header.payload.length is ${payload.length} bytes but the config (${describe(config)}) implies ${plan.length}`,
+    );
+  }
+  plan.tensors.forEach((want, i) => {
+    const got = table[i];
+    if (!isObject(got) || got.name !== want.name || got.offset !== want.offset || got.bytes !== want.bytes) {
+      bad(
+        `tensor #${i} is ${JSON.stringify(got)}; the layout says ${JSON.stringify({ name: want.name, offset: want.offset, bytes: want.bytes })}`,
+      );
+    }
+  });
+  return json as unknown as BundleHeader;
+}

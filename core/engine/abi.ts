@@ -1,0 +1,148 @@
+// The wasm engine's ABI as the host sees it (docs/ARCHITECTURE.md, "Engine ABI"): the exports it calls,
+// the config struct and the weight table it writes before init(), and what init()'s codes mean.
+import type { ModelConfig, TensorEntry } from "../bundle/format.ts";
+import { weightSlots } from "../bundle/layout.ts";
+
+// The exports of assembly/index.ts this host uses.
+export interface EngineExports {
+  memory: WebAssembly.Memory;
+  alloc(bytes: number): number;
+  crc32(crc: number, ptr: number, len: number): number;
+  nonFinite(ptr: number, count: number): number; // index of the first NaN/Inf f32, or -1
+  gemmRowTile(): number;
+  init(config: number, weights: number): number;
+  inputPtr(): number;
+  forward(capture: number, flags: number, attentionLayer: number): void;
+  logitsPtr(): number;
+  outputPtr(): number;
+  capturedPtr(): number;
+  tokens(): number;
+  enableCapture(flags: number): void;
+  hiddenStatesPtr(): number;
+  clsAttentionPtr(): number;
+  meanAttentionPtr(): number;
+  attentionsPtr(): number;
+  probeDot(): number;
+  dotPath(): number;
+  setDotPath(path: number): number;
+}
+
+const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
+  "memory",
+  "alloc",
+  "crc32",
+  "nonFinite",
+  "gemmRowTile",
+  "init",
+  "inputPtr",
+  "forward",
+  "logitsPtr",
+  "outputPtr",
+  "capturedPtr",
+  "tokens",
+  "enableCapture",
+  "hiddenStatesPtr",
+  "clsAttentionPtr",
+  "meanAttentionPtr",
+  "attentionsPtr",
+  "probeDot",
+  "dotPath",
+  "setDotPath",
+];
+
+// An instance's exports, once each one this host calls is there.
+export function engineExports(instance: WebAssembly.Instance): EngineExports {
+  const e = instance.exports as unknown as EngineExports;
+  for (const name of EXPORT_NAMES) {
+    if (!(name in e)) throw new Error(`engine module does not export ${name}`);
+  }
+  return e;
+}
+
+// The int8 dot step the GEMM takes (assembly/kernels/dot.ts): "fused" (one relaxed_dot_i8x16_i7x16_add_s,
+// where the runtime lowers it to vpdpbusd / vpdpbssd / sdot), "split" (relaxed dot to i16, then widen) or
+// "i16" (the baseline build's sign-extending loads and dot_i16x8_s). All give the same outputs. Indexed
+// as dotPath() and setDotPath() number them.
+export type DotPath = "i16" | "split" | "fused";
+export const DOT_PATHS: readonly DotPath[] = ["i16", "split", "fused"];
+
+export interface DotInfo {
+  path: DotPath;
+  // lane 0 of relaxed_dot_i8x16_i7x16_add_s(127s, 0xFFs, 0) in this runtime: 65534 (pmaddubsw), 129540
+  // (vpdpbusd), -508 (vpdpbssd, sdot); 0 in the baseline build
+  probe: number;
+}
+
+// forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits).
+export const CAPTURE_HIDDEN_STATES = 1;
+export const CAPTURE_ATTENTION = 2;
+export const CAPTURE_LAYER = 4;
+
+// The config struct init() reads (assembly/model.ts, ConfigStruct): after `bytes`, the struct's own size,
+// one 4-byte little-endian field per ModelConfig field, by name, in this order. A new field is one line
+// here and one at the same place in ConfigStruct; the struct's size tells an engine built without it.
+const CONFIG_STRUCT = {
+  channels: "i32",
+  imageSize: "i32",
+  patchSize: "i32",
+  dim: "i32",
+  heads: "i32",
+  hidden: "i32",
+  layers: "i32",
+  classes: "i32",
+  distilled: "bool", // i32 0 or 1
+  eps: "f32",
+} as const satisfies Record<keyof ModelConfig, "i32" | "bool" | "f32">;
+const CONFIG_FIELDS = Object.entries(CONFIG_STRUCT) as [keyof ModelConfig, "i32" | "bool" | "f32"][];
+const CONFIG_BYTES = 4 * (1 + CONFIG_FIELDS.length);
+
+function writeConfig(view: DataView, config: ModelConfig): void {
+  view.setInt32(0, CONFIG_BYTES, true);
+  CONFIG_FIELDS.forEach(([name, type], i) => {
+    const at = 4 * (1 + i);
+    const value = config[name];
+    if (type === "f32") view.setFloat32(at, value as number, true);
+    else view.setInt32(at, type === "bool" ? (value ? 1 : 0) : (value as number), true);
+  });
+}
+
+// The weight table (assembly/model.ts, WeightBinder): payload pointer, payload bytes, slot count, then
+// one payload offset per weight slot (core/bundle/layout.ts), ABSENT where the model has no tensor.
+const TABLE_HEADER_WORDS = 3;
+const ABSENT = 0xffffffff;
+
+// Writes the config struct and the weight table (each tensor's offset looked up by name in the header's
+// tensor table, in the engine's slot order) into engine memory and calls init. Returns init's code.
+export function initEngine(
+  e: Pick<EngineExports, "memory" | "alloc" | "init">,
+  config: ModelConfig,
+  payload: { ptr: number; bytes: number; tensors: readonly TensorEntry[] },
+): number {
+  const configPtr = e.alloc(CONFIG_BYTES);
+  writeConfig(new DataView(e.memory.buffer, configPtr, CONFIG_BYTES), config);
+
+  const offsets = new Map(payload.tensors.map((t) => [t.name, t.offset]));
+  const slots = weightSlots(config);
+  const tablePtr = e.alloc(4 * (TABLE_HEADER_WORDS + slots.length));
+  const table = new Uint32Array(e.memory.buffer, tablePtr, TABLE_HEADER_WORDS + slots.length);
+  table.set([payload.ptr, payload.bytes, slots.length]);
+  slots.forEach((name, i) => {
+    table[TABLE_HEADER_WORDS + i] = name === null ? ABSENT : (offsets.get(name) ?? ABSENT);
+  });
+  return e.init(configPtr, tablePtr);
+}
+
+// What init() returned, as a sentence (assembly/model.ts's ERR_ codes).
+const INIT_ERRORS: Record<number, string> = {
+  1:
+    "the engine cannot run this configuration (a size is not positive, dim is not a multiple of heads, " +
+    "or the patch is larger than the image)",
+  2: "the payload is not 64-byte aligned in engine memory",
+  3: "the engine instance already holds a model",
+  4: "the host and the engine disagree on the config struct or the weight table size (mismatched builds)",
+  5: "a tensor of the header's table is missing, misaligned or ends past the payload",
+};
+
+export function initError(code: number): string {
+  return INIT_ERRORS[code] ?? `init returned the unknown code ${code}`;
+}

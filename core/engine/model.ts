@@ -1,0 +1,143 @@
+// A loaded model: its header, its input buffer, and run(), which calls the wasm forward pass and hands
+// the outputs over (copies, or views read in place).
+import type { BundleHeader } from "../bundle/format.ts";
+import { EdgevitError } from "../errors.ts";
+import { sizeText } from "../sizes.ts";
+import { CAPTURE_ATTENTION, CAPTURE_HIDDEN_STATES, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
+import { captureBufferBytes, wholePages } from "./memory.ts";
+
+// Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
+// `output_attentions[N - 1]`.
+export interface RunOptions {
+  capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
+  hiddenStates?: boolean; // keep every hidden state 0..L
+  attention?: boolean; // keep per layer the class token's attention rows and the head-mean matrix
+  attentionLayer?: number; // 1..L: keep that layer's attention probabilities, every head
+  pixels?: boolean; // return a copy of the preprocessed input
+  // Reads the captures (hiddenStates, clsAttention, meanAttention, attentions, pixels) in place instead
+  // of copying them: called synchronously with views into wasm memory that are valid only during the
+  // call (the next run overwrites them); run() then returns no captures. Saves their copies (7.5 MiB of
+  // hidden states for a ViT-B/16).
+  read?: (captures: RunResult) => void;
+}
+
+export interface RunResult {
+  logits: Float32Array; // [classes]
+  output: Float32Array; // [tokens][dim]: last_hidden_state
+  captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
+  hiddenStates?: Float32Array; // [layers + 1][tokens][dim]
+  clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
+  meanAttention?: Float32Array; // [layers][tokens][tokens]: the probabilities averaged over heads
+  attentions?: Float32Array; // [heads][tokens][tokens]: layer attentionLayer's probabilities
+  pixels?: Float32Array; // [channels][imageSize][imageSize]: pixel_values
+}
+
+// The CAPTURE_* bits of the buffers `options` asks for.
+function captureKinds(options: RunOptions): number {
+  return (
+    (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) |
+    (options.attention ? CAPTURE_ATTENTION : 0) |
+    (options.attentionLayer ? CAPTURE_LAYER : 0)
+  );
+}
+
+export class Model {
+  readonly header: BundleHeader;
+  readonly largestJsBuffer: number; // bytes: the largest JS buffer held while loading
+  private readonly e: EngineExports;
+  private captureKinds = 0; // the CAPTURE_* buffers allocated so far
+
+  constructor(exports: EngineExports, header: BundleHeader, largestJsBuffer: number) {
+    this.e = exports;
+    this.header = header;
+    this.largestJsBuffer = largestJsBuffer;
+  }
+
+  get memoryBytes(): number {
+    return this.e.memory.buffer.byteLength;
+  }
+
+  get tokens(): number {
+    return this.e.tokens();
+  }
+
+  // At most how much the capture buffers `options` asks for and this instance has not allocated yet grow
+  // its memory, in whole pages (0 once it has them): a host can budget them before run() grows memory.
+  captureGrowth(options: RunOptions): number {
+    const missing = captureKinds(options) & ~this.captureKinds;
+    return wholePages(captureBufferBytes(this.header.config, missing));
+  }
+
+  // f32 [channels][imageSize][imageSize]: write the preprocessed image here before run().
+  input(): Float32Array {
+    const c = this.header.config;
+    return new Float32Array(this.e.memory.buffer, this.e.inputPtr(), c.channels * c.imageSize * c.imageSize);
+  }
+
+  // The capture buffers of `kinds` (CAPTURE_* bits), allocated once: a failed grow traps (the builds have
+  // no abort import), reported as the memory that could not be had.
+  private enableCapture(kinds: number): void {
+    try {
+      this.e.enableCapture(kinds);
+      this.captureKinds |= kinds;
+    } catch (error) {
+      if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+      const bytes = captureBufferBytes(this.header.config, kinds & ~this.captureKinds);
+      throw new EdgevitError(
+        "model_unavailable",
+        `model ${this.header.name} cannot keep what this request asks for: the runtime would not grow its ` +
+          `memory by ${sizeText(bytes)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  run(options: RunOptions = {}): RunResult {
+    const c = this.header.config;
+    const capture = options.capture ?? -1;
+    if (!Number.isInteger(capture) || capture < -1 || capture > c.layers) {
+      throw new RangeError(`capture must be -1 or a layer 0..${c.layers}, got ${capture}`);
+    }
+    const attentionLayer = options.attentionLayer ?? 0;
+    if (!Number.isInteger(attentionLayer) || attentionLayer < 0 || attentionLayer > c.layers) {
+      throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
+    }
+    const flags = (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) | (options.attention ? CAPTURE_ATTENTION : 0);
+    if (flags !== 0 || attentionLayer !== 0) this.enableCapture(captureKinds(options));
+    this.e.forward(capture, flags, attentionLayer);
+    const buffer = this.e.memory.buffer;
+    const t = this.e.tokens();
+    const size = t * c.dim;
+    // Finite weights can still overflow on some input; such numbers are not an answer.
+    const outputs: [string, number, number][] = [
+      ["scores", this.e.logitsPtr(), c.classes],
+      ["hidden states", this.e.outputPtr(), size],
+    ];
+    if (capture >= 0) outputs.push([`layer ${capture} hidden states`, this.e.capturedPtr(), size]);
+    for (const [what, ptr, count] of outputs) {
+      if (this.e.nonFinite(ptr, count) >= 0) {
+        throw new EdgevitError(
+          "model_unavailable",
+          `model ${this.header.name} computed non-finite ${what} for this image: its weights overflow`,
+        );
+      }
+    }
+    const copy = (ptr: number, length: number) => new Float32Array(buffer, ptr, length).slice();
+    const result: RunResult = {
+      logits: copy(this.e.logitsPtr(), c.classes),
+      output: copy(this.e.outputPtr(), size),
+    };
+    if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
+    const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
+    const captures: RunResult = options.read ? { ...result } : result;
+    if (options.hiddenStates) captures.hiddenStates = take(this.e.hiddenStatesPtr(), (c.layers + 1) * size);
+    if (options.attention) {
+      captures.clsAttention = take(this.e.clsAttentionPtr(), c.layers * c.heads * t);
+      captures.meanAttention = take(this.e.meanAttentionPtr(), c.layers * t * t);
+    }
+    if (attentionLayer !== 0) captures.attentions = take(this.e.attentionsPtr(), c.heads * t * t);
+    if (options.pixels) captures.pixels = options.read ? this.input() : this.input().slice();
+    options.read?.(captures);
+    return result;
+  }
+}
