@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { Engine } from "../core/engine/index.ts";
-import { type Model } from "../core/engine/model.ts";
+import type { Model } from "../core/engine/model.ts";
 import { DEFAULT_LIMITS, type Limits } from "../core/limits.ts";
 
 const root = new URL("..", import.meta.url);
