@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { runImage } from "../core/pipeline.ts";
 import { encodeApng, encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import { attentionPicture, FRAME_MS, SEE_CAPTURE, type Seen, seeAll } from "../core/pictures/see.ts";
+import { attentionPicture, FRAME_MS, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
 import { type CommandSpec, intValue, runCommand } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
@@ -45,11 +45,13 @@ async function see(file: string, modelPath: string, outDir: string, k: number, s
     throw e.code === "ENOENT" ? new Error(`no such file: ${file}`) : e;
   });
   const { header } = model;
-  let seen: Seen | undefined;
-  const { image, result } = await runImage(model, new Uint8Array(bytes), CLI_LIMITS, {
-    capture: { ...SEE_CAPTURE, read: (captures) => (seen = seeAll(captures, header, size)) },
+  // The pictures are made from the captures in place, before anything awaits.
+  const ran = await runImage(model, new Uint8Array(bytes), CLI_LIMITS, {
+    capture: SEE_CAPTURE,
+    keep: (captures) => seeAll(captures, header, size),
   });
-  const { frames, mean, cls } = seen!;
+  const { image, result, kept: seen } = ran;
+  const { frames, mean, cls } = seen;
   const c = header.config;
   await mkdir(outDir, { recursive: true });
   const written: string[] = [];
@@ -60,7 +62,7 @@ async function see(file: string, modelPath: string, outDir: string, k: number, s
 
   const predictions = topPredictions(result.logits, header.labels, k);
   await put("predictions.json", `${JSON.stringify({ file: file, model: header.name, image, predictions })}\n`);
-  const pixels = seen!.image;
+  const pixels = seen.image;
   await put("preprocessed.png", await encodePng(pixels, c.imageSize, c.imageSize));
   for (let layer = 0; layer <= c.layers; layer++) {
     await put(`pca-${two(layer)}.png`, await encodePng(frames[layer], size, size));

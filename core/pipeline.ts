@@ -5,19 +5,39 @@ import type { Preprocessing } from "./bundle/format.ts";
 import type { Model, RunOptions, RunResult } from "./engine/model.ts";
 import { openImage } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
-import type { Limits } from "./limits.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
+import type { Limits } from "./limits.ts";
 
 export type { DecodeMode };
 
-export interface Inference {
-  image: {
-    format: "jpeg" | "png";
-    width: number; // as stored at full size, after the EXIF orientation
-    height: number;
-    decode: { mode: DecodeMode; scale: number }; // the decoder ran at 1/scale
-  };
+// What an upload was: the picture as stored and how it was decoded.
+export interface DecodedImage {
+  format: "jpeg" | "png";
+  width: number; // as stored at full size, after the EXIF orientation
+  height: number;
+  decode: { mode: DecodeMode; scale: number }; // the decoder ran at 1/scale
+}
+
+// Milliseconds each phase of one upload took by `performance.now()`: reading the body and getting the model
+// (measured by the host that does them), the decode (with the resize that runs as rows arrive), the rest of
+// the preprocessing, the forward pass. Only phases that span I/O are measurable in workerd: its clock stands
+// still while code runs, so there decode, preprocess and forward read 0.
+export interface Timings {
+  body?: number;
+  model?: number;
+  decode?: number;
+  preprocess?: number;
+  forward?: number;
+}
+
+// What one run keeps: the layer whose output to keep (-1 none), or the engine's capture options.
+export type Capture = number | Omit<RunOptions, "read">;
+
+export interface Inference<T = unknown> {
+  image: DecodedImage;
   result: RunResult;
+  kept: T; // what `keep` made of the captures (RunImageOptions)
+  timings: Timings; // decode, preprocess, forward
 }
 
 // Reads the image's header only: refuses a file that is not an accepted image or is over the pixel limit
@@ -36,9 +56,13 @@ export async function preprocessImage(
   image: Uint8Array | ImageDecoder,
   limits: Limits,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
-  timings: PhaseTimings = {},
-): Promise<Inference["image"]> {
-  return preprocessInto(model.header.preprocessing, image, limits, () => model.input(), mode, timings);
+): Promise<Preprocessed> {
+  return preprocessInto(model.header.preprocessing, image, limits, () => model.input(), mode);
+}
+
+export interface Preprocessed {
+  image: DecodedImage;
+  timings: Timings; // decode, preprocess
 }
 
 // The same into any pixel_values buffer (a benchmark's, a test's): `out` is asked for only at the end, so a
@@ -49,8 +73,7 @@ export async function preprocessInto(
   limits: Limits,
   out: () => Float32Array,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
-  timings: PhaseTimings = {},
-): Promise<Inference["image"]> {
+): Promise<Preprocessed> {
   const decoder = image instanceof Uint8Array ? inspectImage(image, limits) : image;
   const { header } = decoder;
   const scale = chooseScale(header, pp, mode);
@@ -65,43 +88,41 @@ export async function preprocessInto(
     );
   }
   stream.finish(out());
-  timings.decode = t1 - t0;
-  timings.preprocess = performance.now() - t1;
+  const timings = { decode: t1 - t0, preprocess: performance.now() - t1 };
   const swap = header.orientation >= 5 && header.orientation <= 8;
-  return {
+  const info: DecodedImage = {
     format: header.format,
     width: swap ? header.height : header.width,
     height: swap ? header.width : header.height,
     decode: { mode, scale },
   };
+  return { image: info, timings };
 }
 
-// Milliseconds each phase took by `performance.now()`: decode (with the resize that runs as rows arrive),
-// the rest of the preprocessing, the forward pass. Real in Node; in workerd the clock does not move while
-// code runs, so there they read 0.
-export interface PhaseTimings {
-  decode?: number;
-  preprocess?: number;
-  forward?: number;
-}
-
-export interface RunImageOptions {
-  capture?: number | RunOptions; // the layer whose output to keep (-1 none), or the engine's capture options
+export interface RunImageOptions<T> {
+  capture?: Capture;
   decode?: DecodeMode;
-  timings?: PhaseTimings; // filled in
+  // Makes what the caller keeps from the captures while they are views into wasm memory, valid only until
+  // the model's next run (the engine's RunOptions.read): pictures made in place instead of from a copy of
+  // every hidden state. Its value comes back as Inference.kept.
+  keep?: (captures: RunResult) => T;
 }
 
 // preprocessImage, then the forward pass right after it, with no await in between.
-export async function runImage(
+export async function runImage<T = undefined>(
   model: Model,
   image: Uint8Array | ImageDecoder,
   limits: Limits,
-  options: RunImageOptions = {},
-): Promise<Inference> {
-  const { capture = -1, decode = DEFAULT_DECODE_MODE, timings = {} } = options;
-  const info = await preprocessImage(model, image, limits, decode, timings);
+  options: RunImageOptions<T> = {},
+): Promise<Inference<T>> {
+  const { capture = -1, decode = DEFAULT_DECODE_MODE, keep } = options;
+  const preprocessed = await preprocessImage(model, image, limits, decode);
+  const runOptions: RunOptions = typeof capture === "number" ? { capture } : { ...capture };
+  // The engine's read returns nothing: its value is caught here, synchronously, inside model.run.
+  let kept: T | undefined;
+  if (keep) runOptions.read = (captures) => (kept = keep(captures));
   const t0 = performance.now();
-  const result = model.run(typeof capture === "number" ? { capture } : capture);
-  timings.forward = performance.now() - t0;
-  return { image: info, result };
+  const result = model.run(runOptions);
+  const timings = { ...preprocessed.timings, forward: performance.now() - t0 };
+  return { image: preprocessed.image, result, kept: kept as T, timings };
 }

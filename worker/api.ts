@@ -1,6 +1,7 @@
-// The API's handlers: parameters first, then the body, then the model, then one synchronous stretch
-// (decode, preprocess, forward pass) so that requests never hold decoded pixels across an await. The work
-// itself is in service.ts, shared with the RPC entrypoint and the queue consumer.
+// The API's handlers, each in the same order: its parameters, then prepare() (the body read, the image's
+// header checked, the model in hand), then the parameters that depend on the model checked against its
+// header, then run() (decode, preprocess, forward pass), then the answer. The work itself is in
+// service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
 import { boolParam, choiceParam, intParam, json, listParam, npy, readImage, serverTiming, wantsNpy } from "./http.ts";
@@ -9,20 +10,21 @@ import {
   attentionLayer,
   classifyAnswer,
   embedAnswer,
+  hiddenLayer,
   hiddenStatesAnswer,
-  type Capture,
-  infer as inferBytes,
   modelOf,
   modelsAnswer,
   type Inference,
-  type Timings,
+  prepare,
+  type Prepared,
+  run,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import { pcaFrames, SEE_CAPTURE, type Seen, seeAll } from "../core/pictures/see.ts";
+import { pcaFrames, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
 import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
@@ -33,17 +35,16 @@ type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 const MAX_SIZE = 1024;
 export const MAX_FRAMES_SIZE = 448;
 
-// The upload through the model; `capture`: what to keep (service.ts).
-async function infer(request: Request, env: Env, url: URL, capture: Capture = -1): Promise<Inference> {
+// The upload of a request, prepared: the model it names (or the default), the body read under
+// MAX_BODY_BYTES, the image's header checked, the model in hand.
+async function prepareUpload(request: Request, env: Env, url: URL): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
   const decode = choiceParam(url, "decode", DECODE_MODES);
-  const timings: Timings = {};
   const started = performance.now();
   const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
-  timings.body = performance.now() - started;
-  return inferBytes(env, name, bytes, { capture, decode, timings });
+  return prepare(env, name, { bytes, bodyMs: performance.now() - started }, decode);
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.
@@ -58,23 +59,25 @@ function inferenceHeaders(inference: Inference): Record<string, string> {
 const classify: Handler = async (request, env, url) => {
   const topK = intParam(url, "top_k", 5, 1);
   const include = listParam(url, "include", ["logits"] as const);
-  const inference = await infer(request, env, url);
+  const inference = await run(env, await prepareUpload(request, env, url));
   return json(classifyAnswer(inference, topK, include.has("logits")), 200, inferenceHeaders(inference));
 };
 
 const embed: Handler = async (request, env, url) => {
   const pool = choiceParam(url, "pool", POOLS);
   const normalize = boolParam(url, "normalize");
-  const inference = await infer(request, env, url);
+  const inference = await run(env, await prepareUpload(request, env, url));
   return json(embedAnswer(inference, pool, normalize), 200, inferenceHeaders(inference));
 };
 
 const hiddenStates: Handler = async (request, env, url) => {
   if (!url.searchParams.has("layer"))
     throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
-  const layer = intParam(url, "layer", 0, 0);
+  const raw = intParam(url, "layer", 0, 0);
   const npyOut = wantsNpy(request);
-  const inference = await infer(request, env, url, layer);
+  const job = await prepareUpload(request, env, url);
+  const layer = hiddenLayer(raw, job.model.header.config, job.name);
+  const inference = await run(env, job, { capture: layer });
   if (npyOut) {
     const states = inference.result.captured!; // [tokens][dim]
     const { dim } = inference.model.header.config;
@@ -88,17 +91,19 @@ const hiddenStates: Handler = async (request, env, url) => {
 const pcaPicture: Handler = async (request, env, url) => {
   if (url.searchParams.get("layer") === "all") {
     const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
+    const job = await prepareUpload(request, env, url);
+    const { config } = job.model.header;
     // The pictures are made from the hidden states in place, before anything awaits.
-    let frames: Uint8Array[] = [];
-    const inference = await infer(request, env, url, (header) => ({
-      hiddenStates: true,
-      read: (captures) => (frames = pcaFrames(captures, header.config, size)),
-    }));
-    return pngResponse(await pcaAnimation(frames, size), inferenceHeaders(inference));
+    const inference = await run(env, job, {
+      capture: { hiddenStates: true },
+      keep: (captures) => pcaFrames(captures, config, size),
+    });
+    return pngResponse(await pcaAnimation(inference.kept, size), inferenceHeaders(inference));
   }
-  const layer = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
+  const raw = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
-  const inference = await infer(request, env, url, layer);
+  const job = await prepareUpload(request, env, url);
+  const inference = await run(env, job, { capture: hiddenLayer(raw, job.model.header.config, job.name) });
   const { model, result } = inference;
   const { dim, imageSize, patchSize } = model.header.config;
   const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
@@ -107,19 +112,15 @@ const pcaPicture: Handler = async (request, env, url) => {
   });
 };
 
-// A layer N (1..L) for attention, checked against the model once it is known.
-
 // Layer N's attention probabilities, every head: transformers' output_attentions[N - 1].
 const attentions: Handler = async (request, env, url) => {
   if (!url.searchParams.has("layer"))
     throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
   const raw = intParam(url, "layer", 1, 1);
   const npyOut = wantsNpy(request);
-  let layer = 0;
-  const inference = await infer(request, env, url, (header, modelName) => {
-    layer = attentionLayer(raw, header.config, modelName);
-    return { attentionLayer: layer };
-  });
+  const job = await prepareUpload(request, env, url);
+  const layer = attentionLayer(raw, job.model.header.config, job.name);
+  const inference = await run(env, job, { capture: { attentionLayer: layer } });
   const { name, version, model, result } = inference;
   const { heads } = model.header.config;
   const tokens = model.tokens;
@@ -133,13 +134,11 @@ const attentionMapPicture: Handler = async (request, env, url) => {
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
   const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
-  let layer = 0;
-  let head: number | "mean" = "mean";
-  const inference = await infer(request, env, url, (header, name) => {
-    layer = attentionLayer(raw, header.config, name);
-    head = headParam(url, header.config.heads);
-    return { attention: true, pixels: true };
-  });
+  const job = await prepareUpload(request, env, url);
+  const { config } = job.model.header;
+  const layer = attentionLayer(raw, config, job.name);
+  const head = headParam(url, config.heads);
+  const inference = await run(env, job, { capture: { attention: true, pixels: true } });
   const png = await attentionMap(inference.result, inference.model.header, { layer, head, mode, size });
   return pngResponse(png, inferenceHeaders(inference));
 };
@@ -148,15 +147,13 @@ const attentionMapPicture: Handler = async (request, env, url) => {
 const see: Handler = async (request, env, url) => {
   const topK = intParam(url, "top_k", 5, 1);
   const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
-  // Every picture is read from the captures in place, before anything awaits.
-  let seen: Seen | undefined;
-  const inference = await infer(request, env, url, (header) => ({
-    ...SEE_CAPTURE,
-    read: (captures) => (seen = seeAll(captures, header, size)),
-  }));
-  const { name, version, model, image, result } = inference;
-  const predictions = topPredictions(result.logits, model.header.labels, topK);
-  const body = await seeBody(name, version, model.header, image, seen!, predictions, size);
+  const job = await prepareUpload(request, env, url);
+  const { header } = job.model;
+  // Every picture is made from the captures in place, before anything awaits.
+  const inference = await run(env, job, { capture: SEE_CAPTURE, keep: (captures) => seeAll(captures, header, size) });
+  const { name, version, image, result, kept } = inference;
+  const predictions = topPredictions(result.logits, header.labels, topK);
+  const body = await seeBody(name, version, header, image, kept, predictions, size);
   return json(body, 200, inferenceHeaders(inference));
 };
 

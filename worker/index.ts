@@ -1,53 +1,10 @@
-// The Worker's entry points: the HTTP router (path and method to a handler in api.ts; every failure
-// becomes a JSON error; CORS and HEAD here), the queue consumer (queue.ts) and the RPC entrypoint (rpc.ts).
+// The Worker's entry points: HTTP (router.ts), the queue consumer (queue.ts) and the RPC entrypoint
+// (rpc.ts).
 
-import { routes } from "./api.ts";
-import { EdgevitError } from "../core/errors.ts";
-import { clientGone, errorResponse, failure } from "./http.ts";
-import { ClientDisconnected } from "./input.ts";
-import { refuse } from "./auth.ts";
-import { preflight, withCors } from "./cors.ts";
 import { consume } from "./queue.ts";
+import { serve } from "./router.ts";
 
 export { Edgevit } from "./rpc.ts";
-
-// The methods a route answers: its own, HEAD wherever GET is, and OPTIONS (CORS preflight).
-function methodsOf(methods: Record<string, unknown>): string[] {
-  return [...Object.keys(methods), ...("GET" in methods ? ["HEAD"] : []), "OPTIONS"];
-}
-
-async function route(request: Request, env: Env): Promise<Response> {
-  const url = new URL(request.url);
-  const unauthorized = await refuse(request, env, url);
-  if (unauthorized) return unauthorized;
-  const methods = routes[url.pathname];
-  if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
-  if (request.method === "OPTIONS") return preflight(request, env, methodsOf(methods));
-  const handler = methods[request.method] ?? (request.method === "HEAD" ? methods.GET : undefined);
-  if (!handler) {
-    const allow = methodsOf(methods).join(", ");
-    return errorResponse(
-      new EdgevitError("method_not_allowed", `${url.pathname} accepts ${allow}, not ${request.method}`),
-      { allow },
-    );
-  }
-  try {
-    return await handler(request, env, url);
-  } catch (error) {
-    if (error instanceof ClientDisconnected) return clientGone(request, url, error);
-    return failure(error);
-  }
-}
-
-// The HTTP answer to `request`: the default export's fetch and the Edgevit entrypoint's (rpc.ts), so a
-// service binding reaches the same routes.
-export async function serve(request: Request, env: Env): Promise<Response> {
-  const response = withCors(request, env, await route(request, env));
-  if (request.method !== "HEAD") return response;
-  // HEAD: every answer's status and headers (the GET answer, a 401, 404 or 405) without its body.
-  await response.body?.cancel();
-  return new Response(null, response);
-}
 
 export default {
   fetch(request, env, _ctx): Promise<Response> {

@@ -11,7 +11,7 @@
 
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { readBounded, tooLarge } from "./input.ts";
-import { POOLS, classifyAnswer, embedAnswer, infer, modelOf } from "./service.ts";
+import { POOLS, classifyAnswer, embedAnswer, modelOf, prepare, run } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
 // The message body R2 sends for an event (event notifications, "Message format").
@@ -104,7 +104,7 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
       return new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause });
     });
     const name = modelOf(env, env.PIPELINE_MODEL || undefined);
-    const inference = await infer(env, name, bytes);
+    const inference = await run(env, await prepare(env, name, { bytes }));
     result = { ...base };
     if (tasks.has("classify")) result.classify = classifyAnswer(inference, 5, false);
     if (tasks.has("embed")) {

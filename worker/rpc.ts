@@ -5,10 +5,9 @@
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
-import { serve } from "./index.ts";
 import { readInput } from "./input.ts";
 import { intOption } from "./options.ts";
-import type { BundleHeader } from "../core/bundle/format.ts";
+import { serve } from "./router.ts";
 import {
   attentionLayer,
   attentionsAnswer,
@@ -17,10 +16,13 @@ import {
   decodeOption,
   embedAnswer,
   embedOptions,
+  hiddenLayer,
   hiddenStatesAnswer,
-  infer,
   modelOption,
   modelsAnswer,
+  prepare,
+  type Prepared,
+  run,
 } from "./service.ts";
 import type {
   AttentionsAnswer,
@@ -47,74 +49,72 @@ function rpcError(error: unknown): Error {
   });
 }
 
+// Every method's work, its refusals as the caller receives them.
+async function answer<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw rpcError(error);
+  }
+}
+
+// The image read under MAX_BODY_BYTES, its header checked, the model in hand (service.ts). Module
+// functions, not methods: every method of the entrypoint is callable over RPC.
+async function prepareInput(
+  env: Env,
+  image: ImageInput,
+  name: string,
+  options: { decode?: unknown },
+): Promise<Prepared> {
+  const bytes = await readInput(image, Number(env.MAX_BODY_BYTES));
+  return prepare(env, name, { bytes }, decodeOption(options));
+}
+
 export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
-  private async run<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      throw rpcError(error);
-    }
-  }
-
-  private read(image: ImageInput): Promise<Uint8Array> {
-    return readInput(image, Number(this.env.MAX_BODY_BYTES));
-  }
-
   classify(image: ImageInput, options: ClassifyOptions = {}): Promise<ClassifyAnswer> {
-    return this.run(async () => {
+    return answer(async () => {
       const name = modelOption(this.env, options.model);
       const { topK, logits } = classifyOptions(options);
-      return classifyAnswer(
-        await infer(this.env, name, await this.read(image), { decode: decodeOption(options) }),
-        topK,
-        logits,
-      );
+      const job = await prepareInput(this.env, image, name, options);
+      return classifyAnswer(await run(this.env, job), topK, logits);
     });
   }
 
   embed(image: ImageInput, options: EmbedOptions = {}): Promise<EmbedAnswer> {
-    return this.run(async () => {
+    return answer(async () => {
       const name = modelOption(this.env, options.model);
       const { pool, normalize } = embedOptions(options);
-      return embedAnswer(
-        await infer(this.env, name, await this.read(image), { decode: decodeOption(options) }),
-        pool,
-        normalize,
-      );
+      const job = await prepareInput(this.env, image, name, options);
+      return embedAnswer(await run(this.env, job), pool, normalize);
     });
   }
 
   hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer> {
-    return this.run(async () => {
+    return answer(async () => {
       const name = modelOption(this.env, options?.model);
       if (options?.layer === undefined)
         throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
-      const layer = intOption("layer", options.layer, 0, 0);
-      return hiddenStatesAnswer(
-        await infer(this.env, name, await this.read(image), { capture: layer, decode: decodeOption(options) }),
-        layer,
-      );
+      const raw = intOption("layer", options.layer, 0, 0);
+      const job = await prepareInput(this.env, image, name, options);
+      const layer = hiddenLayer(raw, job.model.header.config, name);
+      return hiddenStatesAnswer(await run(this.env, job, { capture: layer }), layer);
     });
   }
 
   attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer> {
-    return this.run(async () => {
+    return answer(async () => {
       const name = modelOption(this.env, options?.model);
       if (options?.layer === undefined)
         throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
       const raw = intOption("layer", options.layer, 1, 1);
-      let layer = 0;
-      const capture = (header: BundleHeader, modelName: string) => {
-        layer = attentionLayer(raw, header.config, modelName);
-        return { attentionLayer: layer };
-      };
-      const bytes = await this.read(image);
-      return attentionsAnswer(await infer(this.env, name, bytes, { capture, decode: decodeOption(options) }), layer);
+      const job = await prepareInput(this.env, image, name, options);
+      const layer = attentionLayer(raw, job.model.header.config, name);
+      return attentionsAnswer(await run(this.env, job, { capture: { attentionLayer: layer } }), layer);
     });
   }
 
   models(): Promise<ModelsAnswer> {
-    return this.run(() => modelsAnswer(this.env));
+    return answer(() => modelsAnswer(this.env));
   }
 
   // The HTTP routes over the same binding (`env.EDGEVIT.fetch(request)`), answered as the Worker's own fetch.

@@ -3,16 +3,33 @@
 // all call these, so they refuse the same inputs with the same codes and answer the same objects.
 
 import { EdgevitError } from "../core/errors.ts";
-import { type DecodeMode, inspectImage, runImage, type Inference as CoreInference } from "../core/pipeline.ts";
 import type { Limits } from "../core/limits.ts";
-import type { Model, RunOptions } from "../core/engine/model.ts";
-import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
+import {
+  type Capture,
+  type DecodeMode,
+  inspectImage,
+  runImage,
+  type Inference as CoreInference,
+  type Timings,
+} from "../core/pipeline.ts";
+import type { Model, RunResult } from "../core/engine/model.ts";
+import type { ImageDecoder } from "../core/image/source.ts";
+import type { ModelConfig } from "../core/bundle/format.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
 import { poolEmbedding } from "../core/answers/pool.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { listBundles } from "./catalog.ts";
-import { budgetBytes, engineBuild, engineDot, getModel, loadedModels, refreshMs, reserveCapture } from "./models.ts";
+import {
+  budgetBytes,
+  engineBuild,
+  engineDot,
+  getModel,
+  type LoadedModel,
+  loadedModels,
+  refreshMs,
+  reserveCapture,
+} from "./models.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
   AttentionsAnswer,
@@ -25,23 +42,6 @@ import type {
   Pool,
 } from "./types.ts";
 
-// Milliseconds per phase of one request. Only phases that span I/O are measurable in workerd: its clock
-// stands still while code runs, so the synchronous decode, preprocess and forward read 0 there.
-export interface Timings {
-  body?: number; // reading the upload
-  model?: number; // getting the model: a load from R2, a revalidation, or a cache hit
-  decode?: number;
-  preprocess?: number;
-  forward?: number;
-}
-
-export interface Inference extends CoreInference {
-  name: string;
-  version: string;
-  model: Model;
-  timings: Timings;
-}
-
 function limitsOf(env: Env): Limits {
   return { maxPixels: Number(env.MAX_IMAGE_PIXELS) };
 }
@@ -51,41 +51,64 @@ export function modelOf(env: Env, raw: string | null | undefined): string {
   return modelName(raw ?? env.DEFAULT_MODEL);
 }
 
-// What to keep from the forward pass: a layer's output (-1 none, "last" the last layer), or the engine's
-// capture options made from the model's header once it is known (they may refuse a parameter).
-export type Capture = number | "last" | ((header: BundleHeader, name: string) => RunOptions);
-
-// The upload through the model. The image's header is checked before the model is fetched, so a bad file
-// never costs a model load.
-export interface InferOptions {
-  capture?: Capture;
-  decode?: DecodeMode;
-  timings?: Timings; // filled in
+// An image as prepare() takes it: what reading its header needs. Today the body read whole under
+// MAX_BODY_BYTES, with how long that took where the transport measures it (HTTP's Server-Timing).
+export interface Upload {
+  bytes: Uint8Array;
+  bodyMs?: number;
 }
 
-// The upload through the model. The image's header is checked before the model is fetched, so a bad file
-// never costs a model load.
-export async function infer(env: Env, name: string, bytes: Uint8Array, options: InferOptions = {}): Promise<Inference> {
-  const { capture = -1, decode, timings = {} } = options;
-  const decoder = inspectImage(bytes, limitsOf(env));
+// An upload ready to run: its image's header read and checked, the model that will run it in hand. The
+// handler checks its options against `model.header`, then passes the job to run().
+export interface Prepared {
+  name: string;
+  version: string;
+  // This model serves the whole request, even if a swap replaces it in the cache meanwhile.
+  model: Model;
+  entry: LoadedModel; // its cache entry, which capture buffers grow within the memory budget
+  decoder: ImageDecoder; // the image, its header read; `decoder.header` has its size and format
+  decode?: DecodeMode;
+  timings: Timings; // body, model
+}
+
+// The image's header is checked before the model is fetched, so a bad file never costs a model load.
+export async function prepare(env: Env, name: string, upload: Upload, decode?: DecodeMode): Promise<Prepared> {
+  const decoder = inspectImage(upload.bytes, limitsOf(env));
   const started = performance.now();
-  const loaded = await getModel(env, name);
-  const { model, version } = loaded;
-  timings.model = performance.now() - started;
-  let engineCapture: number | RunOptions;
-  if (typeof capture === "function") {
-    engineCapture = capture(model.header, name);
-  } else {
-    const { layers } = model.header.config;
-    engineCapture = capture === "last" ? layers : capture;
-    if (engineCapture > layers) {
-      throw new EdgevitError("bad_parameter", `layer must be from 0 to ${layers} for model ${name}`);
-    }
-  }
-  if (typeof engineCapture !== "number") reserveCapture(env, loaded, engineCapture);
-  // The model fetched here serves the whole request, even if a swap replaces it in the cache meanwhile.
-  const inference = await runImage(model, decoder, limitsOf(env), { capture: engineCapture, decode, timings });
-  return { name, version, model, timings, ...inference };
+  const entry = await getModel(env, name);
+  const timings = { body: upload.bodyMs, model: performance.now() - started };
+  return { name, version: entry.version, model: entry.model, entry, decoder, decode, timings };
+}
+
+export interface Inference<T = unknown> extends CoreInference<T> {
+  name: string;
+  version: string;
+  model: Model;
+}
+
+// What to keep from the forward pass, already checked against the model (hiddenLayer, attentionLayer);
+// `keep` makes the pictures from the captures in place (core/pipeline.ts's RunImageOptions).
+export interface RunRequest<T> {
+  capture?: Capture;
+  keep?: (captures: RunResult) => T;
+}
+
+// Decode, preprocess and the forward pass of a prepared upload. Its timings are every phase's, prepare's
+// included.
+export async function run<T = undefined>(env: Env, job: Prepared, request: RunRequest<T> = {}): Promise<Inference<T>> {
+  const { capture = -1, keep } = request;
+  if (typeof capture !== "number") reserveCapture(env, job.entry, capture);
+  const ran = await runImage(job.model, job.decoder, limitsOf(env), { capture, decode: job.decode, keep });
+  const { name, version, model } = job;
+  return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+}
+
+// A requested hidden state ("last" or 0..L: 0 the embeddings) checked against the model it is for.
+export function hiddenLayer(raw: number | "last", config: ModelConfig, name: string): number {
+  if (raw === "last") return config.layers;
+  if (raw > config.layers)
+    throw new EdgevitError("bad_parameter", `layer must be from 0 to ${config.layers} for model ${name}`);
+  return raw;
 }
 
 export function classifyAnswer(inference: Inference, topK: number, withLogits: boolean): ClassifyAnswer {

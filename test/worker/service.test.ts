@@ -1,0 +1,65 @@
+// The service's flow without a transport, as every handler uses it: prepare() (header checked, model in
+// hand), the options checked against the prepared model's header, run() returning outputs and timings.
+
+import { beforeAll, expect, test } from "vitest";
+import { env } from "cloudflare:test";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import random from "../fixtures/images/invalid-random-bytes.jpg";
+import { SEE_CAPTURE } from "../../core/pictures/see.ts";
+import { attentionLayer, hiddenLayer, prepare, run } from "../../worker/service.ts";
+import { countingBucket, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+
+const NAME = "service-vit";
+const bytes = new Uint8Array(cat);
+
+beforeAll(async () => {
+  await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 23));
+});
+
+test("prepare refuses an unreadable image before it reads the model", async () => {
+  const { bucket, gets } = countingBucket(env.MODELS);
+  const refused = prepare({ ...env, MODELS: bucket }, "service-vit-unread", { bytes: new Uint8Array(random) });
+  await expect(refused).rejects.toMatchObject({ code: "invalid_image" });
+  expect(gets.size).toBe(0);
+});
+
+test("the layer checks answer the model's range, from the prepared model's header", async () => {
+  const job = await prepare(env, NAME, { bytes });
+  const { config } = job.model.header;
+  expect(config.layers).toBe(SMALL_CONFIG.layers);
+  const L = config.layers;
+  expect(hiddenLayer("last", config, job.name)).toBe(L);
+  expect(hiddenLayer(0, config, job.name)).toBe(0);
+  expect(() => hiddenLayer(L + 1, config, job.name)).toThrow(`layer must be from 0 to ${L} for model ${NAME}`);
+  expect(attentionLayer("last", config, job.name)).toBe(L);
+  expect(() => attentionLayer(L + 1, config, job.name)).toThrow(`layer must be from 1 to ${L} for model ${NAME}`);
+});
+
+test("run returns every phase's timings, prepare's first, in the order they happen", async () => {
+  const job = await prepare(env, NAME, { bytes, bodyMs: 1.5 });
+  expect(job.timings.body).toBe(1.5);
+  const inference = await run(env, job);
+  expect(Object.keys(inference.timings)).toEqual(["body", "model", "decode", "preprocess", "forward"]);
+  expect(inference.timings.body).toBe(1.5);
+  expect(inference.kept).toBeUndefined();
+  expect(inference.name).toBe(NAME);
+  expect(inference.version).toBe(job.version);
+});
+
+test("keep's value is what it made of the captures in place, equal to the copies of a run without it", async () => {
+  const copied = await run(env, await prepare(env, NAME, { bytes }), { capture: SEE_CAPTURE });
+  const kept = await run(env, await prepare(env, NAME, { bytes }), {
+    capture: SEE_CAPTURE,
+    keep: (captures) => ({
+      hidden: captures.hiddenStates!.slice(),
+      mean: captures.meanAttention!.slice(),
+      pixels: captures.pixels!.slice(),
+    }),
+  });
+  // With keep, the captures were views: none is returned beside its value.
+  expect(kept.result.hiddenStates).toBeUndefined();
+  expect(kept.kept.hidden).toEqual(copied.result.hiddenStates);
+  expect(kept.kept.mean).toEqual(copied.result.meanAttention);
+  expect(kept.kept.pixels).toEqual(copied.result.pixels);
+  expect(kept.result.logits).toEqual(copied.result.logits);
+});
