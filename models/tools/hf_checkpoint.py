@@ -8,12 +8,13 @@ import struct
 import numpy as np
 import torch
 
-# safetensors dtype name -> (numpy dtype used to read the raw bytes, bytes per element)
-DTYPES = {"F32": (np.float32, 4), "F16": (np.float16, 2), "BF16": (np.uint16, 2)}
+# safetensors dtype name -> (numpy dtype used to read the raw bytes, bytes per element); I64 for the
+# position_ids buffers older CLIP files carry
+DTYPES = {"F32": (np.float32, 4), "F16": (np.float16, 2), "BF16": (np.uint16, 2), "I64": (np.int64, 8)}
 
 
 def read_safetensors(path):
-    """Returns {name: float32 torch tensor}, whatever the stored dtype."""
+    """Returns {name: float32 torch tensor}, whatever the stored float dtype (I64 tensors stay int64)."""
     with open(path, "rb") as f:
         blob = f.read()
     (header_len,) = struct.unpack("<Q", blob[:8])
@@ -26,6 +27,9 @@ def read_safetensors(path):
         begin, end = info["data_offsets"]
         np_dtype, _ = DTYPES[info["dtype"]]
         raw = np.frombuffer(data[begin:end], dtype=np_dtype)
+        if info["dtype"] == "I64":
+            tensors[name] = torch.from_numpy(raw.astype("<i8").reshape(info["shape"]))
+            continue
         if info["dtype"] == "BF16":
             # bf16 is the top half of an f32
             raw = (raw.astype(np.uint32) << 16).view(np.float32)

@@ -76,20 +76,20 @@ function fmix32(h: number): number {
 }
 
 // FNV-1a over the name, mixed with the seed: one independent stream per tensor.
-function streamKey(seed: number, name: string): number {
+export function streamKey(seed: number, name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
   return fmix32((h ^ fmix32(seed >>> 0)) >>> 0);
 }
 
 // Uniform in [0, 1) with 24 bits, element `i` of stream `key` (two rounds, Weyl-spaced counter).
-function uniform(key: number, i: number): number {
+export function uniform(key: number, i: number): number {
   const h = fmix32((fmix32((Math.imul(i, 0x9e3779b9) + key) >>> 0) + 0x632be5ab) >>> 0);
   return (h >>> 8) / 16777216;
 }
 
 // `count` values, uniform with mean `mean` and standard deviation `std`, rounded to f32.
-function uniformTensor(seed: number, name: string, count: number, mean: number, std: number): Float32Array {
+export function uniformTensor(seed: number, name: string, count: number, mean: number, std: number): Float32Array {
   const key = streamKey(seed, name);
   const half = std * Math.sqrt(3); // a uniform on [-a, a] has std a / sqrt(3)
   const out = new Float32Array(count);
@@ -251,7 +251,7 @@ function bf16Bits(x: number): number {
 }
 
 // Little-endian bytes of the tensor in `dtype` (F32: a view, encodeSafetensors copies it).
-function encode(data: Float32Array, dtype: Dtype): Uint8Array {
+export function encode(data: Float32Array, dtype: Dtype): Uint8Array {
   if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   const convert = dtype === "F16" ? f16Bits : bf16Bits;
