@@ -113,15 +113,12 @@ function readBundleHeader(path: string): BundleHeader {
   }
 }
 
-export function prepareModel(preset: string): ModelFiles {
+// The random checkpoint and its edgevit bundle only (no ONNX export): what the Worker benchmarks need.
+export function prepareBundle(preset: string): { dir: string; evit: string; header: BundleHeader } {
   const dir = join(cacheDir, preset);
   const hf = join(dir, "hf");
   const evit = join(dir, "model.evit");
   mkdirSync(dir, { recursive: true });
-  const onnxFiles = ["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"];
-  const needsExport = !onnxFiles.every((f) => existsSync(join(dir, f)));
-  if (needsExport) requirePython();
-
   if (!existsSync(join(hf, "model.safetensors")) || !existsSync(join(hf, "inputs.f32"))) {
     const args = ["--preset", preset, "--layout", "hf-vit", "--seed", "1", "--inputs", "4", "--out", hf];
     run(`${preset}: random checkpoint`, process.execPath, [join(root, "models/tools/make-random-vit.ts"), ...args]);
@@ -138,11 +135,19 @@ export function prepareModel(preset: string): ModelFiles {
       preset,
     ]);
   }
+  return { dir, evit, header: readBundleHeader(evit) };
+}
+
+export function prepareModel(preset: string): ModelFiles {
+  const dir = join(cacheDir, preset);
+  const onnxFiles = ["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"];
+  const needsExport = !onnxFiles.every((f) => existsSync(join(dir, f)));
+  if (needsExport) requirePython();
+  const { evit, header } = prepareBundle(preset);
   if (needsExport) {
-    run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), hf, dir]);
+    run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), join(dir, "hf"), dir]);
   }
 
-  const header = readBundleHeader(evit);
   const c = header.config;
   const shape: VitShape = {
     channels: c.channels,
@@ -154,7 +159,7 @@ export function prepareModel(preset: string): ModelFiles {
     classes: c.classes,
     distilled: c.distilled,
   };
-  const inputs = readF32(join(hf, "inputs.f32"), c.channels * c.imageSize * c.imageSize);
+  const inputs = readF32(join(dir, "hf", "inputs.f32"), c.channels * c.imageSize * c.imageSize);
   const referenceLogits = readF32(join(dir, "reference-logits.f32"), c.classes);
   if (referenceLogits.length !== inputs.length)
     throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);

@@ -22,11 +22,13 @@ function freePort(): Promise<number> {
 
 export class DevServer {
   readonly url: string;
+  readonly inspectorPort: number; // V8's inspector for the Worker's isolate, through wrangler's proxy
   readonly process: ChildProcess;
   private log = "";
 
-  private constructor(url: string, child: ChildProcess) {
+  private constructor(url: string, inspectorPort: number, child: ChildProcess) {
     this.url = url;
+    this.inspectorPort = inspectorPort;
     this.process = child;
     child.stdout!.on("data", (d) => (this.log += d));
     child.stderr!.on("data", (d) => (this.log += d));
@@ -62,7 +64,7 @@ export class DevServer {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     });
-    const server = new DevServer(`http://127.0.0.1:${port}`, child);
+    const server = new DevServer(`http://127.0.0.1:${port}`, inspectorPort, child);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${server.log}`);
