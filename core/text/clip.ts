@@ -141,7 +141,13 @@ export class ClipTokenizer implements TextTokenizer {
     this.eosId = special(options.eosToken);
     this.padId = special(options.padToken);
     this.unkId = special(options.unkToken);
-    const { merges, vocabSize } = tables;
+    const { merges, vocabSize, byteIds } = tables;
+    if (byteIds.length !== 512 || byteIds.some((id) => id < -1 || id >= vocabSize)) {
+      throw new TokenizerError(`the byte symbols' ids are not 512 ids below the vocabulary's ${vocabSize}`);
+    }
+    if (merges.length % 3 !== 0 || merges.some((id) => id < 0 || id >= vocabSize)) {
+      throw new TokenizerError(`the merges are not id triples below the vocabulary's ${vocabSize}`);
+    }
     for (let rank = merges.length / 3 - 1; rank >= 0; rank--) {
       this.ranks.set(merges[3 * rank] * vocabSize + merges[3 * rank + 1], rank); // the first listing wins
     }

@@ -164,6 +164,12 @@ export class SentencePiece {
 
   constructor(data: SentencePieceData, options: SentencePieceOptions = {}) {
     this.data = data;
+    const n = data.pieces.length;
+    if (n === 0 || data.scores.length !== n || data.types.length !== n) {
+      throw new TokenizerError(
+        `SentencePiece model has ${n} pieces, ${data.scores.length} scores, ${data.types.length} types`,
+      );
+    }
     let unkId = -1;
     let maxPieceLength = 1;
     // unigram_model.cc: FLT_MAX and FLT_MIN (the smallest positive float) before the NORMAL pieces
@@ -172,6 +178,7 @@ export class SentencePiece {
     for (let id = 0; id < data.pieces.length; id++) {
       const piece = data.pieces[id];
       const type = data.types[id];
+      if (type < NORMAL || type > BYTE) throw new TokenizerError(`piece ${id} has type ${type}, not one of 1..6`);
       if (type === NORMAL || type === USER_DEFINED || type === UNUSED) {
         if (this.ids.has(piece)) throw new TokenizerError(`spiece.model: piece ${JSON.stringify(piece)} repeats`);
         this.ids.set(piece, id);
