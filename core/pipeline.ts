@@ -3,7 +3,8 @@
 // same files under the same limits.
 import type { Preprocessing } from "../models/bundle.ts";
 import type { Model, RunOptions, RunResult } from "./engine.ts";
-import { openImage } from "./image/open.ts";
+import { ByteSource } from "./image/bytes.ts";
+import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
 import type { Limits } from "./limits.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
@@ -22,18 +23,25 @@ export interface Inference {
 
 // Reads the image's header only: refuses a file that is not an accepted image or is over the pixel limit
 // before a model is loaded or any pixel memory is spent. The decoder it returns is what runImage takes.
-export function inspectImage(bytes: Uint8Array, limits: Limits): ImageDecoder {
-  return openImage(bytes, limits);
+// Whole bytes open at once; a stream opens once its header has arrived, and the rest is read as it decodes.
+export function inspectImage(bytes: Uint8Array, limits: Limits): ImageDecoder;
+export function inspectImage(stream: ReadableStream<Uint8Array> | ByteSource, limits: Limits): Promise<ImageDecoder>;
+export function inspectImage(image: ImageInput, limits: Limits): ImageDecoder | Promise<ImageDecoder> {
+  return image instanceof Uint8Array ? openImageBytes(image, limits) : openImage(image, limits);
 }
+
+const isInput = (image: ImageInput | ImageDecoder): image is ImageInput =>
+  image instanceof Uint8Array || image instanceof ReadableStream || image instanceof ByteSource;
 
 // Decodes (at the scale `mode` allows) and preprocesses as the model's image processor does while rows
 // arrive, writing pixel_values into the model's input as the last, synchronous step: run the model right
 // after, without an await in between, so requests sharing a model never see each other's pixels. Decoding
-// may await (PNG's inflater is a stream); what a request holds across those awaits is the preprocessor's
-// intermediate (max side x model width x 3 bytes), never the picture.
+// awaits (a streamed body's bytes, PNG's inflater, a yield after each slice of work); what a request holds
+// across those awaits is the decoder's buffers and window (decoder.memoryBytes) and the preprocessor's
+// intermediate (StreamingPreprocessor.memoryBytes), never the picture.
 export async function preprocessImage(
   model: Model,
-  image: Uint8Array | ImageDecoder,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
   timings: PhaseTimings = {},
@@ -45,13 +53,13 @@ export async function preprocessImage(
 // view on wasm memory is made after every await.
 export async function preprocessInto(
   pp: Preprocessing,
-  image: Uint8Array | ImageDecoder,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
   out: () => Float32Array,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
   timings: PhaseTimings = {},
 ): Promise<Inference["image"]> {
-  const decoder = image instanceof Uint8Array ? inspectImage(image, limits) : image;
+  const decoder = isInput(image) ? await openImage(image, limits) : image;
   const { header } = decoder;
   const scale = chooseScale(header, pp, mode);
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
@@ -94,7 +102,7 @@ export interface RunImageOptions {
 // preprocessImage, then the forward pass right after it, with no await in between.
 export async function runImage(
   model: Model,
-  image: Uint8Array | ImageDecoder,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
   options: RunImageOptions = {},
 ): Promise<Inference> {
