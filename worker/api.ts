@@ -23,6 +23,7 @@ import {
   attentionLayer,
   classifyAnswer,
   embedAnswer,
+  growBody,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOf,
@@ -33,7 +34,6 @@ import {
   run,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
-import { reservationBytes } from "./memory.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
@@ -63,8 +63,7 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
   const ticket = await admit(env, name, body);
   held.add(ticket);
   const started = performance.now();
-  const grow = (bytes: number) => ticket.resize(reservationBytes({ body: { bytes, copies: body.copies } }));
-  const bytes = await readImage(request, limit, grow);
+  const bytes = await readImage(request, limit, growBody(ticket, body.copies));
   return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket }, decode);
 }
 

@@ -31,7 +31,7 @@ export interface ReadOptions {
 }
 
 // Reservations grow by this much at a time while a body of unknown length is read.
-const RESERVE_STEP = 1 << 20;
+const RESERVE_STEP = 256 * 1024;
 
 // The whole stream, refused as soon as it would pass `limit` (the rest is cancelled, not read).
 export async function readBounded(

@@ -6,7 +6,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
 import { inputBytes, readInput } from "./input.ts";
-import { Busy, reservationBytes, type Ticket } from "./memory.ts";
+import { Busy, type Ticket } from "./memory.ts";
 import { intOption } from "./options.ts";
 import { serve } from "./router.ts";
 import {
@@ -18,6 +18,7 @@ import {
   decodeOption,
   embedAnswer,
   embedOptions,
+  growBody,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOption,
@@ -87,8 +88,7 @@ async function prepareInput(
   const body = sent ? { bytes: Math.min(sent.byteLength, limit), copies: 1 } : { bytes: 0, copies: 2 };
   const ticket = await admit(env, name, body);
   tickets.push(ticket);
-  const grow = (bytes: number) => ticket.resize(reservationBytes({ body: { bytes, copies: body.copies } }));
-  const bytes = await readInput(image, limit, { reserve: grow });
+  const bytes = await readInput(image, limit, { reserve: growBody(ticket, body.copies) });
   return prepare(env, name, { bytes, ticket }, decode);
 }
 

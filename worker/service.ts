@@ -89,21 +89,33 @@ export interface Prepared {
 
 // Admission of an upload, before its body is read: the memory the body will hold is reserved in the
 // isolate's ledger (waiting its turn, or refused busy), with the room for loading `name` when it is not
-// loaded. The door that reads the body grows the reservation while it reads when the length is not known.
+// loaded. A body that could never fit beside the models is refused at once (payload_too_large).
 export function admit(env: Env, name: string, body: BodyPlan): Promise<Ticket> {
-  return ledgerOf(env).admit(reservationBytes({ body }), isLoaded(name) ? undefined : name, (room) => {
+  return ledgerOf(env).admit(reservationBytes({ body }), isLoaded(name) ? undefined : name, bodyTooLarge(body));
+}
+
+// The reservation of a body whose length was not declared, grown to `bytes` read so far (input.ts's
+// ReadOptions.reserve).
+export function growBody(ticket: Ticket, copies: number): (bytes: number) => Promise<void> {
+  return (bytes) => {
+    const body = { bytes, copies };
+    return ticket.resize(reservationBytes({ body }), bodyTooLarge(body));
+  };
+}
+
+function bodyTooLarge(body: BodyPlan): (room: number) => EdgevitError {
+  return (room) => {
+    const size = sizeText(body.bytes);
     const what =
-      body.copies > 1
-        ? `a body of ${sizeText(body.bytes)} (read and parsed: ${body.copies} copies)`
-        : `a body of ${sizeText(body.bytes)}`;
+      body.copies > 2 ? `a multipart body of ${size} (the body, the form's file and the image)` : `a body of ${size}`;
     return new EdgevitError(
       "payload_too_large",
       `${what} needs more memory than this server has for one upload beside its models (${sizeText(room)}); ` +
-        (body.copies > 1
+        (body.copies > 2
           ? "send the image as the raw body (image/jpeg, image/png) or a smaller image"
           : "send a smaller image"),
     );
-  });
+  };
 }
 
 // The body as held once read: the image's bytes, one copy.
