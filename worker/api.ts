@@ -64,7 +64,8 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
   held.add(ticket);
   const started = performance.now();
   const bytes = await readImage(request, limit, growBody(ticket, body.copies));
-  return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket }, decode);
+  const read = { bytes: Math.max(body.bytes, bytes.byteLength), copies: body.copies };
+  return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket, read }, decode);
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.

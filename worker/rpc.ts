@@ -89,7 +89,8 @@ async function prepareInput(
   const ticket = await admit(env, name, body);
   tickets.push(ticket);
   const bytes = await readInput(image, limit, { reserve: growBody(ticket, body.copies) });
-  return prepare(env, name, { bytes, ticket }, decode);
+  const read = { bytes: bytes.byteLength, copies: body.copies };
+  return prepare(env, name, { bytes, ticket, read }, decode);
 }
 
 export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {

@@ -69,6 +69,10 @@ export interface Upload {
   bytes: Uint8Array;
   bodyMs?: number;
   ticket: Ticket;
+  // The body as reading it held it (a multipart form's copies, a chunked body's chunks): garbage once read,
+  // but garbage the runtime collects when it will, so it stays counted until the request ends. Default: the
+  // image's bytes, once.
+  read?: BodyPlan;
 }
 
 // An upload ready to run: its image's header read and checked, the model that will run it in hand. The
@@ -118,15 +122,17 @@ function bodyTooLarge(body: BodyPlan): (room: number) => EdgevitError {
   };
 }
 
-// The body as held once read: the image's bytes, one copy.
-function heldBody(bytes: Uint8Array): BodyPlan {
-  return { bytes: bytes.byteLength, copies: 1 };
+// The body as held once read: what reading it held, at least the image's bytes once.
+function heldBody(upload: Upload): BodyPlan {
+  const read = upload.read ?? { bytes: 0, copies: 0 };
+  const image = upload.bytes.byteLength;
+  return read.bytes * read.copies >= image ? read : { bytes: image, copies: 1 };
 }
 
 // The image's header is checked before the model is fetched, so a bad file never costs a model load.
 export async function prepare(env: Env, name: string, upload: Upload, decode?: DecodeMode): Promise<Prepared> {
   const { ticket } = upload;
-  const body = heldBody(upload.bytes);
+  const body = heldBody(upload);
   const decoder = inspectImage(upload.bytes, limitsOf(env));
   await ticket.resize(reservationBytes({ body }));
   const started = performance.now();
