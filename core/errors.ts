@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   "unsupported_media_type", // a format that is not accepted
   "model_unavailable", // the model exists but cannot be loaded or run
   "unauthorized", // the API needs a bearer token and the request has none or a wrong one
+  "busy", // the server has no room for this request now; worth retrying later
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -20,11 +20,18 @@ const obj = (properties: Record<string, Schema>, required: string[] = Object.key
   additionalProperties: false,
 });
 
+// 503 is also `busy` (no memory for the upload now), which alone carries Retry-After (seconds).
 const errorResponses = (...statuses: number[]) =>
   Object.fromEntries(
     statuses.map((s) => [
       String(s),
-      { description: "a refusal with a stable code", content: { "application/json": { schema: ref("Error") } } },
+      {
+        description:
+          s === 503
+            ? "model_unavailable; or busy: the server has no room for this image now, retry after the Retry-After header's seconds"
+            : "a refusal with a stable code",
+        content: { "application/json": { schema: ref("Error") } },
+      },
     ]),
   );
 
@@ -325,7 +332,21 @@ export const openapi = {
             ["name", "version", "etag", "memoryBytes", "largestLoadBufferBytes", "checkedAt"],
           ),
         },
-        memory: obj({ usedBytes: int, budgetBytes: int }),
+        memory: obj({
+          usedBytes: int,
+          budgetBytes: int,
+          // The isolate's memory ledger: ISOLATE_MEMORY_MB, what it counts now, the requests in flight and waiting.
+          isolate: obj({
+            capacityBytes: int,
+            fixedBytes: int,
+            modelBytes: int,
+            reservedBytes: int,
+            usedBytes: int,
+            inFlight: int,
+            queued: int,
+            loading: { type: "array", items: str },
+          }),
+        }),
       }),
     },
   },

@@ -12,4 +12,5 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   model_unavailable: 503,
   unauthorized: 401,
+  busy: 503, // with Retry-After
 };

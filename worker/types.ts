@@ -119,7 +119,21 @@ export interface ModelsAnswer {
   refreshSeconds: number;
   models: BundleListing[];
   loaded: LoadedListing[];
-  memory: { usedBytes: number; budgetBytes: number };
+  // usedBytes and budgetBytes: the loaded models' wasm memory and MODEL_MEMORY_BUDGET_MB; isolate: the
+  // isolate's memory ledger
+  memory: { usedBytes: number; budgetBytes: number; isolate: IsolateMemory };
+}
+
+// The isolate's memory ledger (worker/memory.ts): what it counts now against ISOLATE_MEMORY_MB.
+export interface IsolateMemory {
+  capacityBytes: number; // ISOLATE_MEMORY_MB
+  fixedBytes: number; // the idle isolate's own JS heap
+  modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
+  reservedBytes: number; // what the requests in flight reserved
+  usedBytes: number; // the three above: never over capacityBytes
+  inFlight: number; // requests holding a reservation
+  queued: number; // requests waiting for one
+  loading: string[]; // models being loaded, the model budget set aside for them
 }
 
 // The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that
