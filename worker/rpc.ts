@@ -14,8 +14,10 @@ import {
   classifyAnswer,
   classifyOptions,
   decodeOption,
+  checkClassifier,
   embedAnswer,
   embedOptions,
+  poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOption,
@@ -76,6 +78,7 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const name = modelOption(this.env, options.model);
       const { topK, logits } = classifyOptions(options);
       const job = await prepareInput(this.env, image, name, options);
+      checkClassifier(job.model.header.config, name);
       return classifyAnswer(await run(this.env, job), topK, logits);
     });
   }
@@ -85,7 +88,8 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const name = modelOption(this.env, options.model);
       const { pool, normalize } = embedOptions(options);
       const job = await prepareInput(this.env, image, name, options);
-      return embedAnswer(await run(this.env, job), pool, normalize);
+      const chosen = poolFor(pool, job.model.header.config, name);
+      return embedAnswer(await run(this.env, job), chosen, normalize);
     });
   }
 
