@@ -89,6 +89,18 @@ describe("tower fields from config.json", () => {
     expect((await headerOf(towerDir("siglip2-base-patch16-224"))).preprocessing.resample).toBe(2);
   });
 
+  test("SiglipVisionModel: the vision config at the top level gives the same bundle as SiglipModel's", async () => {
+    const two = readBundle(await convertDirectory(towerDir("siglip-base-patch16-224")), crc32);
+    const alone = towerDir("siglip-base-patch16-224", (c) => {
+      const vision = c.vision_config as Record<string, unknown>;
+      for (const key of Object.keys(c)) delete c[key];
+      Object.assign(c, vision, { model_type: "siglip_vision_model", architectures: ["SiglipVisionModel"] });
+    });
+    const one = readBundle(await convertDirectory(alone), crc32);
+    expect(one.header.config).toEqual(two.header.config);
+    expect(Buffer.from(one.payload).equals(Buffer.from(two.payload))).toBe(true);
+  });
+
   test("DINOv2: LayerScale, registers, the input size from the crop, position embeddings for its grid", async () => {
     const h = await headerOf(towerDir("dinov2-with-registers-small"));
     expect(h.config).toMatchObject({
