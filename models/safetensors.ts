@@ -5,13 +5,27 @@
 import { open, type FileHandle } from "node:fs/promises";
 
 export type Dtype = "F32" | "F16" | "BF16";
-const ITEM_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2 };
+// Integer tensors are listed but never read: the converter ignores the buffers checkpoints carry
+// (openai's CLIP files hold I64 position_ids).
+export type IntDtype = "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+const ITEM_BYTES: Record<Dtype | IntDtype, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+const FLOATS: readonly string[] = ["F32", "F16", "BF16"];
 // Longer headers exist only for checkpoints with huge tensor counts; this bounds a corrupt length field.
 const MAX_HEADER_BYTES = 100 << 20;
 
 export interface TensorInfo {
   name: string;
-  dtype: Dtype;
+  dtype: Dtype | IntDtype;
   shape: number[];
   begin: number; // absolute file offset
   end: number;
@@ -48,10 +62,10 @@ function parseHeader(
     const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!(typeof info.dtype === "string" && info.dtype in ITEM_BYTES)) {
       throw new SafetensorsError(
-        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read`,
+        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read (integer buffers are skipped)`,
       );
     }
-    const dtype = info.dtype as Dtype;
+    const dtype = info.dtype as Dtype | IntDtype;
     const shape = info.shape;
     const offsets = info.data_offsets;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
@@ -159,7 +173,10 @@ export class SafetensorsFile {
   }
 
   async read(name: string): Promise<Float32Array> {
-    return decode(this.info(name).dtype, await this.raw(name));
+    const { dtype } = this.info(name);
+    if (!FLOATS.includes(dtype))
+      throw new SafetensorsError(`${this.path}: tensor ${name} is ${dtype}, not a float tensor`);
+    return decode(dtype as Dtype, await this.raw(name));
   }
 
   close(): Promise<void> {

@@ -21,6 +21,7 @@ import {
   POOLS,
   admit,
   attentionLayer,
+  checkClassifier,
   classifyAnswer,
   embedAnswer,
   growBody,
@@ -29,9 +30,11 @@ import {
   modelOf,
   modelsAnswer,
   type Inference,
+  poolFor,
   prepare,
   type Prepared,
   run,
+  tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
@@ -39,7 +42,15 @@ import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { pcaFrames, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
-import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
+import {
+  attentionMap,
+  attentionsJson,
+  headParam,
+  pcaAnimation,
+  pngResponse,
+  requireClassToken,
+  seeBody,
+} from "./see.ts";
 
 // `held` collects the request's memory reservations; the router releases them (http.ts's Held).
 type Handler = (request: Request, env: Env, url: URL, held: Held) => Promise<Response>;
@@ -80,16 +91,27 @@ function inferenceHeaders(inference: Inference): Record<string, string> {
 const classify: Handler = async (request, env, url, held) => {
   const topK = intParam(url, "top_k", 5, 1);
   const include = listParam(url, "include", ["logits"] as const);
-  const inference = await run(env, await prepareUpload(request, env, url, held));
+  const job = await prepareUpload(request, env, url, held);
+  checkClassifier(job.model.header.config, job.name);
+  const inference = await run(env, job);
   return json(classifyAnswer(inference, topK, include.has("logits")), 200, inferenceHeaders(inference));
 };
 
 const embed: Handler = async (request, env, url, held) => {
-  const pool = choiceParam(url, "pool", POOLS);
+  // absent: the model's family's embedding (CLIP image_embeds, SigLIP pooler, ViT and DINOv2 cls)
+  const pool = url.searchParams.has("pool") ? choiceParam(url, "pool", POOLS) : undefined;
   const normalize = boolParam(url, "normalize");
-  const inference = await run(env, await prepareUpload(request, env, url, held), { answer: { kind: "embed" } });
-  return json(embedAnswer(inference, pool, normalize), 200, inferenceHeaders(inference));
+  const job = await prepareUpload(request, env, url, held);
+  const chosen = poolFor(pool, job.model.header.config, job.name);
+  const inference = await run(env, job, { answer: { kind: "embed" } });
+  return json(embedAnswer(inference, chosen, normalize), 200, inferenceHeaders(inference));
 };
+
+// Where the patches start, for .npy answers (JSON answers carry the same fields).
+function tokenHeaders(inference: Inference): Record<string, string> {
+  const { class_token, prefix_tokens } = tokenLayout(inference.model.header.config);
+  return { "x-edgevit-class-token": String(class_token), "x-edgevit-prefix-tokens": String(prefix_tokens) };
+}
 
 const hiddenStates: Handler = async (request, env, url, held) => {
   if (!url.searchParams.has("layer"))
@@ -105,7 +127,7 @@ const hiddenStates: Handler = async (request, env, url, held) => {
   if (npyOut) {
     const states = inference.result.captured!; // [tokens][dim]
     const { dim } = inference.model.header.config;
-    return npy(states, [states.length / dim, dim], inferenceHeaders(inference));
+    return npy(states, [states.length / dim, dim], { ...inferenceHeaders(inference), ...tokenHeaders(inference) });
   }
   return json(hiddenStatesAnswer(inference, layer), 200, inferenceHeaders(inference));
 };
@@ -151,8 +173,13 @@ const attentions: Handler = async (request, env, url, held) => {
   const { name, version, model, result } = inference;
   const { heads } = model.header.config;
   const tokens = model.tokens;
-  if (npyOut) return npy(result.attentions!, [heads, tokens, tokens], inferenceHeaders(inference));
-  const fields = { model: name, version, layer, heads, tokens };
+  if (npyOut) {
+    return npy(result.attentions!, [heads, tokens, tokens], {
+      ...inferenceHeaders(inference),
+      ...tokenHeaders(inference),
+    });
+  }
+  const fields = { model: name, version, layer, heads, tokens, ...tokenLayout(model.header.config) };
   // Streamed one head at a time: the reservation lasts until the body is sent.
   const streamed = attentionsJson(fields, result.attentions!, heads, tokens, inferenceHeaders(inference));
   return new Response(held.untilSent(streamed.body!), streamed);
@@ -165,6 +192,7 @@ const attentionMapPicture: Handler = async (request, env, url, held) => {
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const { config } = job.model.header;
+  requireClassToken(config, job.name, "/v1/attention_map");
   const layer = attentionLayer(raw, config, job.name);
   const head = headParam(url, config.heads);
   const capture = { attention: true, pixels: true };
@@ -179,6 +207,7 @@ const see: Handler = async (request, env, url, held) => {
   const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const { header } = job.model;
+  requireClassToken(header.config, job.name, "/v1/see");
   // Every picture is made from the captures in place, before anything awaits.
   const inference = await run(env, job, {
     capture: SEE_CAPTURE,

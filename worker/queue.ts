@@ -12,7 +12,7 @@
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { readBounded, tooLarge } from "./input.ts";
 import { Busy, type Ticket } from "./memory.ts";
-import { POOLS, admit, classifyAnswer, embedAnswer, modelOf, prepare, run } from "./service.ts";
+import { POOLS, admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
 // The message body R2 sends for an event (event notifications, "Message format").
@@ -117,10 +117,14 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
     const answer = tasks.has("embed") ? ({ kind: "embed" } as const) : undefined;
     const inference = await run(env, await prepare(env, name, { bytes, ticket }), { answer });
     result = { ...base };
-    if (tasks.has("classify")) result.classify = classifyAnswer(inference, 5, false);
+    // an image tower has no classifier: its results carry the embedding only
+    if (tasks.has("classify") && hasClassifier(inference.model.header.config)) {
+      result.classify = classifyAnswer(inference, 5, false);
+    }
     if (tasks.has("embed")) {
-      // Normalized: Vectorize indexes for images are cosine (or dot product on unit vectors).
-      const embedding = embedAnswer(inference, POOLS[0], true);
+      // The family's embedding (CLIP image_embeds, SigLIP pooler, ViT and DINOv2 cls), normalized:
+      // Vectorize indexes for images are cosine (or dot product on unit vectors), of the tower's dimension.
+      const embedding = embedAnswer(inference, undefined, true);
       const id = await vectorId(event.bucket, key);
       result.embed = { ...embedding, vectorId: id };
       const metadata = {

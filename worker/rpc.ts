@@ -16,9 +16,11 @@ import {
   classifyAnswer,
   classifyOptions,
   decodeOption,
+  checkClassifier,
   embedAnswer,
   embedOptions,
   growBody,
+  poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOption,
@@ -99,6 +101,7 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const name = modelOption(this.env, options.model);
       const { topK, logits } = classifyOptions(options);
       const job = await prepareInput(this.env, image, name, options, tickets);
+      checkClassifier(job.model.header.config, name);
       return classifyAnswer(await run(this.env, job), topK, logits);
     });
   }
@@ -108,7 +111,8 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const name = modelOption(this.env, options.model);
       const { pool, normalize } = embedOptions(options);
       const job = await prepareInput(this.env, image, name, options, tickets);
-      return embedAnswer(await run(this.env, job, { answer: { kind: "embed" } }), pool, normalize);
+      const chosen = poolFor(pool, job.model.header.config, name);
+      return embedAnswer(await run(this.env, job, { answer: { kind: "embed" } }), chosen, normalize);
     });
   }
 

@@ -14,10 +14,10 @@ import {
 } from "../core/pipeline.ts";
 import type { Model, RunResult } from "../core/engine/model.ts";
 import type { ImageDecoder } from "../core/image/source.ts";
-import type { ModelConfig } from "../core/bundle/format.ts";
+import { prefixTokens, towerOf, type ModelConfig } from "../core/bundle/format.ts";
 import { chooseScale, DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
-import { poolEmbedding } from "../core/answers/pool.ts";
+import { POOLS, poolEmbedding, poolsOf } from "../core/answers/pool.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { listBundles } from "./catalog.ts";
 import {
@@ -214,6 +214,21 @@ export function hiddenLayer(raw: number | "last", config: ModelConfig, name: str
   return raw;
 }
 
+// A model without a classifier (an image tower) cannot classify: said before its forward pass is run.
+export function hasClassifier(config: ModelConfig): boolean {
+  return config.classes > 0;
+}
+
+export function checkClassifier(config: ModelConfig, name: string): void {
+  if (!hasClassifier(config)) {
+    throw new EdgevitError(
+      "bad_parameter",
+      `model ${name} is a ${towerOf(config).family} image tower without a classifier: it answers /v1/embed ` +
+        "(its image embedding), /v1/hidden_states and /v1/attentions, not /v1/classify",
+    );
+  }
+}
+
 export function classifyAnswer(inference: Inference, topK: number, withLogits: boolean): ClassifyAnswer {
   const { name, version, model, image, result } = inference;
   const predictions = topPredictions(result.logits, model.header.labels, topK);
@@ -234,20 +249,40 @@ function l2Normalize(v: Float32Array): Float32Array {
   return norm === 0 ? v : v.map((x) => x / norm);
 }
 
-export function embedAnswer(inference: Inference, pool: Pool, normalize: boolean): EmbedAnswer {
+// The pool a request names, or the model's family's default, checked against what the model answers.
+export function poolFor(pool: Pool | undefined, config: ModelConfig, name: string): Pool {
+  const pools = poolsOf(config);
+  if (pool === undefined) return pools[0];
+  if (!pools.includes(pool)) {
+    throw new EdgevitError(
+      "bad_parameter",
+      `pool must be one of ${pools.join(", ")} for model ${name} (a ${towerOf(config).family} model), got "${pool}"`,
+    );
+  }
+  return pool;
+}
+
+export function embedAnswer(inference: Inference, pool: Pool | undefined, normalize: boolean): EmbedAnswer {
   const { name, version, model, result } = inference;
-  const { dim, imageSize, patchSize } = model.header.config;
-  const pooled = poolEmbedding(result.output, dim, (imageSize / patchSize) ** 2, pool);
+  const config = model.header.config;
+  const chosen = poolFor(pool, config, name);
+  const pooled = poolEmbedding(result, config, chosen);
   const embedding = normalize ? l2Normalize(pooled) : pooled;
   return {
     model: name,
     version,
-    dim,
-    pool,
+    family: towerOf(config).family,
+    dim: embedding.length,
+    pool: chosen,
     normalized: normalize,
     embedding: Array.from(embedding),
     image: inference.image,
   };
+}
+
+// Where the patches start in a model's tokens: the tokens before them (class, distillation, registers).
+export function tokenLayout(config: ModelConfig): { class_token: boolean; prefix_tokens: number } {
+  return { class_token: towerOf(config).classToken, prefix_tokens: prefixTokens(config) };
 }
 
 // A requested attention layer ("last" or 1..L) checked against the model it is for.
@@ -269,7 +304,7 @@ export function attentionsAnswer(inference: Inference, layer: number): Attention
       Array.from(p.subarray((h * tokens + t) * tokens, (h * tokens + t + 1) * tokens)),
     ),
   );
-  return { model: name, version, layer, heads, tokens, attentions };
+  return { model: name, version, layer, heads, tokens, ...tokenLayout(model.header.config), attentions };
 }
 
 export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenStatesAnswer {
@@ -279,7 +314,7 @@ export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenS
   const tokens = states.length / dim;
   const rows: number[][] = [];
   for (let t = 0; t < tokens; t++) rows.push(Array.from(states.subarray(t * dim, (t + 1) * dim)));
-  return { model: name, version, layer, tokens, dim, hidden_states: rows };
+  return { model: name, version, layer, tokens, dim, ...tokenLayout(model.header.config), hidden_states: rows };
 }
 
 export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
@@ -310,12 +345,14 @@ export function decodeOption(options: { decode?: unknown } = {}): DecodeMode {
   return choiceOption("decode", options.decode ?? DEFAULT_DECODE_MODE, DECODE_MODES);
 }
 
-export const POOLS = ["cls", "mean"] as const;
+export { POOLS };
 
 export function classifyOptions(options: ClassifyOptions = {}): { topK: number; logits: boolean } {
   return { topK: intOption("topK", options.topK, 5, 1), logits: boolOption("logits", options.logits) };
 }
 
-export function embedOptions(options: EmbedOptions = {}): { pool: Pool; normalize: boolean } {
-  return { pool: choiceOption("pool", options.pool, POOLS), normalize: boolOption("normalize", options.normalize) };
+// `pool` stays undefined when absent: the model's family's default, known once the model is (poolFor).
+export function embedOptions(options: EmbedOptions = {}): { pool: Pool | undefined; normalize: boolean } {
+  const pool = options.pool === undefined ? undefined : choiceOption("pool", options.pool, POOLS);
+  return { pool, normalize: boolOption("normalize", options.normalize) };
 }
