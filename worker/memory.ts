@@ -12,7 +12,7 @@
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
 // starves; what one request reserved is never counted as room for another.
 
-import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
+import { type BundleHeader, type ModelConfig, tokens as tokensOf } from "../core/bundle/format.ts";
 import { EdgevitError } from "../core/errors.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
@@ -493,10 +493,6 @@ export function reservationBytes(plan: RequestPlan): number {
 }
 
 // Tokens of a config: patches, the class token, the distillation token.
-function tokensOf(c: ModelConfig): number {
-  return (c.imageSize / c.patchSize) ** 2 + 1 + (c.distilled ? 1 : 0);
-}
-
 // Logits and the last hidden state copied out of wasm memory by every run.
 function outputBytes(c: ModelConfig): number {
   return (c.classes + tokensOf(c) * c.dim) * 4;
