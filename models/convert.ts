@@ -27,6 +27,7 @@ import { memoryPlan } from "../core/engine/memory.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
 import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
 import { SafetensorsFile } from "./safetensors.ts";
+import { textTensors, textTowerFor, type TextTower } from "./text.ts";
 import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
 
 export { ConvertError };
@@ -578,6 +579,7 @@ interface Plan {
   parts: BundleParts;
   recipes: Map<string, Recipe>;
   ckpt: SafetensorsFile;
+  text: TextTower | null; // a two-tower checkpoint's text tower, written as the bundle's "text" section
 }
 
 // The checkpoint's layout, its bundle config and labels, and the recipe of every bundle tensor.
@@ -627,6 +629,10 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
     for (const f of ["config.json", "preprocessor_config.json", "model.safetensors"]) {
       if (f !== "preprocessor_config.json" || pre) files[f] = await fileRecord(join(dir, f));
     }
+    const text = await textTowerFor(dir, cfg, ckpt);
+    for (const f of ["vocab.json", "merges.txt", "spiece.model", "tokenizer_config.json"]) {
+      if (text && (await stat(join(dir, f)).catch(() => null))) files[f] = await fileRecord(join(dir, f));
+    }
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
     log(
@@ -641,6 +647,18 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
           `${t.registerTokens} registers, pre_layrnorm ${t.preLayernorm}, LayerScale ${t.layerScale}, ` +
           `final norm on ${t.finalNorm}, pooling ${t.pooling}, projection ${t.projection || "none"}`,
       );
+    }
+    if (text) {
+      const t = text.section.config;
+      log(
+        `  text tower (${text.section.kind}): vocab ${t.vocab}, ${t.positions} positions, dim ${t.dim}, heads ${t.heads}, ` +
+          `hidden ${t.hidden}, layers ${t.layers}, eps ${t.eps}, hidden_act ${t.hiddenAct}, ` +
+          `${t.causal ? "causal" : "bidirectional"}, pooling ${t.pooling}${t.pooling === "last" ? "" : ` (eos_token_id ${t.eosTokenId})`}, ` +
+          `projection ${t.projection}, logit_scale ${t.logitScale}${t.logitBias ? `, logit_bias ${t.logitBias}` : ""}, ` +
+          `tokenizer ${t.tokenizerBytes} bytes`,
+      );
+    } else if (cfg.model_type === "clip" || cfg.model_type === "siglip") {
+      log("  no tokenizer files (vocab.json and merges.txt, or spiece.model): the text tower is not written");
     }
     const size =
       "shortestEdge" in preprocessing.size
@@ -664,8 +682,9 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
         converter: CONVERTER,
         convertedAt: options.convertedAt ?? new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       },
+      ...(text ? { sections: [text.section] } : {}),
     };
-    return { parts, recipes, ckpt };
+    return { parts, recipes, ckpt, text };
   } catch (e) {
     await ckpt.close();
     throw e;
@@ -780,6 +799,19 @@ async function writeBundle(
       at += chunk.length;
     }
   }
+  if (p.text) {
+    log("  text tower");
+    for await (const [name, data] of textTensors(
+      p.text,
+      (n) => readFinite(p.ckpt, n),
+      (n) => p.ckpt.has(n),
+    )) {
+      for (const chunk of writer.addSection(name, data)) {
+        await write(chunk, at);
+        at += chunk.length;
+      }
+    }
+  }
   const { head, header } = writer.finish();
   await write(head, 0);
   return header;
@@ -790,7 +822,7 @@ export async function convertDirectory(dir: string, options: ConvertOptions = {}
   const p = await plan(dir, options);
   try {
     const writer = new BundleWriter(p.parts, crc32);
-    const out = new Uint8Array(writer.payloadOffset + writer.plan.length);
+    const out = new Uint8Array(writer.fileLength);
     await writeBundle(p, writer, options.log ?? (() => {}), (chunk, position) => out.set(chunk, position));
     return out;
   } finally {

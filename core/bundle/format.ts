@@ -4,13 +4,17 @@
 // callers pass their CRC-32.
 import { PACK_K, PACK_ROWS } from "./pack.ts";
 import { MiB, sizeText } from "../sizes.ts";
+import type { SectionKind, TextConfig, TextSection } from "./text.ts";
 
 export const MAGIC = "EVIT";
-// Version 2 adds the tower fields of ModelConfig and heads of no classes; a writer writes version 1 for
-// a model that needs neither (every ViT and DeiT classifier: their bundles stay byte for byte what they
-// were), and a reader reads both.
-export const FORMAT_VERSION = 2;
-export const FORMAT_VERSIONS: readonly number[] = [1, 2];
+// Version 2 adds the tower fields of ModelConfig and heads of no classes; version 3 the sections after the
+// image payload (a text tower). A writer writes the lowest version a bundle needs (every ViT and DeiT
+// classifier's stays version 1, byte for byte what it was), and a reader reads all three.
+export const FORMAT_VERSION = 3;
+export const FORMAT_VERSIONS: readonly number[] = [1, 2, 3];
+
+// "1, 2 and 3", for messages.
+export const versionList = (): string => `${FORMAT_VERSIONS.slice(0, -1).join(", ")} and ${FORMAT_VERSIONS.at(-1)}`;
 export const PREFIX_BYTES = 16;
 export const ALIGN = 64;
 
@@ -133,8 +137,9 @@ export function towerOf(c: ModelConfig): Required<TowerFields> {
   return out;
 }
 
-// The format version a config needs: 1 unless it has a tower field or no classifier.
-export function versionFor(c: ModelConfig): number {
+// The format version a config needs: 1 unless it has a tower field or no classifier; 3 with sections.
+export function versionFor(c: ModelConfig, sections = 0): number {
+  if (sections > 0) return 3;
   return c.classes === 0 || TOWER_FIELDS.some((key) => c[key] !== undefined) ? 2 : 1;
 }
 
@@ -184,6 +189,7 @@ export interface BundleHeader {
   source: BundleSource;
   payload: { length: number; crc32: string };
   tensors: TensorEntry[];
+  sections?: TextSection[]; // version 3: towers after the image payload (text.ts)
 }
 
 // What the converter knows before it has written a byte of payload.
@@ -193,6 +199,14 @@ export interface BundleParts {
   preprocessing: Preprocessing;
   labels: string[];
   source: BundleSource;
+  sections?: SectionParts[];
+}
+
+// A section as the converter describes it before its bytes are written.
+export interface SectionParts {
+  name: string;
+  kind: SectionKind;
+  config: TextConfig;
 }
 
 export const QUANTIZATION = {
