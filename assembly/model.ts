@@ -64,7 +64,7 @@ const ACT_QUICK_GELU: i32 = 1; // "quick_gelu"
 const ACT_GELU_TANH: i32 = 2; // "gelu_pytorch_tanh"
 
 /** Sizes from the bundle header (no other constant exists) and the sizes they imply. */
-class Config {
+export class Config {
   channels: i32 = 0;
   imageSize: i32 = 0;
   patchSize: i32 = 0;
@@ -84,6 +84,7 @@ class Config {
   pooledNorm: bool = false; // CLIP: the final norm (post_layernorm) on the pooled token only
   mapPooling: bool = false; // SigLIP: pooled by the multihead attention pooling head
   projection: i32 = 0; // CLIP: visual_projection width
+  causal: bool = false; // a text tower's causal mask (assembly/text.ts): query i attends to keys 0..i
   grid: i32 = 0; // patches per side
   patches: i32 = 0; // grid * grid
   classRows: i32 = 0; // class token (+ distillation token): the rows before the registers
@@ -94,7 +95,7 @@ class Config {
 }
 
 /** A Linear(K -> N) in the packed B layout (docs/ARCHITECTURE.md). */
-class Linear {
+export class Linear {
   K: i32; // inputs
   N: i32; // outputs
   weight: usize = 0; // u8 [N4/4][K16/16][4][16], q + 64
@@ -107,7 +108,7 @@ class Linear {
   }
 }
 
-class Layer {
+export class Layer {
   layernormBeforeWeight: usize = 0; // f32 [dim]
   layernormBeforeBias: usize = 0; // f32 [dim]
   qkv: Linear; // dim -> 3 * dim: query rows, then key, then value
@@ -189,7 +190,7 @@ class PackedRows {
 }
 
 /** Activation buffers, allocated once by init(). */
-class RunState {
+export class RunState {
   input: usize = 0; // f32 [channels][imageSize][imageSize]
   patchRows: usize = 0; // f32 [patches][patchDim], patches flattened (c, py, px)
   x: usize = 0; // f32 [tokens][dim], the residual stream
@@ -249,7 +250,7 @@ export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, eve
  * Capture buffers, allocated by enableCapture() on the first request that asks for them, so that a model
  * that only classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB); 0 until then.
  */
-class CaptureState {
+export class CaptureState {
   flags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
   layer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
   hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
@@ -351,7 +352,7 @@ function readConfig(s: ConfigStruct): Config | null {
 @lazy const LAYER_SLOTS: i32 = 22;
 
 /** Reads the weight table into pointers, checking each tensor against the payload it lies in. */
-class WeightBinder {
+export class WeightBinder {
   table: usize;
   payload: usize;
   payloadBytes: u64;
@@ -495,7 +496,7 @@ function scaleInPlace(dst: usize, n: i32, factor: f32): void {
 }
 
 /** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM; writes s.qa. */
-function linear(
+export function linear(
   s: RunState, src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool,
 ): void {
   const qa = s.qa;
@@ -537,7 +538,7 @@ function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
   if (c.preLayernorm) layerNorm(s.x, c.tokens, c.dim, w.preLayrnormWeight, w.preLayrnormBias, c.eps, s.x);
 }
 
-function addInPlace(dst: usize, src: usize, n: i32): void {
+export function addInPlace(dst: usize, src: usize, n: i32): void {
   const n4_ = n & ~3;
   for (let i = 0; i < n4_; i += 4) {
     const p = <usize>i << 2;
@@ -577,8 +578,16 @@ function attentionScores(
   quantizeRows(query, ldQuery, M, headDim, qa.q, qa.scale, qa.zero, qa.sum);
   packRows(key, ldKey, 1, T, headDim, qb.weight, qb.scale, qb.sum);
   gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
+  if (c.causal) maskFuture(s.scores, M, T);
   // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
   softmaxQuantize(s.scores, M, T, T, 1 / Mathf.sqrt(<f32>headDim), qa.q, qa.scale, qa.zero, qa.sum);
+}
+
+/** The causal mask: scores[i][j] = -inf for keys j after query i, so softmax gives them exactly 0. */
+function maskFuture(scores: usize, M: i32, T: i32): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = i + 1; j < T; j++) store<f32>(scores + (<usize>(i * T + j) << 2), -Infinity);
+  }
 }
 
 /** out [M][headDim] (row stride ldOut) = P V_h, P in s.qa from attentionScores, `value` [T][headDim] (row stride ldValue). */
@@ -594,7 +603,7 @@ function attentionContext(c: Config, s: RunState, M: i32, value: usize, ldValue:
  * LayerScale), on norm = LN_before(x). Reads s.norm; writes s.qkvOut, s.scores, s.context, s.qa, s.qb, what
  * `k` captures of layer l, and s.norm with LayerScale; adds into s.x.
  */
-function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
+export function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
   const threeDim = 3 * c.dim;
   const headDim = c.headDim, T = c.tokens;
   linear(s, s.norm, c.dim, T, layer.qkv, s.qkvOut, threeDim, false);
@@ -625,7 +634,7 @@ function activation(c: Config, x: usize, n: i32): void {
  * x += output.dense(act(intermediate.dense(norm))) (times lambda2 with LayerScale), on norm = LN_after(x).
  * Reads s.norm; writes s.mlpHidden, s.qa, and s.norm with LayerScale; adds into s.x.
  */
-function mlp(c: Config, layer: Layer, s: RunState): void {
+export function mlp(c: Config, layer: Layer, s: RunState): void {
   linear(s, s.norm, c.dim, c.tokens, layer.intermediate, s.mlpHidden, c.hidden, false);
   activation(c, s.mlpHidden, c.tokens * c.hidden);
   if (c.layerScale) {

@@ -28,6 +28,13 @@ export interface EngineExports {
   probeDot(): number;
   dotPath(): number;
   setDotPath(path: number): number;
+  // the text towers (assembly/text.ts, core/engine/text.ts)
+  textInit(config: number, weights: number): number;
+  textForward(tokens: number, pooledAt: number): number;
+  textIdsPtr(): number;
+  textPoolerPtr(): number;
+  textEmbedsPtr(): number;
+  textPositions(): number;
 }
 
 const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
@@ -54,6 +61,12 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "probeDot",
   "dotPath",
   "setDotPath",
+  "textInit",
+  "textForward",
+  "textIdsPtr",
+  "textPoolerPtr",
+  "textEmbedsPtr",
+  "textPositions",
 ];
 
 // An instance's exports, once each one this host calls is there.
