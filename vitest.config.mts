@@ -25,7 +25,13 @@ export default defineConfig({
             miniflare: {
               // Phone-sized photos made at test time in Node (test/tools/photos.ts), fetched by photos.test.ts.
               // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
-              serviceBindings: { CALLER: "edgevit-caller", PHOTOS: photosService },
+              // TEXT: the text Worker's entrypoint, here the Worker under test itself, as wrangler.text.toml deploys
+              // it beside the main one (test/worker/text.test.ts).
+              serviceBindings: {
+                CALLER: "edgevit-caller",
+                PHOTOS: photosService,
+                TEXT: { name: RUNNER, entrypoint: "EdgevitText" },
+              },
               workers: [
                 {
                   name: "edgevit-caller",

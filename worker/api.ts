@@ -4,6 +4,8 @@
 // service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
+import { ClientDisconnected } from "./input.ts";
+import { boolOption } from "./options.ts";
 import {
   bodyPlan,
   boolParam,
@@ -37,6 +39,16 @@ import {
   tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
+import { readBounded } from "./input.ts";
+import {
+  MAX_TEXT_BODY_BYTES,
+  checkLabels,
+  checkTemplate,
+  checkTexts,
+  embedTextAnswer,
+  tokenizeAnswer,
+  zeroShot,
+} from "./text.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
@@ -64,7 +76,13 @@ export const MAX_FRAMES_SIZE = 448;
 // The upload of a request, prepared: the model it names (or the default), its memory reserved in the
 // isolate's ledger (memory.ts: waiting its turn, or busy), the body read under MAX_BODY_BYTES, the image's
 // header checked, the model in hand.
-async function prepareUpload(request: Request, env: Env, url: URL, held: Held): Promise<Prepared> {
+async function prepareUpload(
+  request: Request,
+  env: Env,
+  url: URL,
+  held: Held,
+  fields?: Map<string, string>,
+): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
@@ -74,7 +92,7 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
   const ticket = await admit(env, name, body);
   held.add(ticket);
   const started = performance.now();
-  const bytes = await readImage(request, limit, growBody(ticket, body.copies));
+  const bytes = await readImage(request, limit, growBody(ticket, body.copies), fields);
   const read = { bytes: Math.max(body.bytes, bytes.byteLength), copies: body.copies };
   return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket, read }, decode);
 }
@@ -220,6 +238,75 @@ const see: Handler = async (request, env, url, held) => {
   return json(body, 200, inferenceHeaders(inference));
 };
 
+// Zero-shot classification: labels as query parameters (labels=cat&labels=dog) or, in a multipart form
+// beside the image, a `labels` field holding a JSON array; `template` likewise.
+const zeroShotRoute: Handler = async (request, env, url, held) => {
+  const multipart = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("multipart/form-data");
+  const fields = new Map<string, string>();
+  // checked before the body is read when they come in the query
+  if (!multipart) {
+    checkLabels(url.searchParams.getAll("labels"));
+    checkTemplate(url.searchParams.get("template"));
+  }
+  const job = await prepareUpload(request, env, url, held, fields);
+  const labels = checkLabels(
+    fields.has("labels") ? jsonField(fields.get("labels")!, "labels") : url.searchParams.getAll("labels"),
+  );
+  const template = checkTemplate(fields.get("template") ?? url.searchParams.get("template"));
+  const { answer, source, timings } = await zeroShot(env, job, labels, template, (t) => held.add(t));
+  return json(answer, 200, {
+    "x-edgevit-model": answer.model,
+    "x-edgevit-model-version": answer.version,
+    "x-edgevit-labels": source,
+    "server-timing": serverTiming(timings),
+  });
+};
+
+function jsonField(text: string, name: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new EdgevitError("bad_parameter", `the form's ${name} field must be a JSON array of strings`);
+  }
+}
+
+// {"texts": [...], "normalize"?: boolean} read under MAX_TEXT_BODY_BYTES.
+async function textsBody(request: Request): Promise<{ texts: string[]; normalize: unknown }> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new EdgevitError(
+      "unsupported_media_type",
+      'send the texts as application/json: {"texts": ["a photo of a cat"]}',
+    );
+  }
+  const bytes = request.body
+    ? await readBounded(request.body, MAX_TEXT_BODY_BYTES, (received, cause) => new ClientDisconnected(received, cause))
+    : new Uint8Array(0);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new EdgevitError("bad_parameter", 'the body is not JSON: send {"texts": ["a photo of a cat"]}');
+  }
+  const { texts, normalize } = (body ?? {}) as { texts?: unknown; normalize?: unknown };
+  return { texts: checkTexts(texts), normalize };
+}
+
+const embedText: Handler = async (request, env, url, held) => {
+  const name = modelOf(env, url.searchParams.get("model"));
+  const { texts, normalize } = await textsBody(request);
+  const norm = url.searchParams.has("normalize") ? boolParam(url, "normalize") : boolOption("normalize", normalize);
+  const answer = await embedTextAnswer(env, name, texts, norm, (t) => held.add(t));
+  return json(answer, 200, { "x-edgevit-model": name, "x-edgevit-model-version": answer.version });
+};
+
+const tokenize: Handler = async (request, env, url, held) => {
+  const name = modelOf(env, url.searchParams.get("model"));
+  const { texts } = await textsBody(request);
+  const answer = await tokenizeAnswer(env, name, texts, (t) => held.add(t));
+  return json(answer, 200, { "x-edgevit-model": name, "x-edgevit-model-version": answer.version });
+};
+
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
 
 const healthz: Handler = async () => json({ status: "ok" });
@@ -238,4 +325,10 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/attentions": { POST: attentions },
   "/v1/attention_map": { POST: attentionMapPicture },
   "/v1/see": { POST: see },
+  "/v1/zero_shot": { POST: zeroShotRoute },
+  "/v1/embed_text": { POST: embedText },
+  "/v1/tokenize": { POST: tokenize },
 };
+
+// What the text Worker (SERVES = "text", wrangler.text.toml) answers: the text routes over HTTP too.
+export const TEXT_ROUTES = new Set(["/healthz", "/v1/embed_text", "/v1/tokenize"]);

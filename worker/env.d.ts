@@ -18,6 +18,10 @@ interface __BaseEnv_Env {
   PIPELINE_TASKS: string;
   PIPELINE_MODEL: string;
   RESULT_PREFIX: string;
+  // the text Worker (wrangler.text.toml): "text" serves the text routes only; absent, every route
+  SERVES?: string;
+  // the text Worker's EdgevitText entrypoint, where text passes run when bound
+  TEXT?: Fetcher;
 }
 declare namespace Cloudflare {
   interface Env extends __BaseEnv_Env {}

@@ -50,11 +50,12 @@ async function readBody(request: Request, limit: number, reserve?: ReadOptions["
 
 // The uploaded image: the raw body (`image/jpeg`, `image/png`, `application/octet-stream`) or the `image`
 // field of a multipart form. `reserve(bytes)` grows the request's memory reservation to `bytes` of body
-// read so far when its length was not declared.
+// read so far when its length was not declared. `fields` receives a form's text fields (zero-shot labels).
 export async function readImage(
   request: Request,
   limit: number,
   reserve?: ReadOptions["reserve"],
+  fields?: Map<string, string>,
 ): Promise<Uint8Array> {
   const type = mediaType(request.headers.get("content-type"));
   if (type === "multipart/form-data") {
@@ -66,6 +67,7 @@ export async function readImage(
     } catch {
       throw new EdgevitError("bad_parameter", "the multipart/form-data body could not be parsed");
     }
+    if (fields) for (const [key, value] of form) if (typeof value === "string") fields.set(key, value);
     const field = form.get("image");
     if (field === null) throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
     if (typeof field === "string")

@@ -4,7 +4,7 @@
 import { consume } from "./queue.ts";
 import { serve } from "./router.ts";
 
-export { Edgevit } from "./rpc.ts";
+export { Edgevit, EdgevitText } from "./rpc.ts";
 
 export default {
   fetch(request, env, ctx): Promise<Response> {

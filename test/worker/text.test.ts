@@ -1,0 +1,164 @@
+// The text routes over HTTP and RPC with a CLIP-shaped two-tower bundle (random weights, the real writer, a
+// text section with a small BPE tokenizer): zero-shot scores highest first and summing to 1, a label set
+// embedded once and then taken from the isolate, or from R2 where another isolate stored it; text
+// embeddings and ids; every refusal a 400 with a sentence; the text passes over the TEXT service binding
+// (the text Worker's entrypoint) and, without it, in this isolate, with the same numbers.
+import { env, SELF } from "cloudflare:test";
+import { beforeAll, describe, expect, test } from "vitest";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import type { ModelConfig } from "../../core/bundle/format.ts";
+import { fillTemplate } from "../../core/answers/zeroshot.ts";
+import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
+import { labelsKey } from "../../worker/text.ts";
+
+const CLIP: ModelConfig = {
+  ...SMALL_CONFIG,
+  classes: 0,
+  eps: 1e-6,
+  family: "clip",
+  hiddenAct: "quick_gelu",
+  preLayernorm: true,
+  finalNorm: "pooled",
+  projection: 12,
+};
+const NAME = "zs-clip";
+
+beforeAll(async () => {
+  await env.MODELS.put(`${NAME}.evit`, twoTowerBundle(NAME, 5, CLIP, 12));
+  await env.MODELS.put("zs-image-only.evit", randomBundle("zs-image-only", 5, CLIP));
+});
+
+const zeroShot = (query: string, viaText = true) => {
+  const request = jpegRequest(`/v1/zero_shot?model=${NAME}&${query}`, cat);
+  return viaText ? SELF.fetch(request) : call(request, { TEXT: undefined });
+};
+const texts = (path: string, body: unknown, model = NAME, viaText = true) => {
+  const request = new Request(`http://edgevit.test${path}?model=${model}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return viaText ? SELF.fetch(request) : call(request, { TEXT: undefined });
+};
+
+async function refusal(response: Response): Promise<string> {
+  expect(response.status).toBe(400);
+  const body = await response.json<any>();
+  expect(body.error.code).toBe("bad_parameter");
+  return body.error.message;
+}
+
+describe("zero-shot", () => {
+  test("scores highest first, summing to 1 (CLIP's softmax); the label set embedded once, then kept", async () => {
+    const query = "labels=cat&labels=dog&labels=a%20red%20bicycle&template=a%20photo%20of%20a%20{}";
+    const first = await zeroShot(query);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-edgevit-labels")).toBe("computed");
+    const body = await first.json<any>();
+    expect(body).toMatchObject({ model: NAME, image: { format: "jpeg" } });
+    expect(body.scores.map((s: any) => s.label).sort()).toEqual(["a red bicycle", "cat", "dog"]);
+    const scores = body.scores.map((s: any) => s.score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    expect(scores.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 6);
+    // no text pass the second time, in this isolate or another (R2 holds the label set)
+    const second = await zeroShot(query);
+    expect(second.headers.get("x-edgevit-labels")).toBe("isolate");
+    expect((await second.json<any>()).scores).toEqual(body.scores);
+    const listed = await env.MODELS.list({ prefix: `${NAME}.evit.labels/` });
+    expect(listed.objects).toHaveLength(1);
+    // without the TEXT binding the text pass runs here, with the same numbers (another template: computed)
+    const here = await zeroShot(query.replace("a%20photo%20of%20a", "an%20image%20of%20a"), false);
+    expect(here.headers.get("x-edgevit-labels")).toBe("computed");
+  });
+
+  test("a label set another isolate stored in R2 is read from there, not computed", async () => {
+    const labels = ["cat", "dog"];
+    const template = "a picture of a {}";
+    const embedded = await (
+      await texts("/v1/embed_text", { texts: labels.map((l) => fillTemplate(template, l)) })
+    ).json<any>();
+    const all = Float32Array.from(embedded.embeddings.flat());
+    const hashBytes = await crypto.subtle.digest(
+      "SHA-256",
+      new TextEncoder().encode(JSON.stringify([template, labels])),
+    );
+    const hash = [...new Uint8Array(hashBytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await env.MODELS.put(labelsKey(NAME, embedded.version, hash), all);
+    const response = await zeroShot(`labels=cat&labels=dog&template=${encodeURIComponent(template)}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-edgevit-labels")).toBe("r2");
+  });
+
+  test("labels and template in a multipart form beside the image; the pipeline's default template", async () => {
+    const form = new FormData();
+    form.append("image", new File([cat], "cat.jpg", { type: "image/jpeg" }));
+    form.append("labels", JSON.stringify(["cat", "dog"]));
+    const response = await SELF.fetch(`http://edgevit.test/v1/zero_shot?model=${NAME}`, { method: "POST", body: form });
+    expect(response.status).toBe(200);
+    expect((await response.json<any>()).scores).toHaveLength(2);
+  });
+
+  test("400s: no labels, too many, twice the same, a template without {}, a model without a text tower", async () => {
+    expect(await refusal(await zeroShot(""))).toMatch(/labels are required/);
+    const many = Array.from({ length: 257 }, (_, i) => `labels=l${i}`).join("&");
+    expect(await refusal(await zeroShot(many))).toMatch(/257 labels are more than the limit of 256/);
+    expect(await refusal(await zeroShot("labels=cat&labels=cat"))).toMatch(/"cat" is given twice/);
+    expect(await refusal(await zeroShot("labels=cat&template=a%20photo"))).toMatch(/template must hold \{\}/);
+    expect(await refusal(await zeroShot("labels=cat&template={}%20{}"))).toMatch(/exactly once/);
+    const imageOnly = await SELF.fetch(jpegRequest("/v1/zero_shot?model=zs-image-only&labels=cat", cat));
+    expect(await refusal(imageOnly)).toMatch(/has no text tower/);
+  });
+});
+
+describe("text embeddings and ids", () => {
+  test("/v1/embed_text: one embedding per text, unit length on request, the same with or without TEXT", async () => {
+    const response = await texts("/v1/embed_text", { texts: ["a photo of a cat", "dog"], normalize: true });
+    expect(response.status).toBe(200);
+    const body = await response.json<any>();
+    expect(body).toMatchObject({ model: NAME, dim: 12, normalized: true });
+    expect(body.embeddings).toHaveLength(2);
+    expect(Math.hypot(...body.embeddings[0])).toBeCloseTo(1, 5);
+    const here = await (
+      await texts("/v1/embed_text", { texts: ["a photo of a cat", "dog"], normalize: true }, NAME, false)
+    ).json<any>();
+    expect(here.embeddings).toEqual(body.embeddings);
+  });
+
+  test("/v1/tokenize: the bundle's tokenizer's ids and mask", async () => {
+    const body = await (await texts("/v1/tokenize", { texts: ["a photo of a cat"] })).json<any>();
+    const reference = smallClipTokenizer().encode(["a photo of a cat"]);
+    expect(body.input_ids).toEqual([Array.from(reference.inputIds[0])]);
+    expect(body.attention_mask).toEqual([Array.from(reference.attentionMask[0])]);
+  });
+
+  test("400s: no texts, too many, too long, not JSON; a model without a text tower", async () => {
+    expect(await refusal(await texts("/v1/embed_text", {}))).toMatch(/texts must be a non-empty array/);
+    expect(await refusal(await texts("/v1/embed_text", { texts: Array(257).fill("a") }))).toMatch(/limit of 256/);
+    expect(await refusal(await texts("/v1/tokenize", { texts: ["a".repeat(1025)] }))).toMatch(/1025 characters/);
+    expect(await refusal(await texts("/v1/embed_text", { texts: ["a"] }, "zs-image-only"))).toMatch(/no text tower/);
+  });
+});
+
+describe("RPC", () => {
+  async function viaCaller(path: string, body: BodyInit, options: object): Promise<any> {
+    const url = `http://caller.test${path}?options=${encodeURIComponent(JSON.stringify(options))}`;
+    return (await env.CALLER.fetch(url, { method: "POST", body })).json();
+  }
+
+  test("zeroShot, embedText and tokenize answer what the HTTP routes answer; refusals carry their code", async () => {
+    const labels = ["cat", "dog", "bird"];
+    const http = await (await zeroShot("labels=cat&labels=dog&labels=bird")).json<any>();
+    expect((await viaCaller("/zero-shot", cat, { model: NAME, labels })).result).toEqual(http);
+    const textsBody = JSON.stringify(["a photo of a cat"]);
+    const embedded = await (await texts("/v1/embed_text", { texts: ["a photo of a cat"] })).json<any>();
+    expect((await viaCaller("/embed-text", textsBody, { model: NAME })).result).toEqual(embedded);
+    const ids = await (await texts("/v1/tokenize", { texts: ["a photo of a cat"] })).json<any>();
+    expect((await viaCaller("/tokenize", textsBody, { model: NAME })).result).toEqual(ids);
+    const refused = await viaCaller("/zero-shot", cat, { model: NAME, labels: [] });
+    expect(refused.error).toMatchObject({
+      code: "bad_parameter",
+      message: expect.stringMatching(/^bad_parameter: labels are required/),
+    });
+  });
+});
