@@ -28,6 +28,9 @@ export const MAX_TEXT_BODY_BYTES = 2 * MiB;
 
 // Label embeddings kept in this isolate: 256 labels of SigLIP's 768 floats are 768 KiB.
 const LABEL_CACHE_BYTES = 4 * MiB;
+// Texts per call to the text Worker: its isolate has ~2 MiB beside SigLIP B/16's text tower (README,
+// "Zero-shot and text search"), and each text's answer is reserved there.
+const REMOTE_BATCH = 32;
 
 // Takes a request's memory reservation, to release when the request ends (rpc.ts's tickets, http.ts's Held).
 export type Keep = (ticket: Ticket) => void;
@@ -136,17 +139,21 @@ export function textSectionOf(name: string, sections: TextSection[] | undefined)
 // Texts through `name`'s text tower in this isolate, under a memory reservation of the texts and their
 // answers (the tower's load, when it is not loaded, under the model budget as any load).
 async function embedHere(env: Env, name: string, texts: string[], keep: Keep) {
-  const ticket = await admitText(env, name, texts, keep);
+  const ticket = await admitText(env, name, texts, keep, TYPED_BYTES);
   const entry = await getTextModel(env, name);
   ticket.hold(entry.model);
   const embeddings = entry.model.embed(texts).map((t) => t.embedding);
   return { version: entry.version, embeddings, model: entry.model };
 }
 
-async function admitText(env: Env, name: string, texts: string[], keep: Keep): Promise<Ticket> {
+// What one text's answer holds: its embedding as floats (over RPC) or as JSON numbers (~48 bytes each, the
+// text and the arrays it is built from), for the widest towers' 1,024 numbers, and its ids.
+const TYPED_BYTES = 1024 * 4 + 4096;
+const JSON_BYTES = 1024 * 48 + 4096;
+
+async function admitText(env: Env, name: string, texts: string[], keep: Keep, perText: number): Promise<Ticket> {
   const chars = texts.reduce((n, t) => n + t.length, 0);
-  // the texts, their ids and each answer's numbers as JSON (~48 bytes a number, 1,024 numbers at most)
-  const body = { bytes: 4 * chars + texts.length * (1024 * 48 + 4096), copies: 1 };
+  const body = { bytes: 4 * chars + texts.length * perText, copies: 1 };
   const loaded = isLoaded(name, "text");
   const ticket = await ledgerOf(env).admit(reservationBytes({ body }), loaded ? undefined : cacheKey(name, "text"));
   keep(ticket);
@@ -162,8 +169,21 @@ export async function embedTexts(
   here = false,
 ): Promise<{ version: string; embeddings: Float32Array[] }> {
   const service = remote(env, here);
-  if (service)
-    return service.embedText(texts, { model: name }).catch((error: unknown) => Promise.reject(fromRemote(error)));
+  if (service) {
+    const embeddings: Float32Array[] = [];
+    let version = "";
+    for (let i = 0; i < texts.length; i += REMOTE_BATCH) {
+      const batch = await service
+        .embedText(texts.slice(i, i + REMOTE_BATCH), { model: name })
+        .catch((error: unknown) => Promise.reject(fromRemote(error)));
+      if (version && batch.version !== version) {
+        throw new EdgevitError("model_unavailable", `model ${name} changed while its texts were embedded; try again`);
+      }
+      version = batch.version;
+      embeddings.push(...batch.embeddings);
+    }
+    return { version, embeddings };
+  }
   const { version, embeddings } = await embedHere(env, name, texts, keep);
   return { version, embeddings };
 }
@@ -190,7 +210,7 @@ export async function tokenizeAnswer(
   const service = remote(env, here);
   if (service)
     return service.tokenize(texts, { model: name }).catch((error: unknown) => Promise.reject(fromRemote(error)));
-  const ticket = await admitText(env, name, texts, keep);
+  const ticket = await admitText(env, name, texts, keep, JSON_BYTES);
   const entry = await getTextModel(env, name);
   ticket.hold(entry.model);
   const { inputIds, attentionMask } = entry.model.tokenize(texts);

@@ -29,8 +29,14 @@ const TABLE_HEADER_WORDS = 3;
 const ABSENT = 0xffffffff;
 const ERR_INPUT = 6;
 
-// The tokenizer's JS tables beside its serialised bytes: CLIP's merge ranks took 5.9x its bytes in Node.
-const TOKENIZER_HEAP_FACTOR = 8;
+// The tokenizer's JS heap per byte of its serialised form, measured in Node (V8's heap after loading five):
+// CLIP's merge-rank map and word cache 5.9x, SigLIP's SentencePiece pieces 0.5x.
+const TOKENIZER_HEAP_FACTOR = { "clip-text": 6, "siglip-text": 1 } as const;
+
+// The JS heap a section's tokenizer takes once read.
+export function tokenizerHeapBytes(section: Pick<TextSection, "kind" | "config">): number {
+  return TOKENIZER_HEAP_FACTOR[section.kind] * section.config.tokenizerBytes;
+}
 
 // What a text tower's instance will hold: the section (weights and tokenizer bytes) and the activations
 // for its longest sequence, as textInit() plans them (model.ts's RunState with no image buffers, the ids).
@@ -105,7 +111,7 @@ export class TextModel {
 
   // The instance's wasm memory and the tokenizer's JS tables.
   get memoryBytes(): number {
-    return this.e.memory.buffer.byteLength + TOKENIZER_HEAP_FACTOR * this.config.tokenizerBytes;
+    return this.e.memory.buffer.byteLength + tokenizerHeapBytes(this.section);
   }
 
   // The tokenizer's fixed-length rows, as the family's processor pads them.

@@ -16,6 +16,7 @@ import { zeroShotScores } from "../../core/answers/zeroshot.ts";
 import { BundleError } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
 import { Engine, type EngineOptions } from "../../core/engine/index.ts";
+import { tokenizerHeapBytes } from "../../core/engine/text.ts";
 import { convertDirectory } from "../../models/convert.ts";
 import { loadClipTokenizer, loadSiglipTokenizer } from "../../core/text/index.ts";
 import { cosine } from "../assembly/reference.ts";
@@ -67,7 +68,16 @@ describe("text towers vs float32 PyTorch", () => {
       const bytes = bundle.subarray(section.offset, section.offset + section.length);
       const embeddings: Float32Array[][] = [];
       for (const [module, options] of DOT_VARIANTS) {
-        const text = await (await Engine.instantiate(module, options)).loadText(header, "text", bytes);
+        let planned = 0;
+        const text = await (await Engine.instantiate(module, options)).loadText(header, "text", bytes, {
+          reserve: (plan) => {
+            planned = plan.totalBytes;
+          },
+        });
+        // the memory plan bounds the instance's wasm memory, within one 64 KiB page
+        const wasm = text.memoryBytes - tokenizerHeapBytes(section);
+        expect(planned).toBeGreaterThanOrEqual(wasm);
+        expect(planned - wasm).toBeLessThanOrEqual(65536);
         const ours = ids.input_ids.map((row, i) => {
           const out = text.embedIds(row);
           const want = golden.texts[i];
