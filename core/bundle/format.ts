@@ -4,7 +4,6 @@
 // callers pass their CRC-32.
 import { PACK_K, PACK_ROWS } from "./pack.ts";
 import { MiB, sizeText } from "../sizes.ts";
-import type { SectionKind, TextConfig, TextSection } from "./text.ts";
 
 export const MAGIC = "EVIT";
 // Version 2 adds the tower fields of ModelConfig and heads of no classes; version 3 the sections after the
@@ -200,6 +199,44 @@ export interface BundleParts {
   labels: string[];
   source: BundleSource;
   sections?: SectionParts[];
+}
+
+// A second tower after the image payload (version 3; text.ts lays it out and checks it).
+export const SECTION_KINDS = ["clip-text", "siglip-text"] as const;
+export type SectionKind = (typeof SECTION_KINDS)[number];
+
+// Where a text tower pools its last hidden state (CLIPTextTransformer, SiglipTextTransformer): "eos": the
+// first position of eosTokenId; "argmax": the first largest id (CLIP configs with the legacy eos_token_id 2,
+// as openai/clip-vit-base-patch32's); "last": the last position (SigLIP, padded to its length).
+export const TEXT_POOLINGS = ["eos", "argmax", "last"] as const;
+export type TextPooling = (typeof TEXT_POOLINGS)[number];
+
+export interface TextConfig {
+  vocab: number; // vocab_size: rows of the token embedding table
+  positions: number; // max_position_embeddings: the longest sequence
+  dim: number; // hidden_size
+  heads: number;
+  hidden: number; // intermediate_size
+  layers: number;
+  eps: number; // layer_norm_eps
+  hiddenAct: HiddenAct;
+  causal: boolean; // CLIP: each token attends to itself and those before it
+  pooling: TextPooling;
+  eosTokenId: number; // text_config.eos_token_id (what "eos" pooling looks for)
+  projection: number; // CLIP's text_projection width (no bias), SigLIP's head width (with bias)
+  logitScale: number; // the checkpoint's logit_scale: scores use exp(logitScale) x cosine
+  logitBias: number; // SigLIP's logit_bias (0 for CLIP)
+  tokenizerBytes: number; // length of the serialised tokenizer
+}
+
+export interface TextSection {
+  name: string; // "text"
+  kind: SectionKind;
+  config: TextConfig;
+  offset: number; // absolute file offset, a multiple of 64
+  length: number; // bytes: the end of the section's last tensor
+  crc32: string; // IEEE CRC-32 of the section's bytes, 8 lowercase hex digits
+  tensors: TensorEntry[]; // offsets relative to `offset`
 }
 
 // A section as the converter describes it before its bytes are written.

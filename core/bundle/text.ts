@@ -3,46 +3,24 @@
 // tower shares its encoder layer (the same tensor names and per-layer slots) and adds the token embedding
 // table (int8 rows, one f32 scale each), the position embeddings, final_layer_norm, the projection and the
 // tokenizer's serialised bytes (core/text/format.ts).
-import { BundleError, HIDDEN_ACTS, LIMITS, align64, checkPayloadLimit, type HiddenAct } from "./format.ts";
+import {
+  BundleError,
+  HIDDEN_ACTS,
+  LIMITS,
+  SECTION_KINDS,
+  TEXT_POOLINGS,
+  align64,
+  checkPayloadLimit,
+  type SectionKind,
+  type TextConfig,
+  type TextPooling,
+  type TextSection,
+} from "./format.ts";
 import { LAYER_SLOT, LAYER_SLOTS } from "./layout.ts";
 import { packedSizes } from "./pack.ts";
 
-export const SECTION_KINDS = ["clip-text", "siglip-text"] as const;
-export type SectionKind = (typeof SECTION_KINDS)[number];
-
-// Where the text tower pools its last hidden state (CLIPTextTransformer, SiglipTextTransformer):
-// "eos": the first position of eosTokenId; "argmax": the first largest id (CLIP configs with the legacy
-// eos_token_id 2, as openai/clip-vit-base-patch32's); "last": the last position (SigLIP, padded to its length).
-export const TEXT_POOLINGS = ["eos", "argmax", "last"] as const;
-export type TextPooling = (typeof TEXT_POOLINGS)[number];
-
-export interface TextConfig {
-  vocab: number; // vocab_size: rows of the token embedding table
-  positions: number; // max_position_embeddings: the longest sequence
-  dim: number; // hidden_size
-  heads: number;
-  hidden: number; // intermediate_size
-  layers: number;
-  eps: number; // layer_norm_eps
-  hiddenAct: HiddenAct;
-  causal: boolean; // CLIP: each token attends to itself and those before it
-  pooling: TextPooling;
-  eosTokenId: number; // text_config.eos_token_id (what "eos" pooling looks for)
-  projection: number; // CLIP's text_projection width (no bias), SigLIP's head width (with bias)
-  logitScale: number; // the checkpoint's logit_scale: scores use exp(logitScale) x cosine
-  logitBias: number; // SigLIP's logit_bias (0 for CLIP)
-  tokenizerBytes: number; // length of the serialised tokenizer
-}
-
-export interface TextSection {
-  name: string; // "text"
-  kind: SectionKind;
-  config: TextConfig;
-  offset: number; // absolute file offset, a multiple of 64
-  length: number; // bytes: the end of the section's last tensor
-  crc32: string; // IEEE CRC-32 of the section's bytes, 8 lowercase hex digits
-  tensors: { name: string; offset: number; bytes: number }[]; // offsets relative to `offset`
-}
+export { SECTION_KINDS, TEXT_POOLINGS };
+export type { SectionKind, TextConfig, TextPooling, TextSection };
 
 export type TextTensorKind =
   | { kind: "f32"; shape: number[] }
