@@ -12,6 +12,7 @@ import { openBmp } from "./bmp/index.ts";
 import { openGif } from "./gif/index.ts";
 import { openPng } from "./png/index.ts";
 import type { ImageDecoder, ImageHeader } from "./source.ts";
+import { openWebp } from "./webp/index.ts";
 
 const ACCEPTED = "edgevit accepts JPEG, PNG, WebP, GIF and BMP";
 
@@ -127,7 +128,7 @@ export function sniffFormat(b: Uint8Array): ImageDecoder["header"]["format"] | s
   if (b[0] === 0xff && b[1] === 0xd8) return "jpeg";
   if (b[0] === 0x89 && ascii(b, 1, 4) === "PNG") return "png";
   if (ascii(b, 0, 4) === "GIF8") return "gif";
-  if (ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 12) === "WEBP") return "WebP";
+  if (ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 12) === "WEBP") return "webp";
   if (ascii(b, 4, 8) === "ftyp") {
     const brand = ascii(b, 8, 12);
     if (AVIF_BRANDS.has(brand)) return "AVIF";
@@ -190,6 +191,7 @@ export function openImageBytes(bytes: Uint8Array, limits: Limits): ImageDecoder 
 type Accepted = ImageHeader["format"];
 
 function openWhole(format: Exclude<Accepted, "jpeg" | "png">, bytes: Uint8Array, limits: Limits): ImageDecoder {
+  if (format === "webp") return openWebp(bytes, limits);
   return format === "gif" ? openGif(bytes, limits) : openBmp(bytes, limits);
 }
 
@@ -199,7 +201,9 @@ function sniff(bytes: Uint8Array): Accepted {
     throw new EdgevitError("invalid_image", `The image is empty; ${ACCEPTED}.`);
   }
   const format = sniffFormat(bytes);
-  if (format === "jpeg" || format === "png" || format === "gif" || format === "bmp") return format;
+  if (format === "jpeg" || format === "png" || format === "webp" || format === "gif" || format === "bmp") {
+    return format;
+  }
   if (format !== null) {
     const what = format === "PDF" ? "a PDF document" : `${/^[AEIOS]/.test(format) ? "an" : "a"} ${format} image`;
     throw new EdgevitError("unsupported_media_type", `This is ${what}; ${ACCEPTED}.`);

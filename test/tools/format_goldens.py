@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import pathlib
+import re
 import struct
 
 import numpy as np
@@ -40,7 +41,8 @@ class Corpus:
             mode = im.mode
             rgb = im.convert("RGB")
         except Exception as e:  # Pillow's refusal, whatever its class
-            self.cases[name] = {"error": f"{type(e).__name__}: {e}"}
+            message = re.sub(r" at 0x[0-9a-f]+", "", str(e))  # no object addresses: the file stays stable
+            self.cases[name] = {"error": f"{type(e).__name__}: {message}"}
             return
         sha = hashlib.sha256(rgb.tobytes()).hexdigest()
         self.cases[name] = {"width": rgb.width, "height": rgb.height, "mode": mode, "sha256": sha}
@@ -440,9 +442,110 @@ def gif_cases() -> None:
     c.write()
 
 
+# --------------------------------------------------------------------------------------------- WebP
+
+
+def riff(chunks: bytes) -> bytes:
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + chunks
+
+
+def chunk(fourcc: bytes, payload: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
+
+
+def split_chunks(data: bytes) -> list:
+    """The top-level chunks of a RIFF WebP: [(fourcc, payload)]."""
+    out, pos = [], 12
+    while pos + 8 <= len(data):
+        fourcc, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        out.append((fourcc, data[pos + 8 : pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return out
+
+
+def webp_cases() -> None:
+    c = Corpus("webp", "webp")
+    rng = np.random.default_rng(1649)
+
+    def save(im, **options) -> bytes:
+        out = io.BytesIO()
+        im.save(out, "WEBP", **options)
+        return out.getvalue()
+
+    # Lossy at several qualities and sizes (odd ones: partial macroblocks, odd chroma), with alpha.
+    for w, h in [(1, 1), (17, 9), (33, 31), (64, 48), (101, 67)]:
+        for q in (5, 50, 95):
+            c.add(f"lossy-q{q}-{w}x{h}", save(pillow_image(rng, w, h, "RGB"), quality=q))
+    c.add("lossy-alpha", save(pillow_image(rng, 45, 29, "RGBA"), quality=70))
+    c.add("lossy-alpha-uncompressed", save(pillow_image(rng, 45, 29, "RGBA"), quality=70, alpha_quality=100, method=0))
+    c.add("lossy-method6", save(pillow_image(rng, 80, 50, "RGB"), quality=80, method=6))
+    c.add("lossy-method0", save(pillow_image(rng, 80, 50, "RGB"), quality=80, method=0))
+    # Lossless: photo-like, few colours (colour indexing with packed pixels), flat, alpha, sizes.
+    for w, h in [(1, 1), (17, 9), (64, 48), (101, 67)]:
+        c.add(f"lossless-{w}x{h}", save(pillow_image(rng, w, h, "RGB"), lossless=True))
+    c.add("lossless-rgba", save(pillow_image(rng, 45, 29, "RGBA"), lossless=True))
+    for colors in (2, 3, 11, 200):
+        im = pillow_image(rng, 37, 23, "RGB").quantize(colors=colors).convert("RGB")
+        c.add(f"lossless-{colors}-colors", save(im, lossless=True))
+    c.add("lossless-flat", save(Image.new("RGB", (30, 20), (200, 30, 99)), lossless=True))
+    for method in (0, 6):
+        c.add(f"lossless-method{method}", save(pillow_image(rng, 64, 40, "RGB"), lossless=True, method=method, quality=100))
+    # A photo: every intra mode, filter strength and partition a real picture brings.
+    photo = Image.open(ROOT.parents[1] / "fixtures" / "images" / "astronaut-444.jpg").convert("RGB")
+    c.add("photo-lossy-q90", save(photo.crop((100, 60, 357, 301)), quality=90))
+    c.add("photo-lossy-q30-sharp-yuv", save(photo.crop((0, 0, 200, 150)), quality=30, use_sharp_yuv=True))
+    c.add("photo-lossless", save(photo.crop((200, 200, 330, 311)), lossless=True))
+    # Animated: the first frame, on a canvas it may not fill.
+    frames = [pillow_image(rng, 40, 30, "RGB") for _ in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=80, quality=60)
+    c.add("animated-lossy", out.getvalue())
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    c.add("animated-lossless", out.getvalue())
+    # A first frame smaller than the canvas, at an offset (hand-built ANMF from a still image's chunk).
+    small = split_chunks(save(pillow_image(rng, 12, 10, "RGB"), quality=80))
+    vp8 = [p for f, p in small if f == b"VP8 "][0]
+    anmf = struct.pack("<I", 3)[:3] + struct.pack("<I", 2)[:3] + struct.pack("<I", 11)[:3] + struct.pack("<I", 9)[:3]
+    anmf += struct.pack("<I", 100)[:3] + b"\0" + chunk(b"VP8 ", vp8)
+    vp8x = bytes([0x02, 0, 0, 0]) + struct.pack("<I", 29)[:3] + struct.pack("<I", 19)[:3]
+    anim = struct.pack("<IH", 0xFF0000FF, 0)
+    c.add("animated-offset", riff(chunk(b"VP8X", vp8x) + chunk(b"ANIM", anim) + chunk(b"ANMF", anmf)))
+    # Extended stills: VP8X with EXIF/ICC around the image; an ALPH chunk in a simple file (ignored).
+    still = save(pillow_image(rng, 20, 14, "RGB"), quality=70, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0", icc_profile=b"x" * 7)
+    c.add("extended-exif-icc", still)
+    alpha_file = save(pillow_image(rng, 20, 14, "RGBA"), quality=70)
+    chunks = split_chunks(alpha_file)
+    alph = [p for f, p in chunks if f == b"ALPH"][0]
+    vp8 = [p for f, p in chunks if f == b"VP8 "][0]
+    c.add("simple-with-alph", riff(chunk(b"ALPH", alph) + chunk(b"VP8 ", vp8)))
+    c.add("trailing-bytes", still + b"\0" * 9)
+    # Broken.
+    lossy = save(pillow_image(rng, 64, 48, "RGB"), quality=80)
+    lossless = save(pillow_image(rng, 64, 48, "RGB"), lossless=True)
+    c.add("refuse-truncated-lossy", lossy[: len(lossy) * 2 // 3])
+    c.add("refuse-truncated-lossless", lossless[: len(lossless) * 2 // 3])
+    body = lossy[12:]
+    c.add("refuse-riff-short", riff(body)[:-4])
+    cut = bytearray(lossy)
+    cut[4:8] = struct.pack("<I", len(lossy) - 8 - 100)  # the RIFF ends inside the image chunk
+    c.add("refuse-riff-size", bytes(cut))
+    damaged = bytearray(lossless)
+    damaged[30:34] = b"\xff\xff\xff\xff"
+    c.add("refuse-lossless-damaged", bytes(damaged))
+    bad_alpha = bytearray(alpha_file)
+    pos = alpha_file.index(b"ALPH") + 8
+    bad_alpha[pos] = 0xC1  # reserved bits set
+    c.add("refuse-alpha-header", bytes(bad_alpha))
+    c.add("refuse-vp8-signature", lossy[:23] + b"\0" + lossy[24:])
+    c.add("refuse-unknown-first-chunk", riff(chunk(b"ABCD", b"1234") + body[8:]))
+    c.write()
+
+
 def main() -> None:
     bmp_cases()
     gif_cases()
+    webp_cases()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ describe("limits", () => {
     ["bmp", "pal4-topdown"],
     ["gif", "lzw-runs"],
     ["gif", "frame-inside-interlaced"],
+    ["webp", "lossy-alpha"],
+    ["webp", "animated-offset"],
   ])("%s %s: a body streamed in 7-byte pieces gives the same pixels", async (format, name) => {
     const bytes = file(format, name);
     const stream = new ReadableStream<Uint8Array>({
@@ -95,6 +97,9 @@ describe("limits", () => {
     ["bmp", "rgb24-topdown"],
     ["bmp", "rle8"],
     ["gif", "frame-past-screen"],
+    ["webp", "lossy-q50-101x67"],
+    ["webp", "lossless-101x67"],
+    ["webp", "animated-offset"],
   ])("%s %s: over the pixel limit from the header, and the memory stated before decoding", async (format, name) => {
     const bytes = file(format, name);
     const decoder = await openImage(bytes, LIMITS);

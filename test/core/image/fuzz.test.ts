@@ -41,7 +41,7 @@ function decodable(format: string): [string, Uint8Array][] {
       .map((n) => `${n}.${format}`),
   );
 }
-const OTHERS = ["gif", "bmp"].flatMap((f) => decodable(f));
+const OTHERS = ["webp", "gif", "bmp"].flatMap((f) => decodable(f));
 
 // mulberry32: a small seeded PRNG.
 function prng(seed: number): () => number {
