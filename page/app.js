@@ -124,9 +124,11 @@ function describe(c) {
 // Refuses what the model cannot read before sending it; the server refuses the rest with its own message.
 function refusal(file) {
   if (file.size === 0) return `${file.name} is empty.`;
-  const typeOk = ["image/jpeg", "image/png", "image/pjpeg"].includes(file.type);
-  const nameOk = /\.(jpe?g|png)$/i.test(file.name);
-  if (!typeOk && !nameOk) return `${file.name} is not a JPEG or PNG image (${file.type || "unknown type"}).`;
+  const typeOk = ["image/jpeg", "image/png", "image/pjpeg", "image/webp", "image/gif", "image/bmp"].includes(file.type);
+  const nameOk = /\.(jpe?g|png|webp|gif|bmp)$/i.test(file.name);
+  if (!typeOk && !nameOk) {
+    return `${file.name} is not a JPEG, PNG, WebP, GIF or BMP image (${file.type || "unknown type"}).`;
+  }
   return null;
 }
 

@@ -135,7 +135,9 @@ describe("the page in Chromium", () => {
 
   test("a file that is not an image is refused with a message and the last answer stays", async () => {
     await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
-    await expect.poll(() => page.locator("#error").textContent()).toContain("notes.txt is not a JPEG or PNG image");
+    await expect
+      .poll(() => page.locator("#error").textContent())
+      .toContain("notes.txt is not a JPEG, PNG, WebP, GIF or BMP image");
     expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
   });
 
