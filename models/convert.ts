@@ -2,7 +2,7 @@
 // Hugging Face hub) -> .evit bundle. Knows three tensor layouts: HF ViT, HF DeiT (distilled) and timm.
 // Streams: one source tensor is in memory at a time, and the bundle goes to disk as it is packed.
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { crc32 } from "node:zlib";
 import {
   BundleError,
@@ -21,7 +21,8 @@ import {
 import { BundleWriter } from "../core/bundle/writer.ts";
 import { layout as bundleLayout } from "../core/bundle/layout.ts";
 import { packLinear, type PackedLinear } from "../core/bundle/pack.ts";
-import { SafetensorsFile } from "./safetensors.ts";
+import { cachedSnapshot, checkpointId } from "../core/hub/files.ts";
+import { openCheckpoint, type TensorSource } from "./safetensors.ts";
 
 export const CONVERTER = "edgevit 0.1.0";
 
@@ -97,7 +98,7 @@ function labelsFrom(cfg: Json, classes: number): string[] {
 
 // Reads sizes from config.json (HF names, or timm names with the sizes read off the tensors) and
 // checks what the engine can run.
-function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { config: ModelConfig; labels: string[] } {
+function modelConfig(cfg: Json, layout: LayoutName, ckpt: TensorSource): { config: ModelConfig; labels: string[] } {
   const act = cfg.hidden_act ?? (layout === "timm" ? "gelu" : HF_DEFAULTS.hidden_act);
   if (act !== "gelu") {
     throw new ConvertError(
@@ -542,7 +543,7 @@ const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every
 interface Plan {
   parts: BundleParts;
   recipes: Map<string, Recipe>;
-  ckpt: SafetensorsFile;
+  ckpt: TensorSource;
 }
 
 async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
@@ -550,7 +551,7 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
   const cfg = (await readJson(join(dir, "config.json"), false)) as Json;
   checkArchitecture(cfg);
   const pre = await readJson(join(dir, "preprocessor_config.json"), true);
-  const ckpt = await SafetensorsFile.open(join(dir, "model.safetensors"));
+  const ckpt = await openCheckpoint(dir);
   try {
     const layout = detectLayout(new Set(ckpt.tensors.keys()));
     if (layout === "timm" && ckpt.has("fc_norm.weight")) {
@@ -570,7 +571,7 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
     if (!pre && layout !== "timm") throw new ConvertError(`${dir}: no preprocessor_config.json`);
     const preprocessing = pre ? normalizePreprocessing(pre, layout, config) : timmPreprocessing(cfg, config);
     const files: Record<string, { bytes: number; crc32: string }> = {};
-    for (const f of ["config.json", "preprocessor_config.json", "model.safetensors"]) {
+    for (const f of ["config.json", "preprocessor_config.json", ...ckpt.files]) {
       if (f !== "preprocessor_config.json" || pre) files[f] = await fileRecord(join(dir, f));
     }
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
@@ -589,14 +590,16 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
         `crop ${preprocessing.cropSize ? `${preprocessing.cropSize.height}x${preprocessing.cropSize.width}` : "off"}, ` +
         `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`,
     );
+    // A folder of huggingface_hub's cache is recorded as the hub names it, as the Worker's import does.
+    const snapshot = cachedSnapshot(resolve(dir));
     const parts: BundleParts = {
-      name: options.name ?? basename(dir.replace(/\/+$/, "")),
+      name: options.name ?? basename(snapshot ? snapshot.repo : dir.replace(/\/+$/, "")),
       config,
       preprocessing,
       labels,
       source: {
         layout,
-        checkpoint: dir,
+        checkpoint: snapshot ? checkpointId(snapshot.repo, snapshot.commit) : dir,
         files,
         dtype: dtypes,
         converter: CONVERTER,
@@ -610,7 +613,7 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
   }
 }
 
-function checkShapes(recipes: Map<string, Recipe>, ckpt: SafetensorsFile, layout: LayoutName): void {
+function checkShapes(recipes: Map<string, Recipe>, ckpt: TensorSource, layout: LayoutName): void {
   const expect = (name: string, shape: number[]) => {
     const got = ckpt.info(name).shape;
     if (!sameShape(got, shape)) {
@@ -646,7 +649,7 @@ export function concatRows(parts: Float32Array[]): Float32Array {
 }
 
 // A checkpoint tensor, refused when it holds NaN or +-Inf: quantizing would spread it over its row.
-async function readFinite(ckpt: SafetensorsFile, name: string): Promise<Float32Array> {
+async function readFinite(ckpt: TensorSource, name: string): Promise<Float32Array> {
   const data = await ckpt.read(name);
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
@@ -656,7 +659,7 @@ async function readFinite(ckpt: SafetensorsFile, name: string): Promise<Float32A
   return data;
 }
 
-async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
+async function concat(ckpt: TensorSource, names: string[]): Promise<Float32Array> {
   if (names.length === 1) return readFinite(ckpt, names[0]);
   return concatRows(await Promise.all(names.map((n) => readFinite(ckpt, n))));
 }

@@ -2,7 +2,8 @@
 // JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}`, then the data; offsets
 // are relative to the end of the header. The reader keeps a file handle and reads one tensor at a time, so
 // a 350 MB checkpoint never sits in memory whole.
-import { open, type FileHandle } from "node:fs/promises";
+import { open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { basename, join } from "node:path";
 
 export type Dtype = "F32" | "F16" | "BF16";
 const ITEM_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -105,7 +106,20 @@ export function decode(dtype: Dtype, bytes: Uint8Array): Float32Array {
   return out;
 }
 
-export class SafetensorsFile {
+// The tensors of a checkpoint folder: model.safetensors, or the shards model.safetensors.index.json names.
+export interface TensorSource {
+  readonly bytes: number;
+  readonly tensors: Map<string, TensorInfo>;
+  readonly files: string[]; // the files it was read from, by name in the folder
+  has(name: string): boolean;
+  info(name: string): TensorInfo;
+  read(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export const INDEX_FILE = "model.safetensors.index.json";
+
+export class SafetensorsFile implements TensorSource {
   readonly path: string;
   readonly bytes: number;
   readonly tensors: Map<string, TensorInfo>;
@@ -140,6 +154,10 @@ export class SafetensorsFile {
     }
   }
 
+  get files(): string[] {
+    return [basename(this.path)];
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }
@@ -165,6 +183,84 @@ export class SafetensorsFile {
   close(): Promise<void> {
     return this.handle.close();
   }
+}
+
+// A sharded checkpoint: the index's weight_map says which shard holds each tensor.
+export class ShardedSafetensors implements TensorSource {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly files: string[];
+  readonly bytes: number;
+  private readonly owner = new Map<string, SafetensorsFile>();
+  private readonly shards: SafetensorsFile[];
+
+  private constructor(index: string, shards: SafetensorsFile[], weightMap: Record<string, string>) {
+    this.shards = shards;
+    this.files = [index, ...shards.map((s) => basename(s.path))];
+    this.bytes = shards.reduce((a, s) => a + s.bytes, 0);
+    const byName = new Map(shards.map((s) => [basename(s.path), s]));
+    for (const [name, shardName] of Object.entries(weightMap)) {
+      const shard = byName.get(shardName);
+      if (!shard?.has(name)) throw new SafetensorsError(`${index}: ${name} is not in ${shardName}`);
+      this.owner.set(name, shard);
+      this.tensors.set(name, shard.info(name));
+    }
+    for (const shard of shards) {
+      const stray = [...shard.tensors.keys()].find((name) => this.owner.get(name) !== shard);
+      if (stray)
+        throw new SafetensorsError(`${basename(shard.path)} holds ${stray}, which ${index} does not map to it`);
+    }
+  }
+
+  static async open(dir: string): Promise<ShardedSafetensors> {
+    let weightMap: Record<string, string>;
+    try {
+      weightMap = (JSON.parse(await readFile(join(dir, INDEX_FILE), "utf8")) as { weight_map: Record<string, string> })
+        .weight_map;
+    } catch (e) {
+      throw new SafetensorsError(`${join(dir, INDEX_FILE)}: ${(e as Error).message}`);
+    }
+    const names = [...new Set(Object.values(weightMap ?? {}))].sort();
+    if (names.length === 0 || names.some((n) => typeof n !== "string" || n.includes("/")))
+      throw new SafetensorsError(`${join(dir, INDEX_FILE)}: weight_map does not name shard files in this folder`);
+    const shards: SafetensorsFile[] = [];
+    try {
+      for (const name of names) shards.push(await SafetensorsFile.open(join(dir, name)));
+      return new ShardedSafetensors(INDEX_FILE, shards, weightMap);
+    } catch (e) {
+      await Promise.all(shards.map((s) => s.close()));
+      throw e;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${INDEX_FILE}: no tensor ${name}`);
+    return info;
+  }
+
+  read(name: string): Promise<Float32Array> {
+    this.info(name);
+    return (this.owner.get(name) as SafetensorsFile).read(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.close()));
+  }
+}
+
+// A checkpoint folder's tensors: model.safetensors when there is one, else the shards of its index.
+export async function openCheckpoint(dir: string): Promise<TensorSource> {
+  const exists = (name: string) =>
+    stat(join(dir, name)).then(
+      () => true,
+      () => false,
+    );
+  if (!(await exists("model.safetensors")) && (await exists(INDEX_FILE))) return ShardedSafetensors.open(dir);
+  return SafetensorsFile.open(join(dir, "model.safetensors"));
 }
 
 export interface WriteTensor {
