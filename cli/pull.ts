@@ -9,7 +9,7 @@ import { describe, type BundleHeader } from "../core/bundle/format.ts";
 import { HubClient, checkRepo, checkRevision } from "../core/hub/client.ts";
 import { allFiles, checkpointFiles } from "../core/hub/files.ts";
 import { keyOf, modelName } from "../core/names.ts";
-import { convertToFile } from "../models/convert.ts";
+import { convertToFile } from "../models/convert-folder.ts";
 import { runCommand, type CommandSpec } from "./args.ts";
 import { cacheFile, hubCacheDir, progressTo, snapshotDir, writeRef, type Progress } from "./hub-cache.ts";
 import { bucketName, checkBundle, putObject } from "./upload.ts";

@@ -14,7 +14,7 @@ import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
 import { initEngine } from "../../core/engine/abi.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
 import { DOT_VARIANTS, type Engine, f32, loadVariant } from "./engine.ts";
 import { cosine, sameBits } from "./reference.ts";

@@ -18,7 +18,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { encodeSafetensors, SafetensorsFile, type WriteTensor } from "../../models/safetensors.ts";
 import { pull, type PullOptions } from "../../cli/pull.ts";
 import type { Progress } from "../../cli/hub-cache.ts";

@@ -1,28 +1,28 @@
-// Checkpoint directory (config.json, model.safetensors, preprocessor_config.json as published on the
-// Hugging Face hub) -> .evit bundle. Knows three tensor layouts: HF ViT, HF DeiT (distilled) and timm.
-// Streams: one source tensor is in memory at a time, and the bundle goes to disk as it is packed.
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
-import { crc32 } from "node:zlib";
+// Checkpoint (config.json, model.safetensors, preprocessor_config.json as published on the Hugging Face hub)
+// -> .evit bundle. Knows three tensor layouts: HF ViT, HF DeiT (distilled) and timm. Streams: one source
+// tensor is in memory at a time, and the bundle is written as it is packed. Runtime-neutral: the files come
+// through a CheckpointSource (a folder in Node, models/convert-folder.ts; range requests to the hub in the
+// Worker's import), so the CLI and the Worker write the same bytes.
+import { crc32 as portableCrc32 } from "../crc32.ts";
 import {
   BundleError,
   checkPayloadLimit,
   describe,
   overLimit,
   type OverLimit,
-  hex32,
   tokens,
   type BundleHeader,
   type BundleParts,
   type ModelConfig,
   type Preprocessing,
   type ResizeSize,
-} from "../core/bundle/format.ts";
-import { BundleWriter } from "../core/bundle/writer.ts";
-import { layout as bundleLayout } from "../core/bundle/layout.ts";
-import { packLinear, type PackedLinear } from "../core/bundle/pack.ts";
-import { cachedSnapshot, checkpointId } from "../core/hub/files.ts";
-import { openCheckpoint, type TensorSource } from "./safetensors.ts";
+  type Crc32,
+  type SourceFile,
+} from "../bundle/format.ts";
+import { BundleWriter } from "../bundle/writer.ts";
+import { layout as bundleLayout } from "../bundle/layout.ts";
+import { packLinear, type PackedLinear } from "../bundle/pack.ts";
+import type { TensorSource } from "./safetensors.ts";
 
 export const CONVERTER = "edgevit 0.1.0";
 
@@ -36,12 +36,25 @@ export class ConvertError extends Error {
 }
 
 export interface ConvertOptions {
-  name?: string; // bundle name; default: the checkpoint directory's name
+  name?: string; // bundle name; default: the source's defaultName
   convertedAt?: string; // ISO timestamp; default: now (fixed in tests for reproducible bytes)
   log?: (line: string) => void;
+  crc32?: Crc32; // default: core/crc32.ts (Node passes zlib's)
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
+
+// Where a checkpoint's files come from.
+export interface CheckpointSource {
+  checkpoint: string; // what the bundle records as its source: a folder, or org/name@commit from the hub
+  defaultName: string;
+  json(file: string, optional: boolean): Promise<Json | null>; // null: an optional file that is not there
+  tensors(): Promise<TensorSource>;
+  // Byte size and CRC-32 of a file, for the header's `source.files`; `final` gives them again once every
+  // tensor has been read (a source that computes CRCs from the ranges it read fills them in there).
+  record(file: string): Promise<SourceFile>;
+  final?(): Promise<Record<string, SourceFile>>;
+}
 
 // ---- config.json -> ModelConfig ----
 
@@ -505,53 +518,21 @@ function checkArchitecture(cfg: Json): void {
 
 // ---- reading the checkpoint ----
 
-async function fileRecord(path: string): Promise<{ bytes: number; crc32: string }> {
-  const handle = await open(path, "r");
-  try {
-    const buf = new Uint8Array(1 << 22);
-    let crc = 0,
-      bytes = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
-      if (bytesRead === 0) break;
-      crc = crc32(buf.subarray(0, bytesRead), crc);
-      bytes += bytesRead;
-    }
-    return { bytes, crc32: hex32(crc) };
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readJson(path: string, optional: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ConvertError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as Json;
-  } catch (e) {
-    throw new ConvertError(`${path} is not JSON: ${(e as Error).message}`);
-  }
-}
-
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
-interface Plan {
+export interface Plan {
   parts: BundleParts;
   recipes: Map<string, Recipe>;
   ckpt: TensorSource;
 }
 
-async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
+export async function plan(source: CheckpointSource, options: ConvertOptions): Promise<Plan> {
   const log = options.log ?? (() => {});
-  const cfg = (await readJson(join(dir, "config.json"), false)) as Json;
+  const dir = source.checkpoint;
+  const cfg = (await source.json("config.json", false)) as Json;
   checkArchitecture(cfg);
-  const pre = await readJson(join(dir, "preprocessor_config.json"), true);
-  const ckpt = await openCheckpoint(dir);
+  const pre = await source.json("preprocessor_config.json", true);
+  const ckpt = await source.tensors();
   try {
     const layout = detectLayout(new Set(ckpt.tensors.keys()));
     if (layout === "timm" && ckpt.has("fc_norm.weight")) {
@@ -572,7 +553,7 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
     const preprocessing = pre ? normalizePreprocessing(pre, layout, config) : timmPreprocessing(cfg, config);
     const files: Record<string, { bytes: number; crc32: string }> = {};
     for (const f of ["config.json", "preprocessor_config.json", ...ckpt.files]) {
-      if (f !== "preprocessor_config.json" || pre) files[f] = await fileRecord(join(dir, f));
+      if (f !== "preprocessor_config.json" || pre) files[f] = await source.record(f);
     }
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
@@ -590,16 +571,14 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
         `crop ${preprocessing.cropSize ? `${preprocessing.cropSize.height}x${preprocessing.cropSize.width}` : "off"}, ` +
         `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`,
     );
-    // A folder of huggingface_hub's cache is recorded as the hub names it, as the Worker's import does.
-    const snapshot = cachedSnapshot(resolve(dir));
     const parts: BundleParts = {
-      name: options.name ?? basename(snapshot ? snapshot.repo : dir.replace(/\/+$/, "")),
+      name: options.name ?? source.defaultName,
       config,
       preprocessing,
       labels,
       source: {
         layout,
-        checkpoint: snapshot ? checkpointId(snapshot.repo, snapshot.commit) : dir,
+        checkpoint: source.checkpoint,
         files,
         dtype: dtypes,
         converter: CONVERTER,
@@ -706,6 +685,7 @@ async function writeBundle(
   writer: BundleWriter,
   log: (line: string) => void,
   write: (chunk: Uint8Array, position: number) => void | Promise<void>,
+  final?: () => Promise<Record<string, SourceFile>>,
 ): Promise<BundleHeader> {
   await write(writer.head(), 0);
   let at = writer.payloadOffset;
@@ -715,44 +695,26 @@ async function writeBundle(
       at += chunk.length;
     }
   }
-  const { head, header } = writer.finish();
+  const { head, header } = writer.finish(final && { ...p.parts.source, files: await final() });
   await write(head, 0);
   return header;
 }
 
-// A whole bundle in memory: for small models and tests (the engine fidelity tests convert with this).
-export async function convertDirectory(dir: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  const p = await plan(dir, options);
+// Converts `source`, writing the bundle through `write(chunk, position)`: the head first (a placeholder of
+// the final length), the payload in order, then the final head over the placeholder. `size` is called with
+// the bundle's length before anything is written.
+export async function convert(
+  source: CheckpointSource,
+  options: ConvertOptions,
+  write: (chunk: Uint8Array, position: number) => void | Promise<void>,
+  size?: (bytes: number) => void | Promise<void>,
+): Promise<BundleHeader> {
+  const p = await plan(source, options);
   try {
-    const writer = new BundleWriter(p.parts, crc32);
-    const out = new Uint8Array(writer.payloadOffset + writer.plan.length);
-    await writeBundle(p, writer, options.log ?? (() => {}), (chunk, position) => out.set(chunk, position));
-    return out;
-  } finally {
-    await p.ckpt.close();
-  }
-}
-
-// Streams the bundle to `outPath` (through a temporary file, renamed when complete).
-export async function convertToFile(dir: string, outPath: string, options: ConvertOptions = {}): Promise<BundleHeader> {
-  const log = options.log ?? (() => {});
-  const p = await plan(dir, options);
-  const tmp = `${outPath}.partial`;
-  const out = await open(tmp, "w");
-  try {
-    const header = await writeBundle(p, new BundleWriter(p.parts, crc32), log, async (chunk, position) => {
-      const { bytesWritten } = await out.write(chunk, 0, chunk.length, position);
-      if (bytesWritten !== chunk.length) throw new ConvertError(`short write to ${tmp}`);
-    });
-    await out.close();
-    await rename(tmp, outPath);
-    log(
-      `wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`,
-    );
-    return header;
+    const writer = new BundleWriter(p.parts, options.crc32 ?? portableCrc32);
+    await size?.(writer.payloadOffset + writer.plan.length);
+    return await writeBundle(p, writer, options.log ?? (() => {}), write, source.final?.bind(source));
   } catch (e) {
-    await out.close().catch(() => {});
-    await rm(tmp, { force: true });
     throw e instanceof BundleError ? new ConvertError(e.message) : e;
   } finally {
     await p.ckpt.close();
