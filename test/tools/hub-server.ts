@@ -19,6 +19,9 @@ export interface HubOptions {
   hub: string; // the hub's origin
   cdn: string; // the origin large files are redirected to
   token?: string; // the token a gated repository accepts
+  // how a cut shows: "error" fails the body (the Node server then drops the connection); "end" ends it early
+  // without Content-Length (miniflare's outbound service passes an early end through, not a failed stream)
+  cutBy?: "error" | "end";
   largeFileBytes?: number; // files at least this big are "LFS": redirected to the CDN (default 1 KiB)
 }
 
@@ -51,7 +54,7 @@ export class LocalHub {
   private readonly hashes = new Map<string, Entry>();
 
   constructor(options: HubOptions) {
-    this.options = { largeFileBytes: 1024, ...options };
+    this.options = { largeFileBytes: 1024, cutBy: "error", ...options };
   }
 
   // The commit of a repository: a hash of its files' hashes, so changing a file makes a new commit.
@@ -169,14 +172,17 @@ export class LocalHub {
     if (cut && cut.file === file && cut.times > 0 && start <= cut.at && cut.at < end) {
       cut.times--;
       const sent = data.subarray(0, cut.at - start);
+      const end = this.options.cutBy === "end";
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
           if (sent.length) controller.enqueue(new Uint8Array(sent));
+          if (end) controller.close();
         },
         pull(controller) {
           controller.error(new Error("connection cut by the test hub"));
         },
       });
+      if (end) delete headers["content-length"];
       return new Response(stream, { status, headers });
     }
     return new Response(new Uint8Array(data), { status, headers });

@@ -1,0 +1,211 @@
+// POST /v1/models inside workerd, against the local hub (test/tools/hub-service.ts, miniflare's outbound
+// service: http://hub.test and its CDN http://cdn.test): the queued import writes the bundle `edgevit convert`
+// makes of the same files, byte for byte; a connection cut mid-tensor fails the import, aborts its multipart
+// upload and leaves the older bundle serving; refusals come back at once with a stable code.
+
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { expect, test } from "vitest";
+import worker from "../../worker/index.ts";
+import { IMPORT_QUEUE, type ImportMessage, type ImportRecord, PART_BYTES } from "../../worker/imports.ts";
+import { call, randomBundle } from "./helpers.ts";
+
+const hub = env.HUB;
+
+// A queue that keeps what is sent, so each test delivers its import itself.
+function queue(): { binding: Queue; sent: ImportMessage[] } {
+  const sent: ImportMessage[] = [];
+  return { binding: { send: async (body: ImportMessage) => void sent.push(body) } as unknown as Queue, sent };
+}
+
+// The real bucket, recording multipart uploads created and aborted.
+function recordingBucket(bucket: R2Bucket) {
+  const created: string[] = [];
+  const aborted: string[] = [];
+  const wrapped = new Proxy(bucket, {
+    get(target, property) {
+      if (property === "createMultipartUpload")
+        return async (key: string, options?: R2MultipartOptions) => {
+          const upload = await target.createMultipartUpload(key, options);
+          created.push(upload.uploadId);
+          return new Proxy(upload, {
+            get(u, p) {
+              if (p === "abort")
+                return () => {
+                  aborted.push(u.uploadId);
+                  return u.abort();
+                };
+              const value = Reflect.get(u, p);
+              return typeof value === "function" ? value.bind(u) : value;
+            },
+          });
+        };
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { bucket: wrapped, created, aborted };
+}
+
+function post(body: unknown, overrides: Partial<Env> = {}): Promise<Response> {
+  return call(
+    new Request("http://edgevit.test/v1/models", {
+      method: "POST",
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    }),
+    overrides,
+  );
+}
+
+async function deliver(messages: ImportMessage[], overrides: Partial<Env>) {
+  const batch = createMessageBatch<ImportMessage>(
+    IMPORT_QUEUE,
+    messages.map((body, i) => ({ id: `import-${i}`, timestamp: new Date(0), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...env, ...overrides }, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+async function status(name: string): Promise<{ name: string; bundle?: { etag: string }; import?: ImportRecord }> {
+  return (await call(new Request(`http://edgevit.test/v1/models/${name}`))).json();
+}
+
+async function reference(repo: string, name: string, convertedAt: string): Promise<Uint8Array> {
+  const q = new URLSearchParams({ repo, name, convertedAt });
+  return new Uint8Array(await (await hub.fetch(`http://hub/reference?${q}`)).arrayBuffer());
+}
+
+const log = async () =>
+  (await (await hub.fetch("http://hub/log")).json()) as {
+    method: string;
+    url: string;
+    range: string | null;
+    authorization: string | null;
+  }[];
+
+test("an import writes the bundle `edgevit convert` makes of the same files", async () => {
+  await hub.fetch("http://hub/clear");
+  const { binding, sent } = queue();
+  const response = await post({ repo: "org/tiny-vit", name: "hub-vit" }, { IMPORTS: binding });
+  expect(response.status).toBe(202);
+  expect(response.headers.get("location")).toBe("/v1/models/hub-vit");
+  const queued = (await response.json()) as ImportRecord;
+  expect(queued).toMatchObject({ name: "hub-vit", repo: "org/tiny-vit", revision: "main", state: "queued" });
+  expect(queued.commit).toMatch(/^[0-9a-f]{40}$/);
+  expect(sent).toEqual([{ name: "hub-vit", id: queued.id }]);
+  expect((await status("hub-vit")).import?.state).toBe("queued");
+
+  const result = await deliver(sent, { IMPORTS: binding });
+  expect(result.explicitAcks).toEqual(["import-0"]);
+  const { bundle, import: done } = await status("hub-vit");
+  expect(done?.state, JSON.stringify(done?.error)).toBe("done");
+  expect(bundle?.etag).toBe(done?.bundle?.etag);
+
+  const object = await env.MODELS.get("hub-vit.evit");
+  const bytes = new Uint8Array(await (object as R2ObjectBody).arrayBuffer());
+  const expected = await reference("org/tiny-vit", "hub-vit", queued.requested.replace(/\.\d+Z$/, "Z"));
+  expect(bytes.length).toBe(expected.length);
+  expect(bytes.length).toBeLessThan(PART_BYTES); // one part
+  expect(bytes).toEqual(expected);
+  expect(done?.bundle?.version).toBe(
+    JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + new DataView(bytes.buffer).getUint32(8, true)))).payload
+      .crc32,
+  );
+
+  // it serves as the converted bundle does
+  const classify = await call(new Request("http://edgevit.test/v1/models", { method: "GET" }));
+  const listed = (await classify.json()) as { models: { name: string; version?: string }[] };
+  expect(listed.models.find((m) => m.name === "hub-vit")?.version).toBe(done?.bundle?.version);
+
+  // the large file came by ranges from the CDN without the token; the hub had the token
+  const requests = await log();
+  const cdn = requests.filter((r) => r.url.startsWith("http://cdn.test/"));
+  expect(cdn.length).toBeGreaterThan(2);
+  expect(cdn.every((r) => r.authorization === null && r.range !== null)).toBe(true);
+  expect(
+    requests
+      .filter((r) => r.url.startsWith("http://hub.test/"))
+      .every((r) => r.authorization === "Bearer hf_workerd_test"),
+  ).toBe(true);
+  expect(requests.every((r) => /^http:\/\/(hub|cdn)\.test\//.test(r.url))).toBe(true);
+});
+
+test("a connection cut mid-tensor fails the import, aborts its upload and leaves the older bundle serving", async () => {
+  const old = randomBundle("cut-vit", 5);
+  await env.MODELS.put("cut-vit.evit", old);
+  const { binding, sent } = queue();
+  const { bucket, created, aborted } = recordingBucket(env.MODELS);
+  const response = await post({ repo: "org/tiny-vit", name: "cut-vit" }, { IMPORTS: binding, MODELS: bucket });
+  expect(response.status).toBe(202);
+  // the middle of model.safetensors is inside a tensor; every attempt at it is cut
+  await hub.fetch("http://hub/cut", {
+    method: "POST",
+    body: JSON.stringify({ file: "model.safetensors", at: 600_000, times: -1 }),
+  });
+  try {
+    await deliver(sent, { IMPORTS: binding, MODELS: bucket });
+  } finally {
+    await hub.fetch("http://hub/cut", { method: "POST", body: "null" });
+  }
+  const { import: failed, bundle } = await status("cut-vit");
+  expect(failed?.state).toBe("failed");
+  expect(failed?.error?.code).toBe("hub_unavailable");
+  expect(failed?.error?.message).toMatch(/the download of model.safetensors stopped after \d+ of \d+ bytes/);
+  expect(failed?.uploadId).toBeUndefined();
+  expect(created.length).toBe(1);
+  expect(aborted).toEqual(created);
+  const kept = new Uint8Array(await ((await env.MODELS.get("cut-vit.evit")) as R2ObjectBody).arrayBuffer());
+  expect(kept).toEqual(old);
+  expect(bundle).toBeDefined();
+  const served = await call(new Request("http://edgevit.test/v1/models"));
+  const listed = (await served.json()) as { models: { name: string; error?: unknown }[] };
+  expect(listed.models.find((m) => m.name === "cut-vit")?.error).toBeUndefined();
+});
+
+test("refusals come back at once: gated, missing, .bin only, over the limits, a bad body", async () => {
+  const { binding, sent } = queue();
+  const refused = async (body: unknown, overrides: Partial<Env> = {}) => {
+    const response = await post(body, { IMPORTS: binding, ...overrides });
+    return {
+      status: response.status,
+      ...((await response.json()) as { error: { code: string; message: string } }).error,
+    };
+  };
+  expect(await refused({ repo: "org/gated-vit" }, { HF_TOKEN: undefined })).toMatchObject({
+    status: 403,
+    code: "hub_access_denied",
+    message: expect.stringMatching(
+      /org\/gated-vit is gated or private: set HF_TOKEN .* accepted its licence at http:\/\/hub.test\/org\/gated-vit/,
+    ),
+  });
+  expect(await refused({ repo: "org/missing" })).toMatchObject({ status: 404, code: "not_found" });
+  expect(await refused({ repo: "org/tiny-vit", revision: "v2" })).toMatchObject({
+    status: 404,
+    message: 'org/tiny-vit has no revision "v2"',
+  });
+  expect(await refused({ repo: "org/bin-only" })).toMatchObject({
+    status: 422,
+    code: "unsupported_checkpoint",
+    message: expect.stringMatching(/only as pytorch_model.bin; edgevit reads safetensors only/),
+  });
+  await hub.fetch("http://hub/clear");
+  expect(await refused({ repo: "org/too-deep" })).toMatchObject({
+    status: 422,
+    code: "unsupported_checkpoint",
+    message: "config.json: num_hidden_layers is 100, over the limit of 64 for a model a Worker can hold",
+  });
+  // refused from config.json alone: no tensor was read
+  expect((await log()).filter((r) => r.url.startsWith("http://cdn.test/")).map((r) => r.range)).toEqual([
+    "bytes=0-7",
+    expect.stringMatching(/^bytes=8-\d+$/),
+  ]);
+  expect(await refused("not json")).toMatchObject({ status: 400, code: "bad_parameter" });
+  expect(await refused({ repo: "../x" })).toMatchObject({ status: 400, code: "bad_parameter" });
+  expect(await refused({ repo: "org/tiny-vit", name: "no/slash" })).toMatchObject({
+    status: 400,
+    code: "bad_parameter",
+  });
+  expect(sent).toEqual([]);
+  expect((await call(new Request("http://edgevit.test/v1/models/nothing-here"))).status).toBe(404);
+});
