@@ -15,6 +15,7 @@ import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { checkRepo, checkRevision, HubClient } from "../core/hub/client.ts";
 import { checkpointFiles } from "../core/hub/files.ts";
 import { keyOf, modelName } from "../core/names.ts";
+import { ClientDisconnected, readBounded } from "./input.ts";
 
 export const IMPORT_QUEUE = "edgevit-imports";
 // R2 multipart: every part but the last the same size, at least 5 MiB. Two are held at once (the first,
@@ -72,11 +73,12 @@ async function writeRecord(bucket: R2Bucket, record: ImportRecord): Promise<void
 
 // What POST /v1/models accepts: {"repo", "revision"?, "name"?}.
 export async function importRequest(request: Request): Promise<{ repo: string; revision: string; name?: string }> {
-  const text = await request.text();
-  if (text.length > MAX_REQUEST_BYTES) throw new EdgevitError("payload_too_large", "the import request is over 4 KiB");
+  const bytes = request.body
+    ? await readBounded(request.body, MAX_REQUEST_BYTES, (received, cause) => new ClientDisconnected(received, cause))
+    : new Uint8Array(0);
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new EdgevitError("bad_parameter", 'the body must be JSON: {"repo": "org/name", "revision"?, "name"?}');
   }
