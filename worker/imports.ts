@@ -152,7 +152,7 @@ async function abortUpload(bucket: R2Bucket, name: string, uploadId: string): Pr
 
 // The bundle written as R2 multipart parts of PART_BYTES, in order; part 1 is held until the end, when the
 // final head (with the payload CRC-32 and the file records) is written over its placeholder at 0.
-class MultipartSink {
+export class MultipartSink {
   private readonly first: Uint8Array;
   private current: Uint8Array;
   private part = 1; // the part `current` fills

@@ -6,7 +6,13 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { expect, test } from "vitest";
 import worker from "../../worker/index.ts";
-import { IMPORT_QUEUE, type ImportMessage, type ImportRecord, PART_BYTES } from "../../worker/imports.ts";
+import {
+  IMPORT_QUEUE,
+  type ImportMessage,
+  type ImportRecord,
+  MultipartSink,
+  PART_BYTES,
+} from "../../worker/imports.ts";
 import { call, randomBundle } from "./helpers.ts";
 
 const hub = env.HUB;
@@ -208,4 +214,46 @@ test("refusals come back at once: gated, missing, .bin only, over the limits, a 
   });
   expect(sent).toEqual([]);
   expect((await call(new Request("http://edgevit.test/v1/models/nothing-here"))).status).toBe(404);
+});
+
+test("a bundle of several parts: equal 8 MiB parts, the last shorter, part 1 (with the final head) sent last", async () => {
+  const size = 2 * PART_BYTES + 12345;
+  const parts = new Map<number, Uint8Array>();
+  const order: number[] = [];
+  let completed: R2UploadedPart[] = [];
+  const upload = {
+    uploadId: "fake",
+    key: "many.evit",
+    async uploadPart(partNumber: number, value: Uint8Array) {
+      parts.set(partNumber, value.slice());
+      order.push(partNumber);
+      return { partNumber, etag: `etag-${partNumber}` };
+    },
+    async complete(uploaded: R2UploadedPart[]) {
+      completed = uploaded;
+      return { key: "many.evit", size } as R2Object;
+    },
+  } as unknown as R2MultipartUpload;
+  const progress: number[] = [];
+  const sink = new MultipartSink(upload, size, async (written) => void progress.push(written));
+  const expected = new Uint8Array(size).map((_, i) => (i * 7 + 3) & 255);
+  const head = 1000;
+  await sink.write(new Uint8Array(head), 0); // the placeholder head
+  for (let at = head; at < size; ) {
+    const n = Math.min(size - at, 3_000_001); // chunks across part boundaries
+    await sink.write(expected.subarray(at, at + n), at);
+    at += n;
+  }
+  await sink.write(expected.subarray(0, head), 0); // the final head
+  await sink.complete();
+  expect(order).toEqual([2, 3, 1]);
+  expect([...parts.keys()].sort().map((k) => parts.get(k)?.length)).toEqual([PART_BYTES, PART_BYTES, 12345]);
+  expect(completed.map((p) => p.partNumber)).toEqual([1, 2, 3]);
+  const joined = new Uint8Array(size);
+  for (const [n, bytes] of parts) joined.set(bytes, (n - 1) * PART_BYTES);
+  expect(joined).toEqual(expected);
+  expect(progress).toEqual([2 * PART_BYTES]);
+  await expect(new MultipartSink(upload, 10, async () => {}).write(new Uint8Array(1), 5)).rejects.toThrow(
+    /out of order/,
+  );
 });
