@@ -3,6 +3,7 @@
 import { GEMM_ROWS } from "./kernels/gemm";
 
 export { alloc, init, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { poolerPtr, projectedPtr, headAttentionPtr } from "./model";
 export { enableCapture, hiddenStatesPtr, clsAttentionPtr, meanAttentionPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
@@ -10,7 +11,7 @@ export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";
 export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";
 export { softmax, softmaxScalar, softmaxQuantize } from "./kernels/softmax";
-export { gelu, geluScalar } from "./kernels/gelu";
+export { gelu, geluScalar, quickGelu, quickGeluScalar, geluTanh, geluTanhScalar } from "./kernels/gelu";
 export { dotCeiling, dotCeilingMacs } from "./kernels/ceiling";
 export { probeDot, dotPath, setDotPath } from "./kernels/dot";
 

@@ -1,17 +1,21 @@
 // The ViT as three structs, as llama2.c keeps a transformer: Config (sizes, written by the host into a
 // small struct in memory), TransformerWeights (pointers into the payload, bound from the host's table of
 // the bundle header's tensor offsets), RunState (activation buffers, allocated once); forward() in paper
-// order, following Hugging Face's ViTModel / ViTForImageClassification (and DeiT's distilled head).
-// Every helper takes the structs it uses and says which buffers it reads and writes.
+// order, following Hugging Face's ViTModel / ViTForImageClassification (and DeiT's distilled head), and
+// the image towers built on the same encoder: CLIPVisionModelWithProjection (pre_layrnorm, quick_gelu,
+// post_layernorm on the class token, visual_projection), SiglipVisionModel (no class token,
+// gelu_pytorch_tanh, the multihead attention pooling head) and Dinov2Model (LayerScale, register tokens),
+// each difference a field of the Config. Every helper takes the structs it uses and says which buffers it
+// reads and writes.
 import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
 import { quantizeRows, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
 import { softmaxQuantize } from "./kernels/softmax";
-import { gelu } from "./kernels/gelu";
+import { gelu, geluTanh, quickGelu } from "./kernels/gelu";
 
 /** init() results (core/engine/abi.ts turns each into a sentence). */
 export const OK: i32 = 0;
-export const ERR_CONFIG: i32 = 1; // a size is not positive, dim % heads != 0, or patch > imageSize
+export const ERR_CONFIG: i32 = 1; // a size is not positive, dim % heads != 0, patch > imageSize, or tower fields that do not go together
 export const ERR_ALIGNMENT: i32 = 2; // the payload is not 64-byte aligned
 export const ERR_STATE: i32 = 3; // init was already called on this instance
 export const ERR_ABI: i32 = 4; // the config struct or the weight table has another size than this build's
@@ -33,7 +37,7 @@ export function alloc(bytes: usize): usize {
  * order, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that writes another layout.
  */
 @unmanaged class ConfigStruct {
-  bytes: i32; // 44
+  bytes: i32; // 76
   channels: i32;
   imageSize: i32;
   patchSize: i32;
@@ -41,10 +45,23 @@ export function alloc(bytes: usize): usize {
   heads: i32;
   hidden: i32;
   layers: i32;
-  classes: i32;
+  classes: i32; // 0: no classifier
   distilled: i32; // 0 or 1
   eps: f32; // LayerNorm epsilon
+  hiddenAct: i32; // ACT_*
+  preLayernorm: i32; // 0 or 1
+  classToken: i32; // 0 or 1
+  registerTokens: i32;
+  layerScale: i32; // 0 or 1
+  finalNorm: i32; // 0 every token, 1 the pooled token only
+  pooling: i32; // 0 class token, 1 multihead attention pooling head
+  projection: i32; // 0: none
 }
+
+// ConfigStruct.hiddenAct: transformers' hidden_act names, in core/bundle/format.ts's HIDDEN_ACTS order.
+const ACT_GELU: i32 = 0; // "gelu", the exact erf form
+const ACT_QUICK_GELU: i32 = 1; // "quick_gelu"
+const ACT_GELU_TANH: i32 = 2; // "gelu_pytorch_tanh"
 
 /** Sizes from the bundle header (no other constant exists) and the sizes they imply. */
 class Config {
@@ -59,10 +76,20 @@ class Config {
   classes: i32 = 0;
   distilled: bool = false; // DeiT: distillation token and a second head
   eps: f32 = 0;
+  hiddenAct: i32 = ACT_GELU;
+  preLayernorm: bool = false; // CLIP: pre_layrnorm on the embeddings
+  classToken: bool = true; // SigLIP: none
+  registerTokens: i32 = 0; // DINOv2 with registers
+  layerScale: bool = false; // DINOv2: lambda1 on both residual branches
+  pooledNorm: bool = false; // CLIP: the final norm (post_layernorm) on the pooled token only
+  mapPooling: bool = false; // SigLIP: pooled by the multihead attention pooling head
+  projection: i32 = 0; // CLIP: visual_projection width
   grid: i32 = 0; // patches per side
   patches: i32 = 0; // grid * grid
-  prefixTokens: i32 = 0; // class token (+ distillation token)
+  classRows: i32 = 0; // class token (+ distillation token): the rows before the registers
+  prefixTokens: i32 = 0; // classRows + registerTokens: the rows before the patches
   tokens: i32 = 0; // patches + prefixTokens
+  positions: i32 = 0; // rows of the position embeddings: classRows + patches
   patchDim: i32 = 0; // channels * patchSize * patchSize
 }
 
@@ -85,10 +112,12 @@ class Layer {
   layernormBeforeBias: usize = 0; // f32 [dim]
   qkv: Linear; // dim -> 3 * dim: query rows, then key, then value
   attentionOutput: Linear; // dim -> dim
+  layerScale1: usize = 0; // f32 [dim], DINOv2's layer_scale1.lambda1
   layernormAfterWeight: usize = 0; // f32 [dim]
   layernormAfterBias: usize = 0; // f32 [dim]
   intermediate: Linear; // dim -> hidden
   output: Linear; // hidden -> dim
+  layerScale2: usize = 0; // f32 [dim], layer_scale2.lambda1
   constructor(dim: i32, hidden: i32) {
     this.qkv = new Linear(dim, 3 * dim);
     this.attentionOutput = new Linear(dim, dim);
@@ -97,19 +126,45 @@ class Layer {
   }
 }
 
+/** SigLIP's SiglipMultiheadAttentionPoolingHead: a learned query attends over every token, then an MLP. */
+class PoolingHead {
+  probe: usize = 0; // f32 [dim], head.probe
+  query: Linear; // dim -> dim, rows 0..dim-1 of attention.in_proj
+  keyValue: Linear; // dim -> 2 * dim, rows dim..3 dim-1 of attention.in_proj: key rows, then value
+  outProj: Linear; // dim -> dim, attention.out_proj
+  layernormWeight: usize = 0; // f32 [dim]
+  layernormBias: usize = 0; // f32 [dim]
+  fc1: Linear; // dim -> hidden, mlp.fc1
+  fc2: Linear; // hidden -> dim, mlp.fc2
+  constructor(dim: i32, hidden: i32) {
+    this.query = new Linear(dim, dim);
+    this.keyValue = new Linear(dim, 2 * dim);
+    this.outProj = new Linear(dim, dim);
+    this.fc1 = new Linear(dim, hidden);
+    this.fc2 = new Linear(hidden, dim);
+  }
+}
+
 /** Pointers into the payload. */
 class TransformerWeights {
   patchEmbeddings: Linear; // channels * patch * patch -> dim
   clsToken: usize = 0; // f32 [dim]
   distillationToken: usize = 0; // f32 [dim]
-  positionEmbeddings: usize = 0; // f32 [tokens][dim]
+  registerTokens: usize = 0; // f32 [registerTokens][dim]
+  positionEmbeddings: usize = 0; // f32 [positions][dim]
+  preLayrnormWeight: usize = 0; // f32 [dim]
+  preLayrnormBias: usize = 0; // f32 [dim]
   encoder: StaticArray<Layer>;
   layernormWeight: usize = 0; // f32 [dim]
   layernormBias: usize = 0; // f32 [dim]
+  head: PoolingHead; // pooling by attention
+  visualProjection: Linear; // dim -> projection, no bias (a zero one)
   classifier: Linear; // dim -> classes
   distillationClassifier: Linear; // dim -> classes
   constructor(c: Config) {
     this.patchEmbeddings = new Linear(c.patchDim, c.dim);
+    this.head = new PoolingHead(c.dim, c.hidden);
+    this.visualProjection = new Linear(c.dim, c.projection);
     this.classifier = new Linear(c.dim, c.classes);
     this.distillationClassifier = new Linear(c.dim, c.classes);
     const encoder = new StaticArray<Layer>(c.layers);
@@ -143,10 +198,14 @@ class RunState {
   scores: usize = 0; // f32 [tokens][tokens], one head's attention probabilities
   context: usize = 0; // f32 [tokens][dim], heads concatenated
   mlpHidden: usize = 0; // f32 [tokens][hidden]
-  output: usize = 0; // f32 [tokens][dim], final LayerNorm output
+  output: usize = 0; // f32 [tokens][dim], last_hidden_state (CLIP: before post_layernorm)
   captured: usize = 0; // f32 [tokens][dim]
   logits: usize = 0; // f32 [classes]
   distillationLogits: usize = 0; // f32 [classes]
+  pooler: usize = 0; // f32 [dim], pooler_output: the class token after the final norm, or the pooling head's output
+  projected: usize = 0; // f32 [projection], image_embeds
+  headQuery: usize = 0; // f32 [dim], the probe's query
+  headAttention: usize = 0; // f32 [heads][tokens], the pooling head's attention probabilities
   // GEMM operands, sized for the largest use: A up to max K16 wide, B one head's K [tokens][headDim] or
   // V^T [headDim][tokens].
   qa: QuantizedRows = new QuantizedRows();
@@ -166,6 +225,10 @@ class RunState {
     this.captured = f32s(c.tokens * c.dim);
     this.logits = f32s(c.classes);
     this.distillationLogits = f32s(c.classes);
+    this.pooler = f32s(c.dim);
+    this.projected = f32s(c.projection);
+    this.headQuery = f32s(c.dim);
+    this.headAttention = f32s(c.heads * c.tokens);
     const widest = max(max(k16(c.dim), k16(c.hidden)), max(k16(c.patchDim), k16(c.tokens)));
     this.qa.q = alloc(<usize>rows * widest);
     this.qa.scale = f32s(rows);
@@ -213,7 +276,12 @@ let model: Transformer | null = null;
 /** The config from the host's struct and the sizes it implies; null when a size is invalid. */
 function readConfig(s: ConfigStruct): Config | null {
   if (s.channels <= 0 || s.imageSize <= 0 || s.patchSize <= 0 || s.patchSize > s.imageSize || s.dim <= 0 ||
-      s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 || s.layers < 0 || s.classes <= 0) return null;
+      s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 || s.layers < 0 || s.classes < 0) return null;
+  if (<u32>s.hiddenAct > <u32>ACT_GELU_TANH || <u32>s.finalNorm > 1 || <u32>s.pooling > 1 || s.registerTokens < 0 ||
+      s.projection < 0) return null;
+  // the combinations core/bundle/header.ts allows: the class token is there when something reads it
+  if (s.classToken == 0 && (s.distilled != 0 || s.pooling == 0 || s.finalNorm != 0 || s.classes > 0)) return null;
+  if (s.finalNorm != 0 && s.pooling != 0) return null;
   const c = new Config();
   c.channels = s.channels;
   c.imageSize = s.imageSize;
@@ -226,10 +294,20 @@ function readConfig(s: ConfigStruct): Config | null {
   c.classes = s.classes;
   c.distilled = s.distilled != 0;
   c.eps = s.eps;
+  c.hiddenAct = s.hiddenAct;
+  c.preLayernorm = s.preLayernorm != 0;
+  c.classToken = s.classToken != 0;
+  c.registerTokens = s.registerTokens;
+  c.layerScale = s.layerScale != 0;
+  c.pooledNorm = s.finalNorm != 0;
+  c.mapPooling = s.pooling != 0;
+  c.projection = s.projection;
   c.grid = c.imageSize / c.patchSize;
   c.patches = c.grid * c.grid;
-  c.prefixTokens = c.distilled ? 2 : 1;
+  c.classRows = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
+  c.prefixTokens = c.classRows + c.registerTokens;
   c.tokens = c.patches + c.prefixTokens;
+  c.positions = c.classRows + c.patches;
   c.patchDim = c.channels * c.patchSize * c.patchSize;
   return c;
 }
@@ -242,8 +320,35 @@ function readConfig(s: ConfigStruct): Config | null {
  */
 @lazy const TABLE_HEADER_BYTES: usize = 12;
 @lazy const ABSENT: u32 = 0xffffffff;
-@lazy const GLOBAL_SLOTS: i32 = 17;
-@lazy const LAYER_SLOTS: i32 = 20;
+// The slot numbers, as core/bundle/layout.ts's SLOT and LAYER_SLOT declare them (test/core/bundle/layout.test.ts
+// holds the two to the same numbers).
+@lazy const SLOT_PATCH_EMBEDDINGS: i32 = 0;
+@lazy const SLOT_CLS_TOKEN: i32 = 4;
+@lazy const SLOT_DISTILLATION_TOKEN: i32 = 5;
+@lazy const SLOT_POSITION_EMBEDDINGS: i32 = 6;
+@lazy const SLOT_LAYERNORM: i32 = 7;
+@lazy const SLOT_CLASSIFIER: i32 = 9;
+@lazy const SLOT_DISTILLATION_CLASSIFIER: i32 = 13;
+@lazy const SLOT_PRE_LAYRNORM: i32 = 17;
+@lazy const SLOT_REGISTER_TOKENS: i32 = 19;
+@lazy const SLOT_HEAD_PROBE: i32 = 20;
+@lazy const SLOT_HEAD_IN_PROJ_QUERY: i32 = 21;
+@lazy const SLOT_HEAD_IN_PROJ_KEY_VALUE: i32 = 25;
+@lazy const SLOT_HEAD_OUT_PROJ: i32 = 29;
+@lazy const SLOT_HEAD_LAYERNORM: i32 = 33;
+@lazy const SLOT_HEAD_FC1: i32 = 35;
+@lazy const SLOT_HEAD_FC2: i32 = 39;
+@lazy const SLOT_VISUAL_PROJECTION: i32 = 43;
+@lazy const GLOBAL_SLOTS: i32 = 47;
+@lazy const LAYER_SLOT_LAYERNORM_BEFORE: i32 = 0;
+@lazy const LAYER_SLOT_QKV: i32 = 2;
+@lazy const LAYER_SLOT_ATTENTION_OUTPUT: i32 = 6;
+@lazy const LAYER_SLOT_LAYERNORM_AFTER: i32 = 10;
+@lazy const LAYER_SLOT_INTERMEDIATE: i32 = 12;
+@lazy const LAYER_SLOT_OUTPUT: i32 = 16;
+@lazy const LAYER_SLOT_LAYER_SCALE1: i32 = 20;
+@lazy const LAYER_SLOT_LAYER_SCALE2: i32 = 21;
+@lazy const LAYER_SLOTS: i32 = 22;
 
 /** Reads the weight table into pointers, checking each tensor against the payload it lies in. */
 class WeightBinder {
@@ -283,25 +388,40 @@ class WeightBinder {
 /** Binds every weight from the table's slots (slot numbers: docs/ARCHITECTURE.md, "Weight table"). */
 function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
   const vector = c.dim * 4;
-  b.linear(w.patchEmbeddings, 0);
-  w.clsToken = b.tensor(4, vector);
-  w.distillationToken = b.tensor(5, vector, c.distilled);
-  w.positionEmbeddings = b.tensor(6, c.tokens * vector);
-  w.layernormWeight = b.tensor(7, vector);
-  w.layernormBias = b.tensor(8, vector);
-  b.linear(w.classifier, 9);
-  b.linear(w.distillationClassifier, 13, c.distilled);
+  b.linear(w.patchEmbeddings, SLOT_PATCH_EMBEDDINGS);
+  w.clsToken = b.tensor(SLOT_CLS_TOKEN, vector, c.classToken);
+  w.distillationToken = b.tensor(SLOT_DISTILLATION_TOKEN, vector, c.distilled);
+  w.registerTokens = b.tensor(SLOT_REGISTER_TOKENS, c.registerTokens * vector, c.registerTokens > 0);
+  w.positionEmbeddings = b.tensor(SLOT_POSITION_EMBEDDINGS, c.positions * vector);
+  w.preLayrnormWeight = b.tensor(SLOT_PRE_LAYRNORM, vector, c.preLayernorm);
+  w.preLayrnormBias = b.tensor(SLOT_PRE_LAYRNORM + 1, vector, c.preLayernorm);
+  w.layernormWeight = b.tensor(SLOT_LAYERNORM, vector);
+  w.layernormBias = b.tensor(SLOT_LAYERNORM + 1, vector);
+  const head = w.head, map = c.mapPooling;
+  head.probe = b.tensor(SLOT_HEAD_PROBE, vector, map);
+  b.linear(head.query, SLOT_HEAD_IN_PROJ_QUERY, map);
+  b.linear(head.keyValue, SLOT_HEAD_IN_PROJ_KEY_VALUE, map);
+  b.linear(head.outProj, SLOT_HEAD_OUT_PROJ, map);
+  head.layernormWeight = b.tensor(SLOT_HEAD_LAYERNORM, vector, map);
+  head.layernormBias = b.tensor(SLOT_HEAD_LAYERNORM + 1, vector, map);
+  b.linear(head.fc1, SLOT_HEAD_FC1, map);
+  b.linear(head.fc2, SLOT_HEAD_FC2, map);
+  b.linear(w.visualProjection, SLOT_VISUAL_PROJECTION, c.projection > 0);
+  b.linear(w.classifier, SLOT_CLASSIFIER, c.classes > 0);
+  b.linear(w.distillationClassifier, SLOT_DISTILLATION_CLASSIFIER, c.distilled);
   for (let l = 0; l < c.layers; l++) {
     const layer = w.encoder[l];
     const base = GLOBAL_SLOTS + l * LAYER_SLOTS;
-    layer.layernormBeforeWeight = b.tensor(base, vector);
-    layer.layernormBeforeBias = b.tensor(base + 1, vector);
-    b.linear(layer.qkv, base + 2);
-    b.linear(layer.attentionOutput, base + 6);
-    layer.layernormAfterWeight = b.tensor(base + 10, vector);
-    layer.layernormAfterBias = b.tensor(base + 11, vector);
-    b.linear(layer.intermediate, base + 12);
-    b.linear(layer.output, base + 16);
+    layer.layernormBeforeWeight = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE, vector);
+    layer.layernormBeforeBias = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE + 1, vector);
+    b.linear(layer.qkv, base + LAYER_SLOT_QKV);
+    b.linear(layer.attentionOutput, base + LAYER_SLOT_ATTENTION_OUTPUT);
+    layer.layerScale1 = b.tensor(base + LAYER_SLOT_LAYER_SCALE1, vector, c.layerScale);
+    layer.layernormAfterWeight = b.tensor(base + LAYER_SLOT_LAYERNORM_AFTER, vector);
+    layer.layernormAfterBias = b.tensor(base + LAYER_SLOT_LAYERNORM_AFTER + 1, vector);
+    b.linear(layer.intermediate, base + LAYER_SLOT_INTERMEDIATE);
+    b.linear(layer.output, base + LAYER_SLOT_OUTPUT);
+    layer.layerScale2 = b.tensor(base + LAYER_SLOT_LAYER_SCALE2, vector, c.layerScale);
   }
 }
 
@@ -329,6 +449,9 @@ export function init(config: usize, weights: usize): i32 {
 export function inputPtr(): usize { return model ? model!.state.input : 0; }
 export function logitsPtr(): usize { return model ? model!.state.logits : 0; }
 export function outputPtr(): usize { return model ? model!.state.output : 0; }
+export function poolerPtr(): usize { return model ? model!.state.pooler : 0; }
+export function projectedPtr(): usize { return model ? model!.state.projected : 0; }
+export function headAttentionPtr(): usize { return model ? model!.state.headAttention : 0; }
 export function capturedPtr(): usize { return model ? model!.state.captured : 0; }
 export function tokens(): i32 { return model ? model!.config.tokens : 0; }
 export function hiddenStatesPtr(): usize { return model ? model!.capture.hiddenStates : 0; }
@@ -382,8 +505,9 @@ function linear(
 }
 
 /**
- * Patch embedding, class (and distillation) token, position embeddings: x = [cls; (dist;) patches W^T + b] + pos.
- * Reads s.input; writes s.patchRows and s.x.
+ * Patch embedding, class (and distillation) token, position embeddings, then register tokens:
+ * x = [cls; (dist;) patches W^T + b] + pos, with the registers inserted after the class rows (DINOv2), then
+ * CLIP's pre_layrnorm. Reads s.input; writes s.patchRows and s.x.
  */
 function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
   // Flatten each patch as the conv weight is flattened: (c, py, px).
@@ -401,11 +525,16 @@ function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
     }
   }
   const rowBytes = <usize>c.dim << 2;
-  linear(s, s.patchRows, c.patchDim, c.patches, w.patchEmbeddings, s.x + <usize>c.prefixTokens * rowBytes, c.dim,
-    false);
-  memory.copy(s.x, w.clsToken, rowBytes);
+  const patchesAt = s.x + <usize>c.prefixTokens * rowBytes;
+  linear(s, s.patchRows, c.patchDim, c.patches, w.patchEmbeddings, patchesAt, c.dim, false);
+  if (c.classToken) memory.copy(s.x, w.clsToken, rowBytes);
   if (c.distilled) memory.copy(s.x + rowBytes, w.distillationToken, rowBytes);
-  addInPlace(s.x, w.positionEmbeddings, c.tokens * c.dim);
+  // position embeddings: rows 0..classRows-1 for the class rows, the rest for the patches
+  addInPlace(s.x, w.positionEmbeddings, c.classRows * c.dim);
+  addInPlace(patchesAt, w.positionEmbeddings + <usize>c.classRows * rowBytes, c.patches * c.dim);
+  // registers after the position embeddings, which they have none of
+  if (c.registerTokens > 0) memory.copy(s.x + <usize>c.classRows * rowBytes, w.registerTokens, <usize>c.registerTokens * rowBytes);
+  if (c.preLayernorm) layerNorm(s.x, c.tokens, c.dim, w.preLayrnormWeight, w.preLayrnormBias, c.eps, s.x);
 }
 
 function addInPlace(dst: usize, src: usize, n: i32): void {
@@ -420,43 +549,116 @@ function addInPlace(dst: usize, src: usize, n: i32): void {
   }
 }
 
+/** x[i] += y[i] * scale[i % dim]: a residual branch through LayerScale; x, y [rows][dim]. */
+function addScaled(x: usize, y: usize, scale: usize, rows: i32, dim: i32): void {
+  const d4 = dim & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>(r * dim) << 2), yr = y + (<usize>(r * dim) << 2);
+    for (let i = 0; i < d4; i += 4) {
+      const p = <usize>i << 2;
+      v128.store(xr + p, f32x4.add(v128.load(xr + p), f32x4.mul(v128.load(yr + p), v128.load(scale + p))));
+    }
+    for (let i = d4; i < dim; i++) {
+      const p = <usize>i << 2;
+      store<f32>(xr + p, load<f32>(xr + p) + load<f32>(yr + p) * load<f32>(scale + p));
+    }
+  }
+}
+
 /**
- * x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h), on norm = LN_before(x).
- * Reads s.norm; writes s.qkvOut, s.scores, s.context, s.qa, s.qb and what `k` captures of layer l; adds into s.x.
+ * One head's P = softmax(Q_h K_h^T / sqrt(headDim)) for M queries over T keys, into s.scores [M][T] (f32)
+ * and s.qa (quantized for P V). `query` [M][headDim] and `key` [T][headDim] have row strides ldQuery, ldKey.
+ */
+function attentionScores(
+  c: Config, s: RunState, query: usize, ldQuery: i32, M: i32, key: usize, ldKey: i32, T: i32,
+): void {
+  const qa = s.qa, qb = s.qb, headDim = c.headDim;
+  // scores [M][T] = Q_h K_h^T; B rows are tokens of K.
+  quantizeRows(query, ldQuery, M, headDim, qa.q, qa.scale, qa.zero, qa.sum);
+  packRows(key, ldKey, 1, T, headDim, qb.weight, qb.scale, qb.sum);
+  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
+  // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
+  softmaxQuantize(s.scores, M, T, T, 1 / Mathf.sqrt(<f32>headDim), qa.q, qa.scale, qa.zero, qa.sum);
+}
+
+/** out [M][headDim] (row stride ldOut) = P V_h, P in s.qa from attentionScores, `value` [T][headDim] (row stride ldValue). */
+function attentionContext(c: Config, s: RunState, M: i32, value: usize, ldValue: i32, T: i32, out: usize, ldOut: i32): void {
+  const qa = s.qa, qb = s.qb, headDim = c.headDim;
+  // B rows are channels of V (V^T).
+  packRows(value, 1, ldValue, headDim, T, qb.weight, qb.scale, qb.sum);
+  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(T), qb.weight, qb.scale, qb.sum, 0, headDim, out, ldOut, false);
+}
+
+/**
+ * x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h) (times lambda1 with
+ * LayerScale), on norm = LN_before(x). Reads s.norm; writes s.qkvOut, s.scores, s.context, s.qa, s.qb, what
+ * `k` captures of layer l, and s.norm with LayerScale; adds into s.x.
  */
 function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
   const threeDim = 3 * c.dim;
   const headDim = c.headDim, T = c.tokens;
-  const qa = s.qa, qb = s.qb;
   linear(s, s.norm, c.dim, T, layer.qkv, s.qkvOut, threeDim, false);
-  const scale: f32 = 1 / Mathf.sqrt(<f32>headDim);
   for (let h = 0; h < c.heads; h++) {
     const query = s.qkvOut + (<usize>(h * headDim) << 2); // [tokens][headDim], row stride 3 * dim
     const key = query + (<usize>c.dim << 2);
     const value = key + (<usize>c.dim << 2);
-    // scores [tokens][tokens] = Q_h K_h^T; B rows are tokens of K.
-    quantizeRows(query, threeDim, T, headDim, qa.q, qa.scale, qa.zero, qa.sum);
-    packRows(key, threeDim, 1, T, headDim, qb.weight, qb.scale, qb.sum);
-    gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
-    // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
-    softmaxQuantize(s.scores, T, T, T, scale, qa.q, qa.scale, qa.zero, qa.sum);
+    attentionScores(c, s, query, threeDim, T, key, threeDim, T);
     if (k.flags != 0 || k.layer != 0) captureAttention(c, s, k, l, h);
-    // context[:, h] [tokens][headDim] = P V_h; B rows are channels of V (V^T).
-    packRows(value, 1, threeDim, headDim, T, qb.weight, qb.scale, qb.sum);
-    gemm(qa.q, qa.scale, qa.zero, qa.sum, T, k16(T), qb.weight, qb.scale, qb.sum, 0, headDim,
-      s.context + (<usize>(h * headDim) << 2), c.dim, false);
+    attentionContext(c, s, T, value, threeDim, T, s.context + (<usize>(h * headDim) << 2), c.dim);
   }
-  linear(s, s.context, c.dim, T, layer.attentionOutput, s.x, c.dim, true);
+  if (c.layerScale) {
+    linear(s, s.context, c.dim, T, layer.attentionOutput, s.norm, c.dim, false);
+    addScaled(s.x, s.norm, layer.layerScale1, T, c.dim);
+  } else {
+    linear(s, s.context, c.dim, T, layer.attentionOutput, s.x, c.dim, true);
+  }
+}
+
+/** The MLP's activation, hidden_act, in place over n values. */
+function activation(c: Config, x: usize, n: i32): void {
+  if (c.hiddenAct == ACT_QUICK_GELU) quickGelu(x, n);
+  else if (c.hiddenAct == ACT_GELU_TANH) geluTanh(x, n);
+  else gelu(x, n);
 }
 
 /**
- * x += output.dense(gelu(intermediate.dense(norm))), on norm = LN_after(x).
- * Reads s.norm; writes s.mlpHidden and s.qa; adds into s.x.
+ * x += output.dense(act(intermediate.dense(norm))) (times lambda2 with LayerScale), on norm = LN_after(x).
+ * Reads s.norm; writes s.mlpHidden, s.qa, and s.norm with LayerScale; adds into s.x.
  */
 function mlp(c: Config, layer: Layer, s: RunState): void {
   linear(s, s.norm, c.dim, c.tokens, layer.intermediate, s.mlpHidden, c.hidden, false);
-  gelu(s.mlpHidden, c.tokens * c.hidden);
-  linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.x, c.dim, true);
+  activation(c, s.mlpHidden, c.tokens * c.hidden);
+  if (c.layerScale) {
+    linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.norm, c.dim, false);
+    addScaled(s.x, s.norm, layer.layerScale2, c.tokens, c.dim);
+  } else {
+    linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.x, c.dim, true);
+  }
+}
+
+/**
+ * SigLIP's pooling head: the probe's query attends over every token of s.output, then
+ * pooler = a + fc2(act(fc1(LN(a)))), a = out_proj(attention). Reads s.output; writes s.headQuery, s.qkvOut
+ * ([tokens][2 dim]: keys, then values), s.scores, s.headAttention, s.context (row 0), s.norm (row 0),
+ * s.mlpHidden (row 0), s.qa, s.qb and s.pooler.
+ */
+function poolingHead(c: Config, head: PoolingHead, s: RunState): void {
+  const T = c.tokens, headDim = c.headDim, twoDim = 2 * c.dim;
+  linear(s, head.probe, c.dim, 1, head.query, s.headQuery, c.dim, false);
+  linear(s, s.output, c.dim, T, head.keyValue, s.qkvOut, twoDim, false);
+  for (let h = 0; h < c.heads; h++) {
+    const offset = <usize>(h * headDim) << 2;
+    const key = s.qkvOut + offset;
+    attentionScores(c, s, s.headQuery + offset, c.dim, 1, key, twoDim, T);
+    memory.copy(s.headAttention + (<usize>(h * T) << 2), s.scores, <usize>T << 2);
+    attentionContext(c, s, 1, key + (<usize>c.dim << 2), twoDim, T, s.context + offset, c.dim);
+  }
+  linear(s, s.context, c.dim, 1, head.outProj, s.pooler, c.dim, false);
+  // MLP with a residual
+  layerNorm(s.pooler, 1, c.dim, head.layernormWeight, head.layernormBias, c.eps, s.norm);
+  linear(s, s.norm, c.dim, 1, head.fc1, s.mlpHidden, c.hidden, false);
+  activation(c, s.mlpHidden, c.hidden);
+  linear(s, s.mlpHidden, c.hidden, 1, head.fc2, s.pooler, c.dim, true);
 }
 
 /**
@@ -487,13 +689,23 @@ export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
     if (capture == l + 1) memory.copy(s.captured, s.x, stateBytes);
     if (k.flags & CAPTURE_HIDDEN_STATES) memory.copy(k.hiddenStates + <usize>(l + 1) * stateBytes, s.x, stateBytes);
   }
-  // final norm
-  layerNorm(s.x, c.tokens, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.output);
-  // head on the class token; distilled: mean of the class head and the distillation head
-  linear(s, s.output, c.dim, 1, w.classifier, s.logits, c.classes, false);
+  // final norm: on every token, or (CLIP) only on the pooled class token, last_hidden_state staying the
+  // encoder's output
+  const rowBytes = <usize>c.dim << 2;
+  if (c.pooledNorm) {
+    memory.copy(s.output, s.x, stateBytes);
+    layerNorm(s.x, 1, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.pooler);
+  } else {
+    layerNorm(s.x, c.tokens, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.output);
+    if (!c.mapPooling) memory.copy(s.pooler, s.output, rowBytes);
+  }
+  // pooling head (SigLIP), projection (CLIP)
+  if (c.mapPooling) poolingHead(c, w.head, s);
+  if (c.projection > 0) linear(s, s.pooler, c.dim, 1, w.visualProjection, s.projected, c.projection, false);
+  // classifier on the class token; distilled: mean of the class head and the distillation head
+  if (c.classes > 0) linear(s, s.output, c.dim, 1, w.classifier, s.logits, c.classes, false);
   if (c.distilled) {
-    linear(s, s.output + (<usize>c.dim << 2), c.dim, 1, w.distillationClassifier, s.distillationLogits, c.classes,
-      false);
+    linear(s, s.output + rowBytes, c.dim, 1, w.distillationClassifier, s.distillationLogits, c.classes, false);
     for (let k = 0; k < c.classes; k++) {
       const p = <usize>k << 2;
       store<f32>(s.logits + p, (load<f32>(s.logits + p) + load<f32>(s.distillationLogits + p)) * 0.5);

@@ -16,7 +16,7 @@ import { decode as jpegJsDecode } from "jpeg-js";
 import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { decodeJpeg } from "../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
-import { openImage } from "../core/image/open.ts";
+import { openImageBytes } from "../core/image/open.ts";
 import { preprocess } from "../core/preprocess/preprocess.ts";
 import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { summarize } from "./stats.ts";
@@ -89,8 +89,8 @@ const VIT = VIT_BASE_PREPROCESSING;
 
 // edgevit's upload path without the model: openImage, the decode scale `mode` picks, rows streamed through
 // the preprocessor into pixel_values.
-function uploadPath(bytes: Uint8Array, mode: DecodeMode, out: Float32Array): void {
-  const decoder = openImage(bytes, { maxPixels: 50_000_000 });
+async function uploadPath(bytes: Uint8Array, mode: DecodeMode, out: Float32Array): Promise<void> {
+  const decoder = openImageBytes(bytes, { maxPixels: 50_000_000 });
   const scale = chooseScale(decoder.header, VIT, mode);
   const { width, height, orientation } = decoder.header;
   const stream = new StreamingPreprocessor(
@@ -98,7 +98,7 @@ function uploadPath(bytes: Uint8Array, mode: DecodeMode, out: Float32Array): voi
     { width: Math.ceil(width / scale), height: Math.ceil(height / scale) },
     orientation,
   );
-  decoder.decode(scale, stream.sink);
+  await decoder.decode(scale, stream.sink);
   stream.finish(out);
 }
 
@@ -116,32 +116,33 @@ function ensurePhotos(): string[] {
   return names.map((n) => `${CACHE}/${n}`);
 }
 
-function time(fn: () => void): Timing {
+async function time(fn: () => unknown): Promise<Timing> {
   const cpu = process.cpuUsage();
   const t = performance.now();
-  fn();
+  await fn();
   const wall = performance.now() - t;
   const used = process.cpuUsage(cpu);
   return { wall, cpu: (used.user + used.system) / 1000 };
 }
 
-function median(fn: () => void): Timing {
-  fn(); // warm-up (JIT)
-  const runs = Array.from({ length: RUNS }, () => time(fn));
+async function median(fn: () => unknown): Promise<Timing> {
+  await fn(); // warm-up (JIT)
+  const runs: Timing[] = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await time(fn));
   return { wall: summarize(runs.map((r) => r.wall)).median, cpu: summarize(runs.map((r) => r.cpu)).median };
 }
 
-function ours(bytes: Uint8Array, scale: number): { sha256: string; ms: Timing } {
+async function ours(bytes: Uint8Array, scale: number): Promise<{ sha256: string; ms: Timing }> {
   const d = openJpeg(bytes, { maxPixels: 50_000_000 });
   const width = Math.ceil(d.header.width / scale);
   const hash = createHash("sha256");
-  d.decode(scale, (rows, _first, count) => hash.update(rows.subarray(0, count * width * 3)));
+  await d.decode(scale, (rows, _first, count) => hash.update(rows.subarray(0, count * width * 3)));
   const sha256 = hash.digest("hex");
   // Timed without hashing: the sink only counts the rows.
   const height = Math.ceil(d.header.height / scale);
-  const ms = median(() => {
+  const ms = await median(async () => {
     let rows = 0;
-    openJpeg(bytes, { maxPixels: 50_000_000 }).decode(scale, (_rows, _first, count) => {
+    await openJpeg(bytes, { maxPixels: 50_000_000 }).decode(scale, (_rows, _first, count) => {
       rows += count;
     });
     if (rows !== height) throw new Error(`decode pushed ${rows} rows, not ${height}`);
@@ -151,7 +152,7 @@ function ours(bytes: Uint8Array, scale: number): { sha256: string; ms: Timing } 
 
 const fmt = (t: Timing) => `${t.wall.toFixed(0)} / ${t.cpu.toFixed(0)} ms`;
 
-function main(): void {
+async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   console.log(`JPEG decode, median of ${RUNS} runs; ${cpu}, ${cpus().length} cores (shared machine)`);
   console.log("Each cell: wall / CPU time.");
@@ -162,12 +163,12 @@ function main(): void {
     const pillow: Record<string, Timing & { sha256: string }> = JSON.parse(
       execFileSync(PYTHON, ["-c", PILLOW, path, String(RUNS)]).toString(),
     );
-    const jpegJs = median(() =>
+    const jpegJs = await median(() =>
       jpegJsDecode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 }),
     );
     const name = path.split("/").pop();
     for (const scale of [1, 2, 4, 8]) {
-      const mine = ours(bytes, scale);
+      const mine = await ours(bytes, scale);
       const p = pillow[String(scale)];
       const same = mine.sha256 === p.sha256 ? "bit-exact" : "DIFFERENT";
       const js = scale === 1 ? fmt(jpegJs) : "-";
@@ -179,7 +180,7 @@ function main(): void {
 
 // Decode + preprocess of each photo to pixel_values, as an upload to a 224x224 model: edgevit fast and exact,
 // jpeg-js (full decode, then the same whole-image preprocessing), Pillow fast (draft) and exact.
-function uploads(): void {
+async function uploads(): Promise<void> {
   console.log("");
   console.log("Decode + preprocess to google/vit-base's 224x224 pixel_values, median; wall / CPU time.");
   console.log("| file | edgevit fast | edgevit exact | jpeg-js + preprocess | Pillow fast (draft) | Pillow exact |");
@@ -189,9 +190,9 @@ function uploads(): void {
     const bytes = new Uint8Array(readFileSync(path));
     const pillow = (mode: string): Timing =>
       JSON.parse(execFileSync(PYTHON, ["-c", PILLOW_UPLOAD, path, String(RUNS), mode]).toString());
-    const fast = median(() => uploadPath(bytes, "fast", out));
-    const exact = median(() => uploadPath(bytes, "exact", out));
-    const jpegJs = median(() =>
+    const fast = await median(() => uploadPath(bytes, "fast", out));
+    const exact = await median(() => uploadPath(bytes, "exact", out));
+    const jpegJs = await median(() =>
       preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxJpegJsMemoryMB: 2048 }), VIT, out),
     );
     const name = path.split("/").pop();
@@ -201,5 +202,5 @@ function uploads(): void {
   }
 }
 
-main();
-uploads();
+await main();
+await uploads();

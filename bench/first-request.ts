@@ -18,9 +18,9 @@ const warm: number[] = [];
 for (let round = 0; round < 7; round++) {
   const t0 = performance.now();
   const model = await (await Engine.instantiate(module)).load(bundle);
-  runImage(model, jpeg, limits);
+  await runImage(model, jpeg, limits);
   const t1 = performance.now();
-  for (let i = 0; i < 20; i++) runImage(model, jpeg, limits);
+  for (let i = 0; i < 20; i++) await runImage(model, jpeg, limits);
   first.push(t1 - t0);
   warm.push((performance.now() - t1) / 20);
 }

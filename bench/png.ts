@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { DEFAULT_LIMITS } from "../core/limits.ts";
-import { openImage } from "../core/image/open.ts";
+import { openImageBytes } from "../core/image/open.ts";
 import { outputSize } from "../core/preprocess/preprocess.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { summarize } from "./stats.ts";
@@ -31,7 +31,7 @@ const VIT = VIT_BASE_PREPROCESSING;
 
 async function ours(bytes: Uint8Array): Promise<number> {
   const started = performance.now();
-  const decoder = openImage(bytes, DEFAULT_LIMITS);
+  const decoder = openImageBytes(bytes, DEFAULT_LIMITS);
   const stream = new StreamingPreprocessor(VIT, decoder.header, decoder.header.orientation);
   await decoder.decode(1, stream.sink);
   const size = outputSize(VIT, stream.oriented);
@@ -60,7 +60,7 @@ console.log("| file | size | edgevit (Node) median ms | Pillow median ms |");
 console.log("| --- | --- | --- | --- |");
 for (const file of files) {
   const bytes: Uint8Array = readFileSync(file);
-  const decoder = openImage(bytes, DEFAULT_LIMITS);
+  const decoder = openImageBytes(bytes, DEFAULT_LIMITS);
   await ours(bytes); // warm-up
   const times: number[] = [];
   for (let i = 0; i < rounds; i++) times.push(await ours(bytes));

@@ -4,6 +4,7 @@ import { EdgevitError } from "../core/errors.ts";
 import { type DecodeMode, runImage } from "../core/pipeline.ts";
 import { DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
+import { towerOf } from "../core/bundle/format.ts";
 import type { Model } from "../core/engine/model.ts";
 import { intValue, runCommand, UsageError, type CommandSpec } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
@@ -39,6 +40,12 @@ export function main(args: string[]): Promise<number> {
     const mode = (values.decode as string | undefined) ?? DEFAULT_DECODE_MODE;
     if (!(DECODE_MODES as readonly string[]).includes(mode)) throw new UsageError("--decode needs fast or exact");
     const model = await loadModelFile(await nodeEngine(), (values.model as string | undefined) ?? DEFAULT_MODEL);
+    if (model.header.config.classes === 0) {
+      throw new Error(
+        `${model.header.name} is an image tower without a classifier (${towerOf(model.header.config).family}): ` +
+          "it answers embeddings (the Worker's /v1/embed), not labels",
+      );
+    }
     let failed = 0;
     for (const file of files) {
       let line: object;

@@ -8,6 +8,7 @@ import { runImage } from "../core/pipeline.ts";
 import { encodeApng, encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { attentionPicture, FRAME_MS, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
+import { towerOf } from "../core/bundle/format.ts";
 import { type CommandSpec, intValue, runCommand } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
@@ -41,6 +42,11 @@ export function main(args: string[]): Promise<number> {
 
 async function see(file: string, modelPath: string, outDir: string, k: number, size: number, everyHead: boolean) {
   const model = await loadModelFile(await nodeEngine(), modelPath);
+  if (!towerOf(model.header.config).classToken) {
+    throw new Error(
+      `${model.header.name} has no class token (its tokens are the patches): edgevit see draws the class token's attention`,
+    );
+  }
   const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
     throw e.code === "ENOENT" ? new Error(`no such file: ${file}`) : e;
   });

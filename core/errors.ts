@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   "hub_access_denied", // the hub refuses the repository: gated or private, and no token that may read it
   "hub_unavailable", // the hub cannot be reached, fails, or a download was cut
   "unsupported_checkpoint", // a hub repository this converter cannot turn into a bundle
+  "busy", // the server has no room for this request now; worth retrying later
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -13,6 +13,10 @@ export const DEFAULT_MAX_IMAGE_PIXELS = 24 * 1024 * 1024;
 // fields it reads.
 export interface Limits {
   maxPixels: number; // width * height above this is image_too_large, read from the file's header
+  // A streamed upload: its length (payload_too_large past it, default DEFAULT_MAX_BODY_BYTES) and the most
+  // of it held at once (core/image/bytes.ts, default 1 MiB).
+  maxBodyBytes?: number;
+  maxWindowBytes?: number;
   // PNG: interlaced images are assembled whole (3 bytes per pixel) before any row is final.
   maxInterlacedPixels?: number;
   // JPEG: scans per file; libjpeg-turbo's tools suggest a cap of this kind for untrusted input.

@@ -3,7 +3,8 @@
 // same files under the same limits.
 import type { Preprocessing } from "./bundle/format.ts";
 import type { Model, RunOptions, RunResult } from "./engine/model.ts";
-import { openImage } from "./image/open.ts";
+import { ByteSource } from "./image/bytes.ts";
+import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
 import type { ImageDecoder } from "./image/source.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 import type { Limits } from "./limits.ts";
@@ -42,22 +43,57 @@ export interface Inference<T = unknown> {
 
 // Reads the image's header only: refuses a file that is not an accepted image or is over the pixel limit
 // before a model is loaded or any pixel memory is spent. The decoder it returns is what runImage takes.
-export function inspectImage(bytes: Uint8Array, limits: Limits): ImageDecoder {
-  return openImage(bytes, limits);
+// Whole bytes open at once; a stream opens once its header has arrived, and the rest is read as it decodes.
+export function inspectImage(bytes: Uint8Array, limits: Limits): ImageDecoder;
+export function inspectImage(stream: ReadableStream<Uint8Array> | ByteSource, limits: Limits): Promise<ImageDecoder>;
+export function inspectImage(image: ImageInput, limits: Limits): ImageDecoder | Promise<ImageDecoder> {
+  return image instanceof Uint8Array ? openImageBytes(image, limits) : openImage(image, limits);
 }
 
-// Decodes (at the scale `mode` allows) and preprocesses as the model's image processor does while rows
-// arrive, writing pixel_values into the model's input as the last, synchronous step: run the model right
-// after, without an await in between, so requests sharing a model never see each other's pixels. Decoding
-// may await (PNG's inflater is a stream); what a request holds across those awaits is the preprocessor's
-// intermediate (max side x model width x 3 bytes), never the picture.
-export async function preprocessImage(
-  model: Model,
-  image: Uint8Array | ImageDecoder,
+const isInput = (image: ImageInput | ImageDecoder): image is ImageInput =>
+  image instanceof Uint8Array || image instanceof ReadableStream || image instanceof ByteSource;
+
+// An upload decoded and resized as its rows arrived, waiting for its last, synchronous step: the vertical
+// pass, crop and normalization written into pixel_values by `finish`. Decoding awaits (a streamed body's
+// bytes, PNG's inflater, a yield after each slice of work); what a request holds across those awaits is the
+// decoder's buffers and window (decoder.memoryBytes) and the preprocessor's intermediate
+// (StreamingPreprocessor.memoryBytes), never the picture.
+interface Decoded {
+  image: DecodedImage;
+  decodeMs: number;
+  finish(out: Float32Array): void;
+}
+
+async function decodeRows(
+  pp: Preprocessing,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
-  mode: DecodeMode = DEFAULT_DECODE_MODE,
-): Promise<Preprocessed> {
-  return preprocessInto(model.header.preprocessing, image, limits, () => model.input(), mode);
+  mode: DecodeMode,
+): Promise<Decoded> {
+  const decoder = isInput(image) ? await openImage(image, limits) : image;
+  const { header } = decoder;
+  const scale = chooseScale(header, pp, mode);
+  const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
+  const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
+  const t0 = performance.now();
+  const size = await decoder.decode(scale, stream.sink);
+  const decodeMs = performance.now() - t0;
+  if (size.width !== decoded.width || size.height !== decoded.height) {
+    throw new RangeError(
+      `the decoder made ${size.width}x${size.height} at 1/${scale}, not ${decoded.width}x${decoded.height}`,
+    );
+  }
+  const swap = header.orientation >= 5 && header.orientation <= 8;
+  return {
+    image: {
+      format: header.format,
+      width: swap ? header.height : header.width,
+      height: swap ? header.width : header.height,
+      decode: { mode, scale },
+    },
+    decodeMs,
+    finish: (out) => stream.finish(out),
+  };
 }
 
 export interface Preprocessed {
@@ -65,38 +101,31 @@ export interface Preprocessed {
   timings: Timings; // decode, preprocess
 }
 
+// Decodes (at the scale `mode` allows) and preprocesses as the model's image processor does into the model's
+// input. Only for a caller that runs nothing else on the model: runImage writes the input and runs the
+// forward pass in one synchronous stretch, so requests sharing a model never see each other's pixels.
+export async function preprocessImage(
+  model: Model,
+  image: ImageInput | ImageDecoder,
+  limits: Limits,
+  mode: DecodeMode = DEFAULT_DECODE_MODE,
+): Promise<Preprocessed> {
+  return preprocessInto(model.header.preprocessing, image, limits, () => model.input(), mode);
+}
+
 // The same into any pixel_values buffer (a benchmark's, a test's): `out` is asked for only at the end, so a
 // view on wasm memory is made after every await.
 export async function preprocessInto(
   pp: Preprocessing,
-  image: Uint8Array | ImageDecoder,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
   out: () => Float32Array,
   mode: DecodeMode = DEFAULT_DECODE_MODE,
 ): Promise<Preprocessed> {
-  const decoder = image instanceof Uint8Array ? inspectImage(image, limits) : image;
-  const { header } = decoder;
-  const scale = chooseScale(header, pp, mode);
-  const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
-  const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
+  const decoded = await decodeRows(pp, image, limits, mode);
   const t0 = performance.now();
-  const size = await decoder.decode(scale, stream.sink);
-  const t1 = performance.now();
-  if (size.width !== decoded.width || size.height !== decoded.height) {
-    throw new RangeError(
-      `the decoder made ${size.width}x${size.height} at 1/${scale}, not ${decoded.width}x${decoded.height}`,
-    );
-  }
-  stream.finish(out());
-  const timings = { decode: t1 - t0, preprocess: performance.now() - t1 };
-  const swap = header.orientation >= 5 && header.orientation <= 8;
-  const info: DecodedImage = {
-    format: header.format,
-    width: swap ? header.height : header.width,
-    height: swap ? header.width : header.height,
-    decode: { mode, scale },
-  };
-  return { image: info, timings };
+  decoded.finish(out());
+  return { image: decoded.image, timings: { decode: decoded.decodeMs, preprocess: performance.now() - t0 } };
 }
 
 export interface RunImageOptions<T> {
@@ -108,21 +137,25 @@ export interface RunImageOptions<T> {
   keep?: (captures: RunResult) => T;
 }
 
-// preprocessImage, then the forward pass right after it, with no await in between.
+// Decodes and resizes as rows arrive, then writes pixel_values and runs the forward pass in one synchronous
+// stretch: no other request can write the shared input between the two.
 export async function runImage<T = undefined>(
   model: Model,
-  image: Uint8Array | ImageDecoder,
+  image: ImageInput | ImageDecoder,
   limits: Limits,
   options: RunImageOptions<T> = {},
 ): Promise<Inference<T>> {
   const { capture = -1, decode = DEFAULT_DECODE_MODE, keep } = options;
-  const preprocessed = await preprocessImage(model, image, limits, decode);
+  const decoded = await decodeRows(model.header.preprocessing, image, limits, decode);
+  // From here to the end, no await.
+  const t0 = performance.now();
+  decoded.finish(model.input());
+  const t1 = performance.now();
   const runOptions: RunOptions = typeof capture === "number" ? { capture } : { ...capture };
   // The engine's read returns nothing: its value is caught here, synchronously, inside model.run.
   let kept: T | undefined;
   if (keep) runOptions.read = (captures) => (kept = keep(captures));
-  const t0 = performance.now();
   const result = model.run(runOptions);
-  const timings = { ...preprocessed.timings, forward: performance.now() - t0 };
-  return { image: preprocessed.image, result, kept: kept as T, timings };
+  const timings = { decode: decoded.decodeMs, preprocess: t1 - t0, forward: performance.now() - t1 };
+  return { image: decoded.image, result, kept: kept as T, timings };
 }

@@ -5,16 +5,18 @@ import { open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   decode,
+  floatDtype,
   INDEX_FILE,
   MAX_HEADER_BYTES,
   parseHeader,
   SafetensorsError,
   type Dtype,
+  type IntDtype,
   type TensorInfo,
   type TensorSource,
 } from "../core/convert/safetensors.ts";
 
-export { decode, INDEX_FILE, SafetensorsError, type Dtype, type TensorInfo, type TensorSource };
+export { decode, INDEX_FILE, SafetensorsError, type Dtype, type IntDtype, type TensorInfo, type TensorSource };
 
 export class SafetensorsFile implements TensorSource {
   readonly path: string;
@@ -74,7 +76,7 @@ export class SafetensorsFile implements TensorSource {
   }
 
   async read(name: string): Promise<Float32Array> {
-    return decode(this.info(name).dtype, await this.raw(name));
+    return decode(floatDtype(this.info(name), this.path), await this.raw(name));
   }
 
   close(): Promise<void> {
@@ -161,7 +163,7 @@ export async function openCheckpoint(dir: string): Promise<TensorSource> {
 }
 
 export interface WriteTensor {
-  dtype: Dtype;
+  dtype: Dtype | IntDtype; // integer buffers too: the files openai publishes carry some
   shape: number[];
   data: Uint8Array; // little-endian raw bytes
 }

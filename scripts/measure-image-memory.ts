@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { DEFAULT_LIMITS } from "../core/limits.ts";
-import { openImage } from "../core/image/open.ts";
+import { openImageBytes } from "../core/image/open.ts";
 import { MiB } from "../core/sizes.ts";
 import { outputSize } from "../core/preprocess/preprocess.ts";
 import { chooseScale, StreamingPreprocessor } from "../core/preprocess/stream.ts";
@@ -36,7 +36,7 @@ for (const file of list)
     const base = used();
     const bytes: Uint8Array = readFileSync(file); // a Buffer is a Uint8Array: no second copy
     let peak = used();
-    const decoder = openImage(bytes, DEFAULT_LIMITS);
+    const decoder = openImageBytes(bytes, DEFAULT_LIMITS);
     const scale = chooseScale(decoder.header, VIT, mode);
     const { width, height, orientation } = decoder.header;
     const stream = new StreamingPreprocessor(

@@ -4,20 +4,37 @@
 // service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
-import { boolParam, choiceParam, intParam, json, listParam, npy, readImage, serverTiming, wantsNpy } from "./http.ts";
+import {
+  bodyPlan,
+  boolParam,
+  choiceParam,
+  type Held,
+  intParam,
+  json,
+  listParam,
+  npy,
+  readImage,
+  serverTiming,
+  wantsNpy,
+} from "./http.ts";
 import {
   POOLS,
+  admit,
   attentionLayer,
+  checkClassifier,
   classifyAnswer,
   embedAnswer,
+  growBody,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOf,
   modelsAnswer,
   type Inference,
+  poolFor,
   prepare,
   type Prepared,
   run,
+  tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
 import { readRecord, startImport } from "./imports.ts";
@@ -27,9 +44,18 @@ import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { pcaFrames, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
-import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
+import {
+  attentionMap,
+  attentionsJson,
+  headParam,
+  pcaAnimation,
+  pngResponse,
+  requireClassToken,
+  seeBody,
+} from "./see.ts";
 
-type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
+// `held` collects the request's memory reservations; the router releases them (http.ts's Held).
+type Handler = (request: Request, env: Env, url: URL, held: Held) => Promise<Response>;
 
 // The largest `size` of one picture (/v1/pca, /v1/attention_map), and of the routes that make one picture
 // per hidden state (/v1/see, /v1/pca?layer=all): for a ViT-B/16 those hold 13 frames of size x size x 3
@@ -37,16 +63,22 @@ type Handler = (request: Request, env: Env, url: URL) => Promise<Response>;
 const MAX_SIZE = 1024;
 export const MAX_FRAMES_SIZE = 448;
 
-// The upload of a request, prepared: the model it names (or the default), the body read under
-// MAX_BODY_BYTES, the image's header checked, the model in hand.
-async function prepareUpload(request: Request, env: Env, url: URL): Promise<Prepared> {
+// The upload of a request, prepared: the model it names (or the default), its memory reserved in the
+// isolate's ledger (memory.ts: waiting its turn, or busy), the body read under MAX_BODY_BYTES, the image's
+// header checked, the model in hand.
+async function prepareUpload(request: Request, env: Env, url: URL, held: Held): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
   const decode = choiceParam(url, "decode", DECODE_MODES);
+  const limit = Number(env.MAX_BODY_BYTES);
+  const body = bodyPlan(request, limit);
+  const ticket = await admit(env, name, body);
+  held.add(ticket);
   const started = performance.now();
-  const bytes = await readImage(request, Number(env.MAX_BODY_BYTES));
-  return prepare(env, name, { bytes, bodyMs: performance.now() - started }, decode);
+  const bytes = await readImage(request, limit, growBody(ticket, body.copies));
+  const read = { bytes: Math.max(body.bytes, bytes.byteLength), copies: body.copies };
+  return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket, read }, decode);
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.
@@ -58,54 +90,70 @@ function inferenceHeaders(inference: Inference): Record<string, string> {
   };
 }
 
-const classify: Handler = async (request, env, url) => {
+const classify: Handler = async (request, env, url, held) => {
   const topK = intParam(url, "top_k", 5, 1);
   const include = listParam(url, "include", ["logits"] as const);
-  const inference = await run(env, await prepareUpload(request, env, url));
+  const job = await prepareUpload(request, env, url, held);
+  checkClassifier(job.model.header.config, job.name);
+  const inference = await run(env, job);
   return json(classifyAnswer(inference, topK, include.has("logits")), 200, inferenceHeaders(inference));
 };
 
-const embed: Handler = async (request, env, url) => {
-  const pool = choiceParam(url, "pool", POOLS);
+const embed: Handler = async (request, env, url, held) => {
+  // absent: the model's family's embedding (CLIP image_embeds, SigLIP pooler, ViT and DINOv2 cls)
+  const pool = url.searchParams.has("pool") ? choiceParam(url, "pool", POOLS) : undefined;
   const normalize = boolParam(url, "normalize");
-  const inference = await run(env, await prepareUpload(request, env, url));
-  return json(embedAnswer(inference, pool, normalize), 200, inferenceHeaders(inference));
+  const job = await prepareUpload(request, env, url, held);
+  const chosen = poolFor(pool, job.model.header.config, job.name);
+  const inference = await run(env, job, { answer: { kind: "embed" } });
+  return json(embedAnswer(inference, chosen, normalize), 200, inferenceHeaders(inference));
 };
 
-const hiddenStates: Handler = async (request, env, url) => {
+// Where the patches start, for .npy answers (JSON answers carry the same fields).
+function tokenHeaders(inference: Inference): Record<string, string> {
+  const { class_token, prefix_tokens } = tokenLayout(inference.model.header.config);
+  return { "x-edgevit-class-token": String(class_token), "x-edgevit-prefix-tokens": String(prefix_tokens) };
+}
+
+const hiddenStates: Handler = async (request, env, url, held) => {
   if (!url.searchParams.has("layer"))
     throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
   const raw = intParam(url, "layer", 0, 0);
   const npyOut = wantsNpy(request);
-  const job = await prepareUpload(request, env, url);
+  const job = await prepareUpload(request, env, url, held);
   const layer = hiddenLayer(raw, job.model.header.config, job.name);
-  const inference = await run(env, job, { capture: layer });
+  const inference = await run(env, job, {
+    capture: layer,
+    answer: { kind: "hidden_states", form: npyOut ? "npy" : "json" },
+  });
   if (npyOut) {
     const states = inference.result.captured!; // [tokens][dim]
     const { dim } = inference.model.header.config;
-    return npy(states, [states.length / dim, dim], inferenceHeaders(inference));
+    return npy(states, [states.length / dim, dim], { ...inferenceHeaders(inference), ...tokenHeaders(inference) });
   }
   return json(hiddenStatesAnswer(inference, layer), 200, inferenceHeaders(inference));
 };
 
 // The patch tokens of a layer as an RGB PNG: their top three principal components as red, green, blue;
 // layer=all: an animated PNG of every hidden state's picture, one frame per layer.
-const pcaPicture: Handler = async (request, env, url) => {
+const pcaPicture: Handler = async (request, env, url, held) => {
   if (url.searchParams.get("layer") === "all") {
     const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
-    const job = await prepareUpload(request, env, url);
+    const job = await prepareUpload(request, env, url, held);
     const { config } = job.model.header;
     // The pictures are made from the hidden states in place, before anything awaits.
     const inference = await run(env, job, {
       capture: { hiddenStates: true },
       keep: (captures) => pcaFrames(captures, config, size),
+      answer: { kind: "frames", size, base64: false },
     });
     return pngResponse(await pcaAnimation(inference.kept, size), inferenceHeaders(inference));
   }
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
-  const job = await prepareUpload(request, env, url);
-  const inference = await run(env, job, { capture: hiddenLayer(raw, job.model.header.config, job.name) });
+  const job = await prepareUpload(request, env, url, held);
+  const capture = hiddenLayer(raw, job.model.header.config, job.name);
+  const inference = await run(env, job, { capture, answer: { kind: "picture", size } });
   const { model, result } = inference;
   const { dim, imageSize, patchSize } = model.header.config;
   const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
@@ -115,44 +163,59 @@ const pcaPicture: Handler = async (request, env, url) => {
 };
 
 // Layer N's attention probabilities, every head: transformers' output_attentions[N - 1].
-const attentions: Handler = async (request, env, url) => {
+const attentions: Handler = async (request, env, url, held) => {
   if (!url.searchParams.has("layer"))
     throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
   const raw = intParam(url, "layer", 1, 1);
   const npyOut = wantsNpy(request);
-  const job = await prepareUpload(request, env, url);
+  const job = await prepareUpload(request, env, url, held);
   const layer = attentionLayer(raw, job.model.header.config, job.name);
-  const inference = await run(env, job, { capture: { attentionLayer: layer } });
+  const answer = { kind: "attentions", form: npyOut ? "npy" : "json" } as const;
+  const inference = await run(env, job, { capture: { attentionLayer: layer }, answer });
   const { name, version, model, result } = inference;
   const { heads } = model.header.config;
   const tokens = model.tokens;
-  if (npyOut) return npy(result.attentions!, [heads, tokens, tokens], inferenceHeaders(inference));
-  const fields = { model: name, version, layer, heads, tokens };
-  return attentionsJson(fields, result.attentions!, heads, tokens, inferenceHeaders(inference));
+  if (npyOut) {
+    return npy(result.attentions!, [heads, tokens, tokens], {
+      ...inferenceHeaders(inference),
+      ...tokenHeaders(inference),
+    });
+  }
+  const fields = { model: name, version, layer, heads, tokens, ...tokenLayout(model.header.config) };
+  // Streamed one head at a time: the reservation lasts until the body is sent.
+  const streamed = attentionsJson(fields, result.attentions!, heads, tokens, inferenceHeaders(inference));
+  return new Response(held.untilSent(streamed.body!), streamed);
 };
 
 // The class token's attention (one head or their mean) or the attention rollout, over the image.
-const attentionMapPicture: Handler = async (request, env, url) => {
+const attentionMapPicture: Handler = async (request, env, url, held) => {
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
   const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
-  const job = await prepareUpload(request, env, url);
+  const job = await prepareUpload(request, env, url, held);
   const { config } = job.model.header;
+  requireClassToken(config, job.name, "/v1/attention_map");
   const layer = attentionLayer(raw, config, job.name);
   const head = headParam(url, config.heads);
-  const inference = await run(env, job, { capture: { attention: true, pixels: true } });
+  const capture = { attention: true, pixels: true };
+  const inference = await run(env, job, { capture, answer: { kind: "picture", size } });
   const png = await attentionMap(inference.result, inference.model.header, { layer, head, mode, size });
   return pngResponse(png, inferenceHeaders(inference));
 };
 
 // Everything the page at / draws, from one forward pass.
-const see: Handler = async (request, env, url) => {
+const see: Handler = async (request, env, url, held) => {
   const topK = intParam(url, "top_k", 5, 1);
   const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
-  const job = await prepareUpload(request, env, url);
+  const job = await prepareUpload(request, env, url, held);
   const { header } = job.model;
+  requireClassToken(header.config, job.name, "/v1/see");
   // Every picture is made from the captures in place, before anything awaits.
-  const inference = await run(env, job, { capture: SEE_CAPTURE, keep: (captures) => seeAll(captures, header, size) });
+  const inference = await run(env, job, {
+    capture: SEE_CAPTURE,
+    keep: (captures) => seeAll(captures, header, size),
+    answer: { kind: "frames", size, base64: true },
+  });
   const { name, version, image, result, kept } = inference;
   const predictions = topPredictions(result.logits, header.labels, topK);
   const body = await seeBody(name, version, header, image, kept, predictions, size);

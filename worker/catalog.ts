@@ -1,6 +1,7 @@
 // The bucket's catalogue: the bundles in R2 and their headers, read without the payloads.
 
-import { BundleError, describe, type BundleHeader } from "../core/bundle/format.ts";
+import { BundleError, describe, towerOf, type BundleHeader, type ModelConfig } from "../core/bundle/format.ts";
+import { poolsOf } from "../core/answers/pool.ts";
 import { parsePrefix } from "../core/bundle/reader.ts";
 import { SUFFIX } from "../core/names.ts";
 import type { BundleListing } from "./types.ts";
@@ -65,11 +66,34 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   };
   try {
     const header = await readHeader(bucket, object);
-    return { ...base, version: header.payload.crc32, config: header.config, summary: describe(header.config) };
+    const { config } = header;
+    return {
+      ...base,
+      version: header.payload.crc32,
+      config,
+      summary: describe(config),
+      family: towerOf(config).family,
+      answers: answersOf(config),
+      pools: [...poolsOf(config)],
+    };
   } catch (error) {
     if (error instanceof BundleError) return { ...base, error: { code: error.code, message: error.message } };
     // R2 itself failed for this object: report it there, keep listing the rest.
     console.error(`reading the header of ${object.key}:`, error);
     return { ...base, error: { code: "unreadable", message: "the object could not be read from the bucket" } };
   }
+}
+
+// The routes a model answers: every one, but /v1/classify needs a classifier and /v1/see and
+// /v1/attention_map a class token whose attention they draw.
+export function answersOf(config: ModelConfig): string[] {
+  const t = towerOf(config);
+  return [
+    ...(config.classes > 0 ? ["/v1/classify"] : []),
+    "/v1/embed",
+    "/v1/hidden_states",
+    "/v1/attentions",
+    "/v1/pca",
+    ...(t.classToken ? ["/v1/attention_map", "/v1/see"] : []),
+  ];
 }

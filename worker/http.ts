@@ -3,8 +3,9 @@
 
 import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
-import { ClientDisconnected, readBounded, tooLarge } from "./input.ts";
+import { ClientDisconnected, type ReadOptions, readBounded, tooLarge } from "./input.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
+import { type BodyPlan, Busy, type Ticket } from "./memory.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
 // sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
@@ -18,21 +19,46 @@ function mediaType(header: string | null): string {
   return (header ?? "").split(";")[0].trim().toLowerCase();
 }
 
+// The declared length, refused at once over `limit`; null when the body comes without one (chunked).
+function declaredLength(request: Request, limit: number): number | null {
+  const declared = request.headers.get("content-length");
+  if (declared === null) return null;
+  if (Number(declared) > limit) throw tooLarge(limit);
+  return Number(declared);
+}
+
+// The body an upload will hold, from its headers, for its memory reservation (memory.ts): the declared
+// length (0 until read when there is none) in the copies reading it takes. A raw body with a length is
+// read into one buffer; without one, into chunks and then their concatenation; a multipart form is the
+// body, the form's file and the image copied out of it.
+export function bodyPlan(request: Request, limit: number): BodyPlan {
+  const declared = declaredLength(request, limit);
+  const multipart = mediaType(request.headers.get("content-type")) === "multipart/form-data";
+  return { bytes: declared ?? 0, copies: multipart ? 3 : declared === null ? 2 : 1 };
+}
+
 // The whole body, refusing it once it would exceed `limit`: first from Content-Length, then while
 // reading, so no more than `limit` bytes are ever held.
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+async function readBody(request: Request, limit: number, reserve?: ReadOptions["reserve"]): Promise<Uint8Array> {
+  const declared = declaredLength(request, limit);
   if (!request.body) return new Uint8Array(0);
-  return readBounded(request.body, limit, (received, cause) => new ClientDisconnected(received, cause));
+  return readBounded(request.body, limit, (received, cause) => new ClientDisconnected(received, cause), {
+    expected: declared ?? undefined,
+    reserve,
+  });
 }
 
 // The uploaded image: the raw body (`image/jpeg`, `image/png`, `application/octet-stream`) or the `image`
-// field of a multipart form.
-export async function readImage(request: Request, limit: number): Promise<Uint8Array> {
+// field of a multipart form. `reserve(bytes)` grows the request's memory reservation to `bytes` of body
+// read so far when its length was not declared.
+export async function readImage(
+  request: Request,
+  limit: number,
+  reserve?: ReadOptions["reserve"],
+): Promise<Uint8Array> {
   const type = mediaType(request.headers.get("content-type"));
   if (type === "multipart/form-data") {
-    const body = await readBody(request, limit);
+    const body = await readBody(request, limit, reserve);
     let form: FormData;
     try {
       // Parsed from the bytes already read, so the limit above also bounds the form.
@@ -49,7 +75,64 @@ export async function readImage(request: Request, limit: number): Promise<Uint8A
     return new Uint8Array(await field.arrayBuffer());
   }
   if (!imageType(type)) throw unsupported(type);
-  return readBody(request, limit);
+  return readBody(request, limit, reserve);
+}
+
+// A request's memory reservations (memory.ts), released when its answer is done: when the handler returns
+// or throws for an answer built in memory, when the body has been sent or cancelled for a streamed one. The
+// runtime is asked to keep the request alive until then (`waitUntil`), so a client that goes away does not
+// leave a reservation behind.
+export class Held {
+  private readonly tickets: Ticket[] = [];
+  private readonly ctx?: ExecutionContext;
+  private streaming = false;
+  private ended!: () => void;
+  private readonly done = new Promise<void>((resolve) => {
+    this.ended = resolve;
+  });
+
+  constructor(ctx?: ExecutionContext) {
+    this.ctx = ctx;
+  }
+
+  add(ticket: Ticket): void {
+    if (this.tickets.length === 0) this.ctx?.waitUntil(this.done);
+    this.tickets.push(ticket);
+  }
+
+  release(): void {
+    for (const ticket of this.tickets) ticket.release();
+    this.ended();
+  }
+
+  // A streamed answer's body, keeping the reservations until it has been read to its end, failed or been
+  // cancelled.
+  untilSent(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    this.streaming = true;
+    const reader = body.getReader();
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const { done, value } = await reader.read();
+          if (!done) return controller.enqueue(value);
+          this.release();
+          controller.close();
+        } catch (error) {
+          this.release();
+          controller.error(error);
+        }
+      },
+      cancel: async (reason) => {
+        this.release();
+        await reader.cancel(reason);
+      },
+    });
+  }
+
+  // The handler is done: the reservations go now unless a streamed body keeps them.
+  settle(): void {
+    if (!this.streaming) this.release();
+  }
 }
 
 function unsupported(type: string): EdgevitError {
@@ -93,8 +176,9 @@ export function json(body: unknown, status = 200, headers: HeadersInit = {}): Re
   });
 }
 
-export function errorResponse(error: EdgevitError, headers: HeadersInit = {}): Response {
-  return json(error.toJSON(), ERROR_STATUS[error.code], headers);
+export function errorResponse(error: EdgevitError, headers: Record<string, string> = {}): Response {
+  const retry: Record<string, string> = error instanceof Busy ? { "retry-after": String(error.retryAfter) } : {};
+  return json(error.toJSON(), ERROR_STATUS[error.code], { ...headers, ...retry });
 }
 
 // Whether the client asked for NumPy's format over JSON.

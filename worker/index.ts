@@ -8,8 +8,8 @@ import { serve } from "./router.ts";
 export { Edgevit } from "./rpc.ts";
 
 export default {
-  fetch(request, env, _ctx): Promise<Response> {
-    return serve(request, env);
+  fetch(request, env, ctx): Promise<Response> {
+    return serve(request, env, ctx);
   },
   async queue(batch, env, _ctx): Promise<void> {
     if (batch.queue === IMPORT_QUEUE) await runImports(batch as MessageBatch<ImportMessage>, env);

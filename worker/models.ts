@@ -10,7 +10,8 @@ import { Engine } from "../core/engine/index.ts";
 import { MemoryLimitError, type MemoryPlan } from "../core/engine/memory.ts";
 import type { Model, RunOptions } from "../core/engine/model.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { MiB, sizeText } from "../core/sizes.ts";
+import { sizeText } from "../core/sizes.ts";
+import { budgetBytes, ledgerOf, type MemoryLedger } from "./memory.ts";
 import type { LoadedListing } from "./types.ts";
 
 // A module with one relaxed-SIMD instruction (`i8x16.relaxed_swizzle`): it validates exactly where the
@@ -81,6 +82,7 @@ export interface LoadedModel {
 
 export interface CacheOptions {
   bucket: R2Bucket;
+  ledger: MemoryLedger; // the isolate's memory: every model kept or dropped here is kept or dropped there
   budgetBytes: number;
   refreshMs: number; // how old a check may be before a request revalidates the object in R2
 }
@@ -113,6 +115,23 @@ class ModelCache {
       this.loading.set(name, pending);
     }
     return pending;
+  }
+
+  has(name: string): boolean {
+    return this.loaded.has(name);
+  }
+
+  // Every change to the loaded models goes through these two, so the ledger counts what the cache holds.
+  private keep(entry: LoadedModel, ledger: MemoryLedger): void {
+    this.loaded.set(entry.name, entry);
+    ledger.modelKept(entry.model);
+  }
+
+  private drop(name: string, ledger: MemoryLedger): void {
+    const entry = this.loaded.get(name);
+    if (!entry) return;
+    this.loaded.delete(name);
+    ledger.modelEvicted(entry.model);
   }
 
   summary(): LoadedListing[] {
@@ -167,7 +186,7 @@ class ModelCache {
     // once while this check loads a new one.
     entry.checkedAt = Date.now();
     if (!head) {
-      this.loaded.delete(entry.name);
+      this.drop(entry.name, options.ledger);
       throw new EdgevitError("model_not_found", `no model ${JSON.stringify(entry.name)} in the bucket`);
     }
     if (head.etag === entry.etag || head.etag === entry.refreshError?.etag) return entry;
@@ -180,8 +199,8 @@ class ModelCache {
       // The load may have evicted the old version to make room: the failed instance is garbage now, so
       // the old one goes back if it fits.
       if (!this.loaded.has(entry.name)) {
-        this.evictFor(entry.model.memoryBytes, options.budgetBytes);
-        this.loaded.set(entry.name, entry);
+        this.evictFor(entry.model.memoryBytes, options);
+        this.keep(entry, options.ledger);
       }
       return entry;
     }
@@ -190,7 +209,18 @@ class ModelCache {
   // Streams the object into a new wasm instance. `replacing` is the version it supersedes: it stays
   // loaded (and counted) while the new one streams in, and is evicted only when both do not fit.
   private async load(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
-    const { bucket, budgetBytes } = options;
+    // The model budget is set aside in the isolate's ledger before anything is read: requests admitted for
+    // this model did so already; otherwise the load waits for room like a request (ahead of new ones).
+    const endClaim = await options.ledger.claimLoad(name);
+    try {
+      return await this.loadClaimed(name, options, replacing);
+    } finally {
+      endClaim();
+    }
+  }
+
+  private async loadClaimed(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
+    const { bucket, budgetBytes, ledger } = options;
     let object: R2ObjectBody | null;
     try {
       object = await bucket.get(keyOf(name));
@@ -204,7 +234,7 @@ class ModelCache {
       await object.body.cancel();
       throw overBudget(name, object.size, budgetBytes);
     }
-    this.evictFor(object.size, budgetBytes);
+    this.evictFor(object.size, options);
 
     let model: Model;
     try {
@@ -213,7 +243,7 @@ class ModelCache {
         // make room for all of it (payload and activations) at once.
         reserve: (plan) => {
           if (plan.totalBytes > budgetBytes) throw overBudget(name, plan.totalBytes, budgetBytes, plan);
-          this.evictFor(plan.totalBytes, budgetBytes);
+          this.evictFor(plan.totalBytes, options);
         },
       });
     } catch (error) {
@@ -231,8 +261,8 @@ class ModelCache {
     // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md): reserveCapture makes
     // room for them first, and usedBytes() reads the live sizes.
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);
-    if (replacing && this.loaded.get(name) === replacing) this.loaded.delete(name);
-    this.evictFor(model.memoryBytes, budgetBytes);
+    if (replacing && this.loaded.get(name) === replacing) this.drop(name, ledger);
+    this.evictFor(model.memoryBytes, options);
     const entry: LoadedModel = {
       name,
       model,
@@ -241,12 +271,14 @@ class ModelCache {
       checkedAt: Date.now(),
     };
     this.loaded.set(name, entry);
+    ledger.modelLoaded(name, model);
     return entry;
   }
 
   // Room for `entry`'s memory to grow by `bytes` (capture buffers): other models are evicted, least recently
   // used first; when even alone it would not fit, the request is refused before anything grows.
-  makeRoomToGrow(entry: LoadedModel, bytes: number, budgetBytes: number): void {
+  makeRoomToGrow(entry: LoadedModel, bytes: number, options: Pick<CacheOptions, "budgetBytes" | "ledger">): void {
+    const { budgetBytes } = options;
     const needs = entry.model.memoryBytes + bytes;
     if (needs > budgetBytes) {
       throw new EdgevitError(
@@ -257,16 +289,16 @@ class ModelCache {
     }
     for (const [name, other] of this.loaded) {
       if (this.usedBytes() + bytes <= budgetBytes) return;
-      if (other !== entry) this.loaded.delete(name);
+      if (other !== entry) this.drop(name, options.ledger);
     }
   }
 
   // Drops least recently used models until `bytes` more fit. A request that already holds an evicted
-  // model finishes with it; its memory goes when the last reference does.
-  private evictFor(bytes: number, budgetBytes: number): void {
+  // model finishes with it; its memory goes when the last reference does (the ledger counts it till then).
+  private evictFor(bytes: number, options: Pick<CacheOptions, "budgetBytes" | "ledger">): void {
     for (const name of this.loaded.keys()) {
-      if (this.usedBytes() + bytes <= budgetBytes) return;
-      this.loaded.delete(name);
+      if (this.usedBytes() + bytes <= options.budgetBytes) return;
+      this.drop(name, options.ledger);
     }
   }
 }
@@ -295,39 +327,30 @@ function unavailable(name: string, cause: unknown): EdgevitError {
 
 const cache = new ModelCache();
 
-// wrangler.toml's value: one ViT-B/16 int8 with its activations fits.
-export const DEFAULT_BUDGET_MB = 100;
-
-// MODEL_MEMORY_BUDGET_MB in bytes: the default when unset; a value that is not a positive number is a
-// deployment error, refused with a sentence naming it rather than read as NaN (which disabled the budget).
-export function budgetBytes(env: Env): number {
-  const raw: unknown = env.MODEL_MEMORY_BUDGET_MB;
-  if (raw === undefined || raw === "") return DEFAULT_BUDGET_MB * MiB;
-  const mb = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-  if (!(Number.isFinite(mb) && mb > 0)) {
-    throw new EdgevitError(
-      "model_unavailable",
-      `the deployment's MODEL_MEMORY_BUDGET_MB must be a positive number of MiB, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return mb * MiB;
-}
-
 // How stale a loaded model's check may be (MODEL_REFRESH_SECONDS): a replaced bundle is served at most
 // this long after it was replaced, by the first request after that.
 export function refreshMs(env: Env): number {
   return Number(env.MODEL_REFRESH_SECONDS ?? 60) * 1000;
 }
 
+function cacheOptions(env: Env): CacheOptions {
+  return { bucket: env.MODELS, ledger: ledgerOf(env), budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) };
+}
+
 export function getModel(env: Env, name: string): Promise<LoadedModel> {
-  return cache.get(name, { bucket: env.MODELS, budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) });
+  return cache.get(name, cacheOptions(env));
+}
+
+// Whether `name` is loaded now (a request for a model that is not sets its load's room aside when admitted).
+export function isLoaded(name: string): boolean {
+  return cache.has(name);
 }
 
 // Before a run that may allocate capture buffers (/v1/see, /v1/attentions, /v1/pca?layer=all): they count
 // against the budget like the model itself, so room is made (or the request refused) before memory grows.
 export function reserveCapture(env: Env, entry: LoadedModel, options: RunOptions): void {
   const growth = entry.model.captureGrowth(options);
-  if (growth > 0) cache.makeRoomToGrow(entry, growth, budgetBytes(env));
+  if (growth > 0) cache.makeRoomToGrow(entry, growth, cacheOptions(env));
 }
 
 export function loadedModels(): { models: LoadedListing[]; usedBytes: number } {

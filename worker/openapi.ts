@@ -6,6 +6,8 @@
 // enum, $ref.
 
 import { ERROR_CODES } from "../core/errors.ts";
+import { POOLS } from "../core/answers/pool.ts";
+import { FAMILIES } from "../core/bundle/format.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -20,11 +22,18 @@ const obj = (properties: Record<string, Schema>, required: string[] = Object.key
   additionalProperties: false,
 });
 
+// 503 is also `busy` (no memory for the upload now), which alone carries Retry-After (seconds).
 const errorResponses = (...statuses: number[]) =>
   Object.fromEntries(
     statuses.map((s) => [
       String(s),
-      { description: "a refusal with a stable code", content: { "application/json": { schema: ref("Error") } } },
+      {
+        description:
+          s === 503
+            ? "model_unavailable; or busy: the server has no room for this image now, retry after the Retry-After header's seconds"
+            : "a refusal with a stable code",
+        content: { "application/json": { schema: ref("Error") } },
+      },
     ]),
   );
 
@@ -75,6 +84,9 @@ const inference = (summary: string, parameters: Schema[], answer: Record<string,
 });
 
 const modelVersion = { model: str, version: str };
+
+// Where the patches start: after the class token (SigLIP has none), DeiT's distillation token, DINOv2's registers.
+const tokenLayout = { class_token: { type: "boolean" }, prefix_tokens: int };
 
 export const openapi = {
   openapi: "3.1.0",
@@ -165,7 +177,7 @@ export const openapi = {
       },
     },
     "/v1/classify": inference(
-      "top-k labels",
+      "top-k labels (a model with a classifier; an image tower without one is a 400)",
       [
         { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
         { name: "include", in: "query", description: "`logits` adds every class's logit", schema: str },
@@ -173,9 +185,17 @@ export const openapi = {
       jsonAnswer("Classify", "predictions"),
     ),
     "/v1/embed": inference(
-      "an image embedding from the final LayerNorm output",
+      "an image embedding: by default the one each family's users take (ViT and DINOv2 the class token after " +
+        "the final LayerNorm, CLIP image_embeds, SigLIP its pooling head's output)",
       [
-        { name: "pool", in: "query", schema: { type: "string", enum: ["cls", "mean"], default: "cls" } },
+        {
+          name: "pool",
+          in: "query",
+          description:
+            "cls, mean (patch tokens), cls_mean (DINOv2: both concatenated), image_embeds (CLIP), pooler " +
+            "(pooler_output); each model answers the ones /v1/models lists as its `pools`, the first its default",
+          schema: { type: "string", enum: [...POOLS] },
+        },
         { name: "normalize", in: "query", description: "unit L2 length", schema: { type: "boolean", default: false } },
       ],
       jsonAnswer("Embed", "the embedding"),
@@ -275,6 +295,7 @@ export const openapi = {
         layer: int,
         heads: int,
         tokens: int,
+        ...tokenLayout,
         attentions: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
       }),
       See: obj({
@@ -325,8 +346,9 @@ export const openapi = {
       ),
       Embed: obj({
         ...modelVersion,
+        family: { type: "string", enum: [...FAMILIES] },
         dim: int,
-        pool: { type: "string", enum: ["cls", "mean"] },
+        pool: { type: "string", enum: [...POOLS] },
         normalized: { type: "boolean" },
         embedding: { type: "array", items: num },
         image: ref("Image"),
@@ -336,6 +358,7 @@ export const openapi = {
         layer: int,
         tokens: int,
         dim: int,
+        ...tokenLayout,
         hidden_states: { type: "array", items: { type: "array", items: num } },
       }),
       Failure: obj({ etag: str, code: str, message: str }),
@@ -381,6 +404,9 @@ export const openapi = {
               version: str,
               config: { type: "object" },
               summary: str,
+              family: { type: "string", enum: [...FAMILIES] },
+              answers: { type: "array", items: str },
+              pools: { type: "array", items: { type: "string", enum: [...POOLS] } },
               error: obj({ code: str, message: str }),
               loaded: { type: "boolean" },
             },
@@ -402,7 +428,21 @@ export const openapi = {
             ["name", "version", "etag", "memoryBytes", "largestLoadBufferBytes", "checkedAt"],
           ),
         },
-        memory: obj({ usedBytes: int, budgetBytes: int }),
+        memory: obj({
+          usedBytes: int,
+          budgetBytes: int,
+          // The isolate's memory ledger: ISOLATE_MEMORY_MB, what it counts now, the requests in flight and waiting.
+          isolate: obj({
+            capacityBytes: int,
+            fixedBytes: int,
+            modelBytes: int,
+            reservedBytes: int,
+            usedBytes: int,
+            inFlight: int,
+            queued: int,
+            loading: { type: "array", items: str },
+          }),
+        }),
       }),
     },
   },

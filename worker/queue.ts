@@ -6,12 +6,13 @@
 // Delivery is at least once: a redelivered message writes the same objects (no timestamps of our own, the
 // vector id derived from bucket and key). An image that cannot be read is a result too (an `error` with
 // the stable code) and is acknowledged, so it is never retried; anything else (R2 or the model being
-// unavailable) is retried with exponential backoff, and after max_retries the queue moves the message to
-// the dead letter queue configured in wrangler.toml.
+// unavailable, the isolate busy with other requests' memory) is retried with exponential backoff, and after
+// max_retries the queue moves the message to the dead letter queue configured in wrangler.toml.
 
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { readBounded, tooLarge } from "./input.ts";
-import { POOLS, classifyAnswer, embedAnswer, modelOf, prepare, run } from "./service.ts";
+import { Busy, type Ticket } from "./memory.ts";
+import { admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
 // The message body R2 sends for an event (event notifications, "Message format").
@@ -93,23 +94,37 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
   };
   let result: PipelineResult;
   let vectors: string | null = null;
+  let ticket: Ticket | undefined;
   try {
     const limit = Number(env.MAX_BODY_BYTES);
     if (object.size > limit) {
       await object.body.cancel();
       throw tooLarge(limit);
     }
-    // R2 failing mid-read is worth a retry: a plain Error, not a refusal of the image.
-    const bytes = await readBounded(object.body, limit, (received, cause) => {
-      return new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause });
-    });
+    // The object's size is known: its memory is reserved before it is read (waiting its turn, or busy).
     const name = modelOf(env, env.PIPELINE_MODEL || undefined);
-    const inference = await run(env, await prepare(env, name, { bytes }));
+    ticket = await admit(env, name, { bytes: object.size, copies: 1 }).catch(async (error: unknown) => {
+      await object.body.cancel().catch(() => {});
+      throw error;
+    });
+    // R2 failing mid-read is worth a retry: a plain Error, not a refusal of the image.
+    const bytes = await readBounded(
+      object.body,
+      limit,
+      (received, cause) => new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause }),
+      { expected: object.size },
+    );
+    const answer = tasks.has("embed") ? ({ kind: "embed" } as const) : undefined;
+    const inference = await run(env, await prepare(env, name, { bytes, ticket }), { answer });
     result = { ...base };
-    if (tasks.has("classify")) result.classify = classifyAnswer(inference, 5, false);
+    // an image tower has no classifier: its results carry the embedding only
+    if (tasks.has("classify") && hasClassifier(inference.model.header.config)) {
+      result.classify = classifyAnswer(inference, 5, false);
+    }
     if (tasks.has("embed")) {
-      // Normalized: Vectorize indexes for images are cosine (or dot product on unit vectors).
-      const embedding = embedAnswer(inference, POOLS[0], true);
+      // The family's embedding (CLIP image_embeds, SigLIP pooler, ViT and DINOv2 cls), normalized:
+      // Vectorize indexes for images are cosine (or dot product on unit vectors), of the tower's dimension.
+      const embedding = embedAnswer(inference, undefined, true);
       const id = await vectorId(event.bucket, key);
       result.embed = { ...embedding, vectorId: id };
       const metadata = {
@@ -124,6 +139,8 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
   } catch (error) {
     if (!(error instanceof EdgevitError) || !PERMANENT.has(error.code)) throw error;
     result = { ...base, error: { code: error.code, message: error.message } };
+  } finally {
+    ticket?.release();
   }
   const json = { httpMetadata: { contentType: "application/json; charset=utf-8" } };
   await env.RESULTS.put(resultKey(env, key), JSON.stringify(result), json);
@@ -165,8 +182,14 @@ export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<v
       await processObject(env, body, tasks);
       message.ack();
     } catch (error) {
-      console.error(`queue: ${body.bucket}/${body.object.key}, attempt ${message.attempts}:`, error);
-      message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+      const delaySeconds = backoffSeconds(message.attempts);
+      if (error instanceof Busy) {
+        // Not a failure: other requests had the memory; the image waits for a quieter moment.
+        console.warn(`queue: ${body.bucket}/${body.object.key} is retried in ${delaySeconds} s: ${error.message}`);
+      } else {
+        console.error(`queue: ${body.bucket}/${body.object.key}, attempt ${message.attempts}:`, error);
+      }
+      message.retry({ delaySeconds });
     }
   }
 }

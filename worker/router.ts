@@ -4,7 +4,7 @@
 
 import { MODEL_PREFIX, modelRoutes, routes } from "./api.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { clientGone, errorResponse, failure } from "./http.ts";
+import { clientGone, errorResponse, failure, Held } from "./http.ts";
 import { ClientDisconnected } from "./input.ts";
 import { refuse } from "./auth.ts";
 import { preflight, withCors } from "./cors.ts";
@@ -14,7 +14,7 @@ function methodsOf(methods: Record<string, unknown>): string[] {
   return [...Object.keys(methods), ...("GET" in methods ? ["HEAD"] : []), "OPTIONS"];
 }
 
-async function route(request: Request, env: Env): Promise<Response> {
+async function route(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
   const unauthorized = await refuse(request, env, url);
   if (unauthorized) return unauthorized;
@@ -31,17 +31,22 @@ async function route(request: Request, env: Env): Promise<Response> {
       { allow },
     );
   }
+  // The memory the handler reserves comes back on every path out of it (a streamed answer's when its body
+  // is done).
+  const held = new Held(ctx);
   try {
-    return await handler(request, env, url);
+    return await handler(request, env, url, held);
   } catch (error) {
     if (error instanceof ClientDisconnected) return clientGone(request, url, error);
     return failure(error);
+  } finally {
+    held.settle();
   }
 }
 
-// The HTTP answer to `request`.
-export async function serve(request: Request, env: Env): Promise<Response> {
-  const response = withCors(request, env, await route(request, env));
+// The HTTP answer to `request`; `ctx` keeps the request alive until its memory reservations are released.
+export async function serve(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+  const response = withCors(request, env, await route(request, env, ctx));
   if (request.method !== "HEAD") return response;
   // HEAD: every answer's status and headers (the GET answer, a 401, 404 or 405) without its body.
   await response.body?.cancel();

@@ -5,17 +5,22 @@
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
-import { readInput } from "./input.ts";
+import { inputBytes, readInput } from "./input.ts";
+import { Busy, type Ticket } from "./memory.ts";
 import { intOption } from "./options.ts";
 import { serve } from "./router.ts";
 import {
+  admit,
   attentionLayer,
   attentionsAnswer,
   classifyAnswer,
   classifyOptions,
   decodeOption,
+  checkClassifier,
   embedAnswer,
   embedOptions,
+  growBody,
+  poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOption,
@@ -38,10 +43,12 @@ import type {
   ModelsAnswer,
 } from "./types.ts";
 
-// An error as the caller receives it: workerd's RPC carries the message and own properties such as `code`.
+// An error as the caller receives it: workerd's RPC carries the message and own properties such as `code`
+// (and `retryAfter`, seconds, for busy).
 function rpcError(error: unknown): Error {
   if (error instanceof EdgevitError) {
-    return Object.assign(new Error(`${error.code}: ${error.message}`), { code: error.code });
+    const retry = error instanceof Busy ? { retryAfter: error.retryAfter } : {};
+    return Object.assign(new Error(`${error.code}: ${error.message}`), { code: error.code, ...retry });
   }
   console.error("unhandled error:", error);
   return Object.assign(new Error("internal_error: an internal error occurred; it has been logged"), {
@@ -49,76 +56,98 @@ function rpcError(error: unknown): Error {
   });
 }
 
-// Every method's work, its refusals as the caller receives them.
-async function answer<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw rpcError(error);
-  }
+// Every method's work, its refusals as the caller receives them. The memory it reserves comes back however
+// it ends (an answer, a refusal, a caller's stream that fails or is abandoned); `ctx` keeps the call alive
+// until then.
+async function answer<T>(ctx: ExecutionContext, work: (tickets: Ticket[]) => Promise<T>): Promise<T> {
+  const tickets: Ticket[] = [];
+  const done = (async () => {
+    try {
+      return await work(tickets);
+    } catch (error) {
+      throw rpcError(error);
+    } finally {
+      for (const ticket of tickets) ticket.release();
+    }
+  })();
+  ctx.waitUntil(done.catch(() => {}));
+  return done;
 }
 
-// The image read under MAX_BODY_BYTES, its header checked, the model in hand (service.ts). Module
+// The image read under MAX_BODY_BYTES with its memory reserved first (bytes a caller sent are here already;
+// a stream's reservation grows as it is read), its header checked, the model in hand (service.ts). Module
 // functions, not methods: every method of the entrypoint is callable over RPC.
 async function prepareInput(
   env: Env,
   image: ImageInput,
   name: string,
   options: { decode?: unknown },
+  tickets: Ticket[],
 ): Promise<Prepared> {
-  const bytes = await readInput(image, Number(env.MAX_BODY_BYTES));
-  return prepare(env, name, { bytes }, decodeOption(options));
+  const decode = decodeOption(options);
+  const limit = Number(env.MAX_BODY_BYTES);
+  const sent = inputBytes(image);
+  const body = sent ? { bytes: Math.min(sent.byteLength, limit), copies: 1 } : { bytes: 0, copies: 2 };
+  const ticket = await admit(env, name, body);
+  tickets.push(ticket);
+  const bytes = await readInput(image, limit, { reserve: growBody(ticket, body.copies) });
+  const read = { bytes: bytes.byteLength, copies: body.copies };
+  return prepare(env, name, { bytes, ticket, read }, decode);
 }
 
 export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
   classify(image: ImageInput, options: ClassifyOptions = {}): Promise<ClassifyAnswer> {
-    return answer(async () => {
+    return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options.model);
       const { topK, logits } = classifyOptions(options);
-      const job = await prepareInput(this.env, image, name, options);
+      const job = await prepareInput(this.env, image, name, options, tickets);
+      checkClassifier(job.model.header.config, name);
       return classifyAnswer(await run(this.env, job), topK, logits);
     });
   }
 
   embed(image: ImageInput, options: EmbedOptions = {}): Promise<EmbedAnswer> {
-    return answer(async () => {
+    return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options.model);
       const { pool, normalize } = embedOptions(options);
-      const job = await prepareInput(this.env, image, name, options);
-      return embedAnswer(await run(this.env, job), pool, normalize);
+      const job = await prepareInput(this.env, image, name, options, tickets);
+      const chosen = poolFor(pool, job.model.header.config, name);
+      return embedAnswer(await run(this.env, job, { answer: { kind: "embed" } }), chosen, normalize);
     });
   }
 
   hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer> {
-    return answer(async () => {
+    return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options?.model);
       if (options?.layer === undefined)
         throw new EdgevitError("bad_parameter", "layer is required: 0 (embeddings) to the model's layer count");
       const raw = intOption("layer", options.layer, 0, 0);
-      const job = await prepareInput(this.env, image, name, options);
+      const job = await prepareInput(this.env, image, name, options, tickets);
       const layer = hiddenLayer(raw, job.model.header.config, name);
-      return hiddenStatesAnswer(await run(this.env, job, { capture: layer }), layer);
+      const answer = { kind: "hidden_states", form: "json" } as const;
+      return hiddenStatesAnswer(await run(this.env, job, { capture: layer, answer }), layer);
     });
   }
 
   attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer> {
-    return answer(async () => {
+    return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options?.model);
       if (options?.layer === undefined)
         throw new EdgevitError("bad_parameter", "layer is required: 1 to the model's layer count");
       const raw = intOption("layer", options.layer, 1, 1);
-      const job = await prepareInput(this.env, image, name, options);
+      const job = await prepareInput(this.env, image, name, options, tickets);
       const layer = attentionLayer(raw, job.model.header.config, name);
-      return attentionsAnswer(await run(this.env, job, { capture: { attentionLayer: layer } }), layer);
+      const answer = { kind: "attentions", form: "arrays" } as const;
+      return attentionsAnswer(await run(this.env, job, { capture: { attentionLayer: layer }, answer }), layer);
     });
   }
 
   models(): Promise<ModelsAnswer> {
-    return answer(() => modelsAnswer(this.env));
+    return answer(this.ctx, () => modelsAnswer(this.env));
   }
 
   // The HTTP routes over the same binding (`env.EDGEVIT.fetch(request)`), answered as the Worker's own fetch.
   fetch(request: Request): Promise<Response> {
-    return serve(request, this.env);
+    return serve(request, this.env, this.ctx);
   }
 }

@@ -13,7 +13,7 @@ import {
   rolloutAttention,
   type Seen,
 } from "../core/pictures/see.ts";
-import type { BundleHeader } from "../core/bundle/format.ts";
+import { towerOf, type BundleHeader, type ModelConfig } from "../core/bundle/format.ts";
 import { intParam } from "./http.ts";
 
 export function pngResponse(png: Uint8Array, headers: Record<string, string> = {}): Response {
@@ -133,4 +133,16 @@ export async function seeBody(
       rollout: seen.rollout.map(round),
     },
   };
+}
+
+// The class token's attention and the rollout from it need a class token: SigLIP has none (its tokens are
+// the patches; where it looks is its pooling head's attention, which these pictures do not draw yet).
+export function requireClassToken(config: ModelConfig, name: string, route: string): void {
+  if (!towerOf(config).classToken) {
+    throw new EdgevitError(
+      "bad_parameter",
+      `model ${name} has no class token (a ${towerOf(config).family} tower: its tokens are the patches), ` +
+        `and ${route} draws the class token's attention; /v1/attentions and /v1/pca answer for it`,
+    );
+  }
 }

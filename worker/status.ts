@@ -15,4 +15,5 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   hub_access_denied: 403,
   unsupported_checkpoint: 422,
   hub_unavailable: 502,
+  busy: 503, // with Retry-After
 };

@@ -3,7 +3,8 @@
 // (package.json "exports"), so another Worker types its binding as `EdgevitBinding`.
 
 import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
-import type { ModelConfig } from "../core/bundle/format.ts";
+import type { Family, ModelConfig } from "../core/bundle/format.ts";
+import type { Pool } from "../core/answers/pool.ts";
 
 export type { ErrorCode } from "../core/errors.ts";
 export type { ModelConfig } from "../core/bundle/format.ts";
@@ -43,10 +44,15 @@ export interface ClassifyOptions extends ModelOption {
   logits?: boolean; // include every class's logit
 }
 
-export type Pool = "cls" | "mean";
+export type { Family } from "../core/bundle/format.ts";
+// cls: the class token of last_hidden_state (ViT, DeiT, DINOv2's pooler_output); mean: the mean patch
+// token; cls_mean: DINOv2's class token and mean patch token concatenated ([2 dim], what its linear
+// heads read); image_embeds: CLIP's projected embedding; pooler: pooler_output (SigLIP's attention
+// pooling head; CLIP's unprojected class token). Each model answers some (/v1/models `pools`).
+export type { Pool } from "../core/answers/pool.ts";
 
 export interface EmbedOptions extends ModelOption {
-  pool?: Pool; // default "cls"
+  pool?: Pool; // default: the model's family's (ViT, DINOv2 "cls"; CLIP "image_embeds"; SigLIP "pooler")
   normalize?: boolean; // scale to unit L2 length (cosine similarity = dot product)
 }
 
@@ -65,21 +71,29 @@ export interface ClassifyAnswer extends ModelVersion {
 }
 
 export interface EmbedAnswer extends ModelVersion {
-  dim: number;
+  family: Family;
+  dim: number; // the embedding's length (cls_mean: twice the model's width; image_embeds: the projection's)
   pool: Pool;
   normalized: boolean;
   embedding: number[]; // [dim]
   image: ImageSummary;
 }
 
-export interface AttentionsAnswer extends ModelVersion {
+// Where the patches start among the tokens: after the class token (absent in SigLIP, whose tokens are
+// the patches), DeiT's distillation token and DINOv2's register tokens.
+export interface TokenLayout {
+  class_token: boolean;
+  prefix_tokens: number; // tokens before the patches
+}
+
+export interface AttentionsAnswer extends ModelVersion, TokenLayout {
   layer: number;
   heads: number;
   tokens: number;
   attentions: number[][][]; // [heads][tokens][tokens], softmax probabilities (rows sum to 1)
 }
 
-export interface HiddenStatesAnswer extends ModelVersion {
+export interface HiddenStatesAnswer extends ModelVersion, TokenLayout {
   layer: number;
   tokens: number;
   dim: number;
@@ -95,6 +109,9 @@ export interface BundleListing {
   version?: string; // the payload CRC-32 from the header: what a loaded model reports as its version
   config?: ModelConfig;
   summary?: string;
+  family?: Family; // vit (ViT, DeiT), clip, siglip, dinov2
+  answers?: string[]; // the routes it answers: /v1/classify only with a classifier, /v1/see with a class token
+  pools?: Pool[]; // the embeddings /v1/embed gives, its default first
   error?: { code: string; message: string }; // the header cannot be read: why
   loaded: boolean; // this isolate has it loaded
 }
@@ -119,7 +136,21 @@ export interface ModelsAnswer {
   refreshSeconds: number;
   models: BundleListing[];
   loaded: LoadedListing[];
-  memory: { usedBytes: number; budgetBytes: number };
+  // usedBytes and budgetBytes: the loaded models' wasm memory and MODEL_MEMORY_BUDGET_MB; isolate: the
+  // isolate's memory ledger
+  memory: { usedBytes: number; budgetBytes: number; isolate: IsolateMemory };
+}
+
+// The isolate's memory ledger (worker/memory.ts): what it counts now against ISOLATE_MEMORY_MB.
+export interface IsolateMemory {
+  capacityBytes: number; // ISOLATE_MEMORY_MB
+  fixedBytes: number; // the idle isolate's own JS heap
+  modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
+  reservedBytes: number; // what the requests in flight reserved
+  usedBytes: number; // the three above: never over capacityBytes
+  inFlight: number; // requests holding a reservation
+  queued: number; // requests waiting for one
+  loading: string[]; // models being loaded, the model budget set aside for them
 }
 
 // The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that

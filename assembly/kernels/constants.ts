@@ -59,6 +59,14 @@
 @lazy export const R_Q6: f32 = 1.161815003e-1;
 @lazy export const R_Q7: f32 = 2.352945507e-2;
 
+// The sigmoid-form GELUs (gelu.ts): x * sigmoid(z) = x / (1 + exp(-z)).
+/** quick_gelu: z = 1.702 x; this is -1.702. */
+@lazy export const QUICK_GELU_NEG: f32 = -1.702;
+/** gelu_pytorch_tanh: 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3); -2 sqrt(2 / pi). */
+@lazy export const TANH_GELU_A: f32 = -1.5957691216057308;
+/** -2 sqrt(2 / pi) * 0.044715. */
+@lazy export const TANH_GELU_B: f32 = -0.07135481627260025;
+
 @lazy const ONE: f32 = 1;
 @lazy const HALF: f32 = 0.5;
 @lazy const ZERO: f32 = 0;
@@ -110,6 +118,9 @@
   R_Q5, R_Q5, R_Q5, R_Q5,
   R_Q6, R_Q6, R_Q6, R_Q6,
   R_Q7, R_Q7, R_Q7, R_Q7,
+  QUICK_GELU_NEG, QUICK_GELU_NEG, QUICK_GELU_NEG, QUICK_GELU_NEG,
+  TANH_GELU_A, TANH_GELU_A, TANH_GELU_A, TANH_GELU_A,
+  TANH_GELU_B, TANH_GELU_B, TANH_GELU_B, TANH_GELU_B,
 ], 16);
 
 // Rows of VECTOR_CONSTANTS.
@@ -132,6 +143,9 @@
 @lazy export const K_GELU_SAT: usize = 30;
 @lazy export const K_R_P0: usize = 31; // R_P0..R_P6 in rows 31..37
 @lazy export const K_R_Q1: usize = 38; // R_Q1..R_Q7 in rows 38..44
+@lazy export const K_QUICK_GELU_NEG: usize = 45;
+@lazy export const K_TANH_GELU_A: usize = 46;
+@lazy export const K_TANH_GELU_B: usize = 47;
 
 /** The vector constant in row `row` of VECTOR_CONSTANTS. */
 @inline export function k(row: usize): v128 {

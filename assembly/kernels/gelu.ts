@@ -18,7 +18,7 @@ import {
   C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, GELU_EXACT_BELOW, GELU_SAT, GELU_SCALE, HIGH_MASK, SQRT1_2,
   R_P0, R_P1, R_P2, R_P3, R_P4, R_P5, R_P6, R_Q1, R_Q2, R_Q3, R_Q4, R_Q5, R_Q6, R_Q7,
   K_C0, K_GELU_EXACT_BELOW, K_GELU_SAT, K_GELU_SCALE, K_HALF, K_HIGH_MASK, K_ONE, K_R_P0, K_R_Q1, K_SQRT1_2,
-  K_ZERO, k,
+  K_ZERO, k, QUICK_GELU_NEG, TANH_GELU_A, TANH_GELU_B, K_QUICK_GELU_NEG, K_TANH_GELU_A, K_TANH_GELU_B,
 } from "./constants";
 
 /** GELU of one value at or above GELU_EXACT_BELOW (NaN included), without exp. */
@@ -130,5 +130,72 @@ export function geluScalar(x: usize, n: i32): void {
   for (let i = 0; i < n; i++) {
     const p = x + (<usize>i << 2);
     store<f32>(p, gelu1(load<f32>(p)));
+  }
+}
+
+// The sigmoid-form GELUs of CLIP and SigLIP: x * sigmoid(z) = x / (1 + exp(-z)), with z = 1.702 x
+// (quick_gelu) or z = 2u, u = sqrt(2 / pi) (x + 0.044715 x^3) (gelu_pytorch_tanh, since
+// 0.5 x (1 + tanh(u)) = x * sigmoid(2u)). exp(-z) from expSplit, clamped at its EXP_MAX: there the
+// result is already below x * 1e-38. The vector and scalar forms perform the same operations in the same
+// order, so they agree bit for bit.
+
+/** quick_gelu of one value. */
+@inline function quickGelu1(x: f32): f32 {
+  return x / (1 + expSplit(x * QUICK_GELU_NEG, 0));
+}
+
+@inline function quickGelu4(v: v128): v128 {
+  return f32x4.div(v, f32x4.add(k(K_ONE), expSplit4(f32x4.mul(v, k(K_QUICK_GELU_NEG)), k(K_ZERO))));
+}
+
+/** gelu_pytorch_tanh of one value: -2u = x (A + B x^2). */
+@inline function geluTanh1(x: f32): f32 {
+  return x / (1 + expSplit(x * (TANH_GELU_A + TANH_GELU_B * (x * x)), 0));
+}
+
+@inline function geluTanh4(v: v128): v128 {
+  const u = f32x4.mul(v, f32x4.add(k(K_TANH_GELU_A), f32x4.mul(k(K_TANH_GELU_B), f32x4.mul(v, v))));
+  return f32x4.div(v, f32x4.add(k(K_ONE), expSplit4(u, k(K_ZERO))));
+}
+
+/** quick_gelu (CLIP) in place over n values. */
+export function quickGelu(x: usize, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const p = x + (<usize>i << 2);
+    v128.store(p, quickGelu4(v128.load(p)));
+  }
+  for (let i = n4; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, quickGelu1(load<f32>(p)));
+  }
+}
+
+/** Scalar twin of quickGelu. */
+export function quickGeluScalar(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, quickGelu1(load<f32>(p)));
+  }
+}
+
+/** gelu_pytorch_tanh (SigLIP) in place over n values. */
+export function geluTanh(x: usize, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const p = x + (<usize>i << 2);
+    v128.store(p, geluTanh4(v128.load(p)));
+  }
+  for (let i = n4; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, geluTanh1(load<f32>(p)));
+  }
+}
+
+/** Scalar twin of geluTanh. */
+export function geluTanhScalar(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, geluTanh1(load<f32>(p)));
   }
 }

@@ -1,15 +1,52 @@
-// Image embeddings from the final LayerNorm output (last_hidden_state).
+// Image embeddings from a forward pass: what each family's users take as one, and the alternatives.
+import { patches, towerOf, type ModelConfig } from "../bundle/format.ts";
+import type { RunResult } from "../engine/model.ts";
 
-export type Pool = "cls" | "mean";
+// cls        the class token of last_hidden_state (ViT, DeiT; DINOv2's pooler_output: after its layernorm)
+// mean       the mean of the patch tokens of last_hidden_state (registers and class tokens left out)
+// cls_mean   DINOv2: the class token and the mean patch token concatenated ([2 dim]), what DINOv2's
+//            linear classification heads read
+// image_embeds  CLIP: the pooled class token after post_layernorm, through visual_projection
+// pooler     pooler_output: SigLIP's attention pooling head; CLIP's post_layernorm class token (unprojected)
+export const POOLS = ["cls", "mean", "cls_mean", "image_embeds", "pooler"] as const;
+export type Pool = (typeof POOLS)[number];
 
-// `output` is [tokens][dim]; the last `patches` tokens are the patch tokens (they follow the class token
-// and, in distilled DeiT, the distillation token). "cls" is the class token; "mean" the patch tokens' mean.
-export function poolEmbedding(output: Float32Array, dim: number, patches: number, pool: Pool): Float32Array {
-  if (pool === "cls") return output.slice(0, dim);
-  const first = output.length / dim - patches;
+// The pools a model answers, its family's default first.
+export function poolsOf(config: ModelConfig): readonly Pool[] {
+  const t = towerOf(config);
+  if (t.family === "clip") return t.projection > 0 ? ["image_embeds", "pooler"] : ["pooler"];
+  if (t.family === "siglip") return ["pooler", "mean"];
+  if (t.family === "dinov2") return ["cls", "mean", "cls_mean"];
+  return ["cls", "mean"];
+}
+
+// The mean of the last `count` tokens of output ([tokens][dim]): the patches, after any prefix tokens.
+function meanTokens(output: Float32Array, dim: number, count: number): Float32Array {
+  const first = output.length / dim - count;
   const sum = new Float64Array(dim);
-  for (let t = first; t < first + patches; t++) {
+  for (let t = first; t < first + count; t++) {
     for (let d = 0; d < dim; d++) sum[d] += output[t * dim + d];
   }
-  return Float32Array.from(sum, (s) => s / patches);
+  return Float32Array.from(sum, (s) => s / count);
+}
+
+// The embedding `pool` (one of poolsOf(config)) of a run's outputs.
+export function poolEmbedding(result: RunResult, config: ModelConfig, pool: Pool): Float32Array {
+  const { dim } = config;
+  switch (pool) {
+    case "cls":
+      return result.output.slice(0, dim);
+    case "mean":
+      return meanTokens(result.output, dim, patches(config));
+    case "cls_mean": {
+      const out = new Float32Array(2 * dim);
+      out.set(result.output.subarray(0, dim));
+      out.set(meanTokens(result.output, dim, patches(config)), dim);
+      return out;
+    }
+    case "image_embeds":
+      return result.projected!.slice();
+    case "pooler":
+      return result.pooler.slice();
+  }
 }

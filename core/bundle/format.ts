@@ -6,7 +6,11 @@ import { PACK_K, PACK_ROWS } from "./pack.ts";
 import { MiB, sizeText } from "../sizes.ts";
 
 export const MAGIC = "EVIT";
-export const FORMAT_VERSION = 1;
+// Version 2 adds the tower fields of ModelConfig and heads of no classes; a writer writes version 1 for
+// a model that needs neither (every ViT and DeiT classifier: their bundles stay byte for byte what they
+// were), and a reader reads both.
+export const FORMAT_VERSION = 2;
+export const FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const PREFIX_BYTES = 16;
 export const ALIGN = 64;
 
@@ -43,6 +47,10 @@ export const LIMITS = {
   patches: 4096,
   // Label strings as shown in responses; ImageNet's longest is 121 characters.
   labelChars: 256,
+  // DINOv2 with registers has 4; each is a token of every layer's attention.
+  registerTokens: 64,
+  // CLIP's projection_dim (512 for B/32, 768 for L/14): a Linear(dim -> projection) like the classifier.
+  projection: 4096,
 } as const;
 
 // A header is a few kilobytes for most models and under a megabyte with 21k labels.
@@ -67,7 +75,7 @@ export class BundleError extends Error {
   }
 }
 
-export interface ModelConfig {
+export interface ModelConfig extends TowerFields {
   imageSize: number; // input is [channels][imageSize][imageSize]
   patchSize: number; // patches = (imageSize / patchSize)^2
   channels: number;
@@ -75,9 +83,59 @@ export interface ModelConfig {
   heads: number; // headDim = dim / heads
   hidden: number; // MLP width
   layers: number;
-  classes: number;
+  classes: number; // 0: no classifier (an image tower; version 2)
   eps: number; // LayerNorm epsilon
   distilled: boolean; // DeiT: distillation token and a second head
+}
+
+// The families of image encoders a bundle can hold (transformers' model_type, DINOv2 with registers
+// included in "dinov2"): what an embedding of each means, and what its users take as one.
+export const FAMILIES = ["vit", "clip", "siglip", "dinov2"] as const;
+export type Family = (typeof FAMILIES)[number];
+
+// transformers' `hidden_act` names of the MLP activations the engine computes.
+export const HIDDEN_ACTS = ["gelu", "quick_gelu", "gelu_pytorch_tanh"] as const;
+export type HiddenAct = (typeof HIDDEN_ACTS)[number];
+export const FINAL_NORMS = ["tokens", "pooled"] as const;
+export const POOLINGS = ["cls", "map"] as const;
+
+// What differs between the encoders, each a field of its own (version 2; absent in version 1 and in any
+// header where it has its ViT value, the default given here).
+export interface TowerFields {
+  family?: Family; // "vit"
+  hiddenAct?: HiddenAct; // "gelu" (erf); CLIP "quick_gelu", SigLIP "gelu_pytorch_tanh"
+  preLayernorm?: boolean; // false; CLIP's pre_layrnorm on the embeddings, before the first layer
+  classToken?: boolean; // true; SigLIP has none: its tokens are the patches
+  registerTokens?: number; // 0; DINOv2 with registers: tokens after the class token, after the position embeddings
+  layerScale?: boolean; // false; DINOv2: each residual branch scaled by its lambda1 per channel
+  finalNorm?: (typeof FINAL_NORMS)[number]; // "tokens": the final LayerNorm on every token; CLIP "pooled": post_layernorm on the pooled token only
+  pooling?: (typeof POOLINGS)[number]; // "cls": the class token; SigLIP "map": the multihead attention pooling head
+  projection?: number; // 0; CLIP's visual_projection width (a Linear without bias on the pooled token)
+}
+
+export const TOWER_DEFAULTS: Required<TowerFields> = {
+  family: "vit",
+  hiddenAct: "gelu",
+  preLayernorm: false,
+  classToken: true,
+  registerTokens: 0,
+  layerScale: false,
+  finalNorm: "tokens",
+  pooling: "cls",
+  projection: 0,
+};
+export const TOWER_FIELDS = Object.keys(TOWER_DEFAULTS) as (keyof TowerFields)[];
+
+// A config's tower fields, each with its value or its default.
+export function towerOf(c: ModelConfig): Required<TowerFields> {
+  const out = { ...TOWER_DEFAULTS };
+  for (const key of TOWER_FIELDS) if (c[key] !== undefined) Object.assign(out, { [key]: c[key] });
+  return out;
+}
+
+// The format version a config needs: 1 unless it has a tower field or no classifier.
+export function versionFor(c: ModelConfig): number {
+  return c.classes === 0 || TOWER_FIELDS.some((key) => c[key] !== undefined) ? 2 : 1;
 }
 
 export type ResizeSize = { height: number; width: number } | { shortestEdge: number };
@@ -151,10 +209,26 @@ export const align64 = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
 export const hex32 = (crc: number): string => (crc >>> 0).toString(16).padStart(8, "0");
 
-export function tokens(config: ModelConfig): number {
+export function patches(config: ModelConfig): number {
   // as the patch conv counts them (bundles have imageSize % patchSize == 0; the engine also runs others)
   const side = Math.floor(config.imageSize / config.patchSize);
-  return side * side + 1 + (config.distilled ? 1 : 0);
+  return side * side;
+}
+
+// Rows of the position embeddings: the class (and distillation) token and the patches, registers not.
+export function positions(config: ModelConfig): number {
+  const t = towerOf(config);
+  return patches(config) + (t.classToken ? 1 : 0) + (config.distilled ? 1 : 0);
+}
+
+// Tokens of the residual stream: [class, distillation, registers..., patches...], each where the model has it.
+export function tokens(config: ModelConfig): number {
+  return positions(config) + towerOf(config).registerTokens;
+}
+
+// Tokens before the patches.
+export function prefixTokens(config: ModelConfig): number {
+  return tokens(config) - patches(config);
 }
 
 export interface OverLimit {
@@ -174,6 +248,10 @@ export function overLimit(c: ModelConfig): OverLimit | null {
   });
   for (const field of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"] as const) {
     if (c[field] > LIMITS[field]) return over(field, c[field], LIMITS[field]);
+  }
+  for (const field of ["registerTokens", "projection"] as const) {
+    const value = c[field] ?? 0;
+    if (value > LIMITS[field]) return over(field, value, LIMITS[field]);
   }
   const patches = (c.imageSize / c.patchSize) ** 2;
   if (patches > LIMITS.patches) return over("patches", patches, LIMITS.patches, " ((imageSize / patchSize)^2)");
@@ -195,6 +273,13 @@ export function checkPayloadLimit(bytes: number, what: string): void {
 export function describe(c: ModelConfig): string {
   return (
     `${c.imageSize}px/${c.patchSize} ${c.channels}ch, dim ${c.dim}, heads ${c.heads}, hidden ${c.hidden}, ` +
-    `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}`
+    `layers ${c.layers}, classes ${c.classes}${c.distilled ? ", distilled" : ""}${towerText(c)}`
   );
+}
+
+// The tower fields that differ from a ViT's, for describe().
+function towerText(c: ModelConfig): string {
+  const t = towerOf(c);
+  const parts = TOWER_FIELDS.filter((key) => t[key] !== TOWER_DEFAULTS[key]).map((key) => `${key} ${t[key]}`);
+  return parts.length ? `, ${parts.join(", ")}` : "";
 }

@@ -2,8 +2,12 @@
 // accepts, and all the writer writes.
 import {
   BundleError,
-  FORMAT_VERSION,
+  FINAL_NORMS,
+  FORMAT_VERSIONS,
+  HIDDEN_ACTS,
+  FAMILIES,
   LIMITS,
+  POOLINGS,
   QUANTIZATION,
   checkPayloadLimit,
   describe,
@@ -11,6 +15,9 @@ import {
   type BundleHeader,
   type ModelConfig,
   type Preprocessing,
+  TOWER_FIELDS,
+  towerOf,
+  versionFor,
 } from "./format.ts";
 import { layout, tensorCount } from "./layout.ts";
 import { PACK_K, PACK_ROWS } from "./pack.ts";
@@ -26,18 +33,52 @@ function bad(message: string): never {
 // Sizes that the engine can plan for; shared by the writer and the reader.
 export function checkConfig(config: unknown): asserts config is ModelConfig {
   if (!isObject(config)) bad("header.config is not an object");
-  for (const key of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"]) {
+  for (const key of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers"]) {
     if (!isPositiveInt(config[key]))
       bad(`config.${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
   }
+  // an image tower has no classifier
+  if (!Number.isInteger(config.classes) || (config.classes as number) < 0)
+    bad(`config.classes must be an integer from 0, got ${JSON.stringify(config.classes)}`);
   const c = config as unknown as ModelConfig;
   if (!isFinitePositive(c.eps)) bad(`config.eps must be a positive number, got ${JSON.stringify(c.eps)}`);
   if (typeof c.distilled !== "boolean") bad("config.distilled must be true or false");
+  checkTower(c);
   if (c.dim % c.heads !== 0) bad(`config.dim ${c.dim} is not divisible by heads ${c.heads}`);
   if (c.imageSize % c.patchSize !== 0)
     bad(`config.imageSize ${c.imageSize} is not divisible by patchSize ${c.patchSize}`);
   const over = overLimit(c);
   if (over) throw new BundleError("over_limit", `config.${over.field} ${over.message}`);
+}
+
+const oneOf = (value: unknown, allowed: readonly unknown[], what: string) => {
+  if (value !== undefined && !allowed.includes(value))
+    bad(
+      `config.${what} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(value)}`,
+    );
+};
+
+// The tower fields (FORMAT.md, "Tower fields"): each absent or well typed, and a combination the forward
+// pass has a meaning for.
+function checkTower(c: ModelConfig): void {
+  oneOf(c.family, FAMILIES, "family");
+  oneOf(c.hiddenAct, HIDDEN_ACTS, "hiddenAct");
+  oneOf(c.finalNorm, FINAL_NORMS, "finalNorm");
+  oneOf(c.pooling, POOLINGS, "pooling");
+  for (const key of ["preLayernorm", "classToken", "layerScale"] as const) {
+    if (c[key] !== undefined && typeof c[key] !== "boolean") bad(`config.${key} must be true or false`);
+  }
+  for (const key of ["registerTokens", "projection"] as const) {
+    const v = c[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0))
+      bad(`config.${key} must be an integer from 0, got ${JSON.stringify(v)}`);
+  }
+  const t = towerOf(c);
+  if (!t.classToken && (c.distilled || t.pooling === "cls" || t.finalNorm === "pooled" || c.classes > 0)) {
+    bad("config.classToken is false, but a distillation token, class-token pooling or a classifier needs one");
+  }
+  if (t.finalNorm === "pooled" && t.pooling !== "cls") bad('config.finalNorm "pooled" needs pooling "cls"');
+  if (c.distilled && t.registerTokens > 0) bad("config has both a distillation token and register tokens");
 }
 
 // Resize and crop sizes bound the per-request image buffers (resize output, crop), so they are capped
@@ -86,15 +127,22 @@ function checkPreprocessing(p: unknown, channels: number): asserts p is Preproce
 export function validateHeader(json: unknown): BundleHeader {
   if (!isObject(json)) bad("header is not a JSON object");
   if (json.format !== "edgevit") bad(`header.format is ${JSON.stringify(json.format)}, not "edgevit"`);
-  if (json.version !== FORMAT_VERSION) {
+  if (!FORMAT_VERSIONS.includes(json.version as number)) {
     throw new BundleError(
       "unsupported_version",
-      `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSION}`,
+      `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSIONS.join(" and ")}`,
     );
   }
   if (typeof json.name !== "string" || json.name === "") bad("header.name must be a non-empty string");
   checkConfig(json.config);
   const config = json.config;
+  if (json.version === 1 && versionFor(config) !== 1) {
+    const fields = TOWER_FIELDS.filter((key) => config[key] !== undefined);
+    bad(
+      `a version 1 header cannot have ${fields.length ? `the tower fields ${fields.join(", ")}` : "0 classes"}: ` +
+        "they came with version 2",
+    );
+  }
   checkPreprocessing(json.preprocessing, config.channels);
   const labels = json.labels;
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))

@@ -1,7 +1,7 @@
 // The payload: every tensor a config implies, declared once with its name, its size, its place in the
 // payload (FORMAT.md, "Payload") and its slot in the engine's weight table (docs/ARCHITECTURE.md, "Weight
 // table"). The writer, the reader and the engine host all take both orders from here.
-import { align64, tokens, type ModelConfig, type TensorEntry } from "./format.ts";
+import { align64, positions, towerOf, type ModelConfig, type TensorEntry } from "./format.ts";
 import { packedSizes } from "./pack.ts";
 
 // What a writer must supply for one payload tensor.
@@ -21,10 +21,11 @@ export interface Layout {
 
 const LINEAR_PARTS = ["weight", "scale", "wsum", "bias"] as const;
 
-// The engine's weight slots (assembly/model.ts, bindWeights): a fixed ABI order, not the payload's. The
-// model-wide tensors first (a Linear takes four slots, a norm two), then LAYER_SLOTS per layer. The slots
-// of the distillation token and head stay empty in a model without them.
-const SLOT = {
+// The engine's weight slots (assembly/model.ts, SLOT_* and bindWeights): a fixed ABI order, not the
+// payload's. The model-wide tensors first (a Linear takes four slots, a norm two), then LAYER_SLOTS per
+// layer. A slot whose tensor the model has not (the distillation token and head of a plain ViT, the tower
+// tensors of a classifier) stays empty.
+export const SLOT = {
   patchEmbeddings: 0,
   clsToken: 4,
   distillationToken: 5,
@@ -32,21 +33,34 @@ const SLOT = {
   layernorm: 7,
   classifier: 9,
   distillationClassifier: 13,
+  preLayrnorm: 17,
+  registerTokens: 19,
+  headProbe: 20,
+  headInProjQuery: 21,
+  headInProjKeyValue: 25,
+  headOutProj: 29,
+  headLayernorm: 33,
+  headFc1: 35,
+  headFc2: 39,
+  visualProjection: 43,
 } as const;
-const GLOBAL_SLOTS = 17;
-const LAYER_SLOT = {
+export const GLOBAL_SLOTS = 47;
+export const LAYER_SLOT = {
   layernormBefore: 0,
   qkv: 2,
   attentionOutput: 6,
   layernormAfter: 10,
   intermediate: 12,
   output: 16,
+  layerScale1: 20,
+  layerScale2: 21,
 } as const;
-const LAYER_SLOTS = 20;
+export const LAYER_SLOTS = 22;
 
 // Every payload tensor in FORMAT.md order with its offset and slot: the only place either order is written.
 export function layout(config: ModelConfig): Layout {
   const { channels, patchSize, dim, hidden, layers, classes, distilled } = config;
+  const t = towerOf(config);
   const out: LayoutEntry[] = [];
   let offset = 0;
   const push = (name: string, bytes: number, source: TensorKind, slot: number) => {
@@ -68,21 +82,35 @@ export function layout(config: ModelConfig): Layout {
   };
 
   linear("embeddings.patch_embeddings.projection", channels * patchSize * patchSize, dim, SLOT.patchEmbeddings);
-  f32("embeddings.cls_token", [dim], SLOT.clsToken);
+  if (t.classToken) f32("embeddings.cls_token", [dim], SLOT.clsToken);
   if (distilled) f32("embeddings.distillation_token", [dim], SLOT.distillationToken);
-  f32("embeddings.position_embeddings", [tokens(config), dim], SLOT.positionEmbeddings);
+  if (t.registerTokens > 0) f32("embeddings.register_tokens", [t.registerTokens, dim], SLOT.registerTokens);
+  f32("embeddings.position_embeddings", [positions(config), dim], SLOT.positionEmbeddings);
+  if (t.preLayernorm) norm("pre_layrnorm", SLOT.preLayrnorm);
   for (let l = 0; l < layers; l++) {
     const p = `encoder.layer.${l}`;
     const slot = GLOBAL_SLOTS + LAYER_SLOTS * l;
     norm(`${p}.layernorm_before`, slot + LAYER_SLOT.layernormBefore);
     linear(`${p}.attention.qkv`, dim, 3 * dim, slot + LAYER_SLOT.qkv); // rows: query, key, value
     linear(`${p}.attention.output.dense`, dim, dim, slot + LAYER_SLOT.attentionOutput);
+    if (t.layerScale) f32(`${p}.layer_scale1.lambda1`, [dim], slot + LAYER_SLOT.layerScale1);
     norm(`${p}.layernorm_after`, slot + LAYER_SLOT.layernormAfter);
     linear(`${p}.intermediate.dense`, dim, hidden, slot + LAYER_SLOT.intermediate);
     linear(`${p}.output.dense`, hidden, dim, slot + LAYER_SLOT.output);
+    if (t.layerScale) f32(`${p}.layer_scale2.lambda1`, [dim], slot + LAYER_SLOT.layerScale2);
   }
   norm("layernorm", SLOT.layernorm);
-  linear("classifier", dim, classes, SLOT.classifier);
+  if (t.pooling === "map") {
+    f32("head.probe", [dim], SLOT.headProbe);
+    linear("head.attention.in_proj.query", dim, dim, SLOT.headInProjQuery);
+    linear("head.attention.in_proj.key_value", dim, 2 * dim, SLOT.headInProjKeyValue); // rows: key, value
+    linear("head.attention.out_proj", dim, dim, SLOT.headOutProj);
+    norm("head.layernorm", SLOT.headLayernorm);
+    linear("head.mlp.fc1", dim, hidden, SLOT.headFc1);
+    linear("head.mlp.fc2", hidden, dim, SLOT.headFc2);
+  }
+  if (t.projection > 0) linear("visual_projection", dim, t.projection, SLOT.visualProjection);
+  if (classes > 0) linear("classifier", dim, classes, SLOT.classifier);
   if (distilled) linear("distillation_classifier", dim, classes, SLOT.distillationClassifier);
   return { tensors: out, length: offset };
 }
@@ -95,9 +123,26 @@ export function weightSlots(config: ModelConfig): (string | null)[] {
 }
 
 // Entries of layout(config), in O(1): the patch embedding Linear (4), class token, distillation token,
-// position embeddings, 20 per layer (2 + 2 norm vectors, 4 Linears of 4), final norm (2), the heads (4 each).
+// registers, position embeddings, pre_layrnorm (2), 20 per layer (2 + 2 norm vectors, 4 Linears of 4) and
+// two lambda1 with LayerScale, final norm (2), the pooling head (probe, 5 Linears, a norm), the projection
+// and the heads (4 each).
 export function tensorCount(c: ModelConfig): number {
-  return 4 + 1 + (c.distilled ? 1 : 0) + 1 + 20 * c.layers + 2 + 4 + (c.distilled ? 4 : 0);
+  const t = towerOf(c);
+  const flag = (b: boolean) => (b ? 1 : 0);
+  return (
+    4 +
+    flag(t.classToken) +
+    flag(c.distilled) +
+    flag(t.registerTokens > 0) +
+    1 +
+    2 * flag(t.preLayernorm) +
+    (20 + 2 * flag(t.layerScale)) * c.layers +
+    2 +
+    23 * flag(t.pooling === "map") +
+    4 * flag(t.projection > 0) +
+    4 * flag(c.classes > 0) +
+    4 * flag(c.distilled)
+  );
 }
 
 // The tensors that hold f32 values: embeddings, norms, and each Linear's scale and bias (its weight is

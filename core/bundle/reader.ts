@@ -3,7 +3,7 @@
 // does not allow with a BundleError.
 import {
   BundleError,
-  FORMAT_VERSION,
+  FORMAT_VERSIONS,
   MAGIC,
   MAX_HEADER_BYTES,
   PREFIX_BYTES,
@@ -31,10 +31,10 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4, true);
-  if (version !== FORMAT_VERSION) {
+  if (!FORMAT_VERSIONS.includes(version)) {
     throw new BundleError(
       "unsupported_version",
-      `bundle format version ${version}; this build reads version ${FORMAT_VERSION} (convert the model again)`,
+      `bundle format version ${version}; this build reads versions ${FORMAT_VERSIONS.join(" and ")} (convert the model again)`,
     );
   }
   const headerBytes = view.getUint32(8, true);
@@ -60,7 +60,11 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   for (let i = PREFIX_BYTES + headerBytes; i < payloadOffset; i++) {
     if (bytes[i] !== 0x20) throw new BundleError("bad_header", `byte ${i} between header and payload is not a space`);
   }
-  return { header: validateHeader(json), payloadOffset };
+  const header = validateHeader(json);
+  if (header.version !== version) {
+    throw new BundleError("bad_header", `the prefix says version ${version}, the header ${header.version}`);
+  }
+  return { header, payloadOffset };
 }
 
 // ---- the checks at the end of a bundle, shared by readBundle, BundleStream and the CLI's upload ----

@@ -2,7 +2,6 @@
 // order, validated against what a reader accepts before a byte is written.
 import {
   BundleError,
-  FORMAT_VERSION,
   MAGIC,
   PREFIX_BYTES,
   QUANTIZATION,
@@ -14,6 +13,7 @@ import {
   type BundleParts,
   type BundleSource,
   type Crc32,
+  versionFor,
 } from "./format.ts";
 import { checkConfig, validateHeader } from "./header.ts";
 import { layout, type Layout } from "./layout.ts";
@@ -21,7 +21,7 @@ import { layout, type Layout } from "./layout.ts";
 function headerFor(parts: BundleParts, plan: Layout, crc32: number): BundleHeader {
   return {
     format: "edgevit",
-    version: FORMAT_VERSION,
+    version: versionFor(parts.config),
     name: parts.name,
     config: parts.config,
     preprocessing: parts.preprocessing,
@@ -40,7 +40,7 @@ export function encodeHead(header: BundleHeader): Uint8Array {
   const head = new Uint8Array(payloadOffset).fill(0x20);
   head.set(new TextEncoder().encode(MAGIC), 0);
   const view = new DataView(head.buffer);
-  view.setUint32(4, FORMAT_VERSION, true);
+  view.setUint32(4, header.version, true);
   view.setUint32(8, json.length, true);
   view.setUint32(12, payloadOffset, true);
   head.set(json, PREFIX_BYTES);

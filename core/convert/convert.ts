@@ -1,8 +1,9 @@
 // Checkpoint (config.json, model.safetensors, preprocessor_config.json as published on the Hugging Face hub)
-// -> .evit bundle. Knows three tensor layouts: HF ViT, HF DeiT (distilled) and timm. Streams: one source
-// tensor is in memory at a time, and the bundle is written as it is packed. Runtime-neutral: the files come
-// through a CheckpointSource (a folder in Node, models/convert-folder.ts; range requests to the hub in the
-// Worker's import), so the CLI and the Worker write the same bytes.
+// -> .evit bundle. Knows three classifier layouts: HF ViT, HF DeiT (distilled) and timm, and the image towers
+// of towers.ts (CLIP, SigLIP, DINOv2). Streams: one source tensor is in memory at a time, and the bundle is
+// written as it is packed. Runtime-neutral: the files come through a CheckpointSource (a folder in Node,
+// models/convert-folder.ts; range requests to the hub in the Worker's import), so the CLI and the Worker
+// write the same bytes.
 import { crc32 as portableCrc32 } from "../crc32.ts";
 import {
   BundleError,
@@ -11,6 +12,7 @@ import {
   overLimit,
   type OverLimit,
   tokens,
+  towerOf,
   type BundleHeader,
   type BundleParts,
   type ModelConfig,
@@ -22,18 +24,17 @@ import {
 import { BundleWriter } from "../bundle/writer.ts";
 import { layout as bundleLayout } from "../bundle/layout.ts";
 import { packLinear, type PackedLinear } from "../bundle/pack.ts";
+import { memoryPlan } from "../engine/memory.ts";
+import { MiB, sizeText } from "../sizes.ts";
+import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
 import type { TensorSource } from "./safetensors.ts";
+import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
+
+export { ConvertError };
 
 export const CONVERTER = "edgevit 0.1.0";
 
-export type LayoutName = "hf-vit" | "hf-deit" | "timm";
-
-export class ConvertError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConvertError";
-  }
-}
+export type LayoutName = "hf-vit" | "hf-deit" | "timm" | TowerLayout;
 
 export interface ConvertOptions {
   name?: string; // bundle name; default: the source's defaultName
@@ -73,12 +74,6 @@ const HF_DEFAULTS = {
 // timm's ViT/DeiT head counts by model size, for timm config.json files that name only the architecture.
 const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, medium: 8, base: 12, large: 16, huge: 16 };
 const TIMM_EPS = 1e-6;
-
-function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) <= 0)
-    throw new ConvertError(`config.json: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
-  return v as number;
-}
 
 function labelsFrom(cfg: Json, classes: number): string[] {
   const id2label = cfg.id2label as Record<string, string> | undefined;
@@ -182,7 +177,7 @@ function modelConfig(cfg: Json, layout: LayoutName, ckpt: TensorSource): { confi
 }
 
 // config.json's keys for the bundle's sizes (timm configs: read off the tensors, named after them).
-const HF_NAMES: Record<OverLimit["field"], string> = {
+const HF_NAMES: Partial<Record<OverLimit["field"], string>> = {
   imageSize: "image_size",
   patchSize: "patch_size",
   channels: "num_channels",
@@ -194,7 +189,12 @@ const HF_NAMES: Record<OverLimit["field"], string> = {
   patches: "(image_size / patch_size)^2",
   eps: "layer_norm_eps",
   distilled: "distilled",
+  registerTokens: "num_register_tokens",
+  projection: "projection_dim",
 };
+
+// No Worker isolate holds more than 128 MiB: weights and activations together.
+const ISOLATE_BYTES = 128 * MiB;
 
 // Before any tensor is read or planned: sizes over what a Worker can hold (LIMITS in core/bundle/format.ts), and
 // the payload they imply (laying it out is bounded once the sizes are).
@@ -202,12 +202,22 @@ function checkLimits(config: ModelConfig, hfNames: boolean): void {
   const over = overLimit(config);
   if (over) {
     const where = hfNames ? "config.json" : "model.safetensors";
-    throw new ConvertError(`${where}: ${hfNames ? HF_NAMES[over.field] : over.field} ${over.message}`);
+    throw new ConvertError(`${where}: ${hfNames ? (HF_NAMES[over.field] ?? over.field) : over.field} ${over.message}`);
   }
+  const payload = bundleLayout(config).length;
   try {
-    checkPayloadLimit(bundleLayout(config).length, `the int8 payload of ${describe(config)}`);
+    checkPayloadLimit(payload, `the int8 payload of ${describe(config)}`);
   } catch (e) {
     throw new ConvertError(`config.json: ${(e as Error).message}`);
+  }
+  // the engine's memory plan: weights and every activation buffer (attention at 576 tokens is large)
+  const plan = memoryPlan(config, payload, 0, 4);
+  if (plan.totalBytes > ISOLATE_BYTES) {
+    throw new ConvertError(
+      `config.json: ${describe(config)} needs ${sizeText(plan.totalBytes)} of engine memory ` +
+        `(${sizeText(plan.payloadBytes)} of weights, ${sizeText(plan.activationBytes)} of activations), ` +
+        `more than the ${sizeText(ISOLATE_BYTES)} a Worker isolate holds`,
+    );
   }
 }
 
@@ -218,8 +228,66 @@ const IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225];
 const PIL_FILTERS: Record<string, number> = { nearest: 0, lanczos: 1, bilinear: 2, bicubic: 3, box: 4, hamming: 5 };
 
-// transformers' ViTImageProcessor and DeiTImageProcessor defaults (keys a published file may omit).
-function processorDefaults(kind: "vit" | "deit", imageSize: number): Preprocessing {
+const OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+
+// The image processors, by the defaults they apply: ViTImageProcessor, DeiTImageProcessor,
+// CLIPImageProcessor (also BitImageProcessor, DINOv2's: the same defaults and steps) and SiglipImageProcessor.
+type ProcessorKind = "vit" | "deit" | "clip" | "siglip";
+
+// preprocessor_config.json's image_processor_type (or a legacy feature_extractor_type) -> its kind; a file
+// that names none is judged by the checkpoint's layout.
+function processorKind(pre: Json, layout: LayoutName): ProcessorKind {
+  const type = String(pre.image_processor_type ?? pre.feature_extractor_type ?? "");
+  if (/^(CLIP|Bit)(ImageProcessor|FeatureExtractor)/.test(type)) return "clip";
+  if (/^Siglip(ImageProcessor|FeatureExtractor)/.test(type)) return "siglip";
+  if (/deit/i.test(type)) return "deit";
+  if (type && layout.startsWith("hf-") && !["hf-vit", "hf-deit"].includes(layout) && !/^ViT/.test(type)) {
+    throw new ConvertError(
+      `preprocessor_config.json: image processor ${JSON.stringify(type)} is not one edgevit follows ` +
+        "(ViT, DeiT, CLIP, Bit, Siglip image processors)",
+    );
+  }
+  if (type) return "vit";
+  return layout === "hf-deit"
+    ? "deit"
+    : layout === "hf-clip" || layout === "hf-dinov2"
+      ? "clip"
+      : layout === "hf-siglip"
+        ? "siglip"
+        : "vit";
+}
+
+// Each processor's constructor defaults (keys a published file may omit).
+function processorDefaults(kind: ProcessorKind, imageSize: number): Preprocessing {
+  if (kind === "clip") {
+    return {
+      doResize: true,
+      size: { shortestEdge: 224 },
+      resample: 3,
+      doCenterCrop: true,
+      cropSize: { height: 224, width: 224 },
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: OPENAI_CLIP_MEAN,
+      imageStd: OPENAI_CLIP_STD,
+    };
+  }
+  if (kind === "siglip") {
+    return {
+      doResize: true,
+      size: { height: 224, width: 224 },
+      resample: 3,
+      doCenterCrop: false,
+      cropSize: null,
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: IMAGENET_STANDARD,
+      imageStd: IMAGENET_STANDARD,
+    };
+  }
   const deit = kind === "deit";
   return {
     doResize: true,
@@ -235,9 +303,11 @@ function processorDefaults(kind: "vit" | "deit", imageSize: number): Preprocessi
   };
 }
 
-// transformers' get_size_dict: an int is a square; {"shortest_edge"} keeps the aspect ratio.
-function sizeDict(v: unknown, what: string): ResizeSize {
-  if (Number.isInteger(v)) return { height: v as number, width: v as number };
+// transformers' get_size_dict: an int is a square (CLIPImageProcessor's `size`: the shortest edge);
+// {"shortest_edge"} keeps the aspect ratio.
+function sizeDict(v: unknown, what: string, intIsShortestEdge = false): ResizeSize {
+  if (Number.isInteger(v))
+    return intIsShortestEdge ? { shortestEdge: v as number } : { height: v as number, width: v as number };
   const o = v as Json;
   if (o && typeof o === "object") {
     if ("height" in o && "width" in o)
@@ -251,12 +321,11 @@ function sizeDict(v: unknown, what: string): ResizeSize {
 }
 
 export function normalizePreprocessing(pre: Json, layout: LayoutName, config: ModelConfig): Preprocessing {
-  const type = String(pre.image_processor_type ?? pre.feature_extractor_type ?? "");
-  const kind = /deit/i.test(type) || (!type && layout === "hf-deit") ? "deit" : "vit";
+  const kind = processorKind(pre, layout);
   const d = processorDefaults(kind, config.imageSize);
   const p: Preprocessing = {
     doResize: (pre.do_resize ?? d.doResize) as boolean,
-    size: pre.size == null ? d.size : sizeDict(pre.size, "size"),
+    size: pre.size == null ? d.size : sizeDict(pre.size, "size", kind === "clip"),
     resample: (pre.resample ?? d.resample) as number,
     doCenterCrop: (pre.do_center_crop ?? d.doCenterCrop) as boolean,
     cropSize: null,
@@ -326,44 +395,13 @@ function checkInputSize(p: Preprocessing, config: ModelConfig, file: string): Pr
 
 // ---- tensor layouts ----
 
-// How to build one bundle tensor from checkpoint tensors: f32 copies, or a Linear whose weight rows
-// are the concatenation of `weights` (q, k, v for HF attention).
-type Recipe =
-  | { kind: "f32"; from: string; shape: number[] }
-  | {
-      kind: "linear";
-      weights: string[];
-      biases: string[];
-      optionalBias: boolean;
-      n: number;
-      k: number;
-      weightShape?: number[];
-    };
-
-function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
-  const r = new Map<string, Recipe>();
-  const f32 = (name: string, from: string, shape: number[]) => r.set(name, { kind: "f32", from, shape });
+function recipesFor(layout: "hf-vit" | "hf-deit" | "timm", c: ModelConfig): Recipes {
+  const r = new Recipes();
+  const f32 = (name: string, from: string, shape: number[]) => r.f32(name, from, shape);
   const linear = (name: string, from: string[], k: number, n: number, optionalBias = false) =>
-    r.set(name, {
-      kind: "linear",
-      weights: from.map((f) => `${f}.weight`),
-      biases: from.map((f) => `${f}.bias`),
-      optionalBias,
-      n,
-      k,
-    });
+    r.linear(name, from, k, n, optionalBias);
   const { dim, hidden, classes, channels, patchSize } = c;
-  // The patch projection is a conv weight [dim][channels][patch][patch]; flattened, K runs (c, py, px).
-  const patch = (from: string) =>
-    r.set("embeddings.patch_embeddings.projection", {
-      kind: "linear",
-      weights: [`${from}.weight`],
-      biases: [`${from}.bias`],
-      optionalBias: false,
-      n: dim,
-      k: channels * patchSize * patchSize,
-      weightShape: [dim, channels, patchSize, patchSize],
-    });
+  const patch = (from: string) => r.patch(from, dim, channels, patchSize);
 
   if (layout === "timm") {
     patch("patch_embed.proj");
@@ -417,16 +455,8 @@ function recipesFor(layout: LayoutName, c: ModelConfig): Map<string, Recipe> {
   return r;
 }
 
-function required(recipe: Recipe): string[] {
-  return recipe.kind === "f32"
-    ? [recipe.from]
-    : recipe.optionalBias
-      ? recipe.weights
-      : [...recipe.weights, ...recipe.biases];
-}
-
 // Tensors each layout needs whatever the sizes; the per-layer rest is checked once the config is known.
-const ANCHORS: Record<LayoutName, string[]> = {
+const ANCHORS: Record<"hf-vit" | "hf-deit" | "timm", string[]> = {
   "hf-vit": [
     "vit.embeddings.cls_token",
     "vit.embeddings.position_embeddings",
@@ -462,8 +492,8 @@ function listMissing(missing: string[]): string {
   return missing.length > 12 ? `${shown} and ${missing.length - 12} more` : shown;
 }
 
-function detectLayout(names: Set<string>): LayoutName {
-  const scored = (Object.keys(ANCHORS) as LayoutName[]).map((layout) => ({
+function detectLayout(names: Set<string>): "hf-vit" | "hf-deit" | "timm" {
+  const scored = (Object.keys(ANCHORS) as (keyof typeof ANCHORS)[]).map((layout) => ({
     layout,
     missing: ANCHORS[layout].filter((n) => !names.has(n)),
   }));
@@ -483,12 +513,17 @@ function detectLayout(names: Set<string>): LayoutName {
 const SUPPORTED: Record<string, string[]> = {
   vit: ["ViTForImageClassification"],
   deit: ["DeiTForImageClassification", "DeiTForImageClassificationWithTeacher"],
+  ...TOWER_ARCHITECTURES,
 };
 const TIMM_ARCH = /^(vit|deit)_/;
 
 export const SUPPORTED_ARCHITECTURES =
   'Hugging Face ViT (model_type "vit": ViTForImageClassification), DeiT (model_type "deit": ' +
-  "DeiTForImageClassification, DeiTForImageClassificationWithTeacher) and timm vit_* / deit_* checkpoints";
+  "DeiTForImageClassification, DeiTForImageClassificationWithTeacher), the image towers of CLIP " +
+  '("clip": CLIPModel; "clip_vision_model": CLIPVisionModelWithProjection, CLIPVisionModel), SigLIP and ' +
+  'SigLIP 2 at a fixed resolution ("siglip": SiglipModel; "siglip_vision_model": SiglipVisionModel) and ' +
+  'DINOv2 ("dinov2": Dinov2Model; "dinov2_with_registers": Dinov2WithRegistersModel), and timm vit_* / ' +
+  "deit_* checkpoints";
 
 // Refuses a checkpoint of another architecture (Swin, BEiT, ConvNeXt, ...) by what its config.json says,
 // before any tensor is read; a config that names no architecture is judged by its tensors.
@@ -526,6 +561,32 @@ export interface Plan {
   ckpt: TensorSource;
 }
 
+// The checkpoint's layout, its bundle config and labels, and the recipe of every bundle tensor.
+function modelOf(
+  cfg: Json,
+  pre: Json | null,
+  ckpt: TensorSource,
+): { layout: LayoutName; config: ModelConfig; labels: string[]; recipes: Map<string, Recipe> } {
+  if (typeof cfg.model_type === "string" && cfg.model_type in TOWER_ARCHITECTURES) {
+    const tower = towerFor(
+      cfg,
+      pre,
+      (name) => ckpt.has(name),
+      (name) => ckpt.info(name).shape,
+    );
+    checkLimits(tower.config, true);
+    return { layout: tower.layout, config: tower.config, labels: [], recipes: tower.recipes };
+  }
+  const layout = detectLayout(new Set(ckpt.tensors.keys()));
+  if (layout === "timm" && ckpt.has("fc_norm.weight")) {
+    throw new ConvertError(
+      "model.safetensors: this timm model pools by averaging tokens (fc_norm); the engine classifies from the class token",
+    );
+  }
+  const { config, labels } = modelConfig(cfg, layout, ckpt);
+  return { layout, config, labels, recipes: recipesFor(layout, config) };
+}
+
 export async function plan(source: CheckpointSource, options: ConvertOptions): Promise<Plan> {
   const log = options.log ?? (() => {});
   const dir = source.checkpoint;
@@ -534,14 +595,7 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
   const pre = await source.json("preprocessor_config.json", true);
   const ckpt = await source.tensors();
   try {
-    const layout = detectLayout(new Set(ckpt.tensors.keys()));
-    if (layout === "timm" && ckpt.has("fc_norm.weight")) {
-      throw new ConvertError(
-        "model.safetensors: this timm model pools by averaging tokens (fc_norm); the engine classifies from the class token",
-      );
-    }
-    const { config, labels } = modelConfig(cfg, layout, ckpt);
-    const recipes = recipesFor(layout, config);
+    const { layout, config, labels, recipes } = modelOf(cfg, pre, ckpt);
     const missing = [...recipes.values()].flatMap(required).filter((n) => !ckpt.has(n));
     if (missing.length) {
       throw new ConvertError(
@@ -562,6 +616,14 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
         `dim ${config.dim}, heads ${config.heads}, hidden ${config.hidden}, layers ${config.layers}, eps ${config.eps}, ` +
         `${labels.length} labels${config.distilled ? ", distilled" : ""}`,
     );
+    if (config.family) {
+      const t = towerOf(config);
+      log(
+        `  ${t.family} tower: hidden_act ${t.hiddenAct}, ${t.classToken ? "class token" : "no class token"}, ` +
+          `${t.registerTokens} registers, pre_layrnorm ${t.preLayernorm}, LayerScale ${t.layerScale}, ` +
+          `final norm on ${t.finalNorm}, pooling ${t.pooling}, projection ${t.projection || "none"}`,
+      );
+    }
     const size =
       "shortestEdge" in preprocessing.size
         ? `shortest edge ${preprocessing.size.shortestEdge}`
@@ -612,7 +674,7 @@ function checkShapes(recipes: Map<string, Recipe>, ckpt: TensorSource, layout: L
     if (present.length !== 0 && present.length !== r.biases.length) {
       throw new ConvertError(`model.safetensors (${layout}): only some of ${r.biases.join(", ")} are present`);
     }
-    present.forEach((b) => expect(b, [rows]));
+    present.forEach((b) => expect(b, r.biasShape ?? [rows]));
   }
 }
 
@@ -662,15 +724,21 @@ async function* bundleTensors(
     if (source.kind === "f32") {
       const r = p.recipes.get(entry.name);
       if (r?.kind !== "f32") throw new Error(`no recipe for ${entry.name}`);
-      yield [entry.name, await readFinite(p.ckpt, r.from)];
+      const data = await readFinite(p.ckpt, r.from);
+      yield [entry.name, r.transform ? r.transform(data) : data];
       continue;
     }
     const module = entry.name.slice(0, entry.name.lastIndexOf("."));
     if (source.part === "weight") {
       const r = p.recipes.get(module);
       if (r?.kind !== "linear") throw new Error(`no recipe for ${module}`);
-      const weight = await concat(p.ckpt, r.weights);
-      const bias = p.ckpt.has(r.biases[0]) ? await concat(p.ckpt, r.biases) : null;
+      let weight = await concat(p.ckpt, r.weights);
+      let bias = p.ckpt.has(r.biases[0]) ? await concat(p.ckpt, r.biases) : null;
+      if (r.rows) {
+        const [first, end] = r.rows;
+        weight = weight.subarray(first * r.k, end * r.k);
+        bias = bias ? bias.subarray(first, end) : null;
+      }
       packed = packLinear(weight, bias, r.n, r.k);
     }
     if (!packed) throw new Error(`${entry.name} before its weight`);

@@ -15,6 +15,7 @@ import { checkpointId, type CheckpointFiles } from "../hub/files.ts";
 import { ConvertError, type CheckpointSource, type Json } from "./convert.ts";
 import {
   decode,
+  floatDtype,
   INDEX_FILE,
   MAX_HEADER_BYTES,
   parseHeader,
@@ -122,11 +123,13 @@ class RemoteTensors implements TensorSource {
 
   async read(name: string): Promise<Float32Array> {
     const info = this.info(name);
-    const bytes = await (this.owner.get(name) as RemoteFile).range(info.begin, info.end);
+    const remote = this.owner.get(name) as RemoteFile;
+    const dtype = floatDtype(info, remote.file.file);
+    const bytes = await remote.range(info.begin, info.end);
     this.counts.tensorsRead++;
     this.counts.bytesRead += bytes.length;
     this.progress(this.counts);
-    return decode(info.dtype, bytes);
+    return decode(dtype, bytes);
   }
 
   async close(): Promise<void> {}

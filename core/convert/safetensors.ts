@@ -4,13 +4,27 @@
 // (models/safetensors.ts) and the Worker's import, which reads a hub file by range requests.
 
 export type Dtype = "F32" | "F16" | "BF16";
-export const ITEM_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2 };
+// Integer tensors are listed but never read: the converter ignores the buffers checkpoints carry
+// (openai's CLIP files hold I64 position_ids).
+export type IntDtype = "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+export const ITEM_BYTES: Record<Dtype | IntDtype, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+const FLOATS: readonly string[] = ["F32", "F16", "BF16"];
 // Longer headers exist only for checkpoints with huge tensor counts; this bounds a corrupt length field.
 export const MAX_HEADER_BYTES = 100 << 20;
 
 export interface TensorInfo {
   name: string;
-  dtype: Dtype;
+  dtype: Dtype | IntDtype;
   shape: number[];
   begin: number; // absolute file offset
   end: number;
@@ -47,10 +61,10 @@ export function parseHeader(
     const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!(typeof info.dtype === "string" && info.dtype in ITEM_BYTES)) {
       throw new SafetensorsError(
-        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read`,
+        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read (integer buffers are skipped)`,
       );
     }
-    const dtype = info.dtype as Dtype;
+    const dtype = info.dtype as Dtype | IntDtype;
     const shape = info.shape;
     const offsets = info.data_offsets;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
@@ -85,6 +99,13 @@ function f16ToF32(h: number): number {
   if (exp === 0) return sign * frac * 2 ** -24; // subnormal
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * F16_EXP[exp] * (1 + frac / 1024);
+}
+
+// A tensor's float dtype, refused (`where` names its file) when it is an integer buffer.
+export function floatDtype(info: TensorInfo, where: string): Dtype {
+  if (!FLOATS.includes(info.dtype))
+    throw new SafetensorsError(`${where}: tensor ${info.name} is ${info.dtype}, not a float tensor`);
+  return info.dtype as Dtype;
 }
 
 // Little-endian raw bytes of one tensor -> f32 values.

@@ -1,6 +1,6 @@
 // The wasm engine's ABI as the host sees it (docs/ARCHITECTURE.md, "Engine ABI"): the exports it calls,
 // the config struct and the weight table it writes before init(), and what init()'s codes mean.
-import type { ModelConfig, TensorEntry } from "../bundle/format.ts";
+import { FINAL_NORMS, HIDDEN_ACTS, POOLINGS, towerOf, type ModelConfig, type TensorEntry } from "../bundle/format.ts";
 import { weightSlots } from "../bundle/layout.ts";
 
 // The exports of assembly/index.ts this host uses.
@@ -15,6 +15,9 @@ export interface EngineExports {
   forward(capture: number, flags: number, attentionLayer: number): void;
   logitsPtr(): number;
   outputPtr(): number;
+  poolerPtr(): number;
+  projectedPtr(): number;
+  headAttentionPtr(): number;
   capturedPtr(): number;
   tokens(): number;
   enableCapture(flags: number): void;
@@ -38,6 +41,9 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "forward",
   "logitsPtr",
   "outputPtr",
+  "poolerPtr",
+  "projectedPtr",
+  "headAttentionPtr",
   "capturedPtr",
   "tokens",
   "enableCapture",
@@ -79,8 +85,11 @@ export const CAPTURE_ATTENTION = 2;
 export const CAPTURE_LAYER = 4;
 
 // The config struct init() reads (assembly/model.ts, ConfigStruct): after `bytes`, the struct's own size,
-// one 4-byte little-endian field per ModelConfig field, by name, in this order. A new field is one line
-// here and one at the same place in ConfigStruct; the struct's size tells an engine built without it.
+// one 4-byte little-endian field per ModelConfig field (the tower fields with their defaults; `family`
+// only names the model), by name, in this order; a list is an enum, written as the value's index. A new
+// field is one line here and one at the same place in ConfigStruct; the struct's size tells an engine
+// built without it.
+type FieldType = "i32" | "bool" | "f32" | readonly string[];
 const CONFIG_STRUCT = {
   channels: "i32",
   imageSize: "i32",
@@ -92,17 +101,28 @@ const CONFIG_STRUCT = {
   classes: "i32",
   distilled: "bool", // i32 0 or 1
   eps: "f32",
-} as const satisfies Record<keyof ModelConfig, "i32" | "bool" | "f32">;
-const CONFIG_FIELDS = Object.entries(CONFIG_STRUCT) as [keyof ModelConfig, "i32" | "bool" | "f32"][];
+  hiddenAct: HIDDEN_ACTS, // 0 gelu, 1 quick_gelu, 2 gelu_pytorch_tanh
+  preLayernorm: "bool",
+  classToken: "bool",
+  registerTokens: "i32",
+  layerScale: "bool",
+  finalNorm: FINAL_NORMS, // 0 tokens, 1 pooled
+  pooling: POOLINGS, // 0 cls, 1 map
+  projection: "i32",
+} as const satisfies Record<Exclude<keyof ModelConfig, "family">, FieldType>;
+const CONFIG_FIELDS = Object.entries(CONFIG_STRUCT) as [keyof ModelConfig, FieldType][];
 const CONFIG_BYTES = 4 * (1 + CONFIG_FIELDS.length);
 
 function writeConfig(view: DataView, config: ModelConfig): void {
+  const full: ModelConfig = { ...config, ...towerOf(config) };
   view.setInt32(0, CONFIG_BYTES, true);
   CONFIG_FIELDS.forEach(([name, type], i) => {
     const at = 4 * (1 + i);
-    const value = config[name];
+    const value = full[name];
     if (type === "f32") view.setFloat32(at, value as number, true);
-    else view.setInt32(at, type === "bool" ? (value ? 1 : 0) : (value as number), true);
+    else if (type === "bool") view.setInt32(at, value ? 1 : 0, true);
+    else if (type === "i32") view.setInt32(at, value as number, true);
+    else view.setInt32(at, type.indexOf(value as string), true);
   });
 }
 

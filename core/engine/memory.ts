@@ -1,6 +1,6 @@
 // The memory plan: what a model's instance will hold in wasm memory, from its config alone, so that a host
 // can budget a model (and the capture buffers a request asks for) before memory grows for it.
-import { tokens, type ModelConfig } from "../bundle/format.ts";
+import { patches as patchCount, tokens, towerOf, type ModelConfig } from "../bundle/format.ts";
 import { sizeText } from "../sizes.ts";
 import { CAPTURE_ATTENTION, CAPTURE_HIDDEN_STATES, CAPTURE_LAYER } from "./abi.ts";
 
@@ -16,8 +16,10 @@ const PAGE = 65536;
 // Each alloc() takes 64 bytes for alignment, the stub runtime's 16-byte block header and its own 16-byte
 // rounding beside its request.
 const ALLOC_SLACK = 96;
-// Per layer, the engine's Layer record and its four Linear records (a few dozen bytes each, with headers).
+// Per layer, the engine's Layer record and its four Linear records (a few dozen bytes each, with headers);
+// the model-wide records (config, weights, pooling head, run state) take a few more of these.
 const LAYER_RECORD_BYTES = 512;
+const GLOBAL_RECORDS = 6;
 
 export const wholePages = (bytes: number): number => Math.ceil(bytes / PAGE) * PAGE;
 
@@ -25,7 +27,8 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
   const k16 = (k: number) => Math.ceil(k / 16) * 16;
   const n4 = (n: number) => Math.ceil(n / 4) * 4;
   const t = tokens(c);
-  const patches = (c.imageSize / c.patchSize) ** 2;
+  const patches = patchCount(c);
+  const projection = towerOf(c).projection;
   const patchDim = c.channels * c.patchSize * c.patchSize;
   const headDim = c.dim / c.heads;
   const rows = Math.ceil(t / rowTile) * rowTile;
@@ -42,6 +45,10 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
     t * c.dim, // captured
     c.classes, // logits
     c.classes, // distillation logits
+    c.dim, // pooler
+    projection, // projected
+    c.dim, // the pooling head's query
+    c.heads * t, // the pooling head's attention
     rows, // qa scale
     rows, // qa zero
     rows, // qa sum
@@ -53,7 +60,8 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
     rows * Math.max(k16(c.dim), k16(c.hidden), k16(patchDim), k16(t)), // qa
     Math.max(n4(t) * k16(headDim), n4(headDim) * k16(t)), // qb
   ];
-  const activationBytes = bytes.reduce((sum, b) => sum + b + ALLOC_SLACK, 0) + (c.layers + 4) * LAYER_RECORD_BYTES;
+  const activationBytes =
+    bytes.reduce((sum, b) => sum + b + ALLOC_SLACK, 0) + (c.layers + GLOBAL_RECORDS) * LAYER_RECORD_BYTES;
   const totalBytes = wholePages(heapTop + payloadBytes + ALLOC_SLACK + activationBytes);
   return { payloadBytes, activationBytes, totalBytes };
 }

@@ -1,6 +1,6 @@
 // A loaded model: its header, its input buffer, and run(), which calls the wasm forward pass and hands
 // the outputs over (copies, or views read in place).
-import type { BundleHeader } from "../bundle/format.ts";
+import { towerOf, type BundleHeader } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { sizeText } from "../sizes.ts";
 import { CAPTURE_ATTENTION, CAPTURE_HIDDEN_STATES, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
@@ -22,8 +22,11 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  logits: Float32Array; // [classes]
+  logits: Float32Array; // [classes] (empty for a tower without a classifier)
   output: Float32Array; // [tokens][dim]: last_hidden_state
+  pooler: Float32Array; // [dim]: pooler_output (the class token after the final norm; SigLIP: its pooling head's output)
+  projected?: Float32Array; // [projection]: CLIP's image_embeds, where the model has a projection
+  headAttention?: Float32Array; // [heads][tokens]: the pooling head's attention over the tokens (SigLIP)
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
   hiddenStates?: Float32Array; // [layers + 1][tokens][dim]
   clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
@@ -109,9 +112,12 @@ export class Model {
     const t = this.e.tokens();
     const size = t * c.dim;
     // Finite weights can still overflow on some input; such numbers are not an answer.
+    const tower = towerOf(c);
     const outputs: [string, number, number][] = [
       ["scores", this.e.logitsPtr(), c.classes],
       ["hidden states", this.e.outputPtr(), size],
+      ["pooled output", this.e.poolerPtr(), c.dim],
+      ["projected embedding", this.e.projectedPtr(), tower.projection],
     ];
     if (capture >= 0) outputs.push([`layer ${capture} hidden states`, this.e.capturedPtr(), size]);
     for (const [what, ptr, count] of outputs) {
@@ -126,7 +132,10 @@ export class Model {
     const result: RunResult = {
       logits: copy(this.e.logitsPtr(), c.classes),
       output: copy(this.e.outputPtr(), size),
+      pooler: copy(this.e.poolerPtr(), c.dim),
     };
+    if (tower.projection > 0) result.projected = copy(this.e.projectedPtr(), tower.projection);
+    if (tower.pooling === "map") result.headAttention = copy(this.e.headAttentionPtr(), c.heads * t);
     if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
     const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
     const captures: RunResult = options.read ? { ...result } : result;

@@ -2,9 +2,11 @@
 // JPEG and PNG are accepted; every other image format a browser or a phone produces is named in a 415.
 
 import { EdgevitError } from "../errors.ts";
-import type { Limits } from "../limits.ts";
-import { openJpegFallback } from "./jpeg/fallback.ts";
-import { openJpeg } from "./jpeg/index.ts";
+import { DEFAULT_MAX_BODY_BYTES, type Limits } from "../limits.ts";
+import { ByteSource } from "./bytes.ts";
+import { FALLBACK_HELD_BYTES_PER_PIXEL, openJpegFallback } from "./jpeg/fallback.ts";
+import { isTruncation } from "./jpeg/errors.ts";
+import { type JpegDecoder, openJpeg } from "./jpeg/index.ts";
 import { openPng } from "./png/index.ts";
 import type { ImageDecoder } from "./source.ts";
 
@@ -15,40 +17,73 @@ const MAX_COEFFICIENT_BYTES = 48 * 1024 * 1024;
 // The jpeg-js fallback (./jpeg/fallback.ts) decodes the Huffman JPEGs the streaming decoder declines
 // (progressive files that libjpeg would smooth; arithmetic, lossless and hierarchical ones it refuses as
 // invalid_image, as jpeg-js reads none of them) by holding the whole picture and its coefficients, ~24
-// bytes per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate.
+// bytes per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate. It needs
+// the whole file: a streamed progressive JPEG up to this size is kept whole while it decodes at full scale.
 const FALLBACK_MAX_PIXELS = 1 << 20;
 
 const declined = (error: unknown): error is EdgevitError =>
   error instanceof EdgevitError && error.code === "unsupported_media_type";
 
+function tooLargeForFallback(why: EdgevitError, width: number, height: number): EdgevitError {
+  return new EdgevitError(
+    "image_too_large",
+    `${why.message} Such JPEGs are accepted up to ${FALLBACK_MAX_PIXELS} pixels; this one is ${width}x${height}.`,
+  );
+}
+
 function fallback(bytes: Uint8Array, limits: Limits, why: EdgevitError): ImageDecoder {
   const decoder = openJpegFallback(bytes, limits);
   const { width, height } = decoder.header;
-  if (width * height > FALLBACK_MAX_PIXELS) {
-    throw new EdgevitError(
-      "image_too_large",
-      `${why.message} Such JPEGs are accepted up to ${FALLBACK_MAX_PIXELS} pixels; this one is ${width}x${height}.`,
-    );
-  }
+  if (width * height > FALLBACK_MAX_PIXELS) throw tooLargeForFallback(why, width, height);
   return decoder;
 }
 
 // The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines:
 // at open, or at decode when no row has been pushed yet and the scale is one jpeg-js has.
-function openAnyJpeg(bytes: Uint8Array, limits: Limits): ImageDecoder {
-  let primary: ImageDecoder;
+function openAnyJpegBytes(bytes: Uint8Array, limits: Limits): ImageDecoder {
+  let primary: JpegDecoder;
   try {
     primary = openJpeg(bytes, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
   } catch (error) {
     if (declined(error)) return fallback(bytes, limits, error);
     throw error;
   }
+  return withFallback(primary, limits);
+}
+
+// The same from a stream. A file declined at open is judged by the fallback's header reader on the window
+// first (it holds every byte so far), and only a file the fallback would take is read whole.
+async function openAnyJpeg(src: ByteSource, limits: Limits): Promise<ImageDecoder> {
+  let primary: JpegDecoder;
+  try {
+    primary = await openJpeg(src, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
+  } catch (error) {
+    if (!declined(error)) throw error;
+    try {
+      fallback(src.bytes, limits, error);
+    } catch (refusal) {
+      if (!isTruncation(refusal)) throw refusal;
+    }
+    src.retainAll();
+    return fallback(await src.rest(), limits, error);
+  }
+  return withFallback(primary, limits);
+}
+
+function withFallback(primary: JpegDecoder, limits: Limits): ImageDecoder {
+  const src = primary.source;
+  const { width, height } = primary.header;
+  // Only a progressive file is declined at decode (it stops before its low frequencies are complete).
+  const mayFallBack = (scale: number) =>
+    scale === 1 && primary.frame.progressive && width * height <= FALLBACK_MAX_PIXELS && !src.whole;
   return {
     header: primary.header,
-    decode(scale, sink) {
+    async decode(scale, sink) {
+      const retained = mayFallBack(scale);
+      if (retained) src.retainAll();
       let pushed = false;
       try {
-        return primary.decode(scale, (rows, first, count) => {
+        return await primary.decode(scale, (rows, first, count) => {
           pushed = true;
           sink(rows, first, count);
         });
@@ -57,8 +92,18 @@ function openAnyJpeg(bytes: Uint8Array, limits: Limits): ImageDecoder {
         if (scale !== 1) {
           throw new EdgevitError("unsupported_media_type", `${error.message} Send it with decode=exact.`);
         }
-        return fallback(bytes, limits, error).decode(1, sink);
+        if (!src.whole && !retained) throw tooLargeForFallback(error, width, height);
+        return await fallback(await src.rest(), limits, error).decode(1, sink);
+      } finally {
+        src.close();
       }
+    },
+    memoryBytes(scale) {
+      const own = primary.memoryBytes(scale);
+      if (scale !== 1 || !primary.frame.progressive || width * height > FALLBACK_MAX_PIXELS) return own;
+      // The fallback's decode comes after the streaming decoder's buffers are dropped.
+      const body = src.retainedBytes;
+      return Math.max(own - src.memoryBytes + body, FALLBACK_HELD_BYTES_PER_PIXEL * width * height + body);
     },
   };
 }
@@ -94,14 +139,46 @@ export function sniffFormat(b: Uint8Array): "jpeg" | "png" | string | null {
   return null;
 }
 
+export type ImageInput = Uint8Array | ReadableStream<Uint8Array> | ByteSource;
+
+// What a stream is read under: Limits' body and window bounds.
+export function sourceOf(input: ImageInput, limits: Limits): ByteSource {
+  if (input instanceof ByteSource) return input;
+  if (input instanceof Uint8Array) return ByteSource.of(input);
+  return ByteSource.from(input, {
+    maxBytes: limits.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxWindowBytes: limits.maxWindowBytes,
+  });
+}
+
 // Opens the upload's header (see ./source.ts): invalid_image, image_too_large or unsupported_media_type.
-export function openImage(bytes: Uint8Array, limits: Limits): ImageDecoder {
+// A stream is read as far as the header (for a JPEG, its first scan header; for a PNG, its first IDAT
+// chunk), and no further until decode.
+export async function openImage(input: ImageInput, limits: Limits): Promise<ImageDecoder> {
+  const src = sourceOf(input, limits);
+  try {
+    // The sniffer reads at most 64 bytes.
+    while (src.bytes.length < 64 && !src.ended) await src.more(0, 64 - src.bytes.length);
+    if (src.whole) return openImageBytes(src.bytes, limits);
+    return await (sniff(src.bytes) === "jpeg" ? openAnyJpeg(src, limits) : openPng(src, limits));
+  } catch (error) {
+    src.close();
+    throw error;
+  }
+}
+
+// The same for whole bytes, at once.
+export function openImageBytes(bytes: Uint8Array, limits: Limits): ImageDecoder {
+  return sniff(bytes) === "jpeg" ? openAnyJpegBytes(bytes, limits) : openPng(bytes, limits);
+}
+
+// "jpeg" or "png", else the refusal: an empty file, another format named, or bytes that are no image.
+function sniff(bytes: Uint8Array): "jpeg" | "png" {
   if (bytes.length === 0) {
     throw new EdgevitError("invalid_image", "The image is empty; edgevit accepts JPEG and PNG.");
   }
   const format = sniffFormat(bytes);
-  if (format === "jpeg") return openAnyJpeg(bytes, limits);
-  if (format === "png") return openPng(bytes, limits);
+  if (format === "jpeg" || format === "png") return format;
   if (format !== null) {
     const what = format === "PDF" ? "a PDF document" : `${/^[AEIOS]/.test(format) ? "an" : "a"} ${format} image`;
     throw new EdgevitError("unsupported_media_type", `This is ${what}; edgevit accepts JPEG and PNG.`);

@@ -1,6 +1,7 @@
 // The contract between the image decoders (JPEG, PNG) and the preprocessing: a decoder reads the header
-// first, then pushes RGB rows as it decodes them, so no caller holds the whole picture. RgbImage is the
-// whole picture, for the references and the fallback that do hold it.
+// first (from whole bytes or a stream, ./bytes.ts), then pushes RGB rows as it decodes them, so no caller
+// holds the whole picture. RgbImage is the whole picture, for the references and the fallback that do hold
+// it.
 
 export interface RgbImage {
   width: number;
@@ -23,14 +24,15 @@ export type RowSink = (rows: Uint8Array, first: number, count: number) => void;
 
 export interface ImageDecoder {
   readonly header: ImageHeader;
-  // Decodes the whole image at 1/scale (one of header.scales) and pushes every row to `sink`. Returns the
-  // decoded size, ceil(width / scale) x ceil(height / scale) as libjpeg scales. The pixels are Pillow's
+  // Decodes the whole image at 1/scale (one of header.scales) and pushes every row to `sink`. Resolves to
+  // the decoded size, ceil(width / scale) x ceil(height / scale) as libjpeg scales. The pixels are Pillow's
   // Image.open(...).convert("RGB") (with draft() choosing that scale when scale > 1), before exif_transpose.
-  //
-  // A decoder may return a Promise instead (PNG does: DecompressionStream, its inflater, is asynchronous);
-  // callers await the result. Rows are still pushed in order, and only between the call and the promise
-  // settling. JPEG decoders stay synchronous.
-  decode(scale: number, sink: RowSink): DecodedSize | Promise<DecodedSize>;
+  // Asynchronous for every format: a streamed file's bytes arrive while it decodes, and every decoder
+  // yields to the event loop after each bounded slice of work, so concurrent requests interleave.
+  decode(scale: number, sink: RowSink): Promise<DecodedSize>;
+  // The most bytes decode(scale) holds at once (its buffers and the source's window), known from the
+  // header before any of it is allocated: what a memory ledger reserves.
+  memoryBytes(scale: number): number;
 }
 
 export interface DecodedSize {

@@ -1,7 +1,7 @@
 // "What the model sees", from one forward pass: the image as the model received it, the PCA picture of
 // every hidden state, the class token's attention per layer and head, and attention rollout. The
 // Worker's /v1/see, /v1/attention_map and /v1/pca?layer=all and the CLI's `see` all build on these.
-import type { BundleHeader, ModelConfig, Preprocessing } from "../bundle/format.ts";
+import { prefixTokens, type BundleHeader, type ModelConfig, type Preprocessing } from "../bundle/format.ts";
 import type { RunOptions, RunResult } from "../engine/model.ts";
 import { heatMap, resizeNearest } from "./heatmap.ts";
 import { valueTable } from "../preprocess/preprocess.ts";
@@ -18,14 +18,14 @@ export const FRAME_MS = 600;
 export interface Geometry {
   grid: number; // patches per side
   patches: number;
-  tokens: number; // prefix tokens (class, distillation) then patches
+  tokens: number; // prefix tokens (class, distillation, registers) then patches
   prefix: number;
 }
 
 export function geometry(c: ModelConfig): Geometry {
   const grid = c.imageSize / c.patchSize;
   const patches = grid * grid;
-  const prefix = c.distilled ? 2 : 1;
+  const prefix = prefixTokens(c); // class, distillation and register tokens
   return { grid, patches, tokens: patches + prefix, prefix };
 }
 

@@ -106,6 +106,22 @@ export class StreamingPreprocessor {
     };
   }
 
+  // The most bytes the preprocessing of an image of `decoded` size holds (its intermediate, accumulators,
+  // coefficients and the resized picture finish() makes), from the same plan its buffers are allocated
+  // from; pixel_values itself is the caller's.
+  static memoryBytes(pp: Preprocessing, decoded: Size, orientation: number): number {
+    const o = orientation >= 1 && orientation <= 8 ? orientation : 1;
+    const t = oriented(decoded, o);
+    const { width: outW, height: outH } = pp.doResize ? resizedSize(pp, t) : t;
+    if ((outW !== t.width || outH !== t.height) && pp.resample === NEAREST) return nearestBytes(decoded, o, outW, outH);
+    const identity = outW === t.width && outH === t.height;
+    return convolutionBytes(
+      convolutionGeometry(decoded, o, outW, outH, identity ? null : filterOf(pp.resample)),
+      outW,
+      outH,
+    );
+  }
+
   // The vertical pass, crop, rescale and normalize into `out` (pixel_values, [channels][height][width]).
   finish(out: Float32Array): Size {
     if (this.received !== this.stored.height) {
@@ -120,6 +136,66 @@ export class StreamingPreprocessor {
 interface Plan {
   row: (row: Uint8Array, y: number) => void; // one stored row, [width][3], y in the decoded image
   finish: () => Uint8Array;
+}
+
+const coefficientBytes = (c: Coefficients | null) => (c ? c.bounds.byteLength + c.weights.byteLength : 0);
+
+// The sizes convolutionPlan allocates from: T's size, the two passes' coefficients, the rows of T the
+// vertical pass reads.
+function convolutionGeometry(
+  stored: Size,
+  o: number,
+  outW: number,
+  outH: number,
+  filter: ReturnType<typeof filterOf> | null,
+) {
+  const { width: w, height: h } = stored;
+  const m = mapping(o, h);
+  const tw = m.swap ? h : w;
+  const th = m.swap ? w : h;
+  const hPass = filter !== null && outW !== tw;
+  const vert = filter !== null && outH !== th ? coefficients(th, outH, filter) : null;
+  const firstRow = vert ? vert.bounds[0] : 0;
+  const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
+  const horiz = hPass ? coefficients(tw, outW, filter!) : null;
+  return { w, h, m, tw, th, vert, horiz, firstRow, lastRow, rows: lastRow - firstRow };
+}
+
+// Transposed with a horizontal pass: the windows [lo[tx], hi[tx]] of that pass each T column falls in.
+function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Array; hi: Int32Array } {
+  const { bounds } = horiz;
+  const lo = new Int32Array(tw).fill(-1);
+  const hi = new Int32Array(tw).fill(-2);
+  for (let xx = 0; xx < outW; xx++) {
+    for (let t = bounds[xx * 2]; t < bounds[xx * 2] + bounds[xx * 2 + 1]; t++) {
+      if (lo[t] < 0) lo[t] = xx;
+      hi[t] = xx;
+    }
+  }
+  return { lo, hi };
+}
+
+// What convolutionPlan holds at most: the intermediate, a mirrored row, the accumulators of the windows
+// open at once (each T column's windows are open together), the coefficients (the vertical ones twice:
+// finish() shifts a copy) and the vertical pass's output.
+function convolutionBytes(g: ReturnType<typeof convolutionGeometry>, outW: number, outH: number): number {
+  let bytes = g.rows * outW * 3 + coefficientBytes(g.horiz) + 2 * coefficientBytes(g.vert);
+  if (!g.m.swap && g.m.mirror) bytes += g.w * 3;
+  if (g.m.swap && g.horiz) {
+    const { lo, hi } = windowsOf(g.horiz, g.tw, outW);
+    let open = 0;
+    for (let t = 0; t < g.tw; t++) open = Math.max(open, hi[t] - lo[t] + 1);
+    bytes += lo.byteLength + hi.byteLength + open * g.rows * 3 * 8;
+  }
+  if (g.vert) bytes += outW * outH * 3;
+  return bytes;
+}
+
+// What nearestPlan holds: the output, the index tables, and per stored row (a T row, or a T column) a JS
+// array of the outputs that read it (~48 bytes each, plus 8 per entry).
+function nearestBytes(stored: Size, o: number, outW: number, outH: number): number {
+  const readers = o >= 5 ? outW : outH;
+  return outW * outH * 3 + 4 * (outW + outH) + 48 * stored.height + 8 * readers;
 }
 
 // Which T coordinates a stored pixel lands on. Non-transposed: T row of stored row y, mirrored columns.
@@ -144,19 +220,10 @@ function convolutionPlan(
   outH: number,
   filter: ReturnType<typeof filterOf> | null,
 ): Plan {
-  const { width: w, height: h } = stored;
-  const m = mapping(o, h);
-  const tw = m.swap ? h : w;
-  const th = m.swap ? w : h;
-  const hPass = filter !== null && outW !== tw;
-  const vert = filter !== null && outH !== th ? coefficients(th, outH, filter) : null;
-  const firstRow = vert ? vert.bounds[0] : 0;
-  const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
-  const rows = lastRow - firstRow;
+  const { w, m, tw, vert, horiz, firstRow, lastRow, rows } = convolutionGeometry(stored, o, outW, outH, filter);
   const interStride = outW * 3;
   // [rows][outW][3]: T's rows firstRow..lastRow after the horizontal pass
   const inter = new Uint8Array(rows * interStride);
-  const horiz = hPass ? coefficients(tw, outW, filter!) : null;
 
   const finish = () => {
     if (!vert) return inter;
@@ -207,14 +274,7 @@ function convolutionPlan(
   }
   // The windows of T's horizontal pass that each T column tx falls in: [lo[tx], hi[tx]].
   const { ksize, bounds, weights } = horiz;
-  const lo = new Int32Array(tw).fill(-1);
-  const hi = new Int32Array(tw).fill(-2);
-  for (let xx = 0; xx < outW; xx++) {
-    for (let t = bounds[xx * 2]; t < bounds[xx * 2] + bounds[xx * 2 + 1]; t++) {
-      if (lo[t] < 0) lo[t] = xx;
-      hi[t] = xx;
-    }
-  }
+  const { lo, hi } = windowsOf(horiz, tw, outW);
   // Columns arrive in increasing tx for orientations 5 and 8, decreasing for 6 and 7: a window is complete
   // at its last or its first column.
   const increasing = m.colOf(0) === 0;

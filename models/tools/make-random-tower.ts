@@ -7,7 +7,7 @@
 // files are byte-identical on any machine. models/tools/reference_towers.py computes their float32 outputs.
 //
 //   npx node models/tools/make-random-tower.ts --preset clip-vit-base-patch32 [--tiny] --seed 1 -o DIR \
-//     [--dtype F32|F16|BF16] [--inputs 4] [--text-embeddings]
+//     [--dtype F32|F16|BF16] [--inputs 4] [--text-embeddings] [--preprocessor-only]
 //
 // --tiny keeps the preset's structure (layouts, config fields, activation, token vocabulary) at test size:
 // width 32-64, two or three layers, 32-pixel images. --text-embeddings adds the LLM's input embedding
@@ -680,7 +680,7 @@ function weights(p: Preset, seed: number, textEmbeddings: boolean): Map<string, 
   return w.tensors;
 }
 
-// safetensors with F32/F16/BF16 floats and I64 buffers (models/safetensors.ts writes floats only).
+// safetensors with F32/F16/BF16 floats and I64 buffers, encoded from their values.
 function encodeSafetensors(tensors: Map<string, Tensor>, dtype: Dtype): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
   const chunks: Uint8Array[] = [];
@@ -792,6 +792,14 @@ export interface Options {
 
 export const PRESET_NAMES = Object.keys(PRESETS);
 
+// A preset's preprocessor_config.json alone (full size or tiny), without making its weights.
+export function preprocessorConfig(preset: string, tinySize: boolean): Record<string, unknown> {
+  const base = PRESETS[preset];
+  if (!base) throw new Error(`unknown preset ${preset}; known: ${PRESET_NAMES.join(", ")}`);
+  const p = tinySize ? tiny(preset, base) : base;
+  return p.preprocessor(p);
+}
+
 // The checkpoint directory's files, by name.
 export function makeTower(o: Options): Record<string, Uint8Array> {
   const base = PRESETS[o.preset];
@@ -831,10 +839,11 @@ const CLI_OPTIONS = {
   dtype: { type: "string", default: "F32" },
   inputs: { type: "string", default: "4" },
   "text-embeddings": { type: "boolean", default: false },
+  "preprocessor-only": { type: "boolean", default: false },
   out: { type: "string", short: "o" },
 } as const;
 
-export function parseOptions(args: string[]): Options & { out?: string } {
+export function parseOptions(args: string[]): Options & { out?: string; preprocessorOnly?: boolean } {
   const { values } = parseArgs({ args, options: CLI_OPTIONS });
   if (!values.preset) throw new Error(`--preset is required; known: ${PRESET_NAMES.join(", ")}`);
   return {
@@ -844,6 +853,7 @@ export function parseOptions(args: string[]): Options & { out?: string } {
     dtype: values.dtype,
     inputs: Number(values.inputs),
     textEmbeddings: values["text-embeddings"],
+    preprocessorOnly: values["preprocessor-only"],
     out: values.out,
   };
 }
@@ -851,6 +861,14 @@ export function parseOptions(args: string[]): Options & { out?: string } {
 function main(): void {
   const options = parseOptions(process.argv.slice(2));
   if (!options.out) throw new Error("-o <dir> is required");
+  if (options.preprocessorOnly) {
+    // the image processor's file alone (full-size presets' weights take a while to make)
+    mkdirSync(options.out, { recursive: true });
+    const pre = preprocessorConfig(options.preset, options.tiny);
+    writeFileSync(join(options.out, "preprocessor_config.json"), `${JSON.stringify(pre, null, 2)}\n`);
+    console.log(`${options.out}/preprocessor_config.json: ${options.preset}${options.tiny ? " (tiny)" : ""}`);
+    return;
+  }
   const files = makeTower(options);
   mkdirSync(options.out, { recursive: true });
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(options.out, name), bytes);

@@ -77,6 +77,10 @@ export interface Engine extends EngineExports {
   ): void;
   gelu(x: number, n: number): void;
   geluScalar(x: number, n: number): void;
+  quickGelu(x: number, n: number): void;
+  quickGeluScalar(x: number, n: number): void;
+  geluTanh(x: number, n: number): void;
+  geluTanhScalar(x: number, n: number): void;
 }
 
 const buildDir = new URL("../../build/", import.meta.url);

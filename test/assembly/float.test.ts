@@ -129,6 +129,86 @@ describe("gelu (exact erf form)", () => {
   });
 });
 
+// The sigmoid-form GELUs of CLIP (quick_gelu) and SigLIP (gelu_pytorch_tanh), against their definitions in
+// float64 (transformers' activations.py): quick_gelu(x) = x * sigmoid(1.702 x),
+// gelu_pytorch_tanh(x) = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+const quickGelu64 = (x: number) => x / (1 + Math.exp(-1.702 * x));
+const geluTanh64 = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
+describe.each([
+  {
+    name: "quickGelu" as const,
+    reference: quickGelu64,
+    // x / (1 + e^(-1.702 x)): e.g. 1 / (1 + e^-1.702) = 1 / 1.18231 = 0.845796
+    known: [
+      [0, 0],
+      [1, 0.8457957659328212],
+      [-1, -0.1542042340671787],
+      [0.5, 0.35038843660638014],
+      [2, 1.9356586231442083],
+      [-3, -0.01807130970778597],
+    ],
+  },
+  {
+    name: "geluTanh" as const,
+    reference: geluTanh64,
+    // 0.5 x (1 + tanh(0.7978846 (x + 0.044715 x^3))): e.g. at 1, tanh(0.8335624) = 0.6823840, so 0.8411920
+    known: [
+      [0, 0],
+      [1, 0.8411919906082768],
+      [-1, -0.15880800939172324],
+      [0.5, 0.34571400982514394],
+      [2, 1.954597694087775],
+      [-3, -0.0036373920817729943],
+    ],
+  },
+])("$name", ({ name, reference, known }) => {
+  for (const e of engines) {
+    const kernels = [e[name], e[`${name}Scalar`]];
+    test(`${e.name}: known values within 2e-6 relative`, () => {
+      for (const kernel of kernels) {
+        const p = put(
+          e,
+          Float32Array.from(known, ([x]) => x),
+        );
+        kernel(p, known.length);
+        const got = f32(e, p, known.length);
+        known.forEach(([, want], i) => expect(Math.abs(got[i] - want)).toBeLessThanOrEqual(2e-6 * Math.abs(want)));
+      }
+    });
+
+    test(`${e.name}: within 2e-6 of float64 on [-12, 12] (relative, absolute below 1e-3), SIMD == scalar`, () => {
+      const random = rng(9);
+      const n = 60001;
+      const x = new Float32Array(n + 20003); // not a multiple of 4: the scalar tail runs too
+      for (let i = 0; i < n; i++) x[i] = -12 + (24 * i) / (n - 1);
+      for (let i = n; i < x.length; i++) x[i] = (random() - 0.5) * 24;
+      const want = Array.from(x, reference);
+      const fast = put(e, x),
+        slow = put(e, x);
+      e[name](fast, x.length);
+      e[`${name}Scalar`](slow, x.length);
+      const a = f32(e, fast, x.length),
+        b = f32(e, slow, x.length);
+      expect(maxRelErr(a, want, 1e-3)).toBeLessThan(2e-6);
+      expect(ref.sameBits(a, b)).toBe(true);
+    });
+  }
+
+  test("large magnitudes: x for x >> 0, under 1e-18 in magnitude and not positive for x << 0, NaN stays NaN", () => {
+    const p = put(relaxed, new Float32Array([30, -30, 1e6, -1e6, 1e20, -1e20, Number.NaN, 0]));
+    relaxed[name](p, 8);
+    const got = Array.from(f32(relaxed, p, 8));
+    expect(got.slice(0, 6).filter((_, i) => i % 2 === 0)).toEqual([30, 1e6, Math.fround(1e20)]);
+    for (const v of got.slice(0, 6).filter((_, i) => i % 2 === 1)) {
+      expect(Math.abs(v)).toBeLessThan(1e-18);
+      expect(v <= 0).toBe(true);
+    }
+    expect(got[6]).toBeNaN();
+    expect(got[7]).toBe(0);
+  });
+});
+
 test("float kernels are bit-identical across the two builds", () => {
   const random = rng(6);
   const x = randomF32(random, 3 * 301, -8, 8),
@@ -137,15 +217,19 @@ test("float kernels are bit-identical across the two builds", () => {
   const run = (e: typeof baseline) => {
     const g = put(e, x),
       s = put(e, x),
-      l = put(e, x);
+      l = put(e, x),
+      q = put(e, x),
+      t = put(e, x);
     e.gelu(g, x.length);
     e.softmax(s, 3, 301, 301, 0.2);
     e.layerNorm(l, 3, 301, put(e, w), put(e, b), 1e-12, l);
-    return [f32(e, g, x.length).slice(), f32(e, s, x.length).slice(), f32(e, l, x.length).slice()];
+    e.quickGelu(q, x.length);
+    e.geluTanh(t, x.length);
+    return [g, s, l, q, t].map((p) => f32(e, p, x.length).slice());
   };
-  const [g0, s0, l0] = run(baseline),
-    [g1, s1, l1] = run(relaxed);
-  expect(ref.sameBits(g0, g1) && ref.sameBits(s0, s1) && ref.sameBits(l0, l1)).toBe(true);
+  const first = run(baseline),
+    second = run(relaxed);
+  first.forEach((v, i) => expect(ref.sameBits(v, second[i])).toBe(true));
 });
 
 describe("softmaxQuantize (attention's P, quantized as it is normalized)", () => {

@@ -20,8 +20,10 @@ interface Golden {
   outputs: { logits: number[]; top1: number; cls: number[]; meanPatch: number[] }[];
 }
 
+// Every folder of ViT model goldens; preprocess/, text/ and towers/ hold goldens of other kinds.
+const OTHER_KINDS = ["preprocess", "text", "towers"];
 const goldens: Golden[] = readdirSync(GOLDENS, { withFileTypes: true })
-  .filter((d) => d.isDirectory() && d.name !== "preprocess")
+  .filter((d) => d.isDirectory() && !OTHER_KINDS.includes(d.name))
   .map((d) => JSON.parse(readFileSync(join(GOLDENS, d.name, "reference.json"), "utf8")));
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");

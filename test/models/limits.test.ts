@@ -159,7 +159,11 @@ describe("the memory plan", () => {
       { ...SMALL_CONFIG, distilled: true, layers: 5 },
       { ...SMALL_CONFIG, imageSize: 30, patchSize: 5, dim: 20, heads: 5, hidden: 7, classes: 3 },
       { ...SMALL_CONFIG, imageSize: 224, patchSize: 16, dim: 192, heads: 3, hidden: 768, layers: 4, classes: 100 },
-    ]) {
+      // the towers' buffers and records: the pooling head, the projection, registers
+      { ...SMALL_CONFIG, classes: 0, family: "clip", preLayernorm: true, finalNorm: "pooled", projection: 24 },
+      { ...SMALL_CONFIG, classes: 0, family: "siglip", classToken: false, pooling: "map", layers: 3 },
+      { ...SMALL_CONFIG, classes: 0, family: "dinov2", registerTokens: 4, layerScale: true },
+    ] as ModelConfig[]) {
       let planned = 0;
       const model = await engine.load(randomBundle("planned", 7, config), {
         reserve: (plan) => {

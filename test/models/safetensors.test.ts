@@ -74,14 +74,27 @@ describe("SafetensorsFile", () => {
       /past the end of the \d+-byte file \(truncated\?\)/,
     );
 
-    const i8 = new TextEncoder().encode(JSON.stringify({ x: { dtype: "I8", shape: [1], data_offsets: [0, 1] } }));
-    const bad = new Uint8Array(8 + i8.length + 1);
-    new DataView(bad.buffer).setBigUint64(0, BigInt(i8.length), true);
-    bad.set(i8, 8);
-    writeFileSync(join(dir, "i8.safetensors"), bad);
-    await expect(SafetensorsFile.open(join(dir, "i8.safetensors"))).rejects.toThrow(
-      /dtype "I8"; only F32, F16 and BF16/,
+    const f8 = new TextEncoder().encode(JSON.stringify({ x: { dtype: "F8_E4M3", shape: [1], data_offsets: [0, 1] } }));
+    const bad = new Uint8Array(8 + f8.length + 1);
+    new DataView(bad.buffer).setBigUint64(0, BigInt(f8.length), true);
+    bad.set(f8, 8);
+    writeFileSync(join(dir, "f8.safetensors"), bad);
+    await expect(SafetensorsFile.open(join(dir, "f8.safetensors"))).rejects.toThrow(
+      /dtype "F8_E4M3"; only F32, F16 and BF16/,
     );
+
+    // integer buffers (openai's CLIP position_ids) are listed, never read as weights
+    const ids = new TextEncoder().encode(
+      JSON.stringify({ ids: { dtype: "I64", shape: [1, 2], data_offsets: [0, 16] } }),
+    );
+    const withIds = new Uint8Array(8 + ids.length + 16);
+    new DataView(withIds.buffer).setBigUint64(0, BigInt(ids.length), true);
+    withIds.set(ids, 8);
+    writeFileSync(join(dir, "ids.safetensors"), withIds);
+    const file = await SafetensorsFile.open(join(dir, "ids.safetensors"));
+    expect(file.info("ids")).toMatchObject({ dtype: "I64", shape: [1, 2] });
+    await expect(file.read("ids")).rejects.toThrow(/tensor ids is I64, not a float tensor/);
+    await file.close();
 
     const wrong = new TextEncoder().encode(JSON.stringify({ x: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }));
     const w = new Uint8Array(8 + wrong.length + 4);

@@ -62,7 +62,14 @@ describe("400 bad_parameter", () => {
 
   test("embed ?pool=max, ?normalize=yes", async () => {
     const pool = await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=max`, cat));
-    expect(await expectError(pool, 400, "bad_parameter")).toBe('pool must be one of cls, mean, got "max"');
+    expect(await expectError(pool, 400, "bad_parameter")).toBe(
+      'pool must be one of cls, mean, cls_mean, image_embeds, pooler, got "max"',
+    );
+    // a pool of another family: the ones this model answers
+    const clip = await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&pool=image_embeds`, cat));
+    expect(await expectError(clip, 400, "bad_parameter")).toBe(
+      `pool must be one of cls, mean for model ${NAME} (a vit model), got "image_embeds"`,
+    );
     const normalize = await SELF.fetch(jpegRequest(`/v1/embed?model=${NAME}&normalize=yes`, cat));
     expect(await expectError(normalize, 400, "bad_parameter")).toBe('normalize must be true or false, got "yes"');
   });

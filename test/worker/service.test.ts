@@ -1,12 +1,13 @@
 // The service's flow without a transport, as every handler uses it: prepare() (header checked, model in
 // hand), the options checked against the prepared model's header, run() returning outputs and timings.
 
-import { beforeAll, expect, test } from "vitest";
+import { afterEach, beforeAll, expect, test } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
 import { SEE_CAPTURE } from "../../core/pictures/see.ts";
-import { attentionLayer, hiddenLayer, prepare, run } from "../../worker/service.ts";
+import { admit, attentionLayer, hiddenLayer, prepare, run, type Upload } from "../../worker/service.ts";
+import type { Ticket } from "../../worker/memory.ts";
 import { countingBucket, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const NAME = "service-vit";
@@ -16,15 +17,27 @@ beforeAll(async () => {
   await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 23));
 });
 
+// An upload as a door hands it over: its memory reserved first (released after each test, as the doors do).
+const tickets: Ticket[] = [];
+afterEach(() => {
+  for (const ticket of tickets.splice(0)) ticket.release();
+});
+async function upload(image: Uint8Array, name = NAME, bodyMs?: number): Promise<Upload> {
+  const ticket = await admit(env, name, { bytes: image.byteLength, copies: 1 });
+  tickets.push(ticket);
+  return { bytes: image, bodyMs, ticket };
+}
+
 test("prepare refuses an unreadable image before it reads the model", async () => {
   const { bucket, gets } = countingBucket(env.MODELS);
-  const refused = prepare({ ...env, MODELS: bucket }, "service-vit-unread", { bytes: new Uint8Array(random) });
+  const unread = "service-vit-unread";
+  const refused = prepare({ ...env, MODELS: bucket }, unread, await upload(new Uint8Array(random), unread));
   await expect(refused).rejects.toMatchObject({ code: "invalid_image" });
   expect(gets.size).toBe(0);
 });
 
 test("the layer checks answer the model's range, from the prepared model's header", async () => {
-  const job = await prepare(env, NAME, { bytes });
+  const job = await prepare(env, NAME, await upload(bytes));
   const { config } = job.model.header;
   expect(config.layers).toBe(SMALL_CONFIG.layers);
   const L = config.layers;
@@ -36,7 +49,7 @@ test("the layer checks answer the model's range, from the prepared model's heade
 });
 
 test("run returns every phase's timings, prepare's first, in the order they happen", async () => {
-  const job = await prepare(env, NAME, { bytes, bodyMs: 1.5 });
+  const job = await prepare(env, NAME, await upload(bytes, NAME, 1.5));
   expect(job.timings.body).toBe(1.5);
   const inference = await run(env, job);
   expect(Object.keys(inference.timings)).toEqual(["body", "model", "decode", "preprocess", "forward"]);
@@ -47,8 +60,8 @@ test("run returns every phase's timings, prepare's first, in the order they happ
 });
 
 test("keep's value is what it made of the captures in place, equal to the copies of a run without it", async () => {
-  const copied = await run(env, await prepare(env, NAME, { bytes }), { capture: SEE_CAPTURE });
-  const kept = await run(env, await prepare(env, NAME, { bytes }), {
+  const copied = await run(env, await prepare(env, NAME, await upload(bytes)), { capture: SEE_CAPTURE });
+  const kept = await run(env, await prepare(env, NAME, await upload(bytes)), {
     capture: SEE_CAPTURE,
     keep: (captures) => ({
       hidden: captures.hiddenStates!.slice(),

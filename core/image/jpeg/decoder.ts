@@ -12,7 +12,8 @@
 
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
-import type { ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import { ByteSource, yieldToOthers } from "../bytes.ts";
+import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
   cmykToRgb,
   grayToRgb,
@@ -23,7 +24,7 @@ import {
   upsampleRow,
   yccToRgb,
 } from "./color.ts";
-import { corrupt, truncatedJpeg } from "./errors.ts";
+import { corrupt, isTruncation, truncatedJpeg } from "./errors.ts";
 import {
   BitReader,
   decodeAcFirst,
@@ -34,6 +35,7 @@ import {
   decodeBlock,
   decodeDcFirst,
   decodeDcRefine,
+  HUFFMAN_TABLE_BYTES,
   type HuffmanTable,
   skipBlockAc,
 } from "./huffman.ts";
@@ -43,6 +45,7 @@ import {
   type Frame,
   installStandardTables,
   type JpegColorSpace,
+  type JpegHeader,
   nextMarker,
   readHuffmanTables,
   readJpegHeader,
@@ -114,6 +117,43 @@ interface Plane {
   keepZigzag: Int8Array; // zigzag index -> kept slot, -1 if dropped
   nonzero: Uint32Array | null; // (blocks, 2)
   lastNonzero: Uint8Array | null; // (blocks) highest zigzag index that may be nonzero, full store only
+  undo: Undo | null; // a streamed progressive file's refinement rows
+}
+
+// One block row of a plane's coefficient store (with its nonzero bits or last-nonzero indices), saved before
+// a refinement row that may run out of bytes and restored if it does: libjpeg's suspension undoes the
+// coefficients a refinement made nonzero in the same way.
+class Undo {
+  private readonly p: Plane;
+  private readonly coefs: Int16Array; // (blocksPerLine, kept)
+  private readonly bits: Uint32Array | Uint8Array; // (blocksPerLine, 2) nonzero bits or (blocksPerLine) last
+  private first = 0; // the row's first block
+
+  constructor(p: Plane) {
+    this.p = p;
+    const n = p.comp.blocksPerLine;
+    this.coefs = new Int16Array(n * p.kept);
+    this.bits = p.kept < 64 ? new Uint32Array(2 * n) : new Uint8Array(n);
+  }
+
+  at(by: number): void {
+    this.first = by * this.p.comp.paddedBlocksPerLine;
+  }
+
+  save(): void {
+    const { p, first } = this;
+    const n = p.comp.blocksPerLine;
+    this.coefs.set((p.coefs as Int16Array).subarray(first * p.kept, (first + n) * p.kept));
+    if (p.nonzero) this.bits.set(p.nonzero.subarray(2 * first, 2 * (first + n)));
+    else this.bits.set((p.lastNonzero as Uint8Array).subarray(first, first + n));
+  }
+
+  restore(): void {
+    const { p, first } = this;
+    (p.coefs as Int16Array).set(this.coefs, first * p.kept);
+    if (p.nonzero) p.nonzero.set(this.bits, 2 * first);
+    else (p.lastNonzero as Uint8Array).set(this.bits, first);
+  }
 }
 
 function idctFor(size: number): Idct {
@@ -128,28 +168,62 @@ const MARKER_SOS = 0xda;
 // Multi-scan sequential files store coefficients as decoded; they are dequantized before the IDCT.
 const UNIT_QUANT = new Int32Array(64).fill(1);
 
+// Blocks decoded between two yields to the event loop (../bytes.ts): ~1 MP of 8x8 blocks, a few ms.
+const SLICE_BLOCKS = 16384;
+
+// Held besides the planes: the Huffman table slots, four quantization tables, per-component bookkeeping.
+const TABLES_BYTES = 8 * HUFFMAN_TABLE_BYTES + 4 * 64 * 4 + 4096;
+
+// A component's buffers at one scale: what a Pass allocates and memoryBytes adds up, from the same sizes.
+interface PlaneSizes {
+  size: number; // scaled DCT size
+  bandRows: number;
+  stride: number;
+  kept: number;
+  ringBytes: number; // 3 bands of bandRows x stride samples
+  coefficientBytes: number; // buffered files: int16 per kept coefficient + nonzero bits or last-nonzero index
+  undoBytes: number; // one block row of the same, saved before a refinement row that may be retried
+}
+
+function planeSizes(f: Frame, c: Component, scale: number): PlaneSizes {
+  const size = componentSize(f, c, scale);
+  const kept = keptFor(size);
+  const bandRows = c.v * size;
+  const stride = c.paddedBlocksPerLine * size;
+  const perBlock = 2 * kept + (kept < 64 ? 8 : 1);
+  return {
+    size,
+    bandRows,
+    stride,
+    kept,
+    ringBytes: 3 * bandRows * stride,
+    coefficientBytes: c.paddedBlocksPerLine * c.paddedBlocksPerColumn * perBlock,
+    undoBytes: c.blocksPerLine * perBlock,
+  };
+}
+
 export class JpegDecoder implements ImageDecoder {
   readonly header: ImageHeader;
   readonly colorSpace: JpegColorSpace;
   readonly frame: Frame;
   readonly stats: DecodeStats = { scans: 0, coefficientVisits: 0 };
-  private readonly bytes: Uint8Array;
+  readonly source: ByteSource;
   private readonly tables: Tables; // as of the first scan header
-  private readonly firstScan: number; // offset of the 0xFF before the first SOS marker
+  private readonly firstScan: number; // offset in the file of the 0xFF before the first SOS marker
   readonly maxScans: number;
   private readonly maxPasses: number;
   private readonly maxVisitsPerByte: number;
   private readonly maxCoefficientBytes: number;
   // A sequential file whose first scan holds every component decodes row by row, holding no coefficients.
   readonly streams: boolean;
+  private used = false;
 
-  constructor(bytes: Uint8Array, limits: JpegLimits) {
-    this.bytes = bytes;
+  constructor(source: ByteSource, h: JpegHeader, limits: JpegLimits) {
+    this.source = source;
     this.maxScans = limits.maxScans ?? DEFAULT_MAX_SCANS;
     this.maxPasses = limits.maxCoefficientPasses ?? DEFAULT_MAX_COEFFICIENT_PASSES;
     this.maxVisitsPerByte = limits.maxVisitsPerByte ?? DEFAULT_MAX_VISITS_PER_BYTE;
     this.maxCoefficientBytes = limits.maxCoefficientBytes ?? DEFAULT_MAX_COEFFICIENT_BYTES;
-    const h = readJpegHeader(bytes, checkProcess);
     if (h.firstScan < 0) throw truncatedJpeg();
     this.frame = h.frame;
     this.tables = h.tables;
@@ -166,13 +240,18 @@ export class JpegDecoder implements ImageDecoder {
     };
   }
 
-  decode(scale: number, sink: RowSink): { width: number; height: number } {
+  // Rows reach `sink` as MCU rows are decoded (a streamed file: as its bytes arrive), yielding to the event
+  // loop every SLICE_BLOCKS blocks. Whole bytes decode again at any scale; a stream decodes once (its
+  // first bytes are gone), and its reader is left to the caller to close.
+  async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
     if (scale !== 1 && scale !== 2 && scale !== 4 && scale !== 8) {
       throw new EdgevitError("bad_parameter", `A JPEG decodes at scale 1, 2, 4 or 8, not ${scale}.`);
     }
+    if (!this.source.whole && this.used) throw new RangeError("a streamed JPEG decodes once");
+    this.used = true;
     this.stats.scans = 0;
     this.stats.coefficientVisits = 0;
-    return new Pass(this, this.bytes, cloneTables(this.tables), this.firstScan, scale, sink).run();
+    return new Pass(this, cloneTables(this.tables), this.firstScan, scale, sink).run();
   }
 
   // Memory the coefficients take until the last scan when decoding at 1/scale: int16 per kept coefficient,
@@ -181,9 +260,21 @@ export class JpegDecoder implements ImageDecoder {
   coefficientBytes(scale: number): number {
     if (this.streams) return 0;
     let bytes = 0;
-    for (const c of this.frame.components) {
-      const kept = keptFor(componentSize(this.frame, c, scale));
-      bytes += c.paddedBlocksPerLine * c.paddedBlocksPerColumn * (2 * kept + (kept < 64 ? 8 : 1));
+    for (const c of this.frame.components) bytes += planeSizes(this.frame, c, scale).coefficientBytes;
+    return bytes;
+  }
+
+  // The most bytes a decode at 1/scale holds, from the header: the output band, each component's ring of
+  // three MCU-row bands and upsampled row, the coefficients of a buffered file (and, streamed, one block
+  // row of them saved for a retried refinement row), the tables, and the source's window.
+  memoryBytes(scale: number): number {
+    const f = this.frame;
+    const outWidth = Math.ceil(f.width / scale);
+    let bytes = f.maxV * (8 / scale) * outWidth * 3 + TABLES_BYTES + this.source.memoryBytes;
+    for (const c of f.components) {
+      const s = planeSizes(f, c, scale);
+      bytes += s.ringBytes + outWidth + 8;
+      if (!this.streams) bytes += s.coefficientBytes + (f.progressive && !this.source.whole ? s.undoBytes : 0);
     }
     return bytes;
   }
@@ -199,13 +290,33 @@ export class JpegDecoder implements ImageDecoder {
     }
   }
 
-  // Coefficient visits allowed for this file at `blocks` blocks (all components, in whole MCUs).
-  visitBudget(blocks: number): number {
+  // Coefficient visits allowed for this file at `blocks` blocks (all components, in whole MCUs), given
+  // the file's length (a streamed file of unknown length: the bytes arrived so far).
+  visitBudget(blocks: number, fileBytes: number): number {
     const perBlock = 64 * blocks;
-    return Math.min(this.maxPasses * perBlock, BASE_PASSES * perBlock + this.maxVisitsPerByte * this.bytes.length);
+    return Math.min(this.maxPasses * perBlock, BASE_PASSES * perBlock + this.maxVisitsPerByte * fileBytes);
   }
 }
 
+// Reads the header from whole bytes.
+export function openJpegBytes(bytes: Uint8Array, limits: JpegLimits): JpegDecoder {
+  return new JpegDecoder(ByteSource.of(bytes), readJpegHeader(bytes, checkProcess), limits);
+}
+
+// Reads the header from a source, waiting for its bytes (up to the source's window, the header bound)
+// as far as the first scan header; nothing is released meanwhile, so byte 0 is still in the window after.
+export async function openJpegSource(source: ByteSource, limits: JpegLimits): Promise<JpegDecoder> {
+  for (;;) {
+    try {
+      const h = readJpegHeader(source.bytes, checkProcess);
+      if (h.firstScan < 0 && !source.ended) throw truncatedJpeg();
+      return new JpegDecoder(source, h, limits);
+    } catch (error) {
+      if (source.ended || !isTruncation(error)) throw error;
+      await source.more(0, source.bytes.length);
+    }
+  }
+}
 function checkProcess(marker: number): void {
   if (marker <= 0xc2) return;
   if (marker === 0xc9 || marker === 0xca) {
@@ -228,7 +339,8 @@ function cloneTables(t: Tables): Tables {
 // One decode at one scale.
 class Pass {
   private readonly d: JpegDecoder;
-  private readonly b: Uint8Array;
+  private readonly src: ByteSource;
+  private b: Uint8Array; // the source's window; positions below are in it
   private readonly frame: Frame;
   private readonly tables: Tables;
   private readonly sink: RowSink;
@@ -240,13 +352,16 @@ class Pass {
   private readonly out: Uint8Array; // (bandHeight, outWidth, 3)
   private readonly dequantized = new Int32Array(64); // the block the IDCT reads
   private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
+  private readonly saved = new Int32Array(4); // a row's DC predictors or EOB run, kept for a retry
   private pos: number;
-  private visitBudget = 0;
+  private blocks = 0; // all components, in whole MCUs
+  private work = 0; // blocks decoded since the last yield
   private readonly scale: number;
 
-  constructor(d: JpegDecoder, b: Uint8Array, tables: Tables, pos: number, scale: number, sink: RowSink) {
+  constructor(d: JpegDecoder, tables: Tables, pos: number, scale: number, sink: RowSink) {
     this.d = d;
-    this.b = b;
+    this.src = d.source;
+    this.b = this.src.bytes;
     this.frame = d.frame;
     this.tables = tables;
     installStandardTables(tables);
@@ -264,14 +379,12 @@ class Pass {
     // libjpeg's fancy upsampling needs context rows, which it cannot provide at scaled DCT size 1.
     const fancy = minSize > 1;
     this.planes = f.components.map((c) => {
-      const size = componentSize(f, c, scale);
+      const { size, bandRows, stride, ringBytes } = planeSizes(f, c, scale);
       const hIn = (c.h * size) / minSize;
       const vIn = (c.v * size) / minSize;
       const width = Math.ceil((f.width * c.h * size) / (f.maxH * 8));
       const height = Math.ceil((f.height * c.v * size) / (f.maxV * 8));
       const method = upsampleMethod(f.maxH / hIn, f.maxV / vIn, width, fancy);
-      const stride = c.paddedBlocksPerLine * size;
-      const bandRows = c.v * size;
       const keepIndex = new Int8Array(64).fill(-1);
       // The same choice as keptFor: all 64, rows and columns 0, 1, 3, 5, 7 for the 2x2 IDCT, or the DC.
       let kept = 0;
@@ -288,7 +401,7 @@ class Pass {
         idct: idctFor(size),
         bandRows,
         stride,
-        ring: new Uint8Array(3 * bandRows * stride),
+        ring: new Uint8Array(ringBytes),
         width,
         height,
         method,
@@ -307,20 +420,19 @@ class Pass {
         ),
         nonzero: null,
         lastNonzero: null,
+        undo: null,
       };
     });
   }
 
-  run(): { width: number; height: number } {
+  async run(): Promise<DecodedSize> {
     const f = this.frame;
-    const blocks = this.planes.reduce((n, p) => n + p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn, 0);
+    this.blocks = this.planes.reduce((n, p) => n + p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn, 0);
     const maxScans = this.d.maxScans;
-    this.visitBudget = this.d.visitBudget(blocks);
     let buffered = false;
     let scans = 0;
     for (;;) {
-      const m = nextMarker(this.b, this.pos);
-      if (m < 0) throw truncatedJpeg();
+      const m = await this.nextSegment();
       const marker = this.b[m];
       if (marker === MARKER_EOI) break;
       if (marker === MARKER_SOS) {
@@ -337,9 +449,9 @@ class Pass {
         this.latchTables(scan);
         if (scans === 1 && !f.progressive && scan.components.length === f.components.length) {
           // Single-scan sequential: stream it.
-          this.decodeSequential(scan, false);
+          await this.decodeSequential(scan, false);
           this.emitBand(f.mcusPerColumn - 1);
-          this.readTrailer();
+          await this.readTrailer();
           return { width: this.outWidth, height: this.outHeight };
         }
         if (!buffered) {
@@ -352,8 +464,8 @@ class Pass {
             else p.lastNonzero = new Uint8Array(n);
           }
         }
-        if (f.progressive) this.decodeProgressive(scan);
-        else this.decodeSequential(scan, true);
+        if (f.progressive) await this.decodeProgressive(scan);
+        else await this.decodeSequential(scan, true);
         continue;
       }
       this.readTableMarker(marker, m);
@@ -363,23 +475,105 @@ class Pass {
     for (let row = 0; row < f.mcusPerColumn; row++) {
       for (const p of this.planes) this.idctBandFromCoefs(p, row);
       if (row > 0) this.emitBand(row - 1);
+      await this.worked(this.blocks / f.mcusPerColumn);
     }
     this.emitBand(f.mcusPerColumn - 1);
     return { width: this.outWidth, height: this.outHeight };
   }
 
+  // A truncation met while the stream's end has not arrived: the step is retried with more bytes.
+  private retryable(error: unknown): boolean {
+    return !this.src.ended && isTruncation(error);
+  }
+
+  // Waits for more bytes, releasing those before `keep`; returns how far positions in the window moved.
+  private async refill(keep: number): Promise<number> {
+    const shift = await this.src.more(keep, this.b.length - keep);
+    this.b = this.src.bytes;
+    this.pos -= shift;
+    return shift;
+  }
+
+  private async worked(blocks: number): Promise<void> {
+    this.work += blocks;
+    if (this.work < SLICE_BLOCKS) return;
+    this.work = 0;
+    await yieldToOthers();
+  }
+
+  // The next marker at or after pos, with its whole segment in the window.
+  private async nextSegment(): Promise<number> {
+    for (;;) {
+      try {
+        const m = nextMarker(this.b, this.pos);
+        if (m < 0) throw truncatedJpeg();
+        const marker = this.b[m];
+        if (marker !== 0x01 && (marker < 0xd0 || marker > 0xd9)) segmentEnd(this.b, m + 1);
+        return m;
+      } catch (error) {
+        if (!this.retryable(error)) throw error;
+        await this.refill(this.pos);
+      }
+    }
+  }
+
+  // Runs one row of a scan. When the row runs out of bytes before the stream's end, the reader, the
+  // restart state, `counters` (DC predictors or the EOB run) and the coefficients `undo` covers go back
+  // to where the row started, and the row runs again once more bytes are in.
+  private async row(r: BitReader, counters: Int32Array, undo: Undo | null, decodeRow: () => void): Promise<void> {
+    for (;;) {
+      const { pos, acc, bits, pad, atMarker } = r;
+      const nextRestart = this.nextRestart;
+      const exhausted = this.exhausted;
+      const saving = !this.src.ended;
+      if (saving) {
+        this.saved.set(counters);
+        undo?.save();
+      }
+      try {
+        decodeRow();
+        return;
+      } catch (error) {
+        if (!saving || !this.retryable(error)) throw error;
+        r.acc = acc;
+        r.bits = bits;
+        r.pad = pad;
+        r.atMarker = atMarker;
+        this.nextRestart = nextRestart;
+        this.exhausted = exhausted;
+        counters.set(this.saved.subarray(0, counters.length));
+        undo?.restore();
+        const shift = await this.refill(atMarker ? pos - 1 : pos);
+        r.pos = pos - shift;
+        r.data = this.b;
+      }
+    }
+  }
+
   // After the rows of a single-scan file Pillow calls jpeg_finish_decompress, which reads the markers up to
   // EOI: a broken one fails the whole decode, while the end of the file there is accepted.
-  private readTrailer(): void {
+  private async readTrailer(): Promise<void> {
     for (;;) {
-      const m = nextMarker(this.b, this.pos);
-      if (m < 0 || this.b[m] === MARKER_EOI || this.b[m] === MARKER_SOS) return;
-      const marker = this.b[m];
-      // libjpeg judges the marker's type before it reads the segment, which may then suspend harmlessly.
-      const table = marker === 0xc4 || marker === 0xdb || marker === 0xdd || marker === 0xcc || marker === 0xdc;
-      const ignored = (marker >= 0xe0 && marker <= 0xef) || marker === 0xfe;
-      if ((table || ignored) && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) return;
-      this.readTableMarker(marker, m);
+      try {
+        const m = nextMarker(this.b, this.pos);
+        if (m < 0) {
+          if (this.src.ended) return;
+          throw truncatedJpeg();
+        }
+        const marker = this.b[m];
+        if (marker === MARKER_EOI || marker === MARKER_SOS) return;
+        // libjpeg judges the marker's type before it reads the segment, which may then suspend harmlessly.
+        const table = marker === 0xc4 || marker === 0xdb || marker === 0xdd || marker === 0xcc || marker === 0xdc;
+        const ignored = (marker >= 0xe0 && marker <= 0xef) || marker === 0xfe;
+        if ((table || ignored) && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) {
+          if (this.src.ended) return;
+          throw truncatedJpeg();
+        }
+        this.readTableMarker(marker, m);
+      } catch (error) {
+        if (!this.retryable(error)) throw error;
+        await this.refill(this.pos);
+      }
     }
   }
 
@@ -465,7 +659,7 @@ class Pass {
   private exhausted = false; // libjpeg's insufficient_data for the current segment
 
   // Sequential scan. Streaming: all components interleaved, each MCU row turned into samples as it comes.
-  private decodeSequential(scan: Scan, buffered: boolean): void {
+  private async decodeSequential(scan: Scan, buffered: boolean): Promise<void> {
     const f = this.frame;
     const r = new BitReader(this.b, this.pos);
     const preds = new Int32Array(scan.components.length);
@@ -480,9 +674,11 @@ class Pass {
     const single = this.planes[scan.components[0].index];
     const mcusX = interleaved ? f.mcusPerLine : single.comp.blocksPerLine;
     const mcusY = interleaved ? f.mcusPerColumn : single.comp.blocksPerColumn;
-    let mcu = 0;
-    for (let my = 0; my < mcusY; my++) {
-      for (let mx = 0; mx < mcusX; mx++, mcu++) {
+    let blocksPerMcu = 0;
+    for (const sc of scan.components)
+      blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
+    const decodeRow = (my: number) => {
+      for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
           preds.fill(0);
@@ -517,7 +713,11 @@ class Pass {
         }
         if (r.exhausted) this.exhausted = true;
       }
+    };
+    for (let my = 0; my < mcusY; my++) {
+      await this.row(r, preds, null, () => decodeRow(my));
       if (!buffered && my > 0) this.emitBand(my - 1);
+      await this.worked(mcusX * blocksPerMcu);
     }
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
   }
@@ -549,15 +749,11 @@ class Pass {
     for (let i = 0; i < 64; i++) if (keep[i] >= 0) coefs[o + keep[i]] = blk[i];
   }
 
-  private decodeProgressive(scan: Scan): void {
+  private async decodeProgressive(scan: Scan): Promise<void> {
     const f = this.frame;
-    const r = new BitReader(this.b, this.pos);
     const { ss, se, ah, al } = scan;
     const restart = this.tables.restartInterval;
-    this.nextRestart = 0;
-    this.exhausted = false;
     const n = scan.components.length;
-    const preds = new Int32Array(n);
     // libjpeg's progression bookkeeping (warnings only), kept for the block-smoothing decision.
     for (const sc of scan.components) {
       const bits = this.coefBits[sc.index];
@@ -572,10 +768,14 @@ class Pass {
       let blocksPerMcu = 0;
       for (const sc of scan.components)
         blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
-      this.spend(mcusX * mcusY * blocksPerMcu);
-      let mcu = 0;
-      for (let my = 0; my < mcusY; my++) {
-        for (let mx = 0; mx < mcusX; mx++, mcu++) {
+      await this.spend(mcusX * mcusY * blocksPerMcu);
+      const r = new BitReader(this.b, this.pos);
+      this.nextRestart = 0;
+      this.exhausted = false;
+      const preds = new Int32Array(n);
+      // DC first scans assign and DC refinements OR a bit: a retried row rewrites the same values.
+      const decodeRow = (my: number) => {
+        for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             preds.fill(0);
@@ -599,6 +799,10 @@ class Pass {
           }
           if (r.exhausted) this.exhausted = true;
         }
+      };
+      for (let my = 0; my < mcusY; my++) {
+        await this.row(r, preds, null, () => decodeRow(my));
+        await this.worked(mcusX * blocksPerMcu);
       }
       this.pos = r.atMarker ? r.pos - 1 : r.pos;
       return;
@@ -608,42 +812,67 @@ class Pass {
     const c = p.comp;
     const ac = this.tables.ac[scan.components[0].acTable] as HuffmanTable;
     const coefs = p.coefs as Int16Array;
-    this.spend(c.blocksPerLine * c.blocksPerColumn * (se - ss + 1));
-    let eobrun = 0;
-    let mcu = 0;
+    await this.spend(c.blocksPerLine * c.blocksPerColumn * (se - ss + 1));
+    const r = new BitReader(this.b, this.pos);
+    this.nextRestart = 0;
+    this.exhausted = false;
+    const eobrun = new Int32Array(1);
     const full = p.kept === 64;
     const nz = p.nonzero as Uint32Array;
     const last = p.lastNonzero as Uint8Array;
     // No coefficient of the band is kept: refinement only tracks which are nonzero.
     const dropped = !Array.from(p.keptZigzag).some((k) => k >= ss && k <= se);
-    for (let by = 0; by < c.blocksPerColumn; by++) {
-      for (let bx = 0; bx < c.blocksPerLine; bx++, mcu++) {
+    // First scans assign (a retried row rewrites the same values); refinements add, so a row that may be
+    // retried saves what it changes.
+    if (ah > 0 && !this.src.ended && p.undo === null) p.undo = new Undo(p);
+    const undo = ah > 0 ? p.undo : null;
+    const decodeRow = (by: number) => {
+      for (let bx = 0, mcu = by * c.blocksPerLine; bx < c.blocksPerLine; bx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
-          eobrun = 0;
+          eobrun[0] = 0;
         }
         if (this.exhausted) continue;
         const nb = by * c.paddedBlocksPerLine + bx;
+        let run = eobrun[0];
         if (full) {
-          eobrun =
+          run =
             ah === 0
-              ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun)
-              : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, eobrun);
+              ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, run)
+              : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, run);
         } else {
           const o = nb * p.kept;
-          if (ah === 0) eobrun = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, eobrun);
-          else if (dropped) eobrun = decodeAcRefineDropped(r, ac, nz, nb, ss, se, eobrun);
-          else eobrun = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, eobrun);
+          if (ah === 0) run = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, run);
+          else if (dropped) run = decodeAcRefineDropped(r, ac, nz, nb, ss, se, run);
+          else run = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, run);
         }
+        eobrun[0] = run;
         if (r.exhausted) this.exhausted = true;
       }
+    };
+    for (let by = 0; by < c.blocksPerColumn; by++) {
+      undo?.at(by);
+      await this.row(r, eobrun, undo, () => decodeRow(by));
+      await this.worked(c.blocksPerLine);
     }
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
   }
 
-  private spend(visits: number): void {
-    this.d.stats.coefficientVisits += visits;
-    if (this.d.stats.coefficientVisits > this.visitBudget) {
+  // Counts a scan's coefficient visits against the budget before the scan is decoded. A streamed file of
+  // unknown length is judged by the bytes arrived so far; over the budget, it waits for more of them.
+  private async spend(visits: number): Promise<void> {
+    const stats = this.d.stats;
+    const fileBytes = () => this.src.length ?? this.src.offset + this.b.length;
+    while (
+      stats.coefficientVisits + visits > this.d.visitBudget(this.blocks, fileBytes()) &&
+      !this.src.ended &&
+      this.src.length === null &&
+      this.b.length < this.src.maxWindowBytes
+    ) {
+      await this.refill(this.pos);
+    }
+    stats.coefficientVisits += visits;
+    if (stats.coefficientVisits > this.d.visitBudget(this.blocks, fileBytes())) {
       throw new EdgevitError(
         "invalid_image",
         "The JPEG's progressive scans need far more decoding work than its size warrants; it is refused as a likely decompression bomb.",

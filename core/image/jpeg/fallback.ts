@@ -9,7 +9,7 @@ import { decode as jpegJsDecode } from "jpeg-js";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { applyOrientation } from "../orientation.ts";
-import type { ImageDecoder, ImageHeader, RgbImage, RowSink } from "../source.ts";
+import type { DecodedSize, ImageDecoder, ImageHeader, RgbImage, RowSink } from "../source.ts";
 import { upsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
 import { type JpegColorSpace, readJpegHeader } from "./markers.ts";
 
@@ -30,6 +30,10 @@ export type FallbackLimits = Pick<Limits, "maxPixels" | "maxJpegJsMemoryMB">;
 
 // For whole-image decoding: 16 MP of any flavour, CMYK included (16e6 * 28 bytes).
 export const DEFAULT_FALLBACK_LIMITS: FallbackLimits = { maxPixels: 16_000_000, maxJpegJsMemoryMB: 448 };
+
+// What the fallback holds per pixel at worst, for a memory ledger: jpeg-js's 27 (CMYK, output included)
+// and the two chroma planes toRgb recovers.
+export const FALLBACK_HELD_BYTES_PER_PIXEL = 27 + 2;
 
 // Bytes per pixel jpeg-js accounts for at worst (4:4:4 and progressive files: coefficients, planes and
 // output together, measured ~22): its own guard when no memory limit is given, on top of the pixel limit.
@@ -192,11 +196,13 @@ export function openJpegFallback(bytes: Uint8Array, limits: FallbackLimits): Ima
   };
   return {
     header,
-    decode(scale: number, sink: RowSink) {
+    // jpeg-js decodes in one synchronous stretch (the fallback is kept to small pictures for this).
+    async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
       if (scale !== 1) throw new RangeError(`this JPEG decoder offers no scale ${scale}, only 1`);
       const image = decodeJpegStored(bytes, limits, info);
       sink(image.data, 0, image.height);
       return { width: image.width, height: image.height };
     },
+    memoryBytes: () => info.width * info.height * FALLBACK_HELD_BYTES_PER_PIXEL + bytes.length,
   };
 }

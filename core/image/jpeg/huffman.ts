@@ -22,6 +22,10 @@ export interface HuffmanTable {
   fastAc: Int32Array;
 }
 
+// What one table holds (lookup, maxCode, valOffset, at most 256 symbols, fastAc): a decoder holds at most
+// eight at once, four DC and four AC slots (a DHT between scans replaces one).
+export const HUFFMAN_TABLE_BYTES = (1 << LOOKAHEAD) * 2 + 2 * 18 * 4 + 256 + (1 << FAST_BITS) * 4;
+
 export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): HuffmanTable {
   const lookup = new Uint16Array(1 << LOOKAHEAD);
   const maxCode = new Int32Array(18).fill(-1);

@@ -3,8 +3,8 @@
 // (libjpeg-turbo's islow IDCT and fancy upsampling), with DCT-domain scaling as Pillow's draft() does it.
 // Runtime-neutral. See DECODER-CONTRACT in core/image/source.ts.
 
-import type { ImageDecoder } from "../source.ts";
-import { JpegDecoder, type JpegLimits } from "./decoder.ts";
+import type { ByteSource } from "../bytes.ts";
+import { type JpegDecoder, type JpegLimits, openJpegBytes, openJpegSource } from "./decoder.ts";
 
 export type { DecodeStats, JpegLimits } from "./decoder.ts";
 export type { JpegColorSpace } from "./markers.ts";
@@ -23,6 +23,9 @@ export {
 // - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (arithmetic
 //   coding; lossless and hierarchical processes; a progressive file left incomplete, which libjpeg would
 //   smooth). A caller may try another decoder (jpeg-js) for these.
-export function openJpeg(bytes: Uint8Array, limits: JpegLimits): ImageDecoder {
-  return new JpegDecoder(bytes, limits);
+// Whole bytes open at once; a source (a stream) opens once the bytes up to its first scan have arrived.
+export function openJpeg(bytes: Uint8Array, limits: JpegLimits): JpegDecoder;
+export function openJpeg(source: ByteSource, limits: JpegLimits): Promise<JpegDecoder>;
+export function openJpeg(input: Uint8Array | ByteSource, limits: JpegLimits): JpegDecoder | Promise<JpegDecoder> {
+  return input instanceof Uint8Array ? openJpegBytes(input, limits) : openJpegSource(input, limits);
 }

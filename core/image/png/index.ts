@@ -9,12 +9,19 @@
 //   eXIf             its orientation is the header's: Pillow's exif_transpose reads it from PNGs too
 // The inflated stream's size is known from IHDR: inflating stops with a refusal as soon as it would exceed
 // it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
+//
+// Whole bytes are opened as before: every chunk is walked and checked first. A stream (../bytes.ts) is
+// opened at its first IDAT chunk, and its IDAT data is inflated as it arrives. So that a stream is refused
+// with the answer whole bytes get, a problem in the chunks (a CRC, the order, the end of the file) wins
+// over a problem met while inflating (the zlib data, a filter type, too much data), which is held until
+// the chunks after it are read.
 
 import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
+import { ByteSource, yieldToOthers } from "../bytes.ts";
 import { readExifOrientation } from "../exif.ts";
-import type { ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
 export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
 
@@ -27,11 +34,15 @@ const MAX_SIDE = 65535;
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
 // Compressed bytes handed to the inflater at a time. Deflate expands at most ~1032:1 and about two pieces
-// are in flight, so a piece is sized from the output still expected: what can queue beyond IHDR's size
-// before the refusal stays under ~2 x 1032 x MIN_PIECE (8 MiB), while large images inflate in large pieces.
-const MIN_PIECE = 4096;
-const MAX_PIECE = 65536;
+// are in flight, so what the inflater can have produced and not yet handed over stays under
+// 2 x 1032 x PIECE (8.1 MiB), whatever the image's size.
+const PIECE = 4096;
 const DEFLATE_MAX_RATIO = 1032;
+// The inflater's own state: zlib's 32 KiB window and its tables, with room to spare.
+const ZLIB_STATE_BYTES = 64 * 1024;
+const INFLATE_BYTES = 2 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
+// Inflated bytes handled between two yields to the event loop (../bytes.ts).
+const SLICE_BYTES = 4 << 20;
 
 export interface PngInfo {
   width: number;
@@ -88,64 +99,171 @@ function chunkName(b: Uint8Array, at: number): string | null {
   return name;
 }
 
+const truncatedHeader = () => new EdgevitError("invalid_image", "The PNG is truncated inside a chunk header.");
+const endsEarly = (name: string) =>
+  new EdgevitError("invalid_image", `The PNG is truncated: its ${name} chunk ends early.`);
+const crcMismatch = (name: string) => corrupt(`the ${name} chunk's CRC does not match its data`);
+const noIdat = () => new EdgevitError("invalid_image", "The PNG has no image data (IDAT).");
+const noPalette = () => corrupt("a palette image has no PLTE chunk");
+
 interface Chunks {
   info: PngInfo;
-  idat: Uint8Array[]; // views into the file's bytes, in order
+  firstIdat: number; // offset of the first IDAT chunk (its length field)
 }
 
-// Walks every chunk, checking each CRC, the chunk order PNG requires and IHDR's fields.
+// Walks every chunk of whole bytes, checking each CRC, the chunk order PNG requires and IHDR's fields.
 function readChunks(bytes: Uint8Array): Chunks {
-  for (let i = 0; i < 8; i++) {
-    if (bytes[i] !== PNG_SIGNATURE[i]) {
-      throw new EdgevitError("invalid_image", "The PNG's signature is damaged (it was perhaps sent as text).");
-    }
-  }
+  checkSignature(bytes);
   let info: PngInfo | null = null;
-  const idat: Uint8Array[] = [];
+  let firstIdat = -1;
   let idatEnded = false;
   let pos = 8;
   while (pos < bytes.length) {
-    if (pos + 8 > bytes.length) throw new EdgevitError("invalid_image", "The PNG is truncated inside a chunk header.");
+    if (pos + 8 > bytes.length) throw truncatedHeader();
     const length = u32(bytes, pos);
     const name = chunkName(bytes, pos + 4);
     if (name === null) throw corrupt(`the chunk at byte ${pos} has an invalid name`);
     if (length > 0x7fffffff) throw corrupt(`the ${name} chunk declares an impossible length`);
     const start = pos + 8;
     const end = start + length;
-    if (end + 4 > bytes.length) {
-      throw new EdgevitError("invalid_image", `The PNG is truncated: its ${name} chunk ends early.`);
-    }
-    if (crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) {
-      throw corrupt(`the ${name} chunk's CRC does not match its data`);
-    }
+    if (end + 4 > bytes.length) throw endsEarly(name);
+    if (crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) throw crcMismatch(name);
     const data = bytes.subarray(start, end);
+    const at = pos;
     pos = end + 4;
     if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
     if (name === "IHDR") {
       if (info !== null) throw corrupt("it has two IHDR chunks");
       info = readHeader(data);
     } else if (name === "PLTE") {
-      if (idat.length > 0) throw corrupt("PLTE comes after the image data");
-      if (length === 0 || length % 3 !== 0 || length > 768) {
-        throw corrupt(`its palette has ${length} bytes, not 3 per entry for 1 to 256 entries`);
-      }
-      info!.palette = data;
+      if (firstIdat >= 0) throw corrupt("PLTE comes after the image data");
+      info!.palette = readPalette(data);
     } else if (name === "IDAT") {
       if (idatEnded) throw corrupt("its image data is split by other chunks");
-      idat.push(data);
+      if (firstIdat < 0) firstIdat = at;
     } else if (name === "eXIf") {
       // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
       info!.orientation = readExifOrientation(data);
     } else if (name === "IEND") {
       break;
-    } else if (idat.length > 0) {
+    } else if (firstIdat >= 0) {
       idatEnded = true;
     }
   }
   if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
-  if (idat.length === 0) throw new EdgevitError("invalid_image", "The PNG has no image data (IDAT).");
-  if (info.colorType === 3 && info.palette === null) throw corrupt("a palette image has no PLTE chunk");
-  return { info, idat };
+  if (firstIdat < 0) throw noIdat();
+  if (info.colorType === 3 && info.palette === null) throw noPalette();
+  return { info, firstIdat };
+}
+
+function checkSignature(bytes: Uint8Array): void {
+  for (let i = 0; i < 8; i++) {
+    if (bytes[i] !== PNG_SIGNATURE[i]) {
+      throw new EdgevitError("invalid_image", "The PNG's signature is damaged (it was perhaps sent as text).");
+    }
+  }
+}
+
+function readPalette(data: Uint8Array): Uint8Array {
+  const length = data.length;
+  if (length === 0 || length % 3 !== 0 || length > 768) {
+    throw corrupt(`its palette has ${length} bytes, not 3 per entry for 1 to 256 entries`);
+  }
+  return data.slice();
+}
+
+// The chunks of a streamed PNG, one at a time, checked as readChunks checks them: a chunk's header and
+// the small chunks read whole (IHDR, PLTE, eXIf) must fit the source's window; any other chunk's data
+// passes through in pieces, its CRC computed on the way.
+class ChunkReader {
+  private readonly src: ByteSource;
+  pos: number; // in the source's window
+  private readonly verify: boolean; // false for whole bytes readChunks has already checked
+
+  constructor(src: ByteSource, pos: number, verify: boolean) {
+    this.src = src;
+    this.pos = pos;
+    this.verify = verify;
+  }
+
+  // Whether n bytes from pos are in the window, waiting for them (false: the file ends first).
+  private async have(n: number): Promise<boolean> {
+    while (this.pos + n > this.src.bytes.length) {
+      if (this.src.ended) return false;
+      this.pos -= await this.src.more(this.pos, this.pos + n - this.src.bytes.length);
+    }
+    return true;
+  }
+
+  // The next chunk's name and length, or null at the end of the file.
+  async next(): Promise<{ name: string; length: number } | null> {
+    if (!(await this.have(1))) return null;
+    if (!(await this.have(8))) throw truncatedHeader();
+    const b = this.src.bytes;
+    const length = u32(b, this.pos);
+    const name = chunkName(b, this.pos + 4);
+    if (name === null) throw corrupt(`the chunk at byte ${this.src.offset + this.pos} has an invalid name`);
+    if (length > 0x7fffffff) throw corrupt(`the ${name} chunk declares an impossible length`);
+    return { name, length };
+  }
+
+  // The chunk's data, whole and checked; a view valid until the next call.
+  async whole(name: string, length: number): Promise<Uint8Array> {
+    if (!(await this.have(12 + length))) throw endsEarly(name);
+    const b = this.src.bytes;
+    const end = this.pos + 8 + length;
+    if (this.verify && crc32(b.subarray(this.pos + 4, end)) !== u32(b, end)) throw crcMismatch(name);
+    const data = b.subarray(this.pos + 8, end);
+    this.pos = end + 4;
+    return data;
+  }
+
+  // The chunk's data handed to `take` piece by piece as it arrives, then its CRC checked.
+  async pieces(name: string, length: number, take: (data: Uint8Array) => Promise<void> | void): Promise<void> {
+    let crc = this.verify ? crc32(this.src.bytes.subarray(this.pos + 4, this.pos + 8)) : 0;
+    this.pos += 8;
+    for (let left = length; left > 0; ) {
+      if (!(await this.have(1))) throw endsEarly(name);
+      const n = Math.min(left, this.src.bytes.length - this.pos);
+      const data = this.src.bytes.subarray(this.pos, this.pos + n);
+      if (this.verify) crc = crc32(data, crc);
+      this.pos += n;
+      left -= n;
+      await take(data);
+    }
+    if (!(await this.have(4))) throw endsEarly(name);
+    if (this.verify && crc !== u32(this.src.bytes, this.pos)) throw crcMismatch(name);
+    this.pos += 4;
+  }
+}
+
+// A streamed PNG's chunks up to its first IDAT, checked as readChunks checks them; the reader is left at
+// that IDAT. A palette image whose PLTE has not come yet is opened all the same: decode then reads the
+// rest of the chunks for the refusal whole bytes get (a PLTE after the image data, or none).
+async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: ChunkReader }> {
+  const reader = new ChunkReader(src, 8, true);
+  let info: PngInfo | null = null;
+  for (;;) {
+    const chunk = await reader.next();
+    if (chunk === null) break;
+    const { name, length } = chunk;
+    if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
+    if (name === "IDAT") return { info: info!, firstIdat: reader.pos, reader };
+    if (name === "IHDR") {
+      const data = await reader.whole(name, length);
+      if (info !== null) throw corrupt("it has two IHDR chunks");
+      info = readHeader(data);
+    } else if (name === "PLTE") {
+      info!.palette = readPalette(await reader.whole(name, length));
+    } else if (name === "eXIf") {
+      info!.orientation = readExifOrientation(await reader.whole(name, length));
+    } else {
+      await reader.pieces(name, length, () => {});
+      if (name === "IEND") break;
+    }
+  }
+  if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
+  throw noIdat();
 }
 
 function readHeader(d: Uint8Array): PngInfo {
@@ -292,10 +410,13 @@ function converter(info: PngInfo): ToRgb {
 class PngDecoder implements ImageDecoder {
   readonly header: ImageHeader;
   readonly info: PngInfo;
-  private readonly idat: Uint8Array[];
+  private readonly src: ByteSource;
+  private readonly firstIdat: number; // in the source's window when opened
+  private reader: ChunkReader | null; // a stream's, left at its first IDAT
+  private used = false;
 
-  constructor(bytes: Uint8Array, limits: PngLimits) {
-    const { info, idat } = readChunks(bytes);
+  constructor(src: ByteSource, chunks: Chunks, reader: ChunkReader | null, limits: PngLimits) {
+    const { info } = chunks;
     checkPixels(info.width, info.height, limits.maxPixels);
     if (info.width > MAX_SIDE || info.height > MAX_SIDE) {
       throw new EdgevitError(
@@ -312,8 +433,10 @@ class PngDecoder implements ImageDecoder {
           `interlaced PNGs are accepted up to ${(interlacedLimit / 1e6).toFixed(1)} MP (save it without interlacing).`,
       );
     }
+    this.src = src;
     this.info = info;
-    this.idat = idat;
+    this.firstIdat = chunks.firstIdat;
+    this.reader = reader;
     this.header = {
       format: "png",
       width: info.width,
@@ -323,15 +446,24 @@ class PngDecoder implements ImageDecoder {
     };
   }
 
-  // Asynchronous: the inflater is a stream. Rows reach `sink` as the data is inflated (not interlaced),
-  // or all at the end (interlaced).
-  async decode(scale: number, sink: RowSink): Promise<{ width: number; height: number }> {
+  // The two filter rows, the RGB row (or, interlaced, the whole RGB image), the palette's table, the
+  // inflater and the source's window.
+  memoryBytes(_scale: number): number {
+    const { info } = this;
+    const maxStride = Math.max(...passesOf(info).map((p) => p.stride));
+    const rgb = info.interlaced ? info.width * info.height * 3 : info.width * 3;
+    return 2 * (maxStride + 1) + rgb + 2 * 768 + INFLATE_BYTES + this.src.memoryBytes;
+  }
+
+  // Rows reach `sink` as the data is inflated (not interlaced), or all at the end (interlaced).
+  async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
     if (scale !== 1) throw new RangeError(`PNG offers no scale ${scale}, only 1`);
+    if (!this.src.whole && this.used) throw new RangeError("a streamed PNG decodes once");
+    this.used = true;
     const { info } = this;
     const { width, height } = info;
     const passes = passesOf(info);
     const bpp = Math.max(1, (info.bitDepth * CHANNELS[info.colorType]) >> 3);
-    const toRgb = converter(info);
     const maxStride = Math.max(...passes.map((p) => p.stride));
     let cur = new Uint8Array(maxStride + 1); // filter byte, then the row
     let prev = new Uint8Array(maxStride + 1);
@@ -341,7 +473,7 @@ class PngDecoder implements ImageDecoder {
     let passIndex = 0;
     let row = 0; // within the pass
     let filled = 0; // bytes of `cur` filled
-    prev.fill(0);
+    const toRgb = converter(info);
     const done = () => passIndex >= passes.length;
 
     const consume = (data: Uint8Array) => {
@@ -376,8 +508,19 @@ class PngDecoder implements ImageDecoder {
       }
     };
 
-    const expected = passes.reduce((n, p) => n + p.rows * (p.stride + 1), 0);
-    await inflate(this.idat, expected, consume, done);
+    // A stream's palette image whose PLTE has not come before the image data is not inflated: only its
+    // chunks are read, for the refusal.
+    const inflater = info.colorType === 3 && info.palette === null ? null : new Inflater(consume, done);
+    try {
+      await this.readImageData(inflater);
+    } catch (error) {
+      inflater?.abort();
+      throw error;
+    } finally {
+      this.src.close();
+    }
+    if (inflater === null) throw noPalette();
+    await inflater.finish();
     if (!done()) throw new EdgevitError("invalid_image", "The PNG is truncated: its image data ends early.");
     if (info.interlaced) {
       const stride = width * 3;
@@ -385,59 +528,125 @@ class PngDecoder implements ImageDecoder {
     }
     return { width, height };
   }
-}
 
-// Feeds the IDAT pieces through a zlib inflater and hands each inflated chunk to `consume` (which throws
-// to refuse). A damaged end of stream (the Adler-32, a missing final block) after every row is in is
-// accepted, as Pillow, which stops reading at the last row, accepts it.
-async function inflate(
-  idat: Uint8Array[],
-  expected: number,
-  consume: (data: Uint8Array) => void,
-  finished: () => boolean,
-): Promise<void> {
-  let inflated = 0;
-  const stream = new DecompressionStream("deflate");
-  const writer = stream.writable.getWriter();
-  const reader = stream.readable.getReader();
-  let stopped = false;
-  const feeding = (async () => {
-    for (const data of idat) {
-      for (let at = 0; at < data.length && !stopped; ) {
-        await writer.ready;
-        if (stopped) return;
-        const room = Math.floor(Math.max(0, expected - inflated) / (2 * DEFLATE_MAX_RATIO));
-        const piece = Math.min(MAX_PIECE, Math.max(MIN_PIECE, room), data.length - at);
-        await writer.write(data.subarray(at, at + piece) as Uint8Array<ArrayBuffer>);
-        at += piece;
+  // The chunks from the first IDAT on: IDAT data into the inflater, the rest checked as readChunks does.
+  private async readImageData(inflater: Inflater | null): Promise<void> {
+    const streamed = this.reader !== null;
+    const reader = this.reader ?? new ChunkReader(this.src, this.firstIdat, false);
+    this.reader = null;
+    let idatEnded = false;
+    let orientation = this.header.orientation;
+    for (;;) {
+      const chunk = await reader.next();
+      if (chunk === null) break;
+      const { name, length } = chunk;
+      if (name === "IDAT") {
+        if (idatEnded) throw corrupt("its image data is split by other chunks");
+        await reader.pieces(name, length, (data) => inflater?.write(data));
+      } else if (name === "eXIf") {
+        orientation = readExifOrientation(await reader.whole(name, length));
+      } else {
+        await reader.pieces(name, length, () => {});
+        if (name === "IHDR") throw corrupt("it has two IHDR chunks");
+        if (name === "PLTE") throw corrupt("PLTE comes after the image data");
+        if (name === "IEND") break;
+        idatEnded = true;
       }
     }
-    if (!stopped) await writer.close();
-  })();
-  // The writer's failures show on the reader too; this keeps them from being unhandled.
-  feeding.catch(() => {});
-  try {
+    if (streamed && orientation !== this.header.orientation) throw lateOrientation();
+  }
+}
+
+// Whole bytes read their orientation from every eXIf chunk before decoding; a stream's comes from those
+// before the image data, and a later one that changes it has come after the rows it turns.
+function lateOrientation(): EdgevitError {
+  return new EdgevitError(
+    "unsupported_media_type",
+    "The PNG gives its EXIF orientation after its image data, too late for a streamed upload; save it with the eXIf chunk before the image data.",
+  );
+}
+
+// A zlib inflater (DecompressionStream) fed compressed pieces and handing each inflated chunk to
+// `consume` (which throws to refuse). A damaged end of stream (the Adler-32, a missing final block) after
+// every row is in is accepted, as Pillow, which stops reading at the last row, accepts it. Once inflating
+// has failed, further pieces are dropped and finish() reports the failure.
+class Inflater {
+  private readonly writer: WritableStreamDefaultWriter<BufferSource>;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly reading: Promise<void>;
+  private failure: unknown = null;
+  private stopped = false;
+
+  constructor(consume: (data: Uint8Array) => void, finished: () => boolean) {
+    const stream = new DecompressionStream("deflate");
+    this.writer = stream.writable.getWriter();
+    this.reader = stream.readable.getReader();
+    this.reading = this.read(consume, finished).catch((error: unknown) => {
+      this.failure = error;
+      this.abort();
+    });
+  }
+
+  private async read(consume: (data: Uint8Array) => void, finished: () => boolean): Promise<void> {
+    let sinceYield = 0;
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await reader.read();
+        result = await this.reader.read();
       } catch {
         if (finished()) return;
         throw corrupt("its compressed image data (zlib) is damaged or truncated");
       }
       if (result.done) return;
       // Past the last row any further byte is refused: the output is bounded by IHDR, not by the stream.
-      inflated += result.value.length;
       consume(result.value);
+      sinceYield += result.value.length;
+      if (sinceYield >= SLICE_BYTES) {
+        sinceYield = 0;
+        await yieldToOthers();
+      }
     }
-  } finally {
-    stopped = true;
-    reader.cancel().catch(() => {});
-    writer.abort().catch(() => {});
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    for (let at = 0; at < data.length && !this.stopped; at += PIECE) {
+      await this.writer.ready.catch(() => {});
+      if (this.stopped) return;
+      // A copy: the source's window moves on while the inflater may still hold the piece.
+      await this.writer.write(data.slice(at, at + PIECE)).catch(() => {});
+    }
+  }
+
+  async finish(): Promise<void> {
+    if (!this.stopped) await this.writer.close().catch(() => {});
+    await this.reading;
+    this.abort();
+    if (this.failure !== null) throw this.failure;
+  }
+
+  abort(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.reader.cancel().catch(() => {});
+    this.writer.abort().catch(() => {});
   }
 }
 
-// Reads and checks the chunks and IHDR; no pixel memory is spent until decode.
-export function openPng(bytes: Uint8Array, limits: PngLimits): ImageDecoder & { info: PngInfo } {
-  return new PngDecoder(bytes, limits);
+// Reads and checks the chunks and IHDR; no pixel memory is spent until decode. Whole bytes are walked to
+// their end first, as before; a source (a stream) is read up to its first IDAT.
+export function openPng(bytes: Uint8Array, limits: PngLimits): ImageDecoder & { info: PngInfo };
+export function openPng(source: ByteSource, limits: PngLimits): Promise<ImageDecoder & { info: PngInfo }>;
+export function openPng(
+  input: Uint8Array | ByteSource,
+  limits: PngLimits,
+): (ImageDecoder & { info: PngInfo }) | Promise<ImageDecoder & { info: PngInfo }> {
+  if (input instanceof Uint8Array) return new PngDecoder(ByteSource.of(input), readChunks(input), null, limits);
+  return openPngSource(input, limits);
+}
+
+async function openPngSource(src: ByteSource, limits: PngLimits): Promise<PngDecoder> {
+  while (src.bytes.length < 8 && !src.ended) await src.more(0, 8 - src.bytes.length);
+  checkSignature(src.bytes);
+  const head = await readStreamHead(src);
+  return new PngDecoder(src, head, head.reader, limits);
 }

@@ -171,10 +171,18 @@ describe("refusals", () => {
 
   test("unknown version", () => {
     const bytes = good.slice();
-    new DataView(bytes.buffer).setUint32(4, 2, true);
+    new DataView(bytes.buffer).setUint32(4, 3, true);
     const e = codeOf(() => parsePrefix(bytes));
     expect(e.code).toBe("unsupported_version");
-    expect(e.message).toMatch(/version 2; this build reads version 1/);
+    expect(e.message).toMatch(/version 3; this build reads versions 1 and 2/);
+  });
+
+  test("a prefix version other than the header's", () => {
+    const bytes = good.slice();
+    new DataView(bytes.buffer).setUint32(4, 2, true);
+    const e = codeOf(() => parsePrefix(bytes));
+    expect(e.code).toBe("bad_header");
+    expect(e.message).toMatch(/the prefix says version 2, the header 1/);
   });
 
   test("malformed header JSON", () => {

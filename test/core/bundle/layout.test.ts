@@ -1,8 +1,17 @@
 // The payload layout (FORMAT.md, "Payload") and the engine's weight slots (docs/ARCHITECTURE.md, "Weight
 // table"), both from core/bundle/layout.ts.
+import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import type { ModelConfig } from "../../../core/bundle/format.ts";
-import { layout, weightSlots } from "../../../core/bundle/layout.ts";
+import {
+  GLOBAL_SLOTS,
+  LAYER_SLOT,
+  LAYER_SLOTS,
+  layout,
+  SLOT,
+  tensorCount,
+  weightSlots,
+} from "../../../core/bundle/layout.ts";
 
 const config: ModelConfig = {
   imageSize: 8,
@@ -74,9 +83,12 @@ describe("weight slots", () => {
     `encoder.layer.${l}.layernorm_after.bias`,
     ...linear(`encoder.layer.${l}.intermediate.dense`),
     ...linear(`encoder.layer.${l}.output.dense`),
+    null, // layer_scale1.lambda1
+    null, // layer_scale2.lambda1
   ];
+  const none = (n: number) => new Array(n).fill(null);
 
-  test("the ABI's order: model-wide tensors in 0-16, then 20 per layer; no distillation, empty slots", () => {
+  test("the ABI's order: model-wide tensors in 0-46, then 22 per layer; no distillation or tower, empty slots", () => {
     expect(weightSlots(config)).toEqual([
       ...linear("embeddings.patch_embeddings.projection"),
       "embeddings.cls_token",
@@ -85,10 +97,8 @@ describe("weight slots", () => {
       "layernorm.weight",
       "layernorm.bias",
       ...linear("classifier"),
-      null,
-      null,
-      null,
-      null,
+      ...none(4),
+      ...none(30), // pre_layrnorm, registers, the pooling head, the projection
       ...layerSlots(0),
       ...layerSlots(1),
     ]);
@@ -99,11 +109,63 @@ describe("weight slots", () => {
     const slots = weightSlots(distilled);
     expect(slots[5]).toBe("embeddings.distillation_token");
     expect(slots.slice(13, 17)).toEqual(linear("distillation_classifier"));
-    expect(slots.length).toBe(17 + 20 * distilled.layers);
-    expect([...slots].sort()).toEqual(
+    expect(slots.length).toBe(47 + 22 * distilled.layers);
+    expect(slots.filter((s) => s !== null).sort()).toEqual(
       layout(distilled)
         .tensors.map((t) => t.name)
         .sort(),
     );
+  });
+
+  test("the towers' tensors: CLIP, SigLIP and DINOv2 with registers each fill their slots, one tensor each", () => {
+    const towers: ModelConfig[] = [
+      {
+        ...config,
+        classes: 0,
+        family: "clip",
+        hiddenAct: "quick_gelu",
+        preLayernorm: true,
+        finalNorm: "pooled",
+        projection: 6,
+      },
+      { ...config, classes: 0, family: "siglip", hiddenAct: "gelu_pytorch_tanh", classToken: false, pooling: "map" },
+      { ...config, classes: 0, family: "dinov2", registerTokens: 4, layerScale: true },
+    ];
+    for (const c of towers) {
+      const slots = weightSlots(c);
+      const names = layout(c).tensors.map((t) => t.name);
+      expect(slots.filter((s) => s !== null).sort()).toEqual([...names].sort());
+      expect(names.length).toBe(tensorCount(c));
+    }
+    const [clip, siglip, dino] = towers.map(weightSlots);
+    expect(clip.slice(SLOT.preLayrnorm, SLOT.preLayrnorm + 2)).toEqual(["pre_layrnorm.weight", "pre_layrnorm.bias"]);
+    expect(clip.slice(SLOT.visualProjection, SLOT.visualProjection + 4)).toEqual(linear("visual_projection"));
+    expect(clip[SLOT.classifier]).toBeNull();
+    expect(siglip[SLOT.clsToken]).toBeNull();
+    expect(siglip[SLOT.headProbe]).toBe("head.probe");
+    expect(siglip.slice(SLOT.headInProjKeyValue, SLOT.headInProjKeyValue + 4)).toEqual(
+      linear("head.attention.in_proj.key_value"),
+    );
+    expect(dino[SLOT.registerTokens]).toBe("embeddings.register_tokens");
+    expect(dino[GLOBAL_SLOTS + LAYER_SLOTS + LAYER_SLOT.layerScale2]).toBe("encoder.layer.1.layer_scale2.lambda1");
+  });
+
+  test("assembly/model.ts binds each tensor from the slot numbers declared here", () => {
+    // The engine mirrors SLOT and LAYER_SLOT as @lazy constants (an ABI): the two lists must agree.
+    const source = readFileSync(new URL("../../../assembly/model.ts", import.meta.url), "utf8");
+    const engine = new Map(
+      [...source.matchAll(/@lazy const (SLOT_\w+|LAYER_SLOT_\w+|GLOBAL_SLOTS|LAYER_SLOTS): i32 = (\d+);/g)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    const snake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+    const host = new Map<string, number>([
+      ...Object.entries(SLOT).map(([k, v]): [string, number] => [`SLOT_${snake(k)}`, v]),
+      ...Object.entries(LAYER_SLOT).map(([k, v]): [string, number] => [`LAYER_SLOT_${snake(k)}`, v]),
+      ["GLOBAL_SLOTS", GLOBAL_SLOTS],
+      ["LAYER_SLOTS", LAYER_SLOTS],
+    ]);
+    expect(engine).toEqual(host);
   });
 });

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { crc32 } from "../../../core/crc32.ts";
 import { EdgevitError } from "../../../core/errors.ts";
-import { openImage } from "../../../core/image/open.ts";
+import { openImageBytes } from "../../../core/image/open.ts";
 import { outputSize } from "../../../core/preprocess/preprocess.ts";
 import { StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
 import { goldens } from "./goldens.ts";
@@ -237,7 +237,7 @@ const INTERNALS = /undefined|null|NaN|Infinity|Cannot read|is not a function|Typ
 async function attempt(bytes: Uint8Array): Promise<{ ok: boolean; rows: number; error?: unknown }> {
   let rows = 0;
   try {
-    const decoder = openImage(bytes, LIMITS);
+    const decoder = openImageBytes(bytes, LIMITS);
     const { width, height, orientation } = decoder.header;
     if (!(width * height <= LIMITS.maxPixels)) throw new Error(`opened ${width}x${height} over the limit`);
     const stream = new StreamingPreprocessor(PP, { width, height }, orientation);

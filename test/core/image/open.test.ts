@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
 import { decodeJpegStored } from "../../../core/image/jpeg/fallback.ts";
-import { openImage, sniffFormat } from "../../../core/image/open.ts";
+import { openImageBytes as openImage, sniffFormat } from "../../../core/image/open.ts";
 import { fixture } from "./goldens.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);

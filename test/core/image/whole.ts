@@ -4,7 +4,7 @@
 // resize, which is independent of core/preprocess/stream.ts's streaming one.
 import type { Preprocessing } from "../../../core/bundle/format.ts";
 import type { RgbImage } from "../../../core/image/source.ts";
-import { openImage } from "../../../core/image/open.ts";
+import { openImageBytes } from "../../../core/image/open.ts";
 import { applyOrientation } from "../../../core/image/orientation.ts";
 import { chooseScale, type DecodeMode } from "../../../core/preprocess/stream.ts";
 
@@ -13,7 +13,7 @@ export async function decodeWhole(
   pp: Preprocessing,
   mode: DecodeMode = "fast",
 ): Promise<RgbImage> {
-  const decoder = openImage(new Uint8Array(bytes), { maxPixels: 1 << 26 });
+  const decoder = openImageBytes(new Uint8Array(bytes), { maxPixels: 1 << 26 });
   const scale = chooseScale(decoder.header, pp, mode);
   const width = Math.ceil(decoder.header.width / scale);
   const height = Math.ceil(decoder.header.height / scale);

@@ -15,6 +15,18 @@ export default {
         case "/classify-stream":
           result = await env.EDGEVIT.classify(request.body, options);
           break;
+        case "/classify-abandon": {
+          // A caller that hands over a stream, sends part of the image, then gives up on it.
+          const bytes = new Uint8Array(await request.arrayBuffer());
+          const { readable, writable } = new TransformStream();
+          const writer = writable.getWriter();
+          writer.write(bytes.slice(0, 1000));
+          const call = env.EDGEVIT.classify(readable, options);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          await writer.abort(new Error("the caller gave up"));
+          result = await call;
+          break;
+        }
         case "/classify-buffer":
           result = await env.EDGEVIT.classify(await request.arrayBuffer(), options);
           break;

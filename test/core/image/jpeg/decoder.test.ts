@@ -26,14 +26,14 @@ const LIMITS = { maxPixels: 100_000_000 };
 
 // Decodes at `scale`, gathering the pushed rows into one (height, width, 3) picture and checking the row
 // contract on the way: rows arrive in order, top to bottom, without gaps.
-function decodeAll(bytes: Uint8Array, scale: number, limits = LIMITS) {
+async function decodeAll(bytes: Uint8Array, scale: number, limits = LIMITS) {
   const d = openJpeg(bytes, limits);
   const width = Math.ceil(d.header.width / scale);
   const height = Math.ceil(d.header.height / scale);
   const rgb = new Uint8Array(width * height * 3);
   let next = 0;
   let maxBatch = 0;
-  const size = d.decode(scale, (rows, first, count) => {
+  const size = await d.decode(scale, (rows, first, count) => {
     expect(first).toBe(next);
     expect(rows.length).toBe(count * width * 3);
     rgb.set(rows.subarray(0, count * width * 3), first * width * 3);
@@ -45,9 +45,9 @@ function decodeAll(bytes: Uint8Array, scale: number, limits = LIMITS) {
   return { decoder: d, width, height, rgb, maxBatch };
 }
 
-function errorOf(fn: () => unknown): EdgevitError {
+async function errorOf(fn: () => unknown): Promise<EdgevitError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     if (!(err instanceof EdgevitError)) throw err;
     return err;
@@ -59,17 +59,20 @@ const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const decodable = Object.entries(goldens).filter(([name, g]) => g.pillow === "decodes" && !name.includes("declined"));
 
 describe("bit-exact with Pillow", () => {
-  test.each(decodable.flatMap(([name]) => [1, 2, 4, 8].map((s) => [name, s] as const)))("%s at 1/%d", (name, scale) => {
-    const g = goldens[name];
-    const want = g.scales?.[String(scale)];
-    expect(want).toBeDefined();
-    const { rgb, width, height, decoder } = decodeAll(bytesOf(name), scale);
-    expect({ width, height }).toEqual({ width: want?.width, height: want?.height });
-    expect(sha256(rgb)).toBe(want?.sha256);
-    expect(decoder.header.orientation).toBe(g.orientation);
-  });
+  test.each(decodable.flatMap(([name]) => [1, 2, 4, 8].map((s) => [name, s] as const)))(
+    "%s at 1/%d",
+    async (name, scale) => {
+      const g = goldens[name];
+      const want = g.scales?.[String(scale)];
+      expect(want).toBeDefined();
+      const { rgb, width, height, decoder } = await decodeAll(bytesOf(name), scale);
+      expect({ width, height }).toEqual({ width: want?.width, height: want?.height });
+      expect(sha256(rgb)).toBe(want?.sha256);
+      expect(decoder.header.orientation).toBe(g.orientation);
+    },
+  );
 
-  test("every flavour the issue lists is among the goldens", () => {
+  test("every flavour the issue lists is among the goldens", async () => {
     const names = decodable.map(([n]) => n).join(" ");
     for (const flavour of ["422", "440", "411", "progressive-420", "progressive-444", "restart", "rgb", "cmyk-adobe"]) {
       expect(names).toContain(flavour);
@@ -81,13 +84,13 @@ describe("bit-exact with Pillow", () => {
 });
 
 describe("header", () => {
-  test("sizes, orientation and scales come from the header alone", () => {
+  test("sizes, orientation and scales come from the header alone", async () => {
     const d = openJpeg(bytesOf("images/rocket-exif-orient6.jpg"), LIMITS);
     expect(d.header).toEqual({ format: "jpeg", width: 640, height: 427, orientation: 6, scales: [1, 2, 4, 8] });
     expect(openJpeg(bytesOf("jpeg/exif-orient6-24x16.jpg"), LIMITS).header.orientation).toBe(6);
   });
 
-  test("colour spaces as libjpeg guesses them", () => {
+  test("colour spaces as libjpeg guesses them", async () => {
     const space = (n: string) => (openJpeg(bytesOf(n), LIMITS) as JpegDecoder).colorSpace;
     expect(space("jpeg/baseline-rgb-30x20.jpg")).toBe("rgb");
     expect(space("jpeg/cmyk-adobe-37x22.jpg")).toBe("cmyk");
@@ -97,8 +100,10 @@ describe("header", () => {
     expect(space("images/cat-baseline-420.jpg")).toBe("ycbcr");
   });
 
-  test("image_too_large from the declared size, before any decoding", () => {
-    const err = errorOf(() => openJpeg(bytesOf("images/invalid-bomb-60000x60000.jpg"), { maxPixels: 24_000_000 }));
+  test("image_too_large from the declared size, before any decoding", async () => {
+    const err = await errorOf(() =>
+      openJpeg(bytesOf("images/invalid-bomb-60000x60000.jpg"), { maxPixels: 24_000_000 }),
+    );
     expect(err.code).toBe("image_too_large");
     expect(err.message).toMatch(/^The image is 60000x60000 .*\.$/);
   });
@@ -112,9 +117,9 @@ describe("jpeg-js cross-check at full scale", () => {
   // restart markers (jpeg-js stops at the DHT after the first scan: "unexpected marker: ffc4").
   const skip = /cmyk|ycck|damaged|no-huffman|chroma-larger|progressive-restart/;
   const comparable = decodable.filter(([name]) => !skip.test(name));
-  test.each(comparable.map(([n]) => n))("%s", (name) => {
+  test.each(comparable.map(([n]) => n))("%s", async (name) => {
     const bytes = bytesOf(name);
-    const mine = decodeAll(bytes, 1);
+    const mine = await decodeAll(bytes, 1);
     // jpeg-js would convert Adobe-transform-0 RGB as YCbCr unless told otherwise.
     const colorTransform = name.includes("rgb") ? false : undefined;
     const options = { useTArray: true as const, formatAsRGBA: false, maxMemoryUsageInMB: 1024, colorTransform };
@@ -135,35 +140,35 @@ describe("jpeg-js cross-check at full scale", () => {
 
 describe("refusals", () => {
   const refused = Object.entries(goldens).filter(([, g]) => g.pillow.startsWith("refused"));
-  test.each(refused.map(([n]) => n))("%s: Pillow refuses it, so does the decoder, with a sentence", (name) => {
+  test.each(refused.map(([n]) => n))("%s: Pillow refuses it, so does the decoder, with a sentence", async (name) => {
     const bytes = bytesOf(name);
-    const err = errorOf(() => {
+    const err = await errorOf(() => {
       const d = openJpeg(bytes, { maxPixels: 24_000_000 });
-      d.decode(1, () => {});
+      return d.decode(1, () => {});
     });
     expect(["invalid_image", "image_too_large"]).toContain(err.code);
     expect(err.message).toMatch(/^The [A-Za-z]+ .*\.$/);
     expect(err.message).not.toMatch(/undefined|null|NaN|TypeError|of range/);
   });
 
-  test("the reasons name what is wrong", () => {
-    const reason = (n: string) => errorOf(() => openJpeg(bytesOf(n), LIMITS).decode(1, () => {})).message;
-    expect(reason("jpeg/refused-sos-no-components.jpg")).toBe(
+  test("the reasons name what is wrong", async () => {
+    const reason = async (n: string) => (await errorOf(() => openJpeg(bytesOf(n), LIMITS).decode(1, () => {}))).message;
+    expect(await reason("jpeg/refused-sos-no-components.jpg")).toBe(
       "The JPEG is corrupt: its scan header lists no components.",
     );
-    expect(reason("jpeg/refused-sampling-5.jpg")).toMatch(/sampling factor/);
-    expect(reason("jpeg/refused-12-bit.jpg")).toMatch(/12-bit/);
-    expect(reason("jpeg/refused-no-quant.jpg")).toMatch(/quantization table/);
-    expect(reason("jpeg/refused-progressive-ss-gt-se.jpg")).toMatch(/spectral band/);
-    expect(reason("jpeg/refused-truncated.jpg")).toMatch(/truncated/);
-    expect(reason("images/invalid-empty.jpg")).toMatch(/not a JPEG/);
+    expect(await reason("jpeg/refused-sampling-5.jpg")).toMatch(/sampling factor/);
+    expect(await reason("jpeg/refused-12-bit.jpg")).toMatch(/12-bit/);
+    expect(await reason("jpeg/refused-no-quant.jpg")).toMatch(/quantization table/);
+    expect(await reason("jpeg/refused-progressive-ss-gt-se.jpg")).toMatch(/spectral band/);
+    expect(await reason("jpeg/refused-truncated.jpg")).toMatch(/truncated/);
+    expect(await reason("images/invalid-empty.jpg")).toMatch(/not a JPEG/);
   });
 
-  test("every prefix of a file is refused or decoded, never a crash", () => {
+  test("every prefix of a file is refused or decoded, never a crash", async () => {
     const whole = bytesOf("jpeg/progressive-restart-420-50x40.jpg");
     for (let n = 0; n < whole.length; n += 7) {
       try {
-        openJpeg(whole.subarray(0, n), LIMITS).decode(2, () => {});
+        await openJpeg(whole.subarray(0, n), LIMITS).decode(2, () => {});
       } catch (err) {
         expect(err).toBeInstanceOf(EdgevitError);
       }
@@ -172,21 +177,23 @@ describe("refusals", () => {
 });
 
 describe("declined on purpose (Pillow decodes these; the caller falls back)", () => {
-  test("arithmetic coding", () => {
-    const err = errorOf(() => openJpeg(bytesOf("jpeg/declined-arithmetic.jpg"), LIMITS));
+  test("arithmetic coding", async () => {
+    const err = await errorOf(() => openJpeg(bytesOf("jpeg/declined-arithmetic.jpg"), LIMITS));
     expect(err.code).toBe("unsupported_media_type");
     expect(err.message).toMatch(/arithmetic coding/);
   });
 
-  test("a progressive file whose low AC coefficients never arrive (libjpeg would smooth its blocks)", () => {
-    const err = errorOf(() => openJpeg(bytesOf("jpeg/declined-progressive-dc-only.jpg"), LIMITS).decode(1, () => {}));
+  test("a progressive file whose low AC coefficients never arrive (libjpeg would smooth its blocks)", async () => {
+    const err = await errorOf(() =>
+      openJpeg(bytesOf("jpeg/declined-progressive-dc-only.jpg"), LIMITS).decode(1, () => {}),
+    );
     expect(err.code).toBe("unsupported_media_type");
   });
 });
 
 describe("bounded work", () => {
-  test("a valid 100-scan progression decodes within the coefficient budget", () => {
-    const { decoder } = decodeAll(bytesOf("jpeg/progressive-100-scans-gray-48x40.jpg"), 1);
+  test("a valid 100-scan progression decodes within the coefficient budget", async () => {
+    const { decoder } = await decodeAll(bytesOf("jpeg/progressive-100-scans-gray-48x40.jpg"), 1);
     const d = decoder as JpegDecoder;
     expect(d.stats.scans).toBe(100);
     const blocks = 6 * 5;
@@ -194,33 +201,33 @@ describe("bounded work", () => {
     expect(d.stats.coefficientVisits).toBe(blocks * 128);
   });
 
-  test("300 scans are refused at the scan cap, before the 257th is decoded", () => {
+  test("300 scans are refused at the scan cap, before the 257th is decoded", async () => {
     const limits = { ...LIMITS, maxCoefficientPasses: 1000, maxVisitsPerByte: 1000 };
     const d = openJpeg(bytesOf("jpeg/declined-300-scans.jpg"), limits) as JpegDecoder;
-    const err = errorOf(() => d.decode(1, () => {}));
+    const err = await errorOf(() => d.decode(1, () => {}));
     expect(err.code).toBe("invalid_image");
     expect(err.message).toMatch(/more than 256 scans/);
     expect(d.stats.scans).toBe(256);
   });
 
-  test("by default the coefficient budget stops them sooner: 16 passes over the coefficients", () => {
+  test("by default the coefficient budget stops them sooner: 16 passes over the coefficients", async () => {
     const d = openJpeg(bytesOf("jpeg/declined-300-scans.jpg"), LIMITS) as JpegDecoder;
-    expect(errorOf(() => d.decode(1, () => {})).message).toMatch(/decoding work/);
+    expect((await errorOf(() => d.decode(1, () => {}))).message).toMatch(/decoding work/);
     expect(d.stats.coefficientVisits).toBeLessThanOrEqual(17 * 64 * 24);
     expect(d.stats.scans).toBeLessThan(30);
   });
 
-  test("the per-byte budget: a file may not ask for more than 3 passes plus 64 visits per byte", () => {
+  test("the per-byte budget: a file may not ask for more than 3 passes plus 64 visits per byte", async () => {
     const bytes = bytesOf("jpeg/declined-300-scans.jpg");
     const d = openJpeg(bytes, { ...LIMITS, maxVisitsPerByte: 0 }) as JpegDecoder;
-    expect(errorOf(() => d.decode(1, () => {})).message).toMatch(/decoding work/);
+    expect((await errorOf(() => d.decode(1, () => {}))).message).toMatch(/decoding work/);
     expect(d.stats.coefficientVisits).toBeGreaterThan(3 * 64 * 24);
     expect(d.stats.coefficientVisits).toBeLessThanOrEqual(4 * 64 * 24);
   });
 
-  test("the coefficient budget stops repeated refinement scans", () => {
+  test("the coefficient budget stops repeated refinement scans", async () => {
     const d = openJpeg(bytesOf("jpeg/declined-300-scans.jpg"), { ...LIMITS, maxCoefficientPasses: 8 }) as JpegDecoder;
-    const err = errorOf(() => d.decode(1, () => {}));
+    const err = await errorOf(() => d.decode(1, () => {}));
     expect(err.message).toMatch(/decoding work/);
     const blocks = 6 * 4;
     expect(d.stats.coefficientVisits).toBeGreaterThan(8 * 64 * blocks);
@@ -230,7 +237,7 @@ describe("bounded work", () => {
 
 describe("coefficient memory of progressive files", () => {
   // coffee-progressive.jpg: 600x400, 4:2:0, so 38x25 MCUs: 76x50 luma blocks and 38x25 per chroma component.
-  test("only what the scale's IDCT reads is kept", () => {
+  test("only what the scale's IDCT reads is kept", async () => {
     const d = openJpeg(bytesOf("images/coffee-progressive.jpg"), LIMITS) as JpegDecoder;
     // 1/1: all 64 int16 coefficients plus a last-nonzero byte per block.
     expect(d.coefficientBytes(1)).toBe((3800 + 2 * 950) * (128 + 1));
@@ -239,33 +246,33 @@ describe("coefficient memory of progressive files", () => {
     expect((openJpeg(bytesOf("images/cat-baseline-420.jpg"), LIMITS) as JpegDecoder).coefficientBytes(1)).toBe(0);
   });
 
-  test("over maxCoefficientBytes a scale is image_too_large; a smaller scale still decodes", () => {
+  test("over maxCoefficientBytes a scale is image_too_large; a smaller scale still decodes", async () => {
     const d = openJpeg(bytesOf("images/coffee-progressive.jpg"), { ...LIMITS, maxCoefficientBytes: 700_000 });
-    const err = errorOf(() => d.decode(1, () => {}));
+    const err = await errorOf(() => d.decode(1, () => {}));
     expect(err.code).toBe("image_too_large");
     expect(err.message).toMatch(/^The JPEG is 600x400 and progressive: .*\.$/);
-    expect(d.decode(8, () => {})).toEqual({ width: 75, height: 50 });
+    expect(await d.decode(8, () => {})).toEqual({ width: 75, height: 50 });
   });
 });
 
 describe("streaming", () => {
-  test("a baseline file arrives one MCU row (16 rows at 4:2:0) at a time", () => {
-    expect(decodeAll(bytesOf("images/cat-baseline-420.jpg"), 1).maxBatch).toBe(16);
-    expect(decodeAll(bytesOf("images/cat-baseline-420.jpg"), 8).maxBatch).toBe(2);
+  test("a baseline file arrives one MCU row (16 rows at 4:2:0) at a time", async () => {
+    expect((await decodeAll(bytesOf("images/cat-baseline-420.jpg"), 1)).maxBatch).toBe(16);
+    expect((await decodeAll(bytesOf("images/cat-baseline-420.jpg"), 8)).maxBatch).toBe(2);
   });
 
-  test("decode can run again, at another scale", () => {
+  test("decode can run again, at another scale", async () => {
     const bytes = bytesOf("images/coffee-progressive.jpg");
     const d = openJpeg(bytes, LIMITS);
-    const sizes = [8, 1].map((s) => d.decode(s, () => {}));
+    const sizes = [await d.decode(8, () => {}), await d.decode(1, () => {})];
     expect(sizes).toEqual([
       { width: 75, height: 50 },
       { width: 600, height: 400 },
     ]);
   });
 
-  test("a scale the decoder does not offer is a bad parameter", () => {
-    const err = errorOf(() => openJpeg(bytesOf("images/cat-tiny-37x23.jpg"), LIMITS).decode(3, () => {}));
+  test("a scale the decoder does not offer is a bad parameter", async () => {
+    const err = await errorOf(() => openJpeg(bytesOf("images/cat-tiny-37x23.jpg"), LIMITS).decode(3, () => {}));
     expect(err.code).toBe("bad_parameter");
   });
 });

@@ -1,0 +1,197 @@
+// The bytes an image decoder reads: a whole Uint8Array, or a ReadableStream read only as far as the decoder
+// has got. A streamed source keeps a window: the bytes from the oldest position the decoder may still need
+// to the end of what has arrived. A decoder step that runs past the window while more may come throws
+// NEED_MORE; the decoder restores the state it saved before the step, asks for more (which releases the
+// bytes before that state) and runs the step again, as libjpeg's suspending data source does. Once the
+// stream has ended the window ends where the file ends, and a decoder reads it exactly as whole bytes.
+
+import { EdgevitError } from "../errors.ts";
+
+// The most a streamed source holds at once (one MCU row of entropy data, a header, a PNG chunk's
+// metadata): 1 MiB, some ten times the data of one 16-pixel MCU row of a 6000-pixel-wide photo at high
+// quality.
+export const DEFAULT_MAX_WINDOW_BYTES = 1 << 20;
+// Bytes asked for at least per refill, so that a step retried after each refill costs amortized linear time
+// even when the stream arrives a byte at a time (each refill at least doubles what the retried step had).
+const MIN_READ = 16 * 1024;
+const INITIAL_CAPACITY = 64 * 1024;
+
+// Thrown (never escaping a decoder) by a step that needs bytes not yet arrived.
+export class NeedMore {
+  private constructor() {}
+  static readonly instance = new NeedMore();
+}
+export const NEED_MORE = NeedMore.instance;
+
+export function payloadTooLarge(limit: number): EdgevitError {
+  return new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
+}
+
+export interface StreamSourceOptions {
+  maxBytes: number; // the whole stream may not be longer: payload_too_large, checked while reading
+  maxWindowBytes?: number;
+  minReadBytes?: number; // bytes read at least per refill (tests make it 1, to retry steps at every boundary)
+  length?: number; // the stream's length when known (Content-Length, an R2 object's size, a file's)
+  // What a failed read becomes, given the bytes read before it (a client that went away, a caller's stream).
+  failed?: (received: number, cause: unknown) => Error;
+}
+
+export class ByteSource {
+  bytes: Uint8Array; // the window: bytes[i] is byte offset + i of the file
+  offset = 0;
+  ended: boolean; // bytes ends where the file ends
+  readonly length: number | null; // the file's length, when known before its end arrives
+  readonly whole: boolean; // whole bytes, which a decoder may read again from the start; a stream is read once
+  readonly maxWindowBytes: number;
+  readonly maxBytes: number;
+  private readonly minRead: number;
+  private buffer: Uint8Array;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  private pending: Uint8Array | null = null; // the part of the last chunk read that is not in the window yet
+  private received = 0;
+  private retaining = false;
+  private readonly failed: ((received: number, cause: unknown) => Error) | null;
+
+  private constructor(
+    bytes: Uint8Array,
+    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    o: StreamSourceOptions,
+  ) {
+    this.buffer = bytes;
+    this.bytes = bytes;
+    this.reader = reader;
+    this.ended = reader === null;
+    this.whole = reader === null;
+    this.received = bytes.length;
+    this.length = reader === null ? bytes.length : (o.length ?? null);
+    this.maxBytes = o.maxBytes;
+    this.maxWindowBytes = reader === null ? bytes.length : (o.maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES);
+    this.failed = o.failed ?? null;
+    this.minRead = o.minReadBytes ?? MIN_READ;
+  }
+
+  static of(bytes: Uint8Array): ByteSource {
+    return new ByteSource(bytes, null, { maxBytes: bytes.length });
+  }
+
+  static from(stream: ReadableStream<Uint8Array>, options: StreamSourceOptions): ByteSource {
+    if (options.length !== undefined && options.length > options.maxBytes) throw payloadTooLarge(options.maxBytes);
+    return new ByteSource(new Uint8Array(0), stream.getReader(), options);
+  }
+
+  // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
+  get memoryBytes(): number {
+    if (this.whole) return this.bytes.length;
+    return this.retaining ? this.maxBytes : this.maxWindowBytes;
+  }
+
+  // What the source holds when it retains everything: the whole file, at most maxBytes of it.
+  get retainedBytes(): number {
+    return this.whole ? this.bytes.length : this.maxBytes;
+  }
+
+  // From now on nothing is released: a decoder that may have to start over from byte 0 (the jpeg-js
+  // fallback, bounded by the caller's pixel limit) asks for this while byte 0 is still in the window.
+  retainAll(): void {
+    if (this.offset !== 0) throw new RangeError("the source has released its first bytes");
+    this.retaining = true;
+  }
+
+  // Releases the window's bytes before `keep` (unless retaining) and reads until at least `want` more
+  // bytes are in the window or the stream ends. Returns how far the window's start moved: a caller's
+  // positions in `bytes` are that much smaller after the call.
+  async more(keep: number, want = MIN_READ): Promise<number> {
+    if (this.ended) return 0;
+    const shift = this.retaining ? 0 : keep;
+    let length = this.bytes.length;
+    if (shift > 0) {
+      this.buffer.copyWithin(0, shift, length);
+      length -= shift;
+      this.offset += shift;
+    }
+    const limit = this.retaining ? this.maxBytes : this.maxWindowBytes;
+    const target = length + Math.max(want, Math.min(this.minRead, limit - length), 1);
+    let added = 0;
+    while (length < target) {
+      if (this.pending === null) {
+        const chunk = await this.read();
+        if (chunk === null) {
+          this.ended = true;
+          break;
+        }
+        this.pending = chunk;
+      }
+      if (length === this.buffer.length) {
+        const capacity = Math.min(limit, Math.max(2 * this.buffer.length, INITIAL_CAPACITY, target));
+        if (capacity <= length) {
+          if (added > 0) break;
+          this.bytes = this.buffer.subarray(0, length);
+          this.close();
+          throw windowFull(limit);
+        }
+        const grown = new Uint8Array(capacity);
+        grown.set(this.buffer.subarray(0, length));
+        this.buffer = grown;
+      }
+      const take = Math.min(this.pending.length, this.buffer.length - length);
+      this.buffer.set(this.pending.subarray(0, take), length);
+      this.pending = take === this.pending.length ? null : this.pending.subarray(take);
+      length += take;
+      added += take;
+    }
+    this.bytes = this.buffer.subarray(0, length);
+    return shift;
+  }
+
+  // Everything that remains, appended to the window (the caller retains all and bounds the file's size).
+  async rest(): Promise<Uint8Array> {
+    while (!this.ended) await this.more(0, this.maxBytes);
+    return this.bytes;
+  }
+
+  // Stops reading: a decoder that is done (or has failed) lets the stream go.
+  close(): void {
+    const reader = this.reader;
+    this.reader = null;
+    this.pending = null;
+    reader?.cancel().catch(() => {});
+  }
+
+  private async read(): Promise<Uint8Array | null> {
+    const reader = this.reader;
+    if (reader === null) return null;
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await reader.read();
+    } catch (cause) {
+      this.reader = null;
+      throw this.failed ? this.failed(this.received, cause) : cause;
+    }
+    if (result.done) {
+      this.reader = null;
+      return null;
+    }
+    const chunk = result.value;
+    if (this.received + chunk.byteLength > this.maxBytes) {
+      this.close();
+      throw payloadTooLarge(this.maxBytes);
+    }
+    this.received += chunk.byteLength;
+    return chunk;
+  }
+}
+
+function windowFull(limit: number): EdgevitError {
+  const mib = (limit / (1 << 20)).toFixed(limit % (1 << 20) === 0 ? 0 : 1);
+  return new EdgevitError(
+    "image_too_large",
+    `The image needs more than ${mib} MiB of its file at once to decode (its header, or the compressed data of one row of blocks); this server reads uploads through a window of that size.`,
+  );
+}
+
+// Decoders yield to the event loop after each slice of work, counted in work (blocks, rows, bytes) rather
+// than time: in workerd the clock stands still while code runs. A timer, not a microtask, so that other
+// requests' I/O runs in between.
+export function yieldToOthers(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

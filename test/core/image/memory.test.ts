@@ -1,0 +1,158 @@
+// The memory figures a ledger reserves (decoder.memoryBytes, StreamingPreprocessor.memoryBytes) against
+// what decoding and preprocessing allocate: every typed array made while they run is counted, by
+// replacing the global constructors for the duration. Huffman tables are left out of the count: a DHT
+// between scans replaces a table in one of the eight slots the figure holds, so their allocations add up
+// while what is held does not.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { afterEach, describe, expect, test } from "vitest";
+import { ByteSource } from "../../../core/image/bytes.ts";
+import { openImage, openImageBytes } from "../../../core/image/open.ts";
+import { chooseScale, StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
+import { outputSize } from "../../../core/preprocess/preprocess.ts";
+import { VIT_BASE_PREPROCESSING } from "../../../models/presets.ts";
+
+const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
+const PNG_DIR = new URL("../../goldens/preprocess/png/", import.meta.url).pathname;
+const LIMITS = { maxPixels: 100_000_000 };
+
+const KINDS = [Uint8Array, Int8Array, Uint16Array, Int16Array, Uint32Array, Int32Array, Float32Array, Float64Array];
+const originals = KINDS.map((k) => [k.name, k] as const);
+
+// Counts the bytes of every typed array constructed with a length while `fn` runs.
+async function allocated<T>(fn: () => Promise<T> | T): Promise<{ result: T; bytes: number }> {
+  let bytes = 0;
+  const g = globalThis as unknown as Record<string, unknown>;
+  for (const [name, Base] of originals) {
+    const Kind = Base as unknown as new (...args: unknown[]) => { byteLength: number };
+    g[name] = class extends Kind {
+      constructor(...args: unknown[]) {
+        super(...args);
+        if (typeof args[0] === "number" && !new Error().stack?.includes("buildHuffmanTable")) bytes += this.byteLength;
+      }
+    };
+  }
+  try {
+    const result = await fn();
+    return { result, bytes };
+  } finally {
+    for (const [name, Base] of originals) g[name] = Base;
+  }
+}
+
+afterEach(() => {
+  for (const [name, Base] of originals) (globalThis as unknown as Record<string, unknown>)[name] = Base;
+});
+
+const jpegs = [
+  ...readdirSync(`${FIXTURES}images`)
+    .filter((n) => n.endsWith(".jpg") && !n.startsWith("invalid"))
+    .map((n) => `${FIXTURES}images/${n}`),
+  ...[
+    "progressive-100-scans-gray-48x40.jpg",
+    "progressive-restart-420-50x40.jpg",
+    "baseline-mixed-2x2-1x2-2x1-41x27.jpg",
+  ].map((n) => `${FIXTURES}jpeg/${n}`),
+];
+const pngs = ["rgb-8-large.png", "rgba-16-adam7.png", "palette-4.png", "gray-16.png"].map((n) => `${PNG_DIR}${n}`);
+const read = (path: string) => new Uint8Array(readFileSync(path));
+
+describe("decoder.memoryBytes(scale) bounds what a decode allocates", () => {
+  test.each([...jpegs, ...pngs].map((p) => [p.split("/").slice(-2).join("/"), p]))("%s", async (_name, path) => {
+    const bytes = read(path);
+    const decoder = openImageBytes(bytes, LIMITS);
+    for (const scale of decoder.header.scales) {
+      const figure = decoder.memoryBytes(scale);
+      const { bytes: used } = await allocated(() => decoder.decode(scale, () => {}));
+      // Whole bytes: the figure counts the body the caller holds, which decoding does not allocate.
+      const own = figure - bytes.length;
+      expect(used).toBeLessThanOrEqual(own);
+      // ...and it is a bound, not a guess many times too large: the tables and PNG's inflater (which are
+      // allocated outside typed-array constructors) are what it adds.
+      expect(own - used).toBeLessThan(8.5 * 1024 * 1024);
+    }
+  });
+
+  test("the JPEG figure is what is allocated plus the eight table slots", async () => {
+    const bytes = read(`${FIXTURES}images/hubble-cmyk.jpg`);
+    const decoder = openImageBytes(bytes, LIMITS);
+    for (const scale of [1, 8]) {
+      const { bytes: used } = await allocated(() => decoder.decode(scale, () => {}));
+      const own = decoder.memoryBytes(scale) - bytes.length;
+      expect(own - used).toBeGreaterThan(8 * 9000);
+      expect(own - used).toBeLessThan(100 * 1024);
+    }
+  });
+
+  test("a progressive JPEG's coefficients are in the figure, with the undo row of a stream", async () => {
+    const bytes = read(`${FIXTURES}images/coffee-progressive.jpg`);
+    const whole = openImageBytes(bytes, LIMITS);
+    const streamed = await openImage(
+      ByteSource.from(new Blob([bytes]).stream(), { maxBytes: 1 << 20, maxWindowBytes: 64 * 1024 }),
+      LIMITS,
+    );
+    // The stream's figure holds its window instead of the body, and one block row of coefficients per
+    // component for a refinement row that is retried.
+    expect(streamed.memoryBytes(8)).toBeGreaterThan(whole.memoryBytes(8) - bytes.length + 64 * 1024);
+    const { bytes: used } = await allocated(() => streamed.decode(8, () => {}));
+    expect(used).toBeLessThanOrEqual(streamed.memoryBytes(8));
+  });
+
+  test("a stream's window never grows past its bound", async () => {
+    const bytes = read(`${FIXTURES}images/retina-restart-markers.jpg`);
+    const src = ByteSource.from(new Blob([bytes]).stream(), { maxBytes: 1 << 20, maxWindowBytes: 32 * 1024 });
+    const decoder = await openImage(src, LIMITS);
+    let largest = 0;
+    await decoder.decode(1, () => {
+      largest = Math.max(largest, src.bytes.buffer.byteLength);
+    });
+    expect(largest).toBeLessThanOrEqual(32 * 1024);
+    expect(src.offset).toBeGreaterThan(bytes.length / 2);
+  });
+});
+
+describe("StreamingPreprocessor.memoryBytes bounds what the preprocessing allocates", () => {
+  const configs = [
+    ["ViT (bilinear, 224)", VIT_BASE_PREPROCESSING],
+    ["nearest", { ...VIT_BASE_PREPROCESSING, resample: 0 }],
+    [
+      "shortest edge 256, crop 224, bicubic",
+      {
+        ...VIT_BASE_PREPROCESSING,
+        size: { shortestEdge: 256 },
+        resample: 3,
+        doCenterCrop: true,
+        cropSize: { height: 224, width: 224 },
+      },
+    ],
+  ] as const;
+  test.each(configs.flatMap(([what, pp]) => [1, 3, 6, 8].map((o) => [what, o, pp] as const)))(
+    "%s, orientation %d",
+    async (_what, orientation, pp) => {
+      const bytes = read(`${FIXTURES}images/hubble-cmyk.jpg`);
+      const decoder = openImageBytes(bytes, LIMITS);
+      const scale = chooseScale(decoder.header, pp, "exact");
+      const decoded = {
+        width: Math.ceil(decoder.header.width / scale),
+        height: Math.ceil(decoder.header.height / scale),
+      };
+      const figure = StreamingPreprocessor.memoryBytes(pp, decoded, orientation);
+      const rows: Uint8Array[] = [];
+      await decoder.decode(scale, (data, _first, count) => {
+        for (let i = 0; i < count; i++) rows.push(data.slice(i * decoded.width * 3, (i + 1) * decoded.width * 3));
+      });
+      const { bytes: used } = await allocated(() => {
+        const stream = new StreamingPreprocessor(pp, decoded, orientation);
+        rows.forEach((row, y) => stream.sink(row, y, 1));
+        const size = outputSize(pp, stream.oriented);
+        const out = new Float32Array(3 * size.width * size.height);
+        const before = out.byteLength;
+        stream.finish(out);
+        return before;
+      });
+      const size = outputSize(pp, orientation >= 5 ? { width: decoded.height, height: decoded.width } : decoded);
+      // pixel_values is the caller's.
+      expect(used - 3 * 4 * size.width * size.height).toBeLessThanOrEqual(figure);
+    },
+  );
+});

@@ -1,0 +1,261 @@
+// Memory admission inside workerd: many uploads against one isolate whose ledger (worker/memory.ts) is made
+// tight enough that only a few fit at once. Each test asserts on the ledger's own accounting: never over its
+// capacity, and back to its baseline (no reservation, nobody in flight or waiting) when the requests end,
+// however they end. The reference for every answer is the same image classified alone.
+
+import { beforeAll, expect, test } from "vitest";
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import catPng from "../fixtures/images/cat.png";
+import hubble from "../fixtures/images/hubble-cmyk.jpg";
+import astronaut from "../fixtures/images/astronaut-444.jpg";
+import coffee from "../fixtures/images/coffee-progressive.jpg";
+import worker from "../../worker/index.ts";
+import { FIXED_HEAP_BYTES, ledgerOf, reservationBytes } from "../../worker/memory.ts";
+import { MiB } from "../../core/sizes.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
+
+const NAME = "admission-vit";
+const IMAGES: Record<string, ArrayBuffer> = {
+  "cat.png": catPng,
+  "hubble-cmyk.jpg": hubble,
+  "astronaut-444.jpg": astronaut,
+  "coffee-progressive.jpg": coffee,
+};
+
+const ledger = () => ledgerOf(env);
+// With its Content-Length, as a client sends an upload.
+const classify = (body: ArrayBuffer, overrides: Partial<Env> = {}, type = "image/jpeg") =>
+  call(
+    jpegRequest(`/v1/classify?model=${NAME}&include=logits`, body, type, { "content-length": String(body.byteLength) }),
+    overrides,
+  );
+
+// The reference answers, the model's memory, and what one request for each image reserves at its most.
+const alone = new Map<string, unknown>();
+const reservation = new Map<string, number>();
+let modelBytes = 0;
+
+beforeAll(async () => {
+  await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 91));
+  for (const [name, bytes] of [["cat", cat] as const, ...Object.entries(IMAGES)]) {
+    const response = await classify(bytes, {}, name.endsWith(".png") ? "image/png" : "image/jpeg");
+    expect(response.status, name).toBe(200);
+    alone.set(name, await response.json());
+    // Alone, the peak above the baseline is this request's largest reservation.
+    const base = ledger().usedBytes();
+    ledger().resetPeak();
+    await (await classify(bytes, {}, name.endsWith(".png") ? "image/png" : "image/jpeg")).arrayBuffer();
+    reservation.set(name, ledger().peakBytes - base);
+  }
+  modelBytes = ledger().state().modelBytes;
+});
+
+// Settings where requests have `room` bytes beside the loaded models (only this file's model is loaded).
+function tight(room: number, more: Partial<Env> = {}): Partial<Env> {
+  const budget = modelBytes + 64 * 1024; // the model fits its budget; the ledger insists on room beyond it
+  return {
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + Math.max(modelBytes + room, budget + 1)) / MiB,
+    MODEL_MEMORY_BUDGET_MB: budget / MiB,
+    ...more,
+  };
+}
+
+function expectBaseline(): void {
+  expect(ledger().state()).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0, loading: [] });
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
+  expect(condition(), what).toBe(true);
+}
+
+// A body the test sends in pieces: `send(n)` more bytes, `fail()` as a reset connection does.
+function heldBody(bytes: Uint8Array) {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let at = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+  });
+  return {
+    stream,
+    send(n: number) {
+      controller.enqueue(bytes.slice(at, at + n));
+      at += n;
+      if (at >= bytes.length) controller.close();
+    },
+    fail() {
+      controller.error(new Error("Network connection lost."));
+    },
+  };
+}
+
+function streamedRequest(body: ReadableStream<Uint8Array>, length?: number): Request {
+  return new Request(`http://edgevit.test/v1/classify?model=${NAME}&include=logits`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "image/jpeg", ...(length === undefined ? {} : { "content-length": String(length) }) },
+    duplex: "half",
+  } as RequestInit);
+}
+
+test("a slow body held open reserves what it declared, and the others run beside it", async () => {
+  const one = reservation.get("cat")!;
+  const settings = tight(2.5 * one);
+  const bytes = new Uint8Array(cat);
+  const slow = heldBody(bytes);
+  const slowAnswer = call(streamedRequest(slow.stream, bytes.length), settings);
+  slow.send(1000);
+  await until(() => ledger().state().inFlight === 1, "the slow request is admitted");
+  // Before its header is read a request holds its declared body, nothing more.
+  const held = reservationBytes({ body: { bytes: bytes.length, copies: 1 } });
+  expect(ledger().state().reservedBytes).toBe(held);
+
+  ledger().resetPeak();
+  const others = await Promise.all(Array.from({ length: 6 }, () => classify(cat, settings)));
+  for (const response of others) {
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(alone.get("cat"));
+  }
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  // The others are done and the slow one still holds exactly its own reservation.
+  expect(ledger().state()).toMatchObject({ reservedBytes: held, inFlight: 1, queued: 0 });
+
+  slow.send(bytes.length);
+  const response = await slowAnswer;
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual(alone.get("cat"));
+  expectBaseline();
+});
+
+test("a burst past the budget: every request answered, some 503 busy with Retry-After, never over budget", async () => {
+  const one = reservation.get("cat")!;
+  const settings = tight(2.5 * one, { ADMISSION_QUEUE_LENGTH: 3, ADMISSION_WAIT_SECONDS: 0.2 });
+  ledger().resetPeak();
+  const responses = await Promise.all(Array.from({ length: 16 }, () => classify(cat, settings)));
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  let ok = 0;
+  let busy = 0;
+  for (const response of responses) {
+    const body = await response.json<any>();
+    if (response.status === 200) {
+      ok++;
+      expect(body).toEqual(alone.get("cat"));
+      continue;
+    }
+    busy++;
+    expect(response.status).toBe(503);
+    expect(body.error.code).toBe("busy");
+    expect(body.error.message).toBe(
+      "The server is busy with other images right now and has no room for this one; try again in 1 s.",
+    );
+    expect(response.headers.get("retry-after")).toBe("1");
+  }
+  expect(ok + busy).toBe(16);
+  expect(ok).toBeGreaterThanOrEqual(2);
+  expect(busy).toBeGreaterThanOrEqual(1);
+  expectBaseline();
+});
+
+test("an upload that could never fit beside the model is refused at once, not queued", async () => {
+  // Room for the body but not for decoding it: refused once the header is read.
+  const body = reservationBytes({ body: { bytes: cat.byteLength, copies: 1 } });
+  const decoding = await classify(cat, tight((body + reservation.get("cat")!) / 2));
+  expect(decoding.status).toBe(413);
+  const refusal = (await decoding.json<any>()).error;
+  expect(refusal.code).toBe("image_too_large");
+  expect(refusal.message).toMatch(
+    /^Decoding this \d+x\d+ JPEG( at 1\/\d)? for model admission-vit needs .+, more than this server has for one request/,
+  );
+  // Room for less than the body: refused before it is read.
+  const reading = await classify(cat, tight(body / 2));
+  expect(reading.status).toBe(413);
+  const { error } = await reading.json<any>();
+  expect(error.code).toBe("payload_too_large");
+  expect(error.message).toMatch(/^a body of .+ needs more memory than this server has for one upload/);
+  expectBaseline();
+});
+
+test("a client that disconnects mid-body gets its reservation back to the ledger", async () => {
+  const settings = tight(2.5 * reservation.get("cat")!);
+  const bytes = new Uint8Array(cat);
+  for (const length of [bytes.length, undefined]) {
+    const cut = heldBody(bytes);
+    const answer = call(streamedRequest(cut.stream, length), settings);
+    cut.send(1000);
+    await until(() => ledger().state().inFlight === 1, "the upload is admitted");
+    expect(ledger().state().reservedBytes).toBeGreaterThan(0);
+    cut.fail();
+    expect((await answer).status).toBe(499);
+    expectBaseline();
+  }
+});
+
+test("an RPC caller that abandons its stream part way: a refusal, and the ledger back to its baseline", async () => {
+  const url = `http://caller.test/classify-abandon?options=${encodeURIComponent(JSON.stringify({ model: NAME }))}`;
+  const { error } = await (await env.CALLER.fetch(url, { method: "POST", body: cat })).json<any>();
+  expect(error.code).toBe("bad_parameter");
+  expect(error.message).toBe("bad_parameter: the image stream failed after 1000 bytes");
+  // The ledger of the isolate that served the call, as its own models() reports it.
+  const { result } = await (await env.CALLER.fetch("http://caller.test/models")).json<any>();
+  expect(result.memory.isolate).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0 });
+});
+
+// The queue consumer with every delivery's outcome.
+async function deliver(keys: string[], overrides: Partial<Env>, attempts: number) {
+  const messages = keys.map((key, i) => ({
+    id: `adm-${attempts}-${i}`,
+    timestamp: new Date(0),
+    attempts,
+    body: {
+      account: "test",
+      action: "PutObject",
+      bucket: env.INPUT_BUCKET,
+      object: { key, size: 1 },
+      eventTime: "2026-12-01T12:00:00.000Z",
+    },
+  }));
+  const batch = createMessageBatch("edgevit-images-events", messages);
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...env, PIPELINE_MODEL: NAME, PIPELINE_TASKS: "classify", ...overrides } as Env, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+test("a queue batch of four large images while an upload holds the room: retried, then all answered", async () => {
+  const keys = Object.keys(IMAGES).map((name) => `admission/${name}`);
+  for (const key of keys) await env.IMAGES.put(key, IMAGES[key.slice("admission/".length)]);
+  const largest = Math.max(...Object.keys(IMAGES).map((name) => reservation.get(name)!));
+  const smallest = Math.min(...Object.keys(IMAGES).map((name) => reservation.get(name)!));
+  // Room for the largest alone; the held upload declares a body that leaves less than the smallest beside it.
+  const room = largest + 64 * 1024;
+  const settings = tight(room, { ADMISSION_WAIT_SECONDS: 0.1 });
+  const declared = Math.max(1024, room - smallest - reservationBytes({ body: { bytes: 0, copies: 1 } }) + 1024);
+  const upload = heldBody(new Uint8Array(declared));
+  const uploading = call(streamedRequest(upload.stream, declared), settings);
+  upload.send(100);
+  await until(() => ledger().state().inFlight === 1, "the upload is admitted");
+
+  const first = await deliver(keys, settings, 1);
+  expect(first.explicitAcks).toEqual([]);
+  expect(first.retryMessages.map((m) => m.msgId).sort()).toEqual(keys.map((_, i) => `adm-1-${i}`));
+  for (const key of keys) expect(await env.RESULTS.get(`${env.RESULT_PREFIX}${key}.json`)).toBeNull();
+
+  upload.fail();
+  expect((await uploading).status).toBe(499);
+  expectBaseline();
+
+  ledger().resetPeak();
+  const second = await deliver(keys, settings, 2);
+  expect(second.retryMessages).toEqual([]);
+  expect(second.explicitAcks.sort()).toEqual(keys.map((_, i) => `adm-2-${i}`));
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  for (const key of keys) {
+    const written = JSON.parse(await (await env.RESULTS.get(`${env.RESULT_PREFIX}${key}.json`))!.text());
+    const reference = alone.get(key.slice("admission/".length)) as { logits?: number[] };
+    const { logits: _, ...classified } = reference;
+    expect(written.classify).toEqual(classified);
+  }
+  expectBaseline();
+});

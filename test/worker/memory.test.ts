@@ -1,0 +1,237 @@
+// The memory ledger on its own (worker/memory.ts): admission in arrival order, bounded waits and queue,
+// refusals of what could never fit, growth ahead of later arrivals, a deadlock of growing requests broken,
+// models counted while cached or held and the model budget set aside while one loads, release on every path.
+// Sizes are in KiB so the arithmetic can be checked by eye.
+
+import { describe, expect, test } from "vitest";
+import { Busy, type LedgerSettings, MemoryLedger, type Ticket } from "../../worker/memory.ts";
+import { EdgevitError } from "../../core/errors.ts";
+
+const K = 1024;
+// 100 K in all: 10 K of fixed heap, a model budget of 40 K; requests alone have 50 K beside the budget.
+const SETTINGS: LedgerSettings = {
+  capacityBytes: 100 * K,
+  fixedBytes: 10 * K,
+  modelBudgetBytes: 40 * K,
+  queueLength: 3,
+  waitMs: 200,
+};
+
+const ledger = (overrides: Partial<LedgerSettings> = {}) => new MemoryLedger({ ...SETTINGS, ...overrides });
+
+// Settles the microtasks admission runs on.
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// The order in which promises of tickets settle, by label.
+function recorder() {
+  const order: string[] = [];
+  const track = <T>(label: string, p: Promise<T>): Promise<T> =>
+    p.then(
+      (value) => {
+        order.push(label);
+        return value;
+      },
+      (error: unknown) => {
+        order.push(`${label}:${(error as EdgevitError).code ?? "error"}`);
+        throw error;
+      },
+    );
+  return { order, track };
+}
+
+describe("admission", () => {
+  test("what fits is admitted at once; the rest waits and comes in arrival order as memory is released", async () => {
+    const l = ledger();
+    const { order, track } = recorder();
+    const a = await l.admit(60 * K);
+    const b = track("b", l.admit(40 * K));
+    const c = track("c", l.admit(20 * K));
+    // c would fit beside a (10 + 60 + 20 = 90 K) but b arrived first and does not: nobody overtakes the head.
+    const d = track("d", l.admit(10 * K));
+    await tick();
+    expect(order).toEqual([]);
+    expect(l.state()).toMatchObject({ reservedBytes: 60 * K, inFlight: 1, queued: 3 });
+    a.release();
+    const [tb, tc, td] = await Promise.all([b, c, d]);
+    expect(order).toEqual(["b", "c", "d"]);
+    expect(l.state()).toMatchObject({ reservedBytes: 70 * K, usedBytes: 80 * K, inFlight: 3, queued: 0 });
+    for (const t of [tb, tc, td]) t.release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, usedBytes: 10 * K, inFlight: 0, queued: 0 });
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+
+  test("a waiter is refused busy after the wait bound, with Retry-After in whole seconds", async () => {
+    const l = ledger({ waitMs: 50 });
+    const a = await l.admit(80 * K);
+    const started = Date.now();
+    const refused = await l.admit(30 * K).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Busy);
+    expect((refused as Busy).code).toBe("busy");
+    expect((refused as Busy).retryAfter).toBe(1);
+    expect((refused as Busy).message).toMatch(/busy with other images/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(40);
+    expect(l.state()).toMatchObject({ reservedBytes: 80 * K, queued: 0 });
+    a.release();
+    expect(l.state().usedBytes).toBe(10 * K);
+  });
+
+  test("a full queue refuses at once", async () => {
+    const l = ledger();
+    const a = await l.admit(90 * K);
+    const waiting = [l.admit(K), l.admit(K), l.admit(K)];
+    const refused = await l.admit(K).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Busy);
+    expect(l.state().queued).toBe(3);
+    a.release();
+    for (const t of await Promise.all(waiting)) t.release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, queued: 0 });
+  });
+
+  test("what could never fit, even alone, is refused at once with the caller's sentence", async () => {
+    const l = ledger();
+    const other = await l.admit(30 * K);
+    const tooLarge = (room: number) => new EdgevitError("payload_too_large", `room ${room / K} K`);
+    // 90 K of capacity beside the fixed heap: 91 K never fits, whoever else is in flight.
+    await expect(l.admit(91 * K, undefined, tooLarge)).rejects.toMatchObject({
+      code: "payload_too_large",
+      message: "room 90 K",
+    });
+    // A request for a model that must be loaded has the model budget set aside: 50 K alone.
+    await expect(l.admit(51 * K, "cold", tooLarge)).rejects.toMatchObject({ message: "room 50 K" });
+    expect(l.state()).toMatchObject({ reservedBytes: 30 * K, inFlight: 1, queued: 0, loading: [] });
+    other.release();
+  });
+});
+
+describe("growth", () => {
+  test("a request that grows goes before later arrivals, and shrinking frees room at once", async () => {
+    const l = ledger();
+    const { order, track } = recorder();
+    const a = await l.admit(50 * K);
+    const b = track("b", l.admit(40 * K)); // waits: 10 + 50 + 40 = 100 K fits... exactly
+    await tick();
+    expect(order).toEqual(["b"]);
+    const c = track("c", l.admit(20 * K)); // waits for room
+    const grow = track("a grows", a.resize(60 * K)); // a arrived before c
+    await tick();
+    expect(order).toEqual(["b"]);
+    (await b).release();
+    await grow;
+    await tick();
+    // a (10 K more) went first; then c fits beside a's 60 K.
+    expect(order).toEqual(["b", "a grows", "c"]);
+    await a.resize(5 * K);
+    expect(l.state().reservedBytes).toBe(25 * K);
+    a.release();
+    (await c).release();
+    expect(l.state().usedBytes).toBe(10 * K);
+  });
+
+  test("when every request in flight waits to grow, the latest is refused and the earliest goes on", async () => {
+    const l = ledger();
+    const a = await l.admit(40 * K);
+    const b = await l.admit(40 * K);
+    const { order, track } = recorder();
+    const growA = track("a", a.resize(60 * K));
+    const growB = track("b", b.resize(60 * K)).catch((e: unknown) => e);
+    expect(await growB).toBeInstanceOf(Busy);
+    b.release(); // its door releases it on the refusal's way out
+    await growA;
+    expect(order).toEqual(["b:busy", "a"]);
+    expect(l.state()).toMatchObject({ reservedBytes: 60 * K, inFlight: 1, queued: 0 });
+    a.release();
+  });
+});
+
+describe("release", () => {
+  test("is idempotent, and a ticket released while it waits to grow gives its place and its memory back", async () => {
+    const l = ledger();
+    const a = await l.admit(50 * K);
+    const b = await l.admit(30 * K);
+    const growing = b.resize(45 * K).catch((e: unknown) => e);
+    await tick();
+    expect(l.state().queued).toBe(1);
+    b.release();
+    expect(await growing).toBeInstanceOf(Error);
+    b.release();
+    a.release();
+    a.release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, usedBytes: 10 * K, inFlight: 0, queued: 0 });
+    await expect(a.resize(K)).rejects.toThrow(/released/);
+  });
+
+  test("every path out of a request's work releases what it reserved (try/finally)", async () => {
+    const l = ledger();
+    const work = async (fail: "none" | "throw" | "reject") => {
+      let ticket: Ticket | undefined;
+      try {
+        ticket = await l.admit(20 * K);
+        await ticket.resize(30 * K);
+        if (fail === "throw") throw new Error("decoder failed");
+        if (fail === "reject") await Promise.reject(new EdgevitError("invalid_image", "corrupt"));
+        return "answered";
+      } finally {
+        ticket?.release();
+      }
+    };
+    const outcomes = await Promise.allSettled([work("none"), work("throw"), work("reject"), work("none")]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect(l.state()).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0 });
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+});
+
+describe("models", () => {
+  test("a cached model counts; evicted, it counts until the last request holding it ends", async () => {
+    const l = ledger();
+    const model = { memoryBytes: 30 * K };
+    l.modelLoaded("m", model);
+    expect(l.state().modelBytes).toBe(30 * K);
+    const t = await l.admit(10 * K);
+    t.hold(model);
+    l.modelEvicted(model);
+    expect(l.state().modelBytes).toBe(30 * K);
+    // Its memory grows in place (capture buffers): read live.
+    (model as { memoryBytes: number }).memoryBytes = 35 * K;
+    expect(l.state().modelBytes).toBe(35 * K);
+    t.release();
+    expect(l.state().modelBytes).toBe(0);
+  });
+
+  test("requests for a model not loaded set the model budget aside once, until it loads", async () => {
+    const l = ledger();
+    const a = await l.admit(20 * K, "cold");
+    expect(l.state()).toMatchObject({ modelBytes: 40 * K, loading: ["cold"], usedBytes: 70 * K });
+    // A second request for it shares the claim; one that would not fit beside the budget waits.
+    const b = await l.admit(20 * K, "cold");
+    expect(l.state().usedBytes).toBe(90 * K);
+    const c = l.admit(20 * K);
+    // The load joins the claim at once: no wait.
+    const end = await l.claimLoad("cold");
+    l.modelLoaded("cold", { memoryBytes: 25 * K });
+    end();
+    // Loaded: 25 K instead of the 40 K budget, and c fits (10 + 25 + 60 = 95 K).
+    const tc = await c;
+    expect(l.state()).toMatchObject({ modelBytes: 25 * K, loading: [], usedBytes: 95 * K });
+    for (const t of [a, b, tc]) t.release();
+  });
+
+  test("a load nobody claimed waits for room ahead of new requests, and a failed one frees its claim", async () => {
+    const l = ledger();
+    l.modelLoaded("warm", { memoryBytes: 20 * K });
+    const a = await l.admit(60 * K); // 10 + 20 + 60 = 90 K
+    const { order, track } = recorder();
+    const load = track("load", l.claimLoad("reloaded")); // needs the budget: 10 + 40 + 60 = 110 K
+    const b = track("b", l.admit(5 * K));
+    await tick();
+    expect(order).toEqual([]);
+    a.release();
+    const end = await load;
+    const tb = await b;
+    expect(order).toEqual(["load", "b"]);
+    expect(l.state()).toMatchObject({ modelBytes: 40 * K, loading: ["reloaded"] });
+    end(); // the load failed: nothing registered
+    expect(l.state()).toMatchObject({ modelBytes: 20 * K, loading: [] });
+    tb.release();
+  });
+});

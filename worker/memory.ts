@@ -1,0 +1,532 @@
+// The isolate's memory ledger: one isolate has ISOLATE_MEMORY_MB for everything it holds at once, the JS
+// heap of every request in flight and the wasm memory of every loaded model (docs/MEMORY.md, "Concurrent
+// requests"). The ledger counts
+//   - the isolate's own JS heap when idle (FIXED_HEAP_BYTES, measured),
+//   - the wasm memory of the loaded models, capture buffers included (the model cache registers them; an
+//     evicted model still counts while a request holds it), and while a model loads, the whole model budget
+//     (MODEL_MEMORY_BUDGET_MB): a load never waits for room that requests took,
+//   - what each request reserved: its worst case, computed by reservationBytes() from what is known before
+//     it commits memory.
+// A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
+// at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
+// admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
+// starves; what one request reserved is never counted as room for another.
+
+import { type BundleHeader, type ModelConfig, tokens as tokensOf } from "../core/bundle/format.ts";
+import { EdgevitError } from "../core/errors.ts";
+import type { ImageHeader } from "../core/image/source.ts";
+import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
+import { MiB, sizeText } from "../core/sizes.ts";
+import type { IsolateMemory } from "./types.ts";
+
+// Defaults of wrangler.toml's [vars] (tests and a deployment without them read these).
+export const DEFAULT_ISOLATE_MB = 120;
+export const DEFAULT_BUDGET_MB = 97;
+export const DEFAULT_QUEUE_LENGTH = 32;
+export const DEFAULT_WAIT_SECONDS = 10;
+
+// The isolate's JS heap with nothing in flight, a model loaded: V8's committed heap after a ViT-B/16 load and
+// three classifications was 6.6 MiB (docs/MEMORY.md, "Large uploads"); rounded up for the runtime's own
+// objects. Per request the JS objects beside its buffers (closures, answers' arrays) are REQUEST_BYTES.
+export const FIXED_HEAP_BYTES = 7 * MiB;
+const REQUEST_BYTES = 256 * 1024;
+
+// A refusal because the isolate is busy with other requests' memory: worth retrying after `retryAfter`
+// seconds (the Retry-After header over HTTP, `retryAfter` over RPC, a delayed retry in the queue consumer).
+export class Busy extends EdgevitError {
+  readonly retryAfter: number;
+  constructor(retryAfter: number) {
+    super(
+      "busy",
+      `The server is busy with other images right now and has no room for this one; try again in ${retryAfter} s.`,
+    );
+    this.retryAfter = retryAfter;
+  }
+}
+
+export interface LedgerSettings {
+  capacityBytes: number; // ISOLATE_MEMORY_MB
+  fixedBytes: number; // the idle isolate's JS heap
+  modelBudgetBytes: number; // MODEL_MEMORY_BUDGET_MB: what a load may take
+  queueLength: number; // waiting requests at most; one more is busy at once
+  waitMs: number; // how long one waits before it is busy
+}
+
+// A loaded model's memory as the ledger reads it: live, so capture buffers count once they grow.
+export interface Sized {
+  readonly memoryBytes: number;
+}
+
+interface ModelEntry {
+  cached: boolean;
+  holders: number; // reservations whose request holds this model
+}
+
+interface Waiter {
+  seq: number; // arrival order: the ticket's, so a growing request keeps its place
+  bytes: number; // what the ticket's reservation becomes
+  ticket: Ticket;
+  claim?: string;
+  deadline: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer?: number;
+}
+
+// A request's reservation. `resize` grows it (waiting its turn) or shrinks it (at once); `release` ends it
+// and is safe to call more than once, so every path out of a request may call it.
+export class Ticket {
+  readonly seq: number;
+  bytes = 0;
+  claim?: string; // a model load this request needs: the model budget stays set aside while it is pending
+  readonly held = new Set<Sized>();
+  released = false;
+  private readonly ledger: MemoryLedger;
+
+  constructor(ledger: MemoryLedger, seq: number) {
+    this.ledger = ledger;
+    this.seq = seq;
+  }
+
+  // Grows to `bytes` (waits, FIFO) or shrinks to it. `tooLarge(room)` is the refusal when `bytes` could never
+  // fit even with this request alone beside its models (`room` is what it could have).
+  resize(bytes: number, tooLarge?: (room: number) => EdgevitError): Promise<void> {
+    return this.ledger.resize(this, bytes, tooLarge);
+  }
+
+  // The model this request runs on counts until the request ends, even if the cache evicts it meanwhile.
+  hold(model: Sized): void {
+    if (this.released || this.held.has(model)) return;
+    this.held.add(model);
+    this.ledger.holdModel(model);
+  }
+
+  release(): void {
+    this.ledger.release(this);
+  }
+}
+
+export class MemoryLedger {
+  private settings: LedgerSettings;
+  private seq = 0;
+  private readonly tickets = new Set<Ticket>();
+  private readonly models = new Map<Sized, ModelEntry>();
+  // Pending model loads by name, and who needs each: requests admitted for a model not loaded, the load itself.
+  private readonly claims = new Map<string, Set<object>>();
+  private readonly queue: Waiter[] = [];
+  private peak = 0;
+
+  constructor(settings: LedgerSettings) {
+    this.settings = settings;
+  }
+
+  configure(settings: LedgerSettings): void {
+    this.settings = settings;
+    this.pump();
+  }
+
+  get capacityBytes(): number {
+    return this.settings.capacityBytes;
+  }
+
+  // Seconds a refused request should wait before trying again: about one wait of the queue.
+  get retryAfter(): number {
+    return Math.max(1, Math.ceil(this.settings.waitMs / 1000));
+  }
+
+  // What the models take: the cached ones, or the whole model budget while a load is pending (a load evicts
+  // within it), plus evicted models a request still holds. `claiming`: as if one more load were pending.
+  private modelBytes(claiming = false): number {
+    let cached = 0;
+    let held = 0;
+    for (const [model, entry] of this.models) {
+      if (entry.cached) cached += model.memoryBytes;
+      else held += model.memoryBytes;
+    }
+    const loading = claiming || this.claims.size > 0;
+    return Math.max(cached, loading ? this.settings.modelBudgetBytes : 0) + held;
+  }
+
+  // Whether `ticket` waits on a model load it has not joined yet, or joined and still pending.
+  private needsLoad(ticket: Ticket): boolean {
+    if (ticket.claim === undefined) return false;
+    return ticket.bytes === 0 || this.claims.get(ticket.claim)?.has(ticket) === true;
+  }
+
+  private cachedBytes(): number {
+    let cached = 0;
+    for (const [model, entry] of this.models) if (entry.cached) cached += model.memoryBytes;
+    return cached;
+  }
+
+  private reservedBytes(): number {
+    let reserved = 0;
+    for (const ticket of this.tickets) reserved += ticket.bytes;
+    return reserved;
+  }
+
+  usedBytes(): number {
+    return this.settings.fixedBytes + this.modelBytes() + this.reservedBytes();
+  }
+
+  // The most usedBytes() has been since the isolate started (or since resetPeak): tests assert it stays
+  // within capacity.
+  get peakBytes(): number {
+    return this.peak;
+  }
+
+  resetPeak(): void {
+    this.peak = this.usedBytes();
+  }
+
+  state(): IsolateMemory {
+    return {
+      capacityBytes: this.settings.capacityBytes,
+      fixedBytes: this.settings.fixedBytes,
+      modelBytes: this.modelBytes(),
+      reservedBytes: this.reservedBytes(),
+      usedBytes: this.usedBytes(),
+      inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
+      queued: this.queue.length,
+      loading: [...this.claims.keys()],
+    };
+  }
+
+  // A new reservation of `bytes`, admitted in arrival order. `claim` names a model this request needs that
+  // is not loaded: its load's room (the model budget) is set aside with it.
+  async admit(bytes: number, claim?: string, tooLarge?: (room: number) => EdgevitError): Promise<Ticket> {
+    const ticket = new Ticket(this, ++this.seq);
+    this.tickets.add(ticket);
+    try {
+      if (claim !== undefined) ticket.claim = claim;
+      await this.resize(ticket, bytes, tooLarge);
+    } catch (error) {
+      this.release(ticket);
+      throw error;
+    }
+    return ticket;
+  }
+
+  resize(ticket: Ticket, bytes: number, tooLarge?: (room: number) => EdgevitError): Promise<void> {
+    if (ticket.released) return Promise.reject(new Error("resizing a released memory reservation"));
+    const joining = ticket.bytes === 0 && ticket.claim !== undefined && !this.claims.get(ticket.claim)?.has(ticket);
+    if (bytes <= ticket.bytes && !joining) {
+      ticket.bytes = bytes;
+      this.pump();
+      return Promise.resolve();
+    }
+    const room = this.roomAlone(ticket);
+    if (bytes > room) return Promise.reject(tooLarge ? tooLarge(room) : new Busy(this.retryAfter));
+    const waiter = { seq: ticket.seq, bytes, ticket, claim: joining ? ticket.claim : undefined };
+    // At once when nobody is waiting ahead and it fits.
+    if (!this.queue.some((w) => w.seq < ticket.seq) && this.fits(waiter)) {
+      this.grant(waiter);
+      return Promise.resolve();
+    }
+    // A growing request holds memory already, and a load (seq 0) serves requests that do: neither is turned
+    // away for the queue's length.
+    const arriving = (t: Ticket) => t.bytes === 0 && t.seq > 0;
+    if (arriving(ticket) && this.queue.filter((w) => arriving(w.ticket)).length >= this.settings.queueLength) {
+      return Promise.reject(new Busy(this.retryAfter));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: Waiter = { ...waiter, deadline: Date.now() + this.settings.waitMs, resolve, reject };
+      entry.timer = setTimeout(() => this.expire(entry), this.settings.waitMs);
+      // Sorted by arrival: a growing request goes before everyone who arrived after it.
+      const at = this.queue.findIndex((w) => w.seq > entry.seq);
+      this.queue.splice(at < 0 ? this.queue.length : at, 0, entry);
+      this.pump();
+    });
+  }
+
+  // What `ticket` could have with no other request in flight: the capacity less the fixed heap and the
+  // models it cannot do without (the loaded ones, or the model budget while its model must be loaded).
+  private roomAlone(ticket: Ticket): number {
+    const cached = this.cachedBytes();
+    const models = this.needsLoad(ticket) ? Math.max(cached, this.settings.modelBudgetBytes) : cached;
+    return this.settings.capacityBytes - this.settings.fixedBytes - models;
+  }
+
+  private fits(w: Pick<Waiter, "bytes" | "ticket" | "claim">): boolean {
+    const models = this.modelBytes(w.claim !== undefined);
+    const used = this.settings.fixedBytes + models + this.reservedBytes() - w.ticket.bytes + w.bytes;
+    return used <= this.settings.capacityBytes;
+  }
+
+  private grant(w: Pick<Waiter, "bytes" | "ticket" | "claim">): void {
+    if (w.claim !== undefined) this.join(w.claim, w.ticket);
+    w.ticket.bytes = w.bytes;
+    this.peak = Math.max(this.peak, this.usedBytes());
+  }
+
+  private join(name: string, who: object): void {
+    const needs = this.claims.get(name) ?? new Set<object>();
+    this.claims.set(name, needs);
+    needs.add(who);
+  }
+
+  private leave(name: string, who: object): void {
+    const needs = this.claims.get(name);
+    if (!needs?.delete(who)) return;
+    if (needs.size === 0) this.claims.delete(name);
+  }
+
+  // Admits waiters from the head while they fit; drops those whose time ran out (a timer of a request the
+  // runtime cancelled never fires: the deadline catches it).
+  private pump(): void {
+    const now = Date.now();
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].deadline <= now) this.expire(this.queue[i]);
+    while (this.queue.length > 0 && this.fits(this.queue[0])) {
+      const w = this.queue.shift()!;
+      if (w.timer !== undefined) clearTimeout(w.timer);
+      this.grant(w);
+      w.resolve();
+    }
+    this.breakDeadlock();
+  }
+
+  // Every request holding memory is itself waiting to grow, and no load is pending that would end: nothing
+  // will free room. The latest of them is refused (busy), which frees its memory for the earlier ones.
+  private breakDeadlock(): void {
+    while (this.queue.length > 0) {
+      const holders = [...this.tickets].filter((t) => t.bytes > 0);
+      const waiting = this.queue.filter((w) => w.ticket.bytes > 0);
+      if (holders.length === 0 || waiting.length < holders.length || this.loads > 0) return;
+      this.expire(waiting[waiting.length - 1]);
+      while (this.queue.length > 0 && this.fits(this.queue[0])) {
+        const w = this.queue.shift()!;
+        if (w.timer !== undefined) clearTimeout(w.timer);
+        this.grant(w);
+        w.resolve();
+      }
+    }
+  }
+
+  private expire(w: Waiter): void {
+    const at = this.queue.indexOf(w);
+    if (at < 0) return;
+    this.queue.splice(at, 1);
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    w.reject(new Busy(this.retryAfter));
+    // The head may have been what blocked the others.
+    if (at === 0) queueMicrotask(() => this.pump());
+  }
+
+  release(ticket: Ticket): void {
+    if (ticket.released) return;
+    ticket.released = true;
+    ticket.bytes = 0;
+    this.tickets.delete(ticket);
+    for (const w of this.queue.filter((w) => w.ticket === ticket)) {
+      this.queue.splice(this.queue.indexOf(w), 1);
+      if (w.timer !== undefined) clearTimeout(w.timer);
+      w.reject(new Error("the memory reservation was released while it waited"));
+    }
+    if (ticket.claim !== undefined) this.leave(ticket.claim, ticket);
+    for (const model of ticket.held) this.unholdModel(model);
+    ticket.held.clear();
+    this.pump();
+  }
+
+  // Model loads. `loads` counts loads in progress (they end, so waiting for them is no deadlock).
+  private loads = 0;
+
+  // Before a load streams: the model budget set aside for it, at once when a request admitted for this model
+  // already did, else waiting its turn ahead of new arrivals. The returned function ends the claim; a load
+  // that succeeded ends it by registering its model (modelLoaded).
+  async claimLoad(name: string): Promise<() => void> {
+    const who = {};
+    this.loads++;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.loads--;
+      this.leave(name, who);
+      this.pump();
+    };
+    if (this.claims.has(name)) {
+      this.join(name, who);
+      return end;
+    }
+    const ticket = new Ticket(this, 0); // ahead of every request
+    ticket.claim = name;
+    try {
+      await this.resize(ticket, 0);
+    } catch (error) {
+      this.loads--;
+      throw error;
+    }
+    this.join(name, who);
+    this.leave(name, ticket);
+    return end;
+  }
+
+  // The cache loaded `model` under `name`: it counts from now on, and that load's claim ends.
+  modelLoaded(name: string, model: Sized): void {
+    this.models.set(model, { cached: true, holders: this.models.get(model)?.holders ?? 0 });
+    this.claims.delete(name);
+    this.peak = Math.max(this.peak, this.usedBytes());
+    this.pump();
+  }
+
+  // The cache keeps `model` again (a failed swap puts the old version back).
+  modelKept(model: Sized): void {
+    this.models.set(model, { cached: true, holders: this.models.get(model)?.holders ?? 0 });
+  }
+
+  // The cache dropped `model`: it counts until the last request holding it ends.
+  modelEvicted(model: Sized): void {
+    const entry = this.models.get(model);
+    if (!entry) return;
+    if (entry.holders > 0) entry.cached = false;
+    else this.models.delete(model);
+    this.pump();
+  }
+
+  holdModel(model: Sized): void {
+    const entry = this.models.get(model);
+    if (entry) entry.holders++;
+    else this.models.set(model, { cached: false, holders: 1 });
+  }
+
+  private unholdModel(model: Sized): void {
+    const entry = this.models.get(model);
+    if (!entry) return;
+    entry.holders--;
+    if (entry.holders <= 0 && !entry.cached) this.models.delete(model);
+  }
+}
+
+function positiveVar(env: Env, name: keyof Env, fallback: number, unit: string, integer = false): number {
+  const raw: unknown = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!(Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value)))) {
+    throw new EdgevitError(
+      "model_unavailable",
+      `the deployment's ${name} must be a positive ${integer ? "whole " : ""}number${unit}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+// MODEL_MEMORY_BUDGET_MB in bytes: the default when unset; a value that is not a positive number is a
+// deployment error, refused with a sentence naming it rather than read as NaN (which disabled the budget).
+export function budgetBytes(env: Env): number {
+  return positiveVar(env, "MODEL_MEMORY_BUDGET_MB", DEFAULT_BUDGET_MB, " of MiB") * MiB;
+}
+
+export function ledgerSettings(env: Env): LedgerSettings {
+  const capacityBytes = positiveVar(env, "ISOLATE_MEMORY_MB", DEFAULT_ISOLATE_MB, " of MiB") * MiB;
+  const modelBudgetBytes = budgetBytes(env);
+  if (capacityBytes <= FIXED_HEAP_BYTES + modelBudgetBytes) {
+    throw new EdgevitError(
+      "model_unavailable",
+      `the deployment's ISOLATE_MEMORY_MB (${sizeText(capacityBytes)}) leaves no room for requests beside ` +
+        `MODEL_MEMORY_BUDGET_MB (${sizeText(modelBudgetBytes)}) and the isolate's own ${sizeText(FIXED_HEAP_BYTES)}`,
+    );
+  }
+  return {
+    capacityBytes,
+    fixedBytes: FIXED_HEAP_BYTES,
+    modelBudgetBytes,
+    queueLength: positiveVar(env, "ADMISSION_QUEUE_LENGTH", DEFAULT_QUEUE_LENGTH, "", true),
+    waitMs: positiveVar(env, "ADMISSION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS, " of seconds") * 1000,
+  };
+}
+
+let isolate: MemoryLedger | undefined;
+
+// This isolate's ledger, with the deployment's settings.
+export function ledgerOf(env: Env): MemoryLedger {
+  const settings = ledgerSettings(env);
+  if (!isolate) isolate = new MemoryLedger(settings);
+  else isolate.configure(settings);
+  return isolate;
+}
+
+// --- What a request will hold ---------------------------------------------------------------------------
+
+// The body as a request holds it: `bytes` (the Content-Length, or what was read so far) in `copies`: a raw
+// body is read into one buffer; a multipart form is the body, the form's file and the image's own copy.
+export interface BodyPlan {
+  bytes: number;
+  copies: number;
+}
+
+// The image's header and what its decoder will hold at one scale (the decoder's own memoryBytes(scale)).
+export interface ImagePlan {
+  header: ImageHeader;
+  scale: number;
+  decoderBytes: number;
+}
+
+// The answer a route builds from the outputs, as far as it costs memory.
+export type AnswerPlan =
+  | { kind: "classify" | "embed" }
+  | { kind: "hidden_states"; form: "npy" | "json" }
+  | { kind: "attentions"; form: "npy" | "json" | "arrays" } // json is streamed; arrays: nested, over RPC
+  | { kind: "picture"; size: number } // one PNG of size x size (/v1/pca, /v1/attention_map)
+  | { kind: "frames"; size: number; base64: boolean }; // one PNG per hidden state (/v1/pca?layer=all, /v1/see)
+
+// Everything a request's reservation depends on, each part once it is known: before its header only the
+// body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
+// and the answer it builds.
+export interface RequestPlan {
+  body: BodyPlan;
+  image?: ImagePlan;
+  model?: BundleHeader;
+  captureGrowth?: number; // bytes the model's wasm memory grows by for this request's captures (whole pages)
+  captureCopies?: number; // bytes of captures copied out of wasm memory (a hidden state, one layer's attention)
+  answer?: AnswerPlan;
+}
+
+// The reservation a request needs, in bytes: its worst case from what `plan` knows.
+export function reservationBytes(plan: RequestPlan): number {
+  let bytes = REQUEST_BYTES + plan.body.bytes * plan.body.copies;
+  if (plan.image) bytes += plan.image.decoderBytes;
+  if (plan.image && plan.model) bytes += preprocessorBytes(plan.image.header, plan.image.scale, plan.model);
+  if (plan.model) bytes += outputBytes(plan.model.config) + (plan.captureCopies ?? 0) + (plan.captureGrowth ?? 0);
+  if (plan.model && plan.answer) bytes += answerBytes(plan.answer, plan.model.config);
+  return bytes;
+}
+
+// Tokens of a config: patches, the class token, the distillation token.
+// Logits and the last hidden state copied out of wasm memory by every run.
+function outputBytes(c: ModelConfig): number {
+  return (c.classes + tokensOf(c) * c.dim) * 4;
+}
+
+// The streaming preprocessor (core/preprocess/stream.ts): the uint8 intermediate (the oriented height x the
+// output width x 3, or the output), the vertical pass's output, a decoded row; for EXIF orientations 5-8 the
+// float64 columns it accumulates (a few at once, each the oriented width).
+function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHeader): number {
+  const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
+  return StreamingPreprocessor.memoryBytes(model.preprocessing, decoded, header.orientation);
+}
+
+// What a route's answer holds beside the outputs: JSON text with its number arrays (~24 bytes a number,
+// the text and the arrays it is built from), .npy bytes, PNG frames with their pixels (base64 for /v1/see).
+function answerBytes(answer: AnswerPlan, c: ModelConfig): number {
+  const tokens = tokensOf(c);
+  switch (answer.kind) {
+    case "classify":
+      return c.classes * 48;
+    case "embed":
+      return c.dim * 48;
+    case "hidden_states":
+      return answer.form === "npy" ? tokens * c.dim * 4 : tokens * c.dim * 48;
+    case "attentions": {
+      // npy: the file beside the copied probabilities; JSON: one head's text at a time; arrays: every number.
+      const numbers = c.heads * tokens * tokens;
+      return answer.form === "npy" ? numbers * 4 : answer.form === "json" ? tokens * tokens * 48 : numbers * 48;
+    }
+    case "picture":
+      return answer.size * answer.size * 3 * 2 + c.imageSize * c.imageSize * 3;
+    case "frames": {
+      const frames = (c.layers + 1) * answer.size * answer.size * 3;
+      return frames * (answer.base64 ? 4 : 2) + c.imageSize * c.imageSize * 3 + c.layers * c.heads * tokens * 48;
+    }
+  }
+}
