@@ -4,24 +4,38 @@
 // consumer converts the checkpoint with the converter `edgevit convert` uses (core/convert/), reading each
 // tensor by range in the bundle's order and writing the bundle with an R2 multipart upload.
 //
+// The consumer runs in an isolate that serves requests too: before the first tensor is read it reserves its
+// peak (importBytes) in the isolate's memory ledger (worker/memory.ts), waiting its turn as uploads do; an
+// isolate without room retries the message later.
+//
 // The bundle's key is replaced only when the upload completes: a failed import aborts its upload and the
 // older version keeps serving. A job whose isolate died is redelivered by the queue: it aborts the upload
 // the record names and starts again. A newer POST for the same name supersedes a queued or running import.
 
 import { type BundleHeader, describe } from "../core/bundle/format.ts";
-import { convert, plan } from "../core/convert/convert.ts";
-import { hubSource } from "../core/convert/hub-source.ts";
+import { BundleWriter } from "../core/bundle/writer.ts";
+import { convert, type Plan, plan, tensorPeakBytes } from "../core/convert/convert.ts";
+import { GAP_PIECE, hubSource } from "../core/convert/hub-source.ts";
+import { crc32 } from "../core/crc32.ts";
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { checkRepo, checkRevision, HubClient } from "../core/hub/client.ts";
 import { checkpointFiles } from "../core/hub/files.ts";
 import { keyOf, modelName } from "../core/names.ts";
+import { sizeText } from "../core/sizes.ts";
 import { ClientDisconnected, readBounded } from "./input.ts";
+import { Busy, FIXED_HEAP_BYTES, ledgerOf, type MemoryLedger, type Ticket } from "./memory.ts";
+import { backoffSeconds } from "./queue.ts";
 
 export const IMPORT_QUEUE = "edgevit-imports";
 // R2 multipart: every part but the last the same size, at least 5 MiB. Two are held at once (the first,
 // which the final header overwrites, and the one filling).
 export const PART_BYTES = 8 << 20;
 const MAX_REQUEST_BYTES = 4096;
+// The JS objects an import holds beside its buffers: the record, the parsed headers, the plan.
+const IMPORT_OBJECT_BYTES = 1 << 20;
+// A message is delivered once and retried at most max_retries times (wrangler.toml: 3): an import still
+// without room on its last delivery fails with `busy` instead of staying queued.
+const LAST_ATTEMPT = 4;
 
 export interface ImportMessage {
   name: string;
@@ -95,13 +109,38 @@ export async function importRequest(request: Request): Promise<{ repo: string; r
   };
 }
 
+// What an import holds at its most, in bytes, once `planned`: the multipart parts it buffers (part 1 until the
+// end, and the one filling), the converter's largest tensor (tensorPeakBytes: raw, f32 and packed) or, at the
+// end, one piece of the bytes no tensor covers (read for the files' CRC-32s), and the objects around them.
+export function importBytes(planned: Plan): number {
+  const writer = new BundleWriter(planned.parts, crc32);
+  const bundle = writer.payloadOffset + writer.plan.length;
+  const parts = Math.min(PART_BYTES, bundle) + Math.min(PART_BYTES, Math.max(0, bundle - PART_BYTES));
+  const gap = Math.min(GAP_PIECE, planned.ckpt.bytes);
+  return IMPORT_OBJECT_BYTES + parts + Math.max(tensorPeakBytes(planned), gap);
+}
+
+// An import that could not run even in an isolate of its own: refused when it is requested.
+function checkImportMemory(planned: Plan, ledger: MemoryLedger): void {
+  const bytes = importBytes(planned);
+  const room = ledger.capacityBytes - FIXED_HEAP_BYTES;
+  if (bytes > room) {
+    throw new EdgevitError(
+      "unsupported_checkpoint",
+      `importing ${describe(planned.parts.config)} in the Worker holds ${sizeText(bytes)} at once, more than ` +
+        `the ${sizeText(room)} an isolate has for it; convert it with npx edgevit pull and upload the bundle`,
+    );
+  }
+}
+
 // Everything that can refuse an import before a tensor is read: the hub's answers, the architecture, the
-// sizes and shapes against the bundle's limits (the converter's plan reads the JSON files and the safetensors
-// headers only).
-async function checkImport(hub: HubClient, repo: string, revision: string) {
+// sizes and shapes against the bundle's limits, the memory the import needs (the converter's plan reads the
+// JSON files and the safetensors headers only).
+async function checkImport(hub: HubClient, repo: string, revision: string, ledger: MemoryLedger) {
   const files = await checkpointFiles(hub, repo, revision, (file) => hub.bytes(file));
   const planned = await plan(hubSource(hub, files), {}).catch(refuseCheckpoint);
   await planned.ckpt.close();
+  checkImportMemory(planned, ledger);
   return { files, config: planned.parts.config };
 }
 
@@ -115,7 +154,7 @@ export async function startImport(request: Request, env: Env): Promise<ImportRec
   const { repo, revision, name: asked } = await importRequest(request);
   const name = asked ?? modelName(repo.split("/").pop() as string);
   const hub = hubOf(env);
-  const { files, config } = await checkImport(hub, repo, revision);
+  const { files, config } = await checkImport(hub, repo, revision, ledgerOf(env));
   const now = new Date().toISOString();
   const record: ImportRecord = {
     id: crypto.randomUUID(),
@@ -203,30 +242,37 @@ export class MultipartSink {
 class Superseded extends Error {}
 
 // The queue consumer of IMPORTS: one import per message; its outcome is in its record, so every message is
-// acknowledged (a crash is redelivered by the queue).
+// acknowledged (a crash is redelivered by the queue), except one that found no memory in this isolate: it is
+// retried later, as the image queue's are.
 export async function runImports(batch: MessageBatch<ImportMessage>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    await runImport(message.body, env);
-    message.ack();
+    try {
+      await runImport(message.body, env, message.attempts >= LAST_ATTEMPT);
+      message.ack();
+    } catch (error) {
+      if (!(error instanceof Busy)) throw error;
+      const delaySeconds = backoffSeconds(message.attempts);
+      console.warn(`import ${message.body.name} is retried in ${delaySeconds} s: ${error.message}`);
+      message.retry({ delaySeconds });
+    }
   }
 }
 
-export async function runImport(job: ImportMessage, env: Env): Promise<ImportRecord | null> {
+// Runs one import. Without room in the isolate's ledger it throws Busy, its record still queued, unless
+// `last`: then the import fails with `busy`.
+export async function runImport(job: ImportMessage, env: Env, last = false): Promise<ImportRecord | null> {
   const record = await readRecord(env.MODELS, job.name);
   if (!record || record.id !== job.id || record.state === "done" || record.state === "failed") return record;
   if (record.uploadId) await abortUpload(env.MODELS, record.name, record.uploadId); // a redelivery after a crash
   const hub = hubOf(env);
+  const ledger = ledgerOf(env);
   const ours = async () => {
     if ((await readRecord(env.MODELS, job.name))?.id !== job.id) throw new Superseded();
   };
   let upload: R2MultipartUpload | null = null;
+  let ticket: Ticket | undefined;
   try {
     const files = await checkpointFiles(hub, record.repo, record.commit, (file) => hub.bytes(file));
-    upload = await env.MODELS.createMultipartUpload(keyOf(record.name), {
-      httpMetadata: { contentType: "application/octet-stream" },
-    });
-    Object.assign(record, { state: "running", uploadId: upload.uploadId });
-    await writeRecord(env.MODELS, record);
     let sink: MultipartSink | undefined;
     const source = hubSource(hub, files, ({ tensorsRead, bytesRead }) => {
       record.progress.tensorsRead = tensorsRead;
@@ -238,14 +284,26 @@ export async function runImport(job: ImportMessage, env: Env): Promise<ImportRec
       await ours();
       await writeRecord(env.MODELS, record);
     };
+    // Planned (the JSON files and the headers read), nothing of the weights read yet: the import's memory is
+    // reserved, then its upload starts.
+    const start = async (bytes: number, planned: Plan) => {
+      checkImportMemory(planned, ledger);
+      // Room the loaded models leave none of: busy, as for any request, and retried later.
+      ticket = await ledger.admit(importBytes(planned), undefined, () => new Busy(ledger.retryAfter));
+      await ours();
+      upload = await env.MODELS.createMultipartUpload(keyOf(record.name), {
+        httpMetadata: { contentType: "application/octet-stream" },
+      });
+      record.progress.bundleBytes = bytes;
+      Object.assign(record, { state: "running", uploadId: upload.uploadId });
+      await writeRecord(env.MODELS, record);
+      sink = new MultipartSink(upload, bytes, onPart);
+    };
     const header: BundleHeader = await convert(
       source,
       { name: record.name, convertedAt: record.requested.replace(/\.\d+Z$/, "Z") },
       (chunk, position) => (sink as MultipartSink).write(chunk, position),
-      (bytes) => {
-        record.progress.bundleBytes = bytes;
-        sink = new MultipartSink(upload as R2MultipartUpload, bytes, onPart);
-      },
+      start,
     ).catch(refuseCheckpoint);
     await ours();
     const object = await (sink as unknown as MultipartSink).complete();
@@ -258,8 +316,9 @@ export async function runImport(job: ImportMessage, env: Env): Promise<ImportRec
     await writeRecord(env.MODELS, record);
     return record;
   } catch (error) {
-    if (upload) await upload.abort().catch(() => {});
+    if (upload) await (upload as R2MultipartUpload).abort().catch(() => {});
     if (error instanceof Superseded) return null;
+    if (error instanceof Busy && !last) throw error; // nothing started: the record stays queued
     record.state = "failed";
     record.uploadId = undefined;
     record.error =
@@ -271,5 +330,7 @@ export async function runImport(job: ImportMessage, env: Env): Promise<ImportRec
       .then(() => writeRecord(env.MODELS, record))
       .catch(() => {});
     return record;
+  } finally {
+    ticket?.release();
   }
 }

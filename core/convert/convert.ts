@@ -23,7 +23,7 @@ import {
 } from "../bundle/format.ts";
 import { BundleWriter } from "../bundle/writer.ts";
 import { layout as bundleLayout } from "../bundle/layout.ts";
-import { packLinear, type PackedLinear } from "../bundle/pack.ts";
+import { packedSizes, packLinear, type PackedLinear } from "../bundle/pack.ts";
 import { memoryPlan } from "../engine/memory.ts";
 import { MiB, sizeText } from "../sizes.ts";
 import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
@@ -768,19 +768,45 @@ async function writeBundle(
   return header;
 }
 
+// The most the converter holds at once for one bundle tensor, in bytes: the raw bytes of its checkpoint
+// tensors (read together when several are stacked, as HF's query, key and value), each decoded to f32, their
+// concatenation, a transformed copy (DINOv2's interpolated position embeddings) and the packed output. A
+// caller that counts its memory (the Worker's import) reserves it before the first tensor is read.
+export function tensorPeakBytes(p: Plan): number {
+  const count = (name: string) => p.ckpt.info(name).shape.reduce((a, b) => a * b, 1);
+  const raw = (name: string) => p.ckpt.info(name).end - p.ckpt.info(name).begin;
+  const sum = (names: string[], f: (name: string) => number) => names.reduce((a, n) => a + f(n), 0);
+  const entries = new Map(bundleLayout(p.parts.config).tensors.map((e) => [e.name, e.bytes]));
+  let peak = 0;
+  for (const [name, r] of p.recipes) {
+    let bytes: number;
+    if (r.kind === "f32") {
+      bytes = raw(r.from) + 4 * count(r.from) + (r.transform ? (entries.get(name) ?? 0) : 0);
+    } else {
+      const sources = [...r.weights, ...r.biases.filter((b) => p.ckpt.has(b))];
+      const stacked = r.weights.length > 1 ? 4 * sum(sources, count) : 0;
+      const packed = Object.values(packedSizes(r.n, r.k)).reduce((a, b) => a + b, 0);
+      bytes = sum(sources, raw) + 4 * sum(sources, count) + stacked + packed;
+    }
+    peak = Math.max(peak, bytes);
+  }
+  return peak;
+}
+
 // Converts `source`, writing the bundle through `write(chunk, position)`: the head first (a placeholder of
 // the final length), the payload in order, then the final head over the placeholder. `size` is called with
-// the bundle's length before anything is written.
+// the bundle's length and the plan (tensorPeakBytes) once the checkpoint is planned, before any tensor is
+// read or anything written.
 export async function convert(
   source: CheckpointSource,
   options: ConvertOptions,
   write: (chunk: Uint8Array, position: number) => void | Promise<void>,
-  size?: (bytes: number) => void | Promise<void>,
+  size?: (bytes: number, planned: Plan) => void | Promise<void>,
 ): Promise<BundleHeader> {
   const p = await plan(source, options);
   try {
     const writer = new BundleWriter(p.parts, options.crc32 ?? portableCrc32);
-    await size?.(writer.payloadOffset + writer.plan.length);
+    await size?.(writer.payloadOffset + writer.plan.length, p);
     return await writeBundle(p, writer, options.log ?? (() => {}), write, source.final?.bind(source));
   } catch (e) {
     throw e instanceof BundleError ? new ConvertError(e.message) : e;

@@ -28,7 +28,7 @@ import {
 // dropping it is not.
 const ATTEMPTS = 3;
 // The bytes no tensor covers are read in pieces of at most this many.
-const GAP_PIECE = 8 << 20;
+export const GAP_PIECE = 8 << 20;
 const PENDING_CRC = "00000000";
 
 export interface HubSourceProgress {

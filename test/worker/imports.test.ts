@@ -5,15 +5,23 @@
 
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { expect, test } from "vitest";
+import cat from "../fixtures/images/cat-baseline-420.jpg";
+import { plan } from "../../core/convert/convert.ts";
+import { hubSource } from "../../core/convert/hub-source.ts";
+import { checkpointFiles } from "../../core/hub/files.ts";
+import { MiB } from "../../core/sizes.ts";
 import worker from "../../worker/index.ts";
 import {
   IMPORT_QUEUE,
   type ImportMessage,
   type ImportRecord,
+  hubOf,
+  importBytes,
   MultipartSink,
   PART_BYTES,
 } from "../../worker/imports.ts";
-import { call, randomBundle } from "./helpers.ts";
+import { FIXED_HEAP_BYTES, ledgerOf } from "../../worker/memory.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
 
 const hub = env.HUB;
 
@@ -50,6 +58,32 @@ function recordingBucket(bucket: R2Bucket) {
     },
   });
   return { bucket: wrapped, created, aborted };
+}
+
+// The real bucket, except that creating a multipart upload (the import has planned and holds its memory
+// reservation then) waits until `release()`; `reached` resolves when an import gets there.
+function heldUploads(bucket: R2Bucket) {
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const held = new Proxy(bucket, {
+    get(target, property) {
+      if (property === "createMultipartUpload")
+        return async (key: string, options?: R2MultipartOptions) => {
+          arrived();
+          await gate;
+          return target.createMultipartUpload(key, options);
+        };
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { bucket: held, reached, release };
 }
 
 function post(body: unknown, overrides: Partial<Env> = {}): Promise<Response> {
@@ -256,4 +290,118 @@ test("a bundle of several parts: equal 8 MiB parts, the last shorter, part 1 (wi
   await expect(new MultipartSink(upload, 10, async () => {}).write(new Uint8Array(1), 5)).rejects.toThrow(
     /out of order/,
   );
+});
+
+// What the import `queued` of org/tiny-vit reserves: importBytes of its plan, read from the hub as the
+// consumer reads it; the largest tensor of the checkpoint and the bundle's size.
+async function tinyVitReservation(queued: ImportRecord): Promise<{ bytes: number; largest: number; bundle: number }> {
+  const hub = hubOf(env);
+  const files = await checkpointFiles(hub, "org/tiny-vit", queued.commit, (file) => hub.bytes(file));
+  const convertedAt = queued.requested.replace(/\.\d+Z$/, "Z");
+  const planned = await plan(hubSource(hub, files), { name: queued.name, convertedAt });
+  await planned.ckpt.close();
+  const largest = Math.max(...[...planned.ckpt.tensors.values()].map((t) => t.end - t.begin));
+  const bundle = (await reference("org/tiny-vit", queued.name, convertedAt)).length;
+  return { bytes: importBytes(planned), largest, bundle };
+}
+
+// Ledger settings where requests have `room` bytes beside the loaded models.
+function tight(room: number, more: Partial<Env> = {}): Partial<Env> {
+  const modelBytes = ledgerOf(env).state().modelBytes;
+  const budget = modelBytes + 64 * 1024; // the models fit their budget; the ledger insists on room beyond it
+  return {
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + Math.max(modelBytes + room, budget + 1)) / MiB,
+    MODEL_MEMORY_BUDGET_MB: budget / MiB,
+    ...more,
+  };
+}
+
+test("an import holds its peak in the isolate's memory ledger: an upload beside it waits until it is done", async () => {
+  await env.MODELS.put("ledger-vit.evit", randomBundle("ledger-vit", 21));
+  const classify = (overrides: Partial<Env>) =>
+    call(
+      jpegRequest("/v1/classify?model=ledger-vit", cat, "image/jpeg", { "content-length": String(cat.byteLength) }),
+      overrides,
+    );
+  const first = await classify({});
+  expect(first.status).toBe(200);
+  const answer = await first.json();
+  // one classification's reservation, alone
+  const base = ledgerOf(env).usedBytes();
+  ledgerOf(env).resetPeak();
+  await (await classify({})).arrayBuffer();
+  const upload = ledgerOf(env).peakBytes - base;
+
+  const { binding, sent } = queue();
+  const queued = (await (
+    await post({ repo: "org/tiny-vit", name: "ledger-import" }, { IMPORTS: binding })
+  ).json()) as ImportRecord;
+  const reserved = await tinyVitReservation(queued);
+  // at least the part it buffers (the whole bundle: one part) and the largest tensor raw and in f32
+  expect(reserved.bundle).toBeLessThan(PART_BYTES);
+  expect(reserved.bytes).toBeGreaterThanOrEqual(reserved.bundle + 2 * reserved.largest);
+
+  // Room for the import or the upload, not both.
+  const settings = tight(reserved.bytes + upload - 1);
+  const ledger = () => ledgerOf({ ...env, ...settings } as Env);
+  const held = heldUploads(env.MODELS);
+  const overrides = { ...settings, IMPORTS: binding, MODELS: held.bucket };
+  ledger().resetPeak();
+  const importing = deliver(sent, overrides);
+  await held.reached;
+  expect(ledger().state()).toMatchObject({ reservedBytes: reserved.bytes, inFlight: 1, queued: 0 });
+  const beside = classify(settings);
+  for (let i = 0; i < 500 && ledger().state().queued === 0; i++) await new Promise((r) => setTimeout(r, 2));
+  expect(ledger().state().queued).toBe(1); // the upload waits for the import's memory
+  held.release();
+  const [result, response] = await Promise.all([importing, beside]);
+  expect(result.explicitAcks).toEqual(["import-0"]);
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual(answer);
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  expect(ledger().state()).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0 });
+
+  const bytes = new Uint8Array(await ((await env.MODELS.get("ledger-import.evit")) as R2ObjectBody).arrayBuffer());
+  expect(bytes).toEqual(await reference("org/tiny-vit", "ledger-import", queued.requested.replace(/\.\d+Z$/, "Z")));
+});
+
+test("an import that finds the isolate's memory taken is retried later, its record still queued", async () => {
+  const { binding, sent } = queue();
+  const queued = (await (
+    await post({ repo: "org/tiny-vit", name: "busy-import" }, { IMPORTS: binding })
+  ).json()) as ImportRecord;
+  const reserved = await tinyVitReservation(queued);
+  const settings = tight(reserved.bytes, { ADMISSION_WAIT_SECONDS: 0.05 });
+  const ledger = () => ledgerOf({ ...env, ...settings } as Env);
+  const overrides = { ...settings, IMPORTS: binding };
+  // another holder of memory: what is left is short of the import's reservation
+  const other = await ledger().admit(1024 * 1024);
+  try {
+    const result = await deliver(sent, overrides);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toEqual([{ msgId: "import-0" }]);
+    const { import: waiting, bundle } = await status("busy-import");
+    expect(waiting).toMatchObject({ id: queued.id, state: "queued" });
+    expect(waiting?.uploadId).toBeUndefined();
+    expect(bundle).toBeUndefined();
+  } finally {
+    other.release();
+  }
+  const again = await deliver(sent, overrides);
+  expect(again.explicitAcks).toEqual(["import-0"]);
+  expect((await status("busy-import")).import?.state).toBe("done");
+  expect(ledger().state()).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0 });
+});
+
+test("an import more than an isolate could hold for it is refused when requested", async () => {
+  const { binding, sent } = queue();
+  const small = { ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + 768 * 1024) / MiB, MODEL_MEMORY_BUDGET_MB: 0.25 };
+  const response = await post({ repo: "org/tiny-vit", name: "too-big" }, { IMPORTS: binding, ...small });
+  expect(response.status).toBe(422);
+  const { error } = (await response.json()) as { error: { code: string; message: string } };
+  expect(error.code).toBe("unsupported_checkpoint");
+  expect(error.message).toMatch(
+    /^importing .* in the Worker holds [\d.]+ MiB at once, more than the 768.0 KiB an isolate has for it; convert it with npx edgevit pull/,
+  );
+  expect(sent).toEqual([]);
 });
