@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convertDirectory } from "../../models/convert-folder.ts";
+import { makeTower } from "../../models/tools/make-random-tower.ts";
 import { LocalHub } from "./hub-server.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -36,6 +37,20 @@ writeRepo("org/too-deep", {
     ...JSON.parse(readFileSync(join(checkpoint, "config.json"), "utf8")),
     num_hidden_layers: 100,
   }),
+});
+// a CLIPModel (both towers, openai's I64 position_ids buffers): the import converts its image tower
+const clip = makeTower({
+  preset: "clip-vit-base-patch32",
+  tiny: true,
+  seed: 3,
+  dtype: "F32",
+  inputs: 1,
+  textEmbeddings: false,
+});
+writeRepo("org/tiny-clip", {
+  "config.json": clip["config.json"],
+  "preprocessor_config.json": clip["preprocessor_config.json"],
+  "model.safetensors": clip["model.safetensors"],
 });
 writeRepo("org/bin-only", {
   "config.json": readFileSync(join(checkpoint, "config.json")),

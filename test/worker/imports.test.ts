@@ -292,6 +292,34 @@ test("a bundle of several parts: equal 8 MiB parts, the last shorter, part 1 (wi
   );
 });
 
+test("a CLIP checkpoint imports to the bundle `edgevit convert` makes of it: its image tower, I64 buffers skipped", async () => {
+  const { binding, sent } = queue();
+  const response = await post({ repo: "org/tiny-clip", name: "hub-clip" }, { IMPORTS: binding });
+  expect(response.status).toBe(202);
+  const queued = (await response.json()) as ImportRecord;
+  expect(queued.summary).toMatch(/clip/i);
+  const result = await deliver(sent, { IMPORTS: binding });
+  expect(result.explicitAcks).toEqual(["import-0"]);
+  const { import: done } = await status("hub-clip");
+  expect(done?.state, JSON.stringify(done?.error)).toBe("done");
+  const bytes = new Uint8Array(await ((await env.MODELS.get("hub-clip.evit")) as R2ObjectBody).arrayBuffer());
+  const expected = await reference("org/tiny-clip", "hub-clip", queued.requested.replace(/\.\d+Z$/, "Z"));
+  expect(bytes.length).toBe(expected.length);
+  expect(bytes).toEqual(expected);
+  const header = JSON.parse(
+    new TextDecoder().decode(bytes.subarray(16, 16 + new DataView(bytes.buffer).getUint32(8, true))),
+  );
+  expect(header.config.family).toBe("clip");
+  expect(header.source.layout).toBe("hf-clip");
+
+  // it answers as a CLIP tower: the projected image embedding
+  const embed = await call(jpegRequest("/v1/embed?model=hub-clip", cat));
+  expect(embed.status).toBe(200);
+  const answer = (await embed.json()) as { family: string; pool: string; dim: number; embedding: number[] };
+  expect(answer).toMatchObject({ family: "clip", pool: "image_embeds", dim: header.config.projection });
+  expect(answer.embedding).toHaveLength(header.config.projection);
+});
+
 // What the import `queued` of org/tiny-vit reserves: importBytes of its plan, read from the hub as the
 // consumer reads it; the largest tensor of the checkpoint and the bundle's size.
 async function tinyVitReservation(queued: ImportRecord): Promise<{ bytes: number; largest: number; bundle: number }> {
