@@ -37,6 +37,8 @@ import {
   tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
+import { readRecord, startImport } from "./imports.ts";
+import { keyOf, modelName } from "../core/names.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
@@ -222,6 +224,29 @@ const see: Handler = async (request, env, url, held) => {
 
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
 
+// POST /v1/models {"repo", "revision"?, "name"?}: checked against the hub, then queued; 202 with the record.
+const importModel: Handler = async (request, env, url) => {
+  const record = await startImport(request, env);
+  return json(record, 202, { location: new URL(`/v1/models/${record.name}`, url).pathname });
+};
+
+// GET /v1/models/{name}: the bundle in the bucket and the latest import of that name.
+const model: Handler = async (_request, env, url) => {
+  const name = modelName(decodeURIComponent(url.pathname.slice(MODEL_PREFIX.length)));
+  const [object, record] = await Promise.all([env.MODELS.head(keyOf(name)), readRecord(env.MODELS, name)]);
+  if (!object && !record) throw new EdgevitError("model_not_found", `no model ${name} and no import of it`);
+  const bundle = object && {
+    key: object.key,
+    bytes: object.size,
+    etag: object.etag,
+    uploaded: object.uploaded.toISOString(),
+  };
+  return json({ name, ...(bundle && { bundle }), ...(record && { import: record }) });
+};
+
+export const MODEL_PREFIX = "/v1/models/";
+export const modelRoutes: Record<string, Handler> = { GET: model };
+
 const healthz: Handler = async () => json({ status: "ok" });
 
 const openapiDocument: Handler = async () => json(openapi);
@@ -230,7 +255,7 @@ const openapiDocument: Handler = async () => json(openapi);
 export const routes: Record<string, Record<string, Handler>> = {
   "/healthz": { GET: healthz },
   "/openapi.json": { GET: openapiDocument },
-  "/v1/models": { GET: models },
+  "/v1/models": { GET: models, POST: importModel },
   "/v1/classify": { POST: classify },
   "/v1/embed": { POST: embed },
   "/v1/hidden_states": { POST: hiddenStates },

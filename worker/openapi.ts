@@ -124,6 +124,57 @@ export const openapi = {
           ...errorResponses(401, 405, 503),
         },
       },
+      post: {
+        summary:
+          "import a checkpoint from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN) into the bucket as <name>.evit: checked against the hub now, converted by a queued job",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: obj(
+                {
+                  repo: { ...str, description: "a hub repository id, org/name" },
+                  revision: { ...str, description: "a branch, tag or commit (default main)" },
+                  name: { ...str, description: "the model's name (default: the repository's name)" },
+                },
+                ["repo"],
+              ),
+            },
+          },
+        },
+        responses: {
+          "202": {
+            description: "queued; GET the Location for its progress and outcome",
+            headers: { location: { description: "/v1/models/{name}", schema: str } },
+            content: { "application/json": { schema: ref("Import") } },
+          },
+          ...errorResponses(400, 401, 403, 404, 405, 413, 422, 502),
+        },
+      },
+    },
+    "/v1/models/{name}": {
+      get: {
+        summary: "a bundle in the bucket and the latest import of that name: its progress, or its outcome",
+        parameters: [{ name: "name", in: "path", required: true, schema: str }],
+        responses: {
+          "200": {
+            description: "the bundle and the import, each when there is one",
+            content: {
+              "application/json": {
+                schema: obj(
+                  {
+                    name: str,
+                    bundle: obj({ key: str, bytes: int, etag: str, uploaded: str }),
+                    import: ref("Import"),
+                  },
+                  ["name"],
+                ),
+              },
+            },
+          },
+          ...errorResponses(400, 401, 404, 405),
+        },
+      },
     },
     "/v1/classify": inference(
       "top-k labels (a model with a classifier; an image tower without one is a 400)",
@@ -311,6 +362,32 @@ export const openapi = {
         hidden_states: { type: "array", items: { type: "array", items: num } },
       }),
       Failure: obj({ etag: str, code: str, message: str }),
+      // worker/imports.ts's ImportRecord, kept in the bucket as <name>.import.json
+      Import: obj(
+        {
+          id: str,
+          name: str,
+          repo: str,
+          revision: str,
+          commit: str,
+          state: { type: "string", enum: ["queued", "running", "done", "failed"] },
+          requested: str,
+          updated: str,
+          summary: str,
+          progress: obj({
+            tensorsRead: int,
+            bytesDownloaded: int,
+            weightsBytes: int,
+            bundleBytes: int,
+            bundleWritten: int,
+            partsUploaded: int,
+          }),
+          uploadId: str,
+          bundle: obj({ key: str, bytes: int, version: str, etag: str }),
+          error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }),
+        },
+        ["id", "name", "repo", "revision", "commit", "state", "requested", "updated", "summary", "progress"],
+      ),
       Models: obj({
         default: str,
         engine: { type: "string", enum: ["simd", "relaxed-simd"] },

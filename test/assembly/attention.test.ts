@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
 import { rolloutRow } from "../../core/pictures/rollout.ts";

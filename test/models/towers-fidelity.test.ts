@@ -1,6 +1,6 @@
 // The image towers end to end against float32 PyTorch on real photos (test/goldens/towers/, made by
 // models/tools/make-tower-goldens.sh): each preset's tiny checkpoint is made again here by
-// make-random-tower.ts (its bytes checked against the golden's hashes), converted by models/convert.ts,
+// make-random-tower.ts (its bytes checked against the golden's hashes), converted by core/convert/convert.ts,
 // every photo preprocessed by core/ (bit for bit the reference's pixel_values, checked by SHA-256) and run on
 // every dot path (the baseline build, the relaxed build split and fused), which agree bit for bit. The int8
 // embedding each family's users take (CLIP image_embeds, SigLIP's pooled output, DINOv2's class token and
@@ -16,7 +16,7 @@ import { Engine, type EngineOptions } from "../../core/engine/index.ts";
 import type { Model } from "../../core/engine/model.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { preprocessInto } from "../../core/pipeline.ts";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeTower, parseOptions } from "../../models/tools/make-random-tower.ts";
 import { cosine } from "../assembly/reference.ts";
 

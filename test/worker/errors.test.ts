@@ -113,7 +113,10 @@ test("405 method_not_allowed, with Allow", async () => {
   const get = await SELF.fetch(`http://edgevit.test/v1/classify?model=${NAME}`);
   await expectError(get, 405, "method_not_allowed");
   expect(get.headers.get("allow")).toBe("POST, OPTIONS");
-  const post = await SELF.fetch("http://edgevit.test/v1/models", { method: "POST", body: "x" });
+  const put = await SELF.fetch("http://edgevit.test/v1/models", { method: "PUT", body: "x" });
+  await expectError(put, 405, "method_not_allowed");
+  expect(put.headers.get("allow")).toBe("GET, POST, HEAD, OPTIONS");
+  const post = await SELF.fetch("http://edgevit.test/v1/models/some-model", { method: "POST", body: "x" });
   await expectError(post, 405, "method_not_allowed");
   expect(post.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
 });
