@@ -84,16 +84,16 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   }
 }
 
-// The routes a model answers: every one, but /v1/classify needs a classifier and /v1/see and
-// /v1/attention_map a class token whose attention they draw.
+// The routes a model answers: every one, but /v1/classify needs a classifier. Without a class token
+// (SigLIP), /v1/see and /v1/attention_map draw its pooling head's attention instead.
 export function answersOf(config: ModelConfig): string[] {
-  const t = towerOf(config);
   return [
     ...(config.classes > 0 ? ["/v1/classify"] : []),
     "/v1/embed",
     "/v1/hidden_states",
     "/v1/attentions",
     "/v1/pca",
-    ...(t.classToken ? ["/v1/attention_map", "/v1/see"] : []),
+    "/v1/attention_map",
+    "/v1/see",
   ];
 }

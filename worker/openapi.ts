@@ -7,7 +7,7 @@
 
 import { ERROR_CODES } from "../core/errors.ts";
 import { POOLS } from "../core/answers/pool.ts";
-import { FAMILIES } from "../core/bundle/format.ts";
+import { FAMILIES, HIDDEN_ACTS, POOLINGS } from "../core/bundle/format.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -15,6 +15,7 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const int = { type: "integer" };
 const num = { type: "number" };
 const str = { type: "string" };
+const bool = { type: "boolean" };
 const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema => ({
   type: "object",
   properties,
@@ -253,7 +254,8 @@ export const openapi = {
       },
     ),
     "/v1/attention_map": inference(
-      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image",
+      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image; " +
+        "SigLIP (no class token): its pooling head's attention after the last layer, and the rollout ending in it",
       [
         { name: "layer", in: "query", description: "1..L, default L", schema: { type: "integer", minimum: 1 } },
         { name: "head", in: "query", description: "0..heads-1 or `mean` (default)", schema: str },
@@ -298,28 +300,60 @@ export const openapi = {
         ...tokenLayout,
         attentions: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
       }),
-      See: obj({
-        ...modelVersion,
-        config: obj({
-          imageSize: int,
-          patchSize: int,
-          grid: int,
-          tokens: int,
-          prefixTokens: int,
-          dim: int,
-          heads: int,
-          layers: int,
-        }),
-        image: ref("Image"),
-        predictions: { type: "array", items: ref("Prediction") },
-        preprocessed: str,
-        pca: obj({ size: int, frames: { type: "array", items: str }, animation: str, frameMs: int }),
-        attention: obj({
-          cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
-          mean: { type: "array", items: { type: "array", items: num } },
-          rollout: { type: "array", items: { type: "array", items: num } },
-        }),
-      }),
+      See: obj(
+        {
+          ...modelVersion,
+          family: { type: "string", enum: [...FAMILIES] },
+          config: obj({
+            imageSize: int,
+            patchSize: int,
+            grid: int,
+            tokens: int,
+            prefixTokens: int,
+            classToken: bool,
+            distilled: bool,
+            registers: int,
+            dim: int,
+            heads: int,
+            layers: int,
+            hiddenAct: { type: "string", enum: [...HIDDEN_ACTS] },
+            preLayernorm: bool,
+            layerScale: bool,
+            pooling: { type: "string", enum: [...POOLINGS] },
+            projection: int,
+            classes: int,
+          }),
+          image: ref("Image"),
+          predictions: { type: "array", items: ref("Prediction") },
+          // a tower (no classifier): its default embedding, summarised
+          embedding: obj({
+            pool: { type: "string", enum: [...POOLS] },
+            dim: int,
+            norm: num,
+            first: { type: "array", items: num },
+          }),
+          preprocessed: str,
+          pca: obj({
+            size: int,
+            frames: { type: "array", items: str },
+            animation: str,
+            frameMs: int,
+            registers: { type: "array", items: { type: "array", items: { type: "array", items: int } } },
+          }),
+          attention: obj({
+            from: { type: "string", enum: ["class token", "pooling head"] },
+            layers: int,
+            cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+            mean: { type: "array", items: { type: "array", items: num } },
+            rollout: { type: "array", items: { type: "array", items: num } },
+            registers: obj({
+              mean: { type: "array", items: { type: "array", items: num } },
+              rollout: { type: "array", items: { type: "array", items: num } },
+            }),
+          }),
+        },
+        ["model", "version", "family", "config", "image", "predictions", "preprocessed", "pca", "attention"],
+      ),
       Health: obj({ status: { type: "string", enum: ["ok"] } }),
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
       Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),
