@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { photosService } from "./test/tools/photos.ts";
+import { HUB_ENDPOINT, HUB_TOKEN, hubControl, hubFetch } from "./test/tools/hub-service.ts";
 
 // The plugin renames the Worker under test to its runner, "vitest-plugin-runner-<project name>": an
 // auxiliary Worker binds the Worker's named entrypoints through that name.
@@ -27,11 +28,16 @@ export default defineConfig({
               // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
               // TEXT: the text Worker's entrypoint, here the Worker under test itself, as wrangler.text.toml deploys
               // it beside the main one (test/worker/text.test.ts).
+              // HUB: the local hub's controls and reference bundles (test/tools/hub-service.ts); every fetch the
+              // Worker itself makes goes to the local hub (imports from HF_ENDPOINT, test/worker/imports.test.ts).
               serviceBindings: {
                 CALLER: "edgevit-caller",
                 PHOTOS: photosService,
                 TEXT: { name: RUNNER, entrypoint: "EdgevitText" },
+                HUB: hubControl,
               },
+              outboundService: hubFetch,
+              bindings: { HF_ENDPOINT: HUB_ENDPOINT, HF_TOKEN: HUB_TOKEN },
               workers: [
                 {
                   name: "edgevit-caller",

@@ -1,13 +1,13 @@
 // The text towers of CLIP and SigLIP (CLIPTextModelWithProjection, SiglipTextModel), on the image encoder's
-// layer (model.ts: the same Layer, selfAttention and mlp, through the int8 GEMM): token embeddings (int8
+// layer (model.ts: the same Layer and encoderLayer, through the int8 GEMM): token embeddings (int8
 // rows with a scale each) plus position embeddings, the encoder with a causal mask (CLIP) or without
 // (SigLIP), final_layer_norm on the pooled token, then the projection (CLIP's text_projection, SigLIP's
 // head). The host tokenizes and chooses the pooled position (core/bundle/text.ts, poolIndex); an instance
 // holds an image model (model.ts) or a text model, never both.
 import { layerNorm } from "./kernels/norm";
 import {
-  alloc, CaptureState, Config, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer, linear, Linear,
-  mlp, OK, RunState, selfAttention, WeightBinder,
+  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer,
+  linear, Linear, OK, RunState, WeightBinder,
 } from "./model";
 
 /** textForward() results. */
@@ -163,15 +163,7 @@ export function textForward(n: i32, at: i32): i32 {
   }
   c.tokens = n;
   textEmbeddings(m, n);
-  for (let l = 0; l < c.layers; l++) {
-    const layer = w.encoder[l];
-    // norm 1, self-attention (causal for CLIP), add skip connection
-    layerNorm(s.x, n, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
-    selfAttention(c, layer, s, m.capture, l);
-    // norm 2, MLP, add skip connection
-    layerNorm(s.x, n, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
-    mlp(c, layer, s);
-  }
+  for (let l = 0; l < c.layers; l++) encoderLayer(c, w.encoder[l], s, m.capture, l);
   // final_layer_norm on the pooled token, then the projection
   layerNorm(s.x + (<usize>(at * c.dim) << 2), 1, c.dim, w.finalLayerNormWeight, w.finalLayerNormBias, c.eps, s.pooler);
   linear(s, s.pooler, c.dim, 1, w.projection, s.projected, c.projection, false);

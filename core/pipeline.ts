@@ -5,7 +5,7 @@ import type { Preprocessing } from "./bundle/format.ts";
 import type { Model, RunOptions, RunResult } from "./engine/model.ts";
 import { ByteSource } from "./image/bytes.ts";
 import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
-import type { ImageDecoder } from "./image/source.ts";
+import type { ImageDecoder, ImageHeader } from "./image/source.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 import type { Limits } from "./limits.ts";
 
@@ -13,7 +13,7 @@ export type { DecodeMode };
 
 // What an upload was: the picture as stored and how it was decoded.
 export interface DecodedImage {
-  format: "jpeg" | "png";
+  format: ImageHeader["format"];
   width: number; // as stored at full size, after the EXIF orientation
   height: number;
   decode: { mode: DecodeMode; scale: number }; // the decoder ran at 1/scale

@@ -84,10 +84,9 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   }
 }
 
-// The routes a model answers: every one, but /v1/classify needs a classifier, /v1/see and
-// /v1/attention_map a class token whose attention they draw, and the text routes a text tower.
+// The routes a model answers: every one, but /v1/classify needs a classifier, and the text routes a text
+// tower. Without a class token (SigLIP), /v1/see and /v1/attention_map draw its pooling head's attention instead.
 export function answersOf(config: ModelConfig, text = false): string[] {
-  const t = towerOf(config);
   return [
     ...(text ? ["/v1/zero_shot", "/v1/embed_text", "/v1/tokenize"] : []),
     ...(config.classes > 0 ? ["/v1/classify"] : []),
@@ -95,6 +94,7 @@ export function answersOf(config: ModelConfig, text = false): string[] {
     "/v1/hidden_states",
     "/v1/attentions",
     "/v1/pca",
-    ...(t.classToken ? ["/v1/attention_map", "/v1/see"] : []),
+    "/v1/attention_map",
+    "/v1/see",
   ];
 }

@@ -5,6 +5,7 @@
 import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import type { Family, ModelConfig } from "../core/bundle/format.ts";
 import type { Pool } from "../core/answers/pool.ts";
+import type { ImageHeader } from "../core/image/source.ts";
 
 export type { ErrorCode } from "../core/errors.ts";
 export type { ModelConfig } from "../core/bundle/format.ts";
@@ -33,7 +34,7 @@ export interface ModelOption {
 
 // The upload as the model received it.
 export interface ImageSummary {
-  format: "jpeg" | "png";
+  format: ImageHeader["format"];
   width: number; // at full size, after the EXIF orientation
   height: number;
   decode: { mode: "fast" | "exact"; scale: number }; // the decoder ran at 1/scale

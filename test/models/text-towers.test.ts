@@ -1,6 +1,6 @@
 // The text towers end to end against float32 PyTorch (test/goldens/text-towers/, made by
 // test/tools/text_goldens.ts with models/tools/reference_towers.py): each tiny two-tower checkpoint is made
-// again here (its bytes checked against the golden's hashes), converted by models/convert.ts into one
+// again here (its bytes checked against the golden's hashes), converted by core/convert/ into one
 // bundle with a text section, the section loaded alone into its own engine instance on every dot path, and
 // its int8 text embeddings follow float32 at cosine >= 0.999, pooled where transformers pools (the legacy
 // eos_token_id 2 case and the first end-of-text token); the tokenizer read from the bundle makes
@@ -17,7 +17,7 @@ import { BundleError } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
 import { Engine, type EngineOptions } from "../../core/engine/index.ts";
 import { tokenizerHeapBytes } from "../../core/engine/text.ts";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { loadClipTokenizer, loadSiglipTokenizer } from "../../core/text/index.ts";
 import { cosine } from "../assembly/reference.ts";
 import { clipFiles } from "../tools/clip_files.ts";
