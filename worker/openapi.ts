@@ -558,6 +558,7 @@ export const openapi = {
           isolate: obj({
             capacityBytes: int,
             fixedBytes: int,
+            cacheBytes: int,
             modelBytes: int,
             reservedBytes: int,
             usedBytes: int,

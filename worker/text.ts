@@ -224,10 +224,12 @@ export async function tokenizeAnswer(
 
 // ---- label embeddings: computed once per model version and template ----
 
+// Kept in the isolate's memory ledger as the cache "labels": a set enters it from the reservation of the
+// request that read or computed it.
 const labelCache = new Map<string, Float32Array[]>(); // least recently used first
 let labelCacheBytes = 0;
 
-function remember(key: string, embeddings: Float32Array[]): void {
+function remember(env: Env, key: string, embeddings: Float32Array[]): void {
   const bytes = (e: Float32Array[]) => e.reduce((n, x) => n + x.byteLength, 0);
   labelCache.set(key, embeddings);
   labelCacheBytes += bytes(embeddings);
@@ -236,6 +238,7 @@ function remember(key: string, embeddings: Float32Array[]): void {
     labelCache.delete(old);
     labelCacheBytes -= bytes(value);
   }
+  ledgerOf(env).setCache("labels", labelCacheBytes);
 }
 
 async function sha256Hex(text: string): Promise<string> {
@@ -250,12 +253,16 @@ export function labelsKey(name: string, version: string, hash: string): string {
   return `${keyOf(name)}.labels/${version}/${hash}.f32`;
 }
 
+// A label set's embeddings, from this isolate's cache, R2, or a text pass. `ticket` is the request's
+// reservation: it grows by what a set read or computed holds (the R2 object's bytes and the arrays, or the
+// embeddings and the object written) until the cache keeps it.
 export async function labelEmbeddings(
   env: Env,
   name: string,
   section: TextSection,
   labels: string[],
   template: string,
+  ticket: Ticket,
   keep: Keep,
 ): Promise<{ embeddings: Float32Array[]; source: LabelSource }> {
   const hash = await sha256Hex(JSON.stringify([template, labels]));
@@ -267,13 +274,14 @@ export async function labelEmbeddings(
     return { embeddings: kept, source: "isolate" };
   }
   const dim = section.config.projection;
+  await ticket.resize(ticket.bytes + 2 * labels.length * dim * 4);
   const stored = await env.MODELS.get(key).catch(() => null);
   if (stored) {
     const bytes = new Uint8Array(await stored.arrayBuffer());
     if (bytes.length === labels.length * dim * 4) {
       const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
       const embeddings = labels.map((_, i) => all.slice(i * dim, (i + 1) * dim));
-      remember(key, embeddings);
+      remember(env, key, embeddings);
       return { embeddings, source: "r2" };
     }
   }
@@ -289,7 +297,7 @@ export async function labelEmbeddings(
   const all = new Float32Array(labels.length * dim);
   embeddings.forEach((e, i) => all.set(e, i * dim));
   await env.MODELS.put(key, all).catch((error: unknown) => console.error(`storing ${key}:`, error));
-  remember(key, embeddings);
+  remember(env, key, embeddings);
   return { embeddings, source: "computed" };
 }
 
@@ -304,7 +312,7 @@ export async function zeroShot(
 ): Promise<{ answer: ZeroShotAnswer; source: LabelSource; timings: Record<string, number | undefined> }> {
   const section = textSectionOf(job.name, job.model.header.sections);
   const started = performance.now();
-  const { embeddings, source } = await labelEmbeddings(env, job.name, section, labels, template, keep);
+  const { embeddings, source } = await labelEmbeddings(env, job.name, section, labels, template, job.ticket, keep);
   const textMs = performance.now() - started;
   const inference = await run(env, job, { answer: { kind: "embed" } });
   const config = job.model.header.config;

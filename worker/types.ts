@@ -147,9 +147,10 @@ export interface ModelsAnswer {
 export interface IsolateMemory {
   capacityBytes: number; // ISOLATE_MEMORY_MB
   fixedBytes: number; // the idle isolate's own JS heap
+  cacheBytes: number; // what its caches keep between requests (label embeddings)
   modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
   reservedBytes: number; // what the requests in flight reserved
-  usedBytes: number; // the three above: never over capacityBytes
+  usedBytes: number; // the four above: never over capacityBytes
   inFlight: number; // requests holding a reservation
   queued: number; // requests waiting for one
   loading: string[]; // models being loaded, the model budget set aside for them

@@ -2,7 +2,8 @@
 // text section with a small BPE tokenizer): zero-shot scores highest first and summing to 1, a label set
 // embedded once and then taken from the isolate, or from R2 where another isolate stored it; text
 // embeddings and ids; every refusal a 400 with a sentence; the text passes over the TEXT service binding
-// (the text Worker's entrypoint) and, without it, in this isolate, with the same numbers.
+// (the text Worker's entrypoint) and, without it, in this isolate, with the same numbers; the label sets an
+// isolate keeps counted in its memory ledger; the text Worker (SERVES = "text") answering its routes only.
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, test } from "vitest";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
@@ -11,6 +12,8 @@ import { fillTemplate } from "../../core/answers/zeroshot.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 import { smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
 import { labelsKey } from "../../worker/text.ts";
+import { MODEL_PREFIX, routes, TEXT_ROUTES } from "../../worker/api.ts";
+import { ledgerOf } from "../../worker/memory.ts";
 
 const CLIP: ModelConfig = {
   ...SMALL_CONFIG,
@@ -90,6 +93,19 @@ describe("zero-shot", () => {
     expect(response.headers.get("x-edgevit-labels")).toBe("r2");
   });
 
+  test("a label set the isolate keeps is counted in its memory ledger, and only once", async () => {
+    const ledger = ledgerOf(env);
+    const before = ledger.state().cacheBytes;
+    const query = "labels=ledger%20one&labels=ledger%20two&labels=ledger%20three";
+    const first = await zeroShot(query, false);
+    expect(first.headers.get("x-edgevit-labels")).toBe("computed");
+    // three labels of CLIP's 12-float projection; the request's own reservation ended with it
+    expect(ledger.state()).toMatchObject({ cacheBytes: before + 3 * 12 * 4, reservedBytes: 0 });
+    const again = await zeroShot(query, false);
+    expect(again.headers.get("x-edgevit-labels")).toBe("isolate");
+    expect(ledger.state().cacheBytes).toBe(before + 3 * 12 * 4);
+  });
+
   test("labels and template in a multipart form beside the image; the pipeline's default template", async () => {
     const form = new FormData();
     form.append("image", new File([cat], "cat.jpg", { type: "image/jpeg" }));
@@ -160,5 +176,57 @@ describe("RPC", () => {
       code: "bad_parameter",
       message: expect.stringMatching(/^bad_parameter: labels are required/),
     });
+  });
+});
+
+describe('the text Worker (wrangler.text.toml, SERVES = "text")', () => {
+  const TEXT_WORKER: Partial<Env> = { SERVES: "text" };
+  // A TEXT binding that must not be called: the text Worker runs text passes itself.
+  const unreachable = {
+    embedText: () => Promise.reject(new Error("the text Worker called TEXT")),
+    tokenize: () => Promise.reject(new Error("the text Worker called TEXT")),
+  } as unknown as Fetcher;
+
+  test("answers the text routes, running the text passes in its own isolate", async () => {
+    expect([...TEXT_ROUTES].sort()).toEqual(["/healthz", "/v1/embed_text", "/v1/tokenize"]);
+    const request = (path: string) =>
+      new Request(`http://edgevit.test${path}?model=${NAME}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts: ["a photo of a cat"] }),
+      });
+    const embedded = await call(request("/v1/embed_text"), { ...TEXT_WORKER, TEXT: unreachable });
+    expect(embedded.status).toBe(200);
+    const reference = await (await texts("/v1/embed_text", { texts: ["a photo of a cat"] })).json<any>();
+    expect((await embedded.json<any>()).embeddings).toEqual(reference.embeddings);
+    const ids = await call(request("/v1/tokenize"), { ...TEXT_WORKER, TEXT: unreachable });
+    expect(ids.status).toBe(200);
+    const health = await call(new Request("http://edgevit.test/healthz"), TEXT_WORKER);
+    expect(await health.json()).toEqual({ status: "ok" });
+  });
+
+  test("every other route is not found there, with a sentence naming the routes it serves", async () => {
+    const others = [...Object.keys(routes).filter((path) => !TEXT_ROUTES.has(path)), `${MODEL_PREFIX}${NAME}`];
+    expect(others).toEqual(expect.arrayContaining(["/v1/classify", "/v1/zero_shot", "/v1/models", "/openapi.json"]));
+    for (const path of others) {
+      for (const method of ["GET", "POST"]) {
+        const response = await call(
+          new Request(`http://edgevit.test${path}?model=${NAME}&labels=cat`, {
+            method,
+            body: method === "POST" ? cat : undefined,
+            headers: method === "POST" ? { "content-type": "image/jpeg" } : {},
+          }),
+          TEXT_WORKER,
+        );
+        expect(response.status, `${method} ${path}`).toBe(404);
+        const body = await response.json<any>();
+        expect(body.error.code).toBe("not_found");
+        expect(body.error.message).toBe(
+          `this Worker serves the text towers only (/healthz, /v1/embed_text, /v1/tokenize), not ${path}`,
+        );
+      }
+    }
+    // the same routes answer in the main Worker
+    expect((await call(jpegRequest(`/v1/embed?model=${NAME}`, cat))).status).toBe(200);
   });
 });
