@@ -14,9 +14,11 @@
 
 import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
 import { EdgevitError } from "../core/errors.ts";
+import { DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
+import { MAX_PART_HEADER_BYTES } from "./multipart.ts";
 import type { IsolateMemory } from "./types.ts";
 
 // Defaults of wrangler.toml's [vars] (tests and a deployment without them read these).
@@ -448,14 +450,22 @@ export function ledgerOf(env: Env): MemoryLedger {
 
 // --- What a request will hold ---------------------------------------------------------------------------
 
-// The body as a request holds it: `bytes` (the Content-Length, or what was read so far) in `copies`: a raw
-// body is read into one buffer; a multipart form is the body, the form's file and the image's own copy.
-export interface BodyPlan {
-  bytes: number;
-  copies: number;
+// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES)
+// and, beside it, one chunk of the stream in hand: the runtime hands request, RPC and R2 bodies over in
+// pieces of tens of KiB. A multipart form's reader (multipart.ts) also holds a chunk with a few bytes
+// carried over, or a part's headers.
+export const STREAM_CHUNK_BYTES = 64 * 1024;
+export const FORM_READER_BYTES = 2 * STREAM_CHUNK_BYTES + MAX_PART_HEADER_BYTES;
+
+// What a streamed body holds before its image's header is read: the source's window, whatever the image,
+// and `readerBytes` (STREAM_CHUNK_BYTES for a raw stream, FORM_READER_BYTES for a form). Once the header is read the decoder's own
+// memoryBytes counts the source.
+export function streamedBodyBytes(readerBytes: number): number {
+  return DEFAULT_MAX_WINDOW_BYTES + readerBytes;
 }
 
-// The image's header and what its decoder will hold at one scale (the decoder's own memoryBytes(scale)).
+// The image's header and what its decoder will hold at one scale (the decoder's own memoryBytes(scale), its
+// source's window or whole bytes included).
 export interface ImagePlan {
   header: ImageHeader;
   scale: number;
@@ -474,7 +484,9 @@ export type AnswerPlan =
 // body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
 // and the answer it builds.
 export interface RequestPlan {
-  body: BodyPlan;
+  // Bytes the body holds beside the decoder's own figure: before the header, a streamed body's window and
+  // reader (streamedBodyBytes) or whole bytes; once the decoder counts its source, only the reader's.
+  body: number;
   image?: ImagePlan;
   model?: BundleHeader;
   captureGrowth?: number; // bytes the model's wasm memory grows by for this request's captures (whole pages)
@@ -484,7 +496,7 @@ export interface RequestPlan {
 
 // The reservation a request needs, in bytes: its worst case from what `plan` knows.
 export function reservationBytes(plan: RequestPlan): number {
-  let bytes = REQUEST_BYTES + plan.body.bytes * plan.body.copies;
+  let bytes = REQUEST_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
   if (plan.image && plan.model) bytes += preprocessorBytes(plan.image.header, plan.image.scale, plan.model);
   if (plan.model) bytes += outputBytes(plan.model.config) + (plan.captureCopies ?? 0) + (plan.captureGrowth ?? 0);

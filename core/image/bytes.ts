@@ -34,6 +34,9 @@ export interface StreamSourceOptions {
   length?: number; // the stream's length when known (Content-Length, an R2 object's size, a file's)
   // What a failed read becomes, given the bytes read before it (a client that went away, a caller's stream).
   failed?: (received: number, cause: unknown) => Error;
+  // Awaited before the source holds more than its window (only while retaining everything): `bytes` is what
+  // it will hold. A host's memory reservation grows with it (or refuses).
+  reserve?: (bytes: number) => Promise<void>;
 }
 
 export class ByteSource {
@@ -51,6 +54,7 @@ export class ByteSource {
   private received = 0;
   private retaining = false;
   private readonly failed: ((received: number, cause: unknown) => Error) | null;
+  private readonly reserve: ((bytes: number) => Promise<void>) | null;
 
   private constructor(
     bytes: Uint8Array,
@@ -67,6 +71,7 @@ export class ByteSource {
     this.maxBytes = o.maxBytes;
     this.maxWindowBytes = reader === null ? bytes.length : (o.maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES);
     this.failed = o.failed ?? null;
+    this.reserve = o.reserve ?? null;
     this.minRead = o.minReadBytes ?? MIN_READ;
   }
 
@@ -82,12 +87,15 @@ export class ByteSource {
   // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
   get memoryBytes(): number {
     if (this.whole) return this.bytes.length;
-    return this.retaining ? this.maxBytes : this.maxWindowBytes;
+    return this.retaining ? this.retainedBytes : this.maxWindowBytes;
   }
 
-  // What the source holds when it retains everything: the whole file, at most maxBytes of it.
+  // What the source holds when it retains everything: the whole file (its length when known, or what has
+  // arrived once it has ended), at most maxBytes of it.
   get retainedBytes(): number {
-    return this.whole ? this.bytes.length : this.maxBytes;
+    if (this.whole) return this.bytes.length;
+    if (this.ended) return this.buffer.length;
+    return Math.min(this.length ?? this.maxBytes, this.maxBytes);
   }
 
   // From now on nothing is released: a decoder that may have to start over from byte 0 (the jpeg-js
@@ -109,7 +117,8 @@ export class ByteSource {
       length -= shift;
       this.offset += shift;
     }
-    const limit = this.retaining ? this.maxBytes : this.maxWindowBytes;
+    // Retaining a file of known length, the buffer grows to that length at most (retainedBytes).
+    const limit = this.retaining ? Math.min(this.maxBytes, this.length ?? this.maxBytes) : this.maxWindowBytes;
     const target = length + Math.max(want, Math.min(this.minRead, limit - length), 1);
     let added = 0;
     while (length < target) {
@@ -129,6 +138,13 @@ export class ByteSource {
           this.close();
           throw windowFull(limit);
         }
+        if (this.reserve && capacity > this.maxWindowBytes) {
+          this.bytes = this.buffer.subarray(0, length);
+          await this.reserve(capacity).catch((error: unknown) => {
+            this.close();
+            throw error;
+          });
+        }
         const grown = new Uint8Array(capacity);
         grown.set(this.buffer.subarray(0, length));
         this.buffer = grown;
@@ -143,9 +159,10 @@ export class ByteSource {
     return shift;
   }
 
-  // Everything that remains, appended to the window (the caller retains all and bounds the file's size).
+  // Everything that remains, appended to the window (the caller retains all and bounds the file's size),
+  // the buffer doubling as it fills.
   async rest(): Promise<Uint8Array> {
-    while (!this.ended) await this.more(0, this.maxBytes);
+    while (!this.ended) await this.more(0, Math.max(this.minRead, this.bytes.length));
     return this.bytes;
   }
 
