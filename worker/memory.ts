@@ -103,6 +103,11 @@ export class Ticket {
     this.ledger.holdModel(model);
   }
 
+  // What this request could have with no other request in flight, beside the models it needs.
+  get roomAlone(): number {
+    return this.ledger.roomAlone(this);
+  }
+
   release(): void {
     this.ledger.release(this);
   }
@@ -243,7 +248,7 @@ export class MemoryLedger {
 
   // What `ticket` could have with no other request in flight: the capacity less the fixed heap and the
   // models it cannot do without (the loaded ones, or the model budget while its model must be loaded).
-  private roomAlone(ticket: Ticket): number {
+  roomAlone(ticket: Ticket): number {
     const cached = this.cachedBytes();
     const models = this.needsLoad(ticket) ? Math.max(cached, this.settings.modelBudgetBytes) : cached;
     return this.settings.capacityBytes - this.settings.fixedBytes - models;

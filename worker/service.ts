@@ -32,7 +32,15 @@ import {
   refreshMs,
   reserveCapture,
 } from "./models.ts";
-import { type AnswerPlan, budgetBytes, type ImagePlan, ledgerOf, reservationBytes, type Ticket } from "./memory.ts";
+import {
+  type AnswerPlan,
+  budgetBytes,
+  type ImagePlan,
+  ledgerOf,
+  type RequestPlan,
+  reservationBytes,
+  type Ticket,
+} from "./memory.ts";
 import { sizeText } from "../core/sizes.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
@@ -179,19 +187,22 @@ function captureCopies(job: Prepared, capture: Capture, kept: boolean): number {
 export async function run<T = undefined>(env: Env, job: Prepared, request: RunRequest<T> = {}): Promise<Inference<T>> {
   const { capture = -1, keep, answer = { kind: "classify" } } = request;
   const captureGrowth = typeof capture === "number" ? 0 : job.model.captureGrowth(capture);
-  const plan = {
+  const planAt = (image: ImagePlan): RequestPlan => ({
     body: job.readerBytes,
-    image: job.image,
+    image,
     model: job.model.header,
     captureGrowth,
     captureCopies: captureCopies(job, capture, keep !== undefined),
     answer,
-  };
+  });
+  const image = fittingImage(job, (image) => reservationBytes(planAt(image)));
+  const plan = planAt(image);
   let ran: CoreInference<T>;
   try {
     await job.ticket.resize(reservationBytes(plan), (room) => imageTooLarge(job, reservationBytes(plan), room));
     if (typeof capture !== "number") reserveCapture(env, job.entry, capture);
-    ran = await runImage(job.model, job.decoder, limitsOf(env), { capture, decode: job.decode, keep });
+    const options = { capture, decode: job.decode, scale: image.scale, keep };
+    ran = await runImage(job.model, job.decoder, limitsOf(env), options);
   } finally {
     job.source.close();
   }
@@ -199,6 +210,22 @@ export async function run<T = undefined>(env: Env, job: Prepared, request: RunRe
   await job.ticket.resize(reservationBytes({ body: 0, model: job.model.header, answer }));
   const { name, version, model } = job;
   return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+}
+
+// The image at the scale decode=fast chose, or, when what decoding at it holds could never fit beside the
+// models (a large progressive JPEG keeps its coefficients: 22 MiB for 12 MP at 1/4), at the finest coarser
+// DCT scale that fits: an answer further from full decoding (its `image.decode.scale` says which) rather
+// than a refusal. decode=exact keeps every pixel or is refused.
+function fittingImage(job: Prepared, bytesAt: (image: ImagePlan) => number): ImagePlan {
+  const room = job.ticket.roomAlone;
+  if ((job.decode ?? DEFAULT_DECODE_MODE) !== "fast" || bytesAt(job.image) <= room) return job.image;
+  const { header } = job.image;
+  for (const scale of [...header.scales].sort((a, b) => a - b)) {
+    if (scale <= job.image.scale) continue;
+    const image = { header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
+    if (bytesAt(image) <= room) return image;
+  }
+  return job.image;
 }
 
 function imageTooLarge(job: Prepared, needs: number, room: number): EdgevitError {

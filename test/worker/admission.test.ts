@@ -20,7 +20,7 @@ import {
   streamedBodyBytes,
 } from "../../worker/memory.ts";
 import { MiB } from "../../core/sizes.ts";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const NAME = "admission-vit";
 const IMAGES: Record<string, ArrayBuffer> = {
@@ -315,5 +315,42 @@ test("a queue batch of four large images while others hold the room: retried, th
     const { logits: _, ...classified } = reference;
     expect(written.classify).toEqual(classified);
   }
+  expectBaseline();
+});
+
+test("decode=fast: a progressive JPEG whose scale could never fit beside the model decodes at a coarser one", async () => {
+  // A 64x64 model: decode=fast reads the 600x400 progressive photo at 1/2, its coefficients kept whole.
+  const name = "admission-vit-64";
+  await env.MODELS.put(`${name}.evit`, randomBundle(name, 92, { ...SMALL_CONFIG, imageSize: 64 }));
+  const request = (decode: string, overrides: Partial<Env> = {}) =>
+    call(
+      jpegRequest(`/v1/classify?model=${name}&decode=${decode}`, coffee, "image/jpeg", {
+        "content-length": String(coffee.byteLength),
+      }),
+      overrides,
+    );
+  const first = await request("fast");
+  expect((await first.json<any>()).image.decode).toEqual({ mode: "fast", scale: 2 });
+  const base = ledger().usedBytes();
+  ledger().resetPeak();
+  await (await request("fast")).arrayBuffer();
+  const needs = ledger().peakBytes - base;
+  // Room for one request just short of that, both test models loaded and within their budget.
+  const { modelBytes: models } = ledger().state();
+  const settings = {
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + models + needs - 1024) / MiB,
+    MODEL_MEMORY_BUDGET_MB: (models + 64 * 1024) / MiB,
+  };
+  ledger().resetPeak();
+  const coarser = await request("fast", settings);
+  expect(coarser.status).toBe(200);
+  const { decode } = (await coarser.json<any>()).image;
+  expect(decode.mode).toBe("fast");
+  expect(decode.scale).toBeGreaterThan(2);
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  // decode=exact keeps every pixel or is refused.
+  const exact = await request("exact", settings);
+  expect(exact.status).toBe(413);
+  expect((await exact.json<any>()).error.code).toBe("image_too_large");
   expectBaseline();
 });
