@@ -14,11 +14,11 @@
 
 import type { BundleHeader, ModelConfig } from "../core/bundle/format.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
+import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
-import { MAX_PART_HEADER_BYTES } from "./multipart.ts";
+import { FORM_BUFFER_BYTES } from "./multipart.ts";
 import type { IsolateMemory } from "./types.ts";
 
 // Defaults of wrangler.toml's [vars] (tests and a deployment without them read these).
@@ -193,6 +193,7 @@ export class MemoryLedger {
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
       usedBytes: this.usedBytes(),
+      peakBytes: this.peak,
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
       queued: this.queue.length,
       loading: [...this.claims.keys()],
@@ -456,11 +457,11 @@ export function ledgerOf(env: Env): MemoryLedger {
 // --- What a request will hold ---------------------------------------------------------------------------
 
 // A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES)
-// and, beside it, one chunk of the stream in hand: the runtime hands request, RPC and R2 bodies over in
-// pieces of tens of KiB. A multipart form's reader (multipart.ts) also holds a chunk with a few bytes
-// carried over, or a part's headers.
-export const STREAM_CHUNK_BYTES = 64 * 1024;
-export const FORM_READER_BYTES = 2 * STREAM_CHUNK_BYTES + MAX_PART_HEADER_BYTES;
+// and, beside it, one read of the stream in hand: a byte stream (request, RPC and R2 bodies) is read into
+// one reused buffer of BYOB_READ_BYTES; another stream's chunks are as large as its writer made them. A
+// multipart form's reader (multipart.ts) adds its own buffer.
+export const STREAM_CHUNK_BYTES = BYOB_READ_BYTES;
+export const FORM_READER_BYTES = STREAM_CHUNK_BYTES + FORM_BUFFER_BYTES;
 
 // What a streamed body holds before its image's header is read: the source's window, whatever the image,
 // and `readerBytes` (STREAM_CHUNK_BYTES for a raw stream, FORM_READER_BYTES for a form). Once the header is read the decoder's own

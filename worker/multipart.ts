@@ -1,14 +1,17 @@
 // A multipart/form-data body read as it arrives (RFC 7578): the parts before the `image` field are skipped
 // (their bytes counted against the body's limit, never held), the `image` part's bytes are handed on as a
-// stream that ends at its delimiter, and nothing after it is read. What the reader holds at once: one
-// chunk of the body with the few bytes of a possible delimiter carried over from the chunk before, or one
-// part's headers (at most MAX_PART_HEADER_BYTES).
+// byte stream that ends at its delimiter, and nothing after it is read. What the reader holds: one buffer,
+// a read of the body (BYOB_READ_BYTES) after the few bytes of a possible delimiter carried over from the
+// read before, or after one part's headers (at most MAX_PART_HEADER_BYTES).
 
 import { EdgevitError } from "../core/errors.ts";
+import { BYOB_READ_BYTES } from "../core/image/bytes.ts";
 import { type StreamFailure, tooLarge } from "./input.ts";
 
 // A part's header lines (Content-Disposition, Content-Type) are a few hundred bytes; more is refused.
 export const MAX_PART_HEADER_BYTES = 16 * 1024;
+// The reader's one buffer: a read of the body after what is left unread (a part's headers at most).
+export const FORM_BUFFER_BYTES = BYOB_READ_BYTES + MAX_PART_HEADER_BYTES + 128;
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -67,22 +70,36 @@ function disposition(value: string | undefined): { name: string; filename?: stri
 }
 
 class FormReader {
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
+  private readonly byob: boolean;
   private readonly delimiter: Uint8Array; // CRLF "--" boundary
   private readonly limit: number;
   private readonly failed: StreamFailure;
-  // Unread bytes are buf[pos..]. buf is never written after it is made: pieces handed on stay valid.
-  // It starts with a line break, so that a delimiter at the very start is found as every other one.
-  private buf: Uint8Array = Uint8Array.of(CR, LF);
+  // The one buffer the body is read into (a byte stream's reads transfer it and hand it back): the unread
+  // bytes (at most a part's headers, or a delimiter's length) then a read's worth. A piece handed on is
+  // copied out before the next read.
+  private work = new Uint8Array(FORM_BUFFER_BYTES);
+  // Unread bytes are buf[pos..], a view of `work`. It starts with a line break, so that a delimiter at the
+  // very start is found as every other one.
+  private buf: Uint8Array;
   private pos = 0;
   private received = 0;
   private done = false;
 
   constructor(body: ReadableStream<Uint8Array>, boundary: string, limit: number, failed: StreamFailure) {
-    this.reader = body.getReader();
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: its chunks are copied in as they come.
+    }
+    this.reader = byob ?? body.getReader();
+    this.byob = byob !== null;
     this.delimiter = new TextEncoder().encode(`\r\n--${boundary}`);
     this.limit = limit;
     this.failed = failed;
+    this.work.set([CR, LF]);
+    this.buf = this.work.subarray(0, 2);
   }
 
   // The `image` part: the parts before it (and the preamble) read past, its headers checked.
@@ -107,27 +124,33 @@ class FormReader {
     }
   }
 
-  // The current part's bytes, pulled as the consumer reads; it closes at the part's delimiter and lets the
-  // rest of the body go.
+  // The current part's bytes as a byte stream, copied into the reader's buffer as it reads; it closes at
+  // the part's delimiter and lets the rest of the body go.
   private partStream(): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>(
-      {
-        pull: async (controller) => {
-          let piece: Uint8Array | null;
-          try {
-            piece = await this.data();
-          } catch (error) {
-            this.cancel();
-            throw error;
-          }
-          if (piece !== null) return controller.enqueue(piece);
-          controller.close();
+    return new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: BYOB_READ_BYTES,
+      pull: async (controller) => {
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        let piece: Uint8Array | null;
+        try {
+          piece = await this.data(view.byteLength);
+        } catch (error) {
           this.cancel();
-        },
-        cancel: () => this.cancel(),
+          throw error;
+        }
+        if (piece === null) {
+          this.cancel();
+          controller.close();
+          request.respond(0);
+          return;
+        }
+        new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(piece);
+        request.respond(piece.length);
       },
-      { highWaterMark: 0 },
-    );
+      cancel: () => this.cancel(),
+    });
   }
 
   private cancel(): void {
@@ -136,37 +159,48 @@ class FormReader {
     this.reader.cancel().catch(() => {});
   }
 
-  // Reads one more chunk of the body onto the unread bytes; false once the body has ended.
+  // Reads more of the body after the unread bytes (moved to the front); false once the body has ended.
   private async fill(): Promise<boolean> {
     if (this.done) return false;
-    let result: ReadableStreamReadResult<Uint8Array>;
+    const rest = this.buf.length - this.pos;
+    this.work.copyWithin(0, this.buf.byteOffset + this.pos, this.buf.byteOffset + this.buf.length);
+    let read: number;
     try {
-      result = await this.reader.read();
+      read = await this.read(rest);
     } catch (cause) {
       this.done = true;
       throw this.failed(this.received, cause);
     }
-    if (result.done) {
+    if (read < 0) {
       this.done = true;
       return false;
     }
-    const chunk = result.value;
-    if (this.received + chunk.byteLength > this.limit) {
+    if (this.received + read > this.limit) {
       this.cancel();
       throw tooLarge(this.limit);
     }
-    this.received += chunk.byteLength;
-    const rest = this.buf.subarray(this.pos);
-    if (rest.length === 0) {
-      this.buf = chunk;
-    } else {
-      const joined = new Uint8Array(rest.length + chunk.length);
-      joined.set(rest);
-      joined.set(chunk, rest.length);
-      this.buf = joined;
-    }
+    this.received += read;
+    this.buf = this.work.subarray(0, rest + read);
     this.pos = 0;
     return true;
+  }
+
+  // One read of the body into work[at..]: the bytes read, or -1 at its end.
+  private async read(at: number): Promise<number> {
+    if (this.byob) {
+      const { done, value } = await (this.reader as ReadableStreamBYOBReader).read(this.work.subarray(at));
+      if (value) this.work = new Uint8Array(value.buffer);
+      return done ? -1 : value.byteLength;
+    }
+    const { done, value } = await (this.reader as ReadableStreamDefaultReader<Uint8Array>).read();
+    if (done) return -1;
+    if (at + value.length > this.work.length) {
+      const grown = new Uint8Array(at + value.length);
+      grown.set(this.work.subarray(0, at));
+      this.work = grown;
+    }
+    this.work.set(value, at);
+    return value.length;
   }
 
   // At least `n` unread bytes, or false when the body ends first.
@@ -175,14 +209,14 @@ class FormReader {
     return true;
   }
 
-  // The next piece of the current part's bytes, or null at its delimiter (left unread). A body that ends
-  // inside a part is no form.
-  private async data(): Promise<Uint8Array | null> {
+  // The next piece of the current part's bytes (at most `max`), or null at its delimiter (left unread). A
+  // body that ends inside a part is no form.
+  private async data(max = Infinity): Promise<Uint8Array | null> {
     for (;;) {
       const at = indexOf(this.buf, this.delimiter, this.pos);
       if (at === this.pos) return null;
       // Without a delimiter in sight, its length less one bytes at the end may be the start of one.
-      const end = at >= 0 ? at : this.buf.length - (this.delimiter.length - 1);
+      const end = Math.min(at >= 0 ? at : this.buf.length - (this.delimiter.length - 1), this.pos + max);
       if (end > this.pos) {
         const piece = this.buf.subarray(this.pos, end);
         this.pos = end;

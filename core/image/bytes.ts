@@ -11,6 +11,8 @@ import { EdgevitError } from "../errors.ts";
 // metadata): 1 MiB, some ten times the data of one 16-pixel MCU row of a 6000-pixel-wide photo at high
 // quality.
 export const DEFAULT_MAX_WINDOW_BYTES = 1 << 20;
+// The most a byte stream's read takes at once (the one chunk in hand beside the window).
+export const BYOB_READ_BYTES = 64 * 1024;
 // Bytes asked for at least per refill, so that a step retried after each refill costs amortized linear time
 // even when the stream arrives a byte at a time (each refill at least doubles what the retried step had).
 const MIN_READ = 16 * 1024;
@@ -49,7 +51,10 @@ export class ByteSource {
   readonly maxBytes: number;
   private readonly minRead: number;
   private buffer: Uint8Array;
-  private reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null;
+  // A byte stream (request, RPC and R2 bodies) is read into this one buffer, handed back by each read: no
+  // chunk is allocated per read, so reading leaves no garbage behind.
+  private scratch: Uint8Array<ArrayBuffer> | null = null;
   private pending: Uint8Array | null = null; // the part of the last chunk read that is not in the window yet
   private received = 0;
   private retaining = false;
@@ -58,7 +63,7 @@ export class ByteSource {
 
   private constructor(
     bytes: Uint8Array,
-    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null,
     o: StreamSourceOptions,
   ) {
     this.buffer = bytes;
@@ -81,7 +86,15 @@ export class ByteSource {
 
   static from(stream: ReadableStream<Uint8Array>, options: StreamSourceOptions): ByteSource {
     if (options.length !== undefined && options.length > options.maxBytes) throw payloadTooLarge(options.maxBytes);
-    return new ByteSource(new Uint8Array(0), stream.getReader(), options);
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: its chunks are read as they come.
+    }
+    const source = new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
+    if (byob) source.scratch = new Uint8Array(BYOB_READ_BYTES);
+    return source;
   }
 
   // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
@@ -179,7 +192,19 @@ export class ByteSource {
     if (reader === null) return null;
     let result: ReadableStreamReadResult<Uint8Array>;
     try {
-      result = await reader.read();
+      if (this.scratch) {
+        // The read transfers the scratch buffer and returns it holding the bytes read.
+        const read = await (reader as ReadableStreamBYOBReader).read(this.scratch);
+        if (read.value) this.scratch = new Uint8Array(read.value.buffer);
+        result = read.done
+          ? { done: true, value: undefined }
+          : {
+              done: false,
+              value: this.scratch.subarray(read.value.byteOffset, read.value.byteOffset + read.value.byteLength),
+            };
+      } else {
+        result = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+      }
     } catch (cause) {
       this.reader = null;
       throw this.failed ? this.failed(this.received, cause) : cause;

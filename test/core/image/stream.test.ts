@@ -252,6 +252,36 @@ describe("bounds", () => {
     await expect(src.rest()).rejects.toMatchObject({ code: "busy" });
   });
 
+  test("a byte stream is read into one reused buffer, and decodes as its whole bytes", async () => {
+    for (const name of ["images/hubble-cmyk.jpg", "images/coffee-progressive.jpg"]) {
+      const bytes = read(`${FIXTURES}${name}`);
+      let at = 0;
+      const sizes = new Set<number>();
+      const stream = new ReadableStream({
+        type: "bytes",
+        pull(controller) {
+          const request = controller.byobRequest!;
+          const view = request.view as Uint8Array;
+          sizes.add(view.buffer.byteLength);
+          const n = Math.min(view.byteLength, 5000, bytes.length - at);
+          view.set(bytes.subarray(at, at + n));
+          at += n;
+          request.respond(n);
+          if (at === bytes.length) controller.close();
+        },
+      });
+      const whole = openImageBytes(bytes, LIMITS);
+      const want: number[] = [];
+      await whole.decode(2, (rows) => void want.push(rows[0]));
+      const decoder = await openImage(ByteSource.from(stream, { maxBytes: 1 << 20 }), LIMITS);
+      const got: number[] = [];
+      await decoder.decode(2, (rows) => void got.push(rows[0]));
+      expect(got, name).toEqual(want);
+      // Every read landed in the source's 64 KiB buffer (a BYOB read transfers it and hands it back).
+      expect([...sizes]).toEqual([64 * 1024]);
+    }
+  });
+
   test("a header larger than the window is image_too_large", async () => {
     const bytes = read(`${FIXTURES}images/rocket-exif-orient6.jpg`);
     const got = await streamed(bytes, randomSizes(2)(bytes), 1, 1024);
