@@ -6,7 +6,8 @@
 //   RGB, RGBA, gray+alpha 16 bits   the high byte of each sample (alpha dropped, never composited)
 //   palette          PLTE entries; an index past the palette's end is gray (i, i, i), as Pillow pads it
 //   tRNS             ignored (convert("RGB") drops transparency)
-//   eXIf             its orientation is the header's: Pillow's exif_transpose reads it from PNGs too
+//   metadata         the orientation exif_transpose applies, from eXIf or the text chunks (EXIF, ImageMagick's
+//                    hex profile, XMP), and the refusals Pillow raises while reading them (./text.ts)
 // The inflated stream's size is known from IHDR: inflating stops with a refusal as soon as it would exceed
 // it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
 //
@@ -20,7 +21,7 @@ import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { readExifOrientation } from "../exif.ts";
+import { PngMetadata } from "./text.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
 export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
@@ -51,8 +52,11 @@ export interface PngInfo {
   colorType: number; // 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
   interlaced: boolean;
   palette: Uint8Array | null; // [entries][3]
-  orientation: number; // EXIF 1..8 from an eXIf chunk, 1 without one
+  orientation: number; // 1..8 as exif_transpose finds it (./text.ts), 1 without one
 }
+
+// The chunks whose data ./text.ts reads.
+const METADATA = new Set(["eXIf", "tEXt", "zTXt", "iTXt", "acTL", "fcTL", "fdAT"]);
 
 const ALLOWED_DEPTHS: Record<number, readonly number[]> = {
   0: [1, 2, 4, 8, 16],
@@ -109,12 +113,15 @@ const noPalette = () => corrupt("a palette image has no PLTE chunk");
 interface Chunks {
   info: PngInfo;
   firstIdat: number; // offset of the first IDAT chunk (its length field)
+  meta: PngMetadata;
 }
 
 // Walks every chunk of whole bytes, checking each CRC, the chunk order PNG requires and IHDR's fields.
 function readChunks(bytes: Uint8Array): Chunks {
   checkSignature(bytes);
   let info: PngInfo | null = null;
+  let meta: PngMetadata | null = null;
+  let metaDone = false; // Pillow stops reading at an animated file's next frame
   let firstIdat = -1;
   let idatEnded = false;
   let pos = 8;
@@ -135,15 +142,19 @@ function readChunks(bytes: Uint8Array): Chunks {
     if (name === "IHDR") {
       if (info !== null) throw corrupt("it has two IHDR chunks");
       info = readHeader(data);
+      meta = new PngMetadata(info.width, info.height);
     } else if (name === "PLTE") {
       if (firstIdat >= 0) throw corrupt("PLTE comes after the image data");
       info!.palette = readPalette(data);
     } else if (name === "IDAT") {
       if (idatEnded) throw corrupt("its image data is split by other chunks");
-      if (firstIdat < 0) firstIdat = at;
-    } else if (name === "eXIf") {
-      // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
-      info!.orientation = readExifOrientation(data);
+      if (firstIdat < 0) {
+        firstIdat = at;
+        meta!.imageStarts();
+      }
+    } else if (METADATA.has(name) && !metaDone) {
+      metaDone = !meta!.read(name, data, firstIdat >= 0);
+      if (firstIdat >= 0) idatEnded = true;
     } else if (name === "IEND") {
       break;
     } else if (firstIdat >= 0) {
@@ -153,7 +164,8 @@ function readChunks(bytes: Uint8Array): Chunks {
   if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
   if (firstIdat < 0) throw noIdat();
   if (info.colorType === 3 && info.palette === null) throw noPalette();
-  return { info, firstIdat };
+  info.orientation = meta!.orientation();
+  return { info, firstIdat, meta: meta! };
 }
 
 function checkSignature(bytes: Uint8Array): void {
@@ -243,20 +255,26 @@ class ChunkReader {
 async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: ChunkReader }> {
   const reader = new ChunkReader(src, 8, true);
   let info: PngInfo | null = null;
+  let meta: PngMetadata | null = null;
   for (;;) {
     const chunk = await reader.next();
     if (chunk === null) break;
     const { name, length } = chunk;
     if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
-    if (name === "IDAT") return { info: info!, firstIdat: reader.pos, reader };
+    if (name === "IDAT") {
+      meta!.imageStarts();
+      info!.orientation = meta!.orientation();
+      return { info: info!, firstIdat: reader.pos, reader, meta: meta! };
+    }
     if (name === "IHDR") {
       const data = await reader.whole(name, length);
       if (info !== null) throw corrupt("it has two IHDR chunks");
       info = readHeader(data);
+      meta = new PngMetadata(info.width, info.height);
     } else if (name === "PLTE") {
       info!.palette = readPalette(await reader.whole(name, length));
-    } else if (name === "eXIf") {
-      info!.orientation = readExifOrientation(await reader.whole(name, length));
+    } else if (METADATA.has(name)) {
+      await readMetadata(reader, meta!, name, length, false);
     } else {
       await reader.pieces(name, length, () => {});
       if (name === "IEND") break;
@@ -264,6 +282,26 @@ async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: Chunk
   }
   if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
   throw noIdat();
+}
+
+// A metadata chunk of a stream into `meta`: whole (it must fit the window), except fdAT, of which only the
+// sequence number is read. Returns false where Pillow stops reading.
+async function readMetadata(
+  reader: ChunkReader,
+  meta: PngMetadata,
+  name: string,
+  length: number,
+  afterImage: boolean,
+): Promise<boolean> {
+  if (name !== "fdAT") return meta.read(name, await reader.whole(name, length), afterImage);
+  const head = new Uint8Array(Math.min(4, length));
+  let got = 0;
+  await reader.pieces(name, length, (data) => {
+    const n = Math.min(data.length, head.length - got);
+    head.set(data.subarray(0, n), got);
+    got += n;
+  });
+  return meta.read(name, head, afterImage);
 }
 
 function readHeader(d: Uint8Array): PngInfo {
@@ -413,6 +451,7 @@ class PngDecoder implements ImageDecoder {
   private readonly src: ByteSource;
   private readonly firstIdat: number; // in the source's window when opened
   private reader: ChunkReader | null; // a stream's, left at its first IDAT
+  private readonly meta: PngMetadata;
   private used = false;
 
   constructor(src: ByteSource, chunks: Chunks, reader: ChunkReader | null, limits: PngLimits) {
@@ -436,6 +475,7 @@ class PngDecoder implements ImageDecoder {
     this.src = src;
     this.info = info;
     this.firstIdat = chunks.firstIdat;
+    this.meta = chunks.meta;
     this.reader = reader;
     this.header = {
       format: "png",
@@ -535,7 +575,7 @@ class PngDecoder implements ImageDecoder {
     const reader = this.reader ?? new ChunkReader(this.src, this.firstIdat, false);
     this.reader = null;
     let idatEnded = false;
-    let orientation = this.header.orientation;
+    let metaDone = false;
     for (;;) {
       const chunk = await reader.next();
       if (chunk === null) break;
@@ -543,8 +583,10 @@ class PngDecoder implements ImageDecoder {
       if (name === "IDAT") {
         if (idatEnded) throw corrupt("its image data is split by other chunks");
         await reader.pieces(name, length, (data) => inflater?.write(data));
-      } else if (name === "eXIf") {
-        orientation = readExifOrientation(await reader.whole(name, length));
+      } else if (streamed && METADATA.has(name) && !metaDone) {
+        // Whole bytes had these read when opened.
+        metaDone = !(await readMetadata(reader, this.meta, name, length, true));
+        idatEnded = true;
       } else {
         await reader.pieces(name, length, () => {});
         if (name === "IHDR") throw corrupt("it has two IHDR chunks");
@@ -553,16 +595,16 @@ class PngDecoder implements ImageDecoder {
         idatEnded = true;
       }
     }
-    if (streamed && orientation !== this.header.orientation) throw lateOrientation();
+    if (streamed && this.meta.orientation() !== this.header.orientation) throw lateOrientation();
   }
 }
 
-// Whole bytes read their orientation from every eXIf chunk before decoding; a stream's comes from those
-// before the image data, and a later one that changes it has come after the rows it turns.
+// Whole bytes read their orientation from every chunk before decoding; a stream's comes from those before
+// the image data, and a later one that changes it has come after the rows it turns.
 function lateOrientation(): EdgevitError {
   return new EdgevitError(
     "unsupported_media_type",
-    "The PNG gives its EXIF orientation after its image data, too late for a streamed upload; save it with the eXIf chunk before the image data.",
+    "The PNG gives its EXIF orientation after its image data, too late for a streamed upload; save it with its metadata before the image data.",
   );
 }
 
