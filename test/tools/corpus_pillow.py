@@ -12,6 +12,7 @@ message). test/tools/corpus.ts compares edgevit's answers with it.
 import argparse
 import hashlib
 import json
+import os
 import pathlib
 import re
 import warnings
@@ -28,7 +29,7 @@ def answer(path: pathlib.Path) -> dict:
                 fmt, mode = im.format, im.mode
                 rgb = ImageOps.exif_transpose(im).convert("RGB")
     except Exception as e:  # Pillow's refusal, whatever its class
-        message = re.sub(r" at 0x[0-9a-f]+", "", str(e))
+        message = re.sub(r" at 0x[0-9a-f]+", "", str(e)).replace(os.getcwd() + os.sep, "")
         return {"error": f"{type(e).__name__}: {message}"}
     sha = hashlib.sha256(rgb.tobytes()).hexdigest()
     return {"format": fmt, "mode": mode, "width": rgb.width, "height": rgb.height, "sha256": sha}

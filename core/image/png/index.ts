@@ -116,7 +116,8 @@ interface Chunks {
   meta: PngMetadata;
 }
 
-// Walks every chunk of whole bytes, checking each CRC, the chunk order PNG requires and IHDR's fields.
+// Walks every chunk of whole bytes, checking the CRCs before the image data, the chunk order PNG requires
+// and IHDR's fields.
 function readChunks(bytes: Uint8Array): Chunks {
   checkSignature(bytes);
   let info: PngInfo | null = null;
@@ -134,7 +135,10 @@ function readChunks(bytes: Uint8Array): Chunks {
     const start = pos + 8;
     const end = start + length;
     if (end + 4 > bytes.length) throw endsEarly(name);
-    if (crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) throw crcMismatch(name);
+    // Pillow checks the CRCs of the chunks before the image data only.
+    if (firstIdat < 0 && name !== "IDAT" && crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) {
+      throw crcMismatch(name);
+    }
     const data = bytes.subarray(start, end);
     const at = pos;
     pos = end + 4;
@@ -190,7 +194,7 @@ function readPalette(data: Uint8Array): Uint8Array {
 class ChunkReader {
   private readonly src: ByteSource;
   pos: number; // in the source's window
-  private readonly verify: boolean; // false for whole bytes readChunks has already checked
+  verify: boolean; // false for whole bytes readChunks has already checked, and from the image data on
 
   constructor(src: ByteSource, pos: number, verify: boolean) {
     this.src = src;
@@ -262,6 +266,7 @@ async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: Chunk
     const { name, length } = chunk;
     if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
     if (name === "IDAT") {
+      reader.verify = false; // as Pillow, which checks the CRCs of the chunks before the image data only
       meta!.imageStarts();
       info!.orientation = meta!.orientation();
       return { info: info!, firstIdat: reader.pos, reader, meta: meta! };
