@@ -41,7 +41,8 @@ const PIECE = 4096;
 const DEFLATE_MAX_RATIO = 1032;
 // The inflater's own state: zlib's 32 KiB window and its tables, with room to spare.
 const ZLIB_STATE_BYTES = 64 * 1024;
-const INFLATE_BYTES = 2 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
+// The piece being gathered, two in flight, what they inflate to, zlib's state.
+const INFLATE_BYTES = 3 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
 // Inflated bytes handled between two yields to the event loop (../bytes.ts).
 const SLICE_BYTES = 4 << 20;
 
@@ -623,6 +624,8 @@ class Inflater {
   private readonly reading: Promise<void>;
   private failure: unknown = null;
   private stopped = false;
+  private readonly held = new Uint8Array(PIECE);
+  private heldBytes = 0;
 
   constructor(consume: (data: Uint8Array) => void, finished: () => boolean) {
     const stream = new DecompressionStream("deflate");
@@ -655,16 +658,31 @@ class Inflater {
     }
   }
 
+  // Pieces of PIECE bytes at fixed offsets of the compressed data, however its chunks and a stream's reads
+  // cut it: what the inflater makes of damaged data before it fails depends on its pieces, so whole bytes
+  // and a stream are refused with the same sentence.
   async write(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length && !this.stopped; at += PIECE) {
-      await this.writer.ready.catch(() => {});
-      if (this.stopped) return;
+    for (let at = 0; at < data.length && !this.stopped; ) {
+      const n = Math.min(PIECE - this.heldBytes, data.length - at);
       // A copy: the source's window moves on while the inflater may still hold the piece.
-      await this.writer.write(data.slice(at, at + PIECE)).catch(() => {});
+      this.held.set(data.subarray(at, at + n), this.heldBytes);
+      this.heldBytes += n;
+      at += n;
+      if (this.heldBytes === PIECE) await this.flush();
     }
   }
 
+  private async flush(): Promise<void> {
+    if (this.heldBytes === 0 || this.stopped) return;
+    const piece = this.held.slice(0, this.heldBytes);
+    this.heldBytes = 0;
+    await this.writer.ready.catch(() => {});
+    if (this.stopped) return;
+    await this.writer.write(piece).catch(() => {});
+  }
+
   async finish(): Promise<void> {
+    await this.flush();
     if (!this.stopped) await this.writer.close().catch(() => {});
     await this.reading;
     this.abort();
