@@ -4,21 +4,23 @@
 // service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
-import { ClientDisconnected } from "./input.ts";
 import { boolOption } from "./options.ts";
 import {
-  bodyPlan,
   boolParam,
   choiceParam,
   type Held,
+  imageStream,
   intParam,
   json,
   listParam,
   npy,
-  readImage,
   serverTiming,
+  uploadHeaders,
   wantsNpy,
 } from "./http.ts";
+import { ClientDisconnected, clientDisconnected, readBounded } from "./input.ts";
+import type { FormFields } from "./multipart.ts";
+import { FORM_READER_BYTES, STREAM_CHUNK_BYTES, streamedBodyBytes } from "./memory.ts";
 import {
   POOLS,
   admit,
@@ -26,7 +28,6 @@ import {
   checkClassifier,
   classifyAnswer,
   embedAnswer,
-  growBody,
   hiddenLayer,
   hiddenStatesAnswer,
   modelOf,
@@ -36,13 +37,15 @@ import {
   prepare,
   type Prepared,
   run,
+  streamedUpload,
   tokenLayout,
+  wholeUpload,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
 import { readRecord, startImport } from "./imports.ts";
 import { keyOf, modelName } from "../core/names.ts";
-import { readBounded } from "./input.ts";
 import {
+  MAX_FORM_FIELDS_BYTES,
   MAX_TEXT_BODY_BYTES,
   checkLabels,
   checkTemplate,
@@ -68,27 +71,33 @@ const MAX_SIZE = 1024;
 export const MAX_FRAMES_SIZE = 448;
 
 // The upload of a request, prepared: the model it names (or the default), its memory reserved in the
-// isolate's ledger (memory.ts: waiting its turn, or busy), the body read under MAX_BODY_BYTES, the image's
-// header checked, the model in hand.
-async function prepareUpload(
-  request: Request,
-  env: Env,
-  url: URL,
-  held: Held,
-  fields?: Map<string, string>,
-): Promise<Prepared> {
+// isolate's ledger (memory.ts: waiting its turn, or busy), the body streamed under MAX_BODY_BYTES into the
+// image's decoder as far as its header, the model in hand. `fields` receives a form's text fields before
+// the image, reserved with the body (the pieces read, joined, and decoded).
+async function prepareUpload(request: Request, env: Env, url: URL, held: Held, fields?: FormFields): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
   const decode = choiceParam(url, "decode", DECODE_MODES);
   const limit = Number(env.MAX_BODY_BYTES);
-  const body = bodyPlan(request, limit);
-  const ticket = await admit(env, name, body);
+  const { form, length } = uploadHeaders(request, limit);
+  const readerBytes = form ? FORM_READER_BYTES : STREAM_CHUNK_BYTES;
+  const fieldBytes = form && fields ? 3 * fields.maxBytes : 0;
+  const ticket = await admit(env, name, streamedBodyBytes(readerBytes) + fieldBytes);
   held.add(ticket);
   const started = performance.now();
-  const bytes = await readImage(request, limit, growBody(ticket, body.copies), fields);
-  const read = { bytes: Math.max(body.bytes, bytes.byteLength), copies: body.copies };
-  return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket, read }, decode);
+  const stream = await imageStream(request, limit, form, fields);
+  const upload = stream
+    ? streamedUpload(ticket, stream, {
+        limit,
+        length: form ? undefined : (length ?? undefined),
+        // A form's reader has already turned a failed read into the client going away.
+        failed: form ? undefined : clientDisconnected,
+        readerBytes,
+        started,
+      })
+    : wholeUpload(ticket, new Uint8Array(0));
+  return prepare(env, name, upload, decode);
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.
@@ -243,20 +252,22 @@ const see: Handler = async (request, env, url, held) => {
 };
 
 // Zero-shot classification: labels as query parameters (labels=cat&labels=dog) or, in a multipart form
-// beside the image, a `labels` field holding a JSON array; `template` likewise.
+// before the image (the form is read no further than the image), a `labels` field holding a JSON array;
+// `template` likewise.
 const zeroShotRoute: Handler = async (request, env, url, held) => {
   const multipart = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("multipart/form-data");
-  const fields = new Map<string, string>();
+  const fields = { values: new Map<string, string>(), maxBytes: MAX_FORM_FIELDS_BYTES };
   // checked before the body is read when they come in the query
   if (!multipart) {
     checkLabels(url.searchParams.getAll("labels"));
     checkTemplate(url.searchParams.get("template"));
   }
   const job = await prepareUpload(request, env, url, held, fields);
+  const form = fields.values;
   const labels = checkLabels(
-    fields.has("labels") ? jsonField(fields.get("labels")!, "labels") : url.searchParams.getAll("labels"),
+    form.has("labels") ? jsonField(form.get("labels")!, "labels") : url.searchParams.getAll("labels"),
   );
-  const template = checkTemplate(fields.get("template") ?? url.searchParams.get("template"));
+  const template = checkTemplate(form.get("template") ?? url.searchParams.get("template"));
   const { answer, source, timings } = await zeroShot(env, job, labels, template, (t) => held.add(t));
   return json(answer, 200, {
     "x-edgevit-model": answer.model,

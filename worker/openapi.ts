@@ -239,13 +239,14 @@ export const openapi = {
           name: "labels",
           in: "query",
           description:
-            "1 to 256 distinct labels, repeated (labels=cat&labels=dog); in a multipart form, a `labels` field holding a JSON array",
+            "1 to 256 distinct labels, repeated (labels=cat&labels=dog); in a multipart form, a `labels` field holding a JSON array, before the `image` field (the form is read no further than the image; its text fields 256 KiB at most)",
           schema: { type: "array", items: str },
         },
         {
           name: "template",
           in: "query",
-          description: 'where each label goes, at "{}" (once, no other brace); in a form, a `template` field',
+          description:
+            'where each label goes, at "{}" (once, no other brace); in a form, a `template` field before the image',
           schema: { type: "string", default: "This is a photo of {}." },
         },
       ],
@@ -562,6 +563,7 @@ export const openapi = {
             modelBytes: int,
             reservedBytes: int,
             usedBytes: int,
+            peakBytes: int,
             inFlight: int,
             queued: int,
             loading: { type: "array", items: str },

@@ -25,6 +25,9 @@ export const MAX_TEXTS = 256;
 export const MAX_TEXT_CHARS = 1024;
 // A JSON body of MAX_TEXTS texts of MAX_TEXT_CHARS characters, escaped.
 export const MAX_TEXT_BODY_BYTES = 2 * MiB;
+// A zero-shot form's text fields before its image: MAX_LABELS labels of LIMITS.labelChars characters as a
+// JSON array, and the template, in UTF-8.
+export const MAX_FORM_FIELDS_BYTES = 256 * 1024;
 
 // Label embeddings kept in this isolate: 256 labels of SigLIP's 768 floats are 768 KiB.
 const LABEL_CACHE_BYTES = 4 * MiB;
@@ -86,7 +89,10 @@ export function checkLabels(labels: unknown): string[] {
     throw new EdgevitError("bad_parameter", "labels must be strings: labels=cat&labels=dog, or a JSON array");
   }
   if (labels.length === 0) {
-    throw new EdgevitError("bad_parameter", "labels are required: labels=cat&labels=dog, or a JSON array in a form");
+    throw new EdgevitError(
+      "bad_parameter",
+      "labels are required: labels=cat&labels=dog, or a JSON array in a form field before the image",
+    );
   }
   if (labels.length > MAX_LABELS) {
     throw new EdgevitError("bad_parameter", `${labels.length} labels are more than the limit of ${MAX_LABELS}`);
@@ -153,7 +159,7 @@ const JSON_BYTES = 1024 * 48 + 4096;
 
 async function admitText(env: Env, name: string, texts: string[], keep: Keep, perText: number): Promise<Ticket> {
   const chars = texts.reduce((n, t) => n + t.length, 0);
-  const body = { bytes: 4 * chars + texts.length * perText, copies: 1 };
+  const body = 4 * chars + texts.length * perText;
   const loaded = isLoaded(name, "text");
   const ticket = await ledgerOf(env).admit(reservationBytes({ body }), loaded ? undefined : cacheKey(name, "text"));
   keep(ticket);

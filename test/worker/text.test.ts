@@ -106,13 +106,34 @@ describe("zero-shot", () => {
     expect(ledger.state().cacheBytes).toBe(before + 3 * 12 * 4);
   });
 
-  test("labels and template in a multipart form beside the image; the pipeline's default template", async () => {
+  test("labels and template in a multipart form before the image; the pipeline's default template", async () => {
+    const post = (form: FormData) =>
+      SELF.fetch(`http://edgevit.test/v1/zero_shot?model=${NAME}`, { method: "POST", body: form });
+    const image = new File([cat], "cat.jpg", { type: "image/jpeg" });
     const form = new FormData();
-    form.append("image", new File([cat], "cat.jpg", { type: "image/jpeg" }));
     form.append("labels", JSON.stringify(["cat", "dog"]));
-    const response = await SELF.fetch(`http://edgevit.test/v1/zero_shot?model=${NAME}`, { method: "POST", body: form });
+    form.append("image", image);
+    const response = await post(form);
     expect(response.status).toBe(200);
     expect((await response.json<any>()).scores).toHaveLength(2);
+    // a template field: the same labels in another template are another label set
+    const templated = new FormData();
+    templated.append("template", "a blurry photo of a {}");
+    templated.append("labels", JSON.stringify(["cat", "dog"]));
+    templated.append("image", image);
+    const again = await post(templated);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("x-edgevit-labels")).toBe("computed");
+    // the form is read no further than the image: labels after it are not seen
+    const late = new FormData();
+    late.append("image", image);
+    late.append("labels", JSON.stringify(["cat", "dog"]));
+    expect(await refusal(await post(late))).toMatch(/a JSON array in a form field before the image/);
+    // text fields are bounded
+    const long = new FormData();
+    long.append("notes", "x".repeat(300 * 1024));
+    long.append("image", image);
+    expect(await refusal(await post(long))).toMatch(/text fields before the image are over 262144 bytes/);
   });
 
   test("400s: no labels, too many, twice the same, a template without {}, a model without a text tower", async () => {
