@@ -321,9 +321,10 @@ function idefics3Preprocessing(pre: Json, config: ModelConfig): Preprocessing {
       throw new ConvertError(`preprocessor_config.json: ${what} ${JSON.stringify(v)} is not {"longest_edge"}`);
     return positiveInt(o.longest_edge, `${what}.longest_edge`);
   };
-  if (pre.do_resize === false) {
+  if (pre.do_resize === false || pre.do_image_splitting === false) {
     throw new ConvertError(
-      "preprocessor_config.json: do_resize is false; edgevit follows Idefics3ImageProcessor with its longest-edge resize",
+      `preprocessor_config.json: ${pre.do_resize === false ? "do_resize" : "do_image_splitting"} is false; edgevit ` +
+        "follows Idefics3ImageProcessor with its longest-edge resize and its tiles (ask for the global view alone per request)",
     );
   }
   const tile = edge(pre.max_image_size, 364, "max_image_size");
@@ -340,7 +341,6 @@ function idefics3Preprocessing(pre: Json, config: ModelConfig): Preprocessing {
     imageStd: ((pre.image_std ?? IMAGENET_STANDARD) as number[]).map(Number),
     splitting: {
       longestEdge: edge(pre.size, 4 * 364, "size"),
-      doImageSplitting: (pre.do_image_splitting ?? true) as boolean,
       maxImageSize: tile,
     },
   };

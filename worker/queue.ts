@@ -12,7 +12,7 @@
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { readBounded, tooLarge } from "./input.ts";
 import { Busy, type Ticket } from "./memory.ts";
-import { POOLS, admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run } from "./service.ts";
+import { admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
 // The message body R2 sends for an event (event notifications, "Message format").

@@ -161,12 +161,11 @@ export function versionFor(c: ModelConfig): number {
 export type ResizeSize = { height: number; width: number } | { shortestEdge: number };
 
 // Idefics3ImageProcessor's own steps (SmolVLM), present only for it: resize by the longest edge to
-// `longestEdge` (size.longest_edge), then, with doImageSplitting, both sides up to multiples of
-// `maxImageSize` (max_image_size.longest_edge), cut into tiles of that side, the whole image resized to one
-// tile last. `size` is then the tile, what one forward pass takes.
+// `longestEdge` (size.longest_edge), then both sides up to multiples of `maxImageSize`
+// (max_image_size.longest_edge), cut into tiles of that side, the whole image resized to one tile last
+// (do_image_splitting). `size` is then the tile, what one forward pass takes.
 export interface ImageSplitting {
   longestEdge: number;
-  doImageSplitting: boolean;
   maxImageSize: number;
 }
 

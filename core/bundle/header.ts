@@ -154,10 +154,7 @@ function checkPreprocessing(p: unknown, channels: number): asserts p is Preproce
 
 // Idefics3's splitting: the tile is `size`, square, and the longest edge at most 4 x LIMITS.imageSize.
 function checkSplitting(s: unknown, size: unknown): void {
-  if (!isObject(s) || typeof s.doImageSplitting !== "boolean")
-    bad(
-      `preprocessing.splitting must be {"longestEdge", "doImageSplitting", "maxImageSize"}, got ${JSON.stringify(s)}`,
-    );
+  if (!isObject(s)) bad(`preprocessing.splitting must be {"longestEdge", "maxImageSize"}, got ${JSON.stringify(s)}`);
   checkEdge(s.longestEdge, "preprocessing.splitting.longestEdge");
   checkEdge(s.maxImageSize, "preprocessing.splitting.maxImageSize");
   const tile = size as { height?: number; width?: number };
