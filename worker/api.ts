@@ -27,6 +27,8 @@ import {
   growBody,
   hiddenLayer,
   hiddenStatesAnswer,
+  checkConnector,
+  imageTokensAnswer,
   modelOf,
   modelsAnswer,
   type Inference,
@@ -34,6 +36,7 @@ import {
   prepare,
   type Prepared,
   run,
+  runTokens,
   tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
@@ -80,7 +83,7 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.
-function inferenceHeaders(inference: Inference): Record<string, string> {
+function inferenceHeaders(inference: Pick<Inference, "name" | "version" | "timings">): Record<string, string> {
   return {
     "x-edgevit-model": inference.name,
     "x-edgevit-model-version": inference.version,
@@ -220,6 +223,24 @@ const see: Handler = async (request, env, url, held) => {
   return json(body, 200, inferenceHeaders(inference));
 };
 
+// The rows a vision-language model's LLM receives in place of its <image> tokens, [tiles][tokens][lm_dim]:
+// Idefics3's tiles row by row and the global view last (split=false: the global view alone), LLaVA's one.
+const imageTokens: Handler = async (request, env, url, held) => {
+  const split = boolParam(url, "split", true);
+  const npyOut = wantsNpy(request);
+  const job = await prepareUpload(request, env, url, held);
+  checkConnector(job.model.header.config, job.name);
+  const inference = await runTokens(env, job, split, npyOut ? "npy" : "json");
+  const { grid, tokens, lmDim, data } = inference;
+  if (npyOut) {
+    return npy(data, [grid.frames, tokens, lmDim], {
+      ...inferenceHeaders(inference),
+      "x-edgevit-tile-grid": `${grid.rows}x${grid.cols}`,
+    });
+  }
+  return json(imageTokensAnswer(inference), 200, inferenceHeaders(inference));
+};
+
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
 
 const healthz: Handler = async () => json({ status: "ok" });
@@ -238,4 +259,5 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/attentions": { POST: attentions },
   "/v1/attention_map": { POST: attentionMapPicture },
   "/v1/see": { POST: see },
+  "/v1/image_tokens": { POST: imageTokens },
 };

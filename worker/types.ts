@@ -64,6 +64,20 @@ export interface AttentionsOptions extends ModelOption {
   layer: number; // 1..L: transformers' output_attentions[layer - 1]
 }
 
+export interface ImageTokensOptions extends ModelOption {
+  split?: boolean; // default true: the tiles and the global view (Idefics3); false: the global view alone
+}
+
+export interface ImageTokensAnswer extends ModelVersion {
+  connector: "idefics3" | "llava";
+  tiles: number; // frames: the tiles row by row, then the global view (1 without tiles)
+  tokens: number; // rows per frame
+  lm_dim: number; // the LLM's width
+  grid: { rows: number; cols: number }; // the tiles (0 and 0: the global view alone, or an image of one tile)
+  image_tokens: number[][][]; // [tiles][tokens][lm_dim]: the rows the LLM receives for its <image> tokens
+  image: ImageSummary;
+}
+
 export interface ClassifyAnswer extends ModelVersion {
   predictions: Prediction[];
   logits?: number[]; // [classes]
@@ -165,6 +179,7 @@ export interface EdgevitApi {
   embed(image: ImageInput, options?: EmbedOptions): Promise<EmbedAnswer>;
   hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer>;
   attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer>;
+  imageTokens(image: ImageInput, options?: ImageTokensOptions): Promise<ImageTokensAnswer>;
   models(): Promise<ModelsAnswer>;
 }
 
