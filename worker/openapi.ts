@@ -230,6 +230,30 @@ export const openapi = {
       ],
       jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
     ),
+    "/v1/image_tokens": inference(
+      "a vision-language model's image tokens: the rows its LLM receives in place of its <image> tokens, per " +
+        "frame (Idefics3 / SmolVLM: the tiles row by row, then the global view; LLaVA: the image); " +
+        "`Accept: application/x-npy` for a NumPy array [tiles, tokens, lm_dim] (the grid in x-edgevit-tile-grid, " +
+        "rows x cols); a model without a connector is refused (400)",
+      [
+        {
+          name: "split",
+          in: "query",
+          description: "false: the global view alone (the last frame of the split image)",
+          schema: { type: "boolean", default: true },
+        },
+      ],
+      {
+        "200": {
+          description: "[tiles][tokens][lm_dim]",
+          headers: versionHeaders,
+          content: {
+            "application/json": { schema: ref("ImageTokens") },
+            "application/x-npy": { schema: { type: "string", contentMediaType: "application/x-npy" } },
+          },
+        },
+      },
+    ),
   },
   // With the API_TOKEN secret set, every /v1/ route needs `Authorization: Bearer <token>` (else 401); without
   // it the API is open: either requirement satisfies the document.
@@ -268,6 +292,16 @@ export const openapi = {
           mean: { type: "array", items: { type: "array", items: num } },
           rollout: { type: "array", items: { type: "array", items: num } },
         }),
+      }),
+      ImageTokens: obj({
+        ...modelVersion,
+        connector: { type: "string", enum: ["idefics3", "llava"] },
+        tiles: int,
+        tokens: int,
+        lm_dim: int,
+        grid: obj({ rows: int, cols: int }),
+        image_tokens: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+        image: ref("Image"),
       }),
       Health: obj({ status: { type: "string", enum: ["ok"] } }),
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
