@@ -476,6 +476,22 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
   }
 }
 
+// The records init() makes with `new` (the config, each layer's Layer and Linear records, the weights' and
+// the run state's), as core/engine/memory.ts counts them: RECORD_BYTES per layer and GLOBAL_RECORDS more.
+@lazy const RECORD_BYTES: usize = 512;
+@lazy const GLOBAL_RECORDS: i32 = 6;
+
+/**
+ * Grows memory for `bytes` of the runtime's own allocations to come, as alloc() does for its buffers: the
+ * stub runtime grows by at least doubling, so a small record crossing the end of memory after a large
+ * payload would otherwise double the instance.
+ */
+function reserveRecords(bytes: usize): void {
+  const end = heap.alloc(0) + bytes + 128;
+  const pages = <i32>((end + 0xffff) >>> 16);
+  if (pages > memory.size()) memory.grow(pages - memory.size());
+}
+
 /**
  * Reads the config struct at `config` and the weight table at `weights`, binds every tensor and allocates
  * the run state. Returns OK or an ERR_ code; a refused call leaves the instance unbound.
@@ -484,6 +500,7 @@ export function init(config: usize, weights: usize): i32 {
   if (model) return ERR_STATE;
   const s = changetype<ConfigStruct>(config);
   if (s.bytes != <i32>offsetof<ConfigStruct>()) return ERR_ABI;
+  reserveRecords(<usize>(min(max(s.layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES);
   const c = readConfig(s);
   if (!c) return ERR_CONFIG;
   if (load<u32>(weights, 8) != <u32>(GLOBAL_SLOTS + c.layers * LAYER_SLOTS)) return ERR_ABI;
