@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { photosService } from "./test/tools/photos.ts";
+import { HUB_ENDPOINT, HUB_TOKEN, hubControl, hubFetch } from "./test/tools/hub-service.ts";
 
 // The plugin renames the Worker under test to its runner, "vitest-plugin-runner-<project name>": an
 // auxiliary Worker binds the Worker's named entrypoints through that name.
@@ -25,7 +26,11 @@ export default defineConfig({
             miniflare: {
               // Phone-sized photos made at test time in Node (test/tools/photos.ts), fetched by photos.test.ts.
               // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
-              serviceBindings: { CALLER: "edgevit-caller", PHOTOS: photosService },
+              // HUB: the local hub's controls and reference bundles (test/tools/hub-service.ts); every fetch the
+              // Worker itself makes goes to the local hub (imports from HF_ENDPOINT, test/worker/imports.test.ts).
+              serviceBindings: { CALLER: "edgevit-caller", PHOTOS: photosService, HUB: hubControl },
+              outboundService: hubFetch,
+              bindings: { HF_ENDPOINT: HUB_ENDPOINT, HF_TOKEN: HUB_TOKEN },
               workers: [
                 {
                   name: "edgevit-caller",

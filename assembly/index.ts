@@ -2,9 +2,9 @@
 // twin for tests and benchmarks.
 import { GEMM_ROWS } from "./kernels/gemm";
 
-export { alloc, init, inputPtr, forward, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
+export { alloc, init, inputPtr, forward, forwardBegin, forwardLayer, forwardEnd, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { poolerPtr, projectedPtr, headAttentionPtr, imageTokensPtr } from "./model";
-export { enableCapture, hiddenStatesPtr, clsAttentionPtr, meanAttentionPtr, attentionsPtr } from "./model";
+export { enableCapture, residualPtr, clsAttentionPtr, clsMeanPtr, rolloutPtr, headRolloutPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
 export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";

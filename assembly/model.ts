@@ -270,21 +270,27 @@ class RunState {
   }
 }
 
-// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call.
-export const CAPTURE_HIDDEN_STATES: i32 = 1; // every hidden state 0..layers
-export const CAPTURE_ATTENTION: i32 = 2; // per layer: class-token rows per head and the head-mean matrix
+// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call. The
+// hidden states are not kept: a host that draws them steps the pass (forwardBegin, forwardLayer) and reads
+// the residual stream in place after each step.
+export const CAPTURE_ATTENTION: i32 = 2; // per layer: the class token's rows, their head mean, attention rollout
 export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
 
 /**
  * Capture buffers, allocated by enableCapture() on the first request that asks for them, so that a model
- * that only classifies does not carry them (a ViT-B/16: 7.5, 1.9 and 1.8 MiB); 0 until then.
+ * that only classifies does not carry them (a ViT-B/16: 0.4 MiB of attention summaries and rollout, 1.8 MiB
+ * for one layer's attention); 0 until then, and 0 for what the model has not (a class token's rows in SigLIP).
  */
 class CaptureState {
-  flags: i32 = 0; // this forward() call's CAPTURE_HIDDEN_STATES | CAPTURE_ATTENTION bits
+  flags: i32 = 0; // this forward() call's CAPTURE_ATTENTION bit
   layer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
-  hiddenStates: usize = 0; // f32 [layers + 1][tokens][dim]
-  clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities
-  meanAttention: usize = 0; // f32 [layers][tokens][tokens], mean over heads
+  clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities (class token)
+  clsMean: usize = 0; // f32 [layers][tokens], their mean over the heads (class token)
+  rollout: usize = 0; // f32 [layers][tokens], row 0 of the rollout through layers 1..l+1 (class token)
+  headRollout: usize = 0; // f32 [tokens], the pooling head's mean attention through every layer's rollout (SigLIP)
+  mean: usize = 0; // f32 [tokens][tokens], this layer's probabilities averaged over the heads, then A' R
+  product: usize = 0; // f32 [tokens][tokens], the rollout so far R = A'_l ... A'_1
+  row: usize = 0; // f32 [tokens], one row of A' R
   layerAttention: usize = 0; // f32 [heads][tokens][tokens], layer `layer`
 }
 
@@ -523,9 +529,11 @@ export function headAttentionPtr(): usize { return model ? model!.state.headAtte
 export function imageTokensPtr(): usize { return model ? model!.state.imageTokens : 0; }
 export function capturedPtr(): usize { return model ? model!.state.captured : 0; }
 export function tokens(): i32 { return model ? model!.config.tokens : 0; }
-export function hiddenStatesPtr(): usize { return model ? model!.capture.hiddenStates : 0; }
+export function residualPtr(): usize { return model ? model!.state.x : 0; }
 export function clsAttentionPtr(): usize { return model ? model!.capture.clsAttention : 0; }
-export function meanAttentionPtr(): usize { return model ? model!.capture.meanAttention : 0; }
+export function clsMeanPtr(): usize { return model ? model!.capture.clsMean : 0; }
+export function rolloutPtr(): usize { return model ? model!.capture.rollout : 0; }
+export function headRolloutPtr(): usize { return model ? model!.capture.headRollout : 0; }
 export function attentionsPtr(): usize { return model ? model!.capture.layerAttention : 0; }
 
 /** Allocates the buffers of the CAPTURE_* bits in `flags` that are not allocated yet (after init). */
@@ -533,12 +541,19 @@ export function enableCapture(flags: i32): void {
   if (!model) return;
   const c = model!.config, k = model!.capture;
   const f32s = (n: i32): usize => alloc(<usize>n << 2);
-  if (flags & CAPTURE_HIDDEN_STATES && k.hiddenStates == 0) k.hiddenStates = f32s((c.layers + 1) * c.tokens * c.dim);
-  if (flags & CAPTURE_ATTENTION && k.clsAttention == 0) {
-    k.clsAttention = f32s(max(c.layers, 1) * c.heads * c.tokens);
-    k.meanAttention = f32s(max(c.layers, 1) * c.tokens * c.tokens);
+  const T = c.tokens, layers = max(c.layers, 1);
+  if (flags & CAPTURE_ATTENTION && k.mean == 0) {
+    if (c.classToken) {
+      k.clsAttention = f32s(layers * c.heads * T);
+      k.clsMean = f32s(layers * T);
+      k.rollout = f32s(layers * T);
+    }
+    if (c.mapPooling) k.headRollout = f32s(T);
+    k.mean = f32s(T * T);
+    k.product = f32s(T * T);
+    k.row = f32s(T);
   }
-  if (flags & CAPTURE_LAYER && k.layerAttention == 0) k.layerAttention = f32s(c.heads * c.tokens * c.tokens);
+  if (flags & CAPTURE_LAYER && k.layerAttention == 0) k.layerAttention = f32s(c.heads * T * T);
 }
 
 /** Keeps what this call captures of head h's probabilities in layer l (0-based); reads s.scores [tokens][tokens]. */
@@ -546,14 +561,89 @@ function captureAttention(c: Config, s: RunState, k: CaptureState, l: i32, h: i3
   const T = c.tokens;
   const square = <usize>(T * T) << 2;
   if (k.flags & CAPTURE_ATTENTION) {
-    memory.copy(k.clsAttention + (<usize>((l * c.heads + h) * T) << 2), s.scores, <usize>T << 2);
+    if (c.classToken) memory.copy(k.clsAttention + (<usize>((l * c.heads + h) * T) << 2), s.scores, <usize>T << 2);
     // head mean, summed in head order then scaled: the same float32 operations as a reference's mean
-    const mean = k.meanAttention + <usize>l * square;
-    if (h == 0) memory.copy(mean, s.scores, square);
-    else addInPlace(mean, s.scores, T * T);
-    if (h == c.heads - 1) scaleInPlace(mean, T * T, 1 / <f32>c.heads);
+    if (h == 0) memory.copy(k.mean, s.scores, square);
+    else addInPlace(k.mean, s.scores, T * T);
+    if (h == c.heads - 1) {
+      scaleInPlace(k.mean, T * T, 1 / <f32>c.heads);
+      rolloutStep(c, k, l);
+    }
   }
   if (k.layer == l + 1) memory.copy(k.layerAttention + <usize>h * square, s.scores, square);
+}
+
+/**
+ * Attention rollout (Abnar & Zuidema 2020) as one running product: A' = rows renormalised of
+ * 0.5 * mean + 0.5 * I (the skip connection counted as half the mixing), R = A' R. Keeps row 0 of R (the
+ * class token's) and of the head mean for layer l. Reads and overwrites k.mean; writes k.product, k.row.
+ * The hot spot of capture: tokens^3 per layer (7.6 M multiply-adds for a ViT-B/16).
+ */
+function rolloutStep(c: Config, k: CaptureState, l: i32): void {
+  const T = c.tokens;
+  const rowBytes = <usize>T << 2;
+  if (c.classToken) memory.copy(k.clsMean + <usize>l * rowBytes, k.mean, rowBytes);
+  for (let i = 0; i < T; i++) {
+    const a = k.mean + <usize>i * rowBytes;
+    let sum: f32 = 0.5;
+    for (let j = 0; j < T; j++) sum += 0.5 * load<f32>(a + (<usize>j << 2));
+    const w: f32 = 0.5 / sum;
+    for (let j = 0; j < T; j++) store<f32>(a + (<usize>j << 2), load<f32>(a + (<usize>j << 2)) * w);
+    store<f32>(a + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + w);
+  }
+  if (l > 0) {
+    // row i of A' R needs only row i of A': computed into k.row, then written over it
+    const T4 = T & ~3;
+    for (let i = 0; i < T; i++) {
+      const a = k.mean + <usize>i * rowBytes;
+      memory.fill(k.row, 0, rowBytes);
+      for (let m = 0; m < T; m++) {
+        const weight = load<f32>(a + (<usize>m << 2));
+        const r = k.product + <usize>m * rowBytes;
+        const wv = f32x4.splat(weight);
+        for (let j = 0; j < T4; j += 4) {
+          const p = <usize>j << 2;
+          v128.store(k.row + p, f32x4.add(v128.load(k.row + p), f32x4.mul(wv, v128.load(r + p))));
+        }
+        for (let j = T4; j < T; j++) {
+          const p = <usize>j << 2;
+          store<f32>(k.row + p, load<f32>(k.row + p) + weight * load<f32>(r + p));
+        }
+      }
+      memory.copy(a, k.row, rowBytes);
+    }
+  }
+  // A' R is the new R
+  const next = k.mean;
+  k.mean = k.product;
+  k.product = next;
+  if (c.classToken) memory.copy(k.rollout + <usize>l * rowBytes, k.product, rowBytes);
+}
+
+/**
+ * SigLIP: where the pooling head looks, traced back to the input tokens through every layer: its attention
+ * averaged over the heads times the rollout R. Reads s.headAttention [heads][tokens] and k.product; writes
+ * k.headRollout [tokens] and k.row.
+ */
+function headRollout(c: Config, s: RunState, k: CaptureState): void {
+  const T = c.tokens;
+  const rowBytes = <usize>T << 2;
+  memory.fill(k.row, 0, rowBytes);
+  for (let h = 0; h < c.heads; h++) addInPlace(k.row, s.headAttention + <usize>h * rowBytes, T);
+  scaleInPlace(k.row, T, 1 / <f32>c.heads);
+  if (c.layers == 0) {
+    memory.copy(k.headRollout, k.row, rowBytes);
+    return;
+  }
+  memory.fill(k.headRollout, 0, rowBytes);
+  for (let m = 0; m < T; m++) {
+    const weight = load<f32>(k.row + (<usize>m << 2));
+    const r = k.product + <usize>m * rowBytes;
+    for (let j = 0; j < T; j++) {
+      const p = <usize>j << 2;
+      store<f32>(k.headRollout + p, load<f32>(k.headRollout + p) + weight * load<f32>(r + p));
+    }
+  }
 }
 
 function scaleInPlace(dst: usize, n: i32, factor: f32): void {
@@ -763,29 +853,47 @@ function connector(c: Config, w: TransformerWeights, s: RunState): void {
  * `flags` = CAPTURE_* bits, `attentionLayer` = layer 1..layers whose attention probabilities to keep
  * (0 = none). Each needs its buffers from enableCapture() and is ignored without them.
  * Writes logitsPtr(), outputPtr() and, when capturing, capturedPtr() and the capture buffers.
+ * A host that reads every hidden state calls the three steps itself, reading residualPtr() between them.
  */
 export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
+  forwardBegin(capture, flags, attentionLayer);
+  for (let l = 0; l < model!.config.layers; l++) forwardLayer(l);
+  forwardEnd();
+}
+
+// This call's capture: which layer's output to copy into s.captured (-1 none).
+let captureLayer: i32 = -1;
+
+/** The call's capture settings (see forward), then the embeddings: residualPtr() is hidden state 0. */
+export function forwardBegin(capture: i32, flags: i32, attentionLayer: i32): void {
+  const t = model!;
+  const c = t.config, s = t.state, k = t.capture;
+  captureLayer = capture;
+  k.flags = flags & (k.mean != 0 ? CAPTURE_ATTENTION : 0);
+  k.layer = k.layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= c.layers ? attentionLayer : 0;
+  // embeddings
+  embeddings(c, t.weights, s);
+  if (capture == 0) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
+}
+
+/** Encoder layer l (0-based): residualPtr() is hidden state l + 1 after it. */
+export function forwardLayer(l: i32): void {
+  const t = model!;
+  const c = t.config, s = t.state, layer = t.weights.encoder[l];
+  // norm 1, self-attention, add skip connection
+  layerNorm(s.x, c.tokens, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
+  selfAttention(c, layer, s, t.capture, l);
+  // norm 2, MLP, add skip connection
+  layerNorm(s.x, c.tokens, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
+  mlp(c, layer, s);
+  if (captureLayer == l + 1) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
+}
+
+/** After the last layer: the final norm, pooling, projection and classifier. */
+export function forwardEnd(): void {
   const t = model!;
   const c = t.config, w = t.weights, s = t.state, k = t.capture;
   const stateBytes = <usize>(c.tokens * c.dim) << 2;
-  const enabled = (k.hiddenStates != 0 ? CAPTURE_HIDDEN_STATES : 0) | (k.clsAttention != 0 ? CAPTURE_ATTENTION : 0);
-  k.flags = flags & enabled;
-  k.layer = k.layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= c.layers ? attentionLayer : 0;
-  // embeddings
-  embeddings(c, w, s);
-  if (capture == 0) memory.copy(s.captured, s.x, stateBytes);
-  if (k.flags & CAPTURE_HIDDEN_STATES) memory.copy(k.hiddenStates, s.x, stateBytes);
-  for (let l = 0; l < c.layers; l++) {
-    const layer = w.encoder[l];
-    // norm 1, self-attention, add skip connection
-    layerNorm(s.x, c.tokens, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
-    selfAttention(c, layer, s, k, l);
-    // norm 2, MLP, add skip connection
-    layerNorm(s.x, c.tokens, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
-    mlp(c, layer, s);
-    if (capture == l + 1) memory.copy(s.captured, s.x, stateBytes);
-    if (k.flags & CAPTURE_HIDDEN_STATES) memory.copy(k.hiddenStates + <usize>(l + 1) * stateBytes, s.x, stateBytes);
-  }
   // final norm: on every token, or (CLIP) only on the pooled class token, last_hidden_state staying the
   // encoder's output
   const rowBytes = <usize>c.dim << 2;
@@ -797,7 +905,10 @@ export function forward(capture: i32, flags: i32, attentionLayer: i32): void {
     if (!c.mapPooling) memory.copy(s.pooler, s.output, rowBytes);
   }
   // pooling head (SigLIP), projection (CLIP)
-  if (c.mapPooling) poolingHead(c, w.head, s);
+  if (c.mapPooling) {
+    poolingHead(c, w.head, s);
+    if (k.flags & CAPTURE_ATTENTION) headRollout(c, s, k);
+  }
   if (c.projection > 0) linear(s, s.pooler, c.dim, 1, w.visualProjection, s.projected, c.projection, false);
   // classifier on the class token; distilled: mean of the class head and the distillation head
   if (c.classes > 0) linear(s, s.output, c.dim, 1, w.classifier, s.logits, c.classes, false);

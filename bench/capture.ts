@@ -1,7 +1,7 @@
 // What capture costs: the forward pass of the engine without capture support (built from a git ref, by
 // default 4feaf9f, the last commit whose engine has none: `main` has capture since it merged) against this
-// tree's engine with capture off (what /v1/classify runs), with the capture /v1/see asks for (every hidden
-// state, class-token rows and head means), and with one layer's full attention (/v1/attentions). Same
+// tree's engine with capture off (what /v1/classify runs), with the capture /v1/see asks for of the engine
+// (class-token rows, their head mean, the running rollout), and with one layer's full attention (/v1/attentions). Same
 // process, same random weights, the four engines in alternating runs.
 // Usage: npm run bench:capture [-- --base <git-ref>] [--runs N] [--model vit-b16|deit-tiny]
 import { execFileSync } from "node:child_process";
@@ -147,13 +147,13 @@ function instance(wasm: Uint8Array<ArrayBuffer>): Exports {
 const baseEngine = instance(baseWasm);
 const headEngine = instance(headWasm);
 const captureEngine = instance(headWasm);
-captureEngine.enableCapture!(7); // every CAPTURE_* kind (assembly/model.ts)
+captureEngine.enableCapture!(6); // every CAPTURE_* kind (assembly/model.ts)
 const variants = [
   { name: `${base}: no capture support, forward(-1)`, run: () => baseEngine.forward(-1) },
   { name: "this tree: capture off, forward(-1, 0, 0)", run: () => headEngine.forward(-1, 0, 0) },
   {
-    name: "this tree: /v1/see capture (hidden states + attention summaries)",
-    run: () => captureEngine.forward(-1, 3, 0),
+    name: "this tree: /v1/see's engine capture (attention summaries + rollout)",
+    run: () => captureEngine.forward(-1, 2, 0),
   },
   { name: `this tree: one layer's full attention`, run: () => captureEngine.forward(-1, 0, config.layers) },
 ];

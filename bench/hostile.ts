@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkBundle } from "../cli/upload.ts";
 import { parsePrefix } from "../core/bundle/reader.ts";
-import { convertDirectory } from "../models/convert.ts";
+import { convertDirectory } from "../models/convert-folder.ts";
 import {
   TINY,
   VIT_PREPROCESSOR,

@@ -12,7 +12,8 @@ import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-eng
 export const spec: CommandSpec = {
   name: "classify",
   synopsis: "[-m model.evit] [-k N] [--logits] [--decode fast|exact] <image>...",
-  summary: "Classifies JPEG and PNG files on this machine, as the Worker would: one JSON line per image.",
+  summary:
+    "Classifies JPEG, PNG, WebP, GIF and BMP files on this machine, as the Worker would: one JSON line per image.",
   options: {
     model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
     top: { type: "string", short: "k", value: "N", help: "how many labels per image (default 5)" },

@@ -1,5 +1,5 @@
 // `edgevit convert <checkpoint-dir> -o <model.evit> [--name NAME]`
-import { convertToFile } from "../models/convert.ts";
+import { convertToFile } from "../models/convert-folder.ts";
 import { runCommand, UsageError, type CommandSpec } from "./args.ts";
 
 export const spec: CommandSpec = {

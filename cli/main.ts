@@ -7,6 +7,7 @@ const USAGE = `usage: edgevit <command> [options]   (edgevit <command> --help fo
   classify [-m model.evit] [-k N] [--logits] <image>...    one JSON line per image
   eval [-m model.evit] [--data DIR] [--limit N] [--quality Q]  Fashion-MNIST test set accuracy and speed
   upload <model.evit> [--name NAME] [--remote]             put a bundle into the Worker's R2 bucket
+  pull <repo-id> [--revision R] [--name NAME] [--remote]   hub checkpoint -> cache -> bundle -> R2 bucket
   see <image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]  per-layer PCA, attention maps, predictions
 
   --version                                               the edgevit version, and the engine this runtime takes`;
@@ -18,6 +19,7 @@ const commands: Record<string, () => Promise<Command>> = {
   classify: () => import("./classify.ts"),
   eval: () => import("./eval.ts"),
   upload: () => import("./upload.ts"),
+  pull: () => import("./pull.ts"),
   see: () => import("./see.ts"),
 };
 

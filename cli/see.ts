@@ -7,8 +7,7 @@ import { join } from "node:path";
 import { runImage } from "../core/pipeline.ts";
 import { encodeApng, encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import { attentionPicture, FRAME_MS, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
-import { towerOf } from "../core/bundle/format.ts";
+import { attentionLayers, attentionPicture, FRAME_MS, lookerOf, seeCapture } from "../core/pictures/see.ts";
 import { type CommandSpec, intValue, runCommand } from "./args.ts";
 import { CLI_LIMITS, DEFAULT_MODEL, loadModelFile, nodeEngine } from "./node-engine.ts";
 
@@ -17,7 +16,8 @@ export const spec: CommandSpec = {
   synopsis: "<image> [-m model.evit] [-o DIR] [-k N] [--size S] [--heads]",
   summary:
     "What the model sees, from one forward pass: the preprocessed image, the PCA picture of every hidden state " +
-    "(pca-NN.png) and their animation (pca.apng), the class token's attention per layer (attention-NN-mean.png), " +
+    "(pca-NN.png) and their animation (pca.apng), the class token's attention per layer (attention-NN-mean.png; SigLIP: " +
+    "its pooling head's, attention-pool-mean.png), " +
     "attention rollout (rollout.png) and predictions.json, into a folder.",
   options: {
     model: { type: "string", short: "m", value: "FILE", help: "the bundle (default: the committed model)" },
@@ -42,20 +42,13 @@ export function main(args: string[]): Promise<number> {
 
 async function see(file: string, modelPath: string, outDir: string, k: number, size: number, everyHead: boolean) {
   const model = await loadModelFile(await nodeEngine(), modelPath);
-  if (!towerOf(model.header.config).classToken) {
-    throw new Error(
-      `${model.header.name} has no class token (its tokens are the patches): edgevit see draws the class token's attention`,
-    );
-  }
   const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
     throw e.code === "ENOENT" ? new Error(`no such file: ${file}`) : e;
   });
   const { header } = model;
   // The pictures are made from the captures in place, before anything awaits.
-  const ran = await runImage(model, new Uint8Array(bytes), CLI_LIMITS, {
-    capture: SEE_CAPTURE,
-    keep: (captures) => seeAll(captures, header, size),
-  });
+  const { capture, keep } = seeCapture(header, size);
+  const ran = await runImage(model, new Uint8Array(bytes), CLI_LIMITS, { capture, keep });
   const { image, result, kept: seen } = ran;
   const { frames, mean, cls } = seen;
   const c = header.config;
@@ -74,16 +67,18 @@ async function see(file: string, modelPath: string, outDir: string, k: number, s
     await put(`pca-${two(layer)}.png`, await encodePng(frames[layer], size, size));
   }
   await put("pca.apng", await encodeApng(frames, size, size, { delayMs: FRAME_MS }));
-  for (let layer = 1; layer <= c.layers; layer++) {
+  // SigLIP has no class token: its one attention map is its pooling head's (attention-pool-mean.png)
+  const pool = lookerOf(c) === "pooling head";
+  for (let layer = 1; layer <= attentionLayers(c); layer++) {
     const heads: (number | "mean")[] = ["mean", ...(everyHead ? Array.from({ length: c.heads }, (_, h) => h) : [])];
     for (const head of heads) {
       const values = head === "mean" ? mean[layer - 1] : cls[layer - 1][head];
       const picture = attentionPicture(values, pixels, c, size);
-      const name = `attention-${two(layer)}-${head === "mean" ? "mean" : `head${two(head)}`}.png`;
+      const name = `attention-${pool ? "pool" : two(layer)}-${head === "mean" ? "mean" : `head${two(head)}`}.png`;
       await put(name, await encodePng(picture, size, size));
     }
   }
-  const rollout = attentionPicture(seen!.rollout[c.layers - 1], pixels, c, size);
+  const rollout = attentionPicture(seen.rollout[attentionLayers(c) - 1], pixels, c, size);
   await put("rollout.png", await encodePng(rollout, size, size));
   console.error(`edgevit see: ${file} through ${header.name}: wrote ${written.length} files to ${outDir}`);
   process.stdout.write(`${JSON.stringify({ file, predictions, out: outDir, files: written })}\n`);

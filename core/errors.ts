@@ -13,6 +13,9 @@ export const ERROR_CODES = [
   "unsupported_media_type", // a format that is not accepted
   "model_unavailable", // the model exists but cannot be loaded or run
   "unauthorized", // the API needs a bearer token and the request has none or a wrong one
+  "hub_access_denied", // the hub refuses the repository: gated or private, and no token that may read it
+  "hub_unavailable", // the hub cannot be reached, fails, or a download was cut
+  "unsupported_checkpoint", // a hub repository this converter cannot turn into a bundle
   "busy", // the server has no room for this request now; worth retrying later
 ] as const;
 

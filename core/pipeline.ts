@@ -14,7 +14,7 @@ export type { DecodeMode };
 
 // What an upload was: the picture as stored and how it was decoded.
 export interface DecodedImage {
-  format: "jpeg" | "png";
+  format: ImageHeader["format"];
   width: number; // as stored at full size, after the EXIF orientation
   height: number;
   decode: { mode: DecodeMode; scale: number }; // the decoder ran at 1/scale

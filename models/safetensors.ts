@@ -1,125 +1,24 @@
-// safetensors reader (and a small writer for tests and tools). Layout: u64 LE header length N, N bytes of
-// JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}`, then the data; offsets
-// are relative to the end of the header. The reader keeps a file handle and reads one tensor at a time, so
-// a 350 MB checkpoint never sits in memory whole.
-import { open, type FileHandle } from "node:fs/promises";
+// safetensors files on disk (and a small writer for tests and tools); the format itself is
+// core/convert/safetensors.ts. The reader keeps a file handle and reads one tensor at a time, so a 350 MB
+// checkpoint never sits in memory whole.
+import { open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { basename, join } from "node:path";
+import {
+  decode,
+  floatDtype,
+  INDEX_FILE,
+  MAX_HEADER_BYTES,
+  parseHeader,
+  SafetensorsError,
+  type Dtype,
+  type IntDtype,
+  type TensorInfo,
+  type TensorSource,
+} from "../core/convert/safetensors.ts";
 
-export type Dtype = "F32" | "F16" | "BF16";
-// Integer tensors are listed but never read: the converter ignores the buffers checkpoints carry
-// (openai's CLIP files hold I64 position_ids).
-export type IntDtype = "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
-const ITEM_BYTES: Record<Dtype | IntDtype, number> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
-const FLOATS: readonly string[] = ["F32", "F16", "BF16"];
-// Longer headers exist only for checkpoints with huge tensor counts; this bounds a corrupt length field.
-const MAX_HEADER_BYTES = 100 << 20;
+export { decode, INDEX_FILE, SafetensorsError, type Dtype, type IntDtype, type TensorInfo, type TensorSource };
 
-export interface TensorInfo {
-  name: string;
-  dtype: Dtype | IntDtype;
-  shape: number[];
-  begin: number; // absolute file offset
-  end: number;
-}
-
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SafetensorsError";
-  }
-}
-
-// Parses the JSON header; `dataStart` = 8 + N, `fileBytes` bounds the offsets.
-function parseHeader(
-  json: string,
-  dataStart: number,
-  fileBytes: number,
-): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (e) {
-    throw new SafetensorsError(`safetensors header is not JSON: ${(e as Error).message}`);
-  }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-    throw new SafetensorsError("safetensors header is not a JSON object");
-  const tensors = new Map<string, TensorInfo>();
-  let metadata: Record<string, string> = {};
-  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (name === "__metadata__") {
-      metadata = v as Record<string, string>;
-      continue;
-    }
-    const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!(typeof info.dtype === "string" && info.dtype in ITEM_BYTES)) {
-      throw new SafetensorsError(
-        `tensor ${name} has dtype ${JSON.stringify(info.dtype)}; only F32, F16 and BF16 are read (integer buffers are skipped)`,
-      );
-    }
-    const dtype = info.dtype as Dtype | IntDtype;
-    const shape = info.shape;
-    const offsets = info.data_offsets;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`tensor ${name} has a malformed shape ${JSON.stringify(shape)}`);
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`tensor ${name} has malformed data_offsets ${JSON.stringify(offsets)}`);
-    }
-    const count = shape.reduce((a: number, b: number) => a * b, 1);
-    const [b, e] = offsets as [number, number];
-    if (e - b !== count * ITEM_BYTES[dtype]) {
-      throw new SafetensorsError(
-        `tensor ${name}: ${e - b} bytes for ${dtype} shape [${shape.join(", ")}] (expected ${count * ITEM_BYTES[dtype]})`,
-      );
-    }
-    if (dataStart + e > fileBytes) {
-      throw new SafetensorsError(
-        `tensor ${name} ends at byte ${dataStart + e}, past the end of the ${fileBytes}-byte file (truncated?)`,
-      );
-    }
-    tensors.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
-  }
-  return { tensors, metadata };
-}
-
-const F16_EXP = new Float32Array(32).map((_, e) => 2 ** (e - 15));
-
-function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * F16_EXP[exp] * (1 + frac / 1024);
-}
-
-// Little-endian raw bytes of one tensor -> f32 values.
-export function decode(dtype: Dtype, bytes: Uint8Array): Float32Array {
-  const count = bytes.length / ITEM_BYTES[dtype];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(count);
-  if (dtype === "F32") {
-    for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
-  } else if (dtype === "F16") {
-    for (let i = 0; i < count; i++) out[i] = f16ToF32(view.getUint16(2 * i, true));
-  } else {
-    // bfloat16 is the top half of an f32
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
-  }
-  return out;
-}
-
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorSource {
   readonly path: string;
   readonly bytes: number;
   readonly tensors: Map<string, TensorInfo>;
@@ -154,6 +53,10 @@ export class SafetensorsFile {
     }
   }
 
+  get files(): string[] {
+    return [basename(this.path)];
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }
@@ -173,10 +76,7 @@ export class SafetensorsFile {
   }
 
   async read(name: string): Promise<Float32Array> {
-    const { dtype } = this.info(name);
-    if (!FLOATS.includes(dtype))
-      throw new SafetensorsError(`${this.path}: tensor ${name} is ${dtype}, not a float tensor`);
-    return decode(dtype as Dtype, await this.raw(name));
+    return decode(floatDtype(this.info(name), this.path), await this.raw(name));
   }
 
   close(): Promise<void> {
@@ -184,8 +84,86 @@ export class SafetensorsFile {
   }
 }
 
+// A sharded checkpoint: the index's weight_map says which shard holds each tensor.
+export class ShardedSafetensors implements TensorSource {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly files: string[];
+  readonly bytes: number;
+  private readonly owner = new Map<string, SafetensorsFile>();
+  private readonly shards: SafetensorsFile[];
+
+  private constructor(index: string, shards: SafetensorsFile[], weightMap: Record<string, string>) {
+    this.shards = shards;
+    this.files = [index, ...shards.map((s) => basename(s.path))];
+    this.bytes = shards.reduce((a, s) => a + s.bytes, 0);
+    const byName = new Map(shards.map((s) => [basename(s.path), s]));
+    for (const [name, shardName] of Object.entries(weightMap)) {
+      const shard = byName.get(shardName);
+      if (!shard?.has(name)) throw new SafetensorsError(`${index}: ${name} is not in ${shardName}`);
+      this.owner.set(name, shard);
+      this.tensors.set(name, shard.info(name));
+    }
+    for (const shard of shards) {
+      const stray = [...shard.tensors.keys()].find((name) => this.owner.get(name) !== shard);
+      if (stray)
+        throw new SafetensorsError(`${basename(shard.path)} holds ${stray}, which ${index} does not map to it`);
+    }
+  }
+
+  static async open(dir: string): Promise<ShardedSafetensors> {
+    let weightMap: Record<string, string>;
+    try {
+      weightMap = (JSON.parse(await readFile(join(dir, INDEX_FILE), "utf8")) as { weight_map: Record<string, string> })
+        .weight_map;
+    } catch (e) {
+      throw new SafetensorsError(`${join(dir, INDEX_FILE)}: ${(e as Error).message}`);
+    }
+    const names = [...new Set(Object.values(weightMap ?? {}))].sort();
+    if (names.length === 0 || names.some((n) => typeof n !== "string" || n.includes("/")))
+      throw new SafetensorsError(`${join(dir, INDEX_FILE)}: weight_map does not name shard files in this folder`);
+    const shards: SafetensorsFile[] = [];
+    try {
+      for (const name of names) shards.push(await SafetensorsFile.open(join(dir, name)));
+      return new ShardedSafetensors(INDEX_FILE, shards, weightMap);
+    } catch (e) {
+      await Promise.all(shards.map((s) => s.close()));
+      throw e;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${INDEX_FILE}: no tensor ${name}`);
+    return info;
+  }
+
+  read(name: string): Promise<Float32Array> {
+    this.info(name);
+    return (this.owner.get(name) as SafetensorsFile).read(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.close()));
+  }
+}
+
+// A checkpoint folder's tensors: model.safetensors when there is one, else the shards of its index.
+export async function openCheckpoint(dir: string): Promise<TensorSource> {
+  const exists = (name: string) =>
+    stat(join(dir, name)).then(
+      () => true,
+      () => false,
+    );
+  if (!(await exists("model.safetensors")) && (await exists(INDEX_FILE))) return ShardedSafetensors.open(dir);
+  return SafetensorsFile.open(join(dir, "model.safetensors"));
+}
+
 export interface WriteTensor {
-  dtype: Dtype;
+  dtype: Dtype | IntDtype; // integer buffers too: the files openai publishes carry some
   shape: number[];
   data: Uint8Array; // little-endian raw bytes
 }

@@ -11,14 +11,20 @@ const ui = {
   error: $("error"),
   inputCanvas: $("input-canvas"),
   inputCaption: $("input-caption"),
+  familyCaption: $("family-caption"),
+  predictionsTitle: $("predictions-title"),
   predictions: $("predictions"),
+  predictionsCaption: $("predictions-caption"),
+  embedding: $("embedding"),
   pcaFrames: $("pca-frames"),
   pcaAnimation: $("pca-animation"),
   mode: $("mode"),
   layer: $("layer"),
   head: $("head"),
+  attentionTitle: $("attention-title"),
   attentionCanvas: $("attention-canvas"),
   attentionCaption: $("attention-caption"),
+  registers: $("registers"),
 };
 
 // The heat-map ramp of core/pictures/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
@@ -101,7 +107,7 @@ async function loadModels() {
         ? `${name} (not in the bucket)`
         : entry.error
           ? `${name} (unusable: ${entry.error.message})`
-          : `${name} (${describe(entry.config)})`;
+          : `${name}: ${FAMILY_NAMES[entry.family] ?? entry.family ?? "vit"}, ${describe(entry.config)}`;
       const option = new Option(label, name);
       option.disabled = !entry || Boolean(entry.error);
       option.selected = name === body.default && !option.disabled;
@@ -116,17 +122,70 @@ async function loadModels() {
   }
 }
 
+// The families /v1/models names, as the page names them.
+const FAMILY_NAMES = {
+  vit: "ViT classifier",
+  clip: "CLIP image tower",
+  siglip: "SigLIP image tower",
+  dinov2: "DINOv2",
+};
+
 function describe(c) {
   if (!c) return "";
   return `${c.imageSize}px, patch ${c.patchSize}, ${c.layers} layers, ${c.heads} heads`;
 }
 
+// What differs from the classifier ViT of "An Image is Worth 16x16 Words", in the article's terms: the
+// patches, position embeddings and transformer layers are the same; the extra tokens, the norms and what is
+// read at the end are not.
+function familyCaption(family, c) {
+  switch (family) {
+    case "clip":
+      return (
+        "CLIP's vision encoder: the same patches, position embeddings and class token (CLS) as the classifier ViT, " +
+        "but a LayerNorm on the embeddings before the first layer (pre-norm) and quick_gelu in the MLP. It has no " +
+        "classification head: the class token after the last layer, normalised and projected" +
+        (c.projection ? ` to ${c.projection} dimensions` : "") +
+        ", is the image embedding CLIP compares with text embeddings."
+      );
+    case "siglip":
+      return (
+        "SigLIP's vision encoder (the one VLMs such as Idefics2 use): no class token, every token is a patch. " +
+        "After the last layer an attention-pooling head, one learned query, attends over all the patches; its " +
+        "output is the image embedding. Where SigLIP looks is that head's attention."
+      );
+    case "dinov2":
+      return (
+        "DINOv2, trained without labels: a class token as in the classifier ViT" +
+        (c.registers > 0
+          ? `, plus ${c.registers} register tokens: extra tokens with no patch of their own that the model uses as ` +
+            "scratch space, listed beside the grid"
+          : "") +
+        ", and a learned scale (LayerScale) on each residual branch. Its embedding is the class token after the " +
+        "last layer."
+      );
+    default:
+      return null;
+  }
+}
+
+// The tokens before the patches, in words.
+function prefixWords(c) {
+  const parts = [];
+  if (c.classToken) parts.push("the class token");
+  if (c.distilled) parts.push("the distillation token");
+  if (c.registers > 0) parts.push(`${c.registers} register tokens`);
+  return parts.join(" and ");
+}
+
 // Refuses what the model cannot read before sending it; the server refuses the rest with its own message.
 function refusal(file) {
   if (file.size === 0) return `${file.name} is empty.`;
-  const typeOk = ["image/jpeg", "image/png", "image/pjpeg"].includes(file.type);
-  const nameOk = /\.(jpe?g|png)$/i.test(file.name);
-  if (!typeOk && !nameOk) return `${file.name} is not a JPEG or PNG image (${file.type || "unknown type"}).`;
+  const typeOk = ["image/jpeg", "image/png", "image/pjpeg", "image/webp", "image/gif", "image/bmp"].includes(file.type);
+  const nameOk = /\.(jpe?g|png|webp|gif|bmp)$/i.test(file.name);
+  if (!typeOk && !nameOk) {
+    return `${file.name} is not a JPEG, PNG, WebP, GIF or BMP image (${file.type || "unknown type"}).`;
+  }
   return null;
 }
 
@@ -208,7 +267,7 @@ function renderInput() {
   const ctx = drawImage(ui.inputCanvas);
   drawGrid(ctx, ui.inputCanvas, c.grid);
   const patches = c.grid * c.grid;
-  const prefix = c.prefixTokens === 2 ? "class and distillation tokens" : "class token";
+  const prefix = prefixWords(c);
   ui.inputCaption.textContent =
     `The ${seen.image.width}×${seen.image.height} upload ` +
     (seen.image.width === c.imageSize && seen.image.height === c.imageSize
@@ -216,11 +275,41 @@ function renderInput() {
       : `brought to ${c.imageSize}×${c.imageSize} by the checkpoint's own image processor`) +
     " and normalised, " +
     `then cut into ${c.grid}×${c.grid} = ${patches} patches of ${c.patchSize}×${c.patchSize} pixels. ` +
-    `Each patch is flattened and linearly embedded into a ${c.dim}-dimension vector; with the ${prefix} ` +
-    `that makes ${c.tokens} tokens.`;
+    `Each patch is flattened and linearly embedded into a ${c.dim}-dimension vector; ` +
+    (prefix ? `with ${prefix} that makes ${c.tokens} tokens.` : `the ${c.tokens} patches are the tokens.`);
+  const caption = familyCaption(seen.family, c);
+  ui.familyCaption.textContent = caption ?? "";
+  ui.familyCaption.hidden = caption === null;
 }
 
 function renderPredictions() {
+  const tower = Boolean(seen.embedding);
+  ui.predictions.hidden = tower;
+  ui.embedding.hidden = !tower;
+  ui.predictionsTitle.textContent = tower ? "2. Its image embedding" : "2. What it predicts";
+  if (tower) {
+    const e = seen.embedding;
+    const entry = (term, value) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    };
+    ui.embedding.replaceChildren(
+      ...entry("read from", POOL_WORDS[e.pool] ?? e.pool),
+      ...entry("length", `${e.dim} dimensions`),
+      ...entry("L2 norm", String(e.norm)),
+      ...entry("first values", `${e.first.map((v) => v.toFixed(3)).join(", ")}, …`),
+    );
+    ui.predictionsCaption.textContent =
+      "An image tower has no classification head: what it gives is this vector, which search indexes and " +
+      "VLMs take in place of labels (POST /v1/embed returns all of it).";
+    return;
+  }
+  ui.predictionsCaption.textContent =
+    "The classification head reads the class token (CLS) after the last layer and scores every label; the bars " +
+    "are softmax probabilities.";
   ui.predictions.replaceChildren(
     ...seen.predictions.map((p) => {
       const li = document.createElement("li");
@@ -239,7 +328,29 @@ function renderPredictions() {
   );
 }
 
+// The embedding each family's /v1/embed returns by default, in words.
+const POOL_WORDS = {
+  image_embeds: "the class token after post_layernorm, through visual_projection (image_embeds)",
+  pooler: "the attention-pooling head's output (pooler_output)",
+  cls: "the class token after the final LayerNorm",
+};
+
+// Swatches of the register tokens' colours on a hidden state's components (DINOv2), beside its picture.
+function registerSwatches(colors) {
+  const list = document.createElement("ul");
+  list.className = "swatches";
+  list.setAttribute("aria-label", "register tokens on the same components");
+  colors.forEach(([r, g, b], i) => {
+    const item = document.createElement("li");
+    item.style.background = `rgb(${r}, ${g}, ${b})`;
+    item.title = `register ${i}`;
+    list.append(item);
+  });
+  return list;
+}
+
 function renderPca() {
+  const registers = seen.pca.registers ?? [];
   ui.pcaFrames.replaceChildren(
     ...seen.pca.frames.map((src, layer) => {
       const figure = document.createElement("figure");
@@ -248,7 +359,9 @@ function renderPca() {
       img.alt = `PCA of hidden state ${layer}`;
       const caption = document.createElement("figcaption");
       caption.textContent = layer === 0 ? "0 · embeddings" : `${layer} · after layer ${layer}`;
-      figure.append(img, caption);
+      figure.append(img);
+      if (registers[layer]?.length) figure.append(registerSwatches(registers[layer]));
+      figure.append(caption);
       return figure;
     }),
   );
@@ -256,20 +369,29 @@ function renderPca() {
   ui.pcaAnimation.hidden = false;
 }
 
+// SigLIP has no class token: the page shows its pooling head's attention, one "layer" after the last.
+const byHead = () => seen.attention.from === "pooling head";
+
 function setupAttention() {
   const c = seen.config;
-  const keepLayer = Number(ui.layer.value) || c.layers;
+  const layers = seen.attention.layers;
+  ui.attentionTitle.textContent = byHead() ? "4. Where the pooling head looks" : "4. Where the class token looks";
+  const keepLayer = Math.min(Number(ui.layer.value) || layers, layers);
   ui.layer.replaceChildren(
-    ...Array.from({ length: c.layers }, (_, i) => new Option(String(i + 1), String(i + 1), false, i + 1 === keepLayer)),
+    ...Array.from({ length: layers }, (_, i) =>
+      byHead()
+        ? new Option(`pooling head (after ${c.layers})`, "1", false, true)
+        : new Option(String(i + 1), String(i + 1), false, i + 1 === keepLayer),
+    ),
   );
-  if (Number(ui.layer.value) !== keepLayer) ui.layer.value = String(c.layers);
+  if (Number(ui.layer.value) !== keepLayer) ui.layer.value = String(layers);
   const keepHead = ui.head.value;
   ui.head.replaceChildren(
     new Option(`mean of ${c.heads}`, "mean"),
     ...Array.from({ length: c.heads }, (_, h) => new Option(String(h), String(h))),
   );
   ui.head.value = [...ui.head.options].some((o) => o.value === keepHead) ? keepHead : "mean";
-  ui.layer.disabled = false;
+  ui.layer.disabled = layers === 1;
   ui.head.disabled = ui.mode.value === "rollout";
 }
 
@@ -299,13 +421,43 @@ function renderAttention() {
   drawGrid(ctx, canvas, c.grid);
   canvas.dataset.layer = String(layer);
   canvas.dataset.mode = ui.mode.value;
-  ui.attentionCaption.textContent = rollout
-    ? `Attention rollout through layers 1–${layer} (Abnar & Zuidema, 2020): each layer's attention averaged over ` +
-      "its heads, plus the skip connection, multiplied through the layers: how much each patch reaches the class " +
-      "token. Bright patches reach it most."
-    : `Layer ${layer}, ${head === "mean" ? `mean of the ${c.heads} heads` : `head ${head}`}: how much the class ` +
-      "token attends to each patch (its softmax attention row; bright = more). The class token is what the " +
-      "classification head reads after the last layer.";
+  const heads = head === "mean" ? `mean of the ${c.heads} heads` : `head ${head}`;
+  const reader = c.classes > 0 ? "the classification head" : "the image embedding";
+  ui.attentionCaption.textContent = byHead()
+    ? rollout
+      ? `Attention rollout through layers 1–${c.layers}, ending in the pooling head (Abnar & Zuidema, 2020): each ` +
+        "layer's attention averaged over its heads, plus the skip connection, multiplied through the layers, then " +
+        "the pooling head's attention: how much each patch reaches the image embedding. Bright patches reach it most."
+      : `The pooling head, ${heads}: how much its one learned query attends to each patch after the last layer ` +
+        "(bright = more). SigLIP has no class token; this attention is what makes its image embedding."
+    : rollout
+      ? `Attention rollout through layers 1–${layer} (Abnar & Zuidema, 2020): each layer's attention averaged over ` +
+        "its heads, plus the skip connection, multiplied through the layers: how much each patch reaches the class " +
+        "token. Bright patches reach it most."
+      : `Layer ${layer}, ${heads}: how much the class token attends to each patch (its softmax attention row; ` +
+        `bright = more). The class token is what ${reader} reads after the last layer.`;
+  renderRegisters(layer, rollout, head);
+}
+
+// DINOv2's register tokens beside the grid: how much the class token attends to (or, by rollout, is reached
+// from) each, in the heat map's terms: a share of the whole row, which the patches share the rest of.
+function renderRegisters(layer, rollout, head) {
+  const r = seen.attention.registers;
+  const values = r && (rollout ? r.rollout[layer - 1] : r.mean[layer - 1]);
+  ui.registers.hidden = !values?.length;
+  if (!values?.length) return;
+  const items = values.map((v, i) => {
+    const li = document.createElement("li");
+    li.textContent = `register ${i}: ${(v * 100).toFixed(1)}%`;
+    return li;
+  });
+  const title = document.createElement("li");
+  title.className = "title";
+  title.textContent =
+    rollout || head === "mean"
+      ? `Register tokens (no patch of their own), ${rollout ? "by rollout" : "mean of the heads"}:`
+      : "Register tokens (no patch of their own), mean of the heads:";
+  ui.registers.replaceChildren(title, ...items);
 }
 
 ui.file.addEventListener("change", () => {

@@ -40,20 +40,14 @@ import {
   tokenLayout,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
+import { readRecord, startImport } from "./imports.ts";
+import { keyOf, modelName } from "../core/names.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import { pcaFrames, SEE_CAPTURE, seeAll } from "../core/pictures/see.ts";
-import {
-  attentionMap,
-  attentionsJson,
-  headParam,
-  pcaAnimation,
-  pngResponse,
-  requireClassToken,
-  seeBody,
-} from "./see.ts";
+import { attentionLayers, checkLooker, pcaFrames, seeCapture } from "../core/pictures/see.ts";
+import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 // `held` collects the request's memory reservations; the router releases them (http.ts's Held).
 type Handler = (request: Request, env: Env, url: URL, held: Held) => Promise<Response>;
@@ -141,14 +135,13 @@ const pcaPicture: Handler = async (request, env, url, held) => {
   if (url.searchParams.get("layer") === "all") {
     const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
     const job = await prepareUpload(request, env, url, held);
-    const { config } = job.model.header;
-    // The pictures are made from the hidden states in place, before anything awaits.
+    // Each hidden state's picture is made as the pass makes it, in place.
+    const pca = pcaFrames(job.model.header.config, size);
     const inference = await run(env, job, {
-      capture: { hiddenStates: true },
-      keep: (captures) => pcaFrames(captures, config, size),
+      capture: { hiddenState: pca.hiddenState },
       answer: { kind: "frames", size, base64: false },
     });
-    return pngResponse(await pcaAnimation(inference.kept, size), inferenceHeaders(inference));
+    return pngResponse(await pcaAnimation(pca.frames, size), inferenceHeaders(inference));
   }
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 0, 0) : "last";
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
@@ -188,15 +181,18 @@ const attentions: Handler = async (request, env, url, held) => {
   return new Response(held.untilSent(streamed.body!), streamed);
 };
 
-// The class token's attention (one head or their mean) or the attention rollout, over the image.
+// The class token's attention (one head or their mean) or the attention rollout, over the image. SigLIP,
+// without a class token, answers with its pooling head's attention (after the last layer: layer is
+// "last" or L) and the rollout through every layer ending in it.
 const attentionMapPicture: Handler = async (request, env, url, held) => {
   const raw = url.searchParams.has("layer") ? intParam(url, "layer", 1, 1) : "last";
   const mode = choiceParam(url, "mode", ["cls", "rollout"] as const);
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const { config } = job.model.header;
-  requireClassToken(config, job.name, "/v1/attention_map");
-  const layer = attentionLayer(raw, config, job.name);
+  checkLooker(config, job.name);
+  const checked = attentionLayer(raw, config, job.name);
+  const layer = attentionLayers(config) === config.layers ? checked : mapLayer(checked, config.layers, job.name);
   const head = headParam(url, config.heads);
   const capture = { attention: true, pixels: true };
   const inference = await run(env, job, { capture, answer: { kind: "picture", size } });
@@ -204,22 +200,31 @@ const attentionMapPicture: Handler = async (request, env, url, held) => {
   return pngResponse(png, inferenceHeaders(inference));
 };
 
+// SigLIP's one attention map is its pooling head's, which reads the last layer: layer L (or "last").
+function mapLayer(layer: number, layers: number, name: string): number {
+  if (layer !== layers) {
+    throw new EdgevitError(
+      "bad_parameter",
+      `model ${name} has no class token: where it looks is its pooling head's attention after layer ${layers}; ` +
+        `leave layer out or pass ${layers}`,
+    );
+  }
+  return 1;
+}
+
 // Everything the page at / draws, from one forward pass.
 const see: Handler = async (request, env, url, held) => {
   const topK = intParam(url, "top_k", 5, 1);
   const size = intParam(url, "size", 224, 16, MAX_FRAMES_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const { header } = job.model;
-  requireClassToken(header.config, job.name, "/v1/see");
-  // Every picture is made from the captures in place, before anything awaits.
-  const inference = await run(env, job, {
-    capture: SEE_CAPTURE,
-    keep: (captures) => seeAll(captures, header, size),
-    answer: { kind: "frames", size, base64: true },
-  });
+  // Every picture is made from the captures in place, before anything awaits: the PCA pictures as the
+  // pass makes each hidden state, the rest from the run.
+  const { capture, keep } = seeCapture(header, size);
+  const inference = await run(env, job, { capture, keep, answer: { kind: "frames", size, base64: true } });
   const { name, version, image, result, kept } = inference;
   const predictions = topPredictions(result.logits, header.labels, topK);
-  const body = await seeBody(name, version, header, image, kept, predictions, size);
+  const body = await seeBody(name, version, header, image, kept, result, predictions, size);
   return json(body, 200, inferenceHeaders(inference));
 };
 
@@ -243,6 +248,29 @@ const imageTokens: Handler = async (request, env, url, held) => {
 
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
 
+// POST /v1/models {"repo", "revision"?, "name"?}: checked against the hub, then queued; 202 with the record.
+const importModel: Handler = async (request, env, url) => {
+  const record = await startImport(request, env);
+  return json(record, 202, { location: new URL(`/v1/models/${record.name}`, url).pathname });
+};
+
+// GET /v1/models/{name}: the bundle in the bucket and the latest import of that name.
+const model: Handler = async (_request, env, url) => {
+  const name = modelName(decodeURIComponent(url.pathname.slice(MODEL_PREFIX.length)));
+  const [object, record] = await Promise.all([env.MODELS.head(keyOf(name)), readRecord(env.MODELS, name)]);
+  if (!object && !record) throw new EdgevitError("model_not_found", `no model ${name} and no import of it`);
+  const bundle = object && {
+    key: object.key,
+    bytes: object.size,
+    etag: object.etag,
+    uploaded: object.uploaded.toISOString(),
+  };
+  return json({ name, ...(bundle && { bundle }), ...(record && { import: record }) });
+};
+
+export const MODEL_PREFIX = "/v1/models/";
+export const modelRoutes: Record<string, Handler> = { GET: model };
+
 const healthz: Handler = async () => json({ status: "ok" });
 
 const openapiDocument: Handler = async () => json(openapi);
@@ -251,7 +279,7 @@ const openapiDocument: Handler = async () => json(openapi);
 export const routes: Record<string, Record<string, Handler>> = {
   "/healthz": { GET: healthz },
   "/openapi.json": { GET: openapiDocument },
-  "/v1/models": { GET: models },
+  "/v1/models": { GET: models, POST: importModel },
   "/v1/classify": { POST: classify },
   "/v1/embed": { POST: embed },
   "/v1/hidden_states": { POST: hiddenStates },

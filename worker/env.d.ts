@@ -5,6 +5,7 @@ interface __BaseEnv_Env {
   IMAGES: R2Bucket;
   RESULTS: R2Bucket;
   ASSETS: Fetcher;
+  IMPORTS: Queue;
   DEFAULT_MODEL: string;
   MAX_BODY_BYTES: number;
   MAX_IMAGE_PIXELS: number;
@@ -18,6 +19,7 @@ interface __BaseEnv_Env {
   PIPELINE_TASKS: string;
   PIPELINE_MODEL: string;
   RESULT_PREFIX: string;
+  HF_ENDPOINT: string;
 }
 declare namespace Cloudflare {
   interface Env extends __BaseEnv_Env {}
@@ -44,6 +46,7 @@ declare namespace NodeJS {
         | "PIPELINE_TASKS"
         | "PIPELINE_MODEL"
         | "RESULT_PREFIX"
+        | "HF_ENDPOINT"
       >
     > {}
 }

@@ -9,7 +9,7 @@ import { type BodyPlan, Busy, type Ticket } from "./memory.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
 // sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
-// WebP, HEIC or GIF gets a 415 that names it.
+// HEIC, AVIF or TIFF gets a 415 that names it.
 function imageType(type: string): boolean {
   return type === "application/octet-stream" || type.startsWith("image/");
 }

@@ -1,6 +1,7 @@
-// The Worker's entry points: HTTP (router.ts), the queue consumer (queue.ts) and the RPC entrypoint
-// (rpc.ts).
+// The Worker's entry points: HTTP (router.ts), the queue consumers (queue.ts for images, imports.ts for
+// models from the hub) and the RPC entrypoint (rpc.ts).
 
+import { IMPORT_QUEUE, type ImportMessage, runImports } from "./imports.ts";
 import { consume } from "./queue.ts";
 import { serve } from "./router.ts";
 
@@ -11,6 +12,7 @@ export default {
     return serve(request, env, ctx);
   },
   async queue(batch, env, _ctx): Promise<void> {
-    await consume(batch, env);
+    if (batch.queue === IMPORT_QUEUE) await runImports(batch as MessageBatch<ImportMessage>, env);
+    else await consume(batch, env);
   },
 } satisfies ExportedHandler<Env>;

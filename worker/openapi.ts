@@ -7,7 +7,7 @@
 
 import { ERROR_CODES } from "../core/errors.ts";
 import { POOLS } from "../core/answers/pool.ts";
-import { FAMILIES } from "../core/bundle/format.ts";
+import { FAMILIES, HIDDEN_ACTS, POOLINGS } from "../core/bundle/format.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -15,6 +15,7 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const int = { type: "integer" };
 const num = { type: "number" };
 const str = { type: "string" };
+const bool = { type: "boolean" };
 const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema => ({
   type: "object",
   properties,
@@ -124,6 +125,57 @@ export const openapi = {
           ...errorResponses(401, 405, 503),
         },
       },
+      post: {
+        summary:
+          "import a checkpoint from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN) into the bucket as <name>.evit: checked against the hub now, converted by a queued job",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: obj(
+                {
+                  repo: { ...str, description: "a hub repository id, org/name" },
+                  revision: { ...str, description: "a branch, tag or commit (default main)" },
+                  name: { ...str, description: "the model's name (default: the repository's name)" },
+                },
+                ["repo"],
+              ),
+            },
+          },
+        },
+        responses: {
+          "202": {
+            description: "queued; GET the Location for its progress and outcome",
+            headers: { location: { description: "/v1/models/{name}", schema: str } },
+            content: { "application/json": { schema: ref("Import") } },
+          },
+          ...errorResponses(400, 401, 403, 404, 405, 413, 422, 502),
+        },
+      },
+    },
+    "/v1/models/{name}": {
+      get: {
+        summary: "a bundle in the bucket and the latest import of that name: its progress, or its outcome",
+        parameters: [{ name: "name", in: "path", required: true, schema: str }],
+        responses: {
+          "200": {
+            description: "the bundle and the import, each when there is one",
+            content: {
+              "application/json": {
+                schema: obj(
+                  {
+                    name: str,
+                    bundle: obj({ key: str, bytes: int, etag: str, uploaded: str }),
+                    import: ref("Import"),
+                  },
+                  ["name"],
+                ),
+              },
+            },
+          },
+          ...errorResponses(400, 401, 404, 405),
+        },
+      },
     },
     "/v1/classify": inference(
       "top-k labels (a model with a classifier; an image tower without one is a 400)",
@@ -202,7 +254,9 @@ export const openapi = {
       },
     ),
     "/v1/attention_map": inference(
-      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image",
+      "the class token's attention over the patches (a head or their mean), or attention rollout, over the image; " +
+        "SigLIP (no class token): its pooling head's attention after the last layer, and the rollout ending in it; " +
+        "a VLM's tower with neither (Idefics3's) is refused (400)",
       [
         { name: "layer", in: "query", description: "1..L, default L", schema: { type: "integer", minimum: 1 } },
         { name: "head", in: "query", description: "0..heads-1 or `mean` (default)", schema: str },
@@ -218,7 +272,8 @@ export const openapi = {
       },
     ),
     "/v1/see": inference(
-      "everything the page at / draws, from one forward pass",
+      "everything the page at / draws, from one forward pass; a VLM's tower with neither a class token nor a " +
+        "pooling head (Idefics3's) is refused (400)",
       [
         { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
         {
@@ -271,28 +326,60 @@ export const openapi = {
         ...tokenLayout,
         attentions: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
       }),
-      See: obj({
-        ...modelVersion,
-        config: obj({
-          imageSize: int,
-          patchSize: int,
-          grid: int,
-          tokens: int,
-          prefixTokens: int,
-          dim: int,
-          heads: int,
-          layers: int,
-        }),
-        image: ref("Image"),
-        predictions: { type: "array", items: ref("Prediction") },
-        preprocessed: str,
-        pca: obj({ size: int, frames: { type: "array", items: str }, animation: str, frameMs: int }),
-        attention: obj({
-          cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
-          mean: { type: "array", items: { type: "array", items: num } },
-          rollout: { type: "array", items: { type: "array", items: num } },
-        }),
-      }),
+      See: obj(
+        {
+          ...modelVersion,
+          family: { type: "string", enum: [...FAMILIES] },
+          config: obj({
+            imageSize: int,
+            patchSize: int,
+            grid: int,
+            tokens: int,
+            prefixTokens: int,
+            classToken: bool,
+            distilled: bool,
+            registers: int,
+            dim: int,
+            heads: int,
+            layers: int,
+            hiddenAct: { type: "string", enum: [...HIDDEN_ACTS] },
+            preLayernorm: bool,
+            layerScale: bool,
+            pooling: { type: "string", enum: [...POOLINGS] },
+            projection: int,
+            classes: int,
+          }),
+          image: ref("Image"),
+          predictions: { type: "array", items: ref("Prediction") },
+          // a tower (no classifier): its default embedding, summarised
+          embedding: obj({
+            pool: { type: "string", enum: [...POOLS] },
+            dim: int,
+            norm: num,
+            first: { type: "array", items: num },
+          }),
+          preprocessed: str,
+          pca: obj({
+            size: int,
+            frames: { type: "array", items: str },
+            animation: str,
+            frameMs: int,
+            registers: { type: "array", items: { type: "array", items: { type: "array", items: int } } },
+          }),
+          attention: obj({
+            from: { type: "string", enum: ["class token", "pooling head"] },
+            layers: int,
+            cls: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+            mean: { type: "array", items: { type: "array", items: num } },
+            rollout: { type: "array", items: { type: "array", items: num } },
+            registers: obj({
+              mean: { type: "array", items: { type: "array", items: num } },
+              rollout: { type: "array", items: { type: "array", items: num } },
+            }),
+          }),
+        },
+        ["model", "version", "family", "config", "image", "predictions", "preprocessed", "pca", "attention"],
+      ),
       ImageTokens: obj({
         ...modelVersion,
         connector: { type: "string", enum: ["idefics3", "llava"] },
@@ -345,6 +432,32 @@ export const openapi = {
         hidden_states: { type: "array", items: { type: "array", items: num } },
       }),
       Failure: obj({ etag: str, code: str, message: str }),
+      // worker/imports.ts's ImportRecord, kept in the bucket as <name>.import.json
+      Import: obj(
+        {
+          id: str,
+          name: str,
+          repo: str,
+          revision: str,
+          commit: str,
+          state: { type: "string", enum: ["queued", "running", "done", "failed"] },
+          requested: str,
+          updated: str,
+          summary: str,
+          progress: obj({
+            tensorsRead: int,
+            bytesDownloaded: int,
+            weightsBytes: int,
+            bundleBytes: int,
+            bundleWritten: int,
+            partsUploaded: int,
+          }),
+          uploadId: str,
+          bundle: obj({ key: str, bytes: int, version: str, etag: str }),
+          error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }),
+        },
+        ["id", "name", "repo", "revision", "commit", "state", "requested", "updated", "summary", "progress"],
+      ),
       Models: obj({
         default: str,
         engine: { type: "string", enum: ["simd", "relaxed-simd"] },

@@ -5,15 +5,18 @@ import { EdgevitError } from "../core/errors.ts";
 import { encodeApng, encodeFrames, encodePng } from "../core/pictures/png.ts";
 import type { Prediction } from "../core/answers/predictions.ts";
 import {
+  attentionLayers,
   attentionPicture,
   clsAttention,
   FRAME_MS,
   geometry,
+  lookerOf,
   preprocessedImage,
   rolloutAttention,
   type Seen,
 } from "../core/pictures/see.ts";
-import { towerOf, type BundleHeader, type ModelConfig } from "../core/bundle/format.ts";
+import { towerOf, type BundleHeader } from "../core/bundle/format.ts";
+import { poolEmbedding, poolsOf } from "../core/answers/pool.ts";
 import { intParam } from "./http.ts";
 
 export function pngResponse(png: Uint8Array, headers: Record<string, string> = {}): Response {
@@ -33,7 +36,7 @@ export function headParam(url: URL, heads: number): number | "mean" {
 }
 
 export interface MapRequest {
-  layer: number; // 1..L
+  layer: number; // 1..L (SigLIP: 1, its pooling head)
   head: number | "mean";
   mode: "cls" | "rollout";
   size: number;
@@ -91,6 +94,21 @@ const pngUrl = (png: Uint8Array) => `data:image/png;base64,${base64(png)}`;
 // Four significant digits: plenty for a picture, a third of the JSON.
 const round = (values: ArrayLike<number>) => Array.from(values, (v) => Number(v.toPrecision(4)));
 
+// The embedding a tower answers /v1/embed with by default, summarised for the page: which pool, its length
+// and norm, its first values.
+function embeddingSummary(result: RunResult, header: BundleHeader) {
+  const pool = poolsOf(header.config)[0];
+  const embedding = poolEmbedding(result, header.config, pool);
+  let sum = 0;
+  for (const v of embedding) sum += v * v;
+  return {
+    pool,
+    dim: embedding.length,
+    norm: Number(Math.sqrt(sum).toPrecision(6)),
+    first: round(embedding.subarray(0, 8)),
+  };
+}
+
 // Everything the page draws, from one forward pass.
 export async function seeBody(
   name: string,
@@ -98,51 +116,60 @@ export async function seeBody(
   header: BundleHeader,
   image: { width: number; height: number },
   seen: Seen,
+  result: RunResult,
   predictions: Prediction[],
   size: number,
 ) {
   const c = header.config;
   const g = geometry(c);
+  const tower = towerOf(c);
   // Each frame deflated once, for its PNG and for the animation.
   const pca = await encodeFrames(seen.frames, size, size, { delayMs: FRAME_MS });
   return {
     model: name,
     version,
+    family: tower.family,
     config: {
       imageSize: c.imageSize,
       patchSize: c.patchSize,
       grid: g.grid,
       tokens: g.tokens,
       prefixTokens: g.prefix,
+      classToken: tower.classToken,
+      distilled: c.distilled,
+      registers: g.registers,
       dim: c.dim,
       heads: c.heads,
       layers: c.layers,
+      hiddenAct: tower.hiddenAct,
+      preLayernorm: tower.preLayernorm,
+      layerScale: tower.layerScale,
+      pooling: tower.pooling,
+      projection: tower.projection,
+      classes: c.classes,
     },
     image,
     predictions,
+    // a tower has no classifier: its image embedding stands in for the predictions
+    ...(c.classes > 0 ? {} : { embedding: embeddingSummary(result, header) }),
     preprocessed: pngUrl(await encodePng(seen.image, c.imageSize, c.imageSize)),
     pca: {
       size,
       frames: pca.pngs.map(pngUrl),
       animation: pngUrl(pca.apng),
       frameMs: FRAME_MS,
+      // DINOv2's register tokens on each hidden state's components: [layers + 1][registers] of [r, g, b]
+      registers: seen.registerColors.map((colors) =>
+        Array.from({ length: colors.length / 3 }, (_, i) => Array.from(colors.subarray(i * 3, i * 3 + 3))),
+      ),
     },
     attention: {
+      from: lookerOf(c), // the class token, or SigLIP's pooling head
+      layers: attentionLayers(c), // entries below: layers 1..L, or the pooling head alone
       cls: seen.cls.map((heads) => heads.map(round)),
       mean: seen.mean.map(round),
       rollout: seen.rollout.map(round),
+      registers: { mean: seen.registers.mean.map(round), rollout: seen.registers.rollout.map(round) },
     },
   };
-}
-
-// The class token's attention and the rollout from it need a class token: SigLIP has none (its tokens are
-// the patches; where it looks is its pooling head's attention, which these pictures do not draw yet).
-export function requireClassToken(config: ModelConfig, name: string, route: string): void {
-  if (!towerOf(config).classToken) {
-    throw new EdgevitError(
-      "bad_parameter",
-      `model ${name} has no class token (a ${towerOf(config).family} tower: its tokens are the patches), ` +
-        `and ${route} draws the class token's attention; /v1/attentions and /v1/pca answer for it`,
-    );
-  }
 }

@@ -17,7 +17,16 @@ import {
 } from "../core/pipeline.ts";
 import type { Model, RunResult } from "../core/engine/model.ts";
 import type { ImageDecoder } from "../core/image/source.ts";
-import { imageTokens, prefixTokens, towerOf, type BundleHeader, type ModelConfig } from "../core/bundle/format.ts";
+import {
+  imageTokens,
+  patches as patchesOf,
+  prefixTokens,
+  tokens as tokensOf,
+  towerOf,
+  type BundleHeader,
+  type ModelConfig,
+} from "../core/bundle/format.ts";
+import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import { chooseScale, DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
@@ -165,15 +174,17 @@ export interface RunRequest<T> {
   answer?: AnswerPlan;
 }
 
-// Bytes of captures a run copies out of wasm memory (those `keep` reads in place are not copied).
+// Bytes of captures a run copies out of wasm memory (those `keep` reads in place are not copied), and the
+// PCA's working memory when each hidden state is drawn as the pass makes it.
 function captureCopies(job: Prepared, capture: Capture, kept: boolean): number {
   const c = job.model.header.config;
-  const tokens = (c.imageSize / c.patchSize) ** 2 + 1 + (c.distilled ? 1 : 0);
+  const tokens = tokensOf(c);
   if (typeof capture === "number") return capture >= 0 ? tokens * c.dim * 4 : 0;
-  if (kept) return 0;
-  let bytes = 0;
-  if (capture.hiddenStates) bytes += (c.layers + 1) * tokens * c.dim * 4;
-  if (capture.attention) bytes += (c.layers * c.heads * tokens + c.layers * tokens * tokens) * 4;
+  let bytes = capture.hiddenState ? pcaWorkBytes(patchesOf(c), c.dim) : 0;
+  if (kept) return bytes;
+  const tower = towerOf(c);
+  if (capture.attention && tower.classToken) bytes += (c.layers * c.heads * tokens + 2 * c.layers * tokens) * 4;
+  if (capture.attention && tower.pooling === "map") bytes += tokens * 4;
   if (capture.attentionLayer !== undefined) bytes += c.heads * tokens * tokens * 4;
   if (capture.pixels) bytes += c.channels * c.imageSize * c.imageSize * 4;
   return bytes;

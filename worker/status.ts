@@ -12,5 +12,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   model_unavailable: 503,
   unauthorized: 401,
+  hub_access_denied: 403,
+  unsupported_checkpoint: 422,
+  hub_unavailable: 502,
   busy: 503, // with Retry-After
 };

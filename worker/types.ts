@@ -5,6 +5,7 @@
 import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import type { Family, ModelConfig } from "../core/bundle/format.ts";
 import type { Pool } from "../core/answers/pool.ts";
+import type { ImageHeader } from "../core/image/source.ts";
 
 export type { ErrorCode } from "../core/errors.ts";
 export type { ModelConfig } from "../core/bundle/format.ts";
@@ -33,7 +34,7 @@ export interface ModelOption {
 
 // The upload as the model received it.
 export interface ImageSummary {
-  format: "jpeg" | "png";
+  format: ImageHeader["format"];
   width: number; // at full size, after the EXIF orientation
   height: number;
   decode: { mode: "fast" | "exact"; scale: number }; // the decoder ran at 1/scale
@@ -124,7 +125,7 @@ export interface BundleListing {
   config?: ModelConfig;
   summary?: string;
   family?: Family; // vit (ViT, DeiT), clip, siglip, dinov2
-  answers?: string[]; // the routes it answers: /v1/classify only with a classifier, /v1/see with a class token
+  answers?: string[]; // the routes it answers: /v1/classify with a classifier, /v1/image_tokens with a connector
   pools?: Pool[]; // the embeddings /v1/embed gives, its default first
   error?: { code: string; message: string }; // the header cannot be read: why
   loaded: boolean; // this isolate has it loaded

@@ -11,6 +11,7 @@ import {
   hex32,
   type BundleHeader,
   type BundleParts,
+  type BundleSource,
   type Crc32,
   versionFor,
 } from "./format.ts";
@@ -100,11 +101,13 @@ export class BundleWriter {
     return this.next === this.plan.tensors.length;
   }
 
-  finish(): { head: Uint8Array; header: BundleHeader } {
+  // `source` replaces the parts' source record when it is known only at the end (CRC-32s of files read by
+  // ranges); it must encode to the same length, as the placeholder head already holds the payload's place.
+  finish(source?: BundleSource): { head: Uint8Array; header: BundleHeader } {
     if (!this.done) {
       throw new BundleError("truncated", `bundle finished before tensor ${this.plan.tensors[this.next].name}`);
     }
-    const header = headerFor(this.parts, this.plan, this.crc);
+    const header = headerFor(source ? { ...this.parts, source } : this.parts, this.plan, this.crc);
     const head = encodeHead(header);
     if (head.length !== this.payloadOffset) throw new Error("bundle header changed length while writing");
     return { head, header };

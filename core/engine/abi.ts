@@ -22,6 +22,9 @@ export interface EngineExports {
   init(config: number, weights: number): number;
   inputPtr(): number;
   forward(capture: number, flags: number, attentionLayer: number): void;
+  forwardBegin(capture: number, flags: number, attentionLayer: number): void; // embeddings
+  forwardLayer(layer: number): void; // encoder layer 0..L-1
+  forwardEnd(): void; // final norm, pooling, projection, classifier, a VLM's connector
   logitsPtr(): number;
   outputPtr(): number;
   poolerPtr(): number;
@@ -31,9 +34,11 @@ export interface EngineExports {
   capturedPtr(): number;
   tokens(): number;
   enableCapture(flags: number): void;
-  hiddenStatesPtr(): number;
+  residualPtr(): number;
   clsAttentionPtr(): number;
-  meanAttentionPtr(): number;
+  clsMeanPtr(): number;
+  rolloutPtr(): number;
+  headRolloutPtr(): number;
   attentionsPtr(): number;
   probeDot(): number;
   dotPath(): number;
@@ -49,6 +54,9 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "init",
   "inputPtr",
   "forward",
+  "forwardBegin",
+  "forwardLayer",
+  "forwardEnd",
   "logitsPtr",
   "outputPtr",
   "poolerPtr",
@@ -58,9 +66,11 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "capturedPtr",
   "tokens",
   "enableCapture",
-  "hiddenStatesPtr",
+  "residualPtr",
   "clsAttentionPtr",
-  "meanAttentionPtr",
+  "clsMeanPtr",
+  "rolloutPtr",
+  "headRolloutPtr",
   "attentionsPtr",
   "probeDot",
   "dotPath",
@@ -91,7 +101,6 @@ export interface DotInfo {
 }
 
 // forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits).
-export const CAPTURE_HIDDEN_STATES = 1;
 export const CAPTURE_ATTENTION = 2;
 export const CAPTURE_LAYER = 4;
 

@@ -2,7 +2,7 @@
 // can budget a model (and the capture buffers a request asks for) before memory grows for it.
 import { imageTokens, patches as patchCount, tokens, towerOf, type ModelConfig } from "../bundle/format.ts";
 import { sizeText } from "../sizes.ts";
-import { CAPTURE_ATTENTION, CAPTURE_HIDDEN_STATES, CAPTURE_LAYER } from "./abi.ts";
+import { CAPTURE_ATTENTION, CAPTURE_LAYER } from "./abi.ts";
 
 // Mirrors init() in assembly/model.ts; test/models/limits.test.ts checks it against the memory loads
 // really take.
@@ -78,14 +78,21 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
 }
 
 // The f32 buffers enableCapture() in assembly/model.ts allocates for `kinds` (CAPTURE_* bits), each followed
-// by the 128 bytes its alloc() grows memory for beside the request: what memory can grow by.
+// by the 128 bytes its alloc() grows memory for beside the request: what memory can grow by. A ViT-B/16's
+// attention capture is 0.42 MiB (test/engine/capture.test.ts), one layer's full attention 1.8 MiB.
 export function captureBufferBytes(c: ModelConfig, kinds: number): number {
   const t = tokens(c);
   const layers = Math.max(c.layers, 1);
+  const tower = towerOf(c);
+  const attention = kinds & CAPTURE_ATTENTION;
   const buffers = [
-    kinds & CAPTURE_HIDDEN_STATES ? (c.layers + 1) * t * c.dim : 0,
-    kinds & CAPTURE_ATTENTION ? layers * c.heads * t : 0, // class token's rows
-    kinds & CAPTURE_ATTENTION ? layers * t * t : 0, // head means
+    attention && tower.classToken ? layers * c.heads * t : 0, // the class token's rows
+    attention && tower.classToken ? layers * t : 0, // their head mean
+    attention && tower.classToken ? layers * t : 0, // rollout rows
+    attention && tower.pooling === "map" ? t : 0, // the pooling head's rollout
+    attention ? t * t : 0, // this layer's head mean
+    attention ? t * t : 0, // the running rollout product
+    attention ? t : 0, // one row of it
     kinds & CAPTURE_LAYER ? c.heads * t * t : 0,
   ].filter((n) => n > 0);
   return buffers.reduce((sum, n) => sum + 4 * n + 128, 0);

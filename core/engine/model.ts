@@ -3,21 +3,25 @@
 import { imageTokens, towerOf, type BundleHeader } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { sizeText } from "../sizes.ts";
-import { CAPTURE_ATTENTION, CAPTURE_HIDDEN_STATES, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
+import { CAPTURE_ATTENTION, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
 import { captureBufferBytes, wholePages } from "./memory.ts";
 
 // Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
 // `output_attentions[N - 1]`.
 export interface RunOptions {
   capture?: number; // layer whose output to keep: 0 = embeddings, L = last layer
-  hiddenStates?: boolean; // keep every hidden state 0..L
-  attention?: boolean; // keep per layer the class token's attention rows and the head-mean matrix
+  // Called with every hidden state 0..L as the pass makes it: a view of the residual stream [tokens][dim]
+  // in wasm memory, valid during the call (the next layer overwrites it), so that nothing keeps them all
+  // (/v1/see draws each one's PCA picture here).
+  hiddenState?: (layer: number, state: Float32Array) => void;
+  // keep per layer the class token's attention rows, their head mean and the attention rollout (SigLIP:
+  // the rollout through every layer ending in its pooling head's attention)
+  attention?: boolean;
   attentionLayer?: number; // 1..L: keep that layer's attention probabilities, every head
   pixels?: boolean; // return a copy of the preprocessed input
-  // Reads the captures (hiddenStates, clsAttention, meanAttention, attentions, pixels) in place instead
+  // Reads the captures (clsAttention, clsMean, rollout, headRollout, attentions, pixels) in place instead
   // of copying them: called synchronously with views into wasm memory that are valid only during the
-  // call (the next run overwrites them); run() then returns no captures. Saves their copies (7.5 MiB of
-  // hidden states for a ViT-B/16).
+  // call (the next run overwrites them); run() then returns no captures.
   read?: (captures: RunResult) => void;
 }
 
@@ -30,20 +34,19 @@ export interface RunResult {
   imageTokens?: Float32Array; // [imageTokens][lmDim]: a VLM connector's output, the rows the LLM receives
 
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
-  hiddenStates?: Float32Array; // [layers + 1][tokens][dim]
+  // With `attention`, for a model with a class token:
   clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
-  meanAttention?: Float32Array; // [layers][tokens][tokens]: the probabilities averaged over heads
+  clsMean?: Float32Array; // [layers][tokens]: the same averaged over the heads
+  rollout?: Float32Array; // [layers][tokens]: row 0 of the attention rollout through layers 1..N
+  // and for a model pooled by attention (SigLIP):
+  headRollout?: Float32Array; // [tokens]: the pooling head's mean attention through every layer's rollout
   attentions?: Float32Array; // [heads][tokens][tokens]: layer attentionLayer's probabilities
   pixels?: Float32Array; // [channels][imageSize][imageSize]: pixel_values
 }
 
 // The CAPTURE_* bits of the buffers `options` asks for.
 function captureKinds(options: RunOptions): number {
-  return (
-    (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) |
-    (options.attention ? CAPTURE_ATTENTION : 0) |
-    (options.attentionLayer ? CAPTURE_LAYER : 0)
-  );
+  return (options.attention ? CAPTURE_ATTENTION : 0) | (options.attentionLayer ? CAPTURE_LAYER : 0);
 }
 
 export class Model {
@@ -107,12 +110,25 @@ export class Model {
     if (!Number.isInteger(attentionLayer) || attentionLayer < 0 || attentionLayer > c.layers) {
       throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
     }
-    const flags = (options.hiddenStates ? CAPTURE_HIDDEN_STATES : 0) | (options.attention ? CAPTURE_ATTENTION : 0);
+    const flags = options.attention ? CAPTURE_ATTENTION : 0;
     if (flags !== 0 || attentionLayer !== 0) this.enableCapture(captureKinds(options));
-    this.e.forward(capture, flags, attentionLayer);
-    const buffer = this.e.memory.buffer;
     const t = this.e.tokens();
     const size = t * c.dim;
+    const hiddenState = options.hiddenState;
+    if (hiddenState) {
+      // stepped, so the residual stream can be read after the embeddings and after each layer
+      const state = () => new Float32Array(this.e.memory.buffer, this.e.residualPtr(), size);
+      this.e.forwardBegin(capture, flags, attentionLayer);
+      hiddenState(0, state());
+      for (let l = 0; l < c.layers; l++) {
+        this.e.forwardLayer(l);
+        hiddenState(l + 1, state());
+      }
+      this.e.forwardEnd();
+    } else {
+      this.e.forward(capture, flags, attentionLayer);
+    }
+    const buffer = this.e.memory.buffer;
     // Finite weights can still overflow on some input; such numbers are not an answer.
     const tower = towerOf(c);
     const outputs: [string, number, number][] = [
@@ -144,11 +160,12 @@ export class Model {
     if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
     const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
     const captures: RunResult = options.read ? { ...result } : result;
-    if (options.hiddenStates) captures.hiddenStates = take(this.e.hiddenStatesPtr(), (c.layers + 1) * size);
-    if (options.attention) {
+    if (options.attention && tower.classToken) {
       captures.clsAttention = take(this.e.clsAttentionPtr(), c.layers * c.heads * t);
-      captures.meanAttention = take(this.e.meanAttentionPtr(), c.layers * t * t);
+      captures.clsMean = take(this.e.clsMeanPtr(), c.layers * t);
+      captures.rollout = take(this.e.rolloutPtr(), c.layers * t);
     }
+    if (options.attention && tower.pooling === "map") captures.headRollout = take(this.e.headRolloutPtr(), t);
     if (attentionLayer !== 0) captures.attentions = take(this.e.attentionsPtr(), c.heads * t * t);
     if (options.pixels) captures.pixels = options.read ? this.input() : this.input().slice();
     options.read?.(captures);

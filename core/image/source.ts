@@ -1,4 +1,4 @@
-// The contract between the image decoders (JPEG, PNG) and the preprocessing: a decoder reads the header
+// The contract between the image decoders (JPEG, PNG, WebP, GIF, BMP) and the preprocessing: a decoder reads the header
 // first (from whole bytes or a stream, ./bytes.ts), then pushes RGB rows as it decodes them, so no caller
 // holds the whole picture. RgbImage is the whole picture, for the references and the fallback that do hold
 // it.
@@ -11,7 +11,7 @@ export interface RgbImage {
 
 // What a decoder knows from the file's header, before any pixel memory is spent.
 export interface ImageHeader {
-  format: "jpeg" | "png";
+  format: "jpeg" | "png" | "webp" | "gif" | "bmp";
   width: number; // as stored, before the EXIF orientation
   height: number;
   orientation: number; // EXIF 1..8, 1 when absent (PNG: from an eXIf chunk, which Pillow's exif_transpose applies)

@@ -75,6 +75,12 @@ function orthogonalize(v: Float64Array, basis: Float64Array[]): void {
   }
 }
 
+// What pca() holds at once for `rows` x `dim` (bytes): the centered rows, the covariance or Gram matrix,
+// the components and projections, all float64.
+export function pcaWorkBytes(rows: number, dim: number, k = 3): number {
+  return 8 * (rows * dim + Math.min(rows, dim) ** 2 + k * (dim + rows) + 2 * Math.max(rows, dim));
+}
+
 // The top `k` principal components of `x` ([rows][dim]). Works on the covariance [dim][dim] or the Gram
 // matrix [rows][rows], whichever is smaller (they share their nonzero eigenvalues). Each component's
 // sign makes its largest-magnitude projection positive (the first such row on a tie).
@@ -152,8 +158,13 @@ export function pca(x: ArrayLike<number>, rows: number, dim: number, k = 3): Pca
 // Each component min-max scaled to 0..255 over the rows: [rows][3] bytes, one RGB colour per row. A
 // component that is the same for every row (e.g. past the data's rank) is 0.
 export function pcaColors(x: ArrayLike<number>, rows: number, dim: number): Uint8Array {
-  const { projections } = pca(x, rows, dim, 3);
+  return scaledColors(pca(x, rows, dim, 3).projections, rows).colors;
+}
+
+// `projections` ([rows][3]) min-max scaled per component to 0..255, with each component's range.
+function scaledColors(projections: Float64Array, rows: number) {
   const colors = new Uint8Array(rows * 3);
+  const ranges: [number, number][] = [];
   for (let c = 0; c < 3; c++) {
     let lo = Infinity;
     let hi = -Infinity;
@@ -161,19 +172,44 @@ export function pcaColors(x: ArrayLike<number>, rows: number, dim: number): Uint
       lo = Math.min(lo, projections[r * 3 + c]);
       hi = Math.max(hi, projections[r * 3 + c]);
     }
+    ranges.push([lo, hi]);
     const range = hi - lo;
     for (let r = 0; r < rows; r++)
       colors[r * 3 + c] = range > 0 ? Math.round(((projections[r * 3 + c] - lo) / range) * 255) : 0;
   }
-  return colors;
+  return { colors, ranges };
 }
 
-// The patch tokens of `states` ([tokens][dim], prefix tokens then patches in row-major grid order) as an
-// RGB picture [size][size][3]: the grid of patch colours upscaled by nearest neighbour.
-export function patchPicture(states: Float32Array, dim: number, grid: number, size: number): Uint8Array {
+// Each token's colour from `states` ([tokens][dim], prefix tokens then patches in row-major grid order):
+// the patches' as pcaColors makes them; the prefix tokens from `extraFrom` on (DINOv2's registers)
+// projected on the patches' components and scaled by the patches' ranges (clamped), so they read on the
+// same colours.
+export function tokenColors(states: Float32Array, dim: number, grid: number, extraFrom: number) {
   const patches = grid * grid;
   const prefix = states.length / dim - patches;
-  const colors = pcaColors(states.subarray(prefix * dim), patches, dim);
+  const x = states.subarray(prefix * dim);
+  const { components, projections } = pca(x, patches, dim, 3);
+  const { colors, ranges } = scaledColors(projections, patches);
+  const extraRows = prefix - extraFrom;
+  const extra = new Uint8Array(extraRows * 3);
+  if (extraRows === 0) return { patches: colors, extra };
+  const mean = new Float64Array(dim);
+  for (let r = 0; r < patches; r++) for (let d = 0; d < dim; d++) mean[d] += x[r * dim + d];
+  for (let d = 0; d < dim; d++) mean[d] /= patches;
+  for (let e = 0; e < extraRows; e++) {
+    for (let c = 0; c < 3; c++) {
+      let p = 0;
+      for (let d = 0; d < dim; d++) p += (states[(extraFrom + e) * dim + d] - mean[d]) * components[c][d];
+      const [lo, hi] = ranges[c];
+      extra[e * 3 + c] = hi > lo ? Math.round(Math.min(1, Math.max(0, (p - lo) / (hi - lo))) * 255) : 0;
+    }
+  }
+  return { patches: colors, extra };
+}
+
+// A colour per patch ([patches][3], row-major grid) as an RGB picture [size][size][3], upscaled by nearest
+// neighbour.
+export function gridPicture(colors: Uint8Array, grid: number, size: number): Uint8Array {
   const rgb = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     const row = Math.floor((y * grid) / size);
@@ -187,4 +223,12 @@ export function patchPicture(states: Float32Array, dim: number, grid: number, si
     }
   }
   return rgb;
+}
+
+// The patch tokens of `states` ([tokens][dim], prefix tokens then patches in row-major grid order) as an
+// RGB picture [size][size][3]: the grid of patch colours upscaled by nearest neighbour.
+export function patchPicture(states: Float32Array, dim: number, grid: number, size: number): Uint8Array {
+  const patches = grid * grid;
+  const prefix = states.length / dim - patches;
+  return gridPicture(pcaColors(states.subarray(prefix * dim), patches, dim), grid, size);
 }

@@ -680,7 +680,7 @@ function weights(p: Preset, seed: number, textEmbeddings: boolean): Map<string, 
   return w.tensors;
 }
 
-// safetensors with F32/F16/BF16 floats and I64 buffers (models/safetensors.ts writes floats only).
+// safetensors with F32/F16/BF16 floats and I64 buffers, encoded from their values.
 function encodeSafetensors(tensors: Map<string, Tensor>, dtype: Dtype): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
   const chunks: Uint8Array[] = [];

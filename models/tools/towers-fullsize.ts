@@ -1,6 +1,6 @@
 // The full-size image towers through the converter and the int8 engine against the float32 PyTorch
 // reference on photos: too big for the test suite (each checkpoint is 350-800 MB), run by hand. For each
-// preset: make-random-tower.ts writes the hub-layout checkpoint (random weights, F32), models/convert.ts
+// preset: make-random-tower.ts writes the hub-layout checkpoint (random weights, F32), core/convert/convert.ts
 // converts it, core/ preprocesses each photo exactly as preprocess_towers.py does (checked by comparing the
 // pixel_values), the engine runs it, and reference_towers.py computes the float32 embedding from the same
 // pixel_values; prints the cosine of each photo's embedding (CLIP image_embeds, SigLIP pooled, DINOv2 CLS).
@@ -15,7 +15,7 @@ import { towerOf } from "../../core/bundle/format.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { preprocessInto } from "../../core/pipeline.ts";
 import { loadModelFile, nodeEngine } from "../../cli/node-engine.ts";
-import { convertToFile } from "../convert.ts";
+import { convertToFile } from "../convert-folder.ts";
 import { makeTower } from "./make-random-tower.ts";
 
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch

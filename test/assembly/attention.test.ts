@@ -1,16 +1,17 @@
 // Attention capture against the PyTorch float32 reference (test/goldens/<name>/attentions.json, written by
 // models/tools/reference.py --attentions): every layer's softmax probabilities, per head, as the engine
 // computed them (before the int8 quantization of P), within 0.02 of float32; rows sum to 1; the
-// class-token rows and head means the engine keeps for every layer are the same numbers; attention
-// rollout over the engine's head means follows rollout over the reference's.
+// class-token rows and head means the engine keeps for every layer are the same numbers; the engine's
+// running attention rollout equals the full-matrix reference over its own head means, and follows the
+// reference over PyTorch's.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
-import { rolloutRow } from "../../core/pictures/rollout.ts";
+import { rollout } from "../core/pictures/rollout-reference.ts";
 
 interface AttentionGolden {
   name: string;
@@ -53,7 +54,8 @@ describe("attention probabilities vs PyTorch float32", () => {
       const pixels = c.channels * c.imageSize ** 2;
       for (let i = 0; i < g.count; i++) {
         const input = images.subarray(i * pixels, (i + 1) * pixels);
-        let summaries: { cls: Float32Array; mean: Float32Array } | undefined;
+        let summaries: { cls: Float32Array; mean: Float32Array; rollout: Float32Array } | undefined;
+        const engineMean = new Float64Array(c.layers * t * t); // the head means of the engine's probabilities
         for (let layer = 1; layer <= c.layers; layer++) {
           model.input().set(input);
           const run = model.run({ attentionLayer: layer, attention: true });
@@ -68,7 +70,7 @@ describe("attention probabilities vs PyTorch float32", () => {
             for (let j = 0; j < t; j++) sum += got[row * t + j];
             expect(sum).toBeCloseTo(1, 5);
           }
-          summaries = { cls: run.clsAttention!, mean: run.meanAttention! };
+          summaries = { cls: run.clsAttention!, mean: run.clsMean!, rollout: run.rollout! };
           // The per-layer summaries are the full probabilities' class rows and head means.
           const l = layer - 1;
           for (let h = 0; h < c.heads; h++) {
@@ -79,10 +81,12 @@ describe("attention probabilities vs PyTorch float32", () => {
           for (let k = 0; k < t * t; k++) {
             let mean = 0;
             for (let h = 0; h < c.heads; h++) mean += got[h * t * t + k];
-            expect(summaries.mean[l * t * t + k]).toBeCloseTo(mean / c.heads, 6);
+            engineMean[l * t * t + k] = mean / c.heads;
+            if (k < t) expect(summaries.mean[l * t + k]).toBeCloseTo(mean / c.heads, 6);
           }
         }
-        // Rollout from the engine's head means against rollout from the reference's.
+        // The running rollout, every layer, against the full-matrix reference over the same head means and
+        // over PyTorch's.
         const referenceMean = new Float64Array(c.layers * t * t);
         for (let l = 0; l < c.layers; l++) {
           for (let k = 0; k < t * t; k++) {
@@ -91,9 +95,15 @@ describe("attention probabilities vs PyTorch float32", () => {
             referenceMean[l * t * t + k] = mean / c.heads;
           }
         }
-        const got = rolloutRow(summaries!.mean, t, c.layers);
-        const want = rolloutRow(referenceMean, t, c.layers);
-        for (let k = 0; k < t; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(TOLERANCE);
+        for (let upTo = 1; upTo <= c.layers; upTo++) {
+          const got = summaries!.rollout.subarray((upTo - 1) * t, upTo * t);
+          const same = rollout(engineMean, t, upTo).subarray(0, t);
+          const want = rollout(referenceMean, t, upTo).subarray(0, t);
+          for (let k = 0; k < t; k++) {
+            expect(Math.abs(got[k] - same[k]), `rollout ${upTo} token ${k}`).toBeLessThanOrEqual(1e-5);
+            expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(TOLERANCE);
+          }
+        }
       }
     });
   }
@@ -116,29 +126,31 @@ describe("capture", () => {
     const want = plain.run({ capture: 1 });
     expect(plain.memoryBytes).toBe(before); // a run without capture allocates nothing
     capturing.input().set(input);
-    const options = { capture: 1, hiddenStates: true, attention: true, attentionLayer: 2, pixels: true };
+    const states: Float32Array[] = [];
+    const options = {
+      capture: 1,
+      hiddenState: (l: number, state: Float32Array) => (states[l] = state.slice()),
+      attention: true,
+      attentionLayer: 2,
+      pixels: true,
+    };
     const copies = capturing.run(options);
     for (const key of ["logits", "output", "captured"] as const) expect(copies[key]).toEqual(want[key]);
-    // hidden_states[1] is the captured layer; pixel_values are the input
-    const state = c.dim * capturing.tokens;
-    expect(copies.hiddenStates!.subarray(state, 2 * state)).toEqual(want.captured);
+    // hidden state 1 is the captured layer, one state per layer 0..L; pixel_values are the input
+    expect(states).toHaveLength(c.layers + 1);
+    expect(states[1]).toEqual(want.captured);
     expect(copies.pixels).toEqual(input);
+    const kinds = ["clsAttention", "clsMean", "rollout", "attentions", "pixels"] as const;
     let views: Record<string, Float32Array | undefined> = {};
     const read = capturing.run({
       ...options,
       read: (r) => {
-        views = Object.fromEntries(
-          (["hiddenStates", "clsAttention", "meanAttention", "attentions", "pixels"] as const).map((k) => [
-            k,
-            r[k]?.slice(),
-          ]),
-        );
+        views = Object.fromEntries(kinds.map((k) => [k, r[k]?.slice()]));
       },
     });
-    expect(read.hiddenStates).toBeUndefined();
+    expect(read.rollout).toBeUndefined();
     expect(read.logits).toEqual(want.logits);
-    for (const key of ["hiddenStates", "clsAttention", "meanAttention", "attentions", "pixels"] as const)
-      expect(views[key], key).toEqual(copies[key]);
+    for (const key of kinds) expect(views[key], key).toEqual(copies[key]);
     // After capture, a run without it gives the same outputs again
     expect(capturing.run({ capture: 1 }).logits).toEqual(want.logits);
   });

@@ -2,7 +2,7 @@
 // the converter can be checked against the tensors it was given.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { concatRows } from "../../models/convert.ts";
+import { concatRows } from "../../models/convert-folder.ts";
 import { encodeSafetensors, type Dtype, type WriteTensor } from "../../models/safetensors.ts";
 
 export interface Tiny {

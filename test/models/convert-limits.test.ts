@@ -4,7 +4,7 @@ import { afterAll, expect, test } from "vitest";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConvertError, convertDirectory, convertToFile } from "../../models/convert.ts";
+import { ConvertError, convertDirectory, convertToFile } from "../../models/convert-folder.ts";
 import { TINY, VIT_PREPROCESSOR, hfConfig, hfTensors, makeWeights, writeCheckpoint } from "./checkpoints.ts";
 
 const root = mkdtempSync(join(tmpdir(), "edgevit-convert-limits-"));

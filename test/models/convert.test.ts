@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { readBundle } from "../../core/bundle/reader.ts";
 import type { BundleHeader } from "../../core/bundle/format.ts";
-import { ConvertError, convertDirectory, convertToFile } from "../../models/convert.ts";
+import { ConvertError, convertDirectory, convertToFile } from "../../models/convert-folder.ts";
 import { packedIndex } from "../../core/bundle/pack.ts";
 import {
   LABELS,

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { BundleError } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
-import { convertDirectory } from "../../models/convert.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
 import type { Engine } from "../../core/engine/index.ts";
 import { nodeEngine } from "../../cli/node-engine.ts";
 import {

@@ -1,7 +1,7 @@
 // preprocessor_config.json as published -> the bundle's normalized preprocessing.
 import { describe, expect, test } from "vitest";
 import type { ModelConfig } from "../../core/bundle/format.ts";
-import { normalizePreprocessing } from "../../models/convert.ts";
+import { normalizePreprocessing } from "../../models/convert-folder.ts";
 
 const at224: ModelConfig = {
   imageSize: 224,

@@ -12,9 +12,9 @@ import type { ModelConfig } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { preprocessInto } from "../../core/pipeline.ts";
-import { ConvertError, convertDirectory, normalizePreprocessing } from "../../models/convert.ts";
+import { ConvertError, convertDirectory, normalizePreprocessing } from "../../models/convert-folder.ts";
 import { makeTower, preprocessorConfig } from "../../models/tools/make-random-tower.ts";
-import { positionEmbeddings } from "../../models/towers.ts";
+import { positionEmbeddings } from "../../core/convert/towers.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const goldens = join(root, "test/goldens/towers");

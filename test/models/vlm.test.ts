@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { Engine, type EngineOptions } from "../../core/engine/index.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { type ImageTokens, preprocessFrames, runImageTokens } from "../../core/pipeline.ts";
-import { convertDirectory, normalizePreprocessing } from "../../models/convert.ts";
+import { convertDirectory, normalizePreprocessing } from "../../models/convert-folder.ts";
 import { makeTower, parseOptions } from "../../models/tools/make-random-tower.ts";
 import type { Preprocessing } from "../../core/bundle/format.ts";
 import { cosine } from "../assembly/reference.ts";
@@ -130,6 +130,12 @@ describe.each(PRESETS)("%s image tokens", (preset) => {
       });
       expect(global.grid).toEqual({ rows: 0, cols: 0, frames: 1 });
       expect(global.data).toEqual(runs[0].data.subarray((p.frames - 1) * tokens * lmDim));
+      // the pass in steps, the host reading each hidden state (as /v1/see's PCA does), ends in the connector
+      // too: on the global view still in the input, the same rows
+      let states = 0;
+      const stepped = models[0].run({ hiddenState: () => void states++ });
+      expect(states).toBe(config.layers + 1);
+      expect(stepped.imageTokens).toEqual(global.data);
     }
   });
 });

@@ -4,20 +4,44 @@
 // Chromium decodes as that many frames, the attention overlay for a layer and for rollout, no console
 // errors, no horizontal scrolling at 375 px; a file that is not an image is refused with a message; against
 // an API that wants a token (answered here as a deployment with API_TOKEN answers), the token typed into
-// the page is sent with every API call and kept for the tab.
+// the page is sent with every API call and kept for the tab. Then the article's own model under the default
+// memory settings: a ViT-B/16 with random weights (models/tools/make-random-vit.ts, made at test time: ~30 s
+// of CPU, cached in .cache) drawn through all 12 layers at its 14x14 grid, rollout included; and a SigLIP
+// tower (make-random-tower.ts --tiny), which has no class token: its pooling head's attention, the rollout
+// ending in it, and its embedding in place of predictions.
 
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { DevServer } from "../../bench/wrangler.ts";
 import { bucketName, putObject } from "../../cli/upload.ts";
 import { readWranglerConfig, stringVar } from "../../cli/wrangler-config.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
+import { makeCheckpoint } from "../../models/tools/make-random-vit.ts";
+import { makeTower, parseOptions as towerOptions } from "../../models/tools/make-random-tower.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const PERSIST = join(root, ".cache", "page-test");
 const MODEL = stringVar(readWranglerConfig(), "DEFAULT_MODEL")!;
 const SAMPLE = join(root, "page", "samples", "ankle-boot.jpg");
+const VIT_B16 = "vit-b16-random";
+const SIGLIP = "siglip-tiny-random";
+
+// A checkpoint made by one of the project's tools, converted, kept in .cache by name (the tools are
+// deterministic, so a kept bundle is the same bundle).
+async function bundleFile(name: string, files: () => Record<string, Uint8Array>): Promise<string> {
+  const dir = join(root, ".cache", "page-test-models");
+  const out = join(dir, `${name}.evit`);
+  if (existsSync(out)) return out;
+  const checkpoint = join(dir, name);
+  mkdirSync(checkpoint, { recursive: true });
+  for (const [file, bytes] of Object.entries(files()))
+    if (file !== "inputs.f32") writeFileSync(join(checkpoint, file), bytes);
+  writeFileSync(`${out}.partial`, await convertDirectory(checkpoint));
+  renameSync(`${out}.partial`, out);
+  return out;
+}
 
 let server: DevServer;
 let browser: Browser;
@@ -25,11 +49,19 @@ let page: Page;
 const consoleErrors: string[] = [];
 
 beforeAll(async () => {
-  putObject(bucketName(), join(root, "models", "default", `${MODEL}.evit`), MODEL, {
-    remote: false,
-    persistTo: PERSIST,
-    quiet: true,
-  });
+  const vitB16 = await bundleFile(VIT_B16, () =>
+    makeCheckpoint({ preset: "vit-b16", layout: "hf-vit", dtype: "F16", seed: 3, inputs: 1 }),
+  );
+  const siglip = await bundleFile(SIGLIP, () =>
+    makeTower(towerOptions(["--preset", "siglip-base-patch16-224", "--tiny", "--seed", "4", "--inputs", "1"])),
+  );
+  const models: [string, string][] = [
+    [MODEL, join(root, "models", "default", `${MODEL}.evit`)],
+    [VIT_B16, vitB16],
+    [SIGLIP, siglip],
+  ];
+  for (const [name, file] of models)
+    putObject(bucketName(), file, name, { remote: false, persistTo: PERSIST, quiet: true });
   server = (await DevServer.start(PERSIST)).server;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
@@ -135,7 +167,9 @@ describe("the page in Chromium", () => {
 
   test("a file that is not an image is refused with a message and the last answer stays", async () => {
     await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
-    await expect.poll(() => page.locator("#error").textContent()).toContain("notes.txt is not a JPEG or PNG image");
+    await expect
+      .poll(() => page.locator("#error").textContent())
+      .toContain("notes.txt is not a JPEG, PNG, WebP, GIF or BMP image");
     expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
   });
 
@@ -173,5 +207,69 @@ describe("the page in Chromium", () => {
     } finally {
       await page.unroute("**/v1/**");
     }
+  });
+
+  test("a ViT-B/16 under the default memory settings: all 13 PCA pictures at its 14x14 grid, rollout", async () => {
+    consoleErrors.length = 0; // the 401s of the test before
+    await page.goto(`${server.url}/`);
+    await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
+    // the picker names each model's family
+    const labels = await page.locator("#model option").allTextContents();
+    expect(labels.find((l) => l.startsWith(VIT_B16))).toContain("ViT classifier, 224px, patch 16, 12 layers, 12 heads");
+    expect(labels.find((l) => l.startsWith(SIGLIP))).toContain("SigLIP image tower");
+    await page.selectOption("#model", VIT_B16);
+    await page.setInputFiles("#file", SAMPLE);
+    await page.waitForFunction(() => document.querySelectorAll("#pca-frames img").length === 13, null, {
+      timeout: 110_000,
+    });
+    expect(await page.locator("#error").isHidden()).toBe(true);
+    const sizes = await page
+      .locator("#pca-frames img")
+      .evaluateAll((imgs) => (imgs as HTMLImageElement[]).map((img) => (img.complete ? img.naturalWidth : 0)));
+    expect(sizes).toEqual(Array(13).fill(224));
+    expect(await page.locator("#input-caption").textContent()).toContain("14×14 = 196 patches of 16×16 pixels");
+    expect(await page.locator("#input-caption").textContent()).toContain("with the class token that makes 197 tokens");
+    expect(await page.locator("#predictions li .label").count()).toBe(5);
+    expect(await page.locator("#layer option").count()).toBe(12);
+    await page.selectOption("#mode", "rollout");
+    await page.selectOption("#layer", "12");
+    expect(await page.locator("#attention-caption").textContent()).toContain("rollout through layers 1–12");
+    const colours = await page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>("#attention-canvas")!;
+      const data = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+      const set = new Set<number>();
+      for (let i = 0; i < data.length; i += 4) set.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+      return set.size;
+    });
+    expect(colours).toBeGreaterThan(16);
+    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+  });
+
+  test("a SigLIP tower: its pooling head's attention, the rollout ending in it, its embedding", async () => {
+    const models = await (await fetch(`${server.url}/v1/models`)).json();
+    const config = models.models.find((m: { name: string }) => m.name === SIGLIP).config;
+    await page.selectOption("#model", SIGLIP);
+    await page.setInputFiles("#file", SAMPLE);
+    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain(`through ${SIGLIP}`);
+    expect(await page.locator("#error").isHidden()).toBe(true);
+    const grid = config.imageSize / config.patchSize;
+    expect(await page.locator("#input-caption").textContent()).toContain(`the ${grid * grid} patches are the tokens`);
+    expect(await page.locator("#family-caption").textContent()).toContain("no class token");
+    // no predictions: the embedding instead
+    expect(await page.locator("#predictions").isHidden()).toBe(true);
+    expect(await page.locator("#embedding").isVisible()).toBe(true);
+    expect(await page.locator("#predictions-title").textContent()).toBe("2. Its image embedding");
+    expect(await page.locator("#embedding").textContent()).toContain(`${config.dim} dimensions`);
+    await expect.poll(() => page.locator("#pca-frames img").count()).toBe(config.layers + 1);
+    // one attention "layer": the pooling head's
+    expect(await page.locator("#attention-title").textContent()).toBe("4. Where the pooling head looks");
+    expect(await page.locator("#layer option").allTextContents()).toEqual([`pooling head (after ${config.layers})`]);
+    await page.selectOption("#mode", "cls");
+    await page.selectOption("#head", "mean");
+    expect(await page.locator("#attention-caption").textContent()).toContain("The pooling head, mean of the");
+    await page.selectOption("#mode", "rollout");
+    expect(await page.locator("#attention-caption").textContent()).toContain("ending in the pooling head");
+    expect(await page.locator("#registers").isHidden()).toBe(true);
+    expect(consoleErrors).toEqual([]);
   });
 });

@@ -2,5 +2,6 @@
 declare namespace Cloudflare {
   interface Env {
     CALLER: Fetcher;
+    HUB: Fetcher; // the local hub's controls (test/tools/hub-service.ts)
   }
 }

@@ -6,7 +6,7 @@ import { beforeAll, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
-import { routes } from "../../worker/api.ts";
+import { MODEL_PREFIX, modelRoutes, routes } from "../../worker/api.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const NAME = "openapi-vit";
@@ -74,7 +74,9 @@ test("the validator rejects what it should", () => {
 });
 
 test("every route and method the router serves is described", () => {
-  const served = Object.entries(routes).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m} ${path}`));
+  const served = Object.entries({ ...routes, [`${MODEL_PREFIX}{name}`]: modelRoutes }).flatMap(([path, methods]) =>
+    Object.keys(methods).map((m) => `${m} ${path}`),
+  );
   const described = Object.entries(doc.paths).flatMap(([path, ops]) =>
     Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${path}`),
   );
@@ -87,6 +89,7 @@ const cases: [string, string, ArrayBuffer | null, number][] = [
   ["get", "/healthz", null, 200],
   ["get", "/openapi.json", null, 200],
   ["get", "/v1/models", null, 200],
+  ["post", "/v1/models", cat, 413], // an import request is a few bytes of JSON
   ["post", `/v1/classify?model=${NAME}&include=logits`, cat, 200],
   ["post", `/v1/classify?model=${NAME}`, random, 400],
   ["post", "/v1/classify?model=missing-model", cat, 404],
@@ -153,11 +156,11 @@ test("every /v1 route documents the 401 it answers with API_TOKEN set, and the b
 
 test("every route documents the 405 it answers to a method it does not serve", async () => {
   for (const [path, ops] of Object.entries(doc.paths)) {
-    const method = "get" in (ops as object) ? "post" : "get";
+    const method = "get" in (ops as object) ? ("post" in (ops as object) ? "put" : "post") : "get";
     const served = Object.keys(ops as object)[0];
-    const response = await SELF.fetch(`http://edgevit.test${path}`, {
+    const response = await SELF.fetch(`http://edgevit.test${path.replace("{name}", "some-model")}`, {
       method: method.toUpperCase(),
-      body: method === "post" ? "x" : null,
+      body: method === "get" ? null : "x",
     });
     expect(response.status).toBe(405);
     await documented(response, path, served, 405);

@@ -27,6 +27,7 @@ import { topPredictions } from "../../core/answers/predictions.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { chunks, decodePng, rows } from "./png.ts";
 
 const PLAIN = "see-vit";
 const DISTILLED = "see-deit";
@@ -91,39 +92,6 @@ function post(path: string, jpeg: ArrayBuffer, headers: HeadersInit = {}): Promi
 
 async function errorCode(response: Response): Promise<[number, string]> {
   return [response.status, (await response.json<any>()).error.code];
-}
-
-// PNG or APNG chunks in order.
-function chunks(png: Uint8Array): { type: string; data: Uint8Array }[] {
-  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const out: { type: string; data: Uint8Array }[] = [];
-  for (let at = 8; at < png.length; at += 12 + view.getUint32(at)) {
-    out.push({
-      type: new TextDecoder().decode(png.subarray(at + 4, at + 8)),
-      data: png.subarray(at + 8, at + 8 + view.getUint32(at)),
-    });
-  }
-  return out;
-}
-
-// zlib data of filter-0 RGB rows -> [height][width][3].
-async function rows(zlib: Uint8Array, width: number, height: number): Promise<Uint8Array> {
-  const stream = new Blob([zlib as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const raw = new Uint8Array(await new Response(stream).arrayBuffer());
-  expect(raw).toHaveLength(height * (width * 3 + 1));
-  const rgb = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    expect(raw[y * (width * 3 + 1)]).toBe(0);
-    rgb.set(raw.subarray(y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1)), y * width * 3);
-  }
-  return rgb;
-}
-
-async function decodePng(png: Uint8Array): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  const list = chunks(png);
-  const ihdr = new DataView(list[0].data.buffer, list[0].data.byteOffset, 13);
-  const [width, height] = [ihdr.getUint32(0), ihdr.getUint32(4)];
-  return { width, height, rgb: await rows(list.find((c) => c.type === "IDAT")!.data, width, height) };
 }
 
 // The image the model received, as bytes: decoded and resized by core/image (32x32, no crop).
@@ -298,10 +266,21 @@ describe("POST /v1/see", () => {
       grid,
       tokens,
       prefixTokens: 2,
+      classToken: true,
+      distilled: true,
+      registers: 0,
       dim: c.dim,
       heads: c.heads,
       layers: c.layers,
+      hiddenAct: "gelu",
+      preLayernorm: false,
+      layerScale: false,
+      pooling: "cls",
+      projection: 0,
+      classes: c.classes,
     });
+    expect(body).toMatchObject({ family: "vit", attention: { from: "class token", layers: c.layers } });
+    expect(body.embedding).toBeUndefined();
     const run = await reference(DISTILLED, coffee, {});
     expect(body.predictions).toEqual(topPredictions(run.logits, references.get(DISTILLED)!.header.labels, 3));
 

@@ -5,7 +5,7 @@ import { afterEach, beforeAll, expect, test } from "vitest";
 import { env } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
-import { SEE_CAPTURE } from "../../core/pictures/see.ts";
+
 import { admit, attentionLayer, hiddenLayer, prepare, run, type Upload } from "../../worker/service.ts";
 import type { Ticket } from "../../worker/memory.ts";
 import { countingBucket, randomBundle, SMALL_CONFIG } from "./helpers.ts";
@@ -60,19 +60,20 @@ test("run returns every phase's timings, prepare's first, in the order they happ
 });
 
 test("keep's value is what it made of the captures in place, equal to the copies of a run without it", async () => {
-  const copied = await run(env, await prepare(env, NAME, await upload(bytes)), { capture: SEE_CAPTURE });
+  const capture = { attention: true, pixels: true };
+  const copied = await run(env, await prepare(env, NAME, await upload(bytes)), { capture });
   const kept = await run(env, await prepare(env, NAME, await upload(bytes)), {
-    capture: SEE_CAPTURE,
+    capture,
     keep: (captures) => ({
-      hidden: captures.hiddenStates!.slice(),
-      mean: captures.meanAttention!.slice(),
+      rollout: captures.rollout!.slice(),
+      mean: captures.clsMean!.slice(),
       pixels: captures.pixels!.slice(),
     }),
   });
   // With keep, the captures were views: none is returned beside its value.
-  expect(kept.result.hiddenStates).toBeUndefined();
-  expect(kept.kept.hidden).toEqual(copied.result.hiddenStates);
-  expect(kept.kept.mean).toEqual(copied.result.meanAttention);
+  expect(kept.result.rollout).toBeUndefined();
+  expect(kept.kept.rollout).toEqual(copied.result.rollout);
+  expect(kept.kept.mean).toEqual(copied.result.clsMean);
   expect(kept.kept.pixels).toEqual(copied.result.pixels);
   expect(kept.result.logits).toEqual(copied.result.logits);
 });

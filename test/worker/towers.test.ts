@@ -1,7 +1,10 @@
 // Image towers over every door: a CLIP-, a SigLIP- and a DINOv2-with-registers-shaped bundle (random weights,
 // the real writer) uploaded to R2, then asked over HTTP, RPC and the queue. Each answers /v1/embed with its
 // family's embedding by default, /v1/hidden_states and /v1/attentions saying where its patches start, refuses
-// /v1/classify (no classifier) and, without a class token, /v1/see with a 400 sentence; /v1/models says what
+// /v1/classify (no classifier); /v1/see, /v1/attention_map and /v1/pca draw each at its own grid (SigLIP,
+// without a class token, through its pooling head's attention; DINOv2's registers listed beside the grid),
+// checked against the engine run here on the same input (full attention probabilities one layer at a time,
+// rollout by the full-matrix reference, PCA pictures from one hidden state at a time); /v1/models says what
 // each is and answers.
 
 import { beforeAll, describe, expect, test } from "vitest";
@@ -10,6 +13,14 @@ import cat from "../fixtures/images/cat-baseline-420.jpg";
 import worker from "../../worker/index.ts";
 import type { ModelConfig } from "../../core/bundle/format.ts";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import relaxedModule from "../../build/engine-relaxed.wasm";
+import { Engine } from "../../core/engine/index.ts";
+import type { Model, RunOptions } from "../../core/engine/model.ts";
+import { decodeWhole } from "../core/image/whole.ts";
+import { preprocess } from "../../core/preprocess/preprocess.ts";
+import { patchPicture, tokenColors } from "../../core/pictures/pca.ts";
+import { rollout } from "../core/pictures/rollout-reference.ts";
+import { decodePng } from "./png.ts";
 
 const TOWER: ModelConfig = { ...SMALL_CONFIG, classes: 0, eps: 1e-6 };
 const CONFIGS: Record<string, ModelConfig> = {
@@ -26,11 +37,41 @@ const CONFIGS: Record<string, ModelConfig> = {
 };
 const PATCHES = (SMALL_CONFIG.imageSize / SMALL_CONFIG.patchSize) ** 2;
 
+const references = new Map<string, Model>();
+
 beforeAll(async () => {
+  const engine = await Engine.instantiate(relaxedModule);
   for (const [name, config] of Object.entries(CONFIGS)) {
-    await env.MODELS.put(`${name}.evit`, randomBundle(name, 91, config));
+    const bundle = randomBundle(name, 91, config);
+    await env.MODELS.put(`${name}.evit`, bundle);
+    references.set(name, await engine.load(bundle));
   }
 });
+
+// The engine on the same input as the Worker's: decoded, preprocessed, then run with `options`.
+async function reference(name: string, options: RunOptions) {
+  const model = references.get(name)!;
+  const image = await decodeWhole(cat, model.header.preprocessing);
+  preprocess(image, model.header.preprocessing, model.input());
+  return model.run(options);
+}
+
+// Head means of every layer's full probabilities: [layers][tokens][tokens].
+async function headMeans(name: string, tokens: number): Promise<Float64Array> {
+  const { heads, layers } = CONFIGS[name];
+  const mean = new Float64Array(layers * tokens * tokens);
+  for (let l = 1; l <= layers; l++) {
+    const p = (await reference(name, { attentionLayer: l })).attentions!;
+    for (let k = 0; k < tokens * tokens; k++) {
+      let s = 0;
+      for (let h = 0; h < heads; h++) s += p[h * tokens * tokens + k];
+      mean[(l - 1) * tokens * tokens + k] = s / heads;
+    }
+  }
+  return mean;
+}
+
+const close = (values: number[]) => values.map((v) => expect.closeTo(v, 3));
 
 async function post(path: string): Promise<{ status: number; body: any }> {
   const response = await SELF.fetch(jpegRequest(path, cat));
@@ -92,14 +133,86 @@ describe("HTTP", () => {
     expect(npy.headers.get("x-edgevit-prefix-tokens")).toBe("0");
   });
 
-  test("/v1/see needs a class token: SigLIP gets a 400 sentence, DINOv2 with registers draws", async () => {
-    const siglip = await post("/v1/see?model=tower-siglip&size=32");
-    expect(siglip.status).toBe(400);
-    expect(siglip.body.error.message).toMatch(/has no class token \(a siglip tower: its tokens are the patches\)/);
-    const dino = await post("/v1/see?model=tower-dinov2&size=32");
-    expect(dino.status).toBe(200);
-    expect(dino.body.attention.mean[0]).toHaveLength(PATCHES);
-    expect((await SELF.fetch(jpegRequest("/v1/pca?model=tower-siglip&size=32", cat))).status).toBe(200);
+  test("/v1/see on SigLIP: where it looks is its pooling head's attention, rollout ends in it", async () => {
+    const name = "tower-siglip";
+    const c = CONFIGS[name];
+    const { status, body } = await post(`/v1/see?model=${name}&size=32`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      family: "siglip",
+      predictions: [],
+      config: { classToken: false, prefixTokens: 0, tokens: PATCHES, pooling: "map", hiddenAct: "gelu_pytorch_tanh" },
+      attention: { from: "pooling head", layers: 1 },
+    });
+    const run = await reference(name, { attention: true });
+    // the embedding in place of predictions: the pooler output
+    let norm = 0;
+    for (const v of run.pooler) norm += v * v;
+    expect(body.embedding.pool).toBe("pooler");
+    expect(body.embedding.norm).toBeCloseTo(Math.sqrt(norm), 3);
+    expect(body.embedding.first).toEqual(close(Array.from(run.pooler.subarray(0, 8))));
+    // one attention "layer", the head's, per head and averaged
+    const head = run.headAttention!;
+    expect(body.attention.cls).toHaveLength(1);
+    for (let h = 0; h < c.heads; h++) {
+      expect(body.attention.cls[0][h]).toEqual(close(Array.from(head.subarray(h * PATCHES, (h + 1) * PATCHES))));
+    }
+    const mean = Array.from({ length: PATCHES }, (_, j) => {
+      let s = 0;
+      for (let h = 0; h < c.heads; h++) s += head[h * PATCHES + j];
+      return s / c.heads;
+    });
+    expect(body.attention.mean[0]).toEqual(close(mean));
+    // the head's mean attention through the full-matrix rollout of every layer
+    const r = rollout(await headMeans(name, PATCHES), PATCHES, c.layers);
+    const want = Array.from({ length: PATCHES }, (_, j) => mean.reduce((s, m, i) => s + m * r[i * PATCHES + j], 0));
+    expect(body.attention.rollout[0]).toEqual(close(want));
+    expect(body.pca.frames).toHaveLength(c.layers + 1);
+
+    // /v1/attention_map draws the same; a layer before the head has no attention map
+    const map = await SELF.fetch(jpegRequest(`/v1/attention_map?model=${name}&size=32`, cat));
+    expect(map.status).toBe(200);
+    const rolled = await SELF.fetch(jpegRequest(`/v1/attention_map?model=${name}&mode=rollout&size=32`, cat));
+    expect(rolled.status).toBe(200);
+    const early = await SELF.fetch(jpegRequest(`/v1/attention_map?model=${name}&layer=1`, cat));
+    expect(early.status).toBe(400);
+    expect(((await early.json()) as any).error.message).toMatch(/its pooling head's attention after layer 2/);
+    expect((await SELF.fetch(jpegRequest(`/v1/pca?model=${name}&size=32`, cat))).status).toBe(200);
+    expect((await SELF.fetch(jpegRequest(`/v1/pca?model=${name}&layer=all&size=32`, cat))).status).toBe(200);
+  });
+
+  test("/v1/see on CLIP and DINOv2: the class token's attention, rollout, PCA; registers beside the grid", async () => {
+    for (const name of ["tower-clip", "tower-dinov2"]) {
+      const c = CONFIGS[name];
+      const registers = name === "tower-dinov2" ? 4 : 0;
+      const tokens = PATCHES + 1 + registers;
+      const grid = c.imageSize / c.patchSize;
+      const { status, body } = await post(`/v1/see?model=${name}&size=32`);
+      expect(status, name).toBe(200);
+      expect(body.config).toMatchObject({ classToken: true, registers, prefixTokens: 1 + registers, tokens });
+      expect(body.attention).toMatchObject({ from: "class token", layers: c.layers });
+      expect(body.embedding.pool).toBe(name === "tower-clip" ? "image_embeds" : "cls");
+      const means = await headMeans(name, tokens);
+      for (let l = 1; l <= c.layers; l++) {
+        const row = Array.from(means.subarray((l - 1) * tokens * tokens, (l - 1) * tokens * tokens + tokens));
+        expect(body.attention.mean[l - 1], `${name} layer ${l}`).toEqual(close(row.slice(1 + registers)));
+        expect(body.attention.registers.mean[l - 1]).toEqual(close(row.slice(1, 1 + registers)));
+        const r = Array.from(rollout(means, tokens, l).subarray(0, tokens));
+        expect(body.attention.rollout[l - 1]).toEqual(close(r.slice(1 + registers)));
+        expect(body.attention.registers.rollout[l - 1]).toEqual(close(r.slice(1, 1 + registers)));
+      }
+      for (let layer = 0; layer <= c.layers; layer++) {
+        const states = (await reference(name, { capture: layer })).captured!;
+        const frame = await decodePng(
+          Uint8Array.from(atob(body.pca.frames[layer].slice(22)), (ch) => ch.charCodeAt(0)),
+        );
+        expect(frame.rgb, `${name} PCA ${layer}`).toEqual(patchPicture(states, c.dim, grid, 32));
+        const extra = tokenColors(states, c.dim, grid, 1).extra;
+        expect(body.pca.registers[layer]).toEqual(
+          Array.from({ length: registers }, (_, i) => Array.from(extra.subarray(i * 3, i * 3 + 3))),
+        );
+      }
+    }
   });
 
   test("/v1/models: family, the routes each answers, its pools", async () => {
@@ -108,8 +221,14 @@ describe("HTTP", () => {
     expect(of("tower-clip")).toMatchObject({ family: "clip", pools: ["image_embeds", "pooler"] });
     expect(of("tower-clip").answers).not.toContain("/v1/classify");
     expect(of("tower-siglip")).toMatchObject({ family: "siglip", pools: ["pooler", "mean"] });
-    expect(of("tower-siglip").answers).toEqual(["/v1/embed", "/v1/hidden_states", "/v1/attentions", "/v1/pca"]);
-    expect(of("tower-dinov2").answers).toContain("/v1/see");
+    expect(of("tower-siglip").answers).toEqual([
+      "/v1/embed",
+      "/v1/hidden_states",
+      "/v1/attentions",
+      "/v1/pca",
+      "/v1/attention_map",
+      "/v1/see",
+    ]);
   });
 });
 

@@ -115,6 +115,48 @@ describe("POST /v1/image_tokens", () => {
   });
 });
 
+// A connector model is also a tower: every other image route answers it or refuses it with a sentence, and
+// /v1/models lists what it answers. Idefics3's tower has neither a class token nor a pooling head: nothing
+// in it looks at the patches as a whole, so it has no attention map.
+describe.each([
+  ["vlm-idefics3", ["/v1/attention_map", "/v1/see"]],
+  ["vlm-llava", []],
+])("the other routes on %s", (name, refused) => {
+  const routes = ["/v1/embed", "/v1/hidden_states", "/v1/attentions", "/v1/pca", "/v1/attention_map", "/v1/see"];
+
+  test.each([
+    "/v1/classify",
+    "/v1/embed",
+    "/v1/hidden_states?layer=1",
+    "/v1/pca",
+    "/v1/pca?layer=all",
+    "/v1/attentions?layer=1",
+    "/v1/attention_map",
+    "/v1/attention_map?mode=rollout",
+    "/v1/see",
+  ])("%s", async (route) => {
+    const sep = route.includes("?") ? "&" : "?";
+    const response = await SELF.fetch(jpegRequest(`${route}${sep}model=${name}`, cat));
+    if (route === "/v1/classify" || refused.includes(route.split("?")[0])) {
+      expect(response.status).toBe(400);
+      const body = await response.json<any>();
+      expect(body.error.code).toBe("bad_parameter");
+      expect(body.error.message).toMatch(
+        route === "/v1/classify" ? `model ${name} is` : `model ${name} has neither a class token nor`,
+      );
+    } else {
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    }
+  });
+
+  test("/v1/models lists the routes it answers", async () => {
+    const { models } = await (await SELF.fetch("http://edgevit.test/v1/models")).json<any>();
+    const listed = models.find((b: any) => b.name === name);
+    expect(listed.answers).toEqual([...routes.filter((r) => !refused.includes(r)), "/v1/image_tokens"]);
+  });
+});
+
 test("RPC imageTokens answers what POST /v1/image_tokens answers", async () => {
   const http = await (await SELF.fetch(jpegRequest("/v1/image_tokens?model=vlm-idefics3&split=false", cat))).json();
   const url = `http://caller.test/image-tokens?options=${encodeURIComponent(JSON.stringify({ model: "vlm-idefics3", split: false }))}`;

@@ -1,4 +1,4 @@
-// Seeded mutants of the JPEG and PNG fixtures through the upload path (openImage, decode, streaming
+// Seeded mutants of the JPEG, PNG, WebP, GIF and BMP fixtures through the upload path (openImage, decode, streaming
 // preprocess): each either decodes or is refused with an EdgevitError whose message is a sentence about
 // the file. Deterministic: the same mutants on every run. Work is bounded by counting what the decoder
 // pushes (never more rows than the header declares, never more pixels than the limit).
@@ -30,6 +30,18 @@ const PNGS = load(
     .filter((f) => f.endsWith(".png") && f !== "rgb-8-large.png")
     .sort(),
 );
+// The files of test/tools/format_goldens.py that Pillow decodes (the refused ones are already broken).
+function decodable(format: string): [string, Uint8Array][] {
+  const dir = `test/goldens/preprocess/${format}`;
+  const cases: Record<string, { error?: string }> = JSON.parse(readFileSync(`${root}${dir}/cases.json`, "utf8")).cases;
+  return load(
+    dir,
+    Object.keys(cases)
+      .filter((n) => !cases[n].error)
+      .map((n) => `${n}.${format}`),
+  );
+}
+const OTHERS = ["webp", "gif", "bmp"].flatMap((f) => decodable(f));
 
 // mulberry32: a small seeded PRNG.
 function prng(seed: number): () => number {
@@ -231,6 +243,17 @@ function pngMutant(r: Rand, b: Uint8Array): [string, Uint8Array] {
   }
 }
 
+// Header damage for the formats whose structure sits in their first bytes (BMP's headers and palette, GIF's
+// screen, palette and first descriptor, WebP's RIFF chunks): a byte of the first 128 set to an edge value,
+// else generic damage.
+function headerMutant(r: Rand, b: Uint8Array): [string, Uint8Array] {
+  if (r() < 0.4) return generic(r, b);
+  const out = b.slice();
+  const at = int(r, Math.min(128, b.length));
+  out[at] = pick(r, [0, 1, 2, 0x7f, 0x80, 0xff, int(r, 256)]);
+  return [`header byte ${at}`, out];
+}
+
 // A sentence a user can read: capitalised, ends with a full stop, names nothing of the code.
 const INTERNALS = /undefined|null|NaN|Infinity|Cannot read|is not a function|TypeError|RangeError|\bat \S+ \(|\.ts\b/;
 
@@ -254,7 +277,7 @@ async function attempt(bytes: Uint8Array): Promise<{ ok: boolean; rows: number; 
   }
 }
 
-test("a few thousand mutants of the JPEG and PNG fixtures: decoded or refused with a sentence", async () => {
+test("a few thousand mutants of the JPEG, PNG, WebP, GIF and BMP fixtures: decoded or refused with a sentence", async () => {
   const r = prng(8);
   const failures: string[] = [];
   const tally = { decoded: 0, refused: 0 };
@@ -262,6 +285,7 @@ test("a few thousand mutants of the JPEG and PNG fixtures: decoded or refused wi
   const runs: [string, Uint8Array, (r: Rand, b: Uint8Array) => [string, Uint8Array], number][] = [
     ...JPEGS.map(([n, b]) => [n, b, jpegMutant, 160] as [string, Uint8Array, typeof jpegMutant, number]),
     ...PNGS.map(([n, b]) => [n, b, pngMutant, 60] as [string, Uint8Array, typeof pngMutant, number]),
+    ...OTHERS.map(([n, b]) => [n, b, headerMutant, 30] as [string, Uint8Array, typeof headerMutant, number]),
   ];
   for (const [name, seed, mutate, count] of runs) {
     for (let i = 0; i < count; i++) {

@@ -11,11 +11,8 @@ const text = (s: string) => new TextEncoder().encode(s);
 const LIMITS = { maxPixels: 1e8 };
 
 test.each([
-  ["WebP", text("RIFF\x24\0\0\0WEBPVP8 ")],
-  ["GIF", text("GIF89a\x01\0\x01\0")],
   ["HEIC", Uint8Array.of(0, 0, 0, 24, ...text("ftypheic\0\0\0\0mif1"))],
   ["AVIF", Uint8Array.of(0, 0, 0, 28, ...text("ftypavif\0\0\0\0avifmif1"))],
-  ["BMP", text("BM\x36\0\0\0\0\0")],
   ["TIFF", text("II*\0\x08\0\0\0")],
   ["JPEG XL", Uint8Array.of(0xff, 0x0a, 0xfa, 0x7f)],
   ["SVG", text('<svg xmlns="http://www.w3.org/2000/svg">')],
@@ -30,14 +27,28 @@ test.each([
   expect(error).toBeInstanceOf(EdgevitError);
   expect((error as EdgevitError).code).toBe("unsupported_media_type");
   expect((error as EdgevitError).message).toMatch(
-    new RegExp(`^This is an? ${format} image; edgevit accepts JPEG and PNG\\.$`),
+    new RegExp(`^This is an? ${format} image; edgevit accepts JPEG, PNG, WebP, GIF and BMP\\.$`),
   );
 });
 
-test("JPEG and PNG open whatever they are called; other bytes are invalid_image", () => {
+test.each([
+  ["webp", text("RIFF\x24\0\0\0WEBPVP8 ")],
+  ["gif", text("GIF89a\x01\0\x01\0")],
+  ["bmp", text("BM\x36\0\0\0\0\0")],
+] as const)(
+  "%s is sniffed from the bytes and opened by its decoder (these few bytes are refused as broken)",
+  (format, bytes) => {
+    expect(sniffFormat(bytes)).toBe(format);
+    expect(() => openImage(bytes, LIMITS)).toThrow(
+      expect.objectContaining({ code: "invalid_image", message: expect.stringMatching(/^The (WebP|GIF|BMP) /) }),
+    );
+  },
+);
+
+test("images open whatever they are called; other bytes are invalid_image", () => {
   expect(openImage(fixture("cat-baseline-420.jpg"), LIMITS).header).toMatchObject({ format: "jpeg", width: 451 });
   expect(openImage(fixture("cat.png"), LIMITS).header).toMatchObject({ format: "png", width: 451, height: 300 });
-  expect(() => openImage(fixture("invalid-random-bytes.jpg"), LIMITS)).toThrow(/not a JPEG or PNG/);
+  expect(() => openImage(fixture("invalid-random-bytes.jpg"), LIMITS)).toThrow(/not a JPEG, PNG, WebP, GIF or BMP/);
   expect(() => openImage(new Uint8Array(0), LIMITS)).toThrow(/empty/);
 });
 

@@ -1,5 +1,5 @@
 // The full-matrix attention rollout (Abnar & Zuidema 2020), written out as the paper defines it: the
-// reference core/pictures/rollout.ts's rolloutRow is checked against. Per layer A' = 0.5 * A_mean + 0.5 * I with rows
+// reference the engine's running product (assembly/model.ts, rolloutStep) is checked against. Per layer A' = 0.5 * A_mean + 0.5 * I with rows
 // renormalised; R = A'_n ... A'_2 A'_1. Runtime-neutral: the workerd tests import it too.
 
 // Layer l's A' ([tokens][tokens]) from the head-mean probabilities `mean` ([layers][tokens][tokens]).

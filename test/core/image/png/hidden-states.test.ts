@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { convertDirectory } from "../../../../models/convert.ts";
+import { convertDirectory } from "../../../../models/convert-folder.ts";
 import { makeCheckpoint, parseOptions } from "../../../../models/tools/make-random-vit.ts";
 import { DEFAULT_LIMITS } from "../../../../core/limits.ts";
 import { runImage } from "../../../../core/pipeline.ts";

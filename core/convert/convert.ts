@@ -1,18 +1,16 @@
-// Checkpoint directory (config.json, model.safetensors, preprocessor_config.json as published on the
-// Hugging Face hub) -> .evit bundle. Knows three classifier layouts: HF ViT, HF DeiT (distilled) and timm,
-// and the image towers of towers.ts (CLIP, SigLIP, DINOv2; the vision tower and connector of Idefics3 /
-// SmolVLM and LLaVA). Streams: one source tensor is in memory at a
-// time, and the bundle goes to disk as it is packed.
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { crc32 } from "node:zlib";
+// Checkpoint (config.json, model.safetensors, preprocessor_config.json as published on the Hugging Face hub)
+// -> .evit bundle. Knows three classifier layouts: HF ViT, HF DeiT (distilled) and timm, and the image towers
+// of towers.ts (CLIP, SigLIP, DINOv2; the vision tower and connector of Idefics3 / SmolVLM and LLaVA).
+// Streams: one source tensor is in memory at a time, and the bundle is written as it is packed.
+// Runtime-neutral: the files come through a CheckpointSource (a folder in Node, models/convert-folder.ts;
+// range requests to the hub in the Worker's import), so the CLI and the Worker write the same bytes.
+import { crc32 as portableCrc32 } from "../crc32.ts";
 import {
   BundleError,
   checkPayloadLimit,
   describe,
   overLimit,
   type OverLimit,
-  hex32,
   tokens,
   towerOf,
   type BundleHeader,
@@ -20,14 +18,16 @@ import {
   type ModelConfig,
   type Preprocessing,
   type ResizeSize,
-} from "../core/bundle/format.ts";
-import { BundleWriter } from "../core/bundle/writer.ts";
-import { layout as bundleLayout } from "../core/bundle/layout.ts";
-import { packLinear, type PackedLinear } from "../core/bundle/pack.ts";
-import { memoryPlan } from "../core/engine/memory.ts";
-import { MiB, sizeText } from "../core/sizes.ts";
+  type Crc32,
+  type SourceFile,
+} from "../bundle/format.ts";
+import { BundleWriter } from "../bundle/writer.ts";
+import { layout as bundleLayout } from "../bundle/layout.ts";
+import { packedSizes, packLinear, type PackedLinear } from "../bundle/pack.ts";
+import { memoryPlan } from "../engine/memory.ts";
+import { MiB, sizeText } from "../sizes.ts";
 import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
-import { SafetensorsFile } from "./safetensors.ts";
+import type { TensorSource } from "./safetensors.ts";
 import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
 
 export { ConvertError };
@@ -37,12 +37,25 @@ export const CONVERTER = "edgevit 0.1.0";
 export type LayoutName = "hf-vit" | "hf-deit" | "timm" | TowerLayout;
 
 export interface ConvertOptions {
-  name?: string; // bundle name; default: the checkpoint directory's name
+  name?: string; // bundle name; default: the source's defaultName
   convertedAt?: string; // ISO timestamp; default: now (fixed in tests for reproducible bytes)
   log?: (line: string) => void;
+  crc32?: Crc32; // default: core/crc32.ts (Node passes zlib's)
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
+
+// Where a checkpoint's files come from.
+export interface CheckpointSource {
+  checkpoint: string; // what the bundle records as its source: a folder, or org/name@commit from the hub
+  defaultName: string;
+  json(file: string, optional: boolean): Promise<Json | null>; // null: an optional file that is not there
+  tensors(): Promise<TensorSource>;
+  // Byte size and CRC-32 of a file, for the header's `source.files`; `final` gives them again once every
+  // tensor has been read (a source that computes CRCs from the ranges it read fills them in there).
+  record(file: string): Promise<SourceFile>;
+  final?(): Promise<Record<string, SourceFile>>;
+}
 
 // ---- config.json -> ModelConfig ----
 
@@ -93,7 +106,7 @@ function labelsFrom(cfg: Json, classes: number): string[] {
 
 // Reads sizes from config.json (HF names, or timm names with the sizes read off the tensors) and
 // checks what the engine can run.
-function modelConfig(cfg: Json, layout: LayoutName, ckpt: SafetensorsFile): { config: ModelConfig; labels: string[] } {
+function modelConfig(cfg: Json, layout: LayoutName, ckpt: TensorSource): { config: ModelConfig; labels: string[] } {
   const act = cfg.hidden_act ?? (layout === "timm" ? "gelu" : HF_DEFAULTS.hidden_act);
   if (act !== "gelu") {
     throw new ConvertError(
@@ -583,52 +596,19 @@ function checkArchitecture(cfg: Json): void {
 
 // ---- reading the checkpoint ----
 
-async function fileRecord(path: string): Promise<{ bytes: number; crc32: string }> {
-  const handle = await open(path, "r");
-  try {
-    const buf = new Uint8Array(1 << 22);
-    let crc = 0,
-      bytes = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
-      if (bytesRead === 0) break;
-      crc = crc32(buf.subarray(0, bytesRead), crc);
-      bytes += bytesRead;
-    }
-    return { bytes, crc32: hex32(crc) };
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readJson(path: string, optional: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ConvertError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as Json;
-  } catch (e) {
-    throw new ConvertError(`${path} is not JSON: ${(e as Error).message}`);
-  }
-}
-
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
-interface Plan {
+export interface Plan {
   parts: BundleParts;
   recipes: Map<string, Recipe>;
-  ckpt: SafetensorsFile;
+  ckpt: TensorSource;
 }
 
 // The checkpoint's layout, its bundle config and labels, and the recipe of every bundle tensor.
 function modelOf(
   cfg: Json,
   pre: Json | null,
-  ckpt: SafetensorsFile,
+  ckpt: TensorSource,
 ): { layout: LayoutName; config: ModelConfig; labels: string[]; recipes: Map<string, Recipe> } {
   if (typeof cfg.model_type === "string" && cfg.model_type in TOWER_ARCHITECTURES) {
     const tower = towerFor(
@@ -650,12 +630,13 @@ function modelOf(
   return { layout, config, labels, recipes: recipesFor(layout, config) };
 }
 
-async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
+export async function plan(source: CheckpointSource, options: ConvertOptions): Promise<Plan> {
   const log = options.log ?? (() => {});
-  const cfg = (await readJson(join(dir, "config.json"), false)) as Json;
+  const dir = source.checkpoint;
+  const cfg = (await source.json("config.json", false)) as Json;
   checkArchitecture(cfg);
-  const pre = await readJson(join(dir, "preprocessor_config.json"), true);
-  const ckpt = await SafetensorsFile.open(join(dir, "model.safetensors"));
+  const pre = await source.json("preprocessor_config.json", true);
+  const ckpt = await source.tensors();
   try {
     const { layout, config, labels, recipes } = modelOf(cfg, pre, ckpt);
     const missing = [...recipes.values()].flatMap(required).filter((n) => !ckpt.has(n));
@@ -668,8 +649,8 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
     if (!pre && layout !== "timm") throw new ConvertError(`${dir}: no preprocessor_config.json`);
     const preprocessing = pre ? normalizePreprocessing(pre, layout, config) : timmPreprocessing(cfg, config);
     const files: Record<string, { bytes: number; crc32: string }> = {};
-    for (const f of ["config.json", "preprocessor_config.json", "model.safetensors"]) {
-      if (f !== "preprocessor_config.json" || pre) files[f] = await fileRecord(join(dir, f));
+    for (const f of ["config.json", "preprocessor_config.json", ...ckpt.files]) {
+      if (f !== "preprocessor_config.json" || pre) files[f] = await source.record(f);
     }
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
@@ -704,13 +685,13 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
         `mean [${preprocessing.imageMean.join(", ")}], std [${preprocessing.imageStd.join(", ")}]`,
     );
     const parts: BundleParts = {
-      name: options.name ?? basename(dir.replace(/\/+$/, "")),
+      name: options.name ?? source.defaultName,
       config,
       preprocessing,
       labels,
       source: {
         layout,
-        checkpoint: dir,
+        checkpoint: source.checkpoint,
         files,
         dtype: dtypes,
         converter: CONVERTER,
@@ -724,7 +705,7 @@ async function plan(dir: string, options: ConvertOptions): Promise<Plan> {
   }
 }
 
-function checkShapes(recipes: Map<string, Recipe>, ckpt: SafetensorsFile, layout: LayoutName): void {
+function checkShapes(recipes: Map<string, Recipe>, ckpt: TensorSource, layout: LayoutName): void {
   const expect = (name: string, shape: number[]) => {
     const got = ckpt.info(name).shape;
     if (!sameShape(got, shape)) {
@@ -760,7 +741,7 @@ export function concatRows(parts: Float32Array[]): Float32Array {
 }
 
 // A checkpoint tensor, refused when it holds NaN or +-Inf: quantizing would spread it over its row.
-async function readFinite(ckpt: SafetensorsFile, name: string): Promise<Float32Array> {
+async function readFinite(ckpt: TensorSource, name: string): Promise<Float32Array> {
   const data = await ckpt.read(name);
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
@@ -770,7 +751,7 @@ async function readFinite(ckpt: SafetensorsFile, name: string): Promise<Float32A
   return data;
 }
 
-async function concat(ckpt: SafetensorsFile, names: string[]): Promise<Float32Array> {
+async function concat(ckpt: TensorSource, names: string[]): Promise<Float32Array> {
   if (names.length === 1) return readFinite(ckpt, names[0]);
   return concatRows(await Promise.all(names.map((n) => readFinite(ckpt, n))));
 }
@@ -823,6 +804,7 @@ async function writeBundle(
   writer: BundleWriter,
   log: (line: string) => void,
   write: (chunk: Uint8Array, position: number) => void | Promise<void>,
+  final?: () => Promise<Record<string, SourceFile>>,
 ): Promise<BundleHeader> {
   await write(writer.head(), 0);
   let at = writer.payloadOffset;
@@ -832,44 +814,52 @@ async function writeBundle(
       at += chunk.length;
     }
   }
-  const { head, header } = writer.finish();
+  const { head, header } = writer.finish(final && { ...p.parts.source, files: await final() });
   await write(head, 0);
   return header;
 }
 
-// A whole bundle in memory: for small models and tests (the engine fidelity tests convert with this).
-export async function convertDirectory(dir: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  const p = await plan(dir, options);
-  try {
-    const writer = new BundleWriter(p.parts, crc32);
-    const out = new Uint8Array(writer.payloadOffset + writer.plan.length);
-    await writeBundle(p, writer, options.log ?? (() => {}), (chunk, position) => out.set(chunk, position));
-    return out;
-  } finally {
-    await p.ckpt.close();
+// The most the converter holds at once for one bundle tensor, in bytes: the raw bytes of its checkpoint
+// tensors (read together when several are stacked, as HF's query, key and value), each decoded to f32, their
+// concatenation, a transformed copy (DINOv2's interpolated position embeddings) and the packed output. A
+// caller that counts its memory (the Worker's import) reserves it before the first tensor is read.
+export function tensorPeakBytes(p: Plan): number {
+  const count = (name: string) => p.ckpt.info(name).shape.reduce((a, b) => a * b, 1);
+  const raw = (name: string) => p.ckpt.info(name).end - p.ckpt.info(name).begin;
+  const sum = (names: string[], f: (name: string) => number) => names.reduce((a, n) => a + f(n), 0);
+  const entries = new Map(bundleLayout(p.parts.config).tensors.map((e) => [e.name, e.bytes]));
+  let peak = 0;
+  for (const [name, r] of p.recipes) {
+    let bytes: number;
+    if (r.kind === "f32") {
+      bytes = raw(r.from) + 4 * count(r.from) + (r.transform ? (entries.get(name) ?? 0) : 0);
+    } else {
+      const sources = [...r.weights, ...r.biases.filter((b) => p.ckpt.has(b))];
+      const stacked = r.weights.length > 1 ? 4 * sum(sources, count) : 0;
+      const packed = Object.values(packedSizes(r.n, r.k)).reduce((a, b) => a + b, 0);
+      bytes = sum(sources, raw) + 4 * sum(sources, count) + stacked + packed;
+    }
+    peak = Math.max(peak, bytes);
   }
+  return peak;
 }
 
-// Streams the bundle to `outPath` (through a temporary file, renamed when complete).
-export async function convertToFile(dir: string, outPath: string, options: ConvertOptions = {}): Promise<BundleHeader> {
-  const log = options.log ?? (() => {});
-  const p = await plan(dir, options);
-  const tmp = `${outPath}.partial`;
-  const out = await open(tmp, "w");
+// Converts `source`, writing the bundle through `write(chunk, position)`: the head first (a placeholder of
+// the final length), the payload in order, then the final head over the placeholder. `size` is called with
+// the bundle's length and the plan (tensorPeakBytes) once the checkpoint is planned, before any tensor is
+// read or anything written.
+export async function convert(
+  source: CheckpointSource,
+  options: ConvertOptions,
+  write: (chunk: Uint8Array, position: number) => void | Promise<void>,
+  size?: (bytes: number, planned: Plan) => void | Promise<void>,
+): Promise<BundleHeader> {
+  const p = await plan(source, options);
   try {
-    const header = await writeBundle(p, new BundleWriter(p.parts, crc32), log, async (chunk, position) => {
-      const { bytesWritten } = await out.write(chunk, 0, chunk.length, position);
-      if (bytesWritten !== chunk.length) throw new ConvertError(`short write to ${tmp}`);
-    });
-    await out.close();
-    await rename(tmp, outPath);
-    log(
-      `wrote ${outPath}: ${((await stat(outPath)).size / 1e6).toFixed(1)} MB, payload ${header.payload.length} bytes, crc32 ${header.payload.crc32}`,
-    );
-    return header;
+    const writer = new BundleWriter(p.parts, options.crc32 ?? portableCrc32);
+    await size?.(writer.payloadOffset + writer.plan.length, p);
+    return await writeBundle(p, writer, options.log ?? (() => {}), write, source.final?.bind(source));
   } catch (e) {
-    await out.close().catch(() => {});
-    await rm(tmp, { force: true });
     throw e instanceof BundleError ? new ConvertError(e.message) : e;
   } finally {
     await p.ckpt.close();

@@ -6,7 +6,7 @@
 // multi_modal_projector). Each becomes the bundle's ViT layout plus its tower fields (FORMAT.md); this
 // file reads config.json with each config class's defaults and maps the hub's tensor names to the bundle's.
 // Text towers, language models and logit scales are left in the checkpoint.
-import { HIDDEN_ACTS, type HiddenAct, type ModelConfig } from "../core/bundle/format.ts";
+import { HIDDEN_ACTS, type HiddenAct, type ModelConfig } from "../bundle/format.ts";
 import { interpolateBicubic } from "./interpolate.ts";
 import { ConvertError, Recipes } from "./recipe.ts";
 

@@ -1,0 +1,209 @@
+// A checkpoint read from the hub by range requests, as a CheckpointSource for the converter: the JSON files
+// whole, each safetensors header with two ranges (its length, then its JSON), then each tensor with one range
+// when the converter reaches it, in the bundle's order. Nothing but the tensor being packed is held.
+//
+// The bundle records each file's size and CRC-32 as `edgevit convert` does. The small files are read whole;
+// a weights file's CRC-32 is put together at the end from the CRC-32s of the ranges read (header and
+// tensors, in whatever order they came), with the bytes no tensor covers (tensors the bundle does not use,
+// padding) read then: each byte of the file is fetched once.
+
+import { hex32, type SourceFile } from "../bundle/format.ts";
+import { crc32, crc32Combine } from "../crc32.ts";
+import { EdgevitError } from "../errors.ts";
+import type { HubClient, HubFile } from "../hub/client.ts";
+import { checkpointId, type CheckpointFiles } from "../hub/files.ts";
+import { ConvertError, type CheckpointSource, type Json } from "./convert.ts";
+import {
+  decode,
+  floatDtype,
+  INDEX_FILE,
+  MAX_HEADER_BYTES,
+  parseHeader,
+  SafetensorsError,
+  type TensorInfo,
+  type TensorSource,
+} from "./safetensors.ts";
+
+// Attempts of one range before the import fails: a dropped connection is retried, a hub that keeps
+// dropping it is not.
+const ATTEMPTS = 3;
+// The bytes no tensor covers are read in pieces of at most this many.
+export const GAP_PIECE = 8 << 20;
+const PENDING_CRC = "00000000";
+
+export interface HubSourceProgress {
+  tensorsRead: number;
+  bytesRead: number; // of the weights files
+}
+
+// A weights file and the CRC-32 of every range of it read so far.
+class RemoteFile {
+  readonly pieces = new Map<number, { end: number; crc: number }>();
+  constructor(
+    readonly hub: HubClient,
+    readonly file: HubFile,
+  ) {}
+
+  async range(start: number, end: number): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const bytes = await this.hub.range(this.file, start, end);
+        this.pieces.set(start, { end, crc: crc32(bytes) });
+        return bytes;
+      } catch (error) {
+        if (!(error instanceof EdgevitError) || error.code !== "hub_unavailable" || attempt >= ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  // The whole file's CRC-32: the ranges read in file order, the bytes between them read now.
+  async crc(): Promise<number> {
+    let crc = 0;
+    let at = 0;
+    const starts = [...this.pieces.keys()].sort((a, b) => a - b);
+    for (const start of [...starts, this.file.size]) {
+      while (at < start) {
+        const end = Math.min(start, at + GAP_PIECE);
+        crc = crc32(await this.range(at, end), crc);
+        at = end;
+      }
+      const piece = this.pieces.get(start);
+      if (!piece || piece.end <= at) continue;
+      if (start !== at) throw new Error(`overlapping ranges of ${this.file.file}`);
+      crc = crc32Combine(crc, piece.crc, piece.end - start);
+      at = piece.end;
+    }
+    return crc;
+  }
+
+  // The safetensors header: its u64 length, then its JSON.
+  async header(): Promise<Map<string, TensorInfo>> {
+    const name = this.file.file;
+    if (this.file.size < 8) throw new SafetensorsError(`${name}: too short for a safetensors file`);
+    const n = new DataView((await this.range(0, 8)).buffer).getBigUint64(0, true);
+    if (n > BigInt(Math.min(MAX_HEADER_BYTES, this.file.size - 8)))
+      throw new SafetensorsError(`${name}: header length ${n} does not fit in the ${this.file.size}-byte file`);
+    const json = new TextDecoder().decode(await this.range(8, 8 + Number(n)));
+    return parseHeader(json, 8 + Number(n), this.file.size).tensors;
+  }
+}
+
+class RemoteTensors implements TensorSource {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly files: string[];
+  readonly bytes: number;
+  private readonly owner = new Map<string, RemoteFile>();
+
+  constructor(
+    index: string | null,
+    shards: { remote: RemoteFile; tensors: Map<string, TensorInfo> }[],
+    private readonly progress: (p: HubSourceProgress) => void,
+    private readonly counts: HubSourceProgress,
+  ) {
+    this.files = [...(index ? [index] : []), ...shards.map((s) => s.remote.file.file)];
+    this.bytes = shards.reduce((a, s) => a + s.remote.file.size, 0);
+    for (const { remote, tensors } of shards) {
+      for (const [name, info] of tensors) {
+        if (this.tensors.has(name)) throw new SafetensorsError(`${name} is in more than one shard`);
+        this.tensors.set(name, info);
+        this.owner.set(name, remote);
+      }
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`no tensor ${name}`);
+    return info;
+  }
+
+  async read(name: string): Promise<Float32Array> {
+    const info = this.info(name);
+    const remote = this.owner.get(name) as RemoteFile;
+    const dtype = floatDtype(info, remote.file.file);
+    const bytes = await remote.range(info.begin, info.end);
+    this.counts.tensorsRead++;
+    this.counts.bytesRead += bytes.length;
+    this.progress(this.counts);
+    return decode(dtype, bytes);
+  }
+
+  async close(): Promise<void> {}
+}
+
+// The converter's source for a hub checkpoint (the files checkpointFiles found).
+export function hubSource(
+  hub: HubClient,
+  files: CheckpointFiles,
+  progress: (p: HubSourceProgress) => void = () => {},
+): CheckpointSource {
+  const small = new Map<string, { bytes: Uint8Array; record: SourceFile }>();
+  const remote = new Map<string, RemoteFile>();
+  const counts: HubSourceProgress = { tensorsRead: 0, bytesRead: 0 };
+  const byName = new Map(
+    [files.config, files.preprocessor, files.index].filter((f): f is HubFile => f !== null).map((f) => [f.file, f]),
+  );
+  const smallFile = async (name: string) => {
+    let got = small.get(name);
+    const file = byName.get(name);
+    if (!got && file) {
+      const bytes = await hub.bytes(file);
+      got = { bytes, record: { bytes: bytes.length, crc32: hex32(crc32(bytes)) } };
+      small.set(name, got);
+    }
+    return got;
+  };
+  const parseJson = (name: string, bytes: Uint8Array): Json => {
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes)) as Json;
+    } catch (e) {
+      throw new ConvertError(`${name} is not JSON: ${(e as Error).message}`);
+    }
+  };
+  return {
+    checkpoint: checkpointId(files.repo, files.commit),
+    defaultName: files.repo.split("/").pop() as string,
+    async json(name, optional) {
+      const got = await smallFile(name);
+      if (!got) {
+        if (optional) return null;
+        throw new ConvertError(`${files.repo} has no ${name}`);
+      }
+      return parseJson(name, got.bytes);
+    },
+    async tensors() {
+      const shards = [];
+      for (const file of files.weights) {
+        const r = new RemoteFile(hub, file);
+        remote.set(file.file, r);
+        shards.push({ remote: r, tensors: await r.header() });
+      }
+      if (files.index) await smallFile(INDEX_FILE);
+      return new RemoteTensors(files.index ? INDEX_FILE : null, shards, progress, counts);
+    },
+    async record(name) {
+      const got = await smallFile(name);
+      if (got) return got.record;
+      const r = remote.get(name);
+      if (!r) throw new Error(`${name} is not a file of ${files.repo}`);
+      return { bytes: r.file.size, crc32: PENDING_CRC }; // filled in by final()
+    },
+    async final() {
+      const records: Record<string, SourceFile> = {};
+      for (const [name, got] of small) records[name] = got.record;
+      for (const [name, r] of remote) records[name] = { bytes: r.file.size, crc32: hex32(await r.crc()) };
+      // in the order the converter recorded them
+      const order = [
+        "config.json",
+        "preprocessor_config.json",
+        ...(files.index ? [INDEX_FILE] : []),
+        ...files.weights.map((f) => f.file),
+      ];
+      return Object.fromEntries(order.filter((n) => n in records).map((n) => [n, records[n]]));
+    },
+  };
+}

@@ -1,0 +1,1051 @@
+// WebP lossy (VP8 key frames), as libwebp 1.2.4 decodes them for Pillow: the boolean decoder with libwebp's
+// end-of-data rule, the frame header (segments, loop filter, token partitions, quantizers, coefficient
+// probabilities), intra modes, tokens, the inverse WHT and DCT, intra prediction with libwebp's borders
+// (127 above the frame, 129 left of it), the simple and complex loop filters, and the output libwebp's
+// RGBA decoding gives: fancy upsampling of the chroma and its fixed-point YUV->RGB (yuv.h).
+// The planes are held whole ((width + 15) & ~15 by (height + 15) & ~15, 1.5 bytes per pixel).
+
+import { AC_TABLE, BMODES_PROBA, COEFFS_PROBA0, COEFFS_UPDATE_PROBA, DC_TABLE } from "./vp8-tables.ts";
+import { yieldToOthers } from "../bytes.ts";
+import { WebpError } from "./vp8l.ts";
+
+// libwebp's VP8BitReader, a byte at a time: `range` is kept minus one, `bits` counts the bits of `value`
+// below the 8 in use; reading past the end appends one zero byte and flags eof, which the decoder checks
+// after each macroblock and each row of modes.
+class BoolReader {
+  private value = 0;
+  private range = 254;
+  private bits = -8;
+  private pos: number;
+  private readonly data: Uint8Array;
+  private readonly end: number;
+  eof = false;
+  constructor(data: Uint8Array, start: number, end: number) {
+    this.data = data;
+    this.end = end;
+    this.pos = start;
+    this.load();
+  }
+  private load(): void {
+    if (this.pos < this.end) {
+      this.bits += 8;
+      this.value = this.data[this.pos++] | (this.value << 8);
+    } else if (!this.eof) {
+      this.value <<= 8;
+      this.bits += 8;
+      this.eof = true;
+    } else {
+      this.bits = 0;
+    }
+  }
+  bit(prob: number): number {
+    if (this.bits < 0) this.load();
+    const pos = this.bits;
+    const split = (this.range * prob) >>> 8;
+    const value = this.value >>> pos;
+    let range: number;
+    let bit = 0;
+    if (value > split) {
+      range = this.range - split;
+      this.value -= (split + 1) << pos;
+      bit = 1;
+    } else {
+      range = split + 1;
+    }
+    const shift = 7 ^ (31 - Math.clz32(range));
+    this.bits -= shift;
+    this.range = (range << shift) - 1;
+    return bit;
+  }
+  // VP8GetSigned: a sign at probability 1/2, with libwebp's one-bit renormalisation.
+  signed(v: number): number {
+    if (this.bits < 0) this.load();
+    const pos = this.bits;
+    const split = this.range >>> 1;
+    const value = this.value >>> pos;
+    const mask = (split - value) >> 31; // -1 when the bit is 1
+    this.bits -= 1;
+    this.range = (this.range + mask) | 1;
+    this.value -= ((split + 1) & mask) << pos;
+    return (v ^ mask) - mask;
+  }
+  literal(n: number): number {
+    let v = 0;
+    while (n-- > 0) v |= this.bit(0x80) << n;
+    return v;
+  }
+  signedLiteral(n: number): number {
+    const v = this.literal(n);
+    return this.bit(0x80) ? -v : v;
+  }
+}
+
+export function vp8Info(data: Uint8Array): { width: number; height: number } {
+  if (data.length < 10) throw new WebpError("a lossy header shorter than 10 bytes");
+  const bits = data[0] | (data[1] << 8) | (data[2] << 16);
+  if (bits & 1) throw new WebpError("a lossy image that is not a key frame");
+  if (((bits >> 1) & 7) > 3 || !((bits >> 4) & 1) || bits >> 5 >= data.length) {
+    throw new WebpError("a lossy frame header with invalid fields");
+  }
+  if (data[3] !== 0x9d || data[4] !== 0x01 || data[5] !== 0x2a) throw new WebpError("a lossy start code missing");
+  const width = (data[6] | (data[7] << 8)) & 0x3fff;
+  const height = (data[8] | (data[9] << 8)) & 0x3fff;
+  if (width === 0 || height === 0) throw new WebpError("a lossy image of zero size");
+  return { width, height };
+}
+
+const BPS = 32; // the work buffer's stride, as libwebp's yuv_b_
+const Y_OFF = BPS + 8;
+const U_OFF = Y_OFF + BPS * 16 + BPS;
+const V_OFF = U_OFF + 16;
+const ZIGZAG = [0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15];
+const BANDS = [0, 1, 2, 3, 6, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 0];
+const CAT3456 = [
+  [173, 148, 140],
+  [176, 155, 140, 135],
+  [180, 157, 141, 134, 130],
+  [254, 254, 243, 230, 196, 177, 153, 140, 133, 130, 129],
+];
+const SCAN = Array.from({ length: 16 }, (_, n) => (n & 3) * 4 + (n >> 2) * 4 * BPS);
+
+// Modes (libwebp's numbering): B_DC 0, B_TM 1, B_VE 2, B_HE 3, B_RD 4, B_VR 5, B_LD 6, B_VL 7, B_HD 8, B_HU 9;
+// 16x16 and chroma use DC 0, TM 1, V 2, H 3, plus DC without top 4, without left 5, without either 6.
+
+const clip8 = (v: number) => (v < 0 ? 0 : Math.min(v, 255));
+
+interface Segment {
+  y1: [number, number];
+  y2: [number, number];
+  uv: [number, number];
+}
+
+interface FilterInfo {
+  limit: number; // 0: none
+  ilevel: number;
+  hevThresh: number;
+  inner: boolean;
+}
+
+interface Macroblock {
+  segment: number;
+  skip: number;
+  i4x4: boolean;
+  modes: Uint8Array; // 16 4x4 modes, or [0] the 16x16 mode
+  uvMode: number;
+}
+
+function mulHi(v: number, coeff: number): number {
+  return (v * coeff) >> 8;
+}
+function yuvClip(v: number): number {
+  return (v & ~16383) === 0 ? v >> 6 : v < 0 ? 0 : 255;
+}
+
+export interface Vp8Image {
+  width: number;
+  height: number;
+  nextRow(): Uint8Array; // RGB, reused
+}
+
+// Decodes the frame into its planes (yielding every few macroblock rows), then hands out RGB rows through
+// the fancy upsampler.
+export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
+  const { width, height } = vp8Info(data);
+  const mbW = (width + 15) >> 4;
+  const mbH = (height + 15) >> 4;
+  const first = (data[0] | (data[1] << 8) | (data[2] << 16)) >> 5;
+  let at = 10;
+  if (first > data.length - at) throw new WebpError("a first partition longer than the data");
+  const br = new BoolReader(data, at, at + first);
+  at += first;
+  br.literal(1); // colour space
+  br.literal(1); // clamping type
+
+  // Segments.
+  const useSegment = br.literal(1);
+  let updateMap = 0;
+  let absoluteDelta = 1;
+  const quantizer = [0, 0, 0, 0];
+  const filterStrength = [0, 0, 0, 0];
+  const segmentProba = [255, 255, 255];
+  if (useSegment) {
+    updateMap = br.literal(1);
+    if (br.literal(1)) {
+      absoluteDelta = br.literal(1);
+      for (let s = 0; s < 4; s++) quantizer[s] = br.literal(1) ? br.signedLiteral(7) : 0;
+      for (let s = 0; s < 4; s++) filterStrength[s] = br.literal(1) ? br.signedLiteral(6) : 0;
+    }
+    if (updateMap) for (let s = 0; s < 3; s++) segmentProba[s] = br.literal(1) ? br.literal(8) : 255;
+  }
+  if (br.eof) throw new WebpError("the segment header is truncated");
+
+  // Loop filter.
+  const simple = br.literal(1);
+  const level = br.literal(6);
+  const sharpness = br.literal(3);
+  const useLfDelta = br.literal(1);
+  const refLfDelta = [0, 0, 0, 0];
+  const modeLfDelta = [0, 0, 0, 0];
+  if (useLfDelta && br.literal(1)) {
+    for (let i = 0; i < 4; i++) if (br.literal(1)) refLfDelta[i] = br.signedLiteral(6);
+    for (let i = 0; i < 4; i++) if (br.literal(1)) modeLfDelta[i] = br.signedLiteral(6);
+  }
+  const filterType = level === 0 ? 0 : simple ? 1 : 2;
+  if (br.eof) throw new WebpError("the filter header is truncated");
+
+  // Token partitions: sizes of all but the last, then the data.
+  const numParts = 1 << br.literal(2);
+  const sizes = at;
+  const end = data.length;
+  if (end - at < 3 * (numParts - 1)) throw new WebpError("the partition sizes are truncated");
+  let partStart = at + 3 * (numParts - 1);
+  const parts: BoolReader[] = [];
+  for (let p = 0; p < numParts - 1; p++) {
+    const s = sizes + 3 * p;
+    const psize = Math.min(data[s] | (data[s + 1] << 8) | (data[s + 2] << 16), end - partStart);
+    parts.push(new BoolReader(data, partStart, partStart + psize));
+    partStart += psize;
+  }
+  if (partStart >= end) throw new WebpError("the last partition is empty");
+  parts.push(new BoolReader(data, partStart, end));
+
+  // Quantizers.
+  const baseQ = br.literal(7);
+  const delta = () => (br.literal(1) ? br.signedLiteral(4) : 0);
+  const dqY1Dc = delta();
+  const dqY2Dc = delta();
+  const dqY2Ac = delta();
+  const dqUvDc = delta();
+  const dqUvAc = delta();
+  const clipQ = (q: number, max: number) => (q < 0 ? 0 : Math.min(q, max));
+  const segments: Segment[] = [];
+  for (let s = 0; s < 4; s++) {
+    const q = useSegment ? quantizer[s] + (absoluteDelta ? 0 : baseQ) : baseQ;
+    const y2ac = (AC_TABLE[clipQ(q + dqY2Ac, 127)] * 101581) >> 16;
+    segments.push({
+      y1: [DC_TABLE[clipQ(q + dqY1Dc, 127)], AC_TABLE[clipQ(q, 127)]],
+      y2: [DC_TABLE[clipQ(q + dqY2Dc, 127)] * 2, Math.max(8, y2ac)],
+      uv: [DC_TABLE[clipQ(q + dqUvDc, 117)], AC_TABLE[clipQ(q + dqUvAc, 127)]],
+    });
+  }
+  br.literal(1); // refresh entropy probs: ignored for a key frame
+  const proba = new Uint8Array(4 * 8 * 3 * 11);
+  for (let i = 0; i < proba.length; i++) {
+    proba[i] = br.bit(COEFFS_UPDATE_PROBA[i]) ? br.literal(8) : COEFFS_PROBA0[i];
+  }
+  const useSkip = br.literal(1);
+  const skipProba = useSkip ? br.literal(8) : 0;
+
+  // Filter strengths per segment and 16x16/4x4.
+  const strengths: FilterInfo[][] = [];
+  for (let s = 0; s < 4; s++) {
+    const base = useSegment ? filterStrength[s] + (absoluteDelta ? 0 : level) : level;
+    strengths.push(
+      [0, 1].map((i4x4) => {
+        let lv = base;
+        if (useLfDelta) {
+          lv += refLfDelta[0];
+          if (i4x4) lv += modeLfDelta[0];
+        }
+        lv = lv < 0 ? 0 : Math.min(lv, 63);
+        if (lv === 0) return { limit: 0, ilevel: 0, hevThresh: 0, inner: i4x4 === 1 };
+        let ilevel = lv;
+        if (sharpness > 0) {
+          ilevel >>= sharpness > 4 ? 2 : 1;
+          if (ilevel > 9 - sharpness) ilevel = 9 - sharpness;
+        }
+        if (ilevel < 1) ilevel = 1;
+        return { limit: 2 * lv + ilevel, ilevel, hevThresh: lv >= 40 ? 2 : lv >= 15 ? 1 : 0, inner: i4x4 === 1 };
+      }),
+    );
+  }
+
+  // The planes, unfiltered while a row is reconstructed, filtered after it.
+  const yStride = mbW * 16;
+  const uvStride = mbW * 8;
+  const Y = new Uint8Array(yStride * mbH * 16);
+  const U = new Uint8Array(uvStride * mbH * 8);
+  const V = new Uint8Array(uvStride * mbH * 8);
+  // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
+  const topY = new Uint8Array(mbW * 16);
+  const topU = new Uint8Array(mbW * 8);
+  const topV = new Uint8Array(mbW * 8);
+  const topNz = new Uint8Array(mbW);
+  const topNzDc = new Uint8Array(mbW);
+  const intraT = new Uint8Array(mbW * 4);
+  const intraL = new Uint8Array(4);
+  const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
+  const coeffs = new Int16Array(384);
+  const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
+    segment: 0,
+    skip: 0,
+    i4x4: false,
+    modes: new Uint8Array(16),
+    uvMode: 0,
+  }));
+  const filters: FilterInfo[] = new Array(mbW);
+  const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
+
+  // Coefficient tokens of one 4x4 block into out[at..at+16), dequantized; returns the last non-zero
+  // position plus one.
+  const getCoeffs = (
+    r: BoolReader,
+    type: number,
+    ctx: number,
+    dq: [number, number],
+    n: number,
+    out: Int16Array,
+    at: number,
+  ) => {
+    let p = ((type * 8 + BANDS[n]) * 3 + ctx) * 11;
+    for (; n < 16; n++) {
+      if (!r.bit(proba[p])) return n;
+      while (!r.bit(proba[p + 1])) {
+        n++;
+        p = ((type * 8 + BANDS[n]) * 3 + 0) * 11;
+        if (n === 16) return 16;
+      }
+      const next = (type * 8 + BANDS[n + 1]) * 3;
+      let v: number;
+      if (!r.bit(proba[p + 2])) {
+        v = 1;
+        p = (next + 1) * 11;
+      } else {
+        if (!r.bit(proba[p + 3])) {
+          v = !r.bit(proba[p + 4]) ? 2 : 3 + r.bit(proba[p + 5]);
+        } else if (!r.bit(proba[p + 6])) {
+          v = !r.bit(proba[p + 7]) ? 5 + r.bit(159) : 7 + 2 * r.bit(165) + r.bit(145);
+        } else {
+          const bit1 = r.bit(proba[p + 8]);
+          const bit0 = r.bit(proba[p + 9 + bit1]);
+          const cat = 2 * bit1 + bit0;
+          v = 0;
+          for (const q of CAT3456[cat]) v = 2 * v + r.bit(q);
+          v += 3 + (8 << cat);
+        }
+        p = (next + 2) * 11;
+      }
+      out[at + ZIGZAG[n]] = r.signed(v) * dq[n > 0 ? 1 : 0];
+    }
+    return 16;
+  };
+
+  let leftNz = 0;
+  let leftNzDc = 0;
+  // Returns whether the macroblock has no non-zero coefficient.
+  const parseResiduals = (mbX: number, mb: Macroblock, r: BoolReader): boolean => {
+    const q = segments[mb.segment];
+    coeffs.fill(0);
+    let first: number;
+    let acType: number;
+    let nonZero = false;
+    if (!mb.i4x4) {
+      const dc = new Int16Array(16);
+      const nz = getCoeffs(r, 1, topNzDc[mbX] + leftNzDc, q.y2, 0, dc, 0);
+      topNzDc[mbX] = leftNzDc = nz > 0 ? 1 : 0;
+      if (nz > 1) {
+        inverseWht(dc, coeffs);
+      } else {
+        const dc0 = (dc[0] + 3) >> 3;
+        for (let i = 0; i < 256; i += 16) coeffs[i] = dc0;
+      }
+      first = 1;
+      acType = 0;
+    } else {
+      first = 0;
+      acType = 3;
+    }
+    let tnz = topNz[mbX] & 0x0f;
+    let lnz = leftNz & 0x0f;
+    for (let y = 0; y < 4; y++) {
+      let l = lnz & 1;
+      for (let x = 0; x < 4; x++) {
+        const at = (y * 4 + x) * 16;
+        const nz = getCoeffs(r, acType, l + (tnz & 1), q.y1, first, coeffs, at);
+        l = nz > first ? 1 : 0;
+        tnz = (tnz >> 1) | (l << 7);
+        if (nz > 1 || coeffs[at] !== 0) nonZero = true;
+      }
+      tnz >>= 4;
+      lnz = (lnz >> 1) | (l << 7);
+    }
+    let outT = tnz;
+    let outL = lnz >> 4;
+    for (let ch = 0; ch < 4; ch += 2) {
+      tnz = topNz[mbX] >> (4 + ch);
+      lnz = leftNz >> (4 + ch);
+      for (let y = 0; y < 2; y++) {
+        let l = lnz & 1;
+        for (let x = 0; x < 2; x++) {
+          const at = 256 + ch * 32 + (y * 2 + x) * 16;
+          const nz = getCoeffs(r, 2, l + (tnz & 1), q.uv, 0, coeffs, at);
+          l = nz > 0 ? 1 : 0;
+          tnz = (tnz >> 1) | (l << 3);
+          if (nz > 1 || coeffs[at] !== 0) nonZero = true;
+        }
+        tnz >>= 2;
+        lnz = (lnz >> 1) | (l << 5);
+      }
+      outT |= (tnz << 4) << ch;
+      outL |= (lnz & 0xf0) << ch;
+    }
+    topNz[mbX] = outT;
+    leftNz = outL;
+    return !nonZero;
+  };
+
+  for (let mbY = 0; mbY < mbH; mbY++) {
+    const r = parts[mbY & (numParts - 1)];
+    // The row's modes, from the first partition.
+    intraL.fill(0);
+    for (let mbX = 0; mbX < mbW; mbX++) {
+      const mb = blocks[mbX];
+      mb.segment = updateMap ? (!br.bit(segmentProba[0]) ? br.bit(segmentProba[1]) : br.bit(segmentProba[2]) + 2) : 0;
+      mb.skip = useSkip ? br.bit(skipProba) : 0;
+      mb.i4x4 = !br.bit(145);
+      const top = mbX * 4;
+      if (!mb.i4x4) {
+        const ymode = br.bit(156) ? (br.bit(128) ? 1 : 3) : br.bit(163) ? 2 : 0;
+        mb.modes[0] = ymode;
+        intraT.fill(ymode, top, top + 4);
+        intraL.fill(ymode);
+      } else {
+        for (let y = 0; y < 4; y++) {
+          let ymode = intraL[y];
+          for (let x = 0; x < 4; x++) {
+            const p = (intraT[top + x] * 10 + ymode) * 9;
+            const b = (i: number) => br.bit(BMODES_PROBA[p + i]);
+            ymode = !b(0)
+              ? 0
+              : !b(1)
+                ? 1
+                : !b(2)
+                  ? 2
+                  : !b(3)
+                    ? !b(4)
+                      ? 3
+                      : !b(5)
+                        ? 4
+                        : 5
+                    : !b(6)
+                      ? 6
+                      : !b(7)
+                        ? 7
+                        : !b(8)
+                          ? 8
+                          : 9;
+            intraT[top + x] = ymode;
+          }
+          mb.modes.set(intraT.subarray(top, top + 4), y * 4);
+          intraL[y] = ymode;
+        }
+      }
+      mb.uvMode = !br.bit(142) ? 0 : !br.bit(114) ? 2 : br.bit(183) ? 1 : 3;
+    }
+    if (br.eof) throw new WebpError("the first partition ends early");
+
+    leftNz = 0;
+    leftNzDc = 0;
+    // yuv's left border (129), and the top border (127) on the first row.
+    for (let j = 0; j < 16; j++) yuv[Y_OFF + j * BPS - 1] = 129;
+    for (let j = 0; j < 8; j++) {
+      yuv[U_OFF + j * BPS - 1] = 129;
+      yuv[V_OFF + j * BPS - 1] = 129;
+    }
+    if (mbY > 0) {
+      yuv[Y_OFF - 1 - BPS] = yuv[U_OFF - 1 - BPS] = yuv[V_OFF - 1 - BPS] = 129;
+    } else {
+      yuv.fill(127, Y_OFF - BPS - 1, Y_OFF - BPS - 1 + 21);
+      yuv.fill(127, U_OFF - BPS - 1, U_OFF - BPS - 1 + 9);
+      yuv.fill(127, V_OFF - BPS - 1, V_OFF - BPS - 1 + 9);
+    }
+    for (let mbX = 0; mbX < mbW; mbX++) {
+      const mb = blocks[mbX];
+      // Tokens.
+      let skip = mb.skip;
+      if (!skip) {
+        skip = parseResiduals(mbX, mb, r) ? 1 : 0;
+      } else {
+        leftNz = topNz[mbX] = 0;
+        if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
+        coeffs.fill(0);
+      }
+      if (r.eof) throw new WebpError("a token partition ends early");
+      if (filterType > 0) {
+        const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
+        filters[mbX] = { ...f, inner: f.inner || !skip };
+      }
+      reconstruct(mbX, mbY, mb);
+    }
+    if (filterType > 0) for (let mbX = 0; mbX < mbW; mbX++) filterMb(mbX, mbY, filters[mbX]);
+    if (mbY % sliceRows === sliceRows - 1) await yieldToOthers();
+  }
+
+  function reconstruct(mbX: number, mbY: number, mb: Macroblock): void {
+    if (mbX > 0) {
+      for (let j = -1; j < 16; j++) yuv.copyWithin(Y_OFF + j * BPS - 4, Y_OFF + j * BPS + 12, Y_OFF + j * BPS + 16);
+      for (let j = -1; j < 8; j++) {
+        yuv.copyWithin(U_OFF + j * BPS - 4, U_OFF + j * BPS + 4, U_OFF + j * BPS + 8);
+        yuv.copyWithin(V_OFF + j * BPS - 4, V_OFF + j * BPS + 4, V_OFF + j * BPS + 8);
+      }
+    }
+    if (mbY > 0) {
+      yuv.set(topY.subarray(mbX * 16, mbX * 16 + 16), Y_OFF - BPS);
+      yuv.set(topU.subarray(mbX * 8, mbX * 8 + 8), U_OFF - BPS);
+      yuv.set(topV.subarray(mbX * 8, mbX * 8 + 8), V_OFF - BPS);
+    }
+    if (mb.i4x4) {
+      const tr = Y_OFF - BPS + 16;
+      if (mbY > 0) {
+        if (mbX >= mbW - 1) yuv.fill(topY[mbX * 16 + 15], tr, tr + 4);
+        else yuv.set(topY.subarray(mbX * 16 + 16, mbX * 16 + 20), tr);
+      }
+      for (let k = 1; k <= 3; k++) yuv.copyWithin(tr + k * 4 * BPS, tr, tr + 4);
+      for (let n = 0; n < 16; n++) {
+        const dst = Y_OFF + SCAN[n];
+        predict4(mb.modes[n], dst);
+        transform(coeffs, n * 16, dst);
+      }
+    } else {
+      predict16(checkMode(mbX, mbY, mb.modes[0]), Y_OFF);
+      for (let n = 0; n < 16; n++) transform(coeffs, n * 16, Y_OFF + SCAN[n]);
+    }
+    const uvMode = checkMode(mbX, mbY, mb.uvMode);
+    predict8(uvMode, U_OFF);
+    predict8(uvMode, V_OFF);
+    for (let n = 0; n < 4; n++) {
+      const off = (n & 1) * 4 + (n >> 1) * 4 * BPS;
+      transform(coeffs, 256 + n * 16, U_OFF + off);
+      transform(coeffs, 320 + n * 16, V_OFF + off);
+    }
+    if (mbY < mbH - 1) {
+      topY.set(yuv.subarray(Y_OFF + 15 * BPS, Y_OFF + 15 * BPS + 16), mbX * 16);
+      topU.set(yuv.subarray(U_OFF + 7 * BPS, U_OFF + 7 * BPS + 8), mbX * 8);
+      topV.set(yuv.subarray(V_OFF + 7 * BPS, V_OFF + 7 * BPS + 8), mbX * 8);
+    }
+    for (let j = 0; j < 16; j++)
+      Y.set(yuv.subarray(Y_OFF + j * BPS, Y_OFF + j * BPS + 16), (mbY * 16 + j) * yStride + mbX * 16);
+    for (let j = 0; j < 8; j++) {
+      U.set(yuv.subarray(U_OFF + j * BPS, U_OFF + j * BPS + 8), (mbY * 8 + j) * uvStride + mbX * 8);
+      V.set(yuv.subarray(V_OFF + j * BPS, V_OFF + j * BPS + 8), (mbY * 8 + j) * uvStride + mbX * 8);
+    }
+  }
+
+  function checkMode(mbX: number, mbY: number, mode: number): number {
+    if (mode !== 0) return mode;
+    if (mbX === 0) return mbY === 0 ? 6 : 5;
+    return mbY === 0 ? 4 : 0;
+  }
+
+  // 4x4 inverse DCT added to the prediction at yuv[dst] (TransformOne).
+  function transform(c: Int16Array, at: number, dst: number): void {
+    let any = 0;
+    for (let i = 0; i < 16; i++) any |= c[at + i];
+    if (any === 0) return;
+    const tmp = new Int32Array(16);
+    const mul1 = (a: number) => ((a * 20091) >> 16) + a;
+    const mul2 = (a: number) => (a * 35468) >> 16;
+    for (let i = 0; i < 4; i++) {
+      const a = c[at + i] + c[at + 8 + i];
+      const b = c[at + i] - c[at + 8 + i];
+      const cc = mul2(c[at + 4 + i]) - mul1(c[at + 12 + i]);
+      const d = mul1(c[at + 4 + i]) + mul2(c[at + 12 + i]);
+      tmp[4 * i] = a + d;
+      tmp[4 * i + 1] = b + cc;
+      tmp[4 * i + 2] = b - cc;
+      tmp[4 * i + 3] = a - d;
+    }
+    for (let i = 0; i < 4; i++) {
+      const dc = tmp[i] + 4;
+      const a = dc + tmp[8 + i];
+      const b = dc - tmp[8 + i];
+      const cc = mul2(tmp[4 + i]) - mul1(tmp[12 + i]);
+      const d = mul1(tmp[4 + i]) + mul2(tmp[12 + i]);
+      const row = dst + i * BPS;
+      yuv[row] = clip8(yuv[row] + ((a + d) >> 3));
+      yuv[row + 1] = clip8(yuv[row + 1] + ((b + cc) >> 3));
+      yuv[row + 2] = clip8(yuv[row + 2] + ((b - cc) >> 3));
+      yuv[row + 3] = clip8(yuv[row + 3] + ((a - d) >> 3));
+    }
+  }
+
+  function trueMotion(dst: number, size: number): void {
+    const tl = yuv[dst - BPS - 1];
+    for (let y = 0; y < size; y++) {
+      const l = yuv[dst + y * BPS - 1];
+      for (let x = 0; x < size; x++) yuv[dst + y * BPS + x] = clip8(yuv[dst - BPS + x] + l - tl);
+    }
+  }
+
+  function fill(dst: number, size: number, v: number): void {
+    for (let y = 0; y < size; y++) yuv.fill(v, dst + y * BPS, dst + y * BPS + size);
+  }
+
+  function predict16(mode: number, dst: number): void {
+    let dc = 0;
+    switch (mode) {
+      case 1:
+        trueMotion(dst, 16);
+        return;
+      case 2:
+        for (let y = 0; y < 16; y++) yuv.copyWithin(dst + y * BPS, dst - BPS, dst - BPS + 16);
+        return;
+      case 3:
+        for (let y = 0; y < 16; y++) yuv.fill(yuv[dst + y * BPS - 1], dst + y * BPS, dst + y * BPS + 16);
+        return;
+      case 0:
+        dc = 16;
+        for (let j = 0; j < 16; j++) dc += yuv[dst - 1 + j * BPS] + yuv[dst + j - BPS];
+        fill(dst, 16, dc >> 5);
+        return;
+      case 4:
+        dc = 8;
+        for (let j = 0; j < 16; j++) dc += yuv[dst - 1 + j * BPS];
+        fill(dst, 16, dc >> 4);
+        return;
+      case 5:
+        dc = 8;
+        for (let j = 0; j < 16; j++) dc += yuv[dst + j - BPS];
+        fill(dst, 16, dc >> 4);
+        return;
+      default:
+        fill(dst, 16, 0x80);
+        return;
+    }
+  }
+
+  function predict8(mode: number, dst: number): void {
+    let dc = 0;
+    switch (mode) {
+      case 1:
+        trueMotion(dst, 8);
+        return;
+      case 2:
+        for (let y = 0; y < 8; y++) yuv.copyWithin(dst + y * BPS, dst - BPS, dst - BPS + 8);
+        return;
+      case 3:
+        for (let y = 0; y < 8; y++) yuv.fill(yuv[dst + y * BPS - 1], dst + y * BPS, dst + y * BPS + 8);
+        return;
+      case 0:
+        dc = 8;
+        for (let i = 0; i < 8; i++) dc += yuv[dst + i - BPS] + yuv[dst - 1 + i * BPS];
+        fill(dst, 8, dc >> 4);
+        return;
+      case 4: // no top
+        dc = 4;
+        for (let i = 0; i < 8; i++) dc += yuv[dst - 1 + i * BPS];
+        fill(dst, 8, dc >> 3);
+        return;
+      case 5: // no left
+        dc = 4;
+        for (let i = 0; i < 8; i++) dc += yuv[dst + i - BPS];
+        fill(dst, 8, dc >> 3);
+        return;
+      default:
+        fill(dst, 8, 0x80);
+        return;
+    }
+  }
+
+  function predict4(mode: number, dst: number): void {
+    const avg3 = (a: number, b: number, c: number) => (a + 2 * b + c + 2) >> 2;
+    const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
+    const top = (i: number) => yuv[dst - BPS + i]; // i = -1 is the top-left
+    const left = (j: number) => yuv[dst - 1 + j * BPS];
+    const set = (x: number, y: number, v: number) => {
+      yuv[dst + x + y * BPS] = v;
+    };
+    const [X, A, B, C, D, E, F, G, H] = [-1, 0, 1, 2, 3, 4, 5, 6, 7].map(top);
+    const [I, J, K, L] = [0, 1, 2, 3].map(left);
+    switch (mode) {
+      case 0: {
+        let dc = 4;
+        for (let i = 0; i < 4; i++) dc += top(i) + left(i);
+        fill(dst, 4, dc >> 3);
+        return;
+      }
+      case 1:
+        trueMotion(dst, 4);
+        return;
+      case 2: {
+        const vals = [avg3(X, A, B), avg3(A, B, C), avg3(B, C, D), avg3(C, D, E)];
+        for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) set(x, y, vals[x]);
+        return;
+      }
+      case 3: {
+        const vals = [avg3(X, I, J), avg3(I, J, K), avg3(J, K, L), avg3(K, L, L)];
+        for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) set(x, y, vals[y]);
+        return;
+      }
+      case 4: // RD
+        set(0, 3, avg3(J, K, L));
+        set(1, 3, avg3(I, J, K));
+        set(0, 2, avg3(I, J, K));
+        for (const [x, y] of [
+          [2, 3],
+          [1, 2],
+          [0, 1],
+        ])
+          set(x, y, avg3(X, I, J));
+        for (const [x, y] of [
+          [3, 3],
+          [2, 2],
+          [1, 1],
+          [0, 0],
+        ])
+          set(x, y, avg3(A, X, I));
+        for (const [x, y] of [
+          [3, 2],
+          [2, 1],
+          [1, 0],
+        ])
+          set(x, y, avg3(B, A, X));
+        set(3, 1, avg3(C, B, A));
+        set(2, 0, avg3(C, B, A));
+        set(3, 0, avg3(D, C, B));
+        return;
+      case 5: // VR
+        set(0, 0, avg2(X, A));
+        set(1, 2, avg2(X, A));
+        set(1, 0, avg2(A, B));
+        set(2, 2, avg2(A, B));
+        set(2, 0, avg2(B, C));
+        set(3, 2, avg2(B, C));
+        set(3, 0, avg2(C, D));
+        set(0, 3, avg3(K, J, I));
+        set(0, 2, avg3(J, I, X));
+        set(0, 1, avg3(I, X, A));
+        set(1, 3, avg3(I, X, A));
+        set(1, 1, avg3(X, A, B));
+        set(2, 3, avg3(X, A, B));
+        set(2, 1, avg3(A, B, C));
+        set(3, 3, avg3(A, B, C));
+        set(3, 1, avg3(B, C, D));
+        return;
+      case 6: // LD
+        set(0, 0, avg3(A, B, C));
+        for (const [x, y] of [
+          [1, 0],
+          [0, 1],
+        ])
+          set(x, y, avg3(B, C, D));
+        for (const [x, y] of [
+          [2, 0],
+          [1, 1],
+          [0, 2],
+        ])
+          set(x, y, avg3(C, D, E));
+        for (const [x, y] of [
+          [3, 0],
+          [2, 1],
+          [1, 2],
+          [0, 3],
+        ])
+          set(x, y, avg3(D, E, F));
+        for (const [x, y] of [
+          [3, 1],
+          [2, 2],
+          [1, 3],
+        ])
+          set(x, y, avg3(E, F, G));
+        for (const [x, y] of [
+          [3, 2],
+          [2, 3],
+        ])
+          set(x, y, avg3(F, G, H));
+        set(3, 3, avg3(G, H, H));
+        return;
+      case 7: // VL
+        set(0, 0, avg2(A, B));
+        set(1, 0, avg2(B, C));
+        set(0, 2, avg2(B, C));
+        set(2, 0, avg2(C, D));
+        set(1, 2, avg2(C, D));
+        set(3, 0, avg2(D, E));
+        set(2, 2, avg2(D, E));
+        set(0, 1, avg3(A, B, C));
+        set(1, 1, avg3(B, C, D));
+        set(0, 3, avg3(B, C, D));
+        set(2, 1, avg3(C, D, E));
+        set(1, 3, avg3(C, D, E));
+        set(3, 1, avg3(D, E, F));
+        set(2, 3, avg3(D, E, F));
+        set(3, 2, avg3(E, F, G));
+        set(3, 3, avg3(F, G, H));
+        return;
+      case 8: // HD
+        set(0, 0, avg2(I, X));
+        set(2, 1, avg2(I, X));
+        set(0, 1, avg2(J, I));
+        set(2, 2, avg2(J, I));
+        set(0, 2, avg2(K, J));
+        set(2, 3, avg2(K, J));
+        set(0, 3, avg2(L, K));
+        set(3, 0, avg3(A, B, C));
+        set(2, 0, avg3(X, A, B));
+        set(1, 0, avg3(I, X, A));
+        set(3, 1, avg3(I, X, A));
+        set(1, 1, avg3(J, I, X));
+        set(3, 2, avg3(J, I, X));
+        set(1, 2, avg3(K, J, I));
+        set(3, 3, avg3(K, J, I));
+        set(1, 3, avg3(L, K, J));
+        return;
+      default: // HU
+        set(0, 0, avg2(I, J));
+        set(2, 0, avg2(J, K));
+        set(0, 1, avg2(J, K));
+        set(2, 1, avg2(K, L));
+        set(0, 2, avg2(K, L));
+        set(1, 0, avg3(I, J, K));
+        set(3, 0, avg3(J, K, L));
+        set(1, 1, avg3(J, K, L));
+        set(3, 1, avg3(K, L, L));
+        set(1, 2, avg3(K, L, L));
+        for (const [x, y] of [
+          [3, 2],
+          [2, 2],
+          [0, 3],
+          [1, 3],
+          [2, 3],
+          [3, 3],
+        ])
+          set(x, y, L);
+    }
+  }
+
+  // The loop filter of one macroblock, on the planes (DoFilter).
+  function filterMb(mbX: number, mbY: number, f: FilterInfo): void {
+    const { limit, ilevel, hevThresh, inner } = f;
+    if (limit === 0) return;
+    const y0 = mbY * 16 * yStride + mbX * 16;
+    const u0 = mbY * 8 * uvStride + mbX * 8;
+    if (filterType === 1) {
+      if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
+      if (mbY > 0) simpleFilter(Y, y0, yStride, 1, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k * yStride, yStride, 1, limit);
+      return;
+    }
+    if (mbX > 0) {
+      filterLoop(Y, y0, 1, yStride, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k, 1, yStride, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+    }
+    if (mbY > 0) {
+      filterLoop(Y, y0, yStride, 1, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k * yStride, yStride, 1, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+    }
+  }
+
+  // Y/U/V rows of the frame's planes to RGB through libwebp's fancy upsampler (EmitFancyRGB).
+  const uvW = (width + 1) >> 1;
+  const rgb = new Uint8Array(width * 3);
+  let row = 0;
+  return {
+    width,
+    height,
+    nextRow() {
+      const y = row++;
+      const yRow = Y.subarray(y * yStride, y * yStride + width);
+      let t: number;
+      let c: number;
+      let bottom: boolean;
+      if (y === 0) {
+        t = c = 0;
+        bottom = false;
+      } else if (y & 1) {
+        t = (y - 1) >> 1;
+        c = y === height - 1 ? t : t + 1;
+        bottom = false;
+      } else {
+        t = (y >> 1) - 1;
+        c = y >> 1;
+        bottom = true;
+      }
+      upsampleLine(
+        yRow,
+        U.subarray(t * uvStride, t * uvStride + uvW),
+        V.subarray(t * uvStride, t * uvStride + uvW),
+        U.subarray(c * uvStride, c * uvStride + uvW),
+        V.subarray(c * uvStride, c * uvStride + uvW),
+        bottom,
+        rgb,
+        width,
+      );
+      return rgb;
+    },
+  };
+}
+
+function inverseWht(inp: Int16Array, out: Int16Array): void {
+  const tmp = new Int32Array(16);
+  for (let i = 0; i < 4; i++) {
+    const a0 = inp[i] + inp[12 + i];
+    const a1 = inp[4 + i] + inp[8 + i];
+    const a2 = inp[4 + i] - inp[8 + i];
+    const a3 = inp[i] - inp[12 + i];
+    tmp[i] = a0 + a1;
+    tmp[8 + i] = a0 - a1;
+    tmp[4 + i] = a3 + a2;
+    tmp[12 + i] = a3 - a2;
+  }
+  for (let i = 0; i < 4; i++) {
+    const dc = tmp[i * 4] + 3;
+    const a0 = dc + tmp[3 + i * 4];
+    const a1 = tmp[1 + i * 4] + tmp[2 + i * 4];
+    const a2 = tmp[1 + i * 4] - tmp[2 + i * 4];
+    const a3 = dc - tmp[3 + i * 4];
+    out[i * 64] = (a0 + a1) >> 3;
+    out[i * 64 + 16] = (a3 + a2) >> 3;
+    out[i * 64 + 32] = (a0 - a1) >> 3;
+    out[i * 64 + 48] = (a3 - a2) >> 3;
+  }
+}
+
+const sclip1 = (v: number) => (v < -128 ? -128 : Math.min(v, 127));
+const sclip2 = (v: number) => (v < -16 ? -16 : Math.min(v, 15));
+
+// Filters across an edge: p[at] is the first pixel past it, `step` crosses it, `along` moves along it.
+function simpleFilter(p: Uint8Array, at: number, step: number, along: number, thresh: number): void {
+  const t2 = 2 * thresh + 1;
+  for (let i = 0; i < 16; i++, at += along) {
+    const p1 = p[at - 2 * step];
+    const p0 = p[at - step];
+    const q0 = p[at];
+    const q1 = p[at + step];
+    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) <= t2) filter2(p, at, step);
+  }
+}
+
+function filter2(p: Uint8Array, at: number, step: number): void {
+  const p1 = p[at - 2 * step];
+  const p0 = p[at - step];
+  const q0 = p[at];
+  const q1 = p[at + step];
+  const a = 3 * (q0 - p0) + sclip1(p1 - q1);
+  const a1 = sclip2((a + 4) >> 3);
+  const a2 = sclip2((a + 3) >> 3);
+  p[at - step] = clip8(p0 + a2);
+  p[at] = clip8(q0 - a1);
+}
+
+function filterLoop(
+  p: Uint8Array,
+  at: number,
+  step: number,
+  along: number,
+  size: number,
+  thresh: number,
+  ithresh: number,
+  hevThresh: number,
+  edge: boolean,
+): void {
+  const t2 = 2 * thresh + 1;
+  for (let i = 0; i < size; i++, at += along) {
+    const p3 = p[at - 4 * step];
+    const p2 = p[at - 3 * step];
+    const p1 = p[at - 2 * step];
+    const p0 = p[at - step];
+    const q0 = p[at];
+    const q1 = p[at + step];
+    const q2 = p[at + 2 * step];
+    const q3 = p[at + 3 * step];
+    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) > t2) continue;
+    if (
+      Math.abs(p3 - p2) > ithresh ||
+      Math.abs(p2 - p1) > ithresh ||
+      Math.abs(p1 - p0) > ithresh ||
+      Math.abs(q3 - q2) > ithresh ||
+      Math.abs(q2 - q1) > ithresh ||
+      Math.abs(q1 - q0) > ithresh
+    ) {
+      continue;
+    }
+    if (Math.abs(p1 - p0) > hevThresh || Math.abs(q1 - q0) > hevThresh) {
+      filter2(p, at, step);
+    } else if (edge) {
+      const a = sclip1(3 * (q0 - p0) + sclip1(p1 - q1));
+      const a1 = (27 * a + 63) >> 7;
+      const a2 = (18 * a + 63) >> 7;
+      const a3 = (9 * a + 63) >> 7;
+      p[at - 3 * step] = clip8(p2 + a3);
+      p[at - 2 * step] = clip8(p1 + a2);
+      p[at - step] = clip8(p0 + a1);
+      p[at] = clip8(q0 - a1);
+      p[at + step] = clip8(q1 - a2);
+      p[at + 2 * step] = clip8(q2 - a3);
+    } else {
+      const a = 3 * (q0 - p0);
+      const a1 = sclip2((a + 4) >> 3);
+      const a2 = sclip2((a + 3) >> 3);
+      const a3 = (a1 + 1) >> 1;
+      p[at - 2 * step] = clip8(p1 + a3);
+      p[at - step] = clip8(p0 + a2);
+      p[at] = clip8(q0 - a1);
+      p[at + step] = clip8(q1 - a3);
+    }
+  }
+}
+
+// One output line of libwebp's fancy upsampler: chroma rows `t` (above) and `c` (below) mixed 3:1 towards
+// t for a top line, towards c for a bottom line, and 3:1 horizontally along the diagonals.
+function upsampleLine(
+  y: Uint8Array,
+  tu: Uint8Array,
+  tv: Uint8Array,
+  cu: Uint8Array,
+  cv: Uint8Array,
+  bottom: boolean,
+  out: Uint8Array,
+  len: number,
+): void {
+  const put = (x: number, u: number, v: number) => {
+    const yy = y[x];
+    out[3 * x] = yuvClip(mulHi(yy, 19077) + mulHi(v, 26149) - 14234);
+    out[3 * x + 1] = yuvClip(mulHi(yy, 19077) - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
+    out[3 * x + 2] = yuvClip(mulHi(yy, 19077) + mulHi(u, 33050) - 17685);
+  };
+  const edge = (tl: number, l: number) => (bottom ? (3 * l + tl + 2) >> 2 : (3 * tl + l + 2) >> 2);
+  let tlu = tu[0];
+  let tlv = tv[0];
+  let lu = cu[0];
+  let lv = cv[0];
+  put(0, edge(tlu, lu), edge(tlv, lv));
+  const lastPair = (len - 1) >> 1;
+  for (let x = 1; x <= lastPair; x++) {
+    const t_u = tu[x];
+    const t_v = tv[x];
+    const u = cu[x];
+    const v = cv[x];
+    const avgU = tlu + t_u + lu + u + 8;
+    const avgV = tlv + t_v + lv + v + 8;
+    const d12u = (avgU + 2 * (t_u + lu)) >> 3;
+    const d12v = (avgV + 2 * (t_v + lv)) >> 3;
+    const d03u = (avgU + 2 * (tlu + u)) >> 3;
+    const d03v = (avgV + 2 * (tlv + v)) >> 3;
+    if (!bottom) {
+      put(2 * x - 1, (d12u + tlu) >> 1, (d12v + tlv) >> 1);
+      put(2 * x, (d03u + t_u) >> 1, (d03v + t_v) >> 1);
+    } else {
+      put(2 * x - 1, (d03u + lu) >> 1, (d03v + lv) >> 1);
+      put(2 * x, (d12u + u) >> 1, (d12v + v) >> 1);
+    }
+    tlu = t_u;
+    tlv = t_v;
+    lu = u;
+    lv = v;
+  }
+  if (!(len & 1)) put(len - 1, edge(tlu, lu), edge(tlv, lv));
+}
