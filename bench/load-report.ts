@@ -110,6 +110,7 @@ export interface LoadRow {
   backingStorePeak: number;
   wasmBytes: number;
   rssGrowthPeak: number; // workerd's peak resident memory during a round less its resident memory before it
+  ledgerPeak?: number; // the isolate's memory ledger: the most it has counted since the isolate started
   latenciesMs: number[]; // of the answers (200 or busy), not of the failures
   samples: number; // heap samples taken
   maxSampleGapMs: number; // the longest time between two samples (the isolate answers between its tasks)
@@ -154,14 +155,14 @@ const seconds = (ms: number): string => (ms / 1000).toFixed(2);
 
 export function loadTable(rows: LoadRow[]): string[] {
   const lines = [
-    "| N | answers | JS heap committed peak | backing store peak | wasm | isolate total | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| N | answers | ledger peak (since start) | JS heap committed peak | backing store peak | wasm | isolate total | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const row of rows) {
     const l = row.latenciesMs.length ? latency(row.latenciesMs) : null;
     const total = isolateTotal(row);
     lines.push(
-      `| ${row.n} | ${answersText(row)} | ${mib(row.heapCommittedPeak)} | ${mib(row.backingStorePeak)} | ${mib(row.wasmBytes)} | ` +
+      `| ${row.n} | ${answersText(row)} | ${row.ledgerPeak === undefined ? "n/a" : mib(row.ledgerPeak)} | ${mib(row.heapCommittedPeak)} | ${mib(row.backingStorePeak)} | ${mib(row.wasmBytes)} | ` +
         `${mib(total)}${total > ISOLATE_LIMIT_BYTES ? " (over)" : ""} | ${mib(row.rssGrowthPeak)} | ` +
         `${l ? `${seconds(l.p50)} | ${seconds(l.p90)} | ${seconds(l.p99)} | ${seconds(l.max)}` : "n/a | n/a | n/a | n/a"} |`,
     );

@@ -29,7 +29,7 @@ import {
   type Outcome,
 } from "./load-report.ts";
 import { descendantsNamed, statusBytes } from "./proc.ts";
-import { workerWasmBytes } from "./systems.ts";
+import { workerLedger, workerWasmBytes } from "./systems.ts";
 import { DevServer } from "./wrangler.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -173,6 +173,7 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   if ((await dev.workerdPid()) !== pid) throw new Error("wrangler restarted the Worker during a round");
   row.rssGrowthPeak = Math.max(row.rssGrowthPeak, statusBytes(pid, "VmHWM") - idleRss);
   row.wasmBytes = Math.max(row.wasmBytes, await workerWasmBytes(dev.url));
+  row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, (await workerLedger(dev.url)).peakBytes);
   row.heapUsedPeak = Math.max(row.heapUsedPeak, peaks.usedSize);
   row.heapCommittedPeak = Math.max(row.heapCommittedPeak, peaks.totalSize);
   row.backingStorePeak = Math.max(row.backingStorePeak, peaks.backingStorageSize);

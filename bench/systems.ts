@@ -204,6 +204,16 @@ export async function jsonBody(response: Response, what: string, allowed: number
 }
 
 // The wasm memory of the models loaded in the Worker's isolate, as GET /v1/models reports it.
+// The isolate's memory ledger as GET /v1/models reports it (worker/memory.ts).
+export async function workerLedger(
+  url: string,
+): Promise<{ usedBytes: number; peakBytes: number; capacityBytes: number }> {
+  const body = (await jsonBody(await fetch(`${url}/v1/models`), "GET /v1/models")) as {
+    memory: { isolate: { usedBytes: number; peakBytes: number; capacityBytes: number } };
+  };
+  return body.memory.isolate;
+}
+
 export async function workerWasmBytes(url: string): Promise<number> {
   const body = (await jsonBody(await fetch(`${url}/v1/models`), "GET /v1/models")) as { memory: { usedBytes: number } };
   return body.memory.usedBytes;

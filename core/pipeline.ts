@@ -71,10 +71,12 @@ async function decodeRows(
   image: ImageInput | ImageDecoder,
   limits: Limits,
   mode: DecodeMode,
+  chosen?: number,
 ): Promise<Decoded> {
   const decoder = isInput(image) ? await openImage(image, limits) : image;
   const { header } = decoder;
-  const scale = chooseScale(header, pp, mode);
+  const scale = chosen ?? chooseScale(header, pp, mode);
+  if (!header.scales.includes(scale)) throw new RangeError(`the decoder offers no scale ${scale}`);
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
   const t0 = performance.now();
@@ -134,6 +136,9 @@ export async function preprocessInto(
 export interface RunImageOptions<T> {
   capture?: Capture;
   decode?: DecodeMode;
+  // The decoder's scale when the host chose it (one of the header's scales; default: chooseScale's for
+  // `decode`), e.g. a coarser one whose memory fits where decode=fast's does not.
+  scale?: number;
   // Makes what the caller keeps from the captures while they are views into wasm memory, valid only until
   // the model's next run (the engine's RunOptions.read): pictures made in place instead of from a copy of
   // every hidden state. Its value comes back as Inference.kept.
@@ -148,8 +153,8 @@ export async function runImage<T = undefined>(
   limits: Limits,
   options: RunImageOptions<T> = {},
 ): Promise<Inference<T>> {
-  const { capture = -1, decode = DEFAULT_DECODE_MODE, keep } = options;
-  const decoded = await decodeRows(model.header.preprocessing, image, limits, decode);
+  const { capture = -1, decode = DEFAULT_DECODE_MODE, keep, scale } = options;
+  const decoded = await decodeRows(model.header.preprocessing, image, limits, decode, scale);
   // From here to the end, no await.
   const t0 = performance.now();
   decoded.finish(model.input());

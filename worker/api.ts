@@ -5,18 +5,20 @@
 
 import { EdgevitError } from "../core/errors.ts";
 import {
-  bodyPlan,
   boolParam,
   choiceParam,
   type Held,
+  imageStream,
   intParam,
   json,
   listParam,
   npy,
-  readImage,
   serverTiming,
+  uploadHeaders,
   wantsNpy,
 } from "./http.ts";
+import { clientDisconnected } from "./input.ts";
+import { FORM_READER_BYTES, STREAM_CHUNK_BYTES, streamedBodyBytes } from "./memory.ts";
 import {
   POOLS,
   admit,
@@ -24,7 +26,6 @@ import {
   checkClassifier,
   classifyAnswer,
   embedAnswer,
-  growBody,
   hiddenLayer,
   hiddenStatesAnswer,
   checkConnector,
@@ -37,7 +38,9 @@ import {
   type Prepared,
   run,
   runTokens,
+  streamedUpload,
   tokenLayout,
+  wholeUpload,
 } from "./service.ts";
 import { openapi } from "./openapi.ts";
 import { readRecord, startImport } from "./imports.ts";
@@ -59,21 +62,31 @@ const MAX_SIZE = 1024;
 export const MAX_FRAMES_SIZE = 448;
 
 // The upload of a request, prepared: the model it names (or the default), its memory reserved in the
-// isolate's ledger (memory.ts: waiting its turn, or busy), the body read under MAX_BODY_BYTES, the image's
-// header checked, the model in hand.
+// isolate's ledger (memory.ts: waiting its turn, or busy), the body streamed under MAX_BODY_BYTES into the
+// image's decoder as far as its header, the model in hand.
 async function prepareUpload(request: Request, env: Env, url: URL, held: Held): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
   const decode = choiceParam(url, "decode", DECODE_MODES);
   const limit = Number(env.MAX_BODY_BYTES);
-  const body = bodyPlan(request, limit);
-  const ticket = await admit(env, name, body);
+  const { form, length } = uploadHeaders(request, limit);
+  const readerBytes = form ? FORM_READER_BYTES : STREAM_CHUNK_BYTES;
+  const ticket = await admit(env, name, streamedBodyBytes(readerBytes));
   held.add(ticket);
   const started = performance.now();
-  const bytes = await readImage(request, limit, growBody(ticket, body.copies));
-  const read = { bytes: Math.max(body.bytes, bytes.byteLength), copies: body.copies };
-  return prepare(env, name, { bytes, bodyMs: performance.now() - started, ticket, read }, decode);
+  const stream = await imageStream(request, limit, form);
+  const upload = stream
+    ? streamedUpload(ticket, stream, {
+        limit,
+        length: form ? undefined : (length ?? undefined),
+        // A form's reader has already turned a failed read into the client going away.
+        failed: form ? undefined : clientDisconnected,
+        readerBytes,
+        started,
+      })
+    : wholeUpload(ticket, new Uint8Array(0));
+  return prepare(env, name, upload, decode);
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.

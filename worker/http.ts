@@ -1,11 +1,12 @@
-// HTTP plumbing for the API: bounded body reading, the image out of a raw or multipart body, query
-// parameters, and JSON / NumPy responses.
+// HTTP plumbing for the API: the image out of a raw or multipart body as a stream, query parameters, and
+// JSON / NumPy responses.
 
 import { EdgevitError } from "../core/errors.ts";
 import { ERROR_STATUS } from "./status.ts";
-import { ClientDisconnected, type ReadOptions, readBounded, tooLarge } from "./input.ts";
+import { type ClientDisconnected, clientDisconnected, tooLarge } from "./input.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
-import { type BodyPlan, Busy, type Ticket } from "./memory.ts";
+import { Busy, type Ticket } from "./memory.ts";
+import { formImage } from "./multipart.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
 // sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
@@ -27,55 +28,34 @@ function declaredLength(request: Request, limit: number): number | null {
   return Number(declared);
 }
 
-// The body an upload will hold, from its headers, for its memory reservation (memory.ts): the declared
-// length (0 until read when there is none) in the copies reading it takes. A raw body with a length is
-// read into one buffer; without one, into chunks and then their concatenation; a multipart form is the
-// body, the form's file and the image copied out of it.
-export function bodyPlan(request: Request, limit: number): BodyPlan {
-  const declared = declaredLength(request, limit);
-  const multipart = mediaType(request.headers.get("content-type")) === "multipart/form-data";
-  return { bytes: declared ?? 0, copies: multipart ? 3 : declared === null ? 2 : 1 };
+// What a request's headers say of its upload before any of its body is read: whether it is a multipart
+// form, and its declared length (refused at once over `limit`; null without one). A raw body must be
+// declared an image or application/octet-stream.
+export function uploadHeaders(request: Request, limit: number): { form: boolean; length: number | null } {
+  const length = declaredLength(request, limit);
+  const type = mediaType(request.headers.get("content-type"));
+  if (type === "multipart/form-data") return { form: true, length };
+  if (!imageType(type)) throw unsupported(type);
+  return { form: false, length };
 }
 
-// The whole body, refusing it once it would exceed `limit`: first from Content-Length, then while
-// reading, so no more than `limit` bytes are ever held.
-async function readBody(request: Request, limit: number, reserve?: ReadOptions["reserve"]): Promise<Uint8Array> {
-  const declared = declaredLength(request, limit);
-  if (!request.body) return new Uint8Array(0);
-  return readBounded(request.body, limit, (received, cause) => new ClientDisconnected(received, cause), {
-    expected: declared ?? undefined,
-    reserve,
-  });
-}
-
-// The uploaded image: the raw body (`image/jpeg`, `image/png`, `application/octet-stream`) or the `image`
-// field of a multipart form. `reserve(bytes)` grows the request's memory reservation to `bytes` of body
-// read so far when its length was not declared.
-export async function readImage(
+// The uploaded image as a stream (null for a raw request without a body): the raw body, or the `image`
+// field of a multipart form, read as far as that part's headers (multipart.ts); the form's whole body
+// counts against `limit` as it is read.
+export async function imageStream(
   request: Request,
   limit: number,
-  reserve?: ReadOptions["reserve"],
-): Promise<Uint8Array> {
-  const type = mediaType(request.headers.get("content-type"));
-  if (type === "multipart/form-data") {
-    const body = await readBody(request, limit, reserve);
-    let form: FormData;
-    try {
-      // Parsed from the bytes already read, so the limit above also bounds the form.
-      form = await new Response(body, { headers: { "content-type": request.headers.get("content-type")! } }).formData();
-    } catch {
-      throw new EdgevitError("bad_parameter", "the multipart/form-data body could not be parsed");
-    }
-    const field = form.get("image");
-    if (field === null) throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
-    if (typeof field === "string")
-      throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
-    const fieldType = mediaType(field.type);
-    if (fieldType !== "" && !imageType(fieldType)) throw unsupported(fieldType);
-    return new Uint8Array(await field.arrayBuffer());
+  form: boolean,
+): Promise<ReadableStream<Uint8Array> | null> {
+  if (!form) return request.body;
+  const body = request.body ?? new Blob([]).stream();
+  const image = await formImage(body, request.headers.get("content-type")!, limit, clientDisconnected);
+  const fieldType = mediaType(image.type);
+  if (fieldType !== "" && !imageType(fieldType)) {
+    await image.stream.cancel();
+    throw unsupported(fieldType);
   }
-  if (!imageType(type)) throw unsupported(type);
-  return readBody(request, limit, reserve);
+  return image.stream;
 }
 
 // A request's memory reservations (memory.ts), released when its answer is done: when the handler returns

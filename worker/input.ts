@@ -1,5 +1,6 @@
-// Image bytes from whatever a caller hands over (a request body, an RPC argument, an R2 object), read
-// with one bound: no more than `limit` bytes are ever held.
+// What the doors share about the image a caller hands over (a request body, an RPC argument, an R2
+// object): the refusal over the body limit, and what each kind of stream's failure becomes. The streams
+// themselves are read by the decoders through a bounded window (core/image/bytes.ts, service.ts).
 
 import { EdgevitError } from "../core/errors.ts";
 import type { ImageInput } from "./types.ts";
@@ -22,29 +23,22 @@ export class ClientDisconnected extends Error {
 // request body: the client went away; an RPC argument: the caller's stream failed; an R2 body: R2 did).
 export type StreamFailure = (received: number, cause: unknown) => Error;
 
-// How a stream is read: `expected` bytes when its length is declared (read into one buffer of that size);
-// when it is not, `reserve(bytes)` is awaited before more than `bytes` of body are held (the memory
-// ledger's reservation grows with the body, in steps).
-export interface ReadOptions {
-  expected?: number;
-  reserve?: (bytes: number) => Promise<void>;
-}
+// A request body that failed: the client went away.
+export const clientDisconnected: StreamFailure = (received, cause) => new ClientDisconnected(received, cause);
 
-// Reservations grow by this much at a time while a body of unknown length is read.
-const RESERVE_STEP = 256 * 1024;
+// The RPC caller's own stream failed: a refusal it can read, not a 500 of ours.
+export const callerStreamFailed: StreamFailure = (received, cause) =>
+  new EdgevitError("bad_parameter", `the image stream failed after ${received} bytes`, { cause });
 
-// The whole stream, refused as soon as it would pass `limit` (the rest is cancelled, not read).
+// A small body read whole (a JSON request such as POST /v1/models'), refused as soon as it would pass
+// `limit`: the rest is cancelled, not read. Images never come through here; they stream into the decoders.
 export async function readBounded(
   stream: ReadableStream<Uint8Array>,
   limit: number,
   failed: StreamFailure,
-  options: ReadOptions = {},
 ): Promise<Uint8Array> {
-  const { expected, reserve } = options;
-  const whole = expected !== undefined && expected <= limit ? new Uint8Array(expected) : null;
   const chunks: Uint8Array[] = [];
   let length = 0;
-  let reserved = 0;
   const reader = stream.getReader();
   for (;;) {
     const { done, value } = await reader.read().catch((error: unknown) => {
@@ -55,43 +49,16 @@ export async function readBounded(
       await reader.cancel();
       throw tooLarge(limit);
     }
-    if (whole && length + value.byteLength <= whole.length) {
-      whole.set(value, length);
-    } else {
-      if (whole && chunks.length === 0) chunks.push(whole.subarray(0, length));
-      const needs = length + value.byteLength;
-      if (reserve && needs > reserved) {
-        reserved = Math.min(limit, Math.ceil(needs / RESERVE_STEP) * RESERVE_STEP);
-        await reserve(reserved).catch(async (error: unknown) => {
-          await reader.cancel().catch(() => {});
-          throw error;
-        });
-      }
-      chunks.push(value);
-    }
+    chunks.push(value);
     length += value.byteLength;
   }
-  if (chunks.length === 0) return whole ? whole.subarray(0, length) : new Uint8Array(0);
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(length);
-  let at = 0;
+  const whole = new Uint8Array(length);
+  let offset = 0;
   for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
+    whole.set(chunk, offset);
+    offset += chunk.byteLength;
   }
-  return body;
-}
-
-// The RPC caller's own stream failed: a refusal it can read, not a 500 of ours.
-const callerStreamFailed: StreamFailure = (received, cause) =>
-  new EdgevitError("bad_parameter", `the image stream failed after ${received} bytes`, { cause });
-
-// An RPC caller's image: bytes as they are, a stream read under the limit (its reservation growing with it).
-export async function readInput(image: ImageInput, limit: number, options: ReadOptions = {}): Promise<Uint8Array> {
-  const bytes = inputBytes(image);
-  if (bytes === null) return readBounded(image as ReadableStream<Uint8Array>, limit, callerStreamFailed, options);
-  if (bytes.byteLength > limit) throw tooLarge(limit);
-  return bytes;
+  return whole;
 }
 
 // An RPC caller's bytes (already in this isolate when the call arrives), or null for a stream.

@@ -20,16 +20,18 @@ import {
   towerOf,
 } from "../core/bundle/format.ts";
 import { EdgevitError } from "../core/errors.ts";
+import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { longestEdgeStep } from "../core/pipeline.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { Tiles } from "../core/preprocess/tiles.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
+import { FORM_BUFFER_BYTES } from "./multipart.ts";
 import type { IsolateMemory } from "./types.ts";
 
 // Defaults of wrangler.toml's [vars] (tests and a deployment without them read these).
 export const DEFAULT_ISOLATE_MB = 120;
-export const DEFAULT_BUDGET_MB = 97;
+export const DEFAULT_BUDGET_MB = 100;
 export const DEFAULT_QUEUE_LENGTH = 32;
 export const DEFAULT_WAIT_SECONDS = 10;
 
@@ -107,6 +109,11 @@ export class Ticket {
     if (this.released || this.held.has(model)) return;
     this.held.add(model);
     this.ledger.holdModel(model);
+  }
+
+  // What this request could have with no other request in flight, beside the models it needs.
+  get roomAlone(): number {
+    return this.ledger.roomAlone(this);
   }
 
   release(): void {
@@ -194,6 +201,7 @@ export class MemoryLedger {
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
       usedBytes: this.usedBytes(),
+      peakBytes: this.peak,
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
       queued: this.queue.length,
       loading: [...this.claims.keys()],
@@ -249,7 +257,7 @@ export class MemoryLedger {
 
   // What `ticket` could have with no other request in flight: the capacity less the fixed heap and the
   // models it cannot do without (the loaded ones, or the model budget while its model must be loaded).
-  private roomAlone(ticket: Ticket): number {
+  roomAlone(ticket: Ticket): number {
     const cached = this.cachedBytes();
     const models = this.needsLoad(ticket) ? Math.max(cached, this.settings.modelBudgetBytes) : cached;
     return this.settings.capacityBytes - this.settings.fixedBytes - models;
@@ -456,14 +464,22 @@ export function ledgerOf(env: Env): MemoryLedger {
 
 // --- What a request will hold ---------------------------------------------------------------------------
 
-// The body as a request holds it: `bytes` (the Content-Length, or what was read so far) in `copies`: a raw
-// body is read into one buffer; a multipart form is the body, the form's file and the image's own copy.
-export interface BodyPlan {
-  bytes: number;
-  copies: number;
+// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES)
+// and, beside it, one read of the stream in hand: a byte stream (request, RPC and R2 bodies) is read into
+// one reused buffer of BYOB_READ_BYTES; another stream's chunks are as large as its writer made them. A
+// multipart form's reader (multipart.ts) adds its own buffer.
+export const STREAM_CHUNK_BYTES = BYOB_READ_BYTES;
+export const FORM_READER_BYTES = STREAM_CHUNK_BYTES + FORM_BUFFER_BYTES;
+
+// What a streamed body holds before its image's header is read: the source's window, whatever the image,
+// and `readerBytes` (STREAM_CHUNK_BYTES for a raw stream, FORM_READER_BYTES for a form). Once the header is read the decoder's own
+// memoryBytes counts the source.
+export function streamedBodyBytes(readerBytes: number): number {
+  return DEFAULT_MAX_WINDOW_BYTES + readerBytes;
 }
 
-// The image's header and what its decoder will hold at one scale (the decoder's own memoryBytes(scale)).
+// The image's header and what its decoder will hold at one scale (the decoder's own memoryBytes(scale), its
+// source's window or whole bytes included).
 export interface ImagePlan {
   header: ImageHeader;
   scale: number;
@@ -483,7 +499,9 @@ export type AnswerPlan =
 // body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
 // and the answer it builds.
 export interface RequestPlan {
-  body: BodyPlan;
+  // Bytes the body holds beside the decoder's own figure: before the header, a streamed body's window and
+  // reader (streamedBodyBytes) or whole bytes; once the decoder counts its source, only the reader's.
+  body: number;
   image?: ImagePlan;
   model?: BundleHeader;
   captureGrowth?: number; // bytes the model's wasm memory grows by for this request's captures (whole pages)
@@ -493,7 +511,7 @@ export interface RequestPlan {
 
 // The reservation a request needs, in bytes: its worst case from what `plan` knows.
 export function reservationBytes(plan: RequestPlan): number {
-  let bytes = REQUEST_BYTES + plan.body.bytes * plan.body.copies;
+  let bytes = REQUEST_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
   if (plan.image && plan.model) {
     const tiles = plan.answer?.kind === "image_tokens";

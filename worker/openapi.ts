@@ -508,6 +508,7 @@ export const openapi = {
             modelBytes: int,
             reservedBytes: int,
             usedBytes: int,
+            peakBytes: int,
             inFlight: int,
             queued: int,
             loading: { type: "array", items: str },

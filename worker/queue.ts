@@ -10,9 +10,9 @@
 // max_retries the queue moves the message to the dead letter queue configured in wrangler.toml.
 
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
-import { readBounded, tooLarge } from "./input.ts";
-import { Busy, type Ticket } from "./memory.ts";
-import { admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run } from "./service.ts";
+import { tooLarge } from "./input.ts";
+import { Busy, STREAM_CHUNK_BYTES, streamedBodyBytes, type Ticket } from "./memory.ts";
+import { admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run, streamedUpload } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
 // The message body R2 sends for an event (event notifications, "Message format").
@@ -101,21 +101,22 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
       await object.body.cancel();
       throw tooLarge(limit);
     }
-    // The object's size is known: its memory is reserved before it is read (waiting its turn, or busy).
+    // Its memory is reserved before it is read (waiting its turn, or busy); it streams into the decoder.
     const name = modelOf(env, env.PIPELINE_MODEL || undefined);
-    ticket = await admit(env, name, { bytes: object.size, copies: 1 }).catch(async (error: unknown) => {
+    ticket = await admit(env, name, streamedBodyBytes(STREAM_CHUNK_BYTES)).catch(async (error: unknown) => {
       await object.body.cancel().catch(() => {});
       throw error;
     });
-    // R2 failing mid-read is worth a retry: a plain Error, not a refusal of the image.
-    const bytes = await readBounded(
-      object.body,
+    const upload = streamedUpload(ticket, object.body, {
       limit,
-      (received, cause) => new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause }),
-      { expected: object.size },
-    );
+      length: object.size,
+      // R2 failing mid-read is worth a retry: a plain Error, not a refusal of the image.
+      failed: (received, cause) =>
+        new Error(`reading ${key} from the input bucket failed after ${received} bytes`, { cause }),
+      readerBytes: STREAM_CHUNK_BYTES,
+    });
     const answer = tasks.has("embed") ? ({ kind: "embed" } as const) : undefined;
-    const inference = await run(env, await prepare(env, name, { bytes, ticket }), { answer });
+    const inference = await run(env, await prepare(env, name, upload), { answer });
     result = { ...base };
     // an image tower has no classifier: its results carry the embedding only
     if (tasks.has("classify") && hasClassifier(inference.model.header.config)) {

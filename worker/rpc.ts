@@ -1,12 +1,12 @@
 // The RPC entrypoint: another Worker binds it as a service (`entrypoint = "Edgevit"`) and calls
-// `env.EDGEVIT.classify(bytes)`. Each method reads the image under MAX_BODY_BYTES and answers the same
+// `env.EDGEVIT.classify(bytes)` (or a stream). Each method reads the image under MAX_BODY_BYTES and answers the same
 // plain object as the HTTP route; a refusal throws an Error carrying the stable code as `code` and at the
 // start of its message (`invalid_image: ...`), so a caller that only logs messages still sees it.
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
-import { inputBytes, readInput } from "./input.ts";
-import { Busy, type Ticket } from "./memory.ts";
+import { callerStreamFailed, inputBytes, tooLarge } from "./input.ts";
+import { Busy, STREAM_CHUNK_BYTES, streamedBodyBytes, type Ticket } from "./memory.ts";
 import { intOption } from "./options.ts";
 import { serve } from "./router.ts";
 import {
@@ -19,7 +19,6 @@ import {
   checkClassifier,
   embedAnswer,
   embedOptions,
-  growBody,
   poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
@@ -32,6 +31,8 @@ import {
   type Prepared,
   run,
   runTokens,
+  streamedUpload,
+  wholeUpload,
 } from "./service.ts";
 import type {
   AttentionsAnswer,
@@ -80,8 +81,8 @@ async function answer<T>(ctx: ExecutionContext, work: (tickets: Ticket[]) => Pro
   return done;
 }
 
-// The image read under MAX_BODY_BYTES with its memory reserved first (bytes a caller sent are here already;
-// a stream's reservation grows as it is read), its header checked, the model in hand (service.ts). Module
+// The image with its memory reserved first (bytes a caller sent are here already; a stream is read through
+// the decoder's window under MAX_BODY_BYTES), its header checked, the model in hand (service.ts). Module
 // functions, not methods: every method of the entrypoint is callable over RPC.
 async function prepareInput(
   env: Env,
@@ -93,12 +94,17 @@ async function prepareInput(
   const decode = decodeOption(options);
   const limit = Number(env.MAX_BODY_BYTES);
   const sent = inputBytes(image);
-  const body = sent ? { bytes: Math.min(sent.byteLength, limit), copies: 1 } : { bytes: 0, copies: 2 };
-  const ticket = await admit(env, name, body);
+  if (sent && sent.byteLength > limit) throw tooLarge(limit);
+  const ticket = await admit(env, name, sent ? sent.byteLength : streamedBodyBytes(STREAM_CHUNK_BYTES));
   tickets.push(ticket);
-  const bytes = await readInput(image, limit, { reserve: growBody(ticket, body.copies) });
-  const read = { bytes: bytes.byteLength, copies: body.copies };
-  return prepare(env, name, { bytes, ticket, read }, decode);
+  const upload = sent
+    ? wholeUpload(ticket, sent)
+    : streamedUpload(ticket, image as ReadableStream<Uint8Array>, {
+        limit,
+        failed: callerStreamFailed,
+        readerBytes: STREAM_CHUNK_BYTES,
+      });
+  return prepare(env, name, upload, decode);
 }
 
 export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {

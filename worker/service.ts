@@ -26,8 +26,10 @@ import {
   type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
+import { ByteSource } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
+import type { StreamFailure } from "./input.ts";
 import { chooseScale, DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
 import { POOLS, poolEmbedding, poolsOf } from "../core/answers/pool.ts";
@@ -45,10 +47,10 @@ import {
 } from "./models.ts";
 import {
   type AnswerPlan,
-  type BodyPlan,
   budgetBytes,
   type ImagePlan,
   ledgerOf,
+  type RequestPlan,
   reservationBytes,
   type Ticket,
 } from "./memory.ts";
@@ -76,17 +78,38 @@ export function modelOf(env: Env, raw: string | null | undefined): string {
   return modelName(raw ?? env.DEFAULT_MODEL);
 }
 
-// An image as prepare() takes it: what reading its header needs. Today the body read whole under
-// MAX_BODY_BYTES, with how long that took where the transport measures it (HTTP's Server-Timing), and the
-// memory reservation it was read under (admit()).
+// An image as prepare() takes it: its bytes as a source the decoder reads (whole bytes an RPC caller sent,
+// or a stream read through a bounded window as the decoder asks), with the memory reservation it is read
+// under (admit()).
 export interface Upload {
-  bytes: Uint8Array;
-  bodyMs?: number;
+  source: ByteSource;
+  readerBytes: number; // what reading it holds beside the source (memory.ts: STREAM_CHUNK_BYTES, FORM_READER_BYTES)
   ticket: Ticket;
-  // The body as reading it held it (a multipart form's copies, a chunked body's chunks): garbage once read,
-  // but garbage the runtime collects when it will, so it stays counted until the request ends. Default: the
-  // image's bytes, once.
-  read?: BodyPlan;
+  started: number; // when reading it began (performance.now()): Server-Timing's `body` ends at its header
+}
+
+// Bytes a caller sent whole (RPC): held as they are.
+export function wholeUpload(ticket: Ticket, bytes: Uint8Array): Upload {
+  return { source: ByteSource.of(bytes), readerBytes: 0, ticket, started: performance.now() };
+}
+
+export interface StreamedOptions {
+  limit: number; // MAX_BODY_BYTES: payload_too_large once more has arrived
+  length?: number; // declared (Content-Length, an R2 object's size)
+  failed?: StreamFailure; // what the stream's failure becomes (unset: the stream's own error)
+  readerBytes: number;
+  started?: number;
+}
+
+// A stream read by the decoder through its window. Should the source have to keep the whole file (the
+// jpeg-js fallback, core/image/open.ts), the reservation grows with it before it does.
+export function streamedUpload(ticket: Ticket, stream: ReadableStream<Uint8Array>, o: StreamedOptions): Upload {
+  const reserve = (bytes: number) => {
+    const body = bytes + o.readerBytes;
+    return ticket.resize(Math.max(ticket.bytes, reservationBytes({ body })), bodyTooLarge(body));
+  };
+  const source = ByteSource.from(stream, { maxBytes: o.limit, length: o.length, failed: o.failed, reserve });
+  return { source, readerBytes: o.readerBytes, ticket, started: o.started ?? performance.now() };
 }
 
 // An upload ready to run: its image's header read and checked, the model that will run it in hand. The
@@ -98,65 +121,51 @@ export interface Prepared {
   model: Model;
   entry: LoadedModel; // its cache entry, which capture buffers grow within the memory budget
   decoder: ImageDecoder; // the image, its header read; `decoder.header` has its size and format
+  source: ByteSource; // what the decoder reads; let go when the run ends
   decode?: DecodeMode;
   timings: Timings; // body, model
   ticket: Ticket; // this request's memory reservation: run() grows it to what the run will hold
-  body: BodyPlan; // the body as held from here on
+  readerBytes: number; // the body's reader beside the source, which the decoder's figure counts
   image: ImagePlan; // the decode scale chosen for this model, what the decoder holds at it
 }
 
-// Admission of an upload, before its body is read: the memory the body will hold is reserved in the
-// isolate's ledger (waiting its turn, or refused busy), with the room for loading `name` when it is not
-// loaded. A body that could never fit beside the models is refused at once (payload_too_large).
-export function admit(env: Env, name: string, body: BodyPlan): Promise<Ticket> {
+// Admission of an upload, before any of its body is read: `body` bytes (streamedBodyBytes, or whole bytes'
+// length) reserved in the isolate's ledger (waiting its turn, or refused busy), with the room for loading
+// `name` when it is not loaded. A body that could never fit beside the models is refused at once.
+export function admit(env: Env, name: string, body: number): Promise<Ticket> {
   return ledgerOf(env).admit(reservationBytes({ body }), isLoaded(name) ? undefined : name, bodyTooLarge(body));
 }
 
-// The reservation of a body whose length was not declared, grown to `bytes` read so far (input.ts's
-// ReadOptions.reserve).
-export function growBody(ticket: Ticket, copies: number): (bytes: number) => Promise<void> {
-  return (bytes) => {
-    const body = { bytes, copies };
-    return ticket.resize(reservationBytes({ body }), bodyTooLarge(body));
-  };
-}
-
-function bodyTooLarge(body: BodyPlan): (room: number) => EdgevitError {
-  return (room) => {
-    const size = sizeText(body.bytes);
-    const what =
-      body.copies > 2 ? `a multipart body of ${size} (the body, the form's file and the image)` : `a body of ${size}`;
-    return new EdgevitError(
+function bodyTooLarge(body: number): (room: number) => EdgevitError {
+  return (room) =>
+    new EdgevitError(
       "payload_too_large",
-      `${what} needs more memory than this server has for one upload beside its models (${sizeText(room)}); ` +
-        (body.copies > 2
-          ? "send the image as the raw body (image/jpeg, image/png) or a smaller image"
-          : "send a smaller image"),
+      `reading this upload needs ${sizeText(body)}, more memory than this server has for one upload beside its ` +
+        `models (${sizeText(room)}); send a smaller image`,
     );
-  };
-}
-
-// The body as held once read: what reading it held, at least the image's bytes once.
-function heldBody(upload: Upload): BodyPlan {
-  const read = upload.read ?? { bytes: 0, copies: 0 };
-  const image = upload.bytes.byteLength;
-  return read.bytes * read.copies >= image ? read : { bytes: image, copies: 1 };
 }
 
 // The image's header is checked before the model is fetched, so a bad file never costs a model load.
 export async function prepare(env: Env, name: string, upload: Upload, decode?: DecodeMode): Promise<Prepared> {
-  const { ticket } = upload;
-  const body = heldBody(upload);
-  const decoder = inspectImage(upload.bytes, limitsOf(env));
-  await ticket.resize(reservationBytes({ body }));
-  const started = performance.now();
-  const entry = await getModel(env, name);
-  ticket.hold(entry.model);
-  const timings = { body: upload.bodyMs, model: performance.now() - started };
-  const { header } = decoder;
-  const scale = chooseScale(header, entry.model.header.preprocessing, decode ?? DEFAULT_DECODE_MODE);
-  const image = { header, scale, decoderBytes: decoder.memoryBytes(scale) };
-  return { name, version: entry.version, model: entry.model, entry, decoder, decode, timings, ticket, body, image };
+  const { ticket, source, readerBytes } = upload;
+  const decoder = await inspectImage(source, limitsOf(env));
+  const body = performance.now() - upload.started;
+  try {
+    // Until the model is in hand, the source (its window, or whole bytes) and its reader.
+    await ticket.resize(reservationBytes({ body: source.memoryBytes + readerBytes }));
+    const started = performance.now();
+    const entry = await getModel(env, name);
+    ticket.hold(entry.model);
+    const timings = { body, model: performance.now() - started };
+    const { header } = decoder;
+    const scale = chooseScale(header, entry.model.header.preprocessing, decode ?? DEFAULT_DECODE_MODE);
+    const image = { header, scale, decoderBytes: decoder.memoryBytes(scale) };
+    const { version, model } = entry;
+    return { name, version, model, entry, decoder, source, decode, timings, ticket, readerBytes, image };
+  } catch (error) {
+    source.close();
+    throw error;
+  }
 }
 
 export interface Inference<T = unknown> extends CoreInference<T> {
@@ -195,21 +204,45 @@ function captureCopies(job: Prepared, capture: Capture, kept: boolean): number {
 export async function run<T = undefined>(env: Env, job: Prepared, request: RunRequest<T> = {}): Promise<Inference<T>> {
   const { capture = -1, keep, answer = { kind: "classify" } } = request;
   const captureGrowth = typeof capture === "number" ? 0 : job.model.captureGrowth(capture);
-  const plan = {
-    body: job.body,
-    image: job.image,
+  const planAt = (image: ImagePlan): RequestPlan => ({
+    body: job.readerBytes,
+    image,
     model: job.model.header,
     captureGrowth,
     captureCopies: captureCopies(job, capture, keep !== undefined),
     answer,
-  };
-  await job.ticket.resize(reservationBytes(plan), (room) => imageTooLarge(job, reservationBytes(plan), room));
-  if (typeof capture !== "number") reserveCapture(env, job.entry, capture);
-  const ran = await runImage(job.model, job.decoder, limitsOf(env), { capture, decode: job.decode, keep });
+  });
+  const image = fittingImage(job, (image) => reservationBytes(planAt(image)));
+  const plan = planAt(image);
+  let ran: CoreInference<T>;
+  try {
+    await job.ticket.resize(reservationBytes(plan), (room) => imageTooLarge(job, reservationBytes(plan), room));
+    if (typeof capture !== "number") reserveCapture(env, job.entry, capture);
+    const options = { capture, decode: job.decode, scale: image.scale, keep };
+    ran = await runImage(job.model, job.decoder, limitsOf(env), options);
+  } finally {
+    job.source.close();
+  }
   // The body, the decoder's and the preprocessor's memory are garbage now: the answer's part stays.
-  await job.ticket.resize(reservationBytes({ body: { bytes: 0, copies: 0 }, model: job.model.header, answer }));
+  await job.ticket.resize(reservationBytes({ body: 0, model: job.model.header, answer }));
   const { name, version, model } = job;
   return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+}
+
+// The image at the scale decode=fast chose, or, when what decoding at it holds could never fit beside the
+// models (a large progressive JPEG keeps its coefficients: 22 MiB for 12 MP at 1/4), at the finest coarser
+// DCT scale that fits: an answer further from full decoding (its `image.decode.scale` says which) rather
+// than a refusal. decode=exact keeps every pixel or is refused.
+function fittingImage(job: Prepared, bytesAt: (image: ImagePlan) => number): ImagePlan {
+  const room = job.ticket.roomAlone;
+  if ((job.decode ?? DEFAULT_DECODE_MODE) !== "fast" || bytesAt(job.image) <= room) return job.image;
+  const { header } = job.image;
+  for (const scale of [...header.scales].sort((a, b) => a - b)) {
+    if (scale <= job.image.scale) continue;
+    const image = { header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
+    if (bytesAt(image) <= room) return image;
+  }
+  return job.image;
 }
 
 function imageTooLarge(job: Prepared, needs: number, room: number): EdgevitError {
@@ -422,11 +455,16 @@ export async function runTokens(
   const scale = chooseScale(job.decoder.header, pp, decode);
   const image = { header: job.decoder.header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
   const answer = { kind: "image_tokens", frames: framesOf(header, job, split), form } as const;
-  const plan = { body: job.body, image, model: header, answer };
-  const needs = reservationBytes(plan);
-  await job.ticket.resize(needs, (room) => imageTooLarge({ ...job, image }, needs, room));
-  const ran = await runImageTokens(job.model, job.decoder, limitsOf(env), { split, decode });
-  await job.ticket.resize(reservationBytes({ body: { bytes: 0, copies: 0 }, model: header, answer }));
+  const needs = reservationBytes({ body: job.readerBytes, image, model: header, answer });
+  let ran: ImageTokens;
+  try {
+    await job.ticket.resize(needs, (room) => imageTooLarge({ ...job, image }, needs, room));
+    ran = await runImageTokens(job.model, job.decoder, limitsOf(env), { split, decode });
+  } finally {
+    job.source.close();
+  }
+  // the body, the decoder's and the frames' memory are garbage now: the answer's part stays
+  await job.ticket.resize(reservationBytes({ body: 0, model: header, answer }));
   const { name, version, model } = job;
   return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
 }

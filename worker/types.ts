@@ -163,6 +163,7 @@ export interface IsolateMemory {
   modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
   reservedBytes: number; // what the requests in flight reserved
   usedBytes: number; // the three above: never over capacityBytes
+  peakBytes: number; // the most usedBytes has been since the isolate started
   inFlight: number; // requests holding a reservation
   queued: number; // requests waiting for one
   loading: string[]; // models being loaded, the model budget set aside for them

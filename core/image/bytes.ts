@@ -11,6 +11,8 @@ import { EdgevitError } from "../errors.ts";
 // metadata): 1 MiB, some ten times the data of one 16-pixel MCU row of a 6000-pixel-wide photo at high
 // quality.
 export const DEFAULT_MAX_WINDOW_BYTES = 1 << 20;
+// The most a byte stream's read takes at once (the one chunk in hand beside the window).
+export const BYOB_READ_BYTES = 64 * 1024;
 // Bytes asked for at least per refill, so that a step retried after each refill costs amortized linear time
 // even when the stream arrives a byte at a time (each refill at least doubles what the retried step had).
 const MIN_READ = 16 * 1024;
@@ -34,6 +36,9 @@ export interface StreamSourceOptions {
   length?: number; // the stream's length when known (Content-Length, an R2 object's size, a file's)
   // What a failed read becomes, given the bytes read before it (a client that went away, a caller's stream).
   failed?: (received: number, cause: unknown) => Error;
+  // Awaited before the source holds more than its window (only while retaining everything): `bytes` is what
+  // it will hold. A host's memory reservation grows with it (or refuses).
+  reserve?: (bytes: number) => Promise<void>;
 }
 
 export class ByteSource {
@@ -46,15 +51,19 @@ export class ByteSource {
   readonly maxBytes: number;
   private readonly minRead: number;
   private buffer: Uint8Array;
-  private reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null;
+  // A byte stream (request, RPC and R2 bodies) is read into this one buffer, handed back by each read: no
+  // chunk is allocated per read, so reading leaves no garbage behind.
+  private scratch: Uint8Array<ArrayBuffer> | null = null;
   private pending: Uint8Array | null = null; // the part of the last chunk read that is not in the window yet
   private received = 0;
   private retaining = false;
   private readonly failed: ((received: number, cause: unknown) => Error) | null;
+  private readonly reserve: ((bytes: number) => Promise<void>) | null;
 
   private constructor(
     bytes: Uint8Array,
-    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null,
     o: StreamSourceOptions,
   ) {
     this.buffer = bytes;
@@ -67,6 +76,7 @@ export class ByteSource {
     this.maxBytes = o.maxBytes;
     this.maxWindowBytes = reader === null ? bytes.length : (o.maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES);
     this.failed = o.failed ?? null;
+    this.reserve = o.reserve ?? null;
     this.minRead = o.minReadBytes ?? MIN_READ;
   }
 
@@ -76,18 +86,29 @@ export class ByteSource {
 
   static from(stream: ReadableStream<Uint8Array>, options: StreamSourceOptions): ByteSource {
     if (options.length !== undefined && options.length > options.maxBytes) throw payloadTooLarge(options.maxBytes);
-    return new ByteSource(new Uint8Array(0), stream.getReader(), options);
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: its chunks are read as they come.
+    }
+    const source = new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
+    if (byob) source.scratch = new Uint8Array(BYOB_READ_BYTES);
+    return source;
   }
 
   // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
   get memoryBytes(): number {
     if (this.whole) return this.bytes.length;
-    return this.retaining ? this.maxBytes : this.maxWindowBytes;
+    return this.retaining ? this.retainedBytes : this.maxWindowBytes;
   }
 
-  // What the source holds when it retains everything: the whole file, at most maxBytes of it.
+  // What the source holds when it retains everything: the whole file (its length when known, or what has
+  // arrived once it has ended), at most maxBytes of it.
   get retainedBytes(): number {
-    return this.whole ? this.bytes.length : this.maxBytes;
+    if (this.whole) return this.bytes.length;
+    if (this.ended) return this.buffer.length;
+    return Math.min(this.length ?? this.maxBytes, this.maxBytes);
   }
 
   // From now on nothing is released: a decoder that may have to start over from byte 0 (the jpeg-js
@@ -109,7 +130,8 @@ export class ByteSource {
       length -= shift;
       this.offset += shift;
     }
-    const limit = this.retaining ? this.maxBytes : this.maxWindowBytes;
+    // Retaining a file of known length, the buffer grows to that length at most (retainedBytes).
+    const limit = this.retaining ? Math.min(this.maxBytes, this.length ?? this.maxBytes) : this.maxWindowBytes;
     const target = length + Math.max(want, Math.min(this.minRead, limit - length), 1);
     let added = 0;
     while (length < target) {
@@ -129,6 +151,13 @@ export class ByteSource {
           this.close();
           throw windowFull(limit);
         }
+        if (this.reserve && capacity > this.maxWindowBytes) {
+          this.bytes = this.buffer.subarray(0, length);
+          await this.reserve(capacity).catch((error: unknown) => {
+            this.close();
+            throw error;
+          });
+        }
         const grown = new Uint8Array(capacity);
         grown.set(this.buffer.subarray(0, length));
         this.buffer = grown;
@@ -143,9 +172,10 @@ export class ByteSource {
     return shift;
   }
 
-  // Everything that remains, appended to the window (the caller retains all and bounds the file's size).
+  // Everything that remains, appended to the window (the caller retains all and bounds the file's size),
+  // the buffer doubling as it fills.
   async rest(): Promise<Uint8Array> {
-    while (!this.ended) await this.more(0, this.maxBytes);
+    while (!this.ended) await this.more(0, Math.max(this.minRead, this.bytes.length));
     return this.bytes;
   }
 
@@ -162,7 +192,19 @@ export class ByteSource {
     if (reader === null) return null;
     let result: ReadableStreamReadResult<Uint8Array>;
     try {
-      result = await reader.read();
+      if (this.scratch) {
+        // The read transfers the scratch buffer and returns it holding the bytes read.
+        const read = await (reader as ReadableStreamBYOBReader).read(this.scratch);
+        if (read.value) this.scratch = new Uint8Array(read.value.buffer);
+        result = read.done
+          ? { done: true, value: undefined }
+          : {
+              done: false,
+              value: this.scratch.subarray(read.value.byteOffset, read.value.byteOffset + read.value.byteLength),
+            };
+      } else {
+        result = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+      }
     } catch (cause) {
       this.reader = null;
       throw this.failed ? this.failed(this.received, cause) : cause;

@@ -82,12 +82,12 @@ describe("capture in the memory plan", () => {
     },
   );
 
-  test("SigLIP-B/16 at 224 px: its load alone is over the default budget (its pooling head's MLP), 100 MiB holds it with its capture", () => {
+  test("SigLIP-B/16 at 224 px, the largest tower (its pooling head's MLP), fits the default budget with its capture", () => {
     const c = TOWERS["siglip-base-patch16-224"];
     const see = captureBufferBytes(c, CAPTURE_ATTENTION);
     expect(see).toBeLessThan(0.5 * MiB);
-    expect(plan(c).totalBytes).toBeGreaterThan(DEFAULT_BUDGET_MB * MiB);
-    expect(plan(c).totalBytes + wholePages(see)).toBeLessThanOrEqual(100 * MiB);
+    expect(plan(c).totalBytes).toBeGreaterThan(98 * MiB);
+    expect(plan(c).totalBytes + wholePages(see)).toBeLessThanOrEqual(DEFAULT_BUDGET_MB * MiB);
   });
 
   test("captureGrowth is what a run really grows memory by, within a page", async () => {

@@ -125,13 +125,13 @@ describe("load tables", () => {
   test("one line per row: answers, MiB, seconds, and a total over 128 MiB marked", () => {
     const lines = loadTable([
       row(1),
-      row(4, { ok: 2, busy: 1, failures: ["HTTP 500: x"], backingStorePeak: 40 * MiB }),
+      row(4, { ok: 2, busy: 1, failures: ["HTTP 500: x"], backingStorePeak: 40 * MiB, ledgerPeak: 119.5 * MiB }),
     ]);
     expect(lines[2]).toBe(
-      "| 1 | 200 x1 | 9.0 MiB | 20.0 MiB | 92.9 MiB | 121.9 MiB | 50.0 MiB | 1.00 | 1.00 | 1.00 | 1.00 |",
+      "| 1 | 200 x1 | n/a | 9.0 MiB | 20.0 MiB | 92.9 MiB | 121.9 MiB | 50.0 MiB | 1.00 | 1.00 | 1.00 | 1.00 |",
     );
     expect(lines[3]).toBe(
-      "| 4 | 200 x2, 503 busy x1, failed x1 | 9.0 MiB | 40.0 MiB | 92.9 MiB | 141.9 MiB (over) | 50.0 MiB | 2.00 | 4.00 | 4.00 | 4.00 |",
+      "| 4 | 200 x2, 503 busy x1, failed x1 | 119.5 MiB | 9.0 MiB | 40.0 MiB | 92.9 MiB | 141.9 MiB (over) | 50.0 MiB | 2.00 | 4.00 | 4.00 | 4.00 |",
     );
   });
 
@@ -177,10 +177,10 @@ describe("load tables", () => {
     // padded to the columns (alignTables)
     expect(text).toContain(
       [
-        "|   N | answers | JS heap committed peak | backing store peak |     wasm | isolate total | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
-        "| --: | ------- | ---------------------: | -----------------: | -------: | ------------: | -----------------: | ----: | ----: | ----: | ----: |",
-        "|   1 | 200 x1  |                9.0 MiB |           20.0 MiB | 92.9 MiB |     121.9 MiB |           50.0 MiB |  1.00 |  1.00 |  1.00 |  1.00 |",
-        "|   4 | 200 x4  |                9.0 MiB |           20.0 MiB | 92.9 MiB |     121.9 MiB |           50.0 MiB |  2.00 |  4.00 |  4.00 |  4.00 |",
+        "|   N | answers | ledger peak (since start) | JS heap committed peak | backing store peak |     wasm | isolate total | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
+        "| --: | ------- | ------------------------: | ---------------------: | -----------------: | -------: | ------------: | -----------------: | ----: | ----: | ----: | ----: |",
+        "|   1 | 200 x1  |                       n/a |                9.0 MiB |           20.0 MiB | 92.9 MiB |     121.9 MiB |           50.0 MiB |  1.00 |  1.00 |  1.00 |  1.00 |",
+        "|   4 | 200 x4  |                       n/a |                9.0 MiB |           20.0 MiB | 92.9 MiB |     121.9 MiB |           50.0 MiB |  2.00 |  4.00 |  4.00 |  4.00 |",
       ].join("\n"),
     );
     expect(text).toContain("- ok: the isolate total stays under 128.0 MiB in every row\n");

@@ -11,9 +11,16 @@ import hubble from "../fixtures/images/hubble-cmyk.jpg";
 import astronaut from "../fixtures/images/astronaut-444.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import worker from "../../worker/index.ts";
-import { FIXED_HEAP_BYTES, ledgerOf, reservationBytes } from "../../worker/memory.ts";
+import {
+  FIXED_HEAP_BYTES,
+  FORM_READER_BYTES,
+  ledgerOf,
+  reservationBytes,
+  STREAM_CHUNK_BYTES,
+  streamedBodyBytes,
+} from "../../worker/memory.ts";
 import { MiB } from "../../core/sizes.ts";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const NAME = "admission-vit";
 const IMAGES: Record<string, ArrayBuffer> = {
@@ -92,25 +99,48 @@ function heldBody(bytes: Uint8Array) {
   };
 }
 
-function streamedRequest(body: ReadableStream<Uint8Array>, length?: number): Request {
+function streamedRequest(body: ReadableStream<Uint8Array>, length?: number, type = "image/jpeg"): Request {
   return new Request(`http://edgevit.test/v1/classify?model=${NAME}&include=logits`, {
     method: "POST",
     body,
-    headers: { "content-type": "image/jpeg", ...(length === undefined ? {} : { "content-length": String(length) }) },
+    headers: { "content-type": type, ...(length === undefined ? {} : { "content-length": String(length) }) },
     duplex: "half",
   } as RequestInit);
 }
 
-test("a slow body held open reserves what it declared, and the others run beside it", async () => {
+const BOUNDARY = "admission-test-boundary";
+// A multipart form with a text field, then the image as its `image` field.
+function form(image: Uint8Array): Uint8Array {
+  const text = new TextEncoder();
+  const head = text.encode(
+    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\na cat\r\n` +
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="cat.jpg"\r\n` +
+      "Content-Type: image/jpeg\r\n\r\n",
+  );
+  const tail = text.encode(`\r\n--${BOUNDARY}--\r\n`);
+  const body = new Uint8Array(head.length + image.length + tail.length);
+  body.set(head);
+  body.set(image, head.length);
+  body.set(tail, head.length + image.length);
+  return body;
+}
+const FORM_TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
+
+// Before its image's header is read, a streamed upload reserves its decoder's window and its reader.
+const streamedBody = (type = "image/jpeg") =>
+  reservationBytes({ body: streamedBodyBytes(type === FORM_TYPE ? FORM_READER_BYTES : STREAM_CHUNK_BYTES) });
+
+test("a slow body held open reserves its window, not its length, and the others run beside it", async () => {
   const one = reservation.get("cat")!;
   const settings = tight(2.5 * one);
   const bytes = new Uint8Array(cat);
   const slow = heldBody(bytes);
-  const slowAnswer = call(streamedRequest(slow.stream, bytes.length), settings);
-  slow.send(1000);
+  // It declares 8 MiB: a streamed body is held through the decoder's window, whatever its length.
+  const slowAnswer = call(streamedRequest(slow.stream, 8 * MiB), settings);
+  slow.send(100);
   await until(() => ledger().state().inFlight === 1, "the slow request is admitted");
-  // Before its header is read a request holds its declared body, nothing more.
-  const held = reservationBytes({ body: { bytes: bytes.length, copies: 1 } });
+  const held = streamedBody();
+  expect(held).toBeLessThan(2 * MiB);
   expect(ledger().state().reservedBytes).toBe(held);
 
   ledger().resetPeak();
@@ -123,6 +153,7 @@ test("a slow body held open reserves what it declared, and the others run beside
   // The others are done and the slow one still holds exactly its own reservation.
   expect(ledger().state()).toMatchObject({ reservedBytes: held, inFlight: 1, queued: 0 });
 
+  // The rest of the image, then the body ends short of its declared length: the decoder needs no more.
   slow.send(bytes.length);
   const response = await slowAnswer;
   expect(response.status).toBe(200);
@@ -160,8 +191,8 @@ test("a burst past the budget: every request answered, some 503 busy with Retry-
 });
 
 test("an upload that could never fit beside the model is refused at once, not queued", async () => {
-  // Room for the body but not for decoding it: refused once the header is read.
-  const body = reservationBytes({ body: { bytes: cat.byteLength, copies: 1 } });
+  // Room for reading the body but not for decoding it: refused once the header is read.
+  const body = streamedBody();
   const decoding = await classify(cat, tight((body + reservation.get("cat")!) / 2));
   expect(decoding.status).toBe(413);
   const refusal = (await decoding.json<any>()).error;
@@ -174,23 +205,55 @@ test("an upload that could never fit beside the model is refused at once, not qu
   expect(reading.status).toBe(413);
   const { error } = await reading.json<any>();
   expect(error.code).toBe("payload_too_large");
-  expect(error.message).toMatch(/^a body of .+ needs more memory than this server has for one upload/);
+  expect(error.message).toMatch(/^reading this upload needs .+, more memory than this server has for one upload/);
   expectBaseline();
 });
 
 test("a client that disconnects mid-body gets its reservation back to the ledger", async () => {
   const settings = tight(2.5 * reservation.get("cat")!);
-  const bytes = new Uint8Array(cat);
-  for (const length of [bytes.length, undefined]) {
-    const cut = heldBody(bytes);
-    const answer = call(streamedRequest(cut.stream, length), settings);
-    cut.send(1000);
-    await until(() => ledger().state().inFlight === 1, "the upload is admitted");
-    expect(ledger().state().reservedBytes).toBeGreaterThan(0);
-    cut.fail();
-    expect((await answer).status).toBe(499);
-    expectBaseline();
+  const raw = new Uint8Array(cat);
+  const cases = [
+    { bytes: raw, length: raw.length, type: "image/jpeg" },
+    { bytes: raw, length: undefined, type: "image/jpeg" },
+    { bytes: form(raw), length: form(raw).length, type: FORM_TYPE },
+  ];
+  for (const { bytes, length, type } of cases) {
+    // Cut before the image's header (the body's reservation) and in its entropy data (the decode's).
+    for (const sent of [100, 400, 20000]) {
+      const cut = heldBody(bytes);
+      const answer = call(streamedRequest(cut.stream, length, type), settings);
+      cut.send(sent);
+      try {
+        await until(() => ledger().state().inFlight === 1, "the upload is admitted");
+        if (sent === 20000) {
+          await until(() => ledger().state().reservedBytes > streamedBody(type), `${type}: decoding`);
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          if (sent === 100) expect(ledger().state().reservedBytes, type).toBe(streamedBody(type));
+        }
+      } finally {
+        cut.fail();
+      }
+      expect((await answer).status, `${type} cut at ${sent}`).toBe(499);
+      expectBaseline();
+    }
   }
+});
+
+test("a burst of multipart forms: each streams its image part, every answer as the raw body's", async () => {
+  const one = reservation.get("cat")!;
+  const settings = tight(2.5 * one, { ADMISSION_WAIT_SECONDS: 30 });
+  const body = form(new Uint8Array(cat));
+  ledger().resetPeak();
+  const responses = await Promise.all(
+    Array.from({ length: 8 }, () => call(streamedRequest(new Blob([body]).stream(), body.length, FORM_TYPE), settings)),
+  );
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  for (const response of responses) {
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(alone.get("cat"));
+  }
+  expectBaseline();
 });
 
 test("an RPC caller that abandons its stream part way: a refusal, and the ledger back to its baseline", async () => {
@@ -223,27 +286,22 @@ async function deliver(keys: string[], overrides: Partial<Env>, attempts: number
   return getQueueResult(batch, ctx);
 }
 
-test("a queue batch of four large images while an upload holds the room: retried, then all answered", async () => {
+test("a queue batch of four large images while others hold the room: retried, then all answered", async () => {
   const keys = Object.keys(IMAGES).map((name) => `admission/${name}`);
   for (const key of keys) await env.IMAGES.put(key, IMAGES[key.slice("admission/".length)]);
   const largest = Math.max(...Object.keys(IMAGES).map((name) => reservation.get(name)!));
   const smallest = Math.min(...Object.keys(IMAGES).map((name) => reservation.get(name)!));
-  // Room for the largest alone; the held upload declares a body that leaves less than the smallest beside it.
+  // Room for the largest alone; other requests hold all but less than the smallest of it.
   const room = largest + 64 * 1024;
   const settings = tight(room, { ADMISSION_WAIT_SECONDS: 0.1 });
-  const declared = Math.max(1024, room - smallest - reservationBytes({ body: { bytes: 0, copies: 1 } }) + 1024);
-  const upload = heldBody(new Uint8Array(declared));
-  const uploading = call(streamedRequest(upload.stream, declared), settings);
-  upload.send(100);
-  await until(() => ledger().state().inFlight === 1, "the upload is admitted");
+  const others = await ledgerOf({ ...env, ...settings } as Env).admit(room - smallest + 1024);
 
   const first = await deliver(keys, settings, 1);
   expect(first.explicitAcks).toEqual([]);
   expect(first.retryMessages.map((m) => m.msgId).sort()).toEqual(keys.map((_, i) => `adm-1-${i}`));
   for (const key of keys) expect(await env.RESULTS.get(`${env.RESULT_PREFIX}${key}.json`)).toBeNull();
 
-  upload.fail();
-  expect((await uploading).status).toBe(499);
+  others.release();
   expectBaseline();
 
   ledger().resetPeak();
@@ -257,5 +315,42 @@ test("a queue batch of four large images while an upload holds the room: retried
     const { logits: _, ...classified } = reference;
     expect(written.classify).toEqual(classified);
   }
+  expectBaseline();
+});
+
+test("decode=fast: a progressive JPEG whose scale could never fit beside the model decodes at a coarser one", async () => {
+  // A 64x64 model: decode=fast reads the 600x400 progressive photo at 1/2, its coefficients kept whole.
+  const name = "admission-vit-64";
+  await env.MODELS.put(`${name}.evit`, randomBundle(name, 92, { ...SMALL_CONFIG, imageSize: 64 }));
+  const request = (decode: string, overrides: Partial<Env> = {}) =>
+    call(
+      jpegRequest(`/v1/classify?model=${name}&decode=${decode}`, coffee, "image/jpeg", {
+        "content-length": String(coffee.byteLength),
+      }),
+      overrides,
+    );
+  const first = await request("fast");
+  expect((await first.json<any>()).image.decode).toEqual({ mode: "fast", scale: 2 });
+  const base = ledger().usedBytes();
+  ledger().resetPeak();
+  await (await request("fast")).arrayBuffer();
+  const needs = ledger().peakBytes - base;
+  // Room for one request just short of that, both test models loaded and within their budget.
+  const { modelBytes: models } = ledger().state();
+  const settings = {
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + models + needs - 1024) / MiB,
+    MODEL_MEMORY_BUDGET_MB: (models + 64 * 1024) / MiB,
+  };
+  ledger().resetPeak();
+  const coarser = await request("fast", settings);
+  expect(coarser.status).toBe(200);
+  const { decode } = (await coarser.json<any>()).image;
+  expect(decode.mode).toBe("fast");
+  expect(decode.scale).toBeGreaterThan(2);
+  expect(ledger().peakBytes).toBeLessThanOrEqual(ledger().capacityBytes);
+  // decode=exact keeps every pixel or is refused.
+  const exact = await request("exact", settings);
+  expect(exact.status).toBe(413);
+  expect((await exact.json<any>()).error.code).toBe("image_too_large");
   expectBaseline();
 });

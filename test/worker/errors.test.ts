@@ -7,7 +7,7 @@ import random from "../fixtures/images/invalid-random-bytes.jpg";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import catPng from "../fixtures/images/cat.png";
 import { failure } from "../../worker/http.ts";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, jpegRequest, randomBundle, storedPng } from "./helpers.ts";
 
 const NAME = "errors-vit";
 
@@ -133,15 +133,18 @@ describe("413 payload_too_large", () => {
   });
 
   test("a streamed body without Content-Length stops being read past the limit", async () => {
+    // An image the decoder reads to its end: a PNG whose pixels are stored, 17.3 MB for 2500x2300.
+    const png = storedPng(2500, 2300);
+    expect(png.length).toBeGreaterThan(limit);
     const chunk = 64 * 1024;
-    const chunks = (4 * limit) / chunk;
+    const chunks = Math.ceil(png.length / chunk);
     let pulled = 0;
     const body = new ReadableStream<Uint8Array>(
       {
         pull(controller) {
           if (pulled === chunks) return controller.close();
+          controller.enqueue(png.slice(pulled * chunk, (pulled + 1) * chunk));
           pulled++;
-          controller.enqueue(new Uint8Array(chunk));
         },
       },
       { highWaterMark: 0 },
@@ -149,7 +152,7 @@ describe("413 payload_too_large", () => {
     const request = new Request(`http://edgevit.test/v1/classify?model=${NAME}`, {
       method: "POST",
       body,
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/png" },
       duplex: "half",
     } as RequestInit);
     expect(request.headers.get("content-length")).toBeNull();

@@ -68,3 +68,72 @@ export function gatedBucket(bucket: R2Bucket): { bucket: R2Bucket; atRead: Promi
   });
   return { bucket: gated, atRead, release };
 }
+
+// CRC-32 (IEEE), for PNG chunks.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// A valid RGB PNG of gray pixels whose zlib stream is stored, not compressed: its file is larger than its
+// pixels (3 x width x height bytes), so a body of any length that the decoder must read to its end.
+export function storedPng(width: number, height: number): Uint8Array {
+  const rowBytes = 1 + 3 * width;
+  const raw = new Uint8Array(rowBytes * height).fill(128);
+  for (let y = 0; y < height; y++) raw[y * rowBytes] = 0; // filter: none
+  const blocks = Math.ceil(raw.length / 65535);
+  const zlib = new Uint8Array(2 + raw.length + 5 * blocks + 4);
+  zlib.set([0x78, 0x01]);
+  let at = 2;
+  for (let b = 0; b < blocks; b++) {
+    const piece = raw.subarray(b * 65535, Math.min(raw.length, (b + 1) * 65535));
+    zlib.set(
+      [
+        b === blocks - 1 ? 1 : 0,
+        piece.length & 0xff,
+        piece.length >> 8,
+        ~piece.length & 0xff,
+        (~piece.length >> 8) & 0xff,
+      ],
+      at,
+    );
+    zlib.set(piece, at + 5);
+    at += 5 + piece.length;
+  }
+  let s1 = 1;
+  let s2 = 0;
+  for (const byte of raw) {
+    s1 = (s1 + byte) % 65521;
+    s2 = (s2 + s1) % 65521;
+  }
+  new DataView(zlib.buffer).setUint32(at, ((s2 << 16) | s1) >>> 0);
+  const chunk = (type: string, data: Uint8Array) => {
+    const out = new Uint8Array(12 + data.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, data.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(data, 8);
+    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const parts = [Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a), chunk("IHDR", ihdr)];
+  for (let i = 0; i < zlib.length; i += 1 << 20) parts.push(chunk("IDAT", zlib.subarray(i, i + (1 << 20))));
+  parts.push(chunk("IEND", new Uint8Array(0)));
+  const png = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    png.set(p, o);
+    o += p.length;
+  }
+  return png;
+}

@@ -199,9 +199,9 @@ describe("failures that are not the bundle's", () => {
 });
 
 describe("MODEL_MEMORY_BUDGET_MB", () => {
-  test("unset: the documented default of 97 MiB", async () => {
+  test("unset: the documented default of 100 MiB", async () => {
     const body = await listing({ MODEL_MEMORY_BUDGET_MB: undefined });
-    expect(body.memory.budgetBytes).toBe(97 * MiB);
+    expect(body.memory.budgetBytes).toBe(100 * MiB);
   });
 
   test.each([

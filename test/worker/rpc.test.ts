@@ -6,7 +6,7 @@ import { beforeAll, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
-import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { jpegRequest, randomBundle, SMALL_CONFIG, storedPng } from "./helpers.ts";
 import { errorCode } from "../../worker/types.ts";
 
 const NAME = "rpc-vit";
@@ -88,11 +88,19 @@ test("refusals reach the caller with the HTTP route's stable code", async () => 
   expect(((await http.json()) as any).error.code).toBe("invalid_image");
 });
 
-test("a stream longer than MAX_BODY_BYTES is refused as payload_too_large", async () => {
-  const big = new Uint8Array(Number(env.MAX_BODY_BYTES) + 1);
-  big.set(new Uint8Array(cat));
+test("a stream longer than MAX_BODY_BYTES is refused as payload_too_large while the decoder reads it", async () => {
+  // A PNG whose pixels are stored: the decoder reads it to its end, 17.3 MB for 2500x2300.
+  const big = storedPng(2500, 2300);
+  expect(big.length).toBeGreaterThan(Number(env.MAX_BODY_BYTES));
   const { error } = await viaCaller("/classify-stream", big, { model: NAME });
   expect(errorCode(new Error(error.message))).toBe("payload_too_large");
+});
+
+test("bytes after the image's end are not read: a stream whose image ends within the limit is answered", async () => {
+  const long = new Uint8Array(Number(env.MAX_BODY_BYTES) + 1);
+  long.set(new Uint8Array(cat));
+  const { result } = await viaCaller("/classify-stream", long, { model: NAME });
+  expect(result).toEqual((await viaCaller("/classify", cat, { model: NAME })).result);
 });
 
 test("the binding's fetch serves the HTTP routes, as the Worker's own fetch does", async () => {

@@ -280,6 +280,8 @@ export function readJpegHeader(b: Uint8Array, checkProcess: (marker: number) => 
   const tables = newTables();
   let frame: Frame | null = null;
   let exif: Uint8Array | null = null;
+  let dpi = false; // a JFIF segment in dots per inch before the Exif block
+  let exifWithoutDpi = false;
   let jfif = false;
   let adobeTransform = -1;
   let firstScan = -1;
@@ -319,9 +321,13 @@ export function readJpegHeader(b: Uint8Array, checkProcess: (marker: number) => 
       tables.restartInterval = u16(b, start);
     } else if (marker === 0xe0) {
       jfif ||= end - start >= 14 && ascii(b, start, 5) === "JFIF\0";
+      dpi ||= end - start >= 12 && ascii(b, start, 4) === "JFIF" && b[start + 7] === 1;
     } else if (marker === 0xe1) {
-      // Pillow keeps the first Exif block.
-      if (exif === null && end - start >= 6 && ascii(b, start, 6) === "Exif\0\0") exif = b.subarray(start + 6, end);
+      // Pillow keeps the first Exif block, whatever follows "Exif\0".
+      if (exif === null && end - start >= 5 && ascii(b, start, 5) === "Exif\0") {
+        exif = b.subarray(start, end);
+        exifWithoutDpi = !dpi;
+      }
     } else if (marker === 0xee) {
       if (end - start >= 12 && ascii(b, start, 5) === "Adobe") adobeTransform = b[start + 11];
     } else if (!((marker >= 0xe2 && marker <= 0xef) || marker === 0xfe || marker === 0xcc || marker === 0xdc)) {
@@ -334,7 +340,9 @@ export function readJpegHeader(b: Uint8Array, checkProcess: (marker: number) => 
     tables,
     firstScan,
     firstScanComponents,
-    orientation: exif === null ? 1 : readExifOrientation(exif),
+    // Without a resolution from JFIF, Pillow reads the Exif block for one while opening the file, and a
+    // block with no TIFF header then reads as empty; else exif_transpose raises on it.
+    orientation: exif === null ? 1 : readExifOrientation(exif, "JPEG", exifWithoutDpi),
     colorSpace: colorSpaceOf(frame, jfif, adobeTransform),
     adobeTransform,
   };

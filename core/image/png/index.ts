@@ -6,7 +6,8 @@
 //   RGB, RGBA, gray+alpha 16 bits   the high byte of each sample (alpha dropped, never composited)
 //   palette          PLTE entries; an index past the palette's end is gray (i, i, i), as Pillow pads it
 //   tRNS             ignored (convert("RGB") drops transparency)
-//   eXIf             its orientation is the header's: Pillow's exif_transpose reads it from PNGs too
+//   metadata         the orientation exif_transpose applies, from eXIf or the text chunks (EXIF, ImageMagick's
+//                    hex profile, XMP), and the refusals Pillow raises while reading them (./text.ts)
 // The inflated stream's size is known from IHDR: inflating stops with a refusal as soon as it would exceed
 // it, so a small file that inflates to gigabytes costs only the compressed bytes fed so far.
 //
@@ -20,7 +21,7 @@ import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { readExifOrientation } from "../exif.ts";
+import { PngMetadata } from "./text.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
 export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
@@ -40,7 +41,8 @@ const PIECE = 4096;
 const DEFLATE_MAX_RATIO = 1032;
 // The inflater's own state: zlib's 32 KiB window and its tables, with room to spare.
 const ZLIB_STATE_BYTES = 64 * 1024;
-const INFLATE_BYTES = 2 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
+// The piece being gathered, two in flight, what they inflate to, zlib's state.
+const INFLATE_BYTES = 3 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
 // Inflated bytes handled between two yields to the event loop (../bytes.ts).
 const SLICE_BYTES = 4 << 20;
 
@@ -51,8 +53,11 @@ export interface PngInfo {
   colorType: number; // 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
   interlaced: boolean;
   palette: Uint8Array | null; // [entries][3]
-  orientation: number; // EXIF 1..8 from an eXIf chunk, 1 without one
+  orientation: number; // 1..8 as exif_transpose finds it (./text.ts), 1 without one
 }
+
+// The chunks whose data ./text.ts reads.
+const METADATA = new Set(["eXIf", "tEXt", "zTXt", "iTXt", "acTL", "fcTL", "fdAT"]);
 
 const ALLOWED_DEPTHS: Record<number, readonly number[]> = {
   0: [1, 2, 4, 8, 16],
@@ -109,12 +114,16 @@ const noPalette = () => corrupt("a palette image has no PLTE chunk");
 interface Chunks {
   info: PngInfo;
   firstIdat: number; // offset of the first IDAT chunk (its length field)
+  meta: PngMetadata;
 }
 
-// Walks every chunk of whole bytes, checking each CRC, the chunk order PNG requires and IHDR's fields.
+// Walks every chunk of whole bytes, checking the CRCs before the image data, the chunk order PNG requires
+// and IHDR's fields.
 function readChunks(bytes: Uint8Array): Chunks {
   checkSignature(bytes);
   let info: PngInfo | null = null;
+  let meta: PngMetadata | null = null;
+  let metaDone = false; // Pillow stops reading at an animated file's next frame
   let firstIdat = -1;
   let idatEnded = false;
   let pos = 8;
@@ -127,7 +136,10 @@ function readChunks(bytes: Uint8Array): Chunks {
     const start = pos + 8;
     const end = start + length;
     if (end + 4 > bytes.length) throw endsEarly(name);
-    if (crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) throw crcMismatch(name);
+    // Pillow checks the CRCs of the chunks before the image data only.
+    if (firstIdat < 0 && name !== "IDAT" && crc32(bytes.subarray(pos + 4, end)) !== u32(bytes, end)) {
+      throw crcMismatch(name);
+    }
     const data = bytes.subarray(start, end);
     const at = pos;
     pos = end + 4;
@@ -135,15 +147,19 @@ function readChunks(bytes: Uint8Array): Chunks {
     if (name === "IHDR") {
       if (info !== null) throw corrupt("it has two IHDR chunks");
       info = readHeader(data);
+      meta = new PngMetadata(info.width, info.height);
     } else if (name === "PLTE") {
       if (firstIdat >= 0) throw corrupt("PLTE comes after the image data");
       info!.palette = readPalette(data);
     } else if (name === "IDAT") {
       if (idatEnded) throw corrupt("its image data is split by other chunks");
-      if (firstIdat < 0) firstIdat = at;
-    } else if (name === "eXIf") {
-      // Pillow keeps the last eXIf chunk, before or after the image data; exif_transpose applies it.
-      info!.orientation = readExifOrientation(data);
+      if (firstIdat < 0) {
+        firstIdat = at;
+        meta!.imageStarts();
+      }
+    } else if (METADATA.has(name) && !metaDone) {
+      metaDone = !meta!.read(name, data, firstIdat >= 0);
+      if (firstIdat >= 0) idatEnded = true;
     } else if (name === "IEND") {
       break;
     } else if (firstIdat >= 0) {
@@ -153,7 +169,8 @@ function readChunks(bytes: Uint8Array): Chunks {
   if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
   if (firstIdat < 0) throw noIdat();
   if (info.colorType === 3 && info.palette === null) throw noPalette();
-  return { info, firstIdat };
+  info.orientation = meta!.orientation();
+  return { info, firstIdat, meta: meta! };
 }
 
 function checkSignature(bytes: Uint8Array): void {
@@ -178,7 +195,7 @@ function readPalette(data: Uint8Array): Uint8Array {
 class ChunkReader {
   private readonly src: ByteSource;
   pos: number; // in the source's window
-  private readonly verify: boolean; // false for whole bytes readChunks has already checked
+  verify: boolean; // false for whole bytes readChunks has already checked, and from the image data on
 
   constructor(src: ByteSource, pos: number, verify: boolean) {
     this.src = src;
@@ -243,20 +260,27 @@ class ChunkReader {
 async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: ChunkReader }> {
   const reader = new ChunkReader(src, 8, true);
   let info: PngInfo | null = null;
+  let meta: PngMetadata | null = null;
   for (;;) {
     const chunk = await reader.next();
     if (chunk === null) break;
     const { name, length } = chunk;
     if (info === null && name !== "IHDR") throw corrupt("IHDR is not the first chunk");
-    if (name === "IDAT") return { info: info!, firstIdat: reader.pos, reader };
+    if (name === "IDAT") {
+      reader.verify = false; // as Pillow, which checks the CRCs of the chunks before the image data only
+      meta!.imageStarts();
+      info!.orientation = meta!.orientation();
+      return { info: info!, firstIdat: reader.pos, reader, meta: meta! };
+    }
     if (name === "IHDR") {
       const data = await reader.whole(name, length);
       if (info !== null) throw corrupt("it has two IHDR chunks");
       info = readHeader(data);
+      meta = new PngMetadata(info.width, info.height);
     } else if (name === "PLTE") {
       info!.palette = readPalette(await reader.whole(name, length));
-    } else if (name === "eXIf") {
-      info!.orientation = readExifOrientation(await reader.whole(name, length));
+    } else if (METADATA.has(name)) {
+      await readMetadata(reader, meta!, name, length, false);
     } else {
       await reader.pieces(name, length, () => {});
       if (name === "IEND") break;
@@ -264,6 +288,26 @@ async function readStreamHead(src: ByteSource): Promise<Chunks & { reader: Chunk
   }
   if (info === null) throw new EdgevitError("invalid_image", "The PNG has no IHDR chunk.");
   throw noIdat();
+}
+
+// A metadata chunk of a stream into `meta`: whole (it must fit the window), except fdAT, of which only the
+// sequence number is read. Returns false where Pillow stops reading.
+async function readMetadata(
+  reader: ChunkReader,
+  meta: PngMetadata,
+  name: string,
+  length: number,
+  afterImage: boolean,
+): Promise<boolean> {
+  if (name !== "fdAT") return meta.read(name, await reader.whole(name, length), afterImage);
+  const head = new Uint8Array(Math.min(4, length));
+  let got = 0;
+  await reader.pieces(name, length, (data) => {
+    const n = Math.min(data.length, head.length - got);
+    head.set(data.subarray(0, n), got);
+    got += n;
+  });
+  return meta.read(name, head, afterImage);
 }
 
 function readHeader(d: Uint8Array): PngInfo {
@@ -413,6 +457,7 @@ class PngDecoder implements ImageDecoder {
   private readonly src: ByteSource;
   private readonly firstIdat: number; // in the source's window when opened
   private reader: ChunkReader | null; // a stream's, left at its first IDAT
+  private readonly meta: PngMetadata;
   private used = false;
 
   constructor(src: ByteSource, chunks: Chunks, reader: ChunkReader | null, limits: PngLimits) {
@@ -436,6 +481,7 @@ class PngDecoder implements ImageDecoder {
     this.src = src;
     this.info = info;
     this.firstIdat = chunks.firstIdat;
+    this.meta = chunks.meta;
     this.reader = reader;
     this.header = {
       format: "png",
@@ -535,7 +581,7 @@ class PngDecoder implements ImageDecoder {
     const reader = this.reader ?? new ChunkReader(this.src, this.firstIdat, false);
     this.reader = null;
     let idatEnded = false;
-    let orientation = this.header.orientation;
+    let metaDone = false;
     for (;;) {
       const chunk = await reader.next();
       if (chunk === null) break;
@@ -543,8 +589,10 @@ class PngDecoder implements ImageDecoder {
       if (name === "IDAT") {
         if (idatEnded) throw corrupt("its image data is split by other chunks");
         await reader.pieces(name, length, (data) => inflater?.write(data));
-      } else if (name === "eXIf") {
-        orientation = readExifOrientation(await reader.whole(name, length));
+      } else if (streamed && METADATA.has(name) && !metaDone) {
+        // Whole bytes had these read when opened.
+        metaDone = !(await readMetadata(reader, this.meta, name, length, true));
+        idatEnded = true;
       } else {
         await reader.pieces(name, length, () => {});
         if (name === "IHDR") throw corrupt("it has two IHDR chunks");
@@ -553,16 +601,16 @@ class PngDecoder implements ImageDecoder {
         idatEnded = true;
       }
     }
-    if (streamed && orientation !== this.header.orientation) throw lateOrientation();
+    if (streamed && this.meta.orientation() !== this.header.orientation) throw lateOrientation();
   }
 }
 
-// Whole bytes read their orientation from every eXIf chunk before decoding; a stream's comes from those
-// before the image data, and a later one that changes it has come after the rows it turns.
+// Whole bytes read their orientation from every chunk before decoding; a stream's comes from those before
+// the image data, and a later one that changes it has come after the rows it turns.
 function lateOrientation(): EdgevitError {
   return new EdgevitError(
     "unsupported_media_type",
-    "The PNG gives its EXIF orientation after its image data, too late for a streamed upload; save it with the eXIf chunk before the image data.",
+    "The PNG gives its EXIF orientation after its image data, too late for a streamed upload; save it with its metadata before the image data.",
   );
 }
 
@@ -576,6 +624,8 @@ class Inflater {
   private readonly reading: Promise<void>;
   private failure: unknown = null;
   private stopped = false;
+  private readonly held = new Uint8Array(PIECE);
+  private heldBytes = 0;
 
   constructor(consume: (data: Uint8Array) => void, finished: () => boolean) {
     const stream = new DecompressionStream("deflate");
@@ -608,16 +658,31 @@ class Inflater {
     }
   }
 
+  // Pieces of PIECE bytes at fixed offsets of the compressed data, however its chunks and a stream's reads
+  // cut it: what the inflater makes of damaged data before it fails depends on its pieces, so whole bytes
+  // and a stream are refused with the same sentence.
   async write(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length && !this.stopped; at += PIECE) {
-      await this.writer.ready.catch(() => {});
-      if (this.stopped) return;
+    for (let at = 0; at < data.length && !this.stopped; ) {
+      const n = Math.min(PIECE - this.heldBytes, data.length - at);
       // A copy: the source's window moves on while the inflater may still hold the piece.
-      await this.writer.write(data.slice(at, at + PIECE)).catch(() => {});
+      this.held.set(data.subarray(at, at + n), this.heldBytes);
+      this.heldBytes += n;
+      at += n;
+      if (this.heldBytes === PIECE) await this.flush();
     }
   }
 
+  private async flush(): Promise<void> {
+    if (this.heldBytes === 0 || this.stopped) return;
+    const piece = this.held.slice(0, this.heldBytes);
+    this.heldBytes = 0;
+    await this.writer.ready.catch(() => {});
+    if (this.stopped) return;
+    await this.writer.write(piece).catch(() => {});
+  }
+
   async finish(): Promise<void> {
+    await this.flush();
     if (!this.stopped) await this.writer.close().catch(() => {});
     await this.reading;
     this.abort();

@@ -17,6 +17,7 @@ import { checkPixels, type Limits } from "../../limits.ts";
 import { yieldToOthers } from "../bytes.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import { decodeVp8, vp8Info } from "./vp8.ts";
+import { readExifOrientation } from "../exif.ts";
 import { checkLosslessAlpha, decodeVp8l, vp8lInfo, WebpError } from "./vp8l.ts";
 
 export type WebpLimits = Pick<Limits, "maxPixels">;
@@ -24,6 +25,7 @@ export type WebpLimits = Pick<Limits, "maxPixels">;
 const MAX_CHUNK_PAYLOAD = 0xfffffff6;
 const FLAG_ANIMATION = 0x02;
 const FLAG_ALPHA = 0x10;
+const FLAG_EXIF = 0x08;
 const VALID_FLAGS = 0x3e;
 // Pixels pushed between yields to the event loop.
 const SLICE_PIXELS = 1 << 20;
@@ -40,6 +42,7 @@ export interface WebpInfo {
   frame: { x: number; y: number; width: number; height: number; lossless: boolean };
   image: Chunk; // the first frame's VP8 or VP8L payload
   alpha: Chunk | null; // its ALPH payload, when libwebp decodes it
+  exif: Uint8Array | null; // the first EXIF chunk's payload, which the demuxer keeps with VP8X's EXIF flag
 }
 
 function refuse(what: string): EdgevitError {
@@ -108,7 +111,7 @@ function readInfo(b: Uint8Array): WebpInfo {
     const { image } = storeFrame(b, 12, end);
     const { width, height } = imageSize(b, image!);
     const frame = { x: 0, y: 0, width, height, lossless: image!.fourcc === "VP8L" };
-    return { width, height, frame, image: image!, alpha: null };
+    return { width, height, frame, image: image!, alpha: null, exif: null };
   }
 
   const vp8xSize = u32(b, 16);
@@ -127,6 +130,7 @@ function readInfo(b: Uint8Array): WebpInfo {
   let frames = 0;
   let anim = false;
   let previousComplete = true;
+  let exif: Uint8Array | null = null;
   while (pos < end) {
     if (end - pos < 8) throw refuse("is truncated inside a chunk header");
     const fourcc = tag(b, pos);
@@ -175,6 +179,7 @@ function readInfo(b: Uint8Array): WebpInfo {
       // What the frame's chunks leave of its payload is read as further chunks, as the demuxer does.
       pos = f.pos;
     } else {
+      if (fourcc === "EXIF" && flags & FLAG_EXIF && exif === null) exif = b.subarray(pos + 8, pos + 8 + size);
       pos += 8 + padded;
     }
   }
@@ -186,7 +191,7 @@ function readInfo(b: Uint8Array): WebpInfo {
   if (!animated && (size.width !== width || size.height !== height)) {
     throw refuse(`declares a canvas of ${width}x${height} for an image of ${size.width}x${size.height}`);
   }
-  return { width, height, frame, image, alpha };
+  return { width, height, frame, image, alpha, exif };
 }
 
 // An ALPH chunk as libwebp's alpha decoder checks it: the header byte, then the raw plane's size or the
@@ -216,7 +221,9 @@ class WebpDecoder implements ImageDecoder {
     checkPixels(info.width, info.height, limits.maxPixels);
     this.info = info;
     this.bytes = bytes;
-    this.header = { format: "webp", width: info.width, height: info.height, orientation: 1, scales: [1] };
+    // Pillow's exif_transpose applies the EXIF chunk's orientation.
+    const orientation = info.exif === null ? 1 : readExifOrientation(info.exif, "WebP");
+    this.header = { format: "webp", width: info.width, height: info.height, orientation, scales: [1] };
   }
 
   // The file; lossless: every pixel (4 bytes) and a few rows; lossy: the three planes, the upsampler's rows

@@ -1,8 +1,9 @@
-// The one EXIF orientation reader, on TIFF structures built by hand: both byte orders, both integer types
-// the tag may use, and every way the tag can be missing or wrong, which all mean 1 (no transform) as in
-// Pillow's exif_transpose.
+// The one EXIF orientation reader, on TIFF structures built by hand: both byte orders, the types the tag
+// may use, every way the tag can be missing or wrong, which mean 1 (no transform) as in Pillow's
+// exif_transpose, and the blocks Pillow's getexif raises on. Then where the orientation is looked for:
+// the EXIF block, ImageMagick's hex profile, XMP.
 import { expect, test } from "vitest";
-import { readExifOrientation } from "../../../core/image/exif.ts";
+import { metadataOrientation, readExifOrientation } from "../../../core/image/exif.ts";
 
 // A TIFF header and IFD0 with the given entries: [tag, type, value], the value in the entry's first bytes.
 function tiff(little: boolean, entries: [number, number, number][], ifdOffset = 8): Uint8Array {
@@ -55,13 +56,55 @@ test("absent, out of range, of another type or cut short: 1", () => {
   expect(readExifOrientation(tiff(true, [[0x010f, 2, 0]]))).toBe(1);
   expect(readExifOrientation(tiff(true, [[ORIENTATION, SHORT, 0]]))).toBe(1);
   expect(readExifOrientation(tiff(false, [[ORIENTATION, SHORT, 9]]))).toBe(1);
-  expect(readExifOrientation(tiff(true, [[ORIENTATION, 1, 6]]))).toBe(1); // BYTE: only SHORT and LONG are read
+  expect(readExifOrientation(tiff(true, [[ORIENTATION, 1, 6]]))).toBe(1); // BYTE: Pillow reads bytes, no number
+  expect(readExifOrientation(tiff(true, [[ORIENTATION, 7, 6]]))).toBe(1); // UNDEFINED: bytes too
   const whole = tiff(true, [[ORIENTATION, SHORT, 6]]);
   expect(readExifOrientation(whole.subarray(0, whole.length - 8))).toBe(1); // the entry is cut
-  expect(readExifOrientation(whole.subarray(0, 7))).toBe(1);
   expect(readExifOrientation(tiff(true, [[ORIENTATION, SHORT, 6]], 4000).subarray(0, 100))).toBe(1); // IFD past the end
+  expect(readExifOrientation(new Uint8Array(0))).toBe(1);
+});
+
+test("signed types and a repeated tag are read as Pillow reads them (the last of a repeated tag wins)", () => {
+  expect(readExifOrientation(tiff(true, [[ORIENTATION, 8, 3]]))).toBe(3); // SSHORT
+  expect(readExifOrientation(tiff(false, [[ORIENTATION, 9, 8]]))).toBe(8); // SLONG
+  expect(readExifOrientation(tiff(true, [[ORIENTATION, 6, 6]]))).toBe(6); // SBYTE
+  const twice: [number, number, number][] = [
+    [ORIENTATION, SHORT, 6],
+    [ORIENTATION, SHORT, 3],
+  ];
+  expect(readExifOrientation(tiff(true, twice))).toBe(3);
+  // An IFD declaring more entries than it holds keeps the ones before its end (hopper_bad_exif.jpg).
+  const cut = tiff(true, [[ORIENTATION, SHORT, 5]]);
+  cut[8] = 40;
+  expect(readExifOrientation(cut)).toBe(5);
+});
+
+test("a block with no TIFF header is refused, as getexif raises on it, unless the JPEG plugin swallowed it", () => {
+  const whole = tiff(true, [[ORIENTATION, SHORT, 6]]);
   const noOrder = whole.slice();
   noOrder[0] = noOrder[1] = 0x41;
-  expect(readExifOrientation(noOrder)).toBe(1);
-  expect(readExifOrientation(new Uint8Array(0))).toBe(1);
+  expect(() => readExifOrientation(noOrder, "PNG")).toThrow(/^The PNG's EXIF data is damaged: .*\.$/);
+  expect(readExifOrientation(noOrder, "JPEG", true)).toBe(1);
+  // Cut inside the header: struct.error, which nothing swallows.
+  expect(() => readExifOrientation(whole.subarray(0, 6), "JPEG", true)).toThrow(/cut short/);
+  const exif = new Uint8Array([0x45, 0x78, 0x69, 0x66, 0, 0, ...whole]);
+  expect(readExifOrientation(exif)).toBe(6);
+});
+
+test("metadata: the EXIF block first, else ImageMagick's hex profile, and XMP only without the tag", () => {
+  const six = tiff(true, [[ORIENTATION, SHORT, 6]]);
+  const one = tiff(false, [[ORIENTATION, SHORT, 1]]);
+  const none = tiff(true, [[0x010f, 2, 0]]);
+  const hex = (b: Uint8Array) =>
+    `\nexif\n      ${b.length + 6}\n457869660000${Buffer.from(b).toString("hex").replace(/(.{72})/g, "$1\n")}\n`;
+  const xmp = '<x:xmpmeta><rdf:Description tiff:Orientation="8"/></x:xmpmeta>';
+  expect(metadataOrientation({ exif: six, xmp }, "PNG")).toBe(6);
+  expect(metadataOrientation({ exif: one, xmp }, "PNG")).toBe(1); // the tag is there: XMP is not read
+  expect(metadataOrientation({ exif: none, xmp }, "PNG")).toBe(8);
+  expect(metadataOrientation({ rawExif: hex(six), xmp }, "PNG")).toBe(6);
+  expect(metadataOrientation({ exif: none, rawExif: hex(six) }, "PNG")).toBe(1); // "exif" wins over the profile
+  expect(metadataOrientation({ xmp: "<tiff:Orientation>3</tiff:Orientation>" }, "PNG")).toBe(3);
+  expect(metadataOrientation({ xmp: 'tiff:Orientation="9"' }, "PNG")).toBe(1);
+  expect(() => metadataOrientation({ rawExif: "\nexif\n 4\nzz\n" }, "PNG")).toThrow(/not hexadecimal/);
+  expect(() => metadataOrientation({ exif: "text" }, "PNG")).toThrow(/is text/);
 });

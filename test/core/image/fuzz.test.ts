@@ -29,6 +29,14 @@ const PNGS = load(
   readdirSync(`${root}test/goldens/preprocess/png`)
     .filter((f) => f.endsWith(".png") && f !== "rgb-8-large.png")
     .sort(),
+).concat(
+  // Metadata in every place Pillow reads an orientation from, and compressed text chunks.
+  load(
+    "test/fixtures/metadata",
+    readdirSync(`${root}test/fixtures/metadata`)
+      .filter((f) => f.endsWith(".png"))
+      .sort(),
+  ),
 );
 // The files of test/tools/format_goldens.py that Pillow decodes (the refused ones are already broken).
 function decodable(format: string): [string, Uint8Array][] {

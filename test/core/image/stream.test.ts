@@ -220,6 +220,68 @@ describe("bounds", () => {
     expect(got.error).toBe("payload_too_large: the body is larger than the limit of 50000 bytes");
   });
 
+  test("retaining the whole file, the source asks its host to reserve each growth past the window first", async () => {
+    const bytes = read(`${FIXTURES}images/hubble-cmyk.jpg`);
+    for (const length of [bytes.length, undefined]) {
+      const asked: number[] = [];
+      const src = ByteSource.from(streamOf(bytes, randomSizes(3)(bytes)), {
+        maxBytes: 1 << 20,
+        maxWindowBytes: 64 * 1024,
+        length,
+        reserve: async (n) => void asked.push(n),
+      });
+      await src.more(0, 64);
+      src.retainAll();
+      // Known length: what it will hold is that length; unknown: the body limit, until the end has arrived.
+      expect(src.memoryBytes).toBe(length ?? 1 << 20);
+      expect(await src.rest()).toEqual(bytes);
+      expect(asked.length).toBeGreaterThan(0);
+      expect(asked.every((n, i) => n > 64 * 1024 && (i === 0 || n > asked[i - 1]))).toBe(true);
+      // The buffer never grew past what was reserved, nor (its length known) past the file.
+      expect(src.memoryBytes).toBe(asked.at(-1));
+      if (length !== undefined) expect(asked.at(-1)).toBe(length);
+    }
+    // A refusal from the host stops the read and lets the stream go.
+    const src = ByteSource.from(streamOf(bytes, [bytes.length]), {
+      maxBytes: 1 << 20,
+      maxWindowBytes: 64 * 1024,
+      reserve: () => Promise.reject(new EdgevitError("busy", "no room")),
+    });
+    await src.more(0, 64);
+    src.retainAll();
+    await expect(src.rest()).rejects.toMatchObject({ code: "busy" });
+  });
+
+  test("a byte stream is read into one reused buffer, and decodes as its whole bytes", async () => {
+    for (const name of ["images/hubble-cmyk.jpg", "images/coffee-progressive.jpg"]) {
+      const bytes = read(`${FIXTURES}${name}`);
+      let at = 0;
+      const sizes = new Set<number>();
+      const stream = new ReadableStream({
+        type: "bytes",
+        pull(controller) {
+          const request = controller.byobRequest!;
+          const view = request.view as Uint8Array;
+          sizes.add(view.buffer.byteLength);
+          const n = Math.min(view.byteLength, 5000, bytes.length - at);
+          view.set(bytes.subarray(at, at + n));
+          at += n;
+          request.respond(n);
+          if (at === bytes.length) controller.close();
+        },
+      });
+      const whole = openImageBytes(bytes, LIMITS);
+      const want: number[] = [];
+      await whole.decode(2, (rows) => void want.push(rows[0]));
+      const decoder = await openImage(ByteSource.from(stream, { maxBytes: 1 << 20 }), LIMITS);
+      const got: number[] = [];
+      await decoder.decode(2, (rows) => void got.push(rows[0]));
+      expect(got, name).toEqual(want);
+      // Every read landed in the source's 64 KiB buffer (a BYOB read transfers it and hands it back).
+      expect([...sizes]).toEqual([64 * 1024]);
+    }
+  });
+
   test("a header larger than the window is image_too_large", async () => {
     const bytes = read(`${FIXTURES}images/rocket-exif-orient6.jpg`);
     const got = await streamed(bytes, randomSizes(2)(bytes), 1, 1024);
