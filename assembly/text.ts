@@ -6,8 +6,8 @@
 // holds an image model (model.ts) or a text model, never both.
 import { layerNorm } from "./kernels/norm";
 import {
-  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer,
-  linear, Linear, OK, RunState, WeightBinder,
+  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS,
+  GLOBAL_RECORDS, Layer, linear, Linear, OK, RECORD_BYTES, reserveRecords, RunState, WeightBinder,
 } from "./model";
 
 /** textForward() results. */
@@ -29,7 +29,7 @@ export const ERR_INPUT: i32 = 6; // a token count outside 1..positions, a pooled
   reserved: i32; // 0
 }
 
-// Weight slots as core/bundle/text.ts's TEXT_SLOT declares them; per layer model.ts's (layout.ts's LAYER_SLOT).
+// Weight slots as core/bundle/layout.ts's TEXT_SLOT declares them; per layer model.ts's (layout.ts's LAYER_SLOT).
 @lazy const SLOT_TOKEN_EMBEDDING: i32 = 0;
 @lazy const SLOT_TOKEN_EMBEDDING_SCALE: i32 = 1;
 @lazy const SLOT_POSITION_EMBEDDING: i32 = 2;
@@ -108,6 +108,7 @@ export function textInit(config: usize, weights: usize): i32 {
   if (text) return ERR_STATE;
   const s = changetype<TextConfigStruct>(config);
   if (s.bytes != <i32>offsetof<TextConfigStruct>()) return ERR_ABI;
+  reserveRecords(<usize>(min(max(s.layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES);
   if (s.vocab <= 0 || s.positions <= 0 || s.dim <= 0 || s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 ||
       s.layers < 0 || s.projection <= 0 || <u32>s.hiddenAct > <u32>ACT_LAST) return ERR_CONFIG;
   const c = new Config();

@@ -22,11 +22,15 @@ import {
   poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
+  checkConnector,
+  imageTokensAnswer,
+  imageTokensOptions,
   modelOption,
   modelsAnswer,
   prepare,
   type Prepared,
   run,
+  runTokens,
   streamedUpload,
   wholeUpload,
 } from "./service.ts";
@@ -50,6 +54,8 @@ import type {
   HiddenStatesAnswer,
   HiddenStatesOptions,
   ImageInput,
+  ImageTokensAnswer,
+  ImageTokensOptions,
   ModelsAnswer,
   EmbedTextAnswer,
   EmbedTextOptions,
@@ -185,6 +191,16 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
     return answer(this.ctx, (tickets) =>
       tokenizeAnswer(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t)),
     );
+  }
+
+  imageTokens(image: ImageInput, options: ImageTokensOptions = {}): Promise<ImageTokensAnswer> {
+    return answer(this.ctx, async (tickets) => {
+      const name = modelOption(this.env, options.model);
+      const { split } = imageTokensOptions(options);
+      const job = await prepareInput(this.env, image, name, options, tickets);
+      checkConnector(job.model.header.config, name);
+      return imageTokensAnswer(await runTokens(this.env, job, split, "json"));
+    });
   }
 
   models(): Promise<ModelsAnswer> {

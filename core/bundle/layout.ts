@@ -1,6 +1,7 @@
 // The payload: every tensor a config implies, declared once with its name, its size, its place in the
 // payload (FORMAT.md, "Payload") and its slot in the engine's weight table (docs/ARCHITECTURE.md, "Weight
-// table"). The writer, the reader and the engine host all take both orders from here.
+// table"). The writer, the reader and the engine host all take both orders from here, and every weight slot
+// the engines bind is numbered here: the image model's and the text model's.
 import { align64, positions, towerOf, type ModelConfig, type TensorEntry } from "./format.ts";
 import { packedSizes } from "./pack.ts";
 
@@ -43,8 +44,11 @@ export const SLOT = {
   headFc1: 35,
   headFc2: 39,
   visualProjection: 43,
+  modalityProjection: 47,
+  projectorLinear1: 51,
+  projectorLinear2: 55,
 } as const;
-export const GLOBAL_SLOTS = 47;
+export const GLOBAL_SLOTS = 59;
 export const LAYER_SLOT = {
   layernormBefore: 0,
   qkv: 2,
@@ -56,6 +60,17 @@ export const LAYER_SLOT = {
   layerScale2: 21,
 } as const;
 export const LAYER_SLOTS = 22;
+
+// The text engine's weight slots (assembly/text.ts; text.ts lays the section out): the tower-wide tensors,
+// then LAYER_SLOTS per layer numbered as LAYER_SLOT above (a text layer has no LayerScale).
+export const TEXT_SLOT = {
+  tokenEmbedding: 0,
+  tokenEmbeddingScale: 1,
+  positionEmbedding: 2,
+  finalLayerNorm: 3,
+  projection: 5,
+} as const;
+export const TEXT_GLOBAL_SLOTS = 9;
 
 // Every payload tensor in FORMAT.md order with its offset and slot: the only place either order is written.
 export function layout(config: ModelConfig): Layout {
@@ -112,6 +127,15 @@ export function layout(config: ModelConfig): Layout {
   if (t.projection > 0) linear("visual_projection", dim, t.projection, SLOT.visualProjection);
   if (classes > 0) linear("classifier", dim, classes, SLOT.classifier);
   if (distilled) linear("distillation_classifier", dim, classes, SLOT.distillationClassifier);
+  // the connector: Idefics3's projection of the pixel-shuffled tokens (scaleFactor^2 patches each), or
+  // LLaVA's two-layer projector
+  const shuffled = dim * t.scaleFactor * t.scaleFactor;
+  if (t.connector === "idefics3")
+    linear("connector.modality_projection.proj", shuffled, t.lmDim, SLOT.modalityProjection);
+  if (t.connector === "llava") {
+    linear("multi_modal_projector.linear_1", dim, t.lmDim, SLOT.projectorLinear1);
+    linear("multi_modal_projector.linear_2", t.lmDim, t.lmDim, SLOT.projectorLinear2);
+  }
   return { tensors: out, length: offset };
 }
 
@@ -125,7 +149,7 @@ export function weightSlots(config: ModelConfig): (string | null)[] {
 // Entries of layout(config), in O(1): the patch embedding Linear (4), class token, distillation token,
 // registers, position embeddings, pre_layrnorm (2), 20 per layer (2 + 2 norm vectors, 4 Linears of 4) and
 // two lambda1 with LayerScale, final norm (2), the pooling head (probe, 5 Linears, a norm), the projection
-// and the heads (4 each).
+// and the heads (4 each), the connector's Linears (Idefics3 one, LLaVA two).
 export function tensorCount(c: ModelConfig): number {
   const t = towerOf(c);
   const flag = (b: boolean) => (b ? 1 : 0);
@@ -141,7 +165,9 @@ export function tensorCount(c: ModelConfig): number {
     23 * flag(t.pooling === "map") +
     4 * flag(t.projection > 0) +
     4 * flag(c.classes > 0) +
-    4 * flag(c.distilled)
+    4 * flag(c.distilled) +
+    4 * flag(t.connector === "idefics3") +
+    8 * flag(t.connector === "llava")
   );
 }
 

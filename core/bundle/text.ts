@@ -16,10 +16,10 @@ import {
   type TextPooling,
   type TextSection,
 } from "./format.ts";
-import { LAYER_SLOT, LAYER_SLOTS } from "./layout.ts";
+import { LAYER_SLOT, LAYER_SLOTS, TEXT_GLOBAL_SLOTS, TEXT_SLOT } from "./layout.ts";
 import { packedSizes } from "./pack.ts";
 
-export { SECTION_KINDS, TEXT_POOLINGS };
+export { SECTION_KINDS, TEXT_GLOBAL_SLOTS, TEXT_POOLINGS, TEXT_SLOT };
 export type { SectionKind, TextConfig, TextPooling, TextSection };
 
 export type TextTensorKind =
@@ -35,17 +35,6 @@ export interface TextLayoutEntry {
   source: TextTensorKind;
   slot: number; // the text engine's weight slot; -1 for the tokenizer, which the host reads
 }
-
-// The text engine's weight slots (assembly/text.ts): the tower-wide tensors, then LAYER_SLOTS per layer
-// numbered as the image encoder's (layout.ts's LAYER_SLOT; no LayerScale).
-export const TEXT_SLOT = {
-  tokenEmbedding: 0,
-  tokenEmbeddingScale: 1,
-  positionEmbedding: 2,
-  finalLayerNorm: 3,
-  projection: 5,
-} as const;
-export const TEXT_GLOBAL_SLOTS = 9;
 
 const LINEAR_PARTS = ["weight", "scale", "wsum", "bias"] as const;
 

@@ -11,7 +11,7 @@ import { initError, type EngineExports } from "./abi.ts";
 import { growing, type MemoryPlan, wholePages } from "./memory.ts";
 
 // The config struct textInit() reads (assembly/text.ts, TextConfigStruct): its own size, then these fields.
-const TEXT_CONFIG_FIELDS = [
+export const TEXT_CONFIG_FIELDS = [
   "vocab",
   "positions",
   "dim",
@@ -68,6 +68,8 @@ export function textMemoryPlan(c: TextConfig, sectionBytes: number, heapTop: num
     rows, // qa scale, zero, sum
     n4(Math.max(t, headDim)), // qb scale
     n4(Math.max(t, headDim)), // qb sum
+    0, // a connector's image tokens
+    0, // LLaVA's projector hidden
     t, // ids
   ];
   const bytes = [

@@ -3,7 +3,7 @@
 import { encodeBundle, encodeHead } from "../../core/bundle/writer.ts";
 import { layout } from "../../core/bundle/layout.ts";
 import { parsePrefix } from "../../core/bundle/reader.ts";
-import type { BundleHeader, BundleParts, ModelConfig } from "../../core/bundle/format.ts";
+import type { BundleHeader, BundleParts, ModelConfig, Preprocessing } from "../../core/bundle/format.ts";
 import { type TextConfig, textLayout } from "../../core/bundle/text.ts";
 import { byteSymbols } from "../../core/text/clip.ts";
 import { clipOptions, clipTables, ClipTokenizer, tokenizerToBytes } from "../../core/text/index.ts";
@@ -38,12 +38,14 @@ export const SMALL_CONFIG: ModelConfig = {
 
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
 // `edit` may change the tensors (by bundle name) before they are written: the bundle stays
-// self-consistent (its CRC covers the edit).
+// self-consistent (its CRC covers the edit). `preprocessing` replaces fields of the default (a resize to the
+// input, mean and std 0.5).
 export function randomBundle(
   name: string,
   seed: number,
   config: ModelConfig = SMALL_CONFIG,
   edit?: (tensors: Map<string, ArrayBufferView>) => void,
+  preprocessing: Partial<Preprocessing> = {},
 ): Uint8Array {
   const next = uniform(seed);
   const random = (n: number, scale: number, offset = 0) =>
@@ -73,11 +75,16 @@ export function randomBundle(
     }
   }
   edit?.(tensors);
-  const parts = bundleParts(name, seed, config);
+  const parts = bundleParts(name, seed, config, preprocessing);
   return encodeBundle(parts, tensors, crc32);
 }
 
-function bundleParts(name: string, seed: number, config: ModelConfig): BundleParts {
+function bundleParts(
+  name: string,
+  seed: number,
+  config: ModelConfig,
+  preprocessing: Partial<Preprocessing> = {},
+): BundleParts {
   return {
     name,
     config,
@@ -92,6 +99,7 @@ function bundleParts(name: string, seed: number, config: ModelConfig): BundlePar
       doNormalize: true,
       imageMean: [0.5, 0.5, 0.5],
       imageStd: [0.5, 0.5, 0.5],
+      ...preprocessing,
     },
     labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
     source: {

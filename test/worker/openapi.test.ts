@@ -12,6 +12,7 @@ import { twoTowerBundle } from "./bundles.ts";
 
 const NAME = "openapi-vit";
 const CLIP = "openapi-clip";
+const VLM = "openapi-vlm";
 type Schema = Record<string, any>;
 let doc: any;
 
@@ -26,6 +27,8 @@ beforeAll(async () => {
     projection: 12,
   };
   await env.MODELS.put(`${CLIP}.evit`, twoTowerBundle(CLIP, 92, clip, 12));
+  const connector = { ...SMALL_CONFIG, classes: 0, classToken: false, pooling: "none", lmDim: 16 } as const;
+  await env.MODELS.put(`${VLM}.evit`, randomBundle(VLM, 92, { ...connector, connector: "idefics3", scaleFactor: 2 }));
   await SELF.fetch(jpegRequest(`/v1/classify?model=${NAME}`, cat)); // so /v1/models lists a loaded model
   doc = await (await SELF.fetch("http://edgevit.test/openapi.json")).json();
 });
@@ -116,6 +119,8 @@ const cases: [string, string, ArrayBuffer | null, number][] = [
   ["post", `/v1/see?model=missing-model`, cat, 404],
   ["post", `/v1/zero_shot?model=${CLIP}&labels=cat&labels=dog`, cat, 200],
   ["post", `/v1/zero_shot?model=${NAME}&labels=cat`, cat, 400],
+  ["post", `/v1/image_tokens?model=${VLM}&split=false`, cat, 200],
+  ["post", `/v1/image_tokens?model=${NAME}`, cat, 400],
 ];
 
 // The text routes, with their JSON bodies.

@@ -1,13 +1,12 @@
 // Sections (format version 3): a text tower after the image payload, each at its own 64-aligned offset with
-// its own CRC-32, readable alone by a byte-range read; what the reader refuses about them; and the slot
-// numbers assembly/text.ts binds, held to core/bundle/text.ts's.
-import { readFileSync } from "node:fs";
+// its own CRC-32, readable alone by a byte-range read; what the reader refuses about them; version 3 beside
+// version 2's connector fields. (The text engine's slots are tested with the others in layout.test.ts.)
 import { crc32 } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { BundleError, type BundleParts, type ModelConfig } from "../../../core/bundle/format.ts";
-import { layout, LAYER_SLOT, LAYER_SLOTS } from "../../../core/bundle/layout.ts";
+import { layout } from "../../../core/bundle/layout.ts";
 import { checkSectionBytes, parsePrefix, readBundle } from "../../../core/bundle/reader.ts";
-import { TEXT_GLOBAL_SLOTS, TEXT_SLOT, type TextConfig, poolIndex, textLayout } from "../../../core/bundle/text.ts";
+import { type TextConfig, poolIndex, textLayout } from "../../../core/bundle/text.ts";
 import { encodeBundle, encodeHead } from "../../../core/bundle/writer.ts";
 
 const image: ModelConfig = {
@@ -146,22 +145,32 @@ describe("sections", () => {
     expect(poolIndex({ ...text, pooling: "last" }, [5, 1, 1, 1])).toBe(3);
   });
 
-  test("assembly/text.ts binds each tensor from the slot numbers declared here", () => {
-    const source = readFileSync(new URL("../../../assembly/text.ts", import.meta.url), "utf8");
-    const engine = new Map(
-      [...source.matchAll(/@lazy const (SLOT_\w+|LAYER_SLOT_\w+|GLOBAL_SLOTS|LAYER_SLOTS): i32 = (\d+);/g)].map((m) => [
-        m[1],
-        Number(m[2]),
-      ]),
-    );
-    const snake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
-    const layerSlots = Object.entries(LAYER_SLOT).filter(([k]) => !k.startsWith("layerScale"));
-    const host = new Map<string, number>([
-      ...Object.entries(TEXT_SLOT).map(([k, v]): [string, number] => [`SLOT_${snake(k)}`, v]),
-      ["GLOBAL_SLOTS", TEXT_GLOBAL_SLOTS],
-      ...layerSlots.map(([k, v]): [string, number] => [`LAYER_SLOT_${snake(k)}`, v]),
-      ["LAYER_SLOTS", LAYER_SLOTS],
-    ]);
-    expect(engine).toEqual(host);
+  test("versions together: a connector's fields and a text section make version 3; without it, version 2", () => {
+    const vlm: ModelConfig = { ...image, family: undefined, classes: 0, connector: "llava", lmDim: 12 };
+    const write = (sections: boolean) =>
+      encodeBundle(
+        { ...parts(sections), config: vlm },
+        filled(layout(vlm).tensors),
+        crc32,
+        sections ? [filled(textLayout(text).tensors)] : [],
+      );
+    const both = readBundle(write(true), crc32).header;
+    expect(both.version).toBe(3);
+    expect(both.config).toMatchObject({ connector: "llava", lmDim: 12 });
+    expect(both.tensors.map((t) => t.name)).toContain("multi_modal_projector.linear_2.weight");
+    expect(both.sections!.map((s) => s.name)).toEqual(["text"]);
+    const alone = readBundle(write(false), crc32).header;
+    expect(alone.version).toBe(2);
+    expect(alone.tensors).toEqual(both.tensors);
+    // Idefics3's tiles came with version 2 too: a classifier's version 1 header cannot have them
+    const classifier: ModelConfig = { ...image, family: undefined, classes: 2 };
+    const tiles = { ...parts(false).preprocessing, splitting: { longestEdge: 16, maxImageSize: 8 } };
+    expect(() =>
+      encodeBundle(
+        { ...parts(false), config: classifier, preprocessing: tiles, labels: ["a", "b"] },
+        filled(layout(classifier).tensors),
+        crc32,
+      ),
+    ).toThrow(/a version 1 header cannot have preprocessing.splitting/);
   });
 });

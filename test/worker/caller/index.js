@@ -48,6 +48,9 @@ export default {
         case "/tokenize":
           result = await env.EDGEVIT.tokenize(await request.json(), options);
           break;
+        case "/image-tokens":
+          result = await env.EDGEVIT.imageTokens(new Uint8Array(await request.arrayBuffer()), options);
+          break;
         case "/models":
           result = await env.EDGEVIT.models();
           break;
