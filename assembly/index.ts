@@ -3,12 +3,12 @@
 import { GEMM_ROWS } from "./kernels/gemm";
 
 export { alloc, init, inputPtr, forward, forwardBegin, forwardLayer, forwardEnd, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
-export { poolerPtr, projectedPtr, headAttentionPtr } from "./model";
+export { poolerPtr, projectedPtr, headAttentionPtr, imageTokensPtr } from "./model";
 export { enableCapture, residualPtr, clsAttentionPtr, clsMeanPtr, rolloutPtr, headRolloutPtr, attentionsPtr } from "./model";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
 export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";
-export { quantizeRows, quantizeRowsScalar, packRows, packRowsScalar } from "./kernels/quant";
+export { quantizeRows, quantizeRowsScalar, quantizeShuffled, packRows, packRowsScalar } from "./kernels/quant";
 export { layerNorm, layerNormScalar } from "./kernels/norm";
 export { softmax, softmaxScalar, softmaxQuantize } from "./kernels/softmax";
 export { gelu, geluScalar, quickGelu, quickGeluScalar, geluTanh, geluTanhScalar } from "./kernels/gelu";

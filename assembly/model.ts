@@ -5,10 +5,11 @@
 // the image towers built on the same encoder: CLIPVisionModelWithProjection (pre_layrnorm, quick_gelu,
 // post_layernorm on the class token, visual_projection), SiglipVisionModel (no class token,
 // gelu_pytorch_tanh, the multihead attention pooling head) and Dinov2Model (LayerScale, register tokens),
-// each difference a field of the Config. Every helper takes the structs it uses and says which buffers it
+// each difference a field of the Config; then a vision-language model's connector (Idefics3's pixel
+// shuffle and modality projection, LLaVA's multi_modal_projector), which makes the LLM's image tokens. Every helper takes the structs it uses and says which buffers it
 // reads and writes.
 import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
-import { quantizeRows, packRows } from "./kernels/quant";
+import { quantizeRows, quantizeShuffled, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
 import { softmaxQuantize } from "./kernels/softmax";
 import { gelu, geluTanh, quickGelu } from "./kernels/gelu";
@@ -37,7 +38,7 @@ export function alloc(bytes: usize): usize {
  * order, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that writes another layout.
  */
 @unmanaged class ConfigStruct {
-  bytes: i32; // 76
+  bytes: i32; // 96
   channels: i32;
   imageSize: i32;
   patchSize: i32;
@@ -54,14 +55,24 @@ export function alloc(bytes: usize): usize {
   registerTokens: i32;
   layerScale: i32; // 0 or 1
   finalNorm: i32; // 0 every token, 1 the pooled token only
-  pooling: i32; // 0 class token, 1 multihead attention pooling head
+  pooling: i32; // 0 class token, 1 multihead attention pooling head, 2 none
   projection: i32; // 0: none
+  connector: i32; // CONNECTOR_*
+  scaleFactor: i32; // Idefics3's pixel shuffle block side
+  lmDim: i32; // the LLM's width
+  projectorHiddenAct: i32; // ACT_*, LLaVA's projector
+  visionFeatureSelectStrategy: i32; // 0 default (drop the class token), 1 full
 }
 
 // ConfigStruct.hiddenAct: transformers' hidden_act names, in core/bundle/format.ts's HIDDEN_ACTS order.
 const ACT_GELU: i32 = 0; // "gelu", the exact erf form
 const ACT_QUICK_GELU: i32 = 1; // "quick_gelu"
 const ACT_GELU_TANH: i32 = 2; // "gelu_pytorch_tanh"
+
+// ConfigStruct.connector, in core/bundle/format.ts's CONNECTORS order.
+const CONNECTOR_NONE: i32 = 0;
+const CONNECTOR_IDEFICS3: i32 = 1; // pixel shuffle, then connector.modality_projection.proj
+const CONNECTOR_LLAVA: i32 = 2; // multi_modal_projector: linear_1, act, linear_2
 
 /** Sizes from the bundle header (no other constant exists) and the sizes they imply. */
 class Config {
@@ -84,6 +95,12 @@ class Config {
   pooledNorm: bool = false; // CLIP: the final norm (post_layernorm) on the pooled token only
   mapPooling: bool = false; // SigLIP: pooled by the multihead attention pooling head
   projection: i32 = 0; // CLIP: visual_projection width
+  connector: i32 = CONNECTOR_NONE;
+  scaleFactor: i32 = 1; // Idefics3: the pixel shuffle's block side
+  lmDim: i32 = 0; // the LLM's width: the image tokens' width
+  projectorAct: i32 = ACT_GELU; // LLaVA: between linear_1 and linear_2
+  selectAll: bool = false; // LLaVA "full": the class token is an image token too
+  imageTokens: i32 = 0; // rows the connector makes: patches / scaleFactor^2 (Idefics3), patches or tokens (LLaVA)
   grid: i32 = 0; // patches per side
   patches: i32 = 0; // grid * grid
   classRows: i32 = 0; // class token (+ distillation token): the rows before the registers
@@ -161,8 +178,14 @@ class TransformerWeights {
   visualProjection: Linear; // dim -> projection, no bias (a zero one)
   classifier: Linear; // dim -> classes
   distillationClassifier: Linear; // dim -> classes
+  modalityProjection: Linear; // dim * scaleFactor^2 -> lmDim, no bias (a zero one): Idefics3's connector
+  projectorLinear1: Linear; // dim -> lmDim: LLaVA's multi_modal_projector.linear_1
+  projectorLinear2: Linear; // lmDim -> lmDim: linear_2
   constructor(c: Config) {
     this.patchEmbeddings = new Linear(c.patchDim, c.dim);
+    this.modalityProjection = new Linear(c.dim * c.scaleFactor * c.scaleFactor, c.lmDim);
+    this.projectorLinear1 = new Linear(c.dim, c.lmDim);
+    this.projectorLinear2 = new Linear(c.lmDim, c.lmDim);
     this.head = new PoolingHead(c.dim, c.hidden);
     this.visualProjection = new Linear(c.dim, c.projection);
     this.classifier = new Linear(c.dim, c.classes);
@@ -206,6 +229,8 @@ class RunState {
   projected: usize = 0; // f32 [projection], image_embeds
   headQuery: usize = 0; // f32 [dim], the probe's query
   headAttention: usize = 0; // f32 [heads][tokens], the pooling head's attention probabilities
+  imageTokens: usize = 0; // f32 [imageTokens][lmDim], the connector's output: what the LLM receives
+  projectorHidden: usize = 0; // f32 [imageTokens][lmDim] with LLaVA's projector, linear_1's output
   // GEMM operands, sized for the largest use: A up to max K16 wide, B one head's K [tokens][headDim] or
   // V^T [headDim][tokens].
   qa: QuantizedRows = new QuantizedRows();
@@ -229,8 +254,13 @@ class RunState {
     this.projected = f32s(c.projection);
     this.headQuery = f32s(c.dim);
     this.headAttention = f32s(c.heads * c.tokens);
+    this.imageTokens = f32s(c.imageTokens * c.lmDim);
+    this.projectorHidden = f32s(c.connector == CONNECTOR_LLAVA ? c.imageTokens * c.lmDim : 0);
     const widest = max(max(k16(c.dim), k16(c.hidden)), max(k16(c.patchDim), k16(c.tokens)));
-    this.qa.q = alloc(<usize>rows * widest);
+    // the connector's A operand: the shuffled rows (Idefics3) or linear_2's lmDim-wide input (LLaVA)
+    const connectorK = c.connector == CONNECTOR_IDEFICS3 ? k16(c.dim * c.scaleFactor * c.scaleFactor)
+      : c.connector == CONNECTOR_LLAVA ? k16(c.lmDim) : 0;
+    this.qa.q = alloc(max(<usize>rows * widest, <usize>rowsPadded(c.imageTokens) * connectorK));
     this.qa.scale = f32s(rows);
     this.qa.zero = f32s(rows);
     this.qa.sum = f32s(rows);
@@ -283,8 +313,11 @@ let model: Transformer | null = null;
 function readConfig(s: ConfigStruct): Config | null {
   if (s.channels <= 0 || s.imageSize <= 0 || s.patchSize <= 0 || s.patchSize > s.imageSize || s.dim <= 0 ||
       s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 || s.layers < 0 || s.classes < 0) return null;
-  if (<u32>s.hiddenAct > <u32>ACT_GELU_TANH || <u32>s.finalNorm > 1 || <u32>s.pooling > 1 || s.registerTokens < 0 ||
+  if (<u32>s.hiddenAct > <u32>ACT_GELU_TANH || <u32>s.finalNorm > 1 || <u32>s.pooling > 2 || s.registerTokens < 0 ||
       s.projection < 0) return null;
+  if (<u32>s.connector > <u32>CONNECTOR_LLAVA || s.scaleFactor < 1 || s.lmDim < 0 ||
+      <u32>s.projectorHiddenAct > <u32>ACT_GELU_TANH || <u32>s.visionFeatureSelectStrategy > 1) return null;
+  if ((s.connector != CONNECTOR_NONE) != (s.lmDim > 0)) return null;
   // the combinations core/bundle/header.ts allows: the class token is there when something reads it
   if (s.classToken == 0 && (s.distilled != 0 || s.pooling == 0 || s.finalNorm != 0 || s.classes > 0)) return null;
   if (s.finalNorm != 0 && s.pooling != 0) return null;
@@ -306,7 +339,7 @@ function readConfig(s: ConfigStruct): Config | null {
   c.registerTokens = s.registerTokens;
   c.layerScale = s.layerScale != 0;
   c.pooledNorm = s.finalNorm != 0;
-  c.mapPooling = s.pooling != 0;
+  c.mapPooling = s.pooling == 1;
   c.projection = s.projection;
   c.grid = c.imageSize / c.patchSize;
   c.patches = c.grid * c.grid;
@@ -315,6 +348,18 @@ function readConfig(s: ConfigStruct): Config | null {
   c.tokens = c.patches + c.prefixTokens;
   c.positions = c.classRows + c.patches;
   c.patchDim = c.channels * c.patchSize * c.patchSize;
+  c.connector = s.connector;
+  c.scaleFactor = s.scaleFactor;
+  c.lmDim = s.lmDim;
+  c.projectorAct = s.projectorHiddenAct;
+  c.selectAll = s.visionFeatureSelectStrategy == 1;
+  if (c.connector == CONNECTOR_IDEFICS3) {
+    // the shuffle regroups the patch grid in scaleFactor x scaleFactor blocks: nothing may precede the patches
+    if (c.grid % c.scaleFactor != 0 || c.prefixTokens != 0) return null;
+    c.imageTokens = c.patches / (c.scaleFactor * c.scaleFactor);
+  } else if (c.connector == CONNECTOR_LLAVA) {
+    c.imageTokens = c.selectAll ? c.tokens : c.patches;
+  }
   return c;
 }
 
@@ -345,7 +390,10 @@ function readConfig(s: ConfigStruct): Config | null {
 @lazy const SLOT_HEAD_FC1: i32 = 35;
 @lazy const SLOT_HEAD_FC2: i32 = 39;
 @lazy const SLOT_VISUAL_PROJECTION: i32 = 43;
-@lazy const GLOBAL_SLOTS: i32 = 47;
+@lazy const SLOT_MODALITY_PROJECTION: i32 = 47;
+@lazy const SLOT_PROJECTOR_LINEAR1: i32 = 51;
+@lazy const SLOT_PROJECTOR_LINEAR2: i32 = 55;
+@lazy const GLOBAL_SLOTS: i32 = 59;
 @lazy const LAYER_SLOT_LAYERNORM_BEFORE: i32 = 0;
 @lazy const LAYER_SLOT_QKV: i32 = 2;
 @lazy const LAYER_SLOT_ATTENTION_OUTPUT: i32 = 6;
@@ -415,6 +463,9 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
   b.linear(w.visualProjection, SLOT_VISUAL_PROJECTION, c.projection > 0);
   b.linear(w.classifier, SLOT_CLASSIFIER, c.classes > 0);
   b.linear(w.distillationClassifier, SLOT_DISTILLATION_CLASSIFIER, c.distilled);
+  b.linear(w.modalityProjection, SLOT_MODALITY_PROJECTION, c.connector == CONNECTOR_IDEFICS3);
+  b.linear(w.projectorLinear1, SLOT_PROJECTOR_LINEAR1, c.connector == CONNECTOR_LLAVA);
+  b.linear(w.projectorLinear2, SLOT_PROJECTOR_LINEAR2, c.connector == CONNECTOR_LLAVA);
   for (let l = 0; l < c.layers; l++) {
     const layer = w.encoder[l];
     const base = GLOBAL_SLOTS + l * LAYER_SLOTS;
@@ -431,6 +482,22 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
   }
 }
 
+// The records init() makes with `new` (the config, each layer's Layer and Linear records, the weights' and
+// the run state's), as core/engine/memory.ts counts them: RECORD_BYTES per layer and GLOBAL_RECORDS more.
+@lazy const RECORD_BYTES: usize = 512;
+@lazy const GLOBAL_RECORDS: i32 = 6;
+
+/**
+ * Grows memory for `bytes` of the runtime's own allocations to come, as alloc() does for its buffers: the
+ * stub runtime grows by at least doubling, so a small record crossing the end of memory after a large
+ * payload would otherwise double the instance.
+ */
+function reserveRecords(bytes: usize): void {
+  const end = heap.alloc(0) + bytes + 128;
+  const pages = <i32>((end + 0xffff) >>> 16);
+  if (pages > memory.size()) memory.grow(pages - memory.size());
+}
+
 /**
  * Reads the config struct at `config` and the weight table at `weights`, binds every tensor and allocates
  * the run state. Returns OK or an ERR_ code; a refused call leaves the instance unbound.
@@ -439,6 +506,7 @@ export function init(config: usize, weights: usize): i32 {
   if (model) return ERR_STATE;
   const s = changetype<ConfigStruct>(config);
   if (s.bytes != <i32>offsetof<ConfigStruct>()) return ERR_ABI;
+  reserveRecords(<usize>(min(max(s.layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES);
   const c = readConfig(s);
   if (!c) return ERR_CONFIG;
   if (load<u32>(weights, 8) != <u32>(GLOBAL_SLOTS + c.layers * LAYER_SLOTS)) return ERR_ABI;
@@ -458,6 +526,7 @@ export function outputPtr(): usize { return model ? model!.state.output : 0; }
 export function poolerPtr(): usize { return model ? model!.state.pooler : 0; }
 export function projectedPtr(): usize { return model ? model!.state.projected : 0; }
 export function headAttentionPtr(): usize { return model ? model!.state.headAttention : 0; }
+export function imageTokensPtr(): usize { return model ? model!.state.imageTokens : 0; }
 export function capturedPtr(): usize { return model ? model!.state.captured : 0; }
 export function tokens(): i32 { return model ? model!.config.tokens : 0; }
 export function residualPtr(): usize { return model ? model!.state.x : 0; }
@@ -706,8 +775,13 @@ function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l:
 
 /** The MLP's activation, hidden_act, in place over n values. */
 function activation(c: Config, x: usize, n: i32): void {
-  if (c.hiddenAct == ACT_QUICK_GELU) quickGelu(x, n);
-  else if (c.hiddenAct == ACT_GELU_TANH) geluTanh(x, n);
+  activate(c.hiddenAct, x, n);
+}
+
+/** Activation `act` (ACT_*) in place over n values. */
+function activate(act: i32, x: usize, n: i32): void {
+  if (act == ACT_QUICK_GELU) quickGelu(x, n);
+  else if (act == ACT_GELU_TANH) geluTanh(x, n);
   else gelu(x, n);
 }
 
@@ -749,6 +823,29 @@ function poolingHead(c: Config, head: PoolingHead, s: RunState): void {
   linear(s, s.norm, c.dim, 1, head.fc1, s.mlpHidden, c.hidden, false);
   activation(c, s.mlpHidden, c.hidden);
   linear(s, s.mlpHidden, c.hidden, 1, head.fc2, s.pooler, c.dim, true);
+}
+
+/**
+ * The connector of a vision-language model, on the encoder's output: the rows the LLM receives in place of
+ * its image tokens. Idefics3: pixel shuffle of last_hidden_state (after post_layernorm) by scaleFactor,
+ * folded into the quantization of the projection's A operand, then modality_projection.proj. LLaVA: the
+ * chosen layer's hidden state (the tower is stored up to it and its final norm applies to the pooled token
+ * only, so s.output is that hidden state), without the class token unless "full", then
+ * linear_2(act(linear_1(x))). Reads s.output; writes s.qa, s.projectorHidden and s.imageTokens.
+ */
+function connector(c: Config, w: TransformerWeights, s: RunState): void {
+  const M = c.imageTokens, qa = s.qa;
+  if (c.connector == CONNECTOR_IDEFICS3) {
+    const lin = w.modalityProjection;
+    quantizeShuffled(s.output, c.grid, c.dim, c.scaleFactor, qa.q, qa.scale, qa.zero, qa.sum);
+    gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N,
+      s.imageTokens, c.lmDim, false);
+  } else if (c.connector == CONNECTOR_LLAVA) {
+    const features = s.output + (c.selectAll ? 0 : <usize>(c.prefixTokens * c.dim) << 2);
+    linear(s, features, c.dim, M, w.projectorLinear1, s.projectorHidden, c.lmDim, false);
+    activate(c.projectorAct, s.projectorHidden, M * c.lmDim);
+    linear(s, s.projectorHidden, c.lmDim, M, w.projectorLinear2, s.imageTokens, c.lmDim, false);
+  }
 }
 
 /**
@@ -822,4 +919,6 @@ export function forwardEnd(): void {
       store<f32>(s.logits + p, (load<f32>(s.logits + p) + load<f32>(s.distillationLogits + p)) * 0.5);
     }
   }
+  // a VLM's connector: the image tokens
+  if (c.connector != CONNECTOR_NONE) connector(c, w, s);
 }

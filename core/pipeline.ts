@@ -1,13 +1,14 @@
 // One upload through one model: bytes -> decoder -> streamed preprocessing -> forward -> outputs. The
 // Worker, the RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the
 // same files under the same limits.
-import type { Preprocessing } from "./bundle/format.ts";
+import { imageTokens as imageTokenCount, type ImageSplitting, type Preprocessing, towerOf } from "./bundle/format.ts";
 import type { Model, RunOptions, RunResult } from "./engine/model.ts";
-import { ByteSource } from "./image/bytes.ts";
+import { ByteSource, yieldToOthers } from "./image/bytes.ts";
 import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
-import type { ImageDecoder, ImageHeader } from "./image/source.ts";
+import type { ImageDecoder, ImageHeader, RgbImage } from "./image/source.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 import type { Limits } from "./limits.ts";
+import { longestEdgeSize, type TileGrid, Tiles } from "./preprocess/tiles.ts";
 
 export type { DecodeMode };
 
@@ -62,6 +63,7 @@ interface Decoded {
   image: DecodedImage;
   decodeMs: number;
   finish(out: Float32Array): void;
+  resized(): RgbImage; // instead of finish: the resized picture, before crop and normalization
 }
 
 async function decodeRows(
@@ -95,6 +97,7 @@ async function decodeRows(
     },
     decodeMs,
     finish: (out) => stream.finish(out),
+    resized: () => stream.finishImage(),
   };
 }
 
@@ -163,4 +166,91 @@ export async function runImage<T = undefined>(
   const result = model.run(runOptions);
   const timings = { decode: decoded.decodeMs, preprocess: t1 - t0, forward: performance.now() - t1 };
   return { image: decoded.image, result, kept: kept as T, timings };
+}
+
+// The image after the EXIF orientation, at full size.
+function orientedSize(header: ImageHeader): { width: number; height: number } {
+  const swap = header.orientation >= 5 && header.orientation <= 8;
+  return swap ? { width: header.height, height: header.width } : { width: header.width, height: header.height };
+}
+
+// Idefics3's first step (tiles.ts) as the streamed resize: to the longest-edge size of the full-size image.
+export function longestEdgeStep(pp: Preprocessing & { splitting: ImageSplitting }, header: ImageHeader): Preprocessing {
+  const size = longestEdgeSize(orientedSize(header), pp.splitting.longestEdge);
+  return { ...pp, size, doCenterCrop: false, cropSize: null, splitting: undefined };
+}
+
+// What a VLM's connector made of one image: the rows its LLM receives in place of the image tokens, one
+// block per frame (Idefics3: the tiles row by row, then the global view; otherwise the one image).
+export interface ImageTokens {
+  image: DecodedImage;
+  grid: TileGrid; // rows and cols of the tiles (0 and 0 for one frame), frames
+  tokens: number; // rows per frame
+  lmDim: number;
+  data: Float32Array; // [frames][tokens][lmDim]
+  timings: Timings; // decode, preprocess, forward (every frame's, each with writing its pixel_values)
+}
+
+// An image as a VLM's processor makes its frames: decoded and resized as rows arrive (Idefics3: by the
+// longest edge, then split into tiles in tiles.ts; otherwise the model's one input), each frame's
+// pixel_values written on demand by `write`.
+export interface Frames {
+  image: DecodedImage;
+  grid: TileGrid; // rows and cols of the tiles (0 and 0 for one frame), frames
+  write(i: number, out: Float32Array): void;
+  timings: Timings; // decode, preprocess
+}
+
+export async function preprocessFrames(
+  pp: Preprocessing,
+  image: ImageInput | ImageDecoder,
+  limits: Limits,
+  options: { split?: boolean; decode?: DecodeMode } = {},
+): Promise<Frames> {
+  const { split = true, decode = DEFAULT_DECODE_MODE } = options;
+  const decoder = isInput(image) ? await openImage(image, limits) : image;
+  const splitting = pp.splitting;
+  if (!splitting) {
+    const decoded = await decodeRows(pp, decoder, limits, decode);
+    const grid = { rows: 0, cols: 0, frames: 1 };
+    return {
+      image: decoded.image,
+      grid,
+      write: (_i, out) => decoded.finish(out),
+      timings: { decode: decoded.decodeMs },
+    };
+  }
+  const decoded = await decodeRows(longestEdgeStep({ ...pp, splitting }, decoder.header), decoder, limits, decode);
+  const t0 = performance.now();
+  const tiles = new Tiles(decoded.resized(), { ...pp, splitting }, split);
+  const timings = { decode: decoded.decodeMs, preprocess: performance.now() - t0 };
+  return { image: decoded.image, grid: tiles.grid, write: (i, out) => tiles.write(i, out), timings };
+}
+
+// An upload through a model with a connector: its frames (preprocessFrames), then one forward pass per
+// frame, each frame written into the model's input and run in one synchronous stretch (requests sharing the
+// model never see each other's pixels), yielding to other requests between frames. `split: false` runs the
+// global view alone.
+export async function runImageTokens(
+  model: Model,
+  image: ImageInput | ImageDecoder,
+  limits: Limits,
+  options: { split?: boolean; decode?: DecodeMode } = {},
+): Promise<ImageTokens> {
+  const { config, preprocessing } = model.header;
+  const tokens = imageTokenCount(config);
+  if (tokens === 0) throw new RangeError(`model ${model.header.name} has no connector`);
+  const lmDim = towerOf(config).lmDim;
+  const frames = await preprocessFrames(preprocessing, image, limits, options);
+  const data = new Float32Array(frames.grid.frames * tokens * lmDim);
+  let forward = 0;
+  for (let i = 0; i < frames.grid.frames; i++) {
+    if (i > 0) await yieldToOthers();
+    // From here to the end of this frame, no await.
+    const t1 = performance.now();
+    frames.write(i, model.input());
+    data.set(model.run().imageTokens!, i * tokens * lmDim);
+    forward += performance.now() - t1;
+  }
+  return { image: frames.image, grid: frames.grid, tokens, lmDim, data, timings: { ...frames.timings, forward } };
 }

@@ -28,6 +28,8 @@ import {
   embedAnswer,
   hiddenLayer,
   hiddenStatesAnswer,
+  checkConnector,
+  imageTokensAnswer,
   modelOf,
   modelsAnswer,
   type Inference,
@@ -35,6 +37,7 @@ import {
   prepare,
   type Prepared,
   run,
+  runTokens,
   streamedUpload,
   tokenLayout,
   wholeUpload,
@@ -46,7 +49,7 @@ import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
-import { attentionLayers, pcaFrames, seeCapture } from "../core/pictures/see.ts";
+import { attentionLayers, checkLooker, pcaFrames, seeCapture } from "../core/pictures/see.ts";
 import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
 // `held` collects the request's memory reservations; the router releases them (http.ts's Held).
@@ -87,7 +90,7 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
 }
 
 // Headers every inference answer carries: which model and version produced it, and the phase timings.
-function inferenceHeaders(inference: Inference): Record<string, string> {
+function inferenceHeaders(inference: Pick<Inference, "name" | "version" | "timings">): Record<string, string> {
   return {
     "x-edgevit-model": inference.name,
     "x-edgevit-model-version": inference.version,
@@ -200,6 +203,7 @@ const attentionMapPicture: Handler = async (request, env, url, held) => {
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const { config } = job.model.header;
+  checkLooker(config, job.name);
   const checked = attentionLayer(raw, config, job.name);
   const layer = attentionLayers(config) === config.layers ? checked : mapLayer(checked, config.layers, job.name);
   const head = headParam(url, config.heads);
@@ -235,6 +239,24 @@ const see: Handler = async (request, env, url, held) => {
   const predictions = topPredictions(result.logits, header.labels, topK);
   const body = await seeBody(name, version, header, image, kept, result, predictions, size);
   return json(body, 200, inferenceHeaders(inference));
+};
+
+// The rows a vision-language model's LLM receives in place of its <image> tokens, [tiles][tokens][lm_dim]:
+// Idefics3's tiles row by row and the global view last (split=false: the global view alone), LLaVA's one.
+const imageTokens: Handler = async (request, env, url, held) => {
+  const split = boolParam(url, "split", true);
+  const npyOut = wantsNpy(request);
+  const job = await prepareUpload(request, env, url, held);
+  checkConnector(job.model.header.config, job.name);
+  const inference = await runTokens(env, job, split, npyOut ? "npy" : "json");
+  const { grid, tokens, lmDim, data } = inference;
+  if (npyOut) {
+    return npy(data, [grid.frames, tokens, lmDim], {
+      ...inferenceHeaders(inference),
+      "x-edgevit-tile-grid": `${grid.rows}x${grid.cols}`,
+    });
+  }
+  return json(imageTokensAnswer(inference), 200, inferenceHeaders(inference));
 };
 
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
@@ -278,4 +300,5 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/attentions": { POST: attentions },
   "/v1/attention_map": { POST: attentionMapPicture },
   "/v1/see": { POST: see },
+  "/v1/image_tokens": { POST: imageTokens },
 };

@@ -2,6 +2,7 @@
 
 import { BundleError, describe, towerOf, type BundleHeader, type ModelConfig } from "../core/bundle/format.ts";
 import { poolsOf } from "../core/answers/pool.ts";
+import { hasLooker } from "../core/pictures/see.ts";
 import { parsePrefix } from "../core/bundle/reader.ts";
 import { SUFFIX } from "../core/names.ts";
 import type { BundleListing } from "./types.ts";
@@ -84,8 +85,9 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   }
 }
 
-// The routes a model answers: every one, but /v1/classify needs a classifier. Without a class token
-// (SigLIP), /v1/see and /v1/attention_map draw its pooling head's attention instead.
+// The routes a model answers: every one, but /v1/classify needs a classifier and /v1/image_tokens a
+// connector. Without a class token (SigLIP), /v1/see and /v1/attention_map draw its pooling head's
+// attention instead; a VLM's tower with neither has no attention map to draw.
 export function answersOf(config: ModelConfig): string[] {
   return [
     ...(config.classes > 0 ? ["/v1/classify"] : []),
@@ -93,7 +95,7 @@ export function answersOf(config: ModelConfig): string[] {
     "/v1/hidden_states",
     "/v1/attentions",
     "/v1/pca",
-    "/v1/attention_map",
-    "/v1/see",
+    ...(hasLooker(config) ? ["/v1/attention_map", "/v1/see"] : []),
+    ...(towerOf(config).connector !== "none" ? ["/v1/image_tokens"] : []),
   ];
 }

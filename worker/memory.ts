@@ -12,11 +12,19 @@
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
 // starves; what one request reserved is never counted as room for another.
 
-import { type BundleHeader, type ModelConfig, tokens as tokensOf } from "../core/bundle/format.ts";
+import {
+  type BundleHeader,
+  imageTokens,
+  type ModelConfig,
+  tokens as tokensOf,
+  towerOf,
+} from "../core/bundle/format.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
+import { longestEdgeStep } from "../core/pipeline.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
+import { Tiles } from "../core/preprocess/tiles.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
 import { FORM_BUFFER_BYTES } from "./multipart.ts";
 import type { IsolateMemory } from "./types.ts";
@@ -484,7 +492,8 @@ export type AnswerPlan =
   | { kind: "hidden_states"; form: "npy" | "json" }
   | { kind: "attentions"; form: "npy" | "json" | "arrays" } // json is streamed; arrays: nested, over RPC
   | { kind: "picture"; size: number } // one PNG of size x size (/v1/pca, /v1/attention_map)
-  | { kind: "frames"; size: number; base64: boolean }; // one PNG per hidden state (/v1/pca?layer=all, /v1/see)
+  | { kind: "frames"; size: number; base64: boolean } // one PNG per hidden state (/v1/pca?layer=all, /v1/see)
+  | { kind: "image_tokens"; frames: number; form: "npy" | "json" }; // a connector's rows for each frame
 
 // Everything a request's reservation depends on, each part once it is known: before its header only the
 // body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
@@ -504,7 +513,10 @@ export interface RequestPlan {
 export function reservationBytes(plan: RequestPlan): number {
   let bytes = REQUEST_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
-  if (plan.image && plan.model) bytes += preprocessorBytes(plan.image.header, plan.image.scale, plan.model);
+  if (plan.image && plan.model) {
+    const tiles = plan.answer?.kind === "image_tokens";
+    bytes += preprocessorBytes(plan.image.header, plan.image.scale, plan.model, tiles);
+  }
   if (plan.model) bytes += outputBytes(plan.model.config) + (plan.captureCopies ?? 0) + (plan.captureGrowth ?? 0);
   if (plan.model && plan.answer) bytes += answerBytes(plan.answer, plan.model.config);
   return bytes;
@@ -519,9 +531,19 @@ function outputBytes(c: ModelConfig): number {
 // The streaming preprocessor (core/preprocess/stream.ts): the uint8 intermediate (the oriented height x the
 // output width x 3, or the output), the vertical pass's output, a decoded row; for EXIF orientations 5-8 the
 // float64 columns it accumulates (a few at once, each the oriented width).
-function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHeader): number {
+// With Idefics3's tiles (`tiles`, /v1/image_tokens), the stream resizes by the longest edge and the frames
+// hold the image resized to whole tiles and the global view (core/preprocess/tiles.ts).
+function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHeader, tiles: boolean): number {
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
-  return StreamingPreprocessor.memoryBytes(model.preprocessing, decoded, header.orientation);
+  const pp = model.preprocessing;
+  if (!tiles || !pp.splitting) return StreamingPreprocessor.memoryBytes(pp, decoded, header.orientation);
+  const step = longestEdgeStep({ ...pp, splitting: pp.splitting }, header);
+  const resized = step.size as { height: number; width: number };
+  return (
+    StreamingPreprocessor.memoryBytes(step, decoded, header.orientation) +
+    resized.height * resized.width * 3 +
+    Tiles.memoryBytes(resized, pp.splitting)
+  );
 }
 
 // What a route's answer holds beside the outputs: JSON text with its number arrays (~24 bytes a number,
@@ -542,6 +564,11 @@ function answerBytes(answer: AnswerPlan, c: ModelConfig): number {
     }
     case "picture":
       return answer.size * answer.size * 3 * 2 + c.imageSize * c.imageSize * 3;
+    case "image_tokens": {
+      // the frames' rows as run() collects them, then the .npy file or the JSON text and its arrays
+      const numbers = answer.frames * imageTokens(c) * towerOf(c).lmDim;
+      return numbers * 4 + (answer.form === "npy" ? numbers * 4 : numbers * 48);
+    }
     case "frames": {
       const frames = (c.layers + 1) * answer.size * answer.size * 3;
       return frames * (answer.base64 ? 4 : 2) + c.imageSize * c.imageSize * 3 + c.layers * c.heads * tokens * 48;

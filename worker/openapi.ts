@@ -255,7 +255,8 @@ export const openapi = {
     ),
     "/v1/attention_map": inference(
       "the class token's attention over the patches (a head or their mean), or attention rollout, over the image; " +
-        "SigLIP (no class token): its pooling head's attention after the last layer, and the rollout ending in it",
+        "SigLIP (no class token): its pooling head's attention after the last layer, and the rollout ending in it; " +
+        "a VLM's tower with neither (Idefics3's) is refused (400)",
       [
         { name: "layer", in: "query", description: "1..L, default L", schema: { type: "integer", minimum: 1 } },
         { name: "head", in: "query", description: "0..heads-1 or `mean` (default)", schema: str },
@@ -271,7 +272,8 @@ export const openapi = {
       },
     ),
     "/v1/see": inference(
-      "everything the page at / draws, from one forward pass",
+      "everything the page at / draws, from one forward pass; a VLM's tower with neither a class token nor a " +
+        "pooling head (Idefics3's) is refused (400)",
       [
         { name: "top_k", in: "query", schema: { type: "integer", minimum: 1, default: 5 } },
         {
@@ -282,6 +284,30 @@ export const openapi = {
         },
       ],
       jsonAnswer("See", "predictions, the preprocessed image, PCA pictures and attention"),
+    ),
+    "/v1/image_tokens": inference(
+      "a vision-language model's image tokens: the rows its LLM receives in place of its <image> tokens, per " +
+        "frame (Idefics3 / SmolVLM: the tiles row by row, then the global view; LLaVA: the image); " +
+        "`Accept: application/x-npy` for a NumPy array [tiles, tokens, lm_dim] (the grid in x-edgevit-tile-grid, " +
+        "rows x cols); a model without a connector is refused (400)",
+      [
+        {
+          name: "split",
+          in: "query",
+          description: "false: the global view alone (the last frame of the split image)",
+          schema: { type: "boolean", default: true },
+        },
+      ],
+      {
+        "200": {
+          description: "[tiles][tokens][lm_dim]",
+          headers: versionHeaders,
+          content: {
+            "application/json": { schema: ref("ImageTokens") },
+            "application/x-npy": { schema: { type: "string", contentMediaType: "application/x-npy" } },
+          },
+        },
+      },
     ),
   },
   // With the API_TOKEN secret set, every /v1/ route needs `Authorization: Bearer <token>` (else 401); without
@@ -354,6 +380,16 @@ export const openapi = {
         },
         ["model", "version", "family", "config", "image", "predictions", "preprocessed", "pca", "attention"],
       ),
+      ImageTokens: obj({
+        ...modelVersion,
+        connector: { type: "string", enum: ["idefics3", "llava"] },
+        tiles: int,
+        tokens: int,
+        lm_dim: int,
+        grid: obj({ rows: int, cols: int }),
+        image_tokens: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+        image: ref("Image"),
+      }),
       Health: obj({ status: { type: "string", enum: ["ok"] } }),
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
       Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),

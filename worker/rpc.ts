@@ -22,11 +22,15 @@ import {
   poolFor,
   hiddenLayer,
   hiddenStatesAnswer,
+  checkConnector,
+  imageTokensAnswer,
+  imageTokensOptions,
   modelOption,
   modelsAnswer,
   prepare,
   type Prepared,
   run,
+  runTokens,
   streamedUpload,
   wholeUpload,
 } from "./service.ts";
@@ -41,6 +45,8 @@ import type {
   HiddenStatesAnswer,
   HiddenStatesOptions,
   ImageInput,
+  ImageTokensAnswer,
+  ImageTokensOptions,
   ModelsAnswer,
 } from "./types.ts";
 
@@ -145,6 +151,16 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const layer = attentionLayer(raw, job.model.header.config, name);
       const answer = { kind: "attentions", form: "arrays" } as const;
       return attentionsAnswer(await run(this.env, job, { capture: { attentionLayer: layer }, answer }), layer);
+    });
+  }
+
+  imageTokens(image: ImageInput, options: ImageTokensOptions = {}): Promise<ImageTokensAnswer> {
+    return answer(this.ctx, async (tickets) => {
+      const name = modelOption(this.env, options.model);
+      const { split } = imageTokensOptions(options);
+      const job = await prepareInput(this.env, image, name, options, tickets);
+      checkConnector(job.model.header.config, name);
+      return imageTokensAnswer(await runTokens(this.env, job, split, "json"));
     });
   }
 

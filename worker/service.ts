@@ -9,20 +9,26 @@ import {
   type DecodeMode,
   inspectImage,
   runImage,
+  runImageTokens,
+  type ImageTokens,
   type Inference as CoreInference,
+  longestEdgeStep,
   type Timings,
 } from "../core/pipeline.ts";
 import type { Model, RunResult } from "../core/engine/model.ts";
 import type { ImageDecoder } from "../core/image/source.ts";
 import {
+  imageTokens,
   patches as patchesOf,
   prefixTokens,
   tokens as tokensOf,
   towerOf,
+  type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
 import { ByteSource } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
+import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import type { StreamFailure } from "./input.ts";
 import { chooseScale, DECODE_MODES, DEFAULT_DECODE_MODE } from "../core/preprocess/stream.ts";
 import { modelName } from "../core/names.ts";
@@ -57,6 +63,8 @@ import type {
   EmbedAnswer,
   EmbedOptions,
   HiddenStatesAnswer,
+  ImageTokensAnswer,
+  ImageTokensOptions,
   ModelsAnswer,
   Pool,
 } from "./types.ts";
@@ -397,4 +405,85 @@ export function classifyOptions(options: ClassifyOptions = {}): { topK: number; 
 export function embedOptions(options: EmbedOptions = {}): { pool: Pool | undefined; normalize: boolean } {
   const pool = options.pool === undefined ? undefined : choiceOption("pool", options.pool, POOLS);
   return { pool, normalize: boolOption("normalize", options.normalize) };
+}
+
+// /v1/image_tokens needs a connector after the tower: said before the forward pass is run.
+export function checkConnector(config: ModelConfig, name: string): void {
+  if (imageTokens(config) === 0) {
+    throw new EdgevitError(
+      "bad_parameter",
+      `model ${name} is a ${towerOf(config).family} model without a connector to a language model: it makes no ` +
+        "image tokens (convert a vision-language checkpoint, Idefics3 / SmolVLM or LLaVA, for /v1/image_tokens)",
+    );
+  }
+}
+
+export function imageTokensOptions(options: ImageTokensOptions = {}): { split: boolean } {
+  return { split: boolOption("split", options.split, true) };
+}
+
+// The frames an image makes for a model: Idefics3's tiles and global view (or the global view alone), else one.
+function framesOf(header: BundleHeader, job: Prepared, split: boolean): number {
+  const s = header.preprocessing.splitting;
+  if (!s) return 1;
+  const { width, height, orientation } = job.decoder.header;
+  const swap = orientation >= 5 && orientation <= 8;
+  const oriented = swap ? { width: height, height: width } : { width, height };
+  return tileGrid(longestEdgeSize(oriented, s.longestEdge), s, split).frames;
+}
+
+export interface TokensInference extends ImageTokens {
+  name: string;
+  version: string;
+  model: Model;
+}
+
+// Decode, the processor's frames and one forward pass per frame (core/pipeline.ts's runImageTokens), once the
+// request's reservation has grown to all of it and the answer in `form`.
+export async function runTokens(
+  env: Env,
+  job: Prepared,
+  split: boolean,
+  form: "npy" | "json",
+): Promise<TokensInference> {
+  const { header } = job.model;
+  const decode = job.decode ?? DEFAULT_DECODE_MODE;
+  // the decode scale and the decoder's memory for the first step the frames stream through
+  const pp = header.preprocessing.splitting
+    ? longestEdgeStep({ ...header.preprocessing, splitting: header.preprocessing.splitting }, job.decoder.header)
+    : header.preprocessing;
+  const scale = chooseScale(job.decoder.header, pp, decode);
+  const image = { header: job.decoder.header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
+  const answer = { kind: "image_tokens", frames: framesOf(header, job, split), form } as const;
+  const needs = reservationBytes({ body: job.readerBytes, image, model: header, answer });
+  let ran: ImageTokens;
+  try {
+    await job.ticket.resize(needs, (room) => imageTooLarge({ ...job, image }, needs, room));
+    ran = await runImageTokens(job.model, job.decoder, limitsOf(env), { split, decode });
+  } finally {
+    job.source.close();
+  }
+  // the body, the decoder's and the frames' memory are garbage now: the answer's part stays
+  await job.ticket.resize(reservationBytes({ body: 0, model: header, answer }));
+  const { name, version, model } = job;
+  return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+}
+
+export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer {
+  const { name, version, model, grid, tokens, lmDim, data, image } = inference;
+  const rows = (f: number) =>
+    Array.from({ length: tokens }, (_, t) =>
+      Array.from(data.subarray((f * tokens + t) * lmDim, (f * tokens + t + 1) * lmDim)),
+    );
+  return {
+    model: name,
+    version,
+    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
+    tiles: grid.frames,
+    tokens,
+    lm_dim: lmDim,
+    grid: { rows: grid.rows, cols: grid.cols },
+    image_tokens: Array.from({ length: grid.frames }, (_, f) => rows(f)),
+    image,
+  };
 }

@@ -278,3 +278,46 @@ export function packRowsScalar(x: usize, strideN: i32, strideK: i32, N: i32, K: 
   memory.fill(out, 64, <usize>rows * kBytes);
   for (let n = 0; n < rows; n++) packRowScalar(x, strideN, strideK, n, N, K, out, sb, bsum);
 }
+
+/**
+ * quantizeRows on the rows of Idefics3's pixel shuffle, read in place instead of copied: x is a grid x grid
+ * patch grid (f32 [grid * grid][dim], row-major); output row (i, j), i, j < grid / s, is the s x s block of
+ * patches at grid rows i s .. i s + s - 1 and columns j s .. j s + s - 1, concatenated grid row by grid row,
+ * so each of its s runs is s consecutive patches (s dim floats). Writes q (i8 [M padded][K16], M = (grid /
+ * s)^2, K = s s dim), sa, za and asum exactly as quantizeRows does on the shuffled matrix. Plain loops: it
+ * runs once per image on (grid / s)^2 rows, not per layer.
+ */
+export function quantizeShuffled(
+  x: usize, grid: i32, dim: i32, s: i32, q: usize, sa: usize, za: usize, asum: usize,
+): void {
+  const side = grid / s, run = s * dim, K = s * run, kBytes = k16(K);
+  for (let i = 0; i < side; i++) {
+    for (let j = 0; j < side; j++) {
+      const m = i * side + j;
+      // run r starts at patch (i s + r, j s)
+      const first = x + (<usize>((i * s * grid + j * s) * dim) << 2);
+      const runStride = <usize>(grid * dim) << 2;
+      let lo: f32 = 0, hi: f32 = 0;
+      for (let r = 0; r < s; r++) {
+        const range = rowRange(first + <usize>r * runStride, run);
+        lo = min(lo, f32x4.extract_lane(range, 0));
+        hi = max(hi, f32x4.extract_lane(range, 1));
+      }
+      const scale = rowParams(lo, hi, m, sa, za);
+      const z = load<i32>(za + (<usize>m << 2));
+      const out = q + <usize>m * kBytes;
+      let sum = 0;
+      for (let r = 0; r < s; r++) {
+        const src = first + <usize>r * runStride;
+        for (let k = 0; k < run; k++) {
+          const v = quantizeValue(load<f32>(src + (<usize>k << 2)), scale, z);
+          store<i8>(out + r * run + k, v);
+          sum += v;
+        }
+      }
+      memory.fill(out + K, 0, kBytes - K);
+      store<i32>(asum + (<usize>m << 2), sum);
+    }
+  }
+  zeroPaddingRows(side * side, kBytes, q, sa, za, asum);
+}

@@ -14,6 +14,8 @@ export type Pool = (typeof POOLS)[number];
 // The pools a model answers, its family's default first.
 export function poolsOf(config: ModelConfig): readonly Pool[] {
   const t = towerOf(config);
+  // a VLM's tower without a pooled output (Idefics3's): its patches' mean
+  if (t.pooling === "none") return ["mean"];
   if (t.family === "clip") return t.projection > 0 ? ["image_embeds", "pooler"] : ["pooler"];
   if (t.family === "siglip") return ["pooler", "mean"];
   if (t.family === "dinov2") return ["cls", "mean", "cls_mean"];

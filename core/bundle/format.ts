@@ -51,6 +51,10 @@ export const LIMITS = {
   registerTokens: 64,
   // CLIP's projection_dim (512 for B/32, 768 for L/14): a Linear(dim -> projection) like the classifier.
   projection: 4096,
+  // The LLM width a connector projects to (SmolVLM-256M 576, LLaVA-1.5-7B 4096, Llama 70B 8192).
+  lmDim: 8192,
+  // Idefics3's pixel shuffle: 2 for Idefics3-8B, 4 for SmolVLM; each token then holds scaleFactor^2 patches.
+  scaleFactor: 16,
 } as const;
 
 // A header is a few kilobytes for most models and under a megabyte with 21k labels.
@@ -97,7 +101,13 @@ export type Family = (typeof FAMILIES)[number];
 export const HIDDEN_ACTS = ["gelu", "quick_gelu", "gelu_pytorch_tanh"] as const;
 export type HiddenAct = (typeof HIDDEN_ACTS)[number];
 export const FINAL_NORMS = ["tokens", "pooled"] as const;
-export const POOLINGS = ["cls", "map"] as const;
+export const POOLINGS = ["cls", "map", "none"] as const;
+// What follows the encoder in a vision-language model: nothing, Idefics3's connector (pixel shuffle, then
+// modality_projection.proj) or LLaVA's multi_modal_projector (linear_1, act, linear_2).
+export const CONNECTORS = ["none", "idefics3", "llava"] as const;
+export type Connector = (typeof CONNECTORS)[number];
+// LLaVA's vision_feature_select_strategy: "default" drops the class token, "full" keeps it.
+export const SELECT_STRATEGIES = ["default", "full"] as const;
 
 // What differs between the encoders, each a field of its own (version 2; absent in version 1 and in any
 // header where it has its ViT value, the default given here).
@@ -109,8 +119,13 @@ export interface TowerFields {
   registerTokens?: number; // 0; DINOv2 with registers: tokens after the class token, after the position embeddings
   layerScale?: boolean; // false; DINOv2: each residual branch scaled by its lambda1 per channel
   finalNorm?: (typeof FINAL_NORMS)[number]; // "tokens": the final LayerNorm on every token; CLIP "pooled": post_layernorm on the pooled token only
-  pooling?: (typeof POOLINGS)[number]; // "cls": the class token; SigLIP "map": the multihead attention pooling head
+  pooling?: (typeof POOLINGS)[number]; // "cls": the class token; SigLIP "map": the multihead attention pooling head; "none": no pooled output (a VLM's tower)
   projection?: number; // 0; CLIP's visual_projection width (a Linear without bias on the pooled token)
+  connector?: Connector; // "none"; what turns last_hidden_state into the LLM's image tokens
+  scaleFactor?: number; // 1; Idefics3's scale_factor: the pixel shuffle's block side
+  lmDim?: number; // 0; the LLM's hidden_size: the width of the image tokens a connector makes
+  projectorHiddenAct?: HiddenAct; // "gelu"; LLaVA's projector_hidden_act, between linear_1 and linear_2
+  visionFeatureSelectStrategy?: (typeof SELECT_STRATEGIES)[number]; // "default"; LLaVA: "default" drops the class token
 }
 
 export const TOWER_DEFAULTS: Required<TowerFields> = {
@@ -123,6 +138,11 @@ export const TOWER_DEFAULTS: Required<TowerFields> = {
   finalNorm: "tokens",
   pooling: "cls",
   projection: 0,
+  connector: "none",
+  scaleFactor: 1,
+  lmDim: 0,
+  projectorHiddenAct: "gelu",
+  visionFeatureSelectStrategy: "default",
 };
 export const TOWER_FIELDS = Object.keys(TOWER_DEFAULTS) as (keyof TowerFields)[];
 
@@ -140,6 +160,15 @@ export function versionFor(c: ModelConfig): number {
 
 export type ResizeSize = { height: number; width: number } | { shortestEdge: number };
 
+// Idefics3ImageProcessor's own steps (SmolVLM), present only for it: resize by the longest edge to
+// `longestEdge` (size.longest_edge), then both sides up to multiples of `maxImageSize`
+// (max_image_size.longest_edge), cut into tiles of that side, the whole image resized to one tile last
+// (do_image_splitting). `size` is then the tile, what one forward pass takes.
+export interface ImageSplitting {
+  longestEdge: number;
+  maxImageSize: number;
+}
+
 export interface Preprocessing {
   doResize: boolean;
   size: ResizeSize;
@@ -151,6 +180,7 @@ export interface Preprocessing {
   doNormalize: boolean;
   imageMean: number[];
   imageStd: number[];
+  splitting?: ImageSplitting; // Idefics3ImageProcessor only
 }
 
 export interface SourceFile {
@@ -226,6 +256,15 @@ export function tokens(config: ModelConfig): number {
   return positions(config) + towerOf(config).registerTokens;
 }
 
+// The rows a connector makes from one image: the patches pixel-shuffled by scaleFactor (Idefics3), the patch
+// tokens or every token (LLaVA's select strategy); 0 without a connector.
+export function imageTokens(config: ModelConfig): number {
+  const t = towerOf(config);
+  if (t.connector === "idefics3") return patches(config) / (t.scaleFactor * t.scaleFactor);
+  if (t.connector === "llava") return t.visionFeatureSelectStrategy === "full" ? tokens(config) : patches(config);
+  return 0;
+}
+
 // Tokens before the patches.
 export function prefixTokens(config: ModelConfig): number {
   return tokens(config) - patches(config);
@@ -249,7 +288,7 @@ export function overLimit(c: ModelConfig): OverLimit | null {
   for (const field of ["imageSize", "patchSize", "channels", "dim", "heads", "hidden", "layers", "classes"] as const) {
     if (c[field] > LIMITS[field]) return over(field, c[field], LIMITS[field]);
   }
-  for (const field of ["registerTokens", "projection"] as const) {
+  for (const field of ["registerTokens", "projection", "lmDim", "scaleFactor"] as const) {
     const value = c[field] ?? 0;
     if (value > LIMITS[field]) return over(field, value, LIMITS[field]);
   }

@@ -2,6 +2,7 @@
 // accepts, and all the writer writes.
 import {
   BundleError,
+  CONNECTORS,
   FINAL_NORMS,
   FORMAT_VERSIONS,
   HIDDEN_ACTS,
@@ -9,6 +10,7 @@ import {
   LIMITS,
   POOLINGS,
   QUANTIZATION,
+  SELECT_STRATEGIES,
   checkPayloadLimit,
   describe,
   overLimit,
@@ -65,20 +67,46 @@ function checkTower(c: ModelConfig): void {
   oneOf(c.hiddenAct, HIDDEN_ACTS, "hiddenAct");
   oneOf(c.finalNorm, FINAL_NORMS, "finalNorm");
   oneOf(c.pooling, POOLINGS, "pooling");
+  oneOf(c.connector, CONNECTORS, "connector");
+  oneOf(c.projectorHiddenAct, HIDDEN_ACTS, "projectorHiddenAct");
+  oneOf(c.visionFeatureSelectStrategy, SELECT_STRATEGIES, "visionFeatureSelectStrategy");
   for (const key of ["preLayernorm", "classToken", "layerScale"] as const) {
     if (c[key] !== undefined && typeof c[key] !== "boolean") bad(`config.${key} must be true or false`);
   }
-  for (const key of ["registerTokens", "projection"] as const) {
+  for (const key of ["registerTokens", "projection", "lmDim"] as const) {
     const v = c[key];
     if (v !== undefined && !(Number.isInteger(v) && v >= 0))
       bad(`config.${key} must be an integer from 0, got ${JSON.stringify(v)}`);
   }
+  if (c.scaleFactor !== undefined && !isPositiveInt(c.scaleFactor))
+    bad(`config.scaleFactor must be a positive integer, got ${JSON.stringify(c.scaleFactor)}`);
   const t = towerOf(c);
   if (!t.classToken && (c.distilled || t.pooling === "cls" || t.finalNorm === "pooled" || c.classes > 0)) {
     bad("config.classToken is false, but a distillation token, class-token pooling or a classifier needs one");
   }
   if (t.finalNorm === "pooled" && t.pooling !== "cls") bad('config.finalNorm "pooled" needs pooling "cls"');
   if (c.distilled && t.registerTokens > 0) bad("config has both a distillation token and register tokens");
+  checkConnector(c);
+}
+
+// A connector projects to the LLM's width; Idefics3's pixel shuffle regroups the patch grid in blocks of
+// scaleFactor x scaleFactor, so the grid divides by it and no token precedes the patches.
+function checkConnector(c: ModelConfig): void {
+  const t = towerOf(c);
+  if (t.connector === "none") {
+    if (t.lmDim > 0) bad('config.lmDim is set but config.connector is "none"');
+    return;
+  }
+  if (t.lmDim === 0) bad(`config.connector "${t.connector}" needs config.lmDim, the LLM's width`);
+  if (t.connector === "idefics3") {
+    const grid = c.imageSize / c.patchSize;
+    if (grid % t.scaleFactor !== 0)
+      bad(`config.scaleFactor ${t.scaleFactor} does not divide the ${grid}x${grid} patch grid`);
+    if (t.classToken || c.distilled || t.registerTokens > 0)
+      bad(
+        'config.connector "idefics3" shuffles the patch grid: the tower can have no class, distillation or register tokens',
+      );
+  }
 }
 
 // Resize and crop sizes bound the per-request image buffers (resize output, crop), so they are capped
@@ -121,6 +149,17 @@ function checkPreprocessing(p: unknown, channels: number): asserts p is Preproce
     }
   }
   if (!(p.imageStd as number[]).every((x) => x !== 0)) bad("preprocessing.imageStd has a zero");
+  if (p.splitting !== undefined) checkSplitting(p.splitting, p.size);
+}
+
+// Idefics3's splitting: the tile is `size`, square, and the longest edge at most 4 x LIMITS.imageSize.
+function checkSplitting(s: unknown, size: unknown): void {
+  if (!isObject(s)) bad(`preprocessing.splitting must be {"longestEdge", "maxImageSize"}, got ${JSON.stringify(s)}`);
+  checkEdge(s.longestEdge, "preprocessing.splitting.longestEdge");
+  checkEdge(s.maxImageSize, "preprocessing.splitting.maxImageSize");
+  const tile = size as { height?: number; width?: number };
+  if (tile.height !== s.maxImageSize || tile.width !== s.maxImageSize)
+    bad(`preprocessing.size must be the ${s.maxImageSize}x${s.maxImageSize} tile of preprocessing.splitting`);
 }
 
 // A parsed header -> the BundleHeader it is, or a BundleError saying which field is wrong and why.

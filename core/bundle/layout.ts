@@ -43,8 +43,11 @@ export const SLOT = {
   headFc1: 35,
   headFc2: 39,
   visualProjection: 43,
+  modalityProjection: 47,
+  projectorLinear1: 51,
+  projectorLinear2: 55,
 } as const;
-export const GLOBAL_SLOTS = 47;
+export const GLOBAL_SLOTS = 59;
 export const LAYER_SLOT = {
   layernormBefore: 0,
   qkv: 2,
@@ -112,6 +115,15 @@ export function layout(config: ModelConfig): Layout {
   if (t.projection > 0) linear("visual_projection", dim, t.projection, SLOT.visualProjection);
   if (classes > 0) linear("classifier", dim, classes, SLOT.classifier);
   if (distilled) linear("distillation_classifier", dim, classes, SLOT.distillationClassifier);
+  // the connector: Idefics3's projection of the pixel-shuffled tokens (scaleFactor^2 patches each), or
+  // LLaVA's two-layer projector
+  const shuffled = dim * t.scaleFactor * t.scaleFactor;
+  if (t.connector === "idefics3")
+    linear("connector.modality_projection.proj", shuffled, t.lmDim, SLOT.modalityProjection);
+  if (t.connector === "llava") {
+    linear("multi_modal_projector.linear_1", dim, t.lmDim, SLOT.projectorLinear1);
+    linear("multi_modal_projector.linear_2", t.lmDim, t.lmDim, SLOT.projectorLinear2);
+  }
   return { tensors: out, length: offset };
 }
 
@@ -125,7 +137,7 @@ export function weightSlots(config: ModelConfig): (string | null)[] {
 // Entries of layout(config), in O(1): the patch embedding Linear (4), class token, distillation token,
 // registers, position embeddings, pre_layrnorm (2), 20 per layer (2 + 2 norm vectors, 4 Linears of 4) and
 // two lambda1 with LayerScale, final norm (2), the pooling head (probe, 5 Linears, a norm), the projection
-// and the heads (4 each).
+// and the heads (4 each), the connector's Linears (Idefics3 one, LLaVA two).
 export function tensorCount(c: ModelConfig): number {
   const t = towerOf(c);
   const flag = (b: boolean) => (b ? 1 : 0);
@@ -141,7 +153,9 @@ export function tensorCount(c: ModelConfig): number {
     23 * flag(t.pooling === "map") +
     4 * flag(t.projection > 0) +
     4 * flag(c.classes > 0) +
-    4 * flag(c.distilled)
+    4 * flag(c.distilled) +
+    4 * flag(t.connector === "idefics3") +
+    8 * flag(t.connector === "llava")
   );
 }
 

@@ -1,9 +1,9 @@
 // Checkpoint (config.json, model.safetensors, preprocessor_config.json as published on the Hugging Face hub)
 // -> .evit bundle. Knows three classifier layouts: HF ViT, HF DeiT (distilled) and timm, and the image towers
-// of towers.ts (CLIP, SigLIP, DINOv2). Streams: one source tensor is in memory at a time, and the bundle is
-// written as it is packed. Runtime-neutral: the files come through a CheckpointSource (a folder in Node,
-// models/convert-folder.ts; range requests to the hub in the Worker's import), so the CLI and the Worker
-// write the same bytes.
+// of towers.ts (CLIP, SigLIP, DINOv2; the vision tower and connector of Idefics3 / SmolVLM and LLaVA).
+// Streams: one source tensor is in memory at a time, and the bundle is written as it is packed.
+// Runtime-neutral: the files come through a CheckpointSource (a folder in Node, models/convert-folder.ts;
+// range requests to the hub in the Worker's import), so the CLI and the Worker write the same bytes.
 import { crc32 as portableCrc32 } from "../crc32.ts";
 import {
   BundleError,
@@ -233,7 +233,8 @@ const OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
 // The image processors, by the defaults they apply: ViTImageProcessor, DeiTImageProcessor,
 // CLIPImageProcessor (also BitImageProcessor, DINOv2's: the same defaults and steps) and SiglipImageProcessor.
-type ProcessorKind = "vit" | "deit" | "clip" | "siglip";
+// Idefics3ImageProcessor (SmolVLM's) tiles the image: its own steps are Preprocessing.splitting.
+type ProcessorKind = "vit" | "deit" | "clip" | "siglip" | "idefics3";
 
 // preprocessor_config.json's image_processor_type (or a legacy feature_extractor_type) -> its kind; a file
 // that names none is judged by the checkpoint's layout.
@@ -241,21 +242,24 @@ function processorKind(pre: Json, layout: LayoutName): ProcessorKind {
   const type = String(pre.image_processor_type ?? pre.feature_extractor_type ?? "");
   if (/^(CLIP|Bit)(ImageProcessor|FeatureExtractor)/.test(type)) return "clip";
   if (/^Siglip(ImageProcessor|FeatureExtractor)/.test(type)) return "siglip";
+  if (/^(Idefics3|SmolVLM)ImageProcessor/.test(type)) return "idefics3";
   if (/deit/i.test(type)) return "deit";
   if (type && layout.startsWith("hf-") && !["hf-vit", "hf-deit"].includes(layout) && !/^ViT/.test(type)) {
     throw new ConvertError(
       `preprocessor_config.json: image processor ${JSON.stringify(type)} is not one edgevit follows ` +
-        "(ViT, DeiT, CLIP, Bit, Siglip image processors)",
+        "(ViT, DeiT, CLIP, Bit, Siglip, Idefics3 image processors)",
     );
   }
   if (type) return "vit";
   return layout === "hf-deit"
     ? "deit"
-    : layout === "hf-clip" || layout === "hf-dinov2"
+    : layout === "hf-clip" || layout === "hf-dinov2" || layout === "hf-llava"
       ? "clip"
       : layout === "hf-siglip"
         ? "siglip"
-        : "vit";
+        : layout === "hf-idefics3"
+          ? "idefics3"
+          : "vit";
 }
 
 // Each processor's constructor defaults (keys a published file may omit).
@@ -320,8 +324,45 @@ function sizeDict(v: unknown, what: string, intIsShortestEdge = false): ResizeSi
   );
 }
 
+// Idefics3ImageProcessor's defaults (longest edge 4 x 364, 364-pixel tiles, Lanczos, mean and std 0.5):
+// `size` becomes the tile, what each forward pass takes, and its own steps Preprocessing.splitting.
+function idefics3Preprocessing(pre: Json, config: ModelConfig): Preprocessing {
+  const edge = (v: unknown, fallback: number, what: string): number => {
+    const o = v as Json | null | undefined;
+    if (o == null) return fallback;
+    if (typeof o !== "object" || !("longest_edge" in o))
+      throw new ConvertError(`preprocessor_config.json: ${what} ${JSON.stringify(v)} is not {"longest_edge"}`);
+    return positiveInt(o.longest_edge, `${what}.longest_edge`);
+  };
+  if (pre.do_resize === false || pre.do_image_splitting === false) {
+    throw new ConvertError(
+      `preprocessor_config.json: ${pre.do_resize === false ? "do_resize" : "do_image_splitting"} is false; edgevit ` +
+        "follows Idefics3ImageProcessor with its longest-edge resize and its tiles (ask for the global view alone per request)",
+    );
+  }
+  const tile = edge(pre.max_image_size, 364, "max_image_size");
+  const p: Preprocessing = {
+    doResize: true,
+    size: { height: tile, width: tile },
+    resample: (pre.resample ?? 1) as number,
+    doCenterCrop: false,
+    cropSize: null,
+    doRescale: (pre.do_rescale ?? true) as boolean,
+    rescaleFactor: Number(pre.rescale_factor ?? 1 / 255),
+    doNormalize: (pre.do_normalize ?? true) as boolean,
+    imageMean: ((pre.image_mean ?? IMAGENET_STANDARD) as number[]).map(Number),
+    imageStd: ((pre.image_std ?? IMAGENET_STANDARD) as number[]).map(Number),
+    splitting: {
+      longestEdge: edge(pre.size, 4 * 364, "size"),
+      maxImageSize: tile,
+    },
+  };
+  return checkInputSize(p, config, "preprocessor_config.json");
+}
+
 export function normalizePreprocessing(pre: Json, layout: LayoutName, config: ModelConfig): Preprocessing {
   const kind = processorKind(pre, layout);
+  if (kind === "idefics3") return idefics3Preprocessing(pre, config);
   const d = processorDefaults(kind, config.imageSize);
   const p: Preprocessing = {
     doResize: (pre.do_resize ?? d.doResize) as boolean,
@@ -521,8 +562,10 @@ export const SUPPORTED_ARCHITECTURES =
   'Hugging Face ViT (model_type "vit": ViTForImageClassification), DeiT (model_type "deit": ' +
   "DeiTForImageClassification, DeiTForImageClassificationWithTeacher), the image towers of CLIP " +
   '("clip": CLIPModel; "clip_vision_model": CLIPVisionModelWithProjection, CLIPVisionModel), SigLIP and ' +
-  'SigLIP 2 at a fixed resolution ("siglip": SiglipModel; "siglip_vision_model": SiglipVisionModel) and ' +
-  'DINOv2 ("dinov2": Dinov2Model; "dinov2_with_registers": Dinov2WithRegistersModel), and timm vit_* / ' +
+  'SigLIP 2 at a fixed resolution ("siglip": SiglipModel; "siglip_vision_model": SiglipVisionModel), ' +
+  'DINOv2 ("dinov2": Dinov2Model; "dinov2_with_registers": Dinov2WithRegistersModel), the vision tower and ' +
+  'connector of Idefics3 / SmolVLM ("idefics3": Idefics3ForConditionalGeneration; "smolvlm": ' +
+  'SmolVLMForConditionalGeneration) and LLaVA ("llava": LlavaForConditionalGeneration), and timm vit_* / ' +
   "deit_* checkpoints";
 
 // Refuses a checkpoint of another architecture (Swin, BEiT, ConvNeXt, ...) by what its config.json says,
@@ -623,9 +666,17 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
           `${t.registerTokens} registers, pre_layrnorm ${t.preLayernorm}, LayerScale ${t.layerScale}, ` +
           `final norm on ${t.finalNorm}, pooling ${t.pooling}, projection ${t.projection || "none"}`,
       );
+      if (t.connector !== "none")
+        log(
+          `  ${t.connector} connector to the LLM's width ${t.lmDim}: ` +
+            (t.connector === "idefics3"
+              ? `pixel shuffle by ${t.scaleFactor}`
+              : `layer ${config.layers}'s hidden state (${t.visionFeatureSelectStrategy}), ${t.projectorHiddenAct}`),
+        );
     }
-    const size =
-      "shortestEdge" in preprocessing.size
+    const size = preprocessing.splitting
+      ? `longest edge ${preprocessing.splitting.longestEdge}, tiles of ${preprocessing.splitting.maxImageSize}`
+      : "shortestEdge" in preprocessing.size
         ? `shortest edge ${preprocessing.size.shortestEdge}`
         : `${preprocessing.size.height}x${preprocessing.size.width}`;
     log(

@@ -1,16 +1,18 @@
 // The image towers a checkpoint directory can hold, beside the ViT classifiers: CLIP (CLIPModel's vision
 // tower and visual_projection, CLIPVisionModelWithProjection, CLIPVisionModel), SigLIP and SigLIP 2 at a
 // fixed resolution (SiglipModel's vision tower, SiglipVisionModel) and DINOv2 (Dinov2Model,
-// Dinov2WithRegistersModel). Each becomes the bundle's ViT layout plus its tower fields (FORMAT.md); this
+// Dinov2WithRegistersModel), and the vision side of two vision-language models: Idefics3 / SmolVLM
+// (their SigLIP-style vision tower and connector) and LLaVA (its CLIP tower up to vision_feature_layer and
+// multi_modal_projector). Each becomes the bundle's ViT layout plus its tower fields (FORMAT.md); this
 // file reads config.json with each config class's defaults and maps the hub's tensor names to the bundle's.
-// Text towers and logit scales are left in the checkpoint.
+// Text towers, language models and logit scales are left in the checkpoint.
 import { HIDDEN_ACTS, type HiddenAct, type ModelConfig } from "../bundle/format.ts";
 import { interpolateBicubic } from "./interpolate.ts";
 import { ConvertError, Recipes } from "./recipe.ts";
 
 type Json = Record<string, unknown>;
 
-export type TowerLayout = "hf-clip" | "hf-siglip" | "hf-dinov2";
+export type TowerLayout = "hf-clip" | "hf-siglip" | "hf-dinov2" | "hf-idefics3" | "hf-llava";
 
 // config.json's model_type -> the `architectures` classes that go with it.
 export const TOWER_ARCHITECTURES: Record<string, string[]> = {
@@ -20,6 +22,9 @@ export const TOWER_ARCHITECTURES: Record<string, string[]> = {
   siglip_vision_model: ["SiglipVisionModel"],
   dinov2: ["Dinov2Model"],
   dinov2_with_registers: ["Dinov2WithRegistersModel"],
+  idefics3: ["Idefics3ForConditionalGeneration"],
+  smolvlm: ["SmolVLMForConditionalGeneration"],
+  llava: ["LlavaForConditionalGeneration"],
 };
 
 // Each config class's defaults (transformers' CLIPVisionConfig, SiglipVisionConfig, Dinov2Config): the hub's
@@ -63,6 +68,30 @@ const DINOV2_DEFAULTS = {
 };
 // CLIPConfig.projection_dim
 const CLIP_PROJECTION = 512;
+// Idefics3VisionConfig (SmolVLMVisionConfig has the same)
+const IDEFICS3_VISION_DEFAULTS = {
+  hidden_size: 1152,
+  intermediate_size: 3072,
+  num_hidden_layers: 12,
+  num_attention_heads: 16,
+  num_channels: 3,
+  image_size: 224,
+  patch_size: 32,
+  hidden_act: "gelu_pytorch_tanh",
+  layer_norm_eps: 1e-6,
+};
+// LlavaConfig without a vision_config: CLIP ViT-L/14 at 336
+const LLAVA_VISION_DEFAULTS = {
+  ...CLIP_VISION_DEFAULTS,
+  hidden_size: 1024,
+  intermediate_size: 4096,
+  num_hidden_layers: 24,
+  num_attention_heads: 16,
+  image_size: 336,
+  patch_size: 14,
+};
+// LlamaConfig.hidden_size: the text_config both VLM configs fall back to
+const LLAMA_HIDDEN_SIZE = 4096;
 
 export interface Tower {
   layout: TowerLayout;
@@ -302,6 +331,127 @@ export function positionEmbeddings(
   return out;
 }
 
+// The LLM's width, text_config.hidden_size (LlamaConfig's default when left out).
+function lmDimOf(cfg: Json): number {
+  const text = (cfg.text_config ?? {}) as Json;
+  return positiveInt(text.hidden_size ?? LLAMA_HIDDEN_SIZE, "text_config.hidden_size");
+}
+
+// Idefics3ForConditionalGeneration (SmolVLM): model.vision_model, a SigLIP tower without a pooling head whose
+// post_layernorm applies to every token, then model.connector: pixel shuffle by scale_factor and
+// modality_projection.proj (no bias) to the LLM's width. Each tile is one forward pass at the tower's
+// image_size, so its position ids are the identity (the bucketed ids of a smaller tile are not needed).
+function idefics3(cfg: Json, pre: Json | null): Tower {
+  const v = withDefaults(IDEFICS3_VISION_DEFAULTS, cfg.vision_config);
+  const imageSize = positiveInt(v.image_size, "vision_config.image_size");
+  const tile = (pre?.max_image_size as Json | undefined)?.longest_edge;
+  if (tile !== undefined && tile !== imageSize) {
+    throw new ConvertError(
+      `preprocessor_config.json: max_image_size.longest_edge is ${JSON.stringify(tile)}, but the vision tower ` +
+        `takes ${imageSize}x${imageSize} tiles (vision_config.image_size): edgevit runs tiles of the tower's own size`,
+    );
+  }
+  const scaleFactor = positiveInt(cfg.scale_factor ?? 2, "scale_factor");
+  const config: ModelConfig = {
+    ...encoderSizes(v, imageSize, positiveInt(v.intermediate_size, "vision_config.intermediate_size")),
+    family: "siglip",
+    hiddenAct: hiddenAct(v.hidden_act, "vision_config."),
+    classToken: false,
+    pooling: "none",
+    connector: "idefics3",
+    scaleFactor,
+    lmDim: lmDimOf(cfg),
+  };
+  const grid = imageSize / config.patchSize;
+  if (!Number.isInteger(grid) || grid % scaleFactor !== 0) {
+    throw new ConvertError(
+      `config.json: scale_factor ${scaleFactor} does not divide the vision tower's ${grid}x${grid} patch grid`,
+    );
+  }
+  const r = new Recipes();
+  const m = "model.vision_model.";
+  const { dim, channels, patchSize } = config;
+  r.patch(`${m}embeddings.patch_embedding`, dim, channels, patchSize);
+  r.f32("embeddings.position_embeddings", `${m}embeddings.position_embedding.weight`, [grid * grid, dim]);
+  clipEncoder(r, m, config);
+  r.norm("layernorm", `${m}post_layernorm`, dim);
+  const shuffled = dim * scaleFactor * scaleFactor;
+  r.linear(
+    "connector.modality_projection.proj",
+    ["model.connector.modality_projection.proj"],
+    shuffled,
+    config.lmDim!,
+    true,
+  );
+  return { layout: "hf-idefics3", config, recipes: r };
+}
+
+// The hidden state LLaVA takes (LlavaConfig.vision_feature_layer, transformers' hidden_states index: 0 the
+// embeddings, negative from the end) as a count of encoder layers.
+function featureLayers(raw: unknown, layers: number): number {
+  if (!Number.isInteger(raw)) {
+    throw new ConvertError(
+      `config.json: vision_feature_layer ${JSON.stringify(raw)} is not one layer; edgevit projects one layer's hidden state`,
+    );
+  }
+  const index = (raw as number) < 0 ? layers + 1 + (raw as number) : (raw as number);
+  if (index < 1 || index > layers) {
+    throw new ConvertError(
+      `config.json: vision_feature_layer ${raw} is not a layer 1..${layers} of the ${layers}-layer vision tower ` +
+        "(or -1..-" +
+        layers +
+        ")",
+    );
+  }
+  return index;
+}
+
+// LlavaForConditionalGeneration: vision_tower (CLIP) up to vision_feature_layer, the layers after it left
+// in the checkpoint (the tower's output is then that hidden state; post_layernorm stays the pooled token's),
+// then multi_modal_projector: linear_1, projector_hidden_act, linear_2.
+function llava(cfg: Json): Tower {
+  const v = withDefaults(LLAVA_VISION_DEFAULTS, cfg.vision_config);
+  const where = "vision_config.";
+  const imageSize = positiveInt(v.image_size, `${where}image_size`);
+  const base = encoderSizes(v, imageSize, positiveInt(v.intermediate_size, `${where}intermediate_size`));
+  const layers = featureLayers(cfg.vision_feature_layer ?? -2, base.layers);
+  const strategy = cfg.vision_feature_select_strategy ?? "default";
+  if (strategy !== "default" && strategy !== "full") {
+    throw new ConvertError(
+      `config.json: vision_feature_select_strategy ${JSON.stringify(strategy)} is not "default" or "full"`,
+    );
+  }
+  const config: ModelConfig = {
+    ...base,
+    layers,
+    family: "clip",
+    hiddenAct: hiddenAct(v.hidden_act, where),
+    preLayernorm: true,
+    finalNorm: "pooled",
+    connector: "llava",
+    lmDim: lmDimOf(cfg),
+    projectorHiddenAct: hiddenAct(cfg.projector_hidden_act ?? "gelu", "projector_"),
+    visionFeatureSelectStrategy: strategy,
+  };
+  const r = new Recipes();
+  const m = "vision_tower.vision_model.";
+  const { dim, channels, patchSize } = config;
+  r.patch(`${m}embeddings.patch_embedding`, dim, channels, patchSize, true); // no bias
+  r.f32("embeddings.cls_token", `${m}embeddings.class_embedding`, [dim]);
+  r.f32("embeddings.position_embeddings", `${m}embeddings.position_embedding.weight`, [
+    (imageSize / patchSize) ** 2 + 1,
+    dim,
+  ]);
+  r.norm("pre_layrnorm", `${m}pre_layrnorm`, dim);
+  clipEncoder(r, m, config);
+  r.norm("layernorm", `${m}post_layernorm`, dim);
+  const lm = config.lmDim!;
+  // multi_modal_projector_bias (default true) can leave the biases out
+  r.linear("multi_modal_projector.linear_1", ["multi_modal_projector.linear_1"], dim, lm, true);
+  r.linear("multi_modal_projector.linear_2", ["multi_modal_projector.linear_2"], lm, lm, true);
+  return { layout: "hf-llava", config, recipes: r };
+}
+
 // The tower a config.json describes (its model_type is a key of TOWER_ARCHITECTURES).
 export function towerFor(
   cfg: Json,
@@ -312,5 +462,7 @@ export function towerFor(
   const type = String(cfg.model_type);
   if (type === "clip" || type === "clip_vision_model") return clip(cfg, has, shape);
   if (type === "siglip" || type === "siglip_vision_model") return siglip(cfg);
+  if (type === "idefics3" || type === "smolvlm") return idefics3(cfg, pre);
+  if (type === "llava") return llava(cfg);
   return dinov2(cfg, pre);
 }

@@ -1,6 +1,15 @@
 // The wasm engine's ABI as the host sees it (docs/ARCHITECTURE.md, "Engine ABI"): the exports it calls,
 // the config struct and the weight table it writes before init(), and what init()'s codes mean.
-import { FINAL_NORMS, HIDDEN_ACTS, POOLINGS, towerOf, type ModelConfig, type TensorEntry } from "../bundle/format.ts";
+import {
+  CONNECTORS,
+  FINAL_NORMS,
+  HIDDEN_ACTS,
+  POOLINGS,
+  SELECT_STRATEGIES,
+  towerOf,
+  type ModelConfig,
+  type TensorEntry,
+} from "../bundle/format.ts";
 import { weightSlots } from "../bundle/layout.ts";
 
 // The exports of assembly/index.ts this host uses.
@@ -15,12 +24,13 @@ export interface EngineExports {
   forward(capture: number, flags: number, attentionLayer: number): void;
   forwardBegin(capture: number, flags: number, attentionLayer: number): void; // embeddings
   forwardLayer(layer: number): void; // encoder layer 0..L-1
-  forwardEnd(): void; // final norm, pooling, projection, classifier
+  forwardEnd(): void; // final norm, pooling, projection, classifier, a VLM's connector
   logitsPtr(): number;
   outputPtr(): number;
   poolerPtr(): number;
   projectedPtr(): number;
   headAttentionPtr(): number;
+  imageTokensPtr(): number;
   capturedPtr(): number;
   tokens(): number;
   enableCapture(flags: number): void;
@@ -52,6 +62,7 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "poolerPtr",
   "projectedPtr",
   "headAttentionPtr",
+  "imageTokensPtr",
   "capturedPtr",
   "tokens",
   "enableCapture",
@@ -116,8 +127,13 @@ const CONFIG_STRUCT = {
   registerTokens: "i32",
   layerScale: "bool",
   finalNorm: FINAL_NORMS, // 0 tokens, 1 pooled
-  pooling: POOLINGS, // 0 cls, 1 map
+  pooling: POOLINGS, // 0 cls, 1 map, 2 none
   projection: "i32",
+  connector: CONNECTORS, // 0 none, 1 idefics3, 2 llava
+  scaleFactor: "i32",
+  lmDim: "i32",
+  projectorHiddenAct: HIDDEN_ACTS,
+  visionFeatureSelectStrategy: SELECT_STRATEGIES, // 0 default, 1 full
 } as const satisfies Record<Exclude<keyof ModelConfig, "family">, FieldType>;
 const CONFIG_FIELDS = Object.entries(CONFIG_STRUCT) as [keyof ModelConfig, FieldType][];
 const CONFIG_BYTES = 4 * (1 + CONFIG_FIELDS.length);

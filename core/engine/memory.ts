@@ -1,6 +1,6 @@
 // The memory plan: what a model's instance will hold in wasm memory, from its config alone, so that a host
 // can budget a model (and the capture buffers a request asks for) before memory grows for it.
-import { patches as patchCount, tokens, towerOf, type ModelConfig } from "../bundle/format.ts";
+import { imageTokens, patches as patchCount, tokens, towerOf, type ModelConfig } from "../bundle/format.ts";
 import { sizeText } from "../sizes.ts";
 import { CAPTURE_ATTENTION, CAPTURE_LAYER } from "./abi.ts";
 
@@ -28,7 +28,8 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
   const n4 = (n: number) => Math.ceil(n / 4) * 4;
   const t = tokens(c);
   const patches = patchCount(c);
-  const projection = towerOf(c).projection;
+  const tower = towerOf(c);
+  const projection = tower.projection;
   const patchDim = c.channels * c.patchSize * c.patchSize;
   const headDim = c.dim / c.heads;
   const rows = Math.ceil(t / rowTile) * rowTile;
@@ -54,10 +55,20 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
     rows, // qa sum
     n4(Math.max(t, headDim)), // qb scale
     n4(Math.max(t, headDim)), // qb sum
+    imageTokens(c) * tower.lmDim, // the connector's image tokens
+    tower.connector === "llava" ? imageTokens(c) * tower.lmDim : 0, // LLaVA's projector hidden
   ];
+  // the connector's A operand: Idefics3's shuffled rows (scaleFactor^2 patches wide), LLaVA's lmDim-wide
+  const connectorRows = Math.ceil(imageTokens(c) / rowTile) * rowTile;
+  const connectorK =
+    tower.connector === "idefics3"
+      ? k16(c.dim * tower.scaleFactor * tower.scaleFactor)
+      : tower.connector === "llava"
+        ? k16(tower.lmDim)
+        : 0;
   const bytes = [
     ...f32s.map((n) => 4 * n),
-    rows * Math.max(k16(c.dim), k16(c.hidden), k16(patchDim), k16(t)), // qa
+    Math.max(rows * Math.max(k16(c.dim), k16(c.hidden), k16(patchDim), k16(t)), connectorRows * connectorK), // qa
     Math.max(n4(t) * k16(headDim), n4(headDim) * k16(t)), // qb
   ];
   const activationBytes =

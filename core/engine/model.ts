@@ -1,6 +1,6 @@
 // A loaded model: its header, its input buffer, and run(), which calls the wasm forward pass and hands
 // the outputs over (copies, or views read in place).
-import { towerOf, type BundleHeader } from "../bundle/format.ts";
+import { imageTokens, towerOf, type BundleHeader } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { sizeText } from "../sizes.ts";
 import { CAPTURE_ATTENTION, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
@@ -31,6 +31,8 @@ export interface RunResult {
   pooler: Float32Array; // [dim]: pooler_output (the class token after the final norm; SigLIP: its pooling head's output)
   projected?: Float32Array; // [projection]: CLIP's image_embeds, where the model has a projection
   headAttention?: Float32Array; // [heads][tokens]: the pooling head's attention over the tokens (SigLIP)
+  imageTokens?: Float32Array; // [imageTokens][lmDim]: a VLM connector's output, the rows the LLM receives
+
   captured?: Float32Array; // [tokens][dim]: hidden_states[capture]
   // With `attention`, for a model with a class token:
   clsAttention?: Float32Array; // [layers][heads][tokens]: row 0 of each head's softmax probabilities
@@ -136,6 +138,8 @@ export class Model {
       ["projected embedding", this.e.projectedPtr(), tower.projection],
     ];
     if (capture >= 0) outputs.push([`layer ${capture} hidden states`, this.e.capturedPtr(), size]);
+    const imageRows = imageTokens(c) * tower.lmDim;
+    if (imageRows > 0) outputs.push(["image tokens", this.e.imageTokensPtr(), imageRows]);
     for (const [what, ptr, count] of outputs) {
       if (this.e.nonFinite(ptr, count) >= 0) {
         throw new EdgevitError(
@@ -152,6 +156,7 @@ export class Model {
     };
     if (tower.projection > 0) result.projected = copy(this.e.projectedPtr(), tower.projection);
     if (tower.pooling === "map") result.headAttention = copy(this.e.headAttentionPtr(), c.heads * t);
+    if (imageRows > 0) result.imageTokens = copy(this.e.imageTokensPtr(), imageRows);
     if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
     const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
     const captures: RunResult = options.read ? { ...result } : result;

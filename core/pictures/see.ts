@@ -4,6 +4,7 @@
 // /v1/attention_map and /v1/pca?layer=all and the CLI's `see` all build on these.
 import { prefixTokens, towerOf, type BundleHeader, type ModelConfig, type Preprocessing } from "../bundle/format.ts";
 import type { RunOptions, RunResult } from "../engine/model.ts";
+import { EdgevitError } from "../errors.ts";
 import { heatMap, resizeNearest } from "./heatmap.ts";
 import { valueTable } from "../preprocess/preprocess.ts";
 import { gridPicture, tokenColors } from "./pca.ts";
@@ -32,6 +33,24 @@ export type Looker = "class token" | "pooling head";
 
 export function lookerOf(c: ModelConfig): Looker {
   return towerOf(c).classToken ? "class token" : "pooling head";
+}
+
+// Whether anything looks: a VLM's tower without either (Idefics3's, whose every patch goes to the
+// connector) has no attention over the patches as a whole to draw.
+export function hasLooker(c: ModelConfig): boolean {
+  const t = towerOf(c);
+  return t.classToken || t.pooling === "map";
+}
+
+// Refuses the attention pictures of a model without a looker, before anything is run.
+export function checkLooker(c: ModelConfig, name: string): void {
+  if (hasLooker(c)) return;
+  throw new EdgevitError(
+    "bad_parameter",
+    `model ${name} has neither a class token nor an attention-pooling head (its tower hands every patch to ` +
+      "its connector): nothing in it attends over the patches as a whole, so it has no attention map; its " +
+      "hidden states' PCA pictures and its image tokens are there to see",
+  );
 }
 
 // The attention layers the pictures show: 1..L for the class token, the pooling head alone (after layer L)
@@ -172,6 +191,7 @@ export interface Seen {
 // runs, then the attention and the image from the run (views read in place, RunOptions.read).
 export function seeCapture(header: BundleHeader, size: number) {
   const c = header.config;
+  checkLooker(c, header.name);
   const pca = pcaFrames(c, size);
   const capture: Omit<RunOptions, "read"> = { hiddenState: pca.hiddenState, attention: true, pixels: true };
   const keep = (result: RunResult): Seen => {

@@ -29,7 +29,7 @@ import {
   nearestIndices,
   vertical,
 } from "./resize.ts";
-import type { ImageHeader, RowSink } from "../image/source.ts";
+import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
 
 // The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
 // 4,000 rows).
@@ -130,6 +130,16 @@ export class StreamingPreprocessor {
     const data = this.finishResize();
     const { width, height } = this.resized;
     return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
+  }
+
+  // The vertical pass alone: the resized uint8 picture, for a processor whose further steps need it whole
+  // (Idefics3's tiles, tiles.ts).
+  finishImage(): RgbImage {
+    if (this.received !== this.stored.height) {
+      throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
+    }
+    const { width, height } = this.resized;
+    return { width, height, data: this.finishResize() };
   }
 }
 

@@ -40,6 +40,16 @@ export interface Engine extends EngineExports {
     za: number,
     asum: number,
   ): void;
+  quantizeShuffled(
+    x: number,
+    grid: number,
+    dim: number,
+    s: number,
+    q: number,
+    sa: number,
+    za: number,
+    asum: number,
+  ): void;
   packRows(
     x: number,
     strideN: number,

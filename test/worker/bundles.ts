@@ -3,7 +3,7 @@
 import { encodeBundle, encodeHead } from "../../core/bundle/writer.ts";
 import { layout } from "../../core/bundle/layout.ts";
 import { parsePrefix } from "../../core/bundle/reader.ts";
-import type { BundleHeader, BundleParts, ModelConfig } from "../../core/bundle/format.ts";
+import type { BundleHeader, BundleParts, ModelConfig, Preprocessing } from "../../core/bundle/format.ts";
 import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
@@ -35,12 +35,14 @@ export const SMALL_CONFIG: ModelConfig = {
 
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
 // `edit` may change the tensors (by bundle name) before they are written: the bundle stays
-// self-consistent (its CRC covers the edit).
+// self-consistent (its CRC covers the edit). `preprocessing` replaces fields of the default (a resize to the
+// input, mean and std 0.5).
 export function randomBundle(
   name: string,
   seed: number,
   config: ModelConfig = SMALL_CONFIG,
   edit?: (tensors: Map<string, ArrayBufferView>) => void,
+  preprocessing: Partial<Preprocessing> = {},
 ): Uint8Array {
   const next = uniform(seed);
   const random = (n: number, scale: number, offset = 0) =>
@@ -84,6 +86,7 @@ export function randomBundle(
       doNormalize: true,
       imageMean: [0.5, 0.5, 0.5],
       imageStd: [0.5, 0.5, 0.5],
+      ...preprocessing,
     },
     labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
     source: {

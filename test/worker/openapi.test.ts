@@ -7,14 +7,17 @@ import { env, SELF } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
 import { MODEL_PREFIX, modelRoutes, routes } from "../../worker/api.ts";
-import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const NAME = "openapi-vit";
+const VLM = "openapi-vlm";
 type Schema = Record<string, any>;
 let doc: any;
 
 beforeAll(async () => {
   await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 91));
+  const connector = { ...SMALL_CONFIG, classes: 0, classToken: false, pooling: "none", lmDim: 16 } as const;
+  await env.MODELS.put(`${VLM}.evit`, randomBundle(VLM, 92, { ...connector, connector: "idefics3", scaleFactor: 2 }));
   await SELF.fetch(jpegRequest(`/v1/classify?model=${NAME}`, cat)); // so /v1/models lists a loaded model
   doc = await (await SELF.fetch("http://edgevit.test/openapi.json")).json();
 });
@@ -103,6 +106,8 @@ const cases: [string, string, ArrayBuffer | null, number][] = [
   ["post", `/v1/attention_map?model=${NAME}&head=x`, cat, 400],
   ["post", `/v1/see?model=${NAME}&size=32`, cat, 200],
   ["post", `/v1/see?model=missing-model`, cat, 404],
+  ["post", `/v1/image_tokens?model=${VLM}&split=false`, cat, 200],
+  ["post", `/v1/image_tokens?model=${NAME}`, cat, 400],
 ];
 
 test.each(cases)("%s %s answers as documented (%#)", async (method, path, body, status) => {

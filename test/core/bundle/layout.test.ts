@@ -88,7 +88,7 @@ describe("weight slots", () => {
   ];
   const none = (n: number) => new Array(n).fill(null);
 
-  test("the ABI's order: model-wide tensors in 0-46, then 22 per layer; no distillation or tower, empty slots", () => {
+  test("the ABI's order: model-wide tensors in 0-58, then 22 per layer; no distillation or tower, empty slots", () => {
     expect(weightSlots(config)).toEqual([
       ...linear("embeddings.patch_embeddings.projection"),
       "embeddings.cls_token",
@@ -99,6 +99,7 @@ describe("weight slots", () => {
       ...linear("classifier"),
       ...none(4),
       ...none(30), // pre_layrnorm, registers, the pooling head, the projection
+      ...none(12), // the connectors: Idefics3's projection, LLaVA's two Linears
       ...layerSlots(0),
       ...layerSlots(1),
     ]);
@@ -109,7 +110,7 @@ describe("weight slots", () => {
     const slots = weightSlots(distilled);
     expect(slots[5]).toBe("embeddings.distillation_token");
     expect(slots.slice(13, 17)).toEqual(linear("distillation_classifier"));
-    expect(slots.length).toBe(47 + 22 * distilled.layers);
+    expect(slots.length).toBe(59 + 22 * distilled.layers);
     expect(slots.filter((s) => s !== null).sort()).toEqual(
       layout(distilled)
         .tensors.map((t) => t.name)

@@ -39,6 +39,9 @@ export default {
         case "/attentions":
           result = await env.EDGEVIT.attentions(new Uint8Array(await request.arrayBuffer()), options);
           break;
+        case "/image-tokens":
+          result = await env.EDGEVIT.imageTokens(new Uint8Array(await request.arrayBuffer()), options);
+          break;
         case "/models":
           result = await env.EDGEVIT.models();
           break;
