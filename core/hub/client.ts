@@ -230,7 +230,7 @@ export async function readWithin<T>(
   }
 }
 
-export function stalled(what: string, got: number, length: number, stallMs: number): EdgevitError {
+function stalled(what: string, got: number, length: number, stallMs: number): EdgevitError {
   return new EdgevitError(
     "hub_unavailable",
     `the download of ${what} stalled after ${got} of ${length} bytes: nothing arrived for ${stallMs / 1000} s`,
