@@ -52,6 +52,12 @@ writeRepo("org/tiny-clip", {
   "preprocessor_config.json": clip["preprocessor_config.json"],
   "model.safetensors": clip["model.safetensors"],
 });
+// a safetensors length field claiming a header past what the Worker reads (MAX_REMOTE_HEADER_BYTES) in a file
+// long enough to hold it: refused from the length alone
+const claimed = 1 << 20;
+const hugeHeader = new Uint8Array(8 + claimed + 64);
+new DataView(hugeHeader.buffer).setBigUint64(0, BigInt(claimed), true);
+writeRepo("org/huge-header", { ...defaultFiles(), "model.safetensors": hugeHeader });
 writeRepo("org/bin-only", {
   "config.json": readFileSync(join(checkpoint, "config.json")),
   "pytorch_model.bin": new Uint8Array(4096),
