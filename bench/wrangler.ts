@@ -35,11 +35,13 @@ export class DevServer {
   }
 
   // Starts `wrangler dev` and resolves once the Worker answers /healthz; `startedAt` is performance.now()
-  // at spawn. `config`: another wrangler.toml than the project's (bench/kernels-wrangler.toml).
+  // at spawn. `config`: another wrangler.toml than the project's (bench/kernels-wrangler.toml); `vars`
+  // override its [vars] (`--var NAME:VALUE`).
   static async start(
     persistDir: string,
     timeoutMs = 120_000,
     config?: string,
+    vars: Record<string, string> = {},
   ): Promise<{ server: DevServer; startedAt: number }> {
     const [port, inspectorPort] = [await freePort(), await freePort()];
     const args = [
@@ -54,6 +56,7 @@ export class DevServer {
       String(inspectorPort),
       "--persist-to",
       persistDir,
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
       "--log-level",
       "warn",

@@ -14,7 +14,7 @@ import { mkdir, open, readFile, rename, stat, symlink, truncate, unlink, writeFi
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { EdgevitError } from "../core/errors.ts";
-import { cut, type HubClient, type HubFile } from "../core/hub/client.ts";
+import { cut, type HubClient, type HubFile, readWithin } from "../core/hub/client.ts";
 
 // Attempts in a row that bring no bytes before a download gives up (the .incomplete blob stays for the next run).
 const ATTEMPTS = 3;
@@ -70,9 +70,10 @@ async function fetchInto(
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        chunk = await reader.read();
+        chunk = await readWithin(reader, hub.stallMs, file.file, from + got, file.size);
       } catch (error) {
-        throw Object.assign(cut(file.file, from + got, file.size, error), { got });
+        const failure = error instanceof EdgevitError ? error : cut(file.file, from + got, file.size, error);
+        throw Object.assign(failure, { got });
       }
       if (chunk.done) break;
       await out.write(chunk.value);

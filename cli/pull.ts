@@ -55,13 +55,20 @@ export interface Pulled {
   bundle: string | null; // the bundle file, when kept (`out`)
 }
 
+// An environment variable of seconds; unset or empty is the default.
+const seconds = (value: string | undefined) => (value ? Number(value) : undefined);
+
 export async function pull(options: PullOptions): Promise<Pulled> {
   const env = options.env ?? process.env;
   const log = options.log ?? ((line: string) => console.error(line));
   const repo = checkRepo(options.repo);
   const revision = checkRevision(options.revision ?? "main");
   const name = modelName(options.name ?? repo.split("/").pop() ?? repo);
-  const hub = new HubClient({ endpoint: env.HF_ENDPOINT, token: env.HF_TOKEN });
+  const hub = new HubClient({
+    endpoint: env.HF_ENDPOINT,
+    token: env.HF_TOKEN,
+    stallSeconds: seconds(env.HF_HUB_DOWNLOAD_TIMEOUT),
+  });
   const cache = hubCacheDir(env);
   const progress = options.progress ?? progressTo(process.stderr);
   const downloaded: string[] = [];

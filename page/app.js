@@ -25,6 +25,14 @@ const ui = {
   attentionCanvas: $("attention-canvas"),
   attentionCaption: $("attention-caption"),
   registers: $("registers"),
+  hubForm: $("hub-form"),
+  hubRepo: $("hub-repo"),
+  hubRevision: $("hub-revision"),
+  hubName: $("hub-name"),
+  hubAdd: $("hub-add"),
+  hubProgress: $("hub-progress"),
+  hubStatus: $("hub-status"),
+  hubError: $("hub-error"),
 };
 
 // The heat-map ramp of core/pictures/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
@@ -89,7 +97,8 @@ function unauthorized(response) {
   return response.status === 401 ? "this API needs an access token: enter it in the Access token field above" : null;
 }
 
-async function loadModels() {
+// The models in the picker; `choose` is selected when it can be, else the server's default.
+async function loadModels(choose) {
   clearError();
   try {
     const response = await fetch("/v1/models", { headers: apiHeaders() });
@@ -110,7 +119,7 @@ async function loadModels() {
           : `${name}: ${FAMILY_NAMES[entry.family] ?? entry.family ?? "vit"}, ${describe(entry.config)}`;
       const option = new Option(label, name);
       option.disabled = !entry || Boolean(entry.error);
-      option.selected = name === body.default && !option.disabled;
+      option.selected = name === (choose ?? body.default) && !option.disabled;
       ui.model.append(option);
     }
     if (![...ui.model.options].some((o) => !o.disabled)) {
@@ -496,6 +505,91 @@ ui.samples.addEventListener("click", async (e) => {
     showError(`Could not load the sample: ${error.message}`);
   }
 });
+
+// "Add a model from the hub": POST /v1/models queues an import, then GET /v1/models/{name} shows its progress
+// until it is done (the model joins the picker, chosen) or failed (the server's sentence).
+const POLL_MS = 1000;
+
+function hubMessage(text, isError) {
+  ui.hubStatus.hidden = isError;
+  ui.hubError.hidden = !isError;
+  (isError ? ui.hubError : ui.hubStatus).textContent = text;
+  if (isError) ui.hubStatus.textContent = "";
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+// An import record (worker/imports.ts) in words, and its progress as a fraction: weights read, then the bundle
+// written (its parts are written as the weights are read, the last with the final header).
+function importProgress(record) {
+  const p = record.progress;
+  if (record.state === "queued") return { text: `${record.repo} is queued for import…`, fraction: null };
+  const read = p.weightsBytes ? p.bytesDownloaded / p.weightsBytes : 0;
+  const text =
+    `Importing ${record.repo} (${record.summary}): ${megabytes(p.bytesDownloaded)} of ` +
+    `${megabytes(p.weightsBytes)} of weights read, ${megabytes(p.bundleWritten)} of the ` +
+    `${megabytes(p.bundleBytes)} bundle written…`;
+  return { text, fraction: Math.min(1, read) };
+}
+
+async function addFromHub(event) {
+  event.preventDefault();
+  const request = { repo: ui.hubRepo.value.trim() };
+  if (ui.hubRevision.value.trim()) request.revision = ui.hubRevision.value.trim();
+  if (ui.hubName.value.trim()) request.name = ui.hubName.value.trim();
+  ui.hubAdd.disabled = true;
+  ui.hubProgress.hidden = false;
+  ui.hubProgress.removeAttribute("value"); // indeterminate until the import reports
+  hubMessage(`Checking ${request.repo} on the hub…`, false);
+  try {
+    const response = await fetch("/v1/models", {
+      method: "POST",
+      headers: apiHeaders({ "content-type": "application/json" }),
+      body: JSON.stringify(request),
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new Error(unauthorized(response) ?? body?.error?.message ?? `the server answered ${response.status}`);
+    }
+    const record = await follow(body.name);
+    if (record.state === "failed") throw new Error(`The import of ${record.repo} failed: ${record.error.message}`);
+    ui.hubProgress.value = 1;
+    await loadModels(record.name);
+    hubMessage(
+      `${record.name} is ready (${record.summary}, ${megabytes(record.bundle.bytes)}): chosen in the model picker.`,
+      false,
+    );
+    if (lastUpload) run(lastUpload.blob, lastUpload.name);
+  } catch (error) {
+    ui.hubProgress.hidden = true;
+    hubMessage(error.message, true);
+  } finally {
+    ui.hubAdd.disabled = false;
+  }
+}
+
+// Polls the import of `name` until it is done or failed; returns its last record.
+async function follow(name) {
+  for (;;) {
+    const response = await fetch(`/v1/models/${encodeURIComponent(name)}`, { headers: apiHeaders() });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new Error(unauthorized(response) ?? body?.error?.message ?? `the server answered ${response.status}`);
+    }
+    const record = body.import;
+    if (!record) throw new Error(`the server has no import of ${name}`);
+    if (record.state === "done" || record.state === "failed") return record;
+    const { text, fraction } = importProgress(record);
+    hubMessage(text, false);
+    if (fraction === null) ui.hubProgress.removeAttribute("value");
+    else ui.hubProgress.value = fraction;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+ui.hubForm.addEventListener("submit", addFromHub);
 
 ui.token.addEventListener("change", () => {
   const token = ui.token.value.trim();

@@ -15,7 +15,7 @@
 import { type BundleHeader, describe } from "../core/bundle/format.ts";
 import { BundleWriter } from "../core/bundle/writer.ts";
 import { convert, type Plan, plan, tensorPeakBytes } from "../core/convert/convert.ts";
-import { GAP_PIECE, hubSource } from "../core/convert/hub-source.ts";
+import { GAP_PIECE, hubSource, jsonBytes } from "../core/convert/hub-source.ts";
 import { crc32 } from "../core/crc32.ts";
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { checkRepo, checkRevision, HubClient } from "../core/hub/client.ts";
@@ -23,7 +23,7 @@ import { checkpointFiles } from "../core/hub/files.ts";
 import { keyOf, modelName } from "../core/names.ts";
 import { sizeText } from "../core/sizes.ts";
 import { ClientDisconnected, readBounded } from "./input.ts";
-import { Busy, FIXED_HEAP_BYTES, ledgerOf, type MemoryLedger, type Ticket } from "./memory.ts";
+import { Busy, FIXED_HEAP_BYTES, ledgerOf, type MemoryLedger, reservationBytes, type Ticket } from "./memory.ts";
 import { backoffSeconds } from "./queue.ts";
 
 export const IMPORT_QUEUE = "edgevit-imports";
@@ -70,7 +70,12 @@ export interface ImportRecord {
 export const recordKey = (name: string) => `${name}.import.json`;
 
 export function hubOf(env: Env): HubClient {
-  return new HubClient({ endpoint: env.HF_ENDPOINT, token: env.HF_TOKEN });
+  const stall = env.HF_HUB_DOWNLOAD_TIMEOUT;
+  return new HubClient({
+    endpoint: env.HF_ENDPOINT,
+    token: env.HF_TOKEN,
+    stallSeconds: stall === undefined ? undefined : Number(stall),
+  });
 }
 
 export async function readRecord(bucket: R2Bucket, name: string): Promise<ImportRecord | null> {
@@ -133,15 +138,28 @@ function checkImportMemory(planned: Plan, ledger: MemoryLedger): void {
   }
 }
 
+// What reading a JSON file or a safetensors header of n bytes holds until the request ends: the bytes, their
+// text (two bytes a character at worst) and what JSON.parse makes of it (about as much again as the text).
+export const JSON_HELD_PER_BYTE = 5;
+
 // Everything that can refuse an import before a tensor is read: the hub's answers, the architecture, the
 // sizes and shapes against the bundle's limits, the memory the import needs (the converter's plan reads the
-// JSON files and the safetensors headers only).
+// JSON files and the safetensors headers only). What it reads is bounded (MAX_JSON_BYTES a file,
+// MAX_REMOTE_HEADER_BYTES of headers) and reserved in the isolate's ledger before it is read.
 async function checkImport(hub: HubClient, repo: string, revision: string, ledger: MemoryLedger) {
-  const files = await checkpointFiles(hub, repo, revision, (file) => hub.bytes(file));
-  const planned = await plan(hubSource(hub, files), {}).catch(refuseCheckpoint);
-  await planned.ckpt.close();
-  checkImportMemory(planned, ledger);
-  return { files, config: planned.parts.config };
+  const ticket = await ledger.admit(reservationBytes({ body: 0 })); // the request's own objects
+  try {
+    const reserve = (bytes: number) => ticket.resize(ticket.bytes + JSON_HELD_PER_BYTE * bytes);
+    const files = await checkpointFiles(hub, repo, revision, (file) => jsonBytes(hub, file, reserve)).catch(
+      refuseCheckpoint,
+    );
+    const planned = await plan(hubSource(hub, files, { reserve }), {}).catch(refuseCheckpoint);
+    await planned.ckpt.close();
+    checkImportMemory(planned, ledger);
+    return { files, config: planned.parts.config };
+  } finally {
+    ticket.release();
+  }
 }
 
 // The converter's refusals (ConvertError, SafetensorsError) are about the checkpoint: unsupported_checkpoint.
@@ -271,12 +289,23 @@ export async function runImport(job: ImportMessage, env: Env, last = false): Pro
   };
   let upload: R2MultipartUpload | null = null;
   let ticket: Ticket | undefined;
+  // Room the loaded models leave none of: busy, as for any request, and retried later.
+  const busy = () => new Busy(ledger.retryAfter);
   try {
-    const files = await checkpointFiles(hub, record.repo, record.commit, (file) => hub.bytes(file));
+    // The JSON files and headers are reserved as they are read, as when the import was requested.
+    const held = await ledger.admit(IMPORT_OBJECT_BYTES, undefined, busy);
+    ticket = held;
+    const reserve = (bytes: number) => held.resize(held.bytes + JSON_HELD_PER_BYTE * bytes, busy);
+    const files = await checkpointFiles(hub, record.repo, record.commit, (file) => jsonBytes(hub, file, reserve)).catch(
+      refuseCheckpoint,
+    );
     let sink: MultipartSink | undefined;
-    const source = hubSource(hub, files, ({ tensorsRead, bytesRead }) => {
-      record.progress.tensorsRead = tensorsRead;
-      record.progress.bytesDownloaded = bytesRead;
+    const source = hubSource(hub, files, {
+      reserve,
+      progress: ({ tensorsRead, bytesRead }) => {
+        record.progress.tensorsRead = tensorsRead;
+        record.progress.bytesDownloaded = bytesRead;
+      },
     });
     // Progress is written with each part, not each tensor: a record put costs a request.
     const onPart = async (written: number, parts: number) => {
@@ -288,8 +317,7 @@ export async function runImport(job: ImportMessage, env: Env, last = false): Pro
     // reserved, then its upload starts.
     const start = async (bytes: number, planned: Plan) => {
       checkImportMemory(planned, ledger);
-      // Room the loaded models leave none of: busy, as for any request, and retried later.
-      ticket = await ledger.admit(importBytes(planned), undefined, () => new Busy(ledger.retryAfter));
+      await held.resize(Math.max(held.bytes, importBytes(planned)), busy);
       await ours();
       upload = await env.MODELS.createMultipartUpload(keyOf(record.name), {
         httpMetadata: { contentType: "application/octet-stream" },

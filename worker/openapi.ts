@@ -8,6 +8,9 @@
 import { ERROR_CODES } from "../core/errors.ts";
 import { POOLS } from "../core/answers/pool.ts";
 import { FAMILIES, HIDDEN_ACTS, POOLINGS } from "../core/bundle/format.ts";
+import { MAX_TENSORS } from "../core/bundle/layout.ts";
+import { MAX_REMOTE_HEADER_BYTES } from "../core/convert/hub-source.ts";
+import { sizeText } from "../core/sizes.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -156,6 +159,12 @@ export const openapi = {
       post: {
         summary:
           "import a checkpoint from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN) into the bucket as <name>.evit: checked against the hub now, converted by a queued job",
+        description:
+          "The checks read the JSON files (at most 2 MiB each) and the safetensors headers by range (at most " +
+          `${sizeText(MAX_REMOTE_HEADER_BYTES)} together: 256 bytes for each of twice the ${MAX_TENSORS} tensors a ` +
+          "bundle can have), each reserved in the isolate's memory ledger before it is read: a larger header is " +
+          "422 unsupported_checkpoint from its length field alone, no room for a read is 503 busy. A hub silent " +
+          "for HF_HUB_DOWNLOAD_TIMEOUT seconds is 502 hub_unavailable here, and fails the queued import.",
         requestBody: {
           required: true,
           content: {
@@ -177,7 +186,7 @@ export const openapi = {
             headers: { location: { description: "/v1/models/{name}", schema: str } },
             content: { "application/json": { schema: ref("Import") } },
           },
-          ...errorResponses(400, 401, 403, 404, 405, 413, 422, 502),
+          ...errorResponses(400, 401, 403, 404, 405, 413, 422, 502, 503),
         },
       },
     },

@@ -2,7 +2,7 @@
 // payload (FORMAT.md, "Payload") and its slot in the engine's weight table (docs/ARCHITECTURE.md, "Weight
 // table"). The writer, the reader and the engine host all take both orders from here, and every weight slot
 // the engines bind is numbered here: the image model's and the text model's.
-import { align64, positions, towerOf, type ModelConfig, type TensorEntry } from "./format.ts";
+import { align64, LIMITS, positions, towerOf, type ModelConfig, type TensorEntry } from "./format.ts";
 import { packedSizes } from "./pack.ts";
 
 // What a writer must supply for one payload tensor.
@@ -170,6 +170,26 @@ export function tensorCount(c: ModelConfig): number {
     8 * flag(t.connector === "llava")
   );
 }
+
+// The most entries a bundle's tensor table can have: every token, head and norm a tower may have, at
+// LIMITS.layers (1,455).
+export const MAX_TENSORS = tensorCount({
+  imageSize: 1,
+  patchSize: 1,
+  channels: 1,
+  dim: 1,
+  heads: 1,
+  hidden: 1,
+  layers: LIMITS.layers,
+  classes: 1,
+  eps: 1e-6,
+  distilled: true,
+  preLayernorm: true,
+  registerTokens: 1,
+  layerScale: true,
+  pooling: "map",
+  projection: 1,
+});
 
 // The tensors that hold f32 values: embeddings, norms, and each Linear's scale and bias (its weight is
 // bytes and its wsum integers). These must be finite for the forward pass to be.

@@ -7,9 +7,11 @@
 // CRC-32s of the ranges read (header and tensors, in whatever order they came), with the bytes no tensor
 // covers (tensors the bundle does not use, padding) read then: each byte of the file is fetched once.
 
-import { hex32, type SourceFile } from "../bundle/format.ts";
+import { hex32, LIMITS, type SourceFile } from "../bundle/format.ts";
+import { MAX_TENSORS } from "../bundle/layout.ts";
 import { crc32, crc32Combine } from "../crc32.ts";
 import { EdgevitError } from "../errors.ts";
+import { sizeText } from "../sizes.ts";
 import type { HubClient, HubFile } from "../hub/client.ts";
 import { checkpointId, type CheckpointFiles } from "../hub/files.ts";
 import { ConvertError, type CheckpointSource, type Json } from "./convert.ts";
@@ -25,6 +27,18 @@ import {
   type TensorSource,
 } from "./safetensors.ts";
 
+// A safetensors header entry (`"name": {"dtype", "shape", "data_offsets"}`) is under 256 bytes:
+// transformers' longest tensor names are about 80 characters.
+const HEADER_BYTES_PER_TENSOR = 256;
+// The headers read for one checkpoint, all its weights files together: a file of both towers (CLIP, SigLIP)
+// holds a text tower beside the image tower, so twice the tensors a bundle can have (MAX_TENSORS), 727.5 KiB.
+// A safetensors length field may claim up to MAX_HEADER_BYTES (100 MiB); past this bound the checkpoint is
+// refused before its header is read.
+export const MAX_REMOTE_HEADER_BYTES = 2 * MAX_TENSORS * HEADER_BYTES_PER_TENSOR;
+// The small files read whole (config.json, preprocessor_config.json, the shard index, a text tower's tokenizer
+// files): a config with ImageNet-21k's 21,843 labels is under 1 MiB, CLIP's vocab.json 0.8 MiB.
+export const MAX_JSON_BYTES = LIMITS.headerBytes;
+
 // Attempts of one range before the import fails: a dropped connection is retried, a hub that keeps
 // dropping it is not.
 const ATTEMPTS = 3;
@@ -37,12 +51,28 @@ export interface HubSourceProgress {
   bytesRead: number; // of the weights files
 }
 
+export interface HubSourceOptions {
+  progress?: (p: HubSourceProgress) => void;
+  // Called with the length of a JSON file or a safetensors header before it is read, so the caller can
+  // reserve memory for it (the Worker's ledger); what it throws stops the read.
+  reserve?: (bytes: number) => Promise<void>;
+}
+
+// Refuses what the hub-read checkpoint may not hold: `bytes` of `what` over `limit`.
+function overRead(what: string, bytes: number | bigint, limit: number, why: string): ConvertError {
+  return new ConvertError(
+    `${what} is ${sizeText(Number(bytes))}, over the ${sizeText(limit)} read from the hub for a checkpoint (${why}); ` +
+      "`npx edgevit pull` converts it on your machine",
+  );
+}
+
 // A weights file and the CRC-32 of every range of it read so far.
 class RemoteFile {
   readonly pieces = new Map<number, { end: number; crc: number }>();
   constructor(
     readonly hub: HubClient,
     readonly file: HubFile,
+    private readonly reserve: (bytes: number) => Promise<void>,
   ) {}
 
   async range(start: number, end: number): Promise<Uint8Array> {
@@ -77,16 +107,36 @@ class RemoteFile {
     return crc;
   }
 
-  // The safetensors header: its u64 length, then its JSON.
-  async header(): Promise<Map<string, TensorInfo>> {
+  // The safetensors header: its u64 length, then its JSON, at most `room` bytes of it.
+  async header(room: number): Promise<{ tensors: Map<string, TensorInfo>; bytes: number }> {
     const name = this.file.file;
     if (this.file.size < 8) throw new SafetensorsError(`${name}: too short for a safetensors file`);
     const n = new DataView((await this.range(0, 8)).buffer).getBigUint64(0, true);
     if (n > BigInt(Math.min(MAX_HEADER_BYTES, this.file.size - 8)))
       throw new SafetensorsError(`${name}: header length ${n} does not fit in the ${this.file.size}-byte file`);
+    if (n > BigInt(room)) {
+      throw overRead(
+        `the safetensors header of ${name}`,
+        n,
+        MAX_REMOTE_HEADER_BYTES,
+        `${HEADER_BYTES_PER_TENSOR} bytes for each of twice the ${MAX_TENSORS} tensors a bundle can have`,
+      );
+    }
+    await this.reserve(Number(n));
     const json = new TextDecoder().decode(await this.range(8, 8 + Number(n)));
-    return parseHeader(json, 8 + Number(n), this.file.size).tensors;
+    return { tensors: parseHeader(json, 8 + Number(n), this.file.size).tensors, bytes: Number(n) };
   }
+}
+
+// A JSON file of the checkpoint, whole: refused past MAX_JSON_BYTES, reserved before it is read.
+export async function jsonBytes(
+  hub: HubClient,
+  file: HubFile,
+  reserve: (bytes: number) => Promise<void> = async () => {},
+): Promise<Uint8Array> {
+  if (file.size > MAX_JSON_BYTES) throw overRead(file.file, file.size, MAX_JSON_BYTES, "a JSON file");
+  await reserve(file.size);
+  return hub.bytes(file);
 }
 
 class RemoteTensors implements TensorSource {
@@ -147,11 +197,8 @@ class RemoteTensors implements TensorSource {
 }
 
 // The converter's source for a hub checkpoint (the files checkpointFiles found).
-export function hubSource(
-  hub: HubClient,
-  files: CheckpointFiles,
-  progress: (p: HubSourceProgress) => void = () => {},
-): CheckpointSource {
+export function hubSource(hub: HubClient, files: CheckpointFiles, options: HubSourceOptions = {}): CheckpointSource {
+  const { progress = () => {}, reserve = async () => {} } = options;
   const small = new Map<string, { bytes: Uint8Array; record: SourceFile }>();
   const remote = new Map<string, RemoteFile>();
   const counts: HubSourceProgress = { tensorsRead: 0, bytesRead: 0 };
@@ -164,7 +211,7 @@ export function hubSource(
     let got = small.get(name);
     const file = byName.get(name);
     if (!got && file) {
-      const bytes = await hub.bytes(file);
+      const bytes = await jsonBytes(hub, file, reserve);
       got = { bytes, record: { bytes: bytes.length, crc32: hex32(crc32(bytes)) } };
       small.set(name, got);
     }
@@ -193,10 +240,13 @@ export function hubSource(
     },
     async tensors() {
       const shards = [];
+      let room = MAX_REMOTE_HEADER_BYTES;
       for (const file of files.weights) {
-        const r = new RemoteFile(hub, file);
+        const r = new RemoteFile(hub, file, reserve);
         remote.set(file.file, r);
-        shards.push({ remote: r, tensors: await r.header() });
+        const { tensors, bytes } = await r.header(room);
+        room -= bytes;
+        shards.push({ remote: r, tensors });
       }
       if (files.index) await smallFile(INDEX_FILE);
       return new RemoteTensors(files.index ? INDEX_FILE : null, shards, progress, counts);

@@ -18,11 +18,16 @@ import { EdgevitError } from "../errors.ts";
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 // Same-origin hops (renames) plus the one hop to storage; more is a loop.
 const MAX_REDIRECTS = 5;
+// How long the hub may go silent: before it answers a request, and between two reads of a body. A
+// connection that stalls without closing is abandoned then (hub_unavailable, as a cut), so a download never
+// hangs. huggingface_hub's default for the same setting, HF_HUB_DOWNLOAD_TIMEOUT, which both hosts read.
+export const DEFAULT_STALL_SECONDS = 10;
 
 export interface HubOptions {
   endpoint?: string; // HF_ENDPOINT; default the hub
   token?: string; // HF_TOKEN, for gated and private repositories
   fetch?: typeof fetch;
+  stallSeconds?: number; // HF_HUB_DOWNLOAD_TIMEOUT; default DEFAULT_STALL_SECONDS
 }
 
 // One file of one commit, as a HEAD on its resolve URL describes it.
@@ -62,6 +67,7 @@ export class HubClient {
   readonly origin: string;
   private readonly token: string | undefined;
   private readonly fetcher: typeof fetch;
+  readonly stallMs: number;
 
   constructor(options: HubOptions = {}) {
     this.endpoint = (options.endpoint || DEFAULT_ENDPOINT).replace(/\/+$/, "");
@@ -74,6 +80,10 @@ export class HubClient {
     this.origin = origin;
     this.token = options.token || undefined;
     this.fetcher = options.fetch ?? ((input, init) => fetch(input, init));
+    const stall = options.stallSeconds ?? DEFAULT_STALL_SECONDS;
+    if (!(Number.isFinite(stall) && stall > 0))
+      throw new EdgevitError("bad_parameter", `HF_HUB_DOWNLOAD_TIMEOUT ${stall} is not a positive number of seconds`);
+    this.stallMs = stall * 1000;
   }
 
   resolveUrl(repo: string, revision: string, file: string): string {
@@ -81,13 +91,30 @@ export class HubClient {
     return `${this.endpoint}/${checkRepo(repo)}/resolve/${encodeURIComponent(checkRevision(revision))}/${path}`;
   }
 
-  // One request, the token added for the endpoint's origin only.
-  private send(url: string, init: RequestInit): Promise<Response> {
+  // One request, the token added for the endpoint's origin only; no answer within stallMs aborts it.
+  private async send(url: string, init: RequestInit): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.token && new URL(url).origin === this.origin) headers.set("authorization", `Bearer ${this.token}`);
-    return this.fetcher(url, { ...init, headers, redirect: "manual" }).catch((error: unknown) => {
-      throw unreachable(url, error);
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new EdgevitError("hub_unavailable", `${new URL(url).origin} did not answer within ${this.stallMs / 1000} s`),
+        );
+        abort.abort(); // after the rejection, so the fetch's own AbortError does not take its place
+      }, this.stallMs);
     });
+    try {
+      return await Promise.race([
+        this.fetcher(url, { ...init, headers, redirect: "manual", signal: abort.signal }).catch((error: unknown) => {
+          throw unreachable(url, error);
+        }),
+        silent,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // Follows the endpoint's own redirects; `stopAtStorage` returns the redirect to another origin unfollowed
@@ -172,23 +199,52 @@ export class HubClient {
 
   // A whole small file (JSON), checked against its size.
   async bytes(file: HubFile): Promise<Uint8Array> {
-    return readBody(await this.get(file), file.size, file.file);
+    return readBody(await this.get(file), file.size, file.file, this.stallMs);
   }
 
   // Bytes [start, end) of a file.
   async range(file: HubFile, start: number, end: number): Promise<Uint8Array> {
-    return readBody(await this.get(file, start, end), end - start, file.file);
+    return readBody(await this.get(file, start, end), end - start, file.file, this.stallMs);
   }
 }
 
-// Reads a body of exactly `length` bytes; a connection cut or a short body is hub_unavailable.
-export async function readBody(response: Response, length: number, what: string): Promise<Uint8Array> {
+// One read of a body, or hub_unavailable when nothing arrives within `stallMs` (the stream is cancelled).
+export async function readWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  stallMs: number,
+  what: string,
+  got: number,
+  length: number,
+): Promise<ReadableStreamReadResult<T>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(stalled(what, got, length, stallMs)); // before the cancel ends the pending read
+      void reader.cancel().catch(() => {});
+    }, stallMs);
+  });
+  try {
+    return await Promise.race([reader.read(), silent]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function stalled(what: string, got: number, length: number, stallMs: number): EdgevitError {
+  return new EdgevitError(
+    "hub_unavailable",
+    `the download of ${what} stalled after ${got} of ${length} bytes: nothing arrived for ${stallMs / 1000} s`,
+  );
+}
+
+// Reads a body of exactly `length` bytes; a connection cut, a stall or a short body is hub_unavailable.
+export async function readBody(response: Response, length: number, what: string, stallMs: number): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   let at = 0;
   try {
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readWithin(reader, stallMs, what, at, length);
       if (done) break;
       if (at + value.length > length) {
         await reader.cancel();

@@ -106,3 +106,49 @@ test("cache folders and shard indexes", () => {
   ]);
   expect(() => shardNames(index({ a: "../../etc/passwd" }), "r")).toThrow(/not a .safetensors file/);
 });
+
+test("a hub that stays silent is abandoned after the stall timeout: no answer, or a body that stops", async () => {
+  let aborted = false;
+  const silent = (async (_input: RequestInfo | URL, init: RequestInit = {}) => {
+    init.signal?.addEventListener("abort", () => {
+      aborted = true;
+    });
+    return new Promise<Response>(() => {});
+  }) as typeof fetch;
+  const quiet = new HubClient({ endpoint: "https://hub.example", fetch: silent, stallSeconds: 0.05 });
+  await expect(quiet.head("org/m", "main", "config.json")).rejects.toMatchObject({
+    code: "hub_unavailable",
+    message: "https://hub.example did not answer within 0.05 s",
+  });
+  expect(aborted).toBe(true);
+
+  let cancelled = false;
+  const stops = (async () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new Uint8Array(3));
+        },
+        pull: () => new Promise<void>(() => {}),
+        cancel() {
+          cancelled = true;
+        },
+      }),
+      { status: 206, headers: { "content-length": "10" } },
+    )) as typeof fetch;
+  const stalling = new HubClient({ endpoint: "https://hub.example", fetch: stops, stallSeconds: 0.05 });
+  const file = {
+    repo: "org/m",
+    file: "model.safetensors",
+    commit: COMMIT,
+    etag: "e",
+    size: 20,
+    url: "https://hub.example/x",
+  };
+  await expect(stalling.range(file, 5, 15)).rejects.toMatchObject({
+    code: "hub_unavailable",
+    message: "the download of model.safetensors stalled after 3 of 10 bytes: nothing arrived for 0.05 s",
+  });
+  expect(cancelled).toBe(true);
+  expect(() => new HubClient({ stallSeconds: 0 })).toThrow(/HF_HUB_DOWNLOAD_TIMEOUT 0 is not a positive number/);
+});

@@ -10,7 +10,7 @@
 // tower (make-random-tower.ts --tiny), which has no class token: its pooling head's attention, the rollout
 // ending in it, and its embedding in place of predictions.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -20,11 +20,13 @@ import { readWranglerConfig, stringVar } from "../../cli/wrangler-config.ts";
 import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeCheckpoint } from "../../models/tools/make-random-vit.ts";
 import { makeTower, parseOptions as towerOptions } from "../../models/tools/make-random-tower.ts";
+import { startHubServer } from "../tools/hub-server.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const PERSIST = join(root, ".cache", "page-test");
 const MODEL = stringVar(readWranglerConfig(), "DEFAULT_MODEL")!;
 const SAMPLE = join(root, "page", "samples", "ankle-boot.jpg");
+const HUB_ROOT = join(root, ".cache", "page-test-hub");
 const VIT_B16 = "vit-b16-random";
 const SIGLIP = "siglip-tiny-random";
 
@@ -44,6 +46,7 @@ async function bundleFile(name: string, files: () => Record<string, Uint8Array>)
 }
 
 let server: DevServer;
+let hub: Awaited<ReturnType<typeof startHubServer>>;
 let browser: Browser;
 let page: Page;
 const consoleErrors: string[] = [];
@@ -62,7 +65,14 @@ beforeAll(async () => {
   ];
   for (const [name, file] of models)
     putObject(bucketName(), file, name, { remote: false, persistTo: PERSIST, quiet: true });
-  server = (await DevServer.start(PERSIST)).server;
+  // The hub the Worker imports from: a loopback server with the default model's checkpoint as org/tiny-vit.
+  const repo = join(HUB_ROOT, "org", "tiny-vit");
+  rmSync(HUB_ROOT, { recursive: true, force: true });
+  mkdirSync(repo, { recursive: true });
+  for (const file of ["config.json", "preprocessor_config.json", "model.safetensors"])
+    copyFileSync(join(root, "models", "default", "checkpoint", file), join(repo, file));
+  hub = await startHubServer({ root: HUB_ROOT });
+  server = (await DevServer.start(PERSIST, undefined, undefined, { HF_ENDPOINT: hub.endpoint })).server;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: [
@@ -85,6 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server?.stop();
+  await hub?.close();
 });
 
 describe("the page in Chromium", () => {
@@ -207,6 +218,78 @@ describe("the page in Chromium", () => {
     } finally {
       await page.unroute("**/v1/**");
     }
+  });
+
+  test("a model added from the hub: progress while it imports, then chosen in the picker; a failed import's sentence", async () => {
+    consoleErrors.length = 0; // the 401s of the test before
+    await page.goto(`${server.url}/`);
+    await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
+    const posts: string[] = [];
+    page.on("request", (r) => {
+      if (r.method() === "POST" && r.url().endsWith("/v1/models")) posts.push(r.postData() ?? "");
+    });
+    await page.click("#hub summary");
+    await page.fill("#hub-repo", "org/tiny-vit");
+    await page.fill("#hub-name", "hub-tiny");
+    // every sentence the status line shows
+    await page.evaluate(() => {
+      const status = document.querySelector("#hub-status")!;
+      const seen: string[] = [];
+      (window as unknown as { hubSeen: string[] }).hubSeen = seen;
+      new MutationObserver(() => seen.push(status.textContent ?? "")).observe(status, { childList: true });
+    });
+    await page.click("#hub-add");
+    // the import's progress, then the model in the picker, chosen
+    await page.waitForFunction(() => document.querySelector<HTMLSelectElement>("#model")?.value === "hub-tiny", null, {
+      timeout: 60_000,
+    });
+    expect(posts.map((p) => JSON.parse(p))).toEqual([{ repo: "org/tiny-vit", name: "hub-tiny" }]);
+    expect(await page.locator("#hub-status").textContent()).toMatch(
+      /^hub-tiny is ready \(.*\): chosen in the model picker\.$/,
+    );
+    expect(await page.locator("#hub-error").isHidden()).toBe(true);
+    const said = await page.evaluate(() => (window as unknown as { hubSeen: string[] }).hubSeen);
+    expect(said[0]).toBe("Checking org/tiny-vit on the hub…");
+    expect(said.slice(1, -1).length).toBeGreaterThan(0);
+    for (const line of said.slice(1, -1))
+      expect(line).toMatch(
+        /^(org\/tiny-vit is queued for import…|Importing org\/tiny-vit \(.+\): [\d.]+ MB of [\d.]+ MB of weights read, [\d.]+ MB of the [\d.]+ MB bundle written…)$/,
+      );
+    expect(await page.locator("#model option:checked").textContent()).toContain("hub-tiny: ViT classifier");
+    // it is the default model's checkpoint: the same answer
+    await page.setInputFiles("#file", SAMPLE);
+    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain("through hub-tiny");
+    expect(await page.locator("#predictions li .label").first().textContent()).toBe("Ankle boot");
+    const imported = await (await fetch(`${server.url}/v1/models/hub-tiny`)).json();
+    expect(imported.import).toMatchObject({ state: "done", repo: "org/tiny-vit" });
+    expect(imported.bundle.etag).toBe(imported.import.bundle.etag);
+
+    // a refusal comes back at once, with the server's sentence
+    await page.fill("#hub-repo", "org/missing");
+    await page.fill("#hub-name", "");
+    await page.click("#hub-add");
+    await expect.poll(() => page.locator("#hub-error").textContent()).toContain("no repository org/missing");
+
+    // a download cut mid-tensor: the import fails, its sentence is shown, the bundle of before still serves
+    hub.hub.cut = { file: "model.safetensors", at: 600_000, times: Infinity };
+    try {
+      await page.fill("#hub-repo", "org/tiny-vit");
+      await page.fill("#hub-name", "hub-tiny");
+      await page.click("#hub-add");
+      await expect
+        .poll(() => page.locator("#hub-error").textContent(), { timeout: 60_000 })
+        .toMatch(
+          /^The import of org\/tiny-vit failed: the download of model.safetensors stopped after \d+ of \d+ bytes/,
+        );
+    } finally {
+      hub.hub.cut = null;
+    }
+    expect(await page.locator("#hub-status").isHidden()).toBe(true);
+    const after = await (await fetch(`${server.url}/v1/models/hub-tiny`)).json();
+    expect(after.import.state).toBe("failed");
+    expect(after.bundle.etag).toBe(imported.bundle.etag);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(consoleErrors.filter((e) => !/status of 404|status of 502/.test(e))).toEqual([]);
   });
 
   test("a ViT-B/16 under the default memory settings: all 13 PCA pictures at its 14x14 grid, rollout", async () => {

@@ -39,12 +39,14 @@ interface Entry {
   sha256: string;
 }
 
-// A cut: GETs of `file` that reach byte `at` send the bytes before it, then the connection fails; `times`
-// cuts, then downloads go through (Infinity: every time).
+// A cut: GETs of `file` that reach byte `at` send the bytes before it, then the connection fails (`stall`:
+// stays open and sends nothing more, as a hung connection does); `times` cuts, then downloads go through
+// (Infinity: every time).
 export interface Cut {
   file: string;
   at: number;
   times: number;
+  stall?: boolean;
 }
 
 export class LocalHub {
@@ -172,13 +174,15 @@ export class LocalHub {
     if (cut && cut.file === file && cut.times > 0 && start <= cut.at && cut.at < end) {
       cut.times--;
       const sent = data.subarray(0, cut.at - start);
-      const end = this.options.cutBy === "end";
+      const end = this.options.cutBy === "end" && !cut.stall;
+      const stall = cut.stall === true;
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
           if (sent.length) controller.enqueue(new Uint8Array(sent));
           if (end) controller.close();
         },
         pull(controller) {
+          if (stall) return new Promise<void>(() => {}); // never another byte, never closed
           controller.error(new Error("connection cut by the test hub"));
         },
       });

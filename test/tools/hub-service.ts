@@ -55,6 +55,12 @@ writeRepo("org/tiny-clip", {
 });
 // the same with its tokenizer files: the import writes its text tower as a section too
 writeRepo("org/tiny-clip-text", textTowerFiles("clip-vit-base-patch32", 3, 1));
+// a safetensors length field claiming a header past what the Worker reads (MAX_REMOTE_HEADER_BYTES) in a file
+// long enough to hold it: refused from the length alone
+const claimed = 1 << 20;
+const hugeHeader = new Uint8Array(8 + claimed + 64);
+new DataView(hugeHeader.buffer).setBigUint64(0, BigInt(claimed), true);
+writeRepo("org/huge-header", { ...defaultFiles(), "model.safetensors": hugeHeader });
 writeRepo("org/bin-only", {
   "config.json": readFileSync(join(checkpoint, "config.json")),
   "pytorch_model.bin": new Uint8Array(4096),

@@ -6,8 +6,13 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { expect, test } from "vitest";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
+import type { TensorEntry } from "../../core/bundle/format.ts";
+import { checkSectionBytes } from "../../core/bundle/reader.ts";
+import type { TextSection } from "../../core/bundle/text.ts";
 import { plan } from "../../core/convert/convert.ts";
-import { hubSource } from "../../core/convert/hub-source.ts";
+import { crc32 } from "../../core/crc32.ts";
+import { tokenizerFromBytes } from "../../core/text/index.ts";
+import { hubSource, MAX_REMOTE_HEADER_BYTES } from "../../core/convert/hub-source.ts";
 import { checkpointFiles } from "../../core/hub/files.ts";
 import { MiB } from "../../core/sizes.ts";
 import worker from "../../worker/index.ts";
@@ -17,10 +22,11 @@ import {
   type ImportRecord,
   hubOf,
   importBytes,
+  JSON_HELD_PER_BYTE,
   MultipartSink,
   PART_BYTES,
 } from "../../worker/imports.ts";
-import { FIXED_HEAP_BYTES, ledgerOf } from "../../worker/memory.ts";
+import { FIXED_HEAP_BYTES, ledgerOf, reservationBytes } from "../../worker/memory.ts";
 import { call, jpegRequest, randomBundle } from "./helpers.ts";
 
 const hub = env.HUB;
@@ -346,18 +352,19 @@ test("a CLIP checkpoint with its tokenizer files imports with its text tower, as
     "tokenizer_config.json",
   ]);
 
-  // its text tower answers
-  const embedded = await call(
-    new Request("http://edgevit.test/v1/embed_text?model=hub-clip-text", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ texts: ["a photo of a cat"] }),
-    }),
-  );
-  expect(embedded.status).toBe(200);
-  const answer = (await embedded.json()) as { dim: number; embeddings: number[][] };
-  expect(answer.dim).toBe(header.sections[0].config.projection);
-  expect(answer.embeddings).toHaveLength(1);
+  // its section checks as a loader checks it (length, CRC-32, finite floats), and its tokenizer is CLIP's,
+  // read from the checkpoint's vocab.json and merges.txt (loading it here would leave a text model in this
+  // isolate's ledger for the tests after this one)
+  const [section] = header.sections as TextSection[];
+  checkSectionBytes(section, bytes.subarray(section.offset, section.offset + section.length), crc32);
+  const entry = section.tensors.find((t) => t.name === "tokenizer") as TensorEntry;
+  const at = section.offset + entry.offset;
+  const tokenizer = tokenizerFromBytes(bytes.subarray(at, at + entry.bytes));
+  const ids = Array.from(tokenizer.encode(["a photo of a cat"]).inputIds[0]);
+  // <|startoftext|> after the 49,406 byte symbols and merges, "a</w>" = 256 + the byte's place among them
+  expect(ids.slice(0, 2)).toEqual([49406, 320]);
+  expect(ids).toContain(49407); // <|endoftext|>
+  expect(tokenizer.vocabSize).toBe(section.config.vocab);
 });
 
 // What the import `queued` of org/tiny-vit reserves: importBytes of its plan, read from the hub as the
@@ -472,4 +479,89 @@ test("an import more than an isolate could hold for it is refused when requested
     /^importing .* in the Worker holds [\d.]+ MiB at once, more than the 768.0 KiB an isolate has for it; convert it with npx edgevit pull/,
   );
   expect(sent).toEqual([]);
+});
+
+test("a hub that stalls mid-tensor without closing fails the import after the timeout, its upload aborted, the older bundle serving", async () => {
+  const old = randomBundle("stall-vit", 6);
+  await env.MODELS.put("stall-vit.evit", old);
+  const { binding, sent } = queue();
+  const { bucket, created, aborted } = recordingBucket(env.MODELS);
+  const overrides = { IMPORTS: binding, MODELS: bucket, HF_HUB_DOWNLOAD_TIMEOUT: 0.2 };
+  expect((await post({ repo: "org/tiny-vit", name: "stall-vit" }, overrides)).status).toBe(202);
+  await hub.fetch("http://hub/cut", {
+    method: "POST",
+    body: JSON.stringify({ file: "model.safetensors", at: 600_000, times: -1, stall: true }),
+  });
+  const started = Date.now();
+  try {
+    await deliver(sent, overrides);
+  } finally {
+    await hub.fetch("http://hub/cut", { method: "POST", body: "null" });
+  }
+  // three attempts of the range, each abandoned after 0.2 s of silence
+  expect(Date.now() - started).toBeLessThan(10_000);
+  const { import: failed } = await status("stall-vit");
+  expect(failed?.state).toBe("failed");
+  expect(failed?.error?.code).toBe("hub_unavailable");
+  expect(failed?.error?.message).toMatch(
+    /^the download of model.safetensors stalled after \d+ of \d+ bytes: nothing arrived for 0.2 s$/,
+  );
+  expect(failed?.uploadId).toBeUndefined();
+  expect(created.length).toBe(1);
+  expect(aborted).toEqual(created);
+  const kept = new Uint8Array(await ((await env.MODELS.get("stall-vit.evit")) as R2ObjectBody).arrayBuffer());
+  expect(kept).toEqual(old);
+  expect(ledgerOf(env).state()).toMatchObject({ reservedBytes: 0, inFlight: 0 });
+});
+
+test("a safetensors header longer than the Worker reads is refused from its length field, 422", async () => {
+  await hub.fetch("http://hub/clear");
+  const { binding, sent } = queue();
+  const response = await post({ repo: "org/huge-header" }, { IMPORTS: binding });
+  expect(response.status).toBe(422);
+  const { error } = (await response.json()) as { error: { code: string; message: string } };
+  expect(error.code).toBe("unsupported_checkpoint");
+  expect(MAX_REMOTE_HEADER_BYTES).toBe(2 * 1455 * 256);
+  expect(error.message).toBe(
+    "the safetensors header of model.safetensors is 1.0 MiB, over the 727.5 KiB read from the hub for a " +
+      "checkpoint (256 bytes for each of twice the 1455 tensors a bundle can have); `npx edgevit pull` converts " +
+      "it on your machine",
+  );
+  // its length field only: the claimed header was never asked for
+  expect((await log()).filter((r) => r.url.startsWith("http://cdn.test/")).map((r) => r.range)).toEqual(["bytes=0-7"]);
+  expect(sent).toEqual([]);
+  expect(ledgerOf(env).state()).toMatchObject({ reservedBytes: 0, inFlight: 0 });
+});
+
+test("POST /v1/models reserves what it reads in the memory ledger before reading it", async () => {
+  const { binding, sent } = queue();
+  const ledger = ledgerOf(env);
+  const base = ledger.usedBytes();
+  ledger.resetPeak();
+  const response = await post({ repo: "org/tiny-vit", name: "ledger-post" }, { IMPORTS: binding });
+  expect(response.status).toBe(202);
+  const queued = (await response.json()) as ImportRecord;
+  expect(ledger.state()).toMatchObject({ reservedBytes: 0, inFlight: 0 });
+  // the JSON files (config.json twice: the file list reads it, then the converter) and the header, each
+  // JSON_HELD_PER_BYTE times
+  const hubClient = hubOf(env);
+  const files = await checkpointFiles(hubClient, "org/tiny-vit", queued.commit, (file) => hubClient.bytes(file));
+  const length = await hubClient.range(files.weights[0], 0, 8);
+  const header = Number(new DataView(length.buffer).getBigUint64(0, true));
+  const json = 2 * files.config.size + (files.preprocessor?.size ?? 0);
+  const reserved = ledger.peakBytes - base;
+  expect(reserved).toBe(reservationBytes({ body: 0 }) + JSON_HELD_PER_BYTE * (json + header));
+
+  // one byte short of it: busy before the header is read (its length field only), nothing queued
+  await hub.fetch("http://hub/clear");
+  const refused = await post(
+    { repo: "org/tiny-vit", name: "ledger-post-2" },
+    { IMPORTS: binding, ...tight(reserved - 1) },
+  );
+  expect(refused.status).toBe(503);
+  expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("busy");
+  const ranges = (await log()).filter((r) => r.url.startsWith("http://cdn.test/")).map((r) => r.range);
+  expect(ranges).toEqual(["bytes=0-7"]);
+  expect(sent).toHaveLength(1);
+  expect(ledger.state()).toMatchObject({ reservedBytes: 0, inFlight: 0 });
 });
