@@ -39,6 +39,7 @@ export interface Meta {
   command: string;
   date: string;
   machine: string;
+  load: { start: number; end: number | null }; // the one-minute load average when the run started and ended
   node: string;
   nodeLatest: string;
   ort: string;
@@ -159,7 +160,7 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
         "exported by `bench/export_onnx.py` (float32) and rewritten as `quantize_dynamic` writes it (int8).",
       ];
   const out = [
-    `Command: \`${meta.command}\`, ${meta.date}. Machine: ${meta.machine}; Node ${meta.node} and ${meta.nodeLatest}; onnxruntime-web ${meta.ort}`,
+    `Command: \`${meta.command}\`, ${meta.date}. Machine: ${meta.machine}; load average ${fmt(meta.load.start)} at the start${meta.load.end === null ? "" : `, ${fmt(meta.load.end)} at the end`}; Node ${meta.node} and ${meta.nodeLatest}; onnxruntime-web ${meta.ort}`,
     `(wasm backend, SIMD, \`numThreads = 1\`); edgevit engine build: ${meta.edgevitBuild}. \`npm run bench -- --quick\` is a`,
     "short run, `--models vit-b16,deit-small,deit-tiny,clip-b32,siglip-b16,dinov2-b` chooses the models; generated",
     "files go to `.cache/bench/`.",

@@ -283,7 +283,7 @@ function machine(): string {
   const vnni = ["avx_vnni", "avx512_vnni", "avx_vnni_int8"].filter((f) => flags.includes(f));
   return (
     `${field("Model name")} (family ${field("CPU family")}, model ${field("Model")}; VNNI: ${vnni.join(", ") || "none"}), ` +
-    `${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared; load average ${loadavg()[0].toFixed(1)} at the start)`
+    `${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared)`
   );
 }
 
@@ -307,6 +307,7 @@ const meta: Meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
   date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   machine: machine(),
+  load: { start: loadavg()[0], end: null },
   node: process.version,
   nodeLatest: NODE_LATEST_VERSION,
   ort: ORT_VERSION,
@@ -320,6 +321,7 @@ const meta: Meta = {
 
 const results: ModelResult[] = [];
 for (const files of models) results.push(await benchModel(files, ortModule, jpeg, meta));
+meta.load.end = loadavg()[0];
 
 // The ViTs and the towers each have their section; a run rewrites the sections of the models it ran.
 const sections = [
