@@ -2,9 +2,13 @@
 // missing (the bundle also when the converter or checkpoint is newer than it):
 //
 //   .cache/bench/<preset>/hf/            config.json, model.safetensors, preprocessor_config.json, inputs.f32
-//                                        (models/tools/make-random-vit.ts: deterministic random weights)
+//                                        (deterministic random weights: models/tools/make-random-vit.ts for
+//                                        the ViTs, make-random-tower.ts in the hub's layout for the towers)
 //   .cache/bench/<preset>/model.evit     the edgevit bundle (`edgevit convert`)
-//   .cache/bench/<preset>/model.f32.onnx, model.int8.onnx, reference-logits.f32   (bench/export_onnx.py)
+//   .cache/bench/<preset>/model.f32.onnx, model.int8.onnx, and the float32 reference outputs:
+//                                        reference-logits.f32 (bench/export_onnx.py, ViTs) or
+//                                        reference-embeddings.f32 (bench/export_tower_onnx.py, towers)
+//   .cache/bench/24mp.jpg                a 24 MP baseline phone-like JPEG (Pillow), for the memory check
 //   .cache/bench/ort/                    onnxruntime-web, installed on demand (not a project dependency)
 import { spawnSync } from "node:child_process";
 import {
@@ -20,7 +24,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { parsePrefix } from "../core/bundle/reader.ts";
-import type { BundleHeader } from "../core/bundle/format.ts";
+import { type BundleHeader, towerOf } from "../core/bundle/format.ts";
+import { outputLength, outputName } from "./output.ts";
 import type { VitShape } from "./stats.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -33,6 +38,13 @@ export const ORT_VERSION = "1.30.0";
 export const NODE_LATEST_VERSION = "26.10.0";
 const PYTHON = "/usr/bin/python3"; // Debian's, with torch and onnx
 
+// The image towers the benchmark runs, each as the hub preset of make-random-tower.ts it is made from.
+export const TOWER_PRESETS: Record<string, string> = {
+  "clip-b32": "clip-vit-base-patch32", // CLIPModel: the vision tower and visual_projection
+  "siglip-b16": "siglip-base-patch16-224",
+  "dinov2-b": "dinov2-base",
+};
+
 export interface ModelFiles {
   preset: string;
   dir: string;
@@ -40,7 +52,9 @@ export interface ModelFiles {
   header: BundleHeader;
   shape: VitShape;
   inputs: Float32Array[]; // [images] of [channels][imageSize][imageSize]
-  referenceLogits: Float32Array[]; // [images] of [classes]: the float32 reference (models/tools/reference.py)
+  output: string; // what is compared: "logits", or the tower's default embedding (bench/output.ts)
+  // [images] of the output: the float32 reference (models/tools/reference.py, reference_towers.py)
+  reference: Float32Array[];
 }
 
 function run(what: string, command: string, args: string[]): void {
@@ -120,10 +134,17 @@ export function prepareBundle(preset: string): { dir: string; evit: string; head
   const evit = join(dir, "model.evit");
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(hf, "model.safetensors")) || !existsSync(join(hf, "inputs.f32"))) {
-    const args = ["--preset", preset, "--layout", "hf-vit", "--seed", "1", "--inputs", "4", "--out", hf];
-    run(`${preset}: random checkpoint`, process.execPath, [join(root, "models/tools/make-random-vit.ts"), ...args]);
+    const tower = TOWER_PRESETS[preset];
+    const [tool, args] = tower
+      ? ["make-random-tower.ts", ["--preset", tower, "--seed", "1", "--inputs", "4", "-o", hf]]
+      : ["make-random-vit.ts", ["--preset", preset, "--layout", "hf-vit", "--seed", "1", "--inputs", "4", "--out", hf]];
+    run(`${preset}: random checkpoint`, process.execPath, [join(root, "models/tools", tool), ...args]);
   }
-  const converterTime = Math.max(newestIn(join(root, "models"), ".ts"), newestIn(join(root, "cli"), ".ts"));
+  const converterTime = Math.max(
+    newestIn(join(root, "models"), ".ts"),
+    newestIn(join(root, "cli"), ".ts"),
+    newestIn(join(root, "core/convert"), ".ts"),
+  );
   if (!existsSync(evit) || mtime(evit) < Math.max(converterTime, mtime(join(hf, "model.safetensors")))) {
     run(`${preset}: edgevit bundle`, process.execPath, [
       join(root, "bin/edgevit.mjs"),
@@ -140,15 +161,19 @@ export function prepareBundle(preset: string): { dir: string; evit: string; head
 
 export function prepareModel(preset: string): ModelFiles {
   const dir = join(cacheDir, preset);
-  const onnxFiles = ["model.f32.onnx", "model.int8.onnx", "reference-logits.f32"];
+  const tower = preset in TOWER_PRESETS;
+  const referenceFile = tower ? "reference-embeddings.f32" : "reference-logits.f32";
+  const onnxFiles = ["model.f32.onnx", "model.int8.onnx", referenceFile];
   const needsExport = !onnxFiles.every((f) => existsSync(join(dir, f)));
   if (needsExport) requirePython();
   const { evit, header } = prepareBundle(preset);
   if (needsExport) {
-    run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, "bench/export_onnx.py"), join(dir, "hf"), dir]);
+    const script = tower ? "bench/export_tower_onnx.py" : "bench/export_onnx.py";
+    run(`${preset}: ONNX float32 and dynamic int8`, PYTHON, [join(root, script), join(dir, "hf"), dir]);
   }
 
   const c = header.config;
+  const t = towerOf(c);
   const shape: VitShape = {
     channels: c.channels,
     imageSize: c.imageSize,
@@ -158,12 +183,17 @@ export function prepareModel(preset: string): ModelFiles {
     layers: c.layers,
     classes: c.classes,
     distilled: c.distilled,
+    classToken: t.classToken,
+    registerTokens: t.registerTokens,
+    pooling: t.pooling,
+    projection: t.projection,
   };
   const inputs = readF32(join(dir, "hf", "inputs.f32"), c.channels * c.imageSize * c.imageSize);
-  const referenceLogits = readF32(join(dir, "reference-logits.f32"), c.classes);
-  if (referenceLogits.length !== inputs.length)
-    throw new Error(`${preset}: ${inputs.length} inputs but ${referenceLogits.length} reference logits`);
-  return { preset, dir, evit, header, shape, inputs, referenceLogits };
+  const output = outputName(c);
+  const reference = readF32(join(dir, referenceFile), outputLength(c));
+  if (reference.length !== inputs.length)
+    throw new Error(`${preset}: ${inputs.length} inputs but ${reference.length} reference outputs (${output})`);
+  return { preset, dir, evit, header, shape, inputs, output, reference };
 }
 
 // The `node` package's binary under .cache/bench/node-latest (installed on first use; its install script
@@ -206,4 +236,25 @@ export function installOrt(): string {
     ]);
   }
   return join(pkg, "dist", "ort.node.min.mjs");
+}
+
+// A 24 MP (6000x4000) baseline JPEG as a phone makes it (Pillow, quality 90, 4:2:0): a fixture photo
+// upscaled, with sensor-like noise so that it compresses like one (bench/decode.ts makes its 12 MP photos so).
+const LARGE_JPEG = `
+import random, sys
+from PIL import Image, ImageFilter
+src, out = sys.argv[1], sys.argv[2]
+im = Image.open(src).convert("RGB").resize((6000, 4000), Image.BICUBIC)
+random.seed(1)
+noise = Image.effect_noise((6000, 4000), 24).convert("RGB")
+Image.blend(im, noise, 0.12).filter(ImageFilter.SHARPEN).save(out, quality=90, subsampling=2)
+`;
+
+export function prepareLargeJpeg(): string {
+  const path = join(cacheDir, "24mp.jpg");
+  if (!existsSync(path)) {
+    mkdirSync(cacheDir, { recursive: true });
+    run("24 MP JPEG", PYTHON, ["-c", LARGE_JPEG, join(root, "test/fixtures/images/astronaut-444.jpg"), path]);
+  }
+  return path;
 }

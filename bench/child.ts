@@ -3,15 +3,17 @@
 //   fork("bench/child.ts", [system, modelDir, ortModule])   system: edgevit | ort-f32 | ort-int8
 //
 // Loads the model, answers "ready", then runs one image per request from the parent and answers with the
-// latency measured here (input copied in, forward pass, logits copied out) and the logits.
+// latency measured here (input copied in, forward pass, outputs copied out) and the output compared: a
+// classifier's logits, a tower's default embedding (bench/output.ts).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadModelFile, nodeEngine } from "../cli/node-engine.ts";
+import { outputOf } from "./output.ts";
 import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-// One forward pass on pixels [channels][imageSize][imageSize] -> logits [classes].
+// One forward pass on pixels [channels][imageSize][imageSize] -> logits [classes] or the embedding.
 type Runner = (pixels: Float32Array) => Promise<Float32Array>;
 
 interface Loaded {
@@ -29,7 +31,7 @@ async function loadEdgevit(modelDir: string): Promise<Loaded> {
   return {
     run: async (pixels) => {
       model.input().set(pixels);
-      return model.run().logits;
+      return outputOf(model.run(), model.header.config);
     },
     info: { build: WebAssembly.validate(relaxed) ? "relaxed-simd" : "simd", dot: engine.dot.path },
     memory: () => ({ wasmBytes: model.memoryBytes, largestJsBuffer: model.largestJsBuffer }),

@@ -8,13 +8,15 @@
 //   GET /float?kernel=gelu&width=768&n=N         N float kernel calls on 197 rows of `width` -> {values}
 //   PUT /bundle                                  loads the .evit in the body (the engine host's loader)
 //   POST /bundle/run?n=N                         pixel values (f32) in the body, N forward passes of the
-//                                                loaded bundle -> {logits} (npm run bench: the forward
-//                                                pass in workerd, without HTTP upload parsing or decoding)
+//                                                loaded bundle -> {output}: logits or a tower's embedding
+//                                                (bench/output.ts; npm run bench: the forward pass in
+//                                                workerd, without HTTP upload parsing or decoding)
 //   GET /healthz
 import relaxedModule from "../build/engine-relaxed.wasm";
 import { Engine } from "../core/engine/index.ts";
 import type { EngineExports } from "../core/engine/abi.ts";
 import type { Model } from "../core/engine/model.ts";
+import { outputLength, outputOf } from "./output.ts";
 import { forwardMacs } from "./stats.ts";
 import { BENCH_MODELS, fillBytes, fillF32, randomForward, randomSource } from "./random-model.ts";
 
@@ -145,9 +147,10 @@ async function bundleRoute(request: Request, url: URL): Promise<Response> {
   if (pixels.length !== input.length) throw new Error(`expected ${input.length} pixel values, got ${pixels.length}`);
   input.set(pixels);
   // n = 0 answers as many numbers as a run would, so that its time is the request's overhead alone.
-  let logits: number[] = new Array(bundle.header.config.classes).fill(0);
-  for (let i = 0; i < n; i++) logits = Array.from(bundle.run().logits);
-  return Response.json({ logits });
+  const c = bundle.header.config;
+  let output: number[] = new Array(outputLength(c)).fill(0);
+  for (let i = 0; i < n; i++) output = Array.from(outputOf(bundle.run(), c));
+  return Response.json({ output });
 }
 
 export default {

@@ -9,5 +9,5 @@ export type ChildRequest =
 
 export type ChildReply =
   | { type: "ready"; loadMs: number; info: Record<string, string | number> }
-  | { type: "result"; ms: number; logits: Float32Array } // [classes]
+  | { type: "result"; ms: number; logits: Float32Array } // [classes], or a tower's embedding
   | { type: "memory"; memory: Record<string, number> };

@@ -1,6 +1,7 @@
-// The end-to-end results as Markdown: printed, and written as the "End to end" section of BENCHMARKS.md
-// (the other sections of that file are left as they are).
+// The end-to-end results as Markdown: printed, and written as the "End to end" (ViTs) and "Image towers end
+// to end" sections of BENCHMARKS.md (the other sections of that file are left as they are).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { UploadFit } from "./memory-fit.ts";
 import { summarize, type Summary } from "./stats.ts";
 
 export interface SystemResult {
@@ -9,7 +10,7 @@ export interface SystemResult {
   probe?: number; // relaxed_dot_i8x16_i7x16_add_s(127s, 0xFFs, 0) lane 0 in this runtime (assembly/kernels/dot.ts)
   dot?: string; // edgevit: the dot path its engine took
   latency: Summary | null; // ms per image, warm
-  cosine: number | null; // min over images of cosine(logits, float32 reference logits)
+  cosine: number | null; // min over images of cosine(output, float32 reference output)
   peakRssBytes: number | null;
   runtimeRssBytes?: number; // the process before the model was loaded: Node, or workerd with the Worker
   wasmBytes?: number;
@@ -25,10 +26,12 @@ export interface ColdStart {
 
 export interface ModelResult {
   preset: string;
+  output: string; // what the systems' outputs are: "logits", or a tower's default embedding (bench/output.ts)
   gmac: number; // work of one forward pass
   systems: SystemResult[];
   cold: ColdStart | null;
   jpegMs: number | null; // JPEG decode + preprocessing in Node, part of every workerd request
+  fit: UploadFit | null; // the model in the Worker's isolate beside a 24 MP upload
   checks: string[];
 }
 
@@ -36,6 +39,7 @@ export interface Meta {
   command: string;
   date: string;
   machine: string;
+  load: { start: number; end: number | null }; // the one-minute load average when the run started and ended
   node: string;
   nodeLatest: string;
   ort: string;
@@ -118,16 +122,52 @@ function memoryTable(models: ModelResult[]): string[] {
   return lines;
 }
 
+const MiB = 1024 * 1024;
+
+// Each model's wasm memory against MODEL_MEMORY_BUDGET_MB, and beside it one 24 MP upload's reservation
+// within ISOLATE_MEMORY_MB, as the Worker's ledger counts them.
+function fitTable(models: ModelResult[]): string[] {
+  const lines = [
+    "| model | wasm memory MiB | fits the model budget | DCT scale | upload reservation MiB | room beside the model MiB | fits beside a 24 MP JPEG |",
+    "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+  ];
+  for (const m of models) {
+    const f = m.fit;
+    if (!f) continue;
+    const over = f.fitsBudget ? "" : ` (MODEL_MEMORY_BUDGET_MB = ${Math.ceil(f.wasmBytes / MiB)} would load it)`;
+    lines.push(
+      `| ${m.preset} | ${fmt(f.wasmBytes / MiB)} | ${f.fitsBudget ? "yes" : `no, over ${fmt(f.budgetBytes / MiB, 0)}`} | 1/${f.scale} | ${fmt(f.reservationBytes / MiB)} | ${fmt(f.roomBytes / MiB)} | ${f.fits ? "yes" : f.reservationBytes <= f.roomBytes ? `no: not loaded${over}` : "no"} |`,
+    );
+  }
+  return lines;
+}
+
 export function formatReport(models: ModelResult[], meta: Meta): string {
+  const towers = models.every((m) => m.output !== "logits");
+  const fits = models.filter((m) => m.fit);
+  const f = fits[0]?.fit;
+  const weights = towers
+    ? [
+        "deterministic random checkpoints in the hub's layout of `models/tools/make-random-tower.ts` (clip-b32:",
+        "`clip-vit-base-patch32`, siglip-b16: `siglip-base-patch16-224`, dinov2-b: `dinov2-base`; F32, seed 1),",
+        "converted by `edgevit convert`, and exported by `bench/export_tower_onnx.py` from",
+        "`models/tools/reference_towers.py`'s float32 forward pass (float32) and rewritten as `quantize_dynamic`",
+        "writes it (int8). Compared: each tower's default `/v1/embed` output, not normalized: CLIP `image_embeds`",
+        "(projected), SigLIP's pooler (its attention pooling head), DINOv2's class token after the final layernorm.",
+      ]
+    : [
+        "deterministic random checkpoints of `models/tools/make-random-vit.ts`, converted by `edgevit convert` and",
+        "exported by `bench/export_onnx.py` (float32) and rewritten as `quantize_dynamic` writes it (int8).",
+      ];
   const out = [
-    `Command: \`${meta.command}\`, ${meta.date}. Machine: ${meta.machine}; Node ${meta.node} and ${meta.nodeLatest}; onnxruntime-web ${meta.ort}`,
+    `Command: \`${meta.command}\`, ${meta.date}. Machine: ${meta.machine}; load average ${fmt(meta.load.start)} at the start${meta.load.end === null ? "" : `, ${fmt(meta.load.end)} at the end`}; Node ${meta.node} and ${meta.nodeLatest}; onnxruntime-web ${meta.ort}`,
     `(wasm backend, SIMD, \`numThreads = 1\`); edgevit engine build: ${meta.edgevitBuild}. \`npm run bench -- --quick\` is a`,
-    "short run, `--models vit-b16,deit-small,deit-tiny` chooses the models; generated files go to `.cache/bench/`.",
+    "short run, `--models vit-b16,deit-small,deit-tiny,clip-b32,siglip-b16,dinov2-b` chooses the models; generated",
+    "files go to `.cache/bench/`.",
     "",
     `Per-image latency, warm: ${meta.rounds} rounds of ${meta.images} image(s) per system, the systems interleaved`,
     "round-robin (a different one first each round), each in its own process. Same weights everywhere: the",
-    "deterministic random checkpoints of `models/tools/make-random-vit.ts`, converted by `edgevit convert` and",
-    "exported by `bench/export_onnx.py` (float32) and rewritten as `quantize_dynamic` writes it (int8).",
+    ...weights,
     "",
     ...latencyTable(models, meta),
     "",
@@ -136,25 +176,38 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "",
     ...runtimeTable(models),
     "",
-    "- edgevit-node: the engine host (`core/engine/`) in Node 22: pixel values in, forward pass, logits out;",
+    `- edgevit-node: the engine host (\`core/engine/\`) in Node 22: pixel values in, forward pass, ${towers ? "embedding" : "logits"} out;`,
     `  \`@node${meta.nodeLatest.split(".")[0]}\`: the same system in Node ${meta.nodeLatest} (npm's \`node\` package, in .cache/bench/node-latest).`,
-    "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
-    "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",
-    `  (the same decode and preprocessing take ${
-      models
-        .filter((m) => m.jpegMs !== null)
-        .map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`)
-        .join(", ") || "n/a"
-    } in Node).`,
+    ...(towers
+      ? []
+      : [
+          "- edgevit-workerd: the Worker under `wrangler dev`, `POST /v1/classify` of a 451x300 JPEG, timed by the",
+          "  client (clocks stand still inside workerd): includes loopback HTTP, JPEG decoding and preprocessing",
+          `  (the same decode and preprocessing take ${
+            models
+              .filter((m) => m.jpegMs !== null)
+              .map((m) => `${fmt(m.jpegMs!)} ms for ${m.preset}`)
+              .join(", ") || "n/a"
+          } in Node).`,
+        ]),
     "- edgevit-workerd-forward: the forward pass alone in workerd, like for like with ORT: the same bundle in the",
     "  benchmark Worker (`bench/kernels-worker.ts` under `wrangler dev`, loaded by the engine host's own loader),",
     "  the same pixel values posted, several forward passes per request for the small models; the client's time",
     "  less that of the same request without a forward pass, per pass.",
-    "- ort-f32 / ort-int8: `InferenceSession.run` on the same pixel values (input tensor in, logits out). The int8",
+    `- ort-f32 / ort-int8: \`InferenceSession.run\` on the same pixel values (input tensor in, ${towers ? "embedding" : "logits"} out). The int8`,
     "  graph is `quantize_dynamic`'s default: per-tensor symmetric int8 weights, each weight MatMul (and the patch",
-    "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; attention's two matmuls and the",
-    "  classifier (a Gemm) stay float32. edgevit: per-channel 7-bit weights, per-token int8 activations on every",
-    "  Linear and on both attention matmuls (docs/ARCHITECTURE.md).",
+    ...(towers
+      ? [
+          "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; the reference writes the patch",
+          "  embedding as a MatMul over flattened patches, so it is quantized as one, and so are CLIP's projection and",
+          "  SigLIP's pooling head; attention's two matmuls stay float32. edgevit: per-channel 7-bit weights, per-token",
+          "  int8 activations on every Linear and on both attention matmuls (docs/ARCHITECTURE.md).",
+        ]
+      : [
+          "  Conv) as DynamicQuantizeLinear -> MatMulInteger (ConvInteger) -> Cast -> Mul; attention's two matmuls and the",
+          "  classifier (a Gemm) stay float32. edgevit: per-channel 7-bit weights, per-token int8 activations on every",
+          "  Linear and on both attention matmuls (docs/ARCHITECTURE.md).",
+        ]),
     "- time / best ORT int8: this median over the faster ORT int8 median (Node 22 or the newest Node). GMAC/s: the model's multiply-accumulates per forward pass",
     `  (${models.map((m) => `${m.preset} ${fmt(m.gmac, 2)} G`).join(", ")}) / median time.`,
     ...(meta.ceilingGmacs !== null
@@ -162,11 +215,20 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
           `- int8 ceiling: ${fmt(meta.ceilingGmacs)} GMAC/s, the engine's register-only int8 dot loop (\`dotCeiling\`, as \`npm run bench:kernels\` reports it), wasm SIMD, one thread, measured in this run.`,
         ]
       : []),
-    "- cosine: the lowest over the inputs of cosine(logits, float32 logits of the same pixels): the PyTorch",
-    "  float32 reference (`models/tools/reference.py`) for the Node systems and the forward pass in workerd; for",
-    "  the Worker's JPEG answers, ORT float32 on the",
-    "  Worker's own preprocessing of the JPEG.",
-    ...(meta.workerNote ? [`- edgevit-workerd not timed: ${meta.workerNote}`] : []),
+    ...(towers
+      ? [
+          "- cosine: the lowest over the inputs of cosine(embedding, float32 embedding of the same pixels), the float32",
+          "  embedding being `models/tools/reference_towers.py`'s.",
+          "- The Worker's JPEG path (`/v1/embed`) and cold starts are not timed for the towers: their forward pass in",
+          "  workerd is `edgevit-workerd-forward`.",
+        ]
+      : [
+          "- cosine: the lowest over the inputs of cosine(logits, float32 logits of the same pixels): the PyTorch",
+          "  float32 reference (`models/tools/reference.py`) for the Node systems and the forward pass in workerd; for",
+          "  the Worker's JPEG answers, ORT float32 on the",
+          "  Worker's own preprocessing of the JPEG.",
+        ]),
+    ...(meta.workerNote && !towers ? [`- edgevit-workerd not timed: ${meta.workerNote}`] : []),
     ...(meta.forwardNote ? [`- edgevit-workerd-forward not timed: ${meta.forwardNote}`] : []),
     "",
     "Memory: peak RSS is VmHWM of the system's own process, its runtime included (for workerd, the workerd that",
@@ -175,7 +237,24 @@ export function formatReport(models: ModelResult[], meta: Meta): string {
     "with the model loaded. Load: file read to first run possible (ORT: session creation).",
     "",
     ...memoryTable(models),
+    ...(f
+      ? [
+          "",
+          `In the Worker's isolate (\`worker/memory.ts\`'s ledger, \`wrangler.toml\`'s ISOLATE_MEMORY_MB = ${fmt(f.capacityBytes / MiB, 0)} and`,
+          `MODEL_MEMORY_BUDGET_MB = ${fmt(f.budgetBytes / MiB, 0)}): a model loads when its wasm memory is within the model budget; beside it`,
+          `requests have the capacity less the idle isolate's ${fmt(f.fixedBytes / MiB, 0)} MiB heap and that wasm memory. The upload: a`,
+          `24 MP (6000x4000) baseline phone JPEG (\`.cache/bench/24mp.jpg\`, Pillow, quality 90, 4:2:0, ${fmt(f.bodyBytes / MiB, 2)} MiB), posted`,
+          "raw and streamed at the default `decode=fast` (the DCT scale it picks for each model's input); its reservation is `reservationBytes()` of the",
+          "request as it runs (the body, the decoder at that scale, the preprocessor, the outputs and the answer; the",
+          "decoder of a body held whole counts that body as its window, so the body counts twice, as in the Worker).",
+          `While a model loads the ledger sets the whole budget aside (requests then have ${fmt((f.capacityBytes - f.fixedBytes - f.budgetBytes) / MiB)} MiB; an upload waiting`,
+          "on the load holds its body only, and grows to its whole reservation once the model is loaded).",
+          "",
+          ...fitTable(fits),
+        ]
+      : []),
   ];
+
   const cold = models.filter((m) => m.cold);
   if (cold.length) {
     out.push(

@@ -1,17 +1,20 @@
 // End-to-end benchmark: edgevit (Node and workerd) against onnxruntime-web (float32 and dynamic int8) on the
-// same ViTs, the same weights and the same inputs, on this machine, in one run.
+// same ViTs and image towers (CLIP, SigLIP, DINOv2), the same weights and the same inputs, on this machine,
+// in one run.
 //
-//   npm run bench [-- --quick] [-- --models vit-b16,deit-small,deit-tiny] [--rounds N] [--images N]
-//                 [--no-worker] [--write | --no-write]
+//   npm run bench [-- --quick] [-- --models vit-b16,deit-small,deit-tiny,clip-b32,siglip-b16,dinov2-b]
+//                 [--rounds N] [--images N] [--no-worker] [--write | --no-write]
 //
-// A full run writes the "End to end" section of BENCHMARKS.md; --quick (1 round, 1 image, 1 cold start)
-// only prints unless --write is given.
+// A full run writes the "End to end" section of BENCHMARKS.md for the ViTs and the "Image towers end to
+// end" section for the towers; --quick (1 round, 1 image, 1 cold start) only prints unless --write is given.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { preprocessInto } from "../core/pipeline.ts";
+import { inspectImage, preprocessInto } from "../core/pipeline.ts";
+import { DEFAULT_LIMITS } from "../core/limits.ts";
+import { readWranglerConfig } from "../cli/wrangler-config.ts";
 import { int8CeilingGmacs } from "./ceiling.ts";
 import {
   cacheDir,
@@ -19,10 +22,13 @@ import {
   installOrt,
   NODE_LATEST_VERSION,
   ORT_VERSION,
+  prepareLargeJpeg,
   prepareModel,
   type ModelFiles,
   SetupError,
+  TOWER_PRESETS,
 } from "./artifacts.ts";
+import { settingsOf, uploadFit } from "./memory-fit.ts";
 import {
   formatReport,
   writeSection,
@@ -38,7 +44,7 @@ import { DevServer } from "./wrangler.ts";
 import { bucketName, putObject } from "../cli/upload.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const PRESETS = ["vit-b16", "deit-small", "deit-tiny"];
+const PRESETS = ["vit-b16", "deit-small", "deit-tiny", ...Object.keys(TOWER_PRESETS)];
 const JPEG = join(root, "test/fixtures/images/cat-baseline-420.jpg"); // 451x300 baseline 4:2:0
 const WORKER_PERSIST = join(cacheDir, "wrangler");
 const KERNELS_PERSIST = join(cacheDir, "wrangler-kernels");
@@ -107,14 +113,17 @@ async function coldStartWorker(
 }
 
 async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array, meta: Meta): Promise<ModelResult> {
-  const { preset, shape } = files;
+  const { preset, shape, output } = files;
+  const classifier = files.header.config.classes > 0;
   const checks: string[] = [];
   const images = Math.min(maxImages, files.inputs.length);
   console.log(`bench: ${preset}: ${files.inputs.length} inputs, timing ${rounds} rounds x ${images} image(s)`);
 
+  // The Worker's JPEG path (POST /v1/classify, cold starts) for the classifiers; a tower's forward pass in
+  // workerd is timed by the benchmark Worker below.
   let worker: WorkerSystem | null = null;
   let cold: ColdStart | null = null;
-  if (opts.worker && !meta.workerNote) {
+  if (opts.worker && !meta.workerNote && classifier) {
     try {
       const started = await coldStartWorker(preset, files.evit, jpeg);
       worker = new WorkerSystem(started.server, preset, jpeg, started.loaded);
@@ -139,7 +148,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     const ortF32 = await start("ort-f32");
     // The forward pass alone in workerd: the same bundle and pixel values as the Node systems.
     let forward: WorkerForwardSystem | null = null;
-    if (worker) {
+    if (opts.worker && !meta.forwardNote) {
       let server: DevServer | null = null;
       try {
         server = (await DevServer.start(KERNELS_PERSIST, 120_000, "bench/kernels-wrangler.toml")).server;
@@ -158,23 +167,23 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     // Every input once through every Node system (also the warm-up), against the float32 reference.
     const outputs = new Map<System, Float32Array[]>();
     for (const system of [edgevit, edgevitLatest, ...(forward ? [forward] : []), ortInt8, ortInt8Latest, ortF32]) {
-      const logits: Float32Array[] = [];
-      for (let i = 0; i < files.inputs.length; i++) logits.push((await system.run(i)).logits);
-      outputs.set(system, logits);
-      cosines.set(system.name, Math.min(...logits.map((l, i) => cosine(l, files.referenceLogits[i]))));
+      const answers: Float32Array[] = [];
+      for (let i = 0; i < files.inputs.length; i++) answers.push((await system.run(i)).logits);
+      outputs.set(system, answers);
+      cosines.set(system.name, Math.min(...answers.map((l, i) => cosine(l, files.reference[i]))));
     }
-    const f32Diff = Math.max(...outputs.get(ortF32)!.map((l, i) => maxAbsDiff(l, files.referenceLogits[i])));
-    const scale = Math.max(...files.referenceLogits.flatMap((l) => Array.from(l, Math.abs)));
+    const f32Diff = Math.max(...outputs.get(ortF32)!.map((l, i) => maxAbsDiff(l, files.reference[i])));
+    const scale = Math.max(...files.reference.flatMap((l) => Array.from(l, Math.abs)));
     check(
       f32Diff <= F32_TOLERANCE(scale),
-      `ORT float32 logits match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (logits up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`,
+      `ORT float32 ${output} match the PyTorch float32 reference: max |diff| ${f32Diff.toExponential(2)} (values up to ${scale.toFixed(2)}, tolerance ${F32_TOLERANCE(scale).toExponential(1)})`,
       checks,
     );
     for (const system of [ortInt8, ortInt8Latest, edgevit, edgevitLatest, ...(forward ? [forward] : [])]) {
       const c = cosines.get(system.name)!;
       check(
         c >= INT8_MIN_COSINE,
-        `${system.name} logits vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`,
+        `${system.name} ${output} vs the float32 reference: cosine >= ${c.toFixed(5)} over ${files.inputs.length} inputs (limit ${INT8_MIN_COSINE})`,
         checks,
       );
     }
@@ -182,7 +191,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       const diff = Math.max(...outputs.get(forward)!.map((l, i) => maxAbsDiff(l, outputs.get(edgevit)![i])));
       check(
         diff <= SAME_ENGINE_TOLERANCE,
-        `the forward pass in workerd gives the Node host's logits on the same pixels: max |diff| ${diff.toExponential(2)}`,
+        `the forward pass in workerd gives the Node host's ${output} on the same pixels: max |diff| ${diff.toExponential(2)}`,
         checks,
       );
     }
@@ -259,7 +268,9 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
         runtimeRssBytes: details.runtimeRss as number | undefined,
       });
     }
-    return { preset, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, checks };
+    const wasmBytes = results.find((r) => r.system === "edgevit-node")?.wasmBytes;
+    const fit = wasmBytes === undefined ? null : uploadFit(files.header, wasmBytes, largeUpload, ledger);
+    return { preset, output, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, fit, checks };
   } finally {
     for (const system of started) await system.stop();
   }
@@ -272,11 +283,19 @@ function machine(): string {
   const vnni = ["avx_vnni", "avx512_vnni", "avx_vnni_int8"].filter((f) => flags.includes(f));
   return (
     `${field("Model name")} (family ${field("CPU family")}, model ${field("Model")}; VNNI: ${vnni.join(", ") || "none"}), ` +
-    `${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared; load average ${loadavg()[0].toFixed(1)} at the start)`
+    `${field("CPU\\(s\\)")} CPU(s) (${cpus().length} online, shared)`
   );
 }
 
 const jpeg = new Uint8Array(readFileSync(JPEG));
+// Each model's memory beside the largest upload the limits take: a 24 MP phone JPEG, by the Worker's ledger
+// with wrangler.toml's settings.
+const largeJpeg = new Uint8Array(readFileSync(prepareLargeJpeg()));
+const largeUpload = {
+  bodyBytes: largeJpeg.byteLength,
+  decoder: await inspectImage(new Blob([largeJpeg]).stream(), DEFAULT_LIMITS),
+};
+const ledger = settingsOf(readWranglerConfig().vars);
 const ortModule = installOrt();
 const nodeLatest = { execPath: installNodeLatest(), label: `node${NODE_LATEST_VERSION.split(".")[0]}` };
 let models: ModelFiles[];
@@ -291,6 +310,7 @@ const meta: Meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
   date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
   machine: machine(),
+  load: { start: loadavg()[0], end: null },
   node: process.version,
   nodeLatest: NODE_LATEST_VERSION,
   ort: ORT_VERSION,
@@ -304,15 +324,23 @@ const meta: Meta = {
 
 const results: ModelResult[] = [];
 for (const files of models) results.push(await benchModel(files, ortModule, jpeg, meta));
+meta.load.end = loadavg()[0];
 
-const report = formatReport(results, meta);
-console.log(`\n${report}`);
+// The ViTs and the towers each have their section; a run rewrites the sections of the models it ran.
+const sections = [
+  { title: "End to end", models: results.filter((r) => !(r.preset in TOWER_PRESETS)) },
+  { title: "Image towers end to end", models: results.filter((r) => r.preset in TOWER_PRESETS) },
+].filter((s) => s.models.length > 0);
+const reports = sections.map((s) => ({ ...s, report: formatReport(s.models, meta) }));
+for (const r of reports) console.log(`\n## ${r.title}\n\n${r.report}`);
 writeFileSync(join(cacheDir, "results.json"), JSON.stringify({ meta, results }, null, 2));
 if (failures.length) {
   console.error(`bench: ${failures.length} check(s) failed; BENCHMARKS.md left unchanged:\n- ${failures.join("\n- ")}`);
   process.exit(1);
 }
 if (write) {
-  writeSection(join(root, "BENCHMARKS.md"), "End to end", report);
-  console.log("bench: wrote the End to end section of BENCHMARKS.md");
+  for (const r of reports) {
+    writeSection(join(root, "BENCHMARKS.md"), r.title, r.report);
+    console.log(`bench: wrote the ${r.title} section of BENCHMARKS.md`);
+  }
 }

@@ -35,7 +35,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-// The sizes of an HF ViT config.json that fix its work.
+// The sizes of a config.json that fix its work; the tower fields as the bundle's ModelConfig names them
+// (core/bundle/format.ts), each absent for a ViT.
 export interface VitShape {
   channels: number;
   imageSize: number;
@@ -45,17 +46,26 @@ export interface VitShape {
   layers: number;
   classes: number;
   distilled: boolean;
+  classToken?: boolean; // true; SigLIP has none
+  registerTokens?: number; // DINOv2 with registers
+  pooling?: "cls" | "map" | "none"; // SigLIP "map": the multihead attention pooling head; "none": a VLM tower
+  projection?: number; // CLIP's visual_projection width
 }
 
 // Multiply-accumulates of one forward pass: the patch projection, per layer the four attention
-// projections, Q K^T and P V over all heads, the two MLP matmuls, then the head(s).
-// ViT-B/16 at 224: ~17.6 G.
+// projections, Q K^T and P V over all heads, the two MLP matmuls, then the head(s): the classifier(s),
+// CLIP's projection, or SigLIP's pooling head (its probe's query, K and V of every token, the probe's
+// scores and context, out_proj and its MLP). ViT-B/16 at 224: ~17.6 G.
 export function forwardMacs(s: VitShape): number {
   const patches = (s.imageSize / s.patch) ** 2;
-  const tokens = patches + (s.distilled ? 2 : 1);
+  const tokens = patches + (s.classToken === false ? 0 : 1) + (s.distilled ? 1 : 0) + (s.registerTokens ?? 0);
   const projection = patches * s.channels * s.patch * s.patch * s.dim;
   const attention = tokens * 4 * s.dim * s.dim + 2 * tokens * tokens * s.dim;
   const mlp = tokens * 2 * s.dim * s.hidden;
-  const heads = (s.distilled ? 2 : 1) * s.dim * s.classes;
-  return projection + s.layers * (attention + mlp) + heads;
+  const classifiers = (s.distilled ? 2 : 1) * s.dim * s.classes;
+  const pooling =
+    s.pooling === "map"
+      ? s.dim * s.dim + 2 * tokens * s.dim * s.dim + 2 * tokens * s.dim + s.dim * s.dim + 2 * s.dim * s.hidden
+      : 0;
+  return projection + s.layers * (attention + mlp) + classifiers + (s.projection ?? 0) * s.dim + pooling;
 }

@@ -9,7 +9,7 @@ import type { DevServer } from "./wrangler.ts";
 
 export interface Timed {
   ms: number;
-  logits: Float32Array; // [classes]
+  logits: Float32Array; // [classes], or a tower's embedding (bench/output.ts)
 }
 
 export interface System {
@@ -266,21 +266,21 @@ export class WorkerForwardSystem implements System {
   }
 
   // One request of n forward passes; null when the Worker has no bundle (409: it was restarted).
-  private async request(image: number, n: number): Promise<{ ms: number; logits: number[] } | null> {
+  private async request(image: number, n: number): Promise<{ ms: number; output: number[] } | null> {
     const start = performance.now();
     const response = await fetch(`${this.server.url}/bundle/run?n=${n}`, {
       method: "POST",
       body: this.inputs[image] as Float32Array<ArrayBuffer>,
     });
-    const body = (await jsonBody(response, "POST /bundle/run", [409])) as { logits?: number[] };
+    const body = (await jsonBody(response, "POST /bundle/run", [409])) as { output?: number[] };
     const ms = performance.now() - start;
     if (response.status === 409) return null;
-    if (!Array.isArray(body.logits) || (n > 0 && body.logits.length === 0))
-      throw new Error(`POST /bundle/run?n=${n}: no logits in ${JSON.stringify(body).slice(0, 200)}`);
-    return { ms, logits: body.logits };
+    if (!Array.isArray(body.output) || (n > 0 && body.output.length === 0))
+      throw new Error(`POST /bundle/run?n=${n}: no output in ${JSON.stringify(body).slice(0, 200)}`);
+    return { ms, output: body.output };
   }
 
-  private async post(image: number, n: number): Promise<{ ms: number; logits: number[] }> {
+  private async post(image: number, n: number): Promise<{ ms: number; output: number[] }> {
     for (let attempt = 1; ; attempt++) {
       const answer = await this.request(image, n);
       if (answer) return answer;
@@ -292,9 +292,9 @@ export class WorkerForwardSystem implements System {
   }
 
   async run(image: number): Promise<Timed> {
-    const { ms, logits } = await this.post(image, this.repeat);
+    const { ms, output } = await this.post(image, this.repeat);
     this.peak = Math.max(this.peak, statusBytes(await this.server.workerdPid(), "VmHWM"));
-    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(logits) };
+    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(output) };
   }
 
   async peakRssBytes(): Promise<number> {

@@ -34,7 +34,46 @@ describe("forwardMacs", () => {
     const expected = 4 * 3 * 256 * 8 + (6 * 4 * 64 + 2 * 36 * 8) + 6 * 2 * 8 * 16 + 2 * 8 * 5;
     expect(forwardMacs(s)).toBe(expected);
   });
+
+  test("CLIP B/32: a class token, no classifier, the projection", () => {
+    // patches 49, tokens 50
+    const projection = 49 * (3 * 32 * 32) * 768;
+    const attention = 50 * 4 * 768 * 768 + 2 * 50 * 50 * 768;
+    const mlp = 50 * 2 * 768 * 3072;
+    const expected = projection + 12 * (attention + mlp) + 768 * 512;
+    expect(expected).toBe(4_408_811_520);
+    const shape = { ...BASE, patch: 32, classes: 0, projection: 512 };
+    expect(forwardMacs(shape)).toBe(expected);
+  });
+
+  test("SigLIP B/16: no class token, the attention pooling head", () => {
+    // patches = tokens = 196; the head: the probe's query, K and V of every token, the probe's scores and
+    // context, out_proj, the MLP
+    const layers = 12 * (196 * 4 * 768 * 768 + 2 * 196 * 196 * 768 + 196 * 2 * 768 * 3072);
+    const head = 768 * 768 + 2 * 196 * 768 * 768 + 2 * 196 * 768 + 768 * 768 + 2 * 768 * 3072;
+    const shape = { ...BASE, classes: 0, classToken: false, pooling: "map" as const };
+    expect(forwardMacs(shape)).toBe(196 * 768 * 768 + layers + head);
+  });
+
+  test("DINOv2-B at 224: patch 14, the class token and registers", () => {
+    // patches 256, tokens 257 (+ 4 registers: 261)
+    const macs = (tokens: number) =>
+      256 * 3 * 14 * 14 * 768 + 12 * (tokens * 4 * 768 * 768 + 2 * tokens * tokens * 768 + tokens * 2 * 768 * 3072);
+    expect(forwardMacs({ ...BASE, patch: 14, classes: 0 })).toBe(macs(257));
+    expect(forwardMacs({ ...BASE, patch: 14, classes: 0, registerTokens: 4 })).toBe(macs(261));
+  });
 });
+
+const BASE = {
+  channels: 3,
+  imageSize: 224,
+  patch: 16,
+  dim: 768,
+  hidden: 3072,
+  layers: 12,
+  classes: 1000,
+  distilled: false,
+};
 
 describe("summaries", () => {
   test("median of odd and even counts, min and max", () => {

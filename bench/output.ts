@@ -1,0 +1,20 @@
+// What the end-to-end benchmark compares across systems for one image: a classifier's logits, or an image
+// tower's default embedding, the one /v1/embed answers (CLIP image_embeds, SigLIP's pooler, DINOv2's class
+// token after its layernorm).
+import { type ModelConfig, towerOf } from "../core/bundle/format.ts";
+import { poolEmbedding, poolsOf } from "../core/answers/pool.ts";
+import type { RunResult } from "../core/engine/model.ts";
+
+export function outputName(c: ModelConfig): string {
+  return c.classes > 0 ? "logits" : poolsOf(c)[0];
+}
+
+export function outputOf(result: RunResult, c: ModelConfig): Float32Array {
+  return c.classes > 0 ? result.logits : poolEmbedding(result, c, poolsOf(c)[0]);
+}
+
+export function outputLength(c: ModelConfig): number {
+  if (c.classes > 0) return c.classes;
+  const pool = poolsOf(c)[0];
+  return pool === "image_embeds" ? towerOf(c).projection : pool === "cls_mean" ? 2 * c.dim : c.dim;
+}
