@@ -26,9 +26,16 @@ export default defineConfig({
             miniflare: {
               // Phone-sized photos made at test time in Node (test/tools/photos.ts), fetched by photos.test.ts.
               // CALLER: a second Worker calling edgevit over RPC, as a pipeline would (test/worker/rpc.test.ts).
+              // TEXT: the text Worker's entrypoint, here the Worker under test itself, as wrangler.text.toml deploys
+              // it beside the main one (test/worker/text.test.ts).
               // HUB: the local hub's controls and reference bundles (test/tools/hub-service.ts); every fetch the
               // Worker itself makes goes to the local hub (imports from HF_ENDPOINT, test/worker/imports.test.ts).
-              serviceBindings: { CALLER: "edgevit-caller", PHOTOS: photosService, HUB: hubControl },
+              serviceBindings: {
+                CALLER: "edgevit-caller",
+                PHOTOS: photosService,
+                TEXT: { name: RUNNER, entrypoint: "EdgevitText" },
+                HUB: hubControl,
+              },
               outboundService: hubFetch,
               bindings: { HF_ENDPOINT: HUB_ENDPOINT, HF_TOKEN: HUB_TOKEN },
               workers: [

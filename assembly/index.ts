@@ -5,6 +5,7 @@ import { GEMM_ROWS } from "./kernels/gemm";
 export { alloc, init, inputPtr, forward, forwardBegin, forwardLayer, forwardEnd, logitsPtr, outputPtr, capturedPtr, tokens } from "./model";
 export { poolerPtr, projectedPtr, headAttentionPtr, imageTokensPtr } from "./model";
 export { enableCapture, residualPtr, clsAttentionPtr, clsMeanPtr, rolloutPtr, headRolloutPtr, attentionsPtr } from "./model";
+export { textInit, textForward, textIdsPtr, textPoolerPtr, textEmbedsPtr, textPositions } from "./text";
 export { crc32, crc32Scalar } from "./kernels/crc32";
 export { nonFinite, nonFiniteScalar } from "./kernels/finite";
 export { gemm, gemmScalar, gemmSplit, gemmFused } from "./kernels/gemm";

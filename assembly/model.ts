@@ -75,7 +75,7 @@ const CONNECTOR_IDEFICS3: i32 = 1; // pixel shuffle, then connector.modality_pro
 const CONNECTOR_LLAVA: i32 = 2; // multi_modal_projector: linear_1, act, linear_2
 
 /** Sizes from the bundle header (no other constant exists) and the sizes they imply. */
-class Config {
+export class Config {
   channels: i32 = 0;
   imageSize: i32 = 0;
   patchSize: i32 = 0;
@@ -101,6 +101,7 @@ class Config {
   projectorAct: i32 = ACT_GELU; // LLaVA: between linear_1 and linear_2
   selectAll: bool = false; // LLaVA "full": the class token is an image token too
   imageTokens: i32 = 0; // rows the connector makes: patches / scaleFactor^2 (Idefics3), patches or tokens (LLaVA)
+  causal: bool = false; // a text tower's causal mask (assembly/text.ts): query i attends to keys 0..i
   grid: i32 = 0; // patches per side
   patches: i32 = 0; // grid * grid
   classRows: i32 = 0; // class token (+ distillation token): the rows before the registers
@@ -111,7 +112,7 @@ class Config {
 }
 
 /** A Linear(K -> N) in the packed B layout (docs/ARCHITECTURE.md). */
-class Linear {
+export class Linear {
   K: i32; // inputs
   N: i32; // outputs
   weight: usize = 0; // u8 [N4/4][K16/16][4][16], q + 64
@@ -124,7 +125,7 @@ class Linear {
   }
 }
 
-class Layer {
+export class Layer {
   layernormBeforeWeight: usize = 0; // f32 [dim]
   layernormBeforeBias: usize = 0; // f32 [dim]
   qkv: Linear; // dim -> 3 * dim: query rows, then key, then value
@@ -212,7 +213,7 @@ class PackedRows {
 }
 
 /** Activation buffers, allocated once by init(). */
-class RunState {
+export class RunState {
   input: usize = 0; // f32 [channels][imageSize][imageSize]
   patchRows: usize = 0; // f32 [patches][patchDim], patches flattened (c, py, px)
   x: usize = 0; // f32 [tokens][dim], the residual stream
@@ -281,7 +282,7 @@ export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, eve
  * that only classifies does not carry them (a ViT-B/16: 0.4 MiB of attention summaries and rollout, 1.8 MiB
  * for one layer's attention); 0 until then, and 0 for what the model has not (a class token's rows in SigLIP).
  */
-class CaptureState {
+export class CaptureState {
   flags: i32 = 0; // this forward() call's CAPTURE_ATTENTION bit
   layer: i32 = 0; // this call's layer (1..layers) whose full attention to keep, 0 = none
   clsAttention: usize = 0; // f32 [layers][heads][tokens], row 0 of each head's probabilities (class token)
@@ -405,7 +406,7 @@ function readConfig(s: ConfigStruct): Config | null {
 @lazy const LAYER_SLOTS: i32 = 22;
 
 /** Reads the weight table into pointers, checking each tensor against the payload it lies in. */
-class WeightBinder {
+export class WeightBinder {
   table: usize;
   payload: usize;
   payloadBytes: u64;
@@ -484,15 +485,15 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
 
 // The records init() makes with `new` (the config, each layer's Layer and Linear records, the weights' and
 // the run state's), as core/engine/memory.ts counts them: RECORD_BYTES per layer and GLOBAL_RECORDS more.
-@lazy const RECORD_BYTES: usize = 512;
-@lazy const GLOBAL_RECORDS: i32 = 6;
+@lazy export const RECORD_BYTES: usize = 512;
+@lazy export const GLOBAL_RECORDS: i32 = 6;
 
 /**
  * Grows memory for `bytes` of the runtime's own allocations to come, as alloc() does for its buffers: the
  * stub runtime grows by at least doubling, so a small record crossing the end of memory after a large
  * payload would otherwise double the instance.
  */
-function reserveRecords(bytes: usize): void {
+export function reserveRecords(bytes: usize): void {
   const end = heap.alloc(0) + bytes + 128;
   const pages = <i32>((end + 0xffff) >>> 16);
   if (pages > memory.size()) memory.grow(pages - memory.size());
@@ -654,7 +655,7 @@ function scaleInPlace(dst: usize, n: i32, factor: f32): void {
 }
 
 /** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM; writes s.qa. */
-function linear(
+export function linear(
   s: RunState, src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool,
 ): void {
   const qa = s.qa;
@@ -736,8 +737,16 @@ function attentionScores(
   quantizeRows(query, ldQuery, M, headDim, qa.q, qa.scale, qa.zero, qa.sum);
   packRows(key, ldKey, 1, T, headDim, qb.weight, qb.scale, qb.sum);
   gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
+  if (c.causal) maskFuture(s.scores, M, T);
   // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
   softmaxQuantize(s.scores, M, T, T, 1 / Mathf.sqrt(<f32>headDim), qa.q, qa.scale, qa.zero, qa.sum);
+}
+
+/** The causal mask: scores[i][j] = -inf for keys j after query i, so softmax gives them exactly 0. */
+function maskFuture(scores: usize, M: i32, T: i32): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = i + 1; j < T; j++) store<f32>(scores + (<usize>(i * T + j) << 2), -Infinity);
+  }
 }
 
 /** out [M][headDim] (row stride ldOut) = P V_h, P in s.qa from attentionScores, `value` [T][headDim] (row stride ldValue). */
@@ -879,14 +888,22 @@ export function forwardBegin(capture: i32, flags: i32, attentionLayer: i32): voi
 /** Encoder layer l (0-based): residualPtr() is hidden state l + 1 after it. */
 export function forwardLayer(l: i32): void {
   const t = model!;
-  const c = t.config, s = t.state, layer = t.weights.encoder[l];
-  // norm 1, self-attention, add skip connection
+  const c = t.config, s = t.state;
+  encoderLayer(c, t.weights.encoder[l], s, t.capture, l);
+  if (captureLayer == l + 1) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
+}
+
+/**
+ * One encoder layer on the first c.tokens rows of s.x, the image tower's and the text tower's
+ * (assembly/text.ts) alike: x += attn(ln1(x)); x += mlp(ln2(x)).
+ */
+export function encoderLayer(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
+  // norm 1, self-attention (causal in CLIP's text tower), add skip connection
   layerNorm(s.x, c.tokens, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
-  selfAttention(c, layer, s, t.capture, l);
+  selfAttention(c, layer, s, k, l);
   // norm 2, MLP, add skip connection
   layerNorm(s.x, c.tokens, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
   mlp(c, layer, s);
-  if (captureLayer == l + 1) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
 }
 
 /** After the last layer: the final norm, pooling, projection and classifier. */

@@ -7,6 +7,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { checkPayload, headerTruncated, parsePrefix, readBundle } from "../core/bundle/reader.ts";
+import { fileEnd } from "../core/bundle/text.ts";
 import { describe, type BundleHeader } from "../core/bundle/format.ts";
 import { keyOf, modelName } from "../core/names.ts";
 import { runCommand, type CommandSpec } from "./args.ts";
@@ -38,9 +39,11 @@ export function checkBundle(path: string): BundleHeader {
       const result = parsePrefix(head);
       if ("header" in result) {
         const { header, payloadOffset } = result;
-        // a file of the wrong length: checkPayload says which way, before the CRC
-        const received = size - payloadOffset;
-        if (received !== header.payload.length) checkPayload(header, received, 0);
+        // a file of the wrong length: checkPayload says which way, before the CRC (the sections, a text
+        // tower, follow the payload to the file's declared end)
+        const end = fileEnd(header.sections ?? [], payloadOffset + header.payload.length);
+        const received = size - payloadOffset - (end - payloadOffset - header.payload.length);
+        if (size !== end) checkPayload(header, received, 0);
         break;
       }
       if (result.need > size) throw headerTruncated(size);

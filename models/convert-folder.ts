@@ -43,6 +43,15 @@ async function fileRecord(path: string): Promise<SourceFile> {
   }
 }
 
+async function optionalFile(path: string): Promise<Uint8Array | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ConvertError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
 async function readJson(path: string, optional: boolean): Promise<Json | null> {
   let text: string;
   try {
@@ -64,6 +73,7 @@ export function folderSource(dir: string): CheckpointSource {
     checkpoint: snapshot ? checkpointId(snapshot.repo, snapshot.commit) : dir,
     defaultName: basename(snapshot ? snapshot.repo : dir.replace(/\/+$/, "")),
     json: (file, optional) => readJson(join(dir, file), optional),
+    file: (file) => optionalFile(join(dir, file)),
     tensors: () => openCheckpoint(dir),
     record: (file) => fileRecord(join(dir, file)),
   };

@@ -9,6 +9,7 @@ import {
   INDEX_FILE,
   MAX_HEADER_BYTES,
   parseHeader,
+  rowRange,
   SafetensorsError,
   type Dtype,
   type IntDtype,
@@ -79,6 +80,16 @@ export class SafetensorsFile implements TensorSource {
     return decode(floatDtype(this.info(name), this.path), await this.raw(name));
   }
 
+  async readRows(name: string, first: number, end: number): Promise<Float32Array> {
+    const info = this.info(name);
+    const dtype = floatDtype(info, this.path);
+    const range = rowRange(info, first, end);
+    const buf = new Uint8Array(range.end - range.begin);
+    const { bytesRead } = await this.handle.read(buf, 0, buf.length, range.begin);
+    if (bytesRead !== buf.length) throw new SafetensorsError(`${this.path}: short read of ${name}`);
+    return decode(dtype, buf);
+  }
+
   close(): Promise<void> {
     return this.handle.close();
   }
@@ -144,6 +155,11 @@ export class ShardedSafetensors implements TensorSource {
   read(name: string): Promise<Float32Array> {
     this.info(name);
     return (this.owner.get(name) as SafetensorsFile).read(name);
+  }
+
+  readRows(name: string, first: number, end: number): Promise<Float32Array> {
+    this.info(name);
+    return (this.owner.get(name) as SafetensorsFile).readRows(name, first, end);
   }
 
   async close(): Promise<void> {

@@ -23,15 +23,22 @@ if (!defaultModel || !existsSync(bundle)) {
   process.exit(1);
 }
 
-// --events: a second Worker in the same session (scripts/local-events) stands in for R2 event
-// notifications, which miniflare does not emit: `PUT /images/<key>` puts an image into the input bucket and
-// queues its event, `GET /results/<key>` reads the consumer's output, the rest goes to edgevit. The state
-// folder is named because wrangler would otherwise keep it beside the first config.
+// The text Worker (wrangler.text.toml) runs in the same session, behind the main Worker's TEXT binding, as
+// deployed. --events: one more Worker in front (scripts/local-events) stands in for R2 event notifications,
+// which miniflare does not emit: `PUT /images/<key>` puts an image into the input bucket and queues its
+// event, `GET /results/<key>` reads the consumer's output, the rest goes to edgevit. The state folder is
+// named so that every Worker of the session shares the buckets (miniflare shares storage by bucket name).
 const args = process.argv.slice(2);
 const events = args.includes("--events");
-const sessions = events
-  ? ["-c", join("scripts", "local-events", "wrangler.toml"), "-c", "wrangler.toml", "--persist-to", ".wrangler/state"]
-  : [];
+const sessions = [
+  ...(events ? ["-c", join("scripts", "local-events", "wrangler.toml")] : []),
+  "-c",
+  "wrangler.toml",
+  "-c",
+  "wrangler.text.toml",
+  "--persist-to",
+  ".wrangler/state",
+];
 const wrangler = spawn(
   process.execPath,
   [

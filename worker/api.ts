@@ -4,6 +4,7 @@
 // service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
+import { boolOption } from "./options.ts";
 import {
   boolParam,
   choiceParam,
@@ -17,7 +18,8 @@ import {
   uploadHeaders,
   wantsNpy,
 } from "./http.ts";
-import { clientDisconnected } from "./input.ts";
+import { ClientDisconnected, clientDisconnected, readBounded } from "./input.ts";
+import type { FormFields } from "./multipart.ts";
 import { FORM_READER_BYTES, STREAM_CHUNK_BYTES, streamedBodyBytes } from "./memory.ts";
 import {
   POOLS,
@@ -45,6 +47,16 @@ import {
 import { openapi } from "./openapi.ts";
 import { readRecord, startImport } from "./imports.ts";
 import { keyOf, modelName } from "../core/names.ts";
+import {
+  MAX_FORM_FIELDS_BYTES,
+  MAX_TEXT_BODY_BYTES,
+  checkLabels,
+  checkTemplate,
+  checkTexts,
+  embedTextAnswer,
+  tokenizeAnswer,
+  zeroShot,
+} from "./text.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
@@ -63,8 +75,9 @@ export const MAX_FRAMES_SIZE = 448;
 
 // The upload of a request, prepared: the model it names (or the default), its memory reserved in the
 // isolate's ledger (memory.ts: waiting its turn, or busy), the body streamed under MAX_BODY_BYTES into the
-// image's decoder as far as its header, the model in hand.
-async function prepareUpload(request: Request, env: Env, url: URL, held: Held): Promise<Prepared> {
+// image's decoder as far as its header, the model in hand. `fields` receives a form's text fields before
+// the image, reserved with the body (the pieces read, joined, and decoded).
+async function prepareUpload(request: Request, env: Env, url: URL, held: Held, fields?: FormFields): Promise<Prepared> {
   const name = modelOf(env, url.searchParams.get("model"));
   // decode=fast (default) lets a JPEG decoder scale in the DCT domain when the image is far larger than the
   // model's input; decode=exact decodes every pixel.
@@ -72,10 +85,11 @@ async function prepareUpload(request: Request, env: Env, url: URL, held: Held): 
   const limit = Number(env.MAX_BODY_BYTES);
   const { form, length } = uploadHeaders(request, limit);
   const readerBytes = form ? FORM_READER_BYTES : STREAM_CHUNK_BYTES;
-  const ticket = await admit(env, name, streamedBodyBytes(readerBytes));
+  const fieldBytes = form && fields ? 3 * fields.maxBytes : 0;
+  const ticket = await admit(env, name, streamedBodyBytes(readerBytes) + fieldBytes);
   held.add(ticket);
   const started = performance.now();
-  const stream = await imageStream(request, limit, form);
+  const stream = await imageStream(request, limit, form, fields);
   const upload = stream
     ? streamedUpload(ticket, stream, {
         limit,
@@ -241,6 +255,77 @@ const see: Handler = async (request, env, url, held) => {
   return json(body, 200, inferenceHeaders(inference));
 };
 
+// Zero-shot classification: labels as query parameters (labels=cat&labels=dog) or, in a multipart form
+// before the image (the form is read no further than the image), a `labels` field holding a JSON array;
+// `template` likewise.
+const zeroShotRoute: Handler = async (request, env, url, held) => {
+  const multipart = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("multipart/form-data");
+  const fields = { values: new Map<string, string>(), maxBytes: MAX_FORM_FIELDS_BYTES };
+  // checked before the body is read when they come in the query
+  if (!multipart) {
+    checkLabels(url.searchParams.getAll("labels"));
+    checkTemplate(url.searchParams.get("template"));
+  }
+  const job = await prepareUpload(request, env, url, held, fields);
+  const form = fields.values;
+  const labels = checkLabels(
+    form.has("labels") ? jsonField(form.get("labels")!, "labels") : url.searchParams.getAll("labels"),
+  );
+  const template = checkTemplate(form.get("template") ?? url.searchParams.get("template"));
+  const { answer, source, timings } = await zeroShot(env, job, labels, template, (t) => held.add(t));
+  return json(answer, 200, {
+    "x-edgevit-model": answer.model,
+    "x-edgevit-model-version": answer.version,
+    "x-edgevit-labels": source,
+    "server-timing": serverTiming(timings),
+  });
+};
+
+function jsonField(text: string, name: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new EdgevitError("bad_parameter", `the form's ${name} field must be a JSON array of strings`);
+  }
+}
+
+// {"texts": [...], "normalize"?: boolean} read under MAX_TEXT_BODY_BYTES.
+async function textsBody(request: Request): Promise<{ texts: string[]; normalize: unknown }> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new EdgevitError(
+      "unsupported_media_type",
+      'send the texts as application/json: {"texts": ["a photo of a cat"]}',
+    );
+  }
+  const bytes = request.body
+    ? await readBounded(request.body, MAX_TEXT_BODY_BYTES, (received, cause) => new ClientDisconnected(received, cause))
+    : new Uint8Array(0);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new EdgevitError("bad_parameter", 'the body is not JSON: send {"texts": ["a photo of a cat"]}');
+  }
+  const { texts, normalize } = (body ?? {}) as { texts?: unknown; normalize?: unknown };
+  return { texts: checkTexts(texts), normalize };
+}
+
+const embedText: Handler = async (request, env, url, held) => {
+  const name = modelOf(env, url.searchParams.get("model"));
+  const { texts, normalize } = await textsBody(request);
+  const norm = url.searchParams.has("normalize") ? boolParam(url, "normalize") : boolOption("normalize", normalize);
+  const answer = await embedTextAnswer(env, name, texts, norm, (t) => held.add(t));
+  return json(answer, 200, { "x-edgevit-model": name, "x-edgevit-model-version": answer.version });
+};
+
+const tokenize: Handler = async (request, env, url, held) => {
+  const name = modelOf(env, url.searchParams.get("model"));
+  const { texts } = await textsBody(request);
+  const answer = await tokenizeAnswer(env, name, texts, (t) => held.add(t));
+  return json(answer, 200, { "x-edgevit-model": name, "x-edgevit-model-version": answer.version });
+};
+
 // The rows a vision-language model's LLM receives in place of its <image> tokens, [tiles][tokens][lm_dim]:
 // Idefics3's tiles row by row and the global view last (split=false: the global view alone), LLaVA's one.
 const imageTokens: Handler = async (request, env, url, held) => {
@@ -300,5 +385,11 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/attentions": { POST: attentions },
   "/v1/attention_map": { POST: attentionMapPicture },
   "/v1/see": { POST: see },
+  "/v1/zero_shot": { POST: zeroShotRoute },
+  "/v1/embed_text": { POST: embedText },
+  "/v1/tokenize": { POST: tokenize },
   "/v1/image_tokens": { POST: imageTokens },
 };
+
+// What the text Worker (SERVES = "text", wrangler.text.toml) answers: the text routes over HTTP too.
+export const TEXT_ROUTES = new Set(["/healthz", "/v1/embed_text", "/v1/tokenize"]);

@@ -19,7 +19,7 @@ const CONCURRENT_READS = 6;
 // The bundle's header, from ranged reads of its first bytes only: at most the prefix and a header of
 // LIMITS.headerBytes, so any object costs a bounded read and a bounded check (parsePrefix is O(1) in the
 // header's numbers).
-async function readHeader(bucket: R2Bucket, object: R2Object): Promise<BundleHeader> {
+export async function readHeader(bucket: R2Bucket, object: R2Object): Promise<BundleHeader> {
   if (object.size === 0) throw new BundleError("truncated", "the object is empty (0 bytes)");
   let length = Math.min(HEAD_READ, object.size);
   for (;;) {
@@ -74,7 +74,7 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
       config,
       summary: describe(config),
       family: towerOf(config).family,
-      answers: answersOf(config),
+      answers: answersOf(config, header.sections !== undefined),
       pools: [...poolsOf(config)],
     };
   } catch (error) {
@@ -85,11 +85,12 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   }
 }
 
-// The routes a model answers: every one, but /v1/classify needs a classifier and /v1/image_tokens a
-// connector. Without a class token (SigLIP), /v1/see and /v1/attention_map draw its pooling head's
-// attention instead; a VLM's tower with neither has no attention map to draw.
-export function answersOf(config: ModelConfig): string[] {
+// The routes a model answers: every one, but /v1/classify needs a classifier, /v1/image_tokens a connector
+// and the text routes a text tower. Without a class token (SigLIP), /v1/see and /v1/attention_map draw its
+// pooling head's attention instead; a VLM's tower with neither has no attention map to draw.
+export function answersOf(config: ModelConfig, text = false): string[] {
   return [
+    ...(text ? ["/v1/zero_shot", "/v1/embed_text", "/v1/tokenize"] : []),
     ...(config.classes > 0 ? ["/v1/classify"] : []),
     "/v1/embed",
     "/v1/hidden_states",

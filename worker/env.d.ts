@@ -21,6 +21,10 @@ interface __BaseEnv_Env {
   RESULT_PREFIX: string;
   HF_ENDPOINT: string;
   HF_HUB_DOWNLOAD_TIMEOUT: number;
+  // the text Worker (wrangler.text.toml): "text" serves the text routes only; absent, every route
+  SERVES?: string;
+  // the text Worker's EdgevitText entrypoint, where text passes run when bound
+  TEXT?: Fetcher;
 }
 declare namespace Cloudflare {
   interface Env extends __BaseEnv_Env {}

@@ -6,7 +6,7 @@ import { ERROR_STATUS } from "./status.ts";
 import { type ClientDisconnected, clientDisconnected, tooLarge } from "./input.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import { Busy, type Ticket } from "./memory.ts";
-import { formImage } from "./multipart.ts";
+import { type FormFields, formImage } from "./multipart.ts";
 
 // Declared types a body may come with: any image/* or application/octet-stream. The format itself is
 // sniffed from the bytes (core/image/open.ts): a PNG labelled image/jpeg is read as the PNG it is, and a
@@ -41,15 +41,17 @@ export function uploadHeaders(request: Request, limit: number): { form: boolean;
 
 // The uploaded image as a stream (null for a raw request without a body): the raw body, or the `image`
 // field of a multipart form, read as far as that part's headers (multipart.ts); the form's whole body
-// counts against `limit` as it is read.
+// counts against `limit` as it is read. `fields` receives a form's text fields before the image
+// (zero-shot's labels and template).
 export async function imageStream(
   request: Request,
   limit: number,
   form: boolean,
+  fields?: FormFields,
 ): Promise<ReadableStream<Uint8Array> | null> {
   if (!form) return request.body;
   const body = request.body ?? new Blob([]).stream();
-  const image = await formImage(body, request.headers.get("content-type")!, limit, clientDisconnected);
+  const image = await formImage(body, request.headers.get("content-type")!, limit, clientDisconnected, fields);
   const fieldType = mediaType(image.type);
   if (fieldType !== "" && !imageType(fieldType)) {
     await image.stream.cancel();

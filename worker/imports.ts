@@ -119,7 +119,7 @@ export async function importRequest(request: Request): Promise<{ repo: string; r
 // end, one piece of the bytes no tensor covers (read for the files' CRC-32s), and the objects around them.
 export function importBytes(planned: Plan): number {
   const writer = new BundleWriter(planned.parts, crc32);
-  const bundle = writer.payloadOffset + writer.plan.length;
+  const bundle = writer.fileLength;
   const parts = Math.min(PART_BYTES, bundle) + Math.min(PART_BYTES, Math.max(0, bundle - PART_BYTES));
   const gap = Math.min(GAP_PIECE, planned.ckpt.bytes);
   return IMPORT_OBJECT_BYTES + parts + Math.max(tensorPeakBytes(planned), gap);

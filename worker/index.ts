@@ -5,7 +5,7 @@ import { IMPORT_QUEUE, type ImportMessage, runImports } from "./imports.ts";
 import { consume } from "./queue.ts";
 import { serve } from "./router.ts";
 
-export { Edgevit } from "./rpc.ts";
+export { Edgevit, EdgevitText } from "./rpc.ts";
 
 export default {
   fetch(request, env, ctx): Promise<Response> {

@@ -6,7 +6,9 @@
 //     evicted model still counts while a request holds it), and while a model loads, the whole model budget
 //     (MODEL_MEMORY_BUDGET_MB): a load never waits for room that requests took,
 //   - what each request reserved: its worst case, computed by reservationBytes() from what is known before
-//     it commits memory.
+//     it commits memory,
+//   - what the isolate's caches keep between requests (setCache: worker/text.ts's label embeddings, at most
+//     4 MiB), as they fill and evict.
 // A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
 // at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
@@ -130,6 +132,8 @@ export class MemoryLedger {
   private readonly claims = new Map<string, Set<object>>();
   private readonly queue: Waiter[] = [];
   private peak = 0;
+  // Bytes kept by the isolate's caches, by name: neither a model nor a request's.
+  private readonly caches = new Map<string, number>();
 
   constructor(settings: LedgerSettings) {
     this.settings = settings;
@@ -180,8 +184,24 @@ export class MemoryLedger {
     return reserved;
   }
 
+  // The idle isolate's heap and what its caches keep: memory no request can have.
+  private standingBytes(): number {
+    let kept = 0;
+    for (const bytes of this.caches.values()) kept += bytes;
+    return this.settings.fixedBytes + kept;
+  }
+
+  // A cache now keeps `bytes`. It grows only with what a request that reserved it hands over (so the memory
+  // was counted already, and is counted twice until that request ends), and frees room when it evicts.
+  setCache(name: string, bytes: number): void {
+    if (bytes > 0) this.caches.set(name, bytes);
+    else this.caches.delete(name);
+    this.peak = Math.max(this.peak, this.usedBytes());
+    this.pump();
+  }
+
   usedBytes(): number {
-    return this.settings.fixedBytes + this.modelBytes() + this.reservedBytes();
+    return this.standingBytes() + this.modelBytes() + this.reservedBytes();
   }
 
   // The most usedBytes() has been since the isolate started (or since resetPeak): tests assert it stays
@@ -198,6 +218,7 @@ export class MemoryLedger {
     return {
       capacityBytes: this.settings.capacityBytes,
       fixedBytes: this.settings.fixedBytes,
+      cacheBytes: this.standingBytes() - this.settings.fixedBytes,
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
       usedBytes: this.usedBytes(),
@@ -260,12 +281,12 @@ export class MemoryLedger {
   roomAlone(ticket: Ticket): number {
     const cached = this.cachedBytes();
     const models = this.needsLoad(ticket) ? Math.max(cached, this.settings.modelBudgetBytes) : cached;
-    return this.settings.capacityBytes - this.settings.fixedBytes - models;
+    return this.settings.capacityBytes - this.standingBytes() - models;
   }
 
   private fits(w: Pick<Waiter, "bytes" | "ticket" | "claim">): boolean {
     const models = this.modelBytes(w.claim !== undefined);
-    const used = this.settings.fixedBytes + models + this.reservedBytes() - w.ticket.bytes + w.bytes;
+    const used = this.standingBytes() + models + this.reservedBytes() - w.ticket.bytes + w.bytes;
     return used <= this.settings.capacityBytes;
   }
 

@@ -9,6 +9,9 @@ import type { DotInfo } from "../core/engine/abi.ts";
 import { Engine } from "../core/engine/index.ts";
 import { MemoryLimitError, type MemoryPlan } from "../core/engine/memory.ts";
 import type { Model, RunOptions } from "../core/engine/model.ts";
+import type { TextModel } from "../core/engine/text.ts";
+import type { BundleHeader } from "../core/bundle/format.ts";
+import { readHeader } from "./catalog.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { sizeText } from "../core/sizes.ts";
 import { budgetBytes, ledgerOf, type MemoryLedger } from "./memory.ts";
@@ -70,10 +73,19 @@ export async function engineDot(): Promise<DotInfo> {
   return (await getEngine()).dot;
 }
 
+// What the cache holds: an image model (the bundle's payload) or a text tower (its "text" section), each
+// its own wasm instance, counted in the budget and the ledger on its own.
+export type Tower = "image" | "text";
+interface Cached {
+  readonly memoryBytes: number;
+  readonly header: BundleHeader;
+}
+
 // A loaded model and what revalidating it needs.
-export interface LoadedModel {
+export interface LoadedModel<M extends Cached = Model> {
   name: string;
-  model: Model;
+  tower: Tower;
+  model: M;
   version: string;
   etag: string;
   checkedAt: number; // Date.now() after the last load or check (workerd's clock moves at I/O only)
@@ -87,60 +99,67 @@ export interface CacheOptions {
   refreshMs: number; // how old a check may be before a request revalidates the object in R2
 }
 
+// The cache's key of a model's tower: its name for the image tower, `name#text` for the text tower.
+const cacheKey = (name: string, tower: Tower) => (tower === "image" ? name : `${name}#text`);
+
+type Entry = LoadedModel<Cached>;
+
 // The models of this isolate. `loaded` keeps least recently used first: a use moves its entry to the end.
 class ModelCache {
-  private readonly loaded = new Map<string, LoadedModel>();
-  private readonly loading = new Map<string, Promise<LoadedModel>>();
-  private readonly checking = new Map<string, Promise<LoadedModel>>();
+  private readonly loaded = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<Entry>>();
+  private readonly checking = new Map<string, Promise<Entry>>();
   // Loads run one at a time, so each one's eviction sees every byte already committed to wasm memory.
   private lastLoad: Promise<unknown> = Promise.resolve();
 
   // The model, loading it if needed and revalidating it once its last check is older than `refreshMs`.
   // Concurrent callers share one load; a failed load is forgotten, so the next request tries again
   // (fixing the object in R2 fixes the service).
-  async get(name: string, options: CacheOptions): Promise<LoadedModel> {
-    const hit = this.loaded.get(name);
+  async get(name: string, options: CacheOptions, tower: Tower = "image"): Promise<Entry> {
+    const key = cacheKey(name, tower);
+    const hit = this.loaded.get(key);
     if (hit) {
-      this.loaded.delete(name);
-      this.loaded.set(name, hit);
+      this.loaded.delete(key);
+      this.loaded.set(key, hit);
       if (Date.now() - hit.checkedAt < options.refreshMs) return hit;
       return this.revalidate(hit, options);
     }
     // A swap that had to release the old version first: wait for the new one.
-    const swapping = this.checking.get(name);
+    const swapping = this.checking.get(key);
     if (swapping) return swapping;
-    let pending = this.loading.get(name);
+    let pending = this.loading.get(key);
     if (!pending) {
-      pending = this.serialized(() => this.load(name, options)).finally(() => this.loading.delete(name));
-      this.loading.set(name, pending);
+      pending = this.serialized(() => this.load(name, tower, options)).finally(() => this.loading.delete(key));
+      this.loading.set(key, pending);
     }
     return pending;
   }
 
-  has(name: string): boolean {
-    return this.loaded.has(name);
+  has(name: string, tower: Tower = "image"): boolean {
+    return this.loaded.has(cacheKey(name, tower));
   }
 
   // Every change to the loaded models goes through these two, so the ledger counts what the cache holds.
-  private keep(entry: LoadedModel, ledger: MemoryLedger): void {
-    this.loaded.set(entry.name, entry);
+  private keep(entry: Entry, ledger: MemoryLedger): void {
+    this.loaded.set(cacheKey(entry.name, entry.tower), entry);
     ledger.modelKept(entry.model);
   }
 
-  private drop(name: string, ledger: MemoryLedger): void {
-    const entry = this.loaded.get(name);
+  private drop(key: string, ledger: MemoryLedger): void {
+    const entry = this.loaded.get(key);
     if (!entry) return;
-    this.loaded.delete(name);
+    this.loaded.delete(key);
     ledger.modelEvicted(entry.model);
   }
 
   summary(): LoadedListing[] {
     return [...this.loaded.values()].map((entry) => ({
       name: entry.name,
+      ...(entry.tower === "text" ? { tower: "text" as const } : {}),
       version: entry.version,
       etag: entry.etag,
       memoryBytes: entry.model.memoryBytes,
-      largestLoadBufferBytes: entry.model.largestJsBuffer,
+      largestLoadBufferBytes: "largestJsBuffer" in entry.model ? (entry.model.largestJsBuffer as number) : 0,
       checkedAt: new Date(entry.checkedAt).toISOString(),
       ...(entry.refreshError ? { refreshError: entry.refreshError } : {}),
     }));
@@ -163,16 +182,18 @@ class ModelCache {
   // the old model finish on it (a model is used only in synchronous stretches, see service.ts). A new version
   // that fails to load leaves the old one serving, with the failure kept for /v1/models; that object is
   // not retried until its etag changes again.
-  private revalidate(entry: LoadedModel, options: CacheOptions): Promise<LoadedModel> {
-    let pending = this.checking.get(entry.name);
+  private revalidate(entry: Entry, options: CacheOptions): Promise<Entry> {
+    const key = cacheKey(entry.name, entry.tower);
+    let pending = this.checking.get(key);
     if (!pending) {
-      pending = this.swapIfChanged(entry, options).finally(() => this.checking.delete(entry.name));
-      this.checking.set(entry.name, pending);
+      pending = this.swapIfChanged(entry, options).finally(() => this.checking.delete(key));
+      this.checking.set(key, pending);
     }
     return pending;
   }
 
-  private async swapIfChanged(entry: LoadedModel, options: CacheOptions): Promise<LoadedModel> {
+  private async swapIfChanged(entry: Entry, options: CacheOptions): Promise<Entry> {
+    const key = cacheKey(entry.name, entry.tower);
     let head: R2Object | null;
     try {
       head = await options.bucket.head(keyOf(entry.name));
@@ -186,19 +207,19 @@ class ModelCache {
     // once while this check loads a new one.
     entry.checkedAt = Date.now();
     if (!head) {
-      this.drop(entry.name, options.ledger);
+      this.drop(key, options.ledger);
       throw new EdgevitError("model_not_found", `no model ${JSON.stringify(entry.name)} in the bucket`);
     }
     if (head.etag === entry.etag || head.etag === entry.refreshError?.etag) return entry;
     try {
-      return await this.serialized(() => this.load(entry.name, options, entry));
+      return await this.serialized(() => this.load(entry.name, entry.tower, options, entry));
     } catch (error) {
       const failure = error instanceof EdgevitError ? error : unavailable(entry.name, error);
       if (failure.code === "model_not_found") throw failure;
       entry.refreshError = { etag: head.etag, code: failure.code, message: failure.message };
       // The load may have evicted the old version to make room: the failed instance is garbage now, so
       // the old one goes back if it fits.
-      if (!this.loaded.has(entry.name)) {
+      if (!this.loaded.has(key)) {
         this.evictFor(entry.model.memoryBytes, options);
         this.keep(entry, options.ledger);
       }
@@ -208,18 +229,87 @@ class ModelCache {
 
   // Streams the object into a new wasm instance. `replacing` is the version it supersedes: it stays
   // loaded (and counted) while the new one streams in, and is evicted only when both do not fit.
-  private async load(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
+  private async load(name: string, tower: Tower, options: CacheOptions, replacing?: Entry): Promise<Entry> {
     // The model budget is set aside in the isolate's ledger before anything is read: requests admitted for
     // this model did so already; otherwise the load waits for room like a request (ahead of new ones).
-    const endClaim = await options.ledger.claimLoad(name);
+    const key = cacheKey(name, tower);
+    const endClaim = await options.ledger.claimLoad(key);
     try {
-      return await this.loadClaimed(name, options, replacing);
+      return tower === "image"
+        ? await this.loadClaimed(name, options, replacing)
+        : await this.loadText(name, options, replacing);
     } finally {
       endClaim();
     }
   }
 
-  private async loadClaimed(name: string, options: CacheOptions, replacing?: LoadedModel): Promise<LoadedModel> {
+  // A text tower: the prefix and header by a ranged read (as the catalogue reads them), then its section's
+  // bytes alone by a second ranged read of that same object (its etag), into a fresh instance.
+  private async loadText(name: string, options: CacheOptions, replacing?: Entry): Promise<Entry> {
+    const { bucket, budgetBytes, ledger } = options;
+    let head: R2Object | null;
+    let header: BundleHeader;
+    try {
+      head = await bucket.head(keyOf(name));
+      if (!head) throw new EdgevitError("model_not_found", `no model ${JSON.stringify(name)} in the bucket`);
+      header = await readHeader(bucket, head);
+    } catch (error) {
+      if (error instanceof EdgevitError) throw error;
+      if (error instanceof BundleError) {
+        throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${error.message}`, {
+          cause: error,
+        });
+      }
+      throw unavailable(name, error);
+    }
+    const section = header.sections?.find((s) => s.name === "text");
+    if (!section) {
+      throw new EdgevitError(
+        "bad_parameter",
+        `model ${name} has no text tower: convert a CLIPModel or SiglipModel checkpoint with its tokenizer files ` +
+          "(vocab.json and merges.txt, or spiece.model) to answer text",
+      );
+    }
+    let object: R2ObjectBody | R2Object | null;
+    try {
+      object = await bucket.get(keyOf(name), {
+        range: { offset: section.offset, length: section.length },
+        onlyIf: { etagMatches: head.etag },
+      });
+    } catch (error) {
+      throw unavailable(name, error);
+    }
+    if (!object || !("body" in object)) {
+      throw new EdgevitError("model_unavailable", `model ${name} changed while its text tower was read; try again`);
+    }
+    let model: TextModel;
+    try {
+      model = await (await getEngine()).loadText(header, "text", object.body, {
+        reserve: (plan) => {
+          if (plan.totalBytes > budgetBytes)
+            throw overBudget(`${name} (text tower)`, plan.totalBytes, budgetBytes, plan);
+          this.evictFor(plan.totalBytes, options);
+        },
+      });
+    } catch (error) {
+      await object.body.cancel().catch(() => {});
+      if (error instanceof EdgevitError) throw error;
+      if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
+      if (!(error instanceof BundleError)) throw unavailable(name, error);
+      throw new EdgevitError("model_unavailable", `model ${name}'s text tower cannot be loaded: ${error.message}`, {
+        cause: error,
+      });
+    }
+    const key = cacheKey(name, "text");
+    if (replacing && this.loaded.get(key) === replacing) this.drop(key, ledger);
+    this.evictFor(model.memoryBytes, options);
+    const entry: Entry = { name, tower: "text", model, version: section.crc32, etag: head.etag, checkedAt: Date.now() };
+    this.loaded.set(key, entry);
+    ledger.modelLoaded(key, model);
+    return entry;
+  }
+
+  private async loadClaimed(name: string, options: CacheOptions, replacing?: Entry): Promise<Entry> {
     const { bucket, budgetBytes, ledger } = options;
     let object: R2ObjectBody | null;
     try {
@@ -263,8 +353,9 @@ class ModelCache {
     if (model.memoryBytes > budgetBytes) throw overBudget(name, model.memoryBytes, budgetBytes);
     if (replacing && this.loaded.get(name) === replacing) this.drop(name, ledger);
     this.evictFor(model.memoryBytes, options);
-    const entry: LoadedModel = {
+    const entry: Entry = {
       name,
+      tower: "image",
       model,
       version: model.header.payload.crc32,
       etag: object.etag,
@@ -277,7 +368,7 @@ class ModelCache {
 
   // Room for `entry`'s memory to grow by `bytes` (capture buffers): other models are evicted, least recently
   // used first; when even alone it would not fit, the request is refused before anything grows.
-  makeRoomToGrow(entry: LoadedModel, bytes: number, options: Pick<CacheOptions, "budgetBytes" | "ledger">): void {
+  makeRoomToGrow(entry: Entry, bytes: number, options: Pick<CacheOptions, "budgetBytes" | "ledger">): void {
     const { budgetBytes } = options;
     const needs = entry.model.memoryBytes + bytes;
     if (needs > budgetBytes) {
@@ -337,14 +428,22 @@ function cacheOptions(env: Env): CacheOptions {
   return { bucket: env.MODELS, ledger: ledgerOf(env), budgetBytes: budgetBytes(env), refreshMs: refreshMs(env) };
 }
 
-export function getModel(env: Env, name: string): Promise<LoadedModel> {
-  return cache.get(name, cacheOptions(env));
+export async function getModel(env: Env, name: string): Promise<LoadedModel> {
+  return (await cache.get(name, cacheOptions(env))) as LoadedModel;
 }
 
-// Whether `name` is loaded now (a request for a model that is not sets its load's room aside when admitted).
-export function isLoaded(name: string): boolean {
-  return cache.has(name);
+// The text tower of `name` (its bundle's "text" section), loaded alone.
+export async function getTextModel(env: Env, name: string): Promise<LoadedModel<TextModel>> {
+  return (await cache.get(name, cacheOptions(env), "text")) as LoadedModel<TextModel>;
 }
+
+// Whether `name`'s tower is loaded now (a request for a model that is not sets its load's room aside when
+// admitted, under the cache's key of that tower).
+export function isLoaded(name: string, tower: Tower = "image"): boolean {
+  return cache.has(name, tower);
+}
+
+export { cacheKey };
 
 // Before a run that may allocate capture buffers (/v1/see, /v1/attentions, /v1/pca?layer=all): they count
 // against the budget like the model itself, so room is made (or the request refused) before memory grows.

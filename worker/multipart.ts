@@ -1,6 +1,7 @@
 // A multipart/form-data body read as it arrives (RFC 7578): the parts before the `image` field are skipped
-// (their bytes counted against the body's limit, never held), the `image` part's bytes are handed on as a
-// byte stream that ends at its delimiter, and nothing after it is read. What the reader holds: one buffer,
+// (their bytes counted against the body's limit, never held) or, for a caller that asks, kept as text fields
+// up to a bound (zero-shot's labels and template), the `image` part's bytes are handed on as a byte stream
+// that ends at its delimiter, and nothing after it is read. What the reader holds: one buffer,
 // a read of the body (BYOB_READ_BYTES) after the few bytes of a possible delimiter carried over from the
 // read before, or after one part's headers (at most MAX_PART_HEADER_BYTES).
 
@@ -17,6 +18,12 @@ const CR = 0x0d;
 const LF = 0x0a;
 const DASH = 0x2d;
 const END_OF_HEADERS = Uint8Array.of(CR, LF, CR, LF);
+
+// The text fields before the image part, kept by name, `maxBytes` of them in all.
+export interface FormFields {
+  values: Map<string, string>;
+  maxBytes: number;
+}
 
 export interface FormImage {
   type: string; // the part's Content-Type as sent ("" when absent)
@@ -102,15 +109,21 @@ class FormReader {
     this.buf = this.work.subarray(0, 2);
   }
 
-  // The `image` part: the parts before it (and the preamble) read past, its headers checked.
-  async image(): Promise<FormImage> {
+  // The `image` part: the parts before it (and the preamble) read past, or kept in `fields` when they are
+  // text, its headers checked.
+  async image(fields?: FormFields): Promise<FormImage> {
     try {
       await this.skip();
+      let kept = 0;
       while (await this.nextPart()) {
         const headers = await this.headers();
         const { name, filename } = disposition(headers.get("content-disposition"));
         if (name !== "image") {
-          await this.skip();
+          if (fields && filename === undefined) {
+            const text = await this.text(fields.maxBytes - kept, fields.maxBytes);
+            kept += text.length;
+            fields.values.set(name, new TextDecoder().decode(text));
+          } else await this.skip();
           continue;
         }
         if (filename === undefined)
@@ -230,6 +243,25 @@ class FormReader {
     while ((await this.data()) !== null);
   }
 
+  // The current part's bytes, refused past `max` (what is left of the fields' `total`).
+  private async text(max: number, total: number): Promise<Uint8Array> {
+    const pieces: Uint8Array[] = [];
+    let length = 0;
+    for (let piece = await this.data(); piece !== null; piece = await this.data()) {
+      length += piece.length;
+      if (length > max)
+        throw new EdgevitError("bad_parameter", `the form's text fields before the image are over ${total} bytes`);
+      pieces.push(piece.slice());
+    }
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const piece of pieces) {
+      out.set(piece, at);
+      at += piece.length;
+    }
+    return out;
+  }
+
   // Past a delimiter and the rest of its line: true when a part follows, false after the closing one.
   private async nextPart(): Promise<boolean> {
     this.pos += this.delimiter.length;
@@ -269,14 +301,16 @@ class FormReader {
 }
 
 // The `image` field of a multipart/form-data body (`contentType` carries its boundary), once the body has
-// been read as far as that part's headers. Refusals: bad_parameter for a body that is no form, a form
-// without an `image` field or with a text one; payload_too_large past `limit` bytes of body, counted as
-// it is read (the image's own bytes included); a failed read is `failed`'s error.
+// been read as far as that part's headers; `fields` receives the text fields before it. Refusals:
+// bad_parameter for a body that is no form, a form without an `image` field or with a text one, text fields
+// over `fields.maxBytes`; payload_too_large past `limit` bytes of body, counted as it is read (the image's
+// own bytes included); a failed read is `failed`'s error.
 export function formImage(
   body: ReadableStream<Uint8Array>,
   contentType: string,
   limit: number,
   failed: StreamFailure,
+  fields?: FormFields,
 ): Promise<FormImage> {
-  return new FormReader(body, boundaryOf(contentType), limit, failed).image();
+  return new FormReader(body, boundaryOf(contentType), limit, failed).image(fields);
 }

@@ -87,6 +87,34 @@ const inference = (summary: string, parameters: Schema[], answer: Record<string,
   },
 });
 
+// The text routes: a JSON body of texts.
+const textRoute = (summary: string, parameters: Schema[], answer: string) => ({
+  post: {
+    summary,
+    parameters: [modelQuery, ...parameters],
+    requestBody: {
+      required: true,
+      description: "1 to 256 texts of at most 1,024 characters",
+      content: {
+        "application/json": {
+          schema: obj({ texts: { type: "array", items: str }, normalize: { type: "boolean" } }, ["texts"]),
+        },
+      },
+    },
+    responses: {
+      "200": {
+        description: answer,
+        headers: {
+          "x-edgevit-model": versionHeaders["x-edgevit-model"],
+          "x-edgevit-model-version": versionHeaders["x-edgevit-model-version"],
+        },
+        content: { "application/json": { schema: ref(answer) } },
+      },
+      ...errorResponses(400, 401, 404, 405, 413, 415, 503),
+    },
+  },
+});
+
 const modelVersion = { model: str, version: str };
 
 // Where the patches start: after the class token (SigLIP has none), DeiT's distillation token, DINOv2's registers.
@@ -209,6 +237,51 @@ export const openapi = {
         { name: "normalize", in: "query", description: "unit L2 length", schema: { type: "boolean", default: false } },
       ],
       jsonAnswer("Embed", "the embedding"),
+    ),
+    "/v1/zero_shot": inference(
+      "zero-shot classification with a two-tower model (CLIP, SigLIP): each label put into the template, scored " +
+        "against the image as transformers' zero-shot pipeline scores (CLIP: softmax over the labels of " +
+        "exp(logit_scale) x cosine; SigLIP: sigmoid of exp(logit_scale) x cosine + logit_bias, each on its own); a " +
+        "label set is embedded once per model version and template (x-edgevit-labels: computed, isolate or r2)",
+      [
+        {
+          name: "labels",
+          in: "query",
+          description:
+            "1 to 256 distinct labels, repeated (labels=cat&labels=dog); in a multipart form, a `labels` field holding a JSON array, before the `image` field (the form is read no further than the image; its text fields 256 KiB at most)",
+          schema: { type: "array", items: str },
+        },
+        {
+          name: "template",
+          in: "query",
+          description:
+            'where each label goes, at "{}" (once, no other brace); in a form, a `template` field before the image',
+          schema: { type: "string", default: "This is a photo of {}." },
+        },
+      ],
+      {
+        "200": {
+          description: "the labels' scores, highest first",
+          headers: {
+            ...versionHeaders,
+            "x-edgevit-labels": {
+              description: "where the label set's text embeddings came from: computed, isolate or r2",
+              schema: str,
+            },
+          },
+          content: { "application/json": { schema: ref("ZeroShot") } },
+        },
+      },
+    ),
+    "/v1/embed_text": textRoute(
+      "text embeddings from a two-tower model's text tower (CLIP text_embeds, SigLIP's pooled output), one per text",
+      [{ name: "normalize", in: "query", description: "unit L2 length", schema: { type: "boolean", default: false } }],
+      "EmbedText",
+    ),
+    "/v1/tokenize": textRoute(
+      "the text tower's token ids and attention mask per text, padded as its processor pads (CLIP 77, SigLIP 64)",
+      [],
+      "Tokenize",
     ),
     "/v1/hidden_states": inference(
       "one layer's tokens; `Accept: application/x-npy` for a NumPy array",
@@ -432,6 +505,22 @@ export const openapi = {
         embedding: { type: "array", items: num },
         image: ref("Image"),
       }),
+      ZeroShot: obj({
+        ...modelVersion,
+        scores: { type: "array", items: obj({ label: str, score: num }) },
+        image: ref("Image"),
+      }),
+      EmbedText: obj({
+        ...modelVersion,
+        dim: int,
+        normalized: { type: "boolean" },
+        embeddings: { type: "array", items: { type: "array", items: num } },
+      }),
+      Tokenize: obj({
+        ...modelVersion,
+        input_ids: { type: "array", items: { type: "array", items: int } },
+        attention_mask: { type: "array", items: { type: "array", items: int } },
+      }),
       HiddenStates: obj({
         ...modelVersion,
         layer: int,
@@ -497,6 +586,7 @@ export const openapi = {
           items: obj(
             {
               name: str,
+              tower: { type: "string", enum: ["text"] },
               version: str,
               etag: str,
               memoryBytes: int,
@@ -514,6 +604,7 @@ export const openapi = {
           isolate: obj({
             capacityBytes: int,
             fixedBytes: int,
+            cacheBytes: int,
             modelBytes: int,
             reservedBytes: int,
             usedBytes: int,

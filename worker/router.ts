@@ -2,7 +2,7 @@
 // every answer, and every failure a handler throws as a JSON error. The default export's fetch and the
 // Edgevit entrypoint's (rpc.ts) both answer with serve(), so a service binding reaches the same routes.
 
-import { MODEL_PREFIX, modelRoutes, routes } from "./api.ts";
+import { MODEL_PREFIX, modelRoutes, routes, TEXT_ROUTES } from "./api.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { clientGone, errorResponse, failure, Held } from "./http.ts";
 import { ClientDisconnected } from "./input.ts";
@@ -22,6 +22,14 @@ async function route(request: Request, env: Env, ctx?: ExecutionContext): Promis
     routes[url.pathname] ??
     (url.pathname.startsWith(MODEL_PREFIX) && url.pathname.length > MODEL_PREFIX.length ? modelRoutes : undefined);
   if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
+  if (env.SERVES === "text" && !TEXT_ROUTES.has(url.pathname)) {
+    return errorResponse(
+      new EdgevitError(
+        "not_found",
+        `this Worker serves the text towers only (${[...TEXT_ROUTES].join(", ")}), not ${url.pathname}`,
+      ),
+    );
+  }
   if (request.method === "OPTIONS") return preflight(request, env, methodsOf(methods));
   const handler = methods[request.method] ?? (request.method === "HEAD" ? methods.GET : undefined);
   if (!handler) {

@@ -7,7 +7,7 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import { EdgevitError } from "../core/errors.ts";
 import { callerStreamFailed, inputBytes, tooLarge } from "./input.ts";
 import { Busy, STREAM_CHUNK_BYTES, streamedBodyBytes, type Ticket } from "./memory.ts";
-import { intOption } from "./options.ts";
+import { boolOption, intOption } from "./options.ts";
 import { serve } from "./router.ts";
 import {
   admit,
@@ -34,6 +34,15 @@ import {
   streamedUpload,
   wholeUpload,
 } from "./service.ts";
+import {
+  checkLabels,
+  checkTemplate,
+  checkTexts,
+  embedTextAnswer,
+  embedTexts,
+  tokenizeAnswer,
+  zeroShot,
+} from "./text.ts";
 import type {
   AttentionsAnswer,
   AttentionsOptions,
@@ -48,6 +57,12 @@ import type {
   ImageTokensAnswer,
   ImageTokensOptions,
   ModelsAnswer,
+  EmbedTextAnswer,
+  EmbedTextOptions,
+  TextOptions,
+  TokenizeAnswer,
+  ZeroShotAnswer,
+  ZeroShotOptions,
 } from "./types.ts";
 
 // An error as the caller receives it: workerd's RPC carries the message and own properties such as `code`
@@ -154,6 +169,30 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
     });
   }
 
+  zeroShot(image: ImageInput, options: ZeroShotOptions): Promise<ZeroShotAnswer> {
+    return answer(this.ctx, async (tickets) => {
+      const name = modelOption(this.env, options?.model);
+      const labels = checkLabels(options?.labels);
+      const template = checkTemplate(options?.template);
+      const job = await prepareInput(this.env, image, name, options, tickets);
+      return (await zeroShot(this.env, job, labels, template, (t) => tickets.push(t))).answer;
+    });
+  }
+
+  embedText(texts: string[], options: EmbedTextOptions = {}): Promise<EmbedTextAnswer> {
+    return answer(this.ctx, (tickets) => {
+      const name = modelOption(this.env, options.model);
+      const normalize = boolOption("normalize", options.normalize);
+      return embedTextAnswer(this.env, name, checkTexts(texts), normalize, (t) => tickets.push(t));
+    });
+  }
+
+  tokenize(texts: string[], options: TextOptions = {}): Promise<TokenizeAnswer> {
+    return answer(this.ctx, (tickets) =>
+      tokenizeAnswer(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t)),
+    );
+  }
+
   imageTokens(image: ImageInput, options: ImageTokensOptions = {}): Promise<ImageTokensAnswer> {
     return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options.model);
@@ -171,5 +210,21 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
   // The HTTP routes over the same binding (`env.EDGEVIT.fetch(request)`), answered as the Worker's own fetch.
   fetch(request: Request): Promise<Response> {
     return serve(request, this.env, this.ctx);
+  }
+}
+
+// The text Worker's entrypoint (wrangler.text.toml), which the main Worker's TEXT binding calls: text passes
+// run here, in this isolate, whatever this isolate binds.
+export class EdgevitText extends WorkerEntrypoint<Env> {
+  embedText(texts: string[], options: TextOptions = {}): Promise<{ version: string; embeddings: Float32Array[] }> {
+    return answer(this.ctx, (tickets) =>
+      embedTexts(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t), true),
+    );
+  }
+
+  tokenize(texts: string[], options: TextOptions = {}): Promise<TokenizeAnswer> {
+    return answer(this.ctx, (tickets) =>
+      tokenizeAnswer(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t), true),
+    );
   }
 }

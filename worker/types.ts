@@ -133,6 +133,7 @@ export interface BundleListing {
 
 export interface LoadedListing {
   name: string;
+  tower?: "text"; // a model's text tower, loaded apart from its image tower
   version: string; // the bundle's payload CRC-32: the same bytes give the same version wherever uploaded
   etag: string; // the R2 object's etag when it was loaded: what revalidation compares
   memoryBytes: number; // the model's wasm memory: payload, activations, engine data
@@ -160,9 +161,10 @@ export interface ModelsAnswer {
 export interface IsolateMemory {
   capacityBytes: number; // ISOLATE_MEMORY_MB
   fixedBytes: number; // the idle isolate's own JS heap
+  cacheBytes: number; // what its caches keep between requests (label embeddings)
   modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
   reservedBytes: number; // what the requests in flight reserved
-  usedBytes: number; // the three above: never over capacityBytes
+  usedBytes: number; // the four above: never over capacityBytes
   peakBytes: number; // the most usedBytes has been since the isolate started
   inFlight: number; // requests holding a reservation
   queued: number; // requests waiting for one
@@ -176,11 +178,48 @@ export interface ErrorAnswer {
 }
 
 // The methods of the RPC entrypoint (worker/rpc.ts implements this).
+// Zero-shot classification with a two-tower model (CLIP, SigLIP): the labels' scores, highest first.
+// CLIP's are probabilities over the labels (softmax of exp(logit_scale) x cosine), SigLIP's independent
+// sigmoids of exp(logit_scale) x cosine + logit_bias, as transformers' zero-shot pipeline scores them.
+export interface ZeroShotOptions extends ModelOption {
+  labels: string[]; // 1 to 256 distinct labels
+  template?: string; // where each label goes, at "{}"; default "This is a photo of {}." (the pipeline's)
+}
+
+export interface ZeroShotAnswer extends ModelVersion {
+  scores: { label: string; score: number }[];
+  image: ImageSummary;
+}
+
+export interface TextOptions {
+  model?: string;
+}
+
+export interface EmbedTextOptions extends TextOptions {
+  normalize?: boolean;
+}
+
+// The text tower's embeddings (CLIP text_embeds, SigLIP's pooled output), one per text.
+export interface EmbedTextAnswer extends ModelVersion {
+  dim: number;
+  normalized: boolean;
+  embeddings: number[][];
+}
+
+// The tokenizer's ids and mask per text, padded as the family's processor pads (CLIP 77, SigLIP 64).
+export interface TokenizeAnswer extends ModelVersion {
+  input_ids: number[][];
+  attention_mask: number[][];
+}
+
 export interface EdgevitApi {
   classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyAnswer>;
   embed(image: ImageInput, options?: EmbedOptions): Promise<EmbedAnswer>;
   hiddenStates(image: ImageInput, options: HiddenStatesOptions): Promise<HiddenStatesAnswer>;
   attentions(image: ImageInput, options: AttentionsOptions): Promise<AttentionsAnswer>;
+  zeroShot(image: ImageInput, options: ZeroShotOptions): Promise<ZeroShotAnswer>;
+  embedText(texts: string[], options?: EmbedTextOptions): Promise<EmbedTextAnswer>;
+  tokenize(texts: string[], options?: TextOptions): Promise<TokenizeAnswer>;
   imageTokens(image: ImageInput, options?: ImageTokensOptions): Promise<ImageTokensAnswer>;
   models(): Promise<ModelsAnswer>;
 }

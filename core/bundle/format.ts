@@ -6,11 +6,14 @@ import { PACK_K, PACK_ROWS } from "./pack.ts";
 import { MiB, sizeText } from "../sizes.ts";
 
 export const MAGIC = "EVIT";
-// Version 2 adds the tower fields of ModelConfig and heads of no classes; a writer writes version 1 for
-// a model that needs neither (every ViT and DeiT classifier: their bundles stay byte for byte what they
-// were), and a reader reads both.
-export const FORMAT_VERSION = 2;
-export const FORMAT_VERSIONS: readonly number[] = [1, 2];
+// Version 2 adds the tower fields of ModelConfig and heads of no classes; version 3 the sections after the
+// image payload (a text tower). A writer writes the lowest version a bundle needs (every ViT and DeiT
+// classifier's stays version 1, byte for byte what it was), and a reader reads all three.
+export const FORMAT_VERSION = 3;
+export const FORMAT_VERSIONS: readonly number[] = [1, 2, 3];
+
+// "1, 2 and 3", for messages.
+export const versionList = (): string => `${FORMAT_VERSIONS.slice(0, -1).join(", ")} and ${FORMAT_VERSIONS.at(-1)}`;
 export const PREFIX_BYTES = 16;
 export const ALIGN = 64;
 
@@ -153,8 +156,9 @@ export function towerOf(c: ModelConfig): Required<TowerFields> {
   return out;
 }
 
-// The format version a config needs: 1 unless it has a tower field or no classifier.
-export function versionFor(c: ModelConfig): number {
+// The format version a config needs: 1 unless it has a tower field or no classifier; 3 with sections.
+export function versionFor(c: ModelConfig, sections = 0): number {
+  if (sections > 0) return 3;
   return c.classes === 0 || TOWER_FIELDS.some((key) => c[key] !== undefined) ? 2 : 1;
 }
 
@@ -214,6 +218,7 @@ export interface BundleHeader {
   source: BundleSource;
   payload: { length: number; crc32: string };
   tensors: TensorEntry[];
+  sections?: TextSection[]; // version 3: towers after the image payload (text.ts)
 }
 
 // What the converter knows before it has written a byte of payload.
@@ -223,6 +228,52 @@ export interface BundleParts {
   preprocessing: Preprocessing;
   labels: string[];
   source: BundleSource;
+  sections?: SectionParts[];
+}
+
+// A second tower after the image payload (version 3; text.ts lays it out and checks it).
+export const SECTION_KINDS = ["clip-text", "siglip-text"] as const;
+export type SectionKind = (typeof SECTION_KINDS)[number];
+
+// Where a text tower pools its last hidden state (CLIPTextTransformer, SiglipTextTransformer): "eos": the
+// first position of eosTokenId; "argmax": the first largest id (CLIP configs with the legacy eos_token_id 2,
+// as openai/clip-vit-base-patch32's); "last": the last position (SigLIP, padded to its length).
+export const TEXT_POOLINGS = ["eos", "argmax", "last"] as const;
+export type TextPooling = (typeof TEXT_POOLINGS)[number];
+
+export interface TextConfig {
+  vocab: number; // vocab_size: rows of the token embedding table
+  positions: number; // max_position_embeddings: the longest sequence
+  dim: number; // hidden_size
+  heads: number;
+  hidden: number; // intermediate_size
+  layers: number;
+  eps: number; // layer_norm_eps
+  hiddenAct: HiddenAct;
+  causal: boolean; // CLIP: each token attends to itself and those before it
+  pooling: TextPooling;
+  eosTokenId: number; // text_config.eos_token_id (what "eos" pooling looks for)
+  projection: number; // CLIP's text_projection width (no bias), SigLIP's head width (with bias)
+  logitScale: number; // the checkpoint's logit_scale: scores use exp(logitScale) x cosine
+  logitBias: number; // SigLIP's logit_bias (0 for CLIP)
+  tokenizerBytes: number; // length of the serialised tokenizer
+}
+
+export interface TextSection {
+  name: string; // "text"
+  kind: SectionKind;
+  config: TextConfig;
+  offset: number; // absolute file offset, a multiple of 64
+  length: number; // bytes: the end of the section's last tensor
+  crc32: string; // IEEE CRC-32 of the section's bytes, 8 lowercase hex digits
+  tensors: TensorEntry[]; // offsets relative to `offset`
+}
+
+// A section as the converter describes it before its bytes are written.
+export interface SectionParts {
+  name: string;
+  kind: SectionKind;
+  config: TextConfig;
 }
 
 export const QUANTIZATION = {

@@ -5,6 +5,7 @@ import {
   CONNECTORS,
   FINAL_NORMS,
   FORMAT_VERSIONS,
+  versionList,
   HIDDEN_ACTS,
   FAMILIES,
   LIMITS,
@@ -22,6 +23,7 @@ import {
   versionFor,
 } from "./format.ts";
 import { layout, tensorCount } from "./layout.ts";
+import { checkSection } from "./text.ts";
 import { PACK_K, PACK_ROWS } from "./pack.ts";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -162,6 +164,26 @@ function checkSplitting(s: unknown, size: unknown): void {
     bad(`preprocessing.size must be the ${s.maxImageSize}x${s.maxImageSize} tile of preprocessing.splitting`);
 }
 
+// Sections come with version 3 and only with it; at most a few, with distinct names. Where they lie in
+// the file is checked by parsePrefix, which knows the payload offset.
+const MAX_SECTIONS = 4;
+
+function checkSections(version: number, sections: unknown): void {
+  if (sections === undefined) {
+    if (version === 3) bad("a version 3 header must have sections");
+    return;
+  }
+  if (version !== 3) bad(`a version ${version} header cannot have sections: they came with version 3`);
+  if (!Array.isArray(sections) || sections.length === 0 || sections.length > MAX_SECTIONS)
+    bad(`header.sections must be an array of 1 to ${MAX_SECTIONS} sections`);
+  const names = new Set<string>();
+  sections.forEach((s, i) => {
+    const section = checkSection(s, i);
+    if (names.has(section.name)) bad(`header.sections has two sections named ${JSON.stringify(section.name)}`);
+    names.add(section.name);
+  });
+}
+
 // A parsed header -> the BundleHeader it is, or a BundleError saying which field is wrong and why.
 export function validateHeader(json: unknown): BundleHeader {
   if (!isObject(json)) bad("header is not a JSON object");
@@ -169,7 +191,7 @@ export function validateHeader(json: unknown): BundleHeader {
   if (!FORMAT_VERSIONS.includes(json.version as number)) {
     throw new BundleError(
       "unsupported_version",
-      `header says version ${JSON.stringify(json.version)}, this build reads ${FORMAT_VERSIONS.join(" and ")}`,
+      `header says version ${JSON.stringify(json.version)}, this build reads ${versionList()}`,
     );
   }
   if (typeof json.name !== "string" || json.name === "") bad("header.name must be a non-empty string");
@@ -183,6 +205,8 @@ export function validateHeader(json: unknown): BundleHeader {
     );
   }
   checkPreprocessing(json.preprocessing, config.channels);
+  if (json.version === 1 && json.preprocessing.splitting !== undefined)
+    bad("a version 1 header cannot have preprocessing.splitting: it came with version 2");
   const labels = json.labels;
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
     bad("header.labels must be an array of strings");
@@ -229,5 +253,6 @@ export function validateHeader(json: unknown): BundleHeader {
       );
     }
   });
+  checkSections(json.version as number, json.sections);
   return json as unknown as BundleHeader;
 }

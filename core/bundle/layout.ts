@@ -1,6 +1,7 @@
 // The payload: every tensor a config implies, declared once with its name, its size, its place in the
 // payload (FORMAT.md, "Payload") and its slot in the engine's weight table (docs/ARCHITECTURE.md, "Weight
-// table"). The writer, the reader and the engine host all take both orders from here.
+// table"). The writer, the reader and the engine host all take both orders from here, and every weight slot
+// the engines bind is numbered here: the image model's and the text model's.
 import { align64, LIMITS, positions, towerOf, type ModelConfig, type TensorEntry } from "./format.ts";
 import { packedSizes } from "./pack.ts";
 
@@ -59,6 +60,17 @@ export const LAYER_SLOT = {
   layerScale2: 21,
 } as const;
 export const LAYER_SLOTS = 22;
+
+// The text engine's weight slots (assembly/text.ts; text.ts lays the section out): the tower-wide tensors,
+// then LAYER_SLOTS per layer numbered as LAYER_SLOT above (a text layer has no LayerScale).
+export const TEXT_SLOT = {
+  tokenEmbedding: 0,
+  tokenEmbeddingScale: 1,
+  positionEmbedding: 2,
+  finalLayerNorm: 3,
+  projection: 5,
+} as const;
+export const TEXT_GLOBAL_SLOTS = 9;
 
 // Every payload tensor in FORMAT.md order with its offset and slot: the only place either order is written.
 export function layout(config: ModelConfig): Layout {

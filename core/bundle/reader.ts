@@ -4,6 +4,7 @@
 import {
   BundleError,
   FORMAT_VERSIONS,
+  versionList,
   MAGIC,
   MAX_HEADER_BYTES,
   PREFIX_BYTES,
@@ -15,6 +16,7 @@ import {
 } from "./format.ts";
 import { validateHeader } from "./header.ts";
 import { floatTensors } from "./layout.ts";
+import { checkSectionPlacement, fileEnd, textFloatTensors, type TextSection } from "./text.ts";
 
 export type PrefixResult = { header: BundleHeader; payloadOffset: number } | { need: number };
 
@@ -34,7 +36,7 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   if (!FORMAT_VERSIONS.includes(version)) {
     throw new BundleError(
       "unsupported_version",
-      `bundle format version ${version}; this build reads versions ${FORMAT_VERSIONS.join(" and ")} (convert the model again)`,
+      `bundle format version ${version}; this build reads versions ${versionList()} (convert the model again)`,
     );
   }
   const headerBytes = view.getUint32(8, true);
@@ -64,6 +66,7 @@ export function parsePrefix(bytes: Uint8Array): PrefixResult {
   if (header.version !== version) {
     throw new BundleError("bad_header", `the prefix says version ${version}, the header ${header.version}`);
   }
+  if (header.sections) checkSectionPlacement(header.sections, payloadOffset + header.payload.length);
   return { header, payloadOffset };
 }
 
@@ -131,11 +134,57 @@ export function readBundle(bytes: Uint8Array, crc32: Crc32): { header: BundleHea
   const result = parsePrefix(bytes);
   if ("need" in result) throw headerTruncated(bytes.length);
   const { header, payloadOffset } = result;
-  const payload = bytes.subarray(payloadOffset);
+  const sections = header.sections ?? [];
+  const end = fileEnd(sections, payloadOffset + header.payload.length);
+  if (sections.length > 0 && bytes.length > end) throw pastPayload(header);
+  const payload = bytes.subarray(
+    payloadOffset,
+    sections.length > 0 ? payloadOffset + header.payload.length : undefined,
+  );
   // the CRC only of a payload of the right length
   checkPayload(header, payload.length, payload.length === header.payload.length ? crc32(payload) : 0);
   checkFinite(header, payload);
+  for (const section of sections)
+    checkSectionBytes(section, bytes.subarray(section.offset, section.offset + section.length), crc32);
   return { header, payload };
+}
+
+// A section's bytes (read by a ranged read, or cut from a whole file): its length, CRC-32 and finite
+// floats, as the payload's are checked.
+export function checkSectionBytes(section: TextSection, bytes: Uint8Array, crc32: Crc32): void {
+  checkSectionEnd(section, bytes.length, bytes.length === section.length ? crc32(bytes) : 0);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  checkSectionFloats(section, (offset, count) => {
+    for (let i = 0; i < count; i++) {
+      const value = view.getFloat32(offset + 4 * i, true);
+      if (!Number.isFinite(value)) return { index: i, value };
+    }
+    return null;
+  });
+}
+
+// `received` bytes of a section with IEEE CRC-32 `crc`: its declared length and CRC.
+export function checkSectionEnd(section: TextSection, received: number, crc: number): void {
+  if (received < section.length) {
+    throw new BundleError("truncated", `section ${section.name} ended after ${received} of ${section.length} bytes`);
+  }
+  if (received > section.length) {
+    throw new BundleError("size_mismatch", `section ${section.name} has bytes past its ${section.length} bytes`);
+  }
+  const got = hex32(crc);
+  if (got !== section.crc32) {
+    throw new BundleError(
+      "checksum_mismatch",
+      `section ${section.name}'s CRC-32 is ${got}, the header says ${section.crc32}: the file is corrupt`,
+    );
+  }
+}
+
+export function checkSectionFloats(section: TextSection, find: FindNonFinite): void {
+  for (const entry of textFloatTensors(section.config)) {
+    const found = find(entry.offset, entry.bytes / 4);
+    if (found) throw nonFinite(entry, found.index, found.value);
+  }
 }
 
 // Where BundleStream puts a payload: it learns the header before the first payload byte, takes every
@@ -153,6 +202,10 @@ export interface PayloadSink {
 // A bundle pushed chunk by chunk, front to back, into a PayloadSink. The prefix and header are gathered in
 // a small JS buffer (at most the payload offset; a chunk that holds the whole header is parsed in place),
 // every payload byte goes straight to the sink.
+//
+// A bundle with sections (a text tower after the image payload) is read up to the payload's end: the
+// bytes after it are the sections', which this stream does not read (`payloadDone` tells its reader to stop
+// and cancel the rest of the object) and refuses only past the file's declared end.
 export class BundleStream {
   largestBuffer = 0; // bytes: the largest chunk pushed or header buffer gathered
   private readonly sink: PayloadSink;
@@ -160,6 +213,13 @@ export class BundleStream {
   private need = PREFIX_BYTES; // bytes parsePrefix needs before it can tell more
   private header: BundleHeader | null = null;
   private received = 0; // payload bytes written
+  private trailing = 0; // section bytes after the payload, not read
+  private sectionBytes = 0; // bytes the sections take after the payload (their padding included)
+
+  // The payload has all its bytes, and what follows (if anything) is sections.
+  get payloadDone(): boolean {
+    return this.header !== null && this.sectionBytes > 0 && this.received === this.header.payload.length;
+  }
 
   constructor(sink: PayloadSink) {
     this.sink = sink;
@@ -171,7 +231,12 @@ export class BundleStream {
       chunk = this.gatherHead(chunk);
       if (!this.header) return;
     }
-    if (this.received + chunk.length > this.header.payload.length) throw pastPayload(this.header);
+    const room = this.header.payload.length - this.received;
+    if (chunk.length > room) {
+      this.trailing += chunk.length - room;
+      if (this.trailing > this.sectionBytes) throw pastPayload(this.header);
+      chunk = chunk.subarray(0, room);
+    }
     if (chunk.length === 0) return;
     this.sink.write(chunk, this.received);
     this.received += chunk.length;
@@ -195,7 +260,7 @@ export class BundleStream {
           this.need = result.need;
           continue;
         }
-        return this.begin(result.header, chunk.subarray(result.payloadOffset));
+        return this.begin(result.header, chunk.subarray(result.payloadOffset), result.payloadOffset);
       }
       const take = Math.min(this.need - this.head.length, chunk.length);
       const joined = new Uint8Array(this.head.length + take);
@@ -210,13 +275,15 @@ export class BundleStream {
         this.need = result.need;
         continue;
       }
-      return this.begin(result.header, chunk);
+      return this.begin(result.header, chunk, result.payloadOffset);
     }
   }
 
-  private begin(header: BundleHeader, rest: Uint8Array): Uint8Array {
+  private begin(header: BundleHeader, rest: Uint8Array, payloadOffset: number): Uint8Array {
     this.sink.begin(header);
     this.header = header;
+    const payloadEnd = payloadOffset + header.payload.length;
+    this.sectionBytes = fileEnd(header.sections ?? [], payloadEnd) - payloadEnd;
     this.head = new Uint8Array(0);
     return rest;
   }

@@ -1,9 +1,10 @@
 // Checkpoint (config.json, model.safetensors, preprocessor_config.json as published on the Hugging Face hub)
 // -> .evit bundle. Knows three classifier layouts: HF ViT, HF DeiT (distilled) and timm, and the image towers
-// of towers.ts (CLIP, SigLIP, DINOv2; the vision tower and connector of Idefics3 / SmolVLM and LLaVA).
-// Streams: one source tensor is in memory at a time, and the bundle is written as it is packed.
-// Runtime-neutral: the files come through a CheckpointSource (a folder in Node, models/convert-folder.ts;
-// range requests to the hub in the Worker's import), so the CLI and the Worker write the same bytes.
+// of towers.ts (CLIP, SigLIP, DINOv2; the vision tower and connector of Idefics3 / SmolVLM and LLaVA), with a
+// two-tower checkpoint's text tower as a section after the payload (text.ts). Streams: one source tensor is in
+// memory at a time, and the bundle is written as it is packed. Runtime-neutral: the files come through a
+// CheckpointSource (a folder in Node, models/convert-folder.ts; range requests to the hub in the Worker's
+// import), so the CLI and the Worker write the same bytes.
 import { crc32 as portableCrc32 } from "../crc32.ts";
 import {
   BundleError,
@@ -28,6 +29,7 @@ import { memoryPlan } from "../engine/memory.ts";
 import { MiB, sizeText } from "../sizes.ts";
 import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
 import type { TensorSource } from "./safetensors.ts";
+import { textPeakBytes, textTensors, textTowerFor, type TextTower } from "./text.ts";
 import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
 
 export { ConvertError };
@@ -50,6 +52,7 @@ export interface CheckpointSource {
   checkpoint: string; // what the bundle records as its source: a folder, or org/name@commit from the hub
   defaultName: string;
   json(file: string, optional: boolean): Promise<Json | null>; // null: an optional file that is not there
+  file(file: string): Promise<Uint8Array | null>; // an optional small file's bytes (a tokenizer's), null when absent
   tensors(): Promise<TensorSource>;
   // Byte size and CRC-32 of a file, for the header's `source.files`; `final` gives them again once every
   // tensor has been read (a source that computes CRCs from the ranges it read fills them in there).
@@ -602,6 +605,7 @@ export interface Plan {
   parts: BundleParts;
   recipes: Map<string, Recipe>;
   ckpt: TensorSource;
+  text: TextTower | null; // a two-tower checkpoint's text tower, written as the bundle's "text" section
 }
 
 // The checkpoint's layout, its bundle config and labels, and the recipe of every bundle tensor.
@@ -652,6 +656,8 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
     for (const f of ["config.json", "preprocessor_config.json", ...ckpt.files]) {
       if (f !== "preprocessor_config.json" || pre) files[f] = await source.record(f);
     }
+    const text = await textTowerFor(source, cfg, ckpt);
+    for (const f of text?.files ?? []) files[f] = await source.record(f);
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
     log(
@@ -673,6 +679,18 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
               ? `pixel shuffle by ${t.scaleFactor}`
               : `layer ${config.layers}'s hidden state (${t.visionFeatureSelectStrategy}), ${t.projectorHiddenAct}`),
         );
+    }
+    if (text) {
+      const t = text.section.config;
+      log(
+        `  text tower (${text.section.kind}): vocab ${t.vocab}, ${t.positions} positions, dim ${t.dim}, heads ${t.heads}, ` +
+          `hidden ${t.hidden}, layers ${t.layers}, eps ${t.eps}, hidden_act ${t.hiddenAct}, ` +
+          `${t.causal ? "causal" : "bidirectional"}, pooling ${t.pooling}${t.pooling === "last" ? "" : ` (eos_token_id ${t.eosTokenId})`}, ` +
+          `projection ${t.projection}, logit_scale ${t.logitScale}${t.logitBias ? `, logit_bias ${t.logitBias}` : ""}, ` +
+          `tokenizer ${t.tokenizerBytes} bytes`,
+      );
+    } else if (cfg.model_type === "clip" || cfg.model_type === "siglip") {
+      log("  no tokenizer files (vocab.json and merges.txt, or spiece.model): the text tower is not written");
     }
     const size = preprocessing.splitting
       ? `longest edge ${preprocessing.splitting.longestEdge}, tiles of ${preprocessing.splitting.maxImageSize}`
@@ -697,8 +715,9 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
         converter: CONVERTER,
         convertedAt: options.convertedAt ?? new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       },
+      ...(text ? { sections: [text.section] } : {}),
     };
-    return { parts, recipes, ckpt };
+    return { parts, recipes, ckpt, text };
   } catch (e) {
     await ckpt.close();
     throw e;
@@ -742,13 +761,24 @@ export function concatRows(parts: Float32Array[]): Float32Array {
 
 // A checkpoint tensor, refused when it holds NaN or +-Inf: quantizing would spread it over its row.
 async function readFinite(ckpt: TensorSource, name: string): Promise<Float32Array> {
-  const data = await ckpt.read(name);
+  return finite(name, await ckpt.read(name), 0);
+}
+
+// `data`, the elements of tensor `name` from `first` on, when every one is finite.
+function finite(name: string, data: Float32Array, first: number): Float32Array {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
-      throw new ConvertError(`model.safetensors: tensor ${name} has a non-finite value (${data[i]}) at element ${i}`);
+      throw new ConvertError(
+        `model.safetensors: tensor ${name} has a non-finite value (${data[i]}) at element ${first + i}`,
+      );
     }
   }
   return data;
+}
+
+// The records a source gives at the end, in the order the plan listed its files.
+function inOrder(planned: Record<string, SourceFile>, last: Record<string, SourceFile>): Record<string, SourceFile> {
+  return Object.fromEntries(Object.keys(planned).map((name) => [name, last[name] ?? planned[name]]));
 }
 
 async function concat(ckpt: TensorSource, names: string[]): Promise<Float32Array> {
@@ -814,27 +844,50 @@ async function writeBundle(
       at += chunk.length;
     }
   }
-  const { head, header } = writer.finish(final && { ...p.parts.source, files: await final() });
+  if (p.text) {
+    log("  text tower");
+    const reader = {
+      read: (name: string) => readFinite(p.ckpt, name),
+      readRows: async (name: string, first: number, end: number) =>
+        finite(name, await p.ckpt.readRows(name, first, end), first * (p.ckpt.info(name).shape[1] ?? 1)),
+      has: (name: string) => p.ckpt.has(name),
+    };
+    for await (const [name, data] of textTensors(p.text, reader)) {
+      for (const chunk of writer.addSection(name, data)) {
+        await write(chunk, at);
+        at += chunk.length;
+      }
+    }
+  }
+  const source = final && { ...p.parts.source, files: inOrder(p.parts.source.files, await final()) };
+  const { head, header } = writer.finish(source);
   await write(head, 0);
   return header;
 }
 
 // The most the converter holds at once for one bundle tensor, in bytes: the raw bytes of its checkpoint
 // tensors (read together when several are stacked, as HF's query, key and value), each decoded to f32, their
-// concatenation, a transformed copy (DINOv2's interpolated position embeddings) and the packed output. A
-// caller that counts its memory (the Worker's import) reserves it before the first tensor is read.
+// concatenation, a transformed copy (DINOv2's interpolated position embeddings) and the packed output; for a
+// text tower's token embedding, its int8 table and a piece of its rows (text.ts). A caller that counts its
+// memory (the Worker's import) reserves it before the first tensor is read.
 export function tensorPeakBytes(p: Plan): number {
-  const count = (name: string) => p.ckpt.info(name).shape.reduce((a, b) => a * b, 1);
-  const raw = (name: string) => p.ckpt.info(name).end - p.ckpt.info(name).begin;
-  const sum = (names: string[], f: (name: string) => number) => names.reduce((a, n) => a + f(n), 0);
   const entries = new Map(bundleLayout(p.parts.config).tensors.map((e) => [e.name, e.bytes]));
+  let peak = recipesPeakBytes(p.ckpt, p.recipes, entries);
+  if (p.text) peak = Math.max(peak, recipesPeakBytes(p.ckpt, p.text.recipes, new Map()), textPeakBytes(p.text, p.ckpt));
+  return peak;
+}
+
+function recipesPeakBytes(ckpt: TensorSource, recipes: Map<string, Recipe>, entries: Map<string, number>): number {
+  const count = (name: string) => ckpt.info(name).shape.reduce((a, b) => a * b, 1);
+  const raw = (name: string) => ckpt.info(name).end - ckpt.info(name).begin;
+  const sum = (names: string[], f: (name: string) => number) => names.reduce((a, n) => a + f(n), 0);
   let peak = 0;
-  for (const [name, r] of p.recipes) {
+  for (const [name, r] of recipes) {
     let bytes: number;
     if (r.kind === "f32") {
       bytes = raw(r.from) + 4 * count(r.from) + (r.transform ? (entries.get(name) ?? 0) : 0);
     } else {
-      const sources = [...r.weights, ...r.biases.filter((b) => p.ckpt.has(b))];
+      const sources = [...r.weights, ...r.biases.filter((b) => ckpt.has(b))];
       const stacked = r.weights.length > 1 ? 4 * sum(sources, count) : 0;
       const packed = Object.values(packedSizes(r.n, r.k)).reduce((a, b) => a + b, 0);
       bytes = sum(sources, raw) + 4 * sum(sources, count) + stacked + packed;
@@ -857,7 +910,7 @@ export async function convert(
   const p = await plan(source, options);
   try {
     const writer = new BundleWriter(p.parts, options.crc32 ?? portableCrc32);
-    await size?.(writer.payloadOffset + writer.plan.length, p);
+    await size?.(writer.fileLength, p);
     return await writeBundle(p, writer, options.log ?? (() => {}), write, source.final?.bind(source));
   } catch (e) {
     throw e instanceof BundleError ? new ConvertError(e.message) : e;

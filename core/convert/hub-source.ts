@@ -2,10 +2,10 @@
 // whole, each safetensors header with two ranges (its length, then its JSON), then each tensor with one range
 // when the converter reaches it, in the bundle's order. Nothing but the tensor being packed is held.
 //
-// The bundle records each file's size and CRC-32 as `edgevit convert` does. The small files are read whole;
-// a weights file's CRC-32 is put together at the end from the CRC-32s of the ranges read (header and
-// tensors, in whatever order they came), with the bytes no tensor covers (tensors the bundle does not use,
-// padding) read then: each byte of the file is fetched once.
+// The bundle records each file's size and CRC-32 as `edgevit convert` does. The small files (the JSON files,
+// a text tower's tokenizer files) are read whole; a weights file's CRC-32 is put together at the end from the
+// CRC-32s of the ranges read (header and tensors, in whatever order they came), with the bytes no tensor
+// covers (tensors the bundle does not use, padding) read then: each byte of the file is fetched once.
 
 import { hex32, LIMITS, type SourceFile } from "../bundle/format.ts";
 import { MAX_TENSORS } from "../bundle/layout.ts";
@@ -21,6 +21,7 @@ import {
   INDEX_FILE,
   MAX_HEADER_BYTES,
   parseHeader,
+  rowRange,
   SafetensorsError,
   type TensorInfo,
   type TensorSource,
@@ -34,8 +35,8 @@ const HEADER_BYTES_PER_TENSOR = 256;
 // A safetensors length field may claim up to MAX_HEADER_BYTES (100 MiB); past this bound the checkpoint is
 // refused before its header is read.
 export const MAX_REMOTE_HEADER_BYTES = 2 * MAX_TENSORS * HEADER_BYTES_PER_TENSOR;
-// The JSON files read whole (config.json, preprocessor_config.json, the shard index): a config with
-// ImageNet-21k's 21,843 labels is under 1 MiB.
+// The small files read whole (config.json, preprocessor_config.json, the shard index, a text tower's tokenizer
+// files): a config with ImageNet-21k's 21,843 labels is under 1 MiB, CLIP's vocab.json 0.8 MiB.
 export const MAX_JSON_BYTES = LIMITS.headerBytes;
 
 // Attempts of one range before the import fails: a dropped connection is retried, a hub that keeps
@@ -171,12 +172,22 @@ class RemoteTensors implements TensorSource {
     return info;
   }
 
-  async read(name: string): Promise<Float32Array> {
+  read(name: string): Promise<Float32Array> {
     const info = this.info(name);
-    const remote = this.owner.get(name) as RemoteFile;
+    return this.readRange(info, info, true);
+  }
+
+  // Rows of a table: its pieces together count as one tensor read once the last one is in.
+  readRows(name: string, first: number, end: number): Promise<Float32Array> {
+    const info = this.info(name);
+    return this.readRange(info, rowRange(info, first, end), end === info.shape[0]);
+  }
+
+  private async readRange(info: TensorInfo, range: { begin: number; end: number }, last: boolean) {
+    const remote = this.owner.get(info.name) as RemoteFile;
     const dtype = floatDtype(info, remote.file.file);
-    const bytes = await remote.range(info.begin, info.end);
-    this.counts.tensorsRead++;
+    const bytes = await remote.range(range.begin, range.end);
+    if (last) this.counts.tensorsRead++;
     this.counts.bytesRead += bytes.length;
     this.progress(this.counts);
     return decode(dtype, bytes);
@@ -192,7 +203,9 @@ export function hubSource(hub: HubClient, files: CheckpointFiles, options: HubSo
   const remote = new Map<string, RemoteFile>();
   const counts: HubSourceProgress = { tensorsRead: 0, bytesRead: 0 };
   const byName = new Map(
-    [files.config, files.preprocessor, files.index].filter((f): f is HubFile => f !== null).map((f) => [f.file, f]),
+    [files.config, files.preprocessor, files.index, ...files.tokenizer]
+      .filter((f): f is HubFile => f !== null)
+      .map((f) => [f.file, f]),
   );
   const smallFile = async (name: string) => {
     let got = small.get(name);
@@ -222,6 +235,9 @@ export function hubSource(hub: HubClient, files: CheckpointFiles, options: HubSo
       }
       return parseJson(name, got.bytes);
     },
+    async file(name) {
+      return (await smallFile(name))?.bytes ?? null;
+    },
     async tensors() {
       const shards = [];
       let room = MAX_REMOTE_HEADER_BYTES;
@@ -246,14 +262,7 @@ export function hubSource(hub: HubClient, files: CheckpointFiles, options: HubSo
       const records: Record<string, SourceFile> = {};
       for (const [name, got] of small) records[name] = got.record;
       for (const [name, r] of remote) records[name] = { bytes: r.file.size, crc32: hex32(await r.crc()) };
-      // in the order the converter recorded them
-      const order = [
-        "config.json",
-        "preprocessor_config.json",
-        ...(files.index ? [INDEX_FILE] : []),
-        ...files.weights.map((f) => f.file),
-      ];
-      return Object.fromEntries(order.filter((n) => n in records).map((n) => [n, records[n]]));
+      return records;
     },
   };
 }

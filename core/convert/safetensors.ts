@@ -133,7 +133,18 @@ export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo;
   read(name: string): Promise<Float32Array>;
+  // Rows first..end-1 of the tensor's first dimension: a table too large to hold in f32 at once, in pieces.
+  readRows(name: string, first: number, end: number): Promise<Float32Array>;
   close(): Promise<void>;
+}
+
+// The absolute file range of rows first..end-1 (along the first dimension) of a tensor.
+export function rowRange(info: TensorInfo, first: number, end: number): { begin: number; end: number } {
+  const rows = info.shape[0] ?? 1;
+  if (!(first >= 0 && first <= end && end <= rows))
+    throw new SafetensorsError(`rows ${first}..${end} of ${info.name}, which has ${rows}`);
+  const rowBytes = (info.end - info.begin) / rows;
+  return { begin: info.begin + first * rowBytes, end: info.begin + end * rowBytes };
 }
 
 export const INDEX_FILE = "model.safetensors.index.json";

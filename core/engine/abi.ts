@@ -43,6 +43,13 @@ export interface EngineExports {
   probeDot(): number;
   dotPath(): number;
   setDotPath(path: number): number;
+  // the text towers (assembly/text.ts, core/engine/text.ts)
+  textInit(config: number, weights: number): number;
+  textForward(tokens: number, pooledAt: number): number;
+  textIdsPtr(): number;
+  textPoolerPtr(): number;
+  textEmbedsPtr(): number;
+  textPositions(): number;
 }
 
 const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
@@ -75,6 +82,12 @@ const EXPORT_NAMES: readonly (keyof EngineExports)[] = [
   "probeDot",
   "dotPath",
   "setDotPath",
+  "textInit",
+  "textForward",
+  "textIdsPtr",
+  "textPoolerPtr",
+  "textEmbedsPtr",
+  "textPositions",
 ];
 
 // An instance's exports, once each one this host calls is there.
@@ -110,7 +123,7 @@ export const CAPTURE_LAYER = 4;
 // field is one line here and one at the same place in ConfigStruct; the struct's size tells an engine
 // built without it.
 type FieldType = "i32" | "bool" | "f32" | readonly string[];
-const CONFIG_STRUCT = {
+export const CONFIG_STRUCT = {
   channels: "i32",
   imageSize: "i32",
   patchSize: "i32",

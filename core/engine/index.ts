@@ -5,6 +5,8 @@
 import { DOT_PATHS, engineExports, type DotInfo, type DotPath, type EngineExports } from "./abi.ts";
 import { loadModel, type LoadOptions } from "./load.ts";
 import type { Model } from "./model.ts";
+import { loadTextModel, type TextLoadOptions, type TextModel } from "./text.ts";
+import type { BundleHeader } from "../bundle/format.ts";
 
 export interface EngineOptions {
   dot?: DotPath; // force a path the build has (tests, benchmarks); default: the probe's choice
@@ -46,6 +48,17 @@ export class Engine {
   // Streams a bundle into a fresh instance (length, CRC-32 and finite floats checked) and initializes it.
   async load(source: Uint8Array | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<Model> {
     return loadModel(await this.newInstance(), source, options);
+  }
+
+  // Streams a bundle's section `name` (its bytes alone: a ranged read) into a fresh instance, the header
+  // already read (the catalogue's ranged read of the prefix and header).
+  async loadText(
+    header: BundleHeader,
+    name: string,
+    source: Uint8Array | ReadableStream<Uint8Array>,
+    options: TextLoadOptions = {},
+  ): Promise<TextModel> {
+    return loadTextModel(await this.newInstance(), header, name, source, options);
   }
 
   // A fresh instance's exports, its dot path forced when the options ask for one. The builds import

@@ -106,6 +106,11 @@ async function pump(source: ReadableStream<Uint8Array>, stream: BundleStream): P
       stream.push(value);
       // the read transferred the buffer: the view it returned now owns it
       if (byob) buffer = value.buffer as ArrayBuffer;
+      // the sections after the payload (a text tower) are loaded by their own ranged reads
+      if (stream.payloadDone) {
+        await reader.cancel().catch(() => {});
+        break;
+      }
     }
   } catch (error) {
     // stop the source (an R2 body, a file) instead of leaving it half read

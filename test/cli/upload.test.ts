@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkBundle, main } from "../../cli/upload.ts";
-import { randomBundle } from "../worker/bundles.ts";
+import { randomBundle, SMALL_CONFIG, twoTowerBundle } from "../worker/bundles.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgevit-upload-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,6 +23,23 @@ test("a good bundle's header comes back", () => {
   const header = checkBundle(file("good.evit", good));
   expect(header.name).toBe("upload-vit");
   expect(header.payload.length).toBe(good.length - payloadOffset);
+});
+
+test("a two-tower bundle (a text section after the payload) is checked to its end, its section's CRC too", () => {
+  const clip = {
+    ...SMALL_CONFIG,
+    classes: 0,
+    family: "clip" as const,
+    preLayernorm: true,
+    finalNorm: "pooled" as const,
+    projection: 12,
+  };
+  const two = twoTowerBundle("upload-clip", 3, clip, 12);
+  expect(checkBundle(file("two.evit", two)).sections?.[0].kind).toBe("clip-text");
+  expect(() => checkBundle(file("two-long.evit", new Uint8Array([...two, 0])))).toThrow(/past the/);
+  const damaged = two.slice();
+  damaged[damaged.length - 10] ^= 1;
+  expect(() => checkBundle(file("two-damaged.evit", damaged))).toThrow(/section text's CRC-32/);
 });
 
 test.each([

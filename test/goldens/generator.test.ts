@@ -20,8 +20,8 @@ interface Golden {
   outputs: { logits: number[]; top1: number; cls: number[]; meanPatch: number[] }[];
 }
 
-// Every folder of ViT model goldens; preprocess/, text/, towers/ and vlm/ hold goldens of other kinds.
-const OTHER_KINDS = ["preprocess", "text", "towers", "vlm"];
+// Every folder of ViT model goldens; preprocess/, text/, towers/, text-towers/ and vlm/ hold goldens of other kinds.
+const OTHER_KINDS = ["preprocess", "text", "towers", "text-towers", "vlm"];
 const goldens: Golden[] = readdirSync(GOLDENS, { withFileTypes: true })
   .filter((d) => d.isDirectory() && !OTHER_KINDS.includes(d.name))
   .map((d) => JSON.parse(readFileSync(join(GOLDENS, d.name, "reference.json"), "utf8")));

@@ -3,12 +3,13 @@
 // http://hub.test, its CDN at http://cdn.test), and a HUB service binding for the tests themselves: the cut
 // switch, the request log, and the reference bundle (`edgevit convert` of the same files, in Node).
 
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeTower } from "../../models/tools/make-random-tower.ts";
 import { LocalHub } from "./hub-server.ts";
+import { textTowerFiles } from "./text_towers.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const repos = join(root, ".cache/test-hub");
@@ -52,6 +53,8 @@ writeRepo("org/tiny-clip", {
   "preprocessor_config.json": clip["preprocessor_config.json"],
   "model.safetensors": clip["model.safetensors"],
 });
+// the same with its tokenizer files: the import writes its text tower as a section too
+writeRepo("org/tiny-clip-text", textTowerFiles("clip-vit-base-patch32", 3, 1));
 // a safetensors length field claiming a header past what the Worker reads (MAX_REMOTE_HEADER_BYTES) in a file
 // long enough to hold it: refused from the length alone
 const claimed = 1 << 20;
@@ -75,7 +78,7 @@ async function reference(repo: string, name: string, convertedAt: string): Promi
   try {
     const snapshot = join(cache, `models--${repo.replace("/", "--")}`, "snapshots", commit);
     mkdirSync(snapshot, { recursive: true });
-    for (const file of ["config.json", "preprocessor_config.json", "model.safetensors"])
+    for (const file of readdirSync(join(repos, repo)).filter((f) => !f.startsWith(".")))
       copyFileSync(join(repos, repo, file), join(snapshot, file));
     return await convertDirectory(snapshot, { name, convertedAt });
   } finally {

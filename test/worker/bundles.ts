@@ -4,6 +4,9 @@ import { encodeBundle, encodeHead } from "../../core/bundle/writer.ts";
 import { layout } from "../../core/bundle/layout.ts";
 import { parsePrefix } from "../../core/bundle/reader.ts";
 import type { BundleHeader, BundleParts, ModelConfig, Preprocessing } from "../../core/bundle/format.ts";
+import { type TextConfig, textLayout } from "../../core/bundle/text.ts";
+import { byteSymbols } from "../../core/text/clip.ts";
+import { clipOptions, clipTables, ClipTokenizer, tokenizerToBytes } from "../../core/text/index.ts";
 import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
@@ -72,7 +75,17 @@ export function randomBundle(
     }
   }
   edit?.(tensors);
-  const parts: BundleParts = {
+  const parts = bundleParts(name, seed, config, preprocessing);
+  return encodeBundle(parts, tensors, crc32);
+}
+
+function bundleParts(
+  name: string,
+  seed: number,
+  config: ModelConfig,
+  preprocessing: Partial<Preprocessing> = {},
+): BundleParts {
+  return {
     name,
     config,
     preprocessing: {
@@ -98,7 +111,92 @@ export function randomBundle(
       convertedAt: "2026-11-27T00:00:00Z",
     },
   };
-  return encodeBundle(parts, tensors, crc32);
+}
+
+// A small CLIP tokenizer: every byte's symbol, with and without "</w>", the merges that make "cat</w>",
+// "dog</w>" and "photo</w>", then the start and end tokens (core/text's BPE with a vocabulary of 533).
+export function smallClipTokenizer(): ClipTokenizer {
+  const symbols = byteSymbols();
+  const words = ["cat", "dog", "photo"];
+  const merges: string[] = [];
+  const tokens = [...symbols, ...symbols.map((s) => `${s}</w>`)];
+  for (const word of words) {
+    let left = word[0];
+    for (let i = 1; i < word.length; i++) {
+      const right = i === word.length - 1 ? `${word[i]}</w>` : word[i];
+      merges.push(`${left} ${right}`);
+      left += right;
+      tokens.push(left);
+    }
+  }
+  tokens.push("<|startoftext|>", "<|endoftext|>");
+  const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
+  const options = clipOptions({ model_max_length: 16 });
+  return new ClipTokenizer(clipTables(vocab, `#version: 0.2\n${merges.join("\n")}\n`, options), options);
+}
+
+// A CLIP-shaped two-tower bundle: `image` (a CLIP image tower config) and a text section with random
+// weights, the small tokenizer and CLIP's pooling at the end-of-text token.
+export function twoTowerBundle(name: string, seed: number, image: ModelConfig, projection: number): Uint8Array {
+  const tokenizer = tokenizerToBytes(smallClipTokenizer());
+  const text: TextConfig = {
+    vocab: smallClipTokenizer().vocabSize,
+    positions: 16,
+    dim: 32,
+    heads: 2,
+    hidden: 64,
+    layers: 2,
+    eps: 1e-5,
+    hiddenAct: "quick_gelu",
+    causal: true,
+    pooling: "eos",
+    eosTokenId: smallClipTokenizer().eosId,
+    projection,
+    logitScale: Math.log(20),
+    logitBias: 0,
+    tokenizerBytes: tokenizer.length,
+  };
+  const next = uniform(seed + 1);
+  const random = (n: number, scale: number, offset = 0) =>
+    Float32Array.from({ length: n }, () => offset + scale * next());
+  const section = new Map<string, ArrayBufferView>();
+  for (const entry of textLayout(text).tensors) {
+    const { source } = entry;
+    if (source.kind === "i8")
+      section.set(
+        entry.name,
+        Int8Array.from({ length: entry.bytes }, () => Math.round(127 * next())),
+      );
+    else if (source.kind === "u8") section.set(entry.name, tokenizer);
+    else if (source.kind === "f32") {
+      const n = source.shape.reduce((a, b) => a * b, 1);
+      const norm = entry.name.endsWith(".weight");
+      section.set(
+        entry.name,
+        entry.name.endsWith("token_embedding.scale")
+          ? random(n, 0.002, 0.01)
+          : random(n, norm ? 0.1 : 0.5, norm ? 1 : 0),
+      );
+    } else if (source.part === "weight") {
+      const base = entry.name.slice(0, -".weight".length);
+      const packed = packLinear(
+        random(source.n * source.k, 1 / Math.sqrt(source.k)),
+        random(source.n, 0.1),
+        source.n,
+        source.k,
+      );
+      for (const part of ["weight", "scale", "wsum", "bias"] as const) section.set(`${base}.${part}`, packed[part]);
+    }
+  }
+  const imageBundle = split(randomBundle(name, seed, image));
+  const tensors = new Map<string, ArrayBufferView>(
+    imageBundle.header.tensors.map((t) => [t.name, imageBundle.payload.subarray(t.offset, t.offset + t.bytes)]),
+  );
+  const parts = {
+    ...bundleParts(name, seed, image),
+    sections: [{ name: "text", kind: "clip-text" as const, config: text }],
+  };
+  return encodeBundle(parts, tensors, crc32, [section]);
 }
 
 // ---- corrupt and hostile bundles, made from a good one ----

@@ -6,7 +6,12 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { expect, test } from "vitest";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
+import type { TensorEntry } from "../../core/bundle/format.ts";
+import { checkSectionBytes } from "../../core/bundle/reader.ts";
+import type { TextSection } from "../../core/bundle/text.ts";
 import { plan } from "../../core/convert/convert.ts";
+import { crc32 } from "../../core/crc32.ts";
+import { tokenizerFromBytes } from "../../core/text/index.ts";
 import { hubSource, MAX_REMOTE_HEADER_BYTES } from "../../core/convert/hub-source.ts";
 import { checkpointFiles } from "../../core/hub/files.ts";
 import { MiB } from "../../core/sizes.ts";
@@ -319,6 +324,47 @@ test("a CLIP checkpoint imports to the bundle `edgevit convert` makes of it: its
   const answer = (await embed.json()) as { family: string; pool: string; dim: number; embedding: number[] };
   expect(answer).toMatchObject({ family: "clip", pool: "image_embeds", dim: header.config.projection });
   expect(answer.embedding).toHaveLength(header.config.projection);
+});
+
+test("a CLIP checkpoint with its tokenizer files imports with its text tower, as `edgevit convert` writes it", async () => {
+  const { binding, sent } = queue();
+  const response = await post({ repo: "org/tiny-clip-text", name: "hub-clip-text" }, { IMPORTS: binding });
+  expect(response.status).toBe(202);
+  const queued = (await response.json()) as ImportRecord;
+  await deliver(sent, { IMPORTS: binding });
+  const { import: done } = await status("hub-clip-text");
+  expect(done?.state, JSON.stringify(done?.error)).toBe("done");
+  const bytes = new Uint8Array(await ((await env.MODELS.get("hub-clip-text.evit")) as R2ObjectBody).arrayBuffer());
+  const expected = await reference("org/tiny-clip-text", "hub-clip-text", queued.requested.replace(/\.\d+Z$/, "Z"));
+  expect(bytes.length).toBe(expected.length);
+  expect(bytes).toEqual(expected);
+  const header = JSON.parse(
+    new TextDecoder().decode(bytes.subarray(16, 16 + new DataView(bytes.buffer).getUint32(8, true))),
+  );
+  expect(header.version).toBe(3);
+  expect(header.sections.map((s: { name: string; kind: string }) => [s.name, s.kind])).toEqual([["text", "clip-text"]]);
+  expect(Object.keys(header.source.files)).toEqual([
+    "config.json",
+    "preprocessor_config.json",
+    "model.safetensors",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
+  ]);
+
+  // its section checks as a loader checks it (length, CRC-32, finite floats), and its tokenizer is CLIP's,
+  // read from the checkpoint's vocab.json and merges.txt (loading it here would leave a text model in this
+  // isolate's ledger for the tests after this one)
+  const [section] = header.sections as TextSection[];
+  checkSectionBytes(section, bytes.subarray(section.offset, section.offset + section.length), crc32);
+  const entry = section.tensors.find((t) => t.name === "tokenizer") as TensorEntry;
+  const at = section.offset + entry.offset;
+  const tokenizer = tokenizerFromBytes(bytes.subarray(at, at + entry.bytes));
+  const ids = Array.from(tokenizer.encode(["a photo of a cat"]).inputIds[0]);
+  // <|startoftext|> after the 49,406 byte symbols and merges, "a</w>" = 256 + the byte's place among them
+  expect(ids.slice(0, 2)).toEqual([49406, 320]);
+  expect(ids).toContain(49407); // <|endoftext|>
+  expect(tokenizer.vocabSize).toBe(section.config.vocab);
 });
 
 // What the import `queued` of org/tiny-vit reserves: importBytes of its plan, read from the hub as the

@@ -1,6 +1,7 @@
 // The memory ledger on its own (worker/memory.ts): admission in arrival order, bounded waits and queue,
 // refusals of what could never fit, growth ahead of later arrivals, a deadlock of growing requests broken,
-// models counted while cached or held and the model budget set aside while one loads, release on every path.
+// models counted while cached or held and the model budget set aside while one loads, caches counted beside
+// the fixed heap, release on every path.
 // Sizes are in KiB so the arithmetic can be checked by eye.
 
 import { describe, expect, test } from "vitest";
@@ -233,5 +234,31 @@ describe("models", () => {
     end(); // the load failed: nothing registered
     expect(l.state()).toMatchObject({ modelBytes: 20 * K, loading: [] });
     tb.release();
+  });
+});
+
+describe("caches", () => {
+  test("what a cache keeps counts beside the fixed heap: less room while it keeps it, room back when it evicts", async () => {
+    const l = ledger();
+    // a request reads a label set (4 K) and hands it to the cache: counted twice until the request ends
+    const a = await l.admit(4 * K);
+    l.setCache("labels", 4 * K);
+    expect(l.state()).toMatchObject({ cacheBytes: 4 * K, reservedBytes: 4 * K, usedBytes: 18 * K });
+    a.release();
+    expect(l.state()).toMatchObject({ cacheBytes: 4 * K, usedBytes: 14 * K });
+    // a request alone has 100 - 10 - 4 = 86 K now
+    const tooLarge = (room: number) => new EdgevitError("payload_too_large", `room ${room / K} K`);
+    await expect(l.admit(87 * K, undefined, tooLarge)).rejects.toThrow("room 86 K");
+    const b = await l.admit(80 * K);
+    const { order, track } = recorder();
+    const c = track("c", l.admit(8 * K)); // 10 + 4 + 80 + 8 = 102 K: waits
+    await tick();
+    expect(order).toEqual([]);
+    l.setCache("labels", 0); // evicted
+    const tc = await c;
+    expect(order).toEqual(["c"]);
+    expect(l.state()).toMatchObject({ cacheBytes: 0, usedBytes: 98 * K });
+    for (const t of [b, tc]) t.release();
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
   });
 });

@@ -8,14 +8,25 @@ import cat from "../fixtures/images/cat-baseline-420.jpg";
 import random from "../fixtures/images/invalid-random-bytes.jpg";
 import { MODEL_PREFIX, modelRoutes, routes } from "../../worker/api.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { twoTowerBundle } from "./bundles.ts";
 
 const NAME = "openapi-vit";
+const CLIP = "openapi-clip";
 const VLM = "openapi-vlm";
 type Schema = Record<string, any>;
 let doc: any;
 
 beforeAll(async () => {
   await env.MODELS.put(`${NAME}.evit`, randomBundle(NAME, 91));
+  const clip = {
+    ...SMALL_CONFIG,
+    classes: 0,
+    family: "clip" as const,
+    preLayernorm: true,
+    finalNorm: "pooled" as const,
+    projection: 12,
+  };
+  await env.MODELS.put(`${CLIP}.evit`, twoTowerBundle(CLIP, 92, clip, 12));
   const connector = { ...SMALL_CONFIG, classes: 0, classToken: false, pooling: "none", lmDim: 16 } as const;
   await env.MODELS.put(`${VLM}.evit`, randomBundle(VLM, 92, { ...connector, connector: "idefics3", scaleFactor: 2 }));
   await SELF.fetch(jpegRequest(`/v1/classify?model=${NAME}`, cat)); // so /v1/models lists a loaded model
@@ -106,9 +117,26 @@ const cases: [string, string, ArrayBuffer | null, number][] = [
   ["post", `/v1/attention_map?model=${NAME}&head=x`, cat, 400],
   ["post", `/v1/see?model=${NAME}&size=32`, cat, 200],
   ["post", `/v1/see?model=missing-model`, cat, 404],
+  ["post", `/v1/zero_shot?model=${CLIP}&labels=cat&labels=dog`, cat, 200],
+  ["post", `/v1/zero_shot?model=${NAME}&labels=cat`, cat, 400],
   ["post", `/v1/image_tokens?model=${VLM}&split=false`, cat, 200],
   ["post", `/v1/image_tokens?model=${NAME}`, cat, 400],
 ];
+
+// The text routes, with their JSON bodies.
+test.each([
+  ["/v1/embed_text", CLIP, { texts: ["a cat"] }, 200],
+  ["/v1/tokenize", CLIP, { texts: ["a cat"] }, 200],
+  ["/v1/embed_text", CLIP, { texts: [] }, 400],
+  ["/v1/tokenize", NAME, { texts: ["a cat"] }, 400],
+])("post %s (model %s) answers as documented (%#)", async (path, model, body, status) => {
+  const request = new Request(`http://edgevit.test${path}?model=${model}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  await documented(await SELF.fetch(request), path, "post", status);
+});
 
 test.each(cases)("%s %s answers as documented (%#)", async (method, path, body, status) => {
   const response =

@@ -171,10 +171,10 @@ describe("refusals", () => {
 
   test("unknown version", () => {
     const bytes = good.slice();
-    new DataView(bytes.buffer).setUint32(4, 3, true);
+    new DataView(bytes.buffer).setUint32(4, 4, true);
     const e = codeOf(() => parsePrefix(bytes));
     expect(e.code).toBe("unsupported_version");
-    expect(e.message).toMatch(/version 3; this build reads versions 1 and 2/);
+    expect(e.message).toMatch(/version 4; this build reads versions 1, 2 and 3/);
   });
 
   test("a prefix version other than the header's", () => {

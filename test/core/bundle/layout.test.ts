@@ -1,5 +1,6 @@
-// The payload layout (FORMAT.md, "Payload") and the engine's weight slots (docs/ARCHITECTURE.md, "Weight
-// table"), both from core/bundle/layout.ts.
+// The payload layout (FORMAT.md, "Payload") and the engines' weight slots (docs/ARCHITECTURE.md, "Weight
+// table"), both from core/bundle/layout.ts: the image model's and the text model's, each held to the
+// constants assembly/ binds them by.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import type { ModelConfig } from "../../../core/bundle/format.ts";
@@ -9,6 +10,8 @@ import {
   LAYER_SLOTS,
   layout,
   SLOT,
+  TEXT_GLOBAL_SLOTS,
+  TEXT_SLOT,
   tensorCount,
   weightSlots,
 } from "../../../core/bundle/layout.ts";
@@ -151,22 +154,39 @@ describe("weight slots", () => {
     expect(dino[GLOBAL_SLOTS + LAYER_SLOTS + LAYER_SLOT.layerScale2]).toBe("encoder.layer.1.layer_scale2.lambda1");
   });
 
-  test("assembly/model.ts binds each tensor from the slot numbers declared here", () => {
-    // The engine mirrors SLOT and LAYER_SLOT as @lazy constants (an ABI): the two lists must agree.
-    const source = readFileSync(new URL("../../../assembly/model.ts", import.meta.url), "utf8");
-    const engine = new Map(
+  // The engines mirror the slots as @lazy constants (an ABI): each constant a file declares must be the
+  // number declared here under its name.
+  const engineSlots = (file: string) => {
+    const source = readFileSync(new URL(`../../../assembly/${file}`, import.meta.url), "utf8");
+    return new Map(
       [...source.matchAll(/@lazy const (SLOT_\w+|LAYER_SLOT_\w+|GLOBAL_SLOTS|LAYER_SLOTS): i32 = (\d+);/g)].map((m) => [
         m[1],
         Number(m[2]),
       ]),
     );
-    const snake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+  };
+  const snake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+  const named = (prefix: string, slots: Record<string, number>) =>
+    Object.entries(slots).map(([k, v]): [string, number] => [`${prefix}${snake(k)}`, v]);
+
+  test("assembly/model.ts binds each tensor from the slot numbers declared here", () => {
     const host = new Map<string, number>([
-      ...Object.entries(SLOT).map(([k, v]): [string, number] => [`SLOT_${snake(k)}`, v]),
-      ...Object.entries(LAYER_SLOT).map(([k, v]): [string, number] => [`LAYER_SLOT_${snake(k)}`, v]),
+      ...named("SLOT_", SLOT),
+      ...named("LAYER_SLOT_", LAYER_SLOT),
       ["GLOBAL_SLOTS", GLOBAL_SLOTS],
       ["LAYER_SLOTS", LAYER_SLOTS],
     ]);
-    expect(engine).toEqual(host);
+    expect(engineSlots("model.ts")).toEqual(host);
+  });
+
+  test("assembly/text.ts binds the text section's tensors from TEXT_SLOT and LAYER_SLOT, without LayerScale", () => {
+    const layerSlots = Object.fromEntries(Object.entries(LAYER_SLOT).filter(([k]) => !k.startsWith("layerScale")));
+    const host = new Map<string, number>([
+      ...named("SLOT_", TEXT_SLOT),
+      ["GLOBAL_SLOTS", TEXT_GLOBAL_SLOTS],
+      ...named("LAYER_SLOT_", layerSlots),
+      ["LAYER_SLOTS", LAYER_SLOTS],
+    ]);
+    expect(engineSlots("text.ts")).toEqual(host);
   });
 });

@@ -39,6 +39,15 @@ export default {
         case "/attentions":
           result = await env.EDGEVIT.attentions(new Uint8Array(await request.arrayBuffer()), options);
           break;
+        case "/zero-shot":
+          result = await env.EDGEVIT.zeroShot(new Uint8Array(await request.arrayBuffer()), options);
+          break;
+        case "/embed-text":
+          result = await env.EDGEVIT.embedText(await request.json(), options);
+          break;
+        case "/tokenize":
+          result = await env.EDGEVIT.tokenize(await request.json(), options);
+          break;
         case "/image-tokens":
           result = await env.EDGEVIT.imageTokens(new Uint8Array(await request.arrayBuffer()), options);
           break;

@@ -1,0 +1,150 @@
+// The text towers end to end against float32 PyTorch (test/goldens/text-towers/, made by
+// test/tools/text_goldens.ts with models/tools/reference_towers.py): each tiny two-tower checkpoint is made
+// again here (its bytes checked against the golden's hashes), converted by core/convert/ into one
+// bundle with a text section, the section loaded alone into its own engine instance on every dot path, and
+// its int8 text embeddings follow float32 at cosine >= 0.999, pooled where transformers pools (the legacy
+// eos_token_id 2 case and the first end-of-text token); the tokenizer read from the bundle makes
+// core/text's ids; zero-shot scores from the int8 image and text towers pick the reference's top label.
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { afterAll, describe, expect, test } from "vitest";
+import { poolEmbedding, poolsOf } from "../../core/answers/pool.ts";
+import { zeroShotScores } from "../../core/answers/zeroshot.ts";
+import { BundleError } from "../../core/bundle/format.ts";
+import { readBundle } from "../../core/bundle/reader.ts";
+import { Engine, type EngineOptions } from "../../core/engine/index.ts";
+import { tokenizerHeapBytes } from "../../core/engine/text.ts";
+import { convertDirectory } from "../../models/convert-folder.ts";
+import { loadClipTokenizer, loadSiglipTokenizer } from "../../core/text/index.ts";
+import { cosine } from "../assembly/reference.ts";
+import { clipFiles } from "../tools/clip_files.ts";
+import { LABEL_TEXTS, TEXT_GOLDENS, goldenInputIds, textGoldenCheckpoint } from "../tools/text_goldens.ts";
+
+interface Golden {
+  name: string;
+  sha256: Record<string, string>;
+  family: string;
+  images: { imageEmbeds?: number[]; pooler: number[] }[];
+  texts: { pooledAt?: number; pooler: number[]; textEmbeds?: number[] }[];
+  probs: number[][]; // per image, over the texts
+}
+
+const root = new URL("../../", import.meta.url).pathname;
+const scratch = mkdtempSync(join(tmpdir(), "edgevit-text-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+const modules = {
+  baseline: new WebAssembly.Module(readFileSync(join(root, "build/engine.wasm"))),
+  relaxed: new WebAssembly.Module(readFileSync(join(root, "build/engine-relaxed.wasm"))),
+};
+const DOT_VARIANTS: [WebAssembly.Module, EngineOptions][] = [
+  [modules.baseline, { dot: "i16" }],
+  [modules.relaxed, { dot: "split" }],
+  [modules.relaxed, { dot: "fused" }],
+];
+
+describe("text towers vs float32 PyTorch", () => {
+  for (const c of TEXT_GOLDENS) {
+    test(`${c.name}: text embeddings, pooled position, tokenizer ids, zero-shot top-1`, async () => {
+      const golden: Golden = JSON.parse(readFileSync(join(root, "test/goldens/text-towers", `${c.name}.json`), "utf8"));
+      const dir = textGoldenCheckpoint(c, scratch);
+      for (const name of ["model.safetensors", "config.json"]) {
+        expect(sha256(readFileSync(join(dir, name))), name).toBe(golden.sha256[name]);
+      }
+      const ids = goldenInputIds(c, dir);
+      expect(sha256(new TextEncoder().encode(`${JSON.stringify(ids)}\n`)), "ids").toBe(golden.sha256.inputIds);
+
+      const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
+      const { header } = readBundle(bundle, crc32);
+      const section = header.sections![0];
+      expect(section.kind).toBe(c.preset.startsWith("clip") ? "clip-text" : "siglip-text");
+      expect(section.config.pooling).toBe(
+        c.name === "clip-vit-base-patch32" ? "argmax" : c.name === "clip-eos" ? "eos" : "last",
+      );
+      const bytes = bundle.subarray(section.offset, section.offset + section.length);
+      const embeddings: Float32Array[][] = [];
+      for (const [module, options] of DOT_VARIANTS) {
+        let planned = 0;
+        const text = await (await Engine.instantiate(module, options)).loadText(header, "text", bytes, {
+          reserve: (plan) => {
+            planned = plan.totalBytes;
+          },
+        });
+        // the memory plan bounds the instance's wasm memory, within one 64 KiB page
+        const wasm = text.memoryBytes - tokenizerHeapBytes(section);
+        expect(planned).toBeGreaterThanOrEqual(wasm);
+        expect(planned - wasm).toBeLessThanOrEqual(65536);
+        const ours = ids.input_ids.map((row, i) => {
+          const out = text.embedIds(row);
+          const want = golden.texts[i];
+          if (want.pooledAt !== undefined) expect(out.pooledAt, `text ${i}`).toBe(want.pooledAt);
+          // CLIP: pooler_output, then text_embeds; SigLIP's pooler_output is after its head (our embedding)
+          if (want.textEmbeds) {
+            expect(cosine(out.pooler, want.pooler), `text ${i} pooler`).toBeGreaterThanOrEqual(0.999);
+            expect(cosine(out.embedding, want.textEmbeds), `text ${i}`).toBeGreaterThanOrEqual(0.999);
+          } else {
+            expect(cosine(out.embedding, want.pooler), `text ${i}`).toBeGreaterThanOrEqual(0.999);
+          }
+          return out.embedding;
+        });
+        embeddings.push(ours);
+        // the tokenizer from the bundle makes the ids of the checkpoint's own files
+        const files = clipFiles();
+        const reference = c.preset.startsWith("clip")
+          ? loadClipTokenizer({ vocab: files.vocab, merges: files.merges, config: { pad_token: "<|endoftext|>" } })
+          : loadSiglipTokenizer({ spiece: readFileSync(join(dir, "spiece.model")), config: { do_lower_case: true } });
+        expect(text.tokenize(LABEL_TEXTS)).toEqual(reference.encode(LABEL_TEXTS));
+      }
+      // every dot path computes the same numbers
+      for (const other of embeddings.slice(1)) expect(other).toEqual(embeddings[0]);
+
+      // zero-shot: the int8 image tower's embedding against the int8 text embeddings
+      const model = await (await Engine.instantiate(modules.baseline)).load(bundle);
+      const config = model.header.config;
+      const pixels = new Float32Array(new Uint8Array(readFileSync(join(dir, "inputs.f32"))).buffer);
+      const size = config.channels * config.imageSize * config.imageSize;
+      golden.probs.forEach((want, i) => {
+        model.input().set(pixels.subarray(i * size, (i + 1) * size));
+        const image = poolEmbedding(model.run(), config, poolsOf(config)[0]);
+        const scores = zeroShotScores(section.kind, section.config, image, embeddings[0]);
+        const top = (s: ArrayLike<number>) => Array.prototype.indexOf.call(s, Math.max(...Array.from(s)));
+        expect(top(scores), `image ${i}`).toBe(top(want));
+        if (section.kind === "siglip-text") {
+          scores.forEach((s, j) => expect(Math.abs(s - want[j]), `image ${i} label ${j}`).toBeLessThan(0.02));
+        }
+      });
+    });
+  }
+
+  test("a damaged section is refused by its CRC-32, a cut one as truncated; the image loads alone", async () => {
+    const dir = textGoldenCheckpoint(TEXT_GOLDENS[0], scratch);
+    const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
+    const { header } = readBundle(bundle, crc32);
+    const section = header.sections![0];
+    const engine = await Engine.instantiate(modules.baseline);
+    const bytes = bundle.slice(section.offset, section.offset + section.length);
+    bytes[100] ^= 1;
+    await expect(engine.loadText(header, "text", bytes)).rejects.toThrow(/CRC-32/);
+    await expect(engine.loadText(header, "text", bytes.subarray(0, 1000))).rejects.toThrow(BundleError);
+    // the image tower from a stream that stops at its payload's end: the section bytes are never read
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= bundle.length) return controller.close();
+        controller.enqueue(bundle.slice(pulled, pulled + 4096));
+        pulled += 4096;
+      },
+    });
+    const model = await engine.load(stream);
+    expect(model.header.sections?.[0].name).toBe("text");
+    expect(pulled).toBeLessThan(section.offset + 4096 * 2);
+    // a whole file with a damaged section: readBundle checks every section
+    const damaged = bundle.slice();
+    damaged[section.offset + 100] ^= 1;
+    expect(() => readBundle(damaged, crc32)).toThrow(/section text's CRC-32/);
+  });
+});
