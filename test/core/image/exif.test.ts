@@ -96,7 +96,9 @@ test("metadata: the EXIF block first, else ImageMagick's hex profile, and XMP on
   const one = tiff(false, [[ORIENTATION, SHORT, 1]]);
   const none = tiff(true, [[0x010f, 2, 0]]);
   const hex = (b: Uint8Array) =>
-    `\nexif\n      ${b.length + 6}\n457869660000${Buffer.from(b).toString("hex").replace(/(.{72})/g, "$1\n")}\n`;
+    `\nexif\n      ${b.length + 6}\n457869660000${Buffer.from(b)
+      .toString("hex")
+      .replace(/(.{72})/g, "$1\n")}\n`;
   const xmp = '<x:xmpmeta><rdf:Description tiff:Orientation="8"/></x:xmpmeta>';
   expect(metadataOrientation({ exif: six, xmp }, "PNG")).toBe(6);
   expect(metadataOrientation({ exif: one, xmp }, "PNG")).toBe(1); // the tag is there: XMP is not read
