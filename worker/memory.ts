@@ -6,13 +6,18 @@
 //     evicted model still counts while a request holds it), and while a model loads, the whole model budget
 //     (MODEL_MEMORY_BUDGET_MB): a load never waits for room that requests took,
 //   - what each request reserved: its worst case, computed by reservationBytes() from what is known before
-//     it commits memory.
+//     it commits memory,
+//   - the free buffers the isolate's pool keeps for the next request (core/buffers.ts): they are room
+//     reservations may take, so a reservation that needs it first shrinks the pool; a buffer handed back
+//     while its request's reservation still counts it is kept once that reservation has shrunk, if there is
+//     room then.
 // A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
 // at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
 // starves; what one request reserved is never counted as room for another.
 
 import { type BundleHeader, type ModelConfig, tokens as tokensOf } from "../core/bundle/format.ts";
+import { type BufferPool, buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
@@ -122,9 +127,13 @@ export class MemoryLedger {
   private readonly claims = new Map<string, Set<object>>();
   private readonly queue: Waiter[] = [];
   private peak = 0;
+  private readonly pool: BufferPool;
 
-  constructor(settings: LedgerSettings) {
+  constructor(settings: LedgerSettings, pool: BufferPool = buffers) {
     this.settings = settings;
+    this.pool = pool;
+    pool.hosted = true;
+    pool.room = () => this.settings.capacityBytes - this.committedBytes();
   }
 
   configure(settings: LedgerSettings): void {
@@ -172,8 +181,13 @@ export class MemoryLedger {
     return reserved;
   }
 
-  usedBytes(): number {
+  // What is spoken for, the pool's free buffers aside.
+  private committedBytes(): number {
     return this.settings.fixedBytes + this.modelBytes() + this.reservedBytes();
+  }
+
+  usedBytes(): number {
+    return this.committedBytes() + this.pool.freeBytes;
   }
 
   // The most usedBytes() has been since the isolate started (or since resetPeak): tests assert it stays
@@ -192,6 +206,7 @@ export class MemoryLedger {
       fixedBytes: this.settings.fixedBytes,
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
+      poolBytes: this.pool.freeBytes,
       usedBytes: this.usedBytes(),
       peakBytes: this.peak,
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
@@ -264,7 +279,13 @@ export class MemoryLedger {
   private grant(w: Pick<Waiter, "bytes" | "ticket" | "claim">): void {
     if (w.claim !== undefined) this.join(w.claim, w.ticket);
     w.ticket.bytes = w.bytes;
+    this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
+  }
+
+  // The pool keeps only what the reservations and the models leave.
+  private shrinkPool(): void {
+    this.pool.trim(Math.max(0, this.settings.capacityBytes - this.committedBytes()));
   }
 
   private join(name: string, who: object): void {
@@ -282,6 +303,9 @@ export class MemoryLedger {
   // Admits waiters from the head while they fit; drops those whose time ran out (a timer of a request the
   // runtime cancelled never fires: the deadline catches it).
   private pump(): void {
+    // Room may have grown: buffers handed back are kept while it lasts (before anyone waiting takes it, as
+    // the pool's free bytes are room a waiter may take).
+    this.pool.settle();
     const now = Date.now();
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].deadline <= now) this.expire(this.queue[i]);
     while (this.queue.length > 0 && this.fits(this.queue[0])) {
@@ -374,6 +398,7 @@ export class MemoryLedger {
   modelLoaded(name: string, model: Sized): void {
     this.models.set(model, { cached: true, holders: this.models.get(model)?.holders ?? 0 });
     this.claims.delete(name);
+    this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
     this.pump();
   }

@@ -471,6 +471,7 @@ export const openapi = {
             fixedBytes: int,
             modelBytes: int,
             reservedBytes: int,
+            poolBytes: int,
             usedBytes: int,
             peakBytes: int,
             inFlight: int,

@@ -148,7 +148,8 @@ export interface IsolateMemory {
   fixedBytes: number; // the idle isolate's own JS heap
   modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
   reservedBytes: number; // what the requests in flight reserved
-  usedBytes: number; // the three above: never over capacityBytes
+  poolBytes: number; // the free buffers the isolate's pool keeps for the next requests (core/buffers.ts)
+  usedBytes: number; // the four above: never over capacityBytes
   peakBytes: number; // the most usedBytes has been since the isolate started
   inFlight: number; // requests holding a reservation
   queued: number; // requests waiting for one

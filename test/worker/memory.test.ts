@@ -4,6 +4,7 @@
 // Sizes are in KiB so the arithmetic can be checked by eye.
 
 import { describe, expect, test } from "vitest";
+import { BufferPool } from "../../core/buffers.ts";
 import { Busy, type LedgerSettings, MemoryLedger, type Ticket } from "../../worker/memory.ts";
 import { EdgevitError } from "../../core/errors.ts";
 
@@ -17,7 +18,9 @@ const SETTINGS: LedgerSettings = {
   waitMs: 200,
 };
 
-const ledger = (overrides: Partial<LedgerSettings> = {}) => new MemoryLedger({ ...SETTINGS, ...overrides });
+// Each ledger hosts a pool of its own (the isolate's is the default).
+const ledger = (overrides: Partial<LedgerSettings> = {}, pool = new BufferPool(1 << 30)) =>
+  new MemoryLedger({ ...SETTINGS, ...overrides }, pool);
 
 // Settles the microtasks admission runs on.
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -233,5 +236,60 @@ describe("models", () => {
     end(); // the load failed: nothing registered
     expect(l.state()).toMatchObject({ modelBytes: 20 * K, loading: [] });
     tb.release();
+  });
+});
+
+describe("the buffer pool", () => {
+  test("free buffers count; a buffer handed back is kept once its reservation has shrunk", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(30 * K);
+    const buffer = pool.acquire(20 * K);
+    // Handed back while a's reservation still counts it: parked, not counted twice.
+    pool.release(buffer);
+    expect(l.state()).toMatchObject({ reservedBytes: 30 * K, poolBytes: 0, usedBytes: 40 * K });
+    await a.resize(5 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 5 * K, poolBytes: 20 * K, usedBytes: 35 * K });
+    // The next request of that size gets the same buffer, zeroed.
+    const b = await l.admit(25 * K);
+    new Uint8Array(buffer).fill(7);
+    expect(pool.acquire(20 * K)).toBe(buffer);
+    expect(new Uint8Array(buffer).every((v) => v === 0)).toBe(true);
+    expect(pool.stats).toMatchObject({ allocated: 1, reused: 1, dropped: 0 });
+    for (const t of [a, b]) t.release();
+  });
+
+  test("a reservation that needs the room first shrinks the pool: reservations and pool never exceed capacity", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(60 * K);
+    const buffers = [pool.acquire(24 * K), pool.acquire(24 * K)];
+    for (const buffer of buffers) pool.release(buffer);
+    a.release();
+    // 10 K fixed + 48 K free.
+    expect(l.state()).toMatchObject({ reservedBytes: 0, poolBytes: 48 * K, usedBytes: 58 * K });
+    // 70 K more fits beside the fixed heap only if the pool lets one buffer go: 10 + 70 + 24 = 104 > 100.
+    const b = await l.admit(70 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 70 * K, poolBytes: 0, usedBytes: 80 * K });
+    expect(pool.stats.dropped).toBe(2);
+    // Handed back with no room beside the reservations: dropped, never counted over capacity.
+    const c = await l.admit(20 * K);
+    pool.release(pool.acquire(24 * K));
+    c.release();
+    expect(l.state().poolBytes).toBe(0);
+    b.release();
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+
+  test("the pool keeps no more than its cap, and a model's load shrinks it too", async () => {
+    const pool = new BufferPool(40 * K);
+    const l = ledger({}, pool);
+    const held = [pool.acquire(24 * K), pool.acquire(24 * K)];
+    for (const buffer of held) pool.release(buffer);
+    await l.admit(0).then((t) => t.release());
+    expect(l.state().poolBytes).toBe(24 * K);
+    l.modelLoaded("big", { memoryBytes: 70 * K });
+    expect(l.state()).toMatchObject({ modelBytes: 70 * K, poolBytes: 0 });
+    expect(l.state().usedBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
   });
 });

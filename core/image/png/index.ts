@@ -17,6 +17,7 @@
 // over a problem met while inflating (the zlib data, a filter type, too much data), which is held until
 // the chunks after it are read.
 
+import { buffers, sizeClass } from "../../buffers.ts";
 import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
@@ -497,7 +498,16 @@ class PngDecoder implements ImageDecoder {
     const { info } = this;
     const maxStride = Math.max(...passesOf(info).map((p) => p.stride));
     const rgb = info.interlaced ? info.width * info.height * 3 : info.width * 3;
-    return 2 * (maxStride + 1) + rgb + 2 * 768 + INFLATE_BYTES + this.src.memoryBytes;
+    // The rows, the RGB buffer and the inflater's window come from the pool, in its size classes.
+    return (
+      2 * sizeClass(maxStride + 1) +
+      sizeClass(rgb) +
+      2 * 768 +
+      sizeClass(INFLATE_WINDOW_BYTES) +
+      INFLATE_BYTES -
+      INFLATE_WINDOW_BYTES +
+      this.src.memoryBytes
+    );
   }
 
   // Rows reach `sink` as the data is inflated (not interlaced), or all at the end (interlaced).
@@ -505,15 +515,29 @@ class PngDecoder implements ImageDecoder {
     if (scale !== 1) throw new RangeError(`PNG offers no scale ${scale}, only 1`);
     if (!this.src.whole && this.used) throw new RangeError("a streamed PNG decodes once");
     this.used = true;
+    // From the isolate's pool, handed back however the decode ends.
+    const held: ArrayBuffer[] = [];
+    const pooled = (bytes: number) => {
+      held.push(buffers.acquire(bytes));
+      return new Uint8Array(held[held.length - 1], 0, bytes);
+    };
+    try {
+      return await this.decodeInto(pooled, sink);
+    } finally {
+      for (const buffer of held) buffers.release(buffer);
+    }
+  }
+
+  private async decodeInto(pooled: (bytes: number) => Uint8Array, sink: RowSink): Promise<DecodedSize> {
     const { info } = this;
     const { width, height } = info;
     const passes = passesOf(info);
     const bpp = Math.max(1, (info.bitDepth * CHANNELS[info.colorType]) >> 3);
     const maxStride = Math.max(...passes.map((p) => p.stride));
-    let cur = new Uint8Array(maxStride + 1); // filter byte, then the row
-    let prev = new Uint8Array(maxStride + 1);
+    let cur = pooled(maxStride + 1); // filter byte, then the row
+    let prev = pooled(maxStride + 1);
     // Not interlaced: one output row, reused. Interlaced: the whole image, [height][width][3].
-    const rgb = new Uint8Array(info.interlaced ? width * height * 3 : width * 3);
+    const rgb = pooled(info.interlaced ? width * height * 3 : width * 3);
 
     let passIndex = 0;
     let row = 0; // within the pass
@@ -558,7 +582,7 @@ class PngDecoder implements ImageDecoder {
     const inflater =
       info.colorType === 3 && info.palette === null
         ? null
-        : new IdatInflater(new Uint8Array(INFLATE_WINDOW_BYTES), consume, done);
+        : new IdatInflater(pooled(INFLATE_WINDOW_BYTES), consume, done);
     try {
       await this.readImageData(inflater);
     } catch (error) {

@@ -1,0 +1,114 @@
+// The isolate's pool of large buffers (a progressive JPEG's coefficient planes, the PNG decoder's rows, its
+// inflater's window, an interlaced PNG's picture). A request that is done hands its buffers back and the
+// next one of the same size reuses them, instead of leaving them for the garbage collector, which frees
+// ArrayBuffers only once enough have piled up: under concurrent requests that pile is what goes over the
+// isolate's memory (docs/MEMORY.md, "Concurrent requests").
+//
+// Buffers come in size classes (eight per doubling, so a buffer is at most 1/8 larger than asked for) and
+// are handed out zeroed. What the pool keeps free is bounded by its cap and by its host's room (a Worker's
+// memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
+// handed back while its request's reservation still counts it is parked, uncounted, until the host says
+// the room is there (settle()).
+
+const MIN_CLASS = 4096;
+
+// The size class of `bytes`: a multiple of 4 KiB, and of 1/8 of the power of two below it.
+export function sizeClass(bytes: number): number {
+  if (bytes <= MIN_CLASS) return MIN_CLASS;
+  const step = Math.max(MIN_CLASS, 2 ** (Math.floor(Math.log2(bytes - 1)) - 3));
+  return Math.ceil(bytes / step) * step;
+}
+
+export interface PoolStats {
+  allocated: number; // buffers made
+  reused: number; // buffers handed out again
+  dropped: number; // buffers handed back and let go (over the cap or the host's room)
+  acquiredBytes: number; // bytes handed out since the pool was made, reused or not
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private parked: ArrayBuffer[] = [];
+  private kept = 0; // bytes of the free buffers
+  private lent = 0; // bytes handed out and not handed back
+  readonly stats: PoolStats = { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
+  // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
+  room: () => number = () => Number.POSITIVE_INFINITY;
+  // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.
+  hosted = false;
+
+  constructor(readonly capBytes: number) {}
+
+  get freeBytes(): number {
+    return this.kept;
+  }
+
+  get inUseBytes(): number {
+    return this.lent;
+  }
+
+  // A zeroed buffer of sizeClass(bytes) bytes.
+  acquire(bytes: number): ArrayBuffer {
+    const size = sizeClass(bytes);
+    this.stats.acquiredBytes += size;
+    this.lent += size;
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    if (reused) {
+      this.kept -= size;
+      this.stats.reused++;
+      new Uint8Array(reused).fill(0);
+      return reused;
+    }
+    this.stats.allocated++;
+    return new ArrayBuffer(size);
+  }
+
+  // Hands back a buffer acquire() gave (null is ignored, so that a finally can hand back what it may not have
+  // acquired). The caller keeps no view of it.
+  release(buffer: ArrayBuffer | null | undefined): void {
+    if (!buffer) return;
+    this.lent -= buffer.byteLength;
+    if (this.hosted) this.parked.push(buffer);
+    else this.keep(buffer);
+  }
+
+  // The host has room again: parked buffers are kept while it lasts, the rest dropped.
+  settle(): void {
+    const parked = this.parked;
+    this.parked = [];
+    for (const buffer of parked) this.keep(buffer);
+  }
+
+  // Drops free buffers, the largest first, until at most `bytes` are kept.
+  trim(bytes: number): void {
+    if (this.kept <= bytes) return;
+    const sizes = [...this.free.keys()].sort((a, b) => b - a);
+    for (const size of sizes) {
+      const list = this.free.get(size)!;
+      while (list.length > 0 && this.kept > bytes) {
+        list.pop();
+        this.kept -= size;
+        this.stats.dropped++;
+      }
+    }
+  }
+
+  private keep(buffer: ArrayBuffer): void {
+    const size = buffer.byteLength;
+    if (this.kept + size > Math.min(this.capBytes, this.room())) {
+      this.stats.dropped++;
+      return;
+    }
+    const list = this.free.get(size);
+    if (list) list.push(buffer);
+    else this.free.set(size, [buffer]);
+    this.kept += size;
+  }
+}
+
+// The most the isolate's pool keeps free: two 12 MP progressive JPEGs' coefficients at 1/8, or one at 1/4.
+export const POOL_CAP_BYTES = 24 << 20;
+
+// The isolate's pool.
+export const buffers = new BufferPool(POOL_CAP_BYTES);
