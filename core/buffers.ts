@@ -64,11 +64,16 @@ export class BufferPool {
     return new ArrayBuffer(size);
   }
 
-  // Hands back a buffer acquire() gave (null is ignored, so that a finally can hand back what it may not have
-  // acquired). The caller keeps no view of it.
-  release(buffer: ArrayBuffer | null | undefined): void {
+  // Hands back a buffer acquire() gave for `bytes` (null is ignored, so that a finally can hand back what it
+  // may not have acquired). The caller keeps no view of it. A buffer transferred since (detached by a BYOB
+  // read) only counts as handed back.
+  release(buffer: ArrayBuffer | null | undefined, bytes = buffer?.byteLength ?? 0): void {
     if (!buffer) return;
-    this.lent -= buffer.byteLength;
+    this.lent -= sizeClass(bytes);
+    if (buffer.byteLength !== sizeClass(bytes)) {
+      this.stats.dropped++;
+      return;
+    }
     if (this.hosted) this.parked.push(buffer);
     else this.keep(buffer);
   }
