@@ -37,7 +37,11 @@ export class BufferPool {
   // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.
   hosted = false;
 
-  constructor(readonly capBytes: number) {}
+  readonly capBytes: number;
+
+  constructor(capBytes: number) {
+    this.capBytes = capBytes;
+  }
 
   get freeBytes(): number {
     return this.kept;

@@ -650,13 +650,13 @@ class IdatInflater {
   private failure: unknown = null;
   private stopped = false;
   private sinceYield = 0;
+  private readonly consume: (data: Uint8Array) => void;
+  private readonly finished: () => boolean;
 
-  constructor(
-    window: Uint8Array,
-    private readonly consume: (data: Uint8Array) => void,
-    private readonly finished: () => boolean,
-  ) {
+  constructor(window: Uint8Array, consume: (data: Uint8Array) => void, finished: () => boolean) {
     this.inflater = new Inflater(window, PIECE);
+    this.consume = consume;
+    this.finished = finished;
   }
 
   // Fed PIECE bytes at a time, so that the inflater's input stays one piece whatever the reads' sizes.
