@@ -31,6 +31,9 @@ export class BufferPool {
   private parked: ArrayBuffer[] = [];
   private kept = 0; // bytes of the free buffers
   private lent = 0; // bytes handed out and not handed back
+  // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
+  // them) rather than as the pool's: the first buffer made anew lets them go.
+  private earmarked = 0;
   readonly stats: PoolStats = { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
   // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
   room: () => number = () => Number.POSITIVE_INFINITY;
@@ -47,6 +50,23 @@ export class BufferPool {
     return this.kept;
   }
 
+  // The free bytes the host counts as the pool's own.
+  get countedBytes(): number {
+    return this.kept - this.earmarked;
+  }
+
+  // Counts up to `bytes` of the free buffers inside a reservation instead; returns how many.
+  earmark(bytes: number): number {
+    const lent = Math.max(0, Math.min(bytes, this.kept - this.earmarked));
+    this.earmarked += lent;
+    return lent;
+  }
+
+  // A reservation that had `bytes` earmarked has shrunk or ended: they count as the pool's again.
+  unearmark(bytes: number): void {
+    this.earmarked = Math.max(0, this.earmarked - bytes);
+  }
+
   get inUseBytes(): number {
     return this.lent;
   }
@@ -60,9 +80,16 @@ export class BufferPool {
     const reused = list?.pop();
     if (reused) {
       this.kept -= size;
+      this.earmarked = Math.max(0, Math.min(this.earmarked - size, this.kept));
       this.stats.reused++;
       new Uint8Array(reused).fill(0);
       return reused;
+    }
+    // Made anew: the reservation it comes out of may have counted earmarked buffers for this room, which go.
+    if (this.earmarked > 0) {
+      const drop = Math.min(this.earmarked, size);
+      this.earmarked -= drop;
+      this.dropAtLeast(drop);
     }
     this.stats.allocated++;
     return new ArrayBuffer(size);
@@ -101,11 +128,28 @@ export class BufferPool {
         this.stats.dropped++;
       }
     }
+    this.earmarked = Math.min(this.earmarked, this.kept);
+  }
+
+  // Drops free buffers, the smallest first, until at least `bytes` are gone (or none is left).
+  private dropAtLeast(bytes: number): void {
+    let dropped = 0;
+    const sizes = [...this.free.keys()].sort((a, b) => a - b);
+    for (const size of sizes) {
+      const list = this.free.get(size)!;
+      while (list.length > 0 && dropped < bytes) {
+        list.pop();
+        this.kept -= size;
+        dropped += size;
+        this.stats.dropped++;
+      }
+    }
+    this.earmarked = Math.min(this.earmarked, this.kept);
   }
 
   private keep(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (this.kept + size > Math.min(this.capBytes, this.room())) {
+    if (this.kept + size > this.capBytes || this.countedBytes + size > this.room()) {
       this.stats.dropped++;
       return;
     }

@@ -86,6 +86,7 @@ export class Ticket {
   readonly seq: number;
   bytes = 0;
   claim?: string; // a model load this request needs: the model budget stays set aside while it is pending
+  earmarked = 0; // bytes of the pool's free buffers counted inside this reservation
   readonly held = new Set<Sized>();
   released = false;
   private readonly ledger: MemoryLedger;
@@ -187,7 +188,7 @@ export class MemoryLedger {
   }
 
   usedBytes(): number {
-    return this.committedBytes() + this.pool.freeBytes;
+    return this.committedBytes() + this.pool.countedBytes;
   }
 
   // The most usedBytes() has been since the isolate started (or since resetPeak): tests assert it stays
@@ -206,7 +207,7 @@ export class MemoryLedger {
       fixedBytes: this.settings.fixedBytes,
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
-      poolBytes: this.pool.freeBytes,
+      poolBytes: this.pool.countedBytes,
       usedBytes: this.usedBytes(),
       peakBytes: this.peak,
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
@@ -235,6 +236,7 @@ export class MemoryLedger {
     const joining = ticket.bytes === 0 && ticket.claim !== undefined && !this.claims.get(ticket.claim)?.has(ticket);
     if (bytes <= ticket.bytes && !joining) {
       ticket.bytes = bytes;
+      this.unearmark(ticket);
       this.pump();
       return Promise.resolve();
     }
@@ -278,14 +280,28 @@ export class MemoryLedger {
 
   private grant(w: Pick<Waiter, "bytes" | "ticket" | "claim">): void {
     if (w.claim !== undefined) this.join(w.claim, w.ticket);
+    const growth = w.bytes - w.ticket.bytes;
     w.ticket.bytes = w.bytes;
+    // The pool's free buffers are room the growth may take: they count inside the reservation (its request
+    // may reuse them; the first buffer it makes anew lets them go) as far as the capacity needs.
+    const over = this.usedBytes() - this.settings.capacityBytes;
+    if (over > 0) w.ticket.earmarked += this.pool.earmark(Math.min(over, growth));
     this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
   }
 
   // The pool keeps only what the reservations and the models leave.
   private shrinkPool(): void {
-    this.pool.trim(Math.max(0, this.settings.capacityBytes - this.committedBytes()));
+    const room = Math.max(0, this.settings.capacityBytes - this.committedBytes());
+    this.pool.trim(room + this.pool.freeBytes - this.pool.countedBytes);
+  }
+
+  // A reservation that shrinks or ends no longer counts the pool's buffers it had earmarked.
+  private unearmark(ticket: Ticket): void {
+    if (ticket.earmarked === 0) return;
+    this.pool.unearmark(ticket.earmarked);
+    ticket.earmarked = 0;
+    this.shrinkPool();
   }
 
   private join(name: string, who: object): void {
@@ -348,6 +364,7 @@ export class MemoryLedger {
     if (ticket.released) return;
     ticket.released = true;
     ticket.bytes = 0;
+    this.unearmark(ticket);
     this.tickets.delete(ticket);
     for (const w of this.queue.filter((w) => w.ticket === ticket)) {
       this.queue.splice(this.queue.indexOf(w), 1);

@@ -259,26 +259,50 @@ describe("the buffer pool", () => {
     for (const t of [a, b]) t.release();
   });
 
-  test("a reservation that needs the room first shrinks the pool: reservations and pool never exceed capacity", async () => {
+  test("a reservation that needs the pool's room counts its buffers inside it: reused, or let go once one is made anew", async () => {
     const pool = new BufferPool(1 << 30);
     const l = ledger({}, pool);
     const a = await l.admit(60 * K);
-    const buffers = [pool.acquire(24 * K), pool.acquire(24 * K)];
-    for (const buffer of buffers) pool.release(buffer);
+    const held = [pool.acquire(24 * K), pool.acquire(24 * K)];
+    for (const buffer of held) pool.release(buffer);
     a.release();
     // 10 K fixed + 48 K free.
     expect(l.state()).toMatchObject({ reservedBytes: 0, poolBytes: 48 * K, usedBytes: 58 * K });
-    // 70 K more fits beside the fixed heap only if the pool lets one buffer go: 10 + 70 + 24 = 104 > 100.
+    // 70 K fits beside the fixed heap if 28 K of the free buffers count inside the reservation.
     const b = await l.admit(70 * K);
-    expect(l.state()).toMatchObject({ reservedBytes: 70 * K, poolBytes: 0, usedBytes: 80 * K });
-    expect(pool.stats.dropped).toBe(2);
+    expect(l.state()).toMatchObject({ reservedBytes: 70 * K, poolBytes: 20 * K, usedBytes: 100 * K });
+    expect(pool.stats.dropped).toBe(0);
+    // Its request reuses one; then makes one anew, and the earmarked rest goes.
+    expect(held).toContain(pool.acquire(24 * K));
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+    pool.acquire(30 * K);
+    expect(pool.freeBytes).toBe(0);
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
     // Handed back with no room beside the reservations: dropped, never counted over capacity.
     const c = await l.admit(20 * K);
     pool.release(pool.acquire(24 * K));
     c.release();
-    expect(l.state().poolBytes).toBe(0);
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
     b.release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, usedBytes: 10 * K + l.state().poolBytes });
     expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+
+  test("earmarked buffers a reservation did not use count as the pool's again when it ends", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(60 * K);
+    pool.release(pool.acquire(48 * K));
+    a.release();
+    const b = await l.admit(70 * K); // 48 K free, 28 K of it earmarked
+    expect(l.state().poolBytes).toBe(20 * K);
+    const c = l.admit(25 * K); // waits: 10 + 70 + 25 > 100
+    await tick();
+    expect(l.state().queued).toBe(1);
+    b.release();
+    await c;
+    // b's earmark is gone; beside c's 25 K the pool keeps its 48 K (10 + 25 + 48 <= 100).
+    expect(l.state()).toMatchObject({ reservedBytes: 25 * K, poolBytes: 48 * K, usedBytes: 83 * K });
   });
 
   test("the pool keeps no more than its cap, and a model's load shrinks it too", async () => {
