@@ -5,7 +5,7 @@ import { imageTokens as imageTokenCount, type ImageSplitting, type Preprocessing
 import type { Model, RunOptions, RunResult } from "./engine/model.ts";
 import { ByteSource, yieldToOthers } from "./image/bytes.ts";
 import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
-import type { ImageDecoder, ImageHeader, RgbImage } from "./image/source.ts";
+import type { DecodedSize, ImageDecoder, ImageHeader, RgbImage } from "./image/source.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 import type { Limits } from "./limits.ts";
 import { longestEdgeSize, type TileGrid, Tiles } from "./preprocess/tiles.ts";
@@ -80,7 +80,13 @@ async function decodeRows(
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
   const t0 = performance.now();
-  const size = await decoder.decode(scale, stream.sink);
+  let size: DecodedSize;
+  try {
+    size = await decoder.decode(scale, stream.sink);
+  } catch (error) {
+    stream.release();
+    throw error;
+  }
   const decodeMs = performance.now() - t0;
   if (size.width !== decoded.width || size.height !== decoded.height) {
     throw new RangeError(

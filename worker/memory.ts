@@ -8,7 +8,11 @@
 //   - what each request reserved: its worst case, computed by reservationBytes() from what is known before
 //     it commits memory,
 //   - what the isolate's caches keep between requests (setCache: worker/text.ts's label embeddings, at most
-//     4 MiB), as they fill and evict.
+//     4 MiB), as they fill and evict;
+//   - the free buffers the isolate's pool keeps for the next request (core/buffers.ts): they are room
+//     reservations may take, so a reservation that needs it first shrinks the pool; a buffer handed back
+//     while its request's reservation still counts it is kept once that reservation has shrunk, if there is
+//     room then.
 // A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
 // at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
@@ -21,6 +25,7 @@ import {
   tokens as tokensOf,
   towerOf,
 } from "../core/bundle/format.ts";
+import { type BufferPool, buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
 import type { ImageHeader } from "../core/image/source.ts";
@@ -91,6 +96,7 @@ export class Ticket {
   readonly seq: number;
   bytes = 0;
   claim?: string; // a model load this request needs: the model budget stays set aside while it is pending
+  earmarked = 0; // bytes of the pool's free buffers counted inside this reservation
   readonly held = new Set<Sized>();
   released = false;
   private readonly ledger: MemoryLedger;
@@ -134,9 +140,13 @@ export class MemoryLedger {
   private peak = 0;
   // Bytes kept by the isolate's caches, by name: neither a model nor a request's.
   private readonly caches = new Map<string, number>();
+  private readonly pool: BufferPool;
 
-  constructor(settings: LedgerSettings) {
+  constructor(settings: LedgerSettings, pool: BufferPool = buffers) {
     this.settings = settings;
+    this.pool = pool;
+    pool.hosted = true;
+    pool.room = () => this.settings.capacityBytes - this.committedBytes();
   }
 
   configure(settings: LedgerSettings): void {
@@ -200,8 +210,13 @@ export class MemoryLedger {
     this.pump();
   }
 
-  usedBytes(): number {
+  // What is spoken for, the pool's free buffers aside.
+  private committedBytes(): number {
     return this.standingBytes() + this.modelBytes() + this.reservedBytes();
+  }
+
+  usedBytes(): number {
+    return this.committedBytes() + this.pool.countedBytes;
   }
 
   // The most usedBytes() has been since the isolate started (or since resetPeak): tests assert it stays
@@ -221,6 +236,7 @@ export class MemoryLedger {
       cacheBytes: this.standingBytes() - this.settings.fixedBytes,
       modelBytes: this.modelBytes(),
       reservedBytes: this.reservedBytes(),
+      poolBytes: this.pool.countedBytes,
       usedBytes: this.usedBytes(),
       peakBytes: this.peak,
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
@@ -249,6 +265,7 @@ export class MemoryLedger {
     const joining = ticket.bytes === 0 && ticket.claim !== undefined && !this.claims.get(ticket.claim)?.has(ticket);
     if (bytes <= ticket.bytes && !joining) {
       ticket.bytes = bytes;
+      this.unearmark(ticket);
       this.pump();
       return Promise.resolve();
     }
@@ -292,8 +309,28 @@ export class MemoryLedger {
 
   private grant(w: Pick<Waiter, "bytes" | "ticket" | "claim">): void {
     if (w.claim !== undefined) this.join(w.claim, w.ticket);
+    const growth = w.bytes - w.ticket.bytes;
     w.ticket.bytes = w.bytes;
+    // The pool's free buffers are room the growth may take: they count inside the reservation (its request
+    // may reuse them; the first buffer it makes anew lets them go) as far as the capacity needs.
+    const over = this.usedBytes() - this.settings.capacityBytes;
+    if (over > 0) w.ticket.earmarked += this.pool.earmark(Math.min(over, growth));
+    this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
+  }
+
+  // The pool keeps only what the reservations and the models leave.
+  private shrinkPool(): void {
+    const room = Math.max(0, this.settings.capacityBytes - this.committedBytes());
+    this.pool.trim(room + this.pool.freeBytes - this.pool.countedBytes);
+  }
+
+  // A reservation that shrinks or ends no longer counts the pool's buffers it had earmarked.
+  private unearmark(ticket: Ticket): void {
+    if (ticket.earmarked === 0) return;
+    this.pool.unearmark(ticket.earmarked);
+    ticket.earmarked = 0;
+    this.shrinkPool();
   }
 
   private join(name: string, who: object): void {
@@ -311,6 +348,9 @@ export class MemoryLedger {
   // Admits waiters from the head while they fit; drops those whose time ran out (a timer of a request the
   // runtime cancelled never fires: the deadline catches it).
   private pump(): void {
+    // Room may have grown: buffers handed back are kept while it lasts (before anyone waiting takes it, as
+    // the pool's free bytes are room a waiter may take).
+    this.pool.settle();
     const now = Date.now();
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].deadline <= now) this.expire(this.queue[i]);
     while (this.queue.length > 0 && this.fits(this.queue[0])) {
@@ -353,6 +393,7 @@ export class MemoryLedger {
     if (ticket.released) return;
     ticket.released = true;
     ticket.bytes = 0;
+    this.unearmark(ticket);
     this.tickets.delete(ticket);
     for (const w of this.queue.filter((w) => w.ticket === ticket)) {
       this.queue.splice(this.queue.indexOf(w), 1);
@@ -403,6 +444,7 @@ export class MemoryLedger {
   modelLoaded(name: string, model: Sized): void {
     this.models.set(model, { cached: true, holders: this.models.get(model)?.holders ?? 0 });
     this.claims.delete(name);
+    this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
     this.pump();
   }

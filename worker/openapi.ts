@@ -607,6 +607,7 @@ export const openapi = {
             cacheBytes: int,
             modelBytes: int,
             reservedBytes: int,
+            poolBytes: int,
             usedBytes: int,
             peakBytes: int,
             inFlight: int,

@@ -164,6 +164,7 @@ export interface IsolateMemory {
   cacheBytes: number; // what its caches keep between requests (label embeddings)
   modelBytes: number; // loaded models (and evicted ones a request still holds), or the model budget while one loads
   reservedBytes: number; // what the requests in flight reserved
+  poolBytes: number; // the free buffers the isolate's pool keeps for the next requests (core/buffers.ts)
   usedBytes: number; // the four above: never over capacityBytes
   peakBytes: number; // the most usedBytes has been since the isolate started
   inFlight: number; // requests holding a reservation

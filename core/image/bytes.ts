@@ -5,6 +5,7 @@
 // bytes before that state) and runs the step again, as libjpeg's suspending data source does. Once the
 // stream has ended the window ends where the file ends, and a decoder reads it exactly as whole bytes.
 
+import { buffers } from "../buffers.ts";
 import { EdgevitError } from "../errors.ts";
 
 // The most a streamed source holds at once (one MCU row of entropy data, a header, a PNG chunk's
@@ -55,6 +56,8 @@ export class ByteSource {
   // A byte stream (request, RPC and R2 bodies) is read into this one buffer, handed back by each read: no
   // chunk is allocated per read, so reading leaves no garbage behind.
   private scratch: Uint8Array<ArrayBuffer> | null = null;
+  // A stream's window and scratch buffer come from the isolate's pool (../buffers.ts) and go back on close().
+  private pooled: ArrayBuffer[] = [];
   private pending: Uint8Array | null = null; // the part of the last chunk read that is not in the window yet
   private received = 0;
   private retaining = false;
@@ -93,7 +96,7 @@ export class ByteSource {
       // Not a byte stream: its chunks are read as they come.
     }
     const source = new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
-    if (byob) source.scratch = new Uint8Array(BYOB_READ_BYTES);
+    if (byob) source.scratch = new Uint8Array(buffers.acquire(BYOB_READ_BYTES));
     return source;
   }
 
@@ -158,7 +161,10 @@ export class ByteSource {
             throw error;
           });
         }
-        const grown = new Uint8Array(capacity);
+        // The window is the whole of its bound at once, from the pool; a file kept whole grows as it arrives.
+        const grown = this.retaining
+          ? new Uint8Array(capacity)
+          : new Uint8Array(this.acquire(this.maxWindowBytes), 0, this.maxWindowBytes);
         grown.set(this.buffer.subarray(0, length));
         this.buffer = grown;
       }
@@ -180,11 +186,25 @@ export class ByteSource {
   }
 
   // Stops reading: a decoder that is done (or has failed) lets the stream go.
+  // Its buffers go back to the pool: nothing reads the window after this.
   close(): void {
     const reader = this.reader;
     this.reader = null;
     this.pending = null;
     reader?.cancel().catch(() => {});
+    // A BYOB read hands the scratch buffer back as a new ArrayBuffer of the same size (or keeps it, if
+    // one is in flight): the one in hand is what goes back.
+    if (this.scratch) buffers.release(this.scratch.buffer, BYOB_READ_BYTES);
+    this.scratch = null;
+    if (this.pooled.length === 0) return;
+    this.buffer = this.bytes = new Uint8Array(0);
+    for (const buffer of this.pooled.splice(0)) buffers.release(buffer);
+  }
+
+  private acquire(bytes: number): ArrayBuffer {
+    const buffer = buffers.acquire(bytes);
+    this.pooled.push(buffer);
+    return buffer;
   }
 
   private async read(): Promise<Uint8Array | null> {

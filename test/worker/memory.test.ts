@@ -5,6 +5,7 @@
 // Sizes are in KiB so the arithmetic can be checked by eye.
 
 import { describe, expect, test } from "vitest";
+import { BufferPool } from "../../core/buffers.ts";
 import { Busy, type LedgerSettings, MemoryLedger, type Ticket } from "../../worker/memory.ts";
 import { EdgevitError } from "../../core/errors.ts";
 
@@ -18,7 +19,9 @@ const SETTINGS: LedgerSettings = {
   waitMs: 200,
 };
 
-const ledger = (overrides: Partial<LedgerSettings> = {}) => new MemoryLedger({ ...SETTINGS, ...overrides });
+// Each ledger hosts a pool of its own (the isolate's is the default).
+const ledger = (overrides: Partial<LedgerSettings> = {}, pool = new BufferPool(1 << 30)) =>
+  new MemoryLedger({ ...SETTINGS, ...overrides }, pool);
 
 // Settles the microtasks admission runs on.
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -260,5 +263,84 @@ describe("caches", () => {
     expect(l.state()).toMatchObject({ cacheBytes: 0, usedBytes: 98 * K });
     for (const t of [b, tc]) t.release();
     expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+});
+
+describe("the buffer pool", () => {
+  test("free buffers count; a buffer handed back is kept once its reservation has shrunk", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(30 * K);
+    const buffer = pool.acquire(20 * K);
+    // Handed back while a's reservation still counts it: parked, not counted twice.
+    pool.release(buffer);
+    expect(l.state()).toMatchObject({ reservedBytes: 30 * K, poolBytes: 0, usedBytes: 40 * K });
+    await a.resize(5 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 5 * K, poolBytes: 20 * K, usedBytes: 35 * K });
+    // The next request of that size gets the same buffer, zeroed.
+    const b = await l.admit(25 * K);
+    new Uint8Array(buffer).fill(7);
+    expect(pool.acquire(20 * K)).toBe(buffer);
+    expect(new Uint8Array(buffer).every((v) => v === 0)).toBe(true);
+    expect(pool.stats).toMatchObject({ allocated: 1, reused: 1, dropped: 0 });
+    for (const t of [a, b]) t.release();
+  });
+
+  test("a reservation that needs the pool's room counts its buffers inside it: reused, or let go once one is made anew", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(60 * K);
+    const held = [pool.acquire(24 * K), pool.acquire(24 * K)];
+    for (const buffer of held) pool.release(buffer);
+    a.release();
+    // 10 K fixed + 48 K free.
+    expect(l.state()).toMatchObject({ reservedBytes: 0, poolBytes: 48 * K, usedBytes: 58 * K });
+    // 70 K fits beside the fixed heap if 28 K of the free buffers count inside the reservation.
+    const b = await l.admit(70 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 70 * K, poolBytes: 20 * K, usedBytes: 100 * K });
+    expect(pool.stats.dropped).toBe(0);
+    // Its request reuses one; then makes one anew, and the earmarked rest goes.
+    expect(held).toContain(pool.acquire(24 * K));
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+    pool.acquire(30 * K);
+    expect(pool.freeBytes).toBe(0);
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+    // Handed back with no room beside the reservations: dropped, never counted over capacity.
+    const c = await l.admit(20 * K);
+    pool.release(pool.acquire(24 * K));
+    c.release();
+    expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+    b.release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, usedBytes: 10 * K + l.state().poolBytes });
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+
+  test("earmarked buffers a reservation did not use count as the pool's again when it ends", async () => {
+    const pool = new BufferPool(1 << 30);
+    const l = ledger({}, pool);
+    const a = await l.admit(60 * K);
+    pool.release(pool.acquire(48 * K));
+    a.release();
+    const b = await l.admit(70 * K); // 48 K free, 28 K of it earmarked
+    expect(l.state().poolBytes).toBe(20 * K);
+    const c = l.admit(25 * K); // waits: 10 + 70 + 25 > 100
+    await tick();
+    expect(l.state().queued).toBe(1);
+    b.release();
+    await c;
+    // b's earmark is gone; beside c's 25 K the pool keeps its 48 K (10 + 25 + 48 <= 100).
+    expect(l.state()).toMatchObject({ reservedBytes: 25 * K, poolBytes: 48 * K, usedBytes: 83 * K });
+  });
+
+  test("the pool keeps no more than its cap, and a model's load shrinks it too", async () => {
+    const pool = new BufferPool(40 * K);
+    const l = ledger({}, pool);
+    const held = [pool.acquire(24 * K), pool.acquire(24 * K)];
+    for (const buffer of held) pool.release(buffer);
+    await l.admit(0).then((t) => t.release());
+    expect(l.state().poolBytes).toBe(24 * K);
+    l.modelLoaded("big", { memoryBytes: 70 * K });
+    expect(l.state()).toMatchObject({ modelBytes: 70 * K, poolBytes: 0 });
+    expect(l.state().usedBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
   });
 });

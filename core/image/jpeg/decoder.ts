@@ -10,6 +10,7 @@
 // Work is bounded: a scan-count cap and a budget of coefficient visits for progressive files, so a valid
 // but pathological file (hundreds of refinement scans) is refused quickly instead of blocking.
 
+import { buffers, sizeClass } from "../../buffers.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
@@ -182,6 +183,7 @@ interface PlaneSizes {
   kept: number;
   ringBytes: number; // 3 bands of bandRows x stride samples
   coefficientBytes: number; // buffered files: int16 per kept coefficient + nonzero bits or last-nonzero index
+  pooledBytes: number; // the same as the pool hands them out (../../buffers.ts): two buffers of their size class
   undoBytes: number; // one block row of the same, saved before a refinement row that may be retried
 }
 
@@ -191,13 +193,15 @@ function planeSizes(f: Frame, c: Component, scale: number): PlaneSizes {
   const bandRows = c.v * size;
   const stride = c.paddedBlocksPerLine * size;
   const perBlock = 2 * kept + (kept < 64 ? 8 : 1);
+  const blocks = c.paddedBlocksPerLine * c.paddedBlocksPerColumn;
   return {
     size,
     bandRows,
     stride,
     kept,
     ringBytes: 3 * bandRows * stride,
-    coefficientBytes: c.paddedBlocksPerLine * c.paddedBlocksPerColumn * perBlock,
+    coefficientBytes: blocks * perBlock,
+    pooledBytes: sizeClass(blocks * 2 * kept) + sizeClass(blocks * (kept < 64 ? 8 : 1)),
     undoBytes: c.blocksPerLine * perBlock,
   };
 }
@@ -274,7 +278,7 @@ export class JpegDecoder implements ImageDecoder {
     for (const c of f.components) {
       const s = planeSizes(f, c, scale);
       bytes += s.ringBytes + outWidth + 8;
-      if (!this.streams) bytes += s.coefficientBytes + (f.progressive && !this.source.whole ? s.undoBytes : 0);
+      if (!this.streams) bytes += s.pooledBytes + (f.progressive && !this.source.whole ? s.undoBytes : 0);
     }
     return bytes;
   }
@@ -345,6 +349,7 @@ class Pass {
   private readonly tables: Tables;
   private readonly sink: RowSink;
   private readonly planes: Plane[];
+  private readonly held: ArrayBuffer[] = []; // the pool's buffers the planes use
   private readonly quants: (Int32Array | null)[];
   private readonly outWidth: number;
   private readonly outHeight: number;
@@ -425,7 +430,27 @@ class Pass {
     });
   }
 
+  // The coefficient planes come from the isolate's pool and go back to it however the decode ends.
   async run(): Promise<DecodedSize> {
+    try {
+      return await this.decodeScans();
+    } finally {
+      for (const p of this.planes) {
+        p.coefs = null;
+        p.nonzero = null;
+        p.lastNonzero = null;
+      }
+      for (const buffer of this.held.splice(0)) buffers.release(buffer);
+    }
+  }
+
+  private acquire(bytes: number): ArrayBuffer {
+    const buffer = buffers.acquire(bytes);
+    this.held.push(buffer);
+    return buffer;
+  }
+
+  private async decodeScans(): Promise<DecodedSize> {
     const f = this.frame;
     this.blocks = this.planes.reduce((n, p) => n + p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn, 0);
     const maxScans = this.d.maxScans;
@@ -459,9 +484,9 @@ class Pass {
           buffered = true;
           for (const p of this.planes) {
             const n = p.comp.paddedBlocksPerLine * p.comp.paddedBlocksPerColumn;
-            p.coefs = new Int16Array(n * p.kept);
-            if (p.kept < 64) p.nonzero = new Uint32Array(n * 2);
-            else p.lastNonzero = new Uint8Array(n);
+            p.coefs = new Int16Array(this.acquire(2 * n * p.kept), 0, n * p.kept);
+            if (p.kept < 64) p.nonzero = new Uint32Array(this.acquire(8 * n), 0, n * 2);
+            else p.lastNonzero = new Uint8Array(this.acquire(n), 0, n);
           }
         }
         if (f.progressive) await this.decodeProgressive(scan);

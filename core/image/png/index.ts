@@ -17,10 +17,12 @@
 // over a problem met while inflating (the zlib data, a filter type, too much data), which is held until
 // the chunks after it are read.
 
+import { buffers, sizeClass } from "../../buffers.ts";
 import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
+import { Inflater, Inflating } from "./inflate.ts";
 import { PngMetadata } from "./text.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
@@ -34,15 +36,13 @@ const MAX_SIDE = 65535;
 // 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
-// Compressed bytes handed to the inflater at a time. Deflate expands at most ~1032:1 and about two pieces
-// are in flight, so what the inflater can have produced and not yet handed over stays under
-// 2 x 1032 x PIECE (8.1 MiB), whatever the image's size.
+// Compressed bytes handed to the inflater at a time.
 const PIECE = 4096;
-const DEFLATE_MAX_RATIO = 1032;
-// The inflater's own state: zlib's 32 KiB window and its tables, with room to spare.
-const ZLIB_STATE_BYTES = 64 * 1024;
-// The piece being gathered, two in flight, what they inflate to, zlib's state.
-const INFLATE_BYTES = 3 * PIECE + 2 * DEFLATE_MAX_RATIO * PIECE + ZLIB_STATE_BYTES;
+// The inflater's output: zlib's 32 KiB of history and the output handed on at a time, reused to the end.
+const INFLATE_WINDOW_BYTES = 256 * 1024;
+// The window, the input (a piece and what a block header cut by its end left, at most twice a piece) and
+// the dynamic blocks' tables, with room to spare.
+const INFLATE_BYTES = INFLATE_WINDOW_BYTES + 2 * PIECE + 8 * 1024;
 // Inflated bytes handled between two yields to the event loop (../bytes.ts).
 const SLICE_BYTES = 4 << 20;
 
@@ -498,7 +498,16 @@ class PngDecoder implements ImageDecoder {
     const { info } = this;
     const maxStride = Math.max(...passesOf(info).map((p) => p.stride));
     const rgb = info.interlaced ? info.width * info.height * 3 : info.width * 3;
-    return 2 * (maxStride + 1) + rgb + 2 * 768 + INFLATE_BYTES + this.src.memoryBytes;
+    // The rows, the RGB buffer and the inflater's window come from the pool, in its size classes.
+    return (
+      2 * sizeClass(maxStride + 1) +
+      sizeClass(rgb) +
+      2 * 768 +
+      sizeClass(INFLATE_WINDOW_BYTES) +
+      INFLATE_BYTES -
+      INFLATE_WINDOW_BYTES +
+      this.src.memoryBytes
+    );
   }
 
   // Rows reach `sink` as the data is inflated (not interlaced), or all at the end (interlaced).
@@ -506,15 +515,29 @@ class PngDecoder implements ImageDecoder {
     if (scale !== 1) throw new RangeError(`PNG offers no scale ${scale}, only 1`);
     if (!this.src.whole && this.used) throw new RangeError("a streamed PNG decodes once");
     this.used = true;
+    // From the isolate's pool, handed back however the decode ends.
+    const held: ArrayBuffer[] = [];
+    const pooled = (bytes: number) => {
+      held.push(buffers.acquire(bytes));
+      return new Uint8Array(held[held.length - 1], 0, bytes);
+    };
+    try {
+      return await this.decodeInto(pooled, sink);
+    } finally {
+      for (const buffer of held) buffers.release(buffer);
+    }
+  }
+
+  private async decodeInto(pooled: (bytes: number) => Uint8Array, sink: RowSink): Promise<DecodedSize> {
     const { info } = this;
     const { width, height } = info;
     const passes = passesOf(info);
     const bpp = Math.max(1, (info.bitDepth * CHANNELS[info.colorType]) >> 3);
     const maxStride = Math.max(...passes.map((p) => p.stride));
-    let cur = new Uint8Array(maxStride + 1); // filter byte, then the row
-    let prev = new Uint8Array(maxStride + 1);
+    let cur = pooled(maxStride + 1); // filter byte, then the row
+    let prev = pooled(maxStride + 1);
     // Not interlaced: one output row, reused. Interlaced: the whole image, [height][width][3].
-    const rgb = new Uint8Array(info.interlaced ? width * height * 3 : width * 3);
+    const rgb = pooled(info.interlaced ? width * height * 3 : width * 3);
 
     let passIndex = 0;
     let row = 0; // within the pass
@@ -556,7 +579,10 @@ class PngDecoder implements ImageDecoder {
 
     // A stream's palette image whose PLTE has not come before the image data is not inflated: only its
     // chunks are read, for the refusal.
-    const inflater = info.colorType === 3 && info.palette === null ? null : new Inflater(consume, done);
+    const inflater =
+      info.colorType === 3 && info.palette === null
+        ? null
+        : new IdatInflater(pooled(INFLATE_WINDOW_BYTES), consume, done);
     try {
       await this.readImageData(inflater);
     } catch (error) {
@@ -576,7 +602,7 @@ class PngDecoder implements ImageDecoder {
   }
 
   // The chunks from the first IDAT on: IDAT data into the inflater, the rest checked as readChunks does.
-  private async readImageData(inflater: Inflater | null): Promise<void> {
+  private async readImageData(inflater: IdatInflater | null): Promise<void> {
     const streamed = this.reader !== null;
     const reader = this.reader ?? new ChunkReader(this.src, this.firstIdat, false);
     this.reader = null;
@@ -614,86 +640,71 @@ function lateOrientation(): EdgevitError {
   );
 }
 
-// A zlib inflater (DecompressionStream) fed compressed pieces and handing each inflated chunk to
-// `consume` (which throws to refuse). A damaged end of stream (the Adler-32, a missing final block) after
-// every row is in is accepted, as Pillow, which stops reading at the last row, accepts it. Once inflating
-// has failed, further pieces are dropped and finish() reports the failure.
-class Inflater {
-  private readonly writer: WritableStreamDefaultWriter<BufferSource>;
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  private readonly reading: Promise<void>;
+// The IDAT stream inflated as it arrives (./inflate.ts), into a window of output that is reused, each
+// piece of output handed to `consume` (which throws to refuse). A damaged end of stream (the Adler-32, a
+// missing final block, bytes after it) after every row is in is accepted, as Pillow, which stops reading at
+// the last row, accepts it. Once inflating has failed, further pieces are dropped and finish() reports the
+// failure.
+class IdatInflater {
+  private readonly inflater: Inflater;
   private failure: unknown = null;
   private stopped = false;
-  private readonly held = new Uint8Array(PIECE);
-  private heldBytes = 0;
+  private sinceYield = 0;
+  private readonly consume: (data: Uint8Array) => void;
+  private readonly finished: () => boolean;
 
-  constructor(consume: (data: Uint8Array) => void, finished: () => boolean) {
-    const stream = new DecompressionStream("deflate");
-    this.writer = stream.writable.getWriter();
-    this.reader = stream.readable.getReader();
-    this.reading = this.read(consume, finished).catch((error: unknown) => {
-      this.failure = error;
-      this.abort();
-    });
+  constructor(window: Uint8Array, consume: (data: Uint8Array) => void, finished: () => boolean) {
+    this.inflater = new Inflater(window, PIECE);
+    this.consume = consume;
+    this.finished = finished;
   }
 
-  private async read(consume: (data: Uint8Array) => void, finished: () => boolean): Promise<void> {
-    let sinceYield = 0;
+  // Fed PIECE bytes at a time, so that the inflater's input stays one piece whatever the reads' sizes.
+  async write(data: Uint8Array): Promise<void> {
+    for (let at = 0; at < data.length && !this.stopped; at += PIECE) {
+      this.inflater.feed(data.subarray(at, Math.min(data.length, at + PIECE)));
+      await this.drain(false);
+    }
+  }
+
+  private async drain(final: boolean): Promise<void> {
     for (;;) {
-      let result: ReadableStreamReadResult<Uint8Array>;
+      const state = this.inflater.run(final);
+      const out = this.inflater.take();
       try {
-        result = await this.reader.read();
-      } catch {
-        if (finished()) return;
-        throw corrupt("its compressed image data (zlib) is damaged or truncated");
+        // Past the last row any further byte is refused: the output is bounded by IHDR, not by the stream.
+        if (out.length > 0) this.consume(out);
+      } catch (error) {
+        this.fail(error);
+        return;
       }
-      if (result.done) return;
-      // Past the last row any further byte is refused: the output is bounded by IHDR, not by the stream.
-      consume(result.value);
-      sinceYield += result.value.length;
-      if (sinceYield >= SLICE_BYTES) {
-        sinceYield = 0;
+      this.sinceYield += out.length;
+      if (this.sinceYield >= SLICE_BYTES) {
+        this.sinceYield = 0;
         await yieldToOthers();
       }
+      if (state === Inflating.WindowFull) continue;
+      // Bytes after the stream's end are refused as zlib's inflate refuses them.
+      if (state === Inflating.Failed || (state === Inflating.End && this.inflater.unread > 0)) {
+        if (!this.finished()) this.fail(corrupt("its compressed image data (zlib) is damaged or truncated"));
+        this.stopped = true;
+      }
+      return;
     }
   }
 
-  // Pieces of PIECE bytes at fixed offsets of the compressed data, however its chunks and a stream's reads
-  // cut it: what the inflater makes of damaged data before it fails depends on its pieces, so whole bytes
-  // and a stream are refused with the same sentence.
-  async write(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length && !this.stopped; ) {
-      const n = Math.min(PIECE - this.heldBytes, data.length - at);
-      // A copy: the source's window moves on while the inflater may still hold the piece.
-      this.held.set(data.subarray(at, at + n), this.heldBytes);
-      this.heldBytes += n;
-      at += n;
-      if (this.heldBytes === PIECE) await this.flush();
-    }
-  }
-
-  private async flush(): Promise<void> {
-    if (this.heldBytes === 0 || this.stopped) return;
-    const piece = this.held.slice(0, this.heldBytes);
-    this.heldBytes = 0;
-    await this.writer.ready.catch(() => {});
-    if (this.stopped) return;
-    await this.writer.write(piece).catch(() => {});
+  private fail(error: unknown): void {
+    this.failure = error;
+    this.stopped = true;
   }
 
   async finish(): Promise<void> {
-    await this.flush();
-    if (!this.stopped) await this.writer.close().catch(() => {});
-    await this.reading;
-    this.abort();
+    if (!this.stopped) await this.drain(true);
     if (this.failure !== null) throw this.failure;
   }
 
   abort(): void {
-    if (this.stopped) return;
     this.stopped = true;
-    this.reader.cancel().catch(() => {});
-    this.writer.abort().catch(() => {});
   }
 }
 

@@ -6,6 +6,7 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
+import { buffers } from "../../../core/buffers.ts";
 import { ByteSource } from "../../../core/image/bytes.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
 import { chooseScale, StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
@@ -19,9 +20,10 @@ const LIMITS = { maxPixels: 100_000_000 };
 const KINDS = [Uint8Array, Int8Array, Uint16Array, Int16Array, Uint32Array, Int32Array, Float32Array, Float64Array];
 const originals = KINDS.map((k) => [k.name, k] as const);
 
-// Counts the bytes of every typed array constructed with a length while `fn` runs.
+// Counts the bytes of every typed array constructed with a length while `fn` runs, and of every buffer the
+// isolate's pool hands out (reused or not: what the decode holds).
 async function allocated<T>(fn: () => Promise<T> | T): Promise<{ result: T; bytes: number }> {
-  let bytes = 0;
+  let bytes = -buffers.stats.acquiredBytes;
   const g = globalThis as unknown as Record<string, unknown>;
   for (const [name, Base] of originals) {
     const Kind = Base as unknown as new (...args: unknown[]) => { byteLength: number };
@@ -34,7 +36,7 @@ async function allocated<T>(fn: () => Promise<T> | T): Promise<{ result: T; byte
   }
   try {
     const result = await fn();
-    return { result, bytes };
+    return { result, bytes: bytes + buffers.stats.acquiredBytes };
   } finally {
     for (const [name, Base] of originals) g[name] = Base;
   }
@@ -67,8 +69,8 @@ describe("decoder.memoryBytes(scale) bounds what a decode allocates", () => {
       // Whole bytes: the figure counts the body the caller holds, which decoding does not allocate.
       const own = figure - bytes.length;
       expect(used).toBeLessThanOrEqual(own);
-      // ...and it is a bound, not a guess many times too large: the tables and PNG's inflater (which are
-      // allocated outside typed-array constructors) are what it adds.
+      // ...and it is a bound, not a guess many times too large: the tables and a small progressive JPEG's
+      // jpeg-js fallback are what it adds.
       expect(own - used).toBeLessThan(8.5 * 1024 * 1024);
     }
   });
@@ -155,4 +157,41 @@ describe("StreamingPreprocessor.memoryBytes bounds what the preprocessing alloca
       expect(used - 3 * 4 * size.width * size.height).toBeLessThanOrEqual(figure);
     },
   );
+});
+
+describe("the pool's buffers come back however a decode ends", () => {
+  const cases: [string, string, (bytes: Uint8Array<ArrayBuffer>) => Uint8Array<ArrayBuffer>][] = [
+    ["a progressive JPEG decoded", `${FIXTURES}images/coffee-progressive.jpg`, (b) => b],
+    ["a progressive JPEG cut short", `${FIXTURES}images/coffee-progressive.jpg`, (b) => b.slice(0, b.length >> 1)],
+    ["a PNG decoded", `${PNG_DIR}rgb-8-large.png`, (b) => b],
+    ["a PNG cut short", `${PNG_DIR}rgb-8-large.png`, (b) => b.slice(0, b.length >> 1)],
+    ["an interlaced PNG decoded", `${PNG_DIR}rgba-16-adam7.png`, (b) => b],
+  ];
+  test.each(cases)("%s", async (_name, path, cut) => {
+    const bytes = cut(read(path));
+    // Decoded, refused, and abandoned mid-decode (a sink that throws: a request that went away).
+    for (const failing of [false, true]) {
+      const lent = buffers.inUseBytes; // sources of other tests left open
+      const source = ByteSource.from(new Blob([new Uint8Array(bytes)]).stream(), { maxBytes: 1 << 24 });
+      const decoder = await openImage(source, LIMITS);
+      const before = buffers.stats.acquiredBytes;
+      const sink = () => {
+        if (failing) throw new Error("gone");
+      };
+      await decoder.decode(decoder.header.scales.at(-1)!, sink).catch(() => {});
+      // The caller closes the source, whose window and read buffer the pool also lent.
+      source.close();
+      expect(buffers.stats.acquiredBytes).toBeGreaterThan(before);
+      expect(buffers.inUseBytes).toBe(lent);
+    }
+  });
+
+  test("the next decode of the same image reuses them", async () => {
+    const bytes = read(`${FIXTURES}images/coffee-progressive.jpg`);
+    await openImageBytes(bytes, LIMITS).decode(1, () => {});
+    const before = { ...buffers.stats };
+    await openImageBytes(bytes, LIMITS).decode(1, () => {});
+    expect(buffers.stats.allocated).toBe(before.allocated);
+    expect(buffers.stats.reused - before.reused).toBeGreaterThan(0);
+  });
 });

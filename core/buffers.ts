@@ -1,0 +1,167 @@
+// The isolate's pool of large buffers (a progressive JPEG's coefficient planes, the PNG decoder's rows, its
+// inflater's window, an interlaced PNG's picture). A request that is done hands its buffers back and the
+// next one of the same size reuses them, instead of leaving them for the garbage collector, which frees
+// ArrayBuffers only once enough have piled up: under concurrent requests that pile is what goes over the
+// isolate's memory (docs/MEMORY.md, "Concurrent requests").
+//
+// Buffers come in size classes (eight per doubling, so a buffer is at most 1/8 larger than asked for) and
+// are handed out zeroed. What the pool keeps free is bounded by its cap and by its host's room (a Worker's
+// memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
+// handed back while its request's reservation still counts it is parked, uncounted, until the host says
+// the room is there (settle()).
+
+const MIN_CLASS = 4096;
+
+// The size class of `bytes`: a multiple of 4 KiB, and of 1/8 of the power of two below it.
+export function sizeClass(bytes: number): number {
+  if (bytes <= MIN_CLASS) return MIN_CLASS;
+  const step = Math.max(MIN_CLASS, 2 ** (Math.floor(Math.log2(bytes - 1)) - 3));
+  return Math.ceil(bytes / step) * step;
+}
+
+export interface PoolStats {
+  allocated: number; // buffers made
+  reused: number; // buffers handed out again
+  dropped: number; // buffers handed back and let go (over the cap or the host's room)
+  acquiredBytes: number; // bytes handed out since the pool was made, reused or not
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private parked: ArrayBuffer[] = [];
+  private kept = 0; // bytes of the free buffers
+  private lent = 0; // bytes handed out and not handed back
+  // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
+  // them) rather than as the pool's: the first buffer made anew lets them go.
+  private earmarked = 0;
+  readonly stats: PoolStats = { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
+  // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
+  room: () => number = () => Number.POSITIVE_INFINITY;
+  // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.
+  hosted = false;
+
+  readonly capBytes: number;
+
+  constructor(capBytes: number) {
+    this.capBytes = capBytes;
+  }
+
+  get freeBytes(): number {
+    return this.kept;
+  }
+
+  // The free bytes the host counts as the pool's own.
+  get countedBytes(): number {
+    return this.kept - this.earmarked;
+  }
+
+  // Counts up to `bytes` of the free buffers inside a reservation instead; returns how many.
+  earmark(bytes: number): number {
+    const lent = Math.max(0, Math.min(bytes, this.kept - this.earmarked));
+    this.earmarked += lent;
+    return lent;
+  }
+
+  // A reservation that had `bytes` earmarked has shrunk or ended: they count as the pool's again.
+  unearmark(bytes: number): void {
+    this.earmarked = Math.max(0, this.earmarked - bytes);
+  }
+
+  get inUseBytes(): number {
+    return this.lent;
+  }
+
+  // A zeroed buffer of sizeClass(bytes) bytes.
+  acquire(bytes: number): ArrayBuffer {
+    const size = sizeClass(bytes);
+    this.stats.acquiredBytes += size;
+    this.lent += size;
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    if (reused) {
+      this.kept -= size;
+      this.earmarked = Math.max(0, Math.min(this.earmarked - size, this.kept));
+      this.stats.reused++;
+      new Uint8Array(reused).fill(0);
+      return reused;
+    }
+    // Made anew: the reservation it comes out of may have counted earmarked buffers for this room, which go.
+    if (this.earmarked > 0) {
+      const drop = Math.min(this.earmarked, size);
+      this.earmarked -= drop;
+      this.dropAtLeast(drop);
+    }
+    this.stats.allocated++;
+    return new ArrayBuffer(size);
+  }
+
+  // Hands back a buffer acquire() gave for `bytes` (null is ignored, so that a finally can hand back what it
+  // may not have acquired). The caller keeps no view of it. A buffer transferred since (detached by a BYOB
+  // read) only counts as handed back.
+  release(buffer: ArrayBuffer | null | undefined, bytes = buffer?.byteLength ?? 0): void {
+    if (!buffer) return;
+    this.lent -= sizeClass(bytes);
+    if (buffer.byteLength !== sizeClass(bytes)) {
+      this.stats.dropped++;
+      return;
+    }
+    if (this.hosted) this.parked.push(buffer);
+    else this.keep(buffer);
+  }
+
+  // The host has room again: parked buffers are kept while it lasts, the rest dropped.
+  settle(): void {
+    const parked = this.parked;
+    this.parked = [];
+    for (const buffer of parked) this.keep(buffer);
+  }
+
+  // Drops free buffers, the largest first, until at most `bytes` are kept.
+  trim(bytes: number): void {
+    if (this.kept <= bytes) return;
+    const sizes = [...this.free.keys()].sort((a, b) => b - a);
+    for (const size of sizes) {
+      const list = this.free.get(size)!;
+      while (list.length > 0 && this.kept > bytes) {
+        list.pop();
+        this.kept -= size;
+        this.stats.dropped++;
+      }
+    }
+    this.earmarked = Math.min(this.earmarked, this.kept);
+  }
+
+  // Drops free buffers, the smallest first, until at least `bytes` are gone (or none is left).
+  private dropAtLeast(bytes: number): void {
+    let dropped = 0;
+    const sizes = [...this.free.keys()].sort((a, b) => a - b);
+    for (const size of sizes) {
+      const list = this.free.get(size)!;
+      while (list.length > 0 && dropped < bytes) {
+        list.pop();
+        this.kept -= size;
+        dropped += size;
+        this.stats.dropped++;
+      }
+    }
+    this.earmarked = Math.min(this.earmarked, this.kept);
+  }
+
+  private keep(buffer: ArrayBuffer): void {
+    const size = buffer.byteLength;
+    if (this.kept + size > this.capBytes || this.countedBytes + size > this.room()) {
+      this.stats.dropped++;
+      return;
+    }
+    const list = this.free.get(size);
+    if (list) list.push(buffer);
+    else this.free.set(size, [buffer]);
+    this.kept += size;
+  }
+}
+
+// The most the isolate's pool keeps free: two 12 MP progressive JPEGs' coefficients at 1/8, or one at 1/4.
+export const POOL_CAP_BYTES = 24 << 20;
+
+// The isolate's pool.
+export const buffers = new BufferPool(POOL_CAP_BYTES);

@@ -1,0 +1,54 @@
+// The isolate's buffer pool on its own: size classes, reuse, zeroing, its cap.
+
+import { describe, expect, test } from "vitest";
+import { BufferPool, sizeClass } from "../../core/buffers.ts";
+
+describe("BufferPool", () => {
+  test("size classes: 4 KiB at least, at most 1/8 over what is asked, monotonic", () => {
+    expect(sizeClass(1)).toBe(4096);
+    expect(sizeClass(4096)).toBe(4096);
+    expect(sizeClass(4097)).toBe(8192);
+    let last = 0;
+    for (let n = 1; n < 64 << 20; n = Math.ceil(n * 1.37) + 1) {
+      const c = sizeClass(n);
+      expect(c).toBeGreaterThanOrEqual(n);
+      expect(c).toBeGreaterThanOrEqual(last);
+      if (n > 32768) expect(c / n).toBeLessThanOrEqual(1.125);
+      expect(c % 4096).toBe(0);
+      last = c;
+    }
+  });
+
+  test("a buffer handed back is handed out again, zeroed, for any size of its class", () => {
+    const pool = new BufferPool(1 << 20);
+    const a = pool.acquire(100_000);
+    new Uint8Array(a).fill(9);
+    pool.release(a);
+    expect(pool.freeBytes).toBe(a.byteLength);
+    const b = pool.acquire(a.byteLength - 100);
+    expect(b).toBe(a);
+    expect(new Uint8Array(b).every((v) => v === 0)).toBe(true);
+    expect(pool.freeBytes).toBe(0);
+    // Another class is a new buffer.
+    expect(pool.acquire(300_000)).not.toBe(a);
+    expect(pool.stats).toMatchObject({ allocated: 2, reused: 1 });
+  });
+
+  test("what is kept stays within the cap and the host's room; trim drops the largest first", () => {
+    const pool = new BufferPool(200_000);
+    const [a, b, c] = [pool.acquire(100_000), pool.acquire(50_000), pool.acquire(90_000)];
+    for (const x of [a, b, c]) pool.release(x);
+    expect(pool.freeBytes).toBe(a.byteLength + b.byteLength);
+    expect(pool.stats.dropped).toBe(1);
+    pool.trim(60_000);
+    expect(pool.freeBytes).toBe(b.byteLength);
+    let room = 0;
+    pool.room = () => room;
+    pool.hosted = true;
+    pool.release(pool.acquire(50_000));
+    expect(pool.freeBytes).toBe(0);
+    room = 1 << 20;
+    pool.settle();
+    expect(pool.freeBytes).toBe(b.byteLength);
+  });
+});
