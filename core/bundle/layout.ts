@@ -22,6 +22,30 @@ export interface Layout {
 
 const LINEAR_PARTS = ["weight", "scale", "wsum", "bias"] as const;
 
+// Tensors laid out one after another, each on a 64-byte boundary, with the helpers both towers' layouts
+// are written in: an f32 tensor, a LayerNorm's weight and bias, a Linear's four packed parts. `S` adds the
+// kinds a layout has beyond these (the text section's int8 rows and tokenizer bytes).
+export function tensorPlan<S extends { kind: string } = TensorKind>(dim: number) {
+  const tensors: { name: string; offset: number; bytes: number; source: S | TensorKind; slot: number }[] = [];
+  let length = 0;
+  const push = (name: string, bytes: number, source: S | TensorKind, slot: number) => {
+    const offset = align64(length);
+    tensors.push({ name, offset, bytes, source, slot });
+    length = offset + bytes;
+  };
+  const f32 = (name: string, shape: number[], slot: number) =>
+    push(name, 4 * shape.reduce((a, b) => a * b, 1), { kind: "f32", shape }, slot);
+  const norm = (name: string, slot: number) => {
+    f32(`${name}.weight`, [dim], slot);
+    f32(`${name}.bias`, [dim], slot + 1);
+  };
+  const linear = (name: string, k: number, n: number, slot: number) => {
+    const sizes = packedSizes(n, k);
+    LINEAR_PARTS.forEach((part, i) => push(`${name}.${part}`, sizes[part], { kind: "linear", part, n, k }, slot + i));
+  };
+  return { tensors, push, f32, norm, linear, length: () => length };
+}
+
 // The engine's weight slots (assembly/model.ts, SLOT_* and bindWeights): a fixed ABI order, not the
 // payload's. The model-wide tensors first (a Linear takes four slots, a norm two), then LAYER_SLOTS per
 // layer. A slot whose tensor the model has not (the distillation token and head of a plain ViT, the tower
@@ -76,25 +100,7 @@ export const TEXT_GLOBAL_SLOTS = 9;
 export function layout(config: ModelConfig): Layout {
   const { channels, patchSize, dim, hidden, layers, classes, distilled } = config;
   const t = towerOf(config);
-  const out: LayoutEntry[] = [];
-  let offset = 0;
-  const push = (name: string, bytes: number, source: TensorKind, slot: number) => {
-    offset = align64(offset);
-    out.push({ name, offset, bytes, source, slot });
-    offset += bytes;
-  };
-  const f32 = (name: string, shape: number[], slot: number) =>
-    push(name, 4 * shape.reduce((a, b) => a * b, 1), { kind: "f32", shape }, slot);
-  const norm = (name: string, slot: number) => {
-    f32(`${name}.weight`, [dim], slot);
-    f32(`${name}.bias`, [dim], slot + 1);
-  };
-  const linear = (name: string, k: number, n: number, slot: number) => {
-    const sizes = packedSizes(n, k);
-    LINEAR_PARTS.forEach((part, i) => {
-      push(`${name}.${part}`, sizes[part], { kind: "linear", part, n, k }, slot + i);
-    });
-  };
+  const { tensors, f32, norm, linear, length } = tensorPlan(dim);
 
   linear("embeddings.patch_embeddings.projection", channels * patchSize * patchSize, dim, SLOT.patchEmbeddings);
   if (t.classToken) f32("embeddings.cls_token", [dim], SLOT.clsToken);
@@ -136,7 +142,7 @@ export function layout(config: ModelConfig): Layout {
     linear("multi_modal_projector.linear_1", dim, t.lmDim, SLOT.projectorLinear1);
     linear("multi_modal_projector.linear_2", t.lmDim, t.lmDim, SLOT.projectorLinear2);
   }
-  return { tensors: out, length: offset };
+  return { tensors: tensors as LayoutEntry[], length: length() };
 }
 
 // The tensor name in each of the engine's weight slots, null in a slot the model has no tensor for.

@@ -16,8 +16,7 @@ import {
   type TextPooling,
   type TextSection,
 } from "./format.ts";
-import { LAYER_SLOT, LAYER_SLOTS, TEXT_GLOBAL_SLOTS, TEXT_SLOT } from "./layout.ts";
-import { packedSizes } from "./pack.ts";
+import { LAYER_SLOT, LAYER_SLOTS, TEXT_GLOBAL_SLOTS, TEXT_SLOT, tensorPlan } from "./layout.ts";
 
 export { SECTION_KINDS, TEXT_GLOBAL_SLOTS, TEXT_POOLINGS, TEXT_SLOT };
 export type { SectionKind, TextConfig, TextPooling, TextSection };
@@ -36,28 +35,10 @@ export interface TextLayoutEntry {
   slot: number; // the text engine's weight slot; -1 for the tokenizer, which the host reads
 }
 
-const LINEAR_PARTS = ["weight", "scale", "wsum", "bias"] as const;
-
 // Every tensor of a text section in order, with its offset in the section and its slot.
 export function textLayout(c: TextConfig): { tensors: TextLayoutEntry[]; length: number } {
   const { vocab, positions, dim, hidden, layers, projection } = c;
-  const out: TextLayoutEntry[] = [];
-  let offset = 0;
-  const push = (name: string, bytes: number, source: TextTensorKind, slot: number) => {
-    offset = align64(offset);
-    out.push({ name, offset, bytes, source, slot });
-    offset += bytes;
-  };
-  const f32 = (name: string, shape: number[], slot: number) =>
-    push(name, 4 * shape.reduce((a, b) => a * b, 1), { kind: "f32", shape }, slot);
-  const norm = (name: string, slot: number) => {
-    f32(`${name}.weight`, [dim], slot);
-    f32(`${name}.bias`, [dim], slot + 1);
-  };
-  const linear = (name: string, k: number, n: number, slot: number) => {
-    const sizes = packedSizes(n, k);
-    LINEAR_PARTS.forEach((part, i) => push(`${name}.${part}`, sizes[part], { kind: "linear", part, n, k }, slot + i));
-  };
+  const { tensors, push, f32, norm, linear, length } = tensorPlan<TextTensorKind>(dim);
   push("embeddings.token_embedding.weight", vocab * dim, { kind: "i8", shape: [vocab, dim] }, TEXT_SLOT.tokenEmbedding);
   f32("embeddings.token_embedding.scale", [vocab], TEXT_SLOT.tokenEmbeddingScale);
   f32("embeddings.position_embedding", [positions, dim], TEXT_SLOT.positionEmbedding);
@@ -74,7 +55,7 @@ export function textLayout(c: TextConfig): { tensors: TextLayoutEntry[]; length:
   norm("final_layer_norm", TEXT_SLOT.finalLayerNorm);
   linear("projection", dim, projection, TEXT_SLOT.projection);
   push("tokenizer", c.tokenizerBytes, { kind: "u8", bytes: c.tokenizerBytes }, -1);
-  return { tensors: out, length: offset };
+  return { tensors: tensors as TextLayoutEntry[], length: length() };
 }
 
 // The tensor name in each of the text engine's weight slots.
