@@ -33,6 +33,12 @@ const ui = {
   hubProgress: $("hub-progress"),
   hubStatus: $("hub-status"),
   hubError: $("hub-error"),
+  searchForm: $("search-form"),
+  searchQuery: $("search-query"),
+  searchGo: $("search-go"),
+  searchStatus: $("search-status"),
+  searchError: $("search-error"),
+  searchResults: $("search-results"),
 };
 
 // The heat-map ramp of core/pictures/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
@@ -590,6 +596,76 @@ async function follow(name) {
 }
 
 ui.hubForm.addEventListener("submit", addFromHub);
+
+// ---- text search over the bucket's images (POST /v1/search) ----
+
+let thumbnails = []; // object URLs of the shown results, revoked when the next search replaces them
+
+function searchMessage(text, isError) {
+  ui.searchStatus.hidden = isError || !text;
+  ui.searchError.hidden = !isError;
+  (isError ? ui.searchError : ui.searchStatus).textContent = text;
+}
+
+// An image of the results, fetched with the page's headers (an <img src> could not send the token).
+async function thumbnail(model, key, img) {
+  const query = new URLSearchParams({ key, ...(model && { model }) });
+  const response = await fetch(`/v1/search/image?${query}`, { headers: apiHeaders() });
+  if (!response.ok) {
+    img.alt = `${key} (not available: ${response.status})`;
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  thumbnails.push(url);
+  img.src = url;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const query = ui.searchQuery.value.trim();
+  if (!query) return;
+  const model = ui.model.value;
+  ui.searchGo.disabled = true;
+  searchMessage("Searching…", false);
+  try {
+    const response = await fetch("/v1/search", {
+      method: "POST",
+      headers: apiHeaders({ "content-type": "application/json" }),
+      body: JSON.stringify({ query, k: 20, ...(model && { model }) }),
+    });
+    const body = await response.json();
+    if (!response.ok) {
+      throw new Error(unauthorized(response) ?? body.error?.message ?? `the server answered ${response.status}`);
+    }
+    for (const url of thumbnails) URL.revokeObjectURL(url);
+    thumbnails = [];
+    ui.searchResults.replaceChildren();
+    for (const { key, score } of body.results) {
+      const item = document.createElement("li");
+      const figure = document.createElement("figure");
+      const img = document.createElement("img");
+      img.alt = key;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${key}: ${score.toFixed(3)}`;
+      figure.append(img, caption);
+      item.append(figure);
+      ui.searchResults.append(item);
+      thumbnail(body.model, key, img);
+    }
+    searchMessage(
+      body.results.length > 0
+        ? `${body.results.length} images nearest to "${query}" with ${body.model}, nearest first.`
+        : `No images: ${body.message}.`,
+      false,
+    );
+  } catch (error) {
+    searchMessage(`Search failed: ${error.message}`, true);
+  } finally {
+    ui.searchGo.disabled = false;
+  }
+}
+
+ui.searchForm.addEventListener("submit", search);
 
 ui.token.addEventListener("change", () => {
   const token = ui.token.value.trim();

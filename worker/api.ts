@@ -57,6 +57,7 @@ import {
   tokenizeAnswer,
   zeroShot,
 } from "./text.ts";
+import { checkK, checkQuery, indexedVersion, indexOf, search } from "./search.ts";
 import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
@@ -344,6 +345,61 @@ const imageTokens: Handler = async (request, env, url, held) => {
   return json(imageTokensAnswer(inference), 200, inferenceHeaders(inference));
 };
 
+// POST /v1/search {"query", "k"?, "model"?}: the bucket's images nearest to the text (worker/search.ts).
+const searchRoute: Handler = async (request, env, url, held) => {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new EdgevitError("unsupported_media_type", 'send the query as application/json: {"query": "a red bicycle"}');
+  }
+  const bytes = request.body
+    ? await readBounded(request.body, SEARCH_BODY_BYTES, (received, cause) => new ClientDisconnected(received, cause))
+    : new Uint8Array(0);
+  let body: { query?: unknown; k?: unknown; model?: unknown };
+  try {
+    body = (JSON.parse(new TextDecoder().decode(bytes)) ?? {}) as typeof body;
+  } catch {
+    throw new EdgevitError("bad_parameter", 'the body is not JSON: send {"query": "a red bicycle", "k": 10}');
+  }
+  const query = checkQuery(body.query);
+  const k = checkK(body.k);
+  if (body.model !== undefined && typeof body.model !== "string") {
+    throw new EdgevitError("bad_parameter", "model must be a string");
+  }
+  const name = modelOf(env, (body.model as string | undefined) ?? url.searchParams.get("model"));
+  const answer = await search(env, name, query, k, (t) => held.add(t));
+  const headers: Record<string, string> = { "x-edgevit-model": name };
+  if (answer.version) headers["x-edgevit-model-version"] = answer.version;
+  return json(answer, 200, headers);
+};
+// A search body: the query (at most 1,024 characters, JSON-escaped) and its options.
+const SEARCH_BODY_BYTES = 16 * 1024;
+
+// GET /v1/search/image?model=M&key=K: an image of the input bucket, read-only, for the page's results; only
+// keys in the model's index, so the route never lists or serves what search would not.
+const searchImage: Handler = async (_request, env, url) => {
+  const name = modelOf(env, url.searchParams.get("model"));
+  const key = url.searchParams.get("key");
+  if (!key) throw new EdgevitError("bad_parameter", "key is required: the image's key in the input bucket");
+  const version = await indexedVersion(env, name);
+  if (!version || !(await indexOf(env, name, version).has(key))) {
+    throw new EdgevitError("not_found", `no image ${JSON.stringify(key)} in the search index of model ${name}`);
+  }
+  const object = await env.IMAGES.get(key);
+  if (!object) throw new EdgevitError("not_found", `the image ${JSON.stringify(key)} is no longer in the bucket`);
+  const declared = object.httpMetadata?.contentType ?? "";
+  return new Response(object.body, {
+    headers: {
+      // an image type only: whatever else was uploaded is served as bytes, never rendered as a page
+      "content-type": declared.startsWith("image/") ? declared : "application/octet-stream",
+      "content-length": String(object.size),
+      "x-content-type-options": "nosniff",
+      "content-security-policy": "default-src 'none'",
+      etag: object.httpEtag,
+      "cache-control": "private, max-age=60",
+    },
+  });
+};
+
 const models: Handler = async (_request, env) => json(await modelsAnswer(env));
 
 // POST /v1/models {"repo", "revision"?, "name"?}: checked against the hub, then queued; 202 with the record.
@@ -388,6 +444,8 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/zero_shot": { POST: zeroShotRoute },
   "/v1/embed_text": { POST: embedText },
   "/v1/tokenize": { POST: tokenize },
+  "/v1/search": { POST: searchRoute },
+  "/v1/search/image": { GET: searchImage },
   "/v1/image_tokens": { POST: imageTokens },
 };
 

@@ -90,7 +90,7 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
 // pooling head's attention instead; a VLM's tower with neither has no attention map to draw.
 export function answersOf(config: ModelConfig, text = false): string[] {
   return [
-    ...(text ? ["/v1/zero_shot", "/v1/embed_text", "/v1/tokenize"] : []),
+    ...(text ? ["/v1/zero_shot", "/v1/embed_text", "/v1/tokenize", "/v1/search"] : []),
     ...(config.classes > 0 ? ["/v1/classify"] : []),
     "/v1/embed",
     "/v1/hidden_states",

@@ -25,6 +25,8 @@ interface __BaseEnv_Env {
   SERVES?: string;
   // the text Worker's EdgevitText entrypoint, where text passes run when bound
   TEXT?: Fetcher;
+  // the Vectorize index search uses when bound (worker/search.ts); without it, an index kept in RESULTS
+  VECTORIZE?: Vectorize;
 }
 declare namespace Cloudflare {
   interface Env extends __BaseEnv_Env {}

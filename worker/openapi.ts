@@ -283,6 +283,50 @@ export const openapi = {
       [],
       "Tokenize",
     ),
+    "/v1/search": {
+      post: {
+        summary:
+          "the input bucket's images nearest to a text, by the cosine of the model's image and text embeddings " +
+          "(Vectorize when bound, else an index in RESULTS); the queue consumer indexes each image it embeds",
+        parameters: [modelQuery],
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: obj(
+                {
+                  query: { ...str, description: "1 to 1,024 characters" },
+                  k: { ...int, minimum: 1, maximum: 20, default: 10 },
+                  model: { ...str, description: "as the model query parameter" },
+                },
+                ["query"],
+              ),
+            },
+          },
+        },
+        responses: {
+          "200": {
+            description: "nearest first; an empty index answers no results and a message saying why",
+            headers: { "x-edgevit-model": versionHeaders["x-edgevit-model"] },
+            content: { "application/json": { schema: ref("Search") } },
+          },
+          ...errorResponses(400, 401, 404, 405, 413, 415, 503),
+        },
+      },
+    },
+    "/v1/search/image": {
+      get: {
+        summary: "an image of the input bucket that the model's search index holds, as uploaded (read-only)",
+        parameters: [modelQuery, { name: "key", in: "query", required: true, schema: str }],
+        responses: {
+          "200": {
+            description: "the image's bytes, its uploaded type when that is an image type",
+            content: { "image/*": { schema: { type: "string", contentMediaType: "image/*" } } },
+          },
+          ...errorResponses(400, 401, 404, 405),
+        },
+      },
+    },
     "/v1/hidden_states": inference(
       "one layer's tokens; `Accept: application/x-npy` for a NumPy array",
       [{ name: "layer", in: "query", required: true, schema: { type: "integer", minimum: 0 } }],
@@ -516,6 +560,15 @@ export const openapi = {
         normalized: { type: "boolean" },
         embeddings: { type: "array", items: { type: "array", items: num } },
       }),
+      Search: obj(
+        {
+          model: str,
+          version: str,
+          results: { type: "array", items: obj({ key: str, score: num }) },
+          message: str,
+        },
+        ["model", "results"],
+      ),
       Tokenize: obj({
         ...modelVersion,
         input_ids: { type: "array", items: { type: "array", items: int } },

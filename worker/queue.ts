@@ -12,6 +12,7 @@
 import { EdgevitError, type ErrorCode } from "../core/errors.ts";
 import { tooLarge } from "./input.ts";
 import { Busy, STREAM_CHUNK_BYTES, streamedBodyBytes, type Ticket } from "./memory.ts";
+import { indexImage, unindexImage } from "./search.ts";
 import { admit, classifyAnswer, embedAnswer, hasClassifier, modelOf, prepare, run, streamedUpload } from "./service.ts";
 import type { ClassifyAnswer, EmbedAnswer } from "./types.ts";
 
@@ -94,7 +95,9 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
   };
   let result: PipelineResult;
   let vectors: string | null = null;
+  let indexed: { version: string; embedding: Float32Array } | null = null;
   let ticket: Ticket | undefined;
+  const name = modelOf(env, env.PIPELINE_MODEL || undefined);
   try {
     const limit = Number(env.MAX_BODY_BYTES);
     if (object.size > limit) {
@@ -102,7 +105,6 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
       throw tooLarge(limit);
     }
     // Its memory is reserved before it is read (waiting its turn, or busy); it streams into the decoder.
-    const name = modelOf(env, env.PIPELINE_MODEL || undefined);
     ticket = await admit(env, name, streamedBodyBytes(STREAM_CHUNK_BYTES)).catch(async (error: unknown) => {
       await object.body.cancel().catch(() => {});
       throw error;
@@ -136,6 +138,7 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
         version: embedding.version,
       };
       vectors = `${JSON.stringify({ id, values: embedding.embedding, metadata })}\n`;
+      indexed = { version: embedding.version, embedding: Float32Array.from(embedding.embedding) };
     }
   } catch (error) {
     if (!(error instanceof EdgevitError) || !PERMANENT.has(error.code)) throw error;
@@ -145,12 +148,15 @@ async function processObject(env: Env, event: R2EventMessage, tasks: Set<Task>):
   }
   const json = { httpMetadata: { contentType: "application/json; charset=utf-8" } };
   await env.RESULTS.put(resultKey(env, key), JSON.stringify(result), json);
-  if (vectors !== null) {
+  if (vectors !== null && indexed !== null) {
     await env.RESULTS.put(vectorsKey(env, key), vectors, { httpMetadata: { contentType: "application/x-ndjson" } });
+    // text search's index of the model (worker/search.ts)
+    await indexImage(env, name, indexed.version, key, indexed.embedding);
   } else {
     // No embedding this time (the image was replaced by one that cannot be read, or embed left PIPELINE_TASKS):
     // a vector line from an earlier version of the object would describe an image that is no longer there.
     await env.RESULTS.delete(vectorsKey(env, key));
+    await unindexImage(env, name, key);
   }
   return result;
 }

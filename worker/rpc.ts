@@ -43,6 +43,7 @@ import {
   tokenizeAnswer,
   zeroShot,
 } from "./text.ts";
+import { checkK, checkQuery, search } from "./search.ts";
 import type {
   AttentionsAnswer,
   AttentionsOptions,
@@ -57,6 +58,8 @@ import type {
   ImageTokensAnswer,
   ImageTokensOptions,
   ModelsAnswer,
+  SearchAnswer,
+  SearchOptions,
   EmbedTextAnswer,
   EmbedTextOptions,
   TextOptions,
@@ -190,6 +193,14 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
   tokenize(texts: string[], options: TextOptions = {}): Promise<TokenizeAnswer> {
     return answer(this.ctx, (tickets) =>
       tokenizeAnswer(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t)),
+    );
+  }
+
+  search(query: string, options: SearchOptions = {}): Promise<SearchAnswer> {
+    return answer(this.ctx, (tickets) =>
+      search(this.env, modelOption(this.env, options.model), checkQuery(query), checkK(options.k), (t) =>
+        tickets.push(t),
+      ),
     );
   }
 

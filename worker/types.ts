@@ -213,6 +213,18 @@ export interface TokenizeAnswer extends ModelVersion {
   attention_mask: number[][];
 }
 
+export interface SearchOptions extends TextOptions {
+  k?: number; // 1 to 20, default 10
+}
+
+// The input bucket's images nearest to a text, by the cosine of the model's image and text embeddings.
+export interface SearchAnswer {
+  model: string;
+  version?: string; // the image tower's version the index holds; absent when nothing was indexed
+  results: { key: string; score: number }[]; // nearest first
+  message?: string; // why there are no results
+}
+
 export interface EdgevitApi {
   classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyAnswer>;
   embed(image: ImageInput, options?: EmbedOptions): Promise<EmbedAnswer>;
@@ -221,6 +233,7 @@ export interface EdgevitApi {
   zeroShot(image: ImageInput, options: ZeroShotOptions): Promise<ZeroShotAnswer>;
   embedText(texts: string[], options?: EmbedTextOptions): Promise<EmbedTextAnswer>;
   tokenize(texts: string[], options?: TextOptions): Promise<TokenizeAnswer>;
+  search(query: string, options?: SearchOptions): Promise<SearchAnswer>;
   imageTokens(image: ImageInput, options?: ImageTokensOptions): Promise<ImageTokensAnswer>;
   models(): Promise<ModelsAnswer>;
 }

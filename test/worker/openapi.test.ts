@@ -129,6 +129,8 @@ test.each([
   ["/v1/tokenize", CLIP, { texts: ["a cat"] }, 200],
   ["/v1/embed_text", CLIP, { texts: [] }, 400],
   ["/v1/tokenize", NAME, { texts: ["a cat"] }, 400],
+  ["/v1/search", CLIP, { query: "a cat", k: 3 }, 200],
+  ["/v1/search", CLIP, { query: "a cat", k: 0 }, 400],
 ])("post %s (model %s) answers as documented (%#)", async (path, model, body, status) => {
   const request = new Request(`http://edgevit.test${path}?model=${model}`, {
     method: "POST",

@@ -45,6 +45,9 @@ export default {
         case "/embed-text":
           result = await env.EDGEVIT.embedText(await request.json(), options);
           break;
+        case "/search":
+          result = await env.EDGEVIT.search(await request.json(), options);
+          break;
         case "/tokenize":
           result = await env.EDGEVIT.tokenize(await request.json(), options);
           break;
