@@ -13,11 +13,19 @@ export class Inspector {
   private nextId = 1;
   private closed: Error | null = null;
   private readonly pending = new Map<number, { resolve: (result: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Map<string, (params: unknown) => void>();
 
   private constructor(socket: WebSocket) {
     this.socket = socket;
     socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown; error?: { message: string } };
+      const message = JSON.parse(String(event.data)) as {
+        id?: number;
+        method?: string;
+        params?: unknown;
+        result?: unknown;
+        error?: { message: string };
+      };
+      if (message.method) this.listeners.get(message.method)?.(message.params);
       const waiting = message.id === undefined ? undefined : this.pending.get(message.id);
       if (!waiting) return; // an event, or a reply that came after its timeout
       this.pending.delete(message.id!);
@@ -82,6 +90,20 @@ export class Inspector {
   // collects first (its chunks, a few MB, arrive as events and are dropped).
   async collectGarbage(): Promise<void> {
     await this.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false }, 120_000);
+  }
+
+  // The isolate's heap snapshot, as the JSON text V8 writes (after a full collection: only what is live).
+  async heapSnapshot(): Promise<string> {
+    const chunks: string[] = [];
+    this.listeners.set("HeapProfiler.addHeapSnapshotChunk", (params) =>
+      chunks.push((params as { chunk: string }).chunk),
+    );
+    try {
+      await this.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false }, 120_000);
+    } finally {
+      this.listeners.delete("HeapProfiler.addHeapSnapshotChunk");
+    }
+    return chunks.join("");
   }
 
   close(): void {

@@ -9,8 +9,17 @@
 // memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
 // handed back while its request's reservation still counts it is parked, uncounted, until the host says
 // the room is there (settle()).
+//
+// A free buffer is kept while requests still ask for its size: one not handed out again within
+// IDLE_ACQUIRES acquisitions goes, and when a buffer handed back does not fit under the cap, the free
+// buffers idle longest make room for it. A mix of request kinds so keeps the kinds that still come, not
+// the previous kind's buffers.
 
 const MIN_CLASS = 4096;
+
+// Acquisitions a free buffer waits to be handed out again before it goes: a progressive JPEG's or a PNG's
+// decode takes up to eight, so about eight requests of other kinds.
+export const IDLE_ACQUIRES = 64;
 
 // The size class of `bytes`: a multiple of 4 KiB, and of 1/8 of the power of two below it.
 export function sizeClass(bytes: number): number {
@@ -26,8 +35,15 @@ export interface PoolStats {
   acquiredBytes: number; // bytes handed out since the pool was made, reused or not
 }
 
+// A free buffer and the acquisition count when it was handed back.
+interface Free {
+  buffer: ArrayBuffer;
+  at: number;
+}
+
 export class BufferPool {
-  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly free = new Map<number, Free[]>(); // per size class, the most recently handed back last
+  private acquisitions = 0;
   private parked: ArrayBuffer[] = [];
   private kept = 0; // bytes of the free buffers
   private lent = 0; // bytes handed out and not handed back
@@ -74,10 +90,11 @@ export class BufferPool {
   // A zeroed buffer of sizeClass(bytes) bytes.
   acquire(bytes: number): ArrayBuffer {
     const size = sizeClass(bytes);
+    this.acquisitions++;
+    this.dropIdle();
     this.stats.acquiredBytes += size;
     this.lent += size;
-    const list = this.free.get(size);
-    const reused = list?.pop();
+    const reused = this.free.get(size)?.pop()?.buffer;
     if (reused) {
       this.kept -= size;
       this.earmarked = Math.max(0, Math.min(this.earmarked - size, this.kept));
@@ -147,15 +164,48 @@ export class BufferPool {
     this.earmarked = Math.min(this.earmarked, this.kept);
   }
 
+  // Drops the free buffers not handed out again within IDLE_ACQUIRES acquisitions.
+  private dropIdle(): void {
+    for (const [size, list] of this.free) {
+      // oldest first: stop at the first still young
+      let idle = 0;
+      while (idle < list.length && this.acquisitions - list[idle].at > IDLE_ACQUIRES) idle++;
+      if (idle === 0) continue;
+      list.splice(0, idle);
+      this.kept -= idle * size;
+      this.stats.dropped += idle;
+    }
+    this.earmarked = Math.min(this.earmarked, this.kept);
+  }
+
+  // Drops the free buffer handed back longest ago; false when none is left.
+  private dropOldest(): boolean {
+    let oldest: [number, Free[]] | undefined;
+    for (const entry of this.free) {
+      const [, list] = entry;
+      if (list.length > 0 && (!oldest || list[0].at < oldest[1][0].at)) oldest = entry;
+    }
+    if (!oldest) return false;
+    const [size, list] = oldest;
+    list.shift();
+    this.kept -= size;
+    this.stats.dropped++;
+    this.earmarked = Math.min(this.earmarked, this.kept);
+    return true;
+  }
+
   private keep(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (this.kept + size > this.capBytes || this.countedBytes + size > this.room()) {
+    if (size > this.capBytes || this.countedBytes + size > this.room()) {
       this.stats.dropped++;
       return;
     }
+    // under the cap: the buffers idle longest make room
+    while (this.kept + size > this.capBytes && this.dropOldest());
     const list = this.free.get(size);
-    if (list) list.push(buffer);
-    else this.free.set(size, [buffer]);
+    const entry = { buffer, at: this.acquisitions };
+    if (list) list.push(entry);
+    else this.free.set(size, [entry]);
     this.kept += size;
   }
 }

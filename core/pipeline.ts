@@ -2,7 +2,7 @@
 // Worker, the RPC entrypoint, the queue consumer and the CLI all call this, so they accept and refuse the
 // same files under the same limits.
 import { imageTokens as imageTokenCount, type ImageSplitting, type Preprocessing, towerOf } from "./bundle/format.ts";
-import type { Model, RunOptions, RunResult } from "./engine/model.ts";
+import type { Model, RunOptions, RunOutput, RunResult } from "./engine/model.ts";
 import { ByteSource, yieldToOthers } from "./image/bytes.ts";
 import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RgbImage } from "./image/source.ts";
@@ -145,6 +145,7 @@ export interface RunImageOptions<T> {
   // The decoder's scale when the host chose it (one of the header's scales; default: chooseScale's for
   // `decode`), e.g. a coarser one whose memory fits where decode=fast's does not.
   scale?: number;
+  outputs?: readonly RunOutput[]; // the outputs to copy out of wasm memory (default: all; RunOptions.outputs)
   // Makes what the caller keeps from the captures while they are views into wasm memory, valid only until
   // the model's next run (the engine's RunOptions.read): pictures made in place instead of from a copy of
   // every hidden state. Its value comes back as Inference.kept.
@@ -159,13 +160,14 @@ export async function runImage<T = undefined>(
   limits: Limits,
   options: RunImageOptions<T> = {},
 ): Promise<Inference<T>> {
-  const { capture = -1, decode = DEFAULT_DECODE_MODE, keep, scale } = options;
+  const { capture = -1, decode = DEFAULT_DECODE_MODE, keep, scale, outputs } = options;
   const decoded = await decodeRows(model.header.preprocessing, image, limits, decode, scale);
   // From here to the end, no await.
   const t0 = performance.now();
   decoded.finish(model.input());
   const t1 = performance.now();
   const runOptions: RunOptions = typeof capture === "number" ? { capture } : { ...capture };
+  if (outputs) runOptions.outputs = outputs;
   // The engine's read returns nothing: its value is caught here, synchronously, inside model.run.
   let kept: T | undefined;
   if (keep) runOptions.read = (captures) => (kept = keep(captures));
@@ -255,7 +257,7 @@ export async function runImageTokens(
     // From here to the end of this frame, no await.
     const t1 = performance.now();
     frames.write(i, model.input());
-    data.set(model.run().imageTokens!, i * tokens * lmDim);
+    data.set(model.run({ outputs: ["imageTokens"] }).imageTokens!, i * tokens * lmDim);
     forward += performance.now() - t1;
   }
   return { image: frames.image, grid: frames.grid, tokens, lmDim, data, timings: { ...frames.timings, forward } };

@@ -62,6 +62,7 @@ import { DECODE_MODES } from "../core/preprocess/stream.ts";
 import { patchPicture } from "../core/pictures/pca.ts";
 import { encodePng } from "../core/pictures/png.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
+import { poolOutput } from "../core/answers/pool.ts";
 import { attentionLayers, checkLooker, pcaFrames, seeCapture } from "../core/pictures/see.ts";
 import { attentionMap, attentionsJson, headParam, pcaAnimation, pngResponse, seeBody } from "./see.ts";
 
@@ -128,7 +129,7 @@ const embed: Handler = async (request, env, url, held) => {
   const normalize = boolParam(url, "normalize");
   const job = await prepareUpload(request, env, url, held);
   const chosen = poolFor(pool, job.model.header.config, job.name);
-  const inference = await run(env, job, { answer: { kind: "embed" } });
+  const inference = await run(env, job, { answer: { kind: "embed" }, outputs: [poolOutput(chosen)] });
   return json(embedAnswer(inference, chosen, normalize), 200, inferenceHeaders(inference));
 };
 
@@ -148,6 +149,7 @@ const hiddenStates: Handler = async (request, env, url, held) => {
   const inference = await run(env, job, {
     capture: layer,
     answer: { kind: "hidden_states", form: npyOut ? "npy" : "json" },
+    outputs: [],
   });
   if (npyOut) {
     const states = inference.result.captured!; // [tokens][dim]
@@ -168,6 +170,7 @@ const pcaPicture: Handler = async (request, env, url, held) => {
     const inference = await run(env, job, {
       capture: { hiddenState: pca.hiddenState },
       answer: { kind: "frames", size, base64: false },
+      outputs: [],
     });
     return pngResponse(await pcaAnimation(pca.frames, size), inferenceHeaders(inference));
   }
@@ -175,7 +178,7 @@ const pcaPicture: Handler = async (request, env, url, held) => {
   const size = intParam(url, "size", 224, 16, MAX_SIZE);
   const job = await prepareUpload(request, env, url, held);
   const capture = hiddenLayer(raw, job.model.header.config, job.name);
-  const inference = await run(env, job, { capture, answer: { kind: "picture", size } });
+  const inference = await run(env, job, { capture, answer: { kind: "picture", size }, outputs: [] });
   const { model, result } = inference;
   const { dim, imageSize, patchSize } = model.header.config;
   const rgb = patchPicture(result.captured!, dim, imageSize / patchSize, size); // [size][size][3]
@@ -193,7 +196,7 @@ const attentions: Handler = async (request, env, url, held) => {
   const job = await prepareUpload(request, env, url, held);
   const layer = attentionLayer(raw, job.model.header.config, job.name);
   const answer = { kind: "attentions", form: npyOut ? "npy" : "json" } as const;
-  const inference = await run(env, job, { capture: { attentionLayer: layer }, answer });
+  const inference = await run(env, job, { capture: { attentionLayer: layer }, answer, outputs: [] });
   const { name, version, model, result } = inference;
   const { heads } = model.header.config;
   const tokens = model.tokens;

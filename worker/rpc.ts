@@ -9,6 +9,7 @@ import { callerStreamFailed, inputBytes, tooLarge } from "./input.ts";
 import { Busy, STREAM_CHUNK_BYTES, streamedBodyBytes, type Ticket } from "./memory.ts";
 import { boolOption, intOption } from "./options.ts";
 import { serve } from "./router.ts";
+import { poolOutput } from "../core/answers/pool.ts";
 import {
   admit,
   attentionLayer,
@@ -142,7 +143,8 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const { pool, normalize } = embedOptions(options);
       const job = await prepareInput(this.env, image, name, options, tickets);
       const chosen = poolFor(pool, job.model.header.config, name);
-      return embedAnswer(await run(this.env, job, { answer: { kind: "embed" } }), chosen, normalize);
+      const inference = await run(this.env, job, { answer: { kind: "embed" }, outputs: [poolOutput(chosen)] });
+      return embedAnswer(inference, chosen, normalize);
     });
   }
 
@@ -155,7 +157,7 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const job = await prepareInput(this.env, image, name, options, tickets);
       const layer = hiddenLayer(raw, job.model.header.config, name);
       const answer = { kind: "hidden_states", form: "json" } as const;
-      return hiddenStatesAnswer(await run(this.env, job, { capture: layer, answer }), layer);
+      return hiddenStatesAnswer(await run(this.env, job, { capture: layer, answer, outputs: [] }), layer);
     });
   }
 
@@ -168,7 +170,8 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const job = await prepareInput(this.env, image, name, options, tickets);
       const layer = attentionLayer(raw, job.model.header.config, name);
       const answer = { kind: "attentions", form: "arrays" } as const;
-      return attentionsAnswer(await run(this.env, job, { capture: { attentionLayer: layer }, answer }), layer);
+      const capture = { attentionLayer: layer };
+      return attentionsAnswer(await run(this.env, job, { capture, answer, outputs: [] }), layer);
     });
   }
 

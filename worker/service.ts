@@ -15,7 +15,7 @@ import {
   longestEdgeStep,
   type Timings,
 } from "../core/pipeline.ts";
-import type { Model, RunResult } from "../core/engine/model.ts";
+import type { Model, RunOutput, RunResult } from "../core/engine/model.ts";
 import type { ImageDecoder } from "../core/image/source.ts";
 import {
   imageTokens,
@@ -181,6 +181,9 @@ export interface RunRequest<T> {
   capture?: Capture;
   keep?: (captures: RunResult) => T;
   answer?: AnswerPlan;
+  // The outputs the answer reads (RunOptions.outputs): by default the scores for a classification, every
+  // output otherwise.
+  outputs?: readonly RunOutput[];
 }
 
 // Bytes of captures a run copies out of wasm memory (those `keep` reads in place are not copied), and the
@@ -203,6 +206,7 @@ function captureCopies(job: Prepared, capture: Capture, kept: boolean): number {
 // all the run and its answer will hold. Its timings are every phase's, prepare's included.
 export async function run<T = undefined>(env: Env, job: Prepared, request: RunRequest<T> = {}): Promise<Inference<T>> {
   const { capture = -1, keep, answer = { kind: "classify" } } = request;
+  const outputs = request.outputs ?? (answer.kind === "classify" ? (["logits"] as const) : undefined);
   const captureGrowth = typeof capture === "number" ? 0 : job.model.captureGrowth(capture);
   const planAt = (image: ImagePlan): RequestPlan => ({
     body: job.readerBytes,
@@ -218,7 +222,7 @@ export async function run<T = undefined>(env: Env, job: Prepared, request: RunRe
   try {
     await job.ticket.resize(reservationBytes(plan), (room) => imageTooLarge(job, reservationBytes(plan), room));
     if (typeof capture !== "number") reserveCapture(env, job.entry, capture);
-    const options = { capture, decode: job.decode, scale: image.scale, keep };
+    const options = { capture, decode: job.decode, scale: image.scale, keep, outputs };
     ran = await runImage(job.model, job.decoder, limitsOf(env), options);
   } finally {
     job.source.close();

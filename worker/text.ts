@@ -5,7 +5,7 @@
 // not fit one isolate's 128 MB. A label set's embeddings are computed once per model version (the text
 // section's CRC-32) and template: kept in this isolate (a bounded LRU) and in R2 beside the bundle, so a
 // fixed label set costs one text pass ever and zero-shot then needs only the image tower.
-import { poolEmbedding, poolsOf } from "../core/answers/pool.ts";
+import { poolEmbedding, poolOutput, poolsOf } from "../core/answers/pool.ts";
 import { DEFAULT_TEMPLATE, fillTemplate, normalized, zeroShotScores } from "../core/answers/zeroshot.ts";
 import { LIMITS } from "../core/bundle/format.ts";
 import type { TextSection } from "../core/bundle/text.ts";
@@ -320,9 +320,10 @@ export async function zeroShot(
   const started = performance.now();
   const { embeddings, source } = await labelEmbeddings(env, job.name, section, labels, template, job.ticket, keep);
   const textMs = performance.now() - started;
-  const inference = await run(env, job, { answer: { kind: "embed" } });
   const config = job.model.header.config;
-  const image = poolEmbedding(inference.result, config, poolsOf(config)[0]);
+  const pool = poolsOf(config)[0];
+  const inference = await run(env, job, { answer: { kind: "embed" }, outputs: [poolOutput(pool)] });
+  const image = poolEmbedding(inference.result, config, pool);
   const scores = zeroShotScores(section.kind, section.config, image, embeddings)
     .map((score, i) => ({ label: labels[i], score }))
     .sort((a, b) => b.score - a.score);

@@ -1,6 +1,6 @@
 // Image embeddings from a forward pass: what each family's users take as one, and the alternatives.
 import { patches, towerOf, type ModelConfig } from "../bundle/format.ts";
-import type { RunResult } from "../engine/model.ts";
+import type { RunOutput, RunResult } from "../engine/model.ts";
 
 // cls        the class token of last_hidden_state (ViT, DeiT; DINOv2's pooler_output: after its layernorm)
 // mean       the mean of the patch tokens of last_hidden_state (registers and class tokens left out)
@@ -30,6 +30,13 @@ function meanTokens(output: Float32Array, dim: number, count: number): Float32Ar
     for (let d = 0; d < dim; d++) sum[d] += output[t * dim + d];
   }
   return Float32Array.from(sum, (s) => s / count);
+}
+
+// The run output `pool` reads.
+export function poolOutput(pool: Pool): RunOutput {
+  if (pool === "image_embeds") return "projected";
+  if (pool === "pooler") return "pooler";
+  return "output";
 }
 
 // The embedding `pool` (one of poolsOf(config)) of a run's outputs.

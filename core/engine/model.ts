@@ -6,6 +6,10 @@ import { sizeText } from "../sizes.ts";
 import { CAPTURE_ATTENTION, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
 import { captureBufferBytes, wholePages } from "./memory.ts";
 
+// The outputs a run can copy out of wasm memory (RunResult's fields of the same names).
+export const RUN_OUTPUTS = ["logits", "output", "pooler", "projected", "headAttention", "imageTokens"] as const;
+export type RunOutput = (typeof RUN_OUTPUTS)[number];
+
 // Hugging Face's numbering: hidden state N = output of layer N (0 = embeddings), attention of layer N =
 // `output_attentions[N - 1]`.
 export interface RunOptions {
@@ -19,6 +23,10 @@ export interface RunOptions {
   attention?: boolean;
   attentionLayer?: number; // 1..L: keep that layer's attention probabilities, every head
   pixels?: boolean; // return a copy of the preprocessed input
+  // The outputs to copy (default: every one the model has). Those left out come back empty (logits, output,
+  // pooler) or absent: a classification need not copy last_hidden_state (591 KiB for a ViT-B/16) only for it
+  // to be garbage once the answer is made.
+  outputs?: readonly RunOutput[];
   // Reads the captures (clsAttention, clsMean, rollout, headRollout, attentions, pixels) in place instead
   // of copying them: called synchronously with views into wasm memory that are valid only during the
   // call (the next run overwrites them); run() then returns no captures.
@@ -148,15 +156,22 @@ export class Model {
         );
       }
     }
+    const wanted = new Set<RunOutput>(options.outputs ?? RUN_OUTPUTS);
     const copy = (ptr: number, length: number) => new Float32Array(buffer, ptr, length).slice();
+    const output = (name: RunOutput, ptr: () => number, length: number) =>
+      wanted.has(name) ? copy(ptr(), length) : new Float32Array(0);
     const result: RunResult = {
-      logits: copy(this.e.logitsPtr(), c.classes),
-      output: copy(this.e.outputPtr(), size),
-      pooler: copy(this.e.poolerPtr(), c.dim),
+      logits: output("logits", () => this.e.logitsPtr(), c.classes),
+      output: output("output", () => this.e.outputPtr(), size),
+      pooler: output("pooler", () => this.e.poolerPtr(), c.dim),
     };
-    if (tower.projection > 0) result.projected = copy(this.e.projectedPtr(), tower.projection);
-    if (tower.pooling === "map") result.headAttention = copy(this.e.headAttentionPtr(), c.heads * t);
-    if (imageRows > 0) result.imageTokens = copy(this.e.imageTokensPtr(), imageRows);
+    if (tower.projection > 0 && wanted.has("projected")) {
+      result.projected = copy(this.e.projectedPtr(), tower.projection);
+    }
+    if (tower.pooling === "map" && wanted.has("headAttention")) {
+      result.headAttention = copy(this.e.headAttentionPtr(), c.heads * t);
+    }
+    if (imageRows > 0 && wanted.has("imageTokens")) result.imageTokens = copy(this.e.imageTokensPtr(), imageRows);
     if (capture >= 0) result.captured = copy(this.e.capturedPtr(), size);
     const take = options.read ? (ptr: number, length: number) => new Float32Array(buffer, ptr, length) : copy;
     const captures: RunResult = options.read ? { ...result } : result;

@@ -1,7 +1,7 @@
 // The isolate's buffer pool on its own: size classes, reuse, zeroing, its cap.
 
 import { describe, expect, test } from "vitest";
-import { BufferPool, sizeClass } from "../../core/buffers.ts";
+import { BufferPool, IDLE_ACQUIRES, sizeClass } from "../../core/buffers.ts";
 
 describe("BufferPool", () => {
   test("size classes: 4 KiB at least, at most 1/8 over what is asked, monotonic", () => {
@@ -38,8 +38,13 @@ describe("BufferPool", () => {
     const pool = new BufferPool(200_000);
     const [a, b, c] = [pool.acquire(100_000), pool.acquire(50_000), pool.acquire(90_000)];
     for (const x of [a, b, c]) pool.release(x);
-    expect(pool.freeBytes).toBe(a.byteLength + b.byteLength);
+    // c, handed back last, does not fit beside a and b: a, handed back longest ago, makes room
+    expect(pool.freeBytes).toBe(b.byteLength + c.byteLength);
     expect(pool.stats.dropped).toBe(1);
+    expect(pool.acquire(100_000)).not.toBe(a);
+    expect(pool.acquire(90_000)).toBe(c);
+    pool.release(pool.acquire(50_000));
+    expect(pool.freeBytes).toBe(b.byteLength);
     pool.trim(60_000);
     expect(pool.freeBytes).toBe(b.byteLength);
     let room = 0;
@@ -50,5 +55,27 @@ describe("BufferPool", () => {
     room = 1 << 20;
     pool.settle();
     expect(pool.freeBytes).toBe(b.byteLength);
+  });
+
+  test("a free buffer not handed out again within IDLE_ACQUIRES acquisitions goes", () => {
+    const pool = new BufferPool(64 << 20);
+    const old = pool.acquire(1 << 20);
+    const other = pool.acquire(1 << 21);
+    pool.release(old);
+    pool.release(other);
+    const kept = pool.freeBytes;
+    expect(kept).toBe(old.byteLength + other.byteLength);
+    // requests of another kind: their one buffer is reused each time, and `other` once, halfway
+    for (let i = 0; i < IDLE_ACQUIRES; i++) {
+      if (i === IDLE_ACQUIRES / 2) pool.release(pool.acquire(1 << 21));
+      else pool.release(pool.acquire(4096));
+    }
+    expect(pool.freeBytes).toBe(kept + 4096);
+    pool.release(pool.acquire(4096)); // the acquisition past IDLE_ACQUIRES: `old` goes, the rest stay
+    expect(pool.freeBytes).toBe(other.byteLength + 4096);
+    expect(pool.acquire(1 << 20)).not.toBe(old);
+    expect(pool.stats.dropped).toBe(1);
+    // what the pool lends and keeps adds up to every buffer it made, less those it let go
+    expect(pool.inUseBytes).toBe(sizeClass(1 << 20));
   });
 });

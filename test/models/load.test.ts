@@ -111,6 +111,20 @@ describe("load", () => {
     ref.logits.forEach((v, i) => expect(Math.abs(v - got.logits[i])).toBeLessThan(0.02));
   });
 
+  test("outputs: only the named outputs are copied, the same numbers as a run that copies every one", async () => {
+    const model = await engine.load(bundle);
+    setInput(model.input());
+    const every = model.run({ capture: 1 });
+    const scores = model.run({ capture: 1, outputs: ["logits"] });
+    expect(scores.logits).toEqual(every.logits);
+    expect(scores.output.length).toBe(0);
+    expect(scores.pooler.length).toBe(0);
+    expect(scores.captured).toEqual(every.captured); // captures are asked for on their own
+    const pooled = model.run({ outputs: ["pooler"] });
+    expect(pooled.pooler).toEqual(every.pooler);
+    expect(pooled.logits.length).toBe(0);
+  });
+
   test("capture range is checked", async () => {
     const model = await engine.load(bundle);
     expect(() => model.run({ capture: 3 })).toThrow(/capture must be -1 or a layer 0\.\.2, got 3/);
