@@ -35,19 +35,20 @@ export class DevServer {
   }
 
   // Starts `wrangler dev` and resolves once the Worker answers /healthz; `startedAt` is performance.now()
-  // at spawn. `config`: another wrangler.toml than the project's (bench/kernels-wrangler.toml); `vars`
-  // override its [vars] (`--var NAME:VALUE`).
+  // at spawn. `config`: another wrangler.toml than the project's (bench/kernels-wrangler.toml), or several
+  // Workers in one session (the first answers the port and gets the inspector); `vars` override [vars]
+  // (`--var NAME:VALUE`).
   static async start(
     persistDir: string,
     timeoutMs = 120_000,
-    config?: string,
+    config?: string | string[],
     vars: Record<string, string> = {},
   ): Promise<{ server: DevServer; startedAt: number }> {
     const [port, inspectorPort] = [await freePort(), await freePort()];
     const args = [
       wranglerJs,
       "dev",
-      ...(config ? ["--config", config] : []),
+      ...[config ?? []].flat().flatMap((c) => ["--config", c]),
       "--ip",
       "127.0.0.1",
       "--port",

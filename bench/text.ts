@@ -1,0 +1,169 @@
+// The text towers at full size in `wrangler dev`: random-weight CLIP B/32 and SigLIP B/16-224 two-tower
+// bundles (the hub layout and tokenizer files, as test/tools/text_towers.ts makes them at test size),
+// timed client-side for /v1/embed_text of 8 labels and /v1/zero_shot with a new label set (a text pass in the
+// text Worker) and with the same set again (the isolate's cached embeddings), and the text Worker's isolate
+// measured: JS heap committed and ArrayBuffer backing store through the inspector (wrangler gives the
+// inspector to the first Worker of a session only, so the text Worker runs alone for that), plus the text
+// tower's wasm memory as the engine plans it.
+//
+//   node bench/text.ts [--preset clip-vit-base-patch32,siglip-base-patch16-224] [--n 10]
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { bucketName, putObject } from "../cli/upload.ts";
+import { makeTower } from "../models/tools/make-random-tower.ts";
+import { clipFiles } from "../test/tools/clip_files.ts";
+import { cacheDir } from "./artifacts.ts";
+import { HeapSampler, Inspector } from "./inspector.ts";
+import { DevServer } from "./wrangler.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const MiB = 2 ** 20;
+const { values: opts } = parseArgs({
+  options: {
+    preset: { type: "string", default: "clip-vit-base-patch32,siglip-base-patch16-224" },
+    n: { type: "string", default: "10" },
+  },
+});
+const N = Number(opts.n);
+const LABELS = ["cat", "dog", "bicycle", "car", "tree", "house", "boat", "bird"];
+const image = new Uint8Array(readFileSync(join(root, "test/fixtures/images/cat-baseline-420.jpg")));
+
+// The full-size checkpoint with its tokenizer files, converted; both kept under .cache/bench/text-<preset>.
+function bundle(preset: string): string {
+  const dir = join(cacheDir, `text-${preset}`);
+  const hf = join(dir, "hf");
+  const evit = join(dir, "model.evit");
+  if (existsSync(evit)) return evit;
+  const files = makeTower({ preset, tiny: false, seed: 1, dtype: "F32", inputs: 1, textEmbeddings: false });
+  const utf8 = (s: string) => new TextEncoder().encode(s);
+  if (preset.startsWith("clip")) {
+    const { vocab, merges } = clipFiles();
+    files["vocab.json"] = utf8(JSON.stringify(vocab));
+    files["merges.txt"] = utf8(merges);
+    files["tokenizer_config.json"] = utf8(JSON.stringify({ model_max_length: 77, pad_token: "<|endoftext|>" }));
+  } else {
+    files["spiece.model"] = new Uint8Array(readFileSync(join(root, "test/fixtures/text/spiece/siglip-like.model")));
+    files["tokenizer_config.json"] = utf8(JSON.stringify({ model_max_length: 64, do_lower_case: true }));
+  }
+  mkdirSync(hf, { recursive: true });
+  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(hf, name), bytes);
+  const convert = spawnSync(process.execPath, [join(root, "bin/edgevit.mjs"), "convert", hf, "-o", evit], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (convert.status !== 0) throw new Error(`edgevit convert ${hf} exited with ${convert.status}`);
+  return evit;
+}
+
+function quantiles(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+  return `median ${at(0.5).toFixed(0)} ms, p90 ${at(0.9).toFixed(0)} ms (n=${s.length})`;
+}
+
+async function timed(request: () => Promise<Response>, check?: (r: Response) => void): Promise<number> {
+  const t0 = performance.now();
+  const response = await request();
+  const body = await response.text();
+  const ms = performance.now() - t0;
+  if (!response.ok) throw new Error(`${response.status}: ${body.slice(0, 300)}`);
+  check?.(response);
+  return ms;
+}
+
+const embedText = (url: string, model: string) => () =>
+  fetch(`${url}/v1/embed_text?model=${model}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ texts: LABELS.map((l) => `a photo of a ${l}`) }),
+  });
+
+const zeroShot = (url: string, model: string, labels: string[]) => () =>
+  fetch(`${url}/v1/zero_shot?model=${model}&${labels.map((l) => `labels=${encodeURIComponent(l)}`).join("&")}`, {
+    method: "POST",
+    headers: { "content-type": "image/jpeg" },
+    body: image,
+  });
+
+// The text tower's wasm memory as the engine plans it (scripts/text-memory-plan.ts, the hub configs): the text
+// Worker answers no /v1/models, and an instance's memory is the plan's pages (wasm memory does not shrink).
+function plannedTextWasmBytes(preset: string): number {
+  const plan = spawnSync(process.execPath, [join(root, "scripts/text-memory-plan.ts")], { encoding: "utf8" });
+  const row = plan.stdout.split("\n").find((line) => line.includes(`/${preset} | text |`));
+  const wasm = row?.split("|")[5]?.trim();
+  if (!wasm?.endsWith(" MiB")) throw new Error(`no text row for ${preset} in:\n${plan.stdout}${plan.stderr}`);
+  return Number.parseFloat(wasm) * MiB;
+}
+
+for (const preset of opts.preset.split(",")) {
+  const model = `text-${preset}`;
+  const evit = bundle(preset);
+  const persist = join(cacheDir, `wrangler-text-${preset}`);
+  putObject(bucketName(), evit, model, { remote: false, persistTo: persist, quiet: true });
+  console.log(`${preset}: ${(readFileSync(evit).length / MiB).toFixed(1)} MiB bundle`);
+
+  // The text Worker alone, its isolate under the inspector.
+  {
+    const { server } = await DevServer.start(persist, 180_000, "wrangler.text.toml");
+    try {
+      const inspector = await Inspector.connect(server.inspectorPort);
+      const loading = new HeapSampler(inspector, 20);
+      const loadMs = await timed(embedText(server.url, model)); // the first: the section's load
+      const load = await loading.stop();
+      await inspector.collectGarbage();
+      const sampler = new HeapSampler(inspector, 20);
+      const ms: number[] = [];
+      for (let i = 0; i < N; i++) ms.push(await timed(embedText(server.url, model)));
+      const peaks = await sampler.stop();
+      const wasm = plannedTextWasmBytes(preset);
+      const total = peaks.totalSize + peaks.backingStorageSize + wasm;
+      const loadTotal = load.totalSize + load.backingStorageSize + wasm;
+      console.log(
+        `${preset} text Worker alone: first embed_text x8 (the load) ${loadMs.toFixed(0)} ms, peaks JS heap ` +
+          `committed ${(load.totalSize / MiB).toFixed(1)} MiB + backing store ${(load.backingStorageSize / MiB).toFixed(1)} ` +
+          `MiB + wasm ${(wasm / MiB).toFixed(1)} MiB = ${(loadTotal / MiB).toFixed(1)} MiB of 128 (${load.samples} samples)`,
+      );
+      console.log(`${preset} text Worker alone: embed_text x8 ${quantiles(ms)}`);
+      console.log(
+        `${preset} text isolate peaks: JS heap committed ${(peaks.totalSize / MiB).toFixed(1)} MiB + backing store ` +
+          `${(peaks.backingStorageSize / MiB).toFixed(1)} MiB + wasm ${(wasm / MiB).toFixed(1)} MiB = ` +
+          `${(total / MiB).toFixed(1)} MiB of 128 (${peaks.samples} samples, longest gap ${peaks.maxGapMs.toFixed(0)} ms)`,
+      );
+      inspector.close();
+    } finally {
+      await server.stop();
+    }
+  }
+
+  // Both Workers, as `npm run dev` runs them: zero-shot through the main Worker's TEXT binding. The main
+  // Worker checks the whole bundle's size (both towers) against its budget before streaming the image
+  // tower in, and a full-size two-tower bundle is over the 100 MiB of wrangler.toml: the budget is raised
+  // for this timing (the vars go to both Workers; the memory above is measured with the text Worker's own).
+  {
+    const budget = { MODEL_MEMORY_BUDGET_MB: "200", ISOLATE_MEMORY_MB: "256" };
+    const { server } = await DevServer.start(persist, 180_000, ["wrangler.toml", "wrangler.text.toml"], budget);
+    try {
+      await timed(zeroShot(server.url, model, ["warm", "up"])); // both towers' loads
+      const cachedCheck = (r: Response) => {
+        if (r.headers.get("x-edgevit-labels") !== "isolate")
+          throw new Error(`expected x-edgevit-labels: isolate, got ${r.headers.get("x-edgevit-labels")}`);
+      };
+      const fresh: number[] = [];
+      const cached: number[] = [];
+      const viaMain: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const labels = LABELS.map((l) => `${l} ${preset} ${Date.now()} ${i}`);
+        fresh.push(await timed(zeroShot(server.url, model, labels)));
+        cached.push(await timed(zeroShot(server.url, model, labels), cachedCheck));
+        viaMain.push(await timed(embedText(server.url, model)));
+      }
+      console.log(`${preset} embed_text x8 via the main Worker: ${quantiles(viaMain)}`);
+      console.log(`${preset} zero_shot, 8 new labels (text pass): ${quantiles(fresh)}`);
+      console.log(`${preset} zero_shot, same 8 labels again (isolate): ${quantiles(cached)}`);
+    } finally {
+      await server.stop();
+    }
+  }
+}
