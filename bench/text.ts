@@ -137,10 +137,9 @@ for (const preset of opts.preset.split(",")) {
     }
   }
 
-  // Both Workers, as `npm run dev` runs them: zero-shot through the main Worker's TEXT binding. The main
-  // Worker checks the whole bundle's size (both towers) against its budget before streaming the image
-  // tower in, and a full-size two-tower bundle is over the 100 MiB of wrangler.toml: the budget is raised
-  // for this timing (the vars go to both Workers; the memory above is measured with the text Worker's own).
+  // Both Workers, as `npm run dev` runs them: zero-shot through the main Worker's TEXT binding. The vars go
+  // to both Workers of the session; they are raised here so that the timing never waits on admission (the
+  // memory above is measured with the text Worker's own settings).
   {
     const budget = { MODEL_MEMORY_BUDGET_MB: "200", ISOLATE_MEMORY_MB: "256" };
     const { server } = await DevServer.start(persist, 180_000, ["wrangler.toml", "wrangler.text.toml"], budget);

@@ -319,12 +319,9 @@ class ModelCache {
       throw unavailable(name, error);
     }
     if (!object) throw new EdgevitError("model_not_found", `no model ${JSON.stringify(name)} in the bucket`);
-    // The payload is most of the memory a model needs: make room for it before streaming it in.
-    if (object.size > budgetBytes) {
-      await object.body.cancel();
-      throw overBudget(name, object.size, budgetBytes);
-    }
-    this.evictFor(object.size, options);
+    // The object's size is not the model's: a two-tower bundle carries its text tower after the image payload,
+    // which this load never reads (the stream is cancelled at the payload's end). The header's plan, read
+    // before any of the payload, is what is checked against the budget and made room for.
 
     let model: Model;
     try {
