@@ -136,8 +136,14 @@ export function smallClipTokenizer(): ClipTokenizer {
 }
 
 // A CLIP-shaped two-tower bundle: `image` (a CLIP image tower config) and a text section with random
-// weights, the small tokenizer and CLIP's pooling at the end-of-text token.
-export function twoTowerBundle(name: string, seed: number, image: ModelConfig, projection: number): Uint8Array {
+// weights, the small tokenizer and CLIP's pooling at the end-of-text token; `textSize` widens the text tower.
+export function twoTowerBundle(
+  name: string,
+  seed: number,
+  image: ModelConfig,
+  projection: number,
+  textSize: Partial<Pick<TextConfig, "dim" | "heads" | "hidden" | "layers">> = {},
+): Uint8Array {
   const tokenizer = tokenizerToBytes(smallClipTokenizer());
   const text: TextConfig = {
     vocab: smallClipTokenizer().vocabSize,
@@ -146,6 +152,7 @@ export function twoTowerBundle(name: string, seed: number, image: ModelConfig, p
     heads: 2,
     hidden: 64,
     layers: 2,
+    ...textSize,
     eps: 1e-5,
     hiddenAct: "quick_gelu",
     causal: true,
