@@ -136,6 +136,23 @@ function encoderSizes(v: Record<string, unknown>, imageSize: number, hidden: num
   };
 }
 
+// A CLIP vision transformer under `m` (CLIPModel's `vision_model.`, LLaVA's `vision_tower.vision_model.`):
+// the patch embedding without bias, class and position embeddings, pre_layrnorm, the encoder, post_layernorm.
+function clipVisionTower(m: string, config: ModelConfig): Recipes {
+  const r = new Recipes();
+  const { dim, channels, patchSize, imageSize } = config;
+  r.patch(`${m}embeddings.patch_embedding`, dim, channels, patchSize, true); // no bias
+  r.f32("embeddings.cls_token", `${m}embeddings.class_embedding`, [dim]);
+  r.f32("embeddings.position_embeddings", `${m}embeddings.position_embedding.weight`, [
+    (imageSize / patchSize) ** 2 + 1,
+    dim,
+  ]);
+  r.norm("pre_layrnorm", `${m}pre_layrnorm`, dim);
+  clipEncoder(r, m, config);
+  r.norm("layernorm", `${m}post_layernorm`, dim);
+  return r;
+}
+
 // CLIP / SigLIP encoder layers (encoder.layers.N.{layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2,
 // mlp.fc1, mlp.fc2}) under `prefix`, as the bundle's layer tensors.
 function clipEncoder(r: Recipes, prefix: string, c: ModelConfig): void {
@@ -175,18 +192,8 @@ function clip(cfg: Json, has: (name: string) => boolean, shape: (name: string) =
     finalNorm: "pooled",
     projection,
   };
-  const r = new Recipes();
-  const m = "vision_model.";
-  const { dim, channels, patchSize } = config;
-  r.patch(`${m}embeddings.patch_embedding`, dim, channels, patchSize, true); // no bias
-  r.f32("embeddings.cls_token", `${m}embeddings.class_embedding`, [dim]);
-  r.f32("embeddings.position_embeddings", `${m}embeddings.position_embedding.weight`, [
-    (imageSize / patchSize) ** 2 + 1,
-    dim,
-  ]);
-  r.norm("pre_layrnorm", `${m}pre_layrnorm`, dim);
-  clipEncoder(r, m, config);
-  r.norm("layernorm", `${m}post_layernorm`, dim);
+  const r = clipVisionTower("vision_model.", config);
+  const { dim } = config;
   if (projection > 0) r.linear("visual_projection", ["visual_projection"], dim, projection, true); // no bias
   return { layout: "hf-clip", config, recipes: r };
 }
@@ -433,18 +440,8 @@ function llava(cfg: Json): Tower {
     projectorHiddenAct: hiddenAct(cfg.projector_hidden_act ?? "gelu", "projector_"),
     visionFeatureSelectStrategy: strategy,
   };
-  const r = new Recipes();
-  const m = "vision_tower.vision_model.";
-  const { dim, channels, patchSize } = config;
-  r.patch(`${m}embeddings.patch_embedding`, dim, channels, patchSize, true); // no bias
-  r.f32("embeddings.cls_token", `${m}embeddings.class_embedding`, [dim]);
-  r.f32("embeddings.position_embeddings", `${m}embeddings.position_embedding.weight`, [
-    (imageSize / patchSize) ** 2 + 1,
-    dim,
-  ]);
-  r.norm("pre_layrnorm", `${m}pre_layrnorm`, dim);
-  clipEncoder(r, m, config);
-  r.norm("layernorm", `${m}post_layernorm`, dim);
+  const r = clipVisionTower("vision_tower.vision_model.", config);
+  const { dim } = config;
   const lm = config.lmDim!;
   // multi_modal_projector_bias (default true) can leave the biases out
   r.linear("multi_modal_projector.linear_1", ["multi_modal_projector.linear_1"], dim, lm, true);
