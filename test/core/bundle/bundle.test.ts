@@ -6,19 +6,9 @@ import { BundleWriter, encodeBundle, encodeHead } from "../../../core/bundle/wri
 import { layout } from "../../../core/bundle/layout.ts";
 import { parsePrefix, readBundle } from "../../../core/bundle/reader.ts";
 import { validateHeader } from "../../../core/bundle/header.ts";
+import { TINY_CONFIG } from "./tiny.ts";
 
-const config: ModelConfig = {
-  imageSize: 8,
-  patchSize: 4,
-  channels: 3,
-  dim: 8,
-  heads: 2,
-  hidden: 20,
-  layers: 2,
-  classes: 3,
-  eps: 1e-6,
-  distilled: false,
-};
+const config: ModelConfig = TINY_CONFIG;
 
 function parts(c: ModelConfig = config): BundleParts {
   return {

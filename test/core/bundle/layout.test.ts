@@ -15,19 +15,9 @@ import {
   tensorCount,
   weightSlots,
 } from "../../../core/bundle/layout.ts";
+import { TINY_CONFIG } from "./tiny.ts";
 
-const config: ModelConfig = {
-  imageSize: 8,
-  patchSize: 4,
-  channels: 3,
-  dim: 8,
-  heads: 2,
-  hidden: 20,
-  layers: 2,
-  classes: 3,
-  eps: 1e-6,
-  distilled: false,
-};
+const config: ModelConfig = TINY_CONFIG;
 
 describe("layout", () => {
   test("follows FORMAT.md order with 64-byte aligned offsets and packed sizes", () => {
