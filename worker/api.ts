@@ -452,5 +452,13 @@ export const routes: Record<string, Record<string, Handler>> = {
   "/v1/image_tokens": { POST: imageTokens },
 };
 
-// What the text Worker (SERVES = "text", wrangler.text.toml) answers: the text routes over HTTP too.
-export const TEXT_ROUTES = new Set(["/healthz", "/v1/embed_text", "/v1/tokenize"]);
+// What the text Worker (SERVES = "text", wrangler.text.toml) answers: the text routes over HTTP too, and
+// GET /v1/models, whose `loaded` lists its text towers with their measured wasm memory (imports are the
+// main Worker's).
+export const textRoutes: Record<string, Record<string, Handler>> = {
+  "/healthz": routes["/healthz"],
+  "/v1/embed_text": routes["/v1/embed_text"],
+  "/v1/models": { GET: models },
+  "/v1/tokenize": routes["/v1/tokenize"],
+};
+export const TEXT_ROUTES = new Set(Object.keys(textRoutes));

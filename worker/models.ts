@@ -78,6 +78,8 @@ export async function engineDot(): Promise<DotInfo> {
 export type Tower = "image" | "text";
 interface Cached {
   readonly memoryBytes: number;
+  readonly wasmBytes: number;
+  readonly largestJsBuffer: number;
   readonly header: BundleHeader;
 }
 
@@ -159,7 +161,8 @@ class ModelCache {
       version: entry.version,
       etag: entry.etag,
       memoryBytes: entry.model.memoryBytes,
-      largestLoadBufferBytes: "largestJsBuffer" in entry.model ? (entry.model.largestJsBuffer as number) : 0,
+      wasmBytes: entry.model.wasmBytes,
+      largestLoadBufferBytes: entry.model.largestJsBuffer,
       checkedAt: new Date(entry.checkedAt).toISOString(),
       ...(entry.refreshError ? { refreshError: entry.refreshError } : {}),
     }));

@@ -643,11 +643,12 @@ export const openapi = {
               version: str,
               etag: str,
               memoryBytes: int,
+              wasmBytes: int,
               largestLoadBufferBytes: int,
               checkedAt: str,
               refreshError: ref("Failure"),
             },
-            ["name", "version", "etag", "memoryBytes", "largestLoadBufferBytes", "checkedAt"],
+            ["name", "version", "etag", "memoryBytes", "wasmBytes", "largestLoadBufferBytes", "checkedAt"],
           ),
         },
         memory: obj({

@@ -2,7 +2,7 @@
 // every answer, and every failure a handler throws as a JSON error. The default export's fetch and the
 // Edgevit entrypoint's (rpc.ts) both answer with serve(), so a service binding reaches the same routes.
 
-import { MODEL_PREFIX, modelRoutes, routes, TEXT_ROUTES } from "./api.ts";
+import { MODEL_PREFIX, modelRoutes, routes, TEXT_ROUTES, textRoutes } from "./api.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { clientGone, errorResponse, failure, Held } from "./http.ts";
 import { ClientDisconnected } from "./input.ts";
@@ -18,11 +18,12 @@ async function route(request: Request, env: Env, ctx?: ExecutionContext): Promis
   const url = new URL(request.url);
   const unauthorized = await refuse(request, env, url);
   if (unauthorized) return unauthorized;
-  const methods =
+  const known =
     routes[url.pathname] ??
     (url.pathname.startsWith(MODEL_PREFIX) && url.pathname.length > MODEL_PREFIX.length ? modelRoutes : undefined);
-  if (!methods) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
-  if (env.SERVES === "text" && !TEXT_ROUTES.has(url.pathname)) {
+  if (!known) return errorResponse(new EdgevitError("not_found", `no route ${url.pathname}`));
+  const text = env.SERVES === "text";
+  if (text && !TEXT_ROUTES.has(url.pathname)) {
     return errorResponse(
       new EdgevitError(
         "not_found",
@@ -30,6 +31,7 @@ async function route(request: Request, env: Env, ctx?: ExecutionContext): Promis
       ),
     );
   }
+  const methods = text ? textRoutes[url.pathname] : known;
   if (request.method === "OPTIONS") return preflight(request, env, methodsOf(methods));
   const handler = methods[request.method] ?? (request.method === "HEAD" ? methods.GET : undefined);
   if (!handler) {

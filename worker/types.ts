@@ -136,7 +136,8 @@ export interface LoadedListing {
   tower?: "text"; // a model's text tower, loaded apart from its image tower
   version: string; // the bundle's payload CRC-32: the same bytes give the same version wherever uploaded
   etag: string; // the R2 object's etag when it was loaded: what revalidation compares
-  memoryBytes: number; // the model's wasm memory: payload, activations, engine data
+  memoryBytes: number; // what the model holds: its wasm memory, and a text tower's tokenizer tables
+  wasmBytes: number; // its wasm memory's byte length, as the runtime reports it
   largestLoadBufferBytes: number; // the largest JS buffer its load held (read buffer, stream chunk or header)
   checkedAt: string; // when the object in R2 was last compared with this version
   // A newer object under the same key that failed to load: the version above keeps serving meanwhile.

@@ -68,8 +68,12 @@ export async function loadModel(
   let largestJsBuffer = 0;
   if (source instanceof Uint8Array) {
     stream.push(source);
-  } else if (await pump(source, stream)) {
-    largestJsBuffer = READ_BYTES;
+  } else {
+    // the sections after the payload (a text tower) are loaded by their own ranged reads
+    largestJsBuffer = await pump(source, (chunk) => {
+      stream.push(chunk);
+      return stream.payloadDone;
+    });
   }
   const header = stream.end();
   const c = header.config;
@@ -85,9 +89,11 @@ export async function loadModel(
   return new Model(e, header, Math.max(largestJsBuffer, stream.largestBuffer));
 }
 
-// Reads the stream to its end into the bundle stream: BYOB into a reused buffer when it is a byte stream
-// (an R2 body), else chunk by chunk as the stream makes them. Returns whether it read BYOB.
-async function pump(source: ReadableStream<Uint8Array>, stream: BundleStream): Promise<boolean> {
+// Reads `source` to its end, or until `take` returns true (the rest is cancelled), handing each chunk to
+// `take` before the next read: BYOB into one buffer of READ_BYTES reused for the whole read when it is a byte
+// stream (an R2 body), so at most READ_BYTES of it are in JS at once and no chunk is left for the garbage
+// collector; else chunk by chunk as the stream makes them. Returns the largest JS buffer it held.
+export async function pump(source: ReadableStream<Uint8Array>, take: (chunk: Uint8Array) => boolean): Promise<number> {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = source.getReader({ mode: "byob" });
@@ -96,6 +102,7 @@ async function pump(source: ReadableStream<Uint8Array>, stream: BundleStream): P
   }
   const reader = byob ?? source.getReader();
   let buffer = new ArrayBuffer(READ_BYTES);
+  let largest = byob ? READ_BYTES : 0;
   const read = byob
     ? () => byob.read(new Uint8Array(buffer))
     : () => (reader as ReadableStreamDefaultReader<Uint8Array>).read();
@@ -103,11 +110,11 @@ async function pump(source: ReadableStream<Uint8Array>, stream: BundleStream): P
     for (;;) {
       const { done, value } = await read();
       if (done) break;
-      stream.push(value);
+      largest = Math.max(largest, value.byteLength);
+      const stop = take(value);
       // the read transferred the buffer: the view it returned now owns it
       if (byob) buffer = value.buffer as ArrayBuffer;
-      // the sections after the payload (a text tower) are loaded by their own ranged reads
-      if (stream.payloadDone) {
+      if (stop) {
         await reader.cancel().catch(() => {});
         break;
       }
@@ -119,5 +126,5 @@ async function pump(source: ReadableStream<Uint8Array>, stream: BundleStream): P
   } finally {
     reader.releaseLock();
   }
-  return byob !== undefined;
+  return largest;
 }

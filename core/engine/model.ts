@@ -69,8 +69,13 @@ export class Model {
     this.largestJsBuffer = largestJsBuffer;
   }
 
-  get memoryBytes(): number {
+  // The instance's wasm memory, as the runtime has it now: all this model holds once loaded.
+  get wasmBytes(): number {
     return this.e.memory.buffer.byteLength;
+  }
+
+  get memoryBytes(): number {
+    return this.wasmBytes;
   }
 
   get tokens(): number {

@@ -8,6 +8,7 @@ import { HIDDEN_ACTS } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { type Tokenizer, tokenizerFromBytes } from "../text/index.ts";
 import { initError, type EngineExports } from "./abi.ts";
+import { pump } from "./load.ts";
 import { growing, type MemoryPlan, wholePages } from "./memory.ts";
 
 // The config struct textInit() reads (assembly/text.ts, TextConfigStruct): its own size, then these fields.
@@ -98,22 +99,35 @@ export class TextModel {
   readonly header: BundleHeader;
   readonly section: TextSection;
   readonly tokenizer: Tokenizer;
+  readonly largestJsBuffer: number; // bytes: the largest JS buffer held while loading
   private readonly e: EngineExports;
 
-  constructor(e: EngineExports, header: BundleHeader, section: TextSection, tokenizer: Tokenizer) {
+  constructor(
+    e: EngineExports,
+    header: BundleHeader,
+    section: TextSection,
+    tokenizer: Tokenizer,
+    largestJsBuffer: number,
+  ) {
     this.e = e;
     this.header = header;
     this.section = section;
     this.tokenizer = tokenizer;
+    this.largestJsBuffer = largestJsBuffer;
   }
 
   get config(): TextConfig {
     return this.section.config;
   }
 
+  // The instance's wasm memory, as the runtime has it now.
+  get wasmBytes(): number {
+    return this.e.memory.buffer.byteLength;
+  }
+
   // The instance's wasm memory and the tokenizer's JS tables.
   get memoryBytes(): number {
-    return this.e.memory.buffer.byteLength + tokenizerHeapBytes(this.section);
+    return this.wasmBytes + tokenizerHeapBytes(this.section);
   }
 
   // The tokenizer's fixed-length rows, as the family's processor pads them.
@@ -199,21 +213,17 @@ export async function loadTextModel(
     crc = e.crc32(crc, ptr + received, chunk.length) >>> 0;
     received += chunk.length;
   };
-  if (source instanceof Uint8Array) write(source);
-  else {
-    const reader = source.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        write(value);
-      }
-    } catch (error) {
-      await reader.cancel(error).catch(() => {});
-      throw error;
-    } finally {
-      reader.releaseLock();
-    }
+  // A stream is read in bounded chunks (load.ts's pump), each copied to its place in wasm memory: the
+  // section is never whole in JS.
+  let largestJsBuffer: number;
+  if (source instanceof Uint8Array) {
+    write(source);
+    largestJsBuffer = source.byteLength;
+  } else {
+    largestJsBuffer = await pump(source, (chunk) => {
+      write(chunk);
+      return false;
+    });
   }
   checkSectionEnd(section, received, crc);
   checkSectionFloats(section, (offset, count) => {
@@ -236,7 +246,7 @@ export async function loadTextModel(
   const code = growing(plan, () => initText(e, c, { ptr, bytes: section.length, tensors: section.tensors }));
   if (code !== 0)
     throw new BundleError("bad_header", `engine refused ${header.name}'s ${name} tower: ${initError(code)}`);
-  return new TextModel(e, header, section, tokenizer);
+  return new TextModel(e, header, section, tokenizer, largestJsBuffer);
 }
 
 function initText(

@@ -120,6 +120,56 @@ describe("text towers vs float32 PyTorch", () => {
     });
   }
 
+  test("a section streamed in bounded chunks loads the same instance as the whole section", async () => {
+    const dir = textGoldenCheckpoint(TEXT_GOLDENS[0], scratch);
+    const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
+    const { header } = readBundle(bundle, crc32);
+    const section = header.sections![0];
+    const bytes = bundle.slice(section.offset, section.offset + section.length);
+    // A byte stream (as an R2 body is) that hands out at most 1 MiB per pull, and a default stream of odd
+    // 1,000-byte chunks.
+    const byteStream = () => {
+      let at = 0;
+      return new ReadableStream({
+        type: "bytes",
+        pull(controller) {
+          if (at >= bytes.length) {
+            // a pending BYOB read is answered by respond(0) once closed
+            controller.close();
+            return controller.byobRequest?.respond(0);
+          }
+          controller.enqueue(bytes.slice(at, at + 2 ** 20));
+          at += 2 ** 20;
+        },
+      }) as ReadableStream<Uint8Array>;
+    };
+    const chunked = () => {
+      let at = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= bytes.length) return controller.close();
+          controller.enqueue(bytes.slice(at, at + 1000));
+          at += 1000;
+        },
+      });
+    };
+    const loads = [];
+    for (const source of [bytes, byteStream(), chunked()]) {
+      const text = await (await Engine.instantiate(modules.baseline)).loadText(header, "text", source);
+      const embeddings = text.embed(LABEL_TEXTS).map((t) => t.embedding);
+      // the instance's whole memory after the same texts: weights, tokenizer bytes, activations
+      const memory = new Uint8Array((text as unknown as { e: { memory: WebAssembly.Memory } }).e.memory.buffer);
+      expect(text.wasmBytes).toBe(memory.byteLength);
+      loads.push({ embeddings, memory, largest: text.largestJsBuffer });
+    }
+    expect(loads.map((l) => l.largest)).toEqual([bytes.length, 64 * 1024, 1000]);
+    expect(bytes.length).toBeGreaterThan(64 * 1024);
+    for (const other of loads.slice(1)) {
+      expect(other.embeddings).toEqual(loads[0].embeddings);
+      expect(Buffer.compare(other.memory, loads[0].memory)).toBe(0);
+    }
+  });
+
   test("a damaged section is refused by its CRC-32, a cut one as truncated; the image loads alone", async () => {
     const dir = textGoldenCheckpoint(TEXT_GOLDENS[0], scratch);
     const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });

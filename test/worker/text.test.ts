@@ -14,6 +14,8 @@ import { smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
 import { labelsKey } from "../../worker/text.ts";
 import { MODEL_PREFIX, routes, TEXT_ROUTES } from "../../worker/api.ts";
 import { ledgerOf } from "../../worker/memory.ts";
+import { getTextModel } from "../../worker/models.ts";
+import { tokenizerHeapBytes } from "../../core/engine/text.ts";
 
 const CLIP: ModelConfig = {
   ...SMALL_CONFIG,
@@ -227,7 +229,7 @@ describe('the text Worker (wrangler.text.toml, SERVES = "text")', () => {
   } as unknown as Fetcher;
 
   test("answers the text routes, running the text passes in its own isolate", async () => {
-    expect([...TEXT_ROUTES].sort()).toEqual(["/healthz", "/v1/embed_text", "/v1/tokenize"]);
+    expect([...TEXT_ROUTES].sort()).toEqual(["/healthz", "/v1/embed_text", "/v1/models", "/v1/tokenize"]);
     const request = (path: string) =>
       new Request(`http://edgevit.test${path}?model=${NAME}`, {
         method: "POST",
@@ -244,9 +246,37 @@ describe('the text Worker (wrangler.text.toml, SERVES = "text")', () => {
     expect(await health.json()).toEqual({ status: "ok" });
   });
 
+  test("lists its loaded text towers with their wasm memory as measured, read from R2 in bounded chunks", async () => {
+    // a text section of 3 MiB (the first test's bundle)
+    const embedded = await call(
+      new Request(`http://edgevit.test/v1/embed_text?model=zs-wide`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts: ["a photo of a dog"] }),
+      }),
+      TEXT_WORKER,
+    );
+    expect(embedded.status).toBe(200);
+    const listing = await (await call(new Request("http://edgevit.test/v1/models"), TEXT_WORKER)).json<any>();
+    const tower = listing.loaded.find(
+      (m: { name: string; tower?: string }) => m.name === "zs-wide" && m.tower === "text",
+    );
+    const { model } = await getTextModel(env, "zs-wide");
+    const memory = (model as unknown as { e: { memory: WebAssembly.Memory } }).e.memory;
+    expect(tower.wasmBytes).toBe(memory.buffer.byteLength);
+    expect(tower.memoryBytes).toBe(tower.wasmBytes + tokenizerHeapBytes(model.section));
+    // the section came through one reused 64 KiB BYOB buffer, never whole in JS
+    expect(tower.largestLoadBufferBytes).toBe(64 * 1024);
+    expect(model.section.length).toBeGreaterThan(64 * 1024);
+    // imports are the main Worker's
+    const post = await call(new Request("http://edgevit.test/v1/models", { method: "POST" }), TEXT_WORKER);
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+  });
+
   test("every other route is not found there, with a sentence naming the routes it serves", async () => {
     const others = [...Object.keys(routes).filter((path) => !TEXT_ROUTES.has(path)), `${MODEL_PREFIX}${NAME}`];
-    expect(others).toEqual(expect.arrayContaining(["/v1/classify", "/v1/zero_shot", "/v1/models", "/openapi.json"]));
+    expect(others).toEqual(expect.arrayContaining(["/v1/classify", "/v1/zero_shot", "/openapi.json"]));
     for (const path of others) {
       for (const method of ["GET", "POST"]) {
         const response = await call(
@@ -261,7 +291,7 @@ describe('the text Worker (wrangler.text.toml, SERVES = "text")', () => {
         const body = await response.json<any>();
         expect(body.error.code).toBe("not_found");
         expect(body.error.message).toBe(
-          `this Worker serves the text towers only (/healthz, /v1/embed_text, /v1/tokenize), not ${path}`,
+          `this Worker serves the text towers only (/healthz, /v1/embed_text, /v1/models, /v1/tokenize), not ${path}`,
         );
       }
     }
