@@ -115,6 +115,7 @@ export interface HeapPeaks {
   usedSize: number;
   totalSize: number;
   backingStorageSize: number;
+  committedAndBacking: number; // the most of one sample's totalSize + backingStorageSize
   samples: number;
   maxGapMs: number; // the longest time between two samples
 }
@@ -123,7 +124,14 @@ export interface HeapPeaks {
 // the gaps are reported) until stopped, keeping each field's peak.
 export class HeapSampler {
   private running = true;
-  private readonly peaks: HeapPeaks = { usedSize: 0, totalSize: 0, backingStorageSize: 0, samples: 0, maxGapMs: 0 };
+  private readonly peaks: HeapPeaks = {
+    usedSize: 0,
+    totalSize: 0,
+    backingStorageSize: 0,
+    committedAndBacking: 0,
+    samples: 0,
+    maxGapMs: 0,
+  };
   private readonly loop: Promise<void>;
   private error: Error | null = null;
 
@@ -144,6 +152,7 @@ export class HeapSampler {
       p.usedSize = Math.max(p.usedSize, usage.usedSize);
       p.totalSize = Math.max(p.totalSize, usage.totalSize);
       p.backingStorageSize = Math.max(p.backingStorageSize, usage.backingStorageSize);
+      p.committedAndBacking = Math.max(p.committedAndBacking, usage.totalSize + usage.backingStorageSize);
       p.maxGapMs = Math.max(p.maxGapMs, now - last);
       p.samples++;
       last = now;

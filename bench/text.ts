@@ -2,9 +2,11 @@
 // bundles (the hub layout and tokenizer files, as test/tools/text_towers.ts makes them at test size),
 // timed client-side for /v1/embed_text of 8 labels and /v1/zero_shot with a new label set (a text pass in the
 // text Worker) and with the same set again (the isolate's cached embeddings), and the text Worker's isolate
-// measured: JS heap committed and ArrayBuffer backing store through the inspector (wrangler gives the
-// inspector to the first Worker of a session only, so the text Worker runs alone for that), plus the text
-// tower's wasm memory as the engine plans it.
+// measured while it loads the tower and while it answers: JS heap committed and ArrayBuffer backing store
+// through the inspector, sampled every few ms (wrangler gives the inspector to the first Worker of a session
+// only, so the text Worker runs alone for that), plus the tower's wasm memory as the text Worker reports it
+// (GET /v1/models), and workerd's resident memory growth as a cross-check that also sees inside synchronous
+// stretches.
 //
 //   node bench/text.ts [--preset clip-vit-base-patch32,siglip-base-patch16-224] [--n 10]
 import { spawnSync } from "node:child_process";
@@ -15,7 +17,8 @@ import { bucketName, putObject } from "../cli/upload.ts";
 import { makeTower } from "../models/tools/make-random-tower.ts";
 import { clipFiles } from "../test/tools/clip_files.ts";
 import { cacheDir } from "./artifacts.ts";
-import { HeapSampler, Inspector } from "./inspector.ts";
+import { type HeapPeaks, HeapSampler, Inspector } from "./inspector.ts";
+import { statusBytes } from "./proc.ts";
 import { DevServer } from "./wrangler.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -87,14 +90,29 @@ const zeroShot = (url: string, model: string, labels: string[]) => () =>
     body: image,
   });
 
-// The text tower's wasm memory as the engine plans it (scripts/text-memory-plan.ts, the hub configs): the text
-// Worker answers no /v1/models, and an instance's memory is the plan's pages (wasm memory does not shrink).
-function plannedTextWasmBytes(preset: string): number {
-  const plan = spawnSync(process.execPath, [join(root, "scripts/text-memory-plan.ts")], { encoding: "utf8" });
-  const row = plan.stdout.split("\n").find((line) => line.includes(`/${preset} | text |`));
-  const wasm = row?.split("|")[5]?.trim();
-  if (!wasm?.endsWith(" MiB")) throw new Error(`no text row for ${preset} in:\n${plan.stdout}${plan.stderr}`);
-  return Number.parseFloat(wasm) * MiB;
+// The text tower's wasm memory as the text Worker measures it (its instance's memory, which never shrinks:
+// after the load it is the most the load had).
+async function textWasmBytes(url: string, model: string): Promise<number> {
+  const response = await fetch(`${url}/v1/models`);
+  const body = (await response.json()) as { loaded?: { name: string; tower?: string; wasmBytes: number }[] };
+  const tower = body.loaded?.find((m) => m.name === model && m.tower === "text");
+  if (!tower) throw new Error(`the text Worker lists no text tower of ${model}: ${JSON.stringify(body).slice(0, 300)}`);
+  return tower.wasmBytes;
+}
+
+// Sampling intervals: the load awaits a read every 64 KiB, so the inspector answers through it.
+const LOAD_SAMPLE_MS = 2;
+const ANSWER_SAMPLE_MS = 5;
+
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+function isolateLine(label: string, peaks: HeapPeaks, wasm: number, rssGrowth: number): string {
+  return (
+    `${label}: JS heap committed ${mib(peaks.totalSize)} + backing store ${mib(peaks.backingStorageSize)} ` +
+    `(most in one sample: ${mib(peaks.committedAndBacking)}) + wasm ${mib(wasm)} = ` +
+    `${mib(peaks.committedAndBacking + wasm)} of 128 (${peaks.samples} samples, longest gap ` +
+    `${peaks.maxGapMs.toFixed(0)} ms); workerd resident growth ${mib(rssGrowth)}`
+  );
 }
 
 for (const preset of opts.preset.split(",")) {
@@ -109,28 +127,29 @@ for (const preset of opts.preset.split(",")) {
     const { server } = await DevServer.start(persist, 180_000, "wrangler.text.toml");
     try {
       const inspector = await Inspector.connect(server.inspectorPort);
-      const loading = new HeapSampler(inspector, 20);
+      await inspector.collectGarbage();
+      const pid = await server.workerdPid();
+      // VmHWM from here: the resident peak of the load (workerd's own R2 simulation included)
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+      const idleRss = statusBytes(pid, "VmRSS");
+      const loading = new HeapSampler(inspector, LOAD_SAMPLE_MS);
       const loadMs = await timed(embedText(server.url, model)); // the first: the section's load
       const load = await loading.stop();
+      const loadRss = statusBytes(pid, "VmHWM") - idleRss;
+      const wasm = await textWasmBytes(server.url, model);
       await inspector.collectGarbage();
-      const sampler = new HeapSampler(inspector, 20);
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+      const loadedRss = statusBytes(pid, "VmRSS");
+      const sampler = new HeapSampler(inspector, ANSWER_SAMPLE_MS);
       const ms: number[] = [];
       for (let i = 0; i < N; i++) ms.push(await timed(embedText(server.url, model)));
       const peaks = await sampler.stop();
-      const wasm = plannedTextWasmBytes(preset);
-      const total = peaks.totalSize + peaks.backingStorageSize + wasm;
-      const loadTotal = load.totalSize + load.backingStorageSize + wasm;
-      console.log(
-        `${preset} text Worker alone: first embed_text x8 (the load) ${loadMs.toFixed(0)} ms, peaks JS heap ` +
-          `committed ${(load.totalSize / MiB).toFixed(1)} MiB + backing store ${(load.backingStorageSize / MiB).toFixed(1)} ` +
-          `MiB + wasm ${(wasm / MiB).toFixed(1)} MiB = ${(loadTotal / MiB).toFixed(1)} MiB of 128 (${load.samples} samples)`,
-      );
+      const answerRss = statusBytes(pid, "VmHWM") - loadedRss;
+      if ((await server.workerdPid()) !== pid) throw new Error("wrangler restarted the text Worker during the run");
+      console.log(`${preset} text Worker alone: first embed_text x8 (the load) ${loadMs.toFixed(0)} ms`);
+      console.log(isolateLine(`${preset} text isolate, the load`, load, wasm, loadRss));
       console.log(`${preset} text Worker alone: embed_text x8 ${quantiles(ms)}`);
-      console.log(
-        `${preset} text isolate peaks: JS heap committed ${(peaks.totalSize / MiB).toFixed(1)} MiB + backing store ` +
-          `${(peaks.backingStorageSize / MiB).toFixed(1)} MiB + wasm ${(wasm / MiB).toFixed(1)} MiB = ` +
-          `${(total / MiB).toFixed(1)} MiB of 128 (${peaks.samples} samples, longest gap ${peaks.maxGapMs.toFixed(0)} ms)`,
-      );
+      console.log(isolateLine(`${preset} text isolate, ${N} embed_text x8 after a GC`, peaks, wasm, answerRss));
       inspector.close();
     } finally {
       await server.stop();
