@@ -92,8 +92,15 @@ export async function loadModel(
 // Reads `source` to its end, or until `take` returns true (the rest is cancelled), handing each chunk to
 // `take` before the next read: BYOB into one buffer of READ_BYTES reused for the whole read when it is a byte
 // stream (an R2 body), so at most READ_BYTES of it are in JS at once and no chunk is left for the garbage
-// collector; else chunk by chunk as the stream makes them. Returns the largest JS buffer it held.
-export async function pump(source: ReadableStream<Uint8Array>, take: (chunk: Uint8Array) => boolean): Promise<number> {
+// collector; else chunk by chunk as the stream makes them. Every `yieldBytes` it waits for a timer, which
+// lets in what a chain of reads that are ready at once keeps out: workerd's inspector waits for the
+// isolate's lock, held from one such read to the next, for the whole load otherwise. Returns the largest
+// JS buffer it held.
+export async function pump(
+  source: ReadableStream<Uint8Array>,
+  take: (chunk: Uint8Array) => boolean,
+  yieldBytes = Number.POSITIVE_INFINITY,
+): Promise<number> {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = source.getReader({ mode: "byob" });
@@ -103,6 +110,7 @@ export async function pump(source: ReadableStream<Uint8Array>, take: (chunk: Uin
   const reader = byob ?? source.getReader();
   let buffer = new ArrayBuffer(READ_BYTES);
   let largest = byob ? READ_BYTES : 0;
+  let sinceYield = 0;
   const read = byob
     ? () => byob.read(new Uint8Array(buffer))
     : () => (reader as ReadableStreamDefaultReader<Uint8Array>).read();
@@ -117,6 +125,11 @@ export async function pump(source: ReadableStream<Uint8Array>, take: (chunk: Uin
       if (stop) {
         await reader.cancel().catch(() => {});
         break;
+      }
+      sinceYield += value.byteLength;
+      if (sinceYield >= yieldBytes) {
+        sinceYield = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
       }
     }
   } catch (error) {

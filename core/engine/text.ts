@@ -29,6 +29,10 @@ const TEXT_CONFIG_BYTES = 4 * (1 + TEXT_CONFIG_FIELDS.length);
 const TABLE_HEADER_WORDS = 3;
 const ABSENT = 0xffffffff;
 const ERR_INPUT = 6;
+// A streamed section's bytes between two yields to the event loop (load.ts's pump): a tower's load takes up
+// to a second, and what waits for the isolate's lock (workerd's inspector, which samples its memory) gets
+// in every MiB.
+const YIELD_BYTES = 1024 * 1024;
 
 // The tokenizer's JS heap per byte of its serialised form, measured in Node (V8's heap after loading five):
 // CLIP's merge-rank map and word cache 5.9x, SigLIP's SentencePiece pieces 0.5x.
@@ -220,10 +224,14 @@ export async function loadTextModel(
     write(source);
     largestJsBuffer = source.byteLength;
   } else {
-    largestJsBuffer = await pump(source, (chunk) => {
-      write(chunk);
-      return false;
-    });
+    largestJsBuffer = await pump(
+      source,
+      (chunk) => {
+        write(chunk);
+        return false;
+      },
+      YIELD_BYTES,
+    );
   }
   checkSectionEnd(section, received, crc);
   checkSectionFloats(section, (offset, count) => {
