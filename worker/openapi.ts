@@ -650,6 +650,7 @@ export const openapi = {
               family: { type: "string", enum: [...FAMILIES] },
               answers: { type: "array", items: str },
               pools: { type: "array", items: { type: "string", enum: [...POOLS] } },
+              lmVocab: int,
               error: obj({ code: str, message: str }),
               loaded: { type: "boolean" },
             },

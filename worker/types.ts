@@ -136,6 +136,7 @@ export interface BundleListing {
   family?: Family; // vit (ViT, DeiT), clip, siglip, dinov2
   answers?: string[]; // the routes it answers: /v1/classify with a classifier, /v1/image_tokens with a connector
   pools?: Pool[]; // the embeddings /v1/embed gives, its default first
+  lmVocab?: number; // rows of the LLM's embedding table it carries (--lm-embeddings): /v1/image_tokens?nearest=k
   error?: { code: string; message: string }; // the header cannot be read: why
   loaded: boolean; // this isolate has it loaded
 }

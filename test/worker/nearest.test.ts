@@ -102,6 +102,15 @@ describe("POST /v1/image_tokens?nearest=k", () => {
     checkNearest(body.image_tokens[0], body.nearest[0], 2);
   });
 
+  test("/v1/models: the table's rows, and no text routes (the section is not a text tower)", async () => {
+    const { models } = await (await SELF.fetch("http://edgevit.test/v1/models")).json<any>();
+    const lm = models.find((m: any) => m.name === "smol-lm");
+    expect(lm.lmVocab).toBe(VOCAB);
+    expect(lm.answers).toContain("/v1/image_tokens");
+    expect(lm.answers).not.toContain("/v1/zero_shot");
+    expect(models.find((m: any) => m.name === "smol-nolm").lmVocab).toBeUndefined();
+  });
+
   test("without nearest the answer has no nearest rows", async () => {
     const body = await (await SELF.fetch(jpegRequest("/v1/image_tokens?model=smol-lm&split=false", cat))).json<any>();
     expect(body.nearest).toBeUndefined();
