@@ -472,7 +472,8 @@ function renderVlm(c, answer, near, bitmap) {
   shuffle.dataset.scaleFactor = String(s);
   const shuffled = c.dim * s * s;
   ui.shuffleCaption.textContent = idefics3
-    ? `Pixel shuffle by ${s}: each ${s}×${s} block of neighbouring patches (outlined: the first) is concatenated ` +
+    ? `Pixel shuffle by ${s}, over the global view's ${side}×${side} patches: each ${s}×${s} block of ` +
+      "neighbouring patches (outlined: the first) is concatenated " +
       `into one vector, ${s * s} × ${c.dim} = ${shuffled} numbers, so each frame's ${side * side} patches become ` +
       `${tokens} tokens; modality_projection then maps each to the LLM's ${lmDim}. Fewer, wider tokens: the ` +
       `LLM reads a frame in 1/${s * s} as many tokens as it has patches.`

@@ -32,6 +32,7 @@ const HUB_ROOT = join(root, ".cache", "page-test-hub");
 const VIT_B16 = "vit-b16-random";
 const SIGLIP = "siglip-tiny-random";
 const SMOLVLM = "smolvlm-tiny-lm";
+const LLAVA = "llava-tiny-random";
 const CAT = join(root, "test", "fixtures", "images", "cat-baseline-420.jpg");
 
 // A checkpoint made by one of the project's tools, converted, kept in .cache by name (the tools are
@@ -83,11 +84,15 @@ beforeAll(async () => {
       ),
     { lmEmbeddings: true },
   );
+  const llava = await bundleFile(LLAVA, () =>
+    makeTower(towerOptions(["--preset", "llava-1.5-projector", "--tiny", "--seed", "6", "--inputs", "1"])),
+  );
   const models: [string, string][] = [
     [MODEL, join(root, "models", "default", `${MODEL}.evit`)],
     [VIT_B16, vitB16],
     [SIGLIP, siglip],
     [SMOLVLM, smolvlm],
+    [LLAVA, llava],
   ];
   for (const [name, file] of models)
     putObject(bucketName(), file, name, { remote: false, persistTo: PERSIST, quiet: true });
@@ -426,7 +431,7 @@ describe("the page in Chromium", () => {
     expect(await tiles.getAttribute("data-cols")).toBe("4");
     expect(await page.locator("#tiles-caption").textContent()).toContain("3×4 tiles of 32×32 pixels");
     expect(await page.locator("#shuffle-caption").textContent()).toContain(
-      "Pixel shuffle by 2: each 2×2 block of neighbouring patches",
+      "Pixel shuffle by 2, over the global view's 8×8 patches: each 2×2 block of neighbouring patches",
     );
     expect(await page.locator("#shuffle-caption").textContent()).toContain("64 patches become 16 tokens");
     // one 4x4 picture of tokens per frame, in as many colours as tokens (their principal components)
@@ -450,6 +455,30 @@ describe("the page in Chromium", () => {
     expect(hover?.split("\n")).toHaveLength(3);
     expect(await page.locator("#nearest-caption").textContent()).toContain("vocabulary, 256 words");
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+  });
+
+  test("a LLaVA projector: steps 1 to 4 as a CLIP tower's, then one frame of patch tokens, no words", async () => {
+    consoleErrors.length = 0;
+    await page.selectOption("#model", LLAVA);
+    await page.setInputFiles("#file", CAT);
+    await expect
+      .poll(() => page.locator("#status").textContent(), { timeout: 60_000 })
+      .toContain(`through ${LLAVA}: its layers and its image tokens`);
+    expect(await page.locator("#error").isHidden()).toBe(true);
+    expect(await page.locator("#attention-title").textContent()).toBe("4. Where the class token looks");
+    const intro = await page.locator("#vlm-intro").textContent();
+    expect(intro).toContain(
+      "the image → patches → the encoder's layers (steps 1 and 3) → tokens in the LLM's width (48)",
+    );
+    expect(await page.locator("#shuffle-caption").textContent()).toMatch(/patch tokens .* linear_1, gelu, linear_2/);
+    expect(await page.locator("#token-frames canvas").count()).toBe(1);
+    expect(await page.locator("#token-frames canvas").first().getAttribute("width")).toBe("4");
+    expect(await page.locator("#nearest-block").isHidden()).toBe(true);
+    // back to a classifier: the VLM step goes away
+    await page.selectOption("#model", MODEL);
+    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain(`through ${MODEL}`);
+    expect(await page.locator("#vlm-section").isHidden()).toBe(true);
     expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
   });
 });
