@@ -37,9 +37,9 @@ export function checkNearestWork(section: EmbeddingsSection, queries: number, sp
   if (queries * vocab * dim > NEAREST_MAX_PRODUCTS) {
     throw new EdgevitError(
       "bad_parameter",
-      `nearest compares each of this image's ${queries} image tokens with the ${vocab} rows of the LLM's ` +
-        `embedding table, more than one request computes (${NEAREST_MAX_PRODUCTS.toExponential(0)} products of ` +
-        `${dim} numbers' worth)${split ? "; ask with split=false for the global view's tokens alone" : ""}`,
+      `nearest would compare each of this image's ${queries} image tokens with the ${vocab} rows of the LLM's ` +
+        `embedding table, ${dim} numbers each: over the ${NEAREST_MAX_PRODUCTS / 1e9} billion multiplications ` +
+        `one request makes${split ? "; ask with split=false for the global view's tokens alone" : ""}`,
     );
   }
 }

@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { env, SELF } from "cloudflare:test";
 import { decode, parseHeader } from "../../core/convert/safetensors.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
+import type { EmbeddingsSection } from "../../core/bundle/format.ts";
+import { checkNearestWork } from "../../worker/nearest.ts";
 import { jpegRequest } from "./helpers.ts";
 
 const REPO = "org/tiny-smolvlm-lm";
@@ -126,6 +128,15 @@ describe("POST /v1/image_tokens?nearest=k", () => {
     const body = await response.json<any>();
     expect(body.error.code).toBe("bad_parameter");
     expect(body.error.message).toMatch(message);
+  });
+
+  test("SmolVLM-256M's 17 frames against its 49,280 x 576 table: too many comparisons, split=false suggested", () => {
+    const section = { config: { vocab: 49280, dim: 576, tokensBytes: 1 } } as EmbeddingsSection;
+    expect(() => checkNearestWork(section, 17 * 64, true)).toThrow(
+      /1088 image tokens with the 49280 rows .* over the 4 billion multiplications one request makes; ask with split=false/,
+    );
+    // the global view alone: 1.8 billion
+    expect(() => checkNearestWork(section, 64, false)).not.toThrow();
   });
 
   test("a bundle converted without the table: 400 saying how to convert it", async () => {
