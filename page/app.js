@@ -1,4 +1,5 @@
-// The page at /: one POST /v1/see per image, then every picture drawn from that one answer.
+// The page at /: one POST /v1/see per image, then every picture drawn from that one answer; for a
+// vision-language model also POST /v1/image_tokens (the tiles, the image tokens and their nearest words).
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -39,6 +40,17 @@ const ui = {
   searchStatus: $("search-status"),
   searchError: $("search-error"),
   searchResults: $("search-results"),
+  vlmSection: $("vlm-section"),
+  vlmIntro: $("vlm-intro"),
+  tilesCanvas: $("tiles-canvas"),
+  tilesCaption: $("tiles-caption"),
+  shuffleCanvas: $("shuffle-canvas"),
+  shuffleCaption: $("shuffle-caption"),
+  tokenFrames: $("token-frames"),
+  tokensCaption: $("tokens-caption"),
+  nearestBlock: $("nearest-block"),
+  nearest: $("nearest"),
+  nearestCaption: $("nearest-caption"),
 };
 
 // The heat-map ramp of core/pictures/heatmap.ts (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1), so the page and
@@ -69,6 +81,8 @@ let seen = null; // the last /v1/see answer
 let picture = null; // its preprocessed image, decoded
 let lastUpload = null; // { blob, name } to run again when the model changes
 let busy = false;
+let catalogue = new Map(); // /v1/models' entries by name
+let defaultModel = "";
 
 function showError(message) {
   ui.error.textContent = message;
@@ -113,6 +127,8 @@ async function loadModels(choose) {
       throw new Error(unauthorized(response) ?? body.error?.message ?? `the server answered ${response.status}`);
     }
     ui.model.replaceChildren();
+    catalogue = new Map(body.models.map((m) => [m.name, m]));
+    defaultModel = body.default;
     const names = body.models.map((m) => m.name);
     if (!names.includes(body.default)) names.unshift(body.default);
     for (const name of names) {
@@ -122,7 +138,7 @@ async function loadModels(choose) {
         ? `${name} (not in the bucket)`
         : entry.error
           ? `${name} (unusable: ${entry.error.message})`
-          : `${name}: ${FAMILY_NAMES[entry.family] ?? entry.family ?? "vit"}, ${describe(entry.config)}`;
+          : `${name}: ${familyName(entry)}, ${describe(entry.config)}`;
       const option = new Option(label, name);
       option.disabled = !entry || Boolean(entry.error);
       option.selected = name === (choose ?? body.default) && !option.disabled;
@@ -144,6 +160,14 @@ const FAMILY_NAMES = {
   siglip: "SigLIP image tower",
   dinov2: "DINOv2",
 };
+
+// A vision-language model's tower is named by the model it comes from.
+function familyName(entry) {
+  const connector = entry.config?.connector;
+  if (connector === "idefics3") return "SmolVLM / Idefics3 vision encoder and connector";
+  if (connector === "llava") return "LLaVA vision tower and projector";
+  return FAMILY_NAMES[entry.family] ?? entry.family ?? "vit";
+}
 
 function describe(c) {
   if (!c) return "";
@@ -209,33 +233,305 @@ async function run(blob, name) {
   clearError();
   lastUpload = { blob, name };
   const type = blob.type || (/\.png$/i.test(name) ? "image/png" : "image/jpeg");
-  const params = new URLSearchParams({ top_k: "5", size: "224" });
-  if (ui.model.value) params.set("model", ui.model.value);
+  const model = ui.model.value || defaultModel;
+  const entry = catalogue.get(model);
   setBusy(true);
-  ui.status.textContent = `Running ${ui.model.value || "the default model"} on ${name}…`;
+  ui.status.textContent = `Running ${model || "the default model"} on ${name}…`;
   const started = performance.now();
   try {
-    const response = await fetch(`/v1/see?${params}`, {
-      method: "POST",
-      headers: apiHeaders({ "content-type": type }),
-      body: blob,
-    });
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      const message = unauthorized(response) ?? body?.error?.message ?? `the server answered ${response.status}`;
-      throw new Error(`${name} was refused: ${message}`);
-    }
-    seen = body;
-    picture = await decode(body.preprocessed);
+    // a tower with neither a class token nor a pooling head (Idefics3's) has nothing for /v1/see to draw
+    // where it looks: its layers come from /v1/pca?layer=all
+    const sees = !entry?.answers || entry.answers.includes("/v1/see");
+    if (sees) await runSee(blob, name, type);
+    else await runLayers(blob, name, type, entry);
+    const vlm = entry?.answers?.includes("/v1/image_tokens");
+    if (vlm) await runImageTokens(blob, name, type, entry);
+    ui.vlmSection.hidden = !vlm;
     const ms = Math.round(performance.now() - started);
-    ui.status.textContent = `${name} through ${body.model}: one forward pass, answered in ${ms} ms.`;
-    render();
+    const model = sees ? seen.model : entry.name;
+    ui.status.textContent = vlm
+      ? `${name} through ${model}: its layers and its image tokens, answered in ${ms} ms.`
+      : `${name} through ${model}: one forward pass, answered in ${ms} ms.`;
   } catch (error) {
     ui.status.textContent = seen ? "Showing the previous image." : "No image yet: choose one above.";
     showError(error.message);
   } finally {
     setBusy(false);
   }
+}
+
+// A POST of the upload to an API route; the answer, or the server's sentence as an error.
+async function post(route, params, blob, name, type) {
+  const response = await fetch(`${route}?${params}`, {
+    method: "POST",
+    headers: apiHeaders({ "content-type": type }),
+    body: blob,
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    const message = unauthorized(response) ?? body?.error?.message ?? `the server answered ${response.status}`;
+    throw new Error(`${name} was refused: ${message}`);
+  }
+  return response;
+}
+
+function modelParams(extra) {
+  const params = new URLSearchParams(extra);
+  if (ui.model.value) params.set("model", ui.model.value);
+  return params;
+}
+
+async function runSee(blob, name, type) {
+  const response = await post("/v1/see", modelParams({ top_k: "5", size: "224" }), blob, name, type);
+  const body = await response.json();
+  seen = body;
+  picture = await decode(body.preprocessed);
+  render();
+}
+
+// Idefics3's tower: the upload at the tile's size with its patch grid, every hidden state's PCA picture as
+// one animation (/v1/pca?layer=all); no embedding and no attention map, which the captions say.
+async function runLayers(blob, name, type, entry) {
+  const c = entry.config;
+  const response = await post("/v1/pca", modelParams({ layer: "all", size: "224" }), blob, name, type);
+  const animation = URL.createObjectURL(await response.blob());
+  seen = null;
+  picture = await createImageBitmap(blob);
+  const grid = c.imageSize / c.patchSize;
+  drawGrid(drawImage(ui.inputCanvas), ui.inputCanvas, grid);
+  ui.inputCaption.textContent =
+    `The upload brought to one ${c.imageSize}×${c.imageSize} tile (as the global view below) and normalised, ` +
+    `then cut into ${grid}×${grid} = ${grid * grid} patches of ${c.patchSize}×${c.patchSize} pixels, each ` +
+    `linearly embedded into a ${c.dim}-dimension vector; the ${grid * grid} patches are the tokens.`;
+  ui.familyCaption.textContent =
+    "SmolVLM's vision encoder is SigLIP's without its pooling head: no class token, and nothing after the last " +
+    "layer reads the patches as a whole. Its last hidden state goes, every patch of it, to the connector (step 5).";
+  ui.familyCaption.hidden = false;
+  ui.predictionsTitle.textContent = "2. No image embedding of its own";
+  ui.predictions.hidden = true;
+  ui.embedding.hidden = true;
+  ui.predictionsCaption.textContent =
+    "A VLM's encoder is not read as one vector: the language model receives its patches, turned into image " +
+    "tokens (step 5).";
+  ui.pcaFrames.replaceChildren(
+    Object.assign(document.createElement("p"), {
+      className: "empty",
+      textContent: `Hidden states 0 to ${c.layers}, one frame each, in the animation.`,
+    }),
+  );
+  ui.pcaAnimation.src = animation;
+  ui.pcaAnimation.hidden = false;
+  ui.attentionTitle.textContent = "4. No single place it looks";
+  ui.attentionCanvas.getContext("2d").clearRect(0, 0, ui.attentionCanvas.width, ui.attentionCanvas.height);
+  for (const control of [ui.layer, ui.head]) control.disabled = true;
+  ui.attentionCaption.textContent =
+    "With neither a class token nor a pooling head, no token gathers the image for a heat map; every patch's " +
+    "attention is in POST /v1/attentions.";
+  ui.registers.hidden = true;
+}
+
+// ---- 5. a vision-language model's image tokens (POST /v1/image_tokens) ----
+
+// The tiles and every frame's tokens; with the LLM's embedding table in the bundle, the global view's tokens'
+// nearest words (split=false, so the comparisons stay those of one frame).
+async function runImageTokens(blob, name, type, entry) {
+  const tokens = await (await post("/v1/image_tokens", modelParams({}), blob, name, type)).json();
+  const nearest = entry.lmVocab
+    ? await (await post("/v1/image_tokens", modelParams({ split: "false", nearest: "3" }), blob, name, type)).json()
+    : null;
+  const bitmap = await createImageBitmap(blob);
+  renderVlm(entry.config, tokens, nearest, bitmap);
+}
+
+// The first three principal components of `rows` (each an array of `dim` numbers), each scaled to 0..255
+// over the rows: a colour per row, as the PCA pictures colour patches. Power iteration on the centred rows,
+// each component deflated from the next.
+function pcaColours(rows, dim) {
+  const n = rows.length;
+  const mean = new Float64Array(dim);
+  for (const row of rows) for (let d = 0; d < dim; d++) mean[d] += row[d] / n;
+  const x = rows.map((row) => Float64Array.from(row, (v, d) => v - mean[d]));
+  const components = [];
+  for (let c = 0; c < 3; c++) {
+    let v = Float64Array.from({ length: dim }, (_, d) => Math.sin(d * 12.9898 + c * 78.233));
+    for (let iteration = 0; iteration < 40; iteration++) {
+      const next = new Float64Array(dim);
+      for (const row of x) {
+        let dot = 0;
+        for (let d = 0; d < dim; d++) dot += row[d] * v[d];
+        for (let d = 0; d < dim; d++) next[d] += dot * row[d];
+      }
+      for (const u of components) {
+        let dot = 0;
+        for (let d = 0; d < dim; d++) dot += next[d] * u[d];
+        for (let d = 0; d < dim; d++) next[d] -= dot * u[d];
+      }
+      const norm = Math.hypot(...next) || 1;
+      v = next.map((value) => value / norm);
+    }
+    components.push(v);
+  }
+  const scores = x.map((row) => components.map((u) => row.reduce((a, value, d) => a + value * u[d], 0)));
+  const scaled = [0, 1, 2].map((c) => minMax(scores.map((s) => s[c])));
+  return scores.map((_, i) => scaled.map((column) => Math.round(column[i] * 255)));
+}
+
+// Tokens laid out as the patches they come from: a side of sqrt(tokens), after LLaVA's class token when it
+// keeps it ("full").
+function tokenSide(count) {
+  const side = Math.floor(Math.sqrt(count));
+  return { side, first: count - side * side };
+}
+
+function tokenCanvas(colours, at, count, label, className) {
+  const { side, first } = tokenSide(count);
+  const figure = document.createElement("figure");
+  if (className) figure.className = className;
+  const canvas = document.createElement("canvas");
+  canvas.width = side;
+  canvas.height = side;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(side, side);
+  for (let t = 0; t < side * side; t++) {
+    const [r, g, b] = colours[at + first + t];
+    image.data.set([r, g, b, 255], 4 * t);
+  }
+  ctx.putImageData(image, 0, 0);
+  canvas.setAttribute("aria-label", `${label}: ${count} image tokens coloured by their principal components`);
+  const caption = document.createElement("figcaption");
+  caption.textContent = label;
+  figure.append(canvas, caption);
+  return figure;
+}
+
+function renderVlm(c, answer, near, bitmap) {
+  const { tiles, tokens, lm_dim: lmDim, grid, connector } = answer;
+  const side = c.imageSize / c.patchSize;
+  const s = c.scaleFactor ?? 1;
+  const idefics3 = connector === "idefics3";
+  ui.vlmIntro.textContent =
+    "The last section of the article: a vision-language model feeds its vision encoder's patch embeddings, " +
+    "projected, to its language model (LLM) in place of its <image> tokens. The path: the image → " +
+    (idefics3 ? "tiles → " : "") +
+    "patches → the encoder's layers (steps 1 and 3) → " +
+    (idefics3 ? "pixel shuffle → " : "") +
+    `tokens in the LLM's width (${lmDim}).`;
+
+  // the tiles over the upload, the global view beside them
+  const canvas = ui.tilesCanvas;
+  const width = canvas.width;
+  const height = Math.max(1, Math.round((width * bitmap.height) / bitmap.width));
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  if (grid.rows > 0) {
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    for (let i = 1; i < grid.cols; i++) {
+      const x = Math.round((i * width) / grid.cols);
+      ctx.moveTo(x, 0);
+      ctx.lineTo(x, height);
+    }
+    for (let i = 1; i < grid.rows; i++) {
+      const y = Math.round((i * height) / grid.rows);
+      ctx.moveTo(0, y);
+      ctx.lineTo(width, y);
+    }
+    ctx.stroke();
+  }
+  canvas.dataset.rows = String(grid.rows);
+  canvas.dataset.cols = String(grid.cols);
+  ui.tilesCaption.textContent = !idefics3
+    ? `LLaVA's processor brings the whole image to one ${c.imageSize}×${c.imageSize} input: one frame.`
+    : grid.rows > 0
+      ? `SmolVLM's processor resizes the longest edge, then cuts the image into ${grid.rows}×${grid.cols} tiles of ` +
+        `${c.imageSize}×${c.imageSize} pixels, row by row, and adds the whole image shrunk to one tile (the ` +
+        `global view, last): ${tiles} frames, each its own pass through the encoder.`
+      : `An image no larger than one tile is not split: the global view alone, one ${c.imageSize}×${c.imageSize} frame.`;
+
+  // the pixel shuffle: blocks of s x s patches of one frame become one token
+  const shuffle = ui.shuffleCanvas;
+  const sctx = shuffle.getContext("2d");
+  sctx.imageSmoothingEnabled = false;
+  sctx.drawImage(bitmap, 0, 0, shuffle.width, shuffle.height);
+  const cell = shuffle.width / side;
+  const block = s * cell;
+  for (let by = 0; by < side / s; by++) {
+    for (let bx = 0; bx < side / s; bx++) {
+      sctx.fillStyle = (bx + by) % 2 === 0 ? "rgba(255, 255, 255, 0.28)" : "rgba(0, 0, 0, 0.28)";
+      sctx.fillRect(bx * block, by * block, block, block);
+    }
+  }
+  drawGrid(sctx, shuffle, side);
+  if (s > 1) {
+    sctx.strokeStyle = "rgba(255, 200, 0, 0.95)";
+    sctx.lineWidth = 2;
+    sctx.strokeRect(1, 1, block - 2, block - 2);
+  }
+  shuffle.dataset.scaleFactor = String(s);
+  const shuffled = c.dim * s * s;
+  ui.shuffleCaption.textContent = idefics3
+    ? `Pixel shuffle by ${s}, over the global view's ${side}×${side} patches: each ${s}×${s} block of ` +
+      "neighbouring patches (outlined: the first) is concatenated " +
+      `into one vector, ${s * s} × ${c.dim} = ${shuffled} numbers, so each frame's ${side * side} patches become ` +
+      `${tokens} tokens; modality_projection then maps each to the LLM's ${lmDim}. Fewer, wider tokens: the ` +
+      `LLM reads a frame in 1/${s * s} as many tokens as it has patches.`
+    : `Each of the ${side * side} patch tokens of layer ${c.layers}'s hidden state, one by one: linear_1, ` +
+      `${c.projectorHiddenAct ?? "gelu"}, linear_2 map it from ${c.dim} to the LLM's ${lmDim}.`;
+
+  // every frame's tokens, coloured by their first three principal components over all frames
+  const rows = answer.image_tokens.flat();
+  const colours = pcaColours(rows, lmDim);
+  const frames = [];
+  for (let f = 0; f < tiles; f++) {
+    const global = idefics3 && f === tiles - 1 && grid.rows > 0;
+    const label =
+      !idefics3 || tiles === 1
+        ? "the image"
+        : global
+          ? "global view"
+          : `tile ${Math.floor(f / grid.cols) + 1},${(f % grid.cols) + 1}`;
+    const figure = tokenCanvas(colours, f * tokens, tokens, label, global ? "global" : "");
+    if (idefics3 && grid.rows > 0 && !global) {
+      // the tiles where they are in the image; the global view beside them
+      figure.style.gridRow = String(Math.floor(f / grid.cols) + 1);
+      figure.style.gridColumn = String((f % grid.cols) + 1);
+    }
+    frames.push(figure);
+  }
+  ui.tokenFrames.style.setProperty("--cols", String(Math.max(1, grid.cols)));
+  ui.tokenFrames.style.setProperty("--rows", String(Math.max(1, grid.rows)));
+  ui.tokenFrames.replaceChildren(...frames);
+  ui.tokensCaption.textContent =
+    `${tiles} × ${tokens} = ${tiles * tokens} image tokens of ${lmDim} numbers each: what the LLM receives, in ` +
+    "its own embeddings' width, where the <image> tokens of its prompt stand. Each square is a token, placed " +
+    "over the patches it comes from and coloured by its top three principal components (red, green, blue, over " +
+    "all the tokens): tokens the LLM receives alike get alike colours.";
+
+  // the global view's tokens' nearest words in the LLM's vocabulary
+  ui.nearestBlock.hidden = !near;
+  if (!near) return;
+  const words = near.nearest[0];
+  const { side: nside, first } = tokenSide(near.tokens);
+  const at = (tiles - 1) * tokens;
+  ui.nearest.style.setProperty("--side", String(nside));
+  ui.nearest.replaceChildren(
+    ...words.slice(first).map((list, t) => {
+      const span = document.createElement("span");
+      const [r, g, b] = colours[at + first + t] ?? [238, 238, 238];
+      span.style.background = `rgba(${r}, ${g}, ${b}, 0.45)`;
+      span.textContent = JSON.stringify(list[0]?.token ?? `#${list[0]?.id}`).slice(1, -1);
+      span.title = list.map((w) => `${w.token ?? `#${w.id}`} (id ${w.id}): cosine ${w.cosine.toFixed(3)}`).join("\n");
+      return span;
+    }),
+  );
+  const best = words.flat().reduce((a, w) => Math.max(a, w.cosine), -1);
+  ui.nearestCaption.textContent =
+    `For each of the global view's ${near.tokens} tokens, the row of the LLM's input embedding table (its ` +
+    `vocabulary, ${catalogue.get(near.model)?.lmVocab ?? ""} words) with the highest cosine; hover for the top ` +
+    `3. Image tokens are not words: the highest cosine here is ${best.toFixed(3)}, and the LLM reads them as ` +
+    "vectors, not as these words.";
 }
 
 function decode(url) {

@@ -4,6 +4,7 @@
 // service.ts, shared with the RPC entrypoint and the queue consumer.
 
 import { EdgevitError } from "../core/errors.ts";
+import { NEAREST_MAX } from "./nearest.ts";
 import { boolOption } from "./options.ts";
 import {
   boolParam,
@@ -332,12 +333,17 @@ const tokenize: Handler = async (request, env, url, held) => {
 
 // The rows a vision-language model's LLM receives in place of its <image> tokens, [tiles][tokens][lm_dim]:
 // Idefics3's tiles row by row and the global view last (split=false: the global view alone), LLaVA's one.
+// nearest=k adds each image token's k nearest rows of the LLM's embedding table (a JSON answer only).
 const imageTokens: Handler = async (request, env, url, held) => {
   const split = boolParam(url, "split", true);
+  const nearest = url.searchParams.has("nearest") ? intParam(url, "nearest", 0, 1, NEAREST_MAX) : undefined;
   const npyOut = wantsNpy(request);
+  if (npyOut && nearest !== undefined) {
+    throw new EdgevitError("bad_parameter", "nearest is answered in JSON only: ask without Accept: application/x-npy");
+  }
   const job = await prepareUpload(request, env, url, held);
   checkConnector(job.model.header.config, job.name);
-  const inference = await runTokens(env, job, split, npyOut ? "npy" : "json");
+  const inference = await runTokens(env, job, split, npyOut ? "npy" : "json", nearest);
   const { grid, tokens, lmDim, data } = inference;
   if (npyOut) {
     return npy(data, [grid.frames, tokens, lmDim], {

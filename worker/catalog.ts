@@ -4,6 +4,7 @@ import { BundleError, describe, towerOf, type BundleHeader, type ModelConfig } f
 import { poolsOf } from "../core/answers/pool.ts";
 import { hasLooker } from "../core/pictures/see.ts";
 import { parsePrefix } from "../core/bundle/reader.ts";
+import { textSectionNamed } from "../core/bundle/text.ts";
 import { SUFFIX } from "../core/names.ts";
 import type { BundleListing } from "./types.ts";
 
@@ -68,14 +69,16 @@ async function summarize(bucket: R2Bucket, object: R2Object): Promise<BundleSumm
   try {
     const header = await readHeader(bucket, object);
     const { config } = header;
+    const lm = header.sections?.find((s) => s.kind === "lm-embeddings");
     return {
       ...base,
       version: header.payload.crc32,
       config,
       summary: describe(config),
       family: towerOf(config).family,
-      answers: answersOf(config, header.sections !== undefined),
+      answers: answersOf(config, textSectionNamed(header.sections, "text") !== undefined),
       pools: [...poolsOf(config)],
+      ...(lm ? { lmVocab: lm.config.vocab } : {}),
     };
   } catch (error) {
     if (error instanceof BundleError) return { ...base, error: { code: error.code, message: error.message } };

@@ -24,6 +24,7 @@ import {
   type ModelConfig,
   tokens as tokensOf,
   towerOf,
+  type EmbeddingsConfig,
 } from "../core/bundle/format.ts";
 import { type BufferPool, buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
@@ -34,6 +35,7 @@ import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { Tiles } from "../core/preprocess/tiles.ts";
 import { MiB, sizeText } from "../core/sizes.ts";
 import { FORM_BUFFER_BYTES } from "./multipart.ts";
+import { nearestBytes } from "./nearest.ts";
 import type { IsolateMemory } from "./types.ts";
 
 // Defaults of wrangler.toml's [vars] (tests and a deployment without them read these).
@@ -556,7 +558,8 @@ export type AnswerPlan =
   | { kind: "attentions"; form: "npy" | "json" | "arrays" } // json is streamed; arrays: nested, over RPC
   | { kind: "picture"; size: number } // one PNG of size x size (/v1/pca, /v1/attention_map)
   | { kind: "frames"; size: number; base64: boolean } // one PNG per hidden state (/v1/pca?layer=all, /v1/see)
-  | { kind: "image_tokens"; frames: number; form: "npy" | "json" }; // a connector's rows for each frame
+  // a connector's rows for each frame, and with nearest=k each row's nearest rows of the LLM's table
+  | { kind: "image_tokens"; frames: number; form: "npy" | "json"; nearest?: { k: number; table: EmbeddingsConfig } };
 
 // Everything a request's reservation depends on, each part once it is known: before its header only the
 // body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
@@ -630,7 +633,10 @@ function answerBytes(answer: AnswerPlan, c: ModelConfig): number {
     case "image_tokens": {
       // the frames' rows as run() collects them, then the .npy file or the JSON text and its arrays
       const numbers = answer.frames * imageTokens(c) * towerOf(c).lmDim;
-      return numbers * 4 + (answer.form === "npy" ? numbers * 4 : numbers * 48);
+      const nearest = answer.nearest
+        ? nearestBytes(answer.nearest.table, answer.frames * imageTokens(c), answer.nearest.k)
+        : 0;
+      return numbers * 4 + (answer.form === "npy" ? numbers * 4 : numbers * 48) + nearest;
     }
     case "frames": {
       const frames = (c.layers + 1) * answer.size * answer.size * 3;

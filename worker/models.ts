@@ -11,6 +11,7 @@ import { MemoryLimitError, type MemoryPlan } from "../core/engine/memory.ts";
 import type { Model, RunOptions } from "../core/engine/model.ts";
 import type { TextModel } from "../core/engine/text.ts";
 import type { BundleHeader } from "../core/bundle/format.ts";
+import { textSectionNamed } from "../core/bundle/text.ts";
 import { readHeader } from "./catalog.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { sizeText } from "../core/sizes.ts";
@@ -265,7 +266,7 @@ class ModelCache {
       }
       throw unavailable(name, error);
     }
-    const section = header.sections?.find((s) => s.name === "text");
+    const section = textSectionNamed(header.sections, "text");
     if (!section) {
       throw new EdgevitError(
         "bad_parameter",

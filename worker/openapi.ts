@@ -423,6 +423,14 @@ export const openapi = {
           description: "false: the global view alone (the last frame of the split image)",
           schema: { type: "boolean", default: true },
         },
+        {
+          name: "nearest",
+          in: "query",
+          description:
+            "k: each image token's k nearest rows of the LLM's input embedding table by cosine, with their " +
+            "token strings (JSON only; the bundle must carry the table: `edgevit convert --lm-embeddings`, else 400)",
+          schema: { type: "integer", minimum: 1, maximum: 20 },
+        },
       ],
       {
         "200": {
@@ -506,16 +514,30 @@ export const openapi = {
         },
         ["model", "version", "family", "config", "image", "predictions", "preprocessed", "pca", "attention"],
       ),
-      ImageTokens: obj({
-        ...modelVersion,
-        connector: { type: "string", enum: ["idefics3", "llava"] },
-        tiles: int,
-        tokens: int,
-        lm_dim: int,
-        grid: obj({ rows: int, cols: int }),
-        image_tokens: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
-        image: ref("Image"),
-      }),
+      ImageTokens: obj(
+        {
+          ...modelVersion,
+          connector: { type: "string", enum: ["idefics3", "llava"] },
+          tiles: int,
+          tokens: int,
+          lm_dim: int,
+          grid: obj({ rows: int, cols: int }),
+          image_tokens: { type: "array", items: { type: "array", items: { type: "array", items: num } } },
+          nearest: {
+            type: "array",
+            description: "with nearest=k: [tiles][tokens][k], the highest cosine first",
+            items: {
+              type: "array",
+              items: {
+                type: "array",
+                items: obj({ id: int, token: { type: ["string", "null"] }, cosine: num }),
+              },
+            },
+          },
+          image: ref("Image"),
+        },
+        ["model", "version", "connector", "tiles", "tokens", "lm_dim", "grid", "image_tokens", "image"],
+      ),
       Health: obj({ status: { type: "string", enum: ["ok"] } }),
       OpenApi: { type: "object", required: ["openapi", "info", "paths", "components"] },
       Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES, "internal_error"] }, message: str }) }),
@@ -628,6 +650,7 @@ export const openapi = {
               family: { type: "string", enum: [...FAMILIES] },
               answers: { type: "array", items: str },
               pools: { type: "array", items: { type: "string", enum: [...POOLS] } },
+              lmVocab: int,
               error: obj({ code: str, message: str }),
               loaded: { type: "boolean" },
             },

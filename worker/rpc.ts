@@ -210,10 +210,10 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
   imageTokens(image: ImageInput, options: ImageTokensOptions = {}): Promise<ImageTokensAnswer> {
     return answer(this.ctx, async (tickets) => {
       const name = modelOption(this.env, options.model);
-      const { split } = imageTokensOptions(options);
+      const { split, nearest } = imageTokensOptions(options);
       const job = await prepareInput(this.env, image, name, options, tickets);
       checkConnector(job.model.header.config, name);
-      return imageTokensAnswer(await runTokens(this.env, job, split, "json"));
+      return imageTokensAnswer(await runTokens(this.env, job, split, "json", nearest));
     });
   }
 

@@ -55,6 +55,7 @@ import {
   type Ticket,
 } from "./memory.ts";
 import { sizeText } from "../core/sizes.ts";
+import { checkNearestWork, embeddingsSectionOf, NEAREST_MAX, type NearestTokens, nearestTokens } from "./nearest.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
 import type {
   AttentionsAnswer,
@@ -66,6 +67,7 @@ import type {
   ImageTokensAnswer,
   ImageTokensOptions,
   ModelsAnswer,
+  NearestToken,
   Pool,
 } from "./types.ts";
 
@@ -422,8 +424,10 @@ export function checkConnector(config: ModelConfig, name: string): void {
   }
 }
 
-export function imageTokensOptions(options: ImageTokensOptions = {}): { split: boolean } {
-  return { split: boolOption("split", options.split, true) };
+export function imageTokensOptions(options: ImageTokensOptions = {}): { split: boolean; nearest?: number } {
+  const split = boolOption("split", options.split, true);
+  if (options.nearest === undefined) return { split };
+  return { split, nearest: intOption("nearest", options.nearest, 0, 1, NEAREST_MAX) };
 }
 
 // The frames an image makes for a model: Idefics3's tiles and global view (or the global view alone), else one.
@@ -440,15 +444,19 @@ export interface TokensInference extends ImageTokens {
   name: string;
   version: string;
   model: Model;
+  nearest?: NearestTokens; // with nearest=k: each image token's nearest rows of the LLM's embedding table
 }
 
 // Decode, the processor's frames and one forward pass per frame (core/pipeline.ts's runImageTokens), once the
-// request's reservation has grown to all of it and the answer in `form`.
+// request's reservation has grown to all of it and the answer in `form`; with `nearest` (k), each image
+// token's k nearest rows of the bundle's LLM embedding table (worker/nearest.ts), refused before the image is
+// decoded when the bundle has none or the comparisons are too many.
 export async function runTokens(
   env: Env,
   job: Prepared,
   split: boolean,
   form: "npy" | "json",
+  nearest?: number,
 ): Promise<TokensInference> {
   const { header } = job.model;
   const decode = job.decode ?? DEFAULT_DECODE_MODE;
@@ -458,7 +466,15 @@ export async function runTokens(
     : header.preprocessing;
   const scale = chooseScale(job.decoder.header, pp, decode);
   const image = { header: job.decoder.header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
-  const answer = { kind: "image_tokens", frames: framesOf(header, job, split), form } as const;
+  const frames = framesOf(header, job, split);
+  const table = nearest === undefined ? undefined : embeddingsSectionOf(job.name, header);
+  if (table) checkNearestWork(table, frames * imageTokens(header.config), split);
+  const answer = {
+    kind: "image_tokens",
+    frames,
+    form,
+    ...(table && nearest !== undefined ? { nearest: { k: nearest, table: table.config } } : {}),
+  } as const;
   const needs = reservationBytes({ body: job.readerBytes, image, model: header, answer });
   let ran: ImageTokens;
   try {
@@ -470,7 +486,19 @@ export async function runTokens(
   // the body, the decoder's and the frames' memory are garbage now: the answer's part stays
   await job.ticket.resize(reservationBytes({ body: 0, model: header, answer }));
   const { name, version, model } = job;
-  return { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+  const inference: TokensInference = { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+  if (table && nearest !== undefined)
+    inference.nearest = await nearestTokens(env.MODELS, name, job.entry.etag, table, ran.data, nearest);
+  return inference;
+}
+
+// The k nearest rows of each image token, [tiles][tokens][k], as the answer lists them.
+function nearestAnswer(n: NearestTokens, frames: number, tokens: number): NearestToken[][][] {
+  const entry = (q: number) =>
+    Array.from({ length: n.k }, (_, j) => q * n.k + j)
+      .filter((i) => n.ids[i] >= 0)
+      .map((i) => ({ id: n.ids[i], token: n.tokens ? n.tokens[i] : null, cosine: n.cosines[i] }));
+  return Array.from({ length: frames }, (_, f) => Array.from({ length: tokens }, (_, t) => entry(f * tokens + t)));
 }
 
 export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer {
@@ -488,6 +516,7 @@ export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer
     lm_dim: lmDim,
     grid: { rows: grid.rows, cols: grid.cols },
     image_tokens: Array.from({ length: grid.frames }, (_, f) => rows(f)),
+    ...(inference.nearest ? { nearest: nearestAnswer(inference.nearest, grid.frames, tokens) } : {}),
     image,
   };
 }

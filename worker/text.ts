@@ -8,7 +8,8 @@
 import { poolEmbedding, poolOutput, poolsOf } from "../core/answers/pool.ts";
 import { DEFAULT_TEMPLATE, fillTemplate, normalized, zeroShotScores } from "../core/answers/zeroshot.ts";
 import { LIMITS } from "../core/bundle/format.ts";
-import type { TextSection } from "../core/bundle/text.ts";
+import type { Section } from "../core/bundle/format.ts";
+import { type TextSection, textSectionNamed } from "../core/bundle/text.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { keyOf } from "../core/names.ts";
 import { MiB } from "../core/sizes.ts";
@@ -130,8 +131,8 @@ export function checkTemplate(template: unknown): string {
 }
 
 // The text section of a loaded image model's bundle, or a sentence saying it has none.
-export function textSectionOf(name: string, sections: TextSection[] | undefined): TextSection {
-  const section = sections?.find((s) => s.name === "text");
+export function textSectionOf(name: string, sections: Section[] | undefined): TextSection {
+  const section = textSectionNamed(sections, "text");
   if (!section) {
     throw new EdgevitError(
       "bad_parameter",

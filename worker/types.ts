@@ -67,6 +67,14 @@ export interface AttentionsOptions extends ModelOption {
 
 export interface ImageTokensOptions extends ModelOption {
   split?: boolean; // default true: the tiles and the global view (Idefics3); false: the global view alone
+  nearest?: number; // 1..20: each image token's nearest rows of the LLM's embedding table (a bundle with one)
+}
+
+// One row of the LLM's input embedding table near an image token.
+export interface NearestToken {
+  id: number; // the token id: the table's row
+  token: string | null; // the tokenizer's string for it, as text; null when the bundle carries no strings
+  cosine: number; // between the image token and the row
 }
 
 export interface ImageTokensAnswer extends ModelVersion {
@@ -76,6 +84,7 @@ export interface ImageTokensAnswer extends ModelVersion {
   lm_dim: number; // the LLM's width
   grid: { rows: number; cols: number }; // the tiles (0 and 0: the global view alone, or an image of one tile)
   image_tokens: number[][][]; // [tiles][tokens][lm_dim]: the rows the LLM receives for its <image> tokens
+  nearest?: NearestToken[][][]; // with nearest=k: [tiles][tokens][k], the highest cosine first
   image: ImageSummary;
 }
 
@@ -127,6 +136,7 @@ export interface BundleListing {
   family?: Family; // vit (ViT, DeiT), clip, siglip, dinov2
   answers?: string[]; // the routes it answers: /v1/classify with a classifier, /v1/image_tokens with a connector
   pools?: Pool[]; // the embeddings /v1/embed gives, its default first
+  lmVocab?: number; // rows of the LLM's embedding table it carries (--lm-embeddings): /v1/image_tokens?nearest=k
   error?: { code: string; message: string }; // the header cannot be read: why
   loaded: boolean; // this isolate has it loaded
 }

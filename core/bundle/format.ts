@@ -218,7 +218,7 @@ export interface BundleHeader {
   source: BundleSource;
   payload: { length: number; crc32: string };
   tensors: TensorEntry[];
-  sections?: TextSection[]; // version 3: towers after the image payload (text.ts)
+  sections?: Section[]; // version 3: towers and tables after the image payload (text.ts, embeddings.ts)
 }
 
 // What the converter knows before it has written a byte of payload.
@@ -231,9 +231,11 @@ export interface BundleParts {
   sections?: SectionParts[];
 }
 
-// A second tower after the image payload (version 3; text.ts lays it out and checks it).
-export const SECTION_KINDS = ["clip-text", "siglip-text"] as const;
+// What follows the image payload (version 3): a text tower (text.ts lays it out and checks it) or the
+// LLM's input embedding table of a vision-language model (embeddings.ts).
+export const SECTION_KINDS = ["clip-text", "siglip-text", "lm-embeddings"] as const;
 export type SectionKind = (typeof SECTION_KINDS)[number];
+export type TextKind = Exclude<SectionKind, "lm-embeddings">;
 
 // Where a text tower pools its last hidden state (CLIPTextTransformer, SiglipTextTransformer): "eos": the
 // first position of eosTokenId; "argmax": the first largest id (CLIP configs with the legacy eos_token_id 2,
@@ -259,22 +261,39 @@ export interface TextConfig {
   tokenizerBytes: number; // length of the serialised tokenizer
 }
 
-export interface TextSection {
-  name: string; // "text"
-  kind: SectionKind;
-  config: TextConfig;
+// A vision-language model's LLM input embedding table (`embed_tokens`), with the tokenizer's strings: what
+// an image token is nearest to in the LLM's vocabulary.
+export interface EmbeddingsConfig {
+  vocab: number; // rows of the table (text_config.vocab_size)
+  dim: number; // the LLM's hidden_size: the connector's lmDim
+  tokensBytes: number; // UTF-8 bytes of the tokens' strings; 0 without a tokenizer.json
+}
+
+interface SectionPlace {
   offset: number; // absolute file offset, a multiple of 64
   length: number; // bytes: the end of the section's last tensor
   crc32: string; // IEEE CRC-32 of the section's bytes, 8 lowercase hex digits
   tensors: TensorEntry[]; // offsets relative to `offset`
 }
 
-// A section as the converter describes it before its bytes are written.
-export interface SectionParts {
-  name: string;
-  kind: SectionKind;
+export interface TextSection extends SectionPlace {
+  name: string; // "text"
+  kind: TextKind;
   config: TextConfig;
 }
+
+export interface EmbeddingsSection extends SectionPlace {
+  name: string; // "lm_embeddings"
+  kind: "lm-embeddings";
+  config: EmbeddingsConfig;
+}
+
+export type Section = TextSection | EmbeddingsSection;
+
+// A section as the converter describes it before its bytes are written.
+export type TextParts = { name: string; kind: TextKind; config: TextConfig };
+export type EmbeddingsParts = { name: string; kind: "lm-embeddings"; config: EmbeddingsConfig };
+export type SectionParts = TextParts | EmbeddingsParts;
 
 export const QUANTIZATION = {
   scheme: "w7a8",

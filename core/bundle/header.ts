@@ -23,7 +23,7 @@ import {
   versionFor,
 } from "./format.ts";
 import { layout, tensorCount } from "./layout.ts";
-import { checkSection } from "./text.ts";
+import { checkSection } from "./sections.ts";
 import { PACK_K, PACK_ROWS } from "./pack.ts";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

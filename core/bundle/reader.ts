@@ -12,11 +12,13 @@ import {
   hex32,
   type BundleHeader,
   type Crc32,
+  type Section,
   type TensorEntry,
 } from "./format.ts";
 import { validateHeader } from "./header.ts";
 import { floatTensors } from "./layout.ts";
-import { checkSectionPlacement, fileEnd, textFloatTensors, type TextSection } from "./text.ts";
+import { sectionFloatTensors } from "./sections.ts";
+import { checkSectionPlacement, fileEnd } from "./text.ts";
 
 export type PrefixResult = { header: BundleHeader; payloadOffset: number } | { need: number };
 
@@ -151,7 +153,7 @@ export function readBundle(bytes: Uint8Array, crc32: Crc32): { header: BundleHea
 
 // A section's bytes (read by a ranged read, or cut from a whole file): its length, CRC-32 and finite
 // floats, as the payload's are checked.
-export function checkSectionBytes(section: TextSection, bytes: Uint8Array, crc32: Crc32): void {
+export function checkSectionBytes(section: Section, bytes: Uint8Array, crc32: Crc32): void {
   checkSectionEnd(section, bytes.length, bytes.length === section.length ? crc32(bytes) : 0);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   checkSectionFloats(section, (offset, count) => {
@@ -164,7 +166,7 @@ export function checkSectionBytes(section: TextSection, bytes: Uint8Array, crc32
 }
 
 // `received` bytes of a section with IEEE CRC-32 `crc`: its declared length and CRC.
-export function checkSectionEnd(section: TextSection, received: number, crc: number): void {
+export function checkSectionEnd(section: Section, received: number, crc: number): void {
   if (received < section.length) {
     throw new BundleError("truncated", `section ${section.name} ended after ${received} of ${section.length} bytes`);
   }
@@ -180,8 +182,8 @@ export function checkSectionEnd(section: TextSection, received: number, crc: num
   }
 }
 
-export function checkSectionFloats(section: TextSection, find: FindNonFinite): void {
-  for (const entry of textFloatTensors(section.config)) {
+export function checkSectionFloats(section: Section, find: FindNonFinite): void {
+  for (const entry of sectionFloatTensors(section)) {
     const found = find(entry.offset, entry.bytes / 4);
     if (found) throw nonFinite(entry, found.index, found.value);
   }

@@ -10,13 +10,15 @@ import {
   SECTION_KINDS,
   TEXT_POOLINGS,
   align64,
-  checkPayloadLimit,
+  type Section,
   type SectionKind,
   type TextConfig,
   type TextPooling,
   type TextSection,
 } from "./format.ts";
 import { LAYER_SLOT, LAYER_SLOTS, TEXT_GLOBAL_SLOTS, TEXT_SLOT, tensorPlan } from "./layout.ts";
+
+type SectionPlace = { offset: number; length: number };
 
 export { SECTION_KINDS, TEXT_GLOBAL_SLOTS, TEXT_POOLINGS, TEXT_SLOT };
 export type { SectionKind, TextConfig, TextPooling, TextSection };
@@ -116,39 +118,14 @@ export function checkTextConfig(config: unknown, where: string): asserts config 
   }
 }
 
-// A section entry of the header: its kind, config, CRC and tensor table as its own config lays them out.
-export function checkSection(s: unknown, i: number): TextSection {
-  const where = `header.sections[${i}]`;
-  if (!isObject(s)) bad(`${where} is not an object`);
-  if (typeof s.name !== "string" || s.name === "") bad(`${where}.name must be a non-empty string`);
-  if (!SECTION_KINDS.includes(s.kind as SectionKind))
-    bad(`${where}.kind ${JSON.stringify(s.kind)} is not one of ${SECTION_KINDS.join(", ")}`);
-  checkTextConfig(s.config, where);
-  if (!Number.isInteger(s.offset) || (s.offset as number) % 64 !== 0)
-    bad(`${where}.offset must be a multiple of 64, got ${JSON.stringify(s.offset)}`);
-  if (typeof s.crc32 !== "string" || !/^[0-9a-f]{8}$/.test(s.crc32)) bad(`${where}.crc32 must be 8 hex digits`);
-  const plan = textLayout(s.config);
-  checkPayloadLimit(plan.length, `${where}'s tensors`);
-  if (s.length !== plan.length) {
-    throw new BundleError("size_mismatch", `${where}.length is ${s.length}; its config implies ${plan.length}`);
-  }
-  const table = s.tensors;
-  if (!Array.isArray(table) || table.length !== plan.tensors.length)
-    bad(`${where}.tensors must list the ${plan.tensors.length} tensors its config implies`);
-  plan.tensors.forEach((want, t) => {
-    const got = table[t];
-    if (!isObject(got) || got.name !== want.name || got.offset !== want.offset || got.bytes !== want.bytes) {
-      bad(
-        `${where}.tensors[${t}] is ${JSON.stringify(got)}; the layout says ${JSON.stringify({ name: want.name, offset: want.offset, bytes: want.bytes })}`,
-      );
-    }
-  });
-  return s as unknown as TextSection;
+// A text tower's section among a header's sections (the others are tables, embeddings.ts).
+export function textSectionNamed(sections: readonly Section[] | undefined, name: string): TextSection | undefined {
+  return sections?.find((s): s is TextSection => s.name === name && s.kind !== "lm-embeddings");
 }
 
 // The sections follow the image payload contiguously, each at the next multiple of 64: the first at
 // align64(payloadOffset + payload.length).
-export function checkSectionPlacement(sections: readonly TextSection[], payloadEnd: number): void {
+export function checkSectionPlacement(sections: readonly SectionPlace[], payloadEnd: number): void {
   let at = align64(payloadEnd);
   sections.forEach((s, i) => {
     if (s.offset !== at) bad(`header.sections[${i}].offset is ${s.offset}; it follows the bytes before it at ${at}`);
@@ -157,7 +134,7 @@ export function checkSectionPlacement(sections: readonly TextSection[], payloadE
 }
 
 // The end of the file a header with sections describes.
-export function fileEnd(sections: readonly TextSection[], payloadEnd: number): number {
+export function fileEnd(sections: readonly SectionPlace[], payloadEnd: number): number {
   const last = sections[sections.length - 1];
   return last ? last.offset + last.length : payloadEnd;
 }

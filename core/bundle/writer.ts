@@ -13,17 +13,18 @@ import {
   type BundleParts,
   type BundleSource,
   type Crc32,
+  type Section,
   versionFor,
 } from "./format.ts";
 import { checkConfig, validateHeader } from "./header.ts";
 import { layout, type Layout } from "./layout.ts";
-import { textLayout, type TextLayoutEntry, type TextSection } from "./text.ts";
+import { sectionLayout, type SectionEntry } from "./sections.ts";
 
 // A section's place and layout: its offset follows from the header's length, found by writing the header.
 interface SectionPlan {
   offset: number;
   length: number;
-  tensors: TextLayoutEntry[];
+  tensors: SectionEntry[];
 }
 
 function headerFor(
@@ -47,10 +48,8 @@ function headerFor(
   };
   if (sections.length > 0) {
     header.sections = (parts.sections ?? []).map(
-      (s, i): TextSection => ({
-        name: s.name,
-        kind: s.kind,
-        config: s.config,
+      (s, i): Section => ({
+        ...s,
         offset: sections[i].offset,
         length: sections[i].length,
         crc32: hex32(crcs[i] ?? 0),
@@ -107,7 +106,7 @@ export class BundleWriter {
     this.crc32 = crc32;
     this.plan = layout(parts.config);
     checkPayloadLimit(this.plan.length, `the payload that ${describe(parts.config)} implies`);
-    const layouts = (parts.sections ?? []).map((s) => textLayout(s.config));
+    const layouts = (parts.sections ?? []).map(sectionLayout);
     let payloadOffset = 0;
     let sections: SectionPlan[] = [];
     for (let round = 0; ; round++) {

@@ -29,6 +29,7 @@ import { memoryPlan } from "../engine/memory.ts";
 import { MiB, sizeText } from "../sizes.ts";
 import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
 import type { TensorSource } from "./safetensors.ts";
+import { lmEmbeddingTensors, lmEmbeddingsFor, lmEmbeddingsPeakBytes, type LmEmbeddings } from "./embeddings.ts";
 import { textPeakBytes, textTensors, textTowerFor, type TextTower } from "./text.ts";
 import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
 
@@ -43,6 +44,9 @@ export interface ConvertOptions {
   convertedAt?: string; // ISO timestamp; default: now (fixed in tests for reproducible bytes)
   log?: (line: string) => void;
   crc32?: Crc32; // default: core/crc32.ts (Node passes zlib's)
+  // a vision-language checkpoint's LLM input embedding table and tokenizer strings, as the "lm_embeddings"
+  // section (embeddings.ts): what /v1/image_tokens?nearest=k compares image tokens with; off by default
+  lmEmbeddings?: boolean;
 }
 
 export type Json = Record<string, unknown>;
@@ -606,6 +610,7 @@ export interface Plan {
   recipes: Map<string, Recipe>;
   ckpt: TensorSource;
   text: TextTower | null; // a two-tower checkpoint's text tower, written as the bundle's "text" section
+  lm: LmEmbeddings | null; // a VLM's LLM embedding table, when asked for: the "lm_embeddings" section
 }
 
 // The checkpoint's layout, its bundle config and labels, and the recipe of every bundle tensor.
@@ -658,6 +663,8 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
     }
     const text = await textTowerFor(source, cfg, ckpt);
     for (const f of text?.files ?? []) files[f] = await source.record(f);
+    const lm = options.lmEmbeddings ? await lmEmbeddingsFor(source, layout, config, ckpt) : null;
+    for (const f of lm?.files ?? []) files[f] = await source.record(f);
     const dtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))].sort().join("+");
     log(`read ${dir}: layout ${layout}, ${dtypes}, ${(ckpt.bytes / 1e6).toFixed(1)} MB, ${ckpt.tensors.size} tensors`);
     log(
@@ -692,6 +699,13 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
     } else if (cfg.model_type === "clip" || cfg.model_type === "siglip") {
       log("  no tokenizer files (vocab.json and merges.txt, or spiece.model): the text tower is not written");
     }
+    if (lm) {
+      const e = lm.section.config;
+      log(
+        `  LLM input embeddings (${lm.table}): ${e.vocab} x ${e.dim}, int8 rows` +
+          (lm.tokens ? `, ${e.tokensBytes} bytes of token strings` : ", no tokenizer.json: ids without strings"),
+      );
+    }
     const size = preprocessing.splitting
       ? `longest edge ${preprocessing.splitting.longestEdge}, tiles of ${preprocessing.splitting.maxImageSize}`
       : "shortestEdge" in preprocessing.size
@@ -715,9 +729,10 @@ export async function plan(source: CheckpointSource, options: ConvertOptions): P
         converter: CONVERTER,
         convertedAt: options.convertedAt ?? new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       },
-      ...(text ? { sections: [text.section] } : {}),
     };
-    return { parts, recipes, ckpt, text };
+    const sections = [...(text ? [text.section] : []), ...(lm ? [lm.section] : [])];
+    if (sections.length > 0) parts.sections = sections;
+    return { parts, recipes, ckpt, text, lm };
   } catch (e) {
     await ckpt.close();
     throw e;
@@ -859,6 +874,17 @@ async function writeBundle(
       }
     }
   }
+  if (p.lm) {
+    log("  LLM input embeddings");
+    const readRows = async (name: string, first: number, end: number) =>
+      finite(name, await p.ckpt.readRows(name, first, end), first * (p.ckpt.info(name).shape[1] ?? 1));
+    for await (const [name, data] of lmEmbeddingTensors(p.lm, readRows)) {
+      for (const chunk of writer.addSection(name, data)) {
+        await write(chunk, at);
+        at += chunk.length;
+      }
+    }
+  }
   const source = final && { ...p.parts.source, files: inOrder(p.parts.source.files, await final()) };
   const { head, header } = writer.finish(source);
   await write(head, 0);
@@ -874,6 +900,7 @@ export function tensorPeakBytes(p: Plan): number {
   const entries = new Map(bundleLayout(p.parts.config).tensors.map((e) => [e.name, e.bytes]));
   let peak = recipesPeakBytes(p.ckpt, p.recipes, entries);
   if (p.text) peak = Math.max(peak, recipesPeakBytes(p.ckpt, p.text.recipes, new Map()), textPeakBytes(p.text, p.ckpt));
+  if (p.lm) peak = Math.max(peak, lmEmbeddingsPeakBytes(p.lm, p.ckpt));
   return peak;
 }
 

@@ -3,7 +3,7 @@
 // embedding table quantized per row to int8, and the tokenizer from the checkpoint's own files (CLIP:
 // vocab.json and merges.txt; SigLIP: spiece.model; tokenizer_config.json with either) in core/text's
 // serialised form. Runtime-neutral, as convert.ts: the files come through its CheckpointSource.
-import { HIDDEN_ACTS, type HiddenAct, type SectionParts } from "../bundle/format.ts";
+import { HIDDEN_ACTS, type HiddenAct, type TextParts } from "../bundle/format.ts";
 import { packLinear, type PackedLinear } from "../bundle/pack.ts";
 import { type TextConfig, textLayout } from "../bundle/text.ts";
 import {
@@ -55,7 +55,7 @@ export interface TokenizerSource {
 export const TOKENIZER_FILES = ["vocab.json", "merges.txt", "spiece.model", "tokenizer_config.json"];
 
 export interface TextTower {
-  section: SectionParts;
+  section: TextParts;
   tokenizer: Tokenizer;
   files: string[]; // the tokenizer files it was made from (TOKENIZER_FILES' order)
   recipes: Recipes; // every f32 and Linear tensor of the section; the token embedding and tokenizer apart

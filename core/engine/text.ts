@@ -3,7 +3,7 @@
 // out of it, and embed(): texts -> ids -> the wasm forward pass (assembly/text.ts) -> text embeddings.
 import { BundleError, type BundleHeader } from "../bundle/format.ts";
 import { checkSectionEnd, checkSectionFloats } from "../bundle/reader.ts";
-import { poolIndex, type TextConfig, type TextSection, textWeightSlots } from "../bundle/text.ts";
+import { poolIndex, type TextConfig, type TextSection, textSectionNamed, textWeightSlots } from "../bundle/text.ts";
 import { HIDDEN_ACTS } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { type Tokenizer, tokenizerFromBytes } from "../text/index.ts";
@@ -201,7 +201,7 @@ export async function loadTextModel(
   source: Uint8Array | ReadableStream<Uint8Array>,
   options: TextLoadOptions = {},
 ): Promise<TextModel> {
-  const section = header.sections?.find((s) => s.name === name);
+  const section = textSectionNamed(header.sections, name);
   if (!section) throw new BundleError("bad_header", `bundle ${header.name} has no ${name} section`);
   const c = section.config;
   const plan = textMemoryPlan(c, section.length, e.alloc(0), e.gemmRowTile());

@@ -11,7 +11,8 @@
 //
 // --tiny keeps the preset's structure (layouts, config fields, activation, token vocabulary) at test size:
 // width 32-64, two or three layers, 32-pixel images. --text-embeddings adds the LLM's input embedding
-// table (model.text_model.embed_tokens.weight) to an Idefics3 checkpoint.
+// table (Idefics3: model.text_model.embed_tokens.weight; LLaVA: language_model.model.embed_tokens.weight)
+// and a byte-level BPE tokenizer.json naming its rows to a vision-language checkpoint.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -675,6 +676,7 @@ function weights(p: Preset, seed: number, textEmbeddings: boolean): Map<string, 
       w.clipVision("vision_tower.vision_model.", v, false);
       w.linear("multi_modal_projector.linear_1", p.lmDim!, v.dim);
       w.linear("multi_modal_projector.linear_2", p.lmDim!, p.lmDim!);
+      if (textEmbeddings) w.random("language_model.model.embed_tokens.weight", [p.lmVocab!, p.lmDim!], 0, 0.02);
       break;
   }
   return w.tensors;
@@ -806,7 +808,8 @@ export function makeTower(o: Options): Record<string, Uint8Array> {
   if (!base) throw new Error(`unknown preset ${o.preset}; known: ${PRESET_NAMES.join(", ")}`);
   const dtype = o.dtype as Dtype;
   if (!["F32", "F16", "BF16"].includes(dtype)) throw new Error(`unknown dtype ${o.dtype}; known: F32, F16, BF16`);
-  if (o.textEmbeddings && base.family !== "idefics3") throw new Error("--text-embeddings is for Idefics3 presets");
+  if (o.textEmbeddings && base.family !== "idefics3" && base.family !== "llava")
+    throw new Error("--text-embeddings is for the Idefics3 and LLaVA presets");
   const p = o.tiny ? tiny(o.preset, base) : base;
   const text = (obj: unknown) => new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
   const pre = p.preprocessor(p);
@@ -829,7 +832,32 @@ export function makeTower(o: Options): Record<string, Uint8Array> {
     }),
   };
   if (p.text) files["input_ids.json"] = text(makeInputIds(p, o.seed, o.inputs));
+  if (o.textEmbeddings) files["tokenizer.json"] = text(byteLevelTokenizer(p.lmVocab!));
   return files;
+}
+
+// A byte-level BPE tokenizer.json of `vocab` ids, as GPT-2-style LLMs (SmolVLM's) publish it: model.vocab
+// {token: id} in the byte-level alphabet ("Ġ" a leading space), the last id an added "<image>" token.
+function byteLevelTokenizer(vocab: number): Record<string, unknown> {
+  const words = ["cat", "dog", "red", "sky", "tree", "blue", "car", "sun", "été", "über"];
+  // GPT-2's alphabet: printable bytes stand for themselves, the others for code points from 256 on
+  const alphabet: string[] = [];
+  let next = 256;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    alphabet.push(String.fromCodePoint(printable ? b : next++));
+  }
+  const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => alphabet[b]).join("");
+  const entries: Record<string, number> = {};
+  for (let id = 0; id < vocab - 1; id++)
+    entries[byteLevel(` ${words[id % words.length]}${Math.floor(id / words.length)}`)] = id;
+  return {
+    version: "1.0",
+    added_tokens: [{ id: vocab - 1, content: "<image>", special: true }],
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false },
+    decoder: { type: "ByteLevel" },
+    model: { type: "BPE", vocab: entries, merges: [] },
+  };
 }
 
 const CLI_OPTIONS = {

@@ -13,7 +13,7 @@ import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
 import { poolEmbedding, poolsOf } from "../../core/answers/pool.ts";
 import { zeroShotScores } from "../../core/answers/zeroshot.ts";
-import { BundleError } from "../../core/bundle/format.ts";
+import { BundleError, type TextSection } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
 import { Engine, type EngineOptions } from "../../core/engine/index.ts";
 import { tokenizerHeapBytes } from "../../core/engine/text.ts";
@@ -60,7 +60,7 @@ describe("text towers vs float32 PyTorch", () => {
 
       const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
       const { header } = readBundle(bundle, crc32);
-      const section = header.sections![0];
+      const section = header.sections![0] as TextSection;
       expect(section.kind).toBe(c.preset.startsWith("clip") ? "clip-text" : "siglip-text");
       expect(section.config.pooling).toBe(
         c.name === "clip-vit-base-patch32" ? "argmax" : c.name === "clip-eos" ? "eos" : "last",
@@ -174,7 +174,7 @@ describe("text towers vs float32 PyTorch", () => {
     const dir = textGoldenCheckpoint(TEXT_GOLDENS[0], scratch);
     const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
     const { header } = readBundle(bundle, crc32);
-    const section = header.sections![0];
+    const section = header.sections![0] as TextSection;
     const engine = await Engine.instantiate(modules.baseline);
     const bytes = bundle.slice(section.offset, section.offset + section.length);
     bytes[100] ^= 1;

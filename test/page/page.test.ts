@@ -8,7 +8,9 @@
 // memory settings: a ViT-B/16 with random weights (models/tools/make-random-vit.ts, made at test time: ~30 s
 // of CPU, cached in .cache) drawn through all 12 layers at its 14x14 grid, rollout included; and a SigLIP
 // tower (make-random-tower.ts --tiny), which has no class token: its pooling head's attention, the rollout
-// ending in it, and its embedding in place of predictions.
+// ending in it, and its embedding in place of predictions. Last, a SmolVLM-layout model (make-random-tower.ts
+// --tiny --text-embeddings, converted with --lm-embeddings): the VLM step, from the tiles through the pixel
+// shuffle to its image tokens in the LLM's width and their nearest words, as /v1/image_tokens answers them.
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -29,10 +31,17 @@ const SAMPLE = join(root, "page", "samples", "ankle-boot.jpg");
 const HUB_ROOT = join(root, ".cache", "page-test-hub");
 const VIT_B16 = "vit-b16-random";
 const SIGLIP = "siglip-tiny-random";
+const SMOLVLM = "smolvlm-tiny-lm";
+const LLAVA = "llava-tiny-random";
+const CAT = join(root, "test", "fixtures", "images", "cat-baseline-420.jpg");
 
 // A checkpoint made by one of the project's tools, converted, kept in .cache by name (the tools are
 // deterministic, so a kept bundle is the same bundle).
-async function bundleFile(name: string, files: () => Record<string, Uint8Array>): Promise<string> {
+async function bundleFile(
+  name: string,
+  files: () => Record<string, Uint8Array>,
+  options: { lmEmbeddings?: boolean } = {},
+): Promise<string> {
   const dir = join(root, ".cache", "page-test-models");
   const out = join(dir, `${name}.evit`);
   if (existsSync(out)) return out;
@@ -40,7 +49,7 @@ async function bundleFile(name: string, files: () => Record<string, Uint8Array>)
   mkdirSync(checkpoint, { recursive: true });
   for (const [file, bytes] of Object.entries(files()))
     if (file !== "inputs.f32") writeFileSync(join(checkpoint, file), bytes);
-  writeFileSync(`${out}.partial`, await convertDirectory(checkpoint));
+  writeFileSync(`${out}.partial`, await convertDirectory(checkpoint, options));
   renameSync(`${out}.partial`, out);
   return out;
 }
@@ -58,10 +67,32 @@ beforeAll(async () => {
   const siglip = await bundleFile(SIGLIP, () =>
     makeTower(towerOptions(["--preset", "siglip-base-patch16-224", "--tiny", "--seed", "4", "--inputs", "1"])),
   );
+  const smolvlm = await bundleFile(
+    SMOLVLM,
+    () =>
+      makeTower(
+        towerOptions([
+          "--preset",
+          "smolvlm-256m-instruct",
+          "--tiny",
+          "--seed",
+          "5",
+          "--inputs",
+          "1",
+          "--text-embeddings",
+        ]),
+      ),
+    { lmEmbeddings: true },
+  );
+  const llava = await bundleFile(LLAVA, () =>
+    makeTower(towerOptions(["--preset", "llava-1.5-projector", "--tiny", "--seed", "6", "--inputs", "1"])),
+  );
   const models: [string, string][] = [
     [MODEL, join(root, "models", "default", `${MODEL}.evit`)],
     [VIT_B16, vitB16],
     [SIGLIP, siglip],
+    [SMOLVLM, smolvlm],
+    [LLAVA, llava],
   ];
   for (const [name, file] of models)
     putObject(bucketName(), file, name, { remote: false, persistTo: PERSIST, quiet: true });
@@ -354,5 +385,100 @@ describe("the page in Chromium", () => {
     expect(await page.locator("#attention-caption").textContent()).toContain("ending in the pooling head");
     expect(await page.locator("#registers").isHidden()).toBe(true);
     expect(consoleErrors).toEqual([]);
+  });
+
+  test("a SmolVLM-layout model: its layers, the tiles, the pixel shuffle, the image tokens, their nearest words", async () => {
+    consoleErrors.length = 0;
+    const models = await (await fetch(`${server.url}/v1/models`)).json();
+    const entry = models.models.find((m: { name: string }) => m.name === SMOLVLM);
+    expect(entry.lmVocab).toBe(256);
+    const post = async (query: string) =>
+      (
+        await fetch(`${server.url}/v1/image_tokens?model=${SMOLVLM}${query}`, {
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: readFileSync(CAT),
+        })
+      ).json();
+    const tokens = await post("");
+    const nearest = await post("&split=false&nearest=3");
+
+    await page.goto(`${server.url}/`);
+    await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
+    const labels = await page.locator("#model option").allTextContents();
+    expect(labels.find((l) => l.startsWith(SMOLVLM))).toContain("SmolVLM / Idefics3 vision encoder and connector");
+    await page.selectOption("#model", SMOLVLM);
+    await page.setInputFiles("#file", CAT);
+    await expect
+      .poll(() => page.locator("#status").textContent(), { timeout: 60_000 })
+      .toContain(`through ${SMOLVLM}: its layers and its image tokens`);
+    expect(await page.locator("#error").isHidden()).toBe(true);
+
+    // the encoder's layers: its patch grid and the PCA animation; no embedding, no attention map, said so
+    expect(await page.locator("#input-caption").textContent()).toContain("8×8 = 64 patches of 4×4 pixels");
+    expect(await page.locator("#family-caption").textContent()).toContain("without its pooling head");
+    expect(await page.locator("#pca-animation").isVisible()).toBe(true);
+    expect(await page.locator("#attention-title").textContent()).toBe("4. No single place it looks");
+
+    // the path, each step drawn
+    expect(await page.locator("#vlm-section").isVisible()).toBe(true);
+    expect(await page.locator("#vlm-intro").textContent()).toContain(
+      "tiles → patches → the encoder's layers (steps 1 and 3) → pixel shuffle → tokens in the LLM's width (48)",
+    );
+    expect(tokens).toMatchObject({ tiles: 13, tokens: 16, lm_dim: 48, grid: { rows: 3, cols: 4 } });
+    const tiles = page.locator("#tiles-canvas");
+    expect(await tiles.getAttribute("data-rows")).toBe("3");
+    expect(await tiles.getAttribute("data-cols")).toBe("4");
+    expect(await page.locator("#tiles-caption").textContent()).toContain("3×4 tiles of 32×32 pixels");
+    expect(await page.locator("#shuffle-caption").textContent()).toContain(
+      "Pixel shuffle by 2, over the global view's 8×8 patches: each 2×2 block of neighbouring patches",
+    );
+    expect(await page.locator("#shuffle-caption").textContent()).toContain("64 patches become 16 tokens");
+    // one 4x4 picture of tokens per frame, in as many colours as tokens (their principal components)
+    const frames = await page.locator("#token-frames canvas").evaluateAll((canvases) =>
+      (canvases as HTMLCanvasElement[]).map((canvas) => {
+        const data = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+        const set = new Set<number>();
+        for (let i = 0; i < data.length; i += 4) set.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+        return { width: canvas.width, colours: set.size };
+      }),
+    );
+    expect(frames).toHaveLength(13);
+    for (const frame of frames) expect(frame).toMatchObject({ width: 4 });
+    expect(Math.max(...frames.map((f) => f.colours))).toBeGreaterThan(8);
+    expect(await page.locator("#token-frames figcaption").last().textContent()).toBe("global view");
+    // the global view's tokens' nearest words, as /v1/image_tokens?nearest=3 answers them
+    expect(await page.locator("#nearest-block").isVisible()).toBe(true);
+    const words = await page.locator("#nearest span").allTextContents();
+    expect(words).toEqual(nearest.nearest[0].map((list: { token: string }[]) => list[0].token));
+    const hover = await page.locator("#nearest span").first().getAttribute("title");
+    expect(hover?.split("\n")).toHaveLength(3);
+    expect(await page.locator("#nearest-caption").textContent()).toContain("vocabulary, 256 words");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+  });
+
+  test("a LLaVA projector: steps 1 to 4 as a CLIP tower's, then one frame of patch tokens, no words", async () => {
+    consoleErrors.length = 0;
+    await page.selectOption("#model", LLAVA);
+    await page.setInputFiles("#file", CAT);
+    await expect
+      .poll(() => page.locator("#status").textContent(), { timeout: 60_000 })
+      .toContain(`through ${LLAVA}: its layers and its image tokens`);
+    expect(await page.locator("#error").isHidden()).toBe(true);
+    expect(await page.locator("#attention-title").textContent()).toBe("4. Where the class token looks");
+    const intro = await page.locator("#vlm-intro").textContent();
+    expect(intro).toContain(
+      "the image → patches → the encoder's layers (steps 1 and 3) → tokens in the LLM's width (48)",
+    );
+    expect(await page.locator("#shuffle-caption").textContent()).toMatch(/patch tokens .* linear_1, gelu, linear_2/);
+    expect(await page.locator("#token-frames canvas").count()).toBe(1);
+    expect(await page.locator("#token-frames canvas").first().getAttribute("width")).toBe("4");
+    expect(await page.locator("#nearest-block").isHidden()).toBe(true);
+    // back to a classifier: the VLM step goes away
+    await page.selectOption("#model", MODEL);
+    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain(`through ${MODEL}`);
+    expect(await page.locator("#vlm-section").isHidden()).toBe(true);
+    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
   });
 });

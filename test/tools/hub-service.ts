@@ -66,13 +66,20 @@ writeRepo("org/bin-only", {
   "pytorch_model.bin": new Uint8Array(4096),
 });
 
+// SmolVLM's layout with its LLM's input embedding table and a tokenizer.json: converted with --lm-embeddings
+// for /v1/image_tokens?nearest=k (test/worker/nearest.test.ts), which also reads its files (`/file`)
+writeRepo(
+  "org/tiny-smolvlm-lm",
+  makeTower({ preset: "smolvlm-256m-instruct", tiny: true, seed: 4, dtype: "F32", inputs: 1, textEmbeddings: true }),
+);
+
 const hub = new LocalHub({ root: repos, hub: HUB_ENDPOINT, cdn: "http://cdn.test", token: HUB_TOKEN, cutBy: "end" });
 
 export const hubFetch = (request: Request): Promise<Response> => hub.handle(request);
 
 // The bundle `edgevit convert` makes of a repository's files, from a folder laid out as huggingface_hub's
 // cache would hold them (so it records org/name@commit, as the import does).
-async function reference(repo: string, name: string, convertedAt: string): Promise<Uint8Array> {
+async function reference(repo: string, name: string, convertedAt: string, lmEmbeddings: boolean): Promise<Uint8Array> {
   const commit = hub.commitOf(repo);
   const cache = mkdtempSync(join(tmpdir(), "edgevit-hub-ref-"));
   try {
@@ -80,7 +87,7 @@ async function reference(repo: string, name: string, convertedAt: string): Promi
     mkdirSync(snapshot, { recursive: true });
     for (const file of readdirSync(join(repos, repo)).filter((f) => !f.startsWith(".")))
       copyFileSync(join(repos, repo, file), join(snapshot, file));
-    return await convertDirectory(snapshot, { name, convertedAt });
+    return await convertDirectory(snapshot, { name, convertedAt, lmEmbeddings });
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }
@@ -100,8 +107,15 @@ export async function hubControl(request: Request): Promise<Response> {
   }
   if (url.pathname === "/reference") {
     const q = url.searchParams;
-    const bundle = await reference(q.get("repo") ?? "", q.get("name") ?? "", q.get("convertedAt") ?? "");
+    const lm = q.get("lmEmbeddings") === "1";
+    const bundle = await reference(q.get("repo") ?? "", q.get("name") ?? "", q.get("convertedAt") ?? "", lm);
     return new Response(new Uint8Array(bundle));
+  }
+  if (url.pathname === "/file") {
+    const q = url.searchParams;
+    const [repo, file] = [q.get("repo") ?? "", q.get("file") ?? ""];
+    if (!/^org\/[\w-]+$/.test(repo) || !/^[\w.-]+$/.test(file)) return new Response("bad file", { status: 400 });
+    return new Response(new Uint8Array(readFileSync(join(repos, repo, file))));
   }
   return new Response("no such control", { status: 404 });
 }

@@ -130,9 +130,9 @@ describe("sections", () => {
       /follows the bytes before it/,
     );
     expect(code(() => parsePrefix(reencode((h) => (h.sections![0].length += 1))))).toMatch(/its config implies/);
-    expect(code(() => parsePrefix(reencode((h) => (h.sections![0].config.pooling = "first" as never))))).toMatch(
-      /pooling/,
-    );
+    expect(
+      code(() => parsePrefix(reencode((h) => ((h.sections![0].config as TextConfig).pooling = "first" as never)))),
+    ).toMatch(/pooling/);
     const longer = new Uint8Array(bytes.length + 1);
     longer.set(bytes);
     expect(code(() => readBundle(longer, crc32))).toMatch(/bytes past/);
