@@ -6,10 +6,11 @@
 // test/core/text holds to the reference tokenizers) and run through the text tower in its own instance;
 // random pixel_values through the image tower; models/tools/reference_towers.py computes the float32
 // embeddings from the same ids and pixels. Prints the text and image embeddings' cosines (min, median) and
-// zero-shot over the labels: each image's top-1 label by the int8 towers against the reference's, with the
-// reference's margin between its first and second label. Twice: the text tower alone (every image's
-// embedding, the int8 image tower's, shared by both sides) and both towers (the first --reference-images
-// images, as many as the float32 image tower has time for).
+// zero-shot: each image's top-1 label by the int8 towers against the reference's, with the reference's
+// margin between its first and second label and the logits' differences. The text tower alone (every
+// image's embedding, the int8 image tower's, shared by both sides) over the label prompts and over the
+// fixture texts as labels; then both towers over the prompts (the first --reference-images images, as many
+// as the float32 image tower has time for).
 //
 //   npm run fidelity:text [-- --presets clip-vit-base-patch32,siglip-base-patch16-224 --images 200
 //     --reference-images 10 --cache .cache/text-fidelity]
