@@ -14,8 +14,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { bucketName, putObject } from "../cli/upload.ts";
-import { makeTower } from "../models/tools/make-random-tower.ts";
-import { clipFiles } from "../test/tools/clip_files.ts";
+import { type TextPreset, textTowerFiles } from "../test/tools/text_towers.ts";
 import { cacheDir } from "./artifacts.ts";
 import { type HeapPeaks, HeapSampler, Inspector } from "./inspector.ts";
 import { statusBytes } from "./proc.ts";
@@ -39,17 +38,7 @@ function bundle(preset: string): string {
   const hf = join(dir, "hf");
   const evit = join(dir, "model.evit");
   if (existsSync(evit)) return evit;
-  const files = makeTower({ preset, tiny: false, seed: 1, dtype: "F32", inputs: 1, textEmbeddings: false });
-  const utf8 = (s: string) => new TextEncoder().encode(s);
-  if (preset.startsWith("clip")) {
-    const { vocab, merges } = clipFiles();
-    files["vocab.json"] = utf8(JSON.stringify(vocab));
-    files["merges.txt"] = utf8(merges);
-    files["tokenizer_config.json"] = utf8(JSON.stringify({ model_max_length: 77, pad_token: "<|endoftext|>" }));
-  } else {
-    files["spiece.model"] = new Uint8Array(readFileSync(join(root, "test/fixtures/text/spiece/siglip-like.model")));
-    files["tokenizer_config.json"] = utf8(JSON.stringify({ model_max_length: 64, do_lower_case: true }));
-  }
+  const files = textTowerFiles(preset as TextPreset, 1, 1, false);
   mkdirSync(hf, { recursive: true });
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(hf, name), bytes);
   const convert = spawnSync(process.execPath, [join(root, "bin/edgevit.mjs"), "convert", hf, "-o", evit], {

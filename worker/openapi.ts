@@ -306,7 +306,9 @@ export const openapi = {
         },
         responses: {
           "200": {
-            description: "nearest first; an empty index answers no results and a message saying why",
+            description:
+              "nearest first (by cosine), each with the model's logit of the pair and, for SigLIP, its sigmoid; " +
+              "an empty index answers no results and a message saying why",
             headers: { "x-edgevit-model": versionHeaders["x-edgevit-model"] },
             content: { "application/json": { schema: ref("Search") } },
           },
@@ -586,7 +588,23 @@ export const openapi = {
         {
           model: str,
           version: str,
-          results: { type: "array", items: obj({ key: str, score: num }) },
+          results: {
+            type: "array",
+            items: obj(
+              {
+                key: { ...str, description: "the image's key in the input bucket" },
+                score: { ...num, description: "the cosine of the image's and the text's embeddings (the ranking)" },
+                logit: { ...num, description: "exp(logit_scale) x score, + logit_bias for SigLIP" },
+                probability: {
+                  ...num,
+                  description:
+                    "SigLIP only: sigmoid(logit), the pair's probability as zero-shot scores a label " +
+                    "(CLIP's softmax needs a set of texts)",
+                },
+              },
+              ["key", "score", "logit"],
+            ),
+          },
           message: str,
         },
         ["model", "results"],

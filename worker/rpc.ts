@@ -41,6 +41,7 @@ import {
   checkTexts,
   embedTextAnswer,
   embedTexts,
+  type TextEmbeddings,
   tokenizeAnswer,
   zeroShot,
 } from "./text.ts";
@@ -230,7 +231,7 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
 // The text Worker's entrypoint (wrangler.text.toml), which the main Worker's TEXT binding calls: text passes
 // run here, in this isolate, whatever this isolate binds.
 export class EdgevitText extends WorkerEntrypoint<Env> {
-  embedText(texts: string[], options: TextOptions = {}): Promise<{ version: string; embeddings: Float32Array[] }> {
+  embedText(texts: string[], options: TextOptions = {}): Promise<TextEmbeddings> {
     return answer(this.ctx, (tickets) =>
       embedTexts(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t), true),
     );

@@ -10,10 +10,11 @@
 // One object per image rather than shards of many: a redelivered event or a re-uploaded image overwrites
 // its own entry, where an appended shard would hold it twice. A query lists the entries page by page and
 // reads them a bounded chunk at a time, keeping the k nearest; its memory is reserved in the ledger.
-// A query embeds its text with the same model's text tower (over TEXT, as zero-shot does) and scores
-// cosine: both embeddings have unit length, so the dot product.
+// A query embeds its text with the same model's text tower (over TEXT, as zero-shot does) and ranks by
+// cosine: both embeddings have unit length, so the dot product. Each result also carries the model's own
+// score of the pair from that cosine, as zero-shot computes it: the logit, and SigLIP's sigmoid of it.
 
-import { normalized } from "../core/answers/zeroshot.ts";
+import { normalized, pairScores } from "../core/answers/zeroshot.ts";
 import { EdgevitError } from "../core/errors.ts";
 const KiB = 1024;
 import { ledgerOf, reservationBytes } from "./memory.ts";
@@ -223,7 +224,7 @@ export function checkK(k: unknown): number {
 // results and says why (a 200: the search worked, the bucket has nothing embedded by that model yet).
 export async function search(env: Env, model: string, query: string, k: number, keep: Keep): Promise<SearchAnswer> {
   // the text first: a model without a text tower says so whether or not anything was indexed
-  const { embeddings } = await embedTexts(env, model, [query], keep);
+  const { embeddings, scoring } = await embedTexts(env, model, [query], keep);
   const version = await indexedVersion(env, model);
   const empty = (message: string): SearchAnswer => ({ model, ...(version && { version }), results: [], message });
   if (!version) {
@@ -232,6 +233,7 @@ export async function search(env: Env, model: string, query: string, k: number, 
         "queue consumer embeds them (PIPELINE_TASKS with embed, PIPELINE_MODEL naming this model)",
     );
   }
-  const results = await indexOf(env, model, version).query(normalized(embeddings[0]), k);
-  return results.length > 0 ? { model, version, results } : empty(`the index of model ${model} is empty`);
+  const hits = await indexOf(env, model, version).query(normalized(embeddings[0]), k);
+  if (hits.length === 0) return empty(`the index of model ${model} is empty`);
+  return { model, version, results: hits.map((hit) => ({ ...hit, ...pairScores(scoring, hit.score) })) };
 }

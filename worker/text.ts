@@ -6,7 +6,7 @@
 // section's CRC-32) and template: kept in this isolate (a bounded LRU) and in R2 beside the bundle, so a
 // fixed label set costs one text pass ever and zero-shot then needs only the image tower.
 import { poolEmbedding, poolOutput, poolsOf } from "../core/answers/pool.ts";
-import { DEFAULT_TEMPLATE, fillTemplate, normalized, zeroShotScores } from "../core/answers/zeroshot.ts";
+import { DEFAULT_TEMPLATE, fillTemplate, normalized, type Scoring, zeroShotScores } from "../core/answers/zeroshot.ts";
 import { LIMITS } from "../core/bundle/format.ts";
 import type { Section } from "../core/bundle/format.ts";
 import { type TextSection, textSectionNamed } from "../core/bundle/text.ts";
@@ -42,9 +42,16 @@ export type Keep = (ticket: Ticket) => void;
 // Where a label set's embeddings came from, for the x-edgevit-labels header.
 export type LabelSource = "computed" | "isolate" | "r2";
 
+// Texts' embeddings, the text section's version (its CRC-32) and how its cosines become logits.
+export interface TextEmbeddings {
+  version: string;
+  embeddings: Float32Array[];
+  scoring: Scoring;
+}
+
 // The text Worker's interface over the TEXT binding (rpc.ts's EdgevitText entrypoint).
 export interface TextService {
-  embedText(texts: string[], options: { model: string }): Promise<{ version: string; embeddings: Float32Array[] }>;
+  embedText(texts: string[], options: { model: string }): Promise<TextEmbeddings>;
   tokenize(texts: string[], options: { model: string }): Promise<TokenizeAnswer>;
 }
 
@@ -150,7 +157,7 @@ async function embedHere(env: Env, name: string, texts: string[], keep: Keep) {
   const entry = await getTextModel(env, name);
   ticket.hold(entry.model);
   const embeddings = entry.model.embed(texts).map((t) => t.embedding);
-  return { version: entry.version, embeddings, model: entry.model };
+  return { version: entry.version, embeddings, scoring: scoringOf(entry.model.section) };
 }
 
 // What one text's answer holds: its embedding as floats (over RPC) or as JSON numbers (~48 bytes each, the
@@ -167,6 +174,10 @@ async function admitText(env: Env, name: string, texts: string[], keep: Keep, pe
   return ticket;
 }
 
+export function scoringOf(section: Pick<TextSection, "kind" | "config">): Scoring {
+  return { kind: section.kind, logitScale: section.config.logitScale, logitBias: section.config.logitBias };
+}
+
 // Texts -> their embeddings, here or over TEXT.
 export async function embedTexts(
   env: Env,
@@ -174,25 +185,24 @@ export async function embedTexts(
   texts: string[],
   keep: Keep,
   here = false,
-): Promise<{ version: string; embeddings: Float32Array[] }> {
+): Promise<TextEmbeddings> {
   const service = remote(env, here);
-  if (service) {
-    const embeddings: Float32Array[] = [];
-    let version = "";
-    for (let i = 0; i < texts.length; i += REMOTE_BATCH) {
-      const batch = await service
-        .embedText(texts.slice(i, i + REMOTE_BATCH), { model: name })
-        .catch((error: unknown) => Promise.reject(fromRemote(error)));
-      if (version && batch.version !== version) {
-        throw new EdgevitError("model_unavailable", `model ${name} changed while its texts were embedded; try again`);
-      }
-      version = batch.version;
-      embeddings.push(...batch.embeddings);
+  if (!service) return embedHere(env, name, texts, keep);
+  const embeddings: Float32Array[] = [];
+  let version = "";
+  let scoring: Scoring | undefined;
+  for (let i = 0; i < texts.length; i += REMOTE_BATCH) {
+    const batch = await service
+      .embedText(texts.slice(i, i + REMOTE_BATCH), { model: name })
+      .catch((error: unknown) => Promise.reject(fromRemote(error)));
+    if (version && batch.version !== version) {
+      throw new EdgevitError("model_unavailable", `model ${name} changed while its texts were embedded; try again`);
     }
-    return { version, embeddings };
+    version = batch.version;
+    scoring = batch.scoring;
+    embeddings.push(...batch.embeddings);
   }
-  const { version, embeddings } = await embedHere(env, name, texts, keep);
-  return { version, embeddings };
+  return { version, embeddings, scoring: scoring! };
 }
 
 export async function embedTextAnswer(

@@ -232,8 +232,16 @@ export interface SearchOptions extends TextOptions {
 export interface SearchAnswer {
   model: string;
   version?: string; // the image tower's version the index holds; absent when nothing was indexed
-  results: { key: string; score: number }[]; // nearest first
+  results: SearchResult[]; // nearest first (by score)
   message?: string; // why there are no results
+}
+
+// One image found: its cosine, and the model's score of the pair from it as zero-shot computes it.
+export interface SearchResult {
+  key: string; // the image's key in the input bucket
+  score: number; // the cosine of the image's and the text's embeddings
+  logit: number; // exp(logit_scale) x score, + logit_bias for SigLIP
+  probability?: number; // SigLIP: sigmoid(logit), the pair's own probability (CLIP's softmax needs a set of texts)
 }
 
 export interface EdgevitApi {

@@ -1,7 +1,8 @@
 // The local hub for the workerd tests (vitest.config.mts): repositories written into .cache/test-hub once,
 // served as miniflare's outbound service (every fetch the Worker makes goes to `hubFetch`: the hub at
 // http://hub.test, its CDN at http://cdn.test), and a HUB service binding for the tests themselves: the cut
-// switch, the request log, and the reference bundle (`edgevit convert` of the same files, in Node).
+// switch, the request log, the reference bundle (`edgevit convert` of the same files, in Node) and a
+// repository's files as written.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -55,6 +56,8 @@ writeRepo("org/tiny-clip", {
 });
 // the same with its tokenizer files: the import writes its text tower as a section too
 writeRepo("org/tiny-clip-text", textTowerFiles("clip-vit-base-patch32", 3, 1));
+// a SiglipModel with its spiece.model (search's scores, test/worker/search.test.ts)
+writeRepo("org/tiny-siglip-text", textTowerFiles("siglip-base-patch16-224", 3, 1));
 // a safetensors length field claiming a header past what the Worker reads (MAX_REMOTE_HEADER_BYTES) in a file
 // long enough to hold it: refused from the length alone
 const claimed = 1 << 20;

@@ -206,6 +206,59 @@ describe("the Vectorize binding", () => {
   });
 });
 
+describe("the model's scores of each result", () => {
+  // logit_scale and logit_bias as the checkpoint stores them: F32 scalars in model.safetensors, read from
+  // the file the local hub serves (test/tools/hub-service.ts), not from the bundle.
+  async function checkpointScalars(repo: string): Promise<Record<string, number>> {
+    const q = new URLSearchParams({ repo, file: "model.safetensors" });
+    const bytes = new Uint8Array(await (await env.HUB.fetch(`http://hub/file?${q}`)).arrayBuffer());
+    const view = new DataView(bytes.buffer);
+    const length = Number(view.getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+    const scalars: Record<string, number> = {};
+    for (const name of ["logit_scale", "logit_bias"]) {
+      const entry = header[name] as { dtype: string; shape: number[]; data_offsets: [number, number] } | undefined;
+      if (!entry) continue;
+      expect(entry.dtype).toBe("F32");
+      expect(entry.shape.reduce((a, b) => a * b, 1)).toBe(1);
+      scalars[name] = view.getFloat32(8 + length + entry.data_offsets[0], true);
+    }
+    return scalars;
+  }
+
+  test.each([
+    ["org/tiny-clip-text", "search-ckpt-clip"],
+    ["org/tiny-siglip-text", "search-ckpt-siglip"],
+  ])(
+    "%s: the logit is exp(logit_scale) x cosine (+ logit_bias), SigLIP's probability its sigmoid",
+    async (repo, model) => {
+      const q = new URLSearchParams({ repo, name: model, convertedAt: "2026-01-01T00:00:00Z" });
+      await env.MODELS.put(`${model}.evit`, await (await env.HUB.fetch(`http://hub/reference?${q}`)).arrayBuffer());
+      await deliver(Object.keys(IMAGES), { PIPELINE_MODEL: model });
+      const { logit_scale: scale, logit_bias: bias } = await checkpointScalars(repo);
+      const siglip = repo.includes("siglip");
+      expect(scale).toBeGreaterThan(0);
+      expect(bias === undefined).toBe(!siglip);
+
+      for (const via of ["TEXT binding", "this isolate"]) {
+        const request = searchRequest({ query: QUERY, k: MAX_K, model });
+        const response = via === "TEXT binding" ? await SELF.fetch(request) : await call(request, { TEXT: undefined });
+        expect(response.status).toBe(200);
+        const { results } = await response.json<any>();
+        expect(results).toHaveLength(Object.keys(IMAGES).length);
+        // ranked by cosine, as before
+        expectRanking(results, await reference(model, QUERY));
+        for (const r of results) {
+          const logit = Math.exp(scale) * r.score + (siglip ? bias : 0);
+          expect(r.logit, `${via}: ${r.key}`).toBeCloseTo(logit, 10);
+          if (siglip) expect(r.probability, `${via}: ${r.key}`).toBeCloseTo(1 / (1 + Math.exp(-logit)), 12);
+          else expect(r).not.toHaveProperty("probability");
+        }
+      }
+    },
+  );
+});
+
 describe("answers and refusals", () => {
   test("the image route serves an indexed key's bytes, and nothing else", async () => {
     const ok = await SELF.fetch(`http://edgevit.test/v1/search/image?model=${NAME}&key=photos/cat.jpg`);
