@@ -80,13 +80,7 @@ async function decodeRows(
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
   const t0 = performance.now();
-  let size: DecodedSize;
-  try {
-    size = await decoder.decode(scale, stream.sink);
-  } catch (error) {
-    stream.release();
-    throw error;
-  }
+  const size: DecodedSize = await decoder.decode(scale, stream.sink);
   const decodeMs = performance.now() - t0;
   if (size.width !== decoded.width || size.height !== decoded.height) {
     throw new RangeError(

@@ -16,7 +16,6 @@
 // photo to 224), plus a few rows of accumulators; never the decoded image.
 
 import type { Preprocessing } from "../bundle/format.ts";
-import { buffers, sizeClass } from "../buffers.ts";
 import { EdgevitError } from "../errors.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
@@ -25,10 +24,10 @@ import {
   coefficients,
   filterOf,
   HALF,
-  horizontalRow,
   NEAREST,
   nearestIndices,
-  vertical,
+  RowResize,
+  verticalRow,
 } from "./resize.ts";
 import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
 
@@ -40,6 +39,11 @@ export type DecodeMode = "exact" | "fast";
 export const DECODE_MODES: readonly DecodeMode[] = ["fast", "exact"];
 // fast: DCT-domain scaling where the image is at least twice the resize target; exact: full resolution.
 export const DEFAULT_DECODE_MODE: DecodeMode = "fast";
+
+// The resize's filter: NEAREST's own plan, a filter id for the convolution, null when the size is kept.
+function resampleOf(pp: Preprocessing, t: Size, outW: number, outH: number): number | null {
+  return outW === t.width && outH === t.height ? null : pp.resample;
+}
 
 function oriented(size: Size, orientation: number): Size {
   return orientation >= 5 && orientation <= 8 ? { width: size.height, height: size.width } : size;
@@ -70,7 +74,6 @@ export class StreamingPreprocessor {
   private received = 0;
   private readonly stored: Size;
   private readonly finishResize: () => Uint8Array; // [resized.height][resized.width][3]
-  private readonly releasePlan: () => void;
 
   // decoded: the size the decoder pushes (stored orientation); orientation: EXIF 1..8.
   constructor(pp: Preprocessing, decoded: Size, orientation: number) {
@@ -81,23 +84,25 @@ export class StreamingPreprocessor {
     const t = this.oriented;
     this.resized = pp.doResize ? resizedSize(pp, t) : t;
     const { width: outW, height: outH } = this.resized;
-    const identity = outW === t.width && outH === t.height;
-    // The intermediate is T's height x the output width: bounded here, so an extreme aspect ratio (a
-    // 1x20000 strip resized by its short edge) is refused instead of allocated.
-    const held = Math.max(t.height * outW, outW * outH) * 3;
-    if (held > MAX_INTERMEDIATE_BYTES) {
-      throw new EdgevitError(
+    // What the resize holds, bounded here so that an extreme aspect ratio (a 1x20000 strip resized by its
+    // short edge) is refused instead of allocated: the output first, then the intermediate it needs.
+    const refuse = () =>
+      new EdgevitError(
         "image_too_large",
         `The image is ${t.width}x${t.height}; resizing it to ${outW}x${outH} needs more memory than this server ` +
           "allows (its aspect ratio is too extreme).",
       );
+    if (outW * outH * 3 > MAX_INTERMEDIATE_BYTES) throw refuse();
+    const resample = resampleOf(pp, t, outW, outH);
+    if (
+      resample !== NEAREST &&
+      convolutionGeometry(decoded, o, outW, outH, resample).intermediate > MAX_INTERMEDIATE_BYTES
+    ) {
+      throw refuse();
     }
     const plan =
-      !identity && pp.resample === NEAREST
-        ? nearestPlan(decoded, o, outW, outH)
-        : convolutionPlan(decoded, o, outW, outH, identity ? null : filterOf(pp.resample));
+      resample === NEAREST ? nearestPlan(decoded, o, outW, outH) : convolutionPlan(decoded, o, outW, outH, resample);
     this.finishResize = plan.finish;
-    this.releasePlan = plan.release ?? (() => {});
     const push = plan.row;
     const stride = decoded.width * 3;
     this.sink = (rows, first, count) => {
@@ -116,13 +121,9 @@ export class StreamingPreprocessor {
     const o = orientation >= 1 && orientation <= 8 ? orientation : 1;
     const t = oriented(decoded, o);
     const { width: outW, height: outH } = pp.doResize ? resizedSize(pp, t) : t;
-    if ((outW !== t.width || outH !== t.height) && pp.resample === NEAREST) return nearestBytes(decoded, o, outW, outH);
-    const identity = outW === t.width && outH === t.height;
-    return convolutionBytes(
-      convolutionGeometry(decoded, o, outW, outH, identity ? null : filterOf(pp.resample)),
-      outW,
-      outH,
-    );
+    const resample = resampleOf(pp, t, outW, outH);
+    if (resample === NEAREST) return nearestBytes(decoded, o, outW, outH);
+    return convolutionBytes(convolutionGeometry(decoded, o, outW, outH, resample), outW, outH);
   }
 
   // The vertical pass, crop, rescale and normalize into `out` (pixel_values, [channels][height][width]).
@@ -130,22 +131,13 @@ export class StreamingPreprocessor {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
     }
-    try {
-      const data = this.finishResize();
-      const { width, height } = this.resized;
-      return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
-    } finally {
-      this.release();
-    }
+    const data = this.finishResize();
+    const { width, height } = this.resized;
+    return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
   }
 
-  // Hands the intermediate back to the isolate's pool: finish() does, and a caller whose decode failed.
-  release(): void {
-    this.releasePlan();
-  }
-
-  // The vertical pass alone: the resized uint8 picture, for a processor whose further steps need it whole
-  // (Idefics3's tiles, tiles.ts).
+  // The resized uint8 picture alone, for a processor whose further steps start from it (Idefics3's tiles,
+  // tiles.ts).
   finishImage(): RgbImage {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
@@ -157,31 +149,41 @@ export class StreamingPreprocessor {
 
 interface Plan {
   row: (row: Uint8Array, y: number) => void; // one stored row, [width][3], y in the decoded image
-  finish: () => Uint8Array;
-  release?: () => void; // the pool's buffers back (once; nothing reads them after)
+  finish: () => Uint8Array; // the resized picture, [outH][outW][3], once every row is in
 }
 
 const coefficientBytes = (c: Coefficients | null) => (c ? c.bounds.byteLength + c.weights.byteLength : 0);
 
-// The sizes convolutionPlan allocates from: T's size, the two passes' coefficients, the rows of T the
-// vertical pass reads.
-function convolutionGeometry(
-  stored: Size,
-  o: number,
-  outW: number,
-  outH: number,
-  filter: ReturnType<typeof filterOf> | null,
-) {
+// The sizes convolutionPlan allocates from: T's size, the passes' coefficients, the rows of T the vertical
+// pass reads, and the bytes of its intermediate: not transposed, the RowResize's ring; transposed, the sums
+// of the windows open at once (each T column's windows are open together) and one rounded column.
+function convolutionGeometry(stored: Size, o: number, outW: number, outH: number, resample: number | null) {
   const { width: w, height: h } = stored;
   const m = mapping(o, h);
   const tw = m.swap ? h : w;
   const th = m.swap ? w : h;
-  const hPass = filter !== null && outW !== tw;
-  const vert = filter !== null && outH !== th ? coefficients(th, outH, filter) : null;
+  if (!m.swap) {
+    const ring = resample === null ? 0 : RowResize.memoryBytes(tw, th, outW, outH, resample);
+    return { w, m, tw, th, vert: null, horiz: null, firstRow: 0, lastRow: th, rows: th, open: 0, intermediate: ring };
+  }
+  const filter = resample === null ? null : filterOf(resample);
+  const vert = filter && outH !== th ? coefficients(th, outH, filter) : null;
+  const horiz = filter && outW !== tw ? coefficients(tw, outW, filter) : null;
   const firstRow = vert ? vert.bounds[0] : 0;
   const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
-  const horiz = hPass ? coefficients(tw, outW, filter!) : null;
-  return { w, h, m, tw, th, vert, horiz, firstRow, lastRow, rows: lastRow - firstRow };
+  const rows = lastRow - firstRow;
+  let open = 0;
+  if (horiz) {
+    const { lo, hi } = windowsOf(horiz, tw, outW);
+    for (let t = 0; t < tw; t++) open = Math.max(open, hi[t] - lo[t] + 1);
+  }
+  const intermediate =
+    coefficientBytes(vert) +
+    coefficientBytes(horiz) +
+    (horiz ? 8 * tw + open * rows * 3 * 8 : 0) +
+    rows * 3 +
+    4 * (vert?.ksize ?? 0);
+  return { w, m, tw, th, vert, horiz, firstRow, lastRow, rows, open, intermediate };
 }
 
 // Transposed with a horizontal pass: the windows [lo[tx], hi[tx]] of that pass each T column falls in.
@@ -198,22 +200,10 @@ function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Ar
   return { lo, hi };
 }
 
-// What convolutionPlan holds at most: the intermediate, a mirrored row, the accumulators of the windows
-// open at once (each T column's windows are open together), the coefficients (the vertical ones twice:
-// finish() shifts a copy) and the vertical pass's output.
+// What convolutionPlan holds at most: its intermediate (with the coefficients), a mirrored row, the output.
 function convolutionBytes(g: ReturnType<typeof convolutionGeometry>, outW: number, outH: number): number {
-  let bytes = sizeClass(g.rows * outW * 3) + coefficientBytes(g.horiz) + 2 * coefficientBytes(g.vert);
-  if (!g.m.swap && g.m.mirror) bytes += g.w * 3;
-  if (g.m.swap && g.horiz) {
-    const { lo, hi } = windowsOf(g.horiz, g.tw, outW);
-    let open = 0;
-    for (let t = 0; t < g.tw; t++) open = Math.max(open, hi[t] - lo[t] + 1);
-    bytes += lo.byteLength + hi.byteLength + open * g.rows * 3 * 8;
-  }
-  if (g.vert) bytes += outW * outH * 3;
-  return bytes;
+  return g.intermediate + (!g.m.swap && g.m.mirror ? g.w * 3 : 0) + outW * outH * 3;
 }
-
 // What nearestPlan holds: the output, the index tables, and per stored row (a T row, or a T column) a JS
 // array of the outputs that read it (~48 bytes each, plus 8 per entry).
 function nearestBytes(stored: Size, o: number, outW: number, outH: number): number {
@@ -236,39 +226,23 @@ function mapping(o: number, h: number) {
   };
 }
 
-function convolutionPlan(
-  stored: Size,
-  o: number,
-  outW: number,
-  outH: number,
-  filter: ReturnType<typeof filterOf> | null,
-): Plan {
-  const { w, m, tw, vert, horiz, firstRow, lastRow, rows } = convolutionGeometry(stored, o, outW, outH, filter);
-  const interStride = outW * 3;
-  // [rows][outW][3]: T's rows firstRow..lastRow after the horizontal pass
-  // From the isolate's pool (the largest buffer of the preprocessing: 2.6 MiB for 6000x4000 to 224).
-  let pooled: ArrayBuffer | null = buffers.acquire(rows * interStride);
-  const inter = new Uint8Array(pooled, 0, rows * interStride);
-  const release = () => {
-    buffers.release(pooled);
-    pooled = null;
-  };
-
-  const finish = () => {
-    if (!vert) return inter;
-    const shifted: Coefficients = { ...vert, bounds: vert.bounds.slice() };
-    for (let i = 0; i < outH; i++) shifted.bounds[i * 2] -= firstRow;
-    return vertical(inter, outW, outH, shifted);
-  };
+function convolutionPlan(stored: Size, o: number, outW: number, outH: number, resample: number | null): Plan {
+  const { w, m, tw, th, vert, horiz, firstRow, lastRow, rows } = convolutionGeometry(stored, o, outW, outH, resample);
+  const out = new Uint8Array(outW * outH * 3); // [outH][outW][3]
+  const stride = outW * 3;
+  const finish = () => out;
 
   if (!m.swap) {
+    // Orientations 3 and 4 push T's rows bottom-up: the resize takes them in that order.
+    const resize =
+      resample === null
+        ? null
+        : new RowResize(tw, th, outW, outH, resample, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0);
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
-      release,
       row: (row, y) => {
         const ty = m.rowOf(y);
-        if (ty < firstRow || ty >= lastRow) return;
         let src = row;
         if (mirrored) {
           for (let x = 0, s = (w - 1) * 3; x < w * 3; x += 3, s -= 3) {
@@ -278,28 +252,46 @@ function convolutionPlan(
           }
           src = mirrored;
         }
-        const at = (ty - firstRow) * interStride;
-        if (horiz) horizontalRow(src, 0, inter, at, outW, horiz);
-        else inter.set(src, at);
+        if (resize) resize.push(src, ty);
+        else out.set(src, ty * stride);
       },
     };
   }
 
-  // Transposed: stored column sx is T row ty (sx = ty, or w - 1 - ty).
+  // Transposed: stored column sx is T row ty (sx = ty, or w - 1 - ty). Each column of the horizontal pass's
+  // output (T's rows firstRow..lastRow at output column xx) is complete once its window is: the vertical
+  // pass runs down it then, into output column xx.
   const sxOf = (ty: number) => (m.rowsReversed ? w - 1 - ty : ty);
+  const column = new Uint8Array(rows * 3); // [rows][3]
+  const at = new Int32Array(vert ? vert.ksize : 0);
+  const verticalColumn = (xx: number) => {
+    if (!vert) {
+      for (let r = 0, d = xx * 3; r < rows; r++, d += stride) {
+        out[d] = column[r * 3];
+        out[d + 1] = column[r * 3 + 1];
+        out[d + 2] = column[r * 3 + 2];
+      }
+      return;
+    }
+    // the column as a one-pixel-wide image: its rows 3 bytes apart
+    for (let yy = 0; yy < outH; yy++) {
+      const ymin = vert.bounds[yy * 2] - firstRow;
+      const count = vert.bounds[yy * 2 + 1];
+      for (let k = 0; k < count; k++) at[k] = (ymin + k) * 3;
+      verticalRow(column, at, count, vert.weights, yy * vert.ksize, 3, out, yy * stride + xx * 3);
+    }
+  };
   if (!horiz) {
     return {
       finish,
-      release,
       row: (row, y) => {
-        const tx = m.colOf(y);
-        for (let ty = firstRow; ty < lastRow; ty++) {
+        for (let ty = firstRow, d = 0; ty < lastRow; ty++, d += 3) {
           const s = sxOf(ty) * 3;
-          const d = (ty - firstRow) * interStride + tx * 3;
-          inter[d] = row[s];
-          inter[d + 1] = row[s + 1];
-          inter[d + 2] = row[s + 2];
+          column[d] = row[s];
+          column[d + 1] = row[s + 1];
+          column[d + 2] = row[s + 2];
         }
+        verticalColumn(m.colOf(y));
       },
     };
   }
@@ -313,7 +305,6 @@ function convolutionPlan(
   const spare: Float64Array[] = [];
   return {
     finish,
-    release,
     row: (row, y) => {
       const tx = m.colOf(y);
       for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
@@ -334,11 +325,8 @@ function convolutionPlan(
         }
         const xmin = bounds[xx * 2];
         if (tx === (increasing ? xmin + bounds[xx * 2 + 1] - 1 : xmin)) {
-          for (let r = 0, a = 0, d = xx * 3; r < rows; r++, a += 3, d += interStride) {
-            inter[d] = clip8(acc[a]);
-            inter[d + 1] = clip8(acc[a + 1]);
-            inter[d + 2] = clip8(acc[a + 2]);
-          }
+          for (let a = 0; a < rows * 3; a++) column[a] = clip8(acc[a]);
+          verticalColumn(xx);
           spare.push(acc);
           open[xx] = null;
         }
