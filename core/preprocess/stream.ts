@@ -21,12 +21,14 @@ import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preproce
 import {
   type Coefficients,
   clip8,
+  coefficientBytes,
   coefficients,
   filterOf,
   HALF,
   NEAREST,
   nearestIndices,
   RowResize,
+  rowResizePlan,
   verticalRow,
 } from "./resize.ts";
 import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
@@ -34,6 +36,9 @@ import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
 // The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
 // 4,000 rows).
 const MAX_INTERMEDIATE_BYTES = 16 << 20;
+
+// preprocess.ts's valueTable: 3 x 256 floats.
+const VALUE_TABLE_BYTES = 3 * 256 * 4;
 
 export type DecodeMode = "exact" | "fast";
 export const DECODE_MODES: readonly DecodeMode[] = ["fast", "exact"];
@@ -94,14 +99,13 @@ export class StreamingPreprocessor {
       );
     if (outW * outH * 3 > MAX_INTERMEDIATE_BYTES) throw refuse();
     const resample = resampleOf(pp, t, outW, outH);
-    if (
-      resample !== NEAREST &&
-      convolutionGeometry(decoded, o, outW, outH, resample).intermediate > MAX_INTERMEDIATE_BYTES
-    ) {
-      throw refuse();
+    let plan: Plan;
+    if (resample === NEAREST) plan = nearestPlan(decoded, o, outW, outH);
+    else {
+      const g = convolutionGeometry(decoded, o, outW, outH, resample);
+      if (g.intermediate > MAX_INTERMEDIATE_BYTES) throw refuse();
+      plan = convolutionPlan(g, outW, outH);
     }
-    const plan =
-      resample === NEAREST ? nearestPlan(decoded, o, outW, outH) : convolutionPlan(decoded, o, outW, outH, resample);
     this.finishResize = plan.finish;
     const push = plan.row;
     const stride = decoded.width * 3;
@@ -152,8 +156,6 @@ interface Plan {
   finish: () => Uint8Array; // the resized picture, [outH][outW][3], once every row is in
 }
 
-const coefficientBytes = (c: Coefficients | null) => (c ? c.bounds.byteLength + c.weights.byteLength : 0);
-
 // The sizes convolutionPlan allocates from: T's size, the passes' coefficients, the rows of T the vertical
 // pass reads, and the bytes of its intermediate: not transposed, the RowResize's ring; transposed, the sums
 // of the windows open at once (each T column's windows are open together) and one rounded column.
@@ -163,8 +165,22 @@ function convolutionGeometry(stored: Size, o: number, outW: number, outH: number
   const tw = m.swap ? h : w;
   const th = m.swap ? w : h;
   if (!m.swap) {
-    const ring = resample === null ? 0 : RowResize.memoryBytes(tw, th, outW, outH, resample);
-    return { w, m, tw, th, vert: null, horiz: null, firstRow: 0, lastRow: th, rows: th, open: 0, intermediate: ring };
+    const resize = resample === null ? null : rowResizePlan(tw, th, outW, outH, resample);
+    const intermediate = resize?.bytes ?? 0;
+    return {
+      w,
+      m,
+      tw,
+      th,
+      resize,
+      vert: null,
+      horiz: null,
+      windows: null,
+      firstRow: 0,
+      lastRow: th,
+      rows: th,
+      intermediate,
+    };
   }
   const filter = resample === null ? null : filterOf(resample);
   const vert = filter && outH !== th ? coefficients(th, outH, filter) : null;
@@ -172,19 +188,19 @@ function convolutionGeometry(stored: Size, o: number, outW: number, outH: number
   const firstRow = vert ? vert.bounds[0] : 0;
   const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
   const rows = lastRow - firstRow;
+  const windows = horiz ? windowsOf(horiz, tw, outW) : null;
   let open = 0;
-  if (horiz) {
-    const { lo, hi } = windowsOf(horiz, tw, outW);
-    for (let t = 0; t < tw; t++) open = Math.max(open, hi[t] - lo[t] + 1);
-  }
+  if (windows) for (let t = 0; t < tw; t++) open = Math.max(open, windows.hi[t] - windows.lo[t] + 1);
   const intermediate =
     coefficientBytes(vert) +
     coefficientBytes(horiz) +
     (horiz ? 8 * tw + open * rows * 3 * 8 : 0) +
     rows * 3 +
     4 * (vert?.ksize ?? 0);
-  return { w, m, tw, th, vert, horiz, firstRow, lastRow, rows, open, intermediate };
+  return { w, m, tw, th, resize: null, vert, horiz, windows, firstRow, lastRow, rows, intermediate };
 }
+
+type Geometry = ReturnType<typeof convolutionGeometry>;
 
 // Transposed with a horizontal pass: the windows [lo[tx], hi[tx]] of that pass each T column falls in.
 function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Array; hi: Int32Array } {
@@ -200,15 +216,17 @@ function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Ar
   return { lo, hi };
 }
 
-// What convolutionPlan holds at most: its intermediate (with the coefficients), a mirrored row, the output.
-function convolutionBytes(g: ReturnType<typeof convolutionGeometry>, outW: number, outH: number): number {
-  return g.intermediate + (!g.m.swap && g.m.mirror ? g.w * 3 : 0) + outW * outH * 3;
+// What convolutionPlan holds at most: its intermediate (with the coefficients), a mirrored row, the output,
+// and the value table finish() normalizes with.
+function convolutionBytes(g: Geometry, outW: number, outH: number): number {
+  return g.intermediate + (!g.m.swap && g.m.mirror ? g.w * 3 : 0) + outW * outH * 3 + VALUE_TABLE_BYTES;
 }
+
 // What nearestPlan holds: the output, the index tables, and per stored row (a T row, or a T column) a JS
-// array of the outputs that read it (~48 bytes each, plus 8 per entry).
+// array of the outputs that read it (~48 bytes each, plus 8 per entry), the value table.
 function nearestBytes(stored: Size, o: number, outW: number, outH: number): number {
   const readers = o >= 5 ? outW : outH;
-  return outW * outH * 3 + 4 * (outW + outH) + 48 * stored.height + 8 * readers;
+  return outW * outH * 3 + 4 * (outW + outH) + 48 * stored.height + 8 * readers + VALUE_TABLE_BYTES;
 }
 
 // Which T coordinates a stored pixel lands on. Non-transposed: T row of stored row y, mirrored columns.
@@ -226,18 +244,15 @@ function mapping(o: number, h: number) {
   };
 }
 
-function convolutionPlan(stored: Size, o: number, outW: number, outH: number, resample: number | null): Plan {
-  const { w, m, tw, th, vert, horiz, firstRow, lastRow, rows } = convolutionGeometry(stored, o, outW, outH, resample);
+function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
+  const { w, m, resize: resizePlan, vert, horiz, windows, firstRow, lastRow, rows } = g;
   const out = new Uint8Array(outW * outH * 3); // [outH][outW][3]
   const stride = outW * 3;
   const finish = () => out;
 
   if (!m.swap) {
     // Orientations 3 and 4 push T's rows bottom-up: the resize takes them in that order.
-    const resize =
-      resample === null
-        ? null
-        : new RowResize(tw, th, outW, outH, resample, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0);
+    const resize = resizePlan && new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0);
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
@@ -281,7 +296,7 @@ function convolutionPlan(stored: Size, o: number, outW: number, outH: number, re
       verticalRow(column, at, count, vert.weights, yy * vert.ksize, 3, out, yy * stride + xx * 3);
     }
   };
-  if (!horiz) {
+  if (!horiz || !windows) {
     return {
       finish,
       row: (row, y) => {
@@ -297,7 +312,7 @@ function convolutionPlan(stored: Size, o: number, outW: number, outH: number, re
   }
   // The windows of T's horizontal pass that each T column tx falls in: [lo[tx], hi[tx]].
   const { ksize, bounds, weights } = horiz;
-  const { lo, hi } = windowsOf(horiz, tw, outW);
+  const { lo, hi } = windows;
   // Columns arrive in increasing tx for orientations 5 and 8, decreasing for 6 and 7: a window is complete
   // at its last or its first column.
   const increasing = m.colOf(0) === 0;

@@ -12,7 +12,7 @@
 import type { ImageSplitting, Preprocessing } from "../bundle/format.ts";
 import type { RgbImage } from "../image/source.ts";
 import { type Size, valueTable } from "./preprocess.ts";
-import { RowResize } from "./resize.ts";
+import { RowResize, rowResizePlan } from "./resize.ts";
 
 // Idefics3's MAX_IMAGE_SIZE in the SmolVLM processor (idefics3's own file bounds by 1820 instead).
 const MAX_IMAGE_SIZE = 4096;
@@ -102,31 +102,33 @@ export class Tiles {
     this.grid = tileGrid(resized, pp.splitting, split);
     const size = encoderSize(resized, t);
     this.encoder = size;
-    this.bandRows = t + RowResize.burst(resized.width, resized.height, size.width, size.height, pp.resample) - 1;
-    this.band = this.grid.rows > 0 ? new Uint8Array(this.bandRows * size.width * 3) : null;
+    const { toEncoder, toGlobal, bandRows } = Tiles.plan(resized, t, pp.resample);
+    this.bandRows = bandRows;
+    this.band = this.grid.rows > 0 ? new Uint8Array(bandRows * size.width * 3) : null;
     this.global = new Uint8Array(t * t * 3);
     const stride = size.width * 3;
-    this.toGlobal = new RowResize(size.width, size.height, t, t, pp.resample, (row, y) =>
-      this.global.set(row, y * t * 3),
-    );
-    this.toEncoder = new RowResize(resized.width, resized.height, size.width, size.height, pp.resample, (row, y) => {
-      this.band?.set(row, (y % this.bandRows) * stride);
+    this.toGlobal = new RowResize(toGlobal, (row, y) => this.global.set(row, y * t * 3));
+    this.toEncoder = new RowResize(toEncoder, (row, y) => {
+      this.band?.set(row, (y % bandRows) * stride);
       this.toGlobal.push(row, y);
       this.made = y + 1;
     });
   }
 
-  // The most bytes the frames hold beside step 1's image: the band, the global view, the two resizes.
+  // The two resizes, and the band's rows: a band and the rows the push that completes it makes beyond it.
+  private static plan(resized: Size, t: number, resample: number) {
+    const size = encoderSize(resized, t);
+    const toEncoder = rowResizePlan(resized.width, resized.height, size.width, size.height, resample);
+    const toGlobal = rowResizePlan(size.width, size.height, t, t, resample);
+    return { size, toEncoder, toGlobal, bandRows: t + toEncoder.burst - 1 };
+  }
+
+  // The most bytes the frames hold beside step 1's image: the band, the global view, the two resizes, the
+  // value table.
   static memoryBytes(resized: Size, s: ImageSplitting, resample: number): number {
     const t = s.maxImageSize;
-    const size = encoderSize(resized, t);
-    const bandRows = t + RowResize.burst(resized.width, resized.height, size.width, size.height, resample) - 1;
-    return (
-      bandRows * size.width * 3 +
-      t * t * 3 +
-      RowResize.memoryBytes(resized.width, resized.height, size.width, size.height, resample) +
-      RowResize.memoryBytes(size.width, size.height, t, t, resample)
-    );
+    const { size, toEncoder, toGlobal, bandRows } = Tiles.plan(resized, t, resample);
+    return bandRows * size.width * 3 + t * t * 3 + toEncoder.bytes + toGlobal.bytes + 3 * 256 * 4;
   }
 
   // Step 2's rows up to `rows` (all of them: the global view complete).

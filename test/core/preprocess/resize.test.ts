@@ -11,6 +11,7 @@ import {
   NEAREST,
   RowResize,
   resize,
+  rowResizePlan,
 } from "../../../core/preprocess/resize.ts";
 import { decodedPhoto, goldenBytes, goldens, sha256 } from "../image/goldens.ts";
 
@@ -118,14 +119,10 @@ describe("RowResize: rows pushed one by one equal resize() on the whole image", 
   ) => {
     const out = new Uint8Array(width * height * 3).fill(0xaa);
     const emitted: number[] = [];
-    const burst = RowResize.burst(src.width, src.height, width, height, resample);
+    const plan = rowResizePlan(src.width, src.height, width, height, resample);
     let pushed = 0;
     const r = new RowResize(
-      src.width,
-      src.height,
-      width,
-      height,
-      resample,
+      plan,
       (row, y) => {
         emitted.push(y);
         pushed++;
@@ -139,7 +136,7 @@ describe("RowResize: rows pushed one by one equal resize() on the whole image", 
       row.set(src.data.subarray(y * src.width * 3, (y + 1) * src.width * 3));
       pushed = 0;
       r.push(row, y);
-      expect(pushed).toBeLessThanOrEqual(burst);
+      expect(pushed).toBeLessThanOrEqual(plan.burst);
       row.fill(0x55); // the caller's row is reused after push
     }
     // every output row once, in the order the rows came
@@ -164,9 +161,10 @@ describe("RowResize: rows pushed one by one equal resize() on the whole image", 
 
   test("what it holds: the most rows one output row reads, at the output width", () => {
     // 4000x3000 to 2048x1536 by Lanczos (SmolVLM's first step for a 12 MP photo): an output row reads at
-    // most 12 of the 3000 rows, so 13 rows of 2048 pixels (the ring and the output row) and the coefficients
+    // most 12 of the 3000 rows, so 13 rows of 2048 pixels (the ring and the output row); and both passes'
+    // coefficients (13 taps each, and the scratch they are computed in), the vertical pass's 13 row offsets
     expect(maxCount(coefficients(3000, 1536, filterOf(LANCZOS)))).toBe(12);
-    const coefficientBytes = (1536 * 2 + 1536 * 13 + 2048 * 2 + 2048 * 13) * 4 + 13 * 4;
-    expect(RowResize.memoryBytes(4000, 3000, 2048, 1536, LANCZOS)).toBe(13 * 2048 * 3 + coefficientBytes);
+    const coefficientBytes = (1536 * 2 + 1536 * 13 + 2048 * 2 + 2048 * 13) * 4 + 2 * 13 * 8 + 13 * 4;
+    expect(rowResizePlan(4000, 3000, 2048, 1536, LANCZOS).bytes).toBe(13 * 2048 * 3 + coefficientBytes);
   });
 });
