@@ -3,17 +3,18 @@
 // exif_transpose + Image.resize + the image processor on the whole image.
 //
 // Pillow resizes the oriented image T (width tw, height th): a horizontal pass along T's rows into a uint8
-// intermediate of only the rows the vertical pass reads, then the vertical pass. Stored rows arrive top to
-// bottom:
-//   orientations 1-4 (no transpose): a stored row is a T row (flipped for 2, 3; bottom-up for 3, 4), so
-//     the horizontal pass runs on it as it arrives.
+// intermediate of the rows the vertical pass reads, then the vertical pass, each output row from a fixed
+// window of those rows with fixed weights. Stored rows arrive top to bottom:
+//   orientations 1-4 (no transpose): a stored row is a T row (flipped for 2, 3; bottom-up for 3, 4): the
+//     horizontal pass runs on it as it arrives, into a ring of the last rows an output row reads, and each
+//     output row is made once its window is in (resize.ts's RowResize).
 //   orientations 5-8 (transpose): a stored row is a T column, and T's horizontal pass runs down the
 //     stored columns. Each output column of that pass sums a window of consecutive stored rows: its sums
-//     are accumulated as the rows of its window arrive (a few windows are open at once), then rounded into
-//     the intermediate exactly as Pillow rounds them.
-// The vertical pass, crop and normalization run in finish(), once, straight into the model's input.
-// Held meanwhile: the intermediate, max(width, height) x output width x 3 bytes (2.7 MiB for a 4000x3000
-// photo to 224), plus a few rows of accumulators; never the decoded image.
+//     are accumulated as the rows of its window arrive (a few windows are open at once), then rounded
+//     exactly as Pillow rounds them into one column, which the vertical pass runs down at once.
+// Crop and normalization run in finish(), once, straight into the model's input. Held meanwhile: the
+// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB), or the open
+// windows' sums (0.3 MiB for the same photo rotated); never the decoded image, nor every resized row.
 
 import type { Preprocessing } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
@@ -33,8 +34,8 @@ import {
 } from "./resize.ts";
 import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
 
-// The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
-// 4,000 rows).
+// The resize's output and its ring (or open sums) each at most: 16 MiB. What a ring holds grows with the
+// ratio of the input's height to the output's, not with the image: an extreme aspect ratio reaches it.
 const MAX_INTERMEDIATE_BYTES = 16 << 20;
 
 // preprocess.ts's valueTable: 3 x 256 floats.

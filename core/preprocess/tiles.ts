@@ -74,7 +74,7 @@ export function tileGrid(resized: Size, s: ImageSplitting, split: boolean): Tile
 // The frames of an image after step 1 (`resized`), written as pixel_values in order: the tiles row by row,
 // then the global view. Step 2's image is never whole: its rows are made one row of tiles (a band) at a
 // time from step 1's image (RowResize, PIL's resize as rows stream), each row also streamed into the
-// global view's resize, so what is held beside step 1's image is a band (1.5 MiB to 3 MiB for SmolVLM's
+// global view's resize, so what is held beside step 1's image is a band (at most 3 MiB for SmolVLM's
 // 2048 and 512), the rings of the two resizes and the global view (0.75 MiB).
 export class Tiles {
   readonly grid: TileGrid;
