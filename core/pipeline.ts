@@ -80,13 +80,7 @@ async function decodeRows(
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const stream = new StreamingPreprocessor(pp, decoded, header.orientation);
   const t0 = performance.now();
-  let size: DecodedSize;
-  try {
-    size = await decoder.decode(scale, stream.sink);
-  } catch (error) {
-    stream.release();
-    throw error;
-  }
+  const size: DecodedSize = await decoder.decode(scale, stream.sink);
   const decodeMs = performance.now() - t0;
   if (size.width !== decoded.width || size.height !== decoded.height) {
     throw new RangeError(
@@ -201,7 +195,8 @@ export interface ImageTokens {
 
 // An image as a VLM's processor makes its frames: decoded and resized as rows arrive (Idefics3: by the
 // longest edge, then split into tiles in tiles.ts; otherwise the model's one input), each frame's
-// pixel_values written on demand by `write`.
+// pixel_values written by `write` in order (0 to frames - 1, each once: tiles.ts makes a row of tiles only
+// when its first tile is asked for and lets it go for the next).
 export interface Frames {
   image: DecodedImage;
   grid: TileGrid; // rows and cols of the tiles (0 and 0 for one frame), frames

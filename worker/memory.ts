@@ -594,11 +594,13 @@ function outputBytes(c: ModelConfig): number {
   return (c.classes + tokensOf(c) * c.dim) * 4;
 }
 
-// The streaming preprocessor (core/preprocess/stream.ts): the uint8 intermediate (the oriented height x the
-// output width x 3, or the output), the vertical pass's output, a decoded row; for EXIF orientations 5-8 the
-// float64 columns it accumulates (a few at once, each the oriented width).
-// With Idefics3's tiles (`tiles`, /v1/image_tokens), the stream resizes by the longest edge and the frames
-// hold the image resized to whole tiles and the global view (core/preprocess/tiles.ts).
+// The streaming preprocessor (core/preprocess/stream.ts): the rows the vertical pass still reads (a ring of
+// at most one output row's filter support, at the output width), the resized picture, a decoded row; for
+// EXIF orientations 5-8 the float64 sums of the columns it accumulates (a few at once, each the oriented
+// width) and one rounded column.
+// With Idefics3's tiles (`tiles`, /v1/image_tokens), the stream resizes by the longest edge (its resized
+// picture is step 1's image) and the frames hold a band of the image resized to whole tiles and the global
+// view (core/preprocess/tiles.ts).
 function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHeader, tiles: boolean): number {
   const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
   const pp = model.preprocessing;
@@ -607,8 +609,7 @@ function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHead
   const resized = step.size as { height: number; width: number };
   return (
     StreamingPreprocessor.memoryBytes(step, decoded, header.orientation) +
-    resized.height * resized.width * 3 +
-    Tiles.memoryBytes(resized, pp.splitting)
+    Tiles.memoryBytes(resized, pp.splitting, pp.resample)
   );
 }
 

@@ -104,6 +104,11 @@ export function coefficients(inSize: number, outSize: number, filter: Filter): C
   return { ksize, bounds, weights };
 }
 
+// What coefficients() allocates: the tables and its scratch row of ksize doubles.
+export function coefficientBytes(c: Coefficients | null): number {
+  return c ? c.bounds.byteLength + c.weights.byteLength + 8 * c.ksize : 0;
+}
+
 // Pillow's clip8: the accumulator shifted down (arithmetic shift), clamped to 0..255.
 export function clip8(ss: number): number {
   const v = ss >> PRECISION_BITS;
@@ -246,4 +251,173 @@ export function resize(image: RgbImage, width: number, height: number, resample:
   }
   if (height === image.height) return { width, height, data: src };
   return { width, height, data: vertical(src, width, height, vert) };
+}
+
+// One output row of the vertical pass: `at[y]` is where input row ymin + y starts in src (a whole image's row,
+// or a ring slot), y < count, summed in PIL's order.
+export function verticalRow(
+  src: Uint8Array,
+  at: Int32Array,
+  count: number,
+  weights: Int32Array,
+  kBase: number,
+  stride: number,
+  out: Uint8Array,
+  o: number,
+): void {
+  for (let xx = 0; xx < stride; xx += 3) {
+    let ss0 = HALF,
+      ss1 = HALF,
+      ss2 = HALF;
+    for (let y = 0; y < count; y++) {
+      const k = weights[kBase + y];
+      const p = at[y] + xx;
+      ss0 += src[p] * k;
+      ss1 += src[p + 1] * k;
+      ss2 += src[p + 2] * k;
+    }
+    out[o++] = clip8(ss0);
+    out[o++] = clip8(ss1);
+    out[o++] = clip8(ss2);
+  }
+}
+
+// The most input rows one output row of a pass reads: the rows a ring of the vertical pass keeps.
+export function maxCount(c: Coefficients): number {
+  let most = 0;
+  for (let i = 1; i < c.bounds.length; i += 2) most = Math.max(most, c.bounds[i]);
+  return most;
+}
+
+// What a RowResize computes from and holds, made once: what the caller's ledger reserves (`bytes`) is
+// known before any of it is allocated beyond the coefficients.
+export interface RowResizePlan {
+  inWidth: number;
+  inHeight: number;
+  width: number; // output
+  height: number;
+  horiz: Coefficients | null; // null when a side keeps its size, as PIL skips that pass
+  vert: Coefficients | null;
+  xin: Int32Array | null; // NEAREST: the input column and row each output column and row samples
+  yin: Int32Array | null;
+  firstRow: number; // the input rows the vertical pass reads: [firstRow, lastRow)
+  lastRow: number;
+  ringRows: number; // the most input rows one output row reads
+  burst: number; // the most output rows one push emits
+  bytes: number; // the ring, the output row, the coefficients or NEAREST's indices
+}
+
+export function rowResizePlan(
+  inWidth: number,
+  inHeight: number,
+  width: number,
+  height: number,
+  resample: number,
+): RowResizePlan {
+  const base = { inWidth, inHeight, width, height, xin: null, yin: null, firstRow: 0, lastRow: inHeight };
+  const same = width === inWidth && height === inHeight;
+  if (resample === NEAREST && !same) {
+    const xin = nearestIndices(inWidth, width);
+    const yin = nearestIndices(inHeight, height);
+    let burst = 1;
+    for (let y = 1, run = 1; y < height; y++) {
+      run = yin[y] === yin[y - 1] ? run + 1 : 1;
+      burst = Math.max(burst, run);
+    }
+    const bytes = width * 3 + xin.byteLength + yin.byteLength;
+    return { ...base, horiz: null, vert: null, xin, yin, ringRows: 0, burst, bytes };
+  }
+  const filter = same ? null : filterOf(resample);
+  const horiz = filter && width !== inWidth ? coefficients(inWidth, width, filter) : null;
+  const vert = filter && height !== inHeight ? coefficients(inHeight, height, filter) : null;
+  const tables = coefficientBytes(horiz) + coefficientBytes(vert) + (vert ? 4 * vert.ksize : 0);
+  if (!vert) return { ...base, horiz, vert, ringRows: 0, burst: 1, bytes: width * 3 + tables };
+  const { bounds } = vert;
+  let burst = 1;
+  for (let y = 1, ends = 1, starts = 1; y < height; y++) {
+    const start = bounds[y * 2];
+    const previous = bounds[y * 2 - 2];
+    // rows arriving in order emit the outputs whose window ends at one row; bottom-up, starts at one row
+    ends = start + bounds[y * 2 + 1] === previous + bounds[y * 2 - 1] ? ends + 1 : 1;
+    starts = start === previous ? starts + 1 : 1;
+    burst = Math.max(burst, ends, starts);
+  }
+  const ringRows = maxCount(vert);
+  const lastRow = bounds[height * 2 - 2] + bounds[height * 2 - 1];
+  const bytes = (ringRows + 1) * width * 3 + tables;
+  return { ...base, horiz, vert, firstRow: bounds[0], lastRow, ringRows, burst, bytes };
+}
+
+// PIL's resize on rows pushed one by one, all in increasing or all in decreasing order: each row's
+// horizontal pass goes into a ring of the last rows the vertical pass still reads, and each output row is
+// computed as soon as its last input row is in (its first, rows arriving bottom-up). An output row reads a
+// fixed window of input rows with fixed weights, so the bytes are resize()'s; what is held is the ring (the
+// most rows one output row reads, at the output width), not every input row. NEAREST copies the row each
+// output row samples.
+export class RowResize {
+  private readonly plan: RowResizePlan;
+  private readonly reversed: boolean;
+  private readonly emit: (row: Uint8Array, y: number) => void;
+  // [ringRows][width][3]: input row y after the horizontal pass, in slot (y - firstRow) % ringRows
+  private readonly ring: Uint8Array;
+  private readonly row: Uint8Array; // [width][3]: the output row handed to emit
+  private readonly at: Int32Array; // the ring offsets of one output row's input rows
+  private next: number; // the next output row (counting down when reversed)
+
+  // emit receives each output row (a buffer reused after it returns) and its y; reversed: rows arrive from
+  // inHeight - 1 down to 0, and leave from height - 1 down to 0.
+  constructor(plan: RowResizePlan, emit: (row: Uint8Array, y: number) => void, reversed = false) {
+    this.plan = plan;
+    this.reversed = reversed;
+    this.emit = emit;
+    this.ring = new Uint8Array(plan.ringRows * plan.width * 3);
+    this.row = new Uint8Array(plan.width * 3);
+    this.at = new Int32Array(plan.vert ? plan.vert.ksize : 0);
+    this.next = reversed ? plan.height - 1 : 0;
+  }
+
+  // Input row y, [inWidth][3] from src[from..].
+  push(src: Uint8Array, y: number, from = 0): void {
+    const { width, height, inWidth, horiz, vert, xin, yin, firstRow, lastRow, ringRows } = this.plan;
+    const stride = width * 3;
+    if (xin && yin) {
+      let row = true;
+      while (this.next >= 0 && this.next < height && yin[this.next] === y) {
+        if (row) {
+          for (let x = 0, o = 0; x < width; x++, o += 3) {
+            const s = from + xin[x] * 3;
+            this.row[o] = src[s];
+            this.row[o + 1] = src[s + 1];
+            this.row[o + 2] = src[s + 2];
+          }
+          row = false;
+        }
+        this.emit(this.row, this.next);
+        this.next += this.reversed ? -1 : 1;
+      }
+      return;
+    }
+    if (!vert) {
+      if (horiz) horizontalRow(src, from, this.row, 0, width, horiz);
+      else this.row.set(src.subarray(from, from + stride));
+      this.emit(this.row, y);
+      return;
+    }
+    if (y < firstRow || y >= lastRow) return;
+    const slot = ((y - firstRow) % ringRows) * stride;
+    if (horiz) horizontalRow(src, from, this.ring, slot, width, horiz);
+    else this.ring.set(src.subarray(from, from + inWidth * 3), slot);
+    const { bounds, weights, ksize } = vert;
+    // Output rows whose window ends at y (rows arriving in order) or starts at y (bottom-up).
+    while (this.next >= 0 && this.next < height) {
+      const yy = this.next;
+      const ymin = bounds[yy * 2];
+      const count = bounds[yy * 2 + 1];
+      if (this.reversed ? ymin < y : ymin + count - 1 > y) break;
+      for (let k = 0; k < count; k++) this.at[k] = ((ymin + k - firstRow) % ringRows) * stride;
+      verticalRow(this.ring, this.at, count, weights, yy * ksize, stride, this.row, 0);
+      this.emit(this.row, yy);
+      this.next += this.reversed ? -1 : 1;
+    }
+  }
 }

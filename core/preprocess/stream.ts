@@ -3,43 +3,53 @@
 // exif_transpose + Image.resize + the image processor on the whole image.
 //
 // Pillow resizes the oriented image T (width tw, height th): a horizontal pass along T's rows into a uint8
-// intermediate of only the rows the vertical pass reads, then the vertical pass. Stored rows arrive top to
-// bottom:
-//   orientations 1-4 (no transpose): a stored row is a T row (flipped for 2, 3; bottom-up for 3, 4), so
-//     the horizontal pass runs on it as it arrives.
+// intermediate of the rows the vertical pass reads, then the vertical pass, each output row from a fixed
+// window of those rows with fixed weights. Stored rows arrive top to bottom:
+//   orientations 1-4 (no transpose): a stored row is a T row (flipped for 2, 3; bottom-up for 3, 4): the
+//     horizontal pass runs on it as it arrives, into a ring of the last rows an output row reads, and each
+//     output row is made once its window is in (resize.ts's RowResize).
 //   orientations 5-8 (transpose): a stored row is a T column, and T's horizontal pass runs down the
 //     stored columns. Each output column of that pass sums a window of consecutive stored rows: its sums
-//     are accumulated as the rows of its window arrive (a few windows are open at once), then rounded into
-//     the intermediate exactly as Pillow rounds them.
-// The vertical pass, crop and normalization run in finish(), once, straight into the model's input.
-// Held meanwhile: the intermediate, max(width, height) x output width x 3 bytes (2.7 MiB for a 4000x3000
-// photo to 224), plus a few rows of accumulators; never the decoded image.
+//     are accumulated as the rows of its window arrive (a few windows are open at once), then rounded
+//     exactly as Pillow rounds them into one column, which the vertical pass runs down at once.
+// Crop and normalization run in finish(), once, straight into the model's input. Held meanwhile: the
+// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB), or the open
+// windows' sums (0.3 MiB for the same photo rotated); never the decoded image, nor every resized row.
 
 import type { Preprocessing } from "../bundle/format.ts";
-import { buffers, sizeClass } from "../buffers.ts";
 import { EdgevitError } from "../errors.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
   type Coefficients,
   clip8,
+  coefficientBytes,
   coefficients,
   filterOf,
   HALF,
-  horizontalRow,
   NEAREST,
   nearestIndices,
-  vertical,
+  RowResize,
+  rowResizePlan,
+  verticalRow,
 } from "./resize.ts";
 import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
 
-// The resize's uint8 intermediate at most: 16 MiB, e.g. 24,966 rows of 224 columns (a 6000x4000 photo needs
-// 4,000 rows).
+// The resize's output and its ring (or open sums) each at most: 16 MiB. What a ring holds grows with the
+// ratio of the input's height to the output's, not with the image: an extreme aspect ratio reaches it.
 const MAX_INTERMEDIATE_BYTES = 16 << 20;
+
+// preprocess.ts's valueTable: 3 x 256 floats.
+const VALUE_TABLE_BYTES = 3 * 256 * 4;
 
 export type DecodeMode = "exact" | "fast";
 export const DECODE_MODES: readonly DecodeMode[] = ["fast", "exact"];
 // fast: DCT-domain scaling where the image is at least twice the resize target; exact: full resolution.
 export const DEFAULT_DECODE_MODE: DecodeMode = "fast";
+
+// The resize's filter: NEAREST's own plan, a filter id for the convolution, null when the size is kept.
+function resampleOf(pp: Preprocessing, t: Size, outW: number, outH: number): number | null {
+  return outW === t.width && outH === t.height ? null : pp.resample;
+}
 
 function oriented(size: Size, orientation: number): Size {
   return orientation >= 5 && orientation <= 8 ? { width: size.height, height: size.width } : size;
@@ -70,7 +80,6 @@ export class StreamingPreprocessor {
   private received = 0;
   private readonly stored: Size;
   private readonly finishResize: () => Uint8Array; // [resized.height][resized.width][3]
-  private readonly releasePlan: () => void;
 
   // decoded: the size the decoder pushes (stored orientation); orientation: EXIF 1..8.
   constructor(pp: Preprocessing, decoded: Size, orientation: number) {
@@ -81,23 +90,24 @@ export class StreamingPreprocessor {
     const t = this.oriented;
     this.resized = pp.doResize ? resizedSize(pp, t) : t;
     const { width: outW, height: outH } = this.resized;
-    const identity = outW === t.width && outH === t.height;
-    // The intermediate is T's height x the output width: bounded here, so an extreme aspect ratio (a
-    // 1x20000 strip resized by its short edge) is refused instead of allocated.
-    const held = Math.max(t.height * outW, outW * outH) * 3;
-    if (held > MAX_INTERMEDIATE_BYTES) {
-      throw new EdgevitError(
+    // What the resize holds, bounded here so that an extreme aspect ratio (a 1x20000 strip resized by its
+    // short edge) is refused instead of allocated: the output first, then the intermediate it needs.
+    const refuse = () =>
+      new EdgevitError(
         "image_too_large",
         `The image is ${t.width}x${t.height}; resizing it to ${outW}x${outH} needs more memory than this server ` +
           "allows (its aspect ratio is too extreme).",
       );
+    if (outW * outH * 3 > MAX_INTERMEDIATE_BYTES) throw refuse();
+    const resample = resampleOf(pp, t, outW, outH);
+    let plan: Plan;
+    if (resample === NEAREST) plan = nearestPlan(decoded, o, outW, outH);
+    else {
+      const g = convolutionGeometry(decoded, o, outW, outH, resample);
+      if (g.intermediate > MAX_INTERMEDIATE_BYTES) throw refuse();
+      plan = convolutionPlan(g, outW, outH);
     }
-    const plan =
-      !identity && pp.resample === NEAREST
-        ? nearestPlan(decoded, o, outW, outH)
-        : convolutionPlan(decoded, o, outW, outH, identity ? null : filterOf(pp.resample));
     this.finishResize = plan.finish;
-    this.releasePlan = plan.release ?? (() => {});
     const push = plan.row;
     const stride = decoded.width * 3;
     this.sink = (rows, first, count) => {
@@ -116,13 +126,9 @@ export class StreamingPreprocessor {
     const o = orientation >= 1 && orientation <= 8 ? orientation : 1;
     const t = oriented(decoded, o);
     const { width: outW, height: outH } = pp.doResize ? resizedSize(pp, t) : t;
-    if ((outW !== t.width || outH !== t.height) && pp.resample === NEAREST) return nearestBytes(decoded, o, outW, outH);
-    const identity = outW === t.width && outH === t.height;
-    return convolutionBytes(
-      convolutionGeometry(decoded, o, outW, outH, identity ? null : filterOf(pp.resample)),
-      outW,
-      outH,
-    );
+    const resample = resampleOf(pp, t, outW, outH);
+    if (resample === NEAREST) return nearestBytes(decoded, o, outW, outH);
+    return convolutionBytes(convolutionGeometry(decoded, o, outW, outH, resample), outW, outH);
   }
 
   // The vertical pass, crop, rescale and normalize into `out` (pixel_values, [channels][height][width]).
@@ -130,22 +136,13 @@ export class StreamingPreprocessor {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
     }
-    try {
-      const data = this.finishResize();
-      const { width, height } = this.resized;
-      return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
-    } finally {
-      this.release();
-    }
+    const data = this.finishResize();
+    const { width, height } = this.resized;
+    return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
   }
 
-  // Hands the intermediate back to the isolate's pool: finish() does, and a caller whose decode failed.
-  release(): void {
-    this.releasePlan();
-  }
-
-  // The vertical pass alone: the resized uint8 picture, for a processor whose further steps need it whole
-  // (Idefics3's tiles, tiles.ts).
+  // The resized uint8 picture alone, for a processor whose further steps start from it (Idefics3's tiles,
+  // tiles.ts).
   finishImage(): RgbImage {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
@@ -157,32 +154,54 @@ export class StreamingPreprocessor {
 
 interface Plan {
   row: (row: Uint8Array, y: number) => void; // one stored row, [width][3], y in the decoded image
-  finish: () => Uint8Array;
-  release?: () => void; // the pool's buffers back (once; nothing reads them after)
+  finish: () => Uint8Array; // the resized picture, [outH][outW][3], once every row is in
 }
 
-const coefficientBytes = (c: Coefficients | null) => (c ? c.bounds.byteLength + c.weights.byteLength : 0);
-
-// The sizes convolutionPlan allocates from: T's size, the two passes' coefficients, the rows of T the
-// vertical pass reads.
-function convolutionGeometry(
-  stored: Size,
-  o: number,
-  outW: number,
-  outH: number,
-  filter: ReturnType<typeof filterOf> | null,
-) {
+// The sizes convolutionPlan allocates from: T's size, the passes' coefficients, the rows of T the vertical
+// pass reads, and the bytes of its intermediate: not transposed, the RowResize's ring; transposed, the sums
+// of the windows open at once (each T column's windows are open together) and one rounded column.
+function convolutionGeometry(stored: Size, o: number, outW: number, outH: number, resample: number | null) {
   const { width: w, height: h } = stored;
   const m = mapping(o, h);
   const tw = m.swap ? h : w;
   const th = m.swap ? w : h;
-  const hPass = filter !== null && outW !== tw;
-  const vert = filter !== null && outH !== th ? coefficients(th, outH, filter) : null;
+  if (!m.swap) {
+    const resize = resample === null ? null : rowResizePlan(tw, th, outW, outH, resample);
+    const intermediate = resize?.bytes ?? 0;
+    return {
+      w,
+      m,
+      tw,
+      th,
+      resize,
+      vert: null,
+      horiz: null,
+      windows: null,
+      firstRow: 0,
+      lastRow: th,
+      rows: th,
+      intermediate,
+    };
+  }
+  const filter = resample === null ? null : filterOf(resample);
+  const vert = filter && outH !== th ? coefficients(th, outH, filter) : null;
+  const horiz = filter && outW !== tw ? coefficients(tw, outW, filter) : null;
   const firstRow = vert ? vert.bounds[0] : 0;
   const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
-  const horiz = hPass ? coefficients(tw, outW, filter!) : null;
-  return { w, h, m, tw, th, vert, horiz, firstRow, lastRow, rows: lastRow - firstRow };
+  const rows = lastRow - firstRow;
+  const windows = horiz ? windowsOf(horiz, tw, outW) : null;
+  let open = 0;
+  if (windows) for (let t = 0; t < tw; t++) open = Math.max(open, windows.hi[t] - windows.lo[t] + 1);
+  const intermediate =
+    coefficientBytes(vert) +
+    coefficientBytes(horiz) +
+    (horiz ? 8 * tw + open * rows * 3 * 8 : 0) +
+    rows * 3 +
+    4 * (vert?.ksize ?? 0);
+  return { w, m, tw, th, resize: null, vert, horiz, windows, firstRow, lastRow, rows, intermediate };
 }
+
+type Geometry = ReturnType<typeof convolutionGeometry>;
 
 // Transposed with a horizontal pass: the windows [lo[tx], hi[tx]] of that pass each T column falls in.
 function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Array; hi: Int32Array } {
@@ -198,27 +217,17 @@ function windowsOf(horiz: Coefficients, tw: number, outW: number): { lo: Int32Ar
   return { lo, hi };
 }
 
-// What convolutionPlan holds at most: the intermediate, a mirrored row, the accumulators of the windows
-// open at once (each T column's windows are open together), the coefficients (the vertical ones twice:
-// finish() shifts a copy) and the vertical pass's output.
-function convolutionBytes(g: ReturnType<typeof convolutionGeometry>, outW: number, outH: number): number {
-  let bytes = sizeClass(g.rows * outW * 3) + coefficientBytes(g.horiz) + 2 * coefficientBytes(g.vert);
-  if (!g.m.swap && g.m.mirror) bytes += g.w * 3;
-  if (g.m.swap && g.horiz) {
-    const { lo, hi } = windowsOf(g.horiz, g.tw, outW);
-    let open = 0;
-    for (let t = 0; t < g.tw; t++) open = Math.max(open, hi[t] - lo[t] + 1);
-    bytes += lo.byteLength + hi.byteLength + open * g.rows * 3 * 8;
-  }
-  if (g.vert) bytes += outW * outH * 3;
-  return bytes;
+// What convolutionPlan holds at most: its intermediate (with the coefficients), a mirrored row, the output,
+// and the value table finish() normalizes with.
+function convolutionBytes(g: Geometry, outW: number, outH: number): number {
+  return g.intermediate + (!g.m.swap && g.m.mirror ? g.w * 3 : 0) + outW * outH * 3 + VALUE_TABLE_BYTES;
 }
 
 // What nearestPlan holds: the output, the index tables, and per stored row (a T row, or a T column) a JS
-// array of the outputs that read it (~48 bytes each, plus 8 per entry).
+// array of the outputs that read it (~48 bytes each, plus 8 per entry), the value table.
 function nearestBytes(stored: Size, o: number, outW: number, outH: number): number {
   const readers = o >= 5 ? outW : outH;
-  return outW * outH * 3 + 4 * (outW + outH) + 48 * stored.height + 8 * readers;
+  return outW * outH * 3 + 4 * (outW + outH) + 48 * stored.height + 8 * readers + VALUE_TABLE_BYTES;
 }
 
 // Which T coordinates a stored pixel lands on. Non-transposed: T row of stored row y, mirrored columns.
@@ -236,39 +245,20 @@ function mapping(o: number, h: number) {
   };
 }
 
-function convolutionPlan(
-  stored: Size,
-  o: number,
-  outW: number,
-  outH: number,
-  filter: ReturnType<typeof filterOf> | null,
-): Plan {
-  const { w, m, tw, vert, horiz, firstRow, lastRow, rows } = convolutionGeometry(stored, o, outW, outH, filter);
-  const interStride = outW * 3;
-  // [rows][outW][3]: T's rows firstRow..lastRow after the horizontal pass
-  // From the isolate's pool (the largest buffer of the preprocessing: 2.6 MiB for 6000x4000 to 224).
-  let pooled: ArrayBuffer | null = buffers.acquire(rows * interStride);
-  const inter = new Uint8Array(pooled, 0, rows * interStride);
-  const release = () => {
-    buffers.release(pooled);
-    pooled = null;
-  };
-
-  const finish = () => {
-    if (!vert) return inter;
-    const shifted: Coefficients = { ...vert, bounds: vert.bounds.slice() };
-    for (let i = 0; i < outH; i++) shifted.bounds[i * 2] -= firstRow;
-    return vertical(inter, outW, outH, shifted);
-  };
+function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
+  const { w, m, resize: resizePlan, vert, horiz, windows, firstRow, lastRow, rows } = g;
+  const out = new Uint8Array(outW * outH * 3); // [outH][outW][3]
+  const stride = outW * 3;
+  const finish = () => out;
 
   if (!m.swap) {
+    // Orientations 3 and 4 push T's rows bottom-up: the resize takes them in that order.
+    const resize = resizePlan && new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0);
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
-      release,
       row: (row, y) => {
         const ty = m.rowOf(y);
-        if (ty < firstRow || ty >= lastRow) return;
         let src = row;
         if (mirrored) {
           for (let x = 0, s = (w - 1) * 3; x < w * 3; x += 3, s -= 3) {
@@ -278,34 +268,52 @@ function convolutionPlan(
           }
           src = mirrored;
         }
-        const at = (ty - firstRow) * interStride;
-        if (horiz) horizontalRow(src, 0, inter, at, outW, horiz);
-        else inter.set(src, at);
+        if (resize) resize.push(src, ty);
+        else out.set(src, ty * stride);
       },
     };
   }
 
-  // Transposed: stored column sx is T row ty (sx = ty, or w - 1 - ty).
+  // Transposed: stored column sx is T row ty (sx = ty, or w - 1 - ty). Each column of the horizontal pass's
+  // output (T's rows firstRow..lastRow at output column xx) is complete once its window is: the vertical
+  // pass runs down it then, into output column xx.
   const sxOf = (ty: number) => (m.rowsReversed ? w - 1 - ty : ty);
-  if (!horiz) {
+  const column = new Uint8Array(rows * 3); // [rows][3]
+  const at = new Int32Array(vert ? vert.ksize : 0);
+  const verticalColumn = (xx: number) => {
+    if (!vert) {
+      for (let r = 0, d = xx * 3; r < rows; r++, d += stride) {
+        out[d] = column[r * 3];
+        out[d + 1] = column[r * 3 + 1];
+        out[d + 2] = column[r * 3 + 2];
+      }
+      return;
+    }
+    // the column as a one-pixel-wide image: its rows 3 bytes apart
+    for (let yy = 0; yy < outH; yy++) {
+      const ymin = vert.bounds[yy * 2] - firstRow;
+      const count = vert.bounds[yy * 2 + 1];
+      for (let k = 0; k < count; k++) at[k] = (ymin + k) * 3;
+      verticalRow(column, at, count, vert.weights, yy * vert.ksize, 3, out, yy * stride + xx * 3);
+    }
+  };
+  if (!horiz || !windows) {
     return {
       finish,
-      release,
       row: (row, y) => {
-        const tx = m.colOf(y);
-        for (let ty = firstRow; ty < lastRow; ty++) {
+        for (let ty = firstRow, d = 0; ty < lastRow; ty++, d += 3) {
           const s = sxOf(ty) * 3;
-          const d = (ty - firstRow) * interStride + tx * 3;
-          inter[d] = row[s];
-          inter[d + 1] = row[s + 1];
-          inter[d + 2] = row[s + 2];
+          column[d] = row[s];
+          column[d + 1] = row[s + 1];
+          column[d + 2] = row[s + 2];
         }
+        verticalColumn(m.colOf(y));
       },
     };
   }
   // The windows of T's horizontal pass that each T column tx falls in: [lo[tx], hi[tx]].
   const { ksize, bounds, weights } = horiz;
-  const { lo, hi } = windowsOf(horiz, tw, outW);
+  const { lo, hi } = windows;
   // Columns arrive in increasing tx for orientations 5 and 8, decreasing for 6 and 7: a window is complete
   // at its last or its first column.
   const increasing = m.colOf(0) === 0;
@@ -313,7 +321,6 @@ function convolutionPlan(
   const spare: Float64Array[] = [];
   return {
     finish,
-    release,
     row: (row, y) => {
       const tx = m.colOf(y);
       for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
@@ -334,11 +341,8 @@ function convolutionPlan(
         }
         const xmin = bounds[xx * 2];
         if (tx === (increasing ? xmin + bounds[xx * 2 + 1] - 1 : xmin)) {
-          for (let r = 0, a = 0, d = xx * 3; r < rows; r++, a += 3, d += interStride) {
-            inter[d] = clip8(acc[a]);
-            inter[d + 1] = clip8(acc[a + 1]);
-            inter[d + 2] = clip8(acc[a + 2]);
-          }
+          for (let a = 0; a < rows * 3; a++) column[a] = clip8(acc[a]);
+          verticalColumn(xx);
           spare.push(acc);
           open[xx] = null;
         }

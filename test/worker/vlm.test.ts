@@ -11,7 +11,10 @@ import type { ModelConfig } from "../../core/bundle/format.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { runImageTokens } from "../../core/pipeline.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
-import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { buffers } from "../../core/buffers.ts";
+import { openImage } from "../../core/image/open.ts";
+import { ledgerOf, reservationBytes, STREAM_CHUNK_BYTES } from "../../worker/memory.ts";
+import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const TOWER: ModelConfig = { ...SMALL_CONFIG, classes: 0, eps: 1e-6 };
 // a 4x4 patch grid shuffled by 2: 4 tokens of 4 x 32 -> 24
@@ -37,8 +40,13 @@ const LLAVA: ModelConfig = {
 // SmolVLM's processor at a 32-pixel tile: the 451x300 cat becomes 128x86, then 128x96: 3 rows of 4 tiles
 const SPLITTING = { resample: 1, splitting: { longestEdge: 128, maxImageSize: 32 } };
 
+// SmolVLM's processor itself (longest edge 2048, 512 px tiles) on a tower of 1,024 patches of 16 pixels
+const SMOLVLM: ModelConfig = { ...IDEFICS3, imageSize: 512, patchSize: 16, layers: 1 };
+const SMOLVLM_SPLITTING = { resample: 1, splitting: { longestEdge: 2048, maxImageSize: 512 } };
+
 const bundles = {
   "vlm-idefics3": randomBundle("vlm-idefics3", 5, IDEFICS3, undefined, SPLITTING),
+  "vlm-smolvlm": randomBundle("vlm-smolvlm", 9, SMOLVLM, undefined, SMOLVLM_SPLITTING),
   "vlm-llava": randomBundle("vlm-llava", 6, LLAVA),
   "vlm-plain": randomBundle("vlm-plain", 7),
 };
@@ -154,6 +162,45 @@ describe.each([
     const { models } = await (await SELF.fetch("http://edgevit.test/v1/models")).json<any>();
     const listed = models.find((b: any) => b.name === name);
     expect(listed.answers).toEqual([...routes.filter((r) => !refused.includes(r)), "/v1/image_tokens"]);
+  });
+});
+
+// A phone photo at SmolVLM's sizes: step 1 is 2048x1536 (or 1536x2048), whole tiles already; the ledger's
+// peak for the request alone is the reservation the plan (worker/memory.ts) gives for it.
+describe("a 12 MP photo through SmolVLM's processor", () => {
+  const photos = (env as unknown as { PHOTOS: Fetcher }).PHOTOS;
+  test.each([
+    ["baseline-12mp.jpg", 3, 4],
+    ["phone-12mp-orient6.jpg", 4, 3],
+  ])("%s: 200 with %ix%i tiles, reserving what the plan says", async (file, rows, cols) => {
+    const bytes = new Uint8Array(await (await photos.fetch(`http://photos/${file}`)).arrayBuffer());
+    const request = () =>
+      call(
+        jpegRequest("/v1/image_tokens?model=vlm-smolvlm", bytes, "image/jpeg", {
+          accept: "application/x-npy",
+          "content-length": String(bytes.byteLength),
+        }),
+      );
+    const first = await request();
+    expect(first.status, await first.clone().text()).toBe(200);
+    expect(first.headers.get("x-edgevit-tile-grid")).toBe(`${rows}x${cols}`);
+    const frames = rows * cols + 1;
+    expect(parseNpy(new Uint8Array(await first.arrayBuffer())).shape).toEqual([frames, 256, 24]);
+
+    const ledger = ledgerOf(env);
+    buffers.trim(0);
+    const base = ledger.usedBytes();
+    ledger.resetPeak();
+    expect((await request()).status).toBe(200);
+    const decoder = await openImage(new Response(bytes).body!, DEFAULT_LIMITS);
+    const { header } = await (await Engine.instantiate(relaxedModule)).load(bundles["vlm-smolvlm"]);
+    const plan = reservationBytes({
+      body: STREAM_CHUNK_BYTES,
+      image: { header: decoder.header, scale: 1, decoderBytes: decoder.memoryBytes(1) },
+      model: header,
+      answer: { kind: "image_tokens", frames, form: "npy" },
+    });
+    expect(ledger.peakBytes - base).toBe(plan);
   });
 });
 

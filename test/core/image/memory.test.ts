@@ -11,6 +11,7 @@ import { ByteSource } from "../../../core/image/bytes.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
 import { chooseScale, StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
 import { outputSize } from "../../../core/preprocess/preprocess.ts";
+import { Tiles } from "../../../core/preprocess/tiles.ts";
 import { VIT_BASE_PREPROCESSING } from "../../../models/presets.ts";
 
 const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
@@ -157,6 +158,25 @@ describe("StreamingPreprocessor.memoryBytes bounds what the preprocessing alloca
       expect(used - 3 * 4 * size.width * size.height).toBeLessThanOrEqual(figure);
     },
   );
+});
+
+describe("Tiles.memoryBytes bounds what making SmolVLM's frames allocates", () => {
+  const pp = { ...VIT_BASE_PREPROCESSING, resample: 1, splitting: { longestEdge: 2048, maxImageSize: 512 } };
+  test.each([
+    [2048, 1536], // a 12 MP photo's step 1: whole tiles already
+    [2048, 1366], // a 24 MP photo's: step 2 upscales its height to 1536
+    [1000, 700], // upscaled both ways to 1024x1024
+  ])("%ix%i", async (width, height) => {
+    const resized = { width, height, data: new Uint8Array(width * height * 3).map((_, i) => (i * 7) & 255) };
+    const out = new Float32Array(3 * 512 * 512);
+    const { bytes } = await allocated(() => {
+      const tiles = new Tiles(resized, pp);
+      for (let i = 0; i < tiles.grid.frames; i++) tiles.write(i, out);
+    });
+    const figure = Tiles.memoryBytes(resized, pp.splitting, pp.resample);
+    expect(bytes).toBeLessThanOrEqual(figure);
+    expect(bytes).toBeGreaterThan(figure - 64 * 1024);
+  });
 });
 
 describe("the pool's buffers come back however a decode ends", () => {

@@ -1,5 +1,18 @@
 import { describe, expect, test } from "vitest";
-import { BICUBIC, BILINEAR, BOX, HAMMING, LANCZOS, NEAREST, resize } from "../../../core/preprocess/resize.ts";
+import {
+  BICUBIC,
+  BILINEAR,
+  BOX,
+  coefficients,
+  filterOf,
+  HAMMING,
+  LANCZOS,
+  maxCount,
+  NEAREST,
+  RowResize,
+  resize,
+  rowResizePlan,
+} from "../../../core/preprocess/resize.ts";
 import { decodedPhoto, goldenBytes, goldens, sha256 } from "../image/goldens.ts";
 
 const rgb = (width: number, height: number, values: number[]) => ({ width, height, data: new Uint8Array(values) });
@@ -81,5 +94,77 @@ describe("resize against PIL's Image.resize (goldens)", () => {
     let differing = 0;
     for (let i = 0; i < expected.length; i++) if (out.data[i] !== expected[i]) differing++;
     expect(differing, `resample ${pp.resample} to ${width}x${height}: values differing from PIL`).toBe(0);
+  });
+});
+
+// The ring-buffer vertical pass (RowResize) against resize(), which keeps every row after the horizontal pass.
+describe("RowResize: rows pushed one by one equal resize() on the whole image", () => {
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  const image = (width: number, height: number) => {
+    const data = new Uint8Array(width * height * 3);
+    // smooth plus noise, so the filters that overshoot clip somewhere
+    for (let i = 0; i < data.length; i++) data[i] = ((i / 3) % width) * 7 + (random(64) - 32) * (i % 5);
+    return { width, height, data };
+  };
+  const streamed = (
+    src: ReturnType<typeof image>,
+    width: number,
+    height: number,
+    resample: number,
+    reversed: boolean,
+  ) => {
+    const out = new Uint8Array(width * height * 3).fill(0xaa);
+    const emitted: number[] = [];
+    const plan = rowResizePlan(src.width, src.height, width, height, resample);
+    let pushed = 0;
+    const r = new RowResize(
+      plan,
+      (row, y) => {
+        emitted.push(y);
+        pushed++;
+        out.set(row, y * width * 3);
+      },
+      reversed,
+    );
+    const row = new Uint8Array(src.width * 3);
+    for (let i = 0; i < src.height; i++) {
+      const y = reversed ? src.height - 1 - i : i;
+      row.set(src.data.subarray(y * src.width * 3, (y + 1) * src.width * 3));
+      pushed = 0;
+      r.push(row, y);
+      expect(pushed).toBeLessThanOrEqual(plan.burst);
+      row.fill(0x55); // the caller's row is reused after push
+    }
+    // every output row once, in the order the rows came
+    expect(emitted).toEqual(Array.from({ length: height }, (_, i) => (reversed ? height - 1 - i : i)));
+    return out;
+  };
+
+  test.each([NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING])(
+    "filter %i on random sizes, both directions",
+    (resample) => {
+      for (let n = 0; n < 12; n++) {
+        const src = image(1 + random(90), 1 + random(90));
+        const width = 1 + random(70);
+        const height = n % 4 === 0 ? src.height : 1 + random(70); // some keep their height: no vertical pass
+        const want = resize(src, width, height, resample).data;
+        const at = `${src.width}x${src.height} -> ${width}x${height}`;
+        expect(Buffer.from(streamed(src, width, height, resample, false)).equals(want), at).toBe(true);
+        expect(Buffer.from(streamed(src, width, height, resample, true)).equals(want), `${at} bottom-up`).toBe(true);
+      }
+    },
+  );
+
+  test("what it holds: the most rows one output row reads, at the output width", () => {
+    // 4000x3000 to 2048x1536 by Lanczos (SmolVLM's first step for a 12 MP photo): an output row reads at
+    // most 12 of the 3000 rows, so 13 rows of 2048 pixels (the ring and the output row); and both passes'
+    // coefficients (13 taps each, and the scratch they are computed in), the vertical pass's 13 row offsets
+    expect(maxCount(coefficients(3000, 1536, filterOf(LANCZOS)))).toBe(12);
+    const coefficientBytes = (1536 * 2 + 1536 * 13 + 2048 * 2 + 2048 * 13) * 4 + 2 * 13 * 8 + 13 * 4;
+    expect(rowResizePlan(4000, 3000, 2048, 1536, LANCZOS).bytes).toBe(13 * 2048 * 3 + coefficientBytes);
   });
 });
