@@ -193,16 +193,25 @@ export function decodeBlock(
   const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
   blk[0] = ((dcv << 16) >> 16) * q[0];
   const fast = ac.fastAc;
+  // The hot loop of decoding: the reader's bit buffer is kept in locals and written back around calls.
+  let acc = r.acc;
+  let bits = r.bits;
   for (let k = 1; k < 64; k++) {
-    if (r.bits < 16) r.fill();
-    const f = fast[(r.acc >>> (r.bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
+    if (bits < 16) {
+      r.bits = bits;
+      r.fill();
+      acc = r.acc;
+      bits = r.bits;
+    }
+    const f = fast[(acc >>> (bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
     if (f !== 0) {
-      r.bits -= f & 15;
+      bits -= f & 15;
       k += (f >> 4) & 15;
       const z = ZIGZAG[k];
       blk[z] = (f >> 8) * q[z];
       continue;
     }
+    r.bits = bits;
     const rs = r.decode(ac);
     const run = rs >> 4;
     const size = rs & 15;
@@ -210,11 +219,17 @@ export function decodeBlock(
       k += run;
       const z = ZIGZAG[k];
       blk[z] = r.receiveExtend(size) * q[z];
+    } else if (run !== 15) {
+      acc = r.acc;
+      bits = r.bits;
+      break;
     } else {
-      if (run !== 15) break;
       k += 15;
     }
+    acc = r.acc;
+    bits = r.bits;
   }
+  r.bits = bits;
   return dcv;
 }
 
