@@ -17,6 +17,7 @@ import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { decodeJpeg } from "../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
 import { openImageBytes } from "../core/image/open.ts";
+import { installNodeDecodeKernels } from "../cli/node-engine.ts";
 import { preprocess } from "../core/preprocess/preprocess.ts";
 import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { summarize } from "./stats.ts";
@@ -202,5 +203,7 @@ async function uploads(): Promise<void> {
   }
 }
 
+// The decoders run with their wasm kernels, as in the Worker.
+await installNodeDecodeKernels();
 await main();
 await uploads();

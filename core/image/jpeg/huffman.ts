@@ -179,19 +179,21 @@ export class BitReader {
   }
 }
 
-// One sequential block into blk (natural order, dequantized by q, zeroed by the caller). Returns the new
-// DC predictor. The DC coefficient is kept as a 16-bit value, wrapping as libjpeg's JCOEF does.
+// One sequential block into blk[off..off + 64) (natural order, dequantized by q, zeroed by the caller).
+// Returns the new DC predictor. The DC coefficient is kept as a 16-bit value, wrapping as libjpeg's JCOEF
+// does.
 export function decodeBlock(
   r: BitReader,
   dc: HuffmanTable,
   ac: HuffmanTable,
   blk: Int32Array,
+  off: number,
   q: Int32Array,
   pred: number,
 ): number {
   const s = r.decode(dc);
   const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
-  blk[0] = ((dcv << 16) >> 16) * q[0];
+  blk[off] = ((dcv << 16) >> 16) * q[0];
   const fast = ac.fastAc;
   // The hot loop of decoding: the reader's bit buffer is kept in locals and written back around calls.
   let acc = r.acc;
@@ -208,7 +210,7 @@ export function decodeBlock(
       bits -= f & 15;
       k += (f >> 4) & 15;
       const z = ZIGZAG[k];
-      blk[z] = (f >> 8) * q[z];
+      blk[off + z] = (f >> 8) * q[z];
       continue;
     }
     r.bits = bits;
@@ -218,7 +220,7 @@ export function decodeBlock(
     if (size !== 0) {
       k += run;
       const z = ZIGZAG[k];
-      blk[z] = r.receiveExtend(size) * q[z];
+      blk[off + z] = r.receiveExtend(size) * q[z];
     } else if (run !== 15) {
       acc = r.acc;
       bits = r.bits;

@@ -1,0 +1,181 @@
+// The decoders' wasm kernels (assembly/decode.ts, built into build/decode.wasm): installed once per isolate
+// from the compiled module its runtime provides (the Worker imports it, Node reads the file). The decoders
+// use them when installed and otherwise run the same arithmetic in JavaScript; both give Pillow's pixels.
+//
+// The module has its own small memory: each call copies its input rows into it, runs, and copies the result
+// out, all in one synchronous step, so concurrent decodes (which interleave only at their yields) share one
+// instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row.
+
+// Pointers into memory; see assembly/decode/ycc.ts.
+type YccRow = (
+  y: number,
+  cbNear: number,
+  cbFar: number,
+  crNear: number,
+  crFar: number,
+  chromaWidth: number,
+  out: number,
+  width: number,
+) => void;
+
+// A band of blocks through the 8x8 IDCT; see assembly/decode/idct.ts.
+type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
+
+interface DecodeExports {
+  memory: WebAssembly.Memory;
+  reserve(bytes: number): number;
+  h2v2YccRow: YccRow;
+  h2v2YccRowScalar: YccRow;
+  idct8Band: IdctBand;
+  idct8BandScalar: IdctBand;
+}
+
+// Bytes kept free after each row in scratch, so a vector load or store near a row's end stays in memory.
+const PAD = 64;
+
+// The most the two scratch areas grow to (memory is never given back): 1.5 MiB of coefficients is a 4:2:0
+// MCU row about 10,000 pixels wide; 512 KiB of rows, one 8-row band of a 64K-wide component or the
+// upsampling rows of a 20,000-pixel-wide image. Wider images take the JavaScript paths.
+export const MAX_COEFFICIENT_BYTES = 3 << 19;
+export const MAX_ROW_BYTES = 1 << 19;
+
+export class DecodeKernels {
+  readonly exports: DecodeExports;
+  private heap: Uint8Array;
+  private coefView: Int32Array;
+  private base = 0;
+  // Scratch is two areas: a band of coefficients (kept zero between uses: the IDCT zeroes what it read)
+  // and, after it, the rows of one call.
+  private coefCapacity = 0;
+  private rowCapacity = 0;
+  private coefsClean = true;
+
+  constructor(module: WebAssembly.Module) {
+    this.exports = new WebAssembly.Instance(module, {}).exports as unknown as DecodeExports;
+    this.heap = new Uint8Array(this.exports.memory.buffer);
+    this.coefView = new Int32Array(this.exports.memory.buffer);
+  }
+
+  // Grows the areas to at least these sizes; renews the views when memory grew.
+  private fit(coefBytes: number, rowBytes: number): void {
+    if (coefBytes > this.coefCapacity || rowBytes > this.rowCapacity) {
+      // The coefficient area may now cover bytes the row area held.
+      if (coefBytes > this.coefCapacity) this.coefsClean = false;
+      const coefCapacity = Math.max(coefBytes, this.coefCapacity);
+      const rowCapacity = Math.max(rowBytes, this.rowCapacity);
+      const base = this.exports.reserve(coefCapacity + rowCapacity);
+      if (base === 0) throw new RangeError("the decode kernels' memory cannot grow");
+      this.base = base;
+      this.coefCapacity = coefCapacity;
+      this.rowCapacity = rowCapacity;
+    }
+    if (this.heap.buffer !== this.exports.memory.buffer) {
+      this.heap = new Uint8Array(this.exports.memory.buffer);
+      this.coefView = new Int32Array(this.exports.memory.buffer);
+    }
+  }
+
+  // The row area for `bytes`; its offset in memory.
+  private scratch(bytes: number): number {
+    this.fit(0, bytes);
+    return this.base + this.coefCapacity;
+  }
+
+  // Whether a band of `blocks` blocks and an IDCT output of `outBytes` fit the scratch bounds.
+  fitsBand(blocks: number, outBytes: number): boolean {
+    return blocks * 256 <= MAX_COEFFICIENT_BYTES && outBytes + PAD <= MAX_ROW_BYTES;
+  }
+
+  // Whether h2v2YccRow fits them for this output width.
+  fitsRow(width: number): boolean {
+    return this.rowBytes(width) <= MAX_ROW_BYTES;
+  }
+
+  private rowBytes(width: number): number {
+    return width + PAD + 4 * (Math.ceil(width / 2) + 1 + PAD) + 3 * width + PAD;
+  }
+
+  // A zeroed band of `blocks` blocks' coefficients (64 i32 each, natural order) to decode into, as an
+  // Int32Array over memory and the index of its first element; valid until the next call into this object.
+  // The band stays in use (not clean) until idct8Band has read all of it.
+  coefficients(blocks: number): { view: Int32Array; at: number } {
+    const bytes = blocks * 256;
+    this.fit(bytes, 0);
+    const at = this.base >> 2;
+    if (!this.coefsClean) this.coefView.fill(0, at, at + (this.coefCapacity >> 2));
+    this.coefsClean = false;
+    return { view: this.coefView, at };
+  }
+
+  // Marks the coefficient band clean: every block of it went through idct8Band, which zeroes them.
+  released(): void {
+    this.coefsClean = true;
+  }
+
+  // The blocks of the coefficient band from element `at` (rows of blocksPerRow blocks) through the 8x8
+  // IDCT into plane[planeOff..], rows `stride` apart (./jpeg/idct.ts idct8 on each block).
+  idct8Band(
+    at: number,
+    blocksPerRow: number,
+    rows: number,
+    plane: Uint8Array,
+    planeOff: number,
+    stride: number,
+    scalar = false,
+  ): void {
+    const bytes = rows * 8 * stride;
+    const outAt = this.scratch(bytes + PAD);
+    const run = scalar ? this.exports.idct8BandScalar : this.exports.idct8Band;
+    run(at << 2, blocksPerRow, rows, outAt, stride);
+    plane.set(this.heap.subarray(outAt, outAt + bytes), planeOff);
+  }
+
+  // The fused 4:2:0 row of ./jpeg/color.ts h2v2YccRow (same arguments): h2v2 fancy upsampling of the two
+  // chroma rows and YCbCr -> RGB into out[o..o + 3 * width). `scalar` runs the kernel's scalar twin.
+  h2v2YccRow(
+    y: Uint8Array,
+    yo: number,
+    cb: Uint8Array,
+    cbNear: number,
+    cbFar: number,
+    cr: Uint8Array,
+    crNear: number,
+    crFar: number,
+    chromaWidth: number,
+    out: Uint8Array,
+    o: number,
+    width: number,
+    scalar = false,
+  ): void {
+    const cw = chromaWidth + PAD;
+    const yAt = this.scratch(width + PAD + 4 * cw + 3 * width + PAD);
+    const cbNearAt = yAt + width + PAD;
+    const cbFarAt = cbNearAt + cw;
+    const crNearAt = cbFarAt + cw;
+    const crFarAt = crNearAt + cw;
+    const outAt = crFarAt + cw;
+    const heap = this.heap;
+    heap.set(y.subarray(yo, yo + width), yAt);
+    heap.set(cb.subarray(cbNear, cbNear + chromaWidth), cbNearAt);
+    heap.set(cb.subarray(cbFar, cbFar + chromaWidth), cbFarAt);
+    heap.set(cr.subarray(crNear, crNear + chromaWidth), crNearAt);
+    heap.set(cr.subarray(crFar, crFar + chromaWidth), crFarAt);
+    const run = scalar ? this.exports.h2v2YccRowScalar : this.exports.h2v2YccRow;
+    run(yAt, cbNearAt, cbFarAt, crNearAt, crFarAt, chromaWidth, outAt, width);
+    out.set(heap.subarray(outAt, outAt + 3 * width), o);
+  }
+}
+
+let installed: DecodeKernels | null = null;
+
+// Installs the kernels for every decode in this isolate from build/decode.wasm's compiled module (null:
+// back to the JavaScript paths).
+export function installDecodeKernels(module: WebAssembly.Module | null): DecodeKernels | null {
+  installed = module ? new DecodeKernels(module) : null;
+  return installed;
+}
+
+// The installed kernels, or null: the decoders then use their JavaScript paths.
+export function decodeKernels(): DecodeKernels | null {
+  return installed;
+}
