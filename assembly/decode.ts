@@ -2,6 +2,7 @@
 // engine, with a small memory the host copies rows into. Each kernel has its scalar twin for tests.
 export { h2v2YccRow, h2v2YccRowScalar } from "./decode/ycc";
 export { idct8Band, idct8BandScalar } from "./decode/idct";
+export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./decode/idct-scaled";
 
 /** The first free byte of memory: the host's scratch area starts here. */
 export function scratchBase(): usize {

@@ -18,7 +18,7 @@ type YccRow = (
   width: number,
 ) => void;
 
-// A band of blocks through the 8x8 IDCT; see assembly/decode/idct.ts.
+// A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/decode/idct.ts, idct-scaled.ts.
 type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
 
 interface DecodeExports {
@@ -28,6 +28,10 @@ interface DecodeExports {
   h2v2YccRowScalar: YccRow;
   idct8Band: IdctBand;
   idct8BandScalar: IdctBand;
+  idct4Band: IdctBand;
+  idct4BandScalar: IdctBand;
+  idct2Band: IdctBand;
+  idct2BandScalar: IdctBand;
 }
 
 // Bytes kept free after each row in scratch, so a vector load or store near a row's end stays in memory.
@@ -112,9 +116,11 @@ export class DecodeKernels {
     this.coefsClean = true;
   }
 
-  // The blocks of the coefficient band from element `at` (rows of blocksPerRow blocks) through the 8x8
-  // IDCT into plane[planeOff..], rows `stride` apart (./jpeg/idct.ts idct8 on each block).
-  idct8Band(
+  // The blocks of the coefficient band from element `at` (rows of blocksPerRow blocks) through the IDCT of
+  // `size` 8, 4 or 2 into plane[planeOff..], rows `stride` apart (./jpeg/idct.ts idct8, idct4, idct2 on
+  // each block).
+  idctBand(
+    size: number,
     at: number,
     blocksPerRow: number,
     rows: number,
@@ -123,9 +129,14 @@ export class DecodeKernels {
     stride: number,
     scalar = false,
   ): void {
-    const bytes = rows * 8 * stride;
+    const bytes = rows * size * stride;
     const outAt = this.scratch(bytes + PAD);
-    const run = scalar ? this.exports.idct8BandScalar : this.exports.idct8Band;
+    const e = this.exports;
+    let run: IdctBand;
+    if (size === 8) run = scalar ? e.idct8BandScalar : e.idct8Band;
+    else if (size === 4) run = scalar ? e.idct4BandScalar : e.idct4Band;
+    else if (size === 2) run = scalar ? e.idct2BandScalar : e.idct2Band;
+    else throw new RangeError(`no IDCT kernel of size ${size}`);
     run(at << 2, blocksPerRow, rows, outAt, stride);
     plane.set(this.heap.subarray(outAt, outAt + bytes), planeOff);
   }

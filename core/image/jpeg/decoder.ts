@@ -703,9 +703,9 @@ class Pass {
     let blocksPerMcu = 0;
     for (const sc of scan.components)
       blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
-    // With the wasm kernels, a streamed full-scale MCU row is decoded into their coefficient band (each
-    // component's block rows, c.v of paddedBlocksPerLine blocks, one after the other) and goes through the
-    // 8x8 IDCT there in one call per component.
+    // With the wasm kernels, a streamed MCU row (at scale 1, 1/2 or 1/4) is decoded into their coefficient
+    // band (each component's block rows, c.v of paddedBlocksPerLine blocks, one after the other) and goes
+    // through the IDCT there in one call per component.
     const kernels = decodeKernels();
     const bandAt: number[] = [];
     let bandBlocks = 0;
@@ -714,13 +714,14 @@ class Pass {
       const c = f.components[sc.index];
       bandAt.push(bandBlocks * 64);
       bandBlocks += c.v * c.paddedBlocksPerLine;
-      bandOut = Math.max(bandOut, c.v * 64 * c.paddedBlocksPerLine);
+      const p = this.planes[sc.index];
+      bandOut = Math.max(bandOut, p.bandRows * p.stride);
     }
     const banded =
       kernels !== null &&
       !buffered &&
       interleaved &&
-      this.planes.every((p) => p.size === 8) &&
+      this.planes.every((p) => p.size >= 2) &&
       kernels.fitsBand(bandBlocks, bandOut);
     const decodeRow = (my: number) => {
       if (banded) {
@@ -771,7 +772,7 @@ class Pass {
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
   }
 
-  // One MCU row of an interleaved streamed scan at full scale through the wasm kernels: every block into
+  // One MCU row of an interleaved streamed scan through the wasm kernels: every block into
   // the coefficient band, then each component's blocks through the IDCT into its ring. A block of a
   // segment that ran out of data stays zero, i.e. 128, as libjpeg leaves it.
   private decodeBandedRow(
@@ -810,7 +811,8 @@ class Pass {
     for (let i = 0; i < n; i++) {
       const p = this.planes[scan.components[i].index];
       const c = p.comp;
-      kernels.idct8Band(at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, (my % 3) * p.bandRows * p.stride, p.stride);
+      const off = (my % 3) * p.bandRows * p.stride;
+      kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
     }
     kernels.released();
   }
@@ -1007,7 +1009,7 @@ class Pass {
       return;
     }
     const kernels = decodeKernels();
-    if (kernels && s === 8 && kernels.fitsBand(c.v * c.paddedBlocksPerLine, c.v * 64 * c.paddedBlocksPerLine)) {
+    if (kernels && p.kept === 64 && kernels.fitsBand(c.v * c.paddedBlocksPerLine, p.bandRows * p.stride)) {
       // The band's blocks (padding columns included, so the whole ring row is written) dequantized into
       // the kernels' coefficient band, then one IDCT call.
       const rows = Math.min(c.v, c.blocksPerColumn - row * c.v);
@@ -1018,7 +1020,7 @@ class Pass {
         const d = at + v * perRow * 64;
         for (let i = 0; i < perRow * 64; i++) view[d + i] = coefs[o + i] * q[i & 63];
       }
-      if (rows > 0) kernels.idct8Band(at, perRow, rows, p.ring, slot * p.stride, p.stride);
+      if (rows > 0) kernels.idctBand(s, at, perRow, rows, p.ring, slot * p.stride, p.stride);
       kernels.released();
       return;
     }

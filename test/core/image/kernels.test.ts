@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
 import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
-import { idct8 } from "../../../core/image/jpeg/idct.ts";
+import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
 import { decodeKernels, installDecodeKernels } from "../../../core/image/kernels.ts";
 
@@ -88,7 +88,7 @@ describe("h2v2YccRow: 4:2:0 fancy upsampling + YCbCr -> RGB", () => {
   });
 });
 
-describe("idct8Band: the 8x8 islow IDCT", () => {
+describe("idctBand: the 8x8 islow IDCT and the reduced 4x4 and 2x2 ones", () => {
   // Coefficient blocks of each kind: photo-like (few, small, low-frequency), dense, DC only (the
   // whole-block shortcut), a lone coefficient per column, and extremes that wrap and saturate in 16 bits.
   type Block = (rand: () => number) => Int32Array;
@@ -109,37 +109,38 @@ describe("idct8Band: the 8x8 islow IDCT", () => {
       Int32Array.from({ length: 64 }, (_, i) => (i === 0 ? int(rand, -9000, 9000) : rand() < 0.2 ? 65536 : 0)),
   };
 
-  for (const [name, make] of Object.entries(KINDS)) {
-    test(`${name} blocks: SIMD = scalar twin = idct8`, () => {
-      const rand = random(name.length * 101);
-      // A band of 2 block rows of 5 blocks, as the decoder lays out a component's MCU row.
-      const perRow = 5;
-      const rows = 2;
-      const stride = perRow * 8 + 3;
-      for (let round = 0; round < 40; round++) {
-        const blocks = Array.from({ length: perRow * rows }, () => make(rand));
-        const want = new Uint8Array(rows * 8 * stride);
-        blocks.forEach((b, n) => {
-          idct8(b, want, Math.floor(n / perRow) * 8 * stride + (n % perRow) * 8, stride);
-        });
-        for (const scalar of [false, true]) {
-          const { view, at } = kernels.coefficients(perRow * rows);
-          blocks.forEach((b, n) => view.set(b, at + n * 64));
-          const got = new Uint8Array(rows * 8 * stride);
-          kernels.idct8Band(at, perRow, rows, got, 0, stride, scalar);
-          // The band comes back zeroed for the next one.
-          expect(view.subarray(at, at + perRow * rows * 64).every((v) => v === 0)).toBe(true);
-          kernels.released();
-          for (let y = 0; y < rows * 8; y++) {
-            const w = want.subarray(y * stride, y * stride + perRow * 8);
-            expect(
-              got.subarray(y * stride, y * stride + perRow * 8),
-              `${scalar ? "scalar" : "SIMD"}, row ${y}`,
-            ).toEqual(w);
+  const IDCTS = { 8: idct8, 4: idct4, 2: idct2 } as const;
+  for (const size of [8, 4, 2] as const) {
+    for (const [name, make] of Object.entries(KINDS)) {
+      test(`${size}x${size}, ${name} blocks: SIMD = scalar twin = idct${size}`, () => {
+        const rand = random(name.length * 101 + size);
+        // A band of 2 block rows of 5 blocks, as the decoder lays out a component's MCU row.
+        const perRow = 5;
+        const rows = 2;
+        const stride = perRow * size + 3;
+        for (let round = 0; round < 40; round++) {
+          const blocks = Array.from({ length: perRow * rows }, () => make(rand));
+          const want = new Uint8Array(rows * size * stride);
+          blocks.forEach((b, n) => {
+            IDCTS[size](b, want, Math.floor(n / perRow) * size * stride + (n % perRow) * size, stride);
+          });
+          for (const scalar of [false, true]) {
+            const { view, at } = kernels.coefficients(perRow * rows);
+            blocks.forEach((b, n) => view.set(b, at + n * 64));
+            const got = new Uint8Array(rows * size * stride);
+            kernels.idctBand(size, at, perRow, rows, got, 0, stride, scalar);
+            // The band comes back zeroed for the next one.
+            expect(view.subarray(at, at + perRow * rows * 64).every((v) => v === 0)).toBe(true);
+            kernels.released();
+            for (let y = 0; y < rows * size; y++) {
+              const w = want.subarray(y * stride, y * stride + perRow * size);
+              const g = got.subarray(y * stride, y * stride + perRow * size);
+              expect(g, `${scalar ? "scalar" : "SIMD"}, row ${y}`).toEqual(w);
+            }
           }
         }
-      }
-    });
+      });
+    }
   }
 });
 
@@ -153,9 +154,9 @@ describe("whole decodes with and without the kernels", () => {
     return out;
   }
   for (const name of photos) {
-    test(`${name} at 1/1 and 1/2: the same pixels`, async () => {
+    test(`${name} at every scale: the same pixels`, async () => {
       const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
-      for (const scale of [1, 2]) {
+      for (const scale of [1, 2, 4, 8]) {
         installDecodeKernels(null);
         expect(decodeKernels()).toBeNull();
         const js = await pixels(bytes, scale);
