@@ -3,6 +3,7 @@
 export { h2v2YccRow, h2v2YccRowScalar } from "./decode/ycc";
 export { idct8Band, idct8BandScalar } from "./decode/idct";
 export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./decode/idct-scaled";
+export { horizontalRow, horizontalRowScalar } from "./decode/resample";
 
 /** The first free byte of memory: the host's scratch area starts here. */
 export function scratchBase(): usize {

@@ -6,6 +6,8 @@
 // out, all in one synchronous step, so concurrent decodes (which interleave only at their yields) share one
 // instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row.
 
+import type { Coefficients } from "../preprocess/resize.ts";
+
 // Pointers into memory; see assembly/decode/ycc.ts.
 type YccRow = (
   y: number,
@@ -21,6 +23,16 @@ type YccRow = (
 // A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/decode/idct.ts, idct-scaled.ts.
 type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
 
+// One row of the resize's horizontal pass; see assembly/decode/resample.ts.
+type HorizontalRow = (
+  src: number,
+  out: number,
+  outWidth: number,
+  bounds: number,
+  weights: number,
+  ksize: number,
+) => void;
+
 interface DecodeExports {
   memory: WebAssembly.Memory;
   reserve(bytes: number): number;
@@ -32,6 +44,8 @@ interface DecodeExports {
   idct4BandScalar: IdctBand;
   idct2Band: IdctBand;
   idct2BandScalar: IdctBand;
+  horizontalRow: HorizontalRow;
+  horizontalRowScalar: HorizontalRow;
 }
 
 // Bytes kept free after each row in scratch, so a vector load or store near a row's end stays in memory.
@@ -48,11 +62,13 @@ export class DecodeKernels {
   private heap: Uint8Array;
   private coefView: Int32Array;
   private base = 0;
-  // Scratch is two areas: a band of coefficients (kept zero between uses: the IDCT zeroes what it read)
-  // and, after it, the rows of one call.
+  // Scratch is three areas: a band of coefficients (kept zero between uses: the IDCT zeroes what it read),
+  // the rows of one call, and the resize coefficients last copied in (kept while the same ones are used).
   private coefCapacity = 0;
   private rowCapacity = 0;
+  private tableCapacity = 0;
   private coefsClean = true;
+  private table: Coefficients | null = null;
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as DecodeExports;
@@ -61,17 +77,22 @@ export class DecodeKernels {
   }
 
   // Grows the areas to at least these sizes; renews the views when memory grew.
-  private fit(coefBytes: number, rowBytes: number): void {
-    if (coefBytes > this.coefCapacity || rowBytes > this.rowCapacity) {
-      // The coefficient area may now cover bytes the row area held.
+  private fit(coefBytes: number, rowBytes: number, tableBytes = 0): void {
+    if (coefBytes > this.coefCapacity || rowBytes > this.rowCapacity || tableBytes > this.tableCapacity) {
+      // The coefficient area may now cover bytes another area held; the table area has moved.
       if (coefBytes > this.coefCapacity) this.coefsClean = false;
-      const coefCapacity = Math.max(coefBytes, this.coefCapacity);
-      const rowCapacity = Math.max(rowBytes, this.rowCapacity);
-      const base = this.exports.reserve(coefCapacity + rowCapacity);
+      this.table = null;
+      // Each area 16-byte aligned, for the i32 views and the vector loads.
+      const align = (n: number) => (n + 15) & ~15;
+      const coefCapacity = Math.max(align(coefBytes), this.coefCapacity);
+      const rowCapacity = Math.max(align(rowBytes), this.rowCapacity);
+      const tableCapacity = Math.max(align(tableBytes), this.tableCapacity);
+      const base = this.exports.reserve(coefCapacity + rowCapacity + tableCapacity);
       if (base === 0) throw new RangeError("the decode kernels' memory cannot grow");
       this.base = base;
       this.coefCapacity = coefCapacity;
       this.rowCapacity = rowCapacity;
+      this.tableCapacity = tableCapacity;
     }
     if (this.heap.buffer !== this.exports.memory.buffer) {
       this.heap = new Uint8Array(this.exports.memory.buffer);
@@ -139,6 +160,41 @@ export class DecodeKernels {
     else throw new RangeError(`no IDCT kernel of size ${size}`);
     run(at << 2, blocksPerRow, rows, outAt, stride);
     plane.set(this.heap.subarray(outAt, outAt + bytes), planeOff);
+  }
+
+  // Whether horizontalRow fits the scratch bounds for these rows and coefficients.
+  fitsResample(inWidth: number, outWidth: number, c: Coefficients): boolean {
+    return 3 * (inWidth + outWidth) + 2 * PAD <= MAX_ROW_BYTES && 4 * outWidth * (c.ksize + 2) <= MAX_ROW_BYTES;
+  }
+
+  // ../preprocess/resize.ts horizontalRow (same arguments; `inWidth` pixels of src from `from`): the
+  // horizontal pass of the resize on one RGB row. `scalar` runs the kernel's scalar twin.
+  horizontalRow(
+    src: Uint8Array,
+    from: number,
+    inWidth: number,
+    out: Uint8Array,
+    at: number,
+    outWidth: number,
+    c: Coefficients,
+    scalar = false,
+  ): void {
+    const tableBytes = 4 * outWidth * (c.ksize + 2);
+    const srcAt = this.scratch(3 * (inWidth + outWidth) + 2 * PAD);
+    this.fit(0, 0, tableBytes);
+    const tableAt = this.base + this.coefCapacity + this.rowCapacity;
+    const boundsAt = tableAt + 4 * outWidth * c.ksize;
+    if (this.table !== c) {
+      new Int32Array(this.heap.buffer, tableAt, outWidth * c.ksize).set(c.weights.subarray(0, outWidth * c.ksize));
+      new Int32Array(this.heap.buffer, boundsAt, 2 * outWidth).set(c.bounds.subarray(0, 2 * outWidth));
+      this.table = c;
+    }
+    const heap = this.heap;
+    heap.set(src.subarray(from, from + 3 * inWidth), srcAt);
+    const outAt = srcAt + 3 * inWidth + PAD;
+    const run = scalar ? this.exports.horizontalRowScalar : this.exports.horizontalRow;
+    run(srcAt, outAt, outWidth, boundsAt, tableAt, c.ksize);
+    out.set(heap.subarray(outAt, outAt + 3 * outWidth), at);
   }
 
   // The fused 4:2:0 row of ./jpeg/color.ts h2v2YccRow (same arguments): h2v2 fancy upsampling of the two

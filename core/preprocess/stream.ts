@@ -18,6 +18,7 @@
 import type { Preprocessing } from "../bundle/format.ts";
 import { buffers, sizeClass } from "../buffers.ts";
 import { EdgevitError } from "../errors.ts";
+import { decodeKernels } from "../image/kernels.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
   type Coefficients,
@@ -263,6 +264,8 @@ function convolutionPlan(
 
   if (!m.swap) {
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
+    const installed = decodeKernels();
+    const kernels = horiz && installed?.fitsResample(w, outW, horiz) ? installed : null;
     return {
       finish,
       release,
@@ -279,8 +282,9 @@ function convolutionPlan(
           src = mirrored;
         }
         const at = (ty - firstRow) * interStride;
-        if (horiz) horizontalRow(src, 0, inter, at, outW, horiz);
-        else inter.set(src, at);
+        if (!horiz) inter.set(src, at);
+        else if (kernels) kernels.horizontalRow(src, 0, w, inter, at, outW, horiz);
+        else horizontalRow(src, 0, inter, at, outW, horiz);
       },
     };
   }

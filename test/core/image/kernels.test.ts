@@ -6,6 +6,16 @@ import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
 import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
 import { decodeKernels, installDecodeKernels } from "../../../core/image/kernels.ts";
+import {
+  BICUBIC,
+  BILINEAR,
+  BOX,
+  coefficients,
+  filterOf,
+  HAMMING,
+  horizontalRow,
+  LANCZOS,
+} from "../../../core/preprocess/resize.ts";
 
 const root = new URL("../../../", import.meta.url);
 const module = new WebAssembly.Module(readFileSync(new URL("build/decode.wasm", root)));
@@ -137,6 +147,37 @@ describe("idctBand: the 8x8 islow IDCT and the reduced 4x4 and 2x2 ones", () => 
               const g = got.subarray(y * stride, y * stride + perRow * size);
               expect(g, `${scalar ? "scalar" : "SIMD"}, row ${y}`).toEqual(w);
             }
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("horizontalRow: the resize's horizontal pass", () => {
+  const FILTERS = { BILINEAR, BICUBIC, LANCZOS, BOX, HAMMING };
+  // Downscales as uploads need them, an upscale, and the same size.
+  const SIZES = [
+    [4000, 224],
+    [1000, 224],
+    [333, 100],
+    [224, 224],
+    [50, 173],
+    [7, 3],
+  ];
+  for (const [name, filter] of Object.entries(FILTERS)) {
+    for (const fill of ["random", "full", "alternating"] as const) {
+      test(`${name}, ${fill} rows: SIMD = scalar twin = horizontalRow`, () => {
+        const rand = random(name.length + fill.length);
+        for (const [inW, outW] of SIZES) {
+          const c = coefficients(inW, outW, filterOf(filter));
+          const row = Uint8Array.from({ length: 3 * inW + 9 }, (_, i) => FILLS[fill](rand, i));
+          const want = new Uint8Array(3 * outW + 6);
+          horizontalRow(row, 9, want, 6, outW, c);
+          for (const scalar of [false, true]) {
+            const got = new Uint8Array(3 * outW + 6);
+            kernels.horizontalRow(row, 9, inW, got, 6, outW, c, scalar);
+            expect(got, `${scalar ? "scalar" : "SIMD"}, ${inW} -> ${outW}`).toEqual(want);
           }
         }
       });
