@@ -51,9 +51,10 @@ interface DecodeExports {
 // Bytes kept free after each row in scratch, so a vector load or store near a row's end stays in memory.
 const PAD = 64;
 
-// The most the two scratch areas grow to (memory is never given back): 1.5 MiB of coefficients is a 4:2:0
+// The most the scratch areas grow to (memory is never given back): 1.5 MiB of coefficients is a 4:2:0
 // MCU row about 10,000 pixels wide; 512 KiB of rows, one 8-row band of a 64K-wide component or the
-// upsampling rows of a 20,000-pixel-wide image. Wider images take the JavaScript paths.
+// upsampling rows of a 20,000-pixel-wide image; as much again for the resize's weights. Wider images
+// take the JavaScript paths.
 export const MAX_COEFFICIENT_BYTES = 3 << 19;
 export const MAX_ROW_BYTES = 1 << 19;
 

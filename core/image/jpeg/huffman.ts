@@ -83,10 +83,27 @@ export class BitReader {
     this.pos = pos;
   }
 
-  // Tops the buffer up to at least 25 bits (libjpeg's MIN_GET_BITS).
+  // Tops the buffer up to at least 25 bits (libjpeg's MIN_GET_BITS). The plain bytes of entropy data in
+  // a local loop; a 0xFF (stuffed zero or marker) through the careful path.
   fill(): void {
     const d = this.data;
     const n = d.length;
+    let p = this.pos;
+    let acc = this.acc;
+    let bits = this.bits;
+    if (!this.atMarker) {
+      while (bits <= 24 && p < n) {
+        const byte = d[p];
+        if (byte === 0xff) break;
+        acc = (acc << 8) | byte;
+        bits += 8;
+        p++;
+      }
+      this.pos = p;
+      this.acc = acc;
+      this.bits = bits;
+      if (bits > 24) return;
+    }
     while (this.bits <= 24) {
       let byte = 0;
       if (this.atMarker) {
