@@ -1,9 +1,9 @@
 // The image decoders' kernels (core/image/wasm.ts loads them): a module of its own, separate from the
 // engine, with a small memory the host copies rows into. Each kernel has its scalar twin for tests.
-export { h2v2YccRow, h2v2YccRowScalar } from "./decode/ycc";
-export { idct8Band, idct8BandScalar } from "./decode/idct";
-export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./decode/idct-scaled";
-export { horizontalRow, horizontalRowScalar } from "./decode/resample";
+export { h2v2YccRow, h2v2YccRowScalar } from "./image/ycc";
+export { idct8Band, idct8BandScalar } from "./image/idct";
+export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./image/idct-scaled";
+export { horizontalRow, horizontalRowScalar } from "./image/resample";
 
 /** The first free byte of memory: the host's scratch area starts here. */
 export function scratchBase(): usize {

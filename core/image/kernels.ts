@@ -8,7 +8,7 @@
 
 import type { Coefficients } from "../preprocess/resize.ts";
 
-// Pointers into memory; see assembly/decode/ycc.ts.
+// Pointers into memory; see assembly/image/ycc.ts.
 type YccRow = (
   y: number,
   cbNear: number,
@@ -20,10 +20,10 @@ type YccRow = (
   width: number,
 ) => void;
 
-// A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/decode/idct.ts, idct-scaled.ts.
+// A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/image/idct.ts, idct-scaled.ts.
 type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
 
-// One row of the resize's horizontal pass; see assembly/decode/resample.ts.
+// One row of the resize's horizontal pass; see assembly/image/resample.ts.
 type HorizontalRow = (
   src: number,
   out: number,

@@ -1,4 +1,4 @@
-// The image decoders' wasm kernels (assembly/decode/, core/image/kernels.ts) against their scalar twins and
+// The image decoders' wasm kernels (assembly/image/, core/image/kernels.ts) against their scalar twins and
 // the JavaScript steps they replace, on random and extreme rows; and whole decodes with and without them.
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
