@@ -15,6 +15,7 @@ export default defineConfig({
           name: "node",
           include: ["test/**/*.test.ts"],
           exclude: ["test/worker/**"],
+          setupFiles: ["test/decode-kernels.setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 300_000,
         },

@@ -2,7 +2,8 @@
 // DCT-domain scaling, jpeg-js (full scale only), and Pillow 9.4 / libjpeg-turbo (Debian's /usr/bin/python3,
 // timing Image.open + draft + load). The test photos are made with Pillow into .cache/bench-decode/: a
 // fixture upscaled to 12 MP with added detail, quality 90, 4:2:0, baseline, one copy with EXIF
-// orientation 6, and a progressive copy. Every result of ours is checked against Pillow's pixels (sha256)
+// orientation 6, and a progressive copy; the same picture as a PNG for the upload table (a PNG has no
+// DCT scaling: its fast and exact paths are the same). Every result of ours is checked against Pillow's pixels (sha256)
 // before it is timed. Each figure is wall time / CPU time of this process (medians): on a shared machine the
 // CPU time is the steadier of the two.
 //
@@ -17,6 +18,7 @@ import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
 import { decodeJpeg } from "../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../core/image/jpeg/index.ts";
 import { openImageBytes } from "../core/image/open.ts";
+import { installNodeDecodeKernels } from "../cli/node-engine.ts";
 import { preprocess } from "../core/preprocess/preprocess.ts";
 import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/preprocess/stream.ts";
 import { summarize } from "./stats.ts";
@@ -40,6 +42,7 @@ exif[0x0112] = 6
 im.save(out + "/phone-12mp-420.jpg", quality=90, subsampling=2)
 im.save(out + "/phone-12mp-420-orient6.jpg", quality=90, subsampling=2, exif=exif.tobytes())
 im.save(out + "/phone-12mp-420-progressive.jpg", quality=90, subsampling=2, progressive=True)
+im.save(out + "/phone-12mp.png")
 `;
 
 // Pillow's time and its pixels' sha256 for each scale, in one Python process (the import is not timed).
@@ -108,7 +111,12 @@ interface Timing {
 }
 
 function ensurePhotos(): string[] {
-  const names = ["phone-12mp-420.jpg", "phone-12mp-420-orient6.jpg", "phone-12mp-420-progressive.jpg"];
+  const names = [
+    "phone-12mp-420.jpg",
+    "phone-12mp-420-orient6.jpg",
+    "phone-12mp-420-progressive.jpg",
+    "phone-12mp.png",
+  ];
   if (!names.every((n) => existsSync(`${CACHE}/${n}`))) {
     mkdirSync(CACHE, { recursive: true });
     execFileSync(PYTHON, ["-c", MAKE, "test/fixtures/images/rocket-exif-orient6.jpg", CACHE], { stdio: "inherit" });
@@ -158,7 +166,7 @@ async function main(): Promise<void> {
   console.log("Each cell: wall / CPU time.");
   console.log("| file | MB | scale | ours | jpeg-js | Pillow | ours = Pillow |");
   console.log("| --- | --- | --- | --- | --- | --- | --- |");
-  for (const path of ensurePhotos()) {
+  for (const path of ensurePhotos().filter((p) => p.endsWith(".jpg"))) {
     const bytes = new Uint8Array(readFileSync(path));
     const pillow: Record<string, Timing & { sha256: string }> = JSON.parse(
       execFileSync(PYTHON, ["-c", PILLOW, path, String(RUNS)]).toString(),
@@ -179,7 +187,7 @@ async function main(): Promise<void> {
 }
 
 // Decode + preprocess of each photo to pixel_values, as an upload to a 224x224 model: edgevit fast and exact,
-// jpeg-js (full decode, then the same whole-image preprocessing), Pillow fast (draft) and exact.
+// jpeg-js (JPEGs: full decode, then the same whole-image preprocessing), Pillow fast (draft) and exact.
 async function uploads(): Promise<void> {
   console.log("");
   console.log("Decode + preprocess to google/vit-base's 224x224 pixel_values, median; wall / CPU time.");
@@ -192,15 +200,22 @@ async function uploads(): Promise<void> {
       JSON.parse(execFileSync(PYTHON, ["-c", PILLOW_UPLOAD, path, String(RUNS), mode]).toString());
     const fast = await median(() => uploadPath(bytes, "fast", out));
     const exact = await median(() => uploadPath(bytes, "exact", out));
-    const jpegJs = await median(() =>
-      preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxJpegJsMemoryMB: 2048 }), VIT, out),
-    );
+    const jpeg = path.endsWith(".jpg");
+    const jpegJs = jpeg
+      ? fmt(
+          await median(() =>
+            preprocess(decodeJpeg(bytes, { maxPixels: 50_000_000, maxJpegJsMemoryMB: 2048 }), VIT, out),
+          ),
+        )
+      : "-";
     const name = path.split("/").pop();
     console.log(
-      `| ${name} | ${fmt(fast)} | ${fmt(exact)} | ${fmt(jpegJs)} | ${fmt(pillow("fast"))} | ${fmt(pillow("exact"))} |`,
+      `| ${name} | ${fmt(fast)} | ${fmt(exact)} | ${jpegJs} | ${fmt(pillow("fast"))} | ${fmt(pillow("exact"))} |`,
     );
   }
 }
 
+// The decoders run with their wasm kernels, as in the Worker.
+await installNodeDecodeKernels();
 await main();
 await uploads();

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { Engine } from "../core/engine/index.ts";
+import { installDecodeKernels } from "../core/image/kernels.ts";
 import type { Model } from "../core/engine/model.ts";
 import { DEFAULT_LIMITS, type Limits } from "../core/limits.ts";
 
@@ -13,12 +14,19 @@ export const DEFAULT_MODEL = new URL("models/default/fashion-vit.evit", root).pa
 // What the CLI accepts: the Worker's defaults (core/limits.ts).
 export const CLI_LIMITS: Limits = DEFAULT_LIMITS;
 
-// The relaxed-SIMD build when this Node accepts it, else the baseline SIMD build.
+const read = (name: string) =>
+  readFile(new URL(`build/${name}`, root)).catch(() => {
+    throw new Error(`build/${name} is missing: run \`npm run build:wasm\``);
+  });
+
+// The image decoders' wasm kernels (build/decode.wasm), as the Worker installs them.
+export async function installNodeDecodeKernels(): Promise<void> {
+  installDecodeKernels(await WebAssembly.compile(await read("decode.wasm")));
+}
+
+// The relaxed-SIMD build when this Node accepts it, else the baseline SIMD build; the decode kernels with it.
 export async function nodeEngine(): Promise<Engine> {
-  const read = (name: string) =>
-    readFile(new URL(`build/${name}`, root)).catch(() => {
-      throw new Error(`build/${name} is missing: run \`npm run build:wasm\``);
-    });
+  await installNodeDecodeKernels();
   const [baseline, relaxed] = await Promise.all([read("engine.wasm"), read("engine-relaxed.wasm")]);
   const bytes = WebAssembly.validate(relaxed) ? relaxed : baseline;
   return Engine.instantiate(await WebAssembly.compile(bytes));

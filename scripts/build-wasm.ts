@@ -1,5 +1,6 @@
 // Compiles assembly/index.ts twice: build/engine.wasm (SIMD) and build/engine-relaxed.wasm (SIMD + relaxed
 // SIMD). One source; the relaxed code paths are chosen at compile time with ASC_FEATURE_RELAXED_SIMD.
+// And assembly/decode.ts, the image decoders' kernels, into build/decode.wasm (SIMD).
 // Skips a target whose output is newer than every source file.
 import { mkdirSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join } from "node:path";
@@ -17,8 +18,9 @@ const sourceDir = join(root, "assembly");
 const buildDir = join(root, "build");
 
 const targets = [
-  { out: "engine.wasm", features: ["simd"] },
-  { out: "engine-relaxed.wasm", features: ["simd", "relaxed-simd"] },
+  { entry: "index.ts", out: "engine.wasm", features: ["simd"] },
+  { entry: "index.ts", out: "engine-relaxed.wasm", features: ["simd", "relaxed-simd"] },
+  { entry: "decode.ts", out: "decode.wasm", features: ["simd"] },
 ];
 
 function newestSource(dir: string): number {
@@ -40,7 +42,7 @@ for (const target of targets) {
     continue;
   }
   const args = [
-    join(sourceDir, "index.ts"),
+    join(sourceDir, target.entry),
     "--outFile",
     outFile,
     "-O3",

@@ -1,9 +1,14 @@
 // The Worker's entry points: HTTP (router.ts), the queue consumers (queue.ts for images, imports.ts for
 // models from the hub) and the RPC entrypoint (rpc.ts).
 
+import decodeModule from "../build/decode.wasm";
+import { installDecodeKernels } from "../core/image/kernels.ts";
 import { IMPORT_QUEUE, type ImportMessage, runImports } from "./imports.ts";
 import { consume } from "./queue.ts";
 import { serve } from "./router.ts";
+
+// The image decoders' wasm kernels, once per isolate.
+installDecodeKernels(decodeModule);
 
 export { Edgevit, EdgevitText } from "./rpc.ts";
 

@@ -354,6 +354,8 @@ export function rowResizePlan(
 // fixed window of input rows with fixed weights, so the bytes are resize()'s; what is held is the ring (the
 // most rows one output row reads, at the output width), not every input row. NEAREST copies the row each
 // output row samples.
+export type HorizontalPass = (src: Uint8Array, from: number, out: Uint8Array, at: number) => void;
+
 export class RowResize {
   private readonly plan: RowResizePlan;
   private readonly reversed: boolean;
@@ -363,11 +365,23 @@ export class RowResize {
   private readonly row: Uint8Array; // [width][3]: the output row handed to emit
   private readonly at: Int32Array; // the ring offsets of one output row's input rows
   private next: number; // the next output row (counting down when reversed)
+  // The horizontal pass of one input row from src[from..] into out[at..]: horizontalRow, or a kernel
+  // bit-exact with it (../image/kernels.ts).
+  private readonly horizontal: HorizontalPass | null;
 
   // emit receives each output row (a buffer reused after it returns) and its y; reversed: rows arrive from
   // inHeight - 1 down to 0, and leave from height - 1 down to 0.
-  constructor(plan: RowResizePlan, emit: (row: Uint8Array, y: number) => void, reversed = false) {
+  constructor(
+    plan: RowResizePlan,
+    emit: (row: Uint8Array, y: number) => void,
+    reversed = false,
+    horizontal?: HorizontalPass,
+  ) {
     this.plan = plan;
+    const { horiz, width } = plan;
+    this.horizontal = horiz
+      ? (horizontal ?? ((src, from, out, at) => horizontalRow(src, from, out, at, width, horiz)))
+      : null;
     this.reversed = reversed;
     this.emit = emit;
     this.ring = new Uint8Array(plan.ringRows * plan.width * 3);
@@ -378,7 +392,7 @@ export class RowResize {
 
   // Input row y, [inWidth][3] from src[from..].
   push(src: Uint8Array, y: number, from = 0): void {
-    const { width, height, inWidth, horiz, vert, xin, yin, firstRow, lastRow, ringRows } = this.plan;
+    const { width, height, inWidth, vert, xin, yin, firstRow, lastRow, ringRows } = this.plan;
     const stride = width * 3;
     if (xin && yin) {
       let row = true;
@@ -398,14 +412,14 @@ export class RowResize {
       return;
     }
     if (!vert) {
-      if (horiz) horizontalRow(src, from, this.row, 0, width, horiz);
+      if (this.horizontal) this.horizontal(src, from, this.row, 0);
       else this.row.set(src.subarray(from, from + stride));
       this.emit(this.row, y);
       return;
     }
     if (y < firstRow || y >= lastRow) return;
     const slot = ((y - firstRow) % ringRows) * stride;
-    if (horiz) horizontalRow(src, from, this.ring, slot, width, horiz);
+    if (this.horizontal) this.horizontal(src, from, this.ring, slot);
     else this.ring.set(src.subarray(from, from + inWidth * 3), slot);
     const { bounds, weights, ksize } = vert;
     // Output rows whose window ends at y (rows arriving in order) or starts at y (bottom-up).

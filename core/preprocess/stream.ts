@@ -18,6 +18,7 @@
 
 import type { Preprocessing } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
+import { decodeKernels } from "../image/kernels.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
   type Coefficients,
@@ -253,7 +254,16 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
 
   if (!m.swap) {
     // Orientations 3 and 4 push T's rows bottom-up: the resize takes them in that order.
-    const resize = resizePlan && new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0);
+    // The horizontal pass through the decode module's kernel when it is installed and the row fits it.
+    const h = resizePlan?.horiz;
+    const kernels = decodeKernels();
+    const horizontal =
+      h && kernels?.fitsResample(w, outW, h)
+        ? (src: Uint8Array, from: number, to: Uint8Array, at: number) =>
+            kernels.horizontalRow(src, from, w, to, at, outW, h)
+        : undefined;
+    const resize =
+      resizePlan && new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0, horizontal);
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
@@ -323,22 +333,45 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
     finish,
     row: (row, y) => {
       const tx = m.colOf(y);
+      // The stored pixel of T row firstRow, and the step to the next T row's.
+      const s0 = sxOf(firstRow) * 3;
+      const step = m.rowsReversed ? -3 : 3;
       for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
-        let acc = open[xx];
-        if (!acc) {
-          acc = spare.pop() ?? new Float64Array(rows * 3);
+        if (!open[xx]) {
+          const acc = spare.pop() ?? new Float64Array(rows * 3);
           acc.fill(HALF);
           open[xx] = acc;
         }
+      }
+      // The hot loop of an orientation that swaps the axes: every pixel of the row into each window it
+      // falls in, two windows (what a downscale has at most) in one pass over the row.
+      for (let xx = lo[tx]; xx <= hi[tx]; xx += 2) {
+        const acc = open[xx] as Float64Array;
         const k = weights[xx * ksize + tx - bounds[xx * 2]];
-        if (k !== 0) {
-          for (let ty = firstRow, a = 0; ty < lastRow; ty++, a += 3) {
-            const s = sxOf(ty) * 3;
+        if (xx + 1 <= hi[tx]) {
+          const acc2 = open[xx + 1] as Float64Array;
+          const k2 = weights[(xx + 1) * ksize + tx - bounds[(xx + 1) * 2]];
+          for (let a = 0, s = s0; a < rows * 3; a += 3, s += step) {
+            const r = row[s];
+            const g = row[s + 1];
+            const b = row[s + 2];
+            acc[a] += r * k;
+            acc[a + 1] += g * k;
+            acc[a + 2] += b * k;
+            acc2[a] += r * k2;
+            acc2[a + 1] += g * k2;
+            acc2[a + 2] += b * k2;
+          }
+        } else if (k !== 0) {
+          for (let a = 0, s = s0; a < rows * 3; a += 3, s += step) {
             acc[a] += row[s] * k;
             acc[a + 1] += row[s + 1] * k;
             acc[a + 2] += row[s + 2] * k;
           }
         }
+      }
+      for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
+        const acc = open[xx] as Float64Array;
         const xmin = bounds[xx * 2];
         if (tx === (increasing ? xmin + bounds[xx * 2 + 1] - 1 : xmin)) {
           for (let a = 0; a < rows * 3; a++) column[a] = clip8(acc[a]);

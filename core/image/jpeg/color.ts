@@ -209,27 +209,42 @@ export function h2v2YccRow(
   let cbLast = cbThis;
   let crLast = crThis;
   const lastColumn = chromaWidth - 1;
-  for (let x = 0; x < chromaWidth; x++) {
-    const more = x < lastColumn;
-    const cbNext = more ? cb[cbNear + x + 1] * 3 + cb[cbFar + x + 1] : cbThis;
-    const crNext = more ? cr[crNear + x + 1] * 3 + cr[crFar + x + 1] : crThis;
-    const px = 2 * x;
+  // The hot loop: every column but the last, two output pixels each.
+  for (let x = 0; x < lastColumn; x++) {
+    const cbNext = cb[cbNear + x + 1] * 3 + cb[cbFar + x + 1];
+    const crNext = cr[crNear + x + 1] * 3 + cr[crFar + x + 1];
+    const py = yo + 2 * x;
     let b = (cbThis * 3 + cbLast + 8) >> 4;
     let r = (crThis * 3 + crLast + 8) >> 4;
-    let l = y[yo + px] + 512;
-    out[o++] = CLAMP[l + CR_R[r]];
-    out[o++] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
-    out[o++] = CLAMP[l + CB_B[b]];
-    if (px + 1 >= width) break;
+    let l = y[py] + 512;
+    out[o] = CLAMP[l + CR_R[r]];
+    out[o + 1] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+    out[o + 2] = CLAMP[l + CB_B[b]];
     b = (cbThis * 3 + cbNext + 7) >> 4;
     r = (crThis * 3 + crNext + 7) >> 4;
-    l = y[yo + px + 1] + 512;
-    out[o++] = CLAMP[l + CR_R[r]];
-    out[o++] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
-    out[o++] = CLAMP[l + CB_B[b]];
+    l = y[py + 1] + 512;
+    out[o + 3] = CLAMP[l + CR_R[r]];
+    out[o + 4] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+    out[o + 5] = CLAMP[l + CB_B[b]];
+    o += 6;
     cbLast = cbThis;
     crLast = crThis;
     cbThis = cbNext;
     crThis = crNext;
   }
+  // The last column: its right neighbour repeats it, and an odd width ends after its first pixel.
+  const px = 2 * lastColumn;
+  let b = (cbThis * 3 + cbLast + 8) >> 4;
+  let r = (crThis * 3 + crLast + 8) >> 4;
+  let l = y[yo + px] + 512;
+  out[o] = CLAMP[l + CR_R[r]];
+  out[o + 1] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+  out[o + 2] = CLAMP[l + CB_B[b]];
+  if (px + 1 >= width) return;
+  b = (cbThis * 4 + 7) >> 4;
+  r = (crThis * 4 + 7) >> 4;
+  l = y[yo + px + 1] + 512;
+  out[o + 3] = CLAMP[l + CR_R[r]];
+  out[o + 4] = CLAMP[l + ((CB_G[b] + CR_G[r]) >> 16)];
+  out[o + 5] = CLAMP[l + CB_B[b]];
 }

@@ -14,6 +14,7 @@ import { buffers, sizeClass } from "../../buffers.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
+import { type DecodeKernels, decodeKernels } from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
   cmykToRgb,
@@ -702,7 +703,31 @@ class Pass {
     let blocksPerMcu = 0;
     for (const sc of scan.components)
       blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
+    // With the wasm kernels, a streamed MCU row (at scale 1, 1/2 or 1/4) is decoded into their coefficient
+    // band (each component's block rows, c.v of paddedBlocksPerLine blocks, one after the other) and goes
+    // through the IDCT there in one call per component.
+    const kernels = decodeKernels();
+    const bandAt: number[] = [];
+    let bandBlocks = 0;
+    let bandOut = 0;
+    for (const sc of scan.components) {
+      const c = f.components[sc.index];
+      bandAt.push(bandBlocks * 64);
+      bandBlocks += c.v * c.paddedBlocksPerLine;
+      const p = this.planes[sc.index];
+      bandOut = Math.max(bandOut, p.bandRows * p.stride);
+    }
+    const banded =
+      kernels !== null &&
+      !buffered &&
+      interleaved &&
+      this.planes.every((p) => p.size >= 2) &&
+      kernels.fitsBand(bandBlocks, bandOut);
     const decodeRow = (my: number) => {
+      if (banded) {
+        this.decodeBandedRow(r, scan, my, preds, dcs, acs, qs, bandAt, bandBlocks);
+        return;
+      }
       for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
@@ -730,7 +755,7 @@ class Pass {
                 continue;
               }
               dq.fill(0);
-              preds[i] = decodeBlock(r, dcs[i], acs[i], dq, buffered ? UNIT_QUANT : qs[i], preds[i]);
+              preds[i] = decodeBlock(r, dcs[i], acs[i], dq, 0, buffered ? UNIT_QUANT : qs[i], preds[i]);
               if (buffered) this.storeBlock(p, bx, by);
               else p.idct(dq, p.ring, out, p.stride);
             }
@@ -745,6 +770,51 @@ class Pass {
       await this.worked(mcusX * blocksPerMcu);
     }
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
+  }
+
+  // One MCU row of an interleaved streamed scan through the wasm kernels: every block into
+  // the coefficient band, then each component's blocks through the IDCT into its ring. A block of a
+  // segment that ran out of data stays zero, i.e. 128, as libjpeg leaves it.
+  private decodeBandedRow(
+    r: BitReader,
+    scan: Scan,
+    my: number,
+    preds: Int32Array,
+    dcs: HuffmanTable[],
+    acs: HuffmanTable[],
+    qs: Int32Array[],
+    bandAt: number[],
+    bandBlocks: number,
+  ): void {
+    const kernels = decodeKernels() as DecodeKernels;
+    const { view, at } = kernels.coefficients(bandBlocks);
+    const f = this.frame;
+    const restart = this.tables.restartInterval;
+    const n = scan.components.length;
+    for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; mx++, mcu++) {
+      if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+        this.restartCheck(r);
+        preds.fill(0);
+      }
+      if (this.exhausted) continue;
+      for (let i = 0; i < n; i++) {
+        const c = this.planes[scan.components[i].index].comp;
+        for (let v = 0; v < c.v; v++) {
+          for (let h = 0; h < c.h; h++) {
+            const off = at + bandAt[i] + (v * c.paddedBlocksPerLine + mx * c.h + h) * 64;
+            preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+          }
+        }
+      }
+      if (r.exhausted) this.exhausted = true;
+    }
+    for (let i = 0; i < n; i++) {
+      const p = this.planes[scan.components[i].index];
+      const c = p.comp;
+      const off = (my % 3) * p.bandRows * p.stride;
+      kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
+    }
+    kernels.released();
   }
 
   private zeroMcu(scan: Scan, mx: number, my: number): void {
@@ -938,6 +1008,22 @@ class Pass {
       p.ring.fill(128, slot * p.stride, (slot + p.bandRows) * p.stride);
       return;
     }
+    const kernels = decodeKernels();
+    if (kernels && p.kept === 64 && kernels.fitsBand(c.v * c.paddedBlocksPerLine, p.bandRows * p.stride)) {
+      // The band's blocks (padding columns included, so the whole ring row is written) dequantized into
+      // the kernels' coefficient band, then one IDCT call.
+      const rows = Math.min(c.v, c.blocksPerColumn - row * c.v);
+      const perRow = c.paddedBlocksPerLine;
+      const { view, at } = kernels.coefficients(rows * perRow);
+      for (let v = 0; v < rows; v++) {
+        const o = (row * c.v + v) * perRow * 64;
+        const d = at + v * perRow * 64;
+        for (let i = 0; i < perRow * 64; i++) view[d + i] = coefs[o + i] * q[i & 63];
+      }
+      if (rows > 0) kernels.idctBand(s, at, perRow, rows, p.ring, slot * p.stride, p.stride);
+      kernels.released();
+      return;
+    }
     const dq = this.dequantized;
     const natural = p.keptNatural;
     for (let v = 0; v < c.v; v++) {
@@ -974,6 +1060,8 @@ class Pass {
     const offsets: number[] = new Array(n);
     const [p0, p1, p2] = planes;
     const fused = this.d.colorSpace === "ycbcr" && p0.method === "full" && p1.method === "h2v2" && p2.method === "h2v2";
+    const kernels = decodeKernels();
+    const fusedRow = kernels?.fitsRow(w) ? kernels.h2v2YccRow.bind(kernels) : h2v2YccRow;
     for (let i = 0; i < count; i++) {
       const y = first + i;
       if (fused) {
@@ -983,7 +1071,7 @@ class Pass {
         const crNear = rowOffset(p2, near);
         const cbFar = rowOffset(p1, far);
         const crFar = rowOffset(p2, far);
-        h2v2YccRow(
+        fusedRow(
           p0.ring,
           rowOffset(p0, y),
           p1.ring,

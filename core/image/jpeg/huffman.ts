@@ -83,10 +83,27 @@ export class BitReader {
     this.pos = pos;
   }
 
-  // Tops the buffer up to at least 25 bits (libjpeg's MIN_GET_BITS).
+  // Tops the buffer up to at least 25 bits (libjpeg's MIN_GET_BITS). The plain bytes of entropy data in
+  // a local loop; a 0xFF (stuffed zero or marker) through the careful path.
   fill(): void {
     const d = this.data;
     const n = d.length;
+    let p = this.pos;
+    let acc = this.acc;
+    let bits = this.bits;
+    if (!this.atMarker) {
+      while (bits <= 24 && p < n) {
+        const byte = d[p];
+        if (byte === 0xff) break;
+        acc = (acc << 8) | byte;
+        bits += 8;
+        p++;
+      }
+      this.pos = p;
+      this.acc = acc;
+      this.bits = bits;
+      if (bits > 24) return;
+    }
     while (this.bits <= 24) {
       let byte = 0;
       if (this.atMarker) {
@@ -179,42 +196,59 @@ export class BitReader {
   }
 }
 
-// One sequential block into blk (natural order, dequantized by q, zeroed by the caller). Returns the new
-// DC predictor. The DC coefficient is kept as a 16-bit value, wrapping as libjpeg's JCOEF does.
+// One sequential block into blk[off..off + 64) (natural order, dequantized by q, zeroed by the caller).
+// Returns the new DC predictor. The DC coefficient is kept as a 16-bit value, wrapping as libjpeg's JCOEF
+// does.
 export function decodeBlock(
   r: BitReader,
   dc: HuffmanTable,
   ac: HuffmanTable,
   blk: Int32Array,
+  off: number,
   q: Int32Array,
   pred: number,
 ): number {
   const s = r.decode(dc);
   const dcv = (pred + (s === 0 ? 0 : r.receiveExtend(s))) | 0;
-  blk[0] = ((dcv << 16) >> 16) * q[0];
+  blk[off] = ((dcv << 16) >> 16) * q[0];
   const fast = ac.fastAc;
+  // The hot loop of decoding: the reader's bit buffer is kept in locals and written back around calls.
+  let acc = r.acc;
+  let bits = r.bits;
   for (let k = 1; k < 64; k++) {
-    if (r.bits < 16) r.fill();
-    const f = fast[(r.acc >>> (r.bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
+    if (bits < 16) {
+      r.bits = bits;
+      r.fill();
+      acc = r.acc;
+      bits = r.bits;
+    }
+    const f = fast[(acc >>> (bits - FAST_BITS)) & ((1 << FAST_BITS) - 1)];
     if (f !== 0) {
-      r.bits -= f & 15;
+      bits -= f & 15;
       k += (f >> 4) & 15;
       const z = ZIGZAG[k];
-      blk[z] = (f >> 8) * q[z];
+      blk[off + z] = (f >> 8) * q[z];
       continue;
     }
+    r.bits = bits;
     const rs = r.decode(ac);
     const run = rs >> 4;
     const size = rs & 15;
     if (size !== 0) {
       k += run;
       const z = ZIGZAG[k];
-      blk[z] = r.receiveExtend(size) * q[z];
+      blk[off + z] = r.receiveExtend(size) * q[z];
+    } else if (run !== 15) {
+      acc = r.acc;
+      bits = r.bits;
+      break;
     } else {
-      if (run !== 15) break;
       k += 15;
     }
+    acc = r.acc;
+    bits = r.bits;
   }
+  r.bits = bits;
   return dcv;
 }
 

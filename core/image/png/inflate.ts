@@ -399,6 +399,15 @@ export class Inflater {
       const sym = e >> 4;
       if (sym < 256) {
         out[n++] = sym;
+        // Photos are mostly literals: more of them straight away while the next code is surely in the
+        // buffer (a table entry is at most FAST_BITS long).
+        while (bitCount >= FAST_BITS && n < full) {
+          const e2 = litFast[bitBuf & FAST_MASK];
+          if (e2 === 0 || e2 >> 4 >= 256) break;
+          bitBuf >>>= e2 & 15;
+          bitCount -= e2 & 15;
+          out[n++] = e2 >> 4;
+        }
         continue;
       }
       if (sym === 256) {

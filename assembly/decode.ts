@@ -1,0 +1,20 @@
+// The image decoders' kernels (core/image/wasm.ts loads them): a module of its own, separate from the
+// engine, with a small memory the host copies rows into. Each kernel has its scalar twin for tests.
+export { h2v2YccRow, h2v2YccRowScalar } from "./image/ycc";
+export { idct8Band, idct8BandScalar } from "./image/idct";
+export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./image/idct-scaled";
+export { horizontalRow, horizontalRowScalar } from "./image/resample";
+
+/** The first free byte of memory: the host's scratch area starts here. */
+export function scratchBase(): usize {
+  return (__heap_base + 15) & ~15;
+}
+
+/** Grows memory so that `bytes` of scratch fit; returns the scratch base, or 0 when memory cannot grow. */
+export function reserve(bytes: i32): usize {
+  const base = scratchBase();
+  const end = base + <usize>bytes;
+  const have = <usize>memory.size() << 16;
+  if (end > have && memory.grow(<i32>((end - have + 0xffff) >>> 16)) < 0) return 0;
+  return base;
+}

@@ -1,0 +1,211 @@
+// The image decoders' wasm kernels (assembly/image/, core/image/kernels.ts) against their scalar twins and
+// the JavaScript steps they replace, on random and extreme rows; and whole decodes with and without them.
+import { readFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "vitest";
+import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
+import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
+import { openJpeg } from "../../../core/image/jpeg/index.ts";
+import { decodeKernels, installDecodeKernels } from "../../../core/image/kernels.ts";
+import {
+  BICUBIC,
+  BILINEAR,
+  BOX,
+  coefficients,
+  filterOf,
+  HAMMING,
+  horizontalRow,
+  LANCZOS,
+} from "../../../core/preprocess/resize.ts";
+
+const root = new URL("../../../", import.meta.url);
+const module = new WebAssembly.Module(readFileSync(new URL("build/decode.wasm", root)));
+const kernels = installDecodeKernels(module);
+if (!kernels) throw new Error("no kernels");
+afterAll(() => installDecodeKernels(module));
+
+// A deterministic generator (mulberry32), so a failure names its row.
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Fill = (rand: () => number, i: number) => number;
+const FILLS: Record<string, Fill> = {
+  random: (rand) => Math.floor(rand() * 256),
+  zeros: () => 0,
+  full: () => 255,
+  // Saturates every channel both ways: chroma and luma at opposite extremes in alternate columns.
+  alternating: (_, i) => (i & 1 ? 255 : 0),
+  ramp: (_, i) => (i * 37) & 255,
+};
+
+describe("h2v2YccRow: 4:2:0 fancy upsampling + YCbCr -> RGB", () => {
+  // The unfused JavaScript steps: the h2v2 upsampled rows, then the conversion.
+  function reference(y: Uint8Array, cb: Uint8Array, cr: Uint8Array, cw: number, width: number, odd: boolean) {
+    const cbUp = new Uint8Array(2 * cw + 8);
+    const crUp = new Uint8Array(2 * cw + 8);
+    upsampleRow("h2v2", 2, cw, cb, 0, cw, odd, cbUp, width);
+    upsampleRow("h2v2", 2, cw, cr, 0, cw, odd, crUp, width);
+    const out = new Uint8Array(3 * width);
+    yccToRgb(y, 0, cbUp, 0, crUp, 0, out, 0, width);
+    return out;
+  }
+
+  const widths = [5, 6, 7, 16, 17, 18, 19, 20, 33, 34, 35, 36, 100, 101, 4000, 4001];
+  for (const [name, fill] of Object.entries(FILLS)) {
+    test(`${name} rows, widths ${widths.join(", ")}: SIMD = scalar twin = upsampleRow + yccToRgb`, () => {
+      const rand = random(widths.length + name.length);
+      for (const width of widths) {
+        const cw = Math.ceil(width / 2);
+        const y = Uint8Array.from({ length: width }, (_, i) => fill(rand, i));
+        // Rows near then far, one after the other; chroma from another stretch of the pattern.
+        const cb = Uint8Array.from({ length: 2 * cw }, (_, i) => fill(rand, i + 1));
+        const cr = Uint8Array.from({ length: 2 * cw }, (_, i) => fill(rand, 3 * i));
+        const want = reference(y, cb, cr, cw, width, false);
+        const simd = new Uint8Array(3 * width);
+        const scalar = new Uint8Array(3 * width);
+        kernels.h2v2YccRow(y, 0, cb, 0, cw, cr, 0, cw, cw, simd, 0, width);
+        kernels.h2v2YccRow(y, 0, cb, 0, cw, cr, 0, cw, cw, scalar, 0, width, true);
+        expect(scalar, `scalar, width ${width}`).toEqual(want);
+        expect(simd, `SIMD, width ${width}`).toEqual(want);
+      }
+    });
+  }
+
+  test("rows at offsets inside larger buffers, output at an offset", () => {
+    const rand = random(7);
+    const width = 257;
+    const cw = 129;
+    const y = Uint8Array.from({ length: 1000 }, () => Math.floor(rand() * 256));
+    const plane = Uint8Array.from({ length: 1000 }, () => Math.floor(rand() * 256));
+    const out = new Uint8Array(3 * width + 30).fill(7);
+    kernels.h2v2YccRow(y, 300, plane, 11, 500, plane, 200, 700, cw, out, 30, width);
+    const want = reference(
+      y.subarray(300),
+      Uint8Array.of(...plane.subarray(11, 11 + cw), ...plane.subarray(500, 500 + cw)),
+      Uint8Array.of(...plane.subarray(200, 200 + cw), ...plane.subarray(700, 700 + cw)),
+      cw,
+      width,
+      false,
+    );
+    expect(out.subarray(30)).toEqual(want);
+    expect(Array.from(out.subarray(0, 30))).toEqual(new Array(30).fill(7));
+  });
+});
+
+describe("idctBand: the 8x8 islow IDCT and the reduced 4x4 and 2x2 ones", () => {
+  // Coefficient blocks of each kind: photo-like (few, small, low-frequency), dense, DC only (the
+  // whole-block shortcut), a lone coefficient per column, and extremes that wrap and saturate in 16 bits.
+  type Block = (rand: () => number) => Int32Array;
+  const int = (rand: () => number, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const KINDS: Record<string, Block> = {
+    photo: (rand) =>
+      Int32Array.from({ length: 64 }, (_, i) => (i === 0 || rand() < 8 / (i + 4) ? int(rand, -1024, 1023) : 0)),
+    dense: (rand) => Int32Array.from({ length: 64 }, () => int(rand, -2048, 2047)),
+    "DC only": (rand) => Int32Array.from({ length: 64 }, (_, i) => (i === 0 ? int(rand, -40000, 40000) : 0)),
+    "row 0 only": (rand) => Int32Array.from({ length: 64 }, (_, i) => (i < 8 ? int(rand, -20000, 20000) : 0)),
+    "one per column": (rand) =>
+      Int32Array.from({ length: 64 }, (_, i) => (i >> 3 === (i & 7) ? int(rand, -32768, 32767) : 0)),
+    extreme: (rand) =>
+      Int32Array.from({ length: 64 }, () => [32767, -32768, 65535, -65536, 1 << 20, 0, 255 * 65535][int(rand, 0, 6)]),
+    "16-bit": (rand) => Int32Array.from({ length: 64 }, () => int(rand, -32768, 32767)),
+    // Nonzero only above 16 bits: the whole-block test sees them, the transform reads zeros.
+    "high bits": (rand) =>
+      Int32Array.from({ length: 64 }, (_, i) => (i === 0 ? int(rand, -9000, 9000) : rand() < 0.2 ? 65536 : 0)),
+  };
+
+  const IDCTS = { 8: idct8, 4: idct4, 2: idct2 } as const;
+  for (const size of [8, 4, 2] as const) {
+    for (const [name, make] of Object.entries(KINDS)) {
+      test(`${size}x${size}, ${name} blocks: SIMD = scalar twin = idct${size}`, () => {
+        const rand = random(name.length * 101 + size);
+        // A band of 2 block rows of 5 blocks, as the decoder lays out a component's MCU row.
+        const perRow = 5;
+        const rows = 2;
+        const stride = perRow * size + 3;
+        for (let round = 0; round < 40; round++) {
+          const blocks = Array.from({ length: perRow * rows }, () => make(rand));
+          const want = new Uint8Array(rows * size * stride);
+          blocks.forEach((b, n) => {
+            IDCTS[size](b, want, Math.floor(n / perRow) * size * stride + (n % perRow) * size, stride);
+          });
+          for (const scalar of [false, true]) {
+            const { view, at } = kernels.coefficients(perRow * rows);
+            blocks.forEach((b, n) => view.set(b, at + n * 64));
+            const got = new Uint8Array(rows * size * stride);
+            kernels.idctBand(size, at, perRow, rows, got, 0, stride, scalar);
+            // The band comes back zeroed for the next one.
+            expect(view.subarray(at, at + perRow * rows * 64).every((v) => v === 0)).toBe(true);
+            kernels.released();
+            for (let y = 0; y < rows * size; y++) {
+              const w = want.subarray(y * stride, y * stride + perRow * size);
+              const g = got.subarray(y * stride, y * stride + perRow * size);
+              expect(g, `${scalar ? "scalar" : "SIMD"}, row ${y}`).toEqual(w);
+            }
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("horizontalRow: the resize's horizontal pass", () => {
+  const FILTERS = { BILINEAR, BICUBIC, LANCZOS, BOX, HAMMING };
+  // Downscales as uploads need them, an upscale, and the same size.
+  const SIZES = [
+    [4000, 224],
+    [1000, 224],
+    [333, 100],
+    [224, 224],
+    [50, 173],
+    [7, 3],
+  ];
+  for (const [name, filter] of Object.entries(FILTERS)) {
+    for (const fill of ["random", "full", "alternating"] as const) {
+      test(`${name}, ${fill} rows: SIMD = scalar twin = horizontalRow`, () => {
+        const rand = random(name.length + fill.length);
+        for (const [inW, outW] of SIZES) {
+          const c = coefficients(inW, outW, filterOf(filter));
+          const row = Uint8Array.from({ length: 3 * inW + 9 }, (_, i) => FILLS[fill](rand, i));
+          const want = new Uint8Array(3 * outW + 6);
+          horizontalRow(row, 9, want, 6, outW, c);
+          for (const scalar of [false, true]) {
+            const got = new Uint8Array(3 * outW + 6);
+            kernels.horizontalRow(row, 9, inW, got, 6, outW, c, scalar);
+            expect(got, `${scalar ? "scalar" : "SIMD"}, ${inW} -> ${outW}`).toEqual(want);
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("whole decodes with and without the kernels", () => {
+  const photos = ["cat-420-99x65.jpg", "cat-baseline-420.jpg", "coffee-progressive.jpg", "rocket-exif-orient6.jpg"];
+  async function pixels(bytes: Uint8Array, scale: number): Promise<Uint8Array> {
+    const d = openJpeg(bytes, { maxPixels: 1 << 26 });
+    const width = Math.ceil(d.header.width / scale);
+    const out = new Uint8Array(width * Math.ceil(d.header.height / scale) * 3);
+    await d.decode(scale, (rows, first, count) => out.set(rows.subarray(0, count * width * 3), first * width * 3));
+    return out;
+  }
+  for (const name of photos) {
+    test(`${name} at every scale: the same pixels`, async () => {
+      const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
+      for (const scale of [1, 2, 4, 8]) {
+        installDecodeKernels(null);
+        expect(decodeKernels()).toBeNull();
+        const js = await pixels(bytes, scale);
+        installDecodeKernels(module);
+        const wasm = await pixels(bytes, scale);
+        expect(wasm.length).toBe(js.length);
+        expect(Buffer.compare(wasm, js), `1/${scale}`).toBe(0);
+      }
+    });
+  }
+});
