@@ -114,10 +114,9 @@ export interface DotInfo {
   probe: number;
 }
 
-// forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits).
-export const CAPTURE_ATTENTION = 2;
-export const CAPTURE_LAYER = 4;
-export const CAPTURE_HIDDEN = 8;
+// forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits), declared beside the plan
+// of their buffers.
+export { CAPTURE_ATTENTION, CAPTURE_HIDDEN, CAPTURE_LAYER } from "./memory.ts";
 
 // The config struct init() reads (assembly/model.ts, ConfigStruct): after `bytes`, the struct's own size,
 // one 4-byte little-endian field per ModelConfig field (the tower fields with their defaults; `family`

@@ -2,7 +2,6 @@
 // can budget a model (and the capture buffers a request asks for) before memory grows for it.
 import { imageTokens, tokens, towerOf, type ModelConfig } from "../bundle/format.ts";
 import { sizeText } from "../sizes.ts";
-import { CAPTURE_ATTENTION, CAPTURE_HIDDEN, CAPTURE_LAYER } from "./abi.ts";
 
 // Mirrors init() in assembly/model.ts; test/models/limits.test.ts checks it against the memory loads
 // really take.
@@ -129,6 +128,12 @@ export function memoryPlan(c: ModelConfig, payloadBytes: number, heapTop: number
   const totalBytes = wholePages(heapTop + payloadBytes + ALLOC_SLACK + activationBytes);
   return { payloadBytes, activationBytes, totalBytes };
 }
+
+// forward()'s and enableCapture()'s flags, assembly/model.ts's CAPTURE_* bits (core/engine/abi.ts exports
+// them with the rest of the ABI): what a run keeps besides its outputs.
+export const CAPTURE_ATTENTION = 2; // per layer: the class token's rows, their head mean, attention rollout
+export const CAPTURE_LAYER = 4; // one layer's attention probabilities, every head
+export const CAPTURE_HIDDEN = 8; // one hidden state, RunOptions.capture
 
 // The f32 buffers enableCapture() in assembly/model.ts allocates for `kinds` (CAPTURE_* bits), each followed
 // by the 128 bytes its alloc() grows memory for beside the request: what memory can grow by. A ViT-B/16's
