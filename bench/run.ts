@@ -2,7 +2,7 @@
 // same ViTs and image towers (CLIP, SigLIP, DINOv2), the same weights and the same inputs, on this machine,
 // in one run.
 //
-//   npm run bench [-- --quick] [-- --models vit-b16,deit-small,deit-tiny,clip-b32,siglip-b16,dinov2-b]
+//   npm run bench [-- --quick] [-- --models vit-b16,deit-small,deit-tiny,clip-b32,siglip-b16,dinov2-b,smolvlm-512]
 //                 [--rounds N] [--images N] [--no-worker] [--write | --no-write]
 //
 // A full run writes the "End to end" section of BENCHMARKS.md for the ViTs and the "Image towers end to
