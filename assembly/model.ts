@@ -335,9 +335,9 @@ export class RunState {
   }
 }
 
-// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call. The
-// hidden states are not kept: a host that draws them steps the pass (forwardBegin, forwardLayer) and reads
-// the residual stream in place after each step.
+// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call. Of
+// the hidden states only the one `capture` names is kept (CAPTURE_HIDDEN): a host that draws them all steps
+// the pass (forwardBegin, forwardLayer) and reads the residual stream in place after each step.
 export const CAPTURE_ATTENTION: i32 = 2; // per layer: the class token's rows, their head mean, attention rollout
 export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
 export const CAPTURE_HIDDEN: i32 = 8; // RunState.captured, one hidden state (enableCapture only)
