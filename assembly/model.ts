@@ -8,7 +8,7 @@
 // each difference a field of the Config; then a vision-language model's connector (Idefics3's pixel
 // shuffle and modality projection, LLaVA's multi_modal_projector), which makes the LLM's image tokens. Every helper takes the structs it uses and says which buffers it
 // reads and writes.
-import { gemm, k16, n4, rowsPadded } from "./kernels/gemm";
+import { gemm, GEMM_ROWS, k16, n4, rowsPadded } from "./kernels/gemm";
 import { quantizeRows, quantizeShuffled, packRows } from "./kernels/quant";
 import { layerNorm } from "./kernels/norm";
 import { softmaxQuantize } from "./kernels/softmax";
@@ -38,7 +38,7 @@ export function alloc(bytes: usize): usize {
  * order, read in place. `bytes` = offsetof<ConfigStruct>() lets init refuse a host that writes another layout.
  */
 @unmanaged class ConfigStruct {
-  bytes: i32; // 96
+  bytes: i32; // 100
   channels: i32;
   imageSize: i32;
   patchSize: i32;
@@ -62,6 +62,7 @@ export function alloc(bytes: usize): usize {
   lmDim: i32; // the LLM's width
   projectorHiddenAct: i32; // ACT_*, LLaVA's projector
   visionFeatureSelectStrategy: i32; // 0 default (drop the class token), 1 full
+  blockRows: i32; // the memory plan's block of tokens (core/engine/memory.ts, BLOCK_ROWS): a multiple of 4 and of GEMM_ROWS
 }
 
 // ConfigStruct.hiddenAct: transformers' hidden_act names, in core/bundle/format.ts's HIDDEN_ACTS order.
@@ -109,6 +110,11 @@ export class Config {
   tokens: i32 = 0; // patches + prefixTokens
   positions: i32 = 0; // rows of the position embeddings: classRows + patches
   patchDim: i32 = 0; // channels * patchSize * patchSize
+  // Tokens per block: the MLP, each query block of attention, the patch embedding and every linear() work on
+  // this many rows at a time, so that only the residual stream and attention's keys and values span every
+  // token. The blocks are independent rows: the results are the same for any block size.
+  blockRows: i32 = 0;
+  headLd: i32 = 0; // row stride of one head's columns computed alone: headDim + 3 (they start up to 3 past a group of 4)
 }
 
 /** A Linear(K -> N) in the packed B layout (docs/ARCHITECTURE.md). */
@@ -212,18 +218,25 @@ class PackedRows {
   sum: usize = 0; // i32 [N4]
 }
 
-/** Activation buffers, allocated once by init(). */
+/** The next 64-byte-aligned offset after `bytes` at `offset`: how RunState lays out its arena. */
+@inline function after(offset: usize, bytes: usize): usize {
+  return (offset + bytes + 63) & ~<usize>63;
+}
+
+/**
+ * Activation buffers, allocated once by init() (core/engine/memory.ts plans the same bytes). Only the
+ * residual stream and attention's keys and values span every token; the rest holds one block of
+ * c.blockRows tokens. The arena holds what is live in turn: the input image until the embeddings have read
+ * it, then in each layer attention's operands, then the MLP's hidden rows.
+ */
 export class RunState {
-  input: usize = 0; // f32 [channels][imageSize][imageSize]
-  patchRows: usize = 0; // f32 [patches][patchDim], patches flattened (c, py, px)
-  x: usize = 0; // f32 [tokens][dim], the residual stream
-  norm: usize = 0; // f32 [tokens][dim], LayerNorm output
-  qkvOut: usize = 0; // f32 [tokens][3 * dim]
-  scores: usize = 0; // f32 [tokens][tokens], one head's attention probabilities
-  context: usize = 0; // f32 [tokens][dim], heads concatenated
-  mlpHidden: usize = 0; // f32 [tokens][hidden]
-  output: usize = 0; // f32 [tokens][dim], last_hidden_state (CLIP: before post_layernorm)
-  captured: usize = 0; // f32 [tokens][dim]
+  blockRows: i32; // c.blockRows
+  input: usize = 0; // f32 [channels][imageSize][imageSize], at the start of the arena
+  x: usize = 0; // f32 [tokens][dim], the residual stream; after the final norm, last_hidden_state
+  rows: usize = 0; // f32 [blockRows][max(dim, patchDim)]: a block's patch rows, LayerNorm output or branch output
+  query: usize = 0; // f32 [blockRows][headLd], one head's queries for a block
+  context: usize = 0; // f32 [blockRows][dim], a block's heads concatenated
+  captured: usize = 0; // f32 [tokens][dim], hidden_states[capture]: allocated by enableCapture(CAPTURE_HIDDEN)
   logits: usize = 0; // f32 [classes]
   distillationLogits: usize = 0; // f32 [classes]
   pooler: usize = 0; // f32 [dim], pooler_output: the class token after the final norm, or the pooling head's output
@@ -231,51 +244,103 @@ export class RunState {
   headQuery: usize = 0; // f32 [dim], the probe's query
   headAttention: usize = 0; // f32 [heads][tokens], the pooling head's attention probabilities
   imageTokens: usize = 0; // f32 [imageTokens][lmDim], the connector's output: what the LLM receives
-  projectorHidden: usize = 0; // f32 [imageTokens][lmDim] with LLaVA's projector, linear_1's output
-  // GEMM operands, sized for the largest use: A up to max K16 wide, B one head's K [tokens][headDim] or
-  // V^T [headDim][tokens].
+  // The arena's attention phase:
+  tokenRows: QuantizedRows = new QuantizedRows(); // i8 [tokens padded][K16(dim)]: LN_before(x) of every token
+  // (the A operand of K, V and each block's Q), the pooling head's input, or Idefics3's shuffled rows
+  keys: StaticArray<PackedRows>; // [heads]: K_h, B rows are tokens [N4(tokens)][K16(headDim)]
+  values: StaticArray<PackedRows>; // [heads]: V_h^T, B rows are channels [N4(headDim)][K16(tokens)]
+  scores: usize = 0; // f32 [blockRows][tokens], a block's probabilities for one head; before them, one head's
+  // K or V for every token, [tokens][headLd]
+  // The arena's MLP phase:
+  hidden: usize = 0; // f32 [blockRows][max(hidden, lmDim)], a block's MLP (LLaVA projector) hidden rows
+  // GEMM A operand of a block: up to max K16 wide.
   qa: QuantizedRows = new QuantizedRows();
-  qb: PackedRows = new PackedRows();
   constructor(c: Config) {
-    const rows = rowsPadded(c.tokens);
+    const B = c.blockRows, T = c.tokens, hd = c.headDim;
+    this.blockRows = B;
     const f32s = (n: i32): usize => alloc(<usize>n << 2);
-    this.input = f32s(c.channels * c.imageSize * c.imageSize);
-    this.patchRows = f32s(c.patches * c.patchDim);
-    this.x = f32s(c.tokens * c.dim);
-    this.norm = f32s(c.tokens * c.dim);
-    this.qkvOut = f32s(c.tokens * 3 * c.dim);
-    this.scores = f32s(c.tokens * c.tokens);
-    this.context = f32s(c.tokens * c.dim);
-    this.mlpHidden = f32s(c.tokens * c.hidden);
-    this.output = f32s(c.tokens * c.dim);
-    this.captured = f32s(c.tokens * c.dim);
+    // the arena: the input, or each phase laid out from its start
+    const tokenK = c.connector == CONNECTOR_IDEFICS3 ? k16(c.dim * c.scaleFactor * c.scaleFactor) : 0;
+    const tokenBytes = max(<usize>rowsPadded(T) * k16(c.dim), <usize>rowsPadded(c.imageTokens) * tokenK);
+    const tokenParams = <usize>rowsPadded(max(T, c.imageTokens)) << 2;
+    let attention: usize = 0;
+    const tokenQ = attention;
+    attention = after(attention, tokenBytes);
+    const tokenScale = attention;
+    attention = after(attention, tokenParams);
+    const tokenZero = attention;
+    attention = after(attention, tokenParams);
+    const tokenSum = attention;
+    attention = after(attention, tokenParams);
+    // the records first, offsets into the arena until it is allocated: a record made after alloc() would
+    // cross the end of memory, which the runtime doubles
+    const keys = new StaticArray<PackedRows>(c.heads), values = new StaticArray<PackedRows>(c.heads);
+    for (let h = 0; h < c.heads; h++) {
+      const k = new PackedRows(), v = new PackedRows();
+      k.weight = attention;
+      attention = after(attention, <usize>n4(T) * k16(hd));
+      k.scale = attention;
+      attention = after(attention, <usize>n4(T) << 2);
+      k.sum = attention;
+      attention = after(attention, <usize>n4(T) << 2);
+      v.weight = attention;
+      attention = after(attention, <usize>n4(hd) * k16(T));
+      v.scale = attention;
+      attention = after(attention, <usize>n4(hd) << 2);
+      v.sum = attention;
+      attention = after(attention, <usize>n4(hd) << 2);
+      keys[h] = k;
+      values[h] = v;
+    }
+    this.keys = keys;
+    this.values = values;
+    const scores = attention;
+    attention = after(attention, <usize>max(T * c.headLd, B * T) << 2);
+    const mlpBytes = <usize>B * max(c.hidden, c.connector == CONNECTOR_LLAVA ? c.lmDim : 0) << 2;
+    const inputBytes = <usize>(c.channels * c.imageSize * c.imageSize) << 2;
+    const arena = alloc(max(inputBytes, max(attention, mlpBytes)));
+    this.input = arena;
+    this.tokenRows.q = arena + tokenQ;
+    this.tokenRows.scale = arena + tokenScale;
+    this.tokenRows.zero = arena + tokenZero;
+    this.tokenRows.sum = arena + tokenSum;
+    for (let h = 0; h < c.heads; h++) {
+      const k = keys[h], v = values[h];
+      k.weight += arena;
+      k.scale += arena;
+      k.sum += arena;
+      v.weight += arena;
+      v.scale += arena;
+      v.sum += arena;
+    }
+    this.scores = arena + scores;
+    this.hidden = arena;
+    this.x = f32s(T * c.dim);
+    this.rows = f32s(B * max(c.dim, c.patchDim));
+    this.query = f32s(B * c.headLd);
+    this.context = f32s(B * c.dim);
     this.logits = f32s(c.classes);
     this.distillationLogits = f32s(c.classes);
     this.pooler = f32s(c.dim);
     this.projected = f32s(c.projection);
     this.headQuery = f32s(c.dim);
-    this.headAttention = f32s(c.heads * c.tokens);
+    this.headAttention = f32s(c.heads * T);
     this.imageTokens = f32s(c.imageTokens * c.lmDim);
-    this.projectorHidden = f32s(c.connector == CONNECTOR_LLAVA ? c.imageTokens * c.lmDim : 0);
-    const widest = max(max(k16(c.dim), k16(c.hidden)), max(k16(c.patchDim), k16(c.tokens)));
-    // the connector's A operand: the shuffled rows (Idefics3) or linear_2's lmDim-wide input (LLaVA)
-    const connectorK = c.connector == CONNECTOR_IDEFICS3 ? k16(c.dim * c.scaleFactor * c.scaleFactor)
-      : c.connector == CONNECTOR_LLAVA ? k16(c.lmDim) : 0;
-    this.qa.q = alloc(max(<usize>rows * widest, <usize>rowsPadded(c.imageTokens) * connectorK));
-    this.qa.scale = f32s(rows);
-    this.qa.zero = f32s(rows);
-    this.qa.sum = f32s(rows);
-    this.qb.weight = alloc(<usize>max(n4(c.tokens) * k16(c.headDim), n4(c.headDim) * k16(c.tokens)));
-    this.qb.scale = f32s(n4(max(c.tokens, c.headDim)));
-    this.qb.sum = f32s(n4(max(c.tokens, c.headDim)));
+    const widest = max(max(k16(c.dim), k16(c.hidden)), max(max(k16(c.patchDim), k16(T)),
+      c.connector == CONNECTOR_LLAVA ? k16(c.lmDim) : 0));
+    this.qa.q = alloc(<usize>B * widest);
+    this.qa.scale = f32s(B);
+    this.qa.zero = f32s(B);
+    this.qa.sum = f32s(B);
   }
 }
 
-// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call. The
-// hidden states are not kept: a host that draws them steps the pass (forwardBegin, forwardLayer) and reads
-// the residual stream in place after each step.
+// Capture (docs/ARCHITECTURE.md, "Capture"): what forward() keeps besides its outputs, chosen per call. Of
+// the hidden states only the one `capture` names is kept (CAPTURE_HIDDEN): a host that draws them all steps
+// the pass (forwardBegin, forwardLayer) and reads the residual stream in place after each step.
 export const CAPTURE_ATTENTION: i32 = 2; // per layer: the class token's rows, their head mean, attention rollout
 export const CAPTURE_LAYER: i32 = 4; // one layer's attention probabilities, every head (enableCapture only)
+export const CAPTURE_HIDDEN: i32 = 8; // RunState.captured, one hidden state (enableCapture only)
 
 /**
  * Capture buffers, allocated by enableCapture() on the first request that asks for them, so that a model
@@ -318,6 +383,7 @@ function readConfig(s: ConfigStruct): Config | null {
       s.projection < 0) return null;
   if (<u32>s.connector > <u32>CONNECTOR_LLAVA || s.scaleFactor < 1 || s.lmDim < 0 ||
       <u32>s.projectorHiddenAct > <u32>ACT_GELU_TANH || <u32>s.visionFeatureSelectStrategy > 1) return null;
+  if (!validBlockRows(s.blockRows)) return null;
   if ((s.connector != CONNECTOR_NONE) != (s.lmDim > 0)) return null;
   // the combinations core/bundle/header.ts allows: the class token is there when something reads it
   if (s.classToken == 0 && (s.distilled != 0 || s.pooling == 0 || s.finalNorm != 0 || s.classes > 0)) return null;
@@ -361,7 +427,19 @@ function readConfig(s: ConfigStruct): Config | null {
   } else if (c.connector == CONNECTOR_LLAVA) {
     c.imageTokens = c.selectAll ? c.tokens : c.patches;
   }
+  planBlocks(c, s.blockRows);
   return c;
+}
+
+/** A block of rows the host may ask for: whole groups of 4 (the activations' vector lanes) and GEMM tiles. */
+export function validBlockRows(blockRows: i32): bool {
+  return blockRows > 0 && blockRows % 4 == 0 && blockRows % GEMM_ROWS == 0;
+}
+
+/** c.blockRows and c.headLd from c.tokens and the host's block: one block when the tokens are fewer. */
+export function planBlocks(c: Config, blockRows: i32): void {
+  c.blockRows = min(blockRows, rowsPadded(c.tokens));
+  c.headLd = c.headDim + 3;
 }
 
 /**
@@ -487,6 +565,13 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
 // the run state's), as core/engine/memory.ts counts them: RECORD_BYTES per layer and GLOBAL_RECORDS more.
 @lazy export const RECORD_BYTES: usize = 512;
 @lazy export const GLOBAL_RECORDS: i32 = 6;
+// per head, the run state's two PackedRows records and their places in two arrays
+@lazy export const HEAD_RECORD_BYTES: usize = 96;
+
+/** The records' bytes for `layers` and `heads` (each counted up to 64). */
+export function recordBytes(layers: i32, heads: i32): usize {
+  return <usize>(min(max(layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES + <usize>min(max(heads, 0), 64) * HEAD_RECORD_BYTES;
+}
 
 /**
  * Grows memory for `bytes` of the runtime's own allocations to come, as alloc() does for its buffers: the
@@ -507,7 +592,7 @@ export function init(config: usize, weights: usize): i32 {
   if (model) return ERR_STATE;
   const s = changetype<ConfigStruct>(config);
   if (s.bytes != <i32>offsetof<ConfigStruct>()) return ERR_ABI;
-  reserveRecords(<usize>(min(max(s.layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES);
+  reserveRecords(recordBytes(s.layers, s.heads));
   const c = readConfig(s);
   if (!c) return ERR_CONFIG;
   if (load<u32>(weights, 8) != <u32>(GLOBAL_SLOTS + c.layers * LAYER_SLOTS)) return ERR_ABI;
@@ -523,7 +608,7 @@ export function init(config: usize, weights: usize): i32 {
 // Before init() every pointer is 0 and tokens() is 0.
 export function inputPtr(): usize { return model ? model!.state.input : 0; }
 export function logitsPtr(): usize { return model ? model!.state.logits : 0; }
-export function outputPtr(): usize { return model ? model!.state.output : 0; }
+export function outputPtr(): usize { return model ? model!.state.x : 0; }
 export function poolerPtr(): usize { return model ? model!.state.pooler : 0; }
 export function projectedPtr(): usize { return model ? model!.state.projected : 0; }
 export function headAttentionPtr(): usize { return model ? model!.state.headAttention : 0; }
@@ -555,23 +640,30 @@ export function enableCapture(flags: i32): void {
     k.row = f32s(T);
   }
   if (flags & CAPTURE_LAYER && k.layerAttention == 0) k.layerAttention = f32s(c.heads * T * T);
+  const s = model!.state;
+  if (flags & CAPTURE_HIDDEN && s.captured == 0) s.captured = f32s(T * c.dim);
 }
 
-/** Keeps what this call captures of head h's probabilities in layer l (0-based); reads s.scores [tokens][tokens]. */
-function captureAttention(c: Config, s: RunState, k: CaptureState, l: i32, h: i32): void {
+/**
+ * Keeps what this call captures of head h's probabilities in layer l (0-based) for queries r0..r0+M-1; reads
+ * s.scores [M][tokens]. The head mean is summed in head order for each row; selfAttention scales it and
+ * steps the rollout once every block has been through every head.
+ */
+function captureAttention(c: Config, s: RunState, k: CaptureState, l: i32, h: i32, r0: i32, M: i32): void {
   const T = c.tokens;
-  const square = <usize>(T * T) << 2;
+  const rowBytes = <usize>T << 2, block = <usize>M * rowBytes;
   if (k.flags & CAPTURE_ATTENTION) {
-    if (c.classToken) memory.copy(k.clsAttention + (<usize>((l * c.heads + h) * T) << 2), s.scores, <usize>T << 2);
-    // head mean, summed in head order then scaled: the same float32 operations as a reference's mean
-    if (h == 0) memory.copy(k.mean, s.scores, square);
-    else addInPlace(k.mean, s.scores, T * T);
-    if (h == c.heads - 1) {
-      scaleInPlace(k.mean, T * T, 1 / <f32>c.heads);
-      rolloutStep(c, k, l);
+    if (c.classToken && r0 == 0) {
+      memory.copy(k.clsAttention + (<usize>((l * c.heads + h) * T) << 2), s.scores, rowBytes);
     }
+    // head mean, summed in head order then scaled: the same float32 operations as a reference's mean
+    const mean = k.mean + <usize>r0 * rowBytes;
+    if (h == 0) memory.copy(mean, s.scores, block);
+    else addInPlace(mean, s.scores, M * T);
   }
-  if (k.layer == l + 1) memory.copy(k.layerAttention + <usize>h * square, s.scores, square);
+  if (k.layer == l + 1) {
+    memory.copy(k.layerAttention + <usize>h * T * rowBytes + <usize>r0 * rowBytes, s.scores, block);
+  }
 }
 
 /**
@@ -654,26 +746,78 @@ function scaleInPlace(dst: usize, n: i32, factor: f32): void {
   }
 }
 
-/** out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM; writes s.qa. */
+/**
+ * out[M][N] (=|+=) src[M][K] (row stride ldSrc) x lin^T + bias, through the int8 GEMM, a block of rows at a
+ * time (each row is quantized on its own, so the blocks give what one pass over every row gives); writes s.qa.
+ */
 export function linear(
   s: RunState, src: usize, ldSrc: i32, M: i32, lin: Linear, out: usize, ldOut: i32, accumulate: bool,
 ): void {
-  const qa = s.qa;
-  quantizeRows(src, ldSrc, M, lin.K, qa.q, qa.scale, qa.zero, qa.sum);
-  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N, out, ldOut,
-    accumulate);
+  const qa = s.qa, B = s.blockRows;
+  for (let r0 = 0; r0 < M; r0 += B) {
+    const m = min(B, M - r0);
+    quantizeRows(src + (<usize>r0 * ldSrc << 2), ldSrc, m, lin.K, qa.q, qa.scale, qa.zero, qa.sum);
+    gemm(qa.q, qa.scale, qa.zero, qa.sum, m, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N,
+      out + (<usize>r0 * ldOut << 2), ldOut, accumulate);
+  }
+}
+
+/** Row r of a [rows][width] f32 matrix. */
+@inline function rowAt(matrix: usize, r: i32, width: i32): usize {
+  return matrix + (<usize>r * width << 2);
+}
+
+/**
+ * Quantizes rows r0..r0+M-1 of an A operand that spans every token: `src` [M][K] (row stride ldSrc) into
+ * those rows of `dst`.
+ */
+function quantizeInto(src: usize, ldSrc: i32, M: i32, K: i32, dst: QuantizedRows, r0: i32): void {
+  const at = <usize>r0 << 2;
+  quantizeRows(src, ldSrc, M, K, dst.q + <usize>r0 * k16(K), dst.scale + at, dst.zero + at, dst.sum + at);
+}
+
+/**
+ * Columns n0..n0+n-1 of lin(rows r0..r0+M-1 of s.tokenRows), one head's queries, keys or values: the GEMM
+ * on the group of 4 packed weight rows holding them, into `out` [M][c.headLd]. Returns where column n0 is.
+ */
+function headColumns(c: Config, s: RunState, r0: i32, M: i32, lin: Linear, n0: i32, n: i32, out: usize): usize {
+  const a = s.tokenRows, first = n0 & ~3, at = <usize>r0 << 2, kBytes = k16(lin.K);
+  gemm(a.q + <usize>r0 * kBytes, a.scale + at, a.zero + at, a.sum + at, M, kBytes,
+    lin.weight + <usize>first * kBytes, lin.scale + (<usize>first << 2), lin.wsum + (<usize>first << 2),
+    lin.bias + (<usize>first << 2), n0 + n - first, out, c.headLd, false);
+  return out + (<usize>(n0 - first) << 2);
+}
+
+/**
+ * K_h and V_h^T of head h for every token, from s.tokenRows through `lin`'s columns keyAt + h headDim and
+ * valueAt + h headDim, packed as the B operands of the scores and of the context. Writes s.scores (as one
+ * head's columns), keys and values.
+ */
+function packKeyValue(c: Config, s: RunState, lin: Linear, keyAt: i32, valueAt: i32, h: i32, keys: PackedRows,
+  values: PackedRows): void {
+  const T = c.tokens, hd = c.headDim;
+  // B rows are tokens of K
+  const key = headColumns(c, s, 0, T, lin, keyAt + h * hd, hd, s.scores);
+  packRows(key, c.headLd, 1, T, hd, keys.weight, keys.scale, keys.sum);
+  // B rows are channels of V (V^T)
+  const value = headColumns(c, s, 0, T, lin, valueAt + h * hd, hd, s.scores);
+  packRows(value, 1, c.headLd, hd, T, values.weight, values.scale, values.sum);
 }
 
 /**
  * Patch embedding, class (and distillation) token, position embeddings, then register tokens:
  * x = [cls; (dist;) patches W^T + b] + pos, with the registers inserted after the class rows (DINOv2), then
- * CLIP's pre_layrnorm. Reads s.input; writes s.patchRows and s.x.
+ * CLIP's pre_layrnorm. The patches a block at a time. Reads s.input; writes s.rows and s.x.
  */
 function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
-  // Flatten each patch as the conv weight is flattened: (c, py, px).
-  for (let gy = 0; gy < c.grid; gy++) {
-    for (let gx = 0; gx < c.grid; gx++) {
-      let dst = s.patchRows + (<usize>((gy * c.grid + gx) * c.patchDim) << 2);
+  const rowBytes = <usize>c.dim << 2;
+  const patchesAt = s.x + <usize>c.prefixTokens * rowBytes;
+  for (let p0 = 0; p0 < c.patches; p0 += c.blockRows) {
+    const M = min(c.blockRows, c.patches - p0);
+    // Flatten each patch as the conv weight is flattened: (c, py, px).
+    for (let i = 0; i < M; i++) {
+      const gy = (p0 + i) / c.grid, gx = (p0 + i) % c.grid;
+      let dst = rowAt(s.rows, i, c.patchDim);
       for (let ch = 0; ch < c.channels; ch++) {
         for (let py = 0; py < c.patchSize; py++) {
           const src = s.input +
@@ -683,10 +827,8 @@ function embeddings(c: Config, w: TransformerWeights, s: RunState): void {
         }
       }
     }
+    linear(s, s.rows, c.patchDim, M, w.patchEmbeddings, rowAt(patchesAt, p0, c.dim), c.dim, false);
   }
-  const rowBytes = <usize>c.dim << 2;
-  const patchesAt = s.x + <usize>c.prefixTokens * rowBytes;
-  linear(s, s.patchRows, c.patchDim, c.patches, w.patchEmbeddings, patchesAt, c.dim, false);
   if (c.classToken) memory.copy(s.x, w.clsToken, rowBytes);
   if (c.distilled) memory.copy(s.x + rowBytes, w.distillationToken, rowBytes);
   // position embeddings: rows 0..classRows-1 for the class rows, the rest for the patches
@@ -726,59 +868,72 @@ function addScaled(x: usize, y: usize, scale: usize, rows: i32, dim: i32): void 
 }
 
 /**
- * One head's P = softmax(Q_h K_h^T / sqrt(headDim)) for M queries over T keys, into s.scores [M][T] (f32)
- * and s.qa (quantized for P V). `query` [M][headDim] and `key` [T][headDim] have row strides ldQuery, ldKey.
+ * One head's P = softmax(Q_h K_h^T / sqrt(headDim)) for M queries (tokens r0..r0+M-1) over T keys, into
+ * s.scores [M][T] (f32) and s.qa (quantized for P V). `query` [M][headDim] has row stride ldQuery; `keys` is
+ * K_h packed by packKeyValue.
  */
 function attentionScores(
-  c: Config, s: RunState, query: usize, ldQuery: i32, M: i32, key: usize, ldKey: i32, T: i32,
+  c: Config, s: RunState, query: usize, ldQuery: i32, M: i32, r0: i32, keys: PackedRows, T: i32,
 ): void {
-  const qa = s.qa, qb = s.qb, headDim = c.headDim;
-  // scores [M][T] = Q_h K_h^T; B rows are tokens of K.
+  const qa = s.qa, headDim = c.headDim;
+  // scores [M][T] = Q_h K_h^T
   quantizeRows(query, ldQuery, M, headDim, qa.q, qa.scale, qa.zero, qa.sum);
-  packRows(key, ldKey, 1, T, headDim, qb.weight, qb.scale, qb.sum);
-  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(headDim), qb.weight, qb.scale, qb.sum, 0, T, s.scores, T, false);
-  if (c.causal) maskFuture(s.scores, M, T);
+  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(headDim), keys.weight, keys.scale, keys.sum, 0, T, s.scores, T, false);
+  if (c.causal) maskFuture(s.scores, M, r0, T);
   // P = softmax(scores * scale), kept in scores and quantized into qa in the same pass
   softmaxQuantize(s.scores, M, T, T, 1 / Mathf.sqrt(<f32>headDim), qa.q, qa.scale, qa.zero, qa.sum);
 }
 
-/** The causal mask: scores[i][j] = -inf for keys j after query i, so softmax gives them exactly 0. */
-function maskFuture(scores: usize, M: i32, T: i32): void {
+/** The causal mask: scores[i][j] = -inf for keys j after query r0 + i, so softmax gives them exactly 0. */
+function maskFuture(scores: usize, M: i32, r0: i32, T: i32): void {
   for (let i = 0; i < M; i++) {
-    for (let j = i + 1; j < T; j++) store<f32>(scores + (<usize>(i * T + j) << 2), -Infinity);
+    for (let j = r0 + i + 1; j < T; j++) store<f32>(scores + (<usize>(i * T + j) << 2), -Infinity);
   }
 }
 
-/** out [M][headDim] (row stride ldOut) = P V_h, P in s.qa from attentionScores, `value` [T][headDim] (row stride ldValue). */
-function attentionContext(c: Config, s: RunState, M: i32, value: usize, ldValue: i32, T: i32, out: usize, ldOut: i32): void {
-  const qa = s.qa, qb = s.qb, headDim = c.headDim;
-  // B rows are channels of V (V^T).
-  packRows(value, 1, ldValue, headDim, T, qb.weight, qb.scale, qb.sum);
-  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(T), qb.weight, qb.scale, qb.sum, 0, headDim, out, ldOut, false);
+/** out [M][headDim] (row stride ldOut) = P V_h, P in s.qa from attentionScores, `values` V_h^T packed. */
+function attentionContext(c: Config, s: RunState, M: i32, values: PackedRows, T: i32, out: usize, ldOut: i32): void {
+  const qa = s.qa;
+  gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(T), values.weight, values.scale, values.sum, 0, c.headDim, out, ldOut,
+    false);
 }
 
 /**
  * x += attention.output.dense(concat_h softmax(Q_h K_h^T / sqrt(headDim)) V_h) (times lambda1 with
- * LayerScale), on norm = LN_before(x). Reads s.norm; writes s.qkvOut, s.scores, s.context, s.qa, s.qb, what
- * `k` captures of layer l, and s.norm with LayerScale; adds into s.x.
+ * LayerScale), on LN_before(x). Every token's keys and values first, then a block of queries at a time,
+ * head by head, so that no [tokens][tokens] buffer exists. Writes s.rows, s.tokenRows, s.keys, s.values,
+ * s.query, s.scores, s.context, s.qa and what `k` captures of layer l; adds into s.x.
  */
 function selfAttention(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
-  const threeDim = 3 * c.dim;
-  const headDim = c.headDim, T = c.tokens;
-  linear(s, s.norm, c.dim, T, layer.qkv, s.qkvOut, threeDim, false);
-  for (let h = 0; h < c.heads; h++) {
-    const query = s.qkvOut + (<usize>(h * headDim) << 2); // [tokens][headDim], row stride 3 * dim
-    const key = query + (<usize>c.dim << 2);
-    const value = key + (<usize>c.dim << 2);
-    attentionScores(c, s, query, threeDim, T, key, threeDim, T);
-    if (k.flags != 0 || k.layer != 0) captureAttention(c, s, k, l, h);
-    attentionContext(c, s, T, value, threeDim, T, s.context + (<usize>(h * headDim) << 2), c.dim);
+  const T = c.tokens, B = c.blockRows, hd = c.headDim;
+  // norm 1 of every token, quantized once: the A operand of K, V and each block's Q
+  for (let r0 = 0; r0 < T; r0 += B) {
+    const M = min(B, T - r0);
+    layerNorm(rowAt(s.x, r0, c.dim), M, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.rows);
+    quantizeInto(s.rows, c.dim, M, c.dim, s.tokenRows, r0);
   }
-  if (c.layerScale) {
-    linear(s, s.context, c.dim, T, layer.attentionOutput, s.norm, c.dim, false);
-    addScaled(s.x, s.norm, layer.layerScale1, T, c.dim);
-  } else {
-    linear(s, s.context, c.dim, T, layer.attentionOutput, s.x, c.dim, true);
+  // qkv's rows: query, then key, then value
+  for (let h = 0; h < c.heads; h++) packKeyValue(c, s, layer.qkv, c.dim, 2 * c.dim, h, s.keys[h], s.values[h]);
+  for (let r0 = 0; r0 < T; r0 += B) {
+    const M = min(B, T - r0);
+    for (let h = 0; h < c.heads; h++) {
+      const query = headColumns(c, s, r0, M, layer.qkv, h * hd, hd, s.query);
+      attentionScores(c, s, query, c.headLd, M, r0, s.keys[h], T);
+      if (k.flags != 0 || k.layer != 0) captureAttention(c, s, k, l, h, r0, M);
+      attentionContext(c, s, M, s.values[h], T, s.context + (<usize>(h * hd) << 2), c.dim);
+    }
+    // the output projection of this block; add skip connection
+    const x = rowAt(s.x, r0, c.dim);
+    if (c.layerScale) {
+      linear(s, s.context, c.dim, M, layer.attentionOutput, s.rows, c.dim, false);
+      addScaled(x, s.rows, layer.layerScale1, M, c.dim);
+    } else {
+      linear(s, s.context, c.dim, M, layer.attentionOutput, x, c.dim, true);
+    }
+  }
+  if (k.flags & CAPTURE_ATTENTION) {
+    scaleInPlace(k.mean, T * T, 1 / <f32>c.heads);
+    rolloutStep(c, k, l);
   }
 }
 
@@ -795,43 +950,48 @@ function activate(act: i32, x: usize, n: i32): void {
 }
 
 /**
- * x += output.dense(act(intermediate.dense(norm))) (times lambda2 with LayerScale), on norm = LN_after(x).
- * Reads s.norm; writes s.mlpHidden, s.qa, and s.norm with LayerScale; adds into s.x.
+ * x += output.dense(act(intermediate.dense(LN_after(x)))) (times lambda2 with LayerScale), a block of tokens
+ * at a time (each row's branch reads only that row). Writes s.rows, s.hidden and s.qa; adds into s.x.
  */
 function mlp(c: Config, layer: Layer, s: RunState): void {
-  linear(s, s.norm, c.dim, c.tokens, layer.intermediate, s.mlpHidden, c.hidden, false);
-  activation(c, s.mlpHidden, c.tokens * c.hidden);
-  if (c.layerScale) {
-    linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.norm, c.dim, false);
-    addScaled(s.x, s.norm, layer.layerScale2, c.tokens, c.dim);
-  } else {
-    linear(s, s.mlpHidden, c.hidden, c.tokens, layer.output, s.x, c.dim, true);
+  for (let r0 = 0; r0 < c.tokens; r0 += c.blockRows) {
+    const M = min(c.blockRows, c.tokens - r0);
+    const x = rowAt(s.x, r0, c.dim);
+    layerNorm(x, M, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.rows);
+    linear(s, s.rows, c.dim, M, layer.intermediate, s.hidden, c.hidden, false);
+    activation(c, s.hidden, M * c.hidden);
+    if (c.layerScale) {
+      linear(s, s.hidden, c.hidden, M, layer.output, s.rows, c.dim, false);
+      addScaled(x, s.rows, layer.layerScale2, M, c.dim);
+    } else {
+      linear(s, s.hidden, c.hidden, M, layer.output, x, c.dim, true);
+    }
   }
 }
 
 /**
- * SigLIP's pooling head: the probe's query attends over every token of s.output, then
- * pooler = a + fc2(act(fc1(LN(a)))), a = out_proj(attention). Reads s.output; writes s.headQuery, s.qkvOut
- * ([tokens][2 dim]: keys, then values), s.scores, s.headAttention, s.context (row 0), s.norm (row 0),
- * s.mlpHidden (row 0), s.qa, s.qb and s.pooler.
+ * SigLIP's pooling head: the probe's query attends over every token of last_hidden_state (s.x), then
+ * pooler = a + fc2(act(fc1(LN(a)))), a = out_proj(attention). Writes s.headQuery, s.tokenRows, s.keys[0],
+ * s.values[0], s.scores, s.headAttention, s.context (row 0), s.rows (row 0), s.hidden (row 0), s.qa and s.pooler.
  */
 function poolingHead(c: Config, head: PoolingHead, s: RunState): void {
-  const T = c.tokens, headDim = c.headDim, twoDim = 2 * c.dim;
+  const T = c.tokens, headDim = c.headDim;
   linear(s, head.probe, c.dim, 1, head.query, s.headQuery, c.dim, false);
-  linear(s, s.output, c.dim, T, head.keyValue, s.qkvOut, twoDim, false);
+  quantizeInto(s.x, c.dim, T, c.dim, s.tokenRows, 0);
   for (let h = 0; h < c.heads; h++) {
     const offset = <usize>(h * headDim) << 2;
-    const key = s.qkvOut + offset;
-    attentionScores(c, s, s.headQuery + offset, c.dim, 1, key, twoDim, T);
+    // in_proj's key rows, then its value rows
+    packKeyValue(c, s, head.keyValue, 0, c.dim, h, s.keys[0], s.values[0]);
+    attentionScores(c, s, s.headQuery + offset, c.dim, 1, 0, s.keys[0], T);
     memory.copy(s.headAttention + (<usize>(h * T) << 2), s.scores, <usize>T << 2);
-    attentionContext(c, s, 1, key + (<usize>c.dim << 2), twoDim, T, s.context + offset, c.dim);
+    attentionContext(c, s, 1, s.values[0], T, s.context + offset, c.dim);
   }
   linear(s, s.context, c.dim, 1, head.outProj, s.pooler, c.dim, false);
   // MLP with a residual
-  layerNorm(s.pooler, 1, c.dim, head.layernormWeight, head.layernormBias, c.eps, s.norm);
-  linear(s, s.norm, c.dim, 1, head.fc1, s.mlpHidden, c.hidden, false);
-  activation(c, s.mlpHidden, c.hidden);
-  linear(s, s.mlpHidden, c.hidden, 1, head.fc2, s.pooler, c.dim, true);
+  layerNorm(s.pooler, 1, c.dim, head.layernormWeight, head.layernormBias, c.eps, s.rows);
+  linear(s, s.rows, c.dim, 1, head.fc1, s.hidden, c.hidden, false);
+  activation(c, s.hidden, c.hidden);
+  linear(s, s.hidden, c.hidden, 1, head.fc2, s.pooler, c.dim, true);
 }
 
 /**
@@ -839,21 +999,25 @@ function poolingHead(c: Config, head: PoolingHead, s: RunState): void {
  * its image tokens. Idefics3: pixel shuffle of last_hidden_state (after post_layernorm) by scaleFactor,
  * folded into the quantization of the projection's A operand, then modality_projection.proj. LLaVA: the
  * chosen layer's hidden state (the tower is stored up to it and its final norm applies to the pooled token
- * only, so s.output is that hidden state), without the class token unless "full", then
- * linear_2(act(linear_1(x))). Reads s.output; writes s.qa, s.projectorHidden and s.imageTokens.
+ * only, so s.x is that hidden state), without the class token unless "full", then
+ * linear_2(act(linear_1(x))), a block of rows at a time. Reads s.x; writes s.tokenRows, s.qa, s.hidden and
+ * s.imageTokens.
  */
 function connector(c: Config, w: TransformerWeights, s: RunState): void {
-  const M = c.imageTokens, qa = s.qa;
+  const M = c.imageTokens;
   if (c.connector == CONNECTOR_IDEFICS3) {
-    const lin = w.modalityProjection;
-    quantizeShuffled(s.output, c.grid, c.dim, c.scaleFactor, qa.q, qa.scale, qa.zero, qa.sum);
-    gemm(qa.q, qa.scale, qa.zero, qa.sum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N,
+    const lin = w.modalityProjection, a = s.tokenRows;
+    quantizeShuffled(s.x, c.grid, c.dim, c.scaleFactor, a.q, a.scale, a.zero, a.sum);
+    gemm(a.q, a.scale, a.zero, a.sum, M, k16(lin.K), lin.weight, lin.scale, lin.wsum, lin.bias, lin.N,
       s.imageTokens, c.lmDim, false);
   } else if (c.connector == CONNECTOR_LLAVA) {
-    const features = s.output + (c.selectAll ? 0 : <usize>(c.prefixTokens * c.dim) << 2);
-    linear(s, features, c.dim, M, w.projectorLinear1, s.projectorHidden, c.lmDim, false);
-    activate(c.projectorAct, s.projectorHidden, M * c.lmDim);
-    linear(s, s.projectorHidden, c.lmDim, M, w.projectorLinear2, s.imageTokens, c.lmDim, false);
+    const features = s.x + (c.selectAll ? 0 : <usize>(c.prefixTokens * c.dim) << 2);
+    for (let r0 = 0; r0 < M; r0 += c.blockRows) {
+      const m = min(c.blockRows, M - r0);
+      linear(s, rowAt(features, r0, c.dim), c.dim, m, w.projectorLinear1, s.hidden, c.lmDim, false);
+      activate(c.projectorAct, s.hidden, m * c.lmDim);
+      linear(s, s.hidden, c.lmDim, m, w.projectorLinear2, rowAt(s.imageTokens, r0, c.lmDim), c.lmDim, false);
+    }
   }
 }
 
@@ -882,7 +1046,7 @@ export function forwardBegin(capture: i32, flags: i32, attentionLayer: i32): voi
   k.layer = k.layerAttention != 0 && attentionLayer >= 1 && attentionLayer <= c.layers ? attentionLayer : 0;
   // embeddings
   embeddings(c, t.weights, s);
-  if (capture == 0) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
+  if (capture == 0 && s.captured != 0) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
 }
 
 /** Encoder layer l (0-based): residualPtr() is hidden state l + 1 after it. */
@@ -890,7 +1054,7 @@ export function forwardLayer(l: i32): void {
   const t = model!;
   const c = t.config, s = t.state;
   encoderLayer(c, t.weights.encoder[l], s, t.capture, l);
-  if (captureLayer == l + 1) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
+  if (captureLayer == l + 1 && s.captured != 0) memory.copy(s.captured, s.x, <usize>(c.tokens * c.dim) << 2);
 }
 
 /**
@@ -899,10 +1063,8 @@ export function forwardLayer(l: i32): void {
  */
 export function encoderLayer(c: Config, layer: Layer, s: RunState, k: CaptureState, l: i32): void {
   // norm 1, self-attention (causal in CLIP's text tower), add skip connection
-  layerNorm(s.x, c.tokens, c.dim, layer.layernormBeforeWeight, layer.layernormBeforeBias, c.eps, s.norm);
   selfAttention(c, layer, s, k, l);
   // norm 2, MLP, add skip connection
-  layerNorm(s.x, c.tokens, c.dim, layer.layernormAfterWeight, layer.layernormAfterBias, c.eps, s.norm);
   mlp(c, layer, s);
 }
 
@@ -910,16 +1072,14 @@ export function encoderLayer(c: Config, layer: Layer, s: RunState, k: CaptureSta
 export function forwardEnd(): void {
   const t = model!;
   const c = t.config, w = t.weights, s = t.state, k = t.capture;
-  const stateBytes = <usize>(c.tokens * c.dim) << 2;
-  // final norm: on every token, or (CLIP) only on the pooled class token, last_hidden_state staying the
-  // encoder's output
+  // final norm, in place: s.x becomes last_hidden_state; on every token, or (CLIP) only on the pooled class
+  // token, last_hidden_state staying the encoder's output
   const rowBytes = <usize>c.dim << 2;
   if (c.pooledNorm) {
-    memory.copy(s.output, s.x, stateBytes);
     layerNorm(s.x, 1, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.pooler);
   } else {
-    layerNorm(s.x, c.tokens, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.output);
-    if (!c.mapPooling) memory.copy(s.pooler, s.output, rowBytes);
+    layerNorm(s.x, c.tokens, c.dim, w.layernormWeight, w.layernormBias, c.eps, s.x);
+    if (!c.mapPooling) memory.copy(s.pooler, s.x, rowBytes);
   }
   // pooling head (SigLIP), projection (CLIP)
   if (c.mapPooling) {
@@ -928,9 +1088,9 @@ export function forwardEnd(): void {
   }
   if (c.projection > 0) linear(s, s.pooler, c.dim, 1, w.visualProjection, s.projected, c.projection, false);
   // classifier on the class token; distilled: mean of the class head and the distillation head
-  if (c.classes > 0) linear(s, s.output, c.dim, 1, w.classifier, s.logits, c.classes, false);
+  if (c.classes > 0) linear(s, s.x, c.dim, 1, w.classifier, s.logits, c.classes, false);
   if (c.distilled) {
-    linear(s, s.output + rowBytes, c.dim, 1, w.distillationClassifier, s.distillationLogits, c.classes, false);
+    linear(s, s.x + rowBytes, c.dim, 1, w.distillationClassifier, s.distillationLogits, c.classes, false);
     for (let k = 0; k < c.classes; k++) {
       const p = <usize>k << 2;
       store<f32>(s.logits + p, (load<f32>(s.logits + p) + load<f32>(s.distillationLogits + p)) * 0.5);

@@ -6,8 +6,8 @@
 // holds an image model (model.ts) or a text model, never both.
 import { layerNorm } from "./kernels/norm";
 import {
-  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS,
-  GLOBAL_RECORDS, Layer, linear, Linear, OK, RECORD_BYTES, reserveRecords, RunState, WeightBinder,
+  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer,
+  linear, Linear, OK, planBlocks, recordBytes, reserveRecords, RunState, validBlockRows, WeightBinder,
 } from "./model";
 
 /** textForward() results. */
@@ -26,7 +26,7 @@ export const ERR_INPUT: i32 = 6; // a token count outside 1..positions, a pooled
   hiddenAct: i32; // model.ts's ACT_* numbering
   causal: i32; // 0 or 1
   projection: i32;
-  reserved: i32; // 0
+  blockRows: i32; // the memory plan's block of tokens, as model.ts's ConfigStruct.blockRows
 }
 
 // Weight slots as core/bundle/layout.ts's TEXT_SLOT declares them; per layer model.ts's (layout.ts's LAYER_SLOT).
@@ -108,9 +108,9 @@ export function textInit(config: usize, weights: usize): i32 {
   if (text) return ERR_STATE;
   const s = changetype<TextConfigStruct>(config);
   if (s.bytes != <i32>offsetof<TextConfigStruct>()) return ERR_ABI;
-  reserveRecords(<usize>(min(max(s.layers, 0), 64) + GLOBAL_RECORDS) * RECORD_BYTES);
+  reserveRecords(recordBytes(s.layers, s.heads));
   if (s.vocab <= 0 || s.positions <= 0 || s.dim <= 0 || s.heads <= 0 || s.dim % s.heads != 0 || s.hidden <= 0 ||
-      s.layers < 0 || s.projection <= 0 || <u32>s.hiddenAct > <u32>ACT_LAST) return ERR_CONFIG;
+      s.layers < 0 || s.projection <= 0 || <u32>s.hiddenAct > <u32>ACT_LAST || !validBlockRows(s.blockRows)) return ERR_CONFIG;
   const c = new Config();
   c.dim = s.dim;
   c.heads = s.heads;
@@ -122,6 +122,7 @@ export function textInit(config: usize, weights: usize): i32 {
   c.causal = s.causal != 0;
   c.projection = s.projection;
   c.tokens = s.positions; // the run state is planned for the longest sequence
+  planBlocks(c, s.blockRows);
   if (load<u32>(weights, 8) != <u32>(GLOBAL_SLOTS + c.layers * LAYER_SLOTS)) return ERR_ABI;
   const binder = new WeightBinder(weights);
   if (binder.payload & 63) return ERR_ALIGNMENT;

@@ -43,6 +43,8 @@ export const TOWER_PRESETS: Record<string, string> = {
   "clip-b32": "clip-vit-base-patch32", // CLIPModel: the vision tower and visual_projection
   "siglip-b16": "siglip-base-patch16-224",
   "dinov2-b": "dinov2-base",
+  // SigLIP-B/16 at 512 px (1,024 tokens) and Idefics3's connector: one tile of /v1/image_tokens
+  "smolvlm-512": "smolvlm-256m-instruct",
 };
 
 export interface ModelFiles {

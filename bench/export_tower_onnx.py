@@ -1,4 +1,5 @@
-"""Exports a hub-layout image tower (CLIP, SigLIP, DINOv2: models/tools/make-random-tower.ts) to ONNX for
+"""Exports a hub-layout image tower (CLIP, SigLIP, DINOv2, SmolVLM's vision tower and connector:
+models/tools/make-random-tower.ts) to ONNX for
 onnxruntime-web, float32 and dynamic int8, from the float32 reference forward passes of
 models/tools/reference_towers.py.
 
@@ -9,7 +10,8 @@ Writes into OUT_DIR:
                              `pixel_values` [1, 3, size, size], output the embedding /v1/embed answers by
                              default, [1, length]: CLIP `image_embeds` (post_layernorm class token through
                              visual_projection), SigLIP's pooler (the attention pooling head), DINOv2's pooler
-                             (the class token after the final layernorm)
+                             (the class token after the final layernorm); Idefics3 (SmolVLM) the image tokens
+                             of one tile, flattened (/v1/image_tokens)
   model.int8.onnx            the same graph rewritten as onnxruntime's `quantize_dynamic` writes it
                              (quantize_dynamic.py)
   reference-embeddings.f32   float32 [images][length]: reference_towers' forward pass on HF_DIR/inputs.f32
@@ -53,6 +55,10 @@ def tower_config(cfg, w):
         if c["use_swiglu_ffn"]:
             raise SystemExit("use_swiglu_ffn (DINOv2 giant) is not in the reference")
         return "dinov2", c, lambda n: n != "embeddings.mask_token"
+    if family == "idefics3":
+        c = dict(rt.with_defaults(rt.IDEFICS3_VISION_DEFAULTS, cfg.get("vision_config")),
+                 scale_factor=cfg.get("scale_factor", 2))
+        return "idefics3", c, lambda n: n.startswith(("model.vision_model.", "model.connector."))
     raise SystemExit(f"{family} is not an image tower this benchmark exports")
 
 
@@ -63,6 +69,8 @@ def embedding(family, c, w, x):
         return pooled @ w["visual_projection.weight"].T
     if family == "siglip":
         return rt.siglip_vision(w, "vision_model.", c, x)[1]
+    if family == "idefics3":
+        return rt.idefics3(w, c, c["scale_factor"], x)[1].flatten()
     last, _, _ = rt.dinov2(w, c, x, "size")
     return last[0]
 
@@ -104,6 +112,10 @@ def main(hf_dir, out_dir):
         shape = json.load(f)["shape"]
     pixels = torch.from_numpy(np.fromfile(os.path.join(hf_dir, "inputs.f32"), dtype="<f4").reshape(-1, 1, *shape).copy())
 
+    # Idefics3's bucketed position ids depend only on the tile's size: computed once (torch.bucketize has no
+    # ONNX op), a constant in the exported graph
+    plain_ids, ids = rt.idefics3_position_ids, {}
+    rt.idefics3_position_ids = lambda *size: ids.setdefault(size, plain_ids(*size))
     model = Tower(family, c, w, shape[-1]).eval()
     with torch.no_grad():
         reference = torch.stack([embedding(family, c, w, p[0]) for p in pixels]).numpy()

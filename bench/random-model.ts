@@ -60,6 +60,12 @@ export function randomForward(e: Exports, config: ModelConfig, random = randomSo
   }
   const code = initEngine(e, config, { ptr: payload, bytes: plan.length, tensors: plan.tensors });
   if (code !== 0) throw new Error(initError(code));
-  fillF32(e, random, e.inputPtr(), config.channels * config.imageSize * config.imageSize, -1, 1);
-  return () => e.forward(-1, 0, 0);
+  const size = config.channels * config.imageSize * config.imageSize;
+  fillF32(e, random, e.inputPtr(), size, -1, 1);
+  // the pass overwrites its input: the same pixels written before each run
+  const pixels = new Float32Array(e.memory.buffer, e.inputPtr(), size).slice();
+  return () => {
+    new Float32Array(e.memory.buffer, e.inputPtr(), size).set(pixels);
+    e.forward(-1, 0, 0);
+  };
 }

@@ -11,6 +11,7 @@ import {
   type TensorEntry,
 } from "../bundle/format.ts";
 import { weightSlots } from "../bundle/layout.ts";
+import { BLOCK_ROWS } from "./memory.ts";
 
 // The exports of assembly/index.ts this host uses.
 export interface EngineExports {
@@ -113,15 +114,15 @@ export interface DotInfo {
   probe: number;
 }
 
-// forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits).
-export const CAPTURE_ATTENTION = 2;
-export const CAPTURE_LAYER = 4;
+// forward()'s and enableCapture()'s flags (assembly/model.ts's CAPTURE_* bits), declared beside the plan
+// of their buffers.
+export { CAPTURE_ATTENTION, CAPTURE_HIDDEN, CAPTURE_LAYER } from "./memory.ts";
 
 // The config struct init() reads (assembly/model.ts, ConfigStruct): after `bytes`, the struct's own size,
 // one 4-byte little-endian field per ModelConfig field (the tower fields with their defaults; `family`
 // only names the model), by name, in this order; a list is an enum, written as the value's index. A new
 // field is one line here and one at the same place in ConfigStruct; the struct's size tells an engine
-// built without it.
+// built without it. After them, PLAN_FIELDS: what the memory plan decides rather than the bundle.
 type FieldType = "i32" | "bool" | "f32" | readonly string[];
 export const CONFIG_STRUCT = {
   channels: "i32",
@@ -149,7 +150,9 @@ export const CONFIG_STRUCT = {
   visionFeatureSelectStrategy: SELECT_STRATEGIES, // 0 default, 1 full
 } as const satisfies Record<Exclude<keyof ModelConfig, "family">, FieldType>;
 const CONFIG_FIELDS = Object.entries(CONFIG_STRUCT) as [keyof ModelConfig, FieldType][];
-const CONFIG_BYTES = 4 * (1 + CONFIG_FIELDS.length);
+// blockRows: tokens per block (core/engine/memory.ts, BLOCK_ROWS)
+export const PLAN_FIELDS = ["blockRows"] as const;
+const CONFIG_BYTES = 4 * (1 + CONFIG_FIELDS.length + PLAN_FIELDS.length);
 
 function writeConfig(view: DataView, config: ModelConfig): void {
   const full: ModelConfig = { ...config, ...towerOf(config) };
@@ -162,6 +165,7 @@ function writeConfig(view: DataView, config: ModelConfig): void {
     else if (type === "i32") view.setInt32(at, value as number, true);
     else view.setInt32(at, type.indexOf(value as string), true);
   });
+  view.setInt32(4 * (1 + CONFIG_FIELDS.length), BLOCK_ROWS, true);
 }
 
 // The weight table (assembly/model.ts, WeightBinder): payload pointer, payload bytes, slot count, then

@@ -3,7 +3,7 @@
 import { imageTokens, towerOf, type BundleHeader } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { sizeText } from "../sizes.ts";
-import { CAPTURE_ATTENTION, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
+import { CAPTURE_ATTENTION, CAPTURE_HIDDEN, CAPTURE_LAYER, type EngineExports } from "./abi.ts";
 import { captureBufferBytes, wholePages } from "./memory.ts";
 
 // The outputs a run can copy out of wasm memory (RunResult's fields of the same names).
@@ -27,9 +27,10 @@ export interface RunOptions {
   // pooler) or absent: a classification need not copy last_hidden_state (591 KiB for a ViT-B/16) only for it
   // to be garbage once the answer is made.
   outputs?: readonly RunOutput[];
-  // Reads the captures (clsAttention, clsMean, rollout, headRollout, attentions, pixels) in place instead
-  // of copying them: called synchronously with views into wasm memory that are valid only during the
-  // call (the next run overwrites them); run() then returns no captures.
+  // Reads the captures (clsAttention, clsMean, rollout, headRollout, attentions) in place instead of
+  // copying them: called synchronously with views into wasm memory that are valid only during the call
+  // (the next run overwrites them); run() then returns no captures. `pixels` comes as a copy: the pass
+  // overwrites the input.
   read?: (captures: RunResult) => void;
 }
 
@@ -54,7 +55,11 @@ export interface RunResult {
 
 // The CAPTURE_* bits of the buffers `options` asks for.
 function captureKinds(options: RunOptions): number {
-  return (options.attention ? CAPTURE_ATTENTION : 0) | (options.attentionLayer ? CAPTURE_LAYER : 0);
+  return (
+    (options.attention ? CAPTURE_ATTENTION : 0) |
+    (options.attentionLayer ? CAPTURE_LAYER : 0) |
+    ((options.capture ?? -1) >= 0 ? CAPTURE_HIDDEN : 0)
+  );
 }
 
 export class Model {
@@ -124,7 +129,9 @@ export class Model {
       throw new RangeError(`attentionLayer must be a layer 1..${c.layers}, got ${attentionLayer}`);
     }
     const flags = options.attention ? CAPTURE_ATTENTION : 0;
-    if (flags !== 0 || attentionLayer !== 0) this.enableCapture(captureKinds(options));
+    if (captureKinds(options) !== 0) this.enableCapture(captureKinds(options));
+    // the input shares the engine's memory with the layers' operands: copied before the pass overwrites it
+    const pixels = options.pixels ? this.input().slice() : undefined;
     const t = this.e.tokens();
     const size = t * c.dim;
     const hiddenState = options.hiddenState;
@@ -187,7 +194,7 @@ export class Model {
     }
     if (options.attention && tower.pooling === "map") captures.headRollout = take(this.e.headRolloutPtr(), t);
     if (attentionLayer !== 0) captures.attentions = take(this.e.attentionsPtr(), c.heads * t * t);
-    if (options.pixels) captures.pixels = options.read ? this.input() : this.input().slice();
+    if (pixels) captures.pixels = pixels;
     options.read?.(captures);
     return result;
   }

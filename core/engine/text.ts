@@ -9,7 +9,7 @@ import { EdgevitError } from "../errors.ts";
 import { type Tokenizer, tokenizerFromBytes } from "../text/index.ts";
 import { initError, type EngineExports } from "./abi.ts";
 import { pump } from "./load.ts";
-import { growing, type MemoryPlan, wholePages } from "./memory.ts";
+import { BLOCK_ROWS, growing, type MemoryPlan, runStateBytes, wholePages } from "./memory.ts";
 
 // The config struct textInit() reads (assembly/text.ts, TextConfigStruct): its own size, then these fields.
 export const TEXT_CONFIG_FIELDS = [
@@ -23,7 +23,7 @@ export const TEXT_CONFIG_FIELDS = [
   "hiddenAct",
   "causal",
   "projection",
-  "reserved",
+  "blockRows", // the memory plan's block of tokens (memory.ts, BLOCK_ROWS)
 ] as const;
 const TEXT_CONFIG_BYTES = 4 * (1 + TEXT_CONFIG_FIELDS.length);
 const TABLE_HEADER_WORDS = 3;
@@ -46,43 +46,25 @@ export function tokenizerHeapBytes(section: Pick<TextSection, "kind" | "config">
 // What a text tower's instance will hold: the section (weights and tokenizer bytes) and the activations
 // for its longest sequence, as textInit() plans them (model.ts's RunState with no image buffers, the ids).
 export function textMemoryPlan(c: TextConfig, sectionBytes: number, heapTop: number, rowTile: number): MemoryPlan {
-  const k16 = (k: number) => Math.ceil(k / 16) * 16;
-  const n4 = (n: number) => Math.ceil(n / 4) * 4;
-  const t = c.positions;
-  const headDim = c.dim / c.heads;
-  const rows = Math.ceil(t / rowTile) * rowTile;
-  const f32s = [
-    0, // input
-    0, // patch rows
-    t * c.dim, // x
-    t * c.dim, // norm
-    t * 3 * c.dim, // qkv
-    t * t, // scores
-    t * c.dim, // context
-    t * c.hidden, // MLP hidden
-    t * c.dim, // output
-    t * c.dim, // captured
-    0, // logits
-    0, // distillation logits
-    c.dim, // pooler
-    c.projection, // projected
-    c.dim, // head query
-    c.heads * t, // head attention
-    rows,
-    rows,
-    rows, // qa scale, zero, sum
-    n4(Math.max(t, headDim)), // qb scale
-    n4(Math.max(t, headDim)), // qb sum
-    0, // a connector's image tokens
-    0, // LLaVA's projector hidden
-    t, // ids
-  ];
-  const bytes = [
-    ...f32s.map((n) => 4 * n),
-    rows * Math.max(k16(c.dim), k16(c.hidden), k16(t)), // qa
-    Math.max(n4(t) * k16(headDim), n4(headDim) * k16(t)), // qb
-  ];
-  const activationBytes = bytes.reduce((sum, b) => sum + b + 96, 0) + (c.layers + 6) * 512;
+  const state = runStateBytes(
+    {
+      tokens: c.positions,
+      dim: c.dim,
+      heads: c.heads,
+      hidden: c.hidden,
+      layers: c.layers,
+      inputFloats: 0,
+      patchDim: 0,
+      classes: 0,
+      projection: c.projection,
+      imageTokens: 0,
+      lmDim: 0,
+      connector: "none",
+      scaleFactor: 1,
+    },
+    rowTile,
+  );
+  const activationBytes = state + 4 * c.positions + 96; // and the ids
   const totalBytes = wholePages(heapTop + sectionBytes + 96 + activationBytes);
   return { payloadBytes: sectionBytes, activationBytes, totalBytes };
 }
@@ -183,7 +165,7 @@ function writeConfig(view: DataView, c: TextConfig): void {
     hiddenAct: HIDDEN_ACTS.indexOf(c.hiddenAct),
     causal: c.causal ? 1 : 0,
     projection: c.projection,
-    reserved: 0,
+    blockRows: BLOCK_ROWS,
   };
   view.setInt32(0, TEXT_CONFIG_BYTES, true);
   TEXT_CONFIG_FIELDS.forEach((name, i) => {

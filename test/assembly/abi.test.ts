@@ -4,7 +4,7 @@
 // assembly/text.ts's TextConfigStruct), each field 4 bytes after `bytes`, the struct's size.
 import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
-import { CONFIG_STRUCT } from "../../core/engine/abi.ts";
+import { CONFIG_STRUCT, PLAN_FIELDS } from "../../core/engine/abi.ts";
 import { TEXT_CONFIG_FIELDS } from "../../core/engine/text.ts";
 
 // The field names of `@unmanaged class <name> { ... }` in `file`, in order.
@@ -16,7 +16,7 @@ function structFields(file: string, name: string): string[] {
 }
 
 test("assembly/model.ts's ConfigStruct has CONFIG_STRUCT's fields by name and in order", () => {
-  expect(structFields("model.ts", "ConfigStruct")).toEqual(["bytes", ...Object.keys(CONFIG_STRUCT)]);
+  expect(structFields("model.ts", "ConfigStruct")).toEqual(["bytes", ...Object.keys(CONFIG_STRUCT), ...PLAN_FIELDS]);
 });
 
 test("assembly/text.ts's TextConfigStruct has TEXT_CONFIG_FIELDS by name and in order", () => {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
-import { initEngine } from "../../core/engine/abi.ts";
+import { CAPTURE_HIDDEN, initEngine } from "../../core/engine/abi.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
 import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeCheckpoint, parseOptions } from "../../models/tools/make-random-vit.ts";
@@ -70,6 +70,7 @@ async function prepare(g: Golden): Promise<{ engines: Engine[]; images: Float32A
     const ptr = e.alloc(payload.length);
     new Uint8Array(e.memory.buffer, ptr, payload.length).set(payload);
     expect(initEngine(e, c, { ptr, bytes: payload.length, tensors: header.tensors })).toBe(0);
+    e.enableCapture(CAPTURE_HIDDEN); // the captured hidden state's buffer
     expect(e.tokens()).toBe(g.tokens);
     return e;
   });

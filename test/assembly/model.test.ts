@@ -4,7 +4,7 @@
 // engine.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { initEngine } from "../../core/engine/abi.ts";
+import { CAPTURE_HIDDEN, initEngine } from "../../core/engine/abi.ts";
 import { layout } from "../../core/bundle/layout.ts";
 import { packLinear } from "../../core/bundle/pack.ts";
 import { BUILDS, DOT_VARIANTS, type Engine, f32, loadEngine, loadVariant, randomF32, rng } from "./engine.ts";
@@ -172,6 +172,7 @@ function load(e: Engine, cfg: Config, bytes: Uint8Array): void {
   const plan = layout(cfg);
   expect(bytes.length).toBe(plan.length);
   expect(initEngine(e, cfg, { ptr, bytes: bytes.length, tensors: plan.tensors })).toBe(0);
+  e.enableCapture(CAPTURE_HIDDEN); // the captured hidden state's buffer
 }
 
 function run(e: Engine, cfg: Config, image: Float32Array, capture: number) {

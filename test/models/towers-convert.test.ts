@@ -141,18 +141,19 @@ describe("tower fields from config.json", () => {
         ),
       ),
     ).toMatch(/the int8 payload of .* over the limit of 120/);
-    // a one-layer SigLIP-B at 1024 px: 4,096 tokens, within every size limit, but its activations (the
-    // MLP's [tokens][3072], the attention scores) are over an isolate
+    // a two-layer SigLIP 1536 wide at 1024 px: 4,096 tokens, within every size limit, 107 MiB of weights,
+    // but its activations (the residual stream [tokens][1536], every token's keys and values) take it over
+    // an isolate
     expect(
       await refusal(
         towerDir("siglip-base-patch16-224", (c) =>
           Object.assign(c.vision_config as object, {
             image_size: 1024,
             patch_size: 16,
-            hidden_size: 768,
+            hidden_size: 1536,
             num_attention_heads: 12,
-            intermediate_size: 3072,
-            num_hidden_layers: 1,
+            intermediate_size: 6144,
+            num_hidden_layers: 2,
           }),
         ),
       ),

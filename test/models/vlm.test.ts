@@ -131,7 +131,12 @@ describe.each(PRESETS)("%s image tokens", (preset) => {
       expect(global.grid).toEqual({ rows: 0, cols: 0, frames: 1 });
       expect(global.data).toEqual(runs[0].data.subarray((p.frames - 1) * tokens * lmDim));
       // the pass in steps, the host reading each hidden state (as /v1/see's PCA does), ends in the connector
-      // too: on the global view still in the input, the same rows
+      // too: on the global view written again (the pass overwrites its input), the same rows
+      const view = await preprocessFrames(preprocessing, photoBytes(p.photo), DEFAULT_LIMITS, {
+        decode: "exact",
+        split: false,
+      });
+      view.write(0, models[0].input());
       let states = 0;
       const stepped = models[0].run({ hiddenState: () => void states++ });
       expect(states).toBe(config.layers + 1);

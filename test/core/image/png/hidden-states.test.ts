@@ -85,8 +85,9 @@ test("hidden_states[0] of PNG uploads follow transformers + PyTorch", async () =
   const weight = projection(files["model.safetensors"]);
   for (const c of golden.cases) {
     const bytes = new Uint8Array(readFileSync(DIR + c.png));
-    const { result } = await runImage(model, bytes, DEFAULT_LIMITS, { capture: 0 });
-    const input = model.input();
+    // pixel_values copied before the pass, which overwrites its input
+    const { result } = await runImage(model, bytes, DEFAULT_LIMITS, { capture: { capture: 0, pixels: true } });
+    const input = result.pixels!;
     const sha = createHash("sha256").update(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
     expect(sha.digest("hex"), `${c.png}: pixel_values`).toBe(c.pixelValues);
     const got = result.captured!; // [tokens][dim]
