@@ -527,10 +527,10 @@ export function ledgerOf(env: Env): MemoryLedger {
 
 // --- What a request will hold ---------------------------------------------------------------------------
 
-// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES)
-// and, beside it, one read of the stream in hand: a byte stream (request, RPC and R2 bodies) is read into
-// one reused buffer of BYOB_READ_BYTES; another stream's chunks are as large as its writer made them. A
-// multipart form's reader (multipart.ts) adds its own buffer.
+// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES).
+// A byte stream (request, RPC and R2 bodies) is read straight into the window; another stream's chunk in
+// hand beside it is reckoned at BYOB_READ_BYTES (its writer decides its size). A multipart form's reader
+// (multipart.ts) adds its own buffer.
 export const STREAM_CHUNK_BYTES = BYOB_READ_BYTES;
 export const FORM_READER_BYTES = STREAM_CHUNK_BYTES + FORM_BUFFER_BYTES;
 
