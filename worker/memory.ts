@@ -44,9 +44,12 @@ export const DEFAULT_WAIT_SECONDS = 10;
 
 // The isolate's JS heap with nothing in flight, a model loaded: V8's committed heap after a ViT-B/16 load and
 // three classifications was 6.6 MiB (docs/MEMORY.md, "Large uploads"); rounded up for the runtime's own
-// objects. Per request the JS objects beside its buffers (closures, answers' arrays) are REQUEST_BYTES.
+// objects.
 export const FIXED_HEAP_BYTES = 7 * MiB;
-const REQUEST_BYTES = 256 * 1024;
+// The JS heap V8 commits beyond the idle heap for each request in flight, beside the buffers its reservation
+// counts (its objects, and the young generation V8 grows while requests allocate): measured by bench:load as
+// 0.3-0.9 MiB per request decoding at once (docs/MEMORY.md, "Concurrent requests"), rounded up.
+export const REQUEST_HEAP_BYTES = MiB;
 
 // A refusal because the isolate is busy with other requests' memory: worth retrying after `retryAfter`
 // seconds (the Retry-After header over HTTP, `retryAfter` over RPC, a delayed retry in the queue consumer).
@@ -574,7 +577,7 @@ export interface RequestPlan {
 
 // The reservation a request needs, in bytes: its worst case from what `plan` knows.
 export function reservationBytes(plan: RequestPlan): number {
-  let bytes = REQUEST_BYTES + plan.body;
+  let bytes = REQUEST_HEAP_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
   if (plan.image && plan.model) {
     const tiles = plan.answer?.kind === "image_tokens";
