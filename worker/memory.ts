@@ -47,8 +47,9 @@ export const DEFAULT_WAIT_SECONDS = 10;
 // objects.
 export const FIXED_HEAP_BYTES = 7 * MiB;
 // The JS heap V8 commits beyond the idle heap for each request in flight, beside the buffers its reservation
-// counts (its objects, and the young generation V8 grows while requests allocate): measured by bench:load as
-// 0.3-0.9 MiB per request decoding at once (docs/MEMORY.md, "Concurrent requests"), rounded up.
+// counts (its objects, and the young generation V8 grows while requests allocate): bench:load measures 0.35 MiB
+// per request decoding at once for baseline JPEGs and 1-1.2 MiB for progressive JPEGs and PNGs (docs/MEMORY.md,
+// "Concurrent requests").
 export const REQUEST_HEAP_BYTES = MiB;
 
 // A refusal because the isolate is busy with other requests' memory: worth retrying after `retryAfter`
