@@ -1,17 +1,26 @@
 // Request bodies read BYOB inside workerd: a body the runtime holds (what an HTTP upload is) is a byte
 // stream, read straight into the decoder's window; a stream that is not a byte stream is read chunk by chunk.
-// Both paths must decode the same pixels and give the same answers, and a client that goes away in the middle
-// of a BYOB read must give its reservation and its window back.
+// Both paths must decode the same pixels and give the same answers, a client that goes away in the middle
+// of a BYOB read must give its reservation and its window back, and the body of an upload refused busy is
+// read away through the pool, not left for someone else to read chunk by chunk.
 
 import { beforeAll, expect, test } from "vitest";
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import catPng from "../fixtures/images/cat.png";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import { buffers } from "../../core/buffers.ts";
 import { ByteSource } from "../../core/image/bytes.ts";
 import { openImage } from "../../core/image/open.ts";
-import { ledgerOf } from "../../worker/memory.ts";
+import {
+  FIXED_HEAP_BYTES,
+  ledgerOf,
+  reservationBytes,
+  STREAM_CHUNK_BYTES,
+  streamedBodyBytes,
+} from "../../worker/memory.ts";
+import { MiB } from "../../core/sizes.ts";
+import worker from "../../worker/index.ts";
 import { call, randomBundle } from "./helpers.ts";
 
 const NAME = "byob-vit";
@@ -127,4 +136,64 @@ test("a client that disconnects during a BYOB read gets its reservation and its 
       expect(buffers.inUseBytes, name).toBe(lent);
     }
   }
+});
+
+test("an upload refused busy before its body was read has its body read to its end before the answer", async () => {
+  const bytes = IMAGES[0].bytes;
+  expect((await call(request(bytes, "image/jpeg"))).status).toBe(200);
+  // Room for one upload reading its header, not two.
+  const models = ledger().state().modelBytes;
+  const budget = models + 64 * 1024;
+  const one = reservationBytes({ body: streamedBodyBytes(STREAM_CHUNK_BYTES) });
+  const settings = {
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + Math.max(models + 1.5 * one, budget + 1)) / MiB,
+    MODEL_MEMORY_BUDGET_MB: budget / MiB,
+    ADMISSION_WAIT_SECONDS: 0.05,
+  };
+  let holder!: ReadableByteStreamController;
+  const held = call(
+    request(
+      new ReadableStream({
+        type: "bytes",
+        start(c) {
+          holder = c;
+        },
+      }),
+      "image/jpeg",
+    ),
+    settings,
+  );
+  holder.enqueue(bytes.slice(0, 100));
+  for (let i = 0; i < 500 && ledger().state().inFlight === 0; i++) await new Promise((r) => setTimeout(r, 2));
+  expect(ledger().state().inFlight).toBe(1);
+  await new Promise((r) => setTimeout(r, 10));
+  const lent = buffers.inUseBytes;
+
+  let sent = 0;
+  const refused = new ReadableStream({
+    type: "bytes",
+    pull(c) {
+      const view = c.byobRequest!.view as Uint8Array;
+      const n = Math.min(view.byteLength, 7000, bytes.length - sent);
+      view.set(bytes.subarray(sent, sent + n));
+      sent += n;
+      c.byobRequest!.respond(n);
+      if (sent === bytes.length) c.close();
+    },
+  });
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(
+    request(refused, "image/jpeg") as Request<unknown, IncomingRequestCfProperties>,
+    { ...env, ...settings },
+    ctx,
+  );
+  expect(sent).toBe(bytes.length);
+  expect(response.status).toBe(503);
+  expect(((await response.json()) as { error: { code: string } }).error.code).toBe("busy");
+  await waitOnExecutionContext(ctx);
+  expect(buffers.inUseBytes).toBe(lent);
+
+  holder.error(new Error("Network connection lost."));
+  expect((await held).status).toBe(499);
+  expect(ledger().state()).toMatchObject({ reservedBytes: 0, inFlight: 0, queued: 0 });
 });
