@@ -2,6 +2,7 @@
 // object): the refusal over the body limit, and what each kind of stream's failure becomes. The streams
 // themselves are read by the decoders through a bounded window (core/image/bytes.ts, service.ts).
 
+import { buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import type { ImageInput } from "./types.ts";
 
@@ -68,4 +69,41 @@ export function inputBytes(image: ImageInput): Uint8Array | null {
   if (!bytes)
     throw new EdgevitError("bad_parameter", "the image must be an ArrayBuffer, a Uint8Array or a ReadableStream");
   return bytes;
+}
+
+// Read into by discardBody, one read at a time per body (a BYOB read hands it back).
+const DISCARD_READ_BYTES = 16 * 1024;
+
+// The body of a request refused before it was read (503 busy), read to its end, at most `limit` bytes, and
+// dropped before the answer. Left unread, workerd may fail the connection instead of delivering the answer
+// (cloudflare/workerd#1741; answered first and read after, most refused uploads were reset), and `wrangler
+// dev`'s middleware reads it with a default reader, a new ArrayBuffer per chunk: refused 10 MB uploads made
+// tens of MiB of garbage in the isolate. A byte stream is read into one buffer from the isolate's pool
+// instead, which goes back when the body ends; another stream is cancelled. Resolves once the body is gone,
+// never rejects.
+export function discardBody(request: Request, limit: number): Promise<void> {
+  const body = request.body;
+  if (body === null || request.bodyUsed || body.locked) return Promise.resolve();
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    return body.cancel().catch(() => {});
+  }
+  return (async () => {
+    let buffer = buffers.acquire(DISCARD_READ_BYTES);
+    try {
+      for (let read = 0; read <= limit; ) {
+        const { done, value } = await reader.read(new Uint8Array(buffer, 0, DISCARD_READ_BYTES));
+        if (value) buffer = value.buffer as ArrayBuffer;
+        if (done || !value) return;
+        read += value.byteLength;
+      }
+      await reader.cancel();
+    } catch {
+      // The client went away: nothing is left to read.
+    } finally {
+      buffers.release(buffer, DISCARD_READ_BYTES);
+    }
+  })();
 }

@@ -46,9 +46,13 @@ export const DEFAULT_WAIT_SECONDS = 10;
 
 // The isolate's JS heap with nothing in flight, a model loaded: V8's committed heap after a ViT-B/16 load and
 // three classifications was 6.6 MiB (docs/MEMORY.md, "Large uploads"); rounded up for the runtime's own
-// objects. Per request the JS objects beside its buffers (closures, answers' arrays) are REQUEST_BYTES.
+// objects.
 export const FIXED_HEAP_BYTES = 7 * MiB;
-const REQUEST_BYTES = 256 * 1024;
+// The JS heap V8 commits beyond the idle heap for each request in flight, beside the buffers its reservation
+// counts (its objects, and the young generation V8 grows while requests allocate): bench:load measures 0.35 MiB
+// per request decoding at once for baseline JPEGs and 1-1.2 MiB for progressive JPEGs and PNGs (docs/MEMORY.md,
+// "Concurrent requests").
+export const REQUEST_HEAP_BYTES = MiB;
 
 // A refusal because the isolate is busy with other requests' memory: worth retrying after `retryAfter`
 // seconds (the Retry-After header over HTTP, `retryAfter` over RPC, a delayed retry in the queue consumer).
@@ -529,10 +533,10 @@ export function ledgerOf(env: Env): MemoryLedger {
 
 // --- What a request will hold ---------------------------------------------------------------------------
 
-// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES)
-// and, beside it, one read of the stream in hand: a byte stream (request, RPC and R2 bodies) is read into
-// one reused buffer of BYOB_READ_BYTES; another stream's chunks are as large as its writer made them. A
-// multipart form's reader (multipart.ts) adds its own buffer.
+// A streamed upload is read through its source's window (core/image/bytes.ts, DEFAULT_MAX_WINDOW_BYTES).
+// A byte stream (request, RPC and R2 bodies) is read straight into the window; another stream's chunk in
+// hand beside it is reckoned at BYOB_READ_BYTES (its writer decides its size). A multipart form's reader
+// (multipart.ts) adds its own buffer.
 export const STREAM_CHUNK_BYTES = BYOB_READ_BYTES;
 export const FORM_READER_BYTES = STREAM_CHUNK_BYTES + FORM_BUFFER_BYTES;
 
@@ -577,7 +581,7 @@ export interface RequestPlan {
 
 // The reservation a request needs, in bytes: its worst case from what `plan` knows.
 export function reservationBytes(plan: RequestPlan): number {
-  let bytes = REQUEST_BYTES + plan.body;
+  let bytes = REQUEST_HEAP_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
   if (plan.image && plan.model) {
     const tiles = plan.answer?.kind === "image_tokens";

@@ -5,7 +5,8 @@
 import { MODEL_PREFIX, modelRoutes, routes, TEXT_ROUTES, textRoutes } from "./api.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { clientGone, errorResponse, failure, Held } from "./http.ts";
-import { ClientDisconnected } from "./input.ts";
+import { ClientDisconnected, discardBody } from "./input.ts";
+import { Busy } from "./memory.ts";
 import { refuse } from "./auth.ts";
 import { preflight, withCors } from "./cors.ts";
 
@@ -48,6 +49,8 @@ async function route(request: Request, env: Env, ctx?: ExecutionContext): Promis
     return await handler(request, env, url, held);
   } catch (error) {
     if (error instanceof ClientDisconnected) return clientGone(request, url, error);
+    // A request refused for room before its body was read: the body is read away before the answer.
+    if (error instanceof Busy) await discardBody(request, Number(env.MAX_BODY_BYTES));
     return failure(error);
   } finally {
     held.settle();

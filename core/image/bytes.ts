@@ -12,7 +12,8 @@ import { EdgevitError } from "../errors.ts";
 // metadata): 1 MiB, some ten times the data of one 16-pixel MCU row of a 6000-pixel-wide photo at high
 // quality.
 export const DEFAULT_MAX_WINDOW_BYTES = 1 << 20;
-// The most a byte stream's read takes at once (the one chunk in hand beside the window).
+// One read of a body into a reader's own buffer (the multipart reader's), and the chunk in hand beside the
+// window when a stream is not a byte stream (a byte stream is read straight into the window).
 export const BYOB_READ_BYTES = 64 * 1024;
 // Bytes asked for at least per refill, so that a step retried after each refill costs amortized linear time
 // even when the stream arrives a byte at a time (each refill at least doubles what the retried step had).
@@ -53,11 +54,12 @@ export class ByteSource {
   private readonly minRead: number;
   private buffer: Uint8Array;
   private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null;
-  // A byte stream (request, RPC and R2 bodies) is read into this one buffer, handed back by each read: no
-  // chunk is allocated per read, so reading leaves no garbage behind.
-  private scratch: Uint8Array<ArrayBuffer> | null = null;
-  // A stream's window and scratch buffer come from the isolate's pool (../buffers.ts) and go back on close().
-  private pooled: ArrayBuffer[] = [];
+  // A byte stream (request, RPC and R2 bodies) is read straight into the window's free end: each read
+  // transfers the window's memory and hands it back, so no chunk is allocated per read and reading leaves no
+  // garbage behind. Another stream's chunks are copied in as they come.
+  readonly byob: boolean;
+  // A stream's window comes from the isolate's pool (../buffers.ts) and goes back on close().
+  private pooled: { buffer: ArrayBuffer; bytes: number }[] = [];
   private pending: Uint8Array | null = null; // the part of the last chunk read that is not in the window yet
   private received = 0;
   private retaining = false;
@@ -72,6 +74,7 @@ export class ByteSource {
     this.buffer = bytes;
     this.bytes = bytes;
     this.reader = reader;
+    this.byob = reader instanceof ReadableStreamBYOBReader;
     this.ended = reader === null;
     this.whole = reader === null;
     this.received = bytes.length;
@@ -95,9 +98,7 @@ export class ByteSource {
     } catch {
       // Not a byte stream: its chunks are read as they come.
     }
-    const source = new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
-    if (byob) source.scratch = new Uint8Array(buffers.acquire(BYOB_READ_BYTES));
-    return source;
+    return new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
   }
 
   // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
@@ -138,7 +139,7 @@ export class ByteSource {
     const target = length + Math.max(want, Math.min(this.minRead, limit - length), 1);
     let added = 0;
     while (length < target) {
-      if (this.pending === null) {
+      if (this.pending === null && !this.byob) {
         const chunk = await this.read();
         if (chunk === null) {
           this.ended = true;
@@ -168,9 +169,20 @@ export class ByteSource {
         grown.set(this.buffer.subarray(0, length));
         this.buffer = grown;
       }
-      const take = Math.min(this.pending.length, this.buffer.length - length);
-      this.buffer.set(this.pending.subarray(0, take), length);
-      this.pending = take === this.pending.length ? null : this.pending.subarray(take);
+      if (this.byob) {
+        const read = await this.readInto(length);
+        if (read === null) {
+          this.ended = true;
+          break;
+        }
+        length += read;
+        added += read;
+        continue;
+      }
+      const pending = this.pending as Uint8Array;
+      const take = Math.min(pending.length, this.buffer.length - length);
+      this.buffer.set(pending.subarray(0, take), length);
+      this.pending = take === pending.length ? null : pending.subarray(take);
       length += take;
       added += take;
     }
@@ -192,39 +204,54 @@ export class ByteSource {
     this.reader = null;
     this.pending = null;
     reader?.cancel().catch(() => {});
-    // A BYOB read hands the scratch buffer back as a new ArrayBuffer of the same size (or keeps it, if
-    // one is in flight): the one in hand is what goes back.
-    if (this.scratch) buffers.release(this.scratch.buffer, BYOB_READ_BYTES);
-    this.scratch = null;
+    // A window a BYOB read has in flight is the stream's until the read ends: the pool counts it as handed
+    // back and lets it go.
     if (this.pooled.length === 0) return;
     this.buffer = this.bytes = new Uint8Array(0);
-    for (const buffer of this.pooled.splice(0)) buffers.release(buffer);
+    for (const { buffer, bytes } of this.pooled.splice(0)) buffers.release(buffer, bytes);
   }
 
   private acquire(bytes: number): ArrayBuffer {
     const buffer = buffers.acquire(bytes);
-    this.pooled.push(buffer);
+    this.pooled.push({ buffer, bytes });
     return buffer;
   }
 
+  // One BYOB read into the window's free end, buffer[at..]: the bytes read, or null at the stream's end.
+  // The read transfers the window's memory and returns it as a new ArrayBuffer: the window (and the pool's
+  // record of it) is re-made on that one.
+  private async readInto(at: number): Promise<number | null> {
+    const reader = this.reader as ReadableStreamBYOBReader | null;
+    if (reader === null) return null;
+    const window = this.buffer;
+    const { byteOffset, length } = window; // a transferred view reads as empty
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await reader.read(window.subarray(at) as Uint8Array<ArrayBuffer>);
+    } catch (cause) {
+      this.reader = null;
+      throw this.failed ? this.failed(this.received, cause) : cause;
+    }
+    const memory = result.value?.buffer as ArrayBuffer | undefined;
+    if (memory && this.reader !== null) {
+      const pooled = this.pooled.find((p) => p.buffer === window.buffer);
+      if (pooled) pooled.buffer = memory;
+      this.buffer = new Uint8Array(memory, byteOffset, length);
+      this.bytes = this.buffer.subarray(0, at);
+    }
+    if (result.done || this.reader === null) {
+      this.reader = null;
+      return null;
+    }
+    return this.count(result.value.byteLength);
+  }
+
   private async read(): Promise<Uint8Array | null> {
-    const reader = this.reader;
+    const reader = this.reader as ReadableStreamDefaultReader<Uint8Array> | null;
     if (reader === null) return null;
     let result: ReadableStreamReadResult<Uint8Array>;
     try {
-      if (this.scratch) {
-        // The read transfers the scratch buffer and returns it holding the bytes read.
-        const read = await (reader as ReadableStreamBYOBReader).read(this.scratch);
-        if (read.value) this.scratch = new Uint8Array(read.value.buffer);
-        result = read.done
-          ? { done: true, value: undefined }
-          : {
-              done: false,
-              value: this.scratch.subarray(read.value.byteOffset, read.value.byteOffset + read.value.byteLength),
-            };
-      } else {
-        result = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-      }
+      result = await reader.read();
     } catch (cause) {
       this.reader = null;
       throw this.failed ? this.failed(this.received, cause) : cause;
@@ -233,13 +260,18 @@ export class ByteSource {
       this.reader = null;
       return null;
     }
-    const chunk = result.value;
-    if (this.received + chunk.byteLength > this.maxBytes) {
+    this.count(result.value.byteLength);
+    return result.value;
+  }
+
+  // Counts `bytes` more of the stream against its limit.
+  private count(bytes: number): number {
+    if (this.received + bytes > this.maxBytes) {
       this.close();
       throw payloadTooLarge(this.maxBytes);
     }
-    this.received += chunk.byteLength;
-    return chunk;
+    this.received += bytes;
+    return bytes;
   }
 }
 

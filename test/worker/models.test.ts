@@ -85,10 +85,12 @@ describe("a corrupt bundle gives 503 model_unavailable, and replacing it recover
     const good = randomBundle("corrupt-shared", 32);
     await env.MODELS.put("corrupt-shared.evit", good.slice(0, good.length - 1));
     const { bucket, gets } = countingBucket(env.MODELS);
+    // As many as the ledger admits at once beside the pending load (each reserves its body's window and its
+    // JS heap): a request admitted after the failure reads the object again.
     const responses = await Promise.all(
-      Array.from({ length: 8 }, () => classify("corrupt-shared", { MODELS: bucket })),
+      Array.from({ length: 4 }, () => classify("corrupt-shared", { MODELS: bucket })),
     );
-    expect(responses.map((r) => r.status)).toEqual(Array(8).fill(503));
+    expect(responses.map((r) => r.status)).toEqual(Array(4).fill(503));
     expect(gets.get("corrupt-shared.evit")).toBe(1);
   });
 

@@ -252,7 +252,7 @@ describe("bounds", () => {
     await expect(src.rest()).rejects.toMatchObject({ code: "busy" });
   });
 
-  test("a byte stream is read into one reused buffer, and decodes as its whole bytes", async () => {
+  test("a byte stream is read straight into the window, and decodes as its whole bytes", async () => {
     for (const name of ["images/hubble-cmyk.jpg", "images/coffee-progressive.jpg"]) {
       const bytes = read(`${FIXTURES}${name}`);
       let at = 0;
@@ -273,12 +273,14 @@ describe("bounds", () => {
       const whole = openImageBytes(bytes, LIMITS);
       const want: number[] = [];
       await whole.decode(2, (rows) => void want.push(rows[0]));
-      const decoder = await openImage(ByteSource.from(stream, { maxBytes: 1 << 20 }), LIMITS);
+      const source = ByteSource.from(stream, { maxBytes: 1 << 20 });
+      const decoder = await openImage(source, LIMITS);
       const got: number[] = [];
       await decoder.decode(2, (rows) => void got.push(rows[0]));
       expect(got, name).toEqual(want);
-      // Every read landed in the source's 64 KiB buffer (a BYOB read transfers it and hands it back).
-      expect([...sizes]).toEqual([64 * 1024]);
+      // Every read landed in the source's one window (a BYOB read transfers it and hands it back).
+      expect([...sizes]).toEqual([1 << 20]);
+      expect(source.byob).toBe(true);
     }
   });
 
