@@ -24,6 +24,7 @@ import { poolEmbedding, poolsOf } from "../core/answers/pool.ts";
 import { DEFAULT_TEMPLATE, fillTemplate } from "../core/answers/zeroshot.ts";
 import { loadModelFile, nodeEngine } from "../cli/node-engine.ts";
 import { convertToFile } from "../models/convert-folder.ts";
+import { cosine } from "./stats.ts";
 import { TEXT_PRESETS, type TextPreset, writeTextTower } from "../test/tools/text_towers.ts";
 
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch
@@ -65,18 +66,6 @@ const IMAGES = Number(values.images);
 const REFERENCE_IMAGES = Math.min(IMAGES, Number(values["reference-images"]));
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const sortedOf = (xs: number[]) => [...xs].sort((a, b) => a - b);
