@@ -14,7 +14,7 @@ import { buffers, sizeClass } from "../../buffers.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { type DecodeKernels, decodeKernels } from "../kernels.ts";
+import { type DecodeKernels, decodeKernels, MCUS_TOO_LARGE, MCUS_TRUNCATED, type McuComponent } from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
   cmykToRgb,
@@ -772,9 +772,10 @@ class Pass {
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
   }
 
-  // One MCU row of an interleaved streamed scan through the wasm kernels: every block into
-  // the coefficient band, then each component's blocks through the IDCT into its ring. A block of a
-  // segment that ran out of data stays zero, i.e. 128, as libjpeg leaves it.
+  // One MCU row of an interleaved streamed scan through the wasm kernels: every block Huffman-decoded into
+  // the coefficient band (the MCUs between restart markers in one call), then each component's blocks
+  // through the IDCT into its ring. A block of a segment that ran out of data stays zero, i.e. 128, as
+  // libjpeg leaves it.
   private decodeBandedRow(
     r: BitReader,
     scan: Scan,
@@ -787,26 +788,43 @@ class Pass {
     bandBlocks: number,
   ): void {
     const kernels = decodeKernels() as DecodeKernels;
-    const { view, at } = kernels.coefficients(bandBlocks);
+    const { at } = kernels.coefficients(bandBlocks);
     const f = this.frame;
     const restart = this.tables.restartInterval;
     const n = scan.components.length;
-    for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; mx++, mcu++) {
+    const layout: McuComponent[] = scan.components.map((sc, i) => {
+      const c = f.components[sc.index];
+      return { h: c.h, v: c.v, band: bandAt[i], perRow: c.paddedBlocksPerLine };
+    });
+    kernels.sequentialTables(dcs, acs, qs);
+    for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; ) {
       if (restart > 0 && mcu > 0 && mcu % restart === 0) {
         this.restartCheck(r);
         preds.fill(0);
       }
-      if (this.exhausted) continue;
-      for (let i = 0; i < n; i++) {
-        const c = this.planes[scan.components[i].index].comp;
-        for (let v = 0; v < c.v; v++) {
-          for (let h = 0; h < c.h; h++) {
-            const off = at + bandAt[i] + (v * c.paddedBlocksPerLine + mx * c.h + h) * 64;
-            preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+      let done = 1;
+      if (!this.exhausted) {
+        const mcus = restart > 0 ? Math.min(f.mcusPerLine - mx, restart - (mcu % restart)) : f.mcusPerLine - mx;
+        done = kernels.decodeMcus(r, preds, layout, at, mx, mcus);
+        if (done === MCUS_TRUNCATED) throw truncatedJpeg();
+        if (done === MCUS_TOO_LARGE) {
+          // More entropy data than the kernels' scratch holds: this MCU in JavaScript.
+          const view = kernels.coefficientView();
+          for (let i = 0; i < n; i++) {
+            const c = layout[i];
+            for (let v = 0; v < c.v; v++) {
+              for (let h = 0; h < c.h; h++) {
+                const off = at + c.band + (v * c.perRow + mx * c.h + h) * 64;
+                preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+              }
+            }
           }
+          done = 1;
         }
+        if (r.exhausted) this.exhausted = true;
       }
-      if (r.exhausted) this.exhausted = true;
+      mx += done;
+      mcu += done;
     }
     for (let i = 0; i < n; i++) {
       const p = this.planes[scan.components[i].index];
