@@ -20,7 +20,7 @@
 // The components' quantization tables, 4 x 64 i32 in natural order.
 @lazy const QUANT: usize = memory.data(4 * 256, 16);
 // i32 words: see the S_ offsets.
-@lazy const STATE: usize = memory.data(32 * 4, 16);
+@lazy const STATE: usize = memory.data(36 * 4, 16);
 
 @lazy const S_POS: usize = 0; // next byte in data; at a marker, its code byte
 @lazy const S_ACC: usize = 1; // the low S_BITS bits are unread
@@ -33,6 +33,7 @@
 @lazy const S_STATUS: usize = 11;
 @lazy const S_COMPONENT: usize = 12; // 4 x (h, v, band offset in bytes from coefs, blocks per band row)
 @lazy const S_WORK: usize = 28; // 4 predictors of the MCU being decoded
+@lazy const S_DC_ONLY: usize = 32; // 4 flags: the component's AC coefficients are parsed, not stored (a 1x1 IDCT)
 
 // How a call ended (S_STATUS).
 @lazy const DONE: i32 = 0; // all `mcus` decoded
@@ -135,10 +136,10 @@ function decodeSymbol(t: usize): i32 {
   return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
 }
 
-// One block into blk (64 i32, natural order, zero on entry), dequantized by q; the new DC predictor, or
-// status set on failure. The hot loop of decoding: the AC coefficients with the bit buffer in locals, the
+// One block into blk (64 i32, natural order, zero on entry), dequantized by q (the DC alone when dcOnly);
+// the new DC predictor, or status set on failure. The hot loop of decoding: the AC coefficients with the bit buffer in locals, the
 // plain bytes of a refill read here and a 0xFF left to fill().
-function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32): i32 {
+function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOnly: bool): i32 {
   const s = decodeSymbol(dc);
   if (s < 0) return 0;
   let diff = 0;
@@ -149,14 +150,27 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32): i32
   const dcv = pred + diff;
   store<i32>(blk, ((dcv << 16) >> 16) * load<i32>(q));
   const fast = ac + FAST;
+  const d = data;
+  const n = len;
   let a = acc;
   let b = bits;
   for (let k = 1; k < 64; k++) {
     if (b < 16) {
       if (!atMarker) {
         let p = pos;
-        while (b <= 24 && p < len) {
-          const byte = <i32>load<u8>(data + p);
+        // From 9..15 bits, two plain bytes top the buffer up: both in one load.
+        if (b > 8 && p + 1 < n) {
+          const w = <i32>load<u16>(d + p);
+          const lo = w & 0xff;
+          const hi = w >>> 8;
+          if (lo != 0xff && hi != 0xff) {
+            a = (a << 16) | (lo << 8) | hi;
+            b += 16;
+            p += 2;
+          }
+        }
+        while (b <= 24 && p < n) {
+          const byte = <i32>load<u8>(d + p);
           if (byte == 0xff) break;
           a = (a << 8) | byte;
           b += 8;
@@ -176,8 +190,10 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32): i32
     if (f != 0) {
       b -= f & 15;
       k += (f >> 4) & 15;
-      const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
-      store<i32>(blk + z, (f >> 8) * load<i32>(q + z));
+      if (!dcOnly) {
+        const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
+        store<i32>(blk + z, (f >> 8) * load<i32>(q + z));
+      }
       continue;
     }
     acc = a;
@@ -189,8 +205,11 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32): i32
     if (size != 0) {
       k += run;
       if (bits < size && !fill()) return 0;
-      const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
-      store<i32>(blk + z, extend(size) * load<i32>(q + z));
+      const value = extend(size);
+      if (!dcOnly) {
+        const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
+        store<i32>(blk + z, value * load<i32>(q + z));
+      }
     } else if (run != 15) {
       return dcv;
     } else {
@@ -248,10 +267,11 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
       const q = QUANT + (<usize>i << 8);
       const predAt = preds + (<usize>i << 2);
       let pred = load<i32>(predAt);
+      const dcOnly = load<i32>(STATE + ((S_DC_ONLY + <usize>i) << 2)) != 0;
       for (let y = 0; y < v; y++) {
         for (let x = 0; x < h; x++) {
           const blk = band + (<usize>(y * perRow + mx * h + x) << 8);
-          pred = decodeBlock(dc, ac, blk, q, pred);
+          pred = decodeBlock(dc, ac, blk, q, pred, dcOnly);
           if (status != DONE) {
             store<i32>(STATE + (S_STATUS << 2), status);
             return done;

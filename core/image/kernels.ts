@@ -57,12 +57,14 @@ interface DecodeExports {
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
-// mx at element band + ((y * perRow) + mx * h + x) * 64 of the coefficient band.
+// mx at element band + ((y * perRow) + mx * h + x) * 64 of the coefficient band; its DC coefficient alone
+// when dcOnly (a 1x1 IDCT reads nothing else).
 export interface McuComponent {
   h: number;
   v: number;
   band: number;
   perRow: number;
+  dcOnly: boolean;
 }
 
 // assembly/image/huffman.ts: a table slot's layout, the reader state's words and how a call ended.
@@ -81,6 +83,7 @@ const S_COMPONENTS = 9;
 const S_MX = 10;
 const S_STATUS = 11;
 const S_COMPONENT = 12;
+const S_DC_ONLY = 32;
 const NEED_MORE = 2;
 const TRUNCATED = 3;
 
@@ -261,6 +264,7 @@ export class DecodeKernels {
         s[o + 1] = c.v;
         s[o + 2] = c.band * 4;
         s[o + 3] = c.perRow;
+        s[state + S_DC_ONLY + i] = c.dcOnly ? 1 : 0;
       }
       const final = this.chunkEnd === data.length ? 1 : 0;
       const done = e.decodeMcus(dataAt, this.chunkEnd - this.chunkStart, final, mcus, at << 2);

@@ -703,7 +703,7 @@ class Pass {
     let blocksPerMcu = 0;
     for (const sc of scan.components)
       blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
-    // With the wasm kernels, a streamed MCU row (at scale 1, 1/2 or 1/4) is decoded into their coefficient
+    // With the wasm kernels, a streamed interleaved MCU row is decoded into their coefficient
     // band (each component's block rows, c.v of paddedBlocksPerLine blocks, one after the other) and goes
     // through the IDCT there in one call per component.
     const kernels = decodeKernels();
@@ -717,12 +717,7 @@ class Pass {
       const p = this.planes[sc.index];
       bandOut = Math.max(bandOut, p.bandRows * p.stride);
     }
-    const banded =
-      kernels !== null &&
-      !buffered &&
-      interleaved &&
-      this.planes.every((p) => p.size >= 2) &&
-      kernels.fitsBand(bandBlocks, bandOut);
+    const banded = kernels !== null && !buffered && interleaved && kernels.fitsBand(bandBlocks, bandOut);
     const decodeRow = (my: number) => {
       if (banded) {
         this.decodeBandedRow(r, scan, my, preds, dcs, acs, qs, bandAt, bandBlocks);
@@ -773,9 +768,9 @@ class Pass {
   }
 
   // One MCU row of an interleaved streamed scan through the wasm kernels: every block Huffman-decoded into
-  // the coefficient band (the MCUs between restart markers in one call), then each component's blocks
-  // through the IDCT into its ring. A block of a segment that ran out of data stays zero, i.e. 128, as
-  // libjpeg leaves it.
+  // the coefficient band (the MCUs between restart markers in one call; only the DC of a component at
+  // scaled size 1), then each component's blocks through the IDCT into its ring. A block of a segment that
+  // ran out of data stays zero, i.e. 128, as libjpeg leaves it.
   private decodeBandedRow(
     r: BitReader,
     scan: Scan,
@@ -794,7 +789,8 @@ class Pass {
     const n = scan.components.length;
     const layout: McuComponent[] = scan.components.map((sc, i) => {
       const c = f.components[sc.index];
-      return { h: c.h, v: c.v, band: bandAt[i], perRow: c.paddedBlocksPerLine };
+      const dcOnly = this.planes[sc.index].size === 1;
+      return { h: c.h, v: c.v, band: bandAt[i], perRow: c.paddedBlocksPerLine, dcOnly };
     });
     kernels.sequentialTables(dcs, acs, qs);
     for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; ) {
@@ -815,7 +811,12 @@ class Pass {
             for (let v = 0; v < c.v; v++) {
               for (let h = 0; h < c.h; h++) {
                 const off = at + c.band + (v * c.perRow + mx * c.h + h) * 64;
-                preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+                if (c.dcOnly) {
+                  preds[i] = skipBlockAc(r, dcs[i], acs[i], preds[i]);
+                  view[off] = ((preds[i] << 16) >> 16) * qs[i][0];
+                } else {
+                  preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+                }
               }
             }
           }
@@ -830,7 +831,18 @@ class Pass {
       const p = this.planes[scan.components[i].index];
       const c = p.comp;
       const off = (my % 3) * p.bandRows * p.stride;
-      kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
+      if (p.size > 1) {
+        kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
+        continue;
+      }
+      // The 1x1 IDCT of each DC, which is zeroed again for the band's next use.
+      const view = kernels.coefficientView();
+      const dq = this.dequantized;
+      for (let b = 0, o = at + bandAt[i]; b < c.v * c.paddedBlocksPerLine; b++, o += 64) {
+        dq[0] = view[o];
+        view[o] = 0;
+        idct1(dq, p.ring, off + b);
+      }
     }
     kernels.released();
   }

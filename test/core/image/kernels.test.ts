@@ -277,7 +277,7 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
           const at = sos + 12 + Math.floor(rand() * (bytes.length - sos - 14));
           corrupted[at] = rand() < 0.3 ? 0xff : rand() < 0.2 ? 0xd0 + Math.floor(rand() * 8) : Math.floor(rand() * 256);
         }
-        for (const scale of [1, 4]) {
+        for (const scale of [1, 4, 8]) {
           for (const [kind, copy] of [
             ["truncated", truncated],
             ["corrupted", corrupted],
@@ -293,13 +293,15 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
   test("entropy bytes copied a few at a time: the same pixels or error", async () => {
     for (const name of damaged) {
       const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
-      installDecodeKernels(null);
-      const js = await outcome(bytes, 2);
-      for (const chunk of [1, 7, 64]) {
-        installDecodeKernels(module);
-        const small = decodeKernels() as NonNullable<ReturnType<typeof decodeKernels>>;
-        small.chunkBytes = chunk;
-        expect((await outcome(bytes, 2)) === js, `${name}, ${chunk} bytes`).toBe(true);
+      for (const scale of [2, 8]) {
+        installDecodeKernels(null);
+        const js = await outcome(bytes, scale);
+        for (const chunk of [1, 7, 64]) {
+          installDecodeKernels(module);
+          const small = decodeKernels() as NonNullable<ReturnType<typeof decodeKernels>>;
+          small.chunkBytes = chunk;
+          expect((await outcome(bytes, scale)) === js, `${name} at 1/${scale}, ${chunk} bytes`).toBe(true);
+        }
       }
     }
     installDecodeKernels(module);
