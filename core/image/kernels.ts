@@ -7,6 +7,7 @@
 // instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row.
 
 import type { Coefficients } from "../preprocess/resize.ts";
+import type { BitReader, HuffmanTable } from "./jpeg/huffman.ts";
 
 // Pointers into memory; see assembly/image/ycc.ts.
 type YccRow = (
@@ -33,8 +34,15 @@ type HorizontalRow = (
   ksize: number,
 ) => void;
 
+// Up to `mcus` MCUs of a sequential scan into the coefficient band; see assembly/image/huffman.ts.
+type DecodeMcus = (data: number, length: number, final: number, mcus: number, coefs: number) => number;
+
 interface DecodeExports {
   memory: WebAssembly.Memory;
+  decodeMcus: DecodeMcus;
+  huffmanTables(): number;
+  huffmanQuant(): number;
+  huffmanState(): number;
   reserve(bytes: number): number;
   h2v2YccRow: YccRow;
   h2v2YccRowScalar: YccRow;
@@ -47,6 +55,45 @@ interface DecodeExports {
   horizontalRow: HorizontalRow;
   horizontalRowScalar: HorizontalRow;
 }
+
+// One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
+// mx at element band + ((y * perRow) + mx * h + x) * 64 of the coefficient band; its DC coefficient alone
+// when dcOnly (a 1x1 IDCT reads nothing else).
+export interface McuComponent {
+  h: number;
+  v: number;
+  band: number;
+  perRow: number;
+  dcOnly: boolean;
+}
+
+// assembly/image/huffman.ts: a table slot's layout, the reader state's words and how a call ended.
+const SLOT_BYTES = 9616;
+const SLOT_LOOKUP = 8192;
+const SLOT_MAX_CODE = 9216;
+const SLOT_VAL_OFFSET = 9288;
+const SLOT_SYMBOLS = 9360;
+const S_POS = 0;
+const S_ACC = 1;
+const S_BITS = 2;
+const S_PAD = 3;
+const S_AT_MARKER = 4;
+const S_PREDS = 5;
+const S_COMPONENTS = 9;
+const S_MX = 10;
+const S_STATUS = 11;
+const S_COMPONENT = 12;
+const S_DC_ONLY = 32;
+const NEED_MORE = 2;
+const TRUNCATED = 3;
+
+// decodeMcus's answers besides a count: the data ran out (the JPEG is truncated there), or the MCUs need
+// more entropy bytes than scratch holds (the caller decodes one in JavaScript).
+export const MCUS_TRUNCATED = -2;
+export const MCUS_TOO_LARGE = -1;
+
+// Entropy bytes copied per call at first; doubled whenever a call runs past them.
+const FIRST_CHUNK_BYTES = 32 << 10;
 
 // Bytes kept free after each row in scratch, so a vector load or store near a row's end stays in memory.
 const PAD = 64;
@@ -70,6 +117,14 @@ export class DecodeKernels {
   private tableCapacity = 0;
   private coefsClean = true;
   private table: Coefficients | null = null;
+  // The Huffman kernel's table slots (by identity: a table is never changed once built), and the entropy
+  // bytes in the row area: data[chunkStart..chunkEnd) of `chunkData`, valid until scratch is used again.
+  private readonly slots: (HuffmanTable | null)[] = new Array(8).fill(null);
+  private chunkData: Uint8Array | null = null;
+  private chunkStart = 0;
+  private chunkEnd = 0;
+  // Entropy bytes copied per call; tests set it small so that calls run past them.
+  chunkBytes = FIRST_CHUNK_BYTES;
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as DecodeExports;
@@ -103,6 +158,7 @@ export class DecodeKernels {
 
   // The row area for `bytes`; its offset in memory.
   private scratch(bytes: number): number {
+    this.chunkData = null;
     this.fit(0, bytes);
     return this.base + this.coefCapacity;
   }
@@ -130,7 +186,109 @@ export class DecodeKernels {
     const at = this.base >> 2;
     if (!this.coefsClean) this.coefView.fill(0, at, at + (this.coefCapacity >> 2));
     this.coefsClean = false;
+    this.chunkData = null;
     return { view: this.coefView, at };
+  }
+
+  // The coefficient band's current view (memory may have grown since coefficients() gave one).
+  coefficientView(): Int32Array {
+    this.fit(0, 0);
+    return this.coefView;
+  }
+
+  // The Huffman and quantization tables of a sequential scan's components (at most four) for decodeMcus.
+  sequentialTables(dcs: HuffmanTable[], acs: HuffmanTable[], qs: Int32Array[]): void {
+    const e = this.exports;
+    const heap = () => this.heap.buffer;
+    const put = (slot: number, t: HuffmanTable) => {
+      if (this.slots[slot] === t) return;
+      const at = e.huffmanTables() + slot * SLOT_BYTES;
+      new Int32Array(heap(), at, t.fastAc.length).set(t.fastAc);
+      new Uint16Array(heap(), at + SLOT_LOOKUP, t.lookup.length).set(t.lookup);
+      new Int32Array(heap(), at + SLOT_MAX_CODE, 18).set(t.maxCode);
+      new Int32Array(heap(), at + SLOT_VAL_OFFSET, 18).set(t.valOffset);
+      const symbols = new Uint8Array(heap(), at + SLOT_SYMBOLS, 256);
+      symbols.fill(0);
+      symbols.set(t.symbols.subarray(0, 256));
+      this.slots[slot] = t;
+    };
+    for (let i = 0; i < dcs.length; i++) {
+      put(i, dcs[i]);
+      put(4 + i, acs[i]);
+      new Int32Array(heap(), e.huffmanQuant() + i * 256, 64).set(qs[i]);
+    }
+  }
+
+  // Decodes up to `mcus` MCUs of a sequential scan from reader r (its state and the DC predictors `preds`
+  // are read and written back) into the band of coefficients() at element `at`, starting at MCU column mx;
+  // the tables are sequentialTables' last. core/image/jpeg/huffman.ts decodeBlock on each block is the
+  // reference. Returns the MCUs decoded (fewer after an MCU that read past the segment's data), or
+  // MCUS_TRUNCATED / MCUS_TOO_LARGE with r and preds at the end of the last whole MCU.
+  decodeMcus(
+    r: BitReader,
+    preds: Int32Array,
+    components: McuComponent[],
+    at: number,
+    mx: number,
+    mcus: number,
+  ): number {
+    const e = this.exports;
+    const state = e.huffmanState() >> 2;
+    let total = 0;
+    for (;;) {
+      const data = r.data;
+      const pos = r.pos;
+      // The copied bytes must start at or before the reader and, unless they run to the end, past it.
+      if (this.chunkData !== data || pos < this.chunkStart || (pos >= this.chunkEnd && this.chunkEnd < data.length)) {
+        const length = Math.min(data.length - pos, this.chunkBytes);
+        const dataAt = this.scratch(length + PAD);
+        this.heap.set(data.subarray(pos, pos + length), dataAt);
+        this.chunkData = data;
+        this.chunkStart = pos;
+        this.chunkEnd = pos + length;
+      }
+      const dataAt = this.base + this.coefCapacity;
+      const s = this.coefView;
+      s[state + S_POS] = r.atMarker ? 0 : pos - this.chunkStart;
+      s[state + S_ACC] = r.acc;
+      s[state + S_BITS] = r.bits;
+      s[state + S_PAD] = r.pad;
+      s[state + S_AT_MARKER] = r.atMarker ? 1 : 0;
+      s.set(preds.subarray(0, components.length), state + S_PREDS);
+      s[state + S_COMPONENTS] = components.length;
+      s[state + S_MX] = mx;
+      for (let i = 0; i < components.length; i++) {
+        const c = components[i];
+        const o = state + S_COMPONENT + 4 * i;
+        s[o] = c.h;
+        s[o + 1] = c.v;
+        s[o + 2] = c.band * 4;
+        s[o + 3] = c.perRow;
+        s[state + S_DC_ONLY + i] = c.dcOnly ? 1 : 0;
+      }
+      const final = this.chunkEnd === data.length ? 1 : 0;
+      const done = e.decodeMcus(dataAt, this.chunkEnd - this.chunkStart, final, mcus, at << 2);
+      if (done > 0) {
+        r.pos = r.atMarker && s[state + S_AT_MARKER] === 1 ? r.pos : this.chunkStart + s[state + S_POS];
+        r.acc = s[state + S_ACC];
+        r.bits = s[state + S_BITS];
+        r.pad = s[state + S_PAD];
+        r.atMarker = s[state + S_AT_MARKER] === 1;
+        for (let i = 0; i < components.length; i++) preds[i] = s[state + S_PREDS + i];
+        total += done;
+        mx += done;
+        mcus -= done;
+      }
+      const status = s[state + S_STATUS];
+      if (status === TRUNCATED) return MCUS_TRUNCATED;
+      if (status !== NEED_MORE || mcus === 0) return total;
+      // Ran past the copied bytes: again from the reader's position with more of them.
+      if (done === 0) {
+        if (this.chunkBytes + PAD >= MAX_ROW_BYTES) return total > 0 ? total : MCUS_TOO_LARGE;
+        this.chunkBytes = Math.min(2 * this.chunkBytes, MAX_ROW_BYTES - PAD);
+      }
+      this.chunkData = null;
+    }
   }
 
   // Marks the coefficient band clean: every block of it went through idct8Band, which zeroes them.

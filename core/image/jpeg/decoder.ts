@@ -14,7 +14,7 @@ import { buffers, sizeClass } from "../../buffers.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { type DecodeKernels, decodeKernels } from "../kernels.ts";
+import { type DecodeKernels, decodeKernels, MCUS_TOO_LARGE, MCUS_TRUNCATED, type McuComponent } from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
   cmykToRgb,
@@ -703,7 +703,7 @@ class Pass {
     let blocksPerMcu = 0;
     for (const sc of scan.components)
       blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
-    // With the wasm kernels, a streamed MCU row (at scale 1, 1/2 or 1/4) is decoded into their coefficient
+    // With the wasm kernels, a streamed interleaved MCU row is decoded into their coefficient
     // band (each component's block rows, c.v of paddedBlocksPerLine blocks, one after the other) and goes
     // through the IDCT there in one call per component.
     const kernels = decodeKernels();
@@ -717,12 +717,7 @@ class Pass {
       const p = this.planes[sc.index];
       bandOut = Math.max(bandOut, p.bandRows * p.stride);
     }
-    const banded =
-      kernels !== null &&
-      !buffered &&
-      interleaved &&
-      this.planes.every((p) => p.size >= 2) &&
-      kernels.fitsBand(bandBlocks, bandOut);
+    const banded = kernels !== null && !buffered && interleaved && kernels.fitsBand(bandBlocks, bandOut);
     const decodeRow = (my: number) => {
       if (banded) {
         this.decodeBandedRow(r, scan, my, preds, dcs, acs, qs, bandAt, bandBlocks);
@@ -772,9 +767,10 @@ class Pass {
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
   }
 
-  // One MCU row of an interleaved streamed scan through the wasm kernels: every block into
-  // the coefficient band, then each component's blocks through the IDCT into its ring. A block of a
-  // segment that ran out of data stays zero, i.e. 128, as libjpeg leaves it.
+  // One MCU row of an interleaved streamed scan through the wasm kernels: every block Huffman-decoded into
+  // the coefficient band (the MCUs between restart markers in one call; only the DC of a component at
+  // scaled size 1), then each component's blocks through the IDCT into its ring. A block of a segment that
+  // ran out of data stays zero, i.e. 128, as libjpeg leaves it.
   private decodeBandedRow(
     r: BitReader,
     scan: Scan,
@@ -787,32 +783,66 @@ class Pass {
     bandBlocks: number,
   ): void {
     const kernels = decodeKernels() as DecodeKernels;
-    const { view, at } = kernels.coefficients(bandBlocks);
+    const { at } = kernels.coefficients(bandBlocks);
     const f = this.frame;
     const restart = this.tables.restartInterval;
     const n = scan.components.length;
-    for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; mx++, mcu++) {
+    const layout: McuComponent[] = scan.components.map((sc, i) => {
+      const c = f.components[sc.index];
+      const dcOnly = this.planes[sc.index].size === 1;
+      return { h: c.h, v: c.v, band: bandAt[i], perRow: c.paddedBlocksPerLine, dcOnly };
+    });
+    kernels.sequentialTables(dcs, acs, qs);
+    for (let mx = 0, mcu = my * f.mcusPerLine; mx < f.mcusPerLine; ) {
       if (restart > 0 && mcu > 0 && mcu % restart === 0) {
         this.restartCheck(r);
         preds.fill(0);
       }
-      if (this.exhausted) continue;
-      for (let i = 0; i < n; i++) {
-        const c = this.planes[scan.components[i].index].comp;
-        for (let v = 0; v < c.v; v++) {
-          for (let h = 0; h < c.h; h++) {
-            const off = at + bandAt[i] + (v * c.paddedBlocksPerLine + mx * c.h + h) * 64;
-            preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+      let done = 1;
+      if (!this.exhausted) {
+        const mcus = restart > 0 ? Math.min(f.mcusPerLine - mx, restart - (mcu % restart)) : f.mcusPerLine - mx;
+        done = kernels.decodeMcus(r, preds, layout, at, mx, mcus);
+        if (done === MCUS_TRUNCATED) throw truncatedJpeg();
+        if (done === MCUS_TOO_LARGE) {
+          // More entropy data than the kernels' scratch holds: this MCU in JavaScript.
+          const view = kernels.coefficientView();
+          for (let i = 0; i < n; i++) {
+            const c = layout[i];
+            for (let v = 0; v < c.v; v++) {
+              for (let h = 0; h < c.h; h++) {
+                const off = at + c.band + (v * c.perRow + mx * c.h + h) * 64;
+                if (c.dcOnly) {
+                  preds[i] = skipBlockAc(r, dcs[i], acs[i], preds[i]);
+                  view[off] = ((preds[i] << 16) >> 16) * qs[i][0];
+                } else {
+                  preds[i] = decodeBlock(r, dcs[i], acs[i], view, off, qs[i], preds[i]);
+                }
+              }
+            }
           }
+          done = 1;
         }
+        if (r.exhausted) this.exhausted = true;
       }
-      if (r.exhausted) this.exhausted = true;
+      mx += done;
+      mcu += done;
     }
     for (let i = 0; i < n; i++) {
       const p = this.planes[scan.components[i].index];
       const c = p.comp;
       const off = (my % 3) * p.bandRows * p.stride;
-      kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
+      if (p.size > 1) {
+        kernels.idctBand(p.size, at + bandAt[i], c.paddedBlocksPerLine, c.v, p.ring, off, p.stride);
+        continue;
+      }
+      // The 1x1 IDCT of each DC, which is zeroed again for the band's next use.
+      const view = kernels.coefficientView();
+      const dq = this.dequantized;
+      for (let b = 0, o = at + bandAt[i]; b < c.v * c.paddedBlocksPerLine; b++, o += 64) {
+        dq[0] = view[o];
+        view[o] = 0;
+        idct1(dq, p.ring, off + b);
+      }
     }
     kernels.released();
   }

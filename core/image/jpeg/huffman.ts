@@ -151,6 +151,17 @@ export class BitReader {
     return (this.acc >>> this.bits) & 1;
   }
 
+  // Skips n bits and reads the one after them, as skip(n) then bit() read them.
+  bitAfter(n: number): number {
+    while (n > 16) {
+      this.getBits(16);
+      n -= 16;
+    }
+    if (this.bits <= n) this.fill();
+    this.bits -= n + 1;
+    return (this.acc >>> this.bits) & 1;
+  }
+
   skip(n: number): void {
     if (n === 0) return;
     while (n > 16) {
@@ -473,9 +484,8 @@ export function decodeAcRefineCompact(
         if (slot >= 0) {
           const c = coefs[o + slot];
           if (c !== 0) {
-            r.skip(pending);
+            if (r.bitAfter(pending) && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
             pending = 0;
-            if (r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
           } else if (--run < 0) {
             break;
           }
@@ -498,15 +508,15 @@ export function decodeAcRefineCompact(
   }
   if (eobrun > 0) {
     // The hot path of refinement at reduced scale: the correction bits of dropped coefficients are counted
-    // off the nonzero bits between kept positions rather than read one by one.
+    // off the nonzero bits between kept nonzero ones and skipped with the read of the next kept one's bit.
     for (let i = 0; i < keptZigzag.length; i++) {
       const kz = keptZigzag[i];
       if (kz < k) continue;
       if (kz > se) break;
-      r.skip(countBetween(lo, hi, k, kz));
       const slot = keep[kz];
       const c = coefs[o + slot];
-      if (c !== 0 && r.bit() && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
+      if (c === 0) continue;
+      if (r.bitAfter(countBetween(lo, hi, k, kz)) && (c & p1) === 0) coefs[o + slot] = c >= 0 ? c + p1 : c - p1;
       k = kz + 1;
     }
     if (k <= se) r.skip(countBetween(lo, hi, k, se + 1));

@@ -1,10 +1,12 @@
 // The image decoders' wasm kernels (assembly/image/, core/image/kernels.ts) against their scalar twins and
 // the JavaScript steps they replace, on random and extreme rows; and whole decodes with and without them.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
 import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
 import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
+import { openImage } from "../../../core/image/open.ts";
+import { DEFAULT_LIMITS } from "../../../core/limits.ts";
 import { decodeKernels, installDecodeKernels } from "../../../core/image/kernels.ts";
 import {
   BICUBIC,
@@ -208,4 +210,120 @@ describe("whole decodes with and without the kernels", () => {
       }
     });
   }
+});
+
+describe("Huffman decoding in the kernels against the JavaScript decoder", () => {
+  const fixtures = new URL("test/fixtures/", root);
+  const files = readdirSync(fixtures, { recursive: true, encoding: "utf8" })
+    .filter((f) => /\.jpe?g$/i.test(f))
+    .sort();
+
+  // The decode's pixels, or its error's code and message: both paths must give the same one.
+  async function outcome(input: Uint8Array | ReadableStream<Uint8Array>, scale: number): Promise<string> {
+    try {
+      const d = await openImage(input, { ...DEFAULT_LIMITS, maxPixels: 1 << 26 });
+      const width = Math.ceil(d.header.width / scale);
+      const out = new Uint8Array(width * Math.ceil(d.header.height / scale) * 3);
+      await d.decode(scale, (rows, first, count) => out.set(rows.subarray(0, count * width * 3), first * width * 3));
+      return `pixels ${Buffer.from(out).toString("base64")}`;
+    } catch (error) {
+      return `error ${(error as { code?: string }).code} ${(error as Error).message}`;
+    }
+  }
+
+  async function bothWays(bytes: Uint8Array, scale: number): Promise<{ js: string; wasm: string }> {
+    installDecodeKernels(null);
+    const js = await outcome(bytes, scale);
+    installDecodeKernels(module);
+    const wasm = await outcome(bytes, scale);
+    return { js, wasm };
+  }
+
+  test("the fixtures include baseline files with restart markers", () => {
+    expect(files.filter((f) => f.includes("restart")).length).toBeGreaterThan(1);
+    expect(files.length).toBeGreaterThan(50);
+  });
+
+  for (const name of files) {
+    test(`${name}: the same pixels or error at every scale`, async () => {
+      const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
+      for (const scale of [1, 2, 4, 8]) {
+        const { js, wasm } = await bothWays(bytes, scale);
+        expect(wasm === js, `1/${scale}: ${wasm.slice(0, 80)} vs ${js.slice(0, 80)}`).toBe(true);
+      }
+    });
+  }
+
+  const damaged = [
+    "images/cat-baseline-420.jpg",
+    "images/retina-restart-markers.jpg",
+    "jpeg/baseline-restart-420-50x40.jpg",
+    "jpeg/baseline-mixed-2x2-1x2-2x1-41x27.jpg",
+    "jpeg/baseline-411-45x21.jpg",
+  ];
+  for (const name of damaged) {
+    test(`${name}: truncated and corrupted copies decode or fail alike`, async () => {
+      const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
+      const rand = random(name.length);
+      const sos = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === 0xda);
+      expect(sos).toBeGreaterThan(0);
+      for (let i = 0; i < 12; i++) {
+        // Cut inside the entropy data, and a copy with bytes overwritten there (0xFF among them: stuffing,
+        // stray markers, restart markers out of order).
+        const cut = sos + 12 + Math.floor(rand() * (bytes.length - sos - 12));
+        const truncated = bytes.slice(0, cut);
+        const corrupted = bytes.slice();
+        for (let j = 0; j < 1 + i; j++) {
+          const at = sos + 12 + Math.floor(rand() * (bytes.length - sos - 14));
+          corrupted[at] = rand() < 0.3 ? 0xff : rand() < 0.2 ? 0xd0 + Math.floor(rand() * 8) : Math.floor(rand() * 256);
+        }
+        for (const scale of [1, 4, 8]) {
+          for (const [kind, copy] of [
+            ["truncated", truncated],
+            ["corrupted", corrupted],
+          ] as const) {
+            const { js, wasm } = await bothWays(copy, scale);
+            expect(wasm === js, `${kind} ${i} at 1/${scale}: ${wasm.slice(0, 80)} vs ${js.slice(0, 80)}`).toBe(true);
+          }
+        }
+      }
+    });
+  }
+
+  test("entropy bytes copied a few at a time: the same pixels or error", async () => {
+    for (const name of damaged) {
+      const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
+      for (const scale of [2, 8]) {
+        installDecodeKernels(null);
+        const js = await outcome(bytes, scale);
+        for (const chunk of [1, 7, 64]) {
+          installDecodeKernels(module);
+          const small = decodeKernels() as NonNullable<ReturnType<typeof decodeKernels>>;
+          small.chunkBytes = chunk;
+          expect((await outcome(bytes, scale)) === js, `${name} at 1/${scale}, ${chunk} bytes`).toBe(true);
+        }
+      }
+    }
+    installDecodeKernels(module);
+  });
+
+  test("streamed a few bytes at a time: the same pixels as the whole file in JavaScript", async () => {
+    for (const name of ["images/retina-restart-markers.jpg", "images/cat-baseline-420.jpg"]) {
+      const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
+      installDecodeKernels(null);
+      const js = await outcome(bytes, 4);
+      installDecodeKernels(module);
+      const rand = random(7);
+      let at = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= bytes.length) return controller.close();
+          const end = Math.min(bytes.length, at + 1 + Math.floor(rand() * 700));
+          controller.enqueue(bytes.slice(at, end));
+          at = end;
+        },
+      });
+      expect((await outcome(stream, 4)) === js, name).toBe(true);
+    }
+  });
 });

@@ -1,0 +1,294 @@
+// Sequential Huffman decoding of interleaved MCUs into a coefficient band: the same bit reader and block
+// decoding as core/image/jpeg/huffman.ts (BitReader.fill, decode, receiveExtend, decodeBlock), the buffer
+// topped up at the same points so that running out of bytes, a marker inside the entropy data (zeros
+// follow, counted in `pad`) and an unmatched code (17 bits dropped, symbol 0) go exactly as they do there.
+// That JavaScript is the scalar twin: tests decode every fixture both ways.
+//
+// The host copies the tables into the slots below, the entropy bytes into scratch, and the reader's state
+// into STATE; a call decodes up to `mcus` MCUs and leaves the state there for the host to read back.
+
+// One Huffman table slot (core/image/jpeg/huffman.ts HuffmanTable): fastAc (2048 i32), lookup (512 u16),
+// maxCode (18 i32), valOffset (18 i32), symbols (256 u8). Slots 0..3 are the scan's components' DC tables,
+// 4..7 their AC tables.
+@lazy const FAST: usize = 0;
+@lazy const LOOKUP: usize = 8192;
+@lazy const MAX_CODE: usize = 9216;
+@lazy const VAL_OFFSET: usize = 9288;
+@lazy const SYMBOLS: usize = 9360;
+@lazy const SLOT_BYTES: usize = 9616;
+@lazy const TABLES: usize = memory.data(8 * 9616, 16);
+// The components' quantization tables, 4 x 64 i32 in natural order.
+@lazy const QUANT: usize = memory.data(4 * 256, 16);
+// i32 words: see the S_ offsets.
+@lazy const STATE: usize = memory.data(36 * 4, 16);
+
+@lazy const S_POS: usize = 0; // next byte in data; at a marker, its code byte
+@lazy const S_ACC: usize = 1; // the low S_BITS bits are unread
+@lazy const S_BITS: usize = 2;
+@lazy const S_PAD: usize = 3; // zero bits made up after a marker
+@lazy const S_AT_MARKER: usize = 4;
+@lazy const S_PREDS: usize = 5; // 4 DC predictors
+@lazy const S_COMPONENTS: usize = 9;
+@lazy const S_MX: usize = 10; // the next MCU's column
+@lazy const S_STATUS: usize = 11;
+@lazy const S_COMPONENT: usize = 12; // 4 x (h, v, band offset in bytes from coefs, blocks per band row)
+@lazy const S_WORK: usize = 28; // 4 predictors of the MCU being decoded
+@lazy const S_DC_ONLY: usize = 32; // 4 flags: the component's AC coefficients are parsed, not stored (a 1x1 IDCT)
+
+// How a call ended (S_STATUS).
+@lazy const DONE: i32 = 0; // all `mcus` decoded
+@lazy const EXHAUSTED: i32 = 1; // stopped after an MCU that read past the segment's data
+@lazy const NEED_MORE: i32 = 2; // the copied bytes ran out before the data did: call again with more
+@lazy const TRUNCATED: i32 = 3; // the data itself ran out (core/image/jpeg/errors.ts truncatedJpeg)
+
+// Natural index of zigzag position k, 16 extra entries at 63 for runs that overshoot (../../core/image/jpeg/zigzag.ts).
+@lazy const ZIGZAG: usize = memory.data<i32>([
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47,
+  55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+]);
+
+// The reader, in globals for the length of a call.
+let data: usize = 0;
+let len: i32 = 0;
+let final: bool = false;
+let pos: i32 = 0;
+let acc: i32 = 0;
+let bits: i32 = 0;
+let pad: i32 = 0;
+let atMarker: bool = false;
+let status: i32 = DONE;
+
+/** Where the host writes the tables, quantization tables and reader state; see the constants above. */
+export function huffmanTables(): usize {
+  return TABLES;
+}
+
+export function huffmanQuant(): usize {
+  return QUANT;
+}
+
+export function huffmanState(): usize {
+  return STATE;
+}
+
+// Tops the buffer up to at least 25 bits; false (status set) when the bytes ran out first.
+function fill(): bool {
+  while (bits <= 24) {
+    let byte: i32 = 0;
+    if (atMarker) {
+      pad += 8;
+    } else {
+      if (pos >= len) {
+        status = final ? TRUNCATED : NEED_MORE;
+        return false;
+      }
+      byte = <i32>load<u8>(data + pos);
+      if (byte != 0xff) {
+        pos++;
+      } else {
+        let q = pos + 1;
+        while (q < len && load<u8>(data + q) == 0xff) q++;
+        if (q >= len) {
+          status = final ? TRUNCATED : NEED_MORE;
+          return false;
+        }
+        if (load<u8>(data + q) == 0) {
+          pos = q + 1;
+        } else {
+          atMarker = true;
+          pos = q;
+          pad += 8;
+          byte = 0;
+        }
+      }
+    }
+    acc = (acc << 8) | byte;
+    bits += 8;
+  }
+  return true;
+}
+
+// The next symbol of table t, or -1 when the bytes ran out.
+function decodeSymbol(t: usize): i32 {
+  if (bits < 16 && !fill()) return -1;
+  const e = <i32>load<u16>(t + LOOKUP + (<usize>((acc >>> (bits - 9)) & 511) << 1));
+  if (e != 0) {
+    bits -= e >> 8;
+    return e & 0xff;
+  }
+  for (let l = 10; l <= 16; l++) {
+    const code = (acc >>> (bits - l)) & ((1 << l) - 1);
+    if (code <= load<i32>(t + MAX_CODE + (<usize>l << 2))) {
+      bits -= l;
+      return <i32>load<u8>(t + SYMBOLS + <usize>((code + load<i32>(t + VAL_OFFSET + (<usize>l << 2))) & 0xff));
+    }
+  }
+  if (bits < 17 && !fill()) return -1;
+  bits -= 17;
+  return 0;
+}
+
+// receiveExtend's bits, sign-extended; status tells a failure apart.
+@inline function extend(n: i32): i32 {
+  bits -= n;
+  const v = (acc >>> bits) & ((1 << n) - 1);
+  return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
+}
+
+// One block into blk (64 i32, natural order, zero on entry), dequantized by q (the DC alone when dcOnly);
+// the new DC predictor, or status set on failure. The hot loop of decoding: the AC coefficients with the bit buffer in locals, the
+// plain bytes of a refill read here and a 0xFF left to fill().
+function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOnly: bool): i32 {
+  const s = decodeSymbol(dc);
+  if (s < 0) return 0;
+  let diff = 0;
+  if (s != 0) {
+    if (bits < s && !fill()) return 0;
+    diff = extend(s);
+  }
+  const dcv = pred + diff;
+  store<i32>(blk, ((dcv << 16) >> 16) * load<i32>(q));
+  const fast = ac + FAST;
+  const d = data;
+  const n = len;
+  let a = acc;
+  let b = bits;
+  for (let k = 1; k < 64; k++) {
+    if (b < 16) {
+      if (!atMarker) {
+        let p = pos;
+        // From 9..15 bits, two plain bytes top the buffer up: both in one load.
+        if (b > 8 && p + 1 < n) {
+          const w = <i32>load<u16>(d + p);
+          const lo = w & 0xff;
+          const hi = w >>> 8;
+          if (lo != 0xff && hi != 0xff) {
+            a = (a << 16) | (lo << 8) | hi;
+            b += 16;
+            p += 2;
+          }
+        }
+        while (b <= 24 && p < n) {
+          const byte = <i32>load<u8>(d + p);
+          if (byte == 0xff) break;
+          a = (a << 8) | byte;
+          b += 8;
+          p++;
+        }
+        pos = p;
+      }
+      if (b <= 24) {
+        acc = a;
+        bits = b;
+        if (!fill()) return 0;
+        a = acc;
+        b = bits;
+      }
+    }
+    const f = load<i32>(fast + (<usize>((a >>> (b - 11)) & 2047) << 2));
+    if (f != 0) {
+      b -= f & 15;
+      k += (f >> 4) & 15;
+      if (!dcOnly) {
+        const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
+        store<i32>(blk + z, (f >> 8) * load<i32>(q + z));
+      }
+      continue;
+    }
+    acc = a;
+    bits = b;
+    const rs = decodeSymbol(ac);
+    if (rs < 0) return 0;
+    const run = rs >> 4;
+    const size = rs & 15;
+    if (size != 0) {
+      k += run;
+      if (bits < size && !fill()) return 0;
+      const value = extend(size);
+      if (!dcOnly) {
+        const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
+        store<i32>(blk + z, value * load<i32>(q + z));
+      }
+    } else if (run != 15) {
+      return dcv;
+    } else {
+      k += 15;
+    }
+    a = acc;
+    b = bits;
+  }
+  acc = a;
+  bits = b;
+  return dcv;
+}
+
+// The reader's state, into STATE: where the next call starts.
+@inline function saveReader(mx: i32): void {
+  store<i32>(STATE + (S_POS << 2), pos);
+  store<i32>(STATE + (S_ACC << 2), acc);
+  store<i32>(STATE + (S_BITS << 2), bits);
+  store<i32>(STATE + (S_PAD << 2), pad);
+  store<i32>(STATE + (S_AT_MARKER << 2), atMarker ? 1 : 0);
+  store<i32>(STATE + (S_MX << 2), mx);
+}
+
+/**
+ * Decodes up to `mcus` interleaved MCUs from the copied entropy bytes data[0..length) (`isFinal`: they reach
+ * the end of the bytes there are) into the band at coefs; the number decoded. The reader's state, the DC
+ * predictors and the next MCU's column are read from STATE and written back after each whole MCU, so a call
+ * that stops inside an MCU (NEED_MORE, TRUNCATED) leaves the state at the end of the last whole one.
+ */
+export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32, coefs: usize): i32 {
+  data = dataPtr;
+  len = length;
+  final = isFinal != 0;
+  pos = load<i32>(STATE + (S_POS << 2));
+  acc = load<i32>(STATE + (S_ACC << 2));
+  bits = load<i32>(STATE + (S_BITS << 2));
+  pad = load<i32>(STATE + (S_PAD << 2));
+  atMarker = load<i32>(STATE + (S_AT_MARKER << 2)) != 0;
+  status = DONE;
+  const n = load<i32>(STATE + (S_COMPONENTS << 2));
+  let mx = load<i32>(STATE + (S_MX << 2));
+  let done = 0;
+  // The MCU's predictors while it decodes, kept apart until it is whole.
+  const preds = STATE + (S_WORK << 2);
+  memory.copy(preds, STATE + (S_PREDS << 2), 16);
+  while (done < mcus) {
+    for (let i = 0; i < n; i++) {
+      const cd = STATE + ((S_COMPONENT + (<usize>i << 2)) << 2);
+      const h = load<i32>(cd);
+      const v = load<i32>(cd, 4);
+      const band = coefs + <usize>load<i32>(cd, 8);
+      const perRow = load<i32>(cd, 12);
+      const dc = TABLES + <usize>i * SLOT_BYTES;
+      const ac = TABLES + <usize>(4 + i) * SLOT_BYTES;
+      const q = QUANT + (<usize>i << 8);
+      const predAt = preds + (<usize>i << 2);
+      let pred = load<i32>(predAt);
+      const dcOnly = load<i32>(STATE + ((S_DC_ONLY + <usize>i) << 2)) != 0;
+      for (let y = 0; y < v; y++) {
+        for (let x = 0; x < h; x++) {
+          const blk = band + (<usize>(y * perRow + mx * h + x) << 8);
+          pred = decodeBlock(dc, ac, blk, q, pred, dcOnly);
+          if (status != DONE) {
+            store<i32>(STATE + (S_STATUS << 2), status);
+            return done;
+          }
+        }
+      }
+      store<i32>(predAt, pred);
+    }
+    done++;
+    mx++;
+    memory.copy(STATE + (S_PREDS << 2), preds, 16);
+    saveReader(mx);
+    if (bits < pad) {
+      status = EXHAUSTED;
+      break;
+    }
+  }
+  store<i32>(STATE + (S_STATUS << 2), status);
+  return done;
+}
