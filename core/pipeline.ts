@@ -8,7 +8,7 @@ import { type ImageInput, openImage, openImageBytes } from "./image/open.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RgbImage } from "./image/source.ts";
 import { chooseScale, type DecodeMode, DEFAULT_DECODE_MODE, StreamingPreprocessor } from "./preprocess/stream.ts";
 import type { Limits } from "./limits.ts";
-import { longestEdgeSize, type TileGrid, Tiles } from "./preprocess/tiles.ts";
+import { longestEdgeSize, type TileGrid, Tiles, tileGrid } from "./preprocess/tiles.ts";
 
 export type { DecodeMode };
 
@@ -225,35 +225,67 @@ export async function preprocessFrames(
   }
   const decoded = await decodeRows(longestEdgeStep({ ...pp, splitting }, decoder.header), decoder, limits, decode);
   const t0 = performance.now();
-  const tiles = new Tiles(decoded.resized(), { ...pp, splitting }, split);
+  const picture = decoded.resized();
   const timings = { decode: decoded.decodeMs, preprocess: performance.now() - t0 };
-  return { image: decoded.image, grid: tiles.grid, write: (i, out) => tiles.write(i, out), timings };
+  // The tiles' band and global view are made when the first frame is asked for, once the decoder and the
+  // streamed resize are gone: a host reserves their memory for the frames, not beside the decode.
+  let tiles: Tiles | undefined;
+  const write = (i: number, out: Float32Array) => {
+    tiles ??= new Tiles(picture, { ...pp, splitting }, split);
+    tiles.write(i, out);
+  };
+  return { image: decoded.image, grid: tileGrid(picture, splitting, split), write, timings };
 }
 
-// An upload through a model with a connector: its frames (preprocessFrames), then one forward pass per
-// frame, each frame written into the model's input and run in one synchronous stretch (requests sharing the
-// model never see each other's pixels), yielding to other requests between frames. `split: false` runs the
-// global view alone.
+// An upload's image tokens one frame at a time: its frames (preprocessFrames), then, as `run(i)` asks, one
+// forward pass per frame, the frame written into the model's input and run in one synchronous stretch
+// (requests sharing the model never see each other's pixels). A host that streams its answer holds one
+// frame's rows at a time. `split: false` makes the global view alone.
+export interface TokenFrames {
+  image: DecodedImage;
+  grid: TileGrid; // rows and cols of the tiles (0 and 0 for one frame), frames
+  tokens: number; // rows per frame
+  lmDim: number;
+  run(i: number): Float32Array; // frame i's rows, [tokens][lmDim], in order (0 to frames - 1, each once)
+  timings: Timings; // decode, preprocess; forward adds up as frames run
+}
+
+export async function imageTokenFrames(
+  model: Model,
+  image: ImageInput | ImageDecoder,
+  limits: Limits,
+  options: { split?: boolean; decode?: DecodeMode } = {},
+): Promise<TokenFrames> {
+  const { config, preprocessing } = model.header;
+  const tokens = imageTokenCount(config);
+  if (tokens === 0) throw new RangeError(`model ${model.header.name} has no connector`);
+  const lmDim = towerOf(config).lmDim;
+  const frames = await preprocessFrames(preprocessing, image, limits, options);
+  const timings: Timings = { ...frames.timings, forward: 0 };
+  const run = (i: number): Float32Array => {
+    const t1 = performance.now();
+    frames.write(i, model.input());
+    const rows = model.run({ outputs: ["imageTokens"] }).imageTokens!;
+    timings.forward = (timings.forward ?? 0) + performance.now() - t1;
+    return rows;
+  };
+  return { image: frames.image, grid: frames.grid, tokens, lmDim, run, timings };
+}
+
+// An upload through a model with a connector: every frame's rows (imageTokenFrames), yielding to other
+// requests between frames.
 export async function runImageTokens(
   model: Model,
   image: ImageInput | ImageDecoder,
   limits: Limits,
   options: { split?: boolean; decode?: DecodeMode } = {},
 ): Promise<ImageTokens> {
-  const { config, preprocessing } = model.header;
-  const tokens = imageTokenCount(config);
-  if (tokens === 0) throw new RangeError(`model ${model.header.name} has no connector`);
-  const lmDim = towerOf(config).lmDim;
-  const frames = await preprocessFrames(preprocessing, image, limits, options);
-  const data = new Float32Array(frames.grid.frames * tokens * lmDim);
-  let forward = 0;
-  for (let i = 0; i < frames.grid.frames; i++) {
+  const frames = await imageTokenFrames(model, image, limits, options);
+  const { grid, tokens, lmDim } = frames;
+  const data = new Float32Array(grid.frames * tokens * lmDim);
+  for (let i = 0; i < grid.frames; i++) {
     if (i > 0) await yieldToOthers();
-    // From here to the end of this frame, no await.
-    const t1 = performance.now();
-    frames.write(i, model.input());
-    data.set(model.run({ outputs: ["imageTokens"] }).imageTokens!, i * tokens * lmDim);
-    forward += performance.now() - t1;
+    data.set(frames.run(i), i * tokens * lmDim);
   }
-  return { image: frames.image, grid: frames.grid, tokens, lmDim, data, timings: { ...frames.timings, forward } };
+  return { image: frames.image, grid, tokens, lmDim, data, timings: frames.timings };
 }

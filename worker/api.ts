@@ -15,6 +15,7 @@ import {
   json,
   listParam,
   npy,
+  npyStream,
   serverTiming,
   uploadHeaders,
   wantsNpy,
@@ -33,6 +34,7 @@ import {
   hiddenStatesAnswer,
   checkConnector,
   imageTokensAnswer,
+  imageTokensJson,
   modelOf,
   modelsAnswer,
   type Inference,
@@ -42,6 +44,7 @@ import {
   run,
   runTokens,
   streamedUpload,
+  streamTokens,
   tokenLayout,
   wholeUpload,
 } from "./service.ts";
@@ -343,15 +346,25 @@ const imageTokens: Handler = async (request, env, url, held) => {
   }
   const job = await prepareUpload(request, env, url, held);
   checkConnector(job.model.header.config, job.name);
-  const inference = await runTokens(env, job, split, npyOut ? "npy" : "json", nearest);
-  const { grid, tokens, lmDim, data } = inference;
+  if (nearest !== undefined) {
+    const inference = await runTokens(env, job, split, nearest);
+    return json(imageTokensAnswer(inference), 200, inferenceHeaders(inference));
+  }
+  // Streamed: each frame runs as the client reads, so the answer holds one frame's rows, not every frame's;
+  // the reservation lasts until the body is sent.
+  const stream = await streamTokens(env, job, split, npyOut ? "npy" : "json");
+  const { grid, tokens, lmDim } = stream;
   if (npyOut) {
-    return npy(data, [grid.frames, tokens, lmDim], {
-      ...inferenceHeaders(inference),
+    let frame = 0;
+    const next = () => (frame < grid.frames ? stream.run(frame++) : undefined);
+    const answer = npyStream([grid.frames, tokens, lmDim], next, {
+      ...inferenceHeaders(stream),
       "x-edgevit-tile-grid": `${grid.rows}x${grid.cols}`,
     });
+    return new Response(held.untilSent(answer.body!), answer);
   }
-  return json(imageTokensAnswer(inference), 200, inferenceHeaders(inference));
+  const headers = { "content-type": "application/json; charset=utf-8", ...inferenceHeaders(stream) };
+  return new Response(held.untilSent(imageTokensJson(stream)), { headers });
 };
 
 // POST /v1/search {"query", "k"?, "model"?}: the bucket's images nearest to the text (worker/search.ts).

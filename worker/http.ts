@@ -170,22 +170,50 @@ export function wantsNpy(request: Request): boolean {
 
 // NumPy format version 1.0 (`<f4`, C order): the magic, the header length, a Python dict literal
 // padded with spaces to a 64-byte boundary and ended by a newline, then the raw little-endian data.
-function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
+function npyHeader(shape: readonly number[]): Uint8Array {
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
   const preamble = 10; // "\x93NUMPY", major, minor, u16 header length
   const headerLength = Math.ceil((preamble + dict.length + 1) / 64) * 64 - preamble;
   const header = `${dict.padEnd(headerLength - 1, " ")}\n`;
-  const out = new Uint8Array(preamble + headerLength + data.byteLength);
+  const out = new Uint8Array(preamble + headerLength);
   out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0], 0);
   new DataView(out.buffer).setUint16(8, headerLength, true);
   out.set(new TextEncoder().encode(header), preamble);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), preamble + headerLength);
+  return out;
+}
+
+function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
+  const header = npyHeader(shape);
+  const out = new Uint8Array(header.byteLength + data.byteLength);
+  out.set(header, 0);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.byteLength);
   return out;
 }
 
 export function npy(data: Float32Array, shape: readonly number[], headers: HeadersInit = {}): Response {
   return new Response(encodeNpy(data, shape), { headers: { "content-type": "application/x-npy", ...headers } });
+}
+
+// A .npy answer whose data is made as it is sent: the header first (the shape is known), then each piece
+// `next` makes (undefined: the end), one at a time as the client reads.
+export function npyStream(
+  shape: readonly number[],
+  next: () => Float32Array | undefined,
+  headers: HeadersInit = {},
+): Response {
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start: (controller) => controller.enqueue(npyHeader(shape)),
+      pull: (controller) => {
+        const data = next();
+        if (data === undefined) return controller.close();
+        controller.enqueue(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { headers: { "content-type": "application/x-npy", ...headers } });
 }
 
 // The response for anything a handler throws: its own status for an EdgevitError, a logged 500 for a bug.

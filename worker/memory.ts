@@ -562,8 +562,19 @@ export type AnswerPlan =
   | { kind: "attentions"; form: "npy" | "json" | "arrays" } // json is streamed; arrays: nested, over RPC
   | { kind: "picture"; size: number } // one PNG of size x size (/v1/pca, /v1/attention_map)
   | { kind: "frames"; size: number; base64: boolean } // one PNG per hidden state (/v1/pca?layer=all, /v1/see)
-  // a connector's rows for each frame, and with nearest=k each row's nearest rows of the LLM's table
-  | { kind: "image_tokens"; frames: number; form: "npy" | "json"; nearest?: { k: number; table: EmbeddingsConfig } };
+  // a connector's rows for each frame: npy and json streamed as the frames run (json a row at a time);
+  // arrays collected, for the RPC answer's nested arrays or JSON with nearest=k (each row's nearest rows of
+  // the LLM's table)
+  | { kind: "image_tokens"; frames: number; form: "npy" | "json" | "arrays"; nearest?: NearestPlan };
+
+export interface NearestPlan {
+  k: number;
+  table: EmbeddingsConfig;
+}
+
+// /v1/image_tokens in phases (worker/service.ts's runTokens resizes the reservation at each boundary): the
+// decode, then the frames, then (a collected answer) the answer.
+export type TokensPhase = "decode" | "frames" | "answer";
 
 // Everything a request's reservation depends on, each part once it is known: before its header only the
 // body is, after it the image at its decode scale, the model's plan, the capture buffers the run may grow
@@ -577,19 +588,80 @@ export interface RequestPlan {
   captureGrowth?: number; // bytes the model's wasm memory grows by for this request's captures (whole pages)
   captureCopies?: number; // bytes of captures copied out of wasm memory (a hidden state, one layer's attention)
   answer?: AnswerPlan;
+  phase?: TokensPhase; // /v1/image_tokens: one phase's bytes (unset: the most of its phases)
 }
 
 // The reservation a request needs, in bytes: its worst case from what `plan` knows.
 export function reservationBytes(plan: RequestPlan): number {
+  if (plan.model && plan.answer?.kind === "image_tokens") {
+    const phases = imageTokensPhases(plan, plan.model, plan.answer);
+    return plan.phase ? phases[plan.phase] : Math.max(phases.decode, phases.frames, phases.answer);
+  }
   let bytes = REQUEST_HEAP_BYTES + plan.body;
   if (plan.image) bytes += plan.image.decoderBytes;
   if (plan.image && plan.model) {
-    const tiles = plan.answer?.kind === "image_tokens";
-    bytes += preprocessorBytes(plan.image.header, plan.image.scale, plan.model, tiles);
+    const { header, scale } = plan.image;
+    const pp = plan.model.preprocessing;
+    bytes += StreamingPreprocessor.memoryBytes(pp, decodedSize(header, scale), header.orientation);
   }
   if (plan.model) bytes += outputBytes(plan.model.config) + (plan.captureCopies ?? 0) + (plan.captureGrowth ?? 0);
   if (plan.model && plan.answer) bytes += answerBytes(plan.answer, plan.model.config);
   return bytes;
+}
+
+// The longest a float32 prints as a JSON number ("-1.1754943508222875e-38", 17 digits) with its comma.
+export const JSON_NUMBER_BYTES = 24;
+// A streamed answer's chunks alive at once: the one the runtime writes, the one queued for it (the router's
+// untilSent) and the one being made.
+export const CHUNKS_IN_FLIGHT = 3;
+
+// /v1/image_tokens' phases, each what the request holds then (the JS heap of REQUEST_HEAP_BYTES in each):
+//   decode: the body's reader, the decoder (its source included) and the streamed resize, which makes step 1's
+//     image (Idefics3) or the model's input picture;
+//   frames: once the decoder and the source are let go, step 1's image, the tiles' band and global view
+//     (tiles.ts; made at the first frame), one frame's rows copied out of wasm memory, and the answer so
+//     far: streamed, the chunks in flight (.npy: a frame's rows each; JSON: a row's text, the number array
+//     and string it is made from); collected, every frame's rows;
+//   answer (collected only): the rows, the nested arrays or JSON text (~48 bytes a number) and with
+//     nearest=k its comparisons and their part of the answer.
+// Without splitting (LLaVA's one frame) the streamed resize is held until the frame is written.
+function imageTokensPhases(
+  plan: RequestPlan,
+  model: BundleHeader,
+  answer: Extract<AnswerPlan, { kind: "image_tokens" }>,
+): Record<TokensPhase, number> {
+  const c = model.config;
+  const { lmDim } = towerOf(c);
+  const rows = imageTokens(c) * lmDim * 4; // one frame's rows, f32
+  const numbers = answer.frames * imageTokens(c) * lmDim;
+  let decode = REQUEST_HEAP_BYTES + plan.body;
+  let held = 0; // what the frames are made from
+  if (plan.image) {
+    const { header, scale } = plan.image;
+    const pp = model.preprocessing;
+    const decoded = decodedSize(header, scale);
+    const s = pp.splitting;
+    const step = s ? longestEdgeStep({ ...pp, splitting: s }, header) : pp;
+    const streamed = StreamingPreprocessor.memoryBytes(step, decoded, header.orientation);
+    decode += plan.image.decoderBytes + streamed;
+    if (s) {
+      const resized = step.size as { height: number; width: number };
+      held = resized.width * resized.height * 3 + Tiles.memoryBytes(resized, s, pp.resample, answer.frames > 1);
+    } else {
+      held = streamed;
+    }
+  }
+  const chunk = answer.form === "npy" ? rows : lmDim * JSON_NUMBER_BYTES + 4;
+  const row = lmDim * (JSON_NUMBER_BYTES + 8); // its string and number array
+  const inFlight = answer.form === "npy" ? CHUNKS_IN_FLIGHT * chunk : rows + CHUNKS_IN_FLIGHT * chunk + row;
+  const frames = REQUEST_HEAP_BYTES + held + (answer.form === "arrays" ? numbers * 4 + rows : inFlight);
+  if (answer.form !== "arrays") return { decode, frames, answer: 0 };
+  const nearest = answer.nearest ? nearestBytes(answer.nearest.table, numbers / lmDim, answer.nearest.k) : 0;
+  return { decode, frames, answer: REQUEST_HEAP_BYTES + numbers * 4 + numbers * 48 + nearest };
+}
+
+function decodedSize(header: ImageHeader, scale: number): { width: number; height: number } {
+  return { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
 }
 
 // Tokens of a config: patches, the class token, the distillation token.
@@ -598,24 +670,10 @@ function outputBytes(c: ModelConfig): number {
   return (c.classes + tokensOf(c) * c.dim) * 4;
 }
 
-// The streaming preprocessor (core/preprocess/stream.ts): the rows the vertical pass still reads (a ring of
-// at most one output row's filter support, at the output width), the resized picture, a decoded row; for
-// EXIF orientations 5-8 the float64 sums of the columns it accumulates (a few at once, each the oriented
-// width) and one rounded column.
-// With Idefics3's tiles (`tiles`, /v1/image_tokens), the stream resizes by the longest edge (its resized
-// picture is step 1's image) and the frames hold a band of the image resized to whole tiles and the global
-// view (core/preprocess/tiles.ts).
-function preprocessorBytes(header: ImageHeader, scale: number, model: BundleHeader, tiles: boolean): number {
-  const decoded = { width: Math.ceil(header.width / scale), height: Math.ceil(header.height / scale) };
-  const pp = model.preprocessing;
-  if (!tiles || !pp.splitting) return StreamingPreprocessor.memoryBytes(pp, decoded, header.orientation);
-  const step = longestEdgeStep({ ...pp, splitting: pp.splitting }, header);
-  const resized = step.size as { height: number; width: number };
-  return (
-    StreamingPreprocessor.memoryBytes(step, decoded, header.orientation) +
-    Tiles.memoryBytes(resized, pp.splitting, pp.resample)
-  );
-}
+// The streaming preprocessor (core/preprocess/stream.ts, StreamingPreprocessor.memoryBytes): the rows the
+// vertical pass still reads (a ring of at most one output row's filter support, at the output width), the
+// resized picture, a decoded row; for EXIF orientations 5-8 the float64 sums of the columns it accumulates (a
+// few at once, each the oriented width) and one rounded column.
 
 // What a route's answer holds beside the outputs: JSON text with its number arrays (~24 bytes a number,
 // the text and the arrays it is built from), .npy bytes, PNG frames with their pixels (base64 for /v1/see).
@@ -635,14 +693,8 @@ function answerBytes(answer: AnswerPlan, c: ModelConfig): number {
     }
     case "picture":
       return answer.size * answer.size * 3 * 2 + c.imageSize * c.imageSize * 3;
-    case "image_tokens": {
-      // the frames' rows as run() collects them, then the .npy file or the JSON text and its arrays
-      const numbers = answer.frames * imageTokens(c) * towerOf(c).lmDim;
-      const nearest = answer.nearest
-        ? nearestBytes(answer.nearest.table, answer.frames * imageTokens(c), answer.nearest.k)
-        : 0;
-      return numbers * 4 + (answer.form === "npy" ? numbers * 4 : numbers * 48) + nearest;
-    }
+    case "image_tokens": // in phases: imageTokensPhases
+      return 0;
     case "frames": {
       const frames = (c.layers + 1) * answer.size * answer.size * 3;
       return frames * (answer.base64 ? 4 : 2) + c.imageSize * c.imageSize * 3 + c.layers * c.heads * tokens * 48;

@@ -214,7 +214,7 @@ export class Edgevit extends WorkerEntrypoint<Env> implements EdgevitApi {
       const { split, nearest } = imageTokensOptions(options);
       const job = await prepareInput(this.env, image, name, options, tickets);
       checkConnector(job.model.header.config, name);
-      return imageTokensAnswer(await runTokens(this.env, job, split, "json", nearest));
+      return imageTokensAnswer(await runTokens(this.env, job, split, nearest));
     });
   }
 

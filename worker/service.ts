@@ -8,11 +8,12 @@ import {
   type Capture,
   type DecodeMode,
   inspectImage,
+  imageTokenFrames,
   runImage,
-  runImageTokens,
   type ImageTokens,
   type Inference as CoreInference,
   longestEdgeStep,
+  type TokenFrames,
   type Timings,
 } from "../core/pipeline.ts";
 import type { Model, RunOutput, RunResult } from "../core/engine/model.ts";
@@ -26,7 +27,7 @@ import {
   type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
-import { ByteSource } from "../core/image/bytes.ts";
+import { ByteSource, yieldToOthers } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import type { StreamFailure } from "./input.ts";
@@ -50,6 +51,7 @@ import {
   budgetBytes,
   type ImagePlan,
   ledgerOf,
+  type NearestPlan,
   type RequestPlan,
   reservationBytes,
   type Ticket,
@@ -447,17 +449,25 @@ export interface TokensInference extends ImageTokens {
   nearest?: NearestTokens; // with nearest=k: each image token's nearest rows of the LLM's embedding table
 }
 
-// Decode, the processor's frames and one forward pass per frame (core/pipeline.ts's runImageTokens), once the
-// request's reservation has grown to all of it and the answer in `form`; with `nearest` (k), each image
-// token's k nearest rows of the bundle's LLM embedding table (worker/nearest.ts), refused before the image is
-// decoded when the bundle has none or the comparisons are too many.
-export async function runTokens(
+// An upload's frames ready to run one at a time (core/pipeline.ts's TokenFrames), for an answer streamed as
+// they run: the request's reservation is the frames' phase until the answer has been sent.
+export interface TokensStream extends TokenFrames {
+  name: string;
+  version: string;
+  model: Model;
+}
+
+// The decode and the processor's frames of a prepared upload, in the reservation's phases (memory.ts,
+// imageTokensPhases): grown to the decode's, then, the decoder and the body let go, resized to the frames'
+// (and a collected answer's, which follows them). A request whose largest phase could never fit is refused
+// before its image is decoded; one that must wait to grow at the boundary waits its turn like any other,
+// and may be refused busy or too large with the same errors.
+async function tokenFrames(
   env: Env,
   job: Prepared,
   split: boolean,
-  form: "npy" | "json",
-  nearest?: number,
-): Promise<TokensInference> {
+  answer: Extract<AnswerPlan, { kind: "image_tokens" }>,
+): Promise<TokenFrames> {
   const { header } = job.model;
   const decode = job.decode ?? DEFAULT_DECODE_MODE;
   // the decode scale and the decoder's memory for the first step the frames stream through
@@ -466,29 +476,80 @@ export async function runTokens(
     : header.preprocessing;
   const scale = chooseScale(job.decoder.header, pp, decode);
   const image = { header: job.decoder.header, scale, decoderBytes: job.decoder.memoryBytes(scale) };
-  const frames = framesOf(header, job, split);
-  const table = nearest === undefined ? undefined : embeddingsSectionOf(job.name, header);
-  if (table) checkNearestWork(table, frames * imageTokens(header.config), split);
-  const answer = {
-    kind: "image_tokens",
-    frames,
-    form,
-    ...(table && nearest !== undefined ? { nearest: { k: nearest, table: table.config } } : {}),
-  } as const;
-  const needs = reservationBytes({ body: job.readerBytes, image, model: header, answer });
-  let ran: ImageTokens;
+  const plan: RequestPlan = { body: job.readerBytes, image, model: header, answer };
+  const needs = reservationBytes(plan);
+  const tooLarge = (room: number) => imageTooLarge({ ...job, image }, needs, room);
+  let frames: TokenFrames;
   try {
-    await job.ticket.resize(needs, (room) => imageTooLarge({ ...job, image }, needs, room));
-    ran = await runImageTokens(job.model, job.decoder, limitsOf(env), { split, decode });
+    const room = job.ticket.roomAlone;
+    if (needs > room) throw tooLarge(room);
+    await job.ticket.resize(reservationBytes({ ...plan, phase: "decode" }), tooLarge);
+    frames = await imageTokenFrames(job.model, job.decoder, limitsOf(env), { split, decode });
   } finally {
     job.source.close();
   }
-  // the body, the decoder's and the frames' memory are garbage now: the answer's part stays
-  await job.ticket.resize(reservationBytes({ body: 0, model: header, answer }));
+  // A collected answer is built after the frames: its room is taken now, not after the work.
+  const next = Math.max(reservationBytes({ ...plan, phase: "frames" }), reservationBytes({ ...plan, phase: "answer" }));
+  await job.ticket.resize(next, tooLarge);
+  return frames;
+}
+
+function framesAnswer(job: Prepared, split: boolean, form: "npy" | "json" | "arrays", nearest?: NearestPlan) {
+  const frames = framesOf(job.model.header, job, split);
+  return { kind: "image_tokens", frames, form, ...(nearest ? { nearest } : {}) } as const;
+}
+
+// Decode and the processor's frames, run as the answer is sent (form: how it is streamed, memory.ts).
+export async function streamTokens(
+  env: Env,
+  job: Prepared,
+  split: boolean,
+  form: "npy" | "json",
+): Promise<TokensStream> {
+  const frames = await tokenFrames(env, job, split, framesAnswer(job, split, form));
   const { name, version, model } = job;
-  const inference: TokensInference = { name, version, model, ...ran, timings: { ...job.timings, ...ran.timings } };
+  // the forward passes run as the answer is sent, after its headers
+  const { decode, preprocess } = frames.timings;
+  return { name, version, model, ...frames, timings: { ...job.timings, decode, preprocess } };
+}
+
+// Decode, the processor's frames and one forward pass per frame, every frame's rows collected (the RPC
+// answer's nested arrays); with `nearest` (k), each image token's k nearest rows of the bundle's LLM
+// embedding table (worker/nearest.ts), refused before the image is decoded when the bundle has none or the
+// comparisons are too many.
+export async function runTokens(env: Env, job: Prepared, split: boolean, nearest?: number): Promise<TokensInference> {
+  const { header } = job.model;
+  const table = nearest === undefined ? undefined : embeddingsSectionOf(job.name, header);
+  const answer = framesAnswer(
+    job,
+    split,
+    "arrays",
+    table && nearest !== undefined ? { k: nearest, table: table.config } : undefined,
+  );
+  if (table) checkNearestWork(table, answer.frames * imageTokens(header.config), split);
+  const frames = await tokenFrames(env, job, split, answer);
+  const { grid, tokens, lmDim } = frames;
+  const data = new Float32Array(grid.frames * tokens * lmDim);
+  for (let i = 0; i < grid.frames; i++) {
+    if (i > 0) await yieldToOthers();
+    data.set(frames.run(i), i * tokens * lmDim);
+  }
+  // the frames' memory is garbage now: the answer's part stays
+  await job.ticket.resize(reservationBytes({ body: 0, model: header, answer, phase: "answer" }));
+  const { name, version, model } = job;
+  const inference: TokensInference = {
+    name,
+    version,
+    model,
+    image: frames.image,
+    grid,
+    tokens,
+    lmDim,
+    data,
+    timings: { ...job.timings, ...frames.timings },
+  };
   if (table && nearest !== undefined)
-    inference.nearest = await nearestTokens(env.MODELS, name, job.entry.etag, table, ran.data, nearest);
+    inference.nearest = await nearestTokens(env.MODELS, name, job.entry.etag, table, data, nearest);
   return inference;
 }
 
@@ -519,4 +580,48 @@ export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer
     ...(inference.nearest ? { nearest: nearestAnswer(inference.nearest, grid.frames, tokens) } : {}),
     image,
   };
+}
+
+// imageTokensAnswer's JSON (without nearest) made as it is sent: the fields before the rows, then each
+// row's text as the client reads, a frame run when its first row is asked for, then the image. The same
+// bytes as JSON.stringify of imageTokensAnswer's object, holding one frame's rows and one row's text.
+export function imageTokensJson(stream: TokensStream): ReadableStream<Uint8Array> {
+  const { name, version, model, grid, tokens, lmDim, image } = stream;
+  const fields = {
+    model: name,
+    version,
+    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
+    tiles: grid.frames,
+    tokens,
+    lm_dim: lmDim,
+    grid: { rows: grid.rows, cols: grid.cols },
+  } satisfies Partial<ImageTokensAnswer>;
+  const encoder = new TextEncoder();
+  let frame = 0;
+  let row = 0;
+  let rows: Float32Array | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        controller.enqueue(encoder.encode(`${JSON.stringify(fields).slice(0, -1)},"image_tokens":[`));
+      },
+      pull(controller) {
+        if (frame === grid.frames) {
+          controller.enqueue(encoder.encode(`],"image":${JSON.stringify(image)}}`));
+          return controller.close();
+        }
+        rows ??= stream.run(frame);
+        const text = JSON.stringify(Array.from(rows.subarray(row * lmDim, (row + 1) * lmDim)));
+        const open = row === 0 ? `${frame > 0 ? "," : ""}[` : ",";
+        const close = row === tokens - 1 ? "]" : "";
+        controller.enqueue(encoder.encode(`${open}${text}${close}`));
+        if (++row === tokens) {
+          row = 0;
+          frame++;
+          rows = undefined;
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }

@@ -75,7 +75,9 @@ export function tileGrid(resized: Size, s: ImageSplitting, split: boolean): Tile
 // then the global view. Step 2's image is never whole: its rows are made one row of tiles (a band) at a
 // time from step 1's image (RowResize, PIL's resize as rows stream), each row also streamed into the
 // global view's resize, so what is held beside step 1's image is a band (at most 3 MiB for SmolVLM's
-// 2048 and 512), the rings of the two resizes and the global view (0.75 MiB).
+// 2048 and 512), the rings of the two resizes and the global view (0.75 MiB). When step 1's image is whole
+// tiles already (a 4:3 photo: 2048x1536), step 2 is step 1's image itself and the tiles are read from it:
+// no band.
 export class Tiles {
   readonly grid: TileGrid;
   private readonly tile: number;
@@ -87,6 +89,7 @@ export class Tiles {
   // completes it makes beyond it
   private readonly band: Uint8Array | null;
   private readonly bandRows: number;
+  private readonly same: boolean; // step 2's size is step 1's: tiles read straight from it
   private readonly global: Uint8Array; // [tile][tile][3]
   private readonly lut: Float32Array;
   private pushed = 0; // step 1's rows pushed into toEncoder
@@ -102,9 +105,10 @@ export class Tiles {
     this.grid = tileGrid(resized, pp.splitting, split);
     const size = encoderSize(resized, t);
     this.encoder = size;
-    const { toEncoder, toGlobal, bandRows } = Tiles.plan(resized, t, pp.resample);
+    const { toEncoder, toGlobal, bandRows, same } = Tiles.plan(resized, t, pp.resample);
     this.bandRows = bandRows;
-    this.band = this.grid.rows > 0 ? new Uint8Array(bandRows * size.width * 3) : null;
+    this.same = same;
+    this.band = this.grid.rows > 0 && !same ? new Uint8Array(bandRows * size.width * 3) : null;
     this.global = new Uint8Array(t * t * 3);
     const stride = size.width * 3;
     this.toGlobal = new RowResize(toGlobal, (row, y) => this.global.set(row, y * t * 3));
@@ -120,15 +124,17 @@ export class Tiles {
     const size = encoderSize(resized, t);
     const toEncoder = rowResizePlan(resized.width, resized.height, size.width, size.height, resample);
     const toGlobal = rowResizePlan(size.width, size.height, t, t, resample);
-    return { size, toEncoder, toGlobal, bandRows: t + toEncoder.burst - 1 };
+    const same = size.width === resized.width && size.height === resized.height;
+    return { size, toEncoder, toGlobal, bandRows: t + toEncoder.burst - 1, same };
   }
 
-  // The most bytes the frames hold beside step 1's image: the band, the global view, the two resizes, the
-  // value table.
-  static memoryBytes(resized: Size, s: ImageSplitting, resample: number): number {
+  // The most bytes the frames hold beside step 1's image: the band (none when step 1's image is whole tiles
+  // or only the global view is made), the global view, the two resizes, the value table.
+  static memoryBytes(resized: Size, s: ImageSplitting, resample: number, split = true): number {
     const t = s.maxImageSize;
-    const { size, toEncoder, toGlobal, bandRows } = Tiles.plan(resized, t, resample);
-    return bandRows * size.width * 3 + t * t * 3 + toEncoder.bytes + toGlobal.bytes + 3 * 256 * 4;
+    const { size, toEncoder, toGlobal, bandRows, same } = Tiles.plan(resized, t, resample);
+    const band = tileGrid(resized, s, split).rows > 0 && !same ? bandRows * size.width * 3 : 0;
+    return band + t * t * 3 + toEncoder.bytes + toGlobal.bytes + 3 * 256 * 4;
   }
 
   // Step 2's rows up to `rows` (all of them: the global view complete).
@@ -155,10 +161,11 @@ export class Tiles {
     this.makeRows(last ? this.encoder.height : top + t);
     const plane = t * t;
     const lut = this.lut;
-    const src = last ? this.global : this.band!;
+    const src = last ? this.global : this.same ? this.source.data : this.band!;
     const width = last ? t : this.encoder.width;
     for (let y = 0; y < t; y++) {
-      let s = ((last ? y : (top + y) % this.bandRows) * width + left) * 3;
+      const row = last ? y : this.same ? top + y : (top + y) % this.bandRows;
+      let s = (row * width + left) * 3;
       for (let x = 0; x < t; x++, s += 3) {
         const o = y * t + x;
         out[o] = lut[src[s]];

@@ -13,7 +13,8 @@ import { runImageTokens } from "../../core/pipeline.ts";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { buffers } from "../../core/buffers.ts";
 import { openImage } from "../../core/image/open.ts";
-import { ledgerOf, reservationBytes, STREAM_CHUNK_BYTES } from "../../worker/memory.ts";
+import { ledgerOf, type RequestPlan, reservationBytes, STREAM_CHUNK_BYTES } from "../../worker/memory.ts";
+import { imageTokensAnswer } from "../../worker/service.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 
 const TOWER: ModelConfig = { ...SMALL_CONFIG, classes: 0, eps: 1e-6 };
@@ -165,43 +166,75 @@ describe.each([
   });
 });
 
-// A phone photo at SmolVLM's sizes: step 1 is 2048x1536 (or 1536x2048), whole tiles already; the ledger's
-// peak for the request alone is the reservation the plan (worker/memory.ts) gives for it.
+// A phone photo at SmolVLM's sizes: step 1 is 2048x1536 (or 1536x2048), whole tiles already. The request
+// reserves its decode, then its frames (worker/memory.ts's phases): the ledger's peak for the request alone is
+// the largest phase's reservation, and the streamed JSON holds the rows the .npy holds.
 describe("a 12 MP photo through SmolVLM's processor", () => {
   const photos = (env as unknown as { PHOTOS: Fetcher }).PHOTOS;
   test.each([
     ["baseline-12mp.jpg", 3, 4],
     ["phone-12mp-orient6.jpg", 4, 3],
-  ])("%s: 200 with %ix%i tiles, reserving what the plan says", async (file, rows, cols) => {
+  ])("%s: 200 with %ix%i tiles, the ledger's peak the largest phase's reservation", async (file, rows, cols) => {
     const bytes = new Uint8Array(await (await photos.fetch(`http://photos/${file}`)).arrayBuffer());
-    const request = () =>
+    const request = (form: "npy" | "json") =>
       call(
         jpegRequest("/v1/image_tokens?model=vlm-smolvlm", bytes, "image/jpeg", {
-          accept: "application/x-npy",
+          accept: form === "npy" ? "application/x-npy" : "application/json",
           "content-length": String(bytes.byteLength),
         }),
       );
-    const first = await request();
+    const first = await request("npy");
     expect(first.status, await first.clone().text()).toBe(200);
     expect(first.headers.get("x-edgevit-tile-grid")).toBe(`${rows}x${cols}`);
     const frames = rows * cols + 1;
-    expect(parseNpy(new Uint8Array(await first.arrayBuffer())).shape).toEqual([frames, 256, 24]);
+    const npy = parseNpy(new Uint8Array(await first.arrayBuffer()));
+    expect(npy.shape).toEqual([frames, 256, 24]);
 
-    const ledger = ledgerOf(env);
-    buffers.trim(0);
-    const base = ledger.usedBytes();
-    ledger.resetPeak();
-    expect((await request()).status).toBe(200);
     const decoder = await openImage(new Response(bytes).body!, DEFAULT_LIMITS);
     const { header } = await (await Engine.instantiate(relaxedModule)).load(bundles["vlm-smolvlm"]);
-    const plan = reservationBytes({
-      body: STREAM_CHUNK_BYTES,
-      image: { header: decoder.header, scale: 1, decoderBytes: decoder.memoryBytes(1) },
-      model: header,
-      answer: { kind: "image_tokens", frames, form: "npy" },
-    });
-    expect(ledger.peakBytes - base).toBe(plan);
+    const ledger = ledgerOf(env);
+    for (const form of ["npy", "json"] as const) {
+      buffers.trim(0);
+      const reserved = ledger.state().reservedBytes;
+      const base = ledger.usedBytes();
+      ledger.resetPeak();
+      const response = await request(form);
+      expect(response.status).toBe(200);
+      if (form === "json") {
+        const body = await response.json<any>();
+        expect(body).toMatchObject({ tiles: frames, tokens: 256, lm_dim: 24, grid: { rows, cols } });
+        expect(new Float32Array(body.image_tokens.flat(2))).toEqual(npy.data);
+      } else {
+        await response.arrayBuffer();
+      }
+      const plan: RequestPlan = {
+        body: STREAM_CHUNK_BYTES,
+        image: { header: decoder.header, scale: 1, decoderBytes: decoder.memoryBytes(1) },
+        model: header,
+        answer: { kind: "image_tokens", frames, form },
+      };
+      const phases = (["decode", "frames"] as const).map((phase) => reservationBytes({ ...plan, phase }));
+      expect(reservationBytes(plan)).toBe(Math.max(...phases));
+      expect(ledger.peakBytes - base, form).toBe(Math.max(...phases));
+      expect(ledger.state().reservedBytes).toBe(reserved); // released once the answer is sent
+    }
   });
+});
+
+test("the streamed JSON is JSON.stringify of the answer's object, byte for byte", async () => {
+  for (const split of [true, false]) {
+    const response = await SELF.fetch(
+      jpegRequest(`/v1/image_tokens?model=vlm-idefics3&decode=exact&split=${split}`, cat),
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    const text = await response.text();
+    const model = await (await Engine.instantiate(relaxedModule)).load(bundles["vlm-idefics3"]);
+    const ran = await runImageTokens(model, new Uint8Array(cat), DEFAULT_LIMITS, { split, decode: "exact" });
+    const version = JSON.parse(text).version;
+    const want = imageTokensAnswer({ name: "vlm-idefics3", version, model, ...ran });
+    expect(text).toBe(JSON.stringify(want));
+  }
 });
 
 test("RPC imageTokens answers what POST /v1/image_tokens answers", async () => {

@@ -101,7 +101,8 @@ const same = (a: Float32Array, b: Float32Array) =>
 
 describe("SmolVLM's frames of a 12 MP photo, streamed, equal the whole-image path", () => {
   test.each([
-    ["4000x3000", 4000, 3000, 1, 3, 4],
+    ["4000x3000 (step 1 is whole tiles: read from it, no band)", 4000, 3000, 1, 3, 4],
+    ["3000x2000 (3:2: step 1 is 2048x1366, resized a band at a time)", 3000, 2000, 1, 3, 4],
     ["3000x4000 (portrait)", 3000, 4000, 1, 4, 3],
     ["stored 4000x3000, EXIF orientation 6 (a phone held upright)", 4000, 3000, 6, 4, 3],
     ["stored 4000x3000, EXIF orientation 3 (rows arrive bottom-up)", 4000, 3000, 3, 3, 4],
@@ -163,13 +164,21 @@ describe("Tiles", () => {
     expect(same(out, pixelValues(resize(step2, TILE, TILE, pp.resample), lut))).toBe(true);
   });
 
-  test("what the frames hold for a 12 MP photo: a band of 2048 columns and the global view, not step 2's image", () => {
-    const bytes = Tiles.memoryBytes({ width: 2048, height: 1536 }, pp.splitting!, pp.resample);
-    // 2048x1536 is already whole tiles: step 2 copies its rows (a burst of one), a band is 512 rows
-    const band = 512 * 2048 * 3;
+  test("what the frames hold beside step 1's image: the global view, and a band of 2048 columns unless step 1 is whole tiles", () => {
     const global = TILE * TILE * 3;
-    expect(bytes).toBeGreaterThan(band + global);
-    expect(bytes).toBeLessThan(band + global + (1 << 20));
-    expect(bytes).toBeLessThan(2048 * 1536 * 3); // the whole step-2 image it replaced: 9 MiB
+    // a 12 MP 4:3 photo: 2048x1536 is whole tiles already, the tiles are read from it
+    const whole = Tiles.memoryBytes({ width: 2048, height: 1536 }, pp.splitting!, pp.resample);
+    expect(whole).toBeGreaterThan(global);
+    expect(whole).toBeLessThan(global + (1 << 20));
+    // a 24 MP 3:2 photo: 2048x1366 up to 2048x1536, made a band of 512 rows (and a push's burst) at a time
+    const banded = Tiles.memoryBytes({ width: 2048, height: 1366 }, pp.splitting!, pp.resample);
+    const band = 512 * 2048 * 3;
+    expect(banded).toBeGreaterThan(band + global);
+    expect(banded).toBeLessThan(band + global + (1 << 20));
+    expect(banded).toBeLessThan(2048 * 1536 * 3); // the whole step-2 image it replaced: 9 MiB
+    // the global view alone: no band
+    expect(Tiles.memoryBytes({ width: 2048, height: 1366 }, pp.splitting!, pp.resample, false)).toBeLessThan(
+      global + (1 << 20),
+    );
   });
 });
