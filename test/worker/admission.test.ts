@@ -22,6 +22,8 @@ import {
 import { buffers } from "../../core/buffers.ts";
 import { MiB } from "../../core/sizes.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { FAST_SHARE, fastImage } from "../../worker/service.ts";
+import type { ImagePlan } from "../../worker/memory.ts";
 
 const NAME = "admission-vit";
 const IMAGES: Record<string, ArrayBuffer> = {
@@ -357,4 +359,24 @@ test("decode=fast: a progressive JPEG whose scale could never fit beside the mod
   expect(exact.status).toBe(413);
   expect((await exact.json<any>()).error.code).toBe("image_too_large");
   expectBaseline();
+});
+
+test("decode=fast plans for half the room beside the models: a progressive JPEG takes a coarser scale rather than run alone", () => {
+  // A 12 MP progressive JPEG beside a ViT-B/16: 25.7 MiB at 1/4 (its coefficients), 10.3 MiB at 1/8.
+  const at = (scale: number) => ({ header: {} as ImagePlan["header"], scale, decoderBytes: 0 });
+  const bytes = new Map([
+    [4, 25.7 * MiB],
+    [8, 10.3 * MiB],
+  ]);
+  const bytesAt = (image: ImagePlan) => bytes.get(image.scale)!;
+  const images = [at(4), at(8)];
+  expect(FAST_SHARE).toBe(0.5);
+  // 27 MiB of room: 1/4 fits alone, not in half; 1/8 fits in half.
+  expect(fastImage(images, bytesAt, 27 * MiB).scale).toBe(8);
+  // 60 MiB: 1/4 fits in half.
+  expect(fastImage(images, bytesAt, 60 * MiB).scale).toBe(4);
+  // 15 MiB: nothing fits in half; 1/8 fits the room.
+  expect(fastImage(images, bytesAt, 15 * MiB).scale).toBe(8);
+  // 5 MiB: nothing fits; the finest, which the reservation refuses.
+  expect(fastImage(images, bytesAt, 5 * MiB).scale).toBe(4);
 });
