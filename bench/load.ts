@@ -167,13 +167,20 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   const pid = await dev.workerdPid();
   writeFileSync(`/proc/${pid}/clear_refs`, "5");
   const idleRss = statusBytes(pid, "VmRSS");
+  const before = (await workerLedger(dev.url)).pool;
   const sampler = new HeapSampler(inspector, SAMPLE_MS);
   const answers = await Promise.all(Array.from({ length: n }, () => classify(dev.url, upload)));
   const peaks = await sampler.stop();
   if ((await dev.workerdPid()) !== pid) throw new Error("wrangler restarted the Worker during a round");
   row.rssGrowthPeak = Math.max(row.rssGrowthPeak, statusBytes(pid, "VmHWM") - idleRss);
   row.wasmBytes = Math.max(row.wasmBytes, await workerWasmBytes(dev.url));
-  row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, (await workerLedger(dev.url)).peakBytes);
+  const ledger = await workerLedger(dev.url);
+  row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, ledger.peakBytes);
+  const pool = row.pool ?? { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
+  for (const key of ["allocated", "reused", "dropped", "acquiredBytes"] as const) {
+    pool[key] += ledger.pool[key] - before[key];
+  }
+  row.pool = pool;
   row.heapUsedPeak = Math.max(row.heapUsedPeak, peaks.usedSize);
   row.heapCommittedPeak = Math.max(row.heapCommittedPeak, peaks.totalSize);
   row.backingStorePeak = Math.max(row.backingStorePeak, peaks.backingStorageSize);
@@ -270,7 +277,9 @@ try {
       rows.push(row);
       console.log(
         `bench:load: ${row.kind} N=${n}: ${row.ok} ok, ${row.busy} busy, ${row.failures.length} failed; ` +
-          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB (${row.samples} samples)`,
+          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB (${row.samples} samples); pool: ` +
+          `${row.pool?.allocated} made, ${row.pool?.reused} reused, ${row.pool?.dropped} dropped, ` +
+          `${((row.pool?.acquiredBytes ?? 0) / MiB).toFixed(1)} MiB handed out`,
       );
     }
   }

@@ -205,11 +205,16 @@ export async function jsonBody(response: Response, what: string, allowed: number
 
 // The wasm memory of the models loaded in the Worker's isolate, as GET /v1/models reports it.
 // The isolate's memory ledger as GET /v1/models reports it (worker/memory.ts).
-export async function workerLedger(
-  url: string,
-): Promise<{ usedBytes: number; peakBytes: number; capacityBytes: number }> {
+export interface WorkerLedger {
+  usedBytes: number;
+  peakBytes: number;
+  capacityBytes: number;
+  pool: { allocated: number; reused: number; dropped: number; acquiredBytes: number };
+}
+
+export async function workerLedger(url: string): Promise<WorkerLedger> {
   const body = (await jsonBody(await fetch(`${url}/v1/models`), "GET /v1/models")) as {
-    memory: { isolate: { usedBytes: number; peakBytes: number; capacityBytes: number } };
+    memory: { isolate: WorkerLedger };
   };
   return body.memory.isolate;
 }

@@ -8,7 +8,13 @@
 // are handed out zeroed. What the pool keeps free is bounded by its cap and by its host's room (a Worker's
 // memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
 // handed back while its request's reservation still counts it is parked, uncounted, until the host says
-// the room is there (settle()).
+// the room is there (settle()). A parked buffer the room cannot take yet stays parked and is handed out
+// again when no free one of its class is left: under a queue of requests of one kind the room a request
+// frees goes to the next one, which needs those very buffers, and dropping them to make new ones would leave
+// ArrayBuffers for the garbage collector, which frees them late (the garbage bench:load saw beside the
+// ledger's count). The parked buffers stay within the cap, and one not handed out again within
+// IDLE_ACQUIRES goes. For the same reason a request that needs a class the pool has none of takes a larger
+// free buffer its reservation counts (earmarked) rather than drop it and make one.
 //
 // A free buffer is kept while requests still ask for its size: one not handed out again within
 // IDLE_ACQUIRES acquisitions goes, and when a buffer handed back does not fit under the cap, the free
@@ -44,7 +50,8 @@ interface Free {
 export class BufferPool {
   private readonly free = new Map<number, Free[]>(); // per size class, the most recently handed back last
   private acquisitions = 0;
-  private parked: ArrayBuffer[] = [];
+  private parked: Free[] = []; // handed back, the most recently last; uncounted by the host
+  private parkedBytes = 0;
   private kept = 0; // bytes of the free buffers
   private lent = 0; // bytes handed out and not handed back
   // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
@@ -87,7 +94,7 @@ export class BufferPool {
     return this.lent;
   }
 
-  // A zeroed buffer of sizeClass(bytes) bytes.
+  // A zeroed buffer of sizeClass(bytes) bytes or more (views of it give their length).
   acquire(bytes: number): ArrayBuffer {
     const size = sizeClass(bytes);
     this.acquisitions++;
@@ -102,7 +109,24 @@ export class BufferPool {
       new Uint8Array(reused).fill(0);
       return reused;
     }
-    // Made anew: the reservation it comes out of may have counted earmarked buffers for this room, which go.
+    const unparked = this.unpark(size);
+    if (unparked) {
+      this.stats.reused++;
+      new Uint8Array(unparked).fill(0);
+      return unparked;
+    }
+    // None of its class. The reservation it comes out of may have counted earmarked free buffers for this
+    // room: the smallest larger one is handed out whole (its room is counted already), else some go and it
+    // is made anew.
+    const larger = this.takeLarger(size, this.earmarked);
+    if (larger) {
+      this.lent += larger.byteLength - size;
+      this.kept -= larger.byteLength;
+      this.earmarked = Math.max(0, Math.min(this.earmarked - larger.byteLength, this.kept));
+      this.stats.reused++;
+      new Uint8Array(larger).fill(0);
+      return larger;
+    }
     if (this.earmarked > 0) {
       const drop = Math.min(this.earmarked, size);
       this.earmarked -= drop;
@@ -117,20 +141,59 @@ export class BufferPool {
   // read) only counts as handed back.
   release(buffer: ArrayBuffer | null | undefined, bytes = buffer?.byteLength ?? 0): void {
     if (!buffer) return;
-    this.lent -= sizeClass(bytes);
-    if (buffer.byteLength !== sizeClass(bytes)) {
+    const transferred = buffer.byteLength < sizeClass(bytes);
+    this.lent -= transferred ? sizeClass(bytes) : buffer.byteLength;
+    if (transferred) {
       this.stats.dropped++;
       return;
     }
-    if (this.hosted) this.parked.push(buffer);
+    if (this.hosted) this.park({ buffer, at: this.acquisitions });
     else this.keep(buffer);
   }
 
-  // The host has room again: parked buffers are kept while it lasts, the rest dropped.
+  // The host has room again: parked buffers are kept while it lasts, the first handed back first; the rest
+  // stay parked for the next request of their size.
   settle(): void {
     const parked = this.parked;
     this.parked = [];
-    for (const buffer of parked) this.keep(buffer);
+    this.parkedBytes = 0;
+    for (const entry of parked) {
+      if (!this.keep(entry.buffer, false)) this.park(entry);
+    }
+  }
+
+  // Parks a buffer handed back, within the cap: the parked buffers handed back longest ago make room.
+  private park(entry: Free): void {
+    const size = entry.buffer.byteLength;
+    if (size > this.capBytes) {
+      this.stats.dropped++;
+      return;
+    }
+    while (this.parkedBytes + size > this.capBytes) {
+      this.parkedBytes -= this.parked.shift()!.buffer.byteLength;
+      this.stats.dropped++;
+    }
+    this.parked.push(entry);
+    this.parkedBytes += size;
+  }
+
+  // Takes the free buffer of the smallest class above `size` and at most `most` bytes, if any.
+  private takeLarger(size: number, most: number): ArrayBuffer | undefined {
+    let best = 0;
+    for (const [larger, list] of this.free) {
+      if (larger > size && larger <= most && list.length > 0 && (best === 0 || larger < best)) best = larger;
+    }
+    return best > 0 ? this.free.get(best)!.pop()!.buffer : undefined;
+  }
+
+  // The parked buffer of `size` handed back last, if any.
+  private unpark(size: number): ArrayBuffer | undefined {
+    for (let i = this.parked.length - 1; i >= 0; i--) {
+      if (this.parked[i].buffer.byteLength !== size) continue;
+      this.parkedBytes -= size;
+      return this.parked.splice(i, 1)[0].buffer;
+    }
+    return undefined;
   }
 
   // Drops free buffers, the largest first, until at most `bytes` are kept.
@@ -148,20 +211,10 @@ export class BufferPool {
     this.earmarked = Math.min(this.earmarked, this.kept);
   }
 
-  // Drops free buffers, the smallest first, until at least `bytes` are gone (or none is left).
+  // Drops free buffers, those idle longest first, until at least `bytes` are gone (or none is left).
   private dropAtLeast(bytes: number): void {
-    let dropped = 0;
-    const sizes = [...this.free.keys()].sort((a, b) => a - b);
-    for (const size of sizes) {
-      const list = this.free.get(size)!;
-      while (list.length > 0 && dropped < bytes) {
-        list.pop();
-        this.kept -= size;
-        dropped += size;
-        this.stats.dropped++;
-      }
-    }
-    this.earmarked = Math.min(this.earmarked, this.kept);
+    const target = this.kept - bytes;
+    while (this.kept > target && this.dropOldest());
   }
 
   // Drops the free buffers not handed out again within IDLE_ACQUIRES acquisitions.
@@ -176,6 +229,10 @@ export class BufferPool {
       this.stats.dropped += idle;
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
+    let idle = 0;
+    while (idle < this.parked.length && this.acquisitions - this.parked[idle].at > IDLE_ACQUIRES) idle++;
+    for (const { buffer } of this.parked.splice(0, idle)) this.parkedBytes -= buffer.byteLength;
+    this.stats.dropped += idle;
   }
 
   // Drops the free buffer handed back longest ago; false when none is left.
@@ -194,11 +251,13 @@ export class BufferPool {
     return true;
   }
 
-  private keep(buffer: ArrayBuffer): void {
+  // Keeps `buffer` free if it fits the cap and the host's room; else drops it, or with `drop` false leaves it
+  // to the caller. Whether it was kept.
+  private keep(buffer: ArrayBuffer, drop = true): boolean {
     const size = buffer.byteLength;
     if (size > this.capBytes || this.countedBytes + size > this.room()) {
-      this.stats.dropped++;
-      return;
+      if (drop) this.stats.dropped++;
+      return false;
     }
     // under the cap: the buffers idle longest make room
     while (this.kept + size > this.capBytes && this.dropOldest());
@@ -207,6 +266,7 @@ export class BufferPool {
     if (list) list.push(entry);
     else this.free.set(size, [entry]);
     this.kept += size;
+    return true;
   }
 }
 

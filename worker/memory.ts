@@ -12,7 +12,7 @@
 //   - the free buffers the isolate's pool keeps for the next request (core/buffers.ts): they are room
 //     reservations may take, so a reservation that needs it first shrinks the pool; a buffer handed back
 //     while its request's reservation still counts it is kept once that reservation has shrunk, if there is
-//     room then.
+//     room then, else parked (uncounted, within the pool's cap) for the next request of its size.
 // A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
 // at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
@@ -248,6 +248,7 @@ export class MemoryLedger {
       inFlight: [...this.tickets].filter((t) => t.bytes > 0).length,
       queued: this.queue.length,
       loading: [...this.claims.keys()],
+      pool: { ...this.pool.stats },
     };
   }
 

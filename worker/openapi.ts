@@ -708,6 +708,7 @@ export const openapi = {
             inFlight: int,
             queued: int,
             loading: { type: "array", items: str },
+            pool: obj({ allocated: int, reused: int, dropped: int, acquiredBytes: int }),
           }),
         }),
       }),

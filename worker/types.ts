@@ -6,6 +6,7 @@ import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import type { Family, ModelConfig } from "../core/bundle/format.ts";
 import type { Pool } from "../core/answers/pool.ts";
 import type { ImageHeader } from "../core/image/source.ts";
+import type { PoolStats } from "../core/buffers.ts";
 
 export type { ErrorCode } from "../core/errors.ts";
 export type { ModelConfig } from "../core/bundle/format.ts";
@@ -181,6 +182,7 @@ export interface IsolateMemory {
   inFlight: number; // requests holding a reservation
   queued: number; // requests waiting for one
   loading: string[]; // models being loaded, the model budget set aside for them
+  pool: PoolStats; // the pool's buffers made, handed out again and let go since the isolate started
 }
 
 // The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that

@@ -78,4 +78,69 @@ describe("BufferPool", () => {
     // what the pool lends and keeps adds up to every buffer it made, less those it let go
     expect(pool.inUseBytes).toBe(sizeClass(1 << 20));
   });
+
+  test("a buffer handed back with no room yet stays parked: handed out again, not dropped and made anew", () => {
+    const pool = new BufferPool(250_000);
+    let room = 0;
+    pool.room = () => room;
+    pool.hosted = true;
+    const a = pool.acquire(100_000);
+    new Uint8Array(a).fill(9);
+    pool.release(a);
+    pool.settle(); // the host has no room: a stays parked, uncounted
+    expect(pool.freeBytes).toBe(0);
+    const again = pool.acquire(100_000);
+    expect(again).toBe(a);
+    expect(new Uint8Array(again).every((v) => v === 0)).toBe(true);
+    expect(pool.stats).toMatchObject({ allocated: 1, reused: 1, dropped: 0 });
+    // The parked buffers stay within the cap: the one handed back longest ago goes.
+    const b = pool.acquire(100_000);
+    const c = pool.acquire(100_000);
+    for (const x of [a, b, c]) pool.release(x);
+    expect(pool.stats.dropped).toBe(1);
+    // Once the host has room, the parked buffers are kept (counted).
+    room = 1 << 20;
+    pool.settle();
+    expect(pool.freeBytes).toBe(b.byteLength + c.byteLength);
+    expect(pool.inUseBytes).toBe(0);
+  });
+
+  test("a parked buffer not handed out again within IDLE_ACQUIRES acquisitions goes", () => {
+    const pool = new BufferPool(64 << 20);
+    pool.room = () => 0;
+    pool.hosted = true;
+    const old = pool.acquire(1 << 20);
+    pool.release(old);
+    for (let i = 0; i < IDLE_ACQUIRES; i++) pool.release(pool.acquire(4096));
+    expect(pool.stats.dropped).toBe(0);
+    pool.release(pool.acquire(4096));
+    expect(pool.stats.dropped).toBe(1);
+    expect(pool.acquire(1 << 20)).not.toBe(old);
+  });
+
+  test("a class the pool has none of takes a larger free buffer its reservation counts, whole", () => {
+    const pool = new BufferPool(1 << 20);
+    const big = pool.acquire(200_000);
+    new Uint8Array(big).fill(9);
+    pool.release(big);
+    // Without an earmark the larger buffer is the pool's own: a smaller class is made anew beside it.
+    const other = pool.acquire(50_000);
+    expect(other).not.toBe(big);
+    pool.release(other);
+    expect(pool.freeBytes).toBe(big.byteLength + other.byteLength);
+    // A reservation counts both; a class of neither takes the smallest larger one instead of dropping.
+    pool.earmark(pool.freeBytes);
+    const small = pool.acquire(20_000);
+    expect(small).toBe(other);
+    expect(new Uint8Array(small).every((v) => v === 0)).toBe(true);
+    expect(pool.acquire(100_000)).toBe(big);
+    expect(pool.stats).toMatchObject({ allocated: 2, reused: 2, dropped: 0 });
+    expect(pool.countedBytes).toBe(0);
+    expect(pool.inUseBytes).toBe(big.byteLength + other.byteLength);
+    // Handed back with the size it was asked for, it is kept as its own class.
+    pool.release(big, 100_000);
+    pool.release(small, 20_000);
+    expect(pool.freeBytes).toBe(big.byteLength + other.byteLength);
+    expect(pool.inUseBytes).toBe(0);
+  });
 });

@@ -305,7 +305,7 @@ describe("the buffer pool", () => {
     pool.acquire(30 * K);
     expect(pool.freeBytes).toBe(0);
     expect(l.usedBytes()).toBeLessThanOrEqual(SETTINGS.capacityBytes);
-    // Handed back with no room beside the reservations: dropped, never counted over capacity.
+    // Handed back with no room beside the reservations: parked, never counted over capacity.
     const c = await l.admit(20 * K);
     pool.release(pool.acquire(24 * K));
     c.release();
