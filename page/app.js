@@ -936,21 +936,26 @@ async function search(event) {
     for (const url of thumbnails) URL.revokeObjectURL(url);
     thumbnails = [];
     ui.searchResults.replaceChildren();
-    for (const { key, score } of body.results) {
+    for (const { key, score, probability } of body.results) {
       const item = document.createElement("li");
       const figure = document.createElement("figure");
       const img = document.createElement("img");
       img.alt = key;
       const caption = document.createElement("figcaption");
-      caption.textContent = `${key}: ${score.toFixed(3)}`;
+      // SigLIP's sigmoid gives each pair its own probability; CLIP's softmax needs a set of texts, so cosine alone
+      const p = probability === undefined ? "" : ` · p ${probability.toFixed(3)}`;
+      caption.textContent = `${key}: cos ${score.toFixed(3)}${p}`;
       figure.append(img, caption);
       item.append(figure);
       ui.searchResults.append(item);
       thumbnail(body.model, key, img);
     }
+    const meaning = body.results.some((r) => r.probability !== undefined)
+      ? " cos is the cosine of the image's and the text's embeddings; p is SigLIP's probability that the words describe the image (the sigmoid of its logit)."
+      : " cos is the cosine of the image's and the text's embeddings.";
     searchMessage(
       body.results.length > 0
-        ? `${body.results.length} images nearest to "${query}" with ${body.model}, nearest first.`
+        ? `${body.results.length} images nearest to "${query}" with ${body.model}, nearest first.${meaning}`
         : `No images: ${body.message}.`,
       false,
     );

@@ -120,7 +120,7 @@ afterAll(async () => {
   dev?.kill("SIGTERM");
 });
 
-test("the page's search box lists the bucket's images nearest first, with the scores the embeddings give", async () => {
+test("the page's search box lists the bucket's images nearest first, with the cosines the embeddings give", async () => {
   // the reference: the server's own image and text embeddings, unit length, their dot products
   const text = (
     await post(`/v1/embed_text?model=${MODEL}`, JSON.stringify({ texts: [QUERY], normalize: true }), "application/json")
@@ -153,11 +153,16 @@ test("the page's search box lists the bucket's images nearest first, with the sc
   await expect
     .poll(() => page.locator("#search-status").textContent(), { timeout: 60_000 })
     .toContain(`${IMAGES.length} images nearest`);
+  // "key: cos 0.123": CLIP's cosine alone (a probability needs SigLIP's sigmoid; this test's model is CLIP)
   const captions = await page.locator("#search-results figcaption").allTextContents();
-  expect(captions.map((c) => c.slice(0, c.lastIndexOf(":")))).toEqual(expected.map((e) => e.key));
-  captions.forEach((c, i) => {
-    expect(Number(c.slice(c.lastIndexOf(":") + 1))).toBeCloseTo(expected[i].score, 3);
+  const parsed = captions.map((c) => /^(.*): cos (-?\d+\.\d{3})$/.exec(c));
+  expect(parsed.map((m) => m?.[1])).toEqual(expected.map((e) => e.key));
+  parsed.forEach((m, i) => {
+    expect(Number(m![2])).toBeCloseTo(expected[i].score, 3);
   });
+  const status = await page.locator("#search-status").textContent();
+  expect(status).toContain("cos is the cosine of the image's and the text's embeddings.");
+  expect(status).not.toContain("probability");
   // every result's image, decoded by Chromium from GET /v1/search/image
   await expect
     .poll(
