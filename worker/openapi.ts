@@ -2,8 +2,8 @@
 // checks that every route the router serves is described, and validates real answers against these schemas
 // for the statuses it provokes (each route's success and a refusal, 401 and 405 on every route): a field or
 // status no test reaches can still drift.
-// Schemas use a small subset of JSON Schema: type, properties, required, additionalProperties, items,
-// enum, $ref.
+// Schemas use a small subset of JSON Schema: type (a name, or a list of names), properties, required,
+// additionalProperties, items, enum, $ref.
 
 import { ERROR_CODES } from "../core/errors.ts";
 import { POOLS } from "../core/answers/pool.ts";
@@ -150,7 +150,8 @@ export const openapi = {
     },
     "/v1/models": {
       get: {
-        summary: "the bundles in R2, the models loaded in this isolate and their versions",
+        summary:
+          "the bundles in R2, the models loaded in this isolate and their versions, and the text Worker's text towers",
         responses: {
           "200": { description: "catalogue", content: { "application/json": { schema: ref("Models") } } },
           ...errorResponses(401, 405, 503),
@@ -675,23 +676,7 @@ export const openapi = {
             ["name", "bytes", "uploaded", "loaded"],
           ),
         },
-        loaded: {
-          type: "array",
-          items: obj(
-            {
-              name: str,
-              tower: { type: "string", enum: ["text"] },
-              version: str,
-              etag: str,
-              memoryBytes: int,
-              wasmBytes: int,
-              largestLoadBufferBytes: int,
-              checkedAt: str,
-              refreshError: ref("Failure"),
-            },
-            ["name", "version", "etag", "memoryBytes", "wasmBytes", "largestLoadBufferBytes", "checkedAt"],
-          ),
-        },
+        loaded: { type: "array", items: ref("Loaded") },
         memory: obj({
           usedBytes: int,
           budgetBytes: int,
@@ -711,7 +696,29 @@ export const openapi = {
             pool: obj({ allocated: int, reused: int, dropped: int, acquiredBytes: int }),
           }),
         }),
+        text: {
+          ...obj({ loaded: { type: ["array", "null"], items: ref("Loaded") }, reason: str }, ["loaded"]),
+          description:
+            "the text Worker's loaded text towers with their measured wasm memory, asked over the TEXT binding; " +
+            "`loaded` is null and `reason` says why when there is no TEXT binding (text towers then load in this " +
+            "isolate and are in the top-level `loaded`), when this is the text Worker, or when the binding failed " +
+            "or did not answer in time (this listing answers regardless)",
+        },
       }),
+      Loaded: obj(
+        {
+          name: str,
+          tower: { type: "string", enum: ["text"] },
+          version: str,
+          etag: str,
+          memoryBytes: int,
+          wasmBytes: int,
+          largestLoadBufferBytes: int,
+          checkedAt: str,
+          refreshError: ref("Failure"),
+        },
+        ["name", "version", "etag", "memoryBytes", "wasmBytes", "largestLoadBufferBytes", "checkedAt"],
+      ),
     },
   },
 };

@@ -41,6 +41,7 @@ import {
   checkTexts,
   embedTextAnswer,
   embedTexts,
+  loadedTowers,
   type TextEmbeddings,
   tokenizeAnswer,
   zeroShot,
@@ -59,6 +60,7 @@ import type {
   ImageInput,
   ImageTokensAnswer,
   ImageTokensOptions,
+  LoadedListing,
   ModelsAnswer,
   SearchAnswer,
   SearchOptions,
@@ -241,5 +243,10 @@ export class EdgevitText extends WorkerEntrypoint<Env> {
     return answer(this.ctx, (tickets) =>
       tokenizeAnswer(this.env, modelOption(this.env, options.model), checkTexts(texts), (t) => tickets.push(t), true),
     );
+  }
+
+  // The text towers this isolate holds, for the main Worker's GET /v1/models.
+  loadedTowers(): Promise<LoadedListing[]> {
+    return Promise.resolve(loadedTowers());
   }
 }

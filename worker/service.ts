@@ -36,6 +36,7 @@ import { modelName } from "../core/names.ts";
 import { POOLS, poolEmbedding, poolsOf } from "../core/answers/pool.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { listBundles } from "./catalog.ts";
+import { textTowers } from "./text.ts";
 import {
   engineBuild,
   engineDot,
@@ -391,6 +392,7 @@ export function hiddenStatesAnswer(inference: Inference, layer: number): HiddenS
 }
 
 export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
+  const text = textTowers(env); // asked while the bucket is listed; it never rejects
   const bundles = await listBundles(env.MODELS);
   const loaded = loadedModels();
   return {
@@ -401,6 +403,7 @@ export async function modelsAnswer(env: Env): Promise<ModelsAnswer> {
     models: bundles.map((b) => ({ ...b, loaded: loaded.models.some((m) => m.name === b.name) })),
     loaded: loaded.models,
     memory: { usedBytes: loaded.usedBytes, budgetBytes: budgetBytes(env), isolate: ledgerOf(env).state() },
+    text: await text,
   };
 }
 

@@ -167,7 +167,14 @@ export interface ModelsAnswer {
   // usedBytes and budgetBytes: the loaded models' wasm memory and MODEL_MEMORY_BUDGET_MB; isolate: the
   // isolate's memory ledger
   memory: { usedBytes: number; budgetBytes: number; isolate: IsolateMemory };
+  // the text Worker's loaded text towers (over the TEXT binding), or null and why
+  text: TextTowers;
 }
+
+// What the text Worker holds, as the main Worker's GET /v1/models reports it: its text towers with their
+// measured wasm memory, or `loaded: null` with the reason (no TEXT binding, this is the text Worker, or the
+// binding failed or did not answer in time).
+export type TextTowers = { loaded: LoadedListing[] } | { loaded: null; reason: string };
 
 // The isolate's memory ledger (worker/memory.ts): what it counts now against ISOLATE_MEMORY_MB.
 export interface IsolateMemory {

@@ -44,11 +44,9 @@ function validate(value: unknown, schema: Schema, at = "$"): string[] {
   const problems: string[] = [];
   const kind = Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
   if (schema.type) {
-    const ok =
-      schema.type === "integer"
-        ? Number.isInteger(value)
-        : schema.type === kind || (schema.type === "number" && kind === "number");
-    if (!ok) return [`${at}: expected ${schema.type}, got ${kind}`];
+    const types: string[] = Array.isArray(schema.type) ? schema.type : [schema.type];
+    const ok = types.some((type) => (type === "integer" ? Number.isInteger(value) : type === kind));
+    if (!ok) return [`${at}: expected ${types.join(" or ")}, got ${kind}`];
   }
   if (schema.enum && !schema.enum.includes(value)) problems.push(`${at}: ${JSON.stringify(value)} not in enum`);
   if (kind === "object") {
@@ -82,6 +80,10 @@ test("the validator rejects what it should", () => {
     "$.xs[0]: expected number, got string",
     "$: unexpected property z",
   ]);
+  const either = { type: ["array", "null"], items: { type: "integer" } };
+  expect(validate(null, either)).toEqual([]);
+  expect(validate([1], either)).toEqual([]);
+  expect(validate("x", either)).toEqual(["$: expected array or null, got string"]);
 });
 
 test("every route and method the router serves is described", () => {

@@ -11,7 +11,7 @@ import type { ModelConfig } from "../../core/bundle/format.ts";
 import { fillTemplate } from "../../core/answers/zeroshot.ts";
 import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 import { smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
-import { labelsKey } from "../../worker/text.ts";
+import { labelsKey, TEXT_LISTING_TIMEOUT_MS } from "../../worker/text.ts";
 import { MODEL_PREFIX, routes, TEXT_ROUTES } from "../../worker/api.ts";
 import { ledgerOf } from "../../worker/memory.ts";
 import { getTextModel } from "../../worker/models.ts";
@@ -216,6 +216,58 @@ describe("RPC", () => {
     expect(refused.error).toMatchObject({
       code: "bad_parameter",
       message: expect.stringMatching(/^bad_parameter: labels are required/),
+    });
+  });
+});
+
+describe("GET /v1/models lists the text Worker's towers", () => {
+  const listing = async (overrides: Partial<Env> = {}) => {
+    const response = await call(new Request("http://edgevit.test/v1/models"), overrides);
+    expect(response.status).toBe(200);
+    return response.json<any>();
+  };
+
+  test("a tower the text Worker loaded for zero-shot or embed_text, with its measured wasm memory", async () => {
+    await env.MODELS.put("zs-listed.evit", twoTowerBundle("zs-listed", 6, CLIP, 12));
+    await env.MODELS.put("zs-listed-2.evit", twoTowerBundle("zs-listed-2", 7, CLIP, 12));
+    const towers = async () => ((await listing()).text.loaded as { name: string }[]).map((m) => m.name);
+    expect(await towers()).not.toContain("zs-listed");
+    const zs = await SELF.fetch(jpegRequest("/v1/zero_shot?model=zs-listed&labels=cat&labels=dog", cat));
+    expect(zs.status).toBe(200);
+    const { text } = await listing();
+    const tower = text.loaded.find((m: { name: string }) => m.name === "zs-listed");
+    expect(tower.tower).toBe("text");
+    const { model } = await getTextModel(env, "zs-listed");
+    const memory = (model as unknown as { e: { memory: WebAssembly.Memory } }).e.memory;
+    expect(tower.wasmBytes).toBe(memory.buffer.byteLength);
+    // the text Worker's own GET /v1/models lists the same tower
+    const own = await listing({ SERVES: "text" });
+    expect(own.loaded).toContainEqual(tower);
+    expect(own.text).toEqual({ loaded: null, reason: "this is the text Worker: its text towers are in loaded" });
+    expect(await towers()).not.toContain("zs-listed-2");
+    expect((await texts("/v1/embed_text", { texts: ["a dog"] }, "zs-listed-2")).status).toBe(200);
+    expect(await towers()).toContain("zs-listed-2");
+  });
+
+  test("answers 200 with a reason when the TEXT binding is absent, throws or does not answer", async () => {
+    expect((await listing({ TEXT: undefined })).text).toEqual({
+      loaded: null,
+      reason: "no TEXT binding: text towers load in this isolate and are in loaded",
+    });
+    const throwing = { loadedTowers: () => Promise.reject(new Error("the text Worker is down")) } as unknown as Fetcher;
+    const thrown = await listing({ TEXT: throwing });
+    expect(thrown.text).toEqual({
+      loaded: null,
+      reason: "the text Worker did not list its towers: the text Worker is down",
+    });
+    expect(thrown.models.length).toBeGreaterThan(0);
+    // a text Worker deployed before it had the method
+    const older = { embedText: () => Promise.reject(new Error("unused")) } as unknown as Fetcher;
+    expect((await listing({ TEXT: older })).text.loaded).toBeNull();
+    const hanging = { loadedTowers: () => new Promise(() => {}) } as unknown as Fetcher;
+    expect((await listing({ TEXT: hanging })).text).toEqual({
+      loaded: null,
+      reason: `the text Worker did not list its towers: no answer within ${TEXT_LISTING_TIMEOUT_MS / 1000} s`,
     });
   });
 });
