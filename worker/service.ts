@@ -577,20 +577,27 @@ function nearestAnswer(n: NearestTokens, frames: number, tokens: number): Neares
   return Array.from({ length: frames }, (_, f) => Array.from({ length: tokens }, (_, t) => entry(f * tokens + t)));
 }
 
+// The answer's fields before its rows, the same for the answer's object and its streamed JSON.
+function tokensFields(t: Pick<TokensStream, "name" | "version" | "model" | "grid" | "tokens" | "lmDim">) {
+  return {
+    model: t.name,
+    version: t.version,
+    connector: towerOf(t.model.header.config).connector as "idefics3" | "llava",
+    tiles: t.grid.frames,
+    tokens: t.tokens,
+    lm_dim: t.lmDim,
+    grid: { rows: t.grid.rows, cols: t.grid.cols },
+  } satisfies Partial<ImageTokensAnswer>;
+}
+
 export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer {
-  const { name, version, model, grid, tokens, lmDim, data, image } = inference;
+  const { grid, tokens, lmDim, data, image } = inference;
   const rows = (f: number) =>
     Array.from({ length: tokens }, (_, t) =>
       Array.from(data.subarray((f * tokens + t) * lmDim, (f * tokens + t + 1) * lmDim)),
     );
   return {
-    model: name,
-    version,
-    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
-    tiles: grid.frames,
-    tokens,
-    lm_dim: lmDim,
-    grid: { rows: grid.rows, cols: grid.cols },
+    ...tokensFields(inference),
     image_tokens: Array.from({ length: grid.frames }, (_, f) => rows(f)),
     ...(inference.nearest ? { nearest: nearestAnswer(inference.nearest, grid.frames, tokens) } : {}),
     image,
@@ -601,16 +608,8 @@ export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer
 // row's text as the client reads, a frame run when its first row is asked for, then the image. The same
 // bytes as JSON.stringify of imageTokensAnswer's object, holding one frame's rows and one row's text.
 export function imageTokensJson(stream: TokensStream): ReadableStream<Uint8Array> {
-  const { name, version, model, grid, tokens, lmDim, image } = stream;
-  const fields = {
-    model: name,
-    version,
-    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
-    tiles: grid.frames,
-    tokens,
-    lm_dim: lmDim,
-    grid: { rows: grid.rows, cols: grid.cols },
-  } satisfies Partial<ImageTokensAnswer>;
+  const { grid, tokens, lmDim, image } = stream;
+  const fields = tokensFields(stream);
   const encoder = new TextEncoder();
   let frame = 0;
   let row = 0;
