@@ -9,6 +9,7 @@ import {
   type DecodeMode,
   inspectImage,
   imageTokenFrames,
+  runFrames,
   runImage,
   type ImageTokens,
   type Inference as CoreInference,
@@ -27,7 +28,7 @@ import {
   type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
-import { ByteSource, yieldToOthers } from "../core/image/bytes.ts";
+import { ByteSource } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import type { StreamFailure } from "./input.ts";
@@ -544,11 +545,7 @@ export async function runTokens(env: Env, job: Prepared, split: boolean, nearest
   if (table) checkNearestWork(table, answer.frames * imageTokens(header.config), split);
   const frames = await tokenFrames(env, job, split, answer);
   const { grid, tokens, lmDim } = frames;
-  const data = new Float32Array(grid.frames * tokens * lmDim);
-  for (let i = 0; i < grid.frames; i++) {
-    if (i > 0) await yieldToOthers();
-    data.set(frames.run(i), i * tokens * lmDim);
-  }
+  const data = await runFrames(frames);
   // the frames' memory is garbage now: the answer's part stays
   await job.ticket.resize(reservationBytes({ body: 0, model: header, answer, phase: "answer" }));
   const { name, version, model } = job;
