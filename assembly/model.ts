@@ -216,6 +216,15 @@ class PackedRows {
   weight: usize = 0; // u8 packed [N4/4][K16/16][4][16]
   scale: usize = 0; // f32 [N4]
   sum: usize = 0; // i32 [N4]
+  /** Places n rows of k columns in the arena from `offset`; returns the offset after them. */
+  place(offset: usize, n: i32, k: i32): usize {
+    this.weight = offset;
+    offset = after(offset, <usize>n4(n) * k16(k));
+    this.scale = offset;
+    offset = after(offset, <usize>n4(n) << 2);
+    this.sum = offset;
+    return after(offset, <usize>n4(n) << 2);
+  }
 }
 
 /** The next 64-byte-aligned offset after `bytes` at `offset`: how RunState lays out its arena. */
@@ -277,18 +286,8 @@ export class RunState {
     const keys = new StaticArray<PackedRows>(c.heads), values = new StaticArray<PackedRows>(c.heads);
     for (let h = 0; h < c.heads; h++) {
       const k = new PackedRows(), v = new PackedRows();
-      k.weight = attention;
-      attention = after(attention, <usize>n4(T) * k16(hd));
-      k.scale = attention;
-      attention = after(attention, <usize>n4(T) << 2);
-      k.sum = attention;
-      attention = after(attention, <usize>n4(T) << 2);
-      v.weight = attention;
-      attention = after(attention, <usize>n4(hd) * k16(T));
-      v.scale = attention;
-      attention = after(attention, <usize>n4(hd) << 2);
-      v.sum = attention;
-      attention = after(attention, <usize>n4(hd) << 2);
+      attention = k.place(attention, T, hd);
+      attention = v.place(attention, hd, T);
       keys[h] = k;
       values[h] = v;
     }

@@ -282,10 +282,16 @@ export async function runImageTokens(
 ): Promise<ImageTokens> {
   const frames = await imageTokenFrames(model, image, limits, options);
   const { grid, tokens, lmDim } = frames;
+  return { image: frames.image, grid, tokens, lmDim, data: await runFrames(frames), timings: frames.timings };
+}
+
+// Every frame's rows, [frames][tokens][lmDim], yielding to other requests between frames.
+export async function runFrames(frames: TokenFrames): Promise<Float32Array> {
+  const { grid, tokens, lmDim } = frames;
   const data = new Float32Array(grid.frames * tokens * lmDim);
   for (let i = 0; i < grid.frames; i++) {
     if (i > 0) await yieldToOthers();
     data.set(frames.run(i), i * tokens * lmDim);
   }
-  return { image: frames.image, grid, tokens, lmDim, data, timings: frames.timings };
+  return data;
 }

@@ -9,6 +9,7 @@ import {
   type DecodeMode,
   inspectImage,
   imageTokenFrames,
+  runFrames,
   runImage,
   type ImageTokens,
   type Inference as CoreInference,
@@ -27,7 +28,7 @@ import {
   type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
-import { ByteSource, yieldToOthers } from "../core/image/bytes.ts";
+import { ByteSource } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import type { StreamFailure } from "./input.ts";
@@ -547,11 +548,7 @@ export async function runTokens(env: Env, job: Prepared, split: boolean, nearest
   if (table) checkNearestWork(table, answer.frames * imageTokens(header.config), split);
   const frames = await tokenFrames(env, job, split, answer);
   const { grid, tokens, lmDim } = frames;
-  const data = new Float32Array(grid.frames * tokens * lmDim);
-  for (let i = 0; i < grid.frames; i++) {
-    if (i > 0) await yieldToOthers();
-    data.set(frames.run(i), i * tokens * lmDim);
-  }
+  const data = await runFrames(frames);
   // the frames' memory is garbage now: the answer's part stays
   await job.ticket.resize(reservationBytes({ body: 0, model: header, answer, phase: "answer" }));
   const { name, version, model } = job;
@@ -580,20 +577,27 @@ function nearestAnswer(n: NearestTokens, frames: number, tokens: number): Neares
   return Array.from({ length: frames }, (_, f) => Array.from({ length: tokens }, (_, t) => entry(f * tokens + t)));
 }
 
+// The answer's fields before its rows, the same for the answer's object and its streamed JSON.
+function tokensFields(t: Pick<TokensStream, "name" | "version" | "model" | "grid" | "tokens" | "lmDim">) {
+  return {
+    model: t.name,
+    version: t.version,
+    connector: towerOf(t.model.header.config).connector as "idefics3" | "llava",
+    tiles: t.grid.frames,
+    tokens: t.tokens,
+    lm_dim: t.lmDim,
+    grid: { rows: t.grid.rows, cols: t.grid.cols },
+  } satisfies Partial<ImageTokensAnswer>;
+}
+
 export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer {
-  const { name, version, model, grid, tokens, lmDim, data, image } = inference;
+  const { grid, tokens, lmDim, data, image } = inference;
   const rows = (f: number) =>
     Array.from({ length: tokens }, (_, t) =>
       Array.from(data.subarray((f * tokens + t) * lmDim, (f * tokens + t + 1) * lmDim)),
     );
   return {
-    model: name,
-    version,
-    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
-    tiles: grid.frames,
-    tokens,
-    lm_dim: lmDim,
-    grid: { rows: grid.rows, cols: grid.cols },
+    ...tokensFields(inference),
     image_tokens: Array.from({ length: grid.frames }, (_, f) => rows(f)),
     ...(inference.nearest ? { nearest: nearestAnswer(inference.nearest, grid.frames, tokens) } : {}),
     image,
@@ -604,16 +608,8 @@ export function imageTokensAnswer(inference: TokensInference): ImageTokensAnswer
 // row's text as the client reads, a frame run when its first row is asked for, then the image. The same
 // bytes as JSON.stringify of imageTokensAnswer's object, holding one frame's rows and one row's text.
 export function imageTokensJson(stream: TokensStream): ReadableStream<Uint8Array> {
-  const { name, version, model, grid, tokens, lmDim, image } = stream;
-  const fields = {
-    model: name,
-    version,
-    connector: towerOf(model.header.config).connector as "idefics3" | "llava",
-    tiles: grid.frames,
-    tokens,
-    lm_dim: lmDim,
-    grid: { rows: grid.rows, cols: grid.cols },
-  } satisfies Partial<ImageTokensAnswer>;
+  const { grid, tokens, lmDim, image } = stream;
+  const fields = tokensFields(stream);
   const encoder = new TextEncoder();
   let frame = 0;
   let row = 0;

@@ -17,6 +17,7 @@ import { preprocessInto } from "../../core/pipeline.ts";
 import { loadModelFile, nodeEngine } from "../../cli/node-engine.ts";
 import { convertToFile } from "../convert-folder.ts";
 import { makeTower } from "./make-random-tower.ts";
+import { cosine } from "../../bench/stats.ts";
 
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch
 const DEFAULT_PRESETS = ["clip-vit-base-patch32", "siglip-base-patch16-224", "dinov2-base"];
@@ -26,18 +27,6 @@ const DEFAULT_PHOTOS = [
   "rocket-exif-orient6.jpg",
   "hubble-cmyk.jpg",
 ].map((f) => `test/fixtures/images/${f}`);
-
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let ab = 0,
-    aa = 0,
-    bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-};
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -359,13 +359,18 @@ describe("the page in Chromium", () => {
     expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
   });
 
+  // Picks the model, uploads the file, and waits for the page's answer through it (its status), with no error.
+  async function answer(model: string, file: string, status: string): Promise<void> {
+    await page.selectOption("#model", model);
+    await page.setInputFiles("#file", file);
+    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain(status);
+    expect(await page.locator("#error").isHidden()).toBe(true);
+  }
+
   test("a SigLIP tower: its pooling head's attention, the rollout ending in it, its embedding", async () => {
     const models = await (await fetch(`${server.url}/v1/models`)).json();
     const config = models.models.find((m: { name: string }) => m.name === SIGLIP).config;
-    await page.selectOption("#model", SIGLIP);
-    await page.setInputFiles("#file", SAMPLE);
-    await expect.poll(() => page.locator("#status").textContent(), { timeout: 60_000 }).toContain(`through ${SIGLIP}`);
-    expect(await page.locator("#error").isHidden()).toBe(true);
+    await answer(SIGLIP, SAMPLE, `through ${SIGLIP}`);
     const grid = config.imageSize / config.patchSize;
     expect(await page.locator("#input-caption").textContent()).toContain(`the ${grid * grid} patches are the tokens`);
     expect(await page.locator("#family-caption").textContent()).toContain("no class token");
@@ -407,12 +412,7 @@ describe("the page in Chromium", () => {
     await page.waitForFunction((name) => document.querySelector<HTMLSelectElement>("#model")?.value === name, MODEL);
     const labels = await page.locator("#model option").allTextContents();
     expect(labels.find((l) => l.startsWith(SMOLVLM))).toContain("SmolVLM / Idefics3 vision encoder and connector");
-    await page.selectOption("#model", SMOLVLM);
-    await page.setInputFiles("#file", CAT);
-    await expect
-      .poll(() => page.locator("#status").textContent(), { timeout: 60_000 })
-      .toContain(`through ${SMOLVLM}: its layers and its image tokens`);
-    expect(await page.locator("#error").isHidden()).toBe(true);
+    await answer(SMOLVLM, CAT, `through ${SMOLVLM}: its layers and its image tokens`);
 
     // the encoder's layers: its patch grid and the PCA animation; no embedding, no attention map, said so
     expect(await page.locator("#input-caption").textContent()).toContain("8×8 = 64 patches of 4×4 pixels");
@@ -460,12 +460,7 @@ describe("the page in Chromium", () => {
 
   test("a LLaVA projector: steps 1 to 4 as a CLIP tower's, then one frame of patch tokens, no words", async () => {
     consoleErrors.length = 0;
-    await page.selectOption("#model", LLAVA);
-    await page.setInputFiles("#file", CAT);
-    await expect
-      .poll(() => page.locator("#status").textContent(), { timeout: 60_000 })
-      .toContain(`through ${LLAVA}: its layers and its image tokens`);
-    expect(await page.locator("#error").isHidden()).toBe(true);
+    await answer(LLAVA, CAT, `through ${LLAVA}: its layers and its image tokens`);
     expect(await page.locator("#attention-title").textContent()).toBe("4. Where the class token looks");
     const intro = await page.locator("#vlm-intro").textContent();
     expect(intro).toContain(

@@ -21,7 +21,7 @@ import {
 } from "../../worker/memory.ts";
 import { buffers } from "../../core/buffers.ts";
 import { MiB } from "../../core/sizes.ts";
-import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { call, imageForm, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
 import { FAST_SHARE, fastImage } from "../../worker/service.ts";
 import type { ImagePlan } from "../../worker/memory.ts";
 
@@ -115,20 +115,7 @@ function streamedRequest(body: ReadableStream<Uint8Array>, length?: number, type
 
 const BOUNDARY = "admission-test-boundary";
 // A multipart form with a text field, then the image as its `image` field.
-function form(image: Uint8Array): Uint8Array {
-  const text = new TextEncoder();
-  const head = text.encode(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\na cat\r\n` +
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="cat.jpg"\r\n` +
-      "Content-Type: image/jpeg\r\n\r\n",
-  );
-  const tail = text.encode(`\r\n--${BOUNDARY}--\r\n`);
-  const body = new Uint8Array(head.length + image.length + tail.length);
-  body.set(head);
-  body.set(image, head.length);
-  body.set(tail, head.length + image.length);
-  return body;
-}
+const form = (image: Uint8Array) => imageForm(BOUNDARY, image, { filename: "cat.jpg", fields: { note: "a cat" } });
 const FORM_TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
 
 // Before its image's header is read, a streamed upload reserves its decoder's window and its reader.

@@ -21,7 +21,7 @@ import {
 } from "../../worker/memory.ts";
 import { MiB } from "../../core/sizes.ts";
 import worker from "../../worker/index.ts";
-import { call, randomBundle } from "./helpers.ts";
+import { call, imageForm, randomBundle } from "./helpers.ts";
 
 const NAME = "byob-vit";
 const LIMITS = { maxPixels: 100_000_000 };
@@ -58,18 +58,7 @@ function request(body: Uint8Array | ReadableStream<Uint8Array>, type: string, qu
 }
 
 const BOUNDARY = "byob-test-boundary";
-function form(image: Uint8Array, type: string): Uint8Array {
-  const text = new TextEncoder();
-  const head = text.encode(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="x"\r\nContent-Type: ${type}\r\n\r\n`,
-  );
-  const tail = text.encode(`\r\n--${BOUNDARY}--\r\n`);
-  const body = new Uint8Array(head.length + image.length + tail.length);
-  body.set(head);
-  body.set(image, head.length);
-  body.set(tail, head.length + image.length);
-  return body;
-}
+const form = (image: Uint8Array, type: string) => imageForm(BOUNDARY, image, { type });
 const FORM_TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
 
 async function rows(source: ByteSource): Promise<Uint8Array[]> {

@@ -41,6 +41,31 @@ export function jpegRequest(path: string, body: BodyInit, type = "image/jpeg", h
   });
 }
 
+// A multipart form: the text `fields`, then `image` as its `image` field.
+export function imageForm(
+  boundary: string,
+  image: Uint8Array,
+  {
+    type = "image/jpeg",
+    filename = "x",
+    fields = {},
+  }: { type?: string; filename?: string; fields?: Record<string, string> } = {},
+): Uint8Array {
+  const text = new TextEncoder();
+  let head = "";
+  for (const [name, value] of Object.entries(fields)) {
+    head += `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  }
+  head += `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n`;
+  const before = text.encode(head);
+  const tail = text.encode(`\r\n--${boundary}--\r\n`);
+  const body = new Uint8Array(before.length + image.length + tail.length);
+  body.set(before);
+  body.set(image, before.length);
+  body.set(tail, before.length + image.length);
+  return body;
+}
+
 // The real R2 binding, except that a full (not ranged) read waits until `release()`; `atRead` resolves when
 // such a read has begun. Holds a model load open while a test looks at the Worker.
 export function gatedBucket(bucket: R2Bucket): { bucket: R2Bucket; atRead: Promise<void>; release: () => void } {

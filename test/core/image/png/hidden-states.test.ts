@@ -15,6 +15,7 @@ import { makeCheckpoint, parseOptions } from "../../../../models/tools/make-rand
 import { DEFAULT_LIMITS } from "../../../../core/limits.ts";
 import { runImage } from "../../../../core/pipeline.ts";
 import { nodeEngine } from "../../../../cli/node-engine.ts";
+import { cosine } from "../../../../bench/stats.ts";
 
 const DIR = new URL("../../../goldens/preprocess/png/", import.meta.url).pathname;
 const golden: {
@@ -62,18 +63,6 @@ function roundingBound(pixels: Float32Array, weight: Float32Array, size: number,
     }
   }
   return bound;
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 test("hidden_states[0] of PNG uploads follow transformers + PyTorch", async () => {
