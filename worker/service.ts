@@ -37,7 +37,7 @@ import { modelName } from "../core/names.ts";
 import { POOLS, poolEmbedding, poolsOf } from "../core/answers/pool.ts";
 import { topPredictions } from "../core/answers/predictions.ts";
 import { listBundles } from "./catalog.ts";
-import { textTowers } from "./text.ts";
+import { textTowers } from "./text-service.ts";
 import {
   engineBuild,
   engineDot,

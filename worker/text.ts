@@ -14,16 +14,12 @@ import { EdgevitError } from "../core/errors.ts";
 import { keyOf } from "../core/names.ts";
 import { MiB } from "../core/sizes.ts";
 import { Busy, ledgerOf, reservationBytes, type Ticket } from "./memory.ts";
-import { cacheKey, getTextModel, isLoaded, loadedModels } from "./models.ts";
+import { cacheKey, getTextModel, isLoaded } from "./models.ts";
 import { type Prepared, run } from "./service.ts";
-import {
-  type EmbedTextAnswer,
-  errorCode,
-  type LoadedListing,
-  type TextTowers,
-  type TokenizeAnswer,
-  type ZeroShotAnswer,
-} from "./types.ts";
+import { remote, type TextEmbeddings } from "./text-service.ts";
+
+export { loadedTowers, TEXT_LISTING_TIMEOUT_MS, type TextEmbeddings, textTowers } from "./text-service.ts";
+import { type EmbedTextAnswer, errorCode, type TokenizeAnswer, type ZeroShotAnswer } from "./types.ts";
 
 // Bounds of one request (documented in openapi.ts): labels of a zero-shot request, texts of an
 // embed_text or tokenize request, characters of one text (a CLIP text is 77 tokens, a SigLIP one 64:
@@ -48,25 +44,6 @@ export type Keep = (ticket: Ticket) => void;
 
 // Where a label set's embeddings came from, for the x-edgevit-labels header.
 export type LabelSource = "computed" | "isolate" | "r2";
-
-// Texts' embeddings, the text section's version (its CRC-32) and how its cosines become logits.
-export interface TextEmbeddings {
-  version: string;
-  embeddings: Float32Array[];
-  scoring: Scoring;
-}
-
-// The text Worker's interface over the TEXT binding (rpc.ts's EdgevitText entrypoint).
-export interface TextService {
-  embedText(texts: string[], options: { model: string }): Promise<TextEmbeddings>;
-  tokenize(texts: string[], options: { model: string }): Promise<TokenizeAnswer>;
-  loadedTowers(): Promise<LoadedListing[]>;
-}
-
-// This isolate runs text passes itself, or the TEXT binding does (`here`: the text Worker's own entrypoint).
-function remote(env: Env, here = false): TextService | null {
-  return !here && env.SERVES !== "text" && env.TEXT ? (env.TEXT as unknown as TextService) : null;
-}
 
 // A refusal of the text Worker as this Worker's own (rpc.ts sends the code as `code` and before the
 // message); anything else is the binding's failure, a 503 the caller may retry.
@@ -184,43 +161,6 @@ async function admitText(env: Env, name: string, texts: string[], keep: Keep, pe
 
 export function scoringOf(section: Pick<TextSection, "kind" | "config">): Scoring {
   return { kind: section.kind, logitScale: section.config.logitScale, logitBias: section.config.logitBias };
-}
-
-// The text towers this isolate holds (the text Worker's answer to loadedTowers).
-export function loadedTowers(): LoadedListing[] {
-  return loadedModels().models.filter((m) => m.tower === "text");
-}
-
-// A listing must not wait on a text Worker that hangs.
-export const TEXT_LISTING_TIMEOUT_MS = 2000;
-
-// The text Worker's loaded towers, for GET /v1/models: a failure of the binding becomes a reason, never the
-// listing's failure.
-export async function textTowers(env: Env): Promise<TextTowers> {
-  const service = remote(env);
-  if (!service) {
-    const reason =
-      env.SERVES === "text"
-        ? "this is the text Worker: its text towers are in loaded"
-        : "no TEXT binding: text towers load in this isolate and are in loaded";
-    return { loaded: null, reason };
-  }
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${TEXT_LISTING_TIMEOUT_MS / 1000} s`)),
-      TEXT_LISTING_TIMEOUT_MS,
-    );
-  });
-  try {
-    return { loaded: await Promise.race([Promise.resolve().then(() => service.loadedTowers()), late]) };
-  } catch (error) {
-    console.error("the text Worker did not list its towers:", error);
-    const message = error instanceof Error ? error.message : String(error);
-    return { loaded: null, reason: `the text Worker did not list its towers: ${message}` };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // Texts -> their embeddings, here or over TEXT.
