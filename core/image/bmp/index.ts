@@ -14,9 +14,10 @@
 // RGB row; RLE files are expanded into one byte per pixel first, the order of their rows being the file's.
 
 import { EdgevitError } from "../../errors.ts";
-import { checkPixels, type Limits } from "../../limits.ts";
+import type { Limits } from "../../limits.ts";
 import { yieldToOthers } from "../bytes.ts";
-import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import type { DecodedSize, ImageDecoder, RowSink } from "../source.ts";
+import { WholeFileDecoder } from "../whole-file.ts";
 
 // Pixels converted between yields to the event loop.
 const SLICE_PIXELS = 1 << 20;
@@ -304,29 +305,21 @@ function expandRle(b: Uint8Array, info: BmpInfo): Uint8Array {
   return data;
 }
 
-class BmpDecoder implements ImageDecoder {
-  readonly header: ImageHeader;
-  readonly info: BmpInfo;
-  private readonly bytes: Uint8Array;
-
+class BmpDecoder extends WholeFileDecoder<BmpInfo> {
   constructor(bytes: Uint8Array, limits: BmpLimits) {
-    const info = readInfo(bytes);
-    checkPixels(info.width, info.height, limits.maxPixels);
-    this.info = info;
-    this.bytes = bytes;
-    this.header = { format: "bmp", width: info.width, height: info.height, orientation: 1, scales: [1] };
+    super("bmp", bytes, readInfo(bytes), limits.maxPixels);
   }
 
   // The file, one RGB row, and one index per pixel for RLE files.
   memoryBytes(scale: number): number {
-    if (scale !== 1) throw new RangeError(`BMP offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { width, height, compression } = this.info;
     const rle = compression === RLE8 || compression === RLE4;
     return this.bytes.length + width * 3 + (rle ? width * height : 0);
   }
 
   async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
-    if (scale !== 1) throw new RangeError(`BMP offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { info, bytes } = this;
     const { width, height, topDown, compression } = info;
     const toRgb = converter(info);

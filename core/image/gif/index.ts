@@ -11,9 +11,10 @@
 // pushed at the end.
 
 import { EdgevitError } from "../../errors.ts";
-import { checkPixels, type Limits } from "../../limits.ts";
+import type { Limits } from "../../limits.ts";
 import { yieldToOthers } from "../bytes.ts";
-import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import type { DecodedSize, ImageDecoder, RowSink } from "../source.ts";
+import { WholeFileDecoder } from "../whole-file.ts";
 
 export type GifLimits = Pick<Limits, "maxPixels">;
 
@@ -297,28 +298,20 @@ async function decodeLzw(b: Uint8Array, info: GifInfo, out: Uint8Array, rowDone:
   }
 }
 
-class GifDecoder implements ImageDecoder {
-  readonly header: ImageHeader;
-  readonly info: GifInfo;
-  private readonly bytes: Uint8Array;
-
+class GifDecoder extends WholeFileDecoder<GifInfo> {
   constructor(bytes: Uint8Array, limits: GifLimits) {
-    const info = readInfo(bytes);
-    checkPixels(info.width, info.height, limits.maxPixels);
-    this.info = info;
-    this.bytes = bytes;
-    this.header = { format: "gif", width: info.width, height: info.height, orientation: 1, scales: [1] };
+    super("gif", bytes, readInfo(bytes), limits.maxPixels);
   }
 
   // The file, one RGB row, the frame's indices (one row, or the whole frame when interlaced), the tables.
   memoryBytes(scale: number): number {
-    if (scale !== 1) throw new RangeError(`GIF offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { width, frame, interlaced } = this.info;
     return this.bytes.length + width * 3 + frame.width * (interlaced ? frame.height : 1) + 4 * TABLE;
   }
 
   async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
-    if (scale !== 1) throw new RangeError(`GIF offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { info } = this;
     const { width, height, frame, lut, fill } = info;
     const rgb = new Uint8Array(width * 3);

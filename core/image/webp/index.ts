@@ -13,9 +13,10 @@
 // them; rows are pushed top to bottom.
 
 import { EdgevitError } from "../../errors.ts";
-import { checkPixels, type Limits } from "../../limits.ts";
+import type { Limits } from "../../limits.ts";
 import { yieldToOthers } from "../bytes.ts";
-import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
+import type { DecodedSize, ImageDecoder, RowSink } from "../source.ts";
+import { WholeFileDecoder } from "../whole-file.ts";
 import { decodeVp8, vp8Info } from "./vp8.ts";
 import { readExifOrientation } from "../exif.ts";
 import { checkLosslessAlpha, decodeVp8l, vp8lInfo, WebpError } from "./vp8l.ts";
@@ -211,25 +212,18 @@ async function checkAlpha(b: Uint8Array, alpha: Chunk, width: number, height: nu
   await checkLosslessAlpha(data.subarray(1), width, height);
 }
 
-class WebpDecoder implements ImageDecoder {
-  readonly header: ImageHeader;
-  readonly info: WebpInfo;
-  private readonly bytes: Uint8Array;
-
+class WebpDecoder extends WholeFileDecoder<WebpInfo> {
   constructor(bytes: Uint8Array, limits: WebpLimits) {
-    const info = readInfo(bytes);
-    checkPixels(info.width, info.height, limits.maxPixels);
-    this.info = info;
-    this.bytes = bytes;
     // Pillow's exif_transpose applies the EXIF chunk's orientation.
-    const orientation = info.exif === null ? 1 : readExifOrientation(info.exif, "WebP");
-    this.header = { format: "webp", width: info.width, height: info.height, orientation, scales: [1] };
+    super("webp", bytes, readInfo(bytes), limits.maxPixels, (info) =>
+      info.exif === null ? 1 : readExifOrientation(info.exif, "WebP"),
+    );
   }
 
   // The file; lossless: every pixel (4 bytes) and a few rows; lossy: the three planes, the upsampler's rows
   // and, with an ALPH chunk, its lossless pixels.
   memoryBytes(scale: number): number {
-    if (scale !== 1) throw new RangeError(`WebP offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { width, frame } = this.info;
     const pixels = frame.width * frame.height;
     const lossy = ((frame.width + 15) & ~15) * ((frame.height + 15) & ~15) * 1.5 + (this.info.alpha ? pixels * 4 : 0);
@@ -238,7 +232,7 @@ class WebpDecoder implements ImageDecoder {
   }
 
   async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
-    if (scale !== 1) throw new RangeError(`WebP offers no scale ${scale}, only 1`);
+    this.checkScale(scale);
     const { info, bytes } = this;
     const { width, height, frame, image } = info;
     const data = bytes.subarray(image.start, image.start + image.size);
