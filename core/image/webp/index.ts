@@ -65,6 +65,18 @@ function imageSize(b: Uint8Array, c: Chunk): { width: number; height: number } {
   }
 }
 
+// The chunk header at pos, checked against the RIFF chunk's end: its tag, its payload's size, and that
+// size padded to even (the distance to the next chunk, less the 8 header bytes).
+function chunkHeader(b: Uint8Array, pos: number, end: number): { fourcc: string; size: number; padded: number } {
+  if (end - pos < 8) throw refuse("is truncated inside a chunk header");
+  const fourcc = tag(b, pos);
+  const size = u32(b, pos + 4);
+  if (size > MAX_CHUNK_PAYLOAD) throw refuse(`has a ${fourcc} chunk of an impossible size`);
+  const padded = size + (size & 1);
+  if (padded > end - pos - 8) throw refuse(`is truncated: its ${fourcc} chunk ends past the file's end`);
+  return { fourcc, size, padded };
+}
+
 // One frame's chunks as the demuxer's StoreFrame collects them from `pos`: an optional ALPH, then VP8 or
 // VP8L; any other chunk ends the frame. Returns the frame and where its chunks end.
 function storeFrame(
@@ -75,12 +87,7 @@ function storeFrame(
   let alpha: Chunk | null = null;
   let image: Chunk | null = null;
   for (;;) {
-    if (end - pos < 8) throw refuse("is truncated inside a chunk header");
-    const fourcc = tag(b, pos);
-    const size = u32(b, pos + 4);
-    if (size > MAX_CHUNK_PAYLOAD) throw refuse(`has a ${fourcc} chunk of an impossible size`);
-    const padded = size + (size & 1);
-    if (padded > end - pos - 8) throw refuse(`is truncated: its ${fourcc} chunk ends past the file's end`);
+    const { fourcc, size, padded } = chunkHeader(b, pos, end);
     const chunk = { fourcc, start: pos + 8, size };
     if (fourcc === "ALPH" && alpha === null && image === null) {
       alpha = chunk;
@@ -133,12 +140,7 @@ function readInfo(b: Uint8Array): WebpInfo {
   let previousComplete = true;
   let exif: Uint8Array | null = null;
   while (pos < end) {
-    if (end - pos < 8) throw refuse("is truncated inside a chunk header");
-    const fourcc = tag(b, pos);
-    const size = u32(b, pos + 4);
-    if (size > MAX_CHUNK_PAYLOAD) throw refuse(`has a ${fourcc} chunk of an impossible size`);
-    const padded = size + (size & 1);
-    if (padded > end - pos - 8) throw refuse(`is truncated: its ${fourcc} chunk ends past the file's end`);
+    const { fourcc, size, padded } = chunkHeader(b, pos, end);
     if (fourcc === "VP8X") throw refuse("has two VP8X chunks");
     if (fourcc === "ALPH" || fourcc === "VP8 " || fourcc === "VP8L") {
       if (anim || animated) throw refuse("has an image outside the frames of its animation");
