@@ -21,13 +21,13 @@ const MIN_READ = 16 * 1024;
 const INITIAL_CAPACITY = 64 * 1024;
 
 // Thrown (never escaping a decoder) by a step that needs bytes not yet arrived.
-export class NeedMore {
+class NeedMore {
   private constructor() {}
   static readonly instance = new NeedMore();
 }
 export const NEED_MORE = NeedMore.instance;
 
-export function payloadTooLarge(limit: number): EdgevitError {
+function payloadTooLarge(limit: number): EdgevitError {
   return new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
 }
 

@@ -43,7 +43,7 @@ function damaged(format: string, what: string): EdgevitError {
 // Throws where Pillow raises: a header shorter than 8 bytes or a BigTIFF one (struct.error), or no TIFF
 // header at all (SyntaxError), which `swallowSyntax` reads as no tags, as Pillow's JPEG plugin does when
 // it has read the block while opening the file.
-export function exifOrientationTag(data: Uint8Array, format = "image", swallowSyntax = false): number | null {
+function exifOrientationTag(data: Uint8Array, format = "image", swallowSyntax = false): number | null {
   let tiff = data;
   if (tiff.length >= 6 && String.fromCharCode(...tiff.subarray(0, 6)) === "Exif\0\0") tiff = tiff.subarray(6);
   if (tiff.length === 0) return null;

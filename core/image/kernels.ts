@@ -103,7 +103,7 @@ const PAD = 64;
 // upsampling rows of a 20,000-pixel-wide image; as much again for the resize's weights. Wider images
 // take the JavaScript paths.
 export const MAX_COEFFICIENT_BYTES = 3 << 19;
-export const MAX_ROW_BYTES = 1 << 19;
+const MAX_ROW_BYTES = 1 << 19;
 
 export class DecodeKernels {
   readonly exports: DecodeExports;

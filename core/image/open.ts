@@ -149,7 +149,7 @@ export function sniffFormat(b: Uint8Array): ImageDecoder["header"]["format"] | s
 export type ImageInput = Uint8Array | ReadableStream<Uint8Array> | ByteSource;
 
 // What a stream is read under: Limits' body and window bounds.
-export function sourceOf(input: ImageInput, limits: Limits): ByteSource {
+function sourceOf(input: ImageInput, limits: Limits): ByteSource {
   if (input instanceof ByteSource) return input;
   if (input instanceof Uint8Array) return ByteSource.of(input);
   return ByteSource.from(input, {

@@ -5,7 +5,7 @@
 import { checkPixels } from "../limits.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "./source.ts";
 
-export type WholeFileFormat = "bmp" | "gif" | "webp";
+type WholeFileFormat = "bmp" | "gif" | "webp";
 
 // The format as a sentence writes it.
 const NAMES: Record<WholeFileFormat, string> = { bmp: "BMP", gif: "GIF", webp: "WebP" };
