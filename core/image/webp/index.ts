@@ -37,11 +37,17 @@ interface Chunk {
   size: number; // unpadded
 }
 
+// A VP8 or VP8L chunk with the size its header declares, read once when the chunk is found.
+interface ImageChunk extends Chunk {
+  width: number;
+  height: number;
+}
+
 export interface WebpInfo {
   width: number; // the canvas
   height: number;
   frame: { x: number; y: number; width: number; height: number; lossless: boolean };
-  image: Chunk; // the first frame's VP8 or VP8L payload
+  image: ImageChunk; // the first frame's VP8 or VP8L payload
   alpha: Chunk | null; // its ALPH payload, when libwebp decodes it
   exif: Uint8Array | null; // the first EXIF chunk's payload, which the demuxer keeps with VP8X's EXIF flag
 }
@@ -83,9 +89,9 @@ function storeFrame(
   b: Uint8Array,
   pos: number,
   end: number,
-): { alpha: Chunk | null; image: Chunk | null; pos: number } {
+): { alpha: Chunk | null; image: ImageChunk | null; pos: number } {
   let alpha: Chunk | null = null;
-  let image: Chunk | null = null;
+  let image: ImageChunk | null = null;
   for (;;) {
     const { fourcc, size, padded } = chunkHeader(b, pos, end);
     const chunk = { fourcc, start: pos + 8, size };
@@ -93,8 +99,7 @@ function storeFrame(
       alpha = chunk;
     } else if ((fourcc === "VP8 " || fourcc === "VP8L") && image === null) {
       if (fourcc === "VP8L" && alpha !== null) throw refuse("has an ALPH chunk before a lossless image");
-      imageSize(b, chunk);
-      image = chunk;
+      image = { ...chunk, ...imageSize(b, chunk) };
     } else {
       return { alpha, image, pos };
     }
@@ -117,7 +122,7 @@ function readInfo(b: Uint8Array): WebpInfo {
   if (first !== "VP8X") {
     // A simple file: its image is the canvas; an ALPH chunk without VP8X's alpha flag is ignored.
     const { image } = storeFrame(b, 12, end);
-    const { width, height } = imageSize(b, image!);
+    const { width, height } = image!;
     const frame = { x: 0, y: 0, width, height, lossless: image!.fourcc === "VP8L" };
     return { width, height, frame, image: image!, alpha: null, exif: null };
   }
@@ -134,7 +139,7 @@ function readInfo(b: Uint8Array): WebpInfo {
   let pos = 20 + vp8xPadded;
   if (end - pos < 8) throw refuse("has no image after its VP8X chunk");
 
-  let first_: { alpha: Chunk | null; image: Chunk; x: number; y: number } | null = null;
+  let first_: { alpha: Chunk | null; image: ImageChunk; x: number; y: number } | null = null;
   let frames = 0;
   let anim = false;
   let previousComplete = true;
@@ -171,8 +176,7 @@ function readInfo(b: Uint8Array): WebpInfo {
         if (!previousComplete) throw refuse("has an animation frame without its image");
         previousComplete = f.image !== null;
         if (f.image !== null) {
-          const size = imageSize(b, f.image);
-          if (x + size.width > width || y + size.height > height) {
+          if (x + f.image.width > width || y + f.image.height > height) {
             throw refuse("has an animation frame reaching past its canvas");
           }
         }
@@ -189,10 +193,9 @@ function readInfo(b: Uint8Array): WebpInfo {
   if (flags & ~VALID_FLAGS) throw refuse("has unknown flags in its VP8X chunk");
   if (first_ === null || !previousComplete) throw refuse("has no complete image");
   const { image, alpha, x, y } = first_;
-  const size = imageSize(b, image);
-  const frame = { x, y, width: size.width, height: size.height, lossless: image.fourcc === "VP8L" };
-  if (!animated && (size.width !== width || size.height !== height)) {
-    throw refuse(`declares a canvas of ${width}x${height} for an image of ${size.width}x${size.height}`);
+  const frame = { x, y, width: image.width, height: image.height, lossless: image.fourcc === "VP8L" };
+  if (!animated && (image.width !== width || image.height !== height)) {
+    throw refuse(`declares a canvas of ${width}x${height} for an image of ${image.width}x${image.height}`);
   }
   return { width, height, frame, image, alpha, exif };
 }
