@@ -7,7 +7,7 @@ import { IMPORT_QUEUE, type ImportMessage, runImports } from "./imports.ts";
 import { consume } from "./queue.ts";
 import { serve } from "./router.ts";
 
-// The image decoders' wasm kernels, once per isolate.
+// The image decoders' wasm kernels, instantiated once per isolate at its first decode.
 installDecodeKernels(decodeModule);
 
 export { Edgevit, EdgevitText } from "./rpc.ts";

@@ -392,16 +392,19 @@ export class DecodeKernels {
   }
 }
 
+let kernelModule: WebAssembly.Module | null = null;
 let installed: DecodeKernels | null = null;
 
-// Installs the kernels for every decode in this isolate from build/decode.wasm's compiled module (null:
-// back to the JavaScript paths).
-export function installDecodeKernels(module: WebAssembly.Module | null): DecodeKernels | null {
-  installed = module ? new DecodeKernels(module) : null;
-  return installed;
+// Installs build/decode.wasm's compiled module for every decode in this isolate (null: back to the
+// JavaScript paths). It is instantiated at the first decode that asks for it, not at startup: an isolate
+// that never decodes (the text Worker shares the entry point) never makes the instance.
+export function installDecodeKernels(module: WebAssembly.Module | null): void {
+  kernelModule = module;
+  installed = null;
 }
 
 // The installed kernels, or null: the decoders then use their JavaScript paths.
 export function decodeKernels(): DecodeKernels | null {
+  if (!installed && kernelModule) installed = new DecodeKernels(kernelModule);
   return installed;
 }
