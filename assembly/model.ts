@@ -544,9 +544,15 @@ function bindWeights(c: Config, w: TransformerWeights, b: WeightBinder): void {
   b.linear(w.modalityProjection, SLOT_MODALITY_PROJECTION, c.connector == CONNECTOR_IDEFICS3);
   b.linear(w.projectorLinear1, SLOT_PROJECTOR_LINEAR1, c.connector == CONNECTOR_LLAVA);
   b.linear(w.projectorLinear2, SLOT_PROJECTOR_LINEAR2, c.connector == CONNECTOR_LLAVA);
+  bindLayers(c, w.encoder, b, GLOBAL_SLOTS);
+}
+
+/** Binds each encoder layer's weights from its LAYER_SLOTS slots, the first at `globalSlots` (the text tower's too). */
+export function bindLayers(c: Config, encoder: StaticArray<Layer>, b: WeightBinder, globalSlots: i32): void {
+  const vector = c.dim * 4;
   for (let l = 0; l < c.layers; l++) {
-    const layer = w.encoder[l];
-    const base = GLOBAL_SLOTS + l * LAYER_SLOTS;
+    const layer = encoder[l];
+    const base = globalSlots + l * LAYER_SLOTS;
     layer.layernormBeforeWeight = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE, vector);
     layer.layernormBeforeBias = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE + 1, vector);
     b.linear(layer.qkv, base + LAYER_SLOT_QKV);

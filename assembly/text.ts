@@ -6,7 +6,7 @@
 // holds an image model (model.ts) or a text model, never both.
 import { layerNorm } from "./kernels/norm";
 import {
-  alloc, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer,
+  alloc, bindLayers, CaptureState, Config, encoderLayer, ERR_ABI, ERR_ALIGNMENT, ERR_CONFIG, ERR_STATE, ERR_WEIGHTS, Layer,
   linear, Linear, OK, planBlocks, recordBytes, reserveRecords, RunState, validBlockRows, WeightBinder,
 } from "./model";
 
@@ -29,20 +29,14 @@ export const ERR_INPUT: i32 = 6; // a token count outside 1..positions, a pooled
   blockRows: i32; // the memory plan's block of tokens, as model.ts's ConfigStruct.blockRows
 }
 
-// Weight slots as core/bundle/layout.ts's TEXT_SLOT declares them; per layer model.ts's (layout.ts's LAYER_SLOT).
+// Weight slots as core/bundle/layout.ts's TEXT_SLOT declares them; each layer's are model.ts's (bindLayers).
 @lazy const SLOT_TOKEN_EMBEDDING: i32 = 0;
 @lazy const SLOT_TOKEN_EMBEDDING_SCALE: i32 = 1;
 @lazy const SLOT_POSITION_EMBEDDING: i32 = 2;
 @lazy const SLOT_FINAL_LAYER_NORM: i32 = 3;
 @lazy const SLOT_PROJECTION: i32 = 5;
 @lazy const GLOBAL_SLOTS: i32 = 9;
-@lazy const LAYER_SLOT_LAYERNORM_BEFORE: i32 = 0;
-@lazy const LAYER_SLOT_QKV: i32 = 2;
-@lazy const LAYER_SLOT_ATTENTION_OUTPUT: i32 = 6;
-@lazy const LAYER_SLOT_LAYERNORM_AFTER: i32 = 10;
-@lazy const LAYER_SLOT_INTERMEDIATE: i32 = 12;
-@lazy const LAYER_SLOT_OUTPUT: i32 = 16;
-@lazy const LAYER_SLOTS: i32 = 22;
+@lazy const LAYER_SLOTS: i32 = 22; // model.ts's, which bindLayers binds
 @lazy const ACT_LAST: i32 = 2;
 
 class TextWeights {
@@ -89,18 +83,7 @@ function bindText(c: Config, w: TextWeights, b: WeightBinder, vocab: i32, positi
   w.finalLayerNormWeight = b.tensor(SLOT_FINAL_LAYER_NORM, vector);
   w.finalLayerNormBias = b.tensor(SLOT_FINAL_LAYER_NORM + 1, vector);
   b.linear(w.projection, SLOT_PROJECTION);
-  for (let l = 0; l < c.layers; l++) {
-    const layer = w.encoder[l];
-    const base = GLOBAL_SLOTS + l * LAYER_SLOTS;
-    layer.layernormBeforeWeight = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE, vector);
-    layer.layernormBeforeBias = b.tensor(base + LAYER_SLOT_LAYERNORM_BEFORE + 1, vector);
-    b.linear(layer.qkv, base + LAYER_SLOT_QKV);
-    b.linear(layer.attentionOutput, base + LAYER_SLOT_ATTENTION_OUTPUT);
-    layer.layernormAfterWeight = b.tensor(base + LAYER_SLOT_LAYERNORM_AFTER, vector);
-    layer.layernormAfterBias = b.tensor(base + LAYER_SLOT_LAYERNORM_AFTER + 1, vector);
-    b.linear(layer.intermediate, base + LAYER_SLOT_INTERMEDIATE);
-    b.linear(layer.output, base + LAYER_SLOT_OUTPUT);
-  }
+  bindLayers(c, w.encoder, b, GLOBAL_SLOTS);
 }
 
 /** Reads the text config struct and the weight table (model.ts's format), binds the weights, plans the run state. */

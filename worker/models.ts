@@ -250,7 +250,7 @@ class ModelCache {
   // A text tower: the prefix and header by a ranged read (as the catalogue reads them), then its section's
   // bytes alone by a second ranged read of that same object (its etag), into a fresh instance.
   private async loadText(name: string, options: CacheOptions, replacing?: Entry): Promise<Entry> {
-    const { bucket, budgetBytes, ledger } = options;
+    const { bucket, ledger } = options;
     let head: R2Object | null;
     let header: BundleHeader;
     try {
@@ -286,24 +286,10 @@ class ModelCache {
     if (!object || !("body" in object)) {
       throw new EdgevitError("model_unavailable", `model ${name} changed while its text tower was read; try again`);
     }
-    let model: TextModel;
-    try {
-      model = await (await getEngine()).loadText(header, "text", object.body, {
-        reserve: (plan) => {
-          if (plan.totalBytes > budgetBytes)
-            throw overBudget(`${name} (text tower)`, plan.totalBytes, budgetBytes, plan);
-          this.evictFor(plan.totalBytes, options);
-        },
-      });
-    } catch (error) {
-      await object.body.cancel().catch(() => {});
-      if (error instanceof EdgevitError) throw error;
-      if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
-      if (!(error instanceof BundleError)) throw unavailable(name, error);
-      throw new EdgevitError("model_unavailable", `model ${name}'s text tower cannot be loaded: ${error.message}`, {
-        cause: error,
-      });
-    }
+    const body = object.body;
+    const model = await this.loadBody(name, "text", body, options, async (reserve) =>
+      (await getEngine()).loadText(header, "text", body, { reserve }),
+    );
     const key = cacheKey(name, "text");
     if (replacing && this.loaded.get(key) === replacing) this.drop(key, ledger);
     this.evictFor(model.memoryBytes, options);
@@ -327,27 +313,10 @@ class ModelCache {
     // which this load never reads (the stream is cancelled at the payload's end). The header's plan, read
     // before any of the payload, is what is checked against the budget and made room for.
 
-    let model: Model;
-    try {
-      model = await (await getEngine()).load(object.body, {
-        // From the header, before the payload is streamed: refuse a plan over the whole budget, else
-        // make room for all of it (payload and activations) at once.
-        reserve: (plan) => {
-          if (plan.totalBytes > budgetBytes) throw overBudget(name, plan.totalBytes, budgetBytes, plan);
-          this.evictFor(plan.totalBytes, options);
-        },
-      });
-    } catch (error) {
-      await object.body.cancel().catch(() => {});
-      if (error instanceof EdgevitError) throw error;
-      if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
-      // A BundleError is about the bundle's bytes and says so; anything else is ours or R2's: logged, and
-      // answered with a fixed sentence.
-      if (!(error instanceof BundleError)) throw unavailable(name, error);
-      throw new EdgevitError("model_unavailable", `model ${name} cannot be loaded: ${error.message}`, {
-        cause: error,
-      });
-    }
+    const body = object.body;
+    const model = await this.loadBody(name, "image", body, options, async (reserve) =>
+      (await getEngine()).load(body, { reserve }),
+    );
     // Now with the activations the engine planned. Later the memory grows only by the capture buffers, once,
     // the first time a request asks for them (/v1/see, /v1/attentions; docs/MEMORY.md): reserveCapture makes
     // room for them first, and usedBytes() reads the live sizes.
@@ -365,6 +334,36 @@ class ModelCache {
     this.loaded.set(name, entry);
     ledger.modelLoaded(name, model);
     return entry;
+  }
+
+  // Runs a tower's load from `body`, cancelling the body when it fails. `reserve` gets the header's plan before
+  // the payload is streamed: a plan over the whole budget is refused, else room is made for all of it
+  // (payload and activations) at once.
+  private async loadBody<M>(
+    name: string,
+    tower: Tower,
+    body: ReadableStream,
+    options: CacheOptions,
+    load: (reserve: (plan: MemoryPlan) => void) => Promise<M>,
+  ): Promise<M> {
+    const { budgetBytes } = options;
+    const text = tower === "text";
+    try {
+      return await load((plan) => {
+        if (plan.totalBytes > budgetBytes)
+          throw overBudget(text ? `${name} (text tower)` : name, plan.totalBytes, budgetBytes, plan);
+        this.evictFor(plan.totalBytes, options);
+      });
+    } catch (error) {
+      await body.cancel().catch(() => {});
+      if (error instanceof EdgevitError) throw error;
+      if (error instanceof MemoryLimitError) throw overBudget(name, error.plan.totalBytes, budgetBytes, error.plan);
+      // A BundleError is about the bundle's bytes and says so; anything else is ours or R2's: logged, and
+      // answered with a fixed sentence.
+      if (!(error instanceof BundleError)) throw unavailable(name, error);
+      const subject = text ? `model ${name}'s text tower` : `model ${name}`;
+      throw new EdgevitError("model_unavailable", `${subject} cannot be loaded: ${error.message}`, { cause: error });
+    }
   }
 
   // Room for `entry`'s memory to grow by `bytes` (capture buffers): other models are evicted, least recently

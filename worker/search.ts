@@ -14,7 +14,7 @@
 // cosine: both embeddings have unit length, so the dot product. Each result also carries the model's own
 // score of the pair from that cosine, as zero-shot computes it: the logit, and SigLIP's sigmoid of it.
 
-import { normalized, pairScores } from "../core/answers/zeroshot.ts";
+import { dot, normalized, pairScores } from "../core/answers/zeroshot.ts";
 import { EdgevitError } from "../core/errors.ts";
 const KiB = 1024;
 import { ledgerOf, reservationBytes } from "./memory.ts";
@@ -62,12 +62,6 @@ function keepBest(best: SearchHit[], hit: SearchHit, k: number): void {
   while (i > 0 && best[i - 1].score < hit.score) i--;
   best.splice(i, 0, hit);
   if (best.length > k) best.pop();
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
 }
 
 // The index the Worker keeps in R2 (`bucket`: RESULTS).

@@ -16,8 +16,8 @@ export function normalized(v: Float32Array): Float32Array {
   return norm === 0 ? v.slice() : v.map((x) => x / norm);
 }
 
-// Cosine of two unit vectors.
-function dot(a: Float32Array, b: Float32Array): number {
+// Cosine of two unit vectors (an image's and a text's, here and in worker/search.ts).
+export function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;

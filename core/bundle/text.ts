@@ -67,14 +67,6 @@ export function textWeightSlots(c: TextConfig): (string | null)[] {
   return slots;
 }
 
-// The tensors that hold f32 values, which must be finite.
-export function textFloatTensors(c: TextConfig): TextLayoutEntry[] {
-  return textLayout(c).tensors.filter(
-    ({ source }) =>
-      source.kind === "f32" || (source.kind === "linear" && source.part !== "weight" && source.part !== "wsum"),
-  );
-}
-
 // Texts a tower takes at most per sequence and the vocabulary it may have: 77 and 49,408 for CLIP, 64 and
 // 256,000 for SigLIP 2 (Gemma's vocabulary), with room.
 export const TEXT_LIMITS = { positions: 1024, vocab: 512 * 1024, tokenizerBytes: 16 * 1024 * 1024 } as const;

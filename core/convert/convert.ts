@@ -27,13 +27,13 @@ import { layout as bundleLayout } from "../bundle/layout.ts";
 import { packedSizes, packLinear, type PackedLinear } from "../bundle/pack.ts";
 import { memoryPlan } from "../engine/memory.ts";
 import { MiB, sizeText } from "../sizes.ts";
-import { ConvertError, type Recipe, Recipes, required } from "./recipe.ts";
+import { ConvertError, concatRows, type Recipe, Recipes, required } from "./recipe.ts";
 import type { TensorSource } from "./safetensors.ts";
 import { lmEmbeddingTensors, lmEmbeddingsFor, lmEmbeddingsPeakBytes, type LmEmbeddings } from "./embeddings.ts";
 import { textPeakBytes, textTensors, textTowerFor, type TextTower } from "./text.ts";
 import { positiveInt, TOWER_ARCHITECTURES, towerFor, type TowerLayout } from "./towers.ts";
 
-export { ConvertError };
+export { ConvertError, concatRows };
 
 export const CONVERTER = "edgevit 0.1.0";
 
@@ -761,17 +761,6 @@ function checkShapes(recipes: Map<string, Recipe>, ckpt: TensorSource, layout: L
     }
     present.forEach((b) => expect(b, r.biasShape ?? [rows]));
   }
-}
-
-// Row-major [N][K] matrices (or [N] vectors) stacked by rows: HF's query, key, value -> one qkv.
-export function concatRows(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // A checkpoint tensor, refused when it holds NaN or +-Inf: quantizing would spread it over its row.

@@ -71,3 +71,14 @@ export function required(recipe: Recipe): string[] {
       ? recipe.weights
       : [...recipe.weights, ...recipe.biases];
 }
+
+// Row-major [N][K] matrices (or [N] vectors) stacked by rows: HF's query, key, value -> one qkv.
+export function concatRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

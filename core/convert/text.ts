@@ -13,7 +13,7 @@ import {
   TokenizerError,
   tokenizerToBytes,
 } from "../text/index.ts";
-import { ConvertError, Recipes, required } from "./recipe.ts";
+import { ConvertError, concatRows, Recipes, required } from "./recipe.ts";
 import type { TensorSource } from "./safetensors.ts";
 import { positiveInt } from "./towers.ts";
 
@@ -285,23 +285,13 @@ export async function* textTensors(tower: TextTower, reader: TextReader): AsyncG
         const r = tower.recipes.get(module);
         if (r?.kind !== "linear") throw new Error(`no recipe for ${module}`);
         const rows = await Promise.all(r.weights.map((n) => reader.read(n)));
-        const weight = rows.length === 1 ? rows[0] : concat(rows);
+        const weight = rows.length === 1 ? rows[0] : concatRows(rows);
         const biases = r.biases.every((n) => reader.has(n))
           ? await Promise.all(r.biases.map((n) => reader.read(n)))
           : null;
-        packed = packLinear(weight, biases ? concat(biases) : null, r.n, r.k);
+        packed = packLinear(weight, biases ? concatRows(biases) : null, r.n, r.k);
       }
       yield [entry.name, (packed as PackedLinear)[source.part]];
     }
   }
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -183,15 +183,23 @@ export function initEngine(
   const configPtr = e.alloc(CONFIG_BYTES);
   writeConfig(new DataView(e.memory.buffer, configPtr, CONFIG_BYTES), config);
 
+  return e.init(configPtr, writeWeightTable(e, payload, weightSlots(config)));
+}
+
+/** Writes the weight table for `slots` (a tensor name per slot, null where none) into engine memory; returns its pointer. */
+export function writeWeightTable(
+  e: Pick<EngineExports, "memory" | "alloc">,
+  payload: { ptr: number; bytes: number; tensors: readonly { name: string; offset: number }[] },
+  slots: readonly (string | null)[],
+): number {
   const offsets = new Map(payload.tensors.map((t) => [t.name, t.offset]));
-  const slots = weightSlots(config);
   const tablePtr = e.alloc(4 * (TABLE_HEADER_WORDS + slots.length));
   const table = new Uint32Array(e.memory.buffer, tablePtr, TABLE_HEADER_WORDS + slots.length);
   table.set([payload.ptr, payload.bytes, slots.length]);
   slots.forEach((name, i) => {
     table[TABLE_HEADER_WORDS + i] = name === null ? ABSENT : (offsets.get(name) ?? ABSENT);
   });
-  return e.init(configPtr, tablePtr);
+  return tablePtr;
 }
 
 // What init() returned, as a sentence (assembly/model.ts's ERR_ codes).

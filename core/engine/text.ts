@@ -7,7 +7,7 @@ import { poolIndex, type TextConfig, type TextSection, textSectionNamed, textWei
 import { HIDDEN_ACTS } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
 import { type Tokenizer, tokenizerFromBytes } from "../text/index.ts";
-import { initError, type EngineExports } from "./abi.ts";
+import { initError, type EngineExports, writeWeightTable } from "./abi.ts";
 import { pump } from "./load.ts";
 import { BLOCK_ROWS, growing, type MemoryPlan, runStateBytes, wholePages } from "./memory.ts";
 
@@ -26,8 +26,6 @@ export const TEXT_CONFIG_FIELDS = [
   "blockRows", // the memory plan's block of tokens (memory.ts, BLOCK_ROWS)
 ] as const;
 const TEXT_CONFIG_BYTES = 4 * (1 + TEXT_CONFIG_FIELDS.length);
-const TABLE_HEADER_WORDS = 3;
-const ABSENT = 0xffffffff;
 const ERR_INPUT = 6;
 // A streamed section's bytes between two yields to the event loop (load.ts's pump): a tower's load takes up
 // to a second, and what waits for the isolate's lock (workerd's inspector, which samples its memory) gets
@@ -246,13 +244,5 @@ function initText(
 ): number {
   const configPtr = e.alloc(TEXT_CONFIG_BYTES);
   writeConfig(new DataView(e.memory.buffer, configPtr, TEXT_CONFIG_BYTES), c);
-  const offsets = new Map(payload.tensors.map((t) => [t.name, t.offset]));
-  const slots = textWeightSlots(c);
-  const tablePtr = e.alloc(4 * (TABLE_HEADER_WORDS + slots.length));
-  const table = new Uint32Array(e.memory.buffer, tablePtr, TABLE_HEADER_WORDS + slots.length);
-  table.set([payload.ptr, payload.bytes, slots.length]);
-  slots.forEach((name, i) => {
-    table[TABLE_HEADER_WORDS + i] = name === null ? ABSENT : (offsets.get(name) ?? ABSENT);
-  });
-  return e.textInit(configPtr, tablePtr);
+  return e.textInit(configPtr, writeWeightTable(e, payload, textWeightSlots(c)));
 }
