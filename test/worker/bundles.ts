@@ -10,17 +10,12 @@ import { clipOptions, clipTables, ClipTokenizer, tokenizerToBytes } from "../../
 import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
+import { prng } from "../prng.ts";
 
-// mulberry32: a small seeded generator, uniform in [-1, 1).
+// uniform in [-1, 1)
 function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const r = prng(seed);
+  return () => r() * 2 - 1;
 }
 
 export const SMALL_CONFIG: ModelConfig = {
