@@ -58,20 +58,23 @@ export function randomBundle(
           ? random(n, 0.1, 1)
           : random(n, 0.5),
       );
-    } else if (source.part === "weight") {
-      const base = entry.name.slice(0, -".weight".length);
-      const packed = packLinear(
-        random(source.n * source.k, 1 / Math.sqrt(source.k)),
-        random(source.n, 0.1),
-        source.n,
-        source.k,
-      );
-      for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
-    }
+    } else if (source.part === "weight") setRandomLinear(tensors, entry.name, source, random);
   }
   edit?.(tensors);
   const parts = bundleParts(name, seed, config, preprocessing);
   return encodeBundle(parts, tensors, crc32);
+}
+
+// A Linear of random weights (scaled by 1/sqrt(k)) and biases, packed, under `name` less ".weight".
+function setRandomLinear(
+  tensors: Map<string, ArrayBufferView>,
+  name: string,
+  { n, k }: { n: number; k: number },
+  random: (n: number, scale: number) => Float32Array,
+): void {
+  const base = name.slice(0, -".weight".length);
+  const packed = packLinear(random(n * k, 1 / Math.sqrt(k)), random(n, 0.1), n, k);
+  for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
 }
 
 function bundleParts(
@@ -179,16 +182,7 @@ export function twoTowerBundle(
           ? random(n, 0.002, 0.01)
           : random(n, norm ? 0.1 : 0.5, norm ? 1 : 0),
       );
-    } else if (source.part === "weight") {
-      const base = entry.name.slice(0, -".weight".length);
-      const packed = packLinear(
-        random(source.n * source.k, 1 / Math.sqrt(source.k)),
-        random(source.n, 0.1),
-        source.n,
-        source.k,
-      );
-      for (const part of ["weight", "scale", "wsum", "bias"] as const) section.set(`${base}.${part}`, packed[part]);
-    }
+    } else if (source.part === "weight") setRandomLinear(section, entry.name, source, random);
   }
   const imageBundle = split(randomBundle(name, seed, image));
   const tensors = new Map<string, ArrayBufferView>(
