@@ -10,6 +10,7 @@ import { clipOptions, clipTables, ClipTokenizer, tokenizerToBytes } from "../../
 import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
+import { TINY_PREPROCESSING } from "../core/bundle/tiny.ts";
 import { prng } from "../prng.ts";
 
 // uniform in [-1, 1)
@@ -87,16 +88,8 @@ function bundleParts(
     name,
     config,
     preprocessing: {
-      doResize: true,
+      ...TINY_PREPROCESSING,
       size: { height: config.imageSize, width: config.imageSize },
-      resample: 2,
-      doCenterCrop: false,
-      cropSize: null,
-      doRescale: true,
-      rescaleFactor: 1 / 255,
-      doNormalize: true,
-      imageMean: [0.5, 0.5, 0.5],
-      imageStd: [0.5, 0.5, 0.5],
       ...preprocessing,
     },
     labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
