@@ -32,6 +32,19 @@ export const SMALL_CONFIG: ModelConfig = {
   distilled: false,
 };
 
+// SMALL_CONFIG as a CLIP image tower (pre-LayerNorm, pooled class token, a 12-wide projection): the image
+// side of the two-tower bundles the text and search tests load.
+export const SMALL_CLIP_CONFIG: ModelConfig = {
+  ...SMALL_CONFIG,
+  classes: 0,
+  eps: 1e-6,
+  family: "clip",
+  hiddenAct: "quick_gelu",
+  preLayernorm: true,
+  finalNorm: "pooled",
+  projection: 12,
+};
+
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
 // `edit` may change the tensors (by bundle name) before they are written: the bundle stays
 // self-consistent (its CRC covers the edit). `preprocessing` replaces fields of the default (a resize to the
