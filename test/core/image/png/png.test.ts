@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { crc32 } from "../../../../core/crc32.ts";
+import { pngChunk } from "../../../png-chunk.ts";
 import { EdgevitError } from "../../../../core/errors.ts";
 import { applyOrientation } from "../../../../core/image/orientation.ts";
 import { openPng } from "../../../../core/image/png/index.ts";
@@ -53,15 +53,6 @@ async function refusal(promise: Promise<unknown> | (() => unknown)): Promise<Edg
 }
 
 // A PNG from raw parts: IHDR fields, the zlib stream, optional extra chunks before IDAT.
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 function png(width: number, height: number, depth: number, colorType: number, zlib: Uint8Array): Uint8Array {
   const ihdr = new Uint8Array(13);
@@ -70,9 +61,9 @@ function png(width: number, height: number, depth: number, colorType: number, zl
   ihdr.set([depth, colorType, 0, 0, 0], 8);
   const parts = [
     Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlib),
-    chunk("IEND", new Uint8Array(0)),
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", zlib),
+    pngChunk("IEND", new Uint8Array(0)),
   ];
   return new Uint8Array(parts.flatMap((p) => [...p]));
 }
