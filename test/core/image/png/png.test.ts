@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { pngChunk } from "../../../png-chunk.ts";
+import { decodeRows } from "../decode-rows.ts";
 import { EdgevitError } from "../../../../core/errors.ts";
 import { applyOrientation } from "../../../../core/image/orientation.ts";
 import { openPng } from "../../../../core/image/png/index.ts";
@@ -28,19 +29,7 @@ const goldens: {
 
 const LIMITS = { maxPixels: 1e8 };
 
-async function decodeAll(bytes: Uint8Array, limits = LIMITS) {
-  const decoder = openPng(bytes, limits);
-  const { width, height } = decoder.header;
-  const rgb = new Uint8Array(width * height * 3);
-  let next = 0;
-  const size = await decoder.decode(1, (rows, first, count) => {
-    expect(first).toBe(next);
-    rgb.set(rows.subarray(0, count * width * 3), first * width * 3);
-    next += count;
-  });
-  expect(next).toBe(height);
-  return { ...size, rgb };
-}
+const decodeAll = (bytes: Uint8Array, limits = LIMITS) => decodeRows(openPng(bytes, limits));
 
 async function refusal(promise: Promise<unknown> | (() => unknown)): Promise<EdgevitError> {
   try {
