@@ -1,7 +1,7 @@
 // Converting a vision-language checkpoint with --lm-embeddings: the LLM's input embedding table as the
 // "lm_embeddings" section (int8 rows, each within half a step of the checkpoint's float32 row), the
 // tokenizer's strings as text, left out by default, refused for a checkpoint without an LLM.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -51,7 +51,11 @@ describe("--lm-embeddings", () => {
     const bundle = await convertDirectory(dir, { lmEmbeddings: true, convertedAt: "2026-12-01T00:00:00Z" });
     const { header } = readBundle(bundle, crc32);
     expect(header.version).toBe(3);
-    expect(header.source.files["tokenizer.json"]).toBeDefined();
+    const tokenizer = readFileSync(join(dir, "tokenizer.json"));
+    expect(header.source.files["tokenizer.json"]).toEqual({
+      bytes: tokenizer.length,
+      crc32: (crc32(tokenizer) >>> 0).toString(16).padStart(8, "0"),
+    });
     const section = header.sections?.find((s) => s.kind === "lm-embeddings") as EmbeddingsSection;
     expect(section).toMatchObject({ name: "lm_embeddings", config: { vocab, dim: 48 } });
     const tensors = sectionTensors(bundle, section);

@@ -15,13 +15,14 @@ import { poolEmbedding, poolsOf } from "../../core/answers/pool.ts";
 import { zeroShotScores } from "../../core/answers/zeroshot.ts";
 import { BundleError, type TextSection } from "../../core/bundle/format.ts";
 import { readBundle } from "../../core/bundle/reader.ts";
-import { Engine, type EngineOptions } from "../../core/engine/index.ts";
+import { Engine } from "../../core/engine/index.ts";
 import { tokenizerHeapBytes } from "../../core/engine/text.ts";
 import { convertDirectory } from "../../models/convert-folder.ts";
 import { loadClipTokenizer, loadSiglipTokenizer } from "../../core/text/index.ts";
 import { cosine } from "../assembly/reference.ts";
 import { clipFiles } from "../tools/clip_files.ts";
 import { LABEL_TEXTS, TEXT_GOLDENS, goldenInputIds, textGoldenCheckpoint } from "../tools/text_goldens.ts";
+import { DOT_VARIANTS, engineModules } from "./dot-variants.ts";
 
 interface Golden {
   name: string;
@@ -36,16 +37,6 @@ const root = new URL("../../", import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), "edgevit-text-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-const modules = {
-  baseline: new WebAssembly.Module(readFileSync(join(root, "build/engine.wasm"))),
-  relaxed: new WebAssembly.Module(readFileSync(join(root, "build/engine-relaxed.wasm"))),
-};
-const DOT_VARIANTS: [WebAssembly.Module, EngineOptions][] = [
-  [modules.baseline, { dot: "i16" }],
-  [modules.relaxed, { dot: "split" }],
-  [modules.relaxed, { dot: "fused" }],
-];
 
 describe("text towers vs float32 PyTorch", () => {
   for (const c of TEXT_GOLDENS) {
@@ -78,6 +69,11 @@ describe("text towers vs float32 PyTorch", () => {
         const wasm = text.memoryBytes - tokenizerHeapBytes(section);
         expect(planned).toBeGreaterThanOrEqual(wasm);
         expect(planned - wasm).toBeLessThanOrEqual(65536);
+        // CLIP's goldens state the pooled position and text_embeds for every text, SigLIP's neither
+        const clip = c.preset.startsWith("clip");
+        for (const [i, t] of golden.texts.entries()) {
+          expect(t.pooledAt !== undefined && t.textEmbeds !== undefined, `text ${i}`).toBe(clip);
+        }
         const ours = ids.input_ids.map((row, i) => {
           const out = text.embedIds(row);
           const want = golden.texts[i];
@@ -103,7 +99,7 @@ describe("text towers vs float32 PyTorch", () => {
       for (const other of embeddings.slice(1)) expect(other).toEqual(embeddings[0]);
 
       // zero-shot: the int8 image tower's embedding against the int8 text embeddings
-      const model = await (await Engine.instantiate(modules.baseline)).load(bundle);
+      const model = await (await Engine.instantiate(engineModules.baseline)).load(bundle);
       const config = model.header.config;
       const pixels = new Float32Array(new Uint8Array(readFileSync(join(dir, "inputs.f32"))).buffer);
       const size = config.channels * config.imageSize * config.imageSize;
@@ -155,7 +151,7 @@ describe("text towers vs float32 PyTorch", () => {
     };
     const loads = [];
     for (const source of [bytes, byteStream(), chunked()]) {
-      const text = await (await Engine.instantiate(modules.baseline)).loadText(header, "text", source);
+      const text = await (await Engine.instantiate(engineModules.baseline)).loadText(header, "text", source);
       const embeddings = text.embed(LABEL_TEXTS).map((t) => t.embedding);
       // the instance's whole memory after the same texts: weights, tokenizer bytes, activations
       const memory = new Uint8Array((text as unknown as { e: { memory: WebAssembly.Memory } }).e.memory.buffer);
@@ -175,7 +171,7 @@ describe("text towers vs float32 PyTorch", () => {
     const bundle = await convertDirectory(dir, { convertedAt: "2026-01-01T00:00:00Z" });
     const { header } = readBundle(bundle, crc32);
     const section = header.sections![0] as TextSection;
-    const engine = await Engine.instantiate(modules.baseline);
+    const engine = await Engine.instantiate(engineModules.baseline);
     const bytes = bundle.slice(section.offset, section.offset + section.length);
     bytes[100] ^= 1;
     await expect(engine.loadText(header, "text", bytes)).rejects.toThrow(/CRC-32/);

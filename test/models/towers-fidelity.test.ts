@@ -12,13 +12,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { towerOf } from "../../core/bundle/format.ts";
-import { Engine, type EngineOptions } from "../../core/engine/index.ts";
+import { Engine } from "../../core/engine/index.ts";
 import type { Model } from "../../core/engine/model.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { preprocessInto } from "../../core/pipeline.ts";
 import { convertDirectory } from "../../models/convert-folder.ts";
 import { makeTower, parseOptions } from "../../models/tools/make-random-tower.ts";
 import { cosine } from "../assembly/reference.ts";
+import { DOT_VARIANTS } from "./dot-variants.ts";
 
 interface ImageGolden {
   pooler: number[];
@@ -55,16 +56,6 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-const modules = {
-  baseline: new WebAssembly.Module(readFileSync(join(root, "build/engine.wasm"))),
-  relaxed: new WebAssembly.Module(readFileSync(join(root, "build/engine-relaxed.wasm"))),
-};
-const DOT_VARIANTS: [WebAssembly.Module, EngineOptions][] = [
-  [modules.baseline, { dot: "i16" }],
-  [modules.relaxed, { dot: "split" }],
-  [modules.relaxed, { dot: "fused" }],
-];
 
 function worstTokenCosine(got: Float32Array, want: number[], dim: number): number {
   let worst = 1;
@@ -132,6 +123,15 @@ describe("image towers vs float32 PyTorch on photos", () => {
       const attentions: Attentions | null = existsSync(join(goldensDir, g.name, "attentions.json"))
         ? JSON.parse(readFileSync(join(goldensDir, g.name, "attentions.json"), "utf8"))
         : null;
+      // the comparisons below that depend on the golden's contents must have something to compare
+      for (const want of g.images.slice(0, 2)) {
+        expect(want.hiddenStates && want.lastHiddenState, `${g.name}: hidden states of the first photos`).toBeTruthy();
+      }
+      if (attentions) {
+        expect(attentions.attentions.length, `${g.name}: attention photos`).toBeGreaterThan(0);
+        for (const item of attentions.attentions)
+          expect(item.head !== undefined, "pooling head").toBe(g.family === "siglip");
+      }
       const ours: Float32Array[] = [];
       for (const [i, photo] of g.photos.entries()) {
         const bytes = new Uint8Array(readFileSync(join(root, photo)));

@@ -8,13 +8,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { Engine, type EngineOptions } from "../../core/engine/index.ts";
+import { Engine } from "../../core/engine/index.ts";
 import { DEFAULT_LIMITS } from "../../core/limits.ts";
 import { type ImageTokens, preprocessFrames, runImageTokens } from "../../core/pipeline.ts";
 import { convertDirectory, normalizePreprocessing } from "../../models/convert-folder.ts";
 import { makeTower, parseOptions } from "../../models/tools/make-random-tower.ts";
 import type { Preprocessing } from "../../core/bundle/format.ts";
 import { cosine } from "../assembly/reference.ts";
+import { DOT_VARIANTS } from "./dot-variants.ts";
 
 interface Frames {
   photo: string;
@@ -44,16 +45,6 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const sha256 = (a: Uint8Array) => createHash("sha256").update(a).digest("hex");
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const photoBytes = (photo: string) => new Uint8Array(readFileSync(join(root, photo)));
-
-const modules = {
-  baseline: new WebAssembly.Module(readFileSync(join(root, "build/engine.wasm"))),
-  relaxed: new WebAssembly.Module(readFileSync(join(root, "build/engine-relaxed.wasm"))),
-};
-const DOT_VARIANTS: [WebAssembly.Module, EngineOptions][] = [
-  [modules.baseline, { dot: "i16" }],
-  [modules.relaxed, { dot: "split" }],
-  [modules.relaxed, { dot: "fused" }],
-];
 
 // Every frame of `photo` through core/'s preprocessing, hashed.
 async function frameHashes(pp: Preprocessing, photo: string, side: number) {

@@ -10,17 +10,13 @@ import { clipOptions, clipTables, ClipTokenizer, tokenizerToBytes } from "../../
 import { packLinear } from "../../core/bundle/pack.ts";
 // The bundle writer takes the CRC as a function: the PNG encoder's IEEE CRC-32 (zlib's).
 import { crc32 } from "../../core/crc32.ts";
+import { TINY_PREPROCESSING } from "../core/bundle/tiny.ts";
+import { prng } from "../prng.ts";
 
-// mulberry32: a small seeded generator, uniform in [-1, 1).
+// uniform in [-1, 1)
 function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const r = prng(seed);
+  return () => r() * 2 - 1;
 }
 
 export const SMALL_CONFIG: ModelConfig = {
@@ -34,6 +30,19 @@ export const SMALL_CONFIG: ModelConfig = {
   classes: 5,
   eps: 1e-12,
   distilled: false,
+};
+
+// SMALL_CONFIG as a CLIP image tower (pre-LayerNorm, pooled class token, a 12-wide projection): the image
+// side of the two-tower bundles the text and search tests load.
+export const SMALL_CLIP_CONFIG: ModelConfig = {
+  ...SMALL_CONFIG,
+  classes: 0,
+  eps: 1e-6,
+  family: "clip",
+  hiddenAct: "quick_gelu",
+  preLayernorm: true,
+  finalNorm: "pooled",
+  projection: 12,
 };
 
 // A ViT bundle with random weights: LayerNorm scales near 1, Linear weights ~ U(-1, 1) / sqrt(K).
@@ -63,20 +72,23 @@ export function randomBundle(
           ? random(n, 0.1, 1)
           : random(n, 0.5),
       );
-    } else if (source.part === "weight") {
-      const base = entry.name.slice(0, -".weight".length);
-      const packed = packLinear(
-        random(source.n * source.k, 1 / Math.sqrt(source.k)),
-        random(source.n, 0.1),
-        source.n,
-        source.k,
-      );
-      for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
-    }
+    } else if (source.part === "weight") setRandomLinear(tensors, entry.name, source, random);
   }
   edit?.(tensors);
   const parts = bundleParts(name, seed, config, preprocessing);
   return encodeBundle(parts, tensors, crc32);
+}
+
+// A Linear of random weights (scaled by 1/sqrt(k)) and biases, packed, under `name` less ".weight".
+function setRandomLinear(
+  tensors: Map<string, ArrayBufferView>,
+  name: string,
+  { n, k }: { n: number; k: number },
+  random: (n: number, scale: number) => Float32Array,
+): void {
+  const base = name.slice(0, -".weight".length);
+  const packed = packLinear(random(n * k, 1 / Math.sqrt(k)), random(n, 0.1), n, k);
+  for (const part of ["weight", "scale", "wsum", "bias"] as const) tensors.set(`${base}.${part}`, packed[part]);
 }
 
 function bundleParts(
@@ -89,16 +101,8 @@ function bundleParts(
     name,
     config,
     preprocessing: {
-      doResize: true,
+      ...TINY_PREPROCESSING,
       size: { height: config.imageSize, width: config.imageSize },
-      resample: 2,
-      doCenterCrop: false,
-      cropSize: null,
-      doRescale: true,
-      rescaleFactor: 1 / 255,
-      doNormalize: true,
-      imageMean: [0.5, 0.5, 0.5],
-      imageStd: [0.5, 0.5, 0.5],
       ...preprocessing,
     },
     labels: Array.from({ length: config.classes }, (_, i) => `class-${i}`),
@@ -184,16 +188,7 @@ export function twoTowerBundle(
           ? random(n, 0.002, 0.01)
           : random(n, norm ? 0.1 : 0.5, norm ? 1 : 0),
       );
-    } else if (source.part === "weight") {
-      const base = entry.name.slice(0, -".weight".length);
-      const packed = packLinear(
-        random(source.n * source.k, 1 / Math.sqrt(source.k)),
-        random(source.n, 0.1),
-        source.n,
-        source.k,
-      );
-      for (const part of ["weight", "scale", "wsum", "bias"] as const) section.set(`${base}.${part}`, packed[part]);
-    }
+    } else if (source.part === "weight") setRandomLinear(section, entry.name, source, random);
   }
   const imageBundle = split(randomBundle(name, seed, image));
   const tensors = new Map<string, ArrayBufferView>(

@@ -2,6 +2,7 @@
 
 import { createExecutionContext, env } from "cloudflare:test";
 import worker from "../../worker/index.ts";
+import { pngChunk } from "../png-chunk.ts";
 
 export { randomBundle, SMALL_CONFIG } from "./bundles.ts";
 
@@ -94,18 +95,6 @@ export function gatedBucket(bucket: R2Bucket): { bucket: R2Bucket; atRead: Promi
   return { bucket: gated, atRead, release };
 }
 
-// CRC-32 (IEEE), for PNG chunks.
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 // A valid RGB PNG of gray pixels whose zlib stream is stored, not compressed: its file is larger than its
 // pixels (3 x width x height bytes), so a body of any length that the decoder must read to its end.
 export function storedPng(width: number, height: number): Uint8Array {
@@ -138,22 +127,13 @@ export function storedPng(width: number, height: number): Uint8Array {
     s2 = (s2 + s1) % 65521;
   }
   new DataView(zlib.buffer).setUint32(at, ((s2 << 16) | s1) >>> 0);
-  const chunk = (type: string, data: Uint8Array) => {
-    const out = new Uint8Array(12 + data.length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, data.length);
-    out.set(new TextEncoder().encode(type), 4);
-    out.set(data, 8);
-    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-    return out;
-  };
   const ihdr = new Uint8Array(13);
   new DataView(ihdr.buffer).setUint32(0, width);
   new DataView(ihdr.buffer).setUint32(4, height);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  const parts = [Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a), chunk("IHDR", ihdr)];
-  for (let i = 0; i < zlib.length; i += 1 << 20) parts.push(chunk("IDAT", zlib.subarray(i, i + (1 << 20))));
-  parts.push(chunk("IEND", new Uint8Array(0)));
+  const parts = [Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a), pngChunk("IHDR", ihdr)];
+  for (let i = 0; i < zlib.length; i += 1 << 20) parts.push(pngChunk("IDAT", zlib.subarray(i, i + (1 << 20))));
+  parts.push(pngChunk("IEND", new Uint8Array(0)));
   const png = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {

@@ -8,8 +8,8 @@ import bag from "../../models/default/samples/bag.jpg";
 import sneaker from "../../models/default/samples/sneaker.jpg";
 import { patchPicture } from "../../core/pictures/pca.ts";
 import { crc32 } from "../../core/crc32.ts";
-import { PNG_SIGNATURE } from "../../core/pictures/png.ts";
 import { jpegRequest } from "./helpers.ts";
+import { decodePng } from "./png.ts";
 
 const LAYERS = 6; // models/default/README.md: 6 layers, dim 64, 28x28 input, 7x7 patches
 const GRID = 4;
@@ -17,33 +17,6 @@ const GRID = 4;
 beforeAll(async () => {
   await env.MODELS.put(`${env.DEFAULT_MODEL}.evit`, bundle);
 });
-
-// An 8-bit RGB, non-interlaced PNG of filter-0 rows (what the encoder writes) -> [height][width][3].
-async function decodePng(png: Uint8Array): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  expect(Array.from(png.subarray(0, 8))).toEqual(Array.from(PNG_SIGNATURE));
-  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const chunks = new Map<string, Uint8Array>();
-  for (let at = 8; at < png.length; ) {
-    const length = view.getUint32(at);
-    const type = new TextDecoder().decode(png.subarray(at + 4, at + 8));
-    expect(view.getUint32(at + 8 + length)).toBe(crc32(png.subarray(at + 4, at + 8 + length)));
-    chunks.set(type, png.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
-  const ihdr = new DataView(chunks.get("IHDR")!.buffer, chunks.get("IHDR")!.byteOffset, 13);
-  const width = ihdr.getUint32(0);
-  const height = ihdr.getUint32(4);
-  expect([ihdr.getUint8(8), ihdr.getUint8(9), ihdr.getUint8(12)]).toEqual([8, 2, 0]);
-  const stream = new Blob([chunks.get("IDAT")!]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const raw = new Uint8Array(await new Response(stream).arrayBuffer());
-  expect(raw).toHaveLength(height * (width * 3 + 1));
-  const rgb = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    expect(raw[y * (width * 3 + 1)]).toBe(0);
-    rgb.set(raw.subarray(y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1)), y * width * 3);
-  }
-  return { width, height, rgb };
-}
 
 async function hiddenStates(jpeg: ArrayBuffer, layer: number): Promise<{ states: Float32Array; dim: number }> {
   const body = await (await SELF.fetch(jpegRequest(`/v1/hidden_states?layer=${layer}`, jpeg))).json<any>();

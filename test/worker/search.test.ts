@@ -11,22 +11,12 @@ import astronaut from "../fixtures/images/astronaut-444.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import camera from "../fixtures/images/camera-grayscale.jpg";
 import rocket from "../fixtures/images/rocket-exif-orient6.jpg";
-import type { ModelConfig } from "../../core/bundle/format.ts";
 import worker from "../../worker/index.ts";
 import { MAX_K } from "../../worker/search.ts";
-import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
-import { twoTowerBundle } from "./bundles.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { SMALL_CLIP_CONFIG, twoTowerBundle } from "./bundles.ts";
 
-const CLIP: ModelConfig = {
-  ...SMALL_CONFIG,
-  classes: 0,
-  eps: 1e-6,
-  family: "clip",
-  hiddenAct: "quick_gelu",
-  preLayernorm: true,
-  finalNorm: "pooled",
-  projection: 12,
-};
+const CLIP = SMALL_CLIP_CONFIG;
 const NAME = "search-clip";
 const IMAGES: Record<string, ArrayBuffer> = {
   "photos/cat.jpg": cat,

@@ -7,26 +7,16 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, test } from "vitest";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
-import type { ModelConfig } from "../../core/bundle/format.ts";
 import { fillTemplate } from "../../core/answers/zeroshot.ts";
-import { call, jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
-import { smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
+import { call, jpegRequest, randomBundle } from "./helpers.ts";
+import { SMALL_CLIP_CONFIG, smallClipTokenizer, twoTowerBundle } from "./bundles.ts";
 import { labelsKey, TEXT_LISTING_TIMEOUT_MS } from "../../worker/text.ts";
 import { MODEL_PREFIX, routes, TEXT_ROUTES } from "../../worker/api.ts";
 import { ledgerOf } from "../../worker/memory.ts";
 import { getTextModel } from "../../worker/models.ts";
 import { tokenizerHeapBytes } from "../../core/engine/text.ts";
 
-const CLIP: ModelConfig = {
-  ...SMALL_CONFIG,
-  classes: 0,
-  eps: 1e-6,
-  family: "clip",
-  hiddenAct: "quick_gelu",
-  preLayernorm: true,
-  finalNorm: "pooled",
-  projection: 12,
-};
+const CLIP = SMALL_CLIP_CONFIG;
 const NAME = "zs-clip";
 
 beforeAll(async () => {

@@ -13,6 +13,7 @@ import cat from "../fixtures/images/cat-baseline-420.jpg";
 import worker from "../../worker/index.ts";
 import type { ModelConfig } from "../../core/bundle/format.ts";
 import { jpegRequest, randomBundle, SMALL_CONFIG } from "./helpers.ts";
+import { SMALL_CLIP_CONFIG } from "./bundles.ts";
 import relaxedModule from "../../build/engine-relaxed.wasm";
 import { Engine } from "../../core/engine/index.ts";
 import type { Model, RunOptions } from "../../core/engine/model.ts";
@@ -24,14 +25,7 @@ import { decodePng } from "./png.ts";
 
 const TOWER: ModelConfig = { ...SMALL_CONFIG, classes: 0, eps: 1e-6 };
 const CONFIGS: Record<string, ModelConfig> = {
-  "tower-clip": {
-    ...TOWER,
-    family: "clip",
-    hiddenAct: "quick_gelu",
-    preLayernorm: true,
-    finalNorm: "pooled",
-    projection: 12,
-  },
+  "tower-clip": SMALL_CLIP_CONFIG,
   "tower-siglip": { ...TOWER, family: "siglip", hiddenAct: "gelu_pytorch_tanh", classToken: false, pooling: "map" },
   "tower-dinov2": { ...TOWER, family: "dinov2", registerTokens: 4, layerScale: true },
 };

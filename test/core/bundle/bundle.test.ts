@@ -6,7 +6,7 @@ import { BundleWriter, encodeBundle, encodeHead } from "../../../core/bundle/wri
 import { layout } from "../../../core/bundle/layout.ts";
 import { parsePrefix, readBundle } from "../../../core/bundle/reader.ts";
 import { validateHeader } from "../../../core/bundle/header.ts";
-import { TINY_CONFIG } from "./tiny.ts";
+import { TINY_CONFIG, TINY_PREPROCESSING } from "./tiny.ts";
 
 const config: ModelConfig = TINY_CONFIG;
 
@@ -14,18 +14,7 @@ function parts(c: ModelConfig = config): BundleParts {
   return {
     name: "tiny",
     config: c,
-    preprocessing: {
-      doResize: true,
-      size: { height: 8, width: 8 },
-      resample: 2,
-      doCenterCrop: false,
-      cropSize: null,
-      doRescale: true,
-      rescaleFactor: 1 / 255,
-      doNormalize: true,
-      imageMean: [0.5, 0.5, 0.5],
-      imageStd: [0.5, 0.5, 0.5],
-    },
+    preprocessing: TINY_PREPROCESSING,
     labels: Array.from({ length: c.classes }, (_, i) => `class ${i}`),
     source: {
       layout: "hf-vit",

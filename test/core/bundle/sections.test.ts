@@ -8,20 +8,9 @@ import { layout } from "../../../core/bundle/layout.ts";
 import { checkSectionBytes, parsePrefix, readBundle } from "../../../core/bundle/reader.ts";
 import { type TextConfig, poolIndex, textLayout } from "../../../core/bundle/text.ts";
 import { encodeBundle, encodeHead } from "../../../core/bundle/writer.ts";
+import { TINY_CONFIG, TINY_PREPROCESSING } from "./tiny.ts";
 
-const image: ModelConfig = {
-  imageSize: 8,
-  patchSize: 4,
-  channels: 3,
-  dim: 8,
-  heads: 2,
-  hidden: 20,
-  layers: 1,
-  classes: 0,
-  eps: 1e-6,
-  distilled: false,
-  family: "clip",
-};
+const image: ModelConfig = { ...TINY_CONFIG, layers: 1, classes: 0, family: "clip" };
 
 const text: TextConfig = {
   vocab: 50,
@@ -45,18 +34,7 @@ function parts(sections = true): BundleParts {
   return {
     name: "two-towers",
     config: image,
-    preprocessing: {
-      doResize: true,
-      size: { height: 8, width: 8 },
-      resample: 3,
-      doCenterCrop: false,
-      cropSize: null,
-      doRescale: true,
-      rescaleFactor: 1 / 255,
-      doNormalize: true,
-      imageMean: [0.5, 0.5, 0.5],
-      imageStd: [0.5, 0.5, 0.5],
-    },
+    preprocessing: { ...TINY_PREPROCESSING, resample: 3 },
     labels: [],
     source: {
       layout: "hf-clip",

@@ -1,5 +1,5 @@
 // The small ViT config the bundle format's tests lay out and round-trip: two layers, a 2x2 patch grid.
-import type { ModelConfig } from "../../../core/bundle/format.ts";
+import type { ModelConfig, Preprocessing } from "../../../core/bundle/format.ts";
 
 export const TINY_CONFIG: ModelConfig = {
   imageSize: 8,
@@ -12,4 +12,18 @@ export const TINY_CONFIG: ModelConfig = {
   classes: 3,
   eps: 1e-6,
   distilled: false,
+};
+
+// Its preprocessing: a bilinear resize to its 8x8 input, no crop, mean = std = 0.5.
+export const TINY_PREPROCESSING: Preprocessing = {
+  doResize: true,
+  size: { height: 8, width: 8 },
+  resample: 2,
+  doCenterCrop: false,
+  cropSize: null,
+  doRescale: true,
+  rescaleFactor: 1 / 255,
+  doNormalize: true,
+  imageMean: [0.5, 0.5, 0.5],
+  imageStd: [0.5, 0.5, 0.5],
 };

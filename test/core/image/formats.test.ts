@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
 import { type ImageInput, openImage } from "../../../core/image/open.ts";
+import { decodeRows } from "./decode-rows.ts";
 
 const LIMITS = { maxPixels: 1e8 };
 
@@ -20,16 +21,7 @@ interface Case {
 
 async function decodeAll(bytes: ImageInput) {
   const decoder = await openImage(bytes, LIMITS);
-  const { width, height } = decoder.header;
-  const rgb = new Uint8Array(width * height * 3);
-  let next = 0;
-  const size = await decoder.decode(1, (rows, first, count) => {
-    expect(first).toBe(next);
-    rgb.set(rows.subarray(0, count * width * 3), first * width * 3);
-    next += count;
-  });
-  expect(next).toBe(height);
-  return { ...size, rgb, header: decoder.header };
+  return { ...(await decodeRows(decoder)), header: decoder.header };
 }
 
 for (const [format, ext] of [

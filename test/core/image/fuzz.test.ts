@@ -11,6 +11,7 @@ import { openImageBytes } from "../../../core/image/open.ts";
 import { outputSize } from "../../../core/preprocess/preprocess.ts";
 import { StreamingPreprocessor } from "../../../core/preprocess/stream.ts";
 import { goldens } from "./goldens.ts";
+import { prng } from "../../prng.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const LIMITS = { maxPixels: 4_000_000, maxInterlacedPixels: 1_000_000 };
@@ -50,18 +51,6 @@ function decodable(format: string): [string, Uint8Array][] {
   );
 }
 const OTHERS = ["webp", "gif", "bmp"].flatMap((f) => decodable(f));
-
-// mulberry32: a small seeded PRNG.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = ReturnType<typeof prng>;
 const int = (r: Rand, n: number) => Math.floor(r() * n);

@@ -18,6 +18,7 @@ import {
   horizontalRow,
   LANCZOS,
 } from "../../../core/preprocess/resize.ts";
+import { prng as random } from "../../prng.ts";
 
 const root = new URL("../../../", import.meta.url);
 const module = new WebAssembly.Module(readFileSync(new URL("build/decode.wasm", root)));
@@ -25,17 +26,6 @@ installDecodeKernels(module);
 const kernels = decodeKernels();
 if (!kernels) throw new Error("no kernels");
 afterAll(() => installDecodeKernels(module));
-
-// A deterministic generator (mulberry32), so a failure names its row.
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Fill = (rand: () => number, i: number) => number;
 const FILLS: Record<string, Fill> = {

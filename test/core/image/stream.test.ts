@@ -11,6 +11,7 @@ import { EdgevitError } from "../../../core/errors.ts";
 import { ByteSource } from "../../../core/image/bytes.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
 import type { ImageDecoder } from "../../../core/image/source.ts";
+import { prng } from "../../prng.ts";
 
 const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
 const PNG_DIR = new URL("../../goldens/preprocess/png/", import.meta.url).pathname;
@@ -26,18 +27,6 @@ const jpegs = [
 ];
 const pngs = readdirSync(PNG_DIR).filter((n) => n.endsWith(".png"));
 const read = (path: string) => new Uint8Array(readFileSync(path));
-
-// Deterministic pseudo-random numbers (mulberry32).
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // The bytes as a stream whose chunks end at `cuts` (offsets, ascending).
 function streamOf(bytes: Uint8Array, cuts: number[]): ReadableStream<Uint8Array> {

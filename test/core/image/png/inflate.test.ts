@@ -4,16 +4,7 @@
 import { deflateSync, inflateSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { HISTORY_BYTES, Inflater, Inflating, inflateZlib } from "../../../../core/image/png/inflate.ts";
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../../../prng.ts";
 
 // Photo-like rows: smooth runs with noise, so that deflate uses literals, short and long matches.
 function sample(bytes: number, seed: number): Uint8Array {

@@ -4,7 +4,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { crc32 } from "../../../../core/crc32.ts";
+import { pngChunk } from "../../../png-chunk.ts";
+import { decodeRows } from "../decode-rows.ts";
 import { EdgevitError } from "../../../../core/errors.ts";
 import { applyOrientation } from "../../../../core/image/orientation.ts";
 import { openPng } from "../../../../core/image/png/index.ts";
@@ -28,19 +29,7 @@ const goldens: {
 
 const LIMITS = { maxPixels: 1e8 };
 
-async function decodeAll(bytes: Uint8Array, limits = LIMITS) {
-  const decoder = openPng(bytes, limits);
-  const { width, height } = decoder.header;
-  const rgb = new Uint8Array(width * height * 3);
-  let next = 0;
-  const size = await decoder.decode(1, (rows, first, count) => {
-    expect(first).toBe(next);
-    rgb.set(rows.subarray(0, count * width * 3), first * width * 3);
-    next += count;
-  });
-  expect(next).toBe(height);
-  return { ...size, rgb };
-}
+const decodeAll = (bytes: Uint8Array, limits = LIMITS) => decodeRows(openPng(bytes, limits));
 
 async function refusal(promise: Promise<unknown> | (() => unknown)): Promise<EdgevitError> {
   try {
@@ -53,15 +42,6 @@ async function refusal(promise: Promise<unknown> | (() => unknown)): Promise<Edg
 }
 
 // A PNG from raw parts: IHDR fields, the zlib stream, optional extra chunks before IDAT.
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 function png(width: number, height: number, depth: number, colorType: number, zlib: Uint8Array): Uint8Array {
   const ihdr = new Uint8Array(13);
@@ -70,9 +50,9 @@ function png(width: number, height: number, depth: number, colorType: number, zl
   ihdr.set([depth, colorType, 0, 0, 0], 8);
   const parts = [
     Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlib),
-    chunk("IEND", new Uint8Array(0)),
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", zlib),
+    pngChunk("IEND", new Uint8Array(0)),
   ];
   return new Uint8Array(parts.flatMap((p) => [...p]));
 }
