@@ -37,8 +37,24 @@ type HorizontalRow = (
 // Up to `mcus` MCUs of a sequential scan into the coefficient band; see assembly/image/huffman.ts.
 type DecodeMcus = (data: number, length: number, final: number, mcus: number, coefs: number) => number;
 
+// PNG: a zlib stream's next piece, a row's filter undone, Adler-32; see assembly/image/inflate.ts, unfilter.ts.
+type Inflate = (
+  state: number,
+  input: number,
+  inLength: number,
+  window: number,
+  hist: number,
+  room: number,
+  final: number,
+) => number;
+type UnfilterRow = (type: number, row: number, prev: number, bpp: number, n: number) => void;
+
 interface DecodeExports {
   memory: WebAssembly.Memory;
+  inflate: Inflate;
+  adler32(p: number, n: number, adler: number): number;
+  unfilterRow: UnfilterRow;
+  unfilterRowScalar: UnfilterRow;
   decodeMcus: DecodeMcus;
   huffmanTables(): number;
   huffmanQuant(): number;
@@ -162,6 +178,16 @@ export class DecodeKernels {
     this.fit(0, bytes);
     return this.base + this.coefCapacity;
   }
+
+  // The row area as `bytes` of scratch for a caller's own layout (./png): its offset in memory and the
+  // memory's bytes, valid until the next call into this object. At most maxScratchBytes.
+  area(bytes: number): { at: number; heap: Uint8Array } {
+    if (bytes > MAX_ROW_BYTES) throw new RangeError(`${bytes} bytes of scratch is past the kernels' bound`);
+    const at = this.scratch(bytes);
+    return { at, heap: this.heap };
+  }
+
+  readonly maxScratchBytes = MAX_ROW_BYTES;
 
   // Whether a band of `blocks` blocks and an IDCT output of `outBytes` fit the scratch bounds.
   fitsBand(blocks: number, outBytes: number): boolean {

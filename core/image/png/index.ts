@@ -22,7 +22,9 @@ import { crc32 } from "../../crc32.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { Inflater, Inflating } from "./inflate.ts";
+import { decodeKernels, type DecodeKernels } from "../kernels.ts";
+import { Inflater, Inflating, type ZlibStream } from "./inflate.ts";
+import { KERNEL_INFLATER_SCRATCH_BYTES, KernelInflater } from "./inflate-kernel.ts";
 import { PngMetadata } from "./text.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 
@@ -36,8 +38,9 @@ const MAX_SIDE = 65535;
 // 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
-// Compressed bytes handed to the inflater at a time.
-const PIECE = 4096;
+// Compressed bytes handed to the inflater at a time: enough that a run of the wasm inflater, which copies
+// the last 32 KiB of output in, makes several times that.
+const PIECE = 32 * 1024;
 // The inflater's output: zlib's 32 KiB of history and the output handed on at a time, reused to the end.
 const INFLATE_WINDOW_BYTES = 256 * 1024;
 // The window, the input (a piece and what a block header cut by its end left, at most twice a piece) and
@@ -358,8 +361,9 @@ function passesOf(info: PngInfo): Pass[] {
 }
 
 // Undoes the row filter in place: `row` holds the filtered bytes, `prev` the previous unfiltered row of
-// the same pass (zeros for the first), `bpp` bytes per complete pixel (at least 1).
-function unfilter(type: number, row: Uint8Array, prev: Uint8Array, bpp: number, n: number): void {
+// the same pass (zeros for the first), `bpp` bytes per complete pixel (at least 1). The wasm kernel's twin
+// (assembly/image/unfilter.ts).
+export function unfilter(type: number, row: Uint8Array, prev: Uint8Array, bpp: number, n: number): void {
   switch (type) {
     case 0:
       return;
@@ -393,6 +397,30 @@ function unfilter(type: number, row: Uint8Array, prev: Uint8Array, bpp: number, 
       }
       return;
   }
+}
+
+// unfilter by the wasm kernel when it is installed and the rows fit its scratch: the row (and the one
+// above it) copied in, the row copied back.
+function unfilterRow(
+  kernels: DecodeKernels | null,
+  type: number,
+  row: Uint8Array,
+  prev: Uint8Array,
+  bpp: number,
+  n: number,
+): void {
+  if (type === 0) return;
+  const padded = (n + 31) & ~15;
+  if (kernels === null || 2 * padded > kernels.maxScratchBytes) {
+    unfilter(type, row, prev, bpp, n);
+    return;
+  }
+  const { at, heap } = kernels.area(2 * padded);
+  const prevAt = at + padded;
+  heap.set(row.subarray(0, n), at);
+  if (type !== 1) heap.set(prev.subarray(0, n), prevAt);
+  kernels.exports.unfilterRow(type, at, prevAt, bpp, n);
+  row.set(heap.subarray(at, at + n));
 }
 
 // The RGB conversion of one unfiltered row of `cols` pixels into rgb[at..], every `step` pixels apart.
@@ -438,6 +466,12 @@ function converter(info: PngInfo): ToRgb {
   const bytesPerSample = depth / 8;
   const pixelBytes = CHANNELS[colorType] * bytesPerSample;
   const gray = colorType === 4;
+  if (colorType === 2 && depth === 8) {
+    return (row, cols, rgb, at, step) => {
+      if (step === 1) rgb.set(row.subarray(0, 3 * cols), at);
+      else for (let x = 0, s = 0, o = at; x < cols; x++, s += 3, o += step * 3) rgb.set(row.subarray(s, s + 3), o);
+    };
+  }
   return (row, cols, rgb, at, step) => {
     for (let x = 0, s = 0, o = at; x < cols; x++, s += pixelBytes, o += step * 3) {
       if (gray) {
@@ -544,6 +578,7 @@ class PngDecoder implements ImageDecoder {
     let filled = 0; // bytes of `cur` filled
     const toRgb = converter(info);
     const done = () => passIndex >= passes.length;
+    const kernels = decodeKernels();
 
     const consume = (data: Uint8Array) => {
       let at = 0;
@@ -559,7 +594,7 @@ class PngDecoder implements ImageDecoder {
         const type = cur[0];
         if (type > 4) throw corrupt(`row ${row} uses an unknown filter type ${type}`);
         const line = cur.subarray(1);
-        unfilter(type, line, prev.subarray(1), bpp, pass.stride);
+        unfilterRow(kernels, type, line, prev.subarray(1), bpp, pass.stride);
         if (info.interlaced) {
           const y = pass.y0 + row * pass.dy;
           toRgb(line, pass.cols, rgb, (y * width + pass.x0) * 3, pass.dx);
@@ -582,7 +617,7 @@ class PngDecoder implements ImageDecoder {
     const inflater =
       info.colorType === 3 && info.palette === null
         ? null
-        : new IdatInflater(pooled(INFLATE_WINDOW_BYTES), consume, done);
+        : new IdatInflater(kernels, pooled(INFLATE_WINDOW_BYTES), consume, done);
     try {
       await this.readImageData(inflater);
     } catch (error) {
@@ -646,24 +681,34 @@ function lateOrientation(): EdgevitError {
 // the last row, accepts it. Once inflating has failed, further pieces are dropped and finish() reports the
 // failure.
 class IdatInflater {
-  private readonly inflater: Inflater;
+  private readonly inflater: ZlibStream;
   private failure: unknown = null;
   private stopped = false;
   private sinceYield = 0;
   private readonly consume: (data: Uint8Array) => void;
   private readonly finished: () => boolean;
 
-  constructor(window: Uint8Array, consume: (data: Uint8Array) => void, finished: () => boolean) {
-    this.inflater = new Inflater(window, PIECE);
+  // The wasm inflater when the kernels are installed and a run fits their scratch.
+  constructor(
+    kernels: DecodeKernels | null,
+    window: Uint8Array,
+    consume: (data: Uint8Array) => void,
+    finished: () => boolean,
+  ) {
+    const wasm = kernels !== null && KERNEL_INFLATER_SCRATCH_BYTES <= kernels.maxScratchBytes;
+    this.inflater = wasm ? new KernelInflater(kernels, window, PIECE) : new Inflater(window, PIECE);
     this.consume = consume;
     this.finished = finished;
   }
 
-  // Fed PIECE bytes at a time, so that the inflater's input stays one piece whatever the reads' sizes.
+  // Run once a PIECE of bytes is in hand (and by finish()), so that the inflater's input stays one piece
+  // whatever the reads' sizes.
   async write(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length && !this.stopped; at += PIECE) {
-      this.inflater.feed(data.subarray(at, Math.min(data.length, at + PIECE)));
-      await this.drain(false);
+    for (let at = 0; at < data.length && !this.stopped; ) {
+      const n = Math.min(data.length - at, Math.max(1, PIECE - this.inflater.unread));
+      this.inflater.feed(data.subarray(at, at + n));
+      at += n;
+      if (this.inflater.unread >= PIECE) await this.drain(false);
     }
   }
 

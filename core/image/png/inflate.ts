@@ -8,7 +8,7 @@ export type Inflated = Uint8Array | "error" | "over";
 // zlib's window: the farthest a match reaches back.
 export const HISTORY_BYTES = 32 * 1024;
 // The longest match, written at once: the window keeps this much room past the write position.
-const MAX_MATCH = 258;
+export const MAX_MATCH = 258;
 
 // Length and distance codes: base values and extra bits (RFC 1951, 3.2.5).
 const LENGTH_BASE = new Uint16Array([
@@ -125,7 +125,16 @@ export type Inflating = (typeof Inflating)[keyof typeof Inflating];
 const Stage = { Header: 0, Block: 1, Stored: 2, Codes: 3, Adler: 4, End: 5, Failed: 6 } as const;
 type Stage = (typeof Stage)[keyof typeof Stage];
 
-export class Inflater {
+// What the PNG decoder drives: Inflater, or ./inflate-kernel.ts KernelInflater (the same answers).
+export interface ZlibStream {
+  feed(data: Uint8Array): void;
+  readonly unread: number;
+  run(final: boolean): Inflating;
+  take(): Uint8Array;
+  readonly truncated: boolean;
+}
+
+export class Inflater implements ZlibStream {
   // Output: window[HISTORY_BYTES-ish before `taken`] is history, [taken, written) not yet taken.
   readonly window: Uint8Array;
   private written = 0;
