@@ -31,6 +31,8 @@
 @lazy const S_TRUNCATED: usize = 11; // Failed because the input ended (final)
 @lazy const S_READ: usize = 12; // out: input bytes used by the call
 @lazy const S_WRITTEN: usize = 13; // out: output bytes written by the call
+@lazy const S_STREAM: usize = 14; // the host's number for the stream (not 0)
+@lazy const S_BLOCKS: usize = 15; // blocks begun: with S_STREAM, names the tables of the current block
 @lazy const S_LENGTHS: usize = 64; // byte offset of the 286 + 30 code lengths
 export const INFLATE_STATE_BYTES: i32 = 384;
 
@@ -75,10 +77,11 @@ export const INFLATE_STATE_BYTES: i32 = 384;
 ]);
 @lazy const CL_ORDER: usize = memory.data<u8>([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]);
 
-// The codes of the current block, rebuilt at each call (not a stream's state): per code a root table
+// The codes of the current block (not a stream's state: rebuilt when a call continues a block whose tables
+// are not the last built, builtStream and builtBlock): per code a root table
 // (1 << ROOT_BITS u32), the counts per length (16 i32) and the symbols in code order (u16).
-@lazy const LIT_TABLE: usize = memory.data(4 << 10, 16);
-@lazy const DIST_TABLE: usize = memory.data(4 << 10, 16);
+@lazy const LIT_TABLE: usize = memory.data(4 << ROOT_BITS, 16);
+@lazy const DIST_TABLE: usize = memory.data(4 << ROOT_BITS, 16);
 @lazy const LIT_COUNTS: usize = memory.data(64, 16);
 @lazy const DIST_COUNTS: usize = memory.data(64, 16);
 @lazy const CL_COUNTS: usize = memory.data(64, 16);
@@ -100,6 +103,8 @@ let outPos: usize = 0;
 let outFull: usize = 0;
 let have: i32 = 0; // output before outStart that a distance may reach
 let summed: usize = 0; // the state's Adler-32 covers the output before this
+let builtStream: i32 = 0;
+let builtBlock: i32 = 0;
 // A block header cut by the input's end is read again from its start once more has come.
 let restartPos: usize = 0;
 let restartHold: u64 = 0;
@@ -148,18 +153,19 @@ function build(lengths: usize, n: i32, check: i32, counts: usize, symbols: usize
   // Codes are assigned in order of length then symbol and read from the stream's low bit up: a code of
   // `len` bits fills every entry whose low `len` bits are its bits reversed.
   memory.fill(table, 0, 4 << ROOT_BITS);
-  let next = 0;
+  // `reversed` steps through the codes in order, bit-reversed: zlib's increment from the top bit down.
+  let reversed = 0;
   let index = 0;
   for (let len = 1; len <= ROOT_BITS; len++) {
     const count = load<i32>(counts + (<usize>len << 2));
-    for (let k = 0; k < count; k++, next++) {
-      let reversed = 0;
-      for (let b = 0; b < len; b++) reversed |= ((next >> b) & 1) << (len - 1 - b);
+    for (let k = 0; k < count; k++) {
       const entry = entryOf(<i32>load<u16>(symbols + (<usize>index << 1)), len, dist);
       index++;
       for (let at = reversed; at < 1 << ROOT_BITS; at += 1 << len) store<u32>(table + (<usize>at << 2), entry);
+      let incr = 1 << (len - 1);
+      while ((reversed & incr) != 0) incr >>= 1;
+      reversed = incr != 0 ? (reversed & (incr - 1)) + incr : 0;
     }
-    next <<= 1;
   }
   return true;
 }
@@ -180,7 +186,7 @@ function build(lengths: usize, n: i32, check: i32, counts: usize, symbols: usize
 
 // A code bit by bit (the twin's slowDecode): symbol << 4 | length, -1 when the bits in hand end first, -2
 // when no code matches.
-function slowDecode(counts: usize, symbols: usize): i32 {
+function slowDecode(counts: usize, symbols: usize, hold: u64, bits: i32): i32 {
   let value = 0;
   let first = 0;
   let index = 0;
@@ -201,7 +207,7 @@ function slowDecode(counts: usize, symbols: usize): i32 {
 @inline function decode(table: usize, counts: usize, symbols: usize, dist: bool): u32 {
   let e = load<u32>(table + (<usize>(hold & ROOT_MASK) << 2));
   if (e == 0 || <i32>(e & 15) > bits) {
-    const s = slowDecode(counts, symbols);
+    const s = slowDecode(counts, symbols, hold, bits);
     if (s == -1) return 0;
     if (s == -2) return 0xffffffff;
     e = entryOf(s >> 4, s & 15, dist);
@@ -256,6 +262,7 @@ function block(state: usize): i32 {
   if (last < 0) return NEED_INPUT;
   const type = take(2);
   if (type < 0) return NEED_INPUT;
+  store<i32>(state + (S_BLOCKS << 2), load<i32>(state + (S_BLOCKS << 2)) + 1);
   if (type == 0) {
     alignToByte();
     if (inEnd - inPos < 4) return NEED_INPUT;
@@ -303,7 +310,7 @@ function dynamic(state: usize): i32 {
   const total = nlen + ndist;
   for (let i = 0; i < total; ) {
     refillBytes();
-    const s = slowDecode(CL_COUNTS, CL_SYMBOLS);
+    const s = slowDecode(CL_COUNTS, CL_SYMBOLS, hold, bits);
     if (s == -1) return NEED_INPUT;
     if (s == -2) return FAILED;
     hold >>= <u64>(s & 15);
@@ -344,6 +351,7 @@ function dynamic(state: usize): i32 {
 
 // The current block's tables from its kind (1 fixed, 2 dynamic with the lengths in the state block).
 function codesOf(state: usize, kind: i32): bool {
+  builtStream = 0;
   if (kind == 1) {
     const l = FIXED_LENGTHS;
     memory.fill(l, 8, 144);
@@ -353,15 +361,20 @@ function codesOf(state: usize, kind: i32): bool {
     memory.fill(l + 288, 5, 30);
     build(l, 288, CHECK_FIXED, LIT_COUNTS, LIT_SYMBOLS, LIT_TABLE, false);
     build(l + 288, 30, CHECK_FIXED, DIST_COUNTS, DIST_SYMBOLS, DIST_TABLE, true);
-    return true;
+  } else {
+    const nlen = load<i32>(state + (S_NLEN << 2));
+    const ndist = load<i32>(state + (S_NDIST << 2));
+    const lengths = state + S_LENGTHS;
+    if (
+      !build(lengths, nlen, CHECK_SYMBOLS, LIT_COUNTS, LIT_SYMBOLS, LIT_TABLE, false) ||
+      !build(lengths + <usize>nlen, ndist, CHECK_SYMBOLS, DIST_COUNTS, DIST_SYMBOLS, DIST_TABLE, true)
+    ) {
+      return false;
+    }
   }
-  const nlen = load<i32>(state + (S_NLEN << 2));
-  const ndist = load<i32>(state + (S_NDIST << 2));
-  const lengths = state + S_LENGTHS;
-  return (
-    build(lengths, nlen, CHECK_SYMBOLS, LIT_COUNTS, LIT_SYMBOLS, LIT_TABLE, false) &&
-    build(lengths + <usize>nlen, ndist, CHECK_SYMBOLS, DIST_COUNTS, DIST_SYMBOLS, DIST_TABLE, true)
-  );
+  builtStream = load<i32>(state + (S_STREAM << 2));
+  builtBlock = load<i32>(state + (S_BLOCKS << 2));
+  return true;
 }
 
 // The twin's stored().
@@ -382,31 +395,130 @@ function stored(state: usize): i32 {
   return n == room ? WINDOW_FULL : NEED_INPUT;
 }
 
-// `length` bytes from `distance` back; the output has MAX_MATCH + 16 bytes of room.
-@inline function copyMatch(distance: i32, length: i32): void {
-  let from = outPos - <usize>distance;
-  const stop = outPos + <usize>length;
+// `length` bytes from `distance` back to `to`, returning the end; the output has MAX_MATCH + 16 bytes of
+// room.
+@inline function copyMatch(to: usize, distance: i32, length: i32): usize {
+  let from = to - <usize>distance;
+  const stop = to + <usize>length;
   if (distance >= 16) {
     // Sixteen at a time: each load is of bytes already written (the last store may pass `stop`).
-    let to = outPos;
     do {
       v128.store(to, v128.load(from));
       to += 16;
       from += 16;
     } while (to < stop);
+  } else if (distance >= 8) {
+    do {
+      store<u64>(to, load<u64>(from));
+      to += 8;
+      from += 8;
+    } while (to < stop);
   } else if (distance == 1) {
-    memory.fill(outPos, load<u8>(from), <usize>length);
+    memory.fill(to, load<u8>(from), <usize>length);
   } else {
-    for (let to = outPos; to < stop; to++, from++) store<u8>(to, load<u8>(from));
+    for (; to < stop; to++, from++) store<u8>(to, load<u8>(from));
   }
-  outPos = stop;
+  return stop;
+}
+
+// The fast part of codes(), in locals, while at least 8 input bytes are ahead: one eight-byte refill per
+// code then holds all of a match's bits (15 + 5 + 15 + 13 = 48 <= 56), so the input cannot end inside a
+// code. Returns GO_ON at the block's end, FAILED, or CAREFUL where the careful loop takes over.
+@lazy const CAREFUL: i32 = -2;
+
+function codesFast(state: usize): i32 {
+  const fastEnd = inEnd - 8; // below inPos when fewer than 8 bytes are in hand
+  const full = outFull;
+  const reach = <usize>have;
+  let ip = inPos;
+  let op = outPos;
+  let h = hold;
+  let b = bits;
+  let result = CAREFUL;
+  while (ip <= fastEnd && op < full) {
+    // The bits above `b` are the input's next bits, so or-ing them in again changes nothing.
+    h |= load<u64>(ip) << <u64>b;
+    ip += <usize>((63 - b) >> 3);
+    b |= 56;
+    let e = load<u32>(LIT_TABLE + (<usize>(h & ROOT_MASK) << 2));
+    if (e == 0) {
+      const s = slowDecode(LIT_COUNTS, LIT_SYMBOLS, h, b);
+      if (s < 0) {
+        result = FAILED;
+        break;
+      }
+      e = entryOf(s >> 4, s & 15, false);
+    }
+    let len = <i32>(e & 15);
+    h >>= <u64>len;
+    b -= len;
+    if ((e & 0xf00) == 0) {
+      store<u8>(op++, <u8>(e >> 16));
+      // Photos are mostly literals: up to four more straight from the table (b >= 41 = 56 - 15 bits left,
+      // at most ROOT_BITS each).
+      for (let k = 0; k < 4; k++) {
+        e = load<u32>(LIT_TABLE + (<usize>(h & ROOT_MASK) << 2));
+        if (e == 0 || (e & 0xf00) != 0) break;
+        len = <i32>(e & 15);
+        h >>= <u64>len;
+        b -= len;
+        store<u8>(op++, <u8>(e >> 16));
+      }
+      continue;
+    }
+    const kind = (e >> 8) & 3;
+    if (kind == END_OF_BLOCK) {
+      store<i32>(state + (S_STAGE << 2), BLOCK);
+      result = GO_ON;
+      break;
+    }
+    if (kind == BAD_SYMBOL) {
+      result = FAILED;
+      break;
+    }
+    // A length, then its distance.
+    let extra = <i32>((e >> 4) & 15);
+    const length = <i32>(e >> 16) + (<i32>h & ((1 << extra) - 1));
+    h >>= <u64>extra;
+    b -= extra;
+    e = load<u32>(DIST_TABLE + (<usize>(h & ROOT_MASK) << 2));
+    if (e == 0) {
+      const s = slowDecode(DIST_COUNTS, DIST_SYMBOLS, h, b);
+      if (s < 0) {
+        result = FAILED;
+        break;
+      }
+      e = entryOf(s >> 4, s & 15, true);
+    }
+    len = <i32>(e & 15);
+    h >>= <u64>len;
+    b -= len;
+    if (((e >> 8) & 3) == BAD_SYMBOL) {
+      result = FAILED;
+      break;
+    }
+    extra = <i32>((e >> 4) & 15);
+    const distance = <i32>(e >> 16) + (<i32>h & ((1 << extra) - 1));
+    h >>= <u64>extra;
+    b -= extra;
+    if (<usize>distance > reach + (op - outStart)) {
+      result = FAILED;
+      break;
+    }
+    op = copyMatch(op, distance, length);
+  }
+  inPos = ip;
+  outPos = op;
+  hold = h;
+  bits = b;
+  return result;
 }
 
 // The hot spot: literals and matches of a compressed block until it ends, the window fills or the input
-// in hand ends (then back to the last whole code). While at least 8 input bytes are ahead, one eight-byte
-// refill per code holds all of a match's bits (15 + 5 + 15 + 13 = 48 <= 56).
+// in hand ends (then back to the last whole code): codesFast, then a code at a time near the input's end.
 function codes(state: usize): i32 {
-  const fastEnd = inEnd - 8; // inEnd - input >= 8 when this is past input: then never reached
+  const fast = codesFast(state);
+  if (fast != CAREFUL) return fast;
   let startPos: usize = 0;
   let startHold: u64 = 0;
   let startBits: i32 = 0;
@@ -415,14 +527,7 @@ function codes(state: usize): i32 {
     startPos = inPos;
     startHold = hold;
     startBits = bits;
-    if (inPos <= fastEnd) {
-      // The bits above `bits` are the input's next bits, so or-ing them in again changes nothing.
-      hold |= load<u64>(inPos) << <u64>bits;
-      inPos += <usize>((63 - bits) >> 3);
-      bits |= 56;
-    } else {
-      refillBytes();
-    }
+    refillBytes();
     let e = decode(LIT_TABLE, LIT_COUNTS, LIT_SYMBOLS, false);
     if (e == 0) return backTo(startPos, startHold, startBits);
     if (e == 0xffffffff) return FAILED;
@@ -475,7 +580,7 @@ function codes(state: usize): i32 {
     hold >>= <u64>extra;
     bits -= extra;
     if (distance > have + <i32>(outPos - outStart)) return FAILED;
-    copyMatch(distance, length);
+    outPos = copyMatch(outPos, distance, length);
     continue;
   }
 }
@@ -569,9 +674,12 @@ export function inflate(state: usize, inputAt: usize, inLength: i32, window: usi
   outFull = outStart + <usize>room;
   summed = outStart;
   have = load<i32>(state + (S_HAVE << 2));
-  if (load<i32>(state + (S_STAGE << 2)) == CODES && !codesOf(state, load<i32>(state + (S_KIND << 2)))) {
+  if (
+    load<i32>(state + (S_STAGE << 2)) == CODES &&
+    (builtStream != load<i32>(state + (S_STREAM << 2)) || builtBlock != load<i32>(state + (S_BLOCKS << 2)))
+  ) {
     // (The lengths were checked when the block began.)
-    unreachable();
+    codesOf(state, load<i32>(state + (S_KIND << 2)));
   }
   let result = GO_ON;
   while (result == GO_ON) {

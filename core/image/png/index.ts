@@ -1,6 +1,7 @@
 // PNG input: the chunk structure and IHDR are read and checked when the file is opened; decode inflates
-// the IDAT stream incrementally with DecompressionStream("deflate") (native in workerd and Node), undoes
-// the row filters and pushes RGB rows as Pillow 9.4's Image.open(f).convert("RGB") makes them:
+// the IDAT stream as it arrives (./inflate.ts, or its wasm kernel through ./inflate-kernel.ts), undoes the
+// row filters (here, or assembly/image/unfilter.ts) and pushes RGB rows as Pillow 9.4's
+// Image.open(f).convert("RGB") makes them:
 //   gray 1/2/4 bits  scaled to 0..255 (v * 255, v * 85, v * 17)
 //   gray 16 bits     opened as mode I, whose conversion to RGB clips: min(v, 255)
 //   RGB, RGBA, gray+alpha 16 bits   the high byte of each sample (alpha dropped, never composited)
@@ -467,9 +468,17 @@ function converter(info: PngInfo): ToRgb {
   const pixelBytes = CHANNELS[colorType] * bytesPerSample;
   const gray = colorType === 4;
   if (colorType === 2 && depth === 8) {
+    // The row is the RGB row: copied at once when its pixels are adjacent.
     return (row, cols, rgb, at, step) => {
-      if (step === 1) rgb.set(row.subarray(0, 3 * cols), at);
-      else for (let x = 0, s = 0, o = at; x < cols; x++, s += 3, o += step * 3) rgb.set(row.subarray(s, s + 3), o);
+      if (step === 1) {
+        rgb.set(row.subarray(0, 3 * cols), at);
+        return;
+      }
+      for (let x = 0, s = 0, o = at; x < cols; x++, s += 3, o += step * 3) {
+        rgb[o] = row[s];
+        rgb[o + 1] = row[s + 1];
+        rgb[o + 2] = row[s + 2];
+      }
     };
   }
   return (row, cols, rgb, at, step) => {

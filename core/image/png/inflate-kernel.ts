@@ -13,6 +13,10 @@ const S_ADLER_A = 5;
 const S_TRUNCATED = 11;
 const S_READ = 12;
 const S_WRITTEN = 13;
+const S_STREAM = 14;
+
+// Numbers the streams, for the kernel to know the tables it last built (never 0).
+let streams = 0;
 // Slack after the window and the input in scratch (vector stores past a match's end).
 const SLACK = 16;
 // The most input and output room a kernel call takes, which bounds the scratch it needs.
@@ -41,6 +45,8 @@ export class KernelInflater implements ZlibStream {
     this.window = window;
     this.input = new Uint8Array(inputBytes);
     this.state[S_ADLER_A] = 1;
+    streams = (streams % 0x7fffffff) + 1;
+    this.state[S_STREAM] = streams;
   }
 
   feed(data: Uint8Array): void {
