@@ -7,12 +7,13 @@
 // Nothing of a stream stays here between calls (requests share the instance): the host copies the
 // stream's state block, the last 32 KiB of its output (the window matches reach into) and its unread input
 // into scratch, runs, and copies the state and the new output back. The Huffman tables are rebuilt from the
-// code lengths kept in the state block when a call starts inside a compressed block.
+// code lengths kept in the state block when a call continues a block whose tables another call replaced.
 //
-// state: STATE_BYTES, i32 words (the S_ offsets) then the current block's code lengths (bytes).
+// state: 384 bytes (core/image/png/inflate-kernel.ts STATE_BYTES), i32 words (the S_ offsets) then the
+// current block's code lengths (bytes).
 // window: [0, hist) the output before this call (at most 32 KiB), output written from hist on, a code
 // started only before hist + room (a match may run MAX_MATCH bytes past it); 16 bytes of slack after.
-// input: [0, inLength) unread compressed bytes, then at least 8 bytes of slack.
+// input: [0, inLength) unread compressed bytes.
 
 @lazy const MAX_MATCH: i32 = 258;
 
@@ -34,7 +35,6 @@
 @lazy const S_STREAM: usize = 14; // the host's number for the stream (not 0)
 @lazy const S_BLOCKS: usize = 15; // blocks begun: with S_STREAM, names the tables of the current block
 @lazy const S_LENGTHS: usize = 64; // byte offset of the 286 + 30 code lengths
-export const INFLATE_STATE_BYTES: i32 = 384;
 
 @lazy const HEADER: i32 = 0;
 @lazy const BLOCK: i32 = 1;
