@@ -10,6 +10,7 @@ import { decodeKernels, installDecodeKernels } from "../../../../core/image/kern
 import { unfilter, openPng } from "../../../../core/image/png/index.ts";
 import { HISTORY_BYTES, Inflater, Inflating, type ZlibStream } from "../../../../core/image/png/inflate.ts";
 import { KernelInflater } from "../../../../core/image/png/inflate-kernel.ts";
+import { pngChunk } from "../../../png-chunk.ts";
 import { prng } from "../../../prng.ts";
 import { decodeRows } from "../decode-rows.ts";
 
@@ -298,13 +299,43 @@ describe("PNG files with and without the kernels", () => {
     }
   };
 
-  test.each(files.map((f) => [f.pathname.split("/").slice(-2).join("/"), f]))("%s", async (_, file) => {
-    const bytes = new Uint8Array(readFileSync(file));
+  const bothWays = async (bytes: Uint8Array) => {
     installDecodeKernels(module);
     const withKernels = await decode(bytes);
     installDecodeKernels(null);
     const without = await decode(bytes);
     installDecodeKernels(module);
     expect(withKernels).toEqual(without);
+    return withKernels;
+  };
+
+  test.each(files.map((f) => [f.pathname.split("/").slice(-2).join("/"), f]))("%s", async (_, file) => {
+    await bothWays(new Uint8Array(readFileSync(file)));
+  });
+
+  // A 16x16 gray PNG around a zlib stream.
+  const gray16 = (zlib: Uint8Array) => {
+    const ihdr = Uint8Array.of(0, 0, 0, 16, 0, 0, 0, 16, 8, 0, 0, 0, 0);
+    const signature = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+    const parts = [signature, pngChunk("IHDR", ihdr), pngChunk("IDAT", zlib), pngChunk("IEND", new Uint8Array(0))];
+    return new Uint8Array(Buffer.concat(parts));
+  };
+
+  test("the same refusals: too much data (a bomb), truncated, damaged, an unknown filter", async () => {
+    const rows = new Uint8Array(17 * 16);
+    const bomb = await bothWays(gray16(deflateSync(new Uint8Array(64 << 20))));
+    expect(bomb.error).toMatch(/more than IHDR's size needs/);
+    const cut = await bothWays(gray16(deflateSync(rows.subarray(0, 17 * 9))));
+    expect(cut.error).toMatch(/truncated: its image data ends early/);
+    const damaged = new Uint8Array(deflateSync(rows));
+    damaged[2] |= 0b110; // the first block of the reserved type 3
+    expect((await bothWays(gray16(damaged))).error).toMatch(/compressed image data \(zlib\) is damaged/);
+    const filter = rows.slice();
+    filter[17 * 3] = 7;
+    expect((await bothWays(gray16(deflateSync(filter)))).error).toMatch(/row 3 uses an unknown filter type 7/);
+    // Every row in, then a wrong Adler-32: accepted, as Pillow accepts it.
+    const adler = new Uint8Array(deflateSync(rows));
+    adler[adler.length - 1] ^= 1;
+    expect((await bothWays(gray16(adler))).rgb).toEqual(new Uint8Array(16 * 16 * 3));
   });
 });
