@@ -179,15 +179,16 @@ export class DecodeKernels {
     return this.base + this.coefCapacity;
   }
 
+  // The most area() gives.
+  readonly maxScratchBytes = MAX_ROW_BYTES;
+
   // The row area as `bytes` of scratch for a caller's own layout (./png): its offset in memory and the
-  // memory's bytes, valid until the next call into this object. At most maxScratchBytes.
+  // memory's bytes, valid until the next call into this object.
   area(bytes: number): { at: number; heap: Uint8Array } {
     if (bytes > MAX_ROW_BYTES) throw new RangeError(`${bytes} bytes of scratch is past the kernels' bound`);
     const at = this.scratch(bytes);
     return { at, heap: this.heap };
   }
-
-  readonly maxScratchBytes = MAX_ROW_BYTES;
 
   // Whether a band of `blocks` blocks and an IDCT output of `outBytes` fit the scratch bounds.
   fitsBand(blocks: number, outBytes: number): boolean {

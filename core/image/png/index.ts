@@ -39,8 +39,8 @@ const MAX_SIDE = 65535;
 // 8 MP of interlaced RGB is 24 MiB, what a loaded ViT-B/16 leaves in an isolate.
 export const DEFAULT_MAX_INTERLACED_PIXELS = 8_000_000;
 
-// Compressed bytes handed to the inflater at a time: enough that a run of the wasm inflater, which copies
-// the last 32 KiB of output in, makes several times that.
+// Compressed bytes gathered before the inflater runs: a run of the wasm inflater copies the last 32 KiB
+// of output in, so each should make more than that.
 const PIECE = 32 * 1024;
 // The inflater's output: zlib's 32 KiB of history and the output handed on at a time, reused to the end.
 const INFLATE_WINDOW_BYTES = 256 * 1024;

@@ -7,7 +7,7 @@
 import type { DecodeKernels } from "../kernels.ts";
 import { HISTORY_BYTES, Inflating, MAX_MATCH, type ZlibStream } from "./inflate.ts";
 
-// assembly/image/inflate.ts: the state block (INFLATE_STATE_BYTES) and the words read here.
+// assembly/image/inflate.ts: the state block's size and the words read or set here.
 const STATE_BYTES = 384;
 const S_ADLER_A = 5;
 const S_TRUNCATED = 11;
@@ -15,8 +15,6 @@ const S_READ = 12;
 const S_WRITTEN = 13;
 const S_STREAM = 14;
 
-// Numbers the streams, for the kernel to know the tables it last built (never 0).
-let streams = 0;
 // Slack after the window and the input in scratch (vector stores past a match's end).
 const SLACK = 16;
 // The most input and output room a kernel call takes, which bounds the scratch it needs.
@@ -26,6 +24,9 @@ const WINDOW_BYTES = (HISTORY_BYTES + ROOM_BYTES + MAX_MATCH + SLACK + 15) & ~15
 
 // The scratch a run needs.
 export const KERNEL_INFLATER_SCRATCH_BYTES = STATE_BYTES + WINDOW_BYTES + INPUT_BYTES + SLACK;
+
+// Numbers the streams, for the kernel to know the tables it last built (never 0).
+let streams = 0;
 
 export class KernelInflater implements ZlibStream {
   // Output: window[written - HISTORY_BYTES-ish, taken) is history, [taken, written) not yet taken.
