@@ -5,6 +5,15 @@ export { idct8Band, idct8BandScalar } from "./image/idct";
 export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./image/idct-scaled";
 export { horizontalRow, horizontalRowScalar } from "./image/resample";
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
+export {
+  decodeAcBlocks,
+  decodeDcMcus,
+  dequantizeBlocks,
+  progressiveKeep,
+  progressiveQuant,
+  progressiveState,
+  progressiveTables,
+} from "./image/progressive";
 
 /** The first free byte of memory: the host's scratch area starts here. */
 export function scratchBase(): usize {
