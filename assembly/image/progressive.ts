@@ -29,8 +29,9 @@
 @lazy const KEEP: usize = memory.data(64 * 4, 16);
 // Where a store that is not kept goes (a branch-free select of the address).
 @lazy const SINK: usize = memory.data(16, 16);
-// The compact store's kept slot -> zigzag index (32 i32), set at each call from KEEP.
-@lazy const SLOT_ZZ: usize = memory.data(32 * 4, 16);
+// The compact store's kept slots as zigzag positions: for each byte of a 32-bit mask of slots (4 x 256
+// u64), the zigzag positions of the slots it holds. Built from KEEP when the host marks it changed.
+@lazy const SLOT_BYTES_ZZ: usize = memory.data(4 * 256 * 8, 16);
 
 @lazy const S_POS: usize = 0; // next byte in data; at a marker, its code byte
 @lazy const S_ACC: usize = 1; // the low S_BITS bits are unread
@@ -43,6 +44,7 @@
 @lazy const S_COMPONENTS: usize = 11; // DC scans: components in the scan
 @lazy const S_MX: usize = 12; // DC scans: the next MCU's column
 @lazy const S_COMPONENT: usize = 13; // DC scans: 4 x (h, v, band address, blocks per band row, bytes per block)
+@lazy const S_LAYOUT: usize = 33; // AC scans: set when the host changed KEEP
 
 // How a call ended (S_STATUS), as in ./huffman.ts.
 @lazy const DONE: i32 = 0; // all blocks (MCUs) decoded
@@ -375,20 +377,22 @@ function acRefineFull(t: usize, blk: usize, last: usize, ss: i32, se: i32, al: i
 function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, se: i32, al: i32, eobrun: i32): i32 {
   const p1 = 1 << al;
   let dropped = load<u64>(nz);
-  // The kept nonzero coefficients, from the block's slots (at most 32 kept) in one pass of vector compares.
+  // The kept nonzero coefficients, from the block's slots (at most 32 kept) in one pass of vector compares,
+  // each byte of the slot mask turned into zigzag positions by a table.
   const zero = i16x8.splat(0);
   const lo = i8x16.narrow_i16x8_s(i16x8.ne(v128.load(blk), zero), i16x8.ne(v128.load(blk, 16), zero));
   const hi = i8x16.narrow_i16x8_s(i16x8.ne(v128.load(blk, 32), zero), i16x8.ne(v128.load(blk, 48), zero));
-  let slots = (i8x16.bitmask(lo) | (i8x16.bitmask(hi) << 16)) & slotsMask;
-  let kept: u64 = 0;
-  while (slots != 0) {
-    kept |= <u64>1 << <u64>load<i32>(SLOT_ZZ + (<usize>ctz(slots) << 2));
-    slots &= slots - 1;
-  }
+  const slots = (i8x16.bitmask(lo) | (i8x16.bitmask(hi) << 16)) & slotsMask;
+  let kept =
+    load<u64>(SLOT_BYTES_ZZ + (<usize>(slots & 255) << 3)) |
+    load<u64>(SLOT_BYTES_ZZ + 2048 + (<usize>((slots >>> 8) & 255) << 3)) |
+    load<u64>(SLOT_BYTES_ZZ + 4096 + (<usize>((slots >>> 16) & 255) << 3)) |
+    load<u64>(SLOT_BYTES_ZZ + 6144 + (<usize>(slots >>> 24) << 3));
+  // Positions up to se.
+  const upper = se >= 63 ? ONES : (<u64>1 << <u64>(se + 1)) - 1;
   let a = acc;
   let b = bits;
   let k = ss;
-  let stop = se + 1;
   if (eobrun == 0) {
     for (; k <= se; k++) {
       // decode(t), then bit() for a new coefficient's sign: a code of up to 10 bits and its sign in one
@@ -401,7 +405,9 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
       const f = load<i32>(fast + (<usize>((a >>> (b - 11)) & 2047) << 2));
       let run: i32;
       let value = 0;
-      if (f != 0) {
+      // Only a symbol of size 1 (value +-1) reads one bit after its code; a damaged file's larger sizes
+      // are read as size 1, so they take the path below.
+      if (f != 0 && <u32>((f >> 8) + 1) <= 2) {
         b -= f & 15;
         run = (f >> 4) & 15;
         value = select(p1, -p1, f > 0);
@@ -446,7 +452,7 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
         }
       }
       // The run's zeros passed, the next zero is where it stops (or past se when there is none).
-      let zeros = ~(kept | dropped) & between(k, se + 1);
+      let zeros = ~(kept | dropped) & (ONES << <u64>k) & upper;
       if (run <= 2) {
         // Short runs, the usual ones, without a branch.
         zeros &= select(zeros - 1, ONES, run >= 1);
@@ -454,13 +460,14 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
       } else {
         for (let r = run; r > 0; r--) zeros &= zeros - 1;
       }
-      stop = zeros != 0 ? <i32>ctz(zeros) : se + 1;
-      // The correction bits of the nonzero coefficients in [k, stop).
-      let visit = kept & between(k, stop);
+      const stop = select(<i32>ctz(zeros), se + 1, zeros != 0);
+      // The correction bits of the nonzero coefficients in [k, stop): `range` is what is left of it.
+      let range = (ONES << <u64>k) & upper & ((zeros & (0 - zeros)) - 1);
+      let visit = kept & range;
       while (visit != 0) {
-        const kz = <i32>ctz(visit);
+        const low = visit & (0 - visit);
         // bitAfter(the dropped nonzero ones before it)
-        let n = <i32>popcnt<u64>(dropped & between(k, kz));
+        let n = <i32>popcnt<u64>(dropped & range & (low - 1));
         while (n > 16) {
           if (b < 16) {
             if (!topUp(a, b)) return -1;
@@ -477,16 +484,16 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
         }
         b -= n + 1;
         // A set bit adds p1 away from zero unless the coefficient has it already; no branch on the bit.
-        const z = blk + (<usize>load<i32>(KEEP + (<usize>kz << 2)) << 1);
+        const z = blk + (<usize>load<i32>(KEEP + (<usize>ctz(visit) << 2)) << 1);
         const c = <i32>load<i16>(z);
         const add = select(p1, -p1, c >= 0) & -(((a >>> b) & 1) & <i32>((c & p1) == 0));
         store<i16>(z, c + add);
-        k = kz + 1;
+        range &= ~((low << 1) - 1);
         visit &= visit - 1;
       }
       // skip(the dropped nonzero ones after the last kept one)
       // (skip(0) reads nothing and does not fill: the same as the steps below with n = 0.)
-      let n = <i32>popcnt<u64>(dropped & between(k, stop));
+      let n = <i32>popcnt<u64>(dropped & range);
       while (n > 16) {
         if (b < 16) {
           if (!topUp(a, b)) return -1;
@@ -518,10 +525,11 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
   if (eobrun > 0) {
     // The end of the band: only correction bits, for the nonzero coefficients in [k, se], as above.
     if (k <= se) {
-      let visit = kept & between(k, se + 1);
+      let range = (ONES << <u64>k) & upper;
+      let visit = kept & range;
       while (visit != 0) {
-        const kz = <i32>ctz(visit);
-        let n = <i32>popcnt<u64>(dropped & between(k, kz));
+        const low = visit & (0 - visit);
+        let n = <i32>popcnt<u64>(dropped & range & (low - 1));
         while (n > 16) {
           if (b < 16) {
             if (!topUp(a, b)) return -1;
@@ -537,15 +545,14 @@ function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, 
           b = bits;
         }
         b -= n + 1;
-        // A set bit adds p1 away from zero unless the coefficient has it already; no branch on the bit.
-        const z = blk + (<usize>load<i32>(KEEP + (<usize>kz << 2)) << 1);
+        const z = blk + (<usize>load<i32>(KEEP + (<usize>ctz(visit) << 2)) << 1);
         const c = <i32>load<i16>(z);
         const add = select(p1, -p1, c >= 0) & -(((a >>> b) & 1) & <i32>((c & p1) == 0));
         store<i16>(z, c + add);
-        k = kz + 1;
+        range &= ~((low << 1) - 1);
         visit &= visit - 1;
       }
-      let n = <i32>popcnt<u64>(dropped & between(k, se + 1));
+      let n = <i32>popcnt<u64>(dropped & range);
       if (n != 0) {
         while (n > 16) {
           if (b < 16) {
@@ -673,11 +680,22 @@ export function decodeAcBlocks(
   const fast = TABLES + FAST;
   const blockBytes = <usize>kept << 1;
   if (kind == REFINE_COMPACT) {
-    for (let kz = 0; kz < 64; kz++) {
-      const slot = load<i32>(KEEP + (<usize>kz << 2));
-      if (slot >= 0) store<i32>(SLOT_ZZ + (<usize>slot << 2), kz);
-    }
     slotsMask = kept >= 32 ? -1 : (1 << kept) - 1;
+    if (load<i32>(STATE + (S_LAYOUT << 2)) != 0) {
+      memory.fill(SLOT_BYTES_ZZ, 0, 4 * 256 * 8);
+      for (let kz = 0; kz < 64; kz++) {
+        const slot = load<i32>(KEEP + (<usize>kz << 2));
+        if (slot < 0 || slot >= 32) continue;
+        const table = SLOT_BYTES_ZZ + (<usize>(slot >> 3) << 11);
+        for (let byte = 0; byte < 256; byte++) {
+          if ((byte >> (slot & 7)) & 1) {
+            const at = table + (<usize>byte << 3);
+            store<u64>(at, load<u64>(at) | (<u64>1 << <u64>kz));
+          }
+        }
+      }
+      store<i32>(STATE + (S_LAYOUT << 2), 0);
+    }
   }
   let done = 0;
   let blk = coefs;

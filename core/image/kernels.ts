@@ -118,6 +118,7 @@ const P_PREDS = 7;
 const P_COMPONENTS = 11;
 const P_MX = 12;
 const P_COMPONENT = 13;
+const P_LAYOUT = 33;
 export const AC_FIRST_FULL = 0;
 export const AC_FIRST_COMPACT = 1;
 export const AC_REFINE_FULL = 2;
@@ -453,6 +454,7 @@ export class DecodeKernels {
     }
     if (keepZigzag && this.progressiveLayout !== keepZigzag) {
       this.coefView.set(keepZigzag, e.progressiveKeep() >> 2);
+      this.coefView[(e.progressiveState() >> 2) + P_LAYOUT] = 1;
       this.progressiveLayout = keepZigzag;
     }
   }
