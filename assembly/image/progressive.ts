@@ -4,8 +4,9 @@
 // with the highest zigzag index that may be nonzero (one byte per block) for the full store, or the nonzero
 // bits of the dropped coefficients (two u32 per block) for the compact one. The buffer is topped up at the
 // same points as the JavaScript reader's, so that running out of bytes, a marker inside the entropy data
-// and an unmatched code go exactly as they do there. That JavaScript is the scalar twin: tests decode
-// every progressive fixture both ways, whole, damaged and cut short.
+// and an unmatched code go exactly as they do there. That JavaScript is the scalar twin: tests run both on
+// random stores and data, and decode every progressive fixture both ways, whole, damaged, cut short and
+// streamed.
 //
 // The host copies a band of the store (a block row, or an MCU row of each component for DC scans) into
 // scratch, the tables into the slots below, the entropy bytes into scratch and the reader's state into
@@ -372,8 +373,9 @@ function acRefineFull(t: usize, blk: usize, last: usize, ss: i32, se: i32, al: i
 // The hot loop of progressive decoding. Instead of walking the block position by position, it works on
 // 64-bit masks in zigzag order (which positions are nonzero, kept or dropped): the zeros a run skips are
 // counted off with bit operations and only the kept nonzero coefficients are visited, each read with the
-// correction bits of the dropped ones before it skipped, as the JavaScript reads them. The bit buffer is
-// in locals, written back around fill() at the JavaScript reader's fill points.
+// correction bits of the dropped ones before it skipped, as the JavaScript reads them (the store's nonzero
+// bits are set at dropped positions only, as the decoder keeps them). The bit buffer is in locals, written
+// back around fill() at the JavaScript reader's fill points.
 function acRefineCompact(fast: usize, t: usize, blk: usize, nz: usize, ss: i32, se: i32, al: i32, eobrun: i32): i32 {
   const p1 = 1 << al;
   let dropped = load<u64>(nz);

@@ -135,9 +135,6 @@ export interface DcComponent {
   blockBytes: number;
 }
 
-// A stretch of a coefficient store (or its nonzero bits / last-nonzero indices) copied into scratch.
-type StorePart = Int16Array | Uint8Array | Uint32Array;
-
 // decodeMcus's answers besides a count (and decodeAcBlocks', decodeDcMcus'): the data ran out (the JPEG is truncated there), or the MCUs need
 // more entropy bytes than scratch holds (the caller decodes one in JavaScript).
 export const MCUS_TRUNCATED = -2;
@@ -161,6 +158,7 @@ export class DecodeKernels {
   private heap: Uint8Array;
   private coefView: Int32Array;
   private int16: Int16Array;
+  private uint32: Uint32Array;
   private base = 0;
   // Scratch is three areas: a band of coefficients (kept zero between uses: the IDCT zeroes what it read),
   // the rows of one call, and the resize coefficients last copied in (kept while the same ones are used).
@@ -177,20 +175,30 @@ export class DecodeKernels {
   private chunkEnd = 0;
   // Entropy bytes copied per call; tests set it small so that calls run past them.
   chunkBytes = FIRST_CHUNK_BYTES;
-  // The progressive kernels' table slots and compact layout (by identity), and the parts of the stores
-  // copied into the coefficient area: each part's array, first element, length and byte offset in memory.
+  // The progressive kernels' table slots and compact layout (by identity), and the stretch of a store
+  // copied into the coefficient area: its arrays, first elements, lengths and byte offsets in memory.
   private readonly progressiveSlots: (HuffmanTable | null)[] = new Array(4).fill(null);
   private progressiveLayout: Int8Array | null = null;
   // dequantize's tables last written (by identity).
   private quant: Int32Array | null = null;
   private natural: Int8Array | null = null;
-  private readonly band: { array: StorePart; from: number; length: number; at: number }[] = [];
+  private readonly band = {
+    coefs: null as Int16Array | null,
+    coefFrom: 0,
+    coefLength: 0,
+    coefAt: 0, // byte offset in memory
+    aux: null as Uint8Array | Uint32Array | null,
+    auxFrom: 0,
+    auxLength: 0,
+    auxAt: 0,
+  };
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as DecodeExports;
     this.heap = new Uint8Array(this.exports.memory.buffer);
     this.coefView = new Int32Array(this.exports.memory.buffer);
     this.int16 = new Int16Array(this.exports.memory.buffer);
+    this.uint32 = new Uint32Array(this.exports.memory.buffer);
   }
 
   // Grows the areas to at least these sizes; renews the views when memory grew.
@@ -389,29 +397,49 @@ export class DecodeKernels {
     return true;
   }
 
-  // Copies stretches of progressive coefficient stores (array, first element, elements) into the
-  // coefficient area, one after the other, for decodeAcBlocks and decodeDcMcus; each one's byte offset in
-  // memory, or null when they do not fit the scratch bounds. They stay there, changed by the kernels,
-  // until progressiveBandBack copies them back.
-  progressiveBand(parts: [StorePart, number, number][]): number[] | null {
-    let bytes = 0;
-    for (const [array, , length] of parts) bytes += (length * array.BYTES_PER_ELEMENT + 15) & ~15;
-    if (bytes + PAD > MAX_COEFFICIENT_BYTES) return null;
+  // Copies a stretch of a progressive AC scan's store into the coefficient area for decodeAcBlocks:
+  // coefs[coefFrom..coefFrom + coefLength) and aux[auxFrom..auxFrom + auxLength) (its last-nonzero indices
+  // or nonzero bits). False when they do not fit the scratch bounds. They stay there, changed by the
+  // kernel, until progressiveBandBack copies them back.
+  progressiveBand(
+    coefs: Int16Array,
+    coefFrom: number,
+    coefLength: number,
+    aux: Uint8Array | Uint32Array,
+    auxFrom: number,
+    auxLength: number,
+  ): boolean {
+    const coefBytes = (2 * coefLength + 15) & ~15;
+    const bytes = coefBytes + aux.BYTES_PER_ELEMENT * auxLength;
+    if (bytes + PAD > MAX_COEFFICIENT_BYTES) return false;
     // A larger coefficient area moves the row area, and the entropy bytes copied there with it. The kernels
     // read a block's coefficients as whole vectors, past the last one's end.
     if (bytes + PAD > this.coefCapacity) this.chunkData = null;
     this.fit(bytes + PAD, 0);
     this.coefsClean = false;
-    this.band.length = 0;
-    const ats: number[] = [];
-    let at = this.base;
-    for (const [array, from, length] of parts) {
-      this.band.push({ array, from, length, at });
-      this.partView(array, at, length).set(array.subarray(from, from + length));
-      ats.push(at);
-      at += (length * array.BYTES_PER_ELEMENT + 15) & ~15;
-    }
-    return ats;
+    const b = this.band;
+    b.coefs = coefs;
+    b.coefFrom = coefFrom;
+    b.coefLength = coefLength;
+    b.coefAt = this.base;
+    b.aux = aux;
+    b.auxFrom = auxFrom;
+    b.auxLength = auxLength;
+    b.auxAt = this.base + coefBytes;
+    this.int16View().set(coefs.subarray(coefFrom, coefFrom + coefLength), b.coefAt >> 1);
+    this.auxView(aux).set(aux.subarray(auxFrom, auxFrom + auxLength), b.auxAt / aux.BYTES_PER_ELEMENT);
+    return true;
+  }
+
+  progressiveBandBack(): void {
+    const b = this.band;
+    if (!b.coefs || !b.aux) return;
+    const at = b.coefAt >> 1;
+    b.coefs.set(this.int16View().subarray(at, at + b.coefLength), b.coefFrom);
+    const auxAt = b.auxAt / b.aux.BYTES_PER_ELEMENT;
+    b.aux.set(this.auxView(b.aux).subarray(auxAt, auxAt + b.auxLength), b.auxFrom);
+    b.coefs = null;
+    b.aux = null;
   }
 
   // `bytes` of the coefficient area for a progressive DC scan's coefficients, gathered there by the caller
@@ -425,21 +453,20 @@ export class DecodeKernels {
     return { view: this.int16View(), at: this.base >> 1 };
   }
 
+  // Views of all of memory as int16 (and as uint32, for auxView), renewed when it grew.
   int16View(): Int16Array {
-    if (this.int16.buffer !== this.exports.memory.buffer) this.int16 = new Int16Array(this.exports.memory.buffer);
+    if (this.int16.buffer !== this.exports.memory.buffer) {
+      this.int16 = new Int16Array(this.exports.memory.buffer);
+      this.uint32 = new Uint32Array(this.exports.memory.buffer);
+    }
     return this.int16;
   }
 
-  progressiveBandBack(): void {
-    for (const { array, from, length, at } of this.band) array.set(this.partView(array, at, length), from);
-    this.band.length = 0;
-  }
-
-  private partView(array: StorePart, at: number, length: number): StorePart {
-    const buffer = this.exports.memory.buffer;
-    if (array instanceof Int16Array) return new Int16Array(buffer, at, length);
-    if (array instanceof Uint32Array) return new Uint32Array(buffer, at, length);
-    return new Uint8Array(buffer, at, length);
+  // A view of all of memory of the aux array's type.
+  private auxView(aux: Uint8Array | Uint32Array): Uint8Array | Uint32Array {
+    this.int16View();
+    this.fit(0, 0);
+    return aux instanceof Uint32Array ? this.uint32 : this.heap;
   }
 
   // The Huffman tables of a progressive scan (its components' DC tables, or the one AC table) and, for an
@@ -479,7 +506,7 @@ export class DecodeKernels {
   ): number {
     const e = this.exports;
     const state = e.progressiveState() >> 2;
-    const [coefs, aux] = this.band;
+    const band = this.band;
     const auxPerBlock = kind === AC_FIRST_FULL || kind === AC_REFINE_FULL ? 1 : 2;
     let total = 0;
     for (;;) {
@@ -494,8 +521,8 @@ export class DecodeKernels {
         this.chunkEnd - this.chunkStart,
         final,
         blocks - total,
-        coefs.at + 2 * at * kept,
-        aux.at + aux.array.BYTES_PER_ELEMENT * at * auxPerBlock,
+        band.coefAt + 2 * at * kept,
+        band.auxAt + (band.aux as Uint8Array | Uint32Array).BYTES_PER_ELEMENT * at * auxPerBlock,
         kind,
         kept,
         ss,
@@ -511,15 +538,14 @@ export class DecodeKernels {
       if (status !== NEED_MORE && status !== TRUNCATED) return total;
       // Stopped inside a block: it goes back to what the store holds, to be decoded again.
       const next = from + total;
-      for (const [part, per] of [
-        [coefs, kept],
-        [aux, auxPerBlock],
-      ] as const) {
-        if (part.length === 0) continue;
-        const first = part.from + next * per;
-        this.partView(part.array, part.at + part.array.BYTES_PER_ELEMENT * next * per, per).set(
-          part.array.subarray(first, first + per),
-        );
+      if (band.coefs && band.coefLength > 0) {
+        const first = band.coefFrom + next * kept;
+        this.int16View().set(band.coefs.subarray(first, first + kept), (band.coefAt >> 1) + next * kept);
+      }
+      if (band.aux) {
+        const first = band.auxFrom + next * auxPerBlock;
+        const at = band.auxAt / band.aux.BYTES_PER_ELEMENT + next * auxPerBlock;
+        this.auxView(band.aux).set(band.aux.subarray(first, first + auxPerBlock), at);
       }
       if (status === TRUNCATED) return MCUS_TRUNCATED;
       if (total === blocks) return total;

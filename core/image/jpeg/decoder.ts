@@ -1003,9 +1003,11 @@ class Pass {
       const k = kernels as DecodeKernels;
       const first = by * c.paddedBlocksPerLine;
       const n = c.blocksPerLine;
-      const aux: [Uint8Array | Uint32Array, number, number] = full ? [last, first, n] : [nz, 2 * first, 2 * n];
       const keptCoefs = kind === AC_REFINE_DROPPED ? 0 : n * p.kept;
-      const band = () => k.progressiveBand([[coefs, first * p.kept, keptCoefs], aux]);
+      const band = () =>
+        full
+          ? k.progressiveBand(coefs, first * p.kept, keptCoefs, last, first, n)
+          : k.progressiveBand(coefs, first * p.kept, keptCoefs, nz, 2 * first, 2 * n);
       if (!band()) {
         decodeRow(by);
         return;
