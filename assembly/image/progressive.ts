@@ -701,6 +701,11 @@ export function decodeAcBlocks(
   }
   let done = 0;
   let blk = coefs;
+  let savedPos = pos;
+  let savedAcc = acc;
+  let savedBits = bits;
+  let savedPad = pad;
+  let savedAtMarker = atMarker;
   while (done < blocks) {
     let run: i32;
     if (kind == REFINE_COMPACT) run = acRefineCompact(fast, t, blk, aux + (<usize>done << 3), ss, se, al, eobrun);
@@ -712,13 +717,23 @@ export function decodeAcBlocks(
     eobrun = run;
     done++;
     blk += blockBytes;
-    saveReader();
-    store<i32>(STATE + (S_EOBRUN << 2), eobrun);
+    // The state after this whole block, kept in locals until the call ends.
+    savedPos = pos;
+    savedAcc = acc;
+    savedBits = bits;
+    savedPad = pad;
+    savedAtMarker = atMarker;
     if (bits < pad) {
       status = EXHAUSTED;
       break;
     }
   }
+  store<i32>(STATE + (S_POS << 2), savedPos);
+  store<i32>(STATE + (S_ACC << 2), savedAcc);
+  store<i32>(STATE + (S_BITS << 2), savedBits);
+  store<i32>(STATE + (S_PAD << 2), savedPad);
+  store<i32>(STATE + (S_AT_MARKER << 2), savedAtMarker ? 1 : 0);
+  store<i32>(STATE + (S_EOBRUN << 2), eobrun);
   store<i32>(STATE + (S_STATUS << 2), status);
   return done;
 }
