@@ -199,17 +199,6 @@ function skip(n: i32): bool {
   return getBits(n) >= 0;
 }
 
-// BitReader.bitAfter: skips n bits and reads the next one; -1 when the bytes ran out.
-@inline function bitAfter(n: i32): i32 {
-  while (n > 16) {
-    if (getBits(16) < 0) return -1;
-    n -= 16;
-  }
-  if (bits <= n && !fill()) return -1;
-  bits -= n + 1;
-  return (acc >>> bits) & 1;
-}
-
 @lazy const ONES: u64 = 0xffffffffffffffff;
 
 @inline function natural(k: i32): usize {
