@@ -7,6 +7,15 @@ export { horizontalRow, horizontalRowScalar } from "./image/resample";
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
 export { adler32, inflate } from "./image/inflate";
 export { unfilterRow, unfilterRowScalar } from "./image/unfilter";
+export {
+  decodeAcBlocks,
+  decodeDcMcus,
+  dequantizeBlocks,
+  progressiveKeep,
+  progressiveQuant,
+  progressiveState,
+  progressiveTables,
+} from "./image/progressive";
 
 /** The first free byte of memory: the host's scratch area starts here. */
 export function scratchBase(): usize {

@@ -48,6 +48,22 @@ type Inflate = (
   final: number,
 ) => number;
 type UnfilterRow = (type: number, row: number, prev: number, bpp: number, n: number) => void;
+// Up to `blocks` blocks of a progressive AC scan, or `mcus` MCUs of a DC scan, in the band copied into
+// scratch; see assembly/image/progressive.ts.
+type DecodeAcBlocks = (
+  data: number,
+  length: number,
+  final: number,
+  blocks: number,
+  coefs: number,
+  aux: number,
+  kind: number,
+  kept: number,
+  ss: number,
+  se: number,
+  al: number,
+) => number;
+type DecodeDcMcus = (data: number, length: number, final: number, mcus: number, refine: number, al: number) => number;
 
 interface DecodeExports {
   memory: WebAssembly.Memory;
@@ -56,6 +72,13 @@ interface DecodeExports {
   unfilterRow: UnfilterRow;
   unfilterRowScalar: UnfilterRow;
   decodeMcus: DecodeMcus;
+  decodeAcBlocks: DecodeAcBlocks;
+  decodeDcMcus: DecodeDcMcus;
+  progressiveTables(): number;
+  progressiveState(): number;
+  progressiveKeep(): number;
+  progressiveQuant(): number;
+  dequantizeBlocks(src: number, kept: number, blocks: number, dst: number): void;
   huffmanTables(): number;
   huffmanQuant(): number;
   huffmanState(): number;
@@ -103,7 +126,31 @@ const S_DC_ONLY = 32;
 const NEED_MORE = 2;
 const TRUNCATED = 3;
 
-// decodeMcus's answers besides a count: the data ran out (the JPEG is truncated there), or the MCUs need
+// assembly/image/progressive.ts: its reader state's words and the AC scan kinds of decodeAcBlocks.
+const P_EOBRUN = 5;
+const P_STATUS = 6;
+const P_PREDS = 7;
+const P_COMPONENTS = 11;
+const P_MX = 12;
+const P_COMPONENT = 13;
+const P_LAYOUT = 33;
+export const AC_FIRST_FULL = 0;
+export const AC_FIRST_COMPACT = 1;
+export const AC_REFINE_FULL = 2;
+export const AC_REFINE_COMPACT = 3;
+export const AC_REFINE_DROPPED = 4;
+
+// One component of a progressive DC scan's MCU in the band: block (y, x) of MCU column mx at byte
+// at + ((y * perRow) + mx * h + x) * blockBytes of memory.
+export interface DcComponent {
+  h: number;
+  v: number;
+  at: number;
+  perRow: number;
+  blockBytes: number;
+}
+
+// decodeMcus's answers besides a count (and decodeAcBlocks', decodeDcMcus'): the data ran out (the JPEG is truncated there), or the MCUs need
 // more entropy bytes than scratch holds (the caller decodes one in JavaScript).
 export const MCUS_TRUNCATED = -2;
 export const MCUS_TOO_LARGE = -1;
@@ -125,6 +172,8 @@ export class DecodeKernels {
   readonly exports: DecodeExports;
   private heap: Uint8Array;
   private coefView: Int32Array;
+  private int16: Int16Array;
+  private uint32: Uint32Array;
   private base = 0;
   // Scratch is three areas: a band of coefficients (kept zero between uses: the IDCT zeroes what it read),
   // the rows of one call, and the resize coefficients last copied in (kept while the same ones are used).
@@ -141,11 +190,30 @@ export class DecodeKernels {
   private chunkEnd = 0;
   // Entropy bytes copied per call; tests set it small so that calls run past them.
   chunkBytes = FIRST_CHUNK_BYTES;
+  // The progressive kernels' table slots and compact layout (by identity), and the stretch of a store
+  // copied into the coefficient area: its arrays, first elements, lengths and byte offsets in memory.
+  private readonly progressiveSlots: (HuffmanTable | null)[] = new Array(4).fill(null);
+  private progressiveLayout: Int8Array | null = null;
+  // dequantize's tables last written (by identity).
+  private quant: Int32Array | null = null;
+  private natural: Int8Array | null = null;
+  private readonly band = {
+    coefs: null as Int16Array | null,
+    coefFrom: 0,
+    coefLength: 0,
+    coefAt: 0, // byte offset in memory
+    aux: null as Uint8Array | Uint32Array | null,
+    auxFrom: 0,
+    auxLength: 0,
+    auxAt: 0,
+  };
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as DecodeExports;
     this.heap = new Uint8Array(this.exports.memory.buffer);
     this.coefView = new Int32Array(this.exports.memory.buffer);
+    this.int16 = new Int16Array(this.exports.memory.buffer);
+    this.uint32 = new Uint32Array(this.exports.memory.buffer);
   }
 
   // Grows the areas to at least these sizes; renews the views when memory grew.
@@ -229,14 +297,7 @@ export class DecodeKernels {
     const heap = () => this.heap.buffer;
     const put = (slot: number, t: HuffmanTable) => {
       if (this.slots[slot] === t) return;
-      const at = e.huffmanTables() + slot * SLOT_BYTES;
-      new Int32Array(heap(), at, t.fastAc.length).set(t.fastAc);
-      new Uint16Array(heap(), at + SLOT_LOOKUP, t.lookup.length).set(t.lookup);
-      new Int32Array(heap(), at + SLOT_MAX_CODE, 18).set(t.maxCode);
-      new Int32Array(heap(), at + SLOT_VAL_OFFSET, 18).set(t.valOffset);
-      const symbols = new Uint8Array(heap(), at + SLOT_SYMBOLS, 256);
-      symbols.fill(0);
-      symbols.set(t.symbols.subarray(0, 256));
+      writeTable(heap(), e.huffmanTables() + slot * SLOT_BYTES, t);
       this.slots[slot] = t;
     };
     for (let i = 0; i < dcs.length; i++) {
@@ -316,6 +377,283 @@ export class DecodeKernels {
       }
       this.chunkData = null;
     }
+  }
+
+  // The entropy bytes from reader r's position in the row area (copied unless the last copy covers it);
+  // their offset in memory. The copy starts at or before the reader and, unless it runs to the end, past it.
+  private entropyFrom(r: BitReader): number {
+    const data = r.data;
+    const pos = r.pos;
+    if (this.chunkData !== data || pos < this.chunkStart || (pos >= this.chunkEnd && this.chunkEnd < data.length)) {
+      const length = Math.min(data.length - pos, this.chunkBytes);
+      const dataAt = this.scratch(length + PAD);
+      this.heap.set(data.subarray(pos, pos + length), dataAt);
+      this.chunkData = data;
+      this.chunkStart = pos;
+      this.chunkEnd = pos + length;
+    }
+    return this.base + this.coefCapacity;
+  }
+
+  // Reader r's state into a kernel's state words at element `state`.
+  private readerIn(r: BitReader, state: number): void {
+    const s = this.coefView;
+    s[state + S_POS] = r.atMarker ? 0 : r.pos - this.chunkStart;
+    s[state + S_ACC] = r.acc;
+    s[state + S_BITS] = r.bits;
+    s[state + S_PAD] = r.pad;
+    s[state + S_AT_MARKER] = r.atMarker ? 1 : 0;
+  }
+
+  // And back, after a call that decoded something.
+  private readerOut(r: BitReader, state: number): void {
+    const s = this.coefView;
+    r.pos = r.atMarker && s[state + S_AT_MARKER] === 1 ? r.pos : this.chunkStart + s[state + S_POS];
+    r.acc = s[state + S_ACC];
+    r.bits = s[state + S_BITS];
+    r.pad = s[state + S_PAD];
+    r.atMarker = s[state + S_AT_MARKER] === 1;
+  }
+
+  // After a call that ran past the copied bytes without decoding anything: a longer copy next time, or
+  // false when scratch cannot hold a longer one.
+  private longerChunk(): boolean {
+    if (this.chunkBytes + PAD >= MAX_ROW_BYTES) return false;
+    this.chunkBytes = Math.min(2 * this.chunkBytes, MAX_ROW_BYTES - PAD);
+    return true;
+  }
+
+  // Copies a stretch of a progressive AC scan's store into the coefficient area for decodeAcBlocks:
+  // coefs[coefFrom..coefFrom + coefLength) and aux[auxFrom..auxFrom + auxLength) (its last-nonzero indices
+  // or nonzero bits). False when they do not fit the scratch bounds. They stay there, changed by the
+  // kernel, until progressiveBandBack copies them back.
+  progressiveBand(
+    coefs: Int16Array,
+    coefFrom: number,
+    coefLength: number,
+    aux: Uint8Array | Uint32Array,
+    auxFrom: number,
+    auxLength: number,
+  ): boolean {
+    const coefBytes = (2 * coefLength + 15) & ~15;
+    const bytes = coefBytes + aux.BYTES_PER_ELEMENT * auxLength;
+    if (bytes + PAD > MAX_COEFFICIENT_BYTES) return false;
+    // A larger coefficient area moves the row area, and the entropy bytes copied there with it. The kernels
+    // read a block's coefficients as whole vectors, past the last one's end.
+    if (bytes + PAD > this.coefCapacity) this.chunkData = null;
+    this.fit(bytes + PAD, 0);
+    this.coefsClean = false;
+    const b = this.band;
+    b.coefs = coefs;
+    b.coefFrom = coefFrom;
+    b.coefLength = coefLength;
+    b.coefAt = this.base;
+    b.aux = aux;
+    b.auxFrom = auxFrom;
+    b.auxLength = auxLength;
+    b.auxAt = this.base + coefBytes;
+    this.int16View().set(coefs.subarray(coefFrom, coefFrom + coefLength), b.coefAt >> 1);
+    this.auxView(aux).set(aux.subarray(auxFrom, auxFrom + auxLength), b.auxAt / aux.BYTES_PER_ELEMENT);
+    return true;
+  }
+
+  progressiveBandBack(): void {
+    const b = this.band;
+    if (!b.coefs || !b.aux) return;
+    const at = b.coefAt >> 1;
+    b.coefs.set(this.int16View().subarray(at, at + b.coefLength), b.coefFrom);
+    const auxAt = b.auxAt / b.aux.BYTES_PER_ELEMENT;
+    b.aux.set(this.auxView(b.aux).subarray(auxAt, auxAt + b.auxLength), b.auxFrom);
+    b.coefs = null;
+    b.aux = null;
+  }
+
+  // `bytes` of the coefficient area for a progressive DC scan's coefficients, gathered there by the caller
+  // (an Int16Array over memory and the element index of the area; memory may grow at the next call into
+  // this object: int16View() gives the current view), or null when they do not fit the scratch bounds.
+  progressiveScratch(bytes: number): { view: Int16Array; at: number } | null {
+    if (bytes + PAD > MAX_COEFFICIENT_BYTES) return null;
+    if (bytes + PAD > this.coefCapacity) this.chunkData = null;
+    this.fit(bytes + PAD, 0);
+    this.coefsClean = false;
+    return { view: this.int16View(), at: this.base >> 1 };
+  }
+
+  // Views of all of memory as int16 (and as uint32, for auxView), renewed when it grew.
+  int16View(): Int16Array {
+    if (this.int16.buffer !== this.exports.memory.buffer) {
+      this.int16 = new Int16Array(this.exports.memory.buffer);
+      this.uint32 = new Uint32Array(this.exports.memory.buffer);
+    }
+    return this.int16;
+  }
+
+  // A view of all of memory of the aux array's type.
+  private auxView(aux: Uint8Array | Uint32Array): Uint8Array | Uint32Array {
+    this.int16View();
+    this.fit(0, 0);
+    return aux instanceof Uint32Array ? this.uint32 : this.heap;
+  }
+
+  // The Huffman tables of a progressive scan (its components' DC tables, or the one AC table) and, for an
+  // AC scan over a compact store, its layout: zigzag index -> kept slot (-1 if dropped; at most 32 kept).
+  progressiveTables(tables: HuffmanTable[], keepZigzag: Int8Array | null): void {
+    const e = this.exports;
+    this.fit(0, 0);
+    for (let i = 0; i < tables.length; i++) {
+      if (this.progressiveSlots[i] === tables[i]) continue;
+      writeTable(this.heap.buffer, e.progressiveTables() + i * SLOT_BYTES, tables[i]);
+      this.progressiveSlots[i] = tables[i];
+    }
+    if (keepZigzag && this.progressiveLayout !== keepZigzag) {
+      this.coefView.set(keepZigzag, e.progressiveKeep() >> 2);
+      this.coefView[(e.progressiveState() >> 2) + P_LAYOUT] = 1;
+      this.progressiveLayout = keepZigzag;
+    }
+  }
+
+  // Decodes up to `blocks` blocks of a progressive AC scan of `kind` (AC_FIRST_FULL ...) from reader r (its
+  // state and the EOB run eobrun[0] read and written back), from block `from` of the band progressiveBand
+  // copied in: its first part the coefficients (`kept` per block), its second the last-nonzero indices
+  // (full store) or nonzero bits (compact). core/image/jpeg/huffman.ts decodeAcFirst ... decodeAcRefineDropped
+  // on each block are the reference. Returns the blocks decoded (fewer after one that read past the
+  // segment's data), or MCUS_TRUNCATED / MCUS_TOO_LARGE with r and eobrun after the last whole block and
+  // the band's next block as it was.
+  decodeAcBlocks(
+    r: BitReader,
+    eobrun: Int32Array,
+    from: number,
+    blocks: number,
+    kind: number,
+    kept: number,
+    ss: number,
+    se: number,
+    al: number,
+  ): number {
+    const e = this.exports;
+    const state = e.progressiveState() >> 2;
+    const band = this.band;
+    const auxPerBlock = kind === AC_FIRST_FULL || kind === AC_REFINE_FULL ? 1 : 2;
+    let total = 0;
+    for (;;) {
+      const dataAt = this.entropyFrom(r);
+      this.readerIn(r, state);
+      const s = this.coefView;
+      s[state + P_EOBRUN] = eobrun[0];
+      const final = this.chunkEnd === r.data.length ? 1 : 0;
+      const at = from + total;
+      const done = e.decodeAcBlocks(
+        dataAt,
+        this.chunkEnd - this.chunkStart,
+        final,
+        blocks - total,
+        band.coefAt + 2 * at * kept,
+        band.auxAt + (band.aux as Uint8Array | Uint32Array).BYTES_PER_ELEMENT * at * auxPerBlock,
+        kind,
+        kept,
+        ss,
+        se,
+        al,
+      );
+      if (done > 0) {
+        this.readerOut(r, state);
+        eobrun[0] = s[state + P_EOBRUN];
+        total += done;
+      }
+      const status = s[state + P_STATUS];
+      if (status !== NEED_MORE && status !== TRUNCATED) return total;
+      // Stopped inside a block: it goes back to what the store holds, to be decoded again.
+      const next = from + total;
+      if (band.coefs && band.coefLength > 0) {
+        const first = band.coefFrom + next * kept;
+        this.int16View().set(band.coefs.subarray(first, first + kept), (band.coefAt >> 1) + next * kept);
+      }
+      if (band.aux) {
+        const first = band.auxFrom + next * auxPerBlock;
+        const at = band.auxAt / band.aux.BYTES_PER_ELEMENT + next * auxPerBlock;
+        this.auxView(band.aux).set(band.aux.subarray(first, first + auxPerBlock), at);
+      }
+      if (status === TRUNCATED) return MCUS_TRUNCATED;
+      if (total === blocks) return total;
+      if (done === 0 && !this.longerChunk()) return total > 0 ? total : MCUS_TOO_LARGE;
+      this.chunkData = null;
+    }
+  }
+
+  // Decodes up to `mcus` MCUs of a progressive DC scan (first, or refinement when `refine`) at bit
+  // position al from reader r (its state and the predictors `preds` read and written back) into the band
+  // progressiveBand copied in, laid out as `components` say, from MCU column mx. decodeDcFirst and
+  // decodeDcRefine on each block are the reference. Returns the MCUs decoded (fewer after one that read
+  // past the segment's data), or MCUS_TRUNCATED / MCUS_TOO_LARGE with r and preds after the last whole MCU.
+  decodeDcMcus(
+    r: BitReader,
+    preds: Int32Array,
+    components: DcComponent[],
+    mx: number,
+    mcus: number,
+    refine: boolean,
+    al: number,
+  ): number {
+    const e = this.exports;
+    const state = e.progressiveState() >> 2;
+    let total = 0;
+    for (;;) {
+      const dataAt = this.entropyFrom(r);
+      this.readerIn(r, state);
+      const s = this.coefView;
+      s.set(preds.subarray(0, components.length), state + P_PREDS);
+      s[state + P_COMPONENTS] = components.length;
+      s[state + P_MX] = mx + total;
+      for (let i = 0; i < components.length; i++) {
+        const c = components[i];
+        const o = state + P_COMPONENT + 5 * i;
+        s[o] = c.h;
+        s[o + 1] = c.v;
+        s[o + 2] = c.at;
+        s[o + 3] = c.perRow;
+        s[o + 4] = c.blockBytes;
+      }
+      const final = this.chunkEnd === r.data.length ? 1 : 0;
+      const done = e.decodeDcMcus(dataAt, this.chunkEnd - this.chunkStart, final, mcus - total, refine ? 1 : 0, al);
+      if (done > 0) {
+        this.readerOut(r, state);
+        for (let i = 0; i < components.length; i++) preds[i] = s[state + P_PREDS + i];
+        total += done;
+      }
+      const status = s[state + P_STATUS];
+      if (status === TRUNCATED) return MCUS_TRUNCATED;
+      if (status !== NEED_MORE || total === mcus) return total;
+      if (done === 0 && !this.longerChunk()) return total > 0 ? total : MCUS_TOO_LARGE;
+      this.chunkData = null;
+    }
+  }
+
+  // Blocks of a coefficient store (int16, `kept` per block: coefs[from..from + blocks * kept)) dequantized by
+  // q into the band of coefficients() at element `at`: kept slot i at natural index natural[i] of its block.
+  dequantize(
+    coefs: Int16Array,
+    from: number,
+    blocks: number,
+    kept: number,
+    natural: Int8Array,
+    q: Int32Array,
+    at: number,
+  ): void {
+    const e = this.exports;
+    const bytes = 2 * blocks * kept;
+    const srcAt = this.scratch(bytes + PAD);
+    new Int16Array(this.heap.buffer, srcAt, blocks * kept).set(coefs.subarray(from, from + blocks * kept));
+    const s = this.coefView;
+    const quant = e.progressiveQuant() >> 2;
+    if (this.quant !== q) {
+      s.set(q.subarray(0, 64), quant);
+      this.quant = q;
+    }
+    if (this.natural !== natural) {
+      s.set(natural, quant + 64);
+      this.natural = natural;
+    }
+    e.dequantizeBlocks(srcAt, kept, blocks, at << 2);
   }
 
   // Marks the coefficient band clean: every block of it went through idct8Band, which zeroes them.
@@ -417,6 +755,17 @@ export class DecodeKernels {
     run(yAt, cbNearAt, cbFarAt, crNearAt, crFarAt, chromaWidth, outAt, width);
     out.set(heap.subarray(outAt, outAt + 3 * width), o);
   }
+}
+
+// A Huffman table into a kernel's table slot at byte `at` (the layout of assembly/image/huffman.ts).
+function writeTable(heap: ArrayBufferLike, at: number, t: HuffmanTable): void {
+  new Int32Array(heap, at, t.fastAc.length).set(t.fastAc);
+  new Uint16Array(heap, at + SLOT_LOOKUP, t.lookup.length).set(t.lookup);
+  new Int32Array(heap, at + SLOT_MAX_CODE, 18).set(t.maxCode);
+  new Int32Array(heap, at + SLOT_VAL_OFFSET, 18).set(t.valOffset);
+  const symbols = new Uint8Array(heap, at + SLOT_SYMBOLS, 256);
+  symbols.fill(0);
+  symbols.set(t.symbols.subarray(0, 256));
 }
 
 let kernelModule: WebAssembly.Module | null = null;

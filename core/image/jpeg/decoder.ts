@@ -14,7 +14,19 @@ import { buffers, sizeClass } from "../../buffers.ts";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
-import { type DecodeKernels, decodeKernels, MCUS_TOO_LARGE, MCUS_TRUNCATED, type McuComponent } from "../kernels.ts";
+import {
+  AC_FIRST_COMPACT,
+  AC_FIRST_FULL,
+  AC_REFINE_COMPACT,
+  AC_REFINE_DROPPED,
+  AC_REFINE_FULL,
+  type DcComponent,
+  type DecodeKernels,
+  decodeKernels,
+  MCUS_TOO_LARGE,
+  MCUS_TRUNCATED,
+  type McuComponent,
+} from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
   cmykToRgb,
@@ -925,8 +937,11 @@ class Pass {
           if (r.exhausted) this.exhausted = true;
         }
       };
+      const kernels = decodeKernels();
+      if (kernels) kernels.progressiveTables(dcs, null);
       for (let my = 0; my < mcusY; my++) {
-        await this.row(r, preds, null, () => decodeRow(my));
+        const kernelRow = kernels ? () => this.decodeDcRowWithKernels(kernels, r, scan, my, preds, decodeRow) : null;
+        await this.row(r, preds, null, kernelRow ?? (() => decodeRow(my)));
         await this.worked(mcusX * blocksPerMcu);
       }
       this.pos = r.atMarker ? r.pos - 1 : r.pos;
@@ -951,6 +966,22 @@ class Pass {
     // retried saves what it changes.
     if (ah > 0 && !this.src.ended && p.undo === null) p.undo = new Undo(p);
     const undo = ah > 0 ? p.undo : null;
+    const decodeOne = (by: number, bx: number) => {
+      const nb = by * c.paddedBlocksPerLine + bx;
+      let run = eobrun[0];
+      if (full) {
+        run =
+          ah === 0
+            ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, run)
+            : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, run);
+      } else {
+        const o = nb * p.kept;
+        if (ah === 0) run = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, run);
+        else if (dropped) run = decodeAcRefineDropped(r, ac, nz, nb, ss, se, run);
+        else run = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, run);
+      }
+      eobrun[0] = run;
+    };
     const decodeRow = (by: number) => {
       for (let bx = 0, mcu = by * c.blocksPerLine; bx < c.blocksPerLine; bx++, mcu++) {
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
@@ -958,29 +989,145 @@ class Pass {
           eobrun[0] = 0;
         }
         if (this.exhausted) continue;
-        const nb = by * c.paddedBlocksPerLine + bx;
-        let run = eobrun[0];
-        if (full) {
-          run =
-            ah === 0
-              ? decodeAcFirst(r, ac, coefs, nb * 64, last, nb, ss, se, al, run)
-              : decodeAcRefine(r, ac, coefs, nb * 64, last, nb, ss, se, al, run);
-        } else {
-          const o = nb * p.kept;
-          if (ah === 0) run = decodeAcFirstCompact(r, ac, coefs, o, p.keepZigzag, nz, nb, ss, se, al, run);
-          else if (dropped) run = decodeAcRefineDropped(r, ac, nz, nb, ss, se, run);
-          else run = decodeAcRefineCompact(r, ac, coefs, o, p.keepZigzag, p.keptZigzag, nz, nb, ss, se, al, run);
-        }
-        eobrun[0] = run;
+        decodeOne(by, bx);
         if (r.exhausted) this.exhausted = true;
+      }
+    };
+    // With the wasm kernels, each block row is copied into their scratch, decoded there and copied back.
+    const kernels = decodeKernels();
+    let kind: number;
+    if (full) kind = ah === 0 ? AC_FIRST_FULL : AC_REFINE_FULL;
+    else kind = ah === 0 ? AC_FIRST_COMPACT : dropped ? AC_REFINE_DROPPED : AC_REFINE_COMPACT;
+    if (kernels) kernels.progressiveTables([ac], full ? null : p.keepZigzag);
+    const kernelRow = (by: number) => {
+      const k = kernels as DecodeKernels;
+      const first = by * c.paddedBlocksPerLine;
+      const n = c.blocksPerLine;
+      const keptCoefs = kind === AC_REFINE_DROPPED ? 0 : n * p.kept;
+      const band = () =>
+        full
+          ? k.progressiveBand(coefs, first * p.kept, keptCoefs, last, first, n)
+          : k.progressiveBand(coefs, first * p.kept, keptCoefs, nz, 2 * first, 2 * n);
+      if (!band()) {
+        decodeRow(by);
+        return;
+      }
+      try {
+        for (let bx = 0, mcu = by * c.blocksPerLine; bx < n; ) {
+          if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+            this.restartCheck(r);
+            eobrun[0] = 0;
+          }
+          let done = 1;
+          if (!this.exhausted) {
+            const blocks = restart > 0 ? Math.min(n - bx, restart - (mcu % restart)) : n - bx;
+            done = k.decodeAcBlocks(r, eobrun, bx, blocks, kind, p.kept, ss, se, al);
+            if (done === MCUS_TRUNCATED) throw truncatedJpeg();
+            if (done === MCUS_TOO_LARGE) {
+              // More entropy data than the kernels' scratch holds: this block in JavaScript, on the store.
+              k.progressiveBandBack();
+              decodeOne(by, bx);
+              band();
+              done = 1;
+            }
+            if (r.exhausted) this.exhausted = true;
+          }
+          bx += done;
+          mcu += done;
+        }
+      } finally {
+        k.progressiveBandBack();
       }
     };
     for (let by = 0; by < c.blocksPerColumn; by++) {
       undo?.at(by);
-      await this.row(r, eobrun, undo, () => decodeRow(by));
+      await this.row(r, eobrun, undo, kernels ? () => kernelRow(by) : () => decodeRow(by));
       await this.worked(c.blocksPerLine);
     }
     this.pos = r.atMarker ? r.pos - 1 : r.pos;
+  }
+
+  // One MCU row of a progressive DC scan through the wasm kernels: the DC coefficients of each component's
+  // block rows of it gathered into their scratch (one int16 per block), decoded there (the MCUs between
+  // restart markers in one call) and scattered back; in JavaScript (`decodeRow`) when they do not fit.
+  private decodeDcRowWithKernels(
+    kernels: DecodeKernels,
+    r: BitReader,
+    scan: Scan,
+    my: number,
+    preds: Int32Array,
+    decodeRow: (my: number) => void,
+  ): void {
+    const f = this.frame;
+    const n = scan.components.length;
+    const interleaved = n > 1;
+    const mcusX = interleaved ? f.mcusPerLine : this.planes[scan.components[0].index].comp.blocksPerLine;
+    let blocks = 0;
+    for (const sc of scan.components) {
+      const c = f.components[sc.index];
+      blocks += (interleaved ? c.v : 1) * c.paddedBlocksPerLine;
+    }
+    const area = kernels.progressiveScratch(2 * blocks);
+    if (!area) {
+      decodeRow(my);
+      return;
+    }
+    // Component i's DC values: `count` of them from block `first` of its store, at element `at` of memory.
+    const spans: { p: Plane; first: number; count: number; at: number }[] = [];
+    const layout: DcComponent[] = [];
+    for (let i = 0, at = area.at; i < n; i++) {
+      const p = this.planes[scan.components[i].index];
+      const c = p.comp;
+      const rows = interleaved ? c.v : 1;
+      const count = rows * c.paddedBlocksPerLine;
+      const first = my * count;
+      const coefs = p.coefs as Int16Array;
+      for (let b = 0, o = first * p.kept; b < count; b++, o += p.kept) area.view[at + b] = coefs[o];
+      spans.push({ p, first, count, at });
+      layout.push({ h: interleaved ? c.h : 1, v: rows, at: 2 * at, perRow: c.paddedBlocksPerLine, blockBytes: 2 });
+      at += count;
+    }
+    const restart = this.tables.restartInterval;
+    const refine = scan.ah > 0;
+    const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
+    try {
+      for (let mx = 0, mcu = my * mcusX; mx < mcusX; ) {
+        if (restart > 0 && mcu > 0 && mcu % restart === 0) {
+          this.restartCheck(r);
+          preds.fill(0);
+        }
+        let done = 1;
+        if (!this.exhausted) {
+          const mcus = restart > 0 ? Math.min(mcusX - mx, restart - (mcu % restart)) : mcusX - mx;
+          done = kernels.decodeDcMcus(r, preds, layout, mx, mcus, refine, scan.al);
+          if (done === MCUS_TRUNCATED) throw truncatedJpeg();
+          if (done === MCUS_TOO_LARGE) {
+            // More entropy data than the kernels' scratch holds: this MCU in JavaScript, in scratch.
+            const view = kernels.int16View();
+            for (let i = 0; i < n; i++) {
+              const c = layout[i];
+              for (let v = 0; v < c.v; v++) {
+                for (let h = 0; h < c.h; h++) {
+                  const off = (c.at + (v * c.perRow + mx * c.h + h) * c.blockBytes) >> 1;
+                  if (refine) decodeDcRefine(r, view, off, scan.al);
+                  else preds[i] = decodeDcFirst(r, dcs[i], view, off, preds[i], scan.al);
+                }
+              }
+            }
+            done = 1;
+          }
+          if (r.exhausted) this.exhausted = true;
+        }
+        mx += done;
+        mcu += done;
+      }
+    } finally {
+      const view = kernels.int16View();
+      for (const { p, first, count, at } of spans) {
+        const coefs = p.coefs as Int16Array;
+        for (let b = 0, o = first * p.kept; b < count; b++, o += p.kept) coefs[o] = view[at + b];
+      }
+    }
   }
 
   // Counts a scan's coefficient visits against the budget before the scan is decoded. A streamed file of
@@ -1039,17 +1186,14 @@ class Pass {
       return;
     }
     const kernels = decodeKernels();
-    if (kernels && p.kept === 64 && kernels.fitsBand(c.v * c.paddedBlocksPerLine, p.bandRows * p.stride)) {
+    if (kernels && p.kept > 1 && kernels.fitsBand(c.v * c.paddedBlocksPerLine, p.bandRows * p.stride)) {
       // The band's blocks (padding columns included, so the whole ring row is written) dequantized into
-      // the kernels' coefficient band, then one IDCT call.
+      // the kernels' coefficient band, then one IDCT call. A compact block's kept coefficients go to their
+      // natural positions; the others stay zero, as the band is between uses.
       const rows = Math.min(c.v, c.blocksPerColumn - row * c.v);
       const perRow = c.paddedBlocksPerLine;
-      const { view, at } = kernels.coefficients(rows * perRow);
-      for (let v = 0; v < rows; v++) {
-        const o = (row * c.v + v) * perRow * 64;
-        const d = at + v * perRow * 64;
-        for (let i = 0; i < perRow * 64; i++) view[d + i] = coefs[o + i] * q[i & 63];
-      }
+      const { at } = kernels.coefficients(rows * perRow);
+      kernels.dequantize(coefs, row * c.v * perRow * p.kept, rows * perRow, p.kept, p.keptNatural, q, at);
       if (rows > 0) kernels.idctBand(s, at, perRow, rows, p.ring, slot * p.stride, p.stride);
       kernels.released();
       return;

@@ -3,11 +3,37 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
 import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
+import { isTruncation } from "../../../core/image/jpeg/errors.ts";
+import {
+  BitReader,
+  buildHuffmanTable,
+  decodeAcFirst,
+  decodeAcFirstCompact,
+  decodeAcRefine,
+  decodeAcRefineCompact,
+  decodeAcRefineDropped,
+  decodeDcFirst,
+  decodeDcRefine,
+  type HuffmanTable,
+} from "../../../core/image/jpeg/huffman.ts";
 import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
+import { installStandardTables, newTables } from "../../../core/image/jpeg/markers.ts";
+import { ZIGZAG } from "../../../core/image/jpeg/zigzag.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
 import { openImage } from "../../../core/image/open.ts";
 import { DEFAULT_LIMITS } from "../../../core/limits.ts";
-import { decodeKernels, installDecodeKernels } from "../../../core/image/kernels.ts";
+import {
+  AC_FIRST_COMPACT,
+  AC_FIRST_FULL,
+  AC_REFINE_COMPACT,
+  AC_REFINE_DROPPED,
+  AC_REFINE_FULL,
+  type DcComponent,
+  type DecodeKernels,
+  decodeKernels,
+  installDecodeKernels,
+  MCUS_TRUNCATED,
+} from "../../../core/image/kernels.ts";
 import {
   BICUBIC,
   BILINEAR,
@@ -251,6 +277,10 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
     "jpeg/baseline-restart-420-50x40.jpg",
     "jpeg/baseline-mixed-2x2-1x2-2x1-41x27.jpg",
     "jpeg/baseline-411-45x21.jpg",
+    "images/coffee-progressive.jpg",
+    "jpeg/progressive-restart-420-50x40.jpg",
+    "jpeg/progressive-420-64x48.jpg",
+    "jpeg/progressive-gray-45x30.jpg",
   ];
   for (const name of damaged) {
     test(`${name}: truncated and corrupted copies decode or fail alike`, async () => {
@@ -299,7 +329,12 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
   });
 
   test("streamed a few bytes at a time: the same pixels as the whole file in JavaScript", async () => {
-    for (const name of ["images/retina-restart-markers.jpg", "images/cat-baseline-420.jpg"]) {
+    for (const name of [
+      "images/retina-restart-markers.jpg",
+      "images/cat-baseline-420.jpg",
+      "images/coffee-progressive.jpg",
+      "jpeg/progressive-restart-420-50x40.jpg",
+    ]) {
       const bytes = new Uint8Array(readFileSync(new URL(name, fixtures)));
       installDecodeKernels(null);
       const js = await outcome(bytes, 4);
@@ -315,6 +350,299 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
         },
       });
       expect((await outcome(stream, 4)) === js, name).toBe(true);
+    }
+  });
+});
+
+describe("progressive scans in the kernels against the JavaScript twins", () => {
+  // The coefficient layouts the decoder keeps: all 64 (with a last-nonzero index per block), the 25 the 2x2
+  // IDCT reads (nonzero bits for the others), the DC alone (every AC coefficient a nonzero bit).
+  function layout(kept: 64 | 25 | 1): Int8Array {
+    const keepNatural = new Int8Array(64).fill(-1);
+    let slot = 0;
+    for (let i = 0; i < 64; i++) {
+      const keep = (n: number) => kept === 64 || (kept === 25 ? n % 2 === 1 || n === 0 : i === 0);
+      if (keep(i >> 3) && keep(i & 7)) keepNatural[i] = slot++;
+    }
+    return Int8Array.from(ZIGZAG.subarray(0, 64), (z) => keepNatural[z]);
+  }
+  const keptZigzagOf = (keep: Int8Array) => Int8Array.from(Array.from(keep.keys()).filter((k) => keep[k] >= 0));
+
+  // Entropy data: random bytes, some of them 0xFF as a stuffed zero, a restart or other marker (the data
+  // ends there), or a file cut short inside the data (no marker at all).
+  function entropy(rand: () => number, length: number, ending: "marker" | "truncated"): Uint8Array {
+    const out: number[] = [];
+    while (out.length < length) {
+      const byte = Math.floor(rand() * 256);
+      if (byte !== 0xff) out.push(byte);
+      else if (rand() < 0.9) out.push(0xff, 0x00);
+      else out.push(0xff, 0xff, 0x00); // fill bytes before a stuffed zero
+    }
+    if (ending === "marker") out.push(0xff, rand() < 0.5 ? 0xd0 + Math.floor(rand() * 8) : 0xd9);
+    return Uint8Array.from(out);
+  }
+
+  // Huffman tables for AC scans: the standard one (first scans' sizes 1..10) and random ones, whose symbols
+  // in a refinement may have sizes above 1 (a damaged file: read as size 1).
+  function tables(rand: () => number): HuffmanTable[] {
+    const std = newTables();
+    installStandardTables(std);
+    const out = [std.ac[0] as HuffmanTable, std.ac[1] as HuffmanTable];
+    for (let i = 0; i < 4; i++) {
+      const symbols = Array.from({ length: 40 }, () => Math.floor(rand() * 256));
+      const counts = new Uint8Array(16);
+      // A complete-enough code: lengths from 2 bits up, two codes each until the symbols run out.
+      let left = symbols.length;
+      for (let len = 2; len <= 16 && left > 0; len++) {
+        counts[len - 1] = Math.min(left, len < 6 ? 2 : 4);
+        left -= counts[len - 1];
+      }
+      out.push(buildHuffmanTable(counts, Uint8Array.from(symbols)));
+    }
+    return out.filter((t) => t.valid);
+  }
+
+  interface AcCase {
+    kind: number;
+    kept: 64 | 25 | 1;
+    ss: number;
+    se: number;
+    al: number;
+  }
+  // The reader's state after the last whole block, the store, and how the run ended.
+  interface Outcome {
+    coefs: Int16Array;
+    aux: Uint8Array | Uint32Array;
+    reader: number[];
+    eobrun: number;
+    blocks: number;
+    truncated: boolean;
+  }
+  const readerState = (r: BitReader) => [r.pos, r.acc, r.bits, r.pad, r.atMarker ? 1 : 0];
+
+  function acByJavaScript(
+    c: AcCase,
+    table: HuffmanTable,
+    data: Uint8Array,
+    coefs0: Int16Array,
+    aux0: Uint8Array | Uint32Array,
+    blocks: number,
+  ): Outcome {
+    const coefs = coefs0.slice();
+    const aux = aux0.slice();
+    const keep = layout(c.kept);
+    const keptZigzag = keptZigzagOf(keep);
+    const r = new BitReader(data, 0);
+    const eobrun = [0];
+    let done = 0;
+    let truncated = false;
+    let state = readerState(r);
+    for (; done < blocks; done++) {
+      // A block cut short goes back to what it was, as the decoder's retried rows put it back.
+      const savedCoefs = coefs.slice(done * c.kept, (done + 1) * c.kept);
+      const per = c.kept === 64 ? 1 : 2;
+      const savedAux = aux.slice(done * per, (done + 1) * per);
+      try {
+        const o = done * c.kept;
+        const nb = done;
+        const run = eobrun[0];
+        const last = aux as Uint8Array;
+        const nz = aux as Uint32Array;
+        if (c.kind === AC_FIRST_FULL) eobrun[0] = decodeAcFirst(r, table, coefs, o, last, nb, c.ss, c.se, c.al, run);
+        else if (c.kind === AC_REFINE_FULL)
+          eobrun[0] = decodeAcRefine(r, table, coefs, o, last, nb, c.ss, c.se, c.al, run);
+        else if (c.kind === AC_FIRST_COMPACT)
+          eobrun[0] = decodeAcFirstCompact(r, table, coefs, o, keep, nz, nb, c.ss, c.se, c.al, run);
+        else if (c.kind === AC_REFINE_COMPACT)
+          eobrun[0] = decodeAcRefineCompact(r, table, coefs, o, keep, keptZigzag, nz, nb, c.ss, c.se, c.al, run);
+        else eobrun[0] = decodeAcRefineDropped(r, table, nz, nb, c.ss, c.se, run);
+      } catch (error) {
+        if (!isTruncation(error)) throw error;
+        coefs.set(savedCoefs, done * c.kept);
+        aux.set(savedAux as never, done * per);
+        truncated = true;
+        break;
+      }
+      state = readerState(r);
+      if (r.exhausted) {
+        done++;
+        break;
+      }
+    }
+    return { coefs, aux, reader: state, eobrun: eobrun[0], blocks: done, truncated };
+  }
+
+  function acByKernel(
+    k: DecodeKernels,
+    c: AcCase,
+    table: HuffmanTable,
+    data: Uint8Array,
+    coefs0: Int16Array,
+    aux0: Uint8Array | Uint32Array,
+    blocks: number,
+  ): Outcome {
+    const coefs = coefs0.slice();
+    const aux = aux0.slice();
+    const keep = layout(c.kept);
+    k.progressiveTables([table], c.kept === 64 ? null : keep);
+    const per = c.kept === 64 ? 1 : 2;
+    const keptCoefs = c.kind === AC_REFINE_DROPPED ? 0 : blocks * c.kept;
+    expect(k.progressiveBand(coefs, 0, keptCoefs, aux, 0, blocks * per)).toBe(true);
+    const r = new BitReader(data, 0);
+    const eobrun = new Int32Array(1);
+    let done = k.decodeAcBlocks(r, eobrun, 0, blocks, c.kind, c.kept, c.ss, c.se, c.al);
+    k.progressiveBandBack();
+    const truncated = done === MCUS_TRUNCATED;
+    if (truncated) {
+      // How far it got: the reader stands at the end of the last whole block.
+      done = -1;
+    }
+    return { coefs, aux, reader: readerState(r), eobrun: eobrun[0], blocks: done, truncated };
+  }
+
+  const KINDS: [string, number, 64 | 25 | 1][] = [
+    ["AC first, all kept", AC_FIRST_FULL, 64],
+    ["AC refinement, all kept", AC_REFINE_FULL, 64],
+    ["AC first, 25 kept", AC_FIRST_COMPACT, 25],
+    ["AC refinement, 25 kept", AC_REFINE_COMPACT, 25],
+    ["AC first, DC kept", AC_FIRST_COMPACT, 1],
+    ["AC refinement, none kept", AC_REFINE_DROPPED, 1],
+  ];
+  for (const [name, kind, kept] of KINDS) {
+    test(`${name}: random stores and data, the same coefficients, reader and errors`, () => {
+      const rand = random(kind * 100 + kept);
+      const k = decodeKernels() as DecodeKernels;
+      const all = tables(rand);
+      for (let round = 0; round < 60; round++) {
+        const blocks = 1 + Math.floor(rand() * 40);
+        const ss = 1 + Math.floor(rand() * 63);
+        const se = rand() < 0.5 ? 63 : ss + Math.floor(rand() * (64 - ss));
+        const al = Math.floor(rand() * 4);
+        const c: AcCase = { kind, kept, ss, se, al };
+        // A store as the decoder keeps one: coefficients with bit al clear or set, many zeros; nonzero bits
+        // at random, for dropped positions only.
+        const coefs = Int16Array.from({ length: blocks * kept }, () =>
+          rand() < 0.6 ? 0 : (rand() < 0.5 ? -1 : 1) * (Math.floor(rand() * 40) << (al + (rand() < 0.5 ? 1 : 0))),
+        );
+        const keep = layout(kept);
+        const aux =
+          kept === 64
+            ? Uint8Array.from({ length: blocks }, () => Math.floor(rand() * 64))
+            : Uint32Array.from({ length: 2 * blocks }, (_, i) => {
+                let word = 0;
+                for (let bit = 0; bit < 32; bit++) {
+                  if (keep[(i & 1) * 32 + bit] < 0 && rand() < 0.3) word |= 1 << bit;
+                }
+                return word >>> 0;
+              });
+        const data = entropy(rand, 8 + Math.floor(rand() * 600), rand() < 0.7 ? "marker" : "truncated");
+        const table = all[Math.floor(rand() * all.length)];
+        const js = acByJavaScript(c, table, data, coefs, aux, blocks);
+        for (const chunk of [1 << 15, 5, 64]) {
+          k.chunkBytes = chunk;
+          const wasm = acByKernel(k, c, table, data, coefs, aux, blocks);
+          const what = `round ${round}, ${JSON.stringify(c)}, ${blocks} blocks, ${chunk}-byte copies`;
+          expect(wasm.truncated, what).toBe(js.truncated);
+          if (!js.truncated) {
+            expect(wasm.blocks, what).toBe(js.blocks);
+            expect(wasm.reader, what).toEqual(js.reader);
+            expect(wasm.eobrun, what).toBe(js.eobrun);
+          }
+          expect(wasm.coefs, what).toEqual(js.coefs);
+          expect(wasm.aux, what).toEqual(js.aux);
+        }
+      }
+      installDecodeKernels(module);
+    });
+  }
+
+  test("DC first and refinement: random interleaved MCUs, the same coefficients, predictors, reader and errors", () => {
+    const rand = random(99);
+    const std = newTables();
+    installStandardTables(std);
+    const dcs = [std.dc[0] as HuffmanTable, std.dc[1] as HuffmanTable, std.dc[1] as HuffmanTable];
+    for (let round = 0; round < 60; round++) {
+      const k = decodeKernels() as DecodeKernels;
+      // Components of 2x2, 1x1, 1x1 blocks per MCU (or one, non-interleaved), each a band of DC values.
+      const sampling =
+        rand() < 0.7
+          ? [
+              [2, 2],
+              [1, 1],
+              [1, 1],
+            ]
+          : [[1, 1]];
+      const mcus = 1 + Math.floor(rand() * 30);
+      const refine = rand() < 0.5;
+      const al = Math.floor(rand() * 4);
+      const bands = sampling.map(([h, v]) =>
+        Int16Array.from({ length: h * v * mcus }, () => Math.floor(rand() * 2000) - 1000),
+      );
+      const data = entropy(rand, 4 + Math.floor(rand() * 200), rand() < 0.7 ? "marker" : "truncated");
+      // JavaScript: block (y, x) of MCU mx of component i at bands[i][y * h * mcus + mx * h + x].
+      const jsBands = bands.map((b) => b.slice());
+      const r = new BitReader(data, 0);
+      const preds = new Int32Array(sampling.length);
+      let state = readerState(r);
+      let statePreds = Array.from(preds);
+      let done = 0;
+      let truncated = false;
+      for (; done < mcus; done++) {
+        try {
+          sampling.forEach(([h, v], i) => {
+            for (let y = 0; y < v; y++) {
+              for (let x = 0; x < h; x++) {
+                const off = y * h * mcus + done * h + x;
+                if (refine) decodeDcRefine(r, jsBands[i], off, al);
+                else preds[i] = decodeDcFirst(r, dcs[i], jsBands[i], off, preds[i], al);
+              }
+            }
+          });
+        } catch (error) {
+          if (!isTruncation(error)) throw error;
+          truncated = true;
+          break;
+        }
+        state = readerState(r);
+        statePreds = Array.from(preds);
+        if (r.exhausted) {
+          done++;
+          break;
+        }
+      }
+      for (const chunk of [1 << 15, 3]) {
+        k.chunkBytes = chunk;
+        k.progressiveTables(dcs.slice(0, sampling.length), null);
+        const total = bands.reduce((n, b) => n + b.length, 0);
+        const area = k.progressiveScratch(2 * total);
+        expect(area).not.toBeNull();
+        const { view, at } = area as { view: Int16Array; at: number };
+        const components: DcComponent[] = [];
+        let o = at;
+        sampling.forEach(([h, v], i) => {
+          view.set(bands[i], o);
+          components.push({ h, v, at: 2 * o, perRow: h * mcus, blockBytes: 2 });
+          o += bands[i].length;
+        });
+        const wr = new BitReader(data, 0);
+        const wPreds = new Int32Array(sampling.length);
+        const got = k.decodeDcMcus(wr, wPreds, components, 0, mcus, refine, al);
+        const what = `round ${round}, ${chunk}-byte copies`;
+        expect(got === MCUS_TRUNCATED, what).toBe(truncated);
+        if (!truncated) {
+          expect(got, what).toBe(done);
+          expect(readerState(wr), what).toEqual(state);
+          expect(Array.from(wPreds), what).toEqual(statePreds);
+          // A truncated MCU may be partly written on either side (a retried row writes it again).
+          const after = k.int16View();
+          let p = at;
+          sampling.forEach((_, i) => {
+            expect(after.subarray(p, p + bands[i].length), `${what}, component ${i}`).toEqual(jsBands[i]);
+            p += bands[i].length;
+          });
+        }
+      }
+      installDecodeKernels(module);
     }
   });
 });
