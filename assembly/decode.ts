@@ -3,7 +3,7 @@
 export { h2v2YccRow, h2v2YccRowScalar } from "./image/ycc";
 export { idct8Band, idct8BandScalar } from "./image/idct";
 export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./image/idct-scaled";
-export { horizontalRow, horizontalRowScalar } from "./image/resample";
+export { horizontalRow, horizontalRowScalar, verticalRow, verticalRowScalar } from "./image/resample";
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
 
 /** The first free byte of memory: the host's scratch area starts here. */

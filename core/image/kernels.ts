@@ -34,6 +34,16 @@ type HorizontalRow = (
   ksize: number,
 ) => void;
 
+// One output row of the resize's vertical pass; see assembly/image/resample.ts verticalRow.
+type VerticalRow = (
+  rows: number,
+  rowBytes: number,
+  count: number,
+  weights: number,
+  out: number,
+  length: number,
+) => void;
+
 // Up to `mcus` MCUs of a sequential scan into the coefficient band; see assembly/image/huffman.ts.
 type DecodeMcus = (data: number, length: number, final: number, mcus: number, coefs: number) => number;
 
@@ -54,6 +64,8 @@ interface DecodeExports {
   idct2BandScalar: IdctBand;
   horizontalRow: HorizontalRow;
   horizontalRowScalar: HorizontalRow;
+  verticalRow: VerticalRow;
+  verticalRowScalar: VerticalRow;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -354,6 +366,37 @@ export class DecodeKernels {
     const run = scalar ? this.exports.horizontalRowScalar : this.exports.horizontalRow;
     run(srcAt, outAt, outWidth, boundsAt, tableAt, c.ksize);
     out.set(heap.subarray(outAt, outAt + 3 * outWidth), at);
+  }
+
+  // Whether verticalRow fits the scratch bounds for `count` rows of `length` bytes.
+  fitsVertical(count: number, length: number): boolean {
+    return 4 * count + (count + 1) * (length + PAD) <= MAX_ROW_BYTES;
+  }
+
+  // ../preprocess/resize.ts verticalRow (same arguments): one output row of the vertical pass from the
+  // `count` rows of src at at[0..count), `stride` bytes each, weighted by weights[kBase..], into
+  // out[o..o + stride). `scalar` runs the kernel's scalar twin.
+  verticalRow(
+    src: Uint8Array,
+    at: Int32Array,
+    count: number,
+    weights: Int32Array,
+    kBase: number,
+    stride: number,
+    out: Uint8Array,
+    o: number,
+    scalar = false,
+  ): void {
+    const rowBytes = (stride + PAD) & ~15;
+    const weightsAt = this.scratch(4 * count + (count + 1) * rowBytes + 16);
+    const rowsAt = (weightsAt + 4 * count + 15) & ~15;
+    const outAt = rowsAt + count * rowBytes;
+    const heap = this.heap;
+    new Int32Array(heap.buffer, weightsAt, count).set(weights.subarray(kBase, kBase + count));
+    for (let y = 0; y < count; y++) heap.set(src.subarray(at[y], at[y] + stride), rowsAt + y * rowBytes);
+    const run = scalar ? this.exports.verticalRowScalar : this.exports.verticalRow;
+    run(rowsAt, rowBytes, count, weightsAt, outAt, stride);
+    out.set(heap.subarray(outAt, outAt + stride), o);
   }
 
   // The fused 4:2:0 row of ./jpeg/color.ts h2v2YccRow (same arguments): h2v2 fancy upsampling of the two

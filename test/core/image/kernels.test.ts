@@ -17,6 +17,7 @@ import {
   HAMMING,
   horizontalRow,
   LANCZOS,
+  verticalRow,
 } from "../../../core/preprocess/resize.ts";
 import { prng as random } from "../../prng.ts";
 
@@ -171,6 +172,49 @@ describe("horizontalRow: the resize's horizontal pass", () => {
             const got = new Uint8Array(3 * outW + 6);
             kernels.horizontalRow(row, 9, inW, got, 6, outW, c, scalar);
             expect(got, `${scalar ? "scalar" : "SIMD"}, ${inW} -> ${outW}`).toEqual(want);
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("verticalRow: the resize's vertical pass (and the transposed horizontal one)", () => {
+  const FILTERS = { BILINEAR, BICUBIC, LANCZOS, BOX, HAMMING };
+  // Output rows' windows from downscales as uploads need them, an upscale and the same size; row lengths
+  // around the kernel's 16-byte steps.
+  const SIZES = [
+    [4000, 224],
+    [1000, 224],
+    [333, 100],
+    [224, 224],
+    [50, 173],
+    [7, 3],
+  ];
+  const LENGTHS = [1, 3, 15, 16, 17, 48, 672, 3000];
+  for (const [name, filter] of Object.entries(FILTERS)) {
+    for (const fill of ["random", "full", "alternating"] as const) {
+      test(`${name}, ${fill} rows: SIMD = scalar twin = verticalRow`, () => {
+        const rand = random(name.length * 7 + fill.length);
+        for (const [inH, outH] of SIZES) {
+          const c = coefficients(inH, outH, filterOf(filter));
+          for (const length of LENGTHS) {
+            // The input rows in a ring, out of order, at offsets that are not multiples of 16.
+            const rows = c.ksize;
+            const src = Uint8Array.from({ length: rows * (length + 5) + 5 }, (_, i) => FILLS[fill](rand, i));
+            const at = Int32Array.from({ length: rows }, (_, y) => 5 + ((y * 3) % rows) * (length + 5));
+            for (const yy of [0, outH >> 1, outH - 1]) {
+              const count = c.bounds[yy * 2 + 1];
+              const want = new Uint8Array(length + 7);
+              verticalRow(src, at, count, c.weights, yy * c.ksize, length, want, 7);
+              for (const scalar of [false, true]) {
+                const got = new Uint8Array(length + 7);
+                kernels.verticalRow(src, at, count, c.weights, yy * c.ksize, length, got, 7, scalar);
+                expect(got, `${scalar ? "scalar" : "SIMD"}, ${inH} -> ${outH}, row ${yy}, ${length} bytes`).toEqual(
+                  want,
+                );
+              }
+            }
           }
         }
       });
