@@ -21,6 +21,18 @@ type YccRow = (
   width: number,
 ) => void;
 
+// Rows of YCbCr at full resolution to RGB; see assembly/image/ycc.ts yccRows.
+type YccRows = (
+  y: number,
+  yStride: number,
+  cb: number,
+  cr: number,
+  cStride: number,
+  out: number,
+  width: number,
+  rows: number,
+) => void;
+
 // A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/image/idct.ts, idct-scaled.ts.
 type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
 
@@ -56,6 +68,8 @@ interface DecodeExports {
   reserve(bytes: number): number;
   h2v2YccRow: YccRow;
   h2v2YccRowScalar: YccRow;
+  yccRows: YccRows;
+  yccRowsScalar: YccRows;
   idct8Band: IdctBand;
   idct8BandScalar: IdctBand;
   idct4Band: IdctBand;
@@ -397,6 +411,45 @@ export class DecodeKernels {
     const run = scalar ? this.exports.verticalRowScalar : this.exports.verticalRow;
     run(rowsAt, rowBytes, count, weightsAt, outAt, stride);
     out.set(heap.subarray(outAt, outAt + stride), o);
+  }
+
+  // Whether yccRows fits the scratch bounds for `rows` rows of these strides.
+  fitsYccRows(yStride: number, cStride: number, width: number, rows: number): boolean {
+    return rows * (yStride + 2 * cStride + 3 * width) + 4 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./jpeg/color.ts yccToRgb on `rows` rows: row r from y[yo + r * yStride..], cb[cbo + r * cStride..] and
+  // cr[cro + r * cStride..] (chroma at full resolution) into out[o + r * width * 3..]. `scalar` runs the
+  // kernel's scalar twin.
+  yccRows(
+    y: Uint8Array,
+    yo: number,
+    yStride: number,
+    cb: Uint8Array,
+    cbo: number,
+    cr: Uint8Array,
+    cro: number,
+    cStride: number,
+    out: Uint8Array,
+    o: number,
+    width: number,
+    rows: number,
+    scalar = false,
+  ): void {
+    // Each plane's rows as they lie (the last one only `width` long), then the output.
+    const yBytes = (rows - 1) * yStride + width;
+    const cBytes = (rows - 1) * cStride + width;
+    const yAt = this.scratch(yBytes + 2 * cBytes + 3 * width * rows + 4 * PAD);
+    const cbAt = yAt + yBytes + PAD;
+    const crAt = cbAt + cBytes + PAD;
+    const outAt = crAt + cBytes + PAD;
+    const heap = this.heap;
+    heap.set(y.subarray(yo, yo + yBytes), yAt);
+    heap.set(cb.subarray(cbo, cbo + cBytes), cbAt);
+    heap.set(cr.subarray(cro, cro + cBytes), crAt);
+    const run = scalar ? this.exports.yccRowsScalar : this.exports.yccRows;
+    run(yAt, yStride, cbAt, crAt, cStride, outAt, width, rows);
+    out.set(heap.subarray(outAt, outAt + 3 * width * rows), o);
   }
 
   // The fused 4:2:0 row of ./jpeg/color.ts h2v2YccRow (same arguments): h2v2 fancy upsampling of the two

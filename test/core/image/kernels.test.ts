@@ -92,6 +92,34 @@ describe("h2v2YccRow: 4:2:0 fancy upsampling + YCbCr -> RGB", () => {
   });
 });
 
+describe("yccRows: YCbCr -> RGB at full chroma resolution", () => {
+  const widths = [1, 5, 15, 16, 17, 31, 32, 33, 100, 1000, 4001];
+  for (const [name, fill] of Object.entries(FILLS)) {
+    test(`${name} rows, widths ${widths.join(", ")}: SIMD = scalar twin = yccToRgb`, () => {
+      const rand = random(widths.length * 3 + name.length);
+      for (const width of widths) {
+        for (const rows of [1, 2, 4]) {
+          // Planes with strides past the width, rows starting at an offset; chroma from other stretches.
+          const yStride = width + 3;
+          const cStride = width + 8;
+          const y = Uint8Array.from({ length: rows * yStride + 5 }, (_, i) => fill(rand, i));
+          const cb = Uint8Array.from({ length: rows * cStride + 9 }, (_, i) => fill(rand, i + 1));
+          const cr = Uint8Array.from({ length: rows * cStride + 2 }, (_, i) => fill(rand, 3 * i));
+          const want = new Uint8Array(3 * width * rows + 6).fill(7);
+          for (let r = 0; r < rows; r++) {
+            yccToRgb(y, 5 + r * yStride, cb, 9 + r * cStride, cr, 2 + r * cStride, want, 6 + 3 * width * r, width);
+          }
+          for (const scalar of [false, true]) {
+            const got = new Uint8Array(3 * width * rows + 6).fill(7);
+            kernels.yccRows(y, 5, yStride, cb, 9, cr, 2, cStride, got, 6, width, rows, scalar);
+            expect(got, `${scalar ? "scalar" : "SIMD"}, width ${width}, ${rows} rows`).toEqual(want);
+          }
+        }
+      }
+    });
+  }
+});
+
 describe("idctBand: the 8x8 islow IDCT and the reduced 4x4 and 2x2 ones", () => {
   // Coefficient blocks of each kind: photo-like (few, small, low-frequency), dense, DC only (the
   // whole-block shortcut), a lone coefficient per column, and extremes that wrap and saturate in 16 bits.
