@@ -198,21 +198,51 @@ function decodeLong(t: usize): i32 {
 // where the JavaScript reader tops up (its count below 16), its count takes the bytes read ahead, and only
 // when those run out is the buffer read again.
 function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOnly: bool): i32 {
-  const s = decodeSymbol(dc);
-  if (s < 0) return 0;
+  let a = acc;
+  let n = avail;
+  let h = ahead;
+  // The DC symbol: the reader tops up below 16 bits (fill() when the bytes read ahead fall short).
+  const dcBits = n - h;
+  const dcMore = select<i32>(((24 - dcBits) & ~7) + 8, 0, dcBits < 16);
+  if (h < dcMore) {
+    if (!fill()) return 0;
+    a = acc;
+    n = avail;
+    h = ahead + dcMore;
+  }
+  h -= dcMore;
+  let s: i32;
+  const de = <i32>load<u16>(dc + LOOKUP + (<usize>(<i32>(a >>> <u64>(n - 9)) & 511) << 1));
+  if (de != 0) {
+    n -= de >> 8;
+    s = de & 0xff;
+  } else {
+    avail = n;
+    ahead = h;
+    s = decodeLong(dc);
+    if (s < 0) return 0;
+    a = acc;
+    n = avail;
+    h = ahead;
+  }
   let diff = 0;
   if (s != 0) {
-    if (avail - ahead < s && !fill()) return 0;
-    avail -= s;
-    diff = extendBits(acc, avail, s);
+    if (n - h < s) {
+      acc = a;
+      avail = n;
+      ahead = h;
+      if (!fill()) return 0;
+      a = acc;
+      n = avail;
+      h = ahead;
+    }
+    n -= s;
+    diff = extendBits(a, n, s);
   }
   const dcv = pred + diff;
   store<i32>(blk, ((dcv << 16) >> 16) * load<i32>(q));
   const fast = ac + FAST;
   const lookup = ac + LOOKUP;
-  let a = acc;
-  let n = avail;
-  let h = ahead;
   for (let k = 1; k < 64; k++) {
     // The JavaScript reader tops up below 16 bits, to more than 24: `more` bits, taken from those read
     // ahead (a select, not a branch: it happens every other symbol or so).
@@ -337,7 +367,7 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
   let done = 0;
   // The MCU's predictors while it decodes, kept apart until it is whole.
   const preds = STATE + (S_WORK << 2);
-  memory.copy(preds, STATE + (S_PREDS << 2), 16);
+  v128.store(preds, v128.load(STATE + (S_PREDS << 2)));
   while (done < mcus) {
     for (let i = 0; i < n; i++) {
       const cd = STATE + ((S_COMPONENT + (<usize>i << 2)) << 2);
@@ -365,7 +395,7 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
     }
     done++;
     mx++;
-    memory.copy(STATE + (S_PREDS << 2), preds, 16);
+    v128.store(STATE + (S_PREDS << 2), v128.load(preds));
     saveReader(mx);
     if (avail - ahead < pad) {
       status = EXHAUSTED;
