@@ -24,6 +24,8 @@ import {
   ORT_VERSION,
   prepareLargeJpeg,
   prepareModel,
+  preparePhonePhotos,
+  prepareSmallJpeg,
   type ModelFiles,
   SetupError,
   TOWER_PRESETS,
@@ -35,6 +37,7 @@ import {
   type ColdStart,
   type Meta,
   type ModelResult,
+  type PhoneResult,
   type SystemResult,
 } from "./report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
@@ -54,6 +57,9 @@ const KERNELS_PERSIST = join(cacheDir, "wrangler-kernels");
 const F32_TOLERANCE = (scale: number) => 1e-4 + 1e-4 * scale;
 const INT8_MIN_COSINE = 0.99;
 const SAME_ENGINE_TOLERANCE = 1e-4; // the Worker and the Node host run the same engine on the same pixels
+// The 12 MP phone JPEG's requests (and as many 224x224 ones, interleaved) after one warm-up each, whatever
+// --rounds says: a request is a few forward passes long.
+const PHONE_REQUESTS = 7;
 
 const { values: opts } = parseArgs({
   options: {
@@ -123,10 +129,15 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
   // workerd is timed by the benchmark Worker below.
   let worker: WorkerSystem | null = null;
   let cold: ColdStart | null = null;
+  // The same isolate posted the 12 MP phone JPEG and its 224x224 copy.
+  let phoneWorker: WorkerSystem | null = null;
+  let smallWorker: WorkerSystem | null = null;
   if (opts.worker && !meta.workerNote && classifier) {
     try {
       const started = await coldStartWorker(preset, files.evit, jpeg);
       worker = new WorkerSystem(started.server, preset, jpeg, started.loaded);
+      phoneWorker = new WorkerSystem(started.server, preset, phoneJpeg, started.loaded, "edgevit-workerd-12mp");
+      smallWorker = new WorkerSystem(started.server, preset, smallJpeg, started.loaded, "edgevit-workerd-224");
       cold = started.cold;
     } catch (error) {
       meta.workerNote = `the Worker did not answer (${firstLine(error)})`;
@@ -241,6 +252,53 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       );
     }
 
+    // The 12 MP phone JPEG end to end beside the forward pass, after the rounds: its answer against the Node
+    // host's on the Worker's own preprocessing of it, then its requests interleaved with the 224x224 ones.
+    let phone: PhoneResult | null = null;
+    if (phoneWorker && smallWorker) {
+      const pixels = new Float32Array(shape.channels * shape.imageSize * shape.imageSize);
+      const nodeTimes: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        const t0 = performance.now();
+        await preprocessInto(files.header.preprocessing, phoneJpeg, { maxPixels: 1 << 26 }, () => pixels);
+        nodeTimes.push(performance.now() - t0);
+      }
+      const node = (await edgevit.runPixels(pixels)).logits;
+      const served = (await phoneWorker.run()).logits;
+      const diff = maxAbsDiff(served, node);
+      check(
+        diff <= SAME_ENGINE_TOLERANCE,
+        `the Worker's logits for the 12 MP JPEG equal the Node host's on the same preprocessed pixels: max |diff| ${diff.toExponential(2)}`,
+        checks,
+      );
+      await smallWorker.run();
+      const requestMs: number[] = [];
+      const smallMs: number[] = [];
+      for (let k = 0; k < PHONE_REQUESTS; k++) {
+        requestMs.push((await phoneWorker.run()).ms);
+        smallMs.push((await smallWorker.run()).ms);
+      }
+      phone = {
+        bytes: phoneJpeg.byteLength,
+        requestMs: summarize(requestMs),
+        smallMs: summarize(smallMs),
+        forwardMs: forward ? summarize(times.get(forward)!).median : null,
+        nodeMs: summarize(nodeTimes).median,
+      };
+      const vs = phone.forwardMs
+        ? `, ${(phone.requestMs.median / phone.forwardMs).toFixed(2)}x the forward pass alone`
+        : "";
+      console.log(
+        `bench: ${preset}: 12 MP JPEG ${phone.requestMs.median.toFixed(1)} ms, 224x224 JPEG ${phone.smallMs.median.toFixed(1)} ms (${(phone.requestMs.median / phone.smallMs.median).toFixed(2)}x)${vs}`,
+      );
+      const restarts = phoneWorker.restarts + smallWorker.restarts;
+      if (restarts) {
+        checks.push(
+          `note: wrangler restarted workerd ${restarts} time(s) during the 12 MP requests; a request that overlapped a restart was redone after the model was loaded again`,
+        );
+      }
+    }
+
     if (worker?.restarts) {
       checks.push(
         `note: wrangler restarted workerd ${worker.restarts} time(s) during the run (a source file changed); a request that overlapped a restart was redone after the model was loaded again`,
@@ -271,7 +329,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     }
     const wasmBytes = results.find((r) => r.system === "edgevit-node")?.wasmBytes;
     const fit = wasmBytes === undefined ? null : uploadFit(files.header, wasmBytes, largeUpload, ledger);
-    return { preset, output, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, fit, checks };
+    return { preset, output, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, fit, phone, checks };
   } finally {
     for (const system of started) await system.stop();
   }
@@ -289,6 +347,8 @@ function machine(): string {
 }
 
 const jpeg = new Uint8Array(readFileSync(JPEG));
+const phoneJpeg = new Uint8Array(readFileSync(preparePhonePhotos().baseline));
+const smallJpeg = new Uint8Array(readFileSync(prepareSmallJpeg()));
 // Each model's memory beside the largest upload the limits take: a 24 MP phone JPEG, by the Worker's ledger
 // with wrangler.toml's settings.
 const largeJpeg = new Uint8Array(readFileSync(prepareLargeJpeg()));

@@ -124,7 +124,7 @@ export async function classify(url: string, model: string, jpeg: Uint8Array): Pr
 // overlaps a restart is redone (the model is then loaded again, untimed), restarts are counted, and the
 // peak resident memory is sampled after every request, across restarts.
 export class WorkerSystem implements System {
-  readonly name = "edgevit-workerd";
+  readonly name: string;
   restarts = 0;
   private readonly server: DevServer;
   private readonly model: string;
@@ -133,8 +133,16 @@ export class WorkerSystem implements System {
   private pid = 0;
   private peak = 0;
 
-  // `loaded`: workerd's resident bytes before the model was loaded, and the wasm memory once it was.
-  constructor(server: DevServer, model: string, jpeg: Uint8Array, loaded: { runtimeRss: number; wasmBytes: number }) {
+  // `loaded`: workerd's resident bytes before the model was loaded, and the wasm memory once it was. Several
+  // systems may post different JPEGs to one server, each under its own name.
+  constructor(
+    server: DevServer,
+    model: string,
+    jpeg: Uint8Array,
+    loaded: { runtimeRss: number; wasmBytes: number },
+    name = "edgevit-workerd",
+  ) {
+    this.name = name;
     this.server = server;
     this.model = model;
     this.jpeg = jpeg;
