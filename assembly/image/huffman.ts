@@ -7,9 +7,10 @@
 // The host copies the tables into the slots below, the entropy bytes into scratch, and the reader's state
 // into STATE; a call decodes up to `mcus` MCUs and leaves the state there for the host to read back.
 
-// One Huffman table slot (core/image/jpeg/huffman.ts HuffmanTable): fastAc (2048 i32), lookup (512 u16),
-// maxCode (18 i32), valOffset (18 i32), symbols (256 u8). Slots 0..3 are the scan's components' DC tables,
-// 4..7 their AC tables.
+// One Huffman table slot (core/image/jpeg/huffman.ts HuffmanTable): fastAc (2048 i32; an AC table's with
+// its codes of no value added, core/image/kernels.ts kernelFastAc), lookup (512 u16), maxCode (18 i32),
+// valOffset (18 i32), symbols (256 u8). Slots 0..3 are the scan's components' DC tables, 4..7 their AC
+// tables.
 @lazy const FAST: usize = 0;
 @lazy const LOOKUP: usize = 8192;
 @lazy const MAX_CODE: usize = 9216;
@@ -283,6 +284,12 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
     const f = load<i32>(fast + (<usize>(<i32>(a >>> <u64>(n - 11)) & 2047) << 2));
     if (f != 0) {
       n -= f & 15;
+      if (f >> 8 == 0) {
+        // A symbol without a value: 16 zeros (run 15), else the end of the block.
+        if (f >> 4 != 15) break;
+        k += 15;
+        continue;
+      }
       k += (f >> 4) & 15;
       if (!dcOnly) {
         const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;

@@ -229,7 +229,7 @@ export class DecodeKernels {
     const put = (slot: number, t: HuffmanTable) => {
       if (this.slots[slot] === t) return;
       const at = e.huffmanTables() + slot * SLOT_BYTES;
-      new Int32Array(heap(), at, t.fastAc.length).set(t.fastAc);
+      new Int32Array(heap(), at, t.fastAc.length).set(slot < 4 ? t.fastAc : kernelFastAc(t));
       new Uint16Array(heap(), at + SLOT_LOOKUP, t.lookup.length).set(t.lookup);
       new Int32Array(heap(), at + SLOT_MAX_CODE, 18).set(t.maxCode);
       new Int32Array(heap(), at + SLOT_VAL_OFFSET, 18).set(t.valOffset);
@@ -486,6 +486,25 @@ export class DecodeKernels {
     run(yAt, cbNearAt, cbFarAt, crNearAt, crFarAt, chromaWidth, outAt, width);
     out.set(heap.subarray(outAt, outAt + 3 * width), o);
   }
+}
+
+// An AC table's fast table for the Huffman kernel: fastAc, plus the codes of the symbols without a value
+// (end of block, and 16 zeros for run 15) that fit in its 11 bits, as run << 4 | code length: an entry
+// below 256, where a coefficient's has a nonzero value above bit 8.
+function kernelFastAc(t: HuffmanTable): Int32Array {
+  const fast = t.fastAc.slice();
+  const bits = 11;
+  for (let peek = 0; peek < fast.length; peek++) {
+    if (fast[peek] !== 0) continue;
+    for (let len = 1; len <= bits; len++) {
+      const code = peek >> (bits - len);
+      if (code > t.maxCode[len]) continue;
+      const symbol = t.symbols[(code + t.valOffset[len]) & 0xff];
+      if ((symbol & 15) === 0) fast[peek] = (symbol & 0xf0) | len;
+      break;
+    }
+  }
+  return fast;
 }
 
 let kernelModule: WebAssembly.Module | null = null;
