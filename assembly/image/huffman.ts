@@ -49,7 +49,8 @@
   55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ]);
 
-// The reader, in globals for the length of a call. The bit buffer is 64 bits wide and runs ahead of the
+// The reader, in globals for the length of a call. The bit buffer is 64 bits wide, the unread bits at its
+// top (a symbol's bits are a constant shift away, and reading them shifts them out), and runs ahead of the
 // JavaScript reader's 32: `ahead` of its `avail` unread bits are plain entropy bytes (no 0xFF) read early,
 // which that reader has not read yet. Its own count, avail - ahead, is kept exactly: every point where it
 // tops its buffer up is taken here too (most often by moving bits from `ahead` to its count), so that the
@@ -60,7 +61,7 @@ let data: usize = 0;
 let len: i32 = 0;
 let final: bool = false;
 let pos: i32 = 0; // next byte to read into the buffer
-let acc: u64 = 0; // the low `avail` bits are unread
+let acc: u64 = 0; // the top `avail` bits are unread, the rest zero
 let avail: i32 = 0;
 let ahead: i32 = 0; // a multiple of 8
 let pad: i32 = 0;
@@ -95,7 +96,7 @@ export function huffmanState(): usize {
   }
   if (m == 0) return;
   const s = <u64>(m << 3);
-  acc = (acc << s) | (bswap<u64>(w) >>> (64 - s));
+  acc |= ((bswap<u64>(w) >>> (64 - s)) << (64 - s)) >>> <u64>avail;
   avail += m << 3;
   ahead += m << 3;
   pos += m;
@@ -104,9 +105,9 @@ export function huffmanState(): usize {
 // Gives the read-ahead bytes back: the buffer is then the JavaScript reader's.
 @inline function giveBack(): void {
   pos -= ahead >> 3;
-  acc >>>= <u64>ahead;
   avail -= ahead;
   ahead = 0;
+  acc = avail == 0 ? 0 : (acc >>> <u64>(64 - avail)) << <u64>(64 - avail);
 }
 
 // The JavaScript reader's fill(), byte by byte, with nothing read ahead: tops the buffer up to at least 25
@@ -141,7 +142,7 @@ function fillBytes(): bool {
         }
       }
     }
-    acc = (acc << 8) | <u64>byte;
+    acc |= <u64>byte << <u64>(56 - avail);
     avail += 8;
   }
   return true;
@@ -165,8 +166,9 @@ function fill(): bool {
 // The next symbol of table t, or -1 when the bytes ran out.
 function decodeSymbol(t: usize): i32 {
   if (avail - ahead < 16 && !fill()) return -1;
-  const e = <i32>load<u16>(t + LOOKUP + (<usize>(<i32>(acc >>> <u64>(avail - 9)) & 511) << 1));
+  const e = <i32>load<u16>(t + LOOKUP + (<usize>(acc >>> 55) << 1));
   if (e != 0) {
+    acc <<= <u64>(e >> 8);
     avail -= e >> 8;
     return e & 0xff;
   }
@@ -176,21 +178,23 @@ function decodeSymbol(t: usize): i32 {
 // A code longer than the lookup's 9 bits (the reader's count is at least 16), or -1 when the bytes ran out.
 function decodeLong(t: usize): i32 {
   for (let l = 10; l <= 16; l++) {
-    const code = <i32>(acc >>> <u64>(avail - l)) & ((1 << l) - 1);
+    const code = <i32>(acc >>> <u64>(64 - l));
     if (code <= load<i32>(t + MAX_CODE + (<usize>l << 2))) {
+      acc <<= <u64>l;
       avail -= l;
       return <i32>load<u8>(t + SYMBOLS + <usize>((code + load<i32>(t + VAL_OFFSET + (<usize>l << 2))) & 0xff));
     }
   }
   // No code matches: 17 bits dropped, symbol 0.
   if (avail - ahead < 17 && !fill()) return -1;
+  acc <<= 17;
   avail -= 17;
   return 0;
 }
 
-// n bits of value (n <= 16), sign-extended (receiveExtend); the reader has them.
-@inline function extendBits(a: u64, at: i32, n: i32): i32 {
-  const v = <i32>(a >>> <u64>at) & ((1 << n) - 1);
+// The top n bits of a (1 <= n <= 16) as a value, sign-extended (receiveExtend).
+@inline function extendBits(a: u64, n: i32): i32 {
+  const v = <i32>(a >>> <u64>(64 - n));
   return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
 }
 
@@ -213,8 +217,9 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
   }
   h -= dcMore;
   let s: i32;
-  const de = <i32>load<u16>(dc + LOOKUP + (<usize>(<i32>(a >>> <u64>(n - 9)) & 511) << 1));
+  const de = <i32>load<u16>(dc + LOOKUP + (<usize>(a >>> 55) << 1));
   if (de != 0) {
+    a <<= <u64>(de >> 8);
     n -= de >> 8;
     s = de & 0xff;
   } else {
@@ -237,8 +242,9 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
       n = avail;
       h = ahead;
     }
+    diff = extendBits(a, s);
+    a <<= <u64>s;
     n -= s;
-    diff = extendBits(a, n, s);
   }
   const dcv = pred + diff;
   store<i32>(blk, ((dcv << 16) >> 16) * load<i32>(q));
@@ -264,7 +270,7 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
         }
         if (m != 0) {
           const shift = <u64>(m << 3);
-          a = (a << shift) | (bswap<u64>(w) >>> (64 - shift));
+          a |= ((bswap<u64>(w) >>> (64 - shift)) << (64 - shift)) >>> <u64>n;
           n += m << 3;
           h += m << 3;
           pos = p + m;
@@ -281,8 +287,9 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
       }
     }
     h -= more;
-    const f = load<i32>(fast + (<usize>(<i32>(a >>> <u64>(n - 11)) & 2047) << 2));
+    const f = load<i32>(fast + (<usize>(a >>> 53) << 2));
     if (f != 0) {
+      a <<= <u64>(f & 15);
       n -= f & 15;
       if (f >> 8 == 0) {
         // A symbol without a value: 16 zeros (run 15), else the end of the block.
@@ -298,8 +305,9 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
       continue;
     }
     let rs: i32;
-    const e = <i32>load<u16>(lookup + (<usize>(<i32>(a >>> <u64>(n - 9)) & 511) << 1));
+    const e = <i32>load<u16>(lookup + (<usize>(a >>> 55) << 1));
     if (e != 0) {
+      a <<= <u64>(e >> 8);
       n -= e >> 8;
       rs = e & 0xff;
     } else {
@@ -325,11 +333,12 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
         n = avail;
         h = ahead;
       }
-      n -= size;
       if (!dcOnly) {
         const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
-        store<i32>(blk + z, extendBits(a, n, size) * load<i32>(q + z));
+        store<i32>(blk + z, extendBits(a, size) * load<i32>(q + z));
       }
+      a <<= <u64>size;
+      n -= size;
     } else if (run != 15) {
       break;
     } else {
@@ -345,7 +354,9 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
 // The reader's state, into STATE: where the next call starts.
 @inline function saveReader(mx: i32): void {
   store<i32>(STATE + (S_POS << 2), pos - (ahead >> 3));
-  store<i32>(STATE + (S_ACC << 2), <i32>(acc >>> <u64>ahead));
+  // The JavaScript reader's buffer: its unread bits at the bottom.
+  const bits = avail - ahead;
+  store<i32>(STATE + (S_ACC << 2), bits == 0 ? 0 : <i32>(acc >>> <u64>(64 - bits)));
   store<i32>(STATE + (S_BITS << 2), avail - ahead);
   store<i32>(STATE + (S_PAD << 2), pad);
   store<i32>(STATE + (S_AT_MARKER << 2), atMarker ? 1 : 0);
@@ -363,8 +374,8 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
   len = length;
   final = isFinal != 0;
   pos = load<i32>(STATE + (S_POS << 2));
-  acc = <u64>load<u32>(STATE + (S_ACC << 2));
   avail = load<i32>(STATE + (S_BITS << 2));
+  acc = avail == 0 ? 0 : <u64>load<u32>(STATE + (S_ACC << 2)) << <u64>(64 - avail);
   ahead = 0;
   pad = load<i32>(STATE + (S_PAD << 2));
   atMarker = load<i32>(STATE + (S_AT_MARKER << 2)) != 0;
