@@ -196,6 +196,7 @@ function convolutionGeometry(stored: Size, o: number, outW: number, outH: number
     coefficientBytes(vert) +
     coefficientBytes(horiz) +
     (horiz ? 8 * tw + keep * (rows * 3 + 4) + (m.rowsReversed ? rows * 3 : 0) : 0) +
+    (vert ? vert.bounds.byteLength + outH * 3 : 0) +
     rows * 3 +
     4 * (vert?.ksize ?? 0);
   return { w, m, tw, th, resize: null, vert, horiz, windows, firstRow, lastRow, rows, intermediate };
@@ -295,12 +296,31 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   const sxOf = (ty: number) => (m.rowsReversed ? w - 1 - ty : ty);
   const column = new Uint8Array(rows * 3); // [rows][3]
   const at = new Int32Array(vert ? vert.ksize : 0);
+  // The vertical pass down a column is the horizontal pass of a one-row image: through the decode module's
+  // kernel when it fits, with the windows counted from T row firstRow, into [outH][3] then output column xx.
+  const kernels = decodeKernels();
+  const down: Coefficients | null = vert && {
+    ksize: vert.ksize,
+    weights: vert.weights,
+    bounds: vert.bounds.map((b, i) => (i % 2 === 0 ? b - firstRow : b)),
+  };
+  const downKernel = down && kernels?.fitsResample(rows, outH, down) ? kernels : null;
+  const resized = downKernel ? new Uint8Array(outH * 3) : null;
   const verticalColumn = (xx: number) => {
     if (!vert) {
       for (let r = 0, d = xx * 3; r < rows; r++, d += stride) {
         out[d] = column[r * 3];
         out[d + 1] = column[r * 3 + 1];
         out[d + 2] = column[r * 3 + 2];
+      }
+      return;
+    }
+    if (downKernel && down && resized) {
+      downKernel.horizontalRow(column, 0, rows, resized, 0, outH, down);
+      for (let yy = 0, d = xx * 3; yy < outH * 3; yy += 3, d += stride) {
+        out[d] = resized[yy];
+        out[d + 1] = resized[yy + 1];
+        out[d + 2] = resized[yy + 2];
       }
       return;
     }
@@ -340,7 +360,6 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   const from = (m.rowsReversed ? w - lastRow : firstRow) * 3;
   const ring = new Uint8Array(keep * span);
   const slots = new Int32Array(keep);
-  const kernels = decodeKernels();
   const vertical: VerticalPass = kernels?.fitsVertical(keep, span)
     ? (src, at, count, k, kBase, length, to, o) => kernels.verticalRow(src, at, count, k, kBase, length, to, o)
     : verticalRow;
