@@ -4,12 +4,13 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
-import { statusBytes } from "./proc.ts";
+import { cpuMs, statusBytes } from "./proc.ts";
 import type { DevServer } from "./wrangler.ts";
 
 export interface Timed {
   ms: number;
   logits: Float32Array; // [classes], or a tower's embedding (bench/output.ts)
+  cpuMs?: number; // the CPU time workerd spent on it (all its threads), where the system runs in workerd
 }
 
 export interface System {
@@ -162,8 +163,10 @@ export class WorkerSystem implements System {
     for (let attempt = 1; ; attempt++) {
       const before = await this.sample();
       try {
+        const cpu = cpuMs(before);
         const timed = await classify(this.server.url, this.model, this.jpeg);
-        if ((await this.sample()) === before) return timed;
+        const used = cpuMs(before) - cpu;
+        if ((await this.sample()) === before) return { ...timed, cpuMs: used };
       } catch (error) {
         if ((await this.sample()) === before || attempt === 5) throw error;
       }
@@ -305,9 +308,14 @@ export class WorkerForwardSystem implements System {
   }
 
   async run(image: number): Promise<Timed> {
+    const pid = await this.server.workerdPid();
+    const cpu = cpuMs(pid);
     const { ms, output } = await this.post(image, this.repeat);
-    this.peak = Math.max(this.peak, statusBytes(await this.server.workerdPid(), "VmHWM"));
-    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(output) };
+    // The CPU time per pass, the request's own share included (none when workerd was restarted meanwhile).
+    const now = await this.server.workerdPid();
+    const used = now === pid ? (cpuMs(pid) - cpu) / this.repeat : undefined;
+    this.peak = Math.max(this.peak, statusBytes(now, "VmHWM"));
+    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(output), cpuMs: used };
   }
 
   async peakRssBytes(): Promise<number> {
