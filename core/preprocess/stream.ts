@@ -13,8 +13,9 @@
 //     the vertical pass's arithmetic on the stored rows, made once the window's last row is in (a ring
 //     keeps the last rows a window reads), into one column that the vertical pass then runs down.
 // Crop and normalization run in finish(), once, straight into the model's input. Held meanwhile: the
-// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB; 14 stored rows of
-// 4000 pixels for the same photo rotated: 164 KiB); never the decoded image, nor every resized row.
+// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB; for the same photo
+// rotated, 36 stored rows of 6000 pixels, 633 KiB, or 9 rows of 1500, 40 KiB, at decode=fast's 1/4); never
+// the decoded image, nor every resized row.
 
 import type { Preprocessing } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
