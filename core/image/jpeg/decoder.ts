@@ -512,9 +512,10 @@ class Pass {
     return !this.src.ended && isTruncation(error);
   }
 
-  // Waits for more bytes, releasing those before `keep`; returns how far positions in the window moved.
-  private async refill(keep: number): Promise<number> {
-    const shift = await this.src.more(keep, this.b.length - keep);
+  // Waits for more bytes (`want` at least: by default as many as are held from `keep`), releasing those
+  // before `keep`; returns how far positions in the window moved.
+  private async refill(keep: number, want = this.b.length - keep): Promise<number> {
+    const shift = await this.src.more(keep, want);
     this.b = this.src.bytes;
     this.pos -= shift;
     return shift;
@@ -759,8 +760,20 @@ class Pass {
         if (r.exhausted) this.exhausted = true;
       }
     };
+    // A streamed row whose bytes have not all arrived runs again once they have: before each row, the
+    // bytes of the largest row so far are awaited (within half the window), so that the decoder, when it
+    // is ahead of the stream, waits instead of decoding most rows twice.
+    let rowBytes = 0;
     for (let my = 0; my < mcusY; my++) {
+      const start = this.src.offset + r.pos;
+      const held = this.b.length - r.pos;
+      const need = Math.min(rowBytes, this.src.maxWindowBytes >> 1);
+      if (!this.src.ended && !r.atMarker && held < need) {
+        r.pos -= await this.refill(r.pos, need - held);
+        r.data = this.b;
+      }
       await this.row(r, preds, null, () => decodeRow(my));
+      if (!r.atMarker) rowBytes = Math.max(rowBytes, this.src.offset + r.pos - start);
       if (!buffered && my > 0) this.emitBand(my - 1);
       await this.worked(mcusX * blocksPerMcu);
     }

@@ -389,4 +389,36 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
       expect((await outcome(stream, 4)) === js, name).toBe(true);
     }
   });
+
+  test("streamed slower than it decodes: each MCU row decoded about once, not again after every chunk", async () => {
+    // 512x512, 4:4:4: 64 MCU rows of about 2 KB; a refill reads 16 KiB at least.
+    const bytes = new Uint8Array(readFileSync(new URL("images/astronaut-444.jpg", fixtures)));
+    const whole = await outcome(bytes, 1);
+    const rows = 64;
+    // 512-byte chunks, each a turn of the event loop after the last: the decoder keeps catching up.
+    let at = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + 512));
+        at += 512;
+      },
+    });
+    const k = decodeKernels() as NonNullable<ReturnType<typeof decodeKernels>>;
+    const decodeMcus = k.decodeMcus.bind(k);
+    let calls = 0;
+    k.decodeMcus = (...args) => {
+      calls++;
+      return decodeMcus(...args);
+    };
+    try {
+      expect((await outcome(stream, 1)) === whole).toBe(true);
+    } finally {
+      k.decodeMcus = decodeMcus;
+    }
+    // A row's bytes are awaited before it runs (the largest row's so far), so few rows run twice.
+    expect(calls).toBeGreaterThanOrEqual(rows);
+    expect(calls).toBeLessThan(rows + 3);
+  });
 });
