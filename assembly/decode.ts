@@ -1,9 +1,9 @@
 // The image decoders' kernels (core/image/wasm.ts loads them): a module of its own, separate from the
 // engine, with a small memory the host copies rows into. Each kernel has its scalar twin for tests.
-export { h2v2YccRow, h2v2YccRowScalar } from "./image/ycc";
+export { h2v2YccRow, h2v2YccRowScalar, yccRows, yccRowsScalar } from "./image/ycc";
 export { idct8Band, idct8BandScalar } from "./image/idct";
 export { idct4Band, idct4BandScalar, idct2Band, idct2BandScalar } from "./image/idct-scaled";
-export { horizontalRow, horizontalRowScalar } from "./image/resample";
+export { horizontalRow, horizontalRowScalar, verticalRow, verticalRowScalar } from "./image/resample";
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
 export { adler32, inflate } from "./image/inflate";
 export { unfilterRow, unfilterRowScalar } from "./image/unfilter";

@@ -9,6 +9,10 @@
 //                                        reference-logits.f32 (bench/export_onnx.py, ViTs) or
 //                                        reference-embeddings.f32 (bench/export_tower_onnx.py, towers)
 //   .cache/bench/24mp.jpg                a 24 MP baseline phone-like JPEG (Pillow), for the memory check
+//   .cache/bench/224.jpg                 bench/decode.ts's 12 MP photo at 224x224: a request whose decoding is
+//                                        next to nothing, beside the 12 MP one
+//   .cache/bench-decode/                 bench/decode.ts's 12 MP photos (Pillow); the baseline one is also
+//                                        posted to the Worker end to end
 //   .cache/bench/ort/                    onnxruntime-web, installed on demand (not a project dependency)
 import { spawnSync } from "node:child_process";
 import {
@@ -257,6 +261,62 @@ export function prepareLargeJpeg(): string {
   if (!existsSync(path)) {
     mkdirSync(cacheDir, { recursive: true });
     run("24 MP JPEG", PYTHON, ["-c", LARGE_JPEG, join(root, "test/fixtures/images/astronaut-444.jpg"), path]);
+  }
+  return path;
+}
+
+// bench/decode.ts's photos: a fixture upscaled to 12 MP (4000x3000) with sensor-like noise, saved by Pillow
+// at quality 90, 4:2:0: baseline, with EXIF orientation 6, progressive, and the same picture as a PNG.
+const PHOTOS_DIR = join(root, ".cache", "bench-decode");
+export const PHONE_PHOTOS = {
+  baseline: join(PHOTOS_DIR, "phone-12mp-420.jpg"),
+  orient6: join(PHOTOS_DIR, "phone-12mp-420-orient6.jpg"),
+  progressive: join(PHOTOS_DIR, "phone-12mp-420-progressive.jpg"),
+  png: join(PHOTOS_DIR, "phone-12mp.png"),
+};
+const MAKE_PHOTOS = `
+import sys, random
+from PIL import Image, ImageFilter
+src, out = sys.argv[1], sys.argv[2]
+im = Image.open(src).convert("RGB").resize((4000, 3000), Image.BICUBIC)
+# Upscaling alone leaves the picture too smooth to compress like a phone photo: add sensor-like noise.
+random.seed(1)
+noise = Image.effect_noise((4000, 3000), 24).convert("RGB")
+im = Image.blend(im, noise, 0.12).filter(ImageFilter.SHARPEN)
+exif = Image.Exif()
+exif[0x0112] = 6
+im.save(out + "/phone-12mp-420.jpg", quality=90, subsampling=2)
+im.save(out + "/phone-12mp-420-orient6.jpg", quality=90, subsampling=2, exif=exif.tobytes())
+im.save(out + "/phone-12mp-420-progressive.jpg", quality=90, subsampling=2, progressive=True)
+im.save(out + "/phone-12mp.png")
+`;
+
+export function preparePhonePhotos(): typeof PHONE_PHOTOS {
+  if (!Object.values(PHONE_PHOTOS).every((p) => existsSync(p))) {
+    mkdirSync(PHOTOS_DIR, { recursive: true });
+    run("12 MP photos", PYTHON, [
+      "-c",
+      MAKE_PHOTOS,
+      join(root, "test/fixtures/images/rocket-exif-orient6.jpg"),
+      PHOTOS_DIR,
+    ]);
+  }
+  return PHONE_PHOTOS;
+}
+
+// The 12 MP baseline photo at 224x224 (Pillow, bicubic, quality 90, 4:2:0): already the models' input size,
+// so the Worker decodes it at full scale and does not resize it.
+const SMALL_JPEG = `
+import sys
+from PIL import Image
+Image.open(sys.argv[1]).resize((224, 224), Image.BICUBIC).save(sys.argv[2], quality=90, subsampling=2)
+`;
+
+export function prepareSmallJpeg(): string {
+  const path = join(cacheDir, "224.jpg");
+  if (!existsSync(path)) {
+    mkdirSync(cacheDir, { recursive: true });
+    run("224x224 JPEG", PYTHON, ["-c", SMALL_JPEG, preparePhonePhotos().baseline, path]);
   }
   return path;
 }

@@ -1,8 +1,8 @@
 // JPEG decoding side by side in one run: the streaming decoder (core/image/jpeg) at full scale and with
 // DCT-domain scaling, jpeg-js (full scale only), and Pillow 9.4 / libjpeg-turbo (Debian's /usr/bin/python3,
-// timing Image.open + draft + load). The test photos are made with Pillow into .cache/bench-decode/: a
-// fixture upscaled to 12 MP with added detail, quality 90, 4:2:0, baseline, one copy with EXIF
-// orientation 6, and a progressive copy; the same picture as a PNG for the upload table (a PNG has no
+// timing Image.open + draft + load). The test photos are made with Pillow into .cache/bench-decode/
+// (bench/artifacts.ts preparePhonePhotos): a fixture upscaled to 12 MP with added detail, quality 90, 4:2:0,
+// baseline, one copy with EXIF orientation 6, and a progressive copy; the same picture as a PNG for the upload table (a PNG has no
 // DCT scaling: its fast and exact paths are the same). Every result of ours is checked against Pillow's pixels (sha256)
 // before it is timed. Each figure is wall time / CPU time of this process (medians): on a shared machine the
 // CPU time is the steadier of the two.
@@ -11,7 +11,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { decode as jpegJsDecode } from "jpeg-js";
 import { VIT_BASE_PREPROCESSING } from "../models/presets.ts";
@@ -21,29 +21,12 @@ import { openImageBytes } from "../core/image/open.ts";
 import { installNodeDecodeKernels } from "../cli/node-engine.ts";
 import { preprocess } from "../core/preprocess/preprocess.ts";
 import { chooseScale, type DecodeMode, StreamingPreprocessor } from "../core/preprocess/stream.ts";
+import { preparePhonePhotos } from "./artifacts.ts";
 import { summarize } from "./stats.ts";
 
-const CACHE = ".cache/bench-decode";
 const PYTHON = "/usr/bin/python3";
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
-
-const MAKE = `
-import sys, random
-from PIL import Image, ImageFilter
-src, out = sys.argv[1], sys.argv[2]
-im = Image.open(src).convert("RGB").resize((4000, 3000), Image.BICUBIC)
-# Upscaling alone leaves the picture too smooth to compress like a phone photo: add sensor-like noise.
-random.seed(1)
-noise = Image.effect_noise((4000, 3000), 24).convert("RGB")
-im = Image.blend(im, noise, 0.12).filter(ImageFilter.SHARPEN)
-exif = Image.Exif()
-exif[0x0112] = 6
-im.save(out + "/phone-12mp-420.jpg", quality=90, subsampling=2)
-im.save(out + "/phone-12mp-420-orient6.jpg", quality=90, subsampling=2, exif=exif.tobytes())
-im.save(out + "/phone-12mp-420-progressive.jpg", quality=90, subsampling=2, progressive=True)
-im.save(out + "/phone-12mp.png")
-`;
 
 // Pillow's time and its pixels' sha256 for each scale, in one Python process (the import is not timed).
 const PILLOW = `
@@ -111,17 +94,8 @@ interface Timing {
 }
 
 function ensurePhotos(): string[] {
-  const names = [
-    "phone-12mp-420.jpg",
-    "phone-12mp-420-orient6.jpg",
-    "phone-12mp-420-progressive.jpg",
-    "phone-12mp.png",
-  ];
-  if (!names.every((n) => existsSync(`${CACHE}/${n}`))) {
-    mkdirSync(CACHE, { recursive: true });
-    execFileSync(PYTHON, ["-c", MAKE, "test/fixtures/images/rocket-exif-orient6.jpg", CACHE], { stdio: "inherit" });
-  }
-  return names.map((n) => `${CACHE}/${n}`);
+  const photos = preparePhonePhotos();
+  return [photos.baseline, photos.orient6, photos.progressive, photos.png];
 }
 
 async function time(fn: () => unknown): Promise<Timing> {

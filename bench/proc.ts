@@ -9,6 +9,20 @@ export function statusBytes(pid: number, field: "VmHWM" | "VmRSS"): number {
   return Number(match[1]) * 1024;
 }
 
+// CPU time a process's threads have run, in ms (the first field of each /proc/<pid>/task/<tid>/schedstat,
+// in ns): a request's cost inside workerd whatever else the machine runs meanwhile.
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread exited while the table was read
+    }
+  }
+  return ns / 1e6;
+}
+
 // State and parent pid from /proc/<pid>/stat. The command name is in parentheses and may hold spaces:
 // the fields after it are fixed.
 function stateOf(pid: number): { state: string; parent: number } {

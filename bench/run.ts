@@ -24,6 +24,8 @@ import {
   ORT_VERSION,
   prepareLargeJpeg,
   prepareModel,
+  preparePhonePhotos,
+  prepareSmallJpeg,
   type ModelFiles,
   SetupError,
   TOWER_PRESETS,
@@ -35,6 +37,7 @@ import {
   type ColdStart,
   type Meta,
   type ModelResult,
+  type PhoneResult,
   type SystemResult,
 } from "./report.ts";
 import { cosine, forwardMacs, maxAbsDiff, summarize } from "./stats.ts";
@@ -42,6 +45,7 @@ import { classify, NodeSystem, WorkerForwardSystem, WorkerSystem, workerWasmByte
 import { statusBytes } from "./proc.ts";
 import { DevServer } from "./wrangler.ts";
 import { bucketName, putObject } from "../cli/upload.ts";
+import { installNodeDecodeKernels } from "../cli/node-engine.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const PRESETS = ["vit-b16", "deit-small", "deit-tiny", ...Object.keys(TOWER_PRESETS)];
@@ -54,6 +58,9 @@ const KERNELS_PERSIST = join(cacheDir, "wrangler-kernels");
 const F32_TOLERANCE = (scale: number) => 1e-4 + 1e-4 * scale;
 const INT8_MIN_COSINE = 0.99;
 const SAME_ENGINE_TOLERANCE = 1e-4; // the Worker and the Node host run the same engine on the same pixels
+// The 12 MP phone JPEG's requests (and as many 224x224 ones, interleaved) after one warm-up each, whatever
+// --rounds says: a request is a few forward passes long.
+const PHONE_REQUESTS = 7;
 
 const { values: opts } = parseArgs({
   options: {
@@ -123,10 +130,15 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
   // workerd is timed by the benchmark Worker below.
   let worker: WorkerSystem | null = null;
   let cold: ColdStart | null = null;
+  // The same isolate posted the 12 MP phone JPEG and its 224x224 copy.
+  let phoneWorker: WorkerSystem | null = null;
+  let smallWorker: WorkerSystem | null = null;
   if (opts.worker && !meta.workerNote && classifier) {
     try {
       const started = await coldStartWorker(preset, files.evit, jpeg);
       worker = new WorkerSystem(started.server, preset, jpeg, started.loaded);
+      phoneWorker = new WorkerSystem(started.server, preset, phoneJpeg, started.loaded, "edgevit-workerd-12mp");
+      smallWorker = new WorkerSystem(started.server, preset, smallJpeg, started.loaded, "edgevit-workerd-224");
       cold = started.cold;
     } catch (error) {
       meta.workerNote = `the Worker did not answer (${firstLine(error)})`;
@@ -231,14 +243,81 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
       ortF32,
     ];
     const times = new Map<System, number[]>(systems.map((s) => [s, []]));
+    const forwardCpu: number[] = []; // edgevit-workerd-forward's CPU time per pass
     for (let r = 0; r < rounds; r++) {
       const order = systems.map((_, k) => systems[(k + r) % systems.length]);
       for (const system of order) {
-        for (let i = 0; i < images; i++) times.get(system)!.push((await system.run(i)).ms);
+        for (let i = 0; i < images; i++) {
+          const timed = await system.run(i);
+          times.get(system)!.push(timed.ms);
+          if (system === forward && timed.cpuMs !== undefined) forwardCpu.push(timed.cpuMs);
+        }
       }
       console.log(
         `bench: ${preset}: round ${r + 1}/${rounds}: ${order.map((s) => `${s.name} ${summarize(times.get(s)!).median.toFixed(1)} ms`).join(", ")}`,
       );
+    }
+
+    // The 12 MP phone JPEG end to end beside the forward pass, after the rounds: its answer against the Node
+    // host's on the Worker's own preprocessing of it, then its requests interleaved with the 224x224 ones.
+    let phone: PhoneResult | null = null;
+    if (phoneWorker && smallWorker) {
+      const pixels = new Float32Array(shape.channels * shape.imageSize * shape.imageSize);
+      const nodeTimes: number[] = [];
+      const nodeCpu: number[] = [];
+      await preprocessInto(files.header.preprocessing, phoneJpeg, { maxPixels: 1 << 26 }, () => pixels); // warm-up
+      for (let k = 0; k < 5; k++) {
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        await preprocessInto(files.header.preprocessing, phoneJpeg, { maxPixels: 1 << 26 }, () => pixels);
+        const c = process.cpuUsage(c0);
+        nodeTimes.push(performance.now() - t0);
+        nodeCpu.push((c.user + c.system) / 1000);
+      }
+      const node = (await edgevit.runPixels(pixels)).logits;
+      const served = (await phoneWorker.run()).logits;
+      const diff = maxAbsDiff(served, node);
+      check(
+        diff <= SAME_ENGINE_TOLERANCE,
+        `the Worker's logits for the 12 MP JPEG equal the Node host's on the same preprocessed pixels: max |diff| ${diff.toExponential(2)}`,
+        checks,
+      );
+      await smallWorker.run();
+      const requestMs: number[] = [];
+      const smallMs: number[] = [];
+      const requestCpu: number[] = [];
+      const smallCpu: number[] = [];
+      for (let k = 0; k < PHONE_REQUESTS; k++) {
+        const large = await phoneWorker.run();
+        const small = await smallWorker.run();
+        requestMs.push(large.ms);
+        smallMs.push(small.ms);
+        if (large.cpuMs !== undefined) requestCpu.push(large.cpuMs);
+        if (small.cpuMs !== undefined) smallCpu.push(small.cpuMs);
+      }
+      phone = {
+        bytes: phoneJpeg.byteLength,
+        requestMs: summarize(requestMs),
+        smallMs: summarize(smallMs),
+        forwardMs: forward ? summarize(times.get(forward)!).median : null,
+        requestCpuMs: summarize(requestCpu),
+        smallCpuMs: summarize(smallCpu),
+        forwardCpuMs: forwardCpu.length ? summarize(forwardCpu).median : null,
+        nodeMs: summarize(nodeTimes).median,
+        nodeCpuMs: summarize(nodeCpu).median,
+      };
+      const per = (a: number, b: number | null, what: string) => (b ? `, ${(a / b).toFixed(2)}x ${what}` : "");
+      console.log(
+        `bench: ${preset}: 12 MP JPEG ${phone.requestMs.median.toFixed(1)} ms${per(phone.requestMs.median, phone.smallMs.median, "the 224x224 one")}` +
+          `${per(phone.requestMs.median, phone.forwardMs, "the forward pass alone")}; CPU ${phone.requestCpuMs.median.toFixed(1)} ms` +
+          `${per(phone.requestCpuMs.median, phone.smallCpuMs.median, "the 224x224 one")}${per(phone.requestCpuMs.median, phone.forwardCpuMs, "the forward pass alone")}`,
+      );
+      const restarts = phoneWorker.restarts + smallWorker.restarts;
+      if (restarts) {
+        checks.push(
+          `note: wrangler restarted workerd ${restarts} time(s) during the 12 MP requests; a request that overlapped a restart was redone after the model was loaded again`,
+        );
+      }
     }
 
     if (worker?.restarts) {
@@ -271,7 +350,7 @@ async function benchModel(files: ModelFiles, ortModule: string, jpeg: Uint8Array
     }
     const wasmBytes = results.find((r) => r.system === "edgevit-node")?.wasmBytes;
     const fit = wasmBytes === undefined ? null : uploadFit(files.header, wasmBytes, largeUpload, ledger);
-    return { preset, output, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, fit, checks };
+    return { preset, output, gmac: forwardMacs(shape) / 1e9, systems: results, cold, jpegMs, fit, phone, checks };
   } finally {
     for (const system of started) await system.stop();
   }
@@ -288,7 +367,11 @@ function machine(): string {
   );
 }
 
+// This process decodes the JPEGs as the Worker does: with the decoders' wasm kernels.
+await installNodeDecodeKernels();
 const jpeg = new Uint8Array(readFileSync(JPEG));
+const phoneJpeg = new Uint8Array(readFileSync(preparePhonePhotos().baseline));
+const smallJpeg = new Uint8Array(readFileSync(prepareSmallJpeg()));
 // Each model's memory beside the largest upload the limits take: a 24 MP phone JPEG, by the Worker's ledger
 // with wrangler.toml's settings.
 const largeJpeg = new Uint8Array(readFileSync(prepareLargeJpeg()));

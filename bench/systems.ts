@@ -4,12 +4,13 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
-import { statusBytes } from "./proc.ts";
+import { cpuMs, statusBytes } from "./proc.ts";
 import type { DevServer } from "./wrangler.ts";
 
 export interface Timed {
   ms: number;
   logits: Float32Array; // [classes], or a tower's embedding (bench/output.ts)
+  cpuMs?: number; // the CPU time workerd spent on it (all its threads), where the system runs in workerd
 }
 
 export interface System {
@@ -124,7 +125,7 @@ export async function classify(url: string, model: string, jpeg: Uint8Array): Pr
 // overlaps a restart is redone (the model is then loaded again, untimed), restarts are counted, and the
 // peak resident memory is sampled after every request, across restarts.
 export class WorkerSystem implements System {
-  readonly name = "edgevit-workerd";
+  readonly name: string;
   restarts = 0;
   private readonly server: DevServer;
   private readonly model: string;
@@ -133,8 +134,16 @@ export class WorkerSystem implements System {
   private pid = 0;
   private peak = 0;
 
-  // `loaded`: workerd's resident bytes before the model was loaded, and the wasm memory once it was.
-  constructor(server: DevServer, model: string, jpeg: Uint8Array, loaded: { runtimeRss: number; wasmBytes: number }) {
+  // `loaded`: workerd's resident bytes before the model was loaded, and the wasm memory once it was. Several
+  // systems may post different JPEGs to one server, each under its own name.
+  constructor(
+    server: DevServer,
+    model: string,
+    jpeg: Uint8Array,
+    loaded: { runtimeRss: number; wasmBytes: number },
+    name = "edgevit-workerd",
+  ) {
+    this.name = name;
     this.server = server;
     this.model = model;
     this.jpeg = jpeg;
@@ -154,8 +163,10 @@ export class WorkerSystem implements System {
     for (let attempt = 1; ; attempt++) {
       const before = await this.sample();
       try {
+        const cpu = cpuMs(before);
         const timed = await classify(this.server.url, this.model, this.jpeg);
-        if ((await this.sample()) === before) return timed;
+        const used = cpuMs(before) - cpu;
+        if ((await this.sample()) === before) return { ...timed, cpuMs: used };
       } catch (error) {
         if ((await this.sample()) === before || attempt === 5) throw error;
       }
@@ -297,9 +308,14 @@ export class WorkerForwardSystem implements System {
   }
 
   async run(image: number): Promise<Timed> {
+    const pid = await this.server.workerdPid();
+    const cpu = cpuMs(pid);
     const { ms, output } = await this.post(image, this.repeat);
-    this.peak = Math.max(this.peak, statusBytes(await this.server.workerdPid(), "VmHWM"));
-    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(output) };
+    // The CPU time per pass, the request's own share included (none when workerd was restarted meanwhile).
+    const now = await this.server.workerdPid();
+    const used = now === pid ? (cpuMs(pid) - cpu) / this.repeat : undefined;
+    this.peak = Math.max(this.peak, statusBytes(now, "VmHWM"));
+    return { ms: Math.max(ms - this.overhead, 0) / this.repeat, logits: Float32Array.from(output), cpuMs: used };
   }
 
   async peakRssBytes(): Promise<number> {

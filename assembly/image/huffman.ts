@@ -7,9 +7,10 @@
 // The host copies the tables into the slots below, the entropy bytes into scratch, and the reader's state
 // into STATE; a call decodes up to `mcus` MCUs and leaves the state there for the host to read back.
 
-// One Huffman table slot (core/image/jpeg/huffman.ts HuffmanTable): fastAc (2048 i32), lookup (512 u16),
-// maxCode (18 i32), valOffset (18 i32), symbols (256 u8). Slots 0..3 are the scan's components' DC tables,
-// 4..7 their AC tables.
+// One Huffman table slot (core/image/jpeg/huffman.ts HuffmanTable): fastAc (2048 i32; an AC table's with
+// its codes of no value added, core/image/kernels.ts kernelFastAc), lookup (512 u16), maxCode (18 i32),
+// valOffset (18 i32), symbols (256 u8). Slots 0..3 are the scan's components' DC tables, 4..7 their AC
+// tables.
 @lazy const FAST: usize = 0;
 @lazy const LOOKUP: usize = 8192;
 @lazy const MAX_CODE: usize = 9216;
@@ -48,13 +49,21 @@
   55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ]);
 
-// The reader, in globals for the length of a call.
+// The reader, in globals for the length of a call. The bit buffer is 64 bits wide, the unread bits at its
+// top (a symbol's bits are a constant shift away, and reading them shifts them out), and runs ahead of the
+// JavaScript reader's 32: `ahead` of its `avail` unread bits are plain entropy bytes (no 0xFF) read early,
+// which that reader has not read yet. Its own count, avail - ahead, is kept exactly: every point where it
+// tops its buffer up is taken here too (most often by moving bits from `ahead` to its count), so that the
+// end of the bytes, a marker and the state handed back come out as they do there. A top-up that the
+// read-ahead bytes cannot cover, near a 0xFF or the end of the copied bytes, gives them back and reads
+// byte by byte as that reader does (fill()).
 let data: usize = 0;
 let len: i32 = 0;
 let final: bool = false;
-let pos: i32 = 0;
-let acc: i32 = 0;
-let bits: i32 = 0;
+let pos: i32 = 0; // next byte to read into the buffer
+let acc: u64 = 0; // the top `avail` bits are unread, the rest zero
+let avail: i32 = 0;
+let ahead: i32 = 0; // a multiple of 8
 let pad: i32 = 0;
 let atMarker: bool = false;
 let status: i32 = DONE;
@@ -72,9 +81,39 @@ export function huffmanState(): usize {
   return STATE;
 }
 
-// Tops the buffer up to at least 25 bits; false (status set) when the bytes ran out first.
-function fill(): bool {
-  while (bits <= 24) {
+// Reads up to 7 plain bytes ahead in one load, as many as fit in the buffer, stopping before a 0xFF; only
+// with 8 copied bytes left, so that the end of the bytes is always met in fill().
+@inline function readAhead(): void {
+  if (atMarker || pos + 8 > len) return;
+  const w = load<u64>(data + <usize>pos); // byte i of the data in bits 8i..8i+7
+  let m = (64 - avail) >> 3;
+  if (m > 7) m = 7;
+  // 0x80 in each byte that is 0xFF (no carries: (b & 0x7F) + 1 <= 0x80)
+  const ff = ((w & 0x7f7f7f7f7f7f7f7f) + 0x0101010101010101) & w & 0x8080808080808080;
+  if (ff != 0) {
+    const first = <i32>ctz(ff) >> 3;
+    if (first < m) m = first;
+  }
+  if (m == 0) return;
+  const s = <u64>(m << 3);
+  acc |= ((bswap<u64>(w) >>> (64 - s)) << (64 - s)) >>> <u64>avail;
+  avail += m << 3;
+  ahead += m << 3;
+  pos += m;
+}
+
+// Gives the read-ahead bytes back: the buffer is then the JavaScript reader's.
+@inline function giveBack(): void {
+  pos -= ahead >> 3;
+  avail -= ahead;
+  ahead = 0;
+  acc = avail == 0 ? 0 : (acc >>> <u64>(64 - avail)) << <u64>(64 - avail);
+}
+
+// The JavaScript reader's fill(), byte by byte, with nothing read ahead: tops the buffer up to at least 25
+// bits; false (status set) when the bytes ran out first.
+function fillBytes(): bool {
+  while (avail <= 24) {
     let byte: i32 = 0;
     if (atMarker) {
       pad += 8;
@@ -103,92 +142,161 @@ function fill(): bool {
         }
       }
     }
-    acc = (acc << 8) | byte;
-    bits += 8;
+    acc |= <u64>byte << <u64>(56 - avail);
+    avail += 8;
   }
   return true;
 }
 
+// The JavaScript reader's fill() at one of its top-up points (its count below 25): the bytes it reads come
+// from those read ahead when they are there; false (status set) when the bytes ran out first.
+function fill(): bool {
+  const bits = avail - ahead;
+  if (bits > 24) return true;
+  const more = ((24 - bits) & ~7) + 8; // it reads whole bytes until it has more than 24 bits
+  if (ahead < more) readAhead();
+  if (ahead >= more) {
+    ahead -= more;
+    return true;
+  }
+  giveBack();
+  return fillBytes();
+}
+
 // The next symbol of table t, or -1 when the bytes ran out.
 function decodeSymbol(t: usize): i32 {
-  if (bits < 16 && !fill()) return -1;
-  const e = <i32>load<u16>(t + LOOKUP + (<usize>((acc >>> (bits - 9)) & 511) << 1));
+  if (avail - ahead < 16 && !fill()) return -1;
+  const e = <i32>load<u16>(t + LOOKUP + (<usize>(acc >>> 55) << 1));
   if (e != 0) {
-    bits -= e >> 8;
+    acc <<= <u64>(e >> 8);
+    avail -= e >> 8;
     return e & 0xff;
   }
+  return decodeLong(t);
+}
+
+// A code longer than the lookup's 9 bits (the reader's count is at least 16), or -1 when the bytes ran out.
+function decodeLong(t: usize): i32 {
   for (let l = 10; l <= 16; l++) {
-    const code = (acc >>> (bits - l)) & ((1 << l) - 1);
+    const code = <i32>(acc >>> <u64>(64 - l));
     if (code <= load<i32>(t + MAX_CODE + (<usize>l << 2))) {
-      bits -= l;
+      acc <<= <u64>l;
+      avail -= l;
       return <i32>load<u8>(t + SYMBOLS + <usize>((code + load<i32>(t + VAL_OFFSET + (<usize>l << 2))) & 0xff));
     }
   }
-  if (bits < 17 && !fill()) return -1;
-  bits -= 17;
+  // No code matches: 17 bits dropped, symbol 0.
+  if (avail - ahead < 17 && !fill()) return -1;
+  acc <<= 17;
+  avail -= 17;
   return 0;
 }
 
-// receiveExtend's bits, sign-extended; status tells a failure apart.
-@inline function extend(n: i32): i32 {
-  bits -= n;
-  const v = (acc >>> bits) & ((1 << n) - 1);
+// The top n bits of a (1 <= n <= 16) as a value, sign-extended (receiveExtend).
+@inline function extendBits(a: u64, n: i32): i32 {
+  const v = <i32>(a >>> <u64>(64 - n));
   return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
 }
 
 // One block into blk (64 i32, natural order, zero on entry), dequantized by q (the DC alone when dcOnly);
-// the new DC predictor, or status set on failure. The hot loop of decoding: the AC coefficients with the bit buffer in locals, the
-// plain bytes of a refill read here and a 0xFF left to fill().
+// the new DC predictor, or status set on failure. The hot loop of decoding, with the buffer in locals:
+// where the JavaScript reader tops up (its count below 16), its count takes the bytes read ahead, and only
+// when those run out is the buffer read again.
 function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOnly: bool): i32 {
-  const s = decodeSymbol(dc);
-  if (s < 0) return 0;
+  let a = acc;
+  let n = avail;
+  let h = ahead;
+  // The DC symbol: the reader tops up below 16 bits (fill() when the bytes read ahead fall short).
+  const dcBits = n - h;
+  const dcMore = select<i32>(((24 - dcBits) & ~7) + 8, 0, dcBits < 16);
+  if (h < dcMore) {
+    if (!fill()) return 0;
+    a = acc;
+    n = avail;
+    h = ahead + dcMore;
+  }
+  h -= dcMore;
+  let s: i32;
+  const de = <i32>load<u16>(dc + LOOKUP + (<usize>(a >>> 55) << 1));
+  if (de != 0) {
+    a <<= <u64>(de >> 8);
+    n -= de >> 8;
+    s = de & 0xff;
+  } else {
+    avail = n;
+    ahead = h;
+    s = decodeLong(dc);
+    if (s < 0) return 0;
+    a = acc;
+    n = avail;
+    h = ahead;
+  }
   let diff = 0;
   if (s != 0) {
-    if (bits < s && !fill()) return 0;
-    diff = extend(s);
+    if (n - h < s) {
+      acc = a;
+      avail = n;
+      ahead = h;
+      if (!fill()) return 0;
+      a = acc;
+      n = avail;
+      h = ahead;
+    }
+    diff = extendBits(a, s);
+    a <<= <u64>s;
+    n -= s;
   }
   const dcv = pred + diff;
   store<i32>(blk, ((dcv << 16) >> 16) * load<i32>(q));
   const fast = ac + FAST;
-  const d = data;
-  const n = len;
-  let a = acc;
-  let b = bits;
+  const lookup = ac + LOOKUP;
   for (let k = 1; k < 64; k++) {
-    if (b < 16) {
-      if (!atMarker) {
-        let p = pos;
-        // From 9..15 bits, two plain bytes top the buffer up: both in one load.
-        if (b > 8 && p + 1 < n) {
-          const w = <i32>load<u16>(d + p);
-          const lo = w & 0xff;
-          const hi = w >>> 8;
-          if (lo != 0xff && hi != 0xff) {
-            a = (a << 16) | (lo << 8) | hi;
-            b += 16;
-            p += 2;
-          }
+    // The JavaScript reader tops up below 16 bits, to more than 24: `more` bits, taken from those read
+    // ahead (a select, not a branch: it happens every other symbol or so).
+    const bits = n - h;
+    const more = select<i32>(((24 - bits) & ~7) + 8, 0, bits < 16);
+    if (h < more) {
+      // Up to 7 more plain bytes in one load (readAhead, inline), else fill() byte by byte.
+      let m = 0;
+      const p = pos;
+      if (!atMarker && p + 8 <= len) {
+        const w = load<u64>(data + <usize>p);
+        m = (64 - n) >> 3;
+        if (m > 7) m = 7;
+        const ff = ((w & 0x7f7f7f7f7f7f7f7f) + 0x0101010101010101) & w & 0x8080808080808080;
+        if (ff != 0) {
+          const first = <i32>ctz(ff) >> 3;
+          if (first < m) m = first;
         }
-        while (b <= 24 && p < n) {
-          const byte = <i32>load<u8>(d + p);
-          if (byte == 0xff) break;
-          a = (a << 8) | byte;
-          b += 8;
-          p++;
+        if (m != 0) {
+          const shift = <u64>(m << 3);
+          a |= ((bswap<u64>(w) >>> (64 - shift)) << (64 - shift)) >>> <u64>n;
+          n += m << 3;
+          h += m << 3;
+          pos = p + m;
         }
-        pos = p;
       }
-      if (b <= 24) {
+      if (h < more) {
         acc = a;
-        bits = b;
+        avail = n;
+        ahead = h;
         if (!fill()) return 0;
         a = acc;
-        b = bits;
+        n = avail;
+        h = ahead + more; // fill() left the reader's own count topped up
       }
     }
-    const f = load<i32>(fast + (<usize>((a >>> (b - 11)) & 2047) << 2));
+    h -= more;
+    const f = load<i32>(fast + (<usize>(a >>> 53) << 2));
     if (f != 0) {
-      b -= f & 15;
+      a <<= <u64>(f & 15);
+      n -= f & 15;
+      if (f >> 8 == 0) {
+        // A symbol without a value: 16 zeros (run 15), else the end of the block.
+        if (f >> 4 != 15) break;
+        k += 15;
+        continue;
+      }
       k += (f >> 4) & 15;
       if (!dcOnly) {
         const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
@@ -196,38 +304,60 @@ function decodeBlock(dc: usize, ac: usize, blk: usize, q: usize, pred: i32, dcOn
       }
       continue;
     }
-    acc = a;
-    bits = b;
-    const rs = decodeSymbol(ac);
-    if (rs < 0) return 0;
+    let rs: i32;
+    const e = <i32>load<u16>(lookup + (<usize>(a >>> 55) << 1));
+    if (e != 0) {
+      a <<= <u64>(e >> 8);
+      n -= e >> 8;
+      rs = e & 0xff;
+    } else {
+      acc = a;
+      avail = n;
+      ahead = h;
+      rs = decodeLong(ac);
+      if (rs < 0) return 0;
+      a = acc;
+      n = avail;
+      h = ahead;
+    }
     const run = rs >> 4;
     const size = rs & 15;
     if (size != 0) {
       k += run;
-      if (bits < size && !fill()) return 0;
-      const value = extend(size);
+      if (n - h < size) {
+        acc = a;
+        avail = n;
+        ahead = h;
+        if (!fill()) return 0;
+        a = acc;
+        n = avail;
+        h = ahead;
+      }
       if (!dcOnly) {
         const z = <usize>load<i32>(ZIGZAG + (<usize>k << 2)) << 2;
-        store<i32>(blk + z, value * load<i32>(q + z));
+        store<i32>(blk + z, extendBits(a, size) * load<i32>(q + z));
       }
+      a <<= <u64>size;
+      n -= size;
     } else if (run != 15) {
-      return dcv;
+      break;
     } else {
       k += 15;
     }
-    a = acc;
-    b = bits;
   }
   acc = a;
-  bits = b;
+  avail = n;
+  ahead = h;
   return dcv;
 }
 
 // The reader's state, into STATE: where the next call starts.
 @inline function saveReader(mx: i32): void {
-  store<i32>(STATE + (S_POS << 2), pos);
-  store<i32>(STATE + (S_ACC << 2), acc);
-  store<i32>(STATE + (S_BITS << 2), bits);
+  store<i32>(STATE + (S_POS << 2), pos - (ahead >> 3));
+  // The JavaScript reader's buffer: its unread bits at the bottom.
+  const bits = avail - ahead;
+  store<i32>(STATE + (S_ACC << 2), bits == 0 ? 0 : <i32>(acc >>> <u64>(64 - bits)));
+  store<i32>(STATE + (S_BITS << 2), avail - ahead);
   store<i32>(STATE + (S_PAD << 2), pad);
   store<i32>(STATE + (S_AT_MARKER << 2), atMarker ? 1 : 0);
   store<i32>(STATE + (S_MX << 2), mx);
@@ -244,8 +374,9 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
   len = length;
   final = isFinal != 0;
   pos = load<i32>(STATE + (S_POS << 2));
-  acc = load<i32>(STATE + (S_ACC << 2));
-  bits = load<i32>(STATE + (S_BITS << 2));
+  avail = load<i32>(STATE + (S_BITS << 2));
+  acc = avail == 0 ? 0 : <u64>load<u32>(STATE + (S_ACC << 2)) << <u64>(64 - avail);
+  ahead = 0;
   pad = load<i32>(STATE + (S_PAD << 2));
   atMarker = load<i32>(STATE + (S_AT_MARKER << 2)) != 0;
   status = DONE;
@@ -254,7 +385,7 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
   let done = 0;
   // The MCU's predictors while it decodes, kept apart until it is whole.
   const preds = STATE + (S_WORK << 2);
-  memory.copy(preds, STATE + (S_PREDS << 2), 16);
+  v128.store(preds, v128.load(STATE + (S_PREDS << 2)));
   while (done < mcus) {
     for (let i = 0; i < n; i++) {
       const cd = STATE + ((S_COMPONENT + (<usize>i << 2)) << 2);
@@ -282,9 +413,9 @@ export function decodeMcus(dataPtr: usize, length: i32, isFinal: i32, mcus: i32,
     }
     done++;
     mx++;
-    memory.copy(STATE + (S_PREDS << 2), preds, 16);
+    v128.store(STATE + (S_PREDS << 2), v128.load(preds));
     saveReader(mx);
-    if (bits < pad) {
+    if (avail - ahead < pad) {
       status = EXHAUSTED;
       break;
     }

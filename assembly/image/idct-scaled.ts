@@ -148,7 +148,18 @@ function idct2ScalarBlock(coefs: usize, out: usize, stride: i32): void {
   return i32x4.splat(k);
 }
 
+// (v + 128) clamped to 0..255 for v sign-extended from its low 10 bits (masked, 4 lanes).
+@inline function masked4(v: v128): v128 {
+  const x = i32x4.add(i32x4.shr_s(i32x4.shl(v, 22), 22), k32(128));
+  return i32x4.min_s(i32x4.max_s(x, k32(0)), k32(255));
+}
+
+// Both passes in i32 lanes: the column pass on 4 columns at a time (lanes = columns), the 4 x 8 result
+// transposed so that the row pass runs on the 4 rows at once (lanes = rows), the same arithmetic again.
 function idct4SimdBlock(coefs: usize, out: usize, stride: i32): void {
+  // Column pass: rows 0..3 of columns 0..3 (lo) and 4..7 (hi).
+  let r0lo = k32(0), r1lo = k32(0), r2lo = k32(0), r3lo = k32(0);
+  let r0hi = k32(0), r1hi = k32(0), r2hi = k32(0), r3hi = k32(0);
   for (let half: usize = 0; half < 2; half++) {
     const tmp0e = i32x4.shl(row(coefs, 0, half), 14);
     const tmp2e = i32x4.sub(i32x4.mul(row(coefs, 2, half), k32(F_1_847)), i32x4.mul(row(coefs, 6, half), k32(F_0_765)));
@@ -171,18 +182,72 @@ function idct4SimdBlock(coefs: usize, out: usize, stride: i32): void {
     const ac = v128.or(v128.or(v128.or(z1, z2), v128.or(z3, z4)), v128.or(row(coefs, 2, half), row(coefs, 6, half)));
     const flat = i32x4.eq(ac, k32(0));
     const dc = i32x4.shl(row(coefs, 0, half), 2);
-    const o = WS + half * 16;
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp2), 12), flat), 0);
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp2), 12), flat), 96);
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp12, tmp0), 12), flat), 32);
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp12, tmp0), 12), flat), 64);
+    const a = v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp2), 12), flat);
+    const b = v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp12, tmp0), 12), flat);
+    const c = v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp12, tmp0), 12), flat);
+    const d = v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp2), 12), flat);
+    if (half == 0) {
+      r0lo = a;
+      r1lo = b;
+      r2lo = c;
+      r3lo = d;
+    } else {
+      r0hi = a;
+      r1hi = b;
+      r2hi = c;
+      r3hi = d;
+    }
   }
-  rows4(out, stride);
+  // Transposed: w_c holds column c of rows 0..3 (column 4 is not read).
+  const t01lo = i32x4.shuffle(r0lo, r1lo, 0, 4, 1, 5); // r0c0 r1c0 r0c1 r1c1
+  const t23lo = i32x4.shuffle(r2lo, r3lo, 0, 4, 1, 5);
+  const u01lo = i32x4.shuffle(r0lo, r1lo, 2, 6, 3, 7); // r0c2 r1c2 r0c3 r1c3
+  const u23lo = i32x4.shuffle(r2lo, r3lo, 2, 6, 3, 7);
+  const w0 = i32x4.shuffle(t01lo, t23lo, 0, 1, 4, 5);
+  const w1 = i32x4.shuffle(t01lo, t23lo, 2, 3, 6, 7);
+  const w2 = i32x4.shuffle(u01lo, u23lo, 0, 1, 4, 5);
+  const w3 = i32x4.shuffle(u01lo, u23lo, 2, 3, 6, 7);
+  const t01hi = i32x4.shuffle(r0hi, r1hi, 1, 5, 2, 6); // r0c5 r1c5 r0c6 r1c6
+  const t23hi = i32x4.shuffle(r2hi, r3hi, 1, 5, 2, 6);
+  const w5 = i32x4.shuffle(t01hi, t23hi, 0, 1, 4, 5);
+  const w6 = i32x4.shuffle(t01hi, t23hi, 2, 3, 6, 7);
+  const w7 = i32x4.shuffle(i32x4.shuffle(r0hi, r1hi, 3, 7, 3, 7), i32x4.shuffle(r2hi, r3hi, 3, 7, 3, 7), 0, 1, 4, 5);
+  // Row pass (rows4), lanes = rows.
+  const tmp0e = i32x4.shl(w0, 14);
+  const tmp2e = i32x4.sub(i32x4.mul(w2, k32(F_1_847)), i32x4.mul(w6, k32(F_0_765)));
+  const bias = k32(262144);
+  const tmp10 = i32x4.add(i32x4.add(tmp0e, tmp2e), bias);
+  const tmp12 = i32x4.add(i32x4.sub(tmp0e, tmp2e), bias);
+  const tmp0 = i32x4.add(
+    i32x4.sub(i32x4.mul(w5, k32(F_1_451)), i32x4.mul(w7, k32(F_0_211))),
+    i32x4.sub(i32x4.mul(w1, k32(F_1_061)), i32x4.mul(w3, k32(F_2_172))),
+  );
+  const tmp2 = i32x4.add(
+    i32x4.sub(i32x4.mul(w3, k32(F_0_899)), i32x4.mul(w7, k32(F_0_509))),
+    i32x4.sub(i32x4.mul(w1, k32(F_2_562)), i32x4.mul(w5, k32(F_0_601))),
+  );
+  const ac = v128.or(v128.or(v128.or(w1, w2), v128.or(w3, w5)), v128.or(w6, w7));
+  const flat = i32x4.eq(ac, k32(0));
+  const dc = i32x4.shr_s(i32x4.add(w0, k32(16)), 5);
+  const x0 = masked4(v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp2), 19), flat));
+  const x1 = masked4(v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp12, tmp0), 19), flat));
+  const x2 = masked4(v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp12, tmp0), 19), flat));
+  const x3 = masked4(v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp2), 19), flat));
+  // Byte 4x + r is output column x of row r; regrouped by row, 4 bytes each.
+  const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(x0, x1), i16x8.narrow_i32x4_s(x2, x3));
+  const rows = i8x16.shuffle(bytes, bytes, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  v128.store32_lane(out, rows, 0);
+  v128.store32_lane(out + <usize>stride, rows, 1);
+  v128.store32_lane(out + <usize>(2 * stride), rows, 2);
+  v128.store32_lane(out + <usize>(3 * stride), rows, 3);
   const zero = v128.splat<i32>(0);
   for (let i: usize = 0; i < 256; i += 16) v128.store(coefs + i, zero);
 }
 
+// The column pass on 4 columns at a time as above; the row pass on both rows at once (lanes = row 0, row 1,
+// and two lanes unused).
 function idct2SimdBlock(coefs: usize, out: usize, stride: i32): void {
+  let r0lo = k32(0), r1lo = k32(0), r0hi = k32(0), r1hi = k32(0);
   for (let half: usize = 0; half < 2; half++) {
     const tmp10 = i32x4.add(i32x4.shl(row(coefs, 0, half), 15), k32(4096));
     const tmp0 = i32x4.add(
@@ -192,11 +257,37 @@ function idct2SimdBlock(coefs: usize, out: usize, stride: i32): void {
     const ac = v128.or(v128.or(row(coefs, 1, half), row(coefs, 3, half)), v128.or(row(coefs, 5, half), row(coefs, 7, half)));
     const flat = i32x4.eq(ac, k32(0));
     const dc = i32x4.shl(row(coefs, 0, half), 2);
-    const o = WS + half * 16;
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp0), 13), flat), 0);
-    v128.store(o, v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp0), 13), flat), 32);
+    const a = v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp0), 13), flat);
+    const b = v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp0), 13), flat);
+    if (half == 0) {
+      r0lo = a;
+      r1lo = b;
+    } else {
+      r0hi = a;
+      r1hi = b;
+    }
   }
-  rows2(out, stride);
+  // Columns 0, 1, 3 (from lo) and 5, 7 (from hi) of rows 0 and 1 in lanes 0 and 1.
+  const lo01 = i32x4.shuffle(r0lo, r1lo, 0, 4, 1, 5); // c0 of r0 r1, c1 of r0 r1
+  const w0 = lo01;
+  const w1 = i32x4.shuffle(lo01, lo01, 2, 3, 2, 3);
+  const w3 = i32x4.shuffle(r0lo, r1lo, 3, 7, 3, 7);
+  const w5 = i32x4.shuffle(r0hi, r1hi, 1, 5, 1, 5);
+  const w7 = i32x4.shuffle(r0hi, r1hi, 3, 7, 3, 7);
+  const tmp10 = i32x4.add(i32x4.shl(w0, 15), k32(524288));
+  const tmp0 = i32x4.add(
+    i32x4.sub(i32x4.mul(w5, k32(F_0_850)), i32x4.mul(w7, k32(F_0_720))),
+    i32x4.sub(i32x4.mul(w1, k32(F_3_624)), i32x4.mul(w3, k32(F_1_272))),
+  );
+  const flat = i32x4.eq(v128.or(v128.or(w1, w3), v128.or(w5, w7)), k32(0));
+  const dc = i32x4.shr_s(i32x4.add(w0, k32(16)), 5);
+  const x0 = v128.bitselect(dc, i32x4.shr_s(i32x4.add(tmp10, tmp0), 20), flat);
+  const x1 = v128.bitselect(dc, i32x4.shr_s(i32x4.sub(tmp10, tmp0), 20), flat);
+  // r0x0 r0x1 r1x0 r1x1
+  const v = masked4(i32x4.shuffle(x0, x1, 0, 4, 1, 5));
+  const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), i16x8.narrow_i32x4_s(v, v));
+  v128.store16_lane(out, bytes, 0);
+  v128.store16_lane(out + <usize>stride, bytes, 1);
   const zero = v128.splat<i32>(0);
   for (let i: usize = 0; i < 256; i += 16) v128.store(coefs + i, zero);
 }

@@ -72,3 +72,48 @@ export function horizontalRow(
     v128.store32_lane(out + <usize>(xx * 3), px, 0);
   }
 }
+
+// The vertical pass (Resample.c ImagingResampleVertical_8bpc) on one output row: rows holds `count` input
+// rows `rowBytes` apart, weights their `count` i32 weights; byte i of the output is the weighted sum of byte
+// i of each row, plus half, through clip8. Also the horizontal pass of an image whose rows arrive as its
+// columns (core/preprocess/stream.ts, EXIF orientations 5-8). core/preprocess/resize.ts verticalRow is the
+// same arithmetic.
+
+/** Scalar twin of verticalRow. */
+export function verticalRowScalar(rows: usize, rowBytes: i32, count: i32, weights: usize, out: usize, length: i32): void {
+  for (let i = 0; i < length; i++) {
+    let ss = HALF;
+    for (let y = 0; y < count; y++) {
+      ss += <i32>load<u8>(rows + <usize>(y * rowBytes + i)) * load<i32>(weights + (<usize>y << 2));
+    }
+    store<u8>(out + <usize>i, clip8(ss));
+  }
+}
+
+/**
+ * 16 output bytes per step, each in an i32 lane; the last step reads and writes up to 15 bytes past
+ * `length` (the rows and out need that room).
+ */
+export function verticalRow(rows: usize, rowBytes: i32, count: i32, weights: usize, out: usize, length: i32): void {
+  for (let i = 0; i < length; i += 16) {
+    let a0 = i32x4.splat(HALF);
+    let a1 = a0;
+    let a2 = a0;
+    let a3 = a0;
+    let p = rows + <usize>i;
+    for (let y = 0; y < count; y++, p += <usize>rowBytes) {
+      const k = i32x4.splat(load<i32>(weights + (<usize>y << 2)));
+      const v = v128.load(p);
+      const lo = i16x8.extend_low_i8x16_u(v);
+      const hi = i16x8.extend_high_i8x16_u(v);
+      a0 = i32x4.add(a0, i32x4.mul(i32x4.extend_low_i16x8_u(lo), k));
+      a1 = i32x4.add(a1, i32x4.mul(i32x4.extend_high_i16x8_u(lo), k));
+      a2 = i32x4.add(a2, i32x4.mul(i32x4.extend_low_i16x8_u(hi), k));
+      a3 = i32x4.add(a3, i32x4.mul(i32x4.extend_high_i16x8_u(hi), k));
+    }
+    // >> 22, then the two saturating narrowings clamp to 0..255 as clip8 does.
+    const lo16 = i16x8.narrow_i32x4_s(i32x4.shr_s(a0, PRECISION_BITS), i32x4.shr_s(a1, PRECISION_BITS));
+    const hi16 = i16x8.narrow_i32x4_s(i32x4.shr_s(a2, PRECISION_BITS), i32x4.shr_s(a3, PRECISION_BITS));
+    v128.store(out + <usize>i, i8x16.narrow_i16x8_u(lo16, hi16));
+  }
+}

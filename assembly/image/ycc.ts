@@ -147,3 +147,57 @@ export function h2v2YccRow(
   }
   for (; x < chromaWidth; x++) column(y, cbNear, cbFar, crNear, crFar, chromaWidth, out, width, x);
 }
+
+// YCbCr -> RGB without upsampling (chroma at full resolution: a 4:4:4 file, or 4:2:0 decoded at 1/2 and
+// below, where the chroma IDCT is scaled up instead): core/image/jpeg/color.ts yccToRgb on `rows` rows.
+// y, cb, cr each hold `rows` rows `yStride` / `cStride` bytes apart (cb and cr alike), out width * 3 bytes
+// per row, packed.
+
+/** Scalar twin of yccRows. */
+export function yccRowsScalar(
+  y: usize, yStride: i32, cb: usize, cr: usize, cStride: i32, out: usize, width: i32, rows: i32,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const yr = y + <usize>(r * yStride);
+    const cbr = cb + <usize>(r * cStride);
+    const crr = cr + <usize>(r * cStride);
+    const o = out + <usize>(r * width * 3);
+    for (let x = 0; x < width; x++) {
+      pixel(o + <usize>(3 * x), load<u8>(yr + x), load<u8>(cbr + x), load<u8>(crr + x));
+    }
+  }
+}
+
+/** 16 pixels per step in i16/i32 lanes, the last few of a row through the scalar path. */
+export function yccRows(
+  y: usize, yStride: i32, cb: usize, cr: usize, cStride: i32, out: usize, width: i32, rows: i32,
+): void {
+  const center = i16x8.splat(128);
+  for (let r = 0; r < rows; r++) {
+    const yr = y + <usize>(r * yStride);
+    const cbr = cb + <usize>(r * cStride);
+    const crr = cr + <usize>(r * cStride);
+    const or = out + <usize>(r * width * 3);
+    let x = 0;
+    for (; x + 16 <= width; x += 16) {
+      const ux = <usize>x;
+      const cb0 = i16x8.sub(v128.load8x8_u(cbr + ux), center);
+      const cb1 = i16x8.sub(v128.load8x8_u(cbr + ux + 8), center);
+      const cr0 = i16x8.sub(v128.load8x8_u(crr + ux), center);
+      const cr1 = i16x8.sub(v128.load8x8_u(crr + ux + 8), center);
+      const l0 = v128.load8x8_u(yr + ux);
+      const l1 = v128.load8x8_u(yr + ux + 8);
+      const red = i8x16.narrow_i16x8_u(i16x8.add(l0, term(cr0, CR_R, HALF)), i16x8.add(l1, term(cr1, CR_R, HALF)));
+      const g = i8x16.narrow_i16x8_u(i16x8.add(l0, greenTerm(cb0, cr0)), i16x8.add(l1, greenTerm(cb1, cr1)));
+      const b = i8x16.narrow_i16x8_u(i16x8.add(l0, term(cb0, CB_B, HALF)), i16x8.add(l1, term(cb1, CB_B, HALF)));
+      const rgLo = i8x16.shuffle(red, g, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const rgHi = i8x16.shuffle(red, g, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const o = or + 3 * ux;
+      v128.store(o, i8x16.shuffle(rgLo, b, 0, 1, 16, 2, 3, 17, 4, 5, 18, 6, 7, 19, 8, 9, 20, 10));
+      const mid = i8x16.shuffle(rgLo, rgHi, 11, 0, 12, 13, 0, 14, 15, 0, 16, 17, 0, 18, 19, 0, 20, 21);
+      v128.store(o, i8x16.shuffle(mid, b, 0, 21, 2, 3, 22, 5, 6, 23, 8, 9, 24, 11, 12, 25, 14, 15), 16);
+      v128.store(o, i8x16.shuffle(rgHi, b, 26, 6, 7, 27, 8, 9, 28, 10, 11, 29, 12, 13, 30, 14, 15, 31), 32);
+    }
+    for (; x < width; x++) pixel(or + <usize>(3 * x), load<u8>(yr + x), load<u8>(cbr + x), load<u8>(crr + x));
+  }
+}

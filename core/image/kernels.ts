@@ -21,6 +21,18 @@ type YccRow = (
   width: number,
 ) => void;
 
+// Rows of YCbCr at full resolution to RGB; see assembly/image/ycc.ts yccRows.
+type YccRows = (
+  y: number,
+  yStride: number,
+  cb: number,
+  cr: number,
+  cStride: number,
+  out: number,
+  width: number,
+  rows: number,
+) => void;
+
 // A band of blocks through the 8x8, 4x4 or 2x2 IDCT; see assembly/image/idct.ts, idct-scaled.ts.
 type IdctBand = (coefs: number, blocksPerRow: number, rows: number, out: number, stride: number) => void;
 
@@ -32,6 +44,16 @@ type HorizontalRow = (
   bounds: number,
   weights: number,
   ksize: number,
+) => void;
+
+// One output row of the resize's vertical pass; see assembly/image/resample.ts verticalRow.
+type VerticalRow = (
+  rows: number,
+  rowBytes: number,
+  count: number,
+  weights: number,
+  out: number,
+  length: number,
 ) => void;
 
 // Up to `mcus` MCUs of a sequential scan into the coefficient band; see assembly/image/huffman.ts.
@@ -85,6 +107,8 @@ interface DecodeExports {
   reserve(bytes: number): number;
   h2v2YccRow: YccRow;
   h2v2YccRowScalar: YccRow;
+  yccRows: YccRows;
+  yccRowsScalar: YccRows;
   idct8Band: IdctBand;
   idct8BandScalar: IdctBand;
   idct4Band: IdctBand;
@@ -93,6 +117,8 @@ interface DecodeExports {
   idct2BandScalar: IdctBand;
   horizontalRow: HorizontalRow;
   horizontalRowScalar: HorizontalRow;
+  verticalRow: VerticalRow;
+  verticalRowScalar: VerticalRow;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -297,7 +323,8 @@ export class DecodeKernels {
     const heap = () => this.heap.buffer;
     const put = (slot: number, t: HuffmanTable) => {
       if (this.slots[slot] === t) return;
-      writeTable(heap(), e.huffmanTables() + slot * SLOT_BYTES, t);
+      // The sequential kernel's AC slots (4 on) take its fast table with the valueless codes in it.
+      writeTable(heap(), e.huffmanTables() + slot * SLOT_BYTES, t, slot < 4 ? t.fastAc : kernelFastAc(t));
       this.slots[slot] = t;
     };
     for (let i = 0; i < dcs.length; i++) {
@@ -721,6 +748,76 @@ export class DecodeKernels {
     out.set(heap.subarray(outAt, outAt + 3 * outWidth), at);
   }
 
+  // Whether verticalRow fits the scratch bounds for `count` rows of `length` bytes.
+  fitsVertical(count: number, length: number): boolean {
+    return 4 * count + (count + 1) * (length + PAD) <= MAX_ROW_BYTES;
+  }
+
+  // ../preprocess/resize.ts verticalRow (same arguments): one output row of the vertical pass from the
+  // `count` rows of src at at[0..count), `stride` bytes each, weighted by weights[kBase..], into
+  // out[o..o + stride). `scalar` runs the kernel's scalar twin.
+  verticalRow(
+    src: Uint8Array,
+    at: Int32Array,
+    count: number,
+    weights: Int32Array,
+    kBase: number,
+    stride: number,
+    out: Uint8Array,
+    o: number,
+    scalar = false,
+  ): void {
+    const rowBytes = (stride + PAD) & ~15;
+    const weightsAt = this.scratch(4 * count + (count + 1) * rowBytes + 16);
+    const rowsAt = (weightsAt + 4 * count + 15) & ~15;
+    const outAt = rowsAt + count * rowBytes;
+    const heap = this.heap;
+    new Int32Array(heap.buffer, weightsAt, count).set(weights.subarray(kBase, kBase + count));
+    for (let y = 0; y < count; y++) heap.set(src.subarray(at[y], at[y] + stride), rowsAt + y * rowBytes);
+    const run = scalar ? this.exports.verticalRowScalar : this.exports.verticalRow;
+    run(rowsAt, rowBytes, count, weightsAt, outAt, stride);
+    out.set(heap.subarray(outAt, outAt + stride), o);
+  }
+
+  // Whether yccRows fits the scratch bounds for `rows` rows of these strides.
+  fitsYccRows(yStride: number, cStride: number, width: number, rows: number): boolean {
+    return rows * (yStride + 2 * cStride + 3 * width) + 4 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./jpeg/color.ts yccToRgb on `rows` rows: row r from y[yo + r * yStride..], cb[cbo + r * cStride..] and
+  // cr[cro + r * cStride..] (chroma at full resolution) into out[o + r * width * 3..]. `scalar` runs the
+  // kernel's scalar twin.
+  yccRows(
+    y: Uint8Array,
+    yo: number,
+    yStride: number,
+    cb: Uint8Array,
+    cbo: number,
+    cr: Uint8Array,
+    cro: number,
+    cStride: number,
+    out: Uint8Array,
+    o: number,
+    width: number,
+    rows: number,
+    scalar = false,
+  ): void {
+    // Each plane's rows as they lie (the last one only `width` long), then the output.
+    const yBytes = (rows - 1) * yStride + width;
+    const cBytes = (rows - 1) * cStride + width;
+    const yAt = this.scratch(yBytes + 2 * cBytes + 3 * width * rows + 4 * PAD);
+    const cbAt = yAt + yBytes + PAD;
+    const crAt = cbAt + cBytes + PAD;
+    const outAt = crAt + cBytes + PAD;
+    const heap = this.heap;
+    heap.set(y.subarray(yo, yo + yBytes), yAt);
+    heap.set(cb.subarray(cbo, cbo + cBytes), cbAt);
+    heap.set(cr.subarray(cro, cro + cBytes), crAt);
+    const run = scalar ? this.exports.yccRowsScalar : this.exports.yccRows;
+    run(yAt, yStride, cbAt, crAt, cStride, outAt, width, rows);
+    out.set(heap.subarray(outAt, outAt + 3 * width * rows), o);
+  }
+
   // The fused 4:2:0 row of ./jpeg/color.ts h2v2YccRow (same arguments): h2v2 fancy upsampling of the two
   // chroma rows and YCbCr -> RGB into out[o..o + 3 * width). `scalar` runs the kernel's scalar twin.
   h2v2YccRow(
@@ -757,15 +854,35 @@ export class DecodeKernels {
   }
 }
 
-// A Huffman table into a kernel's table slot at byte `at` (the layout of assembly/image/huffman.ts).
-function writeTable(heap: ArrayBufferLike, at: number, t: HuffmanTable): void {
-  new Int32Array(heap, at, t.fastAc.length).set(t.fastAc);
+// A Huffman table into a kernel's table slot at byte `at` (the layout of assembly/image/huffman.ts), with
+// `fastAc` as its fast table.
+function writeTable(heap: ArrayBufferLike, at: number, t: HuffmanTable, fastAc = t.fastAc): void {
+  new Int32Array(heap, at, fastAc.length).set(fastAc);
   new Uint16Array(heap, at + SLOT_LOOKUP, t.lookup.length).set(t.lookup);
   new Int32Array(heap, at + SLOT_MAX_CODE, 18).set(t.maxCode);
   new Int32Array(heap, at + SLOT_VAL_OFFSET, 18).set(t.valOffset);
   const symbols = new Uint8Array(heap, at + SLOT_SYMBOLS, 256);
   symbols.fill(0);
   symbols.set(t.symbols.subarray(0, 256));
+}
+
+// An AC table's fast table for the Huffman kernel: fastAc, plus the codes of the symbols without a value
+// (end of block, and 16 zeros for run 15) that fit in its 11 bits, as run << 4 | code length: an entry
+// below 256, where a coefficient's has a nonzero value above bit 8.
+function kernelFastAc(t: HuffmanTable): Int32Array {
+  const fast = t.fastAc.slice();
+  const bits = 11;
+  for (let peek = 0; peek < fast.length; peek++) {
+    if (fast[peek] !== 0) continue;
+    for (let len = 1; len <= bits; len++) {
+      const code = peek >> (bits - len);
+      if (code > t.maxCode[len]) continue;
+      const symbol = t.symbols[(code + t.valOffset[len]) & 0xff];
+      if ((symbol & 15) === 0) fast[peek] = (symbol & 0xf0) | len;
+      break;
+    }
+  }
+  return fast;
 }
 
 let kernelModule: WebAssembly.Module | null = null;

@@ -355,6 +355,8 @@ export function rowResizePlan(
 // most rows one output row reads, at the output width), not every input row. NEAREST copies the row each
 // output row samples.
 export type HorizontalPass = (src: Uint8Array, from: number, out: Uint8Array, at: number) => void;
+// One output row of the vertical pass, as verticalRow computes it.
+export type VerticalPass = typeof verticalRow;
 
 export class RowResize {
   private readonly plan: RowResizePlan;
@@ -365,9 +367,10 @@ export class RowResize {
   private readonly row: Uint8Array; // [width][3]: the output row handed to emit
   private readonly at: Int32Array; // the ring offsets of one output row's input rows
   private next: number; // the next output row (counting down when reversed)
-  // The horizontal pass of one input row from src[from..] into out[at..]: horizontalRow, or a kernel
-  // bit-exact with it (../image/kernels.ts).
+  // The horizontal pass of one input row from src[from..] into out[at..], and the vertical pass of one
+  // output row: horizontalRow and verticalRow, or kernels bit-exact with them (../image/kernels.ts).
   private readonly horizontal: HorizontalPass | null;
+  private readonly vertical: VerticalPass;
 
   // emit receives each output row (a buffer reused after it returns) and its y; reversed: rows arrive from
   // inHeight - 1 down to 0, and leave from height - 1 down to 0.
@@ -376,12 +379,14 @@ export class RowResize {
     emit: (row: Uint8Array, y: number) => void,
     reversed = false,
     horizontal?: HorizontalPass,
+    vertical: VerticalPass = verticalRow,
   ) {
     this.plan = plan;
     const { horiz, width } = plan;
     this.horizontal = horiz
       ? (horizontal ?? ((src, from, out, at) => horizontalRow(src, from, out, at, width, horiz)))
       : null;
+    this.vertical = vertical;
     this.reversed = reversed;
     this.emit = emit;
     this.ring = new Uint8Array(plan.ringRows * plan.width * 3);
@@ -429,7 +434,7 @@ export class RowResize {
       const count = bounds[yy * 2 + 1];
       if (this.reversed ? ymin < y : ymin + count - 1 > y) break;
       for (let k = 0; k < count; k++) this.at[k] = ((ymin + k - firstRow) % ringRows) * stride;
-      verticalRow(this.ring, this.at, count, weights, yy * ksize, stride, this.row, 0);
+      this.vertical(this.ring, this.at, count, weights, yy * ksize, stride, this.row, 0);
       this.emit(this.row, yy);
       this.next += this.reversed ? -1 : 1;
     }

@@ -9,12 +9,13 @@
 //     horizontal pass runs on it as it arrives, into a ring of the last rows an output row reads, and each
 //     output row is made once its window is in (resize.ts's RowResize).
 //   orientations 5-8 (transpose): a stored row is a T column, and T's horizontal pass runs down the
-//     stored columns. Each output column of that pass sums a window of consecutive stored rows: its sums
-//     are accumulated as the rows of its window arrive (a few windows are open at once), then rounded
-//     exactly as Pillow rounds them into one column, which the vertical pass runs down at once.
+//     stored columns. Each output column of that pass is a window of consecutive stored rows, weighted:
+//     the vertical pass's arithmetic on the stored rows, made once the window's last row is in (a ring
+//     keeps the last rows a window reads), into one column that the vertical pass then runs down.
 // Crop and normalization run in finish(), once, straight into the model's input. Held meanwhile: the
-// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB), or the open
-// windows' sums (0.3 MiB for the same photo rotated); never the decoded image, nor every resized row.
+// resized picture and the ring (36 rows of 224 for a 6000x4000 photo to 224: 24 KiB; for the same photo
+// rotated, 36 stored rows of 6000 pixels, 633 KiB, or 9 rows of 1500, 40 KiB, at decode=fast's 1/4); never
+// the decoded image, nor every resized row.
 
 import type { Preprocessing } from "../bundle/format.ts";
 import { EdgevitError } from "../errors.ts";
@@ -22,15 +23,15 @@ import { decodeKernels } from "../image/kernels.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
 import {
   type Coefficients,
-  clip8,
   coefficientBytes,
   coefficients,
   filterOf,
-  HALF,
+  maxCount,
   NEAREST,
   nearestIndices,
   RowResize,
   rowResizePlan,
+  type VerticalPass,
   verticalRow,
 } from "./resize.ts";
 import type { ImageHeader, RgbImage, RowSink } from "../image/source.ts";
@@ -191,12 +192,12 @@ function convolutionGeometry(stored: Size, o: number, outW: number, outH: number
   const lastRow = vert ? vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] : th;
   const rows = lastRow - firstRow;
   const windows = horiz ? windowsOf(horiz, tw, outW) : null;
-  let open = 0;
-  if (windows) for (let t = 0; t < tw; t++) open = Math.max(open, windows.hi[t] - windows.lo[t] + 1);
+  const keep = horiz ? maxCount(horiz) : 0;
   const intermediate =
     coefficientBytes(vert) +
     coefficientBytes(horiz) +
-    (horiz ? 8 * tw + open * rows * 3 * 8 : 0) +
+    (horiz ? 8 * tw + keep * (rows * 3 + 4) + (m.rowsReversed ? rows * 3 : 0) : 0) +
+    (vert ? vert.bounds.byteLength + outH * 3 : 0) +
     rows * 3 +
     4 * (vert?.ksize ?? 0);
   return { w, m, tw, th, resize: null, vert, horiz, windows, firstRow, lastRow, rows, intermediate };
@@ -254,16 +255,22 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
 
   if (!m.swap) {
     // Orientations 3 and 4 push T's rows bottom-up: the resize takes them in that order.
-    // The horizontal pass through the decode module's kernel when it is installed and the row fits it.
+    // The passes through the decode module's kernels when they are installed and the rows fit them.
     const h = resizePlan?.horiz;
+    const v = resizePlan?.vert;
     const kernels = decodeKernels();
     const horizontal =
       h && kernels?.fitsResample(w, outW, h)
         ? (src: Uint8Array, from: number, to: Uint8Array, at: number) =>
             kernels.horizontalRow(src, from, w, to, at, outW, h)
         : undefined;
+    const vertical: VerticalPass | undefined =
+      v && kernels?.fitsVertical(v.ksize, stride)
+        ? (src, at, count, k, kBase, length, to, o) => kernels.verticalRow(src, at, count, k, kBase, length, to, o)
+        : undefined;
     const resize =
-      resizePlan && new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0, horizontal);
+      resizePlan &&
+      new RowResize(resizePlan, (row, y) => out.set(row, y * stride), m.rowOf(0) !== 0, horizontal, vertical);
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
@@ -290,12 +297,31 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   const sxOf = (ty: number) => (m.rowsReversed ? w - 1 - ty : ty);
   const column = new Uint8Array(rows * 3); // [rows][3]
   const at = new Int32Array(vert ? vert.ksize : 0);
+  // The vertical pass down a column is the horizontal pass of a one-row image: through the decode module's
+  // kernel when it fits, with the windows counted from T row firstRow, into [outH][3] then output column xx.
+  const kernels = decodeKernels();
+  const down: Coefficients | null = vert && {
+    ksize: vert.ksize,
+    weights: vert.weights,
+    bounds: vert.bounds.map((b, i) => (i % 2 === 0 ? b - firstRow : b)),
+  };
+  const downKernel = down && kernels?.fitsResample(rows, outH, down) ? kernels : null;
+  const resized = downKernel ? new Uint8Array(outH * 3) : null;
   const verticalColumn = (xx: number) => {
     if (!vert) {
       for (let r = 0, d = xx * 3; r < rows; r++, d += stride) {
         out[d] = column[r * 3];
         out[d + 1] = column[r * 3 + 1];
         out[d + 2] = column[r * 3 + 2];
+      }
+      return;
+    }
+    if (downKernel && down && resized) {
+      downKernel.horizontalRow(column, 0, rows, resized, 0, outH, down);
+      for (let yy = 0, d = xx * 3; yy < outH * 3; yy += 3, d += stride) {
+        out[d] = resized[yy];
+        out[d + 1] = resized[yy + 1];
+        out[d + 2] = resized[yy + 2];
       }
       return;
     }
@@ -327,58 +353,39 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   // Columns arrive in increasing tx for orientations 5 and 8, decreasing for 6 and 7: a window is complete
   // at its last or its first column.
   const increasing = m.colOf(0) === 0;
-  const open: (Float64Array | null)[] = new Array(outW).fill(null); // per window: [rows][3] sums
-  const spare: Float64Array[] = [];
+  // The last `keep` T columns (stored rows), each as its stored pixels of T rows firstRow..lastRow (in
+  // stored order: reversed T rows for orientations 7 and 8), T column tx in slot tx % keep. A complete
+  // window's column is then the vertical pass of those rows: a row kernel, not a walk down columns.
+  const keep = maxCount(horiz);
+  const span = rows * 3;
+  const from = (m.rowsReversed ? w - lastRow : firstRow) * 3;
+  const ring = new Uint8Array(keep * span);
+  const slots = new Int32Array(keep);
+  const vertical: VerticalPass = kernels?.fitsVertical(keep, span)
+    ? (src, at, count, k, kBase, length, to, o) => kernels.verticalRow(src, at, count, k, kBase, length, to, o)
+    : verticalRow;
+  const reversedColumn = m.rowsReversed ? new Uint8Array(span) : null;
   return {
     finish,
     row: (row, y) => {
       const tx = m.colOf(y);
-      // The stored pixel of T row firstRow, and the step to the next T row's.
-      const s0 = sxOf(firstRow) * 3;
-      const step = m.rowsReversed ? -3 : 3;
+      ring.set(row.subarray(from, from + span), (tx % keep) * span);
       for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
-        if (!open[xx]) {
-          const acc = spare.pop() ?? new Float64Array(rows * 3);
-          acc.fill(HALF);
-          open[xx] = acc;
-        }
-      }
-      // The hot loop of an orientation that swaps the axes: every pixel of the row into each window it
-      // falls in, two windows (what a downscale has at most) in one pass over the row.
-      for (let xx = lo[tx]; xx <= hi[tx]; xx += 2) {
-        const acc = open[xx] as Float64Array;
-        const k = weights[xx * ksize + tx - bounds[xx * 2]];
-        if (xx + 1 <= hi[tx]) {
-          const acc2 = open[xx + 1] as Float64Array;
-          const k2 = weights[(xx + 1) * ksize + tx - bounds[(xx + 1) * 2]];
-          for (let a = 0, s = s0; a < rows * 3; a += 3, s += step) {
-            const r = row[s];
-            const g = row[s + 1];
-            const b = row[s + 2];
-            acc[a] += r * k;
-            acc[a + 1] += g * k;
-            acc[a + 2] += b * k;
-            acc2[a] += r * k2;
-            acc2[a + 1] += g * k2;
-            acc2[a + 2] += b * k2;
-          }
-        } else if (k !== 0) {
-          for (let a = 0, s = s0; a < rows * 3; a += 3, s += step) {
-            acc[a] += row[s] * k;
-            acc[a + 1] += row[s + 1] * k;
-            acc[a + 2] += row[s + 2] * k;
-          }
-        }
-      }
-      for (let xx = lo[tx]; xx <= hi[tx]; xx++) {
-        const acc = open[xx] as Float64Array;
         const xmin = bounds[xx * 2];
-        if (tx === (increasing ? xmin + bounds[xx * 2 + 1] - 1 : xmin)) {
-          for (let a = 0; a < rows * 3; a++) column[a] = clip8(acc[a]);
-          verticalColumn(xx);
-          spare.push(acc);
-          open[xx] = null;
+        const count = bounds[xx * 2 + 1];
+        if (tx !== (increasing ? xmin + count - 1 : xmin)) continue;
+        for (let k = 0; k < count; k++) slots[k] = ((xmin + k) % keep) * span;
+        if (reversedColumn) {
+          vertical(ring, slots, count, weights, xx * ksize, span, reversedColumn, 0);
+          for (let a = 0, b = span - 3; a < span; a += 3, b -= 3) {
+            column[a] = reversedColumn[b];
+            column[a + 1] = reversedColumn[b + 1];
+            column[a + 2] = reversedColumn[b + 2];
+          }
+        } else {
+          vertical(ring, slots, count, weights, xx * ksize, span, column, 0);
         }
+        verticalColumn(xx);
       }
     },
   };

@@ -524,9 +524,10 @@ class Pass {
     return !this.src.ended && isTruncation(error);
   }
 
-  // Waits for more bytes, releasing those before `keep`; returns how far positions in the window moved.
-  private async refill(keep: number): Promise<number> {
-    const shift = await this.src.more(keep, this.b.length - keep);
+  // Waits for more bytes (`want` at least: by default as many as are held from `keep`), releasing those
+  // before `keep`; returns how far positions in the window moved.
+  private async refill(keep: number, want = this.b.length - keep): Promise<number> {
+    const shift = await this.src.more(keep, want);
     this.b = this.src.bytes;
     this.pos -= shift;
     return shift;
@@ -771,8 +772,20 @@ class Pass {
         if (r.exhausted) this.exhausted = true;
       }
     };
+    // A streamed row whose bytes have not all arrived runs again once they have: before each row, the
+    // bytes of the largest row so far are awaited (within half the window), so that the decoder, when it
+    // is ahead of the stream, waits instead of decoding most rows twice.
+    let rowBytes = 0;
     for (let my = 0; my < mcusY; my++) {
+      const start = this.src.offset + r.pos;
+      const held = this.b.length - r.pos;
+      const need = Math.min(rowBytes, this.src.maxWindowBytes >> 1);
+      if (!this.src.ended && !r.atMarker && held < need) {
+        r.pos -= await this.refill(r.pos, need - held);
+        r.data = this.b;
+      }
       await this.row(r, preds, null, () => decodeRow(my));
+      if (!r.atMarker) rowBytes = Math.max(rowBytes, this.src.offset + r.pos - start);
       if (!buffered && my > 0) this.emitBand(my - 1);
       await this.worked(mcusX * blocksPerMcu);
     }
@@ -1235,6 +1248,38 @@ class Pass {
     const [p0, p1, p2] = planes;
     const fused = this.d.colorSpace === "ycbcr" && p0.method === "full" && p1.method === "h2v2" && p2.method === "h2v2";
     const kernels = decodeKernels();
+    // YCbCr with every component at full resolution (4:2:0 at 1/2 and below: the chroma IDCT scaled up),
+    // the band's rows in one kernel call: they lie one after the other in each ring.
+    if (
+      kernels &&
+      this.d.colorSpace === "ycbcr" &&
+      p0.method === "full" &&
+      p1.method === "full" &&
+      p2.method === "full" &&
+      p1.stride === p2.stride &&
+      consecutive(p0, first, count) &&
+      consecutive(p1, first, count) &&
+      consecutive(p2, first, count) &&
+      kernels.fitsYccRows(p0.stride, p1.stride, w, count)
+    ) {
+      const yo = rowOffset(p0, first);
+      kernels.yccRows(
+        p0.ring,
+        yo,
+        p0.stride,
+        p1.ring,
+        rowOffset(p1, first),
+        p2.ring,
+        rowOffset(p2, first),
+        p1.stride,
+        out,
+        0,
+        w,
+        count,
+      );
+      this.sink(count === this.bandHeight ? out : out.subarray(0, count * w * 3), first, count);
+      return;
+    }
     const fusedRow = kernels?.fitsRow(w) ? kernels.h2v2YccRow.bind(kernels) : h2v2YccRow;
     for (let i = 0; i < count; i++) {
       const y = first + i;
@@ -1305,6 +1350,11 @@ function rowOffset(p: Plane, r: number): number {
   const rr = r < 0 ? 0 : r >= p.height ? p.height - 1 : r;
   const band = (rr / p.bandRows) | 0;
   return ((band % 3) * p.bandRows + (rr - band * p.bandRows)) * p.stride;
+}
+
+// Whether rows r..r + count - 1 of the plane lie one after the other in its ring (one band, none clamped).
+function consecutive(p: Plane, r: number, count: number): boolean {
+  return r + count <= p.height && rowOffset(p, r + count - 1) - rowOffset(p, r) === (count - 1) * p.stride;
 }
 
 function checkTable(t: HuffmanTable | null, dc: boolean): void {

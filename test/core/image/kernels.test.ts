@@ -43,6 +43,7 @@ import {
   HAMMING,
   horizontalRow,
   LANCZOS,
+  verticalRow,
 } from "../../../core/preprocess/resize.ts";
 import { prng as random } from "../../prng.ts";
 
@@ -115,6 +116,34 @@ describe("h2v2YccRow: 4:2:0 fancy upsampling + YCbCr -> RGB", () => {
     expect(out.subarray(30)).toEqual(want);
     expect(Array.from(out.subarray(0, 30))).toEqual(new Array(30).fill(7));
   });
+});
+
+describe("yccRows: YCbCr -> RGB at full chroma resolution", () => {
+  const widths = [1, 5, 15, 16, 17, 31, 32, 33, 100, 1000, 4001];
+  for (const [name, fill] of Object.entries(FILLS)) {
+    test(`${name} rows, widths ${widths.join(", ")}: SIMD = scalar twin = yccToRgb`, () => {
+      const rand = random(widths.length * 3 + name.length);
+      for (const width of widths) {
+        for (const rows of [1, 2, 4]) {
+          // Planes with strides past the width, rows starting at an offset; chroma from other stretches.
+          const yStride = width + 3;
+          const cStride = width + 8;
+          const y = Uint8Array.from({ length: rows * yStride + 5 }, (_, i) => fill(rand, i));
+          const cb = Uint8Array.from({ length: rows * cStride + 9 }, (_, i) => fill(rand, i + 1));
+          const cr = Uint8Array.from({ length: rows * cStride + 2 }, (_, i) => fill(rand, 3 * i));
+          const want = new Uint8Array(3 * width * rows + 6).fill(7);
+          for (let r = 0; r < rows; r++) {
+            yccToRgb(y, 5 + r * yStride, cb, 9 + r * cStride, cr, 2 + r * cStride, want, 6 + 3 * width * r, width);
+          }
+          for (const scalar of [false, true]) {
+            const got = new Uint8Array(3 * width * rows + 6).fill(7);
+            kernels.yccRows(y, 5, yStride, cb, 9, cr, 2, cStride, got, 6, width, rows, scalar);
+            expect(got, `${scalar ? "scalar" : "SIMD"}, width ${width}, ${rows} rows`).toEqual(want);
+          }
+        }
+      }
+    });
+  }
 });
 
 describe("idctBand: the 8x8 islow IDCT and the reduced 4x4 and 2x2 ones", () => {
@@ -197,6 +226,49 @@ describe("horizontalRow: the resize's horizontal pass", () => {
             const got = new Uint8Array(3 * outW + 6);
             kernels.horizontalRow(row, 9, inW, got, 6, outW, c, scalar);
             expect(got, `${scalar ? "scalar" : "SIMD"}, ${inW} -> ${outW}`).toEqual(want);
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("verticalRow: the resize's vertical pass (and the transposed horizontal one)", () => {
+  const FILTERS = { BILINEAR, BICUBIC, LANCZOS, BOX, HAMMING };
+  // Output rows' windows from downscales as uploads need them, an upscale and the same size; row lengths
+  // around the kernel's 16-byte steps.
+  const SIZES = [
+    [4000, 224],
+    [1000, 224],
+    [333, 100],
+    [224, 224],
+    [50, 173],
+    [7, 3],
+  ];
+  const LENGTHS = [1, 3, 15, 16, 17, 48, 672, 3000];
+  for (const [name, filter] of Object.entries(FILTERS)) {
+    for (const fill of ["random", "full", "alternating"] as const) {
+      test(`${name}, ${fill} rows: SIMD = scalar twin = verticalRow`, () => {
+        const rand = random(name.length * 7 + fill.length);
+        for (const [inH, outH] of SIZES) {
+          const c = coefficients(inH, outH, filterOf(filter));
+          for (const length of LENGTHS) {
+            // The input rows in a ring, out of order, at offsets that are not multiples of 16.
+            const rows = c.ksize;
+            const src = Uint8Array.from({ length: rows * (length + 5) + 5 }, (_, i) => FILLS[fill](rand, i));
+            const at = Int32Array.from({ length: rows }, (_, y) => 5 + ((y * 3) % rows) * (length + 5));
+            for (const yy of [0, outH >> 1, outH - 1]) {
+              const count = c.bounds[yy * 2 + 1];
+              const want = new Uint8Array(length + 7);
+              verticalRow(src, at, count, c.weights, yy * c.ksize, length, want, 7);
+              for (const scalar of [false, true]) {
+                const got = new Uint8Array(length + 7);
+                kernels.verticalRow(src, at, count, c.weights, yy * c.ksize, length, got, 7, scalar);
+                expect(got, `${scalar ? "scalar" : "SIMD"}, ${inH} -> ${outH}, row ${yy}, ${length} bytes`).toEqual(
+                  want,
+                );
+              }
+            }
           }
         }
       });
@@ -351,6 +423,38 @@ describe("Huffman decoding in the kernels against the JavaScript decoder", () =>
       });
       expect((await outcome(stream, 4)) === js, name).toBe(true);
     }
+  });
+
+  test("streamed slower than it decodes: each MCU row decoded about once, not again after every chunk", async () => {
+    // 512x512, 4:4:4: 64 MCU rows of about 2 KB; a refill reads 16 KiB at least.
+    const bytes = new Uint8Array(readFileSync(new URL("images/astronaut-444.jpg", fixtures)));
+    const whole = await outcome(bytes, 1);
+    const rows = 64;
+    // 512-byte chunks, each a turn of the event loop after the last: the decoder keeps catching up.
+    let at = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + 512));
+        at += 512;
+      },
+    });
+    const k = decodeKernels() as NonNullable<ReturnType<typeof decodeKernels>>;
+    const decodeMcus = k.decodeMcus.bind(k);
+    let calls = 0;
+    k.decodeMcus = (...args) => {
+      calls++;
+      return decodeMcus(...args);
+    };
+    try {
+      expect((await outcome(stream, 1)) === whole).toBe(true);
+    } finally {
+      k.decodeMcus = decodeMcus;
+    }
+    // A row's bytes are awaited before it runs (the largest row's so far), so few rows run twice.
+    expect(calls).toBeGreaterThanOrEqual(rows);
+    expect(calls).toBeLessThan(rows + 3);
   });
 });
 
