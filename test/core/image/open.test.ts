@@ -75,4 +75,8 @@ test("what the streaming JPEG decoder declines: jpeg-js at full scale, decode=ex
     width: 10,
     height: 6,
   });
+  // So one it declines has no fallback: the streaming decoder's reason is the answer.
+  await expect(
+    openImage(jpegFixture("declined-arithmetic-progressive-dc-only.jpg"), LIMITS).decode(1, () => {}),
+  ).rejects.toMatchObject({ code: "unsupported_media_type", message: expect.stringMatching(/low-frequency/) });
 });
