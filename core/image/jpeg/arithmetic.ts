@@ -185,8 +185,18 @@ const DC_BINS = 64; // per table: S0 etc. for the five contexts (0..19), X1.. (2
 const AC_BINS = 256; // per table: 3 per zigzag index (0..188), X2.. below Kx (189..), above (217..)
 const TABLES = 16;
 
-// The statistics areas a decode keeps (libjpeg's dc_stats and ac_stats), for the memory plan.
-export const ARITHMETIC_STATS_BYTES = TABLES * (DC_BINS + AC_BINS);
+// The statistics areas a decode keeps (libjpeg's dc_stats and ac_stats) and the per-component state, for
+// the memory plan.
+export const ARITHMETIC_STATS_BYTES = TABLES * (DC_BINS + AC_BINS) + 1 + 2 * 4 * 4;
+
+// What a decode's scans reuse, one after the other.
+export class ArithmeticState {
+  readonly dcStats = new Uint8Array(TABLES * DC_BINS);
+  readonly acStats = new Uint8Array(TABLES * AC_BINS);
+  readonly fixed = new Uint8Array(1); // the fixed one-half estimate's bin
+  readonly lastDc = new Int32Array(4); // per scan component
+  readonly dcContext = new Int32Array(4);
+}
 
 // One scan's decoder: the interval registers, the statistics areas, the DC predictions and contexts, and
 // the reader over bytes [pos, end) of `data`.
@@ -205,11 +215,11 @@ export class ArithmeticDecoder {
   markerAt = -1; // the code byte of a marker the data ran into (libjpeg's unread_marker); zeros follow it
   failed = false; // corrupt data met: nothing more is decoded until the next restart
   private nextRestart = 0;
-  private readonly dcStats = new Uint8Array(TABLES * DC_BINS);
-  private readonly acStats = new Uint8Array(TABLES * AC_BINS);
-  private readonly fixed = new Uint8Array([FIXED_STATE]);
-  private readonly lastDc = new Int32Array(4); // per scan component
-  private readonly dcContext = new Int32Array(4);
+  private readonly dcStats: Uint8Array;
+  private readonly acStats: Uint8Array;
+  private readonly fixed: Uint8Array;
+  private readonly lastDc: Int32Array;
+  private readonly dcContext: Int32Array;
 
   constructor(
     data: Uint8Array,
@@ -220,6 +230,7 @@ export class ArithmeticDecoder {
     conditioning: Conditioning,
     progressive: boolean,
     scan: Scan,
+    state: ArithmeticState,
   ) {
     this.data = data;
     this.pos = pos;
@@ -229,6 +240,12 @@ export class ArithmeticDecoder {
     this.conditioning = conditioning;
     this.progressive = progressive;
     this.scan = scan;
+    this.dcStats = state.dcStats;
+    this.acStats = state.acStats;
+    this.fixed = state.fixed;
+    this.fixed[0] = FIXED_STATE;
+    this.lastDc = state.lastDc;
+    this.dcContext = state.dcContext;
     this.reset();
   }
 

@@ -16,7 +16,13 @@ import { checkPixels, type Limits } from "../../limits.ts";
 import { ByteSource, yieldToOthers } from "../bytes.ts";
 import { type DecodeKernels, decodeKernels, MCUS_TOO_LARGE, MCUS_TRUNCATED, type McuComponent } from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
-import { ARITHMETIC_STATS_BYTES, ArithmeticDecoder, pillowReadEnd, readConditioning } from "./arithmetic.ts";
+import {
+  ARITHMETIC_STATS_BYTES,
+  ArithmeticDecoder,
+  ArithmeticState,
+  pillowReadEnd,
+  readConditioning,
+} from "./arithmetic.ts";
 import {
   cmykToRgb,
   grayToRgb,
@@ -690,6 +696,7 @@ class Pass {
 
   private nextRestart = 0;
   private exhausted = false; // libjpeg's insufficient_data for the current segment
+  private arithmetic: ArithmeticState | undefined; // an arithmetic-coded file's statistics, for every scan
 
   // Sequential scan. Streaming: all components interleaved, each MCU row turned into samples as it comes.
   private async decodeSequential(scan: Scan, buffered: boolean): Promise<void> {
@@ -1055,6 +1062,7 @@ class Pass {
       for (const sc of scan.components) this.coefBits[sc.index].fill(al, ss, se + 1);
       await this.spend(mcusX * mcusY * blocksPerMcu * (se - ss + 1));
     }
+    this.arithmetic ??= new ArithmeticState();
     const readEnd = pillowReadEnd(src.offset + this.pos, src.length ?? Number.POSITIVE_INFINITY);
     while (!src.ended && src.offset + this.b.length < readEnd) await this.refill(this.pos);
     const fileEnd = src.ended ? src.offset + this.b.length : (src.length ?? Number.POSITIVE_INFINITY);
@@ -1068,6 +1076,7 @@ class Pass {
       this.tables.conditioning,
       f.progressive,
       scan,
+      this.arithmetic,
     );
     const restart = this.tables.restartInterval;
     const dq = this.dequantized;

@@ -55,6 +55,9 @@ const jpegs = [
     "progressive-100-scans-gray-48x40.jpg",
     "progressive-restart-420-50x40.jpg",
     "baseline-mixed-2x2-1x2-2x1-41x27.jpg",
+    "arithmetic-422-restart-50x40.jpg",
+    "arithmetic-progressive-restart-420-50x40.jpg",
+    "arithmetic-second-64k-read-40x24.jpg",
   ].map((n) => `${FIXTURES}jpeg/${n}`),
 ];
 const pngs = ["rgb-8-large.png", "rgba-16-adam7.png", "palette-4.png", "gray-16.png"].map((n) => `${PNG_DIR}${n}`);
