@@ -99,8 +99,8 @@ const BPS = 32; // the work buffer's stride, as libwebp's yuv_b_
 const Y_OFF = BPS + 8;
 const U_OFF = Y_OFF + BPS * 16 + BPS;
 const V_OFF = U_OFF + 16;
-const ZIGZAG = [0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15];
-const BANDS = [0, 1, 2, 3, 6, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 0];
+const ZIGZAG = Uint8Array.of(0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15);
+const BANDS = Uint8Array.of(0, 1, 2, 3, 6, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 0);
 const CAT3456 = [
   [173, 148, 140],
   [176, 155, 140, 135],
@@ -114,6 +114,9 @@ const SCAN = Array.from({ length: 16 }, (_, n) => (n & 3) * 4 + (n >> 2) * 4 * B
 
 const clip8 = (v: number) => (v < 0 ? 0 : Math.min(v, 255));
 const avg3 = (a: number, b: number, c: number) => (a + 2 * b + c + 2) >> 2;
+function copy32(from: Uint32Array, at: number, to: Uint32Array, dst: number, words: number): void {
+  for (let i = 0; i < words; i++) to[dst + i] = from[at + i];
+}
 const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
 // The transforms' scratch (they run to completion between two yields).
 const TMP = new Int32Array(16);
@@ -293,6 +296,13 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const intraT = new Uint8Array(mbW * 4);
   const intraL = new Uint8Array(4);
   const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
+  const yuv32 = new Uint32Array(yuv.buffer);
+  const topY32 = new Uint32Array(topY.buffer);
+  const topU32 = new Uint32Array(topU.buffer);
+  const topV32 = new Uint32Array(topV.buffer);
+  const Y32 = new Uint32Array(Y.buffer);
+  const U32 = new Uint32Array(U.buffer);
+  const V32 = new Uint32Array(V.buffer);
   const coeffs = new Int16Array(384);
   const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
@@ -435,24 +445,23 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
           let ymode = intraL[y];
           for (let x = 0; x < 4; x++) {
             const p = (intraT[top + x] * 10 + ymode) * 9;
-            const b = (i: number) => br.bit(BMODES_PROBA[p + i]);
-            ymode = !b(0)
+            ymode = !br.bit(BMODES_PROBA[p])
               ? 0
-              : !b(1)
+              : !br.bit(BMODES_PROBA[p + 1])
                 ? 1
-                : !b(2)
+                : !br.bit(BMODES_PROBA[p + 2])
                   ? 2
-                  : !b(3)
-                    ? !b(4)
+                  : !br.bit(BMODES_PROBA[p + 3])
+                    ? !br.bit(BMODES_PROBA[p + 4])
                       ? 3
-                      : !b(5)
+                      : !br.bit(BMODES_PROBA[p + 5])
                         ? 4
                         : 5
-                    : !b(6)
+                    : !br.bit(BMODES_PROBA[p + 6])
                       ? 6
-                      : !b(7)
+                      : !br.bit(BMODES_PROBA[p + 7])
                         ? 7
-                        : !b(8)
+                        : !br.bit(BMODES_PROBA[p + 8])
                           ? 8
                           : 9;
             intraT[top + x] = ymode;
@@ -507,26 +516,25 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     if (mbY % sliceRows === sliceRows - 1) await yieldToOthers();
   }
 
+  // The rows move as 32-bit words: every offset here (the work buffer's rows, the planes' macroblock
+  // columns) is a multiple of 4.
   function reconstruct(mbX: number, mbY: number, mb: Macroblock): void {
     if (mbX > 0) {
-      for (let j = -1; j < 16; j++) yuv.copyWithin(Y_OFF + j * BPS - 4, Y_OFF + j * BPS + 12, Y_OFF + j * BPS + 16);
+      for (let j = -1; j < 16; j++) yuv32[(Y_OFF + j * BPS - 4) >> 2] = yuv32[(Y_OFF + j * BPS + 12) >> 2];
       for (let j = -1; j < 8; j++) {
-        yuv.copyWithin(U_OFF + j * BPS - 4, U_OFF + j * BPS + 4, U_OFF + j * BPS + 8);
-        yuv.copyWithin(V_OFF + j * BPS - 4, V_OFF + j * BPS + 4, V_OFF + j * BPS + 8);
+        yuv32[(U_OFF + j * BPS - 4) >> 2] = yuv32[(U_OFF + j * BPS + 4) >> 2];
+        yuv32[(V_OFF + j * BPS - 4) >> 2] = yuv32[(V_OFF + j * BPS + 4) >> 2];
       }
     }
     if (mbY > 0) {
-      yuv.set(topY.subarray(mbX * 16, mbX * 16 + 16), Y_OFF - BPS);
-      yuv.set(topU.subarray(mbX * 8, mbX * 8 + 8), U_OFF - BPS);
-      yuv.set(topV.subarray(mbX * 8, mbX * 8 + 8), V_OFF - BPS);
+      copy32(topY32, mbX * 4, yuv32, (Y_OFF - BPS) >> 2, 4);
+      copy32(topU32, mbX * 2, yuv32, (U_OFF - BPS) >> 2, 2);
+      copy32(topV32, mbX * 2, yuv32, (V_OFF - BPS) >> 2, 2);
     }
     if (mb.i4x4) {
-      const tr = Y_OFF - BPS + 16;
-      if (mbY > 0) {
-        if (mbX >= mbW - 1) yuv.fill(topY[mbX * 16 + 15], tr, tr + 4);
-        else yuv.set(topY.subarray(mbX * 16 + 16, mbX * 16 + 20), tr);
-      }
-      for (let k = 1; k <= 3; k++) yuv.copyWithin(tr + k * 4 * BPS, tr, tr + 4);
+      const tr = (Y_OFF - BPS + 16) >> 2;
+      if (mbY > 0) yuv32[tr] = mbX >= mbW - 1 ? topY[mbX * 16 + 15] * 0x01010101 : topY32[mbX * 4 + 4];
+      for (let k = 1; k <= 3; k++) yuv32[tr + k * BPS] = yuv32[tr];
       for (let n = 0; n < 16; n++) {
         const dst = Y_OFF + SCAN[n];
         predict4(mb.modes[n], dst);
@@ -545,15 +553,15 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       transform(coeffs, 320 + n * 16, V_OFF + off);
     }
     if (mbY < mbH - 1) {
-      topY.set(yuv.subarray(Y_OFF + 15 * BPS, Y_OFF + 15 * BPS + 16), mbX * 16);
-      topU.set(yuv.subarray(U_OFF + 7 * BPS, U_OFF + 7 * BPS + 8), mbX * 8);
-      topV.set(yuv.subarray(V_OFF + 7 * BPS, V_OFF + 7 * BPS + 8), mbX * 8);
+      copy32(yuv32, (Y_OFF + 15 * BPS) >> 2, topY32, mbX * 4, 4);
+      copy32(yuv32, (U_OFF + 7 * BPS) >> 2, topU32, mbX * 2, 2);
+      copy32(yuv32, (V_OFF + 7 * BPS) >> 2, topV32, mbX * 2, 2);
     }
     for (let j = 0; j < 16; j++)
-      Y.set(yuv.subarray(Y_OFF + j * BPS, Y_OFF + j * BPS + 16), (Y_KEEP + j) * yStride + mbX * 16);
+      copy32(yuv32, (Y_OFF + j * BPS) >> 2, Y32, ((Y_KEEP + j) * yStride + mbX * 16) >> 2, 4);
     for (let j = 0; j < 8; j++) {
-      U.set(yuv.subarray(U_OFF + j * BPS, U_OFF + j * BPS + 8), (UV_KEEP + j) * uvStride + mbX * 8);
-      V.set(yuv.subarray(V_OFF + j * BPS, V_OFF + j * BPS + 8), (UV_KEEP + j) * uvStride + mbX * 8);
+      copy32(yuv32, (U_OFF + j * BPS) >> 2, U32, ((UV_KEEP + j) * uvStride + mbX * 8) >> 2, 2);
+      copy32(yuv32, (V_OFF + j * BPS) >> 2, V32, ((UV_KEEP + j) * uvStride + mbX * 8) >> 2, 2);
     }
   }
 
@@ -602,7 +610,9 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   }
 
   function fill(dst: number, size: number, v: number): void {
-    for (let y = 0; y < size; y++) yuv.fill(v, dst + y * BPS, dst + y * BPS + size);
+    const word = v * 0x01010101;
+    for (let y = 0, at = dst >> 2; y < size; y++, at += BPS >> 2)
+      for (let x = 0; x < size >> 2; x++) yuv32[at + x] = word;
   }
 
   function predict16(mode: number, dst: number): void {
