@@ -27,8 +27,15 @@ class BoolReader {
     this.pos = start;
     this.load();
   }
+  // Three bytes at once while they are there (libwebp loads a machine word), then the last ones one by one.
+  // `value` stays below (range + 1) << bits < 2^31.
   private load(): void {
-    if (this.pos < this.end) {
+    const pos = this.pos;
+    if (pos + 3 <= this.end) {
+      this.bits += 24;
+      this.value = (this.value << 24) | (this.data[pos] << 16) | (this.data[pos + 1] << 8) | this.data[pos + 2];
+      this.pos = pos + 3;
+    } else if (pos < this.end) {
       this.bits += 8;
       this.value = this.data[this.pos++] | (this.value << 8);
     } else if (!this.eof) {
@@ -322,7 +329,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     r: BoolReader,
     type: number,
     ctx: number,
-    dq: [number, number],
+    dc: number,
+    ac: number,
     n: number,
     out: Int16Array,
     at: number,
@@ -350,12 +358,13 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
           const bit0 = r.bit(proba[p + 9 + bit1]);
           const cat = 2 * bit1 + bit0;
           v = 0;
-          for (const q of CAT3456[cat]) v = 2 * v + r.bit(q);
+          const probas = CAT3456[cat];
+          for (let i = 0; i < probas.length; i++) v = 2 * v + r.bit(probas[i]);
           v += 3 + (8 << cat);
         }
         p = (next + 2) * 11;
       }
-      out[at + ZIGZAG[n]] = r.signed(v) * dq[n > 0 ? 1 : 0];
+      out[at + ZIGZAG[n]] = r.signed(v) * (n > 0 ? ac : dc);
     }
     return 16;
   };
@@ -372,7 +381,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     if (!mb.i4x4) {
       const dc = dcCoeffs;
       dc.fill(0);
-      const nz = getCoeffs(r, 1, topNzDc[mbX] + leftNzDc, q.y2, 0, dc, 0);
+      const nz = getCoeffs(r, 1, topNzDc[mbX] + leftNzDc, q.y2[0], q.y2[1], 0, dc, 0);
       topNzDc[mbX] = leftNzDc = nz > 0 ? 1 : 0;
       if (nz > 1) {
         inverseWht(dc, coeffs);
@@ -392,7 +401,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       let l = lnz & 1;
       for (let x = 0; x < 4; x++) {
         const at = (y * 4 + x) * 16;
-        const nz = getCoeffs(r, acType, l + (tnz & 1), q.y1, first, coeffs, at);
+        const nz = getCoeffs(r, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
         l = nz > first ? 1 : 0;
         tnz = (tnz >> 1) | (l << 7);
         if (nz > 1 || coeffs[at] !== 0) nonZero = true;
@@ -409,7 +418,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         let l = lnz & 1;
         for (let x = 0; x < 2; x++) {
           const at = 256 + ch * 32 + (y * 2 + x) * 16;
-          const nz = getCoeffs(r, 2, l + (tnz & 1), q.uv, 0, coeffs, at);
+          const nz = getCoeffs(r, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
           l = nz > 0 ? 1 : 0;
           tnz = (tnz >> 1) | (l << 3);
           if (nz > 1 || coeffs[at] !== 0) nonZero = true;
@@ -1078,10 +1087,10 @@ function upsampleLine(
   len: number,
 ): void {
   const put = (x: number, u: number, v: number) => {
-    const yy = y[x];
-    out[3 * x] = yuvClip(mulHi(yy, 19077) + mulHi(v, 26149) - 14234);
-    out[3 * x + 1] = yuvClip(mulHi(yy, 19077) - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
-    out[3 * x + 2] = yuvClip(mulHi(yy, 19077) + mulHi(u, 33050) - 17685);
+    const yy = mulHi(y[x], 19077);
+    out[3 * x] = yuvClip(yy + mulHi(v, 26149) - 14234);
+    out[3 * x + 1] = yuvClip(yy - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
+    out[3 * x + 2] = yuvClip(yy + mulHi(u, 33050) - 17685);
   };
   const edge = (tl: number, l: number) => (bottom ? (3 * l + tl + 2) >> 2 : (3 * tl + l + 2) >> 2);
   let tlu = tu[0];
