@@ -9,8 +9,15 @@
 
 import { EdgevitError } from "../../errors.ts";
 import { corrupt, truncatedJpeg } from "./errors.ts";
-import type { Scan } from "./markers.ts";
 import { ZIGZAG } from "./zigzag.ts";
+
+// What the decoder reads of a scan header (./markers.ts's Scan, which imports this file's DAC reader).
+interface Scan {
+  components: { dcTable: number; acTable: number }[];
+  ss: number;
+  se: number;
+  ah: number;
+}
 
 // Pillow's ImageFile.MAXBLOCK: the bytes it reads per call to the decoder.
 export const PILLOW_READ_BYTES = 65536;
