@@ -121,10 +121,11 @@ const SCAN = Array.from({ length: 16 }, (_, n) => (n & 3) * 4 + (n >> 2) * 4 * B
 
 const clip8 = (v: number) => (v < 0 ? 0 : Math.min(v, 255));
 const avg3 = (a: number, b: number, c: number) => (a + 2 * b + c + 2) >> 2;
+const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
+// Words from one 32-bit view into another: the reconstruction's row moves.
 function copy32(from: Uint32Array, at: number, to: Uint32Array, dst: number, words: number): void {
   for (let i = 0; i < words; i++) to[dst + i] = from[at + i];
 }
-const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
 // The transforms' scratch (they run to completion between two yields).
 const TMP = new Int32Array(16);
 
