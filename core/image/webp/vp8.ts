@@ -77,6 +77,137 @@ class BoolReader {
     this.value -= ((split + 1) & mask) << pos;
     return (v ^ mask) - mask;
   }
+  // The hot spot of lossy decoding: one 4x4 block's coefficient tokens from position n, dequantized into
+  // out[at + ZIGZAG[k]] (libwebp's GetCoeffs); returns the last non-zero position plus one. The decisions
+  // nearly every coefficient takes (end of block, zero, one, sign) run on the registers held in locals, as
+  // bit() and signed() would; a larger value is read through bit().
+  coefficients(
+    proba: Uint8Array,
+    type: number,
+    ctx: number,
+    dc: number,
+    ac: number,
+    n: number,
+    out: Int16Array,
+    at: number,
+  ): number {
+    let value = this.value;
+    let range = this.range;
+    let bits = this.bits;
+    let p = ((type * 8 + BANDS[n]) * 3 + ctx) * 11;
+    let end = 16;
+    let split: number;
+    let shift: number;
+    tokens: for (; n < 16; n++) {
+      // End of block?
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = (range * proba[p]) >>> 8;
+      const more = value >>> bits > split;
+      if (more) {
+        range -= split;
+        value -= (split + 1) << bits;
+      } else range = split + 1;
+      shift = 7 ^ (31 - Math.clz32(range));
+      bits -= shift;
+      range = (range << shift) - 1;
+      if (!more) {
+        end = n;
+        break;
+      }
+      // Zeros, each moving to the next position's probabilities.
+      for (;;) {
+        if (bits < 0) {
+          this.value = value;
+          this.bits = bits;
+          this.load();
+          value = this.value;
+          bits = this.bits;
+        }
+        split = (range * proba[p + 1]) >>> 8;
+        const nonzero = value >>> bits > split;
+        if (nonzero) {
+          range -= split;
+          value -= (split + 1) << bits;
+        } else range = split + 1;
+        shift = 7 ^ (31 - Math.clz32(range));
+        bits -= shift;
+        range = (range << shift) - 1;
+        if (nonzero) break;
+        n++;
+        p = (type * 8 + BANDS[n]) * 3 * 11;
+        if (n === 16) break tokens;
+      }
+      const next = (type * 8 + BANDS[n + 1]) * 3;
+      // One, or more.
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = (range * proba[p + 2]) >>> 8;
+      let v = 1;
+      const large = value >>> bits > split;
+      if (large) {
+        range -= split;
+        value -= (split + 1) << bits;
+      } else range = split + 1;
+      shift = 7 ^ (31 - Math.clz32(range));
+      bits -= shift;
+      range = (range << shift) - 1;
+      if (large) {
+        this.value = value;
+        this.range = range;
+        this.bits = bits;
+        v = this.largeValue(proba, p);
+        value = this.value;
+        range = this.range;
+        bits = this.bits;
+        p = (next + 2) * 11;
+      } else p = (next + 1) * 11;
+      // The sign, at probability 1/2 (signed()).
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = range >>> 1;
+      const mask = (split - (value >>> bits)) >> 31; // -1 when the bit is 1
+      range = (range + mask) | 1;
+      value -= ((split + 1) & mask) << bits;
+      bits -= 1;
+      out[at + ZIGZAG[n]] = ((v ^ mask) - mask) * (n > 0 ? ac : dc);
+    }
+    this.value = value;
+    this.range = range;
+    this.bits = bits;
+    return end;
+  }
+
+  // A coefficient's value above 1, its first decision taken (GetLargeValue).
+  private largeValue(proba: Uint8Array, p: number): number {
+    if (!this.bit(proba[p + 3])) return !this.bit(proba[p + 4]) ? 2 : 3 + this.bit(proba[p + 5]);
+    if (!this.bit(proba[p + 6])) {
+      return !this.bit(proba[p + 7]) ? 5 + this.bit(159) : 7 + 2 * this.bit(165) + this.bit(145);
+    }
+    const bit1 = this.bit(proba[p + 8]);
+    const bit0 = this.bit(proba[p + 9 + bit1]);
+    const cat = 2 * bit1 + bit0;
+    const probas = CAT3456[cat];
+    let v = 0;
+    for (let i = 0; i < probas.length; i++) v = 2 * v + this.bit(probas[i]);
+    return v + 3 + (8 << cat);
+  }
+
   literal(n: number): number {
     let v = 0;
     while (n-- > 0) v |= this.bit(0x80) << n;
@@ -324,52 +455,6 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const inner = new Uint8Array(mbW); // whether a column's inner edges are filtered
   const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
 
-  // Coefficient tokens of one 4x4 block into out[at..at+16), dequantized; returns the last non-zero
-  // position plus one.
-  const getCoeffs = (
-    r: BoolReader,
-    type: number,
-    ctx: number,
-    dc: number,
-    ac: number,
-    n: number,
-    out: Int16Array,
-    at: number,
-  ) => {
-    let p = ((type * 8 + BANDS[n]) * 3 + ctx) * 11;
-    for (; n < 16; n++) {
-      if (!r.bit(proba[p])) return n;
-      while (!r.bit(proba[p + 1])) {
-        n++;
-        p = ((type * 8 + BANDS[n]) * 3 + 0) * 11;
-        if (n === 16) return 16;
-      }
-      const next = (type * 8 + BANDS[n + 1]) * 3;
-      let v: number;
-      if (!r.bit(proba[p + 2])) {
-        v = 1;
-        p = (next + 1) * 11;
-      } else {
-        if (!r.bit(proba[p + 3])) {
-          v = !r.bit(proba[p + 4]) ? 2 : 3 + r.bit(proba[p + 5]);
-        } else if (!r.bit(proba[p + 6])) {
-          v = !r.bit(proba[p + 7]) ? 5 + r.bit(159) : 7 + 2 * r.bit(165) + r.bit(145);
-        } else {
-          const bit1 = r.bit(proba[p + 8]);
-          const bit0 = r.bit(proba[p + 9 + bit1]);
-          const cat = 2 * bit1 + bit0;
-          v = 0;
-          const probas = CAT3456[cat];
-          for (let i = 0; i < probas.length; i++) v = 2 * v + r.bit(probas[i]);
-          v += 3 + (8 << cat);
-        }
-        p = (next + 2) * 11;
-      }
-      out[at + ZIGZAG[n]] = r.signed(v) * (n > 0 ? ac : dc);
-    }
-    return 16;
-  };
-
   let leftNz = 0;
   let leftNzDc = 0;
   // Returns whether the macroblock has no non-zero coefficient.
@@ -382,7 +467,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     if (!mb.i4x4) {
       const dc = dcCoeffs;
       dc.fill(0);
-      const nz = getCoeffs(r, 1, topNzDc[mbX] + leftNzDc, q.y2[0], q.y2[1], 0, dc, 0);
+      const nz = r.coefficients(proba, 1, topNzDc[mbX] + leftNzDc, q.y2[0], q.y2[1], 0, dc, 0);
       topNzDc[mbX] = leftNzDc = nz > 0 ? 1 : 0;
       if (nz > 1) {
         inverseWht(dc, coeffs);
@@ -402,7 +487,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       let l = lnz & 1;
       for (let x = 0; x < 4; x++) {
         const at = (y * 4 + x) * 16;
-        const nz = getCoeffs(r, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
+        const nz = r.coefficients(proba, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
         l = nz > first ? 1 : 0;
         tnz = (tnz >> 1) | (l << 7);
         if (nz > 1 || coeffs[at] !== 0) nonZero = true;
@@ -419,7 +504,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         let l = lnz & 1;
         for (let x = 0; x < 2; x++) {
           const at = 256 + ch * 32 + (y * 2 + x) * 16;
-          const nz = getCoeffs(r, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
+          const nz = r.coefficients(proba, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
           l = nz > 0 ? 1 : 0;
           tnz = (tnz >> 1) | (l << 3);
           if (nz > 1 || coeffs[at] !== 0) nonZero = true;
