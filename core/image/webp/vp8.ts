@@ -1115,15 +1115,15 @@ function filterLoop(
 ): void {
   const t2 = 2 * thresh + 1;
   for (let i = 0; i < size; i++, at += along) {
-    const p3 = p[at - 4 * step];
-    const p2 = p[at - 3 * step];
     const p1 = p[at - 2 * step];
     const p0 = p[at - step];
     const q0 = p[at];
     const q1 = p[at + step];
+    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) > t2) continue;
+    const p3 = p[at - 4 * step];
+    const p2 = p[at - 3 * step];
     const q2 = p[at + 2 * step];
     const q3 = p[at + 3 * step];
-    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) > t2) continue;
     if (
       Math.abs(p3 - p2) > ithresh ||
       Math.abs(p2 - p1) > ithresh ||
