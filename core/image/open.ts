@@ -79,9 +79,11 @@ async function openAnyJpeg(src: ByteSource, limits: Limits): Promise<ImageDecode
 function withFallback(primary: JpegDecoder, limits: Limits): ImageDecoder {
   const src = primary.source;
   const { width, height } = primary.header;
-  // Only a progressive file is declined at decode (it stops before its low frequencies are complete).
+  // Only a progressive file is declined at decode (it stops before its low frequencies are complete), and
+  // only a Huffman-coded one can go to jpeg-js.
+  const huffmanProgressive = primary.frame.progressive && !primary.frame.arithmetic;
   const mayFallBack = (scale: number) =>
-    scale === 1 && primary.frame.progressive && width * height <= FALLBACK_MAX_PIXELS && !src.whole;
+    scale === 1 && huffmanProgressive && width * height <= FALLBACK_MAX_PIXELS && !src.whole;
   return {
     header: primary.header,
     async decode(scale, sink) {
@@ -94,7 +96,7 @@ function withFallback(primary: JpegDecoder, limits: Limits): ImageDecoder {
           sink(rows, first, count);
         });
       } catch (error) {
-        if (!declined(error) || pushed) throw error;
+        if (!declined(error) || pushed || primary.frame.arithmetic) throw error;
         if (scale !== 1) {
           throw new EdgevitError("unsupported_media_type", `${error.message} Send it with decode=exact.`);
         }
@@ -106,7 +108,7 @@ function withFallback(primary: JpegDecoder, limits: Limits): ImageDecoder {
     },
     memoryBytes(scale) {
       const own = primary.memoryBytes(scale);
-      if (scale !== 1 || !primary.frame.progressive || width * height > FALLBACK_MAX_PIXELS) return own;
+      if (scale !== 1 || !huffmanProgressive || width * height > FALLBACK_MAX_PIXELS) return own;
       // The fallback's decode comes after the streaming decoder's buffers are dropped.
       const body = src.retainedBytes;
       return Math.max(own - src.memoryBytes + body, FALLBACK_HELD_BYTES_PER_PIXEL * width * height + body);

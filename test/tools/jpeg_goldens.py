@@ -1,6 +1,8 @@
 """Small test JPEGs for the JPEG decoder, one per flavour, and Pillow's decoding of them as goldens.
 
-Run with Debian's Pillow (libjpeg-turbo) and cjpeg (apt: libjpeg-turbo-progs):
+Run with Debian's Pillow (libjpeg-turbo) and cjpeg (apt: libjpeg-turbo-progs); the arithmetic-coded files
+with non-default conditioning are written by arithmetic_conditioning.c, built here with cc and libjpeg
+(apt: libjpeg62-turbo-dev):
     /usr/bin/python3 test/tools/jpeg_goldens.py
 
 Writes test/fixtures/jpeg/*.jpg and test/fixtures/jpeg/goldens.json. For every file (these and the photos in
@@ -47,6 +49,79 @@ def cjpeg(im, *args, script=None):
                 f.write(script)
             cmd += ["-scans", path]
         return subprocess.run([*cmd, src], check=True, capture_output=True).stdout
+
+
+def conditioned(im, dc_l, dc_u, ac_k, progressive):
+    """An arithmetic-coded JPEG whose DAC sets every table's L, U and Kx, from libjpeg-turbo's own encoder."""
+    here = os.path.dirname(__file__)
+    with tempfile.TemporaryDirectory() as d:
+        tool = os.path.join(d, "conditioning")
+        subprocess.run(["cc", "-O2", "-o", tool, os.path.join(here, "arithmetic_conditioning.c"), "-ljpeg"], check=True)
+        src = os.path.join(d, "in.ppm")
+        dst = os.path.join(d, "out.jpg")
+        im.save(src)
+        args = [str(x) for x in (dc_l, dc_u, ac_k, 1 if progressive else 0)]
+        subprocess.run([tool, src, dst, *args], check=True)
+        with open(dst, "rb") as f:
+            return f.read()
+
+
+def padding(marker, n):
+    """Segments of the marker with n zero bytes in all, 8000 at most each (a streamed upload's window holds a
+    whole segment): 4 more bytes per segment."""
+    out = b""
+    while n > 0:
+        k = min(n, 8000)
+        out += bytes([0xFF, marker]) + struct.pack(">H", k + 2) + bytes(k)
+        n -= k
+    return out
+
+
+def arithmetic_flavours(f):
+    """Arithmetic-coded files (SOF9, SOF10), their damage and the 64 KB reads Pillow feeds libjpeg in."""
+    f["arithmetic-420-20x12.jpg"] = cjpeg(source(20, 12), "-arithmetic")
+    f["arithmetic-444-33x17.jpg"] = cjpeg(source(33, 17), "-arithmetic", "-sample", "1x1")
+    f["arithmetic-422-restart-50x40.jpg"] = cjpeg(source(50, 40), "-arithmetic", "-sample", "2x1", "-restart", "2B")
+    f["arithmetic-multiscan-420-40x24.jpg"] = cjpeg(source(40, 24), "-arithmetic", script="0;\n1;\n2;\n")
+    f["arithmetic-progressive-420-64x48.jpg"] = cjpeg(source(64, 48), "-arithmetic", "-progressive")
+    f["arithmetic-progressive-restart-420-50x40.jpg"] = cjpeg(
+        source(50, 40), "-arithmetic", "-progressive", "-restart", "3B"
+    )
+    f["arithmetic-progressive-gray-45x30.jpg"] = cjpeg(
+        source(45, 30).convert("L"), "-arithmetic", "-grayscale", "-progressive"
+    )
+    f["arithmetic-conditioning-40x30.jpg"] = conditioned(source(40, 30), 2, 6, 12, False)
+    f["arithmetic-progressive-conditioning-40x30.jpg"] = conditioned(source(40, 30), 3, 9, 30, True)
+    restart = f["arithmetic-422-restart-50x40.jpg"]
+    sos = find_sos(restart)
+    # Data cut by an EOI: libjpeg feeds the decoder zeros from the marker on; Pillow accepts it.
+    f["arithmetic-damaged-early-eoi-50x40.jpg"] = restart[: sos + 120] + b"\xff\xd9"
+    # The second restart marker (RST1) renumbered: as RST3 (one of the next two) libjpeg's resynchronisation
+    # leaves it unread, the decoder runs on zeros until it is expected; as RST7 (a prior one) it is skipped
+    # for the next marker, which is then left unread in turn.
+    rst1 = restart.index(b"\xff\xd1", sos)
+    f["arithmetic-damaged-restart-50x40.jpg"] = restart[: rst1 + 1] + b"\xd3" + restart[rst1 + 2 :]
+    f["arithmetic-damaged-restart-skip-50x40.jpg"] = restart[: rst1 + 1] + b"\xd7" + restart[rst1 + 2 :]
+    flipped = bytearray(f["arithmetic-444-33x17.jpg"])
+    at = find_sos(bytes(flipped)) + 20
+    for i in (0, 37, 90, 200):
+        flipped[at + i] ^= 0x24
+    f["arithmetic-damaged-bits-33x17.jpg"] = bytes(flipped)
+    small = f["arithmetic-420-20x12.jpg"]
+    f["refused-arithmetic-truncated.jpg"] = small[: find_sos(small) + 40]
+    # DAC: table 0's L above its U.
+    f["refused-arithmetic-conditioning.jpg"] = patch(small, 0xCC, 1, 0x12)
+    # Pillow reads 64 KB at a time and libjpeg-turbo cannot wait for more inside an arithmetic-coded scan:
+    # a scan that crosses the end of the read its header came in is refused, one that starts after it fits.
+    # APP15 segments move the scan header to end 100 bytes before 65536, where its data is still going on.
+    n = 65536 - 100 - 14 - find_sos(small)
+    pad = padding(0xEF, n - 4 * (-(-n // 8004)))
+    f["refused-arithmetic-64k-read.jpg"] = small[:2] + pad + small[2:]
+    # Comments between the first and second scans of a three-scan file: the second and third scans start
+    # after the first read and end before the second one does.
+    multi = f["arithmetic-multiscan-420-40x24.jpg"]
+    second = scan_headers(multi)[1]
+    f["arithmetic-second-64k-read-40x24.jpg"] = multi[:second] + padding(0xFE, 66000) + multi[second:]
 
 
 def segments(data):
@@ -144,9 +219,12 @@ def flavours():
     f["refused-progressive-se-64.jpg"] = patch_scan(prog, 1, ss=1, se=64)
     f["refused-progressive-al-14.jpg"] = patch_scan(prog, 1, ahal=0x0E)
     f["refused-progressive-ah-al.jpg"] = patch_scan(prog, 1, ahal=0x31)
+    arithmetic_flavours(f)
     # Declined on purpose (Pillow decodes these):
-    f["declined-arithmetic.jpg"] = cjpeg(source(20, 12), "-arithmetic")
     f["declined-progressive-dc-only.jpg"] = cjpeg(source(20, 12), script="0,1,2: 0-0, 0, 0;\n")
+    f["declined-arithmetic-progressive-dc-only.jpg"] = cjpeg(
+        source(20, 12), "-arithmetic", script="0,1,2: 0-0, 0, 0;\n"
+    )
     # Progressive with one scan repeated 300 times: libjpeg only warns about the bogus progression.
     f["declined-300-scans.jpg"] = repeat_last_scan(f["progressive-gray-45x30.jpg"], 300)
     return f

@@ -29,6 +29,13 @@ import {
 } from "../kernels.ts";
 import type { DecodedSize, ImageDecoder, ImageHeader, RowSink } from "../source.ts";
 import {
+  ARITHMETIC_STATS_BYTES,
+  ArithmeticDecoder,
+  ArithmeticState,
+  pillowReadEnd,
+  readConditioning,
+} from "./arithmetic.ts";
+import {
   cmykToRgb,
   grayToRgb,
   h2v2YccRow,
@@ -56,6 +63,7 @@ import {
 import { idct1, idct2, idct4, idct8 } from "./idct.ts";
 import {
   type Component,
+  checkCutSegment,
   type Frame,
   installStandardTables,
   type JpegColorSpace,
@@ -288,6 +296,7 @@ export class JpegDecoder implements ImageDecoder {
     const f = this.frame;
     const outWidth = Math.ceil(f.width / scale);
     let bytes = f.maxV * (8 / scale) * outWidth * 3 + TABLES_BYTES + this.source.memoryBytes;
+    if (f.arithmetic) bytes += ARITHMETIC_STATS_BYTES;
     for (const c of f.components) {
       const s = planeSizes(f, c, scale);
       bytes += s.ringBytes + outWidth + 8;
@@ -335,13 +344,7 @@ export async function openJpegSource(source: ByteSource, limits: JpegLimits): Pr
   }
 }
 function checkProcess(marker: number): void {
-  if (marker <= 0xc2) return;
-  if (marker === 0xc9 || marker === 0xca) {
-    throw new EdgevitError(
-      "unsupported_media_type",
-      "The JPEG uses arithmetic coding, which this decoder does not support; only Huffman-coded JPEGs are.",
-    );
-  }
+  if (marker <= 0xc2 || marker === 0xc9 || marker === 0xca) return;
   const kind = marker === 0xc3 || marker === 0xcb ? "lossless" : "hierarchical";
   throw new EdgevitError(
     "unsupported_media_type",
@@ -350,7 +353,13 @@ function checkProcess(marker: number): void {
 }
 
 function cloneTables(t: Tables): Tables {
-  return { quant: t.quant.slice(), dc: t.dc.slice(), ac: t.ac.slice(), restartInterval: t.restartInterval };
+  return {
+    quant: t.quant.slice(),
+    dc: t.dc.slice(),
+    ac: t.ac.slice(),
+    restartInterval: t.restartInterval,
+    conditioning: t.conditioning,
+  };
 }
 
 // One decode at one scale.
@@ -487,7 +496,8 @@ class Pass {
         this.latchTables(scan);
         if (scans === 1 && !f.progressive && scan.components.length === f.components.length) {
           // Single-scan sequential: stream it.
-          await this.decodeSequential(scan, false);
+          if (f.arithmetic) await this.decodeArithmetic(scan, false);
+          else await this.decodeSequential(scan, false);
           this.emitBand(f.mcusPerColumn - 1);
           await this.readTrailer();
           return { width: this.outWidth, height: this.outHeight };
@@ -502,7 +512,8 @@ class Pass {
             else p.lastNonzero = new Uint8Array(this.acquire(n), 0, n);
           }
         }
-        if (f.progressive) await this.decodeProgressive(scan);
+        if (f.arithmetic) await this.decodeArithmetic(scan, true);
+        else if (f.progressive) await this.decodeProgressive(scan);
         else await this.decodeSequential(scan, true);
         continue;
       }
@@ -605,7 +616,7 @@ class Pass {
         const table = marker === 0xc4 || marker === 0xdb || marker === 0xdd || marker === 0xcc || marker === 0xdc;
         const ignored = (marker >= 0xe0 && marker <= 0xef) || marker === 0xfe;
         if ((table || ignored) && (m + 3 > this.b.length || m + 1 + u16(this.b, m + 1) > this.b.length)) {
-          if (this.src.ended) return;
+          if (this.src.ended) return checkCutSegment(this.b, marker, m + 1);
           throw truncatedJpeg();
         }
         this.readTableMarker(marker, m);
@@ -627,6 +638,7 @@ class Pass {
     const start = m + 3;
     if (marker === 0xc4) readHuffmanTables(b, start, end, this.tables);
     else if (marker === 0xdb) readQuantTables(b, start, end, this.tables);
+    else if (marker === 0xcc) this.tables.conditioning = readConditioning(b, start, end, this.tables.conditioning);
     else if (marker === 0xdd) {
       if (end - start < 2) throw corrupt("its restart interval marker is cut short");
       this.tables.restartInterval = u16(b, start);
@@ -649,6 +661,7 @@ class Pass {
         if (!q) throw corrupt("a quantization table it uses is missing");
         this.quants[sc.index] = q;
       }
+      if (f.arithmetic) continue;
       const needDc = !f.progressive || (scan.ss === 0 && scan.ah === 0);
       const needAc = !f.progressive || scan.ss > 0;
       if (needDc) checkTable(this.tables.dc[sc.dcTable], true);
@@ -696,6 +709,7 @@ class Pass {
 
   private nextRestart = 0;
   private exhausted = false; // libjpeg's insufficient_data for the current segment
+  private arithmetic: ArithmeticState | undefined; // an arithmetic-coded file's statistics, for every scan
 
   // Sequential scan. Streaming: all components interleaved, each MCU row turned into samples as it comes.
   private async decodeSequential(scan: Scan, buffered: boolean): Promise<void> {
@@ -1185,6 +1199,85 @@ class Pass {
         "The progressive JPEG stops before its low-frequency detail is complete, which this decoder does not reproduce.",
       );
     }
+  }
+
+  // An arithmetic-coded scan (./arithmetic.ts). Its bytes are in the window before it starts, as far as
+  // the Pillow read that brought in its header reaches (or the file's end); nothing is retried, and data
+  // that runs out inside the scan refuses the file, as it does in Pillow. A sequential scan's blocks go as
+  // the Huffman path's do (into the rings, or the coefficient store); progressive bands into the store.
+  private async decodeArithmetic(scan: Scan, buffered: boolean): Promise<void> {
+    const f = this.frame;
+    const src = this.src;
+    const { ss, se, ah, al } = scan;
+    const n = scan.components.length;
+    const interleaved = n > 1;
+    const single = this.planes[scan.components[0].index];
+    const mcusX = interleaved ? f.mcusPerLine : single.comp.blocksPerLine;
+    const mcusY = interleaved ? f.mcusPerColumn : single.comp.blocksPerColumn;
+    let blocksPerMcu = 0;
+    for (const sc of scan.components) {
+      blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
+    }
+    if (f.progressive) {
+      for (const sc of scan.components) this.coefBits[sc.index].fill(al, ss, se + 1);
+      await this.spend(mcusX * mcusY * blocksPerMcu * (se - ss + 1));
+    }
+    this.arithmetic ??= new ArithmeticState();
+    const readEnd = pillowReadEnd(src.offset + this.pos, src.length ?? Number.POSITIVE_INFINITY);
+    while (!src.ended && src.offset + this.b.length < readEnd) await this.refill(this.pos);
+    const fileEnd = src.ended ? src.offset + this.b.length : (src.length ?? Number.POSITIVE_INFINITY);
+    const end = Math.min(readEnd, fileEnd);
+    const arith = new ArithmeticDecoder(
+      this.b,
+      this.pos,
+      end - src.offset,
+      end === fileEnd,
+      end,
+      this.tables.conditioning,
+      f.progressive,
+      scan,
+      this.arithmetic,
+    );
+    const restart = this.tables.restartInterval;
+    const dq = this.dequantized;
+    const qs = scan.components.map((s) => this.quants[s.index] as Int32Array);
+    for (let my = 0; my < mcusY; my++) {
+      for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
+        if (restart > 0 && mcu > 0 && mcu % restart === 0) arith.restart();
+        for (let i = 0; i < n; i++) {
+          const p = this.planes[scan.components[i].index];
+          const c = p.comp;
+          const coefs = p.coefs as Int16Array;
+          for (let v = 0; v < (interleaved ? c.v : 1); v++) {
+            for (let h = 0; h < (interleaved ? c.h : 1); h++) {
+              const bx = interleaved ? mx * c.h + h : mx;
+              const by = interleaved ? my * c.v + v : my;
+              const o = (by * c.paddedBlocksPerLine + bx) * p.kept;
+              if (!f.progressive) {
+                dq.fill(0);
+                arith.sequentialBlock(i, dq);
+                if (buffered) {
+                  this.storeBlock(p, bx, by);
+                  continue;
+                }
+                for (let z = 0; z < 64; z++) dq[z] *= qs[i][z];
+                p.idct(dq, p.ring, ((my % 3) * p.bandRows + v * p.size) * p.stride + bx * p.size, p.stride);
+              } else if (ss === 0) {
+                if (ah === 0) arith.dcFirst(i, coefs, o, al);
+                else arith.dcRefine(coefs, o, al);
+              } else {
+                const nb = by * c.paddedBlocksPerLine + bx;
+                if (ah === 0) arith.acFirst(coefs, o, p.keepZigzag, p.nonzero, nb, al);
+                else arith.acRefine(coefs, o, p.keepZigzag, p.nonzero, nb, al);
+              }
+            }
+          }
+        }
+      }
+      if (!buffered && my > 0) this.emitBand(my - 1);
+      await this.worked(mcusX * blocksPerMcu);
+    }
+    this.pos = arith.after;
   }
 
   private idctBandFromCoefs(p: Plane, row: number): void {

@@ -1,6 +1,7 @@
-// JPEG input: baseline, extended sequential and progressive Huffman JPEGs, 8-bit, any sampling factors,
-// grayscale, YCbCr, RGB, CMYK and YCCK, decoded bit-exact with Pillow's Image.open(...).convert("RGB")
-// (libjpeg-turbo's islow IDCT and fancy upsampling), with DCT-domain scaling as Pillow's draft() does it.
+// JPEG input: baseline, extended sequential and progressive JPEGs, Huffman- or arithmetic-coded, 8-bit, any
+// sampling factors, grayscale, YCbCr, RGB, CMYK and YCCK, decoded bit-exact with Pillow's
+// Image.open(...).convert("RGB") (libjpeg-turbo's islow IDCT and fancy upsampling), with DCT-domain scaling
+// as Pillow's draft() does it.
 // Runtime-neutral. See DECODER-CONTRACT in core/image/source.ts.
 
 import type { ByteSource } from "../bytes.ts";
@@ -20,9 +21,9 @@ export {
 // - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds);
 // - image_too_large: the header declares more than limits.maxPixels, or (decode) a progressive file would
 //   need more than limits.maxCoefficientBytes of coefficients at that scale;
-// - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (arithmetic
-//   coding; lossless and hierarchical processes; a progressive file left incomplete, which libjpeg would
-//   smooth). A caller may try another decoder (jpeg-js) for these.
+// - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (lossless and
+//   hierarchical processes; a progressive file left incomplete, which libjpeg would smooth). A caller may
+//   try another decoder (jpeg-js, Huffman-coded files only) for these.
 // Whole bytes open at once; a source (a stream) opens once the bytes up to its first scan have arrived.
 export function openJpeg(bytes: Uint8Array, limits: JpegLimits): JpegDecoder;
 export function openJpeg(source: ByteSource, limits: JpegLimits): Promise<JpegDecoder>;

@@ -4,6 +4,7 @@
 
 import { EdgevitError } from "../../errors.ts";
 import { readExifOrientation } from "../exif.ts";
+import { type Conditioning, newConditioning, readConditioning } from "./arithmetic.ts";
 import { corrupt, truncatedJpeg } from "./errors.ts";
 import { buildHuffmanTable, type HuffmanTable } from "./huffman.ts";
 import { ZIGZAG } from "./zigzag.ts";
@@ -21,8 +22,9 @@ export interface Component {
 }
 
 export interface Frame {
-  marker: number; // 0xc0 baseline, 0xc1 extended sequential, 0xc2 progressive
+  marker: number; // 0xc0 baseline, 0xc1 extended sequential, 0xc2 progressive; 0xc9, 0xca arithmetic-coded
   progressive: boolean;
+  arithmetic: boolean;
   width: number;
   height: number;
   components: Component[];
@@ -52,6 +54,7 @@ export interface Tables {
   dc: (HuffmanTable | null)[]; // 4 slots
   ac: (HuffmanTable | null)[];
   restartInterval: number;
+  conditioning: Conditioning; // DAC: the arithmetic decoder's, set before any frame too
 }
 
 export function newTables(): Tables {
@@ -60,6 +63,7 @@ export function newTables(): Tables {
     dc: [null, null, null, null],
     ac: [null, null, null, null],
     restartInterval: 0,
+    conditioning: newConditioning(),
   };
 }
 
@@ -123,6 +127,32 @@ export function readHuffmanTables(b: Uint8Array, start: number, end: number, tab
     if (!table) throw corrupt("a Huffman table has more codes than its lengths allow");
     (tc === 0 ? tables.dc : tables.ac)[th] = table;
     p += total;
+  }
+}
+
+// A table segment the file ends inside, after the last scan: libjpeg reads it a byte at a time and stops
+// (harmlessly, there) where the bytes end, but what it can check before that point still fails the file.
+export function checkCutSegment(b: Uint8Array, marker: number, pos: number): void {
+  if (pos + 2 > b.length) return;
+  let length = u16(b, pos) - 2;
+  let p = pos + 2;
+  if (marker === 0xdd && length !== 2) throw corrupt("its restart interval marker has the wrong length");
+  if (marker === 0xc4) {
+    while (length > 16) {
+      if (p + 17 > b.length) return;
+      let count = 0;
+      for (let i = 1; i <= 16; i++) count += b[p + i];
+      length -= 17;
+      if (count > 256 || count > length) throw corrupt("a Huffman table lists more codes than it holds");
+      if (p + 17 + count > b.length) return;
+      const index = b[p] & 0x10 ? b[p] - 0x10 : b[p];
+      if (index > 3) throw corrupt("a Huffman table has an index out of range");
+      length -= count;
+      p += 17 + count;
+    }
+    if (length !== 0) throw corrupt("a Huffman table is cut short");
+  } else if (marker === 0xcc) {
+    readConditioning(b, p, p + Math.min(length, (b.length - p) & ~1), newConditioning());
   }
 }
 
@@ -190,7 +220,8 @@ export function readFrame(b: Uint8Array, marker: number, start: number, end: num
   }
   return {
     marker,
-    progressive: marker === 0xc2,
+    progressive: marker === 0xc2 || marker === 0xca,
+    arithmetic: marker === 0xc9 || marker === 0xca,
     width,
     height,
     components,
@@ -228,8 +259,11 @@ export function readScan(b: Uint8Array, start: number, end: number, frame: Frame
       throw corrupt("a progressive scan has an invalid spectral band or bit position");
     }
   }
+  // An arithmetic-coded scan may name any of its 16 tables.
   for (const c of components) {
-    if (c.dcTable > 3 || c.acTable > 3) throw corrupt("its scan header names a Huffman table above 3");
+    if (!frame.arithmetic && (c.dcTable > 3 || c.acTable > 3)) {
+      throw corrupt("its scan header names a Huffman table above 3");
+    }
   }
   return scan;
 }
@@ -319,6 +353,8 @@ export function readJpegHeader(b: Uint8Array, checkProcess: (marker: number) => 
     } else if (marker === 0xdd) {
       if (end - start < 2) throw corrupt("its restart interval marker is cut short");
       tables.restartInterval = u16(b, start);
+    } else if (marker === 0xcc) {
+      tables.conditioning = readConditioning(b, start, end, tables.conditioning);
     } else if (marker === 0xe0) {
       jfif ||= end - start >= 14 && ascii(b, start, 5) === "JFIF\0";
       dpi ||= end - start >= 12 && ascii(b, start, 4) === "JFIF" && b[start + 7] === 1;

@@ -9,15 +9,15 @@
 //   lossy       ./vp8.ts, libwebp's fancy upsampling and YUV->RGB; an ALPH chunk is decoded to find the
 //               damage libwebp refuses, its values then dropped as convert("RGB") drops them
 //   lossless    ./vp8l.ts
-// Every pixel of a lossless image (and the planes of a lossy one) is held while decoding, as libwebp holds
-// them; rows are pushed top to bottom.
+// Every pixel of a lossless image is held while decoding, as libwebp holds them; a lossy one is pushed a
+// macroblock row at a time (a few rows of its planes held). Rows are pushed top to bottom.
 
 import { EdgevitError } from "../../errors.ts";
 import type { Limits } from "../../limits.ts";
 import { yieldToOthers } from "../bytes.ts";
 import type { DecodedSize, ImageDecoder, RowSink } from "../source.ts";
 import { WholeFileDecoder } from "../whole-file.ts";
-import { decodeVp8, vp8Info } from "./vp8.ts";
+import { decodeVp8, vp8Info, vp8PlaneBytes } from "./vp8.ts";
 import { readExifOrientation } from "../exif.ts";
 import { checkLosslessAlpha, decodeVp8l, vp8lInfo, WebpError } from "./vp8l.ts";
 
@@ -225,13 +225,13 @@ class WebpDecoder extends WholeFileDecoder<WebpInfo> {
     );
   }
 
-  // The file; lossless: every pixel (4 bytes) and a few rows; lossy: the three planes, the upsampler's rows
-  // and, with an ALPH chunk, its lossless pixels.
+  // The file; lossless: every pixel (4 bytes) and a few rows; lossy: the planes' rows (./vp8.ts), the
+  // per-column state and RGB row (16 bytes per column) and, with an ALPH chunk, its lossless pixels.
   memoryBytes(scale: number): number {
     this.checkScale(scale);
     const { width, frame } = this.info;
     const pixels = frame.width * frame.height;
-    const lossy = ((frame.width + 15) & ~15) * ((frame.height + 15) & ~15) * 1.5 + (this.info.alpha ? pixels * 4 : 0);
+    const lossy = vp8PlaneBytes(frame.width) + (this.info.alpha ? pixels * 4 : 0);
     const own = frame.lossless ? pixels * 4 + frame.width * 40 : lossy + frame.width * 16;
     return this.bytes.length + width * 3 + own;
   }
@@ -241,12 +241,34 @@ class WebpDecoder extends WholeFileDecoder<WebpInfo> {
     const { info, bytes } = this;
     const { width, height, frame, image } = info;
     const data = bytes.subarray(image.start, image.start + image.size);
-    let nextRow: () => Uint8Array; // RGB of the frame's next row
+    const row = new Uint8Array(width * 3); // transparent black outside the frame
+    const inside = frame.x === 0 && frame.width === width;
+    const slice = Math.max(1, Math.floor(SLICE_PIXELS / width));
+    let y = 0;
+    const blankRows = async (end: number) => {
+      row.fill(0);
+      for (; y < end; y++) {
+        if (y % slice === slice - 1) await yieldToOthers();
+        sink(row, y, 1);
+      }
+    };
+    // One of the frame's rows (RGB, frame.width wide) at the next canvas row.
+    const frameRow = (rgb: Uint8Array) => {
+      if (inside) {
+        sink(rgb, y++, 1);
+        return;
+      }
+      row.fill(0);
+      row.set(rgb, frame.x * 3);
+      sink(row, y++, 1);
+    };
     try {
       if (frame.lossless) {
         const decoded = await decodeVp8l(data);
         const rgb = new Uint8Array(frame.width * 3);
-        nextRow = () => {
+        await blankRows(frame.y);
+        for (let r = 0; r < frame.height; r++) {
+          if (y % slice === slice - 1) await yieldToOthers();
           const argb = decoded.nextRow();
           for (let x = 0; x < frame.width; x++) {
             const p = argb[x];
@@ -254,33 +276,19 @@ class WebpDecoder extends WholeFileDecoder<WebpInfo> {
             rgb[3 * x + 1] = (p >> 8) & 255;
             rgb[3 * x + 2] = p & 255;
           }
-          return rgb;
-        };
+          frameRow(rgb);
+        }
       } else {
-        const decoded = await decodeVp8(data);
+        // libwebp fails on a damaged ALPH chunk whatever its VP8 data holds: checked before any row goes.
         if (info.alpha) await checkAlpha(bytes, info.alpha, frame.width, frame.height);
-        nextRow = () => decoded.nextRow();
+        await blankRows(frame.y);
+        await decodeVp8(data, frameRow);
       }
     } catch (e) {
       if (e instanceof WebpError) throw refuse(`image data is damaged (${e.message})`);
       throw e;
     }
-    const row = new Uint8Array(width * 3); // transparent black outside the frame
-    const inside = frame.x === 0 && frame.width === width;
-    const slice = Math.max(1, Math.floor(SLICE_PIXELS / width));
-    for (let y = 0; y < height; y++) {
-      if (y % slice === slice - 1) await yieldToOthers();
-      if (y < frame.y || y >= frame.y + frame.height) {
-        row.fill(0);
-        sink(row, y, 1);
-      } else if (inside) {
-        sink(nextRow(), y, 1);
-      } else {
-        row.fill(0);
-        row.set(nextRow(), frame.x * 3);
-        sink(row, y, 1);
-      }
-    }
+    await blankRows(height);
     return { width, height };
   }
 }

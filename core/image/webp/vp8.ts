@@ -3,7 +3,8 @@
 // probabilities), intra modes, tokens, the inverse WHT and DCT, intra prediction with libwebp's borders
 // (127 above the frame, 129 left of it), the simple and complex loop filters, and the output libwebp's
 // RGBA decoding gives: fancy upsampling of the chroma and its fixed-point YUV->RGB (yuv.h).
-// The planes are held whole ((width + 15) & ~15 by (height + 15) & ~15, 1.5 bytes per pixel).
+// Rows are emitted as each macroblock row is filtered: the planes hold that row and what the next one's
+// loop filter and the upsampler still read of the one before (Y_KEEP luma and UV_KEEP chroma rows).
 
 import { AC_TABLE, BMODES_PROBA, COEFFS_PROBA0, COEFFS_UPDATE_PROBA, DC_TABLE } from "./vp8-tables.ts";
 import { yieldToOthers } from "../bytes.ts";
@@ -26,8 +27,15 @@ class BoolReader {
     this.pos = start;
     this.load();
   }
+  // Three bytes at once while they are there (libwebp loads a machine word), then the last ones one by one.
+  // `value` stays below (range + 1) << bits < 2^31.
   private load(): void {
-    if (this.pos < this.end) {
+    const pos = this.pos;
+    if (pos + 3 <= this.end) {
+      this.bits += 24;
+      this.value = (this.value << 24) | (this.data[pos] << 16) | (this.data[pos + 1] << 8) | this.data[pos + 2];
+      this.pos = pos + 3;
+    } else if (pos < this.end) {
       this.bits += 8;
       this.value = this.data[this.pos++] | (this.value << 8);
     } else if (!this.eof) {
@@ -69,6 +77,137 @@ class BoolReader {
     this.value -= ((split + 1) & mask) << pos;
     return (v ^ mask) - mask;
   }
+  // The hot spot of lossy decoding: one 4x4 block's coefficient tokens from position n, dequantized into
+  // out[at + ZIGZAG[k]] (libwebp's GetCoeffs); returns the last non-zero position plus one. The decisions
+  // nearly every coefficient takes (end of block, zero, one, sign) run on the registers held in locals, as
+  // bit() and signed() would; a larger value is read through bit().
+  coefficients(
+    proba: Uint8Array,
+    type: number,
+    ctx: number,
+    dc: number,
+    ac: number,
+    n: number,
+    out: Int16Array,
+    at: number,
+  ): number {
+    let value = this.value;
+    let range = this.range;
+    let bits = this.bits;
+    let p = ((type * 8 + BANDS[n]) * 3 + ctx) * 11;
+    let end = 16;
+    let split: number;
+    let shift: number;
+    tokens: for (; n < 16; n++) {
+      // End of block?
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = (range * proba[p]) >>> 8;
+      const more = value >>> bits > split;
+      if (more) {
+        range -= split;
+        value -= (split + 1) << bits;
+      } else range = split + 1;
+      shift = 7 ^ (31 - Math.clz32(range));
+      bits -= shift;
+      range = (range << shift) - 1;
+      if (!more) {
+        end = n;
+        break;
+      }
+      // Zeros, each moving to the next position's probabilities.
+      for (;;) {
+        if (bits < 0) {
+          this.value = value;
+          this.bits = bits;
+          this.load();
+          value = this.value;
+          bits = this.bits;
+        }
+        split = (range * proba[p + 1]) >>> 8;
+        const nonzero = value >>> bits > split;
+        if (nonzero) {
+          range -= split;
+          value -= (split + 1) << bits;
+        } else range = split + 1;
+        shift = 7 ^ (31 - Math.clz32(range));
+        bits -= shift;
+        range = (range << shift) - 1;
+        if (nonzero) break;
+        n++;
+        p = (type * 8 + BANDS[n]) * 3 * 11;
+        if (n === 16) break tokens;
+      }
+      const next = (type * 8 + BANDS[n + 1]) * 3;
+      // One, or more.
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = (range * proba[p + 2]) >>> 8;
+      let v = 1;
+      const large = value >>> bits > split;
+      if (large) {
+        range -= split;
+        value -= (split + 1) << bits;
+      } else range = split + 1;
+      shift = 7 ^ (31 - Math.clz32(range));
+      bits -= shift;
+      range = (range << shift) - 1;
+      if (large) {
+        this.value = value;
+        this.range = range;
+        this.bits = bits;
+        v = this.largeValue(proba, p);
+        value = this.value;
+        range = this.range;
+        bits = this.bits;
+        p = (next + 2) * 11;
+      } else p = (next + 1) * 11;
+      // The sign, at probability 1/2 (signed()).
+      if (bits < 0) {
+        this.value = value;
+        this.bits = bits;
+        this.load();
+        value = this.value;
+        bits = this.bits;
+      }
+      split = range >>> 1;
+      const mask = (split - (value >>> bits)) >> 31; // -1 when the bit is 1
+      range = (range + mask) | 1;
+      value -= ((split + 1) & mask) << bits;
+      bits -= 1;
+      out[at + ZIGZAG[n]] = ((v ^ mask) - mask) * (n > 0 ? ac : dc);
+    }
+    this.value = value;
+    this.range = range;
+    this.bits = bits;
+    return end;
+  }
+
+  // A coefficient's value above 1, its first decision taken (GetLargeValue).
+  private largeValue(proba: Uint8Array, p: number): number {
+    if (!this.bit(proba[p + 3])) return !this.bit(proba[p + 4]) ? 2 : 3 + this.bit(proba[p + 5]);
+    if (!this.bit(proba[p + 6])) {
+      return !this.bit(proba[p + 7]) ? 5 + this.bit(159) : 7 + 2 * this.bit(165) + this.bit(145);
+    }
+    const bit1 = this.bit(proba[p + 8]);
+    const bit0 = this.bit(proba[p + 9 + bit1]);
+    const cat = 2 * bit1 + bit0;
+    const probas = CAT3456[cat];
+    let v = 0;
+    for (let i = 0; i < probas.length; i++) v = 2 * v + this.bit(probas[i]);
+    return v + 3 + (8 << cat);
+  }
+
   literal(n: number): number {
     let v = 0;
     while (n-- > 0) v |= this.bit(0x80) << n;
@@ -98,8 +237,8 @@ const BPS = 32; // the work buffer's stride, as libwebp's yuv_b_
 const Y_OFF = BPS + 8;
 const U_OFF = Y_OFF + BPS * 16 + BPS;
 const V_OFF = U_OFF + 16;
-const ZIGZAG = [0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15];
-const BANDS = [0, 1, 2, 3, 6, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 0];
+const ZIGZAG = Uint8Array.of(0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15);
+const BANDS = Uint8Array.of(0, 1, 2, 3, 6, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 0);
 const CAT3456 = [
   [173, 148, 140],
   [176, 155, 140, 135],
@@ -112,6 +251,14 @@ const SCAN = Array.from({ length: 16 }, (_, n) => (n & 3) * 4 + (n >> 2) * 4 * B
 // 16x16 and chroma use DC 0, TM 1, V 2, H 3, plus DC without top 4, without left 5, without either 6.
 
 const clip8 = (v: number) => (v < 0 ? 0 : Math.min(v, 255));
+const avg3 = (a: number, b: number, c: number) => (a + 2 * b + c + 2) >> 2;
+const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
+// Words from one 32-bit view into another: the reconstruction's row moves.
+function copy32(from: Uint32Array, at: number, to: Uint32Array, dst: number, words: number): void {
+  for (let i = 0; i < words; i++) to[dst + i] = from[at + i];
+}
+// The transforms' scratch (they run to completion between two yields).
+const TMP = new Int32Array(16);
 
 interface Segment {
   y1: [number, number];
@@ -123,7 +270,7 @@ interface FilterInfo {
   limit: number; // 0: none
   ilevel: number;
   hevThresh: number;
-  inner: boolean;
+  inner: boolean; // a 4x4-predicted macroblock's inner edges are filtered even without coefficients
 }
 
 interface Macroblock {
@@ -141,15 +288,24 @@ function yuvClip(v: number): number {
   return (v & ~16383) === 0 ? v >> 6 : v < 0 ? 0 : 255;
 }
 
-export interface Vp8Image {
-  width: number;
-  height: number;
-  nextRow(): Uint8Array; // RGB, reused
+// After macroblock row m is filtered, the next row's filter changes at most its last 3 luma and 3 chroma
+// rows (and reads 4), so output rows up to 16m + 8 are final: their chroma neighbours, rows up to 8m + 4,
+// are too. What is kept for the rows after them: luma from 16m + 8, chroma from 8m + 3.
+const Y_KEEP = 8;
+const UV_KEEP = 5;
+
+// The planes' bytes for a frame `width` wide: Y_KEEP + 16 luma rows and UV_KEEP + 8 rows of each chroma
+// plane, the macroblock columns padded to 16, and the fixed work buffers (coefficient probabilities, the
+// prediction buffer, a macroblock's coefficients).
+const WORK_BYTES = 4096;
+export function vp8PlaneBytes(width: number): number {
+  const mbW = (width + 15) >> 4;
+  return mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8) + WORK_BYTES;
 }
 
-// Decodes the frame into its planes (yielding every few macroblock rows), then hands out RGB rows through
-// the fancy upsampler.
-export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
+// Decodes the frame, handing `row` its RGB rows top to bottom (the array is reused) as soon as they are
+// final, and yielding to the event loop every few macroblock rows.
+export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void): Promise<void> {
   const { width, height } = vp8Info(data);
   const mbW = (width + 15) >> 4;
   const mbH = (height + 15) >> 4;
@@ -260,12 +416,16 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
     );
   }
 
-  // The planes, unfiltered while a row is reconstructed, filtered after it.
+  // The planes: the current macroblock row (unfiltered while it is reconstructed, filtered after it) at
+  // rows Y_KEEP and UV_KEEP, below what is kept of the rows above it.
   const yStride = mbW * 16;
   const uvStride = mbW * 8;
-  const Y = new Uint8Array(yStride * mbH * 16);
-  const U = new Uint8Array(uvStride * mbH * 8);
-  const V = new Uint8Array(uvStride * mbH * 8);
+  const Y = new Uint8Array(yStride * (Y_KEEP + 16));
+  const U = new Uint8Array(uvStride * (UV_KEEP + 8));
+  const V = new Uint8Array(uvStride * (UV_KEEP + 8));
+  const uvW = (width + 1) >> 1;
+  const rgb = new Uint8Array(width * 3); // the emitted row
+  let next = 0; // the next output row
   // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
   const topY = new Uint8Array(mbW * 16);
   const topU = new Uint8Array(mbW * 8);
@@ -275,7 +435,15 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
   const intraT = new Uint8Array(mbW * 4);
   const intraL = new Uint8Array(4);
   const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
+  const yuv32 = new Uint32Array(yuv.buffer);
+  const topY32 = new Uint32Array(topY.buffer);
+  const topU32 = new Uint32Array(topU.buffer);
+  const topV32 = new Uint32Array(topV.buffer);
+  const Y32 = new Uint32Array(Y.buffer);
+  const U32 = new Uint32Array(U.buffer);
+  const V32 = new Uint32Array(V.buffer);
   const coeffs = new Int16Array(384);
+  const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
     segment: 0,
     skip: 0,
@@ -283,52 +451,9 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
     modes: new Uint8Array(16),
     uvMode: 0,
   }));
-  const filters: FilterInfo[] = new Array(mbW);
+  const filters: FilterInfo[] = new Array(mbW); // the row's, by column
+  const inner = new Uint8Array(mbW); // whether a column's inner edges are filtered
   const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
-
-  // Coefficient tokens of one 4x4 block into out[at..at+16), dequantized; returns the last non-zero
-  // position plus one.
-  const getCoeffs = (
-    r: BoolReader,
-    type: number,
-    ctx: number,
-    dq: [number, number],
-    n: number,
-    out: Int16Array,
-    at: number,
-  ) => {
-    let p = ((type * 8 + BANDS[n]) * 3 + ctx) * 11;
-    for (; n < 16; n++) {
-      if (!r.bit(proba[p])) return n;
-      while (!r.bit(proba[p + 1])) {
-        n++;
-        p = ((type * 8 + BANDS[n]) * 3 + 0) * 11;
-        if (n === 16) return 16;
-      }
-      const next = (type * 8 + BANDS[n + 1]) * 3;
-      let v: number;
-      if (!r.bit(proba[p + 2])) {
-        v = 1;
-        p = (next + 1) * 11;
-      } else {
-        if (!r.bit(proba[p + 3])) {
-          v = !r.bit(proba[p + 4]) ? 2 : 3 + r.bit(proba[p + 5]);
-        } else if (!r.bit(proba[p + 6])) {
-          v = !r.bit(proba[p + 7]) ? 5 + r.bit(159) : 7 + 2 * r.bit(165) + r.bit(145);
-        } else {
-          const bit1 = r.bit(proba[p + 8]);
-          const bit0 = r.bit(proba[p + 9 + bit1]);
-          const cat = 2 * bit1 + bit0;
-          v = 0;
-          for (const q of CAT3456[cat]) v = 2 * v + r.bit(q);
-          v += 3 + (8 << cat);
-        }
-        p = (next + 2) * 11;
-      }
-      out[at + ZIGZAG[n]] = r.signed(v) * dq[n > 0 ? 1 : 0];
-    }
-    return 16;
-  };
 
   let leftNz = 0;
   let leftNzDc = 0;
@@ -340,8 +465,9 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
     let acType: number;
     let nonZero = false;
     if (!mb.i4x4) {
-      const dc = new Int16Array(16);
-      const nz = getCoeffs(r, 1, topNzDc[mbX] + leftNzDc, q.y2, 0, dc, 0);
+      const dc = dcCoeffs;
+      dc.fill(0);
+      const nz = r.coefficients(proba, 1, topNzDc[mbX] + leftNzDc, q.y2[0], q.y2[1], 0, dc, 0);
       topNzDc[mbX] = leftNzDc = nz > 0 ? 1 : 0;
       if (nz > 1) {
         inverseWht(dc, coeffs);
@@ -361,7 +487,7 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
       let l = lnz & 1;
       for (let x = 0; x < 4; x++) {
         const at = (y * 4 + x) * 16;
-        const nz = getCoeffs(r, acType, l + (tnz & 1), q.y1, first, coeffs, at);
+        const nz = r.coefficients(proba, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
         l = nz > first ? 1 : 0;
         tnz = (tnz >> 1) | (l << 7);
         if (nz > 1 || coeffs[at] !== 0) nonZero = true;
@@ -378,7 +504,7 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
         let l = lnz & 1;
         for (let x = 0; x < 2; x++) {
           const at = 256 + ch * 32 + (y * 2 + x) * 16;
-          const nz = getCoeffs(r, 2, l + (tnz & 1), q.uv, 0, coeffs, at);
+          const nz = r.coefficients(proba, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
           l = nz > 0 ? 1 : 0;
           tnz = (tnz >> 1) | (l << 3);
           if (nz > 1 || coeffs[at] !== 0) nonZero = true;
@@ -414,24 +540,23 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
           let ymode = intraL[y];
           for (let x = 0; x < 4; x++) {
             const p = (intraT[top + x] * 10 + ymode) * 9;
-            const b = (i: number) => br.bit(BMODES_PROBA[p + i]);
-            ymode = !b(0)
+            ymode = !br.bit(BMODES_PROBA[p])
               ? 0
-              : !b(1)
+              : !br.bit(BMODES_PROBA[p + 1])
                 ? 1
-                : !b(2)
+                : !br.bit(BMODES_PROBA[p + 2])
                   ? 2
-                  : !b(3)
-                    ? !b(4)
+                  : !br.bit(BMODES_PROBA[p + 3])
+                    ? !br.bit(BMODES_PROBA[p + 4])
                       ? 3
-                      : !b(5)
+                      : !br.bit(BMODES_PROBA[p + 5])
                         ? 4
                         : 5
-                    : !b(6)
+                    : !br.bit(BMODES_PROBA[p + 6])
                       ? 6
-                      : !b(7)
+                      : !br.bit(BMODES_PROBA[p + 7])
                         ? 7
-                        : !b(8)
+                        : !br.bit(BMODES_PROBA[p + 8])
                           ? 8
                           : 9;
             intraT[top + x] = ymode;
@@ -473,34 +598,38 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
       if (r.eof) throw new WebpError("a token partition ends early");
       if (filterType > 0) {
         const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
-        filters[mbX] = { ...f, inner: f.inner || !skip };
+        filters[mbX] = f;
+        inner[mbX] = f.inner || !skip ? 1 : 0;
       }
       reconstruct(mbX, mbY, mb);
     }
-    if (filterType > 0) for (let mbX = 0; mbX < mbW; mbX++) filterMb(mbX, mbY, filters[mbX]);
+    if (filterType > 0) for (let mbX = 0; mbX < mbW; mbX++) filterMb(mbX, mbY, filters[mbX], inner[mbX] === 1);
+    emitRows(mbY, mbY === mbH - 1 ? height : Math.min(height, 16 * mbY + 8));
+    Y.copyWithin(0, 16 * yStride, (Y_KEEP + 16) * yStride);
+    U.copyWithin(0, 8 * uvStride, (UV_KEEP + 8) * uvStride);
+    V.copyWithin(0, 8 * uvStride, (UV_KEEP + 8) * uvStride);
     if (mbY % sliceRows === sliceRows - 1) await yieldToOthers();
   }
 
+  // The rows move as 32-bit words: every offset here (the work buffer's rows, the planes' macroblock
+  // columns) is a multiple of 4.
   function reconstruct(mbX: number, mbY: number, mb: Macroblock): void {
     if (mbX > 0) {
-      for (let j = -1; j < 16; j++) yuv.copyWithin(Y_OFF + j * BPS - 4, Y_OFF + j * BPS + 12, Y_OFF + j * BPS + 16);
+      for (let j = -1; j < 16; j++) yuv32[(Y_OFF + j * BPS - 4) >> 2] = yuv32[(Y_OFF + j * BPS + 12) >> 2];
       for (let j = -1; j < 8; j++) {
-        yuv.copyWithin(U_OFF + j * BPS - 4, U_OFF + j * BPS + 4, U_OFF + j * BPS + 8);
-        yuv.copyWithin(V_OFF + j * BPS - 4, V_OFF + j * BPS + 4, V_OFF + j * BPS + 8);
+        yuv32[(U_OFF + j * BPS - 4) >> 2] = yuv32[(U_OFF + j * BPS + 4) >> 2];
+        yuv32[(V_OFF + j * BPS - 4) >> 2] = yuv32[(V_OFF + j * BPS + 4) >> 2];
       }
     }
     if (mbY > 0) {
-      yuv.set(topY.subarray(mbX * 16, mbX * 16 + 16), Y_OFF - BPS);
-      yuv.set(topU.subarray(mbX * 8, mbX * 8 + 8), U_OFF - BPS);
-      yuv.set(topV.subarray(mbX * 8, mbX * 8 + 8), V_OFF - BPS);
+      copy32(topY32, mbX * 4, yuv32, (Y_OFF - BPS) >> 2, 4);
+      copy32(topU32, mbX * 2, yuv32, (U_OFF - BPS) >> 2, 2);
+      copy32(topV32, mbX * 2, yuv32, (V_OFF - BPS) >> 2, 2);
     }
     if (mb.i4x4) {
-      const tr = Y_OFF - BPS + 16;
-      if (mbY > 0) {
-        if (mbX >= mbW - 1) yuv.fill(topY[mbX * 16 + 15], tr, tr + 4);
-        else yuv.set(topY.subarray(mbX * 16 + 16, mbX * 16 + 20), tr);
-      }
-      for (let k = 1; k <= 3; k++) yuv.copyWithin(tr + k * 4 * BPS, tr, tr + 4);
+      const tr = (Y_OFF - BPS + 16) >> 2;
+      if (mbY > 0) yuv32[tr] = mbX >= mbW - 1 ? topY[mbX * 16 + 15] * 0x01010101 : topY32[mbX * 4 + 4];
+      for (let k = 1; k <= 3; k++) yuv32[tr + k * BPS] = yuv32[tr];
       for (let n = 0; n < 16; n++) {
         const dst = Y_OFF + SCAN[n];
         predict4(mb.modes[n], dst);
@@ -519,15 +648,15 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
       transform(coeffs, 320 + n * 16, V_OFF + off);
     }
     if (mbY < mbH - 1) {
-      topY.set(yuv.subarray(Y_OFF + 15 * BPS, Y_OFF + 15 * BPS + 16), mbX * 16);
-      topU.set(yuv.subarray(U_OFF + 7 * BPS, U_OFF + 7 * BPS + 8), mbX * 8);
-      topV.set(yuv.subarray(V_OFF + 7 * BPS, V_OFF + 7 * BPS + 8), mbX * 8);
+      copy32(yuv32, (Y_OFF + 15 * BPS) >> 2, topY32, mbX * 4, 4);
+      copy32(yuv32, (U_OFF + 7 * BPS) >> 2, topU32, mbX * 2, 2);
+      copy32(yuv32, (V_OFF + 7 * BPS) >> 2, topV32, mbX * 2, 2);
     }
     for (let j = 0; j < 16; j++)
-      Y.set(yuv.subarray(Y_OFF + j * BPS, Y_OFF + j * BPS + 16), (mbY * 16 + j) * yStride + mbX * 16);
+      copy32(yuv32, (Y_OFF + j * BPS) >> 2, Y32, ((Y_KEEP + j) * yStride + mbX * 16) >> 2, 4);
     for (let j = 0; j < 8; j++) {
-      U.set(yuv.subarray(U_OFF + j * BPS, U_OFF + j * BPS + 8), (mbY * 8 + j) * uvStride + mbX * 8);
-      V.set(yuv.subarray(V_OFF + j * BPS, V_OFF + j * BPS + 8), (mbY * 8 + j) * uvStride + mbX * 8);
+      copy32(yuv32, (U_OFF + j * BPS) >> 2, U32, ((UV_KEEP + j) * uvStride + mbX * 8) >> 2, 2);
+      copy32(yuv32, (V_OFF + j * BPS) >> 2, V32, ((UV_KEEP + j) * uvStride + mbX * 8) >> 2, 2);
     }
   }
 
@@ -542,9 +671,7 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
     let any = 0;
     for (let i = 0; i < 16; i++) any |= c[at + i];
     if (any === 0) return;
-    const tmp = new Int32Array(16);
-    const mul1 = (a: number) => ((a * 20091) >> 16) + a;
-    const mul2 = (a: number) => (a * 35468) >> 16;
+    const tmp = TMP;
     for (let i = 0; i < 4; i++) {
       const a = c[at + i] + c[at + 8 + i];
       const b = c[at + i] - c[at + 8 + i];
@@ -578,7 +705,9 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
   }
 
   function fill(dst: number, size: number, v: number): void {
-    for (let y = 0; y < size; y++) yuv.fill(v, dst + y * BPS, dst + y * BPS + size);
+    const word = v * 0x01010101;
+    for (let y = 0, at = dst >> 2; y < size; y++, at += BPS >> 2)
+      for (let x = 0; x < size >> 2; x++) yuv32[at + x] = word;
   }
 
   function predict16(mode: number, dst: number): void {
@@ -648,178 +777,207 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
   }
 
   function predict4(mode: number, dst: number): void {
-    const avg3 = (a: number, b: number, c: number) => (a + 2 * b + c + 2) >> 2;
-    const avg2 = (a: number, b: number) => (a + b + 1) >> 1;
-    const top = (i: number) => yuv[dst - BPS + i]; // i = -1 is the top-left
-    const left = (j: number) => yuv[dst - 1 + j * BPS];
-    const set = (x: number, y: number, v: number) => {
-      yuv[dst + x + y * BPS] = v;
-    };
-    const [X, A, B, C, D, E, F, G, H] = [-1, 0, 1, 2, 3, 4, 5, 6, 7].map(top);
-    const [I, J, K, L] = [0, 1, 2, 3].map(left);
+    const X = yuv[dst - BPS - 1]; // the top-left
+    const A = yuv[dst - BPS];
+    const B = yuv[dst - BPS + 1];
+    const C = yuv[dst - BPS + 2];
+    const D = yuv[dst - BPS + 3];
+    const E = yuv[dst - BPS + 4];
+    const F = yuv[dst - BPS + 5];
+    const G = yuv[dst - BPS + 6];
+    const H = yuv[dst - BPS + 7];
+    const I = yuv[dst - 1];
+    const J = yuv[dst - 1 + BPS];
+    const K = yuv[dst - 1 + 2 * BPS];
+    const L = yuv[dst - 1 + 3 * BPS];
     switch (mode) {
-      case 0: {
-        let dc = 4;
-        for (let i = 0; i < 4; i++) dc += top(i) + left(i);
-        fill(dst, 4, dc >> 3);
+      case 0:
+        fill(dst, 4, (4 + A + B + C + D + I + J + K + L) >> 3);
         return;
-      }
       case 1:
         trueMotion(dst, 4);
         return;
       case 2: {
-        const vals = [avg3(X, A, B), avg3(A, B, C), avg3(B, C, D), avg3(C, D, E)];
-        for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) set(x, y, vals[x]);
+        const v0 = avg3(X, A, B);
+        const v1 = avg3(A, B, C);
+        const v2 = avg3(B, C, D);
+        const v3 = avg3(C, D, E);
+        for (let y = 0; y < 4; y++) {
+          const o = dst + y * BPS;
+          yuv[o] = v0;
+          yuv[o + 1] = v1;
+          yuv[o + 2] = v2;
+          yuv[o + 3] = v3;
+        }
         return;
       }
-      case 3: {
-        const vals = [avg3(X, I, J), avg3(I, J, K), avg3(J, K, L), avg3(K, L, L)];
-        for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) set(x, y, vals[y]);
+      case 3:
+        yuv.fill(avg3(X, I, J), dst, dst + 4);
+        yuv.fill(avg3(I, J, K), dst + BPS, dst + BPS + 4);
+        yuv.fill(avg3(J, K, L), dst + 2 * BPS, dst + 2 * BPS + 4);
+        yuv.fill(avg3(K, L, L), dst + 3 * BPS, dst + 3 * BPS + 4);
+        return;
+      case 4: {
+        // RD
+        yuv[dst + 3 * BPS] = avg3(J, K, L);
+        const v1 = avg3(I, J, K);
+        yuv[dst + 1 + 3 * BPS] = v1;
+        yuv[dst + 2 * BPS] = v1;
+        const v2 = avg3(X, I, J);
+        yuv[dst + 2 + 3 * BPS] = v2;
+        yuv[dst + 1 + 2 * BPS] = v2;
+        yuv[dst + BPS] = v2;
+        const v3 = avg3(A, X, I);
+        yuv[dst + 3 + 3 * BPS] = v3;
+        yuv[dst + 2 + 2 * BPS] = v3;
+        yuv[dst + 1 + BPS] = v3;
+        yuv[dst] = v3;
+        const v4 = avg3(B, A, X);
+        yuv[dst + 3 + 2 * BPS] = v4;
+        yuv[dst + 2 + BPS] = v4;
+        yuv[dst + 1] = v4;
+        const v5 = avg3(C, B, A);
+        yuv[dst + 3 + BPS] = v5;
+        yuv[dst + 2] = v5;
+        yuv[dst + 3] = avg3(D, C, B);
         return;
       }
-      case 4: // RD
-        set(0, 3, avg3(J, K, L));
-        set(1, 3, avg3(I, J, K));
-        set(0, 2, avg3(I, J, K));
-        for (const [x, y] of [
-          [2, 3],
-          [1, 2],
-          [0, 1],
-        ])
-          set(x, y, avg3(X, I, J));
-        for (const [x, y] of [
-          [3, 3],
-          [2, 2],
-          [1, 1],
-          [0, 0],
-        ])
-          set(x, y, avg3(A, X, I));
-        for (const [x, y] of [
-          [3, 2],
-          [2, 1],
-          [1, 0],
-        ])
-          set(x, y, avg3(B, A, X));
-        set(3, 1, avg3(C, B, A));
-        set(2, 0, avg3(C, B, A));
-        set(3, 0, avg3(D, C, B));
+      case 5: {
+        // VR
+        const v0 = avg2(X, A);
+        yuv[dst] = v0;
+        yuv[dst + 1 + 2 * BPS] = v0;
+        const v1 = avg2(A, B);
+        yuv[dst + 1] = v1;
+        yuv[dst + 2 + 2 * BPS] = v1;
+        const v2 = avg2(B, C);
+        yuv[dst + 2] = v2;
+        yuv[dst + 3 + 2 * BPS] = v2;
+        yuv[dst + 3] = avg2(C, D);
+        yuv[dst + 3 * BPS] = avg3(K, J, I);
+        yuv[dst + 2 * BPS] = avg3(J, I, X);
+        const v6 = avg3(I, X, A);
+        yuv[dst + BPS] = v6;
+        yuv[dst + 1 + 3 * BPS] = v6;
+        const v7 = avg3(X, A, B);
+        yuv[dst + 1 + BPS] = v7;
+        yuv[dst + 2 + 3 * BPS] = v7;
+        const v8 = avg3(A, B, C);
+        yuv[dst + 2 + BPS] = v8;
+        yuv[dst + 3 + 3 * BPS] = v8;
+        yuv[dst + 3 + BPS] = avg3(B, C, D);
         return;
-      case 5: // VR
-        set(0, 0, avg2(X, A));
-        set(1, 2, avg2(X, A));
-        set(1, 0, avg2(A, B));
-        set(2, 2, avg2(A, B));
-        set(2, 0, avg2(B, C));
-        set(3, 2, avg2(B, C));
-        set(3, 0, avg2(C, D));
-        set(0, 3, avg3(K, J, I));
-        set(0, 2, avg3(J, I, X));
-        set(0, 1, avg3(I, X, A));
-        set(1, 3, avg3(I, X, A));
-        set(1, 1, avg3(X, A, B));
-        set(2, 3, avg3(X, A, B));
-        set(2, 1, avg3(A, B, C));
-        set(3, 3, avg3(A, B, C));
-        set(3, 1, avg3(B, C, D));
+      }
+      case 6: {
+        // LD
+        yuv[dst] = avg3(A, B, C);
+        const v1 = avg3(B, C, D);
+        yuv[dst + 1] = v1;
+        yuv[dst + BPS] = v1;
+        const v2 = avg3(C, D, E);
+        yuv[dst + 2] = v2;
+        yuv[dst + 1 + BPS] = v2;
+        yuv[dst + 2 * BPS] = v2;
+        const v3 = avg3(D, E, F);
+        yuv[dst + 3] = v3;
+        yuv[dst + 2 + BPS] = v3;
+        yuv[dst + 1 + 2 * BPS] = v3;
+        yuv[dst + 3 * BPS] = v3;
+        const v4 = avg3(E, F, G);
+        yuv[dst + 3 + BPS] = v4;
+        yuv[dst + 2 + 2 * BPS] = v4;
+        yuv[dst + 1 + 3 * BPS] = v4;
+        const v5 = avg3(F, G, H);
+        yuv[dst + 3 + 2 * BPS] = v5;
+        yuv[dst + 2 + 3 * BPS] = v5;
+        yuv[dst + 3 + 3 * BPS] = avg3(G, H, H);
         return;
-      case 6: // LD
-        set(0, 0, avg3(A, B, C));
-        for (const [x, y] of [
-          [1, 0],
-          [0, 1],
-        ])
-          set(x, y, avg3(B, C, D));
-        for (const [x, y] of [
-          [2, 0],
-          [1, 1],
-          [0, 2],
-        ])
-          set(x, y, avg3(C, D, E));
-        for (const [x, y] of [
-          [3, 0],
-          [2, 1],
-          [1, 2],
-          [0, 3],
-        ])
-          set(x, y, avg3(D, E, F));
-        for (const [x, y] of [
-          [3, 1],
-          [2, 2],
-          [1, 3],
-        ])
-          set(x, y, avg3(E, F, G));
-        for (const [x, y] of [
-          [3, 2],
-          [2, 3],
-        ])
-          set(x, y, avg3(F, G, H));
-        set(3, 3, avg3(G, H, H));
+      }
+      case 7: {
+        // VL
+        yuv[dst] = avg2(A, B);
+        const v1 = avg2(B, C);
+        yuv[dst + 1] = v1;
+        yuv[dst + 2 * BPS] = v1;
+        const v2 = avg2(C, D);
+        yuv[dst + 2] = v2;
+        yuv[dst + 1 + 2 * BPS] = v2;
+        const v3 = avg2(D, E);
+        yuv[dst + 3] = v3;
+        yuv[dst + 2 + 2 * BPS] = v3;
+        yuv[dst + BPS] = avg3(A, B, C);
+        const v5 = avg3(B, C, D);
+        yuv[dst + 1 + BPS] = v5;
+        yuv[dst + 3 * BPS] = v5;
+        const v6 = avg3(C, D, E);
+        yuv[dst + 2 + BPS] = v6;
+        yuv[dst + 1 + 3 * BPS] = v6;
+        const v7 = avg3(D, E, F);
+        yuv[dst + 3 + BPS] = v7;
+        yuv[dst + 2 + 3 * BPS] = v7;
+        yuv[dst + 3 + 2 * BPS] = avg3(E, F, G);
+        yuv[dst + 3 + 3 * BPS] = avg3(F, G, H);
         return;
-      case 7: // VL
-        set(0, 0, avg2(A, B));
-        set(1, 0, avg2(B, C));
-        set(0, 2, avg2(B, C));
-        set(2, 0, avg2(C, D));
-        set(1, 2, avg2(C, D));
-        set(3, 0, avg2(D, E));
-        set(2, 2, avg2(D, E));
-        set(0, 1, avg3(A, B, C));
-        set(1, 1, avg3(B, C, D));
-        set(0, 3, avg3(B, C, D));
-        set(2, 1, avg3(C, D, E));
-        set(1, 3, avg3(C, D, E));
-        set(3, 1, avg3(D, E, F));
-        set(2, 3, avg3(D, E, F));
-        set(3, 2, avg3(E, F, G));
-        set(3, 3, avg3(F, G, H));
+      }
+      case 8: {
+        // HD
+        const v0 = avg2(I, X);
+        yuv[dst] = v0;
+        yuv[dst + 2 + BPS] = v0;
+        const v1 = avg2(J, I);
+        yuv[dst + BPS] = v1;
+        yuv[dst + 2 + 2 * BPS] = v1;
+        const v2 = avg2(K, J);
+        yuv[dst + 2 * BPS] = v2;
+        yuv[dst + 2 + 3 * BPS] = v2;
+        yuv[dst + 3 * BPS] = avg2(L, K);
+        yuv[dst + 3] = avg3(A, B, C);
+        yuv[dst + 2] = avg3(X, A, B);
+        const v6 = avg3(I, X, A);
+        yuv[dst + 1] = v6;
+        yuv[dst + 3 + BPS] = v6;
+        const v7 = avg3(J, I, X);
+        yuv[dst + 1 + BPS] = v7;
+        yuv[dst + 3 + 2 * BPS] = v7;
+        const v8 = avg3(K, J, I);
+        yuv[dst + 1 + 2 * BPS] = v8;
+        yuv[dst + 3 + 3 * BPS] = v8;
+        yuv[dst + 1 + 3 * BPS] = avg3(L, K, J);
         return;
-      case 8: // HD
-        set(0, 0, avg2(I, X));
-        set(2, 1, avg2(I, X));
-        set(0, 1, avg2(J, I));
-        set(2, 2, avg2(J, I));
-        set(0, 2, avg2(K, J));
-        set(2, 3, avg2(K, J));
-        set(0, 3, avg2(L, K));
-        set(3, 0, avg3(A, B, C));
-        set(2, 0, avg3(X, A, B));
-        set(1, 0, avg3(I, X, A));
-        set(3, 1, avg3(I, X, A));
-        set(1, 1, avg3(J, I, X));
-        set(3, 2, avg3(J, I, X));
-        set(1, 2, avg3(K, J, I));
-        set(3, 3, avg3(K, J, I));
-        set(1, 3, avg3(L, K, J));
-        return;
-      default: // HU
-        set(0, 0, avg2(I, J));
-        set(2, 0, avg2(J, K));
-        set(0, 1, avg2(J, K));
-        set(2, 1, avg2(K, L));
-        set(0, 2, avg2(K, L));
-        set(1, 0, avg3(I, J, K));
-        set(3, 0, avg3(J, K, L));
-        set(1, 1, avg3(J, K, L));
-        set(3, 1, avg3(K, L, L));
-        set(1, 2, avg3(K, L, L));
-        for (const [x, y] of [
-          [3, 2],
-          [2, 2],
-          [0, 3],
-          [1, 3],
-          [2, 3],
-          [3, 3],
-        ])
-          set(x, y, L);
+      }
+      default: {
+        // HU
+        yuv[dst] = avg2(I, J);
+        const v1 = avg2(J, K);
+        yuv[dst + 2] = v1;
+        yuv[dst + BPS] = v1;
+        const v2 = avg2(K, L);
+        yuv[dst + 2 + BPS] = v2;
+        yuv[dst + 2 * BPS] = v2;
+        yuv[dst + 1] = avg3(I, J, K);
+        const v4 = avg3(J, K, L);
+        yuv[dst + 3] = v4;
+        yuv[dst + 1 + BPS] = v4;
+        const v5 = avg3(K, L, L);
+        yuv[dst + 3 + BPS] = v5;
+        yuv[dst + 1 + 2 * BPS] = v5;
+        const v6 = L;
+        yuv[dst + 3 + 2 * BPS] = v6;
+        yuv[dst + 2 + 2 * BPS] = v6;
+        yuv[dst + 3 * BPS] = v6;
+        yuv[dst + 1 + 3 * BPS] = v6;
+        yuv[dst + 2 + 3 * BPS] = v6;
+        yuv[dst + 3 + 3 * BPS] = v6;
+      }
     }
   }
 
   // The loop filter of one macroblock, on the planes (DoFilter).
-  function filterMb(mbX: number, mbY: number, f: FilterInfo): void {
-    const { limit, ilevel, hevThresh, inner } = f;
+  function filterMb(mbX: number, mbY: number, f: FilterInfo, inner: boolean): void {
+    const { limit, ilevel, hevThresh } = f;
     if (limit === 0) return;
-    const y0 = mbY * 16 * yStride + mbX * 16;
-    const u0 = mbY * 8 * uvStride + mbX * 8;
+    const y0 = Y_KEEP * yStride + mbX * 16;
+    const u0 = UV_KEEP * uvStride + mbX * 8;
     if (filterType === 1) {
       if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
       if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
@@ -849,16 +1007,13 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
     }
   }
 
-  // Y/U/V rows of the frame's planes to RGB through libwebp's fancy upsampler (EmitFancyRGB).
-  const uvW = (width + 1) >> 1;
-  const rgb = new Uint8Array(width * 3);
-  let row = 0;
-  return {
-    width,
-    height,
-    nextRow() {
-      const y = row++;
-      const yRow = Y.subarray(y * yStride, y * yStride + width);
+  // Output rows [next, end) from the planes to RGB through libwebp's fancy upsampler (EmitFancyRGB), during
+  // macroblock row mbY: luma row y is at plane row y - 16 * mbY + Y_KEEP, chroma row t at t - 8 * mbY + UV_KEEP.
+  function emitRows(mbY: number, end: number): void {
+    const yBase = 16 * mbY - Y_KEEP;
+    const uvBase = 8 * mbY - UV_KEEP;
+    for (; next < end; next++) {
+      const y = next;
       let t: number;
       let c: number;
       let bottom: boolean;
@@ -874,23 +1029,29 @@ export async function decodeVp8(data: Uint8Array): Promise<Vp8Image> {
         c = y >> 1;
         bottom = true;
       }
+      const yAt = (y - yBase) * yStride;
+      const tAt = (t - uvBase) * uvStride;
+      const cAt = (c - uvBase) * uvStride;
       upsampleLine(
-        yRow,
-        U.subarray(t * uvStride, t * uvStride + uvW),
-        V.subarray(t * uvStride, t * uvStride + uvW),
-        U.subarray(c * uvStride, c * uvStride + uvW),
-        V.subarray(c * uvStride, c * uvStride + uvW),
+        Y.subarray(yAt, yAt + width),
+        U.subarray(tAt, tAt + uvW),
+        V.subarray(tAt, tAt + uvW),
+        U.subarray(cAt, cAt + uvW),
+        V.subarray(cAt, cAt + uvW),
         bottom,
         rgb,
         width,
       );
-      return rgb;
-    },
-  };
+      row(rgb);
+    }
+  }
 }
 
+const mul1 = (a: number) => ((a * 20091) >> 16) + a;
+const mul2 = (a: number) => (a * 35468) >> 16;
+
 function inverseWht(inp: Int16Array, out: Int16Array): void {
-  const tmp = new Int32Array(16);
+  const tmp = TMP;
   for (let i = 0; i < 4; i++) {
     const a0 = inp[i] + inp[12 + i];
     const a1 = inp[4 + i] + inp[8 + i];
@@ -954,15 +1115,15 @@ function filterLoop(
 ): void {
   const t2 = 2 * thresh + 1;
   for (let i = 0; i < size; i++, at += along) {
-    const p3 = p[at - 4 * step];
-    const p2 = p[at - 3 * step];
     const p1 = p[at - 2 * step];
     const p0 = p[at - step];
     const q0 = p[at];
     const q1 = p[at + step];
+    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) > t2) continue;
+    const p3 = p[at - 4 * step];
+    const p2 = p[at - 3 * step];
     const q2 = p[at + 2 * step];
     const q3 = p[at + 3 * step];
-    if (4 * Math.abs(p0 - q0) + Math.abs(p1 - q1) > t2) continue;
     if (
       Math.abs(p3 - p2) > ithresh ||
       Math.abs(p2 - p1) > ithresh ||
@@ -1012,10 +1173,10 @@ function upsampleLine(
   len: number,
 ): void {
   const put = (x: number, u: number, v: number) => {
-    const yy = y[x];
-    out[3 * x] = yuvClip(mulHi(yy, 19077) + mulHi(v, 26149) - 14234);
-    out[3 * x + 1] = yuvClip(mulHi(yy, 19077) - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
-    out[3 * x + 2] = yuvClip(mulHi(yy, 19077) + mulHi(u, 33050) - 17685);
+    const yy = mulHi(y[x], 19077);
+    out[3 * x] = yuvClip(yy + mulHi(v, 26149) - 14234);
+    out[3 * x + 1] = yuvClip(yy - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
+    out[3 * x + 2] = yuvClip(yy + mulHi(u, 33050) - 17685);
   };
   const edge = (tl: number, l: number) => (bottom ? (3 * l + tl + 2) >> 2 : (3 * tl + l + 2) >> 2);
   let tlu = tu[0];

@@ -105,3 +105,46 @@ describe("limits", () => {
     );
   });
 });
+
+describe("a lossy WebP is pushed a macroblock row at a time", () => {
+  const bytes = new Uint8Array(
+    readFileSync(new URL("../../goldens/preprocess/webp/photo-lossy-q90.webp", import.meta.url)),
+  );
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+  test("the planes it holds are a few rows, whatever the height", async () => {
+    const decoder = await openImage(bytes, LIMITS);
+    const { width, height } = decoder.header;
+    // 24 luma and 2 x 13 chroma rows of whole macroblock columns, and work buffers, beside the file.
+    const columns = Math.ceil(width / 16) * 16;
+    expect(decoder.memoryBytes(1) - bytes.length).toBeLessThan(columns * 37 + width * 19 + 4096 + 1);
+    // The whole frame's planes would be 1.5 bytes per pixel.
+    expect(decoder.memoryBytes(1) - bytes.length).toBeLessThan(width * height * 1.5 * 0.25);
+  });
+
+  test("rows decoded before the data runs out have gone to the sink when it is refused", async () => {
+    // The simple format's VP8 payload cut by 2000 bytes, the RIFF and chunk sizes made to agree: the
+    // header opens, the last token partition ends early some macroblock rows in.
+    const cut = bytes.slice(0, bytes.length - 2000);
+    const dv = new DataView(cut.buffer);
+    dv.setUint32(4, view.getUint32(4, true) - 2000, true);
+    dv.setUint32(16, view.getUint32(16, true) - 2000, true);
+    const decoder = await openImage(cut, LIMITS);
+    let rows = 0;
+    const err = await decoder
+      .decode(1, (_rgb, _first, count) => {
+        rows += count;
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(EdgevitError);
+    expect((err as EdgevitError).message).toMatch(
+      /^The WebP image data is damaged \(a token partition ends early\)\.$/,
+    );
+    expect(rows).toBeGreaterThan(16);
+    expect(rows).toBeLessThan(decoder.header.height);
+    expect(rows % 16).toBe(8);
+  });
+});

@@ -25,6 +25,12 @@ const JPEGS = [
   ...load("test/fixtures/images", ["cat-tiny-37x23.jpg", "cat-420-99x65.jpg", "cat-422-101x67.jpg", "orient-6.jpg"]),
   ...load("test/fixtures/fuzz", readdirSync(`${root}test/fixtures/fuzz`).sort()),
 ];
+// Arithmetic-coded (SOF9, SOF10): restart markers, a progression, DAC conditioning.
+const ARITHMETIC_JPEGS = load("test/fixtures/jpeg", [
+  "arithmetic-422-restart-50x40.jpg",
+  "arithmetic-progressive-restart-420-50x40.jpg",
+  "arithmetic-progressive-conditioning-40x30.jpg",
+]);
 const PNGS = load(
   "test/goldens/preprocess/png",
   readdirSync(`${root}test/goldens/preprocess/png`)
@@ -168,6 +174,17 @@ function jpegMutant(r: Rand, b: Uint8Array): [string, Uint8Array] {
   }
 }
 
+// An arithmetic-coded file's damage: its DAC conditioning now and then (table indices, L above U, Kx),
+// else what any JPEG suffers.
+function arithmeticMutant(r: Rand, b: Uint8Array): [string, Uint8Array] {
+  const dac = segments(b).filter(([marker]) => marker === 0xcc);
+  if (dac.length === 0 || r() < 0.8) return jpegMutant(r, b);
+  const [, start, end] = pick(r, dac);
+  const out = b.slice();
+  out[start + int(r, end - start)] = pick(r, [0, 0x10, 0x1f, 0x20, 0xf0, 0x0f, int(r, 256)]);
+  return ["arithmetic conditioning", out];
+}
+
 // PNG chunks: [type, offset of the length field, data length].
 function chunks(b: Uint8Array): [string, number, number][] {
   const out: [string, number, number][] = [];
@@ -283,6 +300,9 @@ test("a few thousand mutants of the JPEG, PNG, WebP, GIF and BMP fixtures: decod
     ...JPEGS.map(([n, b]) => [n, b, jpegMutant, 160] as [string, Uint8Array, typeof jpegMutant, number]),
     ...PNGS.map(([n, b]) => [n, b, pngMutant, 60] as [string, Uint8Array, typeof pngMutant, number]),
     ...OTHERS.map(([n, b]) => [n, b, headerMutant, 30] as [string, Uint8Array, typeof headerMutant, number]),
+    ...ARITHMETIC_JPEGS.map(
+      ([n, b]) => [n, b, arithmeticMutant, 160] as [string, Uint8Array, typeof jpegMutant, number],
+    ),
   ];
   for (const [name, seed, mutate, count] of runs) {
     for (let i = 0; i < count; i++) {

@@ -70,6 +70,13 @@ test("what the streaming JPEG decoder declines: jpeg-js at full scale, decode=ex
   expect(next).toBe(height);
   expect(Buffer.from(gathered).equals(Buffer.from(decodeJpegStored(bytes).data))).toBe(true);
   await expect(async () => openImage(bytes, LIMITS).decode(2, () => {})).rejects.toThrow(/decode=exact/);
-  // jpeg-js reads Huffman JPEGs only: an arithmetic-coded one is refused by both decoders.
-  expect(() => openImage(jpegFixture("declined-arithmetic.jpg"), LIMITS)).toThrow(/Unsupported JPEG coding/);
+  // An arithmetic-coded JPEG is the streaming decoder's own (jpeg-js reads none), at every scale.
+  expect(await openImage(jpegFixture("arithmetic-420-20x12.jpg"), LIMITS).decode(2, () => {})).toEqual({
+    width: 10,
+    height: 6,
+  });
+  // So one it declines has no fallback: the streaming decoder's reason is the answer.
+  await expect(
+    openImage(jpegFixture("declined-arithmetic-progressive-dc-only.jpg"), LIMITS).decode(1, () => {}),
+  ).rejects.toMatchObject({ code: "unsupported_media_type", message: expect.stringMatching(/low-frequency/) });
 });

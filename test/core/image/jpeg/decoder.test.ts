@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { decode as jpegJsDecode } from "jpeg-js";
 import { describe, expect, test } from "vitest";
 import { EdgevitError } from "../../../../core/errors.ts";
+import { ARITHMETIC_STATS_BYTES } from "../../../../core/image/jpeg/arithmetic.ts";
 import { type JpegDecoder, openJpeg } from "../../../../core/image/jpeg/index.ts";
 
 const FIXTURES = new URL("../../../fixtures/", import.meta.url);
@@ -80,6 +81,12 @@ describe("bit-exact with Pillow", () => {
     for (const flavour of ["ycck", "cmyk-no-adobe", "progressive-gray", "33x17", "multiscan", "damaged-early-eoi"]) {
       expect(names).toContain(flavour);
     }
+    for (const flavour of ["420", "444", "422-restart", "multiscan", "progressive-420", "progressive-restart"]) {
+      expect(names).toContain(`arithmetic-${flavour}`);
+    }
+    for (const flavour of ["progressive-gray", "conditioning", "progressive-conditioning", "damaged-restart"]) {
+      expect(names).toContain(`arithmetic-${flavour}`);
+    }
   });
 });
 
@@ -114,8 +121,9 @@ describe("jpeg-js cross-check at full scale", () => {
   // jpeg-js cannot serve as a reference there: CMYK/YCCK (jpeg-js does not invert as Pillow does), damaged
   // data and missing Huffman tables (jpeg-js refuses both, Pillow decodes both), a luma plane smaller than
   // chroma (jpeg-js samples it by nearest neighbour: mean difference 7 levels), and progressive scans with
-  // restart markers (jpeg-js stops at the DHT after the first scan: "unexpected marker: ffc4").
-  const skip = /cmyk|ycck|damaged|no-huffman|chroma-larger|progressive-restart/;
+  // restart markers (jpeg-js stops at the DHT after the first scan: "unexpected marker: ffc4"), and
+  // arithmetic coding, which jpeg-js does not read.
+  const skip = /cmyk|ycck|damaged|no-huffman|chroma-larger|progressive-restart|arithmetic/;
   const comparable = decodable.filter(([name]) => !skip.test(name));
   test.each(comparable.map(([n]) => n))("%s", async (name) => {
     const bytes = bytesOf(name);
@@ -161,6 +169,8 @@ describe("refusals", () => {
     expect(await reason("jpeg/refused-no-quant.jpg")).toMatch(/quantization table/);
     expect(await reason("jpeg/refused-progressive-ss-gt-se.jpg")).toMatch(/spectral band/);
     expect(await reason("jpeg/refused-truncated.jpg")).toMatch(/truncated/);
+    expect(await reason("jpeg/refused-arithmetic-truncated.jpg")).toMatch(/truncated/);
+    expect(await reason("jpeg/refused-arithmetic-conditioning.jpg")).toMatch(/conditioning has a DC bound L above U/);
     expect(await reason("images/invalid-empty.jpg")).toMatch(/not a JPEG/);
   });
 
@@ -176,13 +186,55 @@ describe("refusals", () => {
   });
 });
 
-describe("declined on purpose (Pillow decodes these; the caller falls back)", () => {
-  test("arithmetic coding", async () => {
-    const err = await errorOf(() => openJpeg(bytesOf("jpeg/declined-arithmetic.jpg"), LIMITS));
-    expect(err.code).toBe("unsupported_media_type");
-    expect(err.message).toMatch(/arithmetic coding/);
+describe("arithmetic coding", () => {
+  // Pillow feeds libjpeg-turbo 64 KB per read, and libjpeg-turbo cannot wait for more data inside an
+  // arithmetic-coded scan: the goldens hold a file whose scan crosses the end of the first read (refused)
+  // and one whose later scans start and end within the second read (decoded).
+  test("a scan that runs past the end of Pillow's read is refused, naming the byte", async () => {
+    const err = await errorOf(() =>
+      openJpeg(bytesOf("jpeg/refused-arithmetic-64k-read.jpg"), LIMITS).decode(1, () => {}),
+    );
+    expect(err.code).toBe("invalid_image");
+    expect(err.message).toMatch(/^The JPEG is arithmetic-coded and a scan's data runs past byte 65536, .*\.$/);
+    expect(goldens["jpeg/arithmetic-second-64k-read-40x24.jpg"].pillow).toBe("decodes");
   });
 
+  test("every prefix of a file is refused or decoded, never a crash", async () => {
+    for (const name of ["arithmetic-progressive-restart-420-50x40.jpg", "arithmetic-422-restart-50x40.jpg"]) {
+      const whole = bytesOf(`jpeg/${name}`);
+      for (let n = 0; n < whole.length; n += 5) {
+        try {
+          await openJpeg(whole.subarray(0, n), LIMITS).decode(n % 2 ? 1 : 4, () => {});
+        } catch (err) {
+          expect(err).toBeInstanceOf(EdgevitError);
+        }
+      }
+    }
+  });
+
+  test("progressive scans count against the coefficient budget as Huffman ones do", async () => {
+    const { decoder } = await decodeAll(bytesOf("jpeg/arithmetic-progressive-gray-45x30.jpg"), 1);
+    const d = decoder as JpegDecoder;
+    // cjpeg's grayscale progression: DC, then AC 1-5, 6-63 at Al=2, 1-63 at Al=1, 1-63 and DC refined.
+    const blocks = 6 * 4;
+    expect(d.stats.scans).toBe(6);
+    expect(d.stats.coefficientVisits).toBe(blocks * (1 + 5 + 58 + 63 + 63 + 1));
+  });
+
+  test("the statistics areas are in the memory plan", async () => {
+    const bytes = bytesOf("jpeg/arithmetic-420-20x12.jpg");
+    // The same header read as a Huffman-coded frame (SOF9 made SOF1): only the statistics differ.
+    const huffman = bytes.slice();
+    huffman[huffman.findIndex((x, i) => x === 0xc9 && huffman[i - 1] === 0xff)] = 0xc1;
+    for (const scale of [1, 2, 4, 8]) {
+      expect(openJpeg(bytes, LIMITS).memoryBytes(scale) - openJpeg(huffman, LIMITS).memoryBytes(scale)).toBe(
+        ARITHMETIC_STATS_BYTES,
+      );
+    }
+  });
+});
+
+describe("declined on purpose (Pillow decodes these; the caller falls back)", () => {
   test("a progressive file whose low AC coefficients never arrive (libjpeg would smooth its blocks)", async () => {
     const err = await errorOf(() =>
       openJpeg(bytesOf("jpeg/declined-progressive-dc-only.jpg"), LIMITS).decode(1, () => {}),
