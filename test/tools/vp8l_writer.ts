@@ -144,20 +144,24 @@ export interface Transform {
   data?: Uint32Array; // their sub-image (ARGB), ceil(w / 2^bits) x ceil(h / 2^bits)
 }
 
-// A VP8L stream (the VP8L chunk's payload), its residuals given as ARGB.
+// A VP8L stream (the VP8L chunk's payload), its residuals given as ARGB. Without its header (`header`
+// false) it is an ALPH chunk's lossless data, the alpha being the green channel.
 export function vp8lStream(
   width: number,
   height: number,
   residuals: Uint32Array,
   transforms: Transform[],
   entropy: Entropy,
+  header = true,
 ): Uint8Array {
   const w = new BitWriter();
-  w.write(0x2f, 8);
-  w.write(width - 1, 14);
-  w.write(height - 1, 14);
-  w.write(1, 1); // alpha is used
-  w.write(0, 3); // version
+  if (header) {
+    w.write(0x2f, 8);
+    w.write(width - 1, 14);
+    w.write(height - 1, 14);
+    w.write(1, 1); // alpha is used
+    w.write(0, 3); // version
+  }
   for (const t of transforms) {
     w.write(1, 1);
     w.write({ predictor: 0, "cross-colour": 1, "subtract-green": 2 }[t.type], 2);
@@ -172,6 +176,35 @@ export function vp8lStream(
   w.write(0, 1);
   writeEntropyImage(w, width, height, residuals, entropy, true);
   return w.finish();
+}
+
+// `file` (a RIFF WebP) with its ALPH chunk's payload replaced by `payload`.
+export function withAlpha(file: Uint8Array, payload: Uint8Array): Uint8Array {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const chunks: Uint8Array[] = [file.subarray(0, 12)];
+  for (let pos = 12; pos < file.length; ) {
+    const tag = String.fromCharCode(...file.subarray(pos, pos + 4));
+    const size = view.getUint32(pos + 4, true);
+    const next = pos + 8 + size + (size & 1);
+    if (tag === "ALPH") {
+      const chunk = new Uint8Array(8 + payload.length + (payload.length & 1));
+      chunk.set(file.subarray(pos, pos + 4));
+      new DataView(chunk.buffer).setUint32(4, payload.length, true);
+      chunk.set(payload, 8);
+      chunks.push(chunk);
+    } else {
+      chunks.push(file.subarray(pos, next));
+    }
+    pos = next;
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  new DataView(out.buffer).setUint32(4, out.length - 8, true);
+  return out;
 }
 
 // The stream in a simple WebP file.

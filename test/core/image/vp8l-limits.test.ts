@@ -5,7 +5,7 @@
 // is refused as image_too_large with a sentence about it.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -21,6 +21,7 @@ import {
   type Transform,
   vp8lStream,
   webpFile,
+  withAlpha,
 } from "../../tools/vp8l_writer.ts";
 import { allocated } from "./allocated.ts";
 
@@ -158,5 +159,21 @@ describe("lossless WebP: what a decode allocates stays within its figure, and it
     expect(used).toBeGreaterThan(width * height * (4 + 3 / 4));
     expect(figure - used).toBeLessThan(MAX_TABLE_BYTES + 128 * 1024);
     expect(Buffer.from(rgb).equals(pillow(bytes))).toBe(true);
+  });
+
+  test("a lossy image's ALPH chunk: the same stream without its header, in the lossy decode's figure", async () => {
+    // 45x29 (12x8 tiles): 96 of the largest groups, 0.75 MiB of tables, and the transforms.
+    const lossy = new Uint8Array(
+      readFileSync(new URL("../../goldens/preprocess/webp/lossy-alpha.webp", import.meta.url)),
+    );
+    const entropy = tileGroups(45, 29, HEAVY);
+    const stream = vp8lStream(45, 29, randomPixels(45 * 29, 3), transforms(45, 29, 4), entropy, false);
+    const bytes = withAlpha(lossy, Uint8Array.from([0x01, ...stream])); // compressed, no filter
+    const { figure, used, rgb } = await decodeMeasured(bytes);
+    expect(used).toBeLessThanOrEqual(figure);
+    expect(used).toBeGreaterThan(0.7 * 96 * 7776);
+    // Pillow drops the alpha, which it decodes (a damaged ALPH chunk fails the file): the lossy pixels.
+    expect(Buffer.from(rgb).equals(pillow(bytes))).toBe(true);
+    expect(Buffer.from(rgb).equals(pillow(lossy))).toBe(true);
   });
 });
