@@ -75,24 +75,29 @@ class BitReader {
 // pixel), the transforms' sub-images and the meta prefix image (each at most one pixel per 4x4 tile), the
 // colour caches and the prefix codes. A code's table is one Uint16Array, sized from its lengths: nothing for
 // a one-symbol code; else 2^min(8, longest) lookup entries, and for codes longer than 8 bits the 16 counts
-// and every symbol, which the walk past the lookup reads. The most one code holds, with V8's headers of its
-// object and its array (reckoned at 320 bytes):
+// and every symbol, which the walk past the lookup reads. V8's headers are reckoned at 320 bytes for a code
+// with a table (its object, the array and its buffer), 64 for one without and for a group's array of five.
 const CODE_OBJECT_BYTES = 320;
+const SINGLE_CODE_BYTES = 64;
+const GROUP_OBJECT_BYTES = 64;
 const codeMaxBytes = (alphabet: number) => 2 * (256 + 16 + alphabet) + CODE_OBJECT_BYTES;
-// ...and one group of five: green (with the length codes and a colour cache of up to 2^11), red, blue,
-// alpha, distance: 10,592 bytes.
+// The most one group holds: green (with the length codes and a colour cache of up to 2^11), red, blue,
+// alpha, distance: 10,656 bytes.
 export const GROUP_MAX_BYTES =
-  codeMaxBytes(MAX_GREEN_CODES) + 3 * codeMaxBytes(NUM_LITERAL_CODES) + codeMaxBytes(NUM_DISTANCE_CODES);
+  GROUP_OBJECT_BYTES +
+  codeMaxBytes(MAX_GREEN_CODES) +
+  3 * codeMaxBytes(NUM_LITERAL_CODES) +
+  codeMaxBytes(NUM_DISTANCE_CODES);
 // Every group whose codes are kept costs at least 20 bits of the stream (five simple one-symbol codes of 4
 // bits each), and is named by one of the meta image's cells.
 const MIN_GROUP_BITS = 20;
 // The main image's codes are refused past this (image_too_large). libwebp 1.2.4 keeps every group the meta
 // image names, up to 65536 (~12-20 KiB of tables each, as much as its malloc gives); its encoder merges the
 // histograms of at most 2600 tiles towards 100 groups at most (MAX_HISTO_GREEDY): cwebp's files, photos and
-// noise at every method, hold 4-63 groups, 9-138 KiB of these tables. Reserving libwebp's worst (65536
-// groups at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an isolate's 128 MB; 1 MiB, what a
-// lossless upload reserves for them at most, holds ~7x the largest of those files, or 99 groups at their
-// worst.
+// noise at every method, hold 2-63 groups, 8-102 KB of these tables. Reserving libwebp's worst (65536 groups
+// at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an isolate's 128 MB; 1 MiB, what a lossless
+// upload reserves for them at most, holds ~10x the largest of those files, 98 groups at their worst or 2730
+// of one-symbol codes.
 export const MAX_TABLE_BYTES = 1 << 20;
 // Sub-images: a predictor's, a cross-colour transform's, the colour map's and the meta prefix image, each
 // with one group of codes and a colour cache.
@@ -314,7 +319,7 @@ function readPrefixCode(br: BitReader, n: number, keep: boolean, budget: TableBu
   const shape = checkLengths(lengths, n);
   if (!keep) return null;
   const entries = tableEntries(shape.used, shape.longest);
-  budget?.charge(2 * entries + CODE_OBJECT_BYTES, groups);
+  budget?.charge(entries === 0 ? SINGLE_CODE_BYTES : 2 * entries + CODE_OBJECT_BYTES, groups);
   return new PrefixCode(lengths, n, shape, entries === 0 ? NO_TABLE : new Uint16Array(entries));
 }
 
@@ -382,6 +387,7 @@ function readCodes(
   let next = 0; // the next kept group
   for (let g = 0; g < numGroups; g++) {
     if (named === null || (next < kept && named[next] === g)) {
+      budget?.charge(GROUP_OBJECT_BYTES, kept);
       groups[next++] = sizes.map((n) => readPrefixCode(br, n, true, budget, kept)) as Group;
     } else {
       for (const n of sizes) readPrefixCode(br, n, false, budget, kept);
