@@ -97,7 +97,9 @@ const MIN_GROUP_BITS = 20;
 // noise at every method, hold 2-63 groups, 8-102 KB of these tables. Reserving libwebp's worst (65536 groups
 // at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an isolate's 128 MB; 1 MiB, what a lossless
 // upload reserves for them at most, holds ~10x the largest of those files, 98 groups at their worst or 2730
-// of one-symbol codes.
+// of one-symbol codes. (A reservation grown as the codes are read, as a source that keeps its whole file asks
+// the host through its `reserve` option, would take libwebp's files at their cost; a decoder has no such
+// hook, and this figure, known before decoding, costs an ordinary file its 1 MiB at most.)
 export const MAX_TABLE_BYTES = 1 << 20;
 // Sub-images: a predictor's, a cross-colour transform's, the colour map's and the meta prefix image, each
 // with one group of codes and a colour cache.
