@@ -7,6 +7,7 @@ import random from "../fixtures/images/invalid-random-bytes.jpg";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import catPng from "../fixtures/images/cat.png";
 import { failure } from "../../worker/http.ts";
+import { type Code, type Group, vp8lStream, webpFile } from "../tools/vp8l_writer.ts";
 import { call, jpegRequest, randomBundle, storedPng } from "./helpers.ts";
 
 const NAME = "errors-vit";
@@ -181,6 +182,21 @@ describe("413 image_too_large", () => {
       call(jpegRequest(`/v1/classify?model=${NAME}`, cat), { MAX_IMAGE_PIXELS: limit });
     await expectError(await request(135_299), 413, "image_too_large");
     expect((await request(135_300)).status).toBe(200);
+  });
+
+  test("a 16 KB lossless WebP whose 160 groups of prefix codes need more than the 1 MiB its decode holds", async () => {
+    const width = 80; // 20x8 tiles of 4x4, each its own group of the largest codes
+    const big: Code = { kind: "flat", bits: 8 };
+    const group: Group = [{ kind: "flat", bits: 11 }, big, big, big, { kind: "single", symbol: 0 }];
+    const pixels = new Uint32Array(width * 32).fill(0xff808080);
+    const entropy = {
+      cacheBits: 11,
+      meta: { bits: 2, groupOf: (x: number, y: number) => y * 20 + x },
+      groups: Array.from({ length: 160 }, () => group),
+    };
+    const webp = webpFile(vp8lStream(width, 32, pixels, [], entropy));
+    const message = await expectError(await classify("", webp, "image/webp"), 413, "image_too_large");
+    expect(message).toMatch(/^The WebP image's lossless data uses 160 groups of prefix codes/);
   });
 });
 

@@ -19,7 +19,7 @@ import type { DecodedSize, ImageDecoder, RowSink } from "../source.ts";
 import { WholeFileDecoder } from "../whole-file.ts";
 import { decodeVp8, vp8Info, vp8PlaneBytes } from "./vp8.ts";
 import { readExifOrientation } from "../exif.ts";
-import { checkLosslessAlpha, decodeVp8l, vp8lInfo, WebpError } from "./vp8l.ts";
+import { checkLosslessAlpha, decodeVp8l, vp8lInfo, vp8lMemoryBytes, WebpError } from "./vp8l.ts";
 
 export type WebpLimits = Pick<Limits, "maxPixels">;
 
@@ -225,14 +225,18 @@ class WebpDecoder extends WholeFileDecoder<WebpInfo> {
     );
   }
 
-  // The file; lossless: every pixel (4 bytes) and a few rows; lossy: the planes' rows (./vp8.ts), the
-  // per-column state and RGB row (16 bytes per column) and, with an ALPH chunk, its lossless pixels.
+  // The file and the canvas's RGB row; lossless: what the VP8L stream's decode holds (./vp8l.ts's
+  // vp8lMemoryBytes: every pixel, its sub-images, caches, codes and rows) and the frame's RGB row; lossy: the
+  // planes' rows (./vp8.ts), the per-column state and RGB row (16 bytes per column) and, with a compressed
+  // ALPH chunk, what its lossless stream's decode holds.
   memoryBytes(scale: number): number {
     this.checkScale(scale);
-    const { width, frame } = this.info;
-    const pixels = frame.width * frame.height;
-    const lossy = vp8PlaneBytes(frame.width) + (this.info.alpha ? pixels * 4 : 0);
-    const own = frame.lossless ? pixels * 4 + frame.width * 40 : lossy + frame.width * 16;
+    const { width, frame, image, alpha } = this.info;
+    const compressedAlpha = alpha !== null && alpha.size > 1 && (this.bytes[alpha.start] & 3) === 1;
+    const alphaBytes = compressedAlpha ? vp8lMemoryBytes(frame.width, frame.height, alpha.size - 1) : 0;
+    const own = frame.lossless
+      ? vp8lMemoryBytes(frame.width, frame.height, image.size) + frame.width * 3
+      : vp8PlaneBytes(frame.width) + frame.width * 16 + alphaBytes;
     return this.bytes.length + width * 3 + own;
   }
 

@@ -10,9 +10,6 @@ import { yieldToOthers } from "../bytes.ts";
 
 export class WebpError extends Error {}
 
-// Prefix-code groups kept for one image (each up to ~3 KiB of tables). libwebp allocates ~12 KiB per group
-// for as many as the meta image names; encoders use a few hundred at most.
-const MAX_GROUPS = 4096;
 // Pixels decoded between yields to the event loop.
 const SLICE_PIXELS = 1 << 20;
 
@@ -20,6 +17,7 @@ const NUM_LITERAL_CODES = 256;
 const NUM_LENGTH_CODES = 24;
 const NUM_DISTANCE_CODES = 40;
 const MAX_CACHE_BITS = 11;
+const MAX_GREEN_CODES = NUM_LITERAL_CODES + NUM_LENGTH_CODES + (1 << MAX_CACHE_BITS);
 const CODE_LENGTH_ORDER = [17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 // (dy, 8 - dx) pairs of the 120 short distance codes, packed as dy << 4 | (8 - dx).
 const CODE_TO_PLANE = [
@@ -73,68 +71,177 @@ class BitReader {
   }
 }
 
-// A canonical prefix code: an 8-bit lookup for short codes, the count/symbol walk (as in zlib's puff) for
-// longer ones. A code with one symbol takes no bits.
+// Memory. A decode holds its pixels (4 bytes each, libwebp too: a backward reference may reach any earlier
+// pixel), the transforms' sub-images and the meta prefix image (each at most one pixel per 4x4 tile), the
+// colour caches and the prefix codes. A code's table is one Uint16Array, sized from its lengths: nothing for
+// a one-symbol code; else 2^min(8, longest) lookup entries, and for codes longer than 8 bits the 16 counts
+// and every symbol, which the walk past the lookup reads. V8's headers are reckoned at 320 bytes for a code
+// with a table (its object, the array and its buffer), 64 for one without and for a group's array of five.
+const CODE_OBJECT_BYTES = 320;
+const SINGLE_CODE_BYTES = 64;
+const GROUP_OBJECT_BYTES = 64;
+const codeMaxBytes = (alphabet: number) => 2 * (256 + 16 + alphabet) + CODE_OBJECT_BYTES;
+// The most one group holds: green (with the length codes and a colour cache of up to 2^11), red, blue,
+// alpha, distance: 10,656 bytes.
+export const GROUP_MAX_BYTES =
+  GROUP_OBJECT_BYTES +
+  codeMaxBytes(MAX_GREEN_CODES) +
+  3 * codeMaxBytes(NUM_LITERAL_CODES) +
+  codeMaxBytes(NUM_DISTANCE_CODES);
+// Every group whose codes are kept costs at least 20 bits of the stream (five simple one-symbol codes of 4
+// bits each), and is named by one of the meta image's cells.
+const MIN_GROUP_BITS = 20;
+// The main image's codes are refused past this (image_too_large). libwebp 1.2.4 keeps every group the meta
+// image names, up to 65536 (~12-20 KiB of tables each, as much as its malloc gives); its encoder merges the
+// histograms of at most 2600 tiles towards 100 groups at most (MAX_HISTO_GREEDY): cwebp's files, photos and
+// noise at every method, hold 2-63 groups, 8-102 KB of these tables. Reserving libwebp's worst (65536 groups
+// at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an isolate's 128 MB; 1 MiB, what a lossless
+// upload reserves for them at most, holds ~10x the largest of those files, 98 groups at their worst or 2730
+// of one-symbol codes. (A reservation grown as the codes are read, as a source that keeps its whole file asks
+// the host through its `reserve` option, would take libwebp's files at their cost; a decoder has no such
+// hook, and this figure, known before decoding, costs an ordinary file its 1 MiB at most.)
+export const MAX_TABLE_BYTES = 1 << 20;
+// Sub-images: a predictor's, a cross-colour transform's, the colour map's and the meta prefix image, each
+// with one group of codes and a colour cache.
+const SUB_IMAGES = 4;
+
+const subSample = (size: number, bits: number) => (size + (1 << bits) - 1) >> bits;
+
+// The most the main image's prefix codes hold for a width x height image in a stream of `streamBytes`: the
+// groups kept (at most one per meta cell, at most one per 20 bits of the stream, plus one partly read when
+// the stream fails) at their worst, and at most MAX_TABLE_BYTES.
+export function vp8lTableBytes(width: number, height: number, streamBytes: number): number {
+  const cells = subSample(width, 2) * subSample(height, 2);
+  const bits = Math.max(64, streamBytes * 8);
+  const groups = Math.min(cells, Math.floor(bits / MIN_GROUP_BITS) + 1);
+  return Math.min(groups * GROUP_MAX_BYTES, MAX_TABLE_BYTES);
+}
+
+// The most decoding a VP8L stream (a VP8L chunk, or an ALPH chunk's lossless data) of `streamBytes` bytes for
+// a width x height image holds, from its first bit to its last row: what memoryBytes reserves. The pixels;
+// three sub-images of at most a pixel per 4x4 tile (a predictor's, a cross-colour transform's, the meta
+// prefix image) and the meta image's dense group numbers (2 bytes a cell); the colour map (its 256 stored
+// entries and the map, 1 KiB each); five colour caches of up to 2^11 entries; the sub-images' codes; the
+// main image's codes (vp8lTableBytes); each transform's output row and its previous one (32 bytes a column
+// for the four transforms).
+export function vp8lMemoryBytes(width: number, height: number, streamBytes: number): number {
+  const cells = subSample(width, 2) * subSample(height, 2);
+  return (
+    width * height * 4 +
+    cells * (3 * 4 + 2) +
+    2 * 1024 +
+    (SUB_IMAGES + 1) * (4 << MAX_CACHE_BITS) +
+    SUB_IMAGES * GROUP_MAX_BYTES +
+    vp8lTableBytes(width, height, streamBytes) +
+    width * 32
+  );
+}
+
+// Code lengths as the stream gives them, checked: the counts per length (into COUNT), how many symbols are
+// used and the longest length. Shared scratch: codes are read synchronously, one at a time.
+const COUNT = new Uint16Array(16);
+const OFFSETS = new Uint16Array(16);
+const NEXT_CODE = new Uint16Array(16);
+const LENGTHS = new Uint8Array(MAX_GREEN_CODES);
+const LENGTH_LENGTHS = new Uint8Array(19);
+// The code-length code's table (lengths of at most 7 bits: a lookup of 128 entries).
+const LENGTH_CODE_TABLE = new Uint16Array(128);
+const NO_TABLE = new Uint16Array(0);
+
+function checkLengths(lengths: Uint8Array, n: number): { used: number; longest: number } {
+  const count = COUNT;
+  count.fill(0);
+  let used = 0;
+  let longest = 0;
+  for (let s = 0; s < n; s++) {
+    const len = lengths[s];
+    if (len > 15) throw new WebpError("a code length over 15");
+    count[len]++;
+    if (len) {
+      used++;
+      if (len > longest) longest = len;
+    }
+  }
+  if (used === 0) throw new WebpError("a prefix code without symbols");
+  if (used === 1) return { used, longest };
+  let left = 1; // Kraft: the code must fill the tree exactly
+  for (let len = 1; len <= 15; len++) {
+    left = left * 2 - count[len];
+    if (left < 0) throw new WebpError("an over-subscribed prefix code");
+  }
+  if (left !== 0) throw new WebpError("an incomplete prefix code");
+  return { used, longest };
+}
+
+// The Uint16Array entries a code of these lengths keeps.
+const tableEntries = (used: number, longest: number) =>
+  used === 1 ? 0 : (1 << Math.min(8, longest)) + (longest > 8 ? 16 + used : 0);
+
+// A canonical prefix code: a lookup of up to 8 bits, which holds every code of a code no longer than that;
+// the count/symbol walk (as in zlib's puff) for longer ones. A code with one symbol takes no bits.
 class PrefixCode {
-  private readonly fast = new Uint16Array(256); // symbol << 4 | length, or 0 for a longer code
-  private readonly count = new Uint16Array(16);
-  private readonly symbols: Uint16Array;
+  // The lookup (symbol << 4 | length, or 0 for a longer code), then, for a code longer than 8 bits, the
+  // counts per length and the symbols in canonical order. One array: each is a V8 object of its own.
+  private readonly table: Uint16Array;
+  private readonly mask: number;
   readonly single: number; // the symbol of a one-symbol code, else -1
 
-  constructor(lengths: Uint8Array, n: number) {
-    const count = this.count;
-    let used = 0;
-    for (let s = 0; s < n; s++) {
-      if (lengths[s] > 15) throw new WebpError("a code length over 15");
-      count[lengths[s]]++;
-      if (lengths[s]) used++;
-    }
-    if (used === 0) throw new WebpError("a prefix code without symbols");
-    const offsets = new Uint16Array(16);
-    for (let len = 1; len < 15; len++) offsets[len + 1] = offsets[len] + count[len];
-    this.symbols = new Uint16Array(used);
-    for (let s = 0; s < n; s++) if (lengths[s]) this.symbols[offsets[lengths[s]]++] = s;
+  // From lengths that passed checkLengths (COUNT holds their counts); `table` has tableEntries() entries.
+  constructor(lengths: Uint8Array, n: number, shape: { used: number; longest: number }, table: Uint16Array) {
+    const { used, longest } = shape;
+    this.table = table;
     if (used === 1) {
-      this.single = this.symbols[0];
+      let s = 0;
+      while (lengths[s] === 0) s++;
+      this.single = s;
+      this.mask = 0;
       return;
     }
     this.single = -1;
-    let left = 1; // Kraft: the code must fill the tree exactly
-    for (let len = 1; len <= 15; len++) {
-      left = left * 2 - count[len];
-      if (left < 0) throw new WebpError("an over-subscribed prefix code");
+    const size = 1 << Math.min(8, longest);
+    this.mask = size - 1;
+    const long = longest > 8;
+    const count = COUNT;
+    if (long) table.set(count, size);
+    const offsets = OFFSETS;
+    const next = NEXT_CODE;
+    offsets[1] = size + 16;
+    next[1] = 0;
+    for (let len = 1; len < 15; len++) {
+      offsets[len + 1] = offsets[len] + count[len];
+      next[len + 1] = (next[len] + count[len]) << 1;
     }
-    if (left !== 0) throw new WebpError("an incomplete prefix code");
-    // Codes of up to 8 bits, bit-reversed into the lookup (the stream sends a code's first bit first).
-    let code = 0;
-    let k = 0;
-    for (let len = 1; len <= 15; len++) {
-      for (let i = 0; i < count[len]; i++, k++) {
-        if (len <= 8) {
-          let rev = 0;
-          for (let b = 0; b < len; b++) rev |= ((code >> b) & 1) << (len - 1 - b);
-          for (let r = rev; r < 256; r += 1 << len) this.fast[r] = (this.symbols[k] << 4) | len;
-        }
-        code++;
+    // Symbols in canonical order (by length, then symbol) for the walk; codes of up to 8 bits bit-reversed
+    // into the lookup (the stream sends a code's first bit first).
+    for (let s = 0; s < n; s++) {
+      const len = lengths[s];
+      if (len === 0) continue;
+      if (long) table[offsets[len]++] = s;
+      const code = next[len]++;
+      if (len <= 8) {
+        let rev = 0;
+        for (let b = 0; b < len; b++) rev |= ((code >> b) & 1) << (len - 1 - b);
+        for (let r = rev; r < size; r += 1 << len) table[r] = (s << 4) | len;
       }
-      code <<= 1;
     }
   }
 
   read(br: BitReader): number {
     if (this.single >= 0) return this.single;
-    const hit = this.fast[br.peek8()];
+    const table = this.table;
+    const hit = table[br.peek8() & this.mask];
     if (hit !== 0) {
       br.skip(hit & 15);
       return hit >> 4;
     }
+    // Longer than 8 bits: the lookup has 256 entries, the counts follow.
     let code = 0;
     let first = 0;
-    let index = 0;
+    let index = 256 + 16;
     for (let len = 1; len <= 15; len++) {
       code |= br.bit();
-      const count = this.count[len];
-      if (code - count < first) return this.symbols[index + (code - first)];
+      const count = table[256 + len];
+      if (code - count < first) return table[index + (code - first)];
       index += count;
       first = (first + count) << 1;
       code <<= 1;
@@ -145,6 +252,9 @@ class PrefixCode {
 
 // Green (with lengths and cache), red, blue, alpha, distance.
 type Group = [PrefixCode, PrefixCode, PrefixCode, PrefixCode, PrefixCode];
+
+const REPEAT_EXTRA = [2, 3, 7];
+const REPEAT_OFFSET = [3, 3, 11];
 
 function readCodeLengths(br: BitReader, lengthCode: PrefixCode, n: number, out: Uint8Array): void {
   let max = n;
@@ -162,9 +272,7 @@ function readCodeLengths(br: BitReader, lengthCode: PrefixCode, n: number, out: 
       out[s++] = len;
       if (len !== 0) prev = len;
     } else {
-      const extra = [2, 3, 7][len - 16];
-      const offset = [3, 3, 11][len - 16];
-      const repeat = br.read(extra) + offset;
+      const repeat = br.read(REPEAT_EXTRA[len - 16]) + REPEAT_OFFSET[len - 16];
       if (s + repeat > n) throw new WebpError("a code length repeat past the alphabet");
       out.fill(len === 16 ? prev : 0, s, s + repeat);
       s += repeat;
@@ -172,24 +280,50 @@ function readCodeLengths(br: BitReader, lengthCode: PrefixCode, n: number, out: 
   }
 }
 
-function readPrefixCode(br: BitReader, n: number): PrefixCode {
+// What the main image's codes may hold (vp8lTableBytes); sub-images' codes are not counted here.
+class TableBudget {
+  used = 0;
+  constructor(readonly limit: number) {}
+
+  charge(bytes: number, groups: number): void {
+    this.used += bytes;
+    if (this.used > this.limit) {
+      const mib = (this.limit / 2 ** 20).toFixed(1);
+      throw new EdgevitError(
+        "image_too_large",
+        `The WebP image's lossless data uses ${groups} groups of prefix codes, which need more than ${mib} MiB ` +
+          `of tables: more than edgevit holds for one image's codes (encoders' files use a few dozen groups, ` +
+          `well under that).`,
+      );
+    }
+  }
+}
+
+// One prefix code of an alphabet of n symbols: checked, then kept (its table charged to `budget`, when
+// given) or, for a group no tile uses, dropped as libwebp drops it.
+function readPrefixCode(br: BitReader, n: number, keep: boolean, budget: TableBudget | null, groups: number) {
   // The simple code may name a symbol past the alphabet (libwebp's buffer is the largest alphabet's).
-  const lengths = new Uint8Array(Math.max(n, 256));
+  const lengths = LENGTHS;
+  lengths.fill(0, 0, Math.max(n, 256));
   if (br.read(1)) {
     const two = br.read(1);
     lengths[br.read(br.read(1) ? 8 : 1)] = 1;
     if (two) lengths[br.read(8)] = 1;
   } else {
     const count = br.read(4) + 4;
-    const lengthLengths = new Uint8Array(19);
+    const lengthLengths = LENGTH_LENGTHS;
+    lengthLengths.fill(0);
     for (let i = 0; i < count; i++) lengthLengths[CODE_LENGTH_ORDER[i]] = br.read(3);
-    readCodeLengths(br, new PrefixCode(lengthLengths, 19), n, lengths);
+    const shape = checkLengths(lengthLengths, 19);
+    readCodeLengths(br, new PrefixCode(lengthLengths, 19, shape, LENGTH_CODE_TABLE), n, lengths);
   }
   if (br.eos) throw new WebpError("the data ends inside a prefix code");
-  return new PrefixCode(lengths, n);
+  const shape = checkLengths(lengths, n);
+  if (!keep) return null;
+  const entries = tableEntries(shape.used, shape.longest);
+  budget?.charge(entries === 0 ? SINGLE_CODE_BYTES : 2 * entries + CODE_OBJECT_BYTES, groups);
+  return new PrefixCode(lengths, n, shape, entries === 0 ? NO_TABLE : new Uint16Array(entries));
 }
-
-const subSample = (size: number, bits: number) => (size + (1 << bits) - 1) >> bits;
 
 interface Transform {
   type: number;
@@ -201,45 +335,65 @@ interface Transform {
 // The entropy-coded image: the prefix codes and, for the main image, the groups' layout.
 interface Codes {
   groups: Group[];
-  meta: Uint32Array | null; // group index per tile
+  meta: Uint32Array | null; // group index per tile, numbered densely
   metaBits: number;
   metaWidth: number;
   cacheBits: number;
 }
 
-function readCodes(br: BitReader, xsize: number, ysize: number, cacheBits: number, level0: boolean): Codes {
+function readCodes(
+  br: BitReader,
+  xsize: number,
+  ysize: number,
+  cacheBits: number,
+  level0: boolean,
+  budget: TableBudget | null,
+): Codes {
   let meta: Uint32Array | null = null;
   let metaBits = 0;
   let metaWidth = 0;
   let numGroups = 1;
+  // The groups the meta image names, ascending: kept and numbered 0.. in that order. Groups it never names
+  // are read (and checked) but not kept, as libwebp does.
+  let named: Uint16Array | null = null;
+  let kept = 1;
   if (level0 && br.read(1)) {
     metaBits = br.read(3) + 2;
     metaWidth = subSample(xsize, metaBits);
-    meta = decodeImageStream(br, metaWidth, subSample(ysize, metaBits), false).data;
+    meta = decodeImageStream(br, metaWidth, subSample(ysize, metaBits), null).data;
+    named = new Uint16Array(meta.length);
     for (let i = 0; i < meta.length; i++) {
-      meta[i] = (meta[i] >> 8) & 0xffff;
-      numGroups = Math.max(numGroups, meta[i] + 1);
+      const group = (meta[i] >> 8) & 0xffff;
+      named[i] = group;
+      numGroups = Math.max(numGroups, group + 1);
+    }
+    named.sort();
+    kept = 0;
+    for (let i = 0; i < named.length; i++) if (i === 0 || named[i] !== named[i - 1]) named[kept++] = named[i];
+    for (let i = 0; i < meta.length; i++) {
+      const group = (meta[i] >> 8) & 0xffff;
+      let lo = 0;
+      let hi = kept - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (named[mid] < group) lo = mid + 1;
+        else hi = mid;
+      }
+      meta[i] = lo;
     }
   }
   if (br.eos) throw new WebpError("the data ends inside the meta prefix image");
   const cacheSize = cacheBits > 0 ? 1 << cacheBits : 0;
   const sizes = [NUM_LITERAL_CODES + NUM_LENGTH_CODES + cacheSize, 256, 256, 256, NUM_DISTANCE_CODES];
-  // Groups the meta image never names are read (and checked) but not kept, as libwebp does for large counts.
-  const used = new Uint8Array(numGroups);
-  if (meta) for (let i = 0; i < meta.length; i++) used[meta[i]] = 1;
-  else used[0] = 1;
-  let kept = 0;
-  for (let g = 0; g < numGroups; g++) kept += used[g];
-  if (kept > MAX_GROUPS) {
-    throw new EdgevitError(
-      "image_too_large",
-      `The WebP image uses ${kept} groups of prefix codes; edgevit decodes lossless WebP with up to ${MAX_GROUPS}.`,
-    );
-  }
-  const groups: Group[] = new Array(numGroups);
+  const groups: Group[] = new Array(kept);
+  let next = 0; // the next kept group
   for (let g = 0; g < numGroups; g++) {
-    const group = sizes.map((n) => readPrefixCode(br, n)) as Group;
-    if (used[g]) groups[g] = group;
+    if (named === null || (next < kept && named[next] === g)) {
+      budget?.charge(GROUP_OBJECT_BYTES, kept);
+      groups[next++] = sizes.map((n) => readPrefixCode(br, n, true, budget, kept)) as Group;
+    } else {
+      for (const n of sizes) readPrefixCode(br, n, false, budget, kept);
+    }
   }
   return { groups, meta, metaBits, metaWidth, cacheBits };
 }
@@ -354,15 +508,17 @@ function copyDistance(symbol: number, br: BitReader): number {
   return offset + br.read(extra) + 1;
 }
 
-// An image stream: for the main image (level0) its transforms first; then the colour cache and codes;
-// then the pixels (sub-images only: the main image's pixels are read by the caller).
+// An image stream: for the main image (level0: the one with a budget for its codes) its transforms first;
+// then the colour cache and codes; then the pixels (sub-images only: the main image's pixels are read by
+// the caller).
 function decodeImageStream(
   br: BitReader,
   xsize: number,
   ysize: number,
-  level0: boolean,
+  budget: TableBudget | null,
   transforms: Transform[] = [],
 ): { data: Uint32Array; codes: Codes; xsize: number } {
+  const level0 = budget !== null;
   let width = xsize;
   if (level0) {
     let seen = 0;
@@ -373,12 +529,12 @@ function decodeImageStream(
       const t: Transform = { type, bits: 0, xsize: width, data: new Uint32Array(0) };
       if (type === PREDICTOR || type === CROSS_COLOR) {
         t.bits = br.read(3) + 2;
-        t.data = decodeImageStream(br, subSample(width, t.bits), subSample(ysize, t.bits), false).data;
+        t.data = decodeImageStream(br, subSample(width, t.bits), subSample(ysize, t.bits), null).data;
       } else if (type === COLOR_INDEXING) {
         const colors = br.read(8) + 1;
         t.bits = colors > 16 ? 0 : colors > 4 ? 1 : colors > 2 ? 2 : 3;
         width = subSample(width, t.bits);
-        const stored = decodeImageStream(br, colors, 1, false).data;
+        const stored = decodeImageStream(br, colors, 1, null).data;
         // Delta-coded entries, then transparent black up to the indices' range.
         const map = new Uint8Array(4 << (8 >> t.bits));
         const bytes = new Uint8Array(stored.buffer);
@@ -394,7 +550,7 @@ function decodeImageStream(
     cacheBits = br.read(4);
     if (cacheBits < 1 || cacheBits > MAX_CACHE_BITS) throw new WebpError(`a colour cache of ${cacheBits} bits`);
   }
-  const codes = readCodes(br, width, ysize, cacheBits, level0);
+  const codes = readCodes(br, width, ysize, cacheBits, level0, budget);
   if (level0) return { data: new Uint32Array(0), codes, xsize: width };
   const data = decodePixels(br, width, ysize, codes);
   if (br.eos) throw new WebpError("the data ends inside a sub-image");
@@ -550,9 +706,11 @@ export interface Vp8lImage {
 
 // Reads the transforms, codes and every pixel (libwebp holds them too: a backward reference may reach
 // any earlier pixel), yielding between slices; rows come out through the inverse transforms one at a time.
-async function decodeStream(width: number, height: number, br: BitReader): Promise<Vp8lImage> {
+// The main image's codes are refused past what vp8lTableBytes reserves for them.
+async function decodeStream(width: number, height: number, br: BitReader, streamBytes: number): Promise<Vp8lImage> {
   const transforms: Transform[] = [];
-  const { codes, xsize } = decodeImageStream(br, width, height, true, transforms);
+  const budget = new TableBudget(vp8lTableBytes(width, height, streamBytes));
+  const { codes, xsize } = decodeImageStream(br, width, height, budget, transforms);
   const decoder = new PixelDecoder(br, xsize, height, codes);
   while (!decoder.run(SLICE_PIXELS)) await yieldToOthers();
   const pixels = decoder.data;
@@ -593,12 +751,12 @@ export function decodeVp8l(data: Uint8Array): Promise<Vp8lImage> {
   const { width, height } = vp8lInfo(data);
   const br = new BitReader(data);
   br.read(40);
-  return decodeStream(width, height, br);
+  return decodeStream(width, height, br, data.length);
 }
 
 // The ALPH chunk's lossless stream (no header): every row decoded, so that damage is found as libwebp
 // finds it; the values are not needed (convert("RGB") drops alpha).
 export async function checkLosslessAlpha(data: Uint8Array, width: number, height: number): Promise<void> {
-  const image = await decodeStream(width, height, new BitReader(data));
+  const image = await decodeStream(width, height, new BitReader(data), data.length);
   for (let y = 0; y < height; y++) image.nextRow();
 }

@@ -5,7 +5,7 @@
 // while what is held does not.
 
 import { readdirSync, readFileSync } from "node:fs";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { buffers } from "../../../core/buffers.ts";
 import { ByteSource } from "../../../core/image/bytes.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
@@ -13,40 +13,12 @@ import { chooseScale, StreamingPreprocessor } from "../../../core/preprocess/str
 import { outputSize } from "../../../core/preprocess/preprocess.ts";
 import { Tiles } from "../../../core/preprocess/tiles.ts";
 import { VIT_BASE_PREPROCESSING } from "../../../models/presets.ts";
+import { allocated } from "./allocated.ts";
 
 const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
 const PNG_DIR = new URL("../../goldens/preprocess/png/", import.meta.url).pathname;
 const WEBP_DIR = new URL("../../goldens/preprocess/webp/", import.meta.url).pathname;
 const LIMITS = { maxPixels: 100_000_000 };
-
-const KINDS = [Uint8Array, Int8Array, Uint16Array, Int16Array, Uint32Array, Int32Array, Float32Array, Float64Array];
-const originals = KINDS.map((k) => [k.name, k] as const);
-
-// Counts the bytes of every typed array constructed with a length while `fn` runs, and of every buffer the
-// isolate's pool hands out (reused or not: what the decode holds).
-async function allocated<T>(fn: () => Promise<T> | T): Promise<{ result: T; bytes: number }> {
-  let bytes = -buffers.stats.acquiredBytes;
-  const g = globalThis as unknown as Record<string, unknown>;
-  for (const [name, Base] of originals) {
-    const Kind = Base as unknown as new (...args: unknown[]) => { byteLength: number };
-    g[name] = class extends Kind {
-      constructor(...args: unknown[]) {
-        super(...args);
-        if (typeof args[0] === "number" && !new Error().stack?.includes("buildHuffmanTable")) bytes += this.byteLength;
-      }
-    };
-  }
-  try {
-    const result = await fn();
-    return { result, bytes: bytes + buffers.stats.acquiredBytes };
-  } finally {
-    for (const [name, Base] of originals) g[name] = Base;
-  }
-}
-
-afterEach(() => {
-  for (const [name, Base] of originals) (globalThis as unknown as Record<string, unknown>)[name] = Base;
-});
 
 const jpegs = [
   ...readdirSync(`${FIXTURES}images`)
@@ -62,10 +34,20 @@ const jpegs = [
   ].map((n) => `${FIXTURES}jpeg/${n}`),
 ];
 const pngs = ["rgb-8-large.png", "rgba-16-adam7.png", "palette-4.png", "gray-16.png"].map((n) => `${PNG_DIR}${n}`);
-// Lossy WebPs (the lossless decoder's Huffman groups, which an ALPH chunk uses too, are not in its figure).
-const webps = ["photo-lossy-q90.webp", "lossy-q95-101x67.webp", "animated-offset.webp", "animated-lossy.webp"].map(
-  (n) => `${WEBP_DIR}${n}`,
-);
+// Lossy and lossless WebPs, and a lossy one with a lossless ALPH chunk (./vp8l-limits.test.ts has the
+// lossless streams that make a decoder hold the most).
+const webps = [
+  "photo-lossy-q90.webp",
+  "lossy-q95-101x67.webp",
+  "animated-offset.webp",
+  "animated-lossy.webp",
+  "lossy-alpha.webp",
+  "photo-lossless.webp",
+  "lossless-101x67.webp",
+  "lossless-rgba.webp",
+  "lossless-200-colors.webp",
+  "animated-lossless.webp",
+].map((n) => `${WEBP_DIR}${n}`);
 const read = (path: string) => new Uint8Array(readFileSync(path));
 
 describe("decoder.memoryBytes(scale) bounds what a decode allocates", () => {
