@@ -1,0 +1,153 @@
+"""Progressive JPEGs that stop early, and what Pillow 9.4 makes of them, for
+test/core/image/jpeg/smoothing.test.ts (libjpeg-turbo smooths the blocks of such files: jdcoefct.c
+decompress_smooth_data). Written to a folder (not committed): the test runs this once into .cache/smoothing.
+
+Pillow writes progressive JPEGs of photo-like pictures (4:2:0, 4:2:2, 4:4:4, grayscale, odd sizes, one and
+two blocks wide, low and high quality); jpegtran gives some restart intervals and other scan scripts
+(spectral selection alone, refinement of the DC only). Each is cut after k of its scans (the headers, the
+tables and the first k scans kept, then EOI) for every k short of the whole, and a few are cut inside a
+scan (libjpeg then runs out of data in that scan). For every file and DCT scale 1, 2, 4, 8 the golden is
+Pillow's Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), written raw.
+
+    /usr/bin/python3 test/tools/smoothing_cases.py .cache/smoothing
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+
+def picture(w, h, seed, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    chans = []
+    for c in range(3):
+        f = rng.uniform(0.02, 0.2, 4)
+        v = (
+            128
+            + 60 * np.sin(x * f[0] + y * f[1] + c)
+            + 40 * np.cos(x * f[2] - y * f[3] * 0.7)
+            + np.where((x // 7 + y // 5 + c) % 4 == 0, 30, -10)
+            + rng.normal(0, 12, (h, w))
+        )
+        chans.append(np.clip(v, 0, 255).astype(np.uint8))
+    im = Image.fromarray(np.stack(chans, axis=2), "RGB")
+    return im.convert("L") if mode == "L" else im
+
+
+def pillow_jpeg(im, **kw):
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as t:
+        im.save(t.name, "JPEG", progressive=True, **kw)
+        return open(t.name, "rb").read()
+
+
+def jpegtran(data, *args):
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "in.jpg")
+        open(src, "wb").write(data)
+        extra = []
+        for i, a in enumerate(args):
+            if a.startswith("scans:"):
+                path = os.path.join(d, f"scans{i}.txt")
+                open(path, "w").write(a[6:])
+                extra += ["-scans", path]
+            else:
+                extra.append(a)
+        return subprocess.run(["jpegtran", *extra, src], check=True, capture_output=True).stdout
+
+
+def segments(d):
+    """(start of the SOS marker, end of its entropy-coded data) for every scan."""
+    scans = []
+    i = 2
+    while i < len(d) - 1:
+        assert d[i] == 0xFF, i
+        m = d[i + 1]
+        if m == 0xD9:
+            break
+        length = d[i + 2] << 8 | d[i + 3]
+        end = i + 2 + length
+        if m == 0xDA:
+            j = end
+            while not (d[j] == 0xFF and d[j + 1] != 0 and not 0xD0 <= d[j + 1] <= 0xD7):
+                j += 1
+            scans.append((i, end, j))
+            end = j
+        i = end
+    return scans
+
+
+def cut(d, k, inside=None):
+    """The file up to the end of its k-th scan (or `inside` of the way into it), then EOI."""
+    start, data, end = segments(d)[k - 1]
+    stop = end if inside is None else data + int((end - data) * inside)
+    return d[:stop] + b"\xff\xd9"
+
+
+BASES = {
+    "420-97x61": lambda: pillow_jpeg(picture(97, 61, 1), quality=75),
+    "420-q30-64x48": lambda: pillow_jpeg(picture(64, 48, 2), quality=30),
+    "422-53x35": lambda: pillow_jpeg(picture(53, 35, 3), quality=85, subsampling=1),
+    "444-q95-40x33": lambda: pillow_jpeg(picture(40, 33, 4), quality=95, subsampling=0),
+    "gray-45x37": lambda: pillow_jpeg(picture(45, 37, 5, "L"), quality=80),
+    "gray-16x40": lambda: pillow_jpeg(picture(16, 40, 6, "L"), quality=70),
+    "gray-8x30": lambda: pillow_jpeg(picture(8, 30, 7, "L"), quality=70),
+    "420-24x70": lambda: pillow_jpeg(picture(24, 70, 8), quality=60),
+    "420-restart-70x52": lambda: jpegtran(pillow_jpeg(picture(70, 52, 9), quality=75), "-progressive", "-restart", "2B"),
+    "gray-restart-50x41": lambda: jpegtran(pillow_jpeg(picture(50, 41, 10, "L")), "-progressive", "-restart", "1"),
+    # Spectral selection only (coefficients arrive exact), one band at a time, chroma last.
+    "420-spectral-57x43": lambda: jpegtran(
+        pillow_jpeg(picture(57, 43, 11), quality=75),
+        "-progressive",
+        "scans:0,1,2: 0-0, 0, 0;\n0: 1-2, 0, 0;\n0: 3-9, 0, 0;\n0: 10-63, 0, 0;\n1: 1-63, 0, 0;\n2: 1-63, 0, 0;\n",
+    ),
+    # The DC refined before any AC arrives, chroma separately.
+    "444-dc-refine-33x29": lambda: jpegtran(
+        pillow_jpeg(picture(33, 29, 12), quality=80, subsampling=0),
+        "-progressive",
+        "scans:0: 0-0, 0, 2;\n1,2: 0-0, 0, 1;\n0: 0-0, 2, 1;\n0: 0-0, 1, 0;\n1: 0-0, 1, 0;\n0: 1-63, 0, 0;\n"
+        "2: 0-0, 1, 0;\n1: 1-63, 0, 0;\n2: 1-63, 0, 0;\n",
+    ),
+}
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    rng = random.Random(4)
+    files = {}
+    for name, make in BASES.items():
+        d = make()
+        n = len(segments(d))
+        for k in range(1, n):
+            files[f"{name}-scans{k}.jpg"] = cut(d, k)
+        for k in sorted(rng.sample(range(1, n + 1), 2)):
+            files[f"{name}-inside{k}.jpg"] = cut(d, k, inside=rng.uniform(0.2, 0.8))
+    cases = {}
+    for name, d in files.items():
+        path = os.path.join(out, name)
+        open(path, "wb").write(d)
+        entry = {"scales": {}}
+        for scale in (1, 2, 4, 8):
+            im = Image.open(path)
+            entry["width"], entry["height"] = im.size
+            if scale > 1:
+                im.draft("RGB", (max(1, im.size[0] // scale), max(1, im.size[1] // scale)))
+            rgb = im.convert("RGB")
+            expected = (-(-entry["width"] // scale), -(-entry["height"] // scale))
+            if rgb.size != expected:
+                raise SystemExit(f"{name}: Pillow gave {rgb.size} for scale {scale}, not {expected}")
+            open(f"{path}.{scale}.rgb", "wb").write(rgb.tobytes())
+            entry["scales"][str(scale)] = list(rgb.size)
+        cases[name] = entry
+    json.dump({"pillow": Image.__version__, "files": cases}, open(os.path.join(out, "cases.json"), "w"), indent=1)
+    open(os.path.join(out, "done"), "w").write("")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
