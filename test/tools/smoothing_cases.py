@@ -3,8 +3,9 @@ test/core/image/jpeg/smoothing.test.ts (libjpeg-turbo smooths the blocks of such
 decompress_smooth_data). Written to a folder (not committed): the test runs this once into .cache/smoothing.
 
 Pillow writes progressive JPEGs of photo-like pictures (4:2:0, 4:2:2, 4:4:4, grayscale, odd sizes, one and
-two blocks wide, low and high quality); jpegtran gives some restart intervals and other scan scripts
-(spectral selection alone, refinement of the DC only). Each is cut after k of its scans (the headers, the
+two blocks wide, low and high quality, CMYK); cjpeg other sampling factors and 16-bit quantization tables;
+jpegtran restart intervals and other scan scripts (spectral selection alone, refinement of the DC only,
+each component's DC apart); one file has a zero where the estimates divide. Each is cut after k of its scans (the headers, the
 tables and the first k scans kept, then EOI) for every k short of the whole, and a few are cut inside a
 scan (libjpeg then runs out of data in that scan). For every file and DCT scale 1, 2, 4, 8 the golden is
 Pillow's Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), written raw.
@@ -45,6 +46,22 @@ def pillow_jpeg(im, **kw):
     with tempfile.NamedTemporaryFile(suffix=".jpg") as t:
         im.save(t.name, "JPEG", progressive=True, **kw)
         return open(t.name, "rb").read()
+
+
+def cjpeg(im, *args):
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "in.ppm" if im.mode == "RGB" else "in.pgm")
+        im.save(src)
+        return subprocess.run(["cjpeg", "-progressive", *args, src], check=True, capture_output=True).stdout
+
+
+def zero_quant(data, zigzag):
+    """The file with its first quantization table's value at `zigzag` set to 0 (libjpeg then skips smoothing)."""
+    d = bytearray(data)
+    i = d.index(b"\xff\xdb")
+    assert d[i + 4] >> 4 == 0, "an 8-bit table"
+    d[i + 5 + zigzag] = 0
+    return bytes(d)
 
 
 def jpegtran(data, *args):
@@ -114,6 +131,23 @@ BASES = {
         "scans:0: 0-0, 0, 2;\n1,2: 0-0, 0, 1;\n0: 0-0, 2, 1;\n0: 0-0, 1, 0;\n1: 0-0, 1, 0;\n0: 1-63, 0, 0;\n"
         "2: 0-0, 1, 0;\n1: 1-63, 0, 0;\n2: 1-63, 0, 0;\n",
     ),
+    # Sampling Pillow does not write: 4:4:0, 4:1:1, and luma sampled 2x2 beside 1x2 chroma.
+    "440-cjpeg-45x50": lambda: cjpeg(picture(45, 50, 13), "-sample", "1x2"),
+    "411-cjpeg-75x28": lambda: cjpeg(picture(75, 28, 14), "-sample", "4x1"),
+    "mixed-cjpeg-41x45": lambda: cjpeg(picture(41, 45, 15), "-sample", "2x2,1x2,1x1"),
+    # 16-bit quantization tables (quality 2 without -baseline): large estimates.
+    "q2-cjpeg-48x40": lambda: cjpeg(picture(48, 40, 16), "-quality", "2"),
+    "cmyk-30x26": lambda: pillow_jpeg(picture(30, 26, 17).convert("CMYK"), quality=80),
+    # A zero in the luma table where the estimates divide: no smoothing.
+    "zero-quant-40x32": lambda: zero_quant(pillow_jpeg(picture(40, 32, 18), quality=75), 6),
+    # Each component's DC in its own scan: cut after the first, the others have no scan (no smoothing).
+    "420-dc-apart-44x36": lambda: jpegtran(
+        pillow_jpeg(picture(44, 36, 19), quality=75),
+        "-progressive",
+        "scans:0: 0-0, 0, 1;\n1: 0-0, 0, 1;\n2: 0-0, 0, 1;\n0: 1-63, 0, 0;\n1: 1-63, 0, 0;\n2: 1-63, 0, 0;\n"
+        "0: 0-0, 1, 0;\n1: 0-0, 1, 0;\n2: 0-0, 1, 0;\n",
+    ),
+    "420-320x240": lambda: pillow_jpeg(picture(320, 240, 20), quality=85),
 }
 
 

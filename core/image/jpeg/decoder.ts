@@ -199,8 +199,20 @@ const SMOOTHED = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24];
 // libjpeg's DC01..DC25) in each estimate, by the coefficient's quantization position: NARROW when some AC
 // coefficient has arrived (the first five coefficients only), WIDE when none has (all nine, and DC_WEIGHTS
 // for the DC).
-function grid(rows: number[][]): Int32Array {
-  return Int32Array.from(rows.flat());
+// A weight grid as its nonzero terms: positions in the 5x5 (DC01..DC25 less one), then their weights.
+interface Weights {
+  at: Int8Array;
+  by: Int32Array;
+}
+function grid(rows: number[][]): Weights {
+  const flat = rows.flat();
+  const at = Int8Array.from(flat.flatMap((w, i) => (w !== 0 ? [i] : [])));
+  return { at, by: Int32Array.from(at, (i) => flat[i]) };
+}
+function weighted(w: Weights, dc: Int32Array): number {
+  let sum = 0;
+  for (let i = 0; i < w.at.length; i++) sum += w.by[i] * dc[w.at[i]];
+  return sum;
 }
 const NARROW = [
   grid([
@@ -1409,6 +1421,7 @@ class Pass {
     const lastColumn = c.blocksPerLine - 1;
     let changeDc = true;
     for (let k = 1; k < SAVED_COEFS; k++) if (bits[k] !== -1) changeDc = false;
+    const estimates = changeDc ? WIDE : NARROW;
     const q00 = q[0];
     const dc = this.smoothDc;
     const rowAt = [0, 0, 0, 0, 0]; // first coefficient of the five block rows read, in the store
@@ -1431,22 +1444,19 @@ class Pass {
         if (bx === 0 && bx < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 3] = store[rowAt[r] + kept];
         if (bx + 1 < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 4] = store[rowAt[r] + (bx + 2) * kept];
         const o = (br * perRow + bx) * kept;
-        for (let e = 0; e < 9; e++) {
-          if (!changeDc && e >= 5) break;
+        for (let e = 0; e < estimates.length; e++) {
           const al = bits[e + 1];
           const slot = keep[SMOOTHED[e + 1]];
           if (al === 0 || slot < 0 || band[o + slot] !== 0) continue;
-          const w = changeDc ? WIDE[e] : NARROW[e];
-          let sum = 0;
-          for (let i = 0; i < 25; i++) sum += w[i] * dc[i];
-          band[o + slot] = estimate(q00 * sum, q[SMOOTHED[e + 1]], al);
+          band[o + slot] = estimate(q00 * weighted(estimates[e], dc), q[SMOOTHED[e + 1]], al);
         }
-        if (changeDc) {
-          let sum = 0;
-          for (let i = 0; i < 25; i++) sum += DC_WEIGHTS[i] * dc[i];
-          band[o] = estimate(q00 * sum, q00, -1);
+        if (changeDc) band[o] = estimate(q00 * weighted(DC_WEIGHTS, dc), q00, -1);
+        for (let i = 0; i < 25; i += 5) {
+          dc[i] = dc[i + 1];
+          dc[i + 1] = dc[i + 2];
+          dc[i + 2] = dc[i + 3];
+          dc[i + 3] = dc[i + 4];
         }
-        for (let r = 0; r < 5; r++) dc.copyWithin(5 * r, 5 * r + 1, 5 * r + 5);
       }
     }
     return band;
