@@ -3,12 +3,15 @@ test/core/image/jpeg/smoothing.test.ts (libjpeg-turbo smooths the blocks of such
 decompress_smooth_data). Written to a folder (not committed): the test runs this once into .cache/smoothing.
 
 Pillow writes progressive JPEGs of photo-like pictures (4:2:0, 4:2:2, 4:4:4, grayscale, odd sizes, one and
-two blocks wide, low and high quality, CMYK); cjpeg other sampling factors and 16-bit quantization tables;
-jpegtran restart intervals and other scan scripts (spectral selection alone, refinement of the DC only,
-each component's DC apart); one file has a zero where the estimates divide. Each is cut after k of its scans (the headers, the
-tables and the first k scans kept, then EOI) for every k short of the whole, and a few are cut inside a
-scan (libjpeg then runs out of data in that scan). For every file and DCT scale 1, 2, 4, 8 the golden is
-Pillow's Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), written raw.
+two blocks wide, low and high quality, CMYK); cjpeg other sampling factors (a grayscale one declared 2x2
+among them) and 16-bit quantization tables; jpegtran restart intervals and other scan scripts (spectral
+selection alone, refinement of the DC only, each component's DC apart); one file has a zero where the
+estimates divide. Each is cut after k of its scans (the headers, the tables and the first k scans kept,
+then EOI) for every k short of the whole, and inside each scan (libjpeg then runs out of data in that
+scan), and two have a restart marker or EOI written into one scan's data (the rest of that scan is lost;
+after EOI, the scans after it too). For every file and DCT scale 1, 2, 4, 8 the golden is Pillow's
+Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), written raw, or
+Pillow's error where it raises.
 
     /usr/bin/python3 test/tools/smoothing_cases.py .cache/smoothing
 """
@@ -107,6 +110,15 @@ def cut(d, k, inside=None):
     return d[:stop] + b"\xff\xd9"
 
 
+def marker_inside(d, rng):
+    """The whole file with a restart marker or EOI written into one scan's data: the scans after it go on."""
+    start, data, end = segments(d)[rng.randrange(len(segments(d)))]
+    p = rng.randrange(data, max(data + 1, end - 2))
+    x = bytearray(d)
+    x[p : p + 2] = bytes([0xFF, rng.choice([0xD0, 0xD2, 0xD5, 0xD7, 0xD9])])
+    return bytes(x)
+
+
 BASES = {
     "420-97x61": lambda: pillow_jpeg(picture(97, 61, 1), quality=75),
     "420-q30-64x48": lambda: pillow_jpeg(picture(64, 48, 2), quality=30),
@@ -116,8 +128,12 @@ BASES = {
     "gray-16x40": lambda: pillow_jpeg(picture(16, 40, 6, "L"), quality=70),
     "gray-8x30": lambda: pillow_jpeg(picture(8, 30, 7, "L"), quality=70),
     "420-24x70": lambda: pillow_jpeg(picture(24, 70, 8), quality=60),
-    "420-restart-70x52": lambda: jpegtran(pillow_jpeg(picture(70, 52, 9), quality=75), "-progressive", "-restart", "2B"),
-    "gray-restart-50x41": lambda: jpegtran(pillow_jpeg(picture(50, 41, 10, "L")), "-progressive", "-restart", "1"),
+    "420-restart-70x52": lambda: jpegtran(
+        pillow_jpeg(picture(70, 52, 9), quality=75), "-progressive", "-restart", "2B"
+    ),
+    "gray-restart-50x41": lambda: jpegtran(
+        pillow_jpeg(picture(50, 41, 10, "L")), "-progressive", "-restart", "1"
+    ),
     # Spectral selection only (coefficients arrive exact), one band at a time, chroma last.
     "420-spectral-57x43": lambda: jpegtran(
         pillow_jpeg(picture(57, 43, 11), quality=75),
@@ -135,6 +151,7 @@ BASES = {
     "440-cjpeg-45x50": lambda: cjpeg(picture(45, 50, 13), "-sample", "1x2"),
     "411-cjpeg-75x28": lambda: cjpeg(picture(75, 28, 14), "-sample", "4x1"),
     "mixed-cjpeg-41x45": lambda: cjpeg(picture(41, 45, 15), "-sample", "2x2,1x2,1x1"),
+    "gray-2x2-cjpeg-37x45": lambda: cjpeg(picture(37, 45, 21, "L"), "-sample", "2x2"),
     # 16-bit quantization tables (quality 2 without -baseline): large estimates.
     "q2-cjpeg-48x40": lambda: cjpeg(picture(48, 40, 16), "-quality", "2"),
     "cmyk-30x26": lambda: pillow_jpeg(picture(30, 26, 17).convert("CMYK"), quality=80),
@@ -160,13 +177,20 @@ def main(out):
         n = len(segments(d))
         for k in range(1, n):
             files[f"{name}-scans{k}.jpg"] = cut(d, k)
-        for k in sorted(rng.sample(range(1, n + 1), 2)):
-            files[f"{name}-inside{k}.jpg"] = cut(d, k, inside=rng.uniform(0.2, 0.8))
+        for k in range(1, n + 1):
+            files[f"{name}-inside{k}.jpg"] = cut(d, k, inside=rng.uniform(0.1, 0.9))
+        for i in range(2):
+            files[f"{name}-marker{i}.jpg"] = marker_inside(d, rng)
     cases = {}
     for name, d in files.items():
         path = os.path.join(out, name)
         open(path, "wb").write(d)
         entry = {"scales": {}}
+        try:
+            Image.open(path).convert("RGB")
+        except Exception as e:
+            cases[name] = {"error": str(e)}
+            continue
         for scale in (1, 2, 4, 8):
             im = Image.open(path)
             entry["width"], entry["height"] = im.size

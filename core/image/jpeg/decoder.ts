@@ -685,8 +685,7 @@ class Pass {
       for (let ci = 0; ci < this.planes.length; ci++) {
         const p = this.planes[ci];
         if (smoothing && this.quants[ci]) {
-          const bits = row > this.lastGoodRow ? smoothing.prev[ci] : smoothing.current[ci];
-          this.idctBandFromCoefs(p, row, this.smoothBand(p, ci, row, bits));
+          this.idctBandFromCoefs(p, row, this.smoothBand(p, ci, row, smoothing.current[ci], smoothing.prev[ci]));
         } else {
           this.idctBandFromCoefs(p, row);
         }
@@ -1102,7 +1101,7 @@ class Pass {
       this.exhausted = false;
       const preds = new Int32Array(n);
       // A scan's iMCU row: its MCU row when interleaved, else v of the component's block rows.
-      const iMcuRow = (my: number) => (interleaved ? my : Math.floor(my / single.comp.v));
+      const iMcuRow = (my: number) => (interleaved ? my : Math.floor(my / single.comp.iMcuBlockRows));
       // DC first scans assign and DC refinements OR a bit: a retried row rewrites the same values.
       const decodeRow = (my: number) => {
         for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
@@ -1181,7 +1180,7 @@ class Pass {
     };
     const decodeRow = (by: number) => {
       for (let bx = 0, mcu = by * c.blocksPerLine; bx < c.blocksPerLine; bx++, mcu++) {
-        if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.v);
+        if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
           eobrun[0] = 0;
@@ -1212,7 +1211,7 @@ class Pass {
       }
       try {
         for (let bx = 0, mcu = by * c.blocksPerLine; bx < n; ) {
-          if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.v);
+          if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             eobrun[0] = 0;
@@ -1221,7 +1220,7 @@ class Pass {
           if (!this.exhausted) {
             const blocks = restart > 0 ? Math.min(n - bx, restart - (mcu % restart)) : n - bx;
             done = k.decodeAcBlocks(r, eobrun, bx, blocks, kind, p.kept, ss, se, al);
-            if (done >= 2) this.lastGoodRow = Math.floor(by / c.v);
+            if (done >= 2) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
             if (done === MCUS_TRUNCATED) throw truncatedJpeg();
             if (done === MCUS_TOO_LARGE) {
               // More entropy data than the kernels' scratch holds: this block in JavaScript, on the store.
@@ -1404,9 +1403,8 @@ class Pass {
   // unknown). When no AC coefficient has arrived (all of 1..9 at -1) the nine use a wider kernel and the DC
   // is re-estimated too. Blocks outside the picture repeat the nearest row or column as libjpeg picks them.
   // A coefficient the store does not keep is one the IDCT at this scale does not read: it is skipped.
-  private smoothBand(p: Plane, ci: number, row: number, bits: Int8Array): Int16Array {
+  private smoothBand(p: Plane, ci: number, row: number, current: Int8Array, prev: Int8Array): Int16Array {
     const c = p.comp;
-    const f = this.frame;
     const kept = p.kept;
     const perRow = c.paddedBlocksPerLine;
     const store = p.coefs as Int16Array;
@@ -1416,23 +1414,28 @@ class Pass {
     band.set(store.subarray(first, first + rows * perRow * kept));
     const q = this.quants[ci] as Int32Array;
     const keep = p.keepIndex;
-    const lastRow = f.mcusPerColumn - 1;
-    const blockRows = row < lastRow ? c.v : c.blocksPerColumn % c.v || c.v;
+    // libjpeg's iMCU rows of this component: v block rows each (a single component's declared v).
+    const v = c.iMcuBlockRows;
+    const lastRow = Math.ceil(c.blocksPerColumn / v) - 1;
     const lastColumn = c.blocksPerLine - 1;
-    let changeDc = true;
-    for (let k = 1; k < SAVED_COEFS; k++) if (bits[k] !== -1) changeDc = false;
-    const estimates = changeDc ? WIDE : NARROW;
     const q00 = q[0];
     const dc = this.smoothDc;
     const rowAt = [0, 0, 0, 0, 0]; // first coefficient of the five block rows read, in the store
-    for (let br = 0; br < blockRows && br < rows; br++) {
-      const b = row * c.v + br;
-      const prev = br > 0 || row > 0 ? b - 1 : b;
-      const prevPrev = br > 1 || row > 1 ? b - 2 : prev;
-      const next = br < blockRows - 1 || row < lastRow ? b + 1 : b;
-      const nextNext = br < blockRows - 2 || row + 1 < lastRow ? b + 2 : next;
+    for (let b = row * c.v; b < row * c.v + rows; b++) {
+      const iRow = Math.floor(b / v);
+      const br = b - iRow * v;
+      const blockRows = iRow < lastRow ? v : c.blocksPerColumn % v || v;
+      // Rows after the last one the final scan began with data: the progression before that scan.
+      const bits = iRow > this.lastGoodRow ? prev : current;
+      let changeDc = true;
+      for (let k = 1; k < SAVED_COEFS; k++) if (bits[k] !== -1) changeDc = false;
+      const estimates = changeDc ? WIDE : NARROW;
+      const prevRow = br > 0 || iRow > 0 ? b - 1 : b;
+      const prevPrev = br > 1 || iRow > 1 ? b - 2 : prevRow;
+      const next = br < blockRows - 1 || iRow < lastRow ? b + 1 : b;
+      const nextNext = br < blockRows - 2 || iRow + 1 < lastRow ? b + 2 : next;
       rowAt[0] = prevPrev * perRow * kept;
-      rowAt[1] = prev * perRow * kept;
+      rowAt[1] = prevRow * perRow * kept;
       rowAt[2] = b * perRow * kept;
       rowAt[3] = next * perRow * kept;
       rowAt[4] = nextNext * perRow * kept;
@@ -1443,7 +1446,7 @@ class Pass {
       for (let bx = 0; bx <= lastColumn; bx++) {
         if (bx === 0 && bx < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 3] = store[rowAt[r] + kept];
         if (bx + 1 < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 4] = store[rowAt[r] + (bx + 2) * kept];
-        const o = (br * perRow + bx) * kept;
+        const o = ((b - row * c.v) * perRow + bx) * kept;
         for (let e = 0; e < estimates.length; e++) {
           const al = bits[e + 1];
           const slot = keep[SMOOTHED[e + 1]];
@@ -1490,7 +1493,7 @@ class Pass {
     if (f.progressive) {
       this.progression(scan);
       // jdarith.c never sets insufficient_data: every iMCU row of the scan counts as begun with data.
-      this.lastGoodRow = f.mcusPerColumn - 1;
+      this.lastGoodRow = Number.MAX_SAFE_INTEGER;
       await this.spend(mcusX * mcusY * blocksPerMcu * (se - ss + 1));
     }
     this.arithmetic ??= new ArithmeticState();
