@@ -195,11 +195,8 @@ const UNIT_QUANT = new Int32Array(64).fill(1);
 const SAVED_COEFS = 10;
 const SMOOTHED = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24];
 
-// The weights of the 5x5 DC values (block rows two above to two below, columns two left to two right:
-// libjpeg's DC01..DC25) in each estimate, by the coefficient's quantization position: NARROW when some AC
-// coefficient has arrived (the first five coefficients only), WIDE when none has (all nine, and DC_WEIGHTS
-// for the DC).
-// A weight grid as its nonzero terms: positions in the 5x5 (DC01..DC25 less one), then their weights.
+// A 5x5 grid of weights as its nonzero terms: positions in the grid (libjpeg's DC01..DC25 less one), then
+// their weights.
 interface Weights {
   at: Int8Array;
   by: Int32Array;
@@ -214,6 +211,9 @@ function weighted(w: Weights, dc: Int32Array): number {
   for (let i = 0; i < w.at.length; i++) sum += w.by[i] * dc[w.at[i]];
   return sum;
 }
+// The weights of the 5x5 DC values (block rows two above to two below, columns two left to two right) in
+// each estimate, by the coefficient's quantization position: NARROW when some AC coefficient has arrived
+// (the first five coefficients only), WIDE when none has (all nine, and DC_WEIGHTS for the DC).
 const NARROW = [
   grid([
     [0, 0, 0, 0, 0],
@@ -325,7 +325,7 @@ const DC_WEIGHTS = grid([
 ]);
 
 // An estimate from num = Q00 * (weighted DC sum) for a coefficient quantized by q: |num| / (256 q) rounded
-// to nearest (half up), capped at 2^al - 1 when al > 0, with num's sign. Exact integer division (num can
+// to nearest (halves up), capped at 2^al - 1 when al > 0, with num's sign. Exact integer division (num can
 // pass 2^32 with 16-bit quantization values).
 function estimate(num: number, q: number, al: number): number {
   const a = q * 128 + Math.abs(num);
@@ -1396,13 +1396,13 @@ class Pass {
     return useful ? { current, prev } : null;
   }
 
-  // jdcoefct.c decompress_smooth_data for one component's blocks in iMCU row `row`: a copy of its block rows
+  // jdcoefct.c decompress_smooth_data for one component's blocks in MCU row `row`: a copy of its block rows
   // in which coefficients 1..9 (zigzag) that are still zero and not known exactly are estimated from the DC
-  // values of the 5x5 blocks around (Q00 times a weighted sum, divided by twice 128 times the coefficient's
-  // quantization value, rounded half away from zero, and below 2^Al in magnitude where Al >= 0 bits are
-  // unknown). When no AC coefficient has arrived (all of 1..9 at -1) the nine use a wider kernel and the DC
-  // is re-estimated too. Blocks outside the picture repeat the nearest row or column as libjpeg picks them.
-  // A coefficient the store does not keep is one the IDCT at this scale does not read: it is skipped.
+  // values of the 5x5 blocks around (Q00 times a weighted sum over 256 times the coefficient's quantization
+  // value, rounded, and below 2^Al in magnitude where Al > 0 bits are unknown). When no AC coefficient has
+  // arrived (all of 1..9 at -1) the nine use a wider kernel and the DC is re-estimated too. Past the
+  // picture's edges the neighbours are the rows and columns libjpeg picks (mostly the nearest ones). A
+  // coefficient the store does not keep is one the IDCT at this scale does not read: it is skipped.
   private smoothBand(p: Plane, ci: number, row: number, current: Int8Array, prev: Int8Array): Int16Array {
     const c = p.comp;
     const kept = p.kept;
@@ -1465,7 +1465,7 @@ class Pass {
     return band;
   }
 
-  private smoothDc = new Int32Array(25);
+  private readonly smoothDc = new Int32Array(25);
   private smoothed: Int16Array = new Int16Array(0);
 
   private smoothScratch(n: number): Int16Array {
