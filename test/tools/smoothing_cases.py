@@ -6,12 +6,12 @@ Pillow writes progressive JPEGs of photo-like pictures (4:2:0, 4:2:2, 4:4:4, gra
 two blocks wide, low and high quality, CMYK); cjpeg other sampling factors (a grayscale one declared 2x2
 among them) and 16-bit quantization tables; jpegtran restart intervals and other scan scripts (spectral
 selection alone, refinement of the DC only, each component's DC apart); one file has a zero where the
-estimates divide. Each is cut after k of its scans (the headers, the tables and the first k scans kept,
-then EOI) for every k short of the whole, and inside each scan (libjpeg then runs out of data in that
-scan), and two have a restart marker or EOI written into one scan's data (the rest of that scan is lost;
-after EOI, the scans after it too). For every file and DCT scale 1, 2, 4, 8 the golden is Pillow's
-Image.open(f) [+ draft("RGB", size) picking that scale] .convert("RGB").tobytes(), written raw, or
-Pillow's error where it raises.
+estimates divide. A photo and four arithmetic-coded files of test/fixtures join them. Each is cut after k
+of its scans (the headers, the tables and the first k scans kept, then EOI) for every k short of the
+whole, and inside each scan (libjpeg then runs out of data in that scan), and two have a restart marker or
+EOI written into one scan's data (the rest of that scan is lost; after EOI, the scans after it too). For
+every file and DCT scale 1, 2, 4, 8 the golden is Pillow's Image.open(f) [+ draft("RGB", size) picking
+that scale] .convert("RGB").tobytes(), written raw, or Pillow's error where it raises.
 
     /usr/bin/python3 test/tools/smoothing_cases.py .cache/smoothing
 """
@@ -166,6 +166,16 @@ BASES = {
     ),
     "420-320x240": lambda: pillow_jpeg(picture(320, 240, 20), quality=85),
 }
+# A photo, and arithmetic-coded progressive files (jdarith.c keeps the same progression bookkeeping).
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+for name in [
+    "images/coffee-progressive.jpg",
+    "jpeg/arithmetic-progressive-420-64x48.jpg",
+    "jpeg/arithmetic-progressive-gray-45x30.jpg",
+    "jpeg/arithmetic-progressive-restart-420-50x40.jpg",
+    "jpeg/arithmetic-progressive-conditioning-40x30.jpg",
+]:
+    BASES[os.path.basename(name)[:-4]] = lambda name=name: open(os.path.join(FIXTURES, name), "rb").read()
 
 
 def main(out):

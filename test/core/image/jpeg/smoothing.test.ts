@@ -59,9 +59,9 @@ describe("block smoothing of progressive JPEGs that stop early, as Pillow 9.4", 
   test("the cases cover cuts after scans and inside them, sampling, restarts and scan scripts", () => {
     const names = Object.keys(cases.files).join(" ");
     const kinds =
-      "-scans1 -inside -marker 420- 422- 444- 440- 411- gray- cmyk- gray-2x2 restart spectral dc-refine dc-apart";
+      "-scans1 -inside -marker 420- 422- 444- 440- 411- gray- cmyk- gray-2x2 restart spectral dc-refine dc-apart coffee arithmetic";
     for (const kind of kinds.split(" ")) expect(names).toContain(kind);
-    expect(Object.keys(cases.files).length).toBeGreaterThan(400);
+    expect(Object.keys(cases.files).length).toBeGreaterThan(500);
   });
 
   test.each(Object.keys(cases.files))("%s", async (name) => {
