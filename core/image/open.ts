@@ -5,7 +5,7 @@
 import { EdgevitError } from "../errors.ts";
 import { DEFAULT_MAX_BODY_BYTES, type Limits } from "../limits.ts";
 import { ByteSource } from "./bytes.ts";
-import { FALLBACK_HELD_BYTES_PER_PIXEL, openJpegFallback } from "./jpeg/fallback.ts";
+import { openJpegFallback } from "./jpeg/fallback.ts";
 import { isTruncation } from "./jpeg/errors.ts";
 import { type JpegDecoder, openJpeg } from "./jpeg/index.ts";
 import { openBmp } from "./bmp/index.ts";
@@ -20,11 +20,11 @@ const ACCEPTED = "edgevit accepts JPEG, PNG, WebP, GIF and BMP";
 // decoder keeps only those the chosen DCT scale reads, so decode=fast fits large photos far below it).
 const MAX_COEFFICIENT_BYTES = 48 * 1024 * 1024;
 
-// The jpeg-js fallback (./jpeg/fallback.ts) decodes the Huffman JPEGs the streaming decoder declines
-// (progressive files that libjpeg would smooth; arithmetic, lossless and hierarchical ones it refuses as
-// invalid_image, as jpeg-js reads none of them) by holding the whole picture and its coefficients, ~24
-// bytes per pixel: only up to this size, which keeps it beside a ViT-B/16 in a 128 MB isolate. It needs
-// the whole file: a streamed progressive JPEG up to this size is kept whole while it decodes at full scale.
+// The jpeg-js fallback (./jpeg/fallback.ts) is tried on the JPEGs the streaming decoder declines at open
+// (lossless and hierarchical ones, which jpeg-js does not read either, so they are refused as
+// invalid_image) by holding the whole picture and its coefficients, ~24 bytes per pixel: only up to this
+// size, which keeps it beside a ViT-B/16 in a 128 MB isolate. It needs the whole file. Nothing is declined
+// at decode: progressive files that stop early are smoothed as libjpeg smooths them (./jpeg/decoder.ts).
 const FALLBACK_MAX_PIXELS = 1 << 20;
 
 const declined = (error: unknown): error is EdgevitError =>
@@ -44,8 +44,8 @@ function fallback(bytes: Uint8Array, limits: Limits, why: EdgevitError): ImageDe
   return decoder;
 }
 
-// The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines:
-// at open, or at decode when no row has been pushed yet and the scale is one jpeg-js has.
+// The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines
+// at open.
 function openAnyJpegBytes(bytes: Uint8Array, limits: Limits): ImageDecoder {
   let primary: JpegDecoder;
   try {
@@ -54,7 +54,7 @@ function openAnyJpegBytes(bytes: Uint8Array, limits: Limits): ImageDecoder {
     if (declined(error)) return fallback(bytes, limits, error);
     throw error;
   }
-  return withFallback(primary, limits);
+  return closingSource(primary);
 }
 
 // The same from a stream. A file declined at open is judged by the fallback's header reader on the window
@@ -73,46 +73,22 @@ async function openAnyJpeg(src: ByteSource, limits: Limits): Promise<ImageDecode
     src.retainAll();
     return fallback(await src.rest(), limits, error);
   }
-  return withFallback(primary, limits);
+  return closingSource(primary);
 }
 
-function withFallback(primary: JpegDecoder, limits: Limits): ImageDecoder {
+// The streaming decoder leaves its source (a stream's reader) to the caller: closed once the decode ends.
+function closingSource(primary: JpegDecoder): ImageDecoder {
   const src = primary.source;
-  const { width, height } = primary.header;
-  // Only a progressive file is declined at decode (it stops before its low frequencies are complete), and
-  // only a Huffman-coded one can go to jpeg-js.
-  const huffmanProgressive = primary.frame.progressive && !primary.frame.arithmetic;
-  const mayFallBack = (scale: number) =>
-    scale === 1 && huffmanProgressive && width * height <= FALLBACK_MAX_PIXELS && !src.whole;
   return {
     header: primary.header,
     async decode(scale, sink) {
-      const retained = mayFallBack(scale);
-      if (retained) src.retainAll();
-      let pushed = false;
       try {
-        return await primary.decode(scale, (rows, first, count) => {
-          pushed = true;
-          sink(rows, first, count);
-        });
-      } catch (error) {
-        if (!declined(error) || pushed || primary.frame.arithmetic) throw error;
-        if (scale !== 1) {
-          throw new EdgevitError("unsupported_media_type", `${error.message} Send it with decode=exact.`);
-        }
-        if (!src.whole && !retained) throw tooLargeForFallback(error, width, height);
-        return await fallback(await src.rest(), limits, error).decode(1, sink);
+        return await primary.decode(scale, sink);
       } finally {
         src.close();
       }
     },
-    memoryBytes(scale) {
-      const own = primary.memoryBytes(scale);
-      if (scale !== 1 || !huffmanProgressive || width * height > FALLBACK_MAX_PIXELS) return own;
-      // The fallback's decode comes after the streaming decoder's buffers are dropped.
-      const body = src.retainedBytes;
-      return Math.max(own - src.memoryBytes + body, FALLBACK_HELD_BYTES_PER_PIXEL * width * height + body);
-    },
+    memoryBytes: (scale) => primary.memoryBytes(scale),
   };
 }
 

@@ -220,11 +220,9 @@ def flavours():
     f["refused-progressive-al-14.jpg"] = patch_scan(prog, 1, ahal=0x0E)
     f["refused-progressive-ah-al.jpg"] = patch_scan(prog, 1, ahal=0x31)
     arithmetic_flavours(f)
-    # Declined on purpose (Pillow decodes these):
-    f["declined-progressive-dc-only.jpg"] = cjpeg(source(20, 12), script="0,1,2: 0-0, 0, 0;\n")
-    f["declined-arithmetic-progressive-dc-only.jpg"] = cjpeg(
-        source(20, 12), "-arithmetic", script="0,1,2: 0-0, 0, 0;\n"
-    )
+    # Progressive files of a DC scan alone: libjpeg smooths their blocks (DC and the first nine AC estimated).
+    f["progressive-dc-only.jpg"] = cjpeg(source(20, 12), script="0,1,2: 0-0, 0, 0;\n")
+    f["arithmetic-progressive-dc-only.jpg"] = cjpeg(source(20, 12), "-arithmetic", script="0,1,2: 0-0, 0, 0;\n")
     # Progressive with one scan repeated 300 times: libjpeg only warns about the bogus progression.
     f["declined-300-scans.jpg"] = repeat_last_scan(f["progressive-gray-45x30.jpg"], 300)
     return f

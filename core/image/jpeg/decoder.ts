@@ -190,6 +190,153 @@ const MARKER_SOS = 0xda;
 // Multi-scan sequential files store coefficients as decoded; they are dequantized before the IDCT.
 const UNIT_QUANT = new Int32Array(64).fill(1);
 
+// Block smoothing (jdcoefct.c): coefficients 0..9 in zigzag order are the ones latched and estimated; their
+// natural positions (DC, then libjpeg's Q01, Q10, Q20, Q11, Q02, Q03, Q12, Q21, Q30).
+const SAVED_COEFS = 10;
+const SMOOTHED = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24];
+
+// A 5x5 grid of weights as its nonzero terms: positions in the grid (libjpeg's DC01..DC25 less one), then
+// their weights.
+interface Weights {
+  at: Int8Array;
+  by: Int32Array;
+}
+function grid(rows: number[][]): Weights {
+  const flat = rows.flat();
+  const at = Int8Array.from(flat.flatMap((w, i) => (w !== 0 ? [i] : [])));
+  return { at, by: Int32Array.from(at, (i) => flat[i]) };
+}
+function weighted(w: Weights, dc: Int32Array): number {
+  let sum = 0;
+  for (let i = 0; i < w.at.length; i++) sum += w.by[i] * dc[w.at[i]];
+  return sum;
+}
+// The weights of the 5x5 DC values (block rows two above to two below, columns two left to two right) in
+// each estimate, by the coefficient's quantization position: NARROW when some AC coefficient has arrived
+// (the first five coefficients only), WIDE when none has (all nine, and DC_WEIGHTS for the DC).
+const NARROW = [
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
+    [-7, 50, 0, -50, 7],
+    [0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q01
+  grid([
+    [0, 0, -7, 0, 0],
+    [0, 0, 50, 0, 0],
+    [0, 0, 0, 0, 0],
+    [0, 0, -50, 0, 0],
+    [0, 0, 7, 0, 0],
+  ]), // Q10
+  grid([
+    [0, 0, -1, 0, 0],
+    [0, 0, 13, 0, 0],
+    [0, 0, -24, 0, 0],
+    [0, 0, 13, 0, 0],
+    [0, 0, -1, 0, 0],
+  ]), // Q20
+  grid([
+    [0, -1, 0, 1, 0],
+    [-1, 10, 0, -10, 1],
+    [0, 0, 0, 0, 0],
+    [1, -10, 0, 10, -1],
+    [0, 1, 0, -1, 0],
+  ]), // Q11
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
+    [-1, 13, -24, 13, -1],
+    [0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q02
+];
+const WIDE = [
+  grid([
+    [-1, -1, 0, 1, 1],
+    [-3, 13, 0, -13, 3],
+    [-3, 38, 0, -38, 3],
+    [-3, 13, 0, -13, 3],
+    [-1, -1, 0, 1, 1],
+  ]), // Q01
+  grid([
+    [-1, -3, -3, -3, -1],
+    [-1, 13, 38, 13, -1],
+    [0, 0, 0, 0, 0],
+    [1, -13, -38, -13, 1],
+    [1, 3, 3, 3, 1],
+  ]), // Q10
+  grid([
+    [0, 0, 1, 0, 0],
+    [0, 2, 7, 2, 0],
+    [0, -5, -14, -5, 0],
+    [0, 2, 7, 2, 0],
+    [0, 0, 1, 0, 0],
+  ]), // Q20
+  grid([
+    [-1, 0, 0, 0, 1],
+    [0, 9, 0, -9, 0],
+    [0, 0, 0, 0, 0],
+    [0, -9, 0, 9, 0],
+    [1, 0, 0, 0, -1],
+  ]), // Q11
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 2, -5, 2, 0],
+    [1, 7, -14, 7, 1],
+    [0, 2, -5, 2, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q02
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 1, 0, -1, 0],
+    [0, 2, 0, -2, 0],
+    [0, 1, 0, -1, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q03
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 1, -3, 1, 0],
+    [0, 0, 0, 0, 0],
+    [0, -1, 3, -1, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q12
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 1, 0, -1, 0],
+    [0, -3, 0, 3, 0],
+    [0, 1, 0, -1, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q21
+  grid([
+    [0, 0, 0, 0, 0],
+    [0, 1, 2, 1, 0],
+    [0, 0, 0, 0, 0],
+    [0, -1, -2, -1, 0],
+    [0, 0, 0, 0, 0],
+  ]), // Q30
+];
+const DC_WEIGHTS = grid([
+  [-2, -6, -8, -6, -2],
+  [-6, 6, 42, 6, -6],
+  [-8, 42, 152, 42, -8],
+  [-6, 6, 42, 6, -6],
+  [-2, -6, -8, -6, -2],
+]);
+
+// An estimate from num = Q00 * (weighted DC sum) for a coefficient quantized by q: |num| / (256 q) rounded
+// to nearest (halves up), capped at 2^al - 1 when al > 0, with num's sign. Exact integer division (num can
+// pass 2^32 with 16-bit quantization values).
+function estimate(num: number, q: number, al: number): number {
+  const a = q * 128 + Math.abs(num);
+  const d = q * 256;
+  let pred = Math.floor(a / d);
+  if (pred * d > a) pred--;
+  else if ((pred + 1) * d <= a) pred++;
+  if (al > 0 && pred >= 1 << al) pred = (1 << al) - 1;
+  return num >= 0 ? pred : -pred;
+}
+
 // Blocks decoded between two yields to the event loop (../bytes.ts): ~1 MP of 8x8 blocks, a few ms.
 const SLICE_BLOCKS = 16384;
 
@@ -206,6 +353,7 @@ interface PlaneSizes {
   coefficientBytes: number; // buffered files: int16 per kept coefficient + nonzero bits or last-nonzero index
   pooledBytes: number; // the same as the pool hands them out (../../buffers.ts): two buffers of their size class
   undoBytes: number; // one block row of the same, saved before a refinement row that may be retried
+  smoothBytes: number; // a progressive file's MCU row of int16 coefficients, copied to be smoothed
 }
 
 function planeSizes(f: Frame, c: Component, scale: number): PlaneSizes {
@@ -224,6 +372,7 @@ function planeSizes(f: Frame, c: Component, scale: number): PlaneSizes {
     coefficientBytes: blocks * perBlock,
     pooledBytes: sizeClass(blocks * 2 * kept) + sizeClass(blocks * (kept < 64 ? 8 : 1)),
     undoBytes: c.blocksPerLine * perBlock,
+    smoothBytes: 2 * c.v * c.paddedBlocksPerLine * kept,
   };
 }
 
@@ -291,18 +440,22 @@ export class JpegDecoder implements ImageDecoder {
 
   // The most bytes a decode at 1/scale holds, from the header: the output band, each component's ring of
   // three MCU-row bands and upsampled row, the coefficients of a buffered file (and, streamed, one block
-  // row of them saved for a retried refinement row), the tables, and the source's window.
+  // row of them saved for a retried refinement row; progressive, one MCU row of them to smooth), the
+  // tables, and the source's window.
   memoryBytes(scale: number): number {
     const f = this.frame;
     const outWidth = Math.ceil(f.width / scale);
     let bytes = f.maxV * (8 / scale) * outWidth * 3 + TABLES_BYTES + this.source.memoryBytes;
     if (f.arithmetic) bytes += ARITHMETIC_STATS_BYTES;
+    let smoothBytes = 0;
     for (const c of f.components) {
       const s = planeSizes(f, c, scale);
       bytes += s.ringBytes + outWidth + 8;
       if (!this.streams) bytes += s.pooledBytes + (f.progressive && !this.source.whole ? s.undoBytes : 0);
+      smoothBytes = Math.max(smoothBytes, s.smoothBytes);
     }
-    return bytes;
+    // One component's band at a time is smoothed, in one buffer (a progressive file that stops early).
+    return bytes + (f.progressive ? smoothBytes : 0);
   }
 
   checkCoefficientBytes(scale: number): void {
@@ -379,6 +532,11 @@ class Pass {
   private readonly out: Uint8Array; // (bandHeight, outWidth, 3)
   private readonly dequantized = new Int32Array(64); // the block the IDCT reads
   private readonly coefBits: Int8Array[]; // per component, per coefficient: libjpeg's coef_bits
+  // Per component, coefficients 0..9: coef_bits as they were when the component's latest scan started
+  // (libjpeg's second half of coef_bits, 0 after the first scan), for the rows the last scan left short.
+  private readonly prevBits: Int8Array[];
+  private lastGoodRow = 0; // libjpeg's last_good_iMCU_row: the last iMCU row a scan began with data left
+  private scanCount = 0;
   private readonly saved = new Int32Array(4); // a row's DC predictors or EOB run, kept for a retry
   private pos: number;
   private blocks = 0; // all components, in whole MCUs
@@ -403,6 +561,7 @@ class Pass {
     this.out = new Uint8Array(this.bandHeight * this.outWidth * 3);
     this.quants = f.components.map(() => null);
     this.coefBits = f.components.map(() => new Int8Array(64).fill(-1));
+    this.prevBits = f.components.map(() => new Int8Array(SAVED_COEFS));
     // libjpeg's fancy upsampling needs context rows, which it cannot provide at scaled DCT size 1.
     const fancy = minSize > 1;
     this.planes = f.components.map((c) => {
@@ -492,6 +651,7 @@ class Pass {
           );
         }
         this.d.stats.scans = scans;
+        this.scanCount = scans;
         this.pos = end;
         this.latchTables(scan);
         if (scans === 1 && !f.progressive && scan.components.length === f.components.length) {
@@ -520,9 +680,16 @@ class Pass {
       this.readTableMarker(marker, m);
     }
     if (!buffered) throw corrupt("it has no image data");
-    this.checkSmoothing();
+    const smoothing = this.smoothingLatch();
     for (let row = 0; row < f.mcusPerColumn; row++) {
-      for (const p of this.planes) this.idctBandFromCoefs(p, row);
+      for (let ci = 0; ci < this.planes.length; ci++) {
+        const p = this.planes[ci];
+        if (smoothing && this.quants[ci]) {
+          this.idctBandFromCoefs(p, row, this.smoothBand(p, ci, row, smoothing.current[ci], smoothing.prev[ci]));
+        } else {
+          this.idctBandFromCoefs(p, row);
+        }
+      }
       if (row > 0) this.emitBand(row - 1);
       await this.worked(this.blocks / f.mcusPerColumn);
     }
@@ -918,11 +1085,7 @@ class Pass {
     const { ss, se, ah, al } = scan;
     const restart = this.tables.restartInterval;
     const n = scan.components.length;
-    // libjpeg's progression bookkeeping (warnings only), kept for the block-smoothing decision.
-    for (const sc of scan.components) {
-      const bits = this.coefBits[sc.index];
-      for (let k = ss; k <= se; k++) bits[k] = al;
-    }
+    this.progression(scan);
     if (ss === 0) {
       const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
       const interleaved = n > 1;
@@ -937,9 +1100,13 @@ class Pass {
       this.nextRestart = 0;
       this.exhausted = false;
       const preds = new Int32Array(n);
+      // A scan's iMCU row: its MCU row when interleaved, else v of the component's block rows.
+      const iMcuRow = (my: number) => (interleaved ? my : Math.floor(my / single.comp.iMcuBlockRows));
       // DC first scans assign and DC refinements OR a bit: a retried row rewrites the same values.
       const decodeRow = (my: number) => {
         for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
+          // libjpeg notes the row as begun with data before the MCU's restart marker is read.
+          if (!this.exhausted) this.lastGoodRow = iMcuRow(my);
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             preds.fill(0);
@@ -967,7 +1134,9 @@ class Pass {
       const kernels = decodeKernels();
       if (kernels) kernels.progressiveTables(dcs, null);
       for (let my = 0; my < mcusY; my++) {
-        const kernelRow = kernels ? () => this.decodeDcRowWithKernels(kernels, r, scan, my, preds, decodeRow) : null;
+        const kernelRow = kernels
+          ? () => this.decodeDcRowWithKernels(kernels, r, scan, my, iMcuRow(my), preds, decodeRow)
+          : null;
         await this.row(r, preds, null, kernelRow ?? (() => decodeRow(my)));
         await this.worked(mcusX * blocksPerMcu);
       }
@@ -1011,6 +1180,7 @@ class Pass {
     };
     const decodeRow = (by: number) => {
       for (let bx = 0, mcu = by * c.blocksPerLine; bx < c.blocksPerLine; bx++, mcu++) {
+        if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
           eobrun[0] = 0;
@@ -1041,6 +1211,7 @@ class Pass {
       }
       try {
         for (let bx = 0, mcu = by * c.blocksPerLine; bx < n; ) {
+          if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             eobrun[0] = 0;
@@ -1049,6 +1220,7 @@ class Pass {
           if (!this.exhausted) {
             const blocks = restart > 0 ? Math.min(n - bx, restart - (mcu % restart)) : n - bx;
             done = k.decodeAcBlocks(r, eobrun, bx, blocks, kind, p.kept, ss, se, al);
+            if (done >= 2) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
             if (done === MCUS_TRUNCATED) throw truncatedJpeg();
             if (done === MCUS_TOO_LARGE) {
               // More entropy data than the kernels' scratch holds: this block in JavaScript, on the store.
@@ -1082,6 +1254,7 @@ class Pass {
     r: BitReader,
     scan: Scan,
     my: number,
+    iMcuRow: number,
     preds: Int32Array,
     decodeRow: (my: number) => void,
   ): void {
@@ -1119,6 +1292,7 @@ class Pass {
     const dcs = scan.components.map((s) => this.tables.dc[s.dcTable] as HuffmanTable);
     try {
       for (let mx = 0, mcu = my * mcusX; mx < mcusX; ) {
+        if (!this.exhausted) this.lastGoodRow = iMcuRow;
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
           preds.fill(0);
@@ -1127,6 +1301,8 @@ class Pass {
         if (!this.exhausted) {
           const mcus = restart > 0 ? Math.min(mcusX - mx, restart - (mcu % restart)) : mcusX - mx;
           done = kernels.decodeDcMcus(r, preds, layout, mx, mcus, refine, scan.al);
+          // The kernels stop after an MCU that ran out of data, so a second one began with data.
+          if (done >= 2) this.lastGoodRow = iMcuRow;
           if (done === MCUS_TRUNCATED) throw truncatedJpeg();
           if (done === MCUS_TOO_LARGE) {
             // More entropy data than the kernels' scratch holds: this MCU in JavaScript, in scratch.
@@ -1179,26 +1355,122 @@ class Pass {
     }
   }
 
-  // libjpeg smooths blocks (jdcoefct.c decompress_smooth_data) when a progressive file leaves some of the
-  // first nine AC coefficients unrefined. That estimate is not reproduced; such files are declined.
-  private checkSmoothing(): void {
-    if (!this.frame.progressive) return;
+  // libjpeg's progression bookkeeping as a progressive scan starts (jdphuff.c, jdarith.c start_pass): the
+  // coefficients' bits still unknown (coef_bits, -1 before any scan), and for coefficients min(Ss, 1) to
+  // max(Se, 9) the same as they were before this scan (0 when it is the file's first).
+  private progression(scan: Scan): void {
+    for (const sc of scan.components) {
+      const bits = this.coefBits[sc.index];
+      const prev = this.prevBits[sc.index];
+      for (let k = Math.min(scan.ss, 1); k <= Math.max(scan.se, 9) && k < SAVED_COEFS; k++) {
+        prev[k] = this.scanCount > 1 ? bits[k] : 0;
+      }
+      for (let k = scan.ss; k <= scan.se; k++) bits[k] = scan.al;
+    }
+  }
+
+  // libjpeg's smoothing_ok (jdcoefct.c), decided once the file is read (Pillow does not use buffered-image
+  // mode): block smoothing runs when every component has a scan, a DC scan and nonzero quantization values
+  // at the ten positions the estimates divide by, and some component's coefficients 1..9 (zigzag) are not
+  // exact yet. Returns coef_bits 0..9 latched per component, and the previous ones (-1 after one scan).
+  private smoothingLatch(): { current: Int8Array[]; prev: Int8Array[] } | null {
+    if (!this.frame.progressive) return null;
     let useful = false;
+    const current: Int8Array[] = [];
+    const prev: Int8Array[] = [];
     for (let ci = 0; ci < this.planes.length; ci++) {
       const q = this.quants[ci];
-      if (!q) return;
-      if (q[0] === 0 || q[1] === 0 || q[8] === 0 || q[16] === 0 || q[9] === 0 || q[2] === 0 || q[3] === 0) return;
-      if (q[10] === 0 || q[17] === 0 || q[24] === 0) return;
+      if (!q) return null;
+      for (const z of SMOOTHED) if (q[z] === 0) return null;
       const bits = this.coefBits[ci];
-      if (bits[0] < 0) return;
-      for (let k = 1; k < 10; k++) if (bits[k] !== 0) useful = true;
+      if (bits[0] < 0) return null;
+      const now = bits.slice(0, SAVED_COEFS);
+      const before = new Int8Array(SAVED_COEFS);
+      for (let k = 1; k < SAVED_COEFS; k++) {
+        before[k] = this.scanCount > 1 ? this.prevBits[ci][k] : -1;
+        if (now[k] !== 0) useful = true;
+      }
+      current.push(now);
+      prev.push(before);
     }
-    if (useful) {
-      throw new EdgevitError(
-        "unsupported_media_type",
-        "The progressive JPEG stops before its low-frequency detail is complete, which this decoder does not reproduce.",
-      );
+    return useful ? { current, prev } : null;
+  }
+
+  // jdcoefct.c decompress_smooth_data for one component's blocks in MCU row `row`: a copy of its block rows
+  // in which coefficients 1..9 (zigzag) that are still zero and not known exactly are estimated from the DC
+  // values of the 5x5 blocks around (Q00 times a weighted sum over 256 times the coefficient's quantization
+  // value, rounded, and below 2^Al in magnitude where Al > 0 bits are unknown). When no AC coefficient has
+  // arrived (all of 1..9 at -1) the nine use a wider kernel and the DC is re-estimated too. Past the
+  // picture's edges the neighbours are the rows and columns libjpeg picks (mostly the nearest ones). A
+  // coefficient the store does not keep is one the IDCT at this scale does not read: it is skipped.
+  private smoothBand(p: Plane, ci: number, row: number, current: Int8Array, prev: Int8Array): Int16Array {
+    const c = p.comp;
+    const kept = p.kept;
+    const perRow = c.paddedBlocksPerLine;
+    const store = p.coefs as Int16Array;
+    const rows = Math.max(0, Math.min(c.v, c.blocksPerColumn - row * c.v));
+    const band = this.smoothScratch(rows * perRow * kept);
+    const first = row * c.v * perRow * kept;
+    band.set(store.subarray(first, first + rows * perRow * kept));
+    const q = this.quants[ci] as Int32Array;
+    const keep = p.keepIndex;
+    // libjpeg's iMCU rows of this component: v block rows each (a single component's declared v).
+    const v = c.iMcuBlockRows;
+    const lastRow = Math.ceil(c.blocksPerColumn / v) - 1;
+    const lastColumn = c.blocksPerLine - 1;
+    const q00 = q[0];
+    const dc = this.smoothDc;
+    const rowAt = [0, 0, 0, 0, 0]; // first coefficient of the five block rows read, in the store
+    for (let b = row * c.v; b < row * c.v + rows; b++) {
+      const iRow = Math.floor(b / v);
+      const br = b - iRow * v;
+      const blockRows = iRow < lastRow ? v : c.blocksPerColumn % v || v;
+      // Rows after the last one the final scan began with data: the progression before that scan.
+      const bits = iRow > this.lastGoodRow ? prev : current;
+      let changeDc = true;
+      for (let k = 1; k < SAVED_COEFS; k++) if (bits[k] !== -1) changeDc = false;
+      const estimates = changeDc ? WIDE : NARROW;
+      const prevRow = br > 0 || iRow > 0 ? b - 1 : b;
+      const prevPrev = br > 1 || iRow > 1 ? b - 2 : prevRow;
+      const next = br < blockRows - 1 || iRow < lastRow ? b + 1 : b;
+      const nextNext = br < blockRows - 2 || iRow + 1 < lastRow ? b + 2 : next;
+      rowAt[0] = prevPrev * perRow * kept;
+      rowAt[1] = prevRow * perRow * kept;
+      rowAt[2] = b * perRow * kept;
+      rowAt[3] = next * perRow * kept;
+      rowAt[4] = nextNext * perRow * kept;
+      // dc[5 * r + k]: DC of block row r (two above .. two below) at column offset k - 2, as libjpeg's sliding
+      // registers DC01..DC25 hold them (all five start at column 0; on a two-block row the right neighbours
+      // past the edge stay at column 0).
+      for (let r = 0; r < 5; r++) dc.fill(store[rowAt[r]], 5 * r, 5 * r + 5);
+      for (let bx = 0; bx <= lastColumn; bx++) {
+        if (bx === 0 && bx < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 3] = store[rowAt[r] + kept];
+        if (bx + 1 < lastColumn) for (let r = 0; r < 5; r++) dc[5 * r + 4] = store[rowAt[r] + (bx + 2) * kept];
+        const o = ((b - row * c.v) * perRow + bx) * kept;
+        for (let e = 0; e < estimates.length; e++) {
+          const al = bits[e + 1];
+          const slot = keep[SMOOTHED[e + 1]];
+          if (al === 0 || slot < 0 || band[o + slot] !== 0) continue;
+          band[o + slot] = estimate(q00 * weighted(estimates[e], dc), q[SMOOTHED[e + 1]], al);
+        }
+        if (changeDc) band[o] = estimate(q00 * weighted(DC_WEIGHTS, dc), q00, -1);
+        for (let i = 0; i < 25; i += 5) {
+          dc[i] = dc[i + 1];
+          dc[i + 1] = dc[i + 2];
+          dc[i + 2] = dc[i + 3];
+          dc[i + 3] = dc[i + 4];
+        }
+      }
     }
+    return band;
+  }
+
+  private readonly smoothDc = new Int32Array(25);
+  private smoothed: Int16Array = new Int16Array(0);
+
+  private smoothScratch(n: number): Int16Array {
+    if (this.smoothed.length < n) this.smoothed = new Int16Array(n);
+    return this.smoothed.subarray(0, n);
   }
 
   // An arithmetic-coded scan (./arithmetic.ts). Its bytes are in the window before it starts, as far as
@@ -1219,7 +1491,9 @@ class Pass {
       blocksPerMcu += interleaved ? f.components[sc.index].h * f.components[sc.index].v : 1;
     }
     if (f.progressive) {
-      for (const sc of scan.components) this.coefBits[sc.index].fill(al, ss, se + 1);
+      this.progression(scan);
+      // jdarith.c never sets insufficient_data: every iMCU row of the scan counts as begun with data.
+      this.lastGoodRow = Number.MAX_SAFE_INTEGER;
       await this.spend(mcusX * mcusY * blocksPerMcu * (se - ss + 1));
     }
     this.arithmetic ??= new ArithmeticState();
@@ -1280,12 +1554,15 @@ class Pass {
     this.pos = arith.after;
   }
 
-  private idctBandFromCoefs(p: Plane, row: number): void {
+  // The IDCT of a component's blocks in MCU row `row`, from the store or from `band` (those block rows alone,
+  // smoothed).
+  private idctBandFromCoefs(p: Plane, row: number, band: Int16Array | null = null): void {
     const c = p.comp;
     const q = this.quants[this.planes.indexOf(p)];
     const s = p.size;
     const slot = (row % 3) * p.bandRows;
-    const coefs = p.coefs as Int16Array;
+    const coefs = band ?? (p.coefs as Int16Array);
+    const base = band ? 0 : row * c.v * c.paddedBlocksPerLine * p.kept; // the band's first block in `coefs`
     if (!q) {
       // A component no scan ever covered: libjpeg outputs zero coefficients, i.e. 128.
       p.ring.fill(128, slot * p.stride, (slot + p.bandRows) * p.stride);
@@ -1299,7 +1576,7 @@ class Pass {
       const rows = Math.min(c.v, c.blocksPerColumn - row * c.v);
       const perRow = c.paddedBlocksPerLine;
       const { at } = kernels.coefficients(rows * perRow);
-      kernels.dequantize(coefs, row * c.v * perRow * p.kept, rows * perRow, p.kept, p.keptNatural, q, at);
+      kernels.dequantize(coefs, base, rows * perRow, p.kept, p.keptNatural, q, at);
       if (rows > 0) kernels.idctBand(s, at, perRow, rows, p.ring, slot * p.stride, p.stride);
       kernels.released();
       return;
@@ -1310,7 +1587,7 @@ class Pass {
       const by = row * c.v + v;
       if (by >= c.blocksPerColumn) break;
       for (let bx = 0; bx < c.blocksPerLine; bx++) {
-        const o = (by * c.paddedBlocksPerLine + bx) * p.kept;
+        const o = base + (v * c.paddedBlocksPerLine + bx) * p.kept;
         const out = (slot + v * s) * p.stride + bx * s;
         if (p.kept === 64) {
           for (let i = 0; i < 64; i++) dq[i] = coefs[o + i] * q[i];

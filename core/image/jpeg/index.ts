@@ -21,9 +21,9 @@ export {
 // - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds);
 // - image_too_large: the header declares more than limits.maxPixels, or (decode) a progressive file would
 //   need more than limits.maxCoefficientBytes of coefficients at that scale;
-// - unsupported_media_type: a JPEG this decoder declines although libjpeg-turbo may decode it (lossless and
-//   hierarchical processes; a progressive file left incomplete, which libjpeg would smooth). A caller may
-//   try another decoder (jpeg-js, Huffman-coded files only) for these.
+// - unsupported_media_type: a JPEG of a process this decoder declines at open (lossless, hierarchical). A
+//   caller may try another decoder for these. Nothing is declined at decode: a progressive file whose scans
+//   stop before its low frequencies are exact is decoded with libjpeg's block smoothing, as Pillow gets it.
 // Whole bytes open at once; a source (a stream) opens once the bytes up to its first scan have arrived.
 export function openJpeg(bytes: Uint8Array, limits: JpegLimits): JpegDecoder;
 export function openJpeg(source: ByteSource, limits: JpegLimits): Promise<JpegDecoder>;

@@ -19,6 +19,9 @@ export interface Component {
   blocksPerColumn: number;
   paddedBlocksPerLine: number; // in whole MCUs: mcusPerLine * h
   paddedBlocksPerColumn: number;
+  // Block rows in one of libjpeg's iMCU rows: v, or a single component's declared factor (libjpeg keeps it
+  // for its row structure, which block smoothing follows, though the blocks are coded one by one).
+  iMcuBlockRows: number;
 }
 
 export interface Frame {
@@ -195,6 +198,7 @@ export function readFrame(b: Uint8Array, marker: number, start: number, end: num
       blocksPerColumn: 0,
       paddedBlocksPerLine: 0,
       paddedBlocksPerColumn: 0,
+      iMcuBlockRows: v,
     });
   }
   // A single-component image is coded as non-interleaved 8x8 blocks whatever its declared factors.
