@@ -27,6 +27,7 @@ import {
   type LoadMeta,
   type LoadRow,
   type Outcome,
+  sumOfPeaks,
 } from "./load-report.ts";
 import { descendantsNamed, statusBytes } from "./proc.ts";
 import { workerLedger, workerWasmBytes } from "./systems.ts";
@@ -184,6 +185,7 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   row.heapUsedPeak = Math.max(row.heapUsedPeak, peaks.usedSize);
   row.heapCommittedPeak = Math.max(row.heapCommittedPeak, peaks.totalSize);
   row.backingStorePeak = Math.max(row.backingStorePeak, peaks.backingStorageSize);
+  row.committedAndBackingPeak = Math.max(row.committedAndBackingPeak, peaks.committedAndBacking);
   row.samples += peaks.samples;
   row.maxSampleGapMs = Math.max(row.maxSampleGapMs, peaks.maxGapMs);
   for (const { outcome, ms } of answers) {
@@ -264,6 +266,7 @@ try {
         heapUsedPeak: 0,
         heapCommittedPeak: 0,
         backingStorePeak: 0,
+        committedAndBackingPeak: 0,
         wasmBytes: wasm,
         rssGrowthPeak: 0,
         latenciesMs: [],
@@ -277,7 +280,8 @@ try {
       rows.push(row);
       console.log(
         `bench:load: ${row.kind} N=${n}: ${row.ok} ok, ${row.busy} busy, ${row.failures.length} failed; ` +
-          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB (${row.samples} samples); pool: ` +
+          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB, sum of peaks ${(sumOfPeaks(row) / MiB).toFixed(1)} MiB ` +
+          `(${row.samples} samples); pool: ` +
           `${row.pool?.allocated} made, ${row.pool?.reused} reused, ${row.pool?.dropped} dropped, ` +
           `${((row.pool?.acquiredBytes ?? 0) / MiB).toFixed(1)} MiB handed out`,
       );
