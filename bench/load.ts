@@ -177,8 +177,15 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   row.wasmBytes = Math.max(row.wasmBytes, await workerWasmBytes(dev.url));
   const ledger = await workerLedger(dev.url);
   row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, ledger.peakBytes);
-  const pool = row.pool ?? { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
-  for (const key of ["allocated", "reused", "dropped", "acquiredBytes"] as const) {
+  const pool = row.pool ?? {
+    allocated: 0,
+    reused: 0,
+    dropped: 0,
+    acquiredBytes: 0,
+    allocatedBytes: 0,
+    droppedBytes: 0,
+  };
+  for (const key of ["allocated", "reused", "dropped", "acquiredBytes", "allocatedBytes", "droppedBytes"] as const) {
     pool[key] += ledger.pool[key] - before[key];
   }
   row.pool = pool;
@@ -282,7 +289,8 @@ try {
         `bench:load: ${row.kind} N=${n}: ${row.ok} ok, ${row.busy} busy, ${row.failures.length} failed; ` +
           `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB, sum of peaks ${(sumOfPeaks(row) / MiB).toFixed(1)} MiB ` +
           `(${row.samples} samples); pool: ` +
-          `${row.pool?.allocated} made, ${row.pool?.reused} reused, ${row.pool?.dropped} dropped, ` +
+          `${row.pool?.allocated} made (${((row.pool?.allocatedBytes ?? 0) / MiB).toFixed(1)} MiB), ${row.pool?.reused} reused, ` +
+          `${row.pool?.dropped} dropped (${((row.pool?.droppedBytes ?? 0) / MiB).toFixed(1)} MiB), ` +
           `${((row.pool?.acquiredBytes ?? 0) / MiB).toFixed(1)} MiB handed out`,
       );
     }

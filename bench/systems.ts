@@ -220,7 +220,18 @@ export interface WorkerLedger {
   usedBytes: number;
   peakBytes: number;
   capacityBytes: number;
-  pool: { allocated: number; reused: number; dropped: number; acquiredBytes: number };
+  reservedBytes: number;
+  poolBytes: number;
+  inFlight: number;
+  queued: number;
+  pool: {
+    allocated: number;
+    reused: number;
+    dropped: number;
+    acquiredBytes: number;
+    allocatedBytes: number;
+    droppedBytes: number;
+  };
 }
 
 export async function workerLedger(url: string): Promise<WorkerLedger> {

@@ -39,6 +39,8 @@ export interface PoolStats {
   reused: number; // buffers handed out again
   dropped: number; // buffers handed back and let go (over the cap or the host's room)
   acquiredBytes: number; // bytes handed out since the pool was made, reused or not
+  allocatedBytes: number; // bytes of the buffers made
+  droppedBytes: number; // bytes of the buffers let go: garbage until V8's next full collection
 }
 
 // A free buffer and the acquisition count when it was handed back.
@@ -57,7 +59,14 @@ export class BufferPool {
   // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
   // them) rather than as the pool's: the first buffer made anew lets them go.
   private earmarked = 0;
-  readonly stats: PoolStats = { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
+  readonly stats: PoolStats = {
+    allocated: 0,
+    reused: 0,
+    dropped: 0,
+    acquiredBytes: 0,
+    allocatedBytes: 0,
+    droppedBytes: 0,
+  };
   // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
   room: () => number = () => Number.POSITIVE_INFINITY;
   // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.
@@ -133,6 +142,7 @@ export class BufferPool {
       this.dropAtLeast(drop);
     }
     this.stats.allocated++;
+    this.stats.allocatedBytes += size;
     return new ArrayBuffer(size);
   }
 
@@ -144,7 +154,7 @@ export class BufferPool {
     const transferred = buffer.byteLength < sizeClass(bytes);
     this.lent -= transferred ? sizeClass(bytes) : buffer.byteLength;
     if (transferred) {
-      this.stats.dropped++;
+      this.dropped(sizeClass(bytes));
       return;
     }
     if (this.hosted) this.park({ buffer, at: this.acquisitions });
@@ -166,15 +176,21 @@ export class BufferPool {
   private park(entry: Free): void {
     const size = entry.buffer.byteLength;
     if (size > this.capBytes) {
-      this.stats.dropped++;
+      this.dropped(size);
       return;
     }
     while (this.parkedBytes + size > this.capBytes) {
-      this.parkedBytes -= this.parked.shift()!.buffer.byteLength;
-      this.stats.dropped++;
+      const oldest = this.parked.shift()!.buffer.byteLength;
+      this.parkedBytes -= oldest;
+      this.dropped(oldest);
     }
     this.parked.push(entry);
     this.parkedBytes += size;
+  }
+
+  private dropped(size: number, count = 1): void {
+    this.stats.dropped += count;
+    this.stats.droppedBytes += size * count;
   }
 
   // Takes the free buffer of the smallest class above `size` and at most `most` bytes, if any.
@@ -205,7 +221,7 @@ export class BufferPool {
       while (list.length > 0 && this.kept > bytes) {
         list.pop();
         this.kept -= size;
-        this.stats.dropped++;
+        this.dropped(size);
       }
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
@@ -226,13 +242,15 @@ export class BufferPool {
       if (idle === 0) continue;
       list.splice(0, idle);
       this.kept -= idle * size;
-      this.stats.dropped += idle;
+      this.dropped(size, idle);
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
     let idle = 0;
     while (idle < this.parked.length && this.acquisitions - this.parked[idle].at > IDLE_ACQUIRES) idle++;
-    for (const { buffer } of this.parked.splice(0, idle)) this.parkedBytes -= buffer.byteLength;
-    this.stats.dropped += idle;
+    for (const { buffer } of this.parked.splice(0, idle)) {
+      this.parkedBytes -= buffer.byteLength;
+      this.dropped(buffer.byteLength);
+    }
   }
 
   // Drops the free buffer handed back longest ago; false when none is left.
@@ -246,7 +264,7 @@ export class BufferPool {
     const [size, list] = oldest;
     list.shift();
     this.kept -= size;
-    this.stats.dropped++;
+    this.dropped(size);
     this.earmarked = Math.min(this.earmarked, this.kept);
     return true;
   }
@@ -256,7 +274,7 @@ export class BufferPool {
   private keep(buffer: ArrayBuffer, drop = true): boolean {
     const size = buffer.byteLength;
     if (size > this.capBytes || this.countedBytes + size > this.room()) {
-      if (drop) this.stats.dropped++;
+      if (drop) this.dropped(size);
       return false;
     }
     // under the cap: the buffers idle longest make room

@@ -32,6 +32,7 @@ describe("BufferPool", () => {
     // Another class is a new buffer.
     expect(pool.acquire(300_000)).not.toBe(a);
     expect(pool.stats).toMatchObject({ allocated: 2, reused: 1 });
+    expect(pool.stats.allocatedBytes).toBe(a.byteLength + sizeClass(300_000));
   });
 
   test("what is kept stays within the cap and the host's room; trim drops the largest first", () => {
@@ -41,6 +42,7 @@ describe("BufferPool", () => {
     // c, handed back last, does not fit beside a and b: a, handed back longest ago, makes room
     expect(pool.freeBytes).toBe(b.byteLength + c.byteLength);
     expect(pool.stats.dropped).toBe(1);
+    expect(pool.stats.droppedBytes).toBe(a.byteLength);
     expect(pool.acquire(100_000)).not.toBe(a);
     expect(pool.acquire(90_000)).toBe(c);
     pool.release(pool.acquire(50_000));
