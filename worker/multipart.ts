@@ -6,7 +6,7 @@
 // read before, or after one part's headers (at most MAX_PART_HEADER_BYTES).
 
 import { EdgevitError } from "../core/errors.ts";
-import { BYOB_READ_BYTES } from "../core/image/bytes.ts";
+import { BYOB_READ_BYTES, type ByteReader } from "../core/image/bytes.ts";
 import { type StreamFailure, tooLarge } from "./input.ts";
 
 // A part's header lines (Content-Disposition, Content-Type) are a few hundred bytes; more is refused.
@@ -27,7 +27,11 @@ export interface FormFields {
 
 export interface FormImage {
   type: string; // the part's Content-Type as sent ("" when absent)
-  stream: ReadableStream<Uint8Array>; // its bytes, ending where the part ends
+  // Its bytes, ending where the part ends, read in place into the reader's views (the decoder's window):
+  // no stream between the body and the window, so nothing is allocated per read.
+  reader: ByteReader;
+  // The same bytes as a byte stream (made when asked for; read one or the other).
+  readonly stream: ReadableStream<Uint8Array>;
 }
 
 function unparsable(): EdgevitError {
@@ -128,13 +132,45 @@ class FormReader {
         }
         if (filename === undefined)
           throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
-        return { type: headers.get("content-type") ?? "", stream: this.partStream() };
+        let stream: ReadableStream<Uint8Array> | undefined;
+        const partStream = () => this.partStream();
+        return {
+          type: headers.get("content-type") ?? "",
+          reader: this.partReader(),
+          get stream() {
+            stream ??= partStream();
+            return stream;
+          },
+        };
       }
       throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
     } catch (error) {
       this.cancel();
       throw error;
     }
+  }
+
+  // The current part's bytes copied into the caller's views as it reads; done at the part's delimiter,
+  // which lets the rest of the body go.
+  private partReader(): ByteReader {
+    return {
+      read: async (view) => {
+        let piece: Uint8Array | null;
+        try {
+          piece = await this.data(view.length);
+        } catch (error) {
+          this.cancel();
+          throw error;
+        }
+        if (piece === null) {
+          this.cancel();
+          return { done: true, value: undefined };
+        }
+        view.set(piece);
+        return { done: false, value: view.subarray(0, piece.length) };
+      },
+      cancel: async () => this.cancel(),
+    };
   }
 
   // The current part's bytes as a byte stream, copied into the reader's buffer as it reads; it closes at
