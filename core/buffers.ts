@@ -154,6 +154,7 @@ export class BufferPool {
     const transferred = buffer.byteLength < sizeClass(bytes);
     this.lent -= transferred ? sizeClass(bytes) : buffer.byteLength;
     if (transferred) {
+      // its memory went with the transfer, to whoever holds it now
       this.dropped(sizeClass(bytes));
       return;
     }
@@ -176,21 +177,27 @@ export class BufferPool {
   private park(entry: Free): void {
     const size = entry.buffer.byteLength;
     if (size > this.capBytes) {
-      this.dropped(size);
+      this.drop(entry.buffer);
       return;
     }
     while (this.parkedBytes + size > this.capBytes) {
-      const oldest = this.parked.shift()!.buffer.byteLength;
-      this.parkedBytes -= oldest;
-      this.dropped(oldest);
+      const oldest = this.parked.shift()!.buffer;
+      this.parkedBytes -= oldest.byteLength;
+      this.drop(oldest);
     }
     this.parked.push(entry);
     this.parkedBytes += size;
   }
 
-  private dropped(size: number, count = 1): void {
-    this.stats.dropped += count;
-    this.stats.droppedBytes += size * count;
+  // Lets a buffer go, its memory at once (freeNow).
+  private drop(buffer: ArrayBuffer): void {
+    this.dropped(buffer.byteLength);
+    freeNow(buffer);
+  }
+
+  private dropped(size: number): void {
+    this.stats.dropped++;
+    this.stats.droppedBytes += size;
   }
 
   // Takes the free buffer of the smallest class above `size` and at most `most` bytes, if any.
@@ -219,9 +226,8 @@ export class BufferPool {
     for (const size of sizes) {
       const list = this.free.get(size)!;
       while (list.length > 0 && this.kept > bytes) {
-        list.pop();
+        this.drop(list.pop()!.buffer);
         this.kept -= size;
-        this.dropped(size);
       }
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
@@ -240,16 +246,15 @@ export class BufferPool {
       let idle = 0;
       while (idle < list.length && this.acquisitions - list[idle].at > IDLE_ACQUIRES) idle++;
       if (idle === 0) continue;
-      list.splice(0, idle);
+      for (const entry of list.splice(0, idle)) this.drop(entry.buffer);
       this.kept -= idle * size;
-      this.dropped(size, idle);
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
     let idle = 0;
     while (idle < this.parked.length && this.acquisitions - this.parked[idle].at > IDLE_ACQUIRES) idle++;
     for (const { buffer } of this.parked.splice(0, idle)) {
       this.parkedBytes -= buffer.byteLength;
-      this.dropped(buffer.byteLength);
+      this.drop(buffer);
     }
   }
 
@@ -262,9 +267,8 @@ export class BufferPool {
     }
     if (!oldest) return false;
     const [size, list] = oldest;
-    list.shift();
+    this.drop(list.shift()!.buffer);
     this.kept -= size;
-    this.dropped(size);
     this.earmarked = Math.min(this.earmarked, this.kept);
     return true;
   }
@@ -274,7 +278,7 @@ export class BufferPool {
   private keep(buffer: ArrayBuffer, drop = true): boolean {
     const size = buffer.byteLength;
     if (size > this.capBytes || this.countedBytes + size > this.room()) {
-      if (drop) this.dropped(size);
+      if (drop) this.drop(buffer);
       return false;
     }
     // under the cap: the buffers idle longest make room
@@ -286,6 +290,19 @@ export class BufferPool {
     this.kept += size;
     return true;
   }
+}
+
+// Frees a buffer's memory now instead of at V8's next full collection: transfer(0) detaches it, and the
+// backing store of a detached ArrayBuffer nothing else shares is freed at once. An ArrayBuffer let go is
+// freed only by a full collection once it has outlived the young generation (the pool's buffers, a
+// request's), and V8 starts one for ArrayBuffers only after some 64 MiB of them have piled up since the
+// last: under concurrent requests that pile was what took the isolate over 128 MiB beside a ledger that
+// counted everything live (docs/MEMORY.md, "Concurrent requests"). Every view of `buffer` reads as empty
+// from then on, so only its last holder may call this. A buffer detached already (a BYOB read's) is left
+// alone; a runtime without transfer leaves it to the collector.
+export function freeNow(buffer: ArrayBuffer | null | undefined): void {
+  const b = buffer as (ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }) | null | undefined;
+  if (b && b.byteLength > 0 && typeof b.transfer === "function") b.transfer(0);
 }
 
 // The most the isolate's pool keeps free: two 12 MP progressive JPEGs' coefficients at 1/8, or one at 1/4.
