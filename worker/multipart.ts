@@ -5,6 +5,7 @@
 // a read of the body (BYOB_READ_BYTES) after the few bytes of a possible delimiter carried over from the
 // read before, or after one part's headers (at most MAX_PART_HEADER_BYTES).
 
+import { freeNow } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, type ByteReader } from "../core/image/bytes.ts";
 import { type StreamFailure, tooLarge } from "./input.ts";
@@ -96,6 +97,7 @@ class FormReader {
   private pos = 0;
   private received = 0;
   private done = false;
+  private reading = false; // a read of the body is in flight
 
   constructor(body: ReadableStream<Uint8Array>, boundary: string, limit: number, failed: StreamFailure) {
     let byob: ReadableStreamBYOBReader | null = null;
@@ -155,6 +157,7 @@ class FormReader {
   private partReader(): ByteReader {
     return {
       read: async (view) => {
+        if (this.done) return { done: true, value: undefined };
         let piece: Uint8Array | null;
         try {
           piece = await this.data(view.length);
@@ -202,10 +205,14 @@ class FormReader {
     });
   }
 
+  // Stops reading the body; the reader's buffer is freed at once (freeNow) unless a read has it.
   private cancel(): void {
     if (this.done) return;
     this.done = true;
     this.reader.cancel().catch(() => {});
+    const memory = this.work.buffer as ArrayBuffer;
+    this.buf = this.work = new Uint8Array(0);
+    if (!this.reading) freeNow(memory);
   }
 
   // Reads more of the body after the unread bytes (moved to the front); false once the body has ended.
@@ -214,11 +221,14 @@ class FormReader {
     const rest = this.buf.length - this.pos;
     this.work.copyWithin(0, this.buf.byteOffset + this.pos, this.buf.byteOffset + this.buf.length);
     let read: number;
+    this.reading = true;
     try {
       read = await this.read(rest);
     } catch (cause) {
       this.done = true;
       throw this.failed(this.received, cause);
+    } finally {
+      this.reading = false;
     }
     if (read < 0) {
       this.done = true;
