@@ -7,14 +7,11 @@
 // Buffers come in size classes (eight per doubling, so a buffer is at most 1/8 larger than asked for) and
 // are handed out zeroed. What the pool keeps free is bounded by its cap and by its host's room (a Worker's
 // memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
-// handed back while its request's reservation still counts it is parked, uncounted, until the host says
-// the room is there (settle()). A parked buffer the room cannot take yet stays parked and is handed out
-// again when no free one of its class is left: under a queue of requests of one kind the room a request
-// frees goes to the next one, which needs those very buffers, and dropping them to make new ones would leave
-// ArrayBuffers for the garbage collector, which frees them late (the garbage bench:load saw beside the
-// ledger's count). The parked buffers stay within the cap, and one not handed out again within
-// IDLE_ACQUIRES goes. For the same reason a request that needs a class the pool has none of takes a larger
-// free buffer its reservation counts (earmarked) rather than drop it and make one.
+// handed back while its request's reservation still counts it is parked until the host says the room is
+// there (settle(), once that reservation has shrunk); what the room cannot take then is freed at once
+// (freeNow: detached, not left for the collector), so the pool never holds memory nobody counts. A request
+// that needs a class the pool has none of takes a larger free buffer its reservation counts (earmarked)
+// rather than drop it and make one.
 //
 // A free buffer is kept while requests still ask for its size: one not handed out again within
 // IDLE_ACQUIRES acquisitions goes, and when a buffer handed back does not fit under the cap, the free
@@ -163,14 +160,13 @@ export class BufferPool {
   }
 
   // The host has room again: parked buffers are kept while it lasts, the first handed back first; the rest
-  // stay parked for the next request of their size.
+  // are freed at once. Held uncounted for the next request of their size, they were memory beside the
+  // host's count (bench:load saw the isolate over 128 MiB so).
   settle(): void {
     const parked = this.parked;
     this.parked = [];
     this.parkedBytes = 0;
-    for (const entry of parked) {
-      if (!this.keep(entry.buffer, false)) this.park(entry);
-    }
+    for (const entry of parked) this.keep(entry.buffer);
   }
 
   // Parks a buffer handed back, within the cap: the parked buffers handed back longest ago make room.
@@ -273,12 +269,11 @@ export class BufferPool {
     return true;
   }
 
-  // Keeps `buffer` free if it fits the cap and the host's room; else drops it, or with `drop` false leaves it
-  // to the caller. Whether it was kept.
-  private keep(buffer: ArrayBuffer, drop = true): boolean {
+  // Keeps `buffer` free if it fits the cap and the host's room, else drops it. Whether it was kept.
+  private keep(buffer: ArrayBuffer): boolean {
     const size = buffer.byteLength;
     if (size > this.capBytes || this.countedBytes + size > this.room()) {
-      if (drop) this.drop(buffer);
+      this.drop(buffer);
       return false;
     }
     // under the cap: the buffers idle longest make room
