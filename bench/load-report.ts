@@ -110,7 +110,7 @@ export interface LoadRow {
   backingStorePeak: number;
   // the most of one sample's heap committed + backing store (both read at the same instant)
   committedAndBackingPeak: number;
-  wasmBytes: number;
+  wasmBytes: number; // the models' wasm memory and the decode kernels'
   rssGrowthPeak: number; // workerd's peak resident memory during a round less its resident memory before it
   ledgerPeak?: number; // the isolate's memory ledger: the most it has counted since the isolate started
   // the isolate's buffer pool over the row's rounds (core/buffers.ts): buffers made, handed out again, let go
@@ -242,8 +242,8 @@ export function formatLoadReport(
     "`HeapProfiler.collectGarbage`, and V8 leaves an idle isolate's garbage in place); during the round",
     `\`Runtime.getHeapUsage\` is sampled every ${meta.sampleMs} ms over one inspector connection (${samples} samples; at`,
     `most ${gap.toFixed(0)} ms apart, as the isolate answers between its tasks). JS heap committed is \`totalSize\`, backing`,
-    "store `backingStorageSize` (ArrayBuffers: request bodies, decoder buffers), wasm the loaded models' memory",
-    "from `GET /v1/models`. Isolate total = the largest sample of heap committed + backing store (one",
+    "store `backingStorageSize` (ArrayBuffers: request bodies, decoder buffers; wasm memories are not in it), wasm",
+    "the loaded models' memory and the decode kernels' (`memory.isolate.kernelBytes`) from `GET /v1/models`. Isolate total = the largest sample of heap committed + backing store (one",
     "`Runtime.getHeapUsage` reads both at the same instant) plus wasm: the isolate's peak as sampled. Sum of",
     "peaks = the three columns' peaks added, each at its own moment (never under the isolate total, over it",
     `when the heap and the backing store peak apart). Over ${mib(ISOLATE_LIMIT_BYTES)} production kills the isolate and every`,

@@ -174,8 +174,9 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   const peaks = await sampler.stop();
   if ((await dev.workerdPid()) !== pid) throw new Error("wrangler restarted the Worker during a round");
   row.rssGrowthPeak = Math.max(row.rssGrowthPeak, statusBytes(pid, "VmHWM") - idleRss);
-  row.wasmBytes = Math.max(row.wasmBytes, await workerWasmBytes(dev.url));
   const ledger = await workerLedger(dev.url);
+  // The models' wasm memory and the decode kernels' (outside the ledger's count, never given back).
+  row.wasmBytes = Math.max(row.wasmBytes, (await workerWasmBytes(dev.url)) + ledger.kernelBytes);
   row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, ledger.peakBytes);
   const pool = row.pool ?? {
     allocated: 0,
@@ -247,6 +248,7 @@ const rows: LoadRow[] = [];
 let inspector: Inspector | null = null;
 let note: string | null = null;
 let wasm = 0; // the loaded model's wasm memory after the warm-up
+let kernels = 0; // the decode kernels' wasm memory after the warm-up
 try {
   console.log("bench:load: starting wrangler dev");
   server = (await DevServer.start(PERSIST)).server;
@@ -260,6 +262,7 @@ try {
     console.log(`bench:load: warm-up ${upload.input.kind}: ${(ms / 1000).toFixed(2)} s`);
   }
   wasm = await workerWasmBytes(url);
+  kernels = (await workerLedger(url)).kernelBytes;
   for (const upload of inputs) {
     for (const n of ns) {
       if (halt.signal.aborted) break;
@@ -274,7 +277,7 @@ try {
         heapCommittedPeak: 0,
         backingStorePeak: 0,
         committedAndBackingPeak: 0,
-        wasmBytes: wasm,
+        wasmBytes: wasm + kernels,
         rssGrowthPeak: 0,
         latenciesMs: [],
         samples: 0,

@@ -224,6 +224,7 @@ export interface WorkerLedger {
   poolBytes: number;
   inFlight: number;
   queued: number;
+  kernelBytes: number; // the decode kernels' wasm memory
   pool: {
     allocated: number;
     reused: number;

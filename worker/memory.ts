@@ -30,6 +30,7 @@ import {
 import { type BufferPool, buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
+import { decodeKernelBytes } from "../core/image/kernels.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { longestEdgeStep } from "../core/pipeline.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
@@ -250,6 +251,7 @@ export class MemoryLedger {
       queued: this.queue.length,
       loading: [...this.claims.keys()],
       pool: { ...this.pool.stats },
+      kernelBytes: decodeKernelBytes(),
     };
   }
 

@@ -701,6 +701,7 @@ export const openapi = {
               allocatedBytes: int,
               droppedBytes: int,
             }),
+            kernelBytes: int,
           }),
         }),
         text: {
