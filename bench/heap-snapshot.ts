@@ -1,14 +1,18 @@
 // What an isolate keeps alive after a few uploads: a heap snapshot through the inspector (which collects
 // first, so garbage is gone and what is left is held), its ArrayBuffers' backing stores grouped by the
-// chain of what retains them, largest first.
+// chain of what retains them, largest first. With --during, the snapshot is taken `during` ms into the
+// last round, while its uploads are in flight: the backing store before and after the snapshot's
+// collection tells the garbage from what is held, and the ledger's count at that moment is printed beside.
 //
-//   node bench/heap-snapshot.ts [--kind progressive-12mp.jpg] [--n 4] [--rounds 2]
+//   node bench/heap-snapshot.ts [--kind progressive-12mp.jpg] [--n 4] [--rounds 2] [--form] [--during ms]
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { bucketName, putObject } from "../cli/upload.ts";
 import { cacheDir, prepareBundle } from "./artifacts.ts";
 import { Inspector } from "./inspector.ts";
+import { multipartForm } from "./load-report.ts";
+import { workerLedger } from "./systems.ts";
 import { DevServer } from "./wrangler.ts";
 
 const MODEL = "vit-b16";
@@ -17,11 +21,16 @@ const { values: opts } = parseArgs({
     kind: { type: "string", default: "progressive-12mp.jpg" },
     n: { type: "string", default: "4" },
     rounds: { type: "string", default: "2" },
+    form: { type: "boolean", default: false },
+    during: { type: "string" },
   },
 });
 const file = join(cacheDir, "load-images", opts.kind); // bench/load_images.py, as bench:load makes them
-const body = new Uint8Array(readFileSync(file));
-const type = opts.kind.endsWith(".png") ? "image/png" : "image/jpeg";
+const bytes = new Uint8Array(readFileSync(file));
+const imageType = opts.kind.endsWith(".png") ? "image/png" : "image/jpeg";
+const { body, contentType: type } = opts.form
+  ? multipartForm("image", opts.kind, imageType, bytes, "edgevit-load-test-boundary")
+  : { body: bytes, contentType: imageType };
 
 interface Snapshot {
   snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]] } };
@@ -87,13 +96,33 @@ const server = (await DevServer.start(persist)).server;
 try {
   const inspector = await Inspector.connect(server.inspectorPort);
   const post = () =>
-    fetch(`${server.url}/v1/classify?model=${MODEL}`, { method: "POST", headers: { "content-type": type }, body });
-  for (let r = 0; r < Number(opts.rounds); r++) {
-    const answers = await Promise.all(Array.from({ length: Number(opts.n) }, post));
-    console.log(`round ${r + 1}: ${answers.map((a) => a.status).join(" ")}`);
-    await Promise.all(answers.map((a) => a.text()));
+    fetch(`${server.url}/v1/classify?model=${MODEL}`, {
+      method: "POST",
+      headers: { "content-type": type },
+      body: body as Uint8Array<ArrayBuffer>,
+    }).then(async (a) => ({ status: a.status, text: await a.text() }));
+  const rounds = Number(opts.rounds);
+  let text = "";
+  for (let r = 0; r < rounds; r++) {
+    const answers = Promise.all(Array.from({ length: Number(opts.n) }, post));
+    if (opts.during !== undefined && r === rounds - 1) {
+      await new Promise((resolve) => setTimeout(resolve, Number(opts.during)));
+      const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+      const before = await inspector.heapUsage();
+      const ledger = await workerLedger(server.url);
+      text = await inspector.heapSnapshot();
+      const after = await inspector.heapUsage();
+      console.log(
+        `during round ${r + 1}, ${opts.during} ms in: heap committed ${mib(before.totalSize)} -> ${mib(after.totalSize)}, ` +
+          `used ${mib(before.usedSize)} -> ${mib(after.usedSize)}, backing store ${mib(before.backingStorageSize)} -> ` +
+          `${mib(after.backingStorageSize)} (the snapshot's collection); ledger: used ${mib(ledger.usedBytes)}, ` +
+          `reserved ${mib(ledger.reservedBytes)}, pool ${mib(ledger.poolBytes)}, in flight ${ledger.inFlight}, queued ${ledger.queued}`,
+      );
+    }
+    const done = await answers;
+    console.log(`round ${r + 1}: ${done.map((a) => a.status).join(" ")}`);
   }
-  const text = await inspector.heapSnapshot();
+  if (text === "") text = await inspector.heapSnapshot();
   writeFileSync(join(cacheDir, "heap.heapsnapshot"), text);
   console.log(`snapshot: ${(text.length / 2 ** 20).toFixed(1)} MB of JSON\n${summarise(text)}`);
   inspector.close();

@@ -108,18 +108,32 @@ export interface LoadRow {
   heapUsedPeak: number; // bytes
   heapCommittedPeak: number;
   backingStorePeak: number;
-  wasmBytes: number;
+  // the most of one sample's heap committed + backing store (both read at the same instant)
+  committedAndBackingPeak: number;
+  wasmBytes: number; // the models' wasm memory and the decode kernels'
   rssGrowthPeak: number; // workerd's peak resident memory during a round less its resident memory before it
   ledgerPeak?: number; // the isolate's memory ledger: the most it has counted since the isolate started
   // the isolate's buffer pool over the row's rounds (core/buffers.ts): buffers made, handed out again, let go
-  pool?: { allocated: number; reused: number; dropped: number; acquiredBytes: number };
+  pool?: {
+    allocated: number;
+    reused: number;
+    dropped: number;
+    acquiredBytes: number;
+    allocatedBytes: number;
+    droppedBytes: number;
+  };
   latenciesMs: number[]; // of the answers (200 or busy), not of the failures
   samples: number; // heap samples taken
   maxSampleGapMs: number; // the longest time between two samples (the isolate answers between its tasks)
 }
 
-// Heap committed + backing store + wasm: each at its own peak, so never under the true peak.
-export const isolateTotal = (row: LoadRow): number => row.heapCommittedPeak + row.backingStorePeak + row.wasmBytes;
+// The isolate's peak as sampled: the most of one sample's heap committed + backing store (one
+// Runtime.getHeapUsage reads both at the same instant), plus the models' wasm memory.
+export const isolateTotal = (row: LoadRow): number => row.committedAndBackingPeak + row.wasmBytes;
+
+// Each component at its own peak, added: never under the sampled peak, over it when the heap and the
+// backing store peak at different moments.
+export const sumOfPeaks = (row: LoadRow): number => row.heapCommittedPeak + row.backingStorePeak + row.wasmBytes;
 
 export function answersText(row: LoadRow): string {
   const parts = [
@@ -157,15 +171,15 @@ const seconds = (ms: number): string => (ms / 1000).toFixed(2);
 
 export function loadTable(rows: LoadRow[]): string[] {
   const lines = [
-    "| N | answers | ledger peak (since start) | JS heap committed peak | backing store peak | wasm | isolate total | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| N | answers | ledger peak (since start) | JS heap committed peak | backing store peak | wasm | isolate total | sum of peaks | workerd RSS growth | p50 s | p90 s | p99 s | max s |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const row of rows) {
     const l = row.latenciesMs.length ? latency(row.latenciesMs) : null;
     const total = isolateTotal(row);
     lines.push(
       `| ${row.n} | ${answersText(row)} | ${row.ledgerPeak === undefined ? "n/a" : mib(row.ledgerPeak)} | ${mib(row.heapCommittedPeak)} | ${mib(row.backingStorePeak)} | ${mib(row.wasmBytes)} | ` +
-        `${mib(total)}${total > ISOLATE_LIMIT_BYTES ? " (over)" : ""} | ${mib(row.rssGrowthPeak)} | ` +
+        `${mib(total)}${total > ISOLATE_LIMIT_BYTES ? " (over)" : ""} | ${mib(sumOfPeaks(row))} | ${mib(row.rssGrowthPeak)} | ` +
         `${l ? `${seconds(l.p50)} | ${seconds(l.p90)} | ${seconds(l.p99)} | ${seconds(l.max)}` : "n/a | n/a | n/a | n/a"} |`,
     );
   }
@@ -228,9 +242,12 @@ export function formatLoadReport(
     "`HeapProfiler.collectGarbage`, and V8 leaves an idle isolate's garbage in place); during the round",
     `\`Runtime.getHeapUsage\` is sampled every ${meta.sampleMs} ms over one inspector connection (${samples} samples; at`,
     `most ${gap.toFixed(0)} ms apart, as the isolate answers between its tasks). JS heap committed is \`totalSize\`, backing`,
-    "store `backingStorageSize` (ArrayBuffers: request bodies, decoder buffers), wasm the loaded models' memory",
-    "from `GET /v1/models`. Isolate total = the three peaks added (never under the true peak). Over",
-    `${mib(ISOLATE_LIMIT_BYTES)} production kills the isolate and every request in it; local workerd does not enforce the limit.`,
+    "store `backingStorageSize` (ArrayBuffers: request bodies, decoder buffers; wasm memories are not in it), wasm",
+    "the loaded models' memory and the decode kernels' (`memory.isolate.kernelBytes`) from `GET /v1/models`. Isolate total = the largest sample of heap committed + backing store (one",
+    "`Runtime.getHeapUsage` reads both at the same instant) plus wasm: the isolate's peak as sampled. Sum of",
+    "peaks = the three columns' peaks added, each at its own moment (never under the isolate total, over it",
+    `when the heap and the backing store peak apart). Over ${mib(ISOLATE_LIMIT_BYTES)} production kills the isolate and every`,
+    "request in it; local workerd does not enforce the limit.",
     "The samples miss what a synchronous stretch allocates and frees; workerd RSS growth sees it: the peak",
     "resident memory of the Worker's workerd process during the round (VmHWM, reset before it) less its",
     "resident memory at the start (it also counts workerd's own buffers, outside the isolate).",

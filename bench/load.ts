@@ -27,6 +27,7 @@ import {
   type LoadMeta,
   type LoadRow,
   type Outcome,
+  sumOfPeaks,
 } from "./load-report.ts";
 import { descendantsNamed, statusBytes } from "./proc.ts";
 import { workerLedger, workerWasmBytes } from "./systems.ts";
@@ -173,17 +174,26 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   const peaks = await sampler.stop();
   if ((await dev.workerdPid()) !== pid) throw new Error("wrangler restarted the Worker during a round");
   row.rssGrowthPeak = Math.max(row.rssGrowthPeak, statusBytes(pid, "VmHWM") - idleRss);
-  row.wasmBytes = Math.max(row.wasmBytes, await workerWasmBytes(dev.url));
   const ledger = await workerLedger(dev.url);
+  // The models' wasm memory and the decode kernels' (outside the ledger's count, never given back).
+  row.wasmBytes = Math.max(row.wasmBytes, (await workerWasmBytes(dev.url)) + ledger.kernelBytes);
   row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, ledger.peakBytes);
-  const pool = row.pool ?? { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
-  for (const key of ["allocated", "reused", "dropped", "acquiredBytes"] as const) {
+  const pool = row.pool ?? {
+    allocated: 0,
+    reused: 0,
+    dropped: 0,
+    acquiredBytes: 0,
+    allocatedBytes: 0,
+    droppedBytes: 0,
+  };
+  for (const key of ["allocated", "reused", "dropped", "acquiredBytes", "allocatedBytes", "droppedBytes"] as const) {
     pool[key] += ledger.pool[key] - before[key];
   }
   row.pool = pool;
   row.heapUsedPeak = Math.max(row.heapUsedPeak, peaks.usedSize);
   row.heapCommittedPeak = Math.max(row.heapCommittedPeak, peaks.totalSize);
   row.backingStorePeak = Math.max(row.backingStorePeak, peaks.backingStorageSize);
+  row.committedAndBackingPeak = Math.max(row.committedAndBackingPeak, peaks.committedAndBacking);
   row.samples += peaks.samples;
   row.maxSampleGapMs = Math.max(row.maxSampleGapMs, peaks.maxGapMs);
   for (const { outcome, ms } of answers) {
@@ -238,6 +248,7 @@ const rows: LoadRow[] = [];
 let inspector: Inspector | null = null;
 let note: string | null = null;
 let wasm = 0; // the loaded model's wasm memory after the warm-up
+let kernels = 0; // the decode kernels' wasm memory after the warm-up
 try {
   console.log("bench:load: starting wrangler dev");
   server = (await DevServer.start(PERSIST)).server;
@@ -251,6 +262,7 @@ try {
     console.log(`bench:load: warm-up ${upload.input.kind}: ${(ms / 1000).toFixed(2)} s`);
   }
   wasm = await workerWasmBytes(url);
+  kernels = (await workerLedger(url)).kernelBytes;
   for (const upload of inputs) {
     for (const n of ns) {
       if (halt.signal.aborted) break;
@@ -264,7 +276,8 @@ try {
         heapUsedPeak: 0,
         heapCommittedPeak: 0,
         backingStorePeak: 0,
-        wasmBytes: wasm,
+        committedAndBackingPeak: 0,
+        wasmBytes: wasm + kernels,
         rssGrowthPeak: 0,
         latenciesMs: [],
         samples: 0,
@@ -277,8 +290,10 @@ try {
       rows.push(row);
       console.log(
         `bench:load: ${row.kind} N=${n}: ${row.ok} ok, ${row.busy} busy, ${row.failures.length} failed; ` +
-          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB (${row.samples} samples); pool: ` +
-          `${row.pool?.allocated} made, ${row.pool?.reused} reused, ${row.pool?.dropped} dropped, ` +
+          `isolate total ${(isolateTotal(row) / MiB).toFixed(1)} MiB, sum of peaks ${(sumOfPeaks(row) / MiB).toFixed(1)} MiB ` +
+          `(${row.samples} samples); pool: ` +
+          `${row.pool?.allocated} made (${((row.pool?.allocatedBytes ?? 0) / MiB).toFixed(1)} MiB), ${row.pool?.reused} reused, ` +
+          `${row.pool?.dropped} dropped (${((row.pool?.droppedBytes ?? 0) / MiB).toFixed(1)} MiB), ` +
           `${((row.pool?.acquiredBytes ?? 0) / MiB).toFixed(1)} MiB handed out`,
       );
     }

@@ -220,7 +220,19 @@ export interface WorkerLedger {
   usedBytes: number;
   peakBytes: number;
   capacityBytes: number;
-  pool: { allocated: number; reused: number; dropped: number; acquiredBytes: number };
+  reservedBytes: number;
+  poolBytes: number;
+  inFlight: number;
+  queued: number;
+  kernelBytes: number; // the decode kernels' wasm memory
+  pool: {
+    allocated: number;
+    reused: number;
+    dropped: number;
+    acquiredBytes: number;
+    allocatedBytes: number;
+    droppedBytes: number;
+  };
 }
 
 export async function workerLedger(url: string): Promise<WorkerLedger> {

@@ -7,14 +7,11 @@
 // Buffers come in size classes (eight per doubling, so a buffer is at most 1/8 larger than asked for) and
 // are handed out zeroed. What the pool keeps free is bounded by its cap and by its host's room (a Worker's
 // memory ledger counts the free buffers and shrinks the pool when a reservation needs the room): a buffer
-// handed back while its request's reservation still counts it is parked, uncounted, until the host says
-// the room is there (settle()). A parked buffer the room cannot take yet stays parked and is handed out
-// again when no free one of its class is left: under a queue of requests of one kind the room a request
-// frees goes to the next one, which needs those very buffers, and dropping them to make new ones would leave
-// ArrayBuffers for the garbage collector, which frees them late (the garbage bench:load saw beside the
-// ledger's count). The parked buffers stay within the cap, and one not handed out again within
-// IDLE_ACQUIRES goes. For the same reason a request that needs a class the pool has none of takes a larger
-// free buffer its reservation counts (earmarked) rather than drop it and make one.
+// handed back while its request's reservation still counts it is parked until the host says the room is
+// there (settle(), once that reservation has shrunk); what the room cannot take then is freed at once
+// (freeNow: detached, not left for the collector), so the pool never holds memory nobody counts. A request
+// that needs a class the pool has none of takes a larger free buffer its reservation counts (earmarked)
+// rather than drop it and make one.
 //
 // A free buffer is kept while requests still ask for its size: one not handed out again within
 // IDLE_ACQUIRES acquisitions goes, and when a buffer handed back does not fit under the cap, the free
@@ -39,6 +36,8 @@ export interface PoolStats {
   reused: number; // buffers handed out again
   dropped: number; // buffers handed back and let go (over the cap or the host's room)
   acquiredBytes: number; // bytes handed out since the pool was made, reused or not
+  allocatedBytes: number; // bytes of the buffers made
+  droppedBytes: number; // bytes of the buffers let go: garbage until V8's next full collection
 }
 
 // A free buffer and the acquisition count when it was handed back.
@@ -57,7 +56,14 @@ export class BufferPool {
   // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
   // them) rather than as the pool's: the first buffer made anew lets them go.
   private earmarked = 0;
-  readonly stats: PoolStats = { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0 };
+  readonly stats: PoolStats = {
+    allocated: 0,
+    reused: 0,
+    dropped: 0,
+    acquiredBytes: 0,
+    allocatedBytes: 0,
+    droppedBytes: 0,
+  };
   // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
   room: () => number = () => Number.POSITIVE_INFINITY;
   // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.
@@ -133,6 +139,7 @@ export class BufferPool {
       this.dropAtLeast(drop);
     }
     this.stats.allocated++;
+    this.stats.allocatedBytes += size;
     return new ArrayBuffer(size);
   }
 
@@ -144,7 +151,8 @@ export class BufferPool {
     const transferred = buffer.byteLength < sizeClass(bytes);
     this.lent -= transferred ? sizeClass(bytes) : buffer.byteLength;
     if (transferred) {
-      this.stats.dropped++;
+      // its memory went with the transfer, to whoever holds it now
+      this.dropped(sizeClass(bytes));
       return;
     }
     if (this.hosted) this.park({ buffer, at: this.acquisitions });
@@ -152,29 +160,40 @@ export class BufferPool {
   }
 
   // The host has room again: parked buffers are kept while it lasts, the first handed back first; the rest
-  // stay parked for the next request of their size.
+  // are freed at once. Held uncounted for the next request of their size, they were memory beside the
+  // host's count (bench:load saw the isolate over 128 MiB so).
   settle(): void {
     const parked = this.parked;
     this.parked = [];
     this.parkedBytes = 0;
-    for (const entry of parked) {
-      if (!this.keep(entry.buffer, false)) this.park(entry);
-    }
+    for (const entry of parked) this.keep(entry.buffer);
   }
 
   // Parks a buffer handed back, within the cap: the parked buffers handed back longest ago make room.
   private park(entry: Free): void {
     const size = entry.buffer.byteLength;
     if (size > this.capBytes) {
-      this.stats.dropped++;
+      this.drop(entry.buffer);
       return;
     }
     while (this.parkedBytes + size > this.capBytes) {
-      this.parkedBytes -= this.parked.shift()!.buffer.byteLength;
-      this.stats.dropped++;
+      const oldest = this.parked.shift()!.buffer;
+      this.parkedBytes -= oldest.byteLength;
+      this.drop(oldest);
     }
     this.parked.push(entry);
     this.parkedBytes += size;
+  }
+
+  // Lets a buffer go, its memory at once (freeNow).
+  private drop(buffer: ArrayBuffer): void {
+    this.dropped(buffer.byteLength);
+    freeNow(buffer);
+  }
+
+  private dropped(size: number): void {
+    this.stats.dropped++;
+    this.stats.droppedBytes += size;
   }
 
   // Takes the free buffer of the smallest class above `size` and at most `most` bytes, if any.
@@ -203,9 +222,8 @@ export class BufferPool {
     for (const size of sizes) {
       const list = this.free.get(size)!;
       while (list.length > 0 && this.kept > bytes) {
-        list.pop();
+        this.drop(list.pop()!.buffer);
         this.kept -= size;
-        this.stats.dropped++;
       }
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
@@ -224,15 +242,16 @@ export class BufferPool {
       let idle = 0;
       while (idle < list.length && this.acquisitions - list[idle].at > IDLE_ACQUIRES) idle++;
       if (idle === 0) continue;
-      list.splice(0, idle);
+      for (const entry of list.splice(0, idle)) this.drop(entry.buffer);
       this.kept -= idle * size;
-      this.stats.dropped += idle;
     }
     this.earmarked = Math.min(this.earmarked, this.kept);
     let idle = 0;
     while (idle < this.parked.length && this.acquisitions - this.parked[idle].at > IDLE_ACQUIRES) idle++;
-    for (const { buffer } of this.parked.splice(0, idle)) this.parkedBytes -= buffer.byteLength;
-    this.stats.dropped += idle;
+    for (const { buffer } of this.parked.splice(0, idle)) {
+      this.parkedBytes -= buffer.byteLength;
+      this.drop(buffer);
+    }
   }
 
   // Drops the free buffer handed back longest ago; false when none is left.
@@ -244,19 +263,17 @@ export class BufferPool {
     }
     if (!oldest) return false;
     const [size, list] = oldest;
-    list.shift();
+    this.drop(list.shift()!.buffer);
     this.kept -= size;
-    this.stats.dropped++;
     this.earmarked = Math.min(this.earmarked, this.kept);
     return true;
   }
 
-  // Keeps `buffer` free if it fits the cap and the host's room; else drops it, or with `drop` false leaves it
-  // to the caller. Whether it was kept.
-  private keep(buffer: ArrayBuffer, drop = true): boolean {
+  // Keeps `buffer` free if it fits the cap and the host's room, else drops it. Whether it was kept.
+  private keep(buffer: ArrayBuffer): boolean {
     const size = buffer.byteLength;
     if (size > this.capBytes || this.countedBytes + size > this.room()) {
-      if (drop) this.stats.dropped++;
+      this.drop(buffer);
       return false;
     }
     // under the cap: the buffers idle longest make room
@@ -268,6 +285,19 @@ export class BufferPool {
     this.kept += size;
     return true;
   }
+}
+
+// Frees a buffer's memory now instead of at V8's next full collection: transfer(0) detaches it, and the
+// backing store of a detached ArrayBuffer nothing else shares is freed at once. An ArrayBuffer let go is
+// freed only by a full collection once it has outlived the young generation (the pool's buffers, a
+// request's), and V8 starts one for ArrayBuffers only after some 64 MiB of them have piled up since the
+// last: under concurrent requests that pile was what took the isolate over 128 MiB beside a ledger that
+// counted everything live (docs/MEMORY.md, "Concurrent requests"). Every view of `buffer` reads as empty
+// from then on, so only its last holder may call this. A buffer detached already (a BYOB read's) is left
+// alone; a runtime without transfer leaves it to the collector.
+export function freeNow(buffer: ArrayBuffer | null | undefined): void {
+  const b = buffer as (ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }) | null | undefined;
+  if (b && b.byteLength > 0 && typeof b.transfer === "function") b.transfer(0);
 }
 
 // The most the isolate's pool keeps free: two 12 MP progressive JPEGs' coefficients at 1/8, or one at 1/4.

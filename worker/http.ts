@@ -2,6 +2,7 @@
 // JSON / NumPy responses.
 
 import { EdgevitError } from "../core/errors.ts";
+import type { ByteReader } from "../core/image/bytes.ts";
 import { ERROR_STATUS } from "./status.ts";
 import { type ClientDisconnected, clientDisconnected, tooLarge } from "./input.ts";
 import { boolOption, choiceOption, intOption } from "./options.ts";
@@ -39,8 +40,9 @@ export function uploadHeaders(request: Request, limit: number): { form: boolean;
   return { form: false, length };
 }
 
-// The uploaded image as a stream (null for a raw request without a body): the raw body, or the `image`
-// field of a multipart form, read as far as that part's headers (multipart.ts); the form's whole body
+// The uploaded image (null for a raw request without a body): the raw body as a stream, or the `image`
+// field of a multipart form as a reader that fills the decoder's window in place (multipart.ts), the form
+// read as far as that part's headers; the form's whole body
 // counts against `limit` as it is read. `fields` receives a form's text fields before the image
 // (zero-shot's labels and template).
 export async function imageStream(
@@ -48,16 +50,16 @@ export async function imageStream(
   limit: number,
   form: boolean,
   fields?: FormFields,
-): Promise<ReadableStream<Uint8Array> | null> {
+): Promise<ReadableStream<Uint8Array> | ByteReader | null> {
   if (!form) return request.body;
   const body = request.body ?? new Blob([]).stream();
   const image = await formImage(body, request.headers.get("content-type")!, limit, clientDisconnected, fields);
   const fieldType = mediaType(image.type);
   if (fieldType !== "" && !imageType(fieldType)) {
-    await image.stream.cancel();
+    await image.reader.cancel();
     throw unsupported(fieldType);
   }
-  return image.stream;
+  return image.reader;
 }
 
 // A request's memory reservations (memory.ts), released when its answer is done: when the handler returns

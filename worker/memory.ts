@@ -12,7 +12,8 @@
 //   - the free buffers the isolate's pool keeps for the next request (core/buffers.ts): they are room
 //     reservations may take, so a reservation that needs it first shrinks the pool; a buffer handed back
 //     while its request's reservation still counts it is kept once that reservation has shrunk, if there is
-//     room then, else parked (uncounted, within the pool's cap) for the next request of its size.
+//     room then, else freed at once (core/buffers.ts's freeNow): the pool holds nothing the ledger does not
+//     count, and what it lets go is not left for V8's collector, which frees it late.
 // A reservation that does not fit waits in one FIFO queue (ADMISSION_QUEUE_LENGTH long, ADMISSION_WAIT_SECONDS
 // at most), then is refused with 503 `busy` and Retry-After. The queue is strict FIFO by arrival: a request
 // admitted earlier that grows goes before any later arrival, and nobody overtakes the head, so nobody
@@ -29,6 +30,7 @@ import {
 import { type BufferPool, buffers } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
 import { BYOB_READ_BYTES, DEFAULT_MAX_WINDOW_BYTES } from "../core/image/bytes.ts";
+import { decodeKernelBytes } from "../core/image/kernels.ts";
 import type { ImageHeader } from "../core/image/source.ts";
 import { longestEdgeStep } from "../core/pipeline.ts";
 import { StreamingPreprocessor } from "../core/preprocess/stream.ts";
@@ -249,6 +251,7 @@ export class MemoryLedger {
       queued: this.queue.length,
       loading: [...this.claims.keys()],
       pool: { ...this.pool.stats },
+      kernelBytes: decodeKernelBytes(),
     };
   }
 

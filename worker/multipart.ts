@@ -5,8 +5,9 @@
 // a read of the body (BYOB_READ_BYTES) after the few bytes of a possible delimiter carried over from the
 // read before, or after one part's headers (at most MAX_PART_HEADER_BYTES).
 
+import { freeNow } from "../core/buffers.ts";
 import { EdgevitError } from "../core/errors.ts";
-import { BYOB_READ_BYTES } from "../core/image/bytes.ts";
+import { BYOB_READ_BYTES, type ByteReader } from "../core/image/bytes.ts";
 import { type StreamFailure, tooLarge } from "./input.ts";
 
 // A part's header lines (Content-Disposition, Content-Type) are a few hundred bytes; more is refused.
@@ -27,7 +28,11 @@ export interface FormFields {
 
 export interface FormImage {
   type: string; // the part's Content-Type as sent ("" when absent)
-  stream: ReadableStream<Uint8Array>; // its bytes, ending where the part ends
+  // Its bytes, ending where the part ends, read in place into the reader's views (the decoder's window):
+  // no stream between the body and the window, so nothing is allocated per read.
+  reader: ByteReader;
+  // The same bytes as a byte stream (made when asked for; read one or the other).
+  readonly stream: ReadableStream<Uint8Array>;
 }
 
 function unparsable(): EdgevitError {
@@ -92,6 +97,7 @@ class FormReader {
   private pos = 0;
   private received = 0;
   private done = false;
+  private reading = false; // a read of the body is in flight
 
   constructor(body: ReadableStream<Uint8Array>, boundary: string, limit: number, failed: StreamFailure) {
     let byob: ReadableStreamBYOBReader | null = null;
@@ -128,13 +134,46 @@ class FormReader {
         }
         if (filename === undefined)
           throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
-        return { type: headers.get("content-type") ?? "", stream: this.partStream() };
+        let stream: ReadableStream<Uint8Array> | undefined;
+        const partStream = () => this.partStream();
+        return {
+          type: headers.get("content-type") ?? "",
+          reader: this.partReader(),
+          get stream() {
+            stream ??= partStream();
+            return stream;
+          },
+        };
       }
       throw new EdgevitError("bad_parameter", 'the multipart form has no "image" field');
     } catch (error) {
       this.cancel();
       throw error;
     }
+  }
+
+  // The current part's bytes copied into the caller's views as it reads; done at the part's delimiter,
+  // which lets the rest of the body go.
+  private partReader(): ByteReader {
+    return {
+      read: async (view) => {
+        if (this.done) return { done: true, value: undefined };
+        let piece: Uint8Array | null;
+        try {
+          piece = await this.data(view.length);
+        } catch (error) {
+          this.cancel();
+          throw error;
+        }
+        if (piece === null) {
+          this.cancel();
+          return { done: true, value: undefined };
+        }
+        view.set(piece);
+        return { done: false, value: view.subarray(0, piece.length) };
+      },
+      cancel: async () => this.cancel(),
+    };
   }
 
   // The current part's bytes as a byte stream, copied into the reader's buffer as it reads; it closes at
@@ -166,10 +205,14 @@ class FormReader {
     });
   }
 
+  // Stops reading the body; the reader's buffer is freed at once (freeNow) unless a read has it.
   private cancel(): void {
     if (this.done) return;
     this.done = true;
     this.reader.cancel().catch(() => {});
+    const memory = this.work.buffer as ArrayBuffer;
+    this.buf = this.work = new Uint8Array(0);
+    if (!this.reading) freeNow(memory);
   }
 
   // Reads more of the body after the unread bytes (moved to the front); false once the body has ended.
@@ -178,11 +221,14 @@ class FormReader {
     const rest = this.buf.length - this.pos;
     this.work.copyWithin(0, this.buf.byteOffset + this.pos, this.buf.byteOffset + this.buf.length);
     let read: number;
+    this.reading = true;
     try {
       read = await this.read(rest);
     } catch (cause) {
       this.done = true;
       throw this.failed(this.received, cause);
+    } finally {
+      this.reading = false;
     }
     if (read < 0) {
       this.done = true;

@@ -693,7 +693,15 @@ export const openapi = {
             inFlight: int,
             queued: int,
             loading: { type: "array", items: str },
-            pool: obj({ allocated: int, reused: int, dropped: int, acquiredBytes: int }),
+            pool: obj({
+              allocated: int,
+              reused: int,
+              dropped: int,
+              acquiredBytes: int,
+              allocatedBytes: int,
+              droppedBytes: int,
+            }),
+            kernelBytes: int,
           }),
         }),
         text: {

@@ -28,7 +28,7 @@ import {
   type BundleHeader,
   type ModelConfig,
 } from "../core/bundle/format.ts";
-import { ByteSource } from "../core/image/bytes.ts";
+import { type ByteReader, ByteSource } from "../core/image/bytes.ts";
 import { pcaWorkBytes } from "../core/pictures/pca.ts";
 import { longestEdgeSize, tileGrid } from "../core/preprocess/tiles.ts";
 import type { StreamFailure } from "./input.ts";
@@ -109,7 +109,11 @@ export interface StreamedOptions {
 
 // A stream read by the decoder through its window. Should the source have to keep the whole file (the
 // jpeg-js fallback, core/image/open.ts), the reservation grows with it before it does.
-export function streamedUpload(ticket: Ticket, stream: ReadableStream<Uint8Array>, o: StreamedOptions): Upload {
+export function streamedUpload(
+  ticket: Ticket,
+  stream: ReadableStream<Uint8Array> | ByteReader,
+  o: StreamedOptions,
+): Upload {
   const reserve = (bytes: number) => {
     const body = bytes + o.readerBytes;
     return ticket.resize(Math.max(ticket.bytes, reservationBytes({ body })), bodyTooLarge(body));

@@ -190,6 +190,9 @@ export interface IsolateMemory {
   queued: number; // requests waiting for one
   loading: string[]; // models being loaded, the model budget set aside for them
   pool: PoolStats; // the pool's buffers made, handed out again and let go since the isolate started
+  // The decoders' wasm kernels' memory (core/image/kernels.ts): not in usedBytes, part of what
+  // ISOLATE_MEMORY_MB leaves below 128 MB for what the ledger does not count (docs/MEMORY.md).
+  kernelBytes: number;
 }
 
 // The error body of every failed HTTP answer; over RPC the thrown Error has `code` and a message that

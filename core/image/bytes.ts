@@ -31,6 +31,14 @@ function payloadTooLarge(limit: number): EdgevitError {
   return new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
 }
 
+// A reader that fills the caller's view in place and answers a view of it (a multipart form's image part,
+// worker/multipart.ts): a BYOB read without the transfer, so no stream, promise chain or buffer stands
+// between the body and the window.
+export interface ByteReader {
+  read(view: Uint8Array<ArrayBuffer>): Promise<ReadableStreamReadResult<Uint8Array<ArrayBuffer>>>;
+  cancel(): Promise<void>;
+}
+
 export interface StreamSourceOptions {
   maxBytes: number; // the whole stream may not be longer: payload_too_large, checked while reading
   maxWindowBytes?: number;
@@ -53,10 +61,10 @@ export class ByteSource {
   readonly maxBytes: number;
   private readonly minRead: number;
   private buffer: Uint8Array;
-  private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | ByteReader | null;
   // A byte stream (request, RPC and R2 bodies) is read straight into the window's free end: each read
   // transfers the window's memory and hands it back, so no chunk is allocated per read and reading leaves no
-  // garbage behind. Another stream's chunks are copied in as they come.
+  // garbage behind; a ByteReader fills it in place. Another stream's chunks are copied in as they come.
   readonly byob: boolean;
   // A stream's window comes from the isolate's pool (../buffers.ts) and goes back on close().
   private pooled: { buffer: ArrayBuffer; bytes: number }[] = [];
@@ -68,13 +76,14 @@ export class ByteSource {
 
   private constructor(
     bytes: Uint8Array,
-    reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null,
+    reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | ByteReader | null,
     o: StreamSourceOptions,
+    byob = false,
   ) {
     this.buffer = bytes;
     this.bytes = bytes;
     this.reader = reader;
-    this.byob = reader instanceof ReadableStreamBYOBReader;
+    this.byob = byob;
     this.ended = reader === null;
     this.whole = reader === null;
     this.received = bytes.length;
@@ -90,15 +99,16 @@ export class ByteSource {
     return new ByteSource(bytes, null, { maxBytes: bytes.length });
   }
 
-  static from(stream: ReadableStream<Uint8Array>, options: StreamSourceOptions): ByteSource {
+  static from(stream: ReadableStream<Uint8Array> | ByteReader, options: StreamSourceOptions): ByteSource {
     if (options.length !== undefined && options.length > options.maxBytes) throw payloadTooLarge(options.maxBytes);
+    if (!(stream instanceof ReadableStream)) return new ByteSource(new Uint8Array(0), stream, options, true);
     let byob: ReadableStreamBYOBReader | null = null;
     try {
       byob = stream.getReader({ mode: "byob" });
     } catch {
       // Not a byte stream: its chunks are read as they come.
     }
-    return new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options);
+    return new ByteSource(new Uint8Array(0), byob ?? stream.getReader(), options, byob !== null);
   }
 
   // The most bytes this source holds: the window's bound (the whole body for whole bytes, or when retaining).
@@ -218,10 +228,10 @@ export class ByteSource {
   }
 
   // One BYOB read into the window's free end, buffer[at..]: the bytes read, or null at the stream's end.
-  // The read transfers the window's memory and returns it as a new ArrayBuffer: the window (and the pool's
-  // record of it) is re-made on that one.
+  // A byte stream's read transfers the window's memory and returns it as a new ArrayBuffer: the window (and
+  // the pool's record of it) is re-made on that one. A ByteReader's answers the window's own memory.
   private async readInto(at: number): Promise<number | null> {
-    const reader = this.reader as ReadableStreamBYOBReader | null;
+    const reader = this.reader as ByteReader | null;
     if (reader === null) return null;
     const window = this.buffer;
     const { byteOffset, length } = window; // a transferred view reads as empty
@@ -233,7 +243,7 @@ export class ByteSource {
       throw this.failed ? this.failed(this.received, cause) : cause;
     }
     const memory = result.value?.buffer as ArrayBuffer | undefined;
-    if (memory && this.reader !== null) {
+    if (memory && memory !== window.buffer && this.reader !== null) {
       const pooled = this.pooled.find((p) => p.buffer === window.buffer);
       if (pooled) pooled.buffer = memory;
       this.buffer = new Uint8Array(memory, byteOffset, length);

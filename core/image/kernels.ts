@@ -242,6 +242,11 @@ export class DecodeKernels {
     this.uint32 = new Uint32Array(this.exports.memory.buffer);
   }
 
+  // Its wasm memory: it grows with the widest image decoded and is never given back.
+  get memoryBytes(): number {
+    return this.exports.memory.buffer.byteLength;
+  }
+
   // Grows the areas to at least these sizes; renews the views when memory grew.
   private fit(coefBytes: number, rowBytes: number, tableBytes = 0): void {
     if (coefBytes > this.coefCapacity || rowBytes > this.rowCapacity || tableBytes > this.tableCapacity) {
@@ -894,6 +899,11 @@ let installed: DecodeKernels | null = null;
 export function installDecodeKernels(module: WebAssembly.Module | null): void {
   kernelModule = module;
   installed = null;
+}
+
+// The wasm memory of the isolate's kernels, 0 before the first decode made them.
+export function decodeKernelBytes(): number {
+  return installed ? installed.memoryBytes : 0;
 }
 
 // The installed kernels, or null: the decoders then use their JavaScript paths.

@@ -395,6 +395,11 @@ export class RowResize {
     this.next = reversed ? plan.height - 1 : 0;
   }
 
+  // Its buffers, for a caller that is done with it to free at once (../buffers.ts's freeNow).
+  buffers(): ArrayBuffer[] {
+    return [this.ring.buffer, this.row.buffer, this.at.buffer] as ArrayBuffer[];
+  }
+
   // Input row y, [inWidth][3] from src[from..].
   push(src: Uint8Array, y: number, from = 0): void {
     const { width, height, inWidth, vert, xin, yin, firstRow, lastRow, ringRows } = this.plan;

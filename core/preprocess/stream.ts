@@ -18,6 +18,7 @@
 // the decoded image, nor every resized row.
 
 import type { Preprocessing } from "../bundle/format.ts";
+import { freeNow } from "../buffers.ts";
 import { EdgevitError } from "../errors.ts";
 import { decodeKernels } from "../image/kernels.ts";
 import { cropAndNormalize, outputSize, resizedSize, type Size } from "./preprocess.ts";
@@ -82,6 +83,8 @@ export class StreamingPreprocessor {
   private received = 0;
   private readonly stored: Size;
   private readonly finishResize: () => Uint8Array; // [resized.height][resized.width][3]
+  private readonly scratch: (() => ArrayBuffer[]) | undefined;
+  private finished = false; // its buffers are freed: finish and finishImage run once
 
   // decoded: the size the decoder pushes (stored orientation); orientation: EXIF 1..8.
   constructor(pp: Preprocessing, decoded: Size, orientation: number) {
@@ -110,6 +113,7 @@ export class StreamingPreprocessor {
       plan = convolutionPlan(g, outW, outH);
     }
     this.finishResize = plan.finish;
+    this.scratch = plan.scratch;
     const push = plan.row;
     const stride = decoded.width * 3;
     this.sink = (rows, first, count) => {
@@ -138,9 +142,20 @@ export class StreamingPreprocessor {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
     }
+    if (this.finished) throw new RangeError("finish after the preprocessor was finished");
+    this.finished = true;
     const data = this.finishResize();
     const { width, height } = this.resized;
-    return cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
+    const size = cropAndNormalize({ width, height, data }, outputSize(this.pp, this.oriented), this.pp, out);
+    // Done: its buffers are freed at once rather than left for the collector, which under concurrent
+    // requests frees them late (../buffers.ts's freeNow).
+    this.free();
+    freeNow(data.buffer as ArrayBuffer);
+    return size;
+  }
+
+  private free(): void {
+    for (const buffer of this.scratch?.() ?? []) freeNow(buffer);
   }
 
   // The resized uint8 picture alone, for a processor whose further steps start from it (Idefics3's tiles,
@@ -149,14 +164,19 @@ export class StreamingPreprocessor {
     if (this.received !== this.stored.height) {
       throw new RangeError(`finish after ${this.received} of ${this.stored.height} rows`);
     }
+    if (this.finished) throw new RangeError("finish after the preprocessor was finished");
+    this.finished = true;
     const { width, height } = this.resized;
-    return { width, height, data: this.finishResize() };
+    const data = this.finishResize();
+    this.free(); // the picture is the caller's
+    return { width, height, data };
   }
 }
 
 interface Plan {
   row: (row: Uint8Array, y: number) => void; // one stored row, [width][3], y in the decoded image
   finish: () => Uint8Array; // the resized picture, [outH][outW][3], once every row is in
+  scratch?: () => ArrayBuffer[]; // the buffers it resizes through, beside the picture
 }
 
 // The sizes convolutionPlan allocates from: T's size, the passes' coefficients, the rows of T the vertical
@@ -274,6 +294,7 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
     const mirrored = m.mirror ? new Uint8Array(w * 3) : null;
     return {
       finish,
+      scratch: () => [...(resize?.buffers() ?? []), ...(mirrored ? [mirrored.buffer] : [])],
       row: (row, y) => {
         const ty = m.rowOf(y);
         let src = row;
@@ -367,6 +388,7 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   const reversedColumn = m.rowsReversed ? new Uint8Array(span) : null;
   return {
     finish,
+    scratch: () => [column, at, ring, slots, resized, reversedColumn].flatMap((a) => (a ? [a.buffer] : [])),
     row: (row, y) => {
       const tx = m.colOf(y);
       ring.set(row.subarray(from, from + span), (tx % keep) * span);

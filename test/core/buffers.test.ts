@@ -32,6 +32,7 @@ describe("BufferPool", () => {
     // Another class is a new buffer.
     expect(pool.acquire(300_000)).not.toBe(a);
     expect(pool.stats).toMatchObject({ allocated: 2, reused: 1 });
+    expect(pool.stats.allocatedBytes).toBe(a.byteLength + sizeClass(300_000));
   });
 
   test("what is kept stays within the cap and the host's room; trim drops the largest first", () => {
@@ -41,6 +42,10 @@ describe("BufferPool", () => {
     // c, handed back last, does not fit beside a and b: a, handed back longest ago, makes room
     expect(pool.freeBytes).toBe(b.byteLength + c.byteLength);
     expect(pool.stats.dropped).toBe(1);
+    expect(pool.stats.droppedBytes).toBe(sizeClass(100_000));
+    // and its memory is freed at once (detached), not left for the collector
+    expect(a.byteLength).toBe(0);
+    expect(b.byteLength).toBe(sizeClass(50_000));
     expect(pool.acquire(100_000)).not.toBe(a);
     expect(pool.acquire(90_000)).toBe(c);
     pool.release(pool.acquire(50_000));
@@ -79,7 +84,7 @@ describe("BufferPool", () => {
     expect(pool.inUseBytes).toBe(sizeClass(1 << 20));
   });
 
-  test("a buffer handed back with no room yet stays parked: handed out again, not dropped and made anew", () => {
+  test("a buffer handed back is parked until the host settles: kept if its room allows, else freed at once", () => {
     const pool = new BufferPool(250_000);
     let room = 0;
     pool.room = () => room;
@@ -87,7 +92,7 @@ describe("BufferPool", () => {
     const a = pool.acquire(100_000);
     new Uint8Array(a).fill(9);
     pool.release(a);
-    pool.settle(); // the host has no room: a stays parked, uncounted
+    // Parked (its request's reservation still counts it): handed out again before the host settles.
     expect(pool.freeBytes).toBe(0);
     const again = pool.acquire(100_000);
     expect(again).toBe(a);
@@ -98,11 +103,15 @@ describe("BufferPool", () => {
     const c = pool.acquire(100_000);
     for (const x of [a, b, c]) pool.release(x);
     expect(pool.stats.dropped).toBe(1);
-    // Once the host has room, the parked buffers are kept (counted).
-    room = 1 << 20;
+    expect(a.byteLength).toBe(0); // freed at once
+    // The host has room for one: it is kept (counted), the other freed at once, never held uncounted.
+    room = 150_000;
     pool.settle();
-    expect(pool.freeBytes).toBe(b.byteLength + c.byteLength);
-    expect(pool.inUseBytes).toBe(0);
+    expect(pool.freeBytes).toBe(b.byteLength);
+    expect(c.byteLength).toBe(0);
+    expect(pool.stats).toMatchObject({ dropped: 2, droppedBytes: 2 * sizeClass(100_000) });
+    expect(pool.acquire(100_000)).toBe(b);
+    expect(pool.inUseBytes).toBe(sizeClass(100_000));
   });
 
   test("a parked buffer not handed out again within IDLE_ACQUIRES acquisitions goes", () => {

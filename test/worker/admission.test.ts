@@ -246,6 +246,10 @@ test("a burst of multipart forms: each streams its image part, every answer as t
     expect(await response.json()).toEqual(alone.get("cat"));
   }
   expectBaseline();
+  // The decode kernels' wasm memory is reported beside the ledger's count (whole 64 KiB pages).
+  const { kernelBytes } = ledger().state();
+  expect(kernelBytes).toBeGreaterThan(0);
+  expect(kernelBytes % 65536).toBe(0);
 });
 
 test("an RPC caller that abandons its stream part way: a refusal, and the ledger back to its baseline", async () => {

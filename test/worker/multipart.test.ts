@@ -5,6 +5,7 @@
 import { expect, test } from "vitest";
 import cat from "../fixtures/images/cat-baseline-420.jpg";
 import { EdgevitError } from "../../core/errors.ts";
+import type { ByteReader } from "../../core/image/bytes.ts";
 import { formImage } from "../../worker/multipart.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -48,9 +49,29 @@ async function reference(body: Uint8Array, type: string): Promise<Uint8Array> {
   return new Uint8Array(await (form.get("image") as File).arrayBuffer());
 }
 
+// The part read in place through its reader, `viewBytes` at most a read, into one buffer: every read
+// answers a view of that very buffer (nothing transferred, nothing allocated for the bytes).
+async function readInPlace(reader: ByteReader, viewBytes = 1000): Promise<Uint8Array> {
+  const memory = new ArrayBuffer(viewBytes);
+  const pieces: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read(new Uint8Array(memory, 0, viewBytes));
+    expect(memory.byteLength).toBe(viewBytes); // not detached
+    if (done) return concat(...pieces);
+    expect(value.buffer).toBe(memory);
+    expect(value.byteOffset).toBe(0);
+    pieces.push(value.slice());
+  }
+}
+
+// The image part's type and bytes, read both ways (the decoder's window reads the reader; the stream is
+// the same bytes for other callers): they must agree.
 async function image(body: Uint8Array, type: string, cuts: number[] = [], limit = 1 << 24) {
   const part = await formImage(chunked(body, cuts), type, limit, failedRead);
-  return { type: part.type, bytes: await readAll(part.stream) };
+  const bytes = await readInPlace(part.reader, 1 + (cuts.length % 700));
+  const streamed = await formImage(chunked(body, cuts), type, limit, failedRead);
+  expect(await readAll(streamed.stream)).toEqual(bytes);
+  return { type: part.type, bytes };
 }
 
 // Bytes that look like delimiters without being one: a line break and dashes, the boundary's start.

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
-import { ByteSource } from "../../../core/image/bytes.ts";
+import { type ByteReader, ByteSource } from "../../../core/image/bytes.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
 import type { ImageDecoder } from "../../../core/image/source.ts";
 import { prng } from "../../prng.ts";
@@ -270,6 +270,43 @@ describe("bounds", () => {
       // Every read landed in the source's one window (a BYOB read transfers it and hands it back).
       expect([...sizes]).toEqual([1 << 20]);
       expect(source.byob).toBe(true);
+    }
+  });
+
+  test("a ByteReader fills the window in place: one buffer for the whole decode, as its whole bytes", async () => {
+    for (const name of ["images/hubble-cmyk.jpg", "images/coffee-progressive.jpg"]) {
+      const bytes = read(`${FIXTURES}${name}`);
+      let at = 0;
+      const buffers = new Set<ArrayBufferLike>();
+      let cancelled = false;
+      const reader: ByteReader = {
+        async read(view) {
+          buffers.add(view.buffer);
+          const n = Math.min(view.length, 5000, bytes.length - at);
+          if (n === 0) return { done: true, value: undefined };
+          view.set(bytes.subarray(at, at + n));
+          at += n;
+          return { done: false, value: view.subarray(0, n) };
+        },
+        async cancel() {
+          cancelled = true;
+        },
+      };
+      const whole = openImageBytes(bytes, LIMITS);
+      const want: number[] = [];
+      await whole.decode(2, (rows) => void want.push(rows[0]));
+      const source = ByteSource.from(reader, { maxBytes: 1 << 20 });
+      const decoder = await openImage(source, LIMITS);
+      const got: number[] = [];
+      await decoder.decode(2, (rows) => void got.push(rows[0]));
+      expect(got, name).toEqual(want);
+      expect(source.byob).toBe(true);
+      // Every read was into the one window, never detached.
+      expect(buffers.size).toBe(1);
+      expect([...buffers][0].byteLength).toBeGreaterThanOrEqual(1 << 20);
+      // It was read to its end: nothing to cancel.
+      source.close();
+      expect(cancelled).toBe(false);
     }
   });
 

@@ -147,3 +147,30 @@ test("an aspect ratio too extreme to resize within memory is image_too_large, be
     /aspect ratio is too extreme/,
   );
 });
+
+test("finish frees the preprocessor's picture and its resize buffers at once, in every orientation", () => {
+  // What finish lets go is detached (ArrayBuffer.prototype.transfer(0), core/buffers.ts's freeNow), not left
+  // for the collector: the bytes it frees cover the resized picture.
+  const transfer = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "transfer")!;
+  const stored = randomImage(300, 171, 11);
+  const pp = goldens.configs.vit;
+  for (let o = 1; o <= 8; o++) {
+    let freed = 0;
+    Object.defineProperty(ArrayBuffer.prototype, "transfer", {
+      ...transfer,
+      value(this: ArrayBuffer, length?: number) {
+        if (length === 0) freed += this.byteLength;
+        return transfer.value.call(this, length);
+      },
+    });
+    let out: Float32Array;
+    try {
+      out = streamed(stored, o, pp);
+    } finally {
+      Object.defineProperty(ArrayBuffer.prototype, "transfer", transfer);
+    }
+    const resized = resizedSize(pp, o >= 5 ? { width: 171, height: 300 } : { width: 300, height: 171 });
+    expect(freed, `orientation ${o}`).toBeGreaterThan(resized.width * resized.height * 3);
+    expect(sha256(out)).toBe(sha256(whole(stored, o, pp)));
+  }
+});
