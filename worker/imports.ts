@@ -216,11 +216,14 @@ export class MultipartSink {
   private at = 0; // bytes written in order
   private readonly uploaded: R2UploadedPart[] = [];
 
-  constructor(
-    private readonly upload: R2MultipartUpload,
-    readonly size: number,
-    private readonly onPart: (written: number, parts: number) => Promise<void>,
-  ) {
+  private readonly upload: R2MultipartUpload;
+  readonly size: number;
+  private readonly onPart: (written: number, parts: number) => Promise<void>;
+
+  constructor(upload: R2MultipartUpload, size: number, onPart: (written: number, parts: number) => Promise<void>) {
+    this.upload = upload;
+    this.size = size;
+    this.onPart = onPart;
     this.first = new Uint8Array(Math.min(PART_BYTES, size));
     this.current = this.first;
   }

@@ -66,12 +66,17 @@ function keepBest(best: SearchHit[], hit: SearchHit, k: number): void {
 
 // The index the Worker keeps in R2 (`bucket`: RESULTS).
 export class R2Index implements SearchIndex {
-  constructor(
-    private readonly env: Env,
-    private readonly bucket: R2Bucket,
-    private readonly model: string,
-    private readonly version: string,
-  ) {}
+  private readonly env: Env;
+  private readonly bucket: R2Bucket;
+  private readonly model: string;
+  private readonly version: string;
+
+  constructor(env: Env, bucket: R2Bucket, model: string, version: string) {
+    this.env = env;
+    this.bucket = bucket;
+    this.model = model;
+    this.version = version;
+  }
 
   private async entryKey(key: string): Promise<string> {
     return `${prefixOf(this.model)}${this.version}/${await sha256Hex(key)}.f32`;
@@ -121,11 +126,15 @@ export class R2Index implements SearchIndex {
 // The same index in Vectorize: one namespace per model and version (at most 64 bytes: hashed when longer),
 // the image's key as metadata, ids derived from namespace and key so a re-upload replaces its vector.
 export class VectorizeIndex implements SearchIndex {
-  constructor(
-    private readonly vectorize: Vectorize,
-    private readonly model: string,
-    private readonly version: string,
-  ) {}
+  private readonly vectorize: Vectorize;
+  private readonly model: string;
+  private readonly version: string;
+
+  constructor(vectorize: Vectorize, model: string, version: string) {
+    this.vectorize = vectorize;
+    this.model = model;
+    this.version = version;
+  }
 
   private async namespace(): Promise<string> {
     const name = `${this.model}@${this.version}`;

@@ -69,11 +69,15 @@ function overRead(what: string, bytes: number | bigint, limit: number, why: stri
 // A weights file and the CRC-32 of every range of it read so far.
 class RemoteFile {
   readonly pieces = new Map<number, { end: number; crc: number }>();
-  constructor(
-    readonly hub: HubClient,
-    readonly file: HubFile,
-    private readonly reserve: (bytes: number) => Promise<void>,
-  ) {}
+  readonly hub: HubClient;
+  readonly file: HubFile;
+  private readonly reserve: (bytes: number) => Promise<void>;
+
+  constructor(hub: HubClient, file: HubFile, reserve: (bytes: number) => Promise<void>) {
+    this.hub = hub;
+    this.file = file;
+    this.reserve = reserve;
+  }
 
   async range(start: number, end: number): Promise<Uint8Array> {
     for (let attempt = 1; ; attempt++) {
@@ -141,6 +145,8 @@ export async function jsonBytes(
 
 class RemoteTensors implements TensorSource {
   readonly tensors = new Map<string, TensorInfo>();
+  private readonly progress: (p: HubSourceProgress) => void;
+  private readonly counts: HubSourceProgress;
   readonly files: string[];
   readonly bytes: number;
   private readonly owner = new Map<string, RemoteFile>();
@@ -148,9 +154,11 @@ class RemoteTensors implements TensorSource {
   constructor(
     index: string | null,
     shards: { remote: RemoteFile; tensors: Map<string, TensorInfo> }[],
-    private readonly progress: (p: HubSourceProgress) => void,
-    private readonly counts: HubSourceProgress,
+    progress: (p: HubSourceProgress) => void,
+    counts: HubSourceProgress,
   ) {
+    this.progress = progress;
+    this.counts = counts;
     this.files = [...(index ? [index] : []), ...shards.map((s) => s.remote.file.file)];
     this.bytes = shards.reduce((a, s) => a + s.remote.file.size, 0);
     for (const { remote, tensors } of shards) {
