@@ -294,10 +294,16 @@ export class BufferPool {
 // last: under concurrent requests that pile was what took the isolate over 128 MiB beside a ledger that
 // counted everything live (docs/MEMORY.md, "Concurrent requests"). Every view of `buffer` reads as empty
 // from then on, so only its last holder may call this. A buffer detached already (a BYOB read's) is left
-// alone; a runtime without transfer leaves it to the collector.
+// alone; a runtime without transfer leaves it to the collector, and so does a buffer that cannot be
+// detached (a WebAssembly.Memory's, a SharedArrayBuffer): freeing early is never worth failing a request.
 export function freeNow(buffer: ArrayBuffer | null | undefined): void {
   const b = buffer as (ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }) | null | undefined;
-  if (b && b.byteLength > 0 && typeof b.transfer === "function") b.transfer(0);
+  if (!b || b.byteLength === 0 || typeof b.transfer !== "function") return;
+  try {
+    b.transfer(0);
+  } catch {
+    // not detachable: the collector frees it
+  }
 }
 
 // The most the isolate's pool keeps free: two 12 MP progressive JPEGs' coefficients at 1/8, or one at 1/4.

@@ -1,7 +1,7 @@
 // The isolate's buffer pool on its own: size classes, reuse, zeroing, its cap.
 
 import { describe, expect, test } from "vitest";
-import { BufferPool, IDLE_ACQUIRES, sizeClass } from "../../core/buffers.ts";
+import { BufferPool, freeNow, IDLE_ACQUIRES, sizeClass } from "../../core/buffers.ts";
 
 describe("BufferPool", () => {
   test("size classes: 4 KiB at least, at most 1/8 over what is asked, monotonic", () => {
@@ -151,5 +151,25 @@ describe("BufferPool", () => {
     pool.release(small, 20_000);
     expect(pool.freeBytes).toBe(big.byteLength + other.byteLength);
     expect(pool.inUseBytes).toBe(0);
+  });
+});
+
+describe("freeNow", () => {
+  test("detaches a buffer it is handed, so its memory goes at once", () => {
+    const buffer = new ArrayBuffer(1 << 20);
+    const view = new Uint8Array(buffer);
+    freeNow(buffer);
+    expect(buffer.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+  });
+
+  test("leaves a buffer that cannot be detached as it is, without throwing", () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    expect(() => freeNow(memory.buffer)).not.toThrow();
+    expect(memory.buffer.byteLength).toBe(65536);
+    const shared = new SharedArrayBuffer(16);
+    expect(() => freeNow(shared as unknown as ArrayBuffer)).not.toThrow();
+    expect(shared.byteLength).toBe(16);
+    expect(() => freeNow(null)).not.toThrow();
   });
 });
