@@ -283,7 +283,10 @@ function readCodeLengths(br: BitReader, lengthCode: PrefixCode, n: number, out: 
 // What the main image's codes may hold (vp8lTableBytes); sub-images' codes are not counted here.
 class TableBudget {
   used = 0;
-  constructor(readonly limit: number) {}
+  readonly limit: number;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 
   charge(bytes: number, groups: number): void {
     this.used += bytes;
