@@ -7,6 +7,7 @@ export { horizontalRow, horizontalRowScalar, verticalRow, verticalRowScalar } fr
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
 export { adler32, inflate } from "./image/inflate";
 export { unfilterRow, unfilterRowScalar } from "./image/unfilter";
+export { vp8FilterRow, vp8FilterRowScalar } from "./image/vp8-filter";
 export {
   decodeAcBlocks,
   decodeDcMcus,

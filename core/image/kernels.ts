@@ -85,6 +85,18 @@ type DecodeAcBlocks = (
   se: number,
   al: number,
 ) => number;
+// Lossy WebP's loop filter over a macroblock row; see assembly/image/vp8-filter.ts.
+type Vp8FilterRow = (
+  y: number,
+  yStride: number,
+  u: number,
+  v: number,
+  uvStride: number,
+  info: number,
+  mbW: number,
+  mbY: number,
+  simple: number,
+) => void;
 type DecodeDcMcus = (data: number, length: number, final: number, mcus: number, refine: number, al: number) => number;
 
 interface DecodeExports {
@@ -119,6 +131,8 @@ interface DecodeExports {
   horizontalRowScalar: HorizontalRow;
   verticalRow: VerticalRow;
   verticalRowScalar: VerticalRow;
+  vp8FilterRow: Vp8FilterRow;
+  vp8FilterRowScalar: Vp8FilterRow;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -193,6 +207,10 @@ const PAD = 64;
 // take the JavaScript paths.
 export const MAX_COEFFICIENT_BYTES = 3 << 19;
 const MAX_ROW_BYTES = 1 << 19;
+
+// The plane rows vp8FilterRow copies: a macroblock row and the 4 above it the filter reads.
+const VP8_Y_ROWS = 20;
+const VP8_UV_ROWS = 12;
 
 export class DecodeKernels {
   readonly exports: DecodeExports;
@@ -777,6 +795,49 @@ export class DecodeKernels {
     const run = scalar ? this.exports.verticalRowScalar : this.exports.verticalRow;
     run(rowsAt, rowBytes, count, weightsAt, outAt, stride);
     out.set(heap.subarray(outAt, outAt + stride), o);
+  }
+
+  // Whether vp8FilterRow fits the scratch bounds for planes of these strides.
+  fitsVp8Filter(yStride: number, uvStride: number): boolean {
+    return VP8_Y_ROWS * yStride + 2 * VP8_UV_ROWS * uvStride + yStride / 4 + 4 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./webp/vp8.ts filterMb on every macroblock of a row: the row's 16 luma rows from plane row yRow of Y
+  // (yStride bytes each) and its 8 chroma rows from row uvRow of U and V, with the 4 rows above each, are
+  // filtered in place; info holds 4 bytes per macroblock column (limit, interior limit, hev threshold,
+  // inner edges). `scalar` runs the kernel's scalar twin.
+  vp8FilterRow(
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    yRow: number,
+    uvRow: number,
+    info: Uint8Array,
+    mbW: number,
+    mbY: number,
+    simple: boolean,
+    scalar = false,
+  ): void {
+    const yBytes = VP8_Y_ROWS * yStride;
+    const uvBytes = VP8_UV_ROWS * uvStride;
+    const yAt = this.scratch(yBytes + 2 * uvBytes + 4 * mbW + 4 * PAD);
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const infoAt = vAt + uvBytes + PAD;
+    const heap = this.heap;
+    const yFrom = (yRow - 4) * yStride;
+    const uvFrom = (uvRow - 4) * uvStride;
+    heap.set(Y.subarray(yFrom, yFrom + yBytes), yAt);
+    heap.set(U.subarray(uvFrom, uvFrom + uvBytes), uAt);
+    heap.set(V.subarray(uvFrom, uvFrom + uvBytes), vAt);
+    heap.set(info.subarray(0, 4 * mbW), infoAt);
+    const run = scalar ? this.exports.vp8FilterRowScalar : this.exports.vp8FilterRow;
+    run(yAt + 4 * yStride, yStride, uAt + 4 * uvStride, vAt + 4 * uvStride, uvStride, infoAt, mbW, mbY, simple ? 1 : 0);
+    Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
+    U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
+    V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
   }
 
   // Whether yccRows fits the scratch bounds for `rows` rows of these strides.

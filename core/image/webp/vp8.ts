@@ -8,6 +8,7 @@
 
 import { AC_TABLE, BMODES_PROBA, COEFFS_PROBA0, COEFFS_UPDATE_PROBA, DC_TABLE } from "./vp8-tables.ts";
 import { yieldToOthers } from "../bytes.ts";
+import { decodeKernels } from "../kernels.ts";
 import { WebpError } from "./vp8l.ts";
 
 // libwebp's VP8BitReader, a byte at a time: `range` is kept minus one, `bits` counts the bits of `value`
@@ -451,8 +452,11 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     modes: new Uint8Array(16),
     uvMode: 0,
   }));
-  const filters: FilterInfo[] = new Array(mbW); // the row's, by column
-  const inner = new Uint8Array(mbW); // whether a column's inner edges are filtered
+  // The row's filter by column, 4 bytes each: limit (0: none), interior limit, hev threshold, and whether
+  // the inner edges are filtered (the layout of the kernel's, assembly/image/vp8-filter.ts).
+  const filterInfo = new Uint8Array(4 * mbW);
+  const kernels = filterType > 0 ? decodeKernels() : null;
+  const filterKernel = kernels?.fitsVp8Filter(yStride, uvStride) ? kernels : null;
   const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
 
   let leftNz = 0;
@@ -598,12 +602,18 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       if (r.eof) throw new WebpError("a token partition ends early");
       if (filterType > 0) {
         const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
-        filters[mbX] = f;
-        inner[mbX] = f.inner || !skip ? 1 : 0;
+        filterInfo[4 * mbX] = f.limit;
+        filterInfo[4 * mbX + 1] = f.ilevel;
+        filterInfo[4 * mbX + 2] = f.hevThresh;
+        filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
       }
       reconstruct(mbX, mbY, mb);
     }
-    if (filterType > 0) for (let mbX = 0; mbX < mbW; mbX++) filterMb(mbX, mbY, filters[mbX], inner[mbX] === 1);
+    if (filterKernel !== null) {
+      filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
+    } else if (filterType > 0) {
+      filterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType);
+    }
     emitRows(mbY, mbY === mbH - 1 ? height : Math.min(height, 16 * mbY + 8));
     Y.copyWithin(0, 16 * yStride, (Y_KEEP + 16) * yStride);
     U.copyWithin(0, 8 * uvStride, (UV_KEEP + 8) * uvStride);
@@ -972,41 +982,6 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     }
   }
 
-  // The loop filter of one macroblock, on the planes (DoFilter).
-  function filterMb(mbX: number, mbY: number, f: FilterInfo, inner: boolean): void {
-    const { limit, ilevel, hevThresh } = f;
-    if (limit === 0) return;
-    const y0 = Y_KEEP * yStride + mbX * 16;
-    const u0 = UV_KEEP * uvStride + mbX * 8;
-    if (filterType === 1) {
-      if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
-      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
-      if (mbY > 0) simpleFilter(Y, y0, yStride, 1, limit + 4);
-      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k * yStride, yStride, 1, limit);
-      return;
-    }
-    if (mbX > 0) {
-      filterLoop(Y, y0, 1, yStride, 16, limit + 4, ilevel, hevThresh, true);
-      filterLoop(U, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
-      filterLoop(V, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
-    }
-    if (inner) {
-      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k, 1, yStride, 16, limit, ilevel, hevThresh, false);
-      filterLoop(U, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
-      filterLoop(V, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
-    }
-    if (mbY > 0) {
-      filterLoop(Y, y0, yStride, 1, 16, limit + 4, ilevel, hevThresh, true);
-      filterLoop(U, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
-      filterLoop(V, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
-    }
-    if (inner) {
-      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k * yStride, yStride, 1, 16, limit, ilevel, hevThresh, false);
-      filterLoop(U, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
-      filterLoop(V, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
-    }
-  }
-
   // Output rows [next, end) from the planes to RGB through libwebp's fancy upsampler (EmitFancyRGB), during
   // macroblock row mbY: luma row y is at plane row y - 16 * mbY + Y_KEEP, chroma row t at t - 8 * mbY + UV_KEEP.
   function emitRows(mbY: number, end: number): void {
@@ -1072,6 +1047,62 @@ function inverseWht(inp: Int16Array, out: Int16Array): void {
     out[i * 64 + 16] = (a3 + a2) >> 3;
     out[i * 64 + 32] = (a0 - a1) >> 3;
     out[i * 64 + 48] = (a3 - a2) >> 3;
+  }
+}
+
+// The loop filter of a macroblock row, each macroblock in turn (libwebp's DoFilter), in place on the
+// planes: the row's luma at plane row yRow of Y, its chroma at row uvRow of U and V; `info` holds 4 bytes
+// per macroblock column (limit, 0 for none; interior limit; hev threshold; whether the inner edges are
+// filtered); filterType 1 is the simple filter, 2 the complex one. The JavaScript twin of the kernel
+// (assembly/image/vp8-filter.ts).
+export function filterRow(
+  Y: Uint8Array,
+  U: Uint8Array,
+  V: Uint8Array,
+  yStride: number,
+  uvStride: number,
+  yRow: number,
+  uvRow: number,
+  info: Uint8Array,
+  mbW: number,
+  mbY: number,
+  filterType: number,
+): void {
+  for (let mbX = 0; mbX < mbW; mbX++) {
+    const limit = info[4 * mbX];
+    if (limit === 0) continue;
+    const ilevel = info[4 * mbX + 1];
+    const hevThresh = info[4 * mbX + 2];
+    const inner = info[4 * mbX + 3] === 1;
+    const y0 = yRow * yStride + mbX * 16;
+    const u0 = uvRow * uvStride + mbX * 8;
+    if (filterType === 1) {
+      if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
+      if (mbY > 0) simpleFilter(Y, y0, yStride, 1, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k * yStride, yStride, 1, limit);
+      continue;
+    }
+    if (mbX > 0) {
+      filterLoop(Y, y0, 1, yStride, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k, 1, yStride, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+    }
+    if (mbY > 0) {
+      filterLoop(Y, y0, yStride, 1, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k * yStride, yStride, 1, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // The image decoders' wasm kernels (assembly/image/, core/image/kernels.ts) against their scalar twins and
 // the JavaScript steps they replace, on random and extreme rows; and whole decodes with and without them.
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
 import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
@@ -20,7 +21,8 @@ import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
 import { installStandardTables, newTables } from "../../../core/image/jpeg/markers.ts";
 import { ZIGZAG } from "../../../core/image/jpeg/zigzag.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
-import { openImage } from "../../../core/image/open.ts";
+import { openImage, openImageBytes } from "../../../core/image/open.ts";
+import { filterRow } from "../../../core/image/webp/vp8.ts";
 import { DEFAULT_LIMITS } from "../../../core/limits.ts";
 import {
   AC_FIRST_COMPACT,
@@ -747,6 +749,115 @@ describe("progressive scans in the kernels against the JavaScript twins", () => 
         }
       }
       installDecodeKernels(module);
+    }
+  });
+});
+
+describe("vp8FilterRow: lossy WebP's loop filter over a macroblock row", () => {
+  // Planes as vp8.ts keeps them: 8 luma rows above the macroblock row (the filter reads 4), 5 chroma rows.
+  const Y_ROW = 8;
+  const UV_ROW = 5;
+  // Smooth content with noise of the given amplitude (so that the filters' thresholds pass in some lines and
+  // not in others), around `base`; amplitude 256 is uniform noise.
+  function plane(rand: () => number, stride: number, rows: number, base: number, amplitude: number): Uint8Array {
+    const p = new Uint8Array(stride * rows);
+    for (let i = 0; i < p.length; i++) {
+      const x = i % stride;
+      const y = Math.floor(i / stride);
+      const smooth = base + 20 * Math.sin(x / 7) + 15 * Math.cos(y / 5);
+      const v = amplitude >= 256 ? rand() * 256 : smooth + (rand() - 0.5) * 2 * amplitude;
+      p[i] = Math.max(0, Math.min(255, Math.round(v)));
+    }
+    return p;
+  }
+
+  const cases: [string, number, number][] = [
+    ["mid-grey, noise 2", 128, 2],
+    ["mid-grey, noise 8", 128, 8],
+    ["mid-grey, noise 30", 128, 30],
+    ["near black, noise 12", 6, 12],
+    ["near white, noise 12", 250, 12],
+    ["uniform noise", 128, 256],
+  ];
+  for (const filterType of [1, 2]) {
+    for (const [name, base, amplitude] of cases) {
+      test(`${filterType === 1 ? "simple" : "complex"} filter, ${name}: SIMD = scalar twin = filterRow`, () => {
+        const rand = random(filterType * 1000 + base + amplitude);
+        let changed = 0;
+        for (const mbW of [1, 2, 5, 17]) {
+          for (const mbY of [0, 1]) {
+            const yStride = 16 * mbW;
+            const uvStride = 8 * mbW;
+            const Y = plane(rand, yStride, Y_ROW + 16, base, amplitude);
+            const U = plane(rand, uvStride, UV_ROW + 8, base, amplitude);
+            const V = plane(rand, uvStride, UV_ROW + 8, 255 - base, amplitude);
+            // Every column's own strengths: limit (sometimes 0), interior limit, hev threshold, inner edges.
+            const info = new Uint8Array(4 * mbW);
+            for (let x = 0; x < mbW; x++) {
+              const level = rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 63);
+              const ilevel = 1 + Math.floor(rand() * Math.min(level || 1, 9));
+              info[4 * x] = level === 0 ? 0 : 2 * level + ilevel;
+              info[4 * x + 1] = ilevel;
+              info[4 * x + 2] = level >= 40 ? 2 : level >= 15 ? 1 : 0;
+              info[4 * x + 3] = rand() < 0.7 ? 1 : 0;
+            }
+            const want = [Y.slice(), U.slice(), V.slice()];
+            filterRow(want[0], want[1], want[2], yStride, uvStride, Y_ROW, UV_ROW, info, mbW, mbY, filterType);
+            for (const scalar of [true, false]) {
+              const got = [Y.slice(), U.slice(), V.slice()];
+              const [y, u, v] = got;
+              kernels.vp8FilterRow(y, u, v, yStride, uvStride, Y_ROW, UV_ROW, info, mbW, mbY, filterType === 1, scalar);
+              const what = `${scalar ? "scalar" : "SIMD"}, ${mbW} macroblocks, row ${mbY}`;
+              for (let i = 0; i < 3; i++) expect(Buffer.compare(got[i], want[i]), `${what}, plane ${i}`).toBe(0);
+            }
+            changed += Number(Buffer.compare(want[0], Y) !== 0);
+          }
+        }
+        // The filter did change the planes where the noise is within its interior limits (at most 9).
+        if (amplitude <= 12) expect(changed).toBeGreaterThan(0);
+      });
+    }
+  }
+
+  // Real files: Pillow's pixels (sha256 of its RGB, Pillow 9.4 / libwebp 1.2.4), with and without the kernels.
+  const files: [string, string][] = [
+    // cwebp 1.2.4 -q 60 -nostrong -f 60 (the simple filter) on astronaut-444.jpg cropped (40, 30, 243, 181).
+    ["webp-simple-filter-203x151.webp", "0bdeca9880ecf6f4326a764aa290e7fe69b35a1d8635829e2de896dcdac27518"],
+    // cwebp 1.2.4 -q 40 -strong -f 100 -sharpness 5 -segments 4 (the complex filter, every segment's own).
+    ["webp-strong-filter-203x151.webp", "470e5ede863b3e00d65a7c2b4b100fc07c19789b89c34cfc9f64e4f27cef1175"],
+  ];
+  async function pixels(bytes: Uint8Array): Promise<Uint8Array> {
+    const d = openImageBytes(bytes, { maxPixels: 1 << 26 });
+    const { width, height } = d.header;
+    const out = new Uint8Array(width * height * 3);
+    await d.decode(1, (rows, first, count) => out.set(rows.subarray(0, count * width * 3), first * width * 3));
+    return out;
+  }
+  for (const [name, sha256] of files) {
+    test(`${name}: Pillow's pixels with and without the kernels`, async () => {
+      const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
+      installDecodeKernels(null);
+      const js = await pixels(bytes);
+      installDecodeKernels(module);
+      const wasm = await pixels(bytes);
+      expect(createHash("sha256").update(js).digest("hex")).toBe(sha256);
+      expect(createHash("sha256").update(wasm).digest("hex")).toBe(sha256);
+    });
+  }
+  test("every lossy WebP golden: the same pixels with and without the kernels", async () => {
+    const dir = new URL("test/goldens/preprocess/webp/", root);
+    const cases: Record<string, { error?: string }> = JSON.parse(
+      readFileSync(new URL("cases.json", dir), "utf8"),
+    ).cases;
+    const names = Object.keys(cases).filter((n) => !cases[n].error && !n.includes("lossless"));
+    expect(names.length).toBeGreaterThan(20);
+    for (const name of names) {
+      const bytes = new Uint8Array(readFileSync(new URL(`${name}.webp`, dir)));
+      installDecodeKernels(null);
+      const js = await pixels(bytes);
+      installDecodeKernels(module);
+      const wasm = await pixels(bytes);
+      expect(Buffer.compare(wasm, js), name).toBe(0);
     }
   });
 });
