@@ -8,6 +8,7 @@ export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/h
 export { adler32, inflate } from "./image/inflate";
 export { unfilterRow, unfilterRowScalar } from "./image/unfilter";
 export { vp8FilterRow, vp8FilterRowScalar } from "./image/vp8-filter";
+export { vp8UpsampleRows, vp8UpsampleRowsScalar } from "./image/vp8-upsample";
 export {
   decodeAcBlocks,
   decodeDcMcus,

@@ -97,6 +97,8 @@ type Vp8FilterRow = (
   mbY: number,
   simple: number,
 ) => void;
+// Lossy WebP's output lines through the fancy upsampler; see assembly/image/vp8-upsample.ts.
+type Vp8UpsampleRows = (lines: number, rows: number, out: number, width: number) => void;
 type DecodeDcMcus = (data: number, length: number, final: number, mcus: number, refine: number, al: number) => number;
 
 interface DecodeExports {
@@ -133,6 +135,8 @@ interface DecodeExports {
   verticalRowScalar: VerticalRow;
   vp8FilterRow: Vp8FilterRow;
   vp8FilterRowScalar: Vp8FilterRow;
+  vp8UpsampleRows: Vp8UpsampleRows;
+  vp8UpsampleRowsScalar: Vp8UpsampleRows;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -838,6 +842,70 @@ export class DecodeKernels {
     Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
     U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
     V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
+  }
+
+  // Whether vp8UpsampleRows fits the scratch bounds for `rows` lines of this width from planes of these
+  // strides (their rows spanning at most rows + 1 luma and rows / 2 + 2 chroma rows).
+  fitsVp8Upsample(width: number, rows: number, yStride: number, uvStride: number): boolean {
+    const uvRows = (rows >> 1) + 2;
+    return (rows + 1) * yStride + 2 * uvRows * uvStride + rows * (20 + 3 * width) + 5 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./webp/vp8.ts upsampleLine on `rows` lines: line r's luma from plane row lines[3r] of Y, its near and far
+  // chroma rows from rows lines[3r + 1] and lines[3r + 2] of U and V, into out[r * 3 * width..]. `scalar`
+  // runs the kernel's scalar twin.
+  vp8UpsampleRows(
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    lines: Int32Array,
+    rows: number,
+    width: number,
+    out: Uint8Array,
+    scalar = false,
+  ): void {
+    // The planes' rows the lines use, as one block each.
+    let yFirst = lines[0];
+    let yLast = yFirst;
+    let uvFirst = lines[1];
+    let uvLast = uvFirst;
+    for (let r = 0; r < rows; r++) {
+      const y = lines[3 * r];
+      yFirst = Math.min(yFirst, y);
+      yLast = Math.max(yLast, y);
+      for (let k = 1; k < 3; k++) {
+        const c = lines[3 * r + k];
+        uvFirst = Math.min(uvFirst, c);
+        uvLast = Math.max(uvLast, c);
+      }
+    }
+    const yBytes = (yLast - yFirst + 1) * yStride;
+    const uvBytes = (uvLast - uvFirst + 1) * uvStride;
+    const outBytes = 3 * width * rows;
+    const linesAt = this.scratch(20 * rows + yBytes + 2 * uvBytes + outBytes + 5 * PAD);
+    const yAt = linesAt + 20 * rows + PAD;
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const outAt = vAt + uvBytes + PAD;
+    const heap = this.heap;
+    heap.set(Y.subarray(yFirst * yStride, yFirst * yStride + yBytes), yAt);
+    heap.set(U.subarray(uvFirst * uvStride, uvFirst * uvStride + uvBytes), uAt);
+    heap.set(V.subarray(uvFirst * uvStride, uvFirst * uvStride + uvBytes), vAt);
+    const d = new Int32Array(heap.buffer, linesAt, 5 * rows);
+    for (let r = 0; r < rows; r++) {
+      const near = (lines[3 * r + 1] - uvFirst) * uvStride;
+      const far = (lines[3 * r + 2] - uvFirst) * uvStride;
+      d[5 * r] = yAt + (lines[3 * r] - yFirst) * yStride;
+      d[5 * r + 1] = uAt + near;
+      d[5 * r + 2] = vAt + near;
+      d[5 * r + 3] = uAt + far;
+      d[5 * r + 4] = vAt + far;
+    }
+    const run = scalar ? this.exports.vp8UpsampleRowsScalar : this.exports.vp8UpsampleRows;
+    run(linesAt, rows, outAt, width);
+    out.set(heap.subarray(outAt, outAt + outBytes));
   }
 
   // Whether yccRows fits the scratch bounds for `rows` rows of these strides.

@@ -296,12 +296,14 @@ const Y_KEEP = 8;
 const UV_KEEP = 5;
 
 // The planes' bytes for a frame `width` wide: Y_KEEP + 16 luma rows and UV_KEEP + 8 rows of each chroma
-// plane, the macroblock columns padded to 16, and the fixed work buffers (coefficient probabilities, the
-// prediction buffer, a macroblock's coefficients).
+// plane, the macroblock columns padded to 16, the fixed work buffers (coefficient probabilities, the
+// prediction buffer, a macroblock's coefficients) and the band of RGB rows the kernels convert.
 const WORK_BYTES = 4096;
+// With the wasm kernels, output lines are converted EMIT_ROWS at a time into a band of RGB rows.
+const EMIT_ROWS = 4;
 export function vp8PlaneBytes(width: number): number {
   const mbW = (width + 15) >> 4;
-  return mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8) + WORK_BYTES;
+  return mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8) + WORK_BYTES + EMIT_ROWS * 3 * width;
 }
 
 // Decodes the frame, handing `row` its RGB rows top to bottom (the array is reused) as soon as they are
@@ -426,6 +428,12 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const V = new Uint8Array(uvStride * (UV_KEEP + 8));
   const uvW = (width + 1) >> 1;
   const rgb = new Uint8Array(width * 3); // the emitted row
+  // With the upsampling kernel: the band of rows it converts, and their plane rows (luma, near and far
+  // chroma); it is given an area no larger than the kernels' bounds allow for the widest frames.
+  const upsampleKernel = decodeKernels();
+  const emitKernel = upsampleKernel?.fitsVp8Upsample(width, EMIT_ROWS, yStride, uvStride) ? upsampleKernel : null;
+  const band = emitKernel ? new Uint8Array(EMIT_ROWS * 3 * width) : rgb;
+  const bandLines = new Int32Array(3 * EMIT_ROWS);
   let next = 0; // the next output row
   // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
   const topY = new Uint8Array(mbW * 16);
@@ -987,37 +995,48 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   function emitRows(mbY: number, end: number): void {
     const yBase = 16 * mbY - Y_KEEP;
     const uvBase = 8 * mbY - UV_KEEP;
-    for (; next < end; next++) {
-      const y = next;
-      let t: number;
-      let c: number;
-      let bottom: boolean;
-      if (y === 0) {
-        t = c = 0;
-        bottom = false;
-      } else if (y & 1) {
-        t = (y - 1) >> 1;
-        c = y === height - 1 ? t : t + 1;
-        bottom = false;
-      } else {
-        t = (y >> 1) - 1;
-        c = y >> 1;
-        bottom = true;
+    while (next < end) {
+      const rows = emitKernel ? Math.min(EMIT_ROWS, end - next) : 1;
+      for (let r = 0; r < rows; r++) {
+        const y = next + r;
+        let t: number;
+        let c: number;
+        let bottom: boolean;
+        if (y === 0) {
+          t = c = 0;
+          bottom = false;
+        } else if (y & 1) {
+          t = (y - 1) >> 1;
+          c = y === height - 1 ? t : t + 1;
+          bottom = false;
+        } else {
+          t = (y >> 1) - 1;
+          c = y >> 1;
+          bottom = true;
+        }
+        bandLines[3 * r] = y - yBase;
+        bandLines[3 * r + 1] = (bottom ? c : t) - uvBase;
+        bandLines[3 * r + 2] = (bottom ? t : c) - uvBase;
       }
-      const yAt = (y - yBase) * yStride;
-      const tAt = (t - uvBase) * uvStride;
-      const cAt = (c - uvBase) * uvStride;
-      upsampleLine(
-        Y.subarray(yAt, yAt + width),
-        U.subarray(tAt, tAt + uvW),
-        V.subarray(tAt, tAt + uvW),
-        U.subarray(cAt, cAt + uvW),
-        V.subarray(cAt, cAt + uvW),
-        bottom,
-        rgb,
-        width,
-      );
-      row(rgb);
+      if (emitKernel) {
+        emitKernel.vp8UpsampleRows(Y, U, V, yStride, uvStride, bandLines, rows, width, band);
+      } else {
+        const yAt = bandLines[0] * yStride;
+        const nAt = bandLines[1] * uvStride;
+        const fAt = bandLines[2] * uvStride;
+        upsampleLine(
+          Y.subarray(yAt, yAt + width),
+          U.subarray(nAt, nAt + uvW),
+          V.subarray(nAt, nAt + uvW),
+          U.subarray(fAt, fAt + uvW),
+          V.subarray(fAt, fAt + uvW),
+          rgb,
+          width,
+        );
+      }
+      // The band is copied out of the kernels' memory: the sink may run kernels of its own.
+      for (let r = 0; r < rows; r++) row(band.subarray(r * 3 * width, (r + 1) * 3 * width));
+      next += rows;
     }
   }
 }
@@ -1191,15 +1210,15 @@ function filterLoop(
   }
 }
 
-// One output line of libwebp's fancy upsampler: chroma rows `t` (above) and `c` (below) mixed 3:1 towards
-// t for a top line, towards c for a bottom line, and 3:1 horizontally along the diagonals.
-function upsampleLine(
+// One output line of libwebp's fancy upsampler (UpsampleRgbLinePair): the chroma row nearer the line (n, the
+// one above for a pair's top line, below for its bottom line) mixed 3:1 with the farther one (f), and 3:1
+// horizontally along the diagonals; the JavaScript twin of the kernel (assembly/image/vp8-upsample.ts).
+export function upsampleLine(
   y: Uint8Array,
-  tu: Uint8Array,
-  tv: Uint8Array,
-  cu: Uint8Array,
-  cv: Uint8Array,
-  bottom: boolean,
+  nu: Uint8Array,
+  nv: Uint8Array,
+  fu: Uint8Array,
+  fv: Uint8Array,
   out: Uint8Array,
   len: number,
 ): void {
@@ -1209,35 +1228,30 @@ function upsampleLine(
     out[3 * x + 1] = yuvClip(yy - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
     out[3 * x + 2] = yuvClip(yy + mulHi(u, 33050) - 17685);
   };
-  const edge = (tl: number, l: number) => (bottom ? (3 * l + tl + 2) >> 2 : (3 * tl + l + 2) >> 2);
-  let tlu = tu[0];
-  let tlv = tv[0];
-  let lu = cu[0];
-  let lv = cv[0];
-  put(0, edge(tlu, lu), edge(tlv, lv));
+  const edge = (near: number, far: number) => (3 * near + far + 2) >> 2;
+  let nlu = nu[0];
+  let nlv = nv[0];
+  let flu = fu[0];
+  let flv = fv[0];
+  put(0, edge(nlu, flu), edge(nlv, flv));
   const lastPair = (len - 1) >> 1;
   for (let x = 1; x <= lastPair; x++) {
-    const t_u = tu[x];
-    const t_v = tv[x];
-    const u = cu[x];
-    const v = cv[x];
-    const avgU = tlu + t_u + lu + u + 8;
-    const avgV = tlv + t_v + lv + v + 8;
-    const d12u = (avgU + 2 * (t_u + lu)) >> 3;
-    const d12v = (avgV + 2 * (t_v + lv)) >> 3;
-    const d03u = (avgU + 2 * (tlu + u)) >> 3;
-    const d03v = (avgV + 2 * (tlv + v)) >> 3;
-    if (!bottom) {
-      put(2 * x - 1, (d12u + tlu) >> 1, (d12v + tlv) >> 1);
-      put(2 * x, (d03u + t_u) >> 1, (d03v + t_v) >> 1);
-    } else {
-      put(2 * x - 1, (d03u + lu) >> 1, (d03v + lv) >> 1);
-      put(2 * x, (d12u + u) >> 1, (d12v + v) >> 1);
-    }
-    tlu = t_u;
-    tlv = t_v;
-    lu = u;
-    lv = v;
+    const n_u = nu[x];
+    const n_v = nv[x];
+    const f_u = fu[x];
+    const f_v = fv[x];
+    const avgU = nlu + n_u + flu + f_u + 8;
+    const avgV = nlv + n_v + flv + f_v + 8;
+    const d12u = (avgU + 2 * (n_u + flu)) >> 3;
+    const d12v = (avgV + 2 * (n_v + flv)) >> 3;
+    const d03u = (avgU + 2 * (nlu + f_u)) >> 3;
+    const d03v = (avgV + 2 * (nlv + f_v)) >> 3;
+    put(2 * x - 1, (d12u + nlu) >> 1, (d12v + nlv) >> 1);
+    put(2 * x, (d03u + n_u) >> 1, (d03v + n_v) >> 1);
+    nlu = n_u;
+    nlv = n_v;
+    flu = f_u;
+    flv = f_v;
   }
-  if (!(len & 1)) put(len - 1, edge(tlu, lu), edge(tlv, lv));
+  if (!(len & 1)) put(len - 1, edge(nlu, flu), edge(nlv, flv));
 }

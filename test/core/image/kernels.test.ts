@@ -22,7 +22,7 @@ import { installStandardTables, newTables } from "../../../core/image/jpeg/marke
 import { ZIGZAG } from "../../../core/image/jpeg/zigzag.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
 import { openImage, openImageBytes } from "../../../core/image/open.ts";
-import { filterRow } from "../../../core/image/webp/vp8.ts";
+import { filterRow, upsampleLine } from "../../../core/image/webp/vp8.ts";
 import { DEFAULT_LIMITS } from "../../../core/limits.ts";
 import {
   AC_FIRST_COMPACT,
@@ -858,6 +858,64 @@ describe("vp8FilterRow: lossy WebP's loop filter over a macroblock row", () => {
       installDecodeKernels(module);
       const wasm = await pixels(bytes);
       expect(Buffer.compare(wasm, js), name).toBe(0);
+    }
+  });
+});
+
+describe("vp8UpsampleRows: lossy WebP's fancy upsampling + YUV -> RGB", () => {
+  const widths = [1, 2, 3, 4, 15, 16, 17, 18, 31, 32, 33, 34, 35, 49, 50, 100, 101, 4000, 4001];
+  for (const [name, fill] of Object.entries(FILLS)) {
+    test(`${name} planes, widths ${widths.join(", ")}: SIMD = scalar twin = upsampleLine`, () => {
+      const rand = random(widths.length * 7 + name.length);
+      for (const width of widths) {
+        const uvW = (width + 1) >> 1;
+        const yStride = Math.ceil(width / 16) * 16;
+        const uvStride = yStride / 2;
+        // 6 luma and 5 chroma rows; each line its own luma row and a near and far chroma row (or the same).
+        const Y = Uint8Array.from({ length: 6 * yStride }, (_, i) => fill(rand, i));
+        const U = Uint8Array.from({ length: 5 * uvStride }, (_, i) => fill(rand, i + 3));
+        const V = Uint8Array.from({ length: 5 * uvStride }, (_, i) => fill(rand, 7 * i + 1));
+        const rows = 5;
+        const lines = Int32Array.from({ length: 3 * rows }, (_, i) =>
+          i % 3 === 0 ? 1 + i / 3 : Math.floor(rand() * 5),
+        );
+        lines[5] = lines[4]; // a line whose near and far rows are one (the last row of an odd height)
+        const want = new Uint8Array(3 * width * rows);
+        for (let r = 0; r < rows; r++) {
+          const [y, n, f] = [lines[3 * r] * yStride, lines[3 * r + 1] * uvStride, lines[3 * r + 2] * uvStride];
+          const out = want.subarray(3 * width * r, 3 * width * (r + 1));
+          upsampleLine(
+            Y.subarray(y, y + width),
+            U.subarray(n, n + uvW),
+            V.subarray(n, n + uvW),
+            U.subarray(f, f + uvW),
+            V.subarray(f, f + uvW),
+            out,
+            width,
+          );
+        }
+        for (const scalar of [true, false]) {
+          const got = new Uint8Array(3 * width * rows);
+          kernels.vp8UpsampleRows(Y, U, V, yStride, uvStride, lines, rows, width, got, scalar);
+          expect(Buffer.compare(got, want), `${scalar ? "scalar" : "SIMD"}, width ${width}`).toBe(0);
+        }
+      }
+    });
+  }
+
+  test("every chroma pair and luma value: SIMD = upsampleLine (the conversion's clamps both ways)", () => {
+    // 256 luma values along a line against chroma sweeping 0..255 one way in U and the other in V.
+    const width = 512;
+    const uvW = width / 2;
+    for (const phase of [0, 64, 128, 192]) {
+      const Y = Uint8Array.from({ length: width }, (_, i) => (i + phase) & 255);
+      const U = Uint8Array.from({ length: 2 * uvW }, (_, i) => (i * 3 + phase) & 255);
+      const V = Uint8Array.from({ length: 2 * uvW }, (_, i) => 255 - ((i * 5 + phase) & 255));
+      const want = new Uint8Array(3 * width);
+      upsampleLine(Y, U.subarray(0, uvW), V.subarray(0, uvW), U.subarray(uvW), V.subarray(uvW), want, width);
+      const got = new Uint8Array(3 * width);
+      kernels.vp8UpsampleRows(Y, U, V, width, uvW, Int32Array.of(0, 0, 1), 1, width, got);
+      expect(Buffer.compare(got, want), `phase ${phase}`).toBe(0);
     }
   });
 });
