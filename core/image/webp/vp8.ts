@@ -444,6 +444,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const intraT = new Uint8Array(mbW * 4);
   const intraL = new Uint8Array(4);
   const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
+  const yuvClamped = new Uint8ClampedArray(yuv.buffer); // stores clip to 0..255
   const yuv32 = new Uint32Array(yuv.buffer);
   const topY32 = new Uint32Array(topY.buffer);
   const topU32 = new Uint32Array(topU.buffer);
@@ -452,6 +453,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const U32 = new Uint32Array(U.buffer);
   const V32 = new Uint32Array(V.buffer);
   const coeffs = new Int16Array(384);
+  // Per 4x4 block of coeffs (16 luma, 4 U, 4 V): whether it has AC coefficients (else its DC alone).
+  const hasAc = new Uint8Array(24);
   const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
     segment: 0,
@@ -502,6 +505,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         const nz = r.coefficients(proba, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
         l = nz > first ? 1 : 0;
         tnz = (tnz >> 1) | (l << 7);
+        hasAc[at >> 4] = nz > 1 ? 1 : 0;
         if (nz > 1 || coeffs[at] !== 0) nonZero = true;
       }
       tnz >>= 4;
@@ -519,6 +523,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
           const nz = r.coefficients(proba, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
           l = nz > 0 ? 1 : 0;
           tnz = (tnz >> 1) | (l << 3);
+          hasAc[at >> 4] = nz > 1 ? 1 : 0;
           if (nz > 1 || coeffs[at] !== 0) nonZero = true;
         }
         tnz >>= 2;
@@ -606,6 +611,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         leftNz = topNz[mbX] = 0;
         if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
         coeffs.fill(0);
+        hasAc.fill(0);
       }
       if (r.eof) throw new WebpError("a token partition ends early");
       if (filterType > 0) {
@@ -685,10 +691,20 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   }
 
   // 4x4 inverse DCT added to the prediction at yuv[dst] (TransformOne).
+  // A block without AC coefficients adds (DC + 4) >> 3 everywhere, as the full transform would (TransformDC).
   function transform(c: Int16Array, at: number, dst: number): void {
-    let any = 0;
-    for (let i = 0; i < 16; i++) any |= c[at + i];
-    if (any === 0) return;
+    if (hasAc[at >> 4] === 0) {
+      const dc = c[at];
+      if (dc === 0) return;
+      const v = (dc + 4) >> 3;
+      for (let i = 0, row = dst; i < 4; i++, row += BPS) {
+        yuvClamped[row] = yuv[row] + v;
+        yuvClamped[row + 1] = yuv[row + 1] + v;
+        yuvClamped[row + 2] = yuv[row + 2] + v;
+        yuvClamped[row + 3] = yuv[row + 3] + v;
+      }
+      return;
+    }
     const tmp = TMP;
     for (let i = 0; i < 4; i++) {
       const a = c[at + i] + c[at + 8 + i];
@@ -707,10 +723,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       const cc = mul2(tmp[4 + i]) - mul1(tmp[12 + i]);
       const d = mul1(tmp[4 + i]) + mul2(tmp[12 + i]);
       const row = dst + i * BPS;
-      yuv[row] = clip8(yuv[row] + ((a + d) >> 3));
-      yuv[row + 1] = clip8(yuv[row + 1] + ((b + cc) >> 3));
-      yuv[row + 2] = clip8(yuv[row + 2] + ((b - cc) >> 3));
-      yuv[row + 3] = clip8(yuv[row + 3] + ((a - d) >> 3));
+      yuvClamped[row] = yuv[row] + ((a + d) >> 3);
+      yuvClamped[row + 1] = yuv[row + 1] + ((b + cc) >> 3);
+      yuvClamped[row + 2] = yuv[row + 2] + ((b - cc) >> 3);
+      yuvClamped[row + 3] = yuv[row + 3] + ((a - d) >> 3);
     }
   }
 
@@ -718,7 +734,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     const tl = yuv[dst - BPS - 1];
     for (let y = 0; y < size; y++) {
       const l = yuv[dst + y * BPS - 1];
-      for (let x = 0; x < size; x++) yuv[dst + y * BPS + x] = clip8(yuv[dst - BPS + x] + l - tl);
+      for (let x = 0; x < size; x++) yuvClamped[dst + y * BPS + x] = yuv[dst - BPS + x] + l - tl;
     }
   }
 
