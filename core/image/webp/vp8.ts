@@ -296,14 +296,17 @@ const Y_KEEP = 8;
 const UV_KEEP = 5;
 
 // The planes' bytes for a frame `width` wide: Y_KEEP + 16 luma rows and UV_KEEP + 8 rows of each chroma
-// plane, the macroblock columns padded to 16, the fixed work buffers (coefficient probabilities, the
-// prediction buffer, a macroblock's coefficients) and the band of RGB rows the kernels convert.
+// plane, the macroblock columns padded to 16, a macroblock row's coefficients and modes, the fixed work
+// buffers (coefficient probabilities, the prediction buffer) and the band of RGB rows the kernels convert.
 const WORK_BYTES = 4096;
+// A macroblock row's coefficients (384 i16), AC flags (24) and modes (18) per column.
+const ROW_BYTES = 768 + 24 + 18;
 // With the wasm kernels, output lines are converted EMIT_ROWS at a time into a band of RGB rows.
 const EMIT_ROWS = 4;
 export function vp8PlaneBytes(width: number): number {
   const mbW = (width + 15) >> 4;
-  return mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8) + WORK_BYTES + EMIT_ROWS * 3 * width;
+  const planes = mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8);
+  return planes + mbW * ROW_BYTES + WORK_BYTES + EMIT_ROWS * 3 * width;
 }
 
 // Decodes the frame, handing `row` its RGB rows top to bottom (the array is reused) as soon as they are
@@ -436,9 +439,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const bandLines = new Int32Array(3 * EMIT_ROWS);
   let next = 0; // the next output row
   // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
-  const topY = new Uint8Array(mbW * 16);
-  const topU = new Uint8Array(mbW * 8);
-  const topV = new Uint8Array(mbW * 8);
+  const top = new Uint8Array(mbW * 32); // luma, then U, then V (the kernel's layout)
+  const topY = top.subarray(0, mbW * 16);
+  const topU = top.subarray(mbW * 16, mbW * 24);
+  const topV = top.subarray(mbW * 24);
   const topNz = new Uint8Array(mbW);
   const topNzDc = new Uint8Array(mbW);
   const intraT = new Uint8Array(mbW * 4);
@@ -446,15 +450,25 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
   const yuvClamped = new Uint8ClampedArray(yuv.buffer); // stores clip to 0..255
   const yuv32 = new Uint32Array(yuv.buffer);
-  const topY32 = new Uint32Array(topY.buffer);
-  const topU32 = new Uint32Array(topU.buffer);
-  const topV32 = new Uint32Array(topV.buffer);
+  const topY32 = new Uint32Array(top.buffer, 0, mbW * 4);
+  const topU32 = new Uint32Array(top.buffer, mbW * 16, mbW * 2);
+  const topV32 = new Uint32Array(top.buffer, mbW * 24, mbW * 2);
   const Y32 = new Uint32Array(Y.buffer);
   const U32 = new Uint32Array(U.buffer);
   const V32 = new Uint32Array(V.buffer);
-  const coeffs = new Int16Array(384);
+  // The row's coefficients, 384 per macroblock column, and the column's own view of them; with the
+  // reconstruction kernel the whole row's are parsed before it reconstructs them, without it each
+  // macroblock's right after its tokens.
+  const rowCoeffs = new Int16Array(mbW * 384);
+  const rowHasAc = new Uint8Array(mbW * 24);
+  const rowModes = new Uint8Array(mbW * 18); // 4x4-predicted, chroma mode, the 16 4x4 modes or the 16x16 one
+  const coeffViews = Array.from({ length: mbW }, (_, x) => rowCoeffs.subarray(x * 384, (x + 1) * 384));
+  const hasAcViews = Array.from({ length: mbW }, (_, x) => rowHasAc.subarray(x * 24, (x + 1) * 24));
+  let coeffs = coeffViews[0];
   // Per 4x4 block of coeffs (16 luma, 4 U, 4 V): whether it has AC coefficients (else its DC alone).
-  const hasAc = new Uint8Array(24);
+  let hasAc = hasAcViews[0];
+  const reconstructKernel = decodeKernels();
+  const reconKernel = reconstructKernel?.fitsVp8Reconstruct(mbW, yStride, uvStride) ? reconstructKernel : null;
   const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
     segment: 0,
@@ -603,6 +617,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     }
     for (let mbX = 0; mbX < mbW; mbX++) {
       const mb = blocks[mbX];
+      coeffs = coeffViews[mbX];
+      hasAc = hasAcViews[mbX];
       // Tokens.
       let skip = mb.skip;
       if (!skip) {
@@ -621,7 +637,32 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         filterInfo[4 * mbX + 2] = f.hevThresh;
         filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
       }
-      reconstruct(mbX, mbY, mb);
+      if (reconKernel) {
+        const m = 18 * mbX;
+        rowModes[m] = mb.i4x4 ? 1 : 0;
+        rowModes[m + 1] = mb.uvMode;
+        rowModes.set(mb.modes, m + 2);
+      } else {
+        reconstruct(mbX, mbY, mb);
+      }
+    }
+    if (reconKernel) {
+      reconKernel.vp8ReconstructRow(
+        rowCoeffs,
+        rowHasAc,
+        rowModes,
+        top,
+        Y,
+        U,
+        V,
+        yStride,
+        uvStride,
+        Y_KEEP,
+        UV_KEEP,
+        mbW,
+        mbY,
+        mbH,
+      );
     }
     if (filterKernel !== null) {
       filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
