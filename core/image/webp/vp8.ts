@@ -441,8 +441,6 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
   const top = new Uint8Array(mbW * 32); // luma, then U, then V (the kernel's layout)
   const topY = top.subarray(0, mbW * 16);
-  const topU = top.subarray(mbW * 16, mbW * 24);
-  const topV = top.subarray(mbW * 24);
   const topNz = new Uint8Array(mbW);
   const topNzDc = new Uint8Array(mbW);
   const intraT = new Uint8Array(mbW * 4);
