@@ -114,6 +114,23 @@ type Vp8ReconstructRow = (
   mbY: number,
   mbH: number,
 ) => void;
+// Lossy WebP's tokens of a macroblock row; see assembly/image/vp8-tokens.ts.
+type Vp8ParseRow = (
+  chunk: number,
+  length: number,
+  final: number,
+  state: number,
+  proba: number,
+  quant: number,
+  mbs: number,
+  mbFrom: number,
+  mbTo: number,
+  topNz: number,
+  topNzDc: number,
+  left: number,
+  coeffs: number,
+  hasAc: number,
+) => number;
 type DecodeDcMcus = (data: number, length: number, final: number, mcus: number, refine: number, al: number) => number;
 
 interface DecodeExports {
@@ -153,6 +170,19 @@ interface DecodeExports {
   vp8UpsampleRows: Vp8UpsampleRows;
   vp8UpsampleRowsScalar: Vp8UpsampleRows;
   vp8ReconstructRow: Vp8ReconstructRow;
+  vp8ParseRow: Vp8ParseRow;
+}
+
+// A lossy WebP token partition's boolean decoder (./webp/vp8.ts BoolReader): its registers, position in
+// data and end, read and written back by vp8DecodeRow.
+export interface Vp8Reader {
+  readonly data: Uint8Array;
+  readonly end: number;
+  value: number;
+  range: number;
+  bits: number;
+  pos: number;
+  eof: boolean;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -228,6 +258,11 @@ const PAD = 64;
 export const MAX_COEFFICIENT_BYTES = 3 << 19;
 const MAX_ROW_BYTES = 1 << 19;
 
+// Token bytes vp8DecodeRow copies per call, and the most a macroblock's tokens take (assembly/image/
+// vp8-tokens.ts MB_BYTES: a call stops before a macroblock with fewer left, unless they run to the end).
+const VP8_TOKEN_BYTES = 64 << 10;
+const VP8_MB_TOKEN_BYTES = 8000 + 16;
+
 // The plane rows vp8FilterRow copies: a macroblock row and the 4 above it the filter reads.
 const VP8_Y_ROWS = 20;
 const VP8_UV_ROWS = 12;
@@ -254,6 +289,9 @@ export class DecodeKernels {
   private chunkEnd = 0;
   // Entropy bytes copied per call; tests set it small so that calls run past them.
   chunkBytes = FIRST_CHUNK_BYTES;
+  // Lossy WebP token bytes copied per vp8ParseRow call (at least a macroblock's most, 8000); tests set it
+  // small so that rows take several calls.
+  vp8TokenBytes = VP8_TOKEN_BYTES;
   // The progressive kernels' table slots and compact layout (by identity), and the stretch of a store
   // copied into the coefficient area: its arrays, first elements, lengths and byte offsets in memory.
   private readonly progressiveSlots: (HuffmanTable | null)[] = new Array(4).fill(null);
@@ -858,6 +896,114 @@ export class DecodeKernels {
     Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
     U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
     V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
+  }
+
+  // Whether vp8DecodeRow fits the scratch bounds for a row of mbW macroblocks.
+  fitsVp8DecodeRow(mbW: number, yStride: number, uvStride: number): boolean {
+    const rows = mbW * (768 + 24 + 18 + 32 + 4 + 2) + 16 * yStride + 16 * uvStride;
+    return rows + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 12 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // A macroblock row of ./webp/vp8.ts, from its tokens to its unfiltered pixels: parseResiduals on each
+  // macroblock (reader r from its position, the coefficient probabilities `proba`, quant: 6 per segment;
+  // mbs: 4 bytes a column, segment, skip flag, 4x4-predicted, and written back whether it has no non-zero
+  // coefficient; topNz and topNzDc the contexts above, updated), then reconstruct on each as
+  // vp8ReconstructRow. Returns false when the partition ran out (the row is not reconstructed then).
+  vp8DecodeRow(
+    r: Vp8Reader,
+    proba: Uint8Array,
+    quant: Int32Array,
+    mbs: Uint8Array,
+    topNz: Uint8Array,
+    topNzDc: Uint8Array,
+    modes: Uint8Array,
+    top: Uint8Array,
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    yRow: number,
+    uvRow: number,
+    mbW: number,
+    mbY: number,
+    mbH: number,
+  ): boolean {
+    const yBytes = 16 * yStride;
+    const uvBytes = 8 * uvStride;
+    const coeffAt = this.scratch(
+      mbW * (768 + 24 + 18 + 32 + 4 + 2) + yBytes + 2 * uvBytes + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 12 * PAD,
+    );
+    const acAt = coeffAt + 768 * mbW + PAD;
+    const modesAt = acAt + 24 * mbW + PAD;
+    const topAt = (modesAt + 18 * mbW + PAD + 3) & ~3;
+    const yAt = topAt + 32 * mbW + PAD;
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const mbsAt = vAt + uvBytes + PAD;
+    const nzAt = mbsAt + 4 * mbW + PAD;
+    const nzDcAt = nzAt + mbW + PAD;
+    const probaAt = nzDcAt + mbW + PAD;
+    const quantAt = (probaAt + 1056 + PAD + 3) & ~3;
+    const stateAt = quantAt + 96 + PAD;
+    const leftAt = stateAt + 24;
+    const chunkAt = leftAt + 8 + PAD;
+    const heap = this.heap;
+    heap.set(modes.subarray(0, 18 * mbW), modesAt);
+    heap.set(top.subarray(0, 32 * mbW), topAt);
+    heap.set(mbs.subarray(0, 4 * mbW), mbsAt);
+    heap.set(topNz.subarray(0, mbW), nzAt);
+    heap.set(topNzDc.subarray(0, mbW), nzDcAt);
+    heap.set(proba.subarray(0, 1056), probaAt);
+    const words = new Int32Array(heap.buffer, quantAt, (stateAt + 32 - quantAt) >> 2);
+    words.set(quant.subarray(0, 24));
+    const state = (stateAt - quantAt) >> 2;
+    words[state + 6] = 0; // the row's left contexts
+    words[state + 7] = 0;
+    const e = this.exports;
+    for (let x = 0; x < mbW; ) {
+      const length = Math.min(r.end - r.pos, Math.max(this.vp8TokenBytes, VP8_MB_TOKEN_BYTES));
+      heap.set(r.data.subarray(r.pos, r.pos + length), chunkAt);
+      words[state] = r.value;
+      words[state + 1] = r.range;
+      words[state + 2] = r.bits;
+      words[state + 3] = 0;
+      words[state + 4] = r.end - r.pos;
+      words[state + 5] = r.eof ? 1 : 0;
+      const final = r.pos + length === r.end ? 1 : 0;
+      const at = e.vp8ParseRow(
+        chunkAt,
+        length,
+        final,
+        stateAt,
+        probaAt,
+        quantAt,
+        mbsAt,
+        x,
+        mbW,
+        nzAt,
+        nzDcAt,
+        leftAt,
+        coeffAt,
+        acAt,
+      );
+      r.value = words[state];
+      r.range = words[state + 1];
+      r.bits = words[state + 2];
+      r.pos += words[state + 3];
+      r.eof = words[state + 5] === 1;
+      if (at < 0) return false;
+      x = at;
+    }
+    e.vp8ReconstructRow(coeffAt, acAt, modesAt, topAt, yAt, uAt, vAt, yStride, uvStride, mbW, mbY, mbH);
+    mbs.set(heap.subarray(mbsAt, mbsAt + 4 * mbW));
+    topNz.set(heap.subarray(nzAt, nzAt + mbW));
+    topNzDc.set(heap.subarray(nzDcAt, nzDcAt + mbW));
+    top.set(heap.subarray(topAt, topAt + 32 * mbW));
+    Y.set(heap.subarray(yAt, yAt + yBytes), yRow * yStride);
+    U.set(heap.subarray(uAt, uAt + uvBytes), uvRow * uvStride);
+    V.set(heap.subarray(vAt, vAt + uvBytes), uvRow * uvStride);
+    return true;
   }
 
   // Whether vp8ReconstructRow fits the scratch bounds for a row of mbW macroblocks.

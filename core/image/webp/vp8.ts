@@ -15,12 +15,13 @@ import { WebpError } from "./vp8l.ts";
 // below the 8 in use; reading past the end appends one zero byte and flags eof, which the decoder checks
 // after each macroblock and each row of modes.
 class BoolReader {
-  private value = 0;
-  private range = 254;
-  private bits = -8;
-  private pos: number;
-  private readonly data: Uint8Array;
-  private readonly end: number;
+  // Public for the token kernel (../kernels.ts vp8DecodeRow), which reads and writes them back.
+  value = 0;
+  range = 254;
+  bits = -8;
+  pos: number;
+  readonly data: Uint8Array;
+  readonly end: number;
   eof = false;
   constructor(data: Uint8Array, start: number, end: number) {
     this.data = data;
@@ -466,7 +467,12 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   // Per 4x4 block of coeffs (16 luma, 4 U, 4 V): whether it has AC coefficients (else its DC alone).
   let hasAc = hasAcViews[0];
   const reconstructKernel = decodeKernels();
-  const reconKernel = reconstructKernel?.fitsVp8Reconstruct(mbW, yStride, uvStride) ? reconstructKernel : null;
+  // The tokens and reconstruction of a row in the kernels, else the reconstruction alone, else neither.
+  const rowKernel = reconstructKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? reconstructKernel : null;
+  const reconKernel =
+    !rowKernel && reconstructKernel?.fitsVp8Reconstruct(mbW, yStride, uvStride) ? reconstructKernel : null;
+  const mbInfo = new Uint8Array(4 * mbW); // the kernel's: segment, skip, 4x4-predicted, no non-zero coefficient
+  const quantTable = Int32Array.from(segments.flatMap((q) => [...q.y1, ...q.y2, ...q.uv]));
   const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
     segment: 0,
@@ -613,35 +619,78 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       yuv.fill(127, U_OFF - BPS - 1, U_OFF - BPS - 1 + 9);
       yuv.fill(127, V_OFF - BPS - 1, V_OFF - BPS - 1 + 9);
     }
-    for (let mbX = 0; mbX < mbW; mbX++) {
-      const mb = blocks[mbX];
-      coeffs = coeffViews[mbX];
-      hasAc = hasAcViews[mbX];
-      // Tokens.
-      let skip = mb.skip;
-      if (!skip) {
-        skip = parseResiduals(mbX, mb, r) ? 1 : 0;
-      } else {
-        leftNz = topNz[mbX] = 0;
-        if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
-        coeffs.fill(0);
-        hasAc.fill(0);
-      }
-      if (r.eof) throw new WebpError("a token partition ends early");
-      if (filterType > 0) {
-        const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
-        filterInfo[4 * mbX] = f.limit;
-        filterInfo[4 * mbX + 1] = f.ilevel;
-        filterInfo[4 * mbX + 2] = f.hevThresh;
-        filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
-      }
-      if (reconKernel) {
+    if (rowKernel) {
+      for (let mbX = 0; mbX < mbW; mbX++) {
+        const mb = blocks[mbX];
+        mbInfo[4 * mbX] = mb.segment;
+        mbInfo[4 * mbX + 1] = mb.skip;
+        mbInfo[4 * mbX + 2] = mb.i4x4 ? 1 : 0;
         const m = 18 * mbX;
         rowModes[m] = mb.i4x4 ? 1 : 0;
         rowModes[m + 1] = mb.uvMode;
         rowModes.set(mb.modes, m + 2);
-      } else {
-        reconstruct(mbX, mbY, mb);
+      }
+      const whole = rowKernel.vp8DecodeRow(
+        r,
+        proba,
+        quantTable,
+        mbInfo,
+        topNz,
+        topNzDc,
+        rowModes,
+        top,
+        Y,
+        U,
+        V,
+        yStride,
+        uvStride,
+        Y_KEEP,
+        UV_KEEP,
+        mbW,
+        mbY,
+        mbH,
+      );
+      if (!whole) throw new WebpError("a token partition ends early");
+      if (filterType > 0) {
+        for (let mbX = 0; mbX < mbW; mbX++) {
+          const f = strengths[mbInfo[4 * mbX]][mbInfo[4 * mbX + 2]];
+          filterInfo[4 * mbX] = f.limit;
+          filterInfo[4 * mbX + 1] = f.ilevel;
+          filterInfo[4 * mbX + 2] = f.hevThresh;
+          filterInfo[4 * mbX + 3] = f.inner || !mbInfo[4 * mbX + 3] ? 1 : 0;
+        }
+      }
+    } else {
+      for (let mbX = 0; mbX < mbW; mbX++) {
+        const mb = blocks[mbX];
+        coeffs = coeffViews[mbX];
+        hasAc = hasAcViews[mbX];
+        // Tokens.
+        let skip = mb.skip;
+        if (!skip) {
+          skip = parseResiduals(mbX, mb, r) ? 1 : 0;
+        } else {
+          leftNz = topNz[mbX] = 0;
+          if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
+          coeffs.fill(0);
+          hasAc.fill(0);
+        }
+        if (r.eof) throw new WebpError("a token partition ends early");
+        if (filterType > 0) {
+          const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
+          filterInfo[4 * mbX] = f.limit;
+          filterInfo[4 * mbX + 1] = f.ilevel;
+          filterInfo[4 * mbX + 2] = f.hevThresh;
+          filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
+        }
+        if (reconKernel) {
+          const m = 18 * mbX;
+          rowModes[m] = mb.i4x4 ? 1 : 0;
+          rowModes[m + 1] = mb.uvMode;
+          rowModes.set(mb.modes, m + 2);
+        } else {
+          reconstruct(mbX, mbY, mb);
+        }
       }
     }
     if (reconKernel) {

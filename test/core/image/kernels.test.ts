@@ -881,6 +881,32 @@ describe("vp8FilterRow: lossy WebP's loop filter over a macroblock row", () => {
     expect(decoded).toBeGreaterThan(10);
   });
 
+  test("token bytes copied a macroblock's most at a time: Pillow's pixels, the same as without the kernels", async () => {
+    const names = ["webp-simple-filter-203x151.webp", "webp-strong-filter-203x151.webp"];
+    const photo = new Uint8Array(readFileSync(new URL("test/goldens/preprocess/webp/photo-lossy-q90.webp", root)));
+    try {
+      kernels.vp8TokenBytes = 0; // the least a call copies: one macroblock's most
+      for (const [i, name] of names.entries()) {
+        const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
+        expect(
+          createHash("sha256")
+            .update(await pixels(bytes))
+            .digest("hex"),
+          name,
+        ).toBe(files[i][1]);
+      }
+      const whole = await pixels(photo);
+      installDecodeKernels(null);
+      const js = await pixels(photo);
+      installDecodeKernels(module);
+      expect(Buffer.compare(whole, js)).toBe(0);
+      // The photo's tokens (15 KB, one partition) take several copies.
+      expect(photo.length).toBeGreaterThan(8016);
+    } finally {
+      kernels.vp8TokenBytes = 64 << 10;
+    }
+  });
+
   test("every lossy WebP golden: the same pixels with and without the kernels", async () => {
     const dir = new URL("test/goldens/preprocess/webp/", root);
     const cases: Record<string, { error?: string }> = JSON.parse(
