@@ -85,36 +85,119 @@ function largeValue(p: usize): i32 {
 }
 
 // One block's tokens from position n, dequantized into out (i16, natural order); returns the end of block
-// position (16 when the block runs to its end), as GetCoeffs.
+// position (16 when the block runs to its end), as GetCoeffs. The decisions nearly every coefficient takes
+// (end of block, zero, one, sign) run on the registers held in locals, as bit() would.
 function coefficients(proba: usize, type: i32, ctx: i32, dc: i32, ac: i32, n: i32, out: usize): i32 {
   let p = proba + <usize>(((type * 8 + <i32>load<u8>(BANDS + <usize>n)) * 3 + ctx) * 11);
+  let val = value;
+  let rng = range;
+  let bts = bits;
+  let split: i32;
+  let shift: i32;
   for (; n < 16; n++) {
-    if (!bit(load<u8>(p))) return n; // end of block
-    while (!bit(load<u8>(p, 1))) {
-      // a zero
+    // End of block?
+    if (bts < 0) {
+      value = val;
+      bits = bts;
+      refill();
+      val = value;
+      bts = bits;
+    }
+    split = (rng * <i32>load<u8>(p)) >>> 8;
+    if (val >>> bts > split) {
+      rng -= split;
+      val -= (split + 1) << bts;
+    } else {
+      rng = split + 1;
+      shift = 7 ^ (31 - clz<i32>(rng));
+      bts -= shift;
+      rng = (rng << shift) - 1;
+      value = val;
+      range = rng;
+      bits = bts;
+      return n;
+    }
+    shift = 7 ^ (31 - clz<i32>(rng));
+    bts -= shift;
+    rng = (rng << shift) - 1;
+    // Zeros, each moving to the next position's probabilities.
+    for (;;) {
+      if (bts < 0) {
+        value = val;
+        bits = bts;
+        refill();
+        val = value;
+        bts = bits;
+      }
+      split = (rng * <i32>load<u8>(p, 1)) >>> 8;
+      const nonzero = val >>> bts > split;
+      if (nonzero) {
+        rng -= split;
+        val -= (split + 1) << bts;
+      } else rng = split + 1;
+      shift = 7 ^ (31 - clz<i32>(rng));
+      bts -= shift;
+      rng = (rng << shift) - 1;
+      if (nonzero) break;
       n++;
-      if (n == 16) return 16;
+      if (n == 16) {
+        value = val;
+        range = rng;
+        bits = bts;
+        return 16;
+      }
       p = proba + <usize>((type * 8 + <i32>load<u8>(BANDS + <usize>n)) * 3 * 11);
     }
     const next = (type * 8 + <i32>load<u8>(BANDS + <usize>(n + 1))) * 3;
-    let v: i32;
-    if (!bit(load<u8>(p, 2))) {
-      v = 1;
-      p = proba + <usize>((next + 1) * 11);
-    } else {
+    // One, or more.
+    if (bts < 0) {
+      value = val;
+      bits = bts;
+      refill();
+      val = value;
+      bts = bits;
+    }
+    split = (rng * <i32>load<u8>(p, 2)) >>> 8;
+    let v = 1;
+    const large = val >>> bts > split;
+    if (large) {
+      rng -= split;
+      val -= (split + 1) << bts;
+    } else rng = split + 1;
+    shift = 7 ^ (31 - clz<i32>(rng));
+    bts -= shift;
+    rng = (rng << shift) - 1;
+    if (large) {
+      value = val;
+      range = rng;
+      bits = bts;
       v = largeValue(p);
+      val = value;
+      rng = range;
+      bts = bits;
       p = proba + <usize>((next + 2) * 11);
+    } else {
+      p = proba + <usize>((next + 1) * 11);
     }
     // The sign (VP8GetSigned).
-    if (bits < 0) refill();
-    const split = range >>> 1;
-    const mask = (split - (value >>> bits)) >> 31;
-    range = (range + mask) | 1;
-    value -= ((split + 1) & mask) << bits;
-    bits -= 1;
+    if (bts < 0) {
+      value = val;
+      bits = bts;
+      refill();
+      val = value;
+      bts = bits;
+    }
+    split = rng >>> 1;
+    const mask = (split - (val >>> bts)) >> 31;
+    rng = (rng + mask) | 1;
+    val -= ((split + 1) & mask) << bts;
+    bts -= 1;
     const signed = (v ^ mask) - mask;
     store<i16>(out + (<usize>load<u8>(ZIGZAG + <usize>n) << 1), <i16>(signed * (n > 0 ? ac : dc)));
   }
+  value = val;
+  range = rng;
+  bits = bts;
   return 16;
 }
 
