@@ -1006,52 +1006,6 @@ export class DecodeKernels {
     return true;
   }
 
-  // Whether vp8ReconstructRow fits the scratch bounds for a row of mbW macroblocks.
-  fitsVp8Reconstruct(mbW: number, yStride: number, uvStride: number): boolean {
-    return mbW * (768 + 24 + 18 + 32) + 16 * yStride + 16 * uvStride + 6 * PAD <= MAX_ROW_BYTES;
-  }
-
-  // ./webp/vp8.ts reconstruct on every macroblock of a row: coeffs (384 a column), hasAc (24 a column) and
-  // modes (18 a column) as assembly/image/vp8-reconstruct.ts reads them, `top` the rows above (read, and
-  // replaced unless mbY is the last row); the row's 16 luma rows go to Y from plane row yRow, its 8 chroma
-  // rows to U and V from row uvRow.
-  vp8ReconstructRow(
-    coeffs: Int16Array,
-    hasAc: Uint8Array,
-    modes: Uint8Array,
-    top: Uint8Array,
-    Y: Uint8Array,
-    U: Uint8Array,
-    V: Uint8Array,
-    yStride: number,
-    uvStride: number,
-    yRow: number,
-    uvRow: number,
-    mbW: number,
-    mbY: number,
-    mbH: number,
-  ): void {
-    const yBytes = 16 * yStride;
-    const uvBytes = 8 * uvStride;
-    const coeffAt = this.scratch(mbW * (768 + 24 + 18 + 32) + yBytes + 2 * uvBytes + 6 * PAD);
-    const acAt = coeffAt + 768 * mbW + PAD;
-    const modesAt = acAt + 24 * mbW + PAD;
-    const topAt = (modesAt + 18 * mbW + PAD + 3) & ~3;
-    const yAt = topAt + 32 * mbW + PAD;
-    const uAt = yAt + yBytes + PAD;
-    const vAt = uAt + uvBytes + PAD;
-    const heap = this.heap;
-    new Int16Array(heap.buffer, coeffAt, 384 * mbW).set(coeffs.subarray(0, 384 * mbW));
-    heap.set(hasAc.subarray(0, 24 * mbW), acAt);
-    heap.set(modes.subarray(0, 18 * mbW), modesAt);
-    heap.set(top.subarray(0, 32 * mbW), topAt);
-    this.exports.vp8ReconstructRow(coeffAt, acAt, modesAt, topAt, yAt, uAt, vAt, yStride, uvStride, mbW, mbY, mbH);
-    top.set(heap.subarray(topAt, topAt + 32 * mbW));
-    Y.set(heap.subarray(yAt, yAt + yBytes), yRow * yStride);
-    U.set(heap.subarray(uAt, uAt + uvBytes), uvRow * uvStride);
-    V.set(heap.subarray(vAt, vAt + uvBytes), uvRow * uvStride);
-  }
-
   // Whether vp8UpsampleRows fits the scratch bounds for `rows` lines of this width from planes of these
   // strides (their rows spanning at most rows + 1 luma and rows / 2 + 2 chroma rows).
   fitsVp8Upsample(width: number, rows: number, yStride: number, uvStride: number): boolean {

@@ -297,11 +297,12 @@ const Y_KEEP = 8;
 const UV_KEEP = 5;
 
 // The planes' bytes for a frame `width` wide: Y_KEEP + 16 luma rows and UV_KEEP + 8 rows of each chroma
-// plane, the macroblock columns padded to 16, a macroblock row's coefficients and modes, the fixed work
-// buffers (coefficient probabilities, the prediction buffer) and the band of RGB rows the kernels convert.
+// plane, the macroblock columns padded to 16, a macroblock row's modes, the fixed work buffers (coefficient
+// probabilities, the prediction buffer, a macroblock's coefficients) and the band of RGB rows the kernels
+// convert.
 const WORK_BYTES = 4096;
-// A macroblock row's coefficients (384 i16), AC flags (24) and modes (18) per column.
-const ROW_BYTES = 768 + 24 + 18;
+// A macroblock row's modes (18) and the token kernel's bytes (4) per column.
+const ROW_BYTES = 18 + 4;
 // With the wasm kernels, output lines are converted EMIT_ROWS at a time into a band of RGB rows.
 const EMIT_ROWS = 4;
 export function vp8PlaneBytes(width: number): number {
@@ -455,22 +456,14 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const Y32 = new Uint32Array(Y.buffer);
   const U32 = new Uint32Array(U.buffer);
   const V32 = new Uint32Array(V.buffer);
-  // The row's coefficients, 384 per macroblock column, and the column's own view of them; with the
-  // reconstruction kernel the whole row's are parsed before it reconstructs them, without it each
-  // macroblock's right after its tokens.
-  const rowCoeffs = new Int16Array(mbW * 384);
-  const rowHasAc = new Uint8Array(mbW * 24);
-  const rowModes = new Uint8Array(mbW * 18); // 4x4-predicted, chroma mode, the 16 4x4 modes or the 16x16 one
-  const coeffViews = Array.from({ length: mbW }, (_, x) => rowCoeffs.subarray(x * 384, (x + 1) * 384));
-  const hasAcViews = Array.from({ length: mbW }, (_, x) => rowHasAc.subarray(x * 24, (x + 1) * 24));
-  let coeffs = coeffViews[0];
+  const coeffs = new Int16Array(384);
   // Per 4x4 block of coeffs (16 luma, 4 U, 4 V): whether it has AC coefficients (else its DC alone).
-  let hasAc = hasAcViews[0];
-  const reconstructKernel = decodeKernels();
-  // The tokens and reconstruction of a row in the kernels, else the reconstruction alone, else neither.
-  const rowKernel = reconstructKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? reconstructKernel : null;
-  const reconKernel =
-    !rowKernel && reconstructKernel?.fitsVp8Reconstruct(mbW, yStride, uvStride) ? reconstructKernel : null;
+  const hasAc = new Uint8Array(24);
+  // With the kernels a row's tokens are parsed and its macroblocks reconstructed in one call, from the
+  // row's modes (4x4-predicted, chroma mode, the 16 4x4 modes or the 16x16 one, per column) and mbInfo.
+  const decodeKernel = decodeKernels();
+  const rowKernel = decodeKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? decodeKernel : null;
+  const rowModes = new Uint8Array(mbW * 18);
   const mbInfo = new Uint8Array(4 * mbW); // the kernel's: segment, skip, 4x4-predicted, no non-zero coefficient
   const quantTable = Int32Array.from(segments.flatMap((q) => [...q.y1, ...q.y2, ...q.uv]));
   const dcCoeffs = new Int16Array(16); // the Y2 block's
@@ -663,8 +656,6 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     } else {
       for (let mbX = 0; mbX < mbW; mbX++) {
         const mb = blocks[mbX];
-        coeffs = coeffViews[mbX];
-        hasAc = hasAcViews[mbX];
         // Tokens.
         let skip = mb.skip;
         if (!skip) {
@@ -683,33 +674,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
           filterInfo[4 * mbX + 2] = f.hevThresh;
           filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
         }
-        if (reconKernel) {
-          const m = 18 * mbX;
-          rowModes[m] = mb.i4x4 ? 1 : 0;
-          rowModes[m + 1] = mb.uvMode;
-          rowModes.set(mb.modes, m + 2);
-        } else {
-          reconstruct(mbX, mbY, mb);
-        }
+        reconstruct(mbX, mbY, mb);
       }
-    }
-    if (reconKernel) {
-      reconKernel.vp8ReconstructRow(
-        rowCoeffs,
-        rowHasAc,
-        rowModes,
-        top,
-        Y,
-        U,
-        V,
-        yStride,
-        uvStride,
-        Y_KEEP,
-        UV_KEEP,
-        mbW,
-        mbY,
-        mbH,
-      );
     }
     if (filterKernel !== null) {
       filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
