@@ -900,15 +900,18 @@ export class DecodeKernels {
 
   // Whether vp8DecodeRow fits the scratch bounds for a row of mbW macroblocks.
   fitsVp8DecodeRow(mbW: number, yStride: number, uvStride: number): boolean {
-    const rows = mbW * (768 + 24 + 18 + 32 + 4 + 2) + 16 * yStride + 16 * uvStride;
+    const rows = mbW * (768 + 24 + 18 + 32 + 4 + 2 + 4) + VP8_Y_ROWS * yStride + 2 * VP8_UV_ROWS * uvStride;
     return rows + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 12 * PAD <= MAX_ROW_BYTES;
   }
 
-  // A macroblock row of ./webp/vp8.ts, from its tokens to its unfiltered pixels: parseResiduals on each
+  // A macroblock row of ./webp/vp8.ts, from its tokens to its filtered pixels: parseResiduals on each
   // macroblock (reader r from its position, the coefficient probabilities `proba`, quant: 6 per segment;
   // mbs: 4 bytes a column, segment, skip flag, 4x4-predicted, and written back whether it has no non-zero
-  // coefficient; topNz and topNzDc the contexts above, updated), then reconstruct on each as
-  // vp8ReconstructRow. Returns false when the partition ran out (the row is not reconstructed then).
+  // coefficient; topNz and topNzDc the contexts above, updated), reconstruct on each as vp8ReconstructRow,
+  // then, unless filterType is 0, the loop filter as vp8FilterRow, with each column's strengths from
+  // `strengths` (4 bytes for each segment and 16x16/4x4 prediction: limit, interior limit, hev threshold,
+  // inner edges even without coefficients). The 4 plane rows above the row are copied in for the filter
+  // and out with it. Returns false when the partition ran out (nothing is written to the planes then).
   vp8DecodeRow(
     r: Vp8Reader,
     proba: Uint8Array,
@@ -928,11 +931,13 @@ export class DecodeKernels {
     mbW: number,
     mbY: number,
     mbH: number,
+    filterType: number,
+    strengths: Uint8Array,
   ): boolean {
-    const yBytes = 16 * yStride;
-    const uvBytes = 8 * uvStride;
+    const yBytes = VP8_Y_ROWS * yStride;
+    const uvBytes = VP8_UV_ROWS * uvStride;
     const coeffAt = this.scratch(
-      mbW * (768 + 24 + 18 + 32 + 4 + 2) + yBytes + 2 * uvBytes + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 12 * PAD,
+      mbW * (768 + 24 + 18 + 32 + 4 + 2 + 4) + yBytes + 2 * uvBytes + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 13 * PAD,
     );
     const acAt = coeffAt + 768 * mbW + PAD;
     const modesAt = acAt + 24 * mbW + PAD;
@@ -947,8 +952,14 @@ export class DecodeKernels {
     const quantAt = (probaAt + 1056 + PAD + 3) & ~3;
     const stateAt = quantAt + 96 + PAD;
     const leftAt = stateAt + 24;
-    const chunkAt = leftAt + 8 + PAD;
+    const infoAt = leftAt + 8 + PAD;
+    const chunkAt = infoAt + 4 * mbW + PAD;
     const heap = this.heap;
+    const yFrom = (yRow - 4) * yStride;
+    const uvFrom = (uvRow - 4) * uvStride;
+    heap.set(Y.subarray(yFrom, yFrom + 4 * yStride), yAt);
+    heap.set(U.subarray(uvFrom, uvFrom + 4 * uvStride), uAt);
+    heap.set(V.subarray(uvFrom, uvFrom + 4 * uvStride), vAt);
     heap.set(modes.subarray(0, 18 * mbW), modesAt);
     heap.set(top.subarray(0, 32 * mbW), topAt);
     heap.set(mbs.subarray(0, 4 * mbW), mbsAt);
@@ -995,14 +1006,28 @@ export class DecodeKernels {
       if (at < 0) return false;
       x = at;
     }
-    e.vp8ReconstructRow(coeffAt, acAt, modesAt, topAt, yAt, uAt, vAt, yStride, uvStride, mbW, mbY, mbH);
+    const yRowAt = yAt + 4 * yStride;
+    const uRowAt = uAt + 4 * uvStride;
+    const vRowAt = vAt + 4 * uvStride;
+    e.vp8ReconstructRow(coeffAt, acAt, modesAt, topAt, yRowAt, uRowAt, vRowAt, yStride, uvStride, mbW, mbY, mbH);
     mbs.set(heap.subarray(mbsAt, mbsAt + 4 * mbW));
+    if (filterType > 0) {
+      for (let x = 0; x < mbW; x++) {
+        const f = 4 * (2 * mbs[4 * x] + mbs[4 * x + 2]);
+        const at = infoAt + 4 * x;
+        heap[at] = strengths[f];
+        heap[at + 1] = strengths[f + 1];
+        heap[at + 2] = strengths[f + 2];
+        heap[at + 3] = strengths[f + 3] || !mbs[4 * x + 3] ? 1 : 0;
+      }
+      e.vp8FilterRow(yRowAt, yStride, uRowAt, vRowAt, uvStride, infoAt, mbW, mbY, filterType === 1 ? 1 : 0);
+    }
     topNz.set(heap.subarray(nzAt, nzAt + mbW));
     topNzDc.set(heap.subarray(nzDcAt, nzDcAt + mbW));
     top.set(heap.subarray(topAt, topAt + 32 * mbW));
-    Y.set(heap.subarray(yAt, yAt + yBytes), yRow * yStride);
-    U.set(heap.subarray(uAt, uAt + uvBytes), uvRow * uvStride);
-    V.set(heap.subarray(vAt, vAt + uvBytes), uvRow * uvStride);
+    Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
+    U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
+    V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
     return true;
   }
 

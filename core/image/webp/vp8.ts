@@ -465,6 +465,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const rowKernel = decodeKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? decodeKernel : null;
   const rowModes = new Uint8Array(mbW * 18);
   const mbInfo = new Uint8Array(4 * mbW); // the kernel's: segment, skip, 4x4-predicted, no non-zero coefficient
+  // The filter strengths by segment and 4x4 prediction, as the kernels read them.
+  const strengthTable = Uint8Array.from(
+    strengths.flatMap((s) => s.flatMap((f) => [f.limit, f.ilevel, f.hevThresh, f.inner ? 1 : 0])),
+  );
   const quantTable = Int32Array.from(segments.flatMap((q) => [...q.y1, ...q.y2, ...q.uv]));
   const dcCoeffs = new Int16Array(16); // the Y2 block's
   const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
@@ -642,17 +646,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         mbW,
         mbY,
         mbH,
+        filterType,
+        strengthTable,
       );
       if (!whole) throw new WebpError("a token partition ends early");
-      if (filterType > 0) {
-        for (let mbX = 0; mbX < mbW; mbX++) {
-          const f = strengths[mbInfo[4 * mbX]][mbInfo[4 * mbX + 2]];
-          filterInfo[4 * mbX] = f.limit;
-          filterInfo[4 * mbX + 1] = f.ilevel;
-          filterInfo[4 * mbX + 2] = f.hevThresh;
-          filterInfo[4 * mbX + 3] = f.inner || !mbInfo[4 * mbX + 3] ? 1 : 0;
-        }
-      }
     } else {
       for (let mbX = 0; mbX < mbW; mbX++) {
         const mb = blocks[mbX];
@@ -677,9 +674,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         reconstruct(mbX, mbY, mb);
       }
     }
-    if (filterKernel !== null) {
+    // (The row kernel has filtered the row.)
+    if (!rowKernel && filterKernel !== null) {
       filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
-    } else if (filterType > 0) {
+    } else if (!rowKernel && filterType > 0) {
       filterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType);
     }
     emitRows(mbY, mbY === mbH - 1 ? height : Math.min(height, 16 * mbY + 8));
