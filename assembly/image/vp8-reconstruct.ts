@@ -53,13 +53,6 @@ function trueMotion(dst: i32, size: i32): void {
   }
 }
 
-@inline function mul1(a: i32): i32 {
-  return ((a * 20091) >> 16) + a;
-}
-@inline function mul2(a: i32): i32 {
-  return (a * 35468) >> 16;
-}
-
 // The block's scratch between the transform's passes.
 const TMP: usize = memory.data(64, 16);
 
@@ -76,38 +69,58 @@ function transform(c: usize, ac: bool, dst: i32): void {
     }
     return;
   }
+  // The vertical pass on the 4 columns at once (lane i: column i), then, transposed, the horizontal pass on
+  // the 4 rows at once (lane i: row i), transposed back to rows; i32 lanes wrap as the scalar ints.
+  const r0 = v128.load16x4_s(c);
+  const r1 = v128.load16x4_s(c, 8);
+  const r2 = v128.load16x4_s(c, 16);
+  const r3 = v128.load16x4_s(c, 24);
+  const a = i32x4.add(r0, r2);
+  const b = i32x4.sub(r0, r2);
+  const cc = i32x4.sub(mul2x4(r1), mul1x4(r3));
+  const d = i32x4.add(mul1x4(r1), mul2x4(r3));
+  transpose4(i32x4.add(a, d), i32x4.add(b, cc), i32x4.sub(b, cc), i32x4.sub(a, d));
+  const u0 = v128.load(TMP);
+  const u1 = v128.load(TMP, 16);
+  const u2 = v128.load(TMP, 32);
+  const u3 = v128.load(TMP, 48);
+  const dc = i32x4.add(u0, i32x4.splat(4));
+  const a2 = i32x4.add(dc, u2);
+  const b2 = i32x4.sub(dc, u2);
+  const cc2 = i32x4.sub(mul2x4(u1), mul1x4(u3));
+  const d2 = i32x4.add(mul1x4(u1), mul2x4(u3));
+  transpose4(
+    i32x4.shr_s(i32x4.add(a2, d2), 3),
+    i32x4.shr_s(i32x4.add(b2, cc2), 3),
+    i32x4.shr_s(i32x4.sub(b2, cc2), 3),
+    i32x4.shr_s(i32x4.sub(a2, d2), 3),
+  );
   for (let i = 0; i < 4; i++) {
-    const p = c + <usize>(2 * i);
-    const c0 = <i32>load<i16>(p);
-    const c4 = <i32>load<i16>(p, 8);
-    const c8 = <i32>load<i16>(p, 16);
-    const c12 = <i32>load<i16>(p, 24);
-    const a = c0 + c8;
-    const b = c0 - c8;
-    const cc = mul2(c4) - mul1(c12);
-    const d = mul1(c4) + mul2(c12);
-    const t = TMP + <usize>(16 * i);
-    store<i32>(t, a + d);
-    store<i32>(t, b + cc, 4);
-    store<i32>(t, b - cc, 8);
-    store<i32>(t, a - d, 12);
+    const at = WORK + <usize>(dst + i * BPS);
+    const px = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(at)));
+    const sum = i32x4.add(px, v128.load(TMP + <usize>(16 * i)));
+    const n16 = i16x8.narrow_i32x4_s(sum, sum);
+    v128.store32_lane(at, i8x16.narrow_i16x8_u(n16, n16), 0);
   }
-  for (let i = 0; i < 4; i++) {
-    const t = TMP + <usize>(4 * i);
-    const dc = load<i32>(t) + 4;
-    const t8 = load<i32>(t, 32);
-    const t4 = load<i32>(t, 16);
-    const t12 = load<i32>(t, 48);
-    const a = dc + t8;
-    const b = dc - t8;
-    const cc = mul2(t4) - mul1(t12);
-    const d = mul1(t4) + mul2(t12);
-    const row = dst + i * BPS;
-    st(row, clip8(ld(row) + ((a + d) >> 3)));
-    st(row + 1, clip8(ld(row + 1) + ((b + cc) >> 3)));
-    st(row + 2, clip8(ld(row + 2) + ((b - cc) >> 3)));
-    st(row + 3, clip8(ld(row + 3) + ((a - d) >> 3)));
-  }
+}
+
+@inline function mul1x4(a: v128): v128 {
+  return i32x4.add(i32x4.shr_s(i32x4.mul(a, i32x4.splat(20091)), 16), a);
+}
+@inline function mul2x4(a: v128): v128 {
+  return i32x4.shr_s(i32x4.mul(a, i32x4.splat(35468)), 16);
+}
+
+// Rows a, b, c, d of a 4x4 i32 matrix, transposed into TMP.
+@inline function transpose4(a: v128, b: v128, c: v128, d: v128): void {
+  const t0 = i8x16.shuffle(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const t1 = i8x16.shuffle(a, b, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const t2 = i8x16.shuffle(c, d, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const t3 = i8x16.shuffle(c, d, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  v128.store(TMP, i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
+  v128.store(TMP, i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 16);
+  v128.store(TMP, i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 32);
+  v128.store(TMP, i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
 }
 
 function predict16(mode: i32, dst: i32): void {
