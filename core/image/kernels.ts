@@ -4,7 +4,9 @@
 //
 // The module has its own small memory: each call copies its input rows into it, runs, and copies the result
 // out, all in one synchronous step, so concurrent decodes (which interleave only at their yields) share one
-// instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row.
+// instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row (a
+// lossy WebP macroblock row's tokens, coefficients and planes about 100 per pixel of width), within the
+// bounds below.
 
 import type { Coefficients } from "../preprocess/resize.ts";
 import type { BitReader, HuffmanTable } from "./jpeg/huffman.ts";

@@ -5,6 +5,9 @@
 // RGBA decoding gives: fancy upsampling of the chroma and its fixed-point YUV->RGB (yuv.h).
 // Rows are emitted as each macroblock row is filtered: the planes hold that row and what the next one's
 // loop filter and the upsampler still read of the one before (Y_KEEP luma and UV_KEEP chroma rows).
+// With the decode kernels installed (../kernels.ts, assembly/image/vp8-*.ts), a macroblock row's tokens,
+// prediction, inverse transforms and loop filter run in one kernel call and the output lines four at a time
+// in another; the JavaScript here is their twin, and the path without them (or for frames too wide).
 
 import { AC_TABLE, BMODES_PROBA, COEFFS_PROBA0, COEFFS_UPDATE_PROBA, DC_TABLE } from "./vp8-tables.ts";
 import { yieldToOthers } from "../bytes.ts";

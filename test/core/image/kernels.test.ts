@@ -825,7 +825,16 @@ describe("vp8FilterRow: lossy WebP's loop filter over a macroblock row", () => {
     ["webp-simple-filter-203x151.webp", "0bdeca9880ecf6f4326a764aa290e7fe69b35a1d8635829e2de896dcdac27518"],
     // cwebp 1.2.4 -q 40 -strong -f 100 -sharpness 5 -segments 4 (the complex filter, every segment's own).
     ["webp-strong-filter-203x151.webp", "470e5ede863b3e00d65a7c2b4b100fc07c19789b89c34cfc9f64e4f27cef1175"],
+    // cwebp 1.2.4 -q 50 -f 40 -sharpness 2: too wide for the row kernel's scratch (tokens and prediction in
+    // JavaScript), the filter and upsampler kernels still used.
+    ["webp-wide-5408x34.webp", "d67499e58b68b7577141d041cce10c2051f4eb6ff43d9bf15df67f47c81f6085"],
   ];
+  test("the wide file takes the row kernel's JavaScript twin and the filter and upsampler kernels", () => {
+    const mbW = Math.ceil(5408 / 16);
+    expect(kernels.fitsVp8DecodeRow(mbW, 16 * mbW, 8 * mbW)).toBe(false);
+    expect(kernels.fitsVp8Filter(16 * mbW, 8 * mbW)).toBe(true);
+    expect(kernels.fitsVp8Upsample(5408, 4, 16 * mbW, 8 * mbW)).toBe(true);
+  });
   async function pixels(bytes: Uint8Array): Promise<Uint8Array> {
     const d = openImageBytes(bytes, { maxPixels: 1 << 26 });
     const { width, height } = d.header;
