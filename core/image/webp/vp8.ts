@@ -474,11 +474,12 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   );
   const quantTable = Int32Array.from(segments.flatMap((q) => [...q.y1, ...q.y2, ...q.uv]));
   const dcCoeffs = new Int16Array(16); // the Y2 block's
-  const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
+  // Each column's modes are its stretch of rowModes, where the kernel reads them.
+  const blocks: Macroblock[] = Array.from({ length: mbW }, (_, x) => ({
     segment: 0,
     skip: 0,
     i4x4: false,
-    modes: new Uint8Array(16),
+    modes: rowModes.subarray(18 * x + 2, 18 * x + 18),
     uvMode: 0,
   }));
   // The row's filter by column, 4 bytes each: limit (0: none), interior limit, hev threshold, and whether
@@ -595,8 +596,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
                           ? 8
                           : 9;
             intraT[top + x] = ymode;
+            mb.modes[y * 4 + x] = ymode;
           }
-          mb.modes.set(intraT.subarray(top, top + 4), y * 4);
           intraL[y] = ymode;
         }
       }
@@ -628,7 +629,6 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         const m = 18 * mbX;
         rowModes[m] = mb.i4x4 ? 1 : 0;
         rowModes[m + 1] = mb.uvMode;
-        rowModes.set(mb.modes, m + 2);
       }
       const whole = rowKernel.vp8DecodeRow(
         r,
