@@ -7,6 +7,10 @@ export { horizontalRow, horizontalRowScalar, verticalRow, verticalRowScalar } fr
 export { decodeMcus, huffmanQuant, huffmanState, huffmanTables } from "./image/huffman";
 export { adler32, inflate } from "./image/inflate";
 export { unfilterRow, unfilterRowScalar } from "./image/unfilter";
+export { vp8FilterRow, vp8FilterRowScalar } from "./image/vp8-filter";
+export { vp8UpsampleRows, vp8UpsampleRowsScalar } from "./image/vp8-upsample";
+export { vp8ReconstructRow } from "./image/vp8-reconstruct";
+export { vp8ParseRow } from "./image/vp8-tokens";
 export {
   decodeAcBlocks,
   decodeDcMcus,

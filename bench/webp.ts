@@ -1,7 +1,8 @@
 // WebP lossy decoding side by side in one run: edgevit's decoder (core/image/webp, whole bytes, rows pushed
 // to a sink that keeps nothing) and Pillow 9.4 / libwebp 1.2.4 (Debian's /usr/bin/python3, timing
 // Image.open + convert("RGB")), on a 12 MP photo made with Pillow into .cache/bench-webp/ (a fixture
-// upscaled to 4000x3000 with added detail, quality 85). Our pixels are checked against Pillow's (sha256)
+// upscaled to 4000x3000 with added detail, quality 85); ours with the decode kernels installed, as in the
+// Worker. Our pixels are checked against Pillow's (sha256)
 // before they are timed. Each figure is the median wall time / CPU time of its process; on a shared machine
 // the CPU time is the steadier of the two.
 //
@@ -11,6 +12,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { installNodeDecodeKernels } from "../cli/node-engine.ts";
 import { openImageBytes } from "../core/image/open.ts";
 import { summarize } from "./stats.ts";
 
@@ -66,6 +68,8 @@ async function time(fn: () => unknown): Promise<Timing> {
 }
 
 async function main(): Promise<void> {
+  // The decoders run with their wasm kernels, as in the Worker.
+  await installNodeDecodeKernels();
   if (!existsSync(FILE)) {
     mkdirSync(CACHE, { recursive: true });
     execFileSync(PYTHON, ["-c", MAKE, "test/fixtures/images/rocket-exif-orient6.jpg", FILE], { stdio: "inherit" });

@@ -4,7 +4,9 @@
 //
 // The module has its own small memory: each call copies its input rows into it, runs, and copies the result
 // out, all in one synchronous step, so concurrent decodes (which interleave only at their yields) share one
-// instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row.
+// instance. The scratch area grows to the widest row seen: about 6 bytes per output pixel of one row (a
+// lossy WebP macroblock row's tokens, coefficients and planes about 100 per pixel of width), within the
+// bounds below.
 
 import type { Coefficients } from "../preprocess/resize.ts";
 import type { BitReader, HuffmanTable } from "./jpeg/huffman.ts";
@@ -85,6 +87,52 @@ type DecodeAcBlocks = (
   se: number,
   al: number,
 ) => number;
+// Lossy WebP's loop filter over a macroblock row; see assembly/image/vp8-filter.ts.
+type Vp8FilterRow = (
+  y: number,
+  yStride: number,
+  u: number,
+  v: number,
+  uvStride: number,
+  info: number,
+  mbW: number,
+  mbY: number,
+  simple: number,
+) => void;
+// Lossy WebP's output lines through the fancy upsampler; see assembly/image/vp8-upsample.ts.
+type Vp8UpsampleRows = (lines: number, rows: number, out: number, width: number) => void;
+// Lossy WebP's reconstruction of a macroblock row; see assembly/image/vp8-reconstruct.ts.
+type Vp8ReconstructRow = (
+  coeffs: number,
+  hasAc: number,
+  modes: number,
+  top: number,
+  y: number,
+  u: number,
+  v: number,
+  yStride: number,
+  uvStride: number,
+  mbW: number,
+  mbY: number,
+  mbH: number,
+) => void;
+// Lossy WebP's tokens of a macroblock row; see assembly/image/vp8-tokens.ts.
+type Vp8ParseRow = (
+  chunk: number,
+  length: number,
+  final: number,
+  state: number,
+  proba: number,
+  quant: number,
+  mbs: number,
+  mbFrom: number,
+  mbTo: number,
+  topNz: number,
+  topNzDc: number,
+  left: number,
+  coeffs: number,
+  hasAc: number,
+) => number;
 type DecodeDcMcus = (data: number, length: number, final: number, mcus: number, refine: number, al: number) => number;
 
 interface DecodeExports {
@@ -119,6 +167,24 @@ interface DecodeExports {
   horizontalRowScalar: HorizontalRow;
   verticalRow: VerticalRow;
   verticalRowScalar: VerticalRow;
+  vp8FilterRow: Vp8FilterRow;
+  vp8FilterRowScalar: Vp8FilterRow;
+  vp8UpsampleRows: Vp8UpsampleRows;
+  vp8UpsampleRowsScalar: Vp8UpsampleRows;
+  vp8ReconstructRow: Vp8ReconstructRow;
+  vp8ParseRow: Vp8ParseRow;
+}
+
+// A lossy WebP token partition's boolean decoder (./webp/vp8.ts BoolReader): its registers, position in
+// data and end, read and written back by vp8DecodeRow.
+export interface Vp8Reader {
+  readonly data: Uint8Array;
+  readonly end: number;
+  value: number;
+  range: number;
+  bits: number;
+  pos: number;
+  eof: boolean;
 }
 
 // One component of an interleaved MCU as the Huffman kernel places its blocks: block (y, x) of MCU column
@@ -194,6 +260,15 @@ const PAD = 64;
 export const MAX_COEFFICIENT_BYTES = 3 << 19;
 const MAX_ROW_BYTES = 1 << 19;
 
+// Token bytes vp8DecodeRow copies per call, and the most a macroblock's tokens take (assembly/image/
+// vp8-tokens.ts MB_BYTES: a call stops before a macroblock with fewer left, unless they run to the end).
+const VP8_TOKEN_BYTES = 64 << 10;
+const VP8_MB_TOKEN_BYTES = 8000 + 16;
+
+// The plane rows vp8FilterRow copies: a macroblock row and the 4 above it the filter reads.
+const VP8_Y_ROWS = 20;
+const VP8_UV_ROWS = 12;
+
 export class DecodeKernels {
   readonly exports: DecodeExports;
   private heap: Uint8Array;
@@ -216,6 +291,9 @@ export class DecodeKernels {
   private chunkEnd = 0;
   // Entropy bytes copied per call; tests set it small so that calls run past them.
   chunkBytes = FIRST_CHUNK_BYTES;
+  // Lossy WebP token bytes copied per vp8ParseRow call (at least a macroblock's most, 8000); tests set it
+  // small so that rows take several calls.
+  vp8TokenBytes = VP8_TOKEN_BYTES;
   // The progressive kernels' table slots and compact layout (by identity), and the stretch of a store
   // copied into the coefficient area: its arrays, first elements, lengths and byte offsets in memory.
   private readonly progressiveSlots: (HuffmanTable | null)[] = new Array(4).fill(null);
@@ -782,6 +860,246 @@ export class DecodeKernels {
     const run = scalar ? this.exports.verticalRowScalar : this.exports.verticalRow;
     run(rowsAt, rowBytes, count, weightsAt, outAt, stride);
     out.set(heap.subarray(outAt, outAt + stride), o);
+  }
+
+  // Whether vp8FilterRow fits the scratch bounds for planes of these strides.
+  fitsVp8Filter(yStride: number, uvStride: number): boolean {
+    return VP8_Y_ROWS * yStride + 2 * VP8_UV_ROWS * uvStride + yStride / 4 + 4 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./webp/vp8.ts filterMb on every macroblock of a row: the row's 16 luma rows from plane row yRow of Y
+  // (yStride bytes each) and its 8 chroma rows from row uvRow of U and V, with the 4 rows above each, are
+  // filtered in place; info holds 4 bytes per macroblock column (limit, interior limit, hev threshold,
+  // inner edges). `scalar` runs the kernel's scalar twin.
+  vp8FilterRow(
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    yRow: number,
+    uvRow: number,
+    info: Uint8Array,
+    mbW: number,
+    mbY: number,
+    simple: boolean,
+    scalar = false,
+  ): void {
+    const yBytes = VP8_Y_ROWS * yStride;
+    const uvBytes = VP8_UV_ROWS * uvStride;
+    const yAt = this.scratch(yBytes + 2 * uvBytes + 4 * mbW + 4 * PAD);
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const infoAt = vAt + uvBytes + PAD;
+    const heap = this.heap;
+    const yFrom = (yRow - 4) * yStride;
+    const uvFrom = (uvRow - 4) * uvStride;
+    heap.set(Y.subarray(yFrom, yFrom + yBytes), yAt);
+    heap.set(U.subarray(uvFrom, uvFrom + uvBytes), uAt);
+    heap.set(V.subarray(uvFrom, uvFrom + uvBytes), vAt);
+    heap.set(info.subarray(0, 4 * mbW), infoAt);
+    const run = scalar ? this.exports.vp8FilterRowScalar : this.exports.vp8FilterRow;
+    run(yAt + 4 * yStride, yStride, uAt + 4 * uvStride, vAt + 4 * uvStride, uvStride, infoAt, mbW, mbY, simple ? 1 : 0);
+    Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
+    U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
+    V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
+  }
+
+  // Whether vp8DecodeRow fits the scratch bounds for a row of mbW macroblocks.
+  fitsVp8DecodeRow(mbW: number, yStride: number, uvStride: number): boolean {
+    const rows = mbW * (768 + 24 + 18 + 32 + 4 + 2 + 4) + VP8_Y_ROWS * yStride + 2 * VP8_UV_ROWS * uvStride;
+    return rows + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 12 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // A macroblock row of ./webp/vp8.ts, from its tokens to its filtered pixels: parseResiduals on each
+  // macroblock (reader r from its position, the coefficient probabilities `proba`, quant: 6 per segment;
+  // mbs: 4 bytes a column, segment, skip flag, 4x4-predicted, and written back whether it has no non-zero
+  // coefficient; topNz and topNzDc the contexts above, updated), reconstruct on each as vp8ReconstructRow,
+  // then, unless filterType is 0, the loop filter as vp8FilterRow, with each column's strengths from
+  // `strengths` (4 bytes for each segment and 16x16/4x4 prediction: limit, interior limit, hev threshold,
+  // inner edges even without coefficients). The 4 plane rows above the row are copied in for the filter
+  // and out with it. Returns false when the partition ran out (nothing is written to the planes then).
+  vp8DecodeRow(
+    r: Vp8Reader,
+    proba: Uint8Array,
+    quant: Int32Array,
+    mbs: Uint8Array,
+    topNz: Uint8Array,
+    topNzDc: Uint8Array,
+    modes: Uint8Array,
+    top: Uint8Array,
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    yRow: number,
+    uvRow: number,
+    mbW: number,
+    mbY: number,
+    mbH: number,
+    filterType: number,
+    strengths: Uint8Array,
+  ): boolean {
+    const yBytes = VP8_Y_ROWS * yStride;
+    const uvBytes = VP8_UV_ROWS * uvStride;
+    const coeffAt = this.scratch(
+      mbW * (768 + 24 + 18 + 32 + 4 + 2 + 4) + yBytes + 2 * uvBytes + VP8_TOKEN_BYTES + 1056 + 96 + 32 + 13 * PAD,
+    );
+    const acAt = coeffAt + 768 * mbW + PAD;
+    const modesAt = acAt + 24 * mbW + PAD;
+    const topAt = (modesAt + 18 * mbW + PAD + 3) & ~3;
+    const yAt = topAt + 32 * mbW + PAD;
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const mbsAt = vAt + uvBytes + PAD;
+    const nzAt = mbsAt + 4 * mbW + PAD;
+    const nzDcAt = nzAt + mbW + PAD;
+    const probaAt = nzDcAt + mbW + PAD;
+    const quantAt = (probaAt + 1056 + PAD + 3) & ~3;
+    const stateAt = quantAt + 96 + PAD;
+    const leftAt = stateAt + 24;
+    const infoAt = leftAt + 8 + PAD;
+    const chunkAt = infoAt + 4 * mbW + PAD;
+    const heap = this.heap;
+    const yFrom = (yRow - 4) * yStride;
+    const uvFrom = (uvRow - 4) * uvStride;
+    heap.set(Y.subarray(yFrom, yFrom + 4 * yStride), yAt);
+    heap.set(U.subarray(uvFrom, uvFrom + 4 * uvStride), uAt);
+    heap.set(V.subarray(uvFrom, uvFrom + 4 * uvStride), vAt);
+    heap.set(modes.subarray(0, 18 * mbW), modesAt);
+    heap.set(top.subarray(0, 32 * mbW), topAt);
+    heap.set(mbs.subarray(0, 4 * mbW), mbsAt);
+    heap.set(topNz.subarray(0, mbW), nzAt);
+    heap.set(topNzDc.subarray(0, mbW), nzDcAt);
+    heap.set(proba.subarray(0, 1056), probaAt);
+    const words = new Int32Array(heap.buffer, quantAt, (stateAt + 32 - quantAt) >> 2);
+    words.set(quant.subarray(0, 24));
+    const state = (stateAt - quantAt) >> 2;
+    words[state + 6] = 0; // the row's left contexts
+    words[state + 7] = 0;
+    const e = this.exports;
+    for (let x = 0; x < mbW; ) {
+      const length = Math.min(r.end - r.pos, Math.max(this.vp8TokenBytes, VP8_MB_TOKEN_BYTES));
+      heap.set(r.data.subarray(r.pos, r.pos + length), chunkAt);
+      words[state] = r.value;
+      words[state + 1] = r.range;
+      words[state + 2] = r.bits;
+      words[state + 3] = 0;
+      words[state + 4] = r.end - r.pos;
+      words[state + 5] = r.eof ? 1 : 0;
+      const final = r.pos + length === r.end ? 1 : 0;
+      const at = e.vp8ParseRow(
+        chunkAt,
+        length,
+        final,
+        stateAt,
+        probaAt,
+        quantAt,
+        mbsAt,
+        x,
+        mbW,
+        nzAt,
+        nzDcAt,
+        leftAt,
+        coeffAt,
+        acAt,
+      );
+      r.value = words[state];
+      r.range = words[state + 1];
+      r.bits = words[state + 2];
+      r.pos += words[state + 3];
+      r.eof = words[state + 5] === 1;
+      if (at < 0) return false;
+      x = at;
+    }
+    const yRowAt = yAt + 4 * yStride;
+    const uRowAt = uAt + 4 * uvStride;
+    const vRowAt = vAt + 4 * uvStride;
+    e.vp8ReconstructRow(coeffAt, acAt, modesAt, topAt, yRowAt, uRowAt, vRowAt, yStride, uvStride, mbW, mbY, mbH);
+    mbs.set(heap.subarray(mbsAt, mbsAt + 4 * mbW));
+    if (filterType > 0) {
+      for (let x = 0; x < mbW; x++) {
+        const f = 4 * (2 * mbs[4 * x] + mbs[4 * x + 2]);
+        const at = infoAt + 4 * x;
+        heap[at] = strengths[f];
+        heap[at + 1] = strengths[f + 1];
+        heap[at + 2] = strengths[f + 2];
+        heap[at + 3] = strengths[f + 3] || !mbs[4 * x + 3] ? 1 : 0;
+      }
+      e.vp8FilterRow(yRowAt, yStride, uRowAt, vRowAt, uvStride, infoAt, mbW, mbY, filterType === 1 ? 1 : 0);
+    }
+    topNz.set(heap.subarray(nzAt, nzAt + mbW));
+    topNzDc.set(heap.subarray(nzDcAt, nzDcAt + mbW));
+    top.set(heap.subarray(topAt, topAt + 32 * mbW));
+    Y.set(heap.subarray(yAt, yAt + yBytes), yFrom);
+    U.set(heap.subarray(uAt, uAt + uvBytes), uvFrom);
+    V.set(heap.subarray(vAt, vAt + uvBytes), uvFrom);
+    return true;
+  }
+
+  // Whether vp8UpsampleRows fits the scratch bounds for `rows` lines of this width from planes of these
+  // strides (their rows spanning at most rows + 1 luma and rows / 2 + 2 chroma rows).
+  fitsVp8Upsample(width: number, rows: number, yStride: number, uvStride: number): boolean {
+    const uvRows = (rows >> 1) + 2;
+    return (rows + 1) * yStride + 2 * uvRows * uvStride + rows * (20 + 3 * width) + 5 * PAD <= MAX_ROW_BYTES;
+  }
+
+  // ./webp/vp8.ts upsampleLine on `rows` lines: line r's luma from plane row lines[3r] of Y, its near and far
+  // chroma rows from rows lines[3r + 1] and lines[3r + 2] of U and V, into out[r * 3 * width..]. `scalar`
+  // runs the kernel's scalar twin.
+  vp8UpsampleRows(
+    Y: Uint8Array,
+    U: Uint8Array,
+    V: Uint8Array,
+    yStride: number,
+    uvStride: number,
+    lines: Int32Array,
+    rows: number,
+    width: number,
+    out: Uint8Array,
+    scalar = false,
+  ): void {
+    // The planes' rows the lines use, as one block each.
+    let yFirst = lines[0];
+    let yLast = yFirst;
+    let uvFirst = lines[1];
+    let uvLast = uvFirst;
+    for (let r = 0; r < rows; r++) {
+      const y = lines[3 * r];
+      yFirst = Math.min(yFirst, y);
+      yLast = Math.max(yLast, y);
+      for (let k = 1; k < 3; k++) {
+        const c = lines[3 * r + k];
+        uvFirst = Math.min(uvFirst, c);
+        uvLast = Math.max(uvLast, c);
+      }
+    }
+    const yBytes = (yLast - yFirst + 1) * yStride;
+    const uvBytes = (uvLast - uvFirst + 1) * uvStride;
+    const outBytes = 3 * width * rows;
+    const linesAt = this.scratch(20 * rows + yBytes + 2 * uvBytes + outBytes + 5 * PAD);
+    const yAt = linesAt + 20 * rows + PAD;
+    const uAt = yAt + yBytes + PAD;
+    const vAt = uAt + uvBytes + PAD;
+    const outAt = vAt + uvBytes + PAD;
+    const heap = this.heap;
+    heap.set(Y.subarray(yFirst * yStride, yFirst * yStride + yBytes), yAt);
+    heap.set(U.subarray(uvFirst * uvStride, uvFirst * uvStride + uvBytes), uAt);
+    heap.set(V.subarray(uvFirst * uvStride, uvFirst * uvStride + uvBytes), vAt);
+    const d = new Int32Array(heap.buffer, linesAt, 5 * rows);
+    for (let r = 0; r < rows; r++) {
+      const near = (lines[3 * r + 1] - uvFirst) * uvStride;
+      const far = (lines[3 * r + 2] - uvFirst) * uvStride;
+      d[5 * r] = yAt + (lines[3 * r] - yFirst) * yStride;
+      d[5 * r + 1] = uAt + near;
+      d[5 * r + 2] = vAt + near;
+      d[5 * r + 3] = uAt + far;
+      d[5 * r + 4] = vAt + far;
+    }
+    const run = scalar ? this.exports.vp8UpsampleRowsScalar : this.exports.vp8UpsampleRows;
+    run(linesAt, rows, outAt, width);
+    out.set(heap.subarray(outAt, outAt + outBytes));
   }
 
   // Whether yccRows fits the scratch bounds for `rows` rows of these strides.

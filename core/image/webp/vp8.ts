@@ -5,21 +5,26 @@
 // RGBA decoding gives: fancy upsampling of the chroma and its fixed-point YUV->RGB (yuv.h).
 // Rows are emitted as each macroblock row is filtered: the planes hold that row and what the next one's
 // loop filter and the upsampler still read of the one before (Y_KEEP luma and UV_KEEP chroma rows).
+// With the decode kernels installed (../kernels.ts, assembly/image/vp8-*.ts), a macroblock row's tokens,
+// prediction, inverse transforms and loop filter run in one kernel call and the output lines four at a time
+// in another; the JavaScript here is their twin, and the path without them (or for frames too wide).
 
 import { AC_TABLE, BMODES_PROBA, COEFFS_PROBA0, COEFFS_UPDATE_PROBA, DC_TABLE } from "./vp8-tables.ts";
 import { yieldToOthers } from "../bytes.ts";
+import { decodeKernels } from "../kernels.ts";
 import { WebpError } from "./vp8l.ts";
 
 // libwebp's VP8BitReader, a byte at a time: `range` is kept minus one, `bits` counts the bits of `value`
 // below the 8 in use; reading past the end appends one zero byte and flags eof, which the decoder checks
 // after each macroblock and each row of modes.
 class BoolReader {
-  private value = 0;
-  private range = 254;
-  private bits = -8;
-  private pos: number;
-  private readonly data: Uint8Array;
-  private readonly end: number;
+  // Public for the token kernel (../kernels.ts vp8DecodeRow), which reads and writes them back.
+  value = 0;
+  range = 254;
+  bits = -8;
+  pos: number;
+  readonly data: Uint8Array;
+  readonly end: number;
   eof = false;
   constructor(data: Uint8Array, start: number, end: number) {
     this.data = data;
@@ -295,12 +300,18 @@ const Y_KEEP = 8;
 const UV_KEEP = 5;
 
 // The planes' bytes for a frame `width` wide: Y_KEEP + 16 luma rows and UV_KEEP + 8 rows of each chroma
-// plane, the macroblock columns padded to 16, and the fixed work buffers (coefficient probabilities, the
-// prediction buffer, a macroblock's coefficients).
+// plane, the macroblock columns padded to 16, a macroblock row's modes, the fixed work buffers (coefficient
+// probabilities, the prediction buffer, a macroblock's coefficients) and the band of RGB rows the kernels
+// convert.
 const WORK_BYTES = 4096;
+// A macroblock row's modes (18) and the token kernel's bytes (4) per column.
+const ROW_BYTES = 18 + 4;
+// With the wasm kernels, output lines are converted EMIT_ROWS at a time into a band of RGB rows.
+const EMIT_ROWS = 4;
 export function vp8PlaneBytes(width: number): number {
   const mbW = (width + 15) >> 4;
-  return mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8) + WORK_BYTES;
+  const planes = mbW * 16 * (Y_KEEP + 16) + 2 * mbW * 8 * (UV_KEEP + 8);
+  return planes + mbW * ROW_BYTES + WORK_BYTES + EMIT_ROWS * 3 * width;
 }
 
 // Decodes the frame, handing `row` its RGB rows top to bottom (the array is reused) as soon as they are
@@ -425,34 +436,57 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const V = new Uint8Array(uvStride * (UV_KEEP + 8));
   const uvW = (width + 1) >> 1;
   const rgb = new Uint8Array(width * 3); // the emitted row
+  // With the upsampling kernel: the band of rows it converts, and their plane rows (luma, near and far
+  // chroma); it is given an area no larger than the kernels' bounds allow for the widest frames.
+  const upsampleKernel = decodeKernels();
+  const emitKernel = upsampleKernel?.fitsVp8Upsample(width, EMIT_ROWS, yStride, uvStride) ? upsampleKernel : null;
+  const band = emitKernel ? new Uint8Array(EMIT_ROWS * 3 * width) : rgb;
+  const bandLines = new Int32Array(3 * EMIT_ROWS);
   let next = 0; // the next output row
   // Per column: the unfiltered bottom samples of the macroblock above, its non-zero context, intra modes.
-  const topY = new Uint8Array(mbW * 16);
-  const topU = new Uint8Array(mbW * 8);
-  const topV = new Uint8Array(mbW * 8);
+  const top = new Uint8Array(mbW * 32); // luma, then U, then V (the kernel's layout)
+  const topY = top.subarray(0, mbW * 16);
   const topNz = new Uint8Array(mbW);
   const topNzDc = new Uint8Array(mbW);
   const intraT = new Uint8Array(mbW * 4);
   const intraL = new Uint8Array(4);
   const yuv = new Uint8Array(BPS * 17 + BPS * 9); // libwebp's work buffer with its borders
+  const yuvClamped = new Uint8ClampedArray(yuv.buffer); // stores clip to 0..255
   const yuv32 = new Uint32Array(yuv.buffer);
-  const topY32 = new Uint32Array(topY.buffer);
-  const topU32 = new Uint32Array(topU.buffer);
-  const topV32 = new Uint32Array(topV.buffer);
+  const topY32 = new Uint32Array(top.buffer, 0, mbW * 4);
+  const topU32 = new Uint32Array(top.buffer, mbW * 16, mbW * 2);
+  const topV32 = new Uint32Array(top.buffer, mbW * 24, mbW * 2);
   const Y32 = new Uint32Array(Y.buffer);
   const U32 = new Uint32Array(U.buffer);
   const V32 = new Uint32Array(V.buffer);
   const coeffs = new Int16Array(384);
+  // Per 4x4 block of coeffs (16 luma, 4 U, 4 V): whether it has AC coefficients (else its DC alone).
+  const hasAc = new Uint8Array(24);
+  // With the kernels a row's tokens are parsed and its macroblocks reconstructed in one call, from the
+  // row's modes (4x4-predicted, chroma mode, the 16 4x4 modes or the 16x16 one, per column) and mbInfo.
+  const decodeKernel = decodeKernels();
+  const rowKernel = decodeKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? decodeKernel : null;
+  const rowModes = new Uint8Array(mbW * 18);
+  const mbInfo = new Uint8Array(4 * mbW); // the kernel's: segment, skip, 4x4-predicted, no non-zero coefficient
+  // The filter strengths by segment and 4x4 prediction, as the kernels read them.
+  const strengthTable = Uint8Array.from(
+    strengths.flatMap((s) => s.flatMap((f) => [f.limit, f.ilevel, f.hevThresh, f.inner ? 1 : 0])),
+  );
+  const quantTable = Int32Array.from(segments.flatMap((q) => [...q.y1, ...q.y2, ...q.uv]));
   const dcCoeffs = new Int16Array(16); // the Y2 block's
-  const blocks: Macroblock[] = Array.from({ length: mbW }, () => ({
+  // Each column's modes are its stretch of rowModes, where the kernel reads them.
+  const blocks: Macroblock[] = Array.from({ length: mbW }, (_, x) => ({
     segment: 0,
     skip: 0,
     i4x4: false,
-    modes: new Uint8Array(16),
+    modes: rowModes.subarray(18 * x + 2, 18 * x + 18),
     uvMode: 0,
   }));
-  const filters: FilterInfo[] = new Array(mbW); // the row's, by column
-  const inner = new Uint8Array(mbW); // whether a column's inner edges are filtered
+  // The row's filter by column, 4 bytes each: limit (0: none), interior limit, hev threshold, and whether
+  // the inner edges are filtered (the layout of the kernel's, assembly/image/vp8-filter.ts).
+  const filterInfo = new Uint8Array(4 * mbW);
+  const kernels = filterType > 0 ? decodeKernels() : null;
+  const filterKernel = kernels?.fitsVp8Filter(yStride, uvStride) ? kernels : null;
   const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
 
   let leftNz = 0;
@@ -490,6 +524,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         const nz = r.coefficients(proba, acType, l + (tnz & 1), q.y1[0], q.y1[1], first, coeffs, at);
         l = nz > first ? 1 : 0;
         tnz = (tnz >> 1) | (l << 7);
+        hasAc[at >> 4] = nz > 1 ? 1 : 0;
         if (nz > 1 || coeffs[at] !== 0) nonZero = true;
       }
       tnz >>= 4;
@@ -507,6 +542,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
           const nz = r.coefficients(proba, 2, l + (tnz & 1), q.uv[0], q.uv[1], 0, coeffs, at);
           l = nz > 0 ? 1 : 0;
           tnz = (tnz >> 1) | (l << 3);
+          hasAc[at >> 4] = nz > 1 ? 1 : 0;
           if (nz > 1 || coeffs[at] !== 0) nonZero = true;
         }
         tnz >>= 2;
@@ -560,8 +596,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
                           ? 8
                           : 9;
             intraT[top + x] = ymode;
+            mb.modes[y * 4 + x] = ymode;
           }
-          mb.modes.set(intraT.subarray(top, top + 4), y * 4);
           intraL[y] = ymode;
         }
       }
@@ -584,26 +620,69 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       yuv.fill(127, U_OFF - BPS - 1, U_OFF - BPS - 1 + 9);
       yuv.fill(127, V_OFF - BPS - 1, V_OFF - BPS - 1 + 9);
     }
-    for (let mbX = 0; mbX < mbW; mbX++) {
-      const mb = blocks[mbX];
-      // Tokens.
-      let skip = mb.skip;
-      if (!skip) {
-        skip = parseResiduals(mbX, mb, r) ? 1 : 0;
-      } else {
-        leftNz = topNz[mbX] = 0;
-        if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
-        coeffs.fill(0);
+    if (rowKernel) {
+      for (let mbX = 0; mbX < mbW; mbX++) {
+        const mb = blocks[mbX];
+        mbInfo[4 * mbX] = mb.segment;
+        mbInfo[4 * mbX + 1] = mb.skip;
+        mbInfo[4 * mbX + 2] = mb.i4x4 ? 1 : 0;
+        const m = 18 * mbX;
+        rowModes[m] = mb.i4x4 ? 1 : 0;
+        rowModes[m + 1] = mb.uvMode;
       }
-      if (r.eof) throw new WebpError("a token partition ends early");
-      if (filterType > 0) {
-        const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
-        filters[mbX] = f;
-        inner[mbX] = f.inner || !skip ? 1 : 0;
+      const whole = rowKernel.vp8DecodeRow(
+        r,
+        proba,
+        quantTable,
+        mbInfo,
+        topNz,
+        topNzDc,
+        rowModes,
+        top,
+        Y,
+        U,
+        V,
+        yStride,
+        uvStride,
+        Y_KEEP,
+        UV_KEEP,
+        mbW,
+        mbY,
+        mbH,
+        filterType,
+        strengthTable,
+      );
+      if (!whole) throw new WebpError("a token partition ends early");
+    } else {
+      for (let mbX = 0; mbX < mbW; mbX++) {
+        const mb = blocks[mbX];
+        // Tokens.
+        let skip = mb.skip;
+        if (!skip) {
+          skip = parseResiduals(mbX, mb, r) ? 1 : 0;
+        } else {
+          leftNz = topNz[mbX] = 0;
+          if (!mb.i4x4) leftNzDc = topNzDc[mbX] = 0;
+          coeffs.fill(0);
+          hasAc.fill(0);
+        }
+        if (r.eof) throw new WebpError("a token partition ends early");
+        if (filterType > 0) {
+          const f = strengths[mb.segment][mb.i4x4 ? 1 : 0];
+          filterInfo[4 * mbX] = f.limit;
+          filterInfo[4 * mbX + 1] = f.ilevel;
+          filterInfo[4 * mbX + 2] = f.hevThresh;
+          filterInfo[4 * mbX + 3] = f.inner || !skip ? 1 : 0;
+        }
+        reconstruct(mbX, mbY, mb);
       }
-      reconstruct(mbX, mbY, mb);
     }
-    if (filterType > 0) for (let mbX = 0; mbX < mbW; mbX++) filterMb(mbX, mbY, filters[mbX], inner[mbX] === 1);
+    // (The row kernel has filtered the row.)
+    if (!rowKernel && filterKernel !== null) {
+      filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
+    } else if (!rowKernel && filterType > 0) {
+      filterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType);
+    }
     emitRows(mbY, mbY === mbH - 1 ? height : Math.min(height, 16 * mbY + 8));
     Y.copyWithin(0, 16 * yStride, (Y_KEEP + 16) * yStride);
     U.copyWithin(0, 8 * uvStride, (UV_KEEP + 8) * uvStride);
@@ -667,10 +746,20 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   }
 
   // 4x4 inverse DCT added to the prediction at yuv[dst] (TransformOne).
+  // A block without AC coefficients adds (DC + 4) >> 3 everywhere, as the full transform would (TransformDC).
   function transform(c: Int16Array, at: number, dst: number): void {
-    let any = 0;
-    for (let i = 0; i < 16; i++) any |= c[at + i];
-    if (any === 0) return;
+    if (hasAc[at >> 4] === 0) {
+      const dc = c[at];
+      if (dc === 0) return;
+      const v = (dc + 4) >> 3;
+      for (let i = 0, row = dst; i < 4; i++, row += BPS) {
+        yuvClamped[row] = yuv[row] + v;
+        yuvClamped[row + 1] = yuv[row + 1] + v;
+        yuvClamped[row + 2] = yuv[row + 2] + v;
+        yuvClamped[row + 3] = yuv[row + 3] + v;
+      }
+      return;
+    }
     const tmp = TMP;
     for (let i = 0; i < 4; i++) {
       const a = c[at + i] + c[at + 8 + i];
@@ -689,10 +778,10 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
       const cc = mul2(tmp[4 + i]) - mul1(tmp[12 + i]);
       const d = mul1(tmp[4 + i]) + mul2(tmp[12 + i]);
       const row = dst + i * BPS;
-      yuv[row] = clip8(yuv[row] + ((a + d) >> 3));
-      yuv[row + 1] = clip8(yuv[row + 1] + ((b + cc) >> 3));
-      yuv[row + 2] = clip8(yuv[row + 2] + ((b - cc) >> 3));
-      yuv[row + 3] = clip8(yuv[row + 3] + ((a - d) >> 3));
+      yuvClamped[row] = yuv[row] + ((a + d) >> 3);
+      yuvClamped[row + 1] = yuv[row + 1] + ((b + cc) >> 3);
+      yuvClamped[row + 2] = yuv[row + 2] + ((b - cc) >> 3);
+      yuvClamped[row + 3] = yuv[row + 3] + ((a - d) >> 3);
     }
   }
 
@@ -700,7 +789,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     const tl = yuv[dst - BPS - 1];
     for (let y = 0; y < size; y++) {
       const l = yuv[dst + y * BPS - 1];
-      for (let x = 0; x < size; x++) yuv[dst + y * BPS + x] = clip8(yuv[dst - BPS + x] + l - tl);
+      for (let x = 0; x < size; x++) yuvClamped[dst + y * BPS + x] = yuv[dst - BPS + x] + l - tl;
     }
   }
 
@@ -972,77 +1061,53 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
     }
   }
 
-  // The loop filter of one macroblock, on the planes (DoFilter).
-  function filterMb(mbX: number, mbY: number, f: FilterInfo, inner: boolean): void {
-    const { limit, ilevel, hevThresh } = f;
-    if (limit === 0) return;
-    const y0 = Y_KEEP * yStride + mbX * 16;
-    const u0 = UV_KEEP * uvStride + mbX * 8;
-    if (filterType === 1) {
-      if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
-      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
-      if (mbY > 0) simpleFilter(Y, y0, yStride, 1, limit + 4);
-      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k * yStride, yStride, 1, limit);
-      return;
-    }
-    if (mbX > 0) {
-      filterLoop(Y, y0, 1, yStride, 16, limit + 4, ilevel, hevThresh, true);
-      filterLoop(U, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
-      filterLoop(V, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
-    }
-    if (inner) {
-      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k, 1, yStride, 16, limit, ilevel, hevThresh, false);
-      filterLoop(U, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
-      filterLoop(V, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
-    }
-    if (mbY > 0) {
-      filterLoop(Y, y0, yStride, 1, 16, limit + 4, ilevel, hevThresh, true);
-      filterLoop(U, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
-      filterLoop(V, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
-    }
-    if (inner) {
-      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k * yStride, yStride, 1, 16, limit, ilevel, hevThresh, false);
-      filterLoop(U, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
-      filterLoop(V, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
-    }
-  }
-
   // Output rows [next, end) from the planes to RGB through libwebp's fancy upsampler (EmitFancyRGB), during
   // macroblock row mbY: luma row y is at plane row y - 16 * mbY + Y_KEEP, chroma row t at t - 8 * mbY + UV_KEEP.
   function emitRows(mbY: number, end: number): void {
     const yBase = 16 * mbY - Y_KEEP;
     const uvBase = 8 * mbY - UV_KEEP;
-    for (; next < end; next++) {
-      const y = next;
-      let t: number;
-      let c: number;
-      let bottom: boolean;
-      if (y === 0) {
-        t = c = 0;
-        bottom = false;
-      } else if (y & 1) {
-        t = (y - 1) >> 1;
-        c = y === height - 1 ? t : t + 1;
-        bottom = false;
-      } else {
-        t = (y >> 1) - 1;
-        c = y >> 1;
-        bottom = true;
+    while (next < end) {
+      const rows = emitKernel ? Math.min(EMIT_ROWS, end - next) : 1;
+      for (let r = 0; r < rows; r++) {
+        const y = next + r;
+        let t: number;
+        let c: number;
+        let bottom: boolean;
+        if (y === 0) {
+          t = c = 0;
+          bottom = false;
+        } else if (y & 1) {
+          t = (y - 1) >> 1;
+          c = y === height - 1 ? t : t + 1;
+          bottom = false;
+        } else {
+          t = (y >> 1) - 1;
+          c = y >> 1;
+          bottom = true;
+        }
+        bandLines[3 * r] = y - yBase;
+        bandLines[3 * r + 1] = (bottom ? c : t) - uvBase;
+        bandLines[3 * r + 2] = (bottom ? t : c) - uvBase;
       }
-      const yAt = (y - yBase) * yStride;
-      const tAt = (t - uvBase) * uvStride;
-      const cAt = (c - uvBase) * uvStride;
-      upsampleLine(
-        Y.subarray(yAt, yAt + width),
-        U.subarray(tAt, tAt + uvW),
-        V.subarray(tAt, tAt + uvW),
-        U.subarray(cAt, cAt + uvW),
-        V.subarray(cAt, cAt + uvW),
-        bottom,
-        rgb,
-        width,
-      );
-      row(rgb);
+      if (emitKernel) {
+        emitKernel.vp8UpsampleRows(Y, U, V, yStride, uvStride, bandLines, rows, width, band);
+      } else {
+        const yAt = bandLines[0] * yStride;
+        const nAt = bandLines[1] * uvStride;
+        const fAt = bandLines[2] * uvStride;
+        upsampleLine(
+          Y.subarray(yAt, yAt + width),
+          U.subarray(nAt, nAt + uvW),
+          V.subarray(nAt, nAt + uvW),
+          U.subarray(fAt, fAt + uvW),
+          V.subarray(fAt, fAt + uvW),
+          rgb,
+          width,
+        );
+      }
+      // The band is copied out of the kernels' memory: the sink may run kernels of its own.
+      for (let r = 0; r < rows; r++) row(band.subarray(r * 3 * width, (r + 1) * 3 * width));
+      next += rows;
     }
   }
 }
@@ -1072,6 +1137,62 @@ function inverseWht(inp: Int16Array, out: Int16Array): void {
     out[i * 64 + 16] = (a3 + a2) >> 3;
     out[i * 64 + 32] = (a0 - a1) >> 3;
     out[i * 64 + 48] = (a3 - a2) >> 3;
+  }
+}
+
+// The loop filter of a macroblock row, each macroblock in turn (libwebp's DoFilter), in place on the
+// planes: the row's luma at plane row yRow of Y, its chroma at row uvRow of U and V; `info` holds 4 bytes
+// per macroblock column (limit, 0 for none; interior limit; hev threshold; whether the inner edges are
+// filtered); filterType 1 is the simple filter, 2 the complex one. The JavaScript twin of the kernel
+// (assembly/image/vp8-filter.ts).
+export function filterRow(
+  Y: Uint8Array,
+  U: Uint8Array,
+  V: Uint8Array,
+  yStride: number,
+  uvStride: number,
+  yRow: number,
+  uvRow: number,
+  info: Uint8Array,
+  mbW: number,
+  mbY: number,
+  filterType: number,
+): void {
+  for (let mbX = 0; mbX < mbW; mbX++) {
+    const limit = info[4 * mbX];
+    if (limit === 0) continue;
+    const ilevel = info[4 * mbX + 1];
+    const hevThresh = info[4 * mbX + 2];
+    const inner = info[4 * mbX + 3] === 1;
+    const y0 = yRow * yStride + mbX * 16;
+    const u0 = uvRow * uvStride + mbX * 8;
+    if (filterType === 1) {
+      if (mbX > 0) simpleFilter(Y, y0, 1, yStride, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k, 1, yStride, limit);
+      if (mbY > 0) simpleFilter(Y, y0, yStride, 1, limit + 4);
+      if (inner) for (let k = 4; k < 16; k += 4) simpleFilter(Y, y0 + k * yStride, yStride, 1, limit);
+      continue;
+    }
+    if (mbX > 0) {
+      filterLoop(Y, y0, 1, yStride, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, 1, uvStride, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k, 1, yStride, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4, 1, uvStride, 8, limit, ilevel, hevThresh, false);
+    }
+    if (mbY > 0) {
+      filterLoop(Y, y0, yStride, 1, 16, limit + 4, ilevel, hevThresh, true);
+      filterLoop(U, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+      filterLoop(V, u0, uvStride, 1, 8, limit + 4, ilevel, hevThresh, true);
+    }
+    if (inner) {
+      for (let k = 4; k < 16; k += 4) filterLoop(Y, y0 + k * yStride, yStride, 1, 16, limit, ilevel, hevThresh, false);
+      filterLoop(U, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+      filterLoop(V, u0 + 4 * uvStride, uvStride, 1, 8, limit, ilevel, hevThresh, false);
+    }
   }
 }
 
@@ -1160,15 +1281,15 @@ function filterLoop(
   }
 }
 
-// One output line of libwebp's fancy upsampler: chroma rows `t` (above) and `c` (below) mixed 3:1 towards
-// t for a top line, towards c for a bottom line, and 3:1 horizontally along the diagonals.
-function upsampleLine(
+// One output line of libwebp's fancy upsampler (UpsampleRgbLinePair): the chroma row nearer the line (n, the
+// one above for a pair's top line, below for its bottom line) mixed 3:1 with the farther one (f), and 3:1
+// horizontally along the diagonals; the JavaScript twin of the kernel (assembly/image/vp8-upsample.ts).
+export function upsampleLine(
   y: Uint8Array,
-  tu: Uint8Array,
-  tv: Uint8Array,
-  cu: Uint8Array,
-  cv: Uint8Array,
-  bottom: boolean,
+  nu: Uint8Array,
+  nv: Uint8Array,
+  fu: Uint8Array,
+  fv: Uint8Array,
   out: Uint8Array,
   len: number,
 ): void {
@@ -1178,35 +1299,30 @@ function upsampleLine(
     out[3 * x + 1] = yuvClip(yy - mulHi(u, 6419) - mulHi(v, 13320) + 8708);
     out[3 * x + 2] = yuvClip(yy + mulHi(u, 33050) - 17685);
   };
-  const edge = (tl: number, l: number) => (bottom ? (3 * l + tl + 2) >> 2 : (3 * tl + l + 2) >> 2);
-  let tlu = tu[0];
-  let tlv = tv[0];
-  let lu = cu[0];
-  let lv = cv[0];
-  put(0, edge(tlu, lu), edge(tlv, lv));
+  const edge = (near: number, far: number) => (3 * near + far + 2) >> 2;
+  let nlu = nu[0];
+  let nlv = nv[0];
+  let flu = fu[0];
+  let flv = fv[0];
+  put(0, edge(nlu, flu), edge(nlv, flv));
   const lastPair = (len - 1) >> 1;
   for (let x = 1; x <= lastPair; x++) {
-    const t_u = tu[x];
-    const t_v = tv[x];
-    const u = cu[x];
-    const v = cv[x];
-    const avgU = tlu + t_u + lu + u + 8;
-    const avgV = tlv + t_v + lv + v + 8;
-    const d12u = (avgU + 2 * (t_u + lu)) >> 3;
-    const d12v = (avgV + 2 * (t_v + lv)) >> 3;
-    const d03u = (avgU + 2 * (tlu + u)) >> 3;
-    const d03v = (avgV + 2 * (tlv + v)) >> 3;
-    if (!bottom) {
-      put(2 * x - 1, (d12u + tlu) >> 1, (d12v + tlv) >> 1);
-      put(2 * x, (d03u + t_u) >> 1, (d03v + t_v) >> 1);
-    } else {
-      put(2 * x - 1, (d03u + lu) >> 1, (d03v + lv) >> 1);
-      put(2 * x, (d12u + u) >> 1, (d12v + v) >> 1);
-    }
-    tlu = t_u;
-    tlv = t_v;
-    lu = u;
-    lv = v;
+    const n_u = nu[x];
+    const n_v = nv[x];
+    const f_u = fu[x];
+    const f_v = fv[x];
+    const avgU = nlu + n_u + flu + f_u + 8;
+    const avgV = nlv + n_v + flv + f_v + 8;
+    const d12u = (avgU + 2 * (n_u + flu)) >> 3;
+    const d12v = (avgV + 2 * (n_v + flv)) >> 3;
+    const d03u = (avgU + 2 * (nlu + f_u)) >> 3;
+    const d03v = (avgV + 2 * (nlv + f_v)) >> 3;
+    put(2 * x - 1, (d12u + nlu) >> 1, (d12v + nlv) >> 1);
+    put(2 * x, (d03u + n_u) >> 1, (d03v + n_v) >> 1);
+    nlu = n_u;
+    nlv = n_v;
+    flu = f_u;
+    flv = f_v;
   }
-  if (!(len & 1)) put(len - 1, edge(tlu, lu), edge(tlv, lv));
+  if (!(len & 1)) put(len - 1, edge(nlu, flu), edge(nlv, flv));
 }

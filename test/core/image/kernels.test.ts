@@ -1,5 +1,6 @@
 // The image decoders' wasm kernels (assembly/image/, core/image/kernels.ts) against their scalar twins and
 // the JavaScript steps they replace, on random and extreme rows; and whole decodes with and without them.
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
 import { upsampleRow, yccToRgb } from "../../../core/image/jpeg/color.ts";
@@ -20,7 +21,8 @@ import { idct2, idct4, idct8 } from "../../../core/image/jpeg/idct.ts";
 import { installStandardTables, newTables } from "../../../core/image/jpeg/markers.ts";
 import { ZIGZAG } from "../../../core/image/jpeg/zigzag.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
-import { openImage } from "../../../core/image/open.ts";
+import { openImage, openImageBytes } from "../../../core/image/open.ts";
+import { filterRow, upsampleLine } from "../../../core/image/webp/vp8.ts";
 import { DEFAULT_LIMITS } from "../../../core/limits.ts";
 import {
   AC_FIRST_COMPACT,
@@ -747,6 +749,245 @@ describe("progressive scans in the kernels against the JavaScript twins", () => 
         }
       }
       installDecodeKernels(module);
+    }
+  });
+});
+
+describe("vp8FilterRow: lossy WebP's loop filter over a macroblock row", () => {
+  // Planes as vp8.ts keeps them: 8 luma rows above the macroblock row (the filter reads 4), 5 chroma rows.
+  const Y_ROW = 8;
+  const UV_ROW = 5;
+  // Smooth content with noise of the given amplitude (so that the filters' thresholds pass in some lines and
+  // not in others), around `base`; amplitude 256 is uniform noise.
+  function plane(rand: () => number, stride: number, rows: number, base: number, amplitude: number): Uint8Array {
+    const p = new Uint8Array(stride * rows);
+    for (let i = 0; i < p.length; i++) {
+      const x = i % stride;
+      const y = Math.floor(i / stride);
+      const smooth = base + 20 * Math.sin(x / 7) + 15 * Math.cos(y / 5);
+      const v = amplitude >= 256 ? rand() * 256 : smooth + (rand() - 0.5) * 2 * amplitude;
+      p[i] = Math.max(0, Math.min(255, Math.round(v)));
+    }
+    return p;
+  }
+
+  const cases: [string, number, number][] = [
+    ["mid-grey, noise 2", 128, 2],
+    ["mid-grey, noise 8", 128, 8],
+    ["mid-grey, noise 30", 128, 30],
+    ["near black, noise 12", 6, 12],
+    ["near white, noise 12", 250, 12],
+    ["uniform noise", 128, 256],
+  ];
+  for (const filterType of [1, 2]) {
+    for (const [name, base, amplitude] of cases) {
+      test(`${filterType === 1 ? "simple" : "complex"} filter, ${name}: SIMD = scalar twin = filterRow`, () => {
+        const rand = random(filterType * 1000 + base + amplitude);
+        let changed = 0;
+        for (const mbW of [1, 2, 5, 17]) {
+          for (const mbY of [0, 1]) {
+            const yStride = 16 * mbW;
+            const uvStride = 8 * mbW;
+            const Y = plane(rand, yStride, Y_ROW + 16, base, amplitude);
+            const U = plane(rand, uvStride, UV_ROW + 8, base, amplitude);
+            const V = plane(rand, uvStride, UV_ROW + 8, 255 - base, amplitude);
+            // Every column's own strengths: limit (sometimes 0), interior limit, hev threshold, inner edges.
+            const info = new Uint8Array(4 * mbW);
+            for (let x = 0; x < mbW; x++) {
+              const level = rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 63);
+              const ilevel = 1 + Math.floor(rand() * Math.min(level || 1, 9));
+              info[4 * x] = level === 0 ? 0 : 2 * level + ilevel;
+              info[4 * x + 1] = ilevel;
+              info[4 * x + 2] = level >= 40 ? 2 : level >= 15 ? 1 : 0;
+              info[4 * x + 3] = rand() < 0.7 ? 1 : 0;
+            }
+            const want = [Y.slice(), U.slice(), V.slice()];
+            filterRow(want[0], want[1], want[2], yStride, uvStride, Y_ROW, UV_ROW, info, mbW, mbY, filterType);
+            for (const scalar of [true, false]) {
+              const got = [Y.slice(), U.slice(), V.slice()];
+              const [y, u, v] = got;
+              kernels.vp8FilterRow(y, u, v, yStride, uvStride, Y_ROW, UV_ROW, info, mbW, mbY, filterType === 1, scalar);
+              const what = `${scalar ? "scalar" : "SIMD"}, ${mbW} macroblocks, row ${mbY}`;
+              for (let i = 0; i < 3; i++) expect(Buffer.compare(got[i], want[i]), `${what}, plane ${i}`).toBe(0);
+            }
+            changed += Number(Buffer.compare(want[0], Y) !== 0);
+          }
+        }
+        // The filter did change the planes where the noise is within its interior limits (at most 9).
+        if (amplitude <= 12) expect(changed).toBeGreaterThan(0);
+      });
+    }
+  }
+
+  // Real files: Pillow's pixels (sha256 of its RGB, Pillow 9.4 / libwebp 1.2.4), with and without the kernels.
+  const files: [string, string][] = [
+    // cwebp 1.2.4 -q 60 -nostrong -f 60 (the simple filter) on astronaut-444.jpg cropped (40, 30, 243, 181).
+    ["webp-simple-filter-203x151.webp", "0bdeca9880ecf6f4326a764aa290e7fe69b35a1d8635829e2de896dcdac27518"],
+    // cwebp 1.2.4 -q 40 -strong -f 100 -sharpness 5 -segments 4 (the complex filter, every segment's own).
+    ["webp-strong-filter-203x151.webp", "470e5ede863b3e00d65a7c2b4b100fc07c19789b89c34cfc9f64e4f27cef1175"],
+    // cwebp 1.2.4 -q 50 -f 40 -sharpness 2: too wide for the row kernel's scratch (tokens and prediction in
+    // JavaScript), the filter and upsampler kernels still used.
+    ["webp-wide-5408x34.webp", "d67499e58b68b7577141d041cce10c2051f4eb6ff43d9bf15df67f47c81f6085"],
+  ];
+  test("the wide file takes the row kernel's JavaScript twin and the filter and upsampler kernels", () => {
+    const mbW = Math.ceil(5408 / 16);
+    expect(kernels.fitsVp8DecodeRow(mbW, 16 * mbW, 8 * mbW)).toBe(false);
+    expect(kernels.fitsVp8Filter(16 * mbW, 8 * mbW)).toBe(true);
+    expect(kernels.fitsVp8Upsample(5408, 4, 16 * mbW, 8 * mbW)).toBe(true);
+  });
+  async function pixels(bytes: Uint8Array): Promise<Uint8Array> {
+    const d = openImageBytes(bytes, { maxPixels: 1 << 26 });
+    const { width, height } = d.header;
+    const out = new Uint8Array(width * height * 3);
+    await d.decode(1, (rows, first, count) => out.set(rows.subarray(0, count * width * 3), first * width * 3));
+    return out;
+  }
+  for (const [name, sha256] of files) {
+    test(`${name}: Pillow's pixels with and without the kernels`, async () => {
+      const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
+      installDecodeKernels(null);
+      const js = await pixels(bytes);
+      installDecodeKernels(module);
+      const wasm = await pixels(bytes);
+      expect(createHash("sha256").update(js).digest("hex")).toBe(sha256);
+      expect(createHash("sha256").update(wasm).digest("hex")).toBe(sha256);
+    });
+  }
+  // Damaged token data: random modes, coefficients of every size, early ends; the same rows or error.
+  test("lossy files with bytes changed at random: the same rows and outcome with and without the kernels", async () => {
+    const names = ["photo-lossy-q90", "lossy-q95-101x67", "lossy-q5-64x48", "lossy-method6"];
+    const rand = random(4099);
+    async function outcome(bytes: Uint8Array): Promise<string> {
+      const d = openImageBytes(bytes, { maxPixels: 1 << 26 });
+      const { width, height } = d.header;
+      const out = new Uint8Array(width * height * 3);
+      let rows = 0;
+      try {
+        await d.decode(1, (r, first, count) => {
+          out.set(r.subarray(0, count * width * 3), first * width * 3);
+          rows = first + count;
+        });
+      } catch (e) {
+        return `${rows} rows, ${(e as Error).message}: ${createHash("sha256").update(out).digest("hex")}`;
+      }
+      return createHash("sha256").update(out).digest("hex");
+    }
+    let decoded = 0;
+    for (const name of names) {
+      const original = new Uint8Array(readFileSync(new URL(`test/goldens/preprocess/webp/${name}.webp`, root)));
+      for (let k = 0; k < 25; k++) {
+        const bytes = original.slice();
+        // Past the RIFF, chunk and frame headers (30 bytes), into the partitions.
+        for (let i = 0; i < 1 + (k % 4); i++) bytes[40 + Math.floor(rand() * (bytes.length - 40))] ^= 1 << (k % 8);
+        installDecodeKernels(null);
+        const js = await outcome(bytes);
+        installDecodeKernels(module);
+        const wasm = await outcome(bytes);
+        expect(wasm, `${name}, mutation ${k}`).toBe(js);
+        decoded += Number(!js.includes("rows,"));
+      }
+    }
+    expect(decoded).toBeGreaterThan(10);
+  });
+
+  test("token bytes copied a macroblock's most at a time: Pillow's pixels, the same as without the kernels", async () => {
+    const names = ["webp-simple-filter-203x151.webp", "webp-strong-filter-203x151.webp"];
+    const photo = new Uint8Array(readFileSync(new URL("test/goldens/preprocess/webp/photo-lossy-q90.webp", root)));
+    try {
+      kernels.vp8TokenBytes = 0; // the least a call copies: one macroblock's most
+      for (const [i, name] of names.entries()) {
+        const bytes = new Uint8Array(readFileSync(new URL(`test/fixtures/images/${name}`, root)));
+        expect(
+          createHash("sha256")
+            .update(await pixels(bytes))
+            .digest("hex"),
+          name,
+        ).toBe(files[i][1]);
+      }
+      const whole = await pixels(photo);
+      installDecodeKernels(null);
+      const js = await pixels(photo);
+      installDecodeKernels(module);
+      expect(Buffer.compare(whole, js)).toBe(0);
+      // The photo's tokens (15 KB, one partition) take several copies.
+      expect(photo.length).toBeGreaterThan(8016);
+    } finally {
+      kernels.vp8TokenBytes = 64 << 10;
+    }
+  });
+
+  test("every lossy WebP golden: the same pixels with and without the kernels", async () => {
+    const dir = new URL("test/goldens/preprocess/webp/", root);
+    const cases: Record<string, { error?: string }> = JSON.parse(
+      readFileSync(new URL("cases.json", dir), "utf8"),
+    ).cases;
+    const names = Object.keys(cases).filter((n) => !cases[n].error && !n.includes("lossless"));
+    expect(names.length).toBeGreaterThan(20);
+    for (const name of names) {
+      const bytes = new Uint8Array(readFileSync(new URL(`${name}.webp`, dir)));
+      installDecodeKernels(null);
+      const js = await pixels(bytes);
+      installDecodeKernels(module);
+      const wasm = await pixels(bytes);
+      expect(Buffer.compare(wasm, js), name).toBe(0);
+    }
+  });
+});
+
+describe("vp8UpsampleRows: lossy WebP's fancy upsampling + YUV -> RGB", () => {
+  const widths = [1, 2, 3, 4, 15, 16, 17, 18, 31, 32, 33, 34, 35, 49, 50, 100, 101, 4000, 4001];
+  for (const [name, fill] of Object.entries(FILLS)) {
+    test(`${name} planes, widths ${widths.join(", ")}: SIMD = scalar twin = upsampleLine`, () => {
+      const rand = random(widths.length * 7 + name.length);
+      for (const width of widths) {
+        const uvW = (width + 1) >> 1;
+        const yStride = Math.ceil(width / 16) * 16;
+        const uvStride = yStride / 2;
+        // 6 luma and 5 chroma rows; each line its own luma row and a near and far chroma row (or the same).
+        const Y = Uint8Array.from({ length: 6 * yStride }, (_, i) => fill(rand, i));
+        const U = Uint8Array.from({ length: 5 * uvStride }, (_, i) => fill(rand, i + 3));
+        const V = Uint8Array.from({ length: 5 * uvStride }, (_, i) => fill(rand, 7 * i + 1));
+        const rows = 5;
+        const lines = Int32Array.from({ length: 3 * rows }, (_, i) =>
+          i % 3 === 0 ? 1 + i / 3 : Math.floor(rand() * 5),
+        );
+        lines[5] = lines[4]; // a line whose near and far rows are one (the last row of an odd height)
+        const want = new Uint8Array(3 * width * rows);
+        for (let r = 0; r < rows; r++) {
+          const [y, n, f] = [lines[3 * r] * yStride, lines[3 * r + 1] * uvStride, lines[3 * r + 2] * uvStride];
+          const out = want.subarray(3 * width * r, 3 * width * (r + 1));
+          upsampleLine(
+            Y.subarray(y, y + width),
+            U.subarray(n, n + uvW),
+            V.subarray(n, n + uvW),
+            U.subarray(f, f + uvW),
+            V.subarray(f, f + uvW),
+            out,
+            width,
+          );
+        }
+        for (const scalar of [true, false]) {
+          const got = new Uint8Array(3 * width * rows);
+          kernels.vp8UpsampleRows(Y, U, V, yStride, uvStride, lines, rows, width, got, scalar);
+          expect(Buffer.compare(got, want), `${scalar ? "scalar" : "SIMD"}, width ${width}`).toBe(0);
+        }
+      }
+    });
+  }
+
+  test("every chroma pair and luma value: SIMD = upsampleLine (the conversion's clamps both ways)", () => {
+    // 256 luma values along a line against chroma sweeping 0..255 one way in U and the other in V.
+    const width = 512;
+    const uvW = width / 2;
+    for (const phase of [0, 64, 128, 192]) {
+      const Y = Uint8Array.from({ length: width }, (_, i) => (i + phase) & 255);
+      const U = Uint8Array.from({ length: 2 * uvW }, (_, i) => (i * 3 + phase) & 255);
+      const V = Uint8Array.from({ length: 2 * uvW }, (_, i) => 255 - ((i * 5 + phase) & 255));
+      const want = new Uint8Array(3 * width);
+      upsampleLine(Y, U.subarray(0, uvW), V.subarray(0, uvW), U.subarray(uvW), V.subarray(uvW), want, width);
+      const got = new Uint8Array(3 * width);
+      kernels.vp8UpsampleRows(Y, U, V, width, uvW, Int32Array.of(0, 0, 1), 1, width, got);
+      expect(Buffer.compare(got, want), `phase ${phase}`).toBe(0);
     }
   });
 });
