@@ -5,47 +5,38 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { afterEach, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { DEFAULT_MODEL, loadModelFile, nodeEngine } from "../../cli/node-engine.ts";
 import { topPredictions } from "../../core/answers/predictions.ts";
 import { buffers } from "../../core/buffers.ts";
 import type { Model } from "../../core/engine/model.ts";
 import type { ImageDecoder } from "../../core/image/source.ts";
 import { inspectImage, runImage } from "../../core/pipeline.ts";
+import { constructedBytes } from "./image/allocated.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 // The load test's uploads (bench/load_images.py), made once.
 const IMAGES = `${root}.cache/bench/load-images/`;
 const LIMITS = { maxPixels: 24 * 1024 * 1024 };
 
-const KINDS = [ArrayBuffer, Uint8Array, Int8Array, Uint8ClampedArray, Uint16Array, Int16Array, Uint32Array, Int32Array];
-const originals = [...KINDS, Float32Array, Float64Array].map((k) => [k.name, k] as const);
+const KINDS = [
+  ArrayBuffer,
+  Uint8Array,
+  Int8Array,
+  Uint8ClampedArray,
+  Uint16Array,
+  Int16Array,
+  Uint32Array,
+  Int32Array,
+  Float32Array,
+  Float64Array,
+];
 
 // Bytes of every buffer made with a length while `fn` runs, the pool's new buffers included (its reused
 // ones are not new memory).
 async function allocated(fn: () => Promise<unknown>): Promise<number> {
-  let bytes = 0;
-  const g = globalThis as unknown as Record<string, unknown>;
-  for (const [name, Base] of originals) {
-    const Kind = Base as unknown as new (...args: unknown[]) => { byteLength: number };
-    g[name] = class extends Kind {
-      constructor(...args: unknown[]) {
-        super(...args);
-        if (typeof args[0] === "number") bytes += this.byteLength;
-      }
-    };
-  }
-  try {
-    await fn();
-    return bytes;
-  } finally {
-    for (const [name, Base] of originals) g[name] = Base;
-  }
+  return (await constructedBytes(KINDS, fn)).bytes;
 }
-
-afterEach(() => {
-  for (const [name, Base] of originals) (globalThis as unknown as Record<string, unknown>)[name] = Base;
-});
 
 let model: Model;
 beforeAll(async () => {
