@@ -7,6 +7,9 @@
 //     (MODEL_MEMORY_BUDGET_MB): a load never waits for room that requests took,
 //   - what each request reserved: its worst case, computed by reservationBytes() from what is known before
 //     it commits memory,
+//   - the JS heap of the requests present beyond those holding a reservation (CROWD_HEAP_BYTES each: waiting in
+//     the queue, or come and gone since the isolate was last idle), asked of admissions while another request
+//     holds memory and kept out of the pool's room;
 //   - what the isolate's caches keep between requests (setCache: worker/text.ts's label embeddings, at most
 //     4 MiB), as they fill and evict;
 //   - the free buffers the isolate's pool keeps for the next request (core/buffers.ts): they are room
@@ -55,6 +58,14 @@ export const FIXED_HEAP_BYTES = 7 * MiB;
 // per request decoding at once for baseline JPEGs and 1-1.2 MiB for progressive JPEGs and PNGs (docs/MEMORY.md,
 // "Concurrent requests").
 export const REQUEST_HEAP_BYTES = MiB;
+// The JS heap V8 commits for each request the isolate has had at once beyond those holding a reservation:
+// requests waiting in the admission queue (their Request, headers, body stream, promises), and those that came
+// and went since the isolate was last idle, as V8 keeps the heap it grew for them (old space and the young
+// generation) committed until then. bench:load's committed heap grows by 0.11-0.34 MiB per request from N = 4
+// to N = 32 (docs/MEMORY.md, "Concurrent requests"), while about as many hold reservations. While another
+// request holds memory, admission leaves this much room for each (never to a request nobody else's memory
+// is beside: it fits as it would alone).
+export const CROWD_HEAP_BYTES = 256 * 1024;
 
 // A refusal because the isolate is busy with other requests' memory: worth retrying after `retryAfter`
 // seconds (the Retry-After header over HTTP, `retryAfter` over RPC, a delayed retry in the queue consumer).
@@ -74,6 +85,7 @@ export interface LedgerSettings {
   fixedBytes: number; // the idle isolate's JS heap
   modelBudgetBytes: number; // MODEL_MEMORY_BUDGET_MB: what a load may take
   queueLength: number; // waiting requests at most; one more is busy at once
+  crowdBytes?: number; // the JS heap of each request present beyond those holding memory (CROWD_HEAP_BYTES; unset: 0)
   waitMs: number; // how long one waits before it is busy
 }
 
@@ -105,6 +117,7 @@ export class Ticket {
   bytes = 0;
   claim?: string; // a model load this request needs: the model budget stays set aside while it is pending
   earmarked = 0; // bytes of the pool's free buffers counted inside this reservation
+  crowd = 0; // the ledger's crowd when this request was admitted: what its growth leaves room for
   readonly held = new Set<Sized>();
   released = false;
   private readonly ledger: MemoryLedger;
@@ -146,6 +159,9 @@ export class MemoryLedger {
   private readonly claims = new Map<string, Set<object>>();
   private readonly queue: Waiter[] = [];
   private peak = 0;
+  // The most requests present at once (admitted or waiting) since the ledger last had none, as of the last
+  // admission or arrival in the queue (one refused at once does not stay).
+  private crowd = 0;
   // Bytes kept by the isolate's caches, by name: neither a model nor a request's.
   private readonly caches = new Map<string, number>();
   private readonly pool: BufferPool;
@@ -154,7 +170,7 @@ export class MemoryLedger {
     this.settings = settings;
     this.pool = pool;
     pool.hosted = true;
-    pool.room = () => this.settings.capacityBytes - this.committedBytes();
+    pool.room = () => this.settings.capacityBytes - this.committedBytes() - this.crowdHeap();
   }
 
   configure(settings: LedgerSettings): void {
@@ -297,6 +313,7 @@ export class MemoryLedger {
       const entry: Waiter = { ...waiter, deadline: Date.now() + this.settings.waitMs, resolve, reject };
       entry.timer = setTimeout(() => this.expire(entry), this.settings.waitMs);
       // Sorted by arrival: a growing request goes before everyone who arrived after it.
+      this.crowd = Math.max(this.crowd, this.tickets.size);
       const at = this.queue.findIndex((w) => w.seq > entry.seq);
       this.queue.splice(at < 0 ? this.queue.length : at, 0, entry);
       this.pump();
@@ -314,16 +331,46 @@ export class MemoryLedger {
   private fits(w: Pick<Waiter, "bytes" | "ticket" | "claim">): boolean {
     const models = this.modelBytes(w.claim !== undefined);
     const used = this.standingBytes() + models + this.reservedBytes() - w.ticket.bytes + w.bytes;
-    return used <= this.settings.capacityBytes;
+    return used + this.crowdBytes(w.ticket) <= this.settings.capacityBytes;
+  }
+
+  // The crowd's heap beside the requests holding memory now, as the pool's room sees it: free buffers do not
+  // take the room admission leaves it.
+  private crowdHeap(): number {
+    const each = this.settings.crowdBytes ?? 0;
+    if (each === 0) return 0;
+    let holding = 0;
+    for (const t of this.tickets) if (t.bytes > 0) holding++;
+    return holding === 0 ? 0 : Math.max(0, this.crowd - holding) * each;
+  }
+
+  // The JS heap of the requests the isolate has had at once (the most since it was last idle) beyond those that
+  // would hold memory with `ticket` admitted (whose reservations count their heap): room `ticket` leaves them
+  // while another request holds memory. With nobody else holding any it is 0, so the head of the queue is
+  // admitted whenever it fits alone: the charge never blocks the only request that could run. It is asked of
+  // a request holding memory that grows only for the crowd it was admitted with, so no later arrival makes
+  // it wait: it waits on others that hold memory, as without the count (they end, or breakDeadlock refuses
+  // one; each that ends frees its reservation, more than the one heap it adds to the count).
+  private crowdBytes(ticket: Ticket): number {
+    const each = this.settings.crowdBytes ?? 0;
+    if (each === 0) return 0;
+    let holding = 1; // `ticket`
+    for (const t of this.tickets) if (t !== ticket && t.bytes > 0) holding++;
+    if (holding === 1) return 0;
+    // A request holding memory grows beside the crowd it was admitted with, not the requests that came after it.
+    const crowd = ticket.bytes > 0 ? Math.min(this.crowd, ticket.crowd) : this.crowd;
+    return Math.max(0, crowd - holding) * each;
   }
 
   private grant(w: Pick<Waiter, "bytes" | "ticket" | "claim">): void {
     if (w.claim !== undefined) this.join(w.claim, w.ticket);
     const growth = w.bytes - w.ticket.bytes;
+    if (w.ticket.bytes === 0) w.ticket.crowd = this.crowd;
     w.ticket.bytes = w.bytes;
+    this.crowd = Math.max(this.crowd, this.tickets.size);
     // The pool's free buffers are room the growth may take: they count inside the reservation (its request
     // may reuse them; the first buffer it makes anew lets them go) as far as the capacity needs.
-    const over = this.usedBytes() - this.settings.capacityBytes;
+    const over = this.usedBytes() + this.crowdHeap() - this.settings.capacityBytes;
     if (over > 0) w.ticket.earmarked += this.pool.earmark(Math.min(over, growth));
     this.shrinkPool();
     this.peak = Math.max(this.peak, this.usedBytes());
@@ -331,7 +378,7 @@ export class MemoryLedger {
 
   // The pool keeps only what the reservations and the models leave.
   private shrinkPool(): void {
-    const room = Math.max(0, this.settings.capacityBytes - this.committedBytes());
+    const room = Math.max(0, this.settings.capacityBytes - this.committedBytes() - this.crowdHeap());
     this.pool.trim(room + this.pool.freeBytes - this.pool.countedBytes);
   }
 
@@ -405,6 +452,8 @@ export class MemoryLedger {
     ticket.bytes = 0;
     this.unearmark(ticket);
     this.tickets.delete(ticket);
+    if (this.tickets.size === 0) this.crowd = 0;
+    this.shrinkPool(); // one less holding memory: the crowd's heap may take more of the pool's room
     for (const w of this.queue.filter((w) => w.ticket === ticket)) {
       this.queue.splice(this.queue.indexOf(w), 1);
       if (w.timer !== undefined) clearTimeout(w.timer);
@@ -521,6 +570,7 @@ export function ledgerSettings(env: Env): LedgerSettings {
     fixedBytes: FIXED_HEAP_BYTES,
     modelBudgetBytes,
     queueLength: positiveVar(env, "ADMISSION_QUEUE_LENGTH", DEFAULT_QUEUE_LENGTH, "", true),
+    crowdBytes: CROWD_HEAP_BYTES,
     waitMs: positiveVar(env, "ADMISSION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS, " of seconds") * 1000,
   };
 }

@@ -12,6 +12,7 @@ import astronaut from "../fixtures/images/astronaut-444.jpg";
 import coffee from "../fixtures/images/coffee-progressive.jpg";
 import worker from "../../worker/index.ts";
 import {
+  CROWD_HEAP_BYTES,
   FIXED_HEAP_BYTES,
   FORM_READER_BYTES,
   ledgerOf,
@@ -63,11 +64,13 @@ beforeAll(async () => {
   modelBytes = ledger().state().modelBytes;
 });
 
-// Settings where requests have `room` bytes beside the loaded models (only this file's model is loaded).
-function tight(room: number, more: Partial<Env> = {}): Partial<Env> {
+// Settings where requests have `room` bytes beside the loaded models (only this file's model is loaded), and
+// the JS heap the ledger counts for `present` requests in the isolate at once beyond those holding memory.
+function tight(room: number, more: Partial<Env> = {}, present = 0): Partial<Env> {
   const budget = modelBytes + 64 * 1024; // the model fits its budget; the ledger insists on room beyond it
+  const requests = room + present * CROWD_HEAP_BYTES;
   return {
-    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + Math.max(modelBytes + room, budget + 1)) / MiB,
+    ISOLATE_MEMORY_MB: (FIXED_HEAP_BYTES + Math.max(modelBytes + requests, budget + 1)) / MiB,
     MODEL_MEMORY_BUDGET_MB: budget / MiB,
     ...more,
   };
@@ -124,7 +127,7 @@ const streamedBody = (type = "image/jpeg") =>
 
 test("a slow body held open reserves its window, not its length, and the others run beside it", async () => {
   const one = reservation.get("cat")!;
-  const settings = tight(2.5 * one);
+  const settings = tight(2.5 * one, {}, 7);
   const bytes = new Uint8Array(cat);
   const slow = heldBody(bytes);
   // It declares 8 MiB: a streamed body is held through the decoder's window, whatever its length.
@@ -234,7 +237,7 @@ test("a client that disconnects mid-body gets its reservation back to the ledger
 
 test("a burst of multipart forms: each streams its image part, every answer as the raw body's", async () => {
   const one = reservation.get("cat")!;
-  const settings = tight(2.5 * one, { ADMISSION_WAIT_SECONDS: 30 });
+  const settings = tight(2.5 * one, { ADMISSION_WAIT_SECONDS: 30 }, 8);
   const body = form(new Uint8Array(cat));
   ledger().resetPeak();
   const responses = await Promise.all(

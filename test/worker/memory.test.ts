@@ -107,6 +107,110 @@ describe("admission", () => {
   });
 });
 
+describe("the heap of the requests present", () => {
+  test("while another request holds memory, each request waiting beside it has its heap counted", async () => {
+    const l = ledger({ crowdBytes: 5 * K, queueLength: 8 });
+    const { order, track } = recorder();
+    const a = await l.admit(40 * K);
+    const b = await l.admit(50 * K); // 10 + 40 + 50 = 100 K
+    const c = track("c", l.admit(45 * K));
+    const d = track("d", l.admit(5 * K));
+    const e = track("e", l.admit(5 * K));
+    await tick();
+    expect(order).toEqual([]);
+    b.release();
+    await tick();
+    // c would fit beside a (10 + 40 + 45 = 95 K), but five requests were present at once and only a and c
+    // would hold memory: three more heaps of 5 K, 110 K.
+    expect(order).toEqual([]);
+    expect(l.state()).toMatchObject({ reservedBytes: 40 * K, queued: 3 });
+    a.release();
+    await tick();
+    // c alone holds memory: 55 K; d beside it with three heaps counted (75 K), e with two (75 K).
+    expect(order).toEqual(["c", "d", "e"]);
+    const [tc, td, te] = await Promise.all([c, d, e]);
+    expect(l.state()).toMatchObject({ reservedBytes: 55 * K, queued: 0 });
+    for (const t of [tc, td, te]) t.release();
+    expect(l.peakBytes).toBeLessThanOrEqual(SETTINGS.capacityBytes);
+  });
+
+  test("requests that came and went count until the isolate is idle again", async () => {
+    const l = ledger({ crowdBytes: 5 * K });
+    const a = await l.admit(40 * K);
+    const small = await Promise.all([l.admit(K), l.admit(K), l.admit(K)]); // four at once
+    for (const t of small) t.release();
+    const { order, track } = recorder();
+    // 10 + 40 + 45 = 95 K, but the two of the four gone still count: 105 K.
+    const b = track("b", l.admit(45 * K));
+    await tick();
+    expect(order).toEqual([]);
+    a.release();
+    const tb = await b; // alone it fits
+    expect(order).toEqual(["b"]);
+    tb.release();
+    // Idle: the count starts over, and the same two fit at once.
+    const c = await l.admit(40 * K);
+    const d = await l.admit(45 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 85 * K, queued: 0 });
+    c.release();
+    d.release();
+  });
+
+  test("the head is admitted when nobody else holds memory, however many wait behind it", async () => {
+    // 90 K beside the fixed heap: the head takes all of it; the eight waiting behind it would count 40 K.
+    const l = ledger({ crowdBytes: 5 * K, queueLength: 9 });
+    const { order, track } = recorder();
+    const a = await l.admit(20 * K);
+    const head = track("head", l.admit(90 * K));
+    const behind = Array.from({ length: 8 }, (_, i) => track(`w${i}`, l.admit(K)));
+    await tick();
+    expect(order).toEqual([]);
+    a.release();
+    await tick();
+    expect(order).toEqual(["head"]);
+    expect(l.state()).toMatchObject({ reservedBytes: 90 * K, usedBytes: 100 * K, queued: 8 });
+    (await head).release();
+    for (const t of await Promise.all(behind)) t.release();
+    expect(order.slice(1)).toEqual(Array.from({ length: 8 }, (_, i) => `w${i}`));
+    expect(l.state()).toMatchObject({ reservedBytes: 0, queued: 0 });
+  });
+
+  test("a request in flight grows beside the crowd it was admitted with, not the requests that came after it", async () => {
+    const l = ledger({ crowdBytes: 10 * K, queueLength: 8 });
+    const a = await l.admit(30 * K);
+    const b = await l.admit(30 * K); // 70 K, two present
+    const waiting = [1, 2, 3].map(() => l.admit(31 * K)); // 101 K each: they wait, five present
+    await tick();
+    expect(l.state()).toMatchObject({ reservedBytes: 60 * K, queued: 3 });
+    // 10 + 50 + 30 = 90 K: at once, though the three that arrived after a would count 30 K more.
+    await a.resize(50 * K);
+    expect(l.state()).toMatchObject({ reservedBytes: 80 * K, queued: 3 });
+    a.release();
+    b.release();
+    // Each alone in turn (beside another, the crowd of five leaves no room for the next).
+    for (const w of waiting) (await w).release();
+    expect(l.state()).toMatchObject({ reservedBytes: 0, queued: 0 });
+  });
+
+  test("a request holding memory that waits to grow is not kept waiting by the count once it is alone", async () => {
+    const l = ledger({ crowdBytes: 10 * K, queueLength: 8 });
+    const { order, track } = recorder();
+    const a = await l.admit(40 * K);
+    const b = await l.admit(35 * K); // 85 K
+    const waiting = [1, 2, 3].map((i) => track(`w${i}`, l.admit(20 * K)));
+    // a grows to 80 K: 10 + 80 + 35 = 125 K with b; alone 90 K, though the three others present would count 30 K.
+    const grow = track("a grows", a.resize(80 * K));
+    await tick();
+    expect(order).toEqual([]);
+    b.release();
+    await grow;
+    expect(order).toEqual(["a grows"]);
+    a.release();
+    for (const t of await Promise.all(waiting)) t.release();
+    expect(order).toEqual(["a grows", "w1", "w2", "w3"]);
+  });
+});
+
 describe("growth", () => {
   test("a request that grows goes before later arrivals, and shrinking frees room at once", async () => {
     const l = ledger();
