@@ -53,6 +53,14 @@ function refill(): void {
   }
 }
 
+// refill() for a caller holding value and bits in locals: returns the new value, bits is the new count.
+@inline function refilled(val: i32, bts: i32): i32 {
+  value = val;
+  bits = bts;
+  refill();
+  return value;
+}
+
 @inline function bit(prob: i32): i32 {
   if (bits < 0) refill();
   const split = (range * prob) >>> 8;
@@ -97,10 +105,7 @@ function coefficients(proba: usize, type: i32, ctx: i32, dc: i32, ac: i32, n: i3
   for (; n < 16; n++) {
     // End of block?
     if (bts < 0) {
-      value = val;
-      bits = bts;
-      refill();
-      val = value;
+      val = refilled(val, bts);
       bts = bits;
     }
     split = (rng * <i32>load<u8>(p)) >>> 8;
@@ -123,10 +128,7 @@ function coefficients(proba: usize, type: i32, ctx: i32, dc: i32, ac: i32, n: i3
     // Zeros, each moving to the next position's probabilities.
     for (;;) {
       if (bts < 0) {
-        value = val;
-        bits = bts;
-        refill();
-        val = value;
+        val = refilled(val, bts);
         bts = bits;
       }
       split = (rng * <i32>load<u8>(p, 1)) >>> 8;
@@ -151,10 +153,7 @@ function coefficients(proba: usize, type: i32, ctx: i32, dc: i32, ac: i32, n: i3
     const next = (type * 8 + <i32>load<u8>(BANDS + <usize>(n + 1))) * 3;
     // One, or more.
     if (bts < 0) {
-      value = val;
-      bits = bts;
-      refill();
-      val = value;
+      val = refilled(val, bts);
       bts = bits;
     }
     split = (rng * <i32>load<u8>(p, 2)) >>> 8;
@@ -181,10 +180,7 @@ function coefficients(proba: usize, type: i32, ctx: i32, dc: i32, ac: i32, n: i3
     }
     // The sign (VP8GetSigned).
     if (bts < 0) {
-      value = val;
-      bits = bts;
-      refill();
-      val = value;
+      val = refilled(val, bts);
       bts = bits;
     }
     split = rng >>> 1;

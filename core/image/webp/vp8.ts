@@ -438,8 +438,8 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const rgb = new Uint8Array(width * 3); // the emitted row
   // With the upsampling kernel: the band of rows it converts, and their plane rows (luma, near and far
   // chroma); it is given an area no larger than the kernels' bounds allow for the widest frames.
-  const upsampleKernel = decodeKernels();
-  const emitKernel = upsampleKernel?.fitsVp8Upsample(width, EMIT_ROWS, yStride, uvStride) ? upsampleKernel : null;
+  const kernels = decodeKernels();
+  const emitKernel = kernels?.fitsVp8Upsample(width, EMIT_ROWS, yStride, uvStride) ? kernels : null;
   const band = emitKernel ? new Uint8Array(EMIT_ROWS * 3 * width) : rgb;
   const bandLines = new Int32Array(3 * EMIT_ROWS);
   let next = 0; // the next output row
@@ -464,8 +464,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   const hasAc = new Uint8Array(24);
   // With the kernels a row's tokens are parsed and its macroblocks reconstructed in one call, from the
   // row's modes (4x4-predicted, chroma mode, the 16 4x4 modes or the 16x16 one, per column) and mbInfo.
-  const decodeKernel = decodeKernels();
-  const rowKernel = decodeKernel?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? decodeKernel : null;
+  const rowKernel = kernels?.fitsVp8DecodeRow(mbW, yStride, uvStride) ? kernels : null;
   const rowModes = new Uint8Array(mbW * 18);
   const mbInfo = new Uint8Array(4 * mbW); // the kernel's: segment, skip, 4x4-predicted, no non-zero coefficient
   // The filter strengths by segment and 4x4 prediction, as the kernels read them.
@@ -485,8 +484,7 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
   // The row's filter by column, 4 bytes each: limit (0: none), interior limit, hev threshold, and whether
   // the inner edges are filtered (the layout of the kernel's, assembly/image/vp8-filter.ts).
   const filterInfo = new Uint8Array(4 * mbW);
-  const kernels = filterType > 0 ? decodeKernels() : null;
-  const filterKernel = kernels?.fitsVp8Filter(yStride, uvStride) ? kernels : null;
+  const filterKernel = filterType > 0 && kernels?.fitsVp8Filter(yStride, uvStride) ? kernels : null;
   const sliceRows = Math.max(1, Math.floor(4096 / mbW)); // about a million pixels between yields
 
   let leftNz = 0;
@@ -676,12 +674,12 @@ export async function decodeVp8(data: Uint8Array, row: (rgb: Uint8Array) => void
         }
         reconstruct(mbX, mbY, mb);
       }
-    }
-    // (The row kernel has filtered the row.)
-    if (!rowKernel && filterKernel !== null) {
-      filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
-    } else if (!rowKernel && filterType > 0) {
-      filterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType);
+      // (The row kernel filters the row itself.)
+      if (filterKernel !== null) {
+        filterKernel.vp8FilterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType === 1);
+      } else if (filterType > 0) {
+        filterRow(Y, U, V, yStride, uvStride, Y_KEEP, UV_KEEP, filterInfo, mbW, mbY, filterType);
+      }
     }
     emitRows(mbY, mbY === mbH - 1 ? height : Math.min(height, 16 * mbY + 8));
     Y.copyWithin(0, 16 * yStride, (Y_KEEP + 16) * yStride);

@@ -367,14 +367,14 @@ function readCodes(
     named = new Uint16Array(meta.length);
     for (let i = 0; i < meta.length; i++) {
       const group = (meta[i] >> 8) & 0xffff;
-      named[i] = group;
+      meta[i] = named[i] = group;
       numGroups = Math.max(numGroups, group + 1);
     }
     named.sort();
     kept = 0;
     for (let i = 0; i < named.length; i++) if (i === 0 || named[i] !== named[i - 1]) named[kept++] = named[i];
     for (let i = 0; i < meta.length; i++) {
-      const group = (meta[i] >> 8) & 0xffff;
+      const group = meta[i];
       let lo = 0;
       let hi = kept - 1;
       while (lo < hi) {
