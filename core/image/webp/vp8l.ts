@@ -93,11 +93,11 @@ export const GROUP_MAX_BYTES =
 const MIN_GROUP_BITS = 20;
 // The main image's codes are refused past this (image_too_large). libwebp 1.2.4 keeps every group the meta
 // image names, up to 65536 (~12-20 KiB of tables each, as much as its malloc gives); its encoder merges the
-// histograms of at most 2600 tiles towards 100 groups at most (MAX_HISTO_GREEDY): cwebp's files, photos and
-// noise at every method, hold 2-63 groups, 8-102 KB of these tables. Reserving libwebp's worst (65536 groups
-// at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an isolate's 128 MB; 1 MiB, what a lossless
-// upload reserves for them at most, holds ~10x the largest of those files, 98 groups at their worst or 2730
-// of one-symbol codes. (A reservation grown as the codes are read, as a source that keeps its whole file asks
+// histograms of at most 2600 tiles towards 100 groups at most (MAX_HISTO_GREEDY), and its files decode
+// within the cap (test/core/image/vp8l-limits.test.ts: a photo and noise at methods 0, 3 and 6).
+// Reserving libwebp's worst (65536 groups at 10 KiB, 0.7 GiB) for every lossless upload is impossible in an
+// isolate's 128 MB; 1 MiB, what a lossless upload reserves for them at most, holds 98 groups at their worst
+// or 2730 of one-symbol codes. (A reservation grown as the codes are read, as a source that keeps its whole file asks
 // the host through its `reserve` option, would take libwebp's files at their cost; a decoder has no such
 // hook, and this figure, known before decoding, costs an ordinary file its 1 MiB at most.)
 export const MAX_TABLE_BYTES = 1 << 20;

@@ -177,3 +177,34 @@ describe("lossless WebP: what a decode allocates stays within its figure, and it
     expect(Buffer.from(rgb).equals(pillow(lossy))).toBe(true);
   });
 });
+
+// libwebp's own encoder (Pillow 9.4's, lossless, every method) on a photo and on noise: real files, whose
+// prefix codes the 1 MiB cap takes with room to spare, decode within their figure to Pillow's pixels.
+describe("lossless WebP from libwebp's encoder: within the codes' cap", () => {
+  const ENCODE = `
+import sys, io, random
+from PIL import Image
+kind, method = sys.argv[1], int(sys.argv[2])
+if kind == "photo":
+    im = Image.open(sys.argv[3]).convert("RGB")
+else:
+    random.seed(method)
+    im = Image.frombytes("RGB", (256, 192), bytes(random.getrandbits(8) for _ in range(256 * 192 * 3)))
+out = io.BytesIO()
+im.save(out, "WEBP", lossless=True, method=method, quality=100)
+sys.stdout.buffer.write(out.getvalue())
+`;
+  const photo = new URL("../../fixtures/images/astronaut-444.jpg", import.meta.url).pathname;
+  for (const kind of ["photo", "noise"]) {
+    for (const method of [0, 3, 6]) {
+      test(`${kind}, method ${method}`, async () => {
+        const bytes = new Uint8Array(
+          execFileSync("/usr/bin/python3", ["-c", ENCODE, kind, String(method), photo], { maxBuffer: 1 << 26 }),
+        );
+        const { figure, used, rgb } = await decodeMeasured(bytes);
+        expect(used).toBeLessThanOrEqual(figure);
+        expect(Buffer.from(rgb).equals(pillow(bytes))).toBe(true);
+      });
+    }
+  }
+});
