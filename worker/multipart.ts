@@ -176,32 +176,27 @@ class FormReader {
     };
   }
 
-  // The current part's bytes as a byte stream, copied into the reader's buffer as it reads; it closes at
+  // The current part's bytes as a byte stream: partReader's reads into the stream's views, so it closes at
   // the part's delimiter and lets the rest of the body go.
   private partStream(): ReadableStream<Uint8Array> {
+    const reader = this.partReader();
     return new ReadableStream({
       type: "bytes",
       autoAllocateChunkSize: BYOB_READ_BYTES,
       pull: async (controller) => {
         const request = controller.byobRequest!;
         const view = request.view!;
-        let piece: Uint8Array | null;
-        try {
-          piece = await this.data(view.byteLength);
-        } catch (error) {
-          this.cancel();
-          throw error;
-        }
-        if (piece === null) {
-          this.cancel();
+        const { done, value } = await reader.read(
+          new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength),
+        );
+        if (done) {
           controller.close();
           request.respond(0);
           return;
         }
-        new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(piece);
-        request.respond(piece.length);
+        request.respond(value.length);
       },
-      cancel: () => this.cancel(),
+      cancel: () => reader.cancel(),
     });
   }
 
