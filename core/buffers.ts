@@ -54,7 +54,9 @@ interface Free {
 export class BufferPool {
   private readonly free = new Map<number, Free[]>(); // per size class, the most recently handed back last
   private acquisitions = 0;
-  private parked: Free[] = []; // handed back, the most recently last; uncounted by the host
+  // Handed back, the most recently last: still inside the reservation of the request that handed them back
+  // until settle() keeps or frees them.
+  private parked: Free[] = [];
   private parkedBytes = 0;
   private kept = 0; // bytes of the free buffers
   private lent = 0; // bytes handed out and not handed back
