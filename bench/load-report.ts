@@ -1,5 +1,6 @@
 // The load test's arithmetic and its Markdown: how an answer is judged, latency percentiles, the
 // multipart body a form upload sends, and the per-input tables (bench/load.ts measures, this formats).
+import type { PoolStats } from "../core/buffers.ts";
 import { MiB } from "../core/sizes.ts";
 import { alignTables } from "./report.ts";
 
@@ -114,14 +115,7 @@ export interface LoadRow {
   rssGrowthPeak: number; // workerd's peak resident memory during a round less its resident memory before it
   ledgerPeak?: number; // the isolate's memory ledger: the most it has counted since the isolate started
   // the isolate's buffer pool over the row's rounds (core/buffers.ts): buffers made, handed out again, let go
-  pool?: {
-    allocated: number;
-    reused: number;
-    dropped: number;
-    acquiredBytes: number;
-    allocatedBytes: number;
-    droppedBytes: number;
-  };
+  pool?: PoolStats;
   latenciesMs: number[]; // of the answers (200 or busy), not of the failures
   samples: number; // heap samples taken
   maxSampleGapMs: number; // the longest time between two samples (the isolate answers between its tasks)

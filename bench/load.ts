@@ -14,6 +14,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { bucketName, putObject } from "../cli/upload.ts";
+import { emptyPoolStats, type PoolStats } from "../core/buffers.ts";
 import { MiB } from "../core/sizes.ts";
 import { cacheDir, prepareBundle } from "./artifacts.ts";
 import { HeapSampler, Inspector } from "./inspector.ts";
@@ -178,15 +179,8 @@ async function round(dev: DevServer, inspector: Inspector, upload: Upload, n: nu
   // The models' wasm memory and the decode kernels' (outside the ledger's count, never given back).
   row.wasmBytes = Math.max(row.wasmBytes, (await workerWasmBytes(dev.url)) + ledger.kernelBytes);
   row.ledgerPeak = Math.max(row.ledgerPeak ?? 0, ledger.peakBytes);
-  const pool = row.pool ?? {
-    allocated: 0,
-    reused: 0,
-    dropped: 0,
-    acquiredBytes: 0,
-    allocatedBytes: 0,
-    droppedBytes: 0,
-  };
-  for (const key of ["allocated", "reused", "dropped", "acquiredBytes", "allocatedBytes", "droppedBytes"] as const) {
+  const pool = row.pool ?? emptyPoolStats();
+  for (const key of Object.keys(pool) as (keyof PoolStats)[]) {
     pool[key] += ledger.pool[key] - before[key];
   }
   row.pool = pool;

@@ -3,6 +3,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
+import type { PoolStats } from "../core/buffers.ts";
 import type { ChildReply, ChildRequest, SystemName } from "./protocol.ts";
 import { cpuMs, statusBytes } from "./proc.ts";
 import type { DevServer } from "./wrangler.ts";
@@ -225,14 +226,7 @@ export interface WorkerLedger {
   inFlight: number;
   queued: number;
   kernelBytes: number; // the decode kernels' wasm memory
-  pool: {
-    allocated: number;
-    reused: number;
-    dropped: number;
-    acquiredBytes: number;
-    allocatedBytes: number;
-    droppedBytes: number;
-  };
+  pool: PoolStats; // core/buffers.ts
 }
 
 export async function workerLedger(url: string): Promise<WorkerLedger> {

@@ -37,7 +37,12 @@ export interface PoolStats {
   dropped: number; // buffers handed back and let go (over the cap or the host's room)
   acquiredBytes: number; // bytes handed out since the pool was made, reused or not
   allocatedBytes: number; // bytes of the buffers made
-  droppedBytes: number; // bytes of the buffers let go: garbage until V8's next full collection
+  droppedBytes: number; // bytes of the buffers let go (freed at once, or gone with a transfer)
+}
+
+// A pool's stats before it has handed anything out.
+export function emptyPoolStats(): PoolStats {
+  return { allocated: 0, reused: 0, dropped: 0, acquiredBytes: 0, allocatedBytes: 0, droppedBytes: 0 };
 }
 
 // A free buffer and the acquisition count when it was handed back.
@@ -49,21 +54,16 @@ interface Free {
 export class BufferPool {
   private readonly free = new Map<number, Free[]>(); // per size class, the most recently handed back last
   private acquisitions = 0;
-  private parked: Free[] = []; // handed back, the most recently last; uncounted by the host
+  // Handed back, the most recently last: still inside the reservation of the request that handed them back
+  // until settle() keeps or frees them.
+  private parked: Free[] = [];
   private parkedBytes = 0;
   private kept = 0; // bytes of the free buffers
   private lent = 0; // bytes handed out and not handed back
   // Bytes of the free buffers that the host counts inside reservations (lent to requests that may reuse
   // them) rather than as the pool's: the first buffer made anew lets them go.
   private earmarked = 0;
-  readonly stats: PoolStats = {
-    allocated: 0,
-    reused: 0,
-    dropped: 0,
-    acquiredBytes: 0,
-    allocatedBytes: 0,
-    droppedBytes: 0,
-  };
+  readonly stats: PoolStats = emptyPoolStats();
   // How many free bytes the host lets the pool keep right now (a ledger's room); unbounded without a host.
   room: () => number = () => Number.POSITIVE_INFINITY;
   // With a host, a buffer handed back is parked until settle(); without one it is kept or dropped at once.

@@ -339,9 +339,15 @@ export class MemoryLedger {
   private crowdHeap(): number {
     const each = this.settings.crowdBytes ?? 0;
     if (each === 0) return 0;
-    let holding = 0;
-    for (const t of this.tickets) if (t.bytes > 0) holding++;
+    const holding = this.holding();
     return holding === 0 ? 0 : Math.max(0, this.crowd - holding) * each;
+  }
+
+  // How many requests other than `except` hold memory.
+  private holding(except?: Ticket): number {
+    let n = 0;
+    for (const t of this.tickets) if (t !== except && t.bytes > 0) n++;
+    return n;
   }
 
   // The JS heap of the requests the isolate has had at once (the most since it was last idle) beyond those that
@@ -354,8 +360,7 @@ export class MemoryLedger {
   private crowdBytes(ticket: Ticket): number {
     const each = this.settings.crowdBytes ?? 0;
     if (each === 0) return 0;
-    let holding = 1; // `ticket`
-    for (const t of this.tickets) if (t !== ticket && t.bytes > 0) holding++;
+    const holding = 1 + this.holding(ticket); // with `ticket`
     if (holding === 1) return 0;
     // A request holding memory grows beside the crowd it was admitted with, not the requests that came after it.
     const crowd = ticket.bytes > 0 ? Math.min(this.crowd, ticket.crowd) : this.crowd;

@@ -134,13 +134,13 @@ class FormReader {
         }
         if (filename === undefined)
           throw new EdgevitError("bad_parameter", 'the "image" field must be a file, not text');
+        const reader = this.partReader();
         let stream: ReadableStream<Uint8Array> | undefined;
-        const partStream = () => this.partStream();
         return {
           type: headers.get("content-type") ?? "",
-          reader: this.partReader(),
+          reader,
           get stream() {
-            stream ??= partStream();
+            stream ??= byteStream(reader);
             return stream;
           },
         };
@@ -174,35 +174,6 @@ class FormReader {
       },
       cancel: async () => this.cancel(),
     };
-  }
-
-  // The current part's bytes as a byte stream, copied into the reader's buffer as it reads; it closes at
-  // the part's delimiter and lets the rest of the body go.
-  private partStream(): ReadableStream<Uint8Array> {
-    return new ReadableStream({
-      type: "bytes",
-      autoAllocateChunkSize: BYOB_READ_BYTES,
-      pull: async (controller) => {
-        const request = controller.byobRequest!;
-        const view = request.view!;
-        let piece: Uint8Array | null;
-        try {
-          piece = await this.data(view.byteLength);
-        } catch (error) {
-          this.cancel();
-          throw error;
-        }
-        if (piece === null) {
-          this.cancel();
-          controller.close();
-          request.respond(0);
-          return;
-        }
-        new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(piece);
-        request.respond(piece.length);
-      },
-      cancel: () => this.cancel(),
-    });
   }
 
   // Stops reading the body; the reader's buffer is freed at once (freeNow) unless a read has it.
@@ -359,4 +330,26 @@ export function formImage(
   fields?: FormFields,
 ): Promise<FormImage> {
   return new FormReader(body, boundaryOf(contentType), limit, failed).image(fields);
+}
+
+// A ByteReader's bytes as a byte stream: each read fills the stream's view in place.
+function byteStream(reader: ByteReader): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: BYOB_READ_BYTES,
+    pull: async (controller) => {
+      const request = controller.byobRequest!;
+      const view = request.view!;
+      const { done, value } = await reader.read(
+        new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength),
+      );
+      if (done) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      request.respond(value.length);
+    },
+    cancel: () => reader.cancel(),
+  });
 }

@@ -31,9 +31,10 @@ function payloadTooLarge(limit: number): EdgevitError {
   return new EdgevitError("payload_too_large", `the body is larger than the limit of ${limit} bytes`);
 }
 
-// A reader that fills the caller's view in place and answers a view of it (a multipart form's image part,
-// worker/multipart.ts): a BYOB read without the transfer, so no stream, promise chain or buffer stands
-// between the body and the window.
+// What ByteSource reads a window's free end with: a byte stream's BYOB reader (its read transfers the view's
+// memory and answers a view of the new buffer), or a reader that fills the caller's view in place and answers
+// a view of it (a multipart form's image part, worker/multipart.ts): a BYOB read without the transfer, so no
+// stream, promise chain or buffer stands between the body and the window.
 export interface ByteReader {
   read(view: Uint8Array<ArrayBuffer>): Promise<ReadableStreamReadResult<Uint8Array<ArrayBuffer>>>;
   cancel(): Promise<void>;
@@ -61,7 +62,7 @@ export class ByteSource {
   readonly maxBytes: number;
   private readonly minRead: number;
   private buffer: Uint8Array;
-  private reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | ByteReader | null;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | ByteReader | null;
   // A byte stream (request, RPC and R2 bodies) is read straight into the window's free end: each read
   // transfers the window's memory and hands it back, so no chunk is allocated per read and reading leaves no
   // garbage behind; a ByteReader fills it in place. Another stream's chunks are copied in as they come.
@@ -76,7 +77,7 @@ export class ByteSource {
 
   private constructor(
     bytes: Uint8Array,
-    reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | ByteReader | null,
+    reader: ReadableStreamDefaultReader<Uint8Array> | ByteReader | null,
     o: StreamSourceOptions,
     byob = false,
   ) {

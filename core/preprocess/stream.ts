@@ -354,9 +354,13 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
       verticalRow(column, at, count, vert.weights, yy * vert.ksize, 3, out, yy * stride + xx * 3);
     }
   };
+  // The buffers the vertical pass goes through (beside those of the horizontal pass, when it has one).
+  const buffers = (...more: (ArrayBufferView | null)[]) =>
+    [column, at, resized, ...more].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
   if (!horiz || !windows) {
     return {
       finish,
+      scratch: () => buffers(),
       row: (row, y) => {
         for (let ty = firstRow, d = 0; ty < lastRow; ty++, d += 3) {
           const s = sxOf(ty) * 3;
@@ -388,7 +392,7 @@ function convolutionPlan(g: Geometry, outW: number, outH: number): Plan {
   const reversedColumn = m.rowsReversed ? new Uint8Array(span) : null;
   return {
     finish,
-    scratch: () => [column, at, ring, slots, resized, reversedColumn].flatMap((a) => (a ? [a.buffer] : [])),
+    scratch: () => buffers(ring, slots, reversedColumn),
     row: (row, y) => {
       const tx = m.colOf(y);
       ring.set(row.subarray(from, from + span), (tx % keep) * span);

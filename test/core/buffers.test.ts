@@ -163,6 +163,16 @@ describe("freeNow", () => {
     expect(view.length).toBe(0);
   });
 
+  test("gives the memory back before any collection: the isolate's ArrayBuffer bytes drop by its size", () => {
+    const size = 32 << 20;
+    const buffer = new ArrayBuffer(size);
+    new Uint8Array(buffer).fill(1);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(before).toBeGreaterThanOrEqual(size);
+    freeNow(buffer); // synchronous: no collection can run between the two readings
+    expect(process.memoryUsage().arrayBuffers).toBeLessThanOrEqual(before - size);
+  });
+
   test("leaves a buffer that cannot be detached as it is, without throwing", () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
     expect(() => freeNow(memory.buffer)).not.toThrow();

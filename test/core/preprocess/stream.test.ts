@@ -150,27 +150,36 @@ test("an aspect ratio too extreme to resize within memory is image_too_large, be
 
 test("finish frees the preprocessor's picture and its resize buffers at once, in every orientation", () => {
   // What finish lets go is detached (ArrayBuffer.prototype.transfer(0), core/buffers.ts's freeNow), not left
-  // for the collector: the bytes it frees cover the resized picture.
+  // for the collector: the bytes it frees cover the resized picture and more (the resize's own buffers).
   const transfer = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "transfer")!;
-  const stored = randomImage(300, 171, 11);
   const pp = goldens.configs.vit;
-  for (let o = 1; o <= 8; o++) {
-    let freed = 0;
-    Object.defineProperty(ArrayBuffer.prototype, "transfer", {
-      ...transfer,
-      value(this: ArrayBuffer, length?: number) {
-        if (length === 0) freed += this.byteLength;
-        return transfer.value.call(this, length);
-      },
-    });
-    let out: Float32Array;
-    try {
-      out = streamed(stored, o, pp);
-    } finally {
-      Object.defineProperty(ArrayBuffer.prototype, "transfer", transfer);
+  // 300x171 in every orientation; 400x224 transposed, whose T (224 wide) has no horizontal pass at 224: the
+  // vertical pass alone, down each column.
+  expect(resizedSize(pp, { width: 224, height: 400 }).width).toBe(224);
+  const cases = [
+    { stored: randomImage(300, 171, 11), orientations: [1, 2, 3, 4, 5, 6, 7, 8] },
+    { stored: randomImage(400, 224, 12), orientations: [5, 6, 7, 8] },
+  ];
+  for (const { stored, orientations } of cases) {
+    for (const o of orientations) {
+      let freed = 0;
+      Object.defineProperty(ArrayBuffer.prototype, "transfer", {
+        ...transfer,
+        value(this: ArrayBuffer, length?: number) {
+          if (length === 0) freed += this.byteLength;
+          return transfer.value.call(this, length);
+        },
+      });
+      let out: Float32Array;
+      try {
+        out = streamed(stored, o, pp);
+      } finally {
+        Object.defineProperty(ArrayBuffer.prototype, "transfer", transfer);
+      }
+      const { width, height } = stored;
+      const resized = resizedSize(pp, o >= 5 ? { width: height, height: width } : { width, height });
+      expect(freed, `${width}x${height}, orientation ${o}`).toBeGreaterThan(resized.width * resized.height * 3);
+      expect(sha256(out)).toBe(sha256(whole(stored, o, pp)));
     }
-    const resized = resizedSize(pp, o >= 5 ? { width: 171, height: 300 } : { width: 300, height: 171 });
-    expect(freed, `orientation ${o}`).toBeGreaterThan(resized.width * resized.height * 3);
-    expect(sha256(out)).toBe(sha256(whole(stored, o, pp)));
   }
 });
