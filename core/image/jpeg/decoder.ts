@@ -498,10 +498,11 @@ export async function openJpegSource(source: ByteSource, limits: JpegLimits): Pr
 }
 function checkProcess(marker: number): void {
   if (marker <= 0xc2 || marker === 0xc9 || marker === 0xca) return;
+  // libjpeg-turbo 2.1 refuses these processes ("Unsupported JPEG process"), so Pillow 9.4 does too.
   const kind = marker === 0xc3 || marker === 0xcb ? "lossless" : "hierarchical";
   throw new EdgevitError(
-    "unsupported_media_type",
-    `The JPEG is a ${kind} JPEG, which is not supported; only baseline and progressive JPEGs are.`,
+    "invalid_image",
+    `The JPEG is a ${kind} JPEG, which Pillow does not decode either; only baseline and progressive JPEGs are.`,
   );
 }
 

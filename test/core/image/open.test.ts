@@ -5,7 +5,7 @@ import { expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
 import { decodeJpegStored } from "../../../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
-import { openImageBytes as openImage, sniffFormat } from "../../../core/image/open.ts";
+import { openImage as openImageStream, openImageBytes as openImage, sniffFormat } from "../../../core/image/open.ts";
 import { fixture } from "./goldens.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -80,4 +80,31 @@ test("a progressive JPEG that stops early is the streaming decoder's own at ever
       }
     }
   }
+});
+
+// The frame header's marker rewritten: libjpeg-turbo 2.1 (Pillow 9.4) refuses lossless and hierarchical
+// processes ("Unsupported JPEG process"), and so does edgevit, whole or streamed.
+test.each([
+  ["lossless", 0xc3],
+  ["hierarchical", 0xc5],
+  ["arithmetic lossless", 0xcb],
+])("a %s JPEG is refused as invalid_image, as Pillow refuses it", async (_, marker) => {
+  const bytes = fixture("cat-baseline-420.jpg").slice();
+  const sof = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === 0xc0);
+  bytes[sof + 1] = marker;
+  const whole = (() => {
+    try {
+      openImage(bytes, LIMITS);
+    } catch (e) {
+      return e;
+    }
+  })();
+  expect(whole).toMatchObject({ code: "invalid_image", message: expect.stringMatching(/^The JPEG is a .{20,}\.$/) });
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < bytes.length; i += 97) controller.enqueue(bytes.slice(i, i + 97));
+      controller.close();
+    },
+  });
+  await expect(openImageStream(stream, LIMITS)).rejects.toMatchObject({ code: "invalid_image" });
 });
