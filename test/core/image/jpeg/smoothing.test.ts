@@ -2,8 +2,7 @@
 // whose blocks libjpeg-turbo smooths (jdcoefct.c decompress_smooth_data), through the upload path
 // (openImage), whole and streamed, at every DCT scale, against Pillow 9.4's pixels for the same file made at
 // test time by test/tools/smoothing_cases.py (Image.open, draft at the scale, convert("RGB")), with the wasm
-// kernels (as the Worker decodes) and with the JavaScript paths alone. Equal bytes at scales 2, 4 and 8 and
-// the streamed decode also show that jpeg-js (full scale, whole files only) took no part.
+// kernels (as the Worker decodes) and with the JavaScript paths alone.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
