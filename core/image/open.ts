@@ -5,8 +5,6 @@
 import { EdgevitError } from "../errors.ts";
 import { DEFAULT_MAX_BODY_BYTES, type Limits } from "../limits.ts";
 import { ByteSource } from "./bytes.ts";
-import { openJpegFallback } from "./jpeg/fallback.ts";
-import { isTruncation } from "./jpeg/errors.ts";
 import { type JpegDecoder, openJpeg } from "./jpeg/index.ts";
 import { openBmp } from "./bmp/index.ts";
 import { openGif } from "./gif/index.ts";
@@ -20,60 +18,16 @@ const ACCEPTED = "edgevit accepts JPEG, PNG, WebP, GIF and BMP";
 // decoder keeps only those the chosen DCT scale reads, so decode=fast fits large photos far below it).
 const MAX_COEFFICIENT_BYTES = 48 * 1024 * 1024;
 
-// The jpeg-js fallback (./jpeg/fallback.ts) is tried on the JPEGs the streaming decoder declines at open
-// (lossless and hierarchical ones, which jpeg-js does not read either, so they are refused as
-// invalid_image) by holding the whole picture and its coefficients, ~24 bytes per pixel: only up to this
-// size, which keeps it beside a ViT-B/16 in a 128 MB isolate. It needs the whole file. Nothing is declined
-// at decode: progressive files that stop early are smoothed as libjpeg smooths them (./jpeg/decoder.ts).
-const FALLBACK_MAX_PIXELS = 1 << 20;
-
-const declined = (error: unknown): error is EdgevitError =>
-  error instanceof EdgevitError && error.code === "unsupported_media_type";
-
-function tooLargeForFallback(why: EdgevitError, width: number, height: number): EdgevitError {
-  return new EdgevitError(
-    "image_too_large",
-    `${why.message} Such JPEGs are accepted up to ${FALLBACK_MAX_PIXELS} pixels; this one is ${width}x${height}.`,
-  );
-}
-
-function fallback(bytes: Uint8Array, limits: Limits, why: EdgevitError): ImageDecoder {
-  const decoder = openJpegFallback(bytes, limits);
-  const { width, height } = decoder.header;
-  if (width * height > FALLBACK_MAX_PIXELS) throw tooLargeForFallback(why, width, height);
-  return decoder;
-}
-
-// The streaming decoder (bit-exact with Pillow, DCT scaling), with jpeg-js behind it for what it declines
-// at open.
+// The streaming decoder (bit-exact with Pillow, DCT scaling). It declines nothing Pillow decodes (lossless
+// and hierarchical JPEGs, which libjpeg-turbo 2.1 refuses, are invalid_image; progressive files that stop
+// early are smoothed as libjpeg smooths them), so no other decoder stands behind it.
 function openAnyJpegBytes(bytes: Uint8Array, limits: Limits): ImageDecoder {
-  let primary: JpegDecoder;
-  try {
-    primary = openJpeg(bytes, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
-  } catch (error) {
-    if (declined(error)) return fallback(bytes, limits, error);
-    throw error;
-  }
-  return closingSource(primary);
+  return closingSource(openJpeg(bytes, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES }));
 }
 
-// The same from a stream. A file declined at open is judged by the fallback's header reader on the window
-// first (it holds every byte so far), and only a file the fallback would take is read whole.
+// The same from a stream.
 async function openAnyJpeg(src: ByteSource, limits: Limits): Promise<ImageDecoder> {
-  let primary: JpegDecoder;
-  try {
-    primary = await openJpeg(src, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES });
-  } catch (error) {
-    if (!declined(error)) throw error;
-    try {
-      fallback(src.bytes, limits, error);
-    } catch (refusal) {
-      if (!isTruncation(refusal)) throw refusal;
-    }
-    src.retainAll();
-    return fallback(await src.rest(), limits, error);
-  }
-  return closingSource(primary);
+  return closingSource(await openJpeg(src, { ...limits, maxCoefficientBytes: MAX_COEFFICIENT_BYTES }));
 }
 
 // The streaming decoder leaves its source (a stream's reader) to the caller: closed once the decode ends.

@@ -498,10 +498,11 @@ export async function openJpegSource(source: ByteSource, limits: JpegLimits): Pr
 }
 function checkProcess(marker: number): void {
   if (marker <= 0xc2 || marker === 0xc9 || marker === 0xca) return;
+  // libjpeg-turbo 2.1 refuses these processes ("Unsupported JPEG process"), so Pillow 9.4 does too.
   const kind = marker === 0xc3 || marker === 0xcb ? "lossless" : "hierarchical";
   throw new EdgevitError(
-    "unsupported_media_type",
-    `The JPEG is a ${kind} JPEG, which is not supported; only baseline and progressive JPEGs are.`,
+    "invalid_image",
+    `The JPEG is a ${kind} JPEG, which Pillow does not decode either; only baseline and progressive JPEGs are.`,
   );
 }
 
@@ -536,7 +537,7 @@ class Pass {
   // (libjpeg's second half of coef_bits, 0 after the first scan), for the rows the last scan left short.
   private readonly prevBits: Int8Array[];
   private lastGoodRow = 0; // libjpeg's last_good_iMCU_row: the last iMCU row a scan began with data left
-  private scanCount = 0;
+  private scanCount = 0; // this pass's own (the decoder's stats are shared by the passes of a whole file)
   private readonly saved = new Int32Array(4); // a row's DC predictors or EOB run, kept for a retry
   private pos: number;
   private blocks = 0; // all components, in whole MCUs
@@ -684,7 +685,7 @@ class Pass {
     for (let row = 0; row < f.mcusPerColumn; row++) {
       for (let ci = 0; ci < this.planes.length; ci++) {
         const p = this.planes[ci];
-        if (smoothing && this.quants[ci]) {
+        if (smoothing) {
           this.idctBandFromCoefs(p, row, this.smoothBand(p, ci, row, smoothing.current[ci], smoothing.prev[ci]));
         } else {
           this.idctBandFromCoefs(p, row);
@@ -1104,9 +1105,10 @@ class Pass {
       const iMcuRow = (my: number) => (interleaved ? my : Math.floor(my / single.comp.iMcuBlockRows));
       // DC first scans assign and DC refinements OR a bit: a retried row rewrites the same values.
       const decodeRow = (my: number) => {
+        const iRow = iMcuRow(my);
         for (let mx = 0, mcu = my * mcusX; mx < mcusX; mx++, mcu++) {
           // libjpeg notes the row as begun with data before the MCU's restart marker is read.
-          if (!this.exhausted) this.lastGoodRow = iMcuRow(my);
+          if (!this.exhausted) this.lastGoodRow = iRow;
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             preds.fill(0);
@@ -1179,8 +1181,9 @@ class Pass {
       eobrun[0] = run;
     };
     const decodeRow = (by: number) => {
+      const iRow = Math.floor(by / c.iMcuBlockRows);
       for (let bx = 0, mcu = by * c.blocksPerLine; bx < c.blocksPerLine; bx++, mcu++) {
-        if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
+        if (!this.exhausted) this.lastGoodRow = iRow;
         if (restart > 0 && mcu > 0 && mcu % restart === 0) {
           this.restartCheck(r);
           eobrun[0] = 0;
@@ -1209,9 +1212,10 @@ class Pass {
         decodeRow(by);
         return;
       }
+      const iRow = Math.floor(by / c.iMcuBlockRows);
       try {
         for (let bx = 0, mcu = by * c.blocksPerLine; bx < n; ) {
-          if (!this.exhausted) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
+          if (!this.exhausted) this.lastGoodRow = iRow;
           if (restart > 0 && mcu > 0 && mcu % restart === 0) {
             this.restartCheck(r);
             eobrun[0] = 0;
@@ -1220,7 +1224,7 @@ class Pass {
           if (!this.exhausted) {
             const blocks = restart > 0 ? Math.min(n - bx, restart - (mcu % restart)) : n - bx;
             done = k.decodeAcBlocks(r, eobrun, bx, blocks, kind, p.kept, ss, se, al);
-            if (done >= 2) this.lastGoodRow = Math.floor(by / c.iMcuBlockRows);
+            if (done >= 2) this.lastGoodRow = iRow;
             if (done === MCUS_TRUNCATED) throw truncatedJpeg();
             if (done === MCUS_TOO_LARGE) {
               // More entropy data than the kernels' scratch holds: this block in JavaScript, on the store.

@@ -1,15 +1,14 @@
-// The fallback JPEG decoder: jpeg-js, for what the streaming decoder (./decoder.ts) declines, behind the
-// row contract of ../source.ts. It decodes the whole picture, then pushes its rows; full scale only. The
-// header is the streaming decoder's (./markers.ts), and jpeg-js's YCbCr output goes through libjpeg's
-// colour steps (./color.ts), so the colours match Pillow's up to jpeg-js's IDCT rounding. decodeJpeg, the
-// same with the EXIF orientation applied as Pillow's exif_transpose does, is a whole-image reference for
-// tests and benchmarks. Portable: Node and workerd.
+// jpeg-js as a whole-image JPEG reference for tests and benchmarks (the upload path decodes with the
+// streaming decoder, ./decoder.ts, alone). The header is the streaming decoder's (./markers.ts), and
+// jpeg-js's YCbCr output goes through libjpeg's colour steps (./color.ts), so the colours match Pillow's up
+// to jpeg-js's IDCT rounding. decodeJpeg applies the EXIF orientation as Pillow's exif_transpose does.
+// Portable: Node and workerd.
 
 import { decode as jpegJsDecode } from "jpeg-js";
 import { EdgevitError } from "../../errors.ts";
 import { checkPixels, type Limits } from "../../limits.ts";
 import { applyOrientation } from "../orientation.ts";
-import type { DecodedSize, ImageDecoder, ImageHeader, RgbImage, RowSink } from "../source.ts";
+import type { RgbImage } from "../source.ts";
 import { upsampleMethod, upsampleRow, yccToRgb } from "./color.ts";
 import { type JpegColorSpace, readJpegHeader } from "./markers.ts";
 
@@ -30,10 +29,6 @@ export type FallbackLimits = Pick<Limits, "maxPixels" | "maxJpegJsMemoryMB">;
 
 // For whole-image decoding: 16 MP of any flavour, CMYK included (16e6 * 28 bytes).
 export const DEFAULT_FALLBACK_LIMITS: FallbackLimits = { maxPixels: 16_000_000, maxJpegJsMemoryMB: 448 };
-
-// What the fallback holds per pixel at worst, for a memory ledger: jpeg-js's 27 (CMYK, output included)
-// and the two chroma planes toRgb recovers.
-export const FALLBACK_HELD_BYTES_PER_PIXEL = 27 + 2;
 
 // Bytes per pixel jpeg-js accounts for at worst (4:4:4 and progressive files: coefficients, planes and
 // output together, measured ~22): its own guard when no memory limit is given, on top of the pixel limit.
@@ -181,28 +176,4 @@ function decoderError(err: unknown): EdgevitError {
   return new EdgevitError("invalid_image", "The JPEG is corrupt: its compressed image data could not be decoded.", {
     cause: err,
   });
-}
-
-// The fallback behind the row contract: the header is read and the pixel limit checked on open.
-export function openJpegFallback(bytes: Uint8Array, limits: FallbackLimits): ImageDecoder {
-  const info = readJpegInfo(bytes);
-  checkPixels(info.width, info.height, limits.maxPixels);
-  const header: ImageHeader = {
-    format: "jpeg",
-    width: info.width,
-    height: info.height,
-    orientation: info.orientation,
-    scales: [1],
-  };
-  return {
-    header,
-    // jpeg-js decodes in one synchronous stretch (the fallback is kept to small pictures for this).
-    async decode(scale: number, sink: RowSink): Promise<DecodedSize> {
-      if (scale !== 1) throw new RangeError(`this JPEG decoder offers no scale ${scale}, only 1`);
-      const image = decodeJpegStored(bytes, limits, info);
-      sink(image.data, 0, image.height);
-      return { width: image.width, height: image.height };
-    },
-    memoryBytes: () => info.width * info.height * FALLBACK_HELD_BYTES_PER_PIXEL + bytes.length,
-  };
 }

@@ -18,12 +18,12 @@ export {
 } from "./decoder.ts";
 
 // Reads and checks the header; decoding happens in decode(). Errors are EdgevitErrors:
-// - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds);
+// - invalid_image: the file is broken in a way Pillow refuses too (or exceeds the scan/work bounds), or of a
+//   process libjpeg-turbo 2.1 does not decode (lossless, hierarchical);
 // - image_too_large: the header declares more than limits.maxPixels, or (decode) a progressive file would
-//   need more than limits.maxCoefficientBytes of coefficients at that scale;
-// - unsupported_media_type: a JPEG of a process this decoder declines at open (lossless, hierarchical). A
-//   caller may try another decoder for these. Nothing is declined at decode: a progressive file whose scans
-//   stop before its low frequencies are exact is decoded with libjpeg's block smoothing, as Pillow gets it.
+//   need more than limits.maxCoefficientBytes of coefficients at that scale.
+// Nothing is declined at decode: a progressive file whose scans stop before its low frequencies are exact is
+// decoded with libjpeg's block smoothing, as Pillow gets it.
 // Whole bytes open at once; a source (a stream) opens once the bytes up to its first scan have arrived.
 export function openJpeg(bytes: Uint8Array, limits: JpegLimits): JpegDecoder;
 export function openJpeg(source: ByteSource, limits: JpegLimits): Promise<JpegDecoder>;

@@ -5,7 +5,8 @@ import { expect, test } from "vitest";
 import { EdgevitError } from "../../../core/errors.ts";
 import { decodeJpegStored } from "../../../core/image/jpeg/fallback.ts";
 import { openJpeg } from "../../../core/image/jpeg/index.ts";
-import { openImageBytes as openImage, sniffFormat } from "../../../core/image/open.ts";
+import { openImage as openImageStream, openImageBytes as openImage, sniffFormat } from "../../../core/image/open.ts";
+import { chunked, decodeRows } from "./decode-rows.ts";
 import { fixture } from "./goldens.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -65,19 +66,34 @@ test("a progressive JPEG that stops early is the streaming decoder's own at ever
       const decoder = openImage(bytes, LIMITS);
       const width = Math.ceil(decoder.header.width / scale);
       const height = Math.ceil(decoder.header.height / scale);
-      const gathered = new Uint8Array(width * height * 3);
-      const size = await decoder.decode(scale, (rows, first, count) =>
-        gathered.set(rows.subarray(0, count * width * 3), first * width * 3),
-      );
+      const { rgb: gathered, ...size } = await decodeRows(decoder, scale);
       expect(size).toEqual({ width, height });
-      const own = new Uint8Array(width * height * 3);
-      await openJpeg(bytes, LIMITS).decode(scale, (rows, first, count) =>
-        own.set(rows.subarray(0, count * width * 3), first * width * 3),
-      );
+      const { rgb: own } = await decodeRows(openJpeg(bytes, LIMITS), scale);
       expect(Buffer.from(gathered).equals(Buffer.from(own)), `${name} at 1/${scale}`).toBe(true);
       if (scale === 1 && !name.startsWith("arithmetic")) {
         expect(Buffer.from(gathered).equals(Buffer.from(decodeJpegStored(bytes).data))).toBe(false);
       }
     }
   }
+});
+
+// The frame header's marker rewritten: libjpeg-turbo 2.1 (Pillow 9.4) refuses lossless and hierarchical
+// processes ("Unsupported JPEG process"), and so does edgevit, whole or streamed.
+test.each([
+  ["lossless", 0xc3],
+  ["hierarchical", 0xc5],
+  ["arithmetic lossless", 0xcb],
+])("a %s JPEG is refused as invalid_image, as Pillow refuses it", async (_, marker) => {
+  const bytes = fixture("cat-baseline-420.jpg").slice();
+  const sof = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === 0xc0);
+  bytes[sof + 1] = marker;
+  const whole = (() => {
+    try {
+      openImage(bytes, LIMITS);
+    } catch (e) {
+      return e;
+    }
+  })();
+  expect(whole).toMatchObject({ code: "invalid_image", message: expect.stringMatching(/^The JPEG is a .{20,}\.$/) });
+  await expect(openImageStream(chunked(bytes, 97), LIMITS)).rejects.toMatchObject({ code: "invalid_image" });
 });

@@ -2,8 +2,7 @@
 // whose blocks libjpeg-turbo smooths (jdcoefct.c decompress_smooth_data), through the upload path
 // (openImage), whole and streamed, at every DCT scale, against Pillow 9.4's pixels for the same file made at
 // test time by test/tools/smoothing_cases.py (Image.open, draft at the scale, convert("RGB")), with the wasm
-// kernels (as the Worker decodes) and with the JavaScript paths alone. Equal bytes at scales 2, 4 and 8 and
-// the streamed decode also show that jpeg-js (full scale, whole files only) took no part.
+// kernels (as the Worker decodes) and with the JavaScript paths alone.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -11,6 +10,7 @@ import { describe, expect, test } from "vitest";
 import { EdgevitError } from "../../../../core/errors.ts";
 import { installDecodeKernels } from "../../../../core/image/kernels.ts";
 import { type ImageInput, openImage } from "../../../../core/image/open.ts";
+import { chunked, decodeRows } from "../decode-rows.ts";
 
 const root = new URL("../../../../", import.meta.url).pathname;
 const DIR = `${root}.cache/smoothing/`;
@@ -24,24 +24,15 @@ const cases: Cases = JSON.parse(readFileSync(`${DIR}cases.json`, "utf8"));
 const kernels = new WebAssembly.Module(readFileSync(`${root}build/decode.wasm`));
 
 // A stream in odd-sized chunks, so that rows of every scan run out of bytes and are decoded again.
-function streamed(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      for (let i = 0; i < bytes.length; i += 97) controller.enqueue(bytes.slice(i, i + 97));
-      controller.close();
-    },
-  });
-}
+const streamed = (bytes: Uint8Array) => chunked(bytes, 97);
 
 async function decode(input: ImageInput, scale: number) {
   const decoder = await openImage(input, { maxPixels: 1e8 });
-  const width = Math.ceil(decoder.header.width / scale);
-  const height = Math.ceil(decoder.header.height / scale);
-  const rgb = new Uint8Array(width * height * 3);
-  const size = await decoder.decode(scale, (rows, first, count) =>
-    rgb.set(rows.subarray(0, count * width * 3), first * width * 3),
-  );
-  expect(size).toEqual({ width, height });
+  const { width, height, rgb } = await decodeRows(decoder, scale);
+  expect({ width, height }).toEqual({
+    width: Math.ceil(decoder.header.width / scale),
+    height: Math.ceil(decoder.header.height / scale),
+  });
   return rgb;
 }
 
