@@ -30,7 +30,8 @@ export interface Limits {
   // JPEG: bytes of coefficients a progressive or multi-scan file may hold until its last scan; above it,
   // decoding at that scale is image_too_large. Sequential single-scan files stream and hold none.
   maxCoefficientBytes?: number;
-  // The jpeg-js fallback: its own accounting of its buffers (coefficients, planes, output), in MB.
+  // jpeg-js (core/image/jpeg/fallback.ts decodeJpeg, the whole-image reference the tests and benchmarks
+  // compare against): its own accounting of its buffers (coefficients, planes, output), in MB.
   maxJpegJsMemoryMB?: number;
 }
 

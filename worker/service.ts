@@ -107,8 +107,8 @@ export interface StreamedOptions {
   started?: number;
 }
 
-// A stream read by the decoder through its window. Should the source have to keep the whole file (the
-// jpeg-js fallback, core/image/open.ts), the reservation grows with it before it does.
+// A stream read by the decoder through its window. Should the source have to keep the whole file (a WebP,
+// GIF or BMP, core/image/open.ts), the reservation grows with it before it does.
 export function streamedUpload(
   ticket: Ticket,
   stream: ReadableStream<Uint8Array> | ByteReader,

@@ -126,8 +126,8 @@ export class ByteSource {
     return Math.min(this.length ?? this.maxBytes, this.maxBytes);
   }
 
-  // From now on nothing is released: a decoder that may have to start over from byte 0 (the jpeg-js
-  // fallback, bounded by the caller's pixel limit) asks for this while byte 0 is still in the window.
+  // From now on nothing is released: a decoder that reads its file whole (WebP, GIF, BMP: ./open.ts) asks for
+  // this while byte 0 is still in the window; the body limit bounds what is kept.
   retainAll(): void {
     if (this.offset !== 0) throw new RangeError("the source has released its first bytes");
     this.retaining = true;
